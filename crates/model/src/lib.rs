@@ -15,7 +15,7 @@ pub use l4::{L4, PortRange, Protocol};
 pub use labels::Labels;
 pub use net::CidrBlock;
 pub use selector::Selector;
-pub use workload::{ContainerPort, Namespace, Node, Workload, WorkloadKey};
+pub use workload::{ContainerPort, Inventory, Namespace, Node, Workload, WorkloadKey};
 
 /// The label every namespace carries implicitly (Kubernetes >= 1.21 sets it on
 /// every namespace, and NetworkPolicy authors rely on it).

@@ -107,3 +107,12 @@ pub struct Node {
     pub labels: Labels,
     pub addresses: Vec<IpAddr>,
 }
+
+/// Everything bulkhead knows about what runs where.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inventory {
+    pub namespaces: Vec<Namespace>,
+    pub workloads: Vec<Workload>,
+    #[serde(default)]
+    pub nodes: Vec<Node>,
+}

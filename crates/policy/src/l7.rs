@@ -1,0 +1,582 @@
+//! Layer-7 vocabulary: application protocols, the conditions rules put on requests,
+//! the requests themselves, and matching between the two.
+//!
+//! Pure functions, no I/O: the L7 proxy feeds parsed requests in, the analyzer feeds in
+//! what the user asked `explain` about. Matching is three-valued because a connection
+//! whose requests are not known yet (the kernel's view) can neither match nor miss an
+//! L7 condition: it must be sent to the proxy.
+
+use std::fmt;
+use std::str::FromStr;
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+use crate::spec::NamePattern;
+
+macro_rules! string_enum {
+    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident = $text:literal $(| $alias:literal)*),+ $(,)? }) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        pub enum $name {
+            $($(#[$vm])* #[serde(rename = $text)] $variant),+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = String;
+            /// Case-insensitive.
+            fn from_str(s: &str) -> Result<Self, String> {
+                let l = s.to_ascii_lowercase();
+                match l.as_str() {
+                    $($text $(| $alias)* => Ok($name::$variant),)+
+                    _ => Err(format!(
+                        "unknown {} {s:?}; expected one of: {}",
+                        stringify!($name),
+                        $name::ALL.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", ")
+                    )),
+                }
+            }
+        }
+    };
+}
+
+string_enum!(
+    /// Application protocols bulkhead detects from the bytes (the names `dpi detect` prints).
+    AppProtocol {
+        Http = "http",
+        Http2 = "http2" | "h2c",
+        Grpc = "grpc",
+        Tls = "tls",
+        Dns = "dns",
+        Redis = "redis",
+        Postgresql = "postgresql" | "postgres" | "pgsql",
+        Mysql = "mysql" | "mariadb",
+        Mongodb = "mongodb" | "mongo",
+        Kafka = "kafka",
+        Ldap = "ldap",
+        Ssh = "ssh",
+        Mqtt = "mqtt",
+        Amqp = "amqp",
+        Memcached = "memcached",
+        Smtp = "smtp",
+    }
+);
+
+impl AppProtocol {
+    /// Does a connection detected as `detected` satisfy `app: self`?
+    /// `http` accepts any HTTP (HTTP/1.x, h2c, gRPC); `http2` accepts h2c and gRPC.
+    pub fn accepts(self, detected: AppProtocol) -> bool {
+        use AppProtocol::*;
+        match self {
+            Http => matches!(detected, Http | Http2 | Grpc),
+            Http2 => matches!(detected, Http2 | Grpc),
+            other => other == detected,
+        }
+    }
+}
+
+string_enum!(
+    /// What kind of SQL statement a query is (PostgreSQL and MySQL wire protocols).
+    SqlKind {
+        Select = "select",
+        Insert = "insert",
+        Update = "update",
+        Delete = "delete",
+        /// CREATE, ALTER, DROP, TRUNCATE, RENAME, COMMENT
+        Ddl = "ddl",
+        /// GRANT, REVOKE
+        Dcl = "dcl",
+        /// BEGIN, COMMIT, ROLLBACK, SAVEPOINT
+        Transaction = "transaction",
+        /// SET, SHOW, EXPLAIN, USE, COPY, ...
+        Utility = "utility",
+        Other = "other",
+    }
+);
+
+string_enum!(
+    /// LDAP protocol operations (RFC 4511).
+    LdapOp {
+        Bind = "bind",
+        Unbind = "unbind",
+        Search = "search",
+        Modify = "modify",
+        Add = "add",
+        Delete = "delete",
+        ModifyDn = "modifydn" | "modrdn",
+        Compare = "compare",
+        Abandon = "abandon",
+        Extended = "extended",
+    }
+);
+
+string_enum!(
+    /// MQTT client actions that carry a topic.
+    MqttAction {
+        Publish = "publish",
+        Subscribe = "subscribe",
+    }
+);
+
+/// A regular expression over an HTTP path, anchored at both ends (as Cilium's `path`).
+#[derive(Clone, Debug)]
+pub struct PathRegex {
+    text: String,
+    re: Regex,
+}
+
+impl PathRegex {
+    pub fn new(text: &str) -> Result<Self, String> {
+        let re = regex::RegexBuilder::new(&format!("^(?:{text})$"))
+            .size_limit(1 << 20)
+            .build()
+            .map_err(|e| format!("invalid path regex {text:?}: {e}"))?;
+        Ok(PathRegex {
+            text: text.to_string(),
+            re,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    pub fn is_match(&self, path: &str) -> bool {
+        self.re.is_match(path)
+    }
+}
+
+impl PartialEq for PathRegex {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Serialize for PathRegex {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
+}
+
+impl<'de> Deserialize<'de> for PathRegex {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        PathRegex::new(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HeaderMatch {
+    /// Case-insensitive header name.
+    pub name: String,
+    /// Exact value; None: the header must be present.
+    pub value: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct HttpMatch {
+    /// Upper-case methods; empty: any.
+    pub methods: Vec<String>,
+    pub path: Option<PathRegex>,
+    pub host: Option<NamePattern>,
+    pub headers: Vec<HeaderMatch>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct GrpcMatch {
+    /// Fully qualified service (`pkg.Service`); None: any.
+    pub service: Option<String>,
+    pub method: Option<String>,
+}
+
+/// One L7 condition of a rule.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum L7Match {
+    Http(HttpMatch),
+    Grpc(GrpcMatch),
+    /// DNS query names.
+    Dns {
+        names: Vec<NamePattern>,
+    },
+    /// TLS server names (SNI).
+    Tls {
+        sni: Vec<NamePattern>,
+    },
+    /// Redis commands, upper-case (`GET`, `CONFIG`); `*` for any.
+    Redis {
+        commands: Vec<String>,
+    },
+    /// SQL statement kinds (PostgreSQL and MySQL).
+    Sql {
+        statements: Vec<SqlKind>,
+    },
+    /// Kafka API keys by name (`produce`, `fetch`, ...; empty: any) and topic globs.
+    Kafka {
+        apis: Vec<String>,
+        topics: Vec<String>,
+    },
+    /// LDAP operations (empty: any) under a base DN (suffix match).
+    Ldap {
+        operations: Vec<LdapOp>,
+        base_dn: Option<String>,
+    },
+    /// MQTT topic filters (`+`, `#`) for the given actions (empty: any).
+    Mqtt {
+        actions: Vec<MqttAction>,
+        topics: Vec<String>,
+    },
+}
+
+impl L7Match {
+    /// The `app:` values this condition can be used with.
+    pub fn fits(&self, app: AppProtocol) -> bool {
+        use AppProtocol as A;
+        match self {
+            L7Match::Http(_) => matches!(app, A::Http | A::Http2),
+            L7Match::Grpc(_) => matches!(app, A::Grpc | A::Http2),
+            L7Match::Dns { .. } => app == A::Dns,
+            L7Match::Tls { .. } => app == A::Tls,
+            L7Match::Redis { .. } => app == A::Redis,
+            L7Match::Sql { .. } => matches!(app, A::Postgresql | A::Mysql),
+            L7Match::Kafka { .. } => app == A::Kafka,
+            L7Match::Ldap { .. } => app == A::Ldap,
+            L7Match::Mqtt { .. } => app == A::Mqtt,
+        }
+    }
+
+    /// The YAML key this condition is written under.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            L7Match::Http(_) => "http",
+            L7Match::Grpc(_) => "grpc",
+            L7Match::Dns { .. } => "dns",
+            L7Match::Tls { .. } => "tls",
+            L7Match::Redis { .. } => "redis",
+            L7Match::Sql { .. } => "sql",
+            L7Match::Kafka { .. } => "kafka",
+            L7Match::Ldap { .. } => "ldap",
+            L7Match::Mqtt { .. } => "mqtt",
+        }
+    }
+}
+
+/// What is known about one request (or about the connection only).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct L7Request {
+    pub app: AppProtocol,
+    pub detail: L7Detail,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum L7Detail {
+    /// Only the protocol is known.
+    None,
+    Http {
+        method: String,
+        path: String,
+        host: Option<String>,
+        headers: Vec<(String, String)>,
+    },
+    Grpc {
+        service: String,
+        method: String,
+    },
+    Dns {
+        name: String,
+    },
+    Tls {
+        sni: Option<String>,
+    },
+    Redis {
+        command: String,
+    },
+    Sql {
+        kind: SqlKind,
+    },
+    Kafka {
+        api: String,
+        topic: Option<String>,
+    },
+    Ldap {
+        operation: LdapOp,
+        base_dn: Option<String>,
+    },
+    Mqtt {
+        action: MqttAction,
+        topic: String,
+    },
+}
+
+/// The outcome of matching one rule's L7 part against what is known.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum L7Outcome {
+    Match,
+    NoMatch,
+    /// The rule looks at requests and none is known: the proxy must decide.
+    Undecided,
+}
+
+/// Match a rule's `app` and L7 conditions against the known request, if any.
+/// A rule without `app` matches everything at layer 7.
+pub fn match_rule(
+    app: Option<AppProtocol>,
+    conditions: &[L7Match],
+    known: Option<&L7Request>,
+) -> L7Outcome {
+    let Some(app) = app else {
+        return L7Outcome::Match;
+    };
+    let Some(req) = known else {
+        return L7Outcome::Undecided;
+    };
+    if !app.accepts(req.app) {
+        return L7Outcome::NoMatch;
+    }
+    if conditions.is_empty() {
+        return L7Outcome::Match;
+    }
+    if req.detail == L7Detail::None {
+        return L7Outcome::Undecided;
+    }
+    if conditions.iter().any(|c| condition_matches(c, &req.detail)) {
+        L7Outcome::Match
+    } else {
+        L7Outcome::NoMatch
+    }
+}
+
+fn any_or<T>(list: &[T], f: impl Fn(&T) -> bool) -> bool {
+    list.is_empty() || list.iter().any(f)
+}
+
+fn condition_matches(c: &L7Match, d: &L7Detail) -> bool {
+    match (c, d) {
+        (
+            L7Match::Http(m),
+            L7Detail::Http {
+                method,
+                path,
+                host,
+                headers,
+            },
+        ) => {
+            let path_only = path.split('?').next().unwrap_or(path);
+            any_or(&m.methods, |x| x.eq_ignore_ascii_case(method))
+                && m.path.as_ref().is_none_or(|p| p.is_match(path_only))
+                && m.host.as_ref().is_none_or(|h| {
+                    host.as_deref()
+                        .is_some_and(|v| name_matches(h, v.split(':').next().unwrap_or(v)))
+                })
+                && m.headers.iter().all(|hm| {
+                    headers.iter().any(|(n, v)| {
+                        n.eq_ignore_ascii_case(&hm.name) && hm.value.as_ref().is_none_or(|x| x == v)
+                    })
+                })
+        }
+        (L7Match::Grpc(m), L7Detail::Grpc { service, method }) => {
+            m.service.as_ref().is_none_or(|s| s == "*" || s == service)
+                && m.method.as_ref().is_none_or(|x| x == "*" || x == method)
+        }
+        (L7Match::Dns { names }, L7Detail::Dns { name }) => {
+            names.iter().any(|p| name_matches(p, name))
+        }
+        (L7Match::Tls { sni }, L7Detail::Tls { sni: Some(s) }) => {
+            sni.iter().any(|p| name_matches(p, s))
+        }
+        (L7Match::Redis { commands }, L7Detail::Redis { command }) => commands
+            .iter()
+            .any(|c| c == "*" || c.eq_ignore_ascii_case(command)),
+        (L7Match::Sql { statements }, L7Detail::Sql { kind }) => statements.contains(kind),
+        (L7Match::Kafka { apis, topics }, L7Detail::Kafka { api, topic }) => {
+            any_or(apis, |a| a.eq_ignore_ascii_case(api))
+                && (topics.is_empty()
+                    || topic
+                        .as_deref()
+                        .is_some_and(|t| topics.iter().any(|g| glob_matches(g, t))))
+        }
+        (
+            L7Match::Ldap {
+                operations,
+                base_dn,
+            },
+            L7Detail::Ldap {
+                operation,
+                base_dn: req_dn,
+            },
+        ) => {
+            any_or(operations, |o| o == operation)
+                && base_dn.as_ref().is_none_or(|want| {
+                    // Binds, unbinds and abandons carry no base DN to restrict.
+                    matches!(operation, LdapOp::Bind | LdapOp::Unbind | LdapOp::Abandon)
+                        || req_dn.as_deref().is_some_and(|dn| dn_within(dn, want))
+                })
+        }
+        (L7Match::Mqtt { actions, topics }, L7Detail::Mqtt { action, topic }) => {
+            any_or(actions, |a| a == action) && any_or(topics, |f| mqtt_covers(f, topic))
+        }
+        _ => false,
+    }
+}
+
+/// DNS name pattern match: `*` within one label, `**` for one or more whole labels,
+/// a lone `*` for any name. Case-insensitive; a trailing dot is ignored.
+pub fn name_matches(pattern: &NamePattern, name: &str) -> bool {
+    let p = pattern.0.trim_end_matches('.').to_ascii_lowercase();
+    if p == "*" || p == "**" {
+        return true;
+    }
+    let n = name.trim_end_matches('.').to_ascii_lowercase();
+    let pl: Vec<&str> = p.split('.').collect();
+    let nl: Vec<&str> = n.split('.').collect();
+    labels_match(&pl, &nl)
+}
+
+fn labels_match(p: &[&str], n: &[&str]) -> bool {
+    match p.first() {
+        None => n.is_empty(),
+        Some(&"**") => (1..=n.len()).any(|k| labels_match(&p[1..], &n[k..])),
+        Some(first) => !n.is_empty() && glob_matches(first, n[0]) && labels_match(&p[1..], &n[1..]),
+    }
+}
+
+/// `*` matches any run of characters; everything else is literal.
+pub fn glob_matches(pattern: &str, text: &str) -> bool {
+    // Iterative wildcard matching with backtracking to the last star: linear in practice,
+    // never exponential on hostile patterns.
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && p[pi] != '*' && p[pi] == t[ti] {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
+}
+
+/// Normalise a DN for comparison: lower case, no spaces around `=` and `,`.
+fn normalise_dn(dn: &str) -> String {
+    dn.split(',')
+        .map(|rdn| {
+            rdn.split('=')
+                .map(|x| x.trim().to_ascii_lowercase())
+                .collect::<Vec<_>>()
+                .join("=")
+        })
+        .filter(|r| !r.is_empty())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Is `dn` equal to or below `base`?
+pub fn dn_within(dn: &str, base: &str) -> bool {
+    let (dn, base) = (normalise_dn(dn), normalise_dn(base));
+    base.is_empty() || dn == base || dn.ends_with(&format!(",{base}"))
+}
+
+/// Does the MQTT topic filter `allowed` cover `topic` (a topic name for publish, or a
+/// filter for subscribe)? `+` covers one level (but not a `#` request), `#` the rest.
+pub fn mqtt_covers(allowed: &str, topic: &str) -> bool {
+    let mut a = allowed.split('/');
+    let mut t = topic.split('/');
+    loop {
+        match (a.next(), t.next()) {
+            (Some("#"), _) => return true,
+            (Some("+"), Some(x)) if x != "#" => {}
+            (Some(x), Some(y)) if x == y => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn np(s: &str) -> NamePattern {
+        NamePattern(s.into())
+    }
+
+    #[test]
+    fn dns_patterns() {
+        assert!(name_matches(&np("*.example.com"), "api.example.com."));
+        assert!(!name_matches(&np("*.example.com"), "a.b.example.com"));
+        assert!(name_matches(&np("**.example.com"), "a.b.example.com"));
+        assert!(!name_matches(&np("**.example.com"), "example.com"));
+        assert!(name_matches(&np("API.Example.com"), "api.example.COM"));
+        assert!(name_matches(&np("*"), "anything.at.all"));
+        assert!(name_matches(&np("web-*.svc"), "web-1.svc"));
+    }
+
+    #[test]
+    fn globs_and_topics() {
+        assert!(glob_matches("orders.*", "orders.eu"));
+        assert!(glob_matches("*", ""));
+        assert!(!glob_matches("a*b", "ac"));
+        assert!(glob_matches(&"*a".repeat(20), &"a".repeat(40)));
+        assert!(mqtt_covers("sensors/+/temp", "sensors/k1/temp"));
+        assert!(!mqtt_covers("sensors/+/temp", "sensors/k1/hum"));
+        assert!(mqtt_covers("sensors/#", "sensors/k1/temp"));
+        assert!(!mqtt_covers("sensors/+", "sensors/#"));
+        assert!(dn_within(
+            "cn=x, ou=People,DC=blue,dc=example",
+            "dc=blue,dc=example"
+        ));
+        assert!(!dn_within("dc=notblue,dc=example", "dc=blue,dc=example"));
+    }
+
+    #[test]
+    fn three_valued_matching() {
+        let redis_get = [L7Match::Redis {
+            commands: vec!["GET".into()],
+        }];
+        let req = |cmd: &str| L7Request {
+            app: AppProtocol::Redis,
+            detail: L7Detail::Redis {
+                command: cmd.into(),
+            },
+        };
+        let app = Some(AppProtocol::Redis);
+        assert_eq!(match_rule(app, &redis_get, None), L7Outcome::Undecided);
+        assert_eq!(
+            match_rule(app, &redis_get, Some(&req("get"))),
+            L7Outcome::Match
+        );
+        assert_eq!(
+            match_rule(app, &redis_get, Some(&req("SET"))),
+            L7Outcome::NoMatch
+        );
+        let http = L7Request {
+            app: AppProtocol::Http,
+            detail: L7Detail::None,
+        };
+        assert_eq!(match_rule(app, &[], Some(&http)), L7Outcome::NoMatch);
+        assert_eq!(match_rule(None, &redis_get, Some(&http)), L7Outcome::Match);
+        assert!(AppProtocol::Http.accepts(AppProtocol::Grpc));
+        assert!(!AppProtocol::Grpc.accepts(AppProtocol::Http));
+    }
+}
