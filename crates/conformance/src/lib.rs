@@ -6,6 +6,8 @@
 //! - [`oracle_matrix`] is a naive evaluator written straight from the Kubernetes
 //!   documentation; the `oracle_vs_expected` test holds it to the hand-written
 //!   expectations.
+//! - [`random_scenario`] makes small random scenarios for differential testing of
+//!   the real engine against the oracle.
 //!
 //! This crate shares no code with the policy engine on purpose: a bug copied into
 //! both would agree with itself.
@@ -25,6 +27,7 @@
 pub mod expect;
 pub mod matrix;
 pub mod oracle;
+pub mod random;
 pub mod scenario;
 
 use std::path::{Path, PathBuf};
@@ -32,6 +35,7 @@ use std::path::{Path, PathBuf};
 pub use expect::{Expectation, expected_matrix};
 pub use matrix::{DEFAULT_PROBES, Matrix, Probe, Protocol, diff, pair_key, parse_probes};
 pub use oracle::oracle_matrix;
+pub use random::{RANDOM_PROBES, random_scenario};
 pub use scenario::{Error, Scenario, load_scenario};
 
 /// The directory holding every scenario: `<repo>/conformance/scenarios`.
