@@ -9,5 +9,6 @@ pub mod diff;
 pub mod endpoint;
 pub mod lint;
 pub mod matrix;
+pub mod policytest;
 
 pub use matrix::{Family, Matrix, default_probes, matrix};

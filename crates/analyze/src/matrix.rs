@@ -37,6 +37,16 @@ pub fn pair_key(src: &str, dst: &str) -> String {
 /// Compute the matrix. Cost: one verdict per pair and probe, each a cached
 /// per-identity-pair lookup after the first.
 pub fn matrix(engine: &Engine, probes: &[L4], family: Family) -> Matrix {
+    matrix_with(engine, probes, family, &mut |_, _| {})
+}
+
+/// [`matrix`], calling `progress(done, total)` after each source workload.
+pub fn matrix_with(
+    engine: &Engine,
+    probes: &[L4],
+    family: Family,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Matrix {
     let workloads = engine.workloads();
     let ends: Vec<(String, Endpoint)> = workloads
         .iter()
@@ -46,7 +56,7 @@ pub fn matrix(engine: &Engine, probes: &[L4], family: Family) -> Matrix {
         })
         .collect();
     let mut allowed = BTreeMap::new();
-    for (sname, src) in &ends {
+    for (done, (sname, src)) in ends.iter().enumerate() {
         for (dname, dst) in &ends {
             if sname == dname {
                 continue;
@@ -67,6 +77,7 @@ pub fn matrix(engine: &Engine, probes: &[L4], family: Family) -> Matrix {
                 .collect();
             allowed.insert(pair_key(sname, dname), ok);
         }
+        progress(done + 1, ends.len());
     }
     Matrix {
         probes: probes.iter().map(|p| p.to_string()).collect(),

@@ -1,1 +1,229 @@
-fn main() {}
+//! `bulkhead`: the command-line entry point. Glue only: every decision is made by the
+//! library crates (`bulkhead-manifest` reads, `bulkhead-policy` decides,
+//! `bulkhead-analyze` analyzes); this file reads arguments and prints results.
+
+mod args;
+mod render;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use bulkhead_analyze::matrix::{Family, matrix_with};
+use bulkhead_analyze::{blast, diff, endpoint, lint, policytest};
+use bulkhead_model::{L4, Workload, WorkloadKey};
+use bulkhead_policy::spec::Bundle;
+use bulkhead_policy::{Connection, Engine};
+use clap::Parser;
+
+use args::{Analyze, Cli, Command, FamilyArg, PolicyCmd, Probes};
+use render::emit;
+
+/// Exit codes, documented in `bulkhead --help` and docs/cli.md.
+const NEGATIVE: u8 = 1;
+const INVALID_INPUT: u8 = 3;
+
+/// Bad input files: already reported in full, exit 3.
+#[derive(Debug)]
+struct InvalidInput;
+
+impl std::fmt::Display for InvalidInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("invalid input")
+    }
+}
+
+impl std::error::Error for InvalidInput {}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) if e.is::<InvalidInput>() => ExitCode::from(INVALID_INPUT),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(INVALID_INPUT)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<u8> {
+    match cli.command {
+        Command::Analyze(Analyze::Matrix(a)) => {
+            let engine = engine(&load(&a.input.files, a.input.recursive)?)?;
+            let (probes, family) = probes(&a.probes)?;
+            let bar = render::progress(engine.workloads().len() as u64, "computing matrix");
+            let m = matrix_with(&engine, &probes, family, &mut |_, _| bar.inc(1));
+            bar.finish_and_clear();
+            emit(a.output.format, &m, || m.to_table())?;
+            Ok(0)
+        }
+        Command::Analyze(Analyze::Diff(a)) => {
+            let (probes, family) = probes(&a.probes)?;
+            let old = matrix_with(
+                &engine(&load(&a.old, a.recursive)?)?,
+                &probes,
+                family,
+                &mut |_, _| {},
+            );
+            let new = matrix_with(
+                &engine(&load(&a.new, a.recursive)?)?,
+                &probes,
+                family,
+                &mut |_, _| {},
+            );
+            let d = diff::diff(&old, &new);
+            emit(a.output.format, &d, || render::diff(&d))?;
+            Ok(if a.exit_code && !d.is_empty() {
+                NEGATIVE
+            } else {
+                0
+            })
+        }
+        Command::Analyze(Analyze::BlastRadius(a)) => {
+            let engine = engine(&load(&a.input.files, a.input.recursive)?)?;
+            let (probes, family) = probes(&a.probes)?;
+            let id = match endpoint::resolve(&engine, &a.workload)? {
+                bulkhead_policy::Endpoint::Workload { id, .. } => id,
+                _ => bail!("{} is not a workload", a.workload),
+            };
+            let b = blast::blast_radius(&engine, id, &probes, family);
+            emit(a.output.format, &b, || render::blast(&b))?;
+            Ok(0)
+        }
+        Command::Analyze(Analyze::Resolve(a)) => {
+            let bundle = load(&a.input.files, a.input.recursive)?;
+            let mut rows = Vec::new();
+            for &n in &a.scale {
+                let scaled = scale(&bundle, n);
+                let t = std::time::Instant::now();
+                let e = engine(&scaled)?;
+                rows.push(render::ResolveRow {
+                    replicas_per_workload: n,
+                    resolve_ms: t.elapsed().as_secs_f64() * 1e3,
+                    stats: e.stats(),
+                    resolved_size: e.stats().resolved_size(),
+                });
+            }
+            emit(a.output.format, &rows, || render::resolve(&rows))?;
+            Ok(0)
+        }
+        Command::Explain(a) => {
+            let engine = engine(&load(&a.input.files, a.input.recursive)?)?;
+            let src = endpoint::resolve(&engine, &a.src)?;
+            let dst = endpoint::resolve(&engine, &a.dst)?;
+            let l4: L4 = a.service.parse().map_err(anyhow::Error::msg)?;
+            let request = a
+                .request
+                .as_deref()
+                .map(bulkhead_policy::l7::parse_request)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--request: {e}"))?;
+            let x = engine.explain(&Connection {
+                src: &src,
+                dst: &dst,
+                l4,
+                l7: request.as_ref(),
+            });
+            emit(a.output.format, &x, || x.to_text())?;
+            Ok(if a.exit_code && !x.allowed {
+                NEGATIVE
+            } else {
+                0
+            })
+        }
+        Command::Policy(PolicyCmd::Lint(a)) => {
+            let bundle = load(&a.input.files, a.input.recursive)?;
+            let findings = match Engine::new(&bundle) {
+                Ok(e) => lint::lint(&e),
+                Err(errors) => lint::from_compile_errors(&errors),
+            };
+            emit(a.output.format, &findings, || render::lint(&findings))?;
+            let errors = findings.iter().any(|f| f.severity == lint::Severity::Error);
+            Ok(if errors || (a.strict && !findings.is_empty()) {
+                NEGATIVE
+            } else {
+                0
+            })
+        }
+        Command::Test(a) => {
+            let mut paths = a.input.files.clone();
+            paths.extend(a.tests.iter().cloned());
+            let bundle = load(&paths, a.input.recursive)?;
+            if bundle.tests.is_empty() {
+                bail!("no PolicyTest documents found in {}", show(&paths));
+            }
+            let engine = engine(&bundle)?;
+            let report = policytest::run(&engine, &bundle.tests);
+            emit(a.output.format, &report, || render::tests(&report))?;
+            Ok(if report.ok() { 0 } else { NEGATIVE })
+        }
+    }
+}
+
+fn show(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Read and decode input files; on any problem print every diagnostic and stop.
+fn load(paths: &[PathBuf], recursive: bool) -> Result<Bundle> {
+    bulkhead_manifest::load(paths, recursive).map_err(|d| {
+        eprintln!("{d}");
+        eprintln!(
+            "{} problem{} in {}; nothing was analyzed",
+            d.0.len(),
+            if d.0.len() == 1 { "" } else { "s" },
+            show(paths)
+        );
+        anyhow::Error::new(InvalidInput)
+    })
+}
+
+fn engine(bundle: &Bundle) -> Result<Engine> {
+    Engine::new(bundle).map_err(|errors| {
+        for e in &errors {
+            eprintln!("{e}");
+        }
+        anyhow::Error::new(InvalidInput)
+    })
+}
+
+fn probes(p: &Probes) -> Result<(Vec<L4>, Family)> {
+    let probes = if p.probes.is_empty() {
+        bulkhead_analyze::default_probes()
+    } else {
+        p.probes
+            .iter()
+            .map(|s| s.parse::<L4>().map_err(anyhow::Error::msg))
+            .collect::<Result<Vec<_>>>()
+            .context("--probe")?
+    };
+    let family = match p.family {
+        FamilyArg::Ipv4 => Family::V4,
+        FamilyArg::Ipv6 => Family::V6,
+    };
+    Ok((probes, family))
+}
+
+/// Every workload replaced by `n` replicas with the same labels (and no addresses):
+/// what `analyze resolve --scale` measures.
+fn scale(bundle: &Bundle, n: usize) -> Bundle {
+    let mut b = bundle.clone();
+    b.inventory.workloads = bundle
+        .inventory
+        .workloads
+        .iter()
+        .flat_map(|w| {
+            (0..n).map(move |i| Workload {
+                key: WorkloadKey::new(&w.key.namespace, format!("{}-r{i}", w.key.name)),
+                ips: Vec::new(),
+                ..w.clone()
+            })
+        })
+        .collect();
+    b
+}

@@ -211,3 +211,18 @@ mod tests {
         assert!("HTTP/80".parse::<L4>().is_err());
     }
 }
+
+/// Travels as its probe notation (`TCP/80`).
+impl Serialize for L4 {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for L4 {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}

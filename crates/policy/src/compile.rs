@@ -416,7 +416,7 @@ pub fn effective_policy_types(np: &NetworkPolicy) -> (bool, bool) {
 
 /// A bulkhead workload selector. Without `namespaces`/`namespaceSelector` it selects in
 /// `scope` (a namespaced policy's namespace) or in every namespace.
-fn workload_selector(ws: &WorkloadSelector, scope: Option<&str>) -> EndpointSelector {
+pub fn workload_selector(ws: &WorkloadSelector, scope: Option<&str>) -> EndpointSelector {
     let namespaces = if !ws.namespaces.is_empty() {
         NsMatch {
             names: Some(ws.namespaces.iter().cloned().collect::<BTreeSet<_>>()),

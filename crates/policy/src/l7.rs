@@ -131,6 +131,46 @@ string_enum!(
     }
 );
 
+impl SqlKind {
+    /// Classify a statement by its leading keyword (comments and parentheses skipped).
+    /// Good enough to restrict statement kinds; the proxy's SQL parser refines it.
+    pub fn classify(sql: &str) -> SqlKind {
+        let mut rest = sql.trim_start();
+        loop {
+            if let Some(r) = rest.strip_prefix("--") {
+                rest = r.split_once('\n').map_or("", |x| x.1).trim_start();
+            } else if let Some(r) = rest.strip_prefix("/*") {
+                rest = r.split_once("*/").map_or("", |x| x.1).trim_start();
+            } else if let Some(r) = rest.strip_prefix('(') {
+                rest = r.trim_start();
+            } else {
+                break;
+            }
+        }
+        let word: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphabetic())
+            .collect::<String>()
+            .to_ascii_uppercase();
+        match word.as_str() {
+            "SELECT" | "WITH" | "VALUES" | "TABLE" => SqlKind::Select,
+            "INSERT" | "REPLACE" => SqlKind::Insert,
+            "UPDATE" => SqlKind::Update,
+            "DELETE" => SqlKind::Delete,
+            "CREATE" | "ALTER" | "DROP" | "TRUNCATE" | "RENAME" | "COMMENT" => SqlKind::Ddl,
+            "GRANT" | "REVOKE" => SqlKind::Dcl,
+            "BEGIN" | "START" | "COMMIT" | "ROLLBACK" | "SAVEPOINT" | "RELEASE" | "END" => {
+                SqlKind::Transaction
+            }
+            "SET" | "SHOW" | "EXPLAIN" | "USE" | "COPY" | "DESCRIBE" | "DESC" | "ANALYZE"
+            | "VACUUM" | "LISTEN" | "NOTIFY" | "PREPARE" | "EXECUTE" | "DEALLOCATE" => {
+                SqlKind::Utility
+            }
+            _ => SqlKind::Other,
+        }
+    }
+}
+
 /// A regular expression over an HTTP path, anchored at both ends (as Cilium's `path`).
 #[derive(Clone, Debug)]
 pub struct PathRegex {
@@ -318,6 +358,148 @@ pub enum L7Detail {
         action: MqttAction,
         topic: String,
     },
+}
+
+impl fmt::Display for L7Request {
+    /// The same one-line syntax [`parse_request`] reads.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.app)?;
+        match &self.detail {
+            L7Detail::None => Ok(()),
+            L7Detail::Http {
+                method,
+                path,
+                host,
+                headers,
+            } => {
+                write!(f, " {method} {path}")?;
+                if let Some(h) = host {
+                    write!(f, " host={h}")?;
+                }
+                for (n, v) in headers {
+                    write!(f, " header:{n}={v}")?;
+                }
+                Ok(())
+            }
+            L7Detail::Grpc { service, method } => write!(f, " {service}/{method}"),
+            L7Detail::Dns { name } => write!(f, " {name}"),
+            L7Detail::Tls { sni } => write!(f, " {}", sni.as_deref().unwrap_or("")),
+            L7Detail::Redis { command } => write!(f, " {command}"),
+            L7Detail::Sql { kind } => write!(f, " {kind}"),
+            L7Detail::Kafka { api, topic } => {
+                write!(f, " {api}")?;
+                topic.as_ref().map_or(Ok(()), |t| write!(f, " {t}"))
+            }
+            L7Detail::Ldap { operation, base_dn } => {
+                write!(f, " {operation}")?;
+                base_dn.as_ref().map_or(Ok(()), |d| write!(f, " {d}"))
+            }
+            L7Detail::Mqtt { action, topic } => write!(f, " {action} {topic}"),
+        }
+    }
+}
+
+/// Parse the one-line request syntax of `explain --request` and `PolicyTest` cases:
+///
+/// ```text
+/// http GET /api/orders [host=H] [header:Name=Value]...     (also http2)
+/// grpc pkg.Service/Method
+/// redis COMMAND [args ignored]
+/// postgresql select            (a statement kind)  |  mysql DELETE FROM t  (SQL text)
+/// dns NAME   tls SNI   kafka API [TOPIC]   ldap OPERATION [BASE-DN]   mqtt publish|subscribe TOPIC
+/// APP                          (only the protocol is known)
+/// ```
+pub fn parse_request(text: &str) -> Result<L7Request, String> {
+    let mut words = text.split_whitespace();
+    let app: AppProtocol = words
+        .next()
+        .ok_or("empty request; expected an application protocol such as `http GET /`")?
+        .parse()?;
+    let rest: Vec<&str> = words.collect();
+    let need = |n: usize, form: &str| -> Result<(), String> {
+        if rest.len() < n {
+            Err(format!("expected `{form}`"))
+        } else {
+            Ok(())
+        }
+    };
+    use AppProtocol as A;
+    let detail = if rest.is_empty() {
+        L7Detail::None
+    } else {
+        match app {
+            A::Http | A::Http2 => {
+                need(2, "http METHOD PATH [host=H] [header:Name=Value]")?;
+                let mut host = None;
+                let mut headers = Vec::new();
+                for w in &rest[2..] {
+                    if let Some(h) = w.strip_prefix("host=") {
+                        host = Some(h.to_string());
+                    } else if let Some((n, v)) =
+                        w.strip_prefix("header:").and_then(|x| x.split_once('='))
+                    {
+                        headers.push((n.to_string(), v.to_string()));
+                    } else {
+                        return Err(format!(
+                            "unexpected {w:?}; expected host=H or header:Name=Value"
+                        ));
+                    }
+                }
+                L7Detail::Http {
+                    method: rest[0].to_ascii_uppercase(),
+                    path: rest[1].to_string(),
+                    host,
+                    headers,
+                }
+            }
+            A::Grpc => {
+                let (service, method) = rest[0]
+                    .trim_start_matches('/')
+                    .split_once('/')
+                    .ok_or("expected `grpc pkg.Service/Method`")?;
+                L7Detail::Grpc {
+                    service: service.to_string(),
+                    method: method.to_string(),
+                }
+            }
+            A::Dns => L7Detail::Dns {
+                name: rest[0].to_string(),
+            },
+            A::Tls => L7Detail::Tls {
+                sni: Some(rest[0].to_string()),
+            },
+            A::Redis => L7Detail::Redis {
+                command: rest[0].to_ascii_uppercase(),
+            },
+            A::Postgresql | A::Mysql => L7Detail::Sql {
+                kind: match rest.as_slice() {
+                    [one] => one.parse().unwrap_or_else(|_| SqlKind::classify(one)),
+                    _ => SqlKind::classify(&rest.join(" ")),
+                },
+            },
+            A::Kafka => L7Detail::Kafka {
+                api: rest[0].to_ascii_lowercase(),
+                topic: rest.get(1).map(|t| t.to_string()),
+            },
+            A::Ldap => L7Detail::Ldap {
+                operation: rest[0].parse()?,
+                base_dn: (rest.len() > 1).then(|| rest[1..].join(" ")),
+            },
+            A::Mqtt => {
+                need(2, "mqtt publish|subscribe TOPIC")?;
+                L7Detail::Mqtt {
+                    action: rest[0].parse()?,
+                    topic: rest[1].to_string(),
+                }
+            }
+            other => {
+                return Err(format!(
+                    "{other} requests carry no details bulkhead rules look at; write just `{other}`"
+                ));
+            }
+        }
+    };
+    Ok(L7Request { app, detail })
 }
 
 /// The outcome of matching one rule's L7 part against what is known.
@@ -519,6 +701,42 @@ mod tests {
 
     fn np(s: &str) -> NamePattern {
         NamePattern(s.into())
+    }
+
+    #[test]
+    fn request_syntax_round_trips() {
+        for text in [
+            "http GET /api/orders host=shop.example header:X-Env=prod",
+            "grpc shop.Orders/Get",
+            "redis FLUSHALL",
+            "postgresql ddl",
+            "dns api.example.com",
+            "kafka produce orders",
+            "ldap search dc=blue,dc=example",
+            "mqtt publish sensors/k1/temp",
+            "ssh",
+        ] {
+            let r = parse_request(text).unwrap();
+            assert_eq!(r.to_string(), text);
+            assert_eq!(parse_request(&r.to_string()).unwrap(), r);
+        }
+        let r = parse_request("mysql /* x */ DROP TABLE users").unwrap();
+        assert_eq!(r.detail, L7Detail::Sql { kind: SqlKind::Ddl });
+        assert!(parse_request("http GET").is_err());
+        assert!(parse_request("gopher x").is_err());
+        assert!(parse_request("").is_err());
+    }
+
+    #[test]
+    fn sql_kinds() {
+        assert_eq!(SqlKind::classify("  select 1"), SqlKind::Select);
+        assert_eq!(
+            SqlKind::classify("-- hi\n(WITH x AS (select 1) SELECT * FROM x)"),
+            SqlKind::Select
+        );
+        assert_eq!(SqlKind::classify("TRUNCATE t"), SqlKind::Ddl);
+        assert_eq!(SqlKind::classify("begin"), SqlKind::Transaction);
+        assert_eq!(SqlKind::classify("/* unterminated"), SqlKind::Other);
     }
 
     #[test]

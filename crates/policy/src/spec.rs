@@ -272,9 +272,47 @@ pub struct PolicySet {
     pub settings: Settings,
 }
 
-/// Inventory plus policy: everything the engine needs.
+/// What a test case expects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Expect {
+    Allow,
+    Deny,
+}
+
+/// One end of a test case: a named endpoint (`ns/pod`, a unique pod name, an IP
+/// address, a DNS name) or every workload a selector selects.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum TestEndpoint {
+    Named(String),
+    Workloads(WorkloadSelector),
+}
+
+/// One assertion: `from` may (or may not) open `port` on `to`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TestCase {
+    pub name: Option<String>,
+    pub from: TestEndpoint,
+    pub to: TestEndpoint,
+    pub service: bulkhead_model::L4,
+    pub expect: Expect,
+    /// An L7 request in the syntax of [`crate::l7::parse_request`], e.g. `redis FLUSHALL`.
+    pub request: Option<String>,
+    pub origin: Origin,
+}
+
+/// `kind: PolicyTest`: assertions about what policy allows, run by `bulkhead test`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PolicyTest {
+    pub name: String,
+    pub cases: Vec<TestCase>,
+    pub origin: Origin,
+}
+
+/// Inventory plus policy: everything the engine needs (and the tests to run on it).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Bundle {
     pub inventory: Inventory,
     pub policy: PolicySet,
+    #[serde(default)]
+    pub tests: Vec<PolicyTest>,
 }

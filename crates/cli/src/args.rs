@@ -1,0 +1,196 @@
+//! Command-line definitions (clap derive). Conventions follow kubectl: `-f` takes files
+//! or directories and repeats, `-o` picks table, json or yaml.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "bulkhead",
+    version,
+    about = "Micro-segmentation for containers: identity-based policy you can analyze, test and explain",
+    after_help = "Exit codes: 0 success; 1 a negative answer (lint errors, failing tests, \
+                  denied with --exit-code, changes with --exit-code); 2 usage error; 3 invalid input files."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Analyze policy offline: reachability matrix, diff, blast radius, resolution size.
+    #[command(subcommand)]
+    Analyze(Analyze),
+    /// Explain the verdict for one connection, in plain words.
+    Explain(ExplainArgs),
+    /// Work with policy documents.
+    #[command(subcommand)]
+    Policy(PolicyCmd),
+    /// Run PolicyTest assertions (for CI pipelines).
+    Test(TestArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Analyze {
+    /// Reachability of every ordered pair of distinct workloads for a set of probes.
+    Matrix(MatrixArgs),
+    /// Which pairs and ports a policy change newly allows or denies.
+    Diff(DiffArgs),
+    /// What a compromised workload can reach, directly and transitively.
+    BlastRadius(BlastArgs),
+    /// Size of the resolved policy (identities, selectors, entries), optionally with
+    /// every workload scaled to N replicas to show it does not grow with replicas.
+    Resolve(ResolveArgs),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PolicyCmd {
+    /// Find selectors matching nothing, shadowed/redundant rules, conflicts, unused
+    /// groups and duplicate names.
+    Lint(LintArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Input {
+    /// Inventory and policy: a YAML file, a directory of them, or - for stdin. Repeatable.
+    #[arg(
+        short = 'f',
+        long = "filename",
+        value_name = "FILE|DIR",
+        required = true
+    )]
+    pub files: Vec<PathBuf>,
+    /// Read directories recursively.
+    #[arg(short = 'R', long)]
+    pub recursive: bool,
+}
+
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    #[default]
+    Table,
+    Json,
+    Yaml,
+}
+
+#[derive(Args, Debug, Clone, Copy)]
+pub struct Output {
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum FamilyArg {
+    #[default]
+    Ipv4,
+    Ipv6,
+}
+
+#[derive(Args, Debug)]
+pub struct Probes {
+    /// A probe: TCP/80, UDP/53, SCTP/80, ICMP, ICMP/8/0, ICMPv6. Repeatable.
+    /// Default: TCP/80, TCP/81, UDP/53, SCTP/80.
+    #[arg(long = "probe", value_name = "PROTO/PORT")]
+    pub probes: Vec<String>,
+    /// Address family of pod-to-pod connections (matters for CIDR peers only).
+    #[arg(long, value_enum, default_value_t = FamilyArg::Ipv4)]
+    pub family: FamilyArg,
+}
+
+#[derive(Args, Debug)]
+pub struct MatrixArgs {
+    #[command(flatten)]
+    pub input: Input,
+    #[command(flatten)]
+    pub probes: Probes,
+    #[command(flatten)]
+    pub output: Output,
+}
+
+#[derive(Args, Debug)]
+pub struct DiffArgs {
+    /// The current inventory and policy (file or directory). Repeatable.
+    #[arg(long, value_name = "FILE|DIR", required = true)]
+    pub old: Vec<PathBuf>,
+    /// The proposed inventory and policy (file or directory). Repeatable.
+    #[arg(long, value_name = "FILE|DIR", required = true)]
+    pub new: Vec<PathBuf>,
+    #[arg(short = 'R', long)]
+    pub recursive: bool,
+    #[command(flatten)]
+    pub probes: Probes,
+    /// Exit with 1 when anything changes.
+    #[arg(long)]
+    pub exit_code: bool,
+    #[command(flatten)]
+    pub output: Output,
+}
+
+#[derive(Args, Debug)]
+pub struct BlastArgs {
+    /// The compromised workload: NAMESPACE/NAME or a unique NAME.
+    pub workload: String,
+    #[command(flatten)]
+    pub input: Input,
+    #[command(flatten)]
+    pub probes: Probes,
+    #[command(flatten)]
+    pub output: Output,
+}
+
+#[derive(Args, Debug)]
+pub struct ResolveArgs {
+    #[command(flatten)]
+    pub input: Input,
+    /// Replace every workload with N replicas of it (same labels). Repeatable: one row each.
+    #[arg(long = "scale", value_name = "N", default_values_t = [1usize])]
+    pub scale: Vec<usize>,
+    #[command(flatten)]
+    pub output: Output,
+}
+
+#[derive(Args, Debug)]
+pub struct ExplainArgs {
+    /// Source: NAMESPACE/NAME, a unique NAME, an IP address.
+    pub src: String,
+    /// Destination: NAMESPACE/NAME, a unique NAME, an IP address or a DNS name.
+    pub dst: String,
+    /// What is opened: TCP/80, UDP/53, SCTP/80, ICMP, ICMP/8/0.
+    pub service: String,
+    #[command(flatten)]
+    pub input: Input,
+    /// An L7 request, e.g. "http GET /api", "redis FLUSHALL", "postgresql DROP TABLE t",
+    /// "dns example.com", or just the protocol ("redis").
+    #[arg(long)]
+    pub request: Option<String>,
+    /// Exit with 1 when the connection is denied.
+    #[arg(long)]
+    pub exit_code: bool,
+    #[command(flatten)]
+    pub output: Output,
+}
+
+#[derive(Args, Debug)]
+pub struct LintArgs {
+    #[command(flatten)]
+    pub input: Input,
+    /// Fail (exit 1) on warnings too.
+    #[arg(long)]
+    pub strict: bool,
+    #[command(flatten)]
+    pub output: Output,
+}
+
+#[derive(Args, Debug)]
+pub struct TestArgs {
+    /// Files or directories with PolicyTest documents (besides any found with -f).
+    #[arg(value_name = "TESTFILE")]
+    pub tests: Vec<PathBuf>,
+    #[command(flatten)]
+    pub input: Input,
+    #[command(flatten)]
+    pub output: Output,
+}
