@@ -147,6 +147,10 @@ impl Engine {
             self.nodes.insert(n.name.clone(), n.clone());
         }
         for w in &inv.workloads {
+            // A repeated key replaces the earlier workload, as an update would.
+            if self.by_key.contains_key(&w.key) {
+                self.remove_workload(&w.key.clone());
+            }
             self.ensure_namespace(&w.key.namespace);
             let id = match self.identities.acquire(&w.key.namespace, &w.labels) {
                 Acquired::New(i) | Acquired::Existing(i) => i,

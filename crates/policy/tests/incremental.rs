@@ -329,6 +329,7 @@ proptest! {
         let mut bundle = Bundle {
             inventory: Inventory { namespaces: namespaces(prod), workloads: workloads.clone(), nodes: vec![] },
             policy,
+            tests: vec![],
         };
         let mut engine = Engine::new(&bundle).unwrap();
         for op in ops {
@@ -375,12 +376,12 @@ proptest! {
         policy.policies.clear();
         prop_assume!(!policy.network_policies.is_empty());
         let inventory = Inventory { namespaces: namespaces([true, false, false]), workloads, nodes: vec![] };
-        let before = Engine::new(&Bundle { inventory: inventory.clone(), policy: policy.clone() }).unwrap();
+        let before = Engine::new(&Bundle { inventory: inventory.clone(), policy: policy.clone(), tests: vec![] }).unwrap();
         let np = &mut policy.network_policies[0];
         let isolates_ingress = bulkhead_policy::compile::effective_policy_types(np).0;
         prop_assume!(isolates_ingress);
         np.ingress.get_or_insert_with(Vec::new).extend(extra.ingress.unwrap_or_default());
-        let after = Engine::new(&Bundle { inventory, policy }).unwrap();
+        let after = Engine::new(&Bundle { inventory, policy, tests: vec![] }).unwrap();
         for (b, a) in verdicts(&before).iter().zip(verdicts(&after)) {
             prop_assert!(!b.3 || a.3, "{b:?} was allowed, now denied");
         }
@@ -409,7 +410,7 @@ proptest! {
             egress: vec![],
             origin: origin(),
         });
-        let run = |p: &PolicySet| verdicts(&Engine::new(&Bundle { inventory: inventory.clone(), policy: p.clone() }).unwrap());
+        let run = |p: &PolicySet| verdicts(&Engine::new(&Bundle { inventory: inventory.clone(), policy: p.clone(), tests: vec![] }).unwrap());
         let (l, s, base, d) = (run(&loose), run(&strict), run(&policy), run(&deny_all));
         for ((l, s), (b, d)) in l.iter().zip(&s).zip(base.iter().zip(&d)) {
             prop_assert!(!s.3 || l.3, "Protect allows {s:?} but Discover does not");
@@ -457,6 +458,7 @@ fn namespace_relabel_changes_namespace_selector_matches() {
             network_policies: vec![np],
             ..PolicySet::default()
         },
+        tests: vec![],
     };
     let mut e = Engine::new(&bundle).unwrap();
     let allowed = |e: &Engine| {
