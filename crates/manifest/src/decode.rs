@@ -173,10 +173,15 @@ impl<'t> Cx<'t> {
     }
 
     pub fn err(&mut self, pos: Pos, at: P, message: impl Into<String>) {
+        let mut message = message.into();
+        // One diagnostic, one line: tools read them line by line.
+        if message.contains('\n') {
+            message = message.split_whitespace().collect::<Vec<_>>().join(" ");
+        }
         self.problems.push(Problem {
             pos,
             path: at.to_string(),
-            message: message.into(),
+            message,
         });
     }
 
@@ -209,7 +214,14 @@ impl<'t> Cx<'t> {
     /// A required field: reports `missing field` at the mapping when absent or null.
     pub fn required<'n>(&mut self, o: &Obj<'n>, key: &str, at: P, note: &str) -> Option<&'n Node> {
         let v = o.get(key);
-        if v.is_none() {
+        // A misspelling of this very field was already reported as unknown, with the
+        // suggestion: "missing" on top of it would only be noise.
+        let misspelt = || {
+            o.entries
+                .iter()
+                .any(|e| e.key != key && suggest(&e.key, [key]).is_some())
+        };
+        if v.is_none() && !misspelt() {
             self.err(
                 o.pos(),
                 at.f(key),

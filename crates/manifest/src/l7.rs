@@ -208,6 +208,17 @@ fn http(cx: &mut Cx, n: &Node, at: P) -> Option<HttpMatch> {
         match cx.str(v, at_p).map(|s| PathRegex::new(&s)) {
             Some(Ok(re)) => m.path = Some(re),
             Some(Err(msg)) => {
+                // The regex crate draws a caret diagram over several lines; keep its
+                // last line, which names the problem.
+                let msg = match msg.rsplit_once("error: ") {
+                    Some((head, why)) => {
+                        format!(
+                            "{}: {why}",
+                            head.split(": regex parse error").next().unwrap_or(head)
+                        )
+                    }
+                    None => msg,
+                };
                 cx.err(v.pos, at_p, msg);
                 ok = false;
             }

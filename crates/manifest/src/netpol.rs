@@ -61,6 +61,13 @@ pub fn network_policy(cx: &mut Cx, doc: &Obj, root: P) -> Option<NetworkPolicy> 
     })
 }
 
+fn t_name(t: PolicyType) -> &'static str {
+    POLICY_TYPES
+        .iter()
+        .find(|(_, v)| *v == t)
+        .map_or("", |(n, _)| n)
+}
+
 fn policy_types(cx: &mut Cx, n: &Node, at: P) -> Option<Vec<PolicyType>> {
     let types = cx.seq_of(n, at, |cx, n, at| {
         cx.one_of(n, at, "policy type", POLICY_TYPES, true)
@@ -68,7 +75,11 @@ fn policy_types(cx: &mut Cx, n: &Node, at: P) -> Option<Vec<PolicyType>> {
     let items = cx.list_or_one(n);
     for (i, t) in types.iter().enumerate() {
         if types[..i].contains(t) {
-            cx.err(items[i].pos, at.i(i), "duplicate policy type");
+            cx.err(
+                items[i].pos,
+                at.i(i),
+                format!("duplicate policy type {:?}", t_name(*t)),
+            );
             return None;
         }
     }
