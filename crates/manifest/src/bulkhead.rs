@@ -51,7 +51,7 @@ const PEER_KEYS: &[&str] = &[
 ];
 
 /// bulkhead kinds allow name, namespace (Policy only), labels and annotations.
-const fn meta_rule(kind: &'static str, scope: Scope) -> MetaRule {
+pub const fn meta_rule(kind: &'static str, scope: Scope) -> MetaRule {
     MetaRule {
         kind,
         fields: META,
@@ -61,7 +61,7 @@ const fn meta_rule(kind: &'static str, scope: Scope) -> MetaRule {
 }
 
 /// `spec` of a bulkhead kind, optional: absent means every default.
-fn spec<'n>(cx: &mut Cx, doc: &Obj<'n>, root: P, fields: &[&str]) -> Option<Option<Obj<'n>>> {
+pub fn spec<'n>(cx: &mut Cx, doc: &Obj<'n>, root: P, fields: &[&str]) -> Option<Option<Obj<'n>>> {
     match doc.get("spec") {
         None => Some(None),
         Some(s) => cx.obj(s, root.f("spec"), Fields::Strict(fields)).map(Some),
@@ -105,7 +105,7 @@ fn unwritten() -> WorkloadSelector {
 }
 
 /// `selector` / `namespaceSelector` / `namespaces` of a mapping (Group spec or peer).
-fn workloads(cx: &mut Cx, o: &Obj, at: P) -> Option<WorkloadSelector> {
+pub fn workloads(cx: &mut Cx, o: &Obj, at: P) -> Option<WorkloadSelector> {
     let sel = |cx: &mut Cx, key: &str| match o.get(key) {
         None => Some(None),
         Some(n) => selector::any(cx, n, at.f(key)).map(Some),

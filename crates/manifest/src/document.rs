@@ -2,12 +2,13 @@
 //! `kind: List` (and typed lists such as `PodList`) are unwrapped here.
 
 use bulkhead_model::{Namespace, Node as K8sNode, Workload};
-use bulkhead_policy::spec::{Group, NetworkPolicy, Policy, Settings};
+use bulkhead_policy::spec::{Group, NetworkPolicy, Policy, PolicyTest, Settings};
 
 use crate::bulkhead;
 use crate::decode::{Cx, Fields, Obj, P, hint, suggest};
 use crate::k8s::{self, Controller};
 use crate::netpol;
+use crate::policytest;
 use crate::yaml::{Node, Pos};
 
 /// Every kind we decode, with its apiVersion.
@@ -24,6 +25,7 @@ const KINDS: &[(&str, &str)] = &[
     ("bulkhead.io/v1", "Group"),
     ("bulkhead.io/v1", "Policy"),
     ("bulkhead.io/v1", "Settings"),
+    ("bulkhead.io/v1", "PolicyTest"),
     ("v1", "List"),
 ];
 
@@ -37,10 +39,20 @@ pub enum Item {
     Policy(Policy),
     NetworkPolicy(NetworkPolicy),
     Settings(Settings),
+    PolicyTest(PolicyTest),
 }
 
-/// Decode one top-level document.
+/// Decode one top-level document. A mapping with none of `apiVersion`, `kind` and
+/// `metadata` is not a Kubernetes object at all (a test expectation, Helm values, ...
+/// kept next to the manifests) and is skipped; one with any of them must be complete.
 pub fn decode(cx: &mut Cx, n: &Node, out: &mut Vec<Item>) {
+    if let Some(o) = Obj::of(n)
+        && !["apiVersion", "kind", "metadata"]
+            .iter()
+            .any(|k| o.entry(k).is_some())
+    {
+        return;
+    }
     one(cx, n, P::Root, None, out);
 }
 
@@ -151,6 +163,7 @@ fn dispatch(cx: &mut Cx, doc: &Obj, root: P, kind: &'static str, out: &mut Vec<I
             match kind {
                 "Group" => bulkhead::group(cx, doc, root).map(Item::Group),
                 "Policy" => bulkhead::policy(cx, doc, root).map(Item::Policy),
+                "PolicyTest" => policytest::policy_test(cx, doc, root).map(Item::PolicyTest),
                 _ => bulkhead::settings(cx, doc, root).map(Item::Settings),
             }
         }

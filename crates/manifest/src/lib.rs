@@ -1,6 +1,6 @@
 //! Turns YAML manifests into the engine's input ([`Bundle`]): Kubernetes inventory
-//! (Namespace, Pod, Node, workload controllers), Kubernetes NetworkPolicy and bulkhead's
-//! own kinds (Group, Policy, Settings).
+//! (Namespace, Pod, Node, workload controllers), Kubernetes NetworkPolicy, bulkhead's
+//! own kinds (Group, Policy, Settings) and the `PolicyTest` assertions of `bulkhead test`.
 //!
 //! The decoder decodes and validates what each document says on its own (syntax, types,
 //! local constraints), and reports every problem of every file with
@@ -28,6 +28,7 @@ mod k8s;
 mod l7;
 mod names;
 mod netpol;
+mod policytest;
 mod port;
 mod selector;
 mod yaml;
@@ -198,6 +199,7 @@ fn assemble(
             Item::Group(g) => b.policy.groups.push(g),
             Item::Policy(p) => b.policy.policies.push(p),
             Item::NetworkPolicy(np) => b.policy.network_policies.push(np),
+            Item::PolicyTest(t) => b.tests.push(t),
             Item::Settings(s) => {
                 let origin = s.origin.clone().unwrap_or_default();
                 match &settings {

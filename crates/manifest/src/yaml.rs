@@ -75,8 +75,9 @@ pub enum Resolved {
 }
 
 impl Scalar {
-    /// Kubernetes reads YAML with YAML 1.1 rules (go-yaml v2), so `yes`/`off` are
-    /// booleans there too; we resolve like kubectl does so that what we accept, it accepts.
+    /// The YAML 1.2 core schema, as `saphyr` parses: `true`/`false` are booleans but
+    /// `yes`, `on`, `y` are strings. (kubectl's YAML 1.1 would read those as booleans;
+    /// refusing them would reject common names such as a namespace `y`.)
     pub fn resolve(&self) -> Resolved {
         if self.style != Style::Plain || self.tagged {
             return Resolved::Str;
@@ -88,48 +89,27 @@ impl Scalar {
 pub fn resolve_plain(s: &str) -> Resolved {
     match s {
         "" | "~" | "null" | "Null" | "NULL" => return Resolved::Null,
-        "true" | "True" | "TRUE" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" | "y" | "Y" => {
-            return Resolved::Bool(true);
-        }
-        "false" | "False" | "FALSE" | "no" | "No" | "NO" | "off" | "Off" | "OFF" | "n" | "N" => {
-            return Resolved::Bool(false);
-        }
+        "true" | "True" | "TRUE" => return Resolved::Bool(true),
+        "false" | "False" | "FALSE" => return Resolved::Bool(false),
         _ => {}
     }
-    let unsigned = s.strip_prefix(['-', '+']).unwrap_or(s);
-    let negative = s.starts_with('-');
-    let digits_in = |t: &str, radix: u32| {
-        !t.is_empty()
-            && t.chars().any(|c| c != '_')
-            && t.chars().all(|c| c == '_' || c.is_digit(radix))
+    let digits = |t: &str, radix: u32| !t.is_empty() && t.chars().all(|c| c.is_digit(radix));
+    let int = |t: &str, radix: u32, negative: bool| match i64::from_str_radix(t, radix) {
+        Ok(v) => Resolved::Int(if negative { -v } else { v }),
+        // Too large for an i64: still a number, not a string.
+        Err(_) => Resolved::Float,
     };
-    let int = |t: &str, radix: u32| {
-        let clean: String = t.chars().filter(|c| *c != '_').collect();
-        match i64::from_str_radix(&clean, radix) {
-            Ok(v) => Resolved::Int(if negative { -v } else { v }),
-            Err(_) => Resolved::Float,
-        }
-    };
-    if let Some(h) = unsigned.strip_prefix("0x") {
-        if digits_in(h, 16) {
-            return int(h, 16);
-        }
-    } else if let Some(o) = unsigned.strip_prefix("0o") {
-        if digits_in(o, 8) {
-            return int(o, 8);
-        }
-    } else if let Some(b) = unsigned.strip_prefix("0b") {
-        if digits_in(b, 2) {
-            return int(b, 2);
-        }
-    } else if digits_in(unsigned, 10) {
-        // YAML 1.1: a leading 0 means octal.
-        if unsigned.len() > 1 && unsigned.starts_with('0') && digits_in(unsigned, 8) {
-            return int(unsigned, 8);
-        }
-        return int(unsigned, 10);
+    if let Some(h) = s.strip_prefix("0x").filter(|h| digits(h, 16)) {
+        return int(h, 16, false);
     }
-    if is_float(unsigned) {
+    if let Some(o) = s.strip_prefix("0o").filter(|o| digits(o, 8)) {
+        return int(o, 8, false);
+    }
+    let unsigned = s.strip_prefix(['-', '+']).unwrap_or(s);
+    if digits(unsigned, 10) {
+        return int(unsigned, 10, s.starts_with('-'));
+    }
+    if is_float(unsigned) || matches!(s, ".nan" | ".NaN" | ".NAN") {
         return Resolved::Float;
     }
     Resolved::Str
@@ -144,7 +124,7 @@ fn is_float(s: &str) -> bool {
         Some(i) => (&s[..i], Some(&s[i + 1..])),
         None => (s, None),
     };
-    let digits = |t: &str| t.chars().all(|c| c.is_ascii_digit() || c == '_');
+    let digits = |t: &str| t.chars().all(|c| c.is_ascii_digit());
     let mantissa_ok = match mantissa.split_once('.') {
         Some((int, frac)) => {
             digits(int)
@@ -480,21 +460,26 @@ mod tests {
     }
 
     #[test]
-    fn plain_scalars_resolve_like_kubectl() {
+    fn plain_scalars_resolve_by_the_core_schema() {
         for (s, want) in [
             ("", Resolved::Null),
             ("~", Resolved::Null),
             ("true", Resolved::Bool(true)),
-            ("off", Resolved::Bool(false)),
+            ("False", Resolved::Bool(false)),
+            ("off", Resolved::Str),
+            ("y", Resolved::Str),
             ("1", Resolved::Int(1)),
             ("-12", Resolved::Int(-12)),
             ("0x1F", Resolved::Int(31)),
-            ("010", Resolved::Int(8)),
-            ("1_000", Resolved::Int(1000)),
+            ("0o17", Resolved::Int(15)),
+            ("010", Resolved::Int(10)),
+            ("1_000", Resolved::Str),
+            ("-0x1", Resolved::Str),
             ("1.0", Resolved::Float),
             (".5", Resolved::Float),
             ("1e3", Resolved::Float),
             ("-.inf", Resolved::Float),
+            (".NaN", Resolved::Float),
             ("99999999999999999999", Resolved::Float),
             ("1.2.3", Resolved::Str),
             ("1e", Resolved::Str),

@@ -4,11 +4,13 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use bulkhead_manifest::{Source, parse_sources};
+use bulkhead_model::L4;
 use bulkhead_model::selector::parse as sel;
 use bulkhead_model::{CidrBlock, ContainerPort, PortRange, Protocol, Selector};
 use bulkhead_policy::l7::{AppProtocol, L7Match, LdapOp, MqttAction, SqlKind};
 use bulkhead_policy::spec::{
-    Action, Bundle, Entity, Mode, NamePattern, Origin, PeerSpec, PolicyType, PortSel, PortSpec,
+    Action, Bundle, Entity, Expect, Mode, NamePattern, Origin, PeerSpec, PolicyType, PortSel,
+    PortSpec, TestEndpoint,
 };
 
 fn src(name: &str, text: &str) -> Source {
@@ -573,4 +575,57 @@ fn stdin_is_named_dash_in_diagnostics_and_origins() {
 fn nothing_in_nothing_out() {
     assert_eq!(parse_sources(&[]).unwrap(), Bundle::default());
     assert_eq!(parse(""), Bundle::default());
+}
+
+#[test]
+fn policy_tests() {
+    let b = parse(
+        r#"
+apiVersion: bulkhead.io/v1
+kind: PolicyTest
+metadata: {name: intent}
+spec:
+  cases:
+    - name: web reaches api
+      from: {selector: app == "web", namespaces: [shop]}
+      to: shop/api-0
+      port: TCP/8080
+      request: http GET /api
+      expect: allow
+    - {from: 10.0.0.1, to: db, port: 5432, expect: Deny}
+"#,
+    );
+    let t = &b.tests[0];
+    assert_eq!((t.name.as_str(), t.cases.len()), ("intent", 2));
+    let c = &t.cases[0];
+    assert_eq!(c.name.as_deref(), Some("web reaches api"));
+    let TestEndpoint::Workloads(w) = &c.from else {
+        panic!("{:?}", c.from)
+    };
+    assert_eq!(w.namespaces, ["shop"]);
+    assert_eq!(c.to, TestEndpoint::Named("shop/api-0".into()));
+    assert_eq!((c.service, c.expect), (L4::tcp(8080), Expect::Allow));
+    assert_eq!(c.request.as_deref(), Some("http GET /api"));
+    assert_eq!(c.origin, Origin::new("t.yaml", 7, 7));
+    let c = &t.cases[1];
+    assert_eq!(
+        (c.service, c.expect, c.request.clone()),
+        (L4::tcp(5432), Expect::Deny, None)
+    );
+}
+
+#[test]
+fn documents_that_are_not_objects_are_skipped() {
+    // A scenario directory keeps its expected results next to the manifests.
+    let b = parse(
+        "description: what this scenario shows
+rules: []
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: y}
+",
+    );
+    // `y` is a string in YAML 1.2 (it is a boolean only in YAML 1.1).
+    assert_eq!(b.inventory.namespaces[0].name, "y");
 }
