@@ -359,10 +359,14 @@ fn overlaps(engine: &Engine, out: &mut Vec<Finding>) {
                     });
                     break;
                 }
-                let opposite = matches!(
-                    (a.action, b.action),
-                    (Action::Allow, Action::Deny) | (Action::Deny, Action::Allow)
-                );
+                // Within one policy, "specific Allow, then broader Deny" is how exceptions
+                // are written; only overlaps across policies, where priorities silently
+                // pick the winner, are worth a warning.
+                let opposite = a.at.doc != b.at.doc
+                    && matches!(
+                        (a.action, b.action),
+                        (Action::Allow, Action::Deny) | (Action::Deny, Action::Allow)
+                    );
                 if opposite
                     && !ca.subjects.is_disjoint(&cb.subjects)
                     && peers_intersect(ca, cb)
@@ -394,7 +398,8 @@ fn example(engine: &Engine, a: &Cover, b: &Cover, dir: Direction) -> String {
             .map(|w| w.key.to_string())
             .unwrap_or_else(|| format!("identity {id}"))
     };
-    let Some(s) = (&a.subjects & &b.subjects).min() else {
+    let subjects = &a.subjects & &b.subjects;
+    let Some(first) = subjects.min() else {
         return "some connections".into();
     };
     let peers = if a.any_peer && b.any_peer {
@@ -406,9 +411,14 @@ fn example(engine: &Engine, a: &Cover, b: &Cover, dir: Direction) -> String {
     } else {
         &a.peer_ids & &b.peer_ids
     };
-    match (peers.min(), dir) {
-        (Some(p), Direction::Ingress) => format!("{} -> {}", name(p), name(s)),
-        (Some(p), Direction::Egress) => format!("{} -> {}", name(s), name(p)),
-        (None, _) => format!("traffic of {}", name(s)),
+    // Prefer two different identities, so the example is not a workload to itself.
+    let pair = subjects
+        .iter()
+        .find_map(|s| peers.iter().find(|p| *p != s).map(|p| (s, p)))
+        .or_else(|| peers.min().map(|p| (first, p)));
+    match (pair, dir) {
+        (Some((s, p)), Direction::Ingress) => format!("{} -> {}", name(p), name(s)),
+        (Some((s, p)), Direction::Egress) => format!("{} -> {}", name(s), name(p)),
+        (None, _) => format!("traffic of {}", name(first)),
     }
 }

@@ -152,7 +152,7 @@ impl Engine {
             src: self.describe(c.src, &src),
             dst: self.describe(c.dst, &dst),
             service: c.l4.to_string(),
-            request: c.l7.map(|r| format!("{} {:?}", r.app, r.detail)),
+            request: c.l7.map(|r| r.to_string()),
             allowed: v.allowed,
             violation: v.is_violation(),
             l7_enforced: v.needs_l7(),
@@ -263,7 +263,7 @@ impl Engine {
                 .collect(),
             text: Vec::new(),
         };
-        let mut text = Vec::new();
+        let mut text = self.skipped_rules(side, dir, c, me, other);
         for l in &x.logged {
             text.push(format!("logged by {}", rule_words(l)));
         }
@@ -332,12 +332,27 @@ impl Engine {
                 x.group = g;
             }
         }
-        for g in &x.l7 {
-            text.push(format!(
-                "requests are checked by {}: {}",
-                rule_words(&g.rule),
-                g.requires
-            ));
+        if !x.l7.is_empty() {
+            // The gated rules come first in evaluation order: say so, then what happens
+            // to requests none of them matches (the decision above).
+            let mut gated: Vec<String> =
+                x.l7.iter()
+                    .map(|g| {
+                        let verb = if g.rule.action == "Deny" {
+                            "denies"
+                        } else {
+                            "allows"
+                        };
+                        format!(
+                            "L7: {} {verb} requests that match: {}",
+                            rule_words(&g.rule),
+                            g.requires
+                        )
+                    })
+                    .collect();
+            let fallback = text.pop().unwrap_or_default();
+            gated.push(format!("requests no L7 rule matches: {fallback}"));
+            text.extend(gated);
         }
         x.text = text;
         x
@@ -421,6 +436,157 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// The rules evaluated before the decision that did not match, each with the reason,
+    /// so that "why was this dropped?" has an answer. At most [`MAX_SKIPPED`] are listed.
+    fn skipped_rules(
+        &self,
+        side: &Side,
+        dir: Direction,
+        c: &Connection,
+        me: &PeerView,
+        other: &PeerView,
+    ) -> Vec<String> {
+        const MAX_SKIPPED: usize = 8;
+        let Class::Workload(id) = me.class else {
+            return Vec::new();
+        };
+        let Some(ep) = self.endpoint_policy(id) else {
+            return Vec::new();
+        };
+        let stop = match side.decision {
+            Decision::Rule(r) => Some(r),
+            _ => side.passed,
+        };
+        let dst = other_dst(me, other, dir);
+        let mut candidates: Vec<RuleId> = Vec::new();
+        for &pi in &ep.policies {
+            let p = &self.compiled.policies[pi as usize];
+            candidates.extend(if dir == Direction::Ingress {
+                p.ingress.clone()
+            } else {
+                p.egress.clone()
+            });
+        }
+        if stop.is_none() || matches!(side.decision, Decision::NetworkPolicy(_)) {
+            for &ni in &ep.network_policies {
+                let np = &self.compiled.network_policies[ni as usize];
+                let range = if dir == Direction::Ingress {
+                    np.ingress.clone()
+                } else {
+                    np.egress.clone()
+                };
+                candidates.extend(range.into_iter().flatten());
+            }
+        }
+        let mut out = Vec::new();
+        let mut skipped = 0usize;
+        for rid in candidates {
+            if Some(rid) == stop {
+                break;
+            }
+            if let Decision::NetworkPolicy(r) = side.decision {
+                if r == rid {
+                    break;
+                }
+            }
+            let r = &self.compiled.rules[rid as usize];
+            let reason = if self.matching_peer(r, other).is_none() {
+                let peers: Vec<String> = r.peers.iter().map(|t| self.target_words(t)).collect();
+                let who = self.other_words(other, r);
+                format!("peer {} does not match {who}", peers.join(" or "))
+            } else if matching_port(&r.ports, &c.l4, dst).is_none() {
+                let ports: Vec<String> = r.ports.iter().map(port_spec_words).collect();
+                format!("{} is not {}", c.l4, ports.join(" or "))
+            } else if r.app.is_some() && c.l7.is_some() && !side.gated.contains(&rid) {
+                format!(
+                    "requires {}, the request is {}",
+                    describe_l7(r),
+                    c.l7.map(|q| q.to_string()).unwrap_or_default()
+                )
+            } else {
+                continue;
+            };
+            skipped += 1;
+            if out.len() < MAX_SKIPPED {
+                out.push(format!(
+                    "skipped {}: {reason}",
+                    rule_words(&self.rule_ref(rid))
+                ));
+            }
+        }
+        if skipped > out.len() {
+            out.push(format!(
+                "... and {} more rules that did not match",
+                skipped - out.len()
+            ));
+        }
+        out
+    }
+
+    fn target_words(&self, t: &Target) -> String {
+        match t {
+            Target::Workloads(s) => format!("`{}`", self.compiled.selectors[*s as usize]),
+            Target::Cidr(c) => format!("CIDR {c}"),
+            Target::Dns(p) => format!("DNS {}", p.0),
+            Target::Entity(e) => format!("entity {e}"),
+        }
+    }
+
+    /// The other end with the labels the rule's selectors look at.
+    fn other_words(&self, other: &PeerView, r: &CRule) -> String {
+        let Some(w) = other.workload else {
+            return match other.class {
+                Class::Host => format!(
+                    "host {}",
+                    other.addr.map(|a| a.to_string()).unwrap_or_default()
+                ),
+                _ => format!(
+                    "outside address {}",
+                    other
+                        .addr
+                        .map(|a| a.to_string())
+                        .unwrap_or_else(|| other.names.join(", "))
+                ),
+            };
+        };
+        let mut keys: Vec<&str> = Vec::new();
+        for t in &r.peers {
+            if let Target::Workloads(s) = t {
+                for k in self.compiled.selectors[*s as usize].labels.keys() {
+                    if !keys.contains(&k) {
+                        keys.push(k);
+                    }
+                }
+            }
+        }
+        let shown: Vec<String> = keys
+            .iter()
+            .map(|k| match w.labels.get(k) {
+                Some(v) => format!("{k}={v}"),
+                None => format!("{k} absent"),
+            })
+            .collect();
+        format!("{} {{{}}}", w.key, shown.join(", "))
+    }
+}
+
+fn port_spec_words(p: &PortSpec) -> String {
+    let proto = p
+        .protocol
+        .map(|x| x.to_string())
+        .unwrap_or_else(|| "any".into());
+    match &p.port {
+        PortSel::Any => format!("{proto}/any"),
+        PortSel::Range(r) => format!("{proto}/{r}"),
+        PortSel::Named(n) => format!("{proto}/{n} (named)"),
+        PortSel::Icmp { icmp_type, code } => match code {
+            Some(c) => format!("{proto} type {icmp_type} code {c}"),
+            None => format!("{proto} type {icmp_type}"),
+        },
+    }
+}
+
 /// The labels a selector looks at, with the values the workload has for them.
 fn pick(labels: &Labels, sel: &Selector) -> String {
     let keys = sel.keys();
@@ -451,7 +617,7 @@ fn other_dst<'a>(
 
 fn port_words(ports: &[PortSpec], c: &Connection, dst: Option<&Workload>) -> String {
     match matching_port(ports, &c.l4, dst) {
-        Some(None) | None => format!("{} (the rule allows any port)", c.l4),
+        Some(None) | None => format!("{} (the rule names no ports: any port)", c.l4),
         Some(Some(i)) => {
             let p = &ports[i];
             let proto = p
