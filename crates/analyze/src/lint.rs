@@ -144,17 +144,17 @@ fn selects_nothing(engine: &Engine, out: &mut Vec<Finding>) {
     }
     for (rid, r) in c.rules.iter().enumerate() {
         for t in &r.peers {
-            if let Target::Workloads(s) = t {
-                if none(*s) {
-                    let rr = engine.rule_ref(rid as RuleId);
-                    out.push(nothing(
-                        &rr.origin,
-                        format!(
-                            "{} {} {} rule {}: peer {} selects no workload",
-                            rr.kind, rr.policy, rr.direction, rr.rule, c.selectors[*s as usize]
-                        ),
-                    ));
-                }
+            if let Target::Workloads(s) = t
+                && none(*s)
+            {
+                let rr = engine.rule_ref(rid as RuleId);
+                out.push(nothing(
+                    &rr.origin,
+                    format!(
+                        "{} {} {} rule {}: peer {} selects no workload",
+                        rr.kind, rr.policy, rr.direction, rr.rule, c.selectors[*s as usize]
+                    ),
+                ));
             }
         }
     }

@@ -195,6 +195,21 @@ impl FromStr for L4 {
     }
 }
 
+/// Travels as its probe notation (`TCP/80`).
+impl Serialize for L4 {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for L4 {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,20 +224,5 @@ mod tests {
         assert!("TCP/65536".parse::<L4>().is_err());
         assert!("TCP".parse::<L4>().is_err());
         assert!("HTTP/80".parse::<L4>().is_err());
-    }
-}
-
-/// Travels as its probe notation (`TCP/80`).
-impl Serialize for L4 {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for L4 {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?
-            .parse()
-            .map_err(serde::de::Error::custom)
     }
 }

@@ -216,10 +216,10 @@ impl Engine {
         } else {
             let mut b = RoaringBitmap::new();
             let mut add = |name: &str, st: &NamespaceState| {
-                if s.namespaces.matches(name, &st.labels) {
-                    if let Some(ids) = index.namespace(name) {
-                        b |= ids;
-                    }
+                if s.namespaces.matches(name, &st.labels)
+                    && let Some(ids) = index.namespace(name)
+                {
+                    b |= ids;
                 }
             };
             match &s.namespaces.names {
@@ -389,10 +389,10 @@ impl Engine {
             return false;
         };
         self.drop_addrs(wid);
-        if let Some(state) = self.workloads[wid as usize].take() {
-            if self.identities.release(state.identity) {
-                self.forget_identity(state.identity);
-            }
+        if let Some(state) = self.workloads[wid as usize].take()
+            && self.identities.release(state.identity)
+        {
+            self.forget_identity(state.identity);
         }
         self.free_workloads.push(wid);
         true

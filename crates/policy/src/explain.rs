@@ -386,7 +386,8 @@ impl Engine {
         let Some(Some(i)) = self.matching_peer(r, other) else {
             return "any (the rule names no peers)".into();
         };
-        let what = match &r.peers[i] {
+
+        match &r.peers[i] {
             Target::Workloads(s) => {
                 let sel = &self.compiled.selectors[*s as usize];
                 let group = self.peer_group_name(rid, i);
@@ -399,8 +400,7 @@ impl Engine {
             ),
             Target::Dns(p) => format!("DNS name {} matches {}", p.0, other.names.join(", ")),
             Target::Entity(e) => format!("entity {e}"),
-        };
-        what
+        }
     }
 
     /// The group name a peer was written as, if it was written as a group.
@@ -427,10 +427,10 @@ impl Engine {
             return String::new();
         };
         let mut s = format!(", matched {} {}", w.key, pick(&w.labels, &sel.labels));
-        if let Some(ns_sel) = &sel.namespaces.labels {
-            if let Some(nl) = self.namespace_labels(&w.key.namespace) {
-                let _ = write!(s, " in namespace {} {}", w.key.namespace, pick(nl, ns_sel));
-            }
+        if let Some(ns_sel) = &sel.namespaces.labels
+            && let Some(nl) = self.namespace_labels(&w.key.namespace)
+        {
+            let _ = write!(s, " in namespace {} {}", w.key.namespace, pick(nl, ns_sel));
         }
         s
     }
@@ -485,10 +485,10 @@ impl Engine {
             if Some(rid) == stop {
                 break;
             }
-            if let Decision::NetworkPolicy(r) = side.decision {
-                if r == rid {
-                    break;
-                }
+            if let Decision::NetworkPolicy(r) = side.decision
+                && r == rid
+            {
+                break;
             }
             let r = &self.compiled.rules[rid as usize];
             let reason = if self.matching_peer(r, other).is_none() {

@@ -204,15 +204,14 @@ impl Engine {
         let src = self.view(c.src);
         let dst = self.view(c.dst);
         if let (Endpoint::Workload { id: a, .. }, Endpoint::Workload { id: b, .. }) = (c.src, c.dst)
+            && a == b
         {
-            if a == b {
-                let s = Side::decided(true, Decision::SameWorkload);
-                return Verdict {
-                    allowed: true,
-                    egress: s.clone(),
-                    ingress: s,
-                };
-            }
+            let s = Side::decided(true, Decision::SameWorkload);
+            return Verdict {
+                allowed: true,
+                egress: s.clone(),
+                ingress: s,
+            };
         }
         let pair = self.pair_rules(&src, &dst);
         let egress = match &pair.egress {
@@ -292,10 +291,10 @@ impl Engine {
 
     fn pair_rules(&self, src: &PeerView, dst: &PeerView) -> Arc<PairRules> {
         let key = (self.class_key(src.class), self.class_key(dst.class));
-        if let Ok(cache) = self.pairs.read() {
-            if let Some(p) = cache.map.get(&key) {
-                return p.clone();
-            }
+        if let Ok(cache) = self.pairs.read()
+            && let Some(p) = cache.map.get(&key)
+        {
+            return p.clone();
         }
         let rules = Arc::new(PairRules {
             egress: match src.class {
