@@ -217,27 +217,13 @@ enum Direction {
 }
 
 fn rule(cx: &mut Cx, n: &Node, at: P, dir: Direction) -> Option<Rule> {
-    let (peers_key, other) = match dir {
-        Direction::Ingress => ("from", "to"),
-        Direction::Egress => ("to", "from"),
+    let (dir_name, peers_key, other) = match dir {
+        Direction::Ingress => ("ingress", "from", "to"),
+        Direction::Egress => ("egress", "to", "from"),
     };
     let mut known = vec!["action", "name", peers_key, "ports", "app"];
     known.extend_from_slice(l7::KEYS);
-    known.push(other);
-    let o = cx.obj(n, at, Fields::Strict(&known))?;
-    let mut ok = true;
-    if let Some(e) = o.entry(other) {
-        let dir_name = if dir == Direction::Ingress {
-            "ingress"
-        } else {
-            "egress"
-        };
-        let msg = format!(
-            "unknown field {other:?}; {dir_name} rules list their peers under `{peers_key}`"
-        );
-        cx.err(e.key_pos, at.f(other), msg);
-        ok = false;
-    }
+    let (o, wrong_way) = cx.rule_obj(n, at, &known, (dir_name, peers_key, other))?;
     let action = cx
         .required(&o, "action", at, " (Allow, Deny, Pass or Log)")
         .and_then(|v| cx.one_of(v, at.f("action"), "action", ACTIONS, false));
@@ -281,7 +267,7 @@ fn rule(cx: &mut Cx, n: &Node, at: P, dir: Direction) -> Option<Rule> {
         }
     };
     let l7 = l7::conditions(cx, &o, at, app, app_ok);
-    if !ok || !app_ok {
+    if wrong_way || !app_ok {
         return None;
     }
     Some(Rule {

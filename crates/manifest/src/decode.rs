@@ -211,6 +211,34 @@ impl<'t> Cx<'t> {
         Some(Obj { node: n, entries })
     }
 
+    /// A rule mapping of one direction (`dir` is `ingress` or `egress`, its peers are
+    /// under `peers`). The other direction's peers key is the classic copy-paste
+    /// mistake: it gets its own message rather than a bare "unknown field". Returns the
+    /// mapping and whether that mistake was made.
+    pub fn rule_obj<'n>(
+        &mut self,
+        n: &'n Node,
+        at: P,
+        known: &[&str],
+        (dir, peers, other): (&str, &str, &str),
+    ) -> Option<(Obj<'n>, bool)> {
+        let o = self.obj(n, at, Fields::Lenient)?;
+        let mut wrong_way = false;
+        for e in o.entries {
+            if e.key == other {
+                let msg = format!(
+                    "unknown field {other:?}; {dir} rules list their peers under `{peers}`"
+                );
+                self.err(e.key_pos, at.f(other), msg);
+                wrong_way = true;
+            } else if !known.contains(&e.key.as_str()) {
+                let msg = format!("unknown field {:?}{}", e.key, hint(&e.key, known));
+                self.err(e.key_pos, at.f(&e.key), msg);
+            }
+        }
+        Some((o, wrong_way))
+    }
+
     /// A required field: reports `missing field` at the mapping when absent or null.
     pub fn required<'n>(&mut self, o: &Obj<'n>, key: &str, at: P, note: &str) -> Option<&'n Node> {
         let v = o.get(key);

@@ -101,17 +101,7 @@ fn rules(
     let at_k = at.f(key);
     let fields = [peers_key, "ports"];
     cx.seq_of(n, at_k, |cx, n, at| {
-        let known: Vec<&str> = fields.iter().copied().chain([other]).collect();
-        let o = cx.obj(n, at, Fields::Strict(&known))?;
-        // A rule using the other direction's key is the classic copy-paste mistake:
-        // say so instead of a bare "unknown field".
-        let wrong_way = o.entry(other);
-        if let Some(e) = wrong_way {
-            let msg = format!(
-                "unknown field {other:?}; {key} rules list their peers under `{peers_key}`"
-            );
-            cx.err(e.key_pos, at.f(other), msg);
-        }
+        let (o, wrong_way) = cx.rule_obj(n, at, &fields, (key, peers_key, other))?;
         let peers = match o.get(peers_key) {
             None => Some(None),
             Some(p) => cx.seq_of(p, at.f(peers_key), peer).map(Some),
@@ -120,7 +110,7 @@ fn rules(
             None => Some(None),
             Some(p) => cx.seq_of(p, at.f("ports"), port::k8s).map(Some),
         };
-        if wrong_way.is_some() {
+        if wrong_way {
             return None;
         }
         Some(NpRule {
