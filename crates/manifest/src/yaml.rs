@@ -416,6 +416,31 @@ fn depth_of(node: &Node) -> usize {
     max
 }
 
+/// The scanner reports a tab error just past the tab; point at the tab itself.
+fn tab_aware(text: &str, pos: Pos, info: &str) -> Pos {
+    if !info.contains("tab") {
+        return pos;
+    }
+    let line = text
+        .lines()
+        .nth(pos.line.saturating_sub(1) as usize)
+        .unwrap_or("");
+    let upto = pos.column as usize;
+    match line
+        .chars()
+        .take(upto)
+        .collect::<Vec<_>>()
+        .iter()
+        .rposition(|c| *c == '\t')
+    {
+        Some(i) => Pos {
+            line: pos.line,
+            column: i as u32 + 1,
+        },
+        None => pos,
+    }
+}
+
 /// Parse a YAML stream (JSON is YAML too). Empty documents (nothing, or only null)
 /// are skipped.
 pub fn parse(text: &str) -> Stream {
@@ -430,7 +455,7 @@ pub fn parse(text: &str) -> Stream {
         let result = match item {
             Ok((ev, span)) => b.event(ev, span),
             Err(e) => Err(SyntaxError {
-                pos: pos_of(*e.marker()),
+                pos: tab_aware(text, pos_of(*e.marker()), e.info()),
                 // The scanner has its own, higher, limit that it may hit first (it reads
                 // ahead of the events): say the same thing either way.
                 message: match e.info() {

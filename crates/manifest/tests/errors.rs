@@ -43,7 +43,7 @@ fn cases() -> Vec<(&'static str, Files, &'static str)> {
         ("unquoted numeric label value", one(format!("{POD}metadata:\n  name: web\n  labels:\n    version: 1.0\n")), "bad.yaml:6:14: metadata.labels.version: expected a string, got the number 1.0; quote it: \"1.0\""),
         ("unquoted boolean label value", one(format!("{POD}metadata:\n  name: web\n  labels: {{enabled: true}}\n")), "bad.yaml:5:21: metadata.labels.enabled: expected a string, got the boolean true; quote it: \"true\""),
         ("duplicate key", one(format!("{POD}metadata:\n  name: web\n  name: api\n")), "bad.yaml:5:3: duplicate key \"name\" (first at line 4)"),
-        ("tab indentation", one(format!("{POD}metadata:\n\tname: web\n")), "bad.yaml:4:2: tabs disallowed within this context (block indentation)"),
+        ("tab indentation", one(format!("{POD}metadata:\n\tname: web\n")), "bad.yaml:4:1: tabs disallowed within this context (block indentation)"),
         ("unclosed flow sequence", one(format!("{POD}metadata: {{name: web, labels: [a, b}}\n")), "bad.yaml:3:36: while parsing a flow sequence, expected ',' or ']'"),
         ("merge keys", one(format!("{POD}metadata:\n  <<: {{name: web}}\n")), "bad.yaml:4:3: merge keys (`<<`) are not supported; write the fields out"),
         ("duplicate Pod across files", vec![("a.yaml", format!("{POD}metadata: {{name: web}}\n")), ("b.yaml", format!("\n{POD}metadata: {{name: web, namespace: default}}\n"))], "b.yaml:4:18: duplicate Pod default/web; also defined at a.yaml:3:18"),
