@@ -273,16 +273,17 @@ impl Engine {
                 rule_words(p)
             ));
         }
+        let mut decision: Vec<String> = Vec::new();
         match side.decision {
             Decision::Unmanaged => {
                 x.decided_at = "unmanaged";
-                text.push(format!(
+                decision.push(format!(
                     "{subject_name} is not a workload bulkhead manages: no {dir} policy applies"
                 ));
             }
             Decision::SameWorkload => {
                 x.decided_at = "same-workload";
-                text.push("traffic of a workload to itself is never policed".into());
+                decision.push("traffic of a workload to itself is never policed".into());
             }
             Decision::Rule(rid) | Decision::NetworkPolicy(rid) => {
                 let r = &self.compiled.rules[rid as usize];
@@ -297,17 +298,17 @@ impl Engine {
                 } else {
                     "allowed"
                 };
-                text.push(format!("{verb} by {}", rule_words(&rr)));
+                decision.push(format!("{verb} by {}", rule_words(&rr)));
                 x.peer = Some(self.peer_words(r, other, rid));
                 x.port = Some(port_words(&r.ports, c, other_dst(me, other, dir)));
-                text.push(format!("  peer: {}", x.peer.as_deref().unwrap_or_default()));
-                text.push(format!("  port: {}", x.port.as_deref().unwrap_or_default()));
+                decision.push(format!("  peer: {}", x.peer.as_deref().unwrap_or_default()));
+                decision.push(format!("  port: {}", x.port.as_deref().unwrap_or_default()));
                 x.rule = Some(rr);
             }
             Decision::NetworkPolicyIsolation => {
                 x.decided_at = "network-policy";
                 let names = self.isolating_policies(me, dir);
-                text.push(format!(
+                decision.push(format!(
                     "{dir} is isolated by NetworkPolicy {} and none of their rules allows this",
                     names.join(", ")
                 ));
@@ -328,31 +329,32 @@ impl Engine {
                     Mode::Monitor => "allows it and reports a violation",
                     Mode::Discover => "allows it and records it for learning",
                 };
-                text.push(format!("no rule decided; {whose}, which {what}"));
+                decision.push(format!("no rule decided; {whose}, which {what}"));
                 x.group = g;
             }
         }
-        if !x.l7.is_empty() {
-            // The gated rules come first in evaluation order: say so, then what happens
-            // to requests none of them matches (the decision above).
-            let mut gated: Vec<String> =
-                x.l7.iter()
-                    .map(|g| {
-                        let verb = if g.rule.action == "Deny" {
-                            "denies"
-                        } else {
-                            "allows"
-                        };
-                        format!(
-                            "L7: {} {verb} requests that match: {}",
-                            rule_words(&g.rule),
-                            g.requires
-                        )
-                    })
-                    .collect();
-            let fallback = text.pop().unwrap_or_default();
-            gated.push(format!("requests no L7 rule matches: {fallback}"));
-            text.extend(gated);
+        if x.l7.is_empty() {
+            text.extend(decision);
+        } else {
+            // Gated rules come before the decision in evaluation order: list them, then
+            // what happens to requests none of them matches.
+            for g in &x.l7 {
+                let verb = if g.rule.action == "Deny" {
+                    "denies"
+                } else {
+                    "allows"
+                };
+                text.push(format!(
+                    "L7: {} {verb} requests that match: {}",
+                    rule_words(&g.rule),
+                    g.requires
+                ));
+            }
+            let mut rest = decision.into_iter();
+            if let Some(first) = rest.next() {
+                text.push(format!("requests no L7 rule matches: {first}"));
+            }
+            text.extend(rest);
         }
         x.text = text;
         x
@@ -664,8 +666,9 @@ fn describe_l7(r: &CRule) -> String {
         Some(a) => format!("app {a}"),
         None => String::new(),
     };
-    for m in &r.l7 {
-        let _ = write!(s, "; {}", serde_json::to_string(m).unwrap_or_default());
+    if !r.l7.is_empty() {
+        let conditions: Vec<String> = r.l7.iter().map(|m| m.to_string()).collect();
+        let _ = write!(s, " with {}", conditions.join(" or "));
     }
     s
 }

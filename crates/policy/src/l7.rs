@@ -313,6 +313,90 @@ impl L7Match {
     }
 }
 
+impl fmt::Display for L7Match {
+    /// `HTTP GET, POST path /api/.* host api.example.com`, `Redis commands GET, SET`, ...
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fn list<T: fmt::Display>(xs: &[T]) -> String {
+            xs.iter()
+                .map(|x| x.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+        fn names(xs: &[NamePattern]) -> String {
+            xs.iter()
+                .map(|x| x.0.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+        match self {
+            L7Match::Http(m) => {
+                f.write_str("HTTP")?;
+                if m.methods.is_empty() {
+                    f.write_str(" any method")?;
+                } else {
+                    write!(f, " {}", list(&m.methods))?;
+                }
+                if let Some(p) = &m.path {
+                    write!(f, " path {}", p.as_str())?;
+                }
+                if let Some(h) = &m.host {
+                    write!(f, " host {}", h.0)?;
+                }
+                for h in &m.headers {
+                    match &h.value {
+                        Some(v) => write!(f, " header {}={v}", h.name)?,
+                        None => write!(f, " header {}", h.name)?,
+                    }
+                }
+                Ok(())
+            }
+            L7Match::Grpc(m) => write!(
+                f,
+                "gRPC {}/{}",
+                m.service.as_deref().unwrap_or("*"),
+                m.method.as_deref().unwrap_or("*")
+            ),
+            L7Match::Dns { names: n } => write!(f, "DNS names {}", names(n)),
+            L7Match::Tls { sni } => write!(f, "TLS server names {}", names(sni)),
+            L7Match::Redis { commands } => write!(f, "Redis commands {}", list(commands)),
+            L7Match::Sql { statements } => write!(f, "SQL statements {}", list(statements)),
+            L7Match::Kafka { apis, topics } => {
+                f.write_str("Kafka")?;
+                if !apis.is_empty() {
+                    write!(f, " APIs {}", list(apis))?;
+                }
+                if !topics.is_empty() {
+                    write!(f, " topics {}", list(topics))?;
+                }
+                Ok(())
+            }
+            L7Match::Ldap {
+                operations,
+                base_dn,
+            } => {
+                f.write_str("LDAP")?;
+                if !operations.is_empty() {
+                    write!(f, " operations {}", list(operations))?;
+                }
+                if let Some(dn) = base_dn {
+                    write!(f, " under {dn}")?;
+                }
+                Ok(())
+            }
+            L7Match::Mqtt { actions, topics } => {
+                f.write_str("MQTT")?;
+                if !actions.is_empty() {
+                    write!(f, " {}", list(actions))?;
+                }
+                if !topics.is_empty() {
+                    write!(f, " topics {}", list(topics))?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
 /// What is known about one request (or about the connection only).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct L7Request {
