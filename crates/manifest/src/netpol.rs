@@ -35,14 +35,12 @@ pub fn network_policy(cx: &mut Cx, doc: &Obj, root: P) -> Option<NetworkPolicy> 
             Fields::Strict(&["podSelector", "policyTypes", "ingress", "egress"]),
         )
     })?;
-    let pod_selector = cx
-        .required(
-            &spec,
-            "podSelector",
-            at,
-            " (write podSelector: {} to select every pod in the namespace)",
-        )
-        .and_then(|n| selector::k8s(cx, n, at.f("podSelector")));
+    // The API server accepts a policy without podSelector and reads it as `{}` (the
+    // zero LabelSelector): every pod of the namespace. So do we.
+    let pod_selector = match spec.get("podSelector") {
+        None => Some(bulkhead_model::Selector::All),
+        Some(n) => selector::k8s(cx, n, at.f("podSelector")),
+    };
     let policy_types = match spec.get("policyTypes") {
         None => Some(None),
         Some(n) => policy_types(cx, n, at.f("policyTypes")).map(Some),
