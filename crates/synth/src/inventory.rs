@@ -140,8 +140,8 @@ pub(crate) fn generate(
             addresses: vec![IpAddr::V4(Ipv4Addr::new(
                 192,
                 168,
-                (i >> 8) as u8,
-                (i & 255) as u8 + 1,
+                (i / 250) as u8,
+                (i % 250) as u8 + 1,
             ))],
         })
         .collect();
