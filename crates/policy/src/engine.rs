@@ -509,6 +509,11 @@ impl Engine {
         v
     }
 
+    /// Every node (its addresses are the `host` entity).
+    pub fn nodes(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.values()
+    }
+
     pub fn owner_of(&self, ip: &IpAddr) -> Option<AddrOwner> {
         self.addrs.get(ip).copied()
     }

@@ -1,0 +1,40 @@
+//! Names and numbers shared by the renderer, the diff and the agent.
+
+/// The one table bulkhead owns (family inet: IPv4 and IPv6 in one place).
+pub const TABLE: &str = "bulkhead";
+
+/// Identity numbers live in the low 30 bits of `meta mark` (source) and `ct mark`
+/// (destination); the two high bits of `meta mark` flag a Pass rule per direction.
+pub const ID_MASK: u32 = 0x3fff_ffff;
+pub const PASS_EGRESS: u32 = 0x8000_0000;
+pub const PASS_INGRESS: u32 = 0x4000_0000;
+
+/// Identity number of addresses nobody knows: the `world` entity.
+pub const ID_WORLD: u32 = 0;
+/// Identity number of node addresses: the `host` entity.
+pub const ID_HOST: u32 = 1;
+/// Kernel identity numbers of workload identities start here (see `ids`), leaving room
+/// for reserved identities.
+pub const ID_BASE: u32 = 16;
+
+/// NFLOG group the agent listens to, and the prefixes that say what happened.
+pub const LOG_GROUP: u32 = 1;
+pub const LOG_ALLOW: &str = "bh:allow ";
+pub const LOG_DENY: &str = "bh:deny ";
+pub const LOG_RULE: &str = "bh:log ";
+
+/// Stable 64-bit FNV-1a, for content-addressed chain and set names that must not change
+/// between runs or builds (so an agent restart finds its own objects).
+pub fn stable_hash(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// `prefix` + 12 hex digits of the content's hash.
+pub fn content_name(prefix: &str, content: &[u8]) -> String {
+    format!("{prefix}{:012x}", stable_hash(content) & 0xffff_ffff_ffff)
+}

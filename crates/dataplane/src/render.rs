@@ -1,0 +1,649 @@
+//! From the engine's resolution to the desired `bulkhead` table of one node.
+//!
+//! The chains mirror the verdict function tier by tier (see `bulkhead_policy::verdict`),
+//! so the kernel decides new connections exactly as `explain` says:
+//!
+//! ```text
+//! forward:  established/related -> accept; invalid -> drop
+//!           meta mark <- identity of saddr; ct mark <- identity of daddr
+//!           from a local workload -> goto egress, else goto ingress
+//! egress:   meta mark -> vmap e_dispatch -> e_s_<signature>:
+//!              jump e_p_<policy>... (first matching rule: Allow -> goto ingress,
+//!              Deny -> goto deny, Pass -> flag + return, Log -> log and continue)
+//!              goto e_t_<...>: NetworkPolicies (union; none -> deny) or the mode
+//! ingress:  to a local workload -> ct mark -> vmap i_dispatch -> i_s_<signature> (same
+//!           shape; Allow -> goto allowed); to anything else -> goto allowed
+//! allowed:  log, accept        deny: log, TCP reset / ICMP admin-prohibited
+//! ```
+//!
+//! Chains and sets are named after a hash of their content, so an unchanged policy keeps
+//! its kernel objects across renders and agent restarts, and identical content is shared.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use bulkhead_model::{PortRange, Protocol};
+use bulkhead_policy::Engine;
+use bulkhead_policy::compile::{CRule, Direction, RuleId, Target};
+use bulkhead_policy::engine::AddrOwner;
+use bulkhead_policy::spec::{Action, Entity, Mode, PortSel, PortSpec};
+use nftables::expr::{Expression, Range};
+use rustc_hash::FxHashMap;
+
+use crate::ids::KernelIds;
+use crate::names::*;
+use crate::rules::*;
+use crate::ruleset::{ChainState, Elem, Hook, Ruleset, SetKind, SetState};
+
+/// What to render for which node.
+#[derive(Clone, Debug, Default)]
+pub struct RenderOptions {
+    /// The node whose workloads this ruleset protects. None: every workload is local
+    /// (one node, or analysis).
+    pub node: Option<String>,
+    /// Interface-name glob of the node's workload interfaces (e.g. `bh*`): packets from
+    /// or to such an interface whose workload the agent does not know are denied, so a
+    /// workload is isolated before it can send its first packet.
+    pub pod_interfaces: Option<String>,
+    /// Log every allowed new connection (flow records), not only denials.
+    pub log_allowed: bool,
+}
+
+pub const CHAIN_FORWARD: &str = "forward";
+pub const CHAIN_EGRESS: &str = "egress";
+pub const CHAIN_INGRESS: &str = "ingress";
+pub const CHAIN_ALLOWED: &str = "allowed";
+pub const CHAIN_DENY: &str = "deny";
+
+/// Render the desired ruleset. Pure, apart from allocating kernel identity numbers in
+/// `ids` (which the caller keeps from one render to the next).
+pub fn render(engine: &Engine, opts: &RenderOptions, ids: &mut KernelIds) -> Ruleset {
+    let mut r = Renderer {
+        engine,
+        opts,
+        ids,
+        out: Ruleset {
+            exists: true,
+            ..Ruleset::default()
+        },
+        policy_chains: FxHashMap::default(),
+        np_chains: FxHashMap::default(),
+    };
+    r.identity_maps();
+    r.dispatch();
+    r.base_chains();
+    r.ids.retain_live(engine);
+    r.out
+}
+
+struct Renderer<'a> {
+    engine: &'a Engine,
+    opts: &'a RenderOptions,
+    ids: &'a mut KernelIds,
+    out: Ruleset,
+    /// (policy index, direction) -> (chain, has Pass rules), None if it renders nothing.
+    policy_chains: FxHashMap<(u32, Direction), Option<(String, bool)>>,
+    np_chains: FxHashMap<(u32, Direction), Option<String>>,
+}
+
+/// One way a rule's peer can match, as nft statements (and the address family they need).
+struct Alt {
+    v6: Option<bool>,
+    stmts: Stmts,
+}
+
+fn proto_number(p: Protocol) -> u8 {
+    match p {
+        Protocol::Tcp => 6,
+        Protocol::Udp => 17,
+        Protocol::Sctp => 132,
+        Protocol::Icmp => 1,
+        Protocol::Icmpv6 => 58,
+    }
+}
+
+const PORT_PROTOCOLS: [Protocol; 3] = [Protocol::Tcp, Protocol::Udp, Protocol::Sctp];
+
+impl Renderer<'_> {
+    fn set(&mut self, name: &str, kind: SetKind) -> &mut std::collections::BTreeSet<Elem> {
+        self.out
+            .sets
+            .entry(name.to_string())
+            .or_insert_with(|| SetState {
+                kind,
+                elems: Some(BTreeSet::new()),
+            })
+            .elems
+            .get_or_insert_with(BTreeSet::new)
+    }
+
+    fn chain(&mut self, name: &str, hook: Option<Hook>, rules: Vec<Stmts>) {
+        let hash = stable_hash(&serde_json::to_vec(&rules).unwrap_or_default());
+        self.out.chains.insert(
+            name.to_string(),
+            ChainState {
+                hook,
+                rules,
+                hash: Some(hash),
+            },
+        );
+    }
+
+    /// A content-addressed chain: named after its rules.
+    fn content_chain(&mut self, prefix: &str, rules: Vec<Stmts>) -> String {
+        let name = content_name(prefix, &serde_json::to_vec(&rules).unwrap_or_default());
+        if !self.out.chains.contains_key(&name) {
+            self.chain(&name, None, rules);
+        }
+        name
+    }
+
+    fn is_local(&self, node: Option<&str>) -> bool {
+        match &self.opts.node {
+            None => true,
+            Some(n) => node == Some(n.as_str()),
+        }
+    }
+
+    /// Address -> identity for every workload (peers may be anywhere) and node; the
+    /// local workloads' addresses.
+    fn identity_maps(&mut self) {
+        self.set("id4", SetKind::AddrMarks4);
+        self.set("id6", SetKind::AddrMarks6);
+        self.set("local4", SetKind::Addrs4);
+        self.set("local6", SetKind::Addrs6);
+        for (wid, w) in self.engine.workloads() {
+            let Some(identity) = self.engine.identity_of(wid) else {
+                continue;
+            };
+            let local = self.is_local(w.node.as_deref());
+            let number = self.ids.number(self.engine, identity);
+            for ip in &w.ips {
+                // An address two workloads claim belongs to the one the engine says.
+                if self.engine.owner_of(ip) != Some(AddrOwner::Workload(wid)) {
+                    continue;
+                }
+                let v6 = ip.is_ipv6();
+                self.set(
+                    if v6 { "id6" } else { "id4" },
+                    if v6 {
+                        SetKind::AddrMarks6
+                    } else {
+                        SetKind::AddrMarks4
+                    },
+                )
+                .insert(Elem::AddrMark(*ip, number));
+                if local {
+                    self.set(
+                        if v6 { "local6" } else { "local4" },
+                        if v6 { SetKind::Addrs6 } else { SetKind::Addrs4 },
+                    )
+                    .insert(Elem::Addr(*ip));
+                }
+            }
+        }
+        let host_addrs: Vec<IpAddr> = self
+            .engine
+            .nodes()
+            .flat_map(|n| n.addresses.clone())
+            .collect();
+        for ip in host_addrs {
+            if self.engine.owner_of(&ip) == Some(AddrOwner::Host) {
+                let v6 = ip.is_ipv6();
+                self.set(
+                    if v6 { "id6" } else { "id4" },
+                    if v6 {
+                        SetKind::AddrMarks6
+                    } else {
+                        SetKind::AddrMarks4
+                    },
+                )
+                .insert(Elem::AddrMark(ip, ID_HOST));
+            }
+        }
+    }
+
+    /// Identity -> signature chain, for identities with workloads on this node.
+    fn dispatch(&mut self) {
+        self.set("e_dispatch", SetKind::MarkVerdicts);
+        self.set("i_dispatch", SetKind::MarkVerdicts);
+        let mut local: BTreeSet<u32> = BTreeSet::new();
+        for (wid, w) in self.engine.workloads() {
+            if self.is_local(w.node.as_deref())
+                && let Some(id) = self.engine.identity_of(wid)
+            {
+                local.insert(id);
+            }
+        }
+        for id in local {
+            let e = self.signature_chain(id, Direction::Egress);
+            let i = self.signature_chain(id, Direction::Ingress);
+            let number = self.ids.number(self.engine, id);
+            self.set("e_dispatch", SetKind::MarkVerdicts)
+                .insert(Elem::MarkGoto(number, e));
+            self.set("i_dispatch", SetKind::MarkVerdicts)
+                .insert(Elem::MarkGoto(number, i));
+        }
+    }
+
+    fn allow_target(dir: Direction) -> &'static str {
+        match dir {
+            Direction::Egress => CHAIN_INGRESS,
+            Direction::Ingress => CHAIN_ALLOWED,
+        }
+    }
+
+    fn pass_flag(dir: Direction) -> u32 {
+        match dir {
+            Direction::Egress => PASS_EGRESS,
+            Direction::Ingress => PASS_INGRESS,
+        }
+    }
+
+    fn prefix(dir: Direction) -> &'static str {
+        match dir {
+            Direction::Egress => "e_",
+            Direction::Ingress => "i_",
+        }
+    }
+
+    /// Tier 1 (the identity's policies in order), then tiers 2 and 3.
+    fn signature_chain(&mut self, id: u32, dir: Direction) -> String {
+        let Some(ep) = self.engine.endpoint_policy(id).cloned() else {
+            return CHAIN_DENY.to_string();
+        };
+        let tail = self.tail_chain(&ep, dir);
+        let mut rules: Vec<Stmts> = Vec::new();
+        for &pi in &ep.policies {
+            if let Some((chain, has_pass)) = self.policy_chain(pi, dir) {
+                rules.push(vec![jump(&chain)]);
+                if has_pass {
+                    let flag = Self::pass_flag(dir);
+                    rules.push(vec![
+                        eq(
+                            and(meta(nftables::expr::MetaKey::Mark), flag),
+                            Expression::Number(flag),
+                        ),
+                        goto(&tail),
+                    ]);
+                }
+            }
+        }
+        rules.push(vec![goto(&tail)]);
+        self.content_chain(&format!("{}s_", Self::prefix(dir)), rules)
+    }
+
+    /// Tier 2 (NetworkPolicy isolation: the union of allows, else deny) or tier 3 (mode).
+    fn tail_chain(&mut self, ep: &bulkhead_policy::EndpointPolicy, dir: Direction) -> String {
+        let isolated = match dir {
+            Direction::Ingress => ep.ingress_isolated,
+            Direction::Egress => ep.egress_isolated,
+        };
+        let mut rules: Vec<Stmts> = Vec::new();
+        if isolated {
+            for &ni in &ep.network_policies {
+                if let Some(chain) = self.np_chain(ni, dir) {
+                    rules.push(vec![jump(&chain)]);
+                }
+            }
+            rules.push(vec![goto(CHAIN_DENY)]);
+        } else if ep.mode == Mode::Protect {
+            rules.push(vec![goto(CHAIN_DENY)]);
+        } else {
+            // Monitor and Discover allow; the agent tells violations and learning apart
+            // from the flow record, with the engine.
+            rules.push(vec![goto(Self::allow_target(dir))]);
+        }
+        self.content_chain(&format!("{}t_", Self::prefix(dir)), rules)
+    }
+
+    fn policy_chain(&mut self, pi: u32, dir: Direction) -> Option<(String, bool)> {
+        if let Some(c) = self.policy_chains.get(&(pi, dir)) {
+            return c.clone();
+        }
+        let cp = &self.engine.compiled().policies[pi as usize];
+        let range = match dir {
+            Direction::Ingress => cp.ingress.clone(),
+            Direction::Egress => cp.egress.clone(),
+        };
+        let (rules, has_pass) = self.rules(range, dir);
+        let chain = (!rules.is_empty()).then(|| {
+            (
+                self.content_chain(&format!("{}p_", Self::prefix(dir)), rules),
+                has_pass,
+            )
+        });
+        self.policy_chains.insert((pi, dir), chain.clone());
+        chain
+    }
+
+    fn np_chain(&mut self, ni: u32, dir: Direction) -> Option<String> {
+        if let Some(c) = self.np_chains.get(&(ni, dir)) {
+            return c.clone();
+        }
+        let np = &self.engine.compiled().network_policies[ni as usize];
+        let range = match dir {
+            Direction::Ingress => np.ingress.clone(),
+            Direction::Egress => np.egress.clone(),
+        };
+        let (rules, _) = self.rules(range.unwrap_or(0..0), dir);
+        let chain = (!rules.is_empty())
+            .then(|| self.content_chain(&format!("{}n_", Self::prefix(dir)), rules));
+        self.np_chains.insert((ni, dir), chain.clone());
+        chain
+    }
+
+    fn rules(&mut self, range: std::ops::Range<RuleId>, dir: Direction) -> (Vec<Stmts>, bool) {
+        let mut out = Vec::new();
+        let mut has_pass = false;
+        for rid in range {
+            let r = self.engine.compiled().rules[rid as usize].clone();
+            has_pass |= r.action == Action::Pass && r.app.is_none() && r.l7.is_empty();
+            out.extend(self.rule(&r, dir));
+        }
+        (out, has_pass)
+    }
+
+    /// One compiled rule as zero or more nft rules (one per peer x port alternative).
+    fn rule(&mut self, r: &CRule, dir: Direction) -> Vec<Stmts> {
+        let gated = r.app.is_some() || !r.l7.is_empty();
+        let action: Stmts = match (r.action, gated) {
+            // At layer 4 a rule that looks at requests lets the connection open if it
+            // allows some (the L7 proxy then decides each request); other gated rules
+            // cannot decide anything here (see the verdict function).
+            (Action::Allow, _) => vec![goto(Self::allow_target(dir))],
+            (_, true) => return Vec::new(),
+            (Action::Deny, false) => vec![goto(CHAIN_DENY)],
+            (Action::Pass, false) => vec![set_flag(Self::pass_flag(dir)), ret()],
+            (Action::Log, false) => vec![log(LOG_RULE, LOG_GROUP)],
+        };
+        let peers: Vec<Alt> = if r.peers.is_empty() {
+            vec![Alt {
+                v6: None,
+                stmts: vec![],
+            }]
+        } else {
+            r.peers.iter().flat_map(|t| self.peer(t, dir)).collect()
+        };
+        let ports: Vec<Alt> = if r.ports.is_empty() {
+            vec![Alt {
+                v6: None,
+                stmts: vec![],
+            }]
+        } else {
+            r.ports.iter().flat_map(|p| self.port(p)).collect()
+        };
+        let mut out = Vec::new();
+        for p in &peers {
+            for q in &ports {
+                let v6 = match (p.v6, q.v6) {
+                    (Some(a), Some(b)) if a != b => continue,
+                    (a, b) => a.or(b),
+                };
+                let mut stmts = Vec::new();
+                if let Some(v6) = v6 {
+                    stmts.push(nfproto(v6));
+                }
+                stmts.extend(p.stmts.iter().cloned());
+                stmts.extend(q.stmts.iter().cloned());
+                stmts.extend(action.iter().cloned());
+                out.push(stmts);
+            }
+        }
+        out
+    }
+
+    /// The peer is the destination for egress rules and the source for ingress rules.
+    fn peer(&mut self, t: &Target, dir: Direction) -> Vec<Alt> {
+        let (id, field) = match dir {
+            Direction::Egress => (dst_id(), "daddr"),
+            Direction::Ingress => (src_id(), "saddr"),
+        };
+        match t {
+            Target::Workloads(s) => {
+                let sel = &self.engine.compiled().selectors[*s as usize];
+                let name = content_name("s_", sel.to_string().as_bytes());
+                let selected: Vec<u32> = self.engine.selected(*s).iter().collect();
+                let members: Vec<u32> = selected
+                    .into_iter()
+                    .map(|i| self.ids.number(self.engine, i))
+                    .collect();
+                let set = self.set(&name, SetKind::Marks);
+                set.extend(members.into_iter().map(Elem::Mark));
+                vec![Alt {
+                    v6: None,
+                    stmts: vec![eq(id, set_ref(&name))],
+                }]
+            }
+            Target::Entity(e) => {
+                let stmt = match e {
+                    Entity::World => eq(id, Expression::Number(ID_WORLD)),
+                    Entity::Host => eq(id, Expression::Number(ID_HOST)),
+                    Entity::Cluster => ne(id, Expression::Number(ID_WORLD)),
+                };
+                vec![Alt {
+                    v6: None,
+                    stmts: vec![stmt],
+                }]
+            }
+            Target::Cidr(block) => {
+                let v6 = block.net.addr().is_ipv6();
+                let fam = if v6 { "6" } else { "4" };
+                let kind = if v6 { SetKind::Nets6 } else { SetKind::Nets4 };
+                let name = content_name(&format!("c{fam}_"), block.net.to_string().as_bytes());
+                self.set(&name, kind).insert(Elem::Net(block.net));
+                let mut stmts = vec![eq(addr_field(v6, field), set_ref(&name))];
+                if !block.except.is_empty() {
+                    let xname = content_name(&format!("x{fam}_"), block.to_string().as_bytes());
+                    let set = self.set(&xname, kind);
+                    set.extend(block.except.iter().map(|n| Elem::Net(n.trunc())));
+                    stmts.push(ne(addr_field(v6, field), set_ref(&xname)));
+                }
+                vec![Alt {
+                    v6: Some(v6),
+                    stmts,
+                }]
+            }
+            Target::Dns(pattern) => {
+                // Filled with the addresses allowed names resolve to by the DNS proxy
+                // (L7 issue); empty until then, so such peers match nothing yet.
+                [false, true]
+                    .into_iter()
+                    .map(|v6| {
+                        let fam = if v6 { "6" } else { "4" };
+                        let name = content_name(&format!("d{fam}_"), pattern.0.as_bytes());
+                        self.set(&name, if v6 { SetKind::Addrs6 } else { SetKind::Addrs4 });
+                        Alt {
+                            v6: Some(v6),
+                            stmts: vec![eq(addr_field(v6, field), set_ref(&name))],
+                        }
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    fn port(&mut self, p: &PortSpec) -> Vec<Alt> {
+        let protocols: Vec<Protocol> = match p.protocol {
+            Some(x) => vec![x],
+            None => PORT_PROTOCOLS.to_vec(),
+        };
+        let mut out = Vec::new();
+        for proto in protocols {
+            let n = proto_number(proto);
+            match &p.port {
+                PortSel::Any => out.push(Alt {
+                    v6: match proto {
+                        Protocol::Icmp => Some(false),
+                        Protocol::Icmpv6 => Some(true),
+                        _ => None,
+                    },
+                    stmts: vec![l4proto(n)],
+                }),
+                PortSel::Range(PortRange { lo, hi }) if proto.has_ports() => {
+                    let right = if lo == hi {
+                        Expression::Number(u32::from(*lo))
+                    } else {
+                        Expression::Range(Box::new(Range {
+                            range: [
+                                Expression::Number(u32::from(*lo)),
+                                Expression::Number(u32::from(*hi)),
+                            ],
+                        }))
+                    };
+                    out.push(Alt {
+                        v6: None,
+                        stmts: vec![l4proto(n), eq(payload("th", "dport"), right)],
+                    });
+                }
+                PortSel::Named(name) if proto.has_ports() => {
+                    for v6 in [false, true] {
+                        let set = self.named_port_set(name, proto, v6);
+                        out.push(Alt {
+                            v6: Some(v6),
+                            stmts: vec![
+                                l4proto(n),
+                                eq(
+                                    Expression::Named(nftables::expr::NamedExpression::Concat(
+                                        vec![addr_field(v6, "daddr"), payload("th", "dport")],
+                                    )),
+                                    set_ref(&set),
+                                ),
+                            ],
+                        });
+                    }
+                }
+                PortSel::Icmp { icmp_type, code } if !proto.has_ports() => {
+                    let (v6, hdr) = match proto {
+                        Protocol::Icmpv6 => (true, "icmpv6"),
+                        _ => (false, "icmp"),
+                    };
+                    let mut stmts = vec![
+                        l4proto(n),
+                        eq(
+                            payload(hdr, "type"),
+                            Expression::Number(u32::from(*icmp_type)),
+                        ),
+                    ];
+                    if let Some(c) = code {
+                        stmts.push(eq(payload(hdr, "code"), Expression::Number(u32::from(*c))));
+                    }
+                    out.push(Alt {
+                        v6: Some(v6),
+                        stmts,
+                    });
+                }
+                // Port ranges or names on ICMP, ICMP types on TCP: matches nothing, as in
+                // the verdict function.
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// The (address, port) pairs of every workload (anywhere) that names this port.
+    fn named_port_set(&mut self, name: &str, proto: Protocol, v6: bool) -> String {
+        let fam = if v6 { "6" } else { "4" };
+        let set = content_name(&format!("n{fam}_"), format!("{name}/{proto}").as_bytes());
+        let mut elems = Vec::new();
+        for (_, w) in self.engine.workloads() {
+            if let Some(port) = w.named_port(name, proto) {
+                for ip in w.ips.iter().filter(|ip| ip.is_ipv6() == v6) {
+                    elems.push(Elem::AddrPort(*ip, port));
+                }
+            }
+        }
+        let kind = if v6 {
+            SetKind::AddrPorts6
+        } else {
+            SetKind::AddrPorts4
+        };
+        self.set(&set, kind).extend(elems);
+        set
+    }
+
+    fn base_chains(&mut self) {
+        let mut forward: Vec<Stmts> = vec![
+            vec![ct_state(&["established", "related"]), accept()],
+            vec![ct_state(&["invalid"]), drop()],
+            vec![set_mark_from_map(false, false, "saddr", "id4")],
+            vec![set_mark_from_map(false, true, "saddr", "id6")],
+            vec![set_mark_from_map(true, false, "daddr", "id4")],
+            vec![set_mark_from_map(true, true, "daddr", "id6")],
+        ];
+        if let Some(glob) = &self.opts.pod_interfaces {
+            // Fail closed: a workload the agent does not know yet sends nothing.
+            forward.push(vec![
+                iifname(glob),
+                eq(src_id(), Expression::Number(ID_WORLD)),
+                goto(CHAIN_DENY),
+            ]);
+        }
+        forward.push(vec![
+            eq(addr_field(false, "saddr"), set_ref("local4")),
+            goto(CHAIN_EGRESS),
+        ]);
+        forward.push(vec![
+            eq(addr_field(true, "saddr"), set_ref("local6")),
+            goto(CHAIN_EGRESS),
+        ]);
+        forward.push(vec![goto(CHAIN_INGRESS)]);
+        self.chain(CHAIN_FORWARD, Some(Hook::Forward), forward);
+
+        self.chain(
+            CHAIN_EGRESS,
+            None,
+            vec![vec![vmap(src_id(), "e_dispatch")], vec![goto(CHAIN_DENY)]],
+        );
+
+        let mut ingress: Vec<Stmts> = vec![
+            vec![
+                eq(addr_field(false, "daddr"), set_ref("local4")),
+                vmap(dst_id(), "i_dispatch"),
+            ],
+            vec![
+                eq(addr_field(true, "daddr"), set_ref("local6")),
+                vmap(dst_id(), "i_dispatch"),
+            ],
+        ];
+        if let Some(glob) = &self.opts.pod_interfaces {
+            // To a local workload interface but not dispatched: a workload we do not know.
+            ingress.push(vec![oifname(glob), goto(CHAIN_DENY)]);
+        }
+        ingress.push(vec![goto(CHAIN_ALLOWED)]);
+        self.chain(CHAIN_INGRESS, None, ingress);
+
+        let mut allowed = Vec::new();
+        if self.opts.log_allowed {
+            allowed.push(vec![log(LOG_ALLOW, LOG_GROUP)]);
+        }
+        allowed.push(vec![accept()]);
+        self.chain(CHAIN_ALLOWED, None, allowed);
+
+        self.chain(
+            CHAIN_DENY,
+            None,
+            vec![
+                vec![log(LOG_DENY, LOG_GROUP)],
+                vec![l4proto(6), reject_tcp_reset()],
+                vec![reject_icmpx()],
+            ],
+        );
+    }
+}
+
+/// Sorted addresses of a map: for tests and reports.
+pub fn addresses_in(rs: &Ruleset, set: &str) -> BTreeMap<IpAddr, u32> {
+    rs.sets
+        .get(set)
+        .and_then(|s| s.elems.as_ref())
+        .map(|e| {
+            e.iter()
+                .filter_map(|x| match x {
+                    Elem::AddrMark(a, m) => Some((*a, *m)),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}

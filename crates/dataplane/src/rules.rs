@@ -1,0 +1,193 @@
+//! Small constructors for the nftables JSON statements bulkhead writes, so the renderer
+//! reads like the nft rules it produces.
+
+use std::borrow::Cow;
+
+use nftables::expr::{
+    BinaryOperation, CT, Expression, Map, Meta, MetaKey, NamedExpression, Payload, PayloadField,
+};
+use nftables::stmt::{
+    JumpTarget, Log, Mangle, Match, Operator, Reject, RejectType, Statement, VerdictMap,
+};
+
+use crate::names::ID_MASK;
+
+pub type Stmts = Vec<Statement<'static>>;
+
+fn s(x: &str) -> Cow<'static, str> {
+    Cow::Owned(x.to_string())
+}
+
+pub fn meta(key: MetaKey) -> Expression<'static> {
+    Expression::Named(NamedExpression::Meta(Meta { key }))
+}
+
+pub fn ct(key: &str) -> Expression<'static> {
+    Expression::Named(NamedExpression::CT(CT {
+        key: s(key),
+        family: None,
+        dir: None,
+    }))
+}
+
+pub fn payload(protocol: &str, field: &str) -> Expression<'static> {
+    Expression::Named(NamedExpression::Payload(Payload::PayloadField(
+        PayloadField {
+            protocol: s(protocol),
+            field: s(field),
+        },
+    )))
+}
+
+pub fn and(e: Expression<'static>, mask: u32) -> Expression<'static> {
+    Expression::BinaryOperation(Box::new(BinaryOperation::AND(e, Expression::Number(mask))))
+}
+
+/// `@name`: a reference to a named set.
+pub fn set_ref(name: &str) -> Expression<'static> {
+    Expression::String(Cow::Owned(format!("@{name}")))
+}
+
+pub fn eq(left: Expression<'static>, right: Expression<'static>) -> Statement<'static> {
+    Statement::Match(Match {
+        left,
+        right,
+        op: Operator::EQ,
+    })
+}
+
+pub fn ne(left: Expression<'static>, right: Expression<'static>) -> Statement<'static> {
+    Statement::Match(Match {
+        left,
+        right,
+        op: Operator::NEQ,
+    })
+}
+
+/// The source identity (`meta mark`, without the pass flags).
+pub fn src_id() -> Expression<'static> {
+    and(meta(MetaKey::Mark), ID_MASK)
+}
+
+/// The destination identity (`ct mark`).
+pub fn dst_id() -> Expression<'static> {
+    and(ct("mark"), ID_MASK)
+}
+
+/// `meta l4proto N`
+pub fn l4proto(n: u8) -> Statement<'static> {
+    eq(meta(MetaKey::L4proto), Expression::Number(u32::from(n)))
+}
+
+/// `meta nfproto ipv4|ipv6`
+pub fn nfproto(v6: bool) -> Statement<'static> {
+    eq(
+        meta(MetaKey::Nfproto),
+        Expression::String(s(if v6 { "ipv6" } else { "ipv4" })),
+    )
+}
+
+pub fn addr_field(v6: bool, field: &str) -> Expression<'static> {
+    payload(if v6 { "ip6" } else { "ip" }, field)
+}
+
+/// `meta mark set ip saddr map @m` (and the `ct mark` / daddr variant).
+pub fn set_mark_from_map(ct_mark: bool, v6: bool, field: &str, map: &str) -> Statement<'static> {
+    Statement::Mangle(Mangle {
+        key: if ct_mark {
+            ct("mark")
+        } else {
+            meta(MetaKey::Mark)
+        },
+        value: Expression::Named(NamedExpression::Map(Box::new(Map {
+            key: addr_field(v6, field),
+            data: set_ref(map),
+        }))),
+    })
+}
+
+/// `meta mark set meta mark | flag`
+pub fn set_flag(flag: u32) -> Statement<'static> {
+    Statement::Mangle(Mangle {
+        key: meta(MetaKey::Mark),
+        value: Expression::BinaryOperation(Box::new(BinaryOperation::OR(vec![
+            meta(MetaKey::Mark),
+            Expression::Number(flag),
+        ]))),
+    })
+}
+
+pub fn vmap(key: Expression<'static>, map: &str) -> Statement<'static> {
+    Statement::VerdictMap(VerdictMap {
+        key,
+        data: set_ref(map),
+    })
+}
+
+pub fn goto(chain: &str) -> Statement<'static> {
+    Statement::Goto(JumpTarget { target: s(chain) })
+}
+
+pub fn jump(chain: &str) -> Statement<'static> {
+    Statement::Jump(JumpTarget { target: s(chain) })
+}
+
+pub fn accept() -> Statement<'static> {
+    Statement::Accept(None)
+}
+
+pub fn drop() -> Statement<'static> {
+    Statement::Drop(None)
+}
+
+pub fn ret() -> Statement<'static> {
+    Statement::Return(None)
+}
+
+pub fn log(prefix: &str, group: u32) -> Statement<'static> {
+    Statement::Log(Some(Log {
+        prefix: Some(s(prefix)),
+        group: Some(group),
+        snaplen: Some(128),
+        queue_threshold: None,
+        level: None,
+        flags: None,
+    }))
+}
+
+pub fn reject_tcp_reset() -> Statement<'static> {
+    Statement::Reject(Some(Reject {
+        _type: Some(RejectType::TCPReset),
+        expr: None,
+    }))
+}
+
+/// `reject with icmpx admin-prohibited`: the fastest "no" for UDP, SCTP and ICMP.
+pub fn reject_icmpx() -> Statement<'static> {
+    Statement::Reject(Some(Reject {
+        _type: Some(RejectType::ICMPX),
+        expr: Some(nftables::types::RejectCode::AdminProhibited),
+    }))
+}
+
+/// `ct state established,related` / `ct state invalid`.
+pub fn ct_state(states: &[&str]) -> Statement<'static> {
+    let right = if states.len() == 1 {
+        Expression::String(s(states[0]))
+    } else {
+        Expression::List(states.iter().map(|x| Expression::String(s(x))).collect())
+    };
+    Statement::Match(Match {
+        left: ct("state"),
+        right,
+        op: Operator::IN,
+    })
+}
+
+pub fn iifname(glob: &str) -> Statement<'static> {
+    eq(meta(MetaKey::Iifname), Expression::String(s(glob)))
+}
+
+pub fn oifname(glob: &str) -> Statement<'static> {
+    eq(meta(MetaKey::Oifname), Expression::String(s(glob)))
+}
