@@ -315,4 +315,70 @@ pub struct Bundle {
     pub policy: PolicySet,
     #[serde(default)]
     pub tests: Vec<PolicyTest>,
+    /// The `kind: Lab` document, if any (only `bulkhead lab` reads it).
+    #[serde(default)]
+    pub lab: Option<LabSpec>,
+}
+
+/// `kind: Lab` (`bulkhead.io/v1`): a test topology for `bulkhead lab`: its nodes, its
+/// address pools, workloads declared without Pod YAML, and what runs in each workload.
+/// The engine ignores it; the workloads it declares also join the inventory, so
+/// `analyze matrix` and `lab probe` speak about the same workloads.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LabSpec {
+    pub name: String,
+    /// Node names as written; empty when not written (the lab then uses the nodes the
+    /// inventory names, or one `node-1`).
+    #[serde(default)]
+    pub nodes: Vec<String>,
+    #[serde(default)]
+    pub pools: LabPools,
+    /// Workloads declared in the lab file itself.
+    #[serde(default)]
+    pub workloads: Vec<LabWorkload>,
+    /// What runs in workloads given as Pod YAML, by selector: the first match wins.
+    #[serde(default)]
+    pub run: Vec<LabRunRule>,
+    pub origin: Origin,
+}
+
+/// Address pools of a lab; `None` takes the lab's default.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabPools {
+    pub ipv4: Option<ipnet::Ipv4Net>,
+    pub ipv6: Option<ipnet::Ipv6Net>,
+}
+
+/// A workload declared in a Lab document (name, namespace, labels, ports, node).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LabWorkload {
+    pub workload: bulkhead_model::Workload,
+    /// `None`: the lab's `run` rules decide, else the built-in responder.
+    pub run: Option<LabRun>,
+    pub origin: Origin,
+}
+
+/// `run: [{selector, namespaces, run}]`: what runs in the workloads a selector picks.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LabRunRule {
+    pub selector: Selector,
+    /// Empty: every namespace.
+    #[serde(default)]
+    pub namespaces: Vec<String>,
+    pub run: LabRun,
+    pub origin: Origin,
+}
+
+/// What runs inside a lab workload.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LabRun {
+    /// bulkhead's responder: a banner or an HTTP answer on TCP, an echo on UDP.
+    #[default]
+    Builtin,
+    /// The responder speaking HTTP/1.1 only on TCP ports (keep-alive, any path).
+    Http,
+    /// A real program (`[redis-server, --port, "6379"]`), run only if installed.
+    Command(Vec<String>),
+    /// An OCI container run with runc on a busybox root file system.
+    Container { image: String, args: Vec<String> },
 }

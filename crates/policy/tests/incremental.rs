@@ -330,6 +330,7 @@ proptest! {
             inventory: Inventory { namespaces: namespaces(prod), workloads: workloads.clone(), nodes: vec![] },
             policy,
             tests: vec![],
+            lab: None,
         };
         let mut engine = Engine::new(&bundle).unwrap();
         for op in ops {
@@ -376,12 +377,12 @@ proptest! {
         policy.policies.clear();
         prop_assume!(!policy.network_policies.is_empty());
         let inventory = Inventory { namespaces: namespaces([true, false, false]), workloads, nodes: vec![] };
-        let before = Engine::new(&Bundle { inventory: inventory.clone(), policy: policy.clone(), tests: vec![] }).unwrap();
+        let before = Engine::new(&Bundle { inventory: inventory.clone(), policy: policy.clone(), tests: vec![], lab: None }).unwrap();
         let np = &mut policy.network_policies[0];
         let isolates_ingress = bulkhead_policy::compile::effective_policy_types(np).0;
         prop_assume!(isolates_ingress);
         np.ingress.get_or_insert_with(Vec::new).extend(extra.ingress.unwrap_or_default());
-        let after = Engine::new(&Bundle { inventory, policy, tests: vec![] }).unwrap();
+        let after = Engine::new(&Bundle { inventory, policy, tests: vec![], lab: None }).unwrap();
         for (b, a) in verdicts(&before).iter().zip(verdicts(&after)) {
             prop_assert!(!b.3 || a.3, "{b:?} was allowed, now denied");
         }
@@ -410,7 +411,7 @@ proptest! {
             egress: vec![],
             origin: origin(),
         });
-        let run = |p: &PolicySet| verdicts(&Engine::new(&Bundle { inventory: inventory.clone(), policy: p.clone(), tests: vec![] }).unwrap());
+        let run = |p: &PolicySet| verdicts(&Engine::new(&Bundle { inventory: inventory.clone(), policy: p.clone(), tests: vec![], lab: None }).unwrap());
         let (l, s, base, d) = (run(&loose), run(&strict), run(&policy), run(&deny_all));
         for ((l, s), (b, d)) in l.iter().zip(&s).zip(base.iter().zip(&d)) {
             prop_assert!(!s.3 || l.3, "Protect allows {s:?} but Discover does not");
@@ -459,6 +460,7 @@ fn namespace_relabel_changes_namespace_selector_matches() {
             ..PolicySet::default()
         },
         tests: vec![],
+        lab: None,
     };
     let mut e = Engine::new(&bundle).unwrap();
     let allowed = |e: &Engine| {

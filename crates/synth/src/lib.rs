@@ -85,6 +85,7 @@ pub fn cluster(workloads: usize, policies: usize, seed: u64) -> Bundle {
         },
         policy,
         tests: Vec::new(),
+        lab: None,
     }
 }
 
@@ -110,6 +111,7 @@ pub fn scaled(bundle: &Bundle, replicas: usize) -> Bundle {
         },
         policy: bundle.policy.clone(),
         tests: bundle.tests.clone(),
+        lab: None,
     }
 }
 
