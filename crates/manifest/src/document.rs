@@ -2,7 +2,7 @@
 //! `kind: List` (and typed lists such as `PodList`) are unwrapped here.
 
 use bulkhead_model::{Namespace, Node as K8sNode, Workload};
-use bulkhead_policy::spec::{Group, NetworkPolicy, Policy, PolicyTest, Settings};
+use bulkhead_policy::spec::{Group, LabSpec, NetworkPolicy, Policy, PolicyTest, Settings};
 
 use crate::bulkhead;
 use crate::decode::{Cx, Fields, Obj, P, hint, suggest};
@@ -26,6 +26,7 @@ const KINDS: &[(&str, &str)] = &[
     ("bulkhead.io/v1", "Policy"),
     ("bulkhead.io/v1", "Settings"),
     ("bulkhead.io/v1", "PolicyTest"),
+    ("bulkhead.io/v1", "Lab"),
     ("v1", "List"),
 ];
 
@@ -40,6 +41,7 @@ pub enum Item {
     NetworkPolicy(NetworkPolicy),
     Settings(Settings),
     PolicyTest(PolicyTest),
+    Lab(LabSpec),
 }
 
 /// Decode one top-level document. A mapping with none of `apiVersion`, `kind` and
@@ -164,6 +166,7 @@ fn dispatch(cx: &mut Cx, doc: &Obj, root: P, kind: &'static str, out: &mut Vec<I
                 "Group" => bulkhead::group(cx, doc, root).map(Item::Group),
                 "Policy" => bulkhead::policy(cx, doc, root).map(Item::Policy),
                 "PolicyTest" => policytest::policy_test(cx, doc, root).map(Item::PolicyTest),
+                "Lab" => crate::lab::lab(cx, doc, root).map(Item::Lab),
                 _ => bulkhead::settings(cx, doc, root).map(Item::Settings),
             }
         }

@@ -26,6 +26,7 @@ mod document;
 mod io;
 mod k8s;
 mod l7;
+mod lab;
 mod names;
 mod netpol;
 mod policytest;
@@ -162,6 +163,7 @@ fn assemble(
     let mut pods: Seen<WorkloadKey> = Seen::new();
     let mut namespaces = Seen::new();
     let mut settings: Option<Origin> = None;
+    let mut lab: Option<String> = None;
     for (i, item) in items {
         match item {
             Item::Node(..) => {}
@@ -200,6 +202,31 @@ fn assemble(
             Item::Policy(p) => b.policy.policies.push(p),
             Item::NetworkPolicy(np) => b.policy.network_policies.push(np),
             Item::PolicyTest(t) => b.tests.push(t),
+            Item::Lab(l) => {
+                let at = |o: &Origin| Pos {
+                    line: o.line,
+                    column: o.column,
+                };
+                if let Some(first) = &lab {
+                    let msg = format!("only one Lab document is allowed; the first is at {first}");
+                    dup(i, at(&l.origin), msg);
+                    continue;
+                }
+                lab = Some(place(i, at(&l.origin)));
+                // Lab workloads are workloads like Pods: same names, same duplicates.
+                for w in &l.workloads {
+                    let key = w.workload.key.clone();
+                    match pods.check(key.clone(), place(i, at(&w.origin))) {
+                        Some(first) => dup(
+                            i,
+                            at(&w.origin),
+                            format!("duplicate workload {key}; also defined at {first}"),
+                        ),
+                        None => b.inventory.workloads.push(w.workload.clone()),
+                    }
+                }
+                b.lab = Some(l);
+            }
             Item::Settings(s) => {
                 let origin = s.origin.clone().unwrap_or_default();
                 match &settings {
