@@ -41,6 +41,8 @@ fn chain_obj(name: &str, c: Option<&ChainState>) -> Chain<'static> {
         _type: hook.map(|_| NfChainType::Filter),
         hook: hook.map(|h| match h {
             Hook::Forward => NfHook::Forward,
+            Hook::Input => NfHook::Input,
+            Hook::Output => NfHook::Output,
         }),
         prio: hook.map(|_| 0),
         dev: None,

@@ -50,6 +50,8 @@ pub struct RenderOptions {
 }
 
 pub const CHAIN_FORWARD: &str = "forward";
+pub const CHAIN_INPUT: &str = "input";
+pub const CHAIN_OUTPUT: &str = "output";
 pub const CHAIN_EGRESS: &str = "egress";
 pub const CHAIN_INGRESS: &str = "ingress";
 pub const CHAIN_ALLOWED: &str = "allowed";
@@ -279,7 +281,16 @@ impl Renderer<'_> {
             Direction::Ingress => ep.ingress_isolated,
             Direction::Egress => ep.egress_isolated,
         };
-        let mut rules: Vec<Stmts> = Vec::new();
+        // A node on either end: Kubernetes always lets a pod's node reach it, so only
+        // bulkhead rules (tier 1, already evaluated) decide host traffic.
+        let peer = match dir {
+            Direction::Egress => dst_id(),
+            Direction::Ingress => src_id(),
+        };
+        let mut rules: Vec<Stmts> = vec![vec![
+            eq(peer, Expression::Number(ID_HOST)),
+            goto(Self::allow_target(dir)),
+        ]];
         if isolated {
             for &ni in &ep.network_policies {
                 if let Some(chain) = self.np_chain(ni, dir) {
@@ -472,6 +483,13 @@ impl Renderer<'_> {
         for proto in protocols {
             let n = proto_number(proto);
             match &p.port {
+                // No protocol and no port: anything, like an empty port list.
+                PortSel::Any if p.protocol.is_none() => {
+                    return vec![Alt {
+                        v6: None,
+                        stmts: vec![],
+                    }];
+                }
                 PortSel::Any => out.push(Alt {
                     v6: match proto {
                         Protocol::Icmp => Some(false),
@@ -589,6 +607,39 @@ impl Renderer<'_> {
         ]);
         forward.push(vec![goto(CHAIN_INGRESS)]);
         self.chain(CHAIN_FORWARD, Some(Hook::Forward), forward);
+
+        // This node's own traffic: to a local workload it is host -> workload (ingress
+        // of the workload); from a local workload to the node it is that workload's
+        // egress to the host. Both go through the same chains as forwarded traffic.
+        let mut output: Vec<Stmts> = vec![vec![ct_state(&["established", "related"]), accept()]];
+        for v6 in [false, true] {
+            output.push(vec![
+                eq(
+                    addr_field(v6, "daddr"),
+                    set_ref(if v6 { "local6" } else { "local4" }),
+                ),
+                set_mark(false, ID_HOST),
+                set_mark_from_map(true, v6, "daddr", if v6 { "id6" } else { "id4" }),
+                goto(CHAIN_INGRESS),
+            ]);
+        }
+        self.chain(CHAIN_OUTPUT, Some(Hook::Output), output);
+        let mut input: Vec<Stmts> = vec![
+            vec![ct_state(&["established", "related"]), accept()],
+            vec![ct_state(&["invalid"]), drop()],
+        ];
+        for v6 in [false, true] {
+            input.push(vec![
+                eq(
+                    addr_field(v6, "saddr"),
+                    set_ref(if v6 { "local6" } else { "local4" }),
+                ),
+                set_mark_from_map(false, v6, "saddr", if v6 { "id6" } else { "id4" }),
+                set_mark(true, ID_HOST),
+                goto(CHAIN_EGRESS),
+            ]);
+        }
+        self.chain(CHAIN_INPUT, Some(Hook::Input), input);
 
         self.chain(
             CHAIN_EGRESS,

@@ -106,6 +106,18 @@ pub fn set_mark_from_map(ct_mark: bool, v6: bool, field: &str, map: &str) -> Sta
     })
 }
 
+/// `meta mark set N` or `ct mark set N`.
+pub fn set_mark(ct_mark: bool, value: u32) -> Statement<'static> {
+    Statement::Mangle(Mangle {
+        key: if ct_mark {
+            ct("mark")
+        } else {
+            meta(MetaKey::Mark)
+        },
+        value: Expression::Number(value),
+    })
+}
+
 /// `meta mark set meta mark | flag`
 pub fn set_flag(flag: u32) -> Statement<'static> {
     Statement::Mangle(Mangle {

@@ -155,6 +155,8 @@ pub struct SetState {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Hook {
     Forward,
+    Input,
+    Output,
 }
 
 /// A chain: its rules (empty when only observed) and the hash of the desired rules,

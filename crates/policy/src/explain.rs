@@ -42,7 +42,7 @@ pub struct SideExplanation {
     /// `egress of shop/web-1` or `ingress of ...`.
     pub subject: String,
     pub allowed: bool,
-    /// `policy`, `network-policy`, `mode`, `unmanaged`, `same-workload`.
+    /// `policy`, `network-policy`, `mode`, `host`, `unmanaged`, `same-workload`.
     pub decided_at: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rule: Option<RuleRef>,
@@ -304,6 +304,12 @@ impl Engine {
                 decision.push(format!("  peer: {}", x.peer.as_deref().unwrap_or_default()));
                 decision.push(format!("  port: {}", x.port.as_deref().unwrap_or_default()));
                 x.rule = Some(rr);
+            }
+            Decision::Host => {
+                x.decided_at = "host";
+                decision.push(
+                    "no bulkhead rule decided; traffic between a workload and a node is allowed (NetworkPolicy and modes do not apply to it, as Kubernetes lets a pod's node reach it)".into(),
+                );
             }
             Decision::NetworkPolicyIsolation => {
                 x.decided_at = "network-policy";

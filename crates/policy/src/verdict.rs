@@ -66,6 +66,10 @@ pub enum Decision {
     Rule(RuleId),
     /// A NetworkPolicy rule allowed it.
     NetworkPolicy(RuleId),
+    /// Traffic between a workload and a node: no bulkhead rule decided, and neither
+    /// NetworkPolicy nor modes apply to it (Kubernetes always lets a pod's node reach it,
+    /// for probes).
+    Host,
     /// NetworkPolicies isolate this side and none of their rules allows it.
     NetworkPolicyIsolation,
     /// Nothing decided: the mode of the workload's group (None: ungrouped default).
@@ -434,7 +438,10 @@ impl Engine {
             }
         }
         if !tier1_done {
-            if let Some(network) = &rules.network {
+            if other.class == Class::Host {
+                side.allowed = true;
+                side.decision = Decision::Host;
+            } else if let Some(network) = &rules.network {
                 // Isolated: allowed iff some rule allows (rules are all Allow).
                 side.allowed = false;
                 side.decision = Decision::NetworkPolicyIsolation;
