@@ -30,6 +30,11 @@ pub enum Command {
     Policy(PolicyCmd),
     /// Run PolicyTest assertions (for CI pipelines).
     Test(TestArgs),
+    /// Run the node agent: program nftables from inventory and policy files, cut
+    /// forbidden connections, record flows.
+    Agent(crate::agent::AgentArgs),
+    /// Show the agent's flow records (filters, table or JSON lines, --follow).
+    Flows(crate::flows::FlowsArgs),
 }
 
 #[derive(Subcommand, Debug)]

@@ -2,7 +2,9 @@
 //! library crates (`bulkhead-manifest` reads, `bulkhead-policy` decides,
 //! `bulkhead-analyze` analyzes); this file reads arguments and prints results.
 
+mod agent;
 mod args;
+mod flows;
 mod render;
 
 use std::path::PathBuf;
@@ -146,6 +148,8 @@ fn run(cli: Cli) -> Result<u8> {
                 0
             })
         }
+        Command::Agent(a) => agent::run(a),
+        Command::Flows(a) => flows::run(a),
         Command::Test(a) => {
             let mut paths = a.input.files.clone();
             paths.extend(a.tests.iter().cloned());

@@ -1,0 +1,84 @@
+//! What the agent is told to do: the command line, already parsed (the CLI crate owns
+//! the flags; this crate owns their meaning).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Network namespace (a name under /run/netns) the whole process enters at start.
+    pub netns: Option<String>,
+    /// This node's name: workloads with that `spec.nodeName` are local. None: all are.
+    pub node: Option<String>,
+    /// Inventory inputs (files or directories): only inventory kinds are taken.
+    pub inventory: Vec<PathBuf>,
+    /// Policy inputs (files or directories): only policy kinds are taken.
+    pub policy: Vec<PathBuf>,
+    pub state_dir: PathBuf,
+    /// Glob of the node's workload interfaces (fail-closed for unknown senders).
+    pub pod_interfaces: Option<String>,
+    /// Log every allowed new connection (flow records for allows, violations, learning).
+    pub log_allowed: bool,
+    /// Keep live connections a change forbids (default: cut them).
+    pub keep_connections: bool,
+    /// Program once and exit.
+    pub once: bool,
+    /// Remove bulkhead's table and exit.
+    pub uninstall: bool,
+    pub debounce: Debounce,
+    pub flows: Rotation,
+}
+
+impl Config {
+    pub fn new(state_dir: PathBuf) -> Config {
+        Config {
+            netns: None,
+            node: None,
+            inventory: Vec::new(),
+            policy: Vec::new(),
+            state_dir,
+            pod_interfaces: None,
+            log_allowed: true,
+            keep_connections: false,
+            once: false,
+            uninstall: false,
+            debounce: Debounce::default(),
+            flows: Rotation::default(),
+        }
+    }
+}
+
+/// How file events are batched: a change is applied once the inputs have been quiet for
+/// `quiet`, or `max` after its first event, whichever comes first (a writer that never
+/// stops cannot starve the data plane). nft costs a few ms per transaction whatever its
+/// size, so batching many small edits into one transaction is what keeps up with bursts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Debounce {
+    pub quiet: Duration,
+    pub max: Duration,
+}
+
+impl Default for Debounce {
+    fn default() -> Self {
+        Debounce {
+            quiet: Duration::from_millis(30),
+            max: Duration::from_millis(250),
+        }
+    }
+}
+
+/// Size-based rotation of `flows.jsonl`: `flows.jsonl.1` is the newest old file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rotation {
+    pub max_bytes: u64,
+    pub keep: u32,
+}
+
+impl Default for Rotation {
+    fn default() -> Self {
+        Rotation {
+            max_bytes: 16 << 20,
+            keep: 5,
+        }
+    }
+}

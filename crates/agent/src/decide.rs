@@ -1,0 +1,104 @@
+//! The engine's verdict as this node's kernel applies it.
+//!
+//! The ruleset of one node checks the egress side only for its local workloads and the
+//! ingress side only for its local workloads (the other node checks the rest), and it
+//! sees this node's own addresses as the `host` entity. Conntrack cutting and flow
+//! records must ask the same question, or they would cut connections this node never
+//! polices and call correct kernel decisions inconsistent.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+
+use bulkhead_model::L4;
+use bulkhead_policy::engine::AddrOwner;
+use bulkhead_policy::{Connection, Endpoint, Engine, Verdict};
+
+/// Who is local, and which addresses are this node's own.
+#[derive(Clone, Debug, Default)]
+pub struct NodeScope {
+    /// None: every workload is local.
+    pub node: Option<String>,
+    /// The node namespace's own addresses (they are `host`, declared as a Node or not).
+    pub host_addrs: HashSet<IpAddr>,
+}
+
+/// The engine's answer for one connection, seen from this node.
+#[derive(Clone, Debug)]
+pub struct NodeVerdict {
+    pub verdict: Verdict,
+    /// The source is a local workload: its egress is checked here.
+    pub egress_here: bool,
+    /// The destination is a local workload: its ingress is checked here.
+    pub ingress_here: bool,
+    pub allowed: bool,
+    /// Neither address is known to the engine (nor this node's): the kernel's
+    /// fail-closed rules may apply.
+    pub unknown_src: bool,
+    pub unknown_dst: bool,
+}
+
+impl NodeScope {
+    pub fn endpoint(&self, engine: &Engine, ip: IpAddr) -> Endpoint {
+        match engine.owner_of(&ip) {
+            Some(AddrOwner::Workload(id)) => Endpoint::Workload { id, addr: Some(ip) },
+            Some(AddrOwner::Host) => Endpoint::Host { addr: ip },
+            None if self.host_addrs.contains(&ip) => Endpoint::Host { addr: ip },
+            None => Endpoint::External {
+                addr: Some(ip),
+                names: Vec::new(),
+            },
+        }
+    }
+
+    pub fn is_local(&self, engine: &Engine, e: &Endpoint) -> bool {
+        let Endpoint::Workload { id, .. } = e else {
+            return false;
+        };
+        match &self.node {
+            None => true,
+            Some(n) => engine
+                .workload(*id)
+                .is_some_and(|w| w.node.as_deref() == Some(n.as_str())),
+        }
+    }
+
+    /// Decide `src -> dst` on `l4` as this node's kernel does.
+    pub fn decide(&self, engine: &Engine, src: IpAddr, dst: IpAddr, l4: L4) -> NodeVerdict {
+        let s = self.endpoint(engine, src);
+        let d = self.endpoint(engine, dst);
+        let verdict = engine.verdict(&Connection {
+            src: &s,
+            dst: &d,
+            l4,
+            l7: None,
+        });
+        let egress_here = self.is_local(engine, &s);
+        let ingress_here = self.is_local(engine, &d);
+        let allowed =
+            (!egress_here || verdict.egress.allowed) && (!ingress_here || verdict.ingress.allowed);
+        NodeVerdict {
+            egress_here,
+            ingress_here,
+            allowed,
+            unknown_src: matches!(s, Endpoint::External { .. }),
+            unknown_dst: matches!(d, Endpoint::External { .. }),
+            verdict,
+        }
+    }
+}
+
+/// The addresses of the current network namespace's interfaces.
+pub fn local_addresses() -> HashSet<IpAddr> {
+    let mut out = HashSet::new();
+    if let Ok(addrs) = nix::ifaddrs::getifaddrs() {
+        for a in addrs {
+            let Some(sa) = a.address else { continue };
+            if let Some(v4) = sa.as_sockaddr_in() {
+                out.insert(IpAddr::V4(v4.ip()));
+            } else if let Some(v6) = sa.as_sockaddr_in6() {
+                out.insert(IpAddr::V6(v6.ip()));
+            }
+        }
+    }
+    out
+}

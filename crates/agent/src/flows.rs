@@ -1,0 +1,908 @@
+//! Flow and violation records: what the kernel did to a new connection, who the two
+//! ends are, and which rule of which policy decided it, as one JSON object per line in
+//! `flows.jsonl` (rotated by size). The same module reads them back for `bulkhead flows`.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use bulkhead_model::{L4, Protocol};
+use bulkhead_policy::explain::{RuleRef, SideExplanation};
+use bulkhead_policy::{Connection, Endpoint, Engine};
+use serde::{Deserialize, Serialize};
+
+use crate::config::Rotation;
+use crate::decide::NodeScope;
+
+pub const FLOWS_FILE: &str = "flows.jsonl";
+
+/// What the kernel did, from the log prefix (see `bulkhead_dataplane::names`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Allow,
+    Deny,
+    /// A bulkhead `Log` rule matched (evaluation went on).
+    Log,
+}
+
+impl Action {
+    pub fn from_prefix(prefix: &str) -> Option<Action> {
+        use bulkhead_dataplane::names::{LOG_ALLOW, LOG_DENY, LOG_RULE};
+        // The kernel may trim the trailing space of a prefix; compare without it.
+        let p = prefix.trim_end();
+        [
+            (LOG_ALLOW, Action::Allow),
+            (LOG_DENY, Action::Deny),
+            (LOG_RULE, Action::Log),
+        ]
+        .into_iter()
+        .find(|(x, _)| x.trim_end() == p)
+        .map(|(_, a)| a)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Allow => "allow",
+            Action::Deny => "deny",
+            Action::Log => "log",
+        }
+    }
+}
+
+impl std::str::FromStr for Action {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "allow" => Ok(Action::Allow),
+            "deny" => Ok(Action::Deny),
+            "log" => Ok(Action::Log),
+            _ => Err(format!("{s}: expected allow, deny or log")),
+        }
+    }
+}
+
+/// One packet as the data plane reported it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Observed {
+    pub time: SystemTime,
+    pub action: Action,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    /// IP protocol number.
+    pub protocol: u8,
+    pub sport: Option<u16>,
+    pub dport: Option<u16>,
+    pub icmp: Option<(u8, u8)>,
+    /// Length of the IP packet.
+    pub len: Option<u32>,
+}
+
+impl Observed {
+    /// The connection's layer-4 service, as the engine names it.
+    pub fn l4(&self) -> Option<L4> {
+        l4_of(self.protocol, self.dport, self.icmp)
+    }
+}
+
+pub fn l4_of(protocol: u8, dport: Option<u16>, icmp: Option<(u8, u8)>) -> Option<L4> {
+    let port = |p| dport.map(|port| L4::Port { protocol: p, port });
+    match protocol {
+        6 => port(Protocol::Tcp),
+        17 => port(Protocol::Udp),
+        132 => port(Protocol::Sctp),
+        1 | 58 => icmp.map(|(icmp_type, code)| L4::Icmp {
+            v6: protocol == 58,
+            icmp_type,
+            code,
+        }),
+        _ => None,
+    }
+}
+
+pub fn protocol_name(p: u8) -> String {
+    match p {
+        6 => "TCP".into(),
+        17 => "UDP".into(),
+        132 => "SCTP".into(),
+        1 => "ICMP".into(),
+        58 => "ICMPv6".into(),
+        n => n.to_string(),
+    }
+}
+
+/// One end of a flow: a workload, the node, or an address.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Peer {
+    pub ip: String,
+    /// `namespace/name` of the workload that owns the address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// `host` (a node's address) or `world` (nobody bulkhead knows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entity: Option<String>,
+}
+
+impl Peer {
+    /// `ns/name`, `host 10.0.0.1` or the address.
+    pub fn display(&self) -> String {
+        match (&self.workload, &self.entity) {
+            (Some(w), _) => w.clone(),
+            (None, Some(e)) if e == "host" => format!("host {}", self.ip),
+            _ => self.ip.clone(),
+        }
+    }
+}
+
+/// A rule, for people and programs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rule {
+    /// `Policy` or `NetworkPolicy`.
+    pub kind: String,
+    pub policy: String,
+    pub direction: String,
+    /// 1-based.
+    pub rule: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub action: String,
+    /// `file:line:column`.
+    pub origin: String,
+}
+
+impl From<&RuleRef> for Rule {
+    fn from(r: &RuleRef) -> Rule {
+        Rule {
+            kind: r.kind.to_string(),
+            policy: r.policy.clone(),
+            direction: r.direction.to_string(),
+            rule: r.rule,
+            name: r.rule_name.clone(),
+            action: r.action.clone(),
+            origin: r.origin.to_string(),
+        }
+    }
+}
+
+impl Rule {
+    /// `Policy web-ingress ingress rule 2 (deny-db)`.
+    pub fn display(&self) -> String {
+        let name = self
+            .name
+            .as_ref()
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default();
+        format!(
+            "{} {} {} rule {}{name}",
+            self.kind, self.policy, self.direction, self.rule
+        )
+    }
+}
+
+/// What decided: the side (egress of the source, ingress of the destination), the
+/// tier, and the rule or mode.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decided {
+    /// `egress` or `ingress`.
+    pub side: String,
+    /// `policy`, `network-policy`, `mode`, `host`, `unmanaged`, `same-workload`, or
+    /// `fail-closed` (an address the agent does not know, on a workload interface).
+    pub tier: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<Rule>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// NetworkPolicies that isolate the side (when isolation denied it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub isolated_by: Vec<String>,
+}
+
+impl Decided {
+    pub fn display(&self) -> String {
+        match (&self.rule, self.tier.as_str()) {
+            (Some(r), _) => format!("{}: {}", self.side, r.display()),
+            (None, "mode") => format!(
+                "{}: {} mode{}",
+                self.side,
+                self.mode.as_deref().unwrap_or("?"),
+                self.group
+                    .as_ref()
+                    .map(|g| format!(" (group {g})"))
+                    .unwrap_or_default()
+            ),
+            (None, "network-policy") => format!(
+                "{}: isolated by NetworkPolicy {}",
+                self.side,
+                self.isolated_by.join(", ")
+            ),
+            (None, t) => format!("{}: {t}", self.side),
+        }
+    }
+}
+
+/// One line of `flows.jsonl`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FlowRecord {
+    /// RFC 3339, UTC, milliseconds.
+    pub time: String,
+    /// `new` (a new connection's first packet, from NFLOG) or `end` (a connection
+    /// conntrack destroyed, with its counters).
+    pub event: String,
+    /// What the kernel did: allow, deny or log.
+    pub verdict: Action,
+    pub protocol: String,
+    pub src: Peer,
+    pub dst: Peer,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sport: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dport: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub icmp_type: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub icmp_code: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<Decided>,
+    /// The mode of the workload whose side decided (Protect, Monitor, Discover).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
+    /// Allowed only because a Monitor group lets it through.
+    #[serde(default)]
+    pub violation: bool,
+    /// Allowed because a Discover group is learning.
+    #[serde(default)]
+    pub learned: bool,
+    /// Log rules that matched on the way.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logged: Vec<Rule>,
+    /// Does the engine agree with the kernel? None when it cannot tell (the packet
+    /// raced a policy change, or the protocol has no verdict).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consistent: Option<bool>,
+    /// IP length of the logged packet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub len: Option<u32>,
+    /// Both directions, from conntrack accounting (`end` records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packets: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    /// The agent's reconcile generation the record was enriched with.
+    pub generation: u64,
+}
+
+impl FlowRecord {
+    pub fn service(&self) -> String {
+        match (self.dport, self.icmp_type) {
+            (Some(p), _) => format!("{}/{p}", self.protocol),
+            (None, Some(t)) => format!("{}/{t}/{}", self.protocol, self.icmp_code.unwrap_or(0)),
+            _ => self.protocol.clone(),
+        }
+    }
+
+    pub fn system_time(&self) -> Option<SystemTime> {
+        humantime::parse_rfc3339_weak(&self.time).ok()
+    }
+}
+
+fn peer(engine: &Engine, scope: &NodeScope, ip: IpAddr) -> Peer {
+    let mut p = Peer {
+        ip: ip.to_string(),
+        ..Peer::default()
+    };
+    match scope.endpoint(engine, ip) {
+        Endpoint::Workload { id, .. } => {
+            if let Some(w) = engine.workload(id) {
+                p.workload = Some(w.key.to_string());
+                p.namespace = Some(w.key.namespace.clone());
+                p.name = Some(w.key.name.clone());
+                p.labels = w
+                    .labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
+            }
+        }
+        Endpoint::Host { .. } => p.entity = Some("host".into()),
+        Endpoint::External { .. } => p.entity = Some("world".into()),
+    }
+    p
+}
+
+fn decided(side: &str, x: &SideExplanation) -> Decided {
+    Decided {
+        side: side.into(),
+        tier: x.decided_at.to_string(),
+        rule: x.rule.as_ref().map(Rule::from),
+        mode: x.mode.map(|m| m.to_string()),
+        group: x.group.clone(),
+        isolated_by: x.isolated_by.clone(),
+    }
+}
+
+/// Context for enriching one observation.
+pub struct Enrich<'a> {
+    pub engine: &'a Engine,
+    pub scope: &'a NodeScope,
+    pub generation: u64,
+    /// The kernel may be behind the engine (a change is being applied): do not judge.
+    pub settled: bool,
+    /// Fail-closed rules are rendered (`--pod-interfaces`).
+    pub fail_closed: bool,
+}
+
+/// Turn an observation into a record, with the engine's explanation of the verdict.
+pub fn enrich(cx: &Enrich, o: &Observed) -> FlowRecord {
+    let mut r = FlowRecord {
+        time: humantime::format_rfc3339_millis(o.time).to_string(),
+        event: "new".into(),
+        verdict: o.action,
+        protocol: protocol_name(o.protocol),
+        src: peer(cx.engine, cx.scope, o.src),
+        dst: peer(cx.engine, cx.scope, o.dst),
+        sport: o.sport,
+        dport: o.dport,
+        icmp_type: o.icmp.map(|i| i.0),
+        icmp_code: o.icmp.map(|i| i.1),
+        decided_by: None,
+        mode: None,
+        violation: false,
+        learned: false,
+        logged: Vec::new(),
+        consistent: None,
+        len: o.len,
+        packets: None,
+        bytes: None,
+        generation: cx.generation,
+    };
+    let Some(l4) = o.l4() else {
+        return r;
+    };
+    let nv = cx.scope.decide(cx.engine, o.src, o.dst, l4);
+    let s = cx.scope.endpoint(cx.engine, o.src);
+    let d = cx.scope.endpoint(cx.engine, o.dst);
+    let x = cx.engine.explain_verdict(
+        &Connection {
+            src: &s,
+            dst: &d,
+            l4,
+            l7: None,
+        },
+        &nv.verdict,
+    );
+    let v = &nv.verdict;
+    let egress_counts = nv.egress_here;
+    let ingress_counts = nv.ingress_here;
+    // The side that decided: the one that denied; for allows, the one a rule decided.
+    let use_egress = if !nv.allowed {
+        egress_counts && !v.egress.allowed
+    } else {
+        let by_rule = |x: &SideExplanation| x.rule.is_some();
+        if ingress_counts && by_rule(&x.ingress) {
+            false
+        } else if egress_counts && by_rule(&x.egress) {
+            true
+        } else {
+            !ingress_counts && egress_counts
+        }
+    };
+    let (name, side, sx) = if use_egress {
+        ("egress", &v.egress, &x.egress)
+    } else {
+        ("ingress", &v.ingress, &x.ingress)
+    };
+    r.decided_by = Some(decided(name, sx));
+    // The mode of the workload on the deciding side.
+    let subject = if use_egress { &s } else { &d };
+    if let Endpoint::Workload { id, .. } = subject
+        && let Some(ep) = cx
+            .engine
+            .identity_of(*id)
+            .and_then(|i| cx.engine.endpoint_policy(i))
+    {
+        r.mode = Some(ep.mode.to_string());
+    }
+    r.violation = nv.allowed
+        && ((egress_counts && v.egress.is_violation())
+            || (ingress_counts && v.ingress.is_violation()));
+    r.learned = nv.allowed
+        && ((egress_counts && v.egress.is_learned()) || (ingress_counts && v.ingress.is_learned()));
+    let _ = side;
+    for (here, sx) in [(egress_counts, &x.egress), (ingress_counts, &x.ingress)] {
+        if here {
+            r.logged.extend(sx.logged.iter().map(Rule::from));
+        }
+    }
+    let kernel_allowed = match o.action {
+        Action::Allow => Some(true),
+        Action::Deny => Some(false),
+        Action::Log => None,
+    };
+    if let Some(k) = kernel_allowed {
+        if !k && nv.allowed && cx.fail_closed && (nv.unknown_src || nv.unknown_dst) {
+            // Denied by the fail-closed rules: an address no workload has, on a
+            // workload interface. The engine does not know interfaces; this is right.
+            r.decided_by = Some(Decided {
+                side: if nv.unknown_src { "egress" } else { "ingress" }.into(),
+                tier: "fail-closed".into(),
+                rule: None,
+                mode: None,
+                group: None,
+                isolated_by: Vec::new(),
+            });
+            r.consistent = cx.settled.then_some(true);
+        } else if cx.settled {
+            r.consistent = Some(k == nv.allowed);
+        }
+    }
+    r
+}
+
+/// Appends records to `flows.jsonl`, rotating by size.
+pub struct Writer {
+    dir: PathBuf,
+    file: File,
+    size: u64,
+    rotation: Rotation,
+}
+
+impl Writer {
+    pub fn open(dir: &Path, rotation: Rotation) -> std::io::Result<Writer> {
+        let path = dir.join(FLOWS_FILE);
+        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        let size = file.metadata()?.len();
+        Ok(Writer {
+            dir: dir.to_path_buf(),
+            file,
+            size,
+            rotation,
+        })
+    }
+
+    pub fn write(&mut self, r: &FlowRecord) -> std::io::Result<()> {
+        let mut line = serde_json::to_string(r).map_err(std::io::Error::other)?;
+        line.push('\n');
+        if self.size > 0 && self.size + line.len() as u64 > self.rotation.max_bytes {
+            self.rotate()?;
+        }
+        self.file.write_all(line.as_bytes())?;
+        self.size += line.len() as u64;
+        Ok(())
+    }
+
+    /// flows.jsonl -> .1 -> .2 ... ; the oldest beyond `keep` is dropped.
+    fn rotate(&mut self) -> std::io::Result<()> {
+        let name = |i: u32| {
+            if i == 0 {
+                self.dir.join(FLOWS_FILE)
+            } else {
+                self.dir.join(format!("{FLOWS_FILE}.{i}"))
+            }
+        };
+        let _ = std::fs::remove_file(name(self.rotation.keep));
+        for i in (0..self.rotation.keep).rev() {
+            let _ = std::fs::rename(name(i), name(i + 1));
+        }
+        self.file = OpenOptions::new().create(true).append(true).open(name(0))?;
+        self.size = 0;
+        Ok(())
+    }
+}
+
+// ----- reading back: `bulkhead flows` -----
+
+/// Which records to show.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    /// `namespace/name`: either end.
+    pub workload: Option<String>,
+    /// Either end in this namespace.
+    pub namespace: Option<String>,
+    pub verdict: Option<Action>,
+    pub since: Option<SystemTime>,
+}
+
+impl Filter {
+    pub fn matches(&self, r: &FlowRecord) -> bool {
+        let ends = [&r.src, &r.dst];
+        if let Some(w) = &self.workload
+            && !ends
+                .iter()
+                .any(|p| p.workload.as_deref() == Some(w.as_str()))
+        {
+            return false;
+        }
+        if let Some(ns) = &self.namespace
+            && !ends
+                .iter()
+                .any(|p| p.namespace.as_deref() == Some(ns.as_str()))
+        {
+            return false;
+        }
+        if let Some(v) = self.verdict
+            && r.verdict != v
+        {
+            return false;
+        }
+        if let Some(since) = self.since
+            && r.system_time().is_none_or(|t| t < since)
+        {
+            return false;
+        }
+        true
+    }
+}
+
+/// `--since`: a duration back from `now` (`10m`, `1h30m`, `45s`) or an RFC 3339 time.
+pub fn parse_since(s: &str, now: SystemTime) -> Result<SystemTime, String> {
+    if let Ok(d) = humantime::parse_duration(s) {
+        return now
+            .checked_sub(d)
+            .ok_or_else(|| format!("{s}: too far back"));
+    }
+    humantime::parse_rfc3339_weak(s).map_err(|_| {
+        format!(
+            "{s}: expected a duration such as 10m or 2h, or a time such as 2025-01-31T12:00:00Z"
+        )
+    })
+}
+
+/// The flow files of a state directory, oldest first.
+pub fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut rotated: Vec<(u32, PathBuf)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().to_string();
+            let n: u32 = name.strip_prefix(&format!("{FLOWS_FILE}."))?.parse().ok()?;
+            Some((n, e.path()))
+        })
+        .collect();
+    rotated.sort_by_key(|r| std::cmp::Reverse(r.0));
+    let mut out: Vec<PathBuf> = rotated.into_iter().map(|(_, p)| p).collect();
+    let current = dir.join(FLOWS_FILE);
+    if current.exists() {
+        out.push(current);
+    }
+    out
+}
+
+/// Every record of the state directory that passes the filter, oldest first. Lines
+/// that do not parse (a record being written) are skipped.
+pub fn read_all(dir: &Path, filter: &Filter) -> std::io::Result<Vec<FlowRecord>> {
+    let mut out = Vec::new();
+    for f in files(dir) {
+        let Ok(file) = File::open(&f) else { continue };
+        for line in BufReader::new(file).lines() {
+            let line = line?;
+            if let Ok(r) = serde_json::from_str::<FlowRecord>(&line)
+                && filter.matches(&r)
+            {
+                out.push(r);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Follow `flows.jsonl` from its current end, across rotations, calling `each` with
+/// every new record that passes the filter; returns when `each` returns false.
+pub fn follow(
+    dir: &Path,
+    filter: &Filter,
+    mut each: impl FnMut(&FlowRecord) -> bool,
+) -> std::io::Result<()> {
+    let path = dir.join(FLOWS_FILE);
+    let open = || -> Option<(File, u64)> {
+        let f = File::open(&path).ok()?;
+        let ino = inode(&f);
+        Some((f, ino))
+    };
+    let mut cur = open();
+    let mut pos = cur
+        .as_ref()
+        .and_then(|(f, _)| f.metadata().ok())
+        .map_or(0, |m| m.len());
+    let mut partial = String::new();
+    loop {
+        let mut progressed = false;
+        if let Some((f, _)) = cur.as_mut() {
+            f.seek(SeekFrom::Start(pos))?;
+            let mut reader = BufReader::new(&*f);
+            loop {
+                let mut line = String::new();
+                let n = reader.read_line(&mut line)?;
+                if n == 0 {
+                    break;
+                }
+                pos += n as u64;
+                progressed = true;
+                if !line.ends_with('\n') {
+                    partial.push_str(&line);
+                    continue;
+                }
+                let full = std::mem::take(&mut partial) + &line;
+                if let Ok(r) = serde_json::from_str::<FlowRecord>(&full)
+                    && filter.matches(&r)
+                    && !each(&r)
+                {
+                    return Ok(());
+                }
+            }
+        }
+        if !progressed {
+            // Rotated or created: start over on the new file.
+            let now = open();
+            let rotated = match (&cur, &now) {
+                (Some((_, a)), Some((_, b))) => a != b,
+                (None, Some(_)) => true,
+                _ => false,
+            };
+            if rotated {
+                cur = now;
+                pos = 0;
+                partial.clear();
+                continue;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+fn inode(f: &File) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    f.metadata().map(|m| m.ino()).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bulkhead_manifest::{Source, parse_sources};
+
+    const CLUSTER: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: shop, labels: {app: web}}
+spec: {nodeName: n1}
+status: {podIPs: [{ip: 10.0.0.1}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: db, namespace: shop, labels: {app: db}}
+spec: {nodeName: n1}
+status: {podIPs: [{ip: 10.0.0.2}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: cache, namespace: shop, labels: {app: cache}}
+spec: {nodeName: n2}
+status: {podIPs: [{ip: 10.0.0.3}]}
+---
+apiVersion: bulkhead.io/v1
+kind: Group
+metadata: {name: db}
+spec: {selector: app == "db", mode: Protect}
+---
+apiVersion: bulkhead.io/v1
+kind: Group
+metadata: {name: cache}
+spec: {selector: app == "cache", mode: Monitor}
+---
+apiVersion: bulkhead.io/v1
+kind: Policy
+metadata: {name: db-access}
+spec:
+  appliesTo: [{group: db}]
+  ingress:
+    - action: Allow
+      name: web-to-db
+      from: [{selector: app == "web"}]
+      ports: [TCP/5432]
+"#;
+
+    fn engine() -> Engine {
+        let b = parse_sources(&[Source {
+            name: "cluster.yaml".into(),
+            text: CLUSTER.into(),
+        }])
+        .unwrap();
+        Engine::new(&b).unwrap()
+    }
+
+    fn obs(action: Action, src: &str, dst: &str, port: u16) -> Observed {
+        Observed {
+            time: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+            action,
+            src: src.parse().unwrap(),
+            dst: dst.parse().unwrap(),
+            protocol: 6,
+            sport: Some(40000),
+            dport: Some(port),
+            icmp: None,
+            len: Some(60),
+        }
+    }
+
+    fn cx<'a>(e: &'a Engine, scope: &'a NodeScope) -> Enrich<'a> {
+        Enrich {
+            engine: e,
+            scope,
+            generation: 3,
+            settled: true,
+            fail_closed: true,
+        }
+    }
+
+    #[test]
+    fn a_deny_names_the_mode_and_an_allow_the_rule() {
+        let e = engine();
+        let scope = NodeScope {
+            node: Some("n1".into()),
+            ..NodeScope::default()
+        };
+        let r = enrich(
+            &cx(&e, &scope),
+            &obs(Action::Deny, "10.0.0.1", "10.0.0.2", 22),
+        );
+        assert_eq!(r.src.workload.as_deref(), Some("shop/web"));
+        assert_eq!(r.src.labels.get("app").map(String::as_str), Some("web"));
+        assert_eq!(r.consistent, Some(true));
+        let d = r.decided_by.as_ref().unwrap();
+        assert_eq!((d.side.as_str(), d.tier.as_str()), ("ingress", "mode"));
+        assert_eq!(d.mode.as_deref(), Some("Protect"));
+        assert_eq!(r.mode.as_deref(), Some("Protect"));
+        assert_eq!(r.time, "2023-11-14T22:13:20.000Z");
+
+        let r = enrich(
+            &cx(&e, &scope),
+            &obs(Action::Allow, "10.0.0.1", "10.0.0.2", 5432),
+        );
+        let rule = r.decided_by.as_ref().unwrap().rule.as_ref().unwrap();
+        assert_eq!(rule.policy, "db-access");
+        assert_eq!(rule.name.as_deref(), Some("web-to-db"));
+        assert!(rule.origin.starts_with("cluster.yaml:"), "{}", rule.origin);
+        assert_eq!(r.consistent, Some(true));
+
+        // The kernel allowing what the engine denies is flagged.
+        let r = enrich(
+            &cx(&e, &scope),
+            &obs(Action::Allow, "10.0.0.1", "10.0.0.2", 22),
+        );
+        assert_eq!(r.consistent, Some(false));
+        // Unless a change is in flight.
+        let mut c = cx(&e, &scope);
+        c.settled = false;
+        assert_eq!(
+            enrich(&c, &obs(Action::Allow, "10.0.0.1", "10.0.0.2", 22)).consistent,
+            None
+        );
+    }
+
+    #[test]
+    fn monitor_flags_a_violation_only_where_this_node_checks_it() {
+        let e = engine();
+        // cache is on n2: its ingress is n2's business.
+        let n1 = NodeScope {
+            node: Some("n1".into()),
+            ..NodeScope::default()
+        };
+        let r = enrich(
+            &cx(&e, &n1),
+            &obs(Action::Allow, "10.0.0.1", "10.0.0.3", 80),
+        );
+        assert!(!r.violation);
+        assert!(r.learned, "web is ungrouped: Discover");
+        let n2 = NodeScope {
+            node: Some("n2".into()),
+            ..NodeScope::default()
+        };
+        let r = enrich(
+            &cx(&e, &n2),
+            &obs(Action::Allow, "10.0.0.1", "10.0.0.3", 80),
+        );
+        assert!(r.violation);
+        assert_eq!(r.mode.as_deref(), Some("Monitor"));
+    }
+
+    #[test]
+    fn unknown_senders_denied_by_fail_closed_are_consistent() {
+        let e = engine();
+        let scope = NodeScope::default();
+        let r = enrich(
+            &cx(&e, &scope),
+            &obs(Action::Deny, "10.9.9.9", "10.0.0.1", 80),
+        );
+        assert_eq!(r.src.entity.as_deref(), Some("world"));
+        assert_eq!(r.decided_by.as_ref().unwrap().tier, "fail-closed");
+        assert_eq!(r.consistent, Some(true));
+    }
+
+    #[test]
+    fn rotation_keeps_n_files_and_reading_spans_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = engine();
+        let scope = NodeScope::default();
+        let rec = enrich(
+            &cx(&e, &scope),
+            &obs(Action::Deny, "10.0.0.1", "10.0.0.2", 22),
+        );
+        let line = serde_json::to_string(&rec).unwrap().len() as u64 + 1;
+        let mut w = Writer::open(
+            dir.path(),
+            Rotation {
+                max_bytes: line * 2,
+                keep: 2,
+            },
+        )
+        .unwrap();
+        for _ in 0..7 {
+            w.write(&rec).unwrap();
+        }
+        let names: Vec<String> = files(dir.path())
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().to_string())
+            .collect();
+        assert_eq!(names, ["flows.jsonl.2", "flows.jsonl.1", "flows.jsonl"]);
+        assert_eq!(read_all(dir.path(), &Filter::default()).unwrap().len(), 5);
+        let f = Filter {
+            verdict: Some(Action::Allow),
+            ..Filter::default()
+        };
+        assert!(read_all(dir.path(), &f).unwrap().is_empty());
+        let f = Filter {
+            workload: Some("shop/db".into()),
+            namespace: Some("shop".into()),
+            verdict: Some(Action::Deny),
+            since: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_600_000_000)),
+        };
+        assert_eq!(read_all(dir.path(), &f).unwrap().len(), 5);
+        let f = Filter {
+            namespace: Some("other".into()),
+            ..Filter::default()
+        };
+        assert!(read_all(dir.path(), &f).unwrap().is_empty());
+        let f = Filter {
+            since: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)),
+            ..Filter::default()
+        };
+        assert!(read_all(dir.path(), &f).unwrap().is_empty());
+    }
+
+    #[test]
+    fn since_takes_durations_and_times() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(10_000);
+        assert_eq!(
+            parse_since("10m", now).unwrap(),
+            SystemTime::UNIX_EPOCH + Duration::from_secs(9_400)
+        );
+        assert_eq!(
+            parse_since("1h 30m", now).unwrap(),
+            SystemTime::UNIX_EPOCH + Duration::from_secs(4_600)
+        );
+        assert_eq!(
+            parse_since("1970-01-01T00:00:10Z", now).unwrap(),
+            SystemTime::UNIX_EPOCH + Duration::from_secs(10)
+        );
+        assert!(parse_since("yesterday", now).is_err());
+    }
+
+    #[test]
+    fn prefixes() {
+        assert_eq!(Action::from_prefix("bh:deny "), Some(Action::Deny));
+        assert_eq!(Action::from_prefix("bh:allow"), Some(Action::Allow));
+        assert_eq!(Action::from_prefix("bh:log "), Some(Action::Log));
+        assert_eq!(Action::from_prefix("other"), None);
+    }
+}

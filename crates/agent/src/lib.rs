@@ -1,0 +1,313 @@
+//! The node agent (`bulkhead agent`): keeps one node's nftables data plane equal to
+//! what the policy engine resolves from the inventory and policy files, cuts live
+//! connections a change forbids, and records flows from the data plane's log.
+//!
+//! Threads (created only after the process entered the node's network namespace, so
+//! they all live there):
+//! - main: the reconcile loop (file events -> batch -> engine -> render -> diff -> nft);
+//! - the watcher (`notify`), which only sends events;
+//! - NFLOG: reads logged packets and writes enriched flow records;
+//! - conntrack: hears ended connections and writes their counters;
+//! - signals: turns SIGTERM/SIGINT into a clean stop (the table stays programmed, so a
+//!   restarted agent adopts it and traffic never notices).
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod conntrack;
+pub mod decide;
+pub mod flows;
+pub mod netns;
+pub mod nflog;
+pub mod reconcile;
+pub mod sources;
+pub mod status;
+pub mod watch;
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use bulkhead_dataplane::kernel::Nft;
+use tracing::{info, warn};
+
+pub use config::Config;
+use reconcile::{Reconciler, Shared, StartError};
+use watch::{Batch, Event};
+
+/// Exit code for inputs that do not load (as the rest of the CLI).
+pub const EXIT_INVALID_INPUT: u8 = 3;
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BULKHEAD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+fn absolute(paths: &[PathBuf]) -> Vec<PathBuf> {
+    paths
+        .iter()
+        .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()))
+        .collect()
+}
+
+/// Run the agent until SIGTERM/SIGINT (or once). Returns the process exit code.
+///
+/// Must be called before the process creates any thread when `cfg.netns` is set.
+pub fn run(mut cfg: Config) -> Result<u8> {
+    if let Some(ns) = &cfg.netns {
+        netns::enter(ns)?;
+    }
+    init_logging();
+    cfg.inventory = absolute(&cfg.inventory);
+    cfg.policy = absolute(&cfg.policy);
+    let nft = Nft::local();
+    if cfg.uninstall {
+        nft.delete_table()
+            .context("cannot delete the bulkhead table")?;
+        info!("removed the bulkhead table");
+        return Ok(0);
+    }
+    std::fs::create_dir_all(&cfg.state_dir)
+        .with_context(|| format!("cannot create {}", cfg.state_dir.display()))?;
+    let mut rec = match Reconciler::start(&cfg, nft) {
+        Ok(r) => r,
+        Err(StartError::Invalid(problems)) => {
+            for p in &problems {
+                eprintln!("{p}");
+            }
+            eprintln!("error: invalid input; nothing was programmed");
+            return Ok(EXIT_INVALID_INPUT);
+        }
+        Err(StartError::Kernel(e)) => anyhow::bail!("cannot program nftables: {e}"),
+    };
+    if !cfg.keep_connections {
+        cut_connections(&rec.shared);
+        rec.refresh_status();
+    }
+    if cfg.once {
+        return Ok(0);
+    }
+
+    let writer = match flows::Writer::open(&cfg.state_dir, cfg.flows) {
+        Ok(w) => Some(Arc::new(Mutex::new(w))),
+        Err(e) => {
+            warn!(error = %e, "cannot open flows.jsonl: no flow records");
+            None
+        }
+    };
+    if let Some(w) = &writer {
+        start_flows(&rec.shared, w.clone());
+        start_ended(&rec.shared, w.clone());
+    }
+
+    let (tx, rx) = mpsc::channel::<Event>();
+    {
+        let tx = tx.clone();
+        let mut signals = signal_hook::iterator::Signals::new([
+            signal_hook::consts::SIGTERM,
+            signal_hook::consts::SIGINT,
+        ])?;
+        std::thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || {
+                if signals.forever().next().is_some() {
+                    let _ = tx.send(Event::Shutdown);
+                }
+            })?;
+    }
+    let inputs: Vec<PathBuf> = cfg.inventory.iter().chain(&cfg.policy).cloned().collect();
+    let _watcher = watch::start(&inputs, tx).context("cannot watch the input files")?;
+    info!(inputs = inputs.len(), "watching");
+
+    let mut batch: Option<Batch> = None;
+    // Paths of a rejected change: retried with the next batch (a fix to the bad file
+    // must not lose the good files' changes that came with it).
+    let mut pending: Option<Batch> = None;
+    let mut last_status = Instant::now();
+    loop {
+        let timeout = match &batch {
+            Some(b) => b
+                .due(cfg.debounce)
+                .saturating_duration_since(Instant::now()),
+            None => Duration::from_secs(2),
+        };
+        match rx.recv_timeout(timeout) {
+            Ok(Event::Changed { paths, rescan, at }) => {
+                batch
+                    .get_or_insert_with(|| Batch::new(at))
+                    .add(paths, rescan, at);
+            }
+            Ok(Event::Shutdown) => {
+                info!("stopping; the kernel stays programmed");
+                break;
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        let now = Instant::now();
+        if let Some(b) = batch.take_if(|b| b.due(cfg.debounce) <= now) {
+            let mut all = b.clone();
+            if let Some(p) = pending.take() {
+                all.paths.extend(p.paths);
+                all.rescan |= p.rescan;
+            }
+            let out = rec.change(&all.paths, all.rescan, b.first);
+            if out.rejected {
+                pending = Some(all);
+            } else if out.programmed && !cfg.keep_connections {
+                cut_connections(&rec.shared);
+                rec.refresh_status();
+            }
+            last_status = Instant::now();
+        } else if last_status.elapsed() >= Duration::from_secs(2) {
+            // Flow counters move between reconciles.
+            rec.refresh_status();
+            last_status = Instant::now();
+        }
+    }
+    rec.refresh_status();
+    Ok(0)
+}
+
+/// Delete the conntrack entries of live connections the current rules forbid.
+fn cut_connections(shared: &Arc<Shared>) {
+    let entries = match conntrack::list() {
+        Ok(e) => e,
+        Err(e) => {
+            warn!(error = %e, "cannot list conntrack entries");
+            return;
+        }
+    };
+    let doomed = {
+        let engine = shared.engine.read().unwrap_or_else(|e| e.into_inner());
+        let scope = shared.scope.read().unwrap_or_else(|e| e.into_inner());
+        conntrack::forbidden(entries, &engine, &scope)
+    };
+    if doomed.is_empty() {
+        return;
+    }
+    match conntrack::delete(&doomed) {
+        Ok(n) => {
+            shared
+                .counters
+                .connections_cut
+                .fetch_add(n as u64, Ordering::Relaxed);
+            info!(cut = n, "cut connections the change forbids");
+        }
+        Err(e) => warn!(error = %e, "cannot delete conntrack entries"),
+    }
+}
+
+/// Enrich an observation with the engine as it is now.
+fn enrich(shared: &Shared, o: &flows::Observed, settled: bool) -> flows::FlowRecord {
+    let engine = shared.engine.read().unwrap_or_else(|e| e.into_inner());
+    let scope = shared.scope.read().unwrap_or_else(|e| e.into_inner());
+    flows::enrich(
+        &flows::Enrich {
+            engine: &engine,
+            scope: &scope,
+            generation: shared.generation.load(Ordering::Acquire),
+            settled,
+            fail_closed: shared.fail_closed,
+        },
+        o,
+    )
+}
+
+fn write_record(shared: &Shared, writer: &Mutex<flows::Writer>, r: &flows::FlowRecord) {
+    let c = &shared.counters;
+    c.flows.fetch_add(1, Ordering::Relaxed);
+    if r.consistent == Some(false) {
+        c.inconsistent.fetch_add(1, Ordering::Relaxed);
+        warn!(
+            src = %r.src.ip, dst = %r.dst.ip, service = %r.service(), kernel = r.verdict.as_str(),
+            "the kernel and the engine disagree"
+        );
+    }
+    let mut w = writer.lock().unwrap_or_else(|e| e.into_inner());
+    if w.write(r).is_err() {
+        c.flow_errors.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The NFLOG reader: every logged packet becomes an enriched flow record.
+fn start_flows(shared: &Arc<Shared>, writer: Arc<Mutex<flows::Writer>>) {
+    let log = match nflog::Nflog::bind(bulkhead_dataplane::names::LOG_GROUP as u16) {
+        Ok(l) => l,
+        Err(e) => {
+            warn!(error = %e, "cannot bind NFLOG group 1 (is another logger using it?): no flow records");
+            return;
+        }
+    };
+    let shared = shared.clone();
+    let spawned = std::thread::Builder::new()
+        .name("nflog".into())
+        .spawn(move || {
+            let s2 = shared.clone();
+            nflog::run(
+                log,
+                |o| {
+                    let r = enrich(&shared, &o, shared.settled(Instant::now()));
+                    write_record(&shared, &writer, &r);
+                },
+                |e| {
+                    s2.counters.flow_errors.fetch_add(1, Ordering::Relaxed);
+                    warn!(error = %e, "NFLOG receive error (records lost)");
+                },
+            );
+        });
+    if let Err(e) = spawned {
+        warn!(error = %e, "cannot start the NFLOG thread");
+    }
+}
+
+/// Conntrack DESTROY events: `end` records with packet and byte counters.
+fn start_ended(shared: &Arc<Shared>, writer: Arc<Mutex<flows::Writer>>) {
+    if let Err(e) = conntrack::enable_accounting() {
+        warn!(error = %e, "cannot enable nf_conntrack_acct: end records carry no counters");
+    }
+    let shared = shared.clone();
+    let spawned = std::thread::Builder::new()
+        .name("conntrack".into())
+        .spawn(move || {
+            let res = conntrack::listen_ended(|e| {
+                let o = flows::Observed {
+                    time: std::time::SystemTime::now(),
+                    action: flows::Action::Allow,
+                    src: e.src,
+                    dst: e.dst,
+                    protocol: e.protocol,
+                    sport: e.sport,
+                    dport: e.dport,
+                    icmp: e.icmp,
+                    len: None,
+                };
+                let mut r = enrich(&shared, &o, false);
+                // The connection was allowed when it opened; today's rules may say
+                // otherwise, so an end record names the two ends, not a decision.
+                r.event = "end".into();
+                r.decided_by = None;
+                r.mode = None;
+                r.violation = false;
+                r.learned = false;
+                r.logged.clear();
+                r.packets = e.packets;
+                r.bytes = e.bytes;
+                write_record(&shared, &writer, &r);
+                true
+            });
+            if let Err(e) = res {
+                warn!(error = %e, "conntrack events stopped");
+            }
+        });
+    if let Err(e) = spawned {
+        warn!(error = %e, "cannot start the conntrack thread");
+    }
+}

@@ -1,0 +1,159 @@
+//! `status.json` (rewritten after every reconcile, atomically) and `latency.jsonl`
+//! (one line per applied change: how long from the file event to the end of `nft`).
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+pub const STATUS_FILE: &str = "status.json";
+pub const LATENCY_FILE: &str = "latency.jsonl";
+
+/// Counters the flow and conntrack threads update between reconciles.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub flows: AtomicU64,
+    /// Records where the engine's verdict disagreed with the kernel's (must stay 0).
+    pub inconsistent: AtomicU64,
+    pub connections_cut: AtomicU64,
+    pub flow_errors: AtomicU64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub pid: u32,
+    /// Incremented by every reconcile that programmed the kernel (or tried to).
+    pub generation: u64,
+    /// RFC 3339.
+    pub time: String,
+    pub node: Option<String>,
+    pub netns: Option<String>,
+    /// How long the last reconcile took (parse, resolve, render, diff, apply), ms.
+    pub reconcile_ms: f64,
+    /// From the watcher event to the end of `nft` for the last change, ms.
+    pub last_change_latency_ms: Option<f64>,
+    /// nft commands in the last transaction.
+    pub last_transaction_commands: usize,
+    pub workloads: usize,
+    pub local_workloads: usize,
+    pub identities: usize,
+    pub input_files: usize,
+    /// Chains, rules, sets and elements of the programmed table.
+    pub objects: Objects,
+    pub flows: u64,
+    pub inconsistent_flows: u64,
+    pub connections_cut: u64,
+    pub flow_errors: u64,
+    /// The last error (a bad edit, an nft failure); None once a reconcile succeeds.
+    pub last_error: Option<String>,
+}
+
+impl Status {
+    pub fn fill_counters(&mut self, c: &Counters) {
+        self.flows = c.flows.load(Ordering::Relaxed);
+        self.inconsistent_flows = c.inconsistent.load(Ordering::Relaxed);
+        self.connections_cut = c.connections_cut.load(Ordering::Relaxed);
+        self.flow_errors = c.flow_errors.load(Ordering::Relaxed);
+    }
+
+    /// Write `status.json` through a temporary file and a rename, so readers never
+    /// see half of it.
+    pub fn write(&self, dir: &Path) -> std::io::Result<()> {
+        let tmp = dir.join(format!(".{STATUS_FILE}.tmp"));
+        let mut text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        text.push('\n');
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(&tmp, dir.join(STATUS_FILE))
+    }
+
+    pub fn read(dir: &Path) -> std::io::Result<Status> {
+        let text = std::fs::read_to_string(dir.join(STATUS_FILE))?;
+        serde_json::from_str(&text).map_err(std::io::Error::other)
+    }
+}
+
+/// The size of the programmed table: chains, rules and sets grow with policies and
+/// identities; elements with workloads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Objects {
+    pub chains: usize,
+    pub rules: usize,
+    pub sets: usize,
+    pub elements: usize,
+}
+
+impl From<bulkhead_dataplane::ruleset::ObjectCount> for Objects {
+    fn from(o: bulkhead_dataplane::ruleset::ObjectCount) -> Objects {
+        Objects {
+            chains: o.chains,
+            rules: o.rules,
+            sets: o.sets,
+            elements: o.elements,
+        }
+    }
+}
+
+/// One line of `latency.jsonl`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    pub time: String,
+    pub generation: u64,
+    /// `inventory`, `policy` or `inventory+policy`.
+    pub change: String,
+    /// From the first watcher event of the batch to the end of `nft`.
+    pub latency_ms: f64,
+    /// Of which: the nft run.
+    pub apply_ms: f64,
+    pub files: usize,
+    pub commands: usize,
+}
+
+pub fn append_latency(dir: &Path, l: &Latency) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(LATENCY_FILE))?;
+    let mut line = serde_json::to_string(l).map_err(std::io::Error::other)?;
+    line.push('\n');
+    f.write_all(line.as_bytes())
+}
+
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_round_trips_and_latency_appends() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Status {
+            generation: 4,
+            last_error: Some("bad".into()),
+            ..Status::default()
+        };
+        s.write(dir.path()).unwrap();
+        assert_eq!(Status::read(dir.path()).unwrap(), s);
+        for g in 0..3 {
+            append_latency(
+                dir.path(),
+                &Latency {
+                    time: now_rfc3339(),
+                    generation: g,
+                    change: "policy".into(),
+                    latency_ms: 12.5,
+                    apply_ms: 7.0,
+                    files: 1,
+                    commands: 3,
+                },
+            )
+            .unwrap();
+        }
+        let text = std::fs::read_to_string(dir.path().join(LATENCY_FILE)).unwrap();
+        assert_eq!(text.lines().count(), 3);
+    }
+}

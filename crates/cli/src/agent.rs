@@ -1,0 +1,58 @@
+//! `bulkhead agent`: flags -> `bulkhead_agent::Config`; the agent crate does the rest.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+
+#[derive(Args, Debug)]
+pub struct AgentArgs {
+    /// Enter this network namespace (/run/netns/NAME) first: nftables, NFLOG and
+    /// conntrack are all programmed there. Default: the current namespace.
+    #[arg(long, value_name = "NAME")]
+    pub netns: Option<String>,
+    /// This node's name: workloads with that spec.nodeName are local. Default: all are.
+    #[arg(long, value_name = "NAME")]
+    pub node: Option<String>,
+    /// Inventory (Namespaces, Nodes, Pods): a YAML file or a directory of them.
+    /// Repeatable. Only inventory kinds are taken from these inputs.
+    #[arg(long, value_name = "FILE|DIR", required_unless_present = "uninstall")]
+    pub inventory: Vec<PathBuf>,
+    /// Policy (Groups, Policies, Settings, NetworkPolicies): a YAML file or a directory.
+    /// Repeatable. Only policy kinds are taken from these inputs.
+    #[arg(short = 'f', long = "filename", value_name = "FILE|DIR")]
+    pub policy: Vec<PathBuf>,
+    /// Where status.json, latency.jsonl and flows.jsonl go.
+    #[arg(long, value_name = "DIR", required_unless_present = "uninstall")]
+    pub state_dir: Option<PathBuf>,
+    /// Interface-name glob of the node's workload interfaces (e.g. 'v-*'): packets
+    /// from or to such an interface whose address the agent does not know are denied.
+    #[arg(long, value_name = "GLOB")]
+    pub pod_interfaces: Option<String>,
+    /// Do not log allowed connections (deny records only; no Monitor/Discover records).
+    #[arg(long)]
+    pub no_log_allowed: bool,
+    /// Leave live connections a change forbids alone (default: cut them).
+    #[arg(long)]
+    pub keep_connections: bool,
+    /// Program the kernel once (adopting what is there) and exit.
+    #[arg(long)]
+    pub once: bool,
+    /// Delete bulkhead's nftables table and exit.
+    #[arg(long)]
+    pub uninstall: bool,
+}
+
+pub fn run(a: AgentArgs) -> Result<u8> {
+    let mut cfg = bulkhead_agent::Config::new(a.state_dir.unwrap_or_else(|| ".".into()));
+    cfg.netns = a.netns;
+    cfg.node = a.node;
+    cfg.inventory = a.inventory;
+    cfg.policy = a.policy;
+    cfg.pod_interfaces = a.pod_interfaces;
+    cfg.log_allowed = !a.no_log_allowed;
+    cfg.keep_connections = a.keep_connections;
+    cfg.once = a.once;
+    cfg.uninstall = a.uninstall;
+    bulkhead_agent::run(cfg)
+}

@@ -1,0 +1,121 @@
+//! `bulkhead flows`: read the agent's flow records (rotated files too), filter, print.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use anyhow::{Result, anyhow};
+use bulkhead_agent::flows::{self, Action, Filter, FlowRecord};
+use clap::{Args, ValueEnum};
+
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum FlowFormat {
+    #[default]
+    Table,
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct FlowsArgs {
+    /// The agent's state directory.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: PathBuf,
+    /// Only flows from or to this workload (NAMESPACE/NAME).
+    #[arg(long, value_name = "NS/NAME")]
+    pub workload: Option<String>,
+    /// Only flows from or to workloads of this namespace.
+    #[arg(long, value_name = "NS")]
+    pub namespace: Option<String>,
+    /// Only this verdict: allow, deny or log.
+    #[arg(long)]
+    pub verdict: Option<Action>,
+    /// Only records newer than this: a duration back (10m, 2h) or an RFC 3339 time.
+    #[arg(long, value_name = "10m|TIME")]
+    pub since: Option<String>,
+    /// Output format: a table for people, JSON lines for programs.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = FlowFormat::Table)]
+    pub format: FlowFormat,
+    /// Keep printing new records as the agent writes them.
+    #[arg(long)]
+    pub follow: bool,
+}
+
+fn table_header() -> String {
+    format!(
+        "{:<24}  {:<7}  {:<28}  {:<28}  {:<12}  {}",
+        "TIME", "VERDICT", "SOURCE", "DESTINATION", "SERVICE", "DECIDED BY"
+    )
+}
+
+fn table_row(r: &FlowRecord) -> String {
+    let mut decided = r
+        .decided_by
+        .as_ref()
+        .map(|d| d.display())
+        .unwrap_or_else(|| "-".into());
+    if r.violation {
+        decided.push_str(" [violation]");
+    }
+    if r.learned {
+        decided.push_str(" [learned]");
+    }
+    if r.event == "end" {
+        decided = format!(
+            "ended: {} packets, {} bytes",
+            r.packets.map_or("?".into(), |p| p.to_string()),
+            r.bytes.map_or("?".into(), |b| b.to_string())
+        );
+    }
+    format!(
+        "{:<24}  {:<7}  {:<28}  {:<28}  {:<12}  {}",
+        r.time,
+        r.verdict.as_str(),
+        r.src.display(),
+        r.dst.display(),
+        r.service(),
+        decided
+    )
+}
+
+fn print(out: &mut impl Write, format: FlowFormat, r: &FlowRecord) -> std::io::Result<()> {
+    match format {
+        FlowFormat::Json => writeln!(out, "{}", serde_json::to_string(r).unwrap_or_default()),
+        FlowFormat::Table => writeln!(out, "{}", table_row(r)),
+    }
+}
+
+pub fn run(a: FlowsArgs) -> Result<u8> {
+    let filter = Filter {
+        workload: a.workload,
+        namespace: a.namespace,
+        verdict: a.verdict,
+        since: a
+            .since
+            .map(|s| flows::parse_since(&s, SystemTime::now()))
+            .transpose()
+            .map_err(|e| anyhow!(e))?,
+    };
+    if !a.state_dir.is_dir() {
+        return Err(anyhow!(
+            "{}: no such state directory",
+            a.state_dir.display()
+        ));
+    }
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if a.format == FlowFormat::Table {
+        writeln!(out, "{}", table_header())?;
+    }
+    for r in flows::read_all(&a.state_dir, &filter)? {
+        print(&mut out, a.format, &r)?;
+    }
+    out.flush()?;
+    if a.follow {
+        drop(out);
+        flows::follow(&a.state_dir, &filter, |r| {
+            let mut out = std::io::stdout().lock();
+            print(&mut out, a.format, r).is_ok() && out.flush().is_ok()
+        })?;
+    }
+    Ok(0)
+}
