@@ -76,6 +76,28 @@ pub fn run(mut cfg: Config) -> Result<u8> {
     }
     std::fs::create_dir_all(&cfg.state_dir)
         .with_context(|| format!("cannot create {}", cfg.state_dir.display()))?;
+    // Bind NFLOG before programming: packets the new rules log from the first instant
+    // wait in the socket until the flow thread reads them.
+    let nflog = if cfg.once {
+        None
+    } else {
+        match nflog::Nflog::bind(bulkhead_dataplane::names::LOG_GROUP as u16) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                warn!(error = %e, "cannot bind NFLOG group 1 (is another logger using it?): no flow records");
+                None
+            }
+        }
+    };
+    // Watch before loading: an edit made while the agent loads is then an event in
+    // the channel, not a change nobody sees.
+    let (tx, rx) = mpsc::channel::<Event>();
+    let inputs: Vec<PathBuf> = cfg.inventory.iter().chain(&cfg.policy).cloned().collect();
+    let _watcher = if cfg.once {
+        None
+    } else {
+        Some(watch::start(&inputs, tx.clone()).context("cannot watch the input files")?)
+    };
     let mut rec = match Reconciler::start(&cfg, nft) {
         Ok(r) => r,
         Err(StartError::Invalid(problems)) => {
@@ -94,6 +116,7 @@ pub fn run(mut cfg: Config) -> Result<u8> {
     if cfg.once {
         return Ok(0);
     }
+    info!(inputs = inputs.len(), "watching");
 
     let writer = match flows::Writer::open(&cfg.state_dir, cfg.flows) {
         Ok(w) => Some(Arc::new(Mutex::new(w))),
@@ -103,11 +126,12 @@ pub fn run(mut cfg: Config) -> Result<u8> {
         }
     };
     if let Some(w) = &writer {
-        start_flows(&rec.shared, w.clone());
+        if let Some(log) = nflog {
+            start_flows(&rec.shared, log, w.clone());
+        }
         start_ended(&rec.shared, w.clone());
     }
 
-    let (tx, rx) = mpsc::channel::<Event>();
     {
         let tx = tx.clone();
         let mut signals = signal_hook::iterator::Signals::new([
@@ -122,9 +146,6 @@ pub fn run(mut cfg: Config) -> Result<u8> {
                 }
             })?;
     }
-    let inputs: Vec<PathBuf> = cfg.inventory.iter().chain(&cfg.policy).cloned().collect();
-    let _watcher = watch::start(&inputs, tx).context("cannot watch the input files")?;
-    info!(inputs = inputs.len(), "watching");
 
     let mut batch: Option<Batch> = None;
     // Paths of a rejected change: retried with the next batch (a fix to the bad file
@@ -238,14 +259,7 @@ fn write_record(shared: &Shared, writer: &Mutex<flows::Writer>, r: &flows::FlowR
 }
 
 /// The NFLOG reader: every logged packet becomes an enriched flow record.
-fn start_flows(shared: &Arc<Shared>, writer: Arc<Mutex<flows::Writer>>) {
-    let log = match nflog::Nflog::bind(bulkhead_dataplane::names::LOG_GROUP as u16) {
-        Ok(l) => l,
-        Err(e) => {
-            warn!(error = %e, "cannot bind NFLOG group 1 (is another logger using it?): no flow records");
-            return;
-        }
-    };
+fn start_flows(shared: &Arc<Shared>, log: nflog::Nflog, writer: Arc<Mutex<flows::Writer>>) {
     let shared = shared.clone();
     let spawned = std::thread::Builder::new()
         .name("nflog".into())
