@@ -215,6 +215,7 @@ impl Reconciler {
         since: Instant,
         t0: Instant,
     ) -> Outcome {
+        let ts = Instant::now();
         let delta = match self.sources.stage(paths, rescan) {
             Ok(d) => d,
             Err(d) => {
@@ -236,15 +237,20 @@ impl Reconciler {
             _ => "policy",
         };
         let files = delta.files.len();
+        let stage = ts.elapsed();
+        let te = Instant::now();
         if let Err(errs) = self.apply_to_engine(&delta) {
             return self.reject("policy does not compile", errs);
         }
+        let resolve = te.elapsed();
         self.sources.commit(delta);
         {
             let mut scope = self.shared.scope.write().unwrap_or_else(|e| e.into_inner());
             scope.host_addrs = local_addresses();
         }
+        let tr = Instant::now();
         let (commands, apply, error) = self.program();
+        let render_diff = tr.elapsed().saturating_sub(apply);
         let latency = since.elapsed();
         let generation = self.shared.generation.fetch_add(1, Ordering::AcqRel) + 1;
         self.status.generation = generation;
@@ -258,6 +264,9 @@ impl Reconciler {
             files,
             commands,
             latency_ms = ms(latency),
+            read_parse_ms = ms(stage),
+            resolve_ms = ms(resolve),
+            render_diff_ms = ms(render_diff),
             apply_ms = ms(apply),
             "applied"
         );

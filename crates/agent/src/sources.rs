@@ -216,6 +216,22 @@ impl Sources {
             if !touched {
                 continue;
             }
+            if is_dir && !all && !changed.contains(input) {
+                // The watcher named the files: look at those alone, no directory
+                // listing (10,000 entries cost more than the one file that changed).
+                for c in changed
+                    .iter()
+                    .filter(|c| c.parent() == Some(input.as_path()))
+                {
+                    let key = (*role, c.clone());
+                    if c.is_file() && is_manifest(c) {
+                        look.push(key);
+                    } else if self.files.contains_key(&key) {
+                        gone.push(key);
+                    }
+                }
+                continue;
+            }
             let now = match self.files_of(*role, input) {
                 Ok(v) => v,
                 Err(d) => {
