@@ -1,0 +1,125 @@
+//! One node agent per lab node, enforcing the input's policies in that node's namespace:
+//! `bulkhead agent --netns NS --node NODE --inventory FILE -f INPUT... --state-dir DIR`,
+//! in the foreground, as a background process of ours logging to the lab directory.
+//! When the `bulkhead` binary has no `agent` command yet, the lab runs without agents
+//! and says so. `lab up` returns once every agent has programmed its node, so a probe
+//! right after it sees policy in force.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use serde_json::Value;
+
+use crate::process::{self, Process};
+use crate::state::{self, State};
+
+/// How to run an agent: a program and the arguments before the agent's own
+/// (`bulkhead agent`).
+#[derive(Clone, Debug)]
+pub struct AgentLaunch {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+}
+
+impl AgentLaunch {
+    /// The agent's `--help`, when the program knows the agent command.
+    pub fn help(&self) -> Option<String> {
+        let out = Command::new(&self.program)
+            .args(&self.args)
+            .arg("--help")
+            .stdin(Stdio::null())
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+/// How long agents may take to program their node's kernel the first time.
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Start one agent per node and wait until each has programmed its node (its
+/// `status.json` shows a first reconcile). An agent that exits or reports an error
+/// fails `lab up` with the end of its log; one that is merely slow is a warning.
+pub fn start_all(state: &mut State, launch: &AgentLaunch, help: &str) -> Result<Vec<String>> {
+    let dir = state.dir();
+    let inventory = dir.join("inventory.yaml");
+    let mut started = Vec::new();
+    for node in state.plan.nodes.clone() {
+        let state_dir = dir.join("agents").join(&node.name);
+        std::fs::create_dir_all(&state_dir)?;
+        let log = dir.join("agents").join(format!("{}.log", node.name));
+        let mut cmd = Command::new(&launch.program);
+        cmd.args(&launch.args)
+            .arg("--netns")
+            .arg(&node.netns)
+            .arg("--node")
+            .arg(&node.name)
+            .arg("--inventory")
+            .arg(&inventory);
+        for input in &state.inputs {
+            cmd.arg("-f").arg(input);
+        }
+        cmd.arg("--state-dir").arg(&state_dir);
+        // Packets from a pod interface with an address the agent does not know are
+        // spoofed: the agent can deny them when it knows which interfaces are pods'.
+        if help.contains("--pod-interfaces") {
+            cmd.arg("--pod-interfaces")
+                .arg(crate::names::pod_link_glob(&state.plan.lab));
+        }
+        // The agent enters the node's namespace itself: it is started from ours.
+        let p = process::spawn(None, cmd, &log, "agent", &node.name)?;
+        started.push((p.clone(), state_dir));
+        state.processes.push(p);
+        state.save()?;
+    }
+    let mut warnings = Vec::new();
+    for (p, state_dir) in &started {
+        if let Some(w) = wait_programmed(p, state_dir)? {
+            warnings.push(w);
+        }
+    }
+    Ok(warnings)
+}
+
+fn wait_programmed(p: &Process, state_dir: &Path) -> Result<Option<String>> {
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        let status: Option<Value> = std::fs::read(state_dir.join("status.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        if let Some(s) = status {
+            if let Some(e) = s.get("last_error").and_then(Value::as_str) {
+                bail!(
+                    "the agent of node {} could not program the node: {e}\n(log: {})",
+                    p.owner,
+                    p.log.display()
+                );
+            }
+            if s.get("generation").and_then(Value::as_u64).unwrap_or(0) >= 1 {
+                return Ok(None);
+            }
+        }
+        if !p.alive() {
+            bail!(
+                "the agent of node {} exited; the end of {}:\n{}",
+                p.owner,
+                p.log.display(),
+                state::tail(&p.log, 15)
+            );
+        }
+        if Instant::now() > deadline {
+            return Ok(Some(format!(
+                "the agent of node {} has not reported programming the node after {} s; \
+                 it keeps running (log: {})",
+                p.owner,
+                READY_TIMEOUT.as_secs(),
+                p.log.display()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}

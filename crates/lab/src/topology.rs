@@ -1,0 +1,151 @@
+//! Builds the routed (Calico-style) topology of a plan. Nothing is created in the
+//! host's namespace: every link is made inside a lab namespace, its peer directly in
+//! another lab namespace.
+//!
+//! ```text
+//!   pod ns (x/a)              node ns (node-1)                 router ns   node ns (node-2)
+//!  +-------------+          +-----------------------+          +------+   +--------------+
+//!  | eth0        |--veth----| bhXXXXp.. (fe80::1)   |          |      |   |              |
+//!  | 10.244.0.2  |          | lo: 169.254.1.1,      |--veth----| bh..r|---| bh..u  ...    |
+//!  | default via |          |     10.244.0.1        |  uplink  | lo:  |   | lo: 10.244.1.1
+//!  | 169.254.1.1 |          | 10.244.0.2/32 dev ... |          | 169.254.2.1  pods ...   |
+//!  +-------------+          +-----------------------+          +------+   +--------------+
+//! ```
+//! Every pod packet goes through its node's namespace (where an agent enforces policy);
+//! between nodes it also crosses the router namespace.
+
+use std::fs::File;
+use std::net::IpAddr;
+
+use anyhow::{Context, Result};
+
+use crate::addressing::{GATEWAY_V4, GATEWAY_V6, NODE_LINK_V6, ROUTER_LINK_V6, ROUTER_V4};
+use crate::netlink::{Netlink, Via};
+use crate::netns;
+use crate::plan::{NodePlan, Plan, WorkloadPlan};
+
+/// Every namespace of the plan, router first, then nodes, then pods.
+pub fn namespaces(plan: &Plan) -> Vec<String> {
+    plan.router
+        .iter()
+        .cloned()
+        .chain(plan.nodes.iter().map(|n| n.netns.clone()))
+        .chain(plan.workloads.iter().map(|w| w.netns.clone()))
+        .collect()
+}
+
+/// Create and wire everything. On error the caller tears the lab down.
+pub fn build(plan: &Plan) -> Result<()> {
+    for ns in namespaces(plan) {
+        netns::create(&ns).with_context(|| format!("creating network namespace {ns}"))?;
+    }
+    if let Some(router) = &plan.router {
+        netns::enter(router, || base(true))?;
+    }
+    for node in &plan.nodes {
+        netns::enter(&node.netns, || base(true))?;
+    }
+    for w in &plan.workloads {
+        netns::enter(&w.netns, || base(false))?;
+    }
+    if let Some(router) = &plan.router {
+        netns::enter(router, || wire_router(plan)).context("wiring the router")?;
+    }
+    for node in &plan.nodes {
+        netns::enter(&node.netns, || wire_node(plan, node))
+            .with_context(|| format!("wiring node {}", node.name))?;
+    }
+    for w in &plan.workloads {
+        netns::enter(&w.netns, || wire_pod(w)).with_context(|| format!("wiring {}", w.key))?;
+    }
+    Ok(())
+}
+
+/// Settings every lab namespace needs before its links exist.
+fn base(forwarding: bool) -> Result<()> {
+    // No duplicate address detection: it keeps IPv6 addresses unusable for a second
+    // or two, and lab addresses are unique by construction. Set on `default` before
+    // links are made so the links inherit it.
+    for scope in ["all", "default"] {
+        netns::sysctl(&["net", "ipv6", "conf", scope, "accept_dad"], "0")?;
+    }
+    if forwarding {
+        netns::sysctl(&["net", "ipv4", "ip_forward"], "1")?;
+        netns::sysctl(&["net", "ipv6", "conf", "all", "forwarding"], "1")?;
+        // Pod addresses are routed on-link through proxy ARP: no reverse-path checks.
+        for scope in ["all", "default"] {
+            netns::sysctl(&["net", "ipv4", "conf", scope, "rp_filter"], "0")?;
+        }
+    } else {
+        // Unprivileged ICMP echo sockets for every group: probes ping without raw sockets.
+        netns::sysctl(&["net", "ipv4", "ping_group_range"], "0 2147483647")?;
+    }
+    Netlink::open()?.up("lo")?;
+    Ok(())
+}
+
+fn wire_router(plan: &Plan) -> Result<()> {
+    let mut nl = Netlink::open()?;
+    let lo = nl.index("lo")?;
+    nl.add_address(lo, IpAddr::V4(ROUTER_V4), 32)?;
+    for node in &plan.nodes {
+        let Some((uplink, router_end)) = &node.uplink else {
+            continue;
+        };
+        let node_ns = File::open(netns::path(&node.netns))?;
+        nl.add_veth(router_end, uplink, &node_ns)?;
+        let i = nl.index(router_end)?;
+        nl.add_address(i, IpAddr::V6(ROUTER_LINK_V6), 64)?;
+        let v4 = Via::onlink(node.ipv4);
+        let v6 = Via::gateway(NODE_LINK_V6);
+        let net4 = node.pod_cidr_v4;
+        let net6 = node.pod_cidr_v6;
+        nl.add_route(IpAddr::V4(net4.network()), net4.prefix_len(), i, v4)?;
+        nl.add_route(IpAddr::V6(net6.network()), net6.prefix_len(), i, v6)?;
+        // Addresses the input fixed outside the node's subnets get their own routes.
+        for w in plan.workloads.iter().filter(|w| w.node == node.name) {
+            if !net4.contains(&w.ipv4) {
+                nl.add_route(IpAddr::V4(w.ipv4), 32, i, v4)?;
+            }
+            if !net6.contains(&w.ipv6) {
+                nl.add_route(IpAddr::V6(w.ipv6), 128, i, v6)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn wire_node(plan: &Plan, node: &NodePlan) -> Result<()> {
+    let mut nl = Netlink::open()?;
+    let lo = nl.index("lo")?;
+    nl.add_address(lo, IpAddr::V4(GATEWAY_V4), 32)?;
+    nl.add_address(lo, IpAddr::V4(node.ipv4), 32)?;
+    nl.add_address(lo, IpAddr::V6(node.ipv6), 128)?;
+    if let Some((uplink, _)) = &node.uplink {
+        let i = nl.up(uplink)?;
+        nl.add_address(i, IpAddr::V6(NODE_LINK_V6), 64)?;
+        nl.add_default(i, Via::onlink(ROUTER_V4))?;
+        nl.add_default(i, Via::gateway(ROUTER_LINK_V6))?;
+    }
+    for w in plan.workloads.iter().filter(|w| w.node == node.name) {
+        let pod_ns = File::open(netns::path(&w.netns))?;
+        nl.add_veth(&w.veth, "eth0", &pod_ns)?;
+        netns::sysctl(&["net", "ipv4", "conf", &w.veth, "proxy_arp"], "1")?;
+        let i = nl.index(&w.veth)?;
+        nl.add_address(i, IpAddr::V6(GATEWAY_V6), 64)?;
+        nl.add_route(IpAddr::V4(w.ipv4), 32, i, Via::Link)?;
+        nl.add_route(IpAddr::V6(w.ipv6), 128, i, Via::Link)?;
+    }
+    Ok(())
+}
+
+fn wire_pod(w: &WorkloadPlan) -> Result<()> {
+    let mut nl = Netlink::open()?;
+    let eth0 = nl.up("eth0")?;
+    nl.add_address(eth0, IpAddr::V4(w.ipv4), 32)?;
+    nl.add_address(eth0, IpAddr::V6(w.ipv6), 128)?;
+    nl.add_route(IpAddr::V4(GATEWAY_V4), 32, eth0, Via::Link)?;
+    nl.add_default(eth0, Via::gateway(GATEWAY_V4))?;
+    nl.add_default(eth0, Via::gateway(GATEWAY_V6))?;
+    Ok(())
+}
