@@ -30,6 +30,9 @@ pub enum Command {
     Policy(PolicyCmd),
     /// Run PolicyTest assertions (for CI pipelines).
     Test(TestArgs),
+    /// Real test topologies from YAML: up, probe every pair for real, status, exec, down.
+    #[command(subcommand)]
+    Lab(crate::lab::LabCmd),
     /// Run the node agent: program nftables from inventory and policy files, cut
     /// forbidden connections, record flows.
     Agent(crate::agent::AgentArgs),

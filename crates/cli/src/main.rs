@@ -5,6 +5,7 @@
 mod agent;
 mod args;
 mod flows;
+mod lab;
 mod render;
 
 use std::path::PathBuf;
@@ -150,6 +151,7 @@ fn run(cli: Cli) -> Result<u8> {
         }
         Command::Agent(a) => agent::run(a),
         Command::Flows(a) => flows::run(a),
+        Command::Lab(c) => lab::run(c),
         Command::Test(a) => {
             let mut paths = a.input.files.clone();
             paths.extend(a.tests.iter().cloned());
