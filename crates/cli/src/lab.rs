@@ -270,6 +270,9 @@ fn probe(a: ProbeArgs) -> Result<u8> {
         family,
         timeout: a.timeout,
     };
+    if let Some(note) = bulkhead_lab::load(&lab)?.agent_note {
+        eprintln!("note: no agent runs in lab {lab} ({note}): this is the topology without policy");
+    }
     let r = bulkhead_lab::probe(&lab, &opts)?;
     let pairs = r.matrix.allowed.len();
     eprintln!(

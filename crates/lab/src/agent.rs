@@ -24,17 +24,16 @@ pub struct AgentLaunch {
 }
 
 impl AgentLaunch {
-    /// The agent's `--help`, when the program knows the agent command.
-    pub fn help(&self) -> Option<String> {
-        let out = Command::new(&self.program)
+    /// Whether the program knows the agent command (`agent --help` succeeds).
+    pub fn available(&self) -> bool {
+        Command::new(&self.program)
             .args(&self.args)
             .arg("--help")
             .stdin(Stdio::null())
-            .output()
-            .ok()?;
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
     }
 }
 
@@ -44,7 +43,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(20);
 /// Start one agent per node and wait until each has programmed its node (its
 /// `status.json` shows a first reconcile). An agent that exits or reports an error
 /// fails `lab up` with the end of its log; one that is merely slow is a warning.
-pub fn start_all(state: &mut State, launch: &AgentLaunch, help: &str) -> Result<Vec<String>> {
+pub fn start_all(state: &mut State, launch: &AgentLaunch) -> Result<Vec<String>> {
     let dir = state.dir();
     let inventory = dir.join("inventory.yaml");
     let mut started = Vec::new();
@@ -64,12 +63,6 @@ pub fn start_all(state: &mut State, launch: &AgentLaunch, help: &str) -> Result<
             cmd.arg("-f").arg(input);
         }
         cmd.arg("--state-dir").arg(&state_dir);
-        // Packets from a pod interface with an address the agent does not know are
-        // spoofed: the agent can deny them when it knows which interfaces are pods'.
-        if help.contains("--pod-interfaces") {
-            cmd.arg("--pod-interfaces")
-                .arg(crate::names::pod_link_glob(&state.plan.lab));
-        }
         // The agent enters the node's namespace itself: it is started from ours.
         let p = process::spawn(None, cmd, &log, "agent", &node.name)?;
         started.push((p.clone(), state_dir));

@@ -4,8 +4,8 @@
 //! tables are never touched: a lab puts nothing in the host's namespace, so deleting
 //! its namespaces removes its links, routes and any nftables state an agent made.
 //!
-//! Order matters: processes first (a namespace lives on while a process is inside),
-//! then containers, then namespaces, then files; finally check nothing is left.
+//! Order matters: containers and processes first (a namespace lives on while a process
+//! is inside), then namespaces, then files; finally check nothing is left.
 
 use std::collections::{BTreeSet, HashSet};
 use std::fs;

@@ -114,13 +114,11 @@ fn build(st: &mut State, opts: &UpOptions) -> Result<Vec<String>> {
     let mut warnings = runner::start_all(st, &opts.helper)?;
     match &opts.agent {
         None => st.agent_note = Some("started with --no-agent; policy is not enforced".into()),
-        Some(a) => match a.help() {
-            None => {
-                st.agent_note =
-                    Some("this bulkhead has no `agent` command yet; policy is not enforced".into())
-            }
-            Some(help) => warnings.extend(agent::start_all(st, a, &help)?),
-        },
+        Some(a) if !a.available() => {
+            st.agent_note =
+                Some("this bulkhead has no `agent` command yet; policy is not enforced".into())
+        }
+        Some(a) => warnings.extend(agent::start_all(st, a)?),
     }
     st.save()?;
     Ok(warnings)

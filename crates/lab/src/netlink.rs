@@ -208,9 +208,4 @@ impl Netlink {
         };
         self.add_route(any, 0, index, via)
     }
-
-    /// Whether a link with this name exists.
-    pub fn has_link(&mut self, name: &str) -> bool {
-        self.index(name).is_ok()
-    }
 }

@@ -270,10 +270,7 @@ fn probes_see_drops_and_refusals_made_in_a_node() {
                - {name: a, namespace: x, ports: [{port: 80}, {port: 53, protocol: UDP}]}\n    \
                - {name: b, namespace: x, ports: [{port: 80}, {port: 53, protocol: UDP}]}\n    \
                - {name: c, namespace: y}\n";
-    let (guard, st) = up(vec![Source {
-        name: "lab.yaml".into(),
-        text: lab.into(),
-    }]);
+    let (guard, st) = up(lab_doc(lab));
     let ip_of = |k: &str| st.workload(k).unwrap().ipv4.to_string();
     let (a, b, c) = (ip_of("x/a"), ip_of("x/b"), ip_of("y/c"));
     // Rules a node agent could make: silent drops and active refusals.
@@ -330,22 +327,39 @@ fn probes_see_drops_and_refusals_made_in_a_node() {
     assert!(listed.contains("invalid counter packets 0 "), "{listed}");
 }
 
+/// `GET path` from inside namespace `from`; the whole answer.
+fn http_get(from: &str, to: SocketAddr, path: &str) -> String {
+    let path = path.to_string();
+    netns::enter(from, move || {
+        let mut s = TcpStream::connect_timeout(&to, Duration::from_secs(2))?;
+        s.set_read_timeout(Some(Duration::from_secs(2)))?;
+        write!(s, "GET {path} HTTP/1.0\r\nHost: lab\r\n\r\n")?;
+        let mut body = String::new();
+        s.read_to_string(&mut body)?;
+        Ok(body)
+    })
+    .unwrap_or_else(|e| panic!("GET {to}: {e:#}"))
+}
+
+fn lab_doc(text: &str) -> Vec<Source> {
+    vec![Source {
+        name: "lab.yaml".into(),
+        text: text.into(),
+    }]
+}
+
 #[test]
-fn real_servers_containers_and_http_answer_and_missing_programs_fail_early() {
-    if !privileged(&["ip", "runc", "iperf3"]) {
+fn a_runc_container_and_the_http_responder_answer() {
+    if !privileged(&["ip", "runc", "busybox"]) {
         return;
     }
     let _l = lock();
-    let lab = "apiVersion: bulkhead.io/v1\nkind: Lab\nmetadata: {name: t-run}\nspec:\n  workloads:\n    \
+    let lab = "apiVersion: bulkhead.io/v1\nkind: Lab\nmetadata: {name: t-box}\nspec:\n  workloads:\n    \
                - {name: box, namespace: apps, labels: {app: box}, ports: [{port: 80}]}\n    \
-               - {name: perf, namespace: apps, ports: [{port: 5201}], run: {command: [iperf3, -s, -p, \"5201\"]}}\n    \
                - {name: web, namespace: apps, ports: [{port: 8080}], run: http}\n    \
                - {name: client, namespace: apps}\n  \
                run:\n    - {selector: app == \"box\", run: {container: {image: busybox}}}\n";
-    let (guard, st) = up(vec![Source {
-        name: "lab.yaml".into(),
-        text: lab.into(),
-    }]);
+    let (guard, st) = up(lab_doc(lab));
     assert_eq!(st.containers.len(), 1);
     let status = bulkhead_lab::status(&guard.0).unwrap();
     assert!(
@@ -353,39 +367,22 @@ fn real_servers_containers_and_http_answer_and_missing_programs_fail_early() {
         "{status:?}"
     );
 
-    // From the client's namespace: busybox httpd in runc serves the workload's page,
-    // the http responder answers any path, iperf3 accepts connections.
-    let client = st.workload("apps/client").unwrap().netns.clone();
-    let get = |w: &str, port: u16, path: &str| -> String {
-        let addr = SocketAddr::new(st.workload(w).unwrap().ip(false), port);
-        let path = path.to_string();
-        netns::enter(&client, move || {
-            let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-            s.set_read_timeout(Some(Duration::from_secs(2)))?;
-            write!(s, "GET {path} HTTP/1.0\r\nHost: lab\r\n\r\n")?;
-            let mut body = String::new();
-            s.read_to_string(&mut body)?;
-            Ok(body)
-        })
-        .unwrap()
-    };
-    let page = get("apps/box", 80, "/index.html");
+    // busybox httpd in runc serves the workload's page; the http responder any path.
+    let client = &st.workload("apps/client").unwrap().netns;
+    let at = |w: &str, port| SocketAddr::new(st.workload(w).unwrap().ip(false), port);
+    let page = http_get(client, at("apps/box", 80), "/index.html");
     assert!(
         page.starts_with("HTTP/1.") && page.contains("apps/box"),
         "{page}"
     );
-    let answer = get("apps/web", 8080, "/any/path");
+    let answer = http_get(client, at("apps/web", 8080), "/any/path");
     assert!(
         answer.contains("200 OK") && answer.contains("GET /any/path"),
         "{answer}"
     );
-    let m = probe(
-        &guard.0,
-        &["TCP/80", "TCP/5201", "TCP/8080"],
-        Family::V6,
-        1000,
-    );
+    let m = probe(&guard.0, &["TCP/80", "TCP/8080"], Family::V6, 1000);
     assert_eq!(all_allowed(&m), Vec::<String>::new());
+
     let container_pid = st
         .processes
         .iter()
@@ -393,18 +390,33 @@ fn real_servers_containers_and_http_answer_and_missing_programs_fail_early() {
         .unwrap()
         .pid;
     drop(guard);
-    assert_gone("t-run", &[container_pid]);
+    assert_gone("t-box", &[container_pid]);
     let runc = Command::new("runc").args(["list", "-q"]).output().unwrap();
-    assert!(!String::from_utf8_lossy(&runc.stdout).contains("bh-t-run."));
+    assert!(!String::from_utf8_lossy(&runc.stdout).contains("bh-t-box."));
+}
 
-    // A program that is not installed: a clear error, and nothing was made.
+#[test]
+fn a_real_server_runs_and_a_missing_one_fails_before_anything_is_made() {
+    if !privileged(&["ip", "iperf3"]) {
+        return;
+    }
+    let _l = lock();
+    let lab = "apiVersion: bulkhead.io/v1\nkind: Lab\nmetadata: {name: t-real}\nspec:\n  workloads:\n    \
+               - {name: perf, ports: [{port: 5201}], run: {command: [iperf3, -s, -p, \"5201\"]}}\n    \
+               - {name: client}\n    - {name: other}\n";
+    let (guard, st) = up(lab_doc(lab));
+    let perf = st.processes.iter().find(|p| p.role == "command").unwrap();
+    assert!(perf.alive());
+    // iperf3 resets connections that do not speak its protocol: still allowed.
+    let m = probe(&guard.0, &["TCP/5201"], Family::V4, 1000);
+    assert_eq!(all_allowed(&m), Vec::<String>::new());
+    let pid = perf.pid;
+    drop(guard);
+    assert_gone("t-real", &[pid]);
+
     let lab = "apiVersion: bulkhead.io/v1\nkind: Lab\nmetadata: {name: t-missing}\nspec:\n  workloads:\n    \
                - {name: r, run: {command: [redis-server-not-installed, --port, \"6379\"]}}\n";
-    let bundle = parse_sources(&[Source {
-        name: "lab.yaml".into(),
-        text: lab.into(),
-    }])
-    .unwrap();
+    let bundle = parse_sources(&lab_doc(lab)).unwrap();
     let opts = UpOptions {
         name: None,
         helper: helper(),
@@ -428,10 +440,7 @@ fn a_crashed_run_is_cleaned_up_by_down_all() {
     let lab = "apiVersion: bulkhead.io/v1\nkind: Lab\nmetadata: {name: t-crash}\nspec:\n  nodes: [n1, n2]\n  workloads:\n    \
                - {name: a, ports: [{port: 80}]}\n    - {name: b, ports: [{port: 80}]}\n    \
                - {name: c, run: {command: [sleep, \"3600\"]}}\n";
-    let (guard, st) = up(vec![Source {
-        name: "lab.yaml".into(),
-        text: lab.into(),
-    }]);
+    let (guard, st) = up(lab_doc(lab));
     let pids: Vec<i32> = st.processes.iter().map(|p| p.pid).collect();
     assert_eq!(pids.len(), 3);
     // The crash: one server killed, the state directory gone, the rest still running.
