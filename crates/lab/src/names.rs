@@ -100,12 +100,6 @@ pub fn link(lab: &str, role: LinkRole, what: &str) -> String {
     format!("bh{lab_hash:04x}{role}{what_hash:08x}")
 }
 
-/// A glob matching the node ends of the lab's pod veths (and nothing else).
-pub fn pod_link_glob(lab: &str) -> String {
-    let lab_hash = fnv(lab) as u16;
-    format!("bh{lab_hash:04x}p*")
-}
-
 pub fn lab_dir(lab: &str) -> PathBuf {
     PathBuf::from(LABS_DIR).join(lab)
 }
@@ -132,8 +126,6 @@ mod tests {
         assert!(l.starts_with("bh"));
         assert_ne!(l, link("other", LinkRole::Pod, "x/a.b"));
         assert_ne!(l, link("demo", LinkRole::Uplink, "x/a.b"));
-        let glob = pod_link_glob("demo");
-        assert!(l.starts_with(glob.trim_end_matches('*')));
     }
 
     #[test]
