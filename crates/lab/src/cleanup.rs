@@ -52,12 +52,12 @@ pub fn down(lab: &str) -> Result<DownReport> {
     let inodes: HashSet<u64> = ours.iter().filter_map(|n| netns::inode(n).ok()).collect();
 
     // Processes: recorded ones still alive (same pid and start time), agents (found by
-    // their lab directory argument) and anything running inside our namespaces.
+    // their state directory) and anything running inside our namespaces.
     let mut pids: BTreeSet<i32> = BTreeSet::new();
     if let Ok(Some(st)) = state::load(lab) {
         pids.extend(st.processes.iter().filter(|p| p.alive()).map(|p| p.pid));
     }
-    pids.extend(process::with_argument_under(&dir));
+    pids.extend(process::with_flag_under("--state-dir", &dir));
     // Containers first: runc's own bookkeeping must go with them.
     let containers = container::list(&prefix);
     for id in &containers {

@@ -2,7 +2,7 @@
 //! entered it), detached from the terminal, logging to a file, and known afterwards by
 //! pid AND start time, so a recycled pid is never taken for ours. Also the /proc scans
 //! `lab down` uses to find processes of a crashed run: every process inside one of the
-//! lab's namespaces, and every process whose arguments name the lab's directory.
+//! lab's namespaces, and every agent whose state directory is in the lab's directory.
 
 use std::collections::HashSet;
 use std::fs::{self, OpenOptions};
@@ -143,17 +143,21 @@ pub fn in_namespaces(inodes: &HashSet<u64>) -> Vec<i32> {
         .collect()
 }
 
-/// Processes with an argument that is `dir` or lies under it (agents started with
-/// `--state-dir <lab dir>/...`).
-pub fn with_argument_under(dir: &Path) -> Vec<i32> {
+/// Processes started with `FLAG PATH` where PATH is `dir` or lies under it (agents:
+/// `--state-dir <lab dir>/agents/<node>`). Only that flag counts, so a user's
+/// `tail -f` of a lab log is left alone.
+pub fn with_flag_under(flag: &str, dir: &Path) -> Vec<i32> {
     let dir = dir.to_string_lossy().into_owned();
     let under = format!("{dir}/");
     pids()
         .filter(|pid| {
             fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
-                c.split(|&b| b == 0)
-                    .map(String::from_utf8_lossy)
-                    .any(|a| a == dir || a.starts_with(&under))
+                let args: Vec<String> = c
+                    .split(|&b| b == 0)
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                    .collect();
+                args.windows(2)
+                    .any(|w| w[0] == flag && (w[1] == dir || w[1].starts_with(&under)))
             })
         })
         .collect()
