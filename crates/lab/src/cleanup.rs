@@ -78,6 +78,9 @@ pub fn down(lab: &str) -> Result<DownReport> {
         fs::remove_dir_all(&dir)?;
         report.state_dir = true;
     }
+    // The labs directory goes with the last lab (it fails, harmlessly, while others
+    // remain).
+    let _ = fs::remove_dir(names::LABS_DIR);
 
     let left: Vec<String> = netns::list()?
         .into_iter()
