@@ -12,7 +12,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use bulkhead_policy::spec::Bundle;
+use bulkhead_policy::spec::{Bundle, PolicySet};
 use bulkhead_policy::{Engine, Stats};
 use bulkhead_synth::{cluster, endpoints, questions, scaled};
 
@@ -90,11 +90,11 @@ fn resolve(b: &Bundle) -> Run {
     }
 }
 
-/// The median resolution time of `runs` resolutions (memory from the last).
-fn resolve_median(b: &Bundle, runs: usize) -> Run {
-    let mut all: Vec<Run> = (0..runs).map(|_| resolve(b)).collect();
+/// The run of median time.
+fn median_run(mut all: Vec<Run>) -> Run {
     all.sort_by_key(|r| r.time);
-    all.swap_remove(runs / 2)
+    let mid = all.len() / 2;
+    all.swap_remove(mid)
 }
 
 fn mib(bytes: usize) -> String {
@@ -118,20 +118,33 @@ fn main() {
     let configs: &[(usize, usize, usize)] = if quick {
         &[(1_000, 100, 3), (10_000, 1_000, 3)]
     } else {
-        &[(1_000, 100, 9), (10_000, 1_000, 7), (100_000, 2_000, 5)]
+        &[(1_000, 100, 15), (10_000, 1_000, 9), (100_000, 2_000, 7)]
     };
 
     println!("## Resolution (Engine::new), seed {SEED}\n");
     println!(
-        "| workloads | policies (Policy + NP) | identities | selectors | rules | selector members | endpoint entries | resolved_size | resolved / (policies + identities) | policies x identities | resolve median (ms) | runs | live MiB | peak MiB |"
+        "| workloads | policies (Policy + NP) | identities | selectors | rules | selector members | endpoint entries | resolved_size | resolved / (policies + identities) | policies x identities | resolve median (ms) | of which inventory (ms) | runs | live MiB | peak MiB |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for &(w, p, runs) in configs {
         let b = cluster(w, p, SEED);
-        let r = resolve_median(&b, runs);
+        // The same inventory with no policy: what loading the workloads costs alone.
+        // Runs alternate between the two so that both see the same allocator state.
+        let bare = Bundle {
+            policy: PolicySet::default(),
+            ..b.clone()
+        };
+        let (mut full, mut inventory) = (Vec::new(), Vec::new());
+        for _ in 0..runs {
+            full.push(resolve(&b));
+            inventory.push(resolve(&bare).time);
+        }
+        let r = median_run(full);
+        inventory.sort();
+        let inventory_only = inventory[runs / 2];
         let s = &r.stats;
         println!(
-            "| {} | {} ({} + {}) | {} | {} | {} | {} | {} | {} | {:.2} | {} | {} | {} | {} | {} |",
+            "| {} | {} ({} + {}) | {} | {} | {} | {} | {} | {} | {:.2} | {} | {} | {} | {} | {} | {} |",
             s.workloads,
             policies(s),
             s.policies,
@@ -145,6 +158,7 @@ fn main() {
             per_input(s),
             policies(s) * s.identities,
             ms(r.time),
+            ms(inventory_only),
             runs,
             mib(r.live),
             mib(r.peak),
