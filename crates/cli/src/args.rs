@@ -73,6 +73,17 @@ pub struct Input {
     /// Read directories recursively.
     #[arg(short = 'R', long)]
     pub recursive: bool,
+    /// Take the inventory (Namespaces, Pods, Nodes, controllers) from here instead, and
+    /// only policy from `-f`: e.g. a lab's or a cluster's live inventory with addresses
+    /// (`/run/bulkhead/labs/NAME/inventory.yaml`), against the policy in a repository.
+    #[arg(long, value_name = "FILE|DIR")]
+    pub inventory: Vec<PathBuf>,
+}
+
+impl Input {
+    pub fn load(&self) -> anyhow::Result<bulkhead_policy::spec::Bundle> {
+        crate::load_split(&self.files, &self.inventory, self.recursive)
+    }
 }
 
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, ValueEnum)]

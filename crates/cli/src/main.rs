@@ -53,7 +53,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<u8> {
     match cli.command {
         Command::Analyze(Analyze::Matrix(a)) => {
-            let engine = engine(&load(&a.input.files, a.input.recursive)?)?;
+            let engine = engine(&a.input.load()?)?;
             let (probes, family) = probes(&a.probes)?;
             let bar = render::progress(engine.workloads().len() as u64, "computing matrix");
             let m = matrix_with(&engine, &probes, family, &mut |_, _| bar.inc(1));
@@ -84,7 +84,7 @@ fn run(cli: Cli) -> Result<u8> {
             })
         }
         Command::Analyze(Analyze::BlastRadius(a)) => {
-            let engine = engine(&load(&a.input.files, a.input.recursive)?)?;
+            let engine = engine(&a.input.load()?)?;
             let (probes, family) = probes(&a.probes)?;
             let id = match endpoint::resolve(&engine, &a.workload)? {
                 bulkhead_policy::Endpoint::Workload { id, .. } => id,
@@ -95,7 +95,7 @@ fn run(cli: Cli) -> Result<u8> {
             Ok(0)
         }
         Command::Analyze(Analyze::Resolve(a)) => {
-            let bundle = load(&a.input.files, a.input.recursive)?;
+            let bundle = a.input.load()?;
             let mut rows = Vec::new();
             for &n in &a.scale {
                 let scaled = scale(&bundle, n);
@@ -112,7 +112,7 @@ fn run(cli: Cli) -> Result<u8> {
             Ok(0)
         }
         Command::Explain(a) => {
-            let engine = engine(&load(&a.input.files, a.input.recursive)?)?;
+            let engine = engine(&a.input.load()?)?;
             let src = endpoint::resolve(&engine, &a.src)?;
             let dst = endpoint::resolve(&engine, &a.dst)?;
             let l4: L4 = a.service.parse().map_err(anyhow::Error::msg)?;
@@ -136,7 +136,7 @@ fn run(cli: Cli) -> Result<u8> {
             })
         }
         Command::Policy(PolicyCmd::Lint(a)) => {
-            let bundle = load(&a.input.files, a.input.recursive)?;
+            let bundle = a.input.load()?;
             let findings = match Engine::new(&bundle) {
                 Ok(e) => lint::lint(&e),
                 Err(errors) => lint::from_compile_errors(&errors),
@@ -155,7 +155,7 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Test(a) => {
             let mut paths = a.input.files.clone();
             paths.extend(a.tests.iter().cloned());
-            let bundle = load(&paths, a.input.recursive)?;
+            let bundle = load_split(&paths, &a.input.inventory, a.input.recursive)?;
             if bundle.tests.is_empty() {
                 bail!("no PolicyTest documents found in {}", show(&paths));
             }
@@ -187,6 +187,19 @@ fn load(paths: &[PathBuf], recursive: bool) -> Result<Bundle> {
         );
         anyhow::Error::new(InvalidInput)
     })
+}
+
+/// `-f` inputs, with the inventory taken from `--inventory` instead when it is given.
+pub(crate) fn load_split(
+    files: &[PathBuf],
+    inventory: &[PathBuf],
+    recursive: bool,
+) -> Result<Bundle> {
+    let mut bundle = load(files, recursive)?;
+    if !inventory.is_empty() {
+        bundle.inventory = load(inventory, recursive)?.inventory;
+    }
+    Ok(bundle)
 }
 
 fn engine(bundle: &Bundle) -> Result<Engine> {

@@ -583,6 +583,7 @@ impl Renderer<'_> {
     fn base_chains(&mut self) {
         let mut forward: Vec<Stmts> = vec![
             vec![ct_state(&["established", "related"]), accept()],
+            icmpv6_link_plumbing(),
             vec![ct_state(&["invalid"]), drop()],
             vec![set_mark_from_map(false, false, "saddr", "id4")],
             vec![set_mark_from_map(false, true, "saddr", "id6")],
@@ -611,7 +612,10 @@ impl Renderer<'_> {
         // This node's own traffic: to a local workload it is host -> workload (ingress
         // of the workload); from a local workload to the node it is that workload's
         // egress to the host. Both go through the same chains as forwarded traffic.
-        let mut output: Vec<Stmts> = vec![vec![ct_state(&["established", "related"]), accept()]];
+        let mut output: Vec<Stmts> = vec![
+            vec![ct_state(&["established", "related"]), accept()],
+            icmpv6_link_plumbing(),
+        ];
         for v6 in [false, true] {
             output.push(vec![
                 eq(
@@ -626,6 +630,7 @@ impl Renderer<'_> {
         self.chain(CHAIN_OUTPUT, Some(Hook::Output), output);
         let mut input: Vec<Stmts> = vec![
             vec![ct_state(&["established", "related"]), accept()],
+            icmpv6_link_plumbing(),
             vec![ct_state(&["invalid"]), drop()],
         ];
         for v6 in [false, true] {

@@ -196,6 +196,26 @@ pub fn ct_state(states: &[&str]) -> Statement<'static> {
     })
 }
 
+/// ICMPv6 neighbour discovery and multicast listener messages: link plumbing (IPv6's
+/// ARP), never connections, so policy must not touch them or IPv6 stops working.
+pub fn icmpv6_link_plumbing() -> Stmts {
+    const TYPES: [u32; 9] = [130, 131, 132, 133, 134, 135, 136, 137, 143];
+    vec![
+        l4proto(58),
+        Statement::Match(Match {
+            left: payload("icmpv6", "type"),
+            right: Expression::Named(NamedExpression::Set(
+                TYPES
+                    .iter()
+                    .map(|t| nftables::expr::SetItem::Element(Expression::Number(*t)))
+                    .collect(),
+            )),
+            op: Operator::EQ,
+        }),
+        accept(),
+    ]
+}
+
 pub fn iifname(glob: &str) -> Statement<'static> {
     eq(meta(MetaKey::Iifname), Expression::String(s(glob)))
 }

@@ -63,6 +63,8 @@ pub fn start_all(state: &mut State, launch: &AgentLaunch) -> Result<Vec<String>>
             cmd.arg("-f").arg(input);
         }
         cmd.arg("--state-dir").arg(&state_dir);
+        cmd.arg("--pod-interfaces")
+            .arg(crate::names::pod_link_glob(&state.plan.lab));
         // The agent enters the node's namespace itself: it is started from ours.
         let p = process::spawn(None, cmd, &log, "agent", &node.name)?;
         started.push((p.clone(), state_dir));

@@ -100,6 +100,12 @@ pub fn link(lab: &str, role: LinkRole, what: &str) -> String {
     format!("bh{lab_hash:04x}{role}{what_hash:08x}")
 }
 
+/// The glob matching the node ends of this lab's workload links: the agent denies what
+/// comes from (or goes to) such a link for a workload it does not know (fail-closed).
+pub fn pod_link_glob(lab: &str) -> String {
+    format!("bh{:04x}p*", fnv(lab) as u16)
+}
+
 pub fn lab_dir(lab: &str) -> PathBuf {
     PathBuf::from(LABS_DIR).join(lab)
 }

@@ -11,14 +11,24 @@ use anyhow::{Context, Result, anyhow};
 use rtnetlink::packet_core::{
     NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload,
 };
+use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags};
 use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth, LinkMessage};
+use rtnetlink::packet_route::neighbour::{
+    NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState,
+};
 use rtnetlink::packet_route::route::RouteScope;
 use rtnetlink::sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 use rtnetlink::{
     AddressMessageBuilder, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder,
 };
+
+/// MAC of the end of a veth pair created where [`Netlink::add_veth`] runs (a node's side
+/// of a workload link).
+pub const NEAR_MAC: [u8; 6] = [0xee, 0xee, 0xee, 0xee, 0xee, 0xee];
+/// MAC of the end created in the other namespace (a workload's `eth0`).
+pub const FAR_MAC: [u8; 6] = [0x02, 0x62, 0x68, 0x00, 0x00, 0x02];
 
 pub struct Netlink {
     socket: Socket,
@@ -127,18 +137,42 @@ impl Netlink {
     }
 
     /// A veth pair: `name` here (up), `peer` created directly in the namespace open as
-    /// `peer_ns`, so it never exists anywhere else, not even for a moment.
+    /// `peer_ns`, so it never exists anywhere else, not even for a moment. The two ends
+    /// get the fixed MACs [`NEAR_MAC`] and [`FAR_MAC`]: every pair is a link of its own, so
+    /// fixed addresses are unique where it matters (Calico gives every host-side veth
+    /// `ee:ee:ee:ee:ee:ee`), and they let both sides have permanent neighbour entries.
     pub fn add_veth(&mut self, name: &str, peer: &str, peer_ns: &impl AsRawFd) -> Result<()> {
         let peer_msg: LinkMessage = LinkUnspec::new_with_name(peer)
             .setns_by_fd(peer_ns.as_raw_fd())
+            .address(FAR_MAC.to_vec())
             .build();
         let msg = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
             .name(name.to_string())
+            .address(NEAR_MAC.to_vec())
             .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_msg)))
             .up()
             .build();
         self.create(RouteNetlinkMessage::NewLink(msg))
             .with_context(|| format!("creating veth {name} (peer {peer})"))
+    }
+
+    /// `ip neigh add ADDR lladdr MAC dev INDEX nud permanent`: no ARP or neighbour
+    /// discovery on the link, so the first packets of a burst are never held in (or
+    /// dropped from) the queue of an unresolved neighbour.
+    pub fn add_neighbour(&mut self, index: u32, addr: IpAddr, mac: [u8; 6]) -> Result<()> {
+        let mut msg = NeighbourMessage::default();
+        msg.header.ifindex = index;
+        msg.header.state = NeighbourState::Permanent;
+        let (family, dest) = match addr {
+            IpAddr::V4(a) => (AddressFamily::Inet, NeighbourAddress::Inet(a)),
+            IpAddr::V6(a) => (AddressFamily::Inet6, NeighbourAddress::Inet6(a)),
+        };
+        msg.header.family = family;
+        msg.attributes.push(NeighbourAttribute::Destination(dest));
+        msg.attributes
+            .push(NeighbourAttribute::LinkLayerAddress(mac.to_vec()));
+        self.create(RouteNetlinkMessage::NewNeighbour(msg))
+            .with_context(|| format!("adding neighbour {addr}"))
     }
 
     /// `ip link set NAME up`.

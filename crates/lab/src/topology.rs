@@ -20,7 +20,7 @@ use std::net::IpAddr;
 use anyhow::{Context, Result};
 
 use crate::addressing::{GATEWAY_V4, GATEWAY_V6, NODE_LINK_V6, ROUTER_LINK_V6, ROUTER_V4};
-use crate::netlink::{Netlink, Via};
+use crate::netlink::{FAR_MAC, NEAR_MAC, Netlink, Via};
 use crate::netns;
 use crate::plan::{NodePlan, Plan, WorkloadPlan};
 
@@ -135,6 +135,8 @@ fn wire_node(plan: &Plan, node: &NodePlan) -> Result<()> {
         nl.add_address(i, IpAddr::V6(GATEWAY_V6), 64)?;
         nl.add_route(IpAddr::V4(w.ipv4), 32, i, Via::Link)?;
         nl.add_route(IpAddr::V6(w.ipv6), 128, i, Via::Link)?;
+        nl.add_neighbour(i, IpAddr::V4(w.ipv4), FAR_MAC)?;
+        nl.add_neighbour(i, IpAddr::V6(w.ipv6), FAR_MAC)?;
     }
     Ok(())
 }
@@ -147,5 +149,7 @@ fn wire_pod(w: &WorkloadPlan) -> Result<()> {
     nl.add_route(IpAddr::V4(GATEWAY_V4), 32, eth0, Via::Link)?;
     nl.add_default(eth0, Via::gateway(GATEWAY_V4))?;
     nl.add_default(eth0, Via::gateway(GATEWAY_V6))?;
+    nl.add_neighbour(eth0, IpAddr::V4(GATEWAY_V4), NEAR_MAC)?;
+    nl.add_neighbour(eth0, IpAddr::V6(GATEWAY_V6), NEAR_MAC)?;
     Ok(())
 }
