@@ -60,8 +60,32 @@ pub const CHAIN_DENY: &str = "deny";
 /// Render the desired ruleset. Pure, apart from allocating kernel identity numbers in
 /// `ids` (which the caller keeps from one render to the next).
 pub fn render(engine: &Engine, opts: &RenderOptions, ids: &mut KernelIds) -> Ruleset {
+    let workloads = engine.workloads();
+    // (port name, protocol) -> (address, port), with the port each workload resolves the
+    // name to (its first container port of that name and protocol, as the engine does).
+    let mut named_ports: FxHashMap<(&str, Protocol), Vec<(IpAddr, u16)>> = FxHashMap::default();
+    for (_, w) in &workloads {
+        for p in &w.ports {
+            let Some(name) = p.name.as_deref() else {
+                continue;
+            };
+            if w.named_port(name, p.protocol) != Some(p.port) {
+                continue;
+            }
+            let entry = named_ports.entry((name, p.protocol)).or_default();
+            entry.extend(w.ips.iter().map(|ip| (*ip, p.port)));
+        }
+    }
+    // Kernel numbers of every live identity, looked up once (keys are label maps).
+    let mut numbers = vec![ID_WORLD; engine.identities().capacity()];
+    for id in engine.identities().live() {
+        numbers[id as usize] = ids.number(engine, id);
+    }
     let mut r = Renderer {
         engine,
+        numbers,
+        workloads,
+        named_ports,
         opts,
         ids,
         out: Ruleset {
@@ -80,6 +104,12 @@ pub fn render(engine: &Engine, opts: &RenderOptions, ids: &mut KernelIds) -> Rul
 
 struct Renderer<'a> {
     engine: &'a Engine,
+    /// Kernel number per engine identity id.
+    numbers: Vec<u32>,
+    /// Every workload, once per render (the engine sorts them on every call).
+    workloads: Vec<(bulkhead_policy::WorkloadId, &'a bulkhead_model::Workload)>,
+    /// (port name, protocol) -> (address, port) of every workload that names it.
+    named_ports: FxHashMap<(&'a str, Protocol), Vec<(IpAddr, u16)>>,
     opts: &'a RenderOptions,
     ids: &'a mut KernelIds,
     out: Ruleset,
@@ -154,12 +184,14 @@ impl Renderer<'_> {
         self.set("id6", SetKind::AddrMarks6);
         self.set("local4", SetKind::Addrs4);
         self.set("local6", SetKind::Addrs6);
-        for (wid, w) in self.engine.workloads() {
+        // A copy of the references (cheap) so that sets can be filled while iterating.
+        let workloads = self.workloads.clone();
+        for &(wid, w) in &workloads {
             let Some(identity) = self.engine.identity_of(wid) else {
                 continue;
             };
             let local = self.is_local(w.node.as_deref());
-            let number = self.ids.number(self.engine, identity);
+            let number = self.numbers[identity as usize];
             for ip in &w.ips {
                 // An address two workloads claim belongs to the one the engine says.
                 if self.engine.owner_of(ip) != Some(AddrOwner::Workload(wid)) {
@@ -210,7 +242,7 @@ impl Renderer<'_> {
         self.set("e_dispatch", SetKind::MarkVerdicts);
         self.set("i_dispatch", SetKind::MarkVerdicts);
         let mut local: BTreeSet<u32> = BTreeSet::new();
-        for (wid, w) in self.engine.workloads() {
+        for &(wid, w) in &self.workloads {
             if self.is_local(w.node.as_deref())
                 && let Some(id) = self.engine.identity_of(wid)
             {
@@ -220,7 +252,7 @@ impl Renderer<'_> {
         for id in local {
             let e = self.signature_chain(id, Direction::Egress);
             let i = self.signature_chain(id, Direction::Ingress);
-            let number = self.ids.number(self.engine, id);
+            let number = self.numbers[id as usize];
             self.set("e_dispatch", SetKind::MarkVerdicts)
                 .insert(Elem::MarkGoto(number, e));
             self.set("i_dispatch", SetKind::MarkVerdicts)
@@ -412,15 +444,7 @@ impl Renderer<'_> {
         };
         match t {
             Target::Workloads(s) => {
-                let sel = &self.engine.compiled().selectors[*s as usize];
-                let name = content_name("s_", sel.to_string().as_bytes());
-                let selected: Vec<u32> = self.engine.selected(*s).iter().collect();
-                let members: Vec<u32> = selected
-                    .into_iter()
-                    .map(|i| self.ids.number(self.engine, i))
-                    .collect();
-                let set = self.set(&name, SetKind::Marks);
-                set.extend(members.into_iter().map(Elem::Mark));
+                let name = self.selector_set(*s);
                 vec![Alt {
                     v6: None,
                     stmts: vec![eq(id, set_ref(&name))],
@@ -559,18 +583,39 @@ impl Renderer<'_> {
         out
     }
 
+    /// The set of identity numbers a selector selects (filled once per render).
+    fn selector_set(&mut self, s: u32) -> String {
+        let sel = &self.engine.compiled().selectors[s as usize];
+        let name = content_name("s_", sel.to_string().as_bytes());
+        if !self.out.sets.contains_key(&name) {
+            let members: Vec<Elem> = self
+                .engine
+                .selected(s)
+                .iter()
+                .map(|i| Elem::Mark(self.numbers[i as usize]))
+                .collect();
+            self.set(&name, SetKind::Marks).extend(members);
+        }
+        name
+    }
+
     /// The (address, port) pairs of every workload (anywhere) that names this port.
     fn named_port_set(&mut self, name: &str, proto: Protocol, v6: bool) -> String {
         let fam = if v6 { "6" } else { "4" };
         let set = content_name(&format!("n{fam}_"), format!("{name}/{proto}").as_bytes());
-        let mut elems = Vec::new();
-        for (_, w) in self.engine.workloads() {
-            if let Some(port) = w.named_port(name, proto) {
-                for ip in w.ips.iter().filter(|ip| ip.is_ipv6() == v6) {
-                    elems.push(Elem::AddrPort(*ip, port));
-                }
-            }
+        if self.out.sets.contains_key(&set) {
+            return set;
         }
+        let elems: Vec<Elem> = self
+            .named_ports
+            .get(&(name, proto))
+            .map(|v| {
+                v.iter()
+                    .filter(|(ip, _)| ip.is_ipv6() == v6)
+                    .map(|(ip, port)| Elem::AddrPort(*ip, *port))
+                    .collect()
+            })
+            .unwrap_or_default();
         let kind = if v6 {
             SetKind::AddrPorts6
         } else {

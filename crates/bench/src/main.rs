@@ -1,0 +1,80 @@
+//! `bulkhead-bench`: the data-plane benchmarks of docs/BENCHMARKS.md, on real network
+//! namespaces (root). `bulkhead-bench dataplane [--quick]` prints Markdown tables;
+//! `crr-server` / `crr-client` are the connection-rate endpoints it runs inside the lab.
+
+mod crr;
+mod lab;
+mod latency;
+mod objects;
+mod throughput;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+
+fn arg<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map(String::as_str)
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("crr-server") => crr::server(arg(&args, "--port").context("--port")?.parse()?),
+        Some("crr-client") => {
+            let rate = crr::client(
+                arg(&args, "--target").context("--target")?.parse()?,
+                arg(&args, "--seconds").unwrap_or("5").parse()?,
+                arg(&args, "--threads").unwrap_or("2").parse()?,
+            )?;
+            println!("{rate:.1}");
+            Ok(())
+        }
+        Some("dataplane") => dataplane(args.iter().any(|a| a == "--quick")),
+        _ => bail!(
+            "usage: bulkhead-bench dataplane [--quick] | crr-server --port P | crr-client --target IP:P [--seconds S] [--threads T]"
+        ),
+    }
+}
+
+fn dataplane(quick: bool) -> Result<()> {
+    let me = std::env::current_exe()?;
+    let bulkhead = std::env::var_os("BULKHEAD_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| me.with_file_name("bulkhead"));
+    if !bulkhead.exists() {
+        bail!(
+            "{} not found: build it first (cargo build --release -p bulkhead-cli) or set BULKHEAD_BIN",
+            bulkhead.display()
+        );
+    }
+    let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+
+    println!("## Objects vs replicas\n");
+    let scales: &[usize] = if quick { &[1, 10] } else { &[1, 10, 100, 1000] };
+    println!("{}", objects::run(&examples, scales)?);
+
+    println!("## Throughput and new connections\n");
+    let t = throughput::Options {
+        seconds: if quick { 2.0 } else { 5.0 },
+        rounds: if quick { 1 } else { 3 },
+        workloads: 10_000,
+        policies: 3_000,
+    };
+    println!("{}", throughput::run(&bulkhead, &me, &t)?);
+
+    println!("## Change -> programmed\n");
+    let l = latency::Options {
+        sizes: if quick {
+            vec![(1_000, 100)]
+        } else {
+            vec![(1_000, 100), (10_000, 1_000)]
+        },
+        relabels: if quick { 10 } else { 60 },
+        policy_edits: if quick { 3 } else { 15 },
+    };
+    println!("{}", latency::run(&bulkhead, &l)?);
+    Ok(())
+}
