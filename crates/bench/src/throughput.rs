@@ -80,7 +80,7 @@ fn rule(peers: Vec<Peer>, ports: Vec<PortSpec>) -> Rule {
 /// The synthetic cluster plus the two lab workloads in a Protect group that allows
 /// client -> server on the iperf and CRR ports only.
 fn bundle(lab: &Lab, o: &Options) -> Result<Bundle> {
-    let lab_inv = bulkhead_manifest::load(&[lab.inventory.clone()], false)
+    let lab_inv = bulkhead_manifest::load(std::slice::from_ref(&lab.inventory), false)
         .map_err(|d| anyhow::anyhow!("{d}"))?
         .inventory;
     let mut b = bulkhead_synth::cluster(o.workloads, o.policies, 7);
