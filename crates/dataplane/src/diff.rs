@@ -297,3 +297,47 @@ pub fn delete_table() -> Transaction {
         &BTreeSet::new(),
     )
 }
+
+/// When `old` and `new` differ only in elements of non-interval sets and maps (the usual
+/// result of a workload change), those changes as netlink element operations: deletes
+/// first (a map key whose value changes is deleted, then added), then adds. None when
+/// anything else differs (a set or chain added, removed or rewritten, a CIDR changed):
+/// that needs [`diff`] and nft.
+pub fn element_ops(old: &Ruleset, new: &Ruleset) -> Option<Vec<crate::netlink::ElemOp>> {
+    use crate::netlink::{ElemOp, supported};
+    if !old.exists || old.sets.len() != new.sets.len() || old.chains.len() != new.chains.len() {
+        return None;
+    }
+    for (name, c) in &new.chains {
+        let o = old.chains.get(name)?;
+        if o.hash.is_none() || o.hash != c.hash || o.hook != c.hook {
+            return None;
+        }
+    }
+    let (mut deletes, mut adds) = (Vec::new(), Vec::new());
+    for (name, s) in &new.sets {
+        let o = old.sets.get(name)?;
+        let (Some(have), Some(want)) = (&o.elems, &s.elems) else {
+            return None;
+        };
+        if o.kind != s.kind {
+            return None;
+        }
+        if have == want {
+            continue;
+        }
+        if !supported(s.kind) {
+            return None;
+        }
+        let op = |add: bool, elem: &Elem| ElemOp {
+            set: name.clone(),
+            kind: s.kind,
+            add,
+            elem: elem.clone(),
+        };
+        deletes.extend(have.difference(want).map(|e| op(false, e)));
+        adds.extend(want.difference(have).map(|e| op(true, e)));
+    }
+    deletes.extend(adds);
+    Some(deletes)
+}

@@ -89,6 +89,19 @@ impl KernelIds {
         n
     }
 
+    /// The number of an identity key, if it has one (no allocation).
+    pub fn lookup(&self, key: &IdentityKey) -> Option<u32> {
+        self.by_key.get(key).copied()
+    }
+
+    /// Forget one identity; its number can be reused.
+    pub fn release(&mut self, key: &IdentityKey) {
+        if let Some(n) = self.by_key.remove(key) {
+            self.used.remove(&n);
+            self.free.insert(n);
+        }
+    }
+
     /// Forget identities the engine no longer has; their numbers can be reused.
     pub fn retain_live(&mut self, engine: &Engine) {
         let live: FxHashSet<&IdentityKey> = engine

@@ -23,6 +23,8 @@ pub mod diff;
 pub mod ids;
 pub mod kernel;
 pub mod names;
+pub mod netlink;
+pub mod node;
 pub mod render;
 mod rules;
 pub mod ruleset;

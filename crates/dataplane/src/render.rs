@@ -60,6 +60,49 @@ pub const CHAIN_DENY: &str = "deny";
 /// Render the desired ruleset. Pure, apart from allocating kernel identity numbers in
 /// `ids` (which the caller keeps from one render to the next).
 pub fn render(engine: &Engine, opts: &RenderOptions, ids: &mut KernelIds) -> Ruleset {
+    render_indexed(engine, opts, ids).0
+}
+
+/// Where the sets and chains of a render come from: what turns later workload changes
+/// into element changes without rendering again (see [`crate::node`]).
+#[derive(Clone, Debug, Default)]
+pub struct RenderIndex {
+    /// Set name -> the compiled selector whose identities it holds.
+    pub selector_sets: Vec<(String, u32)>,
+    /// Set name -> (port name, protocol, IPv6?) whose (address, port) pairs it holds.
+    pub named_port_sets: Vec<(String, String, Protocol, bool)>,
+    /// An identity's resolution -> its egress and ingress signature chains.
+    pub signatures: FxHashMap<SignatureKey, (String, String)>,
+}
+
+/// Everything a signature chain depends on: identities with equal keys share chains.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SignatureKey {
+    pub policies: Vec<u32>,
+    pub network_policies: Vec<u32>,
+    pub ingress_isolated: bool,
+    pub egress_isolated: bool,
+    pub mode: Mode,
+}
+
+impl SignatureKey {
+    pub fn of(ep: &bulkhead_policy::EndpointPolicy) -> SignatureKey {
+        SignatureKey {
+            policies: ep.policies.to_vec(),
+            network_policies: ep.network_policies.to_vec(),
+            ingress_isolated: ep.ingress_isolated,
+            egress_isolated: ep.egress_isolated,
+            mode: ep.mode,
+        }
+    }
+}
+
+/// [`render`], and the index of what it rendered.
+pub fn render_indexed(
+    engine: &Engine,
+    opts: &RenderOptions,
+    ids: &mut KernelIds,
+) -> (Ruleset, RenderIndex) {
     let workloads = engine.workloads();
     // (port name, protocol) -> (address, port), with the port each workload resolves the
     // name to (its first container port of that name and protocol, as the engine does).
@@ -94,12 +137,13 @@ pub fn render(engine: &Engine, opts: &RenderOptions, ids: &mut KernelIds) -> Rul
         },
         policy_chains: FxHashMap::default(),
         np_chains: FxHashMap::default(),
+        index: RenderIndex::default(),
     };
     r.identity_maps();
     r.dispatch();
     r.base_chains();
     r.ids.retain_live(engine);
-    r.out
+    (r.out, r.index)
 }
 
 struct Renderer<'a> {
@@ -115,6 +159,7 @@ struct Renderer<'a> {
     out: Ruleset,
     /// (policy index, direction) -> (chain, has Pass rules), None if it renders nothing.
     policy_chains: FxHashMap<(u32, Direction), Option<(String, bool)>>,
+    index: RenderIndex,
     np_chains: FxHashMap<(u32, Direction), Option<String>>,
 }
 
@@ -252,6 +297,11 @@ impl Renderer<'_> {
         for id in local {
             let e = self.signature_chain(id, Direction::Egress);
             let i = self.signature_chain(id, Direction::Ingress);
+            if let Some(ep) = self.engine.endpoint_policy(id) {
+                self.index
+                    .signatures
+                    .insert(SignatureKey::of(ep), (e.clone(), i.clone()));
+            }
             let number = self.numbers[id as usize];
             self.set("e_dispatch", SetKind::MarkVerdicts)
                 .insert(Elem::MarkGoto(number, e));
@@ -588,6 +638,7 @@ impl Renderer<'_> {
         let sel = &self.engine.compiled().selectors[s as usize];
         let name = content_name("s_", sel.to_string().as_bytes());
         if !self.out.sets.contains_key(&name) {
+            self.index.selector_sets.push((name.clone(), s));
             let members: Vec<Elem> = self
                 .engine
                 .selected(s)
@@ -606,6 +657,9 @@ impl Renderer<'_> {
         if self.out.sets.contains_key(&set) {
             return set;
         }
+        self.index
+            .named_port_sets
+            .push((set.clone(), name.to_string(), proto, v6));
         let elems: Vec<Elem> = self
             .named_ports
             .get(&(name, proto))

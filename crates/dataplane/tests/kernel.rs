@@ -142,3 +142,53 @@ fn the_example_renders_and_applies() {
     nft.apply(&tx).unwrap_or_else(|e| panic!("{e}"));
     assert!(diff(&nft.read().unwrap(), &desired).is_empty());
 }
+
+/// Element changes sent over netlink land exactly as nft would have put them.
+#[test]
+fn element_changes_over_netlink_match_nft() {
+    let Some(ns) = Netns::new("bh-test-dataplane-3") else {
+        return;
+    };
+    let nft = Nft::in_netns(&ns.0);
+    let b = bundle("conformance/scenarios/36-ipblock-except-ingress-with-pod-ips");
+    let mut engine = Engine::new(&b).unwrap();
+    let opts = RenderOptions::default();
+    let mut ids = KernelIds::new();
+    let before = render(&engine, &opts, &mut ids);
+    nft.apply(&diff(&nft.read().unwrap(), &before)).unwrap();
+
+    // A replica of x/a (existing identity, new addresses and named ports), and y/b
+    // moved to x/a's labels (its old identity goes away).
+    let mut extra = b
+        .inventory
+        .workloads
+        .iter()
+        .find(|w| w.key.to_string() == "x/a")
+        .unwrap()
+        .clone();
+    extra.key.name = "a-2".into();
+    extra.ips = vec!["10.1.0.9".parse().unwrap(), "fd00::9".parse().unwrap()];
+    extra.ports.push(bulkhead_model::ContainerPort {
+        name: Some("extra".into()),
+        port: 9999,
+        protocol: bulkhead_model::Protocol::Tcp,
+    });
+    engine.upsert_workload(extra);
+    let after = render(&engine, &opts, &mut ids);
+    let ops = bulkhead_dataplane::diff::element_ops(&before, &after).expect("only elements change");
+    assert!(!ops.is_empty());
+    bulkhead_dataplane::netlink::apply(Some(&ns.0), &ops).unwrap();
+    let observed = nft.read().unwrap();
+    assert_eq!(
+        observed.sets, after.sets,
+        "the kernel holds what nft would have written"
+    );
+    assert!(diff(&observed, &after).is_empty());
+
+    // Deletes too (the replica goes away again).
+    engine.remove_workload(&bulkhead_model::WorkloadKey::new("x", "a-2"));
+    let back = render(&engine, &opts, &mut ids);
+    let ops = bulkhead_dataplane::diff::element_ops(&after, &back).expect("only elements change");
+    bulkhead_dataplane::netlink::apply(Some(&ns.0), &ops).unwrap();
+    assert_eq!(nft.read().unwrap().sets, back.sets);
+}

@@ -91,6 +91,11 @@ impl IdentityTable {
         true
     }
 
+    /// The identity of a (namespace, labels) key, if it exists.
+    pub fn id_of(&self, key: &IdentityKey) -> Option<IdentityId> {
+        self.by_key.get(key).copied()
+    }
+
     pub fn key(&self, id: IdentityId) -> Option<&IdentityKey> {
         self.slots.get(id as usize)?.as_ref().map(|s| &s.key)
     }

@@ -1,0 +1,355 @@
+//! One node's data plane between changes: what the kernel holds, the kernel identity
+//! numbers, and the index of where each set came from, so that a workload change becomes
+//! element changes directly (as Calico Felix's calculation graph does) instead of a full
+//! render and diff. That keeps change -> programmed time flat as the cluster grows.
+//!
+//! The element path handles what workload churn does: addresses appearing, leaving or
+//! changing identity, identities appearing and disappearing (selector set memberships),
+//! and identities gaining or losing their last workload on this node (dispatch entries).
+//! Anything else (policy, namespace or node changes, or a workload whose policy signature
+//! has no chain yet) falls back to a full render, which is always correct.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use bulkhead_model::Workload;
+use bulkhead_policy::Engine;
+use bulkhead_policy::engine::AddrOwner;
+use bulkhead_policy::identity::IdentityKey;
+use rustc_hash::FxHashMap;
+
+use crate::diff::{Transaction, diff};
+use crate::ids::KernelIds;
+use crate::names::ID_HOST;
+use crate::netlink::ElemOp;
+use crate::render::{RenderIndex, RenderOptions, SignatureKey, render_indexed};
+use crate::ruleset::{Elem, Ruleset, SetKind};
+
+/// A workload as it was before a change and as it is after (None: absent).
+#[derive(Clone, Debug)]
+pub struct WorkloadChange {
+    pub before: Option<Workload>,
+    pub after: Option<Workload>,
+}
+
+/// What to send to the kernel, and the state it leads to.
+pub enum Update {
+    /// Element changes only: one netlink batch.
+    Elements {
+        ops: Vec<ElemOp>,
+        local: FxHashMap<u32, usize>,
+        released: Vec<IdentityKey>,
+    },
+    /// Everything else: one nft transaction.
+    Full {
+        tx: Transaction,
+        desired: Box<Ruleset>,
+        index: RenderIndex,
+    },
+}
+
+impl Update {
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Update::Elements { ops, .. } => ops.is_empty(),
+            Update::Full { tx, .. } => tx.is_empty(),
+        }
+    }
+}
+
+pub struct NodeState {
+    pub opts: RenderOptions,
+    pub ids: KernelIds,
+    /// What the kernel holds after the last committed update.
+    pub applied: Ruleset,
+    index: RenderIndex,
+    /// Workloads on this node per kernel identity number (dispatch entries exist while > 0).
+    local: FxHashMap<u32, usize>,
+    /// A full update was committed: `index` and `local` describe `applied`.
+    indexed: bool,
+}
+
+impl NodeState {
+    /// Start from what the kernel holds; identity numbers are learnt from it.
+    pub fn adopt(opts: RenderOptions, observed: Ruleset, engine: &Engine) -> NodeState {
+        let mut ids = KernelIds::new();
+        ids.seed(&observed, engine);
+        NodeState {
+            opts,
+            ids,
+            applied: observed,
+            index: RenderIndex::default(),
+            local: FxHashMap::default(),
+            indexed: false,
+        }
+    }
+
+    fn is_local(&self, w: &Workload) -> bool {
+        self.opts
+            .node
+            .as_deref()
+            .is_none_or(|n| w.node.as_deref() == Some(n))
+    }
+
+    /// Render everything and diff it against what the kernel holds.
+    pub fn plan_full(&mut self, engine: &Engine) -> Update {
+        let (desired, index) = render_indexed(engine, &self.opts, &mut self.ids);
+        Update::Full {
+            tx: diff(&self.applied, &desired),
+            desired: Box::new(desired),
+            index,
+        }
+    }
+
+    /// After the engine has absorbed these workload changes: element changes when they
+    /// suffice, else a full update.
+    pub fn plan_workloads(&mut self, engine: &Engine, changes: &[WorkloadChange]) -> Update {
+        match self.element_update(engine, changes) {
+            Some(u) => u,
+            None => self.plan_full(engine),
+        }
+    }
+
+    /// The kernel accepted `update`: it is now what the kernel holds.
+    pub fn commit(&mut self, engine: &Engine, update: Update) {
+        match update {
+            Update::Full { desired, index, .. } => {
+                self.applied = *desired;
+                self.index = index;
+                self.indexed = true;
+                self.local = FxHashMap::default();
+                for (wid, w) in engine.workloads() {
+                    if self.is_local(w) {
+                        if let Some(n) = engine
+                            .identity_of(wid)
+                            .and_then(|i| engine.identities().key(i))
+                            .and_then(|k| self.ids.lookup(k))
+                        {
+                            *self.local.entry(n).or_default() += 1;
+                        }
+                    }
+                }
+            }
+            Update::Elements {
+                ops,
+                local,
+                released,
+            } => {
+                for op in ops {
+                    if let Some(elems) = self
+                        .applied
+                        .sets
+                        .get_mut(&op.set)
+                        .and_then(|s| s.elems.as_mut())
+                    {
+                        if op.add {
+                            elems.insert(op.elem);
+                        } else {
+                            elems.remove(&op.elem);
+                        }
+                    }
+                }
+                self.local = local;
+                for k in released {
+                    self.ids.release(&k);
+                }
+            }
+        }
+    }
+
+    fn elems(&self, set: &str) -> Option<&BTreeSet<Elem>> {
+        self.applied.sets.get(set).and_then(|s| s.elems.as_ref())
+    }
+
+    fn element_update(&mut self, engine: &Engine, changes: &[WorkloadChange]) -> Option<Update> {
+        // Only from a state this node rendered itself (the index says where sets come from).
+        if !self.indexed {
+            return None;
+        }
+        let mut local = self.local.clone();
+        let mut touched: Vec<IdentityKey> = Vec::new();
+        let mut ips: BTreeSet<IpAddr> = BTreeSet::new();
+        for c in changes {
+            if let Some(b) = &c.before {
+                let key = IdentityKey {
+                    namespace: b.key.namespace.clone(),
+                    labels: b.labels.clone(),
+                };
+                let n = self.ids.lookup(&key)?;
+                if self.is_local(b) {
+                    let e = local.entry(n).or_default();
+                    *e = e.checked_sub(1)?;
+                }
+                ips.extend(&b.ips);
+                touched.push(key);
+            }
+            if let Some(a) = &c.after {
+                let id = engine
+                    .workload_id(&a.key)
+                    .and_then(|w| engine.identity_of(w))?;
+                let key = engine.identities().key(id)?.clone();
+                let n = self.ids.number(engine, id);
+                if self.is_local(a) {
+                    *local.entry(n).or_default() += 1;
+                }
+                ips.extend(&a.ips);
+                touched.push(key);
+            }
+        }
+        touched.sort_by(|a, b| (&a.namespace, &a.labels).cmp(&(&b.namespace, &b.labels)));
+        touched.dedup();
+
+        let (mut dels, mut adds): (Vec<ElemOp>, Vec<ElemOp>) = (Vec::new(), Vec::new());
+        let mut sync = |set: &str, kind: SetKind, have: Vec<Elem>, want: Vec<Elem>| {
+            for e in have.iter().filter(|e| !want.contains(e)) {
+                dels.push(ElemOp {
+                    set: set.to_string(),
+                    kind,
+                    add: false,
+                    elem: e.clone(),
+                });
+            }
+            for e in want.iter().filter(|e| !have.contains(e)) {
+                adds.push(ElemOp {
+                    set: set.to_string(),
+                    kind,
+                    add: true,
+                    elem: e.clone(),
+                });
+            }
+        };
+
+        // Addresses: identity, locality, named ports, all from what the engine now says.
+        for ip in &ips {
+            let v6 = ip.is_ipv6();
+            let owner = engine.owner_of(ip);
+            let workload = match owner {
+                Some(AddrOwner::Workload(w)) => engine.workload(w).map(|x| (w, x)),
+                _ => None,
+            };
+            let number = match (owner, workload) {
+                (Some(AddrOwner::Host), _) => Some(ID_HOST),
+                (_, Some((w, _))) => {
+                    let id = engine.identity_of(w)?;
+                    Some(self.ids.number(engine, id))
+                }
+                _ => None,
+            };
+            let (idmap, localset) = if v6 {
+                ("id6", "local6")
+            } else {
+                ("id4", "local4")
+            };
+            let have: Vec<Elem> = self
+                .elems(idmap)?
+                .range(Elem::AddrMark(*ip, 0)..=Elem::AddrMark(*ip, u32::MAX))
+                .cloned()
+                .collect();
+            let want: Vec<Elem> = number.map(|n| Elem::AddrMark(*ip, n)).into_iter().collect();
+            sync(
+                idmap,
+                if v6 {
+                    SetKind::AddrMarks6
+                } else {
+                    SetKind::AddrMarks4
+                },
+                have,
+                want,
+            );
+
+            let is_local = workload.is_some_and(|(_, w)| {
+                self.opts
+                    .node
+                    .as_deref()
+                    .is_none_or(|n| w.node.as_deref() == Some(n))
+            });
+            let have: Vec<Elem> = self
+                .elems(localset)?
+                .get(&Elem::Addr(*ip))
+                .cloned()
+                .into_iter()
+                .collect();
+            let want: Vec<Elem> = is_local.then_some(Elem::Addr(*ip)).into_iter().collect();
+            sync(
+                localset,
+                if v6 { SetKind::Addrs6 } else { SetKind::Addrs4 },
+                have,
+                want,
+            );
+
+            for (set, name, proto, set_v6) in &self.index.named_port_sets {
+                if *set_v6 != v6 {
+                    continue;
+                }
+                let have: Vec<Elem> = self
+                    .elems(set)?
+                    .range(Elem::AddrPort(*ip, 0)..=Elem::AddrPort(*ip, u16::MAX))
+                    .cloned()
+                    .collect();
+                let want: Vec<Elem> = workload
+                    .and_then(|(_, w)| w.named_port(name, *proto))
+                    .map(|p| Elem::AddrPort(*ip, p))
+                    .into_iter()
+                    .collect();
+                let kind = if v6 {
+                    SetKind::AddrPorts6
+                } else {
+                    SetKind::AddrPorts4
+                };
+                sync(set, kind, have, want);
+            }
+        }
+
+        // Identities that appeared or disappeared: selector memberships and dispatch.
+        let mut released = Vec::new();
+        for key in &touched {
+            let Some(n) = self.ids.lookup(key) else {
+                continue;
+            };
+            let id = engine.identities().id_of(key);
+            for (set, sid) in &self.index.selector_sets {
+                let have: Vec<Elem> = self
+                    .elems(set)?
+                    .get(&Elem::Mark(n))
+                    .cloned()
+                    .into_iter()
+                    .collect();
+                let member = id.is_some_and(|i| engine.selected(*sid).contains(i));
+                let want: Vec<Elem> = member.then_some(Elem::Mark(n)).into_iter().collect();
+                sync(set, SetKind::Marks, have, want);
+            }
+            let count = local.get(&n).copied().unwrap_or(0);
+            let want_chains = match (id, count) {
+                (Some(i), c) if c > 0 => {
+                    let ep = engine.endpoint_policy(i)?;
+                    // A signature no local identity had: its chains do not exist yet.
+                    Some(self.index.signatures.get(&SignatureKey::of(ep))?.clone())
+                }
+                _ => None,
+            };
+            for (map, chain) in [
+                ("e_dispatch", want_chains.as_ref().map(|c| c.0.clone())),
+                ("i_dispatch", want_chains.as_ref().map(|c| c.1.clone())),
+            ] {
+                let have: Vec<Elem> = self
+                    .elems(map)?
+                    .range(Elem::MarkGoto(n, String::new())..)
+                    .take_while(|e| matches!(e, Elem::MarkGoto(m, _) if *m == n))
+                    .cloned()
+                    .collect();
+                let want: Vec<Elem> = chain.map(|c| Elem::MarkGoto(n, c)).into_iter().collect();
+                sync(map, SetKind::MarkVerdicts, have, want);
+            }
+            if id.is_none() {
+                local.remove(&n);
+                released.push(key.clone());
+            }
+        }
+        dels.extend(adds);
+        Some(Update::Elements {
+            ops: dels,
+            local,
+            released,
+        })
+    }
+}

@@ -1,0 +1,145 @@
+//! Workload churn through the element path leaves exactly the ruleset a full render
+//! would: the incremental data plane never drifts from the one evaluation core.
+
+use bulkhead_dataplane::node::{NodeState, Update, WorkloadChange};
+use bulkhead_dataplane::render::render_indexed;
+use bulkhead_dataplane::{RenderOptions, Ruleset};
+use bulkhead_model::{ContainerPort, Protocol, Workload, WorkloadKey};
+use bulkhead_policy::Engine;
+use proptest::prelude::*;
+
+fn base() -> bulkhead_policy::spec::Bundle {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples");
+    let b = bulkhead_manifest::load(&[root.into()], false).unwrap();
+    // Addresses for everyone, and two nodes.
+    let mut b = bulkhead_synth::scaled(&b, 1);
+    for (i, w) in b.inventory.workloads.iter_mut().enumerate() {
+        w.node = Some(if i % 2 == 0 { "node-1" } else { "node-2" }.into());
+    }
+    b
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    /// Another replica of workload i (same labels), on a node.
+    Replica(usize, bool),
+    /// Workload i gets a label set nobody has (a new identity) or i's labels become j's.
+    Relabel(usize, Option<usize>),
+    Remove(usize),
+    /// Workload i moves to the other node.
+    Move(usize),
+    /// Workload i's named port `http` becomes another number.
+    Port(usize, u16),
+}
+
+fn arb_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (0..60usize, any::<bool>()).prop_map(|(i, n)| Op::Replica(i, n)),
+        (0..60usize, prop::option::of(0..60usize)).prop_map(|(i, j)| Op::Relabel(i, j)),
+        (0..60usize).prop_map(Op::Remove),
+        (0..60usize).prop_map(Op::Move),
+        (0..60usize, 8000..8100u16).prop_map(|(i, p)| Op::Port(i, p)),
+    ]
+}
+
+/// `inc` (incremental) holds everything `full` holds, identically; it may also hold
+/// chains and sets no dispatch entry reaches any more (left for the next full update).
+fn same(inc: &Ruleset, full: &Ruleset) -> Result<(), String> {
+    for (n, s) in &full.sets {
+        if inc.sets.get(n) != Some(s) {
+            return Err(format!(
+                "set {n} differs: incremental {:?} vs full {:?}",
+                inc.sets.get(n).map(|x| &x.elems),
+                s.elems
+            ));
+        }
+    }
+    for (n, c) in &full.chains {
+        if inc.chains.get(n).map(|x| x.hash) != Some(c.hash) {
+            return Err(format!("chain {n} differs or is missing"));
+        }
+    }
+    // What only the incremental state has must be unreachable: no dispatch entry leads
+    // to a chain the full render does not have.
+    for map in ["e_dispatch", "i_dispatch"] {
+        if inc.sets[map] != full.sets[map] {
+            return Err(format!("{map} differs"));
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+
+    #[test]
+    fn element_path_equals_full_render(ops in prop::collection::vec(arb_op(), 1..40)) {
+        let b = base();
+        let mut engine = Engine::new(&b).unwrap();
+        let opts = RenderOptions { node: Some("node-1".into()), pod_interfaces: None, log_allowed: true };
+        let mut st = NodeState::adopt(opts.clone(), Ruleset::default(), &engine);
+        let u = st.plan_full(&engine);
+        st.commit(&engine, u);
+        let mut next_ip = 1u32;
+        let (mut elements, mut fulls) = (0, 0);
+        for op in ops {
+            let all = engine.workloads();
+            if all.is_empty() {
+                break;
+            }
+            let pick = |i: usize| all[i % all.len()].1.clone();
+            next_ip += 1;
+            let fresh_ip = std::net::IpAddr::from([10, 99, (next_ip >> 8) as u8, next_ip as u8]);
+            let (before, after): (Option<Workload>, Option<Workload>) = match op {
+                Op::Replica(i, n1) => {
+                    let mut w = pick(i);
+                    w.key = WorkloadKey::new(&w.key.namespace, format!("{}-x{next_ip}", w.key.name));
+                    w.ips = vec![fresh_ip];
+                    w.node = Some(if n1 { "node-1" } else { "node-2" }.into());
+                    (None, Some(w))
+                }
+                Op::Relabel(i, j) => {
+                    let old = pick(i);
+                    let mut w = old.clone();
+                    match j {
+                        Some(j) => w.labels = pick(j).labels,
+                        None => {
+                            w.labels.insert("unique", format!("u{next_ip}"));
+                            next_ip += 1;
+                        }
+                    }
+                    (Some(old), Some(w))
+                }
+                Op::Remove(i) => (Some(pick(i)), None),
+                Op::Move(i) => {
+                    let old = pick(i);
+                    let mut w = old.clone();
+                    w.node = Some(if old.node.as_deref() == Some("node-1") { "node-2" } else { "node-1" }.into());
+                    (Some(old), Some(w))
+                }
+                Op::Port(i, p) => {
+                    let old = pick(i);
+                    let mut w = old.clone();
+                    w.ports.retain(|x| x.name.as_deref() != Some("http"));
+                    w.ports.push(ContainerPort { name: Some("http".into()), port: p, protocol: Protocol::Tcp });
+                    (Some(old), Some(w))
+                }
+            };
+            match &after {
+                Some(w) => { engine.upsert_workload(w.clone()); }
+                None => { engine.remove_workload(&before.as_ref().unwrap().key); }
+            }
+            let u = st.plan_workloads(&engine, &[WorkloadChange { before, after }]);
+            match &u {
+                Update::Elements { .. } => elements += 1,
+                Update::Full { .. } => fulls += 1,
+            }
+            st.commit(&engine, u);
+            let mut ids = st.ids.clone();
+            let (full, _) = render_indexed(&engine, &opts, &mut ids);
+            same(&st.applied, &full).map_err(TestCaseError::fail)?;
+        }
+        // Most workload churn must take the element path.
+        prop_assert!(elements >= fulls, "{elements} element updates, {fulls} full ones");
+    }
+}
