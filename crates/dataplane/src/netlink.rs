@@ -212,17 +212,17 @@ fn apply_here(ops: &[ElemOp]) -> Result<(), NetlinkError> {
             if len == 0 {
                 break;
             }
-            if let Ok(msg) = NetlinkMessage::<NetfilterMessage>::parse(&nb) {
-                if let NetlinkPayload::Error(e) = msg.payload {
-                    match e.code {
-                        None => acked += 1,
-                        Some(code) => {
-                            return Err(NetlinkError::Refused(format!(
-                                "{} (message {})",
-                                std::io::Error::from_raw_os_error(-code.get()),
-                                msg.header.sequence_number
-                            )));
-                        }
+            if let Ok(msg) = NetlinkMessage::<NetfilterMessage>::parse(&nb)
+                && let NetlinkPayload::Error(e) = msg.payload
+            {
+                match e.code {
+                    None => acked += 1,
+                    Some(code) => {
+                        return Err(NetlinkError::Refused(format!(
+                            "{} (message {})",
+                            std::io::Error::from_raw_os_error(-code.get()),
+                            msg.header.sequence_number
+                        )));
                     }
                 }
             }

@@ -119,14 +119,13 @@ impl NodeState {
                 self.indexed = true;
                 self.local = FxHashMap::default();
                 for (wid, w) in engine.workloads() {
-                    if self.is_local(w) {
-                        if let Some(n) = engine
+                    if self.is_local(w)
+                        && let Some(n) = engine
                             .identity_of(wid)
                             .and_then(|i| engine.identities().key(i))
                             .and_then(|k| self.ids.lookup(k))
-                        {
-                            *self.local.entry(n).or_default() += 1;
-                        }
+                    {
+                        *self.local.entry(n).or_default() += 1;
                     }
                 }
             }
