@@ -61,8 +61,10 @@ pub struct Debounce {
 impl Default for Debounce {
     fn default() -> Self {
         Debounce {
-            quiet: Duration::from_millis(30),
-            max: Duration::from_millis(250),
+            // A file written by rename makes its events within a millisecond or two;
+            // 10 ms of quiet still batches a burst, and costs little latency.
+            quiet: Duration::from_millis(10),
+            max: Duration::from_millis(100),
         }
     }
 }

@@ -188,7 +188,11 @@ pub fn run(mut cfg: Config) -> Result<u8> {
             }
             last_status = Instant::now();
         } else if last_status.elapsed() >= Duration::from_secs(2) {
-            // Flow counters move between reconciles.
+            // Idle: sweep what element-only updates left behind; flow counters move
+            // between reconciles.
+            if batch.is_none() {
+                rec.sweep();
+            }
             rec.refresh_status();
             last_status = Instant::now();
         }

@@ -19,7 +19,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use bulkhead_dataplane::kernel::Nft;
-use bulkhead_dataplane::{KernelIds, RenderOptions, Ruleset, diff, render};
+use bulkhead_dataplane::node::{NodeState, Update, WorkloadChange};
+use bulkhead_dataplane::{RenderOptions, Ruleset};
 use bulkhead_policy::Engine;
 use tracing::{info, warn};
 
@@ -74,8 +75,11 @@ pub struct Reconciler {
     cfg: Config,
     nft: Nft,
     opts: RenderOptions,
-    ids: KernelIds,
-    applied: Ruleset,
+    /// What the kernel holds, and how to change it incrementally.
+    node: NodeState,
+    /// Element-only updates since the last full one (a full one then sweeps chains and
+    /// sets no identity uses any more).
+    since_full: usize,
     sources: Sources,
     pub shared: Arc<Shared>,
     pub status: Status,
@@ -105,17 +109,23 @@ impl Reconciler {
             log_allowed: cfg.log_allowed,
         };
         let observed = nft.read().map_err(|e| StartError::Kernel(e.to_string()))?;
-        let mut ids = KernelIds::new();
-        ids.seed(&observed, &engine);
-        let desired = render(&engine, &opts, &mut ids);
-        let tx = diff(&observed, &desired);
+        let adopted = observed.exists;
+        let mut node = NodeState::adopt(opts.clone(), observed, &engine);
+        let update = node.plan_full(&engine);
+        let commands = match &update {
+            Update::Full { tx, .. } => tx.len(),
+            Update::Elements { ops, .. } => ops.len(),
+        };
         let ta = Instant::now();
-        nft.apply(&tx)
-            .map_err(|e| StartError::Kernel(e.to_string()))?;
+        if let Update::Full { tx, .. } = &update {
+            nft.apply(tx)
+                .map_err(|e| StartError::Kernel(e.to_string()))?;
+        }
+        node.commit(&engine, update);
         let apply = ta.elapsed();
         info!(
-            commands = tx.len(),
-            adopted = observed.exists,
+            commands,
+            adopted,
             apply_ms = ms(apply),
             "programmed the kernel"
         );
@@ -135,8 +145,8 @@ impl Reconciler {
             cfg: cfg.clone(),
             nft,
             opts,
-            ids,
-            applied: desired,
+            node,
+            since_full: 0,
             sources,
             shared,
             status: Status {
@@ -148,14 +158,14 @@ impl Reconciler {
         };
         r.status.generation = 1;
         r.status.reconcile_ms = ms(t0.elapsed());
-        r.status.last_transaction_commands = tx.len();
+        r.status.last_transaction_commands = commands;
         r.refresh_status();
         Ok(r)
     }
 
     /// The last applied (desired) ruleset.
     pub fn applied(&self) -> &Ruleset {
-        &self.applied
+        &self.node.applied
     }
 
     pub fn refresh_status(&mut self) {
@@ -172,7 +182,7 @@ impl Reconciler {
         drop(scope);
         drop(engine);
         self.status.input_files = self.sources.file_count();
-        self.status.objects = self.applied.object_count().into();
+        self.status.objects = self.node.applied.object_count().into();
         self.status.time = now_rfc3339();
         self.status.fill_counters(&self.shared.counters);
         if let Err(e) = self.status.write(&self.cfg.state_dir) {
@@ -239,9 +249,16 @@ impl Reconciler {
         let files = delta.files.len();
         let stage = ts.elapsed();
         let te = Instant::now();
-        if let Err(errs) = self.apply_to_engine(&delta) {
-            return self.reject("policy does not compile", errs);
-        }
+        // Pure workload churn can go to the kernel as element changes; anything else
+        // (policy, namespaces, nodes) needs a full render.
+        let workloads_only = delta.policy.is_none()
+            && delta.upsert_namespaces.is_empty()
+            && delta.remove_nodes.is_empty()
+            && delta.upsert_nodes.is_empty();
+        let changes = match self.apply_to_engine(&delta) {
+            Ok(c) => c,
+            Err(errs) => return self.reject("policy does not compile", errs),
+        };
         let resolve = te.elapsed();
         self.sources.commit(delta);
         {
@@ -249,7 +266,7 @@ impl Reconciler {
             scope.host_addrs = local_addresses();
         }
         let tr = Instant::now();
-        let (commands, apply, error) = self.program();
+        let (commands, apply, error) = self.program(workloads_only.then_some(changes));
         let render_diff = tr.elapsed().saturating_sub(apply);
         let latency = since.elapsed();
         let generation = self.shared.generation.fetch_add(1, Ordering::AcqRel) + 1;
@@ -292,7 +309,8 @@ impl Reconciler {
     }
 
     /// Policy first (it may fail, and then nothing changes), then inventory (cannot).
-    fn apply_to_engine(&mut self, d: &Delta) -> Result<(), Vec<String>> {
+    /// Returns each workload as it was before and is after.
+    fn apply_to_engine(&mut self, d: &Delta) -> Result<Vec<WorkloadChange>, Vec<String>> {
         let mut engine = self
             .shared
             .engine
@@ -312,46 +330,101 @@ impl Reconciler {
         for n in &d.upsert_nodes {
             engine.upsert_node(n.clone());
         }
+        let mut changes = Vec::new();
+        let current = |engine: &Engine, k: &bulkhead_model::WorkloadKey| {
+            engine
+                .workload_id(k)
+                .and_then(|id| engine.workload(id))
+                .cloned()
+        };
         for k in &d.remove_workloads {
+            let before = current(&engine, k);
             engine.remove_workload(k);
+            changes.push(WorkloadChange {
+                before,
+                after: None,
+            });
         }
         for w in &d.upsert_workloads {
+            let before = current(&engine, &w.key);
             engine.upsert_workload(w.clone());
+            changes.push(WorkloadChange {
+                before,
+                after: Some(w.clone()),
+            });
         }
-        Ok(())
+        Ok(changes)
     }
 
-    /// Render, diff against the last applied state, apply; on failure re-read the kernel
-    /// and retry once. Returns (commands, nft time, error).
-    fn program(&mut self) -> (usize, Duration, Option<String>) {
-        let desired = {
-            let engine = self.shared.engine.read().unwrap_or_else(|e| e.into_inner());
-            render(&engine, &self.opts, &mut self.ids)
+    /// Collect chains and sets no identity uses any more, after element-only updates.
+    /// Called when the agent is idle; a no-op otherwise.
+    pub fn sweep(&mut self) {
+        if self.since_full == 0 {
+            return;
+        }
+        self.shared.applying.store(true, Ordering::Release);
+        let (commands, _, error) = self.program(None);
+        self.shared.applying.store(false, Ordering::Release);
+        if let Some(e) = error {
+            warn!(error = %e, "sweep failed");
+        } else if commands > 0 {
+            info!(
+                commands,
+                "removed chains and sets no identity uses any more"
+            );
+        }
+    }
+
+    /// Turn the engine's state into the kernel's: element changes over netlink when only
+    /// workloads changed (`changes`), else a full render and diff applied by nft. On
+    /// failure the kernel is re-read and a full update retried once from what is really
+    /// there. Returns (commands, kernel time, error).
+    fn program(
+        &mut self,
+        changes: Option<Vec<WorkloadChange>>,
+    ) -> (usize, Duration, Option<String>) {
+        let engine = self.shared.engine.read().unwrap_or_else(|e| e.into_inner());
+        let update = match &changes {
+            Some(c) => self.node.plan_workloads(&engine, c),
+            None => self.node.plan_full(&engine),
         };
-        let tx = diff(&self.applied, &desired);
         let t = Instant::now();
-        match self.nft.apply(&tx) {
+        let (commands, result) = match &update {
+            Update::Elements { ops, .. } => (
+                ops.len(),
+                bulkhead_dataplane::netlink::apply(None, ops).map_err(|e| e.to_string()),
+            ),
+            Update::Full { tx, .. } => (tx.len(), self.nft.apply(tx).map_err(|e| e.to_string())),
+        };
+        match result {
             Ok(()) => {
-                self.applied = desired;
-                (tx.len(), t.elapsed(), None)
+                self.since_full = match &update {
+                    Update::Elements { .. } => self.since_full + 1,
+                    Update::Full { .. } => 0,
+                };
+                self.node.commit(&engine, update);
+                (commands, t.elapsed(), None)
             }
             Err(first) => {
-                warn!(error = %first, "nft transaction failed; re-reading the kernel and retrying");
+                warn!(error = %first, "kernel update failed; re-reading the kernel and retrying in full");
                 let observed = match self.nft.read() {
                     Ok(o) => o,
-                    Err(e) => return (tx.len(), t.elapsed(), Some(format!("{first}; then {e}"))),
+                    Err(e) => return (commands, t.elapsed(), Some(format!("{first}; then {e}"))),
                 };
-                let retry = diff(&observed, &desired);
-                match self.nft.apply(&retry) {
+                self.node = NodeState::adopt(self.opts.clone(), observed, &engine);
+                let retry = self.node.plan_full(&engine);
+                let Update::Full { tx, .. } = &retry else {
+                    return (commands, t.elapsed(), Some(first));
+                };
+                let n = tx.len();
+                match self.nft.apply(tx) {
                     Ok(()) => {
-                        self.applied = desired;
-                        (retry.len(), t.elapsed(), None)
+                        self.node.commit(&engine, retry);
+                        self.since_full = 0;
+                        (n, t.elapsed(), None)
                     }
-                    Err(e) => {
-                        // The kernel holds what it holds; diff from there next time.
-                        self.applied = observed;
-                        (retry.len(), t.elapsed(), Some(format!("nft: {e}")))
-                    }
+                    // The kernel holds what it holds: the next change diffs from there.
+                    Err(e) => (n, t.elapsed(), Some(format!("nft: {e}"))),
                 }
             }
         }
