@@ -32,14 +32,20 @@ fn main() -> Result<()> {
             println!("{rate:.1}");
             Ok(())
         }
-        Some("dataplane") => dataplane(args.iter().any(|a| a == "--quick")),
+        Some("dataplane") => dataplane(
+            args.iter().any(|a| a == "--quick"),
+            args.get(2)
+                .filter(|a| !a.starts_with("--"))
+                .map(String::as_str),
+        ),
         _ => bail!(
-            "usage: bulkhead-bench dataplane [--quick] | crr-server --port P | crr-client --target IP:P [--seconds S] [--threads T]"
+            "usage: bulkhead-bench dataplane [objects|throughput|latency] [--quick] | crr-server --port P | crr-client --target IP:P [--seconds S] [--threads T]"
         ),
     }
 }
 
-fn dataplane(quick: bool) -> Result<()> {
+fn dataplane(quick: bool, only: Option<&str>) -> Result<()> {
+    let want = |part: &str| only.is_none_or(|o| o == part);
     let me = std::env::current_exe()?;
     let bulkhead = std::env::var_os("BULKHEAD_BIN")
         .map(PathBuf::from)
@@ -52,29 +58,33 @@ fn dataplane(quick: bool) -> Result<()> {
     }
     let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples");
 
-    println!("## Objects vs replicas\n");
-    let scales: &[usize] = if quick { &[1, 10] } else { &[1, 10, 100, 1000] };
-    println!("{}", objects::run(&examples, scales)?);
-
-    println!("## Throughput and new connections\n");
-    let t = throughput::Options {
-        seconds: if quick { 2.0 } else { 5.0 },
-        rounds: if quick { 1 } else { 3 },
-        workloads: 10_000,
-        policies: 3_000,
-    };
-    println!("{}", throughput::run(&bulkhead, &me, &t)?);
-
-    println!("## Change -> programmed\n");
-    let l = latency::Options {
-        sizes: if quick {
-            vec![(1_000, 100)]
-        } else {
-            vec![(1_000, 100), (10_000, 1_000)]
-        },
-        relabels: if quick { 10 } else { 60 },
-        policy_edits: if quick { 3 } else { 15 },
-    };
-    println!("{}", latency::run(&bulkhead, &l)?);
+    if want("objects") {
+        println!("## Objects vs replicas\n");
+        let scales: &[usize] = if quick { &[1, 10] } else { &[1, 10, 100, 1000] };
+        println!("{}", objects::run(&examples, scales)?);
+    }
+    if want("throughput") {
+        println!("## Throughput and new connections\n");
+        let t = throughput::Options {
+            seconds: if quick { 2.0 } else { 5.0 },
+            rounds: if quick { 1 } else { 3 },
+            workloads: 10_000,
+            policies: 3_000,
+        };
+        println!("{}", throughput::run(&bulkhead, &me, &t)?);
+    }
+    if want("latency") {
+        println!("## Change -> programmed\n");
+        let l = latency::Options {
+            sizes: if quick {
+                vec![(1_000, 100)]
+            } else {
+                vec![(1_000, 100), (10_000, 1_000)]
+            },
+            relabels: if quick { 10 } else { 60 },
+            policy_edits: if quick { 3 } else { 15 },
+        };
+        println!("{}", latency::run(&bulkhead, &l)?);
+    }
     Ok(())
 }
