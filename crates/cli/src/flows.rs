@@ -18,8 +18,14 @@ pub enum FlowFormat {
 #[derive(Args, Debug)]
 pub struct FlowsArgs {
     /// The agent's state directory.
-    #[arg(long, value_name = "DIR")]
-    pub state_dir: PathBuf,
+    #[arg(long, value_name = "DIR", required_unless_present = "lab")]
+    pub state_dir: Option<PathBuf>,
+    /// The flows of every agent of this lab (`bulkhead lab up --name NAME`).
+    #[arg(long, value_name = "NAME", conflicts_with = "state_dir")]
+    pub lab: Option<String>,
+    /// Only the last N matching records (before --follow).
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
     /// Only flows from or to this workload (NAMESPACE/NAME).
     #[arg(long, value_name = "NS/NAME")]
     pub workload: Option<String>,
@@ -95,24 +101,59 @@ pub fn run(a: FlowsArgs) -> Result<u8> {
             .transpose()
             .map_err(|e| anyhow!(e))?,
     };
-    if !a.state_dir.is_dir() {
-        return Err(anyhow!(
-            "{}: no such state directory",
-            a.state_dir.display()
-        ));
+    // A lab's agents keep their state under the lab's directory, one per node.
+    let dirs: Vec<PathBuf> = match (&a.state_dir, &a.lab) {
+        (Some(d), _) => vec![d.clone()],
+        (None, Some(lab)) => {
+            let agents = PathBuf::from(format!("/run/bulkhead/labs/{lab}/agents"));
+            let mut v: Vec<PathBuf> = std::fs::read_dir(&agents)
+                .map_err(|e| anyhow!("{}: {e} (is lab {lab} up?)", agents.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_dir())
+                .collect();
+            v.sort();
+            v
+        }
+        (None, None) => return Err(anyhow!("give --state-dir DIR or --lab NAME")),
+    };
+    for d in &dirs {
+        if !d.is_dir() {
+            return Err(anyhow!("{}: no such state directory", d.display()));
+        }
+    }
+    let mut records = Vec::new();
+    for d in &dirs {
+        records.extend(flows::read_all(d, &filter)?);
+    }
+    if dirs.len() > 1 {
+        records.sort_by(|x, y| x.time.cmp(&y.time));
+    }
+    if let Some(n) = a.limit {
+        records.drain(..records.len().saturating_sub(n));
     }
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    if a.format == FlowFormat::Table {
-        writeln!(out, "{}", table_header())?;
+    // A reader that goes away (`| head`) is not an error.
+    let quiet = |r: std::io::Result<()>| match r {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(e),
+        Ok(()) => Ok(true),
+    };
+    if a.format == FlowFormat::Table && !quiet(writeln!(out, "{}", table_header()))? {
+        return Ok(0);
     }
-    for r in flows::read_all(&a.state_dir, &filter)? {
-        print(&mut out, a.format, &r)?;
+    for r in &records {
+        if !quiet(print(&mut out, a.format, r))? {
+            return Ok(0);
+        }
     }
-    out.flush()?;
+    if !quiet(out.flush())? {
+        return Ok(0);
+    }
     if a.follow {
         drop(out);
-        flows::follow(&a.state_dir, &filter, |r| {
+        let dir = dirs.first().cloned().unwrap_or_default();
+        flows::follow(&dir, &filter, |r| {
             let mut out = std::io::stdout().lock();
             print(&mut out, a.format, r).is_ok() && out.flush().is_ok()
         })?;
