@@ -19,8 +19,10 @@ pub struct Options {
 }
 
 fn pod(i: usize, variant: &str) -> String {
-    let ns = i % 20;
+    // Ten replicas per application, all in the application's namespace: identities are
+    // about workloads / 10, as in real clusters.
     let app = i / 10;
+    let ns = app % 20;
     format!(
         "apiVersion: v1\nkind: Pod\nmetadata: {{name: pod-{i:06}, namespace: ns-{ns}, labels: {{app: app-{app}, tier: t{t}, variant: {variant}}}}}\n\
          spec: {{nodeName: node-1, containers: [{{name: c, ports: [{{name: http, containerPort: 8080}}]}}]}}\n\
@@ -38,7 +40,7 @@ fn policy(j: usize, apps: usize, port: u16) -> String {
         format!(
             "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {{name: np-{j}, namespace: ns-{ns}}}\n\
              spec:\n  podSelector: {{matchLabels: {{app: app-{a}}}}}\n  ingress:\n  - from: [{{podSelector: {{matchLabels: {{app: app-{b}}}}}}}]\n    ports: [{{port: http}}, {{port: {port}}}]\n",
-            ns = j % 20
+            ns = a % 20
         )
     } else {
         format!(

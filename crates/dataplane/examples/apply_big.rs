@@ -30,10 +30,18 @@ fn main() {
         w.labels.insert("relabel", format!("{i}"));
         engine.upsert_workload(w);
         let next = render(&engine, &opts, &mut ids);
-        let tx = diff(&prev, &next);
         let t = Instant::now();
-        nft.apply(&tx).unwrap();
-        println!("{} commands applied in {:?}", tx.len(), t.elapsed());
+        match bulkhead_dataplane::diff::element_ops(&prev, &next) {
+            Some(ops) => {
+                bulkhead_dataplane::netlink::apply(Some(&ns), &ops).unwrap();
+                println!("{} element ops over netlink in {:?}", ops.len(), t.elapsed());
+            }
+            None => {
+                let tx = diff(&prev, &next);
+                nft.apply(&tx).unwrap();
+                println!("{} commands through nft in {:?}", tx.len(), t.elapsed());
+            }
+        }
         prev = next;
     }
 }
