@@ -37,12 +37,17 @@ const RESEND: Duration = Duration::from_millis(250);
 /// Tags unique within the run, from a start that differs between runs.
 static NEXT_TAG: AtomicU32 = AtomicU32::new(0);
 
+/// Seed the tags, once per process: runs may overlap (a test probing while it changes
+/// the lab), and reseeding under a running one could hand out a tag twice.
 pub fn seed_tags() {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    NEXT_TAG.store(t ^ std::process::id().rotate_left(16), Ordering::Relaxed);
+    static SEEDED: std::sync::Once = std::sync::Once::new();
+    SEEDED.call_once(|| {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        NEXT_TAG.store(t ^ std::process::id().rotate_left(16), Ordering::Relaxed);
+    });
 }
 
 fn tag() -> u32 {
@@ -68,6 +73,10 @@ pub async fn tcp(dst: SocketAddr, limit: Duration) -> Outcome {
     let mut buf = [0u8; 256];
     let patience = (Instant::now() + Duration::from_millis(300)).min(deadline);
     let _ = tokio::time::timeout_at(patience, s.read(&mut buf)).await;
+    // Closed with a reset: nothing lingers in TIME_WAIT, neither here nor in the nodes'
+    // conntrack tables (a closed connection stays there for 2 minutes, a reset one for
+    // 10 s), which a lab probed over and over would otherwise fill.
+    let _ = socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO));
     Outcome::Allowed
 }
 

@@ -12,7 +12,7 @@ pub mod client;
 pub mod packet;
 pub mod target;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,7 +26,8 @@ use tokio::sync::Semaphore;
 use crate::netns;
 use crate::plan::WorkloadPlan;
 use crate::state::State;
-use client::{Outcome, RawKind};
+pub use client::Outcome;
+use client::RawKind;
 use packet::{PROTO_ICMP, PROTO_ICMPV6, PROTO_SCTP};
 use target::{Arrivals, TargetSpec};
 
@@ -62,89 +63,23 @@ pub struct ProbeReport {
 
 pub fn run(state: &State, opts: &ProbeOptions) -> Result<ProbeReport> {
     let started = Instant::now();
-    raise_fd_limit();
-    client::seed_tags();
     let ws = &state.plan.workloads;
-    let v6 = opts.family == Family::V6;
-    let arrivals = Arc::new(Arrivals::default());
-
-    // What every destination must offer.
-    let mut tcp = BTreeSet::new();
-    let mut udp = BTreeSet::new();
-    let mut sniff = BTreeSet::new();
-    for p in &opts.probes {
-        match *p {
-            L4::Port {
-                protocol: Protocol::Tcp,
-                port,
-            } => {
-                tcp.insert(port);
-            }
-            L4::Port {
-                protocol: Protocol::Udp,
-                port,
-            } => {
-                udp.insert(port);
-            }
-            L4::Port {
-                protocol: Protocol::Sctp,
-                ..
-            } => {
-                sniff.insert((v6, PROTO_SCTP));
-            }
-            L4::Port { .. } => {}
-            L4::Icmp {
-                v6: icmp6,
-                icmp_type,
-                ..
-            } => {
-                if !is_echo(icmp6, icmp_type) {
-                    sniff.insert((icmp6, if icmp6 { PROTO_ICMPV6 } else { PROTO_ICMP }));
+    let mut jobs = Vec::new();
+    if ws.len() > 1 {
+        for src in 0..ws.len() {
+            for dst in (0..ws.len()).filter(|&d| d != src) {
+                for probe in 0..opts.probes.len() {
+                    jobs.push(Job { src, dst, probe });
                 }
             }
         }
     }
-    let mut targets = Vec::new();
-    if ws.len() > 1 {
-        for (i, w) in ws.iter().enumerate() {
-            let spec = TargetSpec {
-                index: i,
-                netns: w.netns.clone(),
-                name: w.key.to_string(),
-                v6,
-                tcp: tcp.iter().copied().collect(),
-                udp: udp.iter().copied().collect(),
-                sniff: sniff.iter().copied().collect(),
-            };
-            targets.push(target::start(spec, arrivals.clone())?);
-        }
-    }
-
-    // Every source at once, each on its own thread.
-    let results: Vec<Result<Vec<(usize, usize, Outcome)>>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..ws.len())
-            .filter(|_| ws.len() > 1)
-            .map(|src| {
-                let arrivals = arrivals.clone();
-                s.spawn(move || probe_from(ws, src, opts, arrivals))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().map_err(|_| anyhow!("probe thread panicked"))?)
-            .collect()
-    });
-    for t in targets {
-        t.stop();
-    }
-
-    let mut outcome: BTreeMap<(usize, usize, usize), Outcome> = BTreeMap::new();
-    for r in results {
-        for (src, dst_probe, o) in r? {
-            let (dst, probe) = (dst_probe / opts.probes.len(), dst_probe % opts.probes.len());
-            outcome.insert((src, dst, probe), o);
-        }
-    }
+    let outcomes = execute(ws, &jobs, opts, false)?;
+    let outcome: BTreeMap<(usize, usize, usize), Outcome> = jobs
+        .iter()
+        .zip(outcomes)
+        .map(|(j, o)| ((j.src, j.dst, j.probe), o))
+        .collect();
     let mut untestable: BTreeMap<usize, String> = BTreeMap::new();
     for ((_, _, probe), o) in &outcome {
         if let Outcome::Untestable(reason) = o {
@@ -187,18 +122,232 @@ pub fn run(state: &State, opts: &ProbeOptions) -> Result<ProbeReport> {
     })
 }
 
+/// One probe of a chosen pair ([`probe_pairs`]): workloads named as `lab exec` takes
+/// them (`NAMESPACE/NAME`, or a `NAME` unique in the lab).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PairProbe {
+    pub src: String,
+    pub dst: String,
+    pub probe: L4,
+}
+
+/// What one [`PairProbe`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PairResult {
+    pub pair: PairProbe,
+    pub outcome: Outcome,
+}
+
+/// Try exactly these probes, all at once, the way [`run`] tries every pair. Meant to
+/// be called over and over while the lab changes (`lab add`, `lab remove`): a workload
+/// that is not in the lab, or whose namespace goes away while it is probed, makes its
+/// probes [`Outcome::Untestable`] with the reason, not an error. `opts.probes` is not
+/// used (each pair names its probe).
+pub fn probe_pairs(state: &State, pairs: &[PairProbe], opts: &ProbeOptions) -> Vec<PairResult> {
+    let ws = &state.plan.workloads;
+    let index = |name: &str| -> std::result::Result<usize, String> {
+        let w = state.workload(name).map_err(|e| e.to_string())?;
+        Ok(ws.iter().position(|x| x.key == w.key).unwrap_or(0))
+    };
+    let mut probes: Vec<L4> = Vec::new();
+    let mut jobs = Vec::new();
+    let mut results: Vec<Option<Outcome>> = Vec::with_capacity(pairs.len());
+    let mut slots = Vec::new();
+    for p in pairs {
+        match (index(&p.src), index(&p.dst)) {
+            (Ok(src), Ok(dst)) if src != dst => {
+                let probe = probes
+                    .iter()
+                    .position(|x| *x == p.probe)
+                    .unwrap_or_else(|| {
+                        probes.push(p.probe);
+                        probes.len() - 1
+                    });
+                slots.push(results.len());
+                jobs.push(Job { src, dst, probe });
+                results.push(None);
+            }
+            (Ok(_), Ok(_)) => results.push(Some(Outcome::Untestable(
+                "a workload's traffic to itself is not probed".into(),
+            ))),
+            (Err(e), _) | (_, Err(e)) => results.push(Some(Outcome::Untestable(e))),
+        }
+    }
+    let opts = ProbeOptions {
+        probes,
+        ..opts.clone()
+    };
+    let outcomes = execute(ws, &jobs, &opts, true).unwrap_or_else(|e| {
+        let why = format!("{e:#}");
+        jobs.iter()
+            .map(|_| Outcome::Untestable(why.clone()))
+            .collect()
+    });
+    for (slot, o) in slots.into_iter().zip(outcomes) {
+        results[slot] = Some(o);
+    }
+    pairs
+        .iter()
+        .zip(results)
+        .map(|(p, o)| PairResult {
+            pair: p.clone(),
+            outcome: o.unwrap_or(Outcome::Untestable("not probed".into())),
+        })
+        .collect()
+}
+
+/// One probe: indices into the workloads and into `opts.probes`.
+#[derive(Clone, Copy, Debug)]
+struct Job {
+    src: usize,
+    dst: usize,
+    probe: usize,
+}
+
+/// Run `jobs`; their outcomes, in order. Destinations first (each gets what its jobs
+/// need), then every source at once, each on its own thread. `tolerant`: a namespace
+/// that cannot be entered makes its jobs untestable instead of failing the run.
+fn execute(
+    ws: &[WorkloadPlan],
+    jobs: &[Job],
+    opts: &ProbeOptions,
+    tolerant: bool,
+) -> Result<Vec<Outcome>> {
+    raise_fd_limit();
+    client::seed_tags();
+    let v6 = opts.family == Family::V6;
+    let arrivals = Arc::new(Arrivals::default());
+
+    // What every destination must offer.
+    let mut specs: BTreeMap<usize, TargetSpec> = BTreeMap::new();
+    for j in jobs {
+        let w = &ws[j.dst];
+        let spec = specs.entry(j.dst).or_insert_with(|| TargetSpec {
+            index: j.dst,
+            netns: w.netns.clone(),
+            name: w.key.to_string(),
+            v6,
+            ..TargetSpec::default()
+        });
+        match opts.probes[j.probe] {
+            L4::Port {
+                protocol: Protocol::Tcp,
+                port,
+            } => spec.tcp.push(port),
+            L4::Port {
+                protocol: Protocol::Udp,
+                port,
+            } => spec.udp.push(port),
+            L4::Port {
+                protocol: Protocol::Sctp,
+                ..
+            } => spec.sniff.push((v6, PROTO_SCTP)),
+            L4::Port { .. } => {}
+            L4::Icmp {
+                v6: icmp6,
+                icmp_type,
+                ..
+            } => {
+                if !is_echo(icmp6, icmp_type) {
+                    spec.sniff
+                        .push((icmp6, if icmp6 { PROTO_ICMPV6 } else { PROTO_ICMP }));
+                }
+            }
+        }
+    }
+    let mut targets = Vec::new();
+    let mut unreachable: BTreeMap<usize, String> = BTreeMap::new();
+    for (dst, mut spec) in specs {
+        for v in [&mut spec.tcp, &mut spec.udp] {
+            v.sort_unstable();
+            v.dedup();
+        }
+        spec.sniff.sort_unstable();
+        spec.sniff.dedup();
+        match target::start(spec, arrivals.clone()) {
+            Ok(t) => targets.push(t),
+            Err(e) if tolerant => {
+                unreachable.insert(dst, format!("{e:#}"));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+
+    // Every source at once, each on its own thread.
+    let mut by_src: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (i, j) in jobs.iter().enumerate() {
+        if !unreachable.contains_key(&j.dst) {
+            by_src.entry(j.src).or_default().push(i);
+        }
+    }
+    let results: Vec<(Vec<usize>, SourceResult)> = std::thread::scope(|s| {
+        let handles: Vec<_> = by_src
+            .into_iter()
+            .map(|(src, mine)| {
+                let arrivals = arrivals.clone();
+                let h = s.spawn({
+                    let mine = mine.clone();
+                    move || probe_from(ws, src, jobs, &mine, opts, arrivals)
+                });
+                (mine, h)
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|(mine, h)| {
+                let r = h.join().map_err(|_| anyhow!("probe thread panicked"));
+                (mine, r.and_then(|r| r))
+            })
+            .collect()
+    });
+    for t in targets {
+        t.stop();
+    }
+
+    let mut out: Vec<Option<Outcome>> = vec![None; jobs.len()];
+    for (mine, r) in results {
+        match r {
+            Ok(done) => {
+                for (i, o) in done {
+                    out[i] = Some(o);
+                }
+            }
+            Err(e) if tolerant => {
+                for i in mine {
+                    out[i] = Some(Outcome::Untestable(format!("{e:#}")));
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(jobs
+        .iter()
+        .zip(out)
+        .map(|(j, o)| match (o, unreachable.get(&j.dst)) {
+            (Some(o), _) => o,
+            (None, Some(why)) => Outcome::Untestable(why.clone()),
+            (None, None) => Outcome::Untestable("not probed".into()),
+        })
+        .collect())
+}
+
 fn is_echo(v6: bool, icmp_type: u8) -> bool {
     icmp_type == if v6 { 128 } else { 8 }
 }
 
-/// All probes from workload `src`, concurrently, from a thread inside its namespace.
-/// Results are `(src, dst * probes + probe, outcome)`.
+/// What one source's thread found: `(job index, outcome)` for each of its jobs.
+type SourceResult = Result<Vec<(usize, Outcome)>>;
+
+/// The jobs `mine` (all from workload `src`), concurrently, from a thread inside its
+/// namespace. Results are `(job index, outcome)`.
 fn probe_from(
     ws: &[WorkloadPlan],
     src: usize,
+    jobs: &[Job],
+    mine: &[usize],
     opts: &ProbeOptions,
     arrivals: Arc<Arrivals>,
-) -> Result<Vec<(usize, usize, Outcome)>> {
+) -> SourceResult {
     netns::join(&ws[src].netns)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -207,26 +356,20 @@ fn probe_from(
     let limit = Arc::new(Semaphore::new(PER_SOURCE));
     rt.block_on(async {
         let mut set = tokio::task::JoinSet::new();
-        for (di, d) in ws.iter().enumerate() {
-            if di == src {
-                continue;
-            }
-            for (pi, probe) in opts.probes.iter().enumerate() {
-                let limit = limit.clone();
-                let arrivals = arrivals.clone();
-                let (probe, timeout, family) = (*probe, opts.timeout, opts.family);
-                let d = d.clone();
-                let id = di * opts.probes.len() + pi;
-                set.spawn(async move {
-                    let _permit = limit.acquire_owned().await;
-                    (id, one(&d, di, probe, family, timeout, arrivals).await)
-                });
-            }
+        for &i in mine {
+            let j = jobs[i];
+            let limit = limit.clone();
+            let arrivals = arrivals.clone();
+            let (probe, timeout, family) = (opts.probes[j.probe], opts.timeout, opts.family);
+            let d = ws[j.dst].clone();
+            set.spawn(async move {
+                let _permit = limit.acquire_owned().await;
+                (i, one(&d, j.dst, probe, family, timeout, arrivals).await)
+            });
         }
         let mut out = Vec::new();
         while let Some(r) = set.join_next().await {
-            let (id, o) = r.map_err(|e| anyhow!("probe task: {e}"))?;
-            out.push((src, id, o));
+            out.push(r.map_err(|e| anyhow!("probe task: {e}"))?);
         }
         Ok(out)
     })
