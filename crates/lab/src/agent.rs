@@ -1,5 +1,5 @@
 //! One node agent per lab node, enforcing the input's policies in that node's namespace:
-//! `bulkhead agent --netns NS --node NODE --inventory FILE -f INPUT... --state-dir DIR`,
+//! `bulkhead agent --netns NS --node NODE --inventory DIR -f INPUT... --state-dir DIR`,
 //! in the foreground, as a background process of ours logging to the lab directory.
 //! When the `bulkhead` binary has no `agent` command yet, the lab runs without agents
 //! and says so. `lab up` returns once every agent has programmed its node, so a probe
@@ -45,7 +45,8 @@ const READY_TIMEOUT: Duration = Duration::from_secs(20);
 /// fails `lab up` with the end of its log; one that is merely slow is a warning.
 pub fn start_all(state: &mut State, launch: &AgentLaunch) -> Result<Vec<String>> {
     let dir = state.dir();
-    let inventory = dir.join("inventory.yaml");
+    // The directory, one file per workload: a change costs an agent one file's parse.
+    let inventory = crate::inventory::dir(&state.plan.lab);
     let mut started = Vec::new();
     for node in state.plan.nodes.clone() {
         let state_dir = dir.join("agents").join(&node.name);

@@ -8,20 +8,29 @@
 //! ordered pair of workloads for every probe, for real, and reports the observed matrix
 //! in the exact shape of `bulkhead analyze matrix`; [`down`] removes everything.
 //!
+//! A running lab changes like a cluster does: [`add`] makes new workloads (isolated
+//! until their agents know them), [`remove`] takes them out, [`label`] and [`relabel`]
+//! change their labels; [`probe_pairs`] probes chosen pairs while that happens.
+//!
 //! Everything needs root (network namespaces). Nothing is put in the host's namespace.
 #![forbid(unsafe_code)]
 
+pub mod add;
 pub mod addressing;
 pub mod agent;
 pub mod cleanup;
 pub mod container;
+pub mod enforced;
 pub mod inventory;
+pub mod label;
+pub mod lock;
 pub mod names;
 pub mod netlink;
 pub mod netns;
 pub mod plan;
 pub mod probe;
 pub mod process;
+pub mod remove;
 pub mod responder;
 pub mod runner;
 pub mod state;
@@ -35,9 +44,12 @@ use anyhow::{Context, Result, bail};
 use bulkhead_manifest::Source;
 use bulkhead_policy::spec::Bundle;
 
+pub use add::{AddReport, Staged, add};
 pub use agent::AgentLaunch;
 pub use cleanup::DownReport;
-pub use probe::{ProbeOptions, ProbeReport};
+pub use label::{LabelEdits, LabelReport, label, relabel};
+pub use probe::{Outcome, PairProbe, PairResult, ProbeOptions, ProbeReport};
+pub use remove::{RemoveReport, remove};
 pub use runner::Helper;
 pub use state::State;
 pub use status::Status;
@@ -87,6 +99,12 @@ pub fn up(bundle: &Bundle, opts: &UpOptions) -> Result<UpReport> {
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let inputs = save_inputs(&dir, &opts.sources)?;
     let mut st = State::new(plan, inputs);
+    st.run_rules = bundle
+        .lab
+        .as_ref()
+        .map(|l| l.run.clone())
+        .unwrap_or_default();
+    st.helper = Some(opts.helper.clone());
     let built = build(&mut st, opts);
     match built {
         Ok(warnings) => Ok(UpReport {
@@ -108,8 +126,7 @@ pub fn up(bundle: &Bundle, opts: &UpOptions) -> Result<UpReport> {
 
 fn build(st: &mut State, opts: &UpOptions) -> Result<Vec<String>> {
     st.save()?;
-    let dir = st.dir();
-    std::fs::write(dir.join("inventory.yaml"), inventory::render(&st.plan)?)?;
+    inventory::write_all(&st.plan)?;
     topology::build(&st.plan)?;
     let mut warnings = runner::start_all(st, &opts.helper)?;
     match &opts.agent {
@@ -192,4 +209,12 @@ pub fn exec(lab: &str, workload: &str, argv: &[String]) -> Result<i32> {
 pub fn probe(lab: &str, opts: &ProbeOptions) -> Result<ProbeReport> {
     require_root()?;
     probe::run(&load(lab)?, opts)
+}
+
+/// Try exactly the given (source, destination, probe) triples, all at once, against the
+/// lab as it is now (see [`probe::probe_pairs`]): for tests that probe continuously
+/// while the lab changes.
+pub fn probe_pairs(lab: &str, pairs: &[PairProbe], opts: &ProbeOptions) -> Result<Vec<PairResult>> {
+    require_root()?;
+    Ok(probe::probe_pairs(&load(lab)?, pairs, opts))
 }

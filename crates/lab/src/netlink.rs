@@ -9,7 +9,8 @@ use std::os::fd::AsRawFd;
 
 use anyhow::{Context, Result, anyhow};
 use rtnetlink::packet_core::{
-    NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload,
+    NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE, NLM_F_REQUEST, NetlinkMessage,
+    NetlinkPayload,
 };
 use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::packet_route::RouteNetlinkMessage;
@@ -156,9 +157,24 @@ impl Netlink {
             .with_context(|| format!("creating veth {name} (peer {peer})"))
     }
 
-    /// `ip neigh add ADDR lladdr MAC dev INDEX nud permanent`: no ARP or neighbour
+    /// `ip link del NAME`: a veth takes its peer, and every route and neighbour entry
+    /// over it, along at once. Nothing to do when there is no such link.
+    pub fn del_link(&mut self, name: &str) -> Result<()> {
+        let index = match self.index(name) {
+            Ok(i) => i,
+            Err(_) => return Ok(()),
+        };
+        let msg = LinkUnspec::new_with_index(index).build();
+        self.request(RouteNetlinkMessage::DelLink(msg), 0)
+            .map(drop)
+            .with_context(|| format!("deleting link {name}"))
+    }
+
+    /// `ip neigh replace ADDR lladdr MAC dev INDEX nud permanent`: no ARP or neighbour
     /// discovery on the link, so the first packets of a burst are never held in (or
-    /// dropped from) the queue of an unresolved neighbour.
+    /// dropped from) the queue of an unresolved neighbour. Replace, not add: a packet
+    /// sent on the link before (a workload added to a running lab can be probed while it
+    /// is wired) leaves an incomplete entry that this one must take over.
     pub fn add_neighbour(&mut self, index: u32, addr: IpAddr, mac: [u8; 6]) -> Result<()> {
         let mut msg = NeighbourMessage::default();
         msg.header.ifindex = index;
@@ -171,8 +187,12 @@ impl Netlink {
         msg.attributes.push(NeighbourAttribute::Destination(dest));
         msg.attributes
             .push(NeighbourAttribute::LinkLayerAddress(mac.to_vec()));
-        self.create(RouteNetlinkMessage::NewNeighbour(msg))
-            .with_context(|| format!("adding neighbour {addr}"))
+        self.request(
+            RouteNetlinkMessage::NewNeighbour(msg),
+            NLM_F_CREATE | NLM_F_REPLACE,
+        )
+        .map(drop)
+        .with_context(|| format!("adding neighbour {addr}"))
     }
 
     /// `ip link set NAME up`.
@@ -229,6 +249,20 @@ impl Netlink {
         };
         self.create(RouteNetlinkMessage::NewRoute(msg))
             .with_context(what)
+    }
+
+    /// `ip route del DEST/PREFIX` (main table); nothing to do when there is none.
+    pub fn del_route(&mut self, dest: IpAddr, prefix: u8) -> Result<()> {
+        let what = || format!("deleting route {dest}/{prefix}");
+        let msg = RouteMessageBuilder::<IpAddr>::new()
+            .destination_prefix(dest, prefix)
+            .map_err(|e| anyhow!("{e:?}"))
+            .with_context(what)?
+            .build();
+        match self.request(RouteNetlinkMessage::DelRoute(msg), 0) {
+            Err(e) if e.raw_os_error() == Some(nix::libc::ESRCH) => Ok(()),
+            r => r.map(drop).with_context(what),
+        }
     }
 
     /// The default route of the gateway's family: `default via GW dev INDEX`.

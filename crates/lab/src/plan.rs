@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use anyhow::{Result, bail};
 use bulkhead_model::{ContainerPort, Labels, Namespace, WorkloadKey};
-use bulkhead_policy::spec::{Bundle, LabRun};
+use bulkhead_policy::spec::{Bundle, LabRun, LabRunRule};
 use ipnet::{Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 
@@ -68,6 +68,16 @@ pub struct Plan {
     pub namespaces: Vec<Namespace>,
     /// The router namespace, when there is more than one node.
     pub router: Option<String>,
+}
+
+impl Plan {
+    /// The workloads with these keys, in plan order.
+    pub fn workloads_of(&self, keys: &[WorkloadKey]) -> Vec<&WorkloadPlan> {
+        self.workloads
+            .iter()
+            .filter(|w| keys.contains(&w.key))
+            .collect()
+    }
 }
 
 /// The lab name: `--name`, else the Lab document's, else `lab`.
@@ -194,24 +204,30 @@ pub fn plan(bundle: &Bundle, lab: &str) -> Result<Plan> {
         });
     }
 
-    let mut namespaces: BTreeMap<String, Namespace> = bundle
-        .inventory
-        .namespaces
-        .iter()
-        .map(|n| (n.name.clone(), n.clone()))
-        .collect();
-    for w in &planned {
-        namespaces
-            .entry(w.key.namespace.clone())
-            .or_insert_with(|| Namespace::new(&w.key.namespace, Labels::new()));
-    }
+    let namespaces = namespaces_of(&bundle.inventory.namespaces, &planned);
     Ok(Plan {
         lab: lab.to_string(),
         nodes,
         workloads: planned,
-        namespaces: namespaces.into_values().collect(),
+        namespaces,
         router: multi.then(|| names::router_netns(lab)),
     })
+}
+
+/// Every namespace a workload lives in, with its labels: the declared ones (a later
+/// declaration of a name wins), and an unlabelled one for each namespace no document
+/// declares. Sorted by name.
+fn namespaces_of(declared: &[Namespace], workloads: &[WorkloadPlan]) -> Vec<Namespace> {
+    let mut namespaces: BTreeMap<String, Namespace> = declared
+        .iter()
+        .map(|n| (n.name.clone(), n.clone()))
+        .collect();
+    for w in workloads {
+        namespaces
+            .entry(w.key.namespace.clone())
+            .or_insert_with(|| Namespace::new(&w.key.namespace, Labels::new()));
+    }
+    namespaces.into_values().collect()
 }
 
 fn node_plan(lab: &str, name: &str, nets: &NodeNets, bundle: &Bundle, multi: bool) -> NodePlan {
@@ -240,29 +256,35 @@ fn node_plan(lab: &str, name: &str, nets: &NodeNets, bundle: &Bundle, multi: boo
 }
 
 /// What runs in each workload: its own `run` (lab workloads), else the first `run` rule
-/// of the Lab whose selector (and namespaces) match, else the built-in responder.
-struct Runs<'b> {
-    bundle: &'b Bundle,
+/// whose selector (and namespaces) match, else the built-in responder.
+struct Runs {
+    own: Vec<(WorkloadKey, LabRun)>,
+    rules: Vec<LabRunRule>,
 }
 
-impl<'b> Runs<'b> {
-    fn new(bundle: &'b Bundle) -> Self {
-        Runs { bundle }
+impl Runs {
+    fn new(bundle: &Bundle) -> Self {
+        let Some(lab) = &bundle.lab else {
+            return Runs {
+                own: Vec::new(),
+                rules: Vec::new(),
+            };
+        };
+        Runs {
+            own: lab
+                .workloads
+                .iter()
+                .filter_map(|w| Some((w.workload.key.clone(), w.run.clone()?)))
+                .collect(),
+            rules: lab.run.clone(),
+        }
     }
 
     fn of(&self, key: &WorkloadKey, labels: &Labels) -> LabRun {
-        let Some(lab) = &self.bundle.lab else {
-            return LabRun::Builtin;
-        };
-        if let Some(run) = lab
-            .workloads
-            .iter()
-            .find(|w| w.workload.key == *key)
-            .and_then(|w| w.run.clone())
-        {
-            return run;
+        if let Some((_, run)) = self.own.iter().find(|(k, _)| k == key) {
+            return run.clone();
         }
-        lab.run
+        self.rules
             .iter()
             .find(|r| {
                 (r.namespaces.is_empty() || r.namespaces.contains(&key.namespace))
@@ -271,6 +293,120 @@ impl<'b> Runs<'b> {
             .map(|r| r.run.clone())
             .unwrap_or_default()
     }
+}
+
+/// Workloads added to a running lab (`lab add`): the plan of each, and the lab's
+/// namespaces after the addition (the input's Namespace documents replace the labels of
+/// namespaces of the same name). Like [`plan`]: a workload's node is its own (which must
+/// be a lab node), else the node with the fewest workloads; addresses the input fixes
+/// are kept unless another workload or a node has them; the others are the lowest free
+/// ones of the node's subnets, never one a workload of the lab still has. What runs: the
+/// workload's own `run`, else the input's Lab `run` rules, else those of the Lab the lab
+/// was made from (`rules`), else the responder.
+pub fn plan_added(
+    plan: &Plan,
+    bundle: &Bundle,
+    rules: &[LabRunRule],
+) -> Result<(Vec<WorkloadPlan>, Vec<Namespace>)> {
+    let mut workloads = bundle.inventory.workloads.clone();
+    workloads.sort_by(|a, b| a.key.cmp(&b.key));
+    if workloads.is_empty() {
+        bail!("the input has no workloads: give Pods (or workloads in a kind: Lab document)");
+    }
+    let node_names: Vec<&str> = plan.nodes.iter().map(|n| n.name.as_str()).collect();
+    let mut load: BTreeMap<&str, usize> = node_names.iter().map(|n| (*n, 0)).collect();
+    for w in &plan.workloads {
+        *load.entry(w.node.as_str()).or_default() += 1;
+    }
+    let mut taken: BTreeMap<IpAddr, String> = BTreeMap::new();
+    for n in &plan.nodes {
+        taken.insert(IpAddr::V4(n.ipv4), format!("node {}", n.name));
+        taken.insert(IpAddr::V6(n.ipv6), format!("node {}", n.name));
+    }
+    for w in &plan.workloads {
+        taken.insert(w.ip(false), w.key.to_string());
+        taken.insert(w.ip(true), w.key.to_string());
+    }
+    let mut problems = Vec::new();
+    for w in &workloads {
+        if plan.workloads.iter().any(|p| p.key == w.key) {
+            problems.push(format!(
+                "{} is already in lab {}: remove it first (bulkhead lab remove {})",
+                w.key, plan.lab, w.key
+            ));
+        }
+        if let Some(n) = &w.node
+            && !node_names.contains(&n.as_str())
+        {
+            problems.push(format!(
+                "{}: node {n:?} is not a node of lab {} (nodes: {})",
+                w.key,
+                plan.lab,
+                node_names.join(", ")
+            ));
+        }
+        for ip in &w.ips {
+            if let Some(owner) = taken.get(ip) {
+                problems.push(format!("{}: the address {ip} belongs to {owner}", w.key));
+            }
+        }
+        for ip in &w.ips {
+            taken.insert(*ip, w.key.to_string());
+        }
+    }
+    if !problems.is_empty() {
+        bail!("{}", problems.join("\n"));
+    }
+    let mut alloc = Allocator::new(taken.keys().copied());
+    let mut runs = Runs::new(bundle);
+    runs.rules.extend(rules.iter().cloned());
+    let mut planned = Vec::new();
+    for w in &workloads {
+        let node = match &w.node {
+            Some(n) => n.clone(),
+            // The least loaded node; ties go to the first in node order.
+            None => node_names
+                .iter()
+                .min_by_key(|n| load.get(**n).copied().unwrap_or(0))
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| DEFAULT_NODE.to_string()),
+        };
+        if let Some(l) = load.get_mut(node.as_str()) {
+            *l += 1;
+        }
+        let n = plan
+            .nodes
+            .iter()
+            .find(|n| n.name == node)
+            .ok_or_else(|| anyhow::anyhow!("lab {} has no node {node}", plan.lab))?;
+        let ipv4 = match w.ip(false) {
+            Some(IpAddr::V4(a)) => a,
+            _ => alloc.v4(&n.pod_cidr_v4)?,
+        };
+        let ipv6 = match w.ip(true) {
+            Some(IpAddr::V6(a)) => a,
+            _ => alloc.v6(&n.pod_cidr_v6)?,
+        };
+        planned.push(WorkloadPlan {
+            key: w.key.clone(),
+            labels: w.labels.clone(),
+            ports: w.ports.clone(),
+            node,
+            netns: names::pod_netns(&plan.lab, &w.key),
+            veth: names::link(&plan.lab, LinkRole::Pod, &w.key.to_string()),
+            ipv4,
+            ipv6,
+            run: runs.of(&w.key, &w.labels),
+        });
+    }
+    let declared: Vec<Namespace> = plan
+        .namespaces
+        .iter()
+        .chain(&bundle.inventory.namespaces)
+        .cloned()
+        .collect();
+    let namespaces = namespaces_of(&declared, &planned);
+    Ok((planned, namespaces))
 }
 
 #[cfg(test)]
@@ -347,5 +483,64 @@ mod tests {
         let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nstatus: {podIP: 10.244.0.1}\n";
         let e = plan(&bundle(text), "t").unwrap_err().to_string();
         assert!(e.contains("which the lab gives to a node"), "{e}");
+    }
+
+    #[test]
+    fn added_workloads_take_free_addresses_and_the_least_loaded_node() {
+        let text = format!(
+            "{PODS}---\napiVersion: bulkhead.io/v1\nkind: Lab\nmetadata: {{name: t}}\nspec:\n  nodes: [n1, n2]\n  \
+             run: [{{selector: app == \"db\", run: http}}]\n"
+        );
+        let b = bundle(&text);
+        let mut p = plan(&b, "t").unwrap();
+        let rules = b.lab.unwrap().run;
+        // x/a and y/c on n1, x/b on n2: the next one goes to n2.
+        let more = bundle(
+            "apiVersion: v1\nkind: Namespace\nmetadata: {name: z, labels: {team: q}}\n---\n\
+             apiVersion: v1\nkind: Pod\nmetadata: {name: d, namespace: z, labels: {app: db}}\n---\n\
+             apiVersion: v1\nkind: Pod\nmetadata: {name: e, namespace: z}\nspec: {nodeName: n1}\n",
+        );
+        let (added, namespaces) = plan_added(&p, &more, &rules).unwrap();
+        let got: Vec<(String, &str, String, LabRun)> = added
+            .iter()
+            .map(|w| {
+                (
+                    w.key.to_string(),
+                    w.node.as_str(),
+                    w.ipv4.to_string(),
+                    w.run.clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("z/d".into(), "n2", "10.244.1.3".into(), LabRun::Http),
+                ("z/e".into(), "n1", "10.244.0.4".into(), LabRun::Builtin),
+            ]
+        );
+        assert_eq!(added[0].netns, "bh-t.pod.z.d");
+        let z = namespaces.iter().find(|n| n.name == "z").unwrap();
+        assert_eq!(z.labels.get("team"), Some("q"));
+        assert_eq!(namespaces.len(), 3);
+
+        // An address goes again only once nobody has it.
+        p.workloads.extend(added);
+        let e = plan_added(&p, &more, &rules).unwrap_err().to_string();
+        assert!(e.contains("z/d is already in lab t"), "{e}");
+        let taken = bundle(
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: f}\nstatus: {podIP: 10.244.1.3}\n---\n\
+             apiVersion: v1\nkind: Pod\nmetadata: {name: g}\nspec: {nodeName: n9}\n",
+        );
+        let e = plan_added(&p, &taken, &rules).unwrap_err().to_string();
+        assert!(
+            e.contains("default/f: the address 10.244.1.3 belongs to z/d"),
+            "{e}"
+        );
+        assert!(e.contains("node \"n9\" is not a node of lab t"), "{e}");
+        p.workloads.retain(|w| w.key.name != "d");
+        let again = bundle("apiVersion: v1\nkind: Pod\nmetadata: {name: h}\n");
+        let (h, _) = plan_added(&p, &again, &rules).unwrap();
+        assert_eq!(h[0].ipv4.to_string(), "10.244.1.3", "free again");
     }
 }

@@ -10,8 +10,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use bulkhead_model::Protocol;
+use bulkhead_model::{Protocol, WorkloadKey};
 use bulkhead_policy::spec::LabRun;
+use serde::{Deserialize, Serialize};
 
 use crate::container;
 use crate::netns;
@@ -22,7 +23,7 @@ use crate::state::{self, State};
 
 /// How to run the responder: a program and the arguments before `ServeArgs`
 /// (`bulkhead lab serve`, or the `bulkhead-lab-serve` test binary).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Helper {
     pub program: PathBuf,
     pub args: Vec<String>,
@@ -96,9 +97,16 @@ pub fn describe(run: &LabRun) -> String {
 /// Start everything, recording each process in the state as it starts; then wait
 /// until each listens. Returns warnings (servers still not listening).
 pub fn start_all(state: &mut State, helper: &Helper) -> Result<Vec<String>> {
+    let keys: Vec<WorkloadKey> = state.plan.workloads.iter().map(|w| w.key.clone()).collect();
+    start_some(state, helper, &keys)
+}
+
+/// [`start_all`] for some workloads of the plan only (those `lab add` made).
+pub fn start_some(state: &mut State, helper: &Helper, keys: &[WorkloadKey]) -> Result<Vec<String>> {
     let dir = state.dir();
     let mut waits = Vec::new();
-    for w in state.plan.workloads.clone() {
+    let chosen: Vec<WorkloadPlan> = state.plan.workloads_of(keys).into_iter().cloned().collect();
+    for w in chosen {
         let started = start(&state.plan.lab, &dir, &w, helper)
             .with_context(|| format!("starting what runs in {}", w.key))?;
         if let Some((container, p, ready)) = started {

@@ -10,9 +10,12 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
+use bulkhead_policy::spec::LabRunRule;
+
 use crate::names;
 use crate::plan::Plan;
 use crate::process::Process;
+use crate::runner::Helper;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct State {
@@ -27,6 +30,12 @@ pub struct State {
     pub containers: Vec<String>,
     /// Why no agent runs, when none does.
     pub agent_note: Option<String>,
+    /// The Lab document's `run` rules: `lab add` applies them to the Pods it adds.
+    #[serde(default)]
+    pub run_rules: Vec<LabRunRule>,
+    /// How `lab up` ran the responder: `lab add` starts new ones the same way.
+    #[serde(default)]
+    pub helper: Option<Helper>,
 }
 
 impl State {
@@ -42,6 +51,8 @@ impl State {
             processes: Vec::new(),
             containers: Vec::new(),
             agent_note: None,
+            run_rules: Vec::new(),
+            helper: None,
         }
     }
 

@@ -40,6 +40,7 @@ pub struct WorkloadStatus {
     pub ipv4: String,
     pub ipv6: String,
     pub ports: Vec<String>,
+    pub labels: bulkhead_model::Labels,
     pub run: String,
     /// The process serving the workload (none for a responder without ports).
     pub pid: Option<i32>,
@@ -91,6 +92,7 @@ pub fn of(st: &State) -> Status {
                         .iter()
                         .map(|p| format!("{}/{}", p.protocol, p.port))
                         .collect(),
+                    labels: w.labels.clone(),
                     run: runner::describe(&w.run),
                     pid: p.map(|p| p.pid),
                     alive: p.map(|p| p.alive()),
@@ -132,24 +134,8 @@ impl Status {
                 n.pod_cidrs.join(" ")
             );
         }
-        let _ = writeln!(s, "\nWORKLOAD  NODE  IPV4  IPV6  PORTS  RUNS  PROCESS");
-        for w in &self.workloads {
-            let process = match (w.pid, w.alive) {
-                (Some(pid), Some(true)) => format!("{pid} running"),
-                (Some(pid), _) => format!("{pid} EXITED"),
-                _ => "-".to_string(),
-            };
-            let ports = if w.ports.is_empty() {
-                "-".to_string()
-            } else {
-                w.ports.join(",")
-            };
-            let _ = writeln!(
-                s,
-                "{}  {}  {}  {}  {}  {}  {}",
-                w.name, w.node, w.ipv4, w.ipv6, ports, w.run, process
-            );
-        }
+        s.push('\n');
+        s.push_str(&workload_rows(&self.workloads));
         s.push('\n');
         if self.agents.is_empty() {
             let note = self.agent_note.as_deref().unwrap_or("no agent runs");
@@ -174,6 +160,37 @@ impl Status {
         }
         align(&s)
     }
+}
+
+/// `lab add`'s answer: the table of `workloads` alone.
+pub fn workloads_table(workloads: &[WorkloadStatus]) -> String {
+    align(&workload_rows(workloads))
+}
+
+fn workload_rows(workloads: &[WorkloadStatus]) -> String {
+    let mut s = String::from("WORKLOAD  NODE  IPV4  IPV6  PORTS  RUNS  PROCESS  LABELS\n");
+    let or_dash = |v: String| if v.is_empty() { "-".to_string() } else { v };
+    for w in workloads {
+        let process = match (w.pid, w.alive) {
+            (Some(pid), Some(true)) => format!("{pid} running"),
+            (Some(pid), _) => format!("{pid} EXITED"),
+            _ => "-".to_string(),
+        };
+        let labels: Vec<String> = w.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let _ = writeln!(
+            s,
+            "{}  {}  {}  {}  {}  {}  {}  {}",
+            w.name,
+            w.node,
+            w.ipv4,
+            w.ipv6,
+            or_dash(w.ports.join(",")),
+            w.run,
+            process,
+            or_dash(labels.join(","))
+        );
+    }
+    s
 }
 
 /// Align the columns of each block of lines that share a header (two spaces between

@@ -76,6 +76,12 @@ fn base(forwarding: bool) -> Result<()> {
         for scope in ["all", "default"] {
             netns::sysctl(&["net", "ipv4", "conf", scope, "rp_filter"], "0")?;
         }
+        // Agents reject what policy denies with ICMP errors (and TCP resets). The kernel
+        // sends at most about one error per second to a given address by default, so a
+        // workload denied again and again (a prober) would mostly wait for timeouts
+        // instead of being refused at once. Per namespace: the host keeps its limits.
+        netns::sysctl(&["net", "ipv4", "icmp_ratelimit"], "0")?;
+        netns::sysctl(&["net", "ipv6", "icmp", "ratelimit"], "0")?;
     } else {
         // Unprivileged ICMP echo sockets for every group: probes ping without raw sockets.
         netns::sysctl(&["net", "ipv4", "ping_group_range"], "0 2147483647")?;
@@ -104,11 +110,8 @@ fn wire_router(plan: &Plan) -> Result<()> {
         nl.add_route(IpAddr::V6(net6.network()), net6.prefix_len(), i, v6)?;
         // Addresses the input fixed outside the node's subnets get their own routes.
         for w in plan.workloads.iter().filter(|w| w.node == node.name) {
-            if !net4.contains(&w.ipv4) {
-                nl.add_route(IpAddr::V4(w.ipv4), 32, i, v4)?;
-            }
-            if !net6.contains(&w.ipv6) {
-                nl.add_route(IpAddr::V6(w.ipv6), 128, i, v6)?;
+            for (dest, prefix, via) in host_routes(node, w) {
+                nl.add_route(dest, prefix, i, via)?;
             }
         }
     }
@@ -128,15 +131,107 @@ fn wire_node(plan: &Plan, node: &NodePlan) -> Result<()> {
         nl.add_default(i, Via::gateway(ROUTER_LINK_V6))?;
     }
     for w in plan.workloads.iter().filter(|w| w.node == node.name) {
-        let pod_ns = File::open(netns::path(&w.netns))?;
-        nl.add_veth(&w.veth, "eth0", &pod_ns)?;
-        netns::sysctl(&["net", "ipv4", "conf", &w.veth, "proxy_arp"], "1")?;
-        let i = nl.index(&w.veth)?;
-        nl.add_address(i, IpAddr::V6(GATEWAY_V6), 64)?;
-        nl.add_route(IpAddr::V4(w.ipv4), 32, i, Via::Link)?;
-        nl.add_route(IpAddr::V6(w.ipv6), 128, i, Via::Link)?;
-        nl.add_neighbour(i, IpAddr::V4(w.ipv4), FAR_MAC)?;
-        nl.add_neighbour(i, IpAddr::V6(w.ipv6), FAR_MAC)?;
+        wire_link(&mut nl, w)?;
+    }
+    Ok(())
+}
+
+/// The node side of a workload's link (run inside the node's namespace): the veth with
+/// its other end made directly in the pod's namespace, proxy ARP, the gateway address,
+/// routes to the pod and permanent neighbour entries.
+fn wire_link(nl: &mut Netlink, w: &WorkloadPlan) -> Result<()> {
+    let pod_ns = File::open(netns::path(&w.netns))?;
+    nl.add_veth(&w.veth, "eth0", &pod_ns)?;
+    netns::sysctl(&["net", "ipv4", "conf", &w.veth, "proxy_arp"], "1")?;
+    let i = nl.index(&w.veth)?;
+    nl.add_address(i, IpAddr::V6(GATEWAY_V6), 64)?;
+    // Neighbours before routes: nothing is ever sent towards the pod unresolved.
+    nl.add_neighbour(i, IpAddr::V4(w.ipv4), FAR_MAC)?;
+    nl.add_neighbour(i, IpAddr::V6(w.ipv6), FAR_MAC)?;
+    nl.add_route(IpAddr::V4(w.ipv4), 32, i, Via::Link)?;
+    nl.add_route(IpAddr::V6(w.ipv6), 128, i, Via::Link)?;
+    Ok(())
+}
+
+/// Workloads added to a running lab (`lab add`), made exactly as `lab up` makes them:
+/// their namespaces, links, addresses, routes and neighbour entries, and the router's
+/// host routes for addresses outside their node's subnets. `plan` already holds them.
+/// On error the caller removes them again ([`remove_workload`]).
+pub fn add_workloads(plan: &Plan, added: &[&WorkloadPlan]) -> Result<()> {
+    for w in added {
+        netns::create(&w.netns)
+            .with_context(|| format!("creating network namespace {}", w.netns))?;
+        netns::enter(&w.netns, || base(false))?;
+    }
+    for node in &plan.nodes {
+        let here: Vec<&&WorkloadPlan> = added.iter().filter(|w| w.node == node.name).collect();
+        if here.is_empty() {
+            continue;
+        }
+        netns::enter(&node.netns, || {
+            let mut nl = Netlink::open()?;
+            for w in &here {
+                wire_link(&mut nl, w).with_context(|| format!("wiring {}", w.key))?;
+            }
+            Ok(())
+        })
+        .with_context(|| format!("wiring node {}", node.name))?;
+    }
+    for w in added {
+        netns::enter(&w.netns, || wire_pod(w)).with_context(|| format!("wiring {}", w.key))?;
+    }
+    if let Some(router) = &plan.router {
+        netns::enter(router, || router_routes(plan, added, true))
+            .context("routing the new workloads in the router")?;
+    }
+    Ok(())
+}
+
+/// Remove a workload's link (the node's end, and with it `eth0` and the node's routes
+/// and neighbour entries over it), the router's host routes for it, and its namespace.
+/// The link is deleted explicitly rather than left to go with the namespace: the kernel
+/// dismantles a namespace in the background, so its links would linger for a moment
+/// and a workload given the address next could not get its route. Processes inside must
+/// be gone first. Idempotent.
+pub fn remove_workload(plan: &Plan, w: &WorkloadPlan) -> Result<()> {
+    if let Some(node) = plan.nodes.iter().find(|n| n.name == w.node)
+        && netns::exists(&node.netns)
+    {
+        netns::enter(&node.netns, || Netlink::open()?.del_link(&w.veth))
+            .with_context(|| format!("removing the link of {}", w.key))?;
+    }
+    if let Some(router) = &plan.router
+        && netns::exists(router)
+    {
+        netns::enter(router, || router_routes(plan, &[w], false))
+            .with_context(|| format!("removing the router's routes to {}", w.key))?;
+    }
+    netns::delete(&w.netns)
+}
+
+/// Add (or delete) the router's host routes for addresses of `ws` outside their node's
+/// subnets (the subnets themselves are routed once per node).
+fn router_routes(plan: &Plan, ws: &[&WorkloadPlan], add: bool) -> Result<()> {
+    let mut nl = Netlink::open()?;
+    for w in ws {
+        let Some(node) = plan.nodes.iter().find(|n| n.name == w.node) else {
+            continue;
+        };
+        let Some((_, router_end)) = &node.uplink else {
+            continue;
+        };
+        let routes = host_routes(node, w);
+        if routes.is_empty() {
+            continue;
+        }
+        let i = nl.index(router_end)?;
+        for (dest, prefix, via) in routes {
+            if add {
+                nl.add_route(dest, prefix, i, via)?;
+            } else {
+                nl.del_route(dest, prefix)?;
+            }
+        }
     }
     Ok(())
 }
@@ -146,10 +241,24 @@ fn wire_pod(w: &WorkloadPlan) -> Result<()> {
     let eth0 = nl.up("eth0")?;
     nl.add_address(eth0, IpAddr::V4(w.ipv4), 32)?;
     nl.add_address(eth0, IpAddr::V6(w.ipv6), 128)?;
+    // Neighbours before routes: the first packet out already finds its gateway.
+    nl.add_neighbour(eth0, IpAddr::V4(GATEWAY_V4), NEAR_MAC)?;
+    nl.add_neighbour(eth0, IpAddr::V6(GATEWAY_V6), NEAR_MAC)?;
     nl.add_route(IpAddr::V4(GATEWAY_V4), 32, eth0, Via::Link)?;
     nl.add_default(eth0, Via::gateway(GATEWAY_V4))?;
     nl.add_default(eth0, Via::gateway(GATEWAY_V6))?;
-    nl.add_neighbour(eth0, IpAddr::V4(GATEWAY_V4), NEAR_MAC)?;
-    nl.add_neighbour(eth0, IpAddr::V6(GATEWAY_V6), NEAR_MAC)?;
     Ok(())
+}
+
+/// The router's routes to a workload's addresses that lie outside its node's subnets
+/// (addresses a Pod's `status.podIPs` fixed): towards the node, as the subnets are.
+fn host_routes(node: &NodePlan, w: &WorkloadPlan) -> Vec<(IpAddr, u8, Via)> {
+    let mut routes = Vec::new();
+    if !node.pod_cidr_v4.contains(&w.ipv4) {
+        routes.push((IpAddr::V4(w.ipv4), 32, Via::onlink(node.ipv4)));
+    }
+    if !node.pod_cidr_v6.contains(&w.ipv6) {
+        routes.push((IpAddr::V6(w.ipv6), 128, Via::gateway(NODE_LINK_V6)));
+    }
+    routes
 }

@@ -432,7 +432,7 @@ fn a_real_server_runs_and_a_missing_one_fails_before_anything_is_made() {
 }
 
 #[test]
-fn a_crashed_run_is_cleaned_up_by_down_all() {
+fn a_crashed_run_is_found_by_name_and_cleaned_up() {
     if !privileged(&["ip"]) {
         return;
     }
@@ -453,13 +453,213 @@ fn a_crashed_run_is_cleaned_up_by_down_all() {
     assert!(netns::exists(&st.plan.workloads[0].netns));
     assert!(bulkhead_lab::state::labs().iter().all(|l| l != "t-crash"));
 
-    let reports = bulkhead_lab::down_all().unwrap();
-    let r = reports
-        .iter()
-        .find(|r| r.lab == "t-crash")
-        .expect("found by name");
+    // What `lab down --all` does, for this lab only: other test binaries may have labs
+    // up right now (they do not all take the lock), and `--all` would remove them too.
+    let present = bulkhead_lab::cleanup::labs_present().unwrap();
+    assert!(present.iter().any(|l| l == "t-crash"), "found by name");
+    let r = bulkhead_lab::down("t-crash").unwrap();
     assert_eq!(r.namespaces, 6);
     assert!(r.processes >= 2, "{r:?}");
     assert_gone("t-crash", &pids);
     drop(guard);
+}
+
+/// `kubectl apply`-like input for `lab add`.
+fn bundle_of(text: &str) -> bulkhead_policy::spec::Bundle {
+    parse_sources(&lab_doc(text)).unwrap_or_else(|d| panic!("{d}"))
+}
+
+fn inventory_files(lab: &str) -> BTreeSet<String> {
+    std::fs::read_dir(bulkhead_lab::inventory::dir(lab))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect()
+}
+
+#[test]
+fn workloads_come_and_go_in_a_running_lab() {
+    if !privileged(&["ip"]) {
+        return;
+    }
+    let _l = lock();
+    let lab = "apiVersion: bulkhead.io/v1\nkind: Lab\nmetadata: {name: t-dyn}\nspec:\n  nodes: [n1, n2]\n  \
+               workloads:\n    - {name: a, namespace: x, node: n1}\n    - {name: b, namespace: x, node: n2}\n  \
+               run:\n    - {selector: app == \"web\", run: http}\n";
+    let (guard, st) = up(lab_doc(lab));
+    let name = guard.0.clone();
+    assert_eq!(
+        inventory_files(&name),
+        ["cluster.yaml", "pod.x.a.yaml", "pod.x.b.yaml"]
+            .map(String::from)
+            .into()
+    );
+    let pids: Vec<i32> = st.processes.iter().map(|p| p.pid).collect();
+
+    // Added: c with an address outside its node's subnet (the router gets a host
+    // route), d served by the http responder (the Lab's run rule), in a new namespace.
+    let added = bulkhead_lab::add(
+        &name,
+        &bundle_of(
+            "apiVersion: v1\nkind: Namespace\nmetadata: {name: y, labels: {team: q}}\n---\n\
+             apiVersion: v1\nkind: Pod\nmetadata: {name: c, namespace: y}\nspec: {nodeName: n2}\n\
+             status: {podIP: 10.99.0.7}\n---\n\
+             apiVersion: v1\nkind: Pod\nmetadata: {name: d, namespace: y, labels: {app: web}}\n\
+             spec: {containers: [{name: w, ports: [{containerPort: 8080}]}]}\n",
+        ),
+    )
+    .unwrap_or_else(|e| panic!("lab add: {e:#}"));
+    let got: Vec<(String, String, String)> = added
+        .added
+        .iter()
+        .map(|w| (w.key.to_string(), w.node.clone(), w.ipv4.to_string()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("y/c".into(), "n2".into(), "10.99.0.7".into()),
+            ("y/d".into(), "n1".into(), "10.244.0.3".into()),
+        ]
+    );
+    let st = bulkhead_lab::load(&name).unwrap();
+    assert_eq!(st.plan.workloads.len(), 4);
+    assert_eq!(
+        st.workload("y/d").unwrap().run,
+        bulkhead_policy::spec::LabRun::Http
+    );
+    let y = st.plan.namespaces.iter().find(|n| n.name == "y").unwrap();
+    assert_eq!(y.labels.get("team"), Some("q"));
+    assert!(inventory_files(&name).contains("pod.y.c.yaml"));
+    let single = std::fs::read_to_string(bulkhead_lab::inventory::file(&name)).unwrap();
+    let back = parse_sources(&[Source {
+        name: "inventory.yaml".into(),
+        text: single,
+    }])
+    .unwrap();
+    assert_eq!(back.inventory.workloads.len(), 4);
+    // Wired like `lab up` wires: every pair, both families, across the router.
+    let m = probe(&name, &["TCP/8080", "UDP/53"], Family::V4, 1000);
+    assert_eq!(all_allowed(&m), Vec::<String>::new());
+    let m = probe(&name, &["TCP/8080"], Family::V6, 1000);
+    assert_eq!(all_allowed(&m), Vec::<String>::new());
+    let d = st.workload("y/d").unwrap();
+    let web = http_get(
+        &st.workload("x/a").unwrap().netns,
+        SocketAddr::new(d.ip(false), 8080),
+        "/p",
+    );
+    assert!(web.contains("200 OK"), "{web}");
+    let router = st.plan.router.clone().unwrap();
+    assert!(ip(&["-n", &router, "route"]).contains("10.99.0.7 via 10.244.1.1"));
+
+    // Staged: made and recorded (probeable), not yet in the inventory.
+    let staged = bulkhead_lab::add::stage(
+        &name,
+        &bundle_of("apiVersion: v1\nkind: Pod\nmetadata: {name: e, namespace: x}\n"),
+    )
+    .unwrap();
+    assert_eq!(staged.workloads()[0].key.to_string(), "x/e");
+    assert!(!inventory_files(&name).contains("pod.x.e.yaml"));
+    let r = bulkhead_lab::probe::probe_pairs(
+        staged.state(),
+        &[
+            pair("x/e", "x/a", "TCP/80"),
+            pair("x/a", "x/e", "UDP/53"),
+            pair("x/e", "nothere", "TCP/80"),
+        ],
+        &probe_opts(),
+    );
+    assert_eq!(
+        r[0].outcome,
+        bulkhead_lab::Outcome::Allowed,
+        "no agent: nothing isolates"
+    );
+    assert_eq!(r[1].outcome, bulkhead_lab::Outcome::Allowed);
+    assert!(
+        matches!(&r[2].outcome, bulkhead_lab::Outcome::Untestable(why) if why.contains("no workload"))
+    );
+    staged.publish().unwrap();
+    assert!(inventory_files(&name).contains("pod.x.e.yaml"));
+
+    // Relabelled: the workload's file and the state say so; nothing else is rewritten.
+    let edits = bulkhead_lab::LabelEdits::parse(&["role=guest".into()], false).unwrap();
+    let before = std::fs::metadata(bulkhead_lab::inventory::dir(&name).join("pod.x.a.yaml"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    let r = bulkhead_lab::label(&name, "e", &edits).unwrap();
+    assert!(r.changed);
+    let file = bulkhead_lab::inventory::dir(&name).join("pod.x.e.yaml");
+    assert!(
+        std::fs::read_to_string(file)
+            .unwrap()
+            .contains("role: guest")
+    );
+    assert_eq!(
+        bulkhead_lab::load(&name)
+            .unwrap()
+            .workload("x/e")
+            .unwrap()
+            .labels
+            .get("role"),
+        Some("guest")
+    );
+    let after = std::fs::metadata(bulkhead_lab::inventory::dir(&name).join("pod.x.a.yaml"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert_eq!(before, after);
+
+    // Removed: processes, namespaces, router routes and files go; addresses come free.
+    let d_pid = st.processes.iter().find(|p| p.owner == "y/d").unwrap().pid;
+    let r = bulkhead_lab::remove(&name, &["y/c".into(), "d".into()]).unwrap();
+    assert_eq!(r.processes, 1, "d's responder");
+    assert!(bulkhead_lab::process::start_time(d_pid).is_none());
+    assert!(!netns::exists("bh-t-dyn.pod.y.c") && !netns::exists("bh-t-dyn.pod.y.d"));
+    assert!(!ip(&["-n", &router, "route"]).contains("10.99.0.7"));
+    assert_eq!(
+        inventory_files(&name),
+        [
+            "cluster.yaml",
+            "pod.x.a.yaml",
+            "pod.x.b.yaml",
+            "pod.x.e.yaml"
+        ]
+        .map(String::from)
+        .into()
+    );
+    let st = bulkhead_lab::load(&name).unwrap();
+    assert_eq!(st.plan.workloads.len(), 3);
+    assert!(st.processes.iter().all(|p| p.owner != "y/d"));
+    assert!(bulkhead_lab::remove(&name, &["nothere".into()]).is_err());
+    let again = bulkhead_lab::add(
+        &name,
+        &bundle_of(
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: f, namespace: x}\nspec: {nodeName: n1}\n",
+        ),
+    )
+    .unwrap();
+    assert_eq!(
+        again.added[0].ipv4.to_string(),
+        "10.244.0.3",
+        "d's address, free again"
+    );
+
+    drop(guard);
+    assert_gone("t-dyn", &[pids, vec![d_pid]].concat());
+}
+
+fn pair(src: &str, dst: &str, probe: &str) -> bulkhead_lab::PairProbe {
+    bulkhead_lab::PairProbe {
+        src: src.into(),
+        dst: dst.into(),
+        probe: probe.parse().unwrap(),
+    }
+}
+
+fn probe_opts() -> ProbeOptions {
+    ProbeOptions {
+        probes: Vec::new(),
+        family: Family::V4,
+        timeout: Duration::from_millis(1000),
+    }
 }
