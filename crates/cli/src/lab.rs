@@ -21,6 +21,15 @@ pub enum LabCmd {
     Up(UpArgs),
     /// Remove a lab: processes, containers, namespaces, files (also after a crash).
     Down(DownArgs),
+    /// Add workloads (Pods, or kind: Lab workloads) to a running lab. Each is made,
+    /// started and recorded before its agents are told, so it is isolated until they
+    /// enforce its policy; returns once they do.
+    Add(AddArgs),
+    /// Remove workloads from a running lab: agents stop allowing them first, then their
+    /// processes and namespaces go.
+    Remove(RemoveArgs),
+    /// Change a workload's labels: lab label x/a role=client tier- [--overwrite].
+    Label(LabelArgs),
     /// Nodes, workloads with their addresses and what runs in them, agents.
     Status(StatusArgs),
     /// Run a command in a workload's network namespace: lab exec x/a -- curl -s 10.244.0.3
@@ -61,6 +70,50 @@ pub struct DownArgs {
     /// Every lab, and every leftover carrying a lab's prefix.
     #[arg(long, conflicts_with = "name")]
     pub all: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct AddArgs {
+    /// Pods (or Deployments, ...), Namespaces, or a kind: Lab with workloads: a YAML
+    /// file, a directory of them, or - for stdin. Repeatable.
+    #[arg(
+        short = 'f',
+        long = "filename",
+        value_name = "FILE|DIR",
+        required = true
+    )]
+    pub files: Vec<std::path::PathBuf>,
+    /// Read directories recursively.
+    #[arg(short = 'R', long)]
+    pub recursive: bool,
+    /// The lab; default: the input's Lab document's name, else the only lab that is up.
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    #[command(flatten)]
+    pub output: Output,
+}
+
+#[derive(Args, Debug)]
+pub struct RemoveArgs {
+    #[command(flatten)]
+    pub lab: LabName,
+    /// NAMESPACE/NAME, or a NAME unique in the lab.
+    #[arg(required = true, value_name = "WORKLOAD")]
+    pub workloads: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct LabelArgs {
+    #[command(flatten)]
+    pub lab: LabName,
+    /// NAMESPACE/NAME, or a NAME unique in the lab.
+    pub workload: String,
+    /// KEY=VALUE to set a label, KEY- to remove one.
+    #[arg(required = true, value_name = "KEY=VALUE|KEY-")]
+    pub labels: Vec<String>,
+    /// Allow changing the value of a label the workload already has.
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 #[derive(Args, Debug)]
@@ -184,6 +237,39 @@ fn run_lab(cmd: LabCmd) -> Result<u8> {
             }
             Ok(0)
         }
+        LabCmd::Add(a) => add(a),
+        LabCmd::Remove(a) => {
+            let lab = resolve(a.lab.name.as_deref())?;
+            let r = bulkhead_lab::remove(&lab, &a.workloads)?;
+            for w in &r.warnings {
+                eprintln!("warning: {w}");
+            }
+            for k in &r.removed {
+                println!("{k} removed");
+            }
+            eprintln!(
+                "lab {}: {} workload(s) removed ({} processes stopped) in {:.2} s",
+                r.lab,
+                r.removed.len(),
+                r.processes,
+                r.elapsed.as_secs_f64()
+            );
+            Ok(0)
+        }
+        LabCmd::Label(a) => {
+            let lab = resolve(a.lab.name.as_deref())?;
+            let edits = bulkhead_lab::LabelEdits::parse(&a.labels, a.overwrite)?;
+            let r = bulkhead_lab::label(&lab, &a.workload, &edits)?;
+            for n in &r.notes {
+                eprintln!("{n}.");
+            }
+            if r.changed {
+                println!("{} labeled", r.workload);
+            } else {
+                println!("{} not labeled", r.workload);
+            }
+            Ok(0)
+        }
         LabCmd::Status(a) => {
             let lab = resolve(a.lab.name.as_deref())?;
             let s = bulkhead_lab::status(&lab)?;
@@ -248,6 +334,42 @@ fn up(a: UpArgs) -> Result<u8> {
     );
     let s = bulkhead_lab::status::of(st);
     emit(a.output.format, &s, || s.to_table())?;
+    Ok(0)
+}
+
+fn add(a: AddArgs) -> Result<u8> {
+    let sources = bulkhead_manifest::read_paths(&a.files, a.recursive)
+        .and_then(|s| bulkhead_manifest::parse_sources(&s));
+    let bundle = match sources {
+        Ok(b) => b,
+        Err(d) => {
+            eprintln!("{d}");
+            eprintln!("{} problem(s) in the input; nothing was added", d.0.len());
+            return Err(anyhow::Error::new(crate::InvalidInput));
+        }
+    };
+    let named = a
+        .name
+        .clone()
+        .or_else(|| bundle.lab.as_ref().map(|l| l.name.clone()));
+    let lab = resolve(named.as_deref())?;
+    let r = bulkhead_lab::add(&lab, &bundle)?;
+    for w in &r.warnings {
+        eprintln!("warning: {w}");
+    }
+    eprintln!(
+        "lab {}: {} workload(s) added and enforced in {:.2} s",
+        r.lab,
+        r.added.len(),
+        r.elapsed.as_secs_f64()
+    );
+    // The new workloads as `lab status` shows workloads.
+    let mut s = bulkhead_lab::status(&lab)?;
+    s.workloads
+        .retain(|w| r.added.iter().any(|a| a.key.to_string() == w.name));
+    emit(a.output.format, &s.workloads, || {
+        bulkhead_lab::status::workloads_table(&s.workloads)
+    })?;
     Ok(0)
 }
 
