@@ -21,6 +21,8 @@ pub struct Config {
     pub log_allowed: bool,
     /// Keep live connections a change forbids (default: cut them).
     pub keep_connections: bool,
+    /// Drop denied packets silently (default: TCP reset / ICMP unreachable).
+    pub silent_drop: bool,
     /// Program once and exit.
     pub once: bool,
     /// Remove bulkhead's table and exit.
@@ -40,6 +42,7 @@ impl Config {
             pod_interfaces: None,
             log_allowed: true,
             keep_connections: false,
+            silent_drop: false,
             once: false,
             uninstall: false,
             debounce: Debounce::default(),

@@ -107,6 +107,7 @@ impl Reconciler {
             node: cfg.node.clone(),
             pod_interfaces: cfg.pod_interfaces.clone(),
             log_allowed: cfg.log_allowed,
+            silent_drop: cfg.silent_drop,
         };
         let observed = nft.read().map_err(|e| StartError::Kernel(e.to_string()))?;
         let adopted = observed.exists;

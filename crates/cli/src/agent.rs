@@ -35,6 +35,10 @@ pub struct AgentArgs {
     /// Leave live connections a change forbids alone (default: cut them).
     #[arg(long)]
     pub keep_connections: bool,
+    /// Drop denied packets silently (default: answer with a TCP reset or an ICMP
+    /// unreachable, so clients fail fast).
+    #[arg(long)]
+    pub drop: bool,
     /// Program the kernel once (adopting what is there) and exit.
     #[arg(long)]
     pub once: bool,
@@ -52,6 +56,7 @@ pub fn run(a: AgentArgs) -> Result<u8> {
     cfg.pod_interfaces = a.pod_interfaces;
     cfg.log_allowed = !a.no_log_allowed;
     cfg.keep_connections = a.keep_connections;
+    cfg.silent_drop = a.drop;
     cfg.once = a.once;
     cfg.uninstall = a.uninstall;
     bulkhead_agent::run(cfg)

@@ -34,7 +34,11 @@ fn main() {
         match bulkhead_dataplane::diff::element_ops(&prev, &next) {
             Some(ops) => {
                 bulkhead_dataplane::netlink::apply(Some(&ns), &ops).unwrap();
-                println!("{} element ops over netlink in {:?}", ops.len(), t.elapsed());
+                println!(
+                    "{} element ops over netlink in {:?}",
+                    ops.len(),
+                    t.elapsed()
+                );
             }
             None => {
                 let tx = diff(&prev, &next);

@@ -47,6 +47,9 @@ pub struct RenderOptions {
     pub pod_interfaces: Option<String>,
     /// Log every allowed new connection (flow records), not only denials.
     pub log_allowed: bool,
+    /// Drop denied packets silently instead of answering with a TCP reset or an ICMP
+    /// administratively-prohibited (which let clients fail fast, the default).
+    pub silent_drop: bool,
 }
 
 pub const CHAIN_FORWARD: &str = "forward";
@@ -775,15 +778,16 @@ impl Renderer<'_> {
         allowed.push(vec![accept()]);
         self.chain(CHAIN_ALLOWED, None, allowed);
 
-        self.chain(
-            CHAIN_DENY,
-            None,
+        let deny = if self.opts.silent_drop {
+            vec![vec![log(LOG_DENY, LOG_GROUP)], vec![drop()]]
+        } else {
             vec![
                 vec![log(LOG_DENY, LOG_GROUP)],
                 vec![l4proto(6), reject_tcp_reset()],
                 vec![reject_icmpx()],
-            ],
-        );
+            ]
+        };
+        self.chain(CHAIN_DENY, None, deny);
     }
 }
 

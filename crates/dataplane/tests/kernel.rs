@@ -52,6 +52,7 @@ fn apply_read_back_adopt_change_and_remove() {
         node: None,
         pod_interfaces: Some("bhv*".into()),
         log_allowed: true,
+        silent_drop: false,
     };
     let mut ids = KernelIds::new();
     let desired = render(&engine, &opts, &mut ids);
