@@ -147,6 +147,7 @@ pub fn run(mut cfg: Config) -> Result<u8> {
             })?;
     }
 
+    let cutter = Cutter::spawn(rec.shared.clone())?;
     let mut batch: Option<Batch> = None;
     // Paths of a rejected change: retried with the next batch (a fix to the bad file
     // must not lose the good files' changes that came with it).
@@ -159,18 +160,31 @@ pub fn run(mut cfg: Config) -> Result<u8> {
                 .saturating_duration_since(Instant::now()),
             None => Duration::from_secs(2),
         };
-        match rx.recv_timeout(timeout) {
-            Ok(Event::Changed { paths, rescan, at }) => {
+        let mut stop = false;
+        let mut absorb = |ev: Event, batch: &mut Option<Batch>| match ev {
+            Event::Changed { paths, rescan, at } => {
                 batch
                     .get_or_insert_with(|| Batch::new(at))
                     .add(paths, rescan, at);
             }
-            Ok(Event::Shutdown) => {
-                info!("stopping; the kernel stays programmed");
-                break;
+            Event::Shutdown => stop = true,
+        };
+        match rx.recv_timeout(timeout) {
+            Ok(ev) => {
+                absorb(ev, &mut batch);
+                // Take everything already queued into the same batch: under a backlog a
+                // batch started from an old event is due at once, and applying events one
+                // by one would make every change wait behind all the others.
+                while let Ok(ev) = rx.try_recv() {
+                    absorb(ev, &mut batch);
+                }
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if stop {
+            info!("stopping; the kernel stays programmed");
+            break;
         }
         let now = Instant::now();
         if let Some(b) = batch.take_if(|b| b.due(cfg.debounce) <= now) {
@@ -183,8 +197,7 @@ pub fn run(mut cfg: Config) -> Result<u8> {
             if out.rejected {
                 pending = Some(all);
             } else if out.programmed && !cfg.keep_connections {
-                cut_connections(&rec.shared);
-                rec.refresh_status();
+                cutter.request();
             }
             last_status = Instant::now();
         } else if last_status.elapsed() >= Duration::from_secs(2) {
@@ -199,6 +212,32 @@ pub fn run(mut cfg: Config) -> Result<u8> {
     }
     rec.refresh_status();
     Ok(0)
+}
+
+/// Cuts forbidden connections on its own thread, so that dumping and judging the whole
+/// conntrack table never delays the next change. Requests that arrive while a cut runs
+/// are coalesced into one more cut with the rules as they are then.
+struct Cutter {
+    tx: std::sync::mpsc::SyncSender<()>,
+}
+
+impl Cutter {
+    fn spawn(shared: Arc<Shared>) -> Result<Cutter> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
+        std::thread::Builder::new()
+            .name("conntrack-cut".into())
+            .spawn(move || {
+                while rx.recv().is_ok() {
+                    cut_connections(&shared);
+                }
+            })?;
+        Ok(Cutter { tx })
+    }
+
+    fn request(&self) {
+        // A full channel means a cut is already queued: it will see these rules too.
+        let _ = self.tx.try_send(());
+    }
 }
 
 /// Delete the conntrack entries of live connections the current rules forbid.

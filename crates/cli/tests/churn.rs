@@ -33,9 +33,10 @@
 //! Root only (network namespaces, nftables); with BULKHEAD_REQUIRE_PRIVILEGED=1 not
 //! being able to run is a failure.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
-use std::fs::File;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -113,34 +114,8 @@ fn bulkhead(args: &[&str]) -> (bool, String) {
     )
 }
 
-fn privileged() -> bool {
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
-    let nft = Command::new("nft")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if root && nft {
-        return true;
-    }
-    let why = format!("the churn test needs root and nft (root: {root}, nft: {nft})");
-    if std::env::var("BULKHEAD_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
-        panic!("{why} (BULKHEAD_REQUIRE_PRIVILEGED=1: privileged tests must run)");
-    }
-    eprintln!("skipping: {why}");
-    false
-}
-
 /// One lab-building test at a time across test processes: the lab crate's tests take
 /// this lock too, and one of them removes every lab.
-fn lock() -> File {
-    std::fs::create_dir_all("/run/bulkhead").unwrap();
-    let f = File::create("/run/bulkhead/lab-tests.lock").unwrap();
-    f.lock().unwrap();
-    f
-}
 
 /// Brings the lab down when the test ends, however it ends; when it fails, the agents'
 /// logs and state files are kept first (the path is printed).
@@ -663,10 +638,10 @@ fn assert_gone(pids: &[i32]) {
 
 #[test]
 fn churning_200_workloads_opens_nothing_policy_forbids() {
-    if !privileged() {
+    if !common::privileged("the churn test") {
         return;
     }
-    let _lock = lock();
+    let _lock = common::lab_lock();
     let t0 = Instant::now();
     let input = tempfile::tempdir().unwrap();
     std::fs::write(input.path().join("lab.yaml"), LAB_YAML).unwrap();

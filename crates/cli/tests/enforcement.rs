@@ -4,6 +4,8 @@
 //! on the same inventory (the lab's, with its addresses), over IPv4 and IPv6, TCP, UDP,
 //! SCTP and ICMP. Root only; CI runs it as root with BULKHEAD_REQUIRE_PRIVILEGED=1.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -22,26 +24,6 @@ fn bulkhead(args: &[&str]) -> (bool, String, String) {
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn privileged() -> bool {
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0"));
-    let nft = Command::new("nft")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if root && nft {
-        return true;
-    }
-    assert!(
-        std::env::var("BULKHEAD_REQUIRE_PRIVILEGED").is_err(),
-        "enforcement tests need root and nft (root: {root}, nft: {nft}) and BULKHEAD_REQUIRE_PRIVILEGED is set"
-    );
-    eprintln!("skipping: enforcement tests need root and nft");
-    false
 }
 
 /// A running lab, brought down when dropped (also when the test fails).
@@ -115,9 +97,10 @@ const V6: &[&str] = &["TCP/80", "UDP/53", "SCTP/80", "ICMPv6"];
 
 #[test]
 fn kernel_equals_analyzer_on_every_conformance_scenario() {
-    if !privileged() {
+    if !common::privileged("the enforcement test") {
         return;
     }
+    let _lock = common::lab_lock();
     let mut failures = Vec::new();
     let dirs = bulkhead_conformance::scenario_dirs();
     for (i, dir) in dirs.iter().enumerate() {
@@ -137,9 +120,10 @@ fn kernel_equals_analyzer_on_every_conformance_scenario() {
 
 #[test]
 fn kernel_equals_analyzer_on_the_example() {
-    if !privileged() {
+    if !common::privileged("the enforcement test") {
         return;
     }
+    let _lock = common::lab_lock();
     let probes = [
         "TCP/8080", "TCP/5432", "TCP/389", "TCP/6379", "TCP/8443", "UDP/53", "ICMP",
     ];
