@@ -114,9 +114,6 @@ fn bulkhead(args: &[&str]) -> (bool, String) {
     )
 }
 
-/// One lab-building test at a time across test processes: the lab crate's tests take
-/// this lock too, and one of them removes every lab.
-
 /// Brings the lab down when the test ends, however it ends; when it fails, the agents'
 /// logs and state files are kept first (the path is printed).
 struct Guard;
