@@ -38,6 +38,9 @@ pub enum Command {
     Agent(crate::agent::AgentArgs),
     /// Show the agent's flow records (filters, table or JSON lines, --follow).
     Flows(crate::flows::FlowsArgs),
+    /// Offline deep packet inspection: protocol detection on captures, sensors on payloads.
+    #[command(subcommand)]
+    Dpi(crate::dpi::DpiCmd),
 }
 
 #[derive(Subcommand, Debug)]

@@ -4,6 +4,7 @@
 
 mod agent;
 mod args;
+mod dpi;
 mod flows;
 mod lab;
 mod render;
@@ -152,6 +153,7 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Agent(a) => agent::run(a),
         Command::Flows(a) => flows::run(a),
         Command::Lab(c) => lab::run(c),
+        Command::Dpi(c) => dpi::run(c),
         Command::Test(a) => {
             let mut paths = a.input.files.clone();
             paths.extend(a.tests.iter().cloned());
