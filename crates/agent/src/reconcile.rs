@@ -122,7 +122,7 @@ impl Reconciler {
             nft.apply(tx)
                 .map_err(|e| StartError::Kernel(e.to_string()))?;
         }
-        node.commit(&engine, update);
+        node.commit(update);
         let apply = ta.elapsed();
         info!(
             commands,
@@ -403,7 +403,7 @@ impl Reconciler {
                     Update::Elements { .. } => self.since_full + 1,
                     Update::Full { .. } => 0,
                 };
-                self.node.commit(&engine, update);
+                self.node.commit(update);
                 (commands, t.elapsed(), None)
             }
             Err(first) => {
@@ -420,7 +420,7 @@ impl Reconciler {
                 let n = tx.len();
                 match self.nft.apply(tx) {
                     Ok(()) => {
-                        self.node.commit(&engine, retry);
+                        self.node.commit(retry);
                         self.since_full = 0;
                         (n, t.elapsed(), None)
                     }

@@ -65,9 +65,12 @@ fn dataplane(quick: bool, only: Option<&str>) -> Result<()> {
     }
     if want("throughput") {
         println!("## Throughput and new connections\n");
+        // Throughput on a 2-core machine is noisy: BULKHEAD_BENCH_ROUNDS and
+        // BULKHEAD_BENCH_SECONDS lengthen the run.
+        let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<f64>().ok());
         let t = throughput::Options {
-            seconds: if quick { 2.0 } else { 5.0 },
-            rounds: if quick { 1 } else { 3 },
+            seconds: env("BULKHEAD_BENCH_SECONDS").unwrap_or(if quick { 2.0 } else { 5.0 }),
+            rounds: env("BULKHEAD_BENCH_ROUNDS").map_or(if quick { 1 } else { 3 }, |r| r as usize),
             workloads: 10_000,
             policies: 3_000,
         };

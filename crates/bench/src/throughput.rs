@@ -212,30 +212,54 @@ pub fn run(bulkhead: &Path, me: &Path, o: &Options) -> Result<String> {
     // The middle configuration: a stateful table that accepts everything, so that the
     // cost of connection tracking itself (which any stateful firewall pays, and which the
     // kernel only enables in a namespace once a rule needs it) shows apart from ours.
-    let conntrack_only = "table inet bhct { chain forward { type filter hook forward priority filter; policy accept; ct state established,related accept; } }";
+    let conntrack_only = "table inet bhct { chain forward { type filter hook forward priority filter; policy accept; ct state established,related accept; }; }";
+    let ct_file = std::env::temp_dir().join("bulkhead-bench-conntrack-only.nft");
+    std::fs::write(&ct_file, format!("{conntrack_only}\n"))?;
+    let ct_path = ct_file.display().to_string();
     let ct = |on: bool| -> Result<()> {
         let _ = run_in(&lab.node_netns, "nft", &["delete", "table", "inet", "bhct"]);
         if on {
-            run_in(&lab.node_netns, "nft", &[conntrack_only])?;
+            run_in(&lab.node_netns, "nft", &["-f", &ct_path])?;
         }
         Ok(())
     };
     let (mut base_bw, mut base_crr, mut ct_bw, mut ct_crr, mut pol_bw, mut pol_crr) =
         (vec![], vec![], vec![], vec![], vec![], vec![]);
-    for _ in 0..o.rounds {
-        nft.delete_table()?;
-        ct(false)?;
-        base_bw.push(iperf(&lab, o.seconds)?);
-        base_crr.push(crr(&lab, me, CRR_PORT, o.seconds)?);
-        ct(true)?;
-        ct_bw.push(iperf(&lab, o.seconds)?);
-        ct_crr.push(crr(&lab, me, CRR_PORT, o.seconds)?);
-        ct(false)?;
-        nft.apply(&diff(&nft.read()?, &desired))?;
-        pol_bw.push(iperf(&lab, o.seconds)?);
-        pol_crr.push(crr(&lab, me, CRR_PORT, o.seconds)?);
+    // Every measurement starts from an empty connection table (a CRR run leaves tens of
+    // thousands of closing entries that would slow whatever runs next), and the order of
+    // the three configurations rotates from round to round so drift cancels out.
+    let flush = || run_in(&lab.node_netns, "conntrack", &["-F"]).map(drop);
+    let measure = |bw: &mut Vec<f64>, crr_rates: &mut Vec<f64>| -> Result<()> {
+        let _ = flush();
+        bw.push(iperf(&lab, o.seconds)?);
+        let _ = flush();
+        crr_rates.push(crr(&lab, me, CRR_PORT, o.seconds)?);
+        Ok(())
+    };
+    for round in 0..o.rounds {
+        for k in 0..3 {
+            match (round + k) % 3 {
+                0 => {
+                    nft.delete_table()?;
+                    ct(false)?;
+                    measure(&mut base_bw, &mut base_crr)?;
+                }
+                1 => {
+                    nft.delete_table()?;
+                    ct(true)?;
+                    measure(&mut ct_bw, &mut ct_crr)?;
+                }
+                _ => {
+                    ct(false)?;
+                    nft.apply(&diff(&nft.read()?, &desired))?;
+                    measure(&mut pol_bw, &mut pol_crr)?;
+                }
+            }
+        }
     }
     // Protect really is on: the port no rule allows is refused.
+    ct(false)?;
+    nft.apply(&diff(&nft.read()?, &desired))?;
     let refused = crr(&lab, me, CLOSED_PORT, 0.5)?;
     nft.delete_table()?;
     let open = crr(&lab, me, CLOSED_PORT, 0.5)?;

@@ -12,11 +12,14 @@ use bulkhead_policy::Engine;
 use bulkhead_policy::identity::{IdentityId, IdentityKey};
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::names::ID_BASE;
+use crate::names::{ID_BASE, ID_MASK, SIG_MAX, SIG_SHIFT};
 use crate::ruleset::{Elem, Ruleset};
 
 #[derive(Clone, Debug, Default)]
 pub struct KernelIds {
+    /// Egress and ingress signature numbers of this node.
+    pub egress_sigs: SigIds,
+    pub ingress_sigs: SigIds,
     by_key: FxHashMap<IdentityKey, u32>,
     used: FxHashSet<u32>,
     /// Numbers below `next` that are free again.
@@ -28,6 +31,8 @@ impl KernelIds {
     pub fn new() -> Self {
         KernelIds {
             next: ID_BASE,
+            egress_sigs: SigIds::new(),
+            ingress_sigs: SigIds::new(),
             ..KernelIds::default()
         }
     }
@@ -36,14 +41,18 @@ impl KernelIds {
     /// number, the identity the engine gives that address now keeps that number (unless
     /// two identities claim one number: then only the first does).
     pub fn seed(&mut self, observed: &Ruleset, engine: &Engine) {
+        self.egress_sigs.seed(observed, "e_dispatch");
+        self.ingress_sigs.seed(observed, "i_dispatch");
         for map in ["id4", "id6"] {
             let Some(elems) = observed.sets.get(map).and_then(|s| s.elems.as_ref()) else {
                 continue;
             };
             for e in elems {
-                let Elem::AddrMark(addr, number) = e else {
+                let Elem::AddrMark(addr, mark) = e else {
                     continue;
                 };
+                // The low bits are the identity; the rest is this node's signature.
+                let number = &(mark & ID_MASK);
                 if *number < ID_BASE || self.used.contains(number) {
                     continue;
                 }
@@ -138,5 +147,80 @@ impl KernelIds {
 
     pub fn is_empty(&self) -> bool {
         self.by_key.is_empty()
+    }
+}
+
+/// Per-node signature numbers, one table per direction, kept per signature chain (chains
+/// are named after their content) and learnt back from the dispatch maps at start, so
+/// that a restarted agent keeps every number and changes nothing.
+#[derive(Clone, Debug, Default)]
+pub struct SigIds {
+    by_chain: FxHashMap<String, u32>,
+    free: BTreeSet<u32>,
+    next: u32,
+}
+
+impl SigIds {
+    pub fn new() -> Self {
+        SigIds {
+            next: 1,
+            ..SigIds::default()
+        }
+    }
+
+    /// Learn numbers from a dispatch map as the kernel holds it.
+    pub fn seed(&mut self, observed: &Ruleset, map: &str) {
+        let Some(elems) = observed.sets.get(map).and_then(|s| s.elems.as_ref()) else {
+            return;
+        };
+        for e in elems {
+            let Elem::MarkGoto(key, chain) = e else {
+                continue;
+            };
+            let n = key >> SIG_SHIFT;
+            if (1..SIG_MAX).contains(&n) && !self.by_chain.values().any(|x| *x == n) {
+                self.by_chain.insert(chain.clone(), n);
+                self.next = self.next.max(n + 1);
+            }
+        }
+        let used: FxHashSet<u32> = self.by_chain.values().copied().collect();
+        self.free = (1..self.next).filter(|n| !used.contains(n)).collect();
+    }
+
+    /// The number of a signature chain, allocating one; None when the node's signature
+    /// numbers are exhausted (the caller fails closed).
+    pub fn number(&mut self, chain: &str) -> Option<u32> {
+        if let Some(n) = self.by_chain.get(chain) {
+            return Some(*n);
+        }
+        let n = match self.free.pop_first() {
+            Some(n) => n,
+            None if self.next < SIG_MAX => {
+                self.next += 1;
+                self.next - 1
+            }
+            None => return None,
+        };
+        self.by_chain.insert(chain.to_string(), n);
+        Some(n)
+    }
+
+    pub fn lookup(&self, chain: &str) -> Option<u32> {
+        self.by_chain.get(chain).copied()
+    }
+
+    /// Keep only these chains' numbers.
+    pub fn retain(&mut self, chains: &std::collections::BTreeSet<String>) {
+        let gone: Vec<String> = self
+            .by_chain
+            .keys()
+            .filter(|c| !chains.contains(*c))
+            .cloned()
+            .collect();
+        for c in gone {
+            if let Some(n) = self.by_chain.remove(&c) {
+                self.free.insert(n);
+            }
+        }
     }
 }

@@ -153,8 +153,8 @@ fn kind_of(name: &str) -> Option<SetKind> {
     match name {
         "id4" => Some(SetKind::AddrMarks4),
         "id6" => Some(SetKind::AddrMarks6),
-        "local4" => Some(SetKind::Addrs4),
-        "local6" => Some(SetKind::Addrs6),
+        "dst4" => Some(SetKind::AddrMarks4),
+        "dst6" => Some(SetKind::AddrMarks6),
         "e_dispatch" | "i_dispatch" => Some(SetKind::MarkVerdicts),
         _ => PREFIXES
             .iter()

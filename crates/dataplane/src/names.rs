@@ -3,9 +3,17 @@
 /// The one table bulkhead owns (family inet: IPv4 and IPv6 in one place).
 pub const TABLE: &str = "bulkhead";
 
-/// Identity numbers live in the low 30 bits of `meta mark` (source) and `ct mark`
-/// (destination); the two high bits of `meta mark` flag a Pass rule per direction.
-pub const ID_MASK: u32 = 0x3fff_ffff;
+/// The 32-bit marks of a new connection: `meta mark` describes the source, `ct mark` the
+/// destination. Bits 0-17: the identity number (cluster-wide); bits 18-29: the number of
+/// the endpoint's policy signature on this node (0: not a workload of this node); bit 31
+/// (egress) and bit 30 (ingress) of `meta mark`: a Pass rule matched.
+pub const ID_MASK: u32 = 0x0003_ffff;
+pub const SIG_SHIFT: u32 = 18;
+pub const SIG_MASK: u32 = 0x3ffc_0000;
+/// Signature numbers run from 1 to this; the last one is reserved for workloads beyond
+/// the node's capacity of signatures, and dispatches to `deny` (fail closed).
+pub const SIG_MAX: u32 = 0xfff;
+pub const SIG_OVERFLOW: u32 = SIG_MAX;
 pub const PASS_EGRESS: u32 = 0x8000_0000;
 pub const PASS_INGRESS: u32 = 0x4000_0000;
 

@@ -16,11 +16,10 @@ use bulkhead_model::Workload;
 use bulkhead_policy::Engine;
 use bulkhead_policy::engine::AddrOwner;
 use bulkhead_policy::identity::IdentityKey;
-use rustc_hash::FxHashMap;
 
 use crate::diff::{Transaction, diff};
 use crate::ids::KernelIds;
-use crate::names::ID_HOST;
+use crate::names::{ID_HOST, SIG_SHIFT};
 use crate::netlink::ElemOp;
 use crate::render::{RenderIndex, RenderOptions, SignatureKey, render_indexed};
 use crate::ruleset::{Elem, Ruleset, SetKind};
@@ -37,7 +36,6 @@ pub enum Update {
     /// Element changes only: one netlink batch.
     Elements {
         ops: Vec<ElemOp>,
-        local: FxHashMap<u32, usize>,
         released: Vec<IdentityKey>,
     },
     /// Everything else: one nft transaction.
@@ -63,9 +61,7 @@ pub struct NodeState {
     /// What the kernel holds after the last committed update.
     pub applied: Ruleset,
     index: RenderIndex,
-    /// Workloads on this node per kernel identity number (dispatch entries exist while > 0).
-    local: FxHashMap<u32, usize>,
-    /// A full update was committed: `index` and `local` describe `applied`.
+    /// A full update was committed: `index` describes `applied`.
     indexed: bool,
 }
 
@@ -79,7 +75,6 @@ impl NodeState {
             ids,
             applied: observed,
             index: RenderIndex::default(),
-            local: FxHashMap::default(),
             indexed: false,
         }
     }
@@ -111,29 +106,14 @@ impl NodeState {
     }
 
     /// The kernel accepted `update`: it is now what the kernel holds.
-    pub fn commit(&mut self, engine: &Engine, update: Update) {
+    pub fn commit(&mut self, update: Update) {
         match update {
             Update::Full { desired, index, .. } => {
                 self.applied = *desired;
                 self.index = index;
                 self.indexed = true;
-                self.local = FxHashMap::default();
-                for (wid, w) in engine.workloads() {
-                    if self.is_local(w)
-                        && let Some(n) = engine
-                            .identity_of(wid)
-                            .and_then(|i| engine.identities().key(i))
-                            .and_then(|k| self.ids.lookup(k))
-                    {
-                        *self.local.entry(n).or_default() += 1;
-                    }
-                }
             }
-            Update::Elements {
-                ops,
-                local,
-                released,
-            } => {
+            Update::Elements { ops, released } => {
                 for op in ops {
                     if let Some(elems) = self
                         .applied
@@ -148,7 +128,6 @@ impl NodeState {
                         }
                     }
                 }
-                self.local = local;
                 for k in released {
                     self.ids.release(&k);
                 }
@@ -160,12 +139,22 @@ impl NodeState {
         self.applied.sets.get(set).and_then(|s| s.elems.as_ref())
     }
 
+    /// The signature numbers a local identity's addresses carry, if its signature chains
+    /// exist (else a full update must create them).
+    fn sigs_of(&self, engine: &Engine, id: u32) -> Option<(u32, u32)> {
+        let ep = engine.endpoint_policy(id)?;
+        let (e, i) = self.index.signatures.get(&SignatureKey::of(ep))?;
+        Some((
+            self.ids.egress_sigs.lookup(e)?,
+            self.ids.ingress_sigs.lookup(i)?,
+        ))
+    }
+
     fn element_update(&mut self, engine: &Engine, changes: &[WorkloadChange]) -> Option<Update> {
         // Only from a state this node rendered itself (the index says where sets come from).
         if !self.indexed {
             return None;
         }
-        let mut local = self.local.clone();
         let mut touched: Vec<IdentityKey> = Vec::new();
         let mut ips: BTreeSet<IpAddr> = BTreeSet::new();
         for c in changes {
@@ -174,11 +163,7 @@ impl NodeState {
                     namespace: b.key.namespace.clone(),
                     labels: b.labels.clone(),
                 };
-                let n = self.ids.lookup(&key)?;
-                if self.is_local(b) {
-                    let e = local.entry(n).or_default();
-                    *e = e.checked_sub(1)?;
-                }
+                self.ids.lookup(&key)?;
                 ips.extend(&b.ips);
                 touched.push(key);
             }
@@ -187,10 +172,7 @@ impl NodeState {
                     .workload_id(&a.key)
                     .and_then(|w| engine.identity_of(w))?;
                 let key = engine.identities().key(id)?.clone();
-                let n = self.ids.number(engine, id);
-                if self.is_local(a) {
-                    *local.entry(n).or_default() += 1;
-                }
+                self.ids.number(engine, id);
                 ips.extend(&a.ips);
                 touched.push(key);
             }
@@ -218,7 +200,7 @@ impl NodeState {
             }
         };
 
-        // Addresses: identity, locality, named ports, all from what the engine now says.
+        // Addresses: source and destination marks, named ports, from what the engine says.
         for ip in &ips {
             let v6 = ip.is_ipv6();
             let owner = engine.owner_of(ip);
@@ -226,55 +208,35 @@ impl NodeState {
                 Some(AddrOwner::Workload(w)) => engine.workload(w).map(|x| (w, x)),
                 _ => None,
             };
-            let number = match (owner, workload) {
-                (Some(AddrOwner::Host), _) => Some(ID_HOST),
-                (_, Some((w, _))) => {
+            let marks = match (owner, workload) {
+                (Some(AddrOwner::Host), _) => Some((ID_HOST, ID_HOST)),
+                (_, Some((w, wl))) => {
                     let id = engine.identity_of(w)?;
-                    Some(self.ids.number(engine, id))
+                    let n = self.ids.number(engine, id);
+                    let (e, i) = if self.is_local(wl) {
+                        self.sigs_of(engine, id)?
+                    } else {
+                        (0, 0)
+                    };
+                    Some((n | (e << SIG_SHIFT), n | (i << SIG_SHIFT)))
                 }
                 _ => None,
             };
-            let (idmap, localset) = if v6 {
-                ("id6", "local6")
+            let kind = if v6 {
+                SetKind::AddrMarks6
             } else {
-                ("id4", "local4")
+                SetKind::AddrMarks4
             };
-            let have: Vec<Elem> = self
-                .elems(idmap)?
-                .range(Elem::AddrMark(*ip, 0)..=Elem::AddrMark(*ip, u32::MAX))
-                .cloned()
-                .collect();
-            let want: Vec<Elem> = number.map(|n| Elem::AddrMark(*ip, n)).into_iter().collect();
-            sync(
-                idmap,
-                if v6 {
-                    SetKind::AddrMarks6
-                } else {
-                    SetKind::AddrMarks4
-                },
-                have,
-                want,
-            );
-
-            let is_local = workload.is_some_and(|(_, w)| {
-                self.opts
-                    .node
-                    .as_deref()
-                    .is_none_or(|n| w.node.as_deref() == Some(n))
-            });
-            let have: Vec<Elem> = self
-                .elems(localset)?
-                .get(&Elem::Addr(*ip))
-                .cloned()
-                .into_iter()
-                .collect();
-            let want: Vec<Elem> = is_local.then_some(Elem::Addr(*ip)).into_iter().collect();
-            sync(
-                localset,
-                if v6 { SetKind::Addrs6 } else { SetKind::Addrs4 },
-                have,
-                want,
-            );
+            let (src_map, dst_map) = if v6 { ("id6", "dst6") } else { ("id4", "dst4") };
+            for (map, value) in [(src_map, marks.map(|m| m.0)), (dst_map, marks.map(|m| m.1))] {
+                let have: Vec<Elem> = self
+                    .elems(map)?
+                    .range(Elem::AddrMark(*ip, 0)..=Elem::AddrMark(*ip, u32::MAX))
+                    .cloned()
+                    .collect();
+                let want: Vec<Elem> = value.map(|v| Elem::AddrMark(*ip, v)).into_iter().collect();
+                sync(map, kind, have, want);
+            }
 
             for (set, name, proto, set_v6) in &self.index.named_port_sets {
                 if *set_v6 != v6 {
@@ -299,7 +261,7 @@ impl NodeState {
             }
         }
 
-        // Identities that appeared or disappeared: selector memberships and dispatch.
+        // Identities that appeared or disappeared: selector memberships.
         let mut released = Vec::new();
         for key in &touched {
             let Some(n) = self.ids.lookup(key) else {
@@ -317,37 +279,13 @@ impl NodeState {
                 let want: Vec<Elem> = member.then_some(Elem::Mark(n)).into_iter().collect();
                 sync(set, SetKind::Marks, have, want);
             }
-            let count = local.get(&n).copied().unwrap_or(0);
-            let want_chains = match (id, count) {
-                (Some(i), c) if c > 0 => {
-                    let ep = engine.endpoint_policy(i)?;
-                    // A signature no local identity had: its chains do not exist yet.
-                    Some(self.index.signatures.get(&SignatureKey::of(ep))?.clone())
-                }
-                _ => None,
-            };
-            for (map, chain) in [
-                ("e_dispatch", want_chains.as_ref().map(|c| c.0.clone())),
-                ("i_dispatch", want_chains.as_ref().map(|c| c.1.clone())),
-            ] {
-                let have: Vec<Elem> = self
-                    .elems(map)?
-                    .range(Elem::MarkGoto(n, String::new())..)
-                    .take_while(|e| matches!(e, Elem::MarkGoto(m, _) if *m == n))
-                    .cloned()
-                    .collect();
-                let want: Vec<Elem> = chain.map(|c| Elem::MarkGoto(n, c)).into_iter().collect();
-                sync(map, SetKind::MarkVerdicts, have, want);
-            }
             if id.is_none() {
-                local.remove(&n);
                 released.push(key.clone());
             }
         }
         dels.extend(adds);
         Some(Update::Elements {
             ops: dels,
-            local,
             released,
         })
     }

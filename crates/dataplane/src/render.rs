@@ -141,9 +141,10 @@ pub fn render_indexed(
         policy_chains: FxHashMap::default(),
         np_chains: FxHashMap::default(),
         index: RenderIndex::default(),
+        local_sigs: FxHashMap::default(),
     };
-    r.identity_maps();
     r.dispatch();
+    r.identity_maps();
     r.base_chains();
     r.ids.retain_live(engine);
     (r.out, r.index)
@@ -163,6 +164,8 @@ struct Renderer<'a> {
     /// (policy index, direction) -> (chain, has Pass rules), None if it renders nothing.
     policy_chains: FxHashMap<(u32, Direction), Option<(String, bool)>>,
     index: RenderIndex,
+    /// Egress and ingress signature numbers of each local identity.
+    local_sigs: FxHashMap<u32, (u32, u32)>,
     np_chains: FxHashMap<(u32, Direction), Option<String>>,
 }
 
@@ -228,40 +231,36 @@ impl Renderer<'_> {
     /// Address -> identity for every workload (peers may be anywhere) and node; the
     /// local workloads' addresses.
     fn identity_maps(&mut self) {
-        self.set("id4", SetKind::AddrMarks4);
-        self.set("id6", SetKind::AddrMarks6);
-        self.set("local4", SetKind::Addrs4);
-        self.set("local6", SetKind::Addrs6);
+        for (name, kind) in [
+            ("id4", SetKind::AddrMarks4),
+            ("id6", SetKind::AddrMarks6),
+            ("dst4", SetKind::AddrMarks4),
+            ("dst6", SetKind::AddrMarks6),
+        ] {
+            self.set(name, kind);
+        }
         // A copy of the references (cheap) so that sets can be filled while iterating.
         let workloads = self.workloads.clone();
         for &(wid, w) in &workloads {
             let Some(identity) = self.engine.identity_of(wid) else {
                 continue;
             };
-            let local = self.is_local(w.node.as_deref());
             let number = self.numbers[identity as usize];
+            // Workloads of this node carry their signature numbers; others only identity.
+            let (e, i) = match self.is_local(w.node.as_deref()) {
+                true => self
+                    .local_sigs
+                    .get(&identity)
+                    .copied()
+                    .unwrap_or((SIG_OVERFLOW, SIG_OVERFLOW)),
+                false => (0, 0),
+            };
             for ip in &w.ips {
                 // An address two workloads claim belongs to the one the engine says.
                 if self.engine.owner_of(ip) != Some(AddrOwner::Workload(wid)) {
                     continue;
                 }
-                let v6 = ip.is_ipv6();
-                self.set(
-                    if v6 { "id6" } else { "id4" },
-                    if v6 {
-                        SetKind::AddrMarks6
-                    } else {
-                        SetKind::AddrMarks4
-                    },
-                )
-                .insert(Elem::AddrMark(*ip, number));
-                if local {
-                    self.set(
-                        if v6 { "local6" } else { "local4" },
-                        if v6 { SetKind::Addrs6 } else { SetKind::Addrs4 },
-                    )
-                    .insert(Elem::Addr(*ip));
-                }
+                self.map_address(*ip, number | (e << SIG_SHIFT), number | (i << SIG_SHIFT));
             }
         }
         let host_addrs: Vec<IpAddr> = self
@@ -271,21 +270,24 @@ impl Renderer<'_> {
             .collect();
         for ip in host_addrs {
             if self.engine.owner_of(&ip) == Some(AddrOwner::Host) {
-                let v6 = ip.is_ipv6();
-                self.set(
-                    if v6 { "id6" } else { "id4" },
-                    if v6 {
-                        SetKind::AddrMarks6
-                    } else {
-                        SetKind::AddrMarks4
-                    },
-                )
-                .insert(Elem::AddrMark(ip, ID_HOST));
+                self.map_address(ip, ID_HOST, ID_HOST);
             }
         }
     }
 
-    /// Identity -> signature chain, for identities with workloads on this node.
+    /// `id4`/`id6`: the source marks of an address; `dst4`/`dst6`: its destination marks.
+    fn map_address(&mut self, ip: IpAddr, src: u32, dst: u32) {
+        let (kind, s, d) = if ip.is_ipv6() {
+            (SetKind::AddrMarks6, "id6", "dst6")
+        } else {
+            (SetKind::AddrMarks4, "id4", "dst4")
+        };
+        self.set(s, kind).insert(Elem::AddrMark(ip, src));
+        self.set(d, kind).insert(Elem::AddrMark(ip, dst));
+    }
+
+    /// Signature number -> signature chain, for the signatures of this node's identities;
+    /// identities beyond the node's capacity of signatures dispatch to `deny`.
     fn dispatch(&mut self) {
         self.set("e_dispatch", SetKind::MarkVerdicts);
         self.set("i_dispatch", SetKind::MarkVerdicts);
@@ -297,6 +299,7 @@ impl Renderer<'_> {
                 local.insert(id);
             }
         }
+        let (mut e_used, mut i_used) = (BTreeSet::new(), BTreeSet::new());
         for id in local {
             let e = self.signature_chain(id, Direction::Egress);
             let i = self.signature_chain(id, Direction::Ingress);
@@ -305,12 +308,28 @@ impl Renderer<'_> {
                     .signatures
                     .insert(SignatureKey::of(ep), (e.clone(), i.clone()));
             }
-            let number = self.numbers[id as usize];
+            let es = self.ids.egress_sigs.number(&e).unwrap_or(SIG_OVERFLOW);
+            let is = self.ids.ingress_sigs.number(&i).unwrap_or(SIG_OVERFLOW);
+            self.local_sigs.insert(id, (es, is));
+            let e = if es == SIG_OVERFLOW {
+                CHAIN_DENY.to_string()
+            } else {
+                e
+            };
+            let i = if is == SIG_OVERFLOW {
+                CHAIN_DENY.to_string()
+            } else {
+                i
+            };
             self.set("e_dispatch", SetKind::MarkVerdicts)
-                .insert(Elem::MarkGoto(number, e));
+                .insert(Elem::MarkGoto(es << SIG_SHIFT, e.clone()));
             self.set("i_dispatch", SetKind::MarkVerdicts)
-                .insert(Elem::MarkGoto(number, i));
+                .insert(Elem::MarkGoto(is << SIG_SHIFT, i.clone()));
+            e_used.insert(e);
+            i_used.insert(i);
         }
+        self.ids.egress_sigs.retain(&e_used);
+        self.ids.ingress_sigs.retain(&i_used);
     }
 
     fn allow_target(dir: Direction) -> &'static str {
@@ -683,14 +702,24 @@ impl Renderer<'_> {
     }
 
     fn base_chains(&mut self) {
+        let sig = |ct_mark: bool| {
+            and(
+                if ct_mark {
+                    ct("mark")
+                } else {
+                    meta(nftables::expr::MetaKey::Mark)
+                },
+                SIG_MASK,
+            )
+        };
         let mut forward: Vec<Stmts> = vec![
             vec![ct_state(&["established", "related"]), accept()],
             icmpv6_link_plumbing(),
             vec![ct_state(&["invalid"]), drop()],
             vec![set_mark_from_map(false, false, "saddr", "id4")],
             vec![set_mark_from_map(false, true, "saddr", "id6")],
-            vec![set_mark_from_map(true, false, "daddr", "id4")],
-            vec![set_mark_from_map(true, true, "daddr", "id6")],
+            vec![set_mark_from_map(true, false, "daddr", "dst4")],
+            vec![set_mark_from_map(true, true, "daddr", "dst6")],
         ];
         if let Some(glob) = &self.opts.pod_interfaces {
             // Fail closed: a workload the agent does not know yet sends nothing.
@@ -700,12 +729,9 @@ impl Renderer<'_> {
                 goto(CHAIN_DENY),
             ]);
         }
+        // From a workload of this node (it has a signature): its egress first.
         forward.push(vec![
-            eq(addr_field(false, "saddr"), set_ref("local4")),
-            goto(CHAIN_EGRESS),
-        ]);
-        forward.push(vec![
-            eq(addr_field(true, "saddr"), set_ref("local6")),
+            ne(sig(false), Expression::Number(0)),
             goto(CHAIN_EGRESS),
         ]);
         forward.push(vec![goto(CHAIN_INGRESS)]);
@@ -714,56 +740,35 @@ impl Renderer<'_> {
         // This node's own traffic: to a local workload it is host -> workload (ingress
         // of the workload); from a local workload to the node it is that workload's
         // egress to the host. Both go through the same chains as forwarded traffic.
-        let mut output: Vec<Stmts> = vec![
+        let output: Vec<Stmts> = vec![
             vec![ct_state(&["established", "related"]), accept()],
             icmpv6_link_plumbing(),
+            vec![set_mark(false, ID_HOST)],
+            vec![set_mark_from_map(true, false, "daddr", "dst4")],
+            vec![set_mark_from_map(true, true, "daddr", "dst6")],
+            vec![ne(sig(true), Expression::Number(0)), goto(CHAIN_INGRESS)],
         ];
-        for v6 in [false, true] {
-            output.push(vec![
-                eq(
-                    addr_field(v6, "daddr"),
-                    set_ref(if v6 { "local6" } else { "local4" }),
-                ),
-                set_mark(false, ID_HOST),
-                set_mark_from_map(true, v6, "daddr", if v6 { "id6" } else { "id4" }),
-                goto(CHAIN_INGRESS),
-            ]);
-        }
         self.chain(CHAIN_OUTPUT, Some(Hook::Output), output);
-        let mut input: Vec<Stmts> = vec![
+        let input: Vec<Stmts> = vec![
             vec![ct_state(&["established", "related"]), accept()],
             icmpv6_link_plumbing(),
             vec![ct_state(&["invalid"]), drop()],
+            vec![set_mark_from_map(false, false, "saddr", "id4")],
+            vec![set_mark_from_map(false, true, "saddr", "id6")],
+            vec![set_mark(true, ID_HOST)],
+            vec![ne(sig(false), Expression::Number(0)), goto(CHAIN_EGRESS)],
         ];
-        for v6 in [false, true] {
-            input.push(vec![
-                eq(
-                    addr_field(v6, "saddr"),
-                    set_ref(if v6 { "local6" } else { "local4" }),
-                ),
-                set_mark_from_map(false, v6, "saddr", if v6 { "id6" } else { "id4" }),
-                set_mark(true, ID_HOST),
-                goto(CHAIN_EGRESS),
-            ]);
-        }
         self.chain(CHAIN_INPUT, Some(Hook::Input), input);
 
+        // Signature number -> that signature's chain. Signature numbers exist only for
+        // this node's workloads, so the maps are small and only change when a new
+        // combination of policies appears; a workload's change is a change of marks.
         self.chain(
             CHAIN_EGRESS,
             None,
-            vec![vec![vmap(src_id(), "e_dispatch")], vec![goto(CHAIN_DENY)]],
+            vec![vec![vmap(sig(false), "e_dispatch")], vec![goto(CHAIN_DENY)]],
         );
-
-        let mut ingress: Vec<Stmts> = vec![
-            vec![
-                eq(addr_field(false, "daddr"), set_ref("local4")),
-                vmap(dst_id(), "i_dispatch"),
-            ],
-            vec![
-                eq(addr_field(true, "daddr"), set_ref("local6")),
-                vmap(dst_id(), "i_dispatch"),
-            ],
-        ];
+        let mut ingress: Vec<Stmts> = vec![vec![vmap(sig(true), "i_dispatch")]];
         if let Some(glob) = &self.opts.pod_interfaces {
             // To a local workload interface but not dispatched: a workload we do not know.
             ingress.push(vec![oifname(glob), goto(CHAIN_DENY)]);
