@@ -29,6 +29,21 @@ pub struct Config {
     pub uninstall: bool,
     pub debounce: Debounce,
     pub flows: Rotation,
+    /// Run the L7 proxy and divert connections that L7 rules decide to it.
+    pub l7_proxy: Option<L7Proxy>,
+}
+
+/// The node's transparent L7 proxy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct L7Proxy {
+    /// Where diverted connections arrive (TPROXY target port, IPv4 and IPv6).
+    pub port: u16,
+}
+
+impl Default for L7Proxy {
+    fn default() -> Self {
+        L7Proxy { port: 15001 }
+    }
 }
 
 impl Config {
@@ -47,6 +62,7 @@ impl Config {
             uninstall: false,
             debounce: Debounce::default(),
             flows: Rotation::default(),
+            l7_proxy: None,
         }
     }
 }

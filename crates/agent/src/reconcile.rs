@@ -108,6 +108,7 @@ impl Reconciler {
             pod_interfaces: cfg.pod_interfaces.clone(),
             log_allowed: cfg.log_allowed,
             silent_drop: cfg.silent_drop,
+            l7_proxy: cfg.l7_proxy.map(|p| p.port),
         };
         let observed = nft.read().map_err(|e| StartError::Kernel(e.to_string()))?;
         let adopted = observed.exists;

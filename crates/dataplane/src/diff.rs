@@ -40,11 +40,12 @@ fn chain_obj(name: &str, c: Option<&ChainState>) -> Chain<'static> {
         handle: None,
         _type: hook.map(|_| NfChainType::Filter),
         hook: hook.map(|h| match h {
+            Hook::Prerouting => NfHook::Prerouting,
             Hook::Forward => NfHook::Forward,
             Hook::Input => NfHook::Input,
             Hook::Output => NfHook::Output,
         }),
-        prio: hook.map(|_| 0),
+        prio: hook.map(Hook::priority),
         dev: None,
         policy: hook.map(|_| NfChainPolicy::Accept),
     }

@@ -175,8 +175,10 @@ pub fn parse_table(v: &Value) -> Ruleset {
         }
         if let Some(c) = item.get("chain") {
             let name = c.get("name").and_then(Value::as_str).unwrap_or_default();
-            let hook =
-                (c.get("hook").and_then(Value::as_str) == Some("forward")).then_some(Hook::Forward);
+            let hook = c
+                .get("hook")
+                .and_then(Value::as_str)
+                .and_then(Hook::from_name);
             rs.chains.insert(
                 name.to_string(),
                 ChainState {

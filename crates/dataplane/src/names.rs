@@ -46,3 +46,14 @@ pub fn stable_hash(bytes: &[u8]) -> u64 {
 pub fn content_name(prefix: &str, content: &[u8]) -> String {
     format!("{prefix}{:012x}", stable_hash(content) & 0xffff_ffff_ffff)
 }
+
+/// `meta mark` of packets diverted to the L7 proxy (set in prerouting). The agent adds a
+/// policy route `fwmark DIVERT_MARK lookup DIVERT_TABLE` with a local default route, so
+/// they are delivered to the proxy's transparent socket. Chosen far from the values the
+/// filter chains write (identity | signature), and only ever compared whole.
+pub const DIVERT_MARK: u32 = 0x00b1_0000;
+/// The routing table of that policy route.
+pub const DIVERT_TABLE: u32 = 100;
+/// `SO_MARK` of the proxy's own connections to servers: the output chain accepts them
+/// (the proxy has already decided) and prerouting never diverts them again.
+pub const PROXY_MARK: u32 = 0x00b2_0000;

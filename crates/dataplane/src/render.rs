@@ -35,6 +35,8 @@ use crate::names::*;
 use crate::rules::*;
 use crate::ruleset::{ChainState, Elem, Hook, Ruleset, SetKind, SetState};
 
+mod divert;
+
 /// What to render for which node.
 #[derive(Clone, Debug, Default)]
 pub struct RenderOptions {
@@ -50,6 +52,10 @@ pub struct RenderOptions {
     /// Drop denied packets silently instead of answering with a TCP reset or an ICMP
     /// administratively-prohibited (which let clients fail fast, the default).
     pub silent_drop: bool,
+    /// The L7 proxy's port on this node: connections a rule with `app:` or L7 conditions
+    /// may allow are diverted to it (TPROXY) instead of being decided here. None: no
+    /// proxy, such rules let connections open at layer 4 (the analyzer's kernel view).
+    pub l7_proxy: Option<u16>,
 }
 
 pub const CHAIN_FORWARD: &str = "forward";
@@ -59,6 +65,7 @@ pub const CHAIN_EGRESS: &str = "egress";
 pub const CHAIN_INGRESS: &str = "ingress";
 pub const CHAIN_ALLOWED: &str = "allowed";
 pub const CHAIN_DENY: &str = "deny";
+pub const CHAIN_DIVERT: &str = "divert";
 
 /// Render the desired ruleset. Pure, apart from allocating kernel identity numbers in
 /// `ids` (which the caller keeps from one render to the next).
@@ -146,6 +153,9 @@ pub fn render_indexed(
     r.dispatch();
     r.identity_maps();
     r.base_chains();
+    if let Some(port) = opts.l7_proxy {
+        r.divert_chain(port);
+    }
     r.ids.retain_live(engine);
     (r.out, r.index)
 }
@@ -741,6 +751,14 @@ impl Renderer<'_> {
         // of the workload); from a local workload to the node it is that workload's
         // egress to the host. Both go through the same chains as forwarded traffic.
         let output: Vec<Stmts> = vec![
+            // The L7 proxy's own connections to servers: it has decided already.
+            vec![
+                eq(
+                    meta(nftables::expr::MetaKey::Mark),
+                    Expression::Number(PROXY_MARK),
+                ),
+                accept(),
+            ],
             vec![ct_state(&["established", "related"]), accept()],
             icmpv6_link_plumbing(),
             vec![set_mark(false, ID_HOST)],
@@ -751,6 +769,14 @@ impl Renderer<'_> {
         self.chain(CHAIN_OUTPUT, Some(Hook::Output), output);
         let input: Vec<Stmts> = vec![
             vec![ct_state(&["established", "related"]), accept()],
+            // Diverted to the L7 proxy, which decides (with the same engine).
+            vec![
+                eq(
+                    meta(nftables::expr::MetaKey::Mark),
+                    Expression::Number(DIVERT_MARK),
+                ),
+                accept(),
+            ],
             icmpv6_link_plumbing(),
             vec![ct_state(&["invalid"]), drop()],
             vec![set_mark_from_map(false, false, "saddr", "id4")],

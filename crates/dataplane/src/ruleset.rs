@@ -154,9 +154,36 @@ pub struct SetState {
 /// Where a base chain hooks in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Hook {
+    /// Before routing (priority mangle): where connections are diverted to the L7 proxy.
+    Prerouting,
     Forward,
     Input,
     Output,
+}
+
+impl Hook {
+    pub fn name(self) -> &'static str {
+        match self {
+            Hook::Prerouting => "prerouting",
+            Hook::Forward => "forward",
+            Hook::Input => "input",
+            Hook::Output => "output",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Hook> {
+        [Hook::Prerouting, Hook::Forward, Hook::Input, Hook::Output]
+            .into_iter()
+            .find(|h| h.name() == name)
+    }
+
+    /// TPROXY must see packets before routing and after conntrack (-200): mangle (-150).
+    pub fn priority(self) -> i32 {
+        match self {
+            Hook::Prerouting => -150,
+            _ => 0,
+        }
+    }
 }
 
 /// A chain: its rules (empty when only observed) and the hash of the desired rules,

@@ -52,7 +52,7 @@ fn apply_read_back_adopt_change_and_remove() {
         node: None,
         pod_interfaces: Some("bhv*".into()),
         log_allowed: true,
-        silent_drop: false,
+        ..Default::default()
     };
     let mut ids = KernelIds::new();
     let desired = render(&engine, &opts, &mut ids);
@@ -192,4 +192,52 @@ fn element_changes_over_netlink_match_nft() {
     let ops = bulkhead_dataplane::diff::element_ops(&after, &back).expect("only elements change");
     bulkhead_dataplane::netlink::apply(Some(&ns.0), &ops).unwrap();
     assert_eq!(nft.read().unwrap().sets, back.sets);
+}
+
+/// With an L7 proxy: the divert chain (prerouting, TPROXY, socket match) is accepted by
+/// the kernel, reads back as written, and diverts exactly the L4 part of the L7 rules.
+#[test]
+fn divert_chain_applies_and_adopts() {
+    let Some(ns) = Netns::new("bh-test-dataplane-divert") else {
+        return;
+    };
+    let nft = Nft::in_netns(&ns.0);
+    let b = bundle("examples");
+    let engine = Engine::new(&b).unwrap();
+    let opts = RenderOptions {
+        l7_proxy: Some(15001),
+        ..Default::default()
+    };
+    let desired = render(&engine, &opts, &mut KernelIds::new());
+    let divert = &desired.chains["divert"];
+    // examples/ has five rules with `app:` (http x4, ldap, redis): one divert rule per
+    // subject selector of each, plus the fixed rules around them.
+    let tproxy = divert
+        .rules
+        .iter()
+        .filter(|r| serde_json::to_string(r).unwrap().contains("tproxy"))
+        .count();
+    assert!(tproxy >= 6, "{tproxy} tproxy rules");
+    let tx = diff(&nft.read().unwrap(), &desired);
+    nft.apply(&tx)
+        .unwrap_or_else(|e| panic!("{e}\n{}", tx.to_json()));
+    let observed = nft.read().unwrap();
+    assert!(
+        diff(&observed, &desired).is_empty(),
+        "adopting changes things"
+    );
+    let text = String::from_utf8(
+        Command::new("ip")
+            .args([
+                "netns", "exec", &ns.0, "nft", "list", "chain", "inet", "bulkhead", "divert",
+            ])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert!(text.contains("hook prerouting priority mangle"), "{text}");
+    assert!(text.contains("socket transparent 1"), "{text}");
+    assert!(text.contains("tproxy ip to :15001"), "{text}");
+    assert!(text.contains("tproxy ip6 to :15001"), "{text}");
 }

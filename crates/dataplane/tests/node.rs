@@ -85,7 +85,7 @@ proptest! {
     fn element_path_equals_full_render(ops in prop::collection::vec(arb_op(), 1..40)) {
         let b = base();
         let mut engine = Engine::new(&b).unwrap();
-        let opts = RenderOptions { node: Some("node-1".into()), pod_interfaces: None, log_allowed: true, silent_drop: false };
+        let opts = RenderOptions { node: Some("node-1".into()), log_allowed: true, ..Default::default() };
         let mut st = NodeState::adopt(opts.clone(), Ruleset::default(), &engine);
         let u = st.plan_full(&engine);
         st.commit(u);
