@@ -11,6 +11,7 @@ use std::net::IpAddr;
 
 use bulkhead_model::L4;
 use bulkhead_policy::engine::AddrOwner;
+use bulkhead_policy::l7::L7Request;
 use bulkhead_policy::{Connection, Endpoint, Engine, Verdict};
 
 /// Who is local, and which addresses are this node's own.
@@ -64,13 +65,26 @@ impl NodeScope {
 
     /// Decide `src -> dst` on `l4` as this node's kernel does.
     pub fn decide(&self, engine: &Engine, src: IpAddr, dst: IpAddr, l4: L4) -> NodeVerdict {
+        self.decide_l7(engine, src, dst, l4, None)
+    }
+
+    /// The same, with what the L7 proxy knows of the connection (its protocol, or one
+    /// request on it).
+    pub fn decide_l7(
+        &self,
+        engine: &Engine,
+        src: IpAddr,
+        dst: IpAddr,
+        l4: L4,
+        l7: Option<&L7Request>,
+    ) -> NodeVerdict {
         let s = self.endpoint(engine, src);
         let d = self.endpoint(engine, dst);
         let verdict = engine.verdict(&Connection {
             src: &s,
             dst: &d,
             l4,
-            l7: None,
+            l7,
         });
         let egress_here = self.is_local(engine, &s);
         let ingress_here = self.is_local(engine, &d);

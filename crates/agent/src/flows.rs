@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use bulkhead_model::{L4, Protocol};
 use bulkhead_policy::explain::{RuleRef, SideExplanation};
+use bulkhead_policy::l7::L7Request;
 use bulkhead_policy::{Connection, Endpoint, Engine};
 use serde::{Deserialize, Serialize};
 
@@ -280,6 +281,9 @@ pub struct FlowRecord {
     pub bytes: Option<u64>,
     /// The agent's reconcile generation the record was enriched with.
     pub generation: u64,
+    /// Decided by the L7 proxy: the protocol, the request, the refusal, the capture.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub l7: Option<serde_json::Value>,
 }
 
 impl FlowRecord {
@@ -344,6 +348,11 @@ pub struct Enrich<'a> {
 
 /// Turn an observation into a record, with the engine's explanation of the verdict.
 pub fn enrich(cx: &Enrich, o: &Observed) -> FlowRecord {
+    enrich_l7(cx, o, None)
+}
+
+/// [`enrich`] for what the L7 proxy decided, with what it knew at layer 7.
+pub fn enrich_l7(cx: &Enrich, o: &Observed, l7: Option<&L7Request>) -> FlowRecord {
     let mut r = FlowRecord {
         time: humantime::format_rfc3339_millis(o.time).to_string(),
         event: "new".into(),
@@ -365,11 +374,12 @@ pub fn enrich(cx: &Enrich, o: &Observed) -> FlowRecord {
         packets: None,
         bytes: None,
         generation: cx.generation,
+        l7: None,
     };
     let Some(l4) = o.l4() else {
         return r;
     };
-    let nv = cx.scope.decide(cx.engine, o.src, o.dst, l4);
+    let nv = cx.scope.decide_l7(cx.engine, o.src, o.dst, l4, l7);
     let s = cx.scope.endpoint(cx.engine, o.src);
     let d = cx.scope.endpoint(cx.engine, o.dst);
     let x = cx.engine.explain_verdict(
@@ -377,7 +387,7 @@ pub fn enrich(cx: &Enrich, o: &Observed) -> FlowRecord {
             src: &s,
             dst: &d,
             l4,
-            l7: None,
+            l7,
         },
         &nv.verdict,
     );
@@ -449,9 +459,10 @@ pub fn enrich(cx: &Enrich, o: &Observed) -> FlowRecord {
     r
 }
 
-/// Appends records to `flows.jsonl`, rotating by size.
+/// Appends records to `flows.jsonl` (or another JSON-lines file), rotating by size.
 pub struct Writer {
     dir: PathBuf,
+    name: &'static str,
     file: File,
     size: u64,
     rotation: Rotation,
@@ -459,18 +470,27 @@ pub struct Writer {
 
 impl Writer {
     pub fn open(dir: &Path, rotation: Rotation) -> std::io::Result<Writer> {
-        let path = dir.join(FLOWS_FILE);
+        Writer::open_named(dir, FLOWS_FILE, rotation)
+    }
+
+    pub fn open_named(
+        dir: &Path,
+        name: &'static str,
+        rotation: Rotation,
+    ) -> std::io::Result<Writer> {
+        let path = dir.join(name);
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
         let size = file.metadata()?.len();
         Ok(Writer {
             dir: dir.to_path_buf(),
+            name,
             file,
             size,
             rotation,
         })
     }
 
-    pub fn write(&mut self, r: &FlowRecord) -> std::io::Result<()> {
+    pub fn write<T: Serialize>(&mut self, r: &T) -> std::io::Result<()> {
         let mut line = serde_json::to_string(r).map_err(std::io::Error::other)?;
         line.push('\n');
         if self.size > 0 && self.size + line.len() as u64 > self.rotation.max_bytes {
@@ -485,9 +505,9 @@ impl Writer {
     fn rotate(&mut self) -> std::io::Result<()> {
         let name = |i: u32| {
             if i == 0 {
-                self.dir.join(FLOWS_FILE)
+                self.dir.join(self.name)
             } else {
-                self.dir.join(format!("{FLOWS_FILE}.{i}"))
+                self.dir.join(format!("{}.{i}", self.name))
             }
         };
         let _ = std::fs::remove_file(name(self.rotation.keep));

@@ -18,6 +18,7 @@ pub mod decide;
 pub mod flows;
 pub mod netns;
 pub mod nflog;
+pub mod proxy;
 pub mod reconcile;
 pub mod sources;
 pub mod status;

@@ -88,6 +88,9 @@ pub struct Side {
     pub logged: SmallVec<[RuleId; 2]>,
     /// Rules that depend on the request (see the module docs), in order.
     pub gated: SmallVec<[RuleId; 2]>,
+    /// The answer if none of the gated rules matches: what a connection gets whose
+    /// protocol no rule can name (the L7 proxy detected nothing it knows).
+    pub allowed_without_gated: bool,
 }
 
 impl Side {
@@ -98,6 +101,7 @@ impl Side {
             passed: None,
             logged: SmallVec::new(),
             gated: SmallVec::new(),
+            allowed_without_gated: allowed,
         }
     }
 
@@ -457,6 +461,7 @@ impl Engine {
                 };
             }
         }
+        side.allowed_without_gated = side.allowed;
         if !side.allowed {
             side.allowed = side
                 .gated

@@ -1,0 +1,131 @@
+//! The agent's side of the L7 proxy: verdicts from the same engine and node scope the
+//! kernel's rules come from, and the proxy's events written where `bulkhead flows` and
+//! `bulkhead events` read them (`flows.jsonl` for decisions, `events.jsonl` for all).
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use bulkhead_model::{L4, Protocol};
+use bulkhead_policy::l7::L7Request;
+use bulkhead_proxy::{Authority, Decision, Event, EventKind};
+use serde_json::json;
+
+use crate::flows::{self, Action, Observed};
+use crate::reconcile::Shared;
+
+pub const EVENTS_FILE: &str = "events.jsonl";
+
+pub struct ProxyAuthority {
+    pub shared: Arc<Shared>,
+    pub flows: Option<Arc<Mutex<flows::Writer>>>,
+    pub events: Option<Mutex<flows::Writer>>,
+    pub log_allowed: bool,
+}
+
+impl Authority for ProxyAuthority {
+    fn decide(&self, client: SocketAddr, server: SocketAddr, l7: Option<&L7Request>) -> Decision {
+        let engine = self.shared.engine.read().unwrap_or_else(|e| e.into_inner());
+        let scope = self.shared.scope.read().unwrap_or_else(|e| e.into_inner());
+        let l4 = L4::Port {
+            protocol: Protocol::Tcp,
+            port: server.port(),
+        };
+        let nv = scope.decide_l7(&engine, client.ip(), server.ip(), l4, l7);
+        let v = &nv.verdict;
+        let (e, i) = (nv.egress_here, nv.ingress_here);
+        let needs_l7 =
+            nv.allowed && ((e && !v.egress.gated.is_empty()) || (i && !v.ingress.gated.is_empty()));
+        let allowed_without_l7 =
+            (!e || v.egress.allowed_without_gated) && (!i || v.ingress.allowed_without_gated);
+        let observed = Observed {
+            time: SystemTime::now(),
+            action: if nv.allowed {
+                Action::Allow
+            } else {
+                Action::Deny
+            },
+            src: client.ip(),
+            dst: server.ip(),
+            protocol: 6,
+            sport: Some(client.port()),
+            dport: Some(server.port()),
+            icmp: None,
+            len: None,
+        };
+        let record = flows::enrich_l7(
+            &flows::Enrich {
+                engine: &engine,
+                scope: &scope,
+                generation: self
+                    .shared
+                    .generation
+                    .load(std::sync::atomic::Ordering::Acquire),
+                settled: false,
+                fail_closed: false,
+            },
+            &observed,
+            l7,
+        );
+        Decision {
+            allowed: nv.allowed,
+            needs_l7,
+            allowed_without_l7,
+            violation: record.violation,
+            decided_by: record
+                .decided_by
+                .as_ref()
+                .map(|d| d.display())
+                .unwrap_or_default(),
+            detail: serde_json::to_value(&record).unwrap_or_default(),
+        }
+    }
+
+    fn record(&self, event: Event) {
+        if let Some(w) = &self.events {
+            let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
+            let _ = w.write(&event);
+        }
+        // Decisions also become flow records, like the kernel's: the connection's verdict
+        // (the kernel never saw it: it was diverted) and every L7 denial.
+        let (decision, l7) = match &event.kind {
+            EventKind::Connection { decision } => {
+                if decision.allowed && !self.log_allowed {
+                    return;
+                }
+                (decision, None)
+            }
+            EventKind::Protocol {
+                protocol, decision, ..
+            } if !decision.allowed => (decision, Some(json!({ "protocol": protocol }))),
+            EventKind::Request {
+                protocol,
+                request,
+                decision,
+                refusal,
+                pcap,
+            } if !decision.allowed || decision.violation => (
+                decision,
+                Some(json!({
+                    "protocol": protocol,
+                    "request": request,
+                    "refusal": refusal,
+                    "pcap": pcap,
+                })),
+            ),
+            _ => return,
+        };
+        let Some(w) = &self.flows else { return };
+        let Ok(mut r) = serde_json::from_value::<flows::FlowRecord>(decision.detail.clone()) else {
+            return;
+        };
+        r.time = event.time.clone();
+        r.event = if l7.is_some() { "l7" } else { "new" }.into();
+        r.l7 = l7.map(|mut v| {
+            v["proxy_conn"] = json!(event.conn);
+            v
+        });
+        let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = w.write(&r);
+    }
+}

@@ -1,0 +1,150 @@
+//! One diverted connection, from accept to close.
+
+use std::net::SocketAddr;
+use std::time::{Instant, SystemTime};
+
+use anyhow::{Context, Result};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+
+use crate::authority::Authority;
+use crate::capture::{Recorder, Side};
+use crate::event::{Event, EventKind};
+use crate::{Config, socket};
+
+/// What one connection knows about itself, for events.
+pub(crate) struct Ctx<'a> {
+    pub id: u64,
+    pub client: SocketAddr,
+    pub server: SocketAddr,
+    pub authority: &'a dyn Authority,
+    pub cfg: &'a Config,
+    pub started: Instant,
+    pub recorder: Recorder,
+    pub up: u64,
+    pub down: u64,
+}
+
+impl Ctx<'_> {
+    pub fn emit(&self, kind: EventKind) {
+        self.authority.record(Event {
+            time: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+            conn: self.id,
+            client: self.client,
+            server: self.server,
+            kind,
+        });
+    }
+
+    pub fn closed(&self, reason: Option<String>) {
+        self.emit(EventKind::Closed {
+            bytes_up: self.up,
+            bytes_down: self.down,
+            duration_ms: self.started.elapsed().as_secs_f64() * 1e3,
+            reason,
+        });
+    }
+
+    /// Write the capture of this connection for an event; None if captures are off or
+    /// the file cannot be written (the event is still reported).
+    pub fn capture(&self, what: &str, closer: Option<Side>) -> Option<std::path::PathBuf> {
+        let dir = self.cfg.capture_dir.as_ref()?;
+        std::fs::create_dir_all(dir).ok()?;
+        let path = dir.join(format!("conn-{}-{what}.pcap", self.id));
+        self.recorder
+            .write_pcap(&path, self.client, self.server, closer)
+            .ok()
+            .map(|_| path)
+    }
+}
+
+pub(crate) async fn handle(
+    id: u64,
+    client_stream: TcpStream,
+    client: SocketAddr,
+    cfg: &Config,
+    authority: &dyn Authority,
+    protocols: &dyn crate::protocol::Protocols,
+) -> Result<()> {
+    // TPROXY keeps the original destination as the accepted socket's local address.
+    let server = client_stream.local_addr()?;
+    let _ = client_stream.set_nodelay(true);
+    let mut cx = Ctx {
+        id,
+        client,
+        server,
+        authority,
+        cfg,
+        started: Instant::now(),
+        recorder: Recorder::new(cfg.capture_limit),
+        up: 0,
+        down: 0,
+    };
+    let d = authority.decide(client, server, None);
+    cx.emit(EventKind::Connection {
+        decision: d.clone(),
+    });
+    if !d.allowed {
+        socket::reset(client_stream);
+        cx.closed(Some("denied".into()));
+        return Ok(());
+    }
+    let upstream = match timeout(
+        cfg.connect_timeout,
+        socket::connect_as(client, server, cfg.upstream_mark),
+    )
+    .await
+    {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            // The server refused or is unreachable: tell the client the same way.
+            socket::reset(client_stream);
+            cx.closed(Some(format!("connect: {e}")));
+            return Ok(());
+        }
+        Err(_) => {
+            socket::reset(client_stream);
+            cx.closed(Some("connect: timed out".into()));
+            return Ok(());
+        }
+    };
+    if !d.needs_l7 {
+        // Diverted because some L7 rule's L4 part matched, but the verdict does not
+        // depend on requests after all (an earlier rule decided): plain relay.
+        let r = relay(&mut cx, client_stream, upstream, Vec::new()).await;
+        cx.closed(r.err().map(|e| e.to_string()));
+        return Ok(());
+    }
+    let r = crate::l7::serve(&mut cx, client_stream, upstream, protocols).await;
+    cx.closed(r.err().map(|e| format!("{e:#}")));
+    Ok(())
+}
+
+/// Copy both ways until both sides are done (half-closes forwarded), first sending
+/// `pending` (bytes already read from the client) to the server.
+pub(crate) async fn relay(
+    cx: &mut Ctx<'_>,
+    mut client: TcpStream,
+    mut server: TcpStream,
+    pending: Vec<u8>,
+) -> Result<()> {
+    if !pending.is_empty() {
+        server.write_all(&pending).await.context("to the server")?;
+    }
+    let idle = cx.cfg.idle_timeout;
+    match timeout(
+        idle,
+        tokio::io::copy_bidirectional(&mut client, &mut server),
+    )
+    .await
+    {
+        Ok(Ok((up, down))) => {
+            cx.up += up;
+            cx.down += down;
+            Ok(())
+        }
+        Ok(Err(e)) => Err(e.into()),
+        Err(_) => anyhow::bail!("idle for {idle:?}"),
+    }
+}

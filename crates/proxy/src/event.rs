@@ -1,0 +1,61 @@
+//! What the proxy reports: every diverted connection (its L4 verdict, the protocol it
+//! turned out to speak), every request it decided, and how the connection ended.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::authority::Decision;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Event {
+    /// RFC 3339 time.
+    pub time: String,
+    /// The proxy's connection number (events of one connection share it).
+    pub conn: u64,
+    pub client: SocketAddr,
+    pub server: SocketAddr,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum EventKind {
+    /// The connection's verdict before any byte was read.
+    Connection { decision: Decision },
+    /// The application protocol detected from the first bytes, and what policy says of
+    /// a connection speaking it.
+    Protocol {
+        protocol: String,
+        #[serde(skip_serializing_if = "serde_json::Value::is_null")]
+        detail: serde_json::Value,
+        decision: Decision,
+        /// The first bytes of the connection (refusals only).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pcap: Option<PathBuf>,
+    },
+    /// One request or command, decided.
+    Request {
+        protocol: String,
+        /// In the one-line request syntax of `explain --request` (`redis FLUSHALL`).
+        request: String,
+        decision: Decision,
+        /// What the client got instead, when denied (`-ERR ...`, `403`, `closed`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        refusal: Option<String>,
+        /// Packets of the connection around it (denials only).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pcap: Option<PathBuf>,
+    },
+    /// The connection is over.
+    Closed {
+        /// Bytes from the client to the server, and back.
+        bytes_up: u64,
+        bytes_down: u64,
+        duration_ms: f64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+}

@@ -1,0 +1,240 @@
+//! The layer-7 part of a connection: detect its protocol, decide on it, then enforce
+//! request by request.
+
+use anyhow::{Context, Result};
+use bulkhead_policy::l7::{L7Detail, L7Request};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::capture::Side;
+use crate::conn::{Ctx, relay};
+use crate::event::EventKind;
+use crate::protocol::{Detection, Output, Protocols, Verdict};
+use crate::socket;
+
+const READ: usize = 16 * 1024;
+
+pub(crate) async fn serve(
+    cx: &mut Ctx<'_>,
+    mut client: TcpStream,
+    mut server: TcpStream,
+    protocols: &dyn Protocols,
+) -> Result<()> {
+    // 1. Detection: read whichever side speaks first (MySQL, SSH and SMTP servers do),
+    //    holding the bytes until the protocol is allowed.
+    let mut det = protocols.detector();
+    let deadline = tokio::time::Instant::now() + cx.cfg.detect_timeout;
+    let (mut held_c, mut held_s) = (Vec::new(), Vec::new());
+    let (mut cbuf, mut sbuf) = (vec![0u8; READ], vec![0u8; READ]);
+    let detection = loop {
+        if held_c.len() + held_s.len() >= cx.cfg.detect_limit {
+            break det.finish();
+        }
+        tokio::select! {
+            r = tokio::time::timeout_at(deadline, client.read(&mut cbuf)) => match r {
+                Err(_) | Ok(Ok(0)) | Ok(Err(_)) => break det.finish(),
+                Ok(Ok(n)) => {
+                    cx.recorder.record(Side::Client, &cbuf[..n]);
+                    held_c.extend_from_slice(&cbuf[..n]);
+                    match det.feed(true, &cbuf[..n]) {
+                        Detection::NeedMore => {}
+                        d => break d,
+                    }
+                }
+            },
+            r = tokio::time::timeout_at(deadline, server.read(&mut sbuf)) => match r {
+                Err(_) | Ok(Ok(0)) | Ok(Err(_)) => break det.finish(),
+                Ok(Ok(n)) => {
+                    cx.recorder.record(Side::Server, &sbuf[..n]);
+                    held_s.extend_from_slice(&sbuf[..n]);
+                    match det.feed(false, &sbuf[..n]) {
+                        Detection::NeedMore => {}
+                        d => break d,
+                    }
+                }
+            },
+        }
+    };
+
+    // 2. The verdict with the protocol known.
+    let (app, detail) = match detection {
+        Detection::Known { app, detail } => (Some(app), detail),
+        _ => (None, serde_json::Value::Null),
+    };
+    let mut d = match app {
+        Some(app) => cx.authority.decide(
+            cx.client,
+            cx.server,
+            Some(&L7Request {
+                app,
+                detail: L7Detail::None,
+            }),
+        ),
+        None => {
+            // Nothing bulkhead can name: no rule that looks at layer 7 can match.
+            let mut d = cx.authority.decide(cx.client, cx.server, None);
+            d.allowed = d.allowed_without_l7;
+            d.needs_l7 = false;
+            d
+        }
+    };
+    let protocol = app.map_or("unknown".to_string(), |a| a.to_string());
+    if d.allowed && d.needs_l7 && app.and_then(|a| protocols.session(a)).is_none() {
+        // Rules want to see requests bulkhead cannot parse for this protocol: refuse
+        // rather than let them through unchecked.
+        d.allowed = false;
+        d.decided_by = format!(
+            "{} (requests of {protocol} cannot be inspected)",
+            d.decided_by
+        );
+    }
+    let pcap = if d.allowed {
+        None
+    } else {
+        cx.capture("protocol", Some(Side::Server))
+    };
+    cx.emit(EventKind::Protocol {
+        protocol: protocol.clone(),
+        detail,
+        decision: d.clone(),
+        pcap,
+    });
+    if !d.allowed {
+        socket::reset(client);
+        socket::reset(server);
+        anyhow::bail!("protocol {protocol} refused");
+    }
+    let session = if d.needs_l7 {
+        app.and_then(|a| protocols.session(a))
+    } else {
+        None
+    };
+    let Some(mut session) = session else {
+        if !held_s.is_empty() {
+            client.write_all(&held_s).await.context("to the client")?;
+        }
+        return relay(cx, client, server, held_c).await;
+    };
+
+    // 3. Request by request.
+    let mut out = session.server_bytes(&held_s);
+    out = merge(out, feed_client(cx, session.as_mut(), &held_c));
+    loop {
+        if flush(cx, &mut client, &mut server, out).await? {
+            return Ok(());
+        }
+        tokio::select! {
+            r = client.read(&mut cbuf) => {
+                let n = r.context("from the client")?;
+                if n == 0 {
+                    let _ = server.shutdown().await;
+                    // Drain what the server still sends, through the session.
+                    return drain(cx, client, server, session.as_mut()).await;
+                }
+                cx.recorder.record(Side::Client, &cbuf[..n]);
+                out = feed_client(cx, session.as_mut(), &cbuf[..n]);
+            }
+            r = server.read(&mut sbuf) => {
+                let n = r.context("from the server")?;
+                if n == 0 {
+                    let _ = client.shutdown().await;
+                    return Ok(());
+                }
+                cx.recorder.record(Side::Server, &sbuf[..n]);
+                out = session.server_bytes(&sbuf[..n]);
+            }
+        }
+    }
+}
+
+/// Feed client bytes, deciding each request with the authority and reporting it.
+fn feed_client(
+    cx: &mut Ctx<'_>,
+    session: &mut dyn crate::protocol::Session,
+    data: &[u8],
+) -> Output {
+    let mut decisions = Vec::new();
+    let out = session.client_bytes(data, &mut |req: &L7Request| {
+        let d = cx.authority.decide(cx.client, cx.server, Some(req));
+        let allowed = d.allowed;
+        decisions.push(d);
+        Verdict { allowed }
+    });
+    for (k, dec) in out.decided.iter().enumerate() {
+        let decision = decisions.get(k).cloned().unwrap_or_else(|| {
+            cx.authority
+                .decide(cx.client, cx.server, Some(&dec.request))
+        });
+        let pcap = (!dec.allowed)
+            .then(|| cx.capture(&format!("request-{k}"), None))
+            .flatten();
+        cx.emit(EventKind::Request {
+            protocol: dec.request.app.to_string(),
+            request: dec.request.to_string(),
+            decision,
+            refusal: dec.refusal.clone(),
+            pcap,
+        });
+    }
+    out
+}
+
+fn merge(mut a: Output, b: Output) -> Output {
+    a.to_server.extend(b.to_server);
+    a.to_client.extend(b.to_client);
+    a.close |= b.close;
+    a.decided.extend(b.decided);
+    a
+}
+
+/// Write a step's output; true when the session said to close.
+async fn flush(
+    cx: &mut Ctx<'_>,
+    client: &mut TcpStream,
+    server: &mut TcpStream,
+    out: Output,
+) -> Result<bool> {
+    if !out.to_server.is_empty() {
+        server
+            .write_all(&out.to_server)
+            .await
+            .context("to the server")?;
+        cx.up += out.to_server.len() as u64;
+    }
+    if !out.to_client.is_empty() {
+        client
+            .write_all(&out.to_client)
+            .await
+            .context("to the client")?;
+        cx.down += out.to_client.len() as u64;
+    }
+    if out.close {
+        let _ = client.shutdown().await;
+        let _ = server.shutdown().await;
+    }
+    Ok(out.close)
+}
+
+/// The client is done sending: pass the server's remaining answers through the session.
+async fn drain(
+    cx: &mut Ctx<'_>,
+    mut client: TcpStream,
+    mut server: TcpStream,
+    session: &mut dyn crate::protocol::Session,
+) -> Result<()> {
+    let mut buf = vec![0u8; READ];
+    loop {
+        let n = tokio::time::timeout(cx.cfg.idle_timeout, server.read(&mut buf))
+            .await
+            .context("idle")??;
+        if n == 0 {
+            let _ = client.shutdown().await;
+            return Ok(());
+        }
+        cx.recorder.record(Side::Server, &buf[..n]);
+        let out = session.server_bytes(&buf[..n]);
+        if flush(cx, &mut client, &mut server, out).await? {
+            return Ok(());
+        }
+    }
+}
