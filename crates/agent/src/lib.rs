@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use bulkhead_dataplane::kernel::Nft;
+use bulkhead_dataplane::names::{DIVERT_MARK, DIVERT_TABLE, PROXY_MARK};
 use tracing::{info, warn};
 
 pub use config::Config;
@@ -72,6 +73,7 @@ pub fn run(mut cfg: Config) -> Result<u8> {
     if cfg.uninstall {
         nft.delete_table()
             .context("cannot delete the bulkhead table")?;
+        bulkhead_proxy::routing::remove(DIVERT_MARK, DIVERT_TABLE);
         info!("removed the bulkhead table");
         return Ok(0);
     }
@@ -132,6 +134,10 @@ pub fn run(mut cfg: Config) -> Result<u8> {
         }
         start_ended(&rec.shared, w.clone());
     }
+    let _proxy = match cfg.l7_proxy {
+        Some(p) => Some(start_proxy(&cfg, p, &rec.shared, writer.clone())?),
+        None => None,
+    };
 
     {
         let tx = tx.clone();
@@ -213,6 +219,41 @@ pub fn run(mut cfg: Config) -> Result<u8> {
     }
     rec.refresh_status();
     Ok(0)
+}
+
+/// Start the L7 proxy (the divert chain is already programmed: connections wait in the
+/// listen backlog of nobody until this returns, and their SYNs are retransmitted).
+fn start_proxy(
+    cfg: &Config,
+    p: config::L7Proxy,
+    shared: &Arc<Shared>,
+    flows: Option<Arc<Mutex<flows::Writer>>>,
+) -> Result<bulkhead_proxy::Handle> {
+    bulkhead_proxy::routing::install(DIVERT_MARK, DIVERT_TABLE)
+        .context("cannot install the L7 proxy's policy routes")?;
+    let events = match flows::Writer::open_named(&cfg.state_dir, proxy::EVENTS_FILE, cfg.flows) {
+        Ok(w) => Some(Mutex::new(w)),
+        Err(e) => {
+            warn!(error = %e, "cannot open events.jsonl: no L7 events");
+            None
+        }
+    };
+    let authority = Arc::new(proxy::ProxyAuthority {
+        shared: shared.clone(),
+        flows,
+        events,
+        log_allowed: cfg.log_allowed,
+    });
+    let pcfg = bulkhead_proxy::Config {
+        port: p.port,
+        upstream_mark: PROXY_MARK,
+        capture_dir: Some(cfg.state_dir.join("captures")),
+        ..bulkhead_proxy::Config::default()
+    };
+    let h = bulkhead_proxy::start(pcfg, authority, bulkhead_proxy::builtin_protocols())
+        .context("cannot start the L7 proxy")?;
+    info!(port = p.port, "L7 proxy listening");
+    Ok(h)
 }
 
 /// Cuts forbidden connections on its own thread, so that dumping and judging the whole

@@ -45,6 +45,10 @@ pub struct AgentArgs {
     /// Delete bulkhead's nftables table and exit.
     #[arg(long)]
     pub uninstall: bool,
+    /// Run the transparent L7 proxy on this port and divert to it the connections that
+    /// rules with `app:` or L7 conditions decide (default port 15001).
+    #[arg(long, value_name = "PORT", num_args = 0..=1, default_missing_value = "15001")]
+    pub l7_proxy: Option<u16>,
 }
 
 pub fn run(a: AgentArgs) -> Result<u8> {
@@ -59,5 +63,8 @@ pub fn run(a: AgentArgs) -> Result<u8> {
     cfg.silent_drop = a.drop;
     cfg.once = a.once;
     cfg.uninstall = a.uninstall;
+    cfg.l7_proxy = a
+        .l7_proxy
+        .map(|port| bulkhead_agent::config::L7Proxy { port });
     bulkhead_agent::run(cfg)
 }

@@ -180,10 +180,7 @@ fn feed_client(
 }
 
 fn merge(mut a: Output, b: Output) -> Output {
-    a.to_server.extend(b.to_server);
-    a.to_client.extend(b.to_client);
-    a.close |= b.close;
-    a.decided.extend(b.decided);
+    a.merge(b);
     a
 }
 

@@ -62,6 +62,13 @@ pub struct Config {
 /// The engines behind detection and request parsing.
 pub type SharedProtocols = Arc<dyn protocol::Protocols>;
 
+/// Detection and sessions as bulkhead ships them.
+pub fn builtin_protocols() -> SharedProtocols {
+    Arc::new(protocol::Builtin {
+        limit: Config::default().detect_limit,
+    })
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {

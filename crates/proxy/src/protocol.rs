@@ -2,7 +2,7 @@
 //! bytes (`bulkhead-detect`) and per-protocol request sessions (`bulkhead-l7`). Both are
 //! pure state machines; the proxy owns every socket, buffer limit and timeout.
 
-use bulkhead_policy::l7::{AppProtocol, L7Request};
+use bulkhead_policy::l7::AppProtocol;
 
 /// What detection knows so far.
 #[derive(Clone, Debug, PartialEq)]
@@ -25,40 +25,7 @@ pub trait Detector: Send {
     fn finish(&mut self) -> Detection;
 }
 
-/// The verdict on one request, as the session needs it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Verdict {
-    pub allowed: bool,
-}
-
-/// What to do after feeding a session some bytes.
-#[derive(Debug, Default)]
-pub struct Output {
-    pub to_server: Vec<u8>,
-    pub to_client: Vec<u8>,
-    /// Close both sides after writing what is above.
-    pub close: bool,
-    /// Requests decided in this step, with the refusal the client got when denied.
-    pub decided: Vec<Decided>,
-}
-
-#[derive(Debug)]
-pub struct Decided {
-    pub request: L7Request,
-    pub allowed: bool,
-    /// A short description of what the client got instead (`-ERR ...`, `403`, `closed`).
-    pub refusal: Option<String>,
-}
-
-/// One protocol's request-by-request enforcement on one connection.
-pub trait Session: Send {
-    fn client_bytes(
-        &mut self,
-        data: &[u8],
-        decide: &mut dyn FnMut(&L7Request) -> Verdict,
-    ) -> Output;
-    fn server_bytes(&mut self, data: &[u8]) -> Output;
-}
+pub use bulkhead_l7::{Decided, Output, Session, Verdict};
 
 /// Where detectors and sessions come from.
 pub trait Protocols: Send + Sync + 'static {
@@ -66,4 +33,48 @@ pub trait Protocols: Send + Sync + 'static {
     /// A session for `app`; None when bulkhead cannot parse its requests (the
     /// connection is then decided on its protocol alone).
     fn session(&self, app: AppProtocol) -> Option<Box<dyn Session>>;
+}
+
+/// Detection by `bulkhead-detect`, sessions by `bulkhead-l7`.
+pub struct Builtin {
+    /// Bytes detection buffers per direction.
+    pub limit: usize,
+}
+
+struct Detect(bulkhead_detect::Detector);
+
+impl Detector for Detect {
+    fn feed(&mut self, from_client: bool, data: &[u8]) -> Detection {
+        let dir = if from_client {
+            bulkhead_detect::Dir::ToServer
+        } else {
+            bulkhead_detect::Dir::ToClient
+        };
+        convert(self.0.feed(dir, data))
+    }
+
+    fn finish(&mut self) -> Detection {
+        convert(self.0.finish())
+    }
+}
+
+fn convert(d: bulkhead_detect::Detection) -> Detection {
+    match d {
+        bulkhead_detect::Detection::NeedMore => Detection::NeedMore,
+        bulkhead_detect::Detection::Unknown => Detection::Unknown,
+        bulkhead_detect::Detection::Known { app, detail } => Detection::Known {
+            app,
+            detail: serde_json::Value::Object(detail),
+        },
+    }
+}
+
+impl Protocols for Builtin {
+    fn detector(&self) -> Box<dyn Detector> {
+        Box::new(Detect(bulkhead_detect::Detector::new(self.limit)))
+    }
+
+    fn session(&self, app: AppProtocol) -> Option<Box<dyn Session>> {
+        bulkhead_l7::session_for(app)
+    }
 }

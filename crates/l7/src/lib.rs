@@ -1,0 +1,68 @@
+//! Request-by-request enforcement, one pure state machine per protocol.
+//!
+//! A [`Session`] sits in the middle of one connection whose protocol is known. The proxy
+//! feeds it what each side sends; it parses requests into
+//! [`L7Request`](bulkhead_policy::l7::L7Request)s, asks the caller's decision function, and
+//! says what to write to each side: allowed bytes unchanged, and for a denied request
+//! the protocol's own refusal, injected *in order* after the server's answers to the
+//! requests before it, while the denied request never reaches the server. Buffers are
+//! bounded: large values stream through without being held.
+
+mod redis;
+pub mod resp;
+
+use bulkhead_policy::l7::{AppProtocol, L7Request};
+
+pub use redis::RedisSession;
+
+/// The verdict on one request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    pub allowed: bool,
+}
+
+/// A request the session decided.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decided {
+    pub request: L7Request,
+    pub allowed: bool,
+    /// What the client got instead, when denied.
+    pub refusal: Option<String>,
+}
+
+/// What to do after a step.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Output {
+    pub to_server: Vec<u8>,
+    pub to_client: Vec<u8>,
+    /// Close both sides after writing the above (a protocol error, an oversized request).
+    pub close: bool,
+    pub decided: Vec<Decided>,
+}
+
+impl Output {
+    pub fn merge(&mut self, other: Output) {
+        self.to_server.extend(other.to_server);
+        self.to_client.extend(other.to_client);
+        self.close |= other.close;
+        self.decided.extend(other.decided);
+    }
+}
+
+/// One protocol's enforcement on one connection.
+pub trait Session: Send {
+    fn client_bytes(
+        &mut self,
+        data: &[u8],
+        decide: &mut dyn FnMut(&L7Request) -> Verdict,
+    ) -> Output;
+    fn server_bytes(&mut self, data: &[u8]) -> Output;
+}
+
+/// A session for `app`, if bulkhead parses its requests.
+pub fn session_for(app: AppProtocol) -> Option<Box<dyn Session>> {
+    match app {
+        AppProtocol::Redis => Some(Box::new(RedisSession::new())),
+        _ => None,
+    }
+}
