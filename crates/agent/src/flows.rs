@@ -398,10 +398,13 @@ pub fn enrich_l7(cx: &Enrich, o: &Observed, l7: Option<&L7Request>) -> FlowRecor
     let use_egress = if !nv.allowed {
         egress_counts && !v.egress.allowed
     } else {
-        let by_rule = |x: &SideExplanation| x.rule.is_some();
-        if ingress_counts && by_rule(&x.ingress) {
+        // A side opened by a rule that looks at requests counts as decided by that rule.
+        let by_rule = |x: &SideExplanation, s: &bulkhead_policy::verdict::Side| {
+            x.rule.is_some() || (s.allowed && !s.allowed_without_gated)
+        };
+        if ingress_counts && by_rule(&x.ingress, &v.ingress) {
             false
-        } else if egress_counts && by_rule(&x.egress) {
+        } else if egress_counts && by_rule(&x.egress, &v.egress) {
             true
         } else {
             !ingress_counts && egress_counts
@@ -412,7 +415,15 @@ pub fn enrich_l7(cx: &Enrich, o: &Observed, l7: Option<&L7Request>) -> FlowRecor
     } else {
         ("ingress", &v.ingress, &x.ingress)
     };
-    r.decided_by = Some(decided(name, sx));
+    let mut dec = decided(name, sx);
+    if side.allowed && !side.allowed_without_gated {
+        // Open because an L7 rule may allow its requests: the proxy decides each one.
+        dec.tier = "l7".into();
+        dec.rule = sx.l7.first().map(|g| Rule::from(&g.rule));
+        dec.mode = None;
+        dec.group = None;
+    }
+    r.decided_by = Some(dec);
     // The mode of the workload on the deciding side.
     let subject = if use_egress { &s } else { &d };
     if let Endpoint::Workload { id, .. } = subject
@@ -428,7 +439,6 @@ pub fn enrich_l7(cx: &Enrich, o: &Observed, l7: Option<&L7Request>) -> FlowRecor
             || (ingress_counts && v.ingress.is_violation()));
     r.learned = nv.allowed
         && ((egress_counts && v.egress.is_learned()) || (ingress_counts && v.ingress.is_learned()));
-    let _ = side;
     for (here, sx) in [(egress_counts, &x.egress), (ingress_counts, &x.ingress)] {
         if here {
             r.logged.extend(sx.logged.iter().map(Rule::from));

@@ -59,6 +59,10 @@ pub struct UpArgs {
     /// Start no node agent (the lab's traffic is then not filtered at all).
     #[arg(long)]
     pub no_agent: bool,
+    /// Run each agent with its transparent L7 proxy (`bulkhead agent --l7-proxy`):
+    /// rules with `app:` and L7 conditions are enforced on every request.
+    #[arg(long, conflicts_with = "no_agent")]
+    pub l7_proxy: bool,
     #[command(flatten)]
     pub output: Output,
 }
@@ -307,7 +311,11 @@ fn up(a: UpArgs) -> Result<u8> {
         },
         agent: (!a.no_agent).then(|| AgentLaunch {
             program: exe,
-            args: vec!["agent".into()],
+            args: if a.l7_proxy {
+                vec!["agent".into(), "--l7-proxy".into()]
+            } else {
+                vec!["agent".into()]
+            },
         }),
         sources,
     };

@@ -1,0 +1,187 @@
+//! The L7 firewall end to end, for real: the bundled example in a lab with the agents'
+//! transparent proxy on, a real redis-server in platform/redis-0 and redis-cli / curl as
+//! clients. Node pods may read and write keys, FLUSHALL is refused with a Redis error
+//! and never reaches the server, another protocol on the Redis port is refused, and the
+//! denial is an event with the request, the refusal and a capture tshark reads.
+
+mod common;
+
+use std::process::{Command, Output};
+
+const LAB: &str = "l7test";
+
+fn bulkhead(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bulkhead"))
+        .args(args)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .output()
+        .expect("running bulkhead")
+}
+
+fn exec(workload: &str, cmd: &[&str]) -> (bool, String) {
+    let mut args = vec!["lab", "exec", "--name", LAB, workload, "--"];
+    args.extend_from_slice(cmd);
+    let o = bulkhead(&args);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (o.status.success(), text.trim().to_string())
+}
+
+struct Lab;
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = bulkhead(&["lab", "down", "--name", LAB]);
+    }
+}
+
+fn have(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn redis_commands_are_enforced_by_the_proxy() {
+    if !common::privileged("the L7 lab test") {
+        return;
+    }
+    for p in ["redis-server", "redis-cli", "curl", "tshark"] {
+        assert!(have(p), "{p} is not installed (scripts/setup installs it)");
+    }
+    let _lock = common::lab_lock();
+    let _lab = Lab;
+    let up = bulkhead(&[
+        "lab",
+        "up",
+        "-f",
+        "examples/",
+        "-f",
+        "examples/lab/l7.yaml",
+        "--l7-proxy",
+        "--name",
+        LAB,
+        "-o",
+        "json",
+    ]);
+    assert!(
+        up.status.success(),
+        "lab up: {}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let status: serde_json::Value = serde_json::from_slice(&up.stdout).expect("lab up -o json");
+    let ip = status["workloads"]
+        .as_array()
+        .expect("workloads")
+        .iter()
+        .find(|w| w["name"] == "platform/redis-0")
+        .and_then(|w| w["ipv4"].as_str())
+        .expect("platform/redis-0 and its address")
+        .to_string();
+    // redis-server may take a moment after the lab reports it running.
+    let mut ready = false;
+    for _ in 0..50 {
+        if exec("platform/node-api-0", &["redis-cli", "-h", &ip, "PING"]).1 == "PONG" {
+            ready = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(ready, "redis never answered PING through the proxy");
+
+    assert_eq!(
+        exec(
+            "platform/node-api-0",
+            &["redis-cli", "-h", &ip, "SET", "k", "hello"]
+        )
+        .1,
+        "OK"
+    );
+    assert_eq!(
+        exec("platform/node-api-0", &["redis-cli", "-h", &ip, "GET", "k"]).1,
+        "hello"
+    );
+    let (_, flush) = exec("platform/node-api-0", &["redis-cli", "-h", &ip, "FLUSHALL"]);
+    assert!(
+        flush.contains("NOPERM") && flush.contains("FLUSHALL"),
+        "FLUSHALL answered {flush:?}"
+    );
+    // Never reached the server: the key is still there. Pipelined too (one connection).
+    assert_eq!(
+        exec("platform/node-api-0", &["redis-cli", "-h", &ip, "GET", "k"]).1,
+        "hello"
+    );
+    let (_, piped) = exec(
+        "platform/node-api-0",
+        &[
+            "sh",
+            "-c",
+            &format!("printf 'SET a 1\\r\\nFLUSHDB\\r\\nGET a\\r\\n' | redis-cli -h {ip}"),
+        ],
+    );
+    let lines: Vec<&str> = piped.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 3, "{piped}");
+    assert_eq!(lines[0], "OK");
+    assert!(lines[1].contains("NOPERM"), "{piped}");
+    assert_eq!(lines[2], "1");
+
+    // Another protocol on the Redis port: refused (the rule requires `app: redis`).
+    let (ok, out) = exec(
+        "platform/node-api-0",
+        &["curl", "-sS", "-m", "5", &format!("http://{ip}:6379/")],
+    );
+    assert!(!ok, "HTTP to the Redis port got through: {out}");
+    // A workload no rule allows: refused.
+    let (ok, out) = exec("eu/order-web-0", &["redis-cli", "-h", &ip, "PING"]);
+    assert!(
+        !ok || !out.contains("PONG"),
+        "order-web reached redis: {out}"
+    );
+
+    // The denial is an event with the request, the refusal and a capture.
+    let events = std::fs::read_to_string(format!(
+        "/run/bulkhead/labs/{LAB}/agents/node-1/events.jsonl"
+    ))
+    .expect("events.jsonl");
+    let flush_event: serde_json::Value = events
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["event"] == "request" && e["request"] == "redis FLUSHALL")
+        .expect("an event for the refused FLUSHALL");
+    assert_eq!(flush_event["decision"]["allowed"], false);
+    assert!(
+        flush_event["refusal"]
+            .as_str()
+            .unwrap()
+            .starts_with("-NOPERM")
+    );
+    assert_eq!(
+        flush_event["decision"]["detail"]["src"]["workload"],
+        "platform/node-api-0"
+    );
+    let pcap = flush_event["pcap"].as_str().expect("a capture");
+    let t = Command::new("tshark")
+        .args(["-r", pcap])
+        .output()
+        .expect("tshark");
+    let text = String::from_utf8_lossy(&t.stdout);
+    assert!(
+        t.status.success() && text.contains("FLUSHALL"),
+        "tshark on {pcap}: {text} {}",
+        String::from_utf8_lossy(&t.stderr)
+    );
+    assert!(
+        events.lines().any(|l| l.contains("\"event\":\"protocol\"")
+            && l.contains("\"protocol\":\"http\"")
+            && l.contains("\"allowed\":false")),
+        "no refused-protocol event for the HTTP attempt"
+    );
+    // And bulkhead flows shows the L7 denial with what decided.
+    let flows = bulkhead(&["flows", "--lab", LAB, "--verdict", "deny", "-o", "json"]);
+    let flows = String::from_utf8_lossy(&flows.stdout);
+    assert!(flows.contains("redis FLUSHALL"), "{flows}");
+}
