@@ -38,6 +38,21 @@ impl Authority for ProxyAuthority {
             nv.allowed && ((e && !v.egress.gated.is_empty()) || (i && !v.ingress.gated.is_empty()));
         let allowed_without_l7 =
             (!e || v.egress.allowed_without_gated) && (!i || v.ingress.allowed_without_gated);
+        // Allowed requests are the hot path (every Redis command): no record, no
+        // explanation. Everything that can end up in a record gets the full treatment.
+        if l7.is_some_and(|r| r.detail != bulkhead_policy::l7::L7Detail::None)
+            && nv.allowed
+            && !v.is_violation()
+        {
+            return Decision {
+                allowed: true,
+                needs_l7,
+                allowed_without_l7,
+                violation: false,
+                decided_by: String::new(),
+                detail: serde_json::Value::Null,
+            };
+        }
         let observed = Observed {
             time: SystemTime::now(),
             action: if nv.allowed {
@@ -79,6 +94,12 @@ impl Authority for ProxyAuthority {
                 .unwrap_or_default(),
             detail: serde_json::to_value(&record).unwrap_or_default(),
         }
+    }
+
+    fn generation(&self) -> u64 {
+        self.shared
+            .generation
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     fn record(&self, event: Event) {

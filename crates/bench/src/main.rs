@@ -3,6 +3,7 @@
 //! `crr-server` / `crr-client` are the connection-rate endpoints it runs inside the lab.
 
 mod crr;
+mod l7;
 mod lab;
 mod latency;
 mod objects;
@@ -38,14 +39,24 @@ fn main() -> Result<()> {
                 .filter(|a| !a.starts_with("--"))
                 .map(String::as_str),
         ),
+        Some("l7") => {
+            let quick = args.iter().any(|a| a == "--quick");
+            let o = l7::Options {
+                rounds: if quick { 1 } else { 3 },
+                requests: if quick { 20_000 } else { 200_000 },
+            };
+            println!("## Redis through the L7 proxy\n");
+            println!("{}", l7::redis(&bulkhead_bin()?, &o)?);
+            Ok(())
+        }
         _ => bail!(
-            "usage: bulkhead-bench dataplane [objects|throughput|latency] [--quick] | crr-server --port P | crr-client --target IP:P [--seconds S] [--threads T]"
+            "usage: bulkhead-bench dataplane [objects|throughput|latency] [--quick] | l7 [--quick] | crr-server --port P | crr-client --target IP:P [--seconds S] [--threads T]"
         ),
     }
 }
 
-fn dataplane(quick: bool, only: Option<&str>) -> Result<()> {
-    let want = |part: &str| only.is_none_or(|o| o == part);
+/// The `bulkhead` binary next to this one (or `BULKHEAD_BIN`).
+fn bulkhead_bin() -> Result<PathBuf> {
     let me = std::env::current_exe()?;
     let bulkhead = std::env::var_os("BULKHEAD_BIN")
         .map(PathBuf::from)
@@ -56,6 +67,13 @@ fn dataplane(quick: bool, only: Option<&str>) -> Result<()> {
             bulkhead.display()
         );
     }
+    Ok(bulkhead)
+}
+
+fn dataplane(quick: bool, only: Option<&str>) -> Result<()> {
+    let want = |part: &str| only.is_none_or(|o| o == part);
+    let me = std::env::current_exe()?;
+    let bulkhead = bulkhead_bin()?;
     let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples");
 
     if want("objects") {

@@ -65,6 +65,16 @@ fn table_row(r: &FlowRecord) -> String {
     if r.learned {
         decided.push_str(" [learned]");
     }
+    // Decided by the L7 proxy: the request (or the protocol) it judged.
+    if let Some(l7) = &r.l7 {
+        let what = l7["request"]
+            .as_str()
+            .map(str::to_string)
+            .or_else(|| l7["protocol"].as_str().map(|p| format!("protocol {p}")));
+        if let Some(w) = what {
+            decided.push_str(&format!(" [l7: {w}]"));
+        }
+    }
     if r.event == "end" {
         decided = format!(
             "ended: {} packets, {} bytes",

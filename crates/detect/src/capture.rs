@@ -174,11 +174,7 @@ fn parse(link: DataLink, data: &[u8]) -> Option<Packet<'_>> {
     })
 }
 
-fn packet(
-    flows: &mut Vec<Flow>,
-    index: &mut HashMap<FlowKey, usize>,
-    p: Packet,
-) {
+fn packet(flows: &mut Vec<Flow>, index: &mut HashMap<FlowKey, usize>, p: Packet) {
     let key = if p.src <= p.dst {
         (p.l4, p.src, p.dst)
     } else {

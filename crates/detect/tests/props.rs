@@ -48,7 +48,7 @@ fn fed_in_pieces(c: &[u8], s: &[u8], cuts: &[usize]) -> Detection {
     let mut d = Detector::new(64 * 1024);
     // Server first, then client, each in the given piece sizes.
     for (dir, data) in [(Dir::ToClient, s), (Dir::ToServer, c)] {
-        let mut at = 0;
+        let mut at: usize = 0;
         for &cut in cuts.iter().chain(std::iter::once(&usize::MAX)) {
             let end = at.saturating_add(cut).min(data.len());
             if at < end {

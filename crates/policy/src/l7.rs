@@ -398,13 +398,13 @@ impl fmt::Display for L7Match {
 }
 
 /// What is known about one request (or about the connection only).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct L7Request {
     pub app: AppProtocol,
     pub detail: L7Detail,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum L7Detail {
     /// Only the protocol is known.
     None,

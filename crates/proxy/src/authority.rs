@@ -33,4 +33,7 @@ pub trait Authority: Send + Sync + 'static {
     fn decide(&self, client: SocketAddr, server: SocketAddr, l7: Option<&L7Request>) -> Decision;
     /// Record an event (called from the proxy's threads; must not block for long).
     fn record(&self, event: Event);
+    /// Changes whenever the answers of [`Authority::decide`] may change (a new policy or
+    /// inventory): connections cache request verdicts until it moves.
+    fn generation(&self) -> u64;
 }

@@ -1,11 +1,14 @@
 //! The layer-7 part of a connection: detect its protocol, decide on it, then enforce
 //! request by request.
 
+use std::collections::HashMap;
+
 use anyhow::{Context, Result};
 use bulkhead_policy::l7::{L7Detail, L7Request};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::authority::Decision;
 use crate::capture::Side;
 use crate::conn::{Ctx, relay};
 use crate::event::EventKind;
@@ -117,8 +120,9 @@ pub(crate) async fn serve(
     };
 
     // 3. Request by request.
+    let mut memo = Memo::default();
     let mut out = session.server_bytes(&held_s);
-    out = merge(out, feed_client(cx, session.as_mut(), &held_c));
+    out = merge(out, feed_client(cx, &mut memo, session.as_mut(), &held_c));
     loop {
         if flush(cx, &mut client, &mut server, out).await? {
             return Ok(());
@@ -132,7 +136,7 @@ pub(crate) async fn serve(
                     return drain(cx, client, server, session.as_mut()).await;
                 }
                 cx.recorder.record(Side::Client, &cbuf[..n]);
-                out = feed_client(cx, session.as_mut(), &cbuf[..n]);
+                out = feed_client(cx, &mut memo, session.as_mut(), &cbuf[..n]);
             }
             r = server.read(&mut sbuf) => {
                 let n = r.context("from the server")?;
@@ -147,20 +151,48 @@ pub(crate) async fn serve(
     }
 }
 
+/// Verdicts of one connection's requests, valid for one authority generation: the same
+/// command on the same connection is decided once (GET and SET repeat millions of times).
+#[derive(Default)]
+pub(crate) struct Memo {
+    generation: u64,
+    seen: HashMap<L7Request, Decision>,
+}
+
+/// Requests remembered per connection at most (HTTP paths vary without bound).
+const MEMO: usize = 1024;
+
 /// Feed client bytes, deciding each request with the authority and reporting it.
 fn feed_client(
     cx: &mut Ctx<'_>,
+    memo: &mut Memo,
     session: &mut dyn crate::protocol::Session,
     data: &[u8],
 ) -> Output {
+    let generation = cx.authority.generation();
+    if memo.generation != generation || memo.seen.len() >= MEMO {
+        memo.seen.clear();
+        memo.generation = generation;
+    }
     let mut decisions = Vec::new();
     let out = session.client_bytes(data, &mut |req: &L7Request| {
-        let d = cx.authority.decide(cx.client, cx.server, Some(req));
+        let d = match memo.seen.get(req) {
+            Some(d) => d.clone(),
+            None => {
+                let d = cx.authority.decide(cx.client, cx.server, Some(req));
+                memo.seen.insert(req.clone(), d.clone());
+                d
+            }
+        };
         let allowed = d.allowed;
         decisions.push(d);
         Verdict { allowed }
     });
     for (k, dec) in out.decided.iter().enumerate() {
+        // Allowed requests are counted, not recorded one by one (the hot path).
+        if dec.allowed && !decisions.get(k).is_some_and(|d| d.violation) {
+            continue;
+        }
         let decision = decisions.get(k).cloned().unwrap_or_else(|| {
             cx.authority
                 .decide(cx.client, cx.server, Some(&dec.request))

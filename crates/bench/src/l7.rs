@@ -1,0 +1,219 @@
+//! `bulkhead-bench l7 redis`: redis-benchmark between two lab workloads of the bundled
+//! example (platform/node-api-0 -> a real redis-server in platform/redis-0), directly
+//! (the agent's kernel rules only: the connection is allowed at layer 4) and through the
+//! agent's transparent proxy enforcing the example's command rule, in one run, rounds
+//! alternating so drift cancels out.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+const LAB: &str = "bhbench-l7";
+
+pub struct Options {
+    pub rounds: usize,
+    pub requests: u32,
+}
+
+fn bulkhead(bin: &Path, args: &[&str]) -> Result<String> {
+    let o = Command::new(bin)
+        .args(args)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .output()
+        .with_context(|| format!("running bulkhead {}", args.join(" ")))?;
+    if !o.status.success() {
+        bail!(
+            "bulkhead {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
+struct Down<'a>(&'a Path);
+
+impl Drop for Down<'_> {
+    fn drop(&mut self) {
+        let _ = bulkhead(self.0, &["lab", "down", "--name", LAB]);
+    }
+}
+
+/// (requests/s, p50 ms, p99 ms) of one redis-benchmark test, from its CSV.
+fn measure(
+    bin: &Path,
+    ip: &str,
+    test: &str,
+    pipeline: u32,
+    requests: u32,
+) -> Result<(f64, f64, f64)> {
+    let n = requests.to_string();
+    let p = pipeline.to_string();
+    let out = bulkhead(
+        bin,
+        &[
+            "lab",
+            "exec",
+            "--name",
+            LAB,
+            "platform/node-api-0",
+            "--",
+            "redis-benchmark",
+            "-h",
+            ip,
+            "-t",
+            test,
+            "-n",
+            &n,
+            "-c",
+            "50",
+            "-P",
+            &p,
+            "--csv",
+        ],
+    )?;
+    // "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
+    let row = out
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with(&format!("\"{test}\"")))
+        .with_context(|| format!("no {test} row in: {out}"))?;
+    let f: Vec<f64> = row
+        .split(',')
+        .skip(1)
+        .map(|x| x.trim_matches('"').parse().unwrap_or(f64::NAN))
+        .collect();
+    Ok((f[0], f[3], f[5]))
+}
+
+/// The three configurations, in the order of the table.
+const CONFIGS: [&str; 3] = [
+    "direct (kernel rules)",
+    "proxy, relay only",
+    "proxy, command rules",
+];
+
+/// The bundled example without the Redis command list: the proxy detects the protocol,
+/// then relays bytes without parsing them (the cost of the extra TCP hop alone).
+fn relay_only_examples() -> Result<PathBuf> {
+    let src = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples"));
+    let dir = std::env::temp_dir().join("bulkhead-bench-l7-relay");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    for e in std::fs::read_dir(src)? {
+        let p = e?.path();
+        if p.extension().is_some_and(|x| x == "yaml") {
+            let text: String = std::fs::read_to_string(&p)?
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("redis: ["))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            std::fs::write(dir.join(p.file_name().unwrap_or_default()), text)?;
+        }
+    }
+    Ok(dir)
+}
+
+fn up(bin: &Path, config: usize, relay: &Path) -> Result<String> {
+    let examples = if config == 1 {
+        format!("{}/", relay.display())
+    } else {
+        "examples/".to_string()
+    };
+    let mut args = vec![
+        "lab",
+        "up",
+        "-f",
+        &examples,
+        "-f",
+        "examples/lab/l7.yaml",
+        "--name",
+        LAB,
+        "-o",
+        "json",
+    ];
+    if config > 0 {
+        args.push("--l7-proxy");
+    }
+    let status: serde_json::Value = serde_json::from_str(&bulkhead(bin, &args)?)?;
+    let ip = status["workloads"]
+        .as_array()
+        .and_then(|w| w.iter().find(|w| w["name"] == "platform/redis-0"))
+        .and_then(|w| w["ipv4"].as_str())
+        .context("platform/redis-0 has no address")?
+        .to_string();
+    for _ in 0..100 {
+        let pong = bulkhead(
+            bin,
+            &[
+                "lab",
+                "exec",
+                "--name",
+                LAB,
+                "platform/node-api-0",
+                "--",
+                "redis-cli",
+                "-h",
+                &ip,
+                "PING",
+            ],
+        );
+        if pong.is_ok_and(|p| p.trim() == "PONG") {
+            return Ok(ip);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    bail!("redis-server in {LAB} never answered")
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+type Sample = (f64, f64, f64);
+
+pub fn redis(bin: &Path, o: &Options) -> Result<String> {
+    let _down = Down(bin);
+    let cases = [("set", 1), ("get", 1), ("get", 16)];
+    let relay = relay_only_examples()?;
+    // [case][config] -> samples of (rps, p50, p99)
+    let mut samples: Vec<[Vec<Sample>; 3]> = cases.iter().map(|_| Default::default()).collect();
+    for round in 0..o.rounds {
+        for k in 0..3 {
+            let config = (round + k) % 3;
+            let ip = up(bin, config, &relay)?;
+            for (i, (test, pipeline)) in cases.iter().enumerate() {
+                samples[i][config].push(measure(bin, &ip, test, *pipeline, o.requests)?);
+            }
+        }
+    }
+    let mut out = format!(
+        "redis-benchmark -c 50 -n {} from platform/node-api-0 to a real redis-server in platform/redis-0; {} rounds, configurations in rotating order, median. With command rules the proxy parses every command and decides it (rule: app redis, 15 allowed commands).\n\n",
+        o.requests, o.rounds
+    );
+    out.push_str(&format!(
+        "| test | {} req/s | {} req/s | {} req/s | ratio (rules / direct) | p50 ms (direct / relay / rules) | p99 ms (direct / relay / rules) | target |\n|---|---|---|---|---|---|---|---|\n",
+        CONFIGS[0], CONFIGS[1], CONFIGS[2]
+    ));
+    for (i, (test, pipeline)) in cases.iter().enumerate() {
+        let col = |c: usize, f: fn(&Sample) -> f64| median(samples[i][c].iter().map(f).collect());
+        let rps = [col(0, |s| s.0), col(1, |s| s.0), col(2, |s| s.0)];
+        let ratio = rps[2] / rps[0];
+        out.push_str(&format!(
+            "| {} -P {pipeline} | {:.0} | {:.0} | {:.0} | {ratio:.3} | {:.3} / {:.3} / {:.3} | {:.3} / {:.3} / {:.3} | >= 0.90 {} |\n",
+            test.to_uppercase(),
+            rps[0],
+            rps[1],
+            rps[2],
+            col(0, |s| s.1),
+            col(1, |s| s.1),
+            col(2, |s| s.1),
+            col(0, |s| s.2),
+            col(1, |s| s.2),
+            col(2, |s| s.2),
+            if ratio >= 0.90 { "PASS" } else { "MISS" }
+        ));
+    }
+    Ok(out)
+}
