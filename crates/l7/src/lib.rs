@@ -8,11 +8,14 @@
 //! requests before it, while the denied request never reaches the server. Buffers are
 //! bounded: large values stream through without being held.
 
+mod body;
+mod http;
 mod redis;
 pub mod resp;
 
 use bulkhead_policy::l7::{AppProtocol, L7Request};
 
+pub use http::HttpSession;
 pub use redis::RedisSession;
 
 /// The verdict on one request.
@@ -63,6 +66,7 @@ pub trait Session: Send {
 pub fn session_for(app: AppProtocol) -> Option<Box<dyn Session>> {
     match app {
         AppProtocol::Redis => Some(Box::new(RedisSession::new())),
+        AppProtocol::Http => Some(Box::new(HttpSession::new())),
         _ => None,
     }
 }

@@ -1,0 +1,392 @@
+//! HTTP/1.x: each request is decided on its method, path, host and headers before any of
+//! it reaches the server. A denied request gets `403 Forbidden`, in order after the
+//! responses to the requests before it (pipelining), and its body is discarded; the
+//! connection stays usable when the body's length is known.
+//!
+//! Responses are framed (length, chunked, until close; HEAD, 1xx, 204 and 304 have no
+//! body) only to know where each ends. After `101 Switching Protocols` (WebSocket, h2c)
+//! both directions pass through unparsed.
+
+use std::collections::VecDeque;
+
+use bulkhead_policy::l7::{AppProtocol, L7Detail, L7Request};
+
+use crate::body::Body;
+use crate::{Decided, Output, Session, Verdict};
+
+/// Largest request or response head (request line and headers) held for parsing.
+pub const MAX_HEAD: usize = 64 * 1024;
+const MAX_HEADERS: usize = 100;
+
+const REFUSAL_BODY: &str = "bulkhead: request denied by policy\n";
+
+fn refusal(close: bool) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: {}\r\n\r\n{REFUSAL_BODY}",
+        REFUSAL_BODY.len(),
+        if close { "close" } else { "keep-alive" }
+    )
+    .into_bytes()
+}
+
+#[derive(Debug)]
+enum Owed {
+    /// A response from the server, to a HEAD request or not.
+    Response {
+        head: bool,
+    },
+    Refusal(Vec<u8>, bool),
+}
+
+#[derive(Debug)]
+enum Side {
+    Head,
+    /// Passing (or discarding) a body.
+    Body(Body, bool),
+    /// Everything passes unparsed (after an upgrade, or a body until close).
+    Raw,
+    /// After a request asking to upgrade: what the client sends next is held until the
+    /// server says whether it switches protocols (101: it passes raw) or not (parsed).
+    Held(Vec<u8>),
+}
+
+pub struct HttpSession {
+    client: Side,
+    client_head: Vec<u8>,
+    server: Side,
+    server_head: Vec<u8>,
+    owed: VecDeque<Owed>,
+    /// Close once the owed refusals are out (a denied request whose body cannot be skipped).
+    closing: bool,
+}
+
+impl Default for HttpSession {
+    fn default() -> Self {
+        HttpSession::new()
+    }
+}
+
+/// The end of a head (`\r\n\r\n` or a bare `\n\n`), as the index after it.
+fn head_end(b: &[u8]) -> Option<usize> {
+    let crlf = b.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4);
+    let lf = b.windows(2).position(|w| w == b"\n\n").map(|p| p + 2);
+    match (crlf, lf) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn header<'a>(headers: &'a [httparse::Header<'a>], name: &str) -> Option<&'a [u8]> {
+    headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case(name))
+        .map(|h| h.value)
+}
+
+/// The host a Host header names, without a port (rules name hosts, not host:port).
+fn host_name(h: &str) -> String {
+    let h = h.trim().to_ascii_lowercase();
+    if let Some(rest) = h.strip_prefix('[') {
+        // An IPv6 literal: [addr] or [addr]:port.
+        return rest.split(']').next().unwrap_or(rest).to_string();
+    }
+    match h.rsplit_once(':') {
+        Some((name, port)) if !name.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => {
+            name.to_string()
+        }
+        _ => h,
+    }
+}
+
+/// The body of a message from its headers: None (no body) or how it is framed.
+fn request_body(headers: &[httparse::Header]) -> Result<Option<Body>, ()> {
+    if let Some(te) = header(headers, "transfer-encoding") {
+        let te = String::from_utf8_lossy(te).to_ascii_lowercase();
+        return if te.trim_end().ends_with("chunked") {
+            Ok(Some(Body::chunked()))
+        } else {
+            Err(())
+        };
+    }
+    match header(headers, "content-length") {
+        None => Ok(None),
+        Some(v) => {
+            let n: u64 = std::str::from_utf8(v)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .ok_or(())?;
+            Ok((n > 0).then_some(Body::Length(n)))
+        }
+    }
+}
+
+impl HttpSession {
+    pub fn new() -> HttpSession {
+        HttpSession {
+            client: Side::Head,
+            client_head: Vec::new(),
+            server: Side::Head,
+            server_head: Vec::new(),
+            owed: VecDeque::new(),
+            closing: false,
+        }
+    }
+
+    fn refuse(&mut self, out: &mut Output, close: bool) {
+        let r = refusal(close);
+        if self.owed.is_empty() {
+            out.to_client.extend_from_slice(&r);
+            out.close |= close;
+        } else {
+            self.owed.push_back(Owed::Refusal(r, close));
+        }
+    }
+
+    /// Write refusals that are due (no response owed before them).
+    fn release(&mut self, out: &mut Output) {
+        while let Some(Owed::Refusal(..)) = self.owed.front() {
+            if let Some(Owed::Refusal(r, close)) = self.owed.pop_front() {
+                out.to_client.extend_from_slice(&r);
+                out.close |= close;
+            }
+        }
+    }
+}
+
+impl Session for HttpSession {
+    fn client_bytes(
+        &mut self,
+        data: &[u8],
+        decide: &mut dyn FnMut(&L7Request) -> Verdict,
+    ) -> Output {
+        let mut out = Output::default();
+        let mut input: std::borrow::Cow<[u8]> = std::borrow::Cow::Borrowed(data);
+        let mut i = 0;
+        while i < input.len() && !out.close {
+            let data = &input[i..];
+            match &mut self.client {
+                Side::Raw => {
+                    out.to_server.extend_from_slice(data);
+                    i = input.len();
+                }
+                Side::Held(held) => {
+                    if held.len() + data.len() > MAX_HEAD {
+                        out.close = true;
+                    }
+                    held.extend_from_slice(data);
+                    i = input.len();
+                }
+                Side::Body(body, forward) => {
+                    let forward = *forward;
+                    match body.feed(data) {
+                        Ok((n, done)) => {
+                            if forward {
+                                out.to_server.extend_from_slice(&data[..n]);
+                            }
+                            i += n;
+                            if done {
+                                self.client = Side::Head;
+                            }
+                        }
+                        Err(_) => {
+                            out.to_client.extend_from_slice(&refusal(true));
+                            out.close = true;
+                        }
+                    }
+                }
+                Side::Head => {
+                    let room = MAX_HEAD.saturating_sub(self.client_head.len());
+                    let take = data.len().min(room);
+                    self.client_head.extend_from_slice(&data[..take]);
+                    i += take;
+                    let Some(end) = head_end(&self.client_head) else {
+                        if self.client_head.len() >= MAX_HEAD {
+                            out.to_client.extend_from_slice(b"HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+                            out.close = true;
+                        }
+                        continue;
+                    };
+                    // Leading empty lines between requests are allowed (RFC 9112 2.2).
+                    let mut tail = self.client_head.split_off(end);
+                    let head = std::mem::take(&mut self.client_head);
+                    tail.extend_from_slice(&input[i..]);
+                    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+                    let mut req = httparse::Request::new(&mut headers);
+                    let parsed = req.parse(&head);
+                    let (Ok(httparse::Status::Complete(_)), Some(method), Some(path)) =
+                        (parsed, req.method, req.path)
+                    else {
+                        out.to_client.extend_from_slice(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+                        out.close = true;
+                        continue;
+                    };
+                    let hdrs: Vec<(String, String)> = req
+                        .headers
+                        .iter()
+                        .map(|h| {
+                            (
+                                h.name.to_ascii_lowercase(),
+                                String::from_utf8_lossy(h.value).into_owned(),
+                            )
+                        })
+                        .collect();
+                    let host =
+                        header(req.headers, "host").map(|h| host_name(&String::from_utf8_lossy(h)));
+                    let body = request_body(req.headers);
+                    let upgrade = header(req.headers, "upgrade").is_some();
+                    let is_head = method.eq_ignore_ascii_case("HEAD");
+                    let request = L7Request {
+                        app: AppProtocol::Http,
+                        detail: L7Detail::Http {
+                            method: method.to_string(),
+                            path: path.to_string(),
+                            host,
+                            headers: hdrs,
+                        },
+                    };
+                    let allowed = decide(&request).allowed;
+                    match (allowed, body) {
+                        (true, Ok(body)) => {
+                            out.to_server.extend_from_slice(&head);
+                            self.owed.push_back(Owed::Response { head: is_head });
+                            if let Some(b) = body {
+                                self.client = Side::Body(b, true);
+                            } else if upgrade {
+                                self.client = Side::Held(Vec::new());
+                            }
+                        }
+                        (true, Err(())) | (false, Err(())) => {
+                            // A body we cannot frame: refuse and close.
+                            self.refuse(&mut out, true);
+                            self.closing = true;
+                        }
+                        (false, Ok(body)) => {
+                            self.refuse(&mut out, false);
+                            if let Some(b) = body {
+                                self.client = Side::Body(b, false);
+                            }
+                        }
+                    }
+                    out.decided.push(Decided {
+                        request,
+                        allowed,
+                        refusal: (!allowed).then(|| "403 Forbidden".to_string()),
+                    });
+                    if self.closing {
+                        // Nothing more from this client reaches the server.
+                        self.client = Side::Body(Body::UntilClose, false);
+                    }
+                    input = std::borrow::Cow::Owned(tail);
+                    i = 0;
+                }
+            }
+        }
+        out
+    }
+
+    fn server_bytes(&mut self, data: &[u8]) -> Output {
+        let mut out = Output::default();
+        let mut input: std::borrow::Cow<[u8]> = std::borrow::Cow::Borrowed(data);
+        let mut i = 0;
+        while i < input.len() {
+            let data = &input[i..];
+            match &mut self.server {
+                Side::Raw | Side::Held(_) => {
+                    out.to_client.extend_from_slice(data);
+                    i = input.len();
+                }
+                Side::Body(body, _) => match body.feed(data) {
+                    Ok((n, done)) => {
+                        out.to_client.extend_from_slice(&data[..n]);
+                        i += n;
+                        if done {
+                            self.server = Side::Head;
+                            self.release(&mut out);
+                        }
+                    }
+                    Err(_) => {
+                        self.server = Side::Raw;
+                    }
+                },
+                Side::Head => {
+                    let room = MAX_HEAD.saturating_sub(self.server_head.len());
+                    let take = data.len().min(room);
+                    self.server_head.extend_from_slice(&data[..take]);
+                    i += take;
+                    let Some(end) = head_end(&self.server_head) else {
+                        if self.server_head.len() >= MAX_HEAD {
+                            // Cannot frame it: stop ordering, keep forwarding.
+                            out.to_client
+                                .extend_from_slice(&std::mem::take(&mut self.server_head));
+                            self.server = Side::Raw;
+                        }
+                        continue;
+                    };
+                    let mut tail = self.server_head.split_off(end);
+                    let head = std::mem::take(&mut self.server_head);
+                    tail.extend_from_slice(&input[i..]);
+                    out.to_client.extend_from_slice(&head);
+                    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+                    let mut resp = httparse::Response::new(&mut headers);
+                    let code = match resp.parse(&head) {
+                        Ok(httparse::Status::Complete(_)) => resp.code.unwrap_or(0),
+                        _ => {
+                            self.server = Side::Raw;
+                            input = std::borrow::Cow::Owned(tail);
+                            i = 0;
+                            continue;
+                        }
+                    };
+                    if code == 101 {
+                        self.owed.pop_front();
+                        self.server = Side::Raw;
+                        if let Side::Held(held) = std::mem::replace(&mut self.client, Side::Raw) {
+                            out.to_server.extend_from_slice(&held);
+                        }
+                    } else if (100..200).contains(&code) {
+                        // Interim: the final response is still owed.
+                    } else {
+                        let head_req =
+                            matches!(self.owed.pop_front(), Some(Owed::Response { head: true }));
+                        if let Side::Held(held) = std::mem::replace(&mut self.client, Side::Head) {
+                            // No upgrade: what the client sent meanwhile is parsed with
+                            // its next bytes.
+                            self.client_head = held;
+                        }
+                        let body = if head_req || code == 204 || code == 304 {
+                            None
+                        } else if let Some(te) = header(resp.headers, "transfer-encoding") {
+                            if String::from_utf8_lossy(te)
+                                .to_ascii_lowercase()
+                                .trim_end()
+                                .ends_with("chunked")
+                            {
+                                Some(Body::chunked())
+                            } else {
+                                Some(Body::UntilClose)
+                            }
+                        } else if let Some(cl) = header(resp.headers, "content-length") {
+                            match std::str::from_utf8(cl)
+                                .ok()
+                                .and_then(|s| s.trim().parse::<u64>().ok())
+                            {
+                                Some(0) => None,
+                                Some(n) => Some(Body::Length(n)),
+                                None => Some(Body::UntilClose),
+                            }
+                        } else {
+                            Some(Body::UntilClose)
+                        };
+                        match body {
+                            Some(b) => self.server = Side::Body(b, true),
+                            None => self.release(&mut out),
+                        }
+                    }
+                    input = std::borrow::Cow::Owned(tail);
+                    i = 0;
+                }
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,155 @@
+//! HTTP/1.x sessions: decisions on method/path/host, 403 in pipeline order, bodies of
+//! denied requests discarded, responses framed (length, chunked, HEAD, 204, 1xx, 101),
+//! the same result however the streams are split.
+
+use bulkhead_l7::{HttpSession, Output, Session, Verdict};
+use bulkhead_policy::l7::{L7Detail, L7Request};
+use proptest::prelude::*;
+
+/// Deny anything under /admin.
+fn policy(r: &L7Request) -> Verdict {
+    let L7Detail::Http { path, .. } = &r.detail else {
+        panic!("{r:?}")
+    };
+    Verdict {
+        allowed: !path.starts_with("/admin"),
+    }
+}
+
+/// (to the server, to the client, decisions, closed)
+type Run = (Vec<u8>, Vec<u8>, Vec<(String, bool)>, bool);
+
+fn run(client: &[u8], server: &[u8], cuts: &[usize]) -> Run {
+    let mut s = HttpSession::new();
+    let mut all = Output::default();
+    for (data, from_client) in [(client, true), (server, false)] {
+        let mut at = 0;
+        let mut k = 0;
+        while at < data.len() {
+            let n = cuts
+                .get(k)
+                .copied()
+                .unwrap_or(data.len())
+                .max(1)
+                .min(data.len() - at);
+            k += 1;
+            let out = if from_client {
+                s.client_bytes(&data[at..at + n], &mut policy)
+            } else {
+                s.server_bytes(&data[at..at + n])
+            };
+            all.merge(out);
+            at += n;
+        }
+    }
+    let decided = all
+        .decided
+        .iter()
+        .map(|d| (d.request.to_string(), d.allowed))
+        .collect();
+    (all.to_server, all.to_client, decided, all.close)
+}
+
+const R1: &[u8] = b"GET /a HTTP/1.1\r\nHost: shop.example:8080\r\n\r\n";
+const ADMIN: &[u8] =
+    b"POST /admin/delete HTTP/1.1\r\nHost: shop.example\r\nContent-Length: 11\r\n\r\nhello world";
+const R2: &[u8] = b"GET /b HTTP/1.1\r\nHost: shop.example\r\n\r\n";
+const RESP1: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nA!";
+const RESP2: &[u8] = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nB!\r\n0\r\n\r\n";
+
+#[test]
+fn denied_request_gets_403_in_order_and_its_body_is_dropped() {
+    let client = [R1, ADMIN, R2].concat();
+    let server = [RESP1, RESP2].concat();
+    let (to_server, to_client, decided, close) = run(&client, &server, &[]);
+    assert_eq!(
+        to_server,
+        [R1, R2].concat(),
+        "the denied request and its body never reach the server"
+    );
+    let text = String::from_utf8(to_client).unwrap();
+    let first = text.find("A!").unwrap();
+    let forbidden = text.find("403 Forbidden").unwrap();
+    let second = text.find("B!").unwrap();
+    assert!(first < forbidden && forbidden < second, "{text}");
+    assert!(!close);
+    assert_eq!(
+        decided[0],
+        (
+            "http GET /a host=shop.example header:host=shop.example:8080".into(),
+            true
+        )
+    );
+    assert!(!decided[1].1);
+    assert_eq!(decided.len(), 3);
+}
+
+#[test]
+fn the_refusal_is_a_valid_http_response() {
+    let (_, to_client, _, _) = run(ADMIN, b"", &[]);
+    let mut headers = [httparse::EMPTY_HEADER; 16];
+    let mut r = httparse::Response::new(&mut headers);
+    let httparse::Status::Complete(n) = r.parse(&to_client).unwrap() else {
+        panic!()
+    };
+    assert_eq!(r.code, Some(403));
+    let len: usize = std::str::from_utf8(
+        r.headers
+            .iter()
+            .find(|h| h.name == "Content-Length")
+            .unwrap()
+            .value,
+    )
+    .unwrap()
+    .parse()
+    .unwrap();
+    assert_eq!(to_client.len(), n + len);
+}
+
+#[test]
+fn head_204_interim_and_upgrade_responses_are_framed() {
+    let client = b"HEAD /x HTTP/1.1\r\nHost: a\r\n\r\nGET /y HTTP/1.1\r\nHost: a\r\n\r\nGET /admin HTTP/1.1\r\nHost: a\r\n\r\n";
+    let server = b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nHTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n";
+    let (_, to_client, _, _) = run(client, server, &[]);
+    let text = String::from_utf8(to_client).unwrap();
+    assert!(text.ends_with("HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: 35\r\nConnection: keep-alive\r\n\r\nbulkhead: request denied by policy\n"), "{text}");
+
+    let client = b"GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n\x81\x05hello";
+    let server = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x81\x02hi";
+    let mut s = HttpSession::new();
+    // The client sends its first frame right behind the request: held until the 101.
+    let a = s.client_bytes(client, &mut policy);
+    assert!(a.to_server.ends_with(b"\r\n\r\n"));
+    let b = s.server_bytes(server);
+    assert_eq!([a.to_server, b.to_server].concat(), client.to_vec());
+    assert_eq!(b.to_client, server.to_vec());
+    let c = s.client_bytes(b"\x81\x01!", &mut policy);
+    assert_eq!(c.to_server, b"\x81\x01!".to_vec());
+}
+
+proptest! {
+    #[test]
+    fn splitting_changes_nothing(cuts in proptest::collection::vec(1usize..25, 0..40)) {
+        let client = [R1, ADMIN, R2, b"POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"].concat();
+        let server = [RESP1, RESP2, b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"].concat();
+        prop_assert_eq!(run(&client, &server, &cuts), run(&client, &server, &[]));
+    }
+
+    #[test]
+    fn allowed_traffic_passes_byte_identical(cuts in proptest::collection::vec(1usize..25, 0..40)) {
+        let client = [R1, R2, b"PUT /d HTTP/1.1\r\nContent-Length: 3\r\n\r\nxyz"].concat();
+        let server = [RESP1, RESP2].concat();
+        let (to_server, to_client, _, _) = run(&client, &server, &cuts);
+        prop_assert_eq!(to_server, client);
+        prop_assert_eq!(to_client, server);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(c in proptest::collection::vec(any::<u8>(), 0..600),
+                                   s in proptest::collection::vec(any::<u8>(), 0..600)) {
+        let _ = run(&c, &s, &[5, 1, 17]);
+        let mut pre = b"GET / HTTP/1.1\r\nContent-Length: 5\r\n\r\n".to_vec();
+        pre.extend_from_slice(&c);
+        let _ = run(&pre, &s, &[]);
+    }
+}
