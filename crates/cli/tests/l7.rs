@@ -142,6 +142,27 @@ fn redis_commands_are_enforced_by_the_proxy() {
         "order-web reached redis: {out}"
     );
 
+    // HTTP: creditStatus serves only its status API to creditCheck (method and path rule).
+    let status_ip = status["workloads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["name"] == "us/credit-status-1")
+        .and_then(|w| w["ipv4"].as_str())
+        .expect("us/credit-status-1")
+        .to_string();
+    let curl = |method: &str, path: &str| {
+        exec(
+            "eu/credit-check-0",
+            &["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "5", "-X", method, &format!("http://{status_ip}:8080{path}")],
+        )
+        .1
+    };
+    assert_eq!(curl("GET", "/v1/status/7"), "200");
+    assert_eq!(curl("POST", "/v1/status"), "200");
+    assert_eq!(curl("DELETE", "/v1/accounts/42"), "403");
+    assert_eq!(curl("GET", "/admin"), "403");
+
     // The denial is an event with the request, the refusal and a capture.
     let events = std::fs::read_to_string(format!(
         "/run/bulkhead/labs/{LAB}/agents/node-1/events.jsonl"
