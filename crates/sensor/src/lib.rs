@@ -1,0 +1,4 @@
+//! Inspection sensors over untrusted bytes.
+#![forbid(unsafe_code)]
+
+pub mod sqli;

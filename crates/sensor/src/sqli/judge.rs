@@ -1,0 +1,958 @@
+//! Is a token stream an injection? A small automaton walks the tokens the way a SQL
+//! parser walks an expression (operand expected / operand seen), so it knows whether
+//! the value, placed where the application put it, still forms valid SQL, and it
+//! collects *signals* on the way: a UNION SELECT, a stacked statement, a call of a
+//! function only an attacker needs, a comparison of constants, boolean logic, a
+//! comment that cuts the rest of the query off.
+//!
+//! The decision needs both: benign text that merely contains SQL words ("7 AND A
+//! HALF", "Select your size", "O'Brien") fails the structure, and valid structure
+//! without a signal ("40 AND FAB", a column name) is left alone. Strong signals (UNION
+//! SELECT, stacked statements, time and information functions, system catalogs) decide
+//! as soon as the tokens before them were valid, because what follows them is the
+//! attacker's own query and need not fit the application's.
+
+use super::lex::{CommentKind, Tok, Token};
+use super::words::{FuncClass, Word, also_function, lower};
+
+/// What the judge saw, as bits.
+pub mod sig {
+    pub const UNION_SELECT: u32 = 1 << 0;
+    pub const STACKED: u32 = 1 << 1;
+    pub const TIME_FUNC: u32 = 1 << 2;
+    pub const INFO_FUNC: u32 = 1 << 3;
+    pub const SYS_VAR: u32 = 1 << 4;
+    pub const CATALOG: u32 = 1 << 5;
+    pub const INTO_FILE: u32 = 1 << 6;
+    pub const SUBQUERY: u32 = 1 << 7;
+    pub const STATEMENT: u32 = 1 << 8;
+    /// Strong signals: any one of them decides.
+    pub const STRONG: u32 = (1 << 9) - 1;
+    pub const TAUTOLOGY: u32 = 1 << 10;
+    pub const LOGIC: u32 = 1 << 11;
+    pub const CMP: u32 = 1 << 12;
+    pub const ARITH: u32 = 1 << 13;
+    pub const TRUNCATE: u32 = 1 << 14;
+    pub const CALL: u32 = 1 << 15;
+    pub const CLAUSE: u32 = 1 << 16;
+    pub const INLINE_COMMENT: u32 = 1 << 17;
+    pub const USER_VAR: u32 = 1 << 18;
+    pub const USER_CALL: u32 = 1 << 19;
+    pub const CASE: u32 = 1 << 20;
+    pub const CAST: u32 = 1 << 21;
+}
+
+/// The names of the signal bits, for reports.
+pub fn signal_names(bits: u32) -> Vec<&'static str> {
+    const NAMES: &[(u32, &str)] = &[
+        (sig::UNION_SELECT, "union_select"),
+        (sig::STACKED, "stacked_query"),
+        (sig::TIME_FUNC, "time_function"),
+        (sig::INFO_FUNC, "info_function"),
+        (sig::SYS_VAR, "system_variable"),
+        (sig::CATALOG, "system_catalog"),
+        (sig::INTO_FILE, "into_file"),
+        (sig::SUBQUERY, "subquery"),
+        (sig::STATEMENT, "statement"),
+        (sig::TAUTOLOGY, "constant_comparison"),
+        (sig::LOGIC, "boolean_logic"),
+        (sig::CMP, "comparison"),
+        (sig::ARITH, "arithmetic"),
+        (sig::TRUNCATE, "comment_truncation"),
+        (sig::CALL, "function_call"),
+        (sig::CLAUSE, "clause"),
+        (sig::INLINE_COMMENT, "inline_comment"),
+        (sig::USER_VAR, "variable"),
+        (sig::USER_CALL, "unknown_function_call"),
+        (sig::CASE, "case_expression"),
+        (sig::CAST, "cast"),
+    ];
+    NAMES
+        .iter()
+        .filter(|(b, _)| bits & b != 0)
+        .map(|(_, n)| *n)
+        .collect()
+}
+
+/// The outcome of walking one context.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Walk {
+    /// Signals seen while the structure was still valid.
+    pub signals: u32,
+    /// The whole value is valid in its place (strong signals end the walk early and
+    /// count as valid).
+    pub valid: bool,
+    /// The value left the string it was placed in (quote contexts only).
+    pub broke_out: bool,
+    /// Index of the token where the walk stopped being valid, or the token count.
+    pub stop: usize,
+    /// Everything was valid but the application's closing quote is left without a
+    /// string to close (quote contexts): sloppy, but an attacker's intent is the same.
+    pub tail_open: bool,
+    /// The value ended in a `--` or `/*` comment (not `#`, which prose uses for numbers).
+    pub trunc_dash: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum State {
+    Operand,
+    After,
+    /// After `AS` inside a call (CAST(x AS type)) or after `::`: a type name comes.
+    Type,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Frame {
+    Group,
+    Call,
+    /// Inside a SELECT (sub)query: aliases and clauses are allowed.
+    Select,
+}
+
+/// Walk `toks` (lexed from `s`). `in_string`: the value was placed inside a string
+/// literal with that quote; the first token is then the remainder of that string.
+pub fn walk(s: &[u8], toks: &[Token], in_string: Option<u8>) -> Walk {
+    let mut w = Walker {
+        s,
+        toks,
+        signals: 0,
+        stack: Vec::new(),
+        side_const: vec![true],
+        cmp_left_const: None,
+        select_top: false,
+        select_const: false,
+        last_was_operand_const: false,
+        case_open: false,
+    };
+    w.run(in_string)
+}
+
+struct Walker<'a> {
+    s: &'a [u8],
+    toks: &'a [Token],
+    signals: u32,
+    stack: Vec<Frame>,
+    /// Per nesting level: every operand on the current side of a comparison is constant.
+    side_const: Vec<bool>,
+    /// Left side of a pending comparison was constant.
+    cmp_left_const: Option<bool>,
+    /// The top level is a SELECT statement (the value started with one).
+    select_top: bool,
+    /// A constant, variable or call appeared in the top-level select list.
+    select_const: bool,
+    last_was_operand_const: bool,
+    case_open: bool,
+}
+
+impl Walker<'_> {
+    fn text(&self, i: usize) -> &[u8] {
+        let t = self.toks[i];
+        &self.s[t.start..t.end]
+    }
+
+    fn word_is(&self, i: usize, lower_word: &str) -> bool {
+        i < self.toks.len()
+            && matches!(self.toks[i].tok, Tok::Word(_))
+            && self.text(i).eq_ignore_ascii_case(lower_word.as_bytes())
+    }
+
+    fn word_at(&self, i: usize) -> Option<Word> {
+        match self.toks.get(i)?.tok {
+            Tok::Word(w) => Some(w),
+            _ => None,
+        }
+    }
+
+    /// The next token that is not an inline comment.
+    fn next(&self, mut i: usize) -> usize {
+        while i < self.toks.len() {
+            match self.toks[i].tok {
+                Tok::Comment { to_end: false, .. } => i += 1,
+                _ => break,
+            }
+        }
+        i
+    }
+
+    fn in_frame(&self, f: Frame) -> bool {
+        self.stack.last() == Some(&f)
+    }
+
+    fn in_select(&self) -> bool {
+        self.stack.last().map_or(self.select_top, |f| *f == Frame::Select)
+    }
+
+    fn operand(&mut self, constant: bool) {
+        if constant && self.select_top {
+            self.select_const = true;
+        }
+        if let Some(c) = self.side_const.last_mut() {
+            *c &= constant;
+        }
+        self.last_was_operand_const = constant;
+    }
+
+    /// A boolean connective or list separator ends a comparison: was it constant?
+    fn close_side(&mut self) {
+        let right = self.side_const.last().copied().unwrap_or(false);
+        if let Some(left) = self.cmp_left_const.take()
+            && left
+            && right
+        {
+            self.signals |= sig::TAUTOLOGY;
+        }
+        if let Some(c) = self.side_const.last_mut() {
+            *c = true;
+        }
+    }
+
+    fn run(&mut self, in_string: Option<u8>) -> Walk {
+        let toks = self.toks;
+        let mut state = State::Operand;
+        let mut i = 0;
+        let mut broke_out = false;
+        if let Some(q) = in_string {
+            match toks.first().map(|t| t.tok) {
+                Some(Tok::Str { closed: true, .. }) => {
+                    broke_out = true;
+                    state = State::After;
+                    self.operand(true);
+                    i = 1;
+                }
+                _ => {
+                    return Walk::default();
+                }
+            }
+            let _ = q;
+        }
+        let done = |signals: u32, valid: bool, stop: usize| Walk {
+            signals,
+            valid,
+            broke_out,
+            stop,
+            tail_open: false,
+            trunc_dash: false,
+        };
+        // A value that starts a statement of its own (numeric context).
+        if in_string.is_none() {
+            let j = self.next(0);
+            if let Some(w) = self.word_at(j) {
+                if w == Word::Select {
+                    self.select_top = true;
+                    i = j + 1;
+                    state = State::Operand;
+                } else if matches!(w, Word::Statement | Word::Waitfor)
+                    && self.statement_shape(j)
+                {
+                    self.signals |= sig::STATEMENT;
+                    return done(self.signals, true, j);
+                }
+            }
+        }
+        let mut from_seen = false;
+        let mut select_list_strong = false;
+        while i < toks.len() {
+            if self.signals & sig::STRONG != 0 && !self.select_top {
+                return done(self.signals, true, i);
+            }
+            let t = toks[i];
+            match t.tok {
+                Tok::Comment { to_end: false, .. } => {
+                    self.signals |= sig::INLINE_COMMENT;
+                    i += 1;
+                    continue;
+                }
+                Tok::Comment { to_end: true, kind } => {
+                    // The rest of the application's query is cut off. Valid only where an
+                    // expression may end.
+                    if state != State::After {
+                        return done(self.signals, false, i);
+                    }
+                    self.close_side();
+                    self.signals |= sig::TRUNCATE;
+                    let mut w = self.finish(done, toks.len(), from_seen, select_list_strong);
+                    w.trunc_dash = kind != CommentKind::Hash;
+                    return w;
+                }
+                _ => {}
+            }
+            match state {
+                State::Type => {
+                    match t.tok {
+                        Tok::Word(_) | Tok::Ident => {
+                            // CHAR(10), DECIMAL(10,2)
+                            let n = self.next(i + 1);
+                            if n < toks.len() && toks[n].tok == Tok::LParen {
+                                self.stack.push(Frame::Group);
+                                self.side_const.push(true);
+                                state = State::Operand;
+                                i = n + 1;
+                                continue;
+                            }
+                            state = State::After;
+                        }
+                        _ => return done(self.signals, false, i),
+                    }
+                }
+                State::Operand => match t.tok {
+                    Tok::Num => {
+                        self.operand(true);
+                        state = State::After;
+                    }
+                    Tok::Str { quote, closed } => {
+                        if !closed && in_string != Some(quote) {
+                            return done(self.signals, false, i);
+                        }
+                        self.operand(true);
+                        state = State::After;
+                    }
+                    Tok::Var { system } => {
+                        self.signals |= if system { sig::SYS_VAR } else { sig::USER_VAR };
+                        self.operand(true);
+                        state = State::After;
+                    }
+                    Tok::Ident => {
+                        self.operand(false);
+                        state = State::After;
+                    }
+                    Tok::Op if self.text(i) == b"*" && self.in_select() => {
+                        // SELECT * / COUNT(*)
+                        select_list_strong = true;
+                        self.operand(false);
+                        state = State::After;
+                    }
+                    Tok::Op if self.text(i) == b"*" && self.in_frame(Frame::Call) => {
+                        self.operand(false);
+                        state = State::After;
+                    }
+                    Tok::Op if matches!(self.text(i), b"-" | b"+" | b"~") => {}
+                    Tok::Logic if self.text(i) == b"!" => {}
+                    Tok::LParen => {
+                        self.stack.push(Frame::Group);
+                        self.side_const.push(true);
+                    }
+                    Tok::RParen if i > 0 && toks[i - 1].tok == Tok::LParen => {
+                        // f() with no arguments
+                        self.pop_frame();
+                        state = State::After;
+                    }
+                    Tok::Word(w) => match self.word_operand(i, w) {
+                        Some((next_state, next_i)) => {
+                            if self.signals & sig::STRONG != 0 && !self.select_top {
+                                return done(self.signals, true, next_i);
+                            }
+                            state = next_state;
+                            i = next_i;
+                            continue;
+                        }
+                        None => return done(self.signals, false, i),
+                    },
+                    _ => return done(self.signals, false, i),
+                },
+                State::After => match t.tok {
+                    Tok::Op => {
+                        self.signals |= sig::ARITH;
+                        state = State::Operand;
+                    }
+                    Tok::Cmp => {
+                        self.signals |= sig::CMP;
+                        self.compare();
+                        state = State::Operand;
+                    }
+                    Tok::Logic => {
+                        self.signals |= sig::LOGIC;
+                        self.close_side();
+                        state = State::Operand;
+                    }
+                    Tok::Cast => {
+                        self.signals |= sig::CAST;
+                        state = State::Type;
+                    }
+                    Tok::Dot => {
+                        // qualified name: a.b, db..table
+                        let n = self.next(i + 1);
+                        let n = if n < toks.len() && toks[n].tok == Tok::Dot {
+                            self.next(n + 1)
+                        } else {
+                            n
+                        };
+                        match toks.get(n).map(|t| t.tok) {
+                            Some(Tok::Word(w)) => {
+                                if w == Word::Catalog {
+                                    self.signals |= sig::CATALOG;
+                                }
+                                if let Some(c) = self.call_class(n, w) {
+                                    self.call(c);
+                                    i = self.next(n + 1) + 1;
+                                    state = State::Operand;
+                                    continue;
+                                }
+                                i = n + 1;
+                                continue;
+                            }
+                            Some(Tok::Ident) => {
+                                i = n + 1;
+                                continue;
+                            }
+                            Some(Tok::Op) if self.text(n) == b"*" => {
+                                i = n + 1;
+                                continue;
+                            }
+                            _ => return done(self.signals, false, i),
+                        }
+                    }
+                    Tok::RParen => {
+                        if self.stack.is_empty() {
+                            // Closes a parenthesis of the application's query.
+                            self.close_side();
+                        } else {
+                            self.pop_frame();
+                        }
+                    }
+                    Tok::Comma => {
+                        if self.stack.is_empty() && !self.select_top {
+                            // A list the application built (IN (...), LIMIT a,b).
+                            self.signals |= sig::CLAUSE;
+                        }
+                        self.close_side();
+                        state = State::Operand;
+                    }
+                    Tok::Semi => {
+                        let n = self.next(i + 1);
+                        if n >= toks.len() {
+                            return self.finish(done, n, from_seen, select_list_strong);
+                        }
+                        if let Tok::Comment { to_end: true, .. } = toks[n].tok {
+                            self.signals |= sig::TRUNCATE;
+                            return self.finish(done, n, from_seen, select_list_strong);
+                        }
+                        match self.word_at(n) {
+                            Some(Word::Select) if self.operand_follows(n + 1) => {
+                                self.signals |= sig::STACKED;
+                                return done(self.signals, true, n);
+                            }
+                            Some(Word::Statement | Word::Waitfor) if self.statement_shape(n) => {
+                                self.signals |= sig::STACKED;
+                                return done(self.signals, true, n);
+                            }
+                            Some(w) if self.call_class(n, w).is_some() => {
+                                self.signals |= sig::STACKED;
+                                return done(self.signals, true, n);
+                            }
+                            _ if toks[n].tok == Tok::LParen
+                                && self.word_at(self.next(n + 1)) == Some(Word::Select) =>
+                            {
+                                self.signals |= sig::STACKED;
+                                return done(self.signals, true, n);
+                            }
+                            _ => return done(self.signals, false, i),
+                        }
+                    }
+                    Tok::Str { quote, closed } => {
+                        // Adjacent strings concatenate (MySQL, standard SQL).
+                        if !matches!(toks[i - 1].tok, Tok::Str { .. })
+                            || (!closed && in_string != Some(quote))
+                        {
+                            return done(self.signals, false, i);
+                        }
+                    }
+                    Tok::Word(w) => match self.word_after(i, w, &mut from_seen) {
+                        Some((next_state, next_i)) => {
+                            if self.signals & sig::STRONG != 0 && !self.select_top {
+                                return done(self.signals, true, next_i);
+                            }
+                            state = next_state;
+                            i = next_i;
+                            continue;
+                        }
+                        None => return done(self.signals, false, i),
+                    },
+                    Tok::Ident if self.in_select() => {}
+                    Tok::LParen if self.word_at(self.next(i + 1)) == Some(Word::Select) => {
+                        // `1 (select ...)`: the attacker's own subquery glued on.
+                        self.signals |= sig::SUBQUERY;
+                        return done(self.signals, true, i);
+                    }
+                    _ => return done(self.signals, false, i),
+                },
+            }
+            i += 1;
+        }
+        // End of the value.
+        if state != State::After {
+            if self.select_top && from_seen {
+                // A SELECT cut off after FROM/WHERE: a statement all the same.
+                return self.finish(done, toks.len(), from_seen, select_list_strong);
+            }
+            return done(self.signals, false, toks.len());
+        }
+        if let Some(q) = in_string {
+            // The application's closing quote must close a string the value opened.
+            match toks.last().map(|t| t.tok) {
+                Some(Tok::Str { quote, closed: false }) if quote == q => {}
+                _ => {
+                    self.close_side();
+                    let mut w = done(self.signals, false, toks.len());
+                    w.tail_open = true;
+                    return w;
+                }
+            }
+        }
+        self.close_side();
+        self.finish(done, toks.len(), from_seen, select_list_strong)
+    }
+
+    fn finish(
+        &mut self,
+        done: impl Fn(u32, bool, usize) -> Walk,
+        stop: usize,
+        from_seen: bool,
+        select_list_strong: bool,
+    ) -> Walk {
+        if self.select_top && (from_seen || select_list_strong || self.select_const) {
+            // A whole SELECT with a FROM clause or a non-trivial select list.
+            self.signals |= sig::STATEMENT;
+        }
+        done(self.signals, true, stop)
+    }
+
+    fn pop_frame(&mut self) {
+        self.stack.pop();
+        let inner = self.side_const.pop().unwrap_or(true);
+        self.close_inner(inner);
+    }
+
+    /// A parenthesised group is one operand of the enclosing side.
+    fn close_inner(&mut self, inner_const: bool) {
+        if let Some(left) = self.cmp_left_const.take() {
+            if left && inner_const {
+                self.signals |= sig::TAUTOLOGY;
+            }
+        }
+        self.operand(inner_const);
+    }
+
+    fn compare(&mut self) {
+        let left = self.side_const.last().copied().unwrap_or(false);
+        self.cmp_left_const = Some(left);
+        if let Some(c) = self.side_const.last_mut() {
+            *c = true;
+        }
+    }
+
+    fn call(&mut self, class: FuncClass) {
+        self.signals |= match class {
+            FuncClass::Info => sig::INFO_FUNC,
+            FuncClass::Time => sig::TIME_FUNC,
+            FuncClass::General => sig::CALL,
+        };
+        self.stack.push(Frame::Call);
+        self.side_const.push(true);
+    }
+
+    /// Is word `i` (followed by `(`) a function call, and of which class?
+    fn call_class(&self, i: usize, w: Word) -> Option<FuncClass> {
+        let n = self.next(i + 1);
+        if n >= self.toks.len() || self.toks[n].tok != Tok::LParen {
+            return None;
+        }
+        let text = self.text(i);
+        let (buf, len) = lower(text)?;
+        if let Word::Func(c) = w {
+            return Some(c);
+        }
+        if also_function(w, &buf[..len]) {
+            return Some(FuncClass::General);
+        }
+        None
+    }
+
+    fn operand_follows(&self, i: usize) -> bool {
+        let n = self.next(i);
+        match self.toks.get(n).map(|t| t.tok) {
+            Some(Tok::Num | Tok::Str { .. } | Tok::Var { .. } | Tok::Ident | Tok::LParen) => true,
+            Some(Tok::Op) => matches!(self.text(n), b"*" | b"-" | b"+" | b"~"),
+            Some(Tok::Word(w)) => !matches!(
+                w,
+                Word::And | Word::Or | Word::Xor | Word::From | Word::Where | Word::Union
+            ),
+            _ => false,
+        }
+    }
+
+    /// A word where an operand is expected.
+    fn word_operand(&mut self, i: usize, w: Word) -> Option<(State, usize)> {
+        if let Some(c) = self.call_class(i, w) {
+            self.call(c);
+            let n = self.next(i + 1);
+            return Some((State::Operand, n + 1));
+        }
+        match w {
+            Word::Not | Word::Prefix => Some((State::Operand, i + 1)),
+            Word::Literal => {
+                self.operand(true);
+                Some((State::After, i + 1))
+            }
+            Word::Catalog => {
+                self.signals |= sig::CATALOG;
+                self.operand(false);
+                Some((State::After, i + 1))
+            }
+            Word::Select => {
+                let inside_parens = i > 0 && self.toks[i - 1].tok == Tok::LParen;
+                if inside_parens && self.operand_follows(i + 1) {
+                    self.signals |= sig::SUBQUERY;
+                    return Some((State::Operand, i + 1));
+                }
+                None
+            }
+            Word::Case => {
+                self.case_open = true;
+                Some((State::Operand, i + 1))
+            }
+            Word::When if i > 0 && self.word_at(i - 1) == Some(Word::Case) => {
+                Some((State::Operand, i + 1))
+            }
+            Word::Union if self.union_select(i).is_some() => {
+                self.signals |= sig::UNION_SELECT;
+                Some((State::Operand, i + 1))
+            }
+            Word::Clause if self.next(0) == i => {
+                // The value starts with a clause the application appends it to.
+                let mut from_seen = false;
+                self.clause(i, &mut from_seen)
+            }
+            Word::Func(c @ (FuncClass::Info | FuncClass::Time))
+                if self.toks.get(i + 1).map(|t| t.tok) == Some(Tok::Dot) =>
+            {
+                // package.function(...) of Oracle's dangerous packages
+                self.signals |= match c {
+                    FuncClass::Time => sig::TIME_FUNC,
+                    _ => sig::INFO_FUNC,
+                };
+                Some((State::After, i + 1))
+            }
+            Word::Plain => {
+                // An unknown name glued to `(` is a call of a user function.
+                let n = i + 1;
+                if n < self.toks.len()
+                    && self.toks[n].tok == Tok::LParen
+                    && self.toks[n].start == self.toks[i].end
+                {
+                    self.signals |= sig::USER_CALL;
+                    self.stack.push(Frame::Call);
+                    self.side_const.push(true);
+                    return Some((State::Operand, n + 1));
+                }
+                self.operand(false);
+                Some((State::After, i + 1))
+            }
+            Word::Func(_) => {
+                // A function name used as a column (`user`, `password`-like names).
+                self.operand(false);
+                Some((State::After, i + 1))
+            }
+            _ => None,
+        }
+    }
+
+    /// A word right after an operand.
+    fn word_after(&mut self, i: usize, w: Word, from_seen: &mut bool) -> Option<(State, usize)> {
+        match w {
+            Word::And | Word::Or | Word::Xor => {
+                self.signals |= sig::LOGIC;
+                self.close_side();
+                Some((State::Operand, i + 1))
+            }
+            Word::OpWord => {
+                self.signals |= sig::ARITH;
+                if self.word_is(i, "collate") {
+                    return Some((State::Type, i + 1));
+                }
+                Some((State::Operand, i + 1))
+            }
+            Word::In if self.word_is(self.next(i + 1), "boolean")
+                || self.word_is(self.next(i + 1), "natural") =>
+            {
+                // MATCH ... AGAINST ('x' IN BOOLEAN MODE): the value ended a search string.
+                let mut n = self.next(i + 1);
+                while n < self.toks.len() && matches!(self.toks[n].tok, Tok::Word(_)) {
+                    let last = self.word_is(n, "mode");
+                    n = self.next(n + 1);
+                    if last {
+                        break;
+                    }
+                }
+                Some((State::After, n))
+            }
+            Word::CmpWord | Word::In | Word::Between => {
+                self.signals |= sig::CMP;
+                self.compare();
+                // SOUNDS LIKE, SIMILAR TO, LIKE ... ESCAPE
+                let n = self.next(i + 1);
+                if self.word_is(n, "like") || self.word_is(n, "to") {
+                    return Some((State::Operand, n + 1));
+                }
+                Some((State::Operand, i + 1))
+            }
+            Word::Is => {
+                self.signals |= sig::CMP;
+                let mut n = self.next(i + 1);
+                if self.word_is(n, "not") {
+                    n = self.next(n + 1);
+                }
+                if self.word_is(n, "null") || self.word_is(n, "unknown") {
+                    // x IS [NOT] NULL holds or fails for every row alike.
+                    self.signals |= sig::TAUTOLOGY;
+                    return Some((State::After, n + 1));
+                }
+                self.compare();
+                Some((State::Operand, n))
+            }
+            Word::Not => {
+                let n = self.next(i + 1);
+                match self.word_at(n) {
+                    Some(Word::CmpWord | Word::In | Word::Between) => self.word_after(n, Word::CmpWord, from_seen),
+                    _ => None,
+                }
+            }
+            Word::Union => {
+                let n = self.union_select(i)?;
+                self.signals |= sig::UNION_SELECT;
+                Some((State::Operand, n + 1))
+            }
+            Word::Select if self.select_follows(i) => {
+                // `1 SELECT ...`: SQL Server starts a statement without `;`.
+                self.signals |= sig::STACKED;
+                Some((State::Operand, i + 1))
+            }
+            Word::Clause => self.clause(i, from_seen),
+            Word::From => {
+                *from_seen = true;
+                if self.in_select() || self.in_frame(Frame::Call) {
+                    return Some((State::Operand, i + 1));
+                }
+                None
+            }
+            Word::Where if (self.in_select() && *from_seen) || self.stack.is_empty() => {
+                // At the top level: the value closed a derived table or a FROM item
+                // of the application's query and adds its own condition.
+                self.signals |= sig::CLAUSE;
+                Some((State::Operand, i + 1))
+            }
+            Word::Connector if self.in_select() && self.word_is(i, "join") => {
+                Some((State::Operand, i + 1))
+            }
+            Word::Connector if self.in_select() && self.word_is(i, "on") => {
+                Some((State::Operand, i + 1))
+            }
+            Word::When | Word::Then | Word::Else if self.case_open => {
+                self.close_side();
+                Some((State::Operand, i + 1))
+            }
+            Word::End if self.case_open => {
+                self.case_open = false;
+                self.signals |= sig::CASE;
+                self.close_side();
+                self.operand(true);
+                Some((State::After, i + 1))
+            }
+            Word::Statement | Word::Waitfor if self.statement_shape(i) => {
+                // SQL Server runs a new statement without a separating `;`.
+                self.signals |= sig::STACKED;
+                Some((State::Operand, i + 1))
+            }
+            Word::Plain | Word::Func(_) | Word::Literal | Word::Catalog if self.in_select() => {
+                // alias in a select list or a table alias
+                if w == Word::Catalog {
+                    self.signals |= sig::CATALOG;
+                }
+                Some((State::After, i + 1))
+            }
+            _ => None,
+        }
+    }
+
+    fn clause(&mut self, i: usize, from_seen: &mut bool) -> Option<(State, usize)> {
+        let n = self.next(i + 1);
+        let text = self.text(i).to_ascii_lowercase();
+        match text.as_slice() {
+            b"order" | b"group" => {
+                if self.word_is(n, "by") {
+                    self.signals |= sig::CLAUSE;
+                    return Some((State::Operand, n + 1));
+                }
+                None
+            }
+            b"having" | b"limit" | b"offset" => {
+                self.signals |= sig::CLAUSE;
+                Some((State::Operand, i + 1))
+            }
+            b"into" => {
+                if self.word_is(n, "outfile") || self.word_is(n, "dumpfile") {
+                    self.signals |= sig::INTO_FILE;
+                    return Some((State::Operand, n + 1));
+                }
+                if self.in_select() {
+                    return Some((State::Operand, i + 1));
+                }
+                None
+            }
+            b"for" if self.word_is(n, "update") || self.word_is(n, "share") => {
+                self.signals |= sig::CLAUSE;
+                Some((State::After, n + 1))
+            }
+            b"procedure" => {
+                if self.word_is(n, "analyse") || self.word_is(n, "analyze") {
+                    self.signals |= sig::INTO_FILE;
+                    return Some((State::Operand, n + 1));
+                }
+                None
+            }
+            b"for" | b"as" if self.in_frame(Frame::Call) => {
+                if text == b"as" {
+                    return Some((State::Type, i + 1));
+                }
+                Some((State::Operand, i + 1))
+            }
+            b"as" if self.in_select() => Some((State::Type, i + 1)),
+            b"as" if self.stack.is_empty() && self.toks.get(i).is_some() => {
+                // `) AS alias`: the value closed a derived table of the application.
+                match self.toks.get(n).map(|t| t.tok) {
+                    Some(Tok::Word(Word::Plain) | Tok::Ident) => Some((State::After, n + 1)),
+                    _ => None,
+                }
+            }
+            b"intersect" | b"except" | b"minus" => {
+                let n = self.next(i + 1);
+                if self.word_at(n) == Some(Word::Select) {
+                    self.signals |= sig::UNION_SELECT;
+                    return Some((State::Operand, n + 1));
+                }
+                None
+            }
+            _ => {
+                let _ = from_seen;
+                None
+            }
+        }
+    }
+
+    /// `UNION [ALL|DISTINCT]... [(...] SELECT` at `i`: the index of SELECT.
+    fn union_select(&self, i: usize) -> Option<usize> {
+        let mut n = self.next(i + 1);
+        while matches!(self.word_at(n), Some(Word::Connector | Word::Prefix)) {
+            n = self.next(n + 1);
+        }
+        while n < self.toks.len() && self.toks[n].tok == Tok::LParen {
+            n = self.next(n + 1);
+        }
+        (self.word_at(n) == Some(Word::Select)).then_some(n)
+    }
+
+    /// SELECT at `i` followed by something no sentence has: `*`, a number, a string,
+    /// a variable, a call or a parenthesis, or a name and then FROM.
+    fn select_follows(&self, i: usize) -> bool {
+        let n = self.next(i + 1);
+        match self.toks.get(n).map(|t| t.tok) {
+            Some(Tok::Num | Tok::Str { .. } | Tok::Var { .. } | Tok::LParen) => true,
+            Some(Tok::Op) => self.text(n) == b"*",
+            Some(Tok::Word(w)) => {
+                self.call_class(n, w).is_some()
+                    || w == Word::Prefix
+                    || self.word_at(self.next(n + 1)) == Some(Word::From)
+            }
+            _ => false,
+        }
+    }
+
+    /// Does the statement keyword at `i` start a real statement (not a prose word)?
+    fn statement_shape(&self, i: usize) -> bool {
+        let n1 = self.next(i + 1);
+        let n2 = self.next(n1 + 1);
+        let kw = self.text(i).to_ascii_lowercase();
+        let next_word = |n: usize, words: &[&str]| words.iter().any(|w| self.word_is(n, w));
+        let tok = |n: usize| self.toks.get(n).map(|t| t.tok);
+        let ends = |n: usize| {
+            matches!(
+                tok(n),
+                None | Some(Tok::Semi) | Some(Tok::Comment { .. })
+            )
+        };
+        let name = |n: usize| {
+            matches!(tok(n), Some(Tok::Ident))
+                || matches!(tok(n), Some(Tok::Word(Word::Plain | Word::Catalog | Word::Func(_))))
+        };
+        match kw.as_slice() {
+            b"insert" | b"replace" | b"merge" => {
+                next_word(n1, &["into"]) || (name(n1) && next_word(n2, &["values", "select"]))
+            }
+            b"update" => {
+                (name(n1) && next_word(n2, &["set"]))
+                    || (next_word(n1, &["low_priority", "ignore"]) && name(n2))
+            }
+            b"delete" => (n1..n1 + 6).any(|n| self.word_is(n, "from")),
+            b"drop" | b"create" | b"alter" | b"truncate" | b"rename" => next_word(
+                n1,
+                &[
+                    "table",
+                    "database",
+                    "schema",
+                    "user",
+                    "view",
+                    "procedure",
+                    "proc",
+                    "function",
+                    "index",
+                    "trigger",
+                    "login",
+                    "column",
+                    "tablespace",
+                    "role",
+                    "temporary",
+                    "or",
+                ],
+            ),
+            b"exec" | b"execute" => {
+                matches!(
+                    tok(n1),
+                    Some(Tok::LParen | Tok::Var { .. } | Tok::Str { .. } | Tok::Ident)
+                ) || matches!(tok(n1), Some(Tok::Word(Word::Catalog)))
+                    || next_word(n1, &["master", "immediate", "sp_executesql"])
+                    || (matches!(tok(n1), Some(Tok::Word(Word::Plain)))
+                        && (self.text(n1).contains(&b'_') || tok(n2) == Some(Tok::Dot)))
+            }
+            b"declare" => matches!(tok(n1), Some(Tok::Var { .. })) || name(n1) && next_word(n2, &["cursor"]),
+            b"set" => {
+                matches!(tok(n1), Some(Tok::Var { .. }))
+                    || (name(n1) && matches!(tok(n2), Some(Tok::Cmp)))
+                    || next_word(n1, &["global", "session", "password", "names"])
+            }
+            b"shutdown" => ends(n1) || next_word(n1, &["with", "immediate"]),
+            b"grant" | b"revoke" => (n1..n1 + 8).any(|n| self.word_is(n, "on") || self.word_is(n, "to")),
+            b"call" => name(n1) && tok(n2) == Some(Tok::LParen),
+            b"load" => next_word(n1, &["data", "xml", "file"]),
+            b"handler" => name(n1) && next_word(n2, &["open", "read", "close"]),
+            b"goto" => name(n1),
+            b"begin" => {
+                matches!(self.word_at(n1), Some(Word::Func(_) | Word::Catalog)) ||
+                next_word(n1, &["try", "tran", "transaction", "declare", "exec", "execute", "select", "insert", "update", "delete", "set", "if", "goto"])
+                    || (matches!(self.word_at(n1), Some(Word::Statement)) && self.statement_shape(n1))
+            }
+            b"if" => {
+                tok(n1) == Some(Tok::LParen)
+                    || next_word(n1, &["exists", "not"])
+                    || (matches!(tok(n1), Some(Tok::Num | Tok::Var { .. })) && matches!(tok(n2), Some(Tok::Cmp)))
+            }
+            b"waitfor" => next_word(n1, &["delay", "time"]) && matches!(tok(n2), Some(Tok::Str { .. })),
+            b"copy" => name(n1) && next_word(n2, &["from", "to"]),
+            b"attach" => next_word(n1, &["database"]),
+            b"pragma" => name(n1),
+            b"prepare" => name(n1) && next_word(n2, &["from"]),
+            b"use" => name(n1) && ends(n2),
+            b"open" | b"fetch" | b"dbcc" => name(n1) && ends(n2) || next_word(n1, &["next"]),
+            b"backup" => next_word(n1, &["database", "log"]),
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,422 @@
+//! A SQL lexer that never fails: every byte sequence becomes tokens.
+//!
+//! Injected text is rarely well-formed SQL on its own, and an attacker chooses the bytes,
+//! so the lexer accepts the union of the MySQL, PostgreSQL, SQL Server and Oracle lexical
+//! rules (strings in `'` `"` and backticks with both doubling and backslash escapes, `--`
+//! and `#` comments, `/* */` including MySQL's executable `/*! */`, hex/binary/exponent
+//! numbers, `@var` and `@@sysvar`), and it turns anything it does not know into an
+//! `Other` token instead of stopping. Token count is capped so hostile input costs a
+//! bounded amount of work.
+
+use super::words::{Word, classify};
+
+/// At most this many tokens are produced; the judge only ever needs the first few dozen
+/// to decide, and capping keeps the worst case linear in a small constant.
+pub const MAX_TOKENS: usize = 256;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tok {
+    /// A string literal; `closed` is false when the input ended inside it.
+    Str { quote: u8, closed: bool },
+    Num,
+    /// An identifier, keyword or function name, classified.
+    Word(Word),
+    /// A quoted identifier (backticks, `[brackets]`).
+    Ident,
+    /// `@name` (user variable) or `@@name` (system variable).
+    Var { system: bool },
+    /// Arithmetic, bitwise or string operators: `+ - * / % ^ & | ~ << >> ||` (when not logic).
+    Op,
+    /// Comparison operators: `= == <> != < > <= >= <=> !< !>`, also `?|`-style JSON operators.
+    Cmp,
+    /// `&&`, `||` (treated as logic, MySQL), `!`.
+    Logic,
+    /// Unary-only operator `!` / `~` is `Op`/`Logic`; `::` casts.
+    Cast,
+    LParen,
+    RParen,
+    Comma,
+    Semi,
+    Dot,
+    /// A comment. `to_end`: it runs to the end of the input (truncates the query).
+    Comment { kind: CommentKind, to_end: bool },
+    /// `?`, `:name`, `$1` placeholders and anything unknown.
+    Other,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommentKind {
+    /// `-- ` or `--` at the end.
+    Dash,
+    /// `#`
+    Hash,
+    /// `/* */`
+    Block,
+    /// `/*! */` (MySQL executes its content): the lexer emits the content as tokens
+    /// instead, so this kind only marks an unterminated `/*!` at the end.
+    MysqlExec,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Token {
+    pub tok: Tok,
+    pub start: usize,
+    pub end: usize,
+}
+
+/// Where lexing starts: outside any string, or inside a string opened by the SQL text
+/// around the injected value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Start {
+    Code,
+    InString(u8),
+}
+
+/// Lex `s`. With `Start::InString(q)` the first token is the rest of that string (an
+/// unclosed `Str` when the value never leaves it). The result holds at most
+/// [`MAX_TOKENS`] tokens.
+pub fn lex(s: &[u8], start: Start) -> Vec<Token> {
+    let mut out = Vec::with_capacity(16);
+    let mut i = 0;
+    if let Start::InString(q) = start {
+        let (end, closed) = string_end(s, 0, q, true);
+        out.push(Token {
+            tok: Tok::Str { quote: q, closed },
+            start: 0,
+            end,
+        });
+        i = end;
+    }
+    while i < s.len() && out.len() < MAX_TOKENS {
+        let c = s[i];
+        if is_space(c) {
+            i += 1;
+            continue;
+        }
+        let (tok, end) = lex_one(s, i);
+        // MySQL's `/*! ... */` executes its content: lex the inside as code (a version
+        // number right after `!` is part of the comment marker).
+        if let Tok::Comment {
+            kind: CommentKind::MysqlExec,
+            ..
+        } = tok
+        {
+            let mut j = i + 3;
+            while j < s.len() && j < i + 3 + 6 && s[j].is_ascii_digit() {
+                j += 1;
+            }
+            let inner_end = find(s, j, b"*/").unwrap_or(s.len());
+            for t in lex(&s[j..inner_end], Start::Code) {
+                if out.len() >= MAX_TOKENS {
+                    break;
+                }
+                out.push(Token {
+                    tok: t.tok,
+                    start: t.start + j,
+                    end: t.end + j,
+                });
+            }
+            i = if inner_end < s.len() {
+                inner_end + 2
+            } else {
+                s.len()
+            };
+            continue;
+        }
+        out.push(Token { tok, start: i, end });
+        debug_assert!(end > i);
+        i = end;
+    }
+    out
+}
+
+fn is_space(c: u8) -> bool {
+    // MySQL also treats 0x0B, 0x0C and 0xA0 (NBSP, latin1) as whitespace; attackers use
+    // them to separate keywords without a plain space.
+    matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | 0xa0 | 0x00)
+}
+
+fn find(s: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
+    memchr::memmem::find(&s[from.min(s.len())..], needle).map(|p| p + from)
+}
+
+/// End of a string starting at `i` (just after its opening quote when `inside`).
+/// Doubled quotes and backslash escapes stay inside.
+fn string_end(s: &[u8], i: usize, q: u8, inside: bool) -> (usize, bool) {
+    let mut j = if inside { i } else { i + 1 };
+    while j < s.len() {
+        let c = s[j];
+        if c == b'\\' && q != b'`' {
+            j += 2;
+            continue;
+        }
+        if c == q {
+            if s.get(j + 1) == Some(&q) && !(inside && j == i) {
+                j += 2;
+                continue;
+            }
+            return (j + 1, true);
+        }
+        j += 1;
+    }
+    (s.len(), false)
+}
+
+fn ident_byte(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80
+}
+
+fn lex_one(s: &[u8], i: usize) -> (Tok, usize) {
+    let c = s[i];
+    let next = s.get(i + 1).copied().unwrap_or(0);
+    match c {
+        b'\'' | b'"' => {
+            let (end, closed) = string_end(s, i, c, false);
+            (Tok::Str { quote: c, closed }, end)
+        }
+        b'`' => (Tok::Ident, string_end(s, i, b'`', false).0),
+        b'[' => {
+            // SQL Server `[ident]`; a lone `[` (PostgreSQL arrays) is an operator.
+            match memchr::memchr(b']', &s[i..]) {
+                Some(p) if p > 1 && s[i + 1..i + p].iter().all(|&b| ident_byte(b) || b == b' ') => {
+                    (Tok::Ident, i + p + 1)
+                }
+                _ => (Tok::Other, i + 1),
+            }
+        }
+        b'-' if next == b'-' => comment_line(s, i, CommentKind::Dash),
+        b'#' => comment_line(s, i, CommentKind::Hash),
+        b'/' if next == b'*' => {
+            if s.get(i + 2) == Some(&b'!') {
+                return (
+                    Tok::Comment {
+                        kind: CommentKind::MysqlExec,
+                        to_end: false,
+                    },
+                    i + 3,
+                );
+            }
+            match find(s, i + 2, b"*/") {
+                Some(p) => (
+                    Tok::Comment {
+                        kind: CommentKind::Block,
+                        to_end: p + 2 >= s.len(),
+                    },
+                    p + 2,
+                ),
+                None => (
+                    Tok::Comment {
+                        kind: CommentKind::Block,
+                        to_end: true,
+                    },
+                    s.len(),
+                ),
+            }
+        }
+        b'(' => (Tok::LParen, i + 1),
+        b')' => (Tok::RParen, i + 1),
+        b',' => (Tok::Comma, i + 1),
+        b';' => (Tok::Semi, i + 1),
+        b'@' => {
+            let system = next == b'@';
+            let mut j = i + if system { 2 } else { 1 };
+            if j < s.len() && matches!(s[j], b'\'' | b'"' | b'`') {
+                // @'quoted var'
+                let (e, _) = string_end(s, j, s[j], false);
+                return (Tok::Var { system }, e);
+            }
+            while j < s.len() && (ident_byte(s[j]) || s[j] == b'.') {
+                j += 1;
+            }
+            (Tok::Var { system }, j)
+        }
+        b'0'..=b'9' => (Tok::Num, number_end(s, i)),
+        b'$' if dollar_tag(s, i).is_some() => {
+            // PostgreSQL dollar quoting: $tag$ ... $tag$
+            let tag_end = dollar_tag(s, i).unwrap_or(i + 1);
+            let tag = &s[i..tag_end];
+            match memchr::memmem::find(&s[tag_end..], tag) {
+                Some(p) => (Tok::Str { quote: b'$', closed: true }, tag_end + p + tag.len()),
+                None => (Tok::Str { quote: b'$', closed: false }, s.len()),
+            }
+        }
+        b':' if next == b'=' => (Tok::Cmp, i + 2),
+        b'.' if next.is_ascii_digit() => (Tok::Num, number_end(s, i)),
+        b'.' => (Tok::Dot, i + 1),
+        b':' if next == b':' => (Tok::Cast, i + 2),
+        b'=' => (Tok::Cmp, i + if next == b'=' { 2 } else { 1 }),
+        b'<' => match (next, s.get(i + 2).copied()) {
+            (b'=', Some(b'>')) => (Tok::Cmp, i + 3),
+            (b'<', _) => (Tok::Op, i + 2),
+            (b'=' | b'>', _) => (Tok::Cmp, i + 2),
+            _ => (Tok::Cmp, i + 1),
+        },
+        b'>' => match next {
+            b'>' => (Tok::Op, i + 2),
+            b'=' => (Tok::Cmp, i + 2),
+            _ => (Tok::Cmp, i + 1),
+        },
+        b'!' => match next {
+            b'=' | b'<' | b'>' => (Tok::Cmp, i + 2),
+            b'~' => (Tok::Cmp, i + 2),
+            _ => (Tok::Logic, i + 1),
+        },
+        b'~' if next == b'*' => (Tok::Cmp, i + 2),
+        b'&' if next == b'&' => (Tok::Logic, i + 2),
+        b'|' if next == b'|' => (Tok::Logic, i + 2),
+        b'?' if matches!(next, b'|' | b'&') => (Tok::Cmp, i + 2),
+        b'+' | b'-' | b'*' | b'/' | b'%' | b'^' | b'&' | b'|' | b'~' => (Tok::Op, i + 1),
+        c if ident_byte(c) => word(s, i),
+        _ => (Tok::Other, i + 1),
+    }
+}
+
+/// End of a `$tag$` opener at `i`, if there is one.
+fn dollar_tag(s: &[u8], i: usize) -> Option<usize> {
+    let mut j = i + 1;
+    while j < s.len() && j < i + 32 && (s[j].is_ascii_alphanumeric() || s[j] == b'_') {
+        if s[j].is_ascii_digit() && j == i + 1 {
+            return None; // $1 is a placeholder
+        }
+        j += 1;
+    }
+    (j < s.len() && s[j] == b'$').then_some(j + 1)
+}
+
+fn comment_line(s: &[u8], i: usize, kind: CommentKind) -> (Tok, usize) {
+    match memchr::memchr(b'\n', &s[i..]) {
+        Some(p) => {
+            // Only whitespace after the newline still means the comment ends the query.
+            let rest = &s[i + p..];
+            let to_end = rest.iter().all(|&b| is_space(b));
+            (Tok::Comment { kind, to_end }, i + p + 1)
+        }
+        None => (
+            Tok::Comment {
+                kind,
+                to_end: true,
+            },
+            s.len(),
+        ),
+    }
+}
+
+fn number_end(s: &[u8], i: usize) -> usize {
+    let mut j = i;
+    if s[i] == b'0' && matches!(s.get(i + 1), Some(b'x' | b'X' | b'b' | b'B')) {
+        let hex = matches!(s[i + 1], b'x' | b'X');
+        j = i + 2;
+        while j < s.len()
+            && (if hex {
+                s[j].is_ascii_hexdigit()
+            } else {
+                matches!(s[j], b'0' | b'1')
+            })
+        {
+            j += 1;
+        }
+        if j > i + 2 {
+            return j;
+        }
+        j = i + 1;
+    }
+    while j < s.len() && s[j].is_ascii_digit() {
+        j += 1;
+    }
+    if j < s.len() && s[j] == b'.' {
+        j += 1;
+        while j < s.len() && s[j].is_ascii_digit() {
+            j += 1;
+        }
+    }
+    if j < s.len() && matches!(s[j], b'e' | b'E') {
+        let mut k = j + 1;
+        if k < s.len() && matches!(s[k], b'+' | b'-') {
+            k += 1;
+        }
+        if k < s.len() && s[k].is_ascii_digit() {
+            while k < s.len() && s[k].is_ascii_digit() {
+                k += 1;
+            }
+            j = k;
+        }
+    }
+    // MySQL reads `1union` as `1 union`, but `1abc` as an identifier: an identifier that
+    // starts with digits. Letters glued to a number other than a keyword make a word.
+    if j < s.len() && ident_byte(s[j]) {
+        let (t, e) = word(s, j);
+        if matches!(t, Tok::Word(w) if w.is_keyword()) {
+            return j;
+        }
+        return e;
+    }
+    j
+}
+
+fn word(s: &[u8], i: usize) -> (Tok, usize) {
+    let mut j = i;
+    while j < s.len() && ident_byte(s[j]) {
+        j += 1;
+    }
+    // N'..', X'..', B'..', E'..' (and _charset'..') string literals.
+    if j < s.len() && s[j] == b'\'' {
+        let p = &s[i..j];
+        if p.len() == 1 && matches!(p[0] | 0x20, b'n' | b'x' | b'b' | b'e' | b'q')
+            || (p.len() > 1 && p[0] == b'_')
+        {
+            let (e, closed) = string_end(s, j, b'\'', false);
+            return (
+                Tok::Str {
+                    quote: b'\'',
+                    closed,
+                },
+                e,
+            );
+        }
+    }
+    // A function call is a name followed by `(`, possibly after spaces or comments are
+    // skipped by the judge; here only the word itself is classified.
+    (Tok::Word(classify(&s[i..j])), j)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds(s: &str, start: Start) -> Vec<Tok> {
+        lex(s.as_bytes(), start).into_iter().map(|t| t.tok).collect()
+    }
+
+    #[test]
+    fn strings_comments_numbers() {
+        let t = kinds("'a''b' \"c\\\"d\" 0x1F 1e5 .5 -- x", Start::Code);
+        assert_eq!(t.len(), 6);
+        assert!(matches!(t[0], Tok::Str { closed: true, .. }));
+        assert!(matches!(t[1], Tok::Str { quote: b'"', closed: true }));
+        assert_eq!(&t[2..5], &[Tok::Num, Tok::Num, Tok::Num]);
+        assert!(matches!(t[5], Tok::Comment { kind: CommentKind::Dash, to_end: true }));
+    }
+
+    #[test]
+    fn starts_inside_a_string() {
+        let t = kinds("O'Brien", Start::InString(b'\''));
+        assert!(matches!(t[0], Tok::Str { closed: true, .. }));
+        assert!(matches!(t[1], Tok::Word(_)));
+        assert!(matches!(t[2], Tok::Str { closed: false, .. }));
+        let t = kinds("no quote here", Start::InString(b'\''));
+        assert_eq!(t, vec![Tok::Str { quote: b'\'', closed: false }]);
+    }
+
+    #[test]
+    fn mysql_executable_comment_is_code() {
+        let t = kinds("1/*!50000union*/select", Start::Code);
+        assert_eq!(t.len(), 3);
+        assert!(matches!(t[1], Tok::Word(Word::Union)));
+    }
+
+    #[test]
+    fn token_cap_holds() {
+        let s = "(".repeat(10_000);
+        assert_eq!(lex(s.as_bytes(), Start::Code).len(), MAX_TOKENS);
+    }
+}

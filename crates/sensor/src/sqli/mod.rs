@@ -1,0 +1,157 @@
+//! SQL injection: is a parameter value, placed into a query by an application, able to
+//! change that query's structure? And does a whole query from the SQL wire carry the
+//! marks of an injection that already happened?
+//!
+//! Design (our own, in the spirit of libinjection's "tokenize in each context"): the
+//! value is lexed three times, as the application may have placed it: as-is (a number
+//! or an expression), inside a single-quoted string, inside a double-quoted string.
+//! In a quoted context the first token is the rest of that string, so the value only
+//! matters if it leaves the string. Each token stream is walked by [`judge`], which
+//! checks that the value forms valid SQL *in that place* (with the application's own
+//! closing quote) and collects signals; [`decide`] turns structure and signals into a
+//! verdict. See `docs/dpi.md` for the rules.
+
+pub mod judge;
+pub mod lex;
+pub mod query;
+pub mod words;
+
+use judge::{Walk, sig, signal_names};
+use lex::{Start, lex};
+
+/// Where the value was assumed to sit in the application's query.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SqlContext {
+    /// As-is: a number, or an expression.
+    Bare,
+    /// Inside `'...'`.
+    SingleQuote,
+    /// Inside `"..."`.
+    DoubleQuote,
+}
+
+/// A detected injection.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct SqliMatch {
+    pub context: SqlContext,
+    /// Why: the signals the judge saw (`union_select`, `constant_comparison`, ...).
+    pub signals: Vec<&'static str>,
+    /// The token classes of the value in that context, one letter each (see
+    /// [`fingerprint`]), at most 16.
+    pub fingerprint: String,
+}
+
+/// Values longer than this are judged on their first `MAX_VALUE` bytes: every
+/// injection needs its structure near the start, and the cost stays bounded.
+pub const MAX_VALUE: usize = 8 * 1024;
+
+/// Judge one decoded parameter value.
+pub fn detect(value: &[u8]) -> Option<SqliMatch> {
+    let value = &value[..value.len().min(MAX_VALUE)];
+    let contexts: [(SqlContext, Start); 3] = [
+        (SqlContext::Bare, Start::Code),
+        (SqlContext::SingleQuote, Start::InString(b'\'')),
+        (SqlContext::DoubleQuote, Start::InString(b'"')),
+    ];
+    for (ctx, start) in contexts {
+        if let Start::InString(q) = start
+            && memchr::memchr(q, value).is_none()
+        {
+            continue;
+        }
+        let toks = lex(value, start);
+        let q = match start {
+            Start::InString(q) => Some(q),
+            Start::Code => None,
+        };
+        let w = judge::walk(value, &toks, q);
+        if decide(&w, ctx) {
+            return Some(SqliMatch {
+                context: ctx,
+                signals: signal_names(w.signals),
+                fingerprint: fingerprint(&toks),
+            });
+        }
+    }
+    None
+}
+
+/// The verdict from a walk. Strong signals decide when the value was valid up to them.
+/// Otherwise the value must be valid SQL in its place and show what only an injection
+/// shows there: in a string, that it left the string and then did anything but continue
+/// text; as a bare value, boolean logic with a constant comparison or a function, a
+/// clause or comment that rewrites the rest of the query.
+pub fn decide(w: &Walk, ctx: SqlContext) -> bool {
+    let s = w.signals;
+    if w.tail_open && w.broke_out {
+        // Valid but for the application's dangling closing quote.
+        let logic = s & sig::LOGIC != 0;
+        return logic && s & (sig::TAUTOLOGY | sig::CMP | sig::CALL | sig::USER_VAR) != 0;
+    }
+    if !w.valid {
+        return false;
+    }
+    if s & sig::STRONG != 0 {
+        return true;
+    }
+    let code = sig::LOGIC
+        | sig::CMP
+        | sig::ARITH
+        | sig::TRUNCATE
+        | sig::CALL
+        | sig::CLAUSE
+        | sig::TAUTOLOGY
+        | sig::USER_VAR
+        | sig::CAST
+        | sig::CASE;
+    match ctx {
+        SqlContext::SingleQuote | SqlContext::DoubleQuote => w.broke_out && s & code != 0,
+        SqlContext::Bare => {
+            let logic = s & sig::LOGIC != 0;
+            let taut = s & sig::TAUTOLOGY != 0;
+            let call = s & (sig::CALL | sig::USER_VAR) != 0;
+            let trunc = s & sig::TRUNCATE != 0;
+            let clause = s & sig::CLAUSE != 0;
+            let case = s & sig::CASE != 0;
+            let dash = w.trunc_dash;
+            (logic && (taut || call || case))
+                || (call && taut)
+                || case
+                || (trunc && (taut || call || clause || logic || dash))
+                || (clause && (taut || call))
+        }
+    }
+}
+
+/// One letter per token class: `s` string, `1` number, `k` keyword, `f` function,
+/// `n` name, `v` variable, `o` operator, `=` comparison, `&` logic, `(` `)` `,` `;`,
+/// `c` comment, `.` dot, `?` other.
+pub fn fingerprint(toks: &[lex::Token]) -> String {
+    use lex::Tok;
+    toks.iter()
+        .take(16)
+        .map(|t| match t.tok {
+            Tok::Str { .. } => 's',
+            Tok::Num => '1',
+            Tok::Word(w) => match w {
+                words::Word::Plain => 'n',
+                words::Word::Func(_) => 'f',
+                words::Word::And | words::Word::Or | words::Word::Xor => '&',
+                _ => 'k',
+            },
+            Tok::Ident => 'n',
+            Tok::Var { .. } => 'v',
+            Tok::Op | Tok::Cast => 'o',
+            Tok::Cmp => '=',
+            Tok::Logic => '&',
+            Tok::LParen => '(',
+            Tok::RParen => ')',
+            Tok::Comma => ',',
+            Tok::Semi => ';',
+            Tok::Dot => '.',
+            Tok::Comment { .. } => 'c',
+            Tok::Other => '?',
+        })
+        .collect()
+}
