@@ -38,6 +38,9 @@ pub enum Command {
     Agent(crate::agent::AgentArgs),
     /// Show the agent's flow records (filters, table or JSON lines, --follow).
     Flows(crate::flows::FlowsArgs),
+    /// Show what the L7 proxy reported: refused protocols and requests, with the rule
+    /// and a packet capture (--all: every connection).
+    Events(crate::events::EventsArgs),
     /// Offline deep packet inspection: protocol detection on captures, sensors on payloads.
     #[command(subcommand)]
     Dpi(crate::dpi::DpiCmd),

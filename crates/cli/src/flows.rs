@@ -69,7 +69,7 @@ fn table_row(r: &FlowRecord) -> String {
     if let Some(l7) = &r.l7 {
         let what = l7["request"]
             .as_str()
-            .map(str::to_string)
+            .map(crate::events::short_request)
             .or_else(|| l7["protocol"].as_str().map(|p| format!("protocol {p}")));
         if let Some(w) = what {
             decided.push_str(&format!(" [l7: {w}]"));
@@ -111,26 +111,7 @@ pub fn run(a: FlowsArgs) -> Result<u8> {
             .transpose()
             .map_err(|e| anyhow!(e))?,
     };
-    // A lab's agents keep their state under the lab's directory, one per node.
-    let dirs: Vec<PathBuf> = match (&a.state_dir, &a.lab) {
-        (Some(d), _) => vec![d.clone()],
-        (None, Some(lab)) => {
-            let agents = PathBuf::from(format!("/run/bulkhead/labs/{lab}/agents"));
-            let mut v: Vec<PathBuf> = std::fs::read_dir(&agents)
-                .map_err(|e| anyhow!("{}: {e} (is lab {lab} up?)", agents.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_dir())
-                .collect();
-            v.sort();
-            v
-        }
-        (None, None) => return Err(anyhow!("give --state-dir DIR or --lab NAME")),
-    };
-    for d in &dirs {
-        if !d.is_dir() {
-            return Err(anyhow!("{}: no such state directory", d.display()));
-        }
-    }
+    let dirs = state_dirs(a.state_dir.as_ref(), a.lab.as_deref())?;
     let mut records = Vec::new();
     for d in &dirs {
         records.extend(flows::read_all(d, &filter)?);
@@ -169,4 +150,29 @@ pub fn run(a: FlowsArgs) -> Result<u8> {
         })?;
     }
     Ok(0)
+}
+
+/// The agent state directories to read: one given, or every agent of a lab (a lab's
+/// agents keep their state under the lab's directory, one per node).
+pub fn state_dirs(state_dir: Option<&PathBuf>, lab: Option<&str>) -> Result<Vec<PathBuf>> {
+    let dirs: Vec<PathBuf> = match (state_dir, lab) {
+        (Some(d), _) => vec![d.clone()],
+        (None, Some(lab)) => {
+            let agents = PathBuf::from(format!("/run/bulkhead/labs/{lab}/agents"));
+            let mut v: Vec<PathBuf> = std::fs::read_dir(&agents)
+                .map_err(|e| anyhow!("{}: {e} (is lab {lab} up?)", agents.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_dir())
+                .collect();
+            v.sort();
+            v
+        }
+        (None, None) => return Err(anyhow!("give --state-dir DIR or --lab NAME")),
+    };
+    for d in &dirs {
+        if !d.is_dir() {
+            return Err(anyhow!("{}: no such state directory", d.display()));
+        }
+    }
+    Ok(dirs)
 }

@@ -5,6 +5,7 @@
 mod agent;
 mod args;
 mod dpi;
+mod events;
 mod flows;
 mod lab;
 mod render;
@@ -154,6 +155,7 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Flows(a) => flows::run(a),
         Command::Lab(c) => lab::run(c),
         Command::Dpi(c) => dpi::run(c),
+        Command::Events(a) => events::run(a),
         Command::Test(a) => {
             let mut paths = a.input.files.clone();
             paths.extend(a.tests.iter().cloned());
