@@ -129,6 +129,32 @@ fn redis_commands_are_enforced_by_the_proxy() {
     assert!(lines[1].contains("NOPERM"), "{piped}");
     assert_eq!(lines[2], "1");
 
+    // The same over IPv6 (the divert chain and the proxy listen for both families).
+    let ip6 = status["workloads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["name"] == "platform/redis-0")
+        .and_then(|w| w["ipv6"].as_str())
+        .expect("platform/redis-0 has an IPv6 address")
+        .to_string();
+    assert_eq!(
+        exec(
+            "platform/node-api-0",
+            &["redis-cli", "-h", &ip6, "GET", "k"]
+        )
+        .1,
+        "hello"
+    );
+    let (_, flush6) = exec(
+        "platform/node-api-0",
+        &["redis-cli", "-h", &ip6, "FLUSHALL"],
+    );
+    assert!(
+        flush6.contains("NOPERM"),
+        "FLUSHALL over IPv6 answered {flush6:?}"
+    );
+
     // Another protocol on the Redis port: refused (the rule requires `app: redis`).
     let (ok, out) = exec(
         "platform/node-api-0",
@@ -154,7 +180,19 @@ fn redis_commands_are_enforced_by_the_proxy() {
     let curl = |method: &str, path: &str| {
         exec(
             "eu/credit-check-0",
-            &["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "5", "-X", method, &format!("http://{status_ip}:8080{path}")],
+            &[
+                "curl",
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-m",
+                "5",
+                "-X",
+                method,
+                &format!("http://{status_ip}:8080{path}"),
+            ],
         )
         .1
     };

@@ -127,7 +127,9 @@ pub(crate) async fn serve(
         if flush(cx, &mut client, &mut server, out).await? {
             return Ok(());
         }
+        let idle = tokio::time::sleep(cx.cfg.idle_timeout);
         tokio::select! {
+            _ = idle => anyhow::bail!("idle for {:?}", cx.cfg.idle_timeout),
             r = client.read(&mut cbuf) => {
                 let n = r.context("from the client")?;
                 if n == 0 {
