@@ -17,6 +17,11 @@ fn main() {
         let t = Instant::now();
         let d = diff(&r0, &r);
         let t2 = t.elapsed();
-        println!("render {t1:?} ({} chains, {} sets), diff {t2:?} (empty: {})", r.chains.len(), r.sets.len(), d.is_empty());
+        println!(
+            "render {t1:?} ({} chains, {} sets), diff {t2:?} (empty: {})",
+            r.chains.len(),
+            r.sets.len(),
+            d.is_empty()
+        );
     }
 }
