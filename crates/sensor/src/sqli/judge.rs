@@ -13,11 +13,13 @@
 //! attacker's own query and need not fit the application's.
 
 use super::lex::{CommentKind, Tok, Token};
-use super::words::{FuncClass, Word, also_function, lower};
+use super::words::{FuncClass, NO_ARGS, Word, also_function, lower};
 
 /// What the judge saw, as bits.
 pub mod sig {
     pub const UNION_SELECT: u32 = 1 << 0;
+    /// ORDER BY / GROUP BY a column number: probing the column count.
+    pub const ORDER_PROBE: u32 = 1 << 25;
     pub const STACKED: u32 = 1 << 1;
     pub const TIME_FUNC: u32 = 1 << 2;
     pub const INFO_FUNC: u32 = 1 << 3;
@@ -27,7 +29,7 @@ pub mod sig {
     pub const SUBQUERY: u32 = 1 << 7;
     pub const STATEMENT: u32 = 1 << 8;
     /// Strong signals: any one of them decides.
-    pub const STRONG: u32 = (1 << 9) - 1;
+    pub const STRONG: u32 = ((1 << 9) - 1) | ORDER_PROBE;
     pub const TAUTOLOGY: u32 = 1 << 10;
     pub const LOGIC: u32 = 1 << 11;
     pub const CMP: u32 = 1 << 12;
@@ -40,6 +42,12 @@ pub mod sig {
     pub const USER_CALL: u32 = 1 << 19;
     pub const CASE: u32 = 1 << 20;
     pub const CAST: u32 = 1 << 21;
+    /// A comparison of two literals that holds (`1=1`, `'a'='a'`, `2>1`).
+    pub const TRUE_CMP: u32 = 1 << 22;
+    /// The value ends inside an opened call, group, CASE or SELECT (a fragment).
+    pub const OPEN_END: u32 = 1 << 23;
+    /// A prefix operator (`-`, `!`, `NOT`) before an operand.
+    pub const UNARY: u32 = 1 << 24;
 }
 
 /// The names of the signal bits, for reports.
@@ -66,6 +74,10 @@ pub fn signal_names(bits: u32) -> Vec<&'static str> {
         (sig::USER_CALL, "unknown_function_call"),
         (sig::CASE, "case_expression"),
         (sig::CAST, "cast"),
+        (sig::TRUE_CMP, "true_comparison"),
+        (sig::OPEN_END, "unterminated"),
+        (sig::UNARY, "unary_operator"),
+        (sig::ORDER_PROBE, "order_by_number"),
     ];
     NAMES
         .iter()
@@ -89,8 +101,20 @@ pub struct Walk {
     /// Everything was valid but the application's closing quote is left without a
     /// string to close (quote contexts): sloppy, but an attacker's intent is the same.
     pub tail_open: bool,
-    /// The value ended in a `--` or `/*` comment (not `#`, which prose uses for numbers).
+    /// The value ended in a `--` or `/*` comment (not `#`, which prose uses for numbers)
+    /// after nothing but constants and operators (`1--`, `-1)/*`).
     pub trunc_dash: bool,
+    /// The truncating comment is `#` directly followed by a letter or digit (`#2`), as
+    /// prose writes numbers and tags.
+    pub trunc_weak: bool,
+}
+
+fn parse_num(b: &[u8]) -> Option<f64> {
+    let t = std::str::from_utf8(b).ok()?;
+    if let Some(h) = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        return u64::from_str_radix(h, 16).ok().map(|v| v as f64);
+    }
+    t.parse().ok()
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -123,8 +147,21 @@ pub fn walk(s: &[u8], toks: &[Token], in_string: Option<u8>) -> Walk {
         select_const: false,
         last_was_operand_const: false,
         case_open: false,
+        name_seen: false,
     };
-    w.run(in_string)
+    let mut out = w.run(in_string);
+    if out.signals & sig::UNION_SELECT == 0
+        && (in_string.is_none() || out.broke_out)
+        && w.union_anywhere()
+    {
+        out.signals |= sig::UNION_SELECT;
+        out.valid = true;
+    }
+    if w.select_top && out.signals & sig::STRONG != 0 {
+        // A statement of the attacker's own: what follows need not fit anything.
+        out.valid = true;
+    }
+    out
 }
 
 struct Walker<'a> {
@@ -142,6 +179,8 @@ struct Walker<'a> {
     select_const: bool,
     last_was_operand_const: bool,
     case_open: bool,
+    /// A column or other plain name was an operand.
+    name_seen: bool,
 }
 
 impl Walker<'_> {
@@ -183,9 +222,6 @@ impl Walker<'_> {
     }
 
     fn operand(&mut self, constant: bool) {
-        if constant && self.select_top {
-            self.select_const = true;
-        }
         if let Some(c) = self.side_const.last_mut() {
             *c &= constant;
         }
@@ -203,6 +239,28 @@ impl Walker<'_> {
         }
         if let Some(c) = self.side_const.last_mut() {
             *c = true;
+        }
+    }
+
+    /// `OR 1`, `OR TRUE` at the end of a condition: true for every row.
+    fn or_constant(&mut self, i: usize) {
+        if !(self.word_is(i, "or") || self.text(i) == b"||") {
+            return;
+        }
+        let n = self.next(i + 1);
+        let truthy = match self.toks.get(n).map(|t| t.tok) {
+            Some(Tok::Num) => self.text(n) == b"1",
+            Some(Tok::Word(Word::Literal)) => self.word_is(n, "true"),
+            _ => false,
+        };
+        let m = self.next(n + 1);
+        let ends = match self.toks.get(m).map(|t| t.tok) {
+            None | Some(Tok::RParen | Tok::Comment { .. } | Tok::Logic | Tok::Semi) => true,
+            Some(Tok::Word(w)) => matches!(w, Word::And | Word::Or | Word::Xor | Word::Clause),
+            _ => false,
+        };
+        if truthy && ends {
+            self.signals |= sig::TAUTOLOGY;
         }
     }
 
@@ -232,6 +290,7 @@ impl Walker<'_> {
             stop,
             tail_open: false,
             trunc_dash: false,
+            trunc_weak: false,
         };
         // A value that starts a statement of its own (numeric context).
         if in_string.is_none() {
@@ -271,7 +330,11 @@ impl Walker<'_> {
                     self.close_side();
                     self.signals |= sig::TRUNCATE;
                     let mut w = self.finish(done, toks.len(), from_seen, select_list_strong);
-                    w.trunc_dash = kind != CommentKind::Hash;
+                    w.trunc_dash = !self.name_seen
+                        && (kind != CommentKind::Hash
+                            || (i > 0 && matches!(toks[i - 1].tok, Tok::Num | Tok::RParen)));
+                    w.trunc_weak = kind == CommentKind::Hash
+                        && self.s.get(t.start + 1).is_some_and(|c| c.is_ascii_alphanumeric());
                     return w;
                 }
                 _ => {}
@@ -306,7 +369,19 @@ impl Walker<'_> {
                         self.operand(true);
                         state = State::After;
                     }
+                    Tok::Var { .. }
+                        if toks.get(i + 1).is_some_and(|n| n.tok == Tok::LParen && n.start == t.end) =>
+                    {
+                        // `@name(`: a call through a variable name (T-SQL) or garbage
+                        // glued to a call; either way a call.
+                        self.signals |= sig::USER_CALL;
+                        self.stack.push(Frame::Call);
+                        self.side_const.push(true);
+                        i += 2;
+                        continue;
+                    }
                     Tok::Var { system } => {
+                        self.select_const |= self.select_top;
                         self.signals |= if system { sig::SYS_VAR } else { sig::USER_VAR };
                         self.operand(true);
                         state = State::After;
@@ -325,11 +400,30 @@ impl Walker<'_> {
                         self.operand(false);
                         state = State::After;
                     }
-                    Tok::Op if matches!(self.text(i), b"-" | b"+" | b"~") => {}
-                    Tok::Logic if self.text(i) == b"!" => {}
+                    Tok::Op if matches!(self.text(i), b"-" | b"+" | b"~") => {
+                        self.signals |= sig::UNARY;
+                    }
+                    Tok::Logic if self.text(i) == b"!" => {
+                        self.signals |= sig::UNARY;
+                    }
                     Tok::LParen => {
                         self.stack.push(Frame::Group);
                         self.side_const.push(true);
+                    }
+                    Tok::RParen if self.next(0) == i && in_string.is_none() => {
+                        // `) OR ...`: the value closes a parenthesis of the application.
+                        state = State::After;
+                    }
+                    Tok::Semi if self.next(0) == i && in_string.is_none() => {
+                        // `; DROP ...`: the value follows a complete statement.
+                        let n = self.next(i + 1);
+                        if matches!(self.word_at(n), Some(Word::Statement | Word::Waitfor))
+                            && self.statement_shape(n)
+                        {
+                            self.signals |= sig::STACKED;
+                            return done(self.signals, true, n);
+                        }
+                        return done(self.signals, false, i);
                     }
                     Tok::RParen if i > 0 && toks[i - 1].tok == Tok::LParen => {
                         // f() with no arguments
@@ -350,18 +444,23 @@ impl Walker<'_> {
                     _ => return done(self.signals, false, i),
                 },
                 State::After => match t.tok {
+                    Tok::Op if self.text(i) == b"~" => return done(self.signals, false, i),
                     Tok::Op => {
                         self.signals |= sig::ARITH;
                         state = State::Operand;
                     }
                     Tok::Cmp => {
                         self.signals |= sig::CMP;
+                        if self.literal_comparison_holds(i) {
+                            self.signals |= sig::TRUE_CMP;
+                        }
                         self.compare();
                         state = State::Operand;
                     }
                     Tok::Logic => {
                         self.signals |= sig::LOGIC;
                         self.close_side();
+                        self.or_constant(i);
                         state = State::Operand;
                     }
                     Tok::Cast => {
@@ -410,15 +509,16 @@ impl Walker<'_> {
                         }
                     }
                     Tok::Comma => {
-                        if self.stack.is_empty() && !self.select_top {
-                            // A list the application built (IN (...), LIMIT a,b).
-                            self.signals |= sig::CLAUSE;
-                        }
+                        // At the top level: a list the application built (IN (...),
+                        // LIMIT a,b); no signal by itself.
                         self.close_side();
                         state = State::Operand;
                     }
                     Tok::Semi => {
-                        let n = self.next(i + 1);
+                        let mut n = self.next(i + 1);
+                        while n < toks.len() && toks[n].tok == Tok::Semi {
+                            n = self.next(n + 1);
+                        }
                         if n >= toks.len() {
                             return self.finish(done, n, from_seen, select_list_strong);
                         }
@@ -448,6 +548,9 @@ impl Walker<'_> {
                             _ => return done(self.signals, false, i),
                         }
                     }
+                    Tok::Str { closed: true, .. } if self.in_select() => {
+                        // a quoted alias: SELECT @version "foo"
+                    }
                     Tok::Str { quote, closed } => {
                         // Adjacent strings concatenate (MySQL, standard SQL).
                         if !matches!(toks[i - 1].tok, Tok::Str { .. })
@@ -468,7 +571,11 @@ impl Walker<'_> {
                         None => return done(self.signals, false, i),
                     },
                     Tok::Ident if self.in_select() => {}
-                    Tok::LParen if self.word_at(self.next(i + 1)) == Some(Word::Select) => {
+                    Tok::LParen
+                        if self.word_at(self.next(i + 1)) == Some(Word::Select)
+                            || (self.word_at(self.next(i + 1)) == Some(Word::Union)
+                                && self.union_select(self.next(i + 1)).is_some()) =>
+                    {
                         // `1 (select ...)`: the attacker's own subquery glued on.
                         self.signals |= sig::SUBQUERY;
                         return done(self.signals, true, i);
@@ -479,6 +586,12 @@ impl Walker<'_> {
             i += 1;
         }
         // End of the value.
+        if state == State::Operand && in_string.is_none() && self.open_fragment() {
+            // `SUBSTRING(`, `SELECT (CASE`: a fragment cut where the application's
+            // text (or the attacker's next parameter) goes on.
+            self.signals |= sig::OPEN_END;
+            return self.finish(done, toks.len(), from_seen, select_list_strong);
+        }
         if state != State::After {
             if self.select_top && from_seen {
                 // A SELECT cut off after FROM/WHERE: a statement all the same.
@@ -541,6 +654,7 @@ impl Walker<'_> {
     }
 
     fn call(&mut self, class: FuncClass) {
+        self.select_const |= self.select_top;
         self.signals |= match class {
             FuncClass::Info => sig::INFO_FUNC,
             FuncClass::Time => sig::TIME_FUNC,
@@ -559,7 +673,14 @@ impl Walker<'_> {
         let text = self.text(i);
         let (buf, len) = lower(text)?;
         if let Word::Func(c) = w {
+            let empty = self.toks.get(self.next(n + 1)).map(|t| t.tok) == Some(Tok::RParen);
+            if c == FuncClass::Info && !empty && NO_ARGS.iter().any(|f| f.as_bytes() == &buf[..len]) {
+                return Some(FuncClass::General);
+            }
             return Some(c);
+        }
+        if w == Word::Literal && NO_ARGS.iter().any(|f| f.as_bytes() == &buf[..len]) {
+            return Some(FuncClass::Info);
         }
         if also_function(w, &buf[..len]) {
             return Some(FuncClass::General);
@@ -588,8 +709,22 @@ impl Walker<'_> {
             return Some((State::Operand, n + 1));
         }
         match w {
-            Word::Not | Word::Prefix => Some((State::Operand, i + 1)),
+            Word::Not | Word::Prefix => {
+                self.signals |= sig::UNARY;
+                Some((State::Operand, i + 1))
+            }
+            Word::Select if self.select_follows(i) => {
+                // `1 AND SELECT 1 FROM ...`: a query where a value belongs.
+                self.signals |= sig::SUBQUERY;
+                Some((State::Operand, i + 1))
+            }
             Word::Literal => {
+                if let Some((buf, len)) = lower(self.text(i))
+                    && NO_ARGS.iter().any(|f| f.as_bytes() == &buf[..len])
+                {
+                    // current_user, session_user, system_user: who the database runs as.
+                    self.signals |= sig::INFO_FUNC;
+                }
                 self.operand(true);
                 Some((State::After, i + 1))
             }
@@ -617,6 +752,23 @@ impl Walker<'_> {
                 self.signals |= sig::UNION_SELECT;
                 Some((State::Operand, i + 1))
             }
+            Word::And | Word::Or | Word::Xor | Word::In | Word::CmpWord | Word::Between
+                if self.next(0) == i =>
+            {
+                // The value continues an expression of the application's (`OR 1=1`,
+                // `IN (SELECT ...)`).
+                self.signals |= if matches!(w, Word::And | Word::Or | Word::Xor) {
+                    sig::LOGIC
+                } else {
+                    sig::CMP
+                };
+                Some((State::Operand, i + 1))
+            }
+            Word::From if self.next(0) == i => {
+                // The value continues a select list: `FROM information_schema...`.
+                self.signals |= sig::CLAUSE;
+                Some((State::Operand, i + 1))
+            }
             Word::Clause if self.next(0) == i => {
                 // The value starts with a clause the application appends it to.
                 let mut from_seen = false;
@@ -632,6 +784,15 @@ impl Walker<'_> {
                 };
                 Some((State::After, i + 1))
             }
+            Word::Plain if self.word_is(i, "match") => {
+                // MySQL full-text search: MATCH (cols) | cols AGAINST (expr [mode]).
+                let against = (i + 1..self.toks.len().min(i + 16)).find(|&n| self.word_is(n, "against"))?;
+                let n = self.next(against + 1);
+                (self.toks.get(n).map(|t| t.tok) == Some(Tok::LParen)).then(|| {
+                    self.call(FuncClass::General);
+                    (State::Operand, n + 1)
+                })
+            }
             Word::Plain => {
                 // An unknown name glued to `(` is a call of a user function.
                 let n = i + 1;
@@ -644,6 +805,7 @@ impl Walker<'_> {
                     self.side_const.push(true);
                     return Some((State::Operand, n + 1));
                 }
+                self.name_seen = true;
                 self.operand(false);
                 Some((State::After, i + 1))
             }
@@ -662,12 +824,21 @@ impl Walker<'_> {
             Word::And | Word::Or | Word::Xor => {
                 self.signals |= sig::LOGIC;
                 self.close_side();
+                self.or_constant(i);
                 Some((State::Operand, i + 1))
             }
             Word::OpWord => {
                 self.signals |= sig::ARITH;
                 if self.word_is(i, "collate") {
-                    return Some((State::Type, i + 1));
+                    // Collation names carry a charset prefix (utf8mb4_bin,
+                    // Latin1_General_CI_AS) or are quoted ("C").
+                    let n = self.next(i + 1);
+                    let named = match self.toks.get(n).map(|t| t.tok) {
+                        Some(Tok::Word(_)) => self.text(n).contains(&b'_') || self.word_is(n, "binary"),
+                        Some(Tok::Str { .. } | Tok::Ident) => true,
+                        _ => false,
+                    };
+                    return named.then_some((State::After, n + 1));
                 }
                 Some((State::Operand, i + 1))
             }
@@ -706,8 +877,15 @@ impl Walker<'_> {
                     self.signals |= sig::TAUTOLOGY;
                     return Some((State::After, n + 1));
                 }
-                self.compare();
-                Some((State::Operand, n))
+                if self.word_is(n, "distinct") && self.word_is(self.next(n + 1), "from") {
+                    self.compare();
+                    return Some((State::Operand, self.next(n + 1) + 1));
+                }
+                if self.word_at(n) == Some(Word::Literal) || matches!(self.toks.get(n).map(|t| t.tok), Some(Tok::Num)) {
+                    self.compare();
+                    return Some((State::Operand, n));
+                }
+                None
             }
             Word::Not => {
                 let n = self.next(i + 1);
@@ -717,9 +895,25 @@ impl Walker<'_> {
                 }
             }
             Word::Union => {
-                let n = self.union_select(i)?;
-                self.signals |= sig::UNION_SELECT;
-                Some((State::Operand, n + 1))
+                if let Some(n) = self.union_select(i) {
+                    self.signals |= sig::UNION_SELECT;
+                    return Some((State::Operand, n + 1));
+                }
+                let n = self.next(i + 1);
+                let constant_before = !self.name_seen && self.last_was_operand_const;
+                let ends = n >= self.toks.len() || matches!(self.toks[n].tok, Tok::Comment { .. });
+                let numbers = constant_before
+                    && self.toks.get(n).map(|t| t.tok) == Some(Tok::Num)
+                    && self.toks.get(self.next(n + 1)).map(|t| t.tok) == Some(Tok::Comma);
+                if (ends && constant_before)
+                    || numbers
+                    || (matches!(self.word_at(n), Some(Word::Statement)) && self.statement_shape(n))
+                {
+                    // `-1 union` cut off, or `UNION EXEC ...`.
+                    self.signals |= sig::UNION_SELECT;
+                    return Some((State::Operand, n));
+                }
+                None
             }
             Word::Select if self.select_follows(i) => {
                 // `1 SELECT ...`: SQL Server starts a statement without `;`.
@@ -728,13 +922,14 @@ impl Walker<'_> {
             }
             Word::Clause => self.clause(i, from_seen),
             Word::From => {
+                let first = !*from_seen;
                 *from_seen = true;
-                if self.in_select() || self.in_frame(Frame::Call) {
+                if self.in_select() || self.in_frame(Frame::Call) || (self.select_top && first) {
                     return Some((State::Operand, i + 1));
                 }
                 None
             }
-            Word::Where if (self.in_select() && *from_seen) || self.stack.is_empty() => {
+            Word::Where if *from_seen || self.stack.is_empty() => {
                 // At the top level: the value closed a derived table or a FROM item
                 // of the application's query and adds its own condition.
                 self.signals |= sig::CLAUSE;
@@ -780,6 +975,10 @@ impl Walker<'_> {
             b"order" | b"group" => {
                 if self.word_is(n, "by") {
                     self.signals |= sig::CLAUSE;
+                    let m = self.next(n + 1);
+                    if self.toks.get(m).map(|t| t.tok) == Some(Tok::Num) {
+                        self.signals |= sig::ORDER_PROBE;
+                    }
                     return Some((State::Operand, n + 1));
                 }
                 None
@@ -838,16 +1037,106 @@ impl Walker<'_> {
         }
     }
 
-    /// `UNION [ALL|DISTINCT]... [(...] SELECT` at `i`: the index of SELECT.
+    /// Did the value end right after an opening `(` of a call or group, CASE, or SELECT?
+    fn open_fragment(&self) -> bool {
+        let Some(last) = self.toks.iter().rposition(|t| !matches!(t.tok, Tok::Comment { .. })) else {
+            return false;
+        };
+        match self.toks[last].tok {
+            Tok::LParen => last > 0 && matches!(self.toks[last - 1].tok, Tok::Word(_) | Tok::LParen),
+            Tok::Word(Word::Case | Word::Select) => true,
+            _ => false,
+        }
+    }
+
+    /// Is the comparison at `i` between two single literals, and does it hold?
+    fn literal_comparison_holds(&self, i: usize) -> bool {
+        if i == 0 || i + 1 >= self.toks.len() {
+            return false;
+        }
+        let (l, r) = (self.toks[i - 1], self.toks[i + 1]);
+        let lit = |t: Token| match t.tok {
+            Tok::Num => Some((true, &self.s[t.start..t.end])),
+            Tok::Str { closed: true, .. } if t.end - t.start >= 2 => {
+                Some((false, &self.s[t.start + 1..t.end - 1]))
+            }
+            _ => None,
+        };
+        // A literal only if nothing binds tighter around it (`a+1=1` is not literal).
+        let binds = |t: Tok| matches!(t, Tok::Op | Tok::Dot | Tok::Cast | Tok::Cmp | Tok::LParen);
+        let before_ok = i < 2 || !binds(self.toks[i - 2].tok) || self.toks[i - 2].tok == Tok::LParen;
+        let after_ok = i + 2 >= self.toks.len() || !binds(self.toks[i + 2].tok);
+        let (Some((ln, lv)), Some((rn, rv))) = (lit(l), lit(r)) else {
+            return false;
+        };
+        if !before_ok || !after_ok {
+            return false;
+        }
+        let ord = if ln && rn {
+            match (parse_num(lv), parse_num(rv)) {
+                (Some(a), Some(b)) => a.partial_cmp(&b),
+                _ => None,
+            }
+        } else {
+            Some(lv.to_ascii_lowercase().cmp(&rv.to_ascii_lowercase()))
+        };
+        let Some(ord) = ord else { return false };
+        use std::cmp::Ordering::*;
+        match self.text(i) {
+            b"=" | b"==" | b"<=>" => ord == Equal,
+            b"!=" | b"<>" => ord != Equal,
+            b"<" => ord == Less,
+            b">" => ord == Greater,
+            b"<=" => ord != Greater,
+            b">=" => ord != Less,
+            _ => false,
+        }
+    }
+
+    /// `UNION [ALL|DISTINCT]... [-(...] SELECT` at `i`: the index of SELECT.
     fn union_select(&self, i: usize) -> Option<usize> {
         let mut n = self.next(i + 1);
         while matches!(self.word_at(n), Some(Word::Connector | Word::Prefix)) {
             n = self.next(n + 1);
         }
-        while n < self.toks.len() && self.toks[n].tok == Tok::LParen {
+        while n < self.toks.len()
+            && (self.toks[n].tok == Tok::LParen || (self.toks[n].tok == Tok::Op && self.text(n) == b"-"))
+        {
             n = self.next(n + 1);
         }
         (self.word_at(n) == Some(Word::Select)).then_some(n)
+    }
+
+    /// A UNION SELECT anywhere in the code tokens whose select list is clearly SQL
+    /// (a number, `*`, NULL, a call, a variable, a string, a parenthesis, or a name
+    /// followed by `,` or FROM). What precedes it may be obfuscated beyond our
+    /// grammar (`{d 2}`, `U&'..' uescape`, `\1`), but no text writes this.
+    fn union_anywhere(&self) -> bool {
+        (0..self.toks.len()).any(|i| {
+            let n = self.next(i + 1);
+            self.word_at(i) == Some(Word::Union)
+                && (
+                    // `UNION 1,2,3`: a column-count probe with SELECT misplaced
+                    self.toks.get(n).map(|t| t.tok) == Some(Tok::Num)
+                        && self.toks.get(self.next(n + 1)).map(|t| t.tok) == Some(Tok::Comma)
+                        && self.toks.get(self.next(n + 2)).map(|t| t.tok) == Some(Tok::Num)
+                    || self.union_select(i).is_some_and(|n| {
+                    let m = self.next(n + 1);
+                    match self.toks.get(m).map(|t| t.tok) {
+                        Some(Tok::Num | Tok::Var { .. } | Tok::Str { .. } | Tok::LParen) => true,
+                        Some(Tok::Op) => self.text(m) == b"*",
+                        Some(Tok::Word(w)) => {
+                            w == Word::Literal
+                                || self.call_class(m, w).is_some()
+                                || matches!(
+                                    self.toks.get(self.next(m + 1)).map(|t| t.tok),
+                                    Some(Tok::Comma | Tok::Word(Word::From))
+                                )
+                        }
+                        _ => false,
+                    }
+                }))
+        })
     }
 
     /// SELECT at `i` followed by something no sentence has: `*`, a number, a string,
@@ -874,10 +1163,8 @@ impl Walker<'_> {
         let next_word = |n: usize, words: &[&str]| words.iter().any(|w| self.word_is(n, w));
         let tok = |n: usize| self.toks.get(n).map(|t| t.tok);
         let ends = |n: usize| {
-            matches!(
-                tok(n),
-                None | Some(Tok::Semi) | Some(Tok::Comment { .. })
-            )
+            matches!(tok(n), None | Some(Tok::Semi) | Some(Tok::Comment { .. }))
+                || self.word_at(n) == Some(Word::End)
         };
         let name = |n: usize| {
             matches!(tok(n), Some(Tok::Ident))
@@ -892,6 +1179,7 @@ impl Walker<'_> {
                     || (next_word(n1, &["low_priority", "ignore"]) && name(n2))
             }
             b"delete" => (n1..n1 + 6).any(|n| self.word_is(n, "from")),
+            b"drop" | b"truncate" if name(n1) && ends(n2) && n2 < self.toks.len() => true,
             b"drop" | b"create" | b"alter" | b"truncate" | b"rename" => next_word(
                 n1,
                 &[
@@ -949,7 +1237,7 @@ impl Walker<'_> {
             b"attach" => next_word(n1, &["database"]),
             b"pragma" => name(n1),
             b"prepare" => name(n1) && next_word(n2, &["from"]),
-            b"use" => name(n1) && ends(n2),
+            b"use" => name(n1) && (ends(n2) || matches!(self.word_at(n2), Some(Word::Statement))),
             b"open" | b"fetch" | b"dbcc" => name(n1) && ends(n2) || next_word(n1, &["next"]),
             b"backup" => next_word(n1, &["database", "log"]),
             _ => false,

@@ -127,6 +127,13 @@ pub fn lex(s: &[u8], start: Start) -> Vec<Token> {
         debug_assert!(end > i);
         i = end;
     }
+    // Comments that only other comments follow cut the query off just the same.
+    for t in out.iter_mut().rev() {
+        match &mut t.tok {
+            Tok::Comment { to_end, .. } => *to_end = true,
+            _ => break,
+        }
+    }
     out
 }
 
@@ -184,7 +191,11 @@ fn lex_one(s: &[u8], i: usize) -> (Tok, usize) {
                 _ => (Tok::Other, i + 1),
             }
         }
-        b'-' if next == b'-' => comment_line(s, i, CommentKind::Dash),
+        // `--` followed by a letter or digit is two minus signs (MySQL's rule, and how
+        // slugs and base64url tokens use it), anything else starts a comment.
+        b'-' if next == b'-' && !s.get(i + 2).is_some_and(|c| c.is_ascii_alphanumeric()) => {
+            comment_line(s, i, CommentKind::Dash)
+        }
         b'#' => comment_line(s, i, CommentKind::Hash),
         b'/' if next == b'*' => {
             if s.get(i + 2) == Some(&b'!') {
@@ -213,10 +224,31 @@ fn lex_one(s: &[u8], i: usize) -> (Tok, usize) {
                 ),
             }
         }
+        // MySQL's `\N` is NULL.
+        b'\\' if next == b'N' => (Tok::Word(Word::Literal), i + 2),
+        // A leading `*/` closes a comment the application's query opened.
+        b'*' if next == b'/' && i == 0 => (
+            Tok::Comment {
+                kind: CommentKind::Block,
+                to_end: false,
+            },
+            2,
+        ),
         b'(' => (Tok::LParen, i + 1),
         b')' => (Tok::RParen, i + 1),
         b',' => (Tok::Comma, i + 1),
         b';' => (Tok::Semi, i + 1),
+        // PostgreSQL JSON/array operators: @> <@ @? @@ (followed by space or a quote).
+        b'@' if matches!(next, b'>' | b'?')
+            || (next == b'@' && matches!(s.get(i + 2), Some(b' ' | b'\''))) =>
+        {
+            (Tok::Cmp, i + 2)
+        }
+        b'-' if next == b'>' => (Tok::Cmp, i + if s.get(i + 2) == Some(&b'>') { 3 } else { 2 }),
+        b'<' if next == b'@' => (Tok::Cmp, i + 2),
+        b'@' if !(next == b'@' || ident_byte(next) || matches!(next, b'\'' | b'"' | b'`')) => {
+            (Tok::Other, i + 1)
+        }
         b'@' => {
             let system = next == b'@';
             let mut j = i + if system { 2 } else { 1 };

@@ -74,7 +74,38 @@ pub fn detect(value: &[u8]) -> Option<SqliMatch> {
             });
         }
     }
-    None
+    catalog_reference(value)
+}
+
+/// Names of system catalogs and dangerous procedures: found even inside words, where
+/// MySQL's tolerance for missing spaces (`selectversion()frominformation_schema.tables`)
+/// hides them from the lexer. No form input names them.
+const CATALOG_NAMES: &[&str] = &[
+    "information_schema",
+    "mysql.user",
+    "sysobjects",
+    "sqlite_master",
+    "pg_catalog",
+    "pg_shadow",
+    "msysaccessobjects",
+    "xp_cmdshell",
+    "@@version",
+];
+
+static CATALOG_FINDER: std::sync::LazyLock<aho_corasick::AhoCorasick> =
+    std::sync::LazyLock::new(|| {
+        aho_corasick::AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .build(CATALOG_NAMES)
+            .expect("static patterns")
+    });
+
+fn catalog_reference(value: &[u8]) -> Option<SqliMatch> {
+    CATALOG_FINDER.find(value).map(|_| SqliMatch {
+        context: SqlContext::Bare,
+        signals: vec!["system_catalog"],
+        fingerprint: fingerprint(&lex(value, Start::Code)),
+    })
 }
 
 /// The verdict from a walk. Strong signals decide when the value was valid up to them.
@@ -86,8 +117,8 @@ pub fn decide(w: &Walk, ctx: SqlContext) -> bool {
     let s = w.signals;
     if w.tail_open && w.broke_out {
         // Valid but for the application's dangling closing quote.
-        let logic = s & sig::LOGIC != 0;
-        return logic && s & (sig::TAUTOLOGY | sig::CMP | sig::CALL | sig::USER_VAR) != 0;
+        return s & sig::LOGIC != 0
+            && (ctx == SqlContext::SingleQuote || s & (sig::CMP | sig::UNARY | sig::ARITH) != 0);
     }
     if !w.valid {
         return false;
@@ -105,8 +136,21 @@ pub fn decide(w: &Walk, ctx: SqlContext) -> bool {
         | sig::USER_VAR
         | sig::CAST
         | sig::CASE;
+    if s & !sig::TRUNCATE & code == 0 && w.trunc_weak {
+        // `"7" #2 needle`: a hash tag, not a comment.
+        return false;
+    }
     match ctx {
-        SqlContext::SingleQuote | SqlContext::DoubleQuote => w.broke_out && s & code != 0,
+        SqlContext::SingleQuote => w.broke_out && s & code != 0,
+        SqlContext::DoubleQuote => {
+            // Double-quoted literals exist only in MySQL outside ANSI_QUOTES, and prose
+            // quotes words with them (`"MOD"`, `"&"`, `"a" and "b"`): a lone operator
+            // between strings is not enough here.
+            let strong_code = sig::TRUNCATE | sig::CALL | sig::TAUTOLOGY | sig::USER_VAR | sig::CAST | sig::CASE | sig::CLAUSE;
+            w.broke_out
+                && (s & strong_code != 0
+                    || (s & sig::LOGIC != 0 && s & (sig::CMP | sig::UNARY | sig::ARITH) != 0))
+        }
         SqlContext::Bare => {
             let logic = s & sig::LOGIC != 0;
             let taut = s & sig::TAUTOLOGY != 0;
@@ -114,9 +158,14 @@ pub fn decide(w: &Walk, ctx: SqlContext) -> bool {
             let trunc = s & sig::TRUNCATE != 0;
             let clause = s & sig::CLAUSE != 0;
             let case = s & sig::CASE != 0;
+            // The whole value is a known function call or an unterminated fragment of one.
+            let fragment = s & sig::OPEN_END != 0 && s & (sig::CALL | sig::CASE | sig::CLAUSE | sig::CMP | sig::LOGIC) != 0;
+            if s & sig::TRUE_CMP != 0 || fragment {
+                return true;
+            }
             let dash = w.trunc_dash;
             (logic && (taut || call || case))
-                || (call && taut)
+                || (s & sig::CALL != 0 && (taut || s & (sig::ARITH | sig::CMP) != 0))
                 || case
                 || (trunc && (taut || call || clause || logic || dash))
                 || (clause && (taut || call))

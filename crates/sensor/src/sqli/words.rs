@@ -171,6 +171,25 @@ const LOGIC: &[(&str, Word)] = &[
     ("end", Word::End),
 ];
 
+/// Information functions that take no argument: called with one, the name is some
+/// other (user-defined) function.
+pub const NO_ARGS: &[&str] = &[
+    "version",
+    "user",
+    "current_user",
+    "session_user",
+    "system_user",
+    "database",
+    "schema",
+    "connection_id",
+    "current_database",
+    "current_schema",
+    "pg_backend_pid",
+    "row_count",
+    "found_rows",
+    "sqlite_version",
+];
+
 /// Functions only an attacker has a reason to call from a parameter.
 const INFO_FUNCS: &[&str] = &[
     "version",
@@ -372,6 +391,8 @@ const GENERAL_FUNCS: &[&str] = &[
     "charindex",
     "patindex",
     "json_extract",
+    "json_search",
+    "json_array_length",
     "json_object",
     "json_array",
     "to_char",
@@ -463,6 +484,7 @@ const CATALOG: &[&str] = &[
     "sp_addlogin",
     "sp_makewebtask",
     "sp_execute",
+    "northwind",
     "mysql.user",
     "master..",
     "innodb_table_stats",
