@@ -3,6 +3,7 @@
 //! `bulkhead events` read them (`flows.jsonl` for decisions, `events.jsonl` for all).
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -103,6 +104,23 @@ impl Authority for ProxyAuthority {
     }
 
     fn record(&self, event: Event) {
+        let c = &self.shared.counters;
+        match &event.kind {
+            EventKind::Connection { decision } => {
+                c.proxy_connections.fetch_add(1, Relaxed);
+                if !decision.allowed {
+                    c.proxy_refusals.fetch_add(1, Relaxed);
+                }
+            }
+            EventKind::Protocol { decision, .. } | EventKind::Request { decision, .. } => {
+                if !decision.allowed {
+                    c.proxy_refusals.fetch_add(1, Relaxed);
+                }
+            }
+            EventKind::Closed { requests, .. } => {
+                c.proxy_requests.fetch_add(*requests, Relaxed);
+            }
+        }
         if let Some(w) = &self.events {
             let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
             let _ = w.write(&event);

@@ -19,6 +19,19 @@ pub struct Counters {
     pub inconsistent: AtomicU64,
     pub connections_cut: AtomicU64,
     pub flow_errors: AtomicU64,
+    /// The L7 proxy: connections it took, requests it decided, refusals (connections,
+    /// protocols and requests).
+    pub proxy_connections: AtomicU64,
+    pub proxy_requests: AtomicU64,
+    pub proxy_refusals: AtomicU64,
+}
+
+/// What the L7 proxy did since the agent started.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProxyCounters {
+    pub connections: u64,
+    pub requests: u64,
+    pub refusals: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -46,6 +59,8 @@ pub struct Status {
     pub inconsistent_flows: u64,
     pub connections_cut: u64,
     pub flow_errors: u64,
+    #[serde(default)]
+    pub proxy: ProxyCounters,
     /// The last error (a bad edit, an nft failure); None once a reconcile succeeds.
     pub last_error: Option<String>,
 }
@@ -56,6 +71,11 @@ impl Status {
         self.inconsistent_flows = c.inconsistent.load(Ordering::Relaxed);
         self.connections_cut = c.connections_cut.load(Ordering::Relaxed);
         self.flow_errors = c.flow_errors.load(Ordering::Relaxed);
+        self.proxy = ProxyCounters {
+            connections: c.proxy_connections.load(Ordering::Relaxed),
+            requests: c.proxy_requests.load(Ordering::Relaxed),
+            refusals: c.proxy_refusals.load(Ordering::Relaxed),
+        };
     }
 
     /// Write `status.json` through a temporary file and a rename, so readers never

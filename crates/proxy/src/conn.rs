@@ -24,6 +24,7 @@ pub(crate) struct Ctx<'a> {
     pub recorder: Recorder,
     pub up: u64,
     pub down: u64,
+    pub requests: u64,
 }
 
 impl Ctx<'_> {
@@ -41,6 +42,7 @@ impl Ctx<'_> {
         self.emit(EventKind::Closed {
             bytes_up: self.up,
             bytes_down: self.down,
+            requests: self.requests,
             duration_ms: self.started.elapsed().as_secs_f64() * 1e3,
             reason,
         });
@@ -80,6 +82,7 @@ pub(crate) async fn handle(
         recorder: Recorder::new(cfg.capture_limit),
         up: 0,
         down: 0,
+        requests: 0,
     };
     let d = authority.decide(client, server, None);
     cx.emit(EventKind::Connection {

@@ -54,6 +54,8 @@ pub enum EventKind {
         /// Bytes from the client to the server, and back.
         bytes_up: u64,
         bytes_down: u64,
+        /// Requests decided on the connection (0 when only its protocol mattered).
+        requests: u64,
         duration_ms: f64,
         #[serde(skip_serializing_if = "Option::is_none")]
         reason: Option<String>,

@@ -190,6 +190,7 @@ fn feed_client(
         decisions.push(d);
         Verdict { allowed }
     });
+    cx.requests += out.decided.len() as u64;
     for (k, dec) in out.decided.iter().enumerate() {
         // Allowed requests are counted, not recorded one by one (the hot path).
         if dec.allowed && !decisions.get(k).is_some_and(|d| d.violation) {
