@@ -1,9 +1,16 @@
 //! Offline detection over a capture (pcap or pcapng): packets -> flows -> per-direction
 //! byte streams (TCP reassembled in sequence order) or datagrams (UDP) -> [`Detector`].
 //!
-//! The client of a TCP flow is the sender of the SYN without ACK; without one (the
-//! capture started mid-connection), the sender of the first packet. Memory is bounded:
-//! each direction keeps at most [`STREAM_LIMIT`] bytes.
+//! Packets are processed as they are read: each TCP direction delivers its in-order bytes
+//! to the flow's detector at once, holds at most [`OUT_OF_ORDER_LIMIT`] bytes that arrived
+//! ahead of a gap, and drops everything once the detector has decided. Memory is a small
+//! record per flow plus bounded buffers for the flows still undecided.
+//!
+//! The client of a TCP flow is the sender of the SYN (or the receiver of the SYN-ACK).
+//! A flow whose handshake is not in the capture is detected in mid-connection mode
+//! (either side may speak first, bytes may start inside a message); its client is the
+//! side whose bytes were requests if detection says so, else the sender of the first
+//! packet. Ports are never used, neither for the protocol nor for the direction.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -16,14 +23,20 @@ use serde::Serialize;
 
 use crate::{Detail, Detection, Detector, Dir};
 
-/// Bytes kept per direction of a flow (detection needs far fewer).
+/// Bytes the detector buffers per direction (detection needs far fewer).
 pub const STREAM_LIMIT: usize = 16 * 1024;
-/// Datagrams of a UDP flow that detection looks at.
+/// Bytes of segments held per direction while waiting for a gap before them to fill.
+pub const OUT_OF_ORDER_LIMIT: usize = 64 * 1024;
+/// Datagrams of each direction of a UDP flow that detection looks at.
 const DATAGRAMS: usize = 16;
+/// A segment starting further than this past the expected sequence number is not part
+/// of this stream (a reused port, garbage).
+const WINDOW: u32 = 1 << 24;
 
 /// One flow and what it speaks, as `bulkhead dpi detect` prints it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct FlowResult {
+    /// `TCP`, `UDP`, `ICMP` or `ICMPv6`.
     pub l4: String,
     /// `ip:port` (TCP, UDP) or `ip` (ICMP) of the side that opened the flow.
     pub src: String,
@@ -40,54 +53,109 @@ enum L4 {
     Icmpv6,
 }
 
+type Endpoint = (IpAddr, u16);
+
 /// A flow by protocol and its two ends (lower end first).
-type FlowKey = (L4, (IpAddr, u16), (IpAddr, u16));
+type FlowKey = (L4, Endpoint, Endpoint);
+
+/// One TCP direction, reassembled in sequence order.
+#[derive(Debug, Default)]
+struct Reassembly {
+    /// The next sequence number expected: from the SYN, else the first segment seen.
+    next: Option<u32>,
+    /// Segments that arrived ahead of a gap.
+    pending: Vec<(u32, Vec<u8>)>,
+    pending_bytes: usize,
+}
+
+impl Reassembly {
+    fn syn(&mut self, seq: u32) {
+        self.next.get_or_insert(seq.wrapping_add(1));
+    }
+
+    /// Take a segment; append to `out` the bytes that are now in order.
+    fn segment(&mut self, seq: u32, data: &[u8], out: &mut Vec<u8>) {
+        if data.is_empty() {
+            return;
+        }
+        let next = *self.next.get_or_insert(seq);
+        let ahead = seq.wrapping_sub(next);
+        if ahead == 0 || ahead > u32::MAX / 2 {
+            self.deliver(seq, data, out);
+            self.drain(out);
+        } else if ahead < WINDOW && self.pending_bytes + data.len() <= OUT_OF_ORDER_LIMIT {
+            self.pending_bytes += data.len();
+            self.pending.push((seq, data.to_vec()));
+        }
+    }
+
+    /// Deliver what of a segment starting at or before `next` is new (retransmitted and
+    /// overlapping bytes are dropped: the first copy wins).
+    fn deliver(&mut self, seq: u32, data: &[u8], out: &mut Vec<u8>) {
+        let Some(next) = self.next else { return };
+        let behind = next.wrapping_sub(seq) as usize;
+        if behind < data.len() {
+            out.extend_from_slice(&data[behind..]);
+            self.next = Some(next.wrapping_add((data.len() - behind) as u32));
+        }
+    }
+
+    fn drain(&mut self, out: &mut Vec<u8>) {
+        while let Some(next) = self.next {
+            let Some(i) = self
+                .pending
+                .iter()
+                .position(|(s, _)| next.wrapping_sub(*s) <= u32::MAX / 2)
+            else {
+                break;
+            };
+            let (seq, data) = self.pending.swap_remove(i);
+            self.pending_bytes -= data.len();
+            self.deliver(seq, &data, out);
+        }
+    }
+
+    fn clear(&mut self) {
+        self.pending = Vec::new();
+        self.pending_bytes = 0;
+    }
+}
 
 #[derive(Debug)]
 struct Flow {
     l4: L4,
-    client: (IpAddr, u16),
-    server: (IpAddr, u16),
-    /// The client was decided by a SYN (it cannot change later).
-    by_syn: bool,
-    /// Per direction (0: from the client): (sequence number, payload) of TCP segments, or
-    /// datagrams.
-    segments: [Vec<(u32, Vec<u8>)>; 2],
-    kept: [usize; 2],
-    /// Initial sequence number + 1 of each direction, when its SYN was seen.
-    isn: [Option<u32>; 2],
+    /// The side fed to the detector as the client (fixed when the flow is created).
+    first: Endpoint,
+    other: Endpoint,
+    /// The client was seen opening the connection (SYN or SYN-ACK).
+    handshake: bool,
+    /// A SYN seen after the flow was created said the client is `other`.
+    reversed: bool,
+    detector: Option<Detector>,
+    streams: [Reassembly; 2],
+    datagrams: [usize; 2],
 }
 
 /// Read a capture and detect every flow's protocol, in first-seen order.
 pub fn detect_capture(bytes: &[u8]) -> Result<Vec<FlowResult>, String> {
-    let mut flows: Vec<Flow> = Vec::new();
-    let mut index: HashMap<FlowKey, usize> = HashMap::new();
-    let mut add = |link: DataLink, data: &[u8]| {
-        if let Some(p) = parse(link, data) {
-            packet(&mut flows, &mut index, p);
-        }
-    };
+    let mut flows = Flows::default();
     if bytes.starts_with(&[0x0a, 0x0d, 0x0d, 0x0a]) {
         let mut r = PcapNgReader::new(bytes).map_err(|e| format!("not a pcapng file: {e}"))?;
         // Link types by interface, in the order their description blocks appear.
         let mut links: Vec<DataLink> = Vec::new();
         while let Some(block) = r.next_block() {
-            let block = block.map_err(|e| format!("corrupt pcapng block: {e}"))?;
-            match block {
+            match block.map_err(|e| format!("corrupt pcapng block: {e}"))? {
                 Block::SectionHeader(_) => links.clear(),
                 Block::InterfaceDescription(i) => links.push(i.linktype),
                 Block::EnhancedPacket(p) => {
-                    let link = links
-                        .get(p.interface_id as usize)
-                        .copied()
-                        .unwrap_or(DataLink::ETHERNET);
-                    add(link, &p.data);
+                    if let Some(&link) = links.get(p.interface_id as usize) {
+                        flows.packet(link, &p.data);
+                    }
                 }
                 Block::SimplePacket(p) => {
-                    add(
-                        links.first().copied().unwrap_or(DataLink::ETHERNET),
-                        &p.data,
-                    );
+                    if let Some(&link) = links.first() {
+                        flows.packet(link, &p.data);
+                    }
                 }
                 _ => {}
             }
@@ -98,24 +166,41 @@ pub fn detect_capture(bytes: &[u8]) -> Result<Vec<FlowResult>, String> {
         let link = r.header().datalink;
         while let Some(p) = r.next_packet() {
             let p = p.map_err(|e| format!("corrupt pcap packet: {e}"))?;
-            add(link, &p.data);
+            flows.packet(link, &p.data);
         }
     }
-    Ok(flows.iter().map(judge).collect())
+    Ok(flows.finish())
 }
 
 struct Packet<'a> {
     l4: L4,
-    src: (IpAddr, u16),
-    dst: (IpAddr, u16),
+    src: Endpoint,
+    dst: Endpoint,
     syn: bool,
     ack: bool,
     seq: u32,
     payload: &'a [u8],
 }
 
+const ETHERTYPE_PPPOE_SESSION: u16 = 0x8864;
+const PPP_IPV4: u16 = 0x0021;
+const PPP_IPV6: u16 = 0x0057;
+
+/// Layers etherparse does not parse: PPPoE session frames carry PPP, then IP (6-byte
+/// PPPoE header, 2-byte PPP protocol).
+fn pppoe(ether_type: EtherType, payload: &[u8]) -> Option<LaxSlicedPacket<'_>> {
+    if ether_type.0 != ETHERTYPE_PPPOE_SESSION {
+        return None;
+    }
+    let proto = u16::from_be_bytes([*payload.get(6)?, *payload.get(7)?]);
+    match proto {
+        PPP_IPV4 | PPP_IPV6 => LaxSlicedPacket::from_ip(payload.get(8..)?).ok(),
+        _ => None,
+    }
+}
+
 fn parse(link: DataLink, data: &[u8]) -> Option<Packet<'_>> {
-    let p = match link {
+    let mut p = match link {
         DataLink::ETHERNET => LaxSlicedPacket::from_ethernet(data).ok()?,
         DataLink::RAW | DataLink::IPV4 | DataLink::IPV6 => LaxSlicedPacket::from_ip(data).ok()?,
         // Linux cooked v1: 16-byte header, protocol in the last two bytes.
@@ -128,10 +213,17 @@ fn parse(link: DataLink, data: &[u8]) -> Option<Packet<'_>> {
             let et = u16::from_be_bytes([*data.first()?, *data.get(1)?]);
             LaxSlicedPacket::from_ether_type(EtherType(et), data.get(20..)?)
         }
-        // BSD loopback: a 4-byte address family, then IP.
+        // BSD loopback: a 4-byte address family (host byte order), then IP.
         DataLink::NULL | DataLink::LOOP => LaxSlicedPacket::from_ip(data.get(4..)?).ok()?,
         _ => return None,
     };
+    if p.net.is_none()
+        && let Some(inner) = p
+            .ether_payload()
+            .and_then(|e| pppoe(e.ether_type, e.payload))
+    {
+        p = inner;
+    }
     let (src, dst) = match p.net.as_ref()? {
         LaxNetSlice::Ipv4(ip) => (
             IpAddr::V4(ip.header().source_addr()),
@@ -143,7 +235,7 @@ fn parse(link: DataLink, data: &[u8]) -> Option<Packet<'_>> {
         ),
         LaxNetSlice::Arp(_) => return None,
     };
-    let none = |l4| Packet {
+    let bare = |l4| Packet {
         l4,
         src: (src, 0),
         dst: (dst, 0),
@@ -166,134 +258,204 @@ fn parse(link: DataLink, data: &[u8]) -> Option<Packet<'_>> {
             src: (src, u.source_port()),
             dst: (dst, u.destination_port()),
             payload: u.payload(),
-            ..none(L4::Udp)
+            ..bare(L4::Udp)
         },
-        TransportSlice::Icmpv4(_) => none(L4::Icmp),
-        TransportSlice::Icmpv6(_) => none(L4::Icmpv6),
+        TransportSlice::Icmpv4(_) => bare(L4::Icmp),
+        TransportSlice::Icmpv6(_) => bare(L4::Icmpv6),
         _ => return None,
     })
 }
 
-fn packet(flows: &mut Vec<Flow>, index: &mut HashMap<FlowKey, usize>, p: Packet) {
-    let key = if p.src <= p.dst {
-        (p.l4, p.src, p.dst)
-    } else {
-        (p.l4, p.dst, p.src)
-    };
-    let i = *index.entry(key).or_insert_with(|| {
-        flows.push(Flow {
-            l4: p.l4,
-            client: p.src,
-            server: p.dst,
-            by_syn: false,
-            segments: [Vec::new(), Vec::new()],
-            kept: [0, 0],
-            isn: [None, None],
-        });
-        flows.len() - 1
-    });
-    let f = &mut flows[i];
-    if p.l4 == L4::Tcp && p.syn && !p.ack && !f.by_syn {
-        // The SYN names the client, even if other packets came first.
-        if f.client != p.src {
-            std::mem::swap(&mut f.client, &mut f.server);
-            f.segments.swap(0, 1);
-            f.kept.swap(0, 1);
-            f.isn.swap(0, 1);
+#[derive(Default)]
+struct Flows {
+    flows: Vec<Flow>,
+    index: HashMap<FlowKey, usize>,
+    /// Scratch space for in-order bytes.
+    scratch: Vec<u8>,
+}
+
+impl Flows {
+    fn packet(&mut self, link: DataLink, data: &[u8]) {
+        if let Some(p) = parse(link, data) {
+            self.add(p);
         }
-        f.by_syn = true;
     }
-    let dir = usize::from(p.src != f.client);
-    if p.syn {
-        f.isn[dir] = Some(p.seq.wrapping_add(1));
-    }
-    let room = if p.l4 == L4::Udp {
-        if f.segments[dir].len() >= DATAGRAMS {
-            0
+
+    fn add(&mut self, p: Packet) {
+        let key = if p.src <= p.dst {
+            (p.l4, p.src, p.dst)
         } else {
-            p.payload.len()
+            (p.l4, p.dst, p.src)
+        };
+        let flows = &mut self.flows;
+        let i = *self.index.entry(key).or_insert_with(|| {
+            flows.push(new_flow(&p));
+            flows.len() - 1
+        });
+        let f = &mut self.flows[i];
+        if p.l4 == L4::Tcp && p.syn && !f.handshake {
+            // A late SYN (capture order differs from wire order) still names the client.
+            let client = if p.ack { p.dst } else { p.src };
+            f.reversed = client != f.first;
         }
+        let Some(detector) = f.detector.as_mut().filter(|d| d.answer().is_none()) else {
+            return;
+        };
+        let dir = if p.src == f.first {
+            Dir::ToServer
+        } else {
+            Dir::ToClient
+        };
+        let side = usize::from(dir == Dir::ToClient);
+        match p.l4 {
+            L4::Udp => {
+                if f.datagrams[side] < DATAGRAMS && !p.payload.is_empty() {
+                    f.datagrams[side] += 1;
+                    detector.feed(dir, p.payload);
+                }
+            }
+            _ => {
+                let stream = &mut f.streams[side];
+                let mut seq = p.seq;
+                if p.syn {
+                    stream.syn(seq);
+                    seq = seq.wrapping_add(1);
+                }
+                self.scratch.clear();
+                stream.segment(seq, p.payload, &mut self.scratch);
+                if !self.scratch.is_empty()
+                    && detector.feed(dir, &self.scratch) != Detection::NeedMore
+                {
+                    f.streams.iter_mut().for_each(Reassembly::clear);
+                }
+            }
+        }
+    }
+
+    fn finish(self) -> Vec<FlowResult> {
+        self.flows.into_iter().map(judge).collect()
+    }
+}
+
+fn new_flow(p: &Packet) -> Flow {
+    let opening = p.l4 == L4::Tcp && p.syn;
+    // The SYN-ACK's sender is the server.
+    let (first, other) = if opening && p.ack {
+        (p.dst, p.src)
     } else {
-        STREAM_LIMIT
-            .saturating_sub(f.kept[dir])
-            .min(p.payload.len())
+        (p.src, p.dst)
     };
-    if room > 0 {
-        f.kept[dir] += room;
-        f.segments[dir].push((p.seq, p.payload[..room].to_vec()));
+    let detector = match p.l4 {
+        L4::Tcp if opening => Some(Detector::new(STREAM_LIMIT)),
+        L4::Tcp => Some(Detector::midstream(STREAM_LIMIT)),
+        L4::Udp => Some(Detector::datagrams()),
+        L4::Icmp | L4::Icmpv6 => None,
+    };
+    Flow {
+        l4: p.l4,
+        first,
+        other,
+        handshake: opening,
+        reversed: false,
+        detector,
+        streams: Default::default(),
+        datagrams: [0, 0],
     }
 }
 
-/// A direction's bytes in sequence order, duplicates dropped, stopping at a gap.
-fn stream(segments: &[(u32, Vec<u8>)], isn: Option<u32>) -> Vec<u8> {
-    let Some(start) = isn.or_else(|| {
-        segments
-            .iter()
-            .map(|s| s.0)
-            .min_by_key(|&s| s.wrapping_sub(segments[0].0) as i32)
-    }) else {
-        return Vec::new();
+fn judge(mut f: Flow) -> FlowResult {
+    let (l4, detection) = match (f.l4, f.detector.as_mut()) {
+        (L4::Icmp, _) => ("ICMP", None),
+        (L4::Icmpv6, _) => ("ICMPv6", None),
+        (L4::Tcp, Some(d)) => ("TCP", Some(d.finish())),
+        (_, d) => ("UDP", d.map(Detector::finish)),
     };
-    let mut sorted: Vec<(u32, &[u8])> = segments
-        .iter()
-        .map(|(seq, d)| (seq.wrapping_sub(start), d.as_slice()))
-        .filter(|(off, _)| (*off as i32) >= 0)
-        .collect();
-    sorted.sort_by_key(|s| s.0);
-    let mut out: Vec<u8> = Vec::new();
-    for (off, data) in sorted {
-        let off = off as usize;
-        if off > out.len() {
-            break;
-        }
-        let skip = out.len() - off;
-        if skip < data.len() {
-            out.extend_from_slice(&data[skip..]);
-        }
-    }
-    out
-}
-
-fn judge(f: &Flow) -> FlowResult {
-    let addr = |(ip, port): (IpAddr, u16)| match f.l4 {
+    // Without a handshake, the bytes may say which side made requests.
+    let requester = f.detector.as_ref().and_then(Detector::requester);
+    let swap = if f.handshake {
+        false
+    } else if f.reversed {
+        true
+    } else {
+        requester == Some(Dir::ToClient)
+    };
+    let (client, server) = if swap {
+        (f.other, f.first)
+    } else {
+        (f.first, f.other)
+    };
+    let addr = |(ip, port): Endpoint| match f.l4 {
         L4::Icmp | L4::Icmpv6 => ip.to_string(),
         _ => SocketAddr::new(ip, port).to_string(),
     };
-    let (l4, detection) = match f.l4 {
-        L4::Icmp => ("ICMP", Some("icmp")),
-        L4::Icmpv6 => ("ICMPv6", Some("icmp")),
-        L4::Tcp => ("TCP", None),
-        L4::Udp => ("UDP", None),
-    };
-    let d = match (f.l4, detection) {
-        (_, Some(_)) => Detection::Unknown,
-        (L4::Udp, _) => {
-            let mut d = Detector::datagrams(STREAM_LIMIT);
-            for (dir, segs) in [
-                (Dir::ToServer, &f.segments[0]),
-                (Dir::ToClient, &f.segments[1]),
-            ] {
-                for (_, dg) in segs {
-                    d.feed(dir, dg);
-                }
-            }
-            d.finish()
-        }
-        _ => crate::detect(
-            &stream(&f.segments[0], f.isn[0]),
-            &stream(&f.segments[1], f.isn[1]),
-        ),
-    };
-    let (protocol, detail) = match (detection, d) {
-        (Some(name), _) => (name.to_string(), Detail::new()),
-        (None, Detection::Known { app, detail }) => (app.to_string(), detail),
-        (None, _) => ("unknown".to_string(), Detail::new()),
+    let (protocol, detail) = match detection {
+        None => ("icmp".to_string(), Detail::new()),
+        Some(Detection::Known { app, detail }) => (app.to_string(), detail),
+        Some(_) => ("unknown".to_string(), Detail::new()),
     };
     FlowResult {
         l4: l4.to_string(),
-        src: addr(f.client),
-        dst: addr(f.server),
+        src: addr(client),
+        dst: addr(server),
         protocol,
         detail,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream(segments: &[(u32, &[u8])], isn: Option<u32>) -> Vec<u8> {
+        let mut r = Reassembly::default();
+        if let Some(s) = isn {
+            r.syn(s);
+        }
+        let mut out = Vec::new();
+        for (seq, d) in segments {
+            r.segment(*seq, d, &mut out);
+        }
+        out
+    }
+
+    #[test]
+    fn in_order_out_of_order_and_retransmitted() {
+        let segs: &[(u32, &[u8])] = &[
+            (101, b"hel"),
+            (107, b"world"),
+            (104, b"lo "),
+            (101, b"hel"),
+            (104, b"lo!"),
+        ];
+        assert_eq!(stream(segs, Some(100)), b"hello world");
+    }
+
+    #[test]
+    fn sequence_numbers_wrap() {
+        let segs: &[(u32, &[u8])] = &[(u32::MAX - 1, b"ab"), (0, b"cd")];
+        assert_eq!(stream(segs, None), b"abcd");
+    }
+
+    #[test]
+    fn a_gap_stops_the_stream() {
+        let segs: &[(u32, &[u8])] = &[(1, b"ab"), (10, b"zz")];
+        assert_eq!(stream(segs, Some(0)), b"ab");
+    }
+
+    #[test]
+    fn out_of_order_bytes_are_bounded() {
+        let big = vec![0u8; OUT_OF_ORDER_LIMIT];
+        let mut r = Reassembly::default();
+        r.syn(0);
+        let mut out = Vec::new();
+        r.segment(100, &big, &mut out);
+        r.segment(200_000, b"x", &mut out);
+        assert_eq!(r.pending_bytes, OUT_OF_ORDER_LIMIT);
+    }
+
+    #[test]
+    fn not_a_capture() {
+        assert!(detect_capture(b"hello").is_err());
+        assert!(detect_capture(&[]).is_err());
     }
 }

@@ -1,77 +1,76 @@
-//! DNS messages (RFC 1035) over UDP and TCP: the question.
+//! DNS messages (RFC 1035) over UDP and TCP: the header and the first question.
+//!
+//! The name and question are decoded by `hickory-proto`; ours are the plausibility rules
+//! (counts, opcode, Z bit, class) that keep other binary payloads from passing for DNS.
 
 use bulkhead_policy::l7::AppProtocol;
+use hickory_proto::op::{Header, MessageType, Query};
+use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::{Check, be16, detail, yes};
+use crate::Check;
+use crate::wire::{be16, detail, yes};
 
 /// The first question of a message.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Question {
-    /// Dotted, without the trailing dot; `.` for the root.
+    /// Dotted, without the trailing dot; `.` for the root. Bytes outside printable
+    /// ASCII are escaped as `\DDD` (decimal), as in zone files.
     pub name: String,
+    /// Record type asked for (1 A, 28 AAAA, 16 TXT, ...).
     pub qtype: u16,
+    /// Class without the mDNS unicast-response bit (1 IN).
+    pub qclass: u16,
     pub id: u16,
     pub response: bool,
+    /// Questions in the message (almost always 1).
     pub questions: u16,
 }
 
-/// Parse a DNS message's header and first question. None unless it is well-formed up to
-/// the end of that question.
+/// Parse the header and first question of one whole DNS message (a UDP payload, or a
+/// TCP message without its 2-byte length). None unless it is well-formed up to the end
+/// of that question and plausible as DNS. Used for detection and for DNS-name rules.
 pub fn question(m: &[u8]) -> Option<Question> {
-    let id = be16(m, 0)?;
     let flags = be16(m, 2)?;
-    let (qd, an, ns, ar) = (be16(m, 4)?, be16(m, 6)?, be16(m, 8)?, be16(m, 10)?);
-    let opcode = (flags >> 11) & 0xf;
-    // Real queries ask 1 question (a few at most); opcodes 0-2, 4, 5 exist; Z bit is 0.
-    if qd == 0 || qd > 4 || !matches!(opcode, 0 | 1 | 2 | 4 | 5) || flags & 0x0040 != 0 {
-        return None;
-    }
-    if an > 512 || ns > 512 || ar > 512 {
-        return None;
-    }
+    let counts = [be16(m, 4)?, be16(m, 6)?, be16(m, 8)?, be16(m, 10)?];
     let response = flags & 0x8000 != 0;
-    if !response && an > 0 && opcode == 0 {
+    let opcode = (flags >> 11) & 0xf;
+    // Real messages ask 1 question (a few at most); opcodes 0-2, 4, 5 exist; Z is 0.
+    if counts[0] == 0
+        || counts[0] > 4
+        || !matches!(opcode, 0 | 1 | 2 | 4 | 5)
+        || flags & 0x0040 != 0
+    {
         return None;
     }
-    let mut at = 12;
-    let mut labels: Vec<String> = Vec::new();
-    let mut total = 0;
-    loop {
-        let n = usize::from(*m.get(at)?);
-        at += 1;
-        if n == 0 {
-            break;
-        }
-        // No compression in the first question name (nothing precedes it).
-        if n > 63 {
-            return None;
-        }
-        let label = m.get(at..at + n)?;
-        total += n + 1;
-        if total > 255 {
-            return None;
-        }
-        labels.push(String::from_utf8_lossy(label).into_owned());
-        at += n;
-    }
-    let qtype = be16(m, at)?;
-    let qclass = be16(m, at + 2)?;
-    // IN, CH, HS, NONE, ANY; mDNS sets the top bit (unicast response).
-    if !matches!(qclass & 0x7fff, 1 | 3 | 4 | 254 | 255) || qtype == 0 {
+    // A query carries no answers (except an UPDATE's prerequisites, opcode 5).
+    if counts[1..].iter().any(|&c| c > 512) || (!response && opcode == 0 && counts[1] > 0) {
         return None;
     }
+    let mut d = BinDecoder::new(m);
+    let header = Header::read(&mut d).ok()?;
+    let q = Query::read(&mut d).ok()?;
+    let qtype = u16::from(q.query_type());
+    let qclass = u16::from(q.query_class()) & 0x7fff;
+    // IN, CH, HS, NONE, ANY.
+    if qtype == 0 || !matches!(qclass, 1 | 3 | 4 | 254 | 255) {
+        return None;
+    }
+    let name = q.name().to_ascii();
+    let name = match name.strip_suffix('.') {
+        Some("") => ".".to_string(),
+        Some(n) => n.to_string(),
+        None if name.is_empty() => ".".to_string(),
+        None => name,
+    };
     Some(Question {
-        name: if labels.is_empty() {
-            ".".into()
-        } else {
-            labels.join(".")
-        },
+        name,
         qtype,
-        id,
-        response,
-        questions: qd,
+        qclass,
+        id: header.metadata.id,
+        response: header.metadata.message_type == MessageType::Response,
+        questions: counts[0],
     })
 }
 
@@ -85,37 +84,95 @@ fn check(m: &[u8], response: bool) -> Check {
     }
 }
 
-pub fn udp_query(m: &[u8]) -> Check {
+pub(crate) fn udp_query(m: &[u8]) -> Check {
     check(m, false)
 }
 
-pub fn udp_response(m: &[u8]) -> Check {
+pub(crate) fn udp_response(m: &[u8]) -> Check {
     check(m, true)
 }
+
+/// The smallest message: a header and a question for the root (12 + 1 + 4 bytes).
+const MIN_MESSAGE: usize = 17;
 
 fn tcp(b: &[u8], response: bool) -> Check {
     let Some(len) = be16(b, 0) else {
         return Check::More;
     };
     let len = usize::from(len);
-    if len < 17 {
+    if len < MIN_MESSAGE {
         return Check::No;
     }
-    if b.len() < 2 + 12 {
-        return Check::More;
-    }
-    let m = &b[2..(2 + len).min(b.len())];
-    match check(m, response) {
-        Check::No if b.len() < 2 + len => Check::More,
-        c => c,
+    match b.get(2..2 + len) {
+        Some(m) => check(m, response),
+        None => Check::More,
     }
 }
 
 /// A length-prefixed query (DNS over TCP).
-pub fn tcp_query(b: &[u8]) -> Check {
+pub(crate) fn tcp_query(b: &[u8]) -> Check {
     tcp(b, false)
 }
 
-pub fn tcp_response(b: &[u8]) -> Check {
+pub(crate) fn tcp_response(b: &[u8]) -> Check {
     tcp(b, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const QUERY: &[u8] = b"\xab\xcd\x01\x00\x00\x01\x00\x00\x00\x00\x00\x01\x03www\x06google\x03com\x00\x00\x1c\x00\x01\x00\x00\x29\x10\x00\x00\x00\x00\x00\x00\x00";
+
+    #[test]
+    fn question_of_a_query() {
+        let q = question(QUERY).unwrap();
+        assert_eq!(
+            (q.name.as_str(), q.qtype, q.qclass),
+            ("www.google.com", 28, 1)
+        );
+        assert_eq!((q.id, q.response, q.questions), (0xabcd, false, 1));
+    }
+
+    #[test]
+    fn root_and_escaped_labels() {
+        let root = b"\x00\x01\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x01";
+        assert_eq!(question(root).unwrap().name, ".");
+        let binary =
+            b"\x00\x01\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00\x02a\xff\x00\x00\x0a\x00\x01";
+        let q = question(binary).unwrap();
+        assert!(q.name.starts_with('a') && q.name.len() > 2, "{}", q.name);
+    }
+
+    #[test]
+    fn over_tcp_waits_for_the_whole_message() {
+        let mut t = (QUERY.len() as u16).to_be_bytes().to_vec();
+        t.extend_from_slice(QUERY);
+        for n in 0..t.len() {
+            assert_eq!(tcp_query(&t[..n]), Check::More, "{n}");
+        }
+        assert!(matches!(tcp_query(&t), Check::Yes(..)));
+        assert_eq!(tcp_response(&t), Check::No);
+    }
+
+    #[test]
+    fn not_dns() {
+        // No question.
+        assert_eq!(
+            question(b"\x00\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00"),
+            None
+        );
+        // A query with answers.
+        let mut q = QUERY.to_vec();
+        q[7] = 3;
+        assert_eq!(question(&q), None);
+        // Truncated name.
+        assert_eq!(question(&QUERY[..20]), None);
+        // Z bit set.
+        let mut z = QUERY.to_vec();
+        z[3] |= 0x40;
+        assert_eq!(question(&z), None);
+        // Text.
+        assert_eq!(question(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"), None);
+    }
 }

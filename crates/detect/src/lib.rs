@@ -3,20 +3,37 @@
 //! A [`Detector`] is fed what each side sends, in order, and answers as soon as the
 //! bytes prove a protocol (structure checked: lengths consistent, versions plausible,
 //! not a single magic byte), or that none fits. It buffers a bounded prefix per
-//! direction; the caller (the L7 proxy, or the offline `dpi detect`) calls
-//! [`Detector::finish`] when it cannot wait longer. Server-speaks-first protocols (MySQL,
-//! SSH, SMTP) are recognised from the server's greeting alone.
+//! direction and gives up (`Unknown`) when a direction fills it; the caller (the L7 proxy,
+//! or the offline `dpi detect`) calls [`Detector::finish`] when it cannot wait longer
+//! (timeout, close). Server-speaks-first protocols (MySQL, SSH, SMTP) are recognised from
+//! the server's greeting alone.
 //!
-//! Each protocol is a pure function from a prefix to [`Check`]: `No` (cannot be it),
-//! `More` (a prefix of it, or too short to say) or `Yes` with what it saw.
+//! Each protocol is a module of pure functions from a prefix to [`Check`]: `No` (cannot be
+//! it), `More` (a prefix of it, or too short to say), `Likely` (it, unless later bytes say
+//! more precisely) or `Yes` with what it saw. The parsers other parts reuse are public:
+//! [`tls::client_hello`] (SNI, ALPN) and [`dns::question`].
+//!
+//! A detector built with [`Detector::new`] sees connections from their first byte (the
+//! proxy). [`Detector::midstream`] is for captures that started after the connection
+//! did: either side may hold requests or replies, and the bytes may begin inside a message.
 
+mod amqp;
 pub mod capture;
-mod db;
 pub mod dns;
-mod msg;
-mod text;
+mod http1;
+mod http2;
+mod kafka;
+mod ldap;
+mod memcached;
+mod mongodb;
+mod mqtt;
+mod mysql;
+mod postgres;
+mod redis;
+mod smtp;
+mod ssh;
 pub mod tls;
-mod web;
+mod wire;
 
 use bulkhead_policy::l7::AppProtocol;
 use serde::Serialize;
@@ -36,14 +53,6 @@ pub enum Check {
 /// What detection saw (SNI, method, server version...): a small JSON object.
 pub type Detail = Map<String, Value>;
 
-pub(crate) fn detail<const N: usize>(pairs: [(&str, Value); N]) -> Detail {
-    pairs
-        .into_iter()
-        .filter(|(_, v)| !v.is_null())
-        .map(|(k, v)| (k.to_string(), v))
-        .collect()
-}
-
 /// The answer of a detector.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub enum Detection {
@@ -60,43 +69,84 @@ pub enum Dir {
     ToClient,
 }
 
+impl Dir {
+    pub fn reverse(self) -> Dir {
+        match self {
+            Dir::ToServer => Dir::ToClient,
+            Dir::ToClient => Dir::ToServer,
+        }
+    }
+}
+
+/// Why a parser of a message that arrives in pieces returned no value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParseError {
+    /// A valid prefix: wait for more bytes.
+    Incomplete,
+    /// Not this message, whatever follows.
+    Invalid,
+}
+
 type CheckFn = fn(&[u8]) -> Check;
 
-/// Checks on what the client sends first (order matters only for speed: the checks are
-/// mutually exclusive on valid input).
+/// What a client sends first. The order is a precedence: a check's `Yes` counts once
+/// every check before it has said `No` (so the answer never depends on how the bytes were
+/// split), and among `Likely` answers the first wins: a lowercase `get key` is memcached
+/// unless the server's reply says Redis.
 const CLIENT: &[CheckFn] = &[
-    web::http1_request,
-    web::http2_preface,
+    http1::request,
     tls::client_check,
-    db::redis_request,
-    db::postgres_startup,
-    db::mongodb,
-    msg::kafka_request,
-    msg::ldap,
-    msg::mqtt_connect,
-    msg::amqp_header,
-    db::memcached_request,
-    text::ssh_banner,
-    text::smtp_client,
+    http2::preface,
     dns::tcp_query,
-    db::mysql_client,
+    memcached::request,
+    redis::request,
+    postgres::startup,
+    mysql::handshake_response,
+    mongodb::request,
+    kafka::request,
+    ldap::message,
+    mqtt::connect,
+    amqp::header,
+    ssh::banner,
+    smtp::hello,
 ];
 
-/// Checks on what the server sends: greetings of server-first protocols, and answers
-/// (offline captures may start mid-connection or hold only one direction).
+/// What a server sends first: greetings of server-first protocols, and answers (the
+/// client's bytes may be something no check knows while the server's reply proves the
+/// protocol).
 const SERVER: &[CheckFn] = &[
-    db::mysql_greeting,
-    text::ssh_banner,
-    text::smtp_greeting,
+    mysql::greeting,
+    ssh::banner,
+    smtp::greeting,
     tls::server_check,
-    web::http1_response,
-    db::redis_reply,
-    msg::mqtt_connack,
-    msg::amqp_header,
-    msg::ldap,
-    db::mongodb,
+    http1::response,
+    redis::reply,
+    mqtt::connack,
+    amqp::header,
+    ldap::message,
+    mongodb::reply,
     dns::tcp_response,
+    memcached::response,
 ];
+
+/// Only mid-connection, on either side: messages that never open a connection, and
+/// resynchronisation on TLS records.
+const MIDSTREAM: &[CheckFn] = &[
+    tls::records,
+    postgres::message,
+    mysql::command,
+    smtp::envelope,
+    mqtt::packets,
+    amqp::frames,
+    tls::resync,
+];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    Opening,
+    Midstream,
+    Datagrams,
+}
 
 /// Detection over one connection.
 #[derive(Clone, Debug)]
@@ -104,37 +154,57 @@ pub struct Detector {
     client: Vec<u8>,
     server: Vec<u8>,
     limit: usize,
+    mode: Mode,
     answer: Option<Detection>,
-    client_first: Option<bool>,
-    /// The connection carries datagrams (UDP): each is judged on its own.
-    datagrams: bool,
+    /// The side whose bytes proved to be a client's (requests), when a check said so.
+    requester: Option<Dir>,
 }
 
 impl Detector {
-    /// A stream detector that buffers at most `limit` bytes per direction.
+    /// A detector for a connection seen from its first byte, buffering at most `limit`
+    /// bytes per direction.
     pub fn new(limit: usize) -> Detector {
         Detector {
             client: Vec::new(),
             server: Vec::new(),
             limit,
+            mode: Mode::Opening,
             answer: None,
-            client_first: None,
-            datagrams: false,
+            requester: None,
         }
     }
 
-    /// A detector for a datagram flow (UDP): DNS is recognised per datagram.
-    pub fn datagrams(limit: usize) -> Detector {
+    /// A detector for a connection whose beginning was not seen (a capture started after
+    /// it): every check runs on both directions, plus checks for messages that only occur
+    /// mid-connection. Which side is the client may be unknown: see
+    /// [`Detector::requester`].
+    pub fn midstream(limit: usize) -> Detector {
         Detector {
-            datagrams: true,
+            mode: Mode::Midstream,
             ..Detector::new(limit)
         }
     }
 
+    /// A detector for a datagram flow (UDP): each datagram is judged on its own (DNS).
+    pub fn datagrams() -> Detector {
+        Detector {
+            mode: Mode::Datagrams,
+            ..Detector::new(0)
+        }
+    }
+
+    /// The final answer, once there is one.
     pub fn answer(&self) -> Option<&Detection> {
         self.answer.as_ref()
     }
 
+    /// The direction whose bytes were a client's requests, if the check that decided
+    /// says (a mid-connection capture may start with the server's bytes).
+    pub fn requester(&self) -> Option<Dir> {
+        self.requester
+    }
+
+    /// More bytes from one side. Answers `NeedMore` until the bytes decide.
     pub fn feed(&mut self, dir: Dir, data: &[u8]) -> Detection {
         if let Some(a) = &self.answer {
             return a.clone();
@@ -142,8 +212,7 @@ impl Detector {
         if data.is_empty() {
             return Detection::NeedMore;
         }
-        self.client_first.get_or_insert(dir == Dir::ToServer);
-        if self.datagrams {
+        if self.mode == Mode::Datagrams {
             return self.datagram(dir, data);
         }
         let buf = match dir {
@@ -152,18 +221,19 @@ impl Detector {
         };
         let room = self.limit.saturating_sub(buf.len());
         buf.extend_from_slice(&data[..data.len().min(room)]);
+        // A full buffer is as far as this direction goes: decide now.
         let full = buf.len() >= self.limit;
-        let d = self.judge(false);
-        if d == Detection::NeedMore && full {
-            return self.settle(Detection::Unknown);
-        }
-        d
+        self.judge(full)
     }
 
     /// No more bytes before a decision: the best answer from what was seen.
     pub fn finish(&mut self) -> Detection {
         if let Some(a) = &self.answer {
             return a.clone();
+        }
+        // Datagrams are judged one by one as they come: none decided, none will.
+        if self.mode == Mode::Datagrams {
+            return self.settle(Detection::Unknown);
         }
         match self.judge(true) {
             Detection::NeedMore => self.settle(Detection::Unknown),
@@ -172,67 +242,106 @@ impl Detector {
     }
 
     fn settle(&mut self, d: Detection) -> Detection {
+        // Nothing is looked at again: give the buffers back.
+        self.client = Vec::new();
+        self.server = Vec::new();
         self.answer = Some(d.clone());
         d
     }
 
+    /// The (check list, side whose bytes are requests if a check of it matches) pairs to
+    /// run on the bytes sent in `dir`.
+    fn lists(&self, dir: Dir) -> Vec<(&'static [CheckFn], Option<Dir>)> {
+        match self.mode {
+            Mode::Opening => match dir {
+                Dir::ToServer => vec![(CLIENT, Some(dir))],
+                Dir::ToClient => vec![(SERVER, Some(dir.reverse()))],
+            },
+            _ => vec![
+                (CLIENT, Some(dir)),
+                (SERVER, Some(dir.reverse())),
+                (MIDSTREAM, None),
+            ],
+        }
+    }
+
     fn judge(&mut self, last: bool) -> Detection {
-        let mut more = false;
         let mut likely = None;
-        let mut found = None;
-        'sides: for (buf, checks) in [(&self.client, CLIENT), (&self.server, SERVER)] {
+        // A `Yes` behind a check that may still say `Yes` with more bytes.
+        let mut deferred = None;
+        // Per direction: has it spoken, and may its bytes still prove something?
+        let mut open = [false, false];
+        let mut spoke = [false, false];
+        debug_assert!(self.mode != Mode::Datagrams);
+        for (i, dir) in [Dir::ToServer, Dir::ToClient].into_iter().enumerate() {
+            let buf = match dir {
+                Dir::ToServer => &self.client,
+                Dir::ToClient => &self.server,
+            };
             if buf.is_empty() {
                 continue;
             }
-            for check in checks {
-                match check(buf) {
-                    Check::Yes(app, detail) => {
-                        found = Some(Detection::Known { app, detail });
-                        break 'sides;
+            spoke[i] = true;
+            for (checks, requester) in self.lists(dir) {
+                for check in checks {
+                    match check(buf) {
+                        Check::Yes(app, detail) if !open[i] => {
+                            self.requester = requester;
+                            return self.settle(Detection::Known { app, detail });
+                        }
+                        Check::Yes(app, detail) => {
+                            deferred.get_or_insert((Detection::Known { app, detail }, requester));
+                        }
+                        Check::Likely(app, detail) => {
+                            open[i] = true;
+                            likely.get_or_insert((Detection::Known { app, detail }, requester));
+                        }
+                        Check::More => open[i] = true,
+                        Check::No => {}
                     }
-                    Check::Likely(app, detail) => {
-                        more = true;
-                        likely.get_or_insert(Detection::Known { app, detail });
-                    }
-                    Check::More => more = true,
-                    Check::No => {}
                 }
             }
+            // From a connection's start, a client whose first bytes fit no protocol
+            // settles it: what the server answers to them proves nothing more.
+            if self.mode == Mode::Opening && dir == Dir::ToServer && !open[i] {
+                return self.settle(Detection::Unknown);
+            }
         }
-        if let Some(d) = found {
-            return self.settle(d);
-        }
-        if more && !last {
+        // Undecided while a side may still prove the protocol: its bytes are a valid
+        // prefix, or it has not spoken yet (mid-connection, either side may hold the
+        // proof; from the start, the client always may).
+        let waiting =
+            open[0] || open[1] || !spoke[0] || (self.mode == Mode::Midstream && !spoke[1]);
+        if waiting && !last {
             return Detection::NeedMore;
         }
-        if let Some(d) = likely {
-            return self.settle(d);
+        match deferred.or(likely) {
+            Some((d, requester)) => {
+                self.requester = requester;
+                self.settle(d)
+            }
+            None => self.settle(Detection::Unknown),
         }
-        // Nothing fits. A server-first protocol can still be recognised if only the
-        // client has spoken and it is a protocol whose server talks first... none is: a
-        // client that speaks first in one of them would have matched its client check.
-        if self.client.is_empty() && self.server.is_empty() {
-            return Detection::NeedMore;
-        }
-        self.settle(Detection::Unknown)
     }
 
     fn datagram(&mut self, dir: Dir, data: &[u8]) -> Detection {
         // The first datagram seen may be an answer (a capture that starts late).
-        let _ = dir;
-        let check = match dns::udp_query(data) {
-            Check::No => dns::udp_response(data),
-            c => c,
+        let (check, requester) = match dns::udp_query(data) {
+            Check::No => (dns::udp_response(data), dir.reverse()),
+            c => (c, dir),
         };
         match check {
-            Check::Yes(app, detail) => self.settle(Detection::Known { app, detail }),
-            // A datagram is whole: what does not parse now never will.
+            Check::Yes(app, detail) => {
+                self.requester = Some(requester);
+                self.settle(Detection::Known { app, detail })
+            }
+            // A datagram is whole: what does not parse now never will; the next may.
             _ => Detection::NeedMore,
         }
     }
 }
 
-/// Detect from complete per-direction prefixes (the offline tool, tests).
+/// Detect from complete per-direction prefixes of a connection seen from its start.
 pub fn detect(client: &[u8], server: &[u8]) -> Detection {
     let mut d = Detector::new(usize::MAX);
     d.feed(Dir::ToServer, client);
@@ -240,25 +349,86 @@ pub fn detect(client: &[u8], server: &[u8]) -> Detection {
     d.finish()
 }
 
-/// Big-endian integers from a slice, None when too short.
-pub(crate) fn be16(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_be_bytes(b.get(at..at + 2)?.try_into().ok()?))
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-pub(crate) fn be32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_be_bytes(b.get(at..at + 4)?.try_into().ok()?))
-}
+    fn app(d: &Detection) -> Option<&'static str> {
+        match d {
+            Detection::Known { app, .. } => Some(app.as_str()),
+            _ => None,
+        }
+    }
 
-pub(crate) fn le32(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
-}
+    #[test]
+    fn waits_then_decides() {
+        let mut d = Detector::new(1024);
+        assert_eq!(d.feed(Dir::ToServer, b"GET /x HT"), Detection::NeedMore);
+        let got = d.feed(Dir::ToServer, b"TP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!(app(&got), Some("http"));
+        // Settled: later bytes change nothing.
+        assert_eq!(app(&d.feed(Dir::ToServer, b"\x16\x03\x01")), Some("http"));
+    }
 
-/// Printable ASCII (and space) only.
-pub(crate) fn printable(b: &[u8]) -> bool {
-    b.iter().all(|c| (0x20..0x7f).contains(c))
-}
+    #[test]
+    fn gives_up_when_a_direction_fills_its_buffer() {
+        let mut d = Detector::new(32);
+        assert_eq!(
+            d.feed(Dir::ToServer, b"GET /aaaaaaaaaaaaaaa"),
+            Detection::NeedMore
+        );
+        assert_eq!(d.feed(Dir::ToServer, &[b'a'; 40]), Detection::Unknown);
+    }
 
-/// `Yes` for `app` with `detail`.
-pub(crate) fn yes(app: AppProtocol, d: Detail) -> Check {
-    Check::Yes(app, d)
+    #[test]
+    fn finish_without_bytes_is_unknown() {
+        assert_eq!(Detector::new(16).finish(), Detection::Unknown);
+    }
+
+    #[test]
+    fn server_first_protocols_need_only_the_server() {
+        for (greeting, want) in [
+            (&b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n"[..], "ssh"),
+            (b"220 mx.example.org ESMTP Postfix (Debian/GNU)\r\n", "smtp"),
+            (
+                b"\x4a\x00\x00\x00\x0a8.0.36\x00\x08\x00\x00\x00\x1f\x3a\x12\x5c\x66\x01\x70\x3e\x00\xff\xff\xff\x02\x00\xff\xdf\x15\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x7b\x4e\x2f\x21\x36\x2b\x5e\x68\x57\x13\x10\x04\x00caching_sha2_password\x00",
+                "mysql",
+            ),
+        ] {
+            let mut d = Detector::new(4096);
+            assert_eq!(app(&d.feed(Dir::ToClient, greeting)), Some(want), "{want}");
+        }
+    }
+
+    #[test]
+    fn opening_mode_does_not_take_mid_connection_messages() {
+        // A PostgreSQL simple query is only valid after a startup.
+        let q = b"Q\x00\x00\x00\x0eSELECT 1;\x00";
+        assert_eq!(detect(q, b""), Detection::Unknown);
+        let mut d = Detector::midstream(1024);
+        d.feed(Dir::ToServer, q);
+        assert_eq!(app(&d.finish()), Some("postgresql"));
+    }
+
+    #[test]
+    fn midstream_names_the_requester() {
+        // A capture that starts with the server's Kafka reply, then the client's request.
+        let mut d = Detector::midstream(4096);
+        d.feed(
+            Dir::ToServer,
+            b"\x00\x00\x00\x10\x00\x00\x00\x8d\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00",
+        );
+        let req = b"\x00\x00\x00\x28\x00\x03\x00\x02\x00\x00\x00\x8e\x00\x07rdkafka\x00\x00\x00\x01\x00\x11LB_MAIN_LOG_INPUT";
+        assert_eq!(app(&d.feed(Dir::ToClient, req)), Some("kafka"));
+        assert_eq!(d.requester(), Some(Dir::ToClient));
+    }
+
+    #[test]
+    fn datagrams_wait_for_one_that_parses() {
+        let mut d = Detector::datagrams();
+        assert_eq!(d.feed(Dir::ToServer, b"hello"), Detection::NeedMore);
+        let q = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x03www\x07example\x03com\x00\x00\x01\x00\x01";
+        assert_eq!(app(&d.feed(Dir::ToServer, q)), Some("dns"));
+        assert_eq!(d.finish(), d.answer().cloned().unwrap());
+    }
 }

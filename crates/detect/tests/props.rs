@@ -1,90 +1,167 @@
-//! Properties: no input makes detection panic, and feeding a stream in pieces gives the
-//! answer feeding it whole gives.
+//! Properties: no input makes detection panic, and feeding a connection's bytes in
+//! pieces gives the answer feeding each direction whole gives (in the same order of
+//! directions).
 
 use bulkhead_detect::capture::detect_capture;
-use bulkhead_detect::{Detection, Detector, Dir, detect};
+use bulkhead_detect::{Detection, Detector, Dir};
 use proptest::prelude::*;
 
-/// Real openings of each protocol, to split and to mutate.
-fn samples() -> Vec<(&'static [u8], &'static [u8])> {
+/// A ClientHello with SNI and ALPN, built field by field.
+fn client_hello() -> Vec<u8> {
+    let mut ext = b"\x00\x00\x00\x10\x00\x0e\x00\x00\x0bexample.org".to_vec();
+    ext.extend_from_slice(b"\x00\x10\x00\x0b\x00\x09\x08http/1.1");
+    ext.extend_from_slice(b"\x00\x2b\x00\x05\x04\x03\x04\x03\x03");
+    let mut body = vec![3, 3];
+    body.extend_from_slice(&[0x5a; 32]);
+    body.extend_from_slice(&[0, 0, 2, 0x13, 0x01, 1, 0]);
+    body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
+    body.extend(ext);
+    let mut hs = vec![1, 0];
+    hs.extend_from_slice(&(body.len() as u16).to_be_bytes());
+    hs.extend(body);
+    let mut rec = vec![0x16, 3, 1];
+    rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
+    rec.extend(hs);
+    rec
+}
+
+type Opening = (&'static str, Vec<(Dir, Vec<u8>)>);
+
+/// Real-looking openings of each protocol, in the order the sides speak.
+fn samples() -> Vec<Opening> {
+    let c = |b: &[u8]| (Dir::ToServer, b.to_vec());
+    let s = |b: &[u8]| (Dir::ToClient, b.to_vec());
     vec![
-        (b"GET /a?b=1 HTTP/1.1\r\nHost: x\r\n\r\n", b""),
-        (b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n", b""),
+        ("http", vec![c(b"GET /a?b=1 HTTP/1.1\r\nHost: x\r\nUser-Agent: t\r\n\r\n")]),
+        ("http", vec![c(b"GET / HTTP/1.1\r\n"), s(b"HTTP/1.1 200 OK\r\n")]),
+        ("redis", vec![c(b"*2\r\n$3\r\nGET\r\n$1\r\nk\r\n"), s(b"$-1\r\n")]),
         (
-            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00",
-            b"",
+            "http2",
+            vec![c(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")],
         ),
-        (b"\x00\x00\x00\x08\x04\xd2\x16\x2f", b""),
-        (b"SSH-2.0-OpenSSH_9.2\r\n", b"SSH-2.0-OpenSSH_9.2\r\n"),
-        (b"", b"220 mail.example.com ESMTP Postfix\r\n"),
-        (b"\x10\x0c\x00\x04MQTT\x04\x02\x00\x3c\x00\x00", b""),
-        (b"AMQP\x00\x00\x09\x01", b""),
-        (b"0\x0c\x02\x01\x01`\x07\x02\x01\x03\x04\x00\x80\x00", b""),
+        ("tls", vec![c(&client_hello())]),
+        ("postgresql", vec![c(b"\x00\x00\x00\x08\x04\xd2\x16\x2f"), s(b"S")]),
+        (
+            "ssh",
+            vec![s(b"SSH-2.0-OpenSSH_9.2\r\n"), c(b"SSH-2.0-PuTTY_Release_0.78\r\n")],
+        ),
+        ("smtp", vec![s(b"220 mail.example.com ESMTP Postfix\r\n"), c(b"EHLO me\r\n")]),
+        (
+            "mysql",
+            vec![s(b"\x4a\x00\x00\x00\x0a8.0.36\x00\x08\x00\x00\x00\x1f\x3a\x12\x5c\x66\x01\x70\x3e\x00\xff\xff\xff\x02\x00\xff\xdf\x15\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x7b\x4e\x2f\x21\x36\x2b\x5e\x68\x57\x13\x10\x04\x00caching_sha2_password\x00")],
+        ),
+        ("mqtt", vec![c(b"\x10\x0c\x00\x04MQTT\x04\x02\x00\x3c\x00\x00"), s(b"\x20\x02\x00\x00")]),
+        ("amqp", vec![c(b"AMQP\x00\x00\x09\x01")]),
+        ("ldap", vec![c(b"0\x0c\x02\x01\x01`\x07\x02\x01\x03\x04\x00\x80\x00")]),
+        (
+            "kafka",
+            vec![c(b"\x00\x00\x00\x28\x00\x03\x00\x02\x00\x00\x00\x8e\x00\x07rdkafka\x00\x00\x00\x01\x00\x11LB_MAIN_LOG_INPUT")],
+        ),
+        (
+            "mongodb",
+            vec![c(b"\x2f\x00\x00\x00\x07\x00\x00\x00\x00\x00\x00\x00\xdd\x07\x00\x00\x00\x00\x00\x00\x00\x1a\x00\x00\x00\x10ping\x00\x01\x00\x00\x00\x02$db\x00\x02\x00\x00\x00a\x00\x00")],
+        ),
+        ("memcached", vec![c(b"get user:42\r\n"), s(b"END\r\n")]),
+        (
+            "dns",
+            vec![c(b"\x00\x1d\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x07example\x03com\x00\x00\x01\x00\x01")],
+        ),
     ]
 }
 
-#[test]
-fn every_sample_is_detected() {
-    let want = [
-        "http",
-        "redis",
-        "http2",
-        "postgresql",
-        "ssh",
-        "smtp",
-        "mqtt",
-        "amqp",
-        "ldap",
-    ];
-    for ((c, s), want) in samples().into_iter().zip(want) {
-        match detect(c, s) {
-            Detection::Known { app, .. } => assert_eq!(app.as_str(), want, "{c:?} {s:?}"),
-            d => panic!("{c:?}: {d:?}, expected {want}"),
-        }
+fn app(d: &Detection) -> &str {
+    match d {
+        Detection::Known { app, .. } => app.as_str(),
+        Detection::Unknown => "unknown",
+        Detection::NeedMore => "need-more",
     }
 }
 
-fn fed_in_pieces(c: &[u8], s: &[u8], cuts: &[usize]) -> Detection {
-    let mut d = Detector::new(64 * 1024);
-    // Server first, then client, each in the given piece sizes.
-    for (dir, data) in [(Dir::ToClient, s), (Dir::ToServer, c)] {
-        let mut at: usize = 0;
-        for &cut in cuts.iter().chain(std::iter::once(&usize::MAX)) {
-            let end = at.saturating_add(cut).min(data.len());
-            if at < end {
-                d.feed(dir, &data[at..end]);
-            }
+/// Feed each part in pieces of the given sizes (cycling), then finish.
+fn fed(mut d: Detector, parts: &[(Dir, Vec<u8>)], cuts: &[usize]) -> Detection {
+    let mut sizes = cuts.iter().copied().cycle();
+    for (dir, data) in parts {
+        let mut at = 0;
+        while at < data.len() {
+            let n = if cuts.is_empty() {
+                data.len()
+            } else {
+                sizes.next().unwrap_or(1)
+            };
+            let end = (at + n).min(data.len());
+            d.feed(*dir, &data[at..end]);
             at = end;
         }
     }
     d.finish()
 }
 
-proptest! {
-    #[test]
-    fn arbitrary_bytes_never_panic(c in proptest::collection::vec(any::<u8>(), 0..300),
-                                   s in proptest::collection::vec(any::<u8>(), 0..300)) {
-        let _ = detect(&c, &s);
-        let _ = detect_capture(&c);
-        let mut d = Detector::datagrams(1024);
-        d.feed(Dir::ToServer, &c);
-        let _ = d.finish();
-    }
-
-    #[test]
-    fn splitting_does_not_change_the_answer(k in 0usize..9, cuts in proptest::collection::vec(1usize..12, 0..8)) {
-        let (c, s) = samples()[k];
-        prop_assert_eq!(fed_in_pieces(c, s, &cuts), detect(c, s));
-    }
-
-    #[test]
-    fn mutated_openings_never_panic(k in 0usize..9, at in 0usize..40, byte in any::<u8>()) {
-        let (c, s) = samples()[k];
-        let mut c = c.to_vec();
-        if !c.is_empty() {
-            let i = at % c.len();
-            c[i] = byte;
-        }
-        let _ = detect(&c, s);
+#[test]
+fn every_sample_is_detected() {
+    for (want, parts) in samples() {
+        let got = fed(Detector::new(16 * 1024), &parts, &[]);
+        assert_eq!(app(&got), want, "{parts:?}");
+        // Mid-connection mode knows the openings too.
+        let got = fed(Detector::midstream(16 * 1024), &parts, &[]);
+        assert_eq!(app(&got), want, "midstream {parts:?}");
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn arbitrary_bytes_never_panic(c in proptest::collection::vec(any::<u8>(), 0..600),
+                                   s in proptest::collection::vec(any::<u8>(), 0..600)) {
+        for mut d in [Detector::new(512), Detector::midstream(512), Detector::datagrams()] {
+            d.feed(Dir::ToServer, &c);
+            d.feed(Dir::ToClient, &s);
+            let _ = d.finish();
+        }
+        let _ = detect_capture(&c);
+    }
+
+    #[test]
+    fn splitting_does_not_change_the_answer(k in 0usize..16, cuts in proptest::collection::vec(1usize..24, 1..10)) {
+        let (_, parts) = &samples()[k];
+        for make in [Detector::new as fn(usize) -> Detector, Detector::midstream] {
+            prop_assert_eq!(fed(make(16 * 1024), parts, &cuts), fed(make(16 * 1024), parts, &[]));
+        }
+    }
+
+    #[test]
+    fn mutated_openings_never_panic(k in 0usize..16, edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..6),
+                                    cut in any::<usize>()) {
+        let (_, mut parts) = samples()[k].clone();
+        let n = parts.len();
+        for (at, byte) in edits {
+            let p = &mut parts[at % n].1;
+            let i = at % p.len();
+            p[i] = byte;
+        }
+        let p = &mut parts[cut % n].1;
+        let keep = cut % (p.len() + 1);
+        p.truncate(keep);
+        for make in [Detector::new as fn(usize) -> Detector, Detector::midstream] {
+            let _ = fed(make(16 * 1024), &parts, &[3, 7]);
+        }
+    }
+}
+
+/// Captures built from real openings, then truncated at every length: reading never
+/// panics, and a capture is either rejected or read.
+#[test]
+fn truncated_captures_never_panic() {
+    let Some(root) = common::corpora() else {
+        return;
+    };
+    for (name, bytes) in common::captures(&root).into_iter().take(6) {
+        for n in (0..bytes.len().min(4000)).step_by(7) {
+            let _ = detect_capture(&bytes[..n]);
+        }
+        assert!(detect_capture(&bytes).is_ok(), "{name}");
+    }
+}
+
+#[path = "common/corpora.rs"]
+mod common;

@@ -218,7 +218,9 @@ impl Walker<'_> {
     }
 
     fn in_select(&self) -> bool {
-        self.stack.last().map_or(self.select_top, |f| *f == Frame::Select)
+        self.stack
+            .last()
+            .map_or(self.select_top, |f| *f == Frame::Select)
     }
 
     fn operand(&mut self, constant: bool) {
@@ -300,9 +302,7 @@ impl Walker<'_> {
                     self.select_top = true;
                     i = j + 1;
                     state = State::Operand;
-                } else if matches!(w, Word::Statement | Word::Waitfor)
-                    && self.statement_shape(j)
-                {
+                } else if matches!(w, Word::Statement | Word::Waitfor) && self.statement_shape(j) {
                     self.signals |= sig::STATEMENT;
                     return done(self.signals, true, j);
                 }
@@ -334,7 +334,10 @@ impl Walker<'_> {
                         && (kind != CommentKind::Hash
                             || (i > 0 && matches!(toks[i - 1].tok, Tok::Num | Tok::RParen)));
                     w.trunc_weak = kind == CommentKind::Hash
-                        && self.s.get(t.start + 1).is_some_and(|c| c.is_ascii_alphanumeric());
+                        && self
+                            .s
+                            .get(t.start + 1)
+                            .is_some_and(|c| c.is_ascii_alphanumeric());
                     return w;
                 }
                 _ => {}
@@ -370,7 +373,9 @@ impl Walker<'_> {
                         state = State::After;
                     }
                     Tok::Var { .. }
-                        if toks.get(i + 1).is_some_and(|n| n.tok == Tok::LParen && n.start == t.end) =>
+                        if toks
+                            .get(i + 1)
+                            .is_some_and(|n| n.tok == Tok::LParen && n.start == t.end) =>
                     {
                         // `@name(`: a call through a variable name (T-SQL) or garbage
                         // glued to a call; either way a call.
@@ -602,7 +607,10 @@ impl Walker<'_> {
         if let Some(q) = in_string {
             // The application's closing quote must close a string the value opened.
             match toks.last().map(|t| t.tok) {
-                Some(Tok::Str { quote, closed: false }) if quote == q => {}
+                Some(Tok::Str {
+                    quote,
+                    closed: false,
+                }) if quote == q => {}
                 _ => {
                     self.close_side();
                     let mut w = done(self.signals, false, toks.len());
@@ -637,10 +645,11 @@ impl Walker<'_> {
 
     /// A parenthesised group is one operand of the enclosing side.
     fn close_inner(&mut self, inner_const: bool) {
-        if let Some(left) = self.cmp_left_const.take() {
-            if left && inner_const {
-                self.signals |= sig::TAUTOLOGY;
-            }
+        if let Some(left) = self.cmp_left_const.take()
+            && left
+            && inner_const
+        {
+            self.signals |= sig::TAUTOLOGY;
         }
         self.operand(inner_const);
     }
@@ -674,7 +683,8 @@ impl Walker<'_> {
         let (buf, len) = lower(text)?;
         if let Word::Func(c) = w {
             let empty = self.toks.get(self.next(n + 1)).map(|t| t.tok) == Some(Tok::RParen);
-            if c == FuncClass::Info && !empty && NO_ARGS.iter().any(|f| f.as_bytes() == &buf[..len]) {
+            if c == FuncClass::Info && !empty && NO_ARGS.iter().any(|f| f.as_bytes() == &buf[..len])
+            {
                 return Some(FuncClass::General);
             }
             return Some(c);
@@ -786,7 +796,8 @@ impl Walker<'_> {
             }
             Word::Plain if self.word_is(i, "match") => {
                 // MySQL full-text search: MATCH (cols) | cols AGAINST (expr [mode]).
-                let against = (i + 1..self.toks.len().min(i + 16)).find(|&n| self.word_is(n, "against"))?;
+                let against =
+                    (i + 1..self.toks.len().min(i + 16)).find(|&n| self.word_is(n, "against"))?;
                 let n = self.next(against + 1);
                 (self.toks.get(n).map(|t| t.tok) == Some(Tok::LParen)).then(|| {
                     self.call(FuncClass::General);
@@ -834,7 +845,9 @@ impl Walker<'_> {
                     // Latin1_General_CI_AS) or are quoted ("C").
                     let n = self.next(i + 1);
                     let named = match self.toks.get(n).map(|t| t.tok) {
-                        Some(Tok::Word(_)) => self.text(n).contains(&b'_') || self.word_is(n, "binary"),
+                        Some(Tok::Word(_)) => {
+                            self.text(n).contains(&b'_') || self.word_is(n, "binary")
+                        }
                         Some(Tok::Str { .. } | Tok::Ident) => true,
                         _ => false,
                     };
@@ -842,8 +855,9 @@ impl Walker<'_> {
                 }
                 Some((State::Operand, i + 1))
             }
-            Word::In if self.word_is(self.next(i + 1), "boolean")
-                || self.word_is(self.next(i + 1), "natural") =>
+            Word::In
+                if self.word_is(self.next(i + 1), "boolean")
+                    || self.word_is(self.next(i + 1), "natural") =>
             {
                 // MATCH ... AGAINST ('x' IN BOOLEAN MODE): the value ended a search string.
                 let mut n = self.next(i + 1);
@@ -881,7 +895,9 @@ impl Walker<'_> {
                     self.compare();
                     return Some((State::Operand, self.next(n + 1) + 1));
                 }
-                if self.word_at(n) == Some(Word::Literal) || matches!(self.toks.get(n).map(|t| t.tok), Some(Tok::Num)) {
+                if self.word_at(n) == Some(Word::Literal)
+                    || matches!(self.toks.get(n).map(|t| t.tok), Some(Tok::Num))
+                {
                     self.compare();
                     return Some((State::Operand, n));
                 }
@@ -890,7 +906,9 @@ impl Walker<'_> {
             Word::Not => {
                 let n = self.next(i + 1);
                 match self.word_at(n) {
-                    Some(Word::CmpWord | Word::In | Word::Between) => self.word_after(n, Word::CmpWord, from_seen),
+                    Some(Word::CmpWord | Word::In | Word::Between) => {
+                        self.word_after(n, Word::CmpWord, from_seen)
+                    }
                     _ => None,
                 }
             }
@@ -1039,11 +1057,17 @@ impl Walker<'_> {
 
     /// Did the value end right after an opening `(` of a call or group, CASE, or SELECT?
     fn open_fragment(&self) -> bool {
-        let Some(last) = self.toks.iter().rposition(|t| !matches!(t.tok, Tok::Comment { .. })) else {
+        let Some(last) = self
+            .toks
+            .iter()
+            .rposition(|t| !matches!(t.tok, Tok::Comment { .. }))
+        else {
             return false;
         };
         match self.toks[last].tok {
-            Tok::LParen => last > 0 && matches!(self.toks[last - 1].tok, Tok::Word(_) | Tok::LParen),
+            Tok::LParen => {
+                last > 0 && matches!(self.toks[last - 1].tok, Tok::Word(_) | Tok::LParen)
+            }
             Tok::Word(Word::Case | Word::Select) => true,
             _ => false,
         }
@@ -1064,7 +1088,8 @@ impl Walker<'_> {
         };
         // A literal only if nothing binds tighter around it (`a+1=1` is not literal).
         let binds = |t: Tok| matches!(t, Tok::Op | Tok::Dot | Tok::Cast | Tok::Cmp | Tok::LParen);
-        let before_ok = i < 2 || !binds(self.toks[i - 2].tok) || self.toks[i - 2].tok == Tok::LParen;
+        let before_ok =
+            i < 2 || !binds(self.toks[i - 2].tok) || self.toks[i - 2].tok == Tok::LParen;
         let after_ok = i + 2 >= self.toks.len() || !binds(self.toks[i + 2].tok);
         let (Some((ln, lv)), Some((rn, rv))) = (lit(l), lit(r)) else {
             return false;
@@ -1100,7 +1125,8 @@ impl Walker<'_> {
             n = self.next(n + 1);
         }
         while n < self.toks.len()
-            && (self.toks[n].tok == Tok::LParen || (self.toks[n].tok == Tok::Op && self.text(n) == b"-"))
+            && (self.toks[n].tok == Tok::LParen
+                || (self.toks[n].tok == Tok::Op && self.text(n) == b"-"))
         {
             n = self.next(n + 1);
         }
@@ -1120,22 +1146,25 @@ impl Walker<'_> {
                     self.toks.get(n).map(|t| t.tok) == Some(Tok::Num)
                         && self.toks.get(self.next(n + 1)).map(|t| t.tok) == Some(Tok::Comma)
                         && self.toks.get(self.next(n + 2)).map(|t| t.tok) == Some(Tok::Num)
-                    || self.union_select(i).is_some_and(|n| {
-                    let m = self.next(n + 1);
-                    match self.toks.get(m).map(|t| t.tok) {
-                        Some(Tok::Num | Tok::Var { .. } | Tok::Str { .. } | Tok::LParen) => true,
-                        Some(Tok::Op) => self.text(m) == b"*",
-                        Some(Tok::Word(w)) => {
-                            w == Word::Literal
-                                || self.call_class(m, w).is_some()
-                                || matches!(
-                                    self.toks.get(self.next(m + 1)).map(|t| t.tok),
-                                    Some(Tok::Comma | Tok::Word(Word::From))
-                                )
-                        }
-                        _ => false,
-                    }
-                }))
+                        || self.union_select(i).is_some_and(|n| {
+                            let m = self.next(n + 1);
+                            match self.toks.get(m).map(|t| t.tok) {
+                                Some(
+                                    Tok::Num | Tok::Var { .. } | Tok::Str { .. } | Tok::LParen,
+                                ) => true,
+                                Some(Tok::Op) => self.text(m) == b"*",
+                                Some(Tok::Word(w)) => {
+                                    w == Word::Literal
+                                        || self.call_class(m, w).is_some()
+                                        || matches!(
+                                            self.toks.get(self.next(m + 1)).map(|t| t.tok),
+                                            Some(Tok::Comma | Tok::Word(Word::From))
+                                        )
+                                }
+                                _ => false,
+                            }
+                        })
+                )
         })
     }
 
@@ -1168,7 +1197,10 @@ impl Walker<'_> {
         };
         let name = |n: usize| {
             matches!(tok(n), Some(Tok::Ident))
-                || matches!(tok(n), Some(Tok::Word(Word::Plain | Word::Catalog | Word::Func(_))))
+                || matches!(
+                    tok(n),
+                    Some(Tok::Word(Word::Plain | Word::Catalog | Word::Func(_)))
+                )
         };
         match kw.as_slice() {
             b"insert" | b"replace" | b"merge" => {
@@ -1210,29 +1242,54 @@ impl Walker<'_> {
                     || (matches!(tok(n1), Some(Tok::Word(Word::Plain)))
                         && (self.text(n1).contains(&b'_') || tok(n2) == Some(Tok::Dot)))
             }
-            b"declare" => matches!(tok(n1), Some(Tok::Var { .. })) || name(n1) && next_word(n2, &["cursor"]),
+            b"declare" => {
+                matches!(tok(n1), Some(Tok::Var { .. })) || name(n1) && next_word(n2, &["cursor"])
+            }
             b"set" => {
                 matches!(tok(n1), Some(Tok::Var { .. }))
                     || (name(n1) && matches!(tok(n2), Some(Tok::Cmp)))
                     || next_word(n1, &["global", "session", "password", "names"])
             }
             b"shutdown" => ends(n1) || next_word(n1, &["with", "immediate"]),
-            b"grant" | b"revoke" => (n1..n1 + 8).any(|n| self.word_is(n, "on") || self.word_is(n, "to")),
+            b"grant" | b"revoke" => {
+                (n1..n1 + 8).any(|n| self.word_is(n, "on") || self.word_is(n, "to"))
+            }
             b"call" => name(n1) && tok(n2) == Some(Tok::LParen),
             b"load" => next_word(n1, &["data", "xml", "file"]),
             b"handler" => name(n1) && next_word(n2, &["open", "read", "close"]),
             b"goto" => name(n1),
             b"begin" => {
-                matches!(self.word_at(n1), Some(Word::Func(_) | Word::Catalog)) ||
-                next_word(n1, &["try", "tran", "transaction", "declare", "exec", "execute", "select", "insert", "update", "delete", "set", "if", "goto"])
-                    || (matches!(self.word_at(n1), Some(Word::Statement)) && self.statement_shape(n1))
+                matches!(self.word_at(n1), Some(Word::Func(_) | Word::Catalog))
+                    || next_word(
+                        n1,
+                        &[
+                            "try",
+                            "tran",
+                            "transaction",
+                            "declare",
+                            "exec",
+                            "execute",
+                            "select",
+                            "insert",
+                            "update",
+                            "delete",
+                            "set",
+                            "if",
+                            "goto",
+                        ],
+                    )
+                    || (matches!(self.word_at(n1), Some(Word::Statement))
+                        && self.statement_shape(n1))
             }
             b"if" => {
                 tok(n1) == Some(Tok::LParen)
                     || next_word(n1, &["exists", "not"])
-                    || (matches!(tok(n1), Some(Tok::Num | Tok::Var { .. })) && matches!(tok(n2), Some(Tok::Cmp)))
+                    || (matches!(tok(n1), Some(Tok::Num | Tok::Var { .. }))
+                        && matches!(tok(n2), Some(Tok::Cmp)))
             }
-            b"waitfor" => next_word(n1, &["delay", "time"]) && matches!(tok(n2), Some(Tok::Str { .. })),
+            b"waitfor" => {
+                next_word(n1, &["delay", "time"]) && matches!(tok(n2), Some(Tok::Str { .. }))
+            }
             b"copy" => name(n1) && next_word(n2, &["from", "to"]),
             b"attach" => next_word(n1, &["database"]),
             b"pragma" => name(n1),

@@ -17,14 +17,19 @@ pub const MAX_TOKENS: usize = 256;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Tok {
     /// A string literal; `closed` is false when the input ended inside it.
-    Str { quote: u8, closed: bool },
+    Str {
+        quote: u8,
+        closed: bool,
+    },
     Num,
     /// An identifier, keyword or function name, classified.
     Word(Word),
     /// A quoted identifier (backticks, `[brackets]`).
     Ident,
     /// `@name` (user variable) or `@@name` (system variable).
-    Var { system: bool },
+    Var {
+        system: bool,
+    },
     /// Arithmetic, bitwise or string operators: `+ - * / % ^ & | ~ << >> ||` (when not logic).
     Op,
     /// Comparison operators: `= == <> != < > <= >= <=> !< !>`, also `?|`-style JSON operators.
@@ -39,7 +44,10 @@ pub enum Tok {
     Semi,
     Dot,
     /// A comment. `to_end`: it runs to the end of the input (truncates the query).
-    Comment { kind: CommentKind, to_end: bool },
+    Comment {
+        kind: CommentKind,
+        to_end: bool,
+    },
     /// `?`, `:name`, `$1` placeholders and anything unknown.
     Other,
 }
@@ -244,7 +252,10 @@ fn lex_one(s: &[u8], i: usize) -> (Tok, usize) {
         {
             (Tok::Cmp, i + 2)
         }
-        b'-' if next == b'>' => (Tok::Cmp, i + if s.get(i + 2) == Some(&b'>') { 3 } else { 2 }),
+        b'-' if next == b'>' => (
+            Tok::Cmp,
+            i + if s.get(i + 2) == Some(&b'>') { 3 } else { 2 },
+        ),
         b'<' if next == b'@' => (Tok::Cmp, i + 2),
         b'@' if !(next == b'@' || ident_byte(next) || matches!(next, b'\'' | b'"' | b'`')) => {
             (Tok::Other, i + 1)
@@ -268,8 +279,20 @@ fn lex_one(s: &[u8], i: usize) -> (Tok, usize) {
             let tag_end = dollar_tag(s, i).unwrap_or(i + 1);
             let tag = &s[i..tag_end];
             match memchr::memmem::find(&s[tag_end..], tag) {
-                Some(p) => (Tok::Str { quote: b'$', closed: true }, tag_end + p + tag.len()),
-                None => (Tok::Str { quote: b'$', closed: false }, s.len()),
+                Some(p) => (
+                    Tok::Str {
+                        quote: b'$',
+                        closed: true,
+                    },
+                    tag_end + p + tag.len(),
+                ),
+                None => (
+                    Tok::Str {
+                        quote: b'$',
+                        closed: false,
+                    },
+                    s.len(),
+                ),
             }
         }
         b':' if next == b'=' => (Tok::Cmp, i + 2),
@@ -323,13 +346,7 @@ fn comment_line(s: &[u8], i: usize, kind: CommentKind) -> (Tok, usize) {
             let to_end = rest.iter().all(|&b| is_space(b));
             (Tok::Comment { kind, to_end }, i + p + 1)
         }
-        None => (
-            Tok::Comment {
-                kind,
-                to_end: true,
-            },
-            s.len(),
-        ),
+        None => (Tok::Comment { kind, to_end: true }, s.len()),
     }
 }
 
@@ -416,7 +433,10 @@ mod tests {
     use super::*;
 
     fn kinds(s: &str, start: Start) -> Vec<Tok> {
-        lex(s.as_bytes(), start).into_iter().map(|t| t.tok).collect()
+        lex(s.as_bytes(), start)
+            .into_iter()
+            .map(|t| t.tok)
+            .collect()
     }
 
     #[test]
@@ -424,9 +444,21 @@ mod tests {
         let t = kinds("'a''b' \"c\\\"d\" 0x1F 1e5 .5 -- x", Start::Code);
         assert_eq!(t.len(), 6);
         assert!(matches!(t[0], Tok::Str { closed: true, .. }));
-        assert!(matches!(t[1], Tok::Str { quote: b'"', closed: true }));
+        assert!(matches!(
+            t[1],
+            Tok::Str {
+                quote: b'"',
+                closed: true
+            }
+        ));
         assert_eq!(&t[2..5], &[Tok::Num, Tok::Num, Tok::Num]);
-        assert!(matches!(t[5], Tok::Comment { kind: CommentKind::Dash, to_end: true }));
+        assert!(matches!(
+            t[5],
+            Tok::Comment {
+                kind: CommentKind::Dash,
+                to_end: true
+            }
+        ));
     }
 
     #[test]
@@ -434,9 +466,17 @@ mod tests {
         let t = kinds("O'Brien", Start::InString(b'\''));
         assert!(matches!(t[0], Tok::Str { closed: true, .. }));
         assert!(matches!(t[1], Tok::Word(_)));
+        assert_eq!(t.len(), 2);
+        let t = kinds("O'Brien'", Start::InString(b'\''));
         assert!(matches!(t[2], Tok::Str { closed: false, .. }));
         let t = kinds("no quote here", Start::InString(b'\''));
-        assert_eq!(t, vec![Tok::Str { quote: b'\'', closed: false }]);
+        assert_eq!(
+            t,
+            vec![Tok::Str {
+                quote: b'\'',
+                closed: false
+            }]
+        );
     }
 
     #[test]

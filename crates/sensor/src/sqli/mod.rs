@@ -146,7 +146,13 @@ pub fn decide(w: &Walk, ctx: SqlContext) -> bool {
             // Double-quoted literals exist only in MySQL outside ANSI_QUOTES, and prose
             // quotes words with them (`"MOD"`, `"&"`, `"a" and "b"`): a lone operator
             // between strings is not enough here.
-            let strong_code = sig::TRUNCATE | sig::CALL | sig::TAUTOLOGY | sig::USER_VAR | sig::CAST | sig::CASE | sig::CLAUSE;
+            let strong_code = sig::TRUNCATE
+                | sig::CALL
+                | sig::TAUTOLOGY
+                | sig::USER_VAR
+                | sig::CAST
+                | sig::CASE
+                | sig::CLAUSE;
             w.broke_out
                 && (s & strong_code != 0
                     || (s & sig::LOGIC != 0 && s & (sig::CMP | sig::UNARY | sig::ARITH) != 0))
@@ -159,7 +165,8 @@ pub fn decide(w: &Walk, ctx: SqlContext) -> bool {
             let clause = s & sig::CLAUSE != 0;
             let case = s & sig::CASE != 0;
             // The whole value is a known function call or an unterminated fragment of one.
-            let fragment = s & sig::OPEN_END != 0 && s & (sig::CALL | sig::CASE | sig::CLAUSE | sig::CMP | sig::LOGIC) != 0;
+            let fragment = s & sig::OPEN_END != 0
+                && s & (sig::CALL | sig::CASE | sig::CLAUSE | sig::CMP | sig::LOGIC) != 0;
             if s & sig::TRUE_CMP != 0 || fragment {
                 return true;
             }

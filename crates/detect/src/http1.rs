@@ -1,0 +1,178 @@
+//! HTTP/1.x: a request line and its headers (which may ask for an h2c upgrade), or a
+//! status line from a server.
+
+use bulkhead_policy::l7::AppProtocol;
+use serde_json::Value;
+
+use crate::Check;
+use crate::wire::{detail, lossy, prefix_of, yes};
+
+/// The longest method we wait for before calling a request line garbage.
+const MAX_METHOD: usize = 24;
+/// Headers read to find Host, User-Agent and Upgrade.
+const MAX_HEADERS: usize = 96;
+
+fn is_tchar(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c)
+}
+
+fn control(c: u8) -> bool {
+    c < 0x20 || c == 0x7f
+}
+
+/// `METHOD SP TARGET SP HTTP/1.x` (or a prefix of one), then headers.
+pub(crate) fn request(b: &[u8]) -> Check {
+    let Some(sp) = b.iter().position(|&c| c == b' ') else {
+        return if b.len() <= MAX_METHOD && b.iter().all(|&c| is_tchar(c)) {
+            Check::More
+        } else {
+            Check::No
+        };
+    };
+    if sp == 0 || sp > MAX_METHOD || !b[..sp].iter().all(|&c| is_tchar(c)) {
+        return Check::No;
+    }
+    let Some(eol) = b.iter().position(|&c| c == b'\n') else {
+        // The target may be long; it must stay free of control bytes.
+        return if b[sp + 1..].iter().any(|&c| control(c)) {
+            Check::No
+        } else {
+            Check::More
+        };
+    };
+    let line = b[..eol].strip_suffix(b"\r").unwrap_or(&b[..eol]);
+    // The target is what lies between the first and the last space: attack traffic puts
+    // spaces in it, and servers accept it, so a strict parser would miss those requests.
+    let (first, last) = (sp, line.iter().rposition(|&c| c == b' ').unwrap_or(sp));
+    if first == last {
+        return Check::No;
+    }
+    let (method, target, version) = (&line[..first], &line[first + 1..last], &line[last + 1..]);
+    if target.is_empty() || target.iter().any(|&c| control(c)) {
+        return Check::No;
+    }
+    if version != b"HTTP/1.1" && version != b"HTTP/1.0" {
+        return Check::No;
+    }
+    // The request line is checked above (more leniently than httparse would); httparse
+    // reads the header block after it.
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let parsed = matches!(
+        httparse::parse_headers(&b[eol + 1..], &mut headers),
+        Ok(httparse::Status::Complete(_))
+    );
+    let header = |name: &str| {
+        if !parsed {
+            return Value::Null;
+        }
+        headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map_or(Value::Null, |h| lossy(h.value))
+    };
+    let upgrade = header("upgrade");
+    let app = match upgrade.as_str() {
+        Some(u) if u.split(',').any(|p| p.trim().eq_ignore_ascii_case("h2c")) => AppProtocol::Http2,
+        _ => AppProtocol::Http,
+    };
+    let d = detail([
+        ("method", lossy(method)),
+        ("path", lossy(target)),
+        ("version", lossy(version)),
+        ("host", header("host")),
+        ("user_agent", header("user-agent")),
+    ]);
+    // The request line proves HTTP; the headers (still coming) may make it h2c.
+    if parsed {
+        yes(app, d)
+    } else {
+        Check::Likely(app, d)
+    }
+}
+
+/// `HTTP/1.x DDD ` from a server.
+pub(crate) fn response(b: &[u8]) -> Check {
+    const P: &[u8] = b"HTTP/1.";
+    if b.len() < 13 {
+        return prefix_of(&b[..b.len().min(P.len())], P);
+    }
+    if !b.starts_with(P)
+        || !matches!(b[7], b'0' | b'1')
+        || b[8] != b' '
+        || !b[9..12].iter().all(u8::is_ascii_digit)
+        || b[12] != b' ' && b[12] != b'\r'
+    {
+        return Check::No;
+    }
+    yes(AppProtocol::Http, detail([("status", lossy(&b[9..12]))]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn detail_of(c: Check) -> (AppProtocol, crate::Detail) {
+        match c {
+            Check::Yes(a, d) => (a, d),
+            c => panic!("{c:?}"),
+        }
+    }
+
+    #[test]
+    fn request_with_headers() {
+        let (app, d) = detail_of(request(
+            b"GET /index.html?q=1 HTTP/1.1\r\nHost: example.com\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\n\r\n",
+        ));
+        assert_eq!(app, AppProtocol::Http);
+        assert_eq!(d["method"], "GET");
+        assert_eq!(d["path"], "/index.html?q=1");
+        assert_eq!(d["host"], "example.com");
+        assert_eq!(d["user_agent"], "curl/7.88.1");
+        assert_eq!(d["version"], "HTTP/1.1");
+    }
+
+    #[test]
+    fn h2c_upgrade_is_http2() {
+        let (app, _) = detail_of(request(
+            b"GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n",
+        ));
+        assert_eq!(app, AppProtocol::Http2);
+    }
+
+    #[test]
+    fn attack_targets_with_spaces_are_still_http() {
+        let (_, d) = detail_of(request(
+            b"GET /vulnerabilities/sqli/?id=1' or 1=1 -- &Submit=Submit HTTP/1.1\r\nHost: v\r\n\r\n",
+        ));
+        assert_eq!(
+            d["path"],
+            "/vulnerabilities/sqli/?id=1' or 1=1 -- &Submit=Submit"
+        );
+    }
+
+    #[test]
+    fn a_request_line_alone_is_likely_until_the_headers_end() {
+        assert!(matches!(
+            request(b"POST /a HTTP/1.0\r\nHost: x\r\n"),
+            Check::Likely(..)
+        ));
+        assert_eq!(request(b"POS"), Check::More);
+    }
+
+    #[test]
+    fn not_http() {
+        assert_eq!(request(b"GET / HTTP/2.0\r\n\r\n"), Check::No);
+        assert_eq!(request(b"GET /\x01 HTTP/1.1\r\n"), Check::No);
+        assert_eq!(request(b"\x16\x03\x01\x02\x00"), Check::No);
+        assert_eq!(request(b"SSH-2.0-OpenSSH\r\n"), Check::No);
+        assert_eq!(request(b"hello world\n"), Check::No);
+        assert_eq!(response(b"HTTP/1.1 2x0 OK\r\n"), Check::No);
+    }
+
+    #[test]
+    fn status_line() {
+        let (_, d) = detail_of(response(b"HTTP/1.1 404 Not Found\r\n"));
+        assert_eq!(d["status"], "404");
+        assert_eq!(response(b"HTTP/1"), Check::More);
+    }
+}

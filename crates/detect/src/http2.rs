@@ -1,0 +1,262 @@
+//! HTTP/2 with prior knowledge (the connection preface), and gRPC: the first request's
+//! HEADERS block, decoded with HPACK (`loona-hpack`), carries `content-type:
+//! application/grpc`. Values are usually Huffman-coded, so no byte search can see it.
+
+use std::borrow::Cow;
+
+use bulkhead_policy::l7::AppProtocol;
+use serde_json::{Value, json};
+
+use crate::Check;
+use crate::wire::{be24, be32, detail, lossy, prefix_of, yes};
+
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+const DATA: u8 = 0;
+const HEADERS: u8 = 1;
+const SETTINGS: u8 = 4;
+const CONTINUATION: u8 = 9;
+const END_HEADERS: u8 = 0x4;
+const PADDED: u8 = 0x8;
+const PRIORITY: u8 = 0x20;
+/// The HPACK dynamic table a peer may ask for; larger updates are an error.
+const MAX_TABLE: usize = 64 * 1024;
+
+/// One frame at `at`: (type, flags, stream id, payload). None if not all there.
+fn frame(b: &[u8], at: usize) -> Option<(u8, u8, u32, &[u8])> {
+    let len = be24(b, at)?;
+    let (kind, flags) = (*b.get(at + 3)?, *b.get(at + 4)?);
+    let stream = be32(b, at + 5)? & 0x7fff_ffff;
+    Some((kind, flags, stream, b.get(at + 9..at + 9 + len)?))
+}
+
+enum Block {
+    /// The header block of the first request, reassembled from HEADERS + CONTINUATION.
+    Headers(Vec<u8>),
+    /// Frames are still arriving.
+    More,
+    /// The frames do not follow the protocol.
+    Broken,
+}
+
+/// The first request's header block, after the preface.
+fn first_request(b: &[u8]) -> Block {
+    let mut at = 0;
+    // The client's preface continues with a SETTINGS frame on stream 0 (RFC 9113 3.4).
+    match frame(b, 0) {
+        None => return Block::More,
+        Some((SETTINGS, _, 0, p)) if p.len() % 6 == 0 => {}
+        Some(_) => return Block::Broken,
+    }
+    let mut block: Option<(u32, Vec<u8>)> = None;
+    while let Some((kind, flags, stream, payload)) = frame(b, at) {
+        at += 9 + payload.len();
+        match (kind, &mut block) {
+            (HEADERS, None) if stream % 2 == 1 => {
+                let mut p = payload;
+                let mut pad = 0;
+                if flags & PADDED != 0 {
+                    let Some((&n, rest)) = p.split_first() else {
+                        return Block::Broken;
+                    };
+                    (pad, p) = (usize::from(n), rest);
+                }
+                if flags & PRIORITY != 0 {
+                    let Some(rest) = p.get(5..) else {
+                        return Block::Broken;
+                    };
+                    p = rest;
+                }
+                let Some(fragment) = p
+                    .get(..p.len().saturating_sub(pad))
+                    .filter(|_| pad <= p.len())
+                else {
+                    return Block::Broken;
+                };
+                if flags & END_HEADERS != 0 {
+                    return Block::Headers(fragment.to_vec());
+                }
+                block = Some((stream, fragment.to_vec()));
+            }
+            (CONTINUATION, Some((s, acc))) if *s == stream => {
+                acc.extend_from_slice(payload);
+                if flags & END_HEADERS != 0 {
+                    return Block::Headers(std::mem::take(acc));
+                }
+            }
+            // Nothing but CONTINUATION may interleave with an open header block.
+            (_, Some(_)) => return Block::Broken,
+            (DATA | HEADERS, None) if stream == 0 => return Block::Broken,
+            _ => {}
+        }
+    }
+    Block::More
+}
+
+/// The preface, then frames until the first request shows whether it is gRPC.
+pub(crate) fn preface(b: &[u8]) -> Check {
+    if b.len() < PREFACE.len() {
+        return prefix_of(b, PREFACE);
+    }
+    if !b.starts_with(PREFACE) {
+        return Check::No;
+    }
+    let plain = || detail([("prior_knowledge", Value::Bool(true))]);
+    let block = match first_request(&b[PREFACE.len()..]) {
+        Block::Headers(block) => block,
+        Block::More => return Check::Likely(AppProtocol::Http2, plain()),
+        // The 24-byte preface alone is proof enough of HTTP/2.
+        Block::Broken => return yes(AppProtocol::Http2, plain()),
+    };
+    let mut decoder = loona_hpack::Decoder::new();
+    decoder.set_max_allowed_table_size(MAX_TABLE);
+    let mut fields: Vec<(&str, Value)> = Vec::new();
+    let mut grpc = false;
+    let decoded = decoder.decode_with_cb(&block, |name: Cow<[u8]>, value: Cow<[u8]>| {
+        let key = match &*name {
+            b":method" => "method",
+            b":path" => "path",
+            b":authority" => "authority",
+            b"user-agent" => "user_agent",
+            b"content-type" => {
+                grpc = value.starts_with(b"application/grpc");
+                "content_type"
+            }
+            _ => return,
+        };
+        fields.push((key, lossy(&value)));
+    });
+    if decoded.is_err() {
+        return yes(AppProtocol::Http2, plain());
+    }
+    let get = |k: &str| {
+        fields
+            .iter()
+            .find(|(n, _)| *n == k)
+            .map_or(Value::Null, |(_, v)| v.clone())
+    };
+    if grpc {
+        // `/package.Service/Method`
+        let path = get("path");
+        let (service, method) = path
+            .as_str()
+            .and_then(|p| p.strip_prefix('/'))
+            .and_then(|p| p.split_once('/'))
+            .map_or((Value::Null, Value::Null), |(s, m)| (json!(s), json!(m)));
+        return yes(
+            AppProtocol::Grpc,
+            detail([
+                ("service", service),
+                ("method", method),
+                ("authority", get("authority")),
+                ("user_agent", get("user_agent")),
+                ("content_type", get("content_type")),
+            ]),
+        );
+    }
+    yes(
+        AppProtocol::Http2,
+        detail([
+            ("prior_knowledge", Value::Bool(true)),
+            ("method", get("method")),
+            ("path", get("path")),
+            ("authority", get("authority")),
+            ("user_agent", get("user_agent")),
+        ]),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame_bytes(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+        let mut f = (payload.len() as u32).to_be_bytes()[1..].to_vec();
+        f.extend_from_slice(&[kind, flags]);
+        f.extend_from_slice(&stream.to_be_bytes());
+        f.extend_from_slice(payload);
+        f
+    }
+
+    /// A client opening: preface, SETTINGS, WINDOW_UPDATE, then HEADERS (HPACK-encoded,
+    /// Huffman on) for `headers`, possibly split into a CONTINUATION.
+    fn opening(headers: &[(&[u8], &[u8])], split: bool) -> Vec<u8> {
+        let mut enc = loona_hpack::Encoder::new();
+        let block = enc.encode(headers.iter().copied());
+        let mut b = PREFACE.to_vec();
+        b.extend(frame_bytes(SETTINGS, 0, 0, &[0, 3, 0, 0, 0, 100]));
+        b.extend(frame_bytes(8, 0, 0, &[0, 0, 0xff, 0]));
+        if split {
+            let (x, y) = block.split_at(block.len() / 2);
+            b.extend(frame_bytes(HEADERS, 0, 1, x));
+            b.extend(frame_bytes(CONTINUATION, END_HEADERS, 1, y));
+        } else {
+            b.extend(frame_bytes(HEADERS, END_HEADERS, 1, &block));
+        }
+        b
+    }
+
+    const GRPC: &[(&[u8], &[u8])] = &[
+        (b":method", b"POST"),
+        (b":scheme", b"http"),
+        (b":path", b"/greet.GreetService/Greet"),
+        (b":authority", b"[::1]:50051"),
+        (b"content-type", b"application/grpc"),
+        (b"user-agent", b"grpc-go/1.64.0"),
+        (b"te", b"trailers"),
+    ];
+
+    #[test]
+    fn grpc_from_the_decoded_headers() {
+        for split in [false, true] {
+            match preface(&opening(GRPC, split)) {
+                Check::Yes(AppProtocol::Grpc, d) => {
+                    assert_eq!(d["service"], "greet.GreetService");
+                    assert_eq!(d["method"], "Greet");
+                    assert_eq!(d["authority"], "[::1]:50051");
+                }
+                c => panic!("{c:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn plain_http2_request() {
+        let h: &[(&[u8], &[u8])] = &[
+            (b":method", b"GET"),
+            (b":scheme", b"http"),
+            (b":path", b"/index.html"),
+            (b":authority", b"example.com"),
+        ];
+        match preface(&opening(h, false)) {
+            Check::Yes(AppProtocol::Http2, d) => assert_eq!(d["path"], "/index.html"),
+            c => panic!("{c:?}"),
+        }
+    }
+
+    #[test]
+    fn before_the_first_request_it_is_likely_http2() {
+        let b = opening(GRPC, false);
+        let settings_end = PREFACE.len() + 15;
+        assert!(matches!(
+            preface(&b[..settings_end]),
+            Check::Likely(AppProtocol::Http2, _)
+        ));
+        assert_eq!(preface(&b[..10]), Check::More);
+    }
+
+    #[test]
+    fn not_http2() {
+        assert_eq!(preface(b"PRI * HTTP/1.1\r\n\r\nSM\r\n\r\n"), Check::No);
+        assert_eq!(preface(b"GET / HTTP/1.1\r\n"), Check::No);
+        // Garbage HPACK after a valid preface is still HTTP/2, never gRPC.
+        let mut b = PREFACE.to_vec();
+        b.extend(frame_bytes(SETTINGS, 0, 0, &[]));
+        b.extend(frame_bytes(
+            HEADERS,
+            END_HEADERS,
+            1,
+            &[0xff, 0xff, 0xff, 0xff, 0xff],
+        ));
+        assert!(matches!(preface(&b), Check::Yes(AppProtocol::Http2, _)));
+    }
+}

@@ -1,0 +1,189 @@
+//! Kafka: a request header (size, API key, API version, correlation id, client id).
+//!
+//! Hand-written: `kafka-protocol` decodes whole, versioned messages once the API is
+//! known; detection reads only the fixed header, from a prefix, and judges plausibility.
+
+use bulkhead_policy::l7::AppProtocol;
+use serde_json::json;
+
+use crate::Check;
+use crate::wire::{be16, be32, detail, printable, yes};
+
+/// API keys 0-68 by name (what events show).
+const APIS: &[&str] = &[
+    "Produce",
+    "Fetch",
+    "ListOffsets",
+    "Metadata",
+    "LeaderAndIsr",
+    "StopReplica",
+    "UpdateMetadata",
+    "ControlledShutdown",
+    "OffsetCommit",
+    "OffsetFetch",
+    "FindCoordinator",
+    "JoinGroup",
+    "Heartbeat",
+    "LeaveGroup",
+    "SyncGroup",
+    "DescribeGroups",
+    "ListGroups",
+    "SaslHandshake",
+    "ApiVersions",
+    "CreateTopics",
+    "DeleteTopics",
+    "DeleteRecords",
+    "InitProducerId",
+    "OffsetForLeaderEpoch",
+    "AddPartitionsToTxn",
+    "AddOffsetsToTxn",
+    "EndTxn",
+    "WriteTxnMarkers",
+    "TxnOffsetCommit",
+    "DescribeAcls",
+    "CreateAcls",
+    "DeleteAcls",
+    "DescribeConfigs",
+    "AlterConfigs",
+    "AlterReplicaLogDirs",
+    "DescribeLogDirs",
+    "SaslAuthenticate",
+    "CreatePartitions",
+    "CreateDelegationToken",
+    "RenewDelegationToken",
+    "ExpireDelegationToken",
+    "DescribeDelegationToken",
+    "DeleteGroups",
+    "ElectLeaders",
+    "IncrementalAlterConfigs",
+    "AlterPartitionReassignments",
+    "ListPartitionReassignments",
+    "OffsetDelete",
+    "DescribeClientQuotas",
+    "AlterClientQuotas",
+    "DescribeUserScramCredentials",
+    "AlterUserScramCredentials",
+    "Vote",
+    "BeginQuorumEpoch",
+    "EndQuorumEpoch",
+    "DescribeQuorum",
+    "AlterPartition",
+    "UpdateFeatures",
+    "Envelope",
+    "FetchSnapshot",
+    "DescribeCluster",
+    "DescribeProducers",
+    "BrokerRegistration",
+    "BrokerHeartbeat",
+    "UnregisterBroker",
+    "DescribeTransactions",
+    "ListTransactions",
+    "AllocateProducerIds",
+    "ConsumerGroupHeartbeat",
+];
+/// No API has reached this many versions.
+const MAX_API_VERSION: u16 = 20;
+/// The broker's default socket.request.max.bytes (100 MiB).
+const MAX_REQUEST: usize = 100 << 20;
+/// Header through the client id's length.
+const HEADER: usize = 14;
+
+/// A request header: size, api key, api version, correlation id, client id (nullable).
+pub(crate) fn request(b: &[u8]) -> Check {
+    // Sizes are below 100 MiB: the first byte is 0 and the second small.
+    if b.len() < HEADER {
+        let ok = b.first().is_none_or(|&c| c == 0)
+            && b.get(1).is_none_or(|&c| c <= 0x06)
+            && b.get(4).is_none_or(|&c| c == 0)
+            && b.get(5).is_none_or(|&k| usize::from(k) < APIS.len())
+            && b.get(6).is_none_or(|&c| c == 0);
+        return if ok { Check::More } else { Check::No };
+    }
+    let size = be32(b, 0).unwrap_or(0) as usize;
+    let (key, version) = (
+        be16(b, 4).unwrap_or(u16::MAX),
+        be16(b, 6).unwrap_or(u16::MAX),
+    );
+    let client_len = be16(b, 12).unwrap_or(0) as i16;
+    if !(HEADER - 4..=MAX_REQUEST).contains(&size)
+        || usize::from(key) >= APIS.len()
+        || version > MAX_API_VERSION
+        || client_len < -1
+        || HEADER - 4 + client_len.max(0) as usize > size
+    {
+        return Check::No;
+    }
+    let client = if client_len > 0 {
+        let Some(id) = b.get(HEADER..HEADER + client_len as usize) else {
+            return Check::More;
+        };
+        if !printable(id) {
+            return Check::No;
+        }
+        Some(String::from_utf8_lossy(id).into_owned())
+    } else {
+        None
+    };
+    yes(
+        AppProtocol::Kafka,
+        detail([
+            ("api", json!(APIS[usize::from(key)])),
+            ("api_version", json!(version)),
+            ("client_id", json!(client)),
+        ]),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_request_from_librdkafka() {
+        let req = b"\x00\x00\x00\x28\x00\x03\x00\x02\x00\x00\x00\x8e\x00\x07rdkafka\x00\x00\x00\x01\x00\x11LB_MAIN_LOG_INPUT";
+        match request(req) {
+            Check::Yes(AppProtocol::Kafka, d) => {
+                assert_eq!(d["api"], "Metadata");
+                assert_eq!(d["api_version"], 2);
+                assert_eq!(d["client_id"], "rdkafka");
+            }
+            c => panic!("{c:?}"),
+        }
+        for n in 0..20 {
+            assert_eq!(request(&req[..n]), Check::More, "{n}");
+        }
+    }
+
+    #[test]
+    fn api_versions_with_null_client() {
+        assert!(matches!(
+            request(b"\x00\x00\x00\x0a\x00\x12\x00\x03\x00\x00\x00\x01\xff\xff"),
+            Check::Yes(..)
+        ));
+    }
+
+    #[test]
+    fn not_kafka() {
+        // Unknown API key.
+        assert_eq!(
+            request(b"\x00\x00\x00\x28\x00\x63\x00\x02\x00\x00\x00\x8e\x00\x07rdkafka"),
+            Check::No
+        );
+        // Client id longer than the request.
+        assert_eq!(
+            request(b"\x00\x00\x00\x0c\x00\x03\x00\x02\x00\x00\x00\x8e\x00\x07rdkafka"),
+            Check::No
+        );
+        // Client id that is not text.
+        assert_eq!(
+            request(b"\x00\x00\x00\x28\x00\x03\x00\x02\x00\x00\x00\x8e\x00\x02\x01\x02"),
+            Check::No
+        );
+        // A Kafka *response* (size, correlation id, body) is not a request.
+        assert_eq!(
+            request(b"\x00\x00\x01\x5a\x00\x00\x00\x8c\x00\x00\x00\x00\x00\x38"),
+            Check::No
+        );
+        assert_eq!(request(b"GET / HTTP/1.1\r\n"), Check::No);
+    }
+}

@@ -1,0 +1,184 @@
+//! PostgreSQL frontend messages: the startup packet family (StartupMessage, SSLRequest,
+//! GSSENCRequest, CancelRequest), and mid-connection Query / Parse messages.
+//!
+//! Hand-written: `pgwire` decodes whole messages of a session it drives; detection needs
+//! the first packet judged from a prefix, with no session state.
+
+use bulkhead_policy::l7::AppProtocol;
+use serde_json::{Value, json};
+
+use crate::Check;
+use crate::wire::{be32, detail, printable, text_like, yes};
+
+const V3: u32 = 196_608;
+const SSL: u32 = 80_877_103;
+const GSS: u32 = 80_877_104;
+const CANCEL: u32 = 80_877_102;
+/// Servers refuse startup packets over 10,000 bytes.
+const MAX_STARTUP: usize = 10_000;
+
+/// A StartupMessage, SSLRequest, GSSENCRequest or CancelRequest.
+pub(crate) fn startup(b: &[u8]) -> Check {
+    let Some(len) = be32(b, 0).map(|l| l as usize) else {
+        // Lengths start with 0x00 (at most 10,000).
+        return if b.first().is_none_or(|&c| c == 0) && b.get(1).is_none_or(|&c| c == 0) {
+            Check::More
+        } else {
+            Check::No
+        };
+    };
+    if !(8..=MAX_STARTUP).contains(&len) {
+        return Check::No;
+    }
+    let Some(code) = be32(b, 4) else {
+        return Check::More;
+    };
+    let pg = |what: &str, user: Value, db: Value| {
+        yes(
+            AppProtocol::Postgresql,
+            detail([("message", json!(what)), ("user", user), ("database", db)]),
+        )
+    };
+    match code {
+        SSL if len == 8 => pg("SSLRequest", Value::Null, Value::Null),
+        GSS if len == 8 => pg("GSSENCRequest", Value::Null, Value::Null),
+        CANCEL if len == 16 => pg("CancelRequest", Value::Null, Value::Null),
+        V3 | 0x0003_0001..=0x0003_00ff if len > 8 => {
+            let Some(body) = b.get(8..len) else {
+                return Check::More;
+            };
+            // key\0value\0 ... \0
+            let Some(pairs) = body.strip_suffix(&[0]) else {
+                return Check::No;
+            };
+            let parts: Vec<&[u8]> = pairs.split(|&c| c == 0).collect();
+            if parts.len() % 2 != 1 || !parts.iter().all(|p| printable(p)) {
+                return Check::No;
+            }
+            let get = |k: &[u8]| {
+                parts
+                    .chunks_exact(2)
+                    .find(|kv| kv[0] == k)
+                    .map_or(Value::Null, |kv| json!(String::from_utf8_lossy(kv[1])))
+            };
+            pg("StartupMessage", get(b"user"), get(b"database"))
+        }
+        _ => Check::No,
+    }
+}
+
+/// Mid-connection: a simple Query ('Q') or an extended-protocol Parse ('P') holding SQL.
+pub(crate) fn message(b: &[u8]) -> Check {
+    let Some(&t) = b.first() else {
+        return Check::More;
+    };
+    if t != b'Q' && t != b'P' {
+        return Check::No;
+    }
+    let Some(len) = be32(b, 1).map(|l| l as usize) else {
+        return Check::More;
+    };
+    if !(6..=1 << 24).contains(&len) {
+        return Check::No;
+    }
+    let Some(body) = b.get(5..1 + len) else {
+        return if text_like(&b[5..]) {
+            Check::More
+        } else {
+            Check::No
+        };
+    };
+    let sql = if t == b'Q' {
+        body.strip_suffix(&[0])
+    } else {
+        // Parse: statement name \0, query \0, parameter types.
+        body.iter().position(|&c| c == 0).and_then(|i| {
+            let rest = &body[i + 1..];
+            rest.iter().position(|&c| c == 0).map(|j| &rest[..j])
+        })
+    };
+    match sql {
+        Some(s) if !s.is_empty() && text_like(s) => yes(
+            AppProtocol::Postgresql,
+            detail([("message", json!(if t == b'Q' { "Query" } else { "Parse" }))]),
+        ),
+        _ => Check::No,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn startup_message(pairs: &[(&str, &str)]) -> Vec<u8> {
+        let mut body = V3.to_be_bytes().to_vec();
+        for (k, v) in pairs {
+            body.extend_from_slice(k.as_bytes());
+            body.push(0);
+            body.extend_from_slice(v.as_bytes());
+            body.push(0);
+        }
+        body.push(0);
+        let mut m = ((body.len() + 4) as u32).to_be_bytes().to_vec();
+        m.extend(body);
+        m
+    }
+
+    #[test]
+    fn startup_with_user_and_database() {
+        let m = startup_message(&[
+            ("user", "app"),
+            ("database", "orders"),
+            ("application_name", "psql"),
+        ]);
+        match startup(&m) {
+            Check::Yes(AppProtocol::Postgresql, d) => {
+                assert_eq!(d["user"], "app");
+                assert_eq!(d["database"], "orders");
+            }
+            c => panic!("{c:?}"),
+        }
+        for n in 0..m.len() {
+            assert_eq!(startup(&m[..n]), Check::More, "{n}");
+        }
+    }
+
+    #[test]
+    fn ssl_and_cancel_requests() {
+        assert!(matches!(
+            startup(b"\x00\x00\x00\x08\x04\xd2\x16\x2f"),
+            Check::Yes(..)
+        ));
+        assert!(matches!(
+            startup(b"\x00\x00\x00\x10\x04\xd2\x16\x2e\x00\x00\x00\x01\x00\x00\x00\x02"),
+            Check::Yes(..)
+        ));
+        // SSLRequest code with the wrong length.
+        assert_eq!(
+            startup(b"\x00\x00\x00\x0c\x04\xd2\x16\x2f\x00\x00\x00\x00"),
+            Check::No
+        );
+    }
+
+    #[test]
+    fn queries_mid_connection() {
+        assert!(matches!(
+            message(b"Q\x00\x00\x00\x0eSELECT 1;\x00"),
+            Check::Yes(..)
+        ));
+        assert!(matches!(
+            message(b"P\x00\x00\x00\x13s1\x00SELECT $1\x00\x00\x00"),
+            Check::Yes(..)
+        ));
+        assert_eq!(message(b"Q\x00\x00\x00\x0eSELECT\x01 1\x00"), Check::No);
+    }
+
+    #[test]
+    fn not_postgres() {
+        assert_eq!(startup(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc"), Check::No);
+        // Startup pairs that are not text.
+        let mut m = startup_message(&[("user", "a")]);
+        m[10] = 0x01;
+        assert_eq!(startup(&m), Check::No);
+    }
+}

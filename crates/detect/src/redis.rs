@@ -1,0 +1,233 @@
+//! Redis: RESP2/RESP3 requests (an array of bulk strings naming a command), inline
+//! commands, and replies.
+//!
+//! Hand-written: `redis-protocol` decodes whole frames, but detection must also say
+//! "a valid prefix, wait" and judge a command name before its arguments arrive.
+
+use bulkhead_policy::l7::AppProtocol;
+use serde_json::json;
+
+use crate::Check;
+use crate::wire::{crlf_line, decimal, detail, printable, yes};
+
+/// Commands Redis clients send inline (telnet style): an inline line must name one of
+/// these to count as Redis, since any text protocol has lines.
+const INLINE: &[&str] = &[
+    "PING",
+    "AUTH",
+    "HELLO",
+    "ECHO",
+    "INFO",
+    "SELECT",
+    "QUIT",
+    "GET",
+    "SET",
+    "DEL",
+    "KEYS",
+    "EXISTS",
+    "INCR",
+    "DECR",
+    "FLUSHALL",
+    "FLUSHDB",
+    "CONFIG",
+    "CLIENT",
+    "MONITOR",
+    "SUBSCRIBE",
+    "PUBLISH",
+    "LPUSH",
+    "RPUSH",
+    "LRANGE",
+    "HGET",
+    "HSET",
+    "HGETALL",
+    "SCAN",
+    "TYPE",
+    "TTL",
+    "DBSIZE",
+    "SLAVEOF",
+    "REPLICAOF",
+    "SAVE",
+];
+
+/// A RESP array of bulk strings whose first element is a command name, or an inline
+/// command.
+pub(crate) fn request(b: &[u8]) -> Check {
+    match b.first() {
+        None => return Check::More,
+        Some(b'*') => {}
+        Some(_) => return inline(b),
+    }
+    let Some((head, at)) = crlf_line(b, 0) else {
+        let digits = b[1..].strip_suffix(b"\r").unwrap_or(&b[1..]);
+        return if b.len() < 16 && digits.iter().all(u8::is_ascii_digit) {
+            Check::More
+        } else {
+            Check::No
+        };
+    };
+    let Some(n) = decimal(&head[1..]).filter(|n| (1..=1_048_576).contains(n)) else {
+        return Check::No;
+    };
+    let Some((len_line, start)) = crlf_line(b, at) else {
+        let rest = &b[at..];
+        return if rest.len() < 16
+            && rest.first().is_none_or(|&c| c == b'$')
+            && rest
+                .iter()
+                .skip(1)
+                .all(|c| c.is_ascii_digit() || *c == b'\r')
+        {
+            Check::More
+        } else {
+            Check::No
+        };
+    };
+    let Some(len) = len_line
+        .strip_prefix(b"$")
+        .and_then(decimal)
+        .filter(|l| (1..=64).contains(l))
+    else {
+        return Check::No;
+    };
+    let len = len as usize;
+    let Some(cmd) = b.get(start..start + len) else {
+        return Check::More;
+    };
+    let end = b.get(start + len..(start + len + 2).min(b.len()));
+    if end.is_some_and(|e| !b"\r\n".starts_with(e)) {
+        return Check::No;
+    }
+    if !cmd
+        .iter()
+        .all(|c| c.is_ascii_alphabetic() || matches!(c, b'|' | b'-' | b'_'))
+    {
+        return Check::No;
+    }
+    yes(
+        AppProtocol::Redis,
+        detail([
+            (
+                "command",
+                json!(String::from_utf8_lossy(cmd).to_ascii_uppercase()),
+            ),
+            ("arguments", json!(n - 1)),
+        ]),
+    )
+}
+
+fn inline(b: &[u8]) -> Check {
+    let Some((l, _)) = crlf_line(b, 0) else {
+        let word = b.iter().take_while(|c| c.is_ascii_alphabetic()).count();
+        let up = String::from_utf8_lossy(&b[..word]).to_ascii_uppercase();
+        let prefix = b.len() == word && b.len() <= 10 && INLINE.iter().any(|c| c.starts_with(&up));
+        return if prefix { Check::More } else { Check::No };
+    };
+    let word = l.split(|&c| c == b' ').next().unwrap_or_default();
+    let up = String::from_utf8_lossy(word).to_ascii_uppercase();
+    // `GET /path HTTP/1.1` is an HTTP request line, not an inline GET.
+    let http = l
+        .rsplit(|&c| c == b' ')
+        .next()
+        .is_some_and(|w| w.starts_with(b"HTTP/"));
+    if !printable(l) || !INLINE.contains(&up.as_str()) || http {
+        return Check::No;
+    }
+    yes(
+        AppProtocol::Redis,
+        detail([("command", json!(up)), ("inline", json!(true))]),
+    )
+}
+
+/// A RESP2/RESP3 reply's first line.
+pub(crate) fn reply(b: &[u8]) -> Check {
+    let Some(&t) = b.first() else {
+        return Check::More;
+    };
+    if !b"+-:$*%_,#~>|(=!".contains(&t) {
+        return Check::No;
+    }
+    let Some((l, _)) = crlf_line(b, 0) else {
+        let body = b[1..].strip_suffix(b"\r").unwrap_or(&b[1..]);
+        return if b.len() < 64 && printable(body) {
+            Check::More
+        } else {
+            Check::No
+        };
+    };
+    let body = &l[1..];
+    let ok = match t {
+        b'+' => !body.is_empty() && printable(body),
+        // Errors start with an upper-case code: ERR, WRONGTYPE, NOAUTH, NOPERM...
+        b'-' => body.len() >= 3 && body[..3].iter().all(u8::is_ascii_uppercase) && printable(body),
+        b'_' => body.is_empty(),
+        b'#' => body == b"t" || body == b"f",
+        b',' | b'(' => !body.is_empty() && printable(body),
+        _ => decimal(body).is_some_and(|n| n >= -1),
+    };
+    if ok {
+        yes(
+            AppProtocol::Redis,
+            detail([("reply", json!(char::from(t).to_string()))]),
+        )
+    } else {
+        Check::No
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resp_command() {
+        match request(b"*3\r\n$3\r\nSET\r\n$3\r\nkey\r\n$5\r\nvalue\r\n") {
+            Check::Yes(AppProtocol::Redis, d) => {
+                assert_eq!(d["command"], "SET");
+                assert_eq!(d["arguments"], 2);
+            }
+            c => panic!("{c:?}"),
+        }
+        // The command name is enough; arguments may still be coming.
+        assert!(matches!(request(b"*2\r\n$4\r\nhget\r\n$"), Check::Yes(..)));
+    }
+
+    #[test]
+    fn prefixes_wait() {
+        let full = b"*1\r\n$4\r\nPING\r\n";
+        for n in 0..10 {
+            assert_eq!(request(&full[..n]), Check::More, "{n}");
+        }
+    }
+
+    #[test]
+    fn inline_commands() {
+        assert!(matches!(request(b"PING\r\n"), Check::Yes(..)));
+        assert!(matches!(request(b"set k v\r\n"), Check::Yes(..)));
+        assert_eq!(request(b"GET / HTTP/1.1\r\n"), Check::No);
+        assert_eq!(request(b"HELO mail\r\n"), Check::No);
+    }
+
+    #[test]
+    fn replies() {
+        for r in [
+            &b"+OK\r\n"[..],
+            b"-ERR unknown command\r\n",
+            b":42\r\n",
+            b"$-1\r\n",
+            b"_\r\n",
+            b"%2\r\n",
+        ] {
+            assert!(matches!(reply(r), Check::Yes(..)), "{r:?}");
+        }
+        assert_eq!(reply(b"-1\r\n"), Check::No);
+        assert_eq!(reply(b"+\r\n"), Check::No);
+    }
+
+    #[test]
+    fn not_redis() {
+        assert_eq!(request(b"*0\r\n"), Check::No);
+        assert_eq!(request(b"*2\r\n$3\r\nG\x01T\r\n"), Check::No);
+        assert_eq!(request(b"*2\r\n:3\r\n"), Check::No);
+        assert_eq!(request(b"*2\r\n$3\r\nGETxx"), Check::No);
+    }
+}

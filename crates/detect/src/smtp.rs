@@ -1,0 +1,111 @@
+//! SMTP: the server's 220 greeting naming (E)SMTP (server speaks first), the client's
+//! EHLO / HELO, and mid-connection envelope commands.
+
+use bulkhead_policy::l7::AppProtocol;
+use serde_json::json;
+
+use crate::Check;
+use crate::wire::{detail, first_line, lossy, printable, yes};
+
+/// RFC 5321 limits a reply line to 512 bytes.
+const MAX_LINE: usize = 512;
+
+/// The `220` greeting. FTP and others greet with 220 too, so it must name SMTP (or a
+/// mail server); a bare 220 waits for the client's EHLO.
+pub(crate) fn greeting(b: &[u8]) -> Check {
+    if b.len() < 4 {
+        return if b"220 ".starts_with(b) || b"220-".starts_with(b) {
+            Check::More
+        } else {
+            Check::No
+        };
+    }
+    if !(b.starts_with(b"220 ") || b.starts_with(b"220-")) {
+        return Check::No;
+    }
+    match first_line(b) {
+        Some(l) if printable(l) && l.len() <= MAX_LINE => {
+            let up = l.to_ascii_uppercase();
+            let names = [&b"SMTP"[..], b"POSTFIX", b"EXIM", b"SENDMAIL", b"MAIL"];
+            if names.iter().any(|n| up.windows(n.len()).any(|w| w == *n)) {
+                yes(AppProtocol::Smtp, detail([("greeting", lossy(l))]))
+            } else {
+                Check::More
+            }
+        }
+        Some(_) => Check::No,
+        None if b.len() <= MAX_LINE && printable(b) => Check::More,
+        None => Check::No,
+    }
+}
+
+fn command(b: &[u8], commands: &[&[u8]]) -> Check {
+    let Some(l) = first_line(b) else {
+        let up = b.to_ascii_uppercase();
+        let prefix = b.len() < MAX_LINE
+            && printable(b)
+            && commands
+                .iter()
+                .any(|c| c.starts_with(&up) || up.starts_with(c));
+        return if prefix { Check::More } else { Check::No };
+    };
+    let up = l.to_ascii_uppercase();
+    let Some(cmd) = commands.iter().find(|c| up.starts_with(c)) else {
+        return Check::No;
+    };
+    if !printable(l) || l.len() > MAX_LINE {
+        return Check::No;
+    }
+    let name = String::from_utf8_lossy(cmd);
+    let name = name.trim_end_matches([' ', ':']);
+    let arg = String::from_utf8_lossy(&l[cmd.len()..]).trim().to_string();
+    yes(
+        AppProtocol::Smtp,
+        detail([("command", json!(name)), ("argument", json!(arg))]),
+    )
+}
+
+/// The client's EHLO / HELO with a domain or address literal.
+pub(crate) fn hello(b: &[u8]) -> Check {
+    command(b, &[b"EHLO ", b"HELO "])
+}
+
+/// Mid-connection: the envelope.
+pub(crate) fn envelope(b: &[u8]) -> Check {
+    command(b, &[b"MAIL FROM:", b"RCPT TO:", b"STARTTLS", b"DATA"])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn greeting_alone_is_enough() {
+        match greeting(b"220 smtp.gmail.com ESMTP s3sm1234567qaj.1 - gsmtp\r\n") {
+            Check::Yes(_, d) => assert!(d["greeting"].as_str().unwrap().contains("ESMTP")),
+            c => panic!("{c:?}"),
+        }
+        // FTP's greeting does not name SMTP: wait for the client.
+        assert_eq!(greeting(b"220 (vsFTPd 3.0.3)\r\n"), Check::More);
+    }
+
+    #[test]
+    fn client_commands() {
+        match hello(b"EHLO client.example.org\r\n") {
+            Check::Yes(_, d) => {
+                assert_eq!(d["command"], "EHLO");
+                assert_eq!(d["argument"], "client.example.org");
+            }
+            c => panic!("{c:?}"),
+        }
+        assert_eq!(hello(b"EHL"), Check::More);
+        assert!(matches!(envelope(b"MAIL FROM:<a@b.c>\r\n"), Check::Yes(..)));
+    }
+
+    #[test]
+    fn not_smtp() {
+        assert_eq!(greeting(b"230 Login successful.\r\n"), Check::No);
+        assert_eq!(hello(b"USER anonymous\r\n"), Check::No);
+        assert_eq!(hello(b"EHLO \x01\x02\r\n"), Check::No);
+    }
+}
