@@ -33,11 +33,25 @@ impl Body {
 
     /// Consume body bytes; returns how many and whether the body ended there.
     pub fn feed(&mut self, data: &[u8]) -> Result<(usize, bool), Malformed> {
+        self.feed_payload(data, &mut |_| {})
+    }
+
+    /// [`Body::feed`], also handing the payload (the body without chunk framing) to
+    /// `payload` piece by piece.
+    pub fn feed_payload(
+        &mut self,
+        data: &[u8],
+        payload: &mut dyn FnMut(&[u8]),
+    ) -> Result<(usize, bool), Malformed> {
         match self {
-            Body::UntilClose => Ok((data.len(), false)),
+            Body::UntilClose => {
+                payload(data);
+                Ok((data.len(), false))
+            }
             Body::Length(rem) => {
                 let n = (*rem).min(data.len() as u64);
                 *rem -= n;
+                payload(&data[..n as usize]);
                 Ok((n as usize, *rem == 0))
             }
             Body::Chunked(c) => {
@@ -46,6 +60,9 @@ impl Body {
                     match c {
                         Chunk::Data(rem) => {
                             let n = (*rem).min((data.len() - i) as u64);
+                            // The last two bytes of a chunk are its CRLF, not payload.
+                            let content = n.min(rem.saturating_sub(2)) as usize;
+                            payload(&data[i..i + content]);
                             *rem -= n;
                             i += n as usize;
                             if *rem == 0 {

@@ -8,14 +8,19 @@
 //! both directions pass through unparsed.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use bulkhead_policy::l7::{AppProtocol, L7Detail, L7Request};
 
 use crate::body::Body;
-use crate::{Decided, Output, Session, Verdict};
+use crate::{Decided, Finding, Inspector, Output, Session, StreamInspector, Verdict};
 
 /// Largest request or response head (request line and headers) held for parsing.
 pub const MAX_HEAD: usize = 64 * 1024;
+/// With sensors on, the bytes of a request body held back until they are inspected. A
+/// longer body is inspected on this prefix and the rest streams (as ModSecurity's
+/// `ProcessPartial`): holding more would let one client pin the proxy's memory.
+pub const MAX_INSPECT_BODY: usize = 64 * 1024;
 const MAX_HEADERS: usize = 100;
 
 const REFUSAL_BODY: &str = "bulkhead: request denied by policy\n";
@@ -45,9 +50,27 @@ enum Side {
     Body(Body, bool),
     /// Everything passes unparsed (after an upgrade, or a body until close).
     Raw,
+    /// An allowed request held back while its body is read for the sensors.
+    Inspect(Box<Pending>),
     /// After a request asking to upgrade: what the client sends next is held until the
     /// server says whether it switches protocols (101: it passes raw) or not (parsed).
     Held(Vec<u8>),
+}
+
+#[derive(Debug)]
+struct Pending {
+    head: Vec<u8>,
+    request: L7Request,
+    is_head: bool,
+    body: Body,
+    /// The body's bytes as received (forwarded if the request passes).
+    raw: Vec<u8>,
+    /// The body without chunk framing (inspected).
+    payload: Vec<u8>,
+}
+
+fn blocks(findings: &[Finding]) -> bool {
+    findings.iter().any(|f| f.block)
 }
 
 pub struct HttpSession {
@@ -58,6 +81,9 @@ pub struct HttpSession {
     owed: VecDeque<Owed>,
     /// Close once the owed refusals are out (a denied request whose body cannot be skipped).
     closing: bool,
+    inspector: Option<Arc<dyn Inspector>>,
+    /// Response payloads through the sensors (created with the first response body).
+    responses: Option<Box<dyn StreamInspector>>,
 }
 
 impl Default for HttpSession {
@@ -129,7 +155,63 @@ impl HttpSession {
             server_head: Vec::new(),
             owed: VecDeque::new(),
             closing: false,
+            inspector: None,
+            responses: None,
         }
+    }
+
+    /// Sensors inspect every allowed request (head and body) and response body.
+    pub fn with_inspector(mut self, inspector: Option<Arc<dyn Inspector>>) -> HttpSession {
+        self.inspector = inspector;
+        self
+    }
+
+    /// Forward an allowed request's head; its body (if any) follows as it comes.
+    fn admit(&mut self, out: &mut Output, head: &[u8], is_head: bool) {
+        out.to_server.extend_from_slice(head);
+        self.owed.push_back(Owed::Response { head: is_head });
+    }
+
+    /// A held request's body is complete (or as long as is held): inspect, then forward
+    /// it all or refuse it.
+    fn conclude(&mut self, out: &mut Output, p: Pending, done: bool) {
+        let findings = match &self.inspector {
+            Some(ins) => ins.http_request(&p.head, &p.payload),
+            None => Vec::new(),
+        };
+        let allowed = !blocks(&findings);
+        if allowed {
+            self.admit(out, &p.head, p.is_head);
+            out.to_server.extend_from_slice(&p.raw);
+        } else {
+            self.refuse(out, false);
+        }
+        self.client = if done {
+            Side::Head
+        } else {
+            Side::Body(p.body, allowed)
+        };
+        out.decided.push(Decided {
+            request: p.request,
+            allowed,
+            refusal: (!allowed).then(|| "403 Forbidden".to_string()),
+            findings,
+        });
+    }
+
+    /// Response payload through the sensors; false if a finding blocks it.
+    fn scan_response(&mut self, out: &mut Output, payload: &[u8]) -> bool {
+        let Some(ins) = &self.inspector else {
+            return true;
+        };
+        if payload.is_empty() {
+            return true;
+        }
+        let stream = self.responses.get_or_insert_with(|| ins.stream(true));
+        let findings = stream.feed(payload);
+        let ok = !blocks(&findings);
+        out.findings.extend(findings);
+        ok
     }
 
     fn refuse(&mut self, out: &mut Output, close: bool) {
@@ -175,6 +257,31 @@ impl Session for HttpSession {
                     }
                     held.extend_from_slice(data);
                     i = input.len();
+                }
+                Side::Inspect(p) => {
+                    let room = MAX_INSPECT_BODY.saturating_sub(p.raw.len()).max(1);
+                    let chunk = &data[..data.len().min(room)];
+                    let payload = &mut p.payload;
+                    match p
+                        .body
+                        .feed_payload(chunk, &mut |b| payload.extend_from_slice(b))
+                    {
+                        Ok((n, done)) => {
+                            p.raw.extend_from_slice(&chunk[..n]);
+                            i += n;
+                            if done || p.raw.len() >= MAX_INSPECT_BODY {
+                                if let Side::Inspect(p) =
+                                    std::mem::replace(&mut self.client, Side::Head)
+                                {
+                                    self.conclude(&mut out, *p, done);
+                                }
+                            }
+                        }
+                        Err(_) => {
+                            out.to_client.extend_from_slice(&refusal(true));
+                            out.close = true;
+                        }
+                    }
                 }
                 Side::Body(body, forward) => {
                     let forward = *forward;
@@ -245,10 +352,41 @@ impl Session for HttpSession {
                         },
                     };
                     let allowed = decide(&request).allowed;
+                    let inspect = allowed && self.inspector.is_some();
                     match (allowed, body) {
+                        (true, Ok(Some(b))) if inspect => {
+                            // Held until its body is inspected; decided then.
+                            self.client = Side::Inspect(Box::new(Pending {
+                                head,
+                                request,
+                                is_head,
+                                body: b,
+                                raw: Vec::new(),
+                                payload: Vec::new(),
+                            }));
+                            input = std::borrow::Cow::Owned(tail);
+                            i = 0;
+                            continue;
+                        }
+                        (true, Ok(None)) if inspect => {
+                            let p = Pending {
+                                head,
+                                request,
+                                is_head,
+                                body: Body::Length(0),
+                                raw: Vec::new(),
+                                payload: Vec::new(),
+                            };
+                            self.conclude(&mut out, p, true);
+                            if upgrade && matches!(out.decided.last(), Some(d) if d.allowed) {
+                                self.client = Side::Held(Vec::new());
+                            }
+                            input = std::borrow::Cow::Owned(tail);
+                            i = 0;
+                            continue;
+                        }
                         (true, Ok(body)) => {
-                            out.to_server.extend_from_slice(&head);
-                            self.owed.push_back(Owed::Response { head: is_head });
+                            self.admit(&mut out, &head, is_head);
                             if let Some(b) = body {
                                 self.client = Side::Body(b, true);
                             } else if upgrade {
@@ -271,6 +409,7 @@ impl Session for HttpSession {
                         request,
                         allowed,
                         refusal: (!allowed).then(|| "403 Forbidden".to_string()),
+                        findings: Vec::new(),
                     });
                     if self.closing {
                         // Nothing more from this client reaches the server.
@@ -286,17 +425,36 @@ impl Session for HttpSession {
 
     fn server_bytes(&mut self, data: &[u8]) -> Output {
         let mut out = Output::default();
+        let inspecting = self.inspector.is_some();
         let mut input: std::borrow::Cow<[u8]> = std::borrow::Cow::Borrowed(data);
         let mut i = 0;
         while i < input.len() {
             let data = &input[i..];
             match &mut self.server {
-                Side::Raw | Side::Held(_) => {
-                    out.to_client.extend_from_slice(data);
+                Side::Raw | Side::Held(_) | Side::Inspect(_) => {
+                    if inspecting && !self.scan_response(&mut out, &input[i..].to_vec()) {
+                        out.close = true;
+                        break;
+                    }
+                    out.to_client.extend_from_slice(&input[i..]);
                     i = input.len();
                 }
-                Side::Body(body, _) => match body.feed(data) {
-                    Ok((n, done)) => {
+                Side::Body(body, _) => match {
+                    let mut payload = Vec::new();
+                    body.feed_payload(data, &mut |b| {
+                        if inspecting {
+                            payload.extend_from_slice(b)
+                        }
+                    })
+                    .map(|r| (r, payload))
+                } {
+                    Ok(((n, done), payload)) => {
+                        if inspecting && !self.scan_response(&mut out, &payload) {
+                            // Never write what carried a blocking finding.
+                            out.close = true;
+                            break;
+                        }
+                        let data = &input[i..];
                         out.to_client.extend_from_slice(&data[..n]);
                         i += n;
                         if done {

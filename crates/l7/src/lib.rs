@@ -10,10 +10,15 @@
 
 mod body;
 mod http;
+mod inspect;
 mod redis;
 pub mod resp;
 
+use std::sync::Arc;
+
 use bulkhead_policy::l7::{AppProtocol, L7Request};
+
+pub use inspect::{Finding, Inspector, StreamInspector};
 
 pub use http::HttpSession;
 pub use redis::RedisSession;
@@ -31,6 +36,8 @@ pub struct Decided {
     pub allowed: bool,
     /// What the client got instead, when denied.
     pub refusal: Option<String>,
+    /// What sensors found in the request (it is refused when one of them blocks).
+    pub findings: Vec<Finding>,
 }
 
 /// What to do after a step.
@@ -41,6 +48,9 @@ pub struct Output {
     /// Close both sides after writing the above (a protocol error, an oversized request).
     pub close: bool,
     pub decided: Vec<Decided>,
+    /// What sensors found outside any request (responses, raw streams). A blocking
+    /// finding here closes the connection before the bytes that carried it are written.
+    pub findings: Vec<Finding>,
 }
 
 impl Output {
@@ -49,6 +59,7 @@ impl Output {
         self.to_client.extend(other.to_client);
         self.close |= other.close;
         self.decided.extend(other.decided);
+        self.findings.extend(other.findings);
     }
 }
 
@@ -62,11 +73,15 @@ pub trait Session: Send {
     fn server_bytes(&mut self, data: &[u8]) -> Output;
 }
 
-/// A session for `app`, if bulkhead parses its requests.
-pub fn session_for(app: AppProtocol) -> Option<Box<dyn Session>> {
+/// A session for `app`, if bulkhead parses its requests, with the sensors that inspect
+/// what the connection carries (None: no sensor applies).
+pub fn session_for(
+    app: AppProtocol,
+    inspector: Option<Arc<dyn Inspector>>,
+) -> Option<Box<dyn Session>> {
     match app {
         AppProtocol::Redis => Some(Box::new(RedisSession::new())),
-        AppProtocol::Http => Some(Box::new(HttpSession::new())),
+        AppProtocol::Http => Some(Box::new(HttpSession::new().with_inspector(inspector))),
         _ => None,
     }
 }

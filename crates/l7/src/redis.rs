@@ -229,6 +229,7 @@ impl Session for RedisSession {
                             }),
                             request,
                             allowed,
+                            findings: Vec::new(),
                         });
                         if rest > 0 {
                             self.client = Client::Body {

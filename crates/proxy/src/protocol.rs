@@ -75,6 +75,6 @@ impl Protocols for Builtin {
     }
 
     fn session(&self, app: AppProtocol) -> Option<Box<dyn Session>> {
-        bulkhead_l7::session_for(app)
+        bulkhead_l7::session_for(app, None)
     }
 }

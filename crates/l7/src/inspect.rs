@@ -1,0 +1,41 @@
+//! Inspection of allowed traffic: the sensors' side of a session.
+//!
+//! A session hands what it has parsed to an [`Inspector`] (HTTP requests with their
+//! bodies, SQL text) and streams payload bytes through a [`StreamInspector`] (DLP on
+//! responses). The implementation lives elsewhere (`bulkhead-sensor`, wired by the
+//! agent): this crate only knows where in each protocol there is something to inspect
+//! and what to do when a finding blocks (refuse the request, or close the connection).
+
+use serde::Serialize;
+
+/// One thing a sensor found.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct Finding {
+    /// The sensor (its name in policy).
+    pub sensor: String,
+    /// What was found: `sqli`, `xss`, `cmdi`, `path_traversal`, `credit_card`, a
+    /// user-defined pattern's name...
+    pub class: String,
+    /// Where: `query:id`, `header:cookie`, `body:json:user.name`, `sql`, `response body`...
+    pub location: String,
+    /// The matched content, masked for sensitive data and bounded in length.
+    pub masked: String,
+    /// Does the sensor block (Block) or only report (Alert)?
+    pub block: bool,
+}
+
+/// What a session asks of the sensors that apply to its connection.
+pub trait Inspector: Send + Sync {
+    /// An allowed HTTP/1 request: its raw head and (a bounded prefix of) its body.
+    fn http_request(&self, head: &[u8], body: &[u8]) -> Vec<Finding>;
+    /// The text of an allowed SQL statement (PostgreSQL Query/Parse, MySQL COM_QUERY...).
+    fn sql(&self, text: &[u8]) -> Vec<Finding>;
+    /// A scanner for one direction's payload bytes (`from_server`: responses), fed in
+    /// order; it finds what spans chunk boundaries.
+    fn stream(&self, from_server: bool) -> Box<dyn StreamInspector>;
+}
+
+/// Payload bytes of one direction, chunk by chunk.
+pub trait StreamInspector: Send {
+    fn feed(&mut self, data: &[u8]) -> Vec<Finding>;
+}
