@@ -120,6 +120,12 @@ impl Authority for ProxyAuthority {
             EventKind::Closed { requests, .. } => {
                 c.proxy_requests.fetch_add(*requests, Relaxed);
             }
+            EventKind::Sensor { blocked, .. } => {
+                c.sensor_findings.fetch_add(1, Relaxed);
+                if *blocked {
+                    c.proxy_refusals.fetch_add(1, Relaxed);
+                }
+            }
         }
         if let Some(w) = &self.events {
             let mut w = w.lock().unwrap_or_else(|e| e.into_inner());

@@ -24,6 +24,8 @@ pub struct Counters {
     pub proxy_connections: AtomicU64,
     pub proxy_requests: AtomicU64,
     pub proxy_refusals: AtomicU64,
+    /// Sensor events (each with one or more findings).
+    pub sensor_findings: AtomicU64,
 }
 
 /// What the L7 proxy did since the agent started.
@@ -32,6 +34,9 @@ pub struct ProxyCounters {
     pub connections: u64,
     pub requests: u64,
     pub refusals: u64,
+    /// Sensor events: findings in traffic that policy allowed.
+    #[serde(default)]
+    pub sensor_events: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -75,6 +80,7 @@ impl Status {
             connections: c.proxy_connections.load(Ordering::Relaxed),
             requests: c.proxy_requests.load(Ordering::Relaxed),
             refusals: c.proxy_refusals.load(Ordering::Relaxed),
+            sensor_events: c.sensor_findings.load(Ordering::Relaxed),
         };
     }
 

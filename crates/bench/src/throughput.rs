@@ -95,6 +95,7 @@ fn bundle(lab: &Lab, o: &Options) -> Result<Bundle> {
             namespaces: vec![],
         },
         mode: Mode::Protect,
+        sensors: Vec::new(),
         origin: origin(),
     });
     b.policy.policies.push(Policy {

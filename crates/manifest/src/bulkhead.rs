@@ -75,15 +75,28 @@ pub fn group(cx: &mut Cx, doc: &Obj, root: P) -> Option<Group> {
         cx,
         doc,
         root,
-        &["selector", "namespaceSelector", "namespaces", "mode"],
+        &[
+            "selector",
+            "namespaceSelector",
+            "namespaces",
+            "mode",
+            "sensors",
+        ],
     )?;
-    let (members, mode) = match spec {
-        None => (Some(unwritten()), Some(Mode::default())),
+    let (members, mode, sensors) = match spec {
+        None => (Some(unwritten()), Some(Mode::default()), Some(Vec::new())),
         Some(s) => (
             workloads(cx, &s, at),
             match s.get("mode") {
                 Some(n) => cx.one_of(n, at.f("mode"), "mode", MODES, false),
                 None => Some(Mode::default()),
+            },
+            match s.get("sensors") {
+                Some(n) => cx.seq_of(n, at.f("sensors"), |cx, n, at| {
+                    cx.str(n, at)
+                        .filter(|s| cx.check(n, at, names::dns1123_label(s)))
+                }),
+                None => Some(Vec::new()),
             },
         ),
     };
@@ -91,6 +104,7 @@ pub fn group(cx: &mut Cx, doc: &Obj, root: P) -> Option<Group> {
         name: m?.name,
         members: members?,
         mode: mode?,
+        sensors: sensors?,
         origin: cx.origin(doc.pos()),
     })
 }

@@ -2,6 +2,7 @@
 //! `kind: List` (and typed lists such as `PodList`) are unwrapped here.
 
 use bulkhead_model::{Namespace, Node as K8sNode, Workload};
+use bulkhead_policy::sensor::Sensor;
 use bulkhead_policy::spec::{Group, LabSpec, NetworkPolicy, Policy, PolicyTest, Settings};
 
 use crate::bulkhead;
@@ -23,6 +24,7 @@ const KINDS: &[(&str, &str)] = &[
     ("batch/v1", "Job"),
     ("networking.k8s.io/v1", "NetworkPolicy"),
     ("bulkhead.io/v1", "Group"),
+    ("bulkhead.io/v1", "Sensor"),
     ("bulkhead.io/v1", "Policy"),
     ("bulkhead.io/v1", "Settings"),
     ("bulkhead.io/v1", "PolicyTest"),
@@ -37,6 +39,7 @@ pub enum Item {
     Node(K8sNode, Pos),
     Controller(Controller),
     Group(Group),
+    Sensor(Sensor),
     Policy(Policy),
     NetworkPolicy(NetworkPolicy),
     Settings(Settings),
@@ -164,6 +167,7 @@ fn dispatch(cx: &mut Cx, doc: &Obj, root: P, kind: &'static str, out: &mut Vec<I
             strict_top(cx, doc, root, bulkhead::TOP);
             match kind {
                 "Group" => bulkhead::group(cx, doc, root).map(Item::Group),
+                "Sensor" => crate::sensor::sensor(cx, doc, root).map(Item::Sensor),
                 "Policy" => bulkhead::policy(cx, doc, root).map(Item::Policy),
                 "PolicyTest" => policytest::policy_test(cx, doc, root).map(Item::PolicyTest),
                 "Lab" => crate::lab::lab(cx, doc, root).map(Item::Lab),

@@ -32,6 +32,7 @@ mod netpol;
 mod policytest;
 mod port;
 mod selector;
+mod sensor;
 mod yaml;
 
 use std::collections::HashMap;
@@ -199,6 +200,7 @@ fn assemble(
                 }
             }
             Item::Group(g) => b.policy.groups.push(g),
+            Item::Sensor(s) => b.policy.sensors.push(s),
             Item::Policy(p) => b.policy.policies.push(p),
             Item::NetworkPolicy(np) => b.policy.network_policies.push(np),
             Item::PolicyTest(t) => b.tests.push(t),

@@ -7,6 +7,7 @@ const NP: &str = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadat
 const POLICY: &str = "apiVersion: bulkhead.io/v1\nkind: Policy\nmetadata: {name: p}\n";
 const GROUP: &str = "apiVersion: bulkhead.io/v1\nkind: Group\n";
 const POD: &str = "apiVersion: v1\nkind: Pod\n";
+const SENSOR: &str = "apiVersion: bulkhead.io/v1\nkind: Sensor\nmetadata: {name: s}\n";
 
 /// The input files, as (name, text).
 type Files = Vec<(&'static str, String)>;
@@ -16,7 +17,13 @@ fn cases() -> Vec<(&'static str, Files, &'static str)> {
     let one = |text: String| vec![("bad.yaml", text)];
     let np = |spec: &str| one(format!("{NP}spec:\n{spec}"));
     let policy = |spec: &str| one(format!("{POLICY}spec:\n{spec}"));
+    let sensor = |spec: &str| one(format!("{SENSOR}spec:\n{spec}"));
     vec![
+        ("unknown detector with did-you-mean", sensor("  detect: [sqli, credit-crad]\n"), "bad.yaml:5:18: spec.detect[1]: unknown detector \"credit-crad\"; did you mean \"credit-card\"?"),
+        ("sensor action", sensor("  action: Deny\n  detect: [sqli]\n"), "bad.yaml:5:11: spec.action: unknown action \"Deny\"; expected one of: Alert, Block"),
+        ("bad sensor regex", sensor("  patterns:\n    - {name: tok, regex: 'tok_[a-z'}\n"), "bad.yaml:6:26: spec.patterns[0].regex: invalid regex: unclosed character class"),
+        ("pattern context", sensor("  patterns:\n    - {name: tok, regex: 'tok_', context: [bdy]}\n"), "bad.yaml:6:44: spec.patterns[0].context[0]: unknown context \"bdy\"; did you mean \"body\"?"),
+        ("sensor with nothing to detect", sensor("  action: Block\n"), "bad.yaml:5:3: spec: a Sensor needs at least one of `detect` or `patterns`"),
         ("unknown field with did-you-mean", np("  podselector: {}\n"), "bad.yaml:5:3: spec.podselector: unknown field \"podselector\"; did you mean \"podSelector\"?"),
         ("unknown ObjectMeta field", one(format!("{POD}metadata:\n  name: web\n  lables: {{app: web}}\n")), "bad.yaml:5:3: metadata.lables: unknown field \"lables\"; did you mean \"labels\"?"),
         ("unknown kind with did-you-mean", one("apiVersion: bulkhead.io/v1\nkind: Polciy\nmetadata: {name: p}\n".into()), "bad.yaml:2:7: kind: unknown kind \"Polciy\"; did you mean \"Policy\"?"),

@@ -91,6 +91,8 @@ pub struct CRule {
 pub struct CGroup {
     pub members: SelectorId,
     pub mode: Mode,
+    /// Indices into `PolicySet::sensors`.
+    pub sensors: Vec<u32>,
 }
 
 #[derive(Clone, Debug)]
@@ -160,6 +162,7 @@ pub fn compile(set: &PolicySet) -> Result<Compiled, Vec<CompileError>> {
         group_by_name: FxHashMap::default(),
         errors: Vec::new(),
     };
+    c.sensors();
     c.groups();
     c.policies();
     c.network_policies();
@@ -195,11 +198,49 @@ impl<'a> Compiler<'a> {
             }
             self.group_by_name.insert(&g.name, i);
             let members = self.intern(workload_selector(&g.members, None));
+            let sensors = g
+                .sensors
+                .iter()
+                .filter_map(|name| self.sensor(name, &g.origin))
+                .collect();
             self.out.groups.push(CGroup {
                 members,
                 mode: g.mode,
+                sensors,
             });
         }
+    }
+
+    fn sensors(&mut self) {
+        let mut seen: FxHashMap<&str, usize> = FxHashMap::default();
+        for (i, s) in self.set.sensors.iter().enumerate() {
+            if let Some(&first) = seen.get(s.name.as_str()) {
+                self.errors.push(CompileError {
+                    origin: s.origin.clone(),
+                    message: format!(
+                        "a sensor named {:?} is already defined at {}",
+                        s.name, self.set.sensors[first].origin
+                    ),
+                });
+            }
+            seen.insert(&s.name, i);
+        }
+    }
+
+    /// The index of sensor `name`, or an error at `origin`.
+    fn sensor(&mut self, name: &str, origin: &Origin) -> Option<u32> {
+        if let Some(i) = self.set.sensors.iter().position(|s| s.name == name) {
+            return Some(i as u32);
+        }
+        let known: Vec<&str> = self.set.sensors.iter().map(|s| s.name.as_str()).collect();
+        let hint = closest(name, &known)
+            .map(|c| format!("; did you mean {c:?}?"))
+            .unwrap_or_default();
+        self.errors.push(CompileError {
+            origin: origin.clone(),
+            message: format!("no Sensor named {name:?}{hint}"),
+        });
+        None
     }
 
     /// The selector of group `name`, or an error at `origin`.

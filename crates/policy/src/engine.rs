@@ -530,6 +530,23 @@ impl Engine {
         v
     }
 
+    /// The sensors that inspect connections to a workload: those of every group it is
+    /// in (indices into `PolicySet::sensors`, sorted, without repeats).
+    pub fn sensors_of(&self, id: WorkloadId) -> SmallVec<[u32; 2]> {
+        let mut out = SmallVec::new();
+        let Some(identity) = self.identity_of(id) else {
+            return out;
+        };
+        for g in &self.compiled.groups {
+            if !g.sensors.is_empty() && self.sel_bits[g.members as usize].contains(identity) {
+                out.extend(g.sensors.iter().copied());
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
     pub fn endpoint_policy(&self, id: IdentityId) -> Option<&EndpointPolicy> {
         self.identities.key(id)?;
         self.endpoints.get(id as usize)

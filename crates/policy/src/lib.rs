@@ -13,6 +13,7 @@ pub mod explain;
 pub mod identity;
 pub mod l7;
 pub mod selectors;
+pub mod sensor;
 pub mod spec;
 pub mod verdict;
 

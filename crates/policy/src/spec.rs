@@ -85,6 +85,9 @@ pub struct Group {
     pub name: String,
     pub members: WorkloadSelector,
     pub mode: Mode,
+    /// Names of `Sensor`s that inspect connections to the members.
+    #[serde(default)]
+    pub sensors: Vec<String>,
     pub origin: Origin,
 }
 
@@ -267,6 +270,8 @@ pub struct Settings {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct PolicySet {
     pub groups: Vec<Group>,
+    #[serde(default)]
+    pub sensors: Vec<crate::sensor::Sensor>,
     pub policies: Vec<Policy>,
     pub network_policies: Vec<NetworkPolicy>,
     pub settings: Settings,

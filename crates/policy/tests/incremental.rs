@@ -236,8 +236,10 @@ fn arb_policy_set() -> impl Strategy<Value = PolicySet> {
                         namespaces: vec![],
                     },
                     mode,
+                    sensors: Vec::new(),
                     origin: origin(),
                 }],
+                sensors: Vec::new(),
                 policies,
                 network_policies: nps,
                 settings: Settings {

@@ -3,7 +3,9 @@
 //! trait keeps the proxy free of the agent's files, watchers and kernel state.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
+use bulkhead_l7::Inspector;
 use bulkhead_policy::l7::L7Request;
 use serde::Serialize;
 
@@ -36,4 +38,8 @@ pub trait Authority: Send + Sync + 'static {
     /// Changes whenever the answers of [`Authority::decide`] may change (a new policy or
     /// inventory): connections cache request verdicts until it moves.
     fn generation(&self) -> u64;
+    /// The sensors that inspect `client -> server` (None: no sensor applies).
+    fn inspector(&self, _client: SocketAddr, _server: SocketAddr) -> Option<Arc<dyn Inspector>> {
+        None
+    }
 }

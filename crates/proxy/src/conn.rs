@@ -112,14 +112,15 @@ pub(crate) async fn handle(
             return Ok(());
         }
     };
-    if !d.needs_l7 {
+    let inspector = authority.inspector(client, server);
+    if !d.needs_l7 && inspector.is_none() {
         // Diverted because some L7 rule's L4 part matched, but the verdict does not
         // depend on requests after all (an earlier rule decided): plain relay.
         let r = relay(&mut cx, client_stream, upstream, Vec::new()).await;
         cx.closed(r.err().map(|e| e.to_string()));
         return Ok(());
     }
-    let r = crate::l7::serve(&mut cx, client_stream, upstream, protocols).await;
+    let r = crate::l7::serve(&mut cx, client_stream, upstream, protocols, inspector).await;
     cx.closed(r.err().map(|e| format!("{e:#}")));
     Ok(())
 }

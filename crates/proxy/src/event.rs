@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use bulkhead_l7::Finding;
 use serde::Serialize;
 
 use crate::authority::Decision;
@@ -46,6 +47,22 @@ pub enum EventKind {
         #[serde(skip_serializing_if = "Option::is_none")]
         refusal: Option<String>,
         /// Packets of the connection around it (denials only).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pcap: Option<PathBuf>,
+    },
+    /// Sensors found something in traffic that policy allowed.
+    Sensor {
+        protocol: String,
+        /// The request that carried it, if it was in one (`http GET /search`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        request: Option<String>,
+        findings: Vec<Finding>,
+        /// Was the request refused or the connection closed (a finding of a Block sensor)?
+        blocked: bool,
+        /// What the client got instead (`403 Forbidden`, `closed`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        refusal: Option<String>,
+        /// Packets of the connection up to the finding.
         #[serde(skip_serializing_if = "Option::is_none")]
         pcap: Option<PathBuf>,
     },

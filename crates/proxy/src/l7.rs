@@ -2,8 +2,10 @@
 //! request by request.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
+use bulkhead_l7::{Finding, Inspector};
 use bulkhead_policy::l7::{L7Detail, L7Request};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -22,6 +24,7 @@ pub(crate) async fn serve(
     mut client: TcpStream,
     mut server: TcpStream,
     protocols: &dyn Protocols,
+    inspector: Option<Arc<dyn Inspector>>,
 ) -> Result<()> {
     // 1. Detection: read whichever side speaks first (MySQL, SSH and SMTP servers do),
     //    holding the bytes until the protocol is allowed.
@@ -82,7 +85,7 @@ pub(crate) async fn serve(
         }
     };
     let protocol = app.map_or("unknown".to_string(), |a| a.to_string());
-    if d.allowed && d.needs_l7 && app.and_then(|a| protocols.session(a)).is_none() {
+    if d.allowed && d.needs_l7 && app.and_then(|a| protocols.session(a, None)).is_none() {
         // Rules want to see requests bulkhead cannot parse for this protocol: refuse
         // rather than let them through unchecked.
         d.allowed = false;
@@ -107,12 +110,17 @@ pub(crate) async fn serve(
         socket::reset(server);
         anyhow::bail!("protocol {protocol} refused");
     }
-    let session = if d.needs_l7 {
-        app.and_then(|a| protocols.session(a))
+    let session = if d.needs_l7 || inspector.is_some() {
+        app.and_then(|a| protocols.session(a, inspector.clone()))
     } else {
         None
     };
     let Some(mut session) = session else {
+        if let Some(ins) = inspector {
+            // Sensors on a protocol without a session: they see the raw bytes.
+            let held = (held_c, held_s);
+            return crate::inspect::relay(cx, client, server, held, &protocol, ins.as_ref()).await;
+        }
         if !held_s.is_empty() {
             client.write_all(&held_s).await.context("to the client")?;
         }
@@ -124,6 +132,7 @@ pub(crate) async fn serve(
     let mut out = session.server_bytes(&held_s);
     out = merge(out, feed_client(cx, &mut memo, session.as_mut(), &held_c));
     loop {
+        report_stream(cx, &protocol, &out);
         if flush(cx, &mut client, &mut server, out).await? {
             return Ok(());
         }
@@ -135,7 +144,7 @@ pub(crate) async fn serve(
                 if n == 0 {
                     let _ = server.shutdown().await;
                     // Drain what the server still sends, through the session.
-                    return drain(cx, client, server, session.as_mut()).await;
+                    return drain(cx, client, server, session.as_mut(), &protocol).await;
                 }
                 cx.recorder.record(Side::Client, &cbuf[..n]);
                 out = feed_client(cx, &mut memo, session.as_mut(), &cbuf[..n]);
@@ -176,7 +185,6 @@ fn feed_client(
         memo.seen.clear();
         memo.generation = generation;
     }
-    let mut decisions = Vec::new();
     let out = session.client_bytes(data, &mut |req: &L7Request| {
         let d = match memo.seen.get(req) {
             Some(d) => d.clone(),
@@ -186,17 +194,33 @@ fn feed_client(
                 d
             }
         };
-        let allowed = d.allowed;
-        decisions.push(d);
-        Verdict { allowed }
+        Verdict { allowed: d.allowed }
     });
     cx.requests += out.decided.len() as u64;
     for (k, dec) in out.decided.iter().enumerate() {
+        // A request may be decided in an earlier call than the one that reports it (its
+        // body was held for the sensors): its policy verdict is found by the request.
+        let decision = memo.seen.get(&dec.request).cloned();
+        if !dec.findings.is_empty() {
+            let pcap = cx.capture(&format!("sensor-{}-{k}", cx.requests), None);
+            cx.emit(EventKind::Sensor {
+                protocol: dec.request.app.to_string(),
+                request: Some(dec.request.to_string()),
+                findings: dec.findings.clone(),
+                blocked: !dec.allowed,
+                refusal: dec.refusal.clone(),
+                pcap,
+            });
+            if decision.as_ref().is_some_and(|d| d.allowed) {
+                // Policy allowed it: the sensor event says all there is to say.
+                continue;
+            }
+        }
         // Allowed requests are counted, not recorded one by one (the hot path).
-        if dec.allowed && !decisions.get(k).is_some_and(|d| d.violation) {
+        if dec.allowed && !decision.as_ref().is_some_and(|d| d.violation) {
             continue;
         }
-        let decision = decisions.get(k).cloned().unwrap_or_else(|| {
+        let decision = decision.unwrap_or_else(|| {
             cx.authority
                 .decide(cx.client, cx.server, Some(&dec.request))
         });
@@ -212,6 +236,29 @@ fn feed_client(
         });
     }
     out
+}
+
+/// Findings outside any request (responses): one event, with a capture.
+fn report_stream(cx: &mut Ctx<'_>, protocol: &str, out: &Output) {
+    if out.findings.is_empty() {
+        return;
+    }
+    report(cx, protocol, &out.findings);
+}
+
+/// One sensor event for findings in a stream of bytes (no request to name).
+pub(crate) fn report(cx: &mut Ctx<'_>, protocol: &str, findings: &[Finding]) -> bool {
+    let blocked = findings.iter().any(|f| f.block);
+    let pcap = cx.capture(&format!("sensor-{}", cx.up + cx.down), None);
+    cx.emit(EventKind::Sensor {
+        protocol: protocol.to_string(),
+        request: None,
+        findings: findings.to_vec(),
+        blocked,
+        refusal: blocked.then(|| "closed".to_string()),
+        pcap,
+    });
+    blocked
 }
 
 fn merge(mut a: Output, b: Output) -> Output {
@@ -253,6 +300,7 @@ async fn drain(
     mut client: TcpStream,
     mut server: TcpStream,
     session: &mut dyn crate::protocol::Session,
+    protocol: &str,
 ) -> Result<()> {
     let mut buf = vec![0u8; READ];
     loop {
@@ -265,6 +313,7 @@ async fn drain(
         }
         cx.recorder.record(Side::Server, &buf[..n]);
         let out = session.server_bytes(&buf[..n]);
+        report_stream(cx, protocol, &out);
         if flush(cx, &mut client, &mut server, out).await? {
             return Ok(());
         }

@@ -2,6 +2,9 @@
 //! bytes (`bulkhead-detect`) and per-protocol request sessions (`bulkhead-l7`). Both are
 //! pure state machines; the proxy owns every socket, buffer limit and timeout.
 
+use std::sync::Arc;
+
+use bulkhead_l7::Inspector;
 use bulkhead_policy::l7::AppProtocol;
 
 /// What detection knows so far.
@@ -30,9 +33,14 @@ pub use bulkhead_l7::{Decided, Output, Session, Verdict};
 /// Where detectors and sessions come from.
 pub trait Protocols: Send + Sync + 'static {
     fn detector(&self) -> Box<dyn Detector>;
-    /// A session for `app`; None when bulkhead cannot parse its requests (the
-    /// connection is then decided on its protocol alone).
-    fn session(&self, app: AppProtocol) -> Option<Box<dyn Session>>;
+    /// A session for `app`, with the sensors that inspect the connection; None when
+    /// bulkhead cannot parse its requests (the connection is then decided on its
+    /// protocol alone, and sensors see its raw bytes).
+    fn session(
+        &self,
+        app: AppProtocol,
+        inspector: Option<Arc<dyn Inspector>>,
+    ) -> Option<Box<dyn Session>>;
 }
 
 /// Detection by `bulkhead-detect`, sessions by `bulkhead-l7`.
@@ -74,7 +82,11 @@ impl Protocols for Builtin {
         Box::new(Detect(bulkhead_detect::Detector::new(self.limit)))
     }
 
-    fn session(&self, app: AppProtocol) -> Option<Box<dyn Session>> {
-        bulkhead_l7::session_for(app, None)
+    fn session(
+        &self,
+        app: AppProtocol,
+        inspector: Option<Arc<dyn Inspector>>,
+    ) -> Option<Box<dyn Session>> {
+        bulkhead_l7::session_for(app, inspector)
     }
 }

@@ -25,6 +25,7 @@ pub(crate) fn generate(topo: &Topology, count: usize, rng: &mut Rng) -> PolicySe
         o: Origin::new(Arc::<str>::from("synth"), 0, 0),
         set: PolicySet {
             groups: Vec::new(),
+            sensors: Vec::new(),
             policies: Vec::new(),
             network_policies: Vec::new(),
             settings: Settings {
@@ -263,6 +264,7 @@ impl Gen {
                 name: name.to_string(),
                 members,
                 mode,
+                sensors: Vec::new(),
                 origin: self.o.clone(),
             });
         }

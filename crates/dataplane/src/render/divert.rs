@@ -97,6 +97,20 @@ impl Renderer<'_> {
                 }
             }
         }
+        // Sensors inspect every TCP connection to their groups' members, whatever the
+        // rule that allows it: one rule per group with sensors.
+        let sensored: Vec<_> = (self.engine.compiled().groups.iter())
+            .filter(|g| !g.sensors.is_empty())
+            .map(|g| g.members)
+            .collect();
+        for members in sensored {
+            let set = self.selector_set(members);
+            for v6 in [false, true] {
+                let mut stmts = vec![nfproto(v6), eq(dst_id(), set_ref(&set)), l4proto(TCP)];
+                stmts.extend(divert(v6));
+                rules.push(stmts);
+            }
+        }
         // Everything else goes on to the filter chains with the mark it came with.
         rules.push(vec![set_mark(false, 0)]);
         self.chain(CHAIN_DIVERT, Some(Hook::Prerouting), rules);
