@@ -269,12 +269,11 @@ impl Session for HttpSession {
                         Ok((n, done)) => {
                             p.raw.extend_from_slice(&chunk[..n]);
                             i += n;
-                            if done || p.raw.len() >= MAX_INSPECT_BODY {
-                                if let Side::Inspect(p) =
+                            if (done || p.raw.len() >= MAX_INSPECT_BODY)
+                                && let Side::Inspect(p) =
                                     std::mem::replace(&mut self.client, Side::Head)
-                                {
-                                    self.conclude(&mut out, *p, done);
-                                }
+                            {
+                                self.conclude(&mut out, *p, done);
                             }
                         }
                         Err(_) => {
@@ -432,40 +431,40 @@ impl Session for HttpSession {
             let data = &input[i..];
             match &mut self.server {
                 Side::Raw | Side::Held(_) | Side::Inspect(_) => {
-                    if inspecting && !self.scan_response(&mut out, &input[i..].to_vec()) {
+                    if inspecting && !self.scan_response(&mut out, &input[i..]) {
                         out.close = true;
                         break;
                     }
                     out.to_client.extend_from_slice(&input[i..]);
                     i = input.len();
                 }
-                Side::Body(body, _) => match {
+                Side::Body(body, _) => {
                     let mut payload = Vec::new();
-                    body.feed_payload(data, &mut |b| {
+                    let fed = body.feed_payload(data, &mut |b| {
                         if inspecting {
                             payload.extend_from_slice(b)
                         }
-                    })
-                    .map(|r| (r, payload))
-                } {
-                    Ok(((n, done), payload)) => {
-                        if inspecting && !self.scan_response(&mut out, &payload) {
-                            // Never write what carried a blocking finding.
-                            out.close = true;
-                            break;
+                    });
+                    match fed {
+                        Ok((n, done)) => {
+                            if inspecting && !self.scan_response(&mut out, &payload) {
+                                // Never write what carried a blocking finding.
+                                out.close = true;
+                                break;
+                            }
+                            let data = &input[i..];
+                            out.to_client.extend_from_slice(&data[..n]);
+                            i += n;
+                            if done {
+                                self.server = Side::Head;
+                                self.release(&mut out);
+                            }
                         }
-                        let data = &input[i..];
-                        out.to_client.extend_from_slice(&data[..n]);
-                        i += n;
-                        if done {
-                            self.server = Side::Head;
-                            self.release(&mut out);
+                        Err(_) => {
+                            self.server = Side::Raw;
                         }
                     }
-                    Err(_) => {
-                        self.server = Side::Raw;
-                    }
-                },
+                }
                 Side::Head => {
                     let room = MAX_HEAD.saturating_sub(self.server_head.len());
                     let take = data.len().min(room);

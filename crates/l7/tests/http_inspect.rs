@@ -1,0 +1,164 @@
+//! HTTP/1.x sessions with sensors: an allowed request is held until its body has been
+//! inspected, then forwarded whole or refused with 403 (the body never reaches the
+//! server, keep-alive continues); response payloads are scanned and a blocking finding
+//! closes the connection before its bytes are written. Alert findings pass and are
+//! reported. The same result however the streams are split.
+//!
+//! The inspector here finds a marker substring: the session's handling is under test,
+//! not detection (bulkhead-sensor has its own tests on the corpora).
+
+use std::sync::Arc;
+
+use bulkhead_l7::{Finding, HttpSession, Inspector, Output, Session, StreamInspector, Verdict};
+use bulkhead_policy::l7::L7Request;
+use proptest::prelude::*;
+
+struct Marker {
+    block: bool,
+}
+
+fn find(sensor: &str, hay: &[u8], needle: &[u8], location: &str, block: bool) -> Vec<Finding> {
+    if hay.windows(needle.len()).any(|w| w == needle) {
+        vec![Finding {
+            sensor: sensor.into(),
+            class: "marker".into(),
+            location: location.into(),
+            masked: String::from_utf8_lossy(needle).into_owned(),
+            block,
+        }]
+    } else {
+        Vec::new()
+    }
+}
+
+/// Scans a stream for "4111" across chunk boundaries (keeps the last 3 bytes).
+struct Tail {
+    carry: Vec<u8>,
+    block: bool,
+}
+
+impl StreamInspector for Tail {
+    fn feed(&mut self, data: &[u8]) -> Vec<Finding> {
+        let mut buf = std::mem::take(&mut self.carry);
+        buf.extend_from_slice(data);
+        let f = find("dlp", &buf, b"4111", "response body", self.block);
+        self.carry = buf[buf.len().saturating_sub(3)..].to_vec();
+        if !f.is_empty() {
+            self.carry.clear();
+        }
+        f
+    }
+}
+
+impl Inspector for Marker {
+    fn http_request(&self, head: &[u8], body: &[u8]) -> Vec<Finding> {
+        let mut f = find("waf", head, b"EVIL", "head", self.block);
+        f.extend(find("waf", body, b"EVIL", "body", self.block));
+        f
+    }
+    fn sql(&self, _: &[u8]) -> Vec<Finding> {
+        Vec::new()
+    }
+    fn stream(&self, _from_server: bool) -> Box<dyn StreamInspector> {
+        Box::new(Tail {
+            carry: Vec::new(),
+            block: self.block,
+        })
+    }
+}
+
+fn allow(_: &L7Request) -> Verdict {
+    Verdict { allowed: true }
+}
+
+fn run(block: bool, client: &[u8], server: &[u8], cut: usize) -> Output {
+    let mut s = HttpSession::new().with_inspector(Some(Arc::new(Marker { block })));
+    let mut all = Output::default();
+    for c in client.chunks(cut.max(1)) {
+        all.merge(s.client_bytes(c, &mut allow));
+    }
+    for c in server.chunks(cut.max(1)) {
+        all.merge(s.server_bytes(c));
+        if all.close {
+            break;
+        }
+    }
+    all
+}
+
+const BAD_POST: &[u8] =
+    b"POST /search HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nEVI\r\n2\r\nL!\r\n0\r\n\r\n";
+const GOOD: &[u8] = b"GET /ok HTTP/1.1\r\nHost: a\r\n\r\n";
+const RESP_OK: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+const RESP_CARD: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\n{\"pan\": \"4111 1111\"}";
+
+#[test]
+fn a_blocked_body_never_reaches_the_server_and_the_connection_goes_on() {
+    let client = [BAD_POST, GOOD].concat();
+    for cut in [1, 3, 7, client.len()] {
+        let out = run(true, &client, RESP_OK, cut);
+        assert_eq!(out.to_server, GOOD, "cut {cut}");
+        assert!(out.to_client.starts_with(b"HTTP/1.1 403 Forbidden\r\n"));
+        assert!(out.to_client.ends_with(RESP_OK));
+        assert_eq!(out.decided.len(), 2);
+        assert!(!out.decided[0].allowed);
+        assert_eq!(out.decided[0].findings[0].location, "body");
+        assert!(out.decided[1].allowed && out.decided[1].findings.is_empty());
+        assert!(!out.close);
+    }
+}
+
+#[test]
+fn an_alert_finding_passes_and_is_reported() {
+    let out = run(false, BAD_POST, RESP_OK, 5);
+    assert_eq!(out.to_server, BAD_POST);
+    assert_eq!(out.to_client, RESP_OK);
+    assert!(out.decided[0].allowed);
+    assert_eq!(out.decided[0].findings.len(), 1);
+}
+
+#[test]
+fn a_request_without_body_is_inspected_on_its_head() {
+    let bad = b"GET /q?x=EVIL HTTP/1.1\r\nHost: a\r\n\r\n";
+    let out = run(true, bad, b"", 4);
+    assert!(out.to_server.is_empty());
+    assert!(out.to_client.starts_with(b"HTTP/1.1 403"));
+    assert_eq!(out.decided[0].findings[0].location, "head");
+}
+
+#[test]
+fn a_blocking_response_finding_closes_before_the_bytes_are_written() {
+    for cut in [1, 2, 5, RESP_CARD.len()] {
+        let out = run(true, GOOD, RESP_CARD, cut);
+        assert!(out.close, "cut {cut}");
+        let shown = String::from_utf8_lossy(&out.to_client).into_owned();
+        assert!(!shown.contains("4111"), "cut {cut}: {shown}");
+        assert_eq!(out.findings.len(), 1);
+    }
+    let out = run(false, GOOD, RESP_CARD, 3);
+    assert!(!out.close);
+    assert_eq!(out.to_client, RESP_CARD);
+    assert_eq!(out.findings.len(), 1);
+}
+
+proptest! {
+    /// However the client's bytes are cut, the server sees the same bytes and the
+    /// client the same answers.
+    #[test]
+    fn split_invariance(cut in 1usize..64, block: bool) {
+        let client = [GOOD, BAD_POST, GOOD].concat();
+        let server = [RESP_OK, RESP_OK].concat();
+        let whole = run(block, &client, &server, client.len());
+        let split = run(block, &client, &server, cut);
+        prop_assert_eq!(whole.to_server, split.to_server);
+        prop_assert_eq!(whole.to_client, split.to_client);
+        prop_assert_eq!(whole.decided.len(), split.decided.len());
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(c in proptest::collection::vec(any::<u8>(), 0..512),
+                                   s in proptest::collection::vec(any::<u8>(), 0..512),
+                                   cut in 1usize..64) {
+        let _ = run(true, &c, &s, cut);
+    }
+}
