@@ -1,4 +1,14 @@
 //! Inspection sensors over untrusted bytes.
 #![forbid(unsafe_code)]
 
+pub mod decode;
+pub mod dlp;
 pub mod sqli;
+
+/// Why a sensor could not be built. Inspection itself never fails.
+#[derive(Debug, thiserror::Error)]
+pub enum SensorError {
+    /// A user-defined (or built-in) pattern did not compile.
+    #[error("pattern {name:?}: {message}")]
+    Pattern { name: String, message: String },
+}
