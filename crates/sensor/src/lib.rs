@@ -1,9 +1,16 @@
 //! Inspection sensors over untrusted bytes.
 #![forbid(unsafe_code)]
 
+pub mod attack;
+pub mod cmdi;
 pub mod decode;
 pub mod dlp;
 pub mod sqli;
+pub mod traversal;
+pub mod xss;
+
+pub use attack::Attack;
+pub use dlp::DlpKind;
 
 /// Why a sensor could not be built. Inspection itself never fails.
 #[derive(Debug, thiserror::Error)]
