@@ -5,12 +5,14 @@ pub mod attack;
 pub mod cmdi;
 pub mod decode;
 pub mod dlp;
+pub mod sensor;
 pub mod sqli;
 pub mod traversal;
 pub mod xss;
 
 pub use attack::Attack;
 pub use dlp::DlpKind;
+pub use sensor::{Context, Finding, PatternSpec, Sensor, SensorSpec, SensorStream};
 
 /// Why a sensor could not be built. Inspection itself never fails.
 #[derive(Debug, thiserror::Error)]

@@ -48,8 +48,26 @@ impl DlpKind {
         }
     }
 
+    /// `credit_card`, and kebab-case (`credit-card`) too.
     pub fn parse(s: &str) -> Option<DlpKind> {
-        DlpKind::ALL.into_iter().find(|k| k.as_str() == s)
+        let norm = s.trim().to_ascii_lowercase().replace('-', "_");
+        DlpKind::ALL.into_iter().find(|k| k.as_str() == norm)
+    }
+}
+
+impl std::fmt::Display for DlpKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for DlpKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<DlpKind, String> {
+        DlpKind::parse(s).ok_or_else(|| {
+            format!("unknown DLP kind {s:?} (credit_card, ssn, aws_access_key, private_key, email)")
+        })
     }
 }
 
@@ -339,7 +357,7 @@ fn validate_and_mask(rule: &Rule, text: &[u8]) -> Option<(String, Option<String>
             let header = String::from_utf8_lossy(text)
                 .replace("%20", " ")
                 .replace('+', " ");
-            return Some((format!("{header}****"), Some(header)));
+            return Some((format!("{header} [masked]"), Some(header)));
         }
         Some(DlpKind::Email) => {
             let at = text.iter().rposition(|&c| c == b'@').unwrap_or(0);
