@@ -277,7 +277,9 @@ impl DlpScanner {
         let mut resume = from;
         for m in self.re.find_iter(Input::new(data).range(from..)) {
             if m.start() >= final_before {
-                return m.start();
+                // Not final, and not a safe resume point either: with more bytes a
+                // match may start earlier (a local part that meets its `@` later).
+                break;
             }
             resume = m.end();
             let rule = &self.rules[m.pattern().as_usize()];
