@@ -1,0 +1,255 @@
+//! Command injection: does a value, placed into a shell command line by an application
+//! (`system("ping " . $host)`), start a command of its own?
+//!
+//! The value is read as the shell reads it: words split on blanks, with quotes,
+//! backslashes, `$@`/`${x}` and brace/glob tricks removed from each word (`c'a't`,
+//! `/bi[n]/bash`, `w$@get` all name the program), and control operators (`;` `|` `&`
+//! `&&` `||` newline, `` ` `` and `$(`, `<(`) where a new command begins. A command
+//! position holding a known program, or an absolute path into a `bin` directory,
+//! is an injection; English words that are also programs (`id`, `more`, `time`) count
+//! only when the shell could not read them as prose (no blank after the operator, or
+//! followed by an option or a path). Windows `cmd.exe` (`FOR /F ... DO`, `IF EXIST`)
+//! and SSI `<!--#exec` are recognised by their keywords.
+
+mod words;
+
+/// A detected command injection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CmdiMatch {
+    /// The program the value runs (normalised).
+    pub command: String,
+}
+
+const MAX_VALUE: usize = 4096;
+
+/// Judge one decoded value.
+pub fn detect(value: &[u8]) -> Option<CmdiMatch> {
+    let v = &value[..value.len().min(MAX_VALUE)];
+    if let Some(m) = windows_or_ssi(v) {
+        return Some(m);
+    }
+    let toks = tokens(v);
+    // The value may itself be the start of the command (`cat /etc/passwd`), or follow
+    // an operator, or sit inside backticks / `$( )`.
+    let mut at_start = true;
+    let mut after_op: Option<Op> = None;
+    for (i, t) in toks.iter().enumerate() {
+        match t {
+            Tok::Op(op) => {
+                after_op = Some(*op);
+                at_start = false;
+            }
+            Tok::Word(w) => {
+                if let Some(op) = after_op.take() {
+                    if command_here(w, op, toks.get(i + 1)) {
+                        return Some(CmdiMatch {
+                            command: String::from_utf8_lossy(&w.text).into_owned(),
+                        });
+                    }
+                } else if at_start
+                    && ((words::strong(&w.text) && toks.get(i + 1).is_some_and(shellish_arg))
+                        || ((words::strong(&w.text)
+                            || words::weak(&w.text)
+                            || words::bin_path(&w.text))
+                            && matches!(toks.get(i + 1), Some(Tok::Op(Op::Seq { .. })))))
+                {
+                    // `cat /etc/passwd`, `/bin/ls -al`: a whole command line as the value.
+                    return Some(CmdiMatch {
+                        command: String::from_utf8_lossy(&w.text).into_owned(),
+                    });
+                }
+                at_start = false;
+            }
+        }
+    }
+    None
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Op {
+    /// `;` `|` `||` `&&` newline: sequence or pipe, glued to the next word.
+    Seq { glued: bool },
+    /// A lone `&` (prose uses it: `Tom & Jerry`).
+    Amp { glued: bool },
+    /// `` ` `` `$(` `<(` `>(`: command substitution.
+    Subst,
+}
+
+#[derive(Debug)]
+struct Word {
+    /// Normalised: quotes, backslashes, `$@`, `${}`, `[x]` globs removed, lower-case.
+    text: Vec<u8>,
+}
+
+#[derive(Debug)]
+enum Tok {
+    Op(Op),
+    Word(Word),
+}
+
+fn command_here(w: &Word, op: Op, next: Option<&Tok>) -> bool {
+    let text = &w.text;
+    if words::bin_path(text) {
+        return true;
+    }
+    match op {
+        Op::Subst => words::strong(text) || words::weak(text),
+        Op::Seq { glued } => {
+            words::strong(text)
+                || (words::weak(text)
+                    && (glued || next.is_none_or(|n| matches!(n, Tok::Op(_)) || shellish_arg(n))))
+        }
+        Op::Amp { glued } => {
+            (words::strong(text) && next.is_none_or(|n| matches!(n, Tok::Op(_)) || shellish_arg(n)))
+                || (glued && words::weak(text) && next.is_none_or(|n| matches!(n, Tok::Op(_))))
+        }
+    }
+}
+
+/// An argument only a command line has: an option, a path, a URL, an address.
+fn shellish_arg(t: &Tok) -> bool {
+    let Tok::Word(w) = t else { return true };
+    let s = &w.text;
+    s.first() == Some(&b'-') && s.len() > 1
+        || s.first() == Some(&b'/')
+        || s.starts_with(b"http://")
+        || s.starts_with(b"https://")
+        || s.starts_with(b"c:")
+        || (s.iter().filter(|&&c| c == b'.').count() == 3
+            && s.iter().all(|c| c.is_ascii_digit() || *c == b'.'))
+        || s.first() == Some(&b'$')
+}
+
+/// Blanks as the shell splits words, plus `+`: values arrive form-encoded more often
+/// than a `+` is meant literally next to a program name.
+fn is_blank(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\x0b' | b'\x0c' | b'+')
+}
+
+fn tokens(v: &[u8]) -> Vec<Tok> {
+    // `${IFS}` and `$IFS` are the field separator: a blank.
+    let ifs;
+    let v = if memchr::memmem::find(v, b"IFS").is_some() {
+        ifs = String::from_utf8_lossy(v)
+            .replace("${IFS}", " ")
+            .replace("$IFS", " ");
+        ifs.as_bytes()
+    } else {
+        v
+    };
+    let mut out = Vec::new();
+    let mut i = 0;
+    let n = v.len();
+    while i < n && out.len() < 256 {
+        let c = v[i];
+        let two = v.get(i + 1).copied();
+        let (op, len) = match (c, two) {
+            (b'|', Some(b'|')) | (b'&', Some(b'&')) => (Some(Op::Seq { glued: false }), 2),
+            (b'$', Some(b'(')) | (b'<', Some(b'(')) | (b'>', Some(b'(')) => (Some(Op::Subst), 2),
+            (b';' | b'|' | b'\n' | b'\r', _) => (Some(Op::Seq { glued: false }), 1),
+            (b'&', _) => (Some(Op::Amp { glued: false }), 1),
+            (b'`', _) => (Some(Op::Subst), 1),
+            // `{ls,-la}` brace expansion and `( cmd )` subshells start a command too.
+            (b'{' | b'(', _) => (Some(Op::Seq { glued: true }), 1),
+            _ => (None, 0),
+        };
+        if let Some(op) = op {
+            // Prose never starts with an operator: at the start it is as good as glued.
+            let glued = out.is_empty() || v.get(i + len).is_some_and(|c| !is_blank(*c));
+            let op = match op {
+                Op::Seq { .. } => Op::Seq { glued },
+                Op::Amp { .. } => Op::Amp { glued },
+                Op::Subst => Op::Subst,
+            };
+            out.push(Tok::Op(op));
+            i += len;
+            continue;
+        }
+        if is_blank(c) || matches!(c, b')' | b'}' | b',' | b'<' | b'>') {
+            i += 1;
+            continue;
+        }
+        let mut text = Vec::new();
+        while i < n {
+            let c = v[i];
+            if is_blank(c)
+                || matches!(
+                    c,
+                    b';' | b'|' | b'&' | b'`' | b'(' | b')' | b'{' | b'}' | b',' | b'<' | b'>'
+                )
+            {
+                break;
+            }
+            match c {
+                b'\'' | b'"' | b'\\' => {}
+                // `$@`, `$*`, `$!`, `$_` expand to nothing in a fresh shell: `c$@at` is `cat`.
+                b'$' if matches!(v.get(i + 1), Some(b'@' | b'*' | b'!' | b'_')) => i += 1,
+                b'$' if v.get(i + 1) == Some(&b'(') => break,
+                b'[' => {
+                    // `[n]` glob of one character: keep the character.
+                    if let (Some(&g), Some(b']')) = (v.get(i + 1), v.get(i + 2)) {
+                        text.push(g.to_ascii_lowercase());
+                        i += 3;
+                        continue;
+                    }
+                    text.push(c);
+                }
+                _ => text.push(c.to_ascii_lowercase()),
+            }
+            i += 1;
+        }
+        out.push(Tok::Word(Word { text }));
+    }
+    out
+}
+
+/// `cmd.exe` control words and server-side includes, which have their own syntax.
+fn windows_or_ssi(v: &[u8]) -> Option<CmdiMatch> {
+    // Lower-cased with runs of blanks squeezed: `IF    EXIST` is `if exist`.
+    let mut lower: Vec<u8> = Vec::with_capacity(v.len());
+    for &c in v {
+        let c = if c.is_ascii_whitespace() {
+            b' '
+        } else {
+            c.to_ascii_lowercase()
+        };
+        if !(c == b' ' && lower.last() == Some(&b' ')) {
+            lower.push(c);
+        }
+    }
+    let find = |p: &[u8]| memchr::memmem::find(&lower, p);
+    let hit = |c: &str| {
+        Some(CmdiMatch {
+            command: c.to_string(),
+        })
+    };
+    if find(b"<!--#exec").is_some() || find(b"<!--#include").is_some() {
+        return hit("ssi");
+    }
+    // `FOR ... IN (...) DO`: the batch loop runs whatever follows DO.
+    if let Some(f) = find(b"for ")
+        && (f == 0 || !lower[f - 1].is_ascii_alphanumeric())
+        && let Some(inp) = memchr::memmem::find(&lower[f..], b" in ")
+        && memchr::memmem::find(&lower[f + inp..], b" do ").is_some()
+        && memchr::memchr(b'%', &lower[f..f + inp]).is_some()
+    {
+        return hit("for");
+    }
+    // `IF [NOT] EXIST|DEFINED|ERRORLEVEL x`: batch conditionals.
+    for kw in [
+        &b"if exist "[..],
+        b"if not ",
+        b"if defined ",
+        b"if errorlevel ",
+        b"if /i ",
+        b"if \"%",
+        b"if %",
+    ] {
+        if let Some(p) = find(kw)
+            && (p == 0 || !lower[p - 1].is_ascii_alphanumeric())
+        {
+            return hit("if");
+        }
+    }
+    None
+}

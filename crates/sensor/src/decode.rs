@@ -1,0 +1,315 @@
+//! Decoding before inspection. Attackers encode what a filter looks for; each decoder
+//! here undoes one layer the way a server or browser would, never fails, and never
+//! produces more bytes than it reads, so work stays linear and bounded.
+//!
+//! Hand-written rather than `percent-encoding`/`html-escape`: those crates decode one
+//! well-formed layer, while inspection needs the tolerant superset attackers rely on
+//! (`%uXXXX`, double encoding, overlong UTF-8 such as `%c0%af`, entities without `;`).
+
+/// How many nested layers of percent-encoding are undone (`%252e` -> `%2e` -> `.`).
+pub const MAX_LAYERS: usize = 3;
+
+fn hex(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+fn push_char(out: &mut Vec<u8>, cp: u32) {
+    let c = char::from_u32(cp).unwrap_or('\u{FFFD}');
+    let mut b = [0u8; 4];
+    out.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
+}
+
+/// Plain `%XX` decoding (no `+`): the corpora's escaping, and paths.
+pub fn percent_decode(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        if s[i] == b'%'
+            && let (Some(h), Some(l)) = (
+                s.get(i + 1).copied().and_then(hex),
+                s.get(i + 2).copied().and_then(hex),
+            )
+        {
+            out.push(h << 4 | l);
+            i += 3;
+            continue;
+        }
+        out.push(s[i]);
+        i += 1;
+    }
+    out
+}
+
+/// `application/x-www-form-urlencoded` and query strings: `+` is a space, then `%XX`.
+pub fn form_decode(s: &[u8]) -> Vec<u8> {
+    let plus: Vec<u8> = s
+        .iter()
+        .map(|&c| if c == b'+' { b' ' } else { c })
+        .collect();
+    percent_decode(&plus)
+}
+
+/// One layer of `%XX` and IIS-style `%uXXXX`.
+fn percent_u_layer(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        if s[i] == b'%' {
+            if matches!(s.get(i + 1), Some(b'u' | b'U'))
+                && let Some(cp) = hex4(&s[(i + 2).min(s.len())..])
+            {
+                push_char(&mut out, cp);
+                i += 6;
+                continue;
+            }
+            if let (Some(h), Some(l)) = (
+                s.get(i + 1).copied().and_then(hex),
+                s.get(i + 2).copied().and_then(hex),
+            ) {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(s[i]);
+        i += 1;
+    }
+    out
+}
+
+fn hex4(s: &[u8]) -> Option<u32> {
+    if s.len() < 4 {
+        return None;
+    }
+    s[..4]
+        .iter()
+        .try_fold(0u32, |a, &c| hex(c).map(|v| a << 4 | u32::from(v)))
+}
+
+/// Everything a URL component can hide behind: repeated `%XX`/`%uXXXX` layers (up to
+/// [`MAX_LAYERS`]), then overlong UTF-8 forms of ASCII folded to ASCII.
+pub fn url_decode_deep(s: &[u8]) -> Vec<u8> {
+    let mut cur = s.to_vec();
+    for _ in 0..MAX_LAYERS {
+        if !cur.contains(&b'%') {
+            break;
+        }
+        let next = percent_u_layer(&cur);
+        if next == cur {
+            break;
+        }
+        cur = next;
+    }
+    fold_overlong(&cur)
+}
+
+/// Overlong UTF-8 encodings of ASCII (`C0 AF` = `/`, `E0 80 AE` = `.`) are invalid
+/// UTF-8, but old decoders accepted them: fold them to the ASCII they spell.
+pub fn fold_overlong(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        let c = s[i];
+        if (c == 0xC0 || c == 0xC1) && s.get(i + 1).is_some_and(|&n| n & 0xC0 == 0x80) {
+            out.push(((c & 0x1F) << 6) | (s[i + 1] & 0x3F));
+            i += 2;
+            continue;
+        }
+        if c == 0xE0
+            && s.get(i + 1).is_some_and(|&n| n & 0xE0 == 0x80)
+            && s.get(i + 2).is_some_and(|&n| n & 0xC0 == 0x80)
+        {
+            let cp = (u32::from(s[i + 1] & 0x3F) << 6) | u32::from(s[i + 2] & 0x3F);
+            if cp < 0x80 {
+                out.push(cp as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(c);
+        i += 1;
+    }
+    out
+}
+
+/// `\uXXXX` and `\xXX` escapes (JavaScript, JSON, many template languages).
+pub fn backslash_unescape(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        if s[i] == b'\\' {
+            match s.get(i + 1) {
+                Some(b'u') => {
+                    if let Some(cp) = hex4(&s[(i + 2).min(s.len())..]) {
+                        push_char(&mut out, cp);
+                        i += 6;
+                        continue;
+                    }
+                }
+                Some(b'x') => {
+                    if let (Some(h), Some(l)) = (
+                        s.get(i + 2).copied().and_then(hex),
+                        s.get(i + 3).copied().and_then(hex),
+                    ) {
+                        out.push(h << 4 | l);
+                        i += 4;
+                        continue;
+                    }
+                }
+                _ => {}
+            }
+        }
+        out.push(s[i]);
+        i += 1;
+    }
+    out
+}
+
+/// JSON string escapes (`\n`, `\"`, `\uXXXX` with surrogate pairs). Tolerant: an
+/// invalid escape is kept as written.
+pub fn json_unescape(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        if s[i] == b'\\' && i + 1 < s.len() {
+            let simple = match s[i + 1] {
+                b'n' => Some(b'\n'),
+                b'r' => Some(b'\r'),
+                b't' => Some(b'\t'),
+                b'b' => Some(8),
+                b'f' => Some(12),
+                b'"' => Some(b'"'),
+                b'\\' => Some(b'\\'),
+                b'/' => Some(b'/'),
+                _ => None,
+            };
+            if let Some(c) = simple {
+                out.push(c);
+                i += 2;
+                continue;
+            }
+            if s[i + 1] == b'u'
+                && let Some(hi) = hex4(&s[(i + 2).min(s.len())..])
+            {
+                if (0xD800..0xDC00).contains(&hi)
+                    && s.get(i + 6) == Some(&b'\\')
+                    && s.get(i + 7) == Some(&b'u')
+                    && let Some(lo) = hex4(&s[(i + 8).min(s.len())..])
+                    && (0xDC00..0xE000).contains(&lo)
+                {
+                    push_char(&mut out, 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00));
+                    i += 12;
+                    continue;
+                }
+                push_char(&mut out, hi);
+                i += 6;
+                continue;
+            }
+        }
+        out.push(s[i]);
+        i += 1;
+    }
+    out
+}
+
+/// HTML character references as browsers read them in attributes and text:
+/// `&#60;`, `&#x3C;`, `&lt;` (with or without `;`, leading zeros allowed).
+pub fn html_decode(s: &[u8]) -> Vec<u8> {
+    const NAMED: &[(&[u8], &[u8])] = &[
+        (b"lt", b"<"),
+        (b"gt", b">"),
+        (b"amp", b"&"),
+        (b"quot", b"\""),
+        (b"apos", b"'"),
+        (b"colon", b":"),
+        (b"lpar", b"("),
+        (b"rpar", b")"),
+        (b"sol", b"/"),
+        (b"bsol", b"\\"),
+        (b"tab", b"\t"),
+        (b"newline", b"\n"),
+        (b"nbsp", b" "),
+        (b"equals", b"="),
+        (b"grave", b"`"),
+        (b"semi", b";"),
+        (b"comma", b","),
+        (b"period", b"."),
+        (b"excl", b"!"),
+    ];
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    'outer: while i < s.len() {
+        if s[i] == b'&' {
+            if s.get(i + 1) == Some(&b'#') {
+                let hexa = matches!(s.get(i + 2), Some(b'x' | b'X'));
+                let mut j = i + if hexa { 3 } else { 2 };
+                let mut cp: u32 = 0;
+                let start = j;
+                while j < s.len() && j - start < 10 {
+                    let d = if hexa {
+                        hex(s[j]).map(u32::from)
+                    } else {
+                        s[j].is_ascii_digit().then(|| u32::from(s[j] - b'0'))
+                    };
+                    let Some(d) = d else { break };
+                    cp = cp
+                        .saturating_mul(if hexa { 16 } else { 10 })
+                        .saturating_add(d);
+                    j += 1;
+                }
+                if j > start {
+                    if s.get(j) == Some(&b';') {
+                        j += 1;
+                    }
+                    push_char(&mut out, cp.min(0x10FFFF));
+                    i = j;
+                    continue;
+                }
+            } else {
+                for (name, val) in NAMED {
+                    let end = i + 1 + name.len();
+                    if s.len() >= end && s[i + 1..end].eq_ignore_ascii_case(name) {
+                        out.extend_from_slice(val);
+                        i = if s.get(end) == Some(&b';') {
+                            end + 1
+                        } else {
+                            end
+                        };
+                        continue 'outer;
+                    }
+                }
+            }
+        }
+        out.push(s[i]);
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers() {
+        assert_eq!(percent_decode(b"a%20b%zz%4"), b"a b%zz%4");
+        assert_eq!(form_decode(b"a+b%2B"), b"a b+");
+        assert_eq!(url_decode_deep(b"%252e%252e%252f"), b"../");
+        assert_eq!(url_decode_deep(b"%c0%ae%c0%ae%c0%af"), b"../");
+        assert_eq!(
+            url_decode_deep(b"%u002e%u002e%u2215"),
+            "..\u{2215}".as_bytes()
+        );
+        assert_eq!(backslash_unescape(br"\u003cscript\x3e"), b"<script>");
+        assert_eq!(
+            json_unescape(br#"a\nb\"\ud83d\ude00"#),
+            "a\nb\"\u{1F600}".as_bytes()
+        );
+        assert_eq!(html_decode(b"&lt;a&#x3C;&#0000060&colon;"), b"<a<<:");
+    }
+}

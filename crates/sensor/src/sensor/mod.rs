@@ -1,0 +1,328 @@
+//! The sensor the node agent runs: a policy's attack classes, DLP kinds and patterns,
+//! compiled once and shared by every connection.
+//!
+//! [`Sensor::http_request`] inspects like a WAF: the request is cut into locations
+//! (path, query names and values, cookies, selected and custom headers, form and JSON
+//! body fields, see [`http`]), each value is decoded as the application will see it,
+//! and each location gets its own findings, deduplicated per (class, location).
+
+mod http;
+mod stream;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use crate::attack::{self, Attack};
+use crate::dlp::{CustomPattern, DlpFinding, DlpKind, DlpScanner};
+use crate::{SensorError, decode};
+
+pub use crate::dlp::PatternContext as Context;
+pub use stream::SensorStream;
+
+/// A user-defined pattern and where it looks.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PatternSpec {
+    pub name: String,
+    pub regex: String,
+    pub contexts: Vec<Context>,
+}
+
+/// One sensor of a policy.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SensorSpec {
+    pub name: String,
+    pub block: bool,
+    pub attacks: Vec<Attack>,
+    pub dlp: Vec<DlpKind>,
+    pub patterns: Vec<PatternSpec>,
+}
+
+/// One thing a sensor found.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct Finding {
+    pub sensor: String,
+    /// `sqli`, `xss`, `cmdi`, `path_traversal`, a DLP kind, or a pattern's name.
+    pub class: String,
+    /// `query:id`, `path`, `cookie:session`, `header:user-agent`, `body:form:q`,
+    /// `body:json:user.name`, `response body`, `sql`.
+    pub location: String,
+    /// At most [`MAX_MASKED`] characters; secrets masked, attack values shown.
+    pub masked: String,
+    pub block: bool,
+}
+
+/// Longest `masked` text, in characters.
+pub const MAX_MASKED: usize = 96;
+
+/// A compiled sensor; `Send + Sync`.
+#[derive(Debug)]
+pub struct Sensor {
+    name: String,
+    block: bool,
+    attacks: Vec<Attack>,
+    /// Built-in kinds and user patterns in one automaton; `None` when neither is on.
+    dlp: Option<Arc<DlpScanner>>,
+    /// The contexts of each user pattern, by name.
+    patterns: Vec<(String, Vec<Context>)>,
+}
+
+impl Sensor {
+    /// Compile a spec; a pattern that does not compile is an error naming it.
+    pub fn new(spec: &SensorSpec) -> Result<Sensor, SensorError> {
+        let custom: Vec<CustomPattern> = spec
+            .patterns
+            .iter()
+            .map(|p| CustomPattern {
+                name: p.name.clone(),
+                regex: p.regex.clone(),
+                context: p.contexts.clone(),
+            })
+            .collect();
+        let dlp = if spec.dlp.is_empty() && custom.is_empty() {
+            None
+        } else {
+            Some(Arc::new(DlpScanner::new(&spec.dlp, &custom)?))
+        };
+        let mut attacks = spec.attacks.clone();
+        attacks.dedup();
+        Ok(Sensor {
+            name: spec.name.clone(),
+            block: spec.block,
+            attacks,
+            dlp,
+            patterns: spec
+                .patterns
+                .iter()
+                .map(|p| (p.name.clone(), p.contexts.clone()))
+                .collect(),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// One HTTP/1 request: raw head (request line + headers, as on the wire) and body
+    /// payload (already de-chunked).
+    pub fn http_request(&self, head: &[u8], body: &[u8]) -> Vec<Finding> {
+        let mut out = Findings::default();
+        let req = http::parse(head, body);
+        for item in &req.items {
+            self.attacks_on(&item.location, &item.value, &mut out);
+        }
+        if let Some(dlp) = &self.dlp {
+            // One pass over the raw bytes first: most requests hold nothing, and then no
+            // location is scanned on its own.
+            let head_hits = dlp.scan_decoded(head);
+            let body_hits = dlp.scan_decoded(body);
+            if !head_hits.is_empty() || !body_hits.is_empty() {
+                for item in &req.items {
+                    for f in dlp.scan_decoded(&item.value) {
+                        if self.applies(&f.kind, item.context) {
+                            self.push_dlp(&item.location, &f, &mut out);
+                        }
+                    }
+                }
+                // What only the raw bytes showed (a header we do not cut out, a body
+                // of another type) is reported at the level of the whole head or body.
+                for (loc, ctx, hits) in [
+                    ("head", Context::Header, head_hits),
+                    ("body", Context::Body, body_hits),
+                ] {
+                    for f in hits {
+                        if self.applies(&f.kind, ctx) && !out.has_class(&f.kind) {
+                            self.push_dlp(loc, &f, &mut out);
+                        }
+                    }
+                }
+            }
+        }
+        out.list
+    }
+
+    /// SQL text sent on a PostgreSQL/MySQL connection.
+    pub fn sql(&self, text: &[u8]) -> Vec<Finding> {
+        let mut out = Findings::default();
+        if self.attacks.contains(&Attack::Sqli) && crate::sqli::query::injected(text).is_some() {
+            out.push(self.finding("sqli", "sql", mask_value(text)));
+        }
+        if let Some(dlp) = &self.dlp {
+            for f in dlp.scan_decoded(text) {
+                if self.applies(&f.kind, Context::Packet) {
+                    self.push_dlp("sql", &f, &mut out);
+                }
+            }
+        }
+        out.list
+    }
+
+    /// A stream scanner for one direction's payload (DLP kinds + Body/Packet patterns),
+    /// chunk-boundary safe.
+    pub fn stream(&self, from_server: bool) -> SensorStream {
+        SensorStream::new(
+            self.dlp.clone(),
+            self.name.clone(),
+            self.block,
+            if from_server {
+                "response body"
+            } else {
+                "request body"
+            },
+            self.patterns.clone(),
+        )
+    }
+
+    /// One decoded parameter value at `location` (what `http_request` does for each
+    /// location, for callers that already cut the request up).
+    pub fn value(&self, location: &str, value: &[u8]) -> Vec<Finding> {
+        let mut out = Findings::default();
+        self.attacks_on(location, value, &mut out);
+        if let Some(dlp) = &self.dlp {
+            for f in dlp.scan_decoded(value) {
+                if self.applies(&f.kind, Context::Body) {
+                    self.push_dlp(location, &f, &mut out);
+                }
+            }
+        }
+        out.list
+    }
+
+    /// A query string (`a=1&b=2`): each name and value as `query:NAME`.
+    pub fn query(&self, qs: &[u8]) -> Vec<Finding> {
+        self.items(http::query_items(qs))
+    }
+
+    /// A request body, form or JSON as `content_type` says or the bytes suggest.
+    pub fn body(&self, body: &[u8], content_type: Option<&str>) -> Vec<Finding> {
+        let mut out = Findings::default();
+        for f in self.items(http::body_items(body, content_type)) {
+            out.push(f);
+        }
+        if let Some(dlp) = &self.dlp {
+            for f in dlp.scan_decoded(body) {
+                if self.applies(&f.kind, Context::Body) && !out.has_class(&f.kind) {
+                    self.push_dlp("body", &f, &mut out);
+                }
+            }
+        }
+        out.list
+    }
+
+    fn items(&self, items: Vec<http::Item>) -> Vec<Finding> {
+        let mut out = Findings::default();
+        for item in &items {
+            self.attacks_on(&item.location, &item.value, &mut out);
+            if let Some(dlp) = &self.dlp {
+                for f in dlp.scan_decoded(&item.value) {
+                    if self.applies(&f.kind, item.context) {
+                        self.push_dlp(&item.location, &f, &mut out);
+                    }
+                }
+            }
+        }
+        out.list
+    }
+
+    fn attacks_on(&self, location: &str, value: &[u8], out: &mut Findings) {
+        if self.attacks.is_empty() || !suspicious(value) {
+            return;
+        }
+        // A value decoded once by the server may be decoded again by the application.
+        let deeper = value
+            .contains(&b'%')
+            .then(|| decode::url_decode_deep(value));
+        for &a in &self.attacks {
+            if out.has(a.as_str(), location) {
+                continue;
+            }
+            let hit = attack::detect(a, value).is_some()
+                || deeper
+                    .as_deref()
+                    .is_some_and(|d| attack::detect(a, d).is_some());
+            if hit {
+                out.push(self.finding(a.as_str(), location, mask_value(value)));
+            }
+        }
+    }
+
+    /// Does the finding `kind` apply in `ctx`? Built-in kinds apply everywhere; a user
+    /// pattern where it says (`Packet` everywhere too).
+    fn applies(&self, kind: &str, ctx: Context) -> bool {
+        match self.patterns.iter().find(|(n, _)| n == kind) {
+            None => true,
+            Some((_, cs)) => cs.contains(&ctx) || cs.contains(&Context::Packet),
+        }
+    }
+
+    fn push_dlp(&self, location: &str, f: &DlpFinding, out: &mut Findings) {
+        out.push(self.finding(&f.kind, location, truncate(&f.masked)));
+    }
+
+    fn finding(&self, class: &str, location: &str, masked: String) -> Finding {
+        Finding {
+            sensor: self.name.clone(),
+            class: class.to_string(),
+            location: location.to_string(),
+            masked,
+            block: self.block,
+        }
+    }
+}
+
+/// Findings deduplicated per (class, location).
+#[derive(Default)]
+struct Findings {
+    list: Vec<Finding>,
+    seen: HashSet<(String, String)>,
+}
+
+impl Findings {
+    fn push(&mut self, f: Finding) {
+        if self.seen.insert((f.class.clone(), f.location.clone())) {
+            self.list.push(f);
+        }
+    }
+    fn has(&self, class: &str, location: &str) -> bool {
+        self.seen
+            .contains(&(class.to_string(), location.to_string()))
+    }
+    fn has_class(&self, class: &str) -> bool {
+        self.list.iter().any(|f| f.class == class)
+    }
+}
+
+/// Bytes that no attack can do without. A value made only of letters, digits and
+/// `_ . - @ ,` (ids, names, numbers, dates, e-mail addresses: most of real traffic)
+/// is one token to every detector, and one token is never an injection; a value with
+/// `..` is still looked at (`....etcpasswd`).
+fn suspicious(v: &[u8]) -> bool {
+    static SAFE: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut c = 0;
+        while c < 256 {
+            let b = c as u8;
+            t[c] = b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b'@' | b',');
+            c += 1;
+        }
+        t
+    };
+    !v.iter().all(|&b| SAFE[b as usize]) || memchr::memmem::find(v, b"..").is_some()
+}
+
+/// An attack value as shown: printable, at most [`MAX_MASKED`] characters.
+fn mask_value(v: &[u8]) -> String {
+    let s: String = String::from_utf8_lossy(v)
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    truncate(&s)
+}
+
+fn truncate(s: &str) -> String {
+    if s.chars().count() <= MAX_MASKED {
+        return s.to_string();
+    }
+    let mut t: String = s.chars().take(MAX_MASKED - 1).collect();
+    t.push('…');
+    t
+}

@@ -1,0 +1,78 @@
+//! Payload streams (responses, request bodies beyond the inspected prefix).
+//!
+//! A proxy writes each chunk on once it is inspected, so a finding must be reported
+//! with the chunk that completes it, not one window later. Each feed therefore scans
+//! the carried tail of the previous chunks plus the new chunk and keeps only matches
+//! that end in the new bytes; the tail is as long as the longest match, so nothing
+//! that spans a boundary is lost, and each class is reported once per stream (one
+//! location). A match still growing at the end of a chunk is reported as soon as its
+//! prefix is valid: over-reporting that rare case beats writing a secret out.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use super::{Context, Finding, truncate};
+use crate::dlp::DlpScanner;
+
+pub struct SensorStream {
+    dlp: Option<Arc<DlpScanner>>,
+    sensor: String,
+    block: bool,
+    location: &'static str,
+    patterns: Vec<(String, Vec<Context>)>,
+    carry: Vec<u8>,
+    reported: HashSet<String>,
+}
+
+/// Bytes carried between feeds: longer than any built-in match (and the 1 KiB assumed
+/// for user patterns).
+const CARRY: usize = crate::dlp::CUSTOM_MAX_LEN + 1;
+
+impl SensorStream {
+    pub(super) fn new(
+        dlp: Option<Arc<DlpScanner>>,
+        sensor: String,
+        block: bool,
+        location: &'static str,
+        patterns: Vec<(String, Vec<Context>)>,
+    ) -> SensorStream {
+        SensorStream {
+            dlp,
+            sensor,
+            block,
+            location,
+            patterns,
+            carry: Vec::new(),
+            reported: HashSet::new(),
+        }
+    }
+
+    /// Feed the next chunk; returns what it completes.
+    pub fn feed(&mut self, data: &[u8]) -> Vec<Finding> {
+        let Some(dlp) = self.dlp.clone() else {
+            return Vec::new();
+        };
+        let old = self.carry.len();
+        self.carry.extend_from_slice(data);
+        let mut out = Vec::new();
+        for f in dlp.scan(&self.carry) {
+            let ends_in_new = f.offset as usize + f.len > old;
+            let applies = match self.patterns.iter().find(|(n, _)| *n == f.kind) {
+                None => true,
+                Some((_, cs)) => cs.contains(&Context::Body) || cs.contains(&Context::Packet),
+            };
+            if ends_in_new && applies && self.reported.insert(f.kind.clone()) {
+                out.push(Finding {
+                    sensor: self.sensor.clone(),
+                    class: f.kind.clone(),
+                    location: self.location.to_string(),
+                    masked: truncate(&f.masked),
+                    block: self.block,
+                });
+            }
+        }
+        let keep = self.carry.len().saturating_sub(CARRY);
+        self.carry.drain(..keep);
+        out
+    }
+}

@@ -1,0 +1,208 @@
+//! Path traversal and restricted-file access: does a value, used as a file name by the
+//! application, climb out of the directory it is meant for, or name a file no request
+//! should name?
+//!
+//! The value is normalised the way file APIs read it (deep URL decoding, `\` and
+//! overlong forms as `/`, NUL as the end of the name) and split into segments. A
+//! segment made only of dots (`..`, and `...`/`....` which Windows and naive
+//! `str_replace("../", "")` filters collapse to `..`) that is followed by a separator
+//! climbs. Restricted names (`/etc/passwd`, `win.ini`, `WEB-INF/web.xml`, `.ssh/`) are
+//! matched by one Aho-Corasick pass; they need a path separator before them so prose
+//! does not match.
+
+use aho_corasick::AhoCorasick;
+use std::sync::LazyLock;
+
+/// A detected traversal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraversalMatch {
+    /// `climb` (dot segments) or `restricted_file`.
+    pub reason: &'static str,
+}
+
+/// Files and directories whose names only an attack sends. Each begins after a
+/// separator (checked at match time) so `passwd` alone or a sentence does not match.
+const RESTRICTED: &[&str] = &[
+    "etc/passwd",
+    "etc/shadow",
+    "etc/group",
+    "etc/hosts",
+    "etc/issue",
+    "etc/master.passwd",
+    "etc/subuid",
+    "etc/sudoers",
+    "proc/self/",
+    "proc/version",
+    "proc/net/",
+    "proc/sys/",
+    "proc/interrupts",
+    "proc/cpuinfo",
+    "sys/class",
+    "boot.ini",
+    "win.ini",
+    "system.ini",
+    "windows/system32",
+    "winnt/system32",
+    "web-inf/",
+    "meta-inf/",
+    "global.asa",
+    ".ssh/",
+    "id_rsa",
+    ".aws/credentials",
+    ".docker/",
+    ".git/",
+    ".htpasswd",
+    ".htaccess",
+    ".env",
+    ".bash_history",
+    "wp-config.php",
+    "wp-content/debug.log",
+    "@fs/",
+    "inetpub/wwwroot",
+];
+
+static FINDER: LazyLock<AhoCorasick> = LazyLock::new(|| {
+    AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        .build(RESTRICTED)
+        .expect("static patterns")
+});
+
+/// Rewrites a decoded value into the path a file API would see: separators unified,
+/// cut at NUL (C APIs stop there, which is why `%00` is sent).
+fn normalise(v: &[u8]) -> Vec<u8> {
+    let v = crate::decode::url_decode_deep(v);
+    let end = memchr::memchr(0, &v).unwrap_or(v.len());
+    let mut out = Vec::with_capacity(end);
+    let mut i = 0;
+    while i < end {
+        // `0x5c`/`0x2f` written out as text: some PHP apps run hexdec-style decoding.
+        if v[i..end].len() >= 4 && v[i] == b'0' && matches!(v[i + 1], b'x' | b'X') {
+            match &v[i + 2..i + 4] {
+                b"5c" | b"5C" | b"2f" | b"2F" => {
+                    out.push(b'/');
+                    i += 4;
+                    continue;
+                }
+                b"2e" | b"2E" => {
+                    out.push(b'.');
+                    i += 4;
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        out.push(match v[i] {
+            b'\\' => b'/',
+            // U+2215 DIVISION SLASH and U+FF0F are best-fit mapped to `/` on Windows.
+            c => c,
+        });
+        i += 1;
+    }
+    for pat in ["\u{2215}", "\u{ff0f}", "\u{2216}", "\u{ff3c}"] {
+        if memchr::memmem::find(&out, pat.as_bytes()).is_some() {
+            out = String::from_utf8_lossy(&out).replace(pat, "/").into_bytes();
+        }
+    }
+    out
+}
+
+/// Judge one decoded value (a parameter, a header value, the request path).
+pub fn detect(value: &[u8]) -> Option<TraversalMatch> {
+    // Cheap exit: a climb needs `..` and a restricted name needs a separator.
+    if memchr::memchr3(b'.', b'/', b'\\', value).is_none() && memchr::memchr(b'%', value).is_none()
+    {
+        return None;
+    }
+    let p = normalise(value);
+    if climbs(&p) {
+        return Some(TraversalMatch { reason: "climb" });
+    }
+    for m in FINDER.find_iter(&p) {
+        let start = m.start();
+        let before = start.checked_sub(1).map(|i| p[i]);
+        let after = p.get(m.end()).copied();
+        let pat = RESTRICTED[m.pattern().as_usize()];
+        // Names ending in a separator stop anywhere; others must end the name.
+        let ends = pat.ends_with('/') || after.is_none_or(|c| !c.is_ascii_alphanumeric());
+        let starts = matches!(before, Some(b'/' | b':'))
+            || (before.is_none() && pat.starts_with('.'))
+            || pat.starts_with('@');
+        if starts && ends {
+            return Some(TraversalMatch {
+                reason: "restricted_file",
+            });
+        }
+    }
+    if starts_with_ci(&p, b"file:") {
+        return Some(TraversalMatch {
+            reason: "file_scheme",
+        });
+    }
+    None
+}
+
+fn starts_with_ci(s: &[u8], p: &[u8]) -> bool {
+    s.len() >= p.len() && s[..p.len()].eq_ignore_ascii_case(p)
+}
+
+/// A dot-only segment (two dots or more) followed by a separator, or `;`-padded
+/// segments (`..;/`, Tomcat's path parameters).
+fn climbs(p: &[u8]) -> bool {
+    let mut seg_start = 0;
+    for (i, &c) in p.iter().enumerate() {
+        if c == b'/' {
+            let seg = &p[seg_start..i];
+            let seg = seg.split(|&b| b == b';').next().unwrap_or(seg);
+            if seg.len() >= 2 && seg.iter().all(|&b| b == b'.') {
+                return true;
+            }
+            // `/..{file}`: a dot run before a template placeholder, as scanners send.
+            let dots = p[i + 1..].iter().take_while(|&&b| b == b'.').count();
+            if dots >= 2 && p.get(i + 1 + dots) == Some(&b'{') {
+                return true;
+            }
+            seg_start = i + 1;
+        }
+    }
+    // A run of four dots or more glued to a name: what is left of `....//etc/passwd`
+    // after a filter removed the slashes.
+    p.windows(5)
+        .any(|w| w[..4] == *b"...." && w[4].is_ascii_alphabetic())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::detect;
+
+    #[test]
+    fn climbs_and_files() {
+        for a in [
+            "../../etc/passwd",
+            "..\\pineapple",
+            "%2e%2e%2f",
+            "..%c0%af..%c0%afetc",
+            "....//....//etc/passwd",
+            "/etc/passwd%00",
+            "c:/windows/win.ini",
+            "/WEB-INF/web.xml",
+            "file:/etc/passwd",
+            "..;/x",
+            "0x5c0x2e./",
+        ] {
+            assert!(detect(a.as_bytes()).is_some(), "{a}");
+        }
+        for b in [
+            "/get/foo../1234",
+            "/get/..foo",
+            "/get/..",
+            "wait... what",
+            "http://example.com/a/b.html",
+            "passwd",
+            "1.2.3",
+            "/css/style.css",
+        ] {
+            assert!(detect(b.as_bytes()).is_none(), "{b}");
+        }
+    }
+}

@@ -1,0 +1,274 @@
+//! Cross-site scripting: would a value, echoed into an HTML page, run script?
+//!
+//! Read as a browser's tokenizer reads it, not matched against a list of payloads:
+//! tags are parsed (name, attribute names, attribute values, entity-decoded as the
+//! browser does) and judged by what can execute: elements that load or run code
+//! (`script`, `iframe`, `svg`, `style`, ...), event-handler attributes, script URL
+//! schemes (after dropping the blanks and control bytes browsers skip), CSS
+//! `expression()`. Outside a tag the same handler and scheme checks find an injection
+//! into an existing attribute (`" onerror=alert(1) x="`), and a call to a script sink
+//! (`alert(`, `document.cookie`) finds one into a script block.
+
+use crate::decode::html_decode;
+
+/// A detected XSS.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct XssMatch {
+    /// `tag`, `event_handler`, `script_uri`, `css_expression` or `script_sink`.
+    pub reason: &'static str,
+}
+
+const MAX_VALUE: usize = 8 * 1024;
+
+/// Elements that run or load code, or switch the parser into a mode that does.
+const CODE_TAGS: &[&str] = &[
+    "script", "iframe", "frame", "frameset", "object", "embed", "applet", "meta", "link", "style",
+    "base", "svg", "math", "xml", "import", "bgsound", "layer", "ilayer", "isindex", "template",
+    "portal", "handler", "animate", "set", "xss", "vmlframe",
+];
+
+/// Script sinks: seeing one called in a parameter means script text was sent.
+const SINKS: &[&str] = &[
+    "alert(",
+    "alert`",
+    "prompt(",
+    "prompt`",
+    "confirm(",
+    "confirm`",
+    "eval(",
+    "document.cookie",
+    "document.write",
+    "document.domain",
+    "fromcharcode(",
+    ".innerhtml",
+    "window.location",
+    "document.location",
+    "settimeout(",
+    "setinterval(",
+    "expression(",
+    "msgbox(",
+    "-moz-binding",
+    "constructor(",
+];
+
+const SCHEMES: &[&str] = &[
+    "javascript:",
+    "vbscript:",
+    "livescript:",
+    "mocha:",
+    "data:text/html",
+];
+
+/// Judge one decoded value.
+pub fn detect(value: &[u8]) -> Option<XssMatch> {
+    let v = &value[..value.len().min(MAX_VALUE)];
+    // Every XSS needs markup, a scheme's `:`, a handler's `=` or a call's `(`/`` ` ``.
+    if !v
+        .iter()
+        .any(|&c| matches!(c, b'<' | b':' | b'=' | b'(' | b'`' | b'&' | b'.'))
+    {
+        return None;
+    }
+    let hit = |reason| Some(XssMatch { reason });
+    if let Some(r) = tags(v) {
+        return hit(r);
+    }
+    let decoded = html_decode(v);
+    // Browsers skip blanks and control bytes inside a scheme (`java&#9;script:`).
+    let squeezed: Vec<u8> = decoded
+        .iter()
+        .filter(|&&c| c > b' ')
+        .map(u8::to_ascii_lowercase)
+        .collect();
+    if SCHEMES
+        .iter()
+        .any(|s| memchr::memmem::find(&squeezed, s.as_bytes()).is_some())
+    {
+        return hit("script_uri");
+    }
+    if SINKS
+        .iter()
+        .any(|s| memchr::memmem::find(&squeezed, s.as_bytes()).is_some())
+    {
+        return hit("script_sink");
+    }
+    if handler_outside_tag(&decoded) {
+        return hit("event_handler");
+    }
+    None
+}
+
+fn is_name(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b':')
+}
+
+/// Walks every `<name ...>` and judges it; `None` when no tag is dangerous.
+fn tags(v: &[u8]) -> Option<&'static str> {
+    let mut i = 0;
+    while let Some(p) = memchr::memchr(b'<', &v[i..]) {
+        let mut j = i + p + 1;
+        i = j;
+        // `</script>` closes a script block the attacker opened elsewhere; `<?import`.
+        while j < v.len() && matches!(v[j], b'/' | b'?' | b'%') {
+            j += 1;
+        }
+        if !v.get(j).is_some_and(u8::is_ascii_alphabetic) {
+            continue;
+        }
+        let ns = j;
+        while j < v.len() && is_name(v[j]) {
+            j += 1;
+        }
+        let name = v[ns..j].to_ascii_lowercase();
+        // `x:script` is `script` in XHTML namespaces.
+        let local = name.rsplit(|&c| c == b':').next().unwrap_or(&name);
+        if CODE_TAGS.iter().any(|t| t.as_bytes() == local) {
+            return Some("tag");
+        }
+        if let Some(r) = attributes(v, j) {
+            return Some(r);
+        }
+    }
+    None
+}
+
+/// Reads the attributes of a tag from `i` to its `>` (or the end: a tag the
+/// application closes is still a tag).
+fn attributes(v: &[u8], mut i: usize) -> Option<&'static str> {
+    let n = v.len();
+    loop {
+        // Browsers separate attributes by blanks, `/`, and also by control bytes.
+        while i < n && (v[i] <= b' ' || v[i] == b'/' || v[i] == b'"' || v[i] == b'\'') {
+            i += 1;
+        }
+        if i >= n || v[i] == b'>' || v[i] == b'<' {
+            return None;
+        }
+        let s = i;
+        while i < n && v[i] > b' ' && !matches!(v[i], b'=' | b'>' | b'/') {
+            i += 1;
+        }
+        let name = v[s..i].to_ascii_lowercase();
+        while i < n && v[i] <= b' ' {
+            i += 1;
+        }
+        let mut value: &[u8] = b"";
+        if i < n && v[i] == b'=' {
+            i += 1;
+            while i < n && v[i] <= b' ' {
+                i += 1;
+            }
+            if i < n && matches!(v[i], b'"' | b'\'' | b'`') {
+                let q = v[i];
+                let e = memchr::memchr(q, &v[i + 1..]).map_or(n, |p| i + 1 + p);
+                value = &v[i + 1..e];
+                i = (e + 1).min(n);
+            } else {
+                let s = i;
+                while i < n && v[i] > b' ' && v[i] != b'>' {
+                    i += 1;
+                }
+                value = &v[s..i];
+            }
+            if name.starts_with(b"on") && name.len() > 4 {
+                return Some("event_handler");
+            }
+        }
+        if !value.is_empty() {
+            let dec: Vec<u8> = html_decode(value)
+                .into_iter()
+                .filter(|&c| c > b' ')
+                .map(|c| c.to_ascii_lowercase())
+                .collect();
+            if SCHEMES
+                .iter()
+                .any(|s| memchr::memmem::find(&dec, s.as_bytes()).is_some())
+            {
+                return Some("script_uri");
+            }
+            if name == b"style"
+                && [
+                    "expression(",
+                    "behavior",
+                    "behaviour",
+                    "-moz-binding",
+                    "url(",
+                ]
+                .iter()
+                .any(|s| memchr::memmem::find(&dec, s.as_bytes()).is_some())
+            {
+                return Some("css_expression");
+            }
+        }
+    }
+}
+
+/// `" onerror=...`, `x onload =`: an event handler written after a quote, blank or
+/// slash, as an injection into an existing tag's attributes looks.
+fn handler_outside_tag(v: &[u8]) -> bool {
+    let lower = v.to_ascii_lowercase();
+    let mut from = 0;
+    while let Some(p) = memchr::memmem::find(&lower[from..], b"on") {
+        let at = from + p;
+        from = at + 2;
+        let before_ok = at > 0
+            && matches!(
+                lower[at - 1],
+                b'"' | b'\'' | b'/' | b' ' | b'\t' | b'\n' | b'\r' | b'\x0c' | b';'
+            );
+        if !before_ok {
+            continue;
+        }
+        let mut j = at + 2;
+        while j < lower.len() && lower[j].is_ascii_lowercase() {
+            j += 1;
+        }
+        if j - at < 5 {
+            continue;
+        }
+        while j < lower.len() && lower[j] <= b' ' {
+            j += 1;
+        }
+        // A handler's value follows the `=`; prose (`on=`, `one = two`) rarely has a
+        // quote or a call there.
+        if lower.get(j) == Some(&b'=')
+            && lower[j + 1..]
+                .iter()
+                .take(64)
+                .any(|&c| matches!(c, b'(' | b'`' | b'"' | b'\'' | b':'))
+        {
+            return true;
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::detect;
+
+    #[test]
+    fn markup_and_contexts() {
+        for a in [
+            "<script>alert(1)</script>",
+            "<img src=x onerror=alert(1)>",
+            "<a href=\"java&#09;script:alert(1)\">x</a>",
+            "\" onmouseover=\"alert(1)",
+            "';alert(String.fromCharCode(88))//",
+            "<div style=\"width: expression(alert(1))\">",
+            "<x:script xmlns:x=\"http://www.w3.org/1999/xhtml\">",
+        ] {
+            assert!(detect(a.as_bytes()).is_some(), "{a}");
+        }
+        for b in [
+            "a < b and c > d",
+            "<b>bold</b>",
+            "Tom & Jerry",
+            "based on = experience",
+            "http://example.com/?a=b",
+            "me@example.com",
+        ] {
+            assert!(detect(b.as_bytes()).is_none(), "{b}");
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! The public API the node agent calls: locations, masking, dedup, streams, errors.
+
+use bulkhead_sensor::{Attack, Context, DlpKind, PatternSpec, Sensor, SensorSpec};
+use proptest::prelude::*;
+
+fn all(block: bool) -> Sensor {
+    Sensor::new(&SensorSpec {
+        name: "s1".into(),
+        block,
+        attacks: Attack::ALL.to_vec(),
+        dlp: DlpKind::ALL.to_vec(),
+        patterns: vec![PatternSpec {
+            name: "employee_id".into(),
+            regex: r"EMP-[0-9]{6}".into(),
+            contexts: vec![Context::Url],
+        }],
+    })
+    .unwrap()
+}
+
+fn got(f: &[bulkhead_sensor::Finding]) -> Vec<(String, String)> {
+    f.iter()
+        .map(|f| (f.class.clone(), f.location.clone()))
+        .collect()
+}
+
+#[test]
+fn names_parse() {
+    assert_eq!(
+        "path-traversal".parse::<Attack>(),
+        Ok(Attack::PathTraversal)
+    );
+    assert_eq!("sqli".parse::<Attack>(), Ok(Attack::Sqli));
+    assert!("nope".parse::<Attack>().is_err());
+    assert_eq!(Attack::Cmdi.as_str(), "cmdi");
+    assert_eq!("credit-card".parse::<DlpKind>(), Ok(DlpKind::CreditCard));
+    assert_eq!(
+        "aws_access_key".parse::<DlpKind>(),
+        Ok(DlpKind::AwsAccessKey)
+    );
+}
+
+#[test]
+fn bad_regex_names_the_pattern() {
+    let e = Sensor::new(&SensorSpec {
+        name: "x".into(),
+        block: false,
+        attacks: vec![],
+        dlp: vec![],
+        patterns: vec![PatternSpec {
+            name: "broken".into(),
+            regex: "(".into(),
+            contexts: vec![],
+        }],
+    })
+    .unwrap_err();
+    assert!(e.to_string().contains("broken"), "{e}");
+}
+
+#[test]
+fn send_sync() {
+    fn ok<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    ok::<Sensor>();
+    send::<bulkhead_sensor::SensorStream>();
+}
+
+#[test]
+fn request_locations() {
+    let s = all(true);
+    let head = b"GET /items?id=1%27%20OR%201%3D1--%20&q=%3Cscript%3Ealert(1)%3C/script%3E&emp=EMP-123456 HTTP/1.1\r\n\
+Host: example.com\r\nUser-Agent: () { :;}; /bin/bash -c id\r\nCookie: session=..%2F..%2Fetc%2Fpasswd; theme=dark\r\n\r\n";
+    let f = s.http_request(head, b"");
+    let g = got(&f);
+    for want in [
+        ("sqli", "query:id"),
+        ("xss", "query:q"),
+        ("employee_id", "query:emp"),
+        ("cmdi", "header:user-agent"),
+        ("path_traversal", "cookie:session"),
+    ] {
+        assert!(
+            g.contains(&(want.0.into(), want.1.into())),
+            "{want:?} not in {g:?}"
+        );
+    }
+    assert!(
+        f.iter()
+            .all(|f| f.block && f.sensor == "s1" && f.masked.chars().count() <= 96)
+    );
+    let mut dedup = g.clone();
+    dedup.sort();
+    dedup.dedup();
+    assert_eq!(dedup.len(), g.len(), "deduplicated per (class, location)");
+}
+
+#[test]
+fn bodies_and_masking() {
+    let s = all(false);
+    let head = b"POST /f HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\r\n";
+    let body = br#"{"user":{"name":"x' UNION SELECT password FROM users--","card":"4111 1111 1111 1111"},"k":"AKIAIOSFODNN7EXAMPLE"}"#;
+    let f = s.http_request(head, body);
+    let find = |c: &str| {
+        f.iter()
+            .find(|x| x.class == c)
+            .unwrap_or_else(|| panic!("{c}: {f:?}"))
+    };
+    assert_eq!(find("sqli").location, "body:json:user.name");
+    assert_eq!(find("credit_card").location, "body:json:user.card");
+    assert_eq!(find("credit_card").masked, "4111 **** **** 1111");
+    assert_eq!(find("aws_access_key").masked, "AKIA************MPLE");
+    assert!(f.iter().all(|f| !f.block));
+
+    let form =
+        b"POST /f HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\r\n";
+    let f = s.http_request(
+        form,
+        b"q=%3Cimg+src%3Dx+onerror%3Dalert(1)%3E&ssn=123-45-6789",
+    );
+    let g = got(&f);
+    assert!(g.contains(&("xss".into(), "body:form:q".into())), "{g:?}");
+    let ssn = f.iter().find(|x| x.class == "ssn").unwrap();
+    assert_eq!(
+        (ssn.location.as_str(), ssn.masked.as_str()),
+        ("body:form:ssn", "***-**-6789")
+    );
+}
+
+#[test]
+fn benign_request_is_clean() {
+    let s = all(true);
+    let head = b"GET /search?q=red+shoes&page=2&sort=price-asc HTTP/1.1\r\nHost: shop.example\r\n\
+User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36\r\n\
+Referer: https://shop.example/home?x=1\r\nCookie: sid=abc123; lang=en-US\r\nAccept: */*\r\n\r\n";
+    assert_eq!(s.http_request(head, b""), vec![]);
+}
+
+#[test]
+fn sql_statements() {
+    let s = all(true);
+    let f = s.sql(b"SELECT * FROM users WHERE name = '' OR '1'='1'");
+    assert_eq!(got(&f), vec![("sqli".into(), "sql".into())]);
+    assert!(
+        s.sql(b"SELECT id, name FROM users WHERE id = $1")
+            .is_empty()
+    );
+    let f = s.sql(b"INSERT INTO c (n) VALUES ('378282246310005')");
+    assert_eq!(got(&f), vec![("credit_card".into(), "sql".into())]);
+}
+
+#[test]
+fn stream_reports_with_the_completing_chunk() {
+    let s = all(true);
+    let mut st = s.stream(true);
+    assert!(st.feed(b"{\"card\":\"4111 1111 ").is_empty());
+    let f = st.feed(b"1111 1111\",\"mail\":\"jane@example.com\"}");
+    assert_eq!(
+        got(&f),
+        vec![
+            ("credit_card".into(), "response body".into()),
+            ("email".into(), "response body".into())
+        ]
+    );
+    assert!(
+        st.feed(b"4111 1111 1111 1111").is_empty(),
+        "one report per class and stream"
+    );
+    // Url-only user patterns do not apply to payload streams.
+    assert!(s.stream(false).feed(b"EMP-123456").is_empty());
+}
+
+proptest! {
+    #[test]
+    fn http_request_never_panics(head in proptest::collection::vec(any::<u8>(), 0..512),
+                                 body in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let s = all(true);
+        for f in s.http_request(&head, &body) {
+            prop_assert!(f.masked.chars().count() <= 96);
+        }
+        let _ = s.sql(&body);
+        let _ = s.body(&body, None);
+        let _ = s.value("v", &body);
+    }
+
+    #[test]
+    fn stream_chunks_find_what_the_whole_finds(cut in 1usize..40) {
+        let s = all(true);
+        let data = b"x 4111-1111-1111-1111 y 123 45 6789 z AKIAIOSFODNN7EXAMPLE q a.b@c.example.com -----BEGIN RSA PRIVATE KEY-----";
+        let mut whole: Vec<String> = s.stream(true).feed(data).into_iter().map(|f| f.class).collect();
+        let mut st = s.stream(true);
+        let mut got: Vec<String> = data.chunks(cut).flat_map(|c| st.feed(c)).map(|f| f.class).collect();
+        whole.sort();
+        got.sort();
+        prop_assert_eq!(got, whole);
+    }
+}
