@@ -20,6 +20,7 @@ pub mod netns;
 pub mod nflog;
 pub mod proxy;
 pub mod reconcile;
+pub mod sensors;
 pub mod sources;
 pub mod status;
 pub mod watch;
@@ -243,6 +244,7 @@ fn start_proxy(
         flows,
         events,
         log_allowed: cfg.log_allowed,
+        sensors: Default::default(),
     });
     let pcfg = bulkhead_proxy::Config {
         port: p.port,

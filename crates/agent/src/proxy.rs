@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use bulkhead_model::{L4, Protocol};
+use bulkhead_policy::engine::AddrOwner;
 use bulkhead_policy::l7::L7Request;
 use bulkhead_proxy::{Authority, Decision, Event, EventKind};
 use serde_json::json;
@@ -22,6 +23,7 @@ pub struct ProxyAuthority {
     pub flows: Option<Arc<Mutex<flows::Writer>>>,
     pub events: Option<Mutex<flows::Writer>>,
     pub log_allowed: bool,
+    pub sensors: crate::sensors::SensorCache,
 }
 
 impl Authority for ProxyAuthority {
@@ -103,6 +105,19 @@ impl Authority for ProxyAuthority {
             .load(std::sync::atomic::Ordering::Acquire)
     }
 
+    fn inspector(
+        &self,
+        _client: SocketAddr,
+        server: SocketAddr,
+    ) -> Option<Arc<dyn bulkhead_l7::Inspector>> {
+        let engine = self.shared.engine.read().unwrap_or_else(|e| e.into_inner());
+        let Some(AddrOwner::Workload(w)) = engine.owner_of(&server.ip()) else {
+            return None;
+        };
+        let sensors = engine.sensors_of(w);
+        self.sensors.get(&engine, self.generation(), sensors)
+    }
+
     fn record(&self, event: Event) {
         let c = &self.shared.counters;
         match &event.kind {
@@ -128,8 +143,13 @@ impl Authority for ProxyAuthority {
             }
         }
         if let Some(w) = &self.events {
+            let line = match &event.kind {
+                // Sensor events carry no policy decision to name the workloads: name them.
+                EventKind::Sensor { .. } => self.with_workloads(&event),
+                _ => serde_json::to_value(&event).unwrap_or_default(),
+            };
             let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
-            let _ = w.write(&event);
+            let _ = w.write(&line);
         }
         // Decisions also become flow records, like the kernel's: the connection's verdict
         // (the kernel never saw it: it was diverted) and every L7 denial.
@@ -172,5 +192,21 @@ impl Authority for ProxyAuthority {
         });
         let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
         let _ = w.write(&r);
+    }
+}
+
+impl ProxyAuthority {
+    /// The event with `src`/`dst` workload names (`ns/name`), as flow records have them.
+    fn with_workloads(&self, event: &Event) -> serde_json::Value {
+        let mut v = serde_json::to_value(event).unwrap_or_default();
+        let engine = self.shared.engine.read().unwrap_or_else(|e| e.into_inner());
+        for (key, addr) in [("src", event.client), ("dst", event.server)] {
+            if let Some(AddrOwner::Workload(id)) = engine.owner_of(&addr.ip())
+                && let Some(w) = engine.workload(id)
+            {
+                v[key] = json!({ "workload": w.key.to_string() });
+            }
+        }
+        v
     }
 }

@@ -67,6 +67,7 @@ fn files(dir: &std::path::Path) -> Vec<PathBuf> {
 fn workload_of(e: &Value, side: &str) -> String {
     e["decision"]["detail"][side]["workload"]
         .as_str()
+        .or_else(|| e[side]["workload"].as_str())
         .map(str::to_string)
         .unwrap_or_else(|| {
             e[if side == "src" { "client" } else { "server" }]
@@ -81,15 +82,54 @@ pub fn short_request(r: &str) -> String {
     r.split(" header:").next().unwrap_or(r).to_string()
 }
 
+/// Refusals and sensor findings: what `bulkhead events` shows without `--all`.
 fn is_refusal(e: &Value) -> bool {
-    matches!(
-        e["event"].as_str(),
-        Some("protocol" | "request" | "connection")
-    ) && e["decision"]["allowed"] == false
+    e["event"] == "sensor"
+        || matches!(
+            e["event"].as_str(),
+            Some("protocol" | "request" | "connection")
+        ) && e["decision"]["allowed"] == false
+}
+
+/// A sensor event's findings for a table cell: `sqli in query:id: 1' OR '1'='1`.
+fn findings(e: &Value) -> String {
+    let all: Vec<String> = e["findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|f| {
+            format!(
+                "{} in {}: {}",
+                f["class"].as_str().unwrap_or("?"),
+                f["location"].as_str().unwrap_or("?"),
+                f["masked"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    all.join("; ")
+}
+
+fn sensors(e: &Value) -> String {
+    let mut names: Vec<&str> = e["findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f["sensor"].as_str())
+        .collect();
+    names.dedup();
+    format!("Sensor {}", names.join(", "))
 }
 
 fn row(e: &Value) -> String {
     let what = match e["event"].as_str() {
+        Some("sensor") => match e["request"].as_str() {
+            Some(r) => format!("{} [{}]", short_request(r), findings(e)),
+            None => format!(
+                "{} [{}]",
+                e["protocol"].as_str().unwrap_or("?"),
+                findings(e)
+            ),
+        },
         Some("request") => short_request(e["request"].as_str().unwrap_or("")),
         Some("protocol") => format!("protocol {}", e["protocol"].as_str().unwrap_or("?")),
         Some("closed") => format!(
@@ -98,10 +138,20 @@ fn row(e: &Value) -> String {
         ),
         _ => e["event"].as_str().unwrap_or("?").to_string(),
     };
-    let verdict = match e["decision"]["allowed"].as_bool() {
-        Some(true) => "allow",
-        Some(false) => "deny",
-        None => "-",
+    let verdict = match (e["event"].as_str(), e["decision"]["allowed"].as_bool()) {
+        (Some("sensor"), _) if e["blocked"] == true => "block",
+        (Some("sensor"), _) => "alert",
+        (_, Some(true)) => "allow",
+        (_, Some(false)) => "deny",
+        _ => "-",
+    };
+    let decided_by = if e["event"] == "sensor" {
+        sensors(e)
+    } else {
+        e["decision"]["decided_by"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
     };
     format!(
         "{:<24}  {:<7}  {:<26}  {:<26}  {:<32}  {}{}",
@@ -110,7 +160,7 @@ fn row(e: &Value) -> String {
         workload_of(e, "src"),
         workload_of(e, "dst"),
         what,
-        e["decision"]["decided_by"].as_str().unwrap_or(""),
+        decided_by,
         e["pcap"]
             .as_str()
             .map(|p| format!("  pcap: {p}"))

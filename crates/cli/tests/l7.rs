@@ -201,6 +201,34 @@ fn redis_commands_are_enforced_by_the_proxy() {
     assert_eq!(curl("DELETE", "/v1/accounts/42"), "403");
     assert_eq!(curl("GET", "/admin"), "403");
 
+    // Sensors on what policy allows. custRecord's web-attacks sensor blocks an SQL
+    // injection inside an allowed request (GET /v1/status...) ...
+    assert_eq!(
+        curl("GET", "/v1/status?id=1%27%20OR%20%271%27%3D%271"),
+        "403"
+    );
+    assert_eq!(curl("GET", "/v1/status?id=42"), "200");
+    // ... and the CDE's card-data sensor (Alert) reports a response leaking a card number.
+    let tokenizer = status["workloads"]
+        .as_array()
+        .expect("workloads")
+        .iter()
+        .find(|w| w["name"] == "payments/tokenizer-0")
+        .and_then(|w| w["ipv4"].as_str())
+        .expect("payments/tokenizer-0")
+        .to_string();
+    let (_, leaked) = exec(
+        "payments/payments-gw-0",
+        &[
+            "curl",
+            "-s",
+            "-m",
+            "5",
+            &format!("http://{tokenizer}:8443/tokens/42"),
+        ],
+    );
+    assert!(leaked.contains("4111 1111 1111 1111"), "{leaked}");
+
     // The denial is an event with the request, the refusal and a capture.
     let events = std::fs::read_to_string(format!(
         "/run/bulkhead/labs/{LAB}/agents/node-1/events.jsonl"
@@ -239,6 +267,47 @@ fn redis_commands_are_enforced_by_the_proxy() {
             && l.contains("\"allowed\":false")),
         "no refused-protocol event for the HTTP attempt"
     );
+    let sensor_event = |class: &str| -> serde_json::Value {
+        events
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|e| e["event"] == "sensor" && e["findings"][0]["class"] == class)
+            .unwrap_or_else(|| panic!("no sensor event for {class}:\n{events}"))
+    };
+    let sqli = sensor_event("sqli");
+    assert_eq!(sqli["blocked"], true);
+    assert_eq!(sqli["findings"][0]["sensor"], "web-attacks");
+    assert_eq!(sqli["findings"][0]["location"], "query:id");
+    assert_eq!(sqli["findings"][0]["masked"], "1' OR '1'='1");
+    assert_eq!(sqli["src"]["workload"], "eu/credit-check-0");
+    assert_eq!(sqli["dst"]["workload"], "us/credit-status-1");
+    let card = sensor_event("credit_card");
+    assert_eq!(card["blocked"], false);
+    assert_eq!(card["findings"][0]["sensor"], "card-data");
+    let masked = card["findings"][0]["masked"].as_str().unwrap();
+    assert!(
+        masked.starts_with("4111") && masked.ends_with("1111") && masked.contains('*'),
+        "{masked}"
+    );
+    for (e, want) in [(&sqli, "GET /v1/status?id=1"), (&card, "200 OK")] {
+        let pcap = e["pcap"].as_str().expect("a capture");
+        let t = Command::new("tshark")
+            .args(["-r", pcap])
+            .output()
+            .expect("tshark");
+        let text = String::from_utf8_lossy(&t.stdout);
+        assert!(
+            t.status.success() && text.contains(want),
+            "tshark on {pcap}: {text}"
+        );
+    }
+    let table = bulkhead(&["events", "--lab", LAB]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains("block") && table.contains("Sensor web-attacks"),
+        "{table}"
+    );
+
     // And bulkhead flows shows the L7 denial with what decided.
     let flows = bulkhead(&["flows", "--lab", LAB, "--verdict", "deny", "-o", "json"]);
     let flows = String::from_utf8_lossy(&flows.stdout);

@@ -24,11 +24,16 @@ pub const MAX_INSPECT_BODY: usize = 64 * 1024;
 const MAX_HEADERS: usize = 100;
 
 const REFUSAL_BODY: &str = "bulkhead: request denied by policy\n";
+const BLOCKED_BODY: &str = "bulkhead: request blocked by a sensor\n";
 
 fn refusal(close: bool) -> Vec<u8> {
+    refusal_with(close, REFUSAL_BODY)
+}
+
+fn refusal_with(close: bool, body: &str) -> Vec<u8> {
     format!(
-        "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: {}\r\n\r\n{REFUSAL_BODY}",
-        REFUSAL_BODY.len(),
+        "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: {}\r\n\r\n{body}",
+        body.len(),
         if close { "close" } else { "keep-alive" }
     )
     .into_bytes()
@@ -184,7 +189,7 @@ impl HttpSession {
             self.admit(out, &p.head, p.is_head);
             out.to_server.extend_from_slice(&p.raw);
         } else {
-            self.refuse(out, false);
+            self.refuse_with(out, refusal_with(false, BLOCKED_BODY), false);
         }
         self.client = if done {
             Side::Head
@@ -215,7 +220,10 @@ impl HttpSession {
     }
 
     fn refuse(&mut self, out: &mut Output, close: bool) {
-        let r = refusal(close);
+        self.refuse_with(out, refusal(close), close);
+    }
+
+    fn refuse_with(&mut self, out: &mut Output, r: Vec<u8>, close: bool) {
         if self.owed.is_empty() {
             out.to_client.extend_from_slice(&r);
             out.close |= close;

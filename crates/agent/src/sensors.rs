@@ -1,0 +1,150 @@
+//! The sensors the proxy runs: the policy's `Sensor` documents compiled with
+//! `bulkhead-sensor`, one inspector per distinct set of sensors (the groups of a
+//! destination decide which), rebuilt when the policy changes.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use bulkhead_l7::{Finding, Inspector, StreamInspector};
+use bulkhead_policy::engine::Engine;
+use bulkhead_policy::sensor::{PatternContext, Sensor as SensorDoc, SensorAction, SensorClass};
+use bulkhead_sensor::{Attack, Context, DlpKind, PatternSpec, Sensor, SensorSpec, SensorStream};
+use smallvec::SmallVec;
+
+/// What a sensor document asks of the detectors.
+pub fn spec_of(doc: &SensorDoc) -> SensorSpec {
+    let attack = |c: SensorClass| match c {
+        SensorClass::Sqli => Some(Attack::Sqli),
+        SensorClass::Xss => Some(Attack::Xss),
+        SensorClass::Cmdi => Some(Attack::Cmdi),
+        SensorClass::PathTraversal => Some(Attack::PathTraversal),
+        _ => None,
+    };
+    let dlp = |c: SensorClass| match c {
+        SensorClass::CreditCard => Some(DlpKind::CreditCard),
+        SensorClass::Ssn => Some(DlpKind::Ssn),
+        SensorClass::AwsAccessKey => Some(DlpKind::AwsAccessKey),
+        SensorClass::PrivateKey => Some(DlpKind::PrivateKey),
+        SensorClass::Email => Some(DlpKind::Email),
+        _ => None,
+    };
+    SensorSpec {
+        name: doc.name.clone(),
+        block: doc.action == SensorAction::Block,
+        attacks: doc.detect.iter().filter_map(|&c| attack(c)).collect(),
+        dlp: doc.detect.iter().filter_map(|&c| dlp(c)).collect(),
+        patterns: doc
+            .patterns
+            .iter()
+            .map(|p| PatternSpec {
+                name: p.name.clone(),
+                regex: p.regex.clone(),
+                contexts: p
+                    .context
+                    .iter()
+                    .map(|c| match c {
+                        PatternContext::Url => Context::Url,
+                        PatternContext::Header => Context::Header,
+                        PatternContext::Body => Context::Body,
+                        PatternContext::Packet => Context::Packet,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+/// Several sensors as one inspector.
+pub struct SensorSet {
+    sensors: Vec<Sensor>,
+}
+
+fn convert(f: bulkhead_sensor::Finding) -> Finding {
+    Finding {
+        sensor: f.sensor,
+        class: f.class,
+        location: f.location,
+        masked: f.masked,
+        block: f.block,
+    }
+}
+
+impl Inspector for SensorSet {
+    fn http_request(&self, head: &[u8], body: &[u8]) -> Vec<Finding> {
+        self.sensors
+            .iter()
+            .flat_map(|s| s.http_request(head, body))
+            .map(convert)
+            .collect()
+    }
+
+    fn sql(&self, text: &[u8]) -> Vec<Finding> {
+        self.sensors
+            .iter()
+            .flat_map(|s| s.sql(text))
+            .map(convert)
+            .collect()
+    }
+
+    fn stream(&self, from_server: bool) -> Box<dyn StreamInspector> {
+        Box::new(Streams(
+            self.sensors.iter().map(|s| s.stream(from_server)).collect(),
+        ))
+    }
+}
+
+struct Streams(Vec<SensorStream>);
+
+impl StreamInspector for Streams {
+    fn feed(&mut self, data: &[u8]) -> Vec<Finding> {
+        self.0
+            .iter_mut()
+            .flat_map(|s| s.feed(data))
+            .map(convert)
+            .collect()
+    }
+}
+
+/// Inspectors by set of sensor indices, valid for one policy generation.
+#[derive(Default)]
+pub struct SensorCache {
+    inner: Mutex<(u64, HashMap<SmallVec<[u32; 2]>, Arc<SensorSet>>)>,
+}
+
+impl SensorCache {
+    /// The inspector for connections to a workload with these sensors (None if none).
+    pub fn get(
+        &self,
+        engine: &Engine,
+        generation: u64,
+        sensors: SmallVec<[u32; 2]>,
+    ) -> Option<Arc<dyn Inspector>> {
+        if sensors.is_empty() {
+            return None;
+        }
+        let mut g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if g.0 != generation {
+            *g = (generation, HashMap::new());
+        }
+        if let Some(s) = g.1.get(&sensors) {
+            return Some(s.clone());
+        }
+        let docs = &engine.policy().sensors;
+        let compiled: Vec<Sensor> = sensors
+            .iter()
+            .filter_map(|&i| docs.get(i as usize))
+            .filter_map(|d| match Sensor::new(&spec_of(d)) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    // The manifest checked every pattern; an error here is a limit of the
+                    // sensor engine. The others still run.
+                    tracing::warn!(sensor = %d.name, "sensor not compiled: {e}");
+                    None
+                }
+            })
+            .collect();
+        let set = Arc::new(SensorSet { sensors: compiled });
+        g.1.insert(sensors, set.clone());
+        Some(set)
+    }
+}
