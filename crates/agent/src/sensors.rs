@@ -105,10 +105,13 @@ impl StreamInspector for Streams {
     }
 }
 
+/// Inspectors by set of sensor indices.
+type BySet = HashMap<SmallVec<[u32; 2]>, Arc<SensorSet>>;
+
 /// Inspectors by set of sensor indices, valid for one policy generation.
 #[derive(Default)]
 pub struct SensorCache {
-    inner: Mutex<(u64, HashMap<SmallVec<[u32; 2]>, Arc<SensorSet>>)>,
+    inner: Mutex<(u64, BySet)>,
 }
 
 impl SensorCache {
