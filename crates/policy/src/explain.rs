@@ -85,6 +85,10 @@ pub struct Explanation {
     pub violation: bool,
     /// Must the L7 proxy see the requests?
     pub l7_enforced: bool,
+    /// Sensors that inspect the connection if it opens (those of the destination's
+    /// groups), as `name (Action): detectors`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sensors: Vec<String>,
     pub egress: SideExplanation,
     pub ingress: SideExplanation,
 }
@@ -111,6 +115,11 @@ impl Explanation {
                 s,
                 "the connection opens at layer 4; the L7 proxy decides each request (rules below)"
             );
+        }
+        if self.allowed {
+            for sensor in &self.sensors {
+                let _ = writeln!(s, "inspected by sensor {sensor}");
+            }
         }
         for side in [&self.egress, &self.ingress] {
             let _ = writeln!(
@@ -156,9 +165,26 @@ impl Engine {
             allowed: v.allowed,
             violation: v.is_violation(),
             l7_enforced: v.needs_l7(),
+            sensors: self.sensors_text(c.dst),
             egress: self.explain_side(&v.egress, Direction::Egress, c, &src, &dst),
             ingress: self.explain_side(&v.ingress, Direction::Ingress, c, &dst, &src),
         }
+    }
+
+    fn sensors_text(&self, dst: &Endpoint) -> Vec<String> {
+        let Endpoint::Workload { id, .. } = dst else {
+            return Vec::new();
+        };
+        let docs = &self.policy().sensors;
+        self.sensors_of(*id)
+            .iter()
+            .filter_map(|&i| docs.get(i as usize))
+            .map(|d| {
+                let mut what: Vec<String> = d.detect.iter().map(|c| c.to_string()).collect();
+                what.extend(d.patterns.iter().map(|p| format!("pattern {}", p.name)));
+                format!("{} ({:?}): {} at {}", d.name, d.action, what.join(", "), d.origin)
+            })
+            .collect()
     }
 
     /// `shop/web-1` for workloads, the address (and names) otherwise.
