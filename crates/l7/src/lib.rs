@@ -13,6 +13,7 @@ mod http;
 mod inspect;
 mod redis;
 pub mod resp;
+mod tls;
 
 use std::sync::Arc;
 
@@ -22,6 +23,7 @@ pub use inspect::{Finding, Inspector, StreamInspector};
 
 pub use http::HttpSession;
 pub use redis::RedisSession;
+pub use tls::TlsSession;
 
 /// The verdict on one request.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,6 +84,7 @@ pub fn session_for(
     match app {
         AppProtocol::Redis => Some(Box::new(RedisSession::new())),
         AppProtocol::Http => Some(Box::new(HttpSession::new().with_inspector(inspector))),
+        AppProtocol::Tls => Some(Box::new(TlsSession::new())),
         _ => None,
     }
 }
