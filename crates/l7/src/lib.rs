@@ -11,8 +11,12 @@
 mod body;
 mod http;
 mod inspect;
+mod mysql;
+mod mysql_reply;
+mod postgres;
 mod redis;
 pub mod resp;
+mod sql;
 
 use std::sync::Arc;
 
@@ -21,6 +25,8 @@ use bulkhead_policy::l7::{AppProtocol, L7Request};
 pub use inspect::{Finding, Inspector, StreamInspector};
 
 pub use http::HttpSession;
+pub use mysql::MysqlSession;
+pub use postgres::PostgresSession;
 pub use redis::RedisSession;
 
 /// The verdict on one request.
@@ -82,6 +88,8 @@ pub fn session_for(
     match app {
         AppProtocol::Redis => Some(Box::new(RedisSession::new())),
         AppProtocol::Http => Some(Box::new(HttpSession::new().with_inspector(inspector))),
+        AppProtocol::Postgresql => Some(Box::new(PostgresSession::new().with_inspector(inspector))),
+        AppProtocol::Mysql => Some(Box::new(MysqlSession::new().with_inspector(inspector))),
         _ => None,
     }
 }

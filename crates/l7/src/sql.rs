@@ -1,0 +1,364 @@
+//! SQL text shared by the PostgreSQL and MySQL sessions: split a query string into
+//! statements, classify each, and decide them all (one denied statement refuses the
+//! whole query, since the server would run the others).
+//!
+//! The splitter must never see fewer statements than the server does, or a statement
+//! could hide inside what we took for a string or a comment. Where the server's reading
+//! depends on a setting we cannot see (backslash escapes: MySQL's
+//! NO_BACKSLASH_ESCAPES, PostgreSQL's standard_conforming_strings), the text is split
+//! both ways and every statement of either reading is decided.
+
+use std::sync::Arc;
+
+use bulkhead_policy::l7::{AppProtocol, L7Detail, L7Request, SqlKind};
+
+use crate::{Decided, Finding, Inspector, Verdict};
+
+/// Query text held to be decided; larger queries are refused unread.
+pub const MAX_QUERY: usize = 1 << 20;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    Postgres,
+    Mysql,
+}
+
+/// One statement: its text (MySQL executable-comment markers blanked, so that what
+/// they hold is classified like the server runs it) and the kinds it contains.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Statement {
+    pub text: String,
+    pub kinds: Vec<SqlKind>,
+}
+
+struct Lexer<'a> {
+    b: &'a [u8],
+    d: Dialect,
+    /// Backslash escapes inside '...' (MySQL default; PostgreSQL E'...' always).
+    backslash: bool,
+}
+
+impl Lexer<'_> {
+    /// End (exclusive) of the quoted run starting at `i` with quote `q`.
+    fn quoted(&self, i: usize, q: u8, escapes: bool) -> usize {
+        let mut j = i + 1;
+        while j < self.b.len() {
+            let c = self.b[j];
+            if escapes && c == b'\\' {
+                j += 2;
+                continue;
+            }
+            if c == q {
+                if self.b.get(j + 1) == Some(&q) {
+                    j += 2;
+                    continue;
+                }
+                return j + 1;
+            }
+            j += 1;
+        }
+        self.b.len()
+    }
+
+    /// PostgreSQL `$tag$`: its length if one starts at `i`.
+    fn dollar_tag(&self, i: usize) -> Option<usize> {
+        let rest = &self.b[i + 1..];
+        let n = rest
+            .iter()
+            .position(|c| !(c.is_ascii_alphanumeric() || *c == b'_' || *c >= 0x80))?;
+        if rest[n] != b'$' || rest.first().is_some_and(u8::is_ascii_digit) {
+            return None;
+        }
+        Some(n + 2)
+    }
+
+    fn split(&self) -> Vec<Statement> {
+        let (b, mut i) = (self.b, 0);
+        let mut out = Vec::new();
+        let mut cur: Vec<u8> = Vec::new();
+        let mut words: Vec<(String, u8)> = Vec::new(); // (word, punctuation before it)
+        let mut prev = b' ';
+        let finish = |cur: &mut Vec<u8>, words: &mut Vec<(String, u8)>, out: &mut Vec<_>| {
+            if !words.is_empty() || cur.iter().any(|c| !c.is_ascii_whitespace()) {
+                let text = String::from_utf8_lossy(cur).trim().to_string();
+                if let Some(s) = statement(text, words) {
+                    out.push(s);
+                }
+            }
+            cur.clear();
+            words.clear();
+        };
+        while i < b.len() {
+            let c = b[i];
+            let next = b.get(i + 1).copied();
+            let start = i;
+            let pg = self.d == Dialect::Postgres;
+            let mysql_line = self.d == Dialect::Mysql
+                && (c == b'#'
+                    || (c == b'-'
+                        && next == Some(b'-')
+                        && b.get(i + 2)
+                            .is_none_or(|c| c.is_ascii_whitespace() || c.is_ascii_control())));
+            if (pg && c == b'-' && next == Some(b'-')) || mysql_line {
+                i += b[i..]
+                    .iter()
+                    .position(|&c| c == b'\n')
+                    .unwrap_or(b.len() - i);
+                cur.push(b' ');
+                continue;
+            }
+            if c == b'/' && next == Some(b'*') {
+                let exec = self.d == Dialect::Mysql
+                    && (b.get(i + 2) == Some(&b'!') || b[i + 2..].starts_with(b"M!"));
+                if exec {
+                    // Executable comment: its content runs; drop only the markers.
+                    i += if b[i + 2] == b'M' { 4 } else { 3 };
+                    while i < b.len() && b[i].is_ascii_digit() {
+                        i += 1;
+                    }
+                    cur.push(b' ');
+                    continue;
+                }
+                let mut depth = 0usize;
+                while i < b.len() {
+                    if b[i..].starts_with(b"/*") {
+                        depth += 1;
+                        i += 2;
+                    } else if b[i..].starts_with(b"*/") {
+                        depth -= 1;
+                        i += 2;
+                        if depth == 0 || !pg {
+                            break;
+                        }
+                    } else {
+                        i += 1;
+                    }
+                }
+                cur.push(b' ');
+                continue;
+            }
+            if self.d == Dialect::Mysql && c == b'*' && next == Some(b'/') {
+                // The end of an executable comment (or a stray one): whitespace.
+                i += 2;
+                cur.push(b' ');
+                continue;
+            }
+            match c {
+                b';' => {
+                    finish(&mut cur, &mut words, &mut out);
+                    i += 1;
+                    prev = b' ';
+                    continue;
+                }
+                b'\'' => {
+                    let e = pg && matches!(cur.last(), Some(b'e' | b'E'));
+                    i = self.quoted(i, b'\'', self.backslash || e);
+                }
+                b'"' => i = self.quoted(i, b'"', !pg && self.backslash),
+                b'`' if !pg => i = self.quoted(i, b'`', false),
+                b'$' if pg => match self.dollar_tag(i) {
+                    Some(n) => {
+                        let tag = &b[i..i + n];
+                        i = b[i + n..]
+                            .windows(n)
+                            .position(|w| w == tag)
+                            .map_or(b.len(), |p| i + n + p + n);
+                    }
+                    None => i += 1,
+                },
+                c if c.is_ascii_alphabetic() || c == b'_' => {
+                    while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
+                        i += 1;
+                    }
+                    let w = String::from_utf8_lossy(&b[start..i]).to_ascii_uppercase();
+                    words.push((w, prev));
+                    prev = b'w';
+                }
+                _ => {
+                    if !c.is_ascii_whitespace() {
+                        prev = c;
+                    }
+                    i += 1;
+                }
+            }
+            cur.extend_from_slice(&b[start..i.min(b.len())]);
+        }
+        finish(&mut cur, &mut words, &mut out);
+        out
+    }
+}
+
+/// The kinds of one statement. A `WITH` may hold data-modifying parts
+/// (`WITH d AS (DELETE ...) SELECT ...`): each statement word right after a
+/// parenthesis counts too.
+fn statement(text: String, words: &[(String, u8)]) -> Option<Statement> {
+    let first = SqlKind::classify(&text);
+    let mut kinds = vec![first];
+    if words.first().is_some_and(|(w, _)| w == "WITH") {
+        for (w, before) in words {
+            let k = match w.as_str() {
+                "INSERT" | "MERGE" => SqlKind::Insert,
+                "UPDATE" => SqlKind::Update,
+                "DELETE" => SqlKind::Delete,
+                "SELECT" => SqlKind::Select,
+                _ => continue,
+            };
+            if matches!(before, b'(' | b')') && !kinds.contains(&k) {
+                kinds.push(k);
+            }
+        }
+    }
+    Some(Statement { text, kinds })
+}
+
+/// Every statement of `text`, under each reading of backslashes.
+pub fn statements(text: &[u8], d: Dialect) -> Vec<Statement> {
+    let mut all = Lexer {
+        b: text,
+        d,
+        backslash: d == Dialect::Mysql,
+    }
+    .split();
+    let other = Lexer {
+        b: text,
+        d,
+        backslash: d == Dialect::Postgres,
+    }
+    .split();
+    for s in other {
+        if !all.contains(&s) {
+            all.push(s);
+        }
+    }
+    all
+}
+
+/// The refusal's text for a denied kind.
+pub fn refusal(kind: SqlKind) -> String {
+    format!(
+        "bulkhead: {} statements are not allowed by policy",
+        kind.as_str().to_ascii_uppercase()
+    )
+}
+
+/// The decision on one query string: every statement's kinds, then the sensors on the
+/// text when policy allows it all. `Err(message)` refuses it.
+pub fn judge(
+    app: AppProtocol,
+    text: &[u8],
+    d: Dialect,
+    decide: &mut dyn FnMut(&L7Request) -> Verdict,
+    inspector: &Option<Arc<dyn Inspector>>,
+) -> (Vec<Decided>, Result<(), String>) {
+    let mut decided: Vec<Decided> = Vec::new();
+    let mut refused: Option<String> = None;
+    for s in statements(text, d) {
+        for kind in s.kinds {
+            if decided
+                .iter()
+                .any(|x| x.request.detail == (L7Detail::Sql { kind }))
+            {
+                continue;
+            }
+            let request = L7Request {
+                app,
+                detail: L7Detail::Sql { kind },
+            };
+            let allowed = decide(&request).allowed;
+            if !allowed && refused.is_none() {
+                refused = Some(refusal(kind));
+            }
+            decided.push(Decided {
+                request,
+                allowed,
+                refusal: None,
+                findings: Vec::new(),
+            });
+        }
+    }
+    if refused.is_none()
+        && !decided.is_empty()
+        && let Some(ins) = inspector
+    {
+        let findings: Vec<Finding> = ins.sql(text);
+        if let Some(f) = findings.iter().find(|f| f.block) {
+            refused = Some(format!(
+                "bulkhead: statement refused by sensor {} ({})",
+                f.sensor, f.class
+            ));
+        }
+        if let Some(last) = decided.last_mut() {
+            last.findings = findings;
+        }
+    }
+    if let Some(r) = &refused {
+        // Nothing of a refused query reaches the server: every statement is refused.
+        for x in &mut decided {
+            x.allowed = false;
+            x.refusal = Some(r.clone());
+        }
+    }
+    (decided, refused.map_or(Ok(()), Err))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kinds decided for `sql`, in order of appearance, each once.
+    fn kinds(sql: &str, d: Dialect) -> Vec<SqlKind> {
+        let mut all = Vec::new();
+        for k in statements(sql.as_bytes(), d)
+            .into_iter()
+            .flat_map(|s| s.kinds)
+        {
+            if !all.contains(&k) {
+                all.push(k);
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn splits_on_semicolons_outside_quotes_and_comments() {
+        use SqlKind::*;
+        let pg = Dialect::Postgres;
+        assert_eq!(kinds("SELECT 1; DROP TABLE t", pg), [Select, Ddl]);
+        assert_eq!(kinds("SELECT ';DROP' ; ", pg), [Select]);
+        assert_eq!(kinds("SELECT $x$ ; DELETE $x$", pg), [Select]);
+        assert_eq!(kinds("SELECT $1; DELETE FROM t", pg), [Select, Delete]);
+        assert_eq!(kinds("/* a /* ; */ ; */ SELECT 1", pg), [Select]);
+        assert_eq!(kinds("-- ; DROP\nSELECT 1", pg), [Select]);
+        assert_eq!(kinds(";;  ; -- only\n", pg), Vec::<SqlKind>::new());
+        // E'' escapes; a plain '' string read either way yields both readings.
+        assert_eq!(kinds("SELECT E'\\'; DROP TABLE t'", pg), [Select]);
+        assert_eq!(
+            kinds("SELECT 'a\\'; DELETE FROM t; --'", pg),
+            [Select, Delete]
+        );
+        assert_eq!(
+            kinds("WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d", pg),
+            [Select, Delete]
+        );
+        assert_eq!(kinds("SELECT * FROM t FOR UPDATE", pg), [Select]);
+    }
+
+    #[test]
+    fn mysql_comments_and_escapes() {
+        use SqlKind::*;
+        let my = Dialect::Mysql;
+        assert_eq!(kinds("SELECT 1 # ; DROP\n", my), [Select]);
+        assert_eq!(kinds("SELECT 1--1; DROP TABLE t", my), [Select, Ddl]);
+        assert_eq!(kinds("/*!50000 DROP TABLE t */", my), [Ddl]);
+        assert_eq!(
+            kinds("SELECT 1 /*!; DELETE FROM t */", my),
+            [Select, Delete]
+        );
+        assert_eq!(kinds("SELECT `a;b` FROM t", my), [Select]);
+        // With NO_BACKSLASH_ESCAPES the server sees a DELETE: decide it too.
+        assert_eq!(
+            kinds("SELECT '\\'; DELETE FROM t; -- '", my),
+            [Select, Delete]
+        );
+    }
+}
