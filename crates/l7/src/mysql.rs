@@ -51,6 +51,8 @@ pub struct MysqlSession {
     server_left: usize,
     /// The previous server packet was full-size: this one continues its payload.
     server_continues: bool,
+    /// The packet being streamed ends a reply: write what waits on it after it.
+    reply_ended: bool,
     unordered: bool,
     inspector: Option<Arc<dyn Inspector>>,
 }
@@ -90,6 +92,7 @@ impl MysqlSession {
             server_hold: Vec::new(),
             server_left: 0,
             server_continues: false,
+            reply_ended: false,
             unordered: false,
             inspector: None,
         }
@@ -114,7 +117,9 @@ impl MysqlSession {
             out.to_client.extend_from_slice(&p);
         } else {
             self.owed.push_back(Owed::Refusal(p));
-            self.flush_refusals(out);
+            if !self.reply_ended {
+                self.flush_refusals(out);
+            }
         }
     }
 
@@ -303,6 +308,7 @@ impl Session for MysqlSession {
                 out.to_client.extend_from_slice(&data[..n]);
                 self.server_left -= n;
                 data = &data[n..];
+                self.packet_written(&mut out);
                 continue;
             }
             let need = if self.server_hold.len() < 4 {
@@ -313,7 +319,8 @@ impl Session for MysqlSession {
             let n = need.saturating_sub(self.server_hold.len()).min(data.len());
             self.server_hold.extend_from_slice(&data[..n]);
             data = &data[n..];
-            if self.server_hold.len() < need {
+            if self.server_hold.len() < need || need == 4 && le24(&self.server_hold) > 0 {
+                // Still short, or only the header is in: its payload's first bytes next.
                 continue;
             }
             let mut packet = std::mem::take(&mut self.server_hold);
@@ -324,12 +331,19 @@ impl Session for MysqlSession {
             }
             out.to_client.extend_from_slice(&packet);
             self.server_left = len + 4 - packet.len();
+            self.packet_written(&mut out);
         }
         out
     }
 }
 
 impl MysqlSession {
+    fn packet_written(&mut self, out: &mut Output) {
+        if self.server_left == 0 && std::mem::take(&mut self.reply_ended) {
+            self.flush_refusals(out);
+        }
+    }
+
     /// Frame one server packet (not a continuation) against the reply owed first.
     fn server_packet(&mut self, out: &mut Output, packet: &mut [u8], len: usize) {
         let deprecate_eof = self.server_caps & self.client_caps & CLIENT_DEPRECATE_EOF != 0;
@@ -343,8 +357,9 @@ impl MysqlSession {
         }
         match reply.packet(&packet[4..], len, deprecate_eof) {
             Ok(true) => {
+                // Refusals follow once this packet's last byte is out.
                 self.owed.pop_front();
-                self.flush_refusals(out);
+                self.reply_ended = true;
             }
             Ok(false) => {}
             Err(()) => {
