@@ -15,11 +15,11 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use bulkhead_policy::l7::{AppProtocol, L7Detail, L7Request, SqlKind};
+use bulkhead_policy::l7::{AppProtocol, L7Request};
 
 use crate::mysql_reply::{CLIENT_DEPRECATE_EOF, Kind, Reply};
 use crate::sql::{self, Dialect, MAX_QUERY};
-use crate::{Decided, Inspector, Output, Session, Verdict};
+use crate::{Inspector, Output, Session, Verdict};
 
 const CLIENT_SSL: u32 = 0x0800;
 const CLIENT_QUERY_ATTRIBUTES: u32 = 1 << 27;
@@ -170,19 +170,8 @@ impl MysqlSession {
             return self.pass(out, true);
         }
         if len >= MAX_QUERY.min(MAX_PACKET) {
-            let message = "bulkhead: statement too large to inspect";
-            out.decided.push(Decided {
-                request: L7Request {
-                    app: AppProtocol::Mysql,
-                    detail: L7Detail::Sql {
-                        kind: SqlKind::Other,
-                    },
-                },
-                allowed: false,
-                refusal: Some(message.into()),
-                findings: Vec::new(),
-            });
-            self.refuse(out, message);
+            out.decided.push(sql::too_large(AppProtocol::Mysql, decide));
+            self.refuse(out, sql::TOO_LARGE);
             self.dropping = true;
             return self.pass(out, false);
         }

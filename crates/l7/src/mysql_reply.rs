@@ -3,6 +3,7 @@
 
 pub const CLIENT_DEPRECATE_EOF: u32 = 1 << 24;
 const SERVER_MORE_RESULTS_EXIST: u16 = 0x0008;
+const SERVER_STATUS_CURSOR_EXISTS: u16 = 0x0040;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -156,6 +157,10 @@ impl Reply {
             (Kind::Results, State::ColumnsEof) => {
                 if !eof {
                     return Err(());
+                }
+                // COM_STMT_EXECUTE with a cursor: no rows now, COM_STMT_FETCH asks.
+                if end_status(p)? & SERVER_STATUS_CURSOR_EXISTS != 0 {
+                    return Ok(true);
                 }
                 self.state = State::Rows;
                 Ok(false)

@@ -255,19 +255,9 @@ impl PostgresSession {
         if matches!(t, b'Q' | b'P' | b'F') {
             if total > MAX_QUERY {
                 self.hold.clear();
-                let d = Decided {
-                    request: L7Request {
-                        app: AppProtocol::Postgresql,
-                        detail: L7Detail::Sql {
-                            kind: SqlKind::Other,
-                        },
-                    },
-                    allowed: false,
-                    refusal: Some("bulkhead: statement too large to inspect".into()),
-                    findings: Vec::new(),
-                };
-                out.decided.push(d);
-                self.refuse_message(out, t, "bulkhead: statement too large to inspect");
+                out.decided
+                    .push(sql::too_large(AppProtocol::Postgresql, decide));
+                self.refuse_message(out, t, sql::TOO_LARGE);
                 self.client = self.body(total - 5, false);
             } else if self.hold.len() == total {
                 self.decide(out, decide);

@@ -81,7 +81,7 @@ impl Lexer<'_> {
         let finish = |cur: &mut Vec<u8>, words: &mut Vec<(String, u8)>, out: &mut Vec<_>| {
             if !words.is_empty() || cur.iter().any(|c| !c.is_ascii_whitespace()) {
                 let text = String::from_utf8_lossy(cur).trim().to_string();
-                if let Some(s) = statement(text, words) {
+                if let Some(s) = statement(text, words, self.d) {
                     out.push(s);
                 }
             }
@@ -188,24 +188,54 @@ impl Lexer<'_> {
     }
 }
 
-/// The kinds of one statement. A `WITH` may hold data-modifying parts
-/// (`WITH d AS (DELETE ...) SELECT ...`): each statement word right after a
-/// parenthesis counts too.
-fn statement(text: String, words: &[(String, u8)]) -> Option<Statement> {
-    let first = SqlKind::classify(&text);
-    let mut kinds = vec![first];
-    if words.first().is_some_and(|(w, _)| w == "WITH") {
-        for (w, before) in words {
-            let k = match w.as_str() {
-                "INSERT" | "MERGE" => SqlKind::Insert,
-                "UPDATE" => SqlKind::Update,
-                "DELETE" => SqlKind::Delete,
-                "SELECT" => SqlKind::Select,
-                _ => continue,
-            };
-            if matches!(before, b'(' | b')') && !kinds.contains(&k) {
-                kinds.push(k);
+/// A statement keyword's kind, for the words that can start data-changing statements.
+fn dml(word: &str) -> Option<SqlKind> {
+    Some(match word {
+        "INSERT" | "REPLACE" | "MERGE" => SqlKind::Insert,
+        "UPDATE" => SqlKind::Update,
+        "DELETE" => SqlKind::Delete,
+        "SELECT" => SqlKind::Select,
+        _ => return None,
+    })
+}
+
+/// The kinds of one statement: its leading keyword's, and those of statements it runs
+/// inside itself. `WITH d AS (DELETE ...) SELECT` and `COPY (DELETE ... RETURNING) TO`
+/// delete: a statement word right after a parenthesis counts. `EXPLAIN ANALYZE` (and
+/// MariaDB's `ANALYZE`) run the statement they explain, `PREPARE` prepares one: its
+/// kind counts too (over-strict for a plain EXPLAIN, never too lax).
+fn statement(text: String, words: &[(String, u8)], d: Dialect) -> Option<Statement> {
+    let mut kinds = vec![SqlKind::classify(&text)];
+    let mut add = |k: SqlKind| {
+        if !kinds.contains(&k) {
+            kinds.push(k);
+        }
+    };
+    let first = words.first().map_or("", |(w, _)| w.as_str());
+    let wraps = matches!(
+        first,
+        "EXPLAIN" | "ANALYZE" | "DESCRIBE" | "DESC" | "PREPARE"
+    );
+    for (w, before) in words.iter().skip(1) {
+        if let Some(k) = dml(w)
+            && (wraps || matches!(before, b'(' | b')'))
+        {
+            add(k);
+        }
+    }
+    if first == "PREPARE" && d == Dialect::Mysql {
+        // PREPARE s FROM 'text': the text's statements; FROM @var: unknown.
+        let upper = text.to_ascii_uppercase();
+        let inner = upper.find(" FROM").map(|at| text[at + 5..].trim_start());
+        match inner.and_then(|t| Some((t.chars().next()?, t))) {
+            Some((q @ ('\'' | '"'), t)) => {
+                let body = &t[1..];
+                let body = body.rfind(q).map_or(body, |end| &body[..end]);
+                for s in statements(body.as_bytes(), Dialect::Mysql) {
+                    s.kinds.into_iter().for_each(&mut add);
+                }
             }
+            _ => add(SqlKind::Other),
         }
     }
     Some(Statement { text, kinds })
@@ -231,6 +261,26 @@ pub fn statements(text: &[u8], d: Dialect) -> Vec<Statement> {
         }
     }
     all
+}
+
+pub const TOO_LARGE: &str = "bulkhead: statement too large to inspect";
+
+/// A query too large to read, refused unread. It is still put to `decide` (as `other`):
+/// the caller pairs each decision with a [`Decided`], in order.
+pub fn too_large(app: AppProtocol, decide: &mut dyn FnMut(&L7Request) -> Verdict) -> Decided {
+    let request = L7Request {
+        app,
+        detail: L7Detail::Sql {
+            kind: SqlKind::Other,
+        },
+    };
+    let _ = decide(&request);
+    Decided {
+        request,
+        allowed: false,
+        refusal: Some(TOO_LARGE.into()),
+        findings: Vec::new(),
+    }
 }
 
 /// The refusal's text for a denied kind.
@@ -341,6 +391,18 @@ mod tests {
             [Select, Delete]
         );
         assert_eq!(kinds("SELECT * FROM t FOR UPDATE", pg), [Select]);
+        assert_eq!(
+            kinds("COPY (DELETE FROM t RETURNING *) TO STDOUT", pg),
+            [Utility, Delete]
+        );
+        assert_eq!(
+            kinds("EXPLAIN ANALYZE DELETE FROM t", pg),
+            [Utility, Delete]
+        );
+        assert_eq!(
+            kinds("PREPARE p (int) AS UPDATE t SET a = $1", pg),
+            [Utility, Update]
+        );
     }
 
     #[test]
@@ -355,6 +417,12 @@ mod tests {
             [Select, Delete]
         );
         assert_eq!(kinds("SELECT `a;b` FROM t", my), [Select]);
+        assert_eq!(
+            kinds("PREPARE s FROM 'DELETE FROM t'", my),
+            [Utility, Delete]
+        );
+        assert_eq!(kinds("PREPARE s FROM @q", my), [Utility, Other]);
+        assert_eq!(kinds("ANALYZE DELETE FROM t", my), [Utility, Delete]);
         // With NO_BACKSLASH_ESCAPES the server sees a DELETE: decide it too.
         assert_eq!(
             kinds("SELECT '\\'; DELETE FROM t; -- '", my),
