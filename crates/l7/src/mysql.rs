@@ -3,8 +3,8 @@
 //!
 //! The server speaks first. Its greeting reaches the client without CLIENT_SSL (the
 //! proxy must read the queries; clients that do not insist on TLS carry on in clear,
-//! one that sends an SSLRequest anyway is cut off) and without CLIENT_QUERY_ATTRIBUTES
-//! (so COM_QUERY holds nothing but the text). Authentication passes untouched: the
+//! one that sends an SSLRequest anyway is cut off), without the compression flags and
+//! without CLIENT_QUERY_ATTRIBUTES (so COM_QUERY holds nothing but the text). Authentication passes untouched: the
 //! client's packets carry sequence ids above 0 until a command starts a new sequence.
 //!
 //! Order: a queue of what the client is owed, server replies framed packet by packet
@@ -22,7 +22,13 @@ use crate::sql::{self, Dialect, MAX_QUERY};
 use crate::{Inspector, Output, Session, Verdict};
 
 const CLIENT_SSL: u32 = 0x0800;
+const CLIENT_COMPRESS: u32 = 0x0020;
+const CLIENT_ZSTD_COMPRESSION: u32 = 1 << 26;
 const CLIENT_QUERY_ATTRIBUTES: u32 = 1 << 27;
+/// Capabilities hidden from the client: each changes what the packets hold (TLS,
+/// compressed packets, attributes before the query text) in ways the proxy does not read.
+const HIDDEN: u32 =
+    CLIENT_SSL | CLIENT_COMPRESS | CLIENT_ZSTD_COMPRESSION | CLIENT_QUERY_ATTRIBUTES;
 const COM_QUERY: u8 = 0x03;
 const COM_STMT_PREPARE: u8 = 0x16;
 /// The largest payload of one packet; a payload this long continues in the next.
@@ -137,8 +143,9 @@ impl MysqlSession {
             self.client_caps = payload
                 .get(..4)
                 .map_or(0, |c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
-            if self.client_caps & CLIENT_SSL != 0 {
-                // TLS we cannot read: the client insisted although the server "lacks" it.
+            if self.client_caps & HIDDEN != 0 {
+                // The client asks for what the greeting it saw did not offer (TLS,
+                // compression): the server would agree, and we could not read on.
                 out.close = true;
                 return true;
             }
@@ -241,7 +248,7 @@ impl MysqlSession {
         if p.len() >= at + 7 {
             caps |= (u16::from_le_bytes([p[at + 5], p[at + 6]]) as u32) << 16;
         }
-        caps &= !(CLIENT_SSL | CLIENT_QUERY_ATTRIBUTES);
+        caps &= !HIDDEN;
         self.server_caps = caps;
         p[at..at + 2].copy_from_slice(&(caps as u16).to_le_bytes());
         if p.len() >= at + 7 {

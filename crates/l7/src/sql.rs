@@ -429,4 +429,18 @@ mod tests {
             [Select, Delete]
         );
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_splits_without_panic(t in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            let _ = statements(&t, Dialect::Postgres);
+            let _ = statements(&t, Dialect::Mysql);
+        }
+
+        #[test]
+        fn sql_like_text_splits_without_panic(t in "[a-zA-Z $'\"`;#/*!\\\\()\n-]{0,120}") {
+            let _ = statements(t.as_bytes(), Dialect::Postgres);
+            let _ = statements(t.as_bytes(), Dialect::Mysql);
+        }
+    }
 }
