@@ -205,6 +205,28 @@ fn sql_statements_are_enforced_by_the_proxy() {
     );
     assert!(lines.contains(&"3"), "the DELETE reached the server: {out}");
 
+    // The extended protocol (Parse/Bind/Execute/Sync), through pgbench: a prepared
+    // SELECT runs, a DELETE is refused at its Parse.
+    let pgbench = |mode: &str, sql: &str| {
+        let script = format!("{}/bench-{mode}.sql", DATA[0]);
+        std::fs::write(&script, format!("{sql}\n")).expect("writing a pgbench script");
+        exec(
+            APP,
+            &[
+                "pgbench", "-h", &pg, "-U", "postgres", "-n", "-M", mode, "-t", "20", "-f",
+                &script, "postgres",
+            ],
+        )
+    };
+    let (ok, out) = pgbench("prepared", "SELECT count(*) FROM items");
+    assert!(ok && out.contains("processed: 20/20"), "{out}");
+    let (ok, out) = pgbench("extended", "DELETE FROM items");
+    assert!(
+        !ok && out.contains("bulkhead: DELETE statements are not allowed by policy"),
+        "{out}"
+    );
+    assert_eq!(psql(&pg, "SELECT count(*) FROM items"), (true, "3".into()));
+
     // MariaDB: SELECT only.
     until_ok("mariadb through the proxy", || {
         mariadb(&my, &["-e", "SELECT 1"])
