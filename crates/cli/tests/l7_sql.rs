@@ -235,6 +235,16 @@ fn sql_statements_are_enforced_by_the_proxy() {
         mariadb(&my, &["-e", "SELECT count(*) FROM shop.items"]),
         (true, "2".into())
     );
+    // The greeting the client saw offered neither compression nor TLS: --compress and
+    // --ssl (which in the 10.11 client prefers TLS, like sslmode=prefer) go on in clear,
+    // where the proxy reads them.
+    for flag in ["--compress", "--ssl"] {
+        assert_eq!(
+            mariadb(&my, &[flag, "-e", "SELECT 7"]),
+            (true, "7".into()),
+            "{flag}"
+        );
+    }
     let (ok, out) = mariadb(&my, &["-e", "DELETE FROM shop.items"]);
     assert!(
         !ok && out.contains("1142") && out.contains("bulkhead: DELETE statements are not allowed"),
