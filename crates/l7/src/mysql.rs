@@ -18,7 +18,7 @@ use std::sync::Arc;
 use bulkhead_policy::l7::{AppProtocol, L7Request};
 
 use crate::mysql_reply::{CLIENT_DEPRECATE_EOF, Kind, Reply};
-use crate::sql::{self, Dialect, MAX_QUERY};
+use crate::sql::{self, Dialect, MAX_OWED, MAX_QUERY};
 use crate::{Inspector, Output, Session, Verdict};
 
 const CLIENT_SSL: u32 = 0x0800;
@@ -265,6 +265,10 @@ impl Session for MysqlSession {
     ) -> Output {
         let mut out = Output::default();
         while !data.is_empty() && !out.close {
+            if self.owed.len() > MAX_OWED {
+                out.close = true;
+                break;
+            }
             if self.left > 0 {
                 let n = self.left.min(data.len());
                 if self.forward {

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use bulkhead_policy::l7::{AppProtocol, L7Detail, L7Request, SqlKind};
 
-use crate::sql::{self, Dialect, MAX_QUERY};
+use crate::sql::{self, Dialect, MAX_OWED, MAX_QUERY};
 use crate::{Decided, Inspector, Output, Session, Verdict};
 
 const SSL_REQUEST: u32 = 80877103;
@@ -309,6 +309,10 @@ impl Session for PostgresSession {
     ) -> Output {
         let mut out = Output::default();
         while !data.is_empty() && !out.close {
+            if self.owed.len() > MAX_OWED {
+                out.close = true;
+                break;
+            }
             match &mut self.client {
                 Client::Body { left, forward } => {
                     let n = (*left).min(data.len());

@@ -17,6 +17,11 @@ use crate::{Decided, Finding, Inspector, Verdict};
 /// Query text held to be decided; larger queries are refused unread.
 pub const MAX_QUERY: usize = 1 << 20;
 
+/// Answers owed to the client at once. Refusals do not go to the server, so nothing
+/// pushes back on a client that pipelines them behind a slow query without reading:
+/// past this many, the connection is closed.
+pub const MAX_OWED: usize = 1 << 16;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dialect {
     Postgres,

@@ -254,6 +254,24 @@ fn copy_and_large_messages_stream_through() {
     assert!(String::from_utf8_lossy(&to_client).contains("too large"));
 }
 
+#[test]
+fn refusals_piling_up_behind_a_slow_query_close_the_connection() {
+    let mut s = PostgresSession::new();
+    let mut out = s.client_bytes(
+        &[startup(), query("SELECT pg_sleep(60)")].concat(),
+        &mut policy,
+    );
+    let delete = query("DELETE FROM t").repeat(1000);
+    for _ in 0..100 {
+        out.merge(s.client_bytes(&delete, &mut policy));
+    }
+    assert!(
+        out.close && out.decided.len() < 100_000,
+        "{}",
+        out.decided.len()
+    );
+}
+
 struct Blocker(Mutex<Vec<String>>);
 
 impl Inspector for Blocker {
