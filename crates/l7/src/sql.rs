@@ -81,9 +81,9 @@ impl Lexer<'_> {
         let (b, mut i) = (self.b, 0);
         let mut out = Vec::new();
         let mut cur: Vec<u8> = Vec::new();
-        let mut words: Vec<(String, u8)> = Vec::new(); // (word, punctuation before it)
+        let mut words: Vec<(Word, u8)> = Vec::new(); // (word, punctuation before it)
         let mut prev = b' ';
-        let finish = |cur: &mut Vec<u8>, words: &mut Vec<(String, u8)>, out: &mut Vec<_>| {
+        let finish = |cur: &mut Vec<u8>, words: &mut Vec<(Word, u8)>, out: &mut Vec<_>| {
             if !words.is_empty() || cur.iter().any(|c| !c.is_ascii_whitespace()) {
                 let text = String::from_utf8_lossy(cur).trim().to_string();
                 if let Some(s) = statement(text, words, self.d) {
@@ -175,7 +175,7 @@ impl Lexer<'_> {
                     while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
                         i += 1;
                     }
-                    let w = String::from_utf8_lossy(&b[start..i]).to_ascii_uppercase();
+                    let w = word(&b[start..i]);
                     words.push((w, prev));
                     prev = b'w';
                 }
@@ -191,6 +191,25 @@ impl Lexer<'_> {
         finish(&mut cur, &mut words, &mut out);
         out
     }
+}
+
+/// A word, upper-cased, when short enough to be a keyword we look for (else blank):
+/// no allocation per word on the hot path.
+type Word = [u8; 8];
+
+fn word(w: &[u8]) -> Word {
+    let mut k = [0u8; 8];
+    if w.len() <= 8 {
+        for (d, c) in k.iter_mut().zip(w) {
+            *d = c.to_ascii_uppercase();
+        }
+    }
+    k
+}
+
+fn as_str(w: &Word) -> &str {
+    let n = w.iter().position(|&c| c == 0).unwrap_or(8);
+    std::str::from_utf8(&w[..n]).unwrap_or("")
 }
 
 /// A statement keyword's kind, for the words that can start data-changing statements.
@@ -209,20 +228,20 @@ fn dml(word: &str) -> Option<SqlKind> {
 /// delete: a statement word right after a parenthesis counts. `EXPLAIN ANALYZE` (and
 /// MariaDB's `ANALYZE`) run the statement they explain, `PREPARE` prepares one: its
 /// kind counts too (over-strict for a plain EXPLAIN, never too lax).
-fn statement(text: String, words: &[(String, u8)], d: Dialect) -> Option<Statement> {
+fn statement(text: String, words: &[(Word, u8)], d: Dialect) -> Option<Statement> {
     let mut kinds = vec![SqlKind::classify(&text)];
     let mut add = |k: SqlKind| {
         if !kinds.contains(&k) {
             kinds.push(k);
         }
     };
-    let first = words.first().map_or("", |(w, _)| w.as_str());
+    let first = words.first().map_or("", |(w, _)| as_str(w));
     let wraps = matches!(
         first,
         "EXPLAIN" | "ANALYZE" | "DESCRIBE" | "DESC" | "PREPARE"
     );
     for (w, before) in words.iter().skip(1) {
-        if let Some(k) = dml(w)
+        if let Some(k) = dml(as_str(w))
             && (wraps || matches!(before, b'(' | b')'))
         {
             add(k);
@@ -254,6 +273,10 @@ pub fn statements(text: &[u8], d: Dialect) -> Vec<Statement> {
         backslash: d == Dialect::Mysql,
     }
     .split();
+    if !text.contains(&b'\\') {
+        // Without a backslash both readings are the same.
+        return all;
+    }
     let other = Lexer {
         b: text,
         d,
