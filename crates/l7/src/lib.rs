@@ -17,6 +17,7 @@ mod postgres;
 mod redis;
 pub mod resp;
 mod sql;
+mod sql_split;
 
 use std::sync::Arc;
 
