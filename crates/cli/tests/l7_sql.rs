@@ -284,17 +284,37 @@ fn sql_statements_are_enforced_by_the_proxy() {
             .find(|e| e["event"] == "request" && e["request"] == request)
             .unwrap_or_else(|| panic!("no event for {request}: {events}"))
     };
-    for (request, refusal) in [
-        ("postgresql delete", "DELETE statements"),
-        ("postgresql ddl", "DDL statements"),
-        ("mysql delete", "DELETE statements"),
-        ("mysql ddl", "DDL statements"),
+    for (request, refusal, statement) in [
+        (
+            "postgresql delete",
+            "DELETE statements",
+            "DELETE FROM items",
+        ),
+        ("postgresql ddl", "DDL statements", "DROP TABLE items"),
+        (
+            "mysql delete",
+            "DELETE statements",
+            "DELETE FROM shop.items",
+        ),
+        ("mysql ddl", "DDL statements", "DROP TABLE shop.items"),
     ] {
         let e = refused(request);
         assert_eq!(e["decision"]["allowed"], false, "{e}");
         assert!(
             e["refusal"].as_str().is_some_and(|r| r.contains(refusal)),
             "{e}"
+        );
+        // The capture holds the refused statement, and tshark dissects it.
+        let pcap = e["pcap"].as_str().expect("a capture");
+        let t = Command::new("tshark")
+            .args(["-r", pcap, "-V"])
+            .output()
+            .expect("tshark");
+        let text = String::from_utf8_lossy(&t.stdout);
+        assert!(
+            t.status.success() && text.contains(statement),
+            "tshark on {pcap}: {text} {}",
+            String::from_utf8_lossy(&t.stderr)
         );
     }
 }
