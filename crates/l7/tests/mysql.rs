@@ -234,6 +234,74 @@ fn refusal_waits_for_multi_results_and_prepare_replies() {
 }
 
 #[test]
+fn local_infile_and_binary_rows_and_cursors_are_framed() {
+    // LOAD DATA LOCAL: the server asks for the file (0xFB), the client sends it (seq 2+)
+    // and an empty packet, the server answers OK; the refusal waits for that OK. (A
+    // SELECT stands in for LOAD DATA under this SELECT-only policy: framing is the same.)
+    let load = query("SELECT 1 INTO @x");
+    let client = [
+        handshake_response(CAPS),
+        load.clone(),
+        packet(2, b"1\n2\n"),
+        packet(3, b""),
+        query("DELETE FROM t"),
+    ]
+    .concat();
+    let server = [
+        greeting(CAPS),
+        ok(2, 2),
+        packet(1, b"\xfbdata.txt"),
+        ok(4, 2),
+    ]
+    .concat();
+    let (to_server, to_client, _) = run(&client, &server, &[]);
+    assert!(to_server.ends_with(&[load, packet(2, b"1\n2\n"), packet(3, b"")].concat()));
+    assert!(
+        to_client.ends_with(
+            &[
+                ok(4, 2),
+                err("bulkhead: DELETE statements are not allowed by policy")
+            ]
+            .concat()
+        )
+    );
+
+    // COM_STMT_EXECUTE: binary rows start with 0x00 (not an OK); with a cursor the reply
+    // ends at the EOF after the column definitions (SERVER_STATUS_CURSOR_EXISTS).
+    let execute = packet(0, &[0x17, 1, 0, 0, 0, 0, 1, 0, 0, 0]);
+    let cursor = packet(0, &[0x17, 1, 0, 0, 0, 1, 1, 0, 0, 0]);
+    let def = packet(2, b"\x03def\0\0\0\x01a\0\x0c?\0\x0b\0\0\0\x03\0\0\0\0\0");
+    let rows = [
+        packet(1, &[1]),
+        def.clone(),
+        eof(3, 2),
+        packet(4, &[0, 0, 7, 0, 0, 0]),
+        eof(5, 2),
+    ]
+    .concat();
+    let opened = [packet(1, &[1]), def, eof(3, 0x0040 | 2)].concat();
+    let client = [
+        handshake_response(CAPS),
+        execute,
+        query("UPDATE t SET a = 1"),
+        cursor,
+        query("DELETE FROM t"),
+    ]
+    .concat();
+    let server = [greeting(CAPS), ok(2, 2), rows.clone(), opened.clone()].concat();
+    let (_, to_client, _) = run(&client, &server, &[]);
+    let expected = [
+        ok(2, 2),
+        rows,
+        err("bulkhead: UPDATE statements are not allowed by policy"),
+        opened,
+        err("bulkhead: DELETE statements are not allowed by policy"),
+    ]
+    .concat();
+    assert!(to_client.ends_with(&expected));
+}
+
+#[test]
 fn a_client_that_insists_on_tls_is_cut_off() {
     let mut s = MysqlSession::new();
     let _ = s.server_bytes(&greeting(CAPS | SSL));
