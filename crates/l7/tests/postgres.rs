@@ -117,11 +117,13 @@ fn run(client: &[u8], server: &[u8], cuts: &[usize]) -> Run {
 
 #[test]
 fn ssl_is_declined_and_startup_passes() {
-    let client = [ssl_request(), startup(), query("SELECT 1")].concat();
+    // libpq with GSSAPI asks for GSS encryption first, then TLS: 'N' to both.
+    let gssenc = [8u32.to_be_bytes(), 80877104u32.to_be_bytes()].concat();
+    let client = [gssenc, ssl_request(), startup(), query("SELECT 1")].concat();
     let server = [server_hello(), complete("SELECT 1"), ready(b'I')].concat();
     let (to_server, to_client, decided) = run(&client, &server, &[]);
     assert_eq!(to_server, [startup(), query("SELECT 1")].concat());
-    assert_eq!(to_client, [b"N".to_vec(), server].concat());
+    assert_eq!(to_client, [b"NN".to_vec(), server].concat());
     assert_eq!(decided, [("postgresql select".to_string(), true)]);
 }
 
