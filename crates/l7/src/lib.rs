@@ -11,8 +11,13 @@
 mod body;
 mod http;
 mod inspect;
+mod mysql;
+mod mysql_reply;
+mod postgres;
 mod redis;
 pub mod resp;
+mod sql;
+mod sql_split;
 mod tls;
 
 use std::sync::Arc;
@@ -22,6 +27,8 @@ use bulkhead_policy::l7::{AppProtocol, L7Request};
 pub use inspect::{Finding, Inspector, StreamInspector};
 
 pub use http::HttpSession;
+pub use mysql::MysqlSession;
+pub use postgres::PostgresSession;
 pub use redis::RedisSession;
 pub use tls::TlsSession;
 
@@ -85,6 +92,8 @@ pub fn session_for(
         AppProtocol::Redis => Some(Box::new(RedisSession::new())),
         AppProtocol::Http => Some(Box::new(HttpSession::new().with_inspector(inspector))),
         AppProtocol::Tls => Some(Box::new(TlsSession::new())),
+        AppProtocol::Postgresql => Some(Box::new(PostgresSession::new().with_inspector(inspector))),
+        AppProtocol::Mysql => Some(Box::new(MysqlSession::new().with_inspector(inspector))),
         _ => None,
     }
 }

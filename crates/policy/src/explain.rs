@@ -182,7 +182,13 @@ impl Engine {
             .map(|d| {
                 let mut what: Vec<String> = d.detect.iter().map(|c| c.to_string()).collect();
                 what.extend(d.patterns.iter().map(|p| format!("pattern {}", p.name)));
-                format!("{} ({:?}): {} at {}", d.name, d.action, what.join(", "), d.origin)
+                format!(
+                    "{} ({:?}): {} at {}",
+                    d.name,
+                    d.action,
+                    what.join(", "),
+                    d.origin
+                )
             })
             .collect()
     }

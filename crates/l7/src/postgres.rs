@@ -1,0 +1,437 @@
+//! PostgreSQL (protocol 3): simple queries, Parse and FunctionCall messages are decided
+//! on their statements; a refused one gets an ErrorResponse (SQLSTATE 42501) in order.
+//!
+//! Order is kept by counting ReadyForQuery: every forwarded Query, FunctionCall, Sync or
+//! StartupMessage is owed one server answer ending in 'Z'. A refused simple query owes
+//! the client ErrorResponse + ReadyForQuery, written once the answers before it are. A
+//! refused Parse makes the rest of its batch be dropped like the server would after an
+//! error, but the Sync still goes to the server: its ReadyForQuery then carries the true
+//! transaction status, and the ErrorResponse is slipped in just before it (after the
+//! answers to what the batch sent before the Parse).
+//!
+//! TLS and GSS encryption requests are answered 'N' by the proxy itself: it must read the
+//! queries, and libpq's default `sslmode=prefer` continues in clear.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use bulkhead_policy::l7::{AppProtocol, L7Detail, L7Request, SqlKind};
+
+use crate::sql::{self, Dialect, MAX_OWED, MAX_QUERY};
+use crate::{Decided, Inspector, Output, Session, Verdict};
+
+const SSL_REQUEST: u32 = 80877103;
+const GSSENC_REQUEST: u32 = 80877104;
+/// PostgreSQL's own limit on a startup packet.
+const MAX_STARTUP: usize = 10_000;
+
+#[derive(Debug)]
+enum Owed {
+    /// Server messages up to and including a ReadyForQuery; `inject` goes right before
+    /// that ReadyForQuery unless the server reported an error of its own in the batch.
+    Reply { inject: Option<Vec<u8>> },
+    /// Our ErrorResponse, then (simple query) a ReadyForQuery with the current status.
+    Refusal { error: Vec<u8>, ready: bool },
+}
+
+#[derive(Debug)]
+enum Client {
+    /// Before the StartupMessage (SSL/GSS requests come first).
+    Startup,
+    /// Between messages, or holding one (`hold`) until it is whole or decidable.
+    Head,
+    /// Streaming `left` more bytes of a message; `forward` or drop them.
+    Body { left: usize, forward: bool },
+}
+
+pub struct PostgresSession {
+    client: Client,
+    hold: Vec<u8>,
+    /// After a refused Parse: client messages are dropped until Sync; the error to
+    /// answer, and whether the batch already forwarded messages the server will answer.
+    discard: Option<(Vec<u8>, bool)>,
+    /// Messages forwarded since the last Sync (the server answers them at the Sync).
+    batch_open: bool,
+    owed: VecDeque<Owed>,
+    /// Server side: the header of the message being read, then the bytes left of it.
+    server_head: Vec<u8>,
+    server_left: usize,
+    /// The last transaction status the server sent ('I', 'T' or 'E').
+    status: u8,
+    /// The server's errors seen in the reply at the head of the queue.
+    server_error: bool,
+    /// Replies can no longer be matched (a server we could not frame): refuse at once.
+    unordered: bool,
+    inspector: Option<Arc<dyn Inspector>>,
+}
+
+impl Default for PostgresSession {
+    fn default() -> Self {
+        PostgresSession::new()
+    }
+}
+
+fn error_response(message: &str) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (f, v) in [
+        (b'S', "ERROR"),
+        (b'V', "ERROR"),
+        (b'C', "42501"),
+        (b'M', message),
+    ] {
+        body.push(f);
+        body.extend_from_slice(v.as_bytes());
+        body.push(0);
+    }
+    body.push(0);
+    let mut m = vec![b'E'];
+    m.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
+    m.extend_from_slice(&body);
+    m
+}
+
+fn error_or_ready(mut error: Vec<u8>, ready: bool, z: [u8; 6]) -> Vec<u8> {
+    if ready {
+        error.extend_from_slice(&z);
+    }
+    error
+}
+
+fn be32(b: &[u8]) -> usize {
+    u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize
+}
+
+impl PostgresSession {
+    pub fn new() -> PostgresSession {
+        PostgresSession {
+            client: Client::Startup,
+            hold: Vec::new(),
+            discard: None,
+            batch_open: false,
+            owed: VecDeque::new(),
+            server_head: Vec::new(),
+            server_left: 0,
+            status: b'I',
+            server_error: false,
+            unordered: false,
+            inspector: None,
+        }
+    }
+
+    pub fn with_inspector(mut self, inspector: Option<Arc<dyn Inspector>>) -> PostgresSession {
+        self.inspector = inspector;
+        self
+    }
+
+    fn ready(&self) -> [u8; 6] {
+        [b'Z', 0, 0, 0, 5, self.status]
+    }
+
+    /// Write what is owed to the client that no longer waits on the server.
+    fn flush_refusals(&mut self, out: &mut Output) {
+        while let Some(Owed::Refusal { .. }) = self.owed.front() {
+            if let Some(Owed::Refusal { error, ready }) = self.owed.pop_front() {
+                out.to_client.extend_from_slice(&error);
+                if ready {
+                    out.to_client.extend_from_slice(&self.ready());
+                }
+            }
+        }
+    }
+
+    fn refuse(&mut self, out: &mut Output, error: Vec<u8>, ready: bool) {
+        if self.unordered {
+            out.to_client
+                .extend_from_slice(&error_or_ready(error, ready, self.ready()));
+            return;
+        }
+        self.owed.push_back(Owed::Refusal { error, ready });
+        if self.owed.len() == 1 {
+            self.flush_refusals(out);
+        }
+    }
+
+    /// A whole Query ('Q'), Parse ('P') or FunctionCall ('F') message in `self.hold`.
+    fn decide(&mut self, out: &mut Output, decide: &mut dyn FnMut(&L7Request) -> Verdict) {
+        let msg = std::mem::take(&mut self.hold);
+        let t = msg[0];
+        let body = &msg[5..];
+        let text = match t {
+            b'Q' => body.split(|&c| c == 0).next().unwrap_or_default(),
+            b'P' => body.split(|&c| c == 0).nth(1).unwrap_or_default(),
+            _ => &[][..],
+        };
+        let (decided, verdict) = if t == b'F' {
+            // A function called by OID bypasses statements: it is an `other` statement.
+            let request = L7Request {
+                app: AppProtocol::Postgresql,
+                detail: L7Detail::Sql {
+                    kind: SqlKind::Other,
+                },
+            };
+            let allowed = decide(&request).allowed;
+            let r = sql::refusal(SqlKind::Other);
+            let d = Decided {
+                request,
+                allowed,
+                refusal: (!allowed).then(|| r.clone()),
+                findings: Vec::new(),
+            };
+            (vec![d], if allowed { Ok(()) } else { Err(r) })
+        } else {
+            sql::judge(
+                AppProtocol::Postgresql,
+                text,
+                Dialect::Postgres,
+                decide,
+                &self.inspector,
+            )
+        };
+        out.decided.extend(decided);
+        match verdict {
+            Ok(()) => self.forward(out, &msg),
+            Err(message) => self.refuse_message(out, t, &message),
+        }
+    }
+
+    fn refuse_message(&mut self, out: &mut Output, t: u8, message: &str) {
+        let error = error_response(message);
+        if t == b'P' {
+            if self.batch_open {
+                self.discard = Some((error, true));
+            } else {
+                self.refuse(out, error, false);
+                self.discard = Some((Vec::new(), false));
+            }
+        } else {
+            self.refuse(out, error, true);
+        }
+    }
+
+    /// Forward a whole client message, owing what the server will answer.
+    fn forward(&mut self, out: &mut Output, msg: &[u8]) {
+        out.to_server.extend_from_slice(msg);
+        self.note_forwarded(msg[0]);
+    }
+
+    fn note_forwarded(&mut self, t: u8) {
+        match t {
+            b'Q' | b'F' => {
+                self.owed.push_back(Owed::Reply { inject: None });
+                self.batch_open = false;
+            }
+            b'S' => {
+                let inject = self.discard.take().and_then(|(e, open)| open.then_some(e));
+                self.owed.push_back(Owed::Reply { inject });
+                self.batch_open = false;
+            }
+            b'X' => {}
+            _ => self.batch_open = true,
+        }
+    }
+
+    /// A message header (type and length) is in `self.hold`: decide what to do.
+    fn head(&mut self, out: &mut Output, decide: &mut dyn FnMut(&L7Request) -> Verdict) {
+        let t = self.hold[0];
+        let len = be32(&self.hold[1..5]);
+        if len < 4 {
+            out.close = true;
+            return;
+        }
+        let total = len + 1;
+        if self.discard.is_some() {
+            // Dropped like the server drops a failed batch, up to the Sync.
+            if t == b'S' {
+                let sync = std::mem::take(&mut self.hold);
+                out.to_server.extend_from_slice(&sync[..5]);
+                self.note_forwarded(b'S');
+                self.client = self.body(total - 5, true);
+            } else {
+                self.hold.clear();
+                self.client = self.body(total - 5, false);
+            }
+            return;
+        }
+        if matches!(t, b'Q' | b'P' | b'F') {
+            if total > MAX_QUERY {
+                self.hold.clear();
+                out.decided
+                    .push(sql::too_large(AppProtocol::Postgresql, decide));
+                self.refuse_message(out, t, sql::TOO_LARGE);
+                self.client = self.body(total - 5, false);
+            } else if self.hold.len() == total {
+                self.decide(out, decide);
+            }
+            return;
+        }
+        // Anything else (Bind, Execute, CopyData, password...) streams through.
+        let h = std::mem::take(&mut self.hold);
+        out.to_server.extend_from_slice(&h);
+        self.note_forwarded(t);
+        self.client = self.body(total - 5, true);
+    }
+
+    fn body(&self, left: usize, forward: bool) -> Client {
+        if left == 0 {
+            Client::Head
+        } else {
+            Client::Body { left, forward }
+        }
+    }
+
+    /// The untyped first message(s): SSL/GSS requests, then the StartupMessage.
+    fn startup(&mut self, out: &mut Output) {
+        let len = be32(&self.hold[..4]);
+        if !(8..=MAX_STARTUP).contains(&len) {
+            out.close = true;
+            return;
+        }
+        if self.hold.len() < len {
+            return;
+        }
+        let msg: Vec<u8> = self.hold.drain(..len).collect();
+        match be32(&msg[4..8]) as u32 {
+            SSL_REQUEST | GSSENC_REQUEST => out.to_client.push(b'N'),
+            _ => {
+                out.to_server.extend_from_slice(&msg);
+                self.owed.push_back(Owed::Reply { inject: None });
+                self.client = Client::Head;
+            }
+        }
+    }
+}
+
+impl Session for PostgresSession {
+    fn client_bytes(
+        &mut self,
+        mut data: &[u8],
+        decide: &mut dyn FnMut(&L7Request) -> Verdict,
+    ) -> Output {
+        let mut out = Output::default();
+        while !data.is_empty() && !out.close {
+            if self.owed.len() > MAX_OWED {
+                out.close = true;
+                break;
+            }
+            match &mut self.client {
+                Client::Body { left, forward } => {
+                    let n = (*left).min(data.len());
+                    if *forward {
+                        out.to_server.extend_from_slice(&data[..n]);
+                    }
+                    *left -= n;
+                    if *left == 0 {
+                        self.client = Client::Head;
+                    }
+                    data = &data[n..];
+                }
+                Client::Startup | Client::Head => {
+                    let startup = matches!(self.client, Client::Startup);
+                    let need = if startup {
+                        if self.hold.len() < 4 {
+                            4
+                        } else {
+                            be32(&self.hold[..4]).clamp(4, MAX_STARTUP)
+                        }
+                    } else if self.hold.len() < 5 {
+                        5
+                    } else {
+                        // Only held messages get past the header still in `hold`.
+                        (be32(&self.hold[1..5]) + 1).clamp(5, MAX_QUERY)
+                    };
+                    let n = need.saturating_sub(self.hold.len()).min(data.len());
+                    self.hold.extend_from_slice(&data[..n]);
+                    data = &data[n..];
+                    if self.hold.len() < need {
+                        continue;
+                    }
+                    if startup {
+                        if self.hold.len() >= 4 {
+                            self.startup(&mut out);
+                        }
+                    } else {
+                        self.head(&mut out, decide);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn server_bytes(&mut self, mut data: &[u8]) -> Output {
+        let mut out = Output::default();
+        while !data.is_empty() {
+            if self.unordered {
+                out.to_client.extend_from_slice(data);
+                break;
+            }
+            if self.server_left > 0 {
+                let n = self.server_left.min(data.len());
+                let status = self.server_head.len() == 5 && self.server_head[0] == b'Z';
+                if status && n > 0 {
+                    self.status = data[n - 1];
+                }
+                out.to_client.extend_from_slice(&data[..n]);
+                self.server_left -= n;
+                data = &data[n..];
+                if self.server_left == 0 {
+                    self.server_head.clear();
+                    if status {
+                        self.end_reply(&mut out);
+                    }
+                }
+                continue;
+            }
+            let n = (5 - self.server_head.len()).min(data.len());
+            self.server_head.extend_from_slice(&data[..n]);
+            data = &data[n..];
+            if self.server_head.len() < 5 {
+                continue;
+            }
+            let (t, len) = (self.server_head[0], be32(&self.server_head[1..5]));
+            if len < 4 {
+                self.unordered = true;
+                out.to_client.extend_from_slice(&self.server_head);
+                continue;
+            }
+            if t == b'E' {
+                self.server_error = true;
+            }
+            if t == b'Z'
+                && let Some(Owed::Reply { inject }) = self.owed.front_mut()
+                && let Some(error) = inject.take()
+                && !self.server_error
+            {
+                out.to_client.extend_from_slice(&error);
+            }
+            out.to_client.extend_from_slice(&self.server_head);
+            self.server_left = len - 4;
+            if self.server_left == 0 {
+                self.server_head.clear();
+            }
+        }
+        if self.unordered {
+            self.flush_refusals(&mut out);
+            while let Some(o) = self.owed.pop_front() {
+                if let Owed::Refusal { error, ready } = o {
+                    out.to_client.extend_from_slice(&error);
+                    if ready {
+                        out.to_client.extend_from_slice(&self.ready());
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+impl PostgresSession {
+    /// A ReadyForQuery went out: the reply at the head of the queue is complete.
+    fn end_reply(&mut self, out: &mut Output) {
+        if matches!(self.owed.front(), Some(Owed::Reply { .. })) {
+            self.owed.pop_front();
+        }
+        self.server_error = false;
+        self.flush_refusals(out);
+    }
+}

@@ -1,0 +1,339 @@
+//! PostgreSQL sessions: statements decided by kind, refusals (ErrorResponse 42501) in
+//! order with a consistent ReadyForQuery, SSL answered 'N', allowed bytes unchanged,
+//! the same result however the streams are split.
+
+use std::sync::{Arc, Mutex};
+
+use bulkhead_l7::{Finding, Inspector, Output, PostgresSession, Session, StreamInspector, Verdict};
+use bulkhead_policy::l7::{L7Detail, L7Request, SqlKind};
+use proptest::prelude::*;
+
+/// SELECT and INSERT only.
+fn policy(r: &L7Request) -> Verdict {
+    let L7Detail::Sql { kind } = &r.detail else {
+        panic!("{r:?}")
+    };
+    Verdict {
+        allowed: matches!(kind, SqlKind::Select | SqlKind::Insert),
+    }
+}
+
+fn msg(t: u8, body: &[u8]) -> Vec<u8> {
+    let mut m = vec![t];
+    m.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
+    m.extend_from_slice(body);
+    m
+}
+
+fn cstr(s: &str) -> Vec<u8> {
+    let mut v = s.as_bytes().to_vec();
+    v.push(0);
+    v
+}
+
+fn startup() -> Vec<u8> {
+    let mut body = 196608u32.to_be_bytes().to_vec();
+    body.extend([cstr("user"), cstr("app"), cstr("")].concat());
+    let mut m = (body.len() as u32 + 4).to_be_bytes().to_vec();
+    m.extend(body);
+    m
+}
+
+fn ssl_request() -> Vec<u8> {
+    [8u32.to_be_bytes(), 80877103u32.to_be_bytes()].concat()
+}
+
+fn query(q: &str) -> Vec<u8> {
+    msg(b'Q', &cstr(q))
+}
+
+fn parse(q: &str) -> Vec<u8> {
+    msg(b'P', &[cstr(""), cstr(q), vec![0, 0]].concat())
+}
+
+fn ready(s: u8) -> Vec<u8> {
+    msg(b'Z', &[s])
+}
+
+fn complete(tag: &str) -> Vec<u8> {
+    msg(b'C', &cstr(tag))
+}
+
+/// The server's side of a startup: AuthenticationOk, a parameter, ReadyForQuery.
+fn server_hello() -> Vec<u8> {
+    [
+        msg(b'R', &[0, 0, 0, 0]),
+        msg(b'S', &[cstr("server_version"), cstr("15")].concat()),
+        ready(b'I'),
+    ]
+    .concat()
+}
+
+fn refusal(kind: &str) -> Vec<u8> {
+    let m = format!("bulkhead: {kind} statements are not allowed by policy");
+    let body = [
+        cstr("SERROR"),
+        cstr("VERROR"),
+        cstr("C42501"),
+        cstr(&format!("M{m}")),
+        vec![0],
+    ]
+    .concat();
+    msg(b'E', &body)
+}
+
+type Run = (Vec<u8>, Vec<u8>, Vec<(String, bool)>);
+
+fn run_with(s: &mut PostgresSession, client: &[u8], server: &[u8], cuts: &[usize]) -> Run {
+    let mut all = Output::default();
+    for (data, from_client) in [(client, true), (server, false)] {
+        let (mut at, mut k) = (0, 0);
+        while at < data.len() {
+            let n = cuts
+                .get(k)
+                .copied()
+                .unwrap_or(data.len())
+                .clamp(1, data.len() - at);
+            k += 1;
+            all.merge(if from_client {
+                s.client_bytes(&data[at..at + n], &mut policy)
+            } else {
+                s.server_bytes(&data[at..at + n])
+            });
+            at += n;
+        }
+    }
+    let decided = all
+        .decided
+        .iter()
+        .map(|d| (d.request.to_string(), d.allowed))
+        .collect();
+    (all.to_server, all.to_client, decided)
+}
+
+fn run(client: &[u8], server: &[u8], cuts: &[usize]) -> Run {
+    run_with(&mut PostgresSession::new(), client, server, cuts)
+}
+
+#[test]
+fn ssl_is_declined_and_startup_passes() {
+    // libpq with GSSAPI asks for GSS encryption first, then TLS: 'N' to both.
+    let gssenc = [8u32.to_be_bytes(), 80877104u32.to_be_bytes()].concat();
+    let client = [gssenc, ssl_request(), startup(), query("SELECT 1")].concat();
+    let server = [server_hello(), complete("SELECT 1"), ready(b'I')].concat();
+    let (to_server, to_client, decided) = run(&client, &server, &[]);
+    assert_eq!(to_server, [startup(), query("SELECT 1")].concat());
+    assert_eq!(to_client, [b"NN".to_vec(), server].concat());
+    assert_eq!(decided, [("postgresql select".to_string(), true)]);
+}
+
+#[test]
+fn denied_simple_query_is_refused_in_order_with_the_server_status() {
+    let client = [
+        startup(),
+        query("BEGIN"),
+        query("INSERT INTO t VALUES (1)"),
+        query("SELECT 1; DELETE FROM t"),
+        query("SELECT 2"),
+    ]
+    .concat();
+    // BEGIN is a transaction statement: refused too (policy allows SELECT/INSERT).
+    let server = [
+        server_hello(),
+        complete("INSERT 0 1"),
+        ready(b'I'),
+        complete("SELECT 1"),
+        ready(b'T'),
+    ]
+    .concat();
+    let (to_server, to_client, decided) = run(&client, &server, &[]);
+    assert_eq!(
+        to_server,
+        [
+            startup(),
+            query("INSERT INTO t VALUES (1)"),
+            query("SELECT 2")
+        ]
+        .concat()
+    );
+    let expected = [
+        server_hello(),
+        refusal("TRANSACTION"),
+        ready(b'I'),
+        complete("INSERT 0 1"),
+        ready(b'I'),
+        refusal("DELETE"),
+        ready(b'I'),
+        complete("SELECT 1"),
+        ready(b'T'),
+    ]
+    .concat();
+    assert_eq!(to_client, expected);
+    assert_eq!(
+        decided,
+        [
+            ("postgresql transaction".to_string(), false),
+            ("postgresql insert".to_string(), true),
+            ("postgresql select".to_string(), false),
+            ("postgresql delete".to_string(), false),
+            ("postgresql select".to_string(), true),
+        ]
+    );
+}
+
+#[test]
+fn denied_parse_skips_its_batch_and_the_error_precedes_ready() {
+    let bind = msg(b'B', &[cstr(""), cstr(""), vec![0, 0, 0, 0, 0, 0]].concat());
+    let exec = msg(b'E', &[cstr(""), vec![0, 0, 0, 0]].concat());
+    let sync = msg(b'S', &[]);
+    let client = [
+        startup(),
+        parse("SELECT 1"),
+        bind.clone(),
+        exec.clone(),
+        parse("DROP TABLE t"),
+        bind.clone(),
+        exec.clone(),
+        sync.clone(),
+        parse("DELETE FROM t"),
+        sync.clone(),
+    ]
+    .concat();
+    let (to_server, to_client, decided) = run(
+        &client,
+        &[
+            server_hello(),
+            msg(b'1', &[]),
+            msg(b'2', &[]),
+            complete("SELECT 1"),
+            ready(b'T'),
+            ready(b'T'),
+        ]
+        .concat(),
+        &[],
+    );
+    assert_eq!(
+        to_server,
+        [startup(), parse("SELECT 1"), bind, exec, sync.clone(), sync].concat()
+    );
+    let expected = [
+        server_hello(),
+        msg(b'1', &[]),
+        msg(b'2', &[]),
+        complete("SELECT 1"),
+        refusal("DDL"),
+        ready(b'T'),
+        refusal("DELETE"),
+        ready(b'T'),
+    ]
+    .concat();
+    assert_eq!(to_client, expected);
+    assert_eq!(decided.len(), 3);
+}
+
+#[test]
+fn copy_and_large_messages_stream_through() {
+    let big = vec![b'x'; 3 << 20];
+    let copy = [query("COPY t FROM STDIN"), msg(b'd', &big), msg(b'c', &[])].concat();
+    let client = [
+        startup(),
+        query("INSERT INTO t VALUES (1)"),
+        msg(b'd', &big),
+    ]
+    .concat();
+    // A CopyData after an INSERT is nonsense to the server but must pass unchanged.
+    let (to_server, _, _) = run(&client, &server_hello(), &[65536]);
+    assert_eq!(to_server, client);
+    // COPY is a utility statement: refused. The client's CopyData that follows goes on
+    // to the server, which ignores copy messages outside a COPY (as after a failed one).
+    let (_, to_client, decided) = run(&[startup(), copy].concat(), &server_hello(), &[]);
+    assert_eq!(decided, [("postgresql utility".to_string(), false)]);
+    assert!(to_client.ends_with(&[refusal("UTILITY"), ready(b'I')].concat()));
+    // A query larger than what is held is refused unread.
+    let huge = format!("SELECT '{}'", "y".repeat(2 << 20));
+    let (to_server, to_client, _) = run(&[startup(), query(&huge)].concat(), &server_hello(), &[]);
+    assert_eq!(to_server, startup());
+    assert!(String::from_utf8_lossy(&to_client).contains("too large"));
+}
+
+#[test]
+fn refusals_piling_up_behind_a_slow_query_close_the_connection() {
+    let mut s = PostgresSession::new();
+    let mut out = s.client_bytes(
+        &[startup(), query("SELECT pg_sleep(60)")].concat(),
+        &mut policy,
+    );
+    let delete = query("DELETE FROM t").repeat(1000);
+    for _ in 0..100 {
+        out.merge(s.client_bytes(&delete, &mut policy));
+    }
+    assert!(
+        out.close && out.decided.len() < 100_000,
+        "{}",
+        out.decided.len()
+    );
+}
+
+struct Blocker(Mutex<Vec<String>>);
+
+impl Inspector for Blocker {
+    fn http_request(&self, _: &[u8], _: &[u8]) -> Vec<Finding> {
+        Vec::new()
+    }
+    fn sql(&self, text: &[u8]) -> Vec<Finding> {
+        let t = String::from_utf8_lossy(text).to_string();
+        self.0.lock().unwrap().push(t.clone());
+        if t.contains("1=1") {
+            vec![Finding {
+                sensor: "sqli".into(),
+                class: "sqli".into(),
+                location: "sql".into(),
+                masked: "1=1".into(),
+                block: true,
+            }]
+        } else {
+            Vec::new()
+        }
+    }
+    fn stream(&self, _: bool) -> Box<dyn StreamInspector> {
+        unimplemented!("not used by SQL sessions")
+    }
+}
+
+#[test]
+fn sensors_see_allowed_text_and_a_blocking_finding_refuses() {
+    let b = Arc::new(Blocker(Mutex::new(Vec::new())));
+    let mut s = PostgresSession::new().with_inspector(Some(b.clone()));
+    let client = [
+        startup(),
+        query("SELECT * FROM t WHERE a = '' OR 1=1"),
+        query("DELETE FROM t"),
+    ]
+    .concat();
+    let (to_server, to_client, _) = run_with(&mut s, &client, &server_hello(), &[]);
+    assert_eq!(to_server, startup());
+    assert!(String::from_utf8_lossy(&to_client).contains("refused by sensor sqli"));
+    // Policy refused the DELETE first: the sensors never saw it.
+    assert_eq!(
+        *b.0.lock().unwrap(),
+        ["SELECT * FROM t WHERE a = '' OR 1=1"]
+    );
+}
+
+proptest! {
+    #[test]
+    fn splitting_changes_nothing(cuts in proptest::collection::vec(1usize..24, 0..40)) {
+        let client = [ssl_request(), startup(), query("SELECT 1"), query("DROP TABLE x; SELECT 1"),
+                      parse("UPDATE t SET a = 1"), msg(b'S', &[]), query("INSERT INTO t VALUES ('a;b')")].concat();
+        let server = [server_hello(), complete("SELECT 1"), ready(b'I'), ready(b'I'),
+                      complete("INSERT 0 1"), ready(b'I')].concat();
+        prop_assert_eq!(run(&client, &server, &cuts), run(&client, &server, &[]));
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(c in proptest::collection::vec(any::<u8>(), 0..600),
+                                   s in proptest::collection::vec(any::<u8>(), 0..600)) {
+        let _ = run(&c, &s, &[5, 1, 9]);
+        let _ = run(&[startup(), c.clone()].concat(), &s, &[2, 7]);
+    }
+}
