@@ -196,13 +196,15 @@ fn feed_client(
         };
         Verdict { allowed: d.allowed }
     });
+    // Requests are numbered per connection, so each capture has its own file.
+    let first = cx.requests;
     cx.requests += out.decided.len() as u64;
     for (k, dec) in out.decided.iter().enumerate() {
         // A request may be decided in an earlier call than the one that reports it (its
         // body was held for the sensors): its policy verdict is found by the request.
         let decision = memo.seen.get(&dec.request).cloned();
         if !dec.findings.is_empty() {
-            let pcap = cx.capture(&format!("sensor-{}-{k}", cx.requests), None);
+            let pcap = cx.capture(&format!("sensor-{}", first + k as u64), None);
             cx.emit(EventKind::Sensor {
                 protocol: dec.request.app.to_string(),
                 request: Some(dec.request.to_string()),
@@ -225,7 +227,7 @@ fn feed_client(
                 .decide(cx.client, cx.server, Some(&dec.request))
         });
         let pcap = (!dec.allowed)
-            .then(|| cx.capture(&format!("request-{k}"), None))
+            .then(|| cx.capture(&format!("request-{}", first + k as u64), None))
             .flatten();
         cx.emit(EventKind::Request {
             protocol: dec.request.app.to_string(),
