@@ -28,75 +28,16 @@ pub struct ProxyAuthority {
 
 impl Authority for ProxyAuthority {
     fn decide(&self, client: SocketAddr, server: SocketAddr, l7: Option<&L7Request>) -> Decision {
-        let engine = self.shared.engine.read().unwrap_or_else(|e| e.into_inner());
-        let scope = self.shared.scope.read().unwrap_or_else(|e| e.into_inner());
-        let l4 = L4::Port {
-            protocol: Protocol::Tcp,
-            port: server.port(),
-        };
-        let nv = scope.decide_l7(&engine, client.ip(), server.ip(), l4, l7);
-        let v = &nv.verdict;
-        let (e, i) = (nv.egress_here, nv.ingress_here);
-        let needs_l7 =
-            nv.allowed && ((e && !v.egress.gated.is_empty()) || (i && !v.ingress.gated.is_empty()));
-        let allowed_without_l7 =
-            (!e || v.egress.allowed_without_gated) && (!i || v.ingress.allowed_without_gated);
-        // Allowed requests are the hot path (every Redis command): no record, no
-        // explanation. Everything that can end up in a record gets the full treatment.
-        if l7.is_some_and(|r| r.detail != bulkhead_policy::l7::L7Detail::None)
-            && nv.allowed
-            && !v.is_violation()
-        {
-            return Decision {
-                allowed: true,
-                needs_l7,
-                allowed_without_l7,
-                violation: false,
-                decided_by: String::new(),
-                detail: serde_json::Value::Null,
-            };
-        }
-        let observed = Observed {
-            time: SystemTime::now(),
-            action: if nv.allowed {
-                Action::Allow
-            } else {
-                Action::Deny
-            },
-            src: client.ip(),
-            dst: server.ip(),
-            protocol: 6,
-            sport: Some(client.port()),
-            dport: Some(server.port()),
-            icmp: None,
-            len: None,
-        };
-        let record = flows::enrich_l7(
-            &flows::Enrich {
-                engine: &engine,
-                scope: &scope,
-                generation: self
-                    .shared
-                    .generation
-                    .load(std::sync::atomic::Ordering::Acquire),
-                settled: false,
-                fail_closed: false,
-            },
-            &observed,
-            l7,
-        );
-        Decision {
-            allowed: nv.allowed,
-            needs_l7,
-            allowed_without_l7,
-            violation: record.violation,
-            decided_by: record
-                .decided_by
-                .as_ref()
-                .map(|d| d.display())
-                .unwrap_or_default(),
-            detail: serde_json::to_value(&record).unwrap_or_default(),
-        }
+        self.decide_l4(Protocol::Tcp, client, server, l7)
+    }
+
+    fn decide_datagram(
+        &self,
+        client: SocketAddr,
+        server: SocketAddr,
+        l7: Option<&L7Request>,
+    ) -> Decision {
+        self.decide_l4(Protocol::Udp, client, server, l7)
     }
 
     fn generation(&self) -> u64 {
@@ -196,6 +137,85 @@ impl Authority for ProxyAuthority {
 }
 
 impl ProxyAuthority {
+    /// The verdict from the node's view, for TCP or UDP.
+    fn decide_l4(
+        &self,
+        protocol: Protocol,
+        client: SocketAddr,
+        server: SocketAddr,
+        l7: Option<&L7Request>,
+    ) -> Decision {
+        let engine = self.shared.engine.read().unwrap_or_else(|e| e.into_inner());
+        let scope = self.shared.scope.read().unwrap_or_else(|e| e.into_inner());
+        let l4 = L4::Port {
+            protocol,
+            port: server.port(),
+        };
+        let nv = scope.decide_l7(&engine, client.ip(), server.ip(), l4, l7);
+        let v = &nv.verdict;
+        let (e, i) = (nv.egress_here, nv.ingress_here);
+        let needs_l7 =
+            nv.allowed && ((e && !v.egress.gated.is_empty()) || (i && !v.ingress.gated.is_empty()));
+        let allowed_without_l7 =
+            (!e || v.egress.allowed_without_gated) && (!i || v.ingress.allowed_without_gated);
+        // Allowed requests are the hot path (every Redis command): no record, no
+        // explanation. Everything that can end up in a record gets the full treatment.
+        if l7.is_some_and(|r| r.detail != bulkhead_policy::l7::L7Detail::None)
+            && nv.allowed
+            && !v.is_violation()
+        {
+            return Decision {
+                allowed: true,
+                needs_l7,
+                allowed_without_l7,
+                violation: false,
+                decided_by: String::new(),
+                detail: serde_json::Value::Null,
+            };
+        }
+        let observed = Observed {
+            time: SystemTime::now(),
+            action: if nv.allowed {
+                Action::Allow
+            } else {
+                Action::Deny
+            },
+            src: client.ip(),
+            dst: server.ip(),
+            protocol: if protocol == Protocol::Udp { 17 } else { 6 },
+            sport: Some(client.port()),
+            dport: Some(server.port()),
+            icmp: None,
+            len: None,
+        };
+        let record = flows::enrich_l7(
+            &flows::Enrich {
+                engine: &engine,
+                scope: &scope,
+                generation: self
+                    .shared
+                    .generation
+                    .load(std::sync::atomic::Ordering::Acquire),
+                settled: false,
+                fail_closed: false,
+            },
+            &observed,
+            l7,
+        );
+        Decision {
+            allowed: nv.allowed,
+            needs_l7,
+            allowed_without_l7,
+            violation: record.violation,
+            decided_by: record
+                .decided_by
+                .as_ref()
+                .map(|d| d.display())
+                .unwrap_or_default(),
+            detail: serde_json::to_value(&record).unwrap_or_default(),
+        }
+    }
+
     /// The event with `src`/`dst` workload names (`ns/name`), as flow records have them.
     fn with_workloads(&self, event: &Event) -> serde_json::Value {
         let mut v = serde_json::to_value(event).unwrap_or_default();

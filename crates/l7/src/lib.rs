@@ -9,6 +9,7 @@
 //! bounded: large values stream through without being held.
 
 mod body;
+mod dns;
 mod http;
 mod inspect;
 mod mysql;
@@ -26,6 +27,7 @@ use bulkhead_policy::l7::{AppProtocol, L7Request};
 
 pub use inspect::{Finding, Inspector, StreamInspector};
 
+pub use dns::{DnsSession, dns_refused, dns_request};
 pub use http::HttpSession;
 pub use mysql::MysqlSession;
 pub use postgres::PostgresSession;
@@ -92,6 +94,7 @@ pub fn session_for(
         AppProtocol::Redis => Some(Box::new(RedisSession::new())),
         AppProtocol::Http => Some(Box::new(HttpSession::new().with_inspector(inspector))),
         AppProtocol::Tls => Some(Box::new(TlsSession::new())),
+        AppProtocol::Dns => Some(Box::new(DnsSession::new())),
         AppProtocol::Postgresql => Some(Box::new(PostgresSession::new().with_inspector(inspector))),
         AppProtocol::Mysql => Some(Box::new(MysqlSession::new().with_inspector(inspector))),
         _ => None,

@@ -33,6 +33,13 @@ pub struct Decision {
 pub trait Authority: Send + Sync + 'static {
     /// Decide `client -> server` with what is known at layer 7 (None: nothing yet).
     fn decide(&self, client: SocketAddr, server: SocketAddr, l7: Option<&L7Request>) -> Decision;
+    /// [`Authority::decide`] for a UDP datagram `client -> server` (DNS).
+    fn decide_datagram(
+        &self,
+        client: SocketAddr,
+        server: SocketAddr,
+        l7: Option<&L7Request>,
+    ) -> Decision;
     /// Record an event (called from the proxy's threads; must not block for long).
     fn record(&self, event: Event);
     /// Changes whenever the answers of [`Authority::decide`] may change (a new policy or

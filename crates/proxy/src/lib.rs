@@ -26,6 +26,7 @@ mod l7;
 pub mod protocol;
 pub mod routing;
 pub mod socket;
+mod udp;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -123,8 +124,17 @@ pub fn start(
         };
         anyhow::Ok((v4, v6))
     })?;
+    // Datagrams (DNS) arrive on the same port number, UDP.
+    let datagrams = runtime.block_on(async {
+        let v4 = udp::listen(cfg.port, false).context("IPv4 transparent UDP socket")?;
+        let v6 = udp::listen(cfg.port, true).ok();
+        anyhow::Ok([Some(v4), v6])
+    })?;
     let cfg = Arc::new(cfg);
     let ids = Arc::new(AtomicU64::new(1));
+    for s in datagrams.into_iter().flatten() {
+        runtime.spawn(udp::serve(s, cfg.clone(), authority.clone(), ids.clone()));
+    }
     for l in [Some(listeners.0), listeners.1].into_iter().flatten() {
         runtime.spawn(serve(
             l,

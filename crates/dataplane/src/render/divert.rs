@@ -12,6 +12,7 @@
 //! alternative, and the chain grows with policies, never with workloads.
 
 use bulkhead_policy::compile::{CRule, Direction};
+use bulkhead_policy::l7::{AppProtocol, L7Match};
 use bulkhead_policy::spec::Action;
 use nftables::expr::{Expression, MetaKey, NamedExpression, Socket, SocketAttr};
 use nftables::stmt::{Statement, TProxy};
@@ -23,14 +24,15 @@ use crate::rules::*;
 use crate::ruleset::Hook;
 
 const TCP: u8 = 6;
+const UDP: u8 = 17;
 
 impl Renderer<'_> {
     pub(super) fn divert_chain(&mut self, port: u16) {
-        let mut rules: Vec<Stmts> = vec![
-            // Later packets of a diverted connection, and servers' answers to the proxy's
-            // own (transparent) connections: to the socket that owns them.
+        // Later packets of a diverted connection, and servers' answers to the proxy's
+        // own (transparent) connections and datagrams: to the socket that owns them.
+        let owned = |proto: u8| {
             vec![
-                l4proto(TCP),
+                l4proto(proto),
                 eq(
                     Expression::Named(NamedExpression::Socket(Socket {
                         key: Cow::Owned(SocketAttr::Transparent),
@@ -39,10 +41,15 @@ impl Renderer<'_> {
                 ),
                 set_mark(false, DIVERT_MARK),
                 accept(),
-            ],
+            ]
+        };
+        let mut rules: Vec<Stmts> = vec![
+            owned(TCP),
+            owned(UDP),
             vec![ct_state(&["established", "related"]), accept()],
             vec![
                 ne(meta(MetaKey::L4proto), Expression::Number(u32::from(TCP))),
+                ne(meta(MetaKey::L4proto), Expression::Number(u32::from(UDP))),
                 accept(),
             ],
             vec![set_mark_from_map(false, false, "saddr", "id4")],
@@ -75,7 +82,13 @@ impl Renderer<'_> {
                     if !is_gated_allow(&r) {
                         continue;
                     }
-                    for alt in self.l4_alternatives(&r, dir) {
+                    // Over UDP the proxy reads DNS only: other datagrams are not diverted.
+                    let protos: &[u8] = if is_dns(&r) { &[TCP, UDP] } else { &[TCP] };
+                    let alts: Vec<Alt> = protos
+                        .iter()
+                        .flat_map(|&p| self.l4_alternatives(&r, dir, p))
+                        .collect();
+                    for alt in alts {
                         for &subject in &applies {
                             let set = self.selector_set(subject);
                             let who = match dir {
@@ -86,9 +99,6 @@ impl Renderer<'_> {
                             for v6 in families {
                                 let mut stmts = vec![nfproto(v6), eq(who.clone(), set_ref(&set))];
                                 stmts.extend(alt.stmts.iter().cloned());
-                                if !stmts.contains(&l4proto(TCP)) {
-                                    stmts.push(l4proto(TCP));
-                                }
                                 stmts.extend(divert(v6));
                                 rules.push(stmts);
                             }
@@ -116,8 +126,9 @@ impl Renderer<'_> {
         self.chain(CHAIN_DIVERT, Some(Hook::Prerouting), rules);
     }
 
-    /// The (peer, port) alternatives of a rule that TCP can take.
-    fn l4_alternatives(&mut self, r: &CRule, dir: Direction) -> Vec<Alt> {
+    /// The (peer, port) alternatives of a rule that protocol `proto` can take, each
+    /// matching that protocol.
+    fn l4_alternatives(&mut self, r: &CRule, dir: Direction, proto: u8) -> Vec<Alt> {
         let peers: Vec<Alt> = if r.peers.is_empty() {
             vec![Alt {
                 v6: None,
@@ -135,8 +146,8 @@ impl Renderer<'_> {
             r.ports
                 .iter()
                 .flat_map(|p| self.port(p))
-                // Alternatives of another protocol (`meta l4proto 17`) never see TCP.
-                .filter(|a| !a.stmts.iter().any(|s| is_other_l4proto(s, TCP)))
+                // Alternatives of another protocol (`meta l4proto 17`) never see this one.
+                .filter(|a| !a.stmts.iter().any(|s| is_other_l4proto(s, proto)))
                 .collect()
         };
         let mut out = Vec::new();
@@ -148,6 +159,9 @@ impl Renderer<'_> {
                 };
                 let mut stmts = p.stmts.clone();
                 stmts.extend(q.stmts.iter().cloned());
+                if !stmts.contains(&l4proto(proto)) {
+                    stmts.push(l4proto(proto));
+                }
                 out.push(Alt { v6, stmts });
             }
         }
@@ -158,6 +172,11 @@ impl Renderer<'_> {
 /// Does this rule allow connections whose requests decide (the proxy's business)?
 pub fn is_gated_allow(r: &CRule) -> bool {
     r.action == Action::Allow && (r.app.is_some() || !r.l7.is_empty())
+}
+
+/// Does the rule look at DNS (the one protocol the proxy reads over UDP)?
+fn is_dns(r: &CRule) -> bool {
+    r.app == Some(AppProtocol::Dns) || r.l7.iter().any(|m| matches!(m, L7Match::Dns { .. }))
 }
 
 fn is_other_l4proto(s: &Statement<'static>, proto: u8) -> bool {

@@ -1,0 +1,244 @@
+//! UDP through the proxy: DNS queries, decided one datagram at a time.
+//!
+//! TPROXY delivers a diverted datagram to a transparent UDP socket; `IP_RECVORIGDSTADDR`
+//! says where it was going. For each datagram the proxy asks the authority (the L4
+//! verdict, then the query name for DNS), forwards an allowed query from a socket bound
+//! transparently to the client's address (the server sees the client, and its answer
+//! comes back to that socket by the divert chain's socket match), and sends the answer
+//! (or `REFUSED`) to the client from the original destination address, again through a
+//! transparent socket. Every exchange is bounded: one answer, a timeout.
+
+use std::io;
+use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use bulkhead_l7::{dns_refused, dns_request};
+use nix::sys::socket::{self as ns, ControlMessageOwned, MsgFlags, SockaddrStorage, sockopt};
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::Interest;
+use tokio::net::UdpSocket;
+use tracing::debug;
+
+use crate::Config;
+use crate::authority::Authority;
+use crate::event::{Event, EventKind};
+
+/// Largest datagram read (EDNS0 allows 4096 and more; 64 KiB is the UDP maximum).
+const MAX_DATAGRAM: usize = 65_536;
+/// How long the proxy waits for the server's answer.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn transparent(domain: Domain, v6: bool) -> io::Result<Socket> {
+    let s = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
+    if v6 {
+        s.set_ip_transparent_v6(true)?;
+    } else {
+        s.set_ip_transparent_v4(true)?;
+    }
+    s.set_reuse_address(true)?;
+    s.set_nonblocking(true)?;
+    Ok(s)
+}
+
+fn domain(v6: bool) -> Domain {
+    if v6 { Domain::IPV6 } else { Domain::IPV4 }
+}
+
+/// The transparent listener of one family, reporting each datagram's destination.
+pub fn listen(port: u16, v6: bool) -> io::Result<UdpSocket> {
+    let s = transparent(domain(v6), v6)?;
+    let addr: SocketAddr = if v6 {
+        s.set_only_v6(true)?;
+        ns::setsockopt(&s, sockopt::Ipv6OrigDstAddr, &true).map_err(io::Error::from)?;
+        (std::net::Ipv6Addr::UNSPECIFIED, port).into()
+    } else {
+        ns::setsockopt(&s, sockopt::Ipv4OrigDstAddr, &true).map_err(io::Error::from)?;
+        (std::net::Ipv4Addr::UNSPECIFIED, port).into()
+    };
+    s.bind(&addr.into())?;
+    UdpSocket::from_std(s.into())
+}
+
+/// One datagram: its bytes, the client and where it was going.
+fn recv(sock: &UdpSocket, buf: &mut [u8]) -> io::Result<(usize, SocketAddr, SocketAddr)> {
+    let mut iov = [io::IoSliceMut::new(buf)];
+    let mut cmsg = nix::cmsg_space!(libc_sockaddr_in6);
+    let msg = ns::recvmsg::<SockaddrStorage>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut cmsg),
+        MsgFlags::empty(),
+    )
+    .map_err(io::Error::from)?;
+    let client = msg
+        .address
+        .as_ref()
+        .and_then(storage_addr)
+        .ok_or_else(|| io::Error::other("datagram without a source"))?;
+    let mut dst = None;
+    for c in msg.cmsgs().map_err(io::Error::from)? {
+        match c {
+            ControlMessageOwned::Ipv4OrigDstAddr(a) => {
+                dst = Some(SocketAddr::V4(SocketAddrV4::new(
+                    u32::from_be(a.sin_addr.s_addr).into(),
+                    u16::from_be(a.sin_port),
+                )));
+            }
+            ControlMessageOwned::Ipv6OrigDstAddr(a) => {
+                dst = Some(SocketAddr::V6(SocketAddrV6::new(
+                    a.sin6_addr.s6_addr.into(),
+                    u16::from_be(a.sin6_port),
+                    0,
+                    0,
+                )));
+            }
+            _ => {}
+        }
+    }
+    let dst = dst.ok_or_else(|| io::Error::other("datagram without its destination"))?;
+    Ok((msg.bytes, client, dst))
+}
+
+/// `cmsg_space!` wants a type as large as the biggest control message read.
+#[allow(non_camel_case_types)]
+type libc_sockaddr_in6 = [u8; 28];
+
+fn storage_addr(s: &SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(a) = s.as_sockaddr_in() {
+        return Some(SocketAddr::V4(SocketAddrV4::new(a.ip(), a.port())));
+    }
+    s.as_sockaddr_in6()
+        .map(|a| SocketAddr::V6(SocketAddrV6::new(a.ip(), a.port(), 0, 0)))
+}
+
+pub(crate) async fn serve(
+    sock: UdpSocket,
+    cfg: Arc<Config>,
+    authority: Arc<dyn Authority>,
+    ids: Arc<AtomicU64>,
+) {
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    loop {
+        let got = sock
+            .async_io(Interest::READABLE, || recv(&sock, &mut buf))
+            .await;
+        let (n, client, server) = match got {
+            Ok(x) => x,
+            Err(e) => {
+                debug!(error = %e, "udp receive");
+                continue;
+            }
+        };
+        let datagram = buf[..n].to_vec();
+        let id = ids.fetch_add(1, Ordering::Relaxed);
+        let (cfg, authority) = (cfg.clone(), authority.clone());
+        tokio::spawn(async move {
+            if let Err(e) = exchange(id, datagram, client, server, &cfg, authority.as_ref()).await {
+                debug!(conn = id, error = %e, "udp exchange");
+            }
+        });
+    }
+}
+
+fn emit(
+    authority: &dyn Authority,
+    id: u64,
+    client: SocketAddr,
+    server: SocketAddr,
+    kind: EventKind,
+) {
+    authority.record(Event {
+        time: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+        conn: id,
+        client,
+        server,
+        kind,
+    });
+}
+
+/// Send `data` to `to` from `from` (an address that is not the node's own).
+fn send_from(from: SocketAddr, to: SocketAddr, data: &[u8], mark: u32) -> io::Result<()> {
+    let s = transparent(domain(from.is_ipv6()), from.is_ipv6())?;
+    s.set_mark(mark)?;
+    s.bind(&from.into())?;
+    s.send_to(data, &to.into())?;
+    Ok(())
+}
+
+async fn exchange(
+    id: u64,
+    datagram: Vec<u8>,
+    client: SocketAddr,
+    server: SocketAddr,
+    cfg: &Config,
+    authority: &dyn Authority,
+) -> anyhow::Result<()> {
+    let request = dns_request(&datagram);
+    let d = authority.decide_datagram(client, server, request.as_ref());
+    let allowed = match &request {
+        Some(_) => d.allowed,
+        // Not a DNS query: no rule that looks at requests can match it.
+        None => {
+            authority
+                .decide_datagram(client, server, None)
+                .allowed_without_l7
+        }
+    };
+    if !allowed {
+        let refusal = request.as_ref().and_then(|_| dns_refused(&datagram));
+        if let Some(r) = &refusal {
+            send_from(server, client, r, cfg.upstream_mark)?;
+        }
+        let decision = match &request {
+            Some(_) => d,
+            None => authority.decide_datagram(client, server, None),
+        };
+        emit(
+            authority,
+            id,
+            client,
+            server,
+            EventKind::Request {
+                protocol: if request.is_some() { "dns" } else { "unknown" }.into(),
+                request: request.map(|r| r.to_string()).unwrap_or_default(),
+                decision,
+                refusal: Some(
+                    if refusal.is_some() {
+                        "REFUSED"
+                    } else {
+                        "dropped"
+                    }
+                    .into(),
+                ),
+                pcap: None,
+            },
+        );
+        return Ok(());
+    }
+    let v6 = server.is_ipv6();
+    let up = transparent(domain(v6), v6)?;
+    up.set_mark(cfg.upstream_mark)?;
+    let mut from = client;
+    from.set_port(0);
+    up.bind(&from.into())?;
+    let up = UdpSocket::from_std(up.into())?;
+    up.send_to(&datagram, server).await?;
+    let mut buf = vec![0u8; MAX_DATAGRAM];
+    let answer = tokio::time::timeout(ANSWER_TIMEOUT, async {
+        loop {
+            let (n, peer) = up.recv_from(&mut buf).await?;
+            if peer == server {
+                return io::Result::Ok(n);
+            }
+        }
+    })
+    .await;
+    let Ok(Ok(n)) = answer else {
+        return Ok(());
+    };
+    send_from(server, client, &buf[..n], cfg.upstream_mark)?;
+    Ok(())
+}
