@@ -11,6 +11,7 @@
 //! chunk with a bounded carry-over ([`DlpStream`]) and finds exactly what a scan of the
 //! whole stream finds.
 
+mod prefilter;
 pub mod validate;
 
 use regex_automata::{Input, meta::Regex, util::syntax};
@@ -176,6 +177,8 @@ pub struct DlpScanner {
     rules: Vec<Rule>,
     /// Longest possible match plus one byte of look-ahead: the stream carry-over.
     window: usize,
+    /// No user patterns: the regex runs only around triggers ([`prefilter`]).
+    builtin_only: bool,
 }
 
 /// Longest match assumed for user patterns when streaming; longer matches that span a
@@ -212,7 +215,11 @@ impl DlpScanner {
         }
         let re = Regex::builder()
             .syntax(syntax::Config::new().utf8(false).unicode(false))
-            .configure(Regex::config().utf8_empty(false))
+            .configure(
+                Regex::config()
+                    .utf8_empty(false)
+                    .hybrid_cache_capacity(16 << 20),
+            )
             .build_many(&patterns)
             .map_err(|e| SensorError::Pattern {
                 name: "dlp".into(),
@@ -223,7 +230,12 @@ impl DlpScanner {
         } else {
             CUSTOM_MAX_LEN.max(BUILTIN_MAX_LEN)
         } + 1;
-        Ok(DlpScanner { re, rules, window })
+        Ok(DlpScanner {
+            re,
+            rules,
+            window,
+            builtin_only: custom.is_empty(),
+        })
     }
 
     /// Every built-in kind.
@@ -275,23 +287,38 @@ impl DlpScanner {
         mut emit: impl FnMut(DlpFinding),
     ) -> usize {
         let mut resume = from;
-        for m in self.re.find_iter(Input::new(data).range(from..)) {
-            if m.start() >= final_before {
-                // Not final, and not a safe resume point either: with more bytes a
-                // match may start earlier (a local part that meets its `@` later).
-                break;
+        let spans = if self.builtin_only {
+            prefilter::windows(&data[from..])
+                .into_iter()
+                .map(|(s, e)| (from + s, from + e))
+                .collect()
+        } else {
+            vec![(from, data.len())]
+        };
+        'spans: for (s, e) in spans {
+            let s = s.max(resume);
+            if s >= e {
+                continue;
             }
-            resume = m.end();
-            let rule = &self.rules[m.pattern().as_usize()];
-            let text = &data[m.start()..m.end()];
-            if let Some((masked, detail)) = validate_and_mask(rule, text) {
-                emit(DlpFinding {
-                    kind: rule.name.clone(),
-                    offset: base + m.start() as u64,
-                    len: text.len(),
-                    masked,
-                    detail,
-                });
+            // Look-around at a window's edges sees the real neighbouring bytes.
+            for m in self.re.find_iter(Input::new(data).range(s..e)) {
+                if m.start() >= final_before {
+                    // Not final, and not a safe resume point either: with more bytes a
+                    // match may start earlier (a local part that meets its `@` later).
+                    break 'spans;
+                }
+                resume = m.end();
+                let rule = &self.rules[m.pattern().as_usize()];
+                let text = &data[m.start()..m.end()];
+                if let Some((masked, detail)) = validate_and_mask(rule, text) {
+                    emit(DlpFinding {
+                        kind: rule.name.clone(),
+                        offset: base + m.start() as u64,
+                        len: text.len(),
+                        masked,
+                        detail,
+                    });
+                }
             }
         }
         resume.max(final_before.min(data.len()))
