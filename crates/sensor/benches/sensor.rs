@@ -110,7 +110,7 @@ fn bench(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default().sample_size(20).measurement_time(std::time::Duration::from_secs(4));
+    config = Criterion::default().sample_size(10).measurement_time(std::time::Duration::from_secs(3));
     targets = bench
 }
 criterion_main!(benches);

@@ -67,7 +67,7 @@ const FLOORS: &[(&str, Attack, f64, f64)] = &[
     ("attacks/httpparams.tsv", Attack::Xss, 96.5, 0.0),
     ("attacks/httpparams.tsv", Attack::Cmdi, 89.0, 0.0),
     ("attacks/httpparams.tsv", Attack::PathTraversal, 81.0, 0.0),
-    ("attacks/crs_932_rce.tsv", Attack::Cmdi, 47.0, 11.0),
+    ("attacks/crs_932_rce.tsv", Attack::Cmdi, 46.0, 10.5),
     ("attacks/crs_930_lfi.tsv", Attack::PathTraversal, 48.0, 0.0),
 ];
 
