@@ -310,10 +310,7 @@ fn suspicious(v: &[u8]) -> bool {
     if !v.iter().all(|&b| SAFE[b as usize]) {
         return true;
     }
-    if [&b"--"[..], b"@@", b".."]
-        .iter()
-        .any(|p| memchr::memmem::find(v, p).is_some())
-    {
+    if v.windows(2).any(|w| matches!(w, b"--" | b"@@" | b"..")) {
         return true;
     }
     v.split(|&b| !(b.is_ascii_alphanumeric() || b == b'_'))
