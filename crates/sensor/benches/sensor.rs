@@ -95,16 +95,36 @@ fn bench(c: &mut Criterion) {
             body.push(b'\n');
         }
     }
+    // A plainer response: JSON records of httpparams benign values, 1 MiB.
+    let vals: Vec<Vec<u8>> = common::rows(&root, "attacks/httpparams.tsv")
+        .into_iter()
+        .filter(|r| r.label == "benign")
+        .map(|r| r.payload)
+        .collect();
+    let mut json = Vec::with_capacity(1 << 20);
+    'json: for i in 0.. {
+        for v in &vals {
+            let name = serde_json::Value::String(String::from_utf8_lossy(v).into_owned());
+            let rec =
+                format!("{{\"id\":{i},\"name\":{name},\"updated\":\"2024-05-01T10:00:00Z\"}},\n");
+            if json.len() + rec.len() > 1 << 20 {
+                break 'json;
+            }
+            json.extend_from_slice(rec.as_bytes());
+        }
+    }
     let mut g = c.benchmark_group("dlp_stream");
-    g.throughput(Throughput::Bytes(body.len() as u64));
-    g.bench_function("benign_1MiB_16KiB_chunks", |b| {
-        b.iter(|| {
-            let mut st = sensor.stream(true);
-            body.chunks(16 * 1024)
-                .map(|ch| st.feed(ch).len())
-                .sum::<usize>()
-        })
-    });
+    for (name, data) in [("dlp_decoys_1MiB", &body), ("json_records_1MiB", &json)] {
+        g.throughput(Throughput::Bytes(data.len() as u64));
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let mut st = sensor.stream(true);
+                data.chunks(16 * 1024)
+                    .map(|ch| st.feed(ch).len())
+                    .sum::<usize>()
+            })
+        });
+    }
     g.finish();
 }
 
