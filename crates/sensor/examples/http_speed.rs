@@ -7,6 +7,17 @@ Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8\r\nAccep
 Accept-Encoding: gzip, deflate, br\r\nReferer: https://shop.example.com/shop/items?page=7\r\n\
 Cookie: session=8f14e45fceea167a5a36dedd4bea2543; theme=dark; cart=3\r\nConnection: keep-alive\r\n\r\n";
     let n = 20000;
+    let stripped: Vec<u8> = String::from_utf8_lossy(head)
+        .lines()
+        .filter(|l| !l.starts_with("User-Agent") && !l.starts_with("Referer"))
+        .collect::<Vec<_>>()
+        .join("\r\n")
+        .into_bytes();
+    let head: &[u8] = if std::env::args().nth(1).is_some() {
+        &stripped
+    } else {
+        head
+    };
     for (name, attacks, dlp) in [
         ("none", vec![], vec![]),
         ("dlp", vec![], DlpKind::ALL.to_vec()),
