@@ -25,6 +25,33 @@ const MAX_VALUE: usize = 4096;
 /// Judge one decoded value.
 pub fn detect(value: &[u8]) -> Option<CmdiMatch> {
     let v = &value[..value.len().min(MAX_VALUE)];
+    // Without an operator the only injection is a whole command line: its first word
+    // must be a program. Most values stop here, before any allocation.
+    if !v.iter().any(|&c| {
+        matches!(
+            c,
+            b';' | b'|' | b'&' | b'`' | b'$' | b'\n' | b'\r' | b'{' | b'(' | b'<' | b'>' | b'%'
+        )
+    }) {
+        let first = v
+            .split(|&c| is_blank(c))
+            .find(|w| !w.is_empty())
+            .unwrap_or(b"");
+        let first: Vec<u8> = first
+            .iter()
+            .filter(|&&c| !matches!(c, b'\'' | b'"' | b'\\'))
+            .map(u8::to_ascii_lowercase)
+            .collect();
+        let batch = first == b"if" || first == b"for";
+        if !(batch
+            || words::strong(&first)
+            || words::weak(&first)
+            || words::bin_path(&first)
+            || first.contains(&b'['))
+        {
+            return None;
+        }
+    }
     if let Some(m) = windows_or_ssi(v) {
         return Some(m);
     }
@@ -150,7 +177,8 @@ fn tokens(v: &[u8]) -> Vec<Tok> {
             (b'&', _) => (Some(Op::Amp { glued: false }), 1),
             (b'`', _) => (Some(Op::Subst), 1),
             // `{ls,-la}` brace expansion and `( cmd )` subshells start a command too.
-            (b'{' | b'(', _) => (Some(Op::Seq { glued: true }), 1),
+            // Prose opens parentheses too (`(less than 1 minute)`): judged like `&`.
+            (b'{' | b'(', _) => (Some(Op::Amp { glued: true }), 1),
             _ => (None, 0),
         };
         if let Some(op) = op {

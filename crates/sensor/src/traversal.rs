@@ -99,7 +99,11 @@ fn normalise(v: &[u8]) -> Vec<u8> {
         });
         i += 1;
     }
+    let ascii = out.is_ascii();
     for pat in ["\u{2215}", "\u{ff0f}", "\u{2216}", "\u{ff3c}"] {
+        if ascii {
+            break;
+        }
         if memchr::memmem::find(&out, pat.as_bytes()).is_some() {
             out = String::from_utf8_lossy(&out).replace(pat, "/").into_bytes();
         }

@@ -194,3 +194,46 @@ proptest! {
         prop_assert_eq!(got, whole);
     }
 }
+
+/// Bytes rich in what the tokenizers branch on, so fuzzing reaches deep states.
+fn markup() -> impl Strategy<Value = Vec<u8>> {
+    let piece = prop_oneof![
+        Just(b"<".to_vec()),
+        Just(b">".to_vec()),
+        Just(b"'".to_vec()),
+        Just(b"\"".to_vec()),
+        Just(b";".to_vec()),
+        Just(b"|".to_vec()),
+        Just(b"`".to_vec()),
+        Just(b"$(".to_vec()),
+        Just(b"../".to_vec()),
+        Just(b"%".to_vec()),
+        Just(b"%u00".to_vec()),
+        Just(b"&#".to_vec()),
+        Just(b"--".to_vec()),
+        Just(b"/*".to_vec()),
+        Just(b"OR 1=1".to_vec()),
+        Just(b"script".to_vec()),
+        Just(b" onerror=".to_vec()),
+        Just(b"cat ".to_vec()),
+        Just(b"[".to_vec()),
+        Just(b"\\".to_vec()),
+        Just(b"${IFS}".to_vec()),
+        Just(b"0x5c".to_vec()),
+        Just(b"\xc0".to_vec()),
+        Just(b"{".to_vec()),
+        proptest::collection::vec(any::<u8>(), 0..4),
+    ];
+    proptest::collection::vec(piece, 0..40).prop_map(|v| v.concat())
+}
+
+proptest! {
+    #[test]
+    fn detectors_never_panic(v in markup()) {
+        for a in Attack::ALL {
+            let _ = bulkhead_sensor::attack::detect(a, &v);
+        }
+        let _ = bulkhead_sensor::sqli::query::injected(&v);
+        let _ = all(true).value("v", &v);
+    }
+}

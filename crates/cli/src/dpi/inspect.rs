@@ -1,15 +1,130 @@
-//! `bulkhead dpi inspect --sensor NAME`: owned by the sensor work (crates/sensor).
+//! `bulkhead dpi inspect --sensor NAME`: run one sensor of `bulkhead-sensor` over
+//! payloads read one per line on stdin, one JSON verdict per line on stdout, so the
+//! detectors can be measured on any corpus and compared with other tools.
+
+use std::io::{BufRead, Write};
 
 use anyhow::{Result, bail};
-use clap::Args;
+use bulkhead_sensor::{Attack, DlpKind, Finding, Sensor, SensorSpec, decode};
+use clap::{Args, ValueEnum};
 
 #[derive(Args, Debug)]
 pub struct InspectArgs {
-    /// The sensor to run.
+    /// The sensor to run: sqli, xss, cmdi, path_traversal, credit_card, ssn,
+    /// aws_access_key, private_key, email, dlp (every DLP kind) or all.
     #[arg(long)]
     pub sensor: String,
+    /// What one line is.
+    #[arg(long, value_enum, default_value_t = InspectContext::Param)]
+    pub context: InspectContext,
+    /// Lines are percent-escaped (as the corpora's payload columns): decode `%XX`
+    /// first, with no `+`-to-space step.
+    #[arg(long)]
+    pub escaped: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum InspectContext {
+    /// One parameter value.
+    Param,
+    /// A query string (`a=1&b=2`).
+    Query,
+    /// A request body; form or JSON guessed from the bytes.
+    Body,
+    /// A whole raw HTTP request (head, blank line, body).
+    Request,
+}
+
+fn spec(name: &str) -> Result<SensorSpec> {
+    let (attacks, dlp) = match name {
+        "all" => (Attack::ALL.to_vec(), DlpKind::ALL.to_vec()),
+        "dlp" => (vec![], DlpKind::ALL.to_vec()),
+        n => {
+            if let Ok(a) = n.parse::<Attack>() {
+                (vec![a], vec![])
+            } else if let Ok(k) = n.parse::<DlpKind>() {
+                (vec![], vec![k])
+            } else {
+                bail!(
+                    "unknown sensor {n:?}: sqli, xss, cmdi, path_traversal, credit_card, ssn, \
+                     aws_access_key, private_key, email, dlp or all"
+                )
+            }
+        }
+    };
+    Ok(SensorSpec {
+        name: name.to_string(),
+        block: false,
+        attacks,
+        dlp,
+        patterns: vec![],
+    })
+}
+
+/// A raw request cut at its blank line (CRLF or bare LF).
+fn split_request(r: &[u8]) -> (&[u8], &[u8]) {
+    if let Some(i) = r.windows(4).position(|w| w == b"\r\n\r\n") {
+        return r.split_at(i + 4);
+    }
+    if let Some(i) = r.windows(2).position(|w| w == b"\n\n") {
+        return r.split_at(i + 2);
+    }
+    (r, b"")
+}
+
+fn verdict(sensor: &Sensor, line: &[u8], ctx: InspectContext) -> serde_json::Value {
+    let findings: Vec<Finding> = match ctx {
+        InspectContext::Param => sensor.value("param", line),
+        InspectContext::Query => sensor.query(line),
+        InspectContext::Body => sensor.body(line, None),
+        InspectContext::Request => {
+            let (head, body) = split_request(line);
+            sensor.http_request(head, body)
+        }
+    };
+    let Some(first) = findings.first() else {
+        return serde_json::json!({"match": false, "sensor": sensor.name(), "detail": null});
+    };
+    let mut detail = serde_json::json!({
+        "class": first.class,
+        "location": first.location,
+        "masked": first.masked,
+    });
+    if first.class == "sqli" && ctx == InspectContext::Param {
+        let m = bulkhead_sensor::sqli::detect(line)
+            .or_else(|| bulkhead_sensor::sqli::detect(&decode::url_decode_deep(line)));
+        if let Some(m) = m {
+            detail["fingerprint"] = m.fingerprint.into();
+            detail["signals"] = m.signals.into();
+        }
+    }
+    if findings.len() > 1 {
+        detail["also"] = findings[1..]
+            .iter()
+            .map(|f| serde_json::json!({"class": f.class, "location": f.location}))
+            .collect();
+    }
+    serde_json::json!({"match": true, "sensor": sensor.name(), "detail": detail})
 }
 
 pub fn run(a: InspectArgs) -> Result<u8> {
-    bail!("dpi inspect --sensor {}: not built yet", a.sensor)
+    let sensor = Sensor::new(&spec(&a.sensor)?)?;
+    let stdin = std::io::stdin();
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    for line in stdin.lock().split(b'\n') {
+        let mut line = line?;
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+        let payload = if a.escaped {
+            decode::percent_decode(&line)
+        } else {
+            line
+        };
+        serde_json::to_writer(&mut out, &verdict(&sensor, &payload, a.context))?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()?;
+    Ok(0)
 }

@@ -2,6 +2,9 @@
 //! `STRONG` names are not English words, so a command position holding one is an
 //! injection; `WEAK` names are also words (`id`, `more`, `time`) and need more proof.
 
+use std::collections::HashSet;
+use std::sync::LazyLock;
+
 const STRONG: &[&str] = &[
     "cat",
     "ls",
@@ -151,8 +154,19 @@ const WEAK: &[&str] = &[
     "tree", "print", "system", "alias", "source", "read",
 ];
 
+static STRONG_SET: LazyLock<HashSet<&'static [u8]>> =
+    LazyLock::new(|| STRONG.iter().map(|s| s.as_bytes()).collect());
+static WEAK_SET: LazyLock<HashSet<&'static [u8]>> =
+    LazyLock::new(|| WEAK.iter().map(|s| s.as_bytes()).collect());
+
 fn in_list(list: &[&str], w: &[u8]) -> bool {
-    list.iter().any(|s| s.as_bytes() == w)
+    // Every word of a value is looked up: a hash set, not a scan of the list.
+    let set = if std::ptr::eq(list, STRONG) {
+        &*STRONG_SET
+    } else {
+        &*WEAK_SET
+    };
+    w.len() <= 24 && set.contains(w)
 }
 
 /// The last path component (`/usr/bin/id` -> `id`), `.exe` kept.

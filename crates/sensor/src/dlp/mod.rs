@@ -11,12 +11,15 @@
 //! chunk with a bounded carry-over ([`DlpStream`]) and finds exactly what a scan of the
 //! whole stream finds.
 
+mod mask;
+mod prefilter;
 pub mod validate;
 
 use regex_automata::{Input, meta::Regex, util::syntax};
 use serde::{Deserialize, Serialize};
 
 use crate::SensorError;
+use mask::validate_and_mask;
 
 /// The built-in kinds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -176,6 +179,8 @@ pub struct DlpScanner {
     rules: Vec<Rule>,
     /// Longest possible match plus one byte of look-ahead: the stream carry-over.
     window: usize,
+    /// No user patterns: the regex runs only around triggers ([`prefilter`]).
+    builtin_only: bool,
 }
 
 /// Longest match assumed for user patterns when streaming; longer matches that span a
@@ -212,7 +217,11 @@ impl DlpScanner {
         }
         let re = Regex::builder()
             .syntax(syntax::Config::new().utf8(false).unicode(false))
-            .configure(Regex::config().utf8_empty(false))
+            .configure(
+                Regex::config()
+                    .utf8_empty(false)
+                    .hybrid_cache_capacity(16 << 20),
+            )
             .build_many(&patterns)
             .map_err(|e| SensorError::Pattern {
                 name: "dlp".into(),
@@ -223,7 +232,12 @@ impl DlpScanner {
         } else {
             CUSTOM_MAX_LEN.max(BUILTIN_MAX_LEN)
         } + 1;
-        Ok(DlpScanner { re, rules, window })
+        Ok(DlpScanner {
+            re,
+            rules,
+            window,
+            builtin_only: custom.is_empty(),
+        })
     }
 
     /// Every built-in kind.
@@ -275,23 +289,38 @@ impl DlpScanner {
         mut emit: impl FnMut(DlpFinding),
     ) -> usize {
         let mut resume = from;
-        for m in self.re.find_iter(Input::new(data).range(from..)) {
-            if m.start() >= final_before {
-                // Not final, and not a safe resume point either: with more bytes a
-                // match may start earlier (a local part that meets its `@` later).
-                break;
+        let spans = if self.builtin_only {
+            prefilter::windows(&data[from..])
+                .into_iter()
+                .map(|(s, e)| (from + s, from + e))
+                .collect()
+        } else {
+            vec![(from, data.len())]
+        };
+        'spans: for (s, e) in spans {
+            let s = s.max(resume);
+            if s >= e {
+                continue;
             }
-            resume = m.end();
-            let rule = &self.rules[m.pattern().as_usize()];
-            let text = &data[m.start()..m.end()];
-            if let Some((masked, detail)) = validate_and_mask(rule, text) {
-                emit(DlpFinding {
-                    kind: rule.name.clone(),
-                    offset: base + m.start() as u64,
-                    len: text.len(),
-                    masked,
-                    detail,
-                });
+            // Look-around at a window's edges sees the real neighbouring bytes.
+            for m in self.re.find_iter(Input::new(data).range(s..e)) {
+                if m.start() >= final_before {
+                    // Not final, and not a safe resume point either: with more bytes a
+                    // match may start earlier (a local part that meets its `@` later).
+                    break 'spans;
+                }
+                resume = m.end();
+                let rule = &self.rules[m.pattern().as_usize()];
+                let text = &data[m.start()..m.end()];
+                if let Some((masked, detail)) = validate_and_mask(rule, text) {
+                    emit(DlpFinding {
+                        kind: rule.name.clone(),
+                        offset: base + m.start() as u64,
+                        len: text.len(),
+                        masked,
+                        detail,
+                    });
+                }
             }
         }
         resume.max(final_before.min(data.len()))
@@ -340,78 +369,6 @@ impl DlpStream<'_> {
         self.buf_start += keep_from as u64;
         out
     }
-}
-
-fn validate_and_mask(rule: &Rule, text: &[u8]) -> Option<(String, Option<String>)> {
-    let detail = match rule.check {
-        Check::None => None,
-        Check::Card => Some(format!("{:?}", validate::card(text)?).to_lowercase()),
-        Check::SsnWritten => validate::ssn_written(text).then_some(None)?,
-        Check::SsnKeyword => validate::ssn_digits(&text[text.len() - 9..]).then_some(None)?,
-        Check::Email => validate::email(text).then_some(None)?,
-    };
-    let masked = match rule.kind {
-        Some(DlpKind::CreditCard) => mask_digits(text, 4, 4),
-        Some(DlpKind::Ssn) => mask_digits(text, 0, 4),
-        Some(DlpKind::AwsAccessKey) => mask_middle(text, 4, 4),
-        Some(DlpKind::PrivateKey) => {
-            // The header names the key type and is not secret; the body never is shown.
-            let header = String::from_utf8_lossy(text)
-                .replace("%20", " ")
-                .replace('+', " ");
-            return Some((format!("{header} [masked]"), Some(header)));
-        }
-        Some(DlpKind::Email) => {
-            let at = text.iter().rposition(|&c| c == b'@').unwrap_or(0);
-            let mut m = mask_middle(&text[..at], 1, 0);
-            m.push_str(&String::from_utf8_lossy(&text[at..]));
-            m
-        }
-        None => {
-            if text.len() >= 8 {
-                mask_middle(text, 2, 2)
-            } else {
-                "*".repeat(String::from_utf8_lossy(text).chars().count().max(1))
-            }
-        }
-    };
-    Some((masked, detail))
-}
-
-/// Keep the first `head` and last `tail` digits, star the other digits, keep
-/// separators (`4111 **** **** 1111`, `***-**-6789`).
-fn mask_digits(text: &[u8], head: usize, tail: usize) -> String {
-    let total = text.iter().filter(|c| c.is_ascii_digit()).count();
-    let mut seen = 0;
-    text.iter()
-        .map(|&c| {
-            if c.is_ascii_digit() {
-                seen += 1;
-                if seen <= head || seen > total - tail {
-                    c as char
-                } else {
-                    '*'
-                }
-            } else {
-                c as char
-            }
-        })
-        .collect()
-}
-
-/// Keep the first `head` and last `tail` bytes (`AKIA************MPLE`).
-fn mask_middle(text: &[u8], head: usize, tail: usize) -> String {
-    let n = text.len();
-    text.iter()
-        .enumerate()
-        .map(|(i, &c)| {
-            if i < head || i + tail >= n {
-                if c.is_ascii_graphic() { c as char } else { '?' }
-            } else {
-                '*'
-            }
-        })
-        .collect()
 }
 
 #[cfg(test)]

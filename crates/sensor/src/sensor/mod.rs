@@ -293,8 +293,9 @@ impl Findings {
 
 /// Bytes that no attack can do without. A value made only of letters, digits and
 /// `_ . - @ ,` (ids, names, numbers, dates, e-mail addresses: most of real traffic)
-/// is one token to every detector, and one token is never an injection; a value with
-/// `..` is still looked at (`....etcpasswd`).
+/// is one token to every detector, and one token is never an injection, except for
+/// what the detectors read inside such a token: `--` and `@@` (SQL comment, system
+/// variable), `..` (`....etcpasswd`), and SQL catalog names (`information_schema`).
 fn suspicious(v: &[u8]) -> bool {
     static SAFE: [bool; 256] = {
         let mut t = [false; 256];
@@ -306,7 +307,16 @@ fn suspicious(v: &[u8]) -> bool {
         }
         t
     };
-    !v.iter().all(|&b| SAFE[b as usize]) || memchr::memmem::find(v, b"..").is_some()
+    if !v.iter().all(|&b| SAFE[b as usize]) {
+        return true;
+    }
+    if v.windows(2).any(|w| matches!(w, b"--" | b"@@" | b"..")) {
+        return true;
+    }
+    v.split(|&b| !(b.is_ascii_alphanumeric() || b == b'_'))
+        .any(|w| {
+            w.len() >= 6 && crate::sqli::words::classify(w) == crate::sqli::words::Word::Catalog
+        })
 }
 
 /// An attack value as shown: printable, at most [`MAX_MASKED`] characters.

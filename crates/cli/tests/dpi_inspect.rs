@@ -1,0 +1,102 @@
+//! `bulkhead dpi inspect`: real corpus rows piped in, one JSON verdict per line out.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_bulkhead");
+
+#[path = "../../sensor/tests/common/mod.rs"]
+mod corpora;
+
+fn inspect(args: &[&str], input: &str) -> Vec<serde_json::Value> {
+    let mut child = Command::new(BIN)
+        .args(["dpi", "inspect"])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// The escaped payload column of the first `n` rows with `label` in `file`.
+fn payloads(root: &std::path::Path, file: &str, label: &str, n: usize) -> Vec<String> {
+    std::fs::read_to_string(root.join(file))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter(|l| l.split('\t').next() == Some(label))
+        .take(n)
+        .map(|l| l.split('\t').nth(1).unwrap_or("").to_string())
+        .collect()
+}
+
+#[test]
+fn sqli_rows_match_and_benign_rows_do_not() {
+    let Some(root) = corpora::corpora() else {
+        return;
+    };
+    let attacks = payloads(&root, "attacks/httpparams.tsv", "sqli", 50);
+    let benign = payloads(&root, "attacks/httpparams.tsv", "benign", 50);
+    let input = format!("{}\n{}\n", attacks.join("\n"), benign.join("\n"));
+    let out = inspect(&["--sensor", "sqli", "--escaped"], &input);
+    assert_eq!(out.len(), 100);
+    let hits = out[..50].iter().filter(|v| v["match"] == true).count();
+    assert!(hits >= 49, "{hits}/50");
+    assert!(
+        out[50..]
+            .iter()
+            .all(|v| v["match"] == false && v["sensor"] == "sqli")
+    );
+    let first = out.iter().find(|v| v["match"] == true).unwrap();
+    assert_eq!(first["detail"]["class"], "sqli");
+    assert!(first["detail"]["fingerprint"].is_string(), "{first}");
+}
+
+#[test]
+fn whole_requests_and_dlp() {
+    let Some(root) = corpora::corpora() else {
+        return;
+    };
+    let reqs = payloads(&root, "attacks/crs_requests.tsv", "sqli", 40);
+    let out = inspect(
+        &["--sensor", "all", "--context", "request", "--escaped"],
+        &(reqs.join("\n") + "\n"),
+    );
+    assert_eq!(out.len(), 40);
+    // 18 of these 40 CRS 942 requests are found (CRS fragments, see docs/BENCHMARKS.md).
+    assert!(out.iter().filter(|v| v["match"] == true).count() >= 16);
+
+    let cards = payloads(&root, "dlp/sample.tsv", "credit_card", 20);
+    let out = inspect(
+        &["--sensor", "credit-card", "--context", "body", "--escaped"],
+        &(cards.join("\n") + "\n"),
+    );
+    assert!(out.iter().all(|v| v["match"] == true), "{out:?}");
+    assert!(
+        out.iter()
+            .all(|v| v["detail"]["masked"].as_str().unwrap().contains('*'))
+    );
+}
+
+#[test]
+fn unknown_sensor_fails() {
+    let out = Command::new(BIN)
+        .args(["dpi", "inspect", "--sensor", "nope"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+}
