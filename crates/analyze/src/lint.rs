@@ -22,7 +22,7 @@ pub enum Severity {
 pub struct Finding {
     pub severity: Severity,
     /// Stable identifier: `selects-nothing`, `shadowed-rule`, `redundant-rule`,
-    /// `conflict`, `unused-group`, `duplicate-name`, `invalid-reference`.
+    /// `conflict`, `unused-group`, `unused-sensor`, `duplicate-name`, `invalid-reference`.
     pub code: &'static str,
     pub message: String,
     pub origin: Origin,
@@ -46,6 +46,7 @@ pub fn lint(engine: &Engine) -> Vec<Finding> {
     let mut out = Vec::new();
     duplicate_names(engine.policy(), &mut out);
     unused_groups(engine.policy(), &mut out);
+    unused_sensors(engine.policy(), &mut out);
     selects_nothing(engine, &mut out);
     overlaps(engine, &mut out);
     out.sort_by(|a, b| (a.severity, &a.origin, a.code).cmp(&(b.severity, &b.origin, b.code)));
@@ -97,7 +98,8 @@ fn unused_groups(set: &PolicySet, out: &mut Vec<Finding>) {
                     .chain(&p.egress)
                     .any(|r| r.peers.iter().any(|x| named(&x.spec)))
         });
-        if !used {
+        // A group that attaches sensors does something even if no policy names it.
+        if !used && g.sensors.is_empty() {
             out.push(Finding {
                 severity: Severity::Warning,
                 code: "unused-group",
@@ -106,6 +108,23 @@ fn unused_groups(set: &PolicySet, out: &mut Vec<Finding>) {
                     g.name, g.mode
                 ),
                 origin: g.origin.clone(),
+            });
+        }
+    }
+}
+
+/// A Sensor no group lists inspects nothing.
+fn unused_sensors(set: &PolicySet, out: &mut Vec<Finding>) {
+    for s in &set.sensors {
+        if !set.groups.iter().any(|g| g.sensors.contains(&s.name)) {
+            out.push(Finding {
+                severity: Severity::Warning,
+                code: "unused-sensor",
+                message: format!(
+                    "sensor {} is listed by no group (`spec.sensors`): it inspects nothing",
+                    s.name
+                ),
+                origin: s.origin.clone(),
             });
         }
     }

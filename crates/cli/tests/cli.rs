@@ -98,6 +98,11 @@ kind: Policy
 metadata: {name: db-lockdown}
 spec:
   appliesTo: [{selector: app == "nothing-has-this"}]
+---
+apiVersion: bulkhead.io/v1
+kind: Sensor
+metadata: {name: lonely}
+spec: {detect: [sqli]}
 "#,
     );
     let r = run(&[
@@ -127,6 +132,7 @@ spec:
         "redundant-rule",
         "conflict",
         "unused-group",
+        "unused-sensor",
     ] {
         assert!(codes.contains(&code), "missing {code} in {codes:?}");
     }
