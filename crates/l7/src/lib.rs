@@ -8,9 +8,11 @@
 //! requests before it, while the denied request never reaches the server. Buffers are
 //! bounded: large values stream through without being held.
 
+mod ber;
 mod body;
 mod http;
 mod inspect;
+mod ldap;
 mod mysql;
 mod mysql_reply;
 mod postgres;
@@ -27,6 +29,7 @@ use bulkhead_policy::l7::{AppProtocol, L7Request};
 pub use inspect::{Finding, Inspector, StreamInspector};
 
 pub use http::HttpSession;
+pub use ldap::LdapSession;
 pub use mysql::MysqlSession;
 pub use postgres::PostgresSession;
 pub use redis::RedisSession;
@@ -94,6 +97,7 @@ pub fn session_for(
         AppProtocol::Tls => Some(Box::new(TlsSession::new())),
         AppProtocol::Postgresql => Some(Box::new(PostgresSession::new().with_inspector(inspector))),
         AppProtocol::Mysql => Some(Box::new(MysqlSession::new().with_inspector(inspector))),
+        AppProtocol::Ldap => Some(Box::new(LdapSession::new())),
         _ => None,
     }
 }
