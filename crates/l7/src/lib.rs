@@ -13,6 +13,7 @@ mod body;
 mod http;
 mod inspect;
 mod ldap;
+mod ldap_msg;
 mod mysql;
 mod mysql_reply;
 mod postgres;

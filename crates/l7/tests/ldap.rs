@@ -156,6 +156,46 @@ fn refusal(tag: u8, id: u8, op: &str, dn: &str) -> Vec<u8> {
     result(tag, id, 50, &text)
 }
 
+/// Captured between ldapsearch 2.5 and slapd 2.5 (`ldapsearch -x -D cn=admin,dc=example,dc=org
+/// -w secret -b ou=people,dc=example,dc=org`): bind, search, unbind; then the bind
+/// response, three entries and the SearchResultDone.
+const REAL_CLIENT: &str = "302c0201016027020103041a636e3d61646d696e2c64633d6578616d706c652c64633d6f726780067365637265743040020102633b041b6f753d70656f706c652c64633d6578616d706c652c64633d6f72670a01020a0100020100020100010100870b6f626a656374636c617373300030050201034200";
+const REAL_SERVER: &str = "300c02010161070a01000400040030590201026454041b6f753d70656f706c652c64633d6578616d706c652c64633d6f726730353023040b6f626a656374436c617373311404126f7267616e697a6174696f6e616c556e6974300e04026f753108040670656f706c653078020102647304237569643d626f622c6f753d70656f706c652c64633d6578616d706c652c64633d6f7267304c301e040b6f626a656374436c617373310f040d696e65744f7267506572736f6e300c040375696431050403626f62300b0402636e31050403426f62300f0402736e310904074275696c646572307e020102647904257569643d616c6963652c6f753d70656f706c652c64633d6578616d706c652c64633d6f72673050301e040b6f626a656374436c617373310f040d696e65744f7267506572736f6e300e040375696431070405616c696365300d0402636e31070405416c696365300f0402736e310904074c696464656c6c300c02010265070a010004000400";
+/// `ldapdelete -x -D cn=admin,dc=example,dc=org -w secret uid=nobody,ou=admins,...`.
+const REAL_DELETE: &str = "302c0201016027020103041a636e3d61646d696e2c64633d6578616d706c652c64633d6f72678006736563726574302b0201024a267569643d6e6f626f64792c6f753d61646d696e732c64633d6578616d706c652c64633d6f726730050201034200";
+
+fn hex(s: &str) -> Vec<u8> {
+    (0..s.len() / 2)
+        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
+        .collect()
+}
+
+#[test]
+fn real_ldapsearch_and_ldapdelete_streams() {
+    let (client, server) = (hex(REAL_CLIENT), hex(REAL_SERVER));
+    for cut in [1, 3, 64, 1000] {
+        let (to_server, to_client, close, decided) = run(&client, &server, &[cut; 400]);
+        assert_eq!(
+            (to_server, &to_client, close),
+            (client.clone(), &server, false)
+        );
+        assert_eq!(decided.len(), 2, "{decided:?}");
+    }
+    let del = hex(REAL_DELETE);
+    let bind_response = hex("300c02010161070a010004000400");
+    let (to_server, to_client, _, decided) = run(&del, &bind_response, &[]);
+    let dn = "uid=nobody,ou=admins,dc=example,dc=org";
+    assert_eq!(
+        to_server,
+        [bind(1, "cn=admin,dc=example,dc=org", "secret"), unbind(3)].concat()
+    );
+    assert_eq!(
+        to_client,
+        [refusal(0x6b, 2, "delete", dn), bind_response].concat()
+    );
+    assert_eq!(decided[1], format!("ldap delete {dn} false"));
+}
+
 #[test]
 fn a_search_outside_the_base_is_refused_with_its_own_message_id() {
     let client = [
