@@ -163,7 +163,14 @@ impl LdapSession {
         self.owed_bytes = 0;
         if std::mem::take(&mut self.tls_next) {
             self.server = Server::Raw;
-            self.client = Client::Raw;
+            if self.head.is_empty() {
+                self.client = Client::Raw;
+            } else {
+                // Part of a request sent before the StartTLS answer: passing it raw
+                // would skip its decision, dropping it would corrupt the stream.
+                out.close = true;
+                self.client = Client::Closed;
+            }
         }
     }
 }

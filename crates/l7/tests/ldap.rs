@@ -350,6 +350,38 @@ fn a_request_before_the_start_tls_response_closes() {
 }
 
 #[test]
+fn part_of_a_request_sent_before_the_start_tls_answer_closes() {
+    let st = msg(1, tlv(0x77, &tlv(0x80, START_TLS)));
+    let mut s = LdapSession::new();
+    let mut all = Output::default();
+    feed(&mut s, &st, true, &[], &mut all);
+    feed(&mut s, &delete(2, ADMINS)[..5], true, &[], &mut all);
+    feed(&mut s, &result(0x78, 1, 0, ""), false, &[], &mut all);
+    assert_eq!(all.to_server, st);
+    assert!(all.close);
+}
+
+#[test]
+fn refusals_piling_up_behind_a_long_response_are_bounded() {
+    let mut s = LdapSession::new();
+    let mut all = Output::default();
+    feed(&mut s, &search(2, PEOPLE), true, &[], &mut all);
+    feed(&mut s, &entry(2, PEOPLE)[..4], false, &[], &mut all);
+    let denied = delete(3, ADMINS);
+    for _ in 0..20_000 {
+        let out = s.client_bytes(&denied, &mut policy);
+        let close = out.close;
+        all.merge(out);
+        if close {
+            break;
+        }
+    }
+    assert!(all.close, "1 MiB of refusals never closed the connection");
+    assert_eq!(all.to_server, search(2, PEOPLE));
+    assert_eq!(all.to_client, entry(2, PEOPLE)[..4]);
+}
+
+#[test]
 fn a_denied_start_tls_is_an_extended_response() {
     let st = msg(4, tlv(0x77, &tlv(0x80, START_TLS)));
     let mut s = LdapSession::new();
