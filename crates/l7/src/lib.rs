@@ -8,10 +8,13 @@
 //! requests before it, while the denied request never reaches the server. Buffers are
 //! bounded: large values stream through without being held.
 
+mod ber;
 mod body;
 mod dns;
 mod http;
 mod inspect;
+mod ldap;
+mod ldap_msg;
 mod mysql;
 mod mysql_reply;
 mod postgres;
@@ -29,6 +32,7 @@ pub use inspect::{Finding, Inspector, StreamInspector};
 
 pub use dns::{DnsSession, dns_refused, dns_request};
 pub use http::HttpSession;
+pub use ldap::LdapSession;
 pub use mysql::MysqlSession;
 pub use postgres::PostgresSession;
 pub use redis::RedisSession;
@@ -97,6 +101,7 @@ pub fn session_for(
         AppProtocol::Dns => Some(Box::new(DnsSession::new())),
         AppProtocol::Postgresql => Some(Box::new(PostgresSession::new().with_inspector(inspector))),
         AppProtocol::Mysql => Some(Box::new(MysqlSession::new().with_inspector(inspector))),
+        AppProtocol::Ldap => Some(Box::new(LdapSession::new())),
         _ => None,
     }
 }
