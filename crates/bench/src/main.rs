@@ -3,6 +3,7 @@
 //! `crr-server` / `crr-client` are the connection-rate endpoints it runs inside the lab.
 
 mod crr;
+mod http;
 mod l7;
 mod lab;
 mod latency;
@@ -49,8 +50,21 @@ fn main() -> Result<()> {
             println!("{}", l7::redis(&bulkhead_bin()?, &o)?);
             Ok(())
         }
+        Some("http") => {
+            let quick = args.iter().any(|a| a == "--quick");
+            let o = http::Options {
+                rounds: if quick { 1 } else { 3 },
+                seconds: arg(&args, "--seconds")
+                    .map(str::parse)
+                    .transpose()?
+                    .unwrap_or(if quick { 3 } else { 10 }),
+            };
+            println!("## HTTP through the L7 proxy\n");
+            println!("{}", http::run_bench(&bulkhead_bin()?, &o)?);
+            Ok(())
+        }
         _ => bail!(
-            "usage: bulkhead-bench dataplane [objects|throughput|latency] [--quick] | l7 [--quick] | crr-server --port P | crr-client --target IP:P [--seconds S] [--threads T]"
+            "usage: bulkhead-bench dataplane [objects|throughput|latency] [--quick] | l7 [--quick] | http [--quick] [--seconds S] | crr-server --port P | crr-client --target IP:P [--seconds S] [--threads T]"
         ),
     }
 }

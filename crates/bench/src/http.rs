@@ -1,0 +1,505 @@
+//! `bulkhead-bench http`: wrk against a real nginx, from one lab workload to another on
+//! the same node, four ways in one run (rounds rotate the order so drift cancels out):
+//!
+//! - **direct**: the agent's kernel rules only (the connection is allowed at layer 4);
+//! - **HAProxy**: Debian's HAProxy in `mode http` in the node's network namespace, the
+//!   client connects to it on the node's address and it connects to nginx, deciding every
+//!   request with the same method + path rule as ours (`http-request deny unless ...`);
+//! - **bulkhead, relay**: the agent's transparent proxy, rule `app: http` only (detect the
+//!   protocol, then relay bytes without parsing);
+//! - **bulkhead, HTTP rule**: the proxy parsing and deciding every request with
+//!   `http: [{methods: [GET, POST], path: "/v1/status(/.*)?"}]`.
+//!
+//! Every proxied configuration is one extra hop in user space in the node's namespace
+//! (client pod -> node namespace -> server pod): the kernel path and the CPUs are the same.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+
+use crate::lab::run;
+
+const LAB: &str = "bhbench-http";
+const PORT: u16 = 8080;
+const HAPROXY_PORT: u16 = 18080;
+const PATH: &str = "/v1/status/ok";
+
+pub struct Options {
+    pub rounds: usize,
+    pub seconds: u32,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Config {
+    Direct,
+    Haproxy,
+    Relay,
+    Rules,
+}
+
+const CONFIGS: [Config; 4] = [
+    Config::Direct,
+    Config::Haproxy,
+    Config::Relay,
+    Config::Rules,
+];
+
+impl Config {
+    fn name(self) -> &'static str {
+        match self {
+            Config::Direct => "direct",
+            Config::Haproxy => "HAProxy (mode http, rule)",
+            Config::Relay => "bulkhead (relay)",
+            Config::Rules => "bulkhead (HTTP rule)",
+        }
+    }
+}
+
+/// The wrk runs of each configuration.
+#[derive(Clone, Copy)]
+struct Case {
+    name: &'static str,
+    connections: u32,
+    close: bool,
+}
+
+const CASES: [Case; 3] = [
+    Case {
+        name: "keep-alive, 32 connections",
+        connections: 32,
+        close: false,
+    },
+    Case {
+        name: "connection per request, 32 connections",
+        connections: 32,
+        close: true,
+    },
+    Case {
+        name: "low load: 1 connection, keep-alive",
+        connections: 1,
+        close: false,
+    },
+];
+
+/// One wrk run: requests/s, p50 and p99 in microseconds.
+#[derive(Clone, Copy, Default)]
+struct Sample {
+    rps: f64,
+    p50: f64,
+    p99: f64,
+}
+
+fn lab_input(dir: &Path) -> String {
+    format!(
+        r#"apiVersion: bulkhead.io/v1
+kind: Lab
+metadata: {{name: {LAB}}}
+spec:
+  nodes: [node-1]
+  workloads:
+    - {{name: client, namespace: bench, labels: {{app: bench-client}}, node: node-1}}
+    - name: server
+      namespace: bench
+      labels: {{app: bench-http}}
+      node: node-1
+      ports: [{{name: http, port: {PORT}}}]
+      run: {{command: [nginx, -e, {dir}/nginx-error.log, -c, {dir}/nginx.conf]}}
+"#,
+        dir = dir.display()
+    )
+}
+
+/// The policy of a configuration: client -> server on the http port (with `app: http`
+/// and the request rule where the proxy is wanted), and client -> node -> server for
+/// HAProxy.
+fn policy(app: &str) -> String {
+    format!(
+        r#"# Protect: what no rule allows is denied (an ungrouped workload would be in Discover).
+apiVersion: bulkhead.io/v1
+kind: Group
+metadata: {{name: bench}}
+spec:
+  selector: app in {{"bench-client", "bench-http"}}
+  mode: Protect
+---
+apiVersion: bulkhead.io/v1
+kind: Policy
+metadata: {{name: client-calls-server}}
+spec:
+  appliesTo: [{{selector: 'app == "bench-client"'}}]
+  egress:
+    - action: Allow
+      to: [{{selector: 'app == "bench-http"'}}]
+      ports: [TCP/http]{app_egress}
+    - action: Allow
+      to: [{{entity: host}}]
+      ports: [TCP/{HAPROXY_PORT}]
+---
+apiVersion: bulkhead.io/v1
+kind: Policy
+metadata: {{name: server-accepts-client}}
+spec:
+  appliesTo: [{{selector: 'app == "bench-http"'}}]
+  ingress:
+    - action: Allow
+      from: [{{selector: 'app == "bench-client"'}}]
+      ports: [TCP/http]{app}
+    - action: Allow
+      from: [{{entity: host}}]
+      ports: [TCP/http]
+"#,
+        app_egress = if app.is_empty() {
+            ""
+        } else {
+            "\n      app: http"
+        },
+    )
+}
+
+fn nginx_conf(dir: &Path) -> String {
+    format!(
+        r#"daemon off;
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/nginx-error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/tmp;
+    proxy_temp_path {dir}/tmp;
+    fastcgi_temp_path {dir}/tmp;
+    uwsgi_temp_path {dir}/tmp;
+    scgi_temp_path {dir}/tmp;
+    keepalive_requests 1000000;
+    default_type application/json;
+    server {{
+        listen {PORT} reuseport;
+        root {dir}/www;
+    }}
+}}
+"#,
+        dir = dir.display()
+    )
+}
+
+/// HAProxy in HTTP mode with the same rule as ours: anything but GET/POST on
+/// /v1/status(/.*)? gets a 403 and never reaches the server.
+fn haproxy_conf(dir: &Path, server: &str) -> String {
+    format!(
+        r#"global
+    maxconn 4096
+    pidfile {dir}/haproxy.pid
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+frontend bench
+    bind :{HAPROXY_PORT}
+    http-request deny unless {{ method GET POST }} {{ path_reg ^/v1/status(/.*)?$ }}
+    default_backend nginx
+backend nginx
+    server nginx {server}:{PORT}
+"#,
+        dir = dir.display()
+    )
+}
+
+fn prepare() -> Result<PathBuf> {
+    let dir = std::env::temp_dir().join("bulkhead-bench-http");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("www/v1/status"))?;
+    std::fs::create_dir_all(dir.join("tmp"))?;
+    std::fs::write(
+        dir.join("www/v1/status/ok"),
+        "{\"status\":\"ok\",\"score\":712,\"checked\":\"2026-12-02T00:00:00Z\"}\n",
+    )?;
+    std::fs::write(dir.join("lab.yaml"), lab_input(&dir))?;
+    std::fs::write(dir.join("nginx.conf"), nginx_conf(&dir))?;
+    std::fs::write(dir.join("policy-l4.yaml"), policy(""))?;
+    std::fs::write(dir.join("policy-relay.yaml"), policy("\n      app: http"))?;
+    std::fs::write(
+        dir.join("policy-rules.yaml"),
+        policy(
+            "\n      app: http\n      http: [{methods: [GET, POST], path: \"/v1/status(/.*)?\"}]",
+        ),
+    )?;
+    // nginx's workers run as nobody.
+    let _ = Command::new("chmod")
+        .args(["-R", "a+rX", &dir.display().to_string()])
+        .status();
+    let _ = Command::new("chmod")
+        .args(["a+rwx", &dir.join("tmp").display().to_string()])
+        .status();
+    Ok(dir)
+}
+
+struct Down<'a>(&'a Path);
+
+impl Drop for Down<'_> {
+    fn drop(&mut self) {
+        let _ = run(self.0, &["lab", "down", "--name", LAB]);
+    }
+}
+
+/// HAProxy, stopped (by its pid) when dropped.
+struct Haproxy(Child);
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+struct Up {
+    /// Where wrk connects: the server, or HAProxy on the node's address.
+    url: String,
+    _haproxy: Option<Haproxy>,
+}
+
+fn exec(bin: &Path, args: &[&str]) -> Result<String> {
+    let mut a = vec!["lab", "exec", "--name", LAB, "bench/client", "--"];
+    a.extend_from_slice(args);
+    run(bin, &a)
+}
+
+fn up(bin: &Path, dir: &Path, config: Config) -> Result<Up> {
+    let lab = dir.join("lab.yaml").display().to_string();
+    let policy = dir
+        .join(match config {
+            Config::Direct | Config::Haproxy => "policy-l4.yaml",
+            Config::Relay => "policy-relay.yaml",
+            Config::Rules => "policy-rules.yaml",
+        })
+        .display()
+        .to_string();
+    let mut args = vec![
+        "lab", "up", "-f", &lab, "-f", &policy, "--name", LAB, "-o", "json",
+    ];
+    if matches!(config, Config::Relay | Config::Rules) {
+        args.push("--l7-proxy");
+    }
+    let status: serde_json::Value = serde_json::from_str(&run(bin, &args)?)?;
+    let server = status["workloads"]
+        .as_array()
+        .and_then(|w| w.iter().find(|w| w["name"] == "bench/server"))
+        .and_then(|w| w["ipv4"].as_str())
+        .context("bench/server has no address")?
+        .to_string();
+    let mut target = format!("http://{server}:{PORT}{PATH}");
+    let mut haproxy = None;
+    if config == Config::Haproxy {
+        let node = &status["nodes"][0];
+        let (netns, address) = node["netns"]
+            .as_str()
+            .zip(node["ipv4"].as_str())
+            .context("the lab's node has no namespace or address")?;
+        let cfg = dir.join("haproxy.cfg");
+        std::fs::write(&cfg, haproxy_conf(dir, &server))?;
+        let child = Command::new("ip")
+            .args(["netns", "exec", netns, "haproxy", "-db", "-f"])
+            .arg(&cfg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting haproxy (apt-get install haproxy)")?;
+        haproxy = Some(Haproxy(child));
+        target = format!("http://{address}:{HAPROXY_PORT}{PATH}");
+    }
+    for _ in 0..100 {
+        let code = exec(
+            bin,
+            &[
+                "curl",
+                "-s",
+                "-o",
+                "/dev/null",
+                "-m",
+                "1",
+                "-w",
+                "%{http_code}",
+                &target,
+            ],
+        );
+        if code.is_ok_and(|c| c.trim() == "200") {
+            // A request the rule refuses: the bulkhead proxy and HAProxy answer 403.
+            if matches!(config, Config::Haproxy | Config::Rules) {
+                let denied = target.replace(PATH, "/admin");
+                let c = exec(
+                    bin,
+                    &[
+                        "curl",
+                        "-s",
+                        "-o",
+                        "/dev/null",
+                        "-w",
+                        "%{http_code}",
+                        &denied,
+                    ],
+                )
+                .unwrap_or_default();
+                if c.trim() != "403" {
+                    bail!("{}: GET /admin answered {c:?}, not 403", config.name());
+                }
+            }
+            return Ok(Up {
+                url: target,
+                _haproxy: haproxy,
+            });
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bail!("{}: nginx never answered on {target}", config.name())
+}
+
+/// "123.45us" / "1.20ms" / "2.00s" -> microseconds.
+fn micros(s: &str) -> Option<f64> {
+    let s = s.trim();
+    let (num, scale) = if let Some(n) = s.strip_suffix("us") {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix("ms") {
+        (n, 1e3)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1e6)
+    } else {
+        return None;
+    };
+    num.parse::<f64>().ok().map(|v| v * scale)
+}
+
+fn parse_wrk(out: &str) -> Result<Sample> {
+    let mut s = Sample::default();
+    for l in out.lines().map(str::trim) {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        match f.as_slice() {
+            ["50%", v] => s.p50 = micros(v).context("p50")?,
+            ["99%", v] => s.p99 = micros(v).context("p99")?,
+            ["Requests/sec:", v] => s.rps = v.parse()?,
+            ["Non-2xx", ..] => bail!("wrk got errors: {l}\n{out}"),
+            _ => {}
+        }
+    }
+    if s.rps == 0.0 || s.p99 == 0.0 {
+        bail!("no results in wrk's output:\n{out}");
+    }
+    Ok(s)
+}
+
+fn wrk(bin: &Path, url: &str, case: Case, seconds: u32) -> Result<Sample> {
+    let c = case.connections.to_string();
+    let d = format!("{seconds}s");
+    let mut args = vec!["wrk", "-t1", "-c", &c, "-d", &d, "--latency"];
+    if case.close {
+        args.extend(["-H", "Connection: close"]);
+    }
+    args.push(url);
+    parse_wrk(&exec(bin, &args)?)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+pub fn run_bench(bin: &Path, o: &Options) -> Result<String> {
+    let dir = prepare()?;
+    let _down = Down(bin);
+    // [case][config] -> samples
+    let mut samples: Vec<[Vec<Sample>; 4]> = CASES.iter().map(|_| Default::default()).collect();
+    for round in 0..o.rounds {
+        for k in 0..CONFIGS.len() {
+            let c = (round + k) % CONFIGS.len();
+            let up = up(bin, &dir, CONFIGS[c])?;
+            for (i, case) in CASES.iter().enumerate() {
+                let s = wrk(bin, &up.url, *case, o.seconds)
+                    .with_context(|| format!("{}, {}", CONFIGS[c].name(), case.name))?;
+                samples[i][c].push(s);
+            }
+        }
+    }
+    Ok(table(&samples, o))
+}
+
+fn table(samples: &[[Vec<Sample>; 4]], o: &Options) -> String {
+    let mut out = format!(
+        "wrk -t1 -d{}s --latency from bench/client to nginx (1 worker, a 63-byte static file at {PATH}) in bench/server, same node; {} round(s), configurations in rotating order, median of the rounds. Added = minus direct; ratio = bulkhead (HTTP rule) / HAProxy.\n\n",
+        o.seconds, o.rounds
+    );
+    out.push_str("| case | configuration | req/s | p50 us | p99 us | added p50 us | added p99 us |\n|---|---|---|---|---|---|---|\n");
+    let mut verdicts = Vec::new();
+    for (i, case) in CASES.iter().enumerate() {
+        let col = |c: usize, f: fn(&Sample) -> f64| median(samples[i][c].iter().map(f).collect());
+        let direct = (col(0, |s| s.p50), col(0, |s| s.p99));
+        for (c, config) in CONFIGS.iter().enumerate() {
+            let (rps, p50, p99) = (col(c, |s| s.rps), col(c, |s| s.p50), col(c, |s| s.p99));
+            let added = if c == 0 {
+                "-".to_string()
+            } else {
+                format!("{:.0}", p50 - direct.0)
+            };
+            let added99 = if c == 0 {
+                "-".to_string()
+            } else {
+                format!("{:.0}", p99 - direct.1)
+            };
+            out.push_str(&format!(
+                "| {} | {} | {rps:.0} | {p50:.0} | {p99:.0} | {added} | {added99} |\n",
+                case.name,
+                config.name(),
+            ));
+        }
+        let ratio = col(3, |s| s.rps) / col(1, |s| s.rps);
+        verdicts.push(format!(
+            "- {}: req/s bulkhead (HTTP rule) / HAProxy = **{ratio:.2}** (relay {:.2}); target >= 1.0: **{}**",
+            case.name,
+            col(2, |s| s.rps) / col(1, |s| s.rps),
+            if ratio >= 1.0 { "PASS" } else { "MISS" }
+        ));
+        if case.connections == 1 {
+            let added = col(3, |s| s.p99) - direct.1;
+            verdicts.push(format!(
+                "- {}: added p99 (HTTP rule) = **{added:.0} us** (HAProxy {:.0} us, relay {:.0} us); target < 100 us: **{}**",
+                case.name,
+                col(1, |s| s.p99) - direct.1,
+                col(2, |s| s.p99) - direct.1,
+                if added < 100.0 { "PASS" } else { "MISS" }
+            ));
+        }
+    }
+    out.push('\n');
+    out.push_str(&verdicts.join("\n"));
+    out.push('\n');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_wrk() {
+        let out = "Running 1s test @ http://10.244.0.3:8080/v1/status/ok
+  1 threads and 32 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency   412.53us  101.23us   4.10ms   90.12%
+    Req/Sec    75.10k     3.21k   80.00k    70.00%
+  Latency Distribution
+     50%  398.00us
+     75%  450.00us
+     90%  520.00us
+     99%    1.02ms
+  74563 requests in 1.00s, 20.11MB read
+Requests/sec:  74501.23
+Transfer/sec:     20.09MB
+";
+        let s = parse_wrk(out).unwrap();
+        assert_eq!(s.p50, 398.0);
+        assert_eq!(s.p99, 1020.0);
+        assert_eq!(s.rps, 74501.23);
+        assert!(parse_wrk(&format!("{out}  Non-2xx or 3xx responses: 3\n")).is_err());
+        assert_eq!(micros("2.00s"), Some(2e6));
+    }
+}
