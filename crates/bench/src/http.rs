@@ -13,9 +13,11 @@
 //! Every proxied configuration is one extra hop in user space in the node's namespace
 //! (client pod -> node namespace -> server pod): the kernel path and the CPUs are the same.
 
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
@@ -63,6 +65,8 @@ struct Case {
     name: &'static str,
     connections: u32,
     close: bool,
+    /// Not wrk: `http-client` at this many requests/s on one connection.
+    rate: Option<f64>,
 }
 
 const CASES: [Case; 3] = [
@@ -70,16 +74,19 @@ const CASES: [Case; 3] = [
         name: "keep-alive, 32 connections",
         connections: 32,
         close: false,
+        rate: None,
     },
     Case {
         name: "connection per request, 32 connections",
         connections: 32,
         close: true,
+        rate: None,
     },
     Case {
-        name: "low load: 1 connection, keep-alive",
+        name: "low load: 1 connection, 1000 req/s",
         connections: 1,
         close: false,
+        rate: Some(1000.0),
     },
 ];
 
@@ -257,6 +264,7 @@ impl Drop for Haproxy {
 struct Up {
     /// Where wrk connects: the server, or HAProxy on the node's address.
     url: String,
+    addr: String,
     _haproxy: Option<Haproxy>,
 }
 
@@ -289,7 +297,7 @@ fn up(bin: &Path, dir: &Path, config: Config) -> Result<Up> {
         .and_then(|w| w["ipv4"].as_str())
         .context("bench/server has no address")?
         .to_string();
-    let mut target = format!("http://{server}:{PORT}{PATH}");
+    let mut addr = format!("{server}:{PORT}");
     let mut haproxy = None;
     if config == Config::Haproxy {
         let node = &status["nodes"][0];
@@ -307,10 +315,11 @@ fn up(bin: &Path, dir: &Path, config: Config) -> Result<Up> {
             .spawn()
             .context("starting haproxy (apt-get install haproxy)")?;
         haproxy = Some(Haproxy(child));
-        target = format!("http://{address}:{HAPROXY_PORT}{PATH}");
+        addr = format!("{address}:{HAPROXY_PORT}");
     }
-    for _ in 0..100 {
-        let code = exec(
+    let target = format!("http://{addr}{PATH}");
+    let code = |url: &str| {
+        exec(
             bin,
             &[
                 "curl",
@@ -321,36 +330,33 @@ fn up(bin: &Path, dir: &Path, config: Config) -> Result<Up> {
                 "1",
                 "-w",
                 "%{http_code}",
-                &target,
+                url,
             ],
-        );
-        if code.is_ok_and(|c| c.trim() == "200") {
-            // A request the rule refuses: the bulkhead proxy and HAProxy answer 403.
-            if matches!(config, Config::Haproxy | Config::Rules) {
-                let denied = target.replace(PATH, "/admin");
-                let c = exec(
-                    bin,
-                    &[
-                        "curl",
-                        "-s",
-                        "-o",
-                        "/dev/null",
-                        "-w",
-                        "%{http_code}",
-                        &denied,
-                    ],
-                )
-                .unwrap_or_default();
-                if c.trim() != "403" {
-                    bail!("{}: GET /admin answered {c:?}, not 403", config.name());
-                }
+        )
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+    };
+    // A request the rule refuses: the bulkhead proxy and HAProxy answer 403, nginx 404.
+    // Both answers are awaited: the agent may still be applying the policy.
+    let denied = target.replace(PATH, "/admin");
+    let refuses = matches!(config, Config::Haproxy | Config::Rules);
+    let mut last = String::new();
+    for _ in 0..100 {
+        if code(&target) == "200" {
+            last = if refuses { code(&denied) } else { "403".into() };
+            if last == "403" {
+                return Ok(Up {
+                    url: target,
+                    addr,
+                    _haproxy: haproxy,
+                });
             }
-            return Ok(Up {
-                url: target,
-                _haproxy: haproxy,
-            });
         }
         std::thread::sleep(Duration::from_millis(100));
+    }
+    if !last.is_empty() {
+        bail!("{}: GET /admin answered {last:?}, not 403", config.name());
     }
     bail!("{}: nginx never answered on {target}", config.name())
 }
@@ -388,6 +394,41 @@ fn parse_wrk(out: &str) -> Result<Sample> {
     Ok(s)
 }
 
+fn measure(bin: &Path, me: &Path, up: &Up, case: Case, seconds: u32) -> Result<Sample> {
+    let Some(rate) = case.rate else {
+        return wrk(bin, &up.url, case, seconds);
+    };
+    let me = me.display().to_string();
+    let (r, d) = (rate.to_string(), seconds.to_string());
+    let out = exec(
+        bin,
+        &[
+            &me,
+            "http-client",
+            "--target",
+            &up.addr,
+            "--path",
+            PATH,
+            "--rate",
+            &r,
+            "--seconds",
+            &d,
+        ],
+    )?;
+    let f: Vec<f64> = out
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(f64::NAN))
+        .collect();
+    match f.as_slice() {
+        [p50, p99, n] => Ok(Sample {
+            rps: n / seconds as f64,
+            p50: *p50,
+            p99: *p99,
+        }),
+        _ => bail!("http-client said {out:?}"),
+    }
+}
+
 fn wrk(bin: &Path, url: &str, case: Case, seconds: u32) -> Result<Sample> {
     let c = case.connections.to_string();
     let d = format!("{seconds}s");
@@ -399,12 +440,73 @@ fn wrk(bin: &Path, url: &str, case: Case, seconds: u32) -> Result<Sample> {
     parse_wrk(&exec(bin, &args)?)
 }
 
+/// `bulkhead-bench http-client`: GET `path` on one keep-alive connection at a fixed
+/// `rate` (requests/s) for `seconds`, timing each request alone: latency at low load,
+/// which wrk (closed loop, as fast as it can) does not measure. Returns p50 and p99 in
+/// microseconds and the number of requests.
+pub fn client(
+    target: SocketAddr,
+    path: &str,
+    rate: f64,
+    seconds: f64,
+) -> Result<(f64, f64, usize)> {
+    let mut s = TcpStream::connect(target)?;
+    s.set_nodelay(true)?;
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: bench\r\nUser-Agent: bulkhead-bench\r\n\r\n");
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut lat = Vec::new();
+    let gap = Duration::from_secs_f64(1.0 / rate);
+    let start = Instant::now();
+    let mut next = start;
+    while start.elapsed().as_secs_f64() < seconds {
+        let now = Instant::now();
+        if next > now {
+            std::thread::sleep(next - now);
+        }
+        next += gap;
+        let t = Instant::now();
+        s.write_all(request.as_bytes())?;
+        // One response: its head, then Content-Length bytes of body.
+        let mut have = 0;
+        loop {
+            let n = s.read(&mut buf[have..])?;
+            if n == 0 {
+                bail!("the server closed the connection");
+            }
+            have += n;
+            let got = &buf[..have];
+            if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
+                if !head.starts_with("http/1.1 200") {
+                    bail!("answer: {}", head.lines().next().unwrap_or(""));
+                }
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .context("no content-length")?;
+                if have >= end + 4 + len {
+                    break;
+                }
+            }
+            if have == buf.len() {
+                bail!("response too long");
+            }
+        }
+        lat.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    lat.sort_by(|a, b| a.total_cmp(b));
+    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
+    Ok((pct(0.50), pct(0.99), lat.len()))
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
 }
 
-pub fn run_bench(bin: &Path, o: &Options) -> Result<String> {
+pub fn run_bench(bin: &Path, me: &Path, o: &Options) -> Result<String> {
     let dir = prepare()?;
     let _down = Down(bin);
     // [case][config] -> samples
@@ -414,7 +516,7 @@ pub fn run_bench(bin: &Path, o: &Options) -> Result<String> {
             let c = (round + k) % CONFIGS.len();
             let up = up(bin, &dir, CONFIGS[c])?;
             for (i, case) in CASES.iter().enumerate() {
-                let s = wrk(bin, &up.url, *case, o.seconds)
+                let s = measure(bin, me, &up, *case, o.seconds)
                     .with_context(|| format!("{}, {}", CONFIGS[c].name(), case.name))?;
                 samples[i][c].push(s);
             }
@@ -425,7 +527,7 @@ pub fn run_bench(bin: &Path, o: &Options) -> Result<String> {
 
 fn table(samples: &[[Vec<Sample>; 4]], o: &Options) -> String {
     let mut out = format!(
-        "wrk -t1 -d{}s --latency from bench/client to nginx (1 worker, a 63-byte static file at {PATH}) in bench/server, same node; {} round(s), configurations in rotating order, median of the rounds. Added = minus direct; ratio = bulkhead (HTTP rule) / HAProxy.\n\n",
+        "wrk -t1 -d{}s --latency (32 connections; with `-H \"Connection: close\"` for connection per request) and, at low load, `bulkhead-bench http-client` (one keep-alive connection, 1000 requests/s at fixed times, each timed alone), from bench/client to nginx (1 worker, a 63-byte static file at {PATH}) in bench/server, same node; {} round(s), configurations in rotating order, median of the rounds. Added = minus direct.\n\n",
         o.seconds, o.rounds
     );
     out.push_str("| case | configuration | req/s | p50 us | p99 us | added p50 us | added p99 us |\n|---|---|---|---|---|---|---|\n");
@@ -451,14 +553,16 @@ fn table(samples: &[[Vec<Sample>; 4]], o: &Options) -> String {
                 config.name(),
             ));
         }
-        let ratio = col(3, |s| s.rps) / col(1, |s| s.rps);
-        verdicts.push(format!(
-            "- {}: req/s bulkhead (HTTP rule) / HAProxy = **{ratio:.2}** (relay {:.2}); target >= 1.0: **{}**",
-            case.name,
-            col(2, |s| s.rps) / col(1, |s| s.rps),
-            if ratio >= 1.0 { "PASS" } else { "MISS" }
-        ));
-        if case.connections == 1 {
+        if case.rate.is_none() {
+            let ratio = col(3, |s| s.rps) / col(1, |s| s.rps);
+            verdicts.push(format!(
+                "- {}: req/s bulkhead (HTTP rule) / HAProxy = **{ratio:.2}** (relay {:.2}); target >= 1.0: **{}**",
+                case.name,
+                col(2, |s| s.rps) / col(1, |s| s.rps),
+                if ratio >= 1.0 { "PASS" } else { "MISS" }
+            ));
+        }
+        if case.rate.is_some() {
             let added = col(3, |s| s.p99) - direct.1;
             verdicts.push(format!(
                 "- {}: added p99 (HTTP rule) = **{added:.0} us** (HAProxy {:.0} us, relay {:.0} us); target < 100 us: **{}**",

@@ -34,6 +34,16 @@ fn main() -> Result<()> {
             println!("{rate:.1}");
             Ok(())
         }
+        Some("http-client") => {
+            let (p50, p99, n) = http::client(
+                arg(&args, "--target").context("--target")?.parse()?,
+                arg(&args, "--path").unwrap_or("/"),
+                arg(&args, "--rate").unwrap_or("1000").parse()?,
+                arg(&args, "--seconds").unwrap_or("5").parse()?,
+            )?;
+            println!("{p50:.1} {p99:.1} {n}");
+            Ok(())
+        }
         Some("dataplane") => dataplane(
             args.iter().any(|a| a == "--quick"),
             args.get(2)
@@ -60,11 +70,14 @@ fn main() -> Result<()> {
                     .unwrap_or(if quick { 3 } else { 10 }),
             };
             println!("## HTTP through the L7 proxy\n");
-            println!("{}", http::run_bench(&bulkhead_bin()?, &o)?);
+            println!(
+                "{}",
+                http::run_bench(&bulkhead_bin()?, &std::env::current_exe()?, &o)?
+            );
             Ok(())
         }
         _ => bail!(
-            "usage: bulkhead-bench dataplane [objects|throughput|latency] [--quick] | l7 [--quick] | http [--quick] [--seconds S] | crr-server --port P | crr-client --target IP:P [--seconds S] [--threads T]"
+            "usage: bulkhead-bench dataplane [objects|throughput|latency] [--quick] | l7 [--quick] | http [--quick] [--seconds S] | http-client --target IP:P [--path P] [--rate R] [--seconds S] | crr-server --port P | crr-client --target IP:P [--seconds S] [--threads T]"
         ),
     }
 }
