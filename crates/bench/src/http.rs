@@ -1,17 +1,22 @@
 //! `bulkhead-bench http`: wrk against a real nginx, from one lab workload to another on
-//! the same node, four ways in one run (rounds rotate the order so drift cancels out):
+//! the same node, four ways side by side in ONE lab (the agent runs with its L7 proxy;
+//! nginx listens on three ports the policy treats differently):
 //!
-//! - **direct**: the agent's kernel rules only (the connection is allowed at layer 4);
-//! - **HAProxy**: Debian's HAProxy in `mode http` in the node's network namespace, the
-//!   client connects to it on the node's address and it connects to nginx, deciding every
-//!   request with the same method + path rule as ours (`http-request deny unless ...`);
-//! - **bulkhead, relay**: the agent's transparent proxy, rule `app: http` only (detect the
-//!   protocol, then relay bytes without parsing);
-//! - **bulkhead, HTTP rule**: the proxy parsing and deciding every request with
+//! - **direct** (port 8082): an L4 rule only, so the kernel rules allow it and the proxy
+//!   never sees it;
+//! - **HAProxy**: Debian's HAProxy in `mode http` in the node's network namespace; the
+//!   client connects to it on the node's address and it connects to nginx's direct port,
+//!   deciding every request with the same method + path rule as ours
+//!   (`http-request deny unless ...`);
+//! - **bulkhead, relay** (port 8081): rule `app: http` only: the proxy detects the
+//!   protocol, then relays bytes without parsing;
+//! - **bulkhead, HTTP rule** (port 8080): the proxy parses and decides every request with
 //!   `http: [{methods: [GET, POST], path: "/v1/status(/.*)?"}]`.
 //!
-//! Every proxied configuration is one extra hop in user space in the node's namespace
-//! (client pod -> node namespace -> server pod): the kernel path and the CPUs are the same.
+//! Each proxied configuration is one extra hop in user space in the node's namespace
+//! (client pod -> node namespace -> server pod) on the same CPUs. wrk runs rotate the
+//! order per round; the low-load probe interleaves the four request by request, so noise
+//! from other processes on the machine hits all four alike.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -24,7 +29,10 @@ use anyhow::{Context, Result, bail};
 use crate::lab::run;
 
 const LAB: &str = "bhbench-http";
+/// nginx's ports: decided per request, relayed by the proxy, not diverted.
 const PORT: u16 = 8080;
+const RELAY_PORT: u16 = 8081;
+const DIRECT_PORT: u16 = 8082;
 const HAPROXY_PORT: u16 = 18080;
 const PATH: &str = "/v1/status/ok";
 
@@ -83,10 +91,10 @@ const CASES: [Case; 3] = [
         rate: None,
     },
     Case {
-        name: "low load: 1 connection, 1000 req/s",
+        name: "low load: 2000 req/s in all, 1 connection each, interleaved",
         connections: 1,
         close: false,
-        rate: Some(1000.0),
+        rate: Some(2000.0),
     },
 ];
 
@@ -111,59 +119,59 @@ spec:
       namespace: bench
       labels: {{app: bench-http}}
       node: node-1
-      ports: [{{name: http, port: {PORT}}}]
+      ports: [{{name: http, port: {PORT}}}, {{name: relay, port: {RELAY_PORT}}}, {{name: direct, port: {DIRECT_PORT}}}]
       run: {{command: [nginx, -e, {dir}/nginx-error.log, -c, {dir}/nginx.conf]}}
 "#,
         dir = dir.display()
     )
 }
 
-/// The policy of a configuration: client -> server on the http port (with `app: http`
-/// and the request rule where the proxy is wanted), and client -> node -> server for
-/// HAProxy.
-fn policy(app: &str) -> String {
-    format!(
-        r#"# Protect: what no rule allows is denied (an ungrouped workload would be in Discover).
+/// The policy: client -> server per port as above, client -> node (HAProxy) and node ->
+/// server's direct port.
+const POLICY: &str = r#"# Protect: what no rule allows is denied (an ungrouped workload would be in Discover).
 apiVersion: bulkhead.io/v1
 kind: Group
-metadata: {{name: bench}}
+metadata: {name: bench}
 spec:
-  selector: app in {{"bench-client", "bench-http"}}
+  selector: app in {"bench-client", "bench-http"}
   mode: Protect
 ---
 apiVersion: bulkhead.io/v1
 kind: Policy
-metadata: {{name: client-calls-server}}
+metadata: {name: client-calls-server}
 spec:
-  appliesTo: [{{selector: 'app == "bench-client"'}}]
+  appliesTo: [{selector: 'app == "bench-client"'}]
   egress:
     - action: Allow
-      to: [{{selector: 'app == "bench-http"'}}]
-      ports: [TCP/http]{app_egress}
+      to: [{selector: 'app == "bench-http"'}]
+      ports: [TCP/http, TCP/relay]
+      app: http
     - action: Allow
-      to: [{{entity: host}}]
-      ports: [TCP/{HAPROXY_PORT}]
+      to: [{selector: 'app == "bench-http"'}]
+      ports: [TCP/direct]
+    - action: Allow
+      to: [{entity: host}]
+      ports: [TCP/18080]
 ---
 apiVersion: bulkhead.io/v1
 kind: Policy
-metadata: {{name: server-accepts-client}}
+metadata: {name: server-accepts-client}
 spec:
-  appliesTo: [{{selector: 'app == "bench-http"'}}]
+  appliesTo: [{selector: 'app == "bench-http"'}]
   ingress:
     - action: Allow
-      from: [{{selector: 'app == "bench-client"'}}]
-      ports: [TCP/http]{app}
-    - action: Allow
-      from: [{{entity: host}}]
+      from: [{selector: 'app == "bench-client"'}]
       ports: [TCP/http]
-"#,
-        app_egress = if app.is_empty() {
-            ""
-        } else {
-            "\n      app: http"
-        },
-    )
-}
+      app: http
+      http: [{methods: [GET, POST], path: "/v1/status(/.*)?"}]
+    - action: Allow
+      from: [{selector: 'app == "bench-client"'}]
+      ports: [TCP/relay]
+      app: http
+    - action: Allow
+      from: [{selector: 'app == "bench-client"'}, {entity: host}]
+      ports: [TCP/direct]
+"#;
 
 fn nginx_conf(dir: &Path) -> String {
     format!(
@@ -183,6 +191,8 @@ http {{
     default_type application/json;
     server {{
         listen {PORT} reuseport;
+        listen {RELAY_PORT} reuseport;
+        listen {DIRECT_PORT} reuseport;
         root {dir}/www;
     }}
 }}
@@ -208,7 +218,7 @@ frontend bench
     http-request deny unless {{ method GET POST }} {{ path_reg ^/v1/status(/.*)?$ }}
     default_backend nginx
 backend nginx
-    server nginx {server}:{PORT}
+    server nginx {server}:{DIRECT_PORT}
 "#,
         dir = dir.display()
     )
@@ -225,14 +235,7 @@ fn prepare() -> Result<PathBuf> {
     )?;
     std::fs::write(dir.join("lab.yaml"), lab_input(&dir))?;
     std::fs::write(dir.join("nginx.conf"), nginx_conf(&dir))?;
-    std::fs::write(dir.join("policy-l4.yaml"), policy(""))?;
-    std::fs::write(dir.join("policy-relay.yaml"), policy("\n      app: http"))?;
-    std::fs::write(
-        dir.join("policy-rules.yaml"),
-        policy(
-            "\n      app: http\n      http: [{methods: [GET, POST], path: \"/v1/status(/.*)?\"}]",
-        ),
-    )?;
+    std::fs::write(dir.join("policy.yaml"), POLICY)?;
     // nginx's workers run as nobody.
     let _ = Command::new("chmod")
         .args(["-R", "a+rX", &dir.display().to_string()])
@@ -262,10 +265,9 @@ impl Drop for Haproxy {
 }
 
 struct Up {
-    /// Where wrk connects: the server, or HAProxy on the node's address.
-    url: String,
-    addr: String,
-    _haproxy: Option<Haproxy>,
+    /// host:port per configuration (in `CONFIGS` order).
+    addrs: Vec<String>,
+    _haproxy: Haproxy,
 }
 
 fn exec(bin: &Path, args: &[&str]) -> Result<String> {
@@ -274,22 +276,22 @@ fn exec(bin: &Path, args: &[&str]) -> Result<String> {
     run(bin, &a)
 }
 
-fn up(bin: &Path, dir: &Path, config: Config) -> Result<Up> {
+fn up(bin: &Path, dir: &Path) -> Result<Up> {
     let lab = dir.join("lab.yaml").display().to_string();
-    let policy = dir
-        .join(match config {
-            Config::Direct | Config::Haproxy => "policy-l4.yaml",
-            Config::Relay => "policy-relay.yaml",
-            Config::Rules => "policy-rules.yaml",
-        })
-        .display()
-        .to_string();
-    let mut args = vec![
-        "lab", "up", "-f", &lab, "-f", &policy, "--name", LAB, "-o", "json",
+    let policy = dir.join("policy.yaml").display().to_string();
+    let args = [
+        "lab",
+        "up",
+        "-f",
+        &lab,
+        "-f",
+        &policy,
+        "--name",
+        LAB,
+        "-o",
+        "json",
+        "--l7-proxy",
     ];
-    if matches!(config, Config::Relay | Config::Rules) {
-        args.push("--l7-proxy");
-    }
     let status: serde_json::Value = serde_json::from_str(&run(bin, &args)?)?;
     let server = status["workloads"]
         .as_array()
@@ -297,27 +299,31 @@ fn up(bin: &Path, dir: &Path, config: Config) -> Result<Up> {
         .and_then(|w| w["ipv4"].as_str())
         .context("bench/server has no address")?
         .to_string();
-    let mut addr = format!("{server}:{PORT}");
-    let mut haproxy = None;
-    if config == Config::Haproxy {
-        let node = &status["nodes"][0];
-        let (netns, address) = node["netns"]
-            .as_str()
-            .zip(node["ipv4"].as_str())
-            .context("the lab's node has no namespace or address")?;
-        let cfg = dir.join("haproxy.cfg");
-        std::fs::write(&cfg, haproxy_conf(dir, &server))?;
-        let child = Command::new("ip")
+    let node = &status["nodes"][0];
+    let (netns, address) = node["netns"]
+        .as_str()
+        .zip(node["ipv4"].as_str())
+        .context("the lab's node has no namespace or address")?;
+    let cfg = dir.join("haproxy.cfg");
+    std::fs::write(&cfg, haproxy_conf(dir, &server))?;
+    let haproxy = Haproxy(
+        Command::new("ip")
             .args(["netns", "exec", netns, "haproxy", "-db", "-f"])
             .arg(&cfg)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .context("starting haproxy (apt-get install haproxy)")?;
-        haproxy = Some(Haproxy(child));
-        addr = format!("{address}:{HAPROXY_PORT}");
-    }
-    let target = format!("http://{addr}{PATH}");
+            .context("starting haproxy (apt-get install haproxy)")?,
+    );
+    let addrs: Vec<String> = CONFIGS
+        .iter()
+        .map(|c| match c {
+            Config::Direct => format!("{server}:{DIRECT_PORT}"),
+            Config::Haproxy => format!("{address}:{HAPROXY_PORT}"),
+            Config::Relay => format!("{server}:{RELAY_PORT}"),
+            Config::Rules => format!("{server}:{PORT}"),
+        })
+        .collect();
     let code = |url: &str| {
         exec(
             bin,
@@ -337,28 +343,36 @@ fn up(bin: &Path, dir: &Path, config: Config) -> Result<Up> {
         .trim()
         .to_string()
     };
-    // A request the rule refuses: the bulkhead proxy and HAProxy answer 403, nginx 404.
-    // Both answers are awaited: the agent may still be applying the policy.
-    let denied = target.replace(PATH, "/admin");
-    let refuses = matches!(config, Config::Haproxy | Config::Rules);
-    let mut last = String::new();
-    for _ in 0..100 {
-        if code(&target) == "200" {
-            last = if refuses { code(&denied) } else { "403".into() };
-            if last == "403" {
-                return Ok(Up {
-                    url: target,
-                    addr,
-                    _haproxy: haproxy,
-                });
+    // Each path answers the file, and a request the rule refuses gets 403 from the
+    // bulkhead proxy and HAProxy, 404 from nginx elsewhere. Awaited: the agent may still
+    // be applying the policy.
+    for (c, addr) in CONFIGS.iter().zip(&addrs) {
+        let want = if matches!(c, Config::Haproxy | Config::Rules) {
+            "403"
+        } else {
+            "404"
+        };
+        let mut last = String::new();
+        for _ in 0..100 {
+            if code(&format!("http://{addr}{PATH}")) == "200" {
+                last = code(&format!("http://{addr}/admin"));
+                if last == want {
+                    break;
+                }
             }
+            std::thread::sleep(Duration::from_millis(100));
         }
-        std::thread::sleep(Duration::from_millis(100));
+        if last != want {
+            bail!(
+                "{}: GET /admin answered {last:?}, not {want} (empty: {PATH} never answered 200)",
+                c.name()
+            );
+        }
     }
-    if !last.is_empty() {
-        bail!("{}: GET /admin answered {last:?}, not 403", config.name());
-    }
-    bail!("{}: nginx never answered on {target}", config.name())
+    Ok(Up {
+        addrs,
+        _haproxy: haproxy,
+    })
 }
 
 /// "123.45us" / "1.20ms" / "2.00s" -> microseconds.
@@ -394,39 +408,45 @@ fn parse_wrk(out: &str) -> Result<Sample> {
     Ok(s)
 }
 
-fn measure(bin: &Path, me: &Path, up: &Up, case: Case, seconds: u32) -> Result<Sample> {
-    let Some(rate) = case.rate else {
-        return wrk(bin, &up.url, case, seconds);
-    };
+/// The low-load probe over every configuration at once, interleaved.
+fn probe(bin: &Path, me: &Path, up: &Up, rate: f64, seconds: u32) -> Result<Vec<Sample>> {
     let me = me.display().to_string();
     let (r, d) = (rate.to_string(), seconds.to_string());
-    let out = exec(
-        bin,
-        &[
-            &me,
-            "http-client",
-            "--target",
-            &up.addr,
-            "--path",
-            PATH,
-            "--rate",
-            &r,
-            "--seconds",
-            &d,
-        ],
-    )?;
-    let f: Vec<f64> = out
-        .split_whitespace()
-        .map(|x| x.parse().unwrap_or(f64::NAN))
-        .collect();
-    match f.as_slice() {
-        [p50, p99, n] => Ok(Sample {
-            rps: n / seconds as f64,
-            p50: *p50,
-            p99: *p99,
-        }),
-        _ => bail!("http-client said {out:?}"),
+    let mut args = vec![
+        me.as_str(),
+        "http-client",
+        "--path",
+        PATH,
+        "--rate",
+        &r,
+        "--seconds",
+        &d,
+    ];
+    for a in &up.addrs {
+        args.extend(["--target", a.as_str()]);
     }
+    let out = exec(bin, &args)?;
+    let samples: Vec<Sample> = out
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<f64> = l
+                .split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            match f.as_slice() {
+                [p50, p99, n] => Some(Sample {
+                    rps: n / seconds as f64,
+                    p50: *p50,
+                    p99: *p99,
+                }),
+                _ => None,
+            }
+        })
+        .collect();
+    if samples.len() != up.addrs.len() {
+        bail!("http-client said {out:?}");
+    }
+    Ok(samples)
 }
 
 fn wrk(bin: &Path, url: &str, case: Case, seconds: u32) -> Result<Sample> {
@@ -440,31 +460,39 @@ fn wrk(bin: &Path, url: &str, case: Case, seconds: u32) -> Result<Sample> {
     parse_wrk(&exec(bin, &args)?)
 }
 
-/// `bulkhead-bench http-client`: GET `path` on one keep-alive connection at a fixed
-/// `rate` (requests/s) for `seconds`, timing each request alone: latency at low load,
-/// which wrk (closed loop, as fast as it can) does not measure. Returns p50 and p99 in
-/// microseconds and the number of requests.
+/// `bulkhead-bench http-client`: GET `path` over one keep-alive connection per target,
+/// `rate` requests/s in all at fixed times, the targets taking turns request by request,
+/// each request timed alone: latency at low load, which wrk (closed loop, as fast as it
+/// can) does not measure. Per target: p50 and p99 in microseconds, number of requests.
 pub fn client(
-    target: SocketAddr,
+    targets: &[SocketAddr],
     path: &str,
     rate: f64,
     seconds: f64,
-) -> Result<(f64, f64, usize)> {
-    let mut s = TcpStream::connect(target)?;
-    s.set_nodelay(true)?;
+) -> Result<Vec<(f64, f64, usize)>> {
+    let mut conns = targets
+        .iter()
+        .map(|t| {
+            let s = TcpStream::connect(t).with_context(|| format!("connecting to {t}"))?;
+            s.set_nodelay(true)?;
+            Ok(s)
+        })
+        .collect::<Result<Vec<_>>>()?;
     let request =
         format!("GET {path} HTTP/1.1\r\nHost: bench\r\nUser-Agent: bulkhead-bench\r\n\r\n");
     let mut buf = vec![0u8; 16 * 1024];
-    let mut lat = Vec::new();
+    let mut lat: Vec<Vec<f64>> = targets.iter().map(|_| Vec::new()).collect();
     let gap = Duration::from_secs_f64(1.0 / rate);
     let start = Instant::now();
     let mut next = start;
+    let mut k = 0;
     while start.elapsed().as_secs_f64() < seconds {
         let now = Instant::now();
         if next > now {
             std::thread::sleep(next - now);
         }
         next += gap;
+        let s = &mut conns[k];
         let t = Instant::now();
         s.write_all(request.as_bytes())?;
         // One response: its head, then Content-Length bytes of body.
@@ -472,14 +500,14 @@ pub fn client(
         loop {
             let n = s.read(&mut buf[have..])?;
             if n == 0 {
-                bail!("the server closed the connection");
+                bail!("{} closed the connection", targets[k]);
             }
             have += n;
             let got = &buf[..have];
             if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
                 let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
                 if !head.starts_with("http/1.1 200") {
-                    bail!("answer: {}", head.lines().next().unwrap_or(""));
+                    bail!("{}: {}", targets[k], head.lines().next().unwrap_or(""));
                 }
                 let len: usize = head
                     .lines()
@@ -494,11 +522,21 @@ pub fn client(
                 bail!("response too long");
             }
         }
-        lat.push(t.elapsed().as_secs_f64() * 1e6);
+        lat[k].push(t.elapsed().as_secs_f64() * 1e6);
+        k = (k + 1) % conns.len();
     }
-    lat.sort_by(|a, b| a.total_cmp(b));
-    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
-    Ok((pct(0.50), pct(0.99), lat.len()))
+    Ok(lat
+        .into_iter()
+        .map(|mut l| {
+            l.sort_by(|a, b| a.total_cmp(b));
+            let pct = |p: f64| l[((l.len() as f64 * p) as usize).min(l.len().saturating_sub(1))];
+            if l.is_empty() {
+                (f64::NAN, f64::NAN, 0)
+            } else {
+                (pct(0.50), pct(0.99), l.len())
+            }
+        })
+        .collect())
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -509,14 +547,22 @@ fn median(mut v: Vec<f64>) -> f64 {
 pub fn run_bench(bin: &Path, me: &Path, o: &Options) -> Result<String> {
     let dir = prepare()?;
     let _down = Down(bin);
+    let up = up(bin, &dir)?;
     // [case][config] -> samples
     let mut samples: Vec<[Vec<Sample>; 4]> = CASES.iter().map(|_| Default::default()).collect();
     for round in 0..o.rounds {
-        for k in 0..CONFIGS.len() {
-            let c = (round + k) % CONFIGS.len();
-            let up = up(bin, &dir, CONFIGS[c])?;
-            for (i, case) in CASES.iter().enumerate() {
-                let s = measure(bin, me, &up, *case, o.seconds)
+        for (i, case) in CASES.iter().enumerate() {
+            if let Some(rate) = case.rate {
+                let s = probe(bin, me, &up, rate, o.seconds).context(case.name)?;
+                for (c, s) in s.into_iter().enumerate() {
+                    samples[i][c].push(s);
+                }
+                continue;
+            }
+            for k in 0..CONFIGS.len() {
+                let c = (round + k) % CONFIGS.len();
+                let url = format!("http://{}{PATH}", up.addrs[c]);
+                let s = wrk(bin, &url, *case, o.seconds)
                     .with_context(|| format!("{}, {}", CONFIGS[c].name(), case.name))?;
                 samples[i][c].push(s);
             }
@@ -527,7 +573,7 @@ pub fn run_bench(bin: &Path, me: &Path, o: &Options) -> Result<String> {
 
 fn table(samples: &[[Vec<Sample>; 4]], o: &Options) -> String {
     let mut out = format!(
-        "wrk -t1 -d{}s --latency (32 connections; with `-H \"Connection: close\"` for connection per request) and, at low load, `bulkhead-bench http-client` (one keep-alive connection, 1000 requests/s at fixed times, each timed alone), from bench/client to nginx (1 worker, a 63-byte static file at {PATH}) in bench/server, same node; {} round(s), configurations in rotating order, median of the rounds. Added = minus direct.\n\n",
+        "wrk -t1 -d{}s --latency (32 connections; with `-H \"Connection: close\"` for connection per request) and, at low load, `bulkhead-bench http-client` (one keep-alive connection per configuration, 2000 requests/s in all at fixed times, the four configurations taking turns request by request, each request timed alone), from bench/client to nginx (1 worker, a 63-byte static file at {PATH}) in bench/server, same node, one lab; {} round(s), wrk runs in rotating order, median of the rounds. Added = minus direct.\n\n",
         o.seconds, o.rounds
     );
     out.push_str("| case | configuration | req/s | p50 us | p99 us | added p50 us | added p99 us |\n|---|---|---|---|---|---|---|\n");

@@ -35,13 +35,21 @@ fn main() -> Result<()> {
             Ok(())
         }
         Some("http-client") => {
-            let (p50, p99, n) = http::client(
-                arg(&args, "--target").context("--target")?.parse()?,
+            let targets = args
+                .iter()
+                .enumerate()
+                .filter(|(_, a)| *a == "--target")
+                .filter_map(|(i, _)| args.get(i + 1))
+                .map(|t| t.parse())
+                .collect::<Result<Vec<_>, _>>()?;
+            for (p50, p99, n) in http::client(
+                &targets,
                 arg(&args, "--path").unwrap_or("/"),
                 arg(&args, "--rate").unwrap_or("1000").parse()?,
                 arg(&args, "--seconds").unwrap_or("5").parse()?,
-            )?;
-            println!("{p50:.1} {p99:.1} {n}");
+            )? {
+                println!("{p50:.1} {p99:.1} {n}");
+            }
             Ok(())
         }
         Some("dataplane") => dataplane(
@@ -77,7 +85,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         _ => bail!(
-            "usage: bulkhead-bench dataplane [objects|throughput|latency] [--quick] | l7 [--quick] | http [--quick] [--seconds S] | http-client --target IP:P [--path P] [--rate R] [--seconds S] | crr-server --port P | crr-client --target IP:P [--seconds S] [--threads T]"
+            "usage: bulkhead-bench dataplane [objects|throughput|latency] [--quick] | l7 [--quick] | http [--quick] [--seconds S] | http-client --target IP:P... [--path P] [--rate R] [--seconds S] | crr-server --port P | crr-client --target IP:P [--seconds S] [--threads T]"
         ),
     }
 }
