@@ -3,6 +3,7 @@
 //! `crr-server` / `crr-client` are the connection-rate endpoints it runs inside the lab.
 
 mod crr;
+mod http;
 mod l7;
 mod lab;
 mod latency;
@@ -33,6 +34,24 @@ fn main() -> Result<()> {
             println!("{rate:.1}");
             Ok(())
         }
+        Some("http-client") => {
+            let targets = args
+                .iter()
+                .enumerate()
+                .filter(|(_, a)| *a == "--target")
+                .filter_map(|(i, _)| args.get(i + 1))
+                .map(|t| t.parse())
+                .collect::<Result<Vec<_>, _>>()?;
+            for (p50, p99, n) in http::client(
+                &targets,
+                arg(&args, "--path").unwrap_or("/"),
+                arg(&args, "--rate").unwrap_or("1000").parse()?,
+                arg(&args, "--seconds").unwrap_or("5").parse()?,
+            )? {
+                println!("{p50:.1} {p99:.1} {n}");
+            }
+            Ok(())
+        }
         Some("dataplane") => dataplane(
             args.iter().any(|a| a == "--quick"),
             args.get(2)
@@ -49,8 +68,24 @@ fn main() -> Result<()> {
             println!("{}", l7::redis(&bulkhead_bin()?, &o)?);
             Ok(())
         }
+        Some("http") => {
+            let quick = args.iter().any(|a| a == "--quick");
+            let o = http::Options {
+                rounds: if quick { 1 } else { 3 },
+                seconds: arg(&args, "--seconds")
+                    .map(str::parse)
+                    .transpose()?
+                    .unwrap_or(if quick { 3 } else { 10 }),
+            };
+            println!("## HTTP through the L7 proxy\n");
+            println!(
+                "{}",
+                http::run_bench(&bulkhead_bin()?, &std::env::current_exe()?, &o)?
+            );
+            Ok(())
+        }
         _ => bail!(
-            "usage: bulkhead-bench dataplane [objects|throughput|latency] [--quick] | l7 [--quick] | crr-server --port P | crr-client --target IP:P [--seconds S] [--threads T]"
+            "usage: bulkhead-bench dataplane [objects|throughput|latency] [--quick] | l7 [--quick] | http [--quick] [--seconds S] | http-client --target IP:P... [--path P] [--rate R] [--seconds S] | crr-server --port P | crr-client --target IP:P [--seconds S] [--threads T]"
         ),
     }
 }

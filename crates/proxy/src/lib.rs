@@ -13,7 +13,8 @@
 //!    denied requests get the protocol's own refusal and never reach the server;
 //! 5. reports everything as [`Event`]s, with a packet capture for each denial.
 //!
-//! The proxy runs its own tokio runtime on its own threads, in the network namespace of
+//! The proxy runs its own tokio runtimes on its own threads (one single-threaded runtime
+//! and listener set per thread), in the network namespace of
 //! the process that starts it (the agent enters the node's namespace before any thread
 //! exists), so every socket it opens lives in the node's namespace.
 
@@ -21,7 +22,6 @@ pub mod authority;
 pub mod capture;
 mod conn;
 pub mod event;
-mod inspect;
 mod l7;
 pub mod protocol;
 pub mod routing;
@@ -86,15 +86,33 @@ impl Default for Config {
     }
 }
 
+/// Threads serving connections. Each runs its own single-threaded tokio runtime with
+/// its own listeners (`SO_REUSEPORT`): a connection lives on the thread that accepted it,
+/// so relaying a request never wakes another thread (a multi-threaded runtime's work
+/// stealing did, on every read, which costs latency on small nodes).
+const THREADS: usize = 2;
+
+struct Worker {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
 /// A running proxy; dropping it stops it.
 pub struct Handle {
-    runtime: Option<tokio::runtime::Runtime>,
+    workers: Vec<Worker>,
 }
 
 impl Drop for Handle {
     fn drop(&mut self) {
-        if let Some(rt) = self.runtime.take() {
-            rt.shutdown_timeout(Duration::from_millis(200));
+        for w in &mut self.workers {
+            if let Some(stop) = w.stop.take() {
+                let _ = stop.send(());
+            }
+        }
+        for w in &mut self.workers {
+            if let Some(t) = w.thread.take() {
+                let _ = t.join();
+            }
         }
     }
 }
@@ -106,47 +124,88 @@ pub fn start(
     authority: Arc<dyn Authority>,
     protocols: SharedProtocols,
 ) -> Result<Handle> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("bulkhead-proxy")
-        .enable_all()
-        .build()
-        .context("starting the proxy's runtime")?;
-    let listeners = runtime.block_on(async {
-        let v4 = socket::listen(cfg.port, false).context("IPv4 transparent listener")?;
+    // Every listener is opened here, in the caller's network namespace, before any
+    // thread exists: failing to listen fails the start.
+    let mut sets = Vec::new();
+    for k in 0..THREADS {
+        let v4 = socket::listen_std(cfg.port, false, true).context("IPv4 transparent listener")?;
         // A node without IPv6 still proxies IPv4.
-        let v6 = match socket::listen(cfg.port, true) {
+        let v6 = match socket::listen_std(cfg.port, true, true) {
             Ok(l) => Some(l),
             Err(e) => {
-                warn!(error = %e, "no IPv6 transparent listener");
+                if k == 0 {
+                    warn!(error = %e, "no IPv6 transparent listener");
+                }
                 None
             }
         };
-        anyhow::Ok((v4, v6))
-    })?;
-    // Datagrams (DNS) arrive on the same port number, UDP.
-    let datagrams = runtime.block_on(async {
-        let v4 = udp::listen(cfg.port, false).context("IPv4 transparent UDP socket")?;
-        let v6 = udp::listen(cfg.port, true).ok();
-        anyhow::Ok([Some(v4), v6])
-    })?;
+        sets.push((v4, v6));
+    }
+    // Datagrams (DNS) arrive on the same port number, UDP; the first thread serves them.
+    let mut datagrams = vec![udp::listen(cfg.port, false).context("IPv4 transparent UDP socket")?];
+    datagrams.extend(udp::listen(cfg.port, true).ok());
     let cfg = Arc::new(cfg);
     let ids = Arc::new(AtomicU64::new(1));
-    for s in datagrams.into_iter().flatten() {
-        runtime.spawn(udp::serve(s, cfg.clone(), authority.clone(), ids.clone()));
-    }
-    for l in [Some(listeners.0), listeners.1].into_iter().flatten() {
-        runtime.spawn(serve(
-            l,
+    let mut workers = Vec::new();
+    for (k, (v4, v6)) in sets.into_iter().enumerate() {
+        let datagrams = if k == 0 {
+            std::mem::take(&mut datagrams)
+        } else {
+            Vec::new()
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the proxy's runtime")?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (cfg, authority, protocols, ids) = (
             cfg.clone(),
             authority.clone(),
             protocols.clone(),
             ids.clone(),
-        ));
+        );
+        let thread = std::thread::Builder::new()
+            .name("bulkhead-proxy".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    for l in [Some(v4), v6].into_iter().flatten() {
+                        match TcpListener::from_std(l) {
+                            Ok(l) => {
+                                tokio::spawn(serve(
+                                    l,
+                                    cfg.clone(),
+                                    authority.clone(),
+                                    protocols.clone(),
+                                    ids.clone(),
+                                ));
+                            }
+                            Err(e) => warn!(error = %e, "proxy listener"),
+                        }
+                    }
+                    for d in datagrams {
+                        match tokio::net::UdpSocket::from_std(d) {
+                            Ok(d) => {
+                                tokio::spawn(udp::serve(
+                                    d,
+                                    cfg.clone(),
+                                    authority.clone(),
+                                    ids.clone(),
+                                ));
+                            }
+                            Err(e) => warn!(error = %e, "proxy UDP socket"),
+                        }
+                    }
+                    let _ = stopped.await;
+                });
+                runtime.shutdown_timeout(Duration::from_millis(200));
+            })
+            .context("starting a proxy thread")?;
+        workers.push(Worker {
+            stop: Some(stop),
+            thread: Some(thread),
+        });
     }
-    Ok(Handle {
-        runtime: Some(runtime),
-    })
+    Ok(Handle { workers })
 }
 
 async fn serve(

@@ -13,6 +13,13 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 /// A transparent listener on `port` for one address family (`[::]` is IPv6 only, so
 /// IPv4 and IPv6 each get their own: TPROXY needs the family of the packet).
 pub fn listen(port: u16, v6: bool) -> io::Result<TcpListener> {
+    TcpListener::from_std(listen_std(port, v6, false)?)
+}
+
+/// The same as a std listener (no runtime needed), with `SO_REUSEPORT` when `shared`:
+/// each proxy thread then has its own listener and the kernel spreads connections over
+/// them (TPROXY's listener lookup honours the reuseport group).
+pub fn listen_std(port: u16, v6: bool, shared: bool) -> io::Result<std::net::TcpListener> {
     let (domain, addr): (Domain, SocketAddr) = if v6 {
         (Domain::IPV6, (std::net::Ipv6Addr::UNSPECIFIED, port).into())
     } else {
@@ -24,10 +31,13 @@ pub fn listen(port: u16, v6: bool) -> io::Result<TcpListener> {
         s.set_only_v6(true)?;
     }
     s.set_reuse_address(true)?;
+    if shared {
+        s.set_reuse_port(true)?;
+    }
     s.set_nonblocking(true)?;
     s.bind(&addr.into())?;
     s.listen(1024)?;
-    TcpListener::from_std(s.into())
+    Ok(s.into())
 }
 
 fn set_transparent(s: &Socket, v6: bool) -> io::Result<()> {

@@ -47,8 +47,9 @@ fn domain(v6: bool) -> Domain {
     if v6 { Domain::IPV6 } else { Domain::IPV4 }
 }
 
-/// The transparent listener of one family, reporting each datagram's destination.
-pub fn listen(port: u16, v6: bool) -> io::Result<UdpSocket> {
+/// The transparent listener of one family, reporting each datagram's destination
+/// (a std socket: the caller hands it to the runtime that serves it).
+pub fn listen(port: u16, v6: bool) -> io::Result<std::net::UdpSocket> {
     let s = transparent(domain(v6), v6)?;
     let addr: SocketAddr = if v6 {
         s.set_only_v6(true)?;
@@ -59,7 +60,7 @@ pub fn listen(port: u16, v6: bool) -> io::Result<UdpSocket> {
         (std::net::Ipv4Addr::UNSPECIFIED, port).into()
     };
     s.bind(&addr.into())?;
-    UdpSocket::from_std(s.into())
+    Ok(s.into())
 }
 
 /// One datagram: its bytes, the client and where it was going.
