@@ -22,6 +22,7 @@ pub mod authority;
 pub mod capture;
 mod conn;
 pub mod event;
+mod inspect;
 mod l7;
 pub mod protocol;
 pub mod routing;
