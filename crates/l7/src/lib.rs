@@ -11,6 +11,8 @@
 mod body;
 mod http;
 mod inspect;
+mod mqtt;
+mod mqtt_wire;
 mod redis;
 pub mod resp;
 mod tls;
@@ -22,6 +24,7 @@ use bulkhead_policy::l7::{AppProtocol, L7Request};
 pub use inspect::{Finding, Inspector, StreamInspector};
 
 pub use http::HttpSession;
+pub use mqtt::MqttSession;
 pub use redis::RedisSession;
 pub use tls::TlsSession;
 
@@ -85,6 +88,7 @@ pub fn session_for(
         AppProtocol::Redis => Some(Box::new(RedisSession::new())),
         AppProtocol::Http => Some(Box::new(HttpSession::new().with_inspector(inspector))),
         AppProtocol::Tls => Some(Box::new(TlsSession::new())),
+        AppProtocol::Mqtt => Some(Box::new(MqttSession::new())),
         _ => None,
     }
 }
