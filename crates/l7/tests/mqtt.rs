@@ -1,4 +1,4 @@
-//! MQTT sessions on 3.1.1 and 5.0 byte sequences (as mosquitto_pub/sub send them):
+//! MQTT sessions on 3.1.1 and 5.0 byte sequences (built, and captured from mosquitto):
 //! publishes decided on the topic, subscriptions on every filter, refusals written by the
 //! proxy between server packets, large payloads streamed, and the same result however
 //! both streams are split.
@@ -310,5 +310,50 @@ proptest! {
         if i < client.len() { client[i] = v; }
         if i < server.len() { server[i] = v; }
         let _ = run(&client, &server, &[cut; 200], &[cut; 200]);
+    }
+}
+
+/// Conversations captured between mosquitto 2.0.11 clients and broker (both directions).
+fn captured(name: &str) -> (Vec<u8>, Vec<u8>) {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/mqtt/");
+    let read = |side: &str| std::fs::read(format!("{dir}{name}.{side}")).expect("fixture");
+    (read("client"), read("server"))
+}
+
+#[test]
+fn captured_conversations_the_policy_allows_pass_byte_for_byte() {
+    // mosquitto_pub -V 5 -q 2 with a user property: PUBLISH, PUBREC, PUBREL, PUBCOMP.
+    let (client, server) = captured("pub5");
+    for cut in [1, 3, 1000] {
+        let out = run(&client, &server, &[cut; 100], &[cut; 100]);
+        assert_eq!((&out.to_server, &out.to_client), (&client, &server));
+        assert_eq!(
+            decided(&out),
+            [("mqtt publish sensors/a/temp".into(), true, None)]
+        );
+    }
+}
+
+#[test]
+fn captured_conversations_the_policy_denies_get_the_proxys_answers() {
+    // Only the broker's CONNACK: what follows it answered what the proxy now refuses.
+    let connack = |server: &[u8]| server[..usize::from(server[1]) + 2].to_vec();
+    let disconnect_at = |client: &[u8]| client.iter().rposition(|&b| b == 0xe0).unwrap();
+    for (name, answer) in [
+        ("pub311", vec![0x40, 2, 0, 1]),
+        ("sub311", vec![0x90, 4, 0, 1, 0x80, 0x80]),
+        ("sub5", vec![0x90, 5, 0, 1, 0, 0x87, 0x87]),
+    ] {
+        let (client, server) = captured(name);
+        let mut sess = MqttSession::new();
+        let mut out = sess.server_bytes(&connack(&server));
+        for c in client.chunks(5) {
+            out.merge(sess.client_bytes(c, &mut policy));
+        }
+        let connect_len = usize::from(client[1]) + 2;
+        let expect_server = [&client[..connect_len], &client[disconnect_at(&client)..]].concat();
+        assert_eq!(out.to_server, expect_server, "{name}");
+        assert_eq!(out.to_client, [connack(&server), answer].concat(), "{name}");
+        assert!(!out.close, "{name}");
     }
 }
