@@ -313,6 +313,70 @@ proptest! {
     }
 }
 
+/// Split a stream into whole packets; None if it does not frame exactly.
+fn frame(mut b: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let mut packets = Vec::new();
+    while !b.is_empty() {
+        let (mut rem, mut k) = (0usize, 1);
+        loop {
+            let c = *b.get(k)?;
+            rem |= usize::from(c & 0x7f) << (7 * (k - 1));
+            k += 1;
+            if c & 0x80 == 0 {
+                break;
+            }
+        }
+        packets.push(b.get(..k + rem)?.to_vec());
+        b = &b[k + rem..];
+    }
+    Some(packets)
+}
+
+proptest! {
+    /// Client and server bytes interleaved at random: the proxy's answers still land
+    /// between whole server packets, and the server's packets reach the client in order.
+    #[test]
+    fn answers_land_between_server_packets_however_the_sides_interleave(
+        steps in proptest::collection::vec((any::<bool>(), 1usize..48), 0..120),
+    ) {
+        let (client, server) = conversation();
+        let whole = run(&client, &server, &[], &[]);
+        let mut sess = MqttSession::new();
+        let mut out = Output::default();
+        let (mut c, mut s) = (0, 0);
+        let mut steps = steps.into_iter();
+        while c < client.len() || s < server.len() {
+            let (to_client_side, n) = steps.next().unwrap_or((c < client.len(), usize::MAX));
+            if to_client_side && c < client.len() {
+                let n = n.min(client.len() - c);
+                out.merge(sess.client_bytes(&client[c..c + n], &mut policy));
+                c += n;
+            } else if s < server.len() {
+                let n = n.min(server.len() - s);
+                out.merge(sess.server_bytes(&server[s..s + n]));
+                s += n;
+            }
+        }
+        prop_assert_eq!(&out.to_server, &whole.to_server);
+        prop_assert_eq!(decided(&out), decided(&whole));
+        let got = frame(&out.to_client).expect("the client's stream frames");
+        let mut answers = frame(&whole.to_client).unwrap();
+        let from_server = frame(&server).unwrap();
+        for p in &from_server {
+            let i = answers.iter().position(|a| a == p).unwrap();
+            answers.remove(i);
+        }
+        // Without the proxy's answers, what the client got is the server's packets.
+        let mut rest = got.clone();
+        for a in &answers {
+            let i = rest.iter().rposition(|p| p == a);
+            prop_assert!(i.is_some(), "answer {:?} missing from {:?}", a, got);
+            rest.remove(i.unwrap_or_default());
+        }
+        prop_assert_eq!(rest, from_server);
+    }
+}
+
 /// Conversations captured between mosquitto 2.0.11 clients and broker (both directions).
 fn captured(name: &str) -> (Vec<u8>, Vec<u8>) {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/mqtt/");
