@@ -49,7 +49,6 @@ pub struct MqttSession {
     /// Server framing: the fixed header being read, then what is left of the packet.
     server_head: Vec<u8>,
     server_left: usize,
-    server_broken: bool,
     pending: Vec<u8>,
 }
 
@@ -75,7 +74,6 @@ impl MqttSession {
             alias_bytes: 0,
             server_head: Vec::new(),
             server_left: 0,
-            server_broken: false,
             pending: Vec::new(),
         }
     }
@@ -369,10 +367,6 @@ impl Session for MqttSession {
         if matches!(self.client, Client::Closed) {
             return out;
         }
-        if self.server_broken {
-            out.to_client.extend_from_slice(data);
-            return out;
-        }
         while !data.is_empty() {
             if self.server_left > 0 {
                 let n = data.len().min(self.server_left);
@@ -390,10 +384,10 @@ impl Session for MqttSession {
                         self.server_left = rem;
                     }
                     Err(_) => {
-                        // A broker we cannot frame: pass it on, answer nothing inside it.
-                        self.server_broken = true;
-                        self.pending.clear();
-                        out.to_client.extend_from_slice(data);
+                        // A broker we cannot frame: the proxy's answers would have no
+                        // place to go, and the client would wait for them forever.
+                        out.close = true;
+                        self.client = Client::Closed;
                         return out;
                     }
                 }

@@ -248,6 +248,9 @@ fn malformed_packets_close() {
     assert!(out.close && out.to_server == connect(false));
     let qos3 = publish(false, 3, 1, "sensors/a", &[], b"");
     assert!(run(&qos3, &[], &[], &[]).close);
+    // A broker whose packets cannot be framed leaves the proxy's answers nowhere to go.
+    let broken_server = [0x20, 2, 0, 0, 0x30, 0xff, 0xff, 0xff, 0xff, 1];
+    assert!(run(&connect(false), &broken_server, &[], &[3]).close);
 }
 
 fn conversation() -> (Vec<u8>, Vec<u8>) {
