@@ -15,6 +15,8 @@ mod http;
 mod inspect;
 mod ldap;
 mod ldap_msg;
+mod mqtt;
+mod mqtt_wire;
 mod mysql;
 mod mysql_reply;
 mod postgres;
@@ -33,6 +35,7 @@ pub use inspect::{Finding, Inspector, StreamInspector};
 pub use dns::{DnsSession, dns_refused, dns_request};
 pub use http::HttpSession;
 pub use ldap::LdapSession;
+pub use mqtt::MqttSession;
 pub use mysql::MysqlSession;
 pub use postgres::PostgresSession;
 pub use redis::RedisSession;
@@ -102,6 +105,7 @@ pub fn session_for(
         AppProtocol::Postgresql => Some(Box::new(PostgresSession::new().with_inspector(inspector))),
         AppProtocol::Mysql => Some(Box::new(MysqlSession::new().with_inspector(inspector))),
         AppProtocol::Ldap => Some(Box::new(LdapSession::new())),
+        AppProtocol::Mqtt => Some(Box::new(MqttSession::new())),
         _ => None,
     }
 }
