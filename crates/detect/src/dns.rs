@@ -95,12 +95,28 @@ pub(crate) fn udp_response(m: &[u8]) -> Check {
 /// The smallest message: a header and a question for the root (12 + 1 + 4 bytes).
 const MIN_MESSAGE: usize = 17;
 
+/// Could these 12 bytes start a DNS message of this direction? Checked as soon as they
+/// are in, so that another protocol whose first two bytes read as a large length (an
+/// MQTT CONNECT, `10 0c`, is 4108) is not held until the detection timeout.
+fn plausible_header(h: &[u8], response: bool) -> bool {
+    let (Some(flags), Some(qd), Some(an)) = (be16(h, 2), be16(h, 4), be16(h, 6)) else {
+        return true;
+    };
+    let opcode = (flags >> 11) & 0xf;
+    (flags & 0x8000 != 0) == response
+        && matches!(opcode, 0 | 1 | 2 | 4 | 5)
+        && flags & 0x0040 == 0
+        && (1..=4).contains(&qd)
+        && an <= 512
+        && (response || opcode != 0 || an == 0)
+}
+
 fn tcp(b: &[u8], response: bool) -> Check {
     let Some(len) = be16(b, 0) else {
         return Check::More;
     };
     let len = usize::from(len);
-    if len < MIN_MESSAGE {
+    if len < MIN_MESSAGE || !plausible_header(b.get(2..14).unwrap_or(&[]), response) {
         return Check::No;
     }
     match b.get(2..2 + len) {
@@ -123,6 +139,16 @@ mod tests {
     use super::*;
 
     const QUERY: &[u8] = b"\xab\xcd\x01\x00\x00\x01\x00\x00\x00\x00\x00\x01\x03www\x06google\x03com\x00\x00\x1c\x00\x01\x00\x00\x29\x10\x00\x00\x00\x00\x00\x00\x00";
+
+    #[test]
+    fn an_mqtt_connect_is_not_a_dns_message_in_waiting() {
+        // 4108 "bytes" announced, but the header that follows is no DNS header.
+        let connect = b"\x10\x0c\x00\x04MQTT\x04\x02\x00\x3c\x00\x00";
+        assert!(matches!(tcp_query(connect), Check::No));
+        let mut framed = (QUERY.len() as u16).to_be_bytes().to_vec();
+        framed.extend_from_slice(&QUERY[..20]);
+        assert!(matches!(tcp_query(&framed), Check::More));
+    }
 
     #[test]
     fn question_of_a_query() {

@@ -33,8 +33,11 @@ pub(crate) fn request(b: &[u8]) -> Check {
         return Check::No;
     }
     let Some(eol) = b.iter().position(|&c| c == b'\n') else {
-        // The target may be long; it must stay free of control bytes.
-        return if b[sp + 1..].iter().any(|&c| control(c)) {
+        // The target may be long; it must stay free of control bytes (a last `\r` is the
+        // line's end arriving before its `\n`).
+        let rest = &b[sp + 1..];
+        let rest = rest.strip_suffix(b"\r").unwrap_or(rest);
+        return if rest.iter().any(|&c| control(c)) {
             Check::No
         } else {
             Check::More
