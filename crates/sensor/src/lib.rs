@@ -8,6 +8,7 @@ pub mod dlp;
 pub mod sensor;
 pub mod sqli;
 pub mod traversal;
+mod wordhash;
 pub mod xss;
 
 pub use attack::Attack;

@@ -2,6 +2,7 @@
 //! `STRONG` names are not English words, so a command position holding one is an
 //! injection; `WEAK` names are also words (`id`, `more`, `time`) and need more proof.
 
+use crate::wordhash::WordState;
 use std::collections::HashSet;
 use std::sync::LazyLock;
 
@@ -154,9 +155,9 @@ const WEAK: &[&str] = &[
     "tree", "print", "system", "alias", "source", "read",
 ];
 
-static STRONG_SET: LazyLock<HashSet<&'static [u8]>> =
+static STRONG_SET: LazyLock<HashSet<&'static [u8], WordState>> =
     LazyLock::new(|| STRONG.iter().map(|s| s.as_bytes()).collect());
-static WEAK_SET: LazyLock<HashSet<&'static [u8]>> =
+static WEAK_SET: LazyLock<HashSet<&'static [u8], WordState>> =
     LazyLock::new(|| WEAK.iter().map(|s| s.as_bytes()).collect());
 
 fn in_list(list: &[&str], w: &[u8]) -> bool {

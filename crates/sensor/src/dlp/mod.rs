@@ -257,12 +257,57 @@ impl DlpScanner {
     /// Findings are de-duplicated by kind and masked text.
     pub fn scan_decoded(&self, data: &[u8]) -> Vec<DlpFinding> {
         let mut out = self.scan(data);
-        if data.iter().any(|&c| matches!(c, b'%' | b'+' | b'\\')) {
-            let decoded = crate::decode::json_unescape(&crate::decode::form_decode(data));
+        if let Some(decoded) = decoded_form(data) {
             for f in self.scan(&decoded) {
                 if !out.iter().any(|o| o.kind == f.kind && o.masked == f.masked) {
                     out.push(f);
                 }
+            }
+        }
+        out
+    }
+
+    /// [`scan_decoded`](Self::scan_decoded) of a request head, one line at a time, so
+    /// that lines a caller knows to be clean (the same `User-Agent`, `Accept` lines on
+    /// every request) are not scanned again: `known_clean(index, line)` skips a line,
+    /// `found_clean(index, line)` is told of each line that held nothing.
+    ///
+    /// Same findings as the whole-head scan: no built-in pattern matches a `\n` (nor
+    /// does decoding consume one), each line keeps its `\n` so the look-around at its
+    /// end is the same, and the start of a line (after a `\n`) is a word boundary as
+    /// the start of the text is. Raw findings come first, then decoded ones, each
+    /// deduplicated as `scan_decoded` does. With user patterns (which may span
+    /// lines) the whole head is scanned.
+    pub fn scan_decoded_lines(
+        &self,
+        data: &[u8],
+        mut known_clean: impl FnMut(usize, &[u8]) -> bool,
+        mut found_clean: impl FnMut(usize, &[u8]),
+    ) -> Vec<DlpFinding> {
+        if !self.builtin_only {
+            return self.scan_decoded(data);
+        }
+        let mut out = Vec::new();
+        let mut decoded_hits = Vec::new();
+        let mut start = 0;
+        for (i, line) in data.split_inclusive(|&b| b == b'\n').enumerate() {
+            let base = start as u64;
+            start += line.len();
+            if known_clean(i, line) {
+                continue;
+            }
+            let before = out.len() + decoded_hits.len();
+            self.scan_range(line, 0, line.len(), base, |f| out.push(f));
+            if let Some(decoded) = decoded_form(line) {
+                decoded_hits.extend(self.scan(&decoded));
+            }
+            if out.len() + decoded_hits.len() == before {
+                found_clean(i, line);
+            }
+        }
+        for f in decoded_hits {
+            if !out.iter().any(|o| o.kind == f.kind && o.masked == f.masked) {
+                out.push(f);
             }
         }
         out
@@ -325,6 +370,17 @@ impl DlpScanner {
         }
         resume.max(final_before.min(data.len()))
     }
+}
+
+/// The percent/`+`/JSON-decoded form of `data`, when it holds an escape.
+fn decoded_form(data: &[u8]) -> Option<Vec<u8>> {
+    memchr::memchr3(b'%', b'+', b'\\', data)?;
+    let mut decoded = crate::decode::form_decode(data);
+    // JSON unescaping changes nothing without a backslash: skip its copy.
+    if memchr::memchr(b'\\', &decoded).is_some() {
+        decoded = crate::decode::json_unescape(&decoded);
+    }
+    Some(decoded)
 }
 
 /// Chunked scanning with a bounded carry-over: at most the scanner's window (the

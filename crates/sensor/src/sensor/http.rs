@@ -3,19 +3,45 @@
 //! each value decoded once as the server decodes it. The head is parsed by `httparse`;
 //! query strings, cookies and form bodies are split here because their grammar is a
 //! single split on `&`/`;` and `=`; JSON bodies go through `serde_json`.
+//!
+//! Nothing is collected: [`visit`] hands each value to a callback, borrowed from the
+//! request when it holds no escape (most values) and decoded into a fresh buffer only
+//! when it does, and names its location with a [`Loc`] that is formatted into a string
+//! only when a finding needs it. A benign request thus costs no allocation here.
+
+use std::borrow::Cow;
 
 use super::Context;
 use crate::decode;
 
-/// One value at one location.
+/// One value at one location (the owned form, for the value-list entry points).
 pub struct Item {
     pub location: String,
     pub value: Vec<u8>,
     pub context: Context,
 }
 
-pub struct Request {
-    pub items: Vec<Item>,
+/// Where a value sits, formatted lazily by [`Loc::name`].
+pub enum Loc<'a> {
+    /// `path`, `body`, or a caller's own location string.
+    Str(&'a str),
+    /// `query:NAME`, `body:form:NAME`, `cookie:NAME` (prefix, decoded name).
+    Named(&'static str, &'a [u8]),
+    /// `header:NAME`, lower-cased.
+    Header(&'a str),
+    /// `body:json:PATH` (`$` for the root).
+    Json(&'a str),
+}
+
+impl Loc<'_> {
+    pub fn name(&self) -> String {
+        match self {
+            Loc::Str(s) => (*s).to_string(),
+            Loc::Named(p, n) => format!("{p}:{}", lossy(n)),
+            Loc::Header(n) => format!("header:{}", n.to_ascii_lowercase()),
+            Loc::Json(p) => format!("body:json:{}", if p.is_empty() { "$" } else { p }),
+        }
+    }
 }
 
 /// Most values one request yields; beyond this the rest is not cut out (DLP still
@@ -54,8 +80,28 @@ const MACHINERY: &[&str] = &[
     "content-encoding",
 ];
 
-pub fn parse(head: &[u8], body: &[u8]) -> Request {
-    let mut items = Vec::new();
+/// The callback side of [`visit`]: counts values so at most [`MAX_ITEMS`] are seen,
+/// and skips empty ones.
+struct Sink<'f, F: ?Sized> {
+    f: &'f mut F,
+    n: usize,
+}
+
+impl<F: FnMut(&Loc<'_>, &[u8], Context) + ?Sized> Sink<'_, F> {
+    fn full(&self) -> bool {
+        self.n >= MAX_ITEMS
+    }
+    fn push(&mut self, loc: &Loc<'_>, value: &[u8], ctx: Context) {
+        if !self.full() && !value.is_empty() {
+            self.n += 1;
+            (self.f)(loc, value, ctx);
+        }
+    }
+}
+
+/// Every location of a request, in order: target, headers, body.
+pub fn visit(head: &[u8], body: &[u8], f: &mut impl FnMut(&Loc<'_>, &[u8], Context)) {
+    let mut sink = Sink { f, n: 0 };
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let parsed = req.parse(head);
@@ -63,52 +109,54 @@ pub fn parse(head: &[u8], body: &[u8]) -> Request {
         // Not a head httparse accepts: still inspect the request line's target.
         let line = head.split(|&c| c == b'\n').next().unwrap_or(head);
         let target = line.split(|&c| c == b' ').nth(1).unwrap_or(line);
-        target_items(target, &mut items);
-        return Request { items };
+        target_items(target, &mut sink);
+        return;
     };
-    target_items(target.as_bytes(), &mut items);
+    target_items(target.as_bytes(), &mut sink);
     let mut content_type = None;
     for h in req.headers.iter() {
-        let name = h.name.to_ascii_lowercase();
-        if name == "content-type" {
-            content_type = std::str::from_utf8(h.value).ok().map(str::to_string);
+        let name = h.name;
+        if name.eq_ignore_ascii_case("content-type") {
+            content_type = std::str::from_utf8(h.value).ok();
         }
-        if name == "cookie" {
+        if name.eq_ignore_ascii_case("cookie") {
             for pair in h.value.split(|&c| c == b';') {
                 let pair = pair.trim_ascii();
                 let (k, v) = split_pair(pair);
-                let k = decode::percent_decode(k);
-                let loc = format!("cookie:{}", lossy(&k));
-                push(&mut items, loc.clone(), k, Context::Header);
-                push(&mut items, loc, decode::percent_decode(v), Context::Header);
+                let k = decode::percent_decode_cow(k);
+                let loc = Loc::Named("cookie", &k);
+                sink.push(&loc, &k, Context::Header);
+                sink.push(&loc, &decode::percent_decode_cow(v), Context::Header);
             }
-        } else if !MACHINERY.contains(&name.as_str()) && !name.starts_with("sec-") {
-            push(
-                &mut items,
-                format!("header:{name}"),
-                h.value.to_vec(),
-                Context::Header,
-            );
+        } else if !machinery(name) {
+            sink.push(&Loc::Header(name), h.value, Context::Header);
         }
     }
-    items.extend(body_items(body, content_type.as_deref()));
-    items.truncate(MAX_ITEMS);
-    Request { items }
+    body_items(body, content_type, &mut sink);
+}
+
+/// A header that is protocol machinery (or a browser's `Sec-*` metadata).
+fn machinery(name: &str) -> bool {
+    let n = name.as_bytes();
+    if n.len() >= 4 && n[..4].eq_ignore_ascii_case(b"sec-") {
+        return true;
+    }
+    // Lower-cased on the stack, then one `contains` over names of that length only.
+    let mut buf = [0u8; 32];
+    let Some(lower) = buf.get_mut(..n.len()) else {
+        return false;
+    };
+    for (d, s) in lower.iter_mut().zip(n) {
+        *d = s.to_ascii_lowercase();
+    }
+    MACHINERY
+        .iter()
+        .any(|m| m.len() == lower.len() && m.as_bytes() == &*lower)
 }
 
 fn lossy(b: &[u8]) -> String {
     let s = String::from_utf8_lossy(b);
     s.chars().take(64).collect()
-}
-
-fn push(items: &mut Vec<Item>, location: String, value: Vec<u8>, context: Context) {
-    if items.len() < MAX_ITEMS && !value.is_empty() {
-        items.push(Item {
-            location,
-            value,
-            context,
-        });
-    }
 }
 
 fn split_pair(p: &[u8]) -> (&[u8], &[u8]) {
@@ -118,87 +166,122 @@ fn split_pair(p: &[u8]) -> (&[u8], &[u8]) {
     }
 }
 
-fn target_items(target: &[u8], items: &mut Vec<Item>) {
+fn target_items<F: FnMut(&Loc<'_>, &[u8], Context) + ?Sized>(
+    target: &[u8],
+    sink: &mut Sink<'_, F>,
+) {
     let (path, query) = match memchr::memchr(b'?', target) {
         Some(i) => (&target[..i], &target[i + 1..]),
         None => (target, &b""[..]),
     };
     // Paths keep `+` literally; only `%XX` is decoded here (deeper layers later).
-    push(
-        items,
-        "path".into(),
-        decode::percent_decode(path),
+    sink.push(
+        &Loc::Str("path"),
+        &decode::percent_decode_cow(path),
         Context::Url,
     );
-    for it in form_pairs(query, "query", Context::Url) {
-        push(items, it.location, it.value, it.context);
-    }
+    form_pairs(query, "query", Context::Url, sink);
 }
 
-/// `a=1&b=2` as items: each name and each value, form-decoded.
-fn form_pairs(qs: &[u8], prefix: &str, context: Context) -> Vec<Item> {
-    let mut out = Vec::new();
+/// `a=1&b=2`: each name and each value, form-decoded.
+fn form_pairs<F: FnMut(&Loc<'_>, &[u8], Context) + ?Sized>(
+    qs: &[u8],
+    prefix: &'static str,
+    context: Context,
+    sink: &mut Sink<'_, F>,
+) {
     for pair in qs.split(|&c| c == b'&' || c == b';') {
+        if sink.full() {
+            break;
+        }
         if pair.is_empty() {
             continue;
         }
         let (k, v) = split_pair(pair);
-        let k = decode::form_decode(k);
-        let loc = format!("{prefix}:{}", lossy(&k));
-        push(&mut out, loc.clone(), k, context);
-        push(&mut out, loc, decode::form_decode(v), context);
-        if out.len() >= MAX_ITEMS {
-            break;
-        }
+        let k = decode::form_decode_cow(k);
+        let loc = Loc::Named(prefix, &k);
+        sink.push(&loc, &k, context);
+        sink.push(&loc, &decode::form_decode_cow(v), context);
     }
+}
+
+/// A query string's names and values, owned.
+pub fn query_items(qs: &[u8]) -> Vec<Item> {
+    collect(|sink| form_pairs(qs, "query", Context::Url, sink))
+}
+
+/// A body's locations, owned.
+pub fn body_items_owned(body: &[u8], content_type: Option<&str>) -> Vec<Item> {
+    collect(|sink| body_items(body, content_type, sink))
+}
+
+fn collect(run: impl FnOnce(&mut Sink<'_, dyn FnMut(&Loc<'_>, &[u8], Context) + '_>)) -> Vec<Item> {
+    let mut out = Vec::new();
+    let mut f = |loc: &Loc<'_>, v: &[u8], context: Context| {
+        out.push(Item {
+            location: loc.name(),
+            value: v.to_vec(),
+            context,
+        })
+    };
+    let f: &mut (dyn FnMut(&Loc<'_>, &[u8], Context) + '_) = &mut f;
+    run(&mut Sink { f, n: 0 });
     out
 }
 
-pub fn query_items(qs: &[u8]) -> Vec<Item> {
-    form_pairs(qs, "query", Context::Url)
-}
-
 /// A body: form fields, JSON strings and keys, or the whole text.
-pub fn body_items(body: &[u8], content_type: Option<&str>) -> Vec<Item> {
+fn body_items<F: FnMut(&Loc<'_>, &[u8], Context) + ?Sized>(
+    body: &[u8],
+    content_type: Option<&str>,
+    sink: &mut Sink<'_, F>,
+) {
     if body.is_empty() {
-        return Vec::new();
+        return;
     }
-    let ct = content_type.unwrap_or("").to_ascii_lowercase();
+    let ct: Cow<'_, str> = match content_type {
+        Some(c) if c.bytes().any(|b| b.is_ascii_uppercase()) => c.to_ascii_lowercase().into(),
+        Some(c) => c.into(),
+        None => "".into(),
+    };
     let first = body.iter().find(|c| !c.is_ascii_whitespace()).copied();
     let looks_json = matches!(first, Some(b'{' | b'['));
     if (ct.contains("json") || (ct.is_empty() && looks_json))
         && let Ok(v) = serde_json::from_slice::<serde_json::Value>(body)
     {
-        let mut out = Vec::new();
-        json_items(&v, &mut String::new(), &mut out, 0);
-        return out;
+        json_items(&v, &mut String::new(), sink, 0);
+        return;
     }
     if ct.contains("x-www-form-urlencoded")
         || (ct.is_empty() && memchr::memchr(b'=', body).is_some())
     {
-        return form_pairs(body, "body:form", Context::Body);
-    }
-    // Anything else is judged as one value, on a bounded prefix.
-    vec![Item {
-        location: "body".into(),
-        value: body[..body.len().min(16 * 1024)].to_vec(),
-        context: Context::Body,
-    }]
-}
-
-fn json_items(v: &serde_json::Value, path: &mut String, out: &mut Vec<Item>, depth: usize) {
-    use serde_json::Value;
-    if out.len() >= MAX_ITEMS || depth > 64 {
+        form_pairs(body, "body:form", Context::Body, sink);
         return;
     }
-    let loc = |p: &str| format!("body:json:{}", if p.is_empty() { "$" } else { p });
+    // Anything else is judged as one value, on a bounded prefix.
+    sink.push(
+        &Loc::Str("body"),
+        &body[..body.len().min(16 * 1024)],
+        Context::Body,
+    );
+}
+
+fn json_items<F: FnMut(&Loc<'_>, &[u8], Context) + ?Sized>(
+    v: &serde_json::Value,
+    path: &mut String,
+    sink: &mut Sink<'_, F>,
+    depth: usize,
+) {
+    use serde_json::Value;
+    if sink.full() || depth > 64 {
+        return;
+    }
     match v {
-        Value::String(s) => push(out, loc(path), s.as_bytes().to_vec(), Context::Body),
+        Value::String(s) => sink.push(&Loc::Json(path), s.as_bytes(), Context::Body),
         Value::Array(a) => {
             for (i, e) in a.iter().enumerate() {
                 let len = path.len();
                 path.push_str(&format!("[{i}]"));
-                json_items(e, path, out, depth + 1);
+                json_items(e, path, sink, depth + 1);
                 path.truncate(len);
             }
         }
@@ -209,8 +292,8 @@ fn json_items(v: &serde_json::Value, path: &mut String, out: &mut Vec<Item>, dep
                     path.push('.');
                 }
                 path.push_str(&k.chars().take(64).collect::<String>());
-                push(out, loc(path), k.as_bytes().to_vec(), Context::Body);
-                json_items(e, path, out, depth + 1);
+                sink.push(&Loc::Json(path), k.as_bytes(), Context::Body);
+                json_items(e, path, sink, depth + 1);
                 path.truncate(len);
             }
         }

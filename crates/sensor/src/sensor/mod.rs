@@ -6,7 +6,10 @@
 //! body fields, see [`http`]), each value is decoded as the application will see it,
 //! and each location gets its own findings, deduplicated per (class, location).
 
+mod clean;
 mod http;
+#[cfg(test)]
+mod reference;
 mod stream;
 
 use std::collections::HashSet;
@@ -15,6 +18,7 @@ use std::sync::Arc;
 use crate::attack::{self, Attack};
 use crate::dlp::{CustomPattern, DlpFinding, DlpKind, DlpScanner};
 use crate::{SensorError, decode};
+use http::Loc;
 
 pub use crate::dlp::PatternContext as Context;
 pub use stream::SensorStream;
@@ -64,6 +68,10 @@ pub struct Sensor {
     dlp: Option<Arc<DlpScanner>>,
     /// The contexts of each user pattern, by name.
     patterns: Vec<(String, Vec<Context>)>,
+    /// Header values found clean by every attack detector (see [`clean`]).
+    clean_headers: clean::CleanCache,
+    /// Header lines in which DLP found nothing, raw or decoded.
+    clean_lines: clean::CleanCache,
 }
 
 impl Sensor {
@@ -95,6 +103,8 @@ impl Sensor {
                 .iter()
                 .map(|p| (p.name.clone(), p.contexts.clone()))
                 .collect(),
+            clean_headers: clean::CleanCache::default(),
+            clean_lines: clean::CleanCache::default(),
         })
     }
 
@@ -106,23 +116,47 @@ impl Sensor {
     /// payload (already de-chunked).
     pub fn http_request(&self, head: &[u8], body: &[u8]) -> Vec<Finding> {
         let mut out = Findings::default();
-        let req = http::parse(head, body);
-        for item in &req.items {
-            self.attacks_on(&item.location, &item.value, &mut out);
+        if self.attacks.is_empty() && self.dlp.is_none() {
+            return out.list;
+        }
+        if !self.attacks.is_empty() {
+            http::visit(head, body, &mut |loc, value, _| {
+                self.attacks_on(loc, value, &mut out)
+            });
         }
         if let Some(dlp) = &self.dlp {
             // One pass over the raw bytes first: most requests hold nothing, and then no
             // location is scanned on its own.
-            let head_hits = dlp.scan_decoded(head);
+            // Header lines repeat from request to request; one found clean is skipped
+            // (line 0, the request line, changes every time and is always scanned).
+            let cacheable = |i: usize, line: &[u8]| i > 0 && line.len() <= clean::MAX_LEN;
+            // The tag of the line last looked up, for the insert that may follow.
+            let tag = std::cell::Cell::new(0);
+            let head_hits = dlp.scan_decoded_lines(
+                head,
+                |i, line| {
+                    cacheable(i, line) && {
+                        tag.set(self.clean_lines.tag(line));
+                        self.clean_lines.contains(tag.get())
+                    }
+                },
+                |i, line| {
+                    if cacheable(i, line) {
+                        self.clean_lines.insert(tag.get());
+                    }
+                },
+            );
             let body_hits = dlp.scan_decoded(body);
             if !head_hits.is_empty() || !body_hits.is_empty() {
-                for item in &req.items {
-                    for f in dlp.scan_decoded(&item.value) {
-                        if self.applies(&f.kind, item.context) {
-                            self.push_dlp(&item.location, &f, &mut out);
+                http::visit(head, body, &mut |loc, value, ctx| {
+                    let mut name = None;
+                    for f in dlp.scan_decoded(value) {
+                        if self.applies(&f.kind, ctx) {
+                            let name = name.get_or_insert_with(|| loc.name());
+                            self.push_dlp(name, &f, &mut out);
                         }
                     }
-                }
+                });
                 // What only the raw bytes showed (a header we do not cut out, a body
                 // of another type) is reported at the level of the whole head or body.
                 for (loc, ctx, hits) in [
@@ -176,7 +210,7 @@ impl Sensor {
     /// location, for callers that already cut the request up).
     pub fn value(&self, location: &str, value: &[u8]) -> Vec<Finding> {
         let mut out = Findings::default();
-        self.attacks_on(location, value, &mut out);
+        self.attacks_on(&Loc::Str(location), value, &mut out);
         if let Some(dlp) = &self.dlp {
             for f in dlp.scan_decoded(value) {
                 if self.applies(&f.kind, Context::Body) {
@@ -195,7 +229,7 @@ impl Sensor {
     /// A request body, form or JSON as `content_type` says or the bytes suggest.
     pub fn body(&self, body: &[u8], content_type: Option<&str>) -> Vec<Finding> {
         let mut out = Findings::default();
-        for f in self.items(http::body_items(body, content_type)) {
+        for f in self.items(http::body_items_owned(body, content_type)) {
             out.push(f);
         }
         if let Some(dlp) = &self.dlp {
@@ -211,7 +245,7 @@ impl Sensor {
     fn items(&self, items: Vec<http::Item>) -> Vec<Finding> {
         let mut out = Findings::default();
         for item in &items {
-            self.attacks_on(&item.location, &item.value, &mut out);
+            self.attacks_on(&Loc::Str(&item.location), &item.value, &mut out);
             if let Some(dlp) = &self.dlp {
                 for f in dlp.scan_decoded(&item.value) {
                     if self.applies(&f.kind, item.context) {
@@ -223,25 +257,49 @@ impl Sensor {
         out.list
     }
 
-    fn attacks_on(&self, location: &str, value: &[u8], out: &mut Findings) {
+    fn attacks_on(&self, loc: &Loc<'_>, value: &[u8], out: &mut Findings) {
         if self.attacks.is_empty() || !suspicious(value) {
             return;
         }
+        // Header values repeat from request to request (browser `User-Agent`): one
+        // found clean before is clean now.
+        let tag = (matches!(loc, Loc::Header(_)) && value.len() <= clean::MAX_LEN)
+            .then(|| self.clean_headers.tag(value));
+        if tag.is_some_and(|t| self.clean_headers.contains(t)) {
+            return;
+        }
+        // Cached only when every detector ran (none skipped as already found at this
+        // location) and none fired.
+        let mut clean = true;
+        // The location's name is needed only for a finding, or to deduplicate against
+        // one: formatted at most once, and never for a clean value.
+        let mut location: Option<String> = None;
         // A value decoded once by the server may be decoded again by the application.
         let deeper = value
             .contains(&b'%')
             .then(|| decode::url_decode_deep(value));
         for &a in &self.attacks {
-            if out.has(a.as_str(), location) {
-                continue;
+            if !out.list.is_empty() {
+                let location = location.get_or_insert_with(|| loc.name());
+                if out.has(a.as_str(), location) {
+                    clean = false;
+                    continue;
+                }
             }
             let hit = attack::detect(a, value).is_some()
                 || deeper
                     .as_deref()
                     .is_some_and(|d| attack::detect(a, d).is_some());
             if hit {
+                clean = false;
+                let location = location.get_or_insert_with(|| loc.name());
                 out.push(self.finding(a.as_str(), location, mask_value(value)));
             }
+        }
+        if let Some(t) = tag
+            && clean
+        {
+            self.clean_headers.insert(t);
         }
     }
 
@@ -283,8 +341,9 @@ impl Findings {
         }
     }
     fn has(&self, class: &str, location: &str) -> bool {
-        self.seen
-            .contains(&(class.to_string(), location.to_string()))
+        self.list
+            .iter()
+            .any(|f| f.class == class && f.location == location)
     }
     fn has_class(&self, class: &str) -> bool {
         self.list.iter().any(|f| f.class == class)

@@ -4,6 +4,7 @@
 //! PostgreSQL, SQL Server, Oracle and SQLite, because the database behind a parameter
 //! is unknown.
 
+use crate::wordhash::WordState;
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
@@ -515,8 +516,8 @@ const CATALOG: &[&str] = &[
     "innodb_table_stats",
 ];
 
-static WORDS: LazyLock<HashMap<&'static [u8], Word>> = LazyLock::new(|| {
-    let mut m: HashMap<&'static [u8], Word> = HashMap::new();
+static WORDS: LazyLock<HashMap<&'static [u8], Word, WordState>> = LazyLock::new(|| {
+    let mut m: HashMap<&'static [u8], Word, WordState> = HashMap::default();
     for f in GENERAL_FUNCS {
         m.insert(f.as_bytes(), Word::Func(FuncClass::General));
     }
@@ -544,6 +545,14 @@ pub fn classify(word: &[u8]) -> Word {
     if word.len() > MAX_WORD {
         return Word::Plain;
     }
+    // Most words of most values are no keyword; the (length, first letter) pairs of
+    // the table reject them before lower-casing and hashing.
+    let Some(&first) = word.first() else {
+        return Word::Plain;
+    };
+    if !SHAPES[word.len()][usize::from(first.to_ascii_lowercase())] {
+        return Word::Plain;
+    }
     let mut buf = [0u8; MAX_WORD];
     let lower = &mut buf[..word.len()];
     for (d, s) in lower.iter_mut().zip(word) {
@@ -551,6 +560,20 @@ pub fn classify(word: &[u8]) -> Word {
     }
     WORDS.get(&lower[..]).copied().unwrap_or(Word::Plain)
 }
+
+/// `SHAPES[len][first byte]`: does any key of [`WORDS`] have that length and (lower-case)
+/// first byte?
+static SHAPES: LazyLock<Box<[[bool; 256]; MAX_WORD + 1]>> = LazyLock::new(|| {
+    let mut t = Box::new([[false; 256]; MAX_WORD + 1]);
+    for k in WORDS.keys() {
+        if let Some(&f) = k.first()
+            && k.len() <= MAX_WORD
+        {
+            t[k.len()][usize::from(f)] = true;
+        }
+    }
+    t
+});
 
 /// Lower-cased copy of a short word for [`also_function`], `None` when too long.
 pub fn lower(word: &[u8]) -> Option<([u8; MAX_WORD], usize)> {
