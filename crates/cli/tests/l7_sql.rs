@@ -178,6 +178,17 @@ fn sql_statements_are_enforced_by_the_proxy() {
         !ok && out.contains("bulkhead: DELETE statements are not allowed by policy"),
         "DELETE answered {out:?}"
     );
+    // A SELECT policy allows, carrying an injected tautology: the sql-injection sensor
+    // of the databases group refuses it with the server's own kind of error.
+    let (ok, out) = psql(&pg, "SELECT count(*) FROM items WHERE id = '1' OR '1'='1'");
+    assert!(
+        !ok && out.contains("refused by sensor sql-injection (sqli)"),
+        "the injected SELECT answered {out:?}"
+    );
+    assert_eq!(
+        psql(&pg, "SELECT count(*) FROM items WHERE id = 1"),
+        (true, "1".into())
+    );
     // One query string with an allowed and a refused statement: refused as a whole.
     let (ok, out) = psql(&pg, "SELECT 1; DROP TABLE items");
     assert!(
@@ -284,6 +295,15 @@ fn sql_statements_are_enforced_by_the_proxy() {
             .find(|e| e["event"] == "request" && e["request"] == request)
             .unwrap_or_else(|| panic!("no event for {request}: {events}"))
     };
+    let sqli = events
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["event"] == "sensor")
+        .unwrap_or_else(|| panic!("no sensor event: {events}"));
+    assert_eq!(sqli["blocked"], true, "{sqli}");
+    assert_eq!(sqli["findings"][0]["class"], "sqli", "{sqli}");
+    assert_eq!(sqli["findings"][0]["sensor"], "sql-injection", "{sqli}");
+    assert_eq!(sqli["dst"]["workload"], "shop/postgres-0", "{sqli}");
     for (request, refusal, statement) in [
         (
             "postgresql delete",
