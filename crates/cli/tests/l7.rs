@@ -6,82 +6,22 @@
 
 mod common;
 
-use std::process::{Command, Output};
+use std::process::Command;
+
+use common::lab::{Lab, bulkhead, require};
 
 const LAB: &str = "l7test";
-
-fn bulkhead(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bulkhead"))
-        .args(args)
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-        .output()
-        .expect("running bulkhead")
-}
-
-fn exec(workload: &str, cmd: &[&str]) -> (bool, String) {
-    let mut args = vec!["lab", "exec", "--name", LAB, workload, "--"];
-    args.extend_from_slice(cmd);
-    let o = bulkhead(&args);
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    (o.status.success(), text.trim().to_string())
-}
-
-struct Lab;
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let _ = bulkhead(&["lab", "down", "--name", LAB]);
-    }
-}
-
-fn have(program: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
 
 #[test]
 fn redis_commands_are_enforced_by_the_proxy() {
     if !common::privileged("the L7 lab test") {
         return;
     }
-    for p in ["redis-server", "redis-cli", "curl", "tshark"] {
-        assert!(have(p), "{p} is not installed (scripts/setup installs it)");
-    }
+    require(&["redis-server", "redis-cli", "curl", "tshark"]);
     let _lock = common::lab_lock();
-    let _lab = Lab;
-    let up = bulkhead(&[
-        "lab",
-        "up",
-        "-f",
-        "examples/",
-        "-f",
-        "examples/lab/l7.yaml",
-        "--l7-proxy",
-        "--name",
-        LAB,
-        "-o",
-        "json",
-    ]);
-    assert!(
-        up.status.success(),
-        "lab up: {}",
-        String::from_utf8_lossy(&up.stderr)
-    );
-    let status: serde_json::Value = serde_json::from_slice(&up.stdout).expect("lab up -o json");
-    let ip = status["workloads"]
-        .as_array()
-        .expect("workloads")
-        .iter()
-        .find(|w| w["name"] == "platform/redis-0")
-        .and_then(|w| w["ipv4"].as_str())
-        .expect("platform/redis-0 and its address")
-        .to_string();
+    let lab = Lab::up(LAB, &["examples/", "examples/lab/l7.yaml"], &[]);
+    let exec = |workload: &str, cmd: &[&str]| lab.run(workload, cmd);
+    let ip = lab.ipv4("platform/redis-0");
     // redis-server may take a moment after the lab reports it running.
     let mut ready = false;
     for _ in 0..50 {
@@ -130,14 +70,7 @@ fn redis_commands_are_enforced_by_the_proxy() {
     assert_eq!(lines[2], "1");
 
     // The same over IPv6 (the divert chain and the proxy listen for both families).
-    let ip6 = status["workloads"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|w| w["name"] == "platform/redis-0")
-        .and_then(|w| w["ipv6"].as_str())
-        .expect("platform/redis-0 has an IPv6 address")
-        .to_string();
+    let ip6 = lab.ipv6("platform/redis-0");
     assert_eq!(
         exec(
             "platform/node-api-0",
@@ -169,14 +102,7 @@ fn redis_commands_are_enforced_by_the_proxy() {
     );
 
     // HTTP: creditStatus serves only its status API to creditCheck (method and path rule).
-    let status_ip = status["workloads"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|w| w["name"] == "us/credit-status-1")
-        .and_then(|w| w["ipv4"].as_str())
-        .expect("us/credit-status-1")
-        .to_string();
+    let status_ip = lab.ipv4("us/credit-status-1");
     let curl = |method: &str, path: &str| {
         exec(
             "eu/credit-check-0",
@@ -209,14 +135,7 @@ fn redis_commands_are_enforced_by_the_proxy() {
     );
     assert_eq!(curl("GET", "/v1/status?id=42"), "200");
     // ... and the CDE's card-data sensor (Alert) reports a response leaking a card number.
-    let tokenizer = status["workloads"]
-        .as_array()
-        .expect("workloads")
-        .iter()
-        .find(|w| w["name"] == "payments/tokenizer-0")
-        .and_then(|w| w["ipv4"].as_str())
-        .expect("payments/tokenizer-0")
-        .to_string();
+    let tokenizer = lab.ipv4("payments/tokenizer-0");
     let (_, leaked) = exec(
         "payments/payments-gw-0",
         &[

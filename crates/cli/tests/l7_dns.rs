@@ -5,35 +5,19 @@
 
 mod common;
 
-use std::process::{Command, Output};
+use common::lab::{Lab, require};
 
 const LAB: &str = "l7dnstest";
 
-fn bulkhead(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bulkhead"))
-        .args(args)
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-        .output()
-        .expect("running bulkhead")
-}
-
-struct Lab;
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let _ = bulkhead(&["lab", "down", "--name", LAB]);
-    }
-}
-
 /// dig from the client pod: (status, answer section).
-fn dig(server: &str, name: &str, tcp: bool) -> (String, String) {
-    let mut args = vec!["lab", "exec", "--name", LAB, "apps/client-0", "--", "dig"];
+fn dig(lab: &Lab, server: &str, name: &str, tcp: bool) -> (String, String) {
+    let mut args = vec!["dig"];
     if tcp {
         args.push("+tcp");
     }
     let at = format!("@{server}");
     args.extend(["+time=2", "+tries=1", &at, name]);
-    let o = bulkhead(&args);
+    let o = lab.exec("apps/client-0", &args);
     let text = String::from_utf8_lossy(&o.stdout).into_owned();
     let status = text
         .split("status: ")
@@ -54,59 +38,30 @@ fn dns_query_names_are_enforced_by_the_proxy() {
     if !common::privileged("the DNS lab test") {
         return;
     }
-    for p in ["dnsmasq", "dig"] {
-        let ok = Command::new("sh")
-            .args(["-c", &format!("command -v {p} || test -x /usr/sbin/{p}")])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        assert!(ok, "{p} is not installed (scripts/setup installs it)");
-    }
+    require(&["dnsmasq", "dig"]);
     let _lock = common::lab_lock();
-    let _lab = Lab;
-    let up = bulkhead(&[
-        "lab",
-        "up",
-        "-f",
-        "crates/cli/tests/fixtures/dns/",
-        "--l7-proxy",
-        "--name",
-        LAB,
-        "-o",
-        "json",
-    ]);
-    assert!(
-        up.status.success(),
-        "lab up: {}",
-        String::from_utf8_lossy(&up.stderr)
-    );
-    let status: serde_json::Value = serde_json::from_slice(&up.stdout).expect("lab up -o json");
-    let dns = status["workloads"]
-        .as_array()
-        .expect("workloads")
-        .iter()
-        .find(|w| w["name"] == "infra/dns-0")
-        .expect("infra/dns-0")
-        .clone();
-    let v4 = dns["ipv4"].as_str().expect("an IPv4 address").to_string();
-    let v6 = dns["ipv6"].as_str().expect("an IPv6 address").to_string();
+    let lab = Lab::up(LAB, &["crates/cli/tests/fixtures/dns/"], &[]);
+    let (v4, v6) = (lab.ipv4("infra/dns-0"), lab.ipv6("infra/dns-0"));
     for server in [&v4, &v6] {
         for tcp in [false, true] {
-            let (st, answer) = dig(server, "api.example.com", tcp);
+            let (st, answer) = dig(&lab, server, "api.example.com", tcp);
             assert_eq!(st, "NOERROR", "api.example.com via {server} tcp={tcp}");
             assert!(answer.contains("192.0.2.10"), "{answer}");
-            let (st, answer) = dig(server, "evil.example.net", tcp);
+            let (st, answer) = dig(&lab, server, "evil.example.net", tcp);
             assert_eq!(st, "REFUSED", "evil.example.net via {server} tcp={tcp}");
             assert!(answer.is_empty(), "a refused query has no answer: {answer}");
         }
     }
-    let events = bulkhead(&["events", "--lab", LAB, "-o", "json"]);
-    let events = String::from_utf8_lossy(&events.stdout);
-    let refused: Vec<serde_json::Value> = events
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+    let events = lab.events();
+    let refused: Vec<&serde_json::Value> = events
+        .iter()
         .filter(|e| e["event"] == "request" && e["request"] == "dns evil.example.net")
         .collect();
-    assert_eq!(refused.len(), 4, "one event per refused query:\n{events}");
+    assert_eq!(
+        refused.len(),
+        4,
+        "one event per refused query:\n{events:#?}"
+    );
     assert!(refused.iter().all(|e| e["refusal"] == "REFUSED"
         && e["decision"]["allowed"] == false
         && e["decision"]["detail"]["src"]["workload"] == "apps/client-0"));

@@ -7,7 +7,9 @@
 
 mod common;
 
-use std::process::{Command, Output};
+use common::lab::{bulkhead, have};
+
+use std::process::Command;
 use std::time::Duration;
 
 const LAB: &str = "l7ldap";
@@ -15,14 +17,6 @@ const FIXTURES: &str = "crates/cli/tests/fixtures/ldap/";
 const APP: &str = "dir/app-0";
 const DATA: &str = "/tmp/bulkhead-l7ldap";
 const ADMIN: &str = "cn=admin,dc=example,dc=org";
-
-fn bulkhead(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bulkhead"))
-        .args(args)
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-        .output()
-        .expect("running bulkhead")
-}
 
 /// Run `cmd` in `workload`: exit code and stdout + stderr.
 fn exec(workload: &str, cmd: &[&str]) -> (Option<i32>, String) {
@@ -45,13 +39,6 @@ impl Drop for Lab {
         let _ = bulkhead(&["lab", "down", "--name", LAB]);
         let _ = std::fs::remove_dir_all(DATA);
     }
-}
-
-fn have(program: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .output()
-        .is_ok_and(|o| o.status.success())
 }
 
 /// `ldapsearch` as the admin from `workload` against `host` (`-LLL`: entries only).

@@ -12,17 +12,11 @@
 
 mod common;
 
-use std::process::{Command, Output};
+use common::lab::bulkhead;
+
+use std::process::Command;
 
 const LAB: &str = "l7mqtttest";
-
-fn bulkhead(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bulkhead"))
-        .args(args)
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-        .output()
-        .expect("running bulkhead")
-}
 
 struct Lab;
 

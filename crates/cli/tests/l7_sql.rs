@@ -6,21 +6,15 @@
 
 mod common;
 
-use std::process::{Command, Output};
+use common::lab::{bulkhead, have};
+
+use std::process::Command;
 use std::time::Duration;
 
 const LAB: &str = "l7sql";
 const FIXTURES: &str = "crates/cli/tests/fixtures/sql/";
 const APP: &str = "shop/shop-0";
 const DATA: [&str; 2] = ["/tmp/bulkhead-l7sql-pg", "/tmp/bulkhead-l7sql-my"];
-
-fn bulkhead(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bulkhead"))
-        .args(args)
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-        .output()
-        .expect("running bulkhead")
-}
 
 /// Run `cmd` in `workload`: success and stdout + stderr.
 fn exec(workload: &str, cmd: &[&str]) -> (bool, String) {
@@ -46,13 +40,6 @@ impl Drop for Lab {
             let _ = std::fs::remove_dir_all(d);
         }
     }
-}
-
-fn have(program: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .output()
-        .is_ok_and(|o| o.status.success())
 }
 
 fn until_ok(what: &str, mut f: impl FnMut() -> (bool, String)) {

@@ -1,4 +1,6 @@
-//! Shared by the privileged test binaries (enforcement, churn).
+//! Shared by the privileged test binaries (enforcement, churn, the L7 labs).
+
+pub mod lab;
 
 use std::fs::File;
 use std::process::Command;

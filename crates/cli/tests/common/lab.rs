@@ -1,0 +1,121 @@
+//! A lab for one L7 test: brought up with the agents' proxy on, taken down (with the
+//! servers' temporary files) when the test ends, passing or not.
+#![allow(dead_code)] // each test binary uses a part
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+/// Run the `bulkhead` binary from the repository's root.
+pub fn bulkhead(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bulkhead"))
+        .args(args)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .output()
+        .expect("running bulkhead")
+}
+
+/// Is `program` on PATH (or in /usr/sbin)?
+pub fn have(program: &str) -> bool {
+    Command::new("sh")
+        .args([
+            "-c",
+            &format!("command -v {program} || test -x /usr/sbin/{program}"),
+        ])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Fail unless every program is installed (scripts/setup installs them).
+pub fn require(programs: &[&str]) {
+    for p in programs {
+        assert!(have(p), "{p} is not installed (scripts/setup installs it)");
+    }
+}
+
+pub struct Lab {
+    pub name: &'static str,
+    /// `lab up -o json`.
+    pub status: serde_json::Value,
+    /// Directories the lab's servers write, removed with the lab.
+    cleanup: Vec<PathBuf>,
+}
+
+impl Lab {
+    /// `bulkhead lab up -f FILE... --l7-proxy --name NAME`; panics with lab up's error.
+    pub fn up(name: &'static str, files: &[&str], cleanup: &[&str]) -> Lab {
+        let _ = bulkhead(&["lab", "down", "--name", name]);
+        let mut args = vec!["lab", "up"];
+        for f in files {
+            args.extend(["-f", f]);
+        }
+        args.extend(["--l7-proxy", "--name", name, "-o", "json"]);
+        let mut lab = Lab {
+            name,
+            status: serde_json::Value::Null,
+            cleanup: cleanup.iter().map(PathBuf::from).collect(),
+        };
+        let up = bulkhead(&args);
+        assert!(
+            up.status.success(),
+            "lab up: {}",
+            String::from_utf8_lossy(&up.stderr)
+        );
+        lab.status = serde_json::from_slice(&up.stdout).expect("lab up -o json");
+        lab
+    }
+
+    fn address(&self, workload: &str, family: &str) -> String {
+        self.status["workloads"]
+            .as_array()
+            .expect("workloads")
+            .iter()
+            .find(|w| w["name"] == workload)
+            .and_then(|w| w[family].as_str())
+            .unwrap_or_else(|| panic!("{workload} and its {family} address"))
+            .to_string()
+    }
+
+    pub fn ipv4(&self, workload: &str) -> String {
+        self.address(workload, "ipv4")
+    }
+
+    pub fn ipv6(&self, workload: &str) -> String {
+        self.address(workload, "ipv6")
+    }
+
+    /// `bulkhead lab exec` in a workload.
+    pub fn exec(&self, workload: &str, cmd: &[&str]) -> Output {
+        let mut args = vec!["lab", "exec", "--name", self.name, workload, "--"];
+        args.extend_from_slice(cmd);
+        bulkhead(&args)
+    }
+
+    /// [`Lab::exec`]: (success, stdout and stderr, trimmed).
+    pub fn run(&self, workload: &str, cmd: &[&str]) -> (bool, String) {
+        let o = self.exec(workload, cmd);
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        (o.status.success(), text.trim().to_string())
+    }
+
+    /// Every event of the lab's agents (`bulkhead events --all -o json`).
+    pub fn events(&self) -> Vec<serde_json::Value> {
+        let o = bulkhead(&["events", "--lab", self.name, "--all", "-o", "json"]);
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = bulkhead(&["lab", "down", "--name", self.name]);
+        for d in &self.cleanup {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
