@@ -121,30 +121,32 @@ fn rule(
     })
 }
 
-/// An nftables JSON batch (`{"nftables": [...]}`), applied atomically by `nft -j -f -`.
+/// One atomic batch of nftables commands: applied by `nft -j -f -` (as JSON) or sent
+/// as one netlink batch (see [`crate::batch`]).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Transaction {
-    pub commands: Vec<serde_json::Value>,
+    pub cmds: Vec<NfCmd<'static>>,
+    /// Maps whose data type is `verdict` (the crate's set types have none).
+    pub verdict_maps: BTreeSet<String>,
 }
 
 impl Transaction {
     pub fn is_empty(&self) -> bool {
-        self.commands.is_empty()
+        self.cmds.is_empty()
     }
 
     pub fn len(&self) -> usize {
-        self.commands.len()
+        self.cmds.len()
     }
 
+    /// `{"nftables": [...]}` for `nft -j -f -`.
     pub fn to_json(&self) -> String {
-        serde_json::json!({ "nftables": self.commands }).to_string()
-    }
-
-    fn from_cmds(cmds: Vec<NfCmd<'static>>, verdict_maps: &BTreeSet<String>) -> Transaction {
-        let commands = cmds
-            .into_iter()
+        let commands: Vec<serde_json::Value> = self
+            .cmds
+            .iter()
             .map(|c| {
-                let mut v = serde_json::to_value(NfObject::CmdObject(c)).unwrap_or_default();
+                let mut v =
+                    serde_json::to_value(NfObject::CmdObject(c.clone())).unwrap_or_default();
                 // `type mark : verdict` for verdict maps.
                 if let Some(obj) = v.as_object_mut() {
                     for body in obj.values_mut() {
@@ -152,7 +154,7 @@ impl Transaction {
                             let is_vmap = map
                                 .get("name")
                                 .and_then(|n| n.as_str())
-                                .is_some_and(|n| verdict_maps.contains(n));
+                                .is_some_and(|n| self.verdict_maps.contains(n));
                             if is_vmap && map.get("map").is_some() {
                                 map["map"] = serde_json::Value::String("verdict".into());
                             }
@@ -162,7 +164,14 @@ impl Transaction {
                 v
             })
             .collect();
-        Transaction { commands }
+        serde_json::json!({ "nftables": commands }).to_string()
+    }
+
+    fn from_cmds(cmds: Vec<NfCmd<'static>>, verdict_maps: &BTreeSet<String>) -> Transaction {
+        Transaction {
+            cmds,
+            verdict_maps: verdict_maps.clone(),
+        }
     }
 }
 
