@@ -113,7 +113,7 @@ impl Reconciler {
         let observed = nft.read().map_err(|e| StartError::Kernel(e.to_string()))?;
         let adopted = observed.exists;
         let mut node = NodeState::adopt(opts.clone(), observed, &engine);
-        let update = node.plan_full(&engine);
+        let update = node.plan_full(&engine, false);
         let commands = match &update {
             Update::Full { tx, .. } => tx.len(),
             Update::Elements { ops, .. } => ops.len(),
@@ -257,6 +257,8 @@ impl Reconciler {
             && delta.upsert_namespaces.is_empty()
             && delta.remove_nodes.is_empty()
             && delta.upsert_nodes.is_empty();
+        // Only policy: the kernel's workload-derived sets stay as they are.
+        let policy_only = delta.policy.is_some() && !delta.touches_inventory();
         let changes = match self.apply_to_engine(&delta) {
             Ok(c) => c,
             Err(errs) => return self.reject("policy does not compile", errs),
@@ -268,7 +270,7 @@ impl Reconciler {
             scope.host_addrs = local_addresses();
         }
         let tr = Instant::now();
-        let (commands, apply, error) = self.program(workloads_only.then_some(changes));
+        let (commands, apply, error) = self.program(workloads_only.then_some(changes), policy_only);
         let render_diff = tr.elapsed().saturating_sub(apply);
         let latency = since.elapsed();
         let generation = self.shared.generation.fetch_add(1, Ordering::AcqRel) + 1;
@@ -365,7 +367,7 @@ impl Reconciler {
             return;
         }
         self.shared.applying.store(true, Ordering::Release);
-        let (commands, _, error) = self.program(None);
+        let (commands, _, error) = self.program(None, false);
         self.shared.applying.store(false, Ordering::Release);
         if let Some(e) = error {
             warn!(error = %e, "sweep failed");
@@ -384,11 +386,12 @@ impl Reconciler {
     fn program(
         &mut self,
         changes: Option<Vec<WorkloadChange>>,
+        policy_only: bool,
     ) -> (usize, Duration, Option<String>) {
         let engine = self.shared.engine.read().unwrap_or_else(|e| e.into_inner());
         let update = match &changes {
             Some(c) => self.node.plan_workloads(&engine, c),
-            None => self.node.plan_full(&engine),
+            None => self.node.plan_full(&engine, policy_only),
         };
         let t = Instant::now();
         let (commands, result) = match &update {
@@ -414,7 +417,7 @@ impl Reconciler {
                     Err(e) => return (commands, t.elapsed(), Some(format!("{first}; then {e}"))),
                 };
                 self.node = NodeState::adopt(self.opts.clone(), observed, &engine);
-                let retry = self.node.plan_full(&engine);
+                let retry = self.node.plan_full(&engine, false);
                 let Update::Full { tx, .. } = &retry else {
                     return (commands, t.elapsed(), Some(first));
                 };

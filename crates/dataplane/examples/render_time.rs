@@ -1,27 +1,72 @@
-//! Where a full render's time goes at 10k workloads / 1k policies (a profiling aid).
+//! Where a render's time goes at 10k workloads / 1k policies (a profiling aid): from
+//! scratch, with the previous render's chains cached, and after a policy edit.
 use std::time::Instant;
 
+use bulkhead_dataplane::render::{RenderCache, render_cached};
 use bulkhead_dataplane::{KernelIds, RenderOptions, diff, render};
+use bulkhead_model::PortRange;
 use bulkhead_policy::Engine;
+use bulkhead_policy::spec::{PortSel, PortSpec};
 
 fn main() {
     let b = bulkhead_synth::cluster(10_000, 1_000, 7);
-    let e = Engine::new(&b).unwrap();
+    let mut e = Engine::new(&b).unwrap();
     let mut ids = KernelIds::new();
     let opts = RenderOptions::default();
     let r0 = render(&e, &opts, &mut ids);
-    for _ in 0..3 {
+    // BULKHEAD_EDITS=N: only the cached renders after N edits (for a profiler).
+    let edits: usize = std::env::var("BULKHEAD_EDITS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(5);
+    let scratch = if std::env::var("BULKHEAD_EDITS").is_ok() {
+        0
+    } else {
+        3
+    };
+    for _ in 0..scratch {
         let t = Instant::now();
         let r = render(&e, &opts, &mut ids);
         let t1 = t.elapsed();
         let t = Instant::now();
         let d = diff(&r0, &r);
-        let t2 = t.elapsed();
         println!(
-            "render {t1:?} ({} chains, {} sets), diff {t2:?} (empty: {})",
+            "from scratch: render {t1:?} ({} chains, {} sets), diff {:?} (empty: {})",
             r.chains.len(),
             r.sets.len(),
+            t.elapsed(),
             d.is_empty()
         );
+    }
+    let mut cache = RenderCache::default();
+    let (mut prev, _) = render_cached(&e, &opts, &mut ids, &mut cache, None);
+    for i in 0..edits {
+        // One policy's first rule gets another port.
+        let mut set = e.policy().clone();
+        let p = &mut set.policies[(i * 7) % 1000];
+        if let Some(r) = p.ingress.first_mut().or(p.egress.first_mut()) {
+            r.ports = vec![PortSpec {
+                protocol: Some(bulkhead_model::Protocol::Tcp),
+                port: PortSel::Range(PortRange {
+                    lo: 9100 + (i % 50000) as u16,
+                    hi: 9100 + (i % 50000) as u16,
+                }),
+            }];
+        }
+        let t = Instant::now();
+        e.set_policy(set).unwrap();
+        let resolve = t.elapsed();
+        let t = Instant::now();
+        let (r, _) = render_cached(&e, &opts, &mut ids, &mut cache, Some(&prev));
+        let t1 = t.elapsed();
+        let t = Instant::now();
+        let d = diff(&prev, &r);
+        println!(
+            "policy edit: resolve {resolve:?}, cached render {t1:?} (hits/misses {:?}), diff {:?} ({} commands)",
+            cache.stats(),
+            t.elapsed(),
+            d.len()
+        );
+        prev = r;
     }
 }

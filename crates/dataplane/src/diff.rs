@@ -195,18 +195,21 @@ pub fn diff(old: &Ruleset, new: &Ruleset) -> Transaction {
     }
     // 2. Elements to add (sets the kernel holds unreadable elements in are refilled).
     let mut deletes: Vec<NfCmd<'static>> = Vec::new();
+    let none = BTreeSet::new();
     for (name, s) in &new.sets {
-        let wanted = s.elems.clone().unwrap_or_default();
+        let wanted = s.elems.as_ref().unwrap_or(&none);
         let current = old.sets.get(name).filter(|o| o.kind == s.kind);
         let (add, del): (BTreeSet<Elem>, BTreeSet<Elem>) = match current.map(|o| &o.elems) {
-            None => (wanted, BTreeSet::new()),
+            None => (wanted.clone(), BTreeSet::new()),
             Some(None) => {
                 cmds.push(NfCmd::Flush(flush_set(name, s.kind)));
-                (wanted, BTreeSet::new())
+                (wanted.clone(), BTreeSet::new())
             }
+            // Most sets are unchanged: one linear comparison, nothing copied.
+            Some(Some(have)) if have == wanted => continue,
             Some(Some(have)) => (
                 wanted.difference(have).cloned().collect(),
-                have.difference(&wanted).cloned().collect(),
+                have.difference(wanted).cloned().collect(),
             ),
         };
         // A verdict-map entry whose target changed must be deleted before it is re-added.

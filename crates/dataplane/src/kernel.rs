@@ -183,7 +183,7 @@ pub fn parse_table(v: &Value) -> Ruleset {
                 name.to_string(),
                 ChainState {
                     hook,
-                    rules: Vec::new(),
+                    rules: Default::default(),
                     hash: None,
                 },
             );
@@ -200,7 +200,7 @@ pub fn parse_table(v: &Value) -> Ruleset {
                         .and_then(|s| s.strip_prefix("bh:"))
                         .and_then(|h| u64::from_str_radix(h, 16).ok());
                 }
-                c.rules.push(Vec::new());
+                std::sync::Arc::make_mut(&mut c.rules).push(Vec::new());
             }
         }
         for key in ["set", "map"] {

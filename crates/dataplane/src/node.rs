@@ -21,7 +21,7 @@ use crate::diff::{Transaction, diff};
 use crate::ids::KernelIds;
 use crate::names::{ID_HOST, SIG_SHIFT};
 use crate::netlink::ElemOp;
-use crate::render::{RenderIndex, RenderOptions, SignatureKey, render_indexed};
+use crate::render::{RenderCache, RenderIndex, RenderOptions, SignatureKey, render_cached};
 use crate::ruleset::{Elem, Ruleset, SetKind};
 
 /// A workload as it was before a change and as it is after (None: absent).
@@ -63,6 +63,8 @@ pub struct NodeState {
     index: RenderIndex,
     /// A full update was committed: `index` describes `applied`.
     indexed: bool,
+    /// Chains of the last render, reused by the next (see [`crate::render::RenderCache`]).
+    cache: RenderCache,
 }
 
 impl NodeState {
@@ -76,6 +78,7 @@ impl NodeState {
             applied: observed,
             index: RenderIndex::default(),
             indexed: false,
+            cache: RenderCache::default(),
         }
     }
 
@@ -86,9 +89,14 @@ impl NodeState {
             .is_none_or(|n| w.node.as_deref() == Some(n))
     }
 
-    /// Render everything and diff it against what the kernel holds.
-    pub fn plan_full(&mut self, engine: &Engine) -> Update {
-        let (desired, index) = render_indexed(engine, &self.opts, &mut self.ids);
+    /// Render everything and diff it against what the kernel holds. `policy_only`: only
+    /// the policy changed since the last update, so the kernel's workload-derived sets
+    /// can be carried over (a policy edit then costs what it changes, not what the
+    /// cluster holds).
+    pub fn plan_full(&mut self, engine: &Engine, policy_only: bool) -> Update {
+        let carry = (policy_only && self.indexed).then_some(&self.applied);
+        let (desired, index) =
+            render_cached(engine, &self.opts, &mut self.ids, &mut self.cache, carry);
         Update::Full {
             tx: diff(&self.applied, &desired),
             desired: Box::new(desired),
@@ -101,7 +109,7 @@ impl NodeState {
     pub fn plan_workloads(&mut self, engine: &Engine, changes: &[WorkloadChange]) -> Update {
         match self.element_update(engine, changes) {
             Some(u) => u,
-            None => self.plan_full(engine),
+            None => self.plan_full(engine, false),
         }
     }
 

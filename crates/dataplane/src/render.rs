@@ -20,6 +20,7 @@
 //! its kernel objects across renders and agent restarts, and identical content is shared.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write;
 use std::net::IpAddr;
 
 use bulkhead_model::{PortRange, Protocol};
@@ -35,7 +36,11 @@ use crate::names::*;
 use crate::rules::*;
 use crate::ruleset::{ChainState, Elem, Hook, Ruleset, SetKind, SetState};
 
+mod cache;
 mod divert;
+
+pub use cache::RenderCache;
+use cache::{Rendered, SetUse, rules_key};
 
 /// What to render for which node.
 #[derive(Clone, Debug, Default)]
@@ -113,32 +118,52 @@ pub fn render_indexed(
     opts: &RenderOptions,
     ids: &mut KernelIds,
 ) -> (Ruleset, RenderIndex) {
-    let workloads = engine.workloads();
-    // (port name, protocol) -> (address, port), with the port each workload resolves the
-    // name to (its first container port of that name and protocol, as the engine does).
-    let mut named_ports: FxHashMap<(&str, Protocol), Vec<(IpAddr, u16)>> = FxHashMap::default();
-    for (_, w) in &workloads {
-        for p in &w.ports {
-            let Some(name) = p.name.as_deref() else {
-                continue;
-            };
-            if w.named_port(name, p.protocol) != Some(p.port) {
-                continue;
-            }
-            let entry = named_ports.entry((name, p.protocol)).or_default();
-            entry.extend(w.ips.iter().map(|ip| (*ip, p.port)));
-        }
-    }
+    render_cached(engine, opts, ids, &mut RenderCache::default(), None)
+}
+
+/// [`render_indexed`], reusing the chains of the previous render that `cache` kept
+/// (same result as without it, in a fraction of the time when little changed).
+///
+/// `carry`: what the kernel holds, when it was rendered by this node (with this cache)
+/// and only the policy changed since (workload churn kept it current through the
+/// element path). Its workload-derived sets are then taken as they are instead of being
+/// rebuilt from every workload: a policy edit's cost stops growing with the cluster.
+pub fn render_cached(
+    engine: &Engine,
+    opts: &RenderOptions,
+    ids: &mut KernelIds,
+    cache: &mut RenderCache,
+    carry: Option<&Ruleset>,
+) -> (Ruleset, RenderIndex) {
+    cache.start();
+    let workloads: Vec<_> = engine.workloads_unordered().collect();
     // Kernel numbers of every live identity, looked up once (keys are label maps).
     let mut numbers = vec![ID_WORLD; engine.identities().capacity()];
     for id in engine.identities().live() {
         numbers[id as usize] = ids.number(engine, id);
     }
+    // Every selector's set name, and back: cached chains name selectors by set.
+    let sel_sets: Vec<String> = engine
+        .compiled()
+        .selectors
+        .iter()
+        .map(|sel| content_name("s_", sel.to_string().as_bytes()))
+        .collect();
+    let sel_by_name = sel_sets
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.clone(), i as u32))
+        .collect();
     let mut r = Renderer {
         engine,
         numbers,
+        cache,
+        sel_sets,
+        sel_by_name,
+        uses: Vec::new(),
         workloads,
-        named_ports,
+        named_ports: None,
+        carry,
         opts,
         ids,
         out: Ruleset {
@@ -157,17 +182,30 @@ pub fn render_indexed(
         r.divert_chain(port);
     }
     r.ids.retain_live(engine);
+    r.cache.finish();
     (r.out, r.index)
 }
 
+/// (port name, protocol) -> (address, port) of every workload that names it.
+type NamedPorts<'a> = FxHashMap<(&'a str, Protocol), Vec<(IpAddr, u16)>>;
+
 struct Renderer<'a> {
     engine: &'a Engine,
+    cache: &'a mut RenderCache,
+    /// Set name of each compiled selector, and the selector of each name.
+    sel_sets: Vec<String>,
+    sel_by_name: FxHashMap<String, u32>,
+    /// Sets the rules being rendered use (what a cache hit replays).
+    uses: Vec<SetUse>,
     /// Kernel number per engine identity id.
     numbers: Vec<u32>,
     /// Every workload, once per render (the engine sorts them on every call).
     workloads: Vec<(bulkhead_policy::WorkloadId, &'a bulkhead_model::Workload)>,
-    /// (port name, protocol) -> (address, port) of every workload that names it.
-    named_ports: FxHashMap<(&'a str, Protocol), Vec<(IpAddr, u16)>>,
+    /// (port name, protocol) -> (address, port) of every workload that names it; built
+    /// when first needed.
+    named_ports: Option<NamedPorts<'a>>,
+    /// See [`render_cached`].
+    carry: Option<&'a Ruleset>,
     opts: &'a RenderOptions,
     ids: &'a mut KernelIds,
     out: Ruleset,
@@ -197,7 +235,7 @@ fn proto_number(p: Protocol) -> u8 {
 
 const PORT_PROTOCOLS: [Protocol; 3] = [Protocol::Tcp, Protocol::Udp, Protocol::Sctp];
 
-impl Renderer<'_> {
+impl<'a> Renderer<'a> {
     fn set(&mut self, name: &str, kind: SetKind) -> &mut std::collections::BTreeSet<Elem> {
         self.out
             .sets
@@ -216,7 +254,7 @@ impl Renderer<'_> {
             name.to_string(),
             ChainState {
                 hook,
-                rules,
+                rules: std::sync::Arc::new(rules),
                 hash: Some(hash),
             },
         );
@@ -241,59 +279,108 @@ impl Renderer<'_> {
     /// Address -> identity for every workload (peers may be anywhere) and node; the
     /// local workloads' addresses.
     fn identity_maps(&mut self) {
-        for (name, kind) in [
+        const MAPS: [(&str, SetKind); 4] = [
             ("id4", SetKind::AddrMarks4),
             ("id6", SetKind::AddrMarks6),
             ("dst4", SetKind::AddrMarks4),
             ("dst6", SetKind::AddrMarks6),
-        ] {
-            self.set(name, kind);
+        ];
+        let previous = std::mem::replace(&mut self.cache.local_sigs, self.local_sigs.clone());
+        let carried: Option<Vec<BTreeSet<Elem>>> = MAPS
+            .iter()
+            .map(|(name, kind)| self.carried(name, *kind))
+            .collect();
+        if let Some(maps) = carried {
+            // Only the policy changed: the kernel's maps are right except for local
+            // identities whose signature numbers changed (or that the previous render
+            // did not know, having been added through the element path since).
+            let changed: rustc_hash::FxHashSet<u32> = self
+                .local_sigs
+                .iter()
+                .filter(|(id, sig)| previous.get(id) != Some(sig))
+                .map(|(id, _)| *id)
+                .collect();
+            for ((name, kind), elems) in MAPS.iter().zip(maps) {
+                *self.set(name, *kind) = elems;
+            }
+            if changed.is_empty() {
+                return;
+            }
+            let workloads = std::mem::take(&mut self.workloads);
+            for &(wid, w) in &workloads {
+                let Some(identity) = self.engine.identity_of(wid) else {
+                    continue;
+                };
+                if !changed.contains(&identity) || !self.is_local(w.node.as_deref()) {
+                    continue;
+                }
+                let (src, dst) = self.marks(identity, true);
+                for ip in &w.ips {
+                    if self.engine.owner_of(ip) != Some(AddrOwner::Workload(wid)) {
+                        continue;
+                    }
+                    let v6 = usize::from(ip.is_ipv6());
+                    for (m, value) in [(v6, src), (2 + v6, dst)] {
+                        let set = self.set(MAPS[m].0, MAPS[m].1);
+                        let old: Vec<Elem> = set
+                            .range(Elem::AddrMark(*ip, 0)..=Elem::AddrMark(*ip, u32::MAX))
+                            .cloned()
+                            .collect();
+                        for e in old {
+                            set.remove(&e);
+                        }
+                        set.insert(Elem::AddrMark(*ip, value));
+                    }
+                }
+            }
+            self.workloads = workloads;
+            return;
         }
-        // A copy of the references (cheap) so that sets can be filled while iterating.
-        let workloads = self.workloads.clone();
-        for &(wid, w) in &workloads {
+        // Collected first and then built in bulk: tens of thousands of elements.
+        let mut maps: [Vec<Elem>; 4] = Default::default();
+        let mut put = |ip: IpAddr, src: u32, dst: u32| {
+            let v6 = usize::from(ip.is_ipv6());
+            maps[v6].push(Elem::AddrMark(ip, src));
+            maps[2 + v6].push(Elem::AddrMark(ip, dst));
+        };
+        for &(wid, w) in &self.workloads {
             let Some(identity) = self.engine.identity_of(wid) else {
                 continue;
             };
-            let number = self.numbers[identity as usize];
-            // Workloads of this node carry their signature numbers; others only identity.
-            let (e, i) = match self.is_local(w.node.as_deref()) {
-                true => self
-                    .local_sigs
-                    .get(&identity)
-                    .copied()
-                    .unwrap_or((SIG_OVERFLOW, SIG_OVERFLOW)),
-                false => (0, 0),
-            };
+            let (src, dst) = self.marks(identity, self.is_local(w.node.as_deref()));
             for ip in &w.ips {
                 // An address two workloads claim belongs to the one the engine says.
                 if self.engine.owner_of(ip) != Some(AddrOwner::Workload(wid)) {
                     continue;
                 }
-                self.map_address(*ip, number | (e << SIG_SHIFT), number | (i << SIG_SHIFT));
+                put(*ip, src, dst);
             }
         }
-        let host_addrs: Vec<IpAddr> = self
-            .engine
-            .nodes()
-            .flat_map(|n| n.addresses.clone())
-            .collect();
-        for ip in host_addrs {
-            if self.engine.owner_of(&ip) == Some(AddrOwner::Host) {
-                self.map_address(ip, ID_HOST, ID_HOST);
+        for n in self.engine.nodes() {
+            for ip in &n.addresses {
+                if self.engine.owner_of(ip) == Some(AddrOwner::Host) {
+                    put(*ip, ID_HOST, ID_HOST);
+                }
             }
+        }
+        for ((name, kind), elems) in MAPS.iter().zip(maps) {
+            *self.set(name, *kind) = elems.into_iter().collect();
         }
     }
 
-    /// `id4`/`id6`: the source marks of an address; `dst4`/`dst6`: its destination marks.
-    fn map_address(&mut self, ip: IpAddr, src: u32, dst: u32) {
-        let (kind, s, d) = if ip.is_ipv6() {
-            (SetKind::AddrMarks6, "id6", "dst6")
-        } else {
-            (SetKind::AddrMarks4, "id4", "dst4")
+    /// The source and destination marks of an identity's addresses: its number, and
+    /// for workloads of this node its signature numbers (others carry none).
+    fn marks(&self, identity: u32, local: bool) -> (u32, u32) {
+        let number = self.numbers[identity as usize];
+        let (e, i) = match local {
+            true => self
+                .local_sigs
+                .get(&identity)
+                .copied()
+                .unwrap_or((SIG_OVERFLOW, SIG_OVERFLOW)),
+            false => (0, 0),
         };
-        self.set(s, kind).insert(Elem::AddrMark(ip, src));
-        self.set(d, kind).insert(Elem::AddrMark(ip, dst));
+        (number | (e << SIG_SHIFT), number | (i << SIG_SHIFT))
     }
 
     /// Signature number -> signature chain, for the signatures of this node's identities;
@@ -311,13 +398,19 @@ impl Renderer<'_> {
         }
         let (mut e_used, mut i_used) = (BTreeSet::new(), BTreeSet::new());
         for id in local {
-            let e = self.signature_chain(id, Direction::Egress);
-            let i = self.signature_chain(id, Direction::Ingress);
-            if let Some(ep) = self.engine.endpoint_policy(id) {
-                self.index
-                    .signatures
-                    .insert(SignatureKey::of(ep), (e.clone(), i.clone()));
-            }
+            // Identities with the same resolution share their signature chains.
+            let key = self.engine.endpoint_policy(id).map(SignatureKey::of);
+            let (e, i) = match key.as_ref().and_then(|k| self.index.signatures.get(k)) {
+                Some(chains) => chains.clone(),
+                None => {
+                    let e = self.signature_chain(id, Direction::Egress);
+                    let i = self.signature_chain(id, Direction::Ingress);
+                    if let Some(k) = key {
+                        self.index.signatures.insert(k, (e.clone(), i.clone()));
+                    }
+                    (e, i)
+                }
+            };
             let es = self.ids.egress_sigs.number(&e).unwrap_or(SIG_OVERFLOW);
             let is = self.ids.ingress_sigs.number(&i).unwrap_or(SIG_OVERFLOW);
             self.local_sigs.insert(id, (es, is));
@@ -365,15 +458,26 @@ impl Renderer<'_> {
 
     /// Tier 1 (the identity's policies in order), then tiers 2 and 3.
     fn signature_chain(&mut self, id: u32, dir: Direction) -> String {
-        let Some(ep) = self.engine.endpoint_policy(id).cloned() else {
+        let engine = self.engine;
+        let Some(ep) = engine.endpoint_policy(id) else {
             return CHAIN_DENY.to_string();
         };
-        let tail = self.tail_chain(&ep, dir);
-        let mut rules: Vec<Stmts> = Vec::new();
-        for &pi in &ep.policies {
-            if let Some((chain, has_pass)) = self.policy_chain(pi, dir) {
-                rules.push(vec![jump(&chain)]);
-                if has_pass {
+        let tail = self.tail_chain(ep, dir);
+        let jumps: Vec<(String, bool)> = ep
+            .policies
+            .iter()
+            .filter_map(|&pi| self.policy_chain(pi, dir))
+            .collect();
+        let prefix = format!("{}s_", Self::prefix(dir));
+        let mut key = format!("{prefix}|{tail}");
+        for (chain, has_pass) in &jumps {
+            let _ = write!(key, "|{chain}{}", u8::from(*has_pass));
+        }
+        self.keyed_chain(key, &prefix, || {
+            let mut rules: Vec<Stmts> = Vec::new();
+            for (chain, has_pass) in &jumps {
+                rules.push(vec![jump(chain)]);
+                if *has_pass {
                     let flag = Self::pass_flag(dir);
                     rules.push(vec![
                         eq(
@@ -384,9 +488,37 @@ impl Renderer<'_> {
                     ]);
                 }
             }
+            rules.push(vec![goto(&tail)]);
+            rules
+        })
+    }
+
+    /// A chain made of jumps to other chains (signature and tail chains), cached under
+    /// a key naming everything its rules are made of.
+    fn keyed_chain(
+        &mut self,
+        key: String,
+        prefix: &str,
+        build: impl FnOnce() -> Vec<Stmts>,
+    ) -> String {
+        if let Some(r) = self.cache.get(&key) {
+            if !self.out.chains.contains_key(&r.name) {
+                self.out.chains.insert(r.name.clone(), r.chain.clone());
+            }
+            return r.name.clone();
         }
-        rules.push(vec![goto(&tail)]);
-        self.content_chain(&format!("{}s_", Self::prefix(dir)), rules)
+        let name = self.content_chain(prefix, build());
+        let chain = self.out.chains[&name].clone();
+        self.cache.put(
+            key,
+            std::sync::Arc::new(Rendered {
+                name: name.clone(),
+                chain,
+                has_pass: false,
+                uses: Vec::new(),
+            }),
+        );
+        name
     }
 
     /// Tier 2 (NetworkPolicy isolation: the union of allows, else deny) or tier 3 (mode).
@@ -401,25 +533,38 @@ impl Renderer<'_> {
             Direction::Egress => dst_id(),
             Direction::Ingress => src_id(),
         };
-        let mut rules: Vec<Stmts> = vec![vec![
-            eq(peer, Expression::Number(ID_HOST)),
-            goto(Self::allow_target(dir)),
-        ]];
-        if isolated {
-            for &ni in &ep.network_policies {
-                if let Some(chain) = self.np_chain(ni, dir) {
-                    rules.push(vec![jump(&chain)]);
-                }
-            }
-            rules.push(vec![goto(CHAIN_DENY)]);
-        } else if ep.mode == Mode::Protect {
-            rules.push(vec![goto(CHAIN_DENY)]);
+        let nps: Vec<String> = if isolated {
+            ep.network_policies
+                .iter()
+                .filter_map(|&ni| self.np_chain(ni, dir))
+                .collect()
         } else {
-            // Monitor and Discover allow; the agent tells violations and learning apart
-            // from the flow record, with the engine.
-            rules.push(vec![goto(Self::allow_target(dir))]);
+            Vec::new()
+        };
+        let prefix = format!("{}t_", Self::prefix(dir));
+        let mut key = format!("{prefix}|{isolated}|{:?}", ep.mode);
+        for c in &nps {
+            let _ = write!(key, "|{c}");
         }
-        self.content_chain(&format!("{}t_", Self::prefix(dir)), rules)
+        self.keyed_chain(key, &prefix, || {
+            let mut rules: Vec<Stmts> = vec![vec![
+                eq(peer, Expression::Number(ID_HOST)),
+                goto(Self::allow_target(dir)),
+            ]];
+            if isolated {
+                for chain in &nps {
+                    rules.push(vec![jump(chain)]);
+                }
+                rules.push(vec![goto(CHAIN_DENY)]);
+            } else if ep.mode == Mode::Protect {
+                rules.push(vec![goto(CHAIN_DENY)]);
+            } else {
+                // Monitor and Discover allow; the agent tells violations and learning
+                // apart from the flow record, with the engine.
+                rules.push(vec![goto(Self::allow_target(dir))]);
+            }
+            rules
+        })
     }
 
     fn policy_chain(&mut self, pi: u32, dir: Direction) -> Option<(String, bool)> {
@@ -431,15 +576,96 @@ impl Renderer<'_> {
             Direction::Ingress => cp.ingress.clone(),
             Direction::Egress => cp.egress.clone(),
         };
-        let (rules, has_pass) = self.rules(range, dir);
-        let chain = (!rules.is_empty()).then(|| {
-            (
-                self.content_chain(&format!("{}p_", Self::prefix(dir)), rules),
-                has_pass,
-            )
-        });
+        let chain = self.rules_chain((false, pi, dir), range);
         self.policy_chains.insert((pi, dir), chain.clone());
         chain
+    }
+
+    /// A chain of compiled rules (a policy's or a NetworkPolicy's, one direction), from
+    /// the cache when these rules were rendered before. None: it renders to nothing.
+    fn rules_chain(
+        &mut self,
+        doc: cache::DocKey,
+        range: std::ops::Range<RuleId>,
+    ) -> Option<(String, bool)> {
+        let (np, _, dir) = doc;
+        let engine = self.engine;
+        let crules = &engine.compiled().rules[range.start as usize..range.end as usize];
+        // The same document with the same rules as last time (the usual case), else the
+        // same rules anywhere (a document moved), else render.
+        let cached = match self.cache.get_doc(doc, crules, &self.sel_sets) {
+            Some(r) => Some(r),
+            None => {
+                let prefix = format!("{}{}_", Self::prefix(dir), if np { "n" } else { "p" });
+                let key = rules_key(&prefix, dir, crules, &self.sel_sets);
+                match self.cache.get(&key) {
+                    Some(r) => Some(r),
+                    None => {
+                        let r = self.render_rules(&prefix, range, dir);
+                        self.cache.put(key, r.clone());
+                        self.cache.put_doc(doc, crules, &self.sel_sets, r.clone());
+                        return (!r.name.is_empty()).then(|| (r.name.clone(), r.has_pass));
+                    }
+                }
+                .inspect(|r| self.cache.put_doc(doc, crules, &self.sel_sets, r.clone()))
+            }
+        };
+        let r = cached?;
+        self.replay(&r.uses);
+        if !r.name.is_empty() && !self.out.chains.contains_key(&r.name) {
+            self.out.chains.insert(r.name.clone(), r.chain.clone());
+        }
+        (!r.name.is_empty()).then(|| (r.name.clone(), r.has_pass))
+    }
+
+    /// Render compiled rules into a chain, recording the sets they use.
+    fn render_rules(
+        &mut self,
+        prefix: &str,
+        range: std::ops::Range<RuleId>,
+        dir: Direction,
+    ) -> std::sync::Arc<Rendered> {
+        let mark = self.uses.len();
+        let (rules, has_pass) = self.rules(range, dir);
+        let uses = self.uses.split_off(mark);
+        let name = if rules.is_empty() {
+            String::new()
+        } else {
+            self.content_chain(prefix, rules)
+        };
+        let chain = self.out.chains.get(&name).cloned().unwrap_or_default();
+        std::sync::Arc::new(Rendered {
+            name,
+            chain,
+            has_pass,
+            uses,
+        })
+    }
+
+    /// Make the sets a cached chain's rules use exist, filled from the current state.
+    /// Sets are named after what fills them, so one that exists is already right.
+    fn replay(&mut self, uses: &[SetUse]) {
+        for u in uses {
+            match u {
+                SetUse::Selector(name) if !self.out.sets.contains_key(name) => {
+                    if let Some(&sid) = self.sel_by_name.get(name) {
+                        self.fill_selector_set(sid, name);
+                    }
+                }
+                SetUse::Fixed { name, kind, elems } if !self.out.sets.contains_key(name) => {
+                    self.set(name, *kind).extend(elems.iter().cloned());
+                }
+                SetUse::NamedPort {
+                    set,
+                    port,
+                    proto,
+                    v6,
+                } if !self.out.sets.contains_key(set) => {
+                    self.named_port_set(port, *proto, *v6);
+                }
+                _ => {}
+            }
+        }
     }
 
     fn np_chain(&mut self, ni: u32, dir: Direction) -> Option<String> {
@@ -451,9 +677,9 @@ impl Renderer<'_> {
             Direction::Ingress => np.ingress.clone(),
             Direction::Egress => np.egress.clone(),
         };
-        let (rules, _) = self.rules(range.unwrap_or(0..0), dir);
-        let chain = (!rules.is_empty())
-            .then(|| self.content_chain(&format!("{}n_", Self::prefix(dir)), rules));
+        let chain = self
+            .rules_chain((true, ni, dir), range.unwrap_or(0..0))
+            .map(|(name, _)| name);
         self.np_chains.insert((ni, dir), chain.clone());
         chain
     }
@@ -548,12 +774,12 @@ impl Renderer<'_> {
                 let fam = if v6 { "6" } else { "4" };
                 let kind = if v6 { SetKind::Nets6 } else { SetKind::Nets4 };
                 let name = content_name(&format!("c{fam}_"), block.net.to_string().as_bytes());
-                self.set(&name, kind).insert(Elem::Net(block.net));
+                self.fixed_set(&name, kind, vec![Elem::Net(block.net)]);
                 let mut stmts = vec![eq(addr_field(v6, field), set_ref(&name))];
                 if !block.except.is_empty() {
                     let xname = content_name(&format!("x{fam}_"), block.to_string().as_bytes());
-                    let set = self.set(&xname, kind);
-                    set.extend(block.except.iter().map(|n| Elem::Net(n.trunc())));
+                    let except = block.except.iter().map(|n| Elem::Net(n.trunc())).collect();
+                    self.fixed_set(&xname, kind, except);
                     stmts.push(ne(addr_field(v6, field), set_ref(&xname)));
                 }
                 vec![Alt {
@@ -569,7 +795,8 @@ impl Renderer<'_> {
                     .map(|v6| {
                         let fam = if v6 { "6" } else { "4" };
                         let name = content_name(&format!("d{fam}_"), pattern.0.as_bytes());
-                        self.set(&name, if v6 { SetKind::Addrs6 } else { SetKind::Addrs4 });
+                        let kind = if v6 { SetKind::Addrs6 } else { SetKind::Addrs4 };
+                        self.fixed_set(&name, kind, Vec::new());
                         Alt {
                             v6: Some(v6),
                             stmts: vec![eq(addr_field(v6, field), set_ref(&name))],
@@ -665,35 +892,99 @@ impl Renderer<'_> {
         out
     }
 
+    /// A set whose elements are constants of the rule (and what a cache hit replays).
+    fn fixed_set(&mut self, name: &str, kind: SetKind, elems: Vec<Elem>) {
+        self.set(name, kind).extend(elems.iter().cloned());
+        self.uses.push(SetUse::Fixed {
+            name: name.to_string(),
+            kind,
+            elems,
+        });
+    }
+
     /// The set of identity numbers a selector selects (filled once per render).
     fn selector_set(&mut self, s: u32) -> String {
-        let sel = &self.engine.compiled().selectors[s as usize];
-        let name = content_name("s_", sel.to_string().as_bytes());
+        let name = self.sel_sets[s as usize].clone();
+        self.uses.push(SetUse::Selector(name.clone()));
         if !self.out.sets.contains_key(&name) {
-            self.index.selector_sets.push((name.clone(), s));
-            let members: Vec<Elem> = self
-                .engine
-                .selected(s)
-                .iter()
-                .map(|i| Elem::Mark(self.numbers[i as usize]))
-                .collect();
-            self.set(&name, SetKind::Marks).extend(members);
+            self.fill_selector_set(s, &name);
         }
         name
+    }
+
+    fn fill_selector_set(&mut self, s: u32, name: &str) {
+        self.index.selector_sets.push((name.to_string(), s));
+        // Selection depends on the selector and the identities only: what the kernel
+        // holds under this name is right when only the policy changed.
+        if let Some(elems) = self.carried(name, SetKind::Marks) {
+            self.set(name, SetKind::Marks).extend(elems);
+            return;
+        }
+        let members: BTreeSet<Elem> = self
+            .engine
+            .selected(s)
+            .iter()
+            .map(|i| Elem::Mark(self.numbers[i as usize]))
+            .collect();
+        self.set(name, SetKind::Marks).extend(members);
+    }
+
+    /// The elements the kernel holds in a workload-derived set (see [`render_cached`]).
+    fn carried(&self, name: &str, kind: SetKind) -> Option<BTreeSet<Elem>> {
+        let s = self.carry?.sets.get(name)?;
+        (s.kind == kind).then(|| s.elems.clone()).flatten()
+    }
+
+    /// (port name, protocol) -> (address, port), with the port each workload resolves
+    /// the name to (its first container port of that name and protocol, as the engine
+    /// does).
+    fn named_ports(&mut self) -> &NamedPorts<'a> {
+        let workloads = &self.workloads;
+        self.named_ports.get_or_insert_with(|| {
+            let mut named: FxHashMap<(&str, Protocol), Vec<(IpAddr, u16)>> = FxHashMap::default();
+            for (_, w) in workloads {
+                for p in &w.ports {
+                    let Some(name) = p.name.as_deref() else {
+                        continue;
+                    };
+                    if w.named_port(name, p.protocol) != Some(p.port) {
+                        continue;
+                    }
+                    let entry = named.entry((name, p.protocol)).or_default();
+                    entry.extend(w.ips.iter().map(|ip| (*ip, p.port)));
+                }
+            }
+            named
+        })
     }
 
     /// The (address, port) pairs of every workload (anywhere) that names this port.
     fn named_port_set(&mut self, name: &str, proto: Protocol, v6: bool) -> String {
         let fam = if v6 { "6" } else { "4" };
         let set = content_name(&format!("n{fam}_"), format!("{name}/{proto}").as_bytes());
+        self.uses.push(SetUse::NamedPort {
+            set: set.clone(),
+            port: name.to_string(),
+            proto,
+            v6,
+        });
         if self.out.sets.contains_key(&set) {
             return set;
         }
         self.index
             .named_port_sets
             .push((set.clone(), name.to_string(), proto, v6));
+        let kind = if v6 {
+            SetKind::AddrPorts6
+        } else {
+            SetKind::AddrPorts4
+        };
+        if let Some(elems) = self.carried(&set, kind) {
+            self.set(&set, kind).extend(elems);
+            return set;
+        }
         let elems: Vec<Elem> = self
-            .named_ports
+            .named_ports()
             .get(&(name, proto))
             .map(|v| {
                 v.iter()
@@ -702,11 +993,6 @@ impl Renderer<'_> {
                     .collect()
             })
             .unwrap_or_default();
-        let kind = if v6 {
-            SetKind::AddrPorts6
-        } else {
-            SetKind::AddrPorts4
-        };
         self.set(&set, kind).extend(elems);
         set
     }

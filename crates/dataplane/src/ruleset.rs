@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ipnet::IpNet;
 use nftables::expr::{Expression, NamedExpression, Prefix, Verdict};
@@ -188,10 +189,11 @@ impl Hook {
 
 /// A chain: its rules (empty when only observed) and the hash of the desired rules,
 /// which is stored in the comment of the chain's first rule.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Default, Debug, PartialEq)]
 pub struct ChainState {
     pub hook: Option<Hook>,
-    pub rules: Vec<Vec<Statement<'static>>>,
+    /// Shared: an unchanged chain is carried from one render to the next without copying.
+    pub rules: Arc<Vec<Vec<Statement<'static>>>>,
     pub hash: Option<u64>,
 }
 

@@ -4,8 +4,9 @@
 use bulkhead_dataplane::node::{NodeState, Update, WorkloadChange};
 use bulkhead_dataplane::render::render_indexed;
 use bulkhead_dataplane::{RenderOptions, Ruleset};
-use bulkhead_model::{ContainerPort, Protocol, Workload, WorkloadKey};
+use bulkhead_model::{ContainerPort, PortRange, Protocol, Workload, WorkloadKey};
 use bulkhead_policy::Engine;
+use bulkhead_policy::spec::{PortSel, PortSpec};
 use proptest::prelude::*;
 
 fn base() -> bulkhead_policy::spec::Bundle {
@@ -30,6 +31,11 @@ enum Op {
     Move(usize),
     /// Workload i's named port `http` becomes another number.
     Port(usize, u16),
+    /// Policy i's first rule gets this TCP port (a policy-only change: the full
+    /// update carries the kernel's workload-derived sets over).
+    PolicyPort(usize, u16),
+    /// Policy i goes away.
+    DropPolicy(usize),
 }
 
 fn arb_op() -> impl Strategy<Value = Op> {
@@ -39,7 +45,40 @@ fn arb_op() -> impl Strategy<Value = Op> {
         (0..60usize).prop_map(Op::Remove),
         (0..60usize).prop_map(Op::Move),
         (0..60usize, 8000..8100u16).prop_map(|(i, p)| Op::Port(i, p)),
+        (0..60usize, 1..9000u16).prop_map(|(i, p)| Op::PolicyPort(i, p)),
+        (0..60usize).prop_map(Op::DropPolicy),
     ]
+}
+
+/// A policy-only change, as the agent makes it: engine, then a full update.
+fn policy_change(engine: &mut Engine, op: &Op) -> bool {
+    let mut set = engine.policy().clone();
+    if set.policies.is_empty() {
+        return false;
+    }
+    match op {
+        Op::PolicyPort(i, port) => {
+            let k = i % set.policies.len();
+            let p = &mut set.policies[k];
+            let Some(r) = p.ingress.first_mut().or(p.egress.first_mut()) else {
+                return false;
+            };
+            r.ports = vec![PortSpec {
+                protocol: Some(Protocol::Tcp),
+                port: PortSel::Range(PortRange {
+                    lo: *port,
+                    hi: *port,
+                }),
+            }];
+        }
+        Op::DropPolicy(i) => {
+            let k = i % set.policies.len();
+            set.policies.remove(k);
+        }
+        _ => return false,
+    }
+    engine.set_policy(set).expect("the edited policy compiles");
+    true
 }
 
 /// `inc` (incremental) holds everything `full` holds, identically; it may also hold
@@ -87,7 +126,7 @@ proptest! {
         let mut engine = Engine::new(&b).unwrap();
         let opts = RenderOptions { node: Some("node-1".into()), log_allowed: true, ..Default::default() };
         let mut st = NodeState::adopt(opts.clone(), Ruleset::default(), &engine);
-        let u = st.plan_full(&engine);
+        let u = st.plan_full(&engine, false);
         st.commit(u);
         let mut next_ip = 1u32;
         let (mut elements, mut fulls) = (0, 0);
@@ -95,6 +134,16 @@ proptest! {
             let all = engine.workloads();
             if all.is_empty() {
                 break;
+            }
+            if matches!(op, Op::PolicyPort(..) | Op::DropPolicy(..)) {
+                if policy_change(&mut engine, &op) {
+                    let u = st.plan_full(&engine, true);
+                    st.commit(u);
+                    let mut ids = st.ids.clone();
+                    let (full, _) = render_indexed(&engine, &opts, &mut ids);
+                    prop_assert_eq!(&st.applied, &full, "after {:?}", op);
+                }
+                continue;
             }
             let pick = |i: usize| all[i % all.len()].1.clone();
             next_ip += 1;
@@ -126,6 +175,7 @@ proptest! {
                     w.node = Some(if old.node.as_deref() == Some("node-1") { "node-2" } else { "node-1" }.into());
                     (Some(old), Some(w))
                 }
+                Op::PolicyPort(..) | Op::DropPolicy(..) => unreachable!("handled above"),
                 Op::Port(i, p) => {
                     let old = pick(i);
                     let mut w = old.clone();

@@ -509,6 +509,14 @@ impl Engine {
         v
     }
 
+    /// Every workload, in no particular order (no sort: for callers that build sets).
+    pub fn workloads_unordered(&self) -> impl Iterator<Item = (WorkloadId, &Workload)> {
+        self.workloads
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_ref().map(|s| (i as WorkloadId, &s.workload)))
+    }
+
     /// Every node (its addresses are the `host` entity).
     pub fn nodes(&self) -> impl Iterator<Item = &Node> {
         self.nodes.values()
