@@ -198,7 +198,10 @@ proptest! {
             let (full, _) = render_indexed(&engine, &opts, &mut ids);
             same(&st.applied, &full).map_err(TestCaseError::fail)?;
         }
-        // Most workload churn must take the element path.
-        prop_assert!(elements >= fulls, "{elements} element updates, {fulls} full ones");
+        // Most workload churn must take the element path (a few changes may need a
+        // chain no local workload had yet: those are full updates).
+        if elements + fulls >= 10 {
+            prop_assert!(elements >= fulls, "{elements} element updates, {fulls} full ones");
+        }
     }
 }
