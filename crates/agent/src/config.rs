@@ -68,21 +68,27 @@ impl Config {
 }
 
 /// How file events are batched: a change is applied once the inputs have been quiet for
-/// `quiet`, or `max` after its first event, whichever comes first (a writer that never
-/// stops cannot starve the data plane). nft costs a few ms per transaction whatever its
-/// size, so batching many small edits into one transaction is what keeps up with bursts.
+/// `quiet` (`settled` when every file of the batch is known to be completely written),
+/// or `max` after its first event, whichever comes first (a writer that never stops
+/// cannot starve the data plane). Every transaction has a fixed cost, so batching a
+/// burst of small edits into one transaction is what keeps up with bursts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Debounce {
     pub quiet: Duration,
+    pub settled: Duration,
     pub max: Duration,
 }
 
 impl Default for Debounce {
     fn default() -> Self {
         Debounce {
-            // A file written by rename makes its events within a millisecond or two;
-            // 10 ms of quiet still batches a burst, and costs little latency.
+            // A file being written in place: 10 ms of quiet still batches a burst and
+            // costs little latency.
             quiet: Duration::from_millis(10),
+            // Every file renamed into place or closed after writing: events of the same
+            // burst (a `git checkout`, a `cp -r`) arrive within a millisecond, and those
+            // already queued join the batch anyway.
+            settled: Duration::from_millis(1),
             max: Duration::from_millis(100),
         }
     }

@@ -170,10 +170,15 @@ pub fn run(mut cfg: Config) -> Result<u8> {
         };
         let mut stop = false;
         let mut absorb = |ev: Event, batch: &mut Option<Batch>| match ev {
-            Event::Changed { paths, rescan, at } => {
+            Event::Changed {
+                paths,
+                rescan,
+                complete,
+                at,
+            } => {
                 batch
                     .get_or_insert_with(|| Batch::new(at))
-                    .add(paths, rescan, at);
+                    .add(paths, rescan, complete, at);
             }
             Event::Shutdown => stop = true,
         };

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::Sender;
 use std::time::Instant;
 
-use notify::event::{AccessKind, AccessMode, EventKind};
+use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind, RenameMode};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 
 use crate::config::Debounce;
@@ -20,9 +20,12 @@ use crate::config::Debounce;
 #[derive(Debug)]
 pub enum Event {
     /// Paths changed (`rescan`: the watcher lost events; look at everything).
+    /// `complete`: the event says the file's new content is all there (closed after
+    /// writing, renamed into place, removed); other events mean a write in progress.
     Changed {
         paths: Vec<PathBuf>,
         rescan: bool,
+        complete: bool,
         at: Instant,
     },
     /// SIGTERM or SIGINT.
@@ -57,6 +60,14 @@ pub fn start(inputs: &[PathBuf], tx: Sender<Event>) -> notify::Result<Recommende
                     EventKind::Access(_) => false,
                     _ => true,
                 };
+                let complete = matches!(
+                    ev.kind,
+                    EventKind::Access(AccessKind::Close(AccessMode::Write))
+                        | EventKind::Modify(ModifyKind::Name(
+                            RenameMode::To | RenameMode::Both
+                        ))
+                        | EventKind::Remove(_)
+                );
                 if !interesting && !rescan {
                     return;
                 }
@@ -68,12 +79,18 @@ pub fn start(inputs: &[PathBuf], tx: Sender<Event>) -> notify::Result<Recommende
                 if paths.is_empty() && !rescan {
                     return;
                 }
-                let _ = tx.send(Event::Changed { paths, rescan, at });
+                let _ = tx.send(Event::Changed {
+                    paths,
+                    rescan,
+                    complete,
+                    at,
+                });
             }
             Err(_) => {
                 let _ = tx.send(Event::Changed {
                     paths: Vec::new(),
                     rescan: true,
+                    complete: false,
                     at,
                 });
             }
@@ -101,6 +118,8 @@ pub fn start(inputs: &[PathBuf], tx: Sender<Event>) -> notify::Result<Recommende
 pub struct Batch {
     pub paths: BTreeSet<PathBuf>,
     pub rescan: bool,
+    /// Paths whose latest event was a write in progress.
+    writing: BTreeSet<PathBuf>,
     /// First and latest event.
     pub first: Instant,
     pub last: Instant,
@@ -111,12 +130,20 @@ impl Batch {
         Batch {
             paths: BTreeSet::new(),
             rescan: false,
+            writing: BTreeSet::new(),
             first: at,
             last: at,
         }
     }
 
-    pub fn add(&mut self, paths: Vec<PathBuf>, rescan: bool, at: Instant) {
+    pub fn add(&mut self, paths: Vec<PathBuf>, rescan: bool, complete: bool, at: Instant) {
+        for p in &paths {
+            if complete {
+                self.writing.remove(p);
+            } else {
+                self.writing.insert(p.clone());
+            }
+        }
         self.paths.extend(paths);
         self.rescan |= rescan;
         self.last = self.last.max(at);
@@ -124,9 +151,16 @@ impl Batch {
     }
 
     /// When to apply: after `quiet` without events, but no later than `max` after the
-    /// first event.
+    /// first event; after only `settled` when every file of the batch is completely
+    /// written (an atomic rename or a close after writing: nothing more is coming for
+    /// it, so waiting longer would only add latency).
     pub fn due(&self, d: Debounce) -> Instant {
-        (self.last + d.quiet).min(self.first + d.max)
+        let quiet = if self.writing.is_empty() && !self.rescan {
+            d.settled
+        } else {
+            d.quiet
+        };
+        (self.last + quiet).min(self.first + d.max)
     }
 }
 
@@ -139,19 +173,38 @@ mod tests {
     fn quiet_period_with_a_bound() {
         let d = Debounce {
             quiet: Duration::from_millis(30),
+            settled: Duration::from_millis(1),
             max: Duration::from_millis(100),
         };
         let t = Instant::now();
         let mut b = Batch::new(t);
+        b.add(vec!["a.yaml".into()], false, false, t);
         assert_eq!(b.due(d), t + Duration::from_millis(30));
-        b.add(vec!["a.yaml".into()], false, t + Duration::from_millis(20));
+        b.add(vec!["a.yaml".into()], false, false, t + Duration::from_millis(20));
         assert_eq!(b.due(d), t + Duration::from_millis(50));
         // A writer that never pauses is still served after `max`.
         for i in 0..20 {
-            b.add(vec![], false, t + Duration::from_millis(20 + i * 10));
+            let at = t + Duration::from_millis(20 + i * 10);
+            b.add(vec!["a.yaml".into()], false, false, at);
         }
         assert_eq!(b.due(d), t + Duration::from_millis(100));
         assert_eq!(b.paths.len(), 1);
+    }
+
+    #[test]
+    fn complete_files_settle_at_once() {
+        let d = Debounce::default();
+        let t = Instant::now();
+        let mut b = Batch::new(t);
+        // Written in place: in progress until closed.
+        b.add(vec!["a.yaml".into()], false, false, t);
+        b.add(vec!["b.yaml".into()], false, true, t);
+        assert_eq!(b.due(d), t + d.quiet);
+        b.add(vec!["a.yaml".into()], false, true, t);
+        assert_eq!(b.due(d), t + d.settled);
+        // Lost events: look at everything, after the full quiet period.
+        b.add(vec![], true, true, t);
+        assert_eq!(b.due(d), t + d.quiet);
     }
 
     #[test]
