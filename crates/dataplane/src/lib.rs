@@ -21,6 +21,7 @@
 
 pub mod diff;
 pub mod ids;
+pub mod batch;
 pub mod kernel;
 pub mod names;
 pub mod netlink;
