@@ -19,9 +19,9 @@
 //! traffic is accepted by conntrack before any of this.
 #![forbid(unsafe_code)]
 
+pub mod batch;
 pub mod diff;
 pub mod ids;
-pub mod batch;
 pub mod kernel;
 pub mod names;
 pub mod netlink;

@@ -148,7 +148,11 @@ fn normalise(text: &str) -> String {
 
 fn first_difference(a: &str, b: &str) -> String {
     let (a, b): (Vec<&str>, Vec<&str>) = (a.lines().collect(), b.lines().collect());
-    let i = a.iter().zip(&b).position(|(x, y)| x != y).unwrap_or(a.len().min(b.len()));
+    let i = a
+        .iter()
+        .zip(&b)
+        .position(|(x, y)| x != y)
+        .unwrap_or(a.len().min(b.len()));
     let lo = i.saturating_sub(8);
     format!(
         "first difference at line {i}\n--- nft:\n{}\n--- batch:\n{}",
@@ -310,7 +314,10 @@ fn scenario(tag: &str, b: Bundle, opts: &RenderOptions) {
         );
     }
 
-    pair.apply(&format!("{tag}: delete"), &bulkhead_dataplane::diff::delete_table());
+    pair.apply(
+        &format!("{tag}: delete"),
+        &bulkhead_dataplane::diff::delete_table(),
+    );
 }
 
 #[test]

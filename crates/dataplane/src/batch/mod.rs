@@ -81,12 +81,12 @@ fn encode_full(tx: &Transaction) -> Result<Encoded, BatchError> {
     };
     for (i, cmd) in tx.cmds.iter().enumerate() {
         let before = e.b.seq();
-        e.cmd(cmd)
-            .map_err(|err| match err {
-                BatchError::Unsupported(m) => BatchError::Unsupported(format!("command {i}: {m}")),
-                other => other,
-            })?;
-        e.cmd_of_seq.resize(e.cmd_of_seq.len() + (e.b.seq() - before) as usize, i);
+        e.cmd(cmd).map_err(|err| match err {
+            BatchError::Unsupported(m) => BatchError::Unsupported(format!("command {i}: {m}")),
+            other => other,
+        })?;
+        e.cmd_of_seq
+            .resize(e.cmd_of_seq.len() + (e.b.seq() - before) as usize, i);
     }
     let (bytes, last_seq) = e.b.finish();
     Ok(Encoded {
@@ -125,7 +125,10 @@ fn describe(m: &str, cmd_of_seq: &[usize], tx: &Transaction) -> String {
     let seq = m
         .rsplit_once("(message ")
         .and_then(|(_, s)| s.trim_end_matches(')').parse::<usize>().ok());
-    match seq.and_then(|s| cmd_of_seq.get(s)).filter(|&&i| i != usize::MAX) {
+    match seq
+        .and_then(|s| cmd_of_seq.get(s))
+        .filter(|&&i| i != usize::MAX)
+    {
         Some(&i) => format!("{m}: {}", tx.cmds[i].summary()),
         None => m.to_string(),
     }
@@ -190,11 +193,8 @@ pub(crate) fn transact(buf: &[u8], last_seq: u32) -> Result<(), BatchError> {
     }
     // Never wait forever for an answer that does not come.
     let timeout = nix::sys::time::TimeVal::new(10, 0);
-    let _ = nix::sys::socket::setsockopt(
-        &socket,
-        nix::sys::socket::sockopt::ReceiveTimeout,
-        &timeout,
-    );
+    let _ =
+        nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::ReceiveTimeout, &timeout);
     socket.send(buf, 0)?;
 
     let mut first_error: Option<String> = None;
@@ -218,7 +218,8 @@ pub(crate) fn transact(buf: &[u8], last_seq: u32) -> Result<(), BatchError> {
                 break;
             }
             if ty == NLMSG_ERROR && off + 20 <= n {
-                let code = i32::from_ne_bytes(rx[off + 16..off + 20].try_into().unwrap_or_default());
+                let code =
+                    i32::from_ne_bytes(rx[off + 16..off + 20].try_into().unwrap_or_default());
                 if code != 0 && first_error.is_none() {
                     first_error = Some(format!(
                         "{} (message {seq})",

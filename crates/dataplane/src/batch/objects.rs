@@ -148,15 +148,16 @@ fn elem_of(kind: SetKind, e: &Expression) -> Option<Elem> {
             let a = addr(e).and_then(fam_ok)?;
             IpNet::new(a, if v6 { 128 } else { 32 }).ok().map(Elem::Net)
         }
-        (SetKind::AddrPorts4 | SetKind::AddrPorts6, Expression::Named(NamedExpression::Concat(c))) => {
-            match c.as_slice() {
-                [a, Expression::Number(p)] => Some(Elem::AddrPort(
-                    addr(a).and_then(fam_ok)?,
-                    u16::try_from(*p).ok()?,
-                )),
-                _ => None,
-            }
-        }
+        (
+            SetKind::AddrPorts4 | SetKind::AddrPorts6,
+            Expression::Named(NamedExpression::Concat(c)),
+        ) => match c.as_slice() {
+            [a, Expression::Number(p)] => Some(Elem::AddrPort(
+                addr(a).and_then(fam_ok)?,
+                u16::try_from(*p).ok()?,
+            )),
+            _ => None,
+        },
         (SetKind::AddrMarks4 | SetKind::AddrMarks6, Expression::List(l)) => match l.as_slice() {
             [a, Expression::Number(m)] => Some(Elem::AddrMark(addr(a).and_then(fam_ok)?, *m)),
             _ => None,
@@ -365,7 +366,8 @@ impl Encoder<'_> {
 
     fn chain_msg(&mut self, msg: u8, c: &Chain) -> Result<(), BatchError> {
         inet(c.family)?;
-        self.b.begin(msg, if msg == NEWCHAIN { NLM_F_CREATE } else { 0 });
+        self.b
+            .begin(msg, if msg == NEWCHAIN { NLM_F_CREATE } else { 0 });
         self.b.str(NFTA_CHAIN_TABLE, &c.table);
         self.b.str(NFTA_CHAIN_NAME, &c.name);
         Ok(())
@@ -519,7 +521,10 @@ impl Encoder<'_> {
             match elem_of(info.kind, x) {
                 Some(el) => elems.push(el),
                 None => {
-                    return unsupported(format!("element {x:?} of set {} ({:?})", e.name, info.kind));
+                    return unsupported(format!(
+                        "element {x:?} of set {} ({:?})",
+                        e.name, info.kind
+                    ));
                 }
             }
         }

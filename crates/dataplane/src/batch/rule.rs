@@ -93,7 +93,9 @@ enum Ty {
     Port,
     Concat(Vec<Ty>),
     /// ICMP / ICMPv6 type: one byte; the anonymous-set key (datatype, payload desc).
-    IcmpType { v6: bool },
+    IcmpType {
+        v6: bool,
+    },
 }
 
 /// What nft knows from earlier matches of the rule (its protocol context).
@@ -108,6 +110,7 @@ struct Compiler<'e, 'a> {
     ctx: Ctx,
     out: Vec<Ex>,
     anon: Vec<AnonSet>,
+    pending: Option<PendingCmp>,
 }
 
 fn meta_load(key: u32, dreg: u32) -> Ex {
@@ -239,7 +242,103 @@ fn value(ty: &Ty, e: &Expression) -> Result<Vec<u8>, BatchError> {
     })
 }
 
+fn payload_load(dreg: u32, base: u32, off: u32, len: u32) -> Ex {
+    Ex {
+        name: "payload",
+        attrs: vec![
+            A::Be32(1, dreg),
+            A::Be32(2, base),
+            A::Be32(3, off),
+            A::Be32(4, len),
+        ],
+    }
+}
+
+/// A payload equality nft may merge with the next one (see [`Compiler::pending`]).
+struct PendingCmp {
+    base: u32,
+    off: u32,
+    data: Vec<u8>,
+}
+
 impl Compiler<'_, '_> {
+    /// A header field: (base, offset, length, type), after the dependency match nft
+    /// inserts for it when the rule has not matched its protocol yet.
+    fn payload_field(
+        &mut self,
+        proto: &str,
+        field: &str,
+    ) -> Result<(u32, u32, u32, Ty), BatchError> {
+        let f = match (proto, field) {
+            ("ip", "saddr") => (1, 12, 4, Ty::Ip4),
+            ("ip", "daddr") => (1, 16, 4, Ty::Ip4),
+            ("ip6", "saddr") => (1, 8, 16, Ty::Ip6),
+            ("ip6", "daddr") => (1, 24, 16, Ty::Ip6),
+            ("th", "sport") => (2, 0, 2, Ty::Port),
+            ("th", "dport") => (2, 2, 2, Ty::Port),
+            ("icmp", "type") => (2, 0, 1, Ty::IcmpType { v6: false }),
+            ("icmp", "code") => (2, 1, 1, Ty::U8),
+            ("icmpv6", "type") => (2, 0, 1, Ty::IcmpType { v6: true }),
+            ("icmpv6", "code") => (2, 1, 1, Ty::U8),
+            (p, f) => return unsupported(format!("payload {p} {f}")),
+        };
+        match proto {
+            "ip" => self.need_nfproto(NFPROTO_IPV4)?,
+            "ip6" => self.need_nfproto(NFPROTO_IPV6)?,
+            "icmp" => self.need_l4(1)?,
+            "icmpv6" => self.need_l4(58)?,
+            // `th` is the raw transport header: no dependency.
+            _ => {}
+        }
+        Ok(f)
+    }
+
+    fn flush_pending(&mut self) {
+        if let Some(p) = self.pending.take() {
+            self.out
+                .push(payload_load(REG_1, p.base, p.off, p.data.len() as u32));
+            self.out.push(cmp(0, p.data));
+        }
+    }
+
+    /// `PAYLOAD == VALUE`, which nft merges with an adjacent one of the same header into
+    /// one load and one comparison (`icmp type 8 icmp code 0`: 2 bytes at offset 0).
+    fn payload_eq(&mut self, m: &Match) -> Result<bool, BatchError> {
+        let Expression::Named(NamedExpression::Payload(Payload::PayloadField(f))) = &m.left else {
+            return Ok(false);
+        };
+        if !matches!(m.op, Operator::EQ | Operator::IN)
+            || !matches!(&m.right, Expression::Number(_) | Expression::String(_))
+            || matches!(&m.right, Expression::String(s) if s.starts_with('@'))
+        {
+            return Ok(false);
+        }
+        let known = (self.ctx.nfproto, self.ctx.l4);
+        let (base, off, len, ty) = self.payload_field(&f.protocol, &f.field)?;
+        if (self.ctx.nfproto, self.ctx.l4) != known {
+            // A dependency was just emitted: it belongs before any pending comparison.
+            let dep = self.out.split_off(self.out.len() - 2);
+            self.flush_pending();
+            self.out.extend(dep);
+        }
+        let data = value(&ty, &m.right)?;
+        debug_assert_eq!(data.len() as u32, len);
+        match &mut self.pending {
+            Some(p)
+                if p.base == base
+                    && p.off + p.data.len() as u32 == off
+                    && p.data.len() + data.len() <= 16 =>
+            {
+                p.data.extend(data);
+            }
+            _ => {
+                self.flush_pending();
+                self.pending = Some(PendingCmp { base, off, data });
+            }
+        }
+        Ok(true)
+    }
+
     /// The match nft inserts when a header needs a protocol the rule has not matched.
     fn need_nfproto(&mut self, want: u8) -> Result<(), BatchError> {
         match self.ctx.nfproto {
@@ -299,37 +398,8 @@ impl Compiler<'_, '_> {
                 Ok(ty)
             }
             Expression::Named(NamedExpression::Payload(Payload::PayloadField(f))) => {
-                // (base, offset, length, type)
-                let (base, off, len, ty) = match (f.protocol.as_ref(), f.field.as_ref()) {
-                    ("ip", "saddr") => (1, 12, 4, Ty::Ip4),
-                    ("ip", "daddr") => (1, 16, 4, Ty::Ip4),
-                    ("ip6", "saddr") => (1, 8, 16, Ty::Ip6),
-                    ("ip6", "daddr") => (1, 24, 16, Ty::Ip6),
-                    ("th", "sport") => (2, 0, 2, Ty::Port),
-                    ("th", "dport") => (2, 2, 2, Ty::Port),
-                    ("icmp", "type") => (2, 0, 1, Ty::IcmpType { v6: false }),
-                    ("icmp", "code") => (2, 1, 1, Ty::U8),
-                    ("icmpv6", "type") => (2, 0, 1, Ty::IcmpType { v6: true }),
-                    ("icmpv6", "code") => (2, 1, 1, Ty::U8),
-                    (p, f) => return unsupported(format!("payload {p} {f}")),
-                };
-                match f.protocol.as_ref() {
-                    "ip" => self.need_nfproto(NFPROTO_IPV4)?,
-                    "ip6" => self.need_nfproto(NFPROTO_IPV6)?,
-                    "icmp" => self.need_l4(1)?,
-                    "icmpv6" => self.need_l4(58)?,
-                    // `th` is raw transport header: no dependency.
-                    _ => {}
-                }
-                self.out.push(Ex {
-                    name: "payload",
-                    attrs: vec![
-                        A::Be32(1, dreg),
-                        A::Be32(2, base),
-                        A::Be32(3, off),
-                        A::Be32(4, len),
-                    ],
-                });
+                let (base, off, len, ty) = self.payload_field(&f.protocol, &f.field)?;
+                self.out.push(payload_load(dreg, base, off, len));
                 Ok(ty)
             }
             Expression::Named(NamedExpression::Socket(s)) => {
@@ -502,7 +572,8 @@ impl Compiler<'_, '_> {
                         self.out.push(cmp(1, 0u32.to_ne_bytes().to_vec()));
                     }
                     Operator::EQ | Operator::NEQ => {
-                        self.out.push(cmp(op_code(m.op)?, mask.to_ne_bytes().to_vec()));
+                        self.out
+                            .push(cmp(op_code(m.op)?, mask.to_ne_bytes().to_vec()));
                     }
                     other => return unsupported(format!("{other:?} on ct state")),
                 }
@@ -588,6 +659,12 @@ impl Compiler<'_, '_> {
     }
 
     fn statement(&mut self, s: &Statement) -> Result<(), BatchError> {
+        if let Statement::Match(m) = s
+            && self.payload_eq(m)?
+        {
+            return Ok(());
+        }
+        self.flush_pending();
         match s {
             Statement::Match(m) => self.matches(m)?,
             Statement::Accept(_) => self.out.push(immediate_verdict(1, None)),
@@ -714,10 +791,12 @@ impl Encoder<'_> {
             ctx: Ctx::default(),
             out: Vec::new(),
             anon: Vec::new(),
+            pending: None,
         };
         for s in r.expr.iter() {
             c.statement(s)?;
         }
+        c.flush_pending();
         let (exprs, anon) = (c.out, c.anon);
         // Anonymous sets first, each with its elements, as nft sends them.
         let mut anon_ids = Vec::new();
@@ -728,7 +807,8 @@ impl Encoder<'_> {
             self.b.begin(NEWSET, NLM_F_CREATE);
             self.b.str(NFTA_SET_TABLE, &r.table);
             self.b.str(NFTA_SET_NAME, "__set%d");
-            self.b.be32(NFTA_SET_FLAGS, NFT_SET_ANONYMOUS | NFT_SET_CONSTANT);
+            self.b
+                .be32(NFTA_SET_FLAGS, NFT_SET_ANONYMOUS | NFT_SET_CONSTANT);
             self.b.be32(NFTA_SET_KEY_TYPE, a.key_type);
             self.b.be32(NFTA_SET_KEY_LEN, a.key_len);
             self.b.be32(NFTA_SET_ID, id);
