@@ -138,7 +138,7 @@ impl Nft {
 }
 
 /// The set kind a name stands for (bulkhead names every object it creates).
-fn kind_of(name: &str) -> Option<SetKind> {
+pub(crate) fn kind_of(name: &str) -> Option<SetKind> {
     const PREFIXES: [(&str, SetKind); 9] = [
         ("s_", SetKind::Marks),
         ("n4_", SetKind::AddrPorts4),

@@ -19,6 +19,7 @@
 //! traffic is accepted by conntrack before any of this.
 #![forbid(unsafe_code)]
 
+pub mod batch;
 pub mod diff;
 pub mod ids;
 pub mod kernel;
