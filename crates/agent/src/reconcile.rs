@@ -18,16 +18,41 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use bulkhead_dataplane::Transaction;
+use bulkhead_dataplane::batch::BatchError;
 use bulkhead_dataplane::kernel::Nft;
 use bulkhead_dataplane::node::{NodeState, Update, WorkloadChange};
 use bulkhead_dataplane::{RenderOptions, Ruleset};
 use bulkhead_policy::Engine;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::config::Config;
 use crate::decide::{NodeScope, local_addresses};
 use crate::sources::{Delta, Role, Sources};
 use crate::status::{Counters, Latency, Status, append_latency, now_rfc3339};
+
+/// Apply a transaction as one netlink batch from this process (a few ms), or through
+/// `nft` (15-50 ms against a big table, see docs/BENCHMARKS.md) when it holds something
+/// the batch encoder does not know. Either way it is one kernel transaction.
+fn apply_tx(nft: &Nft, tx: &Transaction) -> Result<&'static str, String> {
+    match bulkhead_dataplane::batch::apply(None, tx) {
+        Ok(()) => Ok("netlink"),
+        Err(BatchError::Unsupported(why)) => {
+            debug!(%why, "not expressible as a netlink batch; applying with nft");
+            nft.apply(tx)
+                .map(|()| "nft")
+                .map_err(|e| format!("nft: {e}"))
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Free a replaced ruleset (or policy) on another thread: off the change's critical path.
+fn retire<T: Send + 'static>(old: T) {
+    let _ = std::thread::Builder::new()
+        .name("free".into())
+        .spawn(move || drop(old));
+}
 
 /// What the reconcile loop shares with the flow and conntrack threads.
 pub struct Shared {
@@ -80,6 +105,8 @@ pub struct Reconciler {
     /// Element-only updates since the last full one (a full one then sweeps chains and
     /// sets no identity uses any more).
     since_full: usize,
+    /// How the last update reached the kernel (netlink or nft), for the log.
+    via: &'static str,
     sources: Sources,
     pub shared: Arc<Shared>,
     pub status: Status,
@@ -120,10 +147,9 @@ impl Reconciler {
         };
         let ta = Instant::now();
         if let Update::Full { tx, .. } = &update {
-            nft.apply(tx)
-                .map_err(|e| StartError::Kernel(e.to_string()))?;
+            apply_tx(&nft, tx).map_err(StartError::Kernel)?;
         }
-        node.commit(update);
+        let _ = node.commit(update);
         let apply = ta.elapsed();
         info!(
             commands,
@@ -149,6 +175,7 @@ impl Reconciler {
             opts,
             node,
             since_full: 0,
+            via: "",
             sources,
             shared,
             status: Status {
@@ -228,7 +255,7 @@ impl Reconciler {
         t0: Instant,
     ) -> Outcome {
         let ts = Instant::now();
-        let delta = match self.sources.stage(paths, rescan) {
+        let mut delta = match self.sources.stage(paths, rescan) {
             Ok(d) => d,
             Err(d) => {
                 return self.reject("bad input", d.iter().map(|x| x.to_string()).collect());
@@ -259,7 +286,7 @@ impl Reconciler {
             && delta.upsert_nodes.is_empty();
         // Only policy: the kernel's workload-derived sets stay as they are.
         let policy_only = delta.policy.is_some() && !delta.touches_inventory();
-        let changes = match self.apply_to_engine(&delta) {
+        let changes = match self.apply_to_engine(&mut delta) {
             Ok(c) => c,
             Err(errs) => return self.reject("policy does not compile", errs),
         };
@@ -289,6 +316,7 @@ impl Reconciler {
             resolve_ms = ms(resolve),
             render_diff_ms = ms(render_diff),
             apply_ms = ms(apply),
+            via = self.via,
             "applied"
         );
         if let Err(e) = append_latency(
@@ -314,16 +342,19 @@ impl Reconciler {
 
     /// Policy first (it may fail, and then nothing changes), then inventory (cannot).
     /// Returns each workload as it was before and is after.
-    fn apply_to_engine(&mut self, d: &Delta) -> Result<Vec<WorkloadChange>, Vec<String>> {
+    fn apply_to_engine(&mut self, d: &mut Delta) -> Result<Vec<WorkloadChange>, Vec<String>> {
         let mut engine = self
             .shared
             .engine
             .write()
             .unwrap_or_else(|e| e.into_inner());
-        if let Some(p) = &d.policy {
-            engine
-                .set_policy(p.clone())
+        // The engine takes the policy set (no copy: thousands of documents); the
+        // sources keep their per-file parses.
+        if let Some(p) = d.policy.take() {
+            let retired = engine
+                .replace_policy(p)
                 .map_err(|errs| errs.iter().map(|e| e.to_string()).collect::<Vec<_>>())?;
+            retire(retired);
         }
         for ns in &d.upsert_namespaces {
             engine.upsert_namespace(ns.clone());
@@ -397,17 +428,20 @@ impl Reconciler {
         let (commands, result) = match &update {
             Update::Elements { ops, .. } => (
                 ops.len(),
-                bulkhead_dataplane::netlink::apply(None, ops).map_err(|e| e.to_string()),
+                bulkhead_dataplane::netlink::apply(None, ops)
+                    .map(|()| "netlink")
+                    .map_err(|e| e.to_string()),
             ),
-            Update::Full { tx, .. } => (tx.len(), self.nft.apply(tx).map_err(|e| e.to_string())),
+            Update::Full { tx, .. } => (tx.len(), apply_tx(&self.nft, tx)),
         };
         match result {
-            Ok(()) => {
+            Ok(via) => {
+                self.via = via;
                 self.since_full = match &update {
                     Update::Elements { .. } => self.since_full + 1,
                     Update::Full { .. } => 0,
                 };
-                self.node.commit(update);
+                retire(self.node.commit(update));
                 (commands, t.elapsed(), None)
             }
             Err(first) => {
@@ -422,14 +456,15 @@ impl Reconciler {
                     return (commands, t.elapsed(), Some(first));
                 };
                 let n = tx.len();
-                match self.nft.apply(tx) {
-                    Ok(()) => {
-                        self.node.commit(retry);
+                match apply_tx(&self.nft, tx) {
+                    Ok(via) => {
+                        self.via = via;
+                        let _ = self.node.commit(retry);
                         self.since_full = 0;
                         (n, t.elapsed(), None)
                     }
                     // The kernel holds what it holds: the next change diffs from there.
-                    Err(e) => (n, t.elapsed(), Some(format!("nft: {e}"))),
+                    Err(e) => (n, t.elapsed(), Some(e)),
                 }
             }
         }

@@ -63,9 +63,7 @@ pub fn start(inputs: &[PathBuf], tx: Sender<Event>) -> notify::Result<Recommende
                 let complete = matches!(
                     ev.kind,
                     EventKind::Access(AccessKind::Close(AccessMode::Write))
-                        | EventKind::Modify(ModifyKind::Name(
-                            RenameMode::To | RenameMode::Both
-                        ))
+                        | EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both))
                         | EventKind::Remove(_)
                 );
                 if !interesting && !rescan {
@@ -180,7 +178,12 @@ mod tests {
         let mut b = Batch::new(t);
         b.add(vec!["a.yaml".into()], false, false, t);
         assert_eq!(b.due(d), t + Duration::from_millis(30));
-        b.add(vec!["a.yaml".into()], false, false, t + Duration::from_millis(20));
+        b.add(
+            vec!["a.yaml".into()],
+            false,
+            false,
+            t + Duration::from_millis(20),
+        );
         assert_eq!(b.due(d), t + Duration::from_millis(50));
         // A writer that never pauses is still served after `max`.
         for i in 0..20 {

@@ -46,6 +46,39 @@ fn run(ns: &str) {
         full.object_count(),
         t.elapsed()
     );
+    // What the kernel's commit costs by itself: a new chain whose rule jumps (the
+    // kernel then re-validates the table's whole jump graph) against one that does not.
+    for (what, stmt) in [
+        (
+            "chain with an accept rule",
+            nftables::stmt::Statement::Accept(None),
+        ),
+        (
+            "chain with a jump",
+            nftables::stmt::Statement::Jump(nftables::stmt::JumpTarget {
+                target: "deny".into(),
+            }),
+        ),
+    ] {
+        let mut next = full.clone();
+        next.chains.insert(
+            format!("zz_{}", what.len()),
+            bulkhead_dataplane::ruleset::ChainState {
+                hook: None,
+                rules: std::sync::Arc::new(vec![vec![stmt]]),
+                hash: Some(1),
+            },
+        );
+        let tx = diff(&full, &next);
+        let t = Instant::now();
+        batch::apply(Some(ns), &tx).unwrap();
+        println!(
+            "{what}: {} commands via batch in {:?}",
+            tx.len(),
+            t.elapsed()
+        );
+        batch::apply(Some(ns), &diff(&next, &full)).unwrap();
+    }
     let mut prev = full;
     let (mut via_nft, mut via_batch) = (Vec::new(), Vec::new());
     for i in 0..10u16 {

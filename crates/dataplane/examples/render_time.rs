@@ -9,7 +9,13 @@ use bulkhead_policy::Engine;
 use bulkhead_policy::spec::{PortSel, PortSpec};
 
 fn main() {
-    let b = bulkhead_synth::cluster(10_000, 1_000, 7);
+    // Input directories (e.g. the latency bench's), or a synthetic cluster.
+    let dirs: Vec<std::path::PathBuf> = std::env::args().skip(1).map(Into::into).collect();
+    let b = if dirs.is_empty() {
+        bulkhead_synth::cluster(10_000, 1_000, 7)
+    } else {
+        bulkhead_manifest::load(&dirs, false).unwrap()
+    };
     let mut e = Engine::new(&b).unwrap();
     let mut ids = KernelIds::new();
     let opts = RenderOptions::default();
@@ -43,7 +49,8 @@ fn main() {
     for i in 0..edits {
         // One policy's first rule gets another port.
         let mut set = e.policy().clone();
-        let p = &mut set.policies[(i * 7) % 1000];
+        let n = set.policies.len();
+        let p = &mut set.policies[(i * 7) % n];
         if let Some(r) = p.ingress.first_mut().or(p.egress.first_mut()) {
             r.ports = vec![PortSpec {
                 protocol: Some(bulkhead_model::Protocol::Tcp),

@@ -197,7 +197,7 @@ pub fn diff(old: &Ruleset, new: &Ruleset) -> Transaction {
     let mut deletes: Vec<NfCmd<'static>> = Vec::new();
     let none = BTreeSet::new();
     for (name, s) in &new.sets {
-        let wanted = s.elems.as_ref().unwrap_or(&none);
+        let wanted: &BTreeSet<Elem> = s.elems.as_deref().unwrap_or(&none);
         let current = old.sets.get(name).filter(|o| o.kind == s.kind);
         let (add, del): (BTreeSet<Elem>, BTreeSet<Elem>) = match current.map(|o| &o.elems) {
             None => (wanted.clone(), BTreeSet::new()),
@@ -205,11 +205,19 @@ pub fn diff(old: &Ruleset, new: &Ruleset) -> Transaction {
                 cmds.push(NfCmd::Flush(flush_set(name, s.kind)));
                 (wanted.clone(), BTreeSet::new())
             }
-            // Most sets are unchanged: one linear comparison, nothing copied.
-            Some(Some(have)) if have == wanted => continue,
+            // Most sets are unchanged: the same shared set (carried over), or one
+            // linear comparison; nothing copied.
+            Some(Some(have))
+                if s.elems
+                    .as_ref()
+                    .is_some_and(|w| std::sync::Arc::ptr_eq(have, w))
+                    || **have == *wanted =>
+            {
+                continue;
+            }
             Some(Some(have)) => (
                 wanted.difference(have).cloned().collect(),
-                have.difference(wanted).cloned().collect(),
+                have.difference(wanted).cloned().collect::<BTreeSet<Elem>>(),
             ),
         };
         // A verdict-map entry whose target changed must be deleted before it is re-added.

@@ -44,7 +44,7 @@ impl KernelIds {
         self.egress_sigs.seed(observed, "e_dispatch");
         self.ingress_sigs.seed(observed, "i_dispatch");
         for map in ["id4", "id6"] {
-            let Some(elems) = observed.sets.get(map).and_then(|s| s.elems.as_ref()) else {
+            let Some(elems) = observed.sets.get(map).and_then(|s| s.elems.as_deref()) else {
                 continue;
             };
             for e in elems {
@@ -170,7 +170,7 @@ impl SigIds {
 
     /// Learn numbers from a dispatch map as the kernel holds it.
     pub fn seed(&mut self, observed: &Ruleset, map: &str) {
-        let Some(elems) = observed.sets.get(map).and_then(|s| s.elems.as_ref()) else {
+        let Some(elems) = observed.sets.get(map).and_then(|s| s.elems.as_deref()) else {
             return;
         };
         for e in elems {

@@ -219,7 +219,11 @@ pub fn parse_table(v: &Value) -> Ruleset {
                 };
                 let elems = match s.get("elem").and_then(Value::as_array) {
                     None => Some(Default::default()),
-                    Some(list) => list.iter().map(|e| Elem::from_json(kind, e)).collect(),
+                    Some(list) => list
+                        .iter()
+                        .map(|e| Elem::from_json(kind, e))
+                        .collect::<Option<_>>()
+                        .map(std::sync::Arc::new),
                 };
                 rs.sets.insert(name.to_string(), SetState { kind, elems });
             }

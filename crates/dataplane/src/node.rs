@@ -113,13 +113,16 @@ impl NodeState {
         }
     }
 
-    /// The kernel accepted `update`: it is now what the kernel holds.
-    pub fn commit(&mut self, update: Update) {
+    /// The kernel accepted `update`: it is now what the kernel holds. Returns what it
+    /// replaced, for the caller to free where the time does not matter (tens of
+    /// thousands of elements).
+    pub fn commit(&mut self, update: Update) -> Option<Box<Ruleset>> {
         match update {
             Update::Full { desired, index, .. } => {
-                self.applied = *desired;
+                let old = std::mem::replace(&mut self.applied, *desired);
                 self.index = index;
                 self.indexed = true;
+                Some(Box::new(old))
             }
             Update::Elements { ops, released } => {
                 for op in ops {
@@ -128,6 +131,7 @@ impl NodeState {
                         .sets
                         .get_mut(&op.set)
                         .and_then(|s| s.elems.as_mut())
+                        .map(std::sync::Arc::make_mut)
                     {
                         if op.add {
                             elems.insert(op.elem);
@@ -139,12 +143,13 @@ impl NodeState {
                 for k in released {
                     self.ids.release(&k);
                 }
+                None
             }
         }
     }
 
     fn elems(&self, set: &str) -> Option<&BTreeSet<Elem>> {
-        self.applied.sets.get(set).and_then(|s| s.elems.as_ref())
+        self.applied.sets.get(set).and_then(|s| s.elems.as_deref())
     }
 
     /// The signature numbers a local identity's addresses carry, if its signature chains

@@ -22,6 +22,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use bulkhead_model::{PortRange, Protocol};
 use bulkhead_policy::Engine;
@@ -40,7 +41,7 @@ mod cache;
 mod divert;
 
 pub use cache::RenderCache;
-use cache::{Rendered, SetUse, rules_key};
+use cache::{Rendered, SetUse, SigChains, rules_key};
 
 /// What to render for which node.
 #[derive(Clone, Debug, Default)]
@@ -143,12 +144,7 @@ pub fn render_cached(
         numbers[id as usize] = ids.number(engine, id);
     }
     // Every selector's set name, and back: cached chains name selectors by set.
-    let sel_sets: Vec<String> = engine
-        .compiled()
-        .selectors
-        .iter()
-        .map(|sel| content_name("s_", sel.to_string().as_bytes()))
-        .collect();
+    let sel_sets: Vec<String> = cache.selector_sets(&engine.compiled().selectors);
     let sel_by_name = sel_sets
         .iter()
         .enumerate()
@@ -186,6 +182,9 @@ pub fn render_cached(
     (r.out, r.index)
 }
 
+/// A policy's chain in one direction, and whether it has Pass rules.
+type PolicyChain = (Arc<str>, bool);
+
 /// (port name, protocol) -> (address, port) of every workload that names it.
 type NamedPorts<'a> = FxHashMap<(&'a str, Protocol), Vec<(IpAddr, u16)>>;
 
@@ -210,11 +209,11 @@ struct Renderer<'a> {
     ids: &'a mut KernelIds,
     out: Ruleset,
     /// (policy index, direction) -> (chain, has Pass rules), None if it renders nothing.
-    policy_chains: FxHashMap<(u32, Direction), Option<(String, bool)>>,
+    policy_chains: FxHashMap<(u32, Direction), Option<PolicyChain>>,
     index: RenderIndex,
     /// Egress and ingress signature numbers of each local identity.
     local_sigs: FxHashMap<u32, (u32, u32)>,
-    np_chains: FxHashMap<(u32, Direction), Option<String>>,
+    np_chains: FxHashMap<(u32, Direction), Option<Arc<str>>>,
 }
 
 /// One way a rule's peer can match, as nft statements (and the address family they need).
@@ -237,15 +236,44 @@ const PORT_PROTOCOLS: [Protocol; 3] = [Protocol::Tcp, Protocol::Udp, Protocol::S
 
 impl<'a> Renderer<'a> {
     fn set(&mut self, name: &str, kind: SetKind) -> &mut std::collections::BTreeSet<Elem> {
-        self.out
+        let elems = self
+            .out
             .sets
             .entry(name.to_string())
             .or_insert_with(|| SetState {
                 kind,
-                elems: Some(BTreeSet::new()),
+                elems: Some(Default::default()),
             })
             .elems
-            .get_or_insert_with(BTreeSet::new)
+            .get_or_insert_with(Default::default);
+        Arc::make_mut(elems)
+    }
+
+    /// Fill a set: a new one takes `elems` whole (no element-by-element insertion:
+    /// address sets hold tens of thousands).
+    fn fill(&mut self, name: &str, kind: SetKind, elems: BTreeSet<Elem>) {
+        self.fill_shared(name, kind, Arc::new(elems));
+    }
+
+    /// [`Renderer::fill`] with a shared set: a new set shares it (a set carried over
+    /// from what the kernel holds costs nothing, and diffs as unchanged at once).
+    fn fill_shared(&mut self, name: &str, kind: SetKind, elems: Arc<BTreeSet<Elem>>) {
+        match self.out.sets.get_mut(name) {
+            Some(SetState {
+                elems: Some(have), ..
+            }) if !have.is_empty() => {
+                Arc::make_mut(have).extend(elems.iter().cloned());
+            }
+            _ => {
+                self.out.sets.insert(
+                    name.to_string(),
+                    SetState {
+                        kind,
+                        elems: Some(elems),
+                    },
+                );
+            }
+        }
     }
 
     fn chain(&mut self, name: &str, hook: Option<Hook>, rules: Vec<Stmts>) {
@@ -254,7 +282,7 @@ impl<'a> Renderer<'a> {
             name.to_string(),
             ChainState {
                 hook,
-                rules: std::sync::Arc::new(rules),
+                rules: Arc::new(rules),
                 hash: Some(hash),
             },
         );
@@ -286,7 +314,7 @@ impl<'a> Renderer<'a> {
             ("dst6", SetKind::AddrMarks6),
         ];
         let previous = std::mem::replace(&mut self.cache.local_sigs, self.local_sigs.clone());
-        let carried: Option<Vec<BTreeSet<Elem>>> = MAPS
+        let carried: Option<Vec<Arc<BTreeSet<Elem>>>> = MAPS
             .iter()
             .map(|(name, kind)| self.carried(name, *kind))
             .collect();
@@ -301,7 +329,7 @@ impl<'a> Renderer<'a> {
                 .map(|(id, _)| *id)
                 .collect();
             for ((name, kind), elems) in MAPS.iter().zip(maps) {
-                *self.set(name, *kind) = elems;
+                self.fill_shared(name, *kind, elems);
             }
             if changed.is_empty() {
                 return;
@@ -462,18 +490,41 @@ impl<'a> Renderer<'a> {
         let Some(ep) = engine.endpoint_policy(id) else {
             return CHAIN_DENY.to_string();
         };
-        let tail = self.tail_chain(ep, dir);
-        let jumps: Vec<(String, bool)> = ep
+        let jumps: Vec<(Arc<str>, bool)> = ep
             .policies
             .iter()
             .filter_map(|&pi| self.policy_chain(pi, dir))
             .collect();
+        let isolated = match dir {
+            Direction::Ingress => ep.ingress_isolated,
+            Direction::Egress => ep.egress_isolated,
+        };
+        let nps: Vec<Arc<str>> = if isolated {
+            ep.network_policies
+                .iter()
+                .filter_map(|&ni| self.np_chain(ni, dir))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        // The same resolution over the same chains as last time: the same two chains.
+        let skey = (SignatureKey::of(ep), dir);
+        if let Some(hit) = self.cache.get_sig(&skey, &jumps, &nps) {
+            for (name, chain) in [&hit.tail, &hit.sig] {
+                if !self.out.chains.contains_key(name) {
+                    self.out.chains.insert(name.clone(), chain.clone());
+                }
+            }
+            return hit.sig.0.clone();
+        }
+        let (tail, tail_key) = self.tail_chain(ep, dir, &nps);
         let prefix = format!("{}s_", Self::prefix(dir));
         let mut key = format!("{prefix}|{tail}");
         for (chain, has_pass) in &jumps {
             let _ = write!(key, "|{chain}{}", u8::from(*has_pass));
         }
-        self.keyed_chain(key, &prefix, || {
+        let sig_key = key.clone();
+        let name = self.keyed_chain(key, &prefix, || {
             let mut rules: Vec<Stmts> = Vec::new();
             for (chain, has_pass) in &jumps {
                 rules.push(vec![jump(chain)]);
@@ -490,7 +541,16 @@ impl<'a> Renderer<'a> {
             }
             rules.push(vec![goto(&tail)]);
             rules
-        })
+        });
+        let entry = SigChains {
+            jumps,
+            nps,
+            tail: (tail.clone(), self.out.chains[&tail].clone()),
+            sig: (name.clone(), self.out.chains[&name].clone()),
+            keys: [tail_key, sig_key],
+        };
+        self.cache.put_sig(skey, entry);
+        name
     }
 
     /// A chain made of jumps to other chains (signature and tail chains), cached under
@@ -502,17 +562,17 @@ impl<'a> Renderer<'a> {
         build: impl FnOnce() -> Vec<Stmts>,
     ) -> String {
         if let Some(r) = self.cache.get(&key) {
-            if !self.out.chains.contains_key(&r.name) {
-                self.out.chains.insert(r.name.clone(), r.chain.clone());
+            if !self.out.chains.contains_key(&*r.name) {
+                self.out.chains.insert(r.name.to_string(), r.chain.clone());
             }
-            return r.name.clone();
+            return r.name.to_string();
         }
         let name = self.content_chain(prefix, build());
         let chain = self.out.chains[&name].clone();
         self.cache.put(
             key,
-            std::sync::Arc::new(Rendered {
-                name: name.clone(),
+            Arc::new(Rendered {
+                name: name.as_str().into(),
                 chain,
                 has_pass: false,
                 uses: Vec::new(),
@@ -522,7 +582,12 @@ impl<'a> Renderer<'a> {
     }
 
     /// Tier 2 (NetworkPolicy isolation: the union of allows, else deny) or tier 3 (mode).
-    fn tail_chain(&mut self, ep: &bulkhead_policy::EndpointPolicy, dir: Direction) -> String {
+    fn tail_chain(
+        &mut self,
+        ep: &bulkhead_policy::EndpointPolicy,
+        dir: Direction,
+        nps: &[Arc<str>],
+    ) -> (String, String) {
         let isolated = match dir {
             Direction::Ingress => ep.ingress_isolated,
             Direction::Egress => ep.egress_isolated,
@@ -533,26 +598,18 @@ impl<'a> Renderer<'a> {
             Direction::Egress => dst_id(),
             Direction::Ingress => src_id(),
         };
-        let nps: Vec<String> = if isolated {
-            ep.network_policies
-                .iter()
-                .filter_map(|&ni| self.np_chain(ni, dir))
-                .collect()
-        } else {
-            Vec::new()
-        };
         let prefix = format!("{}t_", Self::prefix(dir));
         let mut key = format!("{prefix}|{isolated}|{:?}", ep.mode);
-        for c in &nps {
+        for c in nps {
             let _ = write!(key, "|{c}");
         }
-        self.keyed_chain(key, &prefix, || {
+        let name = self.keyed_chain(key.clone(), &prefix, || {
             let mut rules: Vec<Stmts> = vec![vec![
                 eq(peer, Expression::Number(ID_HOST)),
                 goto(Self::allow_target(dir)),
             ]];
             if isolated {
-                for chain in &nps {
+                for chain in nps {
                     rules.push(vec![jump(chain)]);
                 }
                 rules.push(vec![goto(CHAIN_DENY)]);
@@ -564,10 +621,11 @@ impl<'a> Renderer<'a> {
                 rules.push(vec![goto(Self::allow_target(dir))]);
             }
             rules
-        })
+        });
+        (name, key)
     }
 
-    fn policy_chain(&mut self, pi: u32, dir: Direction) -> Option<(String, bool)> {
+    fn policy_chain(&mut self, pi: u32, dir: Direction) -> Option<(Arc<str>, bool)> {
         if let Some(c) = self.policy_chains.get(&(pi, dir)) {
             return c.clone();
         }
@@ -587,7 +645,7 @@ impl<'a> Renderer<'a> {
         &mut self,
         doc: cache::DocKey,
         range: std::ops::Range<RuleId>,
-    ) -> Option<(String, bool)> {
+    ) -> Option<(Arc<str>, bool)> {
         let (np, _, dir) = doc;
         let engine = self.engine;
         let crules = &engine.compiled().rules[range.start as usize..range.end as usize];
@@ -612,8 +670,8 @@ impl<'a> Renderer<'a> {
         };
         let r = cached?;
         self.replay(&r.uses);
-        if !r.name.is_empty() && !self.out.chains.contains_key(&r.name) {
-            self.out.chains.insert(r.name.clone(), r.chain.clone());
+        if !r.name.is_empty() && !self.out.chains.contains_key(&*r.name) {
+            self.out.chains.insert(r.name.to_string(), r.chain.clone());
         }
         (!r.name.is_empty()).then(|| (r.name.clone(), r.has_pass))
     }
@@ -624,7 +682,7 @@ impl<'a> Renderer<'a> {
         prefix: &str,
         range: std::ops::Range<RuleId>,
         dir: Direction,
-    ) -> std::sync::Arc<Rendered> {
+    ) -> Arc<Rendered> {
         let mark = self.uses.len();
         let (rules, has_pass) = self.rules(range, dir);
         let uses = self.uses.split_off(mark);
@@ -634,8 +692,8 @@ impl<'a> Renderer<'a> {
             self.content_chain(prefix, rules)
         };
         let chain = self.out.chains.get(&name).cloned().unwrap_or_default();
-        std::sync::Arc::new(Rendered {
-            name,
+        Arc::new(Rendered {
+            name: name.into(),
             chain,
             has_pass,
             uses,
@@ -668,7 +726,7 @@ impl<'a> Renderer<'a> {
         }
     }
 
-    fn np_chain(&mut self, ni: u32, dir: Direction) -> Option<String> {
+    fn np_chain(&mut self, ni: u32, dir: Direction) -> Option<Arc<str>> {
         if let Some(c) = self.np_chains.get(&(ni, dir)) {
             return c.clone();
         }
@@ -917,7 +975,7 @@ impl<'a> Renderer<'a> {
         // Selection depends on the selector and the identities only: what the kernel
         // holds under this name is right when only the policy changed.
         if let Some(elems) = self.carried(name, SetKind::Marks) {
-            self.set(name, SetKind::Marks).extend(elems);
+            self.fill_shared(name, SetKind::Marks, elems);
             return;
         }
         let members: BTreeSet<Elem> = self
@@ -926,11 +984,11 @@ impl<'a> Renderer<'a> {
             .iter()
             .map(|i| Elem::Mark(self.numbers[i as usize]))
             .collect();
-        self.set(name, SetKind::Marks).extend(members);
+        self.fill(name, SetKind::Marks, members);
     }
 
     /// The elements the kernel holds in a workload-derived set (see [`render_cached`]).
-    fn carried(&self, name: &str, kind: SetKind) -> Option<BTreeSet<Elem>> {
+    fn carried(&self, name: &str, kind: SetKind) -> Option<Arc<BTreeSet<Elem>>> {
         let s = self.carry?.sets.get(name)?;
         (s.kind == kind).then(|| s.elems.clone()).flatten()
     }
@@ -980,7 +1038,7 @@ impl<'a> Renderer<'a> {
             SetKind::AddrPorts4
         };
         if let Some(elems) = self.carried(&set, kind) {
-            self.set(&set, kind).extend(elems);
+            self.fill_shared(&set, kind, elems);
             return set;
         }
         let elems: Vec<Elem> = self
@@ -993,7 +1051,7 @@ impl<'a> Renderer<'a> {
                     .collect()
             })
             .unwrap_or_default();
-        self.set(&set, kind).extend(elems);
+        self.fill(&set, kind, elems.into_iter().collect());
         set
     }
 

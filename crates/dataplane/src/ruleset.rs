@@ -149,7 +149,9 @@ impl Elem {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SetState {
     pub kind: SetKind,
-    pub elems: Option<BTreeSet<Elem>>,
+    /// Shared: sets a change does not touch are carried from one state to the next
+    /// without copying (and compared by pointer first).
+    pub elems: Option<Arc<BTreeSet<Elem>>>,
 }
 
 /// Where a base chain hooks in.

@@ -127,7 +127,7 @@ proptest! {
         let opts = RenderOptions { node: Some("node-1".into()), log_allowed: true, ..Default::default() };
         let mut st = NodeState::adopt(opts.clone(), Ruleset::default(), &engine);
         let u = st.plan_full(&engine, false);
-        st.commit(u);
+        let _ = st.commit(u);
         let mut next_ip = 1u32;
         let (mut elements, mut fulls) = (0, 0);
         for op in ops {
@@ -138,7 +138,7 @@ proptest! {
             if matches!(op, Op::PolicyPort(..) | Op::DropPolicy(..)) {
                 if policy_change(&mut engine, &op) {
                     let u = st.plan_full(&engine, true);
-                    st.commit(u);
+                    let _ = st.commit(u);
                     let mut ids = st.ids.clone();
                     let (full, _) = render_indexed(&engine, &opts, &mut ids);
                     prop_assert_eq!(&st.applied, &full, "after {:?}", op);
@@ -193,7 +193,7 @@ proptest! {
                 Update::Elements { .. } => elements += 1,
                 Update::Full { .. } => fulls += 1,
             }
-            st.commit(u);
+            let _ = st.commit(u);
             let mut ids = st.ids.clone();
             let (full, _) = render_indexed(&engine, &opts, &mut ids);
             same(&st.applied, &full).map_err(TestCaseError::fail)?;

@@ -456,6 +456,16 @@ impl Engine {
 
     /// Replace the whole policy set. On error nothing changes.
     pub fn set_policy(&mut self, policy: PolicySet) -> Result<(), Vec<CompileError>> {
+        self.replace_policy(policy).map(drop)
+    }
+
+    /// [`Engine::set_policy`], handing back the previous policy set and its compiled
+    /// form: freeing thousands of documents takes milliseconds a caller on a latency
+    /// budget may prefer to spend on another thread.
+    pub fn replace_policy(
+        &mut self,
+        policy: PolicySet,
+    ) -> Result<(PolicySet, Compiled), Vec<CompileError>> {
         let compiled = compile(&policy)?;
         let previous: FxHashMap<EndpointSelector, RoaringBitmap> = self
             .compiled
@@ -463,10 +473,10 @@ impl Engine {
             .drain(..)
             .zip(std::mem::take(&mut self.sel_bits))
             .collect();
-        self.compiled = compiled;
-        self.spec = policy;
+        let old_compiled = std::mem::replace(&mut self.compiled, compiled);
+        let old_spec = std::mem::replace(&mut self.spec, policy);
         self.resolve_all(&previous);
-        Ok(())
+        Ok((old_spec, old_compiled))
     }
 
     // ----- queries -----

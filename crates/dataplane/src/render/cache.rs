@@ -16,7 +16,10 @@ use bulkhead_policy::compile::{CRule, Direction, Target};
 use bulkhead_policy::spec::{Action, PortSpec};
 use rustc_hash::FxHashMap;
 
+use super::SignatureKey;
+use crate::names::content_name;
 use crate::ruleset::{ChainState, Elem, SetKind};
+use bulkhead_policy::selectors::EndpointSelector;
 
 /// A set a cached chain's rules refer to: replayed on a cache hit so the set exists and
 /// is filled from the current state (its members may have changed since).
@@ -43,10 +46,23 @@ pub(super) enum SetUse {
 /// A rendered chain and what rendering it again would have done besides.
 #[derive(Clone, Debug)]
 pub(super) struct Rendered {
-    pub name: String,
+    /// Empty: the rules render to nothing (no chain).
+    pub name: Arc<str>,
     pub chain: ChainState,
     pub has_pass: bool,
     pub uses: Vec<SetUse>,
+}
+
+/// A signature chain and its tail chain (name, chain), and the policy and
+/// NetworkPolicy chains they jump to.
+#[derive(Debug)]
+pub(super) struct SigChains {
+    pub jumps: Vec<(Arc<str>, bool)>,
+    pub nps: Vec<Arc<str>>,
+    pub tail: (String, ChainState),
+    pub sig: (String, ChainState),
+    /// Their keys in the chain cache (kept alive while this entry is used).
+    pub keys: [String; 2],
 }
 
 /// A chain's document: (a NetworkPolicy?, its index, the direction).
@@ -62,6 +78,11 @@ pub struct RenderCache {
     /// rendered from, compared field by field (no key to format) before reuse.
     by_doc: FxHashMap<DocKey, (u64, Vec<RuleShape>, Arc<Rendered>)>,
     render: u64,
+    /// Signature chains by resolution and direction, with the chains they were built
+    /// over: reused while those chains are the same.
+    sigs: FxHashMap<(SignatureKey, Direction), (u64, Arc<SigChains>)>,
+    /// Selector -> set name, from the last render.
+    sel_names: FxHashMap<EndpointSelector, String>,
     /// Each local identity's signature numbers in the last render: a policy-only
     /// render re-marks the addresses of identities whose numbers changed.
     pub(super) local_sigs: FxHashMap<u32, (u32, u32)>,
@@ -130,9 +151,56 @@ impl RenderCache {
         self.by_doc.insert(doc, (self.render, shapes, r));
     }
 
+    pub(super) fn get_sig(
+        &mut self,
+        key: &(SignatureKey, Direction),
+        jumps: &[(Arc<str>, bool)],
+        nps: &[Arc<str>],
+    ) -> Option<Arc<SigChains>> {
+        let (used, s) = self.sigs.get_mut(key)?;
+        if s.jumps != jumps || s.nps != nps {
+            return None;
+        }
+        *used = self.render;
+        self.hits += 1;
+        let s = s.clone();
+        for k in &s.keys {
+            if let Some((used, _)) = self.chains.get_mut(k) {
+                *used = self.render;
+            }
+        }
+        Some(s)
+    }
+
+    pub(super) fn put_sig(&mut self, key: (SignatureKey, Direction), s: SigChains) {
+        self.sigs.insert(key, (self.render, Arc::new(s)));
+    }
+
+    /// Each selector's set name (`s_` and a hash of its text). Remembered from the
+    /// previous render by selector: printing thousands of selectors is a good part of
+    /// a render's fixed cost.
+    pub(super) fn selector_sets(&mut self, selectors: &[EndpointSelector]) -> Vec<String> {
+        // Selectors of deleted policies linger until they are many.
+        if self.sel_names.len() > 2 * selectors.len() + 64 {
+            self.sel_names.clear();
+        }
+        selectors
+            .iter()
+            .map(|sel| {
+                if let Some(n) = self.sel_names.get(sel) {
+                    return n.clone();
+                }
+                let n = content_name("s_", sel.to_string().as_bytes());
+                self.sel_names.insert(sel.clone(), n.clone());
+                n
+            })
+            .collect()
+    }
+
     /// The render is done: forget what it did not use.
     pub(super) fn finish(&mut self) {
         let now = self.render;
+        self.sigs.retain(|_, (used, _)| *used == now);
         self.chains.retain(|_, (used, _)| *used == now);
         self.by_doc.retain(|_, (used, _, _)| *used == now);
     }
