@@ -439,7 +439,9 @@ impl Reconciler {
                 self.via = via;
                 self.since_full = match &update {
                     Update::Elements { .. } => self.since_full + 1,
-                    Update::Full { .. } => 0,
+                    Update::Full { complete: true, .. } => 0,
+                    // A patched policy edit left chains for the idle sweep.
+                    Update::Full { .. } => self.since_full + 1,
                 };
                 retire(self.node.commit(update));
                 (commands, t.elapsed(), None)

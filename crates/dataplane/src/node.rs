@@ -21,7 +21,9 @@ use crate::diff::{Transaction, diff};
 use crate::ids::KernelIds;
 use crate::names::{ID_HOST, SIG_SHIFT};
 use crate::netlink::ElemOp;
-use crate::render::{RenderCache, RenderIndex, RenderOptions, SignatureKey, render_cached};
+use crate::render::{
+    RenderCache, RenderIndex, RenderOptions, SignatureKey, render_cached, render_policy_patch,
+};
 use crate::ruleset::{Elem, Ruleset, SetKind};
 
 /// A workload as it was before a change and as it is after (None: absent).
@@ -38,11 +40,14 @@ pub enum Update {
         ops: Vec<ElemOp>,
         released: Vec<IdentityKey>,
     },
-    /// Everything else: one nft transaction.
+    /// Everything else: one transaction. `complete`: `desired` is exactly a render;
+    /// else (a patched policy edit) it may also hold chains and dispatch entries
+    /// nothing uses any more, for a later full update to remove.
     Full {
         tx: Transaction,
         desired: Box<Ruleset>,
         index: RenderIndex,
+        complete: bool,
     },
 }
 
@@ -94,6 +99,24 @@ impl NodeState {
     /// can be carried over (a policy edit then costs what it changes, not what the
     /// cluster holds).
     pub fn plan_full(&mut self, engine: &Engine, policy_only: bool) -> Update {
+        if policy_only
+            && self.indexed
+            && let Some((desired, index)) = render_policy_patch(
+                engine,
+                &self.opts,
+                &mut self.ids,
+                &mut self.cache,
+                &self.applied,
+                &self.index,
+            )
+        {
+            return Update::Full {
+                tx: diff(&self.applied, &desired),
+                desired: Box::new(desired),
+                index,
+                complete: false,
+            };
+        }
         let carry = (policy_only && self.indexed).then_some(&self.applied);
         let (desired, index) =
             render_cached(engine, &self.opts, &mut self.ids, &mut self.cache, carry);
@@ -101,6 +124,7 @@ impl NodeState {
             tx: diff(&self.applied, &desired),
             desired: Box::new(desired),
             index,
+            complete: true,
         }
     }
 

@@ -39,9 +39,11 @@ use crate::ruleset::{ChainState, Elem, Hook, Ruleset, SetKind, SetState};
 
 mod cache;
 mod divert;
+mod patch;
 
 pub use cache::RenderCache;
 use cache::{Rendered, SetUse, SigChains, rules_key};
+pub use patch::render_policy_patch;
 
 /// What to render for which node.
 #[derive(Clone, Debug, Default)]
@@ -136,41 +138,7 @@ pub fn render_cached(
     cache: &mut RenderCache,
     carry: Option<&Ruleset>,
 ) -> (Ruleset, RenderIndex) {
-    cache.start();
-    let workloads: Vec<_> = engine.workloads_unordered().collect();
-    // Kernel numbers of every live identity, looked up once (keys are label maps).
-    let mut numbers = vec![ID_WORLD; engine.identities().capacity()];
-    for id in engine.identities().live() {
-        numbers[id as usize] = ids.number(engine, id);
-    }
-    // Every selector's set name, and back: cached chains name selectors by set.
-    let sel_sets: Vec<String> = cache.selector_sets(&engine.compiled().selectors);
-    let sel_by_name = sel_sets
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (n.clone(), i as u32))
-        .collect();
-    let mut r = Renderer {
-        engine,
-        numbers,
-        cache,
-        sel_sets,
-        sel_by_name,
-        uses: Vec::new(),
-        workloads,
-        named_ports: None,
-        carry,
-        opts,
-        ids,
-        out: Ruleset {
-            exists: true,
-            ..Ruleset::default()
-        },
-        policy_chains: FxHashMap::default(),
-        np_chains: FxHashMap::default(),
-        index: RenderIndex::default(),
-        local_sigs: FxHashMap::default(),
-    };
+    let mut r = Renderer::new(engine, opts, ids, cache, carry);
     r.dispatch();
     r.identity_maps();
     r.base_chains();
@@ -180,6 +148,53 @@ pub fn render_cached(
     r.ids.retain_live(engine);
     r.cache.finish();
     (r.out, r.index)
+}
+
+impl<'a> Renderer<'a> {
+    /// A render begins: what every part of it looks up.
+    fn new(
+        engine: &'a Engine,
+        opts: &'a RenderOptions,
+        ids: &'a mut KernelIds,
+        cache: &'a mut RenderCache,
+        carry: Option<&'a Ruleset>,
+    ) -> Renderer<'a> {
+        cache.start();
+        let workloads: Vec<_> = engine.workloads_unordered().collect();
+        // Kernel numbers of every live identity, looked up once (keys are label maps).
+        let mut numbers = vec![ID_WORLD; engine.identities().capacity()];
+        for id in engine.identities().live() {
+            numbers[id as usize] = ids.number(engine, id);
+        }
+        // Every selector's set name, and back: cached chains name selectors by set.
+        let sel_sets: Vec<String> = cache.selector_sets(&engine.compiled().selectors);
+        let sel_by_name = sel_sets
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), i as u32))
+            .collect();
+        Renderer {
+            engine,
+            numbers,
+            cache,
+            sel_sets,
+            sel_by_name,
+            uses: Vec::new(),
+            workloads,
+            named_ports: None,
+            carry,
+            opts,
+            ids,
+            out: Ruleset {
+                exists: true,
+                ..Ruleset::default()
+            },
+            policy_chains: FxHashMap::default(),
+            np_chains: FxHashMap::default(),
+            index: RenderIndex::default(),
+            local_sigs: FxHashMap::default(),
+        }
+    }
 }
 
 /// A policy's chain in one direction, and whether it has Pass rules.
@@ -329,7 +344,9 @@ impl<'a> Renderer<'a> {
                 .map(|(id, _)| *id)
                 .collect();
             for ((name, kind), elems) in MAPS.iter().zip(maps) {
-                self.fill_shared(name, *kind, elems);
+                if !self.out.sets.contains_key(*name) {
+                    self.fill_shared(name, *kind, elems);
+                }
             }
             if changed.is_empty() {
                 return;
@@ -425,9 +442,13 @@ impl<'a> Renderer<'a> {
             }
         }
         let (mut e_used, mut i_used) = (BTreeSet::new(), BTreeSet::new());
+        self.cache.local_keys.clear();
         for id in local {
             // Identities with the same resolution share their signature chains.
             let key = self.engine.endpoint_policy(id).map(SignatureKey::of);
+            if let Some(k) = &key {
+                self.cache.local_keys.insert(id, k.clone());
+            }
             let (e, i) = match key.as_ref().and_then(|k| self.index.signatures.get(k)) {
                 Some(chains) => chains.clone(),
                 None => {

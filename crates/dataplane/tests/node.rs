@@ -129,7 +129,7 @@ proptest! {
         let u = st.plan_full(&engine, false);
         let _ = st.commit(u);
         let mut next_ip = 1u32;
-        let (mut elements, mut fulls) = (0, 0);
+        let (mut elements, mut fulls, mut patches) = (0, 0, 0);
         for op in ops {
             let all = engine.workloads();
             if all.is_empty() {
@@ -137,11 +137,15 @@ proptest! {
             }
             if matches!(op, Op::PolicyPort(..) | Op::DropPolicy(..)) {
                 if policy_change(&mut engine, &op) {
+                    // Patched in when every resolution stays, else rendered in full.
                     let u = st.plan_full(&engine, true);
+                    if matches!(u, Update::Full { complete: false, .. }) {
+                        patches += 1;
+                    }
                     let _ = st.commit(u);
                     let mut ids = st.ids.clone();
                     let (full, _) = render_indexed(&engine, &opts, &mut ids);
-                    prop_assert_eq!(&st.applied, &full, "after {:?}", op);
+                    same(&st.applied, &full).map_err(TestCaseError::fail)?;
                 }
                 continue;
             }
@@ -198,10 +202,49 @@ proptest! {
             let (full, _) = render_indexed(&engine, &opts, &mut ids);
             same(&st.applied, &full).map_err(TestCaseError::fail)?;
         }
+        // The idle sweep (a full update) leaves exactly a render: no leftovers.
+        let u = st.plan_full(&engine, false);
+        let _ = st.commit(u);
+        let mut ids = st.ids.clone();
+        let (full, _) = render_indexed(&engine, &opts, &mut ids);
+        prop_assert_eq!(&st.applied, &full, "after the sweep ({} patches)", patches);
         // Most workload churn must take the element path (a few changes may need a
         // chain no local workload had yet: those are full updates).
         if elements + fulls >= 10 {
             prop_assert!(elements >= fulls, "{elements} element updates, {fulls} full ones");
         }
     }
+}
+
+/// A port edit leaves every resolution as it was: it is patched in, not rendered, and
+/// the patched state holds everything a render holds.
+#[test]
+fn a_port_edit_is_patched_in() {
+    let mut engine = Engine::new(&base()).unwrap();
+    let opts = RenderOptions {
+        node: Some("node-1".into()),
+        ..Default::default()
+    };
+    let mut st = NodeState::adopt(opts.clone(), Ruleset::default(), &engine);
+    let u = st.plan_full(&engine, false);
+    let _ = st.commit(u);
+    let mut patched = 0;
+    for (i, port) in [(0, 7001), (1, 7002), (2, 7003), (0, 7004)] {
+        assert!(policy_change(&mut engine, &Op::PolicyPort(i, port)));
+        let u = st.plan_full(&engine, true);
+        if let Update::Full {
+            complete: false,
+            tx,
+            ..
+        } = &u
+        {
+            patched += 1;
+            assert!(!tx.is_empty(), "a port edit changes a chain");
+        }
+        let _ = st.commit(u);
+        let mut ids = st.ids.clone();
+        let (full, _) = render_indexed(&engine, &opts, &mut ids);
+        same(&st.applied, &full).unwrap();
+    }
+    assert!(patched >= 3, "{patched} of 4 port edits were patched in");
 }

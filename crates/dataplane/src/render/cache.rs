@@ -81,6 +81,9 @@ pub struct RenderCache {
     /// Signature chains by resolution and direction, with the chains they were built
     /// over: reused while those chains are the same.
     sigs: FxHashMap<(SignatureKey, Direction), (u64, Arc<SigChains>)>,
+    /// Each local identity's resolution in the last full render: a policy edit that
+    /// leaves them all as they were can be patched in (see `patch`).
+    pub(super) local_keys: FxHashMap<u32, SignatureKey>,
     /// Selector -> set name, from the last render.
     sel_names: FxHashMap<EndpointSelector, String>,
     /// Each local identity's signature numbers in the last render: a policy-only
@@ -135,6 +138,22 @@ impl RenderCache {
         *used = self.render;
         self.hits += 1;
         Some(r.clone())
+    }
+
+    /// Would the document's chain come out as last time? (No side effect.)
+    pub(super) fn doc_unchanged(
+        &self,
+        doc: DocKey,
+        rules: &[CRule],
+        selector_sets: &[String],
+    ) -> bool {
+        self.by_doc.get(&doc).is_some_and(|(_, shapes, _)| {
+            shapes.len() == rules.len()
+                && shapes
+                    .iter()
+                    .zip(rules)
+                    .all(|(s, r)| s.matches(r, selector_sets))
+        })
     }
 
     pub(super) fn put_doc(
