@@ -44,6 +44,41 @@ fn main() {
             d.is_empty()
         );
     }
+    if std::env::var("BULKHEAD_PATCH").is_ok() {
+        // The agent's path: NodeState, a policy-only change planned (patched when it can).
+        let mut st =
+            bulkhead_dataplane::node::NodeState::adopt(opts.clone(), Default::default(), &e);
+        let u = st.plan_full(&e, false);
+        let _ = st.commit(u);
+        for i in 0..edits {
+            let mut set = e.policy().clone();
+            let n = set.policies.len();
+            let p = &mut set.policies[(i * 7) % n];
+            if let Some(r) = p.ingress.first_mut().or(p.egress.first_mut()) {
+                r.ports = vec![PortSpec {
+                    protocol: Some(bulkhead_model::Protocol::Tcp),
+                    port: PortSel::Range(PortRange {
+                        lo: 9100 + (i % 50000) as u16,
+                        hi: 9100 + (i % 50000) as u16,
+                    }),
+                }];
+            }
+            e.set_policy(set).unwrap();
+            let t = Instant::now();
+            let u = st.plan_full(&e, true);
+            let plan = t.elapsed();
+            let patched = matches!(
+                u,
+                bulkhead_dataplane::node::Update::Full {
+                    complete: false,
+                    ..
+                }
+            );
+            let _ = st.commit(u);
+            println!("policy edit: plan {plan:?} (patched: {patched})");
+        }
+        return;
+    }
     let mut cache = RenderCache::default();
     let (mut prev, _) = render_cached(&e, &opts, &mut ids, &mut cache, None);
     for i in 0..edits {

@@ -101,7 +101,7 @@ impl NodeState {
     pub fn plan_full(&mut self, engine: &Engine, policy_only: bool) -> Update {
         if policy_only
             && self.indexed
-            && let Some((desired, index)) = render_policy_patch(
+            && let Some(patch) = render_policy_patch(
                 engine,
                 &self.opts,
                 &mut self.ids,
@@ -111,9 +111,9 @@ impl NodeState {
             )
         {
             return Update::Full {
-                tx: diff(&self.applied, &desired),
-                desired: Box::new(desired),
-                index,
+                tx: patch.transaction(&self.applied),
+                desired: Box::new(patch.desired),
+                index: patch.index,
                 complete: false,
             };
         }

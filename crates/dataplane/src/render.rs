@@ -43,7 +43,7 @@ mod patch;
 
 pub use cache::RenderCache;
 use cache::{Rendered, SetUse, SigChains, rules_key};
-pub use patch::render_policy_patch;
+pub use patch::{Patch, render_policy_patch};
 
 /// What to render for which node.
 #[derive(Clone, Debug, Default)]
@@ -180,6 +180,7 @@ impl<'a> Renderer<'a> {
             sel_sets,
             sel_by_name,
             uses: Vec::new(),
+            touched: None,
             workloads,
             named_ports: None,
             carry,
@@ -211,6 +212,8 @@ struct Renderer<'a> {
     sel_by_name: FxHashMap<String, u32>,
     /// Sets the rules being rendered use (what a cache hit replays).
     uses: Vec<SetUse>,
+    /// Set and chain names added or changed (only recorded by a patch).
+    touched: Option<rustc_hash::FxHashSet<String>>,
     /// Kernel number per engine identity id.
     numbers: Vec<u32>,
     /// Every workload, once per render (the engine sorts them on every call).
@@ -250,7 +253,15 @@ fn proto_number(p: Protocol) -> u8 {
 const PORT_PROTOCOLS: [Protocol; 3] = [Protocol::Tcp, Protocol::Udp, Protocol::Sctp];
 
 impl<'a> Renderer<'a> {
+    /// A patch records the names of the sets and chains it adds or changes.
+    fn touch(&mut self, name: &str) {
+        if let Some(t) = &mut self.touched {
+            t.insert(name.to_string());
+        }
+    }
+
     fn set(&mut self, name: &str, kind: SetKind) -> &mut std::collections::BTreeSet<Elem> {
+        self.touch(name);
         let elems = self
             .out
             .sets
@@ -273,6 +284,7 @@ impl<'a> Renderer<'a> {
     /// [`Renderer::fill`] with a shared set: a new set shares it (a set carried over
     /// from what the kernel holds costs nothing, and diffs as unchanged at once).
     fn fill_shared(&mut self, name: &str, kind: SetKind, elems: Arc<BTreeSet<Elem>>) {
+        self.touch(name);
         match self.out.sets.get_mut(name) {
             Some(SetState {
                 elems: Some(have), ..
@@ -292,6 +304,7 @@ impl<'a> Renderer<'a> {
     }
 
     fn chain(&mut self, name: &str, hook: Option<Hook>, rules: Vec<Stmts>) {
+        self.touch(name);
         let hash = stable_hash(&serde_json::to_vec(&rules).unwrap_or_default());
         self.out.chains.insert(
             name.to_string(),
@@ -533,6 +546,7 @@ impl<'a> Renderer<'a> {
         if let Some(hit) = self.cache.get_sig(&skey, &jumps, &nps) {
             for (name, chain) in [&hit.tail, &hit.sig] {
                 if !self.out.chains.contains_key(name) {
+                    self.touch(name);
                     self.out.chains.insert(name.clone(), chain.clone());
                 }
             }
@@ -584,6 +598,7 @@ impl<'a> Renderer<'a> {
     ) -> String {
         if let Some(r) = self.cache.get(&key) {
             if !self.out.chains.contains_key(&*r.name) {
+                self.touch(&r.name);
                 self.out.chains.insert(r.name.to_string(), r.chain.clone());
             }
             return r.name.to_string();
@@ -692,6 +707,7 @@ impl<'a> Renderer<'a> {
         let r = cached?;
         self.replay(&r.uses);
         if !r.name.is_empty() && !self.out.chains.contains_key(&*r.name) {
+            self.touch(&r.name);
             self.out.chains.insert(r.name.to_string(), r.chain.clone());
         }
         (!r.name.is_empty()).then(|| (r.name.clone(), r.has_pass))

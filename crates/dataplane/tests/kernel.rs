@@ -241,3 +241,73 @@ fn divert_chain_applies_and_adopts() {
     assert!(text.contains("tproxy ip to :15001"), "{text}");
     assert!(text.contains("tproxy ip6 to :15001"), "{text}");
 }
+
+/// Policy edits patched in (the agent's fast path) bring the kernel exactly to the
+/// patched state, over netlink; the sweep afterwards removes the leftovers.
+#[test]
+fn patched_policy_edits_reach_the_kernel() {
+    use bulkhead_dataplane::node::{NodeState, Update};
+    use bulkhead_model::{PortRange, Protocol};
+    use bulkhead_policy::spec::{PortSel, PortSpec};
+
+    let Some(ns) = Netns::new("bh-test-dataplane-patch") else {
+        return;
+    };
+    let nft = Nft::in_netns(&ns.0);
+    let mut engine = Engine::new(&bulkhead_synth::cluster(300, 40, 3)).unwrap();
+    let opts = RenderOptions::default();
+    let mut st = NodeState::adopt(opts, nft.read().unwrap(), &engine);
+    let apply = |u: &Update| match u {
+        Update::Full { tx, .. } => bulkhead_dataplane::batch::apply(Some(&ns.0), tx).unwrap(),
+        Update::Elements { ops, .. } => {
+            bulkhead_dataplane::netlink::apply(Some(&ns.0), ops).unwrap()
+        }
+    };
+    let u = st.plan_full(&engine, false);
+    apply(&u);
+    let _ = st.commit(u);
+    let mut patched = 0;
+    for i in 0..8u16 {
+        let mut set = engine.policy().clone();
+        let n = set.policies.len();
+        let p = &mut set.policies[usize::from(i) * 5 % n];
+        let Some(r) = p.ingress.first_mut().or(p.egress.first_mut()) else {
+            continue;
+        };
+        r.ports = vec![PortSpec {
+            protocol: Some(Protocol::Tcp),
+            port: PortSel::Range(PortRange {
+                lo: 30_000 + i,
+                hi: 30_000 + i,
+            }),
+        }];
+        engine.set_policy(set).unwrap();
+        let u = st.plan_full(&engine, true);
+        if matches!(
+            u,
+            Update::Full {
+                complete: false,
+                ..
+            }
+        ) {
+            patched += 1;
+        }
+        apply(&u);
+        let _ = st.commit(u);
+        let left = diff(&nft.read().unwrap(), &st.applied);
+        assert!(
+            left.is_empty(),
+            "edit {i}: kernel != patched state: {}",
+            left.to_json()
+        );
+    }
+    assert!(patched > 0, "no edit was patched in");
+    // The sweep: a full update leaves exactly a render, in the kernel too.
+    let u = st.plan_full(&engine, false);
+    apply(&u);
+    let _ = st.commit(u);
+    let mut ids = st.ids.clone();
+    let full = render(&engine, &RenderOptions::default(), &mut ids);
+    assert!(diff(&nft.read().unwrap(), &full).is_empty());
+    nft.delete_table().unwrap();
+}

@@ -21,6 +21,37 @@ use crate::names::{SIG_OVERFLOW, SIG_SHIFT};
 use crate::render::CHAIN_DENY;
 use crate::ruleset::{Elem, Ruleset, SetKind};
 
+/// A patched ruleset, and the names of the sets and chains the patch added or changed
+/// (everything else is what the kernel holds: the transaction needs only these).
+pub struct Patch {
+    pub desired: Ruleset,
+    pub index: RenderIndex,
+    pub touched: Vec<String>,
+}
+
+impl Patch {
+    /// The transaction from `applied` to the patched ruleset: [`crate::diff`] over the
+    /// touched objects alone (a patch adds and changes, never removes).
+    pub fn transaction(&self, applied: &Ruleset) -> crate::Transaction {
+        let pick = |rs: &Ruleset| {
+            let mut sub = Ruleset {
+                exists: rs.exists,
+                ..Ruleset::default()
+            };
+            for name in &self.touched {
+                if let Some(s) = rs.sets.get(name) {
+                    sub.sets.insert(name.clone(), s.clone());
+                }
+                if let Some(c) = rs.chains.get(name) {
+                    sub.chains.insert(name.clone(), c.clone());
+                }
+            }
+            sub
+        };
+        crate::diff(&pick(applied), &pick(&self.desired))
+    }
+}
+
 /// The ruleset after a policy-only change, patched into `applied` (what the kernel
 /// holds, rendered by this node with this cache, `index` describing it). None when the
 /// change is not a patch: an identity's resolution changed (which policies apply to it,
@@ -33,7 +64,7 @@ pub fn render_policy_patch(
     cache: &mut RenderCache,
     applied: &Ruleset,
     index: &RenderIndex,
-) -> Option<(Ruleset, RenderIndex)> {
+) -> Option<Patch> {
     // Every local identity must resolve as it did (same policies, same order).
     let mut local: FxHashSet<u32> = FxHashSet::default();
     for (wid, w) in engine.workloads_unordered() {
@@ -64,6 +95,7 @@ pub fn render_policy_patch(
     r.out = applied.clone();
     r.index = index.clone();
     r.local_sigs = r.cache.local_sigs.clone();
+    r.touched = Some(FxHashSet::default());
 
     // The documents whose chains would change.
     let compiled = engine.compiled();
@@ -91,21 +123,32 @@ pub fn render_policy_patch(
     };
     let mut affected: Vec<(&SignatureKey, &Vec<u32>)> = Vec::new();
     for (key, members) in &by_key {
+        // NetworkPolicy chains are only part of a direction the resolution is isolated
+        // in (as the tail chain renders them).
         let hit = [Direction::Egress, Direction::Ingress]
             .into_iter()
             .any(|dir| {
+                let isolated = match dir {
+                    Direction::Ingress => key.ingress_isolated,
+                    Direction::Egress => key.egress_isolated,
+                };
                 key.policies.iter().any(|&pi| changed(&r, (false, pi, dir)))
-                    || key
-                        .network_policies
-                        .iter()
-                        .any(|&ni| changed(&r, (true, ni, dir)))
+                    || (isolated
+                        && key
+                            .network_policies
+                            .iter()
+                            .any(|&ni| changed(&r, (true, ni, dir))))
             });
         if hit {
             affected.push((key, members));
         }
     }
     if affected.is_empty() {
-        return Some((r.out, r.index));
+        return Some(Patch {
+            desired: r.out,
+            index: r.index,
+            touched: Vec::new(),
+        });
     }
 
     // Their signature chains again (the changed policy chains are rendered on the way),
@@ -144,5 +187,10 @@ pub fn render_policy_patch(
     }
     // New signature numbers: those identities' addresses carry them.
     r.identity_maps();
-    Some((r.out, r.index))
+    let touched = r.touched.take().unwrap_or_default().into_iter().collect();
+    Some(Patch {
+        desired: r.out,
+        index: r.index,
+        touched,
+    })
 }
