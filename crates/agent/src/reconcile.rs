@@ -105,7 +105,9 @@ pub struct Reconciler {
     /// Element-only updates since the last full one (a full one then sweeps chains and
     /// sets no identity uses any more).
     since_full: usize,
-    /// How the last update reached the kernel (netlink or nft), for the log.
+    /// How the last update was planned (elements, patch, render) and how it reached the
+    /// kernel (netlink or nft), for the log.
+    plan: &'static str,
     via: &'static str,
     sources: Sources,
     pub shared: Arc<Shared>,
@@ -175,6 +177,7 @@ impl Reconciler {
             opts,
             node,
             since_full: 0,
+            plan: "",
             via: "",
             sources,
             shared,
@@ -316,6 +319,7 @@ impl Reconciler {
             resolve_ms = ms(resolve),
             render_diff_ms = ms(render_diff),
             apply_ms = ms(apply),
+            plan = self.plan,
             via = self.via,
             "applied"
         );
@@ -423,6 +427,13 @@ impl Reconciler {
         let update = match &changes {
             Some(c) => self.node.plan_workloads(&engine, c),
             None => self.node.plan_full(&engine, policy_only),
+        };
+        self.plan = match &update {
+            Update::Elements { .. } => "elements",
+            Update::Full {
+                complete: false, ..
+            } => "patch",
+            Update::Full { .. } => "render",
         };
         let t = Instant::now();
         let (commands, result) = match &update {
