@@ -31,6 +31,9 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// How long after a patched policy edit its leftovers are swept (if nothing else comes).
+const TIDY_AFTER: Duration = Duration::from_millis(200);
+
 use anyhow::{Context, Result};
 use bulkhead_dataplane::kernel::Nft;
 use bulkhead_dataplane::names::{DIVERT_MARK, DIVERT_TABLE, PROXY_MARK};
@@ -166,6 +169,7 @@ pub fn run(mut cfg: Config) -> Result<u8> {
             Some(b) => b
                 .due(cfg.debounce)
                 .saturating_duration_since(Instant::now()),
+            None if rec.tidy_soon() => TIDY_AFTER.saturating_sub(last_status.elapsed()),
             None => Duration::from_secs(2),
         };
         let mut stop = false;
@@ -212,6 +216,10 @@ pub fn run(mut cfg: Config) -> Result<u8> {
             } else if out.programmed && !cfg.keep_connections {
                 cutter.request();
             }
+            last_status = Instant::now();
+        } else if batch.is_none() && rec.tidy_soon() && last_status.elapsed() >= TIDY_AFTER {
+            rec.sweep();
+            rec.refresh_status();
             last_status = Instant::now();
         } else if last_status.elapsed() >= Duration::from_secs(2) {
             // Idle: sweep what element-only updates left behind; flow counters move

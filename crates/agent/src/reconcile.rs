@@ -102,9 +102,11 @@ pub struct Reconciler {
     opts: RenderOptions,
     /// What the kernel holds, and how to change it incrementally.
     node: NodeState,
-    /// Element-only updates since the last full one (a full one then sweeps chains and
-    /// sets no identity uses any more).
+    /// Element-only updates and patches since the last full one (a full one then sweeps
+    /// chains and sets no identity uses any more).
     since_full: usize,
+    /// A patched policy edit left chains behind: sweep soon (see `tidy_soon`).
+    patched: bool,
     /// How the last update was planned (elements, patch, render) and how it reached the
     /// kernel (netlink or nft), for the log.
     plan: &'static str,
@@ -177,6 +179,7 @@ impl Reconciler {
             opts,
             node,
             since_full: 0,
+            patched: false,
             plan: "",
             via: "",
             sources,
@@ -216,6 +219,7 @@ impl Reconciler {
         self.status.input_files = self.sources.file_count();
         self.status.objects = self.node.applied.object_count().into();
         self.status.time = now_rfc3339();
+        self.status.sweep_pending = self.since_full > 0;
         self.status.fill_counters(&self.shared.counters);
         if let Err(e) = self.status.write(&self.cfg.state_dir) {
             warn!(error = %e, "cannot write status.json");
@@ -395,6 +399,13 @@ impl Reconciler {
         Ok(changes)
     }
 
+    /// Leftovers of a patched policy edit are waiting: the main loop sweeps shortly
+    /// after the edit rather than after the usual idle period (policy edits are rare;
+    /// a restarted agent then finds nothing to change).
+    pub fn tidy_soon(&self) -> bool {
+        self.patched
+    }
+
     /// Collect chains and sets no identity uses any more, after element-only updates.
     /// Called when the agent is idle; a no-op otherwise.
     pub fn sweep(&mut self) {
@@ -404,6 +415,8 @@ impl Reconciler {
         self.shared.applying.store(true, Ordering::Release);
         let (commands, _, error) = self.program(None, false);
         self.shared.applying.store(false, Ordering::Release);
+        // A failed sweep is retried by the idle sweep, not every TIDY_AFTER.
+        self.patched = false;
         if let Some(e) = error {
             warn!(error = %e, "sweep failed");
         } else if commands > 0 {
@@ -448,6 +461,10 @@ impl Reconciler {
         match result {
             Ok(via) => {
                 self.via = via;
+                self.patched = match &update {
+                    Update::Full { complete, .. } => !complete,
+                    Update::Elements { .. } => self.patched,
+                };
                 self.since_full = match &update {
                     Update::Elements { .. } => self.since_full + 1,
                     Update::Full { complete: true, .. } => 0,

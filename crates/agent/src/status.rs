@@ -68,6 +68,10 @@ pub struct Status {
     pub proxy: ProxyCounters,
     /// The last error (a bad edit, an nft failure); None once a reconcile succeeds.
     pub last_error: Option<String>,
+    /// The kernel holds chains or sets nothing uses any more (left by element updates
+    /// or patched policy edits) until the next idle sweep.
+    #[serde(default)]
+    pub sweep_pending: bool,
 }
 
 impl Status {

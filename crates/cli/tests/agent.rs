@@ -511,7 +511,13 @@ fn protect_edits_relabels_cuts_and_restarts() {
     eprintln!("change -> programmed latency (ms): {ms:?}");
     assert!(ms.len() >= 3, "{latencies}");
 
-    // Restart under traffic: nothing opens, nothing is rewritten.
+    // Restart under traffic: nothing opens, nothing is rewritten. (First the agent
+    // removes what patched edits and element updates left unused: a restart would.)
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while status(dir)["sweep_pending"] != false {
+        assert!(Instant::now() < deadline, "the idle sweep never ran");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let before = t.nft_json();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let probe = {
