@@ -124,7 +124,7 @@ proptest! {
     fn element_path_equals_full_render(ops in prop::collection::vec(arb_op(), 1..40)) {
         let b = base();
         let mut engine = Engine::new(&b).unwrap();
-        let opts = RenderOptions { node: Some("node-1".into()), log_allowed: true, ..Default::default() };
+        let opts = RenderOptions { node: Some("node-1".into()), log_allowed: true, l7_proxy: Some(15001), ..Default::default() };
         let mut st = NodeState::adopt(opts.clone(), Ruleset::default(), &engine);
         let u = st.plan_full(&engine, false);
         let _ = st.commit(u);

@@ -94,6 +94,13 @@ pub fn render_policy_patch(
     let mut r = Renderer::new(engine, opts, ids, cache, Some(applied));
     r.out = applied.clone();
     r.index = index.clone();
+    // Selector numbers belong to one compile: the index names the current ones (a
+    // selector no policy has any more leaves a set only leftovers use).
+    let selector_sets = std::mem::take(&mut r.index.selector_sets);
+    r.index.selector_sets = selector_sets
+        .into_iter()
+        .filter_map(|(name, _)| r.sel_by_name.get(&name).map(|&sid| (name, sid)))
+        .collect();
     r.local_sigs = r.cache.local_sigs.clone();
     r.touched = Some(FxHashSet::default());
 
@@ -121,6 +128,11 @@ pub fn render_policy_patch(
             !r.cache.doc_unchanged(doc, rules, &r.sel_sets)
         })
     };
+    // The divert chain (L7 proxy) follows every policy's gated rules: rendered again,
+    // rewritten in the kernel only if it changed.
+    if let Some(port) = opts.l7_proxy {
+        r.divert_chain(port);
+    }
     let mut affected: Vec<(&SignatureKey, &Vec<u32>)> = Vec::new();
     for (key, members) in &by_key {
         // NetworkPolicy chains are only part of a direction the resolution is isolated
@@ -144,10 +156,11 @@ pub fn render_policy_patch(
         }
     }
     if affected.is_empty() {
+        let touched = r.touched.take().unwrap_or_default().into_iter().collect();
         return Some(Patch {
             desired: r.out,
             index: r.index,
-            touched: Vec::new(),
+            touched,
         });
     }
 
