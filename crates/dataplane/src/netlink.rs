@@ -5,18 +5,22 @@
 //! which takes 15-65 ms once a node holds thousands of rules and tens of thousands of
 //! elements (measured; see docs/BENCHMARKS.md). A batch of NEWSETELEM/DELSETELEM messages
 //! between BATCH_BEGIN and BATCH_END is still one kernel transaction (all or nothing).
-//! Chains, rules, sets themselves and interval (CIDR) elements travel as a whole
-//! transaction through [`crate::batch`] (or nft).
+//! Chains, rules, sets themselves and interval (CIDR) elements stay with nft.
 
 use std::net::IpAddr;
+use std::os::fd::AsFd;
 
-use netlink_packet_core::{Emitable, NLM_F_ACK, NLM_F_CREATE, NLM_F_REQUEST, NetlinkMessage};
+use netlink_packet_core::{
+    Emitable, NLM_F_ACK, NLM_F_CREATE, NLM_F_REQUEST, NetlinkBuffer, NetlinkMessage,
+    NetlinkPayload, Parseable,
+};
 use netlink_packet_netfilter::nftables::{
     DataAttribute, ListAttribute, NfTablesMessage, SetElementAttribute, SetElementList,
     SetElementMessage, Verdict, VerdictAttribute,
 };
 use netlink_packet_netfilter::none::ControlMessage;
 use netlink_packet_netfilter::{NetfilterHeader, NetfilterMessage, NetfilterProtoFamily};
+use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_NETFILTER};
 
 use crate::names::TABLE;
 use crate::ruleset::{Elem, SetKind};
@@ -108,14 +112,33 @@ pub fn apply(netns: Option<&str>, ops: &[ElemOp]) -> Result<(), NetlinkError> {
     if ops.is_empty() {
         return Ok(());
     }
-    crate::batch::in_netns(netns, || Ok(apply_here(ops))).map_err(|e| match e {
-        crate::batch::BatchError::Netns(ns, why) => NetlinkError::Netns(ns, why),
-        other => NetlinkError::Refused(other.to_string()),
-    })?
+    match netns {
+        None => apply_here(ops),
+        Some(ns) => {
+            let ns = ns.to_string();
+            let ops = ops.to_vec();
+            std::thread::scope(|s| {
+                s.spawn(move || {
+                    let f = std::fs::File::open(format!("/run/netns/{ns}"))
+                        .map_err(|e| NetlinkError::Netns(ns.clone(), e.to_string()))?;
+                    nix::sched::setns(f.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
+                        .map_err(|e| NetlinkError::Netns(ns.clone(), e.to_string()))?;
+                    apply_here(&ops)
+                })
+                .join()
+                .unwrap_or_else(|_| {
+                    Err(NetlinkError::Refused("the netlink thread panicked".into()))
+                })
+            })
+        }
+    }
 }
 
 fn apply_here(ops: &[ElemOp]) -> Result<(), NetlinkError> {
     const NFNL_SUBSYS_NFTABLES: u16 = 10;
+    let mut socket = Socket::new(NETLINK_NETFILTER)?;
+    socket.bind_auto()?;
+    socket.connect(&SocketAddr::new(0, 0))?;
 
     let mut msgs = vec![message(
         ControlMessage::BatchBegin,
@@ -160,13 +183,14 @@ fn apply_here(ops: &[ElemOp]) -> Result<(), NetlinkError> {
     ));
 
     let mut buf = Vec::new();
+    let mut expect = 0usize;
     let last = msgs.len() - 1;
     for (seq, mut m) in msgs.into_iter().enumerate() {
         m.header.flags |= NLM_F_REQUEST;
-        // Only the last element message asks for an ACK; refusals are always reported
-        // (see `batch::transact`).
-        if seq + 1 == last {
+        // The batch begin and end markers are not acknowledged; every message between is.
+        if seq != 0 && seq != last {
             m.header.flags |= NLM_F_ACK;
+            expect += 1;
         }
         m.header.sequence_number = seq as u32 + 1;
         m.finalize();
@@ -174,9 +198,36 @@ fn apply_here(ops: &[ElemOp]) -> Result<(), NetlinkError> {
         buf.resize(start + m.buffer_len(), 0);
         m.emit(&mut buf[start..]);
     }
-    crate::batch::transact(&buf, last as u32).map_err(|e| match e {
-        crate::batch::BatchError::Io(e) => NetlinkError::Io(e),
-        crate::batch::BatchError::Refused(m) => NetlinkError::Refused(m),
-        other => NetlinkError::Refused(other.to_string()),
-    })
+    socket.send(&buf, 0)?;
+
+    let mut acked = 0usize;
+    let mut rx = vec![0u8; 1 << 16];
+    while acked < expect {
+        let n = socket.recv(&mut &mut rx[..], 0)?;
+        let mut off = 0;
+        while off < n {
+            let chunk = rx[off..n].to_vec();
+            let nb = NetlinkBuffer::new(&chunk);
+            let len = nb.length() as usize;
+            if len == 0 {
+                break;
+            }
+            if let Ok(msg) = NetlinkMessage::<NetfilterMessage>::parse(&nb)
+                && let NetlinkPayload::Error(e) = msg.payload
+            {
+                match e.code {
+                    None => acked += 1,
+                    Some(code) => {
+                        return Err(NetlinkError::Refused(format!(
+                            "{} (message {})",
+                            std::io::Error::from_raw_os_error(-code.get()),
+                            msg.header.sequence_number
+                        )));
+                    }
+                }
+            }
+            off += (len + 3) & !3;
+        }
+    }
+    Ok(())
 }
