@@ -118,7 +118,9 @@ pub fn run(mut cfg: Config) -> Result<u8> {
     };
     if !cfg.keep_connections {
         cut_connections(&rec.shared);
-        rec.refresh_status();
+        if cfg.l7_proxy.is_none() {
+            rec.refresh_status();
+        }
     }
     if cfg.once {
         return Ok(0);
@@ -142,6 +144,10 @@ pub fn run(mut cfg: Config) -> Result<u8> {
         Some(p) => Some(start_proxy(&cfg, p, &rec.shared, writer.clone())?),
         None => None,
     };
+    if _proxy.is_some() {
+        // Programmed and listening: ready.
+        rec.refresh_status();
+    }
 
     {
         let tx = tx.clone();

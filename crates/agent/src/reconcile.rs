@@ -190,7 +190,12 @@ impl Reconciler {
         r.status.generation = 1;
         r.status.reconcile_ms = ms(t0.elapsed());
         r.status.last_transaction_commands = commands;
-        r.refresh_status();
+        // With the L7 proxy, status.json (what `lab up` and operators wait for) appears
+        // once the proxy listens too (see `run`): before that, connections its rules
+        // decide are refused.
+        if cfg.l7_proxy.is_none() || cfg.once {
+            r.refresh_status();
+        }
         Ok(r)
     }
 

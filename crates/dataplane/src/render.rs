@@ -794,13 +794,14 @@ impl<'a> Renderer<'a> {
     fn rule(&mut self, r: &CRule, dir: Direction) -> Vec<Stmts> {
         let gated = r.app.is_some() || !r.l7.is_empty();
         let action: Stmts = match (r.action, gated) {
-            // At layer 4 a rule that looks at requests lets the connection open if it
-            // allows some (the L7 proxy then decides each request); other gated rules
-            // cannot decide anything here (see the verdict function).
-            // KNOWN GAP: with the proxy on, a connection the proxy did not take (it is
-            // not listening yet, or restarting) is let through uninspected here. Failing
-            // closed instead needs `lab up` to wait until the proxy listens (tests talk
-            // to servers right after it); see the closing note of 2026-12-03.
+            // With the L7 proxy, a connection such a rule may allow is diverted to it in
+            // prerouting and never reaches these chains; one that does was not taken by
+            // the proxy (not listening yet, restarting): fail closed, let nothing by
+            // uninspected. The agent reports ready only once the proxy listens.
+            (Action::Allow, true) if self.opts.l7_proxy.is_some() => return Vec::new(),
+            // Without a proxy, at layer 4 a rule that looks at requests lets the
+            // connection open if it allows some (the analyzer's kernel view); other gated
+            // rules cannot decide anything here (see the verdict function).
             (Action::Allow, _) => vec![goto(Self::allow_target(dir))],
             (_, true) => return Vec::new(),
             (Action::Deny, false) => vec![goto(CHAIN_DENY)],
