@@ -51,19 +51,7 @@ fn main() {
         let u = st.plan_full(&e, false);
         let _ = st.commit(u);
         for i in 0..edits {
-            let mut set = e.policy().clone();
-            let n = set.policies.len();
-            let p = &mut set.policies[(i * 7) % n];
-            if let Some(r) = p.ingress.first_mut().or(p.egress.first_mut()) {
-                r.ports = vec![PortSpec {
-                    protocol: Some(bulkhead_model::Protocol::Tcp),
-                    port: PortSel::Range(PortRange {
-                        lo: 9100 + (i % 50000) as u16,
-                        hi: 9100 + (i % 50000) as u16,
-                    }),
-                }];
-            }
-            e.set_policy(set).unwrap();
+            e.set_policy(port_edit(&e, i)).unwrap();
             let t = Instant::now();
             let u = st.plan_full(&e, true);
             let plan = t.elapsed();
@@ -83,18 +71,7 @@ fn main() {
     let (mut prev, _) = render_cached(&e, &opts, &mut ids, &mut cache, None);
     for i in 0..edits {
         // One policy's first rule gets another port.
-        let mut set = e.policy().clone();
-        let n = set.policies.len();
-        let p = &mut set.policies[(i * 7) % n];
-        if let Some(r) = p.ingress.first_mut().or(p.egress.first_mut()) {
-            r.ports = vec![PortSpec {
-                protocol: Some(bulkhead_model::Protocol::Tcp),
-                port: PortSel::Range(PortRange {
-                    lo: 9100 + (i % 50000) as u16,
-                    hi: 9100 + (i % 50000) as u16,
-                }),
-            }];
-        }
+        let set = port_edit(&e, i);
         let t = Instant::now();
         e.set_policy(set).unwrap();
         let resolve = t.elapsed();
@@ -111,4 +88,19 @@ fn main() {
         );
         prev = r;
     }
+}
+
+/// Edit `i`: policy `7 i`'s first rule gets another TCP port.
+fn port_edit(e: &Engine, i: usize) -> bulkhead_policy::spec::PolicySet {
+    let mut set = e.policy().clone();
+    let n = set.policies.len();
+    let p = &mut set.policies[(i * 7) % n];
+    if let Some(r) = p.ingress.first_mut().or(p.egress.first_mut()) {
+        let port = 9100 + (i % 50000) as u16;
+        r.ports = vec![PortSpec {
+            protocol: Some(bulkhead_model::Protocol::Tcp),
+            port: PortSel::Range(PortRange { lo: port, hi: port }),
+        }];
+    }
+    set
 }

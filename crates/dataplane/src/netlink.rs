@@ -114,24 +114,29 @@ pub fn apply(netns: Option<&str>, ops: &[ElemOp]) -> Result<(), NetlinkError> {
     }
     match netns {
         None => apply_here(ops),
-        Some(ns) => {
-            let ns = ns.to_string();
-            let ops = ops.to_vec();
-            std::thread::scope(|s| {
-                s.spawn(move || {
-                    let f = std::fs::File::open(format!("/run/netns/{ns}"))
-                        .map_err(|e| NetlinkError::Netns(ns.clone(), e.to_string()))?;
-                    nix::sched::setns(f.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
-                        .map_err(|e| NetlinkError::Netns(ns.clone(), e.to_string()))?;
-                    apply_here(&ops)
-                })
-                .join()
-                .unwrap_or_else(|_| {
-                    Err(NetlinkError::Refused("the netlink thread panicked".into()))
-                })
-            })
-        }
+        Some(ns) => on_netns_thread(ns, || apply_here(ops))
+            .map_err(|e| NetlinkError::Netns(ns.to_string(), e))?,
     }
+}
+
+/// Run `f` inside the named network namespace, on a short-lived thread of its own
+/// (`setns` changes the namespace of the calling thread only). Err: the namespace could
+/// not be entered, or `f` panicked.
+pub(crate) fn on_netns_thread<T: Send>(
+    netns: &str,
+    f: impl FnOnce() -> T + Send,
+) -> Result<T, String> {
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let file =
+                std::fs::File::open(format!("/run/netns/{netns}")).map_err(|e| e.to_string())?;
+            nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(|e| e.to_string())?;
+            Ok(f())
+        })
+        .join()
+        .unwrap_or_else(|_| Err("the thread panicked".into()))
+    })
 }
 
 fn apply_here(ops: &[ElemOp]) -> Result<(), NetlinkError> {

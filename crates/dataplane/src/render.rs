@@ -341,35 +341,25 @@ impl<'a> Renderer<'a> {
             ("dst4", SetKind::AddrMarks4),
             ("dst6", SetKind::AddrMarks6),
         ];
-        let previous = std::mem::replace(&mut self.cache.local_sigs, self.local_sigs.clone());
+        // The patch path starts from these numbers next time.
+        self.cache.local_sigs = self.local_sigs.clone();
         let carried: Option<Vec<Arc<BTreeSet<Elem>>>> = MAPS
             .iter()
             .map(|(name, kind)| self.carried(name, *kind))
             .collect();
         if let Some(maps) = carried {
-            // Only the policy changed: the kernel's maps are right except for local
-            // identities whose signature numbers changed (or that the previous render
-            // did not know, having been added through the element path since).
-            // Every local identity's addresses are marked again: element updates since
-            // the last render marked addresses with the signature numbers of their
-            // moment, which a policy change can leave wrong even for identities whose
-            // numbers the last render saw unchanged (found by the node proptest).
-            let _ = previous;
-            let changed: rustc_hash::FxHashSet<u32> = self.local_sigs.keys().copied().collect();
-            for ((name, kind), elems) in MAPS.iter().zip(maps) {
-                if !self.out.sets.contains_key(*name) {
-                    self.fill_shared(name, *kind, elems);
-                }
-            }
-            if changed.is_empty() {
-                return;
-            }
-            let workloads = std::mem::take(&mut self.workloads);
-            for &(wid, w) in &workloads {
+            // Only the policy changed: the kernel's maps are right for every address but
+            // local workloads', whose signature numbers the change may have moved. All of
+            // those are marked again (not only the identities whose numbers this render
+            // changed: element updates since the last render marked addresses with the
+            // numbers of their moment; found by the node proptest).
+            let mut maps: Vec<BTreeSet<Elem>> =
+                maps.into_iter().map(Arc::unwrap_or_clone).collect();
+            for &(wid, w) in &self.workloads {
                 let Some(identity) = self.engine.identity_of(wid) else {
                     continue;
                 };
-                if !changed.contains(&identity) || !self.is_local(w.node.as_deref()) {
+                if !self.is_local(w.node.as_deref()) {
                     continue;
                 }
                 let (src, dst) = self.marks(identity, true);
@@ -379,19 +369,26 @@ impl<'a> Renderer<'a> {
                     }
                     let v6 = usize::from(ip.is_ipv6());
                     for (m, value) in [(v6, src), (2 + v6, dst)] {
-                        let set = self.set(MAPS[m].0, MAPS[m].1);
-                        let old: Vec<Elem> = set
+                        let map = &mut maps[m];
+                        let want = Elem::AddrMark(*ip, value);
+                        let have: Vec<Elem> = map
                             .range(Elem::AddrMark(*ip, 0)..=Elem::AddrMark(*ip, u32::MAX))
                             .cloned()
                             .collect();
-                        for e in old {
-                            set.remove(&e);
+                        if have != [want.clone()] {
+                            for e in have {
+                                map.remove(&e);
+                            }
+                            map.insert(want);
                         }
-                        set.insert(Elem::AddrMark(*ip, value));
                     }
                 }
             }
-            self.workloads = workloads;
+            for ((name, kind), elems) in MAPS.iter().zip(maps) {
+                // A patch starts from the kernel's ruleset: replace what it holds.
+                self.out.sets.remove(*name);
+                self.fill(name, *kind, elems);
+            }
             return;
         }
         // Collected first and then built in bulk: tens of thousands of elements.

@@ -11,39 +11,8 @@ use bulkhead_model::Protocol;
 use bulkhead_policy::Engine;
 use bulkhead_policy::spec::{Bundle, PortSel, PortSpec};
 
-/// A network namespace for one test, deleted when dropped (also on failure).
-struct Netns(String);
-
-impl Netns {
-    fn new(name: &str) -> Option<Netns> {
-        // A leftover of an earlier, killed run would make `add` fail.
-        let _ = Command::new("ip").args(["netns", "del", name]).output();
-        let privileged = Command::new("ip")
-            .args(["netns", "add", name])
-            .status()
-            .is_ok_and(|s| s.success());
-        if !privileged {
-            assert!(
-                std::env::var("BULKHEAD_REQUIRE_PRIVILEGED").is_err(),
-                "cannot create a network namespace (root and iproute2 needed) but BULKHEAD_REQUIRE_PRIVILEGED is set"
-            );
-            eprintln!("skipping: cannot create network namespaces (not root?)");
-            return None;
-        }
-        Some(Netns(name.to_string()))
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-fn bundle(dir: &str) -> Bundle {
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
-    bulkhead_manifest::load(&[format!("{root}/{dir}").into()], false).unwrap()
-}
+mod common;
+use common::{Netns, bundle};
 
 /// `nft --debug=netlink list table inet bulkhead`, without what legitimately differs
 /// between two namespaces: rule handles and positions, the numbers of anonymous sets,
@@ -92,29 +61,18 @@ fn normalise(text: &str) -> String {
     for line in text.lines() {
         let line = anon(line);
         // The text listing's `elements = { a, b,\n c }`: sorted items.
-        if let Some(acc) = text_elems.as_mut() {
-            acc.push_str(line.trim());
-            acc.push(' ');
-            if line.trim_end().ends_with('}') {
-                let body = acc.trim().trim_end_matches('}').to_string();
-                let mut items: Vec<&str> = body
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .collect();
-                items.sort();
-                out.push(format!("elements = {{ {} }}", items.join(", ")));
-                text_elems = None;
+        let piece = match (text_elems.is_some(), line.find("elements = {")) {
+            (true, _) => line.trim(),
+            (false, Some(i)) => {
+                text_elems = Some(String::new());
+                line[i + "elements = {".len()..].trim()
             }
-            continue;
-        }
-        if let Some(i) = line.find("elements = {") {
-            let rest = &line[i + "elements = {".len()..];
-            text_elems = Some(String::new());
-            let acc = text_elems.as_mut().unwrap();
-            acc.push_str(rest.trim());
+            (false, None) => "",
+        };
+        if let Some(acc) = text_elems.as_mut() {
+            acc.push_str(piece);
             acc.push(' ');
-            if rest.trim_end().ends_with('}') {
+            if piece.ends_with('}') {
                 let body = acc.trim().trim_end_matches('}').to_string();
                 let mut items: Vec<&str> = body
                     .split(',')

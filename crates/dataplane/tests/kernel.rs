@@ -8,37 +8,8 @@ use bulkhead_dataplane::kernel::Nft;
 use bulkhead_dataplane::{KernelIds, RenderOptions, diff, render};
 use bulkhead_policy::Engine;
 
-/// A network namespace for one test, deleted when dropped (also on failure).
-struct Netns(String);
-
-impl Netns {
-    fn new(name: &str) -> Option<Netns> {
-        let privileged = Command::new("ip")
-            .args(["netns", "add", name])
-            .status()
-            .is_ok_and(|s| s.success());
-        if !privileged {
-            assert!(
-                std::env::var("BULKHEAD_REQUIRE_PRIVILEGED").is_err(),
-                "cannot create a network namespace (root and iproute2 needed) but BULKHEAD_REQUIRE_PRIVILEGED is set"
-            );
-            eprintln!("skipping: cannot create network namespaces (not root?)");
-            return None;
-        }
-        Some(Netns(name.to_string()))
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-fn bundle(dir: &str) -> bulkhead_policy::spec::Bundle {
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
-    bulkhead_manifest::load(&[format!("{root}/{dir}").into()], false).unwrap()
-}
+mod common;
+use common::{Netns, bundle};
 
 #[test]
 fn apply_read_back_adopt_change_and_remove() {
@@ -247,8 +218,6 @@ fn divert_chain_applies_and_adopts() {
 #[test]
 fn patched_policy_edits_reach_the_kernel() {
     use bulkhead_dataplane::node::{NodeState, Update};
-    use bulkhead_model::{PortRange, Protocol};
-    use bulkhead_policy::spec::{PortSel, PortSpec};
 
     let Some(ns) = Netns::new("bh-test-dataplane-patch") else {
         return;
@@ -269,18 +238,9 @@ fn patched_policy_edits_reach_the_kernel() {
     let mut patched = 0;
     for i in 0..8u16 {
         let mut set = engine.policy().clone();
-        let n = set.policies.len();
-        let p = &mut set.policies[usize::from(i) * 5 % n];
-        let Some(r) = p.ingress.first_mut().or(p.egress.first_mut()) else {
+        if !common::set_first_rule_port(&mut set, usize::from(i) * 5, 30_000 + i) {
             continue;
-        };
-        r.ports = vec![PortSpec {
-            protocol: Some(Protocol::Tcp),
-            port: PortSel::Range(PortRange {
-                lo: 30_000 + i,
-                hi: 30_000 + i,
-            }),
-        }];
+        }
         engine.set_policy(set).unwrap();
         let u = st.plan_full(&engine, true);
         if matches!(

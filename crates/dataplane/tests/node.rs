@@ -4,20 +4,14 @@
 use bulkhead_dataplane::node::{NodeState, Update, WorkloadChange};
 use bulkhead_dataplane::render::render_indexed;
 use bulkhead_dataplane::{RenderOptions, Ruleset};
-use bulkhead_model::{ContainerPort, PortRange, Protocol, Workload, WorkloadKey};
+use bulkhead_model::{ContainerPort, Protocol, Workload, WorkloadKey};
 use bulkhead_policy::Engine;
-use bulkhead_policy::spec::{PortSel, PortSpec};
 use proptest::prelude::*;
 
+mod common;
+
 fn base() -> bulkhead_policy::spec::Bundle {
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples");
-    let b = bulkhead_manifest::load(&[root.into()], false).unwrap();
-    // Addresses for everyone, and two nodes.
-    let mut b = bulkhead_synth::scaled(&b, 1);
-    for (i, w) in b.inventory.workloads.iter_mut().enumerate() {
-        w.node = Some(if i % 2 == 0 { "node-1" } else { "node-2" }.into());
-    }
-    b
+    common::examples_on_two_nodes(1)
 }
 
 #[derive(Clone, Debug)]
@@ -58,18 +52,9 @@ fn policy_change(engine: &mut Engine, op: &Op) -> bool {
     }
     match op {
         Op::PolicyPort(i, port) => {
-            let k = i % set.policies.len();
-            let p = &mut set.policies[k];
-            let Some(r) = p.ingress.first_mut().or(p.egress.first_mut()) else {
+            if !common::set_first_rule_port(&mut set, *i, *port) {
                 return false;
-            };
-            r.ports = vec![PortSpec {
-                protocol: Some(Protocol::Tcp),
-                port: PortSel::Range(PortRange {
-                    lo: *port,
-                    hi: *port,
-                }),
-            }];
+            }
         }
         Op::DropPolicy(i) => {
             let k = i % set.policies.len();

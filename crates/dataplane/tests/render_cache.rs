@@ -4,19 +4,14 @@
 
 use bulkhead_dataplane::render::{RenderCache, render_cached, render_indexed};
 use bulkhead_dataplane::{KernelIds, RenderOptions};
-use bulkhead_model::{PortRange, Protocol};
 use bulkhead_policy::Engine;
-use bulkhead_policy::spec::{Bundle, PortSel, PortSpec};
+use bulkhead_policy::spec::Bundle;
 use proptest::prelude::*;
 
+mod common;
+
 fn base() -> Bundle {
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples");
-    let b = bulkhead_manifest::load(&[root.into()], false).unwrap();
-    let mut b = bulkhead_synth::scaled(&b, 2);
-    for (i, w) in b.inventory.workloads.iter_mut().enumerate() {
-        w.node = Some(if i % 2 == 0 { "node-1" } else { "node-2" }.into());
-    }
-    b
+    common::examples_on_two_nodes(2)
 }
 
 #[derive(Clone, Debug)]
@@ -44,21 +39,10 @@ fn arb_op() -> impl Strategy<Value = Op> {
 fn apply(engine: &mut Engine, op: &Op, n: usize) {
     let mut set = engine.policy().clone();
     match op {
+        Op::Port(_, _) if set.policies.is_empty() => return,
         Op::Port(i, port) => {
-            let k = i % set.policies.len().max(1);
-            let Some(p) = set.policies.get_mut(k) else {
-                return;
-            };
-            let rule = p.ingress.first_mut().or(p.egress.first_mut());
-            if let Some(r) = rule {
-                r.ports = vec![PortSpec {
-                    protocol: Some(Protocol::Tcp),
-                    port: PortSel::Range(PortRange {
-                        lo: *port,
-                        hi: *port,
-                    }),
-                }];
-            }
+            // A policy without rules recompiles unchanged: still a policy change.
+            common::set_first_rule_port(&mut set, *i, *port);
         }
         Op::RemovePolicy(i) if !set.policies.is_empty() => {
             let i = i % set.policies.len();

@@ -17,7 +17,6 @@
 //! be tested without privileges.
 
 use std::collections::{BTreeSet, HashMap};
-use std::os::fd::AsFd;
 
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_NETFILTER};
 
@@ -157,17 +156,7 @@ pub(crate) fn in_netns<T: Send>(
     let Some(ns) = netns else {
         return f();
     };
-    std::thread::scope(|s| {
-        s.spawn(move || {
-            let file = std::fs::File::open(format!("/run/netns/{ns}"))
-                .map_err(|e| BatchError::Netns(ns.to_string(), e.to_string()))?;
-            nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
-                .map_err(|e| BatchError::Netns(ns.to_string(), e.to_string()))?;
-            f()
-        })
-        .join()
-        .unwrap_or_else(|_| Err(BatchError::Refused("the netlink thread panicked".into())))
-    })
+    crate::netlink::on_netns_thread(ns, f).map_err(|e| BatchError::Netns(ns.to_string(), e))?
 }
 
 /// Send one batch and wait for its answer. Only the message numbered `last_seq` asks for
