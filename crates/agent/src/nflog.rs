@@ -17,7 +17,7 @@ use netlink_packet_netfilter::nflog::{
 use netlink_packet_netfilter::{NetfilterMessage, NetfilterMessageInner, NetfilterProtoFamily};
 use netlink_sys::{Socket, protocols::NETLINK_NETFILTER};
 
-use crate::flows::{Action, Observed};
+use crate::flows::{self, Action, Observed};
 
 const COPY_RANGE: u32 = 128;
 
@@ -110,7 +110,7 @@ pub fn observe(nlas: &[PacketNla], now: SystemTime) -> Option<Observed> {
     let mut payload: Option<&[u8]> = None;
     for nla in nlas {
         match nla {
-            PacketNla::Prefix(p) => action = Action::from_prefix(&p.to_string_lossy()),
+            PacketNla::Prefix(p) => action = flows::action_from_prefix(&p.to_string_lossy()),
             PacketNla::Payload(p) => payload = Some(p),
             _ => {}
         }
