@@ -715,9 +715,9 @@ spec:
 
     #[test]
     fn prefixes() {
-        assert_eq!(Action::from_prefix("bh:deny "), Some(Action::Deny));
-        assert_eq!(Action::from_prefix("bh:allow"), Some(Action::Allow));
-        assert_eq!(Action::from_prefix("bh:log "), Some(Action::Log));
-        assert_eq!(Action::from_prefix("other"), None);
+        assert_eq!(action_from_prefix("bh:deny "), Some(Action::Deny));
+        assert_eq!(action_from_prefix("bh:allow"), Some(Action::Allow));
+        assert_eq!(action_from_prefix("bh:log "), Some(Action::Log));
+        assert_eq!(action_from_prefix("other"), None);
     }
 }

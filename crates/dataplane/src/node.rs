@@ -150,6 +150,9 @@ impl NodeState {
             }
             Update::Elements { ops, released } => {
                 for op in ops {
+                    if let Elem::AddrMark(ip, _) = op.elem {
+                        self.cache.dirty_addrs.insert(ip);
+                    }
                     if let Some(elems) = self
                         .applied
                         .sets

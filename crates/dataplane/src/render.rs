@@ -39,10 +39,12 @@ use crate::ruleset::{ChainState, Elem, Hook, Ruleset, SetKind, SetState};
 
 mod cache;
 mod divert;
+mod marks;
 mod patch;
 
 pub use cache::RenderCache;
 use cache::{Rendered, SetUse, SigChains, rules_key};
+use marks::MAPS;
 pub use patch::{Patch, render_policy_patch};
 
 /// What to render for which node.
@@ -335,62 +337,18 @@ impl<'a> Renderer<'a> {
     /// Address -> identity for every workload (peers may be anywhere) and node; the
     /// local workloads' addresses.
     fn identity_maps(&mut self) {
-        const MAPS: [(&str, SetKind); 4] = [
-            ("id4", SetKind::AddrMarks4),
-            ("id6", SetKind::AddrMarks6),
-            ("dst4", SetKind::AddrMarks4),
-            ("dst6", SetKind::AddrMarks6),
-        ];
         // The patch path starts from these numbers next time.
-        self.cache.local_sigs = self.local_sigs.clone();
+        let before = std::mem::replace(&mut self.cache.local_sigs, self.local_sigs.clone());
         let carried: Option<Vec<Arc<BTreeSet<Elem>>>> = MAPS
             .iter()
             .map(|(name, kind)| self.carried(name, *kind))
             .collect();
         if let Some(maps) = carried {
-            // Only the policy changed: the kernel's maps are right for every address but
-            // local workloads', whose signature numbers the change may have moved. All of
-            // those are marked again (not only the identities whose numbers this render
-            // changed: element updates since the last render marked addresses with the
-            // numbers of their moment; found by the node proptest).
-            let mut maps: Vec<BTreeSet<Elem>> =
-                maps.into_iter().map(Arc::unwrap_or_clone).collect();
-            for &(wid, w) in &self.workloads {
-                let Some(identity) = self.engine.identity_of(wid) else {
-                    continue;
-                };
-                if !self.is_local(w.node.as_deref()) {
-                    continue;
-                }
-                let (src, dst) = self.marks(identity, true);
-                for ip in &w.ips {
-                    if self.engine.owner_of(ip) != Some(AddrOwner::Workload(wid)) {
-                        continue;
-                    }
-                    let v6 = usize::from(ip.is_ipv6());
-                    for (m, value) in [(v6, src), (2 + v6, dst)] {
-                        let map = &mut maps[m];
-                        let want = Elem::AddrMark(*ip, value);
-                        let have: Vec<Elem> = map
-                            .range(Elem::AddrMark(*ip, 0)..=Elem::AddrMark(*ip, u32::MAX))
-                            .cloned()
-                            .collect();
-                        if have != [want.clone()] {
-                            for e in have {
-                                map.remove(&e);
-                            }
-                            map.insert(want);
-                        }
-                    }
-                }
-            }
-            for ((name, kind), elems) in MAPS.iter().zip(maps) {
-                // A patch starts from the kernel's ruleset: replace what it holds.
-                self.out.sets.remove(*name);
-                self.fill(name, *kind, elems);
-            }
+            self.remark_carried(maps, &before);
             return;
         }
+        // Everything is marked again: nothing is left for a later carried render.
+        self.cache.dirty_addrs.clear();
         // Collected first and then built in bulk: tens of thousands of elements.
         let mut maps: [Vec<Elem>; 4] = Default::default();
         let mut put = |ip: IpAddr, src: u32, dst: u32| {

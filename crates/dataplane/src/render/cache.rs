@@ -9,12 +9,13 @@
 //! Felix's calculation graph recomputes only what an update touches.
 
 use std::fmt::Write;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use bulkhead_model::Protocol;
 use bulkhead_policy::compile::{CRule, Direction, Target};
 use bulkhead_policy::spec::{Action, PortSpec};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::SignatureKey;
 use crate::names::content_name;
@@ -89,6 +90,9 @@ pub struct RenderCache {
     /// Each local identity's signature numbers in the last render: a policy-only
     /// render re-marks the addresses of identities whose numbers changed.
     pub(super) local_sigs: FxHashMap<u32, (u32, u32)>,
+    /// Addresses the element path marked since the last render: a carried render
+    /// checks them again (see `marks`).
+    pub(crate) dirty_addrs: FxHashSet<IpAddr>,
     pub(super) hits: usize,
     pub(super) misses: usize,
 }
