@@ -1,0 +1,205 @@
+//! Reading: the flows and events that pass a filter, oldest first, the last `limit` of
+//! them when a limit is given (found newest first on an index, so `--limit 20` over ten
+//! million rows reads twenty), and following new rows by polling past the last rowid.
+
+use std::time::Duration;
+
+use bulkhead_record::FlowRecord;
+use rusqlite::types::Value;
+use serde_json::Value as Json;
+
+use crate::{EventFilter, FlowFilter, Result, Store};
+
+/// A WHERE clause under construction: conditions joined by AND, `?` numbered as bound.
+#[derive(Default)]
+pub(crate) struct Where {
+    clauses: Vec<String>,
+    params: Vec<Value>,
+}
+
+impl Where {
+    /// A condition with one parameter (every `?` in it is that parameter).
+    pub fn bind(&mut self, clause: &str, v: impl Into<Value>) {
+        self.params.push(v.into());
+        let n = format!("?{}", self.params.len());
+        self.clauses.push(clause.replace('?', &n));
+    }
+
+    pub fn raw(&mut self, clause: &str) {
+        self.clauses.push(clause.to_string());
+    }
+
+    pub fn finish(self) -> (String, Vec<Value>) {
+        let clause = if self.clauses.is_empty() {
+            "1".to_string()
+        } else {
+            self.clauses.join(" AND ")
+        };
+        (clause, self.params)
+    }
+}
+
+/// Where to start and how many: the last `limit` (newest first in SQL, returned oldest
+/// first), or at most `max` rows with rowids in `(after, upto]`.
+enum Window {
+    Last(Option<usize>),
+    After { after: i64, upto: i64, max: usize },
+}
+
+impl Store {
+    /// Flow records that pass the filter with their rowids, oldest first.
+    pub fn flows(&self, f: &FlowFilter) -> Result<Vec<(i64, FlowRecord)>> {
+        self.flow_rows(f, Window::Last(f.limit))
+    }
+
+    /// At most `max` flow records with rowids in `(after, upto]` that pass the filter
+    /// (its limit aside), oldest first.
+    pub fn flows_after(
+        &self,
+        f: &FlowFilter,
+        after: i64,
+        upto: i64,
+        max: usize,
+    ) -> Result<Vec<(i64, FlowRecord)>> {
+        self.flow_rows(f, Window::After { after, upto, max })
+    }
+
+    /// Events that pass the filter with their rowids, in time order.
+    pub fn events(&self, f: &EventFilter) -> Result<Vec<(i64, Json)>> {
+        self.event_rows(f, Window::Last(f.limit))
+    }
+
+    pub fn events_after(
+        &self,
+        f: &EventFilter,
+        after: i64,
+        upto: i64,
+        max: usize,
+    ) -> Result<Vec<(i64, Json)>> {
+        self.event_rows(f, Window::After { after, upto, max })
+    }
+
+    /// The newest rowid of a table (0 when empty): where following starts.
+    pub fn last_id(&self, table: Table) -> Result<i64> {
+        let sql = format!("SELECT coalesce(max(id), 0) FROM {}", table.name());
+        Ok(self.conn.query_row(&sql, [], |r| r.get(0))?)
+    }
+
+    fn flow_rows(&self, f: &FlowFilter, win: Window) -> Result<Vec<(i64, FlowRecord)>> {
+        let (clause, params) = f.sql();
+        let rows = self.select("flows", "record", "id", &clause, params, &win)?;
+        Ok(parsed(rows))
+    }
+
+    fn event_rows(&self, f: &EventFilter, win: Window) -> Result<Vec<(i64, Json)>> {
+        let (clause, params) = f.sql();
+        // Events come from many proxy threads: time order, as the proxy reported them.
+        let rows = self.select("events", "event", "time_ms, id", &clause, params, &win)?;
+        Ok(parsed(rows))
+    }
+
+    fn select(
+        &self,
+        table: &str,
+        column: &str,
+        order: &str,
+        clause: &str,
+        mut params: Vec<Value>,
+        win: &Window,
+    ) -> Result<Vec<(i64, String)>> {
+        let desc = order.replace(',', " DESC,") + " DESC";
+        let (sql, reverse) = match *win {
+            Window::Last(None) => (
+                format!("SELECT id, {column} FROM {table} WHERE {clause} ORDER BY {order}"),
+                false,
+            ),
+            Window::Last(Some(n)) => {
+                params.push(Value::Integer(i64::try_from(n).unwrap_or(i64::MAX)));
+                let l = params.len();
+                (
+                    format!(
+                        "SELECT id, {column} FROM {table} WHERE {clause} ORDER BY {desc} LIMIT ?{l}"
+                    ),
+                    true,
+                )
+            }
+            Window::After { after, upto, max } => {
+                params.push(Value::Integer(after));
+                params.push(Value::Integer(upto));
+                params.push(Value::Integer(i64::try_from(max).unwrap_or(i64::MAX)));
+                let l = params.len();
+                (
+                    format!(
+                        "SELECT id, {column} FROM {table} WHERE {clause} AND id > ?{} AND id <= ?{} ORDER BY id LIMIT ?{l}",
+                        l - 2,
+                        l - 1
+                    ),
+                    false,
+                )
+            }
+        };
+        let mut st = self.conn.prepare_cached(&sql)?;
+        let mut out: Vec<(i64, String)> = st
+            .query_map(rusqlite::params_from_iter(params), |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        if reverse {
+            out.reverse();
+        }
+        Ok(out)
+    }
+
+    /// Call `each` with every new flow record that passes the filter, as the writer
+    /// commits them, until it returns false. Polls every `every`.
+    pub fn follow_flows(
+        &self,
+        f: &FlowFilter,
+        every: Duration,
+        mut each: impl FnMut(&FlowRecord) -> bool,
+    ) -> Result<()> {
+        const PAGE: usize = 1000;
+        let mut last = self.last_id(Table::Flows)?;
+        loop {
+            // Rowids only grow (AUTOINCREMENT) and a reader sees whole commits: every row
+            // up to `top` is visible now, so the rows in (last, top] are scanned once.
+            let top = self.last_id(Table::Flows)?;
+            let rows = self.flows_after(f, last, top, PAGE)?;
+            let full = rows.len() == PAGE;
+            for (id, r) in &rows {
+                if !each(r) {
+                    return Ok(());
+                }
+                last = *id;
+            }
+            if !full {
+                last = last.max(top);
+                std::thread::sleep(every);
+            }
+        }
+    }
+}
+
+/// Rows' JSON parsed. A row that does not parse (written by a newer agent) is skipped,
+/// not fatal.
+fn parsed<T: serde::de::DeserializeOwned>(rows: Vec<(i64, String)>) -> Vec<(i64, T)> {
+    rows.into_iter()
+        .filter_map(|(id, text)| Some((id, serde_json::from_str(&text).ok()?)))
+        .collect()
+}
+
+/// A table with rowids.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Table {
+    Flows,
+    Events,
+}
+
+impl Table {
+    fn name(self) -> &'static str {
+        match self {
+            Table::Flows => "flows",
+            Table::Events => "events",
+        }
+    }
+}
