@@ -1,23 +1,16 @@
 //! Flow and violation records: what the kernel did to a new connection, who the two
-//! ends are, and which rule of which policy decided it, as one JSON object per line in
-//! `flows.jsonl` (rotated by size). The same module reads them back for `bulkhead flows`.
+//! ends are, and which rule of which policy decided it. The agent keeps them in its
+//! store (`bulkhead-store`), where `bulkhead flows` reads them.
 
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use bulkhead_model::{L4, Protocol};
 use bulkhead_policy::explain::SideExplanation;
 use bulkhead_policy::l7::L7Request;
 use bulkhead_policy::{Connection, Endpoint, Engine};
-use serde::Serialize;
 
-use crate::config::Rotation;
 use crate::decide::NodeScope;
-
-pub const FLOWS_FILE: &str = "flows.jsonl";
 
 pub use bulkhead_record::{Action, Decided, FlowRecord, Peer, Rule};
 
@@ -254,110 +247,7 @@ pub fn enrich_l7(cx: &Enrich, o: &Observed, l7: Option<&L7Request>) -> FlowRecor
     r
 }
 
-/// Appends records to `flows.jsonl` (or another JSON-lines file), rotating by size.
-pub struct Writer {
-    dir: PathBuf,
-    name: &'static str,
-    file: File,
-    size: u64,
-    rotation: Rotation,
-}
-
-impl Writer {
-    pub fn open(dir: &Path, rotation: Rotation) -> std::io::Result<Writer> {
-        Writer::open_named(dir, FLOWS_FILE, rotation)
-    }
-
-    pub fn open_named(
-        dir: &Path,
-        name: &'static str,
-        rotation: Rotation,
-    ) -> std::io::Result<Writer> {
-        let path = dir.join(name);
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
-        let size = file.metadata()?.len();
-        Ok(Writer {
-            dir: dir.to_path_buf(),
-            name,
-            file,
-            size,
-            rotation,
-        })
-    }
-
-    pub fn write<T: Serialize>(&mut self, r: &T) -> std::io::Result<()> {
-        let mut line = serde_json::to_string(r).map_err(std::io::Error::other)?;
-        line.push('\n');
-        if self.size > 0 && self.size + line.len() as u64 > self.rotation.max_bytes {
-            self.rotate()?;
-        }
-        self.file.write_all(line.as_bytes())?;
-        self.size += line.len() as u64;
-        Ok(())
-    }
-
-    /// flows.jsonl -> .1 -> .2 ... ; the oldest beyond `keep` is dropped.
-    fn rotate(&mut self) -> std::io::Result<()> {
-        let name = |i: u32| {
-            if i == 0 {
-                self.dir.join(self.name)
-            } else {
-                self.dir.join(format!("{}.{i}", self.name))
-            }
-        };
-        let _ = std::fs::remove_file(name(self.rotation.keep));
-        for i in (0..self.rotation.keep).rev() {
-            let _ = std::fs::rename(name(i), name(i + 1));
-        }
-        self.file = OpenOptions::new().create(true).append(true).open(name(0))?;
-        self.size = 0;
-        Ok(())
-    }
-}
-
 // ----- reading back: `bulkhead flows` -----
-
-/// Which records to show.
-#[derive(Clone, Debug, Default)]
-pub struct Filter {
-    /// `namespace/name`: either end.
-    pub workload: Option<String>,
-    /// Either end in this namespace.
-    pub namespace: Option<String>,
-    pub verdict: Option<Action>,
-    pub since: Option<SystemTime>,
-}
-
-impl Filter {
-    pub fn matches(&self, r: &FlowRecord) -> bool {
-        let ends = [&r.src, &r.dst];
-        if let Some(w) = &self.workload
-            && !ends
-                .iter()
-                .any(|p| p.workload.as_deref() == Some(w.as_str()))
-        {
-            return false;
-        }
-        if let Some(ns) = &self.namespace
-            && !ends
-                .iter()
-                .any(|p| p.namespace.as_deref() == Some(ns.as_str()))
-        {
-            return false;
-        }
-        if let Some(v) = self.verdict
-            && r.verdict != v
-        {
-            return false;
-        }
-        if let Some(since) = self.since
-            && r.system_time().is_none_or(|t| t < since)
-        {
-            return false;
-        }
-        true
-    }
-}
 
 /// `--since`: a duration back from `now` (`10m`, `1h30m`, `45s`) or an RFC 3339 time.
 pub fn parse_since(s: &str, now: SystemTime) -> Result<SystemTime, String> {
@@ -373,118 +263,11 @@ pub fn parse_since(s: &str, now: SystemTime) -> Result<SystemTime, String> {
     })
 }
 
-/// The flow files of a state directory, oldest first.
-pub fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut rotated: Vec<(u32, PathBuf)> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().to_string();
-            let n: u32 = name.strip_prefix(&format!("{FLOWS_FILE}."))?.parse().ok()?;
-            Some((n, e.path()))
-        })
-        .collect();
-    rotated.sort_by_key(|r| std::cmp::Reverse(r.0));
-    let mut out: Vec<PathBuf> = rotated.into_iter().map(|(_, p)| p).collect();
-    let current = dir.join(FLOWS_FILE);
-    if current.exists() {
-        out.push(current);
-    }
-    out
-}
-
-/// Every record of the state directory that passes the filter, oldest first. Lines
-/// that do not parse (a record being written) are skipped.
-pub fn read_all(dir: &Path, filter: &Filter) -> std::io::Result<Vec<FlowRecord>> {
-    let mut out = Vec::new();
-    for f in files(dir) {
-        let Ok(file) = File::open(&f) else { continue };
-        for line in BufReader::new(file).lines() {
-            let line = line?;
-            if let Ok(r) = serde_json::from_str::<FlowRecord>(&line)
-                && filter.matches(&r)
-            {
-                out.push(r);
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Follow `flows.jsonl` from its current end, across rotations, calling `each` with
-/// every new record that passes the filter; returns when `each` returns false.
-pub fn follow(
-    dir: &Path,
-    filter: &Filter,
-    mut each: impl FnMut(&FlowRecord) -> bool,
-) -> std::io::Result<()> {
-    let path = dir.join(FLOWS_FILE);
-    let open = || -> Option<(File, u64)> {
-        let f = File::open(&path).ok()?;
-        let ino = inode(&f);
-        Some((f, ino))
-    };
-    let mut cur = open();
-    let mut pos = cur
-        .as_ref()
-        .and_then(|(f, _)| f.metadata().ok())
-        .map_or(0, |m| m.len());
-    let mut partial = String::new();
-    loop {
-        let mut progressed = false;
-        if let Some((f, _)) = cur.as_mut() {
-            f.seek(SeekFrom::Start(pos))?;
-            let mut reader = BufReader::new(&*f);
-            loop {
-                let mut line = String::new();
-                let n = reader.read_line(&mut line)?;
-                if n == 0 {
-                    break;
-                }
-                pos += n as u64;
-                progressed = true;
-                if !line.ends_with('\n') {
-                    partial.push_str(&line);
-                    continue;
-                }
-                let full = std::mem::take(&mut partial) + &line;
-                if let Ok(r) = serde_json::from_str::<FlowRecord>(&full)
-                    && filter.matches(&r)
-                    && !each(&r)
-                {
-                    return Ok(());
-                }
-            }
-        }
-        if !progressed {
-            // Rotated or created: start over on the new file.
-            let now = open();
-            let rotated = match (&cur, &now) {
-                (Some((_, a)), Some((_, b))) => a != b,
-                (None, Some(_)) => true,
-                _ => false,
-            };
-            if rotated {
-                cur = now;
-                pos = 0;
-                partial.clear();
-                continue;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-}
-
-fn inode(f: &File) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    f.metadata().map(|m| m.ino()).unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use bulkhead_manifest::{Source, parse_sources};
+    use std::time::Duration;
 
     const CLUSTER: &str = r#"
 apiVersion: v1
@@ -642,57 +425,6 @@ spec:
         assert_eq!(r.src.entity.as_deref(), Some("world"));
         assert_eq!(r.decided_by.as_ref().unwrap().tier, "fail-closed");
         assert_eq!(r.consistent, Some(true));
-    }
-
-    #[test]
-    fn rotation_keeps_n_files_and_reading_spans_them() {
-        let dir = tempfile::tempdir().unwrap();
-        let e = engine();
-        let scope = NodeScope::default();
-        let rec = enrich(
-            &cx(&e, &scope),
-            &obs(Action::Deny, "10.0.0.1", "10.0.0.2", 22),
-        );
-        let line = serde_json::to_string(&rec).unwrap().len() as u64 + 1;
-        let mut w = Writer::open(
-            dir.path(),
-            Rotation {
-                max_bytes: line * 2,
-                keep: 2,
-            },
-        )
-        .unwrap();
-        for _ in 0..7 {
-            w.write(&rec).unwrap();
-        }
-        let names: Vec<String> = files(dir.path())
-            .iter()
-            .map(|p| p.file_name().unwrap().to_string_lossy().to_string())
-            .collect();
-        assert_eq!(names, ["flows.jsonl.2", "flows.jsonl.1", "flows.jsonl"]);
-        assert_eq!(read_all(dir.path(), &Filter::default()).unwrap().len(), 5);
-        let f = Filter {
-            verdict: Some(Action::Allow),
-            ..Filter::default()
-        };
-        assert!(read_all(dir.path(), &f).unwrap().is_empty());
-        let f = Filter {
-            workload: Some("shop/db".into()),
-            namespace: Some("shop".into()),
-            verdict: Some(Action::Deny),
-            since: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_600_000_000)),
-        };
-        assert_eq!(read_all(dir.path(), &f).unwrap().len(), 5);
-        let f = Filter {
-            namespace: Some("other".into()),
-            ..Filter::default()
-        };
-        assert!(read_all(dir.path(), &f).unwrap().is_empty());
-        let f = Filter {
-            since: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)),
-            ..Filter::default()
-        };
-        assert!(read_all(dir.path(), &f).unwrap().is_empty());
     }
 
     #[test]

@@ -6,8 +6,9 @@
 //! they all live there):
 //! - main: the reconcile loop (file events -> batch -> engine -> render -> diff -> nft);
 //! - the watcher (`notify`), which only sends events;
-//! - NFLOG: reads logged packets and writes enriched flow records;
-//! - conntrack: hears ended connections and writes their counters;
+//! - NFLOG: reads logged packets and sends enriched flow records to the store;
+//! - conntrack: hears ended connections and sends their counters to the store;
+//! - store: commits records in batches to `store.db` and prunes it (`bulkhead-store`);
 //! - signals: turns SIGTERM/SIGINT into a clean stop (the table stays programmed, so a
 //!   restarted agent adopts it and traffic never notices).
 #![forbid(unsafe_code)]
@@ -26,9 +27,9 @@ pub mod status;
 pub mod watch;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long after a patched policy edit its leftovers are swept (if nothing else comes).
@@ -127,21 +128,15 @@ pub fn run(mut cfg: Config) -> Result<u8> {
     }
     info!(inputs = inputs.len(), "watching");
 
-    let writer = match flows::Writer::open(&cfg.state_dir, cfg.flows) {
-        Ok(w) => Some(Arc::new(Mutex::new(w))),
-        Err(e) => {
-            warn!(error = %e, "cannot open flows.jsonl: no flow records");
-            None
-        }
-    };
-    if let Some(w) = &writer {
+    let store = open_store(&cfg);
+    if let Some(s) = &store {
         if let Some(log) = nflog {
-            start_flows(&rec.shared, log, w.clone());
+            start_flows(&rec.shared, log, s.clone());
         }
-        start_ended(&rec.shared, w.clone());
+        start_ended(&rec.shared, s.clone());
     }
     let _proxy = match cfg.l7_proxy {
-        Some(p) => Some(start_proxy(&cfg, p, &rec.shared, writer.clone())?),
+        Some(p) => Some(start_proxy(&cfg, p, &rec.shared, store.clone())?),
         None => None,
     };
     if _proxy.is_some() {
@@ -238,7 +233,32 @@ pub fn run(mut cfg: Config) -> Result<u8> {
         }
     }
     rec.refresh_status();
+    // What was sent is committed before the process ends.
+    if let Some(s) = &store {
+        let _ = s.flush();
+    }
     Ok(0)
+}
+
+/// The store in the state directory, kept within the disk budget of the flow records
+/// (`cfg.flows`: what the rotated JSON-lines files used to be allowed) and a week.
+fn open_store(cfg: &Config) -> Option<Arc<bulkhead_store::Sink>> {
+    let path = cfg.state_dir.join(bulkhead_store::FILE);
+    let retention = bulkhead_store::Retention {
+        max_bytes: Some(
+            cfg.flows
+                .max_bytes
+                .saturating_mul(u64::from(cfg.flows.keep) + 1),
+        ),
+        ..bulkhead_store::Retention::default()
+    };
+    match bulkhead_store::Sink::open(&path, retention) {
+        Ok(s) => Some(Arc::new(s)),
+        Err(e) => {
+            warn!(error = %e, path = %path.display(), "cannot open the store: no flow records or events");
+            None
+        }
+    }
 }
 
 /// Start the L7 proxy (the divert chain is already programmed: connections wait in the
@@ -247,21 +267,13 @@ fn start_proxy(
     cfg: &Config,
     p: config::L7Proxy,
     shared: &Arc<Shared>,
-    flows: Option<Arc<Mutex<flows::Writer>>>,
+    store: Option<Arc<bulkhead_store::Sink>>,
 ) -> Result<bulkhead_proxy::Handle> {
     bulkhead_proxy::routing::install(DIVERT_MARK, DIVERT_TABLE)
         .context("cannot install the L7 proxy's policy routes")?;
-    let events = match flows::Writer::open_named(&cfg.state_dir, proxy::EVENTS_FILE, cfg.flows) {
-        Ok(w) => Some(Mutex::new(w)),
-        Err(e) => {
-            warn!(error = %e, "cannot open events.jsonl: no L7 events");
-            None
-        }
-    };
     let authority = Arc::new(proxy::ProxyAuthority {
         shared: shared.clone(),
-        flows,
-        events,
+        store,
         log_allowed: cfg.log_allowed,
         sensors: Default::default(),
     });
@@ -348,7 +360,7 @@ fn enrich(shared: &Shared, o: &flows::Observed, settled: bool) -> flows::FlowRec
     )
 }
 
-fn write_record(shared: &Shared, writer: &Mutex<flows::Writer>, r: &flows::FlowRecord) {
+fn write_record(shared: &Shared, store: &bulkhead_store::Sink, r: flows::FlowRecord) {
     let c = &shared.counters;
     c.flows.fetch_add(1, Ordering::Relaxed);
     if r.consistent == Some(false) {
@@ -358,14 +370,16 @@ fn write_record(shared: &Shared, writer: &Mutex<flows::Writer>, r: &flows::FlowR
             "the kernel and the engine disagree"
         );
     }
-    let mut w = writer.lock().unwrap_or_else(|e| e.into_inner());
-    if w.write(r).is_err() {
+    if store
+        .send(bulkhead_store::Record::Flow(Box::new(r)))
+        .is_err()
+    {
         c.flow_errors.fetch_add(1, Ordering::Relaxed);
     }
 }
 
 /// The NFLOG reader: every logged packet becomes an enriched flow record.
-fn start_flows(shared: &Arc<Shared>, log: nflog::Nflog, writer: Arc<Mutex<flows::Writer>>) {
+fn start_flows(shared: &Arc<Shared>, log: nflog::Nflog, store: Arc<bulkhead_store::Sink>) {
     let shared = shared.clone();
     let spawned = std::thread::Builder::new()
         .name("nflog".into())
@@ -375,7 +389,7 @@ fn start_flows(shared: &Arc<Shared>, log: nflog::Nflog, writer: Arc<Mutex<flows:
                 log,
                 |o| {
                     let r = enrich(&shared, &o, shared.settled(Instant::now()));
-                    write_record(&shared, &writer, &r);
+                    write_record(&shared, &store, r);
                 },
                 |e| {
                     s2.counters.flow_errors.fetch_add(1, Ordering::Relaxed);
@@ -389,7 +403,7 @@ fn start_flows(shared: &Arc<Shared>, log: nflog::Nflog, writer: Arc<Mutex<flows:
 }
 
 /// Conntrack DESTROY events: `end` records with packet and byte counters.
-fn start_ended(shared: &Arc<Shared>, writer: Arc<Mutex<flows::Writer>>) {
+fn start_ended(shared: &Arc<Shared>, store: Arc<bulkhead_store::Sink>) {
     if let Err(e) = conntrack::enable_accounting() {
         warn!(error = %e, "cannot enable nf_conntrack_acct: end records carry no counters");
     }
@@ -420,7 +434,7 @@ fn start_ended(shared: &Arc<Shared>, writer: Arc<Mutex<flows::Writer>>) {
                 r.logged.clear();
                 r.packets = e.packets;
                 r.bytes = e.bytes;
-                write_record(&shared, &writer, &r);
+                write_record(&shared, &store, r);
                 true
             });
             if let Err(e) = res {

@@ -1,27 +1,27 @@
 //! The agent's side of the L7 proxy: verdicts from the same engine and node scope the
-//! kernel's rules come from, and the proxy's events written where `bulkhead flows` and
-//! `bulkhead events` read them (`flows.jsonl` for decisions, `events.jsonl` for all).
+//! kernel's rules come from, and the proxy's events kept in the agent's store, where
+//! `bulkhead flows` (decisions, as flow records) and `bulkhead events` (all) read them.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use bulkhead_model::{L4, Protocol};
 use bulkhead_policy::engine::AddrOwner;
 use bulkhead_policy::l7::L7Request;
 use bulkhead_proxy::{Authority, Decision, Event, EventKind};
+use bulkhead_store::{Record, Sink};
 use serde_json::json;
 
 use crate::flows::{self, Action, Observed};
 use crate::reconcile::Shared;
 
-pub const EVENTS_FILE: &str = "events.jsonl";
-
 pub struct ProxyAuthority {
     pub shared: Arc<Shared>,
-    pub flows: Option<Arc<Mutex<flows::Writer>>>,
-    pub events: Option<Mutex<flows::Writer>>,
+    /// Events and flow records go to the store's writer thread (never blocking a
+    /// connection on the disk).
+    pub store: Option<Arc<Sink>>,
     pub log_allowed: bool,
     pub sensors: crate::sensors::SensorCache,
 }
@@ -83,15 +83,13 @@ impl Authority for ProxyAuthority {
                 }
             }
         }
-        if let Some(w) = &self.events {
-            let line = match &event.kind {
-                // Sensor events carry no policy decision to name the workloads: name them.
-                EventKind::Sensor { .. } => self.with_workloads(&event),
-                _ => serde_json::to_value(&event).unwrap_or_default(),
-            };
-            let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
-            let _ = w.write(&line);
-        }
+        let Some(store) = &self.store else { return };
+        let line = match &event.kind {
+            // Sensor events carry no policy decision to name the workloads: name them.
+            EventKind::Sensor { .. } => self.with_workloads(&event),
+            _ => serde_json::to_value(&event).unwrap_or_default(),
+        };
+        let _ = store.send(Record::Event(line));
         // Decisions also become flow records, like the kernel's: the connection's verdict
         // (the kernel never saw it: it was diverted) and every L7 denial.
         let (decision, l7) = match &event.kind {
@@ -121,7 +119,6 @@ impl Authority for ProxyAuthority {
             ),
             _ => return,
         };
-        let Some(w) = &self.flows else { return };
         let Ok(mut r) = serde_json::from_value::<flows::FlowRecord>(decision.detail.clone()) else {
             return;
         };
@@ -131,8 +128,7 @@ impl Authority for ProxyAuthority {
             v["proxy_conn"] = json!(event.conn);
             v
         });
-        let mut w = w.lock().unwrap_or_else(|e| e.into_inner());
-        let _ = w.write(&r);
+        let _ = store.send(Record::Flow(Box::new(r)));
     }
 }
 

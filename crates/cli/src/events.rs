@@ -1,16 +1,17 @@
-//! `bulkhead events`: what the L7 proxy reported (`events.jsonl` of each agent): refused
-//! protocols and requests with the deciding rule and the capture, and, on request, every
-//! connection and how it ended.
+//! `bulkhead events`: what the L7 proxy reported (the events in each agent's store):
+//! refused protocols and requests with the deciding rule and the capture, sensor hits,
+//! and, on request, every connection and how it ended.
 
 use std::path::PathBuf;
 use std::time::SystemTime;
 
 use anyhow::{Result, anyhow};
 use bulkhead_agent::flows::parse_since;
+use bulkhead_store::{EventFilter, workload_of};
 use clap::{Args, ValueEnum};
 use serde_json::Value;
 
-use crate::flows::state_dirs;
+use crate::flows::{open_store, state_dirs};
 
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum EventFormat {
@@ -43,52 +44,9 @@ pub struct EventsArgs {
     pub format: EventFormat,
 }
 
-/// events.jsonl and its rotations, oldest first.
-fn files(dir: &std::path::Path) -> Vec<PathBuf> {
-    let mut v: Vec<(u32, PathBuf)> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let rest = name.strip_prefix("events.jsonl")?;
-            let n = if rest.is_empty() {
-                0
-            } else {
-                rest.strip_prefix('.')?.parse().ok()?
-            };
-            Some((n, e.path()))
-        })
-        .collect();
-    v.sort_by_key(|e| std::cmp::Reverse(e.0));
-    v.into_iter().map(|(_, p)| p).collect()
-}
-
-fn workload_of(e: &Value, side: &str) -> String {
-    e["decision"]["detail"][side]["workload"]
-        .as_str()
-        .or_else(|| e[side]["workload"].as_str())
-        .map(str::to_string)
-        .unwrap_or_else(|| {
-            e[if side == "src" { "client" } else { "server" }]
-                .as_str()
-                .unwrap_or("-")
-                .to_string()
-        })
-}
-
 /// A request for a table cell: HTTP headers left out (`-o json` has them all).
 pub fn short_request(r: &str) -> String {
     r.split(" header:").next().unwrap_or(r).to_string()
-}
-
-/// Refusals and sensor findings: what `bulkhead events` shows without `--all`.
-fn is_refusal(e: &Value) -> bool {
-    e["event"] == "sensor"
-        || matches!(
-            e["event"].as_str(),
-            Some("protocol" | "request" | "connection")
-        ) && e["decision"]["allowed"] == false
 }
 
 /// A sensor event's findings for a table cell: `sqli in query:id: 1' OR '1'='1`.
@@ -175,28 +133,19 @@ pub fn run(a: EventsArgs) -> Result<u8> {
         .map(|s| parse_since(&s, SystemTime::now()))
         .transpose()
         .map_err(|e| anyhow!(e))?;
+    let filter = EventFilter {
+        refusals: !a.all,
+        workload: a.workload,
+        since_ms: since.map(bulkhead_store::system_millis),
+        limit: a.limit,
+        ..EventFilter::default()
+    };
     let mut events: Vec<Value> = Vec::new();
     for d in &dirs {
-        for f in files(d) {
-            let text = std::fs::read_to_string(&f).map_err(|e| anyhow!("{}: {e}", f.display()))?;
-            events.extend(
-                text.lines()
-                    .filter_map(|l| serde_json::from_str::<Value>(l).ok()),
-            );
+        if let Some(store) = open_store(d)? {
+            events.extend(store.events(&filter)?.into_iter().map(|(_, e)| e));
         }
     }
-    events.retain(|e| {
-        (a.all || is_refusal(e))
-            && a.workload
-                .as_ref()
-                .is_none_or(|w| workload_of(e, "src") == *w || workload_of(e, "dst") == *w)
-            && since.is_none_or(|t| {
-                e["time"]
-                    .as_str()
-                    .and_then(|s| humantime::parse_rfc3339_weak(s).ok())
-                    .is_some_and(|et| et >= t)
-            })
-    });
     events.sort_by(|x, y| x["time"].as_str().cmp(&y["time"].as_str()));
     if let Some(n) = a.limit {
         events.drain(..events.len().saturating_sub(n));

@@ -1,11 +1,13 @@
-//! `bulkhead flows`: read the agent's flow records (rotated files too), filter, print.
+//! `bulkhead flows`: the flow records in the agents' stores, filtered there (on the
+//! store's indexes), printed.
 
 use std::io::Write;
-use std::path::PathBuf;
-use std::time::SystemTime;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
-use anyhow::{Result, anyhow};
-use bulkhead_agent::flows::{self, Action, Filter, FlowRecord};
+use anyhow::{Context, Result, anyhow};
+use bulkhead_agent::flows::{self, Action, FlowRecord};
+use bulkhead_store::{FlowFilter, Store};
 use clap::{Args, ValueEnum};
 
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -100,21 +102,46 @@ fn print(out: &mut impl Write, format: FlowFormat, r: &FlowRecord) -> std::io::R
     }
 }
 
+/// The store of a state directory, if the agent has created it.
+pub fn open_store(dir: &Path) -> Result<Option<Store>> {
+    let path = dir.join(bulkhead_store::FILE);
+    Store::open_read_only(&path).with_context(|| path.display().to_string())
+}
+
 pub fn run(a: FlowsArgs) -> Result<u8> {
-    let filter = Filter {
+    let filter = FlowFilter {
         workload: a.workload,
         namespace: a.namespace,
         verdict: a.verdict,
-        since: a
+        since_ms: a
             .since
             .map(|s| flows::parse_since(&s, SystemTime::now()))
             .transpose()
-            .map_err(|e| anyhow!(e))?,
+            .map_err(|e| anyhow!(e))?
+            .map(bulkhead_store::system_millis),
+        limit: a.limit,
+        ..FlowFilter::default()
     };
     let dirs = state_dirs(a.state_dir.as_ref(), a.lab.as_deref())?;
     let mut records = Vec::new();
-    for d in &dirs {
-        records.extend(flows::read_all(d, &filter)?);
+    // Following starts after the newest record of the first store as it is now: a record
+    // committed while the others are read is printed once, by the follower.
+    let mut follow_after = 0;
+    for (i, d) in dirs.iter().enumerate() {
+        let Some(store) = open_store(d)? else {
+            continue;
+        };
+        let top = store.last_id(bulkhead_store::Table::Flows)?;
+        if i == 0 {
+            follow_after = top;
+        }
+        records.extend(
+            store
+                .flows(&filter)?
+                .into_iter()
+                .filter(|(id, _)| !a.follow || i != 0 || *id <= top)
+                .map(|(_, r)| r),
+        );
     }
     if dirs.len() > 1 {
         records.sort_by(|x, y| x.time.cmp(&y.time));
@@ -144,7 +171,18 @@ pub fn run(a: FlowsArgs) -> Result<u8> {
     if a.follow {
         drop(out);
         let dir = dirs.first().cloned().unwrap_or_default();
-        flows::follow(&dir, &filter, |r| {
+        // The agent may not have created its store yet.
+        let store = loop {
+            if let Some(s) = open_store(&dir)? {
+                break s;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        let filter = FlowFilter {
+            limit: None,
+            ..filter
+        };
+        store.follow_flows(&filter, follow_after, Duration::from_millis(200), |r| {
             let mut out = std::io::stdout().lock();
             print(&mut out, a.format, r).is_ok() && out.flush().is_ok()
         })?;

@@ -546,13 +546,9 @@ fn kernel_checks(st: &State, failures: &mut Vec<String>) -> String {
         if !status["last_error"].is_null() {
             failures.push(format!("agent {}: {}", node.name, status["last_error"]));
         }
-        // flows.jsonl and its rotated files.
-        let mut flows = String::new();
-        for i in (1..=5).rev() {
-            flows +=
-                &std::fs::read_to_string(dir.join(format!("flows.jsonl.{i}"))).unwrap_or_default();
-        }
-        flows += &std::fs::read_to_string(dir.join("flows.jsonl")).unwrap_or_default();
+        // Every flow record of the agent's store.
+        let (ok, flows) = bulkhead(&["flows", "--state-dir", &dir.to_string_lossy(), "-o", "json"]);
+        assert!(ok, "bulkhead flows: {flows}");
         let mut allowed_to_vault = 0;
         let mut inconsistent = Vec::new();
         for line in flows.lines() {

@@ -149,10 +149,8 @@ fn redis_commands_are_enforced_by_the_proxy() {
     assert!(leaked.contains("4111 1111 1111 1111"), "{leaked}");
 
     // The denial is an event with the request, the refusal and a capture.
-    let events = std::fs::read_to_string(format!(
-        "/run/bulkhead/labs/{LAB}/agents/node-1/events.jsonl"
-    ))
-    .expect("events.jsonl");
+    let events = bulkhead(&["events", "--lab", LAB, "--all", "-o", "json"]);
+    let events = String::from_utf8_lossy(&events.stdout).into_owned();
     let flush_event: serde_json::Value = events
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())

@@ -31,6 +31,7 @@ pub use event::{EventFilter, workload_of};
 pub use flow::{FlowFilter, RuleFilter};
 pub use identity::identity;
 pub use ingest::Record;
+pub use query::Table;
 pub use retention::{Pruned, Retention};
 pub use sink::Sink;
 

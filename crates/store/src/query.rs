@@ -150,16 +150,18 @@ impl Store {
         Ok(out)
     }
 
-    /// Call `each` with every new flow record that passes the filter, as the writer
-    /// commits them, until it returns false. Polls every `every`.
+    /// Call `each` with every flow record after rowid `after` (see [`Store::last_id`])
+    /// that passes the filter (its limit aside), as the writer commits them, until it
+    /// returns false. Polls every `every`.
     pub fn follow_flows(
         &self,
         f: &FlowFilter,
+        after: i64,
         every: Duration,
         mut each: impl FnMut(&FlowRecord) -> bool,
     ) -> Result<()> {
         const PAGE: usize = 1000;
-        let mut last = self.last_id(Table::Flows)?;
+        let mut last = after;
         loop {
             // Rowids only grow (AUTOINCREMENT) and a reader sees whole commits: every row
             // up to `top` is visible now, so the rows in (last, top] are scanned once.

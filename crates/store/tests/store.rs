@@ -361,6 +361,7 @@ fn follow_sees_every_new_matching_record_once() {
     let mut w = Store::open(&path).unwrap();
     w.write_flows(&sample()).unwrap();
     let reader = Store::open_read_only(&path).unwrap().unwrap();
+    let after = reader.last_id(bulkhead_store::Table::Flows).unwrap();
     let writer = std::thread::spawn(move || {
         for round in 0..5u64 {
             std::thread::sleep(Duration::from_millis(30));
@@ -377,7 +378,7 @@ fn follow_sees_every_new_matching_record_once() {
         ..FlowFilter::default()
     };
     reader
-        .follow_flows(&f, Duration::from_millis(5), |r| {
+        .follow_flows(&f, after, Duration::from_millis(5), |r| {
             seen.push(r.generation);
             seen.len() < 10
         })
