@@ -44,6 +44,12 @@ pub enum Command {
     /// Offline deep packet inspection: protocol detection on captures, sensors on payloads.
     #[command(subcommand)]
     Dpi(crate::dpi::DpiCmd),
+    /// Propose a label-based policy from recorded flows, with its coverage and a diff
+    /// against the current policy.
+    Learn(crate::learn::LearnArgs),
+    /// Groups: set a group's mode (Discover, Monitor, Protect) in its YAML file.
+    #[command(subcommand)]
+    Group(crate::learn::GroupCmd),
 }
 
 #[derive(Subcommand, Debug)]
@@ -57,6 +63,9 @@ pub enum Analyze {
     /// Size of the resolved policy (identities, selectors, entries), optionally with
     /// every workload scaled to N replicas to show it does not grow with replicas.
     Resolve(ResolveArgs),
+    /// Replay recorded flows against a proposed policy: what would be newly denied or
+    /// allowed, by rule and by workload.
+    Replay(crate::learn::ReplayArgs),
 }
 
 #[derive(Subcommand, Debug)]

@@ -8,6 +8,7 @@ mod dpi;
 mod events;
 mod flows;
 mod lab;
+mod learn;
 mod render;
 
 use std::path::PathBuf;
@@ -25,7 +26,7 @@ use args::{Analyze, Cli, Command, FamilyArg, PolicyCmd, Probes};
 use render::emit;
 
 /// Exit codes, documented in `bulkhead --help` and docs/cli.md.
-const NEGATIVE: u8 = 1;
+pub(crate) const NEGATIVE: u8 = 1;
 const INVALID_INPUT: u8 = 3;
 
 /// Bad input files: already reported in full, exit 3.
@@ -156,6 +157,9 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Lab(c) => lab::run(c),
         Command::Dpi(c) => dpi::run(c),
         Command::Events(a) => events::run(a),
+        Command::Learn(a) => learn::learn(a),
+        Command::Group(c) => learn::group(c),
+        Command::Analyze(Analyze::Replay(a)) => learn::replay(a),
         Command::Test(a) => {
             let mut paths = a.input.files.clone();
             paths.extend(a.tests.iter().cloned());
@@ -206,7 +210,7 @@ pub(crate) fn load_split(
     Ok(bundle)
 }
 
-fn engine(bundle: &Bundle) -> Result<Engine> {
+pub(crate) fn engine(bundle: &Bundle) -> Result<Engine> {
     Engine::new(bundle).map_err(|errors| {
         for e in &errors {
             eprintln!("{e}");

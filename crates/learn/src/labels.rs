@@ -260,6 +260,11 @@ pub fn group_name(namespace: &str, terms: &[Term]) -> String {
             }
         }
     }
+    // `payments` + `payments-gw` reads better as `payments-gw`.
+    if parts.len() > 1 && (parts[1] == parts[0] || parts[1].starts_with(&format!("{}-", parts[0])))
+    {
+        parts.remove(0);
+    }
     let mut name = parts
         .into_iter()
         .filter(|p| !p.is_empty())
@@ -365,5 +370,7 @@ mod tests {
         let t = vec![Term::Eq("app".into(), "orderInput".into())];
         assert_eq!(group_name("eu", &t), "eu-order-input");
         assert_eq!(kebab("my_app.v2"), "my-app-v2");
+        let t = vec![Term::Eq("app".into(), "payments-gw".into())];
+        assert_eq!(group_name("payments", &t), "payments-gw");
     }
 }

@@ -447,24 +447,24 @@ pub fn learn(obs: &Observations, base: &Inventory, opts: &Options) -> Result<Pro
                     let peers: Vec<String> = peers
                         .iter()
                         .map(|p| match p {
-                            PeerRef::Group(d) => format!("{{group: {}}}", names[d]),
+                            PeerRef::Group(d) => format!("group: {}", names[d]),
                             PeerRef::World(ip) => {
                                 let bits = if ip.is_ipv4() { 32 } else { 128 };
-                                format!("{{cidr: \"{ip}/{bits}\"}}")
+                                format!("cidr: \"{ip}/{bits}\"")
                             }
-                            PeerRef::AnyWorld => "{entity: world}".to_string(),
+                            PeerRef::AnyWorld => "entity: world".to_string(),
                         })
                         .collect();
-                    let mut line = format!(
-                        "    - {{action: Allow, {peers_word}: [{}], ports: [{}]",
-                        peers.join(", "),
-                        ports.join(", ")
-                    );
-                    if let Some(a) = app {
-                        let _ = write!(line, ", app: {a}");
+                    // Block style, one peer a line: reads as a list of who may talk.
+                    let mut rule = format!("    - action: Allow\n      {peers_word}:\n");
+                    for p in &peers {
+                        let _ = writeln!(rule, "        - {p}");
                     }
-                    line.push('}');
-                    line
+                    let _ = writeln!(rule, "      ports: [{}]", ports.join(", "));
+                    if let Some(a) = app {
+                        let _ = writeln!(rule, "      app: {a}");
+                    }
+                    rule
                 })
                 .collect();
             lines.sort();
@@ -472,7 +472,6 @@ pub fn learn(obs: &Observations, base: &Inventory, opts: &Options) -> Result<Pro
             let _ = writeln!(y, "  {word}:");
             for l in lines {
                 y.push_str(&l);
-                y.push('\n');
             }
         }
     }
