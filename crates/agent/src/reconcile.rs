@@ -19,28 +19,43 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use bulkhead_dataplane::Transaction;
+use bulkhead_dataplane::batch::BatchError;
 use bulkhead_dataplane::kernel::Nft;
 use bulkhead_dataplane::node::{NodeState, Update, WorkloadChange};
 use bulkhead_dataplane::{RenderOptions, Ruleset};
 use bulkhead_policy::Engine;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::config::Config;
 use crate::decide::{NodeScope, local_addresses};
 use crate::sources::{Delta, Role, Sources};
 use crate::status::{Counters, Latency, Status, append_latency, now_rfc3339};
 
-/// Apply a transaction with `nft -j -f -`, one kernel transaction.
+/// Apply a transaction as one netlink batch from this process (8-16 ms at 10k
+/// workloads, bytecode-identical to nft's in `crates/dataplane/tests/batch.rs`), or
+/// through `nft -j -f -` (30-50 ms against a big table) when it holds something the
+/// encoder does not lay out. Either way it is one kernel transaction: all or nothing.
 ///
-/// `bulkhead_dataplane::batch` sends the same transaction as one netlink batch from
-/// this process (8-16 ms instead of 30-50 ms at 10k workloads, bytecode-identical to
-/// nft's in its tests), but it is not switched on here yet: two lab tests
-/// (`l7_mqtt`, `churn`) failed intermittently in CI while it was, and that is not
-/// understood yet (docs/BENCHMARKS.md).
+/// A batch the kernel refuses is retried once through nft, whose answer is final: a
+/// refusal nft does not repeat is an encoder bug, logged with the command it hit, and
+/// must not leave the node unprogrammed.
 fn apply_tx(nft: &Nft, tx: &Transaction) -> Result<&'static str, String> {
-    nft.apply(tx)
-        .map(|()| "nft")
-        .map_err(|e| format!("nft: {e}"))
+    let via_nft = || {
+        nft.apply(tx)
+            .map(|()| "nft")
+            .map_err(|e| format!("nft: {e}"))
+    };
+    match bulkhead_dataplane::batch::apply(None, tx) {
+        Ok(()) => Ok("netlink"),
+        Err(BatchError::Unsupported(why)) => {
+            debug!(%why, "not expressible as a netlink batch; applying with nft");
+            via_nft()
+        }
+        Err(e) => {
+            warn!(error = %e, "netlink batch failed; applying with nft");
+            via_nft()
+        }
+    }
 }
 
 /// Free a replaced ruleset (or policy) on another thread: off the change's critical path.
