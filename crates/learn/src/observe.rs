@@ -114,11 +114,16 @@ impl Observations {
             Action::Deny => t.denied += 1,
         }
         self.records += 1;
-        if self.first_time.as_ref().is_none_or(|f| r.time < *f) {
-            self.first_time = Some(r.time.clone());
+        // `clone_from` reuses the buffer: no allocation per record.
+        match &mut self.first_time {
+            Some(f) if r.time < *f => f.clone_from(&r.time),
+            None => self.first_time = Some(r.time.clone()),
+            _ => {}
         }
-        if self.last_time.as_ref().is_none_or(|l| r.time > *l) {
-            self.last_time = Some(r.time.clone());
+        match &mut self.last_time {
+            Some(l) if r.time > *l => l.clone_from(&r.time),
+            None => self.last_time = Some(r.time.clone()),
+            _ => {}
         }
     }
 
@@ -155,7 +160,8 @@ impl Observations {
                 s.ips.insert(ip);
             }
             if time > s.last_seen.as_str() {
-                s.last_seen = time.to_string();
+                s.last_seen.clear();
+                s.last_seen.push_str(time);
             }
             return Some(End::Workload(i));
         }

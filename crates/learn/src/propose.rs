@@ -233,6 +233,15 @@ pub fn learn(obs: &Observations, base: &Inventory, opts: &Options) -> Result<Pro
     let mut convs: BTreeMap<(usize, Dir, PeerRef), BTreeMap<L4, AppSeen>> = BTreeMap::new();
     let mut grouped: BTreeSet<usize> = BTreeSet::new();
     let mut host_convs: BTreeSet<(Who, Who)> = BTreeSet::new();
+    // Every workload a record names gets a group, also one only denied traffic touched:
+    // left ungrouped it would be in the ungrouped mode (Discover) under the proposal.
+    for k in obs.flows.keys() {
+        for e in [&k.src, &k.dst] {
+            if let Who::Workload(i) = res.who(obs, e) {
+                grouped.insert(wid[i]);
+            }
+        }
+    }
     for (k, _) in obs.allowed() {
         let (s, d) = (res.who(obs, &k.src), res.who(obs, &k.dst));
         if let (Who::Workload(a), Who::Workload(b)) = (&s, &d)
