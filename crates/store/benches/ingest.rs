@@ -21,6 +21,8 @@ const WORKLOADS: usize = 200;
 const NAMESPACES: usize = 20;
 const POLICIES: usize = 50;
 const GROUPS: usize = 20;
+/// Destinations each workload talks to.
+const DEPENDENCIES: usize = 5;
 /// Ten million flows over a day: about 116 a second.
 const ROWS: u64 = 10_000_000;
 const SPAN_MS: u64 = 24 * 3600 * 1000;
@@ -66,7 +68,11 @@ fn workload(i: usize) -> Peer {
 fn flow(rng: &mut Rng, n: u64, total: u64) -> FlowRecord {
     let t = START_MS + n * SPAN_MS / total;
     let time = std::time::UNIX_EPOCH + Duration::from_millis(t);
-    let src = workload(rng.below(WORKLOADS));
+    // Each workload talks to a few others (its dependencies), on their port, and now and
+    // then to the world: a cluster's graph, not every pair.
+    let s = rng.below(WORKLOADS);
+    let d = (s * 7 + 13 * (1 + rng.below(DEPENDENCIES))) % WORKLOADS;
+    let src = workload(s);
     let dst = if rng.below(20) == 0 {
         Peer {
             ip: format!("192.0.2.{}", rng.below(250)),
@@ -74,7 +80,7 @@ fn flow(rng: &mut Rng, n: u64, total: u64) -> FlowRecord {
             ..Peer::default()
         }
     } else {
-        workload(rng.below(WORKLOADS))
+        workload(d)
     };
     let roll = rng.below(100);
     let verdict = match roll {
@@ -119,7 +125,7 @@ fn flow(rng: &mut Rng, n: u64, total: u64) -> FlowRecord {
         src,
         dst,
         sport: Some(32768 + rng.below(28000) as u16),
-        dport: Some([80, 443, 5432, 6379, 8080][rng.below(5)]),
+        dport: Some([80, 443, 5432, 6379, 8080][d % 5]),
         icmp_type: None,
         icmp_code: None,
         decided_by: (!ended).then_some(decided),

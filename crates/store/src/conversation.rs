@@ -1,7 +1,9 @@
 //! The conversation graph: flows aggregated by who talks to whom (identities, never
 //! addresses), over which protocol, port and application protocol, with counts, bytes
-//! and first/last seen. A batch is aggregated in memory first, so a busy conversation
-//! costs one upsert per batch rather than one per record.
+//! and first/last seen. The writer aggregates in memory and adds the sums to the table
+//! about once a second (in the transaction of a batch of flows), so a busy conversation
+//! costs one upsert a second rather than one per record. The graph is derived data: a
+//! crash can lose the last second of it, never a flow record.
 
 use std::collections::HashMap;
 
@@ -72,18 +74,37 @@ impl Batch {
             ..Conversation::default()
         });
         let ended = r.event == "end";
-        c.connections += u64::from(r.event == "new");
-        c.requests += u64::from(r.event == "l7");
-        c.denied += u64::from(!ended && r.verdict == Action::Deny);
-        c.violations += u64::from(r.violation);
-        c.packets += r.packets.unwrap_or(0);
-        c.bytes += r.bytes.unwrap_or(0);
-        c.first_ms = c.first_ms.min(time_ms);
-        c.last_ms = c.last_ms.max(time_ms);
+        c.absorb(&Conversation {
+            connections: u64::from(r.event == "new"),
+            requests: u64::from(r.event == "l7"),
+            denied: u64::from(!ended && r.verdict == Action::Deny),
+            violations: u64::from(r.violation),
+            packets: r.packets.unwrap_or(0),
+            bytes: r.bytes.unwrap_or(0),
+            first_ms: time_ms,
+            last_ms: time_ms,
+            ..Conversation::default()
+        });
     }
 
-    /// Add the batch to the table (inside the batch's transaction).
-    pub fn commit(self, conn: &Connection) -> rusqlite::Result<()> {
+    /// Add another batch's sums to this one.
+    pub fn merge(&mut self, other: Batch) {
+        for (k, c) in other.edges {
+            match self.edges.entry(k) {
+                std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().absorb(&c),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(c);
+                }
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.edges.is_empty()
+    }
+
+    /// Add the sums to the table (inside the caller's transaction).
+    pub fn commit(&self, conn: &Connection) -> rusqlite::Result<()> {
         let mut st = conn.prepare_cached(
             "INSERT INTO conversations VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)
              ON CONFLICT(src, dst, protocol, port, app) DO UPDATE SET
@@ -96,7 +117,7 @@ impl Batch {
                first_ms = min(first_ms, excluded.first_ms),
                last_ms = max(last_ms, excluded.last_ms)",
         )?;
-        for c in self.edges.into_values() {
+        for c in self.edges.values() {
             // SQLite integers are signed: counters saturate instead of wrapping.
             let n = |x: u64| i64::try_from(x).unwrap_or(i64::MAX);
             st.execute(params![
@@ -119,6 +140,20 @@ impl Batch {
     }
 }
 
+impl Conversation {
+    /// Add another edge's counts and widen the time span to cover it.
+    fn absorb(&mut self, o: &Conversation) {
+        self.connections += o.connections;
+        self.requests += o.requests;
+        self.denied += o.denied;
+        self.violations += o.violations;
+        self.packets += o.packets;
+        self.bytes += o.bytes;
+        self.first_ms = self.first_ms.min(o.first_ms);
+        self.last_ms = self.last_ms.max(o.last_ms);
+    }
+}
+
 /// Which edges of the graph to return.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct GraphFilter {
@@ -131,8 +166,10 @@ pub struct GraphFilter {
 }
 
 impl crate::Store {
-    /// The conversation graph, busiest edges first.
+    /// The conversation graph, busiest edges first (with what this store's writer has
+    /// aggregated but not yet written).
     pub fn conversations(&self, f: &GraphFilter) -> crate::Result<Vec<Conversation>> {
+        self.commit_conversations()?;
         let mut w = crate::query::Where::default();
         if let Some(ns) = &f.namespace {
             // An identity starts with its namespace and a brace.
@@ -147,7 +184,8 @@ impl crate::Store {
         if f.violations {
             w.raw("(denied > 0 OR violations > 0)");
         }
-        let (clause, params) = w.finish();
+        let (branches, params) = w.finish();
+        let clause = branches.join(" OR ");
         let mut st = self.conn.prepare(&format!(
             "SELECT src, dst, protocol, port, app, connections, requests, denied, violations,
                     packets, bytes, first_ms, last_ms

@@ -97,7 +97,7 @@ impl EventFilter {
             && self.until_ms.is_none_or(|u| c.time_ms < u)
     }
 
-    pub(crate) fn sql(&self) -> (String, Vec<rusqlite::types::Value>) {
+    pub(crate) fn sql(&self) -> (Vec<String>, Vec<rusqlite::types::Value>) {
         let mut w = crate::query::Where::default();
         if self.refusals {
             w.raw("refusal = 1");
@@ -106,10 +106,10 @@ impl EventFilter {
             w.bind("kind = ?", x.to_string());
         }
         if let Some(x) = &self.workload {
-            w.bind("(src_workload = ? OR dst_workload = ?)", x.to_string());
+            w.either_end("workload", x.to_string());
         }
         if let Some(x) = &self.namespace {
-            w.bind("(src_ns = ? OR dst_ns = ?)", x.to_string());
+            w.either_end("ns", x.to_string());
         }
         if let Some(x) = self.since_ms {
             w.bind("time_ms >= ?", x);

@@ -81,13 +81,13 @@ impl FlowFilter {
     }
 
     /// The WHERE clause and its parameters.
-    pub(crate) fn sql(&self) -> (String, Vec<rusqlite::types::Value>) {
+    pub(crate) fn sql(&self) -> (Vec<String>, Vec<rusqlite::types::Value>) {
         let mut w = crate::query::Where::default();
         if let Some(x) = &self.workload {
-            w.bind("(src_workload = ? OR dst_workload = ?)", x.to_string());
+            w.either_end("workload", x.to_string());
         }
         if let Some(x) = &self.namespace {
-            w.bind("(src_ns = ? OR dst_ns = ?)", x.to_string());
+            w.either_end("ns", x.to_string());
         }
         if let Some(x) = &self.group {
             w.bind("grp = ?", x.to_string());

@@ -1,7 +1,10 @@
 //! Writing: a batch of records in one transaction, through prepared statements, with the
 //! batch's conversations aggregated in memory and added once per edge. One transaction
 //! per batch is what makes ingest fast (a commit per record would be bounded by the WAL
-//! append and lock work of each commit); the caller decides the batch size.
+//! append and lock work of each commit); the caller decides the batch size. The graph's
+//! sums are added about once a second (see `conversation`).
+
+use std::time::{Duration, Instant};
 
 use bulkhead_record::FlowRecord;
 use rusqlite::params;
@@ -9,6 +12,9 @@ use serde_json::Value;
 
 use crate::conversation;
 use crate::{Result, Store};
+
+/// How often the aggregated conversations are added to the table.
+const GRAPH_EVERY: Duration = Duration::from_secs(1);
 
 /// What the agent stores.
 #[derive(Clone, Debug, PartialEq)]
@@ -42,6 +48,7 @@ impl Store {
     fn write_refs<'a>(&mut self, batch: impl Iterator<Item = Ref<'a>>) -> Result<()> {
         let tx = self.conn.transaction()?;
         let mut graph = conversation::Batch::default();
+        let due = self.graph_written.get().elapsed() >= GRAPH_EVERY;
         {
             let mut flow = tx.prepare_cached(
                 "INSERT INTO flows (time_ms, event, verdict, violation, protocol, dport,
@@ -99,8 +106,32 @@ impl Store {
                 }
             }
         }
-        graph.commit(&tx)?;
+        if due {
+            self.graph.borrow().commit(&tx)?;
+            graph.commit(&tx)?;
+        }
         tx.commit()?;
+        // Only what was committed counts.
+        if due {
+            *self.graph.borrow_mut() = conversation::Batch::default();
+            self.graph_written.set(Instant::now());
+        } else {
+            self.graph.borrow_mut().merge(graph);
+        }
+        Ok(())
+    }
+
+    /// Write the conversations aggregated since they were last written.
+    pub fn commit_conversations(&self) -> Result<()> {
+        if self.graph.borrow().is_empty() {
+            return Ok(());
+        }
+        // The writer's own connection, between its transactions.
+        let tx = self.conn.unchecked_transaction()?;
+        self.graph.borrow().commit(&tx)?;
+        tx.commit()?;
+        *self.graph.borrow_mut() = conversation::Batch::default();
+        self.graph_written.set(Instant::now());
         Ok(())
     }
 }

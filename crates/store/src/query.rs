@@ -11,31 +11,66 @@ use serde_json::Value as Json;
 use crate::{EventFilter, FlowFilter, Result, Store};
 
 /// A WHERE clause under construction: conditions joined by AND, `?` numbered as bound.
+/// A condition on either end (`src_x = ? OR dst_x = ?`) makes branches, one per end, so
+/// that each branch can walk one index in rowid order and the branches can be merged
+/// (an OR over two indexes would collect and sort every matching row).
 #[derive(Default)]
 pub(crate) struct Where {
     clauses: Vec<String>,
+    either: Vec<[String; 2]>,
     params: Vec<Value>,
 }
 
 impl Where {
+    fn number(&mut self, clause: &str, v: impl Into<Value>) -> String {
+        self.params.push(v.into());
+        clause.replace('?', &format!("?{}", self.params.len()))
+    }
+
     /// A condition with one parameter (every `?` in it is that parameter).
     pub fn bind(&mut self, clause: &str, v: impl Into<Value>) {
-        self.params.push(v.into());
-        let n = format!("?{}", self.params.len());
-        self.clauses.push(clause.replace('?', &n));
+        let c = self.number(clause, v);
+        self.clauses.push(c);
+    }
+
+    /// `src_{column} = ? OR dst_{column} = ?`, as two branches.
+    pub fn either_end(&mut self, column: &str, v: impl Into<Value>) {
+        let src = self.number(&format!("src_{column} = ?"), v);
+        let n = self.params.len();
+        self.either.push([src, format!("dst_{column} = ?{n}")]);
     }
 
     pub fn raw(&mut self, clause: &str) {
         self.clauses.push(clause.to_string());
     }
 
-    pub fn finish(self) -> (String, Vec<Value>) {
-        let clause = if self.clauses.is_empty() {
-            "1".to_string()
-        } else {
-            self.clauses.join(" AND ")
-        };
-        (clause, self.params)
+    /// The branches (their union is the answer; one when no condition is on either end)
+    /// and the parameters.
+    pub fn finish(self) -> (Vec<String>, Vec<Value>) {
+        let mut branches = vec![self.clauses];
+        for pair in &self.either {
+            branches = branches
+                .iter()
+                .flat_map(|b| {
+                    pair.iter().map(move |c| {
+                        let mut b = b.clone();
+                        b.push(c.clone());
+                        b
+                    })
+                })
+                .collect();
+        }
+        let branches = branches
+            .into_iter()
+            .map(|b| {
+                if b.is_empty() {
+                    "1".to_string()
+                } else {
+                    b.join(" AND ")
+                }
+            })
+            .collect();
+        (branches, self.params)
     }
 }
 
@@ -86,57 +121,64 @@ impl Store {
     }
 
     fn flow_rows(&self, f: &FlowFilter, win: Window) -> Result<Vec<(i64, FlowRecord)>> {
-        let (clause, params) = f.sql();
-        let rows = self.select("flows", "record", "id", &clause, params, &win)?;
+        let rows = self.select("flows", "record", "id", f.sql(), &win)?;
         Ok(parsed(rows))
     }
 
     fn event_rows(&self, f: &EventFilter, win: Window) -> Result<Vec<(i64, Json)>> {
-        let (clause, params) = f.sql();
         // Events come from many proxy threads: time order, as the proxy reported them.
-        let rows = self.select("events", "event", "time_ms, id", &clause, params, &win)?;
+        let rows = self.select("events", "event", "time_ms, id", f.sql(), &win)?;
         Ok(parsed(rows))
     }
 
+    /// `(id, column)` of the rows in the window that pass the filter's branches.
     fn select(
         &self,
         table: &str,
         column: &str,
         order: &str,
-        clause: &str,
-        mut params: Vec<Value>,
+        (branches, mut params): (Vec<String>, Vec<Value>),
         win: &Window,
     ) -> Result<Vec<(i64, String)>> {
         let desc = order.replace(',', " DESC,") + " DESC";
-        let (sql, reverse) = match *win {
-            Window::Last(None) => (
-                format!("SELECT id, {column} FROM {table} WHERE {clause} ORDER BY {order}"),
+        let mut bind = |v: i64| {
+            params.push(Value::Integer(v));
+            format!("?{}", params.len())
+        };
+        let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        // What the window adds to each branch, how it orders and limits, and whether the
+        // rows come newest first.
+        let (extra, sort, limit, reverse) = match *win {
+            Window::Last(None) => (String::new(), order, String::new(), false),
+            Window::Last(Some(n)) => (
+                String::new(),
+                desc.as_str(),
+                format!(" LIMIT {}", bind(count(n))),
+                true,
+            ),
+            Window::After { after, upto, max } => (
+                format!(" AND id > {} AND id <= {}", bind(after), bind(upto)),
+                "id",
+                format!(" LIMIT {}", bind(count(max))),
                 false,
             ),
-            Window::Last(Some(n)) => {
-                params.push(Value::Integer(i64::try_from(n).unwrap_or(i64::MAX)));
-                let l = params.len();
-                (
-                    format!(
-                        "SELECT id, {column} FROM {table} WHERE {clause} ORDER BY {desc} LIMIT ?{l}"
-                    ),
-                    true,
-                )
-            }
-            Window::After { after, upto, max } => {
-                params.push(Value::Integer(after));
-                params.push(Value::Integer(upto));
-                params.push(Value::Integer(i64::try_from(max).unwrap_or(i64::MAX)));
-                let l = params.len();
-                (
-                    format!(
-                        "SELECT id, {column} FROM {table} WHERE {clause} AND id > ?{} AND id <= ?{} ORDER BY id LIMIT ?{l}",
-                        l - 2,
-                        l - 1
-                    ),
-                    false,
-                )
-            }
+        };
+        let sql = if let [only] = branches.as_slice() {
+            format!("SELECT id, {column} FROM {table} WHERE ({only}){extra} ORDER BY {sort}{limit}")
+        } else {
+            // The window's keys of each branch, merged (UNION drops a row both ends
+            // matched), then the rows themselves.
+            let keys = order.replace(' ', "");
+            let union: Vec<String> = branches
+                .iter()
+                .map(|b| format!("SELECT {keys} FROM {table} WHERE ({b}){extra}"))
+                .collect();
+            format!(
+                "SELECT id, {column} FROM {table} WHERE id IN
+                   (SELECT id FROM ({} ORDER BY {sort}{limit}))
+                 ORDER BY {sort}",
+                union.join(" UNION ")
+            )
         };
         let mut st = self.conn.prepare_cached(&sql)?;
         let mut out: Vec<(i64, String)> = st

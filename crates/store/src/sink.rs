@@ -18,6 +18,8 @@ use crate::{Error, Record, Result, Retention, Store};
 pub const BATCH: usize = 4096;
 /// Records that may wait for the writer before `send` blocks (back-pressure).
 const QUEUE: usize = 65_536;
+/// Quiet for this long: the conversations aggregated so far are written.
+const IDLE: Duration = Duration::from_secs(1);
 /// How often retention looks at the store when nothing is due.
 const PRUNE_EVERY: Duration = Duration::from_secs(10);
 
@@ -97,12 +99,14 @@ fn run(mut store: Store, rx: Receiver<Msg>, retention: Retention, stats: &SinkSt
         let timeout = if pruning {
             Duration::ZERO
         } else {
-            next_prune.saturating_duration_since(Instant::now())
+            next_prune
+                .saturating_duration_since(Instant::now())
+                .min(IDLE)
         };
-        let mut open = true;
+        let (mut open, mut idle) = (true, false);
         match rx.recv_timeout(timeout) {
             Ok(m) => take(m, &mut batch, &mut waiting),
-            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Timeout) => idle = !pruning,
             Err(RecvTimeoutError::Disconnected) => open = false,
         }
         // Whatever else is already queued joins the batch.
@@ -122,6 +126,12 @@ fn run(mut store: Store, rx: Receiver<Msg>, retention: Retention, stats: &SinkSt
                 }
             };
             batch.clear();
+        }
+        // Idle, asked to flush, or stopping: the graph's sums are written too.
+        if (!waiting.is_empty() || !open || idle)
+            && let Err(e) = store.commit_conversations()
+        {
+            warn!(error = %e, "cannot store conversations");
         }
         for w in waiting.drain(..) {
             let _ = w.send(());

@@ -401,6 +401,11 @@ fn the_sink_commits_before_flush_returns() {
     sink.flush().unwrap();
     let reader = Store::open_read_only(&path).unwrap().unwrap();
     assert_eq!(reader.counts().unwrap(), (10, 1));
+    // The graph's sums are written by a flush too (web -> db, world -> cache).
+    assert_eq!(
+        reader.conversations(&GraphFilter::default()).unwrap().len(),
+        3
+    );
     drop(sink);
     assert_eq!(reader.counts().unwrap(), (10, 1));
 }
