@@ -173,13 +173,6 @@ impl Observations {
         })
     }
 
-    /// Conversations that were allowed at least once, sorted (deterministic output).
-    pub fn allowed(&self) -> Vec<(&FlowKey, &Tally)> {
-        let mut v: Vec<_> = self.flows.iter().filter(|(_, t)| t.allowed > 0).collect();
-        v.sort_by(|a, b| order(a.0, b.0));
-        v
-    }
-
     /// Every conversation, sorted.
     pub fn sorted(&self) -> Vec<(&FlowKey, &Tally)> {
         let mut v: Vec<_> = self.flows.iter().collect();

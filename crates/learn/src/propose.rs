@@ -12,6 +12,7 @@ use bulkhead_manifest::{Source, parse_sources};
 use bulkhead_model::{Inventory, L4, Labels, Protocol, Workload, WorkloadKey};
 use bulkhead_policy::l7::AppProtocol;
 use bulkhead_policy::spec::{Mode, PolicySet};
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 
 use crate::labels::{self, Term};
@@ -126,21 +127,24 @@ enum Who {
     World(IpAddr),
 }
 
-struct Resolver<'a> {
-    by_key: BTreeMap<&'a WorkloadKey, usize>,
+struct Resolver {
+    /// Observed workload (index in `Observations::workloads`) -> inventory index.
+    observed: Vec<usize>,
     by_ip: BTreeMap<IpAddr, usize>,
     nodes: BTreeSet<IpAddr>,
 }
 
-impl<'a> Resolver<'a> {
-    fn new(inv: &'a Inventory) -> Self {
+impl Resolver {
+    fn new(inv: &Inventory, obs: &Observations) -> Self {
+        let by_key: FxHashMap<&WorkloadKey, usize> = inv
+            .workloads
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (&w.key, i))
+            .collect();
         Resolver {
-            by_key: inv
-                .workloads
-                .iter()
-                .enumerate()
-                .map(|(i, w)| (&w.key, i))
-                .collect(),
+            // The merged inventory has every observed workload.
+            observed: obs.workloads.iter().map(|w| by_key[&w.key]).collect(),
             by_ip: inv
                 .workloads
                 .iter()
@@ -155,12 +159,9 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    fn who(&self, obs: &Observations, e: &End) -> Who {
+    fn who(&self, e: &End) -> Who {
         match e {
-            End::Workload(i) => match self.by_key.get(&obs.workloads[*i as usize].key) {
-                Some(&w) => Who::Workload(w),
-                None => Who::Host, // unreachable: the merged inventory has every observed workload
-            },
+            End::Workload(i) => Who::Workload(self.observed[*i as usize]),
             End::Host(_) => Who::Host,
             End::Addr(ip) => match self.by_ip.get(ip) {
                 Some(&w) => Who::Workload(w),
@@ -208,7 +209,7 @@ enum Dir {
 /// and named container ports.
 pub fn learn(obs: &Observations, base: &Inventory, opts: &Options) -> Result<Proposal, LearnError> {
     let inv = inventory(obs, base);
-    let res = Resolver::new(&inv);
+    let res = Resolver::new(&inv, obs);
     let volatile = labels::volatile_keys(inv.workloads.iter());
 
     // Identities: (namespace, identity labels), numbered in sorted order.
@@ -228,6 +229,10 @@ pub fn learn(obs: &Observations, base: &Inventory, opts: &Options) -> Result<Pro
     let id_index =
         |w: usize| -> usize { identities.binary_search(&ident_of[w]).unwrap_or_default() };
     let wid: Vec<usize> = (0..inv.workloads.len()).map(id_index).collect();
+    let mut members: Vec<Vec<usize>> = vec![Vec::new(); identities.len()];
+    for (w, &g) in wid.iter().enumerate() {
+        members[g].push(w);
+    }
 
     // Conversations, per (group, direction, peer): ports with the protocol seen on them.
     let mut convs: BTreeMap<(usize, Dir, PeerRef), BTreeMap<L4, AppSeen>> = BTreeMap::new();
@@ -237,13 +242,19 @@ pub fn learn(obs: &Observations, base: &Inventory, opts: &Options) -> Result<Pro
     // left ungrouped it would be in the ungrouped mode (Discover) under the proposal.
     for k in obs.flows.keys() {
         for e in [&k.src, &k.dst] {
-            if let Who::Workload(i) = res.who(obs, e) {
+            if let Who::Workload(i) = res.who(e) {
                 grouped.insert(wid[i]);
             }
         }
     }
-    for (k, _) in obs.allowed() {
-        let (s, d) = (res.who(obs, &k.src), res.who(obs, &k.dst));
+    // Order does not matter here: everything below is collected into sorted maps.
+    for k in obs
+        .flows
+        .iter()
+        .filter(|(_, t)| t.allowed > 0)
+        .map(|(k, _)| k)
+    {
+        let (s, d) = (res.who(&k.src), res.who(&k.dst));
         if let (Who::Workload(a), Who::Workload(b)) = (&s, &d)
             && a == b
         {
@@ -312,12 +323,9 @@ pub fn learn(obs: &Observations, base: &Inventory, opts: &Options) -> Result<Pro
             n += 1;
         }
         names.insert(g, name.clone());
-        let workloads = inv
-            .workloads
+        let workloads = members[g]
             .iter()
-            .enumerate()
-            .filter(|(i, _)| wid[*i] == g)
-            .map(|(_, w)| w.key.to_string())
+            .map(|&w| inv.workloads[w].key.to_string())
             .collect();
         groups.push((
             g,
@@ -337,13 +345,7 @@ pub fn learn(obs: &Observations, base: &Inventory, opts: &Options) -> Result<Pro
 
     // Named ports per identity: (protocol, port) -> the name every member gives it.
     let port_names = |g: usize| -> BTreeMap<(Protocol, u16), String> {
-        let members: Vec<&Workload> = inv
-            .workloads
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| wid[*i] == g)
-            .map(|(_, w)| w)
-            .collect();
+        let members: Vec<&Workload> = members[g].iter().map(|&w| &inv.workloads[w]).collect();
         let mut out = BTreeMap::new();
         if let Some(first) = members.first() {
             for p in &first.ports {
