@@ -156,6 +156,8 @@ pub(crate) fn kind_of(name: &str) -> Option<SetKind> {
         "dst4" => Some(SetKind::AddrMarks4),
         "dst6" => Some(SetKind::AddrMarks6),
         "e_dispatch" | "i_dispatch" => Some(SetKind::MarkVerdicts),
+        "quarantine4" => Some(SetKind::Addrs4),
+        "quarantine6" => Some(SetKind::Addrs6),
         _ => PREFIXES
             .iter()
             .find(|(p, _)| name.starts_with(p))

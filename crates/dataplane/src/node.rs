@@ -137,6 +137,41 @@ impl NodeState {
         }
     }
 
+    /// Quarantine exactly `addrs` (replacing the previous quarantine): element changes
+    /// to the quarantine sets, or a full update from a ruleset without them.
+    pub fn plan_quarantine(&mut self, engine: &Engine, addrs: BTreeSet<IpAddr>) -> Update {
+        self.opts.quarantine = addrs;
+        if !self.indexed {
+            return self.plan_full(engine, false);
+        }
+        let mut ops = Vec::new();
+        for (name, kind) in crate::render::QUARANTINE {
+            let Some(have) = self.elems(name) else {
+                return self.plan_full(engine, false);
+            };
+            let v6 = kind == SetKind::Addrs6;
+            let want: BTreeSet<Elem> = self
+                .opts
+                .quarantine
+                .iter()
+                .filter(|a| a.is_ipv6() == v6)
+                .map(|a| Elem::Addr(*a))
+                .collect();
+            let op = |add: bool, elem: &Elem| ElemOp {
+                set: name.to_string(),
+                kind,
+                add,
+                elem: elem.clone(),
+            };
+            ops.extend(have.difference(&want).map(|e| op(false, e)));
+            ops.extend(want.difference(have).map(|e| op(true, e)));
+        }
+        Update::Elements {
+            ops,
+            released: Vec::new(),
+        }
+    }
+
     /// The kernel accepted `update`: it is now what the kernel holds. Returns what it
     /// replaced, for the caller to free where the time does not matter (tens of
     /// thousands of elements).

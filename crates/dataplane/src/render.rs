@@ -66,7 +66,16 @@ pub struct RenderOptions {
     /// may allow are diverted to it (TPROXY) instead of being decided here. None: no
     /// proxy, such rules let connections open at layer 4 (the analyzer's kernel view).
     pub l7_proxy: Option<u16>,
+    /// Quarantined addresses (a response rule or `bulkhead quarantine`): nothing in or
+    /// out, whatever policy says. Element changes only (see `NodeState::plan_quarantine`).
+    pub quarantine: BTreeSet<IpAddr>,
 }
+
+/// The sets of quarantined addresses, by family.
+pub const QUARANTINE: [(&str, SetKind); 2] = [
+    ("quarantine4", SetKind::Addrs4),
+    ("quarantine6", SetKind::Addrs6),
+];
 
 pub const CHAIN_FORWARD: &str = "forward";
 pub const CHAIN_INPUT: &str = "input";
@@ -234,6 +243,19 @@ struct Renderer<'a> {
     /// Egress and ingress signature numbers of each local identity.
     local_sigs: FxHashMap<u32, (u32, u32)>,
     np_chains: FxHashMap<(u32, Direction), Option<Arc<str>>>,
+}
+
+/// Quarantined addresses send and receive nothing (established connections were cut
+/// by the agent when it quarantined them, so their next packet comes here).
+fn quarantined() -> Vec<Stmts> {
+    let mut out = Vec::new();
+    for (name, kind) in QUARANTINE {
+        let v6 = kind == SetKind::Addrs6;
+        for field in ["saddr", "daddr"] {
+            out.push(vec![eq(addr_field(v6, field), set_ref(name)), drop()]);
+        }
+    }
+    out
 }
 
 /// One way a rule's peer can match, as nft statements (and the address family they need).
@@ -1067,11 +1089,14 @@ impl<'a> Renderer<'a> {
             vec![ct_state(&["established", "related"]), accept()],
             icmpv6_link_plumbing(),
             vec![ct_state(&["invalid"]), drop()],
+        ];
+        forward.extend(quarantined());
+        forward.extend([
             vec![set_mark_from_map(false, false, "saddr", "id4")],
             vec![set_mark_from_map(false, true, "saddr", "id6")],
             vec![set_mark_from_map(true, false, "daddr", "dst4")],
             vec![set_mark_from_map(true, true, "daddr", "dst6")],
-        ];
+        ]);
         if let Some(glob) = &self.opts.pod_interfaces {
             // Fail closed: a workload the agent does not know yet sends nothing.
             forward.push(vec![
@@ -1091,7 +1116,10 @@ impl<'a> Renderer<'a> {
         // This node's own traffic: to a local workload it is host -> workload (ingress
         // of the workload); from a local workload to the node it is that workload's
         // egress to the host. Both go through the same chains as forwarded traffic.
-        let output: Vec<Stmts> = vec![
+        let mut output: Vec<Stmts> = vec![vec![ct_state(&["established", "related"]), accept()]];
+        // Not even the L7 proxy reaches a quarantined workload.
+        output.extend(quarantined());
+        output.extend([
             // The L7 proxy's own connections to servers: it has decided already.
             vec![
                 eq(
@@ -1100,16 +1128,17 @@ impl<'a> Renderer<'a> {
                 ),
                 accept(),
             ],
-            vec![ct_state(&["established", "related"]), accept()],
             icmpv6_link_plumbing(),
             vec![set_mark(false, ID_HOST)],
             vec![set_mark_from_map(true, false, "daddr", "dst4")],
             vec![set_mark_from_map(true, true, "daddr", "dst6")],
             vec![ne(sig(true), Expression::Number(0)), goto(CHAIN_INGRESS)],
-        ];
+        ]);
         self.chain(CHAIN_OUTPUT, Some(Hook::Output), output);
-        let input: Vec<Stmts> = vec![
-            vec![ct_state(&["established", "related"]), accept()],
+        let mut input: Vec<Stmts> = vec![vec![ct_state(&["established", "related"]), accept()]];
+        // Before the divert: a quarantined client reaches no proxy either.
+        input.extend(quarantined());
+        input.extend([
             // Diverted to the L7 proxy, which decides (with the same engine).
             vec![
                 eq(
@@ -1124,8 +1153,19 @@ impl<'a> Renderer<'a> {
             vec![set_mark_from_map(false, true, "saddr", "id6")],
             vec![set_mark(true, ID_HOST)],
             vec![ne(sig(false), Expression::Number(0)), goto(CHAIN_EGRESS)],
-        ];
+        ]);
         self.chain(CHAIN_INPUT, Some(Hook::Input), input);
+        for (name, kind) in QUARANTINE {
+            let v6 = kind == SetKind::Addrs6;
+            let elems = self
+                .opts
+                .quarantine
+                .iter()
+                .filter(|a| a.is_ipv6() == v6)
+                .map(|a| Elem::Addr(*a))
+                .collect();
+            self.fill(name, kind, elems);
+        }
 
         // Signature number -> that signature's chain. Signature numbers exist only for
         // this node's workloads, so the maps are small and only change when a new

@@ -176,6 +176,10 @@ fn all_options() -> Vec<(&'static str, RenderOptions)> {
                 log_allowed: true,
                 silent_drop: false,
                 l7_proxy: Some(15001),
+                quarantine: ["10.9.9.9", "fd00::9"]
+                    .iter()
+                    .map(|a| a.parse().unwrap())
+                    .collect(),
             },
         ),
         (
@@ -186,6 +190,7 @@ fn all_options() -> Vec<(&'static str, RenderOptions)> {
                 log_allowed: false,
                 silent_drop: true,
                 l7_proxy: None,
+                quarantine: Default::default(),
             },
         ),
     ]

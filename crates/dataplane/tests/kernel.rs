@@ -271,3 +271,38 @@ fn patched_policy_edits_reach_the_kernel() {
     assert!(diff(&nft.read().unwrap(), &full).is_empty());
     nft.delete_table().unwrap();
 }
+
+/// Quarantine is element changes only, over netlink, and lands where a full render
+/// with the same quarantine would put it; releasing empties the sets again.
+#[test]
+fn quarantine_is_element_changes() {
+    use bulkhead_dataplane::node::{NodeState, Update};
+    let Some(ns) = Netns::new("bh-test-dataplane-q") else {
+        return;
+    };
+    let nft = Nft::in_netns(&ns.0);
+    let b = bundle("examples");
+    let engine = Engine::new(&b).unwrap();
+    let mut node = NodeState::adopt(RenderOptions::default(), nft.read().unwrap(), &engine);
+    let u = node.plan_full(&engine, false);
+    let Update::Full { tx, .. } = &u else {
+        panic!("first update is full")
+    };
+    nft.apply(tx).unwrap();
+    let _ = node.commit(u);
+    let quarantined = ["10.99.0.7", "fd00:99::7"].map(|a| a.parse().unwrap());
+    for addrs in [quarantined.into_iter().collect(), Default::default()] {
+        let u = node.plan_quarantine(&engine, addrs);
+        let Update::Elements { ops, .. } = &u else {
+            panic!("quarantine is element changes")
+        };
+        assert!(!ops.is_empty());
+        bulkhead_dataplane::netlink::apply(Some(&ns.0), ops).unwrap();
+        let _ = node.commit(u);
+        let want = render(&engine, &node.opts, &mut node.ids.clone());
+        assert!(
+            diff(&nft.read().unwrap(), &want).is_empty(),
+            "the kernel holds what a render with this quarantine gives"
+        );
+    }
+}

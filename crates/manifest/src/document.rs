@@ -2,6 +2,7 @@
 //! `kind: List` (and typed lists such as `PodList`) are unwrapped here.
 
 use bulkhead_model::{Namespace, Node as K8sNode, Workload};
+use bulkhead_policy::response::ResponseRule;
 use bulkhead_policy::sensor::Sensor;
 use bulkhead_policy::spec::{Group, LabSpec, NetworkPolicy, Policy, PolicyTest, Settings};
 
@@ -25,6 +26,7 @@ const KINDS: &[(&str, &str)] = &[
     ("networking.k8s.io/v1", "NetworkPolicy"),
     ("bulkhead.io/v1", "Group"),
     ("bulkhead.io/v1", "Sensor"),
+    ("bulkhead.io/v1", "ResponseRule"),
     ("bulkhead.io/v1", "Policy"),
     ("bulkhead.io/v1", "Settings"),
     ("bulkhead.io/v1", "PolicyTest"),
@@ -40,6 +42,7 @@ pub enum Item {
     Controller(Controller),
     Group(Group),
     Sensor(Sensor),
+    Response(ResponseRule),
     Policy(Policy),
     NetworkPolicy(NetworkPolicy),
     Settings(Settings),
@@ -168,6 +171,7 @@ fn dispatch(cx: &mut Cx, doc: &Obj, root: P, kind: &'static str, out: &mut Vec<I
             match kind {
                 "Group" => bulkhead::group(cx, doc, root).map(Item::Group),
                 "Sensor" => crate::sensor::sensor(cx, doc, root).map(Item::Sensor),
+                "ResponseRule" => crate::response::response_rule(cx, doc, root).map(Item::Response),
                 "Policy" => bulkhead::policy(cx, doc, root).map(Item::Policy),
                 "PolicyTest" => policytest::policy_test(cx, doc, root).map(Item::PolicyTest),
                 "Lab" => crate::lab::lab(cx, doc, root).map(Item::Lab),

@@ -31,6 +31,7 @@ mod names;
 mod netpol;
 mod policytest;
 mod port;
+mod response;
 mod selector;
 mod sensor;
 mod yaml;
@@ -201,6 +202,7 @@ fn assemble(
             }
             Item::Group(g) => b.policy.groups.push(g),
             Item::Sensor(s) => b.policy.sensors.push(s),
+            Item::Response(r) => b.policy.responses.push(r),
             Item::Policy(p) => b.policy.policies.push(p),
             Item::NetworkPolicy(np) => b.policy.network_policies.push(np),
             Item::PolicyTest(t) => b.tests.push(t),

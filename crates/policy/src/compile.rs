@@ -166,6 +166,7 @@ pub fn compile(set: &PolicySet) -> Result<Compiled, Vec<CompileError>> {
     c.groups();
     c.policies();
     c.network_policies();
+    c.responses();
     if c.errors.is_empty() {
         Ok(c.out)
     } else {
@@ -224,6 +225,42 @@ impl<'a> Compiler<'a> {
                 });
             }
             seen.insert(&s.name, i);
+        }
+    }
+
+    /// Response rules: unique names, and the groups, sensors and policies they name exist
+    /// (a typo would silently never match).
+    fn responses(&mut self) {
+        let set = self.set;
+        let mut seen: FxHashMap<&str, &Origin> = FxHashMap::default();
+        for r in &set.responses {
+            if let Some(first) = seen.insert(&r.name, &r.origin) {
+                self.errors.push(CompileError {
+                    origin: r.origin.clone(),
+                    message: format!(
+                        "a response rule named {:?} is already defined at {first}",
+                        r.name
+                    ),
+                });
+            }
+            for g in &r.on.groups {
+                self.group_selector(g, &r.origin);
+            }
+            for s in &r.on.sensors {
+                self.sensor(s, &r.origin);
+            }
+            for p in &r.on.policies {
+                let known: Vec<&str> = set.policies.iter().map(|p| p.name.as_str()).collect();
+                if !known.contains(&p.as_str()) {
+                    let hint = closest(p, &known)
+                        .map(|c| format!("; did you mean {c:?}?"))
+                        .unwrap_or_default();
+                    self.errors.push(CompileError {
+                        origin: r.origin.clone(),
+                        message: format!("no Policy named {p:?}{hint}"),
+                    });
+                }
+            }
         }
     }
 

@@ -12,6 +12,7 @@ pub mod engine;
 pub mod explain;
 pub mod identity;
 pub mod l7;
+pub mod response;
 pub mod selectors;
 pub mod sensor;
 pub mod spec;

@@ -275,6 +275,9 @@ pub struct PolicySet {
     pub policies: Vec<Policy>,
     pub network_policies: Vec<NetworkPolicy>,
     pub settings: Settings,
+    /// What to do about events (see [`crate::response`]); no effect on verdicts.
+    #[serde(default)]
+    pub responses: Vec<crate::response::ResponseRule>,
 }
 
 /// What a test case expects.

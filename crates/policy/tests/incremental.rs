@@ -246,6 +246,7 @@ fn arb_policy_set() -> impl Strategy<Value = PolicySet> {
                     ungrouped_mode: ungrouped,
                     origin: None,
                 },
+                responses: Vec::new(),
             }
         })
 }

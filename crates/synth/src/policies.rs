@@ -32,6 +32,7 @@ pub(crate) fn generate(topo: &Topology, count: usize, rng: &mut Rng) -> PolicySe
                 ungrouped_mode: Mode::Discover,
                 origin: None,
             },
+            responses: Vec::new(),
         },
     };
     g.groups();

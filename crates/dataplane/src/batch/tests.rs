@@ -121,6 +121,10 @@ fn options() -> Vec<RenderOptions> {
             log_allowed: true,
             silent_drop: true,
             l7_proxy: Some(15001),
+            quarantine: ["10.9.9.9", "fd00::9"]
+                .iter()
+                .map(|a| a.parse().unwrap())
+                .collect(),
         },
     ]
 }
