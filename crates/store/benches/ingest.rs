@@ -186,6 +186,59 @@ fn ingest(c: &mut Criterion) {
     g.finish();
 }
 
+/// CPU time of this thread so far (user + system, from /proc: clock ticks of 10 ms).
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces): utime and stime are the
+    // 12th and 13th.
+    let rest = stat.rsplit_once(')').map_or("", |x| x.1);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    Duration::from_millis(f.iter().sum::<u64>() * 10)
+}
+
+/// Records per CPU-second of the writing thread, store and JSON lines, over `n` records
+/// into fresh files: what "per core" means on a machine other processes share.
+fn ingest_per_cpu_second(n: u64) {
+    let recs = records(n, 0x1234_5678_9abc_def1);
+    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+    let mut store = Store::open(&dir.path().join("store.db")).unwrap();
+    let (cpu, wall) = (cpu_time(), Instant::now());
+    for b in recs.chunks(BATCH) {
+        store.write_flows(b).unwrap();
+    }
+    let (store_cpu, store_wall) = (cpu_time() - cpu, wall.elapsed());
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.path().join("flows.jsonl"))
+        .unwrap();
+    let (cpu, wall) = (cpu_time(), Instant::now());
+    for r in &recs {
+        let mut line = serde_json::to_string(r).unwrap();
+        line.push('\n');
+        file.write_all(line.as_bytes()).unwrap();
+    }
+    let (jsonl_cpu, jsonl_wall) = (cpu_time() - cpu, wall.elapsed());
+    println!("ingest of {n} flows, one thread (records per CPU-second; per wall-second):");
+    for (name, cpu, wall) in [
+        ("store", store_cpu, store_wall),
+        ("jsonl (baseline)", jsonl_cpu, jsonl_wall),
+    ] {
+        println!(
+            "  {name:<18} {:>9.0}/s CPU ({:.2} s)   {:>9.0}/s wall ({:.2} s)",
+            n as f64 / cpu.as_secs_f64().max(0.01),
+            cpu.as_secs_f64(),
+            n as f64 / wall.as_secs_f64(),
+            wall.as_secs_f64()
+        );
+    }
+}
+
 fn db_path() -> PathBuf {
     std::env::var_os("BULKHEAD_STORE_BENCH_DB")
         .map(PathBuf::from)
@@ -209,10 +262,14 @@ fn ten_million() -> Store {
     let start = Instant::now();
     let mut batch = Vec::with_capacity(BATCH);
     let mut last_report = Instant::now();
+    // The CPU time of the writes alone (generating the records is not ingest).
+    let mut cpu = Duration::ZERO;
     for n in 0..ROWS {
         batch.push(flow(&mut rng, n, ROWS));
         if batch.len() == BATCH || n == ROWS - 1 {
+            let t = cpu_time();
             s.write_flows(&batch).unwrap();
+            cpu += cpu_time() - t;
             batch.clear();
             if last_report.elapsed() > Duration::from_secs(10) {
                 let rate = n as f64 / start.elapsed().as_secs_f64();
@@ -223,8 +280,10 @@ fn ten_million() -> Store {
     }
     let secs = start.elapsed().as_secs_f64();
     println!(
-        "built {ROWS} flows in {secs:.1} s: {:.0} flows/s into a store growing to 10M, {} MiB",
-        ROWS as f64 / secs,
+        "built {ROWS} flows in {secs:.1} s (with generating them), writes {:.1} s of CPU: \
+         {:.0} flows per CPU-second into a store growing to 10M, {} MiB",
+        cpu.as_secs_f64(),
+        ROWS as f64 / cpu.as_secs_f64().max(0.01),
         s.used_bytes().unwrap() >> 20
     );
     s.analyze().unwrap();
@@ -366,7 +425,11 @@ fn main() {
     c.final_summary();
     // `cargo bench -- ingest` asks for the ingest benchmarks only.
     let only_ingest = std::env::args().skip(1).any(|a| a.starts_with("ingest"));
-    if !only_ingest && !std::env::args().any(|a| a == "--test" || a == "--list") {
+    if std::env::args().any(|a| a == "--test" || a == "--list") {
+        return;
+    }
+    ingest_per_cpu_second(1 << 19);
+    if !only_ingest {
         query_latency();
     }
 }

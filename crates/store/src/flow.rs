@@ -79,59 +79,18 @@ impl FlowFilter {
             && self.since_ms.is_none_or(|s| t >= s)
             && self.until_ms.is_none_or(|u| t < u)
     }
-
-    /// The WHERE clause and its parameters.
-    pub(crate) fn sql(&self) -> (Vec<String>, Vec<rusqlite::types::Value>) {
-        let mut w = crate::query::Where::default();
-        if let Some(x) = &self.workload {
-            w.either_end("workload", x.to_string());
-        }
-        if let Some(x) = &self.namespace {
-            w.either_end("ns", x.to_string());
-        }
-        if let Some(x) = &self.group {
-            w.bind("grp = ?", x.to_string());
-        }
-        if let Some(x) = self.verdict {
-            w.bind("verdict = ?", x.as_str().to_string());
-        }
-        if let Some(x) = &self.rule {
-            w.bind("policy = ?", x.policy.to_string());
-            if let Some(n) = x.rule {
-                w.bind("rule = ?", i64::from(n));
-            }
-        }
-        if self.violations {
-            // Exactly the partial index's condition, so the planner can use it.
-            w.raw("(verdict = 'deny' OR violation = 1)");
-        }
-        if let Some(x) = self.since_ms {
-            w.bind("time_ms >= ?", x);
-        }
-        if let Some(x) = self.until_ms {
-            w.bind("time_ms < ?", x);
-        }
-        w.finish()
-    }
 }
 
-/// The columns a record is filed under.
+/// The columns a record is filed under: its time, and the application protocol the
+/// conversation graph keys on.
 pub(crate) struct Columns<'a> {
     pub time_ms: i64,
-    pub group: Option<&'a str>,
-    pub policy: Option<&'a str>,
-    pub rule: Option<u32>,
     pub app: Option<&'a str>,
 }
 
 pub(crate) fn columns(r: &FlowRecord) -> Columns<'_> {
-    let d = r.decided_by.as_ref();
-    let rule = d.and_then(|d| d.rule.as_ref());
     Columns {
         time_ms: crate::millis(&r.time),
-        group: d.and_then(|d| d.group.as_deref()),
-        policy: rule.map(|x| x.policy.as_str()),
-        rule: rule.map(|x| x.rule),
         app: r.l7.as_ref().and_then(|v| v["protocol"].as_str()),
     }
 }

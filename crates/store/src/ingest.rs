@@ -10,8 +10,8 @@ use bulkhead_record::FlowRecord;
 use rusqlite::params;
 use serde_json::Value;
 
-use crate::conversation;
 use crate::{Result, Store};
+use crate::{conversation, posting};
 
 /// How often the aggregated conversations are added to the table.
 const GRAPH_EVERY: Duration = Duration::from_secs(1);
@@ -48,13 +48,11 @@ impl Store {
     fn write_refs<'a>(&mut self, batch: impl Iterator<Item = Ref<'a>>) -> Result<()> {
         let tx = self.conn.transaction()?;
         let mut graph = conversation::Batch::default();
+        let mut lists = posting::Batch::default();
         let due = self.graph_written.get().elapsed() >= GRAPH_EVERY;
         {
-            let mut flow = tx.prepare_cached(
-                "INSERT INTO flows (time_ms, event, verdict, violation, protocol, dport,
-                     src_workload, dst_workload, src_ns, dst_ns, grp, policy, rule, app, record)
-                 VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)",
-            )?;
+            let mut flow =
+                tx.prepare_cached("INSERT INTO flows (time_ms, record) VALUES (?1, ?2)")?;
             let mut event = tx.prepare_cached(
                 "INSERT INTO events (time_ms, kind, refusal, src_workload, dst_workload,
                      src_ns, dst_ns, app, event)
@@ -70,23 +68,11 @@ impl Store {
                         let c = crate::flow::columns(r);
                         flow.execute(params![
                             c.time_ms,
-                            r.event,
-                            r.verdict.as_str(),
-                            r.violation,
-                            r.protocol,
-                            r.dport,
-                            r.src.workload,
-                            r.dst.workload,
-                            r.src.namespace,
-                            r.dst.namespace,
-                            c.group,
-                            c.policy,
-                            c.rule,
-                            c.app,
                             // serde_json writes UTF-8.
                             std::str::from_utf8(&json).unwrap_or_default(),
                         ])?;
                         graph.add(r, c.time_ms, c.app);
+                        lists.add(tx.last_insert_rowid(), c.time_ms, r);
                     }
                     Ref::Event(e) => {
                         serde_json::to_writer(&mut json, e)?;
@@ -106,11 +92,13 @@ impl Store {
                 }
             }
         }
+        let new_terms = lists.commit(&tx, &self.terms)?;
         if due {
             self.graph.borrow().commit(&tx)?;
             graph.commit(&tx)?;
         }
         tx.commit()?;
+        self.terms.keep(new_terms);
         // Only what was committed counts.
         if due {
             *self.graph.borrow_mut() = conversation::Batch::default();

@@ -15,6 +15,7 @@ mod event;
 mod flow;
 mod identity;
 mod ingest;
+mod posting;
 mod query;
 mod retention;
 mod schema;
@@ -53,6 +54,8 @@ pub type Result<T> = std::result::Result<T, Error>;
 /// One store file, open for writing (the agent) or for reading (the CLI).
 pub struct Store {
     conn: Connection,
+    /// Term ids of the flows' posting lists (the writer's; readers ask the table).
+    terms: posting::Terms,
     /// Conversations aggregated by this writer and not yet in the table.
     graph: std::cell::RefCell<conversation::Batch>,
     graph_written: std::cell::Cell<std::time::Instant>,
@@ -78,7 +81,10 @@ impl Store {
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         conn.busy_timeout(Duration::from_secs(5))?;
         schema::create(&conn)?;
-        Ok(Store::with(conn))
+        let terms = posting::Terms::load(&conn)?;
+        let mut s = Store::with(conn);
+        s.terms = terms;
+        Ok(s)
     }
 
     /// Open an existing store for reading (None if there is none yet), while a writer may
@@ -99,6 +105,7 @@ impl Store {
     fn with(conn: Connection) -> Store {
         Store {
             conn,
+            terms: Default::default(),
             graph: Default::default(),
             graph_written: std::cell::Cell::new(std::time::Instant::now()),
         }

@@ -8,7 +8,9 @@ use bulkhead_record::FlowRecord;
 use rusqlite::types::Value;
 use serde_json::Value as Json;
 
-use crate::{EventFilter, FlowFilter, Result, Store};
+use rusqlite::OptionalExtension;
+
+use crate::{EventFilter, FlowFilter, Result, Store, posting};
 
 /// A WHERE clause under construction: conditions joined by AND, `?` numbered as bound.
 /// A condition on either end (`src_x = ? OR dst_x = ?`) makes branches, one per end, so
@@ -121,7 +123,90 @@ impl Store {
     }
 
     fn flow_rows(&self, f: &FlowFilter, win: Window) -> Result<Vec<(i64, FlowRecord)>> {
-        let rows = self.select("flows", "record", "id", f.sql(), &win)?;
+        let (mut lo, mut hi, want) = match win {
+            Window::Last(n) => (0, i64::MAX, n),
+            Window::After { after, upto, max } => (after, upto, Some(max)),
+        };
+        let oldest_first = matches!(win, Window::After { .. });
+        // Time bounds narrow the rowids to the batches that can hold such records.
+        let (tlo, thi) = posting::id_range(&self.conn, f.since_ms, f.until_ms)?;
+        (lo, hi) = (lo.max(tlo), hi.min(thi));
+        if lo >= hi || want == Some(0) {
+            return Ok(Vec::new());
+        }
+        let mut terms = Vec::new();
+        for t in posting::required(f) {
+            match posting::term_id(&self.conn, &t)? {
+                Some(id) => terms.push(id),
+                // No record ever carried it.
+                None => return Ok(Vec::new()),
+            }
+        }
+        if terms.is_empty() {
+            return self.flow_range(f, lo, hi, want, oldest_first);
+        }
+        // Walk the lightest term's lists; the row itself answers the rest of the filter.
+        let mut driver = terms[0];
+        let mut lightest = i64::MAX;
+        for t in terms {
+            let w = posting::weight(&self.conn, t)?;
+            if w < lightest {
+                (driver, lightest) = (t, w);
+            }
+        }
+        let mut ids = posting::Newest::new(&self.conn, driver, lo, hi)?;
+        let mut fetch = self
+            .conn
+            .prepare_cached("SELECT record FROM flows WHERE id = ?1")?;
+        let mut out = Vec::new();
+        while let Some(id) = ids.next_id()? {
+            let text: Option<String> = fetch.query_row([id], |r| r.get(0)).optional()?;
+            // Gone (retention) or unreadable: not an answer.
+            let Some(r) = text.and_then(|t| serde_json::from_str::<FlowRecord>(&t).ok()) else {
+                continue;
+            };
+            if f.matches(&r) {
+                out.push((id, r));
+                if !oldest_first && want.is_some_and(|n| out.len() >= n) {
+                    break;
+                }
+            }
+        }
+        out.reverse();
+        if let Some(n) = want.filter(|_| oldest_first) {
+            out.truncate(n);
+        }
+        Ok(out)
+    }
+
+    /// Every record with a rowid in `(lo, hi]` and a time in the filter's bounds (a filter
+    /// with no indexed term): a walk of the table by rowid.
+    fn flow_range(
+        &self,
+        f: &FlowFilter,
+        lo: i64,
+        hi: i64,
+        want: Option<usize>,
+        oldest_first: bool,
+    ) -> Result<Vec<(i64, FlowRecord)>> {
+        let mut w = Where::default();
+        w.bind("id > ?", lo);
+        w.bind("id <= ?", hi);
+        if let Some(x) = f.since_ms {
+            w.bind("time_ms >= ?", x);
+        }
+        if let Some(x) = f.until_ms {
+            w.bind("time_ms < ?", x);
+        }
+        let win = match want {
+            Some(max) if oldest_first => Window::After {
+                after: lo,
+                upto: hi,
+                max,
+            },
+            n => Window::Last(n),
+        };
+        let rows = self.select("flows", "record", "id", w.finish(), &win)?;
         Ok(parsed(rows))
     }
 

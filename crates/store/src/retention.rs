@@ -1,5 +1,6 @@
 //! Retention: records older than `max_age` go, and while the content is larger than
-//! `max_bytes` the oldest records go. Pruning deletes a bounded batch per call, so the
+//! `max_bytes` the oldest records go. Flows go by whole batches (a batch goes once its
+//! newest record is too old), with their posting lists. Pruning deletes a bounded batch per call, so the
 //! writer thread can interleave it with ingest (one long DELETE would hold the write
 //! lock, and the records waiting behind it, for seconds).
 
@@ -25,6 +26,39 @@ impl Default for Retention {
     }
 }
 
+/// Delete the flows of the oldest batches (spans) that pass `cond` (with `?1` bound to
+/// `value`), about `rows` records' worth, with their posting lists. Returns the records
+/// deleted.
+fn drop_spans(
+    tx: &rusqlite::Transaction,
+    cond: &str,
+    value: i64,
+    rows: i64,
+) -> rusqlite::Result<u64> {
+    let mut st = tx.prepare(&format!(
+        "SELECT first_id, last_id FROM spans {cond} ORDER BY last_id LIMIT 1024"
+    ))?;
+    let spans: Vec<(i64, i64)> = st
+        .query_map([value], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut deleted = 0u64;
+    for (first, last) in spans {
+        deleted += tx.execute(
+            "DELETE FROM flows WHERE id BETWEEN ?1 AND ?2",
+            (first, last),
+        )? as u64;
+        tx.execute(
+            "DELETE FROM postings WHERE last_id BETWEEN ?1 AND ?2",
+            (first, last),
+        )?;
+        tx.execute("DELETE FROM spans WHERE last_id = ?1", [last])?;
+        if deleted >= rows as u64 {
+            break;
+        }
+    }
+    Ok(deleted)
+}
+
 /// What one step deleted, and whether more is due.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Pruned {
@@ -42,18 +76,12 @@ impl Store {
         let tx = self.conn.transaction()?;
         if let Some(age) = r.max_age {
             let cutoff = crate::system_millis(now).saturating_sub(age.as_millis() as i64);
-            let old = |table: &str| -> rusqlite::Result<u64> {
-                let n = tx.execute(
-                    &format!(
-                        "DELETE FROM {table} WHERE id IN
-                         (SELECT id FROM {table} WHERE time_ms < ?1 ORDER BY time_ms LIMIT ?2)"
-                    ),
-                    (cutoff, batch),
-                )?;
-                Ok(n as u64)
-            };
-            out.flows = old("flows")?;
-            out.events = old("events")?;
+            out.flows = drop_spans(&tx, "WHERE max_time < ?1", cutoff, batch)?;
+            out.events = tx.execute(
+                "DELETE FROM events WHERE id IN
+                 (SELECT id FROM events WHERE time_ms < ?1 ORDER BY time_ms LIMIT ?2)",
+                (cutoff, batch),
+            )? as u64;
             // One row per edge: few, and all of them at once.
             out.conversations =
                 tx.execute("DELETE FROM conversations WHERE last_ms < ?1", [cutoff])? as u64;
@@ -64,29 +92,27 @@ impl Store {
             && self.used_bytes()? > max
         {
             // The oldest rows of whichever table holds the oldest record.
-            let head = |t: &str| -> rusqlite::Result<Option<i64>> {
-                self.conn
-                    .query_row(&format!("SELECT min(time_ms) FROM {t}"), [], |x| x.get(0))
+            let head = |sql: &str| -> rusqlite::Result<Option<i64>> {
+                self.conn.query_row(sql, [], |x| x.get(0))
             };
-            let table = match (head("flows")?, head("events")?) {
-                (Some(f), Some(e)) if e < f => "events",
-                (None, Some(_)) => "events",
-                _ => "flows",
-            };
-            let n = self.conn.execute(
-                &format!(
-                    "DELETE FROM {table} WHERE id IN (SELECT id FROM {table} ORDER BY id LIMIT ?1)"
-                ),
-                [batch],
-            )? as u64;
-            if table == "flows" {
-                out.flows += n;
+            let flows = head("SELECT min(min_time) FROM spans")?;
+            let events = head("SELECT min(time_ms) FROM events")?;
+            let tx = self.conn.transaction()?;
+            if matches!((flows, events), (Some(f), Some(e)) if e < f)
+                || (flows.is_none() && events.is_some())
+            {
+                out.events += tx.execute(
+                    "DELETE FROM events WHERE id IN (SELECT id FROM events ORDER BY id LIMIT ?1)",
+                    [batch],
+                )? as u64;
             } else {
-                out.events += n;
+                out.flows += drop_spans(&tx, "WHERE ?1 = ?1", 0, batch)?;
             }
-            out.more = n > 0 && self.used_bytes()? > max;
+            tx.commit()?;
+            out.more = self.used_bytes()? > max && (flows.is_some() || events.is_some());
         }
-        out.more |= aged >= r.batch as u64;
+        // Until a step finds nothing old left.
+        out.more |= aged > 0;
         if out.flows + out.events > 0 {
             self.release_free_pages()?;
         }

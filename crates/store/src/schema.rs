@@ -1,41 +1,40 @@
 //! The tables and their indexes. Each record keeps its full JSON (what `-o json` prints)
-//! next to the columns the usual questions filter on; every index is a single column
-//! (SQLite appends the rowid), so "the last N matching, newest first" walks an index
-//! backwards without sorting. Rowids are AUTOINCREMENT: never reused, even when retention
+//! next to the columns the usual questions filter on. Flows are indexed by posting lists
+//! per batch (`posting`); events, fewer, by single-column indexes (SQLite appends the
+//! rowid, so "the last N matching, newest first" walks an index backwards, no sort). Rowids are AUTOINCREMENT: never reused, even when retention
 //! empties a table, so a follower's cursor (the last rowid it saw) stays valid.
 
 use rusqlite::Connection;
 
 const SCHEMA: &str = "
+-- A flow is its time and its JSON: every question about its other fields goes through
+-- the posting lists, and each column bound costs ingest time.
 CREATE TABLE IF NOT EXISTS flows (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     time_ms INTEGER NOT NULL,
-    event TEXT NOT NULL,
-    verdict TEXT NOT NULL,
-    violation INTEGER NOT NULL,
-    protocol TEXT NOT NULL,
-    dport INTEGER,
-    src_workload TEXT,
-    dst_workload TEXT,
-    src_ns TEXT,
-    dst_ns TEXT,
-    grp TEXT,
-    policy TEXT,
-    rule INTEGER,
-    app TEXT,
     record TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS flows_time ON flows(time_ms);
-CREATE INDEX IF NOT EXISTS flows_src_workload ON flows(src_workload);
-CREATE INDEX IF NOT EXISTS flows_dst_workload ON flows(dst_workload);
-CREATE INDEX IF NOT EXISTS flows_src_ns ON flows(src_ns);
-CREATE INDEX IF NOT EXISTS flows_dst_ns ON flows(dst_ns);
--- Partial: most flows are allowed by a rule or a mode without a group; the index holds
--- only the rows a question about a group, a rule or a violation can want.
-CREATE INDEX IF NOT EXISTS flows_group ON flows(grp) WHERE grp IS NOT NULL;
-CREATE INDEX IF NOT EXISTS flows_policy ON flows(policy, rule) WHERE policy IS NOT NULL;
-CREATE INDEX IF NOT EXISTS flows_violations ON flows(id)
-    WHERE verdict = 'deny' OR violation = 1;
+-- The flows' index (see `posting`): term ids, a posting list per term per batch, and
+-- each batch's rowid and time range.
+CREATE TABLE IF NOT EXISTS terms (
+    id INTEGER PRIMARY KEY,
+    term TEXT NOT NULL UNIQUE
+);
+CREATE TABLE IF NOT EXISTS postings (
+    term INTEGER NOT NULL,
+    last_id INTEGER NOT NULL,
+    ids BLOB NOT NULL,
+    PRIMARY KEY (term, last_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS postings_age ON postings(last_id);
+CREATE TABLE IF NOT EXISTS spans (
+    last_id INTEGER PRIMARY KEY,
+    first_id INTEGER NOT NULL,
+    min_time INTEGER NOT NULL,
+    max_time INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS spans_min ON spans(min_time);
+CREATE INDEX IF NOT EXISTS spans_max ON spans(max_time);
 
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -126,6 +126,12 @@ proptest! {
             prop_assert_eq!(&got, &want, "{:?}", f);
             prop_assert!(all.iter().filter(|r| f.matches(r)).count() >= want.len());
             let unlimited = FlowFilter { limit: None, ..f.clone() };
+            // Paging from the start: the oldest first.
+            let page: Vec<FlowRecord> =
+                s.flows_after(f, 0, i64::MAX, 5).unwrap().into_iter().map(|x| x.1).collect();
+            let mut first = naive(&unlimited, &all);
+            first.truncate(5);
+            prop_assert_eq!(&page, &first, "page of {:?}", f);
             prop_assert_eq!(
                 all.iter().filter(|r| f.matches(r)).count(),
                 naive(&unlimited, &all).len()
