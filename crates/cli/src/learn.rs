@@ -11,6 +11,7 @@ use anyhow::{Context, Result, bail};
 use bulkhead_analyze::diff::{self, MatrixDiff};
 use bulkhead_analyze::matrix::{Family, matrix};
 use bulkhead_learn::eval::{self, Coverage, Replay};
+use bulkhead_learn::observe::Summary;
 use bulkhead_learn::{Observations, Options, Proposal};
 use bulkhead_model::L4;
 use bulkhead_policy::spec::{Bundle, Mode};
@@ -233,15 +234,6 @@ fn engine(b: &Bundle) -> Result<bulkhead_policy::Engine> {
 }
 
 #[derive(Serialize)]
-struct FlowsSeen {
-    records: u64,
-    skipped: u64,
-    conversations: usize,
-    first: Option<String>,
-    last: Option<String>,
-}
-
-#[derive(Serialize)]
 struct Promotion {
     group: String,
     file: String,
@@ -253,7 +245,7 @@ struct Promotion {
 
 #[derive(Serialize)]
 struct LearnReport<'a> {
-    flows: FlowsSeen,
+    flows: Summary,
     proposal: &'a Proposal,
     coverage: Coverage,
     /// Against the current policy, on the observed services; None when not computed.
@@ -310,13 +302,7 @@ pub fn learn(a: LearnArgs) -> Result<u8> {
         None => Vec::new(),
     };
     let report = LearnReport {
-        flows: FlowsSeen {
-            records: obs.records,
-            skipped: obs.skipped,
-            conversations: obs.flows.len(),
-            first: obs.first_time.clone(),
-            last: obs.last_time.clone(),
-        },
+        flows: obs.summary(),
         proposal: &p,
         coverage,
         diff: diff.flatten(),

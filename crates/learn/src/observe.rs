@@ -61,6 +61,17 @@ impl Tally {
     }
 }
 
+/// How much was observed: records counted and skipped, distinct conversations, the time
+/// span.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Summary {
+    pub records: u64,
+    pub skipped: u64,
+    pub conversations: usize,
+    pub first: Option<String>,
+    pub last: Option<String>,
+}
+
 /// Every flow record seen so far, aggregated. Feed records with [`Observations::add`].
 #[derive(Clone, Debug, Default)]
 pub struct Observations {
@@ -171,6 +182,17 @@ impl Observations {
         } else {
             End::Addr(ip)
         })
+    }
+
+    /// How much was observed, for reports.
+    pub fn summary(&self) -> Summary {
+        Summary {
+            records: self.records,
+            skipped: self.skipped,
+            conversations: self.flows.len(),
+            first: self.first_time.clone(),
+            last: self.last_time.clone(),
+        }
     }
 
     /// Every conversation, sorted.
