@@ -258,3 +258,73 @@ fn learn_reads_an_agents_store() {
         ]
     );
 }
+
+#[test]
+fn quiet_groups_are_promoted_one_step() {
+    let dir = tempfile::tempdir().unwrap();
+    for f in [
+        "namespaces.yaml",
+        "workloads.yaml",
+        "groups.yaml",
+        "policies.yaml",
+        "sensors.yaml",
+    ] {
+        std::fs::copy(Path::new(&examples()).join(f), dir.path().join(f)).unwrap();
+    }
+    let groups = dir.path().join("groups.yaml");
+    let g = groups.to_str().unwrap();
+    assert!(
+        run(&["group", "mode", "redis", "discover", "-f", g])
+            .status
+            .success()
+    );
+    assert!(
+        run(&["group", "mode", "blue-ldap", "monitor", "-f", g])
+            .status
+            .success()
+    );
+    let flows = dir.path().join("flows.jsonl");
+    write_jsonl(&flows, &records()); // all from 2026-12-03T01:02:03Z
+    let cluster = dir.path().to_str().unwrap();
+    let learn = |quiet: &str| {
+        let o = run(&[
+            "learn",
+            "--flows",
+            flows.to_str().unwrap(),
+            "-f",
+            cluster,
+            "--quiet-period",
+            quiet,
+            "--promote",
+            "-o",
+            "json",
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()["promotions"].clone()
+    };
+    // Not quiet for a century yet: nothing moves.
+    assert_eq!(learn("36500days"), serde_json::Value::Null);
+    assert!(
+        std::fs::read_to_string(&groups)
+            .unwrap()
+            .contains("name: redis}\nspec:\n  selector: app == \"redis\"\n  mode: Discover")
+    );
+    // Quiet for an hour: redis Discover -> Monitor; blue-ldap (no record names a member:
+    // nothing learned) stays; cde is in Protect already.
+    let moved = learn("1h");
+    assert_eq!(moved.as_array().unwrap().len(), 1, "{moved}");
+    assert_eq!(moved[0]["group"], "redis");
+    assert_eq!(moved[0]["to"], "Monitor");
+    assert_eq!(moved[0]["applied"], true);
+    let text = std::fs::read_to_string(&groups).unwrap();
+    assert!(
+        text.contains("name: redis}\nspec:\n  selector: app == \"redis\"\n  mode: Monitor"),
+        "{text}"
+    );
+    assert!(
+        text.contains("name: blue-ldap}\nspec:\n  selector: app == \"ldap\" && team == \"blue\"\n  mode: Monitor"),
+        "{text}"
+    );
+    // The next run moves it on to Protect.
+    assert_eq!(learn("1h")[0]["to"], "Protect");
+}
