@@ -21,6 +21,7 @@ pub mod netns;
 pub mod nflog;
 pub mod proxy;
 pub mod reconcile;
+pub mod respond;
 pub mod sensors;
 pub mod sources;
 pub mod status;
@@ -117,6 +118,7 @@ pub fn run(mut cfg: Config) -> Result<u8> {
         }
         Err(StartError::Kernel(e)) => anyhow::bail!("cannot program nftables: {e}"),
     };
+    rec.shared.responses.connect(tx.clone());
     if !cfg.keep_connections {
         cut_connections(&rec.shared);
         if cfg.l7_proxy.is_none() {
@@ -165,15 +167,20 @@ pub fn run(mut cfg: Config) -> Result<u8> {
     // must not lose the good files' changes that came with it).
     let mut pending: Option<Batch> = None;
     let mut last_status = Instant::now();
+    let quarantine_file = cfg.state_dir.join(respond::QUARANTINE_FILE);
+    let mtime = |p: &PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let mut quarantine_seen = mtime(&quarantine_file);
     loop {
         let timeout = match &batch {
             Some(b) => b
                 .due(cfg.debounce)
                 .saturating_duration_since(Instant::now()),
             None if rec.tidy_soon() => TIDY_AFTER.saturating_sub(last_status.elapsed()),
-            None => Duration::from_secs(2),
+            // Short enough that `bulkhead quarantine` is programmed within half a second.
+            None => Duration::from_millis(500),
         };
         let mut stop = false;
+        let mut actions: Vec<bulkhead_respond::LocalAction> = Vec::new();
         let mut absorb = |ev: Event, batch: &mut Option<Batch>| match ev {
             Event::Changed {
                 paths,
@@ -186,6 +193,7 @@ pub fn run(mut cfg: Config) -> Result<u8> {
                     .add(paths, rescan, complete, at);
             }
             Event::Shutdown => stop = true,
+            Event::Respond(a) => actions.push(a),
         };
         match rx.recv_timeout(timeout) {
             Ok(ev) => {
@@ -204,6 +212,18 @@ pub fn run(mut cfg: Config) -> Result<u8> {
             info!("stopping; the kernel stays programmed");
             break;
         }
+        // Response rules first: a quarantine must not wait behind a file change.
+        let mut quarantine_changed = false;
+        for a in &actions {
+            quarantine_changed |= respond::quarantine(&cfg.state_dir, a);
+            let engine = rec.shared.engine.read().unwrap_or_else(|e| e.into_inner());
+            respond::capture(&cfg.state_dir, &engine, a);
+        }
+        let seen = mtime(&quarantine_file);
+        if quarantine_changed || seen != quarantine_seen {
+            quarantine_seen = seen;
+            rec.sync_quarantine();
+        }
         let now = Instant::now();
         if let Some(b) = batch.take_if(|b| b.due(cfg.debounce) <= now) {
             let mut all = b.clone();
@@ -212,6 +232,13 @@ pub fn run(mut cfg: Config) -> Result<u8> {
                 all.rescan |= p.rescan;
             }
             let out = rec.change(&all.paths, all.rescan, b.first);
+            if out.programmed {
+                let engine = rec.shared.engine.read().unwrap_or_else(|e| e.into_inner());
+                rec.shared.responses.refresh(&engine);
+                drop(engine);
+                // Quarantined workloads keep their quarantine at their new addresses.
+                rec.sync_quarantine();
+            }
             if out.rejected {
                 pending = Some(all);
             } else if out.programmed && !cfg.keep_connections {
@@ -344,6 +371,33 @@ fn cut_connections(shared: &Arc<Shared>) {
     }
 }
 
+/// Cut every connection from or to these addresses (they were just quarantined).
+pub(crate) fn cut_addresses(shared: &Shared, addrs: &[std::net::IpAddr]) {
+    let doomed: Vec<conntrack::Entry> = match conntrack::list() {
+        Ok(e) => e
+            .into_iter()
+            .filter(|e| addrs.contains(&e.src) || addrs.contains(&e.dst))
+            .collect(),
+        Err(e) => {
+            warn!(error = %e, "cannot list conntrack entries");
+            return;
+        }
+    };
+    if doomed.is_empty() {
+        return;
+    }
+    match conntrack::delete(&doomed) {
+        Ok(n) => {
+            shared
+                .counters
+                .connections_cut
+                .fetch_add(n as u64, Ordering::Relaxed);
+            info!(cut = n, "cut the connections of quarantined workloads");
+        }
+        Err(e) => warn!(error = %e, "cannot delete conntrack entries"),
+    }
+}
+
 /// Enrich an observation with the engine as it is now.
 fn enrich(shared: &Shared, o: &flows::Observed, settled: bool) -> flows::FlowRecord {
     let engine = shared.engine.read().unwrap_or_else(|e| e.into_inner());
@@ -370,6 +424,7 @@ fn write_record(shared: &Shared, store: &bulkhead_store::Sink, r: flows::FlowRec
             "the kernel and the engine disagree"
         );
     }
+    respond::flow(shared, &r);
     if store
         .send(bulkhead_store::Record::Flow(Box::new(r)))
         .is_err()

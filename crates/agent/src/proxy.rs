@@ -83,12 +83,13 @@ impl Authority for ProxyAuthority {
                 }
             }
         }
-        let Some(store) = &self.store else { return };
         let line = match &event.kind {
             // Sensor events carry no policy decision to name the workloads: name them.
             EventKind::Sensor { .. } => self.with_workloads(&event),
             _ => serde_json::to_value(&event).unwrap_or_default(),
         };
+        crate::respond::event(&self.shared, &line);
+        let Some(store) = &self.store else { return };
         let _ = store.send(Record::Event(line));
         // Decisions also become flow records, like the kernel's: the connection's verdict
         // (the kernel never saw it: it was diverted) and every L7 denial.
@@ -128,6 +129,7 @@ impl Authority for ProxyAuthority {
             v["proxy_conn"] = json!(event.conn);
             v
         });
+        crate::respond::flow(&self.shared, &r);
         let _ = store.send(Record::Flow(Box::new(r)));
     }
 }

@@ -28,6 +28,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::Config;
 use crate::decide::{NodeScope, local_addresses};
+use crate::respond::QuarantineList;
 use crate::sources::{Delta, Role, Sources};
 use crate::status::{Counters, Latency, Status, append_latency, now_rfc3339};
 
@@ -76,6 +77,8 @@ pub struct Shared {
     pub settled_at: Mutex<Instant>,
     pub counters: Counters,
     pub fail_closed: bool,
+    /// Response rules of the current policy (see `crate::respond`).
+    pub responses: crate::respond::Responses,
 }
 
 impl Shared {
@@ -151,6 +154,8 @@ impl Reconciler {
             log_allowed: cfg.log_allowed,
             silent_drop: cfg.silent_drop,
             l7_proxy: cfg.l7_proxy.map(|p| p.port),
+            // Quarantine survives restarts: programmed with everything else.
+            quarantine: QuarantineList::load(&cfg.state_dir).addresses(&engine),
         };
         let observed = nft.read().map_err(|e| StartError::Kernel(e.to_string()))?;
         let adopted = observed.exists;
@@ -172,7 +177,9 @@ impl Reconciler {
             apply_ms = ms(apply),
             "programmed the kernel"
         );
+        let responses = crate::respond::Responses::new(&engine, cfg.node.as_deref());
         let shared = Arc::new(Shared {
+            responses,
             engine: RwLock::new(engine),
             scope: RwLock::new(NodeScope {
                 node: cfg.node.clone(),
@@ -237,6 +244,13 @@ impl Reconciler {
         self.status.time = now_rfc3339();
         self.status.sweep_pending = self.since_full > 0;
         self.status.fill_counters(&self.shared.counters);
+        let (matched, delivered, failed, dropped) = self.shared.responses.counters();
+        self.status.responses = crate::status::ResponseCounters {
+            matched,
+            delivered,
+            failed,
+            dropped,
+        };
         if let Err(e) = self.status.write(&self.cfg.state_dir) {
             warn!(error = %e, "cannot write status.json");
         }
@@ -413,6 +427,50 @@ impl Reconciler {
             });
         }
         Ok(changes)
+    }
+
+    /// Program the quarantine of `quarantine.json` (after a response rule or the CLI
+    /// changed it, and after every change: addresses follow their workloads). Element
+    /// changes only; connections of newly quarantined addresses are cut.
+    pub fn sync_quarantine(&mut self) {
+        let list = QuarantineList::load(&self.cfg.state_dir);
+        let engine = self.shared.engine.read().unwrap_or_else(|e| e.into_inner());
+        let addrs = list.addresses(&engine);
+        if addrs == self.node.opts.quarantine {
+            return;
+        }
+        let added: Vec<std::net::IpAddr> = addrs
+            .difference(&self.node.opts.quarantine)
+            .copied()
+            .collect();
+        self.opts.quarantine = addrs.clone();
+        let update = self.node.plan_quarantine(&engine, addrs);
+        let result = match &update {
+            Update::Elements { ops, .. } => bulkhead_dataplane::netlink::apply(None, ops)
+                .map(|()| "netlink")
+                .map_err(|e| e.to_string()),
+            Update::Full { tx, .. } => apply_tx(&self.nft, tx),
+        };
+        drop(engine);
+        match result {
+            Ok(_) => {
+                retire(self.node.commit(update));
+                info!(
+                    quarantined = list.workloads.len(),
+                    addresses = self.opts.quarantine.len(),
+                    "quarantine programmed"
+                );
+                if !added.is_empty() {
+                    crate::cut_addresses(&self.shared, &added);
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot program the quarantine");
+                self.status.last_error = Some(format!("quarantine: {e}"));
+            }
+        }
+        self.status.quarantined = list.workloads.iter().map(|q| q.workload.clone()).collect();
+        self.refresh_status();
     }
 
     /// Leftovers of a patched policy edit are waiting: the main loop sweeps shortly

@@ -400,6 +400,7 @@ impl Sources {
             let Some(p) = parsed else { continue };
             set.groups.extend(p.policy.groups.iter().cloned());
             set.sensors.extend(p.policy.sensors.iter().cloned());
+            set.responses.extend(p.policy.responses.iter().cloned());
             set.policies.extend(p.policy.policies.iter().cloned());
             set.network_policies
                 .extend(p.policy.network_policies.iter().cloned());

@@ -72,6 +72,20 @@ pub struct Status {
     /// or patched policy edits) until the next idle sweep.
     #[serde(default)]
     pub sweep_pending: bool,
+    /// Quarantined workloads (`quarantine.json`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quarantined: Vec<String>,
+    /// Response rules: alerts matched, deliveries made, failed, dropped (queue full).
+    #[serde(default)]
+    pub responses: ResponseCounters,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResponseCounters {
+    pub matched: u64,
+    pub delivered: u64,
+    pub failed: u64,
+    pub dropped: u64,
 }
 
 impl Status {

@@ -30,6 +30,8 @@ pub enum Event {
     },
     /// SIGTERM or SIGINT.
     Shutdown,
+    /// A response rule asks for a quarantine or a capture.
+    Respond(bulkhead_respond::LocalAction),
 }
 
 fn is_manifest(p: &Path) -> bool {
