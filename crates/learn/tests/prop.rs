@@ -51,6 +51,8 @@ struct Flow {
     port: u16,
     udp: bool,
     app: Option<&'static str>,
+    /// With an outside `dst`: it is the client. With a workload `dst`: the record gives
+    /// only its address.
     inbound: bool,
 }
 
@@ -107,10 +109,18 @@ fn record(fams: &[Family], f: &Flow) -> FlowRecord {
             ..Peer::default()
         },
     };
-    let (src, dst) = if f.inbound && f.dst.is_none() {
-        (b, a)
-    } else {
-        (a, b)
+    let (src, dst) = match (f.inbound, f.dst) {
+        (true, None) => (b, a),
+        // A destination the record names by address only (an agent that did not know
+        // it yet): still a workload when another record names its address.
+        (true, Some(_)) => (
+            a,
+            Peer {
+                ip: b.ip,
+                ..Peer::default()
+            },
+        ),
+        _ => (a, b),
     };
     let l7 = f.app.map(|a| serde_json::json!({ "protocol": a }));
     let protocol = if f.udp { "UDP" } else { "TCP" };
