@@ -9,6 +9,7 @@ pub mod diff;
 pub mod endpoint;
 pub mod lint;
 pub mod matrix;
+pub mod pci;
 pub mod policytest;
 
 pub use matrix::{Family, Matrix, default_probes, matrix};

@@ -53,6 +53,13 @@ pub trait LabelSource {
     fn label(&self, key: &str) -> Option<&str>;
 }
 
+/// Labels as records carry them (flow records, JSON).
+impl LabelSource for std::collections::BTreeMap<String, String> {
+    fn label(&self, key: &str) -> Option<&str> {
+        self.get(key).map(String::as_str)
+    }
+}
+
 impl LabelSource for crate::Labels {
     fn label(&self, key: &str) -> Option<&str> {
         self.get(key)
