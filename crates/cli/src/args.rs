@@ -16,6 +16,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    #[command(flatten)]
+    pub remote: crate::remote::RemoteArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -50,6 +52,9 @@ pub enum Command {
     /// Groups: set a group's mode (Discover, Monitor, Protect) in its YAML file.
     #[command(subcommand)]
     Group(crate::learn::GroupCmd),
+    /// Serve the REST API (token auth, TLS), its OpenAPI document and Prometheus
+    /// /metrics over policy files and agents' state directories.
+    Serve(crate::serve::ServeArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -78,12 +83,7 @@ pub enum PolicyCmd {
 #[derive(Args, Debug, Clone)]
 pub struct Input {
     /// Inventory and policy: a YAML file, a directory of them, or - for stdin. Repeatable.
-    #[arg(
-        short = 'f',
-        long = "filename",
-        value_name = "FILE|DIR",
-        required = true
-    )]
+    #[arg(short = 'f', long = "filename", value_name = "FILE|DIR")]
     pub files: Vec<PathBuf>,
     /// Read directories recursively.
     #[arg(short = 'R', long)]
@@ -97,6 +97,14 @@ pub struct Input {
 
 impl Input {
     pub fn load(&self) -> anyhow::Result<bulkhead_policy::spec::Bundle> {
+        // Not required by clap: with --server the files are the server's.
+        if self.files.is_empty() {
+            clap::Error::raw(
+                clap::error::ErrorKind::MissingRequiredArgument,
+                "the following required argument was not provided: --filename <FILE|DIR> (or ask a server with --server URL)\n",
+            )
+            .exit();
+        }
         crate::load_split(&self.files, &self.inventory, self.recursive)
     }
 }

@@ -23,7 +23,7 @@ pub enum EventFormat {
 #[derive(Args, Debug)]
 pub struct EventsArgs {
     /// The agent's state directory.
-    #[arg(long, value_name = "DIR", required_unless_present = "lab")]
+    #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
     /// The events of every agent of this lab.
     #[arg(long, value_name = "NAME", conflicts_with = "state_dir")]
@@ -150,9 +150,15 @@ pub fn run(a: EventsArgs) -> Result<u8> {
     if let Some(n) = a.limit {
         events.drain(..events.len().saturating_sub(n));
     }
-    match a.format {
+    print_all(a.format, &events)?;
+    Ok(0)
+}
+
+/// Print events: a table with its header, or JSON lines.
+pub fn print_all(format: EventFormat, events: &[Value]) -> Result<()> {
+    match format {
         EventFormat::Json => {
-            for e in &events {
+            for e in events {
                 println!("{}", serde_json::to_string(e)?);
             }
         }
@@ -161,10 +167,10 @@ pub fn run(a: EventsArgs) -> Result<u8> {
                 "{:<24}  {:<7}  {:<26}  {:<26}  {:<32}  DECIDED BY",
                 "TIME", "VERDICT", "SOURCE", "DESTINATION", "EVENT"
             );
-            for e in &events {
+            for e in events {
                 println!("{}", row(e));
             }
         }
     }
-    Ok(0)
+    Ok(())
 }

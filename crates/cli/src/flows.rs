@@ -20,7 +20,7 @@ pub enum FlowFormat {
 #[derive(Args, Debug)]
 pub struct FlowsArgs {
     /// The agent's state directory.
-    #[arg(long, value_name = "DIR", required_unless_present = "lab")]
+    #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
     /// The flows of every agent of this lab (`bulkhead lab up --name NAME`).
     #[arg(long, value_name = "NAME", conflicts_with = "state_dir")]
@@ -149,27 +149,10 @@ pub fn run(a: FlowsArgs) -> Result<u8> {
     if let Some(n) = a.limit {
         records.drain(..records.len().saturating_sub(n));
     }
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    // A reader that goes away (`| head`) is not an error.
-    let quiet = |r: std::io::Result<()>| match r {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
-        Err(e) => Err(e),
-        Ok(()) => Ok(true),
-    };
-    if a.format == FlowFormat::Table && !quiet(writeln!(out, "{}", table_header()))? {
-        return Ok(0);
-    }
-    for r in &records {
-        if !quiet(print(&mut out, a.format, r))? {
-            return Ok(0);
-        }
-    }
-    if !quiet(out.flush())? {
+    if !print_all(a.format, &records)? {
         return Ok(0);
     }
     if a.follow {
-        drop(out);
         let dir = dirs.first().cloned().unwrap_or_default();
         // The agent may not have created its store yet.
         let store = loop {
@@ -188,6 +171,27 @@ pub fn run(a: FlowsArgs) -> Result<u8> {
         })?;
     }
     Ok(0)
+}
+
+/// Print records (a table with its header, or JSON lines); false when the reader went
+/// away (`| head`), which is not an error.
+pub fn print_all(format: FlowFormat, records: &[FlowRecord]) -> Result<bool> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let quiet = |r: std::io::Result<()>| match r {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(e),
+        Ok(()) => Ok(true),
+    };
+    if format == FlowFormat::Table && !quiet(writeln!(out, "{}", table_header()))? {
+        return Ok(false);
+    }
+    for r in records {
+        if !quiet(print(&mut out, format, r))? {
+            return Ok(false);
+        }
+    }
+    Ok(quiet(out.flush())?)
 }
 
 /// The agent state directories to read: one given, or every agent of a lab (a lab's

@@ -9,7 +9,9 @@ mod events;
 mod flows;
 mod lab;
 mod learn;
+mod remote;
 mod render;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -54,6 +56,9 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<u8> {
+    if let Some(code) = remote::run(&cli.remote, &cli.command)? {
+        return Ok(code);
+    }
     match cli.command {
         Command::Analyze(Analyze::Matrix(a)) => {
             let engine = engine(&a.input.load()?)?;
@@ -160,6 +165,7 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Learn(a) => learn::learn(a),
         Command::Group(c) => learn::group(c),
         Command::Analyze(Analyze::Replay(a)) => learn::replay(a),
+        Command::Serve(a) => serve::run(a, &cli.remote),
         Command::Test(a) => {
             let mut paths = a.input.files.clone();
             paths.extend(a.tests.iter().cloned());
