@@ -68,6 +68,10 @@ pub struct LearnArgs {
     /// the rules allow, as in Protect.
     #[arg(long, value_enum, default_value_t = ModeArg::Monitor)]
     pub mode: ModeArg,
+    /// One group for the same labels in every namespace (shorter, broader; the diff
+    /// shows what it adds) instead of one per namespace.
+    #[arg(long)]
+    pub across_namespaces: bool,
     /// With the current policy's groups: which of them have gone this long without a
     /// new conversation and so move one step (Discover -> Monitor -> Protect), e.g. 24h.
     #[arg(long, value_name = "DURATION")]
@@ -264,6 +268,7 @@ pub fn learn(a: LearnArgs) -> Result<u8> {
     };
     let opts = Options {
         mode: a.mode.into(),
+        across_namespaces: a.across_namespaces,
         ..Options::default()
     };
     let p = bulkhead_learn::learn(&obs, &current.inventory, &opts)?;

@@ -28,6 +28,11 @@ pub struct Options {
     pub max_cidrs: usize,
     /// Name of the proposal in the YAML (`Source` name for diagnostics).
     pub source_name: String,
+    /// One group for the same identity labels in every namespace (`namespaces: [eu, us]`),
+    /// as people write policy for an application deployed in several namespaces. Shorter,
+    /// and broader: a rule learned from `eu` traffic also allows `us` peers of the same
+    /// groups (the diff shows what that adds). Off: one group per namespace.
+    pub across_namespaces: bool,
 }
 
 impl Default for Options {
@@ -36,6 +41,7 @@ impl Default for Options {
             mode: Mode::Monitor,
             max_cidrs: 16,
             source_name: "learned.yaml".into(),
+            across_namespaces: false,
         }
     }
 }
@@ -44,7 +50,8 @@ impl Default for Options {
 #[derive(Clone, Debug, Serialize)]
 pub struct ProposedGroup {
     pub name: String,
-    pub namespace: String,
+    /// The namespaces of its members (one, unless `Options::across_namespaces`).
+    pub namespaces: Vec<String>,
     pub selector: String,
     /// The identity labels the group stands for.
     pub labels: BTreeMap<String, String>,
@@ -212,15 +219,18 @@ pub fn learn(obs: &Observations, base: &Inventory, opts: &Options) -> Result<Pro
     let res = Resolver::new(&inv, obs);
     let volatile = labels::volatile_keys(inv.workloads.iter());
 
-    // Identities: (namespace, identity labels), numbered in sorted order.
+    // Identities: (namespace, identity labels), numbered in sorted order; the namespace
+    // is left empty when groups span namespaces.
     let ident_of: Vec<(String, Labels)> = inv
         .workloads
         .iter()
         .map(|w| {
-            (
-                w.key.namespace.clone(),
-                labels::identity_labels(&w.labels, &volatile),
-            )
+            let ns = if opts.across_namespaces {
+                String::new()
+            } else {
+                w.key.namespace.clone()
+            };
+            (ns, labels::identity_labels(&w.labels, &volatile))
         })
         .collect();
     let mut identities: Vec<(String, Labels)> = ident_of.clone();
@@ -331,7 +341,15 @@ pub fn learn(obs: &Observations, base: &Inventory, opts: &Options) -> Result<Pro
             g,
             ProposedGroup {
                 name,
-                namespace: ns.clone(),
+                namespaces: {
+                    let mut n: Vec<String> = members[g]
+                        .iter()
+                        .map(|&w| inv.workloads[w].key.namespace.clone())
+                        .collect();
+                    n.sort();
+                    n.dedup();
+                    n
+                },
                 selector: labels::render(&terms),
                 labels: l
                     .iter()
@@ -435,7 +453,7 @@ pub fn learn(obs: &Observations, base: &Inventory, opts: &Options) -> Result<Pro
             "---\napiVersion: bulkhead.io/v1\nkind: Group\nmetadata: {{name: {}}}\nspec:\n  selector: {}\n  namespaces: [{}]\n  mode: {}\n",
             g.name,
             quote(&g.selector),
-            g.namespace,
+            g.namespaces.join(", "),
             opts.mode
         );
     }

@@ -271,3 +271,30 @@ fn replay_reports_what_a_change_denies_by_rule_and_workload() {
         r.newly_denied[0].was
     );
 }
+
+#[test]
+fn across_namespaces_one_group_per_label_set_and_still_exact_here() {
+    let (bundle, truth, records) = setup();
+    let obs = Observations::from_records(&records);
+    let opts = Options {
+        across_namespaces: true,
+        ..Options::default()
+    };
+    let p = learn(&obs, &bundle.inventory, &opts).unwrap();
+    // eu and us run the same seven components: 25 identities, 18 label sets.
+    assert_eq!(p.groups.len(), 18, "{:#?}", p.groups);
+    let cc = p
+        .groups
+        .iter()
+        .find(|g| g.workloads.contains(&"us/credit-check-1".to_string()))
+        .unwrap();
+    assert_eq!(cc.namespaces, ["eu", "us"]);
+    assert!(cc.workloads.contains(&"eu/credit-check-0".to_string()));
+    assert_eq!(cc.name, "order-input-credit-check");
+    assert!(p.yaml.contains("namespaces: [eu, us]"), "{}", p.yaml);
+    // The example's own policy is label-based across namespaces, so nothing is added.
+    let learned = matrix_of(&p.inventory, &p.enforced());
+    assert!(bulkhead_analyze::diff::diff(&truth, &learned).is_empty());
+    let per_ns = learn(&obs, &bundle.inventory, &Options::default()).unwrap();
+    assert!(p.rules < per_ns.rules, "{} vs {}", p.rules, per_ns.rules);
+}
