@@ -22,7 +22,7 @@ pub struct AgentArgs {
     /// Repeatable. Only policy kinds are taken from these inputs.
     #[arg(short = 'f', long = "filename", value_name = "FILE|DIR")]
     pub policy: Vec<PathBuf>,
-    /// Where status.json, latency.jsonl and flows.jsonl go.
+    /// Where status.json, latency.jsonl and the store (store.db) go.
     #[arg(long, value_name = "DIR", required_unless_present = "uninstall")]
     pub state_dir: Option<PathBuf>,
     /// Interface-name glob of the node's workload interfaces (e.g. 'v-*'): packets
