@@ -52,6 +52,9 @@ pub enum Command {
     /// Groups: set a group's mode (Discover, Monitor, Protect) in its YAML file.
     #[command(subcommand)]
     Group(crate::learn::GroupCmd),
+    /// Quarantine a workload (nothing in or out) or release it; list quarantined ones.
+    #[command(subcommand)]
+    Quarantine(crate::quarantine::QuarantineCmd),
     /// Serve the REST API (token auth, TLS), its OpenAPI document and Prometheus
     /// /metrics over policy files and agents' state directories.
     Serve(crate::serve::ServeArgs),

@@ -9,6 +9,7 @@ mod events;
 mod flows;
 mod lab;
 mod learn;
+mod quarantine;
 mod remote;
 mod render;
 mod serve;
@@ -164,8 +165,9 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Events(a) => events::run(a),
         Command::Learn(a) => learn::learn(a),
         Command::Group(c) => learn::group(c),
-        Command::Analyze(Analyze::Replay(a)) => learn::replay(a),
+        Command::Quarantine(c) => quarantine::run(c),
         Command::Serve(a) => serve::run(a, &cli.remote),
+        Command::Analyze(Analyze::Replay(a)) => learn::replay(a),
         Command::Test(a) => {
             let mut paths = a.input.files.clone();
             paths.extend(a.tests.iter().cloned());
