@@ -47,6 +47,9 @@ pub enum Error {
     Json(#[from] serde_json::Error),
     #[error("store: {0}")]
     Closed(String),
+    /// The file was written by a bulkhead with another table layout.
+    #[error("store: {0}")]
+    Layout(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -99,6 +102,7 @@ impl Store {
         )?;
         conn.busy_timeout(Duration::from_secs(5))?;
         conn.pragma_update(None, "cache_size", -65536i64)?;
+        schema::check(&conn)?;
         Ok(Some(Store::with(conn)))
     }
 

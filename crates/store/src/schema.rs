@@ -72,6 +72,35 @@ CREATE TABLE IF NOT EXISTS conversations (
 CREATE INDEX IF NOT EXISTS conversations_last ON conversations(last_ms);
 ";
 
-pub fn create(conn: &Connection) -> rusqlite::Result<()> {
-    conn.execute_batch(SCHEMA)
+/// The layout above; a file with another (an older bulkhead's) is refused, not mixed.
+pub const VERSION: i64 = 1;
+
+/// Create the tables in a new file, or check that an existing one has this layout.
+pub fn create(conn: &Connection) -> crate::Result<()> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let tables: i64 = conn.query_row(
+        "SELECT count(*) FROM sqlite_schema WHERE type = 'table'",
+        [],
+        |r| r.get(0),
+    )?;
+    if tables > 0 && version != VERSION {
+        return Err(crate::Error::Layout(format!(
+            "the store has layout version {version}, this bulkhead reads and writes version \
+             {VERSION}: move the file aside"
+        )));
+    }
+    conn.execute_batch(SCHEMA)?;
+    conn.pragma_update(None, "user_version", VERSION)?;
+    Ok(())
+}
+
+/// Check the layout of a store opened for reading.
+pub fn check(conn: &Connection) -> crate::Result<()> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version != VERSION {
+        return Err(crate::Error::Layout(format!(
+            "the store has layout version {version}, this bulkhead reads version {VERSION}"
+        )));
+    }
+    Ok(())
 }

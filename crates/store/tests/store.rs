@@ -445,6 +445,23 @@ fn bad_input_is_stored_or_refused_never_a_panic() {
             .unwrap()
             .is_none()
     );
+    // A store of another layout (an older bulkhead's) is refused, for writing and reading.
+    let old = d.path().join("old.db");
+    let conn = rusqlite::Connection::open(&old).unwrap();
+    conn.execute_batch("CREATE TABLE flows (id INTEGER PRIMARY KEY, event TEXT NOT NULL)")
+        .unwrap();
+    drop(conn);
+    assert!(matches!(
+        Store::open(&old),
+        Err(bulkhead_store::Error::Layout(_))
+    ));
+    assert!(matches!(
+        Store::open_read_only(&old),
+        Err(bulkhead_store::Error::Layout(_))
+    ));
+    // Reopening its own layout is fine.
+    drop(s);
+    assert!(Store::open(&d.path().join("store.db")).is_ok());
     let junk = d.path().join("junk.db");
     std::fs::write(&junk, b"not a database, just some bytes ........").unwrap();
     let bad = Store::open_read_only(&junk).and_then(|s| s.map(|s| s.counts()).transpose());
