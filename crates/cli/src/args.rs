@@ -74,6 +74,9 @@ pub enum Analyze {
     /// Replay recorded flows against a proposed policy: what would be newly denied or
     /// allowed, by rule and by workload.
     Replay(crate::learn::ReplayArgs),
+    /// PCI-DSS segmentation report: what policy lets cross the cardholder data
+    /// environment's boundary (proved over every port) and what flows crossed it.
+    Pci(crate::pci::PciArgs),
 }
 
 #[derive(Subcommand, Debug)]

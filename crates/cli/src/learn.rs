@@ -116,15 +116,15 @@ pub struct GroupModeArgs {
     pub file: PathBuf,
 }
 
-/// Every flow record under `paths` into `obs`, oldest first: an agent's state directory
+/// Every flow record under `paths` to `each`, oldest first: an agent's state directory
 /// (its store, `store.db`, else `flows.jsonl` and its rotations), a store file, a
 /// JSON-lines file or `-`, or a directory of `*.jsonl`. Returns the lines that were not
 /// records. The one place that knows where flow records are kept.
-pub fn read_flows(paths: &[PathBuf], obs: &mut Observations) -> Result<u64> {
+pub fn read_flows(paths: &[PathBuf], each: &mut dyn FnMut(&FlowRecord)) -> Result<u64> {
     let mut bad = 0;
     for p in paths {
         if p.as_os_str() == "-" {
-            bad += feed(&mut std::io::stdin().lock(), p, obs)?;
+            bad += feed(&mut std::io::stdin().lock(), p, each)?;
             continue;
         }
         let store = if p.is_dir() {
@@ -133,7 +133,7 @@ pub fn read_flows(paths: &[PathBuf], obs: &mut Observations) -> Result<u64> {
             p.clone()
         };
         if store.extension().is_some_and(|e| e == "db") && store.exists() {
-            read_store(&store, obs)?;
+            read_store(&store, each)?;
             continue;
         }
         let files = if p.is_dir() {
@@ -144,14 +144,14 @@ pub fn read_flows(paths: &[PathBuf], obs: &mut Observations) -> Result<u64> {
         for f in files {
             let file =
                 std::fs::File::open(&f).with_context(|| format!("opening {}", f.display()))?;
-            bad += feed(&mut BufReader::new(file), &f, obs)?;
+            bad += feed(&mut BufReader::new(file), &f, each)?;
         }
     }
     Ok(bad)
 }
 
 /// Records of JSON lines; returns the lines that were not records.
-fn feed(r: &mut dyn BufRead, name: &Path, obs: &mut Observations) -> Result<u64> {
+fn feed(r: &mut dyn BufRead, name: &Path, each: &mut dyn FnMut(&FlowRecord)) -> Result<u64> {
     let mut bad = 0;
     for line in r.lines() {
         let line = line.with_context(|| format!("reading {}", name.display()))?;
@@ -159,7 +159,7 @@ fn feed(r: &mut dyn BufRead, name: &Path, obs: &mut Observations) -> Result<u64>
             continue;
         }
         match serde_json::from_str::<FlowRecord>(&line) {
-            Ok(rec) => obs.add(&rec),
+            Ok(rec) => each(&rec),
             Err(_) => bad += 1,
         }
     }
@@ -167,7 +167,7 @@ fn feed(r: &mut dyn BufRead, name: &Path, obs: &mut Observations) -> Result<u64>
 }
 
 /// Every flow record of a store, in pages.
-fn read_store(path: &Path, obs: &mut Observations) -> Result<()> {
+fn read_store(path: &Path, each: &mut dyn FnMut(&FlowRecord)) -> Result<()> {
     let Some(store) = bulkhead_store::Store::open_read_only(path)? else {
         return Ok(());
     };
@@ -178,7 +178,7 @@ fn read_store(path: &Path, obs: &mut Observations) -> Result<()> {
         let Some((last, _)) = page.last() else { break };
         after = *last;
         for (_, r) in &page {
-            obs.add(r);
+            each(r);
         }
     }
     Ok(())
@@ -226,7 +226,7 @@ fn jsonl_files(dir: &Path) -> Result<Vec<PathBuf>> {
 
 fn observations(input: &FlowInput) -> Result<Observations> {
     let mut obs = Observations::new();
-    let bad = read_flows(&input.flows, &mut obs)?;
+    let bad = read_flows(&input.flows, &mut |r| obs.add(r))?;
     if bad > 0 {
         eprintln!("warning: {bad} lines were not flow records and were skipped");
     }

@@ -9,6 +9,7 @@ mod events;
 mod flows;
 mod lab;
 mod learn;
+mod pci;
 mod quarantine;
 mod remote;
 mod render;
@@ -168,6 +169,7 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Quarantine(c) => quarantine::run(c),
         Command::Serve(a) => serve::run(a, &cli.remote),
         Command::Analyze(Analyze::Replay(a)) => learn::replay(a),
+        Command::Analyze(Analyze::Pci(a)) => pci::run(a),
         Command::Test(a) => {
             let mut paths = a.input.files.clone();
             paths.extend(a.tests.iter().cloned());

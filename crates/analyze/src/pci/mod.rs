@@ -41,7 +41,8 @@ pub struct Crossing {
     pub services: Vec<String>,
     /// The rules that decided (egress and ingress), one line each.
     pub rules: Vec<String>,
-    /// Allowed only because a Monitor group lets it through (not enforced).
+    /// Allowed only because a Monitor or Discover mode lets it through: no rule allows
+    /// it, nothing enforces the boundary there.
     pub monitor_only: bool,
 }
 
@@ -225,6 +226,13 @@ fn crossing(engine: &Engine, s: &Party, d: &Party, classes: &[Class]) -> Option<
                     side.subject,
                     bulkhead_record::Rule::from(r).display()
                 ));
+            } else if side.decided_at == "mode"
+                && let Some(mode) = side.mode
+            {
+                // Allowed by a mode that does not enforce: no rule stands behind it.
+                let group = side.group.as_deref().unwrap_or("no group");
+                rules.insert(format!("{}: {mode:?} mode ({group})", side.subject));
+                monitor_only |= mode != bulkhead_policy::spec::Mode::Protect;
             }
         }
         match (*c, &mut run) {

@@ -42,7 +42,7 @@ pub fn markdown(r: &Report) -> String {
                 c.services.join(", "),
                 c.rules.join("<br>"),
                 if c.monitor_only {
-                    "Monitor only: not enforced"
+                    "not enforced (Monitor/Discover mode)"
                 } else {
                     ""
                 }
@@ -125,7 +125,7 @@ pub fn html(r: &Report) -> String {
                     .collect::<Vec<_>>()
                     .join("<br>"),
                 if c.monitor_only {
-                    "Monitor only: not enforced"
+                    "not enforced (Monitor/Discover mode)"
                 } else {
                     ""
                 }
