@@ -2,6 +2,7 @@
 //! namespaces (root). `bulkhead-bench dataplane [--quick]` prints Markdown tables;
 //! `crr-server` / `crr-client` are the connection-rate endpoints it runs inside the lab.
 
+mod api;
 mod crr;
 mod http;
 mod l7;
@@ -68,6 +69,17 @@ fn main() -> Result<()> {
             println!("{}", l7::redis(&bulkhead_bin()?, &o)?);
             Ok(())
         }
+        Some("api") => {
+            let quick = args.iter().any(|a| a == "--quick");
+            let o = api::Options {
+                records: if quick { 100_000 } else { 1_000_000 },
+                clients: if quick { vec![1, 8] } else { vec![1, 8, 64] },
+                seconds: if quick { 2.0 } else { 5.0 },
+            };
+            println!("## API latency under load\n");
+            println!("{}", api::run(&bulkhead_bin()?, &o)?);
+            Ok(())
+        }
         Some("http") => {
             let quick = args.iter().any(|a| a == "--quick");
             let o = http::Options {
@@ -85,7 +97,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         _ => bail!(
-            "usage: bulkhead-bench dataplane [objects|throughput|latency] [--quick] | l7 [--quick] | http [--quick] [--seconds S] | http-client --target IP:P... [--path P] [--rate R] [--seconds S] | crr-server --port P | crr-client --target IP:P [--seconds S] [--threads T]"
+            "usage: bulkhead-bench dataplane [objects|throughput|latency] [--quick] | api [--quick] | l7 [--quick] | http [--quick] [--seconds S] | http-client --target IP:P... [--path P] [--rate R] [--seconds S] | crr-server --port P | crr-client --target IP:P [--seconds S] [--threads T]"
         ),
     }
 }

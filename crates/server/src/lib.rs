@@ -13,6 +13,7 @@ pub mod error;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;
+pub mod stores;
 pub mod tls;
 pub mod workspace;
 
@@ -51,6 +52,7 @@ pub struct AppState {
     pub config: Config,
     pub workspace: workspace::Workspace,
     pub metrics: metrics::Metrics,
+    pub stores: stores::Stores,
 }
 
 /// The application: every route, behind token authentication.
@@ -61,6 +63,7 @@ pub fn app(config: Config) -> Result<(Router, RouteTable)> {
     let state = Arc::new(AppState {
         workspace: workspace::Workspace::new(&config),
         metrics: metrics::Metrics::default(),
+        stores: stores::Stores::default(),
         config,
     });
     Ok(routes::router(state))

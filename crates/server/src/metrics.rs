@@ -260,9 +260,7 @@ impl Metrics {
             let agent = agent_name(dir);
             let cur = cursors.entry(dir.clone()).or_default();
             let db = dir.join(bulkhead_store::FILE);
-            let store = Store::open_read_only(&db)
-                .map_err(|e| ApiError::internal(format!("{}: {e}", db.display())))?;
-            if let Some(st) = store {
+            if let Some(st) = state.stores.lease(dir)? {
                 self.count_store(&agent, &st, cur)
                     .map_err(|e| ApiError::internal(format!("{}: {e}", db.display())))?;
                 let (nflows, nevents) = st.counts()?;

@@ -1,7 +1,6 @@
 //! Learning and what-if over the agents' recorded flows (`bulkhead-learn`): the proposed
 //! policy with its coverage, and the replay of the records against a proposed policy.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Json;
@@ -15,18 +14,17 @@ use serde::{Deserialize, Serialize};
 
 use super::blocking;
 use super::groups::parse_mode;
-use super::records::stores;
 use crate::AppState;
 use crate::error::{ApiError, ApiResult, Diag};
 
 /// Every flow record of every store, paged through the store's rowid order.
-pub fn observations(dirs: &[PathBuf]) -> ApiResult<Observations> {
+pub fn observations(s: &AppState) -> ApiResult<Observations> {
     let mut obs = Observations::new();
     let filter = FlowFilter::default();
-    for s in stores(dirs)? {
+    for st in s.stores.lease_all(&s.config.state_dirs)? {
         let mut after = 0;
         loop {
-            let page = s.flows_after(&filter, after, i64::MAX, 65_536)?;
+            let page = st.flows_after(&filter, after, i64::MAX, 65_536)?;
             let Some((last, _)) = page.last() else { break };
             after = *last;
             for (_, r) in &page {
@@ -73,7 +71,7 @@ pub async fn learn(
     let mode = q.mode.as_deref().map(parse_mode).transpose()?;
     blocking(move || {
         let current = s.workspace.current()?;
-        let obs = observations(&s.config.state_dirs)?;
+        let obs = observations(&s)?;
         let opts = Options {
             mode: mode.unwrap_or(Options::default().mode),
             ..Options::default()
@@ -112,7 +110,7 @@ pub async fn replay(State(s): State<Arc<AppState>>, body: String) -> ApiResult<J
             )
         })?;
         let current = s.workspace.current()?;
-        let obs = observations(&s.config.state_dirs)?;
+        let obs = observations(&s)?;
         let inv = bulkhead_learn::propose::inventory(&obs, &current.bundle.inventory);
         let r = eval::replay(&obs, &inv, &current.bundle.policy, &new.policy)
             .map_err(|e| compile_failed("proposed policy (or the current one)", &e))?;

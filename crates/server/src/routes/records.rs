@@ -11,7 +11,7 @@ use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::header;
 use axum::response::IntoResponse;
 use bulkhead_store::{
-    Action, Conversation, EventFilter, FlowFilter, FlowRecord, GraphFilter, RuleFilter, Store,
+    Action, Conversation, EventFilter, FlowFilter, FlowRecord, GraphFilter, RuleFilter,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -44,20 +44,6 @@ fn opt_time(s: &Option<String>) -> ApiResult<Option<i64>> {
     s.as_deref()
         .map(|s| parse_time(s, SystemTime::now()))
         .transpose()
-}
-
-/// The stores of the state directories that have one (an agent that never ran has none).
-pub fn stores(dirs: &[PathBuf]) -> ApiResult<Vec<Store>> {
-    let mut out = Vec::new();
-    for d in dirs {
-        let path = d.join(bulkhead_store::FILE);
-        if let Some(s) = Store::open_read_only(&path)
-            .map_err(|e| ApiError::internal(format!("{}: {e}", path.display())))?
-        {
-            out.push(s);
-        }
-    }
-    Ok(out)
 }
 
 fn limit(l: Option<usize>) -> usize {
@@ -119,12 +105,12 @@ impl FlowQuery {
 }
 
 /// The matching flow records of every store, oldest first.
-pub fn query_flows(dirs: &[PathBuf], q: &FlowQuery) -> ApiResult<Vec<FlowRecord>> {
+pub fn query_flows(s: &AppState, q: &FlowQuery) -> ApiResult<Vec<FlowRecord>> {
     let filter = q.filter()?;
-    let stores = stores(dirs)?;
+    let stores = s.stores.lease_all(&s.config.state_dirs)?;
     let mut records = Vec::new();
-    for s in &stores {
-        records.extend(s.flows(&filter)?.into_iter().map(|(_, r)| r));
+    for st in &stores {
+        records.extend(st.flows(&filter)?.into_iter().map(|(_, r)| r));
     }
     if stores.len() > 1 {
         records.sort_by(|x, y| x.time.cmp(&y.time));
@@ -138,7 +124,7 @@ pub async fn flows(
     State(s): State<Arc<AppState>>,
     Query(q): Query<FlowQuery>,
 ) -> ApiResult<Json<Vec<FlowRecord>>> {
-    blocking(move || query_flows(&s.config.state_dirs, &q).map(Json)).await
+    blocking(move || query_flows(&s, &q).map(Json)).await
 }
 
 #[derive(Deserialize, Default, Debug)]
@@ -169,7 +155,7 @@ pub async fn events(
             until_ms: opt_time(&q.until)?,
             limit: Some(limit(q.limit)),
         };
-        let stores = stores(&s.config.state_dirs)?;
+        let stores = s.stores.lease_all(&s.config.state_dirs)?;
         let mut events = Vec::new();
         for st in &stores {
             events.extend(st.events(&filter)?.into_iter().map(|(_, e)| e));
@@ -206,7 +192,7 @@ pub async fn graph(
             violations: q.violations,
         };
         let mut all: Vec<Conversation> = Vec::new();
-        for st in stores(&s.config.state_dirs)? {
+        for st in s.stores.lease_all(&s.config.state_dirs)? {
             all.extend(st.conversations(&f)?);
         }
         all.sort_by_key(|c| std::cmp::Reverse(c.connections));
