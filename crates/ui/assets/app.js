@@ -72,10 +72,12 @@
     for (let i = 2; i < arguments.length; i++) add(el, arguments[i]);
     return el;
   }
-  function add(el, c) {
-    if (c === undefined || c === null || c === false) return;
-    if (Array.isArray(c)) { c.forEach((x) => add(el, x)); return; }
-    el.appendChild(c instanceof Node ? c : document.createTextNode(String(c)));
+  function add(el, ...cs) {
+    for (const c of cs) {
+      if (c === undefined || c === null || c === false) continue;
+      if (Array.isArray(c)) { c.forEach((x) => add(el, x)); continue; }
+      el.appendChild(c instanceof Node ? c : document.createTextNode(String(c)));
+    }
   }
   function clear(el) { while (el.firstChild) el.removeChild(el.firstChild); return el; }
   function table(cols, rows, rowAttrs) {
