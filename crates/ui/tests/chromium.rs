@@ -453,52 +453,31 @@ fn pages_render_in_headless_chromium_against_the_real_server() {
     assert!(count(&dom, "class=\"proposed-group\"") >= 4, "{dom}");
 
     // The graph as a picture.
-    let shot = tmp.path().join("graph.png");
-    browse(
-        &chrome,
-        &profile,
-        &[
-            format!("--screenshot={}", shot.display()),
-            format!("--window-size={WIDTH},{HEIGHT}"),
-        ],
-        &format!("{base}/ui/?token={TOKEN}#/graph"),
-    );
-    let decoder = png::Decoder::new(std::fs::File::open(&shot).unwrap());
-    let mut reader = decoder.read_info().unwrap();
-    let mut buf = vec![0; reader.output_buffer_size()];
-    let info = reader.next_frame(&mut buf).unwrap();
-    assert_eq!((info.width, info.height), (WIDTH, HEIGHT));
-    let channels = info.color_type.samples();
-    assert!(channels >= 3, "{:?}", info.color_type);
-    let mut colours = std::collections::HashSet::new();
-    let (mut red, mut orange) = (0, 0);
-    for y in 0..info.height {
-        for x in 0..info.width {
-            let i = (y * info.width + x) as usize * channels;
-            let (r, g, b) = (buf[i], buf[i + 1], buf[i + 2]);
-            colours.insert((r, g, b));
-            if x >= DRAWING_RIGHT || y < DRAWING_TOP {
-                continue;
-            }
-            // #d62728: a denied connection; #ff8c00: a violation.
-            if r >= 190 && g <= 80 && b <= 80 {
-                red += 1;
-            }
-            if r >= 230 && (115..=165).contains(&g) && b <= 50 {
-                orange += 1;
-            }
-        }
-    }
-    eprintln!(
-        "screenshot {}: {} colours, {red} red and {orange} orange pixels in the drawing",
-        shot.display(),
-        colours.len()
-    );
-    assert!(
-        colours.len() > 50,
-        "a blank page? {} colours",
-        colours.len()
-    );
+    let shoot = |name: &str, route: &str| -> Picture {
+        let shot = tmp.path().join(format!("{name}.png"));
+        browse(
+            &chrome,
+            &profile,
+            &[
+                format!("--screenshot={}", shot.display()),
+                format!("--window-size={WIDTH},{HEIGHT}"),
+            ],
+            &format!("{base}/ui/?token={TOKEN}#/{route}"),
+        );
+        let p = Picture::read(&shot);
+        assert_eq!((p.width, p.height), (WIDTH, HEIGHT), "{name}");
+        let colours = p.colours();
+        eprintln!("screenshot {}: {colours} colours", shot.display());
+        assert!(colours > 50, "{name}: a blank page? {colours} colours");
+        p
+    };
+    let graph = shoot("graph", "graph");
+    // #d62728: a denied connection; #ff8c00: a violation.
+    let drawing = |x: u32, y: u32| x < DRAWING_RIGHT && y >= DRAWING_TOP;
+    let red = graph.count(|x, y, (r, g, b)| drawing(x, y) && r >= 190 && g <= 80 && b <= 80);
+    let orange = graph
+        .count(|x, y, (r, g, b)| drawing(x, y) && r >= 230 && (115..=165).contains(&g) && b <= 50);
+    eprintln!("graph: {red} red and {orange} orange pixels in the drawing");
     assert!(
         red > 150,
         "the denied connection is not drawn red: {red} pixels"
@@ -507,7 +486,87 @@ fn pages_render_in_headless_chromium_against_the_real_server() {
         orange > 150,
         "the violation is not drawn orange: {orange} pixels"
     );
+    // With only denials and violations asked for, the grey allowed edges are gone.
+    let grey =
+        |p: &Picture| p.count(|x, y, (r, g, b)| drawing(x, y) && (r, g, b) == (0x87, 0x96, 0xa8));
+    let filtered = shoot("graph-violations", "graph?violations=1");
+    assert!(
+        grey(&graph) > 50,
+        "allowed edges are not drawn: {}",
+        grey(&graph)
+    );
+    assert_eq!(
+        grey(&filtered),
+        0,
+        "allowed edges drawn with only violations asked for"
+    );
+
+    // The tables and pages: drawn, and the denied flows' verdicts in red.
+    let flows = shoot("flows", "flows?verdict=deny");
+    let red_text =
+        flows.count(|_, y, (r, g, b)| y >= DRAWING_TOP && r >= 140 && g <= 70 && b <= 60);
+    assert!(
+        red_text > 20,
+        "denied verdicts are not shown in red: {red_text} pixels"
+    );
+    shoot("events", "events");
+    shoot(
+        "policies",
+        "policies?src=eu/order-web-0&dst=eu/cust-db-0&service=TCP/8080",
+    );
+    shoot("learn", "learn");
     if std::env::var_os("BULKHEAD_UI_KEEP").is_some() {
         eprintln!("kept {}", tmp.keep().display());
+    }
+}
+
+/// A decoded screenshot.
+struct Picture {
+    width: u32,
+    height: u32,
+    channels: usize,
+    pixels: Vec<u8>,
+}
+
+impl Picture {
+    fn read(path: &Path) -> Picture {
+        let decoder = png::Decoder::new(std::fs::File::open(path).unwrap());
+        let mut reader = decoder.read_info().unwrap();
+        let mut pixels = vec![0; reader.output_buffer_size()];
+        let info = reader.next_frame(&mut pixels).unwrap();
+        let channels = info.color_type.samples();
+        assert!(channels >= 3, "{:?}", info.color_type);
+        assert_eq!(info.bit_depth, png::BitDepth::Eight);
+        Picture {
+            width: info.width,
+            height: info.height,
+            channels,
+            pixels,
+        }
+    }
+
+    fn rgb(&self, x: u32, y: u32) -> (u8, u8, u8) {
+        let i = (y * self.width + x) as usize * self.channels;
+        (self.pixels[i], self.pixels[i + 1], self.pixels[i + 2])
+    }
+
+    fn colours(&self) -> usize {
+        let mut all = std::collections::HashSet::new();
+        for y in 0..self.height {
+            for x in 0..self.width {
+                all.insert(self.rgb(x, y));
+            }
+        }
+        all.len()
+    }
+
+    fn count(&self, f: impl Fn(u32, u32, (u8, u8, u8)) -> bool) -> usize {
+        let mut n = 0;
+        for y in 0..self.height {
+            for x in 0..self.width {
+                n += usize::from(f(x, y, self.rgb(x, y)));
+            }
+        }
+        n
     }
 }
