@@ -629,6 +629,22 @@
     if (e.decision) return `${e.decision.allowed ? 'allowed' : 'refused'}${e.decision.decided_by ? ' — ' + e.decision.decided_by : ''}`;
     return '';
   }
+  // A capture is served with the token like every API answer: fetched, then saved.
+  function captureButton(path) {
+    const name = path.split('/').pop();
+    return h('button', { type: 'button', class: 'capture', title: path, onclick: async () => {
+      try {
+        const r = await fetch(API + '/captures/' + encodeURIComponent(name), { headers: { Authorization: 'Bearer ' + token() } });
+        if (!r.ok) throw new Error(`${r.status}: ${await r.text()}`);
+        const a = h('a', { href: URL.createObjectURL(await r.blob()), download: name });
+        document.body.appendChild(a);
+        a.click();
+        a.remove();
+      } catch (err) {
+        setStatus('capture: ' + (err.message || err), true);
+      }
+    } }, name);
+  }
   function isRefusal(e) {
     return e.event === 'sensor' || (['protocol', 'request', 'connection'].includes(e.event) && e.decision && e.decision.allowed === false);
   }
@@ -648,7 +664,7 @@
     { title: 'destination', cell: (e) => eventWorkload(e, 'dst') },
     { title: 'request', cell: (e) => e.request || '' },
     { title: 'outcome', cell: (e) => eventOutcome(e) },
-    { title: 'capture', cell: (e) => (e.capture ? String(e.capture) : '') },
+    { title: 'capture', cell: (e) => (typeof e.pcap === 'string' && e.pcap ? captureButton(e.pcap) : '') },
   ], (e) => ({ class: 'event ' + (isRefusal(e) ? 'refusal' : '') }),
   (rows) => `${rows.length} events, newest first`);
 

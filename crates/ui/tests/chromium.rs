@@ -308,7 +308,8 @@ fn pages_render_in_headless_chromium_against_the_real_server() {
         "client": "10.9.0.1:41000", "server": "10.9.0.2:8080",
         "event": "sensor", "protocol": "http", "request": "http GET /records?id=1%27%20OR%201=1",
         "findings": [{"sensor": "web-attacks", "detector": "sqli", "match": "1' OR 1=1"}],
-        "blocked": true, "src": {"workload": "eu/order-web-0"}, "dst": {"workload": "eu/cust-db-0"}
+        "blocked": true, "pcap": "/var/lib/bulkhead/captures/conn-7-sensor.pcap",
+        "src": {"workload": "eu/order-web-0"}, "dst": {"workload": "eu/cust-db-0"}
     })));
     records.push(Record::Event(json!({
         "time": rfc3339(now - Duration::from_secs(20)), "conn": 8,
@@ -416,6 +417,10 @@ fn pages_render_in_headless_chromium_against_the_real_server() {
     assert_eq!(count(&dom, "class=\"event refusal\""), 2, "{dom}");
     assert!(dom.contains("blocked: web-attacks"), "{dom}");
     assert!(dom.contains("redis FLUSHALL"));
+    assert!(
+        dom.contains("class=\"capture\" title=\"/var/lib/bulkhead/captures/conn-7-sensor.pcap\">conn-7-sensor.pcap"),
+        "{dom}"
+    );
     let dom = dump(&format!("{base}/ui/?token={TOKEN}#/events?kind=sensor"));
     assert_eq!(count(&dom, "class=\"event refusal\""), 1, "{dom}");
 
