@@ -115,6 +115,20 @@ fn fill_store(state: &Path) {
             serde_json::from_value(r).unwrap(),
         )));
     }
+    let mut denied = flow(
+        "2026-12-01T10:00:59.000Z",
+        "deny",
+        "shop/web-0",
+        "shop/db-0",
+        5432,
+        Some("db-from-web"),
+        false,
+    );
+    denied["event"] = json!("l7");
+    denied["l7"] = json!({"protocol": "postgresql", "request": "postgresql drop"});
+    records.push(bulkhead_store::Record::Flow(Box::new(
+        serde_json::from_value(denied).unwrap(),
+    )));
     records.push(bulkhead_store::Record::Event(json!({
         "time": "2026-12-01T10:01:00.000Z", "event": "sensor", "protocol": "http",
         "src": {"ip": "10.0.0.1", "workload": "shop/web-0"}, "dst": {"ip": "10.0.0.2", "workload": "shop/db-0"},
@@ -540,9 +554,9 @@ fn a_good_policy_is_written_and_then_explained() {
 fn flows_events_graph_come_from_the_store() {
     let s = start(false);
     let all = s.get("/api/v1/flows?limit=1000").json();
-    assert_eq!(all.as_array().unwrap().len(), 30);
+    assert_eq!(all.as_array().unwrap().len(), 31);
     let denied = s.get("/api/v1/flows?verdict=deny").json();
-    assert_eq!(denied.as_array().unwrap().len(), 10);
+    assert_eq!(denied.as_array().unwrap().len(), 11);
     assert!(
         denied
             .as_array()
@@ -551,7 +565,7 @@ fn flows_events_graph_come_from_the_store() {
             .all(|r| r["verdict"] == "deny")
     );
     let by_rule = s.get("/api/v1/flows?rule=db-from-web%231").json();
-    assert_eq!(by_rule.as_array().unwrap().len(), 20);
+    assert_eq!(by_rule.as_array().unwrap().len(), 21);
     let last = s.get("/api/v1/flows?workload=shop/db-0&limit=3").json();
     let times: Vec<&str> = last
         .as_array()
@@ -562,9 +576,9 @@ fn flows_events_graph_come_from_the_store() {
     assert_eq!(
         times,
         [
-            "2026-12-01T10:00:27.000Z",
             "2026-12-01T10:00:28.000Z",
-            "2026-12-01T10:00:29.000Z"
+            "2026-12-01T10:00:29.000Z",
+            "2026-12-01T10:00:59.000Z"
         ]
     );
     assert_eq!(
@@ -598,14 +612,14 @@ fn flows_events_graph_come_from_the_store() {
             .contains("kind: Policy"),
         "{learn}"
     );
-    assert_eq!(learn["flows"]["records"], 30);
+    assert_eq!(learn["flows"]["records"], 31);
     let mut current = String::from(GROUPS);
     current.push_str("---\n");
     current.push_str(WEB_TO_DB);
     let replay = s
         .req("POST", "/api/v1/replay", Some(TOKEN), Some(&current))
         .json();
-    assert_eq!(replay["flows"], 30, "{replay}");
+    assert_eq!(replay["flows"], 31, "{replay}");
     assert_eq!(replay["newly_denied_flows"], 0, "{replay}");
     let open = current.replace("mode: Protect", "mode: Discover");
     let replay = s
@@ -702,10 +716,10 @@ fn sum(samples: &[Sample], name: &str, with: &[(&str, &str)]) -> f64 {
 fn metrics_count_what_was_stored() {
     let s = start(false);
     let m = parse_metrics(&s.get("/metrics").body);
-    assert_eq!(sum(&m, "bulkhead_flows_total", &[]), 30.0);
+    assert_eq!(sum(&m, "bulkhead_flows_total", &[]), 31.0);
     assert_eq!(
         sum(&m, "bulkhead_flows_total", &[("verdict", "deny")]),
-        10.0
+        11.0
     );
     assert_eq!(
         sum(
@@ -713,8 +727,17 @@ fn metrics_count_what_was_stored() {
             "bulkhead_flows_total",
             &[("policy", "db-from-web"), ("rule", "1")]
         ),
-        20.0
+        21.0
     );
+    assert_eq!(
+        sum(
+            &m,
+            "bulkhead_l7_denials_total",
+            &[("app", "postgresql"), ("policy", "db-from-web")]
+        ),
+        1.0
+    );
+    assert_eq!(sum(&m, "bulkhead_l7_denials_total", &[]), 1.0);
     assert_eq!(sum(&m, "bulkhead_violations_total", &[]), 1.0);
     assert_eq!(
         sum(
@@ -785,9 +808,9 @@ fn metrics_count_what_was_stored() {
     let m = parse_metrics(&s.get("/metrics").body);
     assert_eq!(
         sum(&m, "bulkhead_flows_total", &[("verdict", "deny")]),
-        11.0
+        12.0
     );
-    assert_eq!(sum(&m, "bulkhead_flows_total", &[]), 31.0);
+    assert_eq!(sum(&m, "bulkhead_flows_total", &[]), 32.0);
     assert_eq!(
         sum(
             &m,
@@ -809,4 +832,34 @@ fn plain_http_only_on_loopback() {
     assert!(bulkhead_server::check_listen(&l("[::1]:8443", false)).is_ok());
     assert!(bulkhead_server::check_listen(&l("0.0.0.0:8443", false)).is_err());
     assert!(bulkhead_server::check_listen(&l("0.0.0.0:8443", true)).is_ok());
+}
+
+#[test]
+fn response_rules_are_served() {
+    let s = start(false);
+    assert_eq!(s.get("/api/v1/responses").json(), json!([]));
+    let rule = "apiVersion: bulkhead.io/v1\nkind: ResponseRule\nmetadata: {name: lateral-move}\nspec:\n  match:\n    types: [deny]\n    groups: [db]\n  actions:\n    - webhook: {url: \"http://127.0.0.1:9/hook\"}\n";
+    let r = s.req(
+        "PUT",
+        "/api/v1/policies/respond.yaml",
+        Some(TOKEN),
+        Some(rule),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let rules = s.get("/api/v1/responses").json();
+    assert_eq!(rules.as_array().unwrap().len(), 1, "{rules}");
+    assert!(rules.to_string().contains("lateral-move"), "{rules}");
+    // A rule naming a group that does not exist is refused.
+    let bad = rule.replace("groups: [db]", "groups: [dbx]");
+    let r = s.req(
+        "PUT",
+        "/api/v1/policies/respond.yaml",
+        Some(TOKEN),
+        Some(&bad),
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert_eq!(
+        std::fs::read_to_string(s.policy.join("respond.yaml")).unwrap(),
+        rule
+    );
 }
