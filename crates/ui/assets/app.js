@@ -492,6 +492,8 @@
         if (typeof window.cytoscape !== 'function') throw new Error('cytoscape.min.js did not load');
         cy = window.cytoscape({ container: cyDiv, style: GRAPH_STYLE, wheelSensitivity: 0.3, boxSelectionEnabled: false });
         cy.on('tap', 'edge', (ev) => go('graph', { edge: ev.target.id(), namespace: filterNs, violations: onlyViolations }));
+        // For the console and for browser automation.
+        window.bulkheadGraph = cy;
         await load();
         selected = params.get('edge');
         if (selected) await select(selected, true);
@@ -512,7 +514,10 @@
           await select(edge, true).catch((e) => handleError(e));
         }
       },
-      destroy() { if (cy) cy.destroy(); },
+      destroy() {
+        if (cy) cy.destroy();
+        delete window.bulkheadGraph;
+      },
     };
   };
 

@@ -159,19 +159,21 @@ fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
 
+/// How chromium runs here: headless, as root (no sandbox), without a GPU.
+const HEADLESS: &[&str] = &[
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--no-default-browser-check",
+];
+
 /// Run chromium headless on `url` with the extra arguments; its stdout.
 fn browse(chrome: &Path, profile: &Path, extra: &[String], url: &str) -> String {
     let mut child = Command::new(chrome)
-        .args([
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-dev-shm-usage",
-            "--no-first-run",
-            "--no-default-browser-check",
-            "--hide-scrollbars",
-            "--virtual-time-budget=8000",
-        ])
+        .args(HEADLESS)
+        .args(["--hide-scrollbars", "--virtual-time-budget=8000"])
         .arg(format!("--user-data-dir={}", profile.display()))
         .args(extra)
         .arg(url)
@@ -520,6 +522,9 @@ fn pages_render_in_headless_chromium_against_the_real_server() {
         "policies?src=eu/order-web-0&dst=eu/cust-db-0&service=TCP/8080",
     );
     shoot("learn", "learn");
+    // Real clicks and typing, through the DevTools protocol.
+    interact(&chrome, tmp.path(), &base, &api, &denied_edge);
+
     if std::env::var_os("BULKHEAD_UI_KEEP").is_some() {
         eprintln!("kept {}", tmp.keep().display());
     }
@@ -574,4 +579,199 @@ impl Picture {
         }
         n
     }
+}
+
+/// A page of a headless chromium driven over the DevTools protocol.
+struct Browser {
+    child: std::process::Child,
+    ws: tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>,
+    next: u64,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Browser {
+    fn open(chrome: &Path, profile: &Path, url: &str) -> Browser {
+        use std::io::BufRead;
+        let mut child = Command::new(chrome)
+            .args(HEADLESS)
+            .arg("--remote-debugging-port=0")
+            .arg(format!("--window-size={WIDTH},{HEIGHT}"))
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .arg(url)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start chromium");
+        let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let port = loop {
+            let line = lines
+                .next()
+                .expect("chromium ended before it listened")
+                .unwrap();
+            if let Some(rest) = line.strip_prefix("DevTools listening on ws://127.0.0.1:") {
+                break rest.split('/').next().unwrap().to_string();
+            }
+        };
+        // Keep draining stderr so chromium never blocks on it.
+        std::thread::spawn(move || for _ in lines {});
+        let list: Value = ureq::get(format!("http://127.0.0.1:{port}/json/list"))
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_json()
+            .unwrap();
+        let page = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["type"] == "page")
+            .expect("a page target");
+        let (ws, _) = tungstenite::connect(page["webSocketDebuggerUrl"].as_str().unwrap()).unwrap();
+        Browser { child, ws, next: 0 }
+    }
+
+    fn call(&mut self, method: &str, params: Value) -> Value {
+        self.next += 1;
+        let id = self.next;
+        let msg = json!({"id": id, "method": method, "params": params}).to_string();
+        self.ws.send(tungstenite::Message::text(msg)).unwrap();
+        loop {
+            let m = self.ws.read().unwrap();
+            let Ok(text) = m.to_text() else { continue };
+            let v: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+            if v["id"] == id {
+                assert!(v["error"].is_null(), "{method}: {v}");
+                return v["result"].clone();
+            }
+        }
+    }
+
+    /// The value of a JavaScript expression.
+    fn eval(&mut self, expr: &str) -> Value {
+        let r = self.call(
+            "Runtime.evaluate",
+            json!({"expression": expr, "returnByValue": true, "awaitPromise": true}),
+        );
+        assert!(r["exceptionDetails"].is_null(), "{expr}: {r}");
+        r["result"]["value"].clone()
+    }
+
+    /// Wait until the expression is true (20 s at most).
+    fn wait(&mut self, expr: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.eval(&format!("!!({expr})")) != Value::Bool(true) {
+            assert!(Instant::now() < deadline, "waited 20 s for {expr}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// A left click at a point of the viewport, as a mouse makes it.
+    fn click(&mut self, x: f64, y: f64) {
+        self.call(
+            "Input.dispatchMouseEvent",
+            json!({"type": "mouseMoved", "x": x, "y": y}),
+        );
+        for kind in ["mousePressed", "mouseReleased"] {
+            self.call(
+                "Input.dispatchMouseEvent",
+                json!({"type": kind, "x": x, "y": y, "button": "left", "clickCount": 1}),
+            );
+        }
+    }
+
+    /// Click the middle of the element a CSS selector finds.
+    fn click_on(&mut self, selector: &str) {
+        let sel = serde_json::to_string(selector).unwrap();
+        self.wait(&format!("document.querySelector({sel})"));
+        let r = self.eval(&format!(
+            "(() => {{ const e = document.querySelector({sel}); e.scrollIntoView({{block: 'center'}}); \
+               const r = e.getBoundingClientRect(); return [r.left + r.width / 2, r.top + r.height / 2]; }})()"
+        ));
+        self.click(r[0].as_f64().unwrap(), r[1].as_f64().unwrap());
+    }
+
+    fn text(&mut self, selector: &str) -> String {
+        let sel = serde_json::to_string(selector).unwrap();
+        self.eval(&format!(
+            "(document.querySelector({sel}) || {{}}).textContent || ''"
+        ))
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+    }
+}
+
+/// Click an arrow of the drawing, switch a mode, filter the flows: as a user does.
+fn interact(chrome: &Path, tmp: &Path, base: &str, api: &Api, denied_edge: &str) {
+    let mut b = Browser::open(
+        chrome,
+        &tmp.join("chromium-devtools"),
+        &format!("{base}/ui/?token={TOKEN}#/graph"),
+    );
+    b.wait("document.querySelectorAll('#edges tr.edge').length === 5");
+    b.wait("window.bulkheadGraph && window.bulkheadGraph.edges().length === 5");
+    // A point on the denied arrow, a third of the way from its source.
+    let id = serde_json::to_string(denied_edge).unwrap();
+    let p = b.eval(&format!(
+        "(() => {{ const e = window.bulkheadGraph.getElementById({id}); \
+           const s = e.renderedSourceEndpoint(), t = e.renderedTargetEndpoint(); \
+           const r = document.getElementById('cy').getBoundingClientRect(); \
+           return [r.left + s.x + (t.x - s.x) / 3, r.top + s.y + (t.y - s.y) / 3]; }})()"
+    ));
+    b.click(p[0].as_f64().unwrap(), p[1].as_f64().unwrap());
+    b.wait("document.querySelector('#explain .explain')");
+    let explained = b.text("#explain");
+    assert!(
+        explained.contains("DENIED: eu/ip-map-0 → eu/credit-status-0 TCP/8080"),
+        "{explained}"
+    );
+    assert!(
+        explained.contains("Protect mode of group geo-location"),
+        "{explained}"
+    );
+    assert!(
+        b.eval("location.hash").as_str().unwrap().contains("edge="),
+        "the selection is not in the address"
+    );
+    assert_eq!(
+        b.eval("document.querySelectorAll('#edges tr.selected').length"),
+        json!(1)
+    );
+
+    // The mode switch: geo-location to Monitor, written by the server.
+    b.eval("location.hash = '#/policies'");
+    b.click_on("span.modes[data-group='geo-location'] button.mode-Monitor");
+    b.wait("document.querySelector(\"span.modes[data-group='geo-location']\").dataset.mode === 'Monitor'");
+    let groups = api.get("/groups");
+    let g = groups
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "geo-location")
+        .unwrap();
+    assert_eq!(g["mode"], "Monitor", "{g}");
+    assert!(
+        b.text("#status")
+            .contains("geo-location: Protect → Monitor"),
+        "{}",
+        b.text("#status")
+    );
+
+    // The flow filter form: type a workload, press Filter.
+    b.eval("location.hash = '#/flows'");
+    b.click_on("#flows-filters input[name=workload]");
+    b.call("Input.insertText", json!({"text": "eu/cust-db-0"}));
+    b.click_on("#flows-filters button[type=submit]");
+    b.wait("location.hash.includes('workload=eu%2Fcust-db-0')");
+    b.wait("document.querySelectorAll('#flows-table tr.flow').length === 5");
+    assert_eq!(
+        b.eval("document.querySelectorAll('#flows-table tr.flow.violation').length"),
+        json!(2)
+    );
 }
