@@ -118,7 +118,16 @@
 
   let current = null; // { name, page } of the page on screen
   const timers = [];
-  function every(ms, f) { timers.push(setInterval(f, ms)); }
+  // Run `f` every `ms` while the page is on screen, never twice at once (a slow answer
+  // is not asked for again before it arrives).
+  function every(ms, f) {
+    let busy = false;
+    timers.push(setInterval(async () => {
+      if (busy) return;
+      busy = true;
+      try { await f(); } finally { busy = false; }
+    }, ms));
+  }
   function stopTimers() { while (timers.length) clearInterval(timers.pop()); }
 
   const PAGES = {};
