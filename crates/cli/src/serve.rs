@@ -1,5 +1,6 @@
 //! `bulkhead serve`: the REST API, OpenAPI document and `/metrics` (`bulkhead-server`)
-//! over the policy files, the inventory and the agents' state directories.
+//! over the policy files, the inventory and the agents' state directories, and the web
+//! UI (`bulkhead-ui`) at `/ui/`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -70,6 +71,8 @@ pub fn run(a: ServeArgs, remote: &crate::remote::RemoteArgs) -> Result<u8> {
         },
         allow_plain_http: a.allow_plain_http,
     };
-    bulkhead_server::run_blocking(config, listen)?;
+    // The web UI next to the API, outside the token check: the page holds no data and
+    // every API call it makes carries the token.
+    bulkhead_server::run_blocking(config, listen, |api| api.merge(bulkhead_ui::router()))?;
     Ok(0)
 }

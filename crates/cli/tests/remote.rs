@@ -186,6 +186,32 @@ fn remote_commands_print_what_local_ones_print() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
+    // The web UI is served next to the API, without a token; the API is not.
+    let pem = std::fs::read(dir.path().join("cert.pem")).unwrap();
+    let ca: Vec<_> = ureq::tls::parse_pem(&pem)
+        .filter_map(|i| match i {
+            Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+            _ => None,
+        })
+        .collect();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .tls_config(
+            ureq::tls::TlsConfig::builder()
+                .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(ca)))
+                .build(),
+        )
+        .build()
+        .into();
+    let mut page = agent.get(&format!("{}/ui/", remote[1])).call().unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.body_mut().read_to_string().unwrap();
+    assert!(html.to_ascii_lowercase().contains("<html"), "{html}");
+    let api = agent
+        .get(&format!("{}/api/v1/flows", remote[1]))
+        .call()
+        .unwrap();
+    assert_eq!(api.status(), 401);
     // Commands that do not talk to a server say so.
     let o = with(&["policy", "lint"]);
     assert!(!o.status.success());

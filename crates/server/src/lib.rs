@@ -130,9 +130,20 @@ pub async fn serve(listener: TcpListener, router: Router, tls: Option<TlsAccepto
 
 /// Bind, check, load TLS, and serve: what `bulkhead serve` runs.
 pub async fn run(config: Config, listen: Listen) -> Result<()> {
+    run_with(config, listen, |api| api).await
+}
+
+/// [`run`], with more routes mounted next to the API (`mount` gets the API router, token
+/// check included, and returns what is served): `bulkhead serve` mounts the web UI.
+pub async fn run_with(
+    config: Config,
+    listen: Listen,
+    mount: impl FnOnce(Router) -> Router,
+) -> Result<()> {
     check_listen(&listen)?;
     let tls = listen.tls.as_ref().map(tls::acceptor).transpose()?;
     let (router, _) = app(config)?;
+    let router = mount(router);
     let listener = TcpListener::bind(listen.addr).await?;
     tracing::info!(addr = %listener.local_addr()?, tls = tls.is_some(), "serving");
     eprintln!(
@@ -143,10 +154,14 @@ pub async fn run(config: Config, listen: Listen) -> Result<()> {
     serve(listener, router, tls).await
 }
 
-/// [`run`] on its own multi-threaded runtime, for a synchronous caller (the CLI).
-pub fn run_blocking(config: Config, listen: Listen) -> Result<()> {
+/// [`run_with`] on its own multi-threaded runtime, for a synchronous caller (the CLI).
+pub fn run_blocking(
+    config: Config,
+    listen: Listen,
+    mount: impl FnOnce(Router) -> Router,
+) -> Result<()> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?
-        .block_on(run(config, listen))
+        .block_on(run_with(config, listen, mount))
 }
