@@ -357,6 +357,7 @@ fn every_route_answers() {
     let table = s.table.0.clone();
     for (m, p) in table {
         let path = p
+            .replace("{namespace}/{name}", "shop/web-0")
             .replace(
                 "{name}",
                 if p.contains("groups") {
@@ -369,6 +370,9 @@ fn every_route_answers() {
         let (path, body) = match (m.as_str(), p) {
             ("GET", "/api/v1/explain") => (format!("{path}?src=shop/web-0&dst=shop/db-0&service=TCP/5432"), None),
             ("POST", "/api/v1/explain") => (path, Some(r#"{"src":"shop/web-0","dst":"shop/db-0","service":"TCP/5432"}"#.to_string())),
+            ("PUT", "/api/v1/quarantine/{namespace}/{name}") => {
+                (path, Some(r#"{"reason":"test"}"#.to_string()))
+            }
             ("PUT", "/api/v1/groups/{name}/mode") => (path, Some(r#"{"mode":"protect"}"#.to_string())),
             ("POST", "/api/v1/policies") => (format!("{path}?dry_run=true"), Some(json!({"file": "new.yaml", "text": GROUPS.replace("name: web}", "name: web2}").replace("name: db}", "name: db2}")}).to_string())),
             ("PUT", _) => (format!("{path}?dry_run=true"), Some(WEB_TO_DB.to_string())),
@@ -862,4 +866,35 @@ fn response_rules_are_served() {
         std::fs::read_to_string(s.policy.join("respond.yaml")).unwrap(),
         rule
     );
+}
+
+#[test]
+fn quarantine_by_hand_through_the_api() {
+    let s = start(false);
+    assert_eq!(s.get("/api/v1/quarantine").json(), json!([]));
+    let r = s.req(
+        "PUT",
+        "/api/v1/quarantine/shop/db-0",
+        Some(TOKEN),
+        Some(r#"{"reason":"lateral move"}"#),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["changed"], true);
+    // Written where the agent reads it.
+    let file: Value =
+        serde_json::from_str(&std::fs::read_to_string(s.state.join("quarantine.json")).unwrap())
+            .unwrap();
+    assert_eq!(file["workloads"][0]["workload"], "shop/db-0");
+    assert_eq!(file["workloads"][0]["reason"], "lateral move");
+    let list = s.get("/api/v1/quarantine").json();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    // Again: nothing to change.
+    let r = s.req("PUT", "/api/v1/quarantine/shop/db-0", Some(TOKEN), None);
+    assert_eq!(r.json()["changed"], false);
+    // Unknown workloads are refused; nothing is written.
+    let r = s.req("PUT", "/api/v1/quarantine/shop/nope-0", Some(TOKEN), None);
+    assert_eq!(r.status, 404, "{}", r.body);
+    let r = s.req("DELETE", "/api/v1/quarantine/shop/db-0", Some(TOKEN), None);
+    assert_eq!(r.json()["changed"], true);
+    assert_eq!(s.get("/api/v1/quarantine").json(), json!([]));
 }

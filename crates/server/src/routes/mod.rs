@@ -8,6 +8,7 @@ pub mod health;
 pub mod inventory;
 pub mod learn;
 pub mod policies;
+pub mod quarantine;
 pub mod records;
 
 use std::sync::Arc;
@@ -75,6 +76,17 @@ pub fn router(state: Arc<AppState>) -> (Router, RouteTable) {
     .add(M::GET, "/api/v1/graph", records::graph)
     .add(M::GET, "/api/v1/captures", records::captures)
     .add(M::GET, "/api/v1/captures/{name}", records::capture)
+    .add(M::GET, "/api/v1/quarantine", quarantine::list)
+    .add(
+        M::PUT,
+        "/api/v1/quarantine/{namespace}/{name}",
+        quarantine::add,
+    )
+    .add(
+        M::DELETE,
+        "/api/v1/quarantine/{namespace}/{name}",
+        quarantine::release,
+    )
     .add(M::GET, "/api/v1/learn", learn::learn)
     .add(M::POST, "/api/v1/replay", learn::replay);
     let router = b
