@@ -51,6 +51,15 @@ fn latency_histogram() -> Histogram {
     Histogram::new(LATENCY_BUCKETS)
 }
 
+/// API latency buckets, seconds: 100 us to 10 s.
+const API_BUCKETS: [f64; 14] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 2.5, 10.0,
+];
+
+fn api_histogram() -> Histogram {
+    Histogram::new(API_BUCKETS)
+}
+
 /// Where each source was read up to.
 #[derive(Default)]
 struct Cursor {
@@ -69,6 +78,9 @@ pub struct Metrics {
     sensor_hits: Family<Labels, Counter>,
     programming: Hist,
     apply: Hist,
+    /// The server's own requests by route, method and status, and their latency.
+    api_requests: Family<Labels, Counter>,
+    api_latency: Hist,
 }
 
 impl Default for Metrics {
@@ -82,6 +94,8 @@ impl Default for Metrics {
             sensor_hits: Family::default(),
             programming: Family::new_with_constructor(latency_histogram),
             apply: Family::new_with_constructor(latency_histogram),
+            api_requests: Family::default(),
+            api_latency: Family::new_with_constructor(api_histogram),
         }
     }
 }
@@ -101,6 +115,20 @@ pub fn agent_name(dir: &Path) -> String {
 }
 
 impl Metrics {
+    /// One request the server answered: `route` is the router's path template.
+    pub fn observe_request(&self, route: &str, method: &str, status: u16, seconds: f64) {
+        self.api_requests
+            .get_or_create(&l(&[
+                ("route", route),
+                ("method", method),
+                ("status", &status.to_string()),
+            ]))
+            .inc();
+        self.api_latency
+            .get_or_create(&l(&[("route", route), ("method", method)]))
+            .observe(seconds);
+    }
+
     /// Count the store's records added since the last scrape (through the store's own
     /// paging by rowid, so the counts do not depend on its table layout).
     fn count_store(&self, agent: &str, s: &Store, cur: &mut Cursor) -> bulkhead_store::Result<()> {
@@ -405,6 +433,17 @@ impl Metrics {
             status_gauges,
         );
         reg.register(
+            "api_requests",
+            "Requests the server answered, by route, method and status",
+            self.api_requests.clone(),
+        );
+        reg.register_with_unit(
+            "api_request_duration",
+            "Time to answer a request, by route and method (up to the response head)",
+            Unit::Seconds,
+            self.api_latency.clone(),
+        );
+        reg.register(
             "policy_ok",
             "1 if the policy files on disk decode and compile",
             policy_ok,
@@ -424,4 +463,26 @@ pub async fn handler(State(s): State<Arc<AppState>>) -> ApiResult<impl IntoRespo
         )],
         text,
     ))
+}
+
+/// Middleware: count and time every request (outermost: refused ones too).
+pub async fn track(
+    State(s): State<Arc<AppState>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched".to_string(), |p| p.as_str().to_string());
+    let method = req.method().to_string();
+    let t = std::time::Instant::now();
+    let resp = next.run(req).await;
+    s.metrics.observe_request(
+        &route,
+        &method,
+        resp.status().as_u16(),
+        t.elapsed().as_secs_f64(),
+    );
+    resp
 }

@@ -786,6 +786,21 @@ fn metrics_count_what_was_stored() {
     );
     assert!(sum(&m, "bulkhead_store_bytes", &[("kind", "used")]) > 0.0);
     assert_eq!(sum(&m, "bulkhead_policy_ok", &[]), 1.0);
+    // The server's own requests: the scrape before this one, a refused one.
+    assert_eq!(s.req("GET", "/api/v1/flows", None, None).status, 401);
+    let m = parse_metrics(&s.get("/metrics").body);
+    let ok = [("route", "/metrics"), ("method", "GET"), ("status", "200")];
+    assert_eq!(sum(&m, "bulkhead_api_requests_total", &ok), 1.0);
+    let refused = [("route", "/api/v1/flows"), ("status", "401")];
+    assert_eq!(sum(&m, "bulkhead_api_requests_total", &refused), 1.0);
+    assert_eq!(
+        sum(
+            &m,
+            "bulkhead_api_request_duration_seconds_count",
+            &[("route", "/metrics")]
+        ),
+        1.0
+    );
     // New records are added to the counters, not counted twice.
     let mut store = bulkhead_store::Store::open(&s.state.join(bulkhead_store::FILE)).unwrap();
     let r: bulkhead_store::FlowRecord = serde_json::from_value(flow(

@@ -96,6 +96,10 @@ pub fn router(state: Arc<AppState>) -> (Router, RouteTable) {
             crate::auth::require_token,
         ))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::track,
+        ))
         .with_state(state);
     (router, b.table)
 }
