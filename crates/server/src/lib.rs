@@ -89,6 +89,9 @@ pub fn check_listen(l: &Listen) -> Result<()> {
     Ok(())
 }
 
+/// How long a TLS handshake may take.
+pub const HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Serve `router` on `listener` until the process ends: HTTP/1.1 and HTTP/2, over TLS
 /// when `tls` is given.
 pub async fn serve(listener: TcpListener, router: Router, tls: Option<TlsAcceptor>) -> Result<()> {
@@ -108,17 +111,24 @@ pub async fn serve(listener: TcpListener, router: Router, tls: Option<TlsAccepto
         tokio::spawn(async move {
             let builder = auto::Builder::new(TokioExecutor::new());
             let result = match tls {
-                Some(acceptor) => match acceptor.accept(tcp).await {
-                    Ok(stream) => {
-                        builder
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await
+                // A client that connects and never finishes the handshake does not hold
+                // a task forever.
+                Some(acceptor) => {
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp))
+                        .await
+                        .unwrap_or_else(|_| Err(std::io::Error::other("handshake timed out")))
+                    {
+                        Ok(stream) => {
+                            builder
+                                .serve_connection(TokioIo::new(stream), service)
+                                .await
+                        }
+                        Err(e) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
                     }
-                    Err(e) => {
-                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                        return;
-                    }
-                },
+                }
                 None => builder.serve_connection(TokioIo::new(tcp), service).await,
             };
             if let Err(e) = result {
