@@ -131,28 +131,19 @@ pub fn enrich(cx: &Enrich, o: &Observed) -> FlowRecord {
 
 /// [`enrich`] for what the L7 proxy decided, with what it knew at layer 7.
 pub fn enrich_l7(cx: &Enrich, o: &Observed, l7: Option<&L7Request>) -> FlowRecord {
+    let time = humantime::format_rfc3339_millis(o.time).to_string();
+    let (src, dst) = (
+        peer(cx.engine, cx.scope, o.src),
+        peer(cx.engine, cx.scope, o.dst),
+    );
     let mut r = FlowRecord {
-        time: humantime::format_rfc3339_millis(o.time).to_string(),
-        event: "new".into(),
-        verdict: o.action,
-        protocol: protocol_name(o.protocol),
-        src: peer(cx.engine, cx.scope, o.src),
-        dst: peer(cx.engine, cx.scope, o.dst),
         sport: o.sport,
         dport: o.dport,
         icmp_type: o.icmp.map(|i| i.0),
         icmp_code: o.icmp.map(|i| i.1),
-        decided_by: None,
-        mode: None,
-        violation: false,
-        learned: false,
-        logged: Vec::new(),
-        consistent: None,
         len: o.len,
-        packets: None,
-        bytes: None,
         generation: cx.generation,
-        l7: None,
+        ..FlowRecord::new(time, o.action, &protocol_name(o.protocol), src, dst)
     };
     let Some(l4) = o.l4() else {
         return r;

@@ -215,9 +215,15 @@ pub fn run(mut cfg: Config) -> Result<u8> {
         // Response rules first: a quarantine must not wait behind a file change.
         let mut quarantine_changed = false;
         for a in &actions {
-            quarantine_changed |= respond::quarantine(&cfg.state_dir, a);
-            let engine = rec.shared.engine.read().unwrap_or_else(|e| e.into_inner());
-            respond::capture(&cfg.state_dir, &engine, a);
+            match a {
+                bulkhead_respond::LocalAction::Quarantine { .. } => {
+                    quarantine_changed |= respond::quarantine(&cfg.state_dir, a);
+                }
+                bulkhead_respond::LocalAction::Capture { .. } => {
+                    let engine = rec.shared.engine.read().unwrap_or_else(|e| e.into_inner());
+                    respond::capture(&cfg.state_dir, &engine, a);
+                }
+            }
         }
         let seen = mtime(&quarantine_file);
         if quarantine_changed || seen != quarantine_seen {
@@ -344,40 +350,39 @@ impl Cutter {
 
 /// Delete the conntrack entries of live connections the current rules forbid.
 fn cut_connections(shared: &Arc<Shared>) {
-    let entries = match conntrack::list() {
-        Ok(e) => e,
-        Err(e) => {
-            warn!(error = %e, "cannot list conntrack entries");
-            return;
-        }
-    };
-    let doomed = {
-        let engine = shared.engine.read().unwrap_or_else(|e| e.into_inner());
-        let scope = shared.scope.read().unwrap_or_else(|e| e.into_inner());
-        conntrack::forbidden(entries, &engine, &scope)
-    };
-    if doomed.is_empty() {
-        return;
-    }
-    match conntrack::delete(&doomed) {
-        Ok(n) => {
-            shared
-                .counters
-                .connections_cut
-                .fetch_add(n as u64, Ordering::Relaxed);
-            info!(cut = n, "cut connections the change forbids");
-        }
-        Err(e) => warn!(error = %e, "cannot delete conntrack entries"),
-    }
+    cut(
+        shared,
+        |entries| {
+            let engine = shared.engine.read().unwrap_or_else(|e| e.into_inner());
+            let scope = shared.scope.read().unwrap_or_else(|e| e.into_inner());
+            conntrack::forbidden(entries, &engine, &scope)
+        },
+        "cut connections the change forbids",
+    );
 }
 
 /// Cut every connection from or to these addresses (they were just quarantined).
 pub(crate) fn cut_addresses(shared: &Shared, addrs: &[std::net::IpAddr]) {
-    let doomed: Vec<conntrack::Entry> = match conntrack::list() {
-        Ok(e) => e
-            .into_iter()
-            .filter(|e| addrs.contains(&e.src) || addrs.contains(&e.dst))
-            .collect(),
+    cut(
+        shared,
+        |entries| {
+            entries
+                .into_iter()
+                .filter(|e| addrs.contains(&e.src) || addrs.contains(&e.dst))
+                .collect()
+        },
+        "cut the connections of quarantined workloads",
+    );
+}
+
+/// Delete the conntrack entries `pick` chooses from the live ones, and count them.
+fn cut(
+    shared: &Shared,
+    pick: impl FnOnce(Vec<conntrack::Entry>) -> Vec<conntrack::Entry>,
+    what: &str,
+) {
+    let doomed = match conntrack::list() {
+        Ok(e) => pick(e),
         Err(e) => {
             warn!(error = %e, "cannot list conntrack entries");
             return;
@@ -392,7 +397,7 @@ pub(crate) fn cut_addresses(shared: &Shared, addrs: &[std::net::IpAddr]) {
                 .counters
                 .connections_cut
                 .fetch_add(n as u64, Ordering::Relaxed);
-            info!(cut = n, "cut the connections of quarantined workloads");
+            info!(cut = n, "{what}");
         }
         Err(e) => warn!(error = %e, "cannot delete conntrack entries"),
     }

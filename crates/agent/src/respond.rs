@@ -89,14 +89,18 @@ impl QuarantineList {
 
     /// The addresses of the quarantined workloads the engine knows.
     pub fn addresses(&self, engine: &Engine) -> BTreeSet<IpAddr> {
-        self.workloads
-            .iter()
-            .filter_map(|q| key(&q.workload))
-            .filter_map(|k| engine.workload_id(&k))
-            .filter_map(|id| engine.workload(id))
-            .flat_map(|w| w.ips.iter().copied())
-            .collect()
+        addresses(engine, self.workloads.iter().map(|q| q.workload.as_str()))
     }
+}
+
+/// The addresses of these workloads (`namespace/name`) the engine knows.
+fn addresses<'a>(engine: &Engine, workloads: impl Iterator<Item = &'a str>) -> BTreeSet<IpAddr> {
+    workloads
+        .filter_map(key)
+        .filter_map(|k| engine.workload_id(&k))
+        .filter_map(|id| engine.workload(id))
+        .flat_map(|w| w.ips.iter().copied())
+        .collect()
 }
 
 /// The responder of the current policy, and the way back to the main loop.
@@ -236,16 +240,7 @@ pub fn capture(state_dir: &Path, engine: &Engine, a: &LocalAction) {
     else {
         return;
     };
-    let list = QuarantineList {
-        workloads: vec![Quarantined {
-            workload: workload.clone(),
-            rule: None,
-            reason: String::new(),
-            since: String::new(),
-        }],
-    };
-    let hosts: Vec<String> = list
-        .addresses(engine)
+    let hosts: Vec<String> = addresses(engine, std::iter::once(workload.as_str()))
         .iter()
         .map(|a| format!("host {a}"))
         .collect();

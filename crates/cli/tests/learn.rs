@@ -46,27 +46,11 @@ fn pod(ns: &str, name: &str, labels: &[(&str, &str)], ip: &str) -> Peer {
 
 fn rec(src: Peer, dst: Peer, dport: u16, verdict: Action, l7: Option<&str>) -> FlowRecord {
     FlowRecord {
-        time: "2026-12-03T01:02:03.000Z".into(),
-        event: "new".into(),
-        verdict,
-        protocol: "TCP".into(),
-        src,
-        dst,
         sport: Some(41000),
         dport: Some(dport),
-        icmp_type: None,
-        icmp_code: None,
-        decided_by: None,
-        mode: None,
-        violation: false,
-        learned: false,
-        logged: Vec::new(),
-        consistent: None,
-        len: None,
-        packets: None,
-        bytes: None,
         generation: 1,
         l7: l7.map(|p| serde_json::json!({ "protocol": p })),
+        ..FlowRecord::new("2026-12-03T01:02:03.000Z".into(), verdict, "TCP", src, dst)
     }
 }
 

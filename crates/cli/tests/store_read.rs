@@ -24,28 +24,15 @@ fn pod(workload: &str, ip: &str) -> Peer {
 }
 
 fn flow(n: u64, verdict: Action, dst: &str, dport: u16) -> FlowRecord {
+    let time = format!("2026-12-03T01:00:{:02}.000Z", n % 60);
+    let (src, dst) = (pod("shop/web-0", "10.0.0.1"), pod(dst, "10.0.0.2"));
     FlowRecord {
-        time: format!("2026-12-03T01:00:{:02}.000Z", n % 60),
-        event: "new".into(),
-        verdict,
-        protocol: "TCP".into(),
-        src: pod("shop/web-0", "10.0.0.1"),
-        dst: pod(dst, "10.0.0.2"),
         sport: Some(40000),
         dport: Some(dport),
-        icmp_type: None,
-        icmp_code: None,
-        decided_by: None,
-        mode: None,
-        violation: false,
-        learned: false,
-        logged: Vec::new(),
         consistent: Some(true),
         len: Some(60),
-        packets: None,
-        bytes: None,
         generation: n,
-        l7: None,
+        ..FlowRecord::new(time, verdict, "TCP", src, dst)
     }
 }
 

@@ -213,6 +213,34 @@ pub struct FlowRecord {
 }
 
 impl FlowRecord {
+    /// A new connection's record (`event: new`) with only what every record has; the
+    /// rest (ports, rule, counters...) is filled in with struct update syntax.
+    pub fn new(time: String, verdict: Action, protocol: &str, src: Peer, dst: Peer) -> Self {
+        FlowRecord {
+            time,
+            event: "new".into(),
+            verdict,
+            protocol: protocol.into(),
+            src,
+            dst,
+            sport: None,
+            dport: None,
+            icmp_type: None,
+            icmp_code: None,
+            decided_by: None,
+            mode: None,
+            violation: false,
+            learned: false,
+            logged: Vec::new(),
+            consistent: None,
+            len: None,
+            packets: None,
+            bytes: None,
+            generation: 0,
+            l7: None,
+        }
+    }
+
     pub fn service(&self) -> String {
         match (self.dport, self.icmp_type) {
             (Some(p), _) => format!("{}/{p}", self.protocol),

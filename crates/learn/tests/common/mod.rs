@@ -11,26 +11,11 @@ pub fn allowed(
     l7: Option<serde_json::Value>,
 ) -> FlowRecord {
     FlowRecord {
-        time,
-        event: "new".into(),
-        verdict: Action::Allow,
-        protocol: protocol.into(),
-        src,
-        dst,
         sport: Some(40000),
         dport: Some(dport),
-        icmp_type: None,
-        icmp_code: None,
-        decided_by: None,
-        mode: None,
-        violation: false,
         learned: true,
-        logged: Vec::new(),
-        consistent: None,
-        len: None,
-        packets: None,
-        bytes: None,
         generation: 1,
         l7,
+        ..FlowRecord::new(time, Action::Allow, protocol, src, dst)
     }
 }

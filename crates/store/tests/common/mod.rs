@@ -35,27 +35,12 @@ pub fn at(secs: u64) -> String {
 
 pub fn flow(secs: u64, verdict: Action, src: Peer, dst: Peer, dport: u16) -> FlowRecord {
     FlowRecord {
-        time: at(secs),
-        event: "new".into(),
-        verdict,
-        protocol: "TCP".into(),
-        src,
-        dst,
         sport: Some(40000),
         dport: Some(dport),
-        icmp_type: None,
-        icmp_code: None,
-        decided_by: None,
-        mode: None,
-        violation: false,
-        learned: false,
-        logged: Vec::new(),
         consistent: Some(true),
         len: Some(60),
-        packets: None,
-        bytes: None,
         generation: 1,
-        l7: None,
+        ..FlowRecord::new(at(secs), verdict, "TCP", src, dst)
     }
 }
 
