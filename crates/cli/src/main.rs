@@ -47,6 +47,18 @@ impl std::error::Error for InvalidInput {}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Agent(_) | Command::Serve(_) | Command::Lab(_)) {
+        // `bulkhead flows | head` should stop quietly, as other command-line tools do,
+        // not panic on the closed pipe. The long-running commands keep Rust's default
+        // (SIGPIPE ignored, EPIPE returned) so a closed socket never kills them.
+        // SAFETY: called before any thread starts; SIG_DFL is a valid disposition.
+        unsafe {
+            let _ = nix::sys::signal::signal(
+                nix::sys::signal::Signal::SIGPIPE,
+                nix::sys::signal::SigHandler::SigDfl,
+            );
+        }
+    }
     match run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) if e.is::<InvalidInput>() => ExitCode::from(INVALID_INPUT),
