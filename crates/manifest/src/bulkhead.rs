@@ -3,8 +3,8 @@
 
 use bulkhead_policy::l7::AppProtocol;
 use bulkhead_policy::spec::{
-    Action, DEFAULT_PRIORITY, Entity, Group, Mode, NamePattern, Peer, PeerSpec, Policy, Rule,
-    Settings, WorkloadSelector,
+    Action, DEFAULT_PRIORITY, DiscoverSettings, Entity, Group, Mode, NamePattern, Peer, PeerSpec,
+    Policy, Rule, Settings, WorkloadSelector,
 };
 
 use crate::decode::{Cx, Fields, Obj, P};
@@ -151,15 +151,29 @@ pub fn workloads(cx: &mut Cx, o: &Obj, at: P) -> Option<WorkloadSelector> {
 
 pub fn settings(cx: &mut Cx, doc: &Obj, root: P) -> Option<Settings> {
     let m = k8s::meta(cx, doc, root, meta_rule("Settings", Scope::ClusterStrict));
-    let spec = spec(cx, doc, root, &["ungroupedMode"])?;
+    let spec = spec(cx, doc, root, &["ungroupedMode", "discover"])?;
     let at = root.f("spec");
-    let mode = match spec.and_then(|s| s.get("ungroupedMode")) {
+    let mode = match spec.as_ref().and_then(|s| s.get("ungroupedMode")) {
         Some(n) => cx.one_of(n, at.f("ungroupedMode"), "mode", MODES, false),
         None => Some(Mode::default()),
+    };
+    let discover = match spec.as_ref().and_then(|s| s.get("discover")) {
+        None => Some(DiscoverSettings::default()),
+        Some(n) => {
+            let at = at.f("discover");
+            cx.obj(n, at, Fields::Strict(&["detectProtocols"]))
+                .and_then(|o| match o.get("detectProtocols") {
+                    None => Some(DiscoverSettings::default()),
+                    Some(b) => cx
+                        .bool(b, at.f("detectProtocols"))
+                        .map(|detect_protocols| DiscoverSettings { detect_protocols }),
+                })
+        }
     };
     m?;
     Some(Settings {
         ungrouped_mode: mode?,
+        discover: discover?,
         origin: Some(cx.origin(doc.pos())),
     })
 }

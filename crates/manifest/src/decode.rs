@@ -316,6 +316,19 @@ impl<'t> Cx<'t> {
         }
     }
 
+    /// A boolean (`true`, `false`; YAML 1.2 core schema spellings).
+    pub fn bool(&mut self, n: &Node, at: P) -> Option<bool> {
+        let s = self.scalar(n, at, "a boolean")?;
+        match s.resolve() {
+            Resolved::Bool(b) => Some(b),
+            _ => {
+                let msg = format!("expected a boolean (true or false), got {}", n.describe());
+                self.err(n.pos, at, msg);
+                None
+            }
+        }
+    }
+
     /// A non-empty string.
     pub fn nonempty_str(&mut self, n: &Node, at: P) -> Option<String> {
         let s = self.str(n, at)?;

@@ -323,6 +323,19 @@ spec: {ungroupedMode: Protect}
     assert_eq!(g[2].mode, Mode::Monitor);
     assert_eq!(b.policy.settings.ungrouped_mode, Mode::Protect);
     assert_eq!(b.policy.settings.origin, Some(Origin::new("t.yaml", 19, 1)));
+    assert!(b.policy.settings.discover.detect_protocols, "on by default");
+}
+
+#[test]
+fn settings_turn_protocol_detection_for_discover_off() {
+    let b = parse(
+        "apiVersion: bulkhead.io/v1\nkind: Settings\nmetadata: {name: s}\nspec:\n  discover: {detectProtocols: false}\n",
+    );
+    assert!(!b.policy.settings.discover.detect_protocols);
+    let b = parse(
+        "apiVersion: bulkhead.io/v1\nkind: Settings\nmetadata: {name: s}\nspec:\n  discover: {}\n",
+    );
+    assert!(b.policy.settings.discover.detect_protocols);
 }
 
 #[test]

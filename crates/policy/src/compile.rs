@@ -124,6 +124,9 @@ pub struct Compiled {
     /// Indexed like `PolicySet::network_policies`.
     pub network_policies: Vec<CNetPol>,
     pub ungrouped_mode: Mode,
+    /// `Settings.spec.discover.detectProtocols`: connections of Discover workloads go
+    /// through the L7 proxy (when it runs) to have their protocol detected.
+    pub discover_detect_protocols: bool,
 }
 
 /// A semantic error that only shows across documents (a reference to a group that
@@ -156,6 +159,7 @@ pub fn compile(set: &PolicySet) -> Result<Compiled, Vec<CompileError>> {
         set,
         out: Compiled {
             ungrouped_mode: set.settings.ungrouped_mode,
+            discover_detect_protocols: set.settings.discover.detect_protocols,
             ..Compiled::default()
         },
         interned: FxHashMap::default(),

@@ -263,7 +263,28 @@ pub struct NetworkPolicy {
 pub struct Settings {
     /// The mode of workloads that no group selects.
     pub ungrouped_mode: Mode,
+    /// `spec.discover`: what is recorded about workloads in Discover mode.
+    #[serde(default)]
+    pub discover: DiscoverSettings,
     pub origin: Option<Origin>,
+}
+
+/// `Settings.spec.discover`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DiscoverSettings {
+    /// `detectProtocols` (default true): when the node agents run the L7 proxy, new TCP
+    /// connections to and from workloads in Discover mode go through it to have their
+    /// application protocol detected (then spliced unchanged), so flow records, and the
+    /// rules `bulkhead learn` proposes, carry it (`app: redis`).
+    pub detect_protocols: bool,
+}
+
+impl Default for DiscoverSettings {
+    fn default() -> Self {
+        DiscoverSettings {
+            detect_protocols: true,
+        }
+    }
 }
 
 /// Every policy document that was loaded.

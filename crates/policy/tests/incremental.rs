@@ -244,6 +244,7 @@ fn arb_policy_set() -> impl Strategy<Value = PolicySet> {
                 network_policies: nps,
                 settings: Settings {
                     ungrouped_mode: ungrouped,
+                    discover: Default::default(),
                     origin: None,
                 },
                 responses: Vec::new(),

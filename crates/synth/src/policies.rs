@@ -30,6 +30,7 @@ pub(crate) fn generate(topo: &Topology, count: usize, rng: &mut Rng) -> PolicySe
             network_policies: Vec::new(),
             settings: Settings {
                 ungrouped_mode: Mode::Discover,
+                discover: Default::default(),
                 origin: None,
             },
             responses: Vec::new(),
