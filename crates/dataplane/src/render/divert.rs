@@ -13,13 +13,14 @@
 
 use bulkhead_policy::compile::{CRule, Direction};
 use bulkhead_policy::l7::{AppProtocol, L7Match};
-use bulkhead_policy::spec::Action;
+use bulkhead_policy::spec::{Action, Mode};
 use nftables::expr::{Expression, MetaKey, NamedExpression, Socket, SocketAttr};
 use nftables::stmt::{Statement, TProxy};
 use std::borrow::Cow;
+use std::collections::BTreeSet;
 
 use super::{Alt, CHAIN_DIVERT, Renderer};
-use crate::names::DIVERT_MARK;
+use crate::names::{DIVERT_MARK, ID_HOST, SIG_MASK, SIG_OVERFLOW, SIG_SHIFT};
 use crate::rules::*;
 use crate::ruleset::Hook;
 
@@ -121,9 +122,103 @@ impl Renderer<'_> {
                 rules.push(stmts);
             }
         }
+        rules.extend(self.dns_learning_rules(&divert));
+        // Learning: with `Settings.spec.discover.detectProtocols`, every new TCP
+        // connection from or to a workload of this node in Discover mode, so that the
+        // proxy detects its application protocol for the flow record (then splices it).
+        rules.extend(self.discover_rules(divert));
         // Everything else goes on to the filter chains with the mark it came with.
         rules.push(vec![set_mark(false, 0)]);
         self.chain(CHAIN_DIVERT, Some(Hook::Prerouting), rules);
+    }
+
+    /// Divert rules for the local workloads in Discover mode, by signature number: the
+    /// marks of a local workload's addresses carry it (`meta mark` the egress one, `ct
+    /// mark` the ingress one), and a signature stands for one resolution, mode included.
+    /// Signatures whose chains a Discover resolution shares with another one divert that
+    /// one too (the proxy decides it like the kernel: only the cost differs); the
+    /// overflow signature (fail closed) never. Traffic with the node is left alone.
+    /// Called once the signature numbers of the render are final.
+    fn discover_rules(&self, divert: impl Fn(bool) -> Stmts) -> Vec<Stmts> {
+        if !self.engine.compiled().discover_detect_protocols {
+            return Vec::new();
+        }
+        let (mut egress, mut ingress) = (BTreeSet::new(), BTreeSet::new());
+        for (id, (es, is)) in &self.local_sigs {
+            let discover = self
+                .cache
+                .local_keys
+                .get(id)
+                .is_some_and(|k| k.mode == Mode::Discover);
+            if !discover {
+                continue;
+            }
+            for (sig, set) in [(*es, &mut egress), (*is, &mut ingress)] {
+                if sig != 0 && sig != SIG_OVERFLOW {
+                    set.insert(sig);
+                }
+            }
+        }
+        let mut rules = Vec::new();
+        for (sigs, ct_side) in [(egress, false), (ingress, true)] {
+            for sig in sigs {
+                // The subject's signature, and the other end not the node.
+                let (subject, other) = if ct_side {
+                    (and(ct("mark"), SIG_MASK), src_id())
+                } else {
+                    (and(meta(MetaKey::Mark), SIG_MASK), dst_id())
+                };
+                for v6 in [false, true] {
+                    let mut stmts = vec![
+                        nfproto(v6),
+                        l4proto(TCP),
+                        eq(subject.clone(), Expression::Number(sig << SIG_SHIFT)),
+                        ne(other.clone(), Expression::Number(ID_HOST)),
+                    ];
+                    stmts.extend(divert(v6));
+                    rules.push(stmts);
+                }
+            }
+        }
+        rules
+    }
+
+    /// FQDN egress: the DNS traffic (UDP and TCP port 53, to any resolver) of the
+    /// workloads an egress rule with a `dns:` peer applies to goes through the proxy,
+    /// which decides it as the kernel would and teaches the agent the addresses the
+    /// answers give for names that `dns:` peers match (the agent fills their `d4_`/`d6_`
+    /// sets). One rule per (policy subject, family, protocol): it grows with policies.
+    fn dns_learning_rules(&mut self, divert: &impl Fn(bool) -> Stmts) -> Vec<Stmts> {
+        let compiled = self.engine.compiled();
+        let mut subjects = BTreeSet::new();
+        for p in &compiled.policies {
+            let names_dns = p.egress.clone().any(|rid| {
+                compiled.rules[rid as usize]
+                    .peers
+                    .iter()
+                    .any(|t| matches!(t, bulkhead_policy::compile::Target::Dns(_)))
+            });
+            if names_dns {
+                subjects.extend(p.applies.iter().copied());
+            }
+        }
+        let mut rules = Vec::new();
+        for subject in subjects {
+            let set = self.selector_set(subject);
+            for v6 in [false, true] {
+                for proto in [UDP, TCP] {
+                    let mut stmts = vec![
+                        nfproto(v6),
+                        eq(src_id(), set_ref(&set)),
+                        l4proto(proto),
+                        eq(payload("th", "dport"), Expression::Number(53)),
+                    ];
+                    stmts.extend(divert(v6));
+                    rules.push(stmts);
+                }
+            }
+        }
+        rules
     }
 
     /// The (peer, port) alternatives of a rule that protocol `proto` can take, each

@@ -128,11 +128,6 @@ pub fn render_policy_patch(
             !r.cache.doc_unchanged(doc, rules, &r.sel_sets)
         })
     };
-    // The divert chain (L7 proxy) follows every policy's gated rules: rendered again,
-    // rewritten in the kernel only if it changed.
-    if let Some(port) = opts.l7_proxy {
-        r.divert_chain(port);
-    }
     let mut affected: Vec<(&SignatureKey, &Vec<u32>)> = Vec::new();
     for (key, members) in &by_key {
         // NetworkPolicy chains are only part of a direction the resolution is isolated
@@ -156,6 +151,12 @@ pub fn render_policy_patch(
         }
     }
     if affected.is_empty() {
+        // The divert chain (L7 proxy) follows every policy's gated rules and the
+        // signatures of Discover workloads: rendered again, rewritten in the kernel only
+        // if it changed.
+        if let Some(port) = opts.l7_proxy {
+            r.divert_chain(port);
+        }
         let touched = r.touched.take().unwrap_or_default().into_iter().collect();
         return Some(Patch {
             desired: r.out,
@@ -198,7 +199,11 @@ pub fn render_policy_patch(
             }
         }
     }
-    // New signature numbers: those identities' addresses carry them.
+    // New signature numbers: those identities' addresses carry them (and the divert
+    // chain names the Discover ones).
+    if let Some(port) = opts.l7_proxy {
+        r.divert_chain(port);
+    }
     r.identity_maps();
     let touched = r.touched.take().unwrap_or_default().into_iter().collect();
     Some(Patch {
