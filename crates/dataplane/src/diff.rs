@@ -53,9 +53,14 @@ fn chain_obj(name: &str, c: Option<&ChainState>) -> Chain<'static> {
 
 /// A set or map object (for add, delete, flush).
 fn set_obj(name: &str, kind: SetKind) -> NfListObject<'static> {
-    let flags = kind
-        .is_interval()
-        .then(|| [SetFlag::Interval].into_iter().collect());
+    let flags = if kind.is_interval() {
+        Some([SetFlag::Interval].into_iter().collect())
+    } else if crate::names::is_dns_set(name) {
+        // The DNS path's elements carry the answer's TTL; the kernel expires them.
+        Some([SetFlag::Timeout].into_iter().collect())
+    } else {
+        None
+    };
     if kind.is_map() {
         // The data type is patched to `verdict` for verdict maps when serialised (see
         // `Transaction`): the crate's set types have no verdict type.
@@ -197,6 +202,11 @@ pub fn diff(old: &Ruleset, new: &Ruleset) -> Transaction {
     let mut deletes: Vec<NfCmd<'static>> = Vec::new();
     let none = BTreeSet::new();
     for (name, s) in &new.sets {
+        // The elements of DNS sets are the DNS path's (learnt at run time, expired by
+        // the kernel): not in any desired state, never added, deleted or flushed here.
+        if crate::names::is_dns_set(name) {
+            continue;
+        }
         let wanted: &BTreeSet<Elem> = s.elems.as_deref().unwrap_or(&none);
         let current = old.sets.get(name).filter(|o| o.kind == s.kind);
         let (add, del): (BTreeSet<Elem>, BTreeSet<Elem>) = match current.map(|o| &o.elems) {
@@ -344,7 +354,7 @@ pub fn element_ops(old: &Ruleset, new: &Ruleset) -> Option<Vec<crate::netlink::E
         if o.kind != s.kind {
             return None;
         }
-        if have == want {
+        if have == want || crate::names::is_dns_set(name) {
             continue;
         }
         if !supported(s.kind) {

@@ -47,6 +47,25 @@ pub fn content_name(prefix: &str, content: &[u8]) -> String {
     format!("{prefix}{:012x}", stable_hash(content) & 0xffff_ffff_ffff)
 }
 
+/// The sets of addresses a `dns:` peer's pattern stands for (IPv4, IPv6): `d4_`/`d6_` +
+/// a hash of the pattern. They are *dynamic*: created empty (`flags timeout`) by the
+/// render, filled only by the agent's DNS path (FQDN egress) with elements that the
+/// kernel expires at the answer's TTL, and never touched by the diff (see
+/// [`is_dns_set`]). The hashed text carries a version so that sets of an older layout
+/// (no timeout flag) are replaced rather than adopted.
+pub fn dns_set_names(pattern: &str) -> (String, String) {
+    let content = format!("fqdn-ttl|{pattern}");
+    (
+        content_name("d4_", content.as_bytes()),
+        content_name("d6_", content.as_bytes()),
+    )
+}
+
+/// Is this one of the dynamic DNS sets, whose elements belong to the DNS path?
+pub fn is_dns_set(name: &str) -> bool {
+    name.starts_with("d4_") || name.starts_with("d6_")
+}
+
 /// `meta mark` of packets diverted to the L7 proxy (set in prerouting). The agent adds a
 /// policy route `fwmark DIVERT_MARK lookup DIVERT_TABLE` with a local default route, so
 /// they are delivered to the proxy's transparent socket. Chosen far from the values the

@@ -139,8 +139,60 @@ pub(crate) fn on_netns_thread<T: Send>(
     })
 }
 
+/// An address for a DNS set (FQDN egress), kept by the kernel for `timeout`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TimedAddr {
+    pub set: String,
+    pub addr: IpAddr,
+    pub timeout: std::time::Duration,
+}
+
+/// Add (or refresh: the kernel resets an existing element's timeout) addresses in
+/// timeout sets, as one transaction in the current network namespace. Used by the
+/// agent's DNS path; the sets must have been created with `flags timeout`.
+pub fn add_timed(elems: &[TimedAddr]) -> Result<(), NetlinkError> {
+    let mut groups: Vec<(String, bool, Vec<ListAttribute<SetElementAttribute>>)> = Vec::new();
+    for e in elems {
+        let ms = u64::try_from(e.timeout.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let el = ListAttribute::Element(vec![
+            SetElementAttribute::Key(DataAttribute::Value(addr_bytes(&e.addr))),
+            SetElementAttribute::Timeout(ms),
+        ]);
+        match groups.last_mut() {
+            Some((set, _, list)) if *set == e.set => list.push(el),
+            _ => groups.push((e.set.clone(), true, vec![el])),
+        }
+    }
+    send(groups)
+}
+
 fn apply_here(ops: &[ElemOp]) -> Result<(), NetlinkError> {
+    // One message per set and direction, elements grouped, in the order given (deletes
+    // before adds of the same key are the caller's business).
+    let mut groups = Vec::new();
+    let mut i = 0;
+    while i < ops.len() {
+        let (set, add) = (&ops[i].set, ops[i].add);
+        let mut elements = Vec::new();
+        while i < ops.len() && ops[i].set == *set && ops[i].add == add {
+            elements.push(ListAttribute::Element(attrs(&ops[i].elem, add)?));
+            i += 1;
+        }
+        groups.push((set.clone(), add, elements));
+    }
+    send(groups)
+}
+
+/// One batch: a NEWSETELEM / DELSETELEM message per (set, add, elements) group.
+fn send(
+    groups: Vec<(String, bool, Vec<ListAttribute<SetElementAttribute>>)>,
+) -> Result<(), NetlinkError> {
     const NFNL_SUBSYS_NFTABLES: u16 = 10;
+    if groups.is_empty() {
+        return Ok(());
+    }
     let mut socket = Socket::new(NETLINK_NETFILTER)?;
     socket.bind_auto()?;
     socket.connect(&SocketAddr::new(0, 0))?;
@@ -150,20 +202,11 @@ fn apply_here(ops: &[ElemOp]) -> Result<(), NetlinkError> {
         NetfilterProtoFamily::Unspec,
         NFNL_SUBSYS_NFTABLES,
     )];
-    // One message per set and direction, elements grouped, in the order given (deletes
-    // before adds of the same key are the caller's business).
-    let mut i = 0;
-    while i < ops.len() {
-        let (set, add) = (&ops[i].set, ops[i].add);
-        let mut elements = Vec::new();
-        while i < ops.len() && ops[i].set == *set && ops[i].add == add {
-            elements.push(ListAttribute::Element(attrs(&ops[i].elem, add)?));
-            i += 1;
-        }
+    for (set, add, elements) in groups {
         let body = SetElementMessage {
             attributes: vec![
                 SetElementList::Table(TABLE.to_string()),
-                SetElementList::Set(set.clone()),
+                SetElementList::Set(set),
                 SetElementList::Elements(elements),
             ],
         };

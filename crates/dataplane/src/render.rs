@@ -865,13 +865,15 @@ impl<'a> Renderer<'a> {
                 }]
             }
             Target::Dns(pattern) => {
-                // Filled with the addresses allowed names resolve to by the DNS proxy
-                // (L7 issue); empty until then, so such peers match nothing yet.
+                // Dynamic sets: filled by the agent's DNS path with the addresses names
+                // matching the pattern resolved to, each until its TTL (FQDN egress);
+                // the render only creates them, empty, and the diff leaves their
+                // elements alone (see `names::dns_set_names`).
+                let (d4, d6) = crate::names::dns_set_names(&pattern.0);
                 [false, true]
                     .into_iter()
                     .map(|v6| {
-                        let fam = if v6 { "6" } else { "4" };
-                        let name = content_name(&format!("d{fam}_"), pattern.0.as_bytes());
+                        let name = if v6 { d6.clone() } else { d4.clone() };
                         let kind = if v6 { SetKind::Addrs6 } else { SetKind::Addrs4 };
                         self.fixed_set(&name, kind, Vec::new());
                         Alt {

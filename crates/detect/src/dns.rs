@@ -74,6 +74,71 @@ pub fn question(m: &[u8]) -> Option<Question> {
     })
 }
 
+/// What a response says a name resolves to: the first question's name and every
+/// address (A, AAAA) the answer section gives for it, directly or through its CNAME
+/// chain, with the record's TTL in seconds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Answers {
+    /// As in [`Question::name`], lower-cased.
+    pub name: String,
+    pub addrs: Vec<(std::net::IpAddr, u32)>,
+}
+
+fn plain_name(n: &hickory_proto::rr::Name) -> String {
+    let s = n.to_lowercase().to_ascii();
+    match s.trim_end_matches('.') {
+        "" => ".".to_string(),
+        t => t.to_string(),
+    }
+}
+
+/// The addresses a successful (NOERROR) response carries for its question; None for
+/// anything else (a query, an error, a malformed message). Records for other names
+/// (not reached by a CNAME from the question) are ignored: a server cannot teach the
+/// proxy addresses for names that were not asked.
+pub fn answers(m: &[u8]) -> Option<Answers> {
+    use hickory_proto::op::{Message, ResponseCode};
+    use hickory_proto::rr::RData;
+    let q = question(m)?;
+    if !q.response {
+        return None;
+    }
+    let msg = Message::from_vec(m).ok()?;
+    if msg.metadata.response_code != ResponseCode::NoError {
+        return None;
+    }
+    let name = q.name.to_ascii_lowercase();
+    let mut owners = vec![name.clone()];
+    let mut addrs = Vec::new();
+    // CNAMEs usually come first and in order; a few passes cover any order.
+    for _ in 0..8 {
+        let before = owners.len();
+        for r in &msg.answers {
+            if let RData::CNAME(c) = &r.data {
+                let owner = plain_name(&r.name);
+                let target = plain_name(&c.0);
+                if owners.contains(&owner) && !owners.contains(&target) {
+                    owners.push(target);
+                }
+            }
+        }
+        if owners.len() == before {
+            break;
+        }
+    }
+    for r in &msg.answers {
+        let ip = match &r.data {
+            RData::A(a) => std::net::IpAddr::V4(a.0),
+            RData::AAAA(a) => std::net::IpAddr::V6(a.0),
+            _ => continue,
+        };
+        if owners.contains(&plain_name(&r.name)) {
+            addrs.push((ip, r.ttl));
+        }
+    }
+    Some(Answers { name, addrs })
+}
+
 fn check(m: &[u8], response: bool) -> Check {
     match question(m) {
         Some(q) if q.response == response => yes(
@@ -139,6 +204,56 @@ mod tests {
     use super::*;
 
     const QUERY: &[u8] = b"\xab\xcd\x01\x00\x00\x01\x00\x00\x00\x00\x00\x01\x03www\x06google\x03com\x00\x00\x1c\x00\x01\x00\x00\x29\x10\x00\x00\x00\x00\x00\x00\x00";
+
+    /// A response to `API.example.com A`: a CNAME to edge.cdn.net, its A and AAAA, and
+    /// an A record of a name nobody asked for.
+    fn response(rcode: u8) -> Vec<u8> {
+        let mut m = b"\x12\x34\x81\x80\x00\x01\x00\x04\x00\x00\x00\x00".to_vec();
+        m[3] |= rcode;
+        m.extend_from_slice(b"\x03API\x07example\x03com\x00\x00\x01\x00\x01");
+        // api.example.com CNAME edge.cdn.net (the owner by pointer to the question).
+        m.extend_from_slice(b"\xc0\x0c\x00\x05\x00\x01\x00\x00\x01\x2c\x00\x0e");
+        m.extend_from_slice(b"\x04edge\x03cdn\x03net\x00");
+        // edge.cdn.net A 192.0.2.10, TTL 30 (owner by pointer to the CNAME's target).
+        m.extend_from_slice(b"\xc0\x2d\x00\x01\x00\x01\x00\x00\x00\x1e\x00\x04\xc0\x00\x02\x0a");
+        // edge.cdn.net AAAA 2001:db8::a, TTL 20.
+        m.extend_from_slice(b"\xc0\x2d\x00\x1c\x00\x01\x00\x00\x00\x14\x00\x10");
+        m.extend_from_slice(
+            &"2001:db8::a"
+                .parse::<std::net::Ipv6Addr>()
+                .unwrap()
+                .octets(),
+        );
+        // evil.org A 198.51.100.66: not on the question's chain.
+        m.extend_from_slice(
+            b"\x04evil\x03org\x00\x00\x01\x00\x01\x00\x00\x0e\x10\x00\x04\xc6\x33\x64\x42",
+        );
+        m
+    }
+
+    #[test]
+    fn answers_follow_the_cname_chain_of_the_question_only() {
+        let a = answers(&response(0)).expect("answers");
+        assert_eq!(a.name, "api.example.com");
+        assert_eq!(
+            a.addrs,
+            vec![
+                ("192.0.2.10".parse().unwrap(), 30),
+                ("2001:db8::a".parse().unwrap(), 20)
+            ]
+        );
+        // NXDOMAIN, a query, garbage: nothing learnt.
+        assert_eq!(answers(&response(3)), None);
+        assert_eq!(answers(QUERY), None);
+        assert_eq!(answers(b"\x00\x01garbage"), None);
+        // Any truncation is refused or yields a prefix of the records, never a panic.
+        let full = response(0);
+        for n in 0..full.len() {
+            if let Some(a) = answers(&full[..n]) {
+                assert!(a.addrs.len() <= 2);
+            }
+        }
+    }
 
     #[test]
     fn an_mqtt_connect_is_not_a_dns_message_in_waiting() {

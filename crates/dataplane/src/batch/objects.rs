@@ -55,6 +55,7 @@ pub(super) const NFT_SET_ANONYMOUS: u32 = 0x1;
 pub(super) const NFT_SET_CONSTANT: u32 = 0x2;
 const NFT_SET_INTERVAL: u32 = 0x4;
 const NFT_SET_MAP: u32 = 0x8;
+const NFT_SET_TIMEOUT: u32 = 0x10;
 const NFT_SET_ELEM_INTERVAL_END: u32 = 0x1;
 const NFT_DATA_VERDICT: u32 = 0xffff_ff00;
 
@@ -417,6 +418,14 @@ impl Encoder<'_> {
             None => false,
             Some(f) if f.is_empty() => false,
             Some(f) if f.len() == 1 && f.contains(&SetFlag::Interval) => true,
+            // The DNS sets (see `names::dns_set_names`): `add_set` sets the flag by name.
+            Some(f)
+                if f.len() == 1
+                    && f.contains(&SetFlag::Timeout)
+                    && crate::names::is_dns_set(name) =>
+            {
+                false
+            }
             Some(f) => return unsupported(format!("set {name}: flags {f:?}")),
         };
         let is_vmap = data.is_some() && self.verdict_maps.contains(name);
@@ -445,6 +454,8 @@ impl Encoder<'_> {
             NFT_SET_MAP
         } else if kind.is_interval() {
             NFT_SET_INTERVAL
+        } else if crate::names::is_dns_set(name) {
+            NFT_SET_TIMEOUT
         } else {
             0
         };
