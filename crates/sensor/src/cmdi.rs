@@ -37,16 +37,26 @@ pub fn detect(value: &[u8]) -> Option<CmdiMatch> {
             .split(|&c| is_blank(c))
             .find(|w| !w.is_empty())
             .unwrap_or(b"");
-        let first: Vec<u8> = first
+        // Quotes and backslashes dropped, lower-cased: copied only when that changes it.
+        let owned: Vec<u8>;
+        let first: &[u8] = if first
             .iter()
-            .filter(|&&c| !matches!(c, b'\'' | b'"' | b'\\'))
-            .map(u8::to_ascii_lowercase)
-            .collect();
+            .any(|&c| matches!(c, b'\'' | b'"' | b'\\') || c.is_ascii_uppercase())
+        {
+            owned = first
+                .iter()
+                .filter(|&&c| !matches!(c, b'\'' | b'"' | b'\\'))
+                .map(u8::to_ascii_lowercase)
+                .collect();
+            &owned
+        } else {
+            first
+        };
         let batch = first == b"if" || first == b"for";
         if !(batch
-            || words::strong(&first)
-            || words::weak(&first)
-            || words::bin_path(&first)
+            || words::strong(first)
+            || words::weak(first)
+            || words::bin_path(first)
             || first.contains(&b'['))
         {
             return None;

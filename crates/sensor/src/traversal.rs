@@ -118,11 +118,35 @@ pub fn detect(value: &[u8]) -> Option<TraversalMatch> {
     {
         return None;
     }
-    let p = normalise(value);
-    if climbs(&p) {
+    // Nothing to decode, unify or cut (the common case): the value is its own
+    // normalised form, judged in place.
+    let plain = value.is_ascii()
+        && memchr::memchr3(b'%', b'\\', 0, value).is_none()
+        && !value
+            .windows(2)
+            .any(|w| w[0] == b'0' && matches!(w[1], b'x' | b'X'));
+    if plain {
+        return judge(value);
+    }
+    judge(&normalise(value))
+}
+
+/// [`detect`] without the shortcut for values with nothing to normalise: the reference
+/// it must agree with.
+#[doc(hidden)]
+pub fn detect_exhaustive(value: &[u8]) -> Option<TraversalMatch> {
+    if memchr::memchr3(b'.', b'/', b'\\', value).is_none() && memchr::memchr(b'%', value).is_none()
+    {
+        return None;
+    }
+    judge(&normalise(value))
+}
+
+fn judge(p: &[u8]) -> Option<TraversalMatch> {
+    if climbs(p) {
         return Some(TraversalMatch { reason: "climb" });
     }
-    for m in FINDER.find_iter(&p) {
+    for m in FINDER.find_iter(p) {
         let start = m.start();
         let before = start.checked_sub(1).map(|i| p[i]);
         let after = p.get(m.end()).copied();
@@ -138,7 +162,7 @@ pub fn detect(value: &[u8]) -> Option<TraversalMatch> {
             });
         }
     }
-    if starts_with_ci(&p, b"file:") {
+    if starts_with_ci(p, b"file:") {
         return Some(TraversalMatch {
             reason: "file_scheme",
         });

@@ -19,6 +19,15 @@ static NEEDLES: LazyLock<AhoCorasick> = LazyLock::new(|| {
     AhoCorasick::new(SCHEMES.iter().chain(SINKS.iter())).expect("static patterns")
 });
 
+/// The same needles, ASCII case-insensitive: for values with nothing to decode or
+/// squeeze, searched in place instead of on a lower-cased copy.
+static NEEDLES_CI: LazyLock<AhoCorasick> = LazyLock::new(|| {
+    AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        .build(SCHEMES.iter().chain(SINKS.iter()))
+        .expect("static patterns")
+});
+
 /// A detected XSS.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct XssMatch {
@@ -70,13 +79,50 @@ const SCHEMES: &[&str] = &[
 /// Judge one decoded value.
 pub fn detect(value: &[u8]) -> Option<XssMatch> {
     let v = &value[..value.len().min(MAX_VALUE)];
-    // Every XSS needs markup, a scheme's `:`, a handler's `=` or a call's `(`/`` ` ``.
-    if !v
-        .iter()
-        .any(|&c| matches!(c, b'<' | b':' | b'=' | b'(' | b'`' | b'&' | b'.'))
-    {
+    if !marked(v) {
         return None;
     }
+    let hit = |reason| Some(XssMatch { reason });
+    // No markup and no character reference (most URLs and text): the value is its own
+    // decoded form; with no blank or control byte either, it is its own squeezed form
+    // too, up to case. Same verdicts as below, without the copies.
+    if memchr::memchr2(b'<', b'&', v).is_none() && v.iter().all(|&c| c > b' ') {
+        if let Some(m) = NEEDLES_CI.find(v) {
+            return hit(needle_reason(m));
+        }
+        return handler_outside_tag(v).then_some(XssMatch {
+            reason: "event_handler",
+        });
+    }
+    detect_marked(v)
+}
+
+/// [`detect`] without the shortcut for values with nothing to decode: the reference
+/// it must agree with.
+#[doc(hidden)]
+pub fn detect_exhaustive(value: &[u8]) -> Option<XssMatch> {
+    let v = &value[..value.len().min(MAX_VALUE)];
+    if !marked(v) {
+        return None;
+    }
+    detect_marked(v)
+}
+
+/// Every XSS needs markup, a scheme's `:`, a handler's `=` or a call's `(`/`` ` ``.
+fn marked(v: &[u8]) -> bool {
+    v.iter()
+        .any(|&c| matches!(c, b'<' | b':' | b'=' | b'(' | b'`' | b'&' | b'.'))
+}
+
+fn needle_reason(m: aho_corasick::Match) -> &'static str {
+    if m.pattern().as_usize() < SCHEMES.len() {
+        "script_uri"
+    } else {
+        "script_sink"
+    }
+}
+
+fn detect_marked(v: &[u8]) -> Option<XssMatch> {
     let hit = |reason| Some(XssMatch { reason });
     if let Some(r) = tags(v) {
         return hit(r);
@@ -89,11 +135,7 @@ pub fn detect(value: &[u8]) -> Option<XssMatch> {
         .map(u8::to_ascii_lowercase)
         .collect();
     if let Some(m) = NEEDLES.find(&squeezed) {
-        return hit(if m.pattern().as_usize() < SCHEMES.len() {
-            "script_uri"
-        } else {
-            "script_sink"
-        });
+        return hit(needle_reason(m));
     }
     if handler_outside_tag(&decoded) {
         return hit("event_handler");
@@ -209,6 +251,10 @@ fn attributes(v: &[u8], mut i: usize) -> Option<&'static str> {
 /// `" onerror=...`, `x onload =`: an event handler written after a quote, blank or
 /// slash, as an injection into an existing tag's attributes looks.
 fn handler_outside_tag(v: &[u8]) -> bool {
+    // A handler needs its `=`.
+    if memchr::memchr(b'=', v).is_none() {
+        return false;
+    }
     let lower = v.to_ascii_lowercase();
     let mut from = 0;
     while let Some(p) = memchr::memmem::find(&lower[from..], b"on") {

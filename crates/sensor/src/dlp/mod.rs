@@ -256,6 +256,9 @@ impl DlpScanner {
     /// well: a card in a form body is `4111+1111+...`, a key in JSON has `\n`.
     /// Findings are de-duplicated by kind and masked text.
     pub fn scan_decoded(&self, data: &[u8]) -> Vec<DlpFinding> {
+        if self.nothing_to_find(data) {
+            return Vec::new();
+        }
         let mut out = self.scan(data);
         if let Some(decoded) = decoded_form(data) {
             for f in self.scan(&decoded) {
@@ -296,6 +299,10 @@ impl DlpScanner {
             if known_clean(i, line) {
                 continue;
             }
+            if self.nothing_to_find(line) {
+                found_clean(i, line);
+                continue;
+            }
             let before = out.len() + decoded_hits.len();
             self.scan_range(line, 0, line.len(), base, |f| out.push(f));
             if let Some(decoded) = decoded_form(line) {
@@ -311,6 +318,15 @@ impl DlpScanner {
             }
         }
         out
+    }
+
+    /// Built-in kinds only, and neither `data` nor its decoded form (no `%` or `\\`
+    /// to decode, `+` read as the blank it decodes to) holds a trigger: no scan of either
+    /// can find anything ([`prefilter::windows`] would be empty for both).
+    fn nothing_to_find(&self, data: &[u8]) -> bool {
+        self.builtin_only
+            && memchr::memchr2(b'%', b'\\', data).is_none()
+            && !prefilter::any_trigger(data, true)
     }
 
     /// Start scanning a stream chunk by chunk.

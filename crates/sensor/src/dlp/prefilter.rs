@@ -77,3 +77,33 @@ pub fn windows(data: &[u8]) -> Vec<(usize, usize)> {
     }
     merged
 }
+
+/// Does `data` hold any trigger at all (so that [`windows`] is not empty)? With
+/// `plus_is_blank`, a `+` also separates digits, so that `false` holds for the
+/// form-decoded text (`+` -> blank) as well. No allocation: the common answer for a
+/// header line, a URL or a form value is `false`.
+pub fn any_trigger(data: &[u8], plus_is_blank: bool) -> bool {
+    if memchr::memchr(b'@', data).is_some()
+        || AKIA.find(data).is_some()
+        || ASIA.find(data).is_some()
+        || BEGIN.find(data).is_some()
+    {
+        return true;
+    }
+    let sep = |c: u8| c == b' ' || c == b'-' || (plus_is_blank && c == b'+');
+    let mut digits = 0;
+    let mut i = 0;
+    while i < data.len() {
+        let c = data[i];
+        if c.is_ascii_digit() {
+            digits += 1;
+            if digits >= 9 {
+                return true;
+            }
+        } else if !(sep(c) && digits > 0 && data.get(i + 1).is_some_and(u8::is_ascii_digit)) {
+            digits = 0;
+        }
+        i += 1;
+    }
+    false
+}

@@ -49,6 +49,111 @@ pub const MAX_VALUE: usize = 8 * 1024;
 /// Judge one decoded parameter value.
 pub fn detect(value: &[u8]) -> Option<SqliMatch> {
     let value = &value[..value.len().min(MAX_VALUE)];
+    if !may_inject(value) {
+        // Nothing the token judge could object to; only the catalog names, found even
+        // inside words, remain.
+        return catalog_reference(value);
+    }
+    detect_tokens(value)
+}
+
+/// [`detect`] without the [`may_inject`] shortcut: the reference it must agree with.
+#[doc(hidden)]
+pub fn detect_exhaustive(value: &[u8]) -> Option<SqliMatch> {
+    detect_tokens(&value[..value.len().min(MAX_VALUE)])
+}
+
+/// Bytes that lex into tokens which, without a keyword, give the judge no signal that
+/// [`decide`] acts on: words, numbers, blanks, `. , ( ) + - / % ^ : ?`. Everything
+/// else (quotes, comparison and logic operators, comments, `;`, `@`, `*`, `|`, `&`,
+/// `\\`, `$`, brackets) may.
+static QUIET: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric()
+            || b >= 0x80
+            || matches!(
+                b,
+                b'_' | b' '
+                    | b'\t'
+                    | b'\n'
+                    | b'\r'
+                    | 0x0b
+                    | 0x0c
+                    | 0x00
+                    | b'.'
+                    | b','
+                    | b'('
+                    | b')'
+                    | b'+'
+                    | b'-'
+                    | b'/'
+                    | b'%'
+                    | b'^'
+                    | b':'
+                    | b'?'
+            );
+        c += 1;
+    }
+    t
+};
+
+/// Can the token judge flag `value` in any context? `false` only when it certainly
+/// cannot, which is most benign text (`c/ caridad s/n`, `/shop/items/7`,
+/// `https://host/path?page=7`):
+///
+/// - no quote, so the two string contexts are skipped anyway and only the bare one
+///   is left;
+/// - only [`QUIET`] bytes, and none of the pairs that make a comment or operator of
+///   them (`--`, `/*`, `::`): the tokens are words, numbers, `( ) , .` and arithmetic,
+///   and arithmetic or a plain call (`f(x)`) is no verdict on its own;
+/// - no word is a keyword, function, literal or catalog name, nor one of the plain
+///   words the judge reads as SQL when a `(` follows (`if`, `match`, ...); words that
+///   start with a digit are checked at every split MySQL may make (`1union`).
+///
+/// Every bare-context verdict needs a comparison, logic, a comment, a `;`, a
+/// variable with a keyword, or a keyword; this rules them all out. Checked against
+/// [`detect_exhaustive`] on every corpus row and by a property test.
+pub fn may_inject(value: &[u8]) -> bool {
+    let mut prev = 0u8;
+    for &b in value {
+        if !QUIET[b as usize] || matches!((prev, b), (b'-', b'-') | (b'/', b'*') | (b':', b':')) {
+            return true;
+        }
+        prev = b;
+    }
+    let word_byte = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || (b >= 0x80 && b != 0xa0);
+    value
+        .split(|&b| !word_byte(b))
+        .filter(|w| !w.is_empty())
+        .any(|w| {
+            if sql_word(w) {
+                return true;
+            }
+            // `1union`: MySQL splits a keyword off a number.
+            w[0].is_ascii_digit()
+                && (1..w.len()).any(|k| w[k].is_ascii_alphabetic() && sql_word(&w[k..]))
+        })
+}
+
+/// A word the judge reads as more than a plain name.
+fn sql_word(w: &[u8]) -> bool {
+    use words::Word;
+    if words::classify(w) != Word::Plain {
+        return true;
+    }
+    match words::lower(w) {
+        Some((buf, len)) => {
+            let l = &buf[..len];
+            words::also_function(Word::Plain, l) || l == b"match" || l == b"against"
+        }
+        None => false,
+    }
+}
+
+fn detect_tokens(value: &[u8]) -> Option<SqliMatch> {
     let contexts: [(SqlContext, Start); 3] = [
         (SqlContext::Bare, Start::Code),
         (SqlContext::SingleQuote, Start::InString(b'\'')),

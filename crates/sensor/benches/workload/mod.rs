@@ -1,0 +1,61 @@
+//! The requests the sensor benchmarks run (shared by `benches/sensor.rs` and
+//! `examples/throughput.rs`).
+#![allow(dead_code)]
+
+#[path = "../../tests/common/mod.rs"]
+pub mod common;
+
+/// The benchmarked sensor: every attack class and every DLP kind.
+pub fn sensor() -> bulkhead_sensor::Sensor {
+    use bulkhead_sensor::{Attack, DlpKind, Sensor, SensorSpec};
+    Sensor::new(&SensorSpec {
+        name: "bench".into(),
+        block: true,
+        attacks: Attack::ALL.to_vec(),
+        dlp: DlpKind::ALL.to_vec(),
+        patterns: vec![],
+    })
+    .unwrap()
+}
+
+fn form_escape(v: &[u8]) -> String {
+    let mut s = String::new();
+    for &b in v {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.') {
+            s.push(b as char);
+        } else if b == b' ' {
+            s.push('+');
+        } else {
+            s.push_str(&format!("%{b:02X}"));
+        }
+    }
+    s
+}
+
+/// Browser-like GET requests, three parameters each, from httparams rows with `label`.
+pub fn requests(root: &std::path::Path, label: &str) -> Vec<Vec<u8>> {
+    let vals: Vec<Vec<u8>> = common::rows(root, "attacks/httpparams.tsv")
+        .into_iter()
+        .filter(|r| r.label == label)
+        .map(|r| r.payload)
+        .collect();
+    vals.chunks(3)
+        .enumerate()
+        .map(|(i, c)| {
+            let q: Vec<String> = c
+                .iter()
+                .enumerate()
+                .map(|(k, v)| format!("p{k}={}", form_escape(v)))
+                .collect();
+            format!(
+                "GET /shop/items/{i}?{} HTTP/1.1\r\nHost: shop.example.com\r\n\
+User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36\r\n\
+Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8\r\nAccept-Language: en-US,en;q=0.5\r\n\
+Accept-Encoding: gzip, deflate, br\r\nReferer: https://shop.example.com/shop/items?page={i}\r\n\
+Cookie: session=8f14e45fceea167a5a36dedd4bea2543; theme=dark; cart=3\r\nConnection: keep-alive\r\n\r\n",
+                q.join("&")
+            )
+            .into_bytes()
+        })
+        .collect()
+}

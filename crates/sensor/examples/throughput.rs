@@ -1,0 +1,60 @@
+//! Throughput of `Sensor::http_request` per CPU-second, for a shared machine where
+//! wall-clock rates swing with the load: the same requests as `benches/sensor.rs`
+//! (browser-like GETs, three httparams values each), every attack class and DLP kind
+//! on, timed by this thread's CPU time (`/proc/thread-self/schedstat`, ns).
+//!
+//! `cargo run --release -p bulkhead-sensor --example throughput [SECONDS]`
+//! prints one line per workload: MiB per CPU-second, CPU us per request, and the
+//! wall-clock rate with the share of the wall time this thread was on a CPU.
+
+#[path = "../benches/workload/mod.rs"]
+mod workload;
+
+use std::hint::black_box;
+
+fn cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn main() {
+    let secs: f64 = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3.0);
+    let Some(root) = workload::common::corpora() else {
+        return;
+    };
+    let sensor = workload::sensor();
+    for label in ["benign", "sqli", "xss"] {
+        let reqs = workload::requests(&root, label);
+        let bytes: usize = reqs.iter().map(Vec::len).sum();
+        // Warm-up round (caches, lazily built automata).
+        for r in &reqs {
+            black_box(sensor.http_request(black_box(r), b""));
+        }
+        let (c0, w0) = (cpu_ns(), std::time::Instant::now());
+        let mut rounds = 0u64;
+        let mut findings = 0usize;
+        while cpu_ns() - c0 < (secs * 1e9) as u64 {
+            for r in &reqs {
+                findings += sensor.http_request(black_box(r), b"").len();
+            }
+            rounds += 1;
+        }
+        let cpu = (cpu_ns() - c0) as f64 / 1e9;
+        let wall = w0.elapsed().as_secs_f64();
+        let total = bytes as f64 * rounds as f64;
+        println!(
+            "{label:7} {:8.1} MiB/cpu-s {:7.2} us/req  wall {:7.1} MiB/s  on-cpu {:3.0}%  ({} req x {rounds}, {} B/req, {findings} findings)",
+            total / cpu / (1 << 20) as f64,
+            cpu * 1e6 / (reqs.len() as f64 * rounds as f64),
+            total / wall / (1 << 20) as f64,
+            100.0 * cpu / wall,
+            reqs.len(),
+            bytes / reqs.len(),
+        );
+    }
+}
