@@ -31,6 +31,9 @@ pub struct Config {
     pub flows: Rotation,
     /// Run the L7 proxy and divert connections that L7 rules decide to it.
     pub l7_proxy: Option<L7Proxy>,
+    /// FQDN egress: addresses learnt from DNS answers stay allowed at least this long
+    /// (shorter TTLs are raised to it).
+    pub dns_min_ttl: Duration,
 }
 
 /// The node's transparent L7 proxy.
@@ -63,6 +66,7 @@ impl Config {
             debounce: Debounce::default(),
             flows: Rotation::default(),
             l7_proxy: None,
+            dns_min_ttl: crate::fqdn::DEFAULT_MIN_TTL,
         }
     }
 }

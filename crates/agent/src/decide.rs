@@ -21,6 +21,9 @@ pub struct NodeScope {
     pub node: Option<String>,
     /// The node namespace's own addresses (they are `host`, declared as a Node or not).
     pub host_addrs: HashSet<IpAddr>,
+    /// Names external addresses are known by (DNS answers the proxy relayed: FQDN
+    /// egress), for `dns:` peers.
+    pub dns: std::sync::Arc<crate::fqdn::DnsNames>,
 }
 
 /// The engine's answer for one connection, seen from this node.
@@ -46,7 +49,7 @@ impl NodeScope {
             None if self.host_addrs.contains(&ip) => Endpoint::Host { addr: ip },
             None => Endpoint::External {
                 addr: Some(ip),
-                names: Vec::new(),
+                names: self.dns.names(ip),
             },
         }
     }

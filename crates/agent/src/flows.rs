@@ -97,7 +97,13 @@ fn peer(engine: &Engine, scope: &NodeScope, ip: IpAddr) -> Peer {
             }
         }
         Endpoint::Host { .. } => p.entity = Some("host".into()),
-        Endpoint::External { .. } => p.entity = Some("world".into()),
+        Endpoint::External { names, .. } => {
+            p.entity = Some("world".into());
+            // FQDN egress: the DNS names the address is known by.
+            if !names.is_empty() {
+                p.name = Some(names.join(","));
+            }
+        }
     }
     p
 }

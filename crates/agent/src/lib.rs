@@ -17,9 +17,11 @@ pub mod config;
 pub mod conntrack;
 pub mod decide;
 pub mod flows;
+pub mod fqdn;
 pub mod netns;
 pub mod nflog;
 pub mod proxy;
+pub mod proxy_latency;
 pub mod reconcile;
 pub mod respond;
 pub mod sensors;
@@ -241,6 +243,8 @@ pub fn run(mut cfg: Config) -> Result<u8> {
             if out.programmed {
                 let engine = rec.shared.engine.read().unwrap_or_else(|e| e.into_inner());
                 rec.shared.responses.refresh(&engine);
+                // New `dns:` patterns get the addresses of the names they match.
+                rec.shared.fqdn.resync(&engine, rec.applied());
                 drop(engine);
                 // Quarantined workloads keep their quarantine at their new addresses.
                 rec.sync_quarantine();

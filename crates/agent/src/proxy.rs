@@ -46,6 +46,24 @@ impl Authority for ProxyAuthority {
             .load(std::sync::atomic::Ordering::Acquire)
     }
 
+    fn learns_dns(&self, client: SocketAddr) -> bool {
+        let engine = self.shared.engine.read().unwrap_or_else(|e| e.into_inner());
+        self.shared.fqdn.learns(&engine, client.ip())
+    }
+
+    fn dns_answers(
+        &self,
+        client: SocketAddr,
+        answers: &bulkhead_proxy::DnsAnswers,
+    ) -> Option<bulkhead_proxy::oneshot::Receiver<()>> {
+        let engine = self.shared.engine.read().unwrap_or_else(|e| e.into_inner());
+        self.shared.fqdn.learn(&engine, client.ip(), answers)
+    }
+
+    fn dns_late(&self) {
+        self.shared.fqdn.late();
+    }
+
     fn inspector(
         &self,
         _client: SocketAddr,
@@ -57,6 +75,13 @@ impl Authority for ProxyAuthority {
         };
         let sensors = engine.sensors_of(w);
         self.sensors.get(&engine, self.generation(), sensors)
+    }
+
+    fn latency(&self, stage: bulkhead_proxy::authority::Stage, protocol: &str, seconds: f64) {
+        self.shared
+            .counters
+            .proxy_latency
+            .observe(stage.as_str(), protocol, seconds);
     }
 
     fn record(&self, event: Event) {
@@ -93,9 +118,12 @@ impl Authority for ProxyAuthority {
         let _ = store.send(Record::Event(line));
         // Decisions also become flow records, like the kernel's: the connection's verdict
         // (the kernel never saw it: it was diverted) and every L7 denial.
+        // A connection whose protocol is detected for its record (Discover: learning) is
+        // recorded at detection, as a new connection with the protocol.
+        let mut event_name = None;
         let (decision, l7) = match &event.kind {
             EventKind::Connection { decision } => {
-                if decision.allowed && !self.log_allowed {
+                if decision.allowed && (!self.log_allowed || decision.detect) {
                     return;
                 }
                 (decision, None)
@@ -103,6 +131,19 @@ impl Authority for ProxyAuthority {
             EventKind::Protocol {
                 protocol, decision, ..
             } if !decision.allowed => (decision, Some(json!({ "protocol": protocol }))),
+            EventKind::Protocol {
+                protocol,
+                detail,
+                decision,
+                ..
+            } if decision.detect && self.log_allowed => {
+                event_name = Some("new");
+                let mut l7 = json!({ "protocol": protocol });
+                if !detail.is_null() {
+                    l7["detail"] = detail.clone();
+                }
+                (decision, Some(l7))
+            }
             EventKind::Request {
                 protocol,
                 request,
@@ -124,7 +165,9 @@ impl Authority for ProxyAuthority {
             return;
         };
         r.time = event.time.clone();
-        r.event = if l7.is_some() { "l7" } else { "new" }.into();
+        r.event = event_name
+            .unwrap_or(if l7.is_some() { "l7" } else { "new" })
+            .into();
         r.l7 = l7.map(|mut v| {
             v["proxy_conn"] = json!(event.conn);
             v
@@ -167,6 +210,7 @@ impl ProxyAuthority {
                 needs_l7,
                 allowed_without_l7,
                 violation: false,
+                detect: false,
                 decided_by: String::new(),
                 detail: serde_json::Value::Null,
             };
@@ -200,11 +244,15 @@ impl ProxyAuthority {
             &observed,
             l7,
         );
+        // Learning: the protocol goes into the record of a connection a Discover
+        // workload's mode allowed (the divert chain sends those here for it).
+        let detect = record.learned && engine.compiled().discover_detect_protocols;
         Decision {
             allowed: nv.allowed,
             needs_l7,
             allowed_without_l7,
             violation: record.violation,
+            detect,
             decided_by: record
                 .decided_by
                 .as_ref()

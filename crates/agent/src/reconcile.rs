@@ -79,6 +79,8 @@ pub struct Shared {
     pub fail_closed: bool,
     /// Response rules of the current policy (see `crate::respond`).
     pub responses: crate::respond::Responses,
+    /// FQDN egress: names learnt from DNS answers and the DNS sets' writer.
+    pub fqdn: Arc<crate::fqdn::Fqdn>,
 }
 
 impl Shared {
@@ -178,13 +180,17 @@ impl Reconciler {
             "programmed the kernel"
         );
         let responses = crate::respond::Responses::new(&engine, cfg.node.as_deref());
+        let fqdn = crate::fqdn::Fqdn::start(cfg.dns_min_ttl)
+            .map_err(|e| StartError::Kernel(format!("cannot start the DNS set writer: {e}")))?;
         let shared = Arc::new(Shared {
             responses,
-            engine: RwLock::new(engine),
             scope: RwLock::new(NodeScope {
                 node: cfg.node.clone(),
                 host_addrs: local_addresses(),
+                dns: fqdn.names.clone(),
             }),
+            fqdn,
+            engine: RwLock::new(engine),
             generation: AtomicU64::new(1),
             applying: AtomicBool::new(false),
             settled_at: Mutex::new(Instant::now()),
@@ -244,6 +250,7 @@ impl Reconciler {
         self.status.time = now_rfc3339();
         self.status.sweep_pending = self.since_full > 0;
         self.status.fill_counters(&self.shared.counters);
+        self.status.fqdn = self.shared.fqdn.counters();
         let (matched, delivered, failed, dropped) = self.shared.responses.counters();
         self.status.responses = crate::status::ResponseCounters {
             matched,

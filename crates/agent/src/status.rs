@@ -26,6 +26,8 @@ pub struct Counters {
     pub proxy_refusals: AtomicU64,
     /// Sensor events (each with one or more findings).
     pub sensor_findings: AtomicU64,
+    /// The proxy's added latency, by stage and protocol.
+    pub proxy_latency: crate::proxy_latency::ProxyLatency,
 }
 
 /// What the L7 proxy did since the agent started.
@@ -66,6 +68,10 @@ pub struct Status {
     pub flow_errors: u64,
     #[serde(default)]
     pub proxy: ProxyCounters,
+    /// The L7 proxy's added latency: histograms by stage (`detect`, `request`) and
+    /// protocol, since the agent started.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub proxy_latency: Vec<crate::proxy_latency::LatencyHistogram>,
     /// The last error (a bad edit, an nft failure); None once a reconcile succeeds.
     pub last_error: Option<String>,
     /// The kernel holds chains or sets nothing uses any more (left by element updates
@@ -78,6 +84,10 @@ pub struct Status {
     /// Response rules: alerts matched, deliveries made, failed, dropped (queue full).
     #[serde(default)]
     pub responses: ResponseCounters,
+    /// FQDN egress: answers learnt from, elements written, answers relayed late, and
+    /// answer -> programmed latency.
+    #[serde(default)]
+    pub fqdn: crate::fqdn::FqdnCounters,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -100,6 +110,7 @@ impl Status {
             refusals: c.proxy_refusals.load(Ordering::Relaxed),
             sensor_events: c.sensor_findings.load(Ordering::Relaxed),
         };
+        self.proxy_latency = c.proxy_latency.snapshot();
     }
 
     /// Write `status.json` through a temporary file and a rename, so readers never

@@ -49,6 +49,15 @@ pub struct AgentArgs {
     /// rules with `app:` or L7 conditions decide (default port 15001).
     #[arg(long, value_name = "PORT", num_args = 0..=1, default_missing_value = "15001")]
     pub l7_proxy: Option<u16>,
+    /// FQDN egress: addresses learnt from DNS answers stay allowed at least this many
+    /// seconds, whatever the answer's TTL (Cilium's tofqdns-min-ttl).
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 60,
+        env = "BULKHEAD_DNS_MIN_TTL"
+    )]
+    pub dns_min_ttl: u64,
 }
 
 pub fn run(a: AgentArgs) -> Result<u8> {
@@ -66,5 +75,6 @@ pub fn run(a: AgentArgs) -> Result<u8> {
     cfg.l7_proxy = a
         .l7_proxy
         .map(|port| bulkhead_agent::config::L7Proxy { port });
+    cfg.dns_min_ttl = std::time::Duration::from_secs(a.dns_min_ttl);
     bulkhead_agent::run(cfg)
 }

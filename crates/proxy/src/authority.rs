@@ -23,6 +23,11 @@ pub struct Decision {
     pub allowed_without_l7: bool,
     /// Allowed only because a Monitor group lets it through: report it.
     pub violation: bool,
+    /// With no request known: detect the protocol even though no rule needs it, so that
+    /// the connection's record carries it (a workload in Discover mode: learning), then
+    /// splice the connection unchanged.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub detect: bool,
     /// The deciding rule or mode, for people (`ingress: Policy redis-from-node ingress rule 1`).
     pub decided_by: String,
     /// Whatever else the agent wants in the record (workloads, labels, rule origin...).
@@ -45,8 +50,50 @@ pub trait Authority: Send + Sync + 'static {
     /// Changes whenever the answers of [`Authority::decide`] may change (a new policy or
     /// inventory): connections cache request verdicts until it moves.
     fn generation(&self) -> u64;
+    /// Does the agent learn from `client`'s DNS answers (FQDN egress: an egress rule
+    /// of the client names a `dns:` peer)? The proxy then reads every DNS response it
+    /// relays to it, over UDP and TCP.
+    fn learns_dns(&self, _client: SocketAddr) -> bool {
+        false
+    }
+    /// A DNS response about to be relayed to `client`: the agent learns the addresses
+    /// of names that `dns:` peers match. The receiver completes once the kernel holds
+    /// them; None: nothing to wait for (no name matched, or already programmed).
+    fn dns_answers(
+        &self,
+        _client: SocketAddr,
+        _answers: &crate::DnsAnswers,
+    ) -> Option<tokio::sync::oneshot::Receiver<()>> {
+        None
+    }
+    /// An answer was relayed before the agent confirmed its addresses (the hold's bound
+    /// passed): counted.
+    fn dns_late(&self) {}
     /// The sensors that inspect `client -> server` (None: no sensor applies).
     fn inspector(&self, _client: SocketAddr, _server: SocketAddr) -> Option<Arc<dyn Inspector>> {
         None
+    }
+    /// How long the proxy held a connection's bytes at `stage`, for `protocol` (the
+    /// proxy's added latency; called from the proxy's threads, must be cheap).
+    fn latency(&self, _stage: Stage, _protocol: &str, _seconds: f64) {}
+}
+
+/// Where the proxy adds latency.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Stage {
+    /// From the connection's first byte (either side) to its protocol decided: the
+    /// first bytes are held that long.
+    Detect,
+    /// From client bytes read to the requests in them decided (parsing, policy, sensors):
+    /// one observation per read that completed at least one request.
+    Request,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Detect => "detect",
+            Stage::Request => "request",
+        }
     }
 }

@@ -10,7 +10,7 @@ use bulkhead_policy::l7::{L7Detail, L7Request};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::authority::Decision;
+use crate::authority::{Decision, Stage};
 use crate::capture::Side;
 use crate::conn::{Ctx, relay};
 use crate::event::EventKind;
@@ -32,6 +32,8 @@ pub(crate) async fn serve(
     let deadline = tokio::time::Instant::now() + cx.cfg.detect_timeout;
     let (mut held_c, mut held_s) = (Vec::new(), Vec::new());
     let (mut cbuf, mut sbuf) = (vec![0u8; READ], vec![0u8; READ]);
+    // When the first byte came: from then on bytes are held (the proxy's latency).
+    let mut first: Option<std::time::Instant> = None;
     let detection = loop {
         if held_c.len() + held_s.len() >= cx.cfg.detect_limit {
             break det.finish();
@@ -40,6 +42,7 @@ pub(crate) async fn serve(
             r = tokio::time::timeout_at(deadline, client.read(&mut cbuf)) => match r {
                 Err(_) | Ok(Ok(0)) | Ok(Err(_)) => break det.finish(),
                 Ok(Ok(n)) => {
+                    first.get_or_insert_with(std::time::Instant::now);
                     cx.recorder.record(Side::Client, &cbuf[..n]);
                     held_c.extend_from_slice(&cbuf[..n]);
                     match det.feed(true, &cbuf[..n]) {
@@ -51,6 +54,7 @@ pub(crate) async fn serve(
             r = tokio::time::timeout_at(deadline, server.read(&mut sbuf)) => match r {
                 Err(_) | Ok(Ok(0)) | Ok(Err(_)) => break det.finish(),
                 Ok(Ok(n)) => {
+                    first.get_or_insert_with(std::time::Instant::now);
                     cx.recorder.record(Side::Server, &sbuf[..n]);
                     held_s.extend_from_slice(&sbuf[..n]);
                     match det.feed(false, &sbuf[..n]) {
@@ -85,6 +89,8 @@ pub(crate) async fn serve(
         }
     };
     let protocol = app.map_or("unknown".to_string(), |a| a.to_string());
+    // Whether this decision carries the connection's record is the connection's to say.
+    d.detect = cx.detect;
     if d.allowed && d.needs_l7 && app.and_then(|a| protocols.session(a, None)).is_none() {
         // Rules want to see requests bulkhead cannot parse for this protocol: refuse
         // rather than let them through unchecked.
@@ -99,6 +105,10 @@ pub(crate) async fn serve(
     } else {
         cx.capture("protocol", Some(Side::Server))
     };
+    if let Some(t) = first {
+        let held = t.elapsed().as_secs_f64();
+        cx.authority.latency(Stage::Detect, &protocol, held);
+    }
     cx.emit(EventKind::Protocol {
         protocol: protocol.clone(),
         detail,
@@ -110,7 +120,11 @@ pub(crate) async fn serve(
         socket::reset(server);
         anyhow::bail!("protocol {protocol} refused");
     }
-    let session = if d.needs_l7 || inspector.is_some() {
+    // FQDN egress: DNS over TCP from a client whose answers teach the agent goes
+    // through the DNS session, so that answers pass whole and can be held.
+    let learn_dns =
+        app == Some(bulkhead_policy::l7::AppProtocol::Dns) && cx.authority.learns_dns(cx.client);
+    let session = if d.needs_l7 || inspector.is_some() || learn_dns {
         app.and_then(|a| protocols.session(a, inspector.clone()))
     } else {
         None
@@ -133,6 +147,9 @@ pub(crate) async fn serve(
     out = merge(out, feed_client(cx, &mut memo, session.as_mut(), &held_c));
     loop {
         report_stream(cx, &protocol, &out);
+        if learn_dns {
+            crate::fqdn::hold_tcp(cx.authority, cx.client, &out.to_client, cx.cfg.dns_hold).await;
+        }
         if flush(cx, &mut client, &mut server, out).await? {
             return Ok(());
         }
@@ -144,7 +161,7 @@ pub(crate) async fn serve(
                 if n == 0 {
                     let _ = server.shutdown().await;
                     // Drain what the server still sends, through the session.
-                    return drain(cx, client, server, session.as_mut(), &protocol).await;
+                    return drain(cx, client, server, session.as_mut(), &protocol, learn_dns).await;
                 }
                 cx.recorder.record(Side::Client, &cbuf[..n]);
                 out = feed_client(cx, &mut memo, session.as_mut(), &cbuf[..n]);
@@ -185,6 +202,7 @@ fn feed_client(
         memo.seen.clear();
         memo.generation = generation;
     }
+    let started = std::time::Instant::now();
     let out = session.client_bytes(data, &mut |req: &L7Request| {
         let d = match memo.seen.get(req) {
             Some(d) => d.clone(),
@@ -196,6 +214,11 @@ fn feed_client(
         };
         Verdict { allowed: d.allowed }
     });
+    if let Some(dec) = out.decided.first() {
+        let app = dec.request.app.to_string();
+        let took = started.elapsed().as_secs_f64();
+        cx.authority.latency(Stage::Request, &app, took);
+    }
     // Requests are numbered per connection, so each capture has its own file.
     let first = cx.requests;
     cx.requests += out.decided.len() as u64;
@@ -303,6 +326,7 @@ async fn drain(
     mut server: TcpStream,
     session: &mut dyn crate::protocol::Session,
     protocol: &str,
+    learn_dns: bool,
 ) -> Result<()> {
     let mut buf = vec![0u8; READ];
     loop {
@@ -316,6 +340,9 @@ async fn drain(
         cx.recorder.record(Side::Server, &buf[..n]);
         let out = session.server_bytes(&buf[..n]);
         report_stream(cx, protocol, &out);
+        if learn_dns {
+            crate::fqdn::hold_tcp(cx.authority, cx.client, &out.to_client, cx.cfg.dns_hold).await;
+        }
         if flush(cx, &mut client, &mut server, out).await? {
             return Ok(());
         }

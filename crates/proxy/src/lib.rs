@@ -22,6 +22,7 @@ pub mod authority;
 pub mod capture;
 mod conn;
 pub mod event;
+mod fqdn;
 mod inspect;
 mod l7;
 pub mod protocol;
@@ -39,7 +40,11 @@ use tokio::net::TcpListener;
 use tracing::{debug, warn};
 
 pub use authority::{Authority, Decision};
+/// What a DNS answer teaches (FQDN egress), and the channel that confirms it is
+/// programmed: for implementations of [`Authority::dns_answers`].
+pub use bulkhead_detect::dns::Answers as DnsAnswers;
 pub use event::{Event, EventKind};
+pub use tokio::sync::oneshot;
 
 /// How the proxy behaves.
 #[derive(Clone, Debug)]
@@ -60,6 +65,9 @@ pub struct Config {
     pub capture_dir: Option<PathBuf>,
     /// Bytes of each connection kept for captures.
     pub capture_limit: usize,
+    /// How long a DNS answer is held for the agent to program the addresses it gives
+    /// (FQDN egress) before it is relayed anyway.
+    pub dns_hold: Duration,
 }
 
 /// The engines behind detection and request parsing.
@@ -83,6 +91,7 @@ impl Default for Config {
             idle_timeout: Duration::from_secs(600),
             capture_dir: None,
             capture_limit: 64 * 1024,
+            dns_hold: Duration::from_millis(100),
         }
     }
 }

@@ -240,6 +240,9 @@ async fn exchange(
     let Ok(Ok(n)) = answer else {
         return Ok(());
     };
+    if authority.learns_dns(client) {
+        crate::fqdn::hold(authority, client, &buf[..n], cfg.dns_hold).await;
+    }
     send_from(server, client, &buf[..n], cfg.upstream_mark)?;
     Ok(())
 }

@@ -1,0 +1,401 @@
+//! FQDN egress: `dns:` peers allow (or deny) the addresses that names matching their
+//! pattern resolved to, for the answer's TTL (at least `--dns-min-ttl`), as Cilium's
+//! toFQDNs does.
+//!
+//! The L7 proxy relays the DNS traffic of workloads whose egress rules name `dns:`
+//! peers (the divert chain sends it there) and hands every answer to
+//! [`Fqdn::learn`] before relaying it. An answer teaches "address X is known by name N
+//! until T" when a `dns:` pattern of an egress rule of the asking workload matches N.
+//! That knowledge is the engine's input ([`DnsNames`]: `NodeScope::endpoint` gives
+//! external addresses the names they are known by, so the verdict function decides
+//! `dns:` peers on names, for explain, flow records and conntrack cutting alike), and
+//! the kernel holds a cache of its consequence: X is put, with the remaining lifetime
+//! as its timeout, into the `d4_`/`d6_` set of *every* pattern of the policy that
+//! matches N (so the sets are exactly "addresses known by a name the pattern matches",
+//! whoever asked). The kernel expires the elements itself; the reconcile diff never
+//! touches them (see `bulkhead_dataplane::names::is_dns_set`).
+//!
+//! Elements are added by one thread, in batches (whatever answers queued meanwhile),
+//! as element-only netlink transactions; each answer's sender is told once the kernel
+//! accepted its elements, and the proxy holds the answer until then (bounded).
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bulkhead_dataplane::names::{dns_set_names, is_dns_set};
+use bulkhead_dataplane::netlink::{TimedAddr, add_timed};
+use bulkhead_dataplane::ruleset::Ruleset;
+use bulkhead_policy::Engine;
+use bulkhead_policy::compile::Target;
+use bulkhead_policy::engine::AddrOwner;
+use bulkhead_policy::l7::name_matches;
+use bulkhead_policy::spec::NamePattern;
+use serde::{Deserialize, Serialize};
+use tracing::warn;
+
+/// Cilium's default `tofqdns-min-ttl`.
+pub const DEFAULT_MIN_TTL: Duration = Duration::from_secs(60);
+
+/// Latency samples kept for the percentiles in `status.json`.
+const SAMPLES: usize = 65_536;
+
+/// Names external addresses are known by, each until it expires.
+#[derive(Debug, Default)]
+pub struct DnsNames {
+    by_addr: Mutex<HashMap<IpAddr, Vec<(String, Instant)>>>,
+}
+
+impl DnsNames {
+    /// The live names of `ip` (sorted; empty when none).
+    pub fn names(&self, ip: IpAddr) -> Vec<String> {
+        let map = self.by_addr.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        let mut out: Vec<String> = map
+            .get(&ip)
+            .into_iter()
+            .flatten()
+            .filter(|(_, until)| *until > now)
+            .map(|(n, _)| n.clone())
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Remember `name` for `ip` until `until` (extending, never shortening). Returns
+    /// the name's expiry for that address afterwards.
+    fn learn(&self, ip: IpAddr, name: &str, until: Instant) -> Instant {
+        let mut map = self.by_addr.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        let names = map.entry(ip).or_default();
+        names.retain(|(_, t)| *t > now);
+        match names.iter_mut().find(|(n, _)| n == name) {
+            Some((_, t)) => {
+                *t = (*t).max(until);
+                *t
+            }
+            None => {
+                names.push((name.to_string(), until));
+                until
+            }
+        }
+    }
+
+    /// Every live (address, name, expiry).
+    fn live(&self) -> Vec<(IpAddr, String, Instant)> {
+        let mut map = self.by_addr.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        map.retain(|_, names| {
+            names.retain(|(_, t)| *t > now);
+            !names.is_empty()
+        });
+        map.iter()
+            .flat_map(|(ip, names)| names.iter().map(|(n, t)| (*ip, n.clone(), *t)))
+            .collect()
+    }
+}
+
+/// What `status.json` says about FQDN egress.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FqdnCounters {
+    /// DNS answers that taught addresses of names `dns:` peers match.
+    pub answers: u64,
+    /// Elements written (added or refreshed) into the DNS sets.
+    pub elements: u64,
+    /// Answers relayed before their addresses were confirmed (the hold's bound passed).
+    pub late: u64,
+    /// Element transactions the kernel refused.
+    pub errors: u64,
+    /// From the answer reaching the agent to the kernel holding its elements.
+    pub programmed_p50_ms: f64,
+    pub programmed_p99_ms: f64,
+    pub programmed_max_ms: f64,
+}
+
+type Programmed = Mutex<HashMap<(String, IpAddr), Instant>>;
+
+struct Job {
+    elems: Vec<TimedAddr>,
+    queued: Instant,
+    done: Option<bulkhead_proxy::oneshot::Sender<()>>,
+}
+
+#[derive(Default)]
+struct Stats {
+    counters: FqdnCounters,
+    samples: Vec<f64>,
+    next: usize,
+}
+
+pub struct Fqdn {
+    pub names: Arc<DnsNames>,
+    min_ttl: Duration,
+    /// What was sent per (set, address): its expiry. An answer that would not extend
+    /// it writes nothing.
+    programmed: Arc<Programmed>,
+    tx: Mutex<mpsc::Sender<Job>>,
+    stats: Arc<Mutex<Stats>>,
+}
+
+/// The distinct `dns:` patterns of the egress rules of the policies that apply to
+/// `ip`'s workload (None: not a workload).
+fn patterns_of(engine: &Engine, ip: IpAddr) -> Vec<NamePattern> {
+    let Some(AddrOwner::Workload(w)) = engine.owner_of(&ip) else {
+        return Vec::new();
+    };
+    let Some(ep) = engine
+        .identity_of(w)
+        .and_then(|id| engine.endpoint_policy(id))
+    else {
+        return Vec::new();
+    };
+    let c = engine.compiled();
+    let mut out: Vec<NamePattern> = Vec::new();
+    for &pi in &ep.policies {
+        let Some(p) = c.policies.get(pi as usize) else {
+            continue;
+        };
+        for rid in p.egress.clone() {
+            for t in &c.rules[rid as usize].peers {
+                if let Target::Dns(pat) = t
+                    && !out.contains(pat)
+                {
+                    out.push(pat.clone());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Every `dns:` pattern of the policy set.
+fn all_patterns(engine: &Engine) -> BTreeSet<String> {
+    engine
+        .compiled()
+        .rules
+        .iter()
+        .flat_map(|r| r.peers.iter())
+        .filter_map(|t| match t {
+            Target::Dns(p) => Some(p.0.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+impl Fqdn {
+    /// Start the thread that programs the DNS sets (in the current network namespace).
+    pub fn start(min_ttl: Duration) -> std::io::Result<Arc<Fqdn>> {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let stats = Arc::new(Mutex::new(Stats::default()));
+        let programmed: Arc<Programmed> = Arc::default();
+        let (st, pr) = (stats.clone(), programmed.clone());
+        std::thread::Builder::new()
+            .name("fqdn".into())
+            .spawn(move || program(rx, st, pr))?;
+        Ok(Arc::new(Fqdn {
+            names: Arc::new(DnsNames::default()),
+            min_ttl,
+            programmed,
+            tx: Mutex::new(tx),
+            stats,
+        }))
+    }
+
+    /// Does `client`'s workload have an egress rule with a `dns:` peer?
+    pub fn learns(&self, engine: &Engine, client: IpAddr) -> bool {
+        !patterns_of(engine, client).is_empty()
+    }
+
+    /// An answer relayed to `client`: learn the names its rules' patterns match and
+    /// queue their addresses for the kernel. The receiver completes once the kernel
+    /// holds them; None when nothing needs writing.
+    pub fn learn(
+        &self,
+        engine: &Engine,
+        client: IpAddr,
+        answers: &bulkhead_proxy::DnsAnswers,
+    ) -> Option<bulkhead_proxy::oneshot::Receiver<()>> {
+        let mine = patterns_of(engine, client);
+        if !mine.iter().any(|p| name_matches(p, &answers.name)) {
+            return None;
+        }
+        let all = all_patterns(engine);
+        let now = Instant::now();
+        let mut elems = Vec::new();
+        for &(ip, ttl) in &answers.addrs {
+            // A workload's or node's address is decided by its identity, never by name.
+            if engine.owner_of(&ip).is_some() {
+                continue;
+            }
+            let ttl = Duration::from_secs(u64::from(ttl)).max(self.min_ttl);
+            let until = self.names.learn(ip, &answers.name, now + ttl);
+            elems.extend(self.elements(&all, ip, &answers.name, until, now));
+        }
+        self.stats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .counters
+            .answers += 1;
+        if elems.is_empty() {
+            return None;
+        }
+        let (done, rx) = bulkhead_proxy::oneshot::channel();
+        self.send(Job {
+            elems,
+            queued: now,
+            done: Some(done),
+        });
+        Some(rx)
+    }
+
+    /// The elements that make every pattern matching `name` hold `ip` until `until`,
+    /// where the kernel does not already hold it that long.
+    fn elements(
+        &self,
+        patterns: &BTreeSet<String>,
+        ip: IpAddr,
+        name: &str,
+        until: Instant,
+        now: Instant,
+    ) -> Vec<TimedAddr> {
+        let mut programmed = self.programmed.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = Vec::new();
+        for p in patterns {
+            if !name_matches(&NamePattern(p.clone()), name) {
+                continue;
+            }
+            let (d4, d6) = dns_set_names(p);
+            let set = if ip.is_ipv6() { d6 } else { d4 };
+            let key = (set.clone(), ip);
+            // Within a second of what the kernel holds: not worth a write.
+            if programmed
+                .get(&key)
+                .is_some_and(|t| *t + Duration::from_secs(1) >= until)
+            {
+                continue;
+            }
+            programmed.insert(key, until);
+            out.push(TimedAddr {
+                set,
+                addr: ip,
+                timeout: until.saturating_duration_since(now),
+            });
+        }
+        out
+    }
+
+    fn send(&self, job: Job) {
+        let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = tx.send(job);
+    }
+
+    /// After a reconcile: sets that appeared (a new `dns:` pattern) get the live
+    /// addresses of the names they match; sets that went are forgotten. Not waited for.
+    pub fn resync(&self, engine: &Engine, applied: &Ruleset) {
+        {
+            let mut programmed = self.programmed.lock().unwrap_or_else(|e| e.into_inner());
+            let now = Instant::now();
+            programmed.retain(|(set, _), t| *t > now && applied.sets.contains_key(set));
+        }
+        let all: BTreeSet<String> = all_patterns(engine)
+            .into_iter()
+            .filter(|p| {
+                let (d4, d6) = dns_set_names(p);
+                applied.sets.contains_key(&d4) && applied.sets.contains_key(&d6)
+            })
+            .collect();
+        let now = Instant::now();
+        let mut elems = Vec::new();
+        for (ip, name, until) in self.names.live() {
+            elems.extend(self.elements(&all, ip, &name, until, now));
+        }
+        if !elems.is_empty() {
+            self.send(Job {
+                elems,
+                queued: now,
+                done: None,
+            });
+        }
+    }
+
+    pub fn late(&self) {
+        self.stats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .counters
+            .late += 1;
+    }
+
+    pub fn counters(&self) -> FqdnCounters {
+        let st = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        let mut c = st.counters.clone();
+        let mut s = st.samples.clone();
+        drop(st);
+        if !s.is_empty() {
+            s.sort_by(f64::total_cmp);
+            let at = |q: f64| s[((s.len() - 1) as f64 * q).round() as usize];
+            c.programmed_p50_ms = at(0.5);
+            c.programmed_p99_ms = at(0.99);
+            c.programmed_max_ms = s[s.len() - 1];
+        }
+        c
+    }
+}
+
+/// The programming thread: everything queued goes in one transaction; on a refusal
+/// (a set removed by a reconcile meanwhile) each job is retried alone.
+fn program(rx: mpsc::Receiver<Job>, stats: Arc<Mutex<Stats>>, programmed: Arc<Programmed>) {
+    while let Ok(first) = rx.recv() {
+        let mut jobs = vec![first];
+        while let Ok(j) = rx.try_recv() {
+            jobs.push(j);
+        }
+        let all: Vec<TimedAddr> = jobs.iter().flat_map(|j| j.elems.clone()).collect();
+        let ok: Vec<bool> = match add_timed(&all) {
+            Ok(()) => vec![true; jobs.len()],
+            Err(_) => jobs
+                .iter()
+                .map(|j| match add_timed(&j.elems) {
+                    Ok(()) => true,
+                    Err(e) => {
+                        let sets: BTreeSet<&str> = j
+                            .elems
+                            .iter()
+                            .map(|e| e.set.as_str())
+                            .filter(|s| is_dns_set(s))
+                            .collect();
+                        warn!(error = %e, ?sets, "cannot add DNS-learnt addresses");
+                        false
+                    }
+                })
+                .collect(),
+        };
+        let end = Instant::now();
+        let mut st = stats.lock().unwrap_or_else(|e| e.into_inner());
+        for (job, ok) in jobs.into_iter().zip(ok) {
+            if !ok {
+                st.counters.errors += 1;
+                // Not in the kernel: the next answer writes them again.
+                let mut p = programmed.lock().unwrap_or_else(|e| e.into_inner());
+                for e in &job.elems {
+                    p.remove(&(e.set.clone(), e.addr));
+                }
+                continue;
+            }
+            st.counters.elements += job.elems.len() as u64;
+            if let Some(done) = job.done {
+                let ms = end.duration_since(job.queued).as_secs_f64() * 1e3;
+                if st.samples.len() < SAMPLES {
+                    st.samples.push(ms);
+                } else {
+                    let i = st.next % SAMPLES;
+                    st.samples[i] = ms;
+                    st.next += 1;
+                }
+                let _ = done.send(());
+            }
+        }
+    }
+}
