@@ -115,7 +115,7 @@ fn header<'a>(headers: &'a [httparse::Header<'a>], name: &str) -> Option<&'a [u8
 }
 
 /// The host a Host header names, without a port (rules name hosts, not host:port).
-fn host_name(h: &str) -> String {
+pub(crate) fn host_name(h: &str) -> String {
     let h = h.trim().to_ascii_lowercase();
     if let Some(rest) = h.strip_prefix('[') {
         // An IPv6 literal: [addr] or [addr]:port.

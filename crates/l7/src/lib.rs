@@ -11,8 +11,10 @@
 mod ber;
 mod body;
 mod dns;
+pub mod h2;
 mod http;
 mod inspect;
+pub mod kafka;
 mod ldap;
 mod ldap_msg;
 mod mqtt;
@@ -33,7 +35,9 @@ use bulkhead_policy::l7::{AppProtocol, L7Request};
 pub use inspect::{Finding, Inspector, StreamInspector};
 
 pub use dns::{DnsSession, dns_refused, dns_request};
+pub use h2::H2Session;
 pub use http::HttpSession;
+pub use kafka::KafkaSession;
 pub use ldap::LdapSession;
 pub use mqtt::MqttSession;
 pub use mysql::MysqlSession;
@@ -106,6 +110,8 @@ pub fn session_for(
         AppProtocol::Mysql => Some(Box::new(MysqlSession::new().with_inspector(inspector))),
         AppProtocol::Ldap => Some(Box::new(LdapSession::new())),
         AppProtocol::Mqtt => Some(Box::new(MqttSession::new())),
+        AppProtocol::Kafka => Some(Box::new(KafkaSession::new())),
+        AppProtocol::Http2 | AppProtocol::Grpc => Some(Box::new(H2Session::new())),
         _ => None,
     }
 }

@@ -1,0 +1,590 @@
+//! HTTP/2 with prior knowledge (h2c), and gRPC over it: every request (a HEADERS block
+//! that opens a client stream) is decided before any byte of it reaches the server; a
+//! gRPC request (`content-type: application/grpc...`) on its service and method (the
+//! `:path` `/pkg.Service/Method`), any other on its method, path, authority and headers.
+//!
+//! Client frames are framed (9-byte header, length); HEADERS and CONTINUATION frames are
+//! held until the block ends (`END_HEADERS`, at most [`MAX_BLOCK`]) and every block is
+//! decoded in order with one HPACK decoder (`loona-hpack`), because the dynamic table is
+//! connection state: a block that cannot be decoded closes the connection (it is never
+//! passed unchecked). Other frames stream without being held.
+//!
+//! A denied request never reaches the server; the client gets, on that stream, a
+//! trailers-only response (gRPC: `:status 200`, `grpc-status 7` PERMISSION_DENIED;
+//! otherwise `:status 403`) with END_STREAM, followed by `RST_STREAM(NO_ERROR)` if the
+//! client had not finished sending (RFC 9113 8.1). Frames the client still sends on a
+//! refused stream are dropped, and the connection-level flow-control window that dropped
+//! DATA consumed is given back to the client with a WINDOW_UPDATE. Other streams go on.
+//!
+//! HPACK: the server's decoder must see the same table updates as the client's encoder.
+//! Dropping a refused block would desynchronise them, so from the first refusal on,
+//! forwarded header blocks are re-encoded by the proxy (the same fields in the same order,
+//! as literals that do not touch the dynamic table, so the server's table stays as the
+//! last forwarded original left it). Until then, allowed blocks pass byte for byte.
+//! The proxy's own header blocks are literals too: the client's table for the server's
+//! blocks is never touched.
+//!
+//! Server frames are framed only to know where they end: the proxy's frames are written
+//! between two server frames, never inside one nor inside a header block.
+
+use std::collections::BTreeSet;
+
+use bulkhead_policy::l7::{AppProtocol, L7Detail, L7Request};
+
+use crate::{Decided, Output, Session, Verdict};
+
+pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+const DATA: u8 = 0;
+const HEADERS: u8 = 1;
+const RST_STREAM: u8 = 3;
+const PUSH_PROMISE: u8 = 5;
+const WINDOW_UPDATE: u8 = 8;
+const CONTINUATION: u8 = 9;
+const END_STREAM: u8 = 0x1;
+const END_HEADERS: u8 = 0x4;
+const PADDED: u8 = 0x8;
+const PRIORITY: u8 = 0x20;
+
+/// The most of one header block held (compressed, all its frames): gRPC's default
+/// metadata limit is 8 KiB; servers rarely allow more than 64 KiB.
+pub const MAX_BLOCK: usize = 256 * 1024;
+/// The most one decoded header list may come to (indexed fields can expand).
+const MAX_LIST: usize = 256 * 1024;
+/// The largest HPACK dynamic table a client may ask for (size updates above are errors).
+const MAX_TABLE: usize = 64 * 1024;
+/// Refused streams remembered (their later frames are dropped).
+const MAX_DENIED: usize = 4096;
+/// Proxy frames waiting for the end of a server frame.
+const MAX_PENDING: usize = 256 * 1024;
+/// Frames the proxy writes are at most the size every peer accepts (RFC 9113 4.2).
+const FRAME: usize = 16_384;
+
+type Field = (Vec<u8>, Vec<u8>);
+
+enum Client {
+    /// Reading a frame header into `head`.
+    Head,
+    /// Holding a HEADERS or CONTINUATION payload of `len` bytes.
+    Hold {
+        len: usize,
+    },
+    /// Passing (or dropping) `left` bytes of a frame's payload.
+    Pass {
+        left: usize,
+        forward: bool,
+    },
+    Closed,
+}
+
+/// A header block being gathered from HEADERS + CONTINUATION frames.
+struct Block {
+    stream: u32,
+    end_stream: bool,
+    priority: Option<[u8; 5]>,
+    /// The frames as the client sent them.
+    raw: Vec<u8>,
+    fragment: Vec<u8>,
+}
+
+pub struct H2Session {
+    preface: usize,
+    client: Client,
+    head: Vec<u8>,
+    payload: Vec<u8>,
+    block: Option<Block>,
+    decoder: loona_hpack::Decoder<'static>,
+    last_stream: u32,
+    reencode: bool,
+    denied: BTreeSet<u32>,
+    server_head: Vec<u8>,
+    server_left: usize,
+    server_in_block: bool,
+    pending: Vec<u8>,
+}
+
+impl Default for H2Session {
+    fn default() -> Self {
+        H2Session::new()
+    }
+}
+
+/// One frame's bytes.
+pub fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let mut f = (payload.len() as u32).to_be_bytes()[1..].to_vec();
+    f.extend_from_slice(&[kind, flags]);
+    f.extend_from_slice(&(stream & 0x7fff_ffff).to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+/// An HPACK integer with an `n`-bit prefix whose high bits are `first`.
+fn integer(out: &mut Vec<u8>, first: u8, n: u8, mut v: usize) {
+    let max = (1usize << n) - 1;
+    if v < max {
+        out.push(first | v as u8);
+        return;
+    }
+    out.push(first | max as u8);
+    v -= max;
+    while v >= 128 {
+        out.push((v % 128) as u8 | 0x80);
+        v /= 128;
+    }
+    out.push(v as u8);
+}
+
+/// A header block of literals without indexing (no dynamic table entry on either side).
+pub fn literal_block<'a>(fields: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, value) in fields {
+        out.push(0);
+        integer(&mut out, 0, 7, name.len());
+        out.extend_from_slice(name);
+        integer(&mut out, 0, 7, value.len());
+        out.extend_from_slice(value);
+    }
+    out
+}
+
+/// HEADERS (+ CONTINUATION) frames carrying `block`.
+fn header_frames(
+    stream: u32,
+    end_stream: bool,
+    priority: Option<[u8; 5]>,
+    block: &[u8],
+) -> Vec<u8> {
+    let mut flags = if end_stream { END_STREAM } else { 0 };
+    let mut first = Vec::new();
+    if let Some(p) = priority {
+        flags |= PRIORITY;
+        first.extend_from_slice(&p);
+    }
+    let take = block.len().min(FRAME - first.len());
+    first.extend_from_slice(&block[..take]);
+    let mut rest = block[take..].chunks(FRAME).peekable();
+    if rest.peek().is_none() {
+        flags |= END_HEADERS;
+    }
+    let mut out = frame(HEADERS, flags, stream, &first);
+    while let Some(chunk) = rest.next() {
+        let f = if rest.peek().is_none() {
+            END_HEADERS
+        } else {
+            0
+        };
+        out.extend(frame(CONTINUATION, f, stream, chunk));
+    }
+    out
+}
+
+/// `/pkg.Service/Method` -> (`pkg.Service`, `Method`).
+pub fn grpc_path(path: &str) -> (String, String) {
+    let p = path.strip_prefix('/').unwrap_or(path);
+    match p.split_once('/') {
+        Some((s, m)) => (s.to_string(), m.to_string()),
+        None => (p.to_string(), String::new()),
+    }
+}
+
+/// What a decoded request header list asks for.
+pub fn request_of(fields: &[Field]) -> L7Request {
+    let get = |n: &[u8]| {
+        fields
+            .iter()
+            .find(|(k, _)| k == n)
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    };
+    let path = get(b":path").unwrap_or_default();
+    let grpc = get(b"content-type").is_some_and(|c| c.starts_with("application/grpc"));
+    if grpc {
+        let (service, method) = grpc_path(&path);
+        return L7Request {
+            app: AppProtocol::Grpc,
+            detail: L7Detail::Grpc { service, method },
+        };
+    }
+    let host = get(b":authority")
+        .or_else(|| get(b"host"))
+        .map(|h| crate::http::host_name(&h));
+    L7Request {
+        app: AppProtocol::Http2,
+        detail: L7Detail::Http {
+            method: get(b":method").unwrap_or_default(),
+            path,
+            host,
+            headers: fields
+                .iter()
+                .filter(|(k, _)| !k.starts_with(b":"))
+                .map(|(k, v)| {
+                    (
+                        String::from_utf8_lossy(k).to_ascii_lowercase(),
+                        String::from_utf8_lossy(v).into_owned(),
+                    )
+                })
+                .collect(),
+        },
+    }
+}
+
+/// A gRPC status message: printable ASCII, `%` escaped (the grpc-message encoding).
+fn grpc_message(text: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    for b in text.bytes() {
+        if (0x20..0x7f).contains(&b) && b != b'%' {
+            out.push(b);
+        } else {
+            out.extend_from_slice(format!("%{b:02X}").as_bytes());
+        }
+    }
+    out
+}
+
+/// The proxy's answer to a refused request on `stream`: a trailers-only response.
+pub fn refusal(stream: u32, request: &L7Request) -> (Vec<u8>, &'static str) {
+    match &request.detail {
+        L7Detail::Grpc { service, method } => {
+            let msg = grpc_message(&format!(
+                "bulkhead: {service}/{method} is not allowed by policy"
+            ));
+            let block = literal_block([
+                (&b":status"[..], &b"200"[..]),
+                (b"content-type", b"application/grpc"),
+                (b"grpc-status", b"7"),
+                (b"grpc-message", &msg),
+            ]);
+            (
+                header_frames(stream, true, None, &block),
+                "grpc-status 7 PERMISSION_DENIED",
+            )
+        }
+        _ => {
+            let block = literal_block([(&b":status"[..], &b"403"[..]), (b"content-length", b"0")]);
+            (header_frames(stream, true, None, &block), "403 Forbidden")
+        }
+    }
+}
+
+type Bad = &'static str;
+
+impl H2Session {
+    pub fn new() -> H2Session {
+        let mut decoder = loona_hpack::Decoder::new();
+        decoder.set_max_allowed_table_size(MAX_TABLE);
+        H2Session {
+            preface: 0,
+            client: Client::Head,
+            head: Vec::new(),
+            payload: Vec::new(),
+            block: None,
+            decoder,
+            last_stream: 0,
+            reencode: false,
+            denied: BTreeSet::new(),
+            server_head: Vec::new(),
+            server_left: 0,
+            server_in_block: false,
+            pending: Vec::new(),
+        }
+    }
+
+    fn server_at_boundary(&self) -> bool {
+        self.server_head.is_empty() && self.server_left == 0 && !self.server_in_block
+    }
+
+    /// A frame of the proxy's: now if the server is between frames, else once it is.
+    fn answer(&mut self, out: &mut Output, bytes: &[u8]) {
+        if self.server_at_boundary() {
+            out.to_client.extend_from_slice(bytes);
+        } else if self.pending.len() + bytes.len() > MAX_PENDING {
+            out.close = true;
+        } else {
+            self.pending.extend_from_slice(bytes);
+        }
+    }
+
+    /// A complete frame header in `head`: decide where its payload goes.
+    fn start_frame(
+        &mut self,
+        out: &mut Output,
+        decide: &mut dyn FnMut(&L7Request) -> Verdict,
+    ) -> Result<(), Bad> {
+        let h = std::mem::take(&mut self.head);
+        let len = usize::from(h[0]) << 16 | usize::from(h[1]) << 8 | usize::from(h[2]);
+        let (kind, stream) = (
+            h[3],
+            u32::from_be_bytes([h[5], h[6], h[7], h[8]]) & 0x7fff_ffff,
+        );
+        if let Some(b) = &self.block
+            && (kind != CONTINUATION || stream != b.stream)
+        {
+            return Err("frame inside a header block");
+        }
+        match kind {
+            HEADERS | CONTINUATION => {
+                if kind == CONTINUATION && self.block.is_none() {
+                    return Err("CONTINUATION without HEADERS");
+                }
+                let held = self.block.as_ref().map_or(0, |b| b.raw.len());
+                if held + 9 + len > MAX_BLOCK {
+                    return Err("header block too large to inspect");
+                }
+                self.head = h;
+                self.payload.clear();
+                self.client = Client::Hold { len };
+                if len == 0 {
+                    self.held_frame(out, decide)?;
+                }
+            }
+            _ => {
+                let forward = stream == 0 || !self.denied.contains(&stream);
+                if forward {
+                    out.to_server.extend_from_slice(&h);
+                } else if kind == DATA && len > 0 {
+                    // The client spent connection window on bytes the server never
+                    // gets: the proxy acknowledges them in the server's place.
+                    self.answer(
+                        out,
+                        &frame(WINDOW_UPDATE, 0, 0, &(len as u32).to_be_bytes()),
+                    );
+                }
+                self.client = if len > 0 {
+                    Client::Pass { left: len, forward }
+                } else {
+                    Client::Head
+                };
+            }
+        }
+        Ok(())
+    }
+
+    /// A HEADERS or CONTINUATION frame is whole (header in `head`, payload in `payload`).
+    fn held_frame(
+        &mut self,
+        out: &mut Output,
+        decide: &mut dyn FnMut(&L7Request) -> Verdict,
+    ) -> Result<(), Bad> {
+        let h = std::mem::take(&mut self.head);
+        let p = std::mem::take(&mut self.payload);
+        self.client = Client::Head;
+        let (kind, flags) = (h[3], h[4]);
+        let stream = u32::from_be_bytes([h[5], h[6], h[7], h[8]]) & 0x7fff_ffff;
+        if kind == HEADERS {
+            if stream.is_multiple_of(2) {
+                return Err("HEADERS on a stream a client cannot open");
+            }
+            let mut f: &[u8] = &p;
+            let mut pad = 0;
+            if flags & PADDED != 0 {
+                let (&n, rest) = f.split_first().ok_or("bad padding")?;
+                (pad, f) = (usize::from(n), rest);
+            }
+            let mut priority = None;
+            if flags & PRIORITY != 0 {
+                let pr: [u8; 5] = f
+                    .get(..5)
+                    .and_then(|x| x.try_into().ok())
+                    .ok_or("bad priority")?;
+                priority = Some(pr);
+                f = &f[5..];
+            }
+            if pad > f.len() {
+                return Err("bad padding");
+            }
+            let fragment = f[..f.len() - pad].to_vec();
+            let mut raw = h;
+            raw.extend_from_slice(&p);
+            self.block = Some(Block {
+                stream,
+                end_stream: flags & END_STREAM != 0,
+                priority,
+                raw,
+                fragment,
+            });
+        } else {
+            let b = self.block.as_mut().ok_or("CONTINUATION without HEADERS")?;
+            b.raw.extend_from_slice(&h);
+            b.raw.extend_from_slice(&p);
+            b.fragment.extend_from_slice(&p);
+        }
+        if flags & END_HEADERS != 0 {
+            let b = self.block.take().ok_or("no header block")?;
+            self.complete(out, b, decide)?;
+        }
+        Ok(())
+    }
+
+    fn decode(&mut self, block: &[u8]) -> Result<Vec<Field>, Bad> {
+        let mut fields = Vec::new();
+        let mut size = 0usize;
+        let r = self.decoder.decode_with_cb(block, |n, v| {
+            size += n.len() + v.len() + 32;
+            if size <= MAX_LIST {
+                fields.push((n.into_owned(), v.into_owned()));
+            }
+        });
+        if r.is_err() {
+            return Err("header block cannot be decoded");
+        }
+        if size > MAX_LIST {
+            return Err("header list too large to inspect");
+        }
+        Ok(fields)
+    }
+
+    fn forward(&self, out: &mut Output, b: &Block, fields: &[Field]) {
+        if self.reencode {
+            let block = literal_block(fields.iter().map(|(n, v)| (&n[..], &v[..])));
+            out.to_server
+                .extend(header_frames(b.stream, b.end_stream, b.priority, &block));
+        } else {
+            out.to_server.extend_from_slice(&b.raw);
+        }
+    }
+
+    /// A whole header block: decode it (always, in order), then decide it if it opens a
+    /// stream.
+    fn complete(
+        &mut self,
+        out: &mut Output,
+        b: Block,
+        decide: &mut dyn FnMut(&L7Request) -> Verdict,
+    ) -> Result<(), Bad> {
+        let fields = self.decode(&b.fragment)?;
+        if b.stream <= self.last_stream {
+            // Trailers, or more of a refused stream.
+            if !self.denied.contains(&b.stream) {
+                self.forward(out, &b, &fields);
+            }
+            return Ok(());
+        }
+        self.last_stream = b.stream;
+        let request = request_of(&fields);
+        let allowed = decide(&request).allowed;
+        let refusal = if allowed {
+            self.forward(out, &b, &fields);
+            None
+        } else {
+            self.reencode = true;
+            self.denied.insert(b.stream);
+            if self.denied.len() > MAX_DENIED {
+                self.denied.pop_first();
+            }
+            let (mut bytes, what) = refusal(b.stream, &request);
+            if !b.end_stream {
+                bytes.extend(frame(RST_STREAM, 0, b.stream, &[0, 0, 0, 0]));
+            }
+            self.answer(out, &bytes);
+            Some(what.to_string())
+        };
+        out.decided.push(Decided {
+            request,
+            allowed,
+            refusal,
+            findings: Vec::new(),
+        });
+        Ok(())
+    }
+}
+
+impl Session for H2Session {
+    fn client_bytes(
+        &mut self,
+        mut data: &[u8],
+        decide: &mut dyn FnMut(&L7Request) -> Verdict,
+    ) -> Output {
+        let mut out = Output::default();
+        while !data.is_empty() && !out.close {
+            if self.preface < PREFACE.len() {
+                let n = data.len().min(PREFACE.len() - self.preface);
+                if data[..n] != PREFACE[self.preface..self.preface + n] {
+                    out.close = true;
+                    break;
+                }
+                out.to_server.extend_from_slice(&data[..n]);
+                self.preface += n;
+                data = &data[n..];
+                continue;
+            }
+            let step = match &mut self.client {
+                Client::Closed => break,
+                Client::Pass { left, forward } => {
+                    let n = data.len().min(*left);
+                    if *forward {
+                        out.to_server.extend_from_slice(&data[..n]);
+                    }
+                    *left -= n;
+                    data = &data[n..];
+                    if *left == 0 {
+                        self.client = Client::Head;
+                    }
+                    Ok(())
+                }
+                Client::Head => {
+                    let n = data.len().min(9 - self.head.len());
+                    self.head.extend_from_slice(&data[..n]);
+                    data = &data[n..];
+                    if self.head.len() == 9 {
+                        self.start_frame(&mut out, decide)
+                    } else {
+                        Ok(())
+                    }
+                }
+                Client::Hold { len } => {
+                    let len = *len;
+                    let n = data.len().min(len - self.payload.len());
+                    self.payload.extend_from_slice(&data[..n]);
+                    data = &data[n..];
+                    if self.payload.len() == len {
+                        self.held_frame(&mut out, decide)
+                    } else {
+                        Ok(())
+                    }
+                }
+            };
+            if step.is_err() {
+                out.close = true;
+            }
+        }
+        if out.close {
+            self.client = Client::Closed;
+        }
+        out
+    }
+
+    fn server_bytes(&mut self, mut data: &[u8]) -> Output {
+        let mut out = Output::default();
+        if matches!(self.client, Client::Closed) {
+            return out;
+        }
+        while !data.is_empty() {
+            if self.server_left > 0 {
+                let n = data.len().min(self.server_left);
+                out.to_client.extend_from_slice(&data[..n]);
+                self.server_left -= n;
+                data = &data[n..];
+            } else {
+                let n = data.len().min(9 - self.server_head.len());
+                out.to_client.extend_from_slice(&data[..n]);
+                self.server_head.extend_from_slice(&data[..n]);
+                data = &data[n..];
+                if self.server_head.len() == 9 {
+                    let h = std::mem::take(&mut self.server_head);
+                    self.server_left =
+                        usize::from(h[0]) << 16 | usize::from(h[1]) << 8 | usize::from(h[2]);
+                    let (kind, flags) = (h[3], h[4]);
+                    match kind {
+                        HEADERS | PUSH_PROMISE => {
+                            self.server_in_block = flags & END_HEADERS == 0;
+                        }
+                        CONTINUATION => self.server_in_block = flags & END_HEADERS == 0,
+                        _ => {}
+                    }
+                }
+            }
+            if self.server_at_boundary() {
+                out.to_client.append(&mut self.pending);
+            }
+        }
+        out
+    }
+}

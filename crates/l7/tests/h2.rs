@@ -1,0 +1,420 @@
+//! HTTP/2 (h2c) and gRPC sessions on frame sequences built with a real HPACK encoder
+//! (dynamic table on, as gRPC clients use it): requests decided per stream, refusals as
+//! trailers-only responses, the server's HPACK view kept in sync after a refusal, and the
+//! same result however both streams are split.
+
+use bulkhead_l7::h2::{PREFACE, frame};
+use bulkhead_l7::{H2Session, Output, Session, Verdict};
+use bulkhead_policy::l7::{L7Detail, L7Request};
+use proptest::prelude::*;
+
+/// gRPC: only pkg.Greeter; plain HTTP/2: only GET.
+fn policy(r: &L7Request) -> Verdict {
+    let allowed = match &r.detail {
+        L7Detail::Grpc { service, .. } => service == "pkg.Greeter",
+        L7Detail::Http { method, .. } => method == "GET",
+        d => panic!("{d:?}"),
+    };
+    Verdict { allowed }
+}
+
+const HEADERS: u8 = 1;
+const DATA: u8 = 0;
+const SETTINGS: u8 = 4;
+
+fn grpc(path: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
+    [
+        (":method", "POST"),
+        (":scheme", "http"),
+        (":path", path),
+        (":authority", "greeter:50051"),
+        ("te", "trailers"),
+        ("content-type", "application/grpc"),
+        (
+            "user-agent",
+            "grpc-python/1.51.1 grpc-c/29.0.0 (linux; chttp2)",
+        ),
+    ]
+    .iter()
+    .map(|(n, v)| (n.as_bytes().to_vec(), v.as_bytes().to_vec()))
+    .collect()
+}
+
+fn enc(e: &mut loona_hpack::Encoder<'static>, fields: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
+    e.encode(fields.iter().map(|(n, v)| (&n[..], &v[..])))
+}
+
+/// A gRPC message: compressed flag, length, bytes.
+fn message(b: &[u8]) -> Vec<u8> {
+    [vec![0], (b.len() as u32).to_be_bytes().to_vec(), b.to_vec()].concat()
+}
+
+/// Three calls on streams 1, 3, 5: Greeter (allowed), Admin (denied), Greeter again
+/// (its block refers to the dynamic table entries the first one made). Stream 1's
+/// block is split into HEADERS + CONTINUATION.
+fn conversation() -> (Vec<u8>, Vec<u8>) {
+    let mut e = loona_hpack::Encoder::new();
+    let b1 = enc(&mut e, &grpc("/pkg.Greeter/SayHello"));
+    let b3 = enc(&mut e, &grpc("/pkg.Admin/DropAll"));
+    let b5 = enc(&mut e, &grpc("/pkg.Greeter/SayHello"));
+    let (x, y) = b1.split_at(10);
+    let client = [
+        PREFACE.to_vec(),
+        frame(SETTINGS, 0, 0, &[0, 2, 0, 0, 0, 0]),
+        frame(HEADERS, 0, 1, x),
+        frame(9, 4, 1, y),
+        frame(DATA, 1, 1, &message(b"\x0a\x03bob")),
+        frame(HEADERS, 4, 3, &b3),
+        frame(DATA, 1, 3, &message(b"everything")),
+        frame(HEADERS, 4, 5, &b5),
+        frame(DATA, 1, 5, &message(b"\x0a\x05alice")),
+    ]
+    .concat();
+    // The server: SETTINGS, SETTINGS ack, then stream 1's response (headers split).
+    let mut se = loona_hpack::Encoder::new();
+    let rh = enc(
+        &mut se,
+        &[
+            (b":status".to_vec(), b"200".to_vec()),
+            (b"content-type".to_vec(), b"application/grpc".to_vec()),
+        ],
+    );
+    let (p, q) = rh.split_at(3);
+    let tr = enc(&mut se, &[(b"grpc-status".to_vec(), b"0".to_vec())]);
+    let server = [
+        frame(SETTINGS, 0, 0, &[]),
+        frame(SETTINGS, 1, 0, &[]),
+        frame(HEADERS, 0, 1, p),
+        frame(9, 4, 1, q),
+        frame(DATA, 0, 1, &message(b"\x0a\x09hello bob")),
+        frame(HEADERS, 5, 1, &tr),
+    ]
+    .concat();
+    (client, server)
+}
+
+fn pieces(data: &[u8], cuts: &[usize]) -> Vec<Vec<u8>> {
+    let mut v = Vec::new();
+    let (mut at, mut k) = (0, 0);
+    while at < data.len() {
+        let n = cuts.get(k).copied().unwrap_or(data.len()).max(1);
+        let n = n.min(data.len() - at);
+        v.push(data[at..at + n].to_vec());
+        at += n;
+        k += 1;
+    }
+    v
+}
+
+/// Feed all of `client`, then all of `server`, cut into pieces of the given sizes.
+fn run(client: &[u8], server: &[u8], cc: &[usize], sc: &[usize]) -> Output {
+    let mut sess = H2Session::new();
+    let mut all = Output::default();
+    for p in pieces(client, cc) {
+        all.merge(sess.client_bytes(&p, &mut policy));
+    }
+    for p in pieces(server, sc) {
+        all.merge(sess.server_bytes(&p));
+    }
+    all
+}
+
+type Frames = Vec<(u8, u8, u32, Vec<u8>)>;
+
+fn frames(mut b: &[u8]) -> Frames {
+    let mut out = Vec::new();
+    while b.len() >= 9 {
+        let len = usize::from(b[0]) << 16 | usize::from(b[1]) << 8 | usize::from(b[2]);
+        let stream = u32::from_be_bytes([b[5], b[6], b[7], b[8]]);
+        out.push((b[3], b[4], stream, b[9..9 + len].to_vec()));
+        b = &b[9 + len..];
+    }
+    assert!(b.is_empty(), "a partial frame");
+    out
+}
+
+/// Decode header blocks as a peer would (one decoder, in order): (stream, fields) per
+/// block, and DATA payloads by stream.
+type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+/// Header blocks and DATA payloads, by stream.
+type View = (Vec<(u32, Fields)>, Vec<(u32, Vec<u8>)>);
+
+fn peer_view(fs: &Frames) -> View {
+    let mut dec = loona_hpack::Decoder::new();
+    let (mut blocks, mut data) = (Vec::new(), Vec::new());
+    let mut acc: Option<(u32, Vec<u8>)> = None;
+    for (kind, flags, stream, p) in fs {
+        match kind {
+            1 => {
+                let mut f = &p[..];
+                if flags & 0x20 != 0 {
+                    f = &f[5..];
+                }
+                acc = Some((*stream, f.to_vec()));
+            }
+            9 => acc.as_mut().unwrap().1.extend_from_slice(p),
+            0 => data.push((*stream, p.clone())),
+            _ => {}
+        }
+        if matches!(kind, 1 | 9) && flags & 4 != 0 {
+            let (s, b) = acc.take().unwrap();
+            blocks.push((s, dec.decode(&b).expect("the peer decodes every block")));
+        }
+    }
+    (blocks, data)
+}
+
+#[test]
+fn grpc_calls_are_decided_per_stream_and_the_server_table_stays_in_sync() {
+    let (client, server) = conversation();
+    let out = run(&client, &server, &[], &[]);
+    assert!(!out.close);
+    let d: Vec<(String, bool, Option<String>)> = out
+        .decided
+        .iter()
+        .map(|d| (d.request.to_string(), d.allowed, d.refusal.clone()))
+        .collect();
+    assert_eq!(
+        d,
+        [
+            ("grpc pkg.Greeter/SayHello".to_string(), true, None),
+            (
+                "grpc pkg.Admin/DropAll".into(),
+                false,
+                Some("grpc-status 7 PERMISSION_DENIED".into())
+            ),
+            ("grpc pkg.Greeter/SayHello".into(), true, None),
+        ]
+    );
+    // The server gets the preface, SETTINGS, streams 1 and 5 (5 re-encoded), and
+    // decodes both blocks to exactly what the client sent.
+    assert!(out.to_server.starts_with(PREFACE));
+    let fs = frames(&out.to_server[PREFACE.len()..]);
+    assert!(fs.iter().all(|f| f.2 != 3), "nothing of stream 3: {fs:?}");
+    let (blocks, data) = peer_view(&fs);
+    assert_eq!(
+        blocks,
+        [
+            (1, grpc("/pkg.Greeter/SayHello")),
+            (5, grpc("/pkg.Greeter/SayHello"))
+        ]
+    );
+    assert_eq!(
+        data,
+        [(1, message(b"\x0a\x03bob")), (5, message(b"\x0a\x05alice"))]
+    );
+    // Stream 1's frames passed byte for byte (no refusal before them).
+    let mut e = loona_hpack::Encoder::new();
+    let b1 = enc(&mut e, &grpc("/pkg.Greeter/SayHello"));
+    assert_eq!(fs[1].3, b1[..10]);
+
+    // The client gets the refusal for stream 3 and the window its DATA used, then the
+    // server's frames untouched.
+    let cf = frames(&out.to_client);
+    let (blocks, _) = peer_view(&cf[..2].to_vec());
+    assert_eq!(blocks.len(), 1);
+    assert_eq!(blocks[0].0, 3);
+    let field = |n: &str| {
+        blocks[0]
+            .1
+            .iter()
+            .find(|(k, _)| k == n.as_bytes())
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+    };
+    assert_eq!(field(":status").as_deref(), Some("200"));
+    assert_eq!(field("grpc-status").as_deref(), Some("7"));
+    assert_eq!(field("content-type").as_deref(), Some("application/grpc"));
+    assert!(field("grpc-message").unwrap().contains("pkg.Admin/DropAll"));
+    assert_eq!(cf[0].1, 0x5, "END_STREAM | END_HEADERS");
+    // The request was still open: RST_STREAM(NO_ERROR) tells the client to stop.
+    assert_eq!(
+        (cf[1].0, cf[1].2, &cf[1].3[..]),
+        (3, 3, &[0u8, 0, 0, 0][..])
+    );
+    assert_eq!(cf[2].0, 8, "WINDOW_UPDATE");
+    assert_eq!(cf[2].2, 0);
+    assert_eq!(
+        u32::from_be_bytes(cf[2].3[..4].try_into().unwrap()) as usize,
+        message(b"everything").len()
+    );
+    assert_eq!(out.to_client[cf_len(&cf[..3])..], server[..]);
+}
+
+fn cf_len(fs: &[(u8, u8, u32, Vec<u8>)]) -> usize {
+    fs.iter().map(|f| 9 + f.3.len()).sum()
+}
+
+#[test]
+fn a_refusal_waits_for_the_end_of_a_server_frame_and_header_block() {
+    let (client, server) = conversation();
+    let mut sess = H2Session::new();
+    // The server is inside a header block (HEADERS without END_HEADERS) when the denied
+    // call arrives: the refusal goes after the CONTINUATION.
+    let mut se = loona_hpack::Encoder::new();
+    let rh = enc(&mut se, &[(b":status".to_vec(), b"200".to_vec())]);
+    let first = frame(HEADERS, 0, 1, &rh);
+    let mut out = sess.server_bytes(&frame(SETTINGS, 0, 0, &[]));
+    out.merge(sess.server_bytes(&first));
+    let before = out.to_client.len();
+    out.merge(sess.client_bytes(&client, &mut policy));
+    assert_eq!(
+        out.to_client.len(),
+        before,
+        "nothing inside the header block"
+    );
+    out.merge(sess.server_bytes(&frame(9, 4, 1, &[])));
+    let fs = frames(&out.to_client);
+    assert_eq!(fs[2].0, 9);
+    assert_eq!((fs[3].0, fs[3].2), (HEADERS, 3), "{fs:?}");
+    assert_eq!((fs[4].0, fs[4].2), (3, 3), "{fs:?}");
+    let _ = server;
+}
+
+#[test]
+fn plain_http2_requests_get_403_and_other_streams_go_on() {
+    let mut e = loona_hpack::Encoder::new();
+    let req = |e: &mut loona_hpack::Encoder<'static>, m: &str, p: &str| {
+        enc(
+            e,
+            &[
+                (b":method".to_vec(), m.as_bytes().to_vec()),
+                (b":scheme".to_vec(), b"http".to_vec()),
+                (b":path".to_vec(), p.as_bytes().to_vec()),
+                (b":authority".to_vec(), b"api:8080".to_vec()),
+                (b"x-user".to_vec(), b"u1".to_vec()),
+            ],
+        )
+    };
+    let b1 = req(&mut e, "DELETE", "/orders/1");
+    let b3 = req(&mut e, "GET", "/orders/1");
+    // Padded and with priority: the proxy strips neither from what it decodes.
+    let mut padded = vec![2u8, 0, 0, 0, 0, 16];
+    padded.extend_from_slice(&b3);
+    padded.extend_from_slice(&[0, 0]);
+    let client = [
+        PREFACE.to_vec(),
+        frame(SETTINGS, 0, 0, &[]),
+        frame(HEADERS, 5, 1, &b1),
+        frame(HEADERS, 5 | 0x8 | 0x20, 3, &padded),
+    ]
+    .concat();
+    let out = run(&client, &[], &[], &[]);
+    assert!(!out.close);
+    let d: Vec<String> = out.decided.iter().map(|d| d.request.to_string()).collect();
+    assert_eq!(
+        d,
+        [
+            "http2 DELETE /orders/1 host=api header:x-user=u1",
+            "http2 GET /orders/1 host=api header:x-user=u1"
+        ]
+    );
+    assert_eq!(out.decided[0].refusal.as_deref(), Some("403 Forbidden"));
+    let (blocks, _) = peer_view(&frames(&out.to_server[PREFACE.len()..]));
+    assert_eq!(blocks.len(), 1);
+    assert_eq!(blocks[0].0, 3);
+    assert!(
+        blocks[0]
+            .1
+            .contains(&(b":method".to_vec(), b"GET".to_vec()))
+    );
+    let (blocks, _) = peer_view(&frames(&out.to_client));
+    assert_eq!(blocks[0].0, 1);
+    assert_eq!(blocks[0].1[0], (b":status".to_vec(), b"403".to_vec()));
+    // Priority kept on the re-encoded frame.
+    let fs = frames(&out.to_server[PREFACE.len()..]);
+    assert_eq!(fs[1].1 & 0x20, 0x20);
+    assert_eq!(&fs[1].3[..5], &[0, 0, 0, 0, 16]);
+}
+
+#[test]
+fn undecodable_or_malformed_header_blocks_close_the_connection() {
+    let bad_index = [0x80 | 70]; // a dynamic table entry that does not exist
+    for client in [
+        [PREFACE.to_vec(), frame(HEADERS, 5, 1, &bad_index)].concat(),
+        // HEADERS on an even stream, a frame inside a header block, a bad preface.
+        [PREFACE.to_vec(), frame(HEADERS, 5, 2, &[0x82])].concat(),
+        [
+            PREFACE.to_vec(),
+            frame(HEADERS, 0, 1, &[0x82]),
+            frame(DATA, 0, 1, b"x"),
+        ]
+        .concat(),
+        b"PRI * HTTP/1.1\r\n\r\n".to_vec(),
+        // Oversized table size update.
+        [
+            PREFACE.to_vec(),
+            frame(HEADERS, 5, 1, &[0x3f, 0xe1, 0xff, 0x07, 0x82]),
+        ]
+        .concat(),
+    ] {
+        let out = run(&client, &[], &[], &[]);
+        assert!(out.close, "{client:?}");
+        assert!(out.decided.is_empty());
+        assert!(out.to_server.len() <= PREFACE.len() + 9);
+    }
+}
+
+#[test]
+fn frames_on_a_refused_stream_are_dropped_and_rst_follows_an_open_request() {
+    let mut e = loona_hpack::Encoder::new();
+    let b = enc(&mut e, &grpc("/pkg.Admin/Stream"));
+    let client = [
+        PREFACE.to_vec(),
+        frame(HEADERS, 4, 1, &b),
+        frame(DATA, 0, 1, &message(b"one")),
+        frame(8, 0, 1, &[0, 0, 1, 0]),
+        frame(3, 0, 1, &[0, 0, 0, 8]),
+    ]
+    .concat();
+    let out = run(&client, &[], &[], &[]);
+    assert_eq!(out.to_server, PREFACE);
+    let fs = frames(&out.to_client);
+    let kinds: Vec<(u8, u32)> = fs.iter().map(|f| (f.0, f.2)).collect();
+    assert_eq!(kinds, [(1, 1), (3, 1), (8, 0)]);
+}
+
+proptest! {
+    #[test]
+    fn any_split_gives_the_same_result(
+        cc in proptest::collection::vec(1usize..64, 0..80),
+        sc in proptest::collection::vec(1usize..64, 0..40),
+    ) {
+        let (client, server) = conversation();
+        let whole = run(&client, &server, &[], &[]);
+        let cut = run(&client, &server, &cc, &sc);
+        prop_assert_eq!(&cut.to_server, &whole.to_server);
+        prop_assert_eq!(&cut.to_client, &whole.to_client);
+        prop_assert_eq!(&cut.decided, &whole.decided);
+        prop_assert!(!whole.close);
+    }
+
+    #[test]
+    fn truncations_never_panic_and_decide_a_prefix(at in 0usize..400) {
+        let (client, server) = conversation();
+        let at = at.min(client.len());
+        let whole = run(&client, &server, &[], &[]);
+        let part = run(&client[..at], &server, &[7; 100], &[5; 100]);
+        prop_assert!(!part.close);
+        prop_assert!(whole.decided.starts_with(&part.decided));
+        prop_assert!(whole.to_server.starts_with(&part.to_server));
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(
+        c in proptest::collection::vec(any::<u8>(), 0..2048),
+        sv in proptest::collection::vec(any::<u8>(), 0..2048),
+        cut in 1usize..100,
+    ) {
+        let _ = run(&[PREFACE.to_vec(), c].concat(), &sv, &[cut; 100], &[cut; 100]);
+    }
+
+    #[test]
+    fn a_corrupted_conversation_never_panics(i in 0usize..2000, v: u8, cut in 1usize..64) {
+        let (mut client, mut server) = conversation();
+        let n = client.len();
+        client[i % n] = v;
+        let m = server.len();
+        server[i % m] ^= v;
+        let _ = run(&client, &server, &[cut; 200], &[cut; 200]);
+    }
+}

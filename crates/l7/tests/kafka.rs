@@ -1,0 +1,542 @@
+//! Kafka sessions: requests encoded by `kafka-protocol` (flexible and non-flexible
+//! versions), old versions built by hand, and the real client requests of the pcap corpus
+//! (librdkafka and the Java console producer), checked against what tshark dissects.
+//! Denied requests never reach the broker and close the connection; any split of the
+//! stream decides the same.
+
+use std::collections::BTreeMap;
+
+use bulkhead_l7::{KafkaSession, Output, Session, Verdict, kafka};
+use bulkhead_policy::l7::{L7Detail, L7Request};
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, FetchRequest, ListOffsetsRequest, MetadataRequest, ProduceRequest,
+    RequestHeader, TopicName,
+    fetch_request::{FetchPartition, FetchTopic},
+    list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic},
+    metadata_request::MetadataRequestTopic,
+    produce_request::{PartitionProduceData, TopicProduceData},
+};
+use kafka_protocol::protocol::{Encodable, StrBytes};
+use proptest::prelude::*;
+
+/// Topics under `orders`, and requests that name none; any API but DeleteTopics.
+fn policy(r: &L7Request) -> Verdict {
+    let L7Detail::Kafka { api, topic } = &r.detail else {
+        panic!("{r:?}")
+    };
+    Verdict {
+        allowed: api != "deletetopics" && topic.as_deref().is_none_or(|t| t.starts_with("orders")),
+    }
+}
+
+fn encode<T: Encodable>(key: ApiKey, version: i16, corr: i32, body: &T) -> Vec<u8> {
+    let mut b = BytesMut::new();
+    RequestHeader::default()
+        .with_request_api_key(key as i16)
+        .with_request_api_version(version)
+        .with_correlation_id(corr)
+        .with_client_id(Some(StrBytes::from_static_str("test-client")))
+        .encode(&mut b, key.request_header_version(version))
+        .unwrap();
+    body.encode(&mut b, version).unwrap();
+    [(b.len() as u32).to_be_bytes().to_vec(), b.to_vec()].concat()
+}
+
+fn topic(n: &str) -> TopicName {
+    TopicName(StrBytes::from_string(n.to_string()))
+}
+
+fn produce(version: i16, topics: &[&str]) -> Vec<u8> {
+    let p = ProduceRequest::default().with_acks(1).with_topic_data(
+        topics
+            .iter()
+            .map(|t| {
+                TopicProduceData::default()
+                    .with_name(topic(t))
+                    .with_partition_data(vec![
+                        PartitionProduceData::default()
+                            .with_index(0)
+                            .with_records(Some(Bytes::from(vec![7u8; 300]))),
+                    ])
+            })
+            .collect(),
+    );
+    encode(ApiKey::Produce, version, 2, &p)
+}
+
+fn fetch(version: i16, topics: &[&str]) -> Vec<u8> {
+    let f = FetchRequest::default().with_topics(
+        topics
+            .iter()
+            .map(|t| {
+                FetchTopic::default()
+                    .with_topic(topic(t))
+                    .with_partitions(vec![FetchPartition::default().with_partition(0)])
+            })
+            .collect(),
+    );
+    encode(ApiKey::Fetch, version, 3, &f)
+}
+
+fn metadata(version: i16, topics: Option<&[&str]>) -> Vec<u8> {
+    let m = MetadataRequest::default().with_topics(topics.map(|ts| {
+        ts.iter()
+            .map(|t| MetadataRequestTopic::default().with_name(Some(topic(t))))
+            .collect()
+    }));
+    encode(ApiKey::Metadata, version, 1, &m)
+}
+
+fn list_offsets(version: i16, t: &str) -> Vec<u8> {
+    let l = ListOffsetsRequest::default().with_topics(vec![
+        ListOffsetsTopic::default()
+            .with_name(topic(t))
+            .with_partitions(vec![ListOffsetsPartition::default()]),
+    ]);
+    encode(ApiKey::ListOffsets, version, 4, &l)
+}
+
+fn api_versions(version: i16) -> Vec<u8> {
+    encode(
+        ApiKey::ApiVersions,
+        version,
+        0,
+        &ApiVersionsRequest::default()
+            .with_client_software_name(StrBytes::from_static_str("t"))
+            .with_client_software_version(StrBytes::from_static_str("1")),
+    )
+}
+
+fn pieces(data: &[u8], cuts: &[usize]) -> Vec<Vec<u8>> {
+    let mut v = Vec::new();
+    let (mut at, mut k) = (0, 0);
+    while at < data.len() {
+        let n = cuts.get(k).copied().unwrap_or(data.len()).max(1);
+        let n = n.min(data.len() - at);
+        v.push(data[at..at + n].to_vec());
+        at += n;
+        k += 1;
+    }
+    v
+}
+
+fn run(client: &[u8], cuts: &[usize], decide: &mut dyn FnMut(&L7Request) -> Verdict) -> Output {
+    let mut sess = KafkaSession::new();
+    let mut all = Output::default();
+    for p in pieces(client, cuts) {
+        all.merge(sess.client_bytes(&p, decide));
+    }
+    all
+}
+
+fn decided(out: &Output) -> Vec<(String, bool)> {
+    out.decided
+        .iter()
+        .map(|d| (d.request.to_string(), d.allowed))
+        .collect()
+}
+
+/// What a modern client sends: ApiVersions v3, Metadata v12, Produce v9 (flexible),
+/// Fetch v12, ListOffsets v7.
+fn conversation() -> Vec<u8> {
+    [
+        api_versions(3),
+        metadata(12, Some(&["orders"])),
+        produce(9, &["orders", "orders.eu"]),
+        fetch(12, &["orders"]),
+        list_offsets(7, "orders"),
+        metadata(1, None),
+    ]
+    .concat()
+}
+
+#[test]
+fn requests_are_decided_on_api_and_every_topic_across_versions() {
+    let client = conversation();
+    let out = run(&client, &[], &mut policy);
+    assert!(!out.close);
+    assert_eq!(out.to_server, client, "allowed requests pass byte for byte");
+    let s = |x: &str| (x.to_string(), true);
+    assert_eq!(
+        decided(&out),
+        [
+            s("kafka apiversions"),
+            s("kafka metadata orders"),
+            s("kafka produce orders"),
+            s("kafka produce orders.eu"),
+            s("kafka fetch orders"),
+            s("kafka listoffsets orders"),
+            s("kafka metadata"),
+        ]
+    );
+    for v in [3, 5, 7, 8, 9, 11, 12] {
+        let r = kafka::requests(&produce(v, &["orders.x"])[4..]).unwrap();
+        assert_eq!(r[0].to_string(), "kafka produce orders.x", "v{v}");
+    }
+    // Version 13 names topics by ID: only a rule for any topic can allow it.
+    let id = "6ba7b810-9dad-11d1-80b4-00c04fd430c8".parse().unwrap();
+    let p = ProduceRequest::default()
+        .with_topic_data(vec![TopicProduceData::default().with_topic_id(id)]);
+    let r = kafka::requests(&encode(ApiKey::Produce, 13, 1, &p)[4..]).unwrap();
+    assert_eq!(
+        r[0].to_string(),
+        "kafka produce topic-id:6ba7b810-9dad-11d1-80b4-00c04fd430c8"
+    );
+    for v in [4, 7, 11, 12] {
+        let r = kafka::requests(&fetch(v, &["orders.y"])[4..]).unwrap();
+        assert_eq!(r[0].to_string(), "kafka fetch orders.y", "v{v}");
+    }
+    for v in 0..=13 {
+        let r = kafka::requests(&metadata(v, Some(&["orders.z"]))[4..]).unwrap();
+        assert_eq!(r[0].to_string(), "kafka metadata orders.z", "v{v}");
+    }
+}
+
+/// Every version `kafka-protocol` encodes, with several topics and partitions and every
+/// field set, parses to the topics it was given.
+#[test]
+fn every_version_parses_to_the_encoded_topics() {
+    let names = ["a.one", "b-two", "c_three"];
+    let want: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let parts = |n: i32| -> Vec<FetchPartition> {
+        (0..n)
+            .map(|i| {
+                FetchPartition::default()
+                    .with_partition(i)
+                    .with_fetch_offset(1 << 40)
+                    .with_partition_max_bytes(1 << 20)
+            })
+            .collect()
+    };
+    let got = |b: &[u8]| kafka::topics(&b[4..]).unwrap();
+    for v in 3..=12 {
+        let p = ProduceRequest::default()
+            .with_transactional_id(Some(StrBytes::from_static_str("tx").into()))
+            .with_topic_data(
+                names
+                    .iter()
+                    .map(|t| {
+                        TopicProduceData::default()
+                            .with_name(topic(t))
+                            .with_partition_data(
+                                (0..3)
+                                    .map(|i| {
+                                        PartitionProduceData::default()
+                                            .with_index(i)
+                                            .with_records(Some(Bytes::from(vec![1u8; 200])))
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect(),
+            );
+        assert_eq!(
+            got(&encode(ApiKey::Produce, v, 1, &p)),
+            want,
+            "produce v{v}"
+        );
+    }
+    for v in 4..=12 {
+        let mut f = FetchRequest::default().with_topics(
+            names
+                .iter()
+                .map(|t| {
+                    FetchTopic::default()
+                        .with_topic(topic(t))
+                        .with_partitions(parts(2))
+                })
+                .collect(),
+        );
+        if v >= 7 {
+            f = f.with_forgotten_topics_data(vec![
+                kafka_protocol::messages::fetch_request::ForgottenTopic::default()
+                    .with_topic(topic("gone"))
+                    .with_partitions(vec![1, 2, 3]),
+            ]);
+        }
+        if v >= 11 {
+            f = f.with_rack_id(StrBytes::from_static_str("rack-1"));
+        }
+        let mut w = want.clone();
+        if v >= 7 {
+            w.push("gone".into());
+        }
+        assert_eq!(got(&encode(ApiKey::Fetch, v, 1, &f)), w, "fetch v{v}");
+    }
+    for v in 1..=10 {
+        let l = ListOffsetsRequest::default().with_topics(
+            names
+                .iter()
+                .map(|t| {
+                    ListOffsetsTopic::default()
+                        .with_name(topic(t))
+                        .with_partitions(vec![ListOffsetsPartition::default(); 2])
+                })
+                .collect(),
+        );
+        assert_eq!(
+            got(&encode(ApiKey::ListOffsets, v, 1, &l)),
+            want,
+            "listoffsets v{v}"
+        );
+    }
+    for v in 0..=13 {
+        assert_eq!(got(&metadata(v, Some(&names))), want, "metadata v{v}");
+        if v >= 1 {
+            assert!(got(&metadata(v, None)).is_empty(), "metadata v{v}");
+        }
+    }
+    use kafka_protocol::messages::{DeleteTopicsRequest, delete_topics_request::DeleteTopicState};
+    for v in 1..=6 {
+        let d = if v >= 6 {
+            DeleteTopicsRequest::default().with_topics(
+                names
+                    .iter()
+                    .map(|t| DeleteTopicState::default().with_name(Some(topic(t))))
+                    .collect(),
+            )
+        } else {
+            DeleteTopicsRequest::default()
+                .with_topic_names(names.iter().map(|t| topic(t)).collect())
+        };
+        assert_eq!(
+            got(&encode(ApiKey::DeleteTopics, v, 1, &d)),
+            want,
+            "deletetopics v{v}"
+        );
+    }
+}
+
+#[test]
+fn a_denied_topic_closes_the_connection_before_any_byte_of_it() {
+    let first = produce(3, &["orders"]);
+    let bad = produce(9, &["orders", "payroll"]);
+    let client = [first.clone(), bad, fetch(12, &["orders"])].concat();
+    let out = run(&client, &[5; 1000], &mut policy);
+    assert!(out.close);
+    assert_eq!(out.to_server, first);
+    assert_eq!(
+        decided(&out),
+        [
+            ("kafka produce orders".to_string(), true),
+            ("kafka produce orders".to_string(), true),
+            ("kafka produce payroll".to_string(), false),
+        ]
+    );
+    assert_eq!(
+        out.decided[1].refusal.as_deref(),
+        Some("connection closed (another topic of the request was denied)")
+    );
+    assert!(out.to_client.is_empty());
+}
+
+#[test]
+fn a_denied_api_without_topics_is_decided_on_its_head() {
+    let mut seen = Vec::new();
+    let client = [api_versions(3), vec![0, 0, 0, 20, 0, 60, 0, 0]].concat();
+    let out = run(&client, &[], &mut |r| {
+        seen.push(r.to_string());
+        Verdict {
+            allowed: r.to_string() == "kafka apiversions",
+        }
+    });
+    assert!(out.close);
+    assert_eq!(out.to_server, api_versions(3));
+    assert_eq!(seen, ["kafka apiversions", "kafka describecluster"]);
+}
+
+#[test]
+fn old_versions_are_parsed_by_hand() {
+    let s = |x: &str| {
+        let mut v = (x.len() as u16).to_be_bytes().to_vec();
+        v.extend_from_slice(x.as_bytes());
+        v
+    };
+    let head = |key: i16, v: i16| {
+        [
+            key.to_be_bytes().to_vec(),
+            v.to_be_bytes().to_vec(),
+            9i32.to_be_bytes().to_vec(),
+            s("old"),
+        ]
+        .concat()
+    };
+    // Produce v2: acks, timeout, [topic, [partition, records]].
+    let produce = [
+        head(0, 2),
+        vec![0, 1, 0, 0, 0x75, 0x30, 0, 0, 0, 2],
+        s("orders"),
+        vec![0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 3, 1, 2, 3],
+        s("audit"),
+        vec![0, 0, 0, 0],
+    ]
+    .concat();
+    let topics = |b: &[u8]| -> Vec<String> {
+        kafka::requests(b)
+            .unwrap()
+            .iter()
+            .map(|r| r.to_string())
+            .collect()
+    };
+    assert_eq!(
+        topics(&produce),
+        ["kafka produce orders", "kafka produce audit"]
+    );
+    // Fetch v0: replica, max wait, min bytes, [topic, [partition, offset, max bytes]].
+    let fetch = [
+        head(1, 0),
+        vec![255, 255, 255, 255, 0, 0, 0, 100, 0, 0, 0, 1, 0, 0, 0, 1],
+        s("orders"),
+        vec![0, 0, 0, 1],
+        vec![0; 16],
+    ]
+    .concat();
+    assert_eq!(topics(&fetch), ["kafka fetch orders"]);
+    let list = [
+        head(2, 0),
+        vec![255, 255, 255, 255, 0, 0, 0, 1],
+        s("t1"),
+        vec![0, 0, 0, 0],
+    ]
+    .concat();
+    assert_eq!(topics(&list), ["kafka listoffsets t1"]);
+    assert!(kafka::requests(&produce[..produce.len() - 1]).is_err());
+}
+
+#[test]
+fn an_oversized_request_is_refused_unread() {
+    let mut big = 20_000_000u32.to_be_bytes().to_vec();
+    big.extend_from_slice(&[0, 0, 0, 9]);
+    let out = run(&big, &[], &mut policy);
+    assert!(out.close && out.to_server.is_empty());
+}
+
+/// Client-to-broker payloads of each TCP connection to port 9092 in a capture.
+fn client_streams(path: &str) -> Vec<(u16, Vec<u8>)> {
+    use pcap_file::pcapng::{Block, PcapNgReader};
+    let bytes = std::fs::read(path).unwrap();
+    let mut r = PcapNgReader::new(&bytes[..]).unwrap();
+    let mut flows: BTreeMap<u16, BTreeMap<u32, Vec<u8>>> = BTreeMap::new();
+    while let Some(b) = r.next_block() {
+        let Ok(Block::EnhancedPacket(p)) = b else {
+            continue;
+        };
+        let Ok(pkt) = etherparse::SlicedPacket::from_ethernet(&p.data) else {
+            continue;
+        };
+        let Some(etherparse::TransportSlice::Tcp(tcp)) = pkt.transport else {
+            continue;
+        };
+        if tcp.destination_port() == 9092 && !tcp.payload().is_empty() {
+            flows
+                .entry(tcp.source_port())
+                .or_default()
+                .insert(tcp.sequence_number(), tcp.payload().to_vec());
+        }
+    }
+    flows
+        .into_iter()
+        .map(|(port, segs)| (port, segs.into_values().flatten().collect()))
+        .collect()
+}
+
+const CORPUS: &str = "../../../shared/corpora/pcap/ndpi/kafka.pcapng";
+
+/// `tshark -r kafka.pcapng -Y "kafka && tcp.dstport==9092" -T fields -e tcp.srcport
+/// -e kafka.api_key -e kafka.api_version -e kafka.topic_name`: librdkafka's ApiVersions
+/// v0, Metadata v2 and Produce v3, and the Java console producer's ApiVersions v3,
+/// InitProducerId v4, Metadata v12 and Produce v9. tshark shows the v12 Metadata topic
+/// as null and no topic for Produce v9 (it does not dissect those versions' compact
+/// strings); the bytes name `sampleTopic`, as the broker's Metadata response in the same
+/// capture does.
+const TSHARK: &[(u16, &[&str])] = &[
+    (
+        38176,
+        &[
+            "kafka produce LB_MAIN_LOG_INPUT",
+            "kafka produce LB_MAIN_LOG_INPUT",
+        ],
+    ),
+    (40042, &["kafka metadata LB_MAIN_LOG_INPUT"]),
+    (
+        46136,
+        &[
+            "kafka apiversions",
+            "kafka initproducerid",
+            "kafka metadata sampleTopic",
+            "kafka produce sampleTopic",
+        ],
+    ),
+    (
+        49280,
+        &["kafka apiversions", "kafka metadata LB_MAIN_LOG_INPUT"],
+    ),
+    (53052, &["kafka apiversions"]),
+    (53768, &["kafka metadata LB_MAIN_LOG_INPUT"]),
+    (56556, &["kafka apiversions"]),
+    (58052, &["kafka metadata LB_MAIN_LOG_INPUT"]),
+    (58300, &["kafka apiversions"]),
+];
+
+#[test]
+fn real_client_requests_from_the_corpus_match_tshark() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(CORPUS);
+    if !path.exists() {
+        eprintln!("skipped: {} is not here", path.display());
+        return;
+    }
+    let streams = client_streams(path.to_str().unwrap());
+    assert_eq!(streams.len(), TSHARK.len());
+    for ((port, bytes), (want_port, want)) in streams.iter().zip(TSHARK) {
+        assert_eq!(port, want_port);
+        let out = run(bytes, &[], &mut |_| Verdict { allowed: true });
+        let got: Vec<String> = out.decided.iter().map(|d| d.request.to_string()).collect();
+        assert_eq!(&got, want, "port {port}");
+        assert!(!out.close, "port {port}");
+        assert_eq!(&out.to_server, bytes);
+        // Split anywhere: the same.
+        let cut = run(bytes, &[3; 500], &mut |_| Verdict { allowed: true });
+        assert_eq!(cut.decided, out.decided);
+    }
+}
+
+proptest! {
+    #[test]
+    fn any_split_gives_the_same_result(cc in proptest::collection::vec(1usize..64, 0..120)) {
+        let client = conversation();
+        let whole = run(&client, &[], &mut policy);
+        let cut = run(&client, &cc, &mut policy);
+        prop_assert_eq!(&cut.to_server, &whole.to_server);
+        prop_assert_eq!(&cut.decided, &whole.decided);
+        prop_assert_eq!(cut.close, whole.close);
+    }
+
+    #[test]
+    fn truncations_decide_a_prefix(at in 0usize..2000) {
+        let client = conversation();
+        let at = at.min(client.len());
+        let whole = run(&client, &[], &mut policy);
+        let part = run(&client[..at], &[11; 300], &mut policy);
+        prop_assert!(!part.close);
+        prop_assert!(whole.decided.starts_with(&part.decided));
+        prop_assert!(whole.to_server.starts_with(&part.to_server));
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(
+        c in proptest::collection::vec(any::<u8>(), 0..2048),
+        cut in 1usize..100,
+    ) {
+        let _ = run(&c, &[cut; 100], &mut policy);
+        let _ = kafka::requests(&c);
+    }
+
+    #[test]
+    fn a_corrupted_conversation_never_panics(i in 0usize..2000, v: u8, cut in 1usize..64) {
+        let mut client = conversation();
+        let n = client.len();
+        client[i % n] ^= v;
+        let _ = run(&client, &[cut; 300], &mut policy);
+    }
+}
