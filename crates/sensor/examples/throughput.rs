@@ -3,13 +3,14 @@
 //! (browser-like GETs, three httparams values each), every attack class and DLP kind
 //! on, timed by this thread's CPU time (`/proc/thread-self/schedstat`, ns).
 //!
-//! `cargo run --release -p bulkhead-sensor --example throughput [SECONDS]`
+//! `cargo run --release -p bulkhead-sensor --example throughput [SECONDS [benign|sqli|xss]]`
 //! prints one line per workload: MiB per CPU-second, CPU us per request, and the
 //! wall-clock rate with the share of the wall time this thread was on a CPU.
 
 #[path = "../benches/workload/mod.rs"]
 mod workload;
 
+use bulkhead_sensor::{Attack, DlpKind, Sensor, SensorSpec};
 use std::hint::black_box;
 
 fn cpu_ns() -> u64 {
@@ -17,6 +18,17 @@ fn cpu_ns() -> u64 {
         .ok()
         .and_then(|s| s.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)
+}
+
+fn part(attacks: Vec<Attack>, dlp: Vec<DlpKind>) -> Sensor {
+    Sensor::new(&SensorSpec {
+        name: "part".into(),
+        block: true,
+        attacks,
+        dlp,
+        patterns: vec![],
+    })
+    .unwrap()
 }
 
 fn main() {
@@ -27,8 +39,17 @@ fn main() {
     let Some(root) = workload::common::corpora() else {
         return;
     };
-    let sensor = workload::sensor();
+    // `THROUGHPUT_PART=attacks|dlp`: one half of the sensor, to see which costs what.
+    let sensor = match std::env::var("THROUGHPUT_PART").as_deref() {
+        Ok("attacks") => part(Attack::ALL.to_vec(), vec![]),
+        Ok("dlp") => part(vec![], DlpKind::ALL.to_vec()),
+        _ => workload::sensor(),
+    };
+    let only = std::env::args().nth(2);
     for label in ["benign", "sqli", "xss"] {
+        if only.as_deref().is_some_and(|o| o != label) {
+            continue;
+        }
         let reqs = workload::requests(&root, label);
         let bytes: usize = reqs.iter().map(Vec::len).sum();
         // Warm-up round (caches, lazily built automata).
