@@ -25,6 +25,9 @@ pub(crate) struct Ctx<'a> {
     pub up: u64,
     pub down: u64,
     pub requests: u64,
+    /// The connection's flow record waits for its protocol: it is reported with the
+    /// protocol decision rather than the connection's (see [`crate::authority::Decision::detect`]).
+    pub detect: bool,
 }
 
 impl Ctx<'_> {
@@ -83,37 +86,46 @@ pub(crate) async fn handle(
         up: 0,
         down: 0,
         requests: 0,
+        detect: false,
     };
-    let d = authority.decide(client, server, None);
-    cx.emit(EventKind::Connection {
-        decision: d.clone(),
-    });
+    let mut d = authority.decide(client, server, None);
     if !d.allowed {
+        cx.emit(EventKind::Connection { decision: d });
         socket::reset(client_stream);
         cx.closed(Some("denied".into()));
         return Ok(());
     }
-    let upstream = match timeout(
+    let connected = timeout(
         cfg.connect_timeout,
         socket::connect_as(client, server, cfg.upstream_mark),
     )
-    .await
-    {
+    .await;
+    let failed = match &connected {
+        Ok(Ok(_)) => None,
+        // The server refused or is unreachable: tell the client the same way.
+        Ok(Err(e)) => Some(format!("connect: {e}")),
+        Err(_) => Some("connect: timed out".to_string()),
+    };
+    if failed.is_some() {
+        // No protocol will be detected: the connection's record is this one.
+        d.detect = false;
+    }
+    // Reported once the server answered, so that a connection whose protocol is to be
+    // detected for its record is recorded either here (it failed) or at detection.
+    cx.detect = d.detect;
+    cx.emit(EventKind::Connection {
+        decision: d.clone(),
+    });
+    let upstream = match connected {
         Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            // The server refused or is unreachable: tell the client the same way.
+        _ => {
             socket::reset(client_stream);
-            cx.closed(Some(format!("connect: {e}")));
-            return Ok(());
-        }
-        Err(_) => {
-            socket::reset(client_stream);
-            cx.closed(Some("connect: timed out".into()));
+            cx.closed(failed);
             return Ok(());
         }
     };
     let inspector = authority.inspector(client, server);
-    if !d.needs_l7 && inspector.is_none() {
+    if !d.needs_l7 && inspector.is_none() && !d.detect {
         // Diverted because some L7 rule's L4 part matched, but the verdict does not
         // depend on requests after all (an earlier rule decided): plain relay.
         let r = relay(&mut cx, client_stream, upstream, Vec::new()).await;
