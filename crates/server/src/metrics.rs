@@ -60,6 +60,65 @@ fn api_histogram() -> Histogram {
     Histogram::new(API_BUCKETS)
 }
 
+/// A histogram an agent keeps itself (`status.json`: per-bucket counts, sum and count
+/// since it started), exported as it is.
+#[derive(Debug, Default)]
+struct AgentHistogram(Mutex<Kept>);
+
+/// Per-bucket counts (upper bound, count), sum, count.
+#[derive(Debug, Default)]
+struct Kept {
+    buckets: Vec<(f64, u64)>,
+    sum: f64,
+    count: u64,
+}
+
+impl AgentHistogram {
+    /// From `{"le": [...], "counts": [...], "sum": S, "count": N}`; the counts have one
+    /// more entry than the bounds (above every bound: `+Inf`).
+    fn set(&self, v: &Value) -> Option<()> {
+        let le: Vec<f64> = v["le"]
+            .as_array()?
+            .iter()
+            .filter_map(Value::as_f64)
+            .collect();
+        let counts: Vec<u64> = (v["counts"].as_array()?.iter())
+            .filter_map(Value::as_u64)
+            .collect();
+        if counts.len() != le.len() + 1 {
+            return None;
+        }
+        let buckets = le.into_iter().chain([f64::INFINITY]).zip(counts).collect();
+        *self.0.lock().unwrap() = Kept {
+            buckets,
+            sum: v["sum"].as_f64()?,
+            count: v["count"].as_u64()?,
+        };
+        Some(())
+    }
+}
+
+impl prometheus_client::metrics::TypedMetric for AgentHistogram {
+    const TYPE: prometheus_client::metrics::MetricType =
+        prometheus_client::metrics::MetricType::Histogram;
+}
+
+impl prometheus_client::encoding::EncodeMetric for AgentHistogram {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::MetricEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        let k = self.0.lock().unwrap();
+        encoder.encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+            k.sum, k.count, &k.buckets, None,
+        )
+    }
+
+    fn metric_type(&self) -> prometheus_client::metrics::MetricType {
+        prometheus_client::metrics::MetricType::Histogram
+    }
+}
+
 /// Where each source was read up to.
 #[derive(Default)]
 struct Cursor {
@@ -283,6 +342,7 @@ impl Metrics {
         let age: FGauge = Family::default();
         let status_counters: Family<Labels, Counter> = Family::default();
         let status_gauges: FGauge = Family::default();
+        let proxy_latency: Family<Labels, AgentHistogram> = Family::default();
         let mut cursors = self.cursors.lock().unwrap();
         for dir in &state.config.state_dirs {
             let agent = agent_name(dir);
@@ -318,6 +378,17 @@ impl Metrics {
                 age.get_or_create(&l(&[("agent", &agent)])).set(a);
             }
             if let Some(s) = &h.status {
+                for hist in s["proxy_latency"].as_array().into_iter().flatten() {
+                    let (stage, protocol) = (hist["stage"].as_str(), hist["protocol"].as_str());
+                    if let (Some(stage), Some(protocol)) = (stage, protocol) {
+                        let labels = [
+                            ("agent", agent.as_str()),
+                            ("stage", stage),
+                            ("protocol", protocol),
+                        ];
+                        proxy_latency.get_or_create(&l(&labels)).set(hist);
+                    }
+                }
                 for (name, v) in [
                     ("flows", &s["flows"]),
                     ("inconsistent_flows", &s["inconsistent_flows"]),
@@ -432,6 +503,12 @@ impl Metrics {
             "The agent's state (status.json): workloads, identities, nftables objects, last reconcile time in seconds",
             status_gauges,
         );
+        reg.register_with_unit(
+            "proxy_latency",
+            "Time the L7 proxy held bytes (status.json): to detect a connection's protocol (stage=detect) and to decide the requests of one read (stage=request), by protocol",
+            Unit::Seconds,
+            proxy_latency,
+        );
         reg.register(
             "api_requests",
             "Requests the server answered, by route, method and status",
@@ -485,4 +562,43 @@ pub async fn track(
         t.elapsed().as_secs_f64(),
     );
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An agent's histogram (as `status.json` has it) is exported with cumulative
+    /// buckets, `+Inf`, sum and count.
+    #[test]
+    fn agent_histograms_are_exported_as_kept() {
+        let family: Family<Labels, AgentHistogram> = Family::default();
+        let hist = serde_json::json!({
+            "stage": "detect", "protocol": "redis",
+            "le": [0.001, 0.01], "counts": [2, 1, 1], "count": 4, "sum": 0.5
+        });
+        let labels = l(&[
+            ("agent", "node-1"),
+            ("stage", "detect"),
+            ("protocol", "redis"),
+        ]);
+        assert!(family.get_or_create(&labels).set(&hist).is_some());
+        // Counts that do not match the bounds are refused.
+        let bad = serde_json::json!({"le": [0.001], "counts": [1], "count": 1, "sum": 0.1});
+        assert!(AgentHistogram::default().set(&bad).is_none());
+        let mut reg = Registry::with_prefix("bulkhead");
+        reg.register_with_unit("proxy_latency", "test", Unit::Seconds, family);
+        let mut out = String::new();
+        encode(&mut out, &reg).unwrap();
+        for line in [
+            "# TYPE bulkhead_proxy_latency_seconds histogram",
+            r#"bulkhead_proxy_latency_seconds_bucket{le="0.001",agent="node-1",stage="detect",protocol="redis"} 2"#,
+            r#"bulkhead_proxy_latency_seconds_bucket{le="0.01",agent="node-1",stage="detect",protocol="redis"} 3"#,
+            r#"bulkhead_proxy_latency_seconds_bucket{le="+Inf",agent="node-1",stage="detect",protocol="redis"} 4"#,
+            r#"bulkhead_proxy_latency_seconds_count{agent="node-1",stage="detect",protocol="redis"} 4"#,
+            r#"bulkhead_proxy_latency_seconds_sum{agent="node-1",stage="detect",protocol="redis"} 0.5"#,
+        ] {
+            assert!(out.contains(line), "{line} missing in:\n{out}");
+        }
+    }
 }
