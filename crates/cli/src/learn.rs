@@ -33,8 +33,16 @@ pub struct FlowInput {
     /// Flow records: a JSON-lines file (`flows.jsonl`), `-` for standard input, or a
     /// directory (an agent's state directory: `flows.jsonl` and its rotations; otherwise
     /// every `*.jsonl` in it). Repeatable.
-    #[arg(long = "flows", value_name = "FILE|DIR", required = true)]
+    #[arg(
+        long = "flows",
+        value_name = "FILE|DIR",
+        required_unless_present = "lab"
+    )]
     pub flows: Vec<PathBuf>,
+    /// The flows of every agent of this lab (`bulkhead lab up --name NAME`), as
+    /// `bulkhead flows --lab` reads them.
+    #[arg(long, value_name = "NAME")]
+    pub lab: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -226,7 +234,11 @@ fn jsonl_files(dir: &Path) -> Result<Vec<PathBuf>> {
 
 fn observations(input: &FlowInput) -> Result<Observations> {
     let mut obs = Observations::new();
-    let bad = read_flows(&input.flows, &mut |r| obs.add(r))?;
+    let mut paths = input.flows.clone();
+    if let Some(lab) = &input.lab {
+        paths.extend(crate::flows::state_dirs(None, Some(lab))?);
+    }
+    let bad = read_flows(&paths, &mut |r| obs.add(r))?;
     if bad > 0 {
         eprintln!("warning: {bad} lines were not flow records and were skipped");
     }
@@ -255,8 +267,39 @@ struct LearnReport<'a> {
     /// Against the current policy, on the observed services; None when not computed.
     diff: Option<MatrixDiff>,
     diff_probes: Vec<String>,
+    /// Of the diff's changes, those to a port the destination does not declare.
+    diff_undeclared: Undeclared,
+    #[serde(skip)]
+    served: std::collections::HashSet<(String, String)>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     promotions: Vec<Promotion>,
+}
+
+/// Changes on a port the destination does not declare (no `containerPort`): a cluster
+/// that declares its ports has nothing listening there, so tightening them changes
+/// nothing for the applications. A hand-written rule without ports (`same-app` in the
+/// example) allows every port; a learned one only those used: hundreds of such lines
+/// would hide the few that matter.
+#[derive(Serialize, Default)]
+struct Undeclared {
+    newly_allowed: usize,
+    newly_denied: usize,
+}
+
+/// `ns/name` -> the `PROTO/PORT` services it declares.
+fn declared(inv: &bulkhead_model::Inventory) -> std::collections::HashSet<(String, String)> {
+    let mut out = std::collections::HashSet::new();
+    for w in &inv.workloads {
+        for p in &w.ports {
+            out.insert((w.key.to_string(), format!("{}/{}", p.protocol, p.port)));
+        }
+    }
+    out
+}
+
+/// Is this change on a service its destination declares (ICMP has no port: always)?
+fn on_declared(c: &diff::Change, declared: &std::collections::HashSet<(String, String)>) -> bool {
+    c.probe.starts_with("ICMP") || declared.contains(&(c.to.clone(), c.probe.clone()))
 }
 
 pub fn learn(a: LearnArgs) -> Result<u8> {
@@ -293,15 +336,39 @@ pub fn learn(a: LearnArgs) -> Result<u8> {
         ..Bundle::default()
     };
     let cur_engine = engine(&cur_bundle)?;
+    // The diff compares rules with rules: the current groups in Protect too, since a
+    // current policy still in Discover (the usual case when learning) allows everything.
+    let mut cur_rules = current.policy.clone();
+    for g in &mut cur_rules.groups {
+        g.mode = Mode::Protect;
+    }
     let diff = (p.inventory.workloads.len() <= DIFF_MAX_WORKLOADS).then(|| {
-        let new_engine = eval::engine(&p.inventory, &enforced).ok();
-        new_engine.map(|n| {
+        let engines = eval::engine(&p.inventory, &cur_rules)
+            .ok()
+            .zip(eval::engine(&p.inventory, &enforced).ok());
+        engines.map(|(c, n)| {
             diff::diff(
-                &matrix(&cur_engine, &probes, Family::V4),
+                &matrix(&c, &probes, Family::V4),
                 &matrix(&n, &probes, Family::V4),
             )
         })
     });
+    let diff = diff.flatten();
+    let served = declared(&p.inventory);
+    let diff_undeclared = diff
+        .as_ref()
+        .map_or_else(Undeclared::default, |d| Undeclared {
+            newly_allowed: d
+                .newly_allowed
+                .iter()
+                .filter(|c| !on_declared(c, &served))
+                .count(),
+            newly_denied: d
+                .newly_denied
+                .iter()
+                .filter(|c| !on_declared(c, &served))
+                .count(),
+        });
     let promotions = match &a.quiet_period {
         Some(q) => promotions(&obs, &cur_engine, &current, q, a.promote)?,
         None => Vec::new(),
@@ -310,8 +377,10 @@ pub fn learn(a: LearnArgs) -> Result<u8> {
         flows: obs.summary(),
         proposal: &p,
         coverage,
-        diff: diff.flatten(),
+        diff,
         diff_probes: probes.iter().map(|p| p.to_string()).collect(),
+        diff_undeclared,
+        served,
         promotions,
     };
     match a.output.format {
@@ -333,17 +402,7 @@ fn promotions(
     let now = SystemTime::now();
     let mut out = Vec::new();
     for (gi, g) in current.policy.groups.iter().enumerate() {
-        let members: Vec<String> = engine
-            .workloads()
-            .into_iter()
-            .filter(|(id, _)| {
-                engine
-                    .identity_of(*id)
-                    .and_then(|i| engine.endpoint_policy(i))
-                    .is_some_and(|ep| ep.group == Some(gi as u32))
-            })
-            .map(|(_, w)| w.key.to_string())
-            .collect();
+        let members = bulkhead_learn::promote::members(engine, gi);
         let last = bulkhead_learn::promote::last_new_conversation(obs, &members);
         let Some(to) = bulkhead_learn::promote(g, last, quiet, now) else {
             continue;
@@ -442,27 +501,38 @@ fn summary(r: &LearnReport, with_current: bool, prefix: &str) -> String {
         }
     }
     let against = if with_current {
-        "the current policy (-f)"
+        "the current policy's rules (-f), its groups in Protect too"
     } else {
         "no policy (everything allowed)"
     };
     match &r.diff {
         Some(d) => {
+            let u = &r.diff_undeclared;
             let _ = writeln!(
                 s,
-                "{prefix}diff against {against}, groups in Protect, on {}: {} newly allowed, {} newly denied",
+                "{prefix}diff against {against}, on {}: {} newly allowed, {} newly denied",
                 r.diff_probes.join(" "),
-                d.newly_allowed.len(),
-                d.newly_denied.len()
+                d.newly_allowed.len() - u.newly_allowed,
+                d.newly_denied.len() - u.newly_denied
             );
-            let lines = d.newly_allowed.iter().chain(&d.newly_denied);
-            let total = d.newly_allowed.len() + d.newly_denied.len();
-            for ch in lines.take(40) {
+            let served = &r.served;
+            let changes = d.newly_allowed.iter().chain(&d.newly_denied);
+            let mut shown = 0;
+            for ch in changes.filter(|c| on_declared(c, served)) {
+                if shown == 40 {
+                    let _ = writeln!(s, "{prefix}  ... and more (-o json for all)");
+                    break;
+                }
                 let sign = if ch.becomes == "allowed" { "+" } else { "-" };
                 let _ = writeln!(s, "{prefix}  {sign} {} -> {} {}", ch.from, ch.to, ch.probe);
+                shown += 1;
             }
-            if total > 40 {
-                let _ = writeln!(s, "{prefix}  ... and {} more (-o json for all)", total - 40);
+            if u.newly_allowed + u.newly_denied > 0 {
+                let _ = writeln!(
+                    s,
+                    "{prefix}  and on ports the destination does not declare (nothing listens there): {} newly allowed, {} newly denied (-o json lists them)",
+                    u.newly_allowed, u.newly_denied
+                );
             }
         }
         None => {

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 
 #[derive(Args, Debug)]
@@ -44,6 +44,11 @@ pub struct ServeArgs {
     /// network in the clear).
     #[arg(long)]
     pub allow_plain_http: bool,
+    /// Move a group along Discover -> Monitor -> Protect once its workloads have had no
+    /// new conversation for this long in its current mode (24h, 30m). Default: only by
+    /// command (`bulkhead group mode`, the API, the UI).
+    #[arg(long, value_name = "DURATION")]
+    pub promote_after: Option<String>,
 }
 
 pub fn run(a: ServeArgs, remote: &crate::remote::RemoteArgs) -> Result<u8> {
@@ -62,6 +67,12 @@ pub fn run(a: ServeArgs, remote: &crate::remote::RemoteArgs) -> Result<u8> {
         inventory: a.inventory,
         recursive: a.recursive,
         token,
+        promote_after: a
+            .promote_after
+            .as_deref()
+            .map(humantime::parse_duration)
+            .transpose()
+            .context("--promote-after")?,
     };
     let listen = bulkhead_server::Listen {
         addr: a.listen,

@@ -44,6 +44,22 @@ pub fn last_new_conversation(obs: &Observations, workloads: &[String]) -> Option
         .max()
 }
 
+/// The workloads (`ns/name`) the group with index `group` of the engine's policy governs
+/// (the group that decides their mode: several may select one workload).
+pub fn members(engine: &bulkhead_policy::Engine, group: usize) -> Vec<String> {
+    engine
+        .workloads()
+        .into_iter()
+        .filter(|(id, _)| {
+            engine
+                .identity_of(*id)
+                .and_then(|i| engine.endpoint_policy(i))
+                .is_some_and(|ep| ep.group == Some(group as u32))
+        })
+        .map(|(_, w)| w.key.to_string())
+        .collect()
+}
+
 fn humantime_parse(s: &str) -> Option<SystemTime> {
     humantime::parse_rfc3339_weak(s).ok()
 }

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod error;
 pub mod metrics;
 pub mod openapi;
+pub mod promote;
 pub mod routes;
 pub mod stores;
 pub mod tls;
@@ -45,6 +46,9 @@ pub struct Config {
     pub recursive: bool,
     /// The bearer token every request but `/healthz` must carry.
     pub token: String,
+    /// Move quiet groups along Discover -> Monitor -> Protect after this long without a
+    /// new conversation (see [`promote`]); None: only by command.
+    pub promote_after: Option<std::time::Duration>,
 }
 
 /// Shared by every handler.
@@ -57,16 +61,20 @@ pub struct AppState {
 
 /// The application: every route, behind token authentication.
 pub fn app(config: Config) -> Result<(Router, RouteTable)> {
+    Ok(routes::router(state(config)?))
+}
+
+/// The state every handler shares.
+pub fn state(config: Config) -> Result<Arc<AppState>> {
     if config.token.trim().is_empty() {
         bail!("an empty token: give a token file with a secret in it");
     }
-    let state = Arc::new(AppState {
+    Ok(Arc::new(AppState {
         workspace: workspace::Workspace::new(&config),
         metrics: metrics::Metrics::default(),
         stores: stores::Stores::default(),
         config,
-    });
-    Ok(routes::router(state))
+    }))
 }
 
 /// Where and how to listen.
@@ -152,7 +160,11 @@ pub async fn run_with(
 ) -> Result<()> {
     check_listen(&listen)?;
     let tls = listen.tls.as_ref().map(tls::acceptor).transpose()?;
-    let (router, _) = app(config)?;
+    let state = state(config)?;
+    if let Some(quiet) = state.config.promote_after {
+        tokio::spawn(promote::run(state.clone(), quiet));
+    }
+    let (router, _) = routes::router(state);
     let router = mount(router);
     let listener = TcpListener::bind(listen.addr).await?;
     tracing::info!(addr = %listener.local_addr()?, tls = tls.is_some(), "serving");

@@ -176,22 +176,30 @@ fn tls_material(dir: &Path) -> (bulkhead_server::tls::TlsFiles, Vec<u8>) {
     )
 }
 
-fn start(tls: bool) -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let policy = dir.path().join("policy");
-    let state = dir.path().join("node-1");
+/// The inventory, a policy directory (`groups` and web-to-db) and an agent state
+/// directory with a filled store, under `dir`: (policy dir, state dir).
+fn files_in(dir: &Path, groups: &str) -> (PathBuf, PathBuf) {
+    let policy = dir.join("policy");
+    let state = dir.join("node-1");
     std::fs::create_dir_all(&policy).unwrap();
     std::fs::create_dir_all(&state).unwrap();
-    std::fs::write(dir.path().join("inventory.yaml"), INVENTORY).unwrap();
-    std::fs::write(policy.join("groups.yaml"), GROUPS).unwrap();
+    std::fs::write(dir.join("inventory.yaml"), INVENTORY).unwrap();
+    std::fs::write(policy.join("groups.yaml"), groups).unwrap();
     std::fs::write(policy.join("web.yaml"), WEB_TO_DB).unwrap();
     fill_store(&state);
+    (policy, state)
+}
+
+fn start(tls: bool) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let (policy, state) = files_in(dir.path(), GROUPS);
     let config = Config {
         state_dirs: vec![state.clone()],
         policy: vec![policy.clone()],
         inventory: vec![dir.path().join("inventory.yaml")],
         recursive: false,
         token: TOKEN.into(),
+        promote_after: None,
     };
     let (router, table) = bulkhead_server::app(config).unwrap();
     let (files, der) = if tls {
@@ -912,4 +920,79 @@ fn quarantine_by_hand_through_the_api() {
     let r = s.req("DELETE", "/api/v1/quarantine/shop/db-0", Some(TOKEN), None);
     assert_eq!(r.json()["changed"], true);
     assert_eq!(s.get("/api/v1/quarantine").json(), json!([]));
+}
+
+/// `serve --promote-after`: a quiet Discover group moves to Monitor, and to Protect only
+/// after a quiet period in Monitor too; Protect is the last step; the file keeps
+/// everything but the `mode:` line.
+#[test]
+fn quiet_groups_move_one_step_per_quiet_period() {
+    use bulkhead_server::promote::{Clock, tick};
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let groups = GROUPS.replacen("mode: Protect", "mode: Discover", 1);
+    // Conversations first seen 2026-12-01T10:00:00..59.
+    let (policy, state) = files_in(dir.path(), &groups);
+    let s = bulkhead_server::state(Config {
+        state_dirs: vec![state],
+        policy: vec![policy.clone()],
+        inventory: vec![dir.path().join("inventory.yaml")],
+        recursive: false,
+        token: TOKEN.into(),
+        promote_after: Some(Duration::from_secs(3600)),
+    })
+    .unwrap();
+    let at = |t: &str| humantime::parse_rfc3339(t).unwrap();
+    let quiet = Duration::from_secs(3600);
+    let mut clock = Clock::new(at("2026-12-01T10:00:00Z"));
+    let mode_of_web = || {
+        let text = std::fs::read_to_string(policy.join("groups.yaml")).unwrap();
+        let web = text.split("---").next().unwrap().to_string();
+        web.lines()
+            .find(|l| l.trim_start().starts_with("mode:"))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+
+    assert!(
+        tick(&s, &mut clock, quiet, at("2026-12-01T10:30:00Z"))
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(mode_of_web(), "mode: Discover");
+
+    let moved = tick(&s, &mut clock, quiet, at("2026-12-01T11:01:00Z")).unwrap();
+    assert_eq!(moved.len(), 1, "{moved:?}");
+    assert_eq!(
+        (
+            moved[0].group.as_str(),
+            moved[0].from.as_str(),
+            moved[0].to.as_str()
+        ),
+        ("web", "Discover", "Monitor")
+    );
+    assert_eq!(mode_of_web(), "mode: Monitor");
+    // Everything else in the file is as written.
+    let text = std::fs::read_to_string(policy.join("groups.yaml")).unwrap();
+    assert_eq!(text, groups.replacen("mode: Discover", "mode: Monitor", 1));
+
+    // Monitor is a step of its own: not Protect at once, though the traffic is as quiet.
+    assert!(
+        tick(&s, &mut clock, quiet, at("2026-12-01T11:30:00Z"))
+            .unwrap()
+            .is_empty()
+    );
+    let moved = tick(&s, &mut clock, quiet, at("2026-12-01T12:01:00Z")).unwrap();
+    assert_eq!(
+        (moved[0].from.as_str(), moved[0].to.as_str()),
+        ("Monitor", "Protect")
+    );
+    assert_eq!(mode_of_web(), "mode: Protect");
+    // Protect is the last step.
+    assert!(
+        tick(&s, &mut clock, quiet, at("2026-12-02T12:00:00Z"))
+            .unwrap()
+            .is_empty()
+    );
 }

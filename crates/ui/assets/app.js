@@ -637,8 +637,10 @@
   }
   function eventOutcome(e) {
     if (e.event === 'sensor') {
-      const names = (e.findings || []).map((f) => f.sensor || f.detector || f.kind || '?').join(', ');
-      return `${e.blocked ? 'blocked' : 'alert'}: ${names}`;
+      // What was found, where, and the (masked) match: the reason to open the event.
+      const found = (e.findings || []).map((f) =>
+        `${f.sensor || '?'}: ${f.class || '?'}${f.location ? ' in ' + f.location : ''}${f.masked ? ' "' + f.masked + '"' : ''}`).join('; ');
+      return `${e.blocked ? 'blocked' : 'alert'}: ${found}`;
     }
     if (e.decision) return `${e.decision.allowed ? 'allowed' : 'refused'}${e.decision.decided_by ? ' — ' + e.decision.decided_by : ''}`;
     return '';

@@ -52,6 +52,7 @@ fn serve(policy: PathBuf, state: PathBuf) -> SocketAddr {
         inventory: Vec::new(),
         recursive: false,
         token: TOKEN.into(),
+        promote_after: None,
     };
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -309,7 +310,7 @@ fn pages_render_in_headless_chromium_against_the_real_server() {
         "time": rfc3339(now - Duration::from_secs(30)), "conn": 7,
         "client": "10.9.0.1:41000", "server": "10.9.0.2:8080",
         "event": "sensor", "protocol": "http", "request": "http GET /records?id=1%27%20OR%201=1",
-        "findings": [{"sensor": "web-attacks", "detector": "sqli", "match": "1' OR 1=1"}],
+        "findings": [{"sensor": "web-attacks", "class": "sqli", "location": "query:id", "masked": "1' OR 1=1", "block": true}],
         "blocked": true, "pcap": "/var/lib/bulkhead/captures/conn-7-sensor.pcap",
         "src": {"workload": "eu/order-web-0"}, "dst": {"workload": "eu/cust-db-0"}
     })));
@@ -417,7 +418,11 @@ fn pages_render_in_headless_chromium_against_the_real_server() {
     // Events: the sensor hit and the refused request.
     let dom = dump(&format!("{base}/ui/?token={TOKEN}#/events"));
     assert_eq!(count(&dom, "class=\"event refusal\""), 2, "{dom}");
-    assert!(dom.contains("blocked: web-attacks"), "{dom}");
+    // The finding itself (class, where, the match), as `bulkhead_sensor::Finding` has it.
+    assert!(
+        dom.contains("blocked: web-attacks: sqli in query:id \"1' OR 1=1\""),
+        "{dom}"
+    );
     assert!(dom.contains("redis FLUSHALL"));
     assert!(
         dom.contains("class=\"capture\" title=\"/var/lib/bulkhead/captures/conn-7-sensor.pcap\">conn-7-sensor.pcap"),
