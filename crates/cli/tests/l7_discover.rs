@@ -1,0 +1,257 @@
+//! Learning the application protocol from traffic, for real: a lab with the agents'
+//! proxy on and no group (every workload in Discover mode, fixtures/discover/), where a
+//! client talks Redis (redis-cli to redis-server), HTTP (curl to the lab's HTTP server)
+//! and MySQL (the mariadb client to mariadbd, whose server speaks first). Each
+//! connection is diverted to the proxy only to detect its protocol, then spliced: the
+//! client gets its real answers. The agent records each with the protocol, `bulkhead
+//! learn` over the lab's records writes `app: redis`, `app: http` and `app: mysql` on
+//! those ports (and no rule without `app:` for them), and the proxy's detection latency
+//! is a histogram in status.json and in the server's `/metrics`.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::lab::{Lab, bulkhead, require};
+
+const LAB: &str = "discover";
+const CLIENT: &str = "shop/client-0";
+const DATA: &str = "/tmp/bulkhead-discover-my";
+
+fn until(what: &str, mut f: impl FnMut() -> Result<(), String>) {
+    let start = Instant::now();
+    loop {
+        match f() {
+            Ok(()) => return,
+            Err(e) if start.elapsed() > Duration::from_secs(30) => {
+                panic!("{what} never happened: {e}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+}
+
+/// Each rule of the proposal's YAML: its text from `- action:` to the next rule or
+/// document.
+fn rules_of(yaml: &str) -> Vec<String> {
+    yaml.split("\n---")
+        .flat_map(|doc| doc.split("- action:").skip(1).map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn discover_connections_are_learned_with_their_protocol() {
+    if !common::privileged("the L7 discover lab test") {
+        return;
+    }
+    require(&[
+        "redis-server",
+        "redis-cli",
+        "curl",
+        "mariadb",
+        "mariadbd",
+        "mariadb-install-db",
+    ]);
+    let _lock = common::lab_lock();
+    let lab = Lab::up(LAB, &["crates/cli/tests/fixtures/discover/"], &[DATA]);
+    let (cache, web, db) = (
+        lab.ipv4("shop/cache-0"),
+        lab.ipv4("shop/web-0"),
+        lab.ipv4("shop/db-0"),
+    );
+
+    // Redis: the client's commands and the server's answers pass unchanged.
+    until("redis answering through the proxy", || {
+        match lab.run(CLIENT, &["redis-cli", "-h", &cache, "PING"]) {
+            (true, out) if out == "PONG" => Ok(()),
+            (_, out) => Err(out),
+        }
+    });
+    assert_eq!(
+        lab.run(CLIENT, &["redis-cli", "-h", &cache, "SET", "k", "learnt"])
+            .1,
+        "OK"
+    );
+    assert_eq!(
+        lab.run(CLIENT, &["redis-cli", "-h", &cache, "GET", "k"]).1,
+        "learnt"
+    );
+    // HTTP: the lab's server names itself and the request it got.
+    let (ok, body) = lab.run(
+        CLIENT,
+        &[
+            "curl",
+            "-sS",
+            "-m",
+            "5",
+            &format!("http://{web}:8080/v1/items"),
+        ],
+    );
+    assert!(ok, "{body}");
+    assert!(
+        body.contains("web-0") && body.contains("GET /v1/items"),
+        "{body}"
+    );
+    // MySQL: the server speaks first (its greeting); a user for the client, made over
+    // the server's local socket (no proxy on that path).
+    until("mariadb creating the client's user", || {
+        let sql = "CREATE USER IF NOT EXISTS 'app'@'%'; GRANT ALL ON *.* TO 'app'@'%'";
+        let sock = format!("--socket={DATA}/sock");
+        match lab.run("shop/db-0", &["mariadb", &sock, "-u", "root", "-e", sql]) {
+            (true, _) => Ok(()),
+            (false, out) => Err(out),
+        }
+    });
+    let (ok, out) = lab.run(
+        CLIENT,
+        &[
+            "mariadb",
+            "-h",
+            &db,
+            "-u",
+            "app",
+            "-N",
+            "-B",
+            "-e",
+            "SELECT 41+1",
+        ],
+    );
+    assert!(ok && out == "42", "mariadb through the proxy: {out}");
+
+    // The records carry the protocol the proxy detected.
+    until("flow records with the detected protocols", || {
+        let o = bulkhead(&["flows", "--lab", LAB, "-o", "json"]);
+        let text = String::from_utf8_lossy(&o.stdout).to_string();
+        let records: Vec<serde_json::Value> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        for (port, app) in [(6379, "redis"), (8080, "http"), (3306, "mysql")] {
+            let found = records.iter().any(|r| {
+                r["event"] == "new"
+                    && r["verdict"] == "allow"
+                    && r["dport"] == port
+                    && r["learned"] == true
+                    && r["l7"]["protocol"] == app
+            });
+            if !found {
+                return Err(format!("no {app} record on {port}:\n{text}"));
+            }
+        }
+        // HTTP's first request, as detection read it.
+        let http = records
+            .iter()
+            .find(|r| r["l7"]["protocol"] == "http")
+            .unwrap();
+        assert_eq!(http["l7"]["detail"]["method"], "GET", "{http}");
+        assert_eq!(http["l7"]["detail"]["path"], "/v1/items", "{http}");
+        Ok(())
+    });
+
+    // Learning: one rule each way per port, with the protocol.
+    let o = bulkhead(&["learn", "--lab", LAB, "-o", "yaml"]);
+    let yaml = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        o.status.success(),
+        "{yaml}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let rules = rules_of(&yaml);
+    for (port, app) in [("6379", "redis"), ("8080", "http"), ("3306", "mysql")] {
+        let on_port: Vec<&String> = rules
+            .iter()
+            .filter(|r| r.contains(&format!("TCP/{port}")))
+            .collect();
+        assert_eq!(
+            on_port.len(),
+            2,
+            "TCP/{port}: the client's egress and the server's ingress:\n{yaml}"
+        );
+        for r in on_port {
+            assert!(r.contains(&format!("app: {app}")), "{r}\n{yaml}");
+        }
+    }
+
+    // The proxy's detection latency: in status.json, and as a Prometheus histogram.
+    let status_path = format!("/run/bulkhead/labs/{LAB}/agents/node-1/status.json");
+    until("proxy latency in status.json", || {
+        let text = std::fs::read_to_string(&status_path).map_err(|e| e.to_string())?;
+        let s: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+        let hists = s["proxy_latency"].as_array().cloned().unwrap_or_default();
+        for app in ["redis", "http", "mysql"] {
+            let h = hists
+                .iter()
+                .find(|h| h["stage"] == "detect" && h["protocol"] == app)
+                .ok_or(format!("no detect histogram for {app}: {text}"))?;
+            let count = h["count"].as_u64().unwrap_or(0);
+            let sum = h["sum"].as_f64().unwrap_or(-1.0);
+            // Detection settles on the first bytes: well under the 3 s timeout.
+            if count == 0 || !(0.0..count as f64 * 2.0).contains(&sum) {
+                return Err(format!("{app}: {h}"));
+            }
+        }
+        Ok(())
+    });
+    let metrics = scrape_metrics(LAB);
+    for app in ["redis", "http", "mysql"] {
+        let line = metrics
+            .lines()
+            .find(|l| {
+                l.starts_with("bulkhead_proxy_latency_seconds_count{")
+                    && l.contains("stage=\"detect\"")
+                    && l.contains(&format!("protocol=\"{app}\""))
+            })
+            .unwrap_or_else(|| panic!("no detect latency for {app}:\n{metrics}"));
+        let n: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(n >= 1.0, "{line}");
+    }
+}
+
+/// `bulkhead serve --lab NAME` on a free loopback port; its `/metrics`.
+fn scrape_metrics(lab: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "discover-test-token\n").unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let policy = dir.path().join("policy");
+    std::fs::create_dir_all(&policy).unwrap();
+    struct Served(std::process::Child);
+    impl Drop for Served {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _served = Served(
+        Command::new(env!("CARGO_BIN_EXE_bulkhead"))
+            .args(["serve", "--lab", lab, "-f"])
+            .arg(&policy)
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--token-file"])
+            .arg(&token)
+            .env_remove("BULKHEAD_TOKEN")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut out = String::new();
+    until("the server's /metrics", || {
+        let o = Command::new("curl")
+            .args(["-sS", "-f", "-m", "5", "-H"])
+            .arg("Authorization: Bearer discover-test-token")
+            .arg(format!("http://127.0.0.1:{port}/metrics"))
+            .output()
+            .map_err(|e| e.to_string())?;
+        if !o.status.success() {
+            return Err(String::from_utf8_lossy(&o.stderr).to_string());
+        }
+        out = String::from_utf8_lossy(&o.stdout).to_string();
+        Ok(())
+    });
+    out
+}
