@@ -11,6 +11,7 @@
 //! closing quote) and collects signals; [`decide`] turns structure and signals into a
 //! verdict. See `docs/dpi.md` for the rules.
 
+pub mod chain;
 pub mod judge;
 pub mod lex;
 pub mod query;
@@ -47,11 +48,24 @@ pub struct SqliMatch {
 pub const MAX_VALUE: usize = 8 * 1024;
 
 /// Judge one decoded parameter value.
+///
+/// An XML document is judged by its attribute values and text as well (entity-decoded,
+/// as an XML parser hands them to the application), and a path by each of its
+/// segments (REST routes pass segments to queries: `/items/1 OR 1=1`).
 pub fn detect(value: &[u8]) -> Option<SqliMatch> {
     let value = &value[..value.len().min(MAX_VALUE)];
     if !may_inject(value) {
-        // Nothing the token judge could object to; only the catalog names, found even
-        // inside words, remain.
+        // Nothing the token judge could object to, in the value or in any segment of
+        // it; only the catalog names, found even inside words, remain.
+        if !value.trim_ascii_start().starts_with(b"<") {
+            return catalog_reference(value);
+        }
+    }
+    detect_tokens(value).or_else(|| parts(value).iter().find_map(|p| detect_one(p)))
+}
+
+fn detect_one(value: &[u8]) -> Option<SqliMatch> {
+    if !may_inject(value) {
         return catalog_reference(value);
     }
     detect_tokens(value)
@@ -60,7 +74,67 @@ pub fn detect(value: &[u8]) -> Option<SqliMatch> {
 /// [`detect`] without the [`may_inject`] shortcut: the reference it must agree with.
 #[doc(hidden)]
 pub fn detect_exhaustive(value: &[u8]) -> Option<SqliMatch> {
-    detect_tokens(&value[..value.len().min(MAX_VALUE)])
+    let value = &value[..value.len().min(MAX_VALUE)];
+    detect_tokens(value).or_else(|| parts(value).iter().find_map(|p| detect_tokens(p)))
+}
+
+/// Most parts judged on their own: XML attributes and texts, or path segments.
+const MAX_PARTS: usize = 64;
+
+/// The values inside `value`: the attribute values and texts of an XML document
+/// (entity-decoded), or the segments of a path. Empty for anything else.
+fn parts(value: &[u8]) -> Vec<std::borrow::Cow<'_, [u8]>> {
+    use std::borrow::Cow;
+    let v = value.trim_ascii_start();
+    let mut out: Vec<Cow<'_, [u8]>> = Vec::new();
+    if v.starts_with(b"<") {
+        let decoded = |b: &[u8]| -> Cow<'_, [u8]> {
+            if b.contains(&b'&') {
+                Cow::Owned(crate::decode::html_decode(b))
+            } else {
+                Cow::Owned(b.to_vec())
+            }
+        };
+        let mut i = 0;
+        while i < v.len() && out.len() < MAX_PARTS {
+            if v[i] == b'<' {
+                // A tag: its quoted attribute values.
+                let end = memchr::memchr(b'>', &v[i..]).map_or(v.len(), |p| i + p);
+                let mut j = i + 1;
+                while j < end {
+                    if matches!(v[j], b'"' | b'\'')
+                        && j > 0
+                        && v[..j].trim_ascii_end().ends_with(b"=")
+                    {
+                        let q = v[j];
+                        let close = memchr::memchr(q, &v[j + 1..]).map_or(v.len(), |p| j + 1 + p);
+                        out.push(decoded(&v[j + 1..close.min(v.len())]));
+                        j = close + 1;
+                    } else {
+                        j += 1;
+                    }
+                }
+                i = end.max(j.min(v.len())) + 1;
+            } else {
+                // Text up to the next tag.
+                let end = memchr::memchr(b'<', &v[i..]).map_or(v.len(), |p| i + p);
+                let text = v[i..end].trim_ascii();
+                if !text.is_empty() {
+                    out.push(decoded(text));
+                }
+                i = end;
+            }
+        }
+        out.retain(|p| !p.is_empty());
+    } else if v.starts_with(b"/") && v.len() > 1 {
+        out.extend(
+            v.split(|&b| b == b'/')
+                .filter(|s| !s.is_empty())
+                .take(MAX_PARTS)
+                .map(Cow::Borrowed),
+        );
+    }
+    out
 }
 
 /// Bytes that lex into tokens which, without a keyword, give the judge no signal that
@@ -175,6 +249,13 @@ fn detect_tokens(value: &[u8]) -> Option<SqliMatch> {
             return Some(SqliMatch {
                 context: ctx,
                 signals: signal_names(w.signals),
+                fingerprint: fingerprint(&toks),
+            });
+        }
+        if let Some(reason) = chain::continuation(value, &toks, q.is_some()) {
+            return Some(SqliMatch {
+                context: ctx,
+                signals: vec![reason],
                 fingerprint: fingerprint(&toks),
             });
         }
