@@ -133,6 +133,11 @@ pub fn run(mut cfg: Config) -> Result<u8> {
     info!(inputs = inputs.len(), "watching");
 
     let store = open_store(&cfg);
+    let _ = rec.shared.counters.store.set(match &store {
+        Ok(s) => Ok(s.stats.clone()),
+        Err(e) => Err(e.clone()),
+    });
+    let store = store.ok();
     if let Some(s) = &store {
         if let Some(log) = nflog {
             start_flows(&rec.shared, log, s.clone());
@@ -279,7 +284,7 @@ pub fn run(mut cfg: Config) -> Result<u8> {
 
 /// The store in the state directory, kept within the disk budget of the flow records
 /// (`cfg.flows`: what the rotated JSON-lines files used to be allowed) and a week.
-fn open_store(cfg: &Config) -> Option<Arc<bulkhead_store::Sink>> {
+fn open_store(cfg: &Config) -> Result<Arc<bulkhead_store::Sink>, String> {
     let path = cfg.state_dir.join(bulkhead_store::FILE);
     let retention = bulkhead_store::Retention {
         max_bytes: Some(
@@ -290,10 +295,10 @@ fn open_store(cfg: &Config) -> Option<Arc<bulkhead_store::Sink>> {
         ..bulkhead_store::Retention::default()
     };
     match bulkhead_store::Sink::open(&path, retention) {
-        Ok(s) => Some(Arc::new(s)),
+        Ok(s) => Ok(Arc::new(s)),
         Err(e) => {
             warn!(error = %e, path = %path.display(), "cannot open the store: no flow records or events");
-            None
+            Err(format!("{}: {e}", path.display()))
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
@@ -28,6 +29,40 @@ pub struct Counters {
     pub sensor_findings: AtomicU64,
     /// The proxy's added latency, by stage and protocol.
     pub proxy_latency: crate::proxy_latency::ProxyLatency,
+    /// The store's writer, once opened; its error when it could not be.
+    pub store: std::sync::OnceLock<Result<Arc<bulkhead_store::SinkStats>, String>>,
+}
+
+/// The flow store (`store.db`): whether it is open, what its writer committed, lost and
+/// pruned, and its last error, so a full disk or a broken file shows in `status.json`
+/// (and `/api/v1/health`) instead of only in the log.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StoreStatus {
+    pub open: bool,
+    pub written: u64,
+    pub failed: u64,
+    pub pruned: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+impl StoreStatus {
+    fn of(s: Option<&Result<Arc<bulkhead_store::SinkStats>, String>>) -> StoreStatus {
+        match s {
+            Some(Ok(st)) => StoreStatus {
+                open: true,
+                written: st.written.load(Ordering::Relaxed),
+                failed: st.failed.load(Ordering::Relaxed),
+                pruned: st.pruned.load(Ordering::Relaxed),
+                last_error: st.last_error.lock().unwrap().clone(),
+            },
+            Some(Err(e)) => StoreStatus {
+                last_error: Some(e.clone()),
+                ..StoreStatus::default()
+            },
+            None => StoreStatus::default(),
+        }
+    }
 }
 
 /// What the L7 proxy did since the agent started.
@@ -88,6 +123,8 @@ pub struct Status {
     /// answer -> programmed latency.
     #[serde(default)]
     pub fqdn: crate::fqdn::FqdnCounters,
+    #[serde(default)]
+    pub store: StoreStatus,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -104,6 +141,7 @@ impl Status {
         self.inconsistent_flows = c.inconsistent.load(Ordering::Relaxed);
         self.connections_cut = c.connections_cut.load(Ordering::Relaxed);
         self.flow_errors = c.flow_errors.load(Ordering::Relaxed);
+        self.store = StoreStatus::of(c.store.get());
         self.proxy = ProxyCounters {
             connections: c.proxy_connections.load(Ordering::Relaxed),
             requests: c.proxy_requests.load(Ordering::Relaxed),
@@ -182,6 +220,29 @@ pub fn now_rfc3339() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_store_shows_open_with_its_counters_or_why_not() {
+        let c = Counters::default();
+        let mut s = Status::default();
+        s.fill_counters(&c);
+        assert_eq!(s.store, StoreStatus::default());
+        let stats = Arc::new(bulkhead_store::SinkStats::default());
+        stats.written.store(7, Ordering::Relaxed);
+        *stats.last_error.lock().unwrap() = Some("disk full".into());
+        c.store.set(Ok(stats)).unwrap();
+        s.fill_counters(&c);
+        assert_eq!((s.store.open, s.store.written), (true, 7));
+        assert_eq!(s.store.last_error.as_deref(), Some("disk full"));
+        let c = Counters::default();
+        c.store.set(Err("store.db: not a database".into())).unwrap();
+        s.fill_counters(&c);
+        assert!(!s.store.open);
+        assert_eq!(
+            s.store.last_error.as_deref(),
+            Some("store.db: not a database")
+        );
+    }
 
     #[test]
     fn status_round_trips_and_latency_appends() {

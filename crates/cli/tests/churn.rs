@@ -595,6 +595,10 @@ fn kernel_checks(st: &State, failures: &mut Vec<String>) -> String {
             status["connections_cut"],
             status["flow_errors"]
         );
+        // The store took every record (a full disk or a broken file would show here).
+        assert_eq!(status["store"]["open"], true, "{status}");
+        assert_eq!(status["store"]["failed"], 0, "{status}");
+        assert!(status["store"]["written"].as_u64() > Some(0), "{status}");
         // The agent judges a record against its engine when it reads the packet, and
         // leaves records read within 100 ms of a change unjudged; a reader that lags
         // behind the kernel by more than that under load judges a packet the previous

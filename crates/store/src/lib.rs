@@ -34,7 +34,7 @@ pub use identity::identity;
 pub use ingest::Record;
 pub use query::Table;
 pub use retention::{Pruned, Retention};
-pub use sink::Sink;
+pub use sink::{Sink, SinkStats};
 
 /// The store's file in an agent's state directory.
 pub const FILE: &str = "store.db";

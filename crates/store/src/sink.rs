@@ -35,6 +35,8 @@ pub struct SinkStats {
     /// Records lost to a failed write (the batch is dropped; the next is tried).
     pub failed: AtomicU64,
     pub pruned: AtomicU64,
+    /// The last write error, for the agent's status (None once a write succeeds again).
+    pub last_error: std::sync::Mutex<Option<String>>,
 }
 
 pub struct Sink {
@@ -119,9 +121,13 @@ fn run(mut store: Store, rx: Receiver<Msg>, retention: Retention, stats: &SinkSt
         if !batch.is_empty() {
             let n = batch.len() as u64;
             match store.write(&batch) {
-                Ok(()) => stats.written.fetch_add(n, Ordering::Relaxed),
+                Ok(()) => {
+                    *stats.last_error.lock().unwrap() = None;
+                    stats.written.fetch_add(n, Ordering::Relaxed)
+                }
                 Err(e) => {
                     warn!(error = %e, records = n, "cannot store records");
+                    *stats.last_error.lock().unwrap() = Some(e.to_string());
                     stats.failed.fetch_add(n, Ordering::Relaxed)
                 }
             };
