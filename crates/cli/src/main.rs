@@ -47,7 +47,10 @@ impl std::error::Error for InvalidInput {}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if !matches!(cli.command, Command::Agent(_) | Command::Serve(_) | Command::Lab(_)) {
+    if !matches!(
+        cli.command,
+        Command::Agent(_) | Command::Serve(_) | Command::Lab(_)
+    ) {
         // `bulkhead flows | head` should stop quietly, as other command-line tools do,
         // not panic on the closed pipe. The long-running commands keep Rust's default
         // (SIGPIPE ignored, EPIPE returned) so a closed socket never kills them.
