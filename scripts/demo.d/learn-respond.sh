@@ -64,8 +64,13 @@ step $B flows --lab $LL --since 10m --limit 5
 note "Learn: the recorded flows become a policy; its diff against the hand-written one (examples/policies.yaml)"
 step $B learn --lab $LL -f $D/cluster -o table
 $B learn --lab $LL -f $D/cluster -o yaml > $D/learned.yaml
-note "The proposal ($D/learned.yaml, $(grep -c '^kind: ' $D/learned.yaml) documents), the rules learned for the Redis server and the card vault:"
-grep -B3 -A14 'name: platform-redis}' $D/learned.yaml | sed -n '/kind: Policy/,$p' | head -18
+note "The proposal ($D/learned.yaml): $(grep -c '^kind: ' $D/learned.yaml) documents, $(grep -c '^      app: ' $D/learned.yaml) rules with the protocol the proxy detected; those of the Redis server and the card vault:"
+python3 - $D/learned.yaml <<'PY'
+import sys
+for doc in open(sys.argv[1]).read().split("\n---\n"):
+    if "kind: Policy" in doc and ("name: platform-redis}" in doc or "name: payments-card-vault}" in doc):
+        print(doc.strip() + "\n---")
+PY
 step $B analyze replay --lab $LL -f $D/cluster --policy $D/learned.yaml
 
 note "Protect: every group switched through the API, as the UI's mode switch does (the agents reload the file)"
