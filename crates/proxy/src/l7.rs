@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use bulkhead_l7::{Finding, Inspector};
-use bulkhead_policy::l7::{L7Detail, L7Request};
+use bulkhead_policy::l7::{AppProtocol, L7Detail, L7Request};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -46,6 +46,12 @@ pub(crate) async fn serve(
                     cx.recorder.record(Side::Client, &cbuf[..n]);
                     held_c.extend_from_slice(&cbuf[..n]);
                     match det.feed(true, &cbuf[..n]) {
+                        // An h2c client (gRPC's) may wait for the server's SETTINGS,
+                        // held here, before its first request: its preface is proof
+                        // enough, and the session decides each request (`h2_verdict`).
+                        Detection::NeedMore if held_c.starts_with(bulkhead_l7::h2::PREFACE) => {
+                            break det.finish();
+                        }
                         Detection::NeedMore => {}
                         d => break d,
                     }
@@ -88,6 +94,9 @@ pub(crate) async fn serve(
             d
         }
     };
+    if let Some(a @ (AppProtocol::Http2 | AppProtocol::Grpc)) = app {
+        d = h2_verdict(cx, a, d);
+    }
     let protocol = app.map_or("unknown".to_string(), |a| a.to_string());
     // Whether this decision carries the connection's record is the connection's to say.
     d.detect = cx.detect;
@@ -177,6 +186,29 @@ pub(crate) async fn serve(
             }
         }
     }
+}
+
+/// An HTTP/2 connection carries gRPC calls and plain HTTP/2 requests alike, and its
+/// first request may not be known yet: the session decides every request with its own
+/// protocol, so the connection opens if either protocol could be allowed, and goes
+/// through the session whenever their verdicts could differ.
+fn h2_verdict(cx: &Ctx<'_>, detected: AppProtocol, d: Decision) -> Decision {
+    let other = match detected {
+        AppProtocol::Grpc => AppProtocol::Http2,
+        _ => AppProtocol::Grpc,
+    };
+    let o = cx.authority.decide(
+        cx.client,
+        cx.server,
+        Some(&L7Request {
+            app: other,
+            detail: L7Detail::None,
+        }),
+    );
+    let differ = o.allowed != d.allowed || o.needs_l7 || d.needs_l7;
+    let mut out = if d.allowed || !o.allowed { d } else { o };
+    out.needs_l7 |= differ;
+    out
 }
 
 /// Verdicts of one connection's requests, valid for one authority generation: the same
