@@ -165,7 +165,11 @@ fn send_from(from: SocketAddr, to: SocketAddr, data: &[u8], mark: u32) -> io::Re
     let s = transparent(domain(from.is_ipv6()), from.is_ipv6())?;
     s.set_mark(mark)?;
     s.bind(&from.into())?;
-    s.send_to(data, &to.into())?;
+    // Connected: while it exists, the socket match of the divert chain gives it only
+    // datagrams from this client port. Unconnected, it would take the client's next
+    // query (to the same server address and port) if that came before the close.
+    s.connect(&to.into())?;
+    s.send(data)?;
     Ok(())
 }
 
