@@ -59,7 +59,11 @@ fn main() {
         let (c0, w0) = (cpu_ns(), std::time::Instant::now());
         let mut rounds = 0u64;
         let mut findings = 0usize;
-        while cpu_ns() - c0 < (secs * 1e9) as u64 {
+        // `THROUGHPUT_ROUNDS=N`: exactly N rounds (for `perf stat` instruction counts).
+        let fixed: Option<u64> = std::env::var("THROUGHPUT_ROUNDS")
+            .ok()
+            .and_then(|r| r.parse().ok());
+        while fixed.map_or(cpu_ns() - c0 < (secs * 1e9) as u64, |n| rounds < n) {
             for r in &reqs {
                 findings += sensor.http_request(black_box(r), b"").len();
             }

@@ -99,6 +99,12 @@ fn main() {
             .collect();
         kinds.sort();
         kinds.dedup();
+        // The attack classes too: DLP carriers (JSON, SQL, YAML, forms) are benign text.
+        for (a, s) in &per_class {
+            if !s.value("v", &percent_decode(payload.as_bytes())).is_empty() {
+                kinds.push(format!("attack:{a}"));
+            }
+        }
         println!("dlp/sample.tsv\t{n}\t{label}\t{}", kinds.join(","));
     }
 }

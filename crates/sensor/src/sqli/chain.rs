@@ -24,11 +24,12 @@ use super::words::Word;
 /// out: `toks[0]` is then the closed rest of the string) continue the application's SQL.
 pub fn continuation(s: &[u8], toks: &[Token], in_string: bool) -> Option<&'static str> {
     // Inline comments separate tokens as blanks do.
-    let t: Vec<Token> = toks
-        .iter()
-        .copied()
-        .filter(|t| !matches!(t.tok, Tok::Comment { to_end: false, .. }))
-        .collect();
+    let inline = |t: &Token| matches!(t.tok, Tok::Comment { to_end: false, .. });
+    let t: std::borrow::Cow<'_, [Token]> = if toks.iter().any(inline) {
+        toks.iter().copied().filter(|t| !inline(t)).collect()
+    } else {
+        toks.into()
+    };
     let text = |i: usize| &s[t[i].start..t[i].end];
     if in_string {
         if !matches!(
