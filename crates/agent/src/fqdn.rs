@@ -203,6 +203,20 @@ impl Fqdn {
         }))
     }
 
+    /// Without the writer thread: the jobs go to the returned receiver (tests).
+    #[cfg(test)]
+    fn detached(min_ttl: Duration) -> (Fqdn, mpsc::Receiver<Job>) {
+        let (tx, rx) = mpsc::channel();
+        let f = Fqdn {
+            names: Arc::new(DnsNames::default()),
+            min_ttl,
+            programmed: Arc::default(),
+            tx: Mutex::new(tx),
+            stats: Arc::default(),
+        };
+        (f, rx)
+    }
+
     /// Does `client`'s workload have an egress rule with a `dns:` peer?
     pub fn learns(&self, engine: &Engine, client: IpAddr) -> bool {
         !patterns_of(engine, client).is_empty()
@@ -397,5 +411,157 @@ fn program(rx: mpsc::Receiver<Job>, stats: Arc<Mutex<Stats>>, programmed: Arc<Pr
                 let _ = done.send(());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decide::NodeScope;
+    use bulkhead_manifest::{Source, parse_sources};
+    use bulkhead_model::{L4, Protocol};
+
+    const CLUSTER: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: client, namespace: apps, labels: {app: client}}
+status: {podIPs: [{ip: 10.0.0.1}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: other, namespace: apps, labels: {app: other}}
+status: {podIPs: [{ip: 10.0.0.2}]}
+---
+apiVersion: bulkhead.io/v1
+kind: Group
+metadata: {name: all}
+spec:
+  selector: 'app in {"client", "other"}'
+  mode: Protect
+---
+apiVersion: bulkhead.io/v1
+kind: Policy
+metadata: {name: client-egress}
+spec:
+  appliesTo: [{selector: app == "client"}]
+  egress:
+    - action: Allow
+      name: apis
+      to: [{dns: "*.example.com"}]
+      ports: [TCP/443]
+---
+apiVersion: bulkhead.io/v1
+kind: Policy
+metadata: {name: other-egress}
+spec:
+  appliesTo: [{selector: app == "other"}]
+  egress:
+    - action: Allow
+      name: one-api
+      to: [{dns: "api.example.com"}]
+      ports: [TCP/443]
+"#;
+
+    fn engine() -> Engine {
+        let b = parse_sources(&[Source {
+            name: "cluster.yaml".into(),
+            text: CLUSTER.into(),
+        }])
+        .unwrap();
+        Engine::new(&b).unwrap()
+    }
+
+    fn answers(name: &str, addrs: &[(&str, u32)]) -> bulkhead_proxy::DnsAnswers {
+        bulkhead_proxy::DnsAnswers {
+            name: name.into(),
+            addrs: addrs
+                .iter()
+                .map(|(a, t)| (a.parse().unwrap(), *t))
+                .collect(),
+        }
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn an_answer_fills_every_matching_pattern_and_the_engine_agrees() {
+        let e = engine();
+        let (f, rx) = Fqdn::detached(Duration::from_secs(60));
+        assert!(f.learns(&e, ip("10.0.0.1")));
+        let a = answers(
+            "api.example.com",
+            &[("203.0.113.10", 5), ("2001:db8::10", 3600), ("10.0.0.2", 5)],
+        );
+        let _wait = f.learn(&e, ip("10.0.0.1"), &a).expect("elements to write");
+        let job = rx.try_recv().unwrap();
+        // Both patterns match the name: both sets of each family; never a workload's
+        // address; the TTL raised to the floor (or kept when longer).
+        let (w4, w6) = dns_set_names("*.example.com");
+        let (o4, o6) = dns_set_names("api.example.com");
+        let mut got: Vec<(String, IpAddr, u64)> = job
+            .elems
+            .iter()
+            .map(|t| (t.set.clone(), t.addr, t.timeout.as_secs()))
+            .collect();
+        got.sort();
+        let mut want = vec![
+            (w4, ip("203.0.113.10"), 59),
+            (o4, ip("203.0.113.10"), 59),
+            (w6, ip("2001:db8::10"), 3599),
+            (o6, ip("2001:db8::10"), 3599),
+        ];
+        want.sort();
+        for ((gs, ga, gt), (ws, wa, wt)) in got.iter().zip(&want) {
+            assert_eq!((gs, ga), (ws, wa));
+            assert!(*gt == *wt || *gt == *wt + 1, "{gt} vs {wt}");
+        }
+        assert_eq!(got.len(), want.len(), "{got:?}");
+        // Again: the kernel already holds them that long, nothing to write or wait for.
+        assert!(f.learn(&e, ip("10.0.0.1"), &a).is_none());
+        assert!(rx.try_recv().is_err());
+
+        // The engine decides on the names: both workloads may reach the address now (each
+        // by its own rule), as the kernel's sets say; another address is refused.
+        let scope = NodeScope {
+            dns: f.names.clone(),
+            ..NodeScope::default()
+        };
+        let l4 = L4::Port {
+            protocol: Protocol::Tcp,
+            port: 443,
+        };
+        for client in ["10.0.0.1", "10.0.0.2"] {
+            let v = scope.decide(&e, ip(client), ip("203.0.113.10"), l4);
+            assert!(v.allowed, "{client}: {:?}", v.verdict);
+        }
+        assert!(
+            !scope
+                .decide(&e, ip("10.0.0.1"), ip("203.0.113.99"), l4)
+                .allowed
+        );
+    }
+
+    #[test]
+    fn only_the_askers_patterns_teach_names() {
+        let e = engine();
+        let (f, rx) = Fqdn::detached(Duration::from_secs(1));
+        // `other` may only reach api.example.com: its answer for www.example.com
+        // teaches nothing, though `client`'s pattern would match the name.
+        assert!(f.learns(&e, ip("10.0.0.2")));
+        let a = answers("www.example.com", &[("203.0.113.20", 30)]);
+        assert!(f.learn(&e, ip("10.0.0.2"), &a).is_none());
+        assert!(rx.try_recv().is_err());
+        assert!(f.names.names(ip("203.0.113.20")).is_empty());
+        // Not a workload: nothing learnt either.
+        assert!(!f.learns(&e, ip("192.0.2.1")));
+        assert!(f.learn(&e, ip("192.0.2.1"), &a).is_none());
+        // `client` asks: learnt, into `*.example.com`'s set only.
+        assert!(f.learn(&e, ip("10.0.0.1"), &a).is_some());
+        let job = rx.try_recv().unwrap();
+        assert_eq!(job.elems.len(), 1);
+        assert_eq!(job.elems[0].set, dns_set_names("*.example.com").0);
+        assert_eq!(f.names.names(ip("203.0.113.20")), vec!["www.example.com"]);
     }
 }
