@@ -8,12 +8,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result, bail};
-use bulkhead_analyze::diff::{self, MatrixDiff};
-use bulkhead_analyze::matrix::{Family, matrix};
 use bulkhead_learn::eval::{self, Coverage, Replay};
 use bulkhead_learn::observe::Summary;
 use bulkhead_learn::{Observations, Options, Proposal};
-use bulkhead_model::L4;
 use bulkhead_policy::spec::{Bundle, Mode};
 use bulkhead_record::FlowRecord;
 use clap::{Args, Subcommand, ValueEnum};
@@ -21,12 +18,6 @@ use serde::Serialize;
 
 use crate::args::{Format, Input, Output};
 use crate::render::emit;
-
-/// Above this many workloads `learn` does not compute the matrix diff (it asks one verdict
-/// per pair and service); the coverage still covers every flow.
-const DIFF_MAX_WORKLOADS: usize = 3000;
-/// The services (most observed first) the diff looks at.
-const DIFF_MAX_PROBES: usize = 16;
 
 #[derive(Args, Debug, Clone)]
 pub struct FlowInput {
@@ -264,42 +255,10 @@ struct LearnReport<'a> {
     flows: Summary,
     proposal: &'a Proposal,
     coverage: Coverage,
-    /// Against the current policy, on the observed services; None when not computed.
-    diff: Option<MatrixDiff>,
-    diff_probes: Vec<String>,
-    /// Of the diff's changes, those to a port the destination does not declare.
-    diff_undeclared: Undeclared,
-    #[serde(skip)]
-    served: std::collections::HashSet<(String, String)>,
+    /// Against the current policy, on the observed services.
+    diff: bulkhead_learn::diff::LearnDiff,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     promotions: Vec<Promotion>,
-}
-
-/// Changes on a port the destination does not declare (no `containerPort`): a cluster
-/// that declares its ports has nothing listening there, so tightening them changes
-/// nothing for the applications. A hand-written rule without ports (`same-app` in the
-/// example) allows every port; a learned one only those used: hundreds of such lines
-/// would hide the few that matter.
-#[derive(Serialize, Default)]
-struct Undeclared {
-    newly_allowed: usize,
-    newly_denied: usize,
-}
-
-/// `ns/name` -> the `PROTO/PORT` services it declares.
-fn declared(inv: &bulkhead_model::Inventory) -> std::collections::HashSet<(String, String)> {
-    let mut out = std::collections::HashSet::new();
-    for w in &inv.workloads {
-        for p in &w.ports {
-            out.insert((w.key.to_string(), format!("{}/{}", p.protocol, p.port)));
-        }
-    }
-    out
-}
-
-/// Is this change on a service its destination declares (ICMP has no port: always)?
-fn on_declared(c: &diff::Change, declared: &std::collections::HashSet<(String, String)>) -> bool {
-    c.probe.starts_with("ICMP") || declared.contains(&(c.to.clone(), c.probe.clone()))
 }
 
 pub fn learn(a: LearnArgs) -> Result<u8> {
@@ -318,57 +277,13 @@ pub fn learn(a: LearnArgs) -> Result<u8> {
     let enforced = p.enforced();
     let coverage = eval::coverage(&obs, &p.inventory, &enforced)
         .map_err(|e| anyhow::anyhow!("the proposal does not compile: {e:?}"))?;
-    // The services seen most, for the diff.
-    let mut services: std::collections::BTreeMap<L4, u64> = Default::default();
-    for (k, t) in &obs.flows {
-        *services.entry(k.l4).or_default() += t.total();
-    }
-    let mut probes: Vec<(L4, u64)> = services.into_iter().collect();
-    probes.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(&y.0)));
-    let probes: Vec<L4> = probes
-        .into_iter()
-        .take(DIFF_MAX_PROBES)
-        .map(|p| p.0)
-        .collect();
+    let diff = bulkhead_learn::diff::diff(&obs, &p.inventory, &current.policy, &enforced);
     let cur_bundle = Bundle {
         inventory: p.inventory.clone(),
         policy: current.policy.clone(),
         ..Bundle::default()
     };
     let cur_engine = engine(&cur_bundle)?;
-    // The diff compares rules with rules: the current groups in Protect too, since a
-    // current policy still in Discover (the usual case when learning) allows everything.
-    let mut cur_rules = current.policy.clone();
-    for g in &mut cur_rules.groups {
-        g.mode = Mode::Protect;
-    }
-    let diff = (p.inventory.workloads.len() <= DIFF_MAX_WORKLOADS).then(|| {
-        let engines = eval::engine(&p.inventory, &cur_rules)
-            .ok()
-            .zip(eval::engine(&p.inventory, &enforced).ok());
-        engines.map(|(c, n)| {
-            diff::diff(
-                &matrix(&c, &probes, Family::V4),
-                &matrix(&n, &probes, Family::V4),
-            )
-        })
-    });
-    let diff = diff.flatten();
-    let served = declared(&p.inventory);
-    let diff_undeclared = diff
-        .as_ref()
-        .map_or_else(Undeclared::default, |d| Undeclared {
-            newly_allowed: d
-                .newly_allowed
-                .iter()
-                .filter(|c| !on_declared(c, &served))
-                .count(),
-            newly_denied: d
-                .newly_denied
-                .iter()
-                .filter(|c| !on_declared(c, &served))
-                .count(),
-        });
     let promotions = match &a.quiet_period {
         Some(q) => promotions(&obs, &cur_engine, &current, q, a.promote)?,
         None => Vec::new(),
@@ -378,9 +293,6 @@ pub fn learn(a: LearnArgs) -> Result<u8> {
         proposal: &p,
         coverage,
         diff,
-        diff_probes: probes.iter().map(|p| p.to_string()).collect(),
-        diff_undeclared,
-        served,
         promotions,
     };
     match a.output.format {
@@ -505,27 +417,27 @@ fn summary(r: &LearnReport, with_current: bool, prefix: &str) -> String {
     } else {
         "no policy (everything allowed)"
     };
-    match &r.diff {
-        Some(d) => {
-            let u = &r.diff_undeclared;
+    match &r.diff.diff {
+        Some(_) => {
+            let (u, c) = (&r.diff.undeclared, &r.diff.on_declared_ports);
             let _ = writeln!(
                 s,
                 "{prefix}diff against {against}, on {}: {} newly allowed, {} newly denied",
-                r.diff_probes.join(" "),
-                d.newly_allowed.len() - u.newly_allowed,
-                d.newly_denied.len() - u.newly_denied
+                r.diff.probes.join(" "),
+                c.newly_allowed.len(),
+                c.newly_denied.len()
             );
-            let served = &r.served;
-            let changes = d.newly_allowed.iter().chain(&d.newly_denied);
-            let mut shown = 0;
-            for ch in changes.filter(|c| on_declared(c, served)) {
-                if shown == 40 {
-                    let _ = writeln!(s, "{prefix}  ... and more (-o json for all)");
-                    break;
-                }
+            let changes: Vec<_> = c.newly_allowed.iter().chain(&c.newly_denied).collect();
+            for ch in changes.iter().take(40) {
                 let sign = if ch.becomes == "allowed" { "+" } else { "-" };
                 let _ = writeln!(s, "{prefix}  {sign} {} -> {} {}", ch.from, ch.to, ch.probe);
-                shown += 1;
+            }
+            if changes.len() > 40 {
+                let _ = writeln!(
+                    s,
+                    "{prefix}  ... and {} more (-o json for all)",
+                    changes.len() - 40
+                );
             }
             if u.newly_allowed + u.newly_denied > 0 {
                 let _ = writeln!(
@@ -538,7 +450,8 @@ fn summary(r: &LearnReport, with_current: bool, prefix: &str) -> String {
         None => {
             let _ = writeln!(
                 s,
-                "{prefix}diff: not computed (more than {DIFF_MAX_WORKLOADS} workloads)"
+                "{prefix}diff: not computed (more than {} workloads, or a policy that does not compile)",
+                bulkhead_learn::diff::MAX_WORKLOADS
             );
         }
     }

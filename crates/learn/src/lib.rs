@@ -13,6 +13,7 @@
 //! Pure: no I/O. See `docs/learn.md`.
 #![forbid(unsafe_code)]
 
+pub mod diff;
 pub mod eval;
 pub mod labels;
 pub mod observe;

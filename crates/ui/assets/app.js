@@ -804,6 +804,25 @@
 
   // ---- learn -------------------------------------------------------------------------
 
+  // The matrix diff of the proposal against the current rules (both in Protect), as
+  // `bulkhead learn` prints it: changes on services their destination declares listed,
+  // those on ports nothing declares only counted.
+  function reachability(d) {
+    if (!d || !d.diff) return h('p', { class: 'muted' }, 'Not computed (too many workloads, or a policy that does not compile).');
+    const c = d.on_declared_ports;
+    const u = d.undeclared;
+    const rows = c.newly_allowed.concat(c.newly_denied);
+    return h('div', { id: 'reachability' },
+      h('p', { id: 'reachability-summary' }, `On ${d.probes.join(' ')}: ${c.newly_allowed.length} newly allowed, ${c.newly_denied.length} newly denied` +
+        (u.newly_allowed + u.newly_denied ? `; on ports the destination does not declare: ${u.newly_allowed} newly allowed, ${u.newly_denied} newly denied.` : '.')),
+      rows.length ? table([
+        { title: '', cell: (x) => x.becomes === 'allowed' ? '+ allowed' : '- denied' },
+        { title: 'from', cell: (x) => x.from },
+        { title: 'to', cell: (x) => x.to },
+        { title: 'service', cell: (x) => x.probe },
+      ], rows.slice(0, 200), (x) => ({ class: 'reach ' + x.becomes })) : null);
+  }
+
   PAGES.learn = function () {
     return {
       async mount(main, params) {
@@ -852,6 +871,7 @@
           ], p.groups, () => ({ class: 'proposed-group' })),
           Object.keys(p.volatile || {}).length ? h('p', { class: 'muted' }, 'Left out of identities: ' +
             Object.entries(p.volatile).map(([k, why]) => `${k} (${why})`).join('; ')) : null,
+          h('h3', {}, 'Reachability against the current policy\'s rules'), reachability(r.diff),
           h('h3', {}, 'What changes against the current policy'), replayBox,
           h('h3', {}, 'Proposed YAML ', download),
           h('pre', { id: 'proposal-yaml' }, p.yaml));

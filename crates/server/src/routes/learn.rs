@@ -55,6 +55,9 @@ pub struct LearnOut {
     pub flows: FlowsSeen,
     pub proposal: Proposal,
     pub coverage: Coverage,
+    /// The proposal's reachability against the current policy's rules, as `bulkhead
+    /// learn` prints it.
+    pub diff: bulkhead_learn::diff::LearnDiff,
 }
 
 fn compile_failed(what: &str, errors: &[bulkhead_policy::CompileError]) -> ApiError {
@@ -78,8 +81,11 @@ pub async fn learn(
         };
         let p = bulkhead_learn::learn(&obs, &current.bundle.inventory, &opts)
             .map_err(ApiError::internal)?;
-        let coverage = eval::coverage(&obs, &p.inventory, &p.enforced())
+        let enforced = p.enforced();
+        let coverage = eval::coverage(&obs, &p.inventory, &enforced)
             .map_err(|e| compile_failed("proposal", &e))?;
+        let diff =
+            bulkhead_learn::diff::diff(&obs, &p.inventory, &current.bundle.policy, &enforced);
         Ok(Json(LearnOut {
             flows: FlowsSeen {
                 records: obs.records,
@@ -90,6 +96,7 @@ pub async fn learn(
             },
             proposal: p,
             coverage,
+            diff,
         }))
     })
     .await
