@@ -95,19 +95,14 @@ fn discover_workloads_are_diverted_by_signature() {
     let engine = Engine::new(&bundle("")).unwrap();
     let mut st = NodeState::adopt(opts(), Ruleset::default(), &engine);
     let desired = full(&mut st, &engine);
-    // One signature (the learner: ungrouped, Discover), egress and ingress, two families.
+    // One signature (the learner: ungrouped, Discover): as a client of an end that is
+    // not local or allows like Discover (its own ingress signature), and as a server of
+    // a client from elsewhere; two families each.
     let rules = discover_rules(&desired);
-    assert_eq!(rules.len(), 4, "{rules:#?}");
-    // Only the learner's marks carry that signature.
-    let (es, is) = {
-        let e = rules.iter().find(|r| r.contains("\"meta\"")).unwrap();
-        let i = rules.iter().find(|r| r.contains("\"ct\"")).unwrap();
-        (e.clone(), i.clone())
-    };
-    let marks = &desired.sets["id4"];
-    let sig_of = |ip: &str| {
+    assert_eq!(rules.len(), 6, "{rules:#?}");
+    let sig_of = |map: &str, ip: &str| {
         let ip: std::net::IpAddr = ip.parse().unwrap();
-        marks
+        desired.sets[map]
             .elems
             .as_ref()
             .unwrap()
@@ -119,13 +114,23 @@ fn discover_workloads_are_diverted_by_signature() {
             .unwrap()
             & 0x3ffc_0000
     };
-    assert!(es.contains(&format!(":{}", sig_of("10.0.0.1"))), "{es}");
-    // Not the Protect workload. The Monitor one, resolved like the learner but for the
-    // mode, shares its chains (the kernel treats Monitor and Discover alike) and so its
-    // signature: it is diverted too, and the proxy decides it as the kernel would.
-    assert!(!es.contains(&format!(":{}", sig_of("10.0.0.2"))), "{es}");
-    assert_eq!(sig_of("10.0.0.3"), sig_of("10.0.0.1"));
-    assert!(is.contains("\"ct\""));
+    // `meta mark` (the source's egress signature) or `ct mark` (the destination's
+    // ingress one) compared with a value, in some rule.
+    let has = |side: &str, v: u32| {
+        let m = format!(r#"{{"&":[{{"{side}":{{"key":"mark"}}}},1073479680]}},"right":{v},"#);
+        rules.iter().any(|r| r.contains(&m))
+    };
+    let (e, i) = (sig_of("id4", "10.0.0.1"), sig_of("dst4", "10.0.0.1"));
+    assert!(has("meta", e) && has("ct", i), "{rules:#?}");
+    assert!(has("ct", 0) && has("meta", 0), "ends not of this node");
+    // Never the Protect workload, either way: a connection it may refuse would be
+    // accepted by the proxy first.
+    let (pe, pi) = (sig_of("id4", "10.0.0.2"), sig_of("dst4", "10.0.0.2"));
+    assert!(!has("meta", pe) && !has("ct", pi), "{rules:#?}");
+    // The Monitor workload, resolved like the learner but for the mode, shares its
+    // chains (the kernel treats Monitor and Discover alike) and so its signature: it is
+    // diverted too, and the proxy decides it as the kernel would.
+    assert_eq!(sig_of("id4", "10.0.0.3"), e);
 
     // Turned off: no rule diverts by signature.
     let off = "---\napiVersion: bulkhead.io/v1\nkind: Settings\nmetadata: {name: s}\nspec: {discover: {detectProtocols: false}}\n";
@@ -178,7 +183,7 @@ fn discover_divert_applies_adopts_and_survives_a_patch() {
         "no ingress signature rule:\n{text}"
     );
     let before = discover_rules(&st.applied);
-    assert_eq!(before.len(), 4);
+    assert_eq!(before.len(), 6);
 
     // A policy edit the agent patches in (a port): the Discover rules stay.
     let mut b = bundle("");

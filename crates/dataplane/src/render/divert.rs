@@ -137,7 +137,8 @@ impl Renderer<'_> {
     /// mark` the ingress one), and a signature stands for one resolution, mode included.
     /// Signatures whose chains a Discover resolution shares with another one divert that
     /// one too (the proxy decides it like the kernel: only the cost differs); the
-    /// overflow signature (fail closed) never. Traffic with the node is left alone.
+    /// overflow signature (fail closed) never. Traffic with the node is left alone, and
+    /// so is traffic with a local workload in Protect mode.
     /// Called once the signature numbers of the render are final.
     fn discover_rules(&self, divert: impl Fn(bool) -> Stmts) -> Vec<Stmts> {
         if !self.engine.compiled().discover_detect_protocols {
@@ -159,26 +160,48 @@ impl Renderer<'_> {
                 }
             }
         }
+        // The other end must let the connection open too, or the client would see the
+        // proxy accept a connection that policy then resets: it is either not a
+        // workload of this node (decided elsewhere) or a local one whose side allows
+        // like Discover. So: a Discover client with such a server (egress rules), or a
+        // Discover server with a client from elsewhere (ingress rules).
         let mut rules = Vec::new();
-        for (sigs, ct_side) in [(egress, false), (ingress, true)] {
-            for sig in sigs {
-                // The subject's signature, and the other end not the node.
-                let (subject, other) = if ct_side {
-                    (and(ct("mark"), SIG_MASK), src_id())
-                } else {
-                    (and(meta(MetaKey::Mark), SIG_MASK), dst_id())
-                };
+        let sig = |ct_side: bool| {
+            if ct_side {
+                and(ct("mark"), SIG_MASK)
+            } else {
+                and(meta(MetaKey::Mark), SIG_MASK)
+            }
+        };
+        let mut add =
+            |subject: Statement<'static>, peer: Statement<'static>, other: Expression<'static>| {
                 for v6 in [false, true] {
                     let mut stmts = vec![
                         nfproto(v6),
                         l4proto(TCP),
-                        eq(subject.clone(), Expression::Number(sig << SIG_SHIFT)),
+                        subject.clone(),
+                        peer.clone(),
                         ne(other.clone(), Expression::Number(ID_HOST)),
                     ];
                     stmts.extend(divert(v6));
                     rules.push(stmts);
                 }
+            };
+        for &e in &egress {
+            for v in std::iter::once(0).chain(ingress.iter().copied()) {
+                add(
+                    eq(sig(false), Expression::Number(e << SIG_SHIFT)),
+                    eq(sig(true), Expression::Number(v << SIG_SHIFT)),
+                    dst_id(),
+                );
             }
+        }
+        for &i in &ingress {
+            add(
+                eq(sig(true), Expression::Number(i << SIG_SHIFT)),
+                eq(sig(false), Expression::Number(0)),
+                src_id(),
+            );
         }
         rules
     }
