@@ -46,15 +46,19 @@ fn grpc_methods_and_kafka_topics_are_enforced_by_the_proxy() {
     let greeter = lab.ipv4("apps/greeter-0");
     let kafka = lab.ipv4("apps/kafka-0");
 
-    // gRPC, retried until the server listens.
-    let mut out = (false, String::new());
-    for _ in 0..40 {
-        out = lab.run(CLIENT, &[PYTHON, SCRIPT, "grpc", &greeter]);
-        if out.1.contains("/demo.Greeter/SayHello OK") {
-            break;
+    // Retried until the server listens.
+    let client = |args: [&str; 2], ready: &str| {
+        let mut out = (false, String::new());
+        for _ in 0..40 {
+            out = lab.run(CLIENT, &[PYTHON, SCRIPT, args[0], args[1]]);
+            if out.1.contains(ready) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(300));
         }
-        std::thread::sleep(std::time::Duration::from_millis(300));
-    }
+        out
+    };
+    let out = client(["grpc", &greeter], "/demo.Greeter/SayHello OK");
     let lines: Vec<&str> = out.1.lines().collect();
     assert_eq!(
         lines,
@@ -68,14 +72,7 @@ fn grpc_methods_and_kafka_topics_are_enforced_by_the_proxy() {
     );
 
     // Kafka.
-    let mut out = (false, String::new());
-    for _ in 0..40 {
-        out = lab.run(CLIENT, &[PYTHON, SCRIPT, "kafka", &kafka]);
-        if out.1.contains("metadata orders OK") {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(300));
-    }
+    let out = client(["kafka", &kafka], "metadata orders OK");
     let lines: Vec<&str> = out.1.lines().collect();
     assert_eq!(
         lines,

@@ -54,6 +54,8 @@ const MAX_LIST: usize = 256 * 1024;
 const MAX_TABLE: usize = 64 * 1024;
 /// Refused streams remembered (their later frames are dropped).
 const MAX_DENIED: usize = 4096;
+/// Allowed streams remembered as still sending (trailers may follow).
+const MAX_SENDING: usize = 4096;
 /// Proxy frames waiting for the end of a server frame.
 const MAX_PENDING: usize = 256 * 1024;
 /// Frames the proxy writes are at most the size every peer accepts (RFC 9113 4.2).
@@ -96,6 +98,8 @@ pub struct H2Session {
     last_stream: u32,
     reencode: bool,
     denied: BTreeSet<u32>,
+    /// Allowed streams the client has not ended: the only ones trailers may come on.
+    sending: BTreeSet<u32>,
     server_head: Vec<u8>,
     server_left: usize,
     server_in_block: bool,
@@ -280,6 +284,7 @@ impl H2Session {
             last_stream: 0,
             reencode: false,
             denied: BTreeSet::new(),
+            sending: BTreeSet::new(),
             server_head: Vec::new(),
             server_left: 0,
             server_in_block: false,
@@ -336,6 +341,10 @@ impl H2Session {
                 }
             }
             _ => {
+                let ends = (kind == DATA && h[4] & END_STREAM != 0) || kind == RST_STREAM;
+                if ends {
+                    self.sending.remove(&stream);
+                }
                 let forward = stream == 0 || !self.denied.contains(&stream);
                 if forward {
                     out.to_server.extend_from_slice(&h);
@@ -451,16 +460,30 @@ impl H2Session {
     ) -> Result<(), Bad> {
         let fields = self.decode(&b.fragment)?;
         if b.stream <= self.last_stream {
-            // Trailers, or more of a refused stream.
-            if !self.denied.contains(&b.stream) {
-                self.forward(out, &b, &fields);
+            // More of a refused stream, or trailers: never a request the server has not
+            // seen decided (a HEADERS on a stream that is not open would be one).
+            if self.denied.contains(&b.stream) {
+                return Ok(());
             }
+            if !self.sending.contains(&b.stream) {
+                return Err("HEADERS on a stream that is not open");
+            }
+            if b.end_stream {
+                self.sending.remove(&b.stream);
+            }
+            self.forward(out, &b, &fields);
             return Ok(());
         }
         self.last_stream = b.stream;
         let request = request_of(&fields);
         let allowed = decide(&request).allowed;
         let refusal = if allowed {
+            if !b.end_stream {
+                self.sending.insert(b.stream);
+                if self.sending.len() > MAX_SENDING {
+                    self.sending.pop_first();
+                }
+            }
             self.forward(out, &b, &fields);
             None
         } else {

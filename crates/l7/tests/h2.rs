@@ -3,9 +3,12 @@
 //! trailers-only responses, the server's HPACK view kept in sync after a refusal, and the
 //! same result however both streams are split.
 
+mod common;
+
 use bulkhead_l7::h2::{PREFACE, frame};
 use bulkhead_l7::{H2Session, Output, Session, Verdict};
 use bulkhead_policy::l7::{L7Detail, L7Request};
+use common::pieces;
 use proptest::prelude::*;
 
 /// gRPC: only pkg.Greeter; plain HTTP/2: only GET.
@@ -91,19 +94,6 @@ fn conversation() -> (Vec<u8>, Vec<u8>) {
     ]
     .concat();
     (client, server)
-}
-
-fn pieces(data: &[u8], cuts: &[usize]) -> Vec<Vec<u8>> {
-    let mut v = Vec::new();
-    let (mut at, mut k) = (0, 0);
-    while at < data.len() {
-        let n = cuts.get(k).copied().unwrap_or(data.len()).max(1);
-        let n = n.min(data.len() - at);
-        v.push(data[at..at + n].to_vec());
-        at += n;
-        k += 1;
-    }
-    v
 }
 
 /// Feed all of `client`, then all of `server`, cut into pieces of the given sizes.
@@ -371,6 +361,36 @@ fn frames_on_a_refused_stream_are_dropped_and_rst_follows_an_open_request() {
     let fs = frames(&out.to_client);
     let kinds: Vec<(u8, u32)> = fs.iter().map(|f| (f.0, f.2)).collect();
     assert_eq!(kinds, [(1, 1), (3, 1), (8, 0)]);
+}
+
+#[test]
+fn trailers_pass_only_on_a_stream_the_client_is_still_sending_on() {
+    let mut e = loona_hpack::Encoder::new();
+    let b3 = enc(&mut e, &grpc("/pkg.Greeter/Stream"));
+    let trailers = enc(&mut e, &[(b"x-done".to_vec(), b"1".to_vec())]);
+    // Its own table: what it refers to must be there whatever came before.
+    let b1 = enc(
+        &mut loona_hpack::Encoder::new(),
+        &grpc("/pkg.Greeter/Stream"),
+    );
+    let open = [
+        PREFACE.to_vec(),
+        frame(HEADERS, 4, 3, &b3),
+        frame(DATA, 0, 3, &message(b"a")),
+        frame(HEADERS, 5, 3, &trailers),
+    ]
+    .concat();
+    let out = run(&open, &[], &[], &[]);
+    assert!(!out.close);
+    assert_eq!(out.decided.len(), 1, "trailers are not a request");
+    assert_eq!(out.to_server, open);
+    // A HEADERS on stream 1, never opened and below 3, would be a request nobody
+    // decided; after END_STREAM, HEADERS on 3 too.
+    for late in [frame(HEADERS, 5, 1, &b1), frame(HEADERS, 5, 3, &trailers)] {
+        let out = run(&[open.clone(), late].concat(), &[], &[], &[]);
+        assert!(out.close);
+        assert_eq!(out.to_server, open);
+    }
 }
 
 proptest! {

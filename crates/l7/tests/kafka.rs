@@ -4,6 +4,9 @@
 //! Denied requests never reach the broker and close the connection; any split of the
 //! stream decides the same.
 
+mod common;
+
+use common::pieces;
 use std::collections::BTreeMap;
 
 use bulkhead_l7::{KafkaSession, Output, Session, Verdict, kafka};
@@ -106,19 +109,6 @@ fn api_versions(version: i16) -> Vec<u8> {
             .with_client_software_name(StrBytes::from_static_str("t"))
             .with_client_software_version(StrBytes::from_static_str("1")),
     )
-}
-
-fn pieces(data: &[u8], cuts: &[usize]) -> Vec<Vec<u8>> {
-    let mut v = Vec::new();
-    let (mut at, mut k) = (0, 0);
-    while at < data.len() {
-        let n = cuts.get(k).copied().unwrap_or(data.len()).max(1);
-        let n = n.min(data.len() - at);
-        v.push(data[at..at + n].to_vec());
-        at += n;
-        k += 1;
-    }
-    v
 }
 
 fn run(client: &[u8], cuts: &[usize], decide: &mut dyn FnMut(&L7Request) -> Verdict) -> Output {

@@ -3,8 +3,11 @@
 //! proxy between server packets, large payloads streamed, and the same result however
 //! both streams are split.
 
+mod common;
+
 use bulkhead_l7::{MqttSession, Output, Session, Verdict};
 use bulkhead_policy::l7::{L7Detail, L7Request, mqtt_covers};
+use common::pieces;
 use proptest::prelude::*;
 
 /// Publish under sensors/#, subscribe to sensors/+/temp.
@@ -81,18 +84,6 @@ fn subscribe(v5: bool, pid: u16, filters: &[&str]) -> Vec<u8> {
 fn run(client: &[u8], server: &[u8], cc: &[usize], sc: &[usize]) -> Output {
     let mut sess = MqttSession::new();
     let mut all = Output::default();
-    let pieces = |data: &[u8], cuts: &[usize]| -> Vec<Vec<u8>> {
-        let mut v = Vec::new();
-        let (mut at, mut k) = (0, 0);
-        while at < data.len() {
-            let n = cuts.get(k).copied().unwrap_or(data.len()).max(1);
-            let n = n.min(data.len() - at);
-            v.push(data[at..at + n].to_vec());
-            at += n;
-            k += 1;
-        }
-        v
-    };
     for p in pieces(client, cc) {
         all.merge(sess.client_bytes(&p, &mut policy));
     }
