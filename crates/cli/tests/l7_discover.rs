@@ -1,7 +1,8 @@
 //! Learning the application protocol from traffic, for real: a lab with the agents'
 //! proxy on and no group (every workload in Discover mode, fixtures/discover/), where a
 //! client talks Redis (redis-cli to redis-server), HTTP (curl to the lab's HTTP server)
-//! and MySQL (the mariadb client to mariadbd, whose server speaks first). Each
+//! and MySQL (the mariadb client to mariadbd, whose server speaks first), and reads the
+//! banner of a server-first protocol nobody names without delay. Each
 //! connection is diverted to the proxy only to detect its protocol, then spliced: the
 //! client gets its real answers. The agent records each with the protocol, `bulkhead
 //! learn` over the lab's records writes `app: redis`, `app: http` and `app: mysql` on
@@ -93,6 +94,15 @@ fn discover_connections_are_learned_with_their_protocol() {
         body.contains("web-0") && body.contains("GET /v1/items"),
         "{body}"
     );
+    // A server-first protocol detection cannot name: the banner is not held (Discover
+    // connections are detected as their bytes pass; holding it would wait for the
+    // 3 s detection timeout).
+    let banner = lab.ipv4("shop/banner-0");
+    let script = format!("exec 3<>/dev/tcp/{banner}/7000; read -r -t 2 line <&3; echo \"$line\"");
+    let t = Instant::now();
+    let (ok, out) = lab.run(CLIENT, &["bash", "-c", &script]);
+    assert!(ok && out.contains("bulkhead-lab"), "banner: {out}");
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
     // MySQL: the server speaks first (its greeting); a user for the client, made over
     // the server's local socket (no proxy on that path).
     until("mariadb creating the client's user", || {

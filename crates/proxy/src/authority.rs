@@ -81,8 +81,9 @@ pub trait Authority: Send + Sync + 'static {
 /// Where the proxy adds latency.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Stage {
-    /// From the connection's first byte (either side) to its protocol decided: the
-    /// first bytes are held that long.
+    /// What the connection's first bytes spent in the proxy: held from the first byte
+    /// (either side) until the protocol was decided, when rules look at it; read, shown
+    /// to the detector and written, when only the record wants it (Discover).
     Detect,
     /// From client bytes read to the requests in them decided (parsing, policy, sensors):
     /// one observation per read that completed at least one request.

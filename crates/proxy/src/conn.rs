@@ -125,7 +125,13 @@ pub(crate) async fn handle(
         }
     };
     let inspector = authority.inspector(client, server);
-    if !d.needs_l7 && inspector.is_none() && !d.detect {
+    if !d.needs_l7 && inspector.is_none() && d.detect {
+        // Only the protocol is wanted (learning): detected as the bytes pass.
+        let r = crate::discover::serve(&mut cx, client_stream, upstream, protocols).await;
+        cx.closed(r.err().map(|e| format!("{e:#}")));
+        return Ok(());
+    }
+    if !d.needs_l7 && inspector.is_none() {
         // Diverted because some L7 rule's L4 part matched, but the verdict does not
         // depend on requests after all (an earlier rule decided): plain relay.
         let r = relay(&mut cx, client_stream, upstream, Vec::new()).await;

@@ -21,6 +21,7 @@
 pub mod authority;
 pub mod capture;
 mod conn;
+mod discover;
 pub mod event;
 mod fqdn;
 mod inspect;
