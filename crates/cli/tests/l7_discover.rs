@@ -6,8 +6,9 @@
 //! connection is diverted to the proxy only to detect its protocol, then spliced: the
 //! client gets its real answers. The agent records each with the protocol, `bulkhead
 //! learn` over the lab's records writes `app: redis`, `app: http` and `app: mysql` on
-//! those ports (and no rule without `app:` for them), and the proxy's detection latency
-//! is a histogram in status.json and in the server's `/metrics`.
+//! those ports (and no rule without `app:` for them), and the proxy's latency (detection,
+//! and the requests of the web server's one L7 rule) is a histogram in status.json and
+//! in the server's `/metrics`.
 
 mod common;
 
@@ -201,18 +202,31 @@ fn discover_connections_are_learned_with_their_protocol() {
                 return Err(format!("{app}: {h}"));
             }
         }
+        // The HTTP session decided the GET (the web server's L7 rule).
+        let request = hists
+            .iter()
+            .find(|h| h["stage"] == "request" && h["protocol"] == "http")
+            .ok_or(format!("no request histogram for http: {text}"))?;
+        if request["count"].as_u64().unwrap_or(0) == 0 {
+            return Err(format!("{request}"));
+        }
         Ok(())
     });
     let metrics = scrape_metrics(LAB);
-    for app in ["redis", "http", "mysql"] {
+    for (stage, app) in [
+        ("detect", "redis"),
+        ("detect", "http"),
+        ("detect", "mysql"),
+        ("request", "http"),
+    ] {
         let line = metrics
             .lines()
             .find(|l| {
                 l.starts_with("bulkhead_proxy_latency_seconds_count{")
-                    && l.contains("stage=\"detect\"")
+                    && l.contains(&format!("stage=\"{stage}\""))
                     && l.contains(&format!("protocol=\"{app}\""))
             })
-            .unwrap_or_else(|| panic!("no detect latency for {app}:\n{metrics}"));
+            .unwrap_or_else(|| panic!("no {stage} latency for {app}:\n{metrics}"));
         let n: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
         assert!(n >= 1.0, "{line}");
     }
