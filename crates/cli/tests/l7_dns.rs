@@ -38,7 +38,7 @@ fn dns_query_names_are_enforced_by_the_proxy() {
     if !common::privileged("the DNS lab test") {
         return;
     }
-    require(&["dnsmasq", "dig"]);
+    require(&["dnsmasq", "dig", "tshark"]);
     let _lock = common::lab_lock();
     let lab = Lab::up(LAB, &["crates/cli/tests/fixtures/dns/"], &[]);
     let (v4, v6) = (lab.ipv4("infra/dns-0"), lab.ipv6("infra/dns-0"));
@@ -65,4 +65,22 @@ fn dns_query_names_are_enforced_by_the_proxy() {
     assert!(refused.iter().all(|e| e["refusal"] == "REFUSED"
         && e["decision"]["allowed"] == false
         && e["decision"]["detail"]["src"]["workload"] == "apps/client-0"));
+    // Each refusal has its evidence, over UDP as over TCP: tshark reads the query, and
+    // for UDP (datagrams written as sent) the REFUSED answer too.
+    for e in &refused {
+        let pcap = e["pcap"].as_str().unwrap_or_else(|| panic!("no capture: {e}"));
+        let t = std::process::Command::new("tshark")
+            .args(["-r", pcap])
+            .output()
+            .expect("tshark");
+        let text = String::from_utf8_lossy(&t.stdout);
+        assert!(
+            t.status.success() && text.contains("evil.example.net"),
+            "tshark on {pcap}: {text} {}",
+            String::from_utf8_lossy(&t.stderr)
+        );
+        if pcap.contains("/udp-") {
+            assert!(text.contains("response") && text.contains("Refused"), "tshark on {pcap}: {text}");
+        }
+    }
 }

@@ -183,6 +183,43 @@ impl Recorder {
     }
 }
 
+/// A capture of datagrams between `client` and `server` (a refused DNS query and the
+/// REFUSED answer): one UDP packet each, as they were sent.
+pub fn write_datagrams(
+    path: &Path,
+    client: SocketAddr,
+    server: SocketAddr,
+    datagrams: &[(Side, SystemTime, &[u8])],
+) -> io::Result<()> {
+    let mut w = PcapWriter::new(File::create(path)?).map_err(io::Error::other)?;
+    for (side, time, data) in datagrams {
+        let (src, dst) = match side {
+            Side::Client => (client, server),
+            Side::Server => (server, client),
+        };
+        let frame = udp_frame(src, dst, data)?;
+        let ts = time
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO);
+        w.write_packet(&PcapPacket::new(ts, frame.len() as u32, &frame))
+            .map_err(io::Error::other)?;
+    }
+    Ok(())
+}
+
+fn udp_frame(src: SocketAddr, dst: SocketAddr, data: &[u8]) -> io::Result<Vec<u8>> {
+    let eth = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
+    let udp = match (src.ip(), dst.ip()) {
+        (IpAddr::V4(a), IpAddr::V4(b)) => eth.ipv4(a.octets(), b.octets(), 64),
+        (IpAddr::V6(a), IpAddr::V6(b)) => eth.ipv6(a.octets(), b.octets(), 64),
+        _ => return Err(io::Error::other("mixed address families")),
+    }
+    .udp(src.port(), dst.port());
+    let mut v = Vec::with_capacity(udp.size(data.len()));
+    udp.write(&mut v, data).map_err(io::Error::other)?;
+    Ok(v)
+}
+
 #[derive(Clone, Copy)]
 enum Flags {
     Syn,
@@ -224,6 +261,44 @@ fn tcp_frame(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn datagrams_are_written_as_udp_packets_both_ways() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.pcap");
+        let (c, s): (SocketAddr, SocketAddr) = (
+            "10.0.0.1:5353".parse().unwrap(),
+            "10.0.0.2:53".parse().unwrap(),
+        );
+        let now = SystemTime::now();
+        write_datagrams(
+            &path,
+            c,
+            s,
+            &[
+                (Side::Client, now, b"query"),
+                (Side::Server, now, b"answer!"),
+            ],
+        )
+        .unwrap();
+        let mut r = pcap_file::pcap::PcapReader::new(File::open(&path).unwrap()).unwrap();
+        let mut seen = Vec::new();
+        while let Some(p) = r.next_packet() {
+            let p = p.unwrap();
+            let e = etherparse::SlicedPacket::from_ethernet(&p.data).unwrap();
+            let Some(etherparse::TransportSlice::Udp(u)) = e.transport else {
+                panic!("not UDP")
+            };
+            seen.push((u.source_port(), u.destination_port(), u.payload().to_vec()));
+        }
+        assert_eq!(
+            seen,
+            vec![
+                (5353, 53, b"query".to_vec()),
+                (53, 5353, b"answer!".to_vec())
+            ]
+        );
+    }
 
     #[test]
     fn segments_are_bounded_and_offsets_kept() {

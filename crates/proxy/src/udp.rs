@@ -24,6 +24,7 @@ use tracing::debug;
 
 use crate::Config;
 use crate::authority::Authority;
+use crate::capture::Side;
 use crate::event::{Event, EventKind};
 
 /// Largest datagram read (EDNS0 allows 4096 and more; 64 KiB is the UDP maximum).
@@ -193,10 +194,24 @@ async fn exchange(
         }
     };
     if !allowed {
+        let asked = SystemTime::now();
         let refusal = request.as_ref().and_then(|_| dns_refused(&datagram));
         if let Some(r) = &refusal {
             send_from(server, client, r, cfg.upstream_mark)?;
         }
+        // The evidence: the query and the refusal, as the packets they were.
+        let pcap = cfg.capture_dir.as_ref().and_then(|dir| {
+            let path = dir.join(format!("udp-{id}-request.pcap"));
+            let mut d = vec![(Side::Client, asked, datagram.as_slice())];
+            if let Some(r) = &refusal {
+                d.push((Side::Server, SystemTime::now(), r.as_slice()));
+            }
+            std::fs::create_dir_all(dir).ok()?;
+            crate::capture::write_datagrams(&path, client, server, &d)
+                .inspect_err(|e| tracing::warn!(error = %e, path = %path.display(), "cannot write the capture"))
+                .ok()?;
+            Some(path)
+        });
         let decision = match &request {
             Some(_) => d,
             None => authority.decide_datagram(client, server, None),
@@ -218,7 +233,7 @@ async fn exchange(
                     }
                     .into(),
                 ),
-                pcap: None,
+                pcap,
             },
         );
         return Ok(());
