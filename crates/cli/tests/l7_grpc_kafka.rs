@@ -7,8 +7,10 @@
 //! refusal on the same connection still work.
 //!
 //! Kafka: requests encoded by kafka-python's protocol classes (Metadata v1, Produce v3 and
-//! Fetch v4 for `orders`) reach the sink; a Produce for `payroll` closes the connection
-//! and never reaches it (the sink's list, read on a new connection, does not hold it).
+//! Fetch v4 for `orders`) reach the sink; a Produce for `payroll` gets the proxy's
+//! ProduceResponse with TOPIC_AUTHORIZATION_FAILED (29, decoded by kafka-python) and the
+//! connection goes on; a Produce for `orders` and `payroll` at once closes it; neither
+//! reaches the sink (its list, read on a new connection, does not hold them).
 //! There is no Kafka broker in Debian: the sink stands in for one, and the Kafka parser is
 //! checked on real brokers' clients in crates/l7/tests/kafka.rs (the pcap corpus).
 //!
@@ -80,8 +82,10 @@ fn grpc_methods_and_kafka_topics_are_enforced_by_the_proxy() {
             "metadata orders OK [[3, 1]]",
             "produce orders OK [[3, 1], [0, 3]]",
             "fetch orders OK [[3, 1], [0, 3], [1, 4]]",
-            "produce payroll CLOSED",
-            "apiversions OK [[3, 1], [0, 3], [1, 4], [18, 0]]",
+            "produce payroll ERROR 29 correlation True",
+            "fetch orders OK [[3, 1], [0, 3], [1, 4], [1, 4]]",
+            "produce orders+payroll CLOSED",
+            "apiversions OK [[3, 1], [0, 3], [1, 4], [1, 4], [18, 0]]",
         ],
         "{out:?}"
     );
@@ -102,6 +106,10 @@ fn grpc_methods_and_kafka_topics_are_enforced_by_the_proxy() {
             (
                 "grpc demo.Admin/DropAll".to_string(),
                 "grpc-status 7 PERMISSION_DENIED".to_string()
+            ),
+            (
+                "kafka produce payroll".to_string(),
+                "TOPIC_AUTHORIZATION_FAILED (29)".to_string()
             ),
             (
                 "kafka produce payroll".to_string(),

@@ -16,9 +16,13 @@
 //! topics). Topics named by ID (Fetch v13+, Produce v13+) are decided as
 //! `topic-id:UUID`, which only a rule allowing any topic (`*`) matches.
 //!
-//! Refusal: Kafka has no error reply every client understands for every API, so a denied
-//! request is never forwarded and the connection is closed (clients reconnect, and fail
-//! the operation after their retries). A request of those APIs that cannot be parsed (a
+//! Refusal: a denied request is never forwarded. A Produce none of whose topics may be
+//! written gets the broker's own answer, every partition failing with
+//! TOPIC_AUTHORIZATION_FAILED (29), in order after the broker's answers to the requests
+//! before it (broker responses are framed for that); with `acks=0` it gets none, as from a
+//! broker. Anything else denied closes the connection: Kafka has no error reply every
+//! client understands for every API, and a request with both allowed and denied topics
+//! would need rewriting (clients reconnect, and fail the operation after their retries). A request of those APIs that cannot be parsed (a
 //! version newer than known, a malformed body) also closes the connection: it is never
 //! passed unchecked.
 
@@ -43,9 +47,27 @@ enum Client {
     Closed,
 }
 
+/// Answers the client is owed, in request order (Kafka answers in order).
+enum Owed {
+    /// The broker's, to a forwarded request.
+    Broker,
+    /// The proxy's, to a refused one, written once the broker's before it are out.
+    Proxy(Vec<u8>),
+}
+
+/// Answers owed at once at most (a client pipelining refusals behind a slow broker
+/// without reading is closed).
+const MAX_OWED: usize = 65_536;
+
 pub struct KafkaSession {
     client: Client,
     held: Vec<u8>,
+    owed: std::collections::VecDeque<Owed>,
+    /// The broker's responses are framed (size, then `server_left` bytes) to know where
+    /// the proxy's answers go; a response nobody asked for stops the ordering.
+    server_head: Vec<u8>,
+    server_left: usize,
+    unordered: bool,
 }
 
 impl Default for KafkaSession {
@@ -264,9 +286,9 @@ impl Rd<'_> {
     }
 }
 
-/// The topics a request names (its bytes after the size); empty when it names none (a
-/// Metadata request for all topics, an API whose topics are not read).
-pub fn topics(request: &[u8]) -> Result<Vec<String>, Bad> {
+/// A request of an API whose topics are read (its bytes after the size): a reader after
+/// its header, its API key and version. None for other APIs.
+fn body(request: &[u8]) -> Result<Option<(Rd<'_>, i16, i16)>, Bad> {
     let mut r = Rd {
         b: request,
         flex: false,
@@ -274,7 +296,7 @@ pub fn topics(request: &[u8]) -> Result<Vec<String>, Bad> {
     let key = r.i16()?;
     let v = r.i16()?;
     let Some((newest, flexible)) = topic_api(key) else {
-        return Ok(Vec::new());
+        return Ok(None);
     };
     if !(0..=newest).contains(&v) {
         return Err("unknown API version");
@@ -283,6 +305,139 @@ pub fn topics(request: &[u8]) -> Result<Vec<String>, Bad> {
     r.string()?; // client id: never compact
     r.flex = v >= flexible;
     r.tagged()?;
+    Ok(Some((r, key, v)))
+}
+
+/// What a Produce request writes: its acks, and each topic (its name as written, or its
+/// ID) with its partitions.
+pub struct Produce {
+    pub version: i16,
+    pub correlation: i32,
+    pub acks: i16,
+    pub topics: Vec<(Vec<u8>, Vec<i32>)>,
+}
+
+/// A Produce request (its bytes after the size).
+pub fn produce(request: &[u8]) -> Result<Produce, Bad> {
+    let correlation = request
+        .get(4..8)
+        .map(|c| i32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+        .ok_or("truncated request")?;
+    let Some((mut r, 0, v)) = body(request)? else {
+        return Err("not a Produce request");
+    };
+    if v >= 3 {
+        r.string()?; // transactional id
+    }
+    let acks = r.i16()?;
+    r.skip(4)?;
+    let mut topics = Vec::new();
+    for _ in 0..r.count()? {
+        let name = if v <= 12 {
+            let n = r.len(false)?.unwrap_or(0);
+            r.take(n)?.to_vec()
+        } else {
+            r.take(16)?.to_vec()
+        };
+        let mut parts = Vec::new();
+        for _ in 0..r.count()? {
+            parts.push(r.i32()?);
+            r.bytes()?;
+            r.tagged()?;
+        }
+        r.tagged()?;
+        topics.push((name, parts));
+    }
+    Ok(Produce {
+        version: v,
+        correlation,
+        acks,
+        topics,
+    })
+}
+
+/// TOPIC_AUTHORIZATION_FAILED.
+const TOPIC_AUTHORIZATION_FAILED: i16 = 29;
+
+/// The broker's answer to a Produce request none of whose topics may be written: every
+/// partition fails with TOPIC_AUTHORIZATION_FAILED (29), as a broker answers for topics
+/// an ACL denies. Size prefix included.
+pub fn produce_refusal(p: &Produce) -> Vec<u8> {
+    let (v, flex) = (p.version, p.version >= 9);
+    let mut b = p.correlation.to_be_bytes().to_vec();
+    let count = |b: &mut Vec<u8>, n: usize| {
+        if flex {
+            let mut n = n as u64 + 1;
+            while n >= 0x80 {
+                b.push((n as u8) | 0x80);
+                n >>= 7;
+            }
+            b.push(n as u8);
+        } else {
+            b.extend_from_slice(&(n as i32).to_be_bytes());
+        }
+    };
+    if flex {
+        b.push(0); // response header tagged fields
+    }
+    count(&mut b, p.topics.len());
+    for (name, parts) in &p.topics {
+        if v <= 12 {
+            if flex {
+                count(&mut b, name.len());
+            } else {
+                b.extend_from_slice(&(name.len() as i16).to_be_bytes());
+            }
+        }
+        b.extend_from_slice(name);
+        count(&mut b, parts.len());
+        let msg = format!(
+            "bulkhead: topic {} is not allowed by policy",
+            String::from_utf8_lossy(name)
+        );
+        for part in parts {
+            b.extend_from_slice(&part.to_be_bytes());
+            b.extend_from_slice(&TOPIC_AUTHORIZATION_FAILED.to_be_bytes());
+            b.extend_from_slice(&(-1i64).to_be_bytes()); // base offset
+            if v >= 2 {
+                b.extend_from_slice(&(-1i64).to_be_bytes()); // log append time
+            }
+            if v >= 5 {
+                b.extend_from_slice(&(-1i64).to_be_bytes()); // log start offset
+            }
+            if v >= 8 {
+                count(&mut b, 0); // record errors
+                if flex {
+                    count(&mut b, msg.len());
+                } else {
+                    b.extend_from_slice(&(msg.len() as i16).to_be_bytes());
+                }
+                b.extend_from_slice(msg.as_bytes());
+            }
+            if flex {
+                b.push(0);
+            }
+        }
+        if flex {
+            b.push(0);
+        }
+    }
+    if v >= 1 {
+        b.extend_from_slice(&0i32.to_be_bytes()); // throttle time
+    }
+    if flex {
+        b.push(0);
+    }
+    [(b.len() as u32).to_be_bytes().to_vec(), b].concat()
+}
+
+/// The topics a request names (its bytes after the size); empty when it names none (a
+/// Metadata request for all topics, an API whose topics are not read).
+pub fn topics(request: &[u8]) -> Result<Vec<String>, Bad> {
+    let Some((mut r, key, v)) = body(request)? else {
+        return Ok(Vec::new());
+    };
+    let r = &mut r;
     let mut out = Vec::new();
     match key {
         0 => {
@@ -406,16 +561,58 @@ impl KafkaSession {
         KafkaSession {
             client: Client::Head,
             held: Vec::new(),
+            owed: std::collections::VecDeque::new(),
+            server_head: Vec::new(),
+            server_left: 0,
+            unordered: false,
         }
     }
 
-    /// Decide the requests of `bytes` (after the size); true if all are allowed.
+    /// The proxy's answer to a refused request: now if nothing is owed before it.
+    fn answer(&mut self, out: &mut Output, bytes: Vec<u8>) {
+        let between = self.server_head.is_empty() && self.server_left == 0;
+        if (self.owed.is_empty() && between) || self.unordered {
+            out.to_client.extend(bytes);
+        } else {
+            self.owed.push_back(Owed::Proxy(bytes));
+        }
+    }
+
+    /// A broker response ended: the proxy's answers owed right after it go out.
+    fn response_done(&mut self, out: &mut Output) {
+        match self.owed.pop_front() {
+            Some(Owed::Broker) => {}
+            other => {
+                // A response to nothing we forwarded: order is lost, answer at once.
+                self.unordered = true;
+                if let Some(Owed::Proxy(b)) = other {
+                    out.to_client.extend(b);
+                }
+            }
+        }
+        while let Some(Owed::Proxy(_)) = self.owed.front() {
+            if let Some(Owed::Proxy(b)) = self.owed.pop_front() {
+                out.to_client.extend(b);
+            }
+        }
+        if self.unordered {
+            for o in std::mem::take(&mut self.owed) {
+                if let Owed::Proxy(b) = o {
+                    out.to_client.extend(b);
+                }
+            }
+        }
+    }
+
+    /// Decide a request (one verdict per topic); Ok(true) to forward it, Ok(false) when
+    /// the proxy answered in the broker's place, Err to close.
     fn decide(
+        &mut self,
         out: &mut Output,
-        reqs: Vec<L7Request>,
+        request: &[u8],
         decide: &mut dyn FnMut(&L7Request) -> Verdict,
-    ) -> bool {
-        let verdicts: Vec<(L7Request, bool)> = reqs
+    ) -> Result<bool, Bad> {
+        let verdicts: Vec<(L7Request, bool)> = requests(request)?
             .into_iter()
             .map(|r| {
                 let a = decide(&r).allowed;
@@ -423,11 +620,27 @@ impl KafkaSession {
             })
             .collect();
         let all = verdicts.iter().all(|(_, a)| *a);
+        let none = verdicts.iter().all(|(_, a)| !*a);
+        // A Produce none of whose topics may be written gets the broker's own refusal
+        // (acks=0: no answer at all); anything else refused closes the connection.
+        let answered = if all || !none {
+            None
+        } else {
+            produce(request).ok().map(|p| {
+                if p.acks == 0 {
+                    "dropped (acks=0: no response)"
+                } else {
+                    self.answer(out, produce_refusal(&p));
+                    "TOPIC_AUTHORIZATION_FAILED (29)"
+                }
+            })
+        };
         for (request, allowed) in verdicts {
-            let refusal = match (all, allowed) {
-                (true, _) => None,
-                (false, false) => Some("connection closed".to_string()),
-                (false, true) => {
+            let refusal = match (all, allowed, answered) {
+                (true, _, _) => None,
+                (false, _, Some(a)) => Some(a.to_string()),
+                (false, false, None) => Some("connection closed".to_string()),
+                (false, true, None) => {
                     Some("connection closed (another topic of the request was denied)".to_string())
                 }
             };
@@ -438,7 +651,11 @@ impl KafkaSession {
                 findings: Vec::new(),
             });
         }
-        all
+        match (all, answered) {
+            (true, _) => Ok(true),
+            (false, Some(_)) => Ok(false),
+            (false, None) => Err("denied"),
+        }
     }
 
     /// The held bytes are complete for their step: act.
@@ -465,11 +682,18 @@ impl KafkaSession {
             Client::Head | Client::Hold { .. } => {}
             _ => return Ok(()),
         }
-        let reqs = requests(&self.held[4..])?;
-        if !Self::decide(out, reqs, decide) {
-            return Err("denied");
-        }
         let held = std::mem::take(&mut self.held);
+        if !self.decide(out, &held[4..], decide)? {
+            // Answered by the proxy: nothing of it goes on (it was held whole).
+            self.client = Client::Head;
+            return Ok(());
+        }
+        if key != 0 || produce(&held[4..]).is_ok_and(|p| p.acks != 0) {
+            if self.owed.len() >= MAX_OWED {
+                return Err("too many answers owed");
+            }
+            self.owed.push_back(Owed::Broker);
+        }
         let left = total - held.len();
         out.to_server.extend(held);
         self.client = if left > 0 {
@@ -526,10 +750,41 @@ impl Session for KafkaSession {
         out
     }
 
-    fn server_bytes(&mut self, data: &[u8]) -> Output {
+    fn server_bytes(&mut self, mut data: &[u8]) -> Output {
         let mut out = Output::default();
-        if !matches!(self.client, Client::Closed) {
-            out.to_client.extend_from_slice(data);
+        if matches!(self.client, Client::Closed) {
+            return out;
+        }
+        while !data.is_empty() {
+            if self.unordered {
+                out.to_client.extend_from_slice(data);
+                break;
+            }
+            if self.server_left > 0 {
+                let n = data.len().min(self.server_left);
+                out.to_client.extend_from_slice(&data[..n]);
+                self.server_left -= n;
+                data = &data[n..];
+                if self.server_left == 0 {
+                    self.response_done(&mut out);
+                }
+                continue;
+            }
+            let n = data.len().min(4 - self.server_head.len());
+            out.to_client.extend_from_slice(&data[..n]);
+            self.server_head.extend_from_slice(&data[..n]);
+            data = &data[n..];
+            if self.server_head.len() == 4 {
+                let h = std::mem::take(&mut self.server_head);
+                match i32::from_be_bytes([h[0], h[1], h[2], h[3]]) {
+                    size if size > 0 => self.server_left = size as usize,
+                    // Not a response (SASL v0 tokens, garbage): order is lost.
+                    _ => {
+                        self.unordered = true;
+                        self.response_done(&mut out);
+                    }
+                }
+            }
         }
         out
     }

@@ -14,7 +14,7 @@ use bulkhead_policy::l7::{L7Detail, L7Request};
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, FetchRequest, ListOffsetsRequest, MetadataRequest, ProduceRequest,
-    RequestHeader, TopicName,
+    ProduceResponse, RequestHeader, ResponseHeader, TopicName,
     fetch_request::{FetchPartition, FetchTopic},
     list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic},
     metadata_request::MetadataRequestTopic,
@@ -319,6 +319,131 @@ fn a_denied_topic_closes_the_connection_before_any_byte_of_it() {
         Some("connection closed (another topic of the request was denied)")
     );
     assert!(out.to_client.is_empty());
+}
+
+fn produce_acks(version: i16, topics: &[&str], acks: i16) -> Vec<u8> {
+    let mut b = produce(version, topics);
+    // acks follows the header and, from v3, the (null) transactional id.
+    let at = 4 + 8 + 2 + "test-client".len() + if version >= 9 { 1 } else { 0 };
+    let at = at
+        + match version {
+            0..=2 => 0,
+            3..=8 => 2,
+            _ => 1,
+        };
+    b[at..at + 2].copy_from_slice(&acks.to_be_bytes());
+    b
+}
+
+/// Decode a response of the proxy's with kafka-protocol: (correlation id, body).
+fn decode_produce_response(b: &[u8], version: i16) -> (i32, ProduceResponse) {
+    use kafka_protocol::protocol::Decodable;
+    let n = u32::from_be_bytes(b[..4].try_into().unwrap()) as usize;
+    assert_eq!(n, b.len() - 4);
+    let mut buf = Bytes::copy_from_slice(&b[4..]);
+    let h =
+        ResponseHeader::decode(&mut buf, ApiKey::Produce.response_header_version(version)).unwrap();
+    let r = ProduceResponse::decode(&mut buf, version).unwrap();
+    assert!(buf.is_empty(), "v{version}: {} bytes left", buf.len());
+    (h.correlation_id, r)
+}
+
+#[test]
+fn a_produce_to_denied_topics_gets_topic_authorization_failed_in_order() {
+    let first = produce(3, &["orders"]);
+    let denied = produce(9, &["payroll", "audit"]);
+    let after = fetch(12, &["orders"]);
+    let mut sess = KafkaSession::new();
+    let mut out = Output::default();
+    for p in pieces(&[first.clone(), denied, after.clone()].concat(), &[7; 1000]) {
+        out.merge(sess.client_bytes(&p, &mut policy));
+    }
+    assert!(!out.close);
+    assert_eq!(out.to_server, [first, after].concat());
+    assert!(
+        out.to_client.is_empty(),
+        "the broker's answer to the first comes first"
+    );
+    let refusals: Vec<_> = out.decided.iter().map(|d| d.refusal.clone()).collect();
+    assert_eq!(
+        refusals,
+        [
+            None,
+            Some("TOPIC_AUTHORIZATION_FAILED (29)".to_string()),
+            Some("TOPIC_AUTHORIZATION_FAILED (29)".to_string()),
+            None
+        ]
+    );
+    // The broker answers the Produce (split), then the Fetch.
+    let r1 = [vec![0, 0, 0, 6], vec![0, 0, 0, 2, 9, 9]].concat();
+    let r2 = [vec![0, 0, 0, 5], vec![0, 0, 0, 3, 7]].concat();
+    let a = sess.server_bytes(&r1[..5]);
+    assert_eq!(a.to_client, r1[..5]);
+    let b = sess.server_bytes(&[&r1[5..], &r2[..]].concat());
+    assert_eq!(b.to_client[..5], r1[5..]);
+    let ours = &b.to_client[5..b.to_client.len() - r2.len()];
+    assert_eq!(b.to_client[b.to_client.len() - r2.len()..], r2);
+    let (corr, resp) = decode_produce_response(ours, 9);
+    assert_eq!(corr, 2);
+    let got: Vec<(String, Vec<(i32, i16)>)> = resp
+        .responses
+        .iter()
+        .map(|t| {
+            (
+                t.name.to_string(),
+                t.partition_responses
+                    .iter()
+                    .map(|p| (p.index, p.error_code))
+                    .collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("payroll".to_string(), vec![(0, 29)]),
+            ("audit".to_string(), vec![(0, 29)])
+        ]
+    );
+    assert!(
+        resp.responses[0].partition_responses[0]
+            .error_message
+            .as_ref()
+            .unwrap()
+            .contains("payroll is not allowed by policy")
+    );
+}
+
+#[test]
+fn the_refusal_decodes_in_every_produce_version_and_acks_0_gets_none() {
+    for v in 3..=12 {
+        let mut sess = KafkaSession::new();
+        let out = sess.client_bytes(&produce(v, &["payroll"]), &mut policy);
+        assert!(!out.close && out.to_server.is_empty(), "v{v}");
+        let (corr, resp) = decode_produce_response(&out.to_client, v);
+        assert_eq!(corr, 2, "v{v}");
+        assert_eq!(resp.responses[0].name.to_string(), "payroll", "v{v}");
+        assert_eq!(resp.responses[0].partition_responses[0].error_code, 29);
+    }
+    for v in [3, 5, 9, 12] {
+        let mut sess = KafkaSession::new();
+        let out = sess.client_bytes(&produce_acks(v, &["payroll"], 0), &mut policy);
+        assert!(
+            !out.close && out.to_server.is_empty() && out.to_client.is_empty(),
+            "v{v}"
+        );
+        assert_eq!(
+            out.decided[0].refusal.as_deref(),
+            Some("dropped (acks=0: no response)")
+        );
+        // And an allowed acks=0 produce owes nothing: a refusal after it goes at once.
+        let mut sess = KafkaSession::new();
+        let out = sess.client_bytes(
+            &[produce_acks(v, &["orders"], 0), produce(9, &["payroll"])].concat(),
+            &mut policy,
+        );
+        assert!(!out.to_client.is_empty(), "v{v}");
+    }
 }
 
 #[test]
