@@ -641,10 +641,20 @@ proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(
         c in proptest::collection::vec(any::<u8>(), 0..2048),
+        sv in proptest::collection::vec(any::<u8>(), 0..2048),
         cut in 1usize..100,
     ) {
         let _ = run(&c, &[cut; 100], &mut policy);
         let _ = kafka::requests(&c);
+        let _ = kafka::produce(&c);
+        // A session owing answers (a refusal queued behind the broker's) fed any bytes.
+        let mut sess = KafkaSession::new();
+        let client = [produce(3, &["orders"]), produce(9, &["payroll"])].concat();
+        let mut out = sess.client_bytes(&client, &mut policy);
+        for p in pieces(&sv, &[cut; 100]) {
+            out.merge(sess.server_bytes(&p));
+        }
+        prop_assert!(out.to_client.len() >= sv.len());
     }
 
     #[test]
