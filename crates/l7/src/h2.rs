@@ -181,6 +181,23 @@ fn header_frames(
     out
 }
 
+/// How many bytes of a header block are its leading dynamic table size updates.
+fn size_updates(block: &[u8]) -> usize {
+    let mut at = 0;
+    while block.get(at).is_some_and(|b| b & 0xe0 == 0x20) {
+        let start = at;
+        at += 1;
+        if block[start] & 0x1f == 0x1f {
+            // Continuation bytes of the integer.
+            while block.get(at).is_some_and(|b| b & 0x80 != 0) {
+                at += 1;
+            }
+            at += 1;
+        }
+    }
+    at.min(block.len())
+}
+
 /// `/pkg.Service/Method` -> (`pkg.Service`, `Method`).
 pub fn grpc_path(path: &str) -> (String, String) {
     let p = path.strip_prefix('/').unwrap_or(path);
@@ -325,6 +342,8 @@ impl H2Session {
             return Err("frame inside a header block");
         }
         match kind {
+            // A header block the server would decode and the proxy would not see.
+            PUSH_PROMISE => return Err("PUSH_PROMISE from a client"),
             HEADERS | CONTINUATION => {
                 if kind == CONTINUATION && self.block.is_none() {
                     return Err("CONTINUATION without HEADERS");
@@ -442,7 +461,10 @@ impl H2Session {
 
     fn forward(&self, out: &mut Output, b: &Block, fields: &[Field]) {
         if self.reencode {
-            let block = literal_block(fields.iter().map(|(n, v)| (&n[..], &v[..])));
+            // The client's table size updates still reach the server (a server that
+            // lowered its table size waits for one), then the fields as literals.
+            let mut block = b.fragment[..size_updates(&b.fragment)].to_vec();
+            block.extend(literal_block(fields.iter().map(|(n, v)| (&n[..], &v[..]))));
             out.to_server
                 .extend(header_frames(b.stream, b.end_stream, b.priority, &block));
         } else {

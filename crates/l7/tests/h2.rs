@@ -330,6 +330,8 @@ fn undecodable_or_malformed_header_blocks_close_the_connection() {
         ]
         .concat(),
         b"PRI * HTTP/1.1\r\n\r\n".to_vec(),
+        // A client may not push: its header block would reach the server undecided.
+        [PREFACE.to_vec(), frame(5, 4, 1, &[0, 0, 0, 2, 0x82])].concat(),
         // Oversized table size update.
         [
             PREFACE.to_vec(),
@@ -391,6 +393,30 @@ fn trailers_pass_only_on_a_stream_the_client_is_still_sending_on() {
         assert!(out.close);
         assert_eq!(out.to_server, open);
     }
+}
+
+#[test]
+fn after_a_refusal_the_client_table_size_updates_still_reach_the_server() {
+    let mut e = loona_hpack::Encoder::new();
+    let denied = enc(&mut e, &grpc("/pkg.Admin/DropAll"));
+    let fields = grpc("/pkg.Greeter/SayHello");
+    let mut b3 = vec![0x20 | 0x1f, 0x01]; // size update to 32, then the fields
+    b3.extend(bulkhead_l7::h2::literal_block(
+        fields.iter().map(|(n, v)| (&n[..], &v[..])),
+    ));
+    let client = [
+        PREFACE.to_vec(),
+        frame(HEADERS, 5, 1, &denied),
+        frame(HEADERS, 5, 3, &b3),
+    ]
+    .concat();
+    let out = run(&client, &[], &[], &[]);
+    assert!(!out.close);
+    let fs = frames(&out.to_server[PREFACE.len()..]);
+    assert_eq!(fs.len(), 1);
+    assert_eq!(&fs[0].3[..2], &[0x3f, 0x01]);
+    let (blocks, _) = peer_view(&fs);
+    assert_eq!(blocks, [(3, fields)]);
 }
 
 proptest! {
