@@ -125,13 +125,15 @@ pub(crate) async fn handle(
         }
     };
     let inspector = authority.inspector(client, server);
-    if !d.needs_l7 && inspector.is_none() && d.detect {
+    // FQDN egress: DNS over TCP of a client whose answers teach the agent is read.
+    let learn_dns = server.port() == 53 && authority.learns_dns(client);
+    if !d.needs_l7 && inspector.is_none() && d.detect && !learn_dns {
         // Only the protocol is wanted (learning): detected as the bytes pass.
         let r = crate::discover::serve(&mut cx, client_stream, upstream, protocols).await;
         cx.closed(r.err().map(|e| format!("{e:#}")));
         return Ok(());
     }
-    if !d.needs_l7 && inspector.is_none() {
+    if !d.needs_l7 && inspector.is_none() && !learn_dns {
         // Diverted because some L7 rule's L4 part matched, but the verdict does not
         // depend on requests after all (an earlier rule decided): plain relay.
         let r = relay(&mut cx, client_stream, upstream, Vec::new()).await;

@@ -47,7 +47,20 @@ impl Renderer<'_> {
         let mut rules: Vec<Stmts> = vec![
             owned(TCP),
             owned(UDP),
-            vec![ct_state(&["established", "related"]), accept()],
+            // Established traffic stays on the fast path, except DNS queries over UDP:
+            // each datagram is decided (and its answer read) by the proxy, and a client
+            // that sends from the same port again is an established conntrack flow.
+            vec![
+                ct_state(&["established", "related"]),
+                ne(meta(MetaKey::L4proto), Expression::Number(u32::from(UDP))),
+                accept(),
+            ],
+            vec![
+                ct_state(&["established", "related"]),
+                l4proto(UDP),
+                ne(payload("th", "dport"), Expression::Number(53)),
+                accept(),
+            ],
             vec![
                 ne(meta(MetaKey::L4proto), Expression::Number(u32::from(TCP))),
                 ne(meta(MetaKey::L4proto), Expression::Number(u32::from(UDP))),
