@@ -348,7 +348,7 @@ fn answer_to_programmed_latency() {
 }
 
 fn status_after_refresh(lab: &Lab) -> serde_json::Value {
-    // status.json is rewritten every 2 s while counters move.
-    std::thread::sleep(Duration::from_millis(2500));
+    // status.json is rewritten every 2 s (checked every 500 ms): two rounds.
+    std::thread::sleep(Duration::from_millis(4600));
     status(lab)["fqdn"].clone()
 }
