@@ -118,6 +118,41 @@ fn grpc_methods_and_kafka_topics_are_enforced_by_the_proxy() {
         ],
         "{events:#?}"
     );
+    // explain says what the proxy did.
+    for (dst, port, request, verdict) in [
+        (
+            "apps/greeter-0",
+            "TCP/50051",
+            "grpc demo.Admin/DropAll",
+            "DENIED",
+        ),
+        (
+            "apps/greeter-0",
+            "TCP/50051",
+            "grpc demo.Greeter/SayHello",
+            "ALLOWED",
+        ),
+        (
+            "apps/kafka-0",
+            "TCP/9092",
+            "kafka produce payroll",
+            "DENIED",
+        ),
+        ("apps/kafka-0", "TCP/9092", "kafka fetch orders", "ALLOWED"),
+    ] {
+        let o = bulkhead(&[
+            "explain",
+            CLIENT,
+            dst,
+            port,
+            "--request",
+            request,
+            "-f",
+            "crates/cli/tests/fixtures/grpc/",
+        ]);
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(text.starts_with(verdict), "explain {request}: {text}");
+    }
     let flows = bulkhead(&["flows", "--lab", LAB, "--verdict", "deny", "-o", "json"]);
     let flows = String::from_utf8_lossy(&flows.stdout);
     for want in ["demo.Admin", "DropAll", "payroll"] {
