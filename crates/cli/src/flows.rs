@@ -95,7 +95,7 @@ fn table_row(r: &FlowRecord) -> String {
     )
 }
 
-fn print(out: &mut impl Write, format: FlowFormat, r: &FlowRecord) -> std::io::Result<()> {
+pub fn print(out: &mut impl Write, format: FlowFormat, r: &FlowRecord) -> std::io::Result<()> {
     match format {
         FlowFormat::Json => writeln!(out, "{}", serde_json::to_string(r).unwrap_or_default()),
         FlowFormat::Table => writeln!(out, "{}", table_row(r)),
@@ -124,24 +124,23 @@ pub fn run(a: FlowsArgs) -> Result<u8> {
     };
     let dirs = state_dirs(a.state_dir.as_ref(), a.lab.as_deref())?;
     let mut records = Vec::new();
-    // Following starts after the newest record of the first store as it is now: a record
-    // committed while the others are read is printed once, by the follower.
-    let mut follow_after = 0;
-    for (i, d) in dirs.iter().enumerate() {
+    // Following goes on from the newest record each store had when it was read: a
+    // record committed meanwhile is printed once, by the follower.
+    let mut cursors: Vec<(PathBuf, Option<Store>, i64)> = Vec::new();
+    for d in &dirs {
         let Some(store) = open_store(d)? else {
+            cursors.push((d.clone(), None, 0));
             continue;
         };
         let top = store.last_id(bulkhead_store::Table::Flows)?;
-        if i == 0 {
-            follow_after = top;
-        }
         records.extend(
             store
                 .flows(&filter)?
                 .into_iter()
-                .filter(|(id, _)| !a.follow || i != 0 || *id <= top)
+                .filter(|(id, _)| *id <= top)
                 .map(|(_, r)| r),
         );
+        cursors.push((d.clone(), Some(store), top));
     }
     if dirs.len() > 1 {
         records.sort_by(|x, y| x.time.cmp(&y.time));
@@ -153,24 +152,58 @@ pub fn run(a: FlowsArgs) -> Result<u8> {
         return Ok(0);
     }
     if a.follow {
-        let dir = dirs.first().cloned().unwrap_or_default();
-        // The agent may not have created its store yet.
-        let store = loop {
-            if let Some(s) = open_store(&dir)? {
-                break s;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        };
         let filter = FlowFilter {
             limit: None,
             ..filter
         };
-        store.follow_flows(&filter, follow_after, Duration::from_millis(200), |r| {
-            let mut out = std::io::stdout().lock();
-            print(&mut out, a.format, r).is_ok() && out.flush().is_ok()
-        })?;
+        follow(&filter, &mut cursors, a.format)?;
     }
     Ok(0)
+}
+
+/// Print what every store commits after its cursor, every 200 ms, until the reader goes
+/// away. Each agent of a lab has its own store; all are followed.
+fn follow(
+    filter: &FlowFilter,
+    cursors: &mut [(PathBuf, Option<Store>, i64)],
+    format: FlowFormat,
+) -> Result<()> {
+    const PAGE: usize = 1000;
+    loop {
+        let mut new = Vec::new();
+        let mut full = false;
+        for (dir, store, last) in cursors.iter_mut() {
+            if store.is_none() {
+                // The agent may not have created its store yet.
+                *store = open_store(dir)?;
+            }
+            let Some(st) = store else { continue };
+            // Rowids only grow and a reader sees whole commits: the rows in (last, top]
+            // are read once; what the filter skips still moves the cursor.
+            let top = st.last_id(bulkhead_store::Table::Flows)?;
+            let rows = st.flows_after(filter, *last, top, PAGE)?;
+            full |= rows.len() == PAGE;
+            *last = match rows.last() {
+                Some((id, _)) if rows.len() == PAGE => *id,
+                _ => top.max(*last),
+            };
+            new.extend(rows.into_iter().map(|(_, r)| r));
+        }
+        new.sort_by(|x, y| x.time.cmp(&y.time));
+        let mut out = std::io::stdout().lock();
+        for r in &new {
+            if print(&mut out, format, r).is_err() {
+                return Ok(());
+            }
+        }
+        if out.flush().is_err() {
+            return Ok(());
+        }
+        drop(out);
+        if !full {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
 }
 
 /// Print records (a table with its header, or JSON lines); false when the reader went

@@ -73,8 +73,13 @@ impl Client {
         }))
     }
 
-    /// GET `path` with query parameters (the ones that are Some); the body as text.
-    pub fn get_text(&self, path: &str, query: &[(&str, Option<String>)]) -> Result<String> {
+    /// GET `path` with query parameters (the ones that are Some): the answer, once its
+    /// status says success (else the server's error, with every diagnostic it gave).
+    fn call(
+        &self,
+        path: &str,
+        query: &[(&str, Option<String>)],
+    ) -> Result<ureq::http::Response<ureq::Body>> {
         let url = format!("{}{path}", self.base);
         let mut req = self.agent.get(&url).header("Authorization", &self.auth);
         for (k, v) in query {
@@ -84,33 +89,60 @@ impl Client {
         }
         let mut resp = req.call().map_err(|e| anyhow!("{url}: {e}"))?;
         let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
         let body = resp
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| anyhow!("{url}: {e}"))?;
+        let v: Value = serde_json::from_str(&body).unwrap_or(Value::String(body.clone()));
+        let mut msg = v["error"].as_str().unwrap_or(&body).to_string();
+        for d in v["diagnostics"].as_array().into_iter().flatten() {
+            msg.push_str(&format!(
+                "\n{}:{}:{}: {}{}",
+                d["file"].as_str().unwrap_or(""),
+                d["line"],
+                d["column"],
+                d["path"]
+                    .as_str()
+                    .filter(|p| !p.is_empty())
+                    .map(|p| format!("{p}: "))
+                    .unwrap_or_default(),
+                d["message"].as_str().unwrap_or("")
+            ));
+        }
+        bail!("{url}: {status}: {msg}")
+    }
+
+    /// GET `path` with query parameters (the ones that are Some); the body as text.
+    pub fn get_text(&self, path: &str, query: &[(&str, Option<String>)]) -> Result<String> {
+        self.call(path, query)?
             .body_mut()
             .with_config()
             .limit(1 << 30)
             .read_to_string()
-            .map_err(|e| anyhow!("{url}: {e}"))?;
-        if !status.is_success() {
-            // The server's error, with every diagnostic it gave.
-            let v: Value = serde_json::from_str(&body).unwrap_or(Value::String(body.clone()));
-            let mut msg = v["error"].as_str().unwrap_or(&body).to_string();
-            for d in v["diagnostics"].as_array().into_iter().flatten() {
-                msg.push_str(&format!(
-                    "\n{}:{}:{}: {}{}",
-                    d["file"].as_str().unwrap_or(""),
-                    d["line"],
-                    d["column"],
-                    d["path"]
-                        .as_str()
-                        .filter(|p| !p.is_empty())
-                        .map(|p| format!("{p}: "))
-                        .unwrap_or_default(),
-                    d["message"].as_str().unwrap_or("")
-                ));
+            .map_err(|e| anyhow!("{}{path}: {e}", self.base))
+    }
+
+    /// GET a stream of JSON lines; `each` gets every line as it arrives and says whether
+    /// to go on.
+    pub fn follow_lines(
+        &self,
+        path: &str,
+        query: &[(&str, Option<String>)],
+        each: &mut dyn FnMut(&str) -> Result<bool>,
+    ) -> Result<()> {
+        use std::io::BufRead;
+        let resp = self.call(path, query)?;
+        let reader = std::io::BufReader::new(resp.into_body().into_reader());
+        for line in reader.lines() {
+            let line = line.map_err(|e| anyhow!("{}{path}: {e}", self.base))?;
+            if !each(&line)? {
+                break;
             }
-            bail!("{url}: {status}: {msg}");
         }
-        Ok(body)
+        Ok(())
     }
 
     pub fn get<T: DeserializeOwned>(
@@ -131,24 +163,33 @@ pub fn run(r: &RemoteArgs, command: &Command) -> Result<Option<u8>> {
     let some = |s: &Option<String>| s.clone();
     let code = match command {
         Command::Flows(a) => {
-            if a.follow {
-                bail!("--follow reads the store directly; it does not work with --server");
-            }
             if a.state_dir.is_some() || a.lab.is_some() {
                 bail!(
                     "--server asks the server about the agents it serves: drop --state-dir/--lab"
                 );
             }
-            let records: Vec<FlowRecord> = c.get(
-                "/api/v1/flows",
-                &[
-                    ("workload", some(&a.workload)),
-                    ("namespace", some(&a.namespace)),
-                    ("verdict", a.verdict.map(|v| v.as_str().to_string())),
-                    ("since", some(&a.since)),
-                    ("limit", a.limit.map(|n| n.to_string())),
-                ],
-            )?;
+            let query = [
+                ("workload", some(&a.workload)),
+                ("namespace", some(&a.namespace)),
+                ("verdict", a.verdict.map(|v| v.as_str().to_string())),
+                ("since", some(&a.since)),
+                ("limit", a.limit.map(|n| n.to_string())),
+            ];
+            if a.follow {
+                // One streamed answer: the backlog, then each record as it is committed.
+                if !crate::flows::print_all(a.format, &[])? {
+                    return Ok(Some(0));
+                }
+                c.follow_lines("/api/v1/flows/follow", &query, &mut |l| {
+                    let r: FlowRecord = serde_json::from_str(l)
+                        .with_context(|| format!("/api/v1/flows/follow: unexpected line {l}"))?;
+                    let mut out = std::io::stdout().lock();
+                    Ok(crate::flows::print(&mut out, a.format, &r).is_ok()
+                        && std::io::Write::flush(&mut out).is_ok())
+                })?;
+                return Ok(Some(0));
+            }
+            let records: Vec<FlowRecord> = c.get("/api/v1/flows", &query)?;
             crate::flows::print_all(a.format, &records)?;
             0
         }

@@ -216,3 +216,56 @@ fn remote_commands_print_what_local_ones_print() {
     let o = with(&["policy", "lint"]);
     assert!(!o.status.success());
 }
+
+/// `flows --follow --server`: the backlog, then the records the agent commits while it
+/// runs, printed as they arrive (as the local `--follow` prints them).
+#[test]
+fn remote_follow_prints_new_records_as_they_come() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let (_served, remote) = setup(dir.path());
+    let mut args: Vec<&str> = remote.iter().map(String::as_str).collect();
+    args.extend(["flows", "--follow", "--verdict", "deny", "-o", "json"]);
+    let mut child = Served(
+        Command::new(BIN)
+            .args(&args)
+            .env_remove("BULKHEAD_SERVER")
+            .env_remove("BULKHEAD_TOKEN")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = child.0.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let next = || {
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("a line in time")
+    };
+    // The backlog: the three denials of setup (records 0, 4, 8).
+    let backlog: Vec<String> = (0..3).map(|_| next()).collect();
+    assert!(
+        backlog.iter().all(|l| l.contains("\"verdict\":\"deny\"")),
+        "{backlog:?}"
+    );
+    let state = dir.path().join("node-1");
+    let mut store = bulkhead_store::Store::open(&state.join(bulkhead_store::FILE)).unwrap();
+    store
+        .write_flows(&[record(30, "allow"), record(31, "deny")])
+        .unwrap();
+    let line = next();
+    assert!(
+        line.contains("\"sport\":40031") && line.contains("\"verdict\":\"deny\""),
+        "{line}"
+    );
+    assert!(
+        rx.recv_timeout(Duration::from_millis(600)).is_err(),
+        "the allowed record is filtered out"
+    );
+}

@@ -386,6 +386,7 @@ fn every_route_answers() {
             ("PUT", _) => (format!("{path}?dry_run=true"), Some(WEB_TO_DB.to_string())),
             ("DELETE", _) => (format!("{path}?dry_run=true"), None),
             ("POST", "/api/v1/replay") => (path, Some(format!("{GROUPS}---\n{WEB_TO_DB}"))),
+            ("GET", "/api/v1/flows/follow") => (format!("{path}?seconds=1"), None),
             _ => (path, None),
         };
         let r = s.req(m.as_str(), &path, Some(TOKEN), body.as_deref());
@@ -995,4 +996,66 @@ fn quiet_groups_move_one_step_per_quiet_period() {
             .unwrap()
             .is_empty()
     );
+}
+
+/// `flows/follow`: the backlog (with the filters), then the records committed while it
+/// streams, each once, as JSON lines; a filtered-out record is not sent.
+#[test]
+fn follow_streams_the_backlog_then_new_records() {
+    let s = start(false);
+    let url = format!(
+        "{}/api/v1/flows/follow?verdict=deny&limit=3&seconds=3",
+        s.base
+    );
+    let agent = s.agent.clone();
+    let reader = std::thread::spawn(move || {
+        let mut r = agent
+            .get(&url)
+            .header("Authorization", format!("Bearer {TOKEN}"))
+            .call()
+            .unwrap();
+        assert_eq!(
+            r.headers().get("content-type").unwrap(),
+            "application/x-ndjson"
+        );
+        r.body_mut().read_to_string().unwrap()
+    });
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let mut store = bulkhead_store::Store::open(&s.state.join(bulkhead_store::FILE)).unwrap();
+    let new = |t: &str, verdict: &str, port: u16| {
+        bulkhead_store::Record::Flow(Box::new(
+            serde_json::from_value(flow(
+                t,
+                verdict,
+                "shop/web-0",
+                "shop/db-0",
+                port,
+                None,
+                false,
+            ))
+            .unwrap(),
+        ))
+    };
+    store
+        .write(&[
+            new("2026-12-01T11:00:00.000Z", "deny", 2222),
+            new("2026-12-01T11:00:01.000Z", "allow", 5432),
+        ])
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    store
+        .write(&[new("2026-12-01T11:00:02.000Z", "deny", 3333)])
+        .unwrap();
+    let body = reader.join().unwrap();
+    let lines: Vec<Value> = body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ports: Vec<u64> = lines.iter().map(|l| l["dport"].as_u64().unwrap()).collect();
+    // The last 3 denials of the backlog (the newest of them at 10:00:59), then the two new
+    // denials in commit order, and not the allowed record between them.
+    assert_eq!(ports.len(), 5, "{body}");
+    assert!(lines[..3].iter().all(|l| l["verdict"] == "deny"), "{body}");
+    assert_eq!(lines[2]["time"], "2026-12-01T10:00:59.000Z", "{body}");
+    assert_eq!(&ports[3..], &[2222, 3333], "{body}");
 }

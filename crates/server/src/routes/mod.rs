@@ -3,6 +3,7 @@
 //! compares it with the document.
 
 pub mod analyze;
+pub mod follow;
 pub mod groups;
 pub mod health;
 pub mod inventory;
@@ -72,6 +73,7 @@ pub fn router(state: Arc<AppState>) -> (Router, RouteTable) {
     .add(M::POST, "/api/v1/explain", analyze::explain_post)
     .add(M::GET, "/api/v1/matrix", analyze::matrix)
     .add(M::GET, "/api/v1/flows", records::flows)
+    .add(M::GET, "/api/v1/flows/follow", follow::follow)
     .add(M::GET, "/api/v1/events", records::events)
     .add(M::GET, "/api/v1/graph", records::graph)
     .add(M::GET, "/api/v1/captures", records::captures)
