@@ -321,3 +321,16 @@ fn synthetic_cluster() {
     let b = bulkhead_synth::cluster(1_000, 100, 11);
     scenario("synth", b, &all_options()[1].1);
 }
+
+/// FQDN egress: DNS sets (`flags timeout`), the DNS divert rules and the UDP carve-out of
+/// the divert chain's established rule, with every option set.
+#[test]
+fn fqdn_dns_peers() {
+    for (name, opts) in all_options() {
+        scenario(
+            &format!("fqdn-{name}"),
+            bundle("crates/cli/tests/fixtures/fqdn"),
+            &opts,
+        );
+    }
+}
