@@ -264,6 +264,7 @@ fn ten_million() -> Store {
     let mut last_report = Instant::now();
     // The CPU time of the writes alone (generating the records is not ingest).
     let mut cpu = Duration::ZERO;
+    let mut reported = (0, Duration::ZERO);
     for n in 0..ROWS {
         batch.push(flow(&mut rng, n, ROWS));
         if batch.len() == BATCH || n == ROWS - 1 {
@@ -272,8 +273,14 @@ fn ten_million() -> Store {
             cpu += cpu_time() - t;
             batch.clear();
             if last_report.elapsed() > Duration::from_secs(10) {
+                // The rate of the last stretch: how ingest changes as the store grows.
                 let rate = n as f64 / start.elapsed().as_secs_f64();
-                eprintln!("building: {n} flows, {rate:.0}/s");
+                let (rows, secs) = (n + 1 - reported.0, (cpu - reported.1).as_secs_f64());
+                eprintln!(
+                    "building: {n} flows, {rate:.0}/s wall; last {rows}: {:.0} per CPU-second",
+                    rows as f64 / secs.max(0.01)
+                );
+                reported = (n + 1, cpu);
                 last_report = Instant::now();
             }
         }

@@ -5,13 +5,14 @@
 //! costs one upsert a second rather than one per record. The graph is derived data: a
 //! crash can lose the last second of it, never a flow record.
 
-use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use bulkhead_record::{Action, FlowRecord};
 use rusqlite::{Connection, params};
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 
-use crate::identity::identity;
+use crate::identity::write_identity;
 
 /// One edge of the graph.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -37,12 +38,16 @@ pub struct Conversation {
     pub last_ms: i64,
 }
 
-type Key = (String, String, String, u32, String);
+/// An edge's key: both identities, the protocol, the port and the application protocol,
+/// joined by NULs (none of them holds one), so a record's key is built in a reused buffer
+/// and looked up without an allocation.
+type Key = String;
 
 /// A batch's conversations, before they are added to the table.
 #[derive(Default)]
 pub(crate) struct Batch {
-    edges: HashMap<Key, Conversation>,
+    edges: FxHashMap<Key, Conversation>,
+    key: String,
 }
 
 impl Batch {
@@ -56,23 +61,39 @@ impl Batch {
             .map(u32::from)
             .or(r.icmp_type.map(u32::from))
             .unwrap_or(0);
-        let key = (
-            identity(&r.src),
-            identity(&r.dst),
-            r.protocol.clone(),
-            port,
-            app.unwrap_or("").to_string(),
-        );
-        let c = self.edges.entry(key).or_insert_with_key(|k| Conversation {
-            src: k.0.clone(),
-            dst: k.1.clone(),
-            protocol: k.2.clone(),
-            port: k.3,
-            app: k.4.clone(),
-            first_ms: time_ms,
-            last_ms: time_ms,
-            ..Conversation::default()
-        });
+        let app = app.unwrap_or("");
+        let key = &mut self.key;
+        key.clear();
+        write_identity(&r.src, key);
+        let src_end = key.len();
+        key.push('\0');
+        write_identity(&r.dst, key);
+        let dst_end = key.len();
+        key.push('\0');
+        key.push_str(&r.protocol);
+        key.push('\0');
+        {
+            use std::fmt::Write;
+            let _ = write!(key, "{port}");
+        }
+        key.push('\0');
+        key.push_str(app);
+        let c = match self.edges.get_mut(key.as_str()) {
+            Some(c) => c,
+            None => {
+                let c = Conversation {
+                    src: key[..src_end].to_string(),
+                    dst: key[src_end + 1..dst_end].to_string(),
+                    protocol: r.protocol.clone(),
+                    port,
+                    app: app.to_string(),
+                    first_ms: time_ms,
+                    last_ms: time_ms,
+                    ..Conversation::default()
+                };
+                self.edges.entry(key.clone()).or_insert(c)
+            }
+        };
         let ended = r.event == "end";
         c.absorb(&Conversation {
             connections: u64::from(r.event == "new"),
@@ -91,8 +112,8 @@ impl Batch {
     pub fn merge(&mut self, other: Batch) {
         for (k, c) in other.edges {
             match self.edges.entry(k) {
-                std::collections::hash_map::Entry::Occupied(mut e) => e.get_mut().absorb(&c),
-                std::collections::hash_map::Entry::Vacant(e) => {
+                Entry::Occupied(mut e) => e.get_mut().absorb(&c),
+                Entry::Vacant(e) => {
                     e.insert(c);
                 }
             }

@@ -21,10 +21,17 @@ const PER_INSTANCE: &[&str] = &[
 
 /// `shop{app=web,tier=front}` for a workload, `host` or `world` for the others.
 pub fn identity(p: &Peer) -> String {
+    let mut out = String::with_capacity(p.namespace.as_ref().map_or(8, |ns| ns.len() + 32));
+    write_identity(p, &mut out);
+    out
+}
+
+/// [`identity`], appended to `out` (the writer keys its sums without an allocation).
+pub(crate) fn write_identity(p: &Peer, out: &mut String) {
     let Some(ns) = &p.namespace else {
-        return p.entity.clone().unwrap_or_else(|| "world".into());
+        out.push_str(p.entity.as_deref().unwrap_or("world"));
+        return;
     };
-    let mut out = String::with_capacity(ns.len() + 32);
     out.push_str(ns);
     out.push('{');
     let mut first = true;
@@ -42,7 +49,6 @@ pub fn identity(p: &Peer) -> String {
         out.push_str(v);
     }
     out.push('}');
-    out
 }
 
 #[cfg(test)]

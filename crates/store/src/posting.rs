@@ -158,11 +158,20 @@ impl Batch {
         let Some(first) = self.first else {
             return Ok(new);
         };
-        let mut st =
-            conn.prepare_cached("INSERT INTO postings (term, last_id, ids) VALUES (?1, ?2, ?3)")?;
+        // Keyed by (batch, term): the batch's lists are appended at the end of the table,
+        // in key order (a few pages), not filed into one page per term across it.
+        let mut rows = Vec::with_capacity(self.lists.len());
         for (t, ids) in &self.lists {
-            let id = terms.id(conn, t, &mut new)?;
-            st.execute(params![id, ids[ids.len() - 1], encode(ids)])?;
+            rows.push((terms.id(conn, t, &mut new)?, ids));
+        }
+        rows.sort_unstable_by_key(|r| r.0);
+        let mut st =
+            conn.prepare_cached("INSERT INTO postings (last_id, term, ids) VALUES (?1, ?2, ?3)")?;
+        let mut blob = Vec::new();
+        for (term, ids) in rows {
+            blob.clear();
+            encode(ids, &mut blob);
+            st.execute(params![self.last, term, blob])?;
         }
         conn.prepare_cached(
             "INSERT INTO spans (last_id, first_id, min_time, max_time) VALUES (?1, ?2, ?3, ?4)",
@@ -172,9 +181,8 @@ impl Batch {
     }
 }
 
-/// Ascending rowids as varint deltas (the first from 0).
-fn encode(ids: &[i64]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(ids.len() * 2);
+/// Ascending rowids as varint deltas (the first from 0), appended to `out`.
+fn encode(ids: &[i64], out: &mut Vec<u8>) {
     let mut prev = 0i64;
     for &id in ids {
         let mut d = (id - prev) as u64;
@@ -189,7 +197,6 @@ fn encode(ids: &[i64]) -> Vec<u8> {
             out.push(b | 0x80);
         }
     }
-    out
 }
 
 /// The rowids of a list (a blob that does not decode ends where it stops making sense).
@@ -217,11 +224,30 @@ pub(crate) fn term_id(conn: &Connection, term: &str) -> rusqlite::Result<Option<
         .optional()
 }
 
-/// Roughly how many rows carry a term: its lists' bytes (read from the record headers,
-/// not the blobs).
-pub(crate) fn weight(conn: &Connection, term: i64) -> rusqlite::Result<i64> {
-    conn.prepare_cached("SELECT coalesce(sum(length(ids)), 0) FROM postings WHERE term = ?1")?
-        .query_row([term], |r| r.get(0))
+/// Lists read to weigh a term (see [`weight`]).
+const WEIGHED_LISTS: i64 = 16;
+
+/// The rowid of the last record of the batch holding rowid `hi` (or of the first batch
+/// after it): lists of batches up to it may hold rowids up to `hi`.
+fn batch_end(conn: &Connection, hi: i64) -> rusqlite::Result<i64> {
+    let end: Option<i64> = conn
+        .prepare_cached("SELECT min(last_id) FROM spans WHERE last_id >= ?1")?
+        .query_row([hi], |r| r.get(0))?;
+    Ok(end.unwrap_or(i64::MAX))
+}
+
+/// Roughly how dense a term is where a question starts reading (newest first, rowids in
+/// `(lo, hi]`): its lists' bytes in the newest batches there (read from the record
+/// headers, not the blobs). The lightest term is the one to walk.
+pub(crate) fn weight(conn: &Connection, term: i64, lo: i64, hi: i64) -> rusqlite::Result<i64> {
+    let end = batch_end(conn, hi)?;
+    conn.prepare_cached(
+        "SELECT coalesce(sum(length(p.ids)), 0)
+         FROM (SELECT last_id FROM spans WHERE last_id > ?2 AND last_id <= ?3
+               ORDER BY last_id DESC LIMIT ?4) s
+         CROSS JOIN postings p ON p.last_id = s.last_id AND p.term = ?1",
+    )?
+    .query_row(params![term, lo, end, WEIGHED_LISTS], |r| r.get(0))
 }
 
 /// A term's rowids in `(lo, hi]`, newest first, a batch at a time.
@@ -229,7 +255,7 @@ pub(crate) struct Newest<'c> {
     conn: &'c Connection,
     term: i64,
     lo: i64,
-    /// Lists ending at or before this are still to read.
+    /// Lists of batches ending before this are still to read.
     before: i64,
     hi: i64,
     buf: Vec<i64>,
@@ -237,15 +263,13 @@ pub(crate) struct Newest<'c> {
 
 impl<'c> Newest<'c> {
     pub fn new(conn: &'c Connection, term: i64, lo: i64, hi: i64) -> rusqlite::Result<Newest<'c>> {
-        // Start at the first list that reaches `hi`: the ones after it hold only newer ids.
-        let first: Option<i64> = conn
-            .prepare_cached("SELECT min(last_id) FROM postings WHERE term = ?1 AND last_id >= ?2")?
-            .query_row(params![term, hi], |r| r.get(0))?;
+        // Start at the batch that reaches `hi`: the ones after it hold only newer ids.
+        let end = batch_end(conn, hi)?;
         Ok(Newest {
             conn,
             term,
             lo,
-            before: first.map_or(i64::MAX, |f| f.saturating_add(1)),
+            before: end.saturating_add(1),
             hi,
             buf: Vec::new(),
         })
@@ -267,23 +291,26 @@ impl<'c> Newest<'c> {
             if self.before == i64::MIN {
                 return Ok(None);
             }
-            // The next list back; lists ending past `hi` may hold ids below it.
+            // The term's list in the next batch back that has one: batches newest first
+            // (spans), a lookup of (batch, term) in each.
             let row: Option<(i64, Vec<u8>)> = self
                 .conn
                 .prepare_cached(
-                    "SELECT last_id, ids FROM postings WHERE term = ?1 AND last_id < ?2
-                     ORDER BY last_id DESC LIMIT 1",
+                    "SELECT p.last_id, p.ids FROM spans s
+                     CROSS JOIN postings p ON p.last_id = s.last_id AND p.term = ?1
+                     WHERE s.last_id < ?2 AND s.last_id > ?3
+                     ORDER BY s.last_id DESC LIMIT 1",
                 )?
-                .query_row(params![self.term, self.before], |r| {
+                .query_row(params![self.term, self.before, self.lo], |r| {
                     Ok((r.get(0)?, r.get(1)?))
                 })
                 .optional()?;
             match row {
-                Some((last, blob)) if last > self.lo => {
+                Some((last, blob)) => {
                     self.before = last;
                     decode(&blob, &mut self.buf);
                 }
-                _ => {
+                None => {
                     self.before = i64::MIN;
                     return Ok(None);
                 }
@@ -323,7 +350,9 @@ mod tests {
     fn lists_round_trip_and_junk_stops_decoding() {
         let ids = [1i64, 2, 3, 130, 20_000, 1 << 40];
         let mut out = Vec::new();
-        decode(&encode(&ids), &mut out);
+        let mut blob = Vec::new();
+        encode(&ids, &mut blob);
+        decode(&blob, &mut out);
         assert_eq!(out, ids);
         let mut out = Vec::new();
         decode(&[0xff; 20], &mut out);

@@ -149,7 +149,7 @@ impl Store {
         let mut driver = terms[0];
         let mut lightest = i64::MAX;
         for t in terms {
-            let w = posting::weight(&self.conn, t)?;
+            let w = posting::weight(&self.conn, t, lo, hi)?;
             if w < lightest {
                 (driver, lightest) = (t, w);
             }

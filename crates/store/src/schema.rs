@@ -20,13 +20,15 @@ CREATE TABLE IF NOT EXISTS terms (
     id INTEGER PRIMARY KEY,
     term TEXT NOT NULL UNIQUE
 );
+-- Keyed by batch, then term: a batch's lists are appended at the end of the table (a
+-- few pages written per batch; keyed by term first, every batch wrote a page per term
+-- all over the table). A question finds a term's list of each batch through `spans`.
 CREATE TABLE IF NOT EXISTS postings (
-    term INTEGER NOT NULL,
     last_id INTEGER NOT NULL,
+    term INTEGER NOT NULL,
     ids BLOB NOT NULL,
-    PRIMARY KEY (term, last_id)
+    PRIMARY KEY (last_id, term)
 ) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS postings_age ON postings(last_id);
 CREATE TABLE IF NOT EXISTS spans (
     last_id INTEGER PRIMARY KEY,
     first_id INTEGER NOT NULL,
@@ -72,10 +74,27 @@ CREATE TABLE IF NOT EXISTS conversations (
 CREATE INDEX IF NOT EXISTS conversations_last ON conversations(last_ms);
 ";
 
-/// The layout above; a file with another (an older bulkhead's) is refused, not mixed.
-pub const VERSION: i64 = 1;
+/// The layout above; a file with another is refused, not mixed, except the older ones
+/// [`create`] converts.
+pub const VERSION: i64 = 2;
 
-/// Create the tables in a new file, or check that an existing one has this layout.
+/// Version 1 keyed `postings` by (term, batch), with an index by batch.
+const FROM_1: &str = "
+CREATE TABLE postings_2 (
+    last_id INTEGER NOT NULL,
+    term INTEGER NOT NULL,
+    ids BLOB NOT NULL,
+    PRIMARY KEY (last_id, term)
+) WITHOUT ROWID;
+INSERT INTO postings_2 (last_id, term, ids) SELECT last_id, term, ids FROM postings
+    ORDER BY last_id, term;
+DROP TABLE postings;
+ALTER TABLE postings_2 RENAME TO postings;
+PRAGMA user_version = 2;
+";
+
+/// Create the tables in a new file, convert an older layout this version knows (in one
+/// transaction: a crash leaves the old one), or refuse another.
 pub fn create(conn: &Connection) -> crate::Result<()> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let tables: i64 = conn.query_row(
@@ -83,10 +102,15 @@ pub fn create(conn: &Connection) -> crate::Result<()> {
         [],
         |r| r.get(0),
     )?;
-    if tables > 0 && version != VERSION {
+    if tables > 0 && version == 1 {
+        conn.execute_batch(&format!("BEGIN IMMEDIATE; {FROM_1} COMMIT;"))
+            .inspect_err(|_| {
+                let _ = conn.execute_batch("ROLLBACK");
+            })?;
+    } else if tables > 0 && version != VERSION {
         return Err(crate::Error::Layout(format!(
             "the store has layout version {version}, this bulkhead reads and writes version \
-             {VERSION}: move the file aside"
+             {VERSION} (and converts version 1): move the file aside"
         )));
     }
     conn.execute_batch(SCHEMA)?;
@@ -94,12 +118,14 @@ pub fn create(conn: &Connection) -> crate::Result<()> {
     Ok(())
 }
 
-/// Check the layout of a store opened for reading.
+/// Check the layout of a store opened for reading. Version 1 reads as version 2 does
+/// (the same columns; only the key order differs), so a newer reader reads an older
+/// writer's store.
 pub fn check(conn: &Connection) -> crate::Result<()> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if version != VERSION {
+    if !(1..=VERSION).contains(&version) {
         return Err(crate::Error::Layout(format!(
-            "the store has layout version {version}, this bulkhead reads version {VERSION}"
+            "the store has layout version {version}, this bulkhead reads versions 1 to {VERSION}"
         )));
     }
     Ok(())

@@ -467,3 +467,93 @@ fn bad_input_is_stored_or_refused_never_a_panic() {
     let bad = Store::open_read_only(&junk).and_then(|s| s.map(|s| s.counts()).transpose());
     assert!(bad.is_err());
 }
+
+/// A store of layout version 1 (posting lists keyed by term, then batch): a newer reader
+/// reads it as it is, and opening it for writing converts it to this layout.
+#[test]
+fn a_version_1_store_is_read_and_converted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store.db");
+    let mut s = Store::open(&path).unwrap();
+    let all = sample();
+    // Several batches, so the lists of a term span batches.
+    for chunk in all.chunks(3) {
+        s.write_flows(chunk).unwrap();
+    }
+    drop(s);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "BEGIN;
+         CREATE TABLE postings_1 (term INTEGER NOT NULL, last_id INTEGER NOT NULL,
+             ids BLOB NOT NULL, PRIMARY KEY (term, last_id)) WITHOUT ROWID;
+         INSERT INTO postings_1 SELECT term, last_id, ids FROM postings;
+         DROP TABLE postings;
+         ALTER TABLE postings_1 RENAME TO postings;
+         CREATE INDEX postings_age ON postings(last_id);
+         PRAGMA user_version = 1;
+         COMMIT;",
+    )
+    .unwrap();
+    drop(conn);
+    let questions = [
+        FlowFilter::default(),
+        FlowFilter {
+            workload: Some("shop/web-1".into()),
+            ..FlowFilter::default()
+        },
+        FlowFilter {
+            group: Some("cache".into()),
+            limit: Some(1),
+            ..FlowFilter::default()
+        },
+        FlowFilter {
+            rule: Some("db-access#1".parse::<RuleFilter>().unwrap()),
+            verdict: Some(Action::Allow),
+            ..FlowFilter::default()
+        },
+    ];
+    // Every match, oldest first; the last `limit` of them.
+    let want: Vec<Vec<u64>> = questions
+        .iter()
+        .map(|f| {
+            let v: Vec<u64> = all
+                .iter()
+                .filter(|r| f.matches(r))
+                .map(|r| r.generation)
+                .collect();
+            let keep = f.limit.unwrap_or(v.len()).min(v.len());
+            v[v.len() - keep..].to_vec()
+        })
+        .collect();
+    let answers = |s: &Store| -> Vec<Vec<u64>> {
+        questions
+            .iter()
+            .map(|f| ids(&s.flows(f).unwrap()))
+            .collect()
+    };
+    let reader = Store::open_read_only(&path).unwrap().unwrap();
+    assert_eq!(answers(&reader), want);
+    drop(reader);
+    let mut s = Store::open(&path).unwrap();
+    assert_eq!(answers(&s), want);
+    assert_eq!(s.integrity().unwrap(), "ok");
+    let plan = s
+        .explain("SELECT 1 FROM postings WHERE last_id = 1 AND term = 1")
+        .unwrap();
+    assert!(plan.contains("PRIMARY KEY"), "{plan}");
+    assert!(
+        !s.explain("SELECT 1 FROM postings WHERE term = 1")
+            .unwrap()
+            .contains("postings_age")
+    );
+    // Written to after the conversion, the old lists and the new ones answer together.
+    s.write_flows(&all).unwrap();
+    let doubled = ids(&s.flows(&questions[1]).unwrap());
+    assert_eq!(doubled.len(), 2 * want[1].len());
+    drop(s);
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
+}
