@@ -117,6 +117,19 @@ fn texty() -> impl Strategy<Value = Vec<u8>> {
             "file",
             "information_schema",
             "sysobjects",
+            "e5",
+            "1.e",
+            ".5",
+            "0x1f",
+            "page",
+            "f",
+            "1e",
+            "as",
+            "in",
+            "\u{b}",
+            "\0",
+            "x=",
+            "1=",
             "xp_cmdshell",
             "case",
             "when",
@@ -138,7 +151,7 @@ fn texty() -> impl Strategy<Value = Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(20_000))]
+    #![proptest_config(ProptestConfig::with_cases(50_000))]
 
     #[test]
     fn same_verdicts_on_generated_text(v in texty()) {

@@ -293,7 +293,18 @@ impl DlpScanner {
         let mut out = Vec::new();
         let mut decoded_hits = Vec::new();
         let mut start = 0;
-        for (i, line) in data.split_inclusive(|&b| b == b'\n').enumerate() {
+        // Lines with their `\n`, as `split_inclusive` cuts them, found by memchr.
+        let mut from = 0;
+        let lines = std::iter::from_fn(|| {
+            if from >= data.len() {
+                return None;
+            }
+            let end = memchr::memchr(b'\n', &data[from..]).map_or(data.len(), |p| from + p + 1);
+            let line = &data[from..end];
+            from = end;
+            Some(line)
+        });
+        for (i, line) in lines.enumerate() {
             let base = start as u64;
             start += line.len();
             if known_clean(i, line) {

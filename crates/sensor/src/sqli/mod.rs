@@ -182,7 +182,9 @@ static QUIET: [bool; 256] = {
 ///   is left;
 /// - only [`QUIET`] bytes, and none of the pairs that make a comment or operator of
 ///   them (`--`, `/*`, `::`): the tokens are words, numbers, `( ) , .` and arithmetic,
-///   and arithmetic or a plain call (`f(x)`) is no verdict on its own;
+///   and arithmetic or a plain call (`f(x)`) is no verdict on its own; `=` only after
+///   a plain name (`page=7`) and with no `(` anywhere, so it compares no two literals
+///   and leaves no fragment open;
 /// - no word is a keyword, function, literal or catalog name, nor one of the plain
 ///   words the judge reads as SQL when a `(` follows (`if`, `match`, ...); words that
 ///   start with a digit are checked at every split MySQL may make (`1union`).
@@ -191,14 +193,37 @@ static QUIET: [bool; 256] = {
 /// variable with a keyword, or a keyword; this rules them all out. Checked against
 /// [`detect_exhaustive`] on every corpus row and by a property test.
 pub fn may_inject(value: &[u8]) -> bool {
+    let word_byte = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || (b >= 0x80 && b != 0xa0);
     let mut prev = 0u8;
-    for &b in value {
-        if !QUIET[b as usize] || matches!((prev, b), (b'-', b'-') | (b'/', b'*') | (b':', b':')) {
+    let mut equals = false;
+    for (i, &b) in value.iter().enumerate() {
+        if b == b'=' {
+            // `name=value` (query strings, URLs): a comparison of a name, which is no
+            // constant comparison, when the token before `=` is a plain word: an
+            // identifier run that starts with a letter and is not glued to a number by
+            // a dot (`1.e5`). Anything else may compare literals (`1=1`, `(1)=1`).
+            let before = value[..i].trim_ascii_end();
+            let start = before
+                .iter()
+                .rposition(|&c| !word_byte(c))
+                .map_or(0, |p| p + 1);
+            let run = &before[start..];
+            if run.is_empty() || run[0].is_ascii_digit() || (start > 0 && before[start - 1] == b'.')
+            {
+                return true;
+            }
+            equals = true;
+        } else if !QUIET[b as usize]
+            || matches!((prev, b), (b'-', b'-') | (b'/', b'*') | (b':', b':'))
+        {
             return true;
         }
         prev = b;
     }
-    let word_byte = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || (b >= 0x80 && b != 0xa0);
+    // With a comparison, a `(` may leave a fragment open (`a=f(`): not judged here.
+    if equals && memchr::memchr(b'(', value).is_some() {
+        return true;
+    }
     value
         .split(|&b| !word_byte(b))
         .filter(|w| !w.is_empty())
