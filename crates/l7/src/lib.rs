@@ -110,8 +110,67 @@ pub fn session_for(
         AppProtocol::Mysql => Some(Box::new(MysqlSession::new().with_inspector(inspector))),
         AppProtocol::Ldap => Some(Box::new(LdapSession::new())),
         AppProtocol::Mqtt => Some(Box::new(MqttSession::new())),
-        AppProtocol::Kafka => Some(Box::new(KafkaSession::new())),
-        AppProtocol::Http2 | AppProtocol::Grpc => Some(Box::new(H2Session::new())),
+        AppProtocol::Kafka => Some(scanned(Box::new(KafkaSession::new()), inspector)),
+        AppProtocol::Http2 | AppProtocol::Grpc => {
+            Some(scanned(Box::new(H2Session::new()), inspector))
+        }
         _ => None,
+    }
+}
+
+/// `session` with the sensors' raw scanners over what it forwards, if sensors apply.
+fn scanned(session: Box<dyn Session>, inspector: Option<Arc<dyn Inspector>>) -> Box<dyn Session> {
+    match inspector {
+        None => session,
+        Some(i) => Box::new(Scanned {
+            inner: session,
+            up: i.stream(false),
+            down: i.stream(true),
+        }),
+    }
+}
+
+/// A session whose payloads the sensors do not parse (HTTP/2 frames, Kafka records):
+/// the bytes it passes each way go through the sensors' raw scanners (`packet`
+/// context), as on a connection without a session, and a blocking finding closes the
+/// connection before the bytes that carried it are written.
+struct Scanned {
+    inner: Box<dyn Session>,
+    up: Box<dyn StreamInspector>,
+    down: Box<dyn StreamInspector>,
+}
+
+impl Scanned {
+    fn scan(&mut self, mut out: Output) -> Output {
+        let mut found = Vec::new();
+        if !out.to_server.is_empty() {
+            found.extend(self.up.feed(&out.to_server));
+        }
+        if !out.to_client.is_empty() {
+            found.extend(self.down.feed(&out.to_client));
+        }
+        if found.iter().any(|f| f.block) {
+            out.to_server.clear();
+            out.to_client.clear();
+            out.close = true;
+        }
+        out.findings.extend(found);
+        out
+    }
+}
+
+impl Session for Scanned {
+    fn client_bytes(
+        &mut self,
+        data: &[u8],
+        decide: &mut dyn FnMut(&L7Request) -> Verdict,
+    ) -> Output {
+        let out = self.inner.client_bytes(data, decide);
+        self.scan(out)
+    }
+
+    fn server_bytes(&mut self, data: &[u8]) -> Output {
+        let out = self.inner.server_bytes(data);
+        self.scan(out)
     }
 }

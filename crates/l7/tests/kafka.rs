@@ -527,6 +527,63 @@ fn an_oversized_request_is_refused_unread() {
     assert!(out.close && out.to_server.is_empty());
 }
 
+/// Sensors scan what a Kafka session passes as raw bytes (`packet`): a blocking finding
+/// in a produced record closes the connection before the request reaches the broker.
+#[test]
+fn sensors_scan_kafka_payloads_and_a_blocking_finding_closes() {
+    use bulkhead_l7::{Finding, Inspector, StreamInspector};
+    use bulkhead_policy::l7::AppProtocol;
+    use std::sync::Arc;
+    struct Secret(bool);
+    impl StreamInspector for Secret {
+        fn feed(&mut self, data: &[u8]) -> Vec<Finding> {
+            if data.windows(6).any(|w| w == b"SECRET") {
+                vec![Finding {
+                    sensor: "dlp".into(),
+                    class: "secret".into(),
+                    location: "packet".into(),
+                    masked: "SE****".into(),
+                    block: self.0,
+                }]
+            } else {
+                Vec::new()
+            }
+        }
+    }
+    struct Sensors(bool);
+    impl Inspector for Sensors {
+        fn http_request(&self, _: &[u8], _: &[u8]) -> Vec<Finding> {
+            Vec::new()
+        }
+        fn sql(&self, _: &[u8]) -> Vec<Finding> {
+            Vec::new()
+        }
+        fn stream(&self, _: bool) -> Box<dyn StreamInspector> {
+            Box::new(Secret(self.0))
+        }
+    }
+    let secret = {
+        let p = ProduceRequest::default().with_acks(1).with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(topic("orders"))
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_records(Some(Bytes::from_static(b"..SECRET.."))),
+                ]),
+        ]);
+        encode(ApiKey::Produce, 3, 9, &p)
+    };
+    let client = [produce(3, &["orders"]), secret].concat();
+    for block in [false, true] {
+        let mut sess =
+            bulkhead_l7::session_for(AppProtocol::Kafka, Some(Arc::new(Sensors(block)))).unwrap();
+        let out = sess.client_bytes(&client, &mut policy);
+        assert_eq!(out.findings.len(), 1);
+        assert_eq!(out.close, block);
+        assert_eq!(out.to_server.is_empty(), block);
+    }
+}
+
 /// Client-to-broker payloads of each TCP connection to port 9092 in a capture.
 fn client_streams(path: &str) -> Vec<(u16, Vec<u8>)> {
     use pcap_file::pcapng::{Block, PcapNgReader};
