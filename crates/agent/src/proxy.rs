@@ -115,7 +115,16 @@ impl Authority for ProxyAuthority {
         };
         crate::respond::event(&self.shared, &line);
         let Some(store) = &self.store else { return };
-        let _ = store.send(Record::Event(line));
+        // A connection taken only to detect its protocol keeps its flow record alone.
+        let quiet = match &event.kind {
+            EventKind::Connection { decision } | EventKind::Protocol { decision, .. } => {
+                decision.quiet && decision.allowed
+            }
+            _ => false,
+        };
+        if !quiet {
+            let _ = store.send(Record::Event(line));
+        }
         // Decisions also become flow records, like the kernel's: the connection's verdict
         // (the kernel never saw it: it was diverted) and every L7 denial.
         // A connection whose protocol is detected for its record (Discover: learning) is
@@ -211,6 +220,7 @@ impl ProxyAuthority {
                 allowed_without_l7,
                 violation: false,
                 detect: false,
+                quiet: false,
                 decided_by: String::new(),
                 detail: serde_json::Value::Null,
             };
@@ -253,6 +263,7 @@ impl ProxyAuthority {
             allowed_without_l7,
             violation: record.violation,
             detect,
+            quiet: false,
             decided_by: record
                 .decided_by
                 .as_ref()

@@ -160,6 +160,18 @@ fn discover_connections_are_learned_with_their_protocol() {
         Ok(())
     });
 
+    // Connections taken only for their protocol leave no events (their record says it
+    // all); the one the L7 rule decides request by request does.
+    let events = lab.events();
+    let to = |port: &str| {
+        events
+            .iter()
+            .filter(|e| e["server"].as_str().unwrap_or("").ends_with(port))
+            .count()
+    };
+    assert_eq!(to(":6379") + to(":3306") + to(":7000"), 0, "{events:#?}");
+    assert!(to(":8080") > 0, "{events:#?}");
+
     // Learning: one rule each way per port, with the protocol.
     let o = bulkhead(&["learn", "--lab", LAB, "-o", "yaml"]);
     let yaml = String::from_utf8_lossy(&o.stdout).to_string();

@@ -28,6 +28,11 @@ pub struct Decision {
     /// splice the connection unchanged.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub detect: bool,
+    /// Set by the proxy on the events of a connection it takes only to detect its
+    /// protocol: the flow record they carry is all there is to keep (no `connection`,
+    /// `protocol` or `closed` events for every connection of a Discover workload).
+    #[serde(skip)]
+    pub quiet: bool,
     /// The deciding rule or mode, for people (`ingress: Policy redis-from-node ingress rule 1`).
     pub decided_by: String,
     /// Whatever else the agent wants in the record (workloads, labels, rule origin...).

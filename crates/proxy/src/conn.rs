@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::timeout;
+use tracing::debug;
 
 use crate::authority::Authority;
 use crate::capture::{Recorder, Side};
@@ -110,6 +111,12 @@ pub(crate) async fn handle(
         // No protocol will be detected: the connection's record is this one.
         d.detect = false;
     }
+    let inspector = authority.inspector(client, server);
+    // FQDN egress: DNS over TCP of a client whose answers teach the agent is read.
+    let learn_dns = server.port() == 53 && authority.learns_dns(client);
+    // Only the protocol is wanted (learning): detected as the bytes pass, and no event
+    // but the flow record.
+    d.quiet = d.detect && !d.needs_l7 && inspector.is_none() && !learn_dns;
     // Reported once the server answered, so that a connection whose protocol is to be
     // detected for its record is recorded either here (it failed) or at detection.
     cx.detect = d.detect;
@@ -124,13 +131,12 @@ pub(crate) async fn handle(
             return Ok(());
         }
     };
-    let inspector = authority.inspector(client, server);
-    // FQDN egress: DNS over TCP of a client whose answers teach the agent is read.
-    let learn_dns = server.port() == 53 && authority.learns_dns(client);
-    if !d.needs_l7 && inspector.is_none() && d.detect && !learn_dns {
-        // Only the protocol is wanted (learning): detected as the bytes pass.
+    if d.quiet {
+        // The connection's end is not an event either.
         let r = crate::discover::serve(&mut cx, client_stream, upstream, protocols).await;
-        cx.closed(r.err().map(|e| format!("{e:#}")));
+        if let Err(e) = r {
+            debug!(conn = cx.id, error = %format!("{e:#}"), "discover connection");
+        }
         return Ok(());
     }
     if !d.needs_l7 && inspector.is_none() && !learn_dns {

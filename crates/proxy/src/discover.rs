@@ -73,6 +73,7 @@ pub(crate) async fn serve(
     });
     let mut decision = cx.authority.decide(cx.client, cx.server, req.as_ref());
     decision.detect = cx.detect;
+    decision.quiet = true;
     let protocol = app.map_or("unknown".to_string(), |a| a.to_string());
     if let Some(held) = first {
         cx.authority.latency(Stage::Detect, &protocol, held);
