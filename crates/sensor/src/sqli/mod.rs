@@ -224,25 +224,29 @@ pub fn may_inject(value: &[u8]) -> bool {
     if equals && memchr::memchr(b'(', value).is_some() {
         return true;
     }
+    // The plain words the judge reads as SQL need a `(` after them.
+    let paren = memchr::memchr(b'(', value).is_some();
     value
         .split(|&b| !word_byte(b))
         .filter(|w| !w.is_empty())
         .any(|w| {
-            if sql_word(w) {
+            if sql_word(w, paren) {
                 return true;
             }
             // `1union`: MySQL splits a keyword off a number.
             w[0].is_ascii_digit()
-                && (1..w.len()).any(|k| w[k].is_ascii_alphabetic() && sql_word(&w[k..]))
+                && (1..w.len()).any(|k| w[k].is_ascii_alphabetic() && sql_word(&w[k..], paren))
         })
 }
 
-/// A word the judge reads as more than a plain name.
-fn sql_word(w: &[u8]) -> bool {
+/// A word the judge reads as more than a plain name (`paren`: the value holds a `(`,
+/// so the words that are SQL only before one count too).
+fn sql_word(w: &[u8], paren: bool) -> bool {
     words::classify(w) != words::Word::Plain
-        || PLAIN_BUT_SQL
-            .iter()
-            .any(|k| k.len() == w.len() && k.as_bytes().eq_ignore_ascii_case(w))
+        || (paren
+            && PLAIN_BUT_SQL
+                .iter()
+                .any(|k| k.len() == w.len() && k.as_bytes().eq_ignore_ascii_case(w)))
 }
 
 /// Words [`words::classify`] calls plain that the judge still reads as SQL when a `(`
@@ -450,10 +454,10 @@ mod catalog_tests {
         for w in [
             "if", "user", "char", "match", "against", "values", "exists", "like",
         ] {
-            assert!(super::sql_word(w.as_bytes()), "{w}");
-            assert!(super::sql_word(w.to_uppercase().as_bytes()), "{w}");
+            assert!(super::sql_word(w.as_bytes(), true), "{w}");
+            assert!(super::sql_word(w.to_uppercase().as_bytes(), true), "{w}");
         }
-        assert!(!super::sql_word(b"caridad"));
+        assert!(!super::sql_word(b"caridad", true));
     }
 
     /// The byte prefilter of `catalog_reference` lets every name through.
