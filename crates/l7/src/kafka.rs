@@ -13,7 +13,8 @@
 //! request for all topics). Any other API is decided on its name alone on its 8-byte
 //! head, with no topic, and streams: a rule that restricts topics never allows it
 //! (OffsetCommit, CreateTopics... are allowed by naming the API in a rule without
-//! topics). Topics named by ID (Fetch v13+, Produce v13+) are decided as
+//! topics). Topics named by ID (Fetch v13+, Produce v13+) are decided by the name the
+//! broker gave the ID in a Metadata response (v10+) on this connection, else as
 //! `topic-id:UUID`, which only a rule allowing any topic (`*`) matches.
 //!
 //! Refusal: a denied request is never forwarded. A Produce none of whose topics may be
@@ -49,8 +50,9 @@ enum Client {
 
 /// Answers the client is owed, in request order (Kafka answers in order).
 enum Owed {
-    /// The broker's, to a forwarded request.
-    Broker,
+    /// The broker's, to a forwarded request (a Metadata request's version: its
+    /// answer teaches topic IDs).
+    Broker { metadata: Option<i16> },
     /// The proxy's, to a refused one, written once the broker's before it are out.
     Proxy(Vec<u8>),
 }
@@ -68,6 +70,59 @@ pub struct KafkaSession {
     server_head: Vec<u8>,
     server_left: usize,
     unordered: bool,
+    /// A Metadata response being copied (its version), to learn topic IDs from.
+    learning: Option<(i16, Vec<u8>)>,
+    /// Topic IDs this broker named (`topic-id:UUID` -> name), bytes held.
+    ids: std::collections::HashMap<String, String>,
+    id_bytes: usize,
+}
+
+/// The largest Metadata response read for topic IDs, and the most remembered.
+const MAX_METADATA: usize = 4 << 20;
+const MAX_IDS: usize = 1 << 20;
+
+/// The topic IDs and names of a Metadata response (v10+; its bytes after the size).
+pub fn metadata_ids(version: i16, response: &[u8]) -> Result<Vec<(String, String)>, Bad> {
+    if !(10..=13).contains(&version) {
+        return Err("no topic IDs in this version");
+    }
+    let mut r = Rd {
+        b: response,
+        flex: true,
+    };
+    r.skip(4)?; // correlation id
+    r.tagged()?;
+    r.skip(4)?; // throttle time
+    for _ in 0..r.count()? {
+        r.skip(4)?;
+        r.string()?;
+        r.skip(4)?;
+        r.string()?;
+        r.tagged()?;
+    }
+    r.string()?; // cluster id
+    r.skip(4)?; // controller id
+    let mut out = Vec::new();
+    for _ in 0..r.count()? {
+        r.skip(2)?;
+        let name = r.string()?;
+        let id = r.uuid()?;
+        r.skip(1)?;
+        for _ in 0..r.count()? {
+            r.skip(14)?; // error, index, leader, leader epoch
+            for _ in 0..3 {
+                let n = r.count()?;
+                r.skip(n * 4)?;
+            }
+            r.tagged()?;
+        }
+        r.skip(4)?; // authorized operations
+        r.tagged()?;
+        if let Some(n) = name.filter(|n| !n.is_empty()) {
+            out.push((id, n));
+        }
+    }
+    Ok(out)
 }
 
 impl Default for KafkaSession {
@@ -565,7 +620,23 @@ impl KafkaSession {
             server_head: Vec::new(),
             server_left: 0,
             unordered: false,
+            learning: None,
+            ids: std::collections::HashMap::new(),
+            id_bytes: 0,
         }
+    }
+
+    /// Topics named by ID are decided by the name this broker gave them in a Metadata
+    /// response on this connection (the broker is the authority on its own IDs).
+    fn named(&self, mut reqs: Vec<L7Request>) -> Vec<L7Request> {
+        for r in &mut reqs {
+            if let L7Detail::Kafka { topic: Some(t), .. } = &mut r.detail
+                && let Some(n) = self.ids.get(t.as_str())
+            {
+                *t = n.clone();
+            }
+        }
+        reqs
     }
 
     /// The proxy's answer to a refused request: now if nothing is owed before it.
@@ -578,10 +649,24 @@ impl KafkaSession {
         }
     }
 
+    /// A Metadata response was copied whole: remember the topic IDs it names.
+    fn learn(&mut self) {
+        let Some((v, b)) = self.learning.take() else {
+            return;
+        };
+        for (id, name) in metadata_ids(v, &b).unwrap_or_default() {
+            if self.id_bytes + id.len() + name.len() > MAX_IDS {
+                break;
+            }
+            self.id_bytes += id.len() + name.len();
+            self.ids.insert(id, name);
+        }
+    }
+
     /// A broker response ended: the proxy's answers owed right after it go out.
     fn response_done(&mut self, out: &mut Output) {
         match self.owed.pop_front() {
-            Some(Owed::Broker) => {}
+            Some(Owed::Broker { .. }) => {}
             other => {
                 // A response to nothing we forwarded: order is lost, answer at once.
                 self.unordered = true;
@@ -612,7 +697,8 @@ impl KafkaSession {
         request: &[u8],
         decide: &mut dyn FnMut(&L7Request) -> Verdict,
     ) -> Result<bool, Bad> {
-        let verdicts: Vec<(L7Request, bool)> = requests(request)?
+        let verdicts: Vec<(L7Request, bool)> = self
+            .named(requests(request)?)
             .into_iter()
             .map(|r| {
                 let a = decide(&r).allowed;
@@ -692,7 +778,10 @@ impl KafkaSession {
             if self.owed.len() >= MAX_OWED {
                 return Err("too many answers owed");
             }
-            self.owed.push_back(Owed::Broker);
+            let metadata = (key == 3)
+                .then(|| i16::from_be_bytes([held[6], held[7]]))
+                .filter(|v| *v >= 10);
+            self.owed.push_back(Owed::Broker { metadata });
         }
         let left = total - held.len();
         out.to_server.extend(held);
@@ -763,9 +852,13 @@ impl Session for KafkaSession {
             if self.server_left > 0 {
                 let n = data.len().min(self.server_left);
                 out.to_client.extend_from_slice(&data[..n]);
+                if let Some((_, b)) = &mut self.learning {
+                    b.extend_from_slice(&data[..n]);
+                }
                 self.server_left -= n;
                 data = &data[n..];
                 if self.server_left == 0 {
+                    self.learn();
                     self.response_done(&mut out);
                 }
                 continue;
@@ -777,7 +870,14 @@ impl Session for KafkaSession {
             if self.server_head.len() == 4 {
                 let h = std::mem::take(&mut self.server_head);
                 match i32::from_be_bytes([h[0], h[1], h[2], h[3]]) {
-                    size if size > 0 => self.server_left = size as usize,
+                    size if size > 0 => {
+                        self.server_left = size as usize;
+                        if let Some(Owed::Broker { metadata: Some(v) }) = self.owed.front()
+                            && self.server_left <= MAX_METADATA
+                        {
+                            self.learning = Some((*v, Vec::new()));
+                        }
+                    }
                     // Not a response (SASL v0 tokens, garbage): order is lost.
                     _ => {
                         self.unordered = true;

@@ -584,6 +584,81 @@ fn sensors_scan_kafka_payloads_and_a_blocking_finding_closes() {
     }
 }
 
+/// Fetch v13+ names topics by ID: the names the broker gave them in a Metadata response
+/// on the connection decide them; an ID it did not name is decided as `topic-id:UUID`.
+#[test]
+fn topic_ids_are_named_by_the_broker_metadata_on_the_connection() {
+    use kafka_protocol::messages::{
+        BrokerId, MetadataResponse, ResponseHeader,
+        metadata_response::{
+            MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+        },
+    };
+    let orders = "6ba7b810-9dad-11d1-80b4-00c04fd430c8";
+    let payroll = "6ba7b811-9dad-11d1-80b4-00c04fd430c8";
+    for v in 10..=13 {
+        let resp = MetadataResponse::default()
+            .with_brokers(vec![
+                MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(1))
+                    .with_host(StrBytes::from_static_str("b1"))
+                    .with_port(9092)
+                    .with_rack(Some(StrBytes::from_static_str("r1"))),
+            ])
+            .with_cluster_id(Some(StrBytes::from_static_str("c1")))
+            .with_topics(vec![
+                MetadataResponseTopic::default()
+                    .with_name(Some(topic("orders")))
+                    .with_topic_id(orders.parse().unwrap())
+                    .with_partitions(vec![
+                        MetadataResponsePartition::default()
+                            .with_replica_nodes(vec![BrokerId(1), BrokerId(2)])
+                            .with_isr_nodes(vec![BrokerId(1)]),
+                        MetadataResponsePartition::default().with_partition_index(1),
+                    ]),
+            ]);
+        let mut b = BytesMut::new();
+        ResponseHeader::default()
+            .with_correlation_id(1)
+            .encode(&mut b, ApiKey::Metadata.response_header_version(v))
+            .unwrap();
+        resp.encode(&mut b, v).unwrap();
+        let answer = [(b.len() as u32).to_be_bytes().to_vec(), b.to_vec()].concat();
+        assert_eq!(
+            kafka::metadata_ids(v, &answer[4..]).unwrap(),
+            [(format!("topic-id:{orders}"), "orders".to_string())],
+            "v{v}"
+        );
+
+        let fetch_id = |id: &str| {
+            let f = FetchRequest::default().with_topics(vec![
+                FetchTopic::default()
+                    .with_topic_id(id.parse().unwrap())
+                    .with_partitions(vec![FetchPartition::default()]),
+            ]);
+            encode(ApiKey::Fetch, 13, 3, &f)
+        };
+        let mut sess = KafkaSession::new();
+        let mut out = sess.client_bytes(&metadata(v, Some(&["orders"])), &mut policy);
+        for p in pieces(&answer, &[5; 1000]) {
+            out.merge(sess.server_bytes(&p));
+        }
+        assert_eq!(out.to_client, answer);
+        out.merge(sess.client_bytes(&fetch_id(orders), &mut policy));
+        out.merge(sess.client_bytes(&fetch_id(payroll), &mut policy));
+        assert_eq!(
+            decided(&out),
+            [
+                ("kafka metadata orders".to_string(), true),
+                ("kafka fetch orders".to_string(), true),
+                (format!("kafka fetch topic-id:{payroll}"), false),
+            ],
+            "v{v}"
+        );
+        assert!(out.close);
+    }
+}
+
 /// Client-to-broker payloads of each TCP connection to port 9092 in a capture.
 fn client_streams(path: &str) -> Vec<(u16, Vec<u8>)> {
     use pcap_file::pcapng::{Block, PcapNgReader};
