@@ -51,30 +51,23 @@ impl Store {
         let mut lists = posting::Batch::default();
         let due = self.graph_written.get().elapsed() >= GRAPH_EVERY;
         {
-            let mut flow =
-                tx.prepare_cached("INSERT INTO flows (time_ms, record) VALUES (?1, ?2)")?;
+            let mut rows = FlowRows::new(&tx)?;
             let mut event = tx.prepare_cached(
                 "INSERT INTO events (time_ms, kind, refusal, src_workload, dst_workload,
                      src_ns, dst_ns, app, event)
                  VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)",
             )?;
-            // One buffer for every record's JSON.
             let mut json = Vec::with_capacity(1024);
             for rec in batch {
-                json.clear();
                 match rec {
                     Ref::Flow(r) => {
-                        serde_json::to_writer(&mut json, r)?;
                         let c = crate::flow::columns(r);
-                        flow.execute(params![
-                            c.time_ms,
-                            // serde_json writes UTF-8.
-                            std::str::from_utf8(&json).unwrap_or_default(),
-                        ])?;
+                        let id = rows.push(r, c.time_ms)?;
                         graph.add(r, c.time_ms, c.app);
-                        lists.add(tx.last_insert_rowid(), c.time_ms, r);
+                        lists.add(id, c.time_ms, r);
                     }
                     Ref::Event(e) => {
+                        json.clear();
                         serde_json::to_writer(&mut json, e)?;
                         let c = crate::event::columns(e);
                         event.execute(params![
@@ -91,6 +84,7 @@ impl Store {
                     }
                 }
             }
+            rows.finish()?;
         }
         let new_terms = lists.commit(&tx, &self.terms)?;
         if due {
@@ -121,5 +115,97 @@ impl Store {
         *self.graph.borrow_mut() = conversation::Batch::default();
         self.graph_written.set(Instant::now());
         Ok(())
+    }
+}
+
+/// Flow rows inserted [`ROWS_PER_INSERT`] at a time: a statement's fixed cost (its run,
+/// its end, the AUTOINCREMENT counter's update) is paid once for them all. Rowids are
+/// given, not drawn: the next one AUTOINCREMENT would give (above every rowid ever used,
+/// `sqlite_sequence`), counted up; the transaction holds the write lock, so nobody else
+/// takes one meanwhile.
+const ROWS_PER_INSERT: usize = 32;
+
+struct FlowRows<'t> {
+    many: rusqlite::CachedStatement<'t>,
+    one: rusqlite::CachedStatement<'t>,
+    next_id: i64,
+    /// The JSON of the pending rows, one after the other.
+    json: Vec<u8>,
+    /// Per pending row: its time and where its JSON ends.
+    pending: Vec<(i64, usize)>,
+}
+
+impl<'t> FlowRows<'t> {
+    fn new(tx: &'t rusqlite::Transaction) -> rusqlite::Result<FlowRows<'t>> {
+        static MANY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let sql = MANY.get_or_init(|| {
+            let values: Vec<&str> = vec!["(?,?,?)"; ROWS_PER_INSERT];
+            format!(
+                "INSERT INTO flows (id, time_ms, record) VALUES {}",
+                values.join(",")
+            )
+        });
+        let next_id = tx.query_row(
+            "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'flows'), 0),
+                        coalesce((SELECT max(id) FROM flows), 0)) + 1",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(FlowRows {
+            many: tx.prepare_cached(sql)?,
+            one: tx
+                .prepare_cached("INSERT INTO flows (id, time_ms, record) VALUES (?1, ?2, ?3)")?,
+            next_id,
+            json: Vec::with_capacity(ROWS_PER_INSERT * 1024),
+            pending: Vec::with_capacity(ROWS_PER_INSERT),
+        })
+    }
+
+    /// Queue a record; returns its rowid.
+    fn push(&mut self, r: &FlowRecord, time_ms: i64) -> Result<i64> {
+        serde_json::to_writer(&mut self.json, r)?;
+        self.pending.push((time_ms, self.json.len()));
+        let id = self.next_id + self.pending.len() as i64 - 1;
+        if self.pending.len() == ROWS_PER_INSERT {
+            self.insert()?;
+        }
+        Ok(id)
+    }
+
+    /// Insert the pending rows.
+    fn insert(&mut self) -> rusqlite::Result<()> {
+        let st = if self.pending.len() == ROWS_PER_INSERT {
+            &mut self.many
+        } else {
+            &mut self.one
+        };
+        let mut start = 0;
+        let mut param = 1;
+        for (i, &(time_ms, end)) in self.pending.iter().enumerate() {
+            // serde_json writes UTF-8.
+            let text = std::str::from_utf8(&self.json[start..end]).unwrap_or_default();
+            st.raw_bind_parameter(param, self.next_id + i as i64)?;
+            st.raw_bind_parameter(param + 1, time_ms)?;
+            st.raw_bind_parameter(param + 2, text)?;
+            param += 3;
+            start = end;
+            if st.parameter_count() < param {
+                // One row at a time (the batch's tail).
+                st.raw_execute()?;
+                param = 1;
+            }
+        }
+        if param > 1 {
+            st.raw_execute()?;
+        }
+        self.next_id += self.pending.len() as i64;
+        self.pending.clear();
+        self.json.clear();
+        Ok(())
+    }
+
+    /// Insert what is still pending.
+    fn finish(mut self) -> rusqlite::Result<()> {
+        self.insert()
     }
 }

@@ -324,6 +324,19 @@ fn retention_by_age_drops_old_records_in_batches() {
     while s.prune(&r, later).unwrap().more {}
     assert_eq!(s.counts().unwrap(), (0, 0));
     assert!(s.conversations(&GraphFilter::default()).unwrap().is_empty());
+    // Rowids are never reused, even once the table is empty (a follower's cursor).
+    s.write_flows(&recs[..40]).unwrap();
+    let rows = s.flows(&FlowFilter::default()).unwrap();
+    assert_eq!(
+        rows.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+        (51..91).collect::<Vec<_>>()
+    );
+    let x = FlowFilter {
+        workload: Some("a/x".into()),
+        limit: Some(3),
+        ..FlowFilter::default()
+    };
+    assert_eq!(ids(&s.flows(&x).unwrap()), [37, 38, 39]);
 }
 
 #[test]
