@@ -236,6 +236,12 @@ fn dns_peers_allow_what_allowed_names_resolved_to_for_their_ttl() {
         assert_eq!(f["decided_by"]["rule"]["name"], "example-apis", "{f}");
         assert_eq!(f["consistent"], true, "{f}");
     }
+    let table = common::lab::bulkhead(&["flows", "--lab", LAB]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains(&format!("api.example.com ({API})")),
+        "{table}"
+    );
     assert!(
         flows
             .iter()

@@ -50,6 +50,8 @@ pub struct Peer {
     pub workload: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
+    /// The workload's name; for a `world` address, the DNS names (comma-separated) the
+    /// node knew it by (FQDN egress: answers the proxy relayed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -60,11 +62,12 @@ pub struct Peer {
 }
 
 impl Peer {
-    /// `ns/name`, `host 10.0.0.1` or the address.
+    /// `ns/name`, `host 10.0.0.1`, `api.example.com (203.0.113.10)` or the address.
     pub fn display(&self) -> String {
-        match (&self.workload, &self.entity) {
-            (Some(w), _) => w.clone(),
-            (None, Some(e)) if e == "host" => format!("host {}", self.ip),
+        match (&self.workload, &self.entity, &self.name) {
+            (Some(w), _, _) => w.clone(),
+            (None, Some(e), _) if e == "host" => format!("host {}", self.ip),
+            (None, _, Some(names)) => format!("{names} ({})", self.ip),
             _ => self.ip.clone(),
         }
     }
