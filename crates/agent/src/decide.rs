@@ -24,6 +24,9 @@ pub struct NodeScope {
     /// Names external addresses are known by (DNS answers the proxy relayed: FQDN
     /// egress), for `dns:` peers.
     pub dns: std::sync::Arc<crate::fqdn::DnsNames>,
+    /// Give external addresses their expired names too (conntrack cutting: a connection
+    /// opened while the name was known is not cut because the TTL ran out since).
+    pub dns_remembered: bool,
 }
 
 /// The engine's answer for one connection, seen from this node.
@@ -49,7 +52,11 @@ impl NodeScope {
             None if self.host_addrs.contains(&ip) => Endpoint::Host { addr: ip },
             None => Endpoint::External {
                 addr: Some(ip),
-                names: self.dns.names(ip),
+                names: if self.dns_remembered {
+                    self.dns.remembered(ip)
+                } else {
+                    self.dns.names(ip)
+                },
             },
         }
     }

@@ -39,6 +39,10 @@ use tracing::warn;
 /// Cilium's default `tofqdns-min-ttl`.
 pub const DEFAULT_MIN_TTL: Duration = Duration::from_secs(60);
 
+/// How long a name is remembered after it expired: live connections opened while it was
+/// known are not cut for its expiry (as Cilium keeps the addresses of live connections).
+const REMEMBER: Duration = Duration::from_secs(24 * 3600);
+
 /// Latency samples kept for the percentiles in `status.json`.
 const SAMPLES: usize = 65_536;
 
@@ -64,13 +68,27 @@ impl DnsNames {
         out
     }
 
+    /// The names of `ip`, also those that expired (within a day): for judging
+    /// connections that opened while they were known.
+    pub fn remembered(&self, ip: IpAddr) -> Vec<String> {
+        let map = self.by_addr.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<String> = map
+            .get(&ip)
+            .into_iter()
+            .flatten()
+            .map(|(n, _)| n.clone())
+            .collect();
+        out.sort();
+        out
+    }
+
     /// Remember `name` for `ip` until `until` (extending, never shortening). Returns
     /// the name's expiry for that address afterwards.
     fn learn(&self, ip: IpAddr, name: &str, until: Instant) -> Instant {
         let mut map = self.by_addr.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         let names = map.entry(ip).or_default();
-        names.retain(|(_, t)| *t > now);
+        names.retain(|(_, t)| *t + REMEMBER > now);
         match names.iter_mut().find(|(n, _)| n == name) {
             Some((_, t)) => {
                 *t = (*t).max(until);
@@ -83,16 +101,17 @@ impl DnsNames {
         }
     }
 
-    /// Every live (address, name, expiry).
+    /// Every live (address, name, expiry); forgets what expired over a day ago.
     fn live(&self) -> Vec<(IpAddr, String, Instant)> {
         let mut map = self.by_addr.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         map.retain(|_, names| {
-            names.retain(|(_, t)| *t > now);
+            names.retain(|(_, t)| *t + REMEMBER > now);
             !names.is_empty()
         });
         map.iter()
             .flat_map(|(ip, names)| names.iter().map(|(n, t)| (*ip, n.clone(), *t)))
+            .filter(|(_, _, t)| *t > now)
             .collect()
     }
 }
@@ -563,5 +582,37 @@ spec:
         assert_eq!(job.elems.len(), 1);
         assert_eq!(job.elems[0].set, dns_set_names("*.example.com").0);
         assert_eq!(f.names.names(ip("203.0.113.20")), vec!["www.example.com"]);
+    }
+
+    #[test]
+    fn expired_names_decide_nothing_new_but_keep_live_connections() {
+        let e = engine();
+        let (f, _rx) = Fqdn::detached(Duration::from_millis(1));
+        let a = answers("api.example.com", &[("203.0.113.10", 0)]);
+        assert!(f.learn(&e, ip("10.0.0.1"), &a).is_some());
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(f.names.names(ip("203.0.113.10")).is_empty());
+        let l4 = L4::Port {
+            protocol: Protocol::Tcp,
+            port: 443,
+        };
+        let mut scope = NodeScope {
+            dns: f.names.clone(),
+            ..NodeScope::default()
+        };
+        // A new connection: refused, as by the kernel (the element expired).
+        assert!(
+            !scope
+                .decide(&e, ip("10.0.0.1"), ip("203.0.113.10"), l4)
+                .allowed
+        );
+        // Conntrack cutting judges with the remembered name: not cut.
+        scope.dns_remembered = true;
+        assert!(
+            scope
+                .decide(&e, ip("10.0.0.1"), ip("203.0.113.10"), l4)
+                .allowed
+        );
+        assert!(f.names.live().is_empty());
     }
 }

@@ -363,7 +363,13 @@ fn cut_connections(shared: &Arc<Shared>) {
         shared,
         |entries| {
             let engine = shared.engine.read().unwrap_or_else(|e| e.into_inner());
-            let scope = shared.scope.read().unwrap_or_else(|e| e.into_inner());
+            let mut scope = shared
+                .scope
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            // FQDN egress: a connection is not cut because its name's TTL ran out.
+            scope.dns_remembered = true;
             conntrack::forbidden(entries, &engine, &scope)
         },
         "cut connections the change forbids",

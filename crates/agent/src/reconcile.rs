@@ -188,6 +188,7 @@ impl Reconciler {
                 node: cfg.node.clone(),
                 host_addrs: local_addresses(),
                 dns: fqdn.names.clone(),
+                dns_remembered: false,
             }),
             fqdn,
             engine: RwLock::new(engine),
