@@ -79,6 +79,12 @@ fn discover_connections_are_learned_with_their_protocol() {
         lab.run(CLIENT, &["redis-cli", "-h", &cache, "GET", "k"]).1,
         "learnt"
     );
+    // Over IPv6 too (the divert rules exist for both families).
+    let cache6 = lab.ipv6("shop/cache-0");
+    assert_eq!(
+        lab.run(CLIENT, &["redis-cli", "-h", &cache6, "GET", "k"]).1,
+        "learnt"
+    );
     // HTTP: the lab's server names itself and the request it got.
     let (ok, body) = lab.run(
         CLIENT,
@@ -138,6 +144,12 @@ fn discover_connections_are_learned_with_their_protocol() {
             .lines()
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect();
+        let v6 = records
+            .iter()
+            .any(|r| r["dst"]["ip"] == cache6.as_str() && r["l7"]["protocol"] == "redis");
+        if !v6 {
+            return Err(format!("no redis record to {cache6}:\n{text}"));
+        }
         for (port, app) in [(6379, "redis"), (8080, "http"), (3306, "mysql")] {
             let found = records.iter().any(|r| {
                 r["event"] == "new"
