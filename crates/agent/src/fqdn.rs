@@ -50,9 +50,88 @@ const SAMPLES: usize = 65_536;
 #[derive(Debug, Default)]
 pub struct DnsNames {
     by_addr: Mutex<HashMap<IpAddr, Vec<(String, Instant)>>>,
+    /// Changed since the last save.
+    dirty: std::sync::atomic::AtomicBool,
+}
+
+/// The file in the state directory that keeps the names across restarts (the kernel
+/// keeps the elements: a restarted agent must know why, or it would judge the
+/// connections they allow as denied and cut them).
+pub const NAMES_FILE: &str = "dns-names.json";
+
+#[derive(Serialize, Deserialize)]
+struct SavedName {
+    addr: IpAddr,
+    name: String,
+    /// Unix time in milliseconds.
+    until_ms: u64,
 }
 
 impl DnsNames {
+    /// Write the names (with their expiry as wall-clock time) if they changed.
+    pub fn save(&self, dir: &std::path::Path) -> std::io::Result<()> {
+        use std::sync::atomic::Ordering;
+        if !self.dirty.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let (now, wall) = (Instant::now(), std::time::SystemTime::now());
+        let saved: Vec<SavedName> = {
+            let map = self.by_addr.lock().unwrap_or_else(|e| e.into_inner());
+            map.iter()
+                .flat_map(|(ip, names)| {
+                    names.iter().map(move |(n, t)| {
+                        let at = if *t > now {
+                            wall + (*t - now)
+                        } else {
+                            wall - (now - *t)
+                        };
+                        SavedName {
+                            addr: *ip,
+                            name: n.clone(),
+                            until_ms: at
+                                .duration_since(std::time::UNIX_EPOCH)
+                                .map_or(0, |d| d.as_millis() as u64),
+                        }
+                    })
+                })
+                .collect()
+        };
+        let tmp = dir.join(format!(".{NAMES_FILE}.tmp"));
+        std::fs::write(
+            &tmp,
+            serde_json::to_vec(&saved).map_err(std::io::Error::other)?,
+        )?;
+        std::fs::rename(&tmp, dir.join(NAMES_FILE))
+    }
+
+    /// Read what [`DnsNames::save`] wrote (a restarted agent).
+    pub fn load(&self, dir: &std::path::Path) {
+        let Ok(bytes) = std::fs::read(dir.join(NAMES_FILE)) else {
+            return;
+        };
+        let Ok(saved) = serde_json::from_slice::<Vec<SavedName>>(&bytes) else {
+            warn!("cannot read {NAMES_FILE}: DNS names start empty");
+            return;
+        };
+        let (now, wall) = (Instant::now(), std::time::SystemTime::now());
+        let wall_ms = wall
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        for s in saved {
+            let until = if s.until_ms >= wall_ms {
+                now + Duration::from_millis(s.until_ms - wall_ms)
+            } else {
+                match now.checked_sub(Duration::from_millis(wall_ms - s.until_ms)) {
+                    Some(t) => t,
+                    None => continue,
+                }
+            };
+            if until + REMEMBER > now {
+                self.learn(s.addr, &s.name, until);
+            }
+        }
+    }
+
     /// The live names of `ip` (sorted; empty when none).
     pub fn names(&self, ip: IpAddr) -> Vec<String> {
         let map = self.by_addr.lock().unwrap_or_else(|e| e.into_inner());
@@ -86,6 +165,7 @@ impl DnsNames {
     /// the name's expiry for that address afterwards.
     fn learn(&self, ip: IpAddr, name: &str, until: Instant) -> Instant {
         let mut map = self.by_addr.lock().unwrap_or_else(|e| e.into_inner());
+        self.dirty.store(true, std::sync::atomic::Ordering::Release);
         let now = Instant::now();
         let names = map.entry(ip).or_default();
         names.retain(|(_, t)| *t + REMEMBER > now);
@@ -614,5 +694,35 @@ spec:
                 .allowed
         );
         assert!(f.names.live().is_empty());
+    }
+
+    #[test]
+    fn names_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = DnsNames::default();
+        let now = Instant::now();
+        a.learn(
+            ip("203.0.113.10"),
+            "api.example.com",
+            now + Duration::from_secs(60),
+        );
+        a.learn(
+            ip("203.0.113.20"),
+            "old.example.com",
+            now - Duration::from_secs(5),
+        );
+        a.save(dir.path()).unwrap();
+        let b = DnsNames::default();
+        b.load(dir.path());
+        assert_eq!(b.names(ip("203.0.113.10")), vec!["api.example.com"]);
+        assert!(b.names(ip("203.0.113.20")).is_empty());
+        assert_eq!(b.remembered(ip("203.0.113.20")), vec!["old.example.com"]);
+        let live = b.live();
+        assert_eq!(live.len(), 1);
+        let left = live[0].2 - Instant::now();
+        assert!(
+            left > Duration::from_secs(58) && left <= Duration::from_secs(60),
+            "{left:?}"
+        );
     }
 }

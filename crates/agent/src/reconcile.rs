@@ -182,6 +182,8 @@ impl Reconciler {
         let responses = crate::respond::Responses::new(&engine, cfg.node.as_deref());
         let fqdn = crate::fqdn::Fqdn::start(cfg.dns_min_ttl)
             .map_err(|e| StartError::Kernel(format!("cannot start the DNS set writer: {e}")))?;
+        // The kernel kept the DNS sets' elements: know why before judging connections.
+        fqdn.names.load(&cfg.state_dir);
         let shared = Arc::new(Shared {
             responses,
             scope: RwLock::new(NodeScope {
@@ -252,6 +254,9 @@ impl Reconciler {
         self.status.sweep_pending = self.since_full > 0;
         self.status.fill_counters(&self.shared.counters);
         self.status.fqdn = self.shared.fqdn.counters();
+        if let Err(e) = self.shared.fqdn.names.save(&self.cfg.state_dir) {
+            warn!(error = %e, "cannot write {}", crate::fqdn::NAMES_FILE);
+        }
         let (matched, delivered, failed, dropped) = self.shared.responses.counters();
         self.status.responses = crate::status::ResponseCounters {
             matched,
