@@ -545,12 +545,13 @@ pub fn classify(word: &[u8]) -> Word {
     if word.len() > MAX_WORD {
         return Word::Plain;
     }
-    // Most words of most values are no keyword; the (length, first letter) pairs of
-    // the table reject them before lower-casing and hashing.
+    // Most words of most values are no keyword; the (length, first, last letter)
+    // shapes of the table reject them before lower-casing and hashing.
     let Some(&first) = word.first() else {
         return Word::Plain;
     };
-    if !SHAPES[word.len()][usize::from(first.to_ascii_lowercase())] {
+    let last = word[word.len() - 1];
+    if !SHAPES[word.len()][shape_class(first)][shape_class(last)] {
         return Word::Plain;
     }
     let mut buf = [0u8; MAX_WORD];
@@ -561,15 +562,26 @@ pub fn classify(word: &[u8]) -> Word {
     WORDS.get(&lower[..]).copied().unwrap_or(Word::Plain)
 }
 
-/// `SHAPES[len][first byte]`: does any key of [`WORDS`] have that length and (lower-case)
-/// first byte?
-static SHAPES: LazyLock<Box<[[bool; 256]; MAX_WORD + 1]>> = LazyLock::new(|| {
-    let mut t = Box::new([[false; 256]; MAX_WORD + 1]);
+/// A byte's class in [`SHAPES`]: its letter (case-insensitive), or 26 for anything else.
+fn shape_class(b: u8) -> usize {
+    let l = b.to_ascii_lowercase();
+    if l.is_ascii_lowercase() {
+        usize::from(l - b'a')
+    } else {
+        26
+    }
+}
+
+/// `SHAPES[len][first][last]` (classes of [`shape_class`]): does any key of [`WORDS`] have
+/// that length, first and last byte? Most words of most values are no keyword, and this
+/// rejects them before lower-casing and hashing.
+static SHAPES: LazyLock<Box<[[[bool; 27]; 27]; MAX_WORD + 1]>> = LazyLock::new(|| {
+    let mut t = Box::new([[[false; 27]; 27]; MAX_WORD + 1]);
     for k in WORDS.keys() {
-        if let Some(&f) = k.first()
+        if let (Some(&f), Some(&l)) = (k.first(), k.last())
             && k.len() <= MAX_WORD
         {
-            t[k.len()][usize::from(f)] = true;
+            t[k.len()][shape_class(f)][shape_class(l)] = true;
         }
     }
     t
@@ -600,5 +612,14 @@ mod tests {
         assert_eq!(classify(b"Information_Schema"), Word::Catalog);
         assert_eq!(classify(b"brien"), Word::Plain);
         assert_eq!(classify(&[b'a'; 100]), Word::Plain);
+    }
+
+    /// The shape filter lets every word of the table through, in any case.
+    #[test]
+    fn every_table_word_passes_the_shape_filter() {
+        for (k, w) in WORDS.iter() {
+            assert_eq!(classify(k), *w, "{}", String::from_utf8_lossy(k));
+            assert_eq!(classify(&k.to_ascii_uppercase()), *w);
+        }
     }
 }
