@@ -68,7 +68,9 @@ fn dns_query_names_are_enforced_by_the_proxy() {
     // Each refusal has its evidence, over UDP as over TCP: tshark reads the query, and
     // for UDP (datagrams written as sent) the REFUSED answer too.
     for e in &refused {
-        let pcap = e["pcap"].as_str().unwrap_or_else(|| panic!("no capture: {e}"));
+        let pcap = e["pcap"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no capture: {e}"));
         let t = std::process::Command::new("tshark")
             .args(["-r", pcap])
             .output()
@@ -80,7 +82,10 @@ fn dns_query_names_are_enforced_by_the_proxy() {
             String::from_utf8_lossy(&t.stderr)
         );
         if pcap.contains("/udp-") {
-            assert!(text.contains("response") && text.contains("Refused"), "tshark on {pcap}: {text}");
+            assert!(
+                text.contains("response") && text.contains("Refused"),
+                "tshark on {pcap}: {text}"
+            );
         }
     }
 }
