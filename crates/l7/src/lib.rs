@@ -102,14 +102,17 @@ pub fn session_for(
     inspector: Option<Arc<dyn Inspector>>,
 ) -> Option<Box<dyn Session>> {
     match app {
-        AppProtocol::Redis => Some(Box::new(RedisSession::new())),
+        // Sessions whose payloads the sensors do not parse (Redis values, LDAP and MQTT
+        // messages, DNS names over TCP) still go through their raw scanners: a card number
+        // SET into Redis or published on a topic is found like one on a plain connection.
+        AppProtocol::Redis => Some(scanned(Box::new(RedisSession::new()), inspector)),
         AppProtocol::Http => Some(Box::new(HttpSession::new().with_inspector(inspector))),
         AppProtocol::Tls => Some(Box::new(TlsSession::new())),
-        AppProtocol::Dns => Some(Box::new(DnsSession::new())),
+        AppProtocol::Dns => Some(scanned(Box::new(DnsSession::new()), inspector)),
         AppProtocol::Postgresql => Some(Box::new(PostgresSession::new().with_inspector(inspector))),
         AppProtocol::Mysql => Some(Box::new(MysqlSession::new().with_inspector(inspector))),
-        AppProtocol::Ldap => Some(Box::new(LdapSession::new())),
-        AppProtocol::Mqtt => Some(Box::new(MqttSession::new())),
+        AppProtocol::Ldap => Some(scanned(Box::new(LdapSession::new()), inspector)),
+        AppProtocol::Mqtt => Some(scanned(Box::new(MqttSession::new()), inspector)),
         AppProtocol::Kafka => Some(scanned(Box::new(KafkaSession::new()), inspector)),
         AppProtocol::Http2 | AppProtocol::Grpc => {
             Some(scanned(Box::new(H2Session::new()), inspector))
@@ -130,7 +133,8 @@ fn scanned(session: Box<dyn Session>, inspector: Option<Arc<dyn Inspector>>) -> 
     }
 }
 
-/// A session whose payloads the sensors do not parse (HTTP/2 frames, Kafka records):
+/// A session whose payloads the sensors do not parse (HTTP/2 frames, Kafka records,
+/// Redis values, LDAP and MQTT messages, DNS over TCP):
 /// the bytes it passes each way go through the sensors' raw scanners (`packet`
 /// context), as on a connection without a session, and a blocking finding closes the
 /// connection before the bytes that carried it are written.

@@ -531,37 +531,9 @@ fn an_oversized_request_is_refused_unread() {
 /// in a produced record closes the connection before the request reaches the broker.
 #[test]
 fn sensors_scan_kafka_payloads_and_a_blocking_finding_closes() {
-    use bulkhead_l7::{Finding, Inspector, StreamInspector};
     use bulkhead_policy::l7::AppProtocol;
+    use common::Sensors;
     use std::sync::Arc;
-    struct Secret(bool);
-    impl StreamInspector for Secret {
-        fn feed(&mut self, data: &[u8]) -> Vec<Finding> {
-            if data.windows(6).any(|w| w == b"SECRET") {
-                vec![Finding {
-                    sensor: "dlp".into(),
-                    class: "secret".into(),
-                    location: "packet".into(),
-                    masked: "SE****".into(),
-                    block: self.0,
-                }]
-            } else {
-                Vec::new()
-            }
-        }
-    }
-    struct Sensors(bool);
-    impl Inspector for Sensors {
-        fn http_request(&self, _: &[u8], _: &[u8]) -> Vec<Finding> {
-            Vec::new()
-        }
-        fn sql(&self, _: &[u8]) -> Vec<Finding> {
-            Vec::new()
-        }
-        fn stream(&self, _: bool) -> Box<dyn StreamInspector> {
-            Box::new(Secret(self.0))
-        }
-    }
     let secret = {
         let p = ProduceRequest::default().with_acks(1).with_topic_data(vec![
             TopicProduceData::default()

@@ -1,6 +1,8 @@
 //! Redis sessions: decisions per command, refusals in order, bytes of allowed commands
 //! unchanged, the same result however the stream is split.
 
+mod common;
+
 use bulkhead_l7::{Output, RedisSession, Session, Verdict};
 use bulkhead_policy::l7::{L7Detail, L7Request};
 use proptest::prelude::*;
@@ -134,5 +136,32 @@ proptest! {
     fn arbitrary_bytes_never_panic(c in proptest::collection::vec(any::<u8>(), 0..400),
                                    s in proptest::collection::vec(any::<u8>(), 0..400)) {
         let _ = run(&c, &s, &[3, 7, 1]);
+    }
+}
+
+/// Sensors see what a Redis session carries both ways (a value SET, a value read back),
+/// and a blocking finding closes before those bytes are passed on.
+#[test]
+fn sensors_scan_redis_values_both_ways() {
+    use bulkhead_policy::l7::AppProtocol;
+    use std::sync::Arc;
+    for block in [false, true] {
+        let mut s =
+            bulkhead_l7::session_for(AppProtocol::Redis, Some(Arc::new(common::Sensors(block))))
+                .unwrap();
+        let out = s.client_bytes(
+            &cmd(&["SET", "k", "a SECRET value"]),
+            &mut allow_all_but_flush,
+        );
+        assert_eq!(out.findings.len(), 1, "{out:?}");
+        assert_eq!((out.close, out.to_server.is_empty()), (block, block));
+        let mut s =
+            bulkhead_l7::session_for(AppProtocol::Redis, Some(Arc::new(common::Sensors(block))))
+                .unwrap();
+        let out = s.client_bytes(&cmd(&["GET", "k"]), &mut allow_all_but_flush);
+        assert!(out.findings.is_empty() && !out.to_server.is_empty());
+        let out = s.server_bytes(b"$14\r\na SECRET value\r\n");
+        assert_eq!(out.findings.len(), 1, "{out:?}");
+        assert_eq!((out.close, out.to_client.is_empty()), (block, block));
     }
 }

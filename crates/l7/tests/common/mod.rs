@@ -1,6 +1,7 @@
 //! Shared by the session tests.
 
 /// `data` cut into pieces of the sizes in `cuts` (the rest in one piece).
+#[allow(dead_code)]
 pub fn pieces(data: &[u8], cuts: &[usize]) -> Vec<Vec<u8>> {
     let mut v = Vec::new();
     let (mut at, mut k) = (0, 0);
@@ -12,4 +13,42 @@ pub fn pieces(data: &[u8], cuts: &[usize]) -> Vec<Vec<u8>> {
         k += 1;
     }
     v
+}
+
+/// A sensor that finds `SECRET` in whatever bytes it is fed (`packet` context): enough
+/// to see which bytes a session's scanners are given and what a finding does. The real
+/// sensors are tested in `bulkhead-sensor` and, wired up, in the agent's lab tests.
+#[allow(dead_code)]
+pub struct Secret(pub bool);
+
+impl bulkhead_l7::StreamInspector for Secret {
+    fn feed(&mut self, data: &[u8]) -> Vec<bulkhead_l7::Finding> {
+        if data.windows(6).any(|w| w == b"SECRET") {
+            vec![bulkhead_l7::Finding {
+                sensor: "dlp".into(),
+                class: "secret".into(),
+                location: "packet".into(),
+                masked: "SE****".into(),
+                block: self.0,
+            }]
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+/// Sensors whose stream scanners are [`Secret`] (`true`: they block).
+#[allow(dead_code)]
+pub struct Sensors(pub bool);
+
+impl bulkhead_l7::Inspector for Sensors {
+    fn http_request(&self, _: &[u8], _: &[u8]) -> Vec<bulkhead_l7::Finding> {
+        Vec::new()
+    }
+    fn sql(&self, _: &[u8]) -> Vec<bulkhead_l7::Finding> {
+        Vec::new()
+    }
+    fn stream(&self, _: bool) -> Box<dyn bulkhead_l7::StreamInspector> {
+        Box::new(Secret(self.0))
+    }
 }
