@@ -254,9 +254,14 @@ impl ProxyAuthority {
             &observed,
             l7,
         );
-        // Learning: the protocol goes into the record of a connection a Discover
-        // workload's mode allowed (the divert chain sends those here for it).
-        let detect = record.learned && engine.compiled().discover_detect_protocols;
+        // The protocol goes into the record of the connection: one a Discover workload's
+        // mode allowed (the divert chain sends those here for it: learning), and any TCP
+        // connection taken for its L7 rules or sensors when allowed connections are
+        // recorded (the proxy detects its protocol anyway), so that learning from a
+        // group with sensors, or with L7 rules, also writes `app:`.
+        let detect = protocol == Protocol::Tcp
+            && ((record.learned && engine.compiled().discover_detect_protocols)
+                || self.log_allowed);
         Decision {
             allowed: nv.allowed,
             needs_l7,

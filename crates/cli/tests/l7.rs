@@ -229,4 +229,20 @@ fn redis_commands_are_enforced_by_the_proxy() {
     let flows = bulkhead(&["flows", "--lab", LAB, "--verdict", "deny", "-o", "json"]);
     let flows = String::from_utf8_lossy(&flows.stdout);
     assert!(flows.contains("redis FLUSHALL"), "{flows}");
+    // An allowed connection the proxy took for its rules and sensors, between two
+    // Protect groups (not learning), is recorded with the protocol it detected: so
+    // learning from groups with sensors or L7 rules writes `app:` too.
+    let allowed = bulkhead(&["flows", "--lab", LAB, "--verdict", "allow", "-o", "json"]);
+    let allowed = String::from_utf8_lossy(&allowed.stdout);
+    assert!(
+        allowed
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .any(|r| r["src"]["workload"] == sqli["src"]["workload"]
+                && r["dst"]["workload"] == sqli["dst"]["workload"]
+                && r["l7"]["protocol"] == "http"),
+        "no allowed record with its protocol from {} to {}:\n{allowed}",
+        sqli["src"]["workload"],
+        sqli["dst"]["workload"]
+    );
 }
