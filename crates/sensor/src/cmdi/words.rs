@@ -160,6 +160,20 @@ static STRONG_SET: LazyLock<HashSet<&'static [u8], WordState>> =
 static WEAK_SET: LazyLock<HashSet<&'static [u8], WordState>> =
     LazyLock::new(|| WEAK.iter().map(|s| s.as_bytes()).collect());
 
+/// `SHAPES[len][first byte]`: does a program of either list have that length and first
+/// byte? Most words are no program, and this rejects them before hashing.
+static SHAPES: LazyLock<Box<[[bool; 256]; 25]>> = LazyLock::new(|| {
+    let mut t = Box::new([[false; 256]; 25]);
+    for p in STRONG.iter().chain(WEAK) {
+        if let Some(&f) = p.as_bytes().first()
+            && p.len() <= 24
+        {
+            t[p.len()][usize::from(f)] = true;
+        }
+    }
+    t
+});
+
 fn in_list(list: &[&str], w: &[u8]) -> bool {
     // Every word of a value is looked up: a hash set, not a scan of the list.
     let set = if std::ptr::eq(list, STRONG) {
@@ -167,7 +181,7 @@ fn in_list(list: &[&str], w: &[u8]) -> bool {
     } else {
         &*WEAK_SET
     };
-    w.len() <= 24 && set.contains(w)
+    w.len() <= 24 && w.first().is_some_and(|&f| SHAPES[w.len()][usize::from(f)]) && set.contains(w)
 }
 
 /// The last path component (`/usr/bin/id` -> `id`), `.exe` kept.
@@ -194,4 +208,22 @@ pub fn bin_path(w: &[u8]) -> bool {
     ]
     .iter()
     .any(|p| w.starts_with(p) && w.len() > p.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{STRONG, WEAK, strong, weak};
+
+    /// The shape filter lets every program of both lists through.
+    #[test]
+    fn every_program_passes_the_shape_filter() {
+        for p in STRONG {
+            assert!(p.len() > 24 || strong(p.as_bytes()), "{p}");
+        }
+        for p in WEAK {
+            assert!(p.len() > 24 || weak(p.as_bytes()), "{p}");
+        }
+        assert!(strong(b"/usr/bin/wget"));
+        assert!(!strong(b"caridad"));
+    }
 }
