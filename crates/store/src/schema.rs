@@ -78,7 +78,9 @@ CREATE INDEX IF NOT EXISTS conversations_last ON conversations(last_ms);
 /// [`create`] converts.
 pub const VERSION: i64 = 2;
 
-/// Version 1 keyed `postings` by (term, batch), with an index by batch.
+/// Version 1 keyed `postings` by (term, the list's own last rowid), with an index on the
+/// latter; version 2 by (the batch's last rowid, term). A batch is a span of rowids: a
+/// list's batch is the first span ending at or after the list's last rowid.
 const FROM_1: &str = "
 CREATE TABLE postings_2 (
     last_id INTEGER NOT NULL,
@@ -86,8 +88,11 @@ CREATE TABLE postings_2 (
     ids BLOB NOT NULL,
     PRIMARY KEY (last_id, term)
 ) WITHOUT ROWID;
-INSERT INTO postings_2 (last_id, term, ids) SELECT last_id, term, ids FROM postings
-    ORDER BY last_id, term;
+INSERT INTO postings_2 (last_id, term, ids)
+    SELECT coalesce((SELECT min(s.last_id) FROM spans s WHERE s.last_id >= p.last_id),
+                    p.last_id),
+           p.term, p.ids
+    FROM postings p ORDER BY 1, 2;
 DROP TABLE postings;
 ALTER TABLE postings_2 RENAME TO postings;
 PRAGMA user_version = 2;
@@ -118,14 +123,20 @@ pub fn create(conn: &Connection) -> crate::Result<()> {
     Ok(())
 }
 
-/// Check the layout of a store opened for reading. Version 1 reads as version 2 does
-/// (the same columns; only the key order differs), so a newer reader reads an older
-/// writer's store.
+/// Check the layout of a store opened for reading (a reader never converts: version 1
+/// is converted by its writer, when the agent starts).
 pub fn check(conn: &Connection) -> crate::Result<()> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    if !(1..=VERSION).contains(&version) {
+    if version == 1 {
         return Err(crate::Error::Layout(format!(
-            "the store has layout version {version}, this bulkhead reads versions 1 to {VERSION}"
+            "the store has layout version 1 (an older bulkhead's), this bulkhead reads version \
+             {VERSION}: it is converted when its agent next starts (or any `Store::open` for \
+             writing)"
+        )));
+    }
+    if version != VERSION {
+        return Err(crate::Error::Layout(format!(
+            "the store has layout version {version}, this bulkhead reads version {VERSION}"
         )));
     }
     Ok(())

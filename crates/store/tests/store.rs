@@ -481,33 +481,63 @@ fn bad_input_is_stored_or_refused_never_a_panic() {
     assert!(bad.is_err());
 }
 
-/// A store of layout version 1 (posting lists keyed by term, then batch): a newer reader
-/// reads it as it is, and opening it for writing converts it to this layout.
+/// A store of layout version 1 (posting lists keyed by term, then the list's own last
+/// rowid): a reader refuses it with a clear error, and opening it for writing converts it.
 #[test]
-fn a_version_1_store_is_read_and_converted() {
+fn a_version_1_store_is_converted_when_opened_for_writing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("store.db");
     let mut s = Store::open(&path).unwrap();
     let all = sample();
-    // Several batches, so the lists of a term span batches.
+    // Several batches, so the lists of a term span batches; lists that end before their
+    // batch does (the batch's last record does not carry the term).
     for chunk in all.chunks(3) {
         s.write_flows(chunk).unwrap();
     }
     drop(s);
+    // Rewritten as version 1 wrote it: each list under its own last rowid.
     let conn = rusqlite::Connection::open(&path).unwrap();
+    let rows: Vec<(i64, i64, Vec<u8>)> = conn
+        .prepare("SELECT term, last_id, ids FROM postings")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
     conn.execute_batch(
         "BEGIN;
-         CREATE TABLE postings_1 (term INTEGER NOT NULL, last_id INTEGER NOT NULL,
-             ids BLOB NOT NULL, PRIMARY KEY (term, last_id)) WITHOUT ROWID;
-         INSERT INTO postings_1 SELECT term, last_id, ids FROM postings;
          DROP TABLE postings;
-         ALTER TABLE postings_1 RENAME TO postings;
-         CREATE INDEX postings_age ON postings(last_id);
-         PRAGMA user_version = 1;
-         COMMIT;",
+         CREATE TABLE postings (term INTEGER NOT NULL, last_id INTEGER NOT NULL,
+             ids BLOB NOT NULL, PRIMARY KEY (term, last_id)) WITHOUT ROWID;
+         CREATE INDEX postings_age ON postings(last_id);",
     )
     .unwrap();
+    let mut own_end = 0;
+    for (term, batch_end, ids) in rows {
+        // Varint deltas: the sum is the list's last rowid.
+        let (mut last, mut d, mut shift) = (0i64, 0i64, 0);
+        for b in &ids {
+            d |= i64::from(b & 0x7f) << shift;
+            shift += 7;
+            if b & 0x80 == 0 {
+                (last, d, shift) = (last + d, 0, 0);
+            }
+        }
+        own_end += i64::from(last != batch_end);
+        conn.execute(
+            "INSERT INTO postings VALUES (?1, ?2, ?3)",
+            rusqlite::params![term, last, ids],
+        )
+        .unwrap();
+    }
+    assert!(own_end > 0, "no list ends before its batch");
+    conn.execute_batch("PRAGMA user_version = 1; COMMIT;")
+        .unwrap();
     drop(conn);
+    assert!(matches!(
+        Store::open_read_only(&path),
+        Err(bulkhead_store::Error::Layout(e)) if e.contains("converted")
+    ));
     let questions = [
         FlowFilter::default(),
         FlowFilter {
@@ -544,11 +574,11 @@ fn a_version_1_store_is_read_and_converted() {
             .map(|f| ids(&s.flows(f).unwrap()))
             .collect()
     };
+    let mut s = Store::open(&path).unwrap();
+    assert_eq!(answers(&s), want);
     let reader = Store::open_read_only(&path).unwrap().unwrap();
     assert_eq!(answers(&reader), want);
     drop(reader);
-    let mut s = Store::open(&path).unwrap();
-    assert_eq!(answers(&s), want);
     assert_eq!(s.integrity().unwrap(), "ok");
     let plan = s
         .explain("SELECT 1 FROM postings WHERE last_id = 1 AND term = 1")
