@@ -464,10 +464,7 @@ fn pages_render_in_headless_chromium_against_the_real_server() {
     );
     assert!(count(&dom, "class=\"proposed-group\"") >= 4, "{dom}");
     // The reachability diff against the current rules, as `bulkhead learn` prints it.
-    assert!(
-        dom.contains("id=\"reachability-summary\">On TCP/"),
-        "{dom}"
-    );
+    assert!(dom.contains("id=\"reachability-summary\">On TCP/"), "{dom}");
 
     // The graph as a picture.
     let shoot = |name: &str, route: &str| -> Picture {
