@@ -121,8 +121,10 @@ impl Store {
 /// Flow rows inserted [`ROWS_PER_INSERT`] at a time: a statement's fixed cost (its run,
 /// its end, the AUTOINCREMENT counter's update) is paid once for them all. Rowids are
 /// given, not drawn: the next one AUTOINCREMENT would give (above every rowid ever used,
-/// `sqlite_sequence`), counted up; the transaction holds the write lock, so nobody else
-/// takes one meanwhile.
+/// `sqlite_sequence`), counted up, all in one transaction: in WAL mode a transaction that
+/// read before another writer committed cannot write (`SQLITE_BUSY_SNAPSHOT`), so no
+/// other writer takes one meanwhile (and a taken rowid would fail the insert, not be
+/// overwritten).
 const ROWS_PER_INSERT: usize = 32;
 
 struct FlowRows<'t> {
