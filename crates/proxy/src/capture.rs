@@ -106,17 +106,8 @@ impl Recorder {
                        ack: u32,
                        data: &[u8]|
          -> io::Result<()> {
-            let (src, dst) = match from {
-                Side::Client => (client, server),
-                Side::Server => (server, client),
-            };
-            let frame = tcp_frame(src, dst, flags, seqn, ack, data)?;
-            let ts = time
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .unwrap_or(Duration::ZERO);
-            w.write_packet(&PcapPacket::new(ts, frame.len() as u32, &frame))
-                .map_err(io::Error::other)?;
-            Ok(())
+            let (src, dst) = ends(from, client, server);
+            write_frame(&mut w, time, &tcp_frame(src, dst, flags, seqn, ack, data)?)
         };
         let first = self.segments.front();
         let (c0, s0) = (
@@ -193,17 +184,26 @@ pub fn write_datagrams(
 ) -> io::Result<()> {
     let mut w = PcapWriter::new(File::create(path)?).map_err(io::Error::other)?;
     for (side, time, data) in datagrams {
-        let (src, dst) = match side {
-            Side::Client => (client, server),
-            Side::Server => (server, client),
-        };
-        let frame = udp_frame(src, dst, data)?;
-        let ts = time
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap_or(Duration::ZERO);
-        w.write_packet(&PcapPacket::new(ts, frame.len() as u32, &frame))
-            .map_err(io::Error::other)?;
+        let (src, dst) = ends(*side, client, server);
+        write_frame(&mut w, *time, &udp_frame(src, dst, data)?)?;
     }
+    Ok(())
+}
+
+/// (source, destination) of what `from` sent.
+fn ends(from: Side, client: SocketAddr, server: SocketAddr) -> (SocketAddr, SocketAddr) {
+    match from {
+        Side::Client => (client, server),
+        Side::Server => (server, client),
+    }
+}
+
+fn write_frame(w: &mut PcapWriter<File>, time: SystemTime, frame: &[u8]) -> io::Result<()> {
+    let ts = time
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO);
+    w.write_packet(&PcapPacket::new(ts, frame.len() as u32, frame))
+        .map_err(io::Error::other)?;
     Ok(())
 }
 
