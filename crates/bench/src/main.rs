@@ -22,8 +22,15 @@ fn arg<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
         .map(String::as_str)
 }
 
+const USAGE: &str = "usage: bulkhead-bench dataplane [objects|throughput|latency] [--quick] | api [--quick] | l7 [--quick] | http [--quick] [--seconds S] | http-client --target IP:P... [--path P] [--rate R] [--seconds S] | crr-server --port P | crr-client --target IP:P [--seconds S] [--threads T]";
+
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
+    // A benchmark takes minutes and builds labs: asking for help must not start one.
+    if args.iter().skip(1).any(|a| a == "-h" || a == "--help") {
+        println!("{USAGE}");
+        return Ok(());
+    }
     match args.get(1).map(String::as_str) {
         Some("crr-server") => crr::server(arg(&args, "--port").context("--port")?.parse()?),
         Some("crr-client") => {
@@ -96,9 +103,7 @@ fn main() -> Result<()> {
             );
             Ok(())
         }
-        _ => bail!(
-            "usage: bulkhead-bench dataplane [objects|throughput|latency] [--quick] | api [--quick] | l7 [--quick] | http [--quick] [--seconds S] | http-client --target IP:P... [--path P] [--rate R] [--seconds S] | crr-server --port P | crr-client --target IP:P [--seconds S] [--threads T]"
-        ),
+        _ => bail!("{USAGE}"),
     }
 }
 
