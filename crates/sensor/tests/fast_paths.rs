@@ -77,6 +77,7 @@ fn texty() -> impl Strategy<Value = Vec<u8>> {
             "or",
             "and",
             "1union",
+            "1.e1union",
             "0x1Funion",
             "1e5or",
             "if",
@@ -163,4 +164,14 @@ proptest! {
         same(&v);
         let _ = bulkhead_sensor::cmdi::detect(&v);
     }
+}
+
+/// Found by `same_verdicts_on_generated_text`: a keyword glued to the exponent of a float
+/// whose dot cut it from its word (`1.e1union` is `1.e1 union` to MySQL).
+#[test]
+fn keywords_split_off_a_float_exponent() {
+    for v in ["1.e1union", "1.e1union select 1", "2.5e3or 1", "1.E9UNION"] {
+        same(v.as_bytes());
+    }
+    assert!(sqli::detect(b"1.e1union").is_some());
 }

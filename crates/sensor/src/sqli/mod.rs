@@ -186,8 +186,9 @@ static QUIET: [bool; 256] = {
 ///   a plain name (`page=7`) and with no `(` anywhere, so it compares no two literals
 ///   and leaves no fragment open;
 /// - no word is a keyword, function, literal or catalog name, nor one of the plain
-///   words the judge reads as SQL when a `(` follows (`if`, `match`, ...); words that
-///   start with a digit are checked at every split MySQL may make (`1union`).
+///   words the judge reads as SQL when a `(` follows (`if`, `match`, ...); a word is
+///   also checked from every letter that follows a digit, where MySQL may split a
+///   keyword off a number (`1union`, and `e1union` after the dot of `1.e1union`).
 ///
 /// Every bare-context verdict needs a comparison, logic, a comment, a `;`, a
 /// variable with a keyword, or a keyword; this rules them all out. Checked against
@@ -233,9 +234,15 @@ pub fn may_inject(value: &[u8]) -> bool {
             if sql_word(w, paren) {
                 return true;
             }
-            // `1union`: MySQL splits a keyword off a number.
-            w[0].is_ascii_digit()
-                && (1..w.len()).any(|k| w[k].is_ascii_alphabetic() && sql_word(&w[k..], paren))
+            // `1union`, `0x1Funion`: MySQL splits a keyword off a number (at any letter of
+            // a word that starts with a digit); `1.e1union`: also off the exponent of a
+            // float that the dot cut from this word (at a letter after a digit). A split
+            // that is not one only costs the full reading.
+            (1..w.len()).any(|k| {
+                (w[0].is_ascii_digit() || w[k - 1].is_ascii_digit())
+                    && w[k].is_ascii_alphabetic()
+                    && sql_word(&w[k..], paren)
+            })
         })
 }
 
