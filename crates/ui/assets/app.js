@@ -22,7 +22,9 @@
   // `?token=` is read once, kept for the tab's session, and removed from the address.
   function takeTokenFromUrl() {
     const u = new URL(window.location.href);
-    const t = u.searchParams.get('token');
+    // A query string decodes `+` as a blank, but a token holds no blanks and a base64
+    // one (`head -c 32 /dev/urandom | base64`, as the docs make it) often holds `+`.
+    const t = (u.searchParams.get('token') || '').replace(/ /g, '+');
     if (t) {
       sessionStorage.setItem(TOKEN_KEY, t);
       u.searchParams.delete('token');

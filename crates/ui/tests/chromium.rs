@@ -18,7 +18,8 @@ use bulkhead_record::{Action, Decided, FlowRecord, Peer, Rule};
 use bulkhead_store::{Record, Store};
 use serde_json::{Value, json};
 
-const TOKEN: &str = "ui-test-token-0123456789";
+// Shaped like a base64 token, with the `+` a query string turns into a blank.
+const TOKEN: &str = "ui+test/token+0123456789==";
 const WIDTH: u32 = 1280;
 const HEIGHT: u32 = 800;
 /// The graph's drawing: left of the 400-pixel panel, below the 48-pixel header.
