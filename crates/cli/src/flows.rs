@@ -178,16 +178,9 @@ fn follow(
                 *store = open_store(dir)?;
             }
             let Some(st) = store else { continue };
-            // Rowids only grow and a reader sees whole commits: the rows in (last, top]
-            // are read once; what the filter skips still moves the cursor.
-            let top = st.last_id(bulkhead_store::Table::Flows)?;
-            let rows = st.flows_after(filter, *last, top, PAGE)?;
-            full |= rows.len() == PAGE;
-            *last = match rows.last() {
-                Some((id, _)) if rows.len() == PAGE => *id,
-                _ => top.max(*last),
-            };
-            new.extend(rows.into_iter().map(|(_, r)| r));
+            let (rows, more) = st.flows_since(filter, last, PAGE)?;
+            full |= more;
+            new.extend(rows);
         }
         new.sort_by(|x, y| x.time.cmp(&y.time));
         let mut out = std::io::stdout().lock();

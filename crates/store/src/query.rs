@@ -280,6 +280,26 @@ impl Store {
     /// Call `each` with every flow record after rowid `after` (see [`Store::last_id`])
     /// that passes the filter (its limit aside), as the writer commits them, until it
     /// returns false. Polls every `every`.
+    /// One step of following: the records committed after `*last` that pass the filter
+    /// (at most `max`), moving `*last` past every row read, also the ones the filter
+    /// skips. Rowids only grow and a reader sees whole commits, so the rows in
+    /// `(last, top]` are read once. Returns whether the page was full (more waiting).
+    pub fn flows_since(
+        &self,
+        f: &FlowFilter,
+        last: &mut i64,
+        max: usize,
+    ) -> Result<(Vec<FlowRecord>, bool)> {
+        let top = self.last_id(Table::Flows)?;
+        let rows = self.flows_after(f, *last, top, max)?;
+        let full = rows.len() == max;
+        *last = match rows.last() {
+            Some((id, _)) if full => *id,
+            _ => top.max(*last),
+        };
+        Ok((rows.into_iter().map(|(_, r)| r).collect(), full))
+    }
+
     pub fn follow_flows(
         &self,
         f: &FlowFilter,
@@ -290,19 +310,13 @@ impl Store {
         const PAGE: usize = 1000;
         let mut last = after;
         loop {
-            // Rowids only grow (AUTOINCREMENT) and a reader sees whole commits: every row
-            // up to `top` is visible now, so the rows in (last, top] are scanned once.
-            let top = self.last_id(Table::Flows)?;
-            let rows = self.flows_after(f, last, top, PAGE)?;
-            let full = rows.len() == PAGE;
-            for (id, r) in &rows {
+            let (rows, full) = self.flows_since(f, &mut last, PAGE)?;
+            for r in &rows {
                 if !each(r) {
                     return Ok(());
                 }
-                last = *id;
             }
             if !full {
-                last = last.max(top);
                 std::thread::sleep(every);
             }
         }

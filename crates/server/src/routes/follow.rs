@@ -76,15 +76,7 @@ fn newer(
         let Some(st) = s.stores.lease(dir)? else {
             continue;
         };
-        // Up to the newest row now: rows the filter skips still move the cursor, and a
-        // row committed while this runs is left for the next poll.
-        let top = st.last_id(Table::Flows)?;
-        let page = st.flows_after(filter, *after, top, PAGE)?;
-        match page.last() {
-            Some((last, _)) if page.len() == PAGE => *after = *last,
-            _ => *after = top.max(*after),
-        }
-        out.extend(page.into_iter().map(|(_, r)| r));
+        out.extend(st.flows_since(filter, after, PAGE)?.0);
     }
     out.sort_by(|x, y| x.time.cmp(&y.time));
     Ok(out)
