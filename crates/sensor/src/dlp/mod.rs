@@ -335,9 +335,7 @@ impl DlpScanner {
     /// to decode, `+` read as the blank it decodes to) holds a trigger: no scan of either
     /// can find anything ([`prefilter::windows`] would be empty for both).
     fn nothing_to_find(&self, data: &[u8]) -> bool {
-        self.builtin_only
-            && memchr::memchr2(b'%', b'\\', data).is_none()
-            && !prefilter::any_trigger(data, true)
+        self.builtin_only && prefilter::nothing_to_decode_or_find(data)
     }
 
     /// Start scanning a stream chunk by chunk.

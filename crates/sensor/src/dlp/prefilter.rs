@@ -82,25 +82,74 @@ pub fn windows(data: &[u8]) -> Vec<(usize, usize)> {
 /// `plus_is_blank`, a `+` also separates digits, so that `false` holds for the
 /// form-decoded text (`+` -> blank) as well. No allocation: the common answer for a
 /// header line, a URL or a form value is `false`.
+#[cfg(test)]
 pub fn any_trigger(data: &[u8], plus_is_blank: bool) -> bool {
-    if memchr::memchr(b'@', data).is_some()
-        || memchr::memchr_iter(b'A', data).any(|p| {
-            data.get(p + 1..p + 4)
-                .is_some_and(|r| r == b"KIA" || r == b"SIA")
-        })
-        || BEGIN.find(data).is_some()
-    {
-        return true;
+    trigger_pass(data, plus_is_blank, false)
+}
+
+/// `true` when neither `data` nor its form/JSON-decoded form can hold a trigger: no
+/// `%` or `\\` to decode and no trigger with `+` read as the blank it decodes to. One
+/// pass: what `memchr2(b'%', b'\\', data).is_none() && !any_trigger(data, true)` says.
+pub fn nothing_to_decode_or_find(data: &[u8]) -> bool {
+    !trigger_pass(data, true, true)
+}
+
+/// What each byte can start or continue, for [`trigger_pass`]; 0 for most bytes.
+const DIGIT: u8 = 1;
+const SEP: u8 = 2;
+const PLUS: u8 = 4;
+const AT: u8 = 8;
+const UPPER_A: u8 = 16;
+const DASH: u8 = 32;
+const ESCAPE: u8 = 64;
+
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = b'0';
+    while c <= b'9' {
+        t[c as usize] = DIGIT;
+        c += 1;
     }
-    let sep = |c: u8| c == b' ' || c == b'-' || (plus_is_blank && c == b'+');
-    let mut digits = 0;
-    for (i, &c) in data.iter().enumerate() {
-        if c.is_ascii_digit() {
+    t[b' ' as usize] = SEP;
+    t[b'-' as usize] = SEP | DASH;
+    t[b'+' as usize] = PLUS;
+    t[b'@' as usize] = AT;
+    t[b'A' as usize] = UPPER_A;
+    t[b'%' as usize] = ESCAPE;
+    t[b'\\' as usize] = ESCAPE;
+    t
+};
+
+/// One pass over `data` for every trigger of [`windows`] (`@`, `AKIA`/`ASIA`,
+/// `-----BEGIN`, nine digits each at most one separator apart), and with `escapes`
+/// for `%` and `\\` too. Byte classes from one table, so a byte that can start
+/// nothing (most of them) costs one lookup; the literal triggers are compared only at
+/// their first byte.
+fn trigger_pass(data: &[u8], plus_is_blank: bool, escapes: bool) -> bool {
+    let sep = SEP | if plus_is_blank { PLUS } else { 0 };
+    let stop = AT | if escapes { ESCAPE } else { 0 };
+    let mut digits = 0u32;
+    for (i, &b) in data.iter().enumerate() {
+        let c = CLASS[b as usize];
+        if c == 0 {
+            digits = 0;
+            continue;
+        }
+        if c & DIGIT != 0 {
             digits += 1;
             if digits >= 9 {
                 return true;
             }
-        } else if digits > 0 && !(sep(c) && data.get(i + 1).is_some_and(u8::is_ascii_digit)) {
+            continue;
+        }
+        if c & stop != 0
+            || (c & UPPER_A != 0 && matches!(data.get(i + 1..i + 4), Some(b"KIA" | b"SIA")))
+            || (c & DASH != 0 && data[i..].starts_with(b"-----BEGIN"))
+        {
+            return true;
+        }
+        // A separator continues a digit run only between two digits.
+        if !(c & sep != 0 && digits > 0 && data.get(i + 1).is_some_and(u8::is_ascii_digit)) {
             digits = 0;
         }
     }
@@ -109,7 +158,7 @@ pub fn any_trigger(data: &[u8], plus_is_blank: bool) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{any_trigger, windows};
+    use super::{any_trigger, nothing_to_decode_or_find, windows};
     use proptest::prelude::*;
 
     fn digitty() -> impl Strategy<Value = Vec<u8>> {
@@ -147,6 +196,10 @@ mod tests {
         #[test]
         fn any_trigger_is_windows_nonempty(d in digitty()) {
             prop_assert_eq!(any_trigger(&d, false), !windows(&d).is_empty());
+            prop_assert_eq!(
+                nothing_to_decode_or_find(&d),
+                memchr::memchr2(b'%', b'\\', &d).is_none() && !any_trigger(&d, true)
+            );
             if !any_trigger(&d, true) && !d.contains(&b'%') {
                 prop_assert!(windows(&crate::decode::form_decode(&d)).is_empty());
             }
