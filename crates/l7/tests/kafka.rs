@@ -1,10 +1,15 @@
 //! Kafka sessions: requests encoded by `kafka-protocol` (flexible and non-flexible
-//! versions), old versions built by hand, and the real client requests of the pcap corpus
-//! (librdkafka and the Java console producer), checked against what tshark dissects.
-//! Denied requests never reach the broker and close the connection; any split of the
-//! stream decides the same.
+//! versions), old versions built by hand and by kafka-python, and the real client
+//! requests of the pcap corpus (librdkafka and the Java console producer), checked
+//! against what tshark dissects. Denied requests never reach the broker: a request whose
+//! topics are all denied is answered as a broker would (`kafka/refusals.rs`), any other
+//! denial closes the connection; any split of the stream decides the same.
 
+#[path = "kafka/apis.rs"]
+mod apis;
 mod common;
+#[path = "kafka/refusals.rs"]
+mod refusals;
 
 use common::pieces;
 use std::collections::BTreeMap;
@@ -20,7 +25,7 @@ use kafka_protocol::messages::{
     metadata_request::MetadataRequestTopic,
     produce_request::{PartitionProduceData, TopicProduceData},
 };
-use kafka_protocol::protocol::{Encodable, StrBytes};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use proptest::prelude::*;
 
 /// Topics under `orders`, and requests that name none; any API but DeleteTopics.
@@ -100,6 +105,21 @@ fn list_offsets(version: i16, t: &str) -> Vec<u8> {
     encode(ApiKey::ListOffsets, version, 4, &l)
 }
 
+fn delete_topics(v: i16, topics: &[&str]) -> Vec<u8> {
+    use kafka_protocol::messages::{DeleteTopicsRequest, delete_topics_request::DeleteTopicState};
+    let d = if v >= 6 {
+        DeleteTopicsRequest::default().with_topics(
+            topics
+                .iter()
+                .map(|t| DeleteTopicState::default().with_name(Some(topic(t))))
+                .collect(),
+        )
+    } else {
+        DeleteTopicsRequest::default().with_topic_names(topics.iter().map(|t| topic(t)).collect())
+    };
+    encode(ApiKey::DeleteTopics, v, 20, &d)
+}
+
 fn api_versions(version: i16) -> Vec<u8> {
     encode(
         ApiKey::ApiVersions,
@@ -128,7 +148,8 @@ fn decided(out: &Output) -> Vec<(String, bool)> {
 }
 
 /// What a modern client sends: ApiVersions v3, Metadata v12, Produce v9 (flexible),
-/// Fetch v12, ListOffsets v7.
+/// Fetch v12, ListOffsets v7, a consumer group's OffsetFetch v9 and OffsetCommit v8, and
+/// an admin's CreateTopics v6.
 fn conversation() -> Vec<u8> {
     [
         api_versions(3),
@@ -137,6 +158,9 @@ fn conversation() -> Vec<u8> {
         fetch(12, &["orders"]),
         list_offsets(7, "orders"),
         metadata(1, None),
+        apis::offset_fetch_groups(9, &["orders"]),
+        apis::offset_commit(8, &["orders.eu"]),
+        apis::create_topics(6, &["orders.new"]),
     ]
     .concat()
 }
@@ -158,6 +182,10 @@ fn requests_are_decided_on_api_and_every_topic_across_versions() {
             s("kafka fetch orders"),
             s("kafka listoffsets orders"),
             s("kafka metadata"),
+            s("kafka offsetfetch orders"),
+            s("kafka offsetfetch"),
+            s("kafka offsetcommit orders.eu"),
+            s("kafka createtopics orders.new"),
         ]
     );
     for v in [3, 5, 7, 8, 9, 11, 12] {
@@ -277,24 +305,8 @@ fn every_version_parses_to_the_encoded_topics() {
             assert!(got(&metadata(v, None)).is_empty(), "metadata v{v}");
         }
     }
-    use kafka_protocol::messages::{DeleteTopicsRequest, delete_topics_request::DeleteTopicState};
     for v in 1..=6 {
-        let d = if v >= 6 {
-            DeleteTopicsRequest::default().with_topics(
-                names
-                    .iter()
-                    .map(|t| DeleteTopicState::default().with_name(Some(topic(t))))
-                    .collect(),
-            )
-        } else {
-            DeleteTopicsRequest::default()
-                .with_topic_names(names.iter().map(|t| topic(t)).collect())
-        };
-        assert_eq!(
-            got(&encode(ApiKey::DeleteTopics, v, 1, &d)),
-            want,
-            "deletetopics v{v}"
-        );
+        assert_eq!(got(&delete_topics(v, &names)), want, "deletetopics v{v}");
     }
 }
 
@@ -335,16 +347,19 @@ fn produce_acks(version: i16, topics: &[&str], acks: i16) -> Vec<u8> {
     b
 }
 
-/// Decode a response of the proxy's with kafka-protocol: (correlation id, body).
-fn decode_produce_response(b: &[u8], version: i16) -> (i32, ProduceResponse) {
-    use kafka_protocol::protocol::Decodable;
+/// Decode a response of the proxy's with kafka-protocol, every byte of it: (correlation
+/// id, body).
+fn decode<T: Decodable>(key: ApiKey, version: i16, b: &[u8]) -> (i32, T) {
     let n = u32::from_be_bytes(b[..4].try_into().unwrap()) as usize;
     assert_eq!(n, b.len() - 4);
     let mut buf = Bytes::copy_from_slice(&b[4..]);
-    let h =
-        ResponseHeader::decode(&mut buf, ApiKey::Produce.response_header_version(version)).unwrap();
-    let r = ProduceResponse::decode(&mut buf, version).unwrap();
-    assert!(buf.is_empty(), "v{version}: {} bytes left", buf.len());
+    let h = ResponseHeader::decode(&mut buf, key.response_header_version(version)).unwrap();
+    let r = T::decode(&mut buf, version).unwrap();
+    assert!(
+        buf.is_empty(),
+        "{key:?} v{version}: {} bytes left",
+        buf.len()
+    );
     (h.correlation_id, r)
 }
 
@@ -383,7 +398,7 @@ fn a_produce_to_denied_topics_gets_topic_authorization_failed_in_order() {
     assert_eq!(b.to_client[..5], r1[5..]);
     let ours = &b.to_client[5..b.to_client.len() - r2.len()];
     assert_eq!(b.to_client[b.to_client.len() - r2.len()..], r2);
-    let (corr, resp) = decode_produce_response(ours, 9);
+    let (corr, resp): (_, ProduceResponse) = decode(ApiKey::Produce, 9, ours);
     assert_eq!(corr, 2);
     let got: Vec<(String, Vec<(i32, i16)>)> = resp
         .responses
@@ -420,7 +435,7 @@ fn the_refusal_decodes_in_every_produce_version_and_acks_0_gets_none() {
         let mut sess = KafkaSession::new();
         let out = sess.client_bytes(&produce(v, &["payroll"]), &mut policy);
         assert!(!out.close && out.to_server.is_empty(), "v{v}");
-        let (corr, resp) = decode_produce_response(&out.to_client, v);
+        let (corr, resp): (_, ProduceResponse) = decode(ApiKey::Produce, v, &out.to_client);
         assert_eq!(corr, 2, "v{v}");
         assert_eq!(resp.responses[0].name.to_string(), "payroll", "v{v}");
         assert_eq!(resp.responses[0].partition_responses[0].error_code, 29);
@@ -556,12 +571,23 @@ fn sensors_scan_kafka_payloads_and_a_blocking_finding_closes() {
     }
 }
 
+/// A broker's Metadata response (correlation id 1), size included.
+fn metadata_answer(v: i16, resp: &kafka_protocol::messages::MetadataResponse) -> Vec<u8> {
+    let mut b = BytesMut::new();
+    ResponseHeader::default()
+        .with_correlation_id(1)
+        .encode(&mut b, ApiKey::Metadata.response_header_version(v))
+        .unwrap();
+    resp.encode(&mut b, v).unwrap();
+    [(b.len() as u32).to_be_bytes().to_vec(), b.to_vec()].concat()
+}
+
 /// Fetch v13+ names topics by ID: the names the broker gave them in a Metadata response
 /// on the connection decide them; an ID it did not name is decided as `topic-id:UUID`.
 #[test]
 fn topic_ids_are_named_by_the_broker_metadata_on_the_connection() {
     use kafka_protocol::messages::{
-        BrokerId, MetadataResponse, ResponseHeader,
+        BrokerId, MetadataResponse,
         metadata_response::{
             MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
         },
@@ -589,13 +615,7 @@ fn topic_ids_are_named_by_the_broker_metadata_on_the_connection() {
                         MetadataResponsePartition::default().with_partition_index(1),
                     ]),
             ]);
-        let mut b = BytesMut::new();
-        ResponseHeader::default()
-            .with_correlation_id(1)
-            .encode(&mut b, ApiKey::Metadata.response_header_version(v))
-            .unwrap();
-        resp.encode(&mut b, v).unwrap();
-        let answer = [(b.len() as u32).to_be_bytes().to_vec(), b.to_vec()].concat();
+        let answer = metadata_answer(v, &resp);
         assert_eq!(
             kafka::metadata_ids(v, &answer[4..]).unwrap(),
             [(format!("topic-id:{orders}"), "orders".to_string())],
@@ -627,7 +647,12 @@ fn topic_ids_are_named_by_the_broker_metadata_on_the_connection() {
             ],
             "v{v}"
         );
-        assert!(out.close);
+        // The denied fetch is answered in the broker's place; the connection goes on.
+        assert!(!out.close);
+        assert_eq!(
+            out.decided[2].refusal.as_deref(),
+            Some("TOPIC_AUTHORIZATION_FAILED (29)")
+        );
     }
 }
 
@@ -750,7 +775,9 @@ proptest! {
     ) {
         let _ = run(&c, &[cut; 100], &mut policy);
         let _ = kafka::requests(&c);
-        let _ = kafka::produce(&c);
+        if let Ok(Some(q)) = kafka::parse(&c) {
+            let _ = kafka::refusal(&q, &kafka::Cluster::default());
+        }
         // A session owing answers (a refusal queued behind the broker's) fed any bytes.
         let mut sess = KafkaSession::new();
         let client = [produce(3, &["orders"]), produce(9, &["payroll"])].concat();
