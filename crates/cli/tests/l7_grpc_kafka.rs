@@ -14,7 +14,11 @@
 //! There is no Kafka broker in Debian: the sink stands in for one, and the Kafka parser is
 //! checked on real brokers' clients in crates/l7/tests/kafka.rs (the pcap corpus).
 //!
-//! Each refusal is an event and a flow record with the request's L7 detail.
+//! Each refusal is an event and a flow record with the request's L7 detail. The gRPC
+//! connection is recorded as `grpc` with its first call (though grpcio's client sends
+//! the HTTP/2 preface, then waits for the server's SETTINGS before its first HEADERS:
+//! detection relays them, it does not wait out its timeout), and `bulkhead learn`
+//! proposes `app: grpc` for it.
 
 mod common;
 
@@ -72,6 +76,8 @@ fn grpc_methods_and_kafka_topics_are_enforced_by_the_proxy() {
         ],
         "{out:?}"
     );
+
+    grpc_is_recorded_and_learned_as_grpc(&lab);
 
     // Kafka.
     let out = client(["kafka", &kafka], "metadata orders OK");
@@ -160,5 +166,69 @@ fn grpc_methods_and_kafka_topics_are_enforced_by_the_proxy() {
             flows.contains(want),
             "no denied flow record with {want}: {flows}"
         );
+    }
+}
+
+/// The gRPC channel's connection: its flow record says grpc, with the first call's
+/// service and method; its detection took well under the 3 s timeout (the proxy's
+/// latency histogram in status.json); the proposal from the lab's records has
+/// `app: grpc` on TCP/50051 both ways.
+fn grpc_is_recorded_and_learned_as_grpc(lab: &Lab) {
+    let flows = bulkhead(&["flows", "--lab", LAB, "--verdict", "allow", "-o", "json"]);
+    // Earlier tries found no server listening: their records have no protocol.
+    let records: Vec<serde_json::Value> = String::from_utf8_lossy(&flows.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|r: &serde_json::Value| r["dport"] == 50051 && !r["l7"].is_null())
+        .collect();
+    assert_eq!(records.len(), 1, "{records:#?}");
+    let l7 = &records[0]["l7"];
+    assert_eq!(l7["protocol"], "grpc", "{records:#?}");
+    assert_eq!(l7["detail"]["service"], "demo.Greeter", "{records:#?}");
+    assert_eq!(l7["detail"]["method"], "SayHello", "{records:#?}");
+
+    let path = format!("/run/bulkhead/labs/{}/agents/node-1/status.json", lab.name);
+    let mut detect = serde_json::Value::Null;
+    for _ in 0..60 {
+        let status: serde_json::Value = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+        let hists = status["proxy_latency"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if let Some(h) = hists
+            .into_iter()
+            .find(|h| h["stage"] == "detect" && h["protocol"] == "grpc")
+        {
+            detect = h;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    let count = detect["count"].as_f64().unwrap_or(0.0);
+    let seconds = detect["sum"].as_f64().unwrap_or(f64::MAX);
+    assert!(
+        count >= 1.0 && seconds < count * 0.5,
+        "gRPC detection latency (seconds): {detect}"
+    );
+
+    let o = bulkhead(&["learn", "--lab", LAB, "-o", "yaml"]);
+    let yaml = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // The rules (the text before the first is the proposal's header).
+    let on_port: Vec<&str> = yaml
+        .split("- action:")
+        .skip(1)
+        .filter(|r| r.contains("TCP/50051"))
+        .collect();
+    assert_eq!(
+        on_port.len(),
+        2,
+        "the client's egress, the server's ingress: {yaml}"
+    );
+    for rule in on_port {
+        assert!(rule.contains("app: grpc"), "{rule}\n{yaml}");
     }
 }

@@ -37,6 +37,7 @@ pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const DATA: u8 = 0;
 const HEADERS: u8 = 1;
 const RST_STREAM: u8 = 3;
+const SETTINGS: u8 = 4;
 const PUSH_PROMISE: u8 = 5;
 const WINDOW_UPDATE: u8 = 8;
 const CONTINUATION: u8 = 9;
@@ -196,6 +197,24 @@ fn size_updates(block: &[u8]) -> usize {
         }
     }
     at.min(block.len())
+}
+
+/// How many leading bytes of `b` (a server's first bytes) are whole SETTINGS and
+/// connection-level WINDOW_UPDATE frames: the server connection preface a client may
+/// wait for before its first request (RFC 9113 3.4). They are numbers only (no header
+/// block, nothing a sensor looks for), and a session that never saw them reads what
+/// follows as one that did: it is between two server frames either way.
+pub fn settings_frames(b: &[u8]) -> usize {
+    let mut at = 0;
+    while let Some(h) = b.get(at..at + 9) {
+        let len = usize::from(h[0]) << 16 | usize::from(h[1]) << 8 | usize::from(h[2]);
+        let stream = u32::from_be_bytes([h[5], h[6], h[7], h[8]]) & 0x7fff_ffff;
+        if stream != 0 || !matches!(h[3], SETTINGS | WINDOW_UPDATE) || b.len() - at - 9 < len {
+            break;
+        }
+        at += 9 + len;
+    }
+    at
 }
 
 /// `/pkg.Service/Method` -> (`pkg.Service`, `Method`).

@@ -5,7 +5,7 @@
 
 mod common;
 
-use bulkhead_l7::h2::{PREFACE, frame};
+use bulkhead_l7::h2::{PREFACE, frame, settings_frames};
 use bulkhead_l7::{H2Session, Output, Session, Verdict};
 use bulkhead_policy::l7::{L7Detail, L7Request};
 use common::pieces;
@@ -419,6 +419,25 @@ fn after_a_refusal_the_client_table_size_updates_still_reach_the_server() {
     assert_eq!(blocks, [(3, fields)]);
 }
 
+#[test]
+fn settings_frames_are_the_servers_leading_settings_and_window_updates() {
+    let settings = frame(SETTINGS, 0, 0, &[0, 4, 0, 0x3f, 0xff, 0xff]);
+    let update = frame(8, 0, 0, &[0, 0, 0x3f, 0]);
+    let lead = [settings.clone(), update.clone(), frame(SETTINGS, 1, 0, &[])].concat();
+    assert_eq!(settings_frames(&lead), lead.len());
+    // A partial frame, a frame on a stream, a header block or a PING end them.
+    for tail in [
+        settings[..settings.len() - 1].to_vec(),
+        frame(8, 0, 1, &[0, 0, 1, 0]),
+        frame(HEADERS, 4, 0, &[0x88]),
+        frame(6, 0, 0, &[0; 8]),
+    ] {
+        assert_eq!(settings_frames(&[lead.clone(), tail].concat()), lead.len());
+    }
+    assert_eq!(settings_frames(&settings[..5]), 0);
+    assert_eq!(settings_frames(&[]), 0);
+}
+
 proptest! {
     #[test]
     fn any_split_gives_the_same_result(
@@ -452,6 +471,7 @@ proptest! {
         cut in 1usize..100,
     ) {
         let _ = run(&[PREFACE.to_vec(), c].concat(), &sv, &[cut; 100], &[cut; 100]);
+        prop_assert!(settings_frames(&sv) <= sv.len());
     }
 
     #[test]
@@ -462,5 +482,35 @@ proptest! {
         let m = server.len();
         server[i % m] ^= v;
         let _ = run(&client, &server, &[cut; 200], &[cut; 200]);
+    }
+
+    /// The proxy relays a server's leading SETTINGS while it waits for the client's first
+    /// request, and starts the session after them: that session writes what one that saw
+    /// them would have written after them, whatever the server sends next.
+    #[test]
+    fn a_session_after_relayed_settings_acts_as_one_that_saw_them(
+        values in proptest::collection::vec(any::<[u8; 6]>(), 0..4),
+        tail in proptest::collection::vec(any::<u8>(), 0..256),
+        cut in 1usize..64,
+    ) {
+        let (client, server) = conversation();
+        let lead = [frame(SETTINGS, 0, 0, &values.concat()), frame(8, 0, 0, &[0, 0, 1, 0])].concat();
+        let first = [lead.clone(), tail].concat();
+        let n = settings_frames(&first);
+        prop_assert!(n >= lead.len() && n <= first.len());
+        let mut saw = H2Session::new();
+        let mut all = saw.server_bytes(&first);
+        prop_assert_eq!(&all.to_client, &first);
+        let mut late = H2Session::new();
+        let mut rest = late.server_bytes(&first[n..]);
+        for (sess, out) in [(&mut saw, &mut all), (&mut late, &mut rest)] {
+            for p in pieces(&client, &[cut; 100]) {
+                out.merge(sess.client_bytes(&p, &mut policy));
+            }
+            out.merge(sess.server_bytes(&server));
+        }
+        prop_assert_eq!(&all.to_client[n..], &rest.to_client[..]);
+        prop_assert_eq!(&all.to_server, &rest.to_server);
+        prop_assert_eq!(&all.decided, &rest.decided);
     }
 }

@@ -34,6 +34,19 @@ pub(crate) async fn serve(
     let (mut cbuf, mut sbuf) = (vec![0u8; READ], vec![0u8; READ]);
     // When the first byte came: from then on bytes are held (the proxy's latency).
     let mut first: Option<std::time::Instant> = None;
+    // HTTP/2 with prior knowledge is gRPC if its first request's HEADERS says so, and a
+    // client may send its preface, then wait for the server's SETTINGS before any request
+    // (grpcio does). So once the client's preface is in, and the connection may open
+    // whichever of the two it is (`h2_verdict`), the server's leading SETTINGS (numbers
+    // only) are relayed (`relayed` bytes of `held_s`) while the client's bytes stay held,
+    // until its first request is whole or the timeout or byte budget ends the wait (then
+    // http2). A refused connection gets nothing, and the session starts at a frame
+    // boundary of the server's bytes, where one that never saw the SETTINGS acts as one
+    // that did. Deciding http2 at the preface and upgrading the record to gRPC when the
+    // session sees the first call would instead hold the connection's one record (the
+    // Protocol event) until then, and tie detection to the request loop.
+    let mut relayed = 0;
+    let mut h2_open: Option<bool> = None;
     let detection = loop {
         if held_c.len() + held_s.len() >= cx.cfg.detect_limit {
             break det.finish();
@@ -46,12 +59,6 @@ pub(crate) async fn serve(
                     cx.recorder.record(Side::Client, &cbuf[..n]);
                     held_c.extend_from_slice(&cbuf[..n]);
                     match det.feed(true, &cbuf[..n]) {
-                        // An h2c client (gRPC's) may wait for the server's SETTINGS,
-                        // held here, before its first request: its preface is proof
-                        // enough, and the session decides each request (`h2_verdict`).
-                        Detection::NeedMore if held_c.starts_with(bulkhead_l7::h2::PREFACE) => {
-                            break det.finish();
-                        }
                         Detection::NeedMore => {}
                         d => break d,
                     }
@@ -70,7 +77,22 @@ pub(crate) async fn serve(
                 }
             },
         }
+        if held_c.starts_with(bulkhead_l7::h2::PREFACE) {
+            if !*h2_open.get_or_insert_with(|| h2_allowed(cx)) {
+                // Refused whether gRPC or not: no need to wait for the request.
+                break det.finish();
+            }
+            let n = bulkhead_l7::h2::settings_frames(&held_s[relayed..]);
+            if n > 0 {
+                let settings = &held_s[relayed..relayed + n];
+                client.write_all(settings).await.context("to the client")?;
+                cx.down += n as u64;
+                relayed += n;
+            }
+        }
     };
+    // What was relayed is no longer held.
+    held_s.drain(..relayed);
 
     // 2. The verdict with the protocol known.
     let (app, detail) = match detection {
@@ -186,6 +208,16 @@ pub(crate) async fn serve(
             }
         }
     }
+}
+
+/// Whether an HTTP/2 connection may open, be it gRPC or not (before its first request).
+fn h2_allowed(cx: &Ctx<'_>) -> bool {
+    let request = L7Request {
+        app: AppProtocol::Http2,
+        detail: L7Detail::None,
+    };
+    let d = cx.authority.decide(cx.client, cx.server, Some(&request));
+    h2_verdict(cx, AppProtocol::Http2, d).allowed
 }
 
 /// An HTTP/2 connection carries gRPC calls and plain HTTP/2 requests alike, and its
