@@ -10,6 +10,8 @@ mod apis;
 mod common;
 #[path = "kafka/refusals.rs"]
 mod refusals;
+#[path = "kafka/sessions.rs"]
+mod sessions;
 
 use common::pieces;
 use std::collections::BTreeMap;
@@ -74,17 +76,36 @@ fn produce(version: i16, topics: &[&str]) -> Vec<u8> {
 }
 
 fn fetch(version: i16, topics: &[&str]) -> Vec<u8> {
-    let f = FetchRequest::default().with_topics(
-        topics
-            .iter()
-            .map(|t| {
-                FetchTopic::default()
-                    .with_topic(topic(t))
-                    .with_partitions(vec![FetchPartition::default().with_partition(0)])
-            })
-            .collect(),
-    );
-    encode(ApiKey::Fetch, version, 3, &f)
+    fetch_in(version, (0, -1), topics, &[])
+}
+
+/// A fetch in a fetch session (id, epoch) for partition 0 of each topic, forgetting
+/// partition 0 of others.
+fn fetch_in(v: i16, session: (i32, i32), topics: &[&str], forgotten: &[&str]) -> Vec<u8> {
+    let f = FetchRequest::default()
+        .with_session_id(session.0)
+        .with_session_epoch(session.1)
+        .with_topics(
+            topics
+                .iter()
+                .map(|t| {
+                    FetchTopic::default()
+                        .with_topic(topic(t))
+                        .with_partitions(vec![FetchPartition::default().with_partition(0)])
+                })
+                .collect(),
+        )
+        .with_forgotten_topics_data(
+            forgotten
+                .iter()
+                .map(|t| {
+                    kafka_protocol::messages::fetch_request::ForgottenTopic::default()
+                        .with_topic(topic(t))
+                        .with_partitions(vec![0])
+                })
+                .collect(),
+        );
+    encode(ApiKey::Fetch, v, 3, &f)
 }
 
 fn metadata(version: i16, topics: Option<&[&str]>) -> Vec<u8> {
@@ -571,15 +592,20 @@ fn sensors_scan_kafka_payloads_and_a_blocking_finding_closes() {
     }
 }
 
-/// A broker's Metadata response (correlation id 1), size included.
-fn metadata_answer(v: i16, resp: &kafka_protocol::messages::MetadataResponse) -> Vec<u8> {
+/// A broker's response, size included.
+fn response<T: Encodable>(key: ApiKey, v: i16, corr: i32, body: &T) -> Vec<u8> {
     let mut b = BytesMut::new();
     ResponseHeader::default()
-        .with_correlation_id(1)
-        .encode(&mut b, ApiKey::Metadata.response_header_version(v))
+        .with_correlation_id(corr)
+        .encode(&mut b, key.response_header_version(v))
         .unwrap();
-    resp.encode(&mut b, v).unwrap();
+    body.encode(&mut b, v).unwrap();
     [(b.len() as u32).to_be_bytes().to_vec(), b.to_vec()].concat()
+}
+
+/// A broker's Metadata response (correlation id 1).
+fn metadata_answer(v: i16, resp: &kafka_protocol::messages::MetadataResponse) -> Vec<u8> {
+    response(ApiKey::Metadata, v, 1, resp)
 }
 
 /// Fetch v13+ names topics by ID: the names the broker gave them in a Metadata response

@@ -15,7 +15,9 @@
 //! by naming the API in a rule without topics). Topics named by ID (Fetch v13+, Produce
 //! v13+, OffsetCommit and OffsetFetch v10) are decided by the name the broker gave the ID
 //! in a Metadata response (v10+) on this connection, else as `topic-id:UUID`, which only
-//! a rule allowing any topic (`*`) matches.
+//! a rule allowing any topic (`*`) matches. An incremental Fetch (v7+) of a fetch session
+//! the broker opened on this connection reads every partition of the session, named or
+//! not: it is decided on each of the session's topics (`sessions.rs`).
 //!
 //! Refusal: a denied request is never forwarded. A request of those eight APIs whose
 //! every decision is a denial gets the broker's own answer ([`refusal`]): every topic and
@@ -33,6 +35,7 @@
 mod metadata;
 pub mod refusal;
 pub mod request;
+mod sessions;
 mod wire;
 
 use bulkhead_policy::l7::{AppProtocol, L7Detail, L7Request};
@@ -41,6 +44,7 @@ use crate::{Decided, Output, Session, Verdict};
 pub use metadata::{Broker, Cluster};
 pub use refusal::{TOPIC_AUTHORIZATION_FAILED, refusal};
 pub use request::{Group, Request, Topic, parse};
+use sessions::{FetchSessions, Partitions};
 use wire::Bad;
 
 /// The largest request held to be decided.
@@ -60,11 +64,21 @@ enum Client {
     Closed,
 }
 
+/// What the proxy reads of a broker's response as it passes.
+enum Learn {
+    /// A Metadata response (its version): the cluster and the topic IDs.
+    Metadata(i16),
+    /// The answer to a full fetch (its version): the session it opens holds these.
+    Session(i16, Partitions),
+}
+
+/// The first bytes of a Fetch response kept to read its session id.
+const FETCH_HEAD: usize = 64;
+
 /// Answers the client is owed, in request order (Kafka answers in order).
 enum Owed {
-    /// The broker's, to a forwarded request (a Metadata request's version: its
-    /// answer describes the cluster and teaches topic IDs).
-    Broker { metadata: Option<i16> },
+    /// The broker's, to a forwarded request, and what to read of it.
+    Broker(Option<Learn>),
     /// The proxy's, to a refused one, written once the broker's before it are out.
     Proxy(Vec<u8>),
 }
@@ -87,8 +101,10 @@ pub struct KafkaSession {
     server_head: Vec<u8>,
     server_left: usize,
     unordered: bool,
-    /// A Metadata response being copied (its version), to learn from.
-    learning: Option<(i16, Vec<u8>)>,
+    /// A response being copied, to learn from.
+    learning: Option<(Learn, Vec<u8>)>,
+    /// The fetch sessions the broker opened on this connection.
+    sessions: FetchSessions,
     /// The cluster the last Metadata response described (a refused Metadata request
     /// is answered with it).
     cluster: Cluster,
@@ -221,22 +237,53 @@ fn decisions(request: &[u8], parsed: Option<&Request>) -> Result<Vec<L7Request>,
     }
     let api = api_name(i16::from_be_bytes([request[0], request[1]]));
     let topics = parsed.map(Request::decisions).unwrap_or(vec![None]);
-    Ok(topics
-        .into_iter()
-        .map(|topic| L7Request {
-            app: AppProtocol::Kafka,
-            detail: L7Detail::Kafka {
-                api: api.clone(),
-                topic,
-            },
-        })
-        .collect())
+    Ok(topics.into_iter().map(|t| decision(&api, t)).collect())
+}
+
+/// A topic as rules see it: an ID the broker named (`ids`) is its name.
+fn namer(ids: &std::collections::HashMap<String, String>) -> impl Fn(&Topic) -> String + '_ {
+    |t: &Topic| {
+        let l = t.label();
+        ids.get(&l).cloned().unwrap_or(l)
+    }
+}
+
+fn decision(api: &str, topic: Option<String>) -> L7Request {
+    L7Request {
+        app: AppProtocol::Kafka,
+        detail: L7Detail::Kafka {
+            api: api.to_string(),
+            topic,
+        },
+    }
+}
+
+fn topic_of(r: &L7Request) -> Option<&str> {
+    match &r.detail {
+        L7Detail::Kafka { topic, .. } => topic.as_deref(),
+        _ => None,
+    }
+}
+
+/// An incremental fetch reads every partition of its session: it is decided on each of
+/// their topics and those it names, and without a topic only if there are none.
+fn with_session(reqs: Vec<L7Request>, reads: &Partitions) -> Vec<L7Request> {
+    let mut out: Vec<L7Request> = reqs.into_iter().filter(|r| topic_of(r).is_some()).collect();
+    for t in reads.keys() {
+        if !out.iter().any(|r| topic_of(r) == Some(t.as_str())) {
+            out.push(decision("fetch", Some(t.clone())));
+        }
+    }
+    if out.is_empty() {
+        out.push(decision("fetch", None));
+    }
+    out
 }
 
 /// What becomes of a decided request.
 enum Fate {
-    /// Forwarded; `owed`: the broker will answer it.
-    Forward { owed: bool },
+    /// Forwarded; `owed`: the broker will answer it, `learn`: what to read of that.
+    Forward { owed: bool, learn: Option<Learn> },
     /// Answered (or, acks=0, dropped) by the proxy.
     Answered,
 }
@@ -252,6 +299,7 @@ impl KafkaSession {
             server_left: 0,
             unordered: false,
             learning: None,
+            sessions: FetchSessions::default(),
             cluster: Cluster::default(),
             ids: std::collections::HashMap::new(),
             id_bytes: 0,
@@ -285,11 +333,16 @@ impl KafkaSession {
         Ok(())
     }
 
-    /// A Metadata response was copied whole: remember the cluster and the topic IDs
-    /// it names.
+    /// A response was copied: remember the cluster and the topic IDs a Metadata
+    /// response names, or the fetch session a full fetch's answer opened.
     fn learn(&mut self) {
-        let Some((v, b)) = self.learning.take() else {
-            return;
+        let (v, b) = match self.learning.take() {
+            Some((Learn::Metadata(v), b)) => (v, b),
+            Some((Learn::Session(v, parts), b)) => {
+                self.sessions.opened(v, &b, parts);
+                return;
+            }
+            None => return,
         };
         let Ok((cluster, ids)) = metadata::read(v, &b) else {
             return;
@@ -307,7 +360,7 @@ impl KafkaSession {
     /// A broker response ended: the proxy's answers owed right after it go out.
     fn response_done(&mut self, out: &mut Output) {
         match self.owed.pop_front() {
-            Some(Owed::Broker { .. }) => {}
+            Some(Owed::Broker(_)) => {}
             other => {
                 // A response to nothing we forwarded: order is lost, answer at once.
                 self.unordered = true;
@@ -342,8 +395,14 @@ impl KafkaSession {
         decide: &mut dyn FnMut(&L7Request) -> Verdict,
     ) -> Result<Fate, Bad> {
         let parsed = parse(request)?;
-        let verdicts: Vec<(L7Request, bool)> = self
-            .named(decisions(request, parsed.as_ref())?)
+        let reads = parsed
+            .as_ref()
+            .and_then(|q| self.sessions.reads(q, &namer(&self.ids)));
+        let mut reqs = self.named(decisions(request, parsed.as_ref())?);
+        if let Some(parts) = &reads {
+            reqs = with_session(reqs, parts);
+        }
+        let verdicts: Vec<(L7Request, bool)> = reqs
             .into_iter()
             .map(|r| {
                 let a = decide(&r).allowed;
@@ -380,13 +439,33 @@ impl KafkaSession {
                 findings: Vec::new(),
             });
         }
-        match (all, answered) {
-            (true, _) => Ok(Fate::Forward {
-                owed: parsed.is_none_or(|q| q.key != 0 || q.acks != 0),
-            }),
-            (false, Some(_)) => Ok(Fate::Answered),
-            (false, None) => Err("denied"),
+        if answered.is_some() {
+            if let Some(q) = &parsed {
+                self.sessions.refused(q);
+            }
+            return Ok(Fate::Answered);
         }
+        if !all {
+            return Err("denied");
+        }
+        let Some(q) = parsed else {
+            return Ok(Fate::Forward {
+                owed: true,
+                learn: None,
+            });
+        };
+        let learn = match q.key {
+            3 => Some(Learn::Metadata(q.version)),
+            1 => self
+                .sessions
+                .forwarded(&q, reads, &namer(&self.ids))
+                .map(|parts| Learn::Session(q.version, parts)),
+            _ => None,
+        };
+        Ok(Fate::Forward {
+            owed: q.key != 0 || q.acks != 0,
+            learn,
+        })
     }
 
     /// The held bytes are complete for their step: act.
@@ -414,7 +493,7 @@ impl KafkaSession {
             _ => return Ok(()),
         }
         let held = std::mem::take(&mut self.held);
-        let Fate::Forward { owed } = self.decide(out, &held[4..], decide)? else {
+        let Fate::Forward { owed, learn } = self.decide(out, &held[4..], decide)? else {
             // Answered by the proxy: nothing of it goes on (it was held whole).
             self.client = Client::Head;
             return Ok(());
@@ -423,8 +502,7 @@ impl KafkaSession {
             if self.owed.len() >= MAX_OWED {
                 return Err("too many answers owed");
             }
-            let metadata = (key == 3).then(|| i16::from_be_bytes([held[6], held[7]]));
-            self.owed.push_back(Owed::Broker { metadata });
+            self.owed.push_back(Owed::Broker(learn));
         }
         let left = total - held.len();
         out.to_server.extend(held);
@@ -495,8 +573,12 @@ impl Session for KafkaSession {
             if self.server_left > 0 {
                 let n = data.len().min(self.server_left);
                 out.to_client.extend_from_slice(&data[..n]);
-                if let Some((_, b)) = &mut self.learning {
-                    b.extend_from_slice(&data[..n]);
+                if let Some((l, b)) = &mut self.learning {
+                    let keep = match l {
+                        Learn::Metadata(_) => n,
+                        Learn::Session(..) => n.min(FETCH_HEAD.saturating_sub(b.len())),
+                    };
+                    b.extend_from_slice(&data[..keep]);
                 }
                 self.server_left -= n;
                 data = &data[n..];
@@ -515,10 +597,12 @@ impl Session for KafkaSession {
                 match i32::from_be_bytes([h[0], h[1], h[2], h[3]]) {
                     size if size > 0 => {
                         self.server_left = size as usize;
-                        if let Some(Owed::Broker { metadata: Some(v) }) = self.owed.front()
-                            && self.server_left <= MAX_METADATA
-                        {
-                            self.learning = Some((*v, Vec::new()));
+                        if let Some(Owed::Broker(learn)) = self.owed.front_mut() {
+                            let big = self.server_left > MAX_METADATA;
+                            self.learning = match learn.take() {
+                                Some(Learn::Metadata(_)) if big => None,
+                                l => l.map(|l| (l, Vec::new())),
+                            };
                         }
                     }
                     // Not a response (SASL v0 tokens, garbage): order is lost.

@@ -64,6 +64,9 @@ pub struct Request {
     pub forgotten: Vec<Topic>,
     /// OffsetFetch v8+: the groups, each with its topics.
     pub groups: Vec<Group>,
+    /// Fetch v7+: its fetch session's id and epoch (0: a full fetch opening a session,
+    /// -1: none or closing it, else the next incremental fetch of the session).
+    pub session: Option<(i32, i32)>,
 }
 
 impl Request {
@@ -163,6 +166,7 @@ pub fn parse(request: &[u8]) -> Result<Option<Request>, Bad> {
         topics: Some(Vec::new()),
         forgotten: Vec::new(),
         groups: Vec::new(),
+        session: None,
     };
     let r = &mut r;
     match key {
@@ -263,14 +267,13 @@ fn produce(r: &mut Rd, q: &mut Request) -> Result<(), Bad> {
 
 fn fetch(r: &mut Rd, q: &mut Request) -> Result<(), Bad> {
     let v = q.version;
-    // Replica id (to v14), max wait, min bytes, max bytes, isolation level, session
-    // id and epoch.
-    let fixed = if v <= 14 { 4 } else { 0 }
-        + 8
-        + if v >= 3 { 4 } else { 0 }
-        + if v >= 4 { 1 } else { 0 }
-        + if v >= 7 { 8 } else { 0 };
+    // Replica id (to v14), max wait, min bytes, max bytes, isolation level.
+    let fixed =
+        if v <= 14 { 4 } else { 0 } + 8 + if v >= 3 { 4 } else { 0 } + if v >= 4 { 1 } else { 0 };
     r.skip(fixed)?;
+    if v >= 7 {
+        q.session = Some((r.i32()?, r.i32()?));
+    }
     // After the index: leader epoch, offset, last fetched epoch, log start, max bytes.
     let skip = if v >= 9 { 4 } else { 0 }
         + 8
