@@ -6,6 +6,7 @@
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
 use rtnetlink::packet_core::{
@@ -15,7 +16,9 @@ use rtnetlink::packet_core::{
 use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags};
-use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth, LinkMessage};
+use rtnetlink::packet_route::link::{
+    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkMessage, State,
+};
 use rtnetlink::packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState,
 };
@@ -122,19 +125,53 @@ impl Netlink {
         self.request(msg, NLM_F_CREATE | NLM_F_EXCL).map(drop)
     }
 
-    /// The index of the link called `name`.
-    pub fn index(&mut self, name: &str) -> Result<u32> {
+    /// The link called `name`, as `ip link show NAME` asks for it (one link, not a dump).
+    fn link(&mut self, name: &str) -> Result<LinkMessage> {
         let q = LinkUnspec::new_with_name(name).build();
         let answers = self
             .request(RouteNetlinkMessage::GetLink(q), 0)
             .with_context(|| format!("looking up link {name}"))?;
         answers
-            .iter()
+            .into_iter()
             .find_map(|m| match m {
-                RouteNetlinkMessage::NewLink(l) => Some(l.header.index),
+                RouteNetlinkMessage::NewLink(l) => Some(l),
                 _ => None,
             })
             .ok_or_else(|| anyhow!("no link {name}"))
+    }
+
+    /// The index of the link called `name`.
+    pub fn index(&mut self, name: &str) -> Result<u32> {
+        Ok(self.link(name)?.header.index)
+    }
+
+    /// Wait until link `name` is operationally up (`state UP` in `ip link`), at most
+    /// `timeout`. A veth end that was up before its peer gets its carrier when the peer
+    /// comes up, but the kernel finishes that (operational state, and the transmit queue:
+    /// until then the no-op qdisc, which drops every packet) in its link-watch work,
+    /// later, in the background. Asking for the one link makes the kernel do pending
+    /// link-watch work at once (Linux 6.8 and later, as for `ip link show NAME`); on
+    /// older kernels the state turns UP when the work has run. Either way, once it reads
+    /// UP the link carries packets both ways.
+    pub fn wait_up(&mut self, name: &str, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let link = self.link(name)?;
+            let state = link.attributes.iter().find_map(|a| match a {
+                LinkAttribute::OperState(s) => Some(*s),
+                _ => None,
+            });
+            if state == Some(State::Up) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                let state = state.map_or("unknown".into(), |s| s.to_string());
+                return Err(anyhow!(
+                    "link {name} is not up after {timeout:?} (its state: {state})"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     /// A veth pair: `name` here (up), `peer` created directly in the namespace open as

@@ -16,6 +16,7 @@
 
 use std::fs::File;
 use std::net::IpAddr;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 
@@ -23,6 +24,10 @@ use crate::addressing::{GATEWAY_V4, GATEWAY_V6, NODE_LINK_V6, ROUTER_LINK_V6, RO
 use crate::netlink::{FAR_MAC, NEAR_MAC, Netlink, Via};
 use crate::netns;
 use crate::plan::{NodePlan, Plan, WorkloadPlan};
+
+/// How long a link may take to come up once both its ends are up (the kernel takes
+/// microseconds; a loaded machine may be slower).
+const LINK_UP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Every namespace of the plan, router first, then nodes, then pods.
 pub fn namespaces(plan: &Plan) -> Vec<String> {
@@ -34,7 +39,8 @@ pub fn namespaces(plan: &Plan) -> Vec<String> {
         .collect()
 }
 
-/// Create and wire everything. On error the caller tears the lab down.
+/// Create and wire everything; returns once every link carries packets. On error the
+/// caller tears the lab down.
 pub fn build(plan: &Plan) -> Result<()> {
     for ns in namespaces(plan) {
         netns::create(&ns).with_context(|| format!("creating network namespace {ns}"))?;
@@ -57,6 +63,57 @@ pub fn build(plan: &Plan) -> Result<()> {
     }
     for w in &plan.workloads {
         netns::enter(&w.netns, || wire_pod(w)).with_context(|| format!("wiring {}", w.key))?;
+    }
+    let all: Vec<&WorkloadPlan> = plan.workloads.iter().collect();
+    links_up(plan, &all, true)
+}
+
+/// Return only once the link ends that came up before their peers are up for real: the
+/// router's ends of the uplinks (`uplinks`) and the node ends of the workloads' links.
+/// Each was up, without a carrier, before the other end (the node's uplink, the pod's
+/// `eth0`) came up; the kernel finishes its coming up later, in the background, and
+/// until then drops every packet sent out of it (see [`Netlink::wait_up`]). Without
+/// this wait a workload's first packets in could vanish: a probe made right after `lab
+/// add` saw no SYN-ACK and called an allowed connection denied. The other ends came up
+/// last, with their peers already up: they carry packets at once (`wire_pod` still
+/// waits for `eth0`, so `ip link` shows it UP too).
+fn links_up(plan: &Plan, ws: &[&WorkloadPlan], uplinks: bool) -> Result<()> {
+    if uplinks && let Some(router) = &plan.router {
+        netns::enter(router, || {
+            let mut nl = Netlink::open()?;
+            for (_, router_end) in plan.nodes.iter().filter_map(|n| n.uplink.as_ref()) {
+                nl.wait_up(router_end, LINK_UP_TIMEOUT)?;
+            }
+            Ok(())
+        })
+        .context("bringing up the router's links")?;
+    }
+    in_nodes(plan, ws, "bringing up the link of", |nl, w| {
+        nl.wait_up(&w.veth, LINK_UP_TIMEOUT)
+    })
+}
+
+/// `f` for each of `ws`, in the namespace of its node; errors say `what` and the
+/// workload.
+fn in_nodes(
+    plan: &Plan,
+    ws: &[&WorkloadPlan],
+    what: &str,
+    f: impl Fn(&mut Netlink, &WorkloadPlan) -> Result<()> + Sync,
+) -> Result<()> {
+    for node in &plan.nodes {
+        let here: Vec<&&WorkloadPlan> = ws.iter().filter(|w| w.node == node.name).collect();
+        if here.is_empty() {
+            continue;
+        }
+        netns::enter(&node.netns, || {
+            let mut nl = Netlink::open()?;
+            for w in &here {
+                f(&mut nl, w).with_context(|| format!("{what} {}", w.key))?;
+            }
+            Ok(())
+        })
+        .with_context(|| format!("in node {}", node.name))?;
     }
     Ok(())
 }
@@ -155,28 +212,16 @@ fn wire_link(nl: &mut Netlink, w: &WorkloadPlan) -> Result<()> {
 
 /// Workloads added to a running lab (`lab add`), made exactly as `lab up` makes them:
 /// their namespaces, links, addresses, routes and neighbour entries, and the router's
-/// host routes for addresses outside their node's subnets. `plan` already holds them.
-/// On error the caller removes them again ([`remove_workload`]).
+/// host routes for addresses outside their node's subnets; returns once their links
+/// carry packets. `plan` already holds them. On error the caller removes them again
+/// ([`remove_workload`]).
 pub fn add_workloads(plan: &Plan, added: &[&WorkloadPlan]) -> Result<()> {
     for w in added {
         netns::create(&w.netns)
             .with_context(|| format!("creating network namespace {}", w.netns))?;
         netns::enter(&w.netns, || base(false))?;
     }
-    for node in &plan.nodes {
-        let here: Vec<&&WorkloadPlan> = added.iter().filter(|w| w.node == node.name).collect();
-        if here.is_empty() {
-            continue;
-        }
-        netns::enter(&node.netns, || {
-            let mut nl = Netlink::open()?;
-            for w in &here {
-                wire_link(&mut nl, w).with_context(|| format!("wiring {}", w.key))?;
-            }
-            Ok(())
-        })
-        .with_context(|| format!("wiring node {}", node.name))?;
-    }
+    in_nodes(plan, added, "wiring", wire_link)?;
     for w in added {
         netns::enter(&w.netns, || wire_pod(w)).with_context(|| format!("wiring {}", w.key))?;
     }
@@ -184,7 +229,7 @@ pub fn add_workloads(plan: &Plan, added: &[&WorkloadPlan]) -> Result<()> {
         netns::enter(router, || router_routes(plan, added, true))
             .context("routing the new workloads in the router")?;
     }
-    Ok(())
+    links_up(plan, added, false)
 }
 
 /// Remove a workload's link (the node's end, and with it `eth0` and the node's routes
@@ -247,7 +292,7 @@ fn wire_pod(w: &WorkloadPlan) -> Result<()> {
     nl.add_route(IpAddr::V4(GATEWAY_V4), 32, eth0, Via::Link)?;
     nl.add_default(eth0, Via::gateway(GATEWAY_V4))?;
     nl.add_default(eth0, Via::gateway(GATEWAY_V6))?;
-    Ok(())
+    nl.wait_up("eth0", LINK_UP_TIMEOUT)
 }
 
 /// The router's routes to a workload's addresses that lie outside its node's subnets

@@ -663,3 +663,71 @@ fn probe_opts() -> ProbeOptions {
         timeout: Duration::from_millis(1000),
     }
 }
+
+/// `Netlink::wait_up`, which `lab up` and `lab add` wait with: a veth end that was up
+/// before its peer does not read up until the kernel has finished bringing it up (until
+/// then it drops what it is given to send), and once it reads up it carries packets.
+#[test]
+fn a_link_reads_up_only_once_it_carries_packets() {
+    use bulkhead_lab::netlink::{FAR_MAC, Netlink, Via};
+    use std::net::{Ipv4Addr, UdpSocket};
+    if !privileged(&[]) {
+        return;
+    }
+    /// Removes the namespaces when the test ends, however it ends.
+    struct Spaces([&'static str; 2]);
+    impl Drop for Spaces {
+        fn drop(&mut self) {
+            for ns in self.0 {
+                if let Err(e) = netns::delete(ns) {
+                    eprintln!("removing namespace {ns}: {e:#}");
+                }
+            }
+        }
+    }
+    let spaces = Spaces(["bulkhead-test-link.node", "bulkhead-test-link.pod"]);
+    let [node, pod] = spaces.0;
+    for ns in [node, pod] {
+        netns::delete(ns).unwrap();
+        netns::create(ns).unwrap();
+    }
+    let (node_addr, pod_addr) = (Ipv4Addr::new(10, 9, 0, 1), Ipv4Addr::new(10, 9, 0, 2));
+    let pod_ns = File::open(netns::path(pod)).unwrap();
+    // As a workload's link is made: the node's end up, routed, its peer `eth0` still down.
+    netns::enter(node, || {
+        let mut nl = Netlink::open()?;
+        let lo = nl.up("lo")?;
+        nl.add_address(lo, IpAddr::V4(node_addr), 32)?;
+        nl.add_veth("v", "eth0", &pod_ns)?;
+        let v = nl.index("v")?;
+        nl.add_neighbour(v, IpAddr::V4(pod_addr), FAR_MAC)?;
+        nl.add_route(IpAddr::V4(pod_addr), 32, v, Via::Link)
+    })
+    .unwrap();
+    let rx = netns::enter(pod, || {
+        netns::sysctl(&["net", "ipv4", "conf", "all", "rp_filter"], "0")?;
+        netns::sysctl(&["net", "ipv4", "conf", "eth0", "rp_filter"], "0")?;
+        let mut nl = Netlink::open()?;
+        let eth0 = nl.index("eth0")?;
+        nl.add_address(eth0, IpAddr::V4(pod_addr), 32)?;
+        Ok(UdpSocket::bind((pod_addr, 9))?)
+    })
+    .unwrap();
+    let wait = |timeout| netns::enter(node, || Netlink::open()?.wait_up("v", timeout));
+    let e = wait(Duration::from_millis(50)).unwrap_err();
+    assert!(format!("{e:#}").contains("link v is not up"), "{e:#}");
+
+    netns::enter(pod, || Netlink::open()?.up("eth0")).unwrap();
+    // At once, as a probe does: without the wait the node's end may still drop it.
+    wait(Duration::from_secs(10)).unwrap();
+    netns::enter(node, || {
+        Ok(UdpSocket::bind((node_addr, 0))?.send_to(b"first", (pod_addr, 9))?)
+    })
+    .unwrap();
+    rx.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut buf = [0u8; 16];
+    let (n, _) = rx
+        .recv_from(&mut buf)
+        .expect("the first datagram over a link that reads up arrives");
+    assert_eq!(&buf[..n], b"first");
+}
