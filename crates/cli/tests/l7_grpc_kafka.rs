@@ -18,11 +18,12 @@
 //! connection is recorded as `grpc` with its first call (though grpcio's client sends
 //! the HTTP/2 preface, then waits for the server's SETTINGS before its first HEADERS:
 //! detection relays them, it does not wait out its timeout), and `bulkhead learn`
-//! proposes `app: grpc` for it.
+//! proposes `app: grpc` for it. Plain h2c on the same port (curl) is recorded as http2,
+//! and curl gets the proxy's 403 for its GET.
 
 mod common;
 
-use common::lab::{Lab, bulkhead};
+use common::lab::{Lab, bulkhead, require};
 
 const LAB: &str = "l7grpc";
 const CLIENT: &str = "apps/client-0";
@@ -47,6 +48,7 @@ fn grpc_methods_and_kafka_topics_are_enforced_by_the_proxy() {
             "python3 module {m} is missing (scripts/setup installs python3-grpcio and python3-kafka)"
         );
     }
+    require(&["curl"]);
     let _lock = common::lab_lock();
     let lab = Lab::up(LAB, &["crates/cli/tests/fixtures/grpc/"], &[]);
     let greeter = lab.ipv4("apps/greeter-0");
@@ -167,6 +169,47 @@ fn grpc_methods_and_kafka_topics_are_enforced_by_the_proxy() {
             "no denied flow record with {want}: {flows}"
         );
     }
+
+    // Plain h2c to the same port stays http2, and curl (nghttp2) gets the proxy's 403:
+    // after the server's SETTINGS, as a connection must start (it had dropped one that
+    // started with the refusal: "Empty reply from server").
+    let url = format!("http://{greeter}:50051/index.html");
+    let curl = [
+        "curl",
+        "-sS",
+        "-m5",
+        "-o/dev/null",
+        "-w%{http_code}",
+        "--http2-prior-knowledge",
+        &url,
+    ];
+    let (_, code) = lab.run(CLIENT, &curl);
+    assert_eq!(code, "403");
+    let protocols: Vec<(String, String)> = allowed_records(50051)
+        .iter()
+        .map(|r| {
+            let s = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
+            (s(&r["l7"]["protocol"]), s(&r["l7"]["detail"]["path"]))
+        })
+        .collect();
+    assert_eq!(
+        protocols,
+        [
+            ("grpc".to_string(), String::new()),
+            ("http2".to_string(), "/index.html".to_string())
+        ]
+    );
+}
+
+/// The flow records of allowed connections to `port` that carry their protocol
+/// (connections tried before the server listened have none).
+fn allowed_records(port: u16) -> Vec<serde_json::Value> {
+    let flows = bulkhead(&["flows", "--lab", LAB, "--verdict", "allow", "-o", "json"]);
+    String::from_utf8_lossy(&flows.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|r: &serde_json::Value| r["dport"] == port && !r["l7"].is_null())
+        .collect()
 }
 
 /// The gRPC channel's connection: its flow record says grpc, with the first call's
@@ -174,13 +217,7 @@ fn grpc_methods_and_kafka_topics_are_enforced_by_the_proxy() {
 /// latency histogram in status.json); the proposal from the lab's records has
 /// `app: grpc` on TCP/50051 both ways.
 fn grpc_is_recorded_and_learned_as_grpc(lab: &Lab) {
-    let flows = bulkhead(&["flows", "--lab", LAB, "--verdict", "allow", "-o", "json"]);
-    // Earlier tries found no server listening: their records have no protocol.
-    let records: Vec<serde_json::Value> = String::from_utf8_lossy(&flows.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .filter(|r: &serde_json::Value| r["dport"] == 50051 && !r["l7"].is_null())
-        .collect();
+    let records = allowed_records(50051);
     assert_eq!(records.len(), 1, "{records:#?}");
     let l7 = &records[0]["l7"];
     assert_eq!(l7["protocol"], "grpc", "{records:#?}");

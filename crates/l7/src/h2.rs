@@ -25,7 +25,11 @@
 //! blocks is never touched.
 //!
 //! Server frames are framed only to know where they end: the proxy's frames are written
-//! between two server frames, never inside one nor inside a header block.
+//! between two server frames, never inside one nor inside a header block, and never
+//! before the server's connection preface (its SETTINGS, which must be the first frame
+//! a client gets, RFC 9113 3.4: curl's nghttp2 drops a connection whose first frame is
+//! a refusal): they wait until the server's first frame has passed, or the client
+//! acknowledged the server's SETTINGS (the proxy relayed them before the session began).
 
 use std::collections::BTreeSet;
 
@@ -42,6 +46,7 @@ const PUSH_PROMISE: u8 = 5;
 const WINDOW_UPDATE: u8 = 8;
 const CONTINUATION: u8 = 9;
 const END_STREAM: u8 = 0x1;
+const ACK: u8 = 0x1;
 const END_HEADERS: u8 = 0x4;
 const PADDED: u8 = 0x8;
 const PRIORITY: u8 = 0x20;
@@ -104,6 +109,8 @@ pub struct H2Session {
     server_head: Vec<u8>,
     server_left: usize,
     server_in_block: bool,
+    /// The client has the server's connection preface: the proxy's frames may follow.
+    server_preface: bool,
     pending: Vec<u8>,
 }
 
@@ -324,12 +331,16 @@ impl H2Session {
             server_head: Vec::new(),
             server_left: 0,
             server_in_block: false,
+            server_preface: false,
             pending: Vec::new(),
         }
     }
 
     fn server_at_boundary(&self) -> bool {
-        self.server_head.is_empty() && self.server_left == 0 && !self.server_in_block
+        self.server_preface
+            && self.server_head.is_empty()
+            && self.server_left == 0
+            && !self.server_in_block
     }
 
     /// A frame of the proxy's: now if the server is between frames, else once it is.
@@ -359,6 +370,13 @@ impl H2Session {
             && (kind != CONTINUATION || stream != b.stream)
         {
             return Err("frame inside a header block");
+        }
+        if kind == SETTINGS && h[4] & ACK != 0 && stream == 0 && !self.server_preface {
+            // The server's SETTINGS reached the client without passing the session.
+            self.server_preface = true;
+            if self.server_at_boundary() {
+                out.to_client.append(&mut self.pending);
+            }
         }
         match kind {
             // A header block the server would decode and the proxy would not see.
@@ -633,6 +651,8 @@ impl Session for H2Session {
                 data = &data[n..];
                 if self.server_head.len() == 9 {
                     let h = std::mem::take(&mut self.server_head);
+                    // Its first frame: the connection preface (once it has passed).
+                    self.server_preface = true;
                     self.server_left =
                         usize::from(h[0]) << 16 | usize::from(h[1]) << 8 | usize::from(h[2]);
                     let (kind, flags) = (h[3], h[4]);

@@ -198,9 +198,11 @@ fn grpc_calls_are_decided_per_stream_and_the_server_table_stays_in_sync() {
     let b1 = enc(&mut e, &grpc("/pkg.Greeter/SayHello"));
     assert_eq!(fs[1].3, b1[..10]);
 
-    // The client gets the refusal for stream 3 and the window its DATA used, then the
-    // server's frames untouched.
-    let cf = frames(&out.to_client);
+    // The client gets the server's SETTINGS (its connection preface, 9 bytes), then the
+    // refusal for stream 3 and the window its DATA used, then the server's other frames
+    // untouched.
+    assert_eq!(out.to_client[..9], server[..9]);
+    let cf = frames(&out.to_client[9..]);
     let (blocks, _) = peer_view(&cf[..2].to_vec());
     assert_eq!(blocks.len(), 1);
     assert_eq!(blocks[0].0, 3);
@@ -227,7 +229,7 @@ fn grpc_calls_are_decided_per_stream_and_the_server_table_stays_in_sync() {
         u32::from_be_bytes(cf[2].3[..4].try_into().unwrap()) as usize,
         message(b"everything").len()
     );
-    assert_eq!(out.to_client[cf_len(&cf[..3])..], server[..]);
+    assert_eq!(out.to_client[9 + cf_len(&cf[..3])..], server[9..]);
 }
 
 fn cf_len(fs: &[(u8, u8, u32, Vec<u8>)]) -> usize {
@@ -288,7 +290,7 @@ fn plain_http2_requests_get_403_and_other_streams_go_on() {
         frame(HEADERS, 5 | 0x8 | 0x20, 3, &padded),
     ]
     .concat();
-    let out = run(&client, &[], &[], &[]);
+    let out = run(&client, &frame(SETTINGS, 0, 0, &[]), &[], &[]);
     assert!(!out.close);
     let d: Vec<String> = out.decided.iter().map(|d| d.request.to_string()).collect();
     assert_eq!(
@@ -358,11 +360,11 @@ fn frames_on_a_refused_stream_are_dropped_and_rst_follows_an_open_request() {
         frame(3, 0, 1, &[0, 0, 0, 8]),
     ]
     .concat();
-    let out = run(&client, &[], &[], &[]);
+    let out = run(&client, &frame(SETTINGS, 0, 0, &[]), &[], &[]);
     assert_eq!(out.to_server, PREFACE);
     let fs = frames(&out.to_client);
     let kinds: Vec<(u8, u32)> = fs.iter().map(|f| (f.0, f.2)).collect();
-    assert_eq!(kinds, [(1, 1), (3, 1), (8, 0)]);
+    assert_eq!(kinds, [(SETTINGS, 0), (1, 1), (3, 1), (8, 0)]);
 }
 
 #[test]
@@ -417,6 +419,51 @@ fn after_a_refusal_the_client_table_size_updates_still_reach_the_server() {
     assert_eq!(&fs[0].3[..2], &[0x3f, 0x01]);
     let (blocks, _) = peer_view(&fs);
     assert_eq!(blocks, [(3, fields)]);
+}
+
+/// A client that sends its first request with its preface (curl) gets the proxy's
+/// refusal only after the server's SETTINGS, the first frame a server sends (nghttp2
+/// drops a connection that starts otherwise); a client's SETTINGS ACK shows that it has
+/// them (relayed by the proxy before the session began).
+#[test]
+fn a_refusal_waits_for_the_servers_connection_preface() {
+    let block = enc(
+        &mut loona_hpack::Encoder::new(),
+        &grpc("/pkg.Admin/DropAll"),
+    );
+    let opening = [
+        PREFACE.to_vec(),
+        frame(SETTINGS, 0, 0, &[]),
+        frame(HEADERS, 5, 1, &block),
+    ]
+    .concat();
+    let settings = frame(SETTINGS, 0, 0, &[0, 3, 0, 0, 0, 100]);
+    let mut sess = H2Session::new();
+    let out = sess.client_bytes(&opening, &mut policy);
+    assert!(out.to_client.is_empty());
+    assert_eq!(
+        out.decided[0].refusal.as_deref(),
+        Some("grpc-status 7 PERMISSION_DENIED")
+    );
+    // Half the server's SETTINGS: still nothing of the proxy's.
+    assert_eq!(sess.server_bytes(&settings[..10]).to_client, settings[..10]);
+    let out = sess.server_bytes(&settings[10..]);
+    assert_eq!(out.to_client[..settings.len() - 10], settings[10..]);
+    let fs = frames(&out.to_client[settings.len() - 10..]);
+    assert_eq!((fs[0].0, fs[0].2), (HEADERS, 1), "{fs:?}");
+
+    // The server's SETTINGS relayed: the client's ACK lets the refusal out.
+    let ack = frame(SETTINGS, 1, 0, &[]);
+    let waited = [
+        &opening[..PREFACE.len() + 9],
+        &ack,
+        &opening[PREFACE.len() + 9..],
+    ]
+    .concat();
+    let out = H2Session::new().client_bytes(&waited, &mut policy);
+    assert_eq!(out.to_server, waited[..PREFACE.len() + 18]);
+    let fs = frames(&out.to_client);
+    assert_eq!((fs[0].0, fs[0].1, fs[0].2), (HEADERS, 5, 1), "{fs:?}");
 }
 
 #[test]
@@ -494,6 +541,9 @@ proptest! {
         cut in 1usize..64,
     ) {
         let (client, server) = conversation();
+        // A client that waited for the server's SETTINGS acknowledges them first.
+        let at = PREFACE.len() + 15;
+        let client = [&client[..at], &frame(SETTINGS, 1, 0, &[]), &client[at..]].concat();
         let lead = [frame(SETTINGS, 0, 0, &values.concat()), frame(8, 0, 0, &[0, 0, 1, 0])].concat();
         let first = [lead.clone(), tail].concat();
         let n = settings_frames(&first);
