@@ -1,4 +1,5 @@
-//! Header values the attack detectors already judged clean, remembered by a keyed hash.
+//! Values the sensor already judged clean, remembered by a keyed hash: header values
+//! every attack detector found clean, and head lines in which DLP found nothing.
 //!
 //! Browsers send the same `User-Agent` (and often the same `Referer`, custom client
 //! headers) on every request, and such a value costs the detectors microseconds: it
@@ -6,16 +7,16 @@
 //! pure functions of the value, so a value once found clean is clean again; this table
 //! lets the next request skip them.
 //!
-//! Why this is safe: only values on which every enabled detector ran and found nothing
-//! are stored, per sensor (so per attack set); the key is SipHash under a random
-//! per-sensor key ([`RandomState`]), so nobody can craft a value that collides with a
-//! cached one; a slot holds the full 64-bit hash, so an unrelated value that lands on
-//! the same slot misses. The table is direct-mapped and lock-free (relaxed atomics: a
-//! racing write only loses an entry), bounded at [`SLOTS`] entries, and a value that
-//! keeps changing (an attacker varying headers) only ever costs what it cost before.
+//! Why this is safe: only values on which every enabled check ran and found nothing
+//! are stored, per sensor (so per attack set); a slot holds the value's full tag, so an
+//! unrelated value that lands on the same slot misses; and the tag is a hash under a
+//! random per-sensor key that nobody outside the process sees, so nobody can craft a
+//! value whose tag equals a cached one (see [`CleanCache::tag`] for the bound). The
+//! table is direct-mapped and lock-free (relaxed atomics: a racing write only loses an
+//! entry), bounded at [`SLOTS`] entries, and a value that keeps changing (an attacker
+//! varying headers) only ever costs what it cost before.
 
-use std::hash::BuildHasher;
-use std::hash::RandomState;
+use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Table size: a few hundred distinct clients' headers fit; 8 KiB per sensor.
@@ -25,8 +26,12 @@ const SLOTS: usize = 1024;
 /// headers are rare.
 pub const MAX_LEN: usize = 1024;
 
+/// The Mersenne prime 2^61 - 1: the field the tag is computed in.
+const P: u64 = (1 << 61) - 1;
+
 pub struct CleanCache {
-    key: RandomState,
+    /// The secret evaluation point, uniform in `[1, P)`.
+    key: u64,
     slots: Box<[AtomicU64]>,
 }
 
@@ -39,23 +44,153 @@ impl std::fmt::Debug for CleanCache {
 impl Default for CleanCache {
     fn default() -> Self {
         CleanCache {
-            key: RandomState::new(),
+            key: random_key(),
             slots: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(),
         }
     }
 }
 
+/// A key uniform in `[1, P)` from the process's random source (the one std's
+/// `RandomState` seeds SipHash from, fresh per call).
+fn random_key() -> u64 {
+    loop {
+        let r = RandomState::new().hash_one(0u8) & P;
+        if r != 0 && r != P {
+            return r;
+        }
+    }
+}
+
+/// `x mod P` for `x < 2^62`, fully reduced.
+fn reduce(x: u64) -> u64 {
+    let s = (x & P) + (x >> 61);
+    if s >= P { s - P } else { s }
+}
+
+/// One step of Horner's rule, `h * r + m (mod P)`, reduced only partly: for
+/// `h < 2^61 + 8`, `r < 2^61` and `m < 2^56` the product is below `2^123`, its two
+/// 61-bit halves plus `m` below `2^63`, and the result again below `2^61 + 8`.
+fn step(h: u64, r: u64, m: u64) -> u64 {
+    let p = u128::from(h) * u128::from(r);
+    // 2^61 = 1 (mod P): p = hi * 2^61 + lo = hi + lo.
+    let x = ((p as u64) & P) + (p >> 61) as u64 + m;
+    (x & P) + (x >> 61)
+}
+
 impl CleanCache {
     /// The value's tag (never 0, which marks an empty slot).
+    ///
+    /// A polynomial evaluated at the secret key `r` over GF(2^61 - 1) (Carter-Wegman):
+    /// the coefficients are the length and then the value's 7-byte pieces,
+    /// `len * r^n + m_1 * r^(n-1) + ... + m_n`, by Horner's rule. Two different values
+    /// of at most [`MAX_LEN`] bytes give two different polynomials of degree at most
+    /// `n = ceil(len / 7) <= 147` (the length leads, and fixes the degree), whose
+    /// difference has at most 147 roots, so for a key drawn uniformly the tags agree
+    /// with probability at most 147 / (2^61 - 2), doubled by the `| 1` below: under
+    /// 2^-52 per pair. A request whose value must match one of at most [`SLOTS`]
+    /// cached tags thus succeeds with probability under 2^-42, whatever value it sends;
+    /// what the sender learns from a miss (that `r` is not a root of one polynomial)
+    /// does not raise the odds of the next try. About two instructions per byte
+    /// (SipHash took three times that, and was most of a cached header's cost).
     pub fn tag(&self, value: &[u8]) -> u64 {
-        self.key.hash_one(value) | 1
+        let r = self.key;
+        let n = value.len();
+        let mut h = reduce(n as u64);
+        let mut i = 0;
+        let mut w = [0u8; 8];
+        // 7-byte pieces, each read as 8 bytes and masked while 8 remain.
+        while i + 8 <= n {
+            w.copy_from_slice(&value[i..i + 8]);
+            h = step(h, r, u64::from_le_bytes(w) & ((1 << 56) - 1));
+            i += 7;
+        }
+        while i < n {
+            let k = (n - i).min(7);
+            w = [0u8; 8];
+            w[..k].copy_from_slice(&value[i..i + k]);
+            h = step(h, r, u64::from_le_bytes(w));
+            i += k;
+        }
+        reduce(h) | 1
+    }
+
+    /// The pair of slots a tag may sit in, first way first (the tag's low bit is
+    /// always set: not used).
+    fn ways(tag: u64) -> (usize, usize) {
+        let i = ((tag >> 1) as usize % SLOTS) & !1;
+        (i, i + 1)
     }
 
     pub fn contains(&self, tag: u64) -> bool {
-        self.slots[tag as usize % SLOTS].load(Ordering::Relaxed) == tag
+        let (a, b) = Self::ways(tag);
+        self.slots[a].load(Ordering::Relaxed) == tag || self.slots[b].load(Ordering::Relaxed) == tag
     }
 
+    /// Into the first way of the tag's pair, the value there moving to the second:
+    /// two values that repeat on every request (`User-Agent`, `Accept`) and share a
+    /// pair both stay, where a direct-mapped slot made them evict each other on every
+    /// request (and left the instruction count of a whole run up to the key).
     pub fn insert(&self, tag: u64) {
-        self.slots[tag as usize % SLOTS].store(tag, Ordering::Relaxed);
+        let (a, b) = Self::ways(tag);
+        let old = self.slots[a].swap(tag, Ordering::Relaxed);
+        if old != tag && old != 0 {
+            self.slots[b].store(old, Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reference(key: u64, value: &[u8]) -> u64 {
+        // The same polynomial, one 7-byte piece at a time, in u128 arithmetic.
+        let p = u128::from(P);
+        let mut h = value.len() as u128;
+        for piece in value.chunks(7) {
+            let mut w = [0u8; 8];
+            w[..piece.len()].copy_from_slice(piece);
+            h = (h * u128::from(key) + u128::from(u64::from_le_bytes(w))) % p;
+        }
+        (h as u64) | 1
+    }
+
+    #[test]
+    fn tag_is_the_polynomial() {
+        let c = CleanCache::default();
+        assert!(c.key > 0 && c.key < P);
+        let long: Vec<u8> = (0..=255u8).cycle().take(1500).collect();
+        for len in 0..long.len() {
+            assert_eq!(c.tag(&long[..len]), reference(c.key, &long[..len]), "{len}");
+        }
+        for key in [1, 2, P - 1, P - 2, 1 << 60, (1 << 61) - 3] {
+            let c = CleanCache {
+                key,
+                slots: Box::new([]),
+            };
+            for v in [&b""[..], b"\xff", &[0xff; 64], b"User-Agent: x\r\n"] {
+                assert_eq!(c.tag(v), reference(key, v));
+            }
+        }
+    }
+
+    #[test]
+    fn leading_zero_pieces_and_lengths_differ() {
+        let c = CleanCache::default();
+        let tags: std::collections::HashSet<u64> = (0..64)
+            .map(|n| c.tag(&vec![0u8; n]))
+            .chain([c.tag(b"a"), c.tag(b"\0a"), c.tag(b"a\0")])
+            .collect();
+        assert_eq!(tags.len(), 67);
+    }
+
+    #[test]
+    fn stores_and_finds() {
+        let c = CleanCache::default();
+        let t = c.tag(b"Mozilla/5.0");
+        assert!(!c.contains(t));
+        c.insert(t);
+        assert!(c.contains(t));
+        assert!(!c.contains(c.tag(b"Mozilla/5.1")));
     }
 }
