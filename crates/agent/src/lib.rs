@@ -318,6 +318,7 @@ fn start_proxy(
         store,
         log_allowed: cfg.log_allowed,
         sensors: Default::default(),
+        explained: Default::default(),
     });
     let pcfg = bulkhead_proxy::Config {
         port: p.port,

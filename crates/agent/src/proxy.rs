@@ -2,6 +2,7 @@
 //! kernel's rules come from, and the proxy's events kept in the agent's store, where
 //! `bulkhead flows` (decisions, as flow records) and `bulkhead events` (all) read them.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -9,7 +10,7 @@ use std::time::SystemTime;
 
 use bulkhead_model::{L4, Protocol};
 use bulkhead_policy::engine::AddrOwner;
-use bulkhead_policy::l7::L7Request;
+use bulkhead_policy::l7::{AppProtocol, L7Detail, L7Request};
 use bulkhead_proxy::{Authority, Decision, Event, EventKind};
 use bulkhead_store::{Record, Sink};
 use serde_json::json;
@@ -24,7 +25,25 @@ pub struct ProxyAuthority {
     pub store: Option<Arc<Sink>>,
     pub log_allowed: bool,
     pub sensors: crate::sensors::SensorCache,
+    /// Explanations of allowed connections, by what decides them (see [`Explained`]).
+    pub explained: Explained,
 }
+
+/// Explanations of allowed connections for their flow records, per (client address,
+/// server address and port, protocol, app) and policy generation. A busy client opens
+/// the same connection thousands of times a second, and explaining it (rule words,
+/// labels, skipped rules) cost more than proxying it; the record differs only in time
+/// and source port. Records naming an address outside the inventory are not kept: the
+/// DNS names they carry change without a new generation.
+#[derive(Default)]
+pub struct Explained {
+    map: std::sync::Mutex<(u64, HashMap<ExplainKey, flows::FlowRecord>)>,
+}
+
+type ExplainKey = (std::net::IpAddr, SocketAddr, Protocol, Option<AppProtocol>);
+
+/// Explanations kept at most (cleared when full: a scan touches many keys once).
+const EXPLAINED: usize = 4096;
 
 impl Authority for ProxyAuthority {
     fn decide(&self, client: SocketAddr, server: SocketAddr, l7: Option<&L7Request>) -> Decision {
@@ -108,38 +127,37 @@ impl Authority for ProxyAuthority {
                 }
             }
         }
-        let line = match &event.kind {
-            // Sensor events carry no policy decision to name the workloads: name them.
-            EventKind::Sensor { .. } => self.with_workloads(&event),
-            _ => serde_json::to_value(&event).unwrap_or_default(),
-        };
-        crate::respond::event(&self.shared, &line);
-        let Some(store) = &self.store else { return };
-        // A connection taken only to detect its protocol keeps its flow record alone.
-        let quiet = match &event.kind {
-            EventKind::Connection { decision } | EventKind::Protocol { decision, .. } => {
-                decision.quiet && decision.allowed
+        // Only what is worth keeping is serialized and stored: an allowed connection's
+        // verdict and protocol are its flow record, below.
+        if event.kind.noteworthy() {
+            let line = match &event.kind {
+                // Sensor events carry no policy decision to name the workloads: name them.
+                EventKind::Sensor { .. } => {
+                    let line = self.with_workloads(&event);
+                    crate::respond::event(&self.shared, &line);
+                    line
+                }
+                _ => serde_json::to_value(&event).unwrap_or_default(),
+            };
+            if let Some(store) = &self.store {
+                let _ = store.send(Record::Event(line));
             }
-            _ => false,
-        };
-        if !quiet {
-            let _ = store.send(Record::Event(line));
         }
         // Decisions also become flow records, like the kernel's: the connection's verdict
         // (the kernel never saw it: it was diverted) and every L7 denial.
         // A connection whose protocol is detected for its record (Discover: learning) is
         // recorded at detection, as a new connection with the protocol.
         let mut event_name = None;
-        let (decision, l7) = match &event.kind {
+        let (decision, l7, app) = match &event.kind {
             EventKind::Connection { decision } => {
                 if decision.allowed && (!self.log_allowed || decision.detect) {
                     return;
                 }
-                (decision, None)
+                (decision, None, None)
             }
             EventKind::Protocol {
                 protocol, decision, ..
-            } if !decision.allowed => (decision, Some(json!({ "protocol": protocol }))),
+            } if !decision.allowed => (decision, Some(json!({ "protocol": protocol })), None),
             EventKind::Protocol {
                 protocol,
                 detail,
@@ -151,7 +169,7 @@ impl Authority for ProxyAuthority {
                 if !detail.is_null() {
                     l7["detail"] = detail.clone();
                 }
-                (decision, Some(l7))
+                (decision, Some(l7), protocol.parse::<AppProtocol>().ok())
             }
             EventKind::Request {
                 protocol,
@@ -167,12 +185,37 @@ impl Authority for ProxyAuthority {
                     "refusal": refusal,
                     "pcap": pcap,
                 })),
+                None,
             ),
             _ => return,
         };
-        let Ok(mut r) = serde_json::from_value::<flows::FlowRecord>(decision.detail.clone()) else {
-            return;
+        let Some(store) = &self.store else { return };
+        let mut r = if decision.detail.is_null() {
+            // An allowed decision comes without its explanation (the hot path): explain
+            // it now, once, for the record.
+            let l7 = app.map(|app| L7Request {
+                app,
+                detail: L7Detail::None,
+            });
+            // (Only TCP gets here: a datagram is recorded only when refused.)
+            self.explain(
+                Protocol::Tcp,
+                event.client,
+                event.server,
+                l7.as_ref(),
+                decision.allowed,
+            )
+        } else {
+            match serde_json::from_value::<flows::FlowRecord>(decision.detail.clone()) {
+                Ok(r) => r,
+                Err(_) => return,
+            }
         };
+        // The proxy's verdict (a protocol whose requests cannot be inspected is refused
+        // though the rules allow the connection).
+        if !decision.allowed {
+            r.verdict = Action::Deny;
+        }
         r.time = event.time.clone();
         r.event = event_name
             .unwrap_or(if l7.is_some() { "l7" } else { "new" })
@@ -208,76 +251,131 @@ impl ProxyAuthority {
             nv.allowed && ((e && !v.egress.gated.is_empty()) || (i && !v.ingress.gated.is_empty()));
         let allowed_without_l7 =
             (!e || v.egress.allowed_without_gated) && (!i || v.ingress.allowed_without_gated);
-        // Allowed requests are the hot path (every Redis command): no record, no
-        // explanation. Everything that can end up in a record gets the full treatment.
-        if l7.is_some_and(|r| r.detail != bulkhead_policy::l7::L7Detail::None)
-            && nv.allowed
-            && !v.is_violation()
-        {
-            return Decision {
-                allowed: true,
-                needs_l7,
-                allowed_without_l7,
-                violation: false,
-                detect: false,
-                quiet: false,
-                decided_by: String::new(),
-                detail: serde_json::Value::Null,
-            };
-        }
-        let observed = Observed {
-            time: SystemTime::now(),
-            action: if nv.allowed {
-                Action::Allow
-            } else {
-                Action::Deny
-            },
-            src: client.ip(),
-            dst: server.ip(),
-            protocol: if protocol == Protocol::Udp { 17 } else { 6 },
-            sport: Some(client.port()),
-            dport: Some(server.port()),
-            icmp: None,
-            len: None,
-        };
-        let record = flows::enrich_l7(
-            &flows::Enrich {
-                engine: &engine,
-                scope: &scope,
-                generation: self
-                    .shared
-                    .generation
-                    .load(std::sync::atomic::Ordering::Acquire),
-                settled: false,
-                fail_closed: false,
-            },
-            &observed,
-            l7,
-        );
+        let violation =
+            nv.allowed && ((e && v.egress.is_violation()) || (i && v.ingress.is_violation()));
+        let learned = nv.allowed && ((e && v.egress.is_learned()) || (i && v.ingress.is_learned()));
         // The protocol goes into the record of the connection: one a Discover workload's
         // mode allowed (the divert chain sends those here for it: learning), and any TCP
         // connection taken for its L7 rules or sensors when allowed connections are
         // recorded (the proxy detects its protocol anyway), so that learning from a
         // group with sensors, or with L7 rules, also writes `app:`.
         let detect = protocol == Protocol::Tcp
-            && ((record.learned && engine.compiled().discover_detect_protocols)
-                || self.log_allowed);
-        Decision {
+            && ((learned && engine.compiled().discover_detect_protocols) || self.log_allowed);
+        let mut d = Decision {
             allowed: nv.allowed,
             needs_l7,
             allowed_without_l7,
-            violation: record.violation,
+            violation,
             detect,
             quiet: false,
-            decided_by: record
-                .decided_by
-                .as_ref()
-                .map(|d| d.display())
-                .unwrap_or_default(),
-            detail: serde_json::to_value(&record).unwrap_or_default(),
+            decided_by: String::new(),
+            detail: serde_json::Value::Null,
+        };
+        // An allowed decision is the hot path (every connection, every Redis command):
+        // it is not explained here. The one that ends up in a flow record is explained
+        // when it is recorded ([`Authority::record`]), once per connection.
+        if nv.allowed && !violation {
+            return d;
         }
+        let record = self.explain_with(
+            &engine,
+            &scope,
+            &observed(protocol, client, server, nv.allowed),
+            l7,
+        );
+        d.decided_by = record
+            .decided_by
+            .as_ref()
+            .map(|d| d.display())
+            .unwrap_or_default();
+        d.detail = serde_json::to_value(&record).unwrap_or_default();
+        d
     }
 
+    /// The flow record of `client -> server`, with the engine's explanation.
+    fn explain(
+        &self,
+        protocol: Protocol,
+        client: SocketAddr,
+        server: SocketAddr,
+        l7: Option<&L7Request>,
+        allowed: bool,
+    ) -> flows::FlowRecord {
+        // Only allowed connections with no request detail come here (denials are
+        // explained when decided); the key is everything their explanation depends on.
+        let generation = self.generation();
+        let key = (client.ip(), server, protocol, l7.map(|r| r.app));
+        let memo = allowed && l7.is_none_or(|r| r.detail == L7Detail::None);
+        if memo {
+            let map = self.explained.map.lock().unwrap_or_else(|e| e.into_inner());
+            if map.0 == generation
+                && let Some(r) = map.1.get(&key)
+            {
+                let mut r = r.clone();
+                r.sport = Some(client.port());
+                r.time = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+                return r;
+            }
+        }
+        let r = {
+            let engine = self.shared.engine.read().unwrap_or_else(|e| e.into_inner());
+            let scope = self.shared.scope.read().unwrap_or_else(|e| e.into_inner());
+            self.explain_with(
+                &engine,
+                &scope,
+                &observed(protocol, client, server, allowed),
+                l7,
+            )
+        };
+        let external = |p: &flows::Peer| p.entity.as_deref() == Some("world");
+        if memo && r.generation == generation && !external(&r.src) && !external(&r.dst) {
+            let mut map = self.explained.map.lock().unwrap_or_else(|e| e.into_inner());
+            if map.0 != generation || map.1.len() >= EXPLAINED {
+                map.1.clear();
+                map.0 = generation;
+            }
+            map.1.insert(key, r.clone());
+        }
+        r
+    }
+
+    fn explain_with(
+        &self,
+        engine: &bulkhead_policy::engine::Engine,
+        scope: &crate::decide::NodeScope,
+        o: &Observed,
+        l7: Option<&L7Request>,
+    ) -> flows::FlowRecord {
+        flows::enrich_l7(
+            &flows::Enrich {
+                engine,
+                scope,
+                generation: self.generation(),
+                settled: false,
+                fail_closed: false,
+            },
+            o,
+            l7,
+        )
+    }
+}
+
+/// What the proxy saw of `client -> server`, as the kernel's observations are written.
+fn observed(protocol: Protocol, client: SocketAddr, server: SocketAddr, allowed: bool) -> Observed {
+    Observed {
+        time: SystemTime::now(),
+        action: if allowed { Action::Allow } else { Action::Deny },
+        src: client.ip(),
+        dst: server.ip(),
+        protocol: if protocol == Protocol::Udp { 17 } else { 6 },
+        sport: Some(client.port()),
+        dport: Some(server.port()),
+        icmp: None,
+        len: None,
+    }
+}
+
+impl ProxyAuthority {
     /// The event with `src`/`dst` workload names (`ns/name`), as flow records have them.
     fn with_workloads(&self, event: &Event) -> serde_json::Value {
         let mut v = serde_json::to_value(event).unwrap_or_default();

@@ -29,10 +29,15 @@ pub(crate) struct Ctx<'a> {
     /// The connection's flow record waits for its protocol: it is reported with the
     /// protocol decision rather than the connection's (see [`crate::authority::Decision::detect`]).
     pub detect: bool,
+    /// An event worth keeping was reported: the connection's end is kept too.
+    pub noteworthy: std::cell::Cell<bool>,
 }
 
 impl Ctx<'_> {
     pub fn emit(&self, kind: EventKind) {
+        if kind.noteworthy() {
+            self.noteworthy.set(true);
+        }
         self.authority.record(Event {
             time: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
             conn: self.id,
@@ -49,6 +54,7 @@ impl Ctx<'_> {
             requests: self.requests,
             duration_ms: self.started.elapsed().as_secs_f64() * 1e3,
             reason,
+            keep: self.noteworthy.get(),
         });
     }
 
@@ -88,6 +94,7 @@ pub(crate) async fn handle(
         down: 0,
         requests: 0,
         detect: false,
+        noteworthy: Default::default(),
     };
     let mut d = authority.decide(client, server, None);
     if !d.allowed {

@@ -76,5 +76,25 @@ pub enum EventKind {
         duration_ms: f64,
         #[serde(skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
+        /// Keep this event: the connection had a noteworthy one before (see
+        /// [`EventKind::noteworthy`]); a clean connection's end is not worth a row.
+        #[serde(skip)]
+        keep: bool,
     },
+}
+
+impl EventKind {
+    /// Worth keeping as an event: a refusal, a Monitor violation, a denied or violating
+    /// request, a sensor finding, or the end of a connection that had one of those.
+    /// An allowed connection's verdict and protocol are in its flow record already;
+    /// storing them again as events tripled the bookkeeping of every connection.
+    pub fn noteworthy(&self) -> bool {
+        match self {
+            EventKind::Connection { decision } | EventKind::Protocol { decision, .. } => {
+                !decision.allowed || decision.violation
+            }
+            EventKind::Request { .. } | EventKind::Sensor { .. } => true,
+            EventKind::Closed { keep, .. } => *keep,
+        }
+    }
 }
