@@ -58,20 +58,30 @@ pub struct Detection {
 
 /// Run one detector on one decoded value.
 pub fn detect(attack: Attack, value: &[u8]) -> Option<Detection> {
+    detect_profiled(attack, value, crate::profile::Profile::of(value))
+}
+
+/// [`detect`] with the value's byte classes already known (one pass shared by every
+/// detector run on the value).
+pub(crate) fn detect_profiled(
+    attack: Attack,
+    value: &[u8],
+    p: crate::profile::Profile,
+) -> Option<Detection> {
     match attack {
-        Attack::Sqli => crate::sqli::detect(value).map(|m| Detection {
+        Attack::Sqli => crate::sqli::detect_profiled(value, p).map(|m| Detection {
             reason: m.signals.join(","),
             fingerprint: Some(m.fingerprint),
         }),
-        Attack::Xss => crate::xss::detect(value).map(|m| Detection {
+        Attack::Xss => crate::xss::detect_profiled(value, p).map(|m| Detection {
             reason: m.reason.to_string(),
             fingerprint: None,
         }),
-        Attack::Cmdi => crate::cmdi::detect(value).map(|m| Detection {
+        Attack::Cmdi => crate::cmdi::detect_profiled(value, p).map(|m| Detection {
             reason: m.command,
             fingerprint: None,
         }),
-        Attack::PathTraversal => crate::traversal::detect(value).map(|m| Detection {
+        Attack::PathTraversal => crate::traversal::detect_profiled(value, p).map(|m| Detection {
             reason: m.reason.to_string(),
             fingerprint: None,
         }),

@@ -13,6 +13,8 @@
 
 mod words;
 
+use crate::profile::{Profile, class};
+
 /// A detected command injection.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CmdiMatch {
@@ -24,15 +26,17 @@ const MAX_VALUE: usize = 4096;
 
 /// Judge one decoded value.
 pub fn detect(value: &[u8]) -> Option<CmdiMatch> {
+    detect_profiled(value, Profile::of(value))
+}
+
+/// [`detect`] with the value's byte classes already known.
+pub(crate) fn detect_profiled(value: &[u8], p: Profile) -> Option<CmdiMatch> {
+    let p = p.cut(value, MAX_VALUE);
     let v = &value[..value.len().min(MAX_VALUE)];
-    // Without an operator the only injection is a whole command line: its first word
-    // must be a program. Most values stop here, before any allocation.
-    if !v.iter().any(|&c| {
-        matches!(
-            c,
-            b';' | b'|' | b'&' | b'`' | b'$' | b'\n' | b'\r' | b'{' | b'(' | b'<' | b'>' | b'%'
-        )
-    }) {
+    // Without an operator (`; | & ` $ \n \r { ( < > %`) the only injection is a whole
+    // command line: its first word must be a program. Most values stop here, before
+    // any allocation.
+    if !p.any(class::SHELL_OP) {
         let first = v
             .split(|&c| is_blank(c))
             .find(|w| !w.is_empty())

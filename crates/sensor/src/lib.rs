@@ -5,6 +5,7 @@ pub mod attack;
 pub mod cmdi;
 pub mod decode;
 pub mod dlp;
+mod profile;
 pub mod sensor;
 pub mod sqli;
 pub mod traversal;

@@ -10,6 +10,7 @@
 //! matched by one Aho-Corasick pass; they need a path separator before them so prose
 //! does not match.
 
+use crate::profile::{Profile, class};
 use aho_corasick::AhoCorasick;
 use std::sync::LazyLock;
 
@@ -113,18 +114,24 @@ fn normalise(v: &[u8]) -> Vec<u8> {
 
 /// Judge one decoded value (a parameter, a header value, the request path).
 pub fn detect(value: &[u8]) -> Option<TraversalMatch> {
-    // Cheap exit: a climb needs `..` and a restricted name needs a separator.
-    if memchr::memchr3(b'.', b'/', b'\\', value).is_none() && memchr::memchr(b'%', value).is_none()
-    {
+    detect_profiled(value, Profile::of(value))
+}
+
+/// [`detect`] with the value's byte classes already known.
+pub(crate) fn detect_profiled(value: &[u8], p: Profile) -> Option<TraversalMatch> {
+    // Cheap exit: a climb needs `..` and a restricted name needs a separator (`.`,
+    // `/`, `\`, or a `%` that may decode to one).
+    if !p.any(class::PATH) {
         return None;
     }
-    // Nothing to decode, unify or cut (the common case): the value is its own
-    // normalised form, judged in place.
-    let plain = value.is_ascii()
-        && memchr::memchr3(b'%', b'\\', 0, value).is_none()
-        && !value
+    // Nothing to decode, unify or cut (the common case: ASCII, no `%`, `\`, NUL, no
+    // written-out `0x`): the value is its own normalised form, judged in place.
+    let written_hex = p.any(class::ZERO)
+        && p.any(class::X)
+        && value
             .windows(2)
             .any(|w| w[0] == b'0' && matches!(w[1], b'x' | b'X'));
+    let plain = !(p.any(class::PATH_DECODE) || written_hex);
     if plain {
         return judge(value);
     }

@@ -10,6 +10,7 @@
 //! (`alert(`, `document.cookie`) finds one into a script block.
 
 use crate::decode::html_decode;
+use crate::profile::{Profile, class};
 use aho_corasick::AhoCorasick;
 use std::sync::LazyLock;
 
@@ -78,15 +79,22 @@ const SCHEMES: &[&str] = &[
 
 /// Judge one decoded value.
 pub fn detect(value: &[u8]) -> Option<XssMatch> {
+    detect_profiled(value, Profile::of(value))
+}
+
+/// [`detect`] with the value's byte classes already known.
+pub(crate) fn detect_profiled(value: &[u8], p: Profile) -> Option<XssMatch> {
+    let p = p.cut(value, MAX_VALUE);
     let v = &value[..value.len().min(MAX_VALUE)];
-    if !marked(v) {
+    // What [`marked`] tests.
+    if !p.any(class::XSS_MARK) {
         return None;
     }
     let hit = |reason| Some(XssMatch { reason });
     // No markup and no character reference (most URLs and text): the value is its own
     // decoded form; with no blank or control byte either, it is its own squeezed form
     // too, up to case. Same verdicts as below, without the copies.
-    if memchr::memchr2(b'<', b'&', v).is_none() && v.iter().all(|&c| c > b' ') {
+    if !p.any(class::XSS_DECODE) {
         if let Some(m) = NEEDLES_CI.find(v) {
             return hit(needle_reason(m));
         }

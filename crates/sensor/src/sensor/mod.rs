@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use crate::attack::{self, Attack};
 use crate::dlp::{CustomPattern, DlpFinding, DlpKind, DlpScanner};
+use crate::profile::{Profile, class};
 use crate::{SensorError, decode};
 use http::Loc;
 
@@ -258,7 +259,13 @@ impl Sensor {
     }
 
     fn attacks_on(&self, loc: &Loc<'_>, value: &[u8], out: &mut Findings) {
-        if self.attacks.is_empty() || !suspicious(value) {
+        if self.attacks.is_empty() {
+            return;
+        }
+        // One pass over the value's bytes, shared by the filter below and every
+        // detector's own opening test.
+        let profile = Profile::of(value);
+        if !suspicious(value, profile) {
             return;
         }
         // Header values repeat from request to request (browser `User-Agent`): one
@@ -275,9 +282,13 @@ impl Sensor {
         // one: formatted at most once, and never for a clean value.
         let mut location: Option<String> = None;
         // A value decoded once by the server may be decoded again by the application.
-        let deeper = value
-            .contains(&b'%')
-            .then(|| decode::url_decode_deep(value));
+        let deeper = profile
+            .any(class::PERCENT)
+            .then(|| decode::url_decode_deep(value))
+            .map(|d| {
+                let p = Profile::of(&d);
+                (d, p)
+            });
         for &a in &self.attacks {
             if !out.list.is_empty() {
                 let location = location.get_or_insert_with(|| loc.name());
@@ -286,10 +297,10 @@ impl Sensor {
                     continue;
                 }
             }
-            let hit = attack::detect(a, value).is_some()
+            let hit = attack::detect_profiled(a, value, profile).is_some()
                 || deeper
-                    .as_deref()
-                    .is_some_and(|d| attack::detect(a, d).is_some());
+                    .as_ref()
+                    .is_some_and(|(d, p)| attack::detect_profiled(a, d, *p).is_some());
             if hit {
                 clean = false;
                 let location = location.get_or_insert_with(|| loc.name());
@@ -355,18 +366,8 @@ impl Findings {
 /// is one token to every detector, and one token is never an injection, except for
 /// what the detectors read inside such a token: `--` and `@@` (SQL comment, system
 /// variable), `..` (`....etcpasswd`), and SQL catalog names (`information_schema`).
-fn suspicious(v: &[u8]) -> bool {
-    static SAFE: [bool; 256] = {
-        let mut t = [false; 256];
-        let mut c = 0;
-        while c < 256 {
-            let b = c as u8;
-            t[c] = b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b'@' | b',');
-            c += 1;
-        }
-        t
-    };
-    if !v.iter().all(|&b| SAFE[b as usize]) {
+fn suspicious(v: &[u8], p: Profile) -> bool {
+    if p.any(class::UNSAFE) {
         return true;
     }
     if v.windows(2).any(|w| matches!(w, b"--" | b"@@" | b"..")) {

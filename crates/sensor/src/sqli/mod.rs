@@ -17,6 +17,7 @@ pub mod lex;
 pub mod query;
 pub mod words;
 
+use crate::profile::{Profile, class};
 use judge::{Walk, sig, signal_names};
 use lex::{Start, lex};
 
@@ -53,12 +54,18 @@ pub const MAX_VALUE: usize = 8 * 1024;
 /// as an XML parser hands them to the application), and a path by each of its
 /// segments (REST routes pass segments to queries: `/items/1 OR 1=1`).
 pub fn detect(value: &[u8]) -> Option<SqliMatch> {
+    detect_profiled(value, Profile::of(value))
+}
+
+/// [`detect`] with the value's byte classes already known.
+pub(crate) fn detect_profiled(value: &[u8], p: Profile) -> Option<SqliMatch> {
+    let p = p.cut(value, MAX_VALUE);
     let value = &value[..value.len().min(MAX_VALUE)];
-    if !may_inject(value) {
+    if !may_inject_profiled(value, p) {
         // Nothing the token judge could object to, in the value or in any segment of
         // it; only the catalog names, found even inside words, remain.
         if !value.trim_ascii_start().starts_with(b"<") {
-            return catalog_reference(value);
+            return catalog_reference_profiled(value, p);
         }
     }
     detect_tokens(value).or_else(|| parts(value).iter().find_map(|p| detect_one(p)))
@@ -141,7 +148,7 @@ fn parts(value: &[u8]) -> Vec<std::borrow::Cow<'_, [u8]>> {
 /// [`decide`] acts on: words, numbers, blanks, `. , ( ) + - / % ^ : ?`. Everything
 /// else (quotes, comparison and logic operators, comments, `;`, `@`, `*`, `|`, `&`,
 /// `\\`, `$`, brackets) may.
-static QUIET: [bool; 256] = {
+pub(crate) static QUIET: [bool; 256] = {
     let mut t = [false; 256];
     let mut c = 0;
     while c < 256 {
@@ -194,39 +201,55 @@ static QUIET: [bool; 256] = {
 /// variable with a keyword, or a keyword; this rules them all out. Checked against
 /// [`detect_exhaustive`] on every corpus row and by a property test.
 pub fn may_inject(value: &[u8]) -> bool {
+    may_inject_profiled(value, Profile::of(value))
+}
+
+fn may_inject_profiled(value: &[u8], p: Profile) -> bool {
     let word_byte = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || (b >= 0x80 && b != 0xa0);
     let mut prev = 0u8;
     let mut equals = false;
-    for (i, &b) in value.iter().enumerate() {
-        if b == b'=' {
-            // `name=value` (query strings, URLs): a comparison of a name, which is no
-            // constant comparison, when the token before `=` is a plain word: an
-            // identifier run that starts with a letter and is not glued to a number by
-            // a dot (`1.e5`). Anything else may compare literals (`1=1`, `(1)=1`).
-            let before = value[..i].trim_ascii_end();
-            let start = before
-                .iter()
-                .rposition(|&c| !word_byte(c))
-                .map_or(0, |p| p + 1);
-            let run = &before[start..];
-            if run.is_empty() || run[0].is_ascii_digit() || (start > 0 && before[start - 1] == b'.')
-            {
-                return true;
-            }
-            equals = true;
-        } else if !QUIET[b as usize]
-            || matches!((prev, b), (b'-', b'-') | (b'/', b'*') | (b':', b':'))
+    // Only quiet bytes and no `=`: of the loop below only the pairs are left to find
+    // (`/*` needs a `*`, which is not quiet).
+    if !p.any(class::SQL_LOUD | class::EQUALS) {
+        if (p.any(class::DASH) && memchr::memmem::find(value, b"--").is_some())
+            || (p.any(class::COLON) && memchr::memmem::find(value, b"::").is_some())
         {
             return true;
         }
-        prev = b;
+    } else {
+        for (i, &b) in value.iter().enumerate() {
+            if b == b'=' {
+                // `name=value` (query strings, URLs): a comparison of a name, which is no
+                // constant comparison, when the token before `=` is a plain word: an
+                // identifier run that starts with a letter and is not glued to a number by
+                // a dot (`1.e5`). Anything else may compare literals (`1=1`, `(1)=1`).
+                let before = value[..i].trim_ascii_end();
+                let start = before
+                    .iter()
+                    .rposition(|&c| !word_byte(c))
+                    .map_or(0, |p| p + 1);
+                let run = &before[start..];
+                if run.is_empty()
+                    || run[0].is_ascii_digit()
+                    || (start > 0 && before[start - 1] == b'.')
+                {
+                    return true;
+                }
+                equals = true;
+            } else if !QUIET[b as usize]
+                || matches!((prev, b), (b'-', b'-') | (b'/', b'*') | (b':', b':'))
+            {
+                return true;
+            }
+            prev = b;
+        }
     }
     // With a comparison, a `(` may leave a fragment open (`a=f(`): not judged here.
-    if equals && memchr::memchr(b'(', value).is_some() {
+    let paren = p.any(class::PAREN);
+    if equals && paren {
         return true;
     }
     // The plain words the judge reads as SQL need a `(` after them.
-    let paren = memchr::memchr(b'(', value).is_some();
     value
         .split(|&b| !word_byte(b))
         .filter(|w| !w.is_empty())
@@ -330,10 +353,12 @@ static CATALOG_FINDER: std::sync::LazyLock<aho_corasick::AhoCorasick> =
     });
 
 fn catalog_reference(value: &[u8]) -> Option<SqliMatch> {
+    catalog_reference_profiled(value, Profile::of(value))
+}
+
+fn catalog_reference_profiled(value: &[u8], p: Profile) -> Option<SqliMatch> {
     // Every name holds `_`, `.` or `@`, or (`sysobjects`, `msysaccessobjects`) a `j`.
-    if memchr::memchr3(b'_', b'.', b'@', value).is_none()
-        && memchr::memchr2(b'j', b'J', value).is_none()
-    {
+    if !p.any(class::CATALOG) {
         return None;
     }
     CATALOG_FINDER.find(value).map(|_| SqliMatch {
