@@ -19,7 +19,17 @@ fn redis_commands_are_enforced_by_the_proxy() {
     }
     require(&["redis-server", "redis-cli", "curl", "tshark"]);
     let _lock = common::lab_lock();
-    let lab = Lab::up(LAB, &["examples/", "examples/lab/l7.yaml"], &[]);
+    // A copy of the example, so that the test can change its policy (below).
+    let examples = tempfile::tempdir().expect("temp dir");
+    let source = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples");
+    for e in std::fs::read_dir(source).expect("examples/") {
+        let p = e.expect("examples/ entry").path();
+        if p.extension().is_some_and(|x| x == "yaml") {
+            std::fs::copy(&p, examples.path().join(p.file_name().expect("name"))).expect("copy");
+        }
+    }
+    let dir = format!("{}/", examples.path().display());
+    let lab = Lab::up(LAB, &[&dir, "examples/lab/l7.yaml"], &[]);
     let exec = |workload: &str, cmd: &[&str]| lab.run(workload, cmd);
     let ip = lab.ipv4("platform/redis-0");
     // redis-server may take a moment after the lab reports it running.
@@ -245,4 +255,40 @@ fn redis_commands_are_enforced_by_the_proxy() {
         sqli["src"]["workload"],
         sqli["dst"]["workload"]
     );
+
+    // The records of allowed connections follow a policy change at once (the agent
+    // keeps their explanations per policy generation): rename the Redis policy and the
+    // next connection's record names the new one.
+    let redis_records_by = |policy: &str| {
+        let o = bulkhead(&["flows", "--lab", LAB, "--verdict", "allow", "-o", "json"]);
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|r| {
+                r["dst"]["workload"] == "platform/redis-0"
+                    && r["decided_by"]["rule"]["policy"] == policy
+            })
+            .count()
+    };
+    assert!(redis_records_by("redis-from-node") > 0);
+    let policies = examples.path().join("policies.yaml");
+    let text = std::fs::read_to_string(&policies).expect("policies.yaml");
+    let renamed = text.replace(
+        "metadata: {name: redis-from-node}",
+        "metadata: {name: redis-from-node-renamed}",
+    );
+    assert_ne!(text, renamed, "the example's Redis policy was renamed");
+    std::fs::write(&policies, renamed).expect("write policies.yaml");
+    let start = std::time::Instant::now();
+    loop {
+        exec("platform/node-api-0", &["redis-cli", "-h", &ip, "PING"]);
+        if redis_records_by("redis-from-node-renamed") > 0 {
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "no record names the renamed policy"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
 }
