@@ -170,18 +170,13 @@ pub(crate) async fn relay(
         server.write_all(&pending).await.context("to the server")?;
     }
     let idle = cx.cfg.idle_timeout;
-    match timeout(
-        idle,
-        tokio::io::copy_bidirectional(&mut client, &mut server),
-    )
-    .await
-    {
-        Ok(Ok((up, down))) => {
+    match crate::idle::splice(&mut client, &mut server, idle).await {
+        Ok(Some((up, down))) => {
             cx.up += up;
             cx.down += down;
             Ok(())
         }
-        Ok(Err(e)) => Err(e.into()),
-        Err(_) => anyhow::bail!("idle for {idle:?}"),
+        Ok(None) => anyhow::bail!("idle for {idle:?}"),
+        Err(e) => Err(e.into()),
     }
 }

@@ -43,12 +43,14 @@ pub(crate) async fn relay(
     }
     let (mut cbuf, mut sbuf) = (vec![0u8; READ], vec![0u8; READ]);
     let (mut client_open, mut server_open) = (true, true);
+    let idle = crate::idle::Idle::new(cx.cfg.idle_timeout);
+    let mut timer = idle.timer();
     while client_open || server_open {
-        let idle = tokio::time::sleep(cx.cfg.idle_timeout);
         tokio::select! {
-            _ = idle => anyhow::bail!("idle for {:?}", cx.cfg.idle_timeout),
+            _ = idle.expired(&mut timer) => anyhow::bail!("idle for {:?}", idle.timeout()),
             r = client.read(&mut cbuf), if client_open => {
                 let n = r.context("from the client")?;
+                idle.touch();
                 if n == 0 {
                     client_open = false;
                     let _ = server.shutdown().await;
@@ -64,6 +66,7 @@ pub(crate) async fn relay(
             }
             r = server.read(&mut sbuf), if server_open => {
                 let n = r.context("from the server")?;
+                idle.touch();
                 if n == 0 {
                     server_open = false;
                     let _ = client.shutdown().await;

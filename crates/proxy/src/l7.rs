@@ -176,6 +176,8 @@ pub(crate) async fn serve(
     let mut memo = Memo::default();
     let mut out = session.server_bytes(&held_s);
     out = merge(out, feed_client(cx, &mut memo, session.as_mut(), &held_c));
+    let idle = crate::idle::Idle::new(cx.cfg.idle_timeout);
+    let mut timer = idle.timer();
     loop {
         report_stream(cx, &protocol, &out);
         if learn_dns {
@@ -184,11 +186,11 @@ pub(crate) async fn serve(
         if flush(cx, &mut client, &mut server, out).await? {
             return Ok(());
         }
-        let idle = tokio::time::sleep(cx.cfg.idle_timeout);
         tokio::select! {
-            _ = idle => anyhow::bail!("idle for {:?}", cx.cfg.idle_timeout),
+            _ = idle.expired(&mut timer) => anyhow::bail!("idle for {:?}", idle.timeout()),
             r = client.read(&mut cbuf) => {
                 let n = r.context("from the client")?;
+                idle.touch();
                 if n == 0 {
                     let _ = server.shutdown().await;
                     // Drain what the server still sends, through the session.
@@ -199,6 +201,7 @@ pub(crate) async fn serve(
             }
             r = server.read(&mut sbuf) => {
                 let n = r.context("from the server")?;
+                idle.touch();
                 if n == 0 {
                     let _ = client.shutdown().await;
                     return Ok(());

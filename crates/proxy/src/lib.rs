@@ -24,6 +24,7 @@ mod conn;
 mod discover;
 pub mod event;
 mod fqdn;
+mod idle;
 mod inspect;
 mod l7;
 pub mod protocol;
