@@ -205,7 +205,7 @@ pub fn may_inject(value: &[u8]) -> bool {
 }
 
 fn may_inject_profiled(value: &[u8], p: Profile) -> bool {
-    let word_byte = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || (b >= 0x80 && b != 0xa0);
+    let word_byte = |b: u8| WORD_BYTE[b as usize];
     let mut prev = 0u8;
     let mut equals = false;
     // Only quiet bytes and no `=`: of the loop below only the pairs are left to find
@@ -249,25 +249,49 @@ fn may_inject_profiled(value: &[u8], p: Profile) -> bool {
     if equals && paren {
         return true;
     }
-    // The plain words the judge reads as SQL need a `(` after them.
-    value
-        .split(|&b| !word_byte(b))
-        .filter(|w| !w.is_empty())
-        .any(|w| {
-            if sql_word(w, paren) {
-                return true;
-            }
-            // `1union`, `0x1Funion`: MySQL splits a keyword off a number (at any letter of
-            // a word that starts with a digit); `1.e1union`: also off the exponent of a
-            // float that the dot cut from this word (at a letter after a digit). A split
-            // that is not one only costs the full reading.
-            (1..w.len()).any(|k| {
+    // The plain words the judge reads as SQL need a `(` after them. Words are the
+    // runs of word bytes, found by a table lookup per byte.
+    let n = value.len();
+    let mut i = 0;
+    while i < n {
+        if !WORD_BYTE[value[i] as usize] {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < n && WORD_BYTE[value[i] as usize] {
+            i += 1;
+        }
+        let w = &value[start..i];
+        // `1union`, `0x1Funion`: MySQL splits a keyword off a number (at any letter of
+        // a word that starts with a digit); `1.e1union`: also off the exponent of a
+        // float that the dot cut from this word (at a letter after a digit). A split
+        // that is not one only costs the full reading.
+        if sql_word(w, paren)
+            || (1..w.len()).any(|k| {
                 (w[0].is_ascii_digit() || w[k - 1].is_ascii_digit())
                     && w[k].is_ascii_alphabetic()
                     && sql_word(&w[k..], paren)
             })
-        })
+        {
+            return true;
+        }
+    }
+    false
 }
+
+/// The bytes [`may_inject`] reads as part of a word (as the lexer does): ASCII letters,
+/// digits, `_`, and any byte of a multi-byte character but the no-break space's 0xa0.
+static WORD_BYTE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric() || b == b'_' || (b >= 0x80 && b != 0xa0);
+        c += 1;
+    }
+    t
+};
 
 /// A word the judge reads as more than a plain name (`paren`: the value holds a `(`,
 /// so the words that are SQL only before one count too).
