@@ -129,29 +129,50 @@ fn trigger_pass(data: &[u8], plus_is_blank: bool, escapes: bool) -> bool {
     let sep = SEP | if plus_is_blank { PLUS } else { 0 };
     let stop = AT | if escapes { ESCAPE } else { 0 };
     let mut digits = 0u32;
-    for (i, &b) in data.iter().enumerate() {
-        let c = CLASS[b as usize];
-        if c == 0 {
+    let n = data.len();
+    let mut i = 0;
+    while i < n {
+        // Eight bytes that can neither start nor continue anything (most of a header
+        // line or URL) are skipped at once: byte by byte, each would only have reset
+        // the digit count. A chunk that fails the test is read byte by byte.
+        let next8 = i + 8;
+        if next8 <= n && data[i..next8].iter().fold(0, |m, &b| m | CLASS[b as usize]) == 0 {
             digits = 0;
+            i = next8;
             continue;
         }
-        if c & DIGIT != 0 {
-            digits += 1;
-            if digits >= 9 {
+        let end = next8.min(n);
+        while i < end {
+            if step(data, i, &mut digits, sep, stop) {
                 return true;
             }
-            continue;
+            i += 1;
         }
-        if c & stop != 0
-            || (c & UPPER_A != 0 && matches!(data.get(i + 1..i + 4), Some(b"KIA" | b"SIA")))
-            || (c & DASH != 0 && data[i..].starts_with(b"-----BEGIN"))
-        {
-            return true;
-        }
-        // A separator continues a digit run only between two digits.
-        if !(c & sep != 0 && digits > 0 && data.get(i + 1).is_some_and(u8::is_ascii_digit)) {
-            digits = 0;
-        }
+    }
+    false
+}
+
+/// One byte of [`trigger_pass`]: `true` when a trigger is found at `i`.
+#[inline(always)]
+fn step(data: &[u8], i: usize, digits: &mut u32, sep: u8, stop: u8) -> bool {
+    let c = CLASS[data[i] as usize];
+    if c == 0 {
+        *digits = 0;
+        return false;
+    }
+    if c & DIGIT != 0 {
+        *digits += 1;
+        return *digits >= 9;
+    }
+    if c & stop != 0
+        || (c & UPPER_A != 0 && matches!(data.get(i + 1..i + 4), Some(b"KIA" | b"SIA")))
+        || (c & DASH != 0 && data[i..].starts_with(b"-----BEGIN"))
+    {
+        return true;
+    }
+    // A separator continues a digit run only between two digits.
+    if !(c & sep != 0 && *digits > 0 && data.get(i + 1).is_some_and(u8::is_ascii_digit)) {
+        *digits = 0;
     }
     false
 }
@@ -180,6 +201,9 @@ mod tests {
                 "-----BEGIN",
                 "----BEGIN",
                 "a",
+                "abcdefghijk",
+                "Mozilla/",
+                ".com",
                 "%",
                 "\\",
             ])
