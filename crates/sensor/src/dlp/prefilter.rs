@@ -9,63 +9,69 @@
 //! the windows finds exactly what scanning everything finds. Hand-written because a
 //! digit-run counter is a loop, not a pattern.
 
-use memchr::memmem::Finder;
-use std::sync::LazyLock;
-
 /// Bytes an SSN keyword (`social security number`, punctuation) can precede its
 /// digits by.
 const KEYWORD_BEFORE: usize = 40;
 const EMAIL_BEFORE: usize = 65;
 const EMAIL_AFTER: usize = 1 + 10 * 64 + 25;
 
-/// The literal triggers, built once: a `memmem::find_iter` per call would build its
-/// searcher on every scan (a visible share of a small request's cost).
-static AKIA: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"AKIA"));
-static ASIA: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"ASIA"));
-static BEGIN: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"-----BEGIN"));
-
 /// Sorted, merged `[start, end)` windows of `data` that can hold a built-in match.
+///
+/// One pass with the byte classes of [`trigger_pass`]: a digit starts a run (digits,
+/// each pair at most one `-`/space apart), `@` an e-mail window, `AKIA`/`ASIA` a key
+/// window (non-overlapping per literal, as a substring search reports them: `AKIAKIA`
+/// opens one), `-----BEGIN` a key block. Bytes a run takes (digits, separators between
+/// two digits) can start none of the others.
 pub fn windows(data: &[u8]) -> Vec<(usize, usize)> {
     let n = data.len();
     let mut w: Vec<(usize, usize)> = Vec::new();
     let mut add = |s: usize, e: usize| w.push((s, e.min(n)));
-    for p in memchr::memchr_iter(b'@', data) {
-        add(p.saturating_sub(EMAIL_BEFORE), p + EMAIL_AFTER + 1);
-    }
-    for lit in [&*AKIA, &*ASIA] {
-        for p in lit.find_iter(data) {
-            add(p.saturating_sub(1), p + 21);
-        }
-    }
-    for p in BEGIN.find_iter(data) {
-        add(p, p + 96);
-    }
-    // Digit runs: digits, each pair at most one `-`/space apart.
+    // Where the next `AKIA` / `ASIA` may start.
+    let (mut akia_from, mut asia_from) = (0, 0);
     let mut i = 0;
     while i < n {
-        if !data[i].is_ascii_digit() {
-            i += 1;
+        let c = CLASS[data[i] as usize];
+        if c & DIGIT != 0 {
+            let start = i;
+            let mut digits = 0;
+            let mut end = i;
+            while i < n {
+                if data[i].is_ascii_digit() {
+                    digits += 1;
+                    i += 1;
+                    end = i;
+                } else if matches!(data[i], b' ' | b'-')
+                    && data.get(i + 1).is_some_and(u8::is_ascii_digit)
+                {
+                    i += 1;
+                } else {
+                    break;
+                }
+            }
+            if digits >= 9 {
+                add(start.saturating_sub(KEYWORD_BEFORE + 1), end + 1);
+            }
+            // `data[i]`, which ended the run, is read again below.
             continue;
         }
-        let start = i;
-        let mut digits = 0;
-        let mut end = i;
-        while i < n {
-            if data[i].is_ascii_digit() {
-                digits += 1;
-                i += 1;
-                end = i;
-            } else if matches!(data[i], b' ' | b'-')
-                && data.get(i + 1).is_some_and(u8::is_ascii_digit)
-            {
-                i += 1;
-            } else {
-                break;
+        if c & AT != 0 {
+            add(i.saturating_sub(EMAIL_BEFORE), i + EMAIL_AFTER + 1);
+        } else if c & UPPER_A != 0 {
+            match data.get(i + 1..i + 4) {
+                Some(b"KIA") if i >= akia_from => {
+                    add(i.saturating_sub(1), i + 21);
+                    akia_from = i + 4;
+                }
+                Some(b"SIA") if i >= asia_from => {
+                    add(i.saturating_sub(1), i + 21);
+                    asia_from = i + 4;
+                }
+                _ => {}
             }
+        } else if c & DASH != 0 && data[i..].starts_with(b"-----BEGIN") {
+            add(i, i + 96);
         }
-        if digits >= 9 {
-            add(start.saturating_sub(KEYWORD_BEFORE + 1), end + 1);
-        }
+        i += 1;
     }
     w.sort_unstable();
     let mut merged: Vec<(usize, usize)> = Vec::with_capacity(w.len());
@@ -179,8 +185,65 @@ fn step(data: &[u8], i: usize, digits: &mut u32, sep: u8, stop: u8) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{any_trigger, nothing_to_decode_or_find, windows};
+    use super::{
+        EMAIL_AFTER, EMAIL_BEFORE, KEYWORD_BEFORE, any_trigger, nothing_to_decode_or_find, windows,
+    };
+    use memchr::memmem::Finder;
     use proptest::prelude::*;
+
+    /// The windows as first written: a search per trigger kind, then the digit runs.
+    fn four_searches(data: &[u8]) -> Vec<(usize, usize)> {
+        let n = data.len();
+        let mut w: Vec<(usize, usize)> = Vec::new();
+        let mut add = |s: usize, e: usize| w.push((s, e.min(n)));
+        for p in memchr::memchr_iter(b'@', data) {
+            add(p.saturating_sub(EMAIL_BEFORE), p + EMAIL_AFTER + 1);
+        }
+        for lit in [&Finder::new(b"AKIA"), &Finder::new(b"ASIA")] {
+            for p in lit.find_iter(data) {
+                add(p.saturating_sub(1), p + 21);
+            }
+        }
+        for p in Finder::new(b"-----BEGIN").find_iter(data) {
+            add(p, p + 96);
+        }
+        // Digit runs: digits, each pair at most one `-`/space apart.
+        let mut i = 0;
+        while i < n {
+            if !data[i].is_ascii_digit() {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            let mut digits = 0;
+            let mut end = i;
+            while i < n {
+                if data[i].is_ascii_digit() {
+                    digits += 1;
+                    i += 1;
+                    end = i;
+                } else if matches!(data[i], b' ' | b'-')
+                    && data.get(i + 1).is_some_and(u8::is_ascii_digit)
+                {
+                    i += 1;
+                } else {
+                    break;
+                }
+            }
+            if digits >= 9 {
+                add(start.saturating_sub(KEYWORD_BEFORE + 1), end + 1);
+            }
+        }
+        w.sort_unstable();
+        let mut merged: Vec<(usize, usize)> = Vec::with_capacity(w.len());
+        for (s, e) in w {
+            match merged.last_mut() {
+                Some(last) if s <= last.1 => last.1 = last.1.max(e),
+                _ => merged.push((s, e)),
+            }
+        }
+        merged
+    }
 
     fn digitty() -> impl Strategy<Value = Vec<u8>> {
         let piece = prop_oneof![
@@ -197,6 +260,9 @@ mod tests {
                 "@",
                 "AKIA",
                 "ASIA",
+                "AKIAKIA",
+                "ASIASIA",
+                "1-----BEGIN",
                 "AKI",
                 "-----BEGIN",
                 "----BEGIN",
@@ -219,6 +285,7 @@ mod tests {
         /// it also covers the form-decoded text.
         #[test]
         fn any_trigger_is_windows_nonempty(d in digitty()) {
+            prop_assert_eq!(windows(&d), four_searches(&d));
             prop_assert_eq!(any_trigger(&d, false), !windows(&d).is_empty());
             prop_assert_eq!(
                 nothing_to_decode_or_find(&d),
