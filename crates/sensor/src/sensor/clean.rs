@@ -86,9 +86,12 @@ impl CleanCache {
     /// of at most [`MAX_LEN`] bytes give two different polynomials of degree at most
     /// `n = ceil(len / 7) <= 147` (the length leads, and fixes the degree), whose
     /// difference has at most 147 roots, so for a key drawn uniformly the tags agree
-    /// with probability at most 147 / (2^61 - 2), doubled by the `| 1` below: under
-    /// 2^-52 per pair. A request whose value must match one of at most [`SLOTS`]
-    /// cached tags thus succeeds with probability under 2^-42, whatever value it sends;
+    /// with probability at most 147 / (2^61 - 2), under 2^-53 per pair (the tag is
+    /// the reduced value plus one: nonzero, and no two values merged, as `| 1` would
+    /// merge two values whose polynomials differ by the constant 1, such as one byte
+    /// that differs in its low bit, for half of all keys). A request whose value must
+    /// match one of at most [`SLOTS`] cached tags thus succeeds with probability under
+    /// 2^-43, whatever value it sends;
     /// what the sender learns from a miss (that `r` is not a root of one polynomial)
     /// does not raise the odds of the next try. About two instructions per byte
     /// (SipHash took three times that, and was most of a cached header's cost).
@@ -111,13 +114,12 @@ impl CleanCache {
             h = step(h, r, u64::from_le_bytes(w));
             i += k;
         }
-        reduce(h) | 1
+        reduce(h) + 1
     }
 
-    /// The pair of slots a tag may sit in, first way first (the tag's low bit is
-    /// always set: not used).
+    /// The pair of slots a tag may sit in, first way first.
     fn ways(tag: u64) -> (usize, usize) {
-        let i = ((tag >> 1) as usize % SLOTS) & !1;
+        let i = (tag as usize % SLOTS) & !1;
         (i, i + 1)
     }
 
@@ -152,7 +154,7 @@ mod tests {
             w[..piece.len()].copy_from_slice(piece);
             h = (h * u128::from(key) + u128::from(u64::from_le_bytes(w))) % p;
         }
-        (h as u64) | 1
+        (h as u64) + 1
     }
 
     #[test]
@@ -170,6 +172,25 @@ mod tests {
             };
             for v in [&b""[..], b"\xff", &[0xff; 64], b"User-Agent: x\r\n"] {
                 assert_eq!(c.tag(v), reference(key, v));
+            }
+        }
+    }
+
+    /// Values whose polynomials differ by a constant (one byte's low bit) keep
+    /// different tags under every key.
+    #[test]
+    fn a_low_bit_changes_the_tag() {
+        for key in [1, 2, 3, 12345, P - 1] {
+            let c = CleanCache {
+                key,
+                slots: Box::new([]),
+            };
+            for (a, b) in [
+                (&b"x,"[..], &b"x-"[..]),
+                (b"(", b")"),
+                (b"abcdefgh<", b"abcdefgh="),
+            ] {
+                assert_ne!(c.tag(a), c.tag(b), "key {key}");
             }
         }
     }
