@@ -32,8 +32,17 @@ impl Renderer<'_> {
         // Later packets of a diverted connection, and servers' answers to the proxy's
         // own (transparent) connections and datagrams: to the socket that owns them.
         let owned = |proto: u8| {
-            vec![
-                l4proto(proto),
+            let mut r = vec![l4proto(proto)];
+            if proto == TCP {
+                // Not the SYN of a new connection: one that reuses the ports of a
+                // connection the proxy closed first finds its TIME_WAIT socket, which is
+                // transparent too. Taken here it would be answered by the dead connection
+                // (an ACK the client drops, then a 1 s SYN retransmit: a third of
+                // connection-per-request throughput); the tproxy rule below replaces the
+                // TIME_WAIT socket with the listener, as the kernel does for its own ports.
+                r.push(ct_state(&["established", "related"]));
+            }
+            r.extend([
                 eq(
                     Expression::Named(NamedExpression::Socket(Socket {
                         key: Cow::Owned(SocketAttr::Transparent),
@@ -42,7 +51,8 @@ impl Renderer<'_> {
                 ),
                 set_mark(false, DIVERT_MARK),
                 accept(),
-            ]
+            ]);
+            r
         };
         let mut rules: Vec<Stmts> = vec![
             owned(TCP),
