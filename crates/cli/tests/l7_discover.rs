@@ -101,6 +101,36 @@ fn discover_connections_are_learned_with_their_protocol() {
         body.contains("web-0") && body.contains("GET /v1/items"),
         "{body}"
     );
+    // A client that reuses its port for the next connection, after a response the
+    // server ended with a close (so the proxy closed first and holds the old connection
+    // in TIME_WAIT), connects at once: its SYN must reach the proxy's listener, not the
+    // dead connection (which made the client wait a second for its SYN retransmit).
+    let url = format!("http://{web}:8080/v1/items");
+    let t = Instant::now();
+    for _ in 0..4 {
+        let (ok, out) = lab.run(
+            CLIENT,
+            &[
+                "curl",
+                "-sS",
+                "-m",
+                "5",
+                "--local-port",
+                "41234",
+                "-H",
+                "Connection: close",
+                "-o",
+                "/dev/null",
+                &url,
+            ],
+        );
+        assert!(ok, "{out}");
+    }
+    assert!(
+        t.elapsed() < Duration::from_millis(2500),
+        "4 connections from one port took {:?}",
+        t.elapsed()
+    );
     // A server-first protocol detection cannot name: the banner is not held (Discover
     // connections are detected as their bytes pass; holding it would wait for the
     // 3 s detection timeout).
