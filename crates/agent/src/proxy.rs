@@ -292,7 +292,8 @@ impl ProxyAuthority {
         d
     }
 
-    /// The flow record of `client -> server`, with the engine's explanation.
+    /// The flow record of `client -> server`, with the engine's explanation (its time is
+    /// the caller's to set: the event's).
     fn explain(
         &self,
         protocol: Protocol,
@@ -313,7 +314,6 @@ impl ProxyAuthority {
             {
                 let mut r = r.clone();
                 r.sport = Some(client.port());
-                r.time = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
                 return r;
             }
         }
