@@ -65,11 +65,6 @@ pub async fn connect_as(
         set_transparent_ref(&r, v6)?;
         r.set_mark(mark)?;
     }
-    // The port is chosen at connect time, not by bind: bind(port 0) must find a port no
-    // other socket holds on this address, a search of the bind table per connection,
-    // while connect only needs the four-tuple to be free (what HAProxy's `source` does).
-    nix::sys::socket::setsockopt(&s, nix::sys::socket::sockopt::IpBindAddressNoPort, &true)
-        .map_err(io::Error::from)?;
     // Port 0: the client's own port is taken by the diverted connection's conntrack entry
     // (same addresses, same destination).
     let mut from = client;
