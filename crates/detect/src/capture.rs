@@ -298,7 +298,13 @@ impl Flows {
             let client = if p.ack { p.dst } else { p.src };
             f.reversed = client != f.first;
         }
-        let Some(detector) = f.detector.as_mut().filter(|d| d.answer().is_none()) else {
+        // A decided flow is fed on while its answer may still be refined (an h2c upgrade
+        // request waits for the server's 101).
+        let Some(detector) = f
+            .detector
+            .as_mut()
+            .filter(|d| d.answer().is_none() || d.refining())
+        else {
             return;
         };
         let dir = if p.src == f.first {

@@ -160,20 +160,23 @@ pub(crate) fn udp_response(m: &[u8]) -> Check {
 /// The smallest message: a header and a question for the root (12 + 1 + 4 bytes).
 const MIN_MESSAGE: usize = 17;
 
-/// Could these 12 bytes start a DNS message of this direction? Checked as soon as they
-/// are in, so that another protocol whose first two bytes read as a large length (an
-/// MQTT CONNECT, `10 0c`, is 4108) is not held until the detection timeout.
+/// Could these bytes (up to 12) start a DNS message of this direction? Each field is
+/// checked as soon as its bytes are in, so that another protocol whose first two bytes
+/// read as a large length (an MQTT CONNECT, `10 0c`, is 4108; a Redis inline `PING`,
+/// `PI`, is 20553) is not held until the detection timeout.
 fn plausible_header(h: &[u8], response: bool) -> bool {
-    let (Some(flags), Some(qd), Some(an)) = (be16(h, 2), be16(h, 4), be16(h, 6)) else {
-        return true;
-    };
-    let opcode = (flags >> 11) & 0xf;
-    (flags & 0x8000 != 0) == response
-        && matches!(opcode, 0 | 1 | 2 | 4 | 5)
-        && flags & 0x0040 == 0
-        && (1..=4).contains(&qd)
-        && an <= 512
-        && (response || opcode != 0 || an == 0)
+    let flags = be16(h, 2);
+    let opcode = flags.map(|f| (f >> 11) & 0xf);
+    let flags_ok = flags.is_none_or(|f| {
+        // RCODE is set in responses (RFC 1035 4.1.1): a query's is 0.
+        (f & 0x8000 != 0) == response
+            && (response || f & 0x000f == 0)
+            && opcode.is_some_and(|o| matches!(o, 0 | 1 | 2 | 4 | 5))
+            && f & 0x0040 == 0
+    });
+    flags_ok
+        && be16(h, 4).is_none_or(|qd| (1..=4).contains(&qd))
+        && be16(h, 6).is_none_or(|an| an <= 512 && (response || opcode != Some(0) || an == 0))
 }
 
 fn tcp(b: &[u8], response: bool) -> Check {
@@ -181,7 +184,8 @@ fn tcp(b: &[u8], response: bool) -> Check {
         return Check::More;
     };
     let len = usize::from(len);
-    if len < MIN_MESSAGE || !plausible_header(b.get(2..14).unwrap_or(&[]), response) {
+    let header = &b[2..b.len().min(14)];
+    if len < MIN_MESSAGE || !plausible_header(header, response) {
         return Check::No;
     }
     match b.get(2..2 + len) {
@@ -263,6 +267,21 @@ mod tests {
         let mut framed = (QUERY.len() as u16).to_be_bytes().to_vec();
         framed.extend_from_slice(&QUERY[..20]);
         assert!(matches!(tcp_query(&framed), Check::More));
+    }
+
+    #[test]
+    fn a_header_is_judged_field_by_field_as_it_arrives() {
+        // Redis inline commands: `PI` announces 20553 bytes, and the flags that follow
+        // (`\r\n`) carry an RCODE, which no query has.
+        for inline in [&b"PING\r\n"[..], b"INFO\r\n", b"QUIT\r\n"] {
+            assert_eq!(tcp_query(inline), Check::No, "{inline:?}");
+        }
+        // A real query's prefixes still wait, whatever the split.
+        let mut framed = (QUERY.len() as u16).to_be_bytes().to_vec();
+        framed.extend_from_slice(QUERY);
+        for n in 0..14 {
+            assert_eq!(tcp_query(&framed[..n]), Check::More, "{n}");
+        }
     }
 
     #[test]

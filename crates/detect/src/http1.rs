@@ -1,5 +1,9 @@
-//! HTTP/1.x: a request line and its headers (which may ask for an h2c upgrade), or a
-//! status line from a server.
+//! HTTP/1.x: a request line and its headers, or a status line from a server.
+//!
+//! A request asking to upgrade to HTTP/2 (`Upgrade: h2c`, RFC 7540 3.2, deprecated by
+//! RFC 9113 3.1) is still an HTTP/1.1 request, and the server may ignore the header and
+//! answer in HTTP/1.1 (RFC 9110 7.8): the connection is HTTP/2 only once the server has
+//! answered `101 Switching Protocols` naming h2c ([`switched_to_h2c`]).
 
 use bulkhead_policy::l7::AppProtocol;
 use serde_json::Value;
@@ -73,24 +77,58 @@ pub(crate) fn request(b: &[u8]) -> Check {
             .find(|h| h.name.eq_ignore_ascii_case(name))
             .map_or(Value::Null, |h| lossy(h.value))
     };
-    let upgrade = header("upgrade");
-    let app = match upgrade.as_str() {
-        Some(u) if u.split(',').any(|p| p.trim().eq_ignore_ascii_case("h2c")) => AppProtocol::Http2,
-        _ => AppProtocol::Http,
-    };
     let d = detail([
         ("method", lossy(method)),
         ("path", lossy(target)),
         ("version", lossy(version)),
         ("host", header("host")),
         ("user_agent", header("user-agent")),
+        ("upgrade", header("upgrade")),
     ]);
-    // The request line proves HTTP; the headers (still coming) may make it h2c.
+    // The request line proves HTTP; the headers (still coming) hold the details.
     if parsed {
-        yes(app, d)
+        yes(AppProtocol::Http, d)
     } else {
-        Check::Likely(app, d)
+        Check::Likely(AppProtocol::Http, d)
     }
+}
+
+/// Does an `Upgrade` header value name h2c?
+pub(crate) fn names_h2c(upgrade: &str) -> bool {
+    upgrade
+        .split(',')
+        .any(|p| p.trim().eq_ignore_ascii_case("h2c"))
+}
+
+/// Interim responses (`100 Continue`, `103 Early Hints`) read before the answer.
+const MAX_INTERIM: usize = 8;
+
+/// The server's answer to a request asking to upgrade to h2c: `Some(true)` when it is
+/// `101 Switching Protocols` with `Upgrade: h2c` (the connection goes on in HTTP/2),
+/// `Some(false)` for any other final answer or bytes that are no HTTP/1 response, `None`
+/// while the answer is incomplete. Interim 1xx responses before it are skipped.
+pub(crate) fn switched_to_h2c(b: &[u8]) -> Option<bool> {
+    let mut at = 0;
+    for _ in 0..MAX_INTERIM {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut r = httparse::Response::new(&mut headers);
+        let n = match r.parse(&b[at..]) {
+            Ok(httparse::Status::Complete(n)) => n,
+            Ok(httparse::Status::Partial) => return None,
+            Err(_) => return Some(false),
+        };
+        match r.code {
+            Some(101) => {
+                return Some(r.headers.iter().any(|h| {
+                    h.name.eq_ignore_ascii_case("upgrade")
+                        && std::str::from_utf8(h.value).is_ok_and(names_h2c)
+                }));
+            }
+            Some(100..=199) => at += n,
+            _ => return Some(false),
+        }
+    }
+    Some(false)
 }
 
 /// `HTTP/1.x DDD ` from a server.
@@ -135,11 +173,39 @@ mod tests {
     }
 
     #[test]
-    fn h2c_upgrade_is_http2() {
-        let (app, _) = detail_of(request(
+    fn an_h2c_upgrade_request_is_http_until_the_server_switches() {
+        let (app, d) = detail_of(request(
             b"GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n",
         ));
-        assert_eq!(app, AppProtocol::Http2);
+        assert_eq!(app, AppProtocol::Http);
+        assert_eq!(d["upgrade"], "h2c");
+        // Apache's answer (mod_http2, `Protocols h2c http/1.1`), then its SETTINGS.
+        let switched = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n\x00\x00\x06\x04";
+        assert_eq!(switched_to_h2c(switched), Some(true));
+        for n in 0..switched.len() - 6 {
+            assert_eq!(switched_to_h2c(&switched[..n]), None, "{n}");
+        }
+        // nginx ignores the header and answers in HTTP/1.1.
+        assert_eq!(
+            switched_to_h2c(b"HTTP/1.1 200 OK\r\nServer: nginx\r\n\r\nh1\n"),
+            Some(false)
+        );
+        // An interim 100 Continue comes first; a switch to another protocol is not h2c.
+        assert_eq!(
+            switched_to_h2c(
+                b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 101 Switching Protocols\r\nUpgrade: H2C\r\n\r\n"
+            ),
+            Some(true)
+        );
+        assert_eq!(
+            switched_to_h2c(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n"),
+            Some(false)
+        );
+        // HTTP/2 frames instead of a status line: not an answer to the upgrade.
+        assert_eq!(
+            switched_to_h2c(b"\x00\x00\x06\x04\x00\x00\x00\x00\x00"),
+            Some(false)
+        );
     }
 
     #[test]

@@ -158,7 +158,13 @@ pub struct Detector {
     answer: Option<Detection>,
     /// The side whose bytes proved to be a client's (requests), when a check said so.
     requester: Option<Dir>,
+    /// After an HTTP/1.1 request asking to upgrade to h2c was detected: the direction of
+    /// the server's answer and its bytes so far, until they say whether it switched.
+    upgrade: Option<(Dir, Vec<u8>)>,
 }
+
+/// The server's answer to an upgrade request is read up to this many bytes.
+const MAX_UPGRADE_ANSWER: usize = 16 * 1024;
 
 impl Detector {
     /// A detector for a connection seen from its first byte, buffering at most `limit`
@@ -171,6 +177,7 @@ impl Detector {
             mode: Mode::Opening,
             answer: None,
             requester: None,
+            upgrade: None,
         }
     }
 
@@ -204,10 +211,21 @@ impl Detector {
         self.requester
     }
 
+    /// Whether bytes fed after the answer may still make it more precise: an HTTP/1.1
+    /// request asking to upgrade to h2c is `http` at once (a proxy decides on it before
+    /// the server sees it), and becomes `http2` if the server's answer, fed next, is
+    /// `101 Switching Protocols` to h2c. A capture reader keeps feeding while this holds.
+    pub fn refining(&self) -> bool {
+        self.upgrade.is_some()
+    }
+
     /// More bytes from one side. Answers `NeedMore` until the bytes decide.
     pub fn feed(&mut self, dir: Dir, data: &[u8]) -> Detection {
-        if let Some(a) = &self.answer {
-            return a.clone();
+        if self.answer.is_some() {
+            if self.upgrade.as_ref().is_some_and(|(d, _)| *d == dir) {
+                self.follow_upgrade(data);
+            }
+            return self.answer.clone().unwrap_or(Detection::Unknown);
         }
         if data.is_empty() {
             return Detection::NeedMore;
@@ -242,11 +260,47 @@ impl Detector {
     }
 
     fn settle(&mut self, d: Detection) -> Detection {
+        let h2c = matches!(&d, Detection::Known { app: AppProtocol::Http, detail }
+            if detail.contains_key("method")
+                && detail
+                    .get("upgrade")
+                    .and_then(Value::as_str)
+                    .is_some_and(http1::names_h2c));
+        self.answer = Some(d);
+        if h2c {
+            // The answer comes from the side that did not send the request.
+            let answers = self.requester.unwrap_or(Dir::ToServer).reverse();
+            let seen = match answers {
+                Dir::ToServer => std::mem::take(&mut self.client),
+                Dir::ToClient => std::mem::take(&mut self.server),
+            };
+            self.upgrade = Some((answers, Vec::new()));
+            self.follow_upgrade(&seen);
+        }
         // Nothing is looked at again: give the buffers back.
         self.client = Vec::new();
         self.server = Vec::new();
-        self.answer = Some(d.clone());
-        d
+        self.answer.clone().unwrap_or(Detection::Unknown)
+    }
+
+    /// The server's answer to an h2c upgrade request, as it arrives.
+    fn follow_upgrade(&mut self, data: &[u8]) {
+        let Some((_, buf)) = self.upgrade.as_mut() else {
+            return;
+        };
+        let room = MAX_UPGRADE_ANSWER.saturating_sub(buf.len());
+        buf.extend_from_slice(&data[..data.len().min(room)]);
+        match http1::switched_to_h2c(buf) {
+            None if buf.len() < MAX_UPGRADE_ANSWER => return,
+            Some(true) => {
+                if let Some(Detection::Known { app, detail }) = &mut self.answer {
+                    *app = AppProtocol::Http2;
+                    detail.insert("upgraded".into(), Value::Bool(true));
+                }
+            }
+            _ => {}
+        }
+        self.upgrade = None;
     }
 
     /// The (check list, side whose bytes are requests if a check of it matches) pairs to
@@ -421,6 +475,37 @@ mod tests {
         let req = b"\x00\x00\x00\x28\x00\x03\x00\x02\x00\x00\x00\x8e\x00\x07rdkafka\x00\x00\x00\x01\x00\x11LB_MAIN_LOG_INPUT";
         assert_eq!(app(&d.feed(Dir::ToClient, req)), Some("kafka"));
         assert_eq!(d.requester(), Some(Dir::ToClient));
+    }
+
+    #[test]
+    fn an_h2c_upgrade_is_http2_once_the_server_switches() {
+        let req = b"GET /x HTTP/1.1\r\nHost: h:8080\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n";
+        for (answer, want) in [
+            (
+                &b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n"
+                    [..],
+                "http2",
+            ),
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nh1\n", "http"),
+        ] {
+            let mut d = Detector::new(4096);
+            // The request decides at once (the proxy holds it until then)...
+            assert_eq!(app(&d.feed(Dir::ToServer, req)), Some("http"));
+            assert!(d.refining());
+            // ... and the server's answer, in pieces, says whether the connection switched.
+            let (a, b) = answer.split_at(20);
+            d.feed(Dir::ToClient, a);
+            let got = d.feed(Dir::ToClient, b);
+            assert_eq!(app(&got), Some(want));
+            assert!(!d.refining());
+            assert_eq!(d.finish(), got);
+            if let Detection::Known { detail, .. } = got {
+                assert_eq!(detail["path"], "/x");
+                assert_eq!(detail["upgrade"], "h2c");
+            }
+        }
+        // No answer before the end: the request was HTTP/1.1.
+        assert_eq!(app(&detect(req, b"")), Some("http"));
     }
 
     #[test]

@@ -50,10 +50,53 @@ pub(crate) fn reply(b: &[u8]) -> Check {
     message(b, false)
 }
 
+/// Opcodes a client sends.
+fn client_op(op: u32) -> bool {
+    matches!(
+        op,
+        OP_UPDATE
+            | OP_INSERT
+            | OP_QUERY
+            | OP_GET_MORE
+            | OP_DELETE
+            | OP_KILL_CURSORS
+            | OP_COMPRESSED
+            | OP_MSG
+    )
+}
+
+/// Opcodes a server answers with.
+fn server_op(op: u32) -> bool {
+    matches!(op, OP_REPLY | OP_COMPRESSED | OP_MSG)
+}
+
+/// Could a header that is not all in yet start a message of this direction? Each field
+/// is judged on the bytes of it that are in: a short message of another protocol (an
+/// LDAP bind is 14 bytes) must not wait for a 16th byte that never comes.
+fn partial_header_ok(b: &[u8], from_client: bool) -> bool {
+    // The length is little-endian and below 48 MB: its last byte is small.
+    let len_ok = b.get(3).is_none_or(|&c| c <= 2);
+    // A request's responseTo is 0.
+    let response_to_ok = !from_client || b.iter().take(12).skip(8).all(|&c| c == 0);
+    // Every opcode is below 2^16; those whose low 16 bits are in must be known.
+    let op_ok = b.get(14).is_none_or(|&c| c == 0)
+        && match (b.get(12), b.get(13)) {
+            (Some(&lo), Some(&hi)) => {
+                let op = u32::from(u16::from_le_bytes([lo, hi]));
+                if from_client {
+                    client_op(op)
+                } else {
+                    server_op(op)
+                }
+            }
+            _ => true,
+        };
+    len_ok && response_to_ok && op_ok
+}
+
 fn message(b: &[u8], from_client: bool) -> Check {
     if b.len() < 16 {
-        // The length is little-endian and below 48 MB: its last byte is small.
-        return if b.get(3).is_none_or(|&c| c <= 2) {
+        return if partial_header_ok(b, from_client) {
             Check::More
         } else {
             Check::No
@@ -63,20 +106,9 @@ fn message(b: &[u8], from_client: bool) -> Check {
     let response_to = le32(b, 8).unwrap_or(0);
     let op = le32(b, 12).unwrap_or(0);
     let op_ok = if from_client {
-        response_to == 0
-            && matches!(
-                op,
-                OP_UPDATE
-                    | OP_INSERT
-                    | OP_QUERY
-                    | OP_GET_MORE
-                    | OP_DELETE
-                    | OP_KILL_CURSORS
-                    | OP_COMPRESSED
-                    | OP_MSG
-            )
+        response_to == 0 && client_op(op)
     } else {
-        response_to != 0 && matches!(op, OP_REPLY | OP_COMPRESSED | OP_MSG)
+        response_to != 0 && server_op(op)
     };
     if !(MIN_MESSAGE..=MAX_MESSAGE).contains(&len) || !op_ok {
         return Check::No;
@@ -217,6 +249,22 @@ mod tests {
         assert_eq!(request(&q), Check::No);
         q[8..12].copy_from_slice(&[0; 4]);
         assert!(matches!(request(&q), Check::Yes(..)));
+    }
+
+    #[test]
+    fn a_short_message_of_another_protocol_is_not_a_header_in_waiting() {
+        // ldapsearch's anonymous simple bind: 14 bytes, whose responseTo bytes are not 0.
+        let bind = b"\x30\x0c\x02\x01\x01\x60\x07\x02\x01\x03\x04\x00\x80\x00";
+        assert_eq!(request(bind), Check::No);
+        // Prefixes of a reply, and of a request up to its opcode, still wait.
+        let rep = op_msg(7, PING);
+        for n in 0..16 {
+            assert_eq!(reply(&rep[..n]), Check::More, "{n}");
+        }
+        // An unknown opcode is refused once its low bytes are in.
+        let mut odd = op_msg(0, PING);
+        odd[12] = 0x99;
+        assert_eq!(request(&odd[..14]), Check::No);
     }
 
     #[test]
