@@ -585,6 +585,7 @@ fn cases(amqp: bool) -> Vec<Case> {
         )
         .is("version", json!("HTTP/1.0"))
         .is("path", json!("/index.html")),
+        case("curl HEAD", "http", "curl -sSI http://{url}/").is("method", json!("HEAD")),
         // HTTP/2 cleartext: prior knowledge (nginx), the Upgrade dance (Apache switches,
         // nginx ignores the header and answers in HTTP/1.1).
         case(
@@ -664,6 +665,14 @@ fn cases(amqp: bool) -> Vec<Case> {
             "wget -q -O /dev/null --no-check-certificate https://{url}/",
         )
         .is("version", json!("TLS1.3")),
+        // s_server refuses TLS 1.1 (security level): the ClientHello is what counts.
+        case(
+            "openssl s_client TLS 1.1",
+            "tls",
+            "openssl s_client -brief -connect {url}:8443 -tls1_1 -cipher DEFAULT@SECLEVEL=0",
+        )
+        .may_fail()
+        .is("version", json!("TLS1.1")),
         // DNS: dnsmasq.
         case("dig over UDP", "dns", "dig +tries=1 +time=5 @{ip} api.example.test A")
             .udp()
@@ -684,6 +693,17 @@ fn cases(amqp: bool) -> Vec<Case> {
         .v6()
         .udp()
         .is("qtype", json!(16)),
+        case(
+            "dig +keepopen: two queries on one TCP connection",
+            "dns",
+            "dig +tcp +keepopen +tries=1 +time=5 @{ip} api.example.test a.example.test",
+        )
+        .is("query", json!("api.example.test")),
+        // A, AAAA and MX: three flows (dnsmasq refuses the MX question: exit code 1).
+        case("host", "dns", "host api.example.test {ip}")
+            .udp()
+            .may_fail()
+            .is("query", json!("api.example.test")),
         // Redis 7.
         case("redis-cli RESP2", "redis", "redis-cli -h {ip} SET greeting hello")
             .is("command", json!("SET"))
@@ -697,6 +717,14 @@ fn cases(amqp: bool) -> Vec<Case> {
         )
         .is("command", json!("PING"))
         .is("inline", json!(true)),
+        case("redis-cli AUTH", "redis", "redis-cli -h {ip} --no-auth-warning -a secret PING")
+            .is("command", json!("AUTH")),
+        // Its CONFIG GET, then a connection for the inline PING and one for RESP's.
+        case(
+            "redis-benchmark",
+            "redis",
+            "redis-benchmark -h {ip} -c 1 -n 5 -t ping -q",
+        ),
         // PostgreSQL 15 (TLS on) and MariaDB 10.11.
         case(
             "psql sslmode=disable",
@@ -718,10 +746,17 @@ fn cases(amqp: bool) -> Vec<Case> {
             "openssl s_client -brief -connect {url}:5432 -starttls postgres",
         )
         .is("message", json!("SSLRequest")),
+        case("pg_isready", "postgresql", "pg_isready -h {ip}"),
         case(
             "mariadb client",
             "mysql",
             "mariadb -h {ip} -u root -e 'SELECT VERSION()'",
+        )
+        .starts("server_version", "5.5.5-10."),
+        case(
+            "mariadb client --ssl (the server has no TLS)",
+            "mysql",
+            "mariadb --ssl -h {ip} -u root -e 'SELECT 1'",
         )
         .starts("server_version", "5.5.5-10."),
         // OpenLDAP.
@@ -750,6 +785,7 @@ fn cases(amqp: bool) -> Vec<Case> {
             "openssl s_client -brief -connect {url}:389 -starttls ldap",
         )
         .is("operation", json!("extended")),
+        case("ldapwhoami", "ldap", "ldapwhoami -x -H ldap://{url}").is("operation", json!("bind")),
         // OpenSSH: no key is offered, the login fails after the banners and key exchange.
         case(
             "ssh",
@@ -781,6 +817,14 @@ fn cases(amqp: bool) -> Vec<Case> {
         .is("version", json!("3.1")),
         case("curl MQTT publish", "mqtt", "curl -sS -d 21.5 mqtt://{url}/sensors/t1")
             .is("packet", json!("CONNECT")),
+        // Nobody answers the request: it times out once its question is published.
+        case(
+            "mosquitto_rr MQTT 5 request",
+            "mqtt",
+            "mosquitto_rr -h {ip} -t rpc/req -e rpc/resp -m hi -W 1",
+        )
+        .may_fail()
+        .is("version", json!("5")),
         // memcached 1.6: text and binary protocols.
         case("memcstat text protocol", "memcached", "memcstat --servers={ip}")
             .is("command", json!("version")),
@@ -798,6 +842,12 @@ fn cases(amqp: bool) -> Vec<Case> {
             "printf 'set k 0 60 5\\r\\nhello\\r\\nget k\\r\\nquit\\r\\n' | nc -N -w 5 {ip} 11211",
         )
         .is("command", json!("set")),
+        case(
+            "memcached meta commands over nc",
+            "memcached",
+            "printf 'ms mk 5\\r\\nhello\\r\\nmg mk v\\r\\nmn\\r\\n' | nc -N -w 5 {ip} 11211",
+        )
+        .is("command", json!("ms")),
         // aiosmtpd (the server speaks first).
         case(
             "swaks to aiosmtpd",
@@ -826,6 +876,12 @@ fn cases(amqp: bool) -> Vec<Case> {
             "openssl s_client -brief -connect {url}:25 -starttls smtp",
         )
         .starts("greeting", "220 "),
+        // nc sends at once: its HELO may come before the greeting or after it.
+        case(
+            "SMTP HELO over nc",
+            "smtp",
+            "printf 'HELO x\\r\\nQUIT\\r\\n' | nc -N -w 5 {ip} 25",
+        ),
         // Mid-connection: each client connects before the capture starts and speaks
         // once it runs, so the capture holds neither the handshake nor a greeting.
         case(
@@ -1015,23 +1071,28 @@ fn real_clients_and_servers_are_detected_in_fresh_captures() {
         "apache2",
         "openssl",
         "dig",
+        "host",
         "dnsmasq",
         "redis-server",
         "redis-cli",
+        "redis-benchmark",
         "nc",
         "psql",
+        "pg_isready",
         "mariadb",
         "mariadbd",
         "mariadb-install-db",
         "slapd",
         "slapadd",
         "ldapsearch",
+        "ldapwhoami",
         "sshd",
         "ssh",
         "ssh-keygen",
         "mosquitto",
         "mosquitto_pub",
         "mosquitto_sub",
+        "mosquitto_rr",
         "memcached",
         "memcstat",
         "swaks",
