@@ -221,7 +221,7 @@ fn dns_peers_allow_what_allowed_names_resolved_to_for_their_ttl() {
     assert!(!set_text(&d4).contains(EVIL));
 
     // 4. The flow record of the allowed connection names the rule and the name.
-    let o = common::lab::bulkhead(&["flows", "--lab", LAB, "-o", "json"]);
+    let o = common::lab::settled(&["flows", "--lab", LAB, "-o", "json"]);
     let flows: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())

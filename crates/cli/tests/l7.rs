@@ -8,7 +8,7 @@ mod common;
 
 use std::process::Command;
 
-use common::lab::{Lab, bulkhead, require};
+use common::lab::{Lab, bulkhead, require, settled};
 
 const LAB: &str = "l7test";
 
@@ -159,8 +159,17 @@ fn redis_commands_are_enforced_by_the_proxy() {
     assert!(leaked.contains("4111 1111 1111 1111"), "{leaked}");
 
     // The denial is an event with the request, the refusal and a capture.
-    let events = bulkhead(&["events", "--lab", LAB, "--all", "-o", "json"]);
-    let events = String::from_utf8_lossy(&events.stdout).into_owned();
+    // The store commits what arrives within 25 ms together: read until the last event
+    // (the card leak, reported after the response) is there.
+    let start = std::time::Instant::now();
+    let events = loop {
+        let o = bulkhead(&["events", "--lab", LAB, "--all", "-o", "json"]);
+        let events = String::from_utf8_lossy(&o.stdout).into_owned();
+        if events.contains("\"credit_card\"") || start.elapsed().as_secs() > 10 {
+            break events;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
     let flush_event: serde_json::Value = events
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
@@ -236,13 +245,13 @@ fn redis_commands_are_enforced_by_the_proxy() {
     );
 
     // And bulkhead flows shows the L7 denial with what decided.
-    let flows = bulkhead(&["flows", "--lab", LAB, "--verdict", "deny", "-o", "json"]);
+    let flows = settled(&["flows", "--lab", LAB, "--verdict", "deny", "-o", "json"]);
     let flows = String::from_utf8_lossy(&flows.stdout);
     assert!(flows.contains("redis FLUSHALL"), "{flows}");
     // An allowed connection the proxy took for its rules and sensors, between two
     // Protect groups (not learning), is recorded with the protocol it detected: so
     // learning from groups with sensors or L7 rules writes `app:` too.
-    let allowed = bulkhead(&["flows", "--lab", LAB, "--verdict", "allow", "-o", "json"]);
+    let allowed = settled(&["flows", "--lab", LAB, "--verdict", "allow", "-o", "json"]);
     let allowed = String::from_utf8_lossy(&allowed.stdout);
     assert!(
         allowed

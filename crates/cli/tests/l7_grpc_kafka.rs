@@ -23,7 +23,7 @@
 
 mod common;
 
-use common::lab::{Lab, bulkhead, require};
+use common::lab::{Lab, bulkhead, require, settled};
 
 const LAB: &str = "l7grpc";
 const CLIENT: &str = "apps/client-0";
@@ -161,7 +161,7 @@ fn grpc_methods_and_kafka_topics_are_enforced_by_the_proxy() {
         let text = String::from_utf8_lossy(&o.stdout);
         assert!(text.starts_with(verdict), "explain {request}: {text}");
     }
-    let flows = bulkhead(&["flows", "--lab", LAB, "--verdict", "deny", "-o", "json"]);
+    let flows = settled(&["flows", "--lab", LAB, "--verdict", "deny", "-o", "json"]);
     let flows = String::from_utf8_lossy(&flows.stdout);
     for want in ["demo.Admin", "DropAll", "payroll"] {
         assert!(
@@ -204,7 +204,7 @@ fn grpc_methods_and_kafka_topics_are_enforced_by_the_proxy() {
 /// The flow records of allowed connections to `port` that carry their protocol
 /// (connections tried before the server listened have none).
 fn allowed_records(port: u16) -> Vec<serde_json::Value> {
-    let flows = bulkhead(&["flows", "--lab", LAB, "--verdict", "allow", "-o", "json"]);
+    let flows = settled(&["flows", "--lab", LAB, "--verdict", "allow", "-o", "json"]);
     String::from_utf8_lossy(&flows.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::lab::{bulkhead, have};
+use common::lab::{bulkhead, have, settled};
 
 use std::process::Command;
 use std::time::Duration;
@@ -184,7 +184,7 @@ fn ldap_operations_are_enforced_by_the_proxy() {
     );
 
     // Each refusal is an event, with the refusal and a capture tshark reads as LDAP.
-    let events = bulkhead(&["events", "--lab", LAB, "-o", "json"]);
+    let events = settled(&["events", "--lab", LAB, "-o", "json"]);
     let events = String::from_utf8_lossy(&events.stdout);
     let events: Vec<serde_json::Value> = events
         .lines()

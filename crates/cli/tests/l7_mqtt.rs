@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::lab::bulkhead;
+use common::lab::{bulkhead, settled};
 
 use std::process::Command;
 
@@ -184,7 +184,7 @@ fn mqtt_topics_are_enforced_by_the_proxy() {
         "subscribe to admin/# must fail: {denied:?}"
     );
 
-    let events = bulkhead(&["events", "--lab", LAB, "-o", "json"]);
+    let events = settled(&["events", "--lab", LAB, "-o", "json"]);
     let events = String::from_utf8_lossy(&events.stdout);
     let refused: Vec<(String, String)> = events
         .lines()

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::lab::{bulkhead, have};
+use common::lab::{bulkhead, have, settled};
 
 use std::process::Command;
 use std::time::Duration;
@@ -273,7 +273,7 @@ fn sql_statements_are_enforced_by_the_proxy() {
     assert!(lines.contains(&"2"), "the DROP reached the server: {out}");
 
     // The refusals are events, with the request and the refusal.
-    let events = bulkhead(&["events", "--lab", LAB, "-o", "json"]);
+    let events = settled(&["events", "--lab", LAB, "-o", "json"]);
     let events = String::from_utf8_lossy(&events.stdout);
     let refused = |request: &str| {
         events

@@ -1,7 +1,7 @@
-//! The writer thread: records sent from any thread are committed in batches (what arrives
-//! within [`LINGER`] of a batch's first record, up to [`BATCH`]), and retention
-//! runs between batches, one bounded step at a time, so pruning never stalls ingest for
-//! long. [`Sink::flush`] waits until everything sent before it is committed.
+//! The writer thread: records sent from any thread are committed in batches (what
+//! arrived since the previous commit, at least [`LINGER`] before, up to [`BATCH`]), and
+//! retention runs between batches, one bounded step at a time, so pruning never stalls
+//! ingest for long. [`Sink::flush`] waits until everything sent before it is committed.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -20,8 +20,8 @@ pub const BATCH: usize = 4096;
 const QUEUE: usize = 65_536;
 /// Quiet for this long: the conversations aggregated so far are written.
 const IDLE: Duration = Duration::from_secs(1);
-/// How long a batch waits for more records after its first: bounds how stale a query's
-/// answer can be, and keeps transactions to at most ~40 a second under a trickle.
+/// Least time between two commits (unless a flush waits): bounds how stale a query's
+/// answer can be, and keeps transactions to at most 40 a second under a trickle.
 const LINGER: Duration = Duration::from_millis(25);
 /// How often retention looks at the store when nothing is due.
 const PRUNE_EVERY: Duration = Duration::from_secs(10);
@@ -100,6 +100,9 @@ fn run(mut store: Store, rx: Receiver<Msg>, retention: Retention, stats: &SinkSt
     let mut waiting: Vec<mpsc::Sender<()>> = Vec::new();
     let mut next_prune = Instant::now();
     let mut pruning = true;
+    let mut last_commit = Instant::now()
+        .checked_sub(LINGER)
+        .unwrap_or_else(Instant::now);
     loop {
         let timeout = if pruning {
             Duration::ZERO
@@ -114,13 +117,15 @@ fn run(mut store: Store, rx: Receiver<Msg>, retention: Retention, stats: &SinkSt
             Err(RecvTimeoutError::Timeout) => idle = !pruning,
             Err(RecvTimeoutError::Disconnected) => open = false,
         }
-        // Whatever else arrives within LINGER joins the batch (unless someone waits for
-        // a flush): a transaction costs about as much for one record as for a hundred,
-        // and a steady trickle (a few thousand connections a second) committed record by
-        // record cost the writer ~100 us each. Sleeping, not waiting on the channel: a
+        // Under a steady trickle (a few thousand connections a second) a transaction
+        // per record or two cost the writer ~100 us a record, and a transaction costs
+        // about as much for a hundred: so commits are at least LINGER apart, and what
+        // arrives meanwhile joins the batch. A record after a quiet spell (or with a
+        // flush waiting) is committed at once. Sleeping, not waiting on the channel: a
         // waiting receiver is woken by every send, which cost as much again.
-        if open && waiting.is_empty() && !batch.is_empty() && batch.len() < BATCH {
-            std::thread::sleep(LINGER);
+        let since = last_commit.elapsed();
+        if open && waiting.is_empty() && !batch.is_empty() && since < LINGER {
+            std::thread::sleep(LINGER - since);
         }
         while batch.len() < BATCH {
             match rx.try_recv() {
@@ -133,6 +138,7 @@ fn run(mut store: Store, rx: Receiver<Msg>, retention: Retention, stats: &SinkSt
             }
         }
         if !batch.is_empty() {
+            last_commit = Instant::now();
             let n = batch.len() as u64;
             match store.write(&batch) {
                 Ok(()) => {

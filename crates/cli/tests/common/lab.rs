@@ -14,6 +14,22 @@ pub fn bulkhead(args: &[&str]) -> Output {
         .expect("running bulkhead")
 }
 
+/// `bulkhead` reading a lab's store (`flows`, `events`), once two reads 150 ms apart
+/// agree: the agent's store commits what arrives within 25 ms of its last commit
+/// together, so a read right after the traffic may not see its last records yet.
+pub fn settled(args: &[&str]) -> Output {
+    let start = std::time::Instant::now();
+    let mut last = bulkhead(args);
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        let next = bulkhead(args);
+        if next.stdout == last.stdout || start.elapsed().as_secs() > 10 {
+            return next;
+        }
+        last = next;
+    }
+}
+
 /// Is `program` on PATH (or in /usr/sbin)?
 pub fn have(program: &str) -> bool {
     Command::new("sh")
@@ -103,7 +119,7 @@ impl Lab {
 
     /// Every event of the lab's agents (`bulkhead events --all -o json`).
     pub fn events(&self) -> Vec<serde_json::Value> {
-        let o = bulkhead(&["events", "--lab", self.name, "--all", "-o", "json"]);
+        let o = settled(&["events", "--lab", self.name, "--all", "-o", "json"]);
         String::from_utf8_lossy(&o.stdout)
             .lines()
             .filter_map(|l| serde_json::from_str(l).ok())
