@@ -29,6 +29,11 @@ pub fn action_from_prefix(prefix: &str) -> Option<Action> {
     .map(|(_, a)| a)
 }
 
+/// A record's time, as records write it.
+pub fn format_time(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
 /// One packet as the data plane reported it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Observed {
@@ -137,7 +142,7 @@ pub fn enrich(cx: &Enrich, o: &Observed) -> FlowRecord {
 
 /// [`enrich`] for what the L7 proxy decided, with what it knew at layer 7.
 pub fn enrich_l7(cx: &Enrich, o: &Observed, l7: Option<&L7Request>) -> FlowRecord {
-    let time = humantime::format_rfc3339_millis(o.time).to_string();
+    let time = format_time(o.time);
     let (src, dst) = (
         peer(cx.engine, cx.scope, o.src),
         peer(cx.engine, cx.scope, o.dst),

@@ -16,6 +16,7 @@
 pub mod config;
 pub mod conntrack;
 pub mod decide;
+pub mod explained;
 pub mod flows;
 pub mod fqdn;
 pub mod netns;
@@ -419,11 +420,17 @@ fn cut(
     }
 }
 
-/// Enrich an observation with the engine as it is now.
-fn enrich(shared: &Shared, o: &flows::Observed, settled: bool) -> flows::FlowRecord {
+/// Enrich an observation with the engine as it is now (from `memo` when the same flow
+/// was explained in this generation).
+fn enrich(
+    shared: &Shared,
+    o: &flows::Observed,
+    settled: bool,
+    memo: &explained::Explained,
+) -> flows::FlowRecord {
     let engine = shared.engine.read().unwrap_or_else(|e| e.into_inner());
     let scope = shared.scope.read().unwrap_or_else(|e| e.into_inner());
-    flows::enrich(
+    memo.enrich_l7(
         &flows::Enrich {
             engine: &engine,
             scope: &scope,
@@ -432,6 +439,7 @@ fn enrich(shared: &Shared, o: &flows::Observed, settled: bool) -> flows::FlowRec
             fail_closed: shared.fail_closed,
         },
         o,
+        None,
     )
 }
 
@@ -461,10 +469,11 @@ fn start_flows(shared: &Arc<Shared>, log: nflog::Nflog, store: Arc<bulkhead_stor
         .name("nflog".into())
         .spawn(move || {
             let s2 = shared.clone();
+            let memo = explained::Explained::default();
             nflog::run(
                 log,
                 |o| {
-                    let r = enrich(&shared, &o, shared.settled(Instant::now()));
+                    let r = enrich(&shared, &o, shared.settled(Instant::now()), &memo);
                     write_record(&shared, &store, r);
                 },
                 |e| {
@@ -487,6 +496,7 @@ fn start_ended(shared: &Arc<Shared>, store: Arc<bulkhead_store::Sink>) {
     let spawned = std::thread::Builder::new()
         .name("conntrack".into())
         .spawn(move || {
+            let memo = explained::Explained::default();
             let res = conntrack::listen_ended(|e| {
                 let o = flows::Observed {
                     time: std::time::SystemTime::now(),
@@ -499,7 +509,7 @@ fn start_ended(shared: &Arc<Shared>, store: Arc<bulkhead_store::Sink>) {
                     icmp: e.icmp,
                     len: None,
                 };
-                let mut r = enrich(&shared, &o, false);
+                let mut r = enrich(&shared, &o, false, &memo);
                 // The connection was allowed when it opened; today's rules may say
                 // otherwise, so an end record names the two ends, not a decision.
                 r.event = "end".into();

@@ -2,7 +2,6 @@
 //! kernel's rules come from, and the proxy's events kept in the agent's store, where
 //! `bulkhead flows` (decisions, as flow records) and `bulkhead events` (all) read them.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -25,25 +24,10 @@ pub struct ProxyAuthority {
     pub store: Option<Arc<Sink>>,
     pub log_allowed: bool,
     pub sensors: crate::sensors::SensorCache,
-    /// Explanations of allowed connections, by what decides them (see [`Explained`]).
-    pub explained: Explained,
+    /// Explanations of allowed connections, by what decides them (see
+    /// [`crate::explained`]).
+    pub explained: crate::explained::Explained,
 }
-
-/// Explanations of allowed connections for their flow records, per (client address,
-/// server address and port, protocol, app) and policy generation. A busy client opens
-/// the same connection thousands of times a second, and explaining it (rule words,
-/// labels, skipped rules) cost more than proxying it; the record differs only in time
-/// and source port. Records naming an address outside the inventory are not kept: the
-/// DNS names they carry change without a new generation.
-#[derive(Default)]
-pub struct Explained {
-    map: std::sync::Mutex<(u64, HashMap<ExplainKey, flows::FlowRecord>)>,
-}
-
-type ExplainKey = (std::net::IpAddr, SocketAddr, Protocol, Option<AppProtocol>);
-
-/// Explanations kept at most (cleared when full: a scan touches many keys once).
-const EXPLAINED: usize = 4096;
 
 impl Authority for ProxyAuthority {
     fn decide(&self, client: SocketAddr, server: SocketAddr, l7: Option<&L7Request>) -> Decision {
@@ -303,38 +287,22 @@ impl ProxyAuthority {
         allowed: bool,
     ) -> flows::FlowRecord {
         // Only allowed connections with no request detail come here (denials are
-        // explained when decided); the key is everything their explanation depends on.
+        // explained when decided). A memoised record's time is the caller's to set.
         let generation = self.generation();
-        let key = (client.ip(), server, protocol, l7.map(|r| r.app));
-        let memo = allowed && l7.is_none_or(|r| r.detail == L7Detail::None);
-        if memo {
-            let map = self.explained.map.lock().unwrap_or_else(|e| e.into_inner());
-            if map.0 == generation
-                && let Some(r) = map.1.get(&key)
-            {
-                let mut r = r.clone();
-                r.sport = Some(client.port());
-                return r;
-            }
+        let o = observed(protocol, client, server, allowed);
+        let key = crate::explained::Key::of(&o, false, l7).filter(|_| allowed);
+        if let Some(key) = &key
+            && let Some(r) = self.explained.get(generation, key, o.sport)
+        {
+            return r;
         }
         let r = {
             let engine = self.shared.engine.read().unwrap_or_else(|e| e.into_inner());
             let scope = self.shared.scope.read().unwrap_or_else(|e| e.into_inner());
-            self.explain_with(
-                &engine,
-                &scope,
-                &observed(protocol, client, server, allowed),
-                l7,
-            )
+            self.explain_with(&engine, &scope, &o, l7)
         };
-        let external = |p: &flows::Peer| p.entity.as_deref() == Some("world");
-        if memo && r.generation == generation && !external(&r.src) && !external(&r.dst) {
-            let mut map = self.explained.map.lock().unwrap_or_else(|e| e.into_inner());
-            if map.0 != generation || map.1.len() >= EXPLAINED {
-                map.1.clear();
-                map.0 = generation;
-            }
-            map.1.insert(key, r.clone());
+        if let Some(key) = key {
+            self.explained.put(generation, key, &r);
         }
         r
     }

@@ -10,7 +10,7 @@ use bulkhead_policy::explain::RuleRef;
 use serde::{Deserialize, Serialize};
 
 /// What the kernel did to a connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Action {
     Allow,
