@@ -40,7 +40,16 @@ pub use scenario::{Error, Scenario, load_scenario};
 
 /// The directory holding every scenario: `<repo>/conformance/scenarios`.
 pub fn scenarios_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../conformance/scenarios")
+    // The running test's package first (cargo sets CARGO_MANIFEST_DIR when it runs a
+    // test, and every package sits two levels below the root): a shared target
+    // directory may hold this crate as built from another checkout, whose path
+    // `env!` baked in.
+    let at_run_time = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(|dir| Path::new(&dir).join("../../conformance/scenarios"))
+        .filter(|p| p.is_dir());
+    at_run_time.unwrap_or_else(|| {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../conformance/scenarios")
+    })
 }
 
 /// Every scenario directory, sorted by name (so by their `NN-` prefix).
