@@ -89,12 +89,12 @@ pub(crate) fn detect_profiled(value: &[u8], p: Profile) -> Option<CmdiMatch> {
                     }
                 } else if at_start
                     && ((words::strong(&w.text) && toks.get(i + 1).is_some_and(shellish_arg))
-                        || ((words::strong(&w.text)
-                            || words::weak(&w.text)
-                            || words::bin_path(&w.text))
-                            && matches!(toks.get(i + 1), Some(Tok::Op(Op::Seq { .. })))))
+                        || ((words::strong(&w.text) || words::bin_path(&w.text))
+                            && matches!(toks.get(i + 1), Some(Tok::Op(Op::Seq { .. }))))
+                        || (words::weak(&w.text) && ends_command(&toks[i + 1..])))
                 {
-                    // `cat /etc/passwd`, `/bin/ls -al`: a whole command line as the value.
+                    // `cat /etc/passwd`, `/bin/ls -al`, `id;`: a whole command line as the
+                    // value.
                     return Some(CmdiMatch {
                         command: String::from_utf8_lossy(&w.text).into_owned(),
                     });
@@ -147,10 +147,57 @@ fn command_here(w: &Word, op: Op, next: Option<&Tok>) -> bool {
     }
 }
 
+/// After a word that is also English (`id`, `system`, `history`): a `;` `|` `&&` `||`
+/// that ends the value, is glued to what follows (`id;`, `id|nc ...`), or starts a
+/// command line: a program, a hyphenated name as multi-part programs have
+/// (`ansible-vault`, `ssh-keygen`), or an option, a path or an address among its
+/// arguments (`time; ansible all -m ping`). Prose puts a blank after its semicolons
+/// and goes on in words (`system; it is up to the author ...`).
+fn ends_command(rest: &[Tok]) -> bool {
+    let Some(Tok::Op(Op::Seq { glued })) = rest.first() else {
+        return false;
+    };
+    let mut line = rest[1..].iter().map_while(|t| match t {
+        Tok::Word(w) => Some(w),
+        Tok::Op(_) => None,
+    });
+    let program = |w: &Word| {
+        let t = &w.text;
+        words::strong(t)
+            || words::weak(t)
+            || words::bin_path(t)
+            || t.windows(3)
+                .any(|p| p[0].is_ascii_alphanumeric() && p[1] == b'-' && p[2].is_ascii_alphabetic())
+    };
+    *glued
+        || rest.len() == 1
+        || line.next().is_some_and(program)
+        || line.any(|w| shellish_word(&w.text))
+}
+
+/// `${name}` at `i` inside a word (a letter, digit or `_` right before or after it):
+/// a parameter expansion (its length), which an unset variable turns into nothing
+/// (`c${u}at` is `cat`). On its own, `${cmd}` is left to be read as a brace group.
+fn expansion(v: &[u8], i: usize) -> Option<usize> {
+    if v.get(i) != Some(&b'$') || v.get(i + 1) != Some(&b'{') {
+        return None;
+    }
+    let word = |c: Option<&u8>| c.is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_');
+    let name = v[i + 2..]
+        .iter()
+        .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
+        .count();
+    let inside = (i > 0 && word(v.get(i - 1))) || word(v.get(i + 3 + name));
+    (name > 0 && v.get(i + 2 + name) == Some(&b'}') && inside).then_some(name + 3)
+}
+
 /// An argument only a command line has: an option, a path, a URL, an address.
 fn shellish_arg(t: &Tok) -> bool {
     let Tok::Word(w) = t else { return true };
-    let s = &w.text;
+    shellish_word(&w.text)
+}
+
+fn shellish_word(s: &[u8]) -> bool {
     s.first() == Some(&b'-') && s.len() > 1
         || s.first() == Some(&b'/')
         || s.starts_with(b"http://")
@@ -184,7 +231,9 @@ fn tokens(v: &[u8]) -> Vec<Tok> {
     while i < n && out.len() < 256 {
         let c = v[i];
         let two = v.get(i + 1).copied();
+        let expands = expansion(v, i).is_some();
         let (op, len) = match (c, two) {
+            _ if expands => (None, 0),
             (b'|', Some(b'|')) | (b'&', Some(b'&')) => (Some(Op::Seq { glued: false }), 2),
             (b'$', Some(b'(')) | (b'<', Some(b'(')) | (b'>', Some(b'(')) => (Some(Op::Subst), 2),
             (b';' | b'|' | b'\n' | b'\r', _) => (Some(Op::Seq { glued: false }), 1),
@@ -213,6 +262,10 @@ fn tokens(v: &[u8]) -> Vec<Tok> {
         }
         let mut text = Vec::new();
         while i < n {
+            if let Some(len) = expansion(v, i) {
+                i += len;
+                continue;
+            }
             let c = v[i];
             if is_blank(c)
                 || matches!(
@@ -240,7 +293,9 @@ fn tokens(v: &[u8]) -> Vec<Tok> {
             }
             i += 1;
         }
-        out.push(Tok::Word(Word { text }));
+        if !text.is_empty() {
+            out.push(Tok::Word(Word { text }));
+        }
     }
     out
 }
@@ -294,4 +349,32 @@ fn windows_or_ssi(v: &[u8]) -> Option<CmdiMatch> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::detect;
+
+    /// A word that is also English, then `;`: a command when glued, last, or followed by
+    /// a command line; prose after a blank is not.
+    #[test]
+    fn english_programs_before_a_semicolon() {
+        for v in [
+            "id;",
+            "id;uname",
+            "time; ansible-config dump\n",
+            "time; ansible all -m ping",
+            "c${u}at /etc/passwd",
+            ";w${x}hoami",
+        ] {
+            assert!(detect(v.as_bytes()).is_some(), "{v}");
+        }
+        for v in [
+            "system; it is up to the author/donor to decide if he or she is willing",
+            "\"History\"; likewise combine any sections Entitled \"Acknowledgements\",",
+            "date; see the notes below",
+        ] {
+            assert_eq!(detect(v.as_bytes()), None, "{v}");
+        }
+    }
 }

@@ -21,7 +21,8 @@ pub mod class {
     pub const XSS_DECODE: u32 = 1 << 2;
     /// A shell operator byte: `; | & ` $ \n \r { ( < > %`.
     pub const SHELL_OP: u32 = 1 << 3;
-    /// `. / \ %`: a climb or a restricted name needs one.
+    /// `. / \ %`, or 0xE2 / 0xEF (the lead bytes of the Unicode slashes and the
+    /// fullwidth dot): a climb or a restricted name needs one, or a written-out `0x2f`.
     pub const PATH: u32 = 1 << 4;
     /// A byte traversal must normalise: non-ASCII, `%`, `\`, NUL.
     pub const PATH_DECODE: u32 = 1 << 5;
@@ -66,7 +67,7 @@ static TABLE: [u32; 256] = {
         ) {
             m |= SHELL_OP;
         }
-        if matches!(b, b'.' | b'/' | b'\\' | b'%') {
+        if matches!(b, b'.' | b'/' | b'\\' | b'%' | 0xE2 | 0xEF) {
             m |= PATH;
         }
         if b >= 0x80 || matches!(b, b'%' | b'\\' | 0) {
@@ -162,7 +163,7 @@ mod tests {
         set(XSS_MARK, has(&|b| b"<:=(`&.".contains(&b)));
         set(XSS_DECODE, has(&|b| b == b'<' || b == b'&' || b <= b' '));
         set(SHELL_OP, has(&|b| b";|&`$\n\r{(<>%".contains(&b)));
-        set(PATH, has(&|b| b"./\\%".contains(&b)));
+        set(PATH, has(&|b| b"./\\%\xE2\xEF".contains(&b)));
         set(
             PATH_DECODE,
             has(&|b| !b.is_ascii() || b"%\\\0".contains(&b)),

@@ -3,7 +3,8 @@
 //! should name?
 //!
 //! The value is normalised the way file APIs read it (deep URL decoding, `\` and
-//! overlong forms as `/`, NUL as the end of the name) and split into segments. A
+//! overlong forms as `/`, NUL as the end of the name; and a second time with its NUL
+//! bytes removed, as filters that strip them pass it on) and split into segments. A
 //! segment made only of dots (`..`, and `...`/`....` which Windows and naive
 //! `str_replace("../", "")` filters collapse to `..`) that is followed by a separator
 //! climbs. Restricted names (`/etc/passwd`, `win.ini`, `WEB-INF/web.xml`, `.ssh/`) are
@@ -69,11 +70,25 @@ static FINDER: LazyLock<AhoCorasick> = LazyLock::new(|| {
         .expect("static patterns")
 });
 
-/// Rewrites a decoded value into the path a file API would see: separators unified,
-/// cut at NUL (C APIs stop there, which is why `%00` is sent).
-fn normalise(v: &[u8]) -> Vec<u8> {
-    let v = crate::decode::url_decode_deep(v);
-    let end = memchr::memchr(0, &v).unwrap_or(v.len());
+/// The readings of a value a file API may get: cut at its first NUL, and, when it holds
+/// one, with every NUL removed. Filters that strip NUL bytes (`str_replace("\0", "")`,
+/// sanitisers of C strings) turn `.%00./.%00./etc/passwd` and `%00../../etc/passwd`
+/// into a climb the cut reading never shows.
+fn judge_readings(v: &[u8]) -> Option<TraversalMatch> {
+    let decoded = crate::decode::url_decode_deep(v);
+    let Some(first_nul) = memchr::memchr(0, &decoded) else {
+        return judge(&unify(&decoded));
+    };
+    judge(&unify(&decoded[..first_nul])).or_else(|| {
+        let stripped: Vec<u8> = decoded.iter().copied().filter(|&b| b != 0).collect();
+        judge(&unify(&stripped))
+    })
+}
+
+/// Separators and dots as a file API sees them: `\`, a written-out `0x5c`/`0x2f` and
+/// the Unicode slashes as `/`, a written-out `0x2e` and the fullwidth dot as `.`.
+fn unify(v: &[u8]) -> Vec<u8> {
+    let end = v.len();
     let mut out = Vec::with_capacity(end);
     let mut i = 0;
     while i < end {
@@ -95,18 +110,25 @@ fn normalise(v: &[u8]) -> Vec<u8> {
         }
         out.push(match v[i] {
             b'\\' => b'/',
-            // U+2215 DIVISION SLASH and U+FF0F are best-fit mapped to `/` on Windows.
             c => c,
         });
         i += 1;
     }
-    let ascii = out.is_ascii();
-    for pat in ["\u{2215}", "\u{ff0f}", "\u{2216}", "\u{ff3c}"] {
-        if ascii {
-            break;
-        }
+    if out.is_ascii() {
+        return out;
+    }
+    // U+2215 DIVISION SLASH, U+2216 SET MINUS and the fullwidth `／` `＼` are best-fit
+    // mapped to `/` and `\` on Windows; NFKC normalisation (Python, Java, .NET) turns
+    // the fullwidth `．` `／` `＼` into `.` `/` `\`.
+    for (pat, to) in [
+        ("\u{2215}", "/"),
+        ("\u{ff0f}", "/"),
+        ("\u{2216}", "/"),
+        ("\u{ff3c}", "/"),
+        ("\u{ff0e}", "."),
+    ] {
         if memchr::memmem::find(&out, pat.as_bytes()).is_some() {
-            out = String::from_utf8_lossy(&out).replace(pat, "/").into_bytes();
+            out = String::from_utf8_lossy(&out).replace(pat, to).into_bytes();
         }
     }
     out
@@ -119,34 +141,45 @@ pub fn detect(value: &[u8]) -> Option<TraversalMatch> {
 
 /// [`detect`] with the value's byte classes already known.
 pub(crate) fn detect_profiled(value: &[u8], p: Profile) -> Option<TraversalMatch> {
+    // A written-out separator (`0x2e0x2e0x2fetc0x2fpasswd`) is made of letters and
+    // digits only.
+    let written = p.any(class::ZERO) && p.any(class::X) && written_separator(value);
     // Cheap exit: a climb needs `..` and a restricted name needs a separator (`.`,
-    // `/`, `\`, or a `%` that may decode to one).
-    if !p.any(class::PATH) {
+    // `/`, `\`, a `%` that may decode to one, a Unicode slash or dot, or one written
+    // out).
+    if !p.any(class::PATH) && !written {
         return None;
     }
     // Nothing to decode, unify or cut (the common case: ASCII, no `%`, `\`, NUL, no
-    // written-out `0x`): the value is its own normalised form, judged in place.
-    let written_hex = p.any(class::ZERO)
-        && p.any(class::X)
-        && value
-            .windows(2)
-            .any(|w| w[0] == b'0' && matches!(w[1], b'x' | b'X'));
-    let plain = !(p.any(class::PATH_DECODE) || written_hex);
-    if plain {
+    // written-out separator): the value is its own normalised form, judged in place.
+    if !(p.any(class::PATH_DECODE) || written) {
         return judge(value);
     }
-    judge(&normalise(value))
+    judge_readings(value)
+}
+
+/// A separator or dot written out as hex text (`0x2f`, `0x5C`, `0x2e`), which [`unify`]
+/// reads as one.
+pub(crate) fn written_separator(v: &[u8]) -> bool {
+    v.windows(4).any(|w| {
+        w[0] == b'0'
+            && matches!(w[1], b'x' | b'X')
+            && matches!(
+                [w[2], w[3].to_ascii_lowercase()],
+                [b'5', b'c'] | [b'2', b'f'] | [b'2', b'e']
+            )
+    })
 }
 
 /// [`detect`] without the shortcut for values with nothing to normalise: the reference
 /// it must agree with.
 #[doc(hidden)]
 pub fn detect_exhaustive(value: &[u8]) -> Option<TraversalMatch> {
-    if memchr::memchr3(b'.', b'/', b'\\', value).is_none() && memchr::memchr(b'%', value).is_none()
-    {
+    let separator = |b: &u8| matches!(b, b'.' | b'/' | b'\\' | b'%' | 0xE2 | 0xEF);
+    if !value.iter().any(separator) && !written_separator(value) {
         return None;
     }
-    judge(&normalise(value))
+    judge_readings(value)
 }
 
 fn judge(p: &[u8]) -> Option<TraversalMatch> {
@@ -224,6 +257,11 @@ mod tests {
             "file:/etc/passwd",
             "..;/x",
             "0x5c0x2e./",
+            "0x2e0x2e0x2fetc0x2fpasswd",
+            ".\0./.\0./etc/passwd",
+            "\0../../../etc/passwd",
+            "\u{ff0e}\u{ff0e}\u{ff0f}\u{ff0e}\u{ff0e}\u{ff0f}etc\u{ff0f}passwd",
+            "%uff0e%uff0e/%uff0e%uff0e/x",
         ] {
             assert!(detect(a.as_bytes()).is_some(), "{a}");
         }
@@ -236,6 +274,9 @@ mod tests {
             "passwd",
             "1.2.3",
             "/css/style.css",
+            "0x2e",
+            "a\0b",
+            "\u{ff0e}\u{ff0e}\u{ff0e} more",
         ] {
             assert!(detect(b.as_bytes()).is_none(), "{b}");
         }

@@ -68,7 +68,9 @@ const FLOORS: &[(&str, Attack, f64, f64)] = &[
     ("attacks/httpparams.tsv", Attack::Cmdi, 89.0, 0.0),
     ("attacks/httpparams.tsv", Attack::PathTraversal, 81.0, 0.0),
     ("attacks/crs_932_rce.tsv", Attack::Cmdi, 46.0, 10.5),
-    ("attacks/crs_930_lfi.tsv", Attack::PathTraversal, 48.0, 0.0),
+    // crs_930: 50.00 % -> 53.85 % with the NUL-stripped reading (docs/BENCHMARKS.md,
+    // "Held-out payloads").
+    ("attacks/crs_930_lfi.tsv", Attack::PathTraversal, 53.0, 0.0),
 ];
 
 #[test]

@@ -202,6 +202,13 @@ impl Walker<'_> {
         }
     }
 
+    /// The token before `i` that is not an inline comment (`CASE/**/WHEN`).
+    fn prev(&self, i: usize) -> Option<usize> {
+        self.toks[..i.min(self.toks.len())]
+            .iter()
+            .rposition(|t| !matches!(t.tok, Tok::Comment { to_end: false, .. }))
+    }
+
     /// The next token that is not an inline comment.
     fn next(&self, mut i: usize) -> usize {
         while i < self.toks.len() {
@@ -430,7 +437,7 @@ impl Walker<'_> {
                         }
                         return done(self.signals, false, i);
                     }
-                    Tok::RParen if i > 0 && toks[i - 1].tok == Tok::LParen => {
+                    Tok::RParen if self.prev(i).is_some_and(|p| toks[p].tok == Tok::LParen) => {
                         // f() with no arguments
                         self.pop_frame();
                         state = State::After;
@@ -744,7 +751,9 @@ impl Walker<'_> {
                 Some((State::After, i + 1))
             }
             Word::Select => {
-                let inside_parens = i > 0 && self.toks[i - 1].tok == Tok::LParen;
+                let inside_parens = self
+                    .prev(i)
+                    .is_some_and(|p| self.toks[p].tok == Tok::LParen);
                 if inside_parens && self.operand_follows(i + 1) {
                     self.signals |= sig::SUBQUERY;
                     return Some((State::Operand, i + 1));
@@ -755,7 +764,7 @@ impl Walker<'_> {
                 self.case_open = true;
                 Some((State::Operand, i + 1))
             }
-            Word::When if i > 0 && self.word_at(i - 1) == Some(Word::Case) => {
+            Word::When if self.prev(i).and_then(|p| self.word_at(p)) == Some(Word::Case) => {
                 Some((State::Operand, i + 1))
             }
             Word::Union if self.union_select(i).is_some() => {
@@ -785,7 +794,8 @@ impl Walker<'_> {
                 self.clause(i, &mut from_seen)
             }
             Word::Func(c @ (FuncClass::Info | FuncClass::Time))
-                if self.toks.get(i + 1).map(|t| t.tok) == Some(Tok::Dot) =>
+                if self.toks.get(i + 1).map(|t| t.tok) == Some(Tok::Dot)
+                    && self.member_call(i + 2) =>
             {
                 // package.function(...) of Oracle's dangerous packages
                 self.signals |= match c {
@@ -871,13 +881,25 @@ impl Walker<'_> {
                 Some((State::After, n))
             }
             Word::CmpWord | Word::In | Word::Between => {
-                self.signals |= sig::CMP;
-                self.compare();
-                // SOUNDS LIKE, SIMILAR TO, LIKE ... ESCAPE
+                // SOUNDS LIKE, SIMILAR TO: neither word compares on its own.
                 let n = self.next(i + 1);
-                if self.word_is(n, "like") || self.word_is(n, "to") {
+                let pair = if self.word_is(i, "sounds") {
+                    Some("like")
+                } else if self.word_is(i, "similar") {
+                    Some("to")
+                } else {
+                    None
+                };
+                if let Some(second) = pair {
+                    if !self.word_is(n, second) {
+                        return None;
+                    }
+                    self.signals |= sig::CMP;
+                    self.compare();
                     return Some((State::Operand, n + 1));
                 }
+                self.signals |= sig::CMP;
+                self.compare();
                 Some((State::Operand, i + 1))
             }
             Word::Is => {
@@ -1055,6 +1077,26 @@ impl Walker<'_> {
         }
     }
 
+    /// `name(`, `name.name(`, ... at `i`: a package member called, as in
+    /// `dbms_lock.sleep(5)` or `ctxsys.drithsx.sn(1, ...)` (a path such as
+    /// `version.diff` calls nothing).
+    fn member_call(&self, mut i: usize) -> bool {
+        loop {
+            if !matches!(
+                self.toks.get(i).map(|t| t.tok),
+                Some(Tok::Word(_) | Tok::Ident)
+            ) {
+                return false;
+            }
+            let n = self.next(i + 1);
+            match self.toks.get(n).map(|t| t.tok) {
+                Some(Tok::LParen) => return true,
+                Some(Tok::Dot) => i = n + 1,
+                _ => return false,
+            }
+        }
+    }
+
     /// Did the value end right after an opening `(` of a call or group, CASE, or SELECT?
     fn open_fragment(&self) -> bool {
         let Some(last) = self
@@ -1212,27 +1254,28 @@ impl Walker<'_> {
             }
             b"delete" => (n1..n1 + 6).any(|n| self.word_is(n, "from")),
             b"drop" | b"truncate" if name(n1) && ends(n2) && n2 < self.toks.len() => true,
-            b"drop" | b"create" | b"alter" | b"truncate" | b"rename" => next_word(
-                n1,
-                &[
-                    "table",
-                    "database",
-                    "schema",
-                    "user",
-                    "view",
-                    "procedure",
-                    "proc",
-                    "function",
-                    "index",
-                    "trigger",
-                    "login",
-                    "column",
-                    "tablespace",
-                    "role",
-                    "temporary",
-                    "or",
-                ],
-            ),
+            b"drop" | b"create" | b"alter" | b"truncate" | b"rename" => {
+                next_word(
+                    n1,
+                    &[
+                        "table",
+                        "database",
+                        "schema",
+                        "user",
+                        "view",
+                        "procedure",
+                        "proc",
+                        "function",
+                        "index",
+                        "trigger",
+                        "login",
+                        "column",
+                        "tablespace",
+                        "role",
+                        "temporary",
+                    ],
+                ) || (kw == b"create" && self.word_is(n1, "or") && self.word_is(n2, "replace"))
+            }
             b"exec" | b"execute" => {
                 matches!(
                     tok(n1),
@@ -1252,7 +1295,20 @@ impl Walker<'_> {
             }
             b"shutdown" => ends(n1) || next_word(n1, &["with", "immediate"]),
             b"grant" | b"revoke" => {
-                (n1..n1 + 8).any(|n| self.word_is(n, "on") || self.word_is(n, "to"))
+                // Privileges ON an object TO|FROM a grantee, or a role TO|FROM a
+                // grantee and the statement ends: prose grants things to people too
+                // (`grant access to the terminal`, `Grant of Patent License ... to`).
+                let to = |n: usize| self.word_is(n, "to") || self.word_is(n, "from");
+                match (n1..n1 + 8).find(|&n| self.word_is(n, "on")) {
+                    Some(on) => (on + 1..on + 10).any(to),
+                    None => {
+                        let n3 = self.next(n2 + 1);
+                        name(n1)
+                            && to(n2)
+                            && (name(n3) || matches!(tok(n3), Some(Tok::Str { .. })))
+                            && (ends(self.next(n3 + 1)) || self.word_is(self.next(n3 + 1), "with"))
+                    }
+                }
             }
             b"call" => name(n1) && tok(n2) == Some(Tok::LParen),
             b"load" => next_word(n1, &["data", "xml", "file"]),
@@ -1290,7 +1346,14 @@ impl Walker<'_> {
             b"waitfor" => {
                 next_word(n1, &["delay", "time"]) && matches!(tok(n2), Some(Tok::Str { .. }))
             }
-            b"copy" => name(n1) && next_word(n2, &["from", "to"]),
+            b"copy" => {
+                // COPY t FROM|TO 'file' | STDIN | STDOUT | PROGRAM 'command' (PostgreSQL)
+                let n3 = self.next(n2 + 1);
+                name(n1)
+                    && next_word(n2, &["from", "to"])
+                    && (matches!(tok(n3), Some(Tok::Str { .. }))
+                        || next_word(n3, &["stdin", "stdout", "program"]))
+            }
             b"attach" => next_word(n1, &["database"]),
             b"pragma" => name(n1),
             b"prepare" => name(n1) && next_word(n2, &["from"]),

