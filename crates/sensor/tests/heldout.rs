@@ -1,0 +1,355 @@
+//! Held-out accuracy: payloads from real attack tools that the sensors were never tuned
+//! on, and benign text from a Debian machine's own files (see `tests/heldout/README.md`
+//! for how each file was produced).
+//!
+//! - `heldout/sqlmap.tsv`: every parameter value sqlmap 1.7.2 sent to a deliberately
+//!   injectable app (`sqli`), and its random probe values (`probe`, which nothing should
+//!   flag);
+//! - `heldout/benign.tsv`: prose, paths, JSON, URLs and form values;
+//! - wfuzz's wordlists, read where Debian's `wfuzz` package installs them
+//!   (`BULKHEAD_WFUZZ` to point elsewhere; missing: a skip, or a failure under
+//!   `BULKHEAD_REQUIRE_CORPORA=1`).
+//!
+//! Scored as `tests/corpora.rs` scores the corpora: per decoded parameter value through
+//! `Sensor::value`, one sensor per class. The floors sit at what was measured
+//! (docs/BENCHMARKS.md, "Held-out payloads"). `BULKHEAD_HELDOUT_SHOW=1` prints every
+//! missed attack and every flagged benign value.
+
+mod common;
+
+use bulkhead_sensor::{Attack, Sensor, SensorSpec, decode};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+fn sensors() -> Vec<(Attack, Sensor)> {
+    Attack::ALL
+        .iter()
+        .map(|&a| {
+            let s = Sensor::new(&SensorSpec {
+                name: a.as_str().into(),
+                block: false,
+                attacks: vec![a],
+                dlp: vec![],
+                patterns: vec![],
+            })
+            .unwrap();
+            (a, s)
+        })
+        .collect()
+}
+
+/// One scored value: the group it is reported in, its label, the bytes.
+struct Item {
+    group: String,
+    label: String,
+    value: Vec<u8>,
+}
+
+/// Rows, and rows flagged by each class and by any, per (group, label).
+#[derive(Default, Clone, Copy)]
+struct Count {
+    n: usize,
+    by: [usize; 4],
+    any: usize,
+}
+
+/// What a floor checks: one class's detection, or any class's.
+#[derive(Clone, Copy)]
+enum Class {
+    One(Attack),
+    Any,
+}
+
+impl Count {
+    fn pct(&self, c: Class) -> f64 {
+        let hit = match c {
+            Class::One(a) => self.by[Attack::ALL.iter().position(|&x| x == a).unwrap()],
+            Class::Any => self.any,
+        };
+        100.0 * hit as f64 / self.n.max(1) as f64
+    }
+}
+
+fn score(items: &[Item]) -> BTreeMap<(String, String), Count> {
+    let show = std::env::var_os("BULKHEAD_HELDOUT_SHOW").is_some();
+    let sensors = sensors();
+    let mut m: BTreeMap<(String, String), Count> = BTreeMap::new();
+    for it in items {
+        let hits: Vec<bool> = sensors
+            .iter()
+            .map(|(_, s)| !s.value("v", &it.value).is_empty())
+            .collect();
+        let c = m.entry((it.group.clone(), it.label.clone())).or_default();
+        c.n += 1;
+        for (k, &h) in hits.iter().enumerate() {
+            c.by[k] += usize::from(h);
+        }
+        let any = hits.iter().any(|&h| h);
+        c.any += usize::from(any);
+        if show {
+            let benign = matches!(it.label.as_str(), "benign" | "probe");
+            let expected = Attack::ALL.iter().position(|a| a.as_str() == it.label);
+            let missed = match expected {
+                Some(k) => !hits[k],
+                None => !any,
+            };
+            if benign && any {
+                let by: Vec<&str> = Attack::ALL
+                    .iter()
+                    .zip(&hits)
+                    .filter(|(_, h)| **h)
+                    .map(|(a, _)| a.as_str())
+                    .collect();
+                println!("FLAGGED {} {:?}: {}", it.group, by, shown(&it.value));
+            } else if !benign && missed {
+                println!("MISSED {} {}: {}", it.group, it.label, shown(&it.value));
+            }
+        }
+    }
+    m
+}
+
+/// A value on one line: printable ASCII as itself, any other byte as `\xNN`.
+fn shown(v: &[u8]) -> String {
+    v.iter()
+        .map(|&b| {
+            if (0x20..0x7f).contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("\\x{b:02x}")
+            }
+        })
+        .collect()
+}
+
+/// (group, label, class, at least %, at most %)
+type Floor = (&'static str, &'static str, Class, f64, f64);
+
+fn check(m: &BTreeMap<(String, String), Count>, floors: &[Floor]) {
+    println!(
+        "{:40} {:15} {:>6} {:>7} {:>7} {:>7} {:>7} {:>7}",
+        "group", "label", "n", "sqli", "xss", "cmdi", "path", "any"
+    );
+    for ((g, l), c) in m {
+        print!("{g:40} {l:15} {:6}", c.n);
+        for a in Attack::ALL {
+            print!(" {:6.2}%", c.pct(Class::One(a)));
+        }
+        println!(" {:6.2}%", c.pct(Class::Any));
+    }
+    let mut failures = Vec::new();
+    for &(g, l, class, min, max) in floors {
+        let Some(c) = m.get(&(g.to_string(), l.to_string())) else {
+            failures.push(format!("{g} {l}: no rows"));
+            continue;
+        };
+        let p = c.pct(class);
+        if p < min || p > max {
+            failures.push(format!("{g} {l}: {p:.2}% (expected {min}..={max})"));
+        }
+    }
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+fn heldout_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/heldout")
+}
+
+/// sqlmap rows grouped by where the value went: parameters (query, form) or headers
+/// (User-Agent, Referer: sqlmap appends its payload to the header's original value).
+#[test]
+fn sqlmap_payloads() {
+    let items: Vec<Item> = common::rows(&heldout_dir(), "sqlmap.tsv")
+        .into_iter()
+        .map(|r| {
+            let loc = r.source.splitn(3, ':').nth(2).unwrap_or("");
+            let group = if loc.starts_with("header:") {
+                "sqlmap headers"
+            } else {
+                "sqlmap parameters"
+            };
+            Item {
+                group: group.into(),
+                label: r.label,
+                value: r.payload,
+            }
+        })
+        .collect();
+    let m = score(&items);
+    let sqli = Class::One(Attack::Sqli);
+    // 98.36 % and 79.20 % measured; what is missed is classified in BENCHMARKS.md.
+    check(
+        &m,
+        &[
+            ("sqlmap parameters", "sqli", sqli, 98.3, 100.0),
+            ("sqlmap headers", "sqli", sqli, 79.1, 100.0),
+            ("sqlmap parameters", "probe", Class::Any, 0.0, 0.0),
+            ("sqlmap headers", "probe", Class::Any, 0.0, 0.0),
+        ],
+    );
+}
+
+/// Benign values grouped by kind (`prose:license`, `path`, `json`, ...).
+#[test]
+fn benign_text() {
+    let items: Vec<Item> = common::rows(&heldout_dir(), "benign.tsv")
+        .into_iter()
+        .map(|r| {
+            let kind: Vec<&str> = r.source.split(':').skip(1).collect();
+            let group = match kind.first() {
+                Some(&"prose") => kind[..2.min(kind.len())].join(":"),
+                Some(k) => k.to_string(),
+                None => String::new(),
+            };
+            Item {
+                group: format!("benign {group}"),
+                label: r.label,
+                value: r.payload,
+            }
+        })
+        .collect();
+    let m = score(&items);
+    // Measured: 1 of 1,744, 6 of 2,500, 1 of 1,500, none, none, none, 3 of 2,578.
+    check(
+        &m,
+        &[
+            ("benign prose:license", "benign", Class::Any, 0.0, 0.06),
+            ("benign prose:changelog", "benign", Class::Any, 0.0, 0.24),
+            ("benign apropos", "benign", Class::Any, 0.0, 0.07),
+            ("benign path", "benign", Class::Any, 0.0, 0.0),
+            ("benign json", "benign", Class::Any, 0.0, 0.0),
+            ("benign url", "benign", Class::Any, 0.0, 0.0),
+            ("benign query", "benign", Class::Any, 0.0, 0.12),
+        ],
+    );
+}
+
+/// Where Debian's `wfuzz` package keeps its wordlists.
+fn wfuzz_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("BULKHEAD_WFUZZ")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/share/wfuzz/wordlist"));
+    if dir.join("Injections/SQL.txt").is_file() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var("BULKHEAD_REQUIRE_CORPORA").as_deref() != Ok("1"),
+        "wfuzz wordlists not found at {} (apt-get install wfuzz, or set BULKHEAD_WFUZZ) \
+         and BULKHEAD_REQUIRE_CORPORA=1",
+        dir.display()
+    );
+    eprintln!(
+        "skipped: wfuzz wordlists not found at {} (apt-get install wfuzz)",
+        dir.display()
+    );
+    None
+}
+
+/// The lists and what their lines are. `vulns/dirTraversal.txt` is left out: it is the
+/// template (`{FILE}`) that `-nix` and `-win` fill in.
+const WFUZZ: &[(&str, &str)] = &[
+    ("Injections/SQL.txt", "sqli"),
+    ("vulns/sql_inj.txt", "sqli"),
+    ("Injections/XSS.txt", "xss"),
+    ("Injections/Traversal.txt", "path_traversal"),
+    ("vulns/dirTraversal-nix.txt", "path_traversal"),
+    ("vulns/dirTraversal-win.txt", "path_traversal"),
+    ("Injections/XML.txt", "attack"),
+    ("Injections/All_attack.txt", "attack"),
+    ("Injections/bad_chars.txt", "probe"),
+    ("general/common.txt", "benign"),
+    ("others/names.txt", "benign"),
+];
+
+/// Each line as the application sees it in a query string: form-decoded once (wfuzz
+/// puts the line into the URL as it is).
+fn wfuzz_items(dir: &Path) -> Vec<Item> {
+    let mut out = Vec::new();
+    for &(file, label) in WFUZZ {
+        let bytes = std::fs::read(dir.join(file))
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.join(file).display()));
+        for line in bytes.split(|&b| b == b'\n') {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            out.push(Item {
+                group: format!("wfuzz {file}"),
+                label: label.into(),
+                value: decode::form_decode(line),
+            });
+        }
+    }
+    out
+}
+
+#[test]
+fn wfuzz_wordlists() {
+    let Some(dir) = wfuzz_dir() else {
+        return;
+    };
+    let m = score(&wfuzz_items(&dir));
+    let sqli = Class::One(Attack::Sqli);
+    let path = Class::One(Attack::PathTraversal);
+    // Measured: 42.40, 75.61, 100, 94.12, 100, 98.11, 86.67, 43.47 %. Most of SQL.txt
+    // and All_attack.txt are probes (`'`, `select`, `&lt;`), not injections
+    // (BENCHMARKS.md, "Held-out payloads").
+    check(
+        &m,
+        &[
+            ("wfuzz Injections/SQL.txt", "sqli", sqli, 42.4, 100.0),
+            ("wfuzz vulns/sql_inj.txt", "sqli", sqli, 75.6, 100.0),
+            (
+                "wfuzz Injections/XSS.txt",
+                "xss",
+                Class::One(Attack::Xss),
+                100.0,
+                100.0,
+            ),
+            (
+                "wfuzz Injections/Traversal.txt",
+                "path_traversal",
+                path,
+                94.1,
+                100.0,
+            ),
+            (
+                "wfuzz vulns/dirTraversal-nix.txt",
+                "path_traversal",
+                path,
+                100.0,
+                100.0,
+            ),
+            (
+                "wfuzz vulns/dirTraversal-win.txt",
+                "path_traversal",
+                path,
+                98.1,
+                100.0,
+            ),
+            (
+                "wfuzz Injections/XML.txt",
+                "attack",
+                Class::Any,
+                86.6,
+                100.0,
+            ),
+            (
+                "wfuzz Injections/All_attack.txt",
+                "attack",
+                Class::Any,
+                43.4,
+                100.0,
+            ),
+            (
+                "wfuzz Injections/bad_chars.txt",
+                "probe",
+                Class::Any,
+                0.0,
+                0.0,
+            ),
+            ("wfuzz general/common.txt", "benign", Class::Any, 0.0, 0.0),
+            ("wfuzz others/names.txt", "benign", Class::Any, 0.0, 0.0),
+        ],
+    );
+}
