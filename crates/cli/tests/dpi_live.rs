@@ -986,44 +986,28 @@ fn established(name: &str, ip: IpAddr) {
     panic!("{name}: no connection to {ip} after 10 s");
 }
 
-/// `tcpdump` on the server's interface, until [`Capture::stop`].
+/// A packet capture (tcpdump or dumpcap) running until [`Capture::stop`].
 struct Capture {
     child: Child,
-    /// What tcpdump writes to stderr after its first line (its summary at exit).
+    /// What it writes to stderr after its first line (its summary at exit).
     stderr: Option<std::thread::JoinHandle<String>>,
 }
 
 impl Capture {
-    fn start(pcap: &str) -> Capture {
-        let mut child = in_ns(
-            SRV,
-            &[
-                "tcpdump",
-                "-i",
-                "eth0",
-                "-n",
-                "-s",
-                "0",
-                "-U",
-                "--immediate-mode",
-                "-Z",
-                "root",
-                "-w",
-                pcap,
-                "tcp or udp",
-            ],
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting tcpdump");
-        let mut err = BufReader::new(child.stderr.take().expect("tcpdump stderr"));
-        let mut first = String::new();
-        let _ = err.read_line(&mut first);
-        assert!(
-            first.contains("listening on"),
-            "tcpdump did not start: {first}"
-        );
+    /// Start `cmd` in `ns` and wait for the line saying it captures (holding `ready`).
+    fn start(ns: &str, cmd: &[&str], ready: &str) -> Capture {
+        let mut child = in_ns(ns, cmd)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {}: {e}", cmd[0]));
+        let mut err = BufReader::new(child.stderr.take().expect("a capture's stderr"));
+        // (tcpdump -i any names its link type first.)
+        let mut head = String::new();
+        while !head.contains(ready) {
+            let n = err.read_line(&mut head).unwrap_or(0);
+            assert!(n > 0, "{} did not start: {head}", cmd[0]);
+        }
         let stderr = std::thread::spawn(move || {
             let mut rest = String::new();
             let _ = std::io::Read::read_to_string(&mut err, &mut rest);
@@ -1035,10 +1019,8 @@ impl Capture {
         }
     }
 
-    /// Stop (SIGINT, so that the file is complete) and return tcpdump's summary.
+    /// Stop (SIGINT, so that the file is complete) and return its summary.
     fn stop(mut self) -> String {
-        // The last packets (FIN, ACK) have left the clients by now; let tcpdump read them.
-        std::thread::sleep(Duration::from_millis(300));
         let _ = run(&["kill", "-INT", &self.child.id().to_string()]);
         let _ = self.child.wait();
         self.stderr
@@ -1046,6 +1028,20 @@ impl Capture {
             .and_then(|h| h.join().ok())
             .unwrap_or_default()
     }
+}
+
+/// `bulkhead dpi detect FILE -o json`: one JSON object per flow.
+fn detect(file: &str) -> Vec<Value> {
+    let out = bulkhead(&["dpi", "detect", file, "-o", "json"]);
+    assert!(
+        out.status.success(),
+        "dpi detect {file}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("dpi detect -o json lines"))
+        .collect()
 }
 
 impl Drop for Capture {
@@ -1062,6 +1058,7 @@ fn real_clients_and_servers_are_detected_in_fresh_captures() {
     }
     require(&[
         "tcpdump",
+        "editcap",
         "ss",
         "setpriv",
         "curl",
@@ -1164,8 +1161,30 @@ fn real_clients_and_servers_are_detected_in_fresh_captures() {
         midstream.push((c, client(i, c).spawn().expect("starting a client")));
         established(c.name, address(i, c.v6));
     }
+    // The server's veth (Ethernet frames), and the client's view of all its interfaces
+    // (Linux cooked frames, v2 and v1).
     let pcap = format!("{DIR}/fresh.pcap");
-    let capture = Capture::start(&pcap);
+    let (sll2, sll1) = (format!("{DIR}/any.pcap"), format!("{DIR}/any-sll.pcap"));
+    let tcpdump = |ns, options: &[&str], file| {
+        // A large buffer: on a loaded machine three tcpdumps may each fall behind a while.
+        let mut cmd = vec![
+            "tcpdump",
+            "-n",
+            "--immediate-mode",
+            "-B",
+            "32768",
+            "-Z",
+            "root",
+        ];
+        cmd.extend_from_slice(options);
+        cmd.extend(["-w", file, "tcp or udp"]);
+        Capture::start(ns, &cmd, "listening on")
+    };
+    let captures = [
+        tcpdump(SRV, &["-i", "eth0"], &pcap),
+        tcpdump(CLI, &["-i", "any"], &sll2),
+        tcpdump(CLI, &["-i", "any", "-y", "LINUX_SLL"], &sll1),
+    ];
     write("capturing", "");
     for (i, c) in cases.iter().enumerate().filter(|(_, c)| !c.midstream) {
         failed(c, client(i, c).output().expect("running a client"));
@@ -1173,35 +1192,61 @@ fn real_clients_and_servers_are_detected_in_fresh_captures() {
     for (c, child) in midstream {
         failed(c, child.wait_with_output().expect("a client's output"));
     }
-    let summary = capture.stop();
-    eprintln!(
-        "clients done after {:?}; tcpdump: {}",
-        started.elapsed(),
-        summary.trim()
-    );
-    assert!(
-        summary
-            .lines()
-            .any(|l| l.trim() == "0 packets dropped by kernel"),
-        "tcpdump dropped packets: {summary}"
-    );
-
-    let detect = bulkhead(&["dpi", "detect", &pcap, "-o", "json"]);
-    assert!(
-        detect.status.success(),
-        "dpi detect: {}",
-        String::from_utf8_lossy(&detect.stderr)
-    );
-    let flows: Vec<Value> = String::from_utf8_lossy(&detect.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("dpi detect -o json lines"))
-        .collect();
+    // The last packets (FIN, ACK) have left the clients by now; let the captures read them.
+    std::thread::sleep(Duration::from_millis(300));
+    let summaries = captures.map(Capture::stop);
+    eprintln!("clients done after {:?}", started.elapsed());
+    for (file, summary) in [&pcap, &sll2, &sll1].iter().zip(&summaries) {
+        eprintln!("{file}: {}", summary.trim().replace('\n', ", "));
+        assert!(
+            summary
+                .lines()
+                .any(|l| l.trim() == "0 packets dropped by kernel"),
+            "tcpdump dropped packets: {summary}"
+        );
+    }
+    let flows = detect(&pcap);
+    // The same packets as pcapng, written by Wireshark's editcap.
+    let pcapng = format!("{DIR}/fresh.pcapng");
+    must(&["editcap", "-F", "pcapng", &pcap, &pcapng]);
     let ip_of = |f: &Value, end: &str| {
         f[end]
             .as_str()
             .and_then(|a| a.parse::<SocketAddr>().ok())
             .map(|a| a.ip())
     };
+    // The client's views and the pcapng hold the same connections: the same answers, flow
+    // by flow. (Which end of an `either_way` flow comes first depends on the first packet
+    // a capture saw: those are compared server first.)
+    let sorted = |flows: &[Value]| {
+        let mut v: Vec<String> = flows
+            .iter()
+            .map(|f| {
+                let mut f = f.clone();
+                let reversed = (0..cases.len()).any(|i| {
+                    cases[i].either_way && ip_of(&f, "dst") == Some(address(i, cases[i].v6))
+                });
+                if reversed {
+                    let (src, dst) = (f["src"].take(), f["dst"].take());
+                    (f["src"], f["dst"]) = (dst, src);
+                }
+                f.to_string()
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    for view in [&sll2, &sll1, &pcapng] {
+        let (theirs, ours) = (sorted(&detect(view)), sorted(&flows));
+        let differ: Vec<&String> = theirs
+            .iter()
+            .filter(|f| !ours.contains(f))
+            .chain(ours.iter().filter(|f| !theirs.contains(f)))
+            .collect();
+        if !differ.is_empty() {
+            failures.push(format!("{view} and {pcap} do not agree on: {differ:#?}"));
+        }
+    }
     let mut by_case: BTreeMap<usize, Vec<&Value>> = BTreeMap::new();
     for f in &flows {
         let case_of =
