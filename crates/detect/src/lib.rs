@@ -141,6 +141,10 @@ const MIDSTREAM: &[CheckFn] = &[
     tls::resync,
 ];
 
+/// Only mid-connection: answers a server sends to requests the capture did not see (it
+/// started after them). Their sender is the server.
+const MIDSTREAM_REPLIES: &[CheckFn] = &[postgres::replies, mysql::replies];
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
     Opening,
@@ -315,6 +319,7 @@ impl Detector {
                 (CLIENT, Some(dir)),
                 (SERVER, Some(dir.reverse())),
                 (MIDSTREAM, None),
+                (MIDSTREAM_REPLIES, Some(dir.reverse())),
             ],
         }
     }
@@ -506,6 +511,18 @@ mod tests {
         }
         // No answer before the end: the request was HTTP/1.1.
         assert_eq!(app(&detect(req, b"")), Some("http"));
+    }
+
+    #[test]
+    fn midstream_answers_name_the_server() {
+        // A capture that starts after psql sent `SELECT 1;`: the answer, then Terminate.
+        let answer = b"T\x00\x00\x00\x21\x00\x01?column?\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x17\x00\x04\xff\xff\xff\xff\x00\x00D\x00\x00\x00\x0b\x00\x01\x00\x00\x00\x011C\x00\x00\x00\x0dSELECT 1\x00Z\x00\x00\x00\x05I";
+        let mut d = Detector::midstream(4096);
+        d.feed(Dir::ToServer, answer);
+        d.feed(Dir::ToClient, b"X\x00\x00\x00\x04");
+        assert_eq!(app(&d.finish()), Some("postgresql"));
+        // The side that was fed first sent the answer: it is the server.
+        assert_eq!(d.requester(), Some(Dir::ToClient));
     }
 
     #[test]

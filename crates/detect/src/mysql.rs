@@ -132,6 +132,50 @@ pub(crate) fn command(b: &[u8]) -> Check {
     }
 }
 
+/// A column definition (ColumnDefinition41) starts with its catalog, which is always `def`.
+const CATALOG: &[u8] = b"\x03def";
+
+/// Mid-connection, from the server: the start of a result set, answering a query the
+/// capture did not see: the column count (sequence 1, a length-encoded integer, perhaps
+/// with MariaDB's metadata flag), then a column definition (sequence 2) whose catalog is
+/// `def`.
+pub(crate) fn replies(b: &[u8]) -> Check {
+    let Some((len, seq)) = packet(b) else {
+        return Check::More;
+    };
+    let count_ok = match b.get(4) {
+        None => true,
+        Some(1..=0xfa) => matches!(len, 1 | 2),
+        Some(0xfc) => matches!(len, 3 | 4),
+        Some(_) => false,
+    };
+    if seq != 1 || !count_ok {
+        return Check::No;
+    }
+    let at = 4 + len;
+    let Some((def_len, def_seq)) = b.get(at..).and_then(packet) else {
+        return Check::More;
+    };
+    if def_seq != 2 || def_len < CATALOG.len() {
+        return Check::No;
+    }
+    let got = &b[(at + 4).min(b.len())..(at + 4 + CATALOG.len()).min(b.len())];
+    if !CATALOG.starts_with(got) {
+        return Check::No;
+    }
+    if got.len() < CATALOG.len() {
+        return Check::More;
+    }
+    let columns = match b[4] {
+        0xfc => u64::from(u16::from_le_bytes([b[5], b[6]])),
+        n => u64::from(n),
+    };
+    yes(
+        AppProtocol::Mysql,
+        detail([("message", json!("ResultSet")), ("columns", json!(columns))]),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,6 +221,29 @@ mod tests {
             command(b"\x09\x00\x00\x00\x03SELECT 1"),
             Check::Yes(..)
         ));
+    }
+
+    #[test]
+    fn a_result_set_mid_connection() {
+        // MariaDB answering `SELECT 1`: one column, its definition, ...
+        let rs = b"\x01\x00\x00\x01\x01\x18\x00\x00\x02\x03def\x00\x00\x00\x011\x00\x0c?\x00\x01\x00\x00\x00\x08\x81\x00\x00\x00\x00";
+        match replies(rs) {
+            Check::Yes(AppProtocol::Mysql, d) => assert_eq!(d["columns"], 1),
+            c => panic!("{c:?}"),
+        }
+        for n in 0..13 {
+            assert_eq!(replies(&rs[..n]), Check::More, "{n}");
+        }
+        // Another catalog, sequence or count is no result set.
+        let mut other = rs.to_vec();
+        other[10] = b'x';
+        assert_eq!(replies(&other), Check::No);
+        let mut seq = rs.to_vec();
+        seq[8] = 3;
+        assert_eq!(replies(&seq), Check::No);
+        let mut count = rs.to_vec();
+        count[4] = 0;
+        assert_eq!(replies(&count), Check::No);
     }
 
     #[test]

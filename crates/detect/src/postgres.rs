@@ -106,6 +106,71 @@ pub(crate) fn message(b: &[u8]) -> Check {
     }
 }
 
+/// Backend message types (protocol 3.0): Authentication, BackendKeyData, BindComplete,
+/// CloseComplete, CommandComplete, CopyData, CopyDone, CopyIn/Out/BothResponse, DataRow,
+/// EmptyQueryResponse, ErrorResponse, FunctionCallResponse, NegotiateProtocolVersion,
+/// NoData, NoticeResponse, NotificationResponse, ParameterDescription, ParameterStatus,
+/// ParseComplete, PortalSuspended, ReadyForQuery, RowDescription.
+const BACKEND: &[u8] = b"RK23CdcGHWDIEVvnNAtS1sZT";
+/// Messages read mid-connection before concluding.
+const MAX_REPLIES: usize = 16;
+/// Larger messages are refused by servers (1 GiB).
+const MAX_MESSAGE: usize = 1 << 30;
+
+/// Mid-connection, from the server: whole backend messages from the start of the bytes,
+/// each of a backend type and a sane length, until a ReadyForQuery (length 5, status
+/// idle / in a transaction / failed) or a CommandComplete (a printable tag such as
+/// `SELECT 1`) proves PostgreSQL, behind at least one other message. A capture that
+/// starts after a query was sent sees its answer first.
+pub(crate) fn replies(b: &[u8]) -> Check {
+    let mut at = 0;
+    for n in 0..MAX_REPLIES {
+        let Some(&t) = b.get(at) else {
+            return Check::More;
+        };
+        if !BACKEND.contains(&t) {
+            return Check::No;
+        }
+        let Some(len) = be32(b, at + 1).map(|l| l as usize) else {
+            return Check::More;
+        };
+        if !(4..=MAX_MESSAGE).contains(&len) {
+            return Check::No;
+        }
+        let Some(body) = b.get(at + 5..at + 1 + len) else {
+            return Check::More;
+        };
+        let proof = match t {
+            b'Z' => {
+                if len != 5 || !matches!(body[0], b'I' | b'T' | b'E') {
+                    return Check::No;
+                }
+                Some(("ReadyForQuery", Value::Null))
+            }
+            b'C' => {
+                let tag = body.strip_suffix(&[0]).filter(|tag| {
+                    tag.first().is_some_and(u8::is_ascii_uppercase) && printable(tag)
+                });
+                let Some(tag) = tag else {
+                    return Check::No;
+                };
+                Some(("CommandComplete", json!(String::from_utf8_lossy(tag))))
+            }
+            _ => None,
+        };
+        at += 1 + len;
+        if let Some((what, tag)) = proof
+            && n > 0
+        {
+            return yes(
+                AppProtocol::Postgresql,
+                detail([("message", json!(what)), ("tag", tag)]),
+            );
+        }
+    }
+    Check::No
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,6 +236,36 @@ mod tests {
             Check::Yes(..)
         ));
         assert_eq!(message(b"Q\x00\x00\x00\x0eSELECT\x01 1\x00"), Check::No);
+    }
+
+    #[test]
+    fn replies_mid_connection() {
+        // psql's `SELECT 1;` answered: RowDescription, DataRow, CommandComplete,
+        // ReadyForQuery (recorded from PostgreSQL 15).
+        let answer = b"T\x00\x00\x00\x21\x00\x01?column?\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x17\x00\x04\xff\xff\xff\xff\x00\x00D\x00\x00\x00\x0b\x00\x01\x00\x00\x00\x011C\x00\x00\x00\x0dSELECT 1\x00Z\x00\x00\x00\x05I";
+        match replies(answer) {
+            Check::Yes(AppProtocol::Postgresql, d) => {
+                assert_eq!(d["message"], "CommandComplete");
+                assert_eq!(d["tag"], "SELECT 1");
+            }
+            c => panic!("{c:?}"),
+        }
+        let proof = answer.len() - 6;
+        for n in 0..proof {
+            assert_eq!(replies(&answer[..n]), Check::More, "{n}");
+        }
+        // One message alone proves nothing; a bad status, tag or type breaks the chain.
+        assert_eq!(replies(b"Z\x00\x00\x00\x05I"), Check::More);
+        assert_eq!(replies(b"1\x00\x00\x00\x04Z\x00\x00\x00\x05X"), Check::No);
+        assert_eq!(
+            replies(b"1\x00\x00\x00\x04C\x00\x00\x00\x06\x01\x00"),
+            Check::No
+        );
+        assert_eq!(replies(b"1\x00\x00\x00\x04Q\x00\x00\x00\x05I"), Check::No);
+        assert!(matches!(
+            replies(b"1\x00\x00\x00\x04Z\x00\x00\x00\x05T"),
+            Check::Yes(..)
+        ));
     }
 
     #[test]
