@@ -186,6 +186,9 @@ struct Case {
     client: &'static str,
     /// Started before the capture, which sees its connection from the middle on.
     midstream: bool,
+    /// Mid-connection: a command in the server's namespace that prints 1 once the server
+    /// holds the client's request (the capture then starts after it, and sees the answer).
+    ready: Option<&'static str>,
     /// The side that opened a mid-connection flow cannot be told from its bytes (an MQTT
     /// subscriber that only receives PUBLISH): either orientation is right.
     either_way: bool,
@@ -202,6 +205,7 @@ fn case(name: &'static str, protocol: &'static str, client: &'static str) -> Cas
         protocol,
         client,
         midstream: false,
+        ready: None,
         either_way: false,
         may_fail: false,
         detail: Vec::new(),
@@ -219,6 +223,10 @@ impl Case {
     }
     fn midstream(mut self) -> Case {
         self.midstream = true;
+        self
+    }
+    fn ready(mut self, probe: &'static str) -> Case {
+        self.ready = Some(probe);
         self
     }
     fn either_way(mut self) -> Case {
@@ -934,6 +942,33 @@ fn cases(amqp: bool) -> Vec<Case> {
         )
         .midstream()
         .is("command", json!("EHLO")),
+        // Queries sent before the capture: it holds only their answers (then Terminate,
+        // COM_QUIT).
+        case(
+            "mid-connection: PostgreSQL answer only",
+            "postgresql",
+            "psql 'host={ip} user=postgres dbname=postgres sslmode=disable' \
+             -tAc 'SELECT pg_sleep(2)'",
+        )
+        .midstream()
+        .ready(
+            "psql -h {dir}/pg -U postgres -tAc \"SELECT count(*) FROM pg_stat_activity \
+             WHERE state = 'active' AND query = 'SELECT pg_sleep(2)'\"",
+        )
+        .is("message", json!("CommandComplete"))
+        .is("tag", json!("SELECT 1")),
+        case(
+            "mid-connection: MariaDB answer only",
+            "mysql",
+            "mariadb -h {ip} -u root -e 'SELECT SLEEP(2)'",
+        )
+        .midstream()
+        .ready(
+            "mariadb -u root --socket={dir}/mariadb/sock -N -e \"SELECT count(*) FROM \
+             information_schema.processlist WHERE info = 'SELECT SLEEP(2)'\"",
+        )
+        .is("message", json!("ResultSet"))
+        .is("columns", json!(1)),
         // A subscriber that only receives: its two PUBLISH come first, from the broker.
         // (The publishers' own connections, opened during the capture, are flows too.)
         case(
@@ -969,6 +1004,24 @@ fn fill(s: &str, ip: IpAddr) -> String {
         .replace("{url}", &url)
         .replace("{dir}", DIR)
         .replace("{wait}", &wait)
+}
+
+/// Wait until `probe`, run in the server's namespace, prints 1.
+fn server_holds(name: &str, probe: &str) {
+    let mut last = String::new();
+    for _ in 0..100 {
+        let o = in_ns(SRV, &["sh", "-c", probe]).output().expect("a probe");
+        last = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        if last.trim() == "1" {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{name}: the server never held the request: {last}");
 }
 
 /// Wait until a client holds an established connection to `ip`.
@@ -1160,6 +1213,9 @@ fn real_clients_and_servers_are_detected_in_fresh_captures() {
     for (i, c) in cases.iter().enumerate().filter(|(_, c)| c.midstream) {
         midstream.push((c, client(i, c).spawn().expect("starting a client")));
         established(c.name, address(i, c.v6));
+        if let Some(probe) = c.ready {
+            server_holds(c.name, &fill(probe, address(i, c.v6)));
+        }
     }
     // The server's veth (Ethernet frames), and the client's view of all its interfaces
     // (Linux cooked frames, v2 and v1).
