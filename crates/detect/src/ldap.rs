@@ -28,7 +28,17 @@ fn ber_len(b: &[u8], at: usize) -> Result<Option<(usize, usize)>, ()> {
     Ok(Some((len, at + 1 + n)))
 }
 
-fn operation(tag: u8) -> Option<&'static str> {
+/// An operation's name, and whether a server sends it (responses, and the intermediate
+/// and unsolicited notifications), not a client.
+fn operation(tag: u8) -> Option<(&'static str, bool)> {
+    let response = matches!(
+        tag,
+        0x61 | 0x64 | 0x65 | 0x67 | 0x69 | 0x6b | 0x6d | 0x6f | 0x73 | 0x78 | 0x79
+    );
+    Some((operation_name(tag)?, response))
+}
+
+fn operation_name(tag: u8) -> Option<&'static str> {
     Some(match tag {
         0x60 => "bind",
         0x61 => "bindResponse",
@@ -58,8 +68,17 @@ fn operation(tag: u8) -> Option<&'static str> {
 /// Messages are far smaller; a larger length is not LDAP.
 const MAX_MESSAGE: usize = 1 << 24;
 
-/// An LDAPMessage from either side.
-pub(crate) fn message(b: &[u8]) -> Check {
+/// An LDAPMessage holding a request (a client's).
+pub(crate) fn request(b: &[u8]) -> Check {
+    message(b, false)
+}
+
+/// An LDAPMessage holding a response (a server's).
+pub(crate) fn response(b: &[u8]) -> Check {
+    message(b, true)
+}
+
+fn message(b: &[u8], from_server: bool) -> Check {
     macro_rules! len_at {
         ($at:expr) => {
             match ber_len(b, $at) {
@@ -97,7 +116,10 @@ pub(crate) fn message(b: &[u8]) -> Check {
     let Some(&op) = b.get(op_at) else {
         return Check::More;
     };
-    let Some(name) = operation(op) else {
+    let Some(name) = operation(op)
+        .filter(|&(_, response)| response == from_server)
+        .map(|(name, _)| name)
+    else {
         return Check::No;
     };
     // The operation must fit inside the message.
@@ -115,32 +137,37 @@ mod tests {
     #[test]
     fn simple_bind_and_its_response() {
         let bind = b"\x30\x0c\x02\x01\x01\x60\x07\x02\x01\x03\x04\x00\x80\x00";
-        match message(bind) {
+        match request(bind) {
             Check::Yes(AppProtocol::Ldap, d) => assert_eq!(d["operation"], "bind"),
             c => panic!("{c:?}"),
         }
         for n in 0..7 {
-            assert_eq!(message(&bind[..n]), Check::More, "{n}");
+            assert_eq!(request(&bind[..n]), Check::More, "{n}");
         }
         let ok = b"\x30\x0c\x02\x01\x01\x61\x07\x0a\x01\x00\x04\x00\x04\x00";
-        assert!(matches!(message(ok), Check::Yes(..)));
+        assert!(matches!(response(ok), Check::Yes(..)));
+        // Each side sends its own operations only.
+        assert_eq!(response(bind), Check::No);
+        assert_eq!(request(ok), Check::No);
     }
 
     #[test]
     fn long_form_lengths() {
         let search = b"\x30\x84\x00\x00\x00\x2d\x02\x01\x02\x63\x84\x00\x00\x00\x24\x04\x00";
-        assert!(matches!(message(search), Check::Yes(..)));
+        assert!(matches!(request(search), Check::Yes(..)));
     }
 
     #[test]
     fn not_ldap() {
-        // Operation longer than the message.
-        assert_eq!(message(b"\x30\x07\x02\x01\x01\x60\x20\x02\x01"), Check::No);
-        // Unknown operation tag.
-        assert_eq!(message(b"\x30\x0c\x02\x01\x01\x99\x07"), Check::No);
-        // Negative message id.
-        assert_eq!(message(b"\x30\x0c\x02\x01\xff\x60\x07"), Check::No);
-        // Kerberos AS-REQ (APPLICATION 10), also DER.
-        assert_eq!(message(b"\x6a\x81\xb0\x30\x81\xad"), Check::No);
+        for check in [request, response] {
+            // Operation longer than the message.
+            assert_eq!(check(b"\x30\x07\x02\x01\x01\x60\x20\x02\x01"), Check::No);
+            // Unknown operation tag.
+            assert_eq!(check(b"\x30\x0c\x02\x01\x01\x99\x07"), Check::No);
+            // Negative message id.
+            assert_eq!(check(b"\x30\x0c\x02\x01\xff\x60\x07"), Check::No);
+            // Kerberos AS-REQ (APPLICATION 10), also DER.
+            assert_eq!(check(b"\x6a\x81\xb0\x30\x81\xad"), Check::No);
+        }
     }
 }

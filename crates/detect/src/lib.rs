@@ -104,7 +104,7 @@ const CLIENT: &[CheckFn] = &[
     mysql::handshake_response,
     mongodb::request,
     kafka::request,
-    ldap::message,
+    ldap::request,
     mqtt::connect,
     amqp::header,
     ssh::banner,
@@ -123,23 +123,19 @@ const SERVER: &[CheckFn] = &[
     redis::reply,
     mqtt::connack,
     amqp::header,
-    ldap::message,
+    ldap::response,
     mongodb::reply,
     dns::tcp_response,
     memcached::response,
 ];
 
 /// Only mid-connection, on either side: messages that never open a connection, and
-/// resynchronisation on TLS records.
-const MIDSTREAM: &[CheckFn] = &[
-    tls::records,
-    postgres::message,
-    mysql::command,
-    smtp::envelope,
-    mqtt::packets,
-    amqp::frames,
-    tls::resync,
-];
+/// resynchronisation on TLS records. In this order, in three lists: those that only a
+/// client sends (`MIDSTREAM_REQUESTS`: their sender is the client) come between TLS
+/// records and the rest.
+const MIDSTREAM: &[CheckFn] = &[tls::records];
+const MIDSTREAM_REQUESTS: &[CheckFn] = &[postgres::message, mysql::command, smtp::envelope];
+const MIDSTREAM_LAST: &[CheckFn] = &[mqtt::packets, amqp::frames, tls::resync];
 
 /// Only mid-connection: answers a server sends to requests the capture did not see (it
 /// started after them). Their sender is the server.
@@ -319,6 +315,8 @@ impl Detector {
                 (CLIENT, Some(dir)),
                 (SERVER, Some(dir.reverse())),
                 (MIDSTREAM, None),
+                (MIDSTREAM_REQUESTS, Some(dir)),
+                (MIDSTREAM_LAST, None),
                 (MIDSTREAM_REPLIES, Some(dir.reverse())),
             ],
         }
@@ -522,6 +520,22 @@ mod tests {
         d.feed(Dir::ToClient, b"X\x00\x00\x00\x04");
         assert_eq!(app(&d.finish()), Some("postgresql"));
         // The side that was fed first sent the answer: it is the server.
+        assert_eq!(d.requester(), Some(Dir::ToClient));
+    }
+
+    #[test]
+    fn midstream_requests_name_the_client_whoever_spoke_first() {
+        // The tail of an answer (not at a message boundary), then psql's next query.
+        let mut d = Detector::midstream(4096);
+        d.feed(Dir::ToServer, b"\x00\x011\x00\x00\x00\x00");
+        d.feed(Dir::ToClient, b"Q\x00\x00\x00\x0eSELECT 2;\x00");
+        assert_eq!(app(&d.finish()), Some("postgresql"));
+        assert_eq!(d.requester(), Some(Dir::ToClient));
+        // An LDAP search's entry seen first is the server's.
+        let entry = b"\x30\x0c\x02\x01\x02\x64\x07\x04\x00\x30\x03\x04\x01a";
+        let mut d = Detector::midstream(4096);
+        d.feed(Dir::ToServer, entry);
+        assert_eq!(app(&d.finish()), Some("ldap"));
         assert_eq!(d.requester(), Some(Dir::ToClient));
     }
 
