@@ -517,6 +517,28 @@ fn servers(w: &mut World, amqp: bool) {
         ],
         &[],
     );
+    // Protocols bulkhead does not name: their flows must come out unknown.
+    w.serve("iperf3", &["iperf3", "-s"], &[]);
+    let repos = format!("{DIR}/repos");
+    must(&["git", "init", "-q", "--bare", &format!("{repos}/r.git")]);
+    w.serve(
+        "git-daemon",
+        &[
+            "git",
+            "daemon",
+            "--export-all",
+            "--reuseaddr",
+            "--listen=0.0.0.0",
+            &format!("--base-path={repos}"),
+        ],
+        &[],
+    );
+    // (Its login program exits at once: only the option negotiation is wanted.)
+    w.serve(
+        "telnetd",
+        &["busybox", "telnetd", "-F", "-p", "23", "-l", "/bin/true"],
+        &[],
+    );
     if amqp {
         rabbitmq(w);
     }
@@ -540,6 +562,9 @@ fn servers(w: &mut World, amqp: bool) {
         ("mosquitto", 't', 1883),
         ("memcached", 't', 11211),
         ("aiosmtpd", 't', 25),
+        ("iperf3", 't', 5201),
+        ("git-daemon", 't', 9418),
+        ("telnetd", 't', 23),
     ] {
         listening(name, kind, port, wait);
     }
@@ -980,6 +1005,33 @@ fn cases(amqp: bool) -> Vec<Case> {
         .midstream()
         .either_way(),
     ];
+    // Protocols bulkhead does not name, from real programs: never mistaken for one it does.
+    c.extend([
+        case(
+            "iperf3 control and data (not named)",
+            "unknown",
+            "iperf3 -c {ip} -n 256K -b 10M",
+        ),
+        case(
+            "git ls-remote, git protocol (not named)",
+            "unknown",
+            "git ls-remote git://{url}/r.git",
+        ),
+        case(
+            "busybox telnet (not named)",
+            "unknown",
+            "(sleep 0.5; echo exit) | busybox telnet {ip} 23",
+        )
+        // The server's login program exits: "Connection closed by foreign host", code 1.
+        .may_fail(),
+        // Nobody listens: the datagram is what counts.
+        case(
+            "logger, syslog over UDP (not named)",
+            "unknown",
+            "logger -n {ip} -P 514 -d 'hello syslog'",
+        )
+        .udp(),
+    ]);
     if amqp {
         c.push(
             case(
@@ -1147,6 +1199,10 @@ fn real_clients_and_servers_are_detected_in_fresh_captures() {
         "memcstat",
         "swaks",
         "amqp-publish",
+        "iperf3",
+        "git",
+        "busybox",
+        "logger",
     ]);
     for module in ["grpc", "aiosmtpd"] {
         let (ok, out) = run(&["/usr/bin/python3", "-c", &format!("import {module}")]);
