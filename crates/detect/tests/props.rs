@@ -34,6 +34,36 @@ fn hex(s: &str) -> Vec<u8> {
 
 type Opening = (&'static str, Vec<(Dir, Vec<u8>)>);
 
+/// curl 7.88's request asking to upgrade to h2c.
+const H2C_UPGRADE: &[u8] = b"GET /index.html HTTP/1.1\r\nHost: 10.231.1.7:8080\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n";
+
+/// What a capture that starts mid-connection may hold first: answers only a server sends
+/// (recorded from PostgreSQL 15, MariaDB 10.11 and slapd), then the client's next bytes.
+fn midstream_samples() -> Vec<Opening> {
+    let c = |b: &[u8]| (Dir::ToServer, b.to_vec());
+    let s = |b: &[u8]| (Dir::ToClient, b.to_vec());
+    vec![
+        (
+            "postgresql",
+            vec![
+                s(b"T\x00\x00\x00\x21\x00\x01?column?\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x17\x00\x04\xff\xff\xff\xff\x00\x00D\x00\x00\x00\x0b\x00\x01\x00\x00\x00\x011C\x00\x00\x00\x0dSELECT 1\x00Z\x00\x00\x00\x05I"),
+                c(b"X\x00\x00\x00\x04"),
+            ],
+        ),
+        (
+            "mysql",
+            vec![
+                s(b"\x01\x00\x00\x01\x01\x18\x00\x00\x02\x03def\x00\x00\x00\x011\x00\x0c?\x00\x01\x00\x00\x00\x08\x81\x00\x00\x00\x00"),
+                c(b"\x01\x00\x00\x00\x01"),
+            ],
+        ),
+        (
+            "ldap",
+            vec![s(b"\x30\x0c\x02\x01\x02\x64\x07\x04\x00\x30\x03\x04\x01a")],
+        ),
+    ]
+}
+
 /// Real-looking openings of each protocol, in the order the sides speak.
 fn samples() -> Vec<Opening> {
     let c = |b: &[u8]| (Dir::ToServer, b.to_vec());
@@ -79,6 +109,9 @@ fn samples() -> Vec<Opening> {
             vec![c(b"\x2f\x00\x00\x00\x07\x00\x00\x00\x00\x00\x00\x00\xdd\x07\x00\x00\x00\x00\x00\x00\x00\x1a\x00\x00\x00\x10ping\x00\x01\x00\x00\x00\x02$db\x00\x02\x00\x00\x00a\x00\x00")],
         ),
         ("memcached", vec![c(b"get user:42\r\n"), s(b"END\r\n")]),
+        // curl --http2 to Apache (switches) and to nginx (ignores the upgrade).
+        ("http2", vec![c(H2C_UPGRADE), s(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n\x00\x00\x06\x04\x00\x00\x00\x00\x00\x00\x03\x00\x00\x00\x64")]),
+        ("http", vec![c(H2C_UPGRADE), s(b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nContent-Length: 3\r\n\r\nh1\n")]),
         (
             "dns",
             vec![c(b"\x00\x1d\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x07example\x03com\x00\x00\x01\x00\x01")],
@@ -139,7 +172,7 @@ proptest! {
     }
 
     #[test]
-    fn splitting_does_not_change_the_answer(k in 0usize..17, cuts in proptest::collection::vec(1usize..24, 1..10)) {
+    fn splitting_does_not_change_the_answer(k in 0..samples().len(), cuts in proptest::collection::vec(1usize..24, 1..10)) {
         let (_, parts) = &samples()[k];
         for make in [Detector::new as fn(usize) -> Detector, Detector::midstream] {
             prop_assert_eq!(fed(make(16 * 1024), parts, &cuts), fed(make(16 * 1024), parts, &[]));
@@ -147,7 +180,30 @@ proptest! {
     }
 
     #[test]
-    fn mutated_openings_never_panic(k in 0usize..17, edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..6),
+    fn midstream_answers_are_detected_however_split(k in 0..midstream_samples().len(), cuts in proptest::collection::vec(1usize..24, 1..10)) {
+        let (want, parts) = &midstream_samples()[k];
+        let got = fed(Detector::midstream(16 * 1024), parts, &cuts);
+        prop_assert_eq!(app(&got), *want);
+    }
+
+    #[test]
+    fn arbitrary_answers_to_an_upgrade_or_after_a_reply_never_panic(s in proptest::collection::vec(any::<u8>(), 0..600)) {
+        for make in [Detector::new as fn(usize) -> Detector, Detector::midstream] {
+            let mut d = make(512);
+            d.feed(Dir::ToServer, H2C_UPGRADE);
+            d.feed(Dir::ToClient, &s);
+            let _ = d.finish();
+        }
+        // Behind a whole PostgreSQL message, a MySQL column count, an LDAP response.
+        for head in [&b"1\x00\x00\x00\x04"[..], b"\x01\x00\x00\x01\x01", b"\x30\x05\x02\x01\x01\x61"] {
+            let mut d = Detector::midstream(512);
+            d.feed(Dir::ToServer, &[head, &s[..]].concat());
+            let _ = d.finish();
+        }
+    }
+
+    #[test]
+    fn mutated_openings_never_panic(k in 0..samples().len(), edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..6),
                                     cut in any::<usize>()) {
         let (_, mut parts) = samples()[k].clone();
         let n = parts.len();
