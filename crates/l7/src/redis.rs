@@ -77,9 +77,9 @@ impl RedisSession {
         }
     }
 
-    /// Parse the command head in `self.head`; Ok(None) if incomplete.
-    fn parse_head(&self) -> Result<Option<(String, u64, usize)>, String> {
-        let h = &self.head;
+    /// Parse the command head at the start of `h`: (upper-case name, arguments after
+    /// it, bytes of the head); Ok(None) if incomplete.
+    fn parse_head(h: &[u8]) -> Result<Option<(String, u64, usize)>, String> {
         if h.first() == Some(&b'*') {
             let line = |at: usize| -> Option<(&[u8], usize)> {
                 let rest = h.get(at..)?;
@@ -134,6 +134,61 @@ impl RedisSession {
     }
 }
 
+impl RedisSession {
+    /// A command whose head (`head`: its bytes, `name`, `rest` arguments after the name)
+    /// is read: decided, forwarded or refused, and the rest of it streamed likewise.
+    fn command(
+        &mut self,
+        out: &mut Output,
+        head: &[u8],
+        name: String,
+        rest: u64,
+        decide: &mut dyn FnMut(&L7Request) -> Verdict,
+    ) {
+        if name.is_empty() {
+            out.to_server.extend_from_slice(head);
+            return;
+        }
+        let request = L7Request {
+            app: AppProtocol::Redis,
+            detail: L7Detail::Redis { command: name },
+        };
+        let L7Detail::Redis { command: name } = &request.detail else {
+            unreachable!("built above")
+        };
+        let allowed = decide(&request).allowed;
+        if allowed {
+            out.to_server.extend_from_slice(head);
+            self.owed.push_back(Owed::Reply);
+            if matches!(
+                name.as_str(),
+                "SUBSCRIBE" | "PSUBSCRIBE" | "SSUBSCRIBE" | "MONITOR"
+            ) {
+                self.unordered = true;
+            }
+        } else {
+            self.refuse(out, name);
+        }
+        let refusal = (!allowed).then(|| {
+            String::from_utf8_lossy(&Self::refusal(name))
+                .trim_end()
+                .to_string()
+        });
+        out.decided.push(Decided {
+            refusal,
+            request,
+            allowed,
+            findings: Vec::new(),
+        });
+        if rest > 0 {
+            self.client = Client::Body {
+                skip: Skipper::remaining(rest),
+                allowed,
+            };
+        }
+    }
+}
+
 impl Session for RedisSession {
     fn client_bytes(
         &mut self,
@@ -141,6 +196,8 @@ impl Session for RedisSession {
         decide: &mut dyn FnMut(&L7Request) -> Verdict,
     ) -> Output {
         let mut out = Output::default();
+        // Most of the input goes on to the server: one allocation, not one per command.
+        out.to_server.reserve(data.len());
         // Bytes read past a command's head go back in front of the input (a loop, not
         // recursion: thousands of tiny pipelined commands must not grow the stack).
         let mut input: std::borrow::Cow<[u8]> = std::borrow::Cow::Borrowed(data);
@@ -167,7 +224,18 @@ impl Session for RedisSession {
                     }
                 }
                 Client::Head => {
-                    // Take bytes up to the head's limit.
+                    // A whole head in the input (the common case, pipelined or not) is
+                    // decided in place: no copy of what follows it. (Within the first
+                    // take below: with nothing held, that is MAX_HEAD.max(MAX_LINE).)
+                    if self.head.is_empty()
+                        && let Ok(Some((name, rest, used))) = Self::parse_head(data)
+                        && used <= MAX_HEAD.max(MAX_LINE)
+                    {
+                        i += used;
+                        self.command(&mut out, &data[..used], name, rest, decide);
+                        continue;
+                    }
+                    // Otherwise take bytes up to the head's limit and wait for the rest.
                     let room = MAX_HEAD.max(if self.head.first() == Some(&b'*') {
                         0
                     } else {
@@ -176,7 +244,7 @@ impl Session for RedisSession {
                     let take = data.len().min(room.saturating_sub(self.head.len()).max(1));
                     self.head.extend_from_slice(&data[..take]);
                     i += take;
-                    let parsed = match self.parse_head() {
+                    let parsed = match Self::parse_head(&self.head) {
                         Ok(p) => p,
                         Err(e) => {
                             out.to_client
@@ -199,45 +267,7 @@ impl Session for RedisSession {
                     let mut tail = self.head.split_off(used);
                     let head = std::mem::take(&mut self.head);
                     tail.extend_from_slice(&input[i..]);
-                    if name.is_empty() {
-                        out.to_server.extend_from_slice(&head);
-                    } else {
-                        let request = L7Request {
-                            app: AppProtocol::Redis,
-                            detail: L7Detail::Redis {
-                                command: name.clone(),
-                            },
-                        };
-                        let allowed = decide(&request).allowed;
-                        if allowed {
-                            out.to_server.extend_from_slice(&head);
-                            self.owed.push_back(Owed::Reply);
-                            if matches!(
-                                name.as_str(),
-                                "SUBSCRIBE" | "PSUBSCRIBE" | "SSUBSCRIBE" | "MONITOR"
-                            ) {
-                                self.unordered = true;
-                            }
-                        } else {
-                            self.refuse(&mut out, &name);
-                        }
-                        out.decided.push(Decided {
-                            refusal: (!allowed).then(|| {
-                                String::from_utf8_lossy(&Self::refusal(&name))
-                                    .trim_end()
-                                    .to_string()
-                            }),
-                            request,
-                            allowed,
-                            findings: Vec::new(),
-                        });
-                        if rest > 0 {
-                            self.client = Client::Body {
-                                skip: Skipper::remaining(rest),
-                                allowed,
-                            };
-                        }
-                    }
+                    self.command(&mut out, &head, name, rest, decide);
                     input = std::borrow::Cow::Owned(tail);
                     i = 0;
                 }
@@ -248,6 +278,7 @@ impl Session for RedisSession {
 
     fn server_bytes(&mut self, mut data: &[u8]) -> Output {
         let mut out = Output::default();
+        out.to_client.reserve(data.len());
         while !data.is_empty() {
             if self.unordered {
                 out.to_client.extend_from_slice(data);
