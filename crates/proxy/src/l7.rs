@@ -251,7 +251,10 @@ fn h2_verdict(cx: &Ctx<'_>, detected: AppProtocol, d: Decision) -> Decision {
 #[derive(Default)]
 pub(crate) struct Memo {
     generation: u64,
-    seen: HashMap<L7Request, Decision>,
+    /// foldhash (randomly seeded per process) rather than SipHash: one lookup per
+    /// command, and at most MEMO entries, so a client choosing colliding names only
+    /// slows its own connection, boundedly.
+    seen: HashMap<L7Request, Decision, foldhash::fast::RandomState>,
 }
 
 /// Requests remembered per connection at most (HTTP paths vary without bound).
@@ -271,15 +274,16 @@ fn feed_client(
     }
     let started = std::time::Instant::now();
     let out = session.client_bytes(data, &mut |req: &L7Request| {
-        let d = match memo.seen.get(req) {
-            Some(d) => d.clone(),
+        let allowed = match memo.seen.get(req) {
+            Some(d) => d.allowed,
             None => {
                 let d = cx.authority.decide(cx.client, cx.server, Some(req));
-                memo.seen.insert(req.clone(), d.clone());
-                d
+                let allowed = d.allowed;
+                memo.seen.insert(req.clone(), d);
+                allowed
             }
         };
-        Verdict { allowed: d.allowed }
+        Verdict { allowed }
     });
     if let Some(dec) = out.decided.first() {
         let app = dec.request.app.to_string();
@@ -292,7 +296,7 @@ fn feed_client(
     for (k, dec) in out.decided.iter().enumerate() {
         // A request may be decided in an earlier call than the one that reports it (its
         // body was held for the sensors): its policy verdict is found by the request.
-        let decision = memo.seen.get(&dec.request).cloned();
+        let decision = memo.seen.get(&dec.request);
         if !dec.findings.is_empty() {
             let pcap = cx.capture(&format!("sensor-{}", first + k as u64), None);
             cx.emit(EventKind::Sensor {
@@ -312,7 +316,7 @@ fn feed_client(
         if dec.allowed && !decision.as_ref().is_some_and(|d| d.violation) {
             continue;
         }
-        let decision = decision.unwrap_or_else(|| {
+        let decision = decision.cloned().unwrap_or_else(|| {
             cx.authority
                 .decide(cx.client, cx.server, Some(&dec.request))
         });
