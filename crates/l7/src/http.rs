@@ -114,6 +114,74 @@ fn header<'a>(headers: &'a [httparse::Header<'a>], name: &str) -> Option<&'a [u8
         .map(|h| h.value)
 }
 
+/// The request's head without its offer to upgrade to h2c, or None if it makes none.
+/// After a `101` to h2c the connection would carry HTTP/2 this session does not read, so
+/// every later request would pass undecided; `Upgrade` and `HTTP2-Settings` are
+/// hop-by-hop (RFC 9110 7.6.1 and 7.8, RFC 7540 3.2.1), so a proxy that does not take
+/// the offer drops it and the server answers in HTTP/1.1. The bool: another protocol
+/// (WebSocket) is still offered. Every `Upgrade` and `Connection` line is read, as bytes.
+fn without_h2c(req: &httparse::Request) -> Option<(Vec<u8>, bool)> {
+    let tokens = |v: &'_ [u8]| -> Vec<Vec<u8>> {
+        v.split(|&c| c == b',')
+            .map(|t| t.trim_ascii().to_vec())
+            .filter(|t| !t.is_empty())
+            .collect()
+    };
+    let named = |h: &httparse::Header, n: &str| h.name.eq_ignore_ascii_case(n);
+    let offered: Vec<Vec<u8>> = req
+        .headers
+        .iter()
+        .filter(|h| named(h, "upgrade"))
+        .flat_map(|h| tokens(h.value))
+        .collect();
+    let is_h2c = |t: &Vec<u8>| t.eq_ignore_ascii_case(b"h2c");
+    if !offered.iter().any(is_h2c) {
+        return None;
+    }
+    let others: Vec<Vec<u8>> = offered.into_iter().filter(|t| !is_h2c(t)).collect();
+    let line = |h: &mut Vec<u8>, name: &[u8], values: &[Vec<u8>]| {
+        h.extend_from_slice(name);
+        h.extend_from_slice(b": ");
+        h.extend_from_slice(&values.join(&b", "[..]));
+        h.extend_from_slice(b"\r\n");
+    };
+    let mut h = format!("{} {} HTTP/1.{}\r\n", req.method?, req.path?, req.version?).into_bytes();
+    let mut upgrade_written = false;
+    for x in req.headers.iter() {
+        if named(x, "http2-settings") {
+            continue;
+        }
+        if named(x, "upgrade") {
+            // The other offers, once, where the first Upgrade line was.
+            if !others.is_empty() && !upgrade_written {
+                line(&mut h, x.name.as_bytes(), &others);
+                upgrade_written = true;
+            }
+            continue;
+        }
+        if named(x, "connection") {
+            let keep: Vec<Vec<u8>> = tokens(x.value)
+                .into_iter()
+                .filter(|t| {
+                    let hop = t.eq_ignore_ascii_case(b"http2-settings")
+                        || (others.is_empty() && t.eq_ignore_ascii_case(b"upgrade"));
+                    !hop
+                })
+                .collect();
+            if !keep.is_empty() {
+                line(&mut h, x.name.as_bytes(), &keep);
+            }
+            continue;
+        }
+        h.extend_from_slice(x.name.as_bytes());
+        h.extend_from_slice(b": ");
+        h.extend_from_slice(x.value);
+        h.extend_from_slice(b"\r\n");
+    }
+    h.extend_from_slice(b"\r\n");
+    Some((h, !others.is_empty()))
+}
+
 /// The host a Host header names, without a port (rules name hosts, not host:port).
 pub(crate) fn host_name(h: &str) -> String {
     let h = h.trim().to_ascii_lowercase();
@@ -347,7 +415,11 @@ impl Session for HttpSession {
                     let host =
                         header(req.headers, "host").map(|h| host_name(&String::from_utf8_lossy(h)));
                     let body = request_body(req.headers);
-                    let upgrade = header(req.headers, "upgrade").is_some();
+                    let h2c = without_h2c(&req);
+                    let upgrade = match &h2c {
+                        Some((_, still)) => *still,
+                        None => header(req.headers, "upgrade").is_some(),
+                    };
                     let is_head = method.eq_ignore_ascii_case("HEAD");
                     let request = L7Request {
                         app: AppProtocol::Http,
@@ -357,6 +429,10 @@ impl Session for HttpSession {
                             host,
                             headers: hdrs,
                         },
+                    };
+                    let head = match h2c {
+                        Some((stripped, _)) => stripped,
+                        None => head,
                     };
                     let allowed = decide(&request).allowed;
                     let inspect = allowed && self.inspector.is_some();

@@ -153,3 +153,34 @@ proptest! {
         let _ = run(&pre, &s, &[]);
     }
 }
+
+/// An offer to upgrade to h2c is dropped on the way (a 101 would turn the connection
+/// into HTTP/2 this session does not read, and every later request would pass
+/// undecided); the server answers in HTTP/1.1 and the next request is decided. A
+/// WebSocket offer next to it stays.
+#[test]
+fn an_h2c_upgrade_offer_is_dropped_and_later_requests_are_still_decided() {
+    let client = [
+        &b"GET /a HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n"[..],
+        b"GET /admin HTTP/1.1\r\nHost: a\r\n\r\n",
+    ]
+    .concat();
+    let (to_server, to_client, decided, _) = run(&client, RESP1, &[]);
+    assert_eq!(
+        String::from_utf8(to_server).unwrap(),
+        "GET /a HTTP/1.1\r\nHost: a\r\n\r\n"
+    );
+    assert_eq!(decided.len(), 2, "{decided:?}");
+    assert!(
+        !decided[1].1,
+        "the request after the offer is decided: {decided:?}"
+    );
+    assert!(String::from_utf8_lossy(&to_client).contains("403 Forbidden"));
+
+    let both = b"GET /ws HTTP/1.1\r\nHost: a\r\nupgrade: websocket, H2C\r\nConnection: keep-alive, Upgrade\r\n\r\n";
+    let (to_server, _, _, _) = run(both, b"", &[]);
+    assert_eq!(
+        String::from_utf8(to_server).unwrap(),
+        "GET /ws HTTP/1.1\r\nHost: a\r\nupgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n\r\n"
+    );
+}
