@@ -14,11 +14,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::authority::Stage;
+use crate::buf::Buf;
 use crate::conn::{Ctx, relay};
 use crate::event::EventKind;
 use crate::protocol::{Detection, Protocols};
-
-const READ: usize = 16 * 1024;
 
 pub(crate) async fn serve(
     cx: &mut Ctx<'_>,
@@ -28,7 +27,7 @@ pub(crate) async fn serve(
 ) -> Result<()> {
     let mut det = protocols.detector();
     let deadline = tokio::time::Instant::now() + cx.cfg.detect_timeout;
-    let (mut cbuf, mut sbuf) = (vec![0u8; READ], vec![0u8; READ]);
+    let (mut cbuf, mut sbuf) = (Buf::new(), Buf::new());
     let mut seen = 0usize;
     // The time the first bytes spent in the proxy (read, detector, written).
     let mut first: Option<f64> = None;

@@ -8,10 +8,9 @@ use bulkhead_l7::Inspector;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::buf::Buf;
 use crate::capture::Side;
 use crate::conn::Ctx;
-
-const READ: usize = 16 * 1024;
 
 pub(crate) async fn relay(
     cx: &mut Ctx<'_>,
@@ -41,7 +40,7 @@ pub(crate) async fn relay(
         to.write_all(&data).await.context("forwarding held bytes")?;
         *n += data.len() as u64;
     }
-    let (mut cbuf, mut sbuf) = (vec![0u8; READ], vec![0u8; READ]);
+    let (mut cbuf, mut sbuf) = (Buf::new(), Buf::new());
     let (mut client_open, mut server_open) = (true, true);
     let idle = crate::idle::Idle::new(cx.cfg.idle_timeout);
     let mut timer = idle.timer();

@@ -11,13 +11,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::authority::{Decision, Stage};
+use crate::buf::Buf;
 use crate::capture::Side;
 use crate::conn::{Ctx, relay};
 use crate::event::EventKind;
 use crate::protocol::{Detection, Output, Protocols, Verdict};
 use crate::socket;
-
-const READ: usize = 16 * 1024;
 
 pub(crate) async fn serve(
     cx: &mut Ctx<'_>,
@@ -31,7 +30,7 @@ pub(crate) async fn serve(
     let mut det = protocols.detector();
     let deadline = tokio::time::Instant::now() + cx.cfg.detect_timeout;
     let (mut held_c, mut held_s) = (Vec::new(), Vec::new());
-    let (mut cbuf, mut sbuf) = (vec![0u8; READ], vec![0u8; READ]);
+    let (mut cbuf, mut sbuf) = (Buf::new(), Buf::new());
     // When the first byte came: from then on bytes are held (the proxy's latency).
     let mut first: Option<std::time::Instant> = None;
     // HTTP/2 with prior knowledge is gRPC if its first request's HEADERS says so, and a
@@ -399,7 +398,7 @@ async fn drain(
     protocol: &str,
     learn_dns: bool,
 ) -> Result<()> {
-    let mut buf = vec![0u8; READ];
+    let mut buf = Buf::new();
     loop {
         let n = tokio::time::timeout(cx.cfg.idle_timeout, server.read(&mut buf))
             .await

@@ -19,6 +19,7 @@
 //! exists), so every socket it opens lives in the node's namespace.
 
 pub mod authority;
+mod buf;
 pub mod capture;
 mod conn;
 mod discover;
