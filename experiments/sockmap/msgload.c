@@ -6,8 +6,8 @@
 #include <signal.h>
 static volatile int stop;
 static void h(int s) { stop = 1; }
-int main() {
-  struct bpf_object *obj = bpf_object__open_file("msg.bpf.o", NULL);
+int main(int argc, char **argv) {
+  struct bpf_object *obj = bpf_object__open_file(argc > 1 ? argv[1] : "msg.bpf.o", NULL);
   if (!obj || bpf_object__load(obj)) { perror("load"); return 1; }
   int socks = bpf_object__find_map_fd_by_name(obj, "socks");
   int stats = bpf_object__find_map_fd_by_name(obj, "stats");
@@ -20,6 +20,6 @@ int main() {
   fprintf(stderr, "attached\n");
   while (!stop) pause();
   bpf_prog_detach2(ops, cg, BPF_CGROUP_SOCK_OPS);
-  for (__u32 i = 0; i < 4; i++) { __u64 v = 0; bpf_map_lookup_elem(stats, &i, &v); fprintf(stderr, "stat %u = %llu\n", i, v); }
+  for (__u32 i = 0; i < 8; i++) { __u64 v = 0; bpf_map_lookup_elem(stats, &i, &v); fprintf(stderr, "stat %u = %llu\n", i, v); }
   return 0;
 }

@@ -9,6 +9,9 @@
 #   sk_msg  no relay: sockops puts both ends of every connection to the port in a
 #           sockhash and sendmsg goes straight into the peer's receive queue, the command
 #           name checked on the way (FLUSHALL is refused; msg.bpf.c)
+#   resp    the same with RESP framed in the program: every command of the stream gets
+#           its own verdict whatever the sendmsg boundaries (resp.bpf.c)
+# Each is run with and without pipelining (-P 16).
 # Usage (root): experiments/sockmap/run.sh [rounds]
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -20,6 +23,7 @@ inc=/usr/include/$(gcc -dumpmachine)
 work=$(mktemp -d)
 clang -O2 -g -target bpf -I"$inc" -c splice.bpf.c -o "$work/splice.bpf.o"
 clang -O2 -g -target bpf -I"$inc" -c msg.bpf.c -o "$work/msg.bpf.o"
+clang -O2 -g -target bpf -I"$inc" -c resp.bpf.c -o "$work/resp.bpf.o"
 gcc -O2 -I"$inc" splice.c -o "$work/splice" -lbpf
 gcc -O2 -I"$inc" msgload.c -o "$work/msgload" -lbpf
 clang -O2 -g -target bpf -I"$inc" -c reply.bpf.c -o "$work/reply.bpf.o"
@@ -34,8 +38,10 @@ cleanup() {
 trap cleanup EXIT
 redis-server --bind 127.0.0.1 --port 6390 --save '' --appendonly no --daemonize yes >/dev/null
 sleep 0.5
-bench() { # port -> "SET GET" requests per second
-	timeout 90 redis-benchmark -p "$1" -c 50 -n 200000 -t set,get -q 2>&1 | tr '\r' '\n' |
+bench() { # port [-P 16] -> "SET GET" requests per second
+	local port=$1
+	shift
+	timeout 90 redis-benchmark -p "$port" -c 50 -n 200000 -t set,get -q "$@" 2>&1 | tr '\r' '\n' |
 		awk '/requests per second/ {printf "%s ", $2} END {print ""}'
 }
 (cd "$work" && exec ./splice 7000 6390 >/dev/null 2>&1) &
@@ -43,8 +49,16 @@ pids+=($!)
 (cd "$work" && exec ./relay 7001 6390 0 >/dev/null 2>&1) &
 pids+=($!)
 sleep 0.5
+# First, what the RESP program does to a stream (refusals, cut headers, pipelines, 1 MB).
+(cd "$work" && exec ./msgload resp.bpf.o 2>/dev/null) &
+pids+=($!)
+sleep 1
+./resp_check.py
+kill -INT "${pids[-1]}"
+sleep 0.5
 for r in $(seq "$rounds"); do
 	echo "round $r direct: $(bench 6390)"
+	echo "round $r direct -P16: $(bench 6390 -P 16)"
 	echo "round $r relay:  $(bench 7001)"
 	# Its sockops program is on the root cgroup: only while it is measured.
 	(cd "$work" && exec ./relay 7002 6390 1 >/dev/null 2>&1) &
@@ -58,6 +72,13 @@ for r in $(seq "$rounds"); do
 	pids+=($!)
 	sleep 1
 	echo "round $r sk_msg: $(bench 6390)"
+	kill -INT "${pids[-1]}"
+	sleep 0.5
+	(cd "$work" && exec ./msgload resp.bpf.o 2>/dev/null) &
+	pids+=($!)
+	sleep 1
+	echo "round $r resp: $(bench 6390)"
+	echo "round $r resp -P16: $(bench 6390 -P 16)"
 	kill -INT "${pids[-1]}"
 	sleep 0.5
 done
