@@ -15,6 +15,7 @@
 //! Everything needs root (network namespaces). Nothing is put in the host's namespace.
 #![forbid(unsafe_code)]
 
+pub use privileged::privileged;
 pub mod add;
 pub mod addressing;
 pub mod agent;
@@ -28,6 +29,7 @@ pub mod names;
 pub mod netlink;
 pub mod netns;
 pub mod plan;
+mod privileged;
 pub mod probe;
 pub mod process;
 pub mod remove;

@@ -15,34 +15,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bulkhead_analyze::matrix::{Family, Matrix};
-use bulkhead_lab::{Helper, ProbeOptions, State, UpOptions, netns};
+use bulkhead_lab::{Helper, ProbeOptions, State, UpOptions, netns, privileged};
 use bulkhead_manifest::{Source, parse_sources};
 use bulkhead_model::L4;
 use nix::fcntl::{Flock, FlockArg};
-
-const REQUIRE: &str = "BULKHEAD_REQUIRE_PRIVILEGED";
-
-/// Whether privileged tests can run here; panics when they must and cannot.
-fn privileged(needs: &[&str]) -> bool {
-    let mut missing: Vec<String> = Vec::new();
-    if !nix::unistd::geteuid().is_root() {
-        missing.push("root".into());
-    }
-    for program in needs {
-        if bulkhead_lab::process::which(program).is_none() {
-            missing.push(format!("the program {program}"));
-        }
-    }
-    if missing.is_empty() {
-        return true;
-    }
-    let why = format!("this test needs {}", missing.join(", "));
-    if std::env::var(REQUIRE).as_deref() == Ok("1") {
-        panic!("{why} ({REQUIRE}=1: privileged tests must run)");
-    }
-    eprintln!("skipping: {why}");
-    false
-}
 
 /// One lab-building test at a time, across processes.
 fn lock() -> Flock<File> {

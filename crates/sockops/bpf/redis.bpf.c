@@ -1,0 +1,196 @@
+// SPDX-License-Identifier: GPL-2.0
+// Redis command rules at the socket: the client's RESP stream is framed at sendmsg and
+// every command decided by a table the agent computes with the policy engine; allowed
+// bytes go straight into the server socket's receive queue when both ends are on this
+// node (no TCP at all), or on to TCP when the server is elsewhere. See src/lib.rs.
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#define NAME 24        // command names are shorter; longer ones are "any other"
+#define MAX_HEADERS 32 // per program run: the verifier's bound; the kernel runs us again
+
+struct tuple { __u32 lip, rip, lport, rport; };        // as the socket sees itself
+struct addr { __u32 ip, port; };
+struct pair { __u32 client, server, port; };            // identities and the server port
+struct command { __u32 table; char name[NAME]; };       // an empty name: any other
+
+// Both ends of each connection to a server address the agent named.
+struct { __uint(type, BPF_MAP_TYPE_SOCKHASH); __uint(max_entries, 65536); __type(key, struct tuple); __type(value, __u64); } socks SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 65536); __type(key, struct addr); __type(value, __u32); } servers SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 262144); __type(key, __u32); __type(value, __u32); } identities SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 262144); __type(key, struct pair); __type(value, __u32); } tables SEC(".maps");
+// 1: allowed, 2: refused.
+struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 262144); __type(key, struct command); __type(value, __u32); } verdicts SEC(".maps");
+// Counters, see `Counter` in src/lib.rs.
+struct { __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY); __uint(max_entries, 8); __type(key, __u32); __type(value, __u64); } counters SEC(".maps");
+
+// A client socket's place in its stream, between sendmsg calls.
+struct stream {
+  __u32 table;  // 0: not looked up yet; ~0: no table (everything refused)
+  __u32 args;   // bulk strings of the current command not begun
+  __u32 bulk;   // bytes of the current bulk string (CRLF included) still to come
+  __u32 deny;   // the current command's verdict
+  __u32 open;   // a command is under way
+};
+struct { __uint(type, BPF_MAP_TYPE_SK_STORAGE); __uint(map_flags, BPF_F_NO_PREALLOC); __type(key, int); __type(value, struct stream); } streams SEC(".maps");
+
+enum { ALLOWED, REFUSED, REPLIES, MALFORMED, NO_TABLE };
+
+static __always_inline void count(__u32 i, __u64 n) {
+  __u64 *v = bpf_map_lookup_elem(&counters, &i);
+  if (v) *v += n;
+}
+
+SEC("sockops")
+int take(struct bpf_sock_ops *s) {
+  if (s->family != 2) return 1;
+  if (s->op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB && s->op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB) return 1;
+  struct tuple t = { .lip = s->local_ip4, .rip = s->remote_ip4, .lport = s->local_port, .rport = bpf_ntohl(s->remote_port) };
+  // The server's side of a connection, or a client's.
+  struct addr local = { .ip = t.lip, .port = t.lport }, remote = { .ip = t.rip, .port = t.rport };
+  if (bpf_map_lookup_elem(&servers, &local) || bpf_map_lookup_elem(&servers, &remote))
+    bpf_sock_hash_update(s, &socks, &t, BPF_NOEXIST);
+  return 1;
+}
+
+// A header "<c><digits>\r\n" at `off`: (its number << 8) | its length, 0 when this
+// sendmsg ends inside it, -1 when it is not one. A global function: the verifier checks
+// it once, not once per path through the framing loop.
+__noinline __s64 header(struct sk_msg_md *m, __u32 off, __u32 c) {
+  if (!m) return -1;
+  __u32 size = m->size;
+  __u32 end = off + 16 < size ? off + 16 : size;
+  if (end <= off + 3) return 0;
+  if (bpf_msg_pull_data(m, off, end, 0)) return -1;
+  unsigned char *d = m->data, *e = m->data_end;
+  if (d + 1 > e || d[0] != c) return -1;
+  __s64 n = 0;
+#pragma unroll
+  for (int i = 1; i < 14; i++) {
+    if (d + i + 2 > e) return 0;
+    unsigned char b = d[i];
+    if (b == '\r') {
+      if (d[i + 1] != '\n' || i == 1) return -1;
+      return (n << 8) | (i + 2);
+    }
+    if (b < '0' || b > '9') return -1;
+    n = n * 10 + (b - '0');
+  }
+  return -1;
+}
+
+// The verdict of the command named by the `len` bytes at `off`: 1 refused, 0 allowed.
+// Global, like `header`.
+__noinline __u32 decide(struct sk_msg_md *m, __u32 table, __u32 off, __u32 len) {
+  if (!m) return 1;
+  struct command k = { .table = table };
+  if (len < NAME) {
+    if (bpf_msg_pull_data(m, off, off + len, 0)) return 1;
+    unsigned char *d = m->data, *e = m->data_end;
+    for (int i = 0; i < NAME - 1; i++) {
+      if (i >= len || d + i + 1 > e) break;
+      unsigned char b = d[i];
+      k.name[i] = (b >= 'a' && b <= 'z') ? b - 32 : b;
+    }
+    __u32 *v = bpf_map_lookup_elem(&verdicts, &k);
+    if (v) return *v != 1;
+    __builtin_memset(k.name, 0, NAME);
+  }
+  __u32 *v = bpf_map_lookup_elem(&verdicts, &k);
+  return !v || *v != 1;
+}
+
+static __always_inline int send(struct sk_msg_md *m, struct tuple *peer, __u32 deny, __u32 bytes) {
+  bpf_msg_apply_bytes(m, bytes);
+  if (deny) return SK_DROP;
+  // The server on this node: straight into its socket. Elsewhere (no such socket, the
+  // redirect is not set up): on to TCP.
+  bpf_msg_redirect_hash(m, &socks, peer, BPF_F_INGRESS);
+  return SK_PASS;
+}
+
+SEC("sk_msg")
+int frame(struct sk_msg_md *m) {
+  struct tuple peer = { .lip = m->remote_ip4, .rip = m->local_ip4, .lport = bpf_ntohl(m->remote_port), .rport = m->local_port };
+  struct addr remote = { .ip = m->remote_ip4, .port = bpf_ntohl(m->remote_port) };
+  if (!bpf_map_lookup_elem(&servers, &remote)) {
+    // The server's replies: not decided, and sent straight to a local client.
+    count(REPLIES, 1);
+    bpf_msg_redirect_hash(m, &socks, &peer, BPF_F_INGRESS);
+    return SK_PASS;
+  }
+  struct bpf_sock *sk = m->sk;
+  if (!sk) return SK_DROP;
+  struct stream *c = bpf_sk_storage_get(&streams, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+  if (!c) return SK_DROP;
+  if (!c->table) {
+    __u32 cip = m->local_ip4, sip = m->remote_ip4;
+    __u32 *ci = bpf_map_lookup_elem(&identities, &cip), *si = bpf_map_lookup_elem(&identities, &sip);
+    struct pair p = { .client = ci ? *ci : 0, .server = si ? *si : 0, .port = remote.port };
+    __u32 *t = (ci && si) ? bpf_map_lookup_elem(&tables, &p) : 0;
+    c->table = t ? *t : ~0u;
+  }
+  if (c->table == ~0u) { count(NO_TABLE, 1); return SK_DROP; }
+  // One verdict per run of commands that share it; the run ends at a command with the
+  // other verdict or where this sendmsg ends, and the kernel runs us again on the rest.
+  __u32 size = m->size, off = 0, deny = c->deny, commands = 0;
+  for (int t = 0; t < MAX_HEADERS; t++) {
+    if (c->bulk) {
+      __u32 take = c->bulk < size - off ? c->bulk : size - off;
+      c->bulk -= take;
+      off += take;
+      if (c->bulk) break;
+    }
+    if (c->open && !c->args) c->open = 0;
+    if (off >= size) break;
+    __u32 len;
+    if (c->open) {
+      __s64 h = header(m, off, '$');
+      if (h < 0) goto malformed;
+      if (h == 0) goto cut;
+      len = h >> 8;
+      off += h & 0xff;
+      c->args--;
+      c->bulk = len + 2;
+      continue;
+    }
+    // A command: "*N\r\n$L\r\nNAME\r\n..."
+    __s64 r1 = header(m, off, '*');
+    if (r1 < 0 || (r1 > 0 && (r1 >> 8) == 0)) goto malformed;
+    if (r1 == 0) goto cut;
+    __u32 n = r1 >> 8, h1 = r1 & 0xff;
+    __s64 r2 = header(m, off + h1, '$');
+    if (r2 < 0 || (r2 >> 8) > 4096) goto malformed;
+    if (r2 == 0) goto cut;
+    __u32 h2 = r2 & 0xff;
+    len = r2 >> 8;
+    if (off + h1 + h2 + len + 2 > size) goto cut;
+    __u32 d = decide(m, c->table, off + h1 + h2, len);
+    if (off > 0 && d != deny) break;
+    deny = d;
+    commands++;
+    c->deny = d;
+    c->open = 1;
+    c->args = n - 1;
+    off += h1 + h2 + len + 2;
+  }
+  if (off == 0) goto malformed;
+  count(deny ? REFUSED : ALLOWED, commands);
+  return send(m, &peer, deny, off < size ? off : size);
+cut:
+  // This sendmsg ends inside a header: what comes before it goes now; with nothing
+  // before it, wait for more bytes (a client always completes its command).
+  if (off > 0) {
+    count(deny ? REFUSED : ALLOWED, commands);
+    return send(m, &peer, deny, off);
+  }
+  bpf_msg_cork_bytes(m, size + 1);
+  return SK_PASS;
+malformed:
+  // Not RESP (inline commands included, for now): refused.
+  count(MALFORMED, 1);
+  return SK_DROP;
+}
+
+char LICENSE[] SEC("license") = "GPL";

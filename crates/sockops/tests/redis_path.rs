@@ -1,0 +1,224 @@
+//! The socket path against a real redis-server, in a network namespace of its own (two
+//! addresses on its loopback: the server's and a client's). Needs root; without it the
+//! test skips, unless `BULKHEAD_REQUIRE_PRIVILEGED=1` (CI), where it fails.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bulkhead_lab::netns;
+use bulkhead_sockops::RedisPath;
+
+const PORT: u16 = 6379;
+
+/// The cgroup v2 hierarchy (the unified one on a hybrid host).
+fn cgroup2() -> PathBuf {
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    mounts
+        .lines()
+        .map(|l| l.split(' ').collect::<Vec<_>>())
+        .find(|f| f.get(2) == Some(&"cgroup2"))
+        .map(|f| PathBuf::from(f[1]))
+        .expect("a cgroup2 mount")
+}
+
+/// The namespace and the server, removed however the test ends.
+struct Lab {
+    ns: String,
+    server: Option<Child>,
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if let Some(mut s) = self.server.take() {
+            let _ = s.kill();
+            let _ = s.wait();
+        }
+        let _ = netns::delete(&self.ns);
+    }
+}
+
+fn sh(ns: &str, args: &[&str]) {
+    let ok = Command::new("ip")
+        .args(["netns", "exec", ns])
+        .args(args)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "{args:?} failed in {ns}");
+}
+
+/// A connection from `from` to the server, made inside the namespace.
+fn connect(ns: &str, from: Ipv4Addr, server: Ipv4Addr) -> TcpStream {
+    netns::enter(ns, || {
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+        s.bind(&SocketAddr::from((from, 0)).into())?;
+        s.connect(&SocketAddr::from((server, PORT)).into())?;
+        let s: TcpStream = s.into();
+        s.set_read_timeout(Some(Duration::from_millis(500)))?;
+        Ok(s)
+    })
+    .unwrap()
+}
+
+/// Writes `data` (in `chunk`-byte writes), then reads until the server is quiet.
+/// Returns what came back and whether a write was refused.
+fn exchange(s: &mut TcpStream, data: &[u8], chunk: usize) -> (String, bool) {
+    let mut refused = false;
+    for piece in data.chunks(chunk) {
+        match s.write_all(piece) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::PermissionDenied => {
+                refused = true;
+                break;
+            }
+            Err(e) => panic!("write: {e}"),
+        }
+        if chunk < data.len() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break,
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+    (String::from_utf8_lossy(&got).into_owned(), refused)
+}
+
+fn cmd(args: &[&[u8]]) -> Vec<u8> {
+    let mut v = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        v.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        v.extend_from_slice(a);
+        v.extend_from_slice(b"\r\n");
+    }
+    v
+}
+
+#[test]
+fn commands_are_decided_at_the_socket() {
+    if !bulkhead_lab::privileged(&["redis-server", "ip"]) {
+        return;
+    }
+    let n = std::process::id() % 200 + 20;
+    let ns = format!("bhso{}", std::process::id());
+    let (server_ip, client_ip) = (
+        Ipv4Addr::new(10, 233, n as u8, 1),
+        Ipv4Addr::new(10, 233, n as u8, 2),
+    );
+    netns::create(&ns).unwrap();
+    let mut lab = Lab {
+        ns: ns.clone(),
+        server: None,
+    };
+    sh(&ns, &["ip", "link", "set", "lo", "up"]);
+    for ip in [server_ip, client_ip] {
+        sh(
+            &ns,
+            &["ip", "addr", "add", &format!("{ip}/32"), "dev", "lo"],
+        );
+    }
+    let server = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns,
+            "redis-server",
+            "--bind",
+            &server_ip.to_string(),
+        ])
+        .args([
+            "--port",
+            &PORT.to_string(),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .args(["--protected-mode", "no"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    lab.server = Some(server);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while netns::enter(&ns, || Ok(TcpStream::connect((server_ip, PORT))?)).is_err() {
+        assert!(Instant::now() < deadline, "redis-server did not come up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let path = RedisPath::attach(&cgroup2()).unwrap();
+    path.add_server(server_ip, PORT).unwrap();
+    path.set_identity(server_ip, 2).unwrap();
+    path.set_identity(client_ip, 1).unwrap();
+    path.set_table(1, 2, PORT, 7).unwrap();
+    for c in ["GET", "set", "STRLEN"] {
+        path.set_verdict(7, Some(c), true).unwrap();
+    }
+    path.set_verdict(7, Some("FLUSHALL"), false).unwrap();
+    path.set_verdict(7, None, false).unwrap();
+
+    let mut c = connect(&ns, client_ip, server_ip);
+    // Allowed commands, one write each.
+    let (got, refused) = exchange(&mut c, &cmd(&[b"SET", b"a", b"1"]), usize::MAX);
+    assert_eq!((got.as_str(), refused), ("+OK\r\n", false));
+    // A pipeline with a refused command: what comes before it runs, its write fails,
+    // nothing after it reaches the server.
+    let mut p = cmd(&[b"SET", b"b", b"2"]);
+    p.extend(cmd(&[b"FLUSHALL"]));
+    p.extend(cmd(&[b"SET", b"c", b"3"]));
+    let (got, refused) = exchange(&mut c, &p, usize::MAX);
+    assert_eq!((got.as_str(), refused), ("+OK\r\n", true));
+    // A command the table does not name: "any other", refused here.
+    let mut c = connect(&ns, client_ip, server_ip);
+    let (got, refused) = exchange(&mut c, &cmd(&[b"KEYS", b"*"]), usize::MAX);
+    assert_eq!((got.len(), refused), (0, true));
+    // One byte per write: every header is cut somewhere.
+    let mut c = connect(&ns, client_ip, server_ip);
+    let mut p = cmd(&[b"SET", b"d", b"0123456789"]);
+    p.extend(cmd(&[b"GET", b"d"]));
+    let (got, refused) = exchange(&mut c, &p, 1);
+    assert_eq!(
+        (got.as_str(), refused),
+        ("+OK\r\n$10\r\n0123456789\r\n", false)
+    );
+    // 200 pipelined commands in one write, and a 1 MiB value across writes.
+    let (got, _) = exchange(&mut c, &cmd(&[b"GET", b"d"]).repeat(200), usize::MAX);
+    assert_eq!(got, "$10\r\n0123456789\r\n".repeat(200));
+    let mut p = cmd(&[b"SET", b"big", &vec![b'x'; 1 << 20]]);
+    p.extend(cmd(&[b"STRLEN", b"big"]));
+    let (got, refused) = exchange(&mut c, &p, 64 * 1024);
+    assert_eq!((got.as_str(), refused), ("+OK\r\n:1048576\r\n", false));
+    // Not RESP: refused.
+    let mut c = connect(&ns, client_ip, server_ip);
+    assert!(exchange(&mut c, b"PING\r\n", usize::MAX).1);
+    // A client whose pair has no table: everything refused.
+    let mut c = connect(&ns, server_ip, server_ip);
+    assert!(exchange(&mut c, &cmd(&[b"GET", b"a"]), usize::MAX).1);
+    let counted = path.counters().unwrap();
+    assert!(
+        counted.allowed >= 205 && counted.refused >= 2,
+        "{counted:?}"
+    );
+    assert!(
+        counted.malformed >= 1 && counted.no_table >= 1,
+        "{counted:?}"
+    );
+
+    // What the path kept out was the server's to run: b and d are there, c is not,
+    // FLUSHALL never ran. And without the path, FLUSHALL runs (the test can fail).
+    drop(path);
+    let mut c = connect(&ns, client_ip, server_ip);
+    let mut p = cmd(&[b"EXISTS", b"a", b"b", b"c", b"d"]);
+    p.extend(cmd(&[b"FLUSHALL"]));
+    p.extend(cmd(&[b"DBSIZE"]));
+    let (got, refused) = exchange(&mut c, &p, usize::MAX);
+    assert_eq!((got.as_str(), refused), (":3\r\n+OK\r\n:0\r\n", false));
+}
