@@ -8,7 +8,7 @@
 #include <bpf/bpf_endian.h>
 
 #define NAME 24        // command names are shorter; longer ones are "any other"
-#define MAX_HEADERS 32 // per program run: the verifier's bound; the kernel runs us again
+#define MAX_HEADERS 16 // per program run: the verifier's bound (32 is over its 1M); the kernel runs us again
 
 struct tuple { __u32 lip, rip, lport, rport; };        // as the socket sees itself
 struct addr { __u32 ip, port; };
@@ -101,6 +101,27 @@ __noinline __u32 decide(struct sk_msg_md *m, __u32 table, __u32 off, __u32 len) 
   return !v || *v != 1;
 }
 
+// What a refused command becomes: a script the server answers with Redis's own refusal,
+// so the client reads it in order, after the replies of the commands before it (the
+// proxy's wording; the event says which command and rule).
+// In .rodata (a string literal's own section would not load).
+const volatile char REFUSAL[] = "*3\r\n$4\r\nEVAL\r\n$82\r\n"
+    "return redis.error_reply('NOPERM bulkhead: this command is not allowed by policy')"
+    "\r\n$1\r\n0\r\n";
+#define REFUSAL_LEN (sizeof(REFUSAL) - 1)
+
+// Replace the first `len` bytes (one whole refused command) by REFUSAL. 0 when done.
+__noinline int refuse(struct sk_msg_md *m, __u32 len) {
+  if (!m) return -1;
+  if (bpf_msg_push_data(m, 0, REFUSAL_LEN, 0)) return -1;
+  if (bpf_msg_pop_data(m, REFUSAL_LEN, len, 0)) return -1;
+  if (bpf_msg_pull_data(m, 0, REFUSAL_LEN, 0)) return -1;
+  unsigned char *d = m->data, *e = m->data_end;
+  if (d + REFUSAL_LEN > e) return -1;
+  for (__u32 i = 0; i < REFUSAL_LEN; i++) d[i] = REFUSAL[i];
+  return 0;
+}
+
 static __always_inline int send(struct sk_msg_md *m, struct tuple *peer, __u32 deny, __u32 bytes) {
   bpf_msg_apply_bytes(m, bytes);
   if (deny) return SK_DROP;
@@ -143,6 +164,8 @@ int frame(struct sk_msg_md *m) {
       if (c->bulk) break;
     }
     if (c->open && !c->args) c->open = 0;
+    // A refused command begun in this run ends the run: it is rewritten on its own.
+    if (!c->open && deny && commands) break;
     if (off >= size) break;
     __u32 len;
     if (c->open) {
@@ -177,6 +200,10 @@ int frame(struct sk_msg_md *m) {
   }
   if (off == 0) goto malformed;
   count(deny ? REFUSED : ALLOWED, commands);
+  // A whole refused command gets the server's refusal in order. One that spans writes
+  // (or the rest of one) fails the client's writes instead.
+  if (deny && commands && !c->open && !refuse(m, off))
+    return send(m, &peer, 0, REFUSAL_LEN);
   return send(m, &peer, deny, off < size ? off : size);
 cut:
   // This sendmsg ends inside a header: what comes before it goes now; with nothing

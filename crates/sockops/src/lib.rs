@@ -7,7 +7,11 @@
 //! write boundaries: pipelines, cut headers, values of any size), decides each command
 //! from a table, and sends allowed bytes straight into the server socket's receive queue
 //! when the server is on this node (skipping TCP), or on to TCP when it is not. A refused
-//! command fails the client's write (`EACCES`) and nothing after it reaches the server.
+//! command is rewritten into a script the server answers with Redis's own refusal
+//! (`-NOPERM bulkhead: this command is not allowed by policy`), so the client reads it in
+//! order, after the replies of the commands before it; a refused command larger than one
+//! write (or a stream that is not RESP, or a client no table covers) fails the client's
+//! writes (`EACCES`) instead.
 //!
 //! The tables are not decided here: the caller computes, with the policy engine, which
 //! commands each (client identity, server identity, port) may send, so the kernel only

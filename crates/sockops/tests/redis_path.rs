@@ -12,6 +12,7 @@ use bulkhead_lab::netns;
 use bulkhead_sockops::RedisPath;
 
 const PORT: u16 = 6379;
+const NOPERM: &str = "-NOPERM bulkhead: this command is not allowed by policy\r\n";
 
 /// The cgroup v2 hierarchy (the unified one on a hybrid host).
 fn cgroup2() -> PathBuf {
@@ -169,17 +170,23 @@ fn commands_are_decided_at_the_socket() {
     // Allowed commands, one write each.
     let (got, refused) = exchange(&mut c, &cmd(&[b"SET", b"a", b"1"]), usize::MAX);
     assert_eq!((got.as_str(), refused), ("+OK\r\n", false));
-    // A pipeline with a refused command: what comes before it runs, its write fails,
-    // nothing after it reaches the server.
+    // A pipeline with a refused command: Redis's own refusal, in order, and the
+    // commands around it run.
     let mut p = cmd(&[b"SET", b"b", b"2"]);
     p.extend(cmd(&[b"FLUSHALL"]));
     p.extend(cmd(&[b"SET", b"c", b"3"]));
     let (got, refused) = exchange(&mut c, &p, usize::MAX);
-    assert_eq!((got.as_str(), refused), ("+OK\r\n", true));
+    assert_eq!(
+        (got.as_str(), refused),
+        (format!("+OK\r\n{NOPERM}+OK\r\n").as_str(), false)
+    );
     // A command the table does not name: "any other", refused here.
-    let mut c = connect(&ns, client_ip, server_ip);
     let (got, refused) = exchange(&mut c, &cmd(&[b"KEYS", b"*"]), usize::MAX);
-    assert_eq!((got.len(), refused), (0, true));
+    assert_eq!((got.as_str(), refused), (NOPERM, false));
+    // A refused command larger than a write: the writes fail, nothing reaches the server.
+    let mut c = connect(&ns, client_ip, server_ip);
+    let big = cmd(&[b"APPEND", b"a", &vec![b'y'; 1 << 20]]);
+    assert!(exchange(&mut c, &big, 64 * 1024).1);
     // One byte per write: every header is cut somewhere.
     let mut c = connect(&ns, client_ip, server_ip);
     let mut p = cmd(&[b"SET", b"d", b"0123456789"]);
@@ -212,13 +219,17 @@ fn commands_are_decided_at_the_socket() {
         "{counted:?}"
     );
 
-    // What the path kept out was the server's to run: b and d are there, c is not,
-    // FLUSHALL never ran. And without the path, FLUSHALL runs (the test can fail).
+    // What the path kept out was the server's to run: a, b, c and d are there (a
+    // without the refused APPEND), FLUSHALL never ran. And without the path, FLUSHALL runs (the test can fail).
     drop(path);
     let mut c = connect(&ns, client_ip, server_ip);
     let mut p = cmd(&[b"EXISTS", b"a", b"b", b"c", b"d"]);
+    p.extend(cmd(&[b"STRLEN", b"a"]));
     p.extend(cmd(&[b"FLUSHALL"]));
     p.extend(cmd(&[b"DBSIZE"]));
     let (got, refused) = exchange(&mut c, &p, usize::MAX);
-    assert_eq!((got.as_str(), refused), (":3\r\n+OK\r\n:0\r\n", false));
+    assert_eq!(
+        (got.as_str(), refused),
+        (":4\r\n:1\r\n+OK\r\n:0\r\n", false)
+    );
 }
