@@ -22,7 +22,10 @@ struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 262144); __type(ke
 struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 262144); __type(key, struct pair); __type(value, __u32); } tables SEC(".maps");
 // 1: allowed, 2: refused.
 struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 262144); __type(key, struct command); __type(value, __u32); } verdicts SEC(".maps");
-// Counters, see `Counter` in src/lib.rs.
+// Refused commands, for the agent's events (`Refusal` in src/lib.rs).
+struct refusal { __u32 client_ip, server_ip, client_port, server_port, table; char name[NAME]; };
+struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 256 * 1024); } refusals SEC(".maps");
+// Counters, see `Counters` in src/lib.rs.
 struct { __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY); __uint(max_entries, 8); __type(key, __u32); __type(value, __u64); } counters SEC(".maps");
 
 // A client socket's place in its stream, between sendmsg calls.
@@ -80,11 +83,27 @@ __noinline __s64 header(struct sk_msg_md *m, __u32 off, __u32 c) {
   return -1;
 }
 
+// Report a refused command (its name upper-cased, empty when too long to keep).
+static __always_inline void report(struct sk_msg_md *m, struct command *k) {
+  struct refusal *r = bpf_ringbuf_reserve(&refusals, sizeof(*r), 0);
+  if (!r) return;
+  r->client_ip = m->local_ip4;
+  r->server_ip = m->remote_ip4;
+  r->client_port = m->local_port;
+  r->server_port = bpf_ntohl(m->remote_port);
+  r->table = k->table;
+  __builtin_memcpy(r->name, k->name, NAME);
+  bpf_ringbuf_submit(r, 0);
+}
+
 // The verdict of the command named by the `len` bytes at `off`: 1 refused, 0 allowed.
-// Global, like `header`.
-__noinline __u32 decide(struct sk_msg_md *m, __u32 table, __u32 off, __u32 len) {
+// A refused command is reported when it starts its run (`run_off` 0): one that ends a
+// run of allowed commands is decided again as the first of the next. Global, like
+// `header`.
+__noinline __u32 decide(struct sk_msg_md *m, __u32 table, __u32 run_off, __u32 off, __u32 len) {
   if (!m) return 1;
   struct command k = { .table = table };
+  __u32 refused = 1;
   if (len < NAME) {
     if (bpf_msg_pull_data(m, off, off + len, 0)) return 1;
     unsigned char *d = m->data, *e = m->data_end;
@@ -94,11 +113,17 @@ __noinline __u32 decide(struct sk_msg_md *m, __u32 table, __u32 off, __u32 len) 
       k.name[i] = (b >= 'a' && b <= 'z') ? b - 32 : b;
     }
     __u32 *v = bpf_map_lookup_elem(&verdicts, &k);
-    if (v) return *v != 1;
-    __builtin_memset(k.name, 0, NAME);
+    if (v) {
+      refused = *v != 1;
+      goto out;
+    }
   }
-  __u32 *v = bpf_map_lookup_elem(&verdicts, &k);
-  return !v || *v != 1;
+  struct command other = { .table = table };
+  __u32 *v = bpf_map_lookup_elem(&verdicts, &other);
+  refused = !v || *v != 1;
+out:
+  if (refused && run_off == 0) report(m, &k);
+  return refused;
 }
 
 // What a refused command becomes: a script the server answers with Redis's own refusal,
@@ -189,7 +214,8 @@ int frame(struct sk_msg_md *m) {
     __u32 h2 = r2 & 0xff;
     len = r2 >> 8;
     if (off + h1 + h2 + len + 2 > size) goto cut;
-    __u32 d = decide(m, c->table, off + h1 + h2, len);
+    // A refused command always starts a run: it is reported from there.
+    __u32 d = decide(m, c->table, off, off + h1 + h2, len);
     if (off > 0 && d != deny) break;
     deny = d;
     commands++;

@@ -15,8 +15,12 @@
 //!
 //! The tables are not decided here: the caller computes, with the policy engine, which
 //! commands each (client identity, server identity, port) may send, so the kernel only
-//! looks verdicts up (one evaluation core). This crate loads the programs and keeps
-//! their maps; the programs are in `bpf/redis.bpf.c`, compiled by `build.rs`.
+//! looks verdicts up (one evaluation core). Each refused command is reported once
+//! ([`RedisPath::refusals`]), for the caller's events. This crate loads the programs and
+//! keeps their maps; the programs are in `bpf/redis.bpf.c`, compiled by `build.rs`.
+//!
+//! The framing loop is near the verifier's limit of 1M instructions explored (16 headers
+//! per program run); moving its body into a `bpf_loop` callback is the way to grow it.
 
 use std::fs::File;
 use std::net::Ipv4Addr;
@@ -42,6 +46,31 @@ pub struct Counters {
     pub malformed: u64,
     /// Client writes refused because no table covers the pair.
     pub no_table: u64,
+}
+
+/// A refused command, as the program saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub client: std::net::SocketAddrV4,
+    pub server: std::net::SocketAddrV4,
+    pub table: u32,
+    /// Upper-case; empty when longer than [`NAME`].
+    pub command: String,
+}
+
+impl Refusal {
+    fn parse(b: &[u8]) -> Option<Refusal> {
+        let word = |i: usize| Some(u32::from_ne_bytes(b.get(i..i + 4)?.try_into().ok()?));
+        let ip = |i: usize| Some(Ipv4Addr::from(<[u8; 4]>::try_from(b.get(i..i + 4)?).ok()?));
+        let name = b.get(20..20 + NAME + 1)?;
+        let end = name.iter().position(|&c| c == 0).unwrap_or(name.len());
+        Some(Refusal {
+            client: std::net::SocketAddrV4::new(ip(0)?, word(8)? as u16),
+            server: std::net::SocketAddrV4::new(ip(4)?, word(12)? as u16),
+            table: word(16)?,
+            command: String::from_utf8_lossy(&name[..end]).into_owned(),
+        })
+    }
 }
 
 /// The programs, attached; detached when dropped.
@@ -105,6 +134,20 @@ impl RedisPath {
         }
         let v: u32 = if allowed { 1 } else { 2 };
         self.update("verdicts", &k, &v.to_ne_bytes())
+    }
+
+    /// The refusals reported since the last call (the ring buffer holds 256 KiB of them;
+    /// beyond that the program stops reporting, still refusing).
+    pub fn refusals(&self) -> Result<Vec<Refusal>> {
+        let out = std::cell::RefCell::new(Vec::new());
+        let map = map(&self.obj, "refusals")?;
+        let mut builder = libbpf_rs::RingBufferBuilder::new();
+        builder.add(&map, |b: &[u8]| {
+            out.borrow_mut().extend(Refusal::parse(b));
+            0
+        })?;
+        builder.build()?.consume()?;
+        Ok(out.into_inner())
     }
 
     pub fn counters(&self) -> Result<Counters> {

@@ -209,6 +209,20 @@ fn commands_are_decided_at_the_socket() {
     // A client whose pair has no table: everything refused.
     let mut c = connect(&ns, server_ip, server_ip);
     assert!(exchange(&mut c, &cmd(&[b"GET", b"a"]), usize::MAX).1);
+    // Each refusal was reported once, with its command and its two ends.
+    let refused: Vec<String> = path
+        .refusals()
+        .unwrap()
+        .into_iter()
+        .inspect(|r| {
+            assert_eq!(
+                (*r.server.ip(), r.server.port(), r.table),
+                (server_ip, PORT, 7)
+            )
+        })
+        .map(|r| r.command)
+        .collect();
+    assert_eq!(refused, ["FLUSHALL", "KEYS", "APPEND"]);
     let counted = path.counters().unwrap();
     assert!(
         counted.allowed >= 205 && counted.refused >= 2,
