@@ -3,28 +3,16 @@
 pub mod lab;
 
 use std::fs::File;
-use std::process::Command;
 
 /// True when root and nft are available. Otherwise the test skips with a reason, or,
-/// with `BULKHEAD_REQUIRE_PRIVILEGED=1` (CI), fails: privileged tests must run there.
+/// with `BULKHEAD_REQUIRE_PRIVILEGED=1` (CI), fails: privileged tests must run there
+/// (`bulkhead_lab::privileged`, shared with the other crates' privileged tests).
 pub fn privileged(what: &str) -> bool {
-    let root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
-    let nft = Command::new("nft")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if root && nft {
-        return true;
+    let ok = bulkhead_lab::privileged(&["nft"]);
+    if !ok {
+        eprintln!("  (skipped: {what})");
     }
-    let why = format!("{what} needs root and nft (root: {root}, nft: {nft})");
-    if std::env::var("BULKHEAD_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
-        panic!("{why} (BULKHEAD_REQUIRE_PRIVILEGED=1: privileged tests must run)");
-    }
-    eprintln!("skipping: {why}");
-    false
+    ok
 }
 
 /// Labs of different test binaries must not run at once (probe timing, conntrack load,
