@@ -9,8 +9,10 @@
 #   sk_msg  no relay: sockops puts both ends of every connection to the port in a
 #           sockhash and sendmsg goes straight into the peer's receive queue, the command
 #           name checked on the way (FLUSHALL is refused; msg.bpf.c)
-#   resp    the same with RESP framed in the program: every command of the stream gets
-#           its own verdict whatever the sendmsg boundaries (resp.bpf.c)
+#   sockops the product's program (crates/sockops): RESP framed in the program, every
+#           command of the stream decided by a table whatever the sendmsg boundaries
+#           (its example `allow`, GET and SET allowed; its correctness is the crate's
+#           test, tests/redis_path.rs)
 # Each is run with and without pipelining (-P 16).
 # Usage (root): experiments/sockmap/run.sh [rounds]
 set -euo pipefail
@@ -23,11 +25,14 @@ inc=/usr/include/$(gcc -dumpmachine)
 work=$(mktemp -d)
 clang -O2 -g -target bpf -I"$inc" -c splice.bpf.c -o "$work/splice.bpf.o"
 clang -O2 -g -target bpf -I"$inc" -c msg.bpf.c -o "$work/msg.bpf.o"
-clang -O2 -g -target bpf -I"$inc" -c resp.bpf.c -o "$work/resp.bpf.o"
 gcc -O2 -I"$inc" splice.c -o "$work/splice" -lbpf
 gcc -O2 -I"$inc" msgload.c -o "$work/msgload" -lbpf
 clang -O2 -g -target bpf -I"$inc" -c reply.bpf.c -o "$work/reply.bpf.o"
 gcc -O2 -I"$inc" relay.c -o "$work/relay" -lbpf
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/cache/bulkhead-release}"
+cargo build --quiet --release -p bulkhead-sockops --example allow
+allow="$CARGO_TARGET_DIR/release/examples/allow"
+cgroup2=$(awk '$3 == "cgroup2" {print $2; exit}' /proc/mounts)
 pids=()
 cleanup() {
 	kill -INT "${pids[@]}" 2>/dev/null || true
@@ -49,13 +54,6 @@ pids+=($!)
 (cd "$work" && exec ./relay 7001 6390 0 >/dev/null 2>&1) &
 pids+=($!)
 sleep 0.5
-# First, what the RESP program does to a stream (refusals, cut headers, pipelines, 1 MB).
-(cd "$work" && exec ./msgload resp.bpf.o 2>/dev/null) &
-pids+=($!)
-sleep 1
-./resp_check.py
-kill -INT "${pids[-1]}"
-sleep 0.5
 for r in $(seq "$rounds"); do
 	echo "round $r direct: $(bench 6390)"
 	echo "round $r direct -P16: $(bench 6390 -P 16)"
@@ -74,11 +72,11 @@ for r in $(seq "$rounds"); do
 	echo "round $r sk_msg: $(bench 6390)"
 	kill -INT "${pids[-1]}"
 	sleep 0.5
-	(cd "$work" && exec ./msgload resp.bpf.o 2>/dev/null) &
+	"$allow" "$cgroup2" 127.0.0.1:6390 127.0.0.1 GET,SET 2>/dev/null &
 	pids+=($!)
 	sleep 1
-	echo "round $r resp: $(bench 6390)"
-	echo "round $r resp -P16: $(bench 6390 -P 16)"
+	echo "round $r sockops: $(bench 6390)"
+	echo "round $r sockops -P16: $(bench 6390 -P 16)"
 	kill -INT "${pids[-1]}"
 	sleep 0.5
 done
