@@ -23,7 +23,8 @@ struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 262144); __type(ke
 // 1: allowed, 2: refused.
 struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 262144); __type(key, struct command); __type(value, __u32); } verdicts SEC(".maps");
 // Refused commands, for the agent's events (`Refusal` in src/lib.rs).
-struct refusal { __u32 client_ip, server_ip, client_port, server_port, table; char name[NAME]; };
+// kind 0: a refused command; 1: a stream that is not RESP; 2: a client whose table went.
+struct refusal { __u32 client_ip, server_ip, client_port, server_port, table, kind; char name[NAME]; };
 struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 256 * 1024); } refusals SEC(".maps");
 // Counters, see `Counters` in src/lib.rs.
 struct { __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY); __uint(max_entries, 8); __type(key, __u32); __type(value, __u64); } counters SEC(".maps");
@@ -35,6 +36,7 @@ struct stream {
   __u32 bulk;   // bytes of the current bulk string (CRLF included) still to come
   __u32 deny;   // the current command's verdict
   __u32 open;   // a command is under way
+  __u32 reported; // the stream's refusal (not RESP, no table) was reported
 };
 struct { __uint(type, BPF_MAP_TYPE_SK_STORAGE); __uint(map_flags, BPF_F_NO_PREALLOC); __type(key, int); __type(value, struct stream); } streams SEC(".maps");
 
@@ -48,12 +50,21 @@ static __always_inline void count(__u32 i, __u64 n) {
 SEC("sockops")
 int take(struct bpf_sock_ops *s) {
   if (s->family != 2) return 1;
-  if (s->op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB && s->op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB) return 1;
+  int active = s->op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB;
+  if (!active && s->op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB) return 1;
+  // A workload's connection to itself is never policed.
+  if (s->local_ip4 == s->remote_ip4) return 1;
   struct tuple t = { .lip = s->local_ip4, .rip = s->remote_ip4, .lport = s->local_port, .rport = bpf_ntohl(s->remote_port) };
-  // The server's side of a connection, or a client's.
-  struct addr local = { .ip = t.lip, .port = t.lport }, remote = { .ip = t.rip, .port = t.rport };
-  if (bpf_map_lookup_elem(&servers, &local) || bpf_map_lookup_elem(&servers, &remote))
-    bpf_sock_hash_update(s, &socks, &t, BPF_NOEXIST);
+  // The client's end (active) or the server's (passive) of a connection whose pair has
+  // a table: exactly the connections the agent's nftables rules leave to this path.
+  struct addr server = active ? (struct addr){ .ip = t.rip, .port = t.rport } : (struct addr){ .ip = t.lip, .port = t.lport };
+  __u32 cip = active ? t.lip : t.rip, sip = server.ip;
+  if (!bpf_map_lookup_elem(&servers, &server)) return 1;
+  __u32 *ci = bpf_map_lookup_elem(&identities, &cip), *si = bpf_map_lookup_elem(&identities, &sip);
+  if (!ci || !si) return 1;
+  struct pair p = { .client = *ci, .server = *si, .port = server.port };
+  if (!bpf_map_lookup_elem(&tables, &p)) return 1;
+  bpf_sock_hash_update(s, &socks, &t, BPF_NOEXIST);
   return 1;
 }
 
@@ -83,16 +94,18 @@ __noinline __s64 header(struct sk_msg_md *m, __u32 off, __u32 c) {
   return -1;
 }
 
-// Report a refused command (its name upper-cased, empty when too long to keep).
-static __always_inline void report(struct sk_msg_md *m, struct command *k) {
+// Report a refusal (a command's name upper-cased, empty when too long to keep).
+static __always_inline void report(struct sk_msg_md *m, __u32 table, __u32 kind, char *name) {
   struct refusal *r = bpf_ringbuf_reserve(&refusals, sizeof(*r), 0);
   if (!r) return;
   r->client_ip = m->local_ip4;
   r->server_ip = m->remote_ip4;
   r->client_port = m->local_port;
   r->server_port = bpf_ntohl(m->remote_port);
-  r->table = k->table;
-  __builtin_memcpy(r->name, k->name, NAME);
+  r->table = table;
+  r->kind = kind;
+  if (name) __builtin_memcpy(r->name, name, NAME);
+  else __builtin_memset(r->name, 0, NAME);
   bpf_ringbuf_submit(r, 0);
 }
 
@@ -122,7 +135,7 @@ __noinline __u32 decide(struct sk_msg_md *m, __u32 table, __u32 run_off, __u32 o
   __u32 *v = bpf_map_lookup_elem(&verdicts, &other);
   refused = !v || *v != 1;
 out:
-  if (refused && run_off == 0) report(m, &k);
+  if (refused && run_off == 0) report(m, table, 0, k.name);
   return refused;
 }
 
@@ -177,7 +190,11 @@ int frame(struct sk_msg_md *m) {
     __u32 *t = (ci && si) ? bpf_map_lookup_elem(&tables, &p) : 0;
     c->table = t ? *t : ~0u;
   }
-  if (c->table == ~0u) { count(NO_TABLE, 1); return SK_DROP; }
+  if (c->table == ~0u) {
+    count(NO_TABLE, 1);
+    if (!c->reported) { c->reported = 1; report(m, 0, 2, 0); }
+    return SK_DROP;
+  }
   // One verdict per run of commands that share it; the run ends at a command with the
   // other verdict or where this sendmsg ends, and the kernel runs us again on the rest.
   __u32 size = m->size, off = 0, deny = c->deny, commands = 0;
@@ -243,6 +260,7 @@ cut:
 malformed:
   // Not RESP (inline commands included, for now): refused.
   count(MALFORMED, 1);
+  if (!c->reported) { c->reported = 1; report(m, c->table, 1, 0); }
   return SK_DROP;
 }
 

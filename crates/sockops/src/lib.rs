@@ -22,8 +22,9 @@
 //! The framing loop is near the verifier's limit of 1M instructions explored (16 headers
 //! per program run); moving its body into a `bpf_loop` callback is the way to grow it.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
 
@@ -48,13 +49,26 @@ pub struct Counters {
     pub no_table: u64,
 }
 
-/// A refused command, as the program saw it.
+/// What the program refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// A command its table refuses (answered `-NOPERM`, or the write failed).
+    Command,
+    /// A stream that is not RESP: the client's writes fail.
+    NotResp,
+    /// A client whose pair had no table when it first wrote: its writes fail.
+    NoTable,
+}
+
+/// A refusal, as the program saw it (one per refused command; one per connection for
+/// the other kinds).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Refusal {
     pub client: std::net::SocketAddrV4,
     pub server: std::net::SocketAddrV4,
     pub table: u32,
-    /// Upper-case; empty when longer than [`NAME`].
+    pub kind: Refused,
+    /// Upper-case; empty when longer than [`NAME`] or not a command refusal.
     pub command: String,
 }
 
@@ -62,12 +76,17 @@ impl Refusal {
     fn parse(b: &[u8]) -> Option<Refusal> {
         let word = |i: usize| Some(u32::from_ne_bytes(b.get(i..i + 4)?.try_into().ok()?));
         let ip = |i: usize| Some(Ipv4Addr::from(<[u8; 4]>::try_from(b.get(i..i + 4)?).ok()?));
-        let name = b.get(20..20 + NAME + 1)?;
+        let name = b.get(24..24 + NAME + 1)?;
         let end = name.iter().position(|&c| c == 0).unwrap_or(name.len());
         Some(Refusal {
             client: std::net::SocketAddrV4::new(ip(0)?, word(8)? as u16),
             server: std::net::SocketAddrV4::new(ip(4)?, word(12)? as u16),
             table: word(16)?,
+            kind: match word(20)? {
+                0 => Refused::Command,
+                1 => Refused::NotResp,
+                _ => Refused::NoTable,
+            },
             command: String::from_utf8_lossy(&name[..end]).into_owned(),
         })
     }
@@ -77,6 +96,22 @@ impl Refusal {
 pub struct RedisPath {
     obj: Object,
     _cgroup: Link,
+    /// What [`RedisPath::apply`] last wrote.
+    applied: Tables,
+}
+
+/// Everything the programs decide with, as the agent computes it from the engine.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tables {
+    /// Server addresses whose connections may take the path.
+    pub servers: BTreeSet<SocketAddrV4>,
+    /// The number each address is known by (the same number for addresses every rule
+    /// treats alike).
+    pub identities: BTreeMap<Ipv4Addr, u32>,
+    /// (client number, server number, server port) -> table.
+    pub tables: BTreeMap<(u32, u32, u16), u32>,
+    /// (table, command, upper-case; None: any other) -> allowed.
+    pub verdicts: BTreeMap<(u32, Option<String>), bool>,
 }
 
 impl RedisPath {
@@ -96,12 +131,64 @@ impl RedisPath {
         let link = prog(&mut obj, "take")?
             .attach_cgroup(dir.as_raw_fd())
             .with_context(|| format!("attaching sockops to {}", cgroup.display()))?;
-        Ok(RedisPath { obj, _cgroup: link })
+        Ok(RedisPath {
+            obj,
+            _cgroup: link,
+            applied: Tables::default(),
+        })
     }
 
-    /// Connections to this server address (from now on) take this path.
+    /// Connections to this server address (from now on) take this path, when their
+    /// pair has a table.
     pub fn add_server(&self, ip: Ipv4Addr, port: u16) -> Result<()> {
         self.update("servers", &addr(ip, port), &1u32.to_ne_bytes())
+    }
+
+    /// Make the maps hold `want`, changing only what differs from what the last call
+    /// wrote. Additions come first and removals last, so a connection taken meanwhile
+    /// always finds its whole table (a removed table's connections are refused: the
+    /// nftables rules send new ones to the proxy first).
+    pub fn apply(&mut self, want: &Tables) -> Result<()> {
+        let have = std::mem::take(&mut self.applied);
+        // On an error, what is in the maps is unknown: the next call rewrites it all.
+        for ((t, name), &allowed) in &want.verdicts {
+            if have.verdicts.get(&(*t, name.clone())) != Some(&allowed) {
+                self.set_verdict(*t, name.as_deref(), allowed)?;
+            }
+        }
+        for (ip, &id) in &want.identities {
+            if have.identities.get(ip) != Some(&id) {
+                self.set_identity(*ip, id)?;
+            }
+        }
+        for (&(c, sv, port), &t) in &want.tables {
+            if have.tables.get(&(c, sv, port)) != Some(&t) {
+                self.set_table(c, sv, port, t)?;
+            }
+        }
+        for s in want.servers.difference(&have.servers) {
+            self.add_server(*s.ip(), s.port())?;
+        }
+        for s in have.servers.difference(&want.servers) {
+            self.delete("servers", &addr(*s.ip(), s.port()))?;
+        }
+        for &(c, sv, port) in have.tables.keys() {
+            if !want.tables.contains_key(&(c, sv, port)) {
+                self.delete("tables", &pair(c, sv, port))?;
+            }
+        }
+        for ip in have.identities.keys() {
+            if !want.identities.contains_key(ip) {
+                self.delete("identities", &ip.octets())?;
+            }
+        }
+        for (t, name) in have.verdicts.keys() {
+            if !want.verdicts.contains_key(&(*t, name.clone())) {
+                self.delete("verdicts", &command(*t, name.as_deref())?)?;
+            }
+        }
+        self.applied = want.clone();
+        Ok(())
     }
 
     /// The identity of an address (any number the tables use, not 0).
@@ -114,26 +201,14 @@ impl RedisPath {
         if table == 0 || table == u32::MAX {
             bail!("table numbers are 1 to 2^32-2");
         }
-        let mut k = Vec::with_capacity(12);
-        for v in [client, server, u32::from(port)] {
-            k.extend_from_slice(&v.to_ne_bytes());
-        }
-        self.update("tables", &k, &table.to_ne_bytes())
+        self.update("tables", &pair(client, server, port), &table.to_ne_bytes())
     }
 
     /// A command's verdict in a table; `None` is every command the table does not name.
     /// Names are compared upper-case.
-    pub fn set_verdict(&self, table: u32, command: Option<&str>, allowed: bool) -> Result<()> {
-        let mut k = vec![0u8; 4 + NAME + 1];
-        k[..4].copy_from_slice(&table.to_ne_bytes());
-        if let Some(c) = command {
-            if c.is_empty() || c.len() > NAME {
-                bail!("command {c:?}: 1 to {NAME} bytes");
-            }
-            k[4..4 + c.len()].copy_from_slice(c.to_ascii_uppercase().as_bytes());
-        }
+    pub fn set_verdict(&self, table: u32, command_name: Option<&str>, allowed: bool) -> Result<()> {
         let v: u32 = if allowed { 1 } else { 2 };
-        self.update("verdicts", &k, &v.to_ne_bytes())
+        self.update("verdicts", &command(table, command_name)?, &v.to_ne_bytes())
     }
 
     /// The refusals reported since the last call (the ring buffer holds 256 KiB of them;
@@ -172,6 +247,15 @@ impl RedisPath {
         })
     }
 
+    fn delete(&self, name: &str, key: &[u8]) -> Result<()> {
+        match map(&self.obj, name)?.delete(key) {
+            Ok(()) => Ok(()),
+            // Already gone (a map the programs never fill is never emptied by them).
+            Err(e) if e.kind() == libbpf_rs::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("deleting from BPF map {name}")),
+        }
+    }
+
     fn update(&self, name: &str, key: &[u8], value: &[u8]) -> Result<()> {
         map(&self.obj, name)?
             .update(key, value, MapFlags::ANY)
@@ -184,6 +268,28 @@ fn addr(ip: Ipv4Addr, port: u16) -> Vec<u8> {
     let mut k = ip.octets().to_vec();
     k.extend_from_slice(&u32::from(port).to_ne_bytes());
     k
+}
+
+/// `struct pair` of the program.
+fn pair(client: u32, server: u32, port: u16) -> Vec<u8> {
+    let mut k = Vec::with_capacity(12);
+    for v in [client, server, u32::from(port)] {
+        k.extend_from_slice(&v.to_ne_bytes());
+    }
+    k
+}
+
+/// `struct command` of the program: a table and an upper-case name (empty: any other).
+fn command(table: u32, name: Option<&str>) -> Result<Vec<u8>> {
+    let mut k = vec![0u8; 4 + NAME + 1];
+    k[..4].copy_from_slice(&table.to_ne_bytes());
+    if let Some(c) = name {
+        if c.is_empty() || c.len() > NAME {
+            bail!("command {c:?}: 1 to {NAME} bytes");
+        }
+        k[4..4 + c.len()].copy_from_slice(c.to_ascii_uppercase().as_bytes());
+    }
+    Ok(k)
 }
 
 fn map<'a>(obj: &'a Object, name: &str) -> Result<libbpf_rs::Map<'a>> {

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bulkhead_lab::netns;
-use bulkhead_sockops::RedisPath;
+use bulkhead_sockops::{RedisPath, Refused};
 
 const PORT: u16 = 6379;
 const NOPERM: &str = "-NOPERM bulkhead: this command is not allowed by policy\r\n";
@@ -161,7 +161,7 @@ fn commands_are_decided_at_the_socket() {
         std::thread::sleep(Duration::from_millis(50));
     }
 
-    let path = RedisPath::attach(&cgroup2()).unwrap();
+    let mut path = RedisPath::attach(&cgroup2()).unwrap();
     path.add_server(server_ip, PORT).unwrap();
     path.set_identity(server_ip, 2).unwrap();
     path.set_identity(client_ip, 1).unwrap();
@@ -215,30 +215,63 @@ fn commands_are_decided_at_the_socket() {
     // Not RESP: refused.
     let mut c = connect(&ns, client_ip, server_ip);
     assert!(exchange(&mut c, b"PING\r\n", usize::MAX, 0).1);
-    // A client whose pair has no table: everything refused.
+    // A connection whose pair has no table is not taken: the nftables rules send it to
+    // the proxy. (A workload to itself is never policed.)
     let mut c = connect(&ns, server_ip, server_ip);
-    assert!(exchange(&mut c, &cmd(&[b"GET", b"a"]), usize::MAX, 0).1);
+    let (got, refused) = exchange(&mut c, &cmd(&[b"SET", b"self", b"1"]), usize::MAX, 5);
+    assert_eq!((got.as_str(), refused), ("+OK\r\n", false));
+    // A table removed under a live connection: its commands are refused.
+    let mut c = connect(&ns, client_ip, server_ip);
+    let (got, _) = exchange(&mut c, &cmd(&[b"SET", b"a", b"1"]), usize::MAX, 5);
+    assert_eq!(got, "+OK\r\n");
+    let mut tables = bulkhead_sockops::Tables::default();
+    tables
+        .servers
+        .insert(std::net::SocketAddrV4::new(server_ip, PORT));
+    tables.identities.extend([(server_ip, 2), (client_ip, 1)]);
+    tables.tables.insert((1, 2, PORT), 7);
+    tables.verdicts.insert((7, Some("SET".into())), true);
+    path.apply(&tables).unwrap();
+    tables.verdicts.clear();
+    path.apply(&tables).unwrap();
+    let (got, _) = exchange(
+        &mut c,
+        &cmd(&[b"SET", b"a", b"1"]),
+        usize::MAX,
+        NOPERM.len(),
+    );
+    assert_eq!(got, NOPERM);
     // Each refusal was reported once, with its command and its two ends.
-    let refused: Vec<String> = path
+    let refused: Vec<(Refused, String)> = path
         .refusals()
         .unwrap()
         .into_iter()
         .inspect(|r| {
             assert_eq!(
-                (*r.server.ip(), r.server.port(), r.table),
-                (server_ip, PORT, 7)
+                (*r.server.ip(), r.server.port(), *r.client.ip()),
+                (server_ip, PORT, client_ip)
             )
         })
-        .map(|r| r.command)
+        .map(|r| (r.kind, r.command))
         .collect();
-    assert_eq!(refused, ["FLUSHALL", "KEYS", "APPEND"]);
+    let c = |s: &str| (Refused::Command, s.to_string());
+    assert_eq!(
+        refused,
+        [
+            c("FLUSHALL"),
+            c("KEYS"),
+            c("APPEND"),
+            (Refused::NotResp, String::new()),
+            c("SET")
+        ]
+    );
     let counted = path.counters().unwrap();
     assert!(
         counted.allowed >= 205 && counted.refused >= 2,
         "{counted:?}"
     );
     assert!(
-        counted.malformed >= 1 && counted.no_table >= 1,
+        counted.malformed >= 1 && counted.no_table == 0,
         "{counted:?}"
     );
 
