@@ -23,7 +23,7 @@ struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 262144); __type(ke
 // 1: allowed, 2: refused.
 struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 262144); __type(key, struct command); __type(value, __u32); } verdicts SEC(".maps");
 // Refused commands, for the agent's events (`Refusal` in src/lib.rs).
-// kind 0: a refused command; 1: a stream that is not RESP; 2: a client whose table went.
+// kind 0: a refused command; 1: a stream that is not RESP; 2: a client with no table.
 struct refusal { __u32 client_ip, server_ip, client_port, server_port, table, kind; char name[NAME]; };
 struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 256 * 1024); } refusals SEC(".maps");
 // Counters, see `Counters` in src/lib.rs.
@@ -31,7 +31,6 @@ struct { __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY); __uint(max_entries, 8); __type
 
 // A client socket's place in its stream, between sendmsg calls.
 struct stream {
-  __u32 table;  // 0: not looked up yet; ~0: no table (everything refused)
   __u32 args;   // bulk strings of the current command not begun
   __u32 bulk;   // bytes of the current bulk string (CRLF included) still to come
   __u32 deny;   // the current command's verdict
@@ -183,18 +182,18 @@ int frame(struct sk_msg_md *m) {
   if (!sk) return SK_DROP;
   struct stream *c = bpf_sk_storage_get(&streams, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
   if (!c) return SK_DROP;
-  if (!c->table) {
-    __u32 cip = m->local_ip4, sip = m->remote_ip4;
-    __u32 *ci = bpf_map_lookup_elem(&identities, &cip), *si = bpf_map_lookup_elem(&identities, &sip);
-    struct pair p = { .client = ci ? *ci : 0, .server = si ? *si : 0, .port = remote.port };
-    __u32 *t = (ci && si) ? bpf_map_lookup_elem(&tables, &p) : 0;
-    c->table = t ? *t : ~0u;
-  }
-  if (c->table == ~0u) {
+  // The table, looked up on every write (three hash lookups): a policy change, a
+  // quarantine or a removed workload applies to live connections from their next write.
+  __u32 cip = m->local_ip4, sip = m->remote_ip4;
+  __u32 *ci = bpf_map_lookup_elem(&identities, &cip), *si = bpf_map_lookup_elem(&identities, &sip);
+  struct pair p = { .client = ci ? *ci : 0, .server = si ? *si : 0, .port = remote.port };
+  __u32 *tp = (ci && si) ? bpf_map_lookup_elem(&tables, &p) : 0;
+  if (!tp) {
     count(NO_TABLE, 1);
     if (!c->reported) { c->reported = 1; report(m, 0, 2, 0); }
     return SK_DROP;
   }
+  __u32 table = *tp;
   // One verdict per run of commands that share it; the run ends at a command with the
   // other verdict or where this sendmsg ends, and the kernel runs us again on the rest.
   __u32 size = m->size, off = 0, deny = c->deny, commands = 0;
@@ -232,7 +231,7 @@ int frame(struct sk_msg_md *m) {
     len = r2 >> 8;
     if (off + h1 + h2 + len + 2 > size) goto cut;
     // A refused command always starts a run: it is reported from there.
-    __u32 d = decide(m, c->table, off, off + h1 + h2, len);
+    __u32 d = decide(m, table, off, off + h1 + h2, len);
     if (off > 0 && d != deny) break;
     deny = d;
     commands++;
@@ -260,7 +259,7 @@ cut:
 malformed:
   // Not RESP (inline commands included, for now): refused.
   count(MALFORMED, 1);
-  if (!c->reported) { c->reported = 1; report(m, c->table, 1, 0); }
+  if (!c->reported) { c->reported = 1; report(m, table, 1, 0); }
   return SK_DROP;
 }
 
