@@ -26,6 +26,7 @@ pub mod proxy_latency;
 pub mod reconcile;
 pub mod respond;
 pub mod sensors;
+pub mod sockpath;
 pub mod sources;
 pub mod status;
 pub mod watch;

@@ -76,3 +76,8 @@ pub const DIVERT_TABLE: u32 = 100;
 /// `SO_MARK` of the proxy's own connections to servers: the output chain accepts them
 /// (the proxy has already decided) and prerouting never diverts them again.
 pub const PROXY_MARK: u32 = 0x00b2_0000;
+/// `meta mark` the agent's socket-path table (`bulkhead_sockpath`, an earlier prerouting
+/// chain) sets on the SYN of a Redis connection whose commands the kernel decides at
+/// the socket (`bulkhead-sockops`): the divert chain leaves it to that path instead of
+/// the proxy.
+pub const SOCKPATH_MARK: u32 = 0x00b3_0000;

@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::{AsFd, AsRawFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use libbpf_rs::{Link, MapCore, MapFlags, Object, ObjectBuilder};
@@ -116,25 +116,84 @@ pub struct Tables {
 
 impl RedisPath {
     /// Load the programs and attach them to the cgroup (v2) directory `cgroup`: every
-    /// socket of a process under it is seen.
+    /// socket of a process under it is seen. Detached when dropped.
     pub fn attach(cgroup: &Path) -> Result<Self> {
-        let mut obj = ObjectBuilder::default()
+        Self::attach_in(cgroup, None)
+    }
+
+    /// The same, pinned under `dir` (on the BPF file system): the programs and their maps
+    /// outlive the process, so connections stay decided by the last tables while an agent
+    /// restarts (as the nftables rules stay). Adopts what an earlier process pinned there:
+    /// the same maps (live connections keep their place in their streams), the new
+    /// programs. [`unpin`] removes them.
+    pub fn attach_pinned(cgroup: &Path, dir: &Path) -> Result<Self> {
+        mount_bpffs(dir)?;
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        match Self::attach_in(cgroup, Some(dir)) {
+            Ok(p) => Ok(p),
+            Err(e) => {
+                // Maps of an incompatible build: start afresh (their connections fail).
+                let _ = unpin(dir);
+                std::fs::create_dir_all(dir)?;
+                Self::attach_in(cgroup, Some(dir))
+                    .with_context(|| format!("after discarding the pinned maps ({e:#})"))
+            }
+        }
+    }
+
+    fn attach_in(cgroup: &Path, pin: Option<&Path>) -> Result<Self> {
+        let mut open = ObjectBuilder::default()
             .open_memory(OBJECT)
-            .context("opening the BPF object")?
+            .context("opening the BPF object")?;
+        if let Some(dir) = pin {
+            for mut m in open.maps_mut() {
+                let name = m.name().to_string_lossy().into_owned();
+                // Internal maps (.rodata) are the program's own.
+                if !name.contains('.') {
+                    m.set_pin_path(dir.join(&name))?;
+                }
+            }
+        }
+        let mut obj = open
             .load()
             .context("loading the BPF programs (root, and a kernel with sockmap)")?;
         let socks = map_fd(&obj, "socks")?;
+        // On an adopted sockhash this replaces the earlier process's program.
         prog(&mut obj, "frame")?
             .attach_sockmap(socks)
             .context("attaching sk_msg to the sockhash")?;
-        let dir = File::open(cgroup).with_context(|| format!("cgroup {}", cgroup.display()))?;
-        let link = prog(&mut obj, "take")?
-            .attach_cgroup(dir.as_raw_fd())
-            .with_context(|| format!("attaching sockops to {}", cgroup.display()))?;
+        let link = match pin.map(|d| d.join("take")) {
+            Some(at) if at.exists() => {
+                let mut link = Link::open(&at).context("opening the pinned sockops link")?;
+                let take = obj
+                    .progs()
+                    .find(|p| p.name() == "take")
+                    .context("BPF program take missing")?;
+                link.update_prog(&take)
+                    .context("replacing the pinned sockops program")?;
+                link
+            }
+            at => {
+                let dir =
+                    File::open(cgroup).with_context(|| format!("cgroup {}", cgroup.display()))?;
+                let mut link = prog(&mut obj, "take")?
+                    .attach_cgroup(dir.as_raw_fd())
+                    .with_context(|| format!("attaching sockops to {}", cgroup.display()))?;
+                if let Some(at) = at {
+                    link.pin(&at).context("pinning the sockops link")?;
+                }
+                link
+            }
+        };
+        let applied = if pin.is_some() {
+            read_tables(&obj)?
+        } else {
+            Tables::default()
+        };
         Ok(RedisPath {
             obj,
             _cgroup: link,
-            applied: Tables::default(),
+            applied,
         })
     }
 
@@ -225,6 +284,37 @@ impl RedisPath {
         Ok(out.into_inner())
     }
 
+    /// Call `each` with every refusal from now on, on a thread of its own, until `stop`
+    /// says so (checked at least every 200 ms).
+    pub fn watch_refusals(
+        &self,
+        mut each: impl FnMut(Refusal) + Send + 'static,
+        stop: impl Fn() -> bool + Send + 'static,
+    ) -> Result<()> {
+        let handle = libbpf_rs::MapHandle::try_from(&map(&self.obj, "refusals")?)?;
+        std::thread::Builder::new()
+            .name("sockops-refusals".into())
+            .spawn(move || {
+                let mut builder = libbpf_rs::RingBufferBuilder::new();
+                let added = builder.add(&handle, move |b: &[u8]| {
+                    if let Some(r) = Refusal::parse(b) {
+                        each(r);
+                    }
+                    0
+                });
+                if added.is_err() {
+                    return;
+                }
+                let Ok(ring) = builder.build() else {
+                    return;
+                };
+                while !stop() {
+                    let _ = ring.poll(std::time::Duration::from_millis(200));
+                }
+            })?;
+        Ok(())
+    }
+
     pub fn counters(&self) -> Result<Counters> {
         let map = map(&self.obj, "counters")?;
         let mut sums = [0u64; 5];
@@ -261,6 +351,103 @@ impl RedisPath {
             .update(key, value, MapFlags::ANY)
             .with_context(|| format!("updating BPF map {name}"))
     }
+}
+
+/// Remove what [`RedisPath::attach_pinned`] pinned under `dir`: the programs detach
+/// once no process holds them. Ok(false): nothing was there.
+pub fn unpin(dir: &Path) -> Result<bool> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e).with_context(|| format!("removing {}", dir.display())),
+    }
+}
+
+/// Where bulkhead pins the programs of the agent whose state directory is `state_dir`
+/// (its absolute path, `/` written `_`: one place per agent, found again by it and by
+/// whoever removes its state).
+pub fn pin_dir(state_dir: &Path) -> PathBuf {
+    let abs = std::path::absolute(state_dir).unwrap_or_else(|_| state_dir.to_path_buf());
+    Path::new(PIN_ROOT).join(abs.to_string_lossy().replace('/', "_"))
+}
+
+/// Remove the pins of every agent whose state directory is under `dir` (a lab's).
+pub fn unpin_under(dir: &Path) -> Result<usize> {
+    let prefix = pin_dir(dir).to_string_lossy().into_owned();
+    let mut n = 0;
+    let Ok(entries) = std::fs::read_dir(PIN_ROOT) else {
+        return Ok(0);
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.to_string_lossy().starts_with(&prefix) && unpin(&p)? {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// Where pins go: bulkhead's directory on the BPF file system.
+pub const PIN_ROOT: &str = "/sys/fs/bpf/bulkhead";
+
+/// Mount the BPF file system at /sys/fs/bpf if it is not there (as Cilium does).
+fn mount_bpffs(dir: &Path) -> Result<()> {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    if mounts
+        .lines()
+        .any(|l| l.split_whitespace().nth(2) == Some("bpf"))
+    {
+        return Ok(());
+    }
+    if !dir.starts_with("/sys/fs/bpf") {
+        bail!(
+            "{} is not on a BPF file system, and none is mounted",
+            dir.display()
+        );
+    }
+    let st = std::process::Command::new("mount")
+        .args(["-t", "bpf", "bpf", "/sys/fs/bpf"])
+        .status()
+        .context("running mount")?;
+    if !st.success() {
+        bail!("cannot mount the BPF file system at /sys/fs/bpf");
+    }
+    Ok(())
+}
+
+/// What the maps hold (an adopted set of maps).
+fn read_tables(obj: &Object) -> Result<Tables> {
+    let mut t = Tables::default();
+    let word = |b: &[u8], i: usize| u32::from_ne_bytes(b[i..i + 4].try_into().unwrap_or([0; 4]));
+    let entries = |name: &str| -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let m = map(obj, name)?;
+        let mut out = Vec::new();
+        for k in m.keys() {
+            if let Some(v) = m.lookup(&k, MapFlags::ANY)? {
+                out.push((k, v));
+            }
+        }
+        Ok(out)
+    };
+    for (k, _) in entries("servers")? {
+        let ip = Ipv4Addr::new(k[0], k[1], k[2], k[3]);
+        t.servers.insert(SocketAddrV4::new(ip, word(&k, 4) as u16));
+    }
+    for (k, v) in entries("identities")? {
+        t.identities
+            .insert(Ipv4Addr::new(k[0], k[1], k[2], k[3]), word(&v, 0));
+    }
+    for (k, v) in entries("tables")? {
+        t.tables
+            .insert((word(&k, 0), word(&k, 4), word(&k, 8) as u16), word(&v, 0));
+    }
+    for (k, v) in entries("verdicts")? {
+        let name = &k[4..];
+        let end = name.iter().position(|&c| c == 0).unwrap_or(name.len());
+        let name = (end > 0).then(|| String::from_utf8_lossy(&name[..end]).into_owned());
+        t.verdicts.insert((word(&k, 0), name), word(&v, 0) == 1);
+    }
+    Ok(t)
 }
 
 /// `struct addr` of the program: address in network order, port in host order.

@@ -110,13 +110,11 @@ fn cmd(args: &[&[u8]]) -> Vec<u8> {
     v
 }
 
-#[test]
-fn commands_are_decided_at_the_socket() {
-    if !bulkhead_lab::privileged(&["redis-server", "ip"]) {
-        return;
-    }
-    let n = std::process::id() % 200 + 20;
-    let ns = format!("bhso{}", std::process::id());
+/// A namespace with a redis-server on one loopback address and a client's address.
+/// `k` tells tests running at once apart.
+fn lab(k: u32) -> (Lab, String, Ipv4Addr, Ipv4Addr) {
+    let n = (std::process::id() + k * 101) % 200 + 20;
+    let ns = format!("bhso{}x{k}", std::process::id());
     let (server_ip, client_ip) = (
         Ipv4Addr::new(10, 233, n as u8, 1),
         Ipv4Addr::new(10, 233, n as u8, 2),
@@ -161,6 +159,15 @@ fn commands_are_decided_at_the_socket() {
         std::thread::sleep(Duration::from_millis(50));
     }
 
+    (lab, ns, server_ip, client_ip)
+}
+
+#[test]
+fn commands_are_decided_at_the_socket() {
+    if !bulkhead_lab::privileged(&["redis-server", "ip"]) {
+        return;
+    }
+    let (_lab, ns, server_ip, client_ip) = lab(0);
     let mut path = RedisPath::attach(&cgroup2()).unwrap();
     path.add_server(server_ip, PORT).unwrap();
     path.set_identity(server_ip, 2).unwrap();
@@ -292,4 +299,57 @@ fn commands_are_decided_at_the_socket() {
     let want = ":4\r\n:1\r\n+OK\r\n:0\r\n";
     let (got, refused) = exchange(&mut c, &p, usize::MAX, want.len());
     assert_eq!((got.as_str(), refused), (want, false));
+}
+
+/// Pinned, the programs outlive the process that attached them (an agent restarting):
+/// connections stay decided by the last tables, and the next process adopts the maps.
+#[test]
+fn pinned_programs_outlive_their_process() {
+    if !bulkhead_lab::privileged(&["redis-server", "ip"]) {
+        return;
+    }
+    let (_lab, ns, server_ip, client_ip) = lab(1);
+    let dir = PathBuf::from(format!(
+        "/sys/fs/bpf/bulkhead/test-sockops-{}",
+        std::process::id()
+    ));
+    struct Unpin(PathBuf);
+    impl Drop for Unpin {
+        fn drop(&mut self) {
+            let _ = bulkhead_sockops::unpin(&self.0);
+        }
+    }
+    let _unpin = Unpin(dir.clone());
+    let mut want = bulkhead_sockops::Tables::default();
+    want.servers
+        .insert(std::net::SocketAddrV4::new(server_ip, PORT));
+    want.identities.extend([(server_ip, 2), (client_ip, 1)]);
+    want.tables.insert((1, 2, PORT), 7);
+    want.verdicts.insert((7, Some("SET".into())), true);
+    want.verdicts.insert((7, None), false);
+    let mut path = RedisPath::attach_pinned(&cgroup2(), &dir).unwrap();
+    path.apply(&want).unwrap();
+    let mut c = connect(&ns, client_ip, server_ip);
+    drop(path);
+    // No process holds the programs: still decided.
+    let (got, _) = exchange(&mut c, &cmd(&[b"SET", b"k", b"v"]), usize::MAX, 5);
+    assert_eq!(got, "+OK\r\n");
+    let (got, _) = exchange(&mut c, &cmd(&[b"FLUSHALL"]), usize::MAX, NOPERM.len());
+    assert_eq!(got, NOPERM);
+    let mut fresh = connect(&ns, client_ip, server_ip);
+    let (got, _) = exchange(&mut fresh, &cmd(&[b"FLUSHALL"]), usize::MAX, NOPERM.len());
+    assert_eq!(got, NOPERM, "a connection opened meanwhile is taken too");
+    // The next process adopts: it reads back what is there and changes only the rest.
+    let mut path = RedisPath::attach_pinned(&cgroup2(), &dir).unwrap();
+    let mut more = want.clone();
+    more.verdicts.insert((7, Some("GET".into())), true);
+    path.apply(&more).unwrap();
+    let (got, _) = exchange(&mut c, &cmd(&[b"GET", b"k"]), usize::MAX, 7);
+    assert_eq!(got, "$1\r\nv\r\n");
+    // Unpinned and dropped: gone (FLUSHALL runs, so the test can fail).
+    assert!(bulkhead_sockops::unpin(&dir).unwrap());
+    drop(path);
+    let mut c = connect(&ns, client_ip, server_ip);
+    let (got, refused) = exchange(&mut c, &cmd(&[b"FLUSHALL"]), usize::MAX, 5);
+    assert_eq!((got.as_str(), refused), ("+OK\r\n", false));
 }

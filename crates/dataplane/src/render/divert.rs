@@ -20,7 +20,7 @@ use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use super::{Alt, CHAIN_DIVERT, Renderer};
-use crate::names::{DIVERT_MARK, ID_HOST, SIG_MASK, SIG_OVERFLOW, SIG_SHIFT};
+use crate::names::{DIVERT_MARK, ID_HOST, SIG_MASK, SIG_OVERFLOW, SIG_SHIFT, SOCKPATH_MARK};
 use crate::rules::*;
 use crate::ruleset::Hook;
 
@@ -74,6 +74,12 @@ impl Renderer<'_> {
             vec![
                 ne(meta(MetaKey::L4proto), Expression::Number(u32::from(TCP))),
                 ne(meta(MetaKey::L4proto), Expression::Number(u32::from(UDP))),
+                accept(),
+            ],
+            // A Redis connection the socket path decides (see SOCKPATH_MARK).
+            vec![
+                eq(meta(MetaKey::Mark), Expression::Number(SOCKPATH_MARK)),
+                set_mark(false, 0),
                 accept(),
             ],
             vec![set_mark_from_map(false, false, "saddr", "id4")],

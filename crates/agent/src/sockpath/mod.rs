@@ -1,0 +1,298 @@
+//! The socket path: Redis commands between workloads of this node decided in the kernel,
+//! at the client's socket (`bulkhead-sockops`), instead of through the L7 proxy.
+//!
+//! `plan` computes, with the engine, which connections can take it and their tables.
+//! This module writes them, in an order that never lets a connection through undecided:
+//! 1. the BPF maps gain the new tables (nothing takes them yet: nftables still sends
+//!    their SYNs to the proxy, whose sockets find no table of their own... see below);
+//! 2. the `bulkhead_sockpath` table (IPv4, prerouting, before the divert chain) marks
+//!    the SYNs of exactly the planned pairs with `SOCKPATH_MARK`, which the divert chain
+//!    lets pass instead of diverting them; the sockops program takes those connections;
+//! 3. the BPF maps lose what is no longer planned: a live connection whose pair went
+//!    finds no table at its next write and fails (fail closed; new ones go to the proxy).
+//!
+//! In step 1 the proxy's own two sockets of a connection diverted meanwhile (its accepted
+//! one has the server's address, its outgoing one the client's) may be taken too: their
+//! bytes are then decided by the table as well, by the same engine.
+//!
+//! Refusals the programs report become the same events the proxy's refusals are, with
+//! the deciding rule from the engine and a capture of the refused command.
+
+pub mod plan;
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, Result, bail};
+use bulkhead_dataplane::names::SOCKPATH_MARK;
+use bulkhead_policy::Engine;
+use bulkhead_policy::l7::{AppProtocol, L7Detail, L7Request};
+use bulkhead_proxy::capture::{Recorder, Side};
+use bulkhead_proxy::{Authority, Event, EventKind};
+use bulkhead_sockops::{RedisPath, Refusal, Refused, Tables};
+use tracing::info;
+
+use crate::decide::NodeScope;
+
+/// The nftables table this module owns (in the node's network namespace).
+pub const TABLE: &str = "bulkhead_sockpath";
+
+/// What a refused command's client reads (the program's rewrite; see redis.bpf.c).
+pub const NOPERM: &str = "-NOPERM bulkhead: this command is not allowed by policy\r\n";
+
+pub struct SocketPath {
+    bpf: RedisPath,
+    numbers: plan::Numbers,
+    last: Option<plan::Plan>,
+    stop: Arc<AtomicBool>,
+}
+
+impl SocketPath {
+    /// Attach the programs to the root of the cgroup v2 hierarchy (every process of the
+    /// machine; connections of other nodes' workloads find no table here).
+    pub fn start() -> Result<SocketPath> {
+        let root = cgroup2_root()?;
+        let bpf = RedisPath::attach(&root)?;
+        info!(cgroup = %root.display(), "Redis socket path attached");
+        Ok(SocketPath {
+            bpf,
+            numbers: plan::Numbers::default(),
+            last: None,
+            stop: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    /// Make the kernel decide what the engine now says (see the module docs for the
+    /// order). Returns the number of (server, client class, port) pairs on the path.
+    pub fn sync(
+        &mut self,
+        engine: &Engine,
+        scope: &NodeScope,
+        quarantined: &HashSet<IpAddr>,
+    ) -> Result<usize> {
+        let next = plan::plan(engine, scope, quarantined, &mut self.numbers);
+        if self.last.as_ref() == Some(&next) {
+            return Ok(next.pairs.len());
+        }
+        let before = self.last.take().unwrap_or_default();
+        self.bpf.apply(&merged(&before.tables, &next.tables))?;
+        write_nft(&next)?;
+        self.bpf.apply(&next.tables)?;
+        let n = next.pairs.len();
+        if n != before.pairs.len() {
+            info!(pairs = n, "Redis socket path programmed");
+        }
+        self.last = Some(next);
+        Ok(n)
+    }
+
+    /// Report the programs' refusals as events through `authority` (a thread; stops when
+    /// this is dropped).
+    pub fn report_to(
+        &self,
+        authority: Arc<dyn Authority>,
+        captures: Option<PathBuf>,
+    ) -> Result<()> {
+        let stop = self.stop.clone();
+        let seq = AtomicU64::new(0);
+        self.bpf.watch_refusals(
+            move |r| {
+                let n = seq.fetch_add(1, Ordering::Relaxed) + 1;
+                authority.record(event(authority.as_ref(), &r, n, captures.as_deref()));
+            },
+            move || stop.load(Ordering::Relaxed),
+        )
+    }
+}
+
+impl Drop for SocketPath {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Additions of `next` over `before`, removals left for later.
+fn merged(before: &Tables, next: &Tables) -> Tables {
+    let mut m = before.clone();
+    m.servers.extend(next.servers.iter().copied());
+    m.identities
+        .extend(next.identities.iter().map(|(k, v)| (*k, *v)));
+    m.tables.extend(next.tables.iter().map(|(k, v)| (*k, *v)));
+    m.verdicts
+        .extend(next.verdicts.iter().map(|(k, v)| (k.clone(), *v)));
+    m
+}
+
+/// The `bulkhead_sockpath` table's text for `plan` (replaced whole, in one transaction).
+pub fn nft_script(plan: &plan::Plan) -> String {
+    let list = |items: Vec<String>| {
+        if items.is_empty() {
+            String::new()
+        } else {
+            format!(" elements = {{ {} }};", items.join(", "))
+        }
+    };
+    let numbers = list(
+        (plan.tables.identities.iter())
+            .map(|(ip, n)| format!("{ip} : {n}"))
+            .collect(),
+    );
+    let servers = list(
+        (plan.tables.servers.iter())
+            .map(|s| format!("{} . {}", s.ip(), s.port()))
+            .collect(),
+    );
+    let pairs = list(
+        (plan.pairs.iter())
+            .map(|(s, n, p)| format!("{s} . {n} . {p}"))
+            .collect(),
+    );
+    format!(
+        "table ip {TABLE}\n\
+         delete table ip {TABLE}\n\
+         table ip {TABLE} {{\n\
+         \tmap numbers {{ type ipv4_addr : mark;{numbers} }}\n\
+         \tset servers {{ type ipv4_addr . inet_service;{servers} }}\n\
+         \tset pairs {{ type ipv4_addr . mark . inet_service;{pairs} }}\n\
+         \tchain prerouting {{\n\
+         \t\ttype filter hook prerouting priority -160; policy accept;\n\
+         \t\tmeta l4proto != tcp accept\n\
+         \t\ttcp flags & (syn | ack) != syn accept\n\
+         \t\tip daddr . tcp dport != @servers accept\n\
+         \t\tmeta mark set ip saddr map @numbers\n\
+         \t\tip daddr . meta mark . tcp dport @pairs meta mark set {SOCKPATH_MARK:#x} accept\n\
+         \t\tmeta mark set 0\n\
+         \t}}\n\
+         }}\n"
+    )
+}
+
+fn write_nft(plan: &plan::Plan) -> Result<()> {
+    nft(&nft_script(plan)).context("programming the socket path's nftables table")
+}
+
+/// Remove the table (the agent's `--uninstall`, and tests).
+pub fn remove_nft() -> Result<()> {
+    nft(&format!("table ip {TABLE}\ndelete table ip {TABLE}\n"))
+}
+
+fn nft(script: &str) -> Result<()> {
+    let mut child = Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("running nft")?;
+    child
+        .stdin
+        .take()
+        .context("nft stdin")?
+        .write_all(script.as_bytes())?;
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!("nft: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(())
+}
+
+/// Where the cgroup v2 hierarchy is mounted (`/sys/fs/cgroup` on a unified system,
+/// `/sys/fs/cgroup/unified` on a hybrid one).
+pub fn cgroup2_root() -> Result<PathBuf> {
+    let mounts =
+        std::fs::read_to_string("/proc/self/mounts").context("reading /proc/self/mounts")?;
+    mounts
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.len() > 2 && f[2] == "cgroup2")
+        .map(|f| PathBuf::from(f[1]))
+        .context("no cgroup2 file system is mounted (the socket path needs one)")
+}
+
+/// The event for one refusal: the engine's decision (deciding rule included) for what
+/// the program refused, what the client got, and a capture of it.
+fn event(authority: &dyn Authority, r: &Refusal, n: u64, captures: Option<&Path>) -> Event {
+    let (client, server) = (SocketAddr::V4(r.client), SocketAddr::V4(r.server));
+    let time = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+    // Connection numbers of this path, apart from the proxy's.
+    let conn = (1 << 40) + n;
+    let capture = |what: &str, sent: &[u8], answer: Option<&[u8]>| {
+        let dir = captures?;
+        std::fs::create_dir_all(dir).ok()?;
+        let mut rec = Recorder::new(64 * 1024);
+        rec.record(Side::Client, sent);
+        let closer = match answer {
+            Some(a) => {
+                rec.record(Side::Server, a);
+                None
+            }
+            None => Some(Side::Client),
+        };
+        let path = dir.join(format!("socket-{n}-{what}.pcap"));
+        rec.write_pcap(&path, client, server, closer)
+            .ok()
+            .map(|_| path)
+    };
+    let kind = match r.kind {
+        Refused::Command => {
+            let req = L7Request {
+                app: AppProtocol::Redis,
+                detail: L7Detail::Redis {
+                    command: r.command.clone(),
+                },
+            };
+            let mut decision = authority.decide(client, server, Some(&req));
+            if decision.allowed {
+                // The engine moved on since the program decided (a change in flight).
+                decision.allowed = false;
+                decision.decided_by =
+                    format!("socket path table {} (policy since changed)", r.table);
+            }
+            // The program knows the name only: the capture shows the command without
+            // its arguments, and the answer the client read.
+            let sent = format!("*1\r\n${}\r\n{}\r\n", r.command.len(), r.command);
+            EventKind::Request {
+                protocol: "redis".into(),
+                request: format!("redis {}", r.command),
+                decision,
+                refusal: Some(NOPERM.trim_end().into()),
+                pcap: capture("refused", sent.as_bytes(), Some(NOPERM.as_bytes())),
+            }
+        }
+        Refused::NotResp | Refused::NoTable => {
+            let mut decision = authority.decide(client, server, None);
+            decision.allowed = false;
+            if r.kind == Refused::NoTable {
+                decision.decided_by =
+                    "socket path: no table for this pair any more (policy, quarantine or workload changed)"
+                        .into();
+            }
+            EventKind::Protocol {
+                protocol: if r.kind == Refused::NotResp {
+                    "unknown"
+                } else {
+                    "redis"
+                }
+                .into(),
+                detail: serde_json::Value::Null,
+                decision,
+                pcap: None,
+            }
+        }
+    };
+    Event {
+        time,
+        conn,
+        client,
+        server,
+        kind,
+    }
+}
+
+/// How long the refusal thread waits for reports before checking whether to stop.
+pub const POLL: Duration = Duration::from_millis(200);

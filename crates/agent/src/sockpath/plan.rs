@@ -1,0 +1,302 @@
+//! Which Redis connections of this node the socket path decides, and with which tables
+//! (pure: the engine's verdicts in, the kernel's maps out).
+//!
+//! A connection takes the path only when the engine's answer for it is a plain table
+//! of commands: both ends are workloads of this node, the connection needs layer 7, every
+//! rule that waits for its requests is a Redis rule, a stream that is not Redis is
+//! refused, and no command's verdict is a Monitor violation, a Discover lesson or a Log
+//! rule's match (those need the proxy's events), and no sensor looks at either end.
+//! Everything else keeps the proxy. The verdicts are the engine's, asked once per
+//! command a rule names plus once for "any other command": the kernel only looks up.
+//!
+//! Numbers: addresses every rule treats alike share a client number (the identity and
+//! the CIDR peers containing the address); each server address has its own (named ports
+//! resolve on it). Tables are numbered by content. Both stay put across plans while they
+//! are in use, because live connections look them up on every write.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
+
+use bulkhead_model::{L4, Protocol};
+use bulkhead_policy::Engine;
+use bulkhead_policy::compile::Target;
+use bulkhead_policy::engine::WorkloadId;
+use bulkhead_policy::l7::{AppProtocol, L7Detail, L7Match, L7Request};
+use bulkhead_policy::spec::PortSel;
+use bulkhead_sockops::{NAME, Tables};
+
+use crate::decide::{NodeScope, NodeVerdict};
+
+/// A command name no rule can name (rules list Redis command names or `*`): asking the
+/// engine about it gives the verdict of every command the table does not list.
+const OTHER: &str = "\u{1}other";
+
+/// The numbers of the last plans (see the module docs).
+#[derive(Debug, Default)]
+pub struct Numbers {
+    classes: HashMap<Class, u32>,
+    tables: HashMap<Table, u32>,
+    next: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Class {
+    Server(Ipv4Addr),
+    /// Identity, and the indices of the CIDR peers that contain the address.
+    Client(u32, Vec<u32>),
+}
+
+/// A table's content: the commands whose verdict differs from "any other", and that.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Table {
+    pub named: BTreeMap<String, bool>,
+    pub other: bool,
+}
+
+/// What the kernel gets.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub tables: Tables,
+    /// (server address, client number, server port): the new connections the nftables
+    /// rules leave to the path (the same pairs `tables` holds, by address).
+    pub pairs: BTreeSet<(Ipv4Addr, u32, u16)>,
+}
+
+impl Numbers {
+    fn number<K: Clone + Eq + std::hash::Hash>(
+        map: &mut HashMap<K, u32>,
+        next: &mut u32,
+        used: &mut HashSet<u32>,
+        k: &K,
+    ) -> u32 {
+        let n = *map.entry(k.clone()).or_insert_with(|| {
+            *next += 1;
+            *next
+        });
+        used.insert(n);
+        n
+    }
+}
+
+/// One local address and what the engine knows of it.
+#[derive(Clone, Copy)]
+struct Local {
+    ip: Ipv4Addr,
+    wid: WorkloadId,
+}
+
+/// Plan the socket path of this node. `quarantined` addresses take no part (their
+/// live connections' writes fail from the next one).
+pub fn plan(
+    engine: &Engine,
+    scope: &NodeScope,
+    quarantined: &HashSet<IpAddr>,
+    numbers: &mut Numbers,
+) -> Plan {
+    let compiled = engine.compiled();
+    let mut cidrs: Vec<&bulkhead_model::CidrBlock> = Vec::new();
+    let mut redis_ports: BTreeSet<u16> = BTreeSet::new();
+    for r in &compiled.rules {
+        for t in &r.peers {
+            if let Target::Cidr(c) = t
+                && !cidrs.contains(&c)
+            {
+                cidrs.push(c);
+            }
+        }
+        if is_redis(r.app, &r.l7) {
+            for p in &r.ports {
+                if let PortSel::Range(range) = &p.port
+                    && range.hi.saturating_sub(range.lo) < 64
+                {
+                    redis_ports.extend(range.lo..=range.hi);
+                }
+            }
+        }
+    }
+    if !compiled.rules.iter().any(|r| is_redis(r.app, &r.l7)) {
+        numbers.classes.clear();
+        numbers.tables.clear();
+        return Plan::default();
+    }
+    let locals: Vec<Local> = engine
+        .workloads()
+        .into_iter()
+        .filter(|(id, _)| {
+            scope.is_local(
+                engine,
+                &bulkhead_policy::Endpoint::Workload {
+                    id: *id,
+                    addr: None,
+                },
+            )
+        })
+        .flat_map(|(wid, w)| {
+            w.ips.iter().filter_map(move |ip| match ip {
+                IpAddr::V4(v4) if !quarantined.contains(ip) => Some(Local { ip: *v4, wid }),
+                _ => None,
+            })
+        })
+        .collect();
+    let client_class = |l: &Local| {
+        let identity = engine.identity_of(l.wid).unwrap_or(u32::MAX);
+        let inside = (0..cidrs.len() as u32)
+            .filter(|&i| cidrs[i as usize].contains(&IpAddr::V4(l.ip)))
+            .collect();
+        Class::Client(identity, inside)
+    };
+    let group = |class: &dyn Fn(&Local) -> Class| {
+        let mut groups: HashMap<Class, Vec<Local>> = HashMap::new();
+        for l in &locals {
+            groups.entry(class(l)).or_default().push(*l);
+        }
+        let mut groups: Vec<(Class, Vec<Local>)> = groups.into_iter().collect();
+        groups.sort_by_key(|(_, m)| m[0].ip);
+        groups
+    };
+    // First the (server, port) pairs some class of clients may use the path for
+    // (one engine question per class)...
+    let mut targets: Vec<(Local, u16)> = Vec::new();
+    let clients = group(&client_class);
+    for s in &locals {
+        let Some(w) = engine.workload(s.wid) else {
+            continue;
+        };
+        let mut ports = redis_ports.clone();
+        ports.extend(
+            (w.ports.iter())
+                .filter(|p| p.protocol == Protocol::Tcp)
+                .map(|p| p.port),
+        );
+        for port in ports {
+            let usable = clients.iter().any(|(_, members)| {
+                members
+                    .iter()
+                    .find(|c| c.wid != s.wid)
+                    .is_some_and(|c| table(engine, scope, *c, *s, port).is_some())
+            });
+            if usable {
+                targets.push((*s, port));
+            }
+        }
+    }
+    // ...then the numbers (servers alone) and each class's table for each of them.
+    let servers: HashSet<Ipv4Addr> = targets.iter().map(|t| t.0.ip).collect();
+    let class_of = |l: &Local| {
+        if servers.contains(&l.ip) {
+            Class::Server(l.ip)
+        } else {
+            client_class(l)
+        }
+    };
+    let classes = group(&class_of);
+    let mut used = HashSet::new();
+    let mut plan = Plan::default();
+    for (s, port) in &targets {
+        let sn = Numbers::number(
+            &mut numbers.classes,
+            &mut numbers.next,
+            &mut used,
+            &class_of(s),
+        );
+        for (class, members) in &classes {
+            let Some(c) = members.iter().find(|c| c.wid != s.wid) else {
+                continue;
+            };
+            let Some(t) = table(engine, scope, *c, *s, *port) else {
+                continue;
+            };
+            let cn = Numbers::number(&mut numbers.classes, &mut numbers.next, &mut used, class);
+            let tn = Numbers::number(&mut numbers.tables, &mut numbers.next, &mut used, &t);
+            // A workload's own addresses are left out (never policed: `take` skips a
+            // connection to the same address; one to its other address finds no table).
+            for m in members.iter().filter(|m| m.wid != s.wid) {
+                plan.tables.identities.insert(m.ip, cn);
+            }
+            plan.tables.identities.insert(s.ip, sn);
+            plan.tables.tables.insert((cn, sn, *port), tn);
+            plan.tables.servers.insert(SocketAddrV4::new(s.ip, *port));
+            plan.pairs.insert((s.ip, cn, *port));
+            plan.tables.verdicts.insert((tn, None), t.other);
+            for (name, &allowed) in &t.named {
+                plan.tables
+                    .verdicts
+                    .insert((tn, Some(name.clone())), allowed);
+            }
+        }
+    }
+    numbers.classes.retain(|_, n| used.contains(n));
+    numbers.tables.retain(|_, n| used.contains(n));
+    plan
+}
+
+fn is_redis(app: Option<AppProtocol>, l7: &[L7Match]) -> bool {
+    app == Some(AppProtocol::Redis)
+        || (app.is_none() && l7.iter().any(|m| matches!(m, L7Match::Redis { .. })))
+}
+
+/// The table of `c -> s:port` if the socket path can decide it (see the module docs).
+fn table(engine: &Engine, scope: &NodeScope, c: Local, s: Local, port: u16) -> Option<Table> {
+    if !engine.sensors_of(c.wid).is_empty() || !engine.sensors_of(s.wid).is_empty() {
+        return None;
+    }
+    let l4 = L4::tcp(port);
+    let ask = |l7: Option<&L7Request>| {
+        scope.decide_l7(engine, IpAddr::V4(c.ip), IpAddr::V4(s.ip), l4, l7)
+    };
+    let first = ask(None);
+    if !(first.allowed && first.egress_here && first.ingress_here && first.verdict.needs_l7()) {
+        return None;
+    }
+    let (e, i) = (&first.verdict.egress, &first.verdict.ingress);
+    // Anything but Redis is refused on the path.
+    if e.allowed_without_gated && i.allowed_without_gated {
+        return None;
+    }
+    let mut names: BTreeSet<String> = BTreeSet::new();
+    for &rid in e.gated.iter().chain(&i.gated) {
+        let r = &engine.compiled().rules[rid as usize];
+        if !is_redis(r.app, &r.l7) || r.l7.iter().any(|m| !matches!(m, L7Match::Redis { .. })) {
+            return None;
+        }
+        for m in &r.l7 {
+            if let L7Match::Redis { commands } = m {
+                names.extend(
+                    commands
+                        .iter()
+                        .filter(|c| *c != "*")
+                        .map(|c| c.to_ascii_uppercase()),
+                );
+            }
+        }
+    }
+    if names.iter().any(|n| n.len() > NAME) {
+        return None;
+    }
+    let plain = |v: &NodeVerdict| {
+        let sides = [&v.verdict.egress, &v.verdict.ingress];
+        !v.verdict.is_violation()
+            && sides
+                .iter()
+                .all(|s| !s.is_learned() && s.logged.is_empty() && !s.is_violation())
+    };
+    let verdict = |name: &str| {
+        let req = L7Request {
+            app: AppProtocol::Redis,
+            detail: L7Detail::Redis {
+                command: name.to_string(),
+            },
+        };
+        let v = ask(Some(&req));
+        plain(&v).then_some(v.allowed)
+    };
+    let other = verdict(OTHER)?;
+    let mut named = BTreeMap::new();
+    for n in names {
+        let v = verdict(&n)?;
+        if v != other {
+            named.insert(n, v);
+        }
+    }
+    Some(Table { named, other })
+}
