@@ -31,6 +31,10 @@ pub struct Config {
     pub flows: Rotation,
     /// Run the L7 proxy and divert connections that L7 rules decide to it.
     pub l7_proxy: Option<L7Proxy>,
+    /// Decide Redis commands between this node's workloads in the kernel, at the
+    /// client's socket, instead of in the proxy (see `crate::sockpath`). Needs the proxy
+    /// (for everything else).
+    pub redis_socket_path: bool,
     /// FQDN egress: addresses learnt from DNS answers stay allowed at least this long
     /// (shorter TTLs are raised to it).
     pub dns_min_ttl: Duration,
@@ -66,6 +70,7 @@ impl Config {
             debounce: Debounce::default(),
             flows: Rotation::default(),
             l7_proxy: None,
+            redis_socket_path: false,
             dns_min_ttl: crate::fqdn::DEFAULT_MIN_TTL,
         }
     }

@@ -84,6 +84,9 @@ pub fn run(mut cfg: Config) -> Result<u8> {
         nft.delete_table()
             .context("cannot delete the bulkhead table")?;
         bulkhead_proxy::routing::remove(DIVERT_MARK, DIVERT_TABLE);
+        let _ = sockpath::remove_nft();
+        bulkhead_sockops::unpin(&bulkhead_sockops::pin_dir(&cfg.state_dir))
+            .context("cannot remove the socket path's programs")?;
         info!("removed the bulkhead table");
         return Ok(0);
     }
@@ -149,6 +152,20 @@ pub fn run(mut cfg: Config) -> Result<u8> {
     let _proxy = match cfg.l7_proxy {
         Some(p) => Some(start_proxy(&cfg, p, &rec.shared, store.clone())?),
         None => None,
+    };
+    let mut socket_path = match (&_proxy, cfg.redis_socket_path) {
+        (Some((_, authority)), true) => {
+            let mut sp = sockpath::SocketPath::start(&bulkhead_sockops::pin_dir(&cfg.state_dir))
+                .context("cannot start the Redis socket path")?;
+            sync_socket_path(&mut sp, &rec);
+            sp.report_to(authority.clone(), Some(cfg.state_dir.join("captures")))?;
+            if let Ok(mut slot) = rec.shared.counters.socket_path.lock() {
+                *slot = Some(sp.status());
+            }
+            Some(sp)
+        }
+        (None, true) => anyhow::bail!("the Redis socket path needs the L7 proxy (--l7-proxy)"),
+        _ => None,
     };
     if _proxy.is_some() {
         // Programmed and listening: ready.
@@ -238,6 +255,14 @@ pub fn run(mut cfg: Config) -> Result<u8> {
         if quarantine_changed || seen != quarantine_seen {
             quarantine_seen = seen;
             rec.sync_quarantine();
+            if let Some(sp) = &mut socket_path {
+                sync_socket_path(sp, &rec);
+            }
+        }
+        if let Some(sp) = &socket_path
+            && let Ok(mut slot) = rec.shared.counters.socket_path.lock()
+        {
+            *slot = Some(sp.status());
         }
         let now = Instant::now();
         if let Some(b) = batch.take_if(|b| b.due(cfg.debounce) <= now) {
@@ -255,6 +280,9 @@ pub fn run(mut cfg: Config) -> Result<u8> {
                 drop(engine);
                 // Quarantined workloads keep their quarantine at their new addresses.
                 rec.sync_quarantine();
+                if let Some(sp) = &mut socket_path {
+                    sync_socket_path(sp, &rec);
+                }
             }
             if out.rejected {
                 pending = Some(all);
@@ -305,6 +333,16 @@ fn open_store(cfg: &Config) -> Result<Arc<bulkhead_store::Sink>, String> {
     }
 }
 
+/// Bring the socket path up to date with the engine; a failure leaves the kernel's
+/// earlier tables (logged: the next change tries again).
+fn sync_socket_path(sp: &mut sockpath::SocketPath, rec: &Reconciler) {
+    let engine = rec.shared.engine.read().unwrap_or_else(|e| e.into_inner());
+    let scope = rec.shared.scope.read().unwrap_or_else(|e| e.into_inner());
+    if let Err(e) = sp.sync(&engine, &scope, rec.quarantined()) {
+        warn!(error = %format!("{e:#}"), "cannot program the Redis socket path");
+    }
+}
+
 /// Start the L7 proxy (the divert chain is already programmed: connections wait in the
 /// listen backlog of nobody until this returns, and their SYNs are retransmitted).
 fn start_proxy(
@@ -312,7 +350,7 @@ fn start_proxy(
     p: config::L7Proxy,
     shared: &Arc<Shared>,
     store: Option<Arc<bulkhead_store::Sink>>,
-) -> Result<bulkhead_proxy::Handle> {
+) -> Result<(bulkhead_proxy::Handle, Arc<proxy::ProxyAuthority>)> {
     bulkhead_proxy::routing::install(DIVERT_MARK, DIVERT_TABLE)
         .context("cannot install the L7 proxy's policy routes")?;
     let authority = Arc::new(proxy::ProxyAuthority {
@@ -328,10 +366,10 @@ fn start_proxy(
         capture_dir: Some(cfg.state_dir.join("captures")),
         ..bulkhead_proxy::Config::default()
     };
-    let h = bulkhead_proxy::start(pcfg, authority, bulkhead_proxy::builtin_protocols())
+    let h = bulkhead_proxy::start(pcfg, authority.clone(), bulkhead_proxy::builtin_protocols())
         .context("cannot start the L7 proxy")?;
     info!(port = p.port, "L7 proxy listening");
-    Ok(h)
+    Ok((h, authority))
 }
 
 /// Cuts forbidden connections on its own thread, so that dumping and judging the whole

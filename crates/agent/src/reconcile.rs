@@ -231,6 +231,11 @@ impl Reconciler {
     }
 
     /// The last applied (desired) ruleset.
+    /// The addresses quarantined now.
+    pub fn quarantined(&self) -> &std::collections::BTreeSet<std::net::IpAddr> {
+        &self.opts.quarantine
+    }
+
     pub fn applied(&self) -> &Ruleset {
         &self.node.applied
     }

@@ -31,6 +31,8 @@ pub struct Counters {
     pub proxy_latency: crate::proxy_latency::ProxyLatency,
     /// The store's writer, once opened; its error when it could not be.
     pub store: std::sync::OnceLock<Result<Arc<bulkhead_store::SinkStats>, String>>,
+    /// The socket path's, as last read (the main loop reads the programs' counters).
+    pub socket_path: std::sync::Mutex<Option<SocketPathStatus>>,
 }
 
 /// The flow store (`store.db`): whether it is open, what its writer committed, lost and
@@ -125,6 +127,24 @@ pub struct Status {
     pub fqdn: crate::fqdn::FqdnCounters,
     #[serde(default)]
     pub store: StoreStatus,
+    /// The Redis socket path (`--redis-socket-path`): what its programs counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub socket_path: Option<SocketPathStatus>,
+}
+
+/// The socket path's pairs and the programs' counters (since they were first loaded:
+/// pinned programs keep counting across agent restarts).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SocketPathStatus {
+    /// (server address, client class, port) pairs whose connections take it.
+    pub pairs: usize,
+    /// Commands allowed and refused; replies passed back; streams refused as not RESP;
+    /// writes refused for want of a table.
+    pub allowed: u64,
+    pub refused: u64,
+    pub replies: u64,
+    pub not_resp: u64,
+    pub no_table: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -142,6 +162,7 @@ impl Status {
         self.connections_cut = c.connections_cut.load(Ordering::Relaxed);
         self.flow_errors = c.flow_errors.load(Ordering::Relaxed);
         self.store = StoreStatus::of(c.store.get());
+        self.socket_path = c.socket_path.lock().map(|s| s.clone()).unwrap_or_default();
         self.proxy = ProxyCounters {
             connections: c.proxy_connections.load(Ordering::Relaxed),
             requests: c.proxy_requests.load(Ordering::Relaxed),

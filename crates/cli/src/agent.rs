@@ -49,6 +49,12 @@ pub struct AgentArgs {
     /// rules with `app:` or L7 conditions decide (default port 15001).
     #[arg(long, value_name = "PORT", num_args = 0..=1, default_missing_value = "15001")]
     pub l7_proxy: Option<u16>,
+    /// Decide Redis commands between this node's workloads in the kernel, at the
+    /// client's socket (sockops and sk_msg programs; Redis at the speed of a direct
+    /// connection), instead of in the proxy. Connections it cannot decide alone (sensors,
+    /// Monitor or Discover verdicts, Log rules, clients on other nodes) keep the proxy.
+    #[arg(long, requires = "l7_proxy")]
+    pub redis_socket_path: bool,
     /// FQDN egress: addresses learnt from DNS answers stay allowed at least this many
     /// seconds, whatever the answer's TTL (Cilium's tofqdns-min-ttl).
     #[arg(
@@ -75,6 +81,7 @@ pub fn run(a: AgentArgs) -> Result<u8> {
     cfg.l7_proxy = a
         .l7_proxy
         .map(|port| bulkhead_agent::config::L7Proxy { port });
+    cfg.redis_socket_path = a.redis_socket_path;
     cfg.dns_min_ttl = std::time::Duration::from_secs(a.dns_min_ttl);
     bulkhead_agent::run(cfg)
 }

@@ -63,6 +63,10 @@ pub struct UpArgs {
     /// rules with `app:` and L7 conditions are enforced on every request.
     #[arg(long, conflicts_with = "no_agent")]
     pub l7_proxy: bool,
+    /// With the proxy, decide Redis commands between workloads of a node at the
+    /// client's socket (`bulkhead agent --redis-socket-path`).
+    #[arg(long, requires = "l7_proxy")]
+    pub redis_socket_path: bool,
     #[command(flatten)]
     pub output: Output,
 }
@@ -311,10 +315,14 @@ fn up(a: UpArgs) -> Result<u8> {
         },
         agent: (!a.no_agent).then(|| AgentLaunch {
             program: exe,
-            args: if a.l7_proxy {
-                vec!["agent".into(), "--l7-proxy".into()]
-            } else {
-                vec!["agent".into()]
+            args: match (a.l7_proxy, a.redis_socket_path) {
+                (true, true) => vec![
+                    "agent".into(),
+                    "--l7-proxy".into(),
+                    "--redis-socket-path".into(),
+                ],
+                (true, false) => vec!["agent".into(), "--l7-proxy".into()],
+                _ => vec!["agent".into()],
             },
         }),
         sources,

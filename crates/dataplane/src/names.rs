@@ -79,5 +79,6 @@ pub const PROXY_MARK: u32 = 0x00b2_0000;
 /// `meta mark` the agent's socket-path table (`bulkhead_sockpath`, an earlier prerouting
 /// chain) sets on the SYN of a Redis connection whose commands the kernel decides at
 /// the socket (`bulkhead-sockops`): the divert chain leaves it to that path instead of
-/// the proxy.
+/// the proxy, and the forward chain allows it (the filter chains leave out L7 rules).
+/// Pods cannot forge it: a packet's mark is cleared when it leaves their namespace.
 pub const SOCKPATH_MARK: u32 = 0x00b3_0000;

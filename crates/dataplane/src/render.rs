@@ -1093,6 +1093,17 @@ impl<'a> Renderer<'a> {
             vec![ct_state(&["invalid"]), drop()],
         ];
         forward.extend(quarantined());
+        if self.opts.l7_proxy.is_some() {
+            // A Redis connection the socket path decides (its L7 rules are not in the
+            // filter chains: they would deny what no proxy saw; see SOCKPATH_MARK).
+            forward.push(vec![
+                eq(
+                    meta(nftables::expr::MetaKey::Mark),
+                    Expression::Number(SOCKPATH_MARK),
+                ),
+                goto(CHAIN_ALLOWED),
+            ]);
+        }
         forward.extend([
             vec![set_mark_from_map(false, false, "saddr", "id4")],
             vec![set_mark_from_map(false, true, "saddr", "id6")],

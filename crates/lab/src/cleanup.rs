@@ -73,6 +73,8 @@ pub fn down(lab: &str) -> Result<DownReport> {
         netns::delete(ns)?;
     }
     report.namespaces = ours.len();
+    // The agents' pinned socket-path programs (they outlive the agents by design).
+    bulkhead_sockops::unpin_under(&dir)?;
 
     if dir.exists() {
         fs::remove_dir_all(&dir)?;

@@ -23,7 +23,8 @@ struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 262144); __type(ke
 // 1: allowed, 2: refused.
 struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 262144); __type(key, struct command); __type(value, __u32); } verdicts SEC(".maps");
 // Refused commands, for the agent's events (`Refusal` in src/lib.rs).
-// kind 0: a refused command; 1: a stream that is not RESP; 2: a client with no table.
+// kind 0: a refused command; 1: a stream that is not RESP; 2: a client with no table;
+// 3: a connection taken (not a refusal: its record).
 struct refusal { __u32 client_ip, server_ip, client_port, server_port, table, kind; char name[NAME]; };
 struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 256 * 1024); } refusals SEC(".maps");
 // Counters, see `Counters` in src/lib.rs.
@@ -62,8 +63,23 @@ int take(struct bpf_sock_ops *s) {
   __u32 *ci = bpf_map_lookup_elem(&identities, &cip), *si = bpf_map_lookup_elem(&identities, &sip);
   if (!ci || !si) return 1;
   struct pair p = { .client = *ci, .server = *si, .port = server.port };
-  if (!bpf_map_lookup_elem(&tables, &p)) return 1;
-  bpf_sock_hash_update(s, &socks, &t, BPF_NOEXIST);
+  __u32 *tp = bpf_map_lookup_elem(&tables, &p);
+  if (!tp) return 1;
+  __u32 table = *tp;
+  if (bpf_sock_hash_update(s, &socks, &t, BPF_NOEXIST) == 0 && active) {
+    // The connection's record (its protocol, for flows and learning): kind 3.
+    struct refusal *r = bpf_ringbuf_reserve(&refusals, sizeof(*r), 0);
+    if (r) {
+      __builtin_memset(r, 0, sizeof(*r));
+      r->client_ip = t.lip;
+      r->server_ip = t.rip;
+      r->client_port = t.lport;
+      r->server_port = t.rport;
+      r->table = table;
+      r->kind = 3;
+      bpf_ringbuf_submit(r, 0);
+    }
+  }
   return 1;
 }
 

@@ -56,8 +56,10 @@ pub enum Refused {
     Command,
     /// A stream that is not RESP: the client's writes fail.
     NotResp,
-    /// A client whose pair had no table when it first wrote: its writes fail.
+    /// A client whose pair has no table (any more): its writes fail.
     NoTable,
+    /// Not a refusal: a connection the path took (its client's end), for its record.
+    Taken,
 }
 
 /// A refusal, as the program saw it (one per refused command; one per connection for
@@ -85,7 +87,8 @@ impl Refusal {
             kind: match word(20)? {
                 0 => Refused::Command,
                 1 => Refused::NotResp,
-                _ => Refused::NoTable,
+                2 => Refused::NoTable,
+                _ => Refused::Taken,
             },
             command: String::from_utf8_lossy(&name[..end]).into_owned(),
         })

@@ -20,7 +20,7 @@
 
 pub mod plan;
 
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -56,9 +56,10 @@ pub struct SocketPath {
 impl SocketPath {
     /// Attach the programs to the root of the cgroup v2 hierarchy (every process of the
     /// machine; connections of other nodes' workloads find no table here).
-    pub fn start() -> Result<SocketPath> {
+    /// Pinned under `pin` (see `RedisPath::attach_pinned`): a restarted agent adopts them.
+    pub fn start(pin: &Path) -> Result<SocketPath> {
         let root = cgroup2_root()?;
-        let bpf = RedisPath::attach(&root)?;
+        let bpf = RedisPath::attach_pinned(&root, pin)?;
         info!(cgroup = %root.display(), "Redis socket path attached");
         Ok(SocketPath {
             bpf,
@@ -74,7 +75,7 @@ impl SocketPath {
         &mut self,
         engine: &Engine,
         scope: &NodeScope,
-        quarantined: &HashSet<IpAddr>,
+        quarantined: &BTreeSet<IpAddr>,
     ) -> Result<usize> {
         let next = plan::plan(engine, scope, quarantined, &mut self.numbers);
         if self.last.as_ref() == Some(&next) {
@@ -90,6 +91,19 @@ impl SocketPath {
         }
         self.last = Some(next);
         Ok(n)
+    }
+
+    /// The pairs and the programs' counters, for `status.json`.
+    pub fn status(&self) -> crate::status::SocketPathStatus {
+        let c = self.bpf.counters().unwrap_or_default();
+        crate::status::SocketPathStatus {
+            pairs: self.last.as_ref().map_or(0, |p| p.pairs.len()),
+            allowed: c.allowed,
+            refused: c.refused,
+            replies: c.replies,
+            not_resp: c.malformed,
+            no_table: c.no_table,
+        }
     }
 
     /// Report the programs' refusals as events through `authority` (a thread; stops when
@@ -264,6 +278,21 @@ fn event(authority: &dyn Authority, r: &Refusal, n: u64, captures: Option<&Path>
                 pcap: capture("refused", sent.as_bytes(), Some(NOPERM.as_bytes())),
             }
         }
+        Refused::Taken => EventKind::Protocol {
+            // What the proxy records for a connection it detected Redis on: the flow
+            // record with its protocol (learning proposes `app: redis` from it).
+            protocol: "redis".into(),
+            detail: serde_json::Value::Null,
+            decision: authority.decide(
+                client,
+                server,
+                Some(&L7Request {
+                    app: AppProtocol::Redis,
+                    detail: L7Detail::None,
+                }),
+            ),
+            pcap: None,
+        },
         Refused::NotResp | Refused::NoTable => {
             let mut decision = authority.decide(client, server, None);
             decision.allowed = false;
@@ -285,6 +314,16 @@ fn event(authority: &dyn Authority, r: &Refusal, n: u64, captures: Option<&Path>
             }
         }
     };
+    let mut kind = kind;
+    if let EventKind::Request { decision, .. } | EventKind::Protocol { decision, .. } = &mut kind {
+        // Which enforcement point decided: `bulkhead events` and flows show it.
+        match &mut decision.detail {
+            serde_json::Value::Object(m) => {
+                m.insert("path".into(), "socket".into());
+            }
+            d => *d = serde_json::json!({"path": "socket"}),
+        }
+    }
     Event {
         time,
         conn,

@@ -4,8 +4,10 @@
 //! A connection takes the path only when the engine's answer for it is a plain table
 //! of commands: both ends are workloads of this node, the connection needs layer 7, every
 //! rule that waits for its requests is a Redis rule, a stream that is not Redis is
-//! refused, and no command's verdict is a Monitor violation, a Discover lesson or a Log
-//! rule's match (those need the proxy's events), and no sensor looks at either end.
+//! refused, and no command's verdict is a Monitor violation or a Log rule's match (those
+//! need the proxy's events), and no sensor looks at either end. (A Discover side is fine:
+//! the programs report each connection they take, and its record names Redis, as the
+//! proxy's would.)
 //! Everything else keeps the proxy. The verdicts are the engine's, asked once per
 //! command a rule names plus once for "any other command": the kernel only looks up.
 //!
@@ -90,7 +92,7 @@ struct Local {
 pub fn plan(
     engine: &Engine,
     scope: &NodeScope,
-    quarantined: &HashSet<IpAddr>,
+    quarantined: &BTreeSet<IpAddr>,
     numbers: &mut Numbers,
 ) -> Plan {
     let compiled = engine.compiled();
@@ -278,7 +280,7 @@ fn table(engine: &Engine, scope: &NodeScope, c: Local, s: Local, port: u16) -> O
         !v.verdict.is_violation()
             && sides
                 .iter()
-                .all(|s| !s.is_learned() && s.logged.is_empty() && !s.is_violation())
+                .all(|s| s.logged.is_empty() && !s.is_violation())
     };
     let verdict = |name: &str| {
         let req = L7Request {
@@ -299,4 +301,85 @@ fn table(engine: &Engine, scope: &NodeScope, c: Local, s: Local, port: u16) -> O
         }
     }
     Some(Table { named, other })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn examples() -> Engine {
+        let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples"));
+        let b = bulkhead_manifest::load(&[dir], true).expect("the example loads");
+        let mut engine = Engine::new(&b).expect("the example compiles");
+        // Addresses, as a lab gives them.
+        let all: Vec<_> = engine
+            .workloads()
+            .into_iter()
+            .map(|(_, w)| w.clone())
+            .collect();
+        for (i, mut w) in all.into_iter().enumerate() {
+            w.ips = vec![IpAddr::V4(Ipv4Addr::new(10, 99, 0, i as u8 + 1))];
+            engine.upsert_workload(w);
+        }
+        engine
+    }
+
+    fn ip(engine: &Engine, name: &str) -> Ipv4Addr {
+        let (_, w) = (engine.workloads().into_iter())
+            .find(|(_, w)| w.key.to_string() == name)
+            .unwrap_or_else(|| panic!("{name}"));
+        w.ips
+            .iter()
+            .find_map(|i| match i {
+                IpAddr::V4(v) => Some(*v),
+                _ => None,
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn the_example_puts_node_pods_redis_on_the_path() {
+        let engine = examples();
+        let scope = NodeScope::default();
+        let mut numbers = Numbers::default();
+        let plan = plan(&engine, &scope, &BTreeSet::new(), &mut numbers);
+        let redis = ip(&engine, "platform/redis-0");
+        let client = ip(&engine, "platform/node-api-0");
+        let cn = plan.tables.identities[&client];
+        let sn = plan.tables.identities[&redis];
+        let t = plan.tables.tables[&(cn, sn, 6379)];
+        assert!(plan.pairs.contains(&(redis, cn, 6379)));
+        // The engine's answers: GET allowed, FLUSHALL (any other) refused.
+        assert_eq!(
+            plan.tables.verdicts.get(&(t, Some("GET".into()))),
+            Some(&true)
+        );
+        assert_eq!(plan.tables.verdicts.get(&(t, None)), Some(&false));
+        assert_eq!(
+            plan.tables.verdicts.get(&(t, Some("FLUSHALL".into()))),
+            None
+        );
+        // Both replicas of node-api share a number; no rule lets order-web in.
+        assert_eq!(
+            plan.tables.identities[&ip(&engine, "platform/node-api-1")],
+            cn
+        );
+        let web = ip(&engine, "eu/order-web-0");
+        assert!(
+            !plan
+                .pairs
+                .iter()
+                .any(|p| Some(&p.1) == plan.tables.identities.get(&web))
+        );
+        // Stable numbers: the same plan again.
+        assert_eq!(
+            super::plan(&engine, &scope, &BTreeSet::new(), &mut numbers),
+            plan
+        );
+        // A quarantined client takes no part.
+        let q: BTreeSet<IpAddr> = [IpAddr::V4(client)].into();
+        let p2 = super::plan(&engine, &scope, &q, &mut numbers);
+        assert!(!p2.tables.identities.contains_key(&client));
+    }
 }

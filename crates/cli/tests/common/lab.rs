@@ -59,12 +59,18 @@ pub struct Lab {
 impl Lab {
     /// `bulkhead lab up -f FILE... --l7-proxy --name NAME`; panics with lab up's error.
     pub fn up(name: &'static str, files: &[&str], cleanup: &[&str]) -> Lab {
+        Lab::up_with(name, files, cleanup, &[])
+    }
+
+    /// [`Lab::up`] with more `lab up` flags.
+    pub fn up_with(name: &'static str, files: &[&str], cleanup: &[&str], flags: &[&str]) -> Lab {
         let _ = bulkhead(&["lab", "down", "--name", name]);
         let mut args = vec!["lab", "up"];
         for f in files {
             args.extend(["-f", f]);
         }
         args.extend(["--l7-proxy", "--name", name, "-o", "json"]);
+        args.extend(flags);
         let mut lab = Lab {
             name,
             status: serde_json::Value::Null,
@@ -115,6 +121,22 @@ impl Lab {
             String::from_utf8_lossy(&o.stderr)
         );
         (o.status.success(), text.trim().to_string())
+    }
+
+    /// The `status.json` of each of the lab's agents.
+    pub fn agent_statuses(&self) -> Vec<serde_json::Value> {
+        let dir = std::path::Path::new("/run/bulkhead/labs")
+            .join(self.name)
+            .join("agents");
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            if let Ok(b) = std::fs::read(e.path().join("status.json"))
+                && let Ok(v) = serde_json::from_slice(&b)
+            {
+                out.push(v);
+            }
+        }
+        out
     }
 
     /// Every event of the lab's agents (`bulkhead events --all -o json`).

@@ -76,10 +76,10 @@ impl Renderer<'_> {
                 ne(meta(MetaKey::L4proto), Expression::Number(u32::from(UDP))),
                 accept(),
             ],
-            // A Redis connection the socket path decides (see SOCKPATH_MARK).
+            // A Redis connection the socket path decides (see SOCKPATH_MARK): its mark
+            // stays for the forward chain.
             vec![
                 eq(meta(MetaKey::Mark), Expression::Number(SOCKPATH_MARK)),
-                set_mark(false, 0),
                 accept(),
             ],
             vec![set_mark_from_map(false, false, "saddr", "id4")],
