@@ -1,8 +1,9 @@
 //! `bulkhead-bench l7 redis`: redis-benchmark between two lab workloads of the bundled
 //! example (platform/node-api-0 -> a real redis-server in platform/redis-0), directly
 //! (the agent's kernel rules only: the connection is allowed at layer 4) and through the
-//! agent's transparent proxy enforcing the example's command rule, in one run, rounds
-//! alternating so drift cancels out.
+//! agent's transparent proxy enforcing the example's command rule, and at the client's
+//! socket (`--redis-socket-path`: the same rule decided by the kernel), in one run,
+//! rounds alternating so drift cancels out.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -86,11 +87,12 @@ fn measure(
     Ok((f[0], f[3], f[5]))
 }
 
-/// The three configurations, in the order of the table.
-const CONFIGS: [&str; 3] = [
+/// The configurations, in the order of the table.
+const CONFIGS: [&str; 4] = [
     "direct (kernel rules)",
     "proxy, relay only",
     "proxy, command rules",
+    "socket path, command rules",
 ];
 
 /// The bundled example without the Redis command list: the proxy detects the protocol,
@@ -135,6 +137,9 @@ fn up(bin: &Path, config: usize, relay: &Path) -> Result<String> {
     if config > 0 {
         args.push("--l7-proxy");
     }
+    if config == 3 {
+        args.push("--redis-socket-path");
+    }
     let status: serde_json::Value = serde_json::from_str(&bulkhead(bin, &args)?)?;
     let ip = status["workloads"]
         .as_array()
@@ -178,10 +183,11 @@ pub fn redis(bin: &Path, o: &Options) -> Result<String> {
     let cases = [("set", 1), ("get", 1), ("get", 16)];
     let relay = relay_only_examples()?;
     // [case][config] -> samples of (rps, p50, p99)
-    let mut samples: Vec<[Vec<Sample>; 3]> = cases.iter().map(|_| Default::default()).collect();
+    let n = CONFIGS.len();
+    let mut samples: Vec<Vec<Vec<Sample>>> = cases.iter().map(|_| vec![Vec::new(); n]).collect();
     for round in 0..o.rounds {
-        for k in 0..3 {
-            let config = (round + k) % 3;
+        for k in 0..n {
+            let config = (round + k) % n;
             let ip = up(bin, config, &relay)?;
             for (i, (test, pipeline)) in cases.iter().enumerate() {
                 samples[i][config].push(measure(bin, &ip, test, *pipeline, o.requests)?);
@@ -189,30 +195,35 @@ pub fn redis(bin: &Path, o: &Options) -> Result<String> {
         }
     }
     let mut out = format!(
-        "redis-benchmark -c 50 -n {} from platform/node-api-0 to a real redis-server in platform/redis-0; {} rounds, configurations in rotating order, median. With command rules the proxy parses every command and decides it (rule: app redis, 15 allowed commands).\n\n",
+        "redis-benchmark -c 50 -n {} from platform/node-api-0 to a real redis-server in platform/redis-0; {} rounds, configurations in rotating order, median. With command rules every command is decided (rule: app redis, 15 allowed commands): by the proxy, or by the kernel at the client's socket.\n\n",
         o.requests, o.rounds
     );
     out.push_str(&format!(
-        "| test | {} req/s | {} req/s | {} req/s | ratio (rules / direct) | p50 ms (direct / relay / rules) | p99 ms (direct / relay / rules) | target |\n|---|---|---|---|---|---|---|---|\n",
-        CONFIGS[0], CONFIGS[1], CONFIGS[2]
+        "| test | {} req/s | {} req/s | {} req/s | {} req/s | proxy rules / direct | socket rules / direct | p50 ms (direct / relay / proxy / socket) | p99 ms (direct / relay / proxy / socket) | target >= 0.90 (proxy, socket) |\n|---|---|---|---|---|---|---|---|---|---|\n",
+        CONFIGS[0], CONFIGS[1], CONFIGS[2], CONFIGS[3]
     ));
     for (i, (test, pipeline)) in cases.iter().enumerate() {
         let col = |c: usize, f: fn(&Sample) -> f64| median(samples[i][c].iter().map(f).collect());
-        let rps = [col(0, |s| s.0), col(1, |s| s.0), col(2, |s| s.0)];
-        let ratio = rps[2] / rps[0];
+        let rps: Vec<f64> = (0..n).map(|c| col(c, |s| s.0)).collect();
+        let (proxy, socket) = (rps[2] / rps[0], rps[3] / rps[0]);
+        let judge = |r: f64| if r >= 0.90 { "PASS" } else { "MISS" };
+        let ms = |f: fn(&Sample) -> f64| {
+            (0..n)
+                .map(|c| format!("{:.3}", col(c, f)))
+                .collect::<Vec<_>>()
+                .join(" / ")
+        };
         out.push_str(&format!(
-            "| {} -P {pipeline} | {:.0} | {:.0} | {:.0} | {ratio:.3} | {:.3} / {:.3} / {:.3} | {:.3} / {:.3} / {:.3} | >= 0.90 {} |\n",
+            "| {} -P {pipeline} | {:.0} | {:.0} | {:.0} | {:.0} | {proxy:.3} | {socket:.3} | {} | {} | {}, {} |\n",
             test.to_uppercase(),
             rps[0],
             rps[1],
             rps[2],
-            col(0, |s| s.1),
-            col(1, |s| s.1),
-            col(2, |s| s.1),
-            col(0, |s| s.2),
-            col(1, |s| s.2),
-            col(2, |s| s.2),
-            if ratio >= 0.90 { "PASS" } else { "MISS" }
+            rps[3],
+            ms(|s| s.1),
+            ms(|s| s.2),
+            judge(proxy),
+            judge(socket),
         ));
     }
     Ok(out)
