@@ -152,12 +152,13 @@ fn run(cli: Cli) -> Result<u8> {
                 .map(bulkhead_policy::l7::parse_request)
                 .transpose()
                 .map_err(|e| anyhow::anyhow!("--request: {e}"))?;
-            let x = engine.explain(&Connection {
+            let mut x = engine.explain(&Connection {
                 src: &src,
                 dst: &dst,
                 l4,
                 l7: request.as_ref(),
             });
+            x.enforced_at = socket_path_note(&engine, &src, &dst, l4, x.l7_enforced);
             emit(a.output.format, &x, || x.to_text())?;
             Ok(if a.exit_code && !x.allowed {
                 NEGATIVE
@@ -283,4 +284,51 @@ fn scale(bundle: &Bundle, n: usize) -> Bundle {
         })
         .collect();
     b
+}
+
+/// `explain` of a Redis connection the socket path can decide: where its commands are
+/// decided (the same verdicts either way).
+fn socket_path_note(
+    engine: &Engine,
+    src: &bulkhead_policy::Endpoint,
+    dst: &bulkhead_policy::Endpoint,
+    l4: L4,
+    l7_enforced: bool,
+) -> Option<String> {
+    use bulkhead_policy::Endpoint::Workload;
+    let (Workload { id: c, .. }, Workload { id: s, .. }, L4::Port { port, .. }) = (src, dst, l4)
+    else {
+        return None;
+    };
+    if !l7_enforced
+        || !matches!(
+            l4,
+            L4::Port {
+                protocol: bulkhead_model::Protocol::Tcp,
+                ..
+            }
+        )
+    {
+        return None;
+    }
+    let t = bulkhead_agent::sockpath::plan::table_between(engine, *c, *s, port)?;
+    let allowed: Vec<&str> = (t.named.iter())
+        .filter(|(_, a)| **a)
+        .map(|(n, _)| n.as_str())
+        .collect();
+    Some(format!(
+        "each Redis command is decided by the L7 proxy, or, when both run on one node and \
+         the agent has --redis-socket-path, by the kernel at the client's socket with the \
+         same verdicts ({} allowed{})",
+        if allowed.is_empty() {
+            "none".to_string()
+        } else {
+            allowed.join(" ")
+        },
+        if t.other {
+            ", and any other"
+        } else {
+            "; any other refused"
+        }
+    ))
 }

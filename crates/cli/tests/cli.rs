@@ -224,6 +224,44 @@ fn bad_input_exits_3_with_file_line_column_and_changes_nothing() {
     assert_eq!(r.code, 2, "usage error: {}", r.stderr);
 }
 
+/// A Redis connection the socket path can decide: explain says where its commands are
+/// decided, with the engine's table; one it cannot (HTTP rules) keeps the proxy alone.
+#[test]
+fn explain_names_the_redis_socket_path() {
+    let r = run(&[
+        "explain",
+        "platform/node-api-0",
+        "platform/redis-0",
+        "TCP/6379",
+        "-f",
+        "examples/",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let x: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let at = x["enforced_at"].as_str().unwrap_or_default();
+    assert!(at.contains("--redis-socket-path"), "{at}");
+    assert!(
+        at.contains(" GET ") && at.contains("any other refused"),
+        "{at}"
+    );
+    assert!(!at.contains("FLUSHALL"), "{at}");
+    let r = run(&[
+        "explain",
+        "eu/credit-check-0",
+        "us/credit-status-1",
+        "TCP/8080",
+        "-f",
+        "examples/",
+        "-o",
+        "json",
+    ]);
+    let x: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(x["l7_enforced"], true, "{x}");
+    assert!(x.get("enforced_at").is_none(), "{x}");
+}
+
 #[test]
 fn explain_says_why_in_words_and_json() {
     let r = run(&[

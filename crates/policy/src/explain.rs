@@ -85,6 +85,10 @@ pub struct Explanation {
     pub violation: bool,
     /// Must the L7 proxy see the requests?
     pub l7_enforced: bool,
+    /// Where the requests are decided, when the caller knows more than "the L7 proxy"
+    /// (the Redis socket path: `bulkhead explain` fills it in).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enforced_at: Option<String>,
     /// Sensors that inspect the connection if it opens (those of the destination's
     /// groups), as `name (Action): detectors`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -113,7 +117,10 @@ impl Explanation {
         if self.l7_enforced {
             let _ = writeln!(
                 s,
-                "the connection opens at layer 4; the L7 proxy decides each request (rules below)"
+                "the connection opens at layer 4; {} (rules below)",
+                self.enforced_at
+                    .as_deref()
+                    .unwrap_or("the L7 proxy decides each request")
             );
         }
         if self.allowed {
@@ -165,6 +172,7 @@ impl Engine {
             allowed: v.allowed,
             violation: v.is_violation(),
             l7_enforced: v.needs_l7(),
+            enforced_at: None,
             sensors: self.sensors_text(c.dst),
             egress: self.explain_side(&v.egress, Direction::Egress, c, &src, &dst),
             ingress: self.explain_side(&v.ingress, Direction::Ingress, c, &dst, &src),

@@ -239,13 +239,47 @@ fn is_redis(app: Option<AppProtocol>, l7: &[L7Match]) -> bool {
 
 /// The table of `c -> s:port` if the socket path can decide it (see the module docs).
 fn table(engine: &Engine, scope: &NodeScope, c: Local, s: Local, port: u16) -> Option<Table> {
-    if !engine.sensors_of(c.wid).is_empty() || !engine.sensors_of(s.wid).is_empty() {
-        return None;
-    }
     let l4 = L4::tcp(port);
     let ask = |l7: Option<&L7Request>| {
         scope.decide_l7(engine, IpAddr::V4(c.ip), IpAddr::V4(s.ip), l4, l7)
     };
+    table_with(engine, c.wid, s.wid, &ask)
+}
+
+/// What `explain` says of a connection between two workloads on one node: the table
+/// the socket path would decide its commands with, if it can.
+pub fn table_between(engine: &Engine, c: WorkloadId, s: WorkloadId, port: u16) -> Option<Table> {
+    if c == s {
+        return None;
+    }
+    let ask = |l7: Option<&L7Request>| {
+        let verdict = engine.verdict(&bulkhead_policy::Connection {
+            src: &bulkhead_policy::Endpoint::Workload { id: c, addr: None },
+            dst: &bulkhead_policy::Endpoint::Workload { id: s, addr: None },
+            l4: L4::tcp(port),
+            l7,
+        });
+        NodeVerdict {
+            egress_here: true,
+            ingress_here: true,
+            allowed: verdict.allowed,
+            unknown_src: false,
+            unknown_dst: false,
+            verdict,
+        }
+    };
+    table_with(engine, c, s, &ask)
+}
+
+fn table_with(
+    engine: &Engine,
+    cw: WorkloadId,
+    sw: WorkloadId,
+    ask: &dyn Fn(Option<&L7Request>) -> NodeVerdict,
+) -> Option<Table> {
+    if !engine.sensors_of(cw).is_empty() || !engine.sensors_of(sw).is_empty() {
+        return None;
+    }
     let first = ask(None);
     if !(first.allowed && first.egress_here && first.ingress_here && first.verdict.needs_l7()) {
         return None;
