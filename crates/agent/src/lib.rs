@@ -153,6 +153,9 @@ pub fn run(mut cfg: Config) -> Result<u8> {
         Some(p) => Some(start_proxy(&cfg, p, &rec.shared, store.clone())?),
         None => None,
     };
+    if !cfg.redis_socket_path {
+        retire_socket_path(&cfg, &rec.shared);
+    }
     let mut socket_path = match (&_proxy, cfg.redis_socket_path) {
         (Some((_, authority)), true) => {
             let mut sp = sockpath::SocketPath::start(&bulkhead_sockops::pin_dir(&cfg.state_dir))
@@ -331,6 +334,38 @@ fn open_store(cfg: &Config) -> Result<Arc<bulkhead_store::Sink>, String> {
             Err(format!("{}: {e}", path.display()))
         }
     }
+}
+
+/// Started without `--redis-socket-path` after a run with it: the socket path's table and
+/// programs go, and its connections are cut (their next packet meets the filter chains,
+/// which refuse what no proxy saw) rather than go on undecided.
+fn retire_socket_path(cfg: &Config, shared: &Shared) {
+    if let Err(e) = sockpath::remove_nft() {
+        warn!(error = %format!("{e:#}"), "cannot remove the socket path's nftables table");
+    }
+    let dir = bulkhead_sockops::pin_dir(&cfg.state_dir);
+    if !dir.exists() {
+        return;
+    }
+    let servers = bulkhead_sockops::pinned_servers(&dir).unwrap_or_default();
+    if let Err(e) = bulkhead_sockops::unpin(&dir) {
+        warn!(error = %format!("{e:#}"), "cannot remove the socket path's programs");
+    }
+    let servers: Vec<(std::net::IpAddr, u16)> = servers
+        .iter()
+        .map(|s| (std::net::IpAddr::V4(*s.ip()), s.port()))
+        .collect();
+    cut(
+        shared,
+        |entries| {
+            entries
+                .into_iter()
+                .filter(|e| e.dport.is_some_and(|p| servers.contains(&(e.dst, p))))
+                .collect()
+        },
+        "cut the socket path's connections (the agent runs without it now)",
+    );
+    info!("retired the Redis socket path of an earlier run");
 }
 
 /// Bring the socket path up to date with the engine; a failure leaves the kernel's

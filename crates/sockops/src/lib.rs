@@ -206,6 +206,11 @@ impl RedisPath {
         self.update("servers", &addr(ip, port), &1u32.to_ne_bytes())
     }
 
+    /// What the maps hold (as far as this process wrote or adopted them).
+    pub fn applied(&self) -> &Tables {
+        &self.applied
+    }
+
     /// Make the maps hold `want`, changing only what differs from what the last call
     /// wrote. Additions come first and removals last, so a connection taken meanwhile
     /// always finds its whole table (a removed table's connections are refused: the
@@ -364,6 +369,20 @@ pub fn unpin(dir: &Path) -> Result<bool> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(e).with_context(|| format!("removing {}", dir.display())),
     }
+}
+
+/// The server addresses in the maps pinned under `dir` (without loading anything): whose
+/// connections were on the path, for whoever retires it.
+pub fn pinned_servers(dir: &Path) -> Result<Vec<SocketAddrV4>> {
+    let m = libbpf_rs::MapHandle::from_pinned_path(dir.join("servers"))
+        .with_context(|| format!("opening {}", dir.join("servers").display()))?;
+    Ok(m.keys()
+        .filter(|k| k.len() >= 8)
+        .map(|k| {
+            let port = u32::from_ne_bytes(k[4..8].try_into().unwrap_or([0; 4]));
+            SocketAddrV4::new(Ipv4Addr::new(k[0], k[1], k[2], k[3]), port as u16)
+        })
+        .collect())
 }
 
 /// Where bulkhead pins the programs of the agent whose state directory is `state_dir`

@@ -82,7 +82,9 @@ impl SocketPath {
             return Ok(next.pairs.len());
         }
         let before = self.last.take().unwrap_or_default();
-        self.bpf.apply(&merged(&before.tables, &next.tables))?;
+        // Additions over what the maps hold (an adopted set of maps included).
+        let grown = merged(self.bpf.applied(), &next.tables);
+        self.bpf.apply(&grown)?;
         write_nft(&next)?;
         self.bpf.apply(&next.tables)?;
         let n = next.pairs.len();
