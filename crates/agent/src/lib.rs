@@ -85,7 +85,7 @@ pub fn run(mut cfg: Config) -> Result<u8> {
             .context("cannot delete the bulkhead table")?;
         bulkhead_proxy::routing::remove(DIVERT_MARK, DIVERT_TABLE);
         let _ = sockpath::remove_nft();
-        bulkhead_sockops::unpin(&bulkhead_sockops::pin_dir(&cfg.state_dir))
+        bulkhead_sockops::retire(&bulkhead_sockops::pin_dir(&cfg.state_dir))
             .context("cannot remove the socket path's programs")?;
         info!("removed the bulkhead table");
         return Ok(0);
@@ -154,7 +154,7 @@ pub fn run(mut cfg: Config) -> Result<u8> {
         None => None,
     };
     if !cfg.redis_socket_path {
-        retire_socket_path(&cfg, &rec.shared);
+        retire_socket_path(&cfg);
     }
     let mut socket_path = match (&_proxy, cfg.redis_socket_path) {
         (Some((_, authority)), true) => {
@@ -336,36 +336,19 @@ fn open_store(cfg: &Config) -> Result<Arc<bulkhead_store::Sink>, String> {
     }
 }
 
-/// Started without `--redis-socket-path` after a run with it: the socket path's table and
-/// programs go, and its connections are cut (their next packet meets the filter chains,
-/// which refuse what no proxy saw) rather than go on undecided.
-fn retire_socket_path(cfg: &Config, shared: &Shared) {
+/// Started without `--redis-socket-path` after a run with it: new connections go to the
+/// proxy again (the socket path's nftables table goes), and the connections the pinned
+/// programs still hold have their next write refused (their tables are emptied), so
+/// their clients reconnect through the proxy instead of going on with stale tables.
+fn retire_socket_path(cfg: &Config) {
     if let Err(e) = sockpath::remove_nft() {
         warn!(error = %format!("{e:#}"), "cannot remove the socket path's nftables table");
     }
-    let dir = bulkhead_sockops::pin_dir(&cfg.state_dir);
-    if !dir.exists() {
-        return;
+    match bulkhead_sockops::retire(&bulkhead_sockops::pin_dir(&cfg.state_dir)) {
+        Ok(Some(tables)) => info!(tables, "retired the Redis socket path of an earlier run"),
+        Ok(None) => {}
+        Err(e) => warn!(error = %format!("{e:#}"), "cannot retire the socket path's programs"),
     }
-    let servers = bulkhead_sockops::pinned_servers(&dir).unwrap_or_default();
-    if let Err(e) = bulkhead_sockops::unpin(&dir) {
-        warn!(error = %format!("{e:#}"), "cannot remove the socket path's programs");
-    }
-    let servers: Vec<(std::net::IpAddr, u16)> = servers
-        .iter()
-        .map(|s| (std::net::IpAddr::V4(*s.ip()), s.port()))
-        .collect();
-    cut(
-        shared,
-        |entries| {
-            entries
-                .into_iter()
-                .filter(|e| e.dport.is_some_and(|p| servers.contains(&(e.dst, p))))
-                .collect()
-        },
-        "cut the socket path's connections (the agent runs without it now)",
-    );
-    info!("retired the Redis socket path of an earlier run");
 }
 
 /// Bring the socket path up to date with the engine; a failure leaves the kernel's

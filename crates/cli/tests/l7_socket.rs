@@ -7,7 +7,10 @@
 
 mod common;
 
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use common::lab::{Lab, bulkhead, require};
 
@@ -136,4 +139,132 @@ fn redis_commands_are_decided_at_the_socket() {
             .any(|e| e["event"] == "protocol" && e["protocol"] == "unknown"),
         "no event for the HTTP attempt: {events:?}"
     );
+
+    restarts(&lab, &ip);
+}
+
+/// RESP for a command.
+fn resp(args: &[&str]) -> Vec<u8> {
+    let mut b = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        b.extend(format!("${}\r\n{a}\r\n", a.len()).bytes());
+    }
+    b
+}
+
+/// One command on a held connection: the reply, or the write's error kind.
+fn ask(c: &mut TcpStream, args: &[&str]) -> Result<String, std::io::ErrorKind> {
+    c.write_all(&resp(args)).map_err(|e| e.kind())?;
+    let mut buf = [0u8; 512];
+    let n = c.read(&mut buf).map_err(|e| e.kind())?;
+    Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+/// The agent's process (found by its state directory, as `lab down` finds it).
+fn agent_pid(dir: &str) -> Option<(i32, Vec<String>)> {
+    for e in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(raw) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = (raw.split(|&b| b == 0))
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if args.get(1).map(String::as_str) == Some("agent") && args.iter().any(|a| a == dir) {
+            return Some((pid, args));
+        }
+    }
+    None
+}
+
+/// Restarts: the pinned programs keep deciding while the agent is away; an agent started
+/// without the flag retires them (a connection they hold has its next write refused) and
+/// new connections go through the proxy again.
+fn restarts(lab: &Lab, ip: &str) {
+    let ns = format!("bh-{LAB}.pod.platform.node-api-0");
+    let ip: std::net::Ipv4Addr = ip.parse().unwrap();
+    let mut held =
+        bulkhead_lab::netns::enter(&ns, || Ok(TcpStream::connect((ip, 6379))?)).expect("connect");
+    held.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    assert_eq!(ask(&mut held, &["GET", "k"]), Ok("$2\r\nv1\r\n".into()));
+    let dir = format!("/run/bulkhead/labs/{LAB}/agents/node-1");
+    let (pid, args) = agent_pid(&dir).expect("the lab's agent");
+    assert!(args.iter().any(|a| a == "--redis-socket-path"), "{args:?}");
+    let stop = |pid: i32| {
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+        let start = Instant::now();
+        // Gone, or a zombie its parent has not reaped yet.
+        let alive = |pid: i32| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|st| {
+                st.rsplit(')')
+                    .next()
+                    .is_some_and(|r| !r.trim_start().starts_with('Z'))
+            })
+        };
+        while alive(pid) {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "the agent did not stop"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    stop(pid);
+    // Nobody drives the programs: still decided by the last tables.
+    let refusal = "-NOPERM bulkhead: this command is not allowed by policy\r\n";
+    assert_eq!(ask(&mut held, &["FLUSHALL"]), Ok(refusal.into()));
+    // Restarted without the socket path.
+    let rest: Vec<&String> = args[1..]
+        .iter()
+        .filter(|a| *a != "--redis-socket-path")
+        .collect();
+    let log = std::fs::File::create(format!("{dir}/agent-restarted.log")).unwrap();
+    let mut child = Command::new(&args[0])
+        .args(rest)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("restart the agent");
+    let start = Instant::now();
+    let status = |k: &str| -> Option<u64> {
+        let s: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(format!("{dir}/status.json")).ok()?).ok()?;
+        s[k].as_u64()
+    };
+    while status("pid") != Some(u64::from(child.id())) {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the restarted agent never got ready"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        matches!(
+            ask(&mut held, &["GET", "k"]),
+            Err(std::io::ErrorKind::PermissionDenied)
+        ),
+        "a connection of the retired path went on"
+    );
+    let (_, flush) = lab.run(
+        "platform/node-api-0",
+        &["redis-cli", "-h", &ip.to_string(), "FLUSHALL"],
+    );
+    assert!(
+        flush.contains("command 'FLUSHALL' is not allowed"),
+        "through the proxy: {flush}"
+    );
+    assert!(
+        std::fs::read_dir("/sys/fs/bpf/bulkhead")
+            .map(|d| d
+                .flatten()
+                .all(|e| !e.file_name().to_string_lossy().contains(LAB)))
+            .unwrap_or(true)
+    );
+    stop(child.id() as i32);
+    let _ = child.wait();
 }

@@ -371,18 +371,30 @@ pub fn unpin(dir: &Path) -> Result<bool> {
     }
 }
 
-/// The server addresses in the maps pinned under `dir` (without loading anything): whose
-/// connections were on the path, for whoever retires it.
-pub fn pinned_servers(dir: &Path) -> Result<Vec<SocketAddrV4>> {
-    let m = libbpf_rs::MapHandle::from_pinned_path(dir.join("servers"))
-        .with_context(|| format!("opening {}", dir.join("servers").display()))?;
-    Ok(m.keys()
-        .filter(|k| k.len() >= 8)
-        .map(|k| {
-            let port = u32::from_ne_bytes(k[4..8].try_into().unwrap_or([0; 4]));
-            SocketAddrV4::new(Ipv4Addr::new(k[0], k[1], k[2], k[3]), port as u16)
-        })
-        .collect())
+/// Retire what [`RedisPath::attach_pinned`] pinned under `dir` when no process will
+/// drive it any more: empty its tables, so every connection it still holds has its next
+/// write refused (sockets in a sockhash keep its programs until they close: unpinning
+/// alone would leave them decided by tables nobody updates), then unpin. Returns the
+/// number of tables it held; Ok(None) when nothing was pinned there.
+pub fn retire(dir: &Path) -> Result<Option<usize>> {
+    if !dir.exists() {
+        return Ok(None);
+    }
+    let mut n = 0;
+    for name in ["tables", "identities"] {
+        let m = libbpf_rs::MapHandle::from_pinned_path(dir.join(name))
+            .with_context(|| format!("opening {}", dir.join(name).display()))?;
+        let keys: Vec<Vec<u8>> = m.keys().collect();
+        if name == "tables" {
+            n = keys.len();
+        }
+        for k in keys {
+            m.delete(&k)
+                .with_context(|| format!("emptying the pinned map {name}"))?;
+        }
+    }
+    unpin(dir)?;
+    Ok(Some(n))
 }
 
 /// Where bulkhead pins the programs of the agent whose state directory is `state_dir`
