@@ -89,6 +89,8 @@ fn redis_commands_are_decided_at_the_socket() {
     assert!(counted(&status, "pairs") >= 1, "{status}");
     assert!(counted(&status, "refused") >= 2, "{status}");
     assert!(counted(&status, "not_resp") >= 1, "{status}");
+    // The flow records of the connections it took agree with the engine.
+    assert_eq!(status["inconsistent_flows"], 0, "{status}");
 
     // Each refusal is an event: the engine's deciding rule, the path, a capture.
     let start = std::time::Instant::now();

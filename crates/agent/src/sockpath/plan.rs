@@ -55,6 +55,9 @@ pub struct Table {
     pub other: bool,
 }
 
+/// What decides a table: the client's class, the server's, its declared ports, the port.
+type TableKey = (Class, Class, String, u16);
+
 /// What the kernel gets.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Plan {
@@ -156,8 +159,26 @@ pub fn plan(
         groups.sort_by_key(|(_, m)| m[0].ip);
         groups
     };
-    // First the (server, port) pairs some class of clients may use the path for
-    // (one engine question per class)...
+    // Tables by what decides them: the client's class, the server's (its identity, CIDR
+    // peers and declared ports: named ports resolve on it) and the port. Servers of one
+    // Deployment ask the engine once.
+    let memo: std::cell::RefCell<HashMap<TableKey, Option<Table>>> = Default::default();
+    let table = |c: &Local, s: &Local, port: u16| -> Option<Table> {
+        let declared = engine.workload(s.wid).map(|w| format!("{:?}", w.ports));
+        let key = (
+            client_class(c),
+            client_class(s),
+            declared.unwrap_or_default(),
+            port,
+        );
+        if let Some(t) = memo.borrow().get(&key) {
+            return t.clone();
+        }
+        let t = table(engine, scope, *c, *s, port);
+        memo.borrow_mut().insert(key, t.clone());
+        t
+    };
+    // First the (server, port) pairs some class of clients may use the path for...
     let mut targets: Vec<(Local, u16)> = Vec::new();
     let clients = group(&client_class);
     for s in &locals {
@@ -175,7 +196,7 @@ pub fn plan(
                 members
                     .iter()
                     .find(|c| c.wid != s.wid)
-                    .is_some_and(|c| table(engine, scope, *c, *s, port).is_some())
+                    .is_some_and(|c| table(c, s, port).is_some())
             });
             if usable {
                 targets.push((*s, port));
@@ -205,7 +226,7 @@ pub fn plan(
             let Some(c) = members.iter().find(|c| c.wid != s.wid) else {
                 continue;
             };
-            let Some(t) = table(engine, scope, *c, *s, *port) else {
+            let Some(t) = table(c, s, *port) else {
                 continue;
             };
             let cn = Numbers::number(&mut numbers.classes, &mut numbers.next, &mut used, class);
@@ -415,5 +436,104 @@ mod tests {
         let q: BTreeSet<IpAddr> = [IpAddr::V4(client)].into();
         let p2 = super::plan(&engine, &scope, &q, &mut numbers);
         assert!(!p2.tables.identities.contains_key(&client));
+    }
+}
+
+#[cfg(test)]
+mod scale {
+    use super::*;
+    use bulkhead_manifest::{Source, parse_sources};
+
+    /// `apps` client Deployments of `replicas` each, `servers` Redis servers, one rule.
+    pub fn cluster(apps: usize, replicas: usize, servers: usize) -> Engine {
+        let mut y = String::from(
+            "apiVersion: bulkhead.io/v1\nkind: Group\nmetadata: {name: redis}\nspec: {selector: app == \"redis\", mode: Protect}\n---\napiVersion: bulkhead.io/v1\nkind: Policy\nmetadata: {name: r}\nspec:\n  appliesTo: [{group: redis}]\n  ingress:\n    - action: Allow\n      from: [{selector: tier == \"web\"}]\n      ports: [TCP/redis]\n      app: redis\n      redis: [GET, SET, DEL]\n",
+        );
+        let mut n = 0u32;
+        let mut pod = |y: &mut String, name: &str, labels: &str, port: bool| {
+            n += 1;
+            let ip = Ipv4Addr::from(0x0a00_0000 + n);
+            let ports = if port {
+                "\n    ports: [{name: redis, containerPort: 6379, protocol: TCP}]"
+            } else {
+                ""
+            };
+            y.push_str(&format!(
+                "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: default, labels: {{{labels}}}}}\nspec:\n  containers:\n  - name: c{ports}\nstatus: {{podIPs: [{{ip: {ip}}}]}}\n"
+            ));
+        };
+        for a in 0..apps {
+            for r in 0..replicas {
+                pod(
+                    &mut y,
+                    &format!("app{a}-{r}"),
+                    &format!("app: app{a}, tier: web"),
+                    false,
+                );
+            }
+        }
+        for s in 0..servers {
+            pod(&mut y, &format!("redis-{s}"), "app: redis", true);
+        }
+        let b = parse_sources(&[Source {
+            name: "c.yaml".into(),
+            text: y,
+        }])
+        .unwrap();
+        Engine::new(&b).unwrap()
+    }
+
+    #[test]
+    fn tables_grow_with_classes_not_pairs() {
+        let engine = cluster(20, 10, 5);
+        let plan = plan(
+            &engine,
+            &NodeScope::default(),
+            &BTreeSet::new(),
+            &mut Numbers::default(),
+        );
+        // 20 client classes x 5 servers; one table content shared by all.
+        assert_eq!(plan.tables.tables.len(), 20 * 5);
+        assert_eq!(plan.tables.identities.len(), 20 * 10 + 5);
+        let contents: BTreeSet<u32> = plan.tables.tables.values().copied().collect();
+        assert_eq!(contents.len(), 1);
+        assert_eq!(plan.tables.verdicts.len(), 4, "GET SET DEL and any other");
+    }
+}
+
+/// What planning costs at scale (a measurement, not a check: run it with
+/// `cargo test --release -p bulkhead-agent --lib measure_plan -- --ignored --nocapture`).
+#[cfg(test)]
+#[test]
+#[ignore]
+fn measure_plan_at_scale() {
+    for (apps, replicas, servers) in [(20, 10, 5), (200, 50, 50), (500, 20, 200)] {
+        let engine = scale::cluster(apps, replicas, servers);
+        let mut numbers = Numbers::default();
+        let t = std::time::Instant::now();
+        let p = plan(
+            &engine,
+            &NodeScope::default(),
+            &BTreeSet::new(),
+            &mut numbers,
+        );
+        let first = t.elapsed();
+        let t = std::time::Instant::now();
+        let again = plan(
+            &engine,
+            &NodeScope::default(),
+            &BTreeSet::new(),
+            &mut numbers,
+        );
+        let second = t.elapsed();
+        assert_eq!(p, again);
+        println!(
+            "{} client workloads in {apps} classes, {servers} servers: {} tables, {} verdicts, plan {:.1} ms (again {:.1} ms)",
+            apps * replicas,
+            p.tables.tables.len(),
+            p.tables.verdicts.len(),
+            first.as_secs_f64() * 1e3,
+            second.as_secs_f64() * 1e3
+        );
     }
 }
