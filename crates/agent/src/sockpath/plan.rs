@@ -55,8 +55,9 @@ pub struct Table {
     pub other: bool,
 }
 
-/// What decides a table: the client's class, the server's, its declared ports, the port.
-type TableKey = (Class, Class, String, u16);
+/// What decides a table: the client's class, the server's, its declared ports, the port
+/// (indices).
+type TableKey = (u32, u32, u32, u16);
 
 /// What the kernel gets.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -143,13 +144,35 @@ pub fn plan(
             })
         })
         .collect();
-    let client_class = |l: &Local| {
-        let identity = engine.identity_of(l.wid).unwrap_or(u32::MAX);
-        let inside = (0..cidrs.len() as u32)
-            .filter(|&i| cidrs[i as usize].contains(&IpAddr::V4(l.ip)))
-            .collect();
-        Class::Client(identity, inside)
-    };
+    // Each local address's client class, computed once (an index into `class_list`).
+    let mut class_list: Vec<Class> = Vec::new();
+    let mut class_index: HashMap<Ipv4Addr, u32> = HashMap::new();
+    {
+        let mut seen: HashMap<Class, u32> = HashMap::new();
+        for l in &locals {
+            let identity = engine.identity_of(l.wid).unwrap_or(u32::MAX);
+            let inside = (0..cidrs.len() as u32)
+                .filter(|&i| cidrs[i as usize].contains(&IpAddr::V4(l.ip)))
+                .collect();
+            let class = Class::Client(identity, inside);
+            let n = *seen.entry(class.clone()).or_insert_with(|| {
+                class_list.push(class);
+                class_list.len() as u32 - 1
+            });
+            class_index.insert(l.ip, n);
+        }
+    }
+    let client_class = |l: &Local| class_list[class_index[&l.ip] as usize].clone();
+    // Declared ports, by workload (an index: workloads that declare the same share it).
+    let mut port_lists: HashMap<String, u32> = HashMap::new();
+    let mut ports_index: HashMap<WorkloadId, u32> = HashMap::new();
+    for l in &locals {
+        if let Some(w) = engine.workload(l.wid) {
+            let k = format!("{:?}", w.ports);
+            let n = port_lists.len() as u32;
+            ports_index.insert(l.wid, *port_lists.entry(k).or_insert(n));
+        }
+    }
     let group = |class: &dyn Fn(&Local) -> Class| {
         let mut groups: HashMap<Class, Vec<Local>> = HashMap::new();
         for l in &locals {
@@ -164,11 +187,10 @@ pub fn plan(
     // Deployment ask the engine once.
     let memo: std::cell::RefCell<HashMap<TableKey, Option<Table>>> = Default::default();
     let table = |c: &Local, s: &Local, port: u16| -> Option<Table> {
-        let declared = engine.workload(s.wid).map(|w| format!("{:?}", w.ports));
         let key = (
-            client_class(c),
-            client_class(s),
-            declared.unwrap_or_default(),
+            class_index[&c.ip],
+            class_index[&s.ip],
+            ports_index.get(&s.wid).copied().unwrap_or(u32::MAX),
             port,
         );
         if let Some(t) = memo.borrow().get(&key) {
@@ -215,6 +237,9 @@ pub fn plan(
     let classes = group(&class_of);
     let mut used = HashSet::new();
     let mut plan = Plan::default();
+    // Numbers by group and by table key, so each is interned once.
+    let mut class_numbers: Vec<Option<u32>> = vec![None; classes.len()];
+    let mut table_numbers: HashMap<TableKey, u32> = HashMap::new();
     for (s, port) in &targets {
         let sn = Numbers::number(
             &mut numbers.classes,
@@ -222,30 +247,51 @@ pub fn plan(
             &mut used,
             &class_of(s),
         );
-        for (class, members) in &classes {
+        plan.tables.identities.insert(s.ip, sn);
+        for (gi, (class, members)) in classes.iter().enumerate() {
             let Some(c) = members.iter().find(|c| c.wid != s.wid) else {
                 continue;
             };
             let Some(t) = table(c, s, *port) else {
                 continue;
             };
-            let cn = Numbers::number(&mut numbers.classes, &mut numbers.next, &mut used, class);
-            let tn = Numbers::number(&mut numbers.tables, &mut numbers.next, &mut used, &t);
-            // A workload's own addresses are left out (never policed: `take` skips a
-            // connection to the same address; one to its other address finds no table).
-            for m in members.iter().filter(|m| m.wid != s.wid) {
-                plan.tables.identities.insert(m.ip, cn);
-            }
-            plan.tables.identities.insert(s.ip, sn);
+            let cn = match class_numbers[gi] {
+                Some(n) => n,
+                None => {
+                    let n =
+                        Numbers::number(&mut numbers.classes, &mut numbers.next, &mut used, class);
+                    class_numbers[gi] = Some(n);
+                    // Every member (a server's own address has its own number, so this
+                    // is never the server itself: `take` skips a connection to itself).
+                    for m in members {
+                        plan.tables.identities.insert(m.ip, n);
+                    }
+                    n
+                }
+            };
+            let key = (
+                class_index[&c.ip],
+                class_index[&s.ip],
+                ports_index.get(&s.wid).copied().unwrap_or(u32::MAX),
+                *port,
+            );
+            let tn = match table_numbers.get(&key) {
+                Some(&n) => n,
+                None => {
+                    let n = Numbers::number(&mut numbers.tables, &mut numbers.next, &mut used, &t);
+                    table_numbers.insert(key, n);
+                    plan.tables.verdicts.insert((n, None), t.other);
+                    for (name, &allowed) in &t.named {
+                        plan.tables
+                            .verdicts
+                            .insert((n, Some(name.clone())), allowed);
+                    }
+                    n
+                }
+            };
             plan.tables.tables.insert((cn, sn, *port), tn);
             plan.tables.servers.insert(SocketAddrV4::new(s.ip, *port));
             plan.pairs.insert((s.ip, cn, *port));
-            plan.tables.verdicts.insert((tn, None), t.other);
-            for (name, &allowed) in &t.named {
-                plan.tables
-                    .verdicts
-                    .insert((tn, Some(name.clone())), allowed);
-            }
         }
     }
     numbers.classes.retain(|_, n| used.contains(n));
