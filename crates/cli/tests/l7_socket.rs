@@ -60,6 +60,21 @@ fn redis_commands_are_decided_at_the_socket() {
     assert_eq!(lines[0], "OK");
     assert!(lines[1].contains("NOPERM"), "{piped}");
     assert_eq!(lines[2], "v1", "FLUSHALL or FLUSHDB reached the server");
+    // Inline commands (telnet style), decided as the proxy decides them.
+    let (_, inline) = exec(
+        "platform/node-api-0",
+        &[
+            "bash",
+            "-c",
+            &format!(
+                "exec 3<>/dev/tcp/{ip}/6379; printf 'PING\\r\\nFLUSHALL\\r\\nGET k\\r\\n' >&3; timeout 2 cat <&3"
+            ),
+        ],
+    );
+    assert!(
+        inline.starts_with("+PONG") && inline.contains("-NOPERM") && inline.contains("v1"),
+        "inline: {inline:?}"
+    );
     // Another protocol on the Redis port: the client's writes fail.
     let (ok, out) = exec(
         "platform/node-api-0",
@@ -79,7 +94,9 @@ fn redis_commands_are_decided_at_the_socket() {
     let start = std::time::Instant::now();
     let status = loop {
         let all = lab.agent_statuses();
-        let found = all.into_iter().find(|s| counted(s, "allowed") >= 3);
+        let found = all.into_iter().find(|s| {
+            counted(s, "allowed") >= 3 && counted(s, "refused") >= 3 && counted(s, "not_resp") >= 1
+        });
         if let Some(s) = found {
             break s;
         }

@@ -30,6 +30,7 @@ mod mqtt;
 mod mysql;
 mod postgres;
 mod redis;
+pub use redis::INLINE as REDIS_INLINE_COMMANDS;
 mod smtp;
 mod ssh;
 pub mod tls;

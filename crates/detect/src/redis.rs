@@ -11,8 +11,9 @@ use crate::Check;
 use crate::wire::{crlf_line, decimal, detail, printable, yes};
 
 /// Commands Redis clients send inline (telnet style): an inline line must name one of
-/// these to count as Redis, since any text protocol has lines.
-const INLINE: &[&str] = &[
+/// these to count as Redis, since any text protocol has lines. (The socket path applies
+/// the same test to a connection's first line: `bulkhead-sockops`.)
+pub const INLINE: &[&str] = &[
     "PING",
     "AUTH",
     "HELLO",

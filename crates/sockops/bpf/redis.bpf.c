@@ -22,6 +22,9 @@ struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 262144); __type(ke
 struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 262144); __type(key, struct pair); __type(value, __u32); } tables SEC(".maps");
 // 1: allowed, 2: refused.
 struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 262144); __type(key, struct command); __type(value, __u32); } verdicts SEC(".maps");
+// Command names a connection's first line may name inline to count as Redis (the
+// proxy's protocol detector's list; filled at load).
+struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 256); __type(key, char[NAME]); __type(value, __u32); } inline_names SEC(".maps");
 // Refused commands, for the agent's events (`Refusal` in src/lib.rs).
 // kind 0: a refused command; 1: a stream that is not RESP; 2: a client with no table;
 // 3: a connection taken (not a refusal: its record).
@@ -37,6 +40,7 @@ struct stream {
   __u32 deny;   // the current command's verdict
   __u32 open;   // a command is under way
   __u32 reported; // the stream's refusal (not RESP, no table) was reported
+  __u32 seen;   // a first command was read: the stream is Redis
 };
 struct { __uint(type, BPF_MAP_TYPE_SK_STORAGE); __uint(map_flags, BPF_F_NO_PREALLOC); __type(key, int); __type(value, struct stream); } streams SEC(".maps");
 
@@ -107,6 +111,99 @@ __noinline __s64 header(struct sk_msg_md *m, __u32 off, __u32 c) {
     n = n * 10 + (b - '0');
   }
   return -1;
+}
+
+// Inline commands ("NAME args\r\n": what telnet and nc send, and what the proxy decides
+// too). Each scan is a global function with one exit per iteration: verified once, on its
+// own, rather than once per way the scan before it could end.
+#define INLINE_MAX 256
+static __always_inline int blank(unsigned char b) {
+  return b == ' ' || b == '\t' || b == '\r' || b == '\n' || b == '\f' || b == '\v';
+}
+
+// Where the line at `off` ends (its LF, from `off`); -2 when this sendmsg ends first; -1
+// when there is none within INLINE_MAX (too long: refused).
+__noinline __s32 scan_lf(struct sk_msg_md *m, __u32 off) {
+  if (!m) return -1;
+  __u32 size = m->size;
+  if (off >= size) return -2;
+  __u32 end = off + INLINE_MAX < size ? off + INLINE_MAX : size;
+  if (bpf_msg_pull_data(m, off, end, 0)) return -1;
+  unsigned char *d = m->data, *e = m->data_end;
+  for (__u32 i = 0; i < INLINE_MAX; i++) {
+    if (d + i + 1 > e) return end == size ? -2 : -1;
+    if (d[i] == '\n') return i;
+  }
+  return -1;
+}
+
+// The first i in [from, to) whose byte is blank (`want` 1) or not (0); `to` if none. The
+// pulled window is exactly [from, to): the loop compares with nothing else (comparing
+// with unknown bounds makes the verifier walk every bound apart).
+__noinline __s32 scan_word(struct sk_msg_md *m, __u32 off, __u32 from, __u32 to, __u32 want) {
+  if (!m || to > INLINE_MAX || from >= to) return to;
+  if (bpf_msg_pull_data(m, off + from, off + to, 0)) return to;
+  unsigned char *d = m->data, *e = m->data_end;
+  for (__u32 i = 0; i < INLINE_MAX; i++) {
+    if (d + i + 1 > e) break;
+    if (blank(d[i]) == (int)want) return from + i;
+  }
+  return to;
+}
+
+// The inline command at `off`: (name start << 24) | (name length << 16) | line length; 0
+// when this sendmsg ends inside it; -1 when it is not one (RESP, or too long).
+static __always_inline __s64 inline_line(struct sk_msg_md *m, __u32 off) {
+  if (off >= m->size) return 0;
+  if (bpf_msg_pull_data(m, off, off + 1, 0)) return -1;
+  unsigned char *d = m->data, *e = m->data_end;
+  if (d + 1 > e || d[0] == '*') return -1;
+  __s32 nl = scan_lf(m, off);
+  if (nl == -2) return 0;
+  if (nl < 0 || nl >= INLINE_MAX) return -1;
+  __s32 start = scan_word(m, off, 0, nl, 0);
+  __s32 stop = scan_word(m, off, start, nl, 1);
+  if (start < 0 || stop < start || start > 255 || stop - start > 255) return -1;
+  return ((__s64)start << 24) | ((__s64)(stop - start) << 16) | (nl + 1);
+}
+
+// Does the name at `off` (`len` bytes) name a command of `inline_names`?
+__noinline int inline_name_listed(struct sk_msg_md *m, __u32 off, __u32 len) {
+  if (!m || len == 0 || len >= NAME) return 0;
+  if (bpf_msg_pull_data(m, off, off + len, 0)) return 0;
+  unsigned char *d = m->data, *e = m->data_end;
+  char k[NAME] = {};
+  for (__u32 i = 0; i < NAME - 1; i++) {
+    if (d + i + 1 > e) break;
+    unsigned char b = d[i];
+    k[i] = (b >= 'a' && b <= 'z') ? b - 32 : b;
+  }
+  return bpf_map_lookup_elem(&inline_names, k) != 0;
+}
+
+// Is the inline line at `off` (its LF at `nl`, its name `len` bytes at its start) a first
+// line the proxy's detector calls Redis? CRLF-terminated, printable, naming a command of
+// `inline_names`, and not an HTTP request line (" HTTP/" anywhere: a little stricter
+// than the detector's last word, on first lines only).
+__noinline int redis_first_line(struct sk_msg_md *m, __u32 off, __u32 nl, __u32 len) {
+  if (!m || nl == 0 || nl >= INLINE_MAX) return 0;
+  if (bpf_msg_pull_data(m, off + nl - 1, off + nl, 0)) return 0;
+  unsigned char *d = m->data, *e = m->data_end;
+  if (d + 1 > e || d[0] != '\r') return 0;
+  // The line before its CR, exactly.
+  if (nl > 1) {
+    if (bpf_msg_pull_data(m, off, off + nl - 1, 0)) return 0;
+    d = m->data;
+    e = m->data_end;
+    for (__u32 i = 0; i < INLINE_MAX; i++) {
+      if (d + i + 1 > e) break;
+      if (d[i] < 0x20 || d[i] > 0x7e) return 0;
+      if (d + i + 6 <= e && d[i] == ' ' && d[i + 1] == 'H' && d[i + 2] == 'T' &&
+          d[i + 3] == 'T' && d[i + 4] == 'P' && d[i + 5] == '/')
+        return 0;
+    }
+  }
+  return inline_name_listed(m, off, len);
 }
 
 // Report a refusal (a command's name upper-cased, empty when too long to keep).
@@ -237,7 +334,13 @@ int frame(struct sk_msg_md *m) {
     }
     // A command: "*N\r\n$L\r\nNAME\r\n..."
     __s64 r1 = header(m, off, '*');
-    if (r1 < 0 || (r1 > 0 && (r1 >> 8) == 0)) goto malformed;
+    if (r1 < 0) {
+      // Or an inline one (a line of words): decided alone, at the start of a run (the
+      // kernel runs us again on what follows the commands before it).
+      if (off == 0) goto inline_command;
+      break;
+    }
+    if (r1 > 0 && (r1 >> 8) == 0) goto malformed;
     if (r1 == 0) goto cut;
     __u32 n = r1 >> 8, h1 = r1 & 0xff;
     __s64 r2 = header(m, off + h1, '$');
@@ -252,6 +355,7 @@ int frame(struct sk_msg_md *m) {
     deny = d;
     commands++;
     c->deny = d;
+    c->seen = 1;
     c->open = 1;
     c->args = n - 1;
     off += h1 + h2 + len + 2;
@@ -263,6 +367,23 @@ int frame(struct sk_msg_md *m) {
   if (deny && commands && !c->open && !refuse(m, off))
     return send(m, &peer, 0, REFUSAL_LEN);
   return send(m, &peer, deny, off < size ? off : size);
+inline_command: {
+    __s64 li = inline_line(m, 0);
+    if (li < 0) goto malformed;
+    if (li == 0) goto cut;
+    __u32 line = li & 0xffff, nlen = (li >> 16) & 0xff, at = (li >> 24) & 0xff;
+    // A connection's first line must look like Redis to the proxy's detector too.
+    if (!c->seen && (at || !redis_first_line(m, 0, line - 1, nlen))) goto malformed;
+    // An empty line: Redis ignores it (so does the proxy).
+    __u32 d = nlen ? decide(m, table, 0, at, nlen) : 0;
+    c->seen = 1;
+    c->deny = d;
+    c->open = 0;
+    c->args = 0;
+    count(d ? REFUSED : ALLOWED, 1);
+    if (d && !refuse(m, line)) return send(m, &peer, 0, REFUSAL_LEN);
+    return send(m, &peer, d, line);
+  }
 cut:
   // This sendmsg ends inside a header: what comes before it goes now; with nothing
   // before it, wait for more bytes (a client always completes its command).
@@ -273,7 +394,7 @@ cut:
   bpf_msg_cork_bytes(m, size + 1);
   return SK_PASS;
 malformed:
-  // Not RESP (inline commands included, for now): refused.
+  // Not RESP, nor an inline command this program can read: refused.
   count(MALFORMED, 1);
   if (!c->reported) { c->reported = 1; report(m, table, 1, 0); }
   return SK_DROP;

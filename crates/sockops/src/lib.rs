@@ -4,7 +4,8 @@
 //! `experiments/sockmap`); this path costs nothing: a `sockops` program on the node's
 //! cgroup puts both ends of every connection to a named Redis server into a sockhash,
 //! and an `sk_msg` program frames the client's RESP stream at `sendmsg` (whatever the
-//! write boundaries: pipelines, cut headers, values of any size), decides each command
+//! write boundaries: pipelines, cut headers, values of any size; inline commands too),
+//! decides each command
 //! from a table, and sends allowed bytes straight into the server socket's receive queue
 //! when the server is on this node (skipping TCP), or on to TCP when it is not. A refused
 //! command is rewritten into a script the server answers with Redis's own refusal
@@ -188,6 +189,14 @@ impl RedisPath {
                 link
             }
         };
+        // The proxy's list of commands a first inline line may name.
+        for name in bulkhead_detect::REDIS_INLINE_COMMANDS {
+            let mut k = [0u8; NAME + 1];
+            k[..name.len()].copy_from_slice(name.as_bytes());
+            map(&obj, "inline_names")?
+                .update(&k, &1u32.to_ne_bytes(), MapFlags::ANY)
+                .context("filling inline_names")?;
+        }
         let applied = if pin.is_some() {
             read_tables(&obj)?
         } else {

@@ -219,9 +219,21 @@ fn commands_are_decided_at_the_socket() {
     p.extend(cmd(&[b"STRLEN", b"big"]));
     let (got, refused) = exchange(&mut c, &p, 64 * 1024, 15);
     assert_eq!((got.as_str(), refused), ("+OK\r\n:1048576\r\n", false));
-    // Not RESP: refused.
+    // Inline commands (telnet style) are framed and decided too: a connection's first
+    // line must look like Redis to the proxy's detector, later ones are any line.
     let mut c = connect(&ns, client_ip, server_ip);
-    assert!(exchange(&mut c, b"PING\r\n", usize::MAX, 0).1);
+    let (got, _) = exchange(&mut c, b"set i 1\r\nGET i\r\n", usize::MAX, 12);
+    assert_eq!(got, "+OK\r\n$1\r\n1\r\n");
+    let (got, _) = exchange(
+        &mut c,
+        b"STRLEN i\r\nPING\r\n",
+        usize::MAX,
+        4 + NOPERM.len(),
+    );
+    assert_eq!(got, format!(":1\r\n{NOPERM}"));
+    // Not Redis (an HTTP request on the Redis port): refused.
+    let mut c = connect(&ns, client_ip, server_ip);
+    assert!(exchange(&mut c, b"GET / HTTP/1.1\r\nHost: r\r\n\r\n", usize::MAX, 0).1);
     // A connection whose pair has no table is not taken: the nftables rules send it to
     // the proxy. (A workload to itself is never policed.)
     let mut c = connect(&ns, server_ip, server_ip);
@@ -273,6 +285,7 @@ fn commands_are_decided_at_the_socket() {
             c("FLUSHALL"),
             c("KEYS"),
             c("APPEND"),
+            c("PING"),
             (Refused::NotResp, String::new()),
             c("SET"),
             (Refused::NoTable, String::new()),
