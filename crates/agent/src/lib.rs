@@ -283,9 +283,13 @@ pub fn run(mut cfg: Config) -> Result<u8> {
                 drop(engine);
                 // Quarantined workloads keep their quarantine at their new addresses.
                 rec.sync_quarantine();
-                if let Some(sp) = &mut socket_path {
-                    sync_socket_path(sp, &rec);
-                }
+            }
+            // Also when the kernel's rules stayed the same: an edit of a Redis rule's
+            // command list changes tables only.
+            if !out.rejected
+                && let Some(sp) = &mut socket_path
+            {
+                sync_socket_path(sp, &rec);
             }
             if out.rejected {
                 pending = Some(all);

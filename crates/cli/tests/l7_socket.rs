@@ -23,9 +23,19 @@ fn redis_commands_are_decided_at_the_socket() {
     }
     require(&["redis-server", "redis-cli", "curl", "tshark"]);
     let _lock = common::lab_lock();
+    // A copy of the example, so that the test can change its policy (below).
+    let examples = tempfile::tempdir().expect("temp dir");
+    let source = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples");
+    for e in std::fs::read_dir(source).expect("examples/") {
+        let p = e.expect("examples/ entry").path();
+        if p.extension().is_some_and(|x| x == "yaml") {
+            std::fs::copy(&p, examples.path().join(p.file_name().expect("name"))).expect("copy");
+        }
+    }
+    let dir = format!("{}/", examples.path().display());
     let lab = Lab::up_with(
         LAB,
-        &["examples/", "examples/lab/l7.yaml"],
+        &[&dir, "examples/lab/l7.yaml"],
         &[],
         &["--redis-socket-path"],
     );
@@ -159,7 +169,44 @@ fn redis_commands_are_decided_at_the_socket() {
         "no event for the HTTP attempt: {events:?}"
     );
 
+    policy_edits_reach_live_connections(&lab, &ip, examples.path());
     restarts(&lab, &ip);
+}
+
+/// A policy edit reaches a connection the socket path holds at its next command: the
+/// agent plans again and the program looks the table up on every write.
+fn policy_edits_reach_live_connections(lab: &Lab, ip: &str, examples: &std::path::Path) {
+    let ns = format!("bh-{LAB}.pod.platform.node-api-0");
+    let addr: std::net::Ipv4Addr = ip.parse().unwrap();
+    let mut held =
+        bulkhead_lab::netns::enter(&ns, || Ok(TcpStream::connect((addr, 6379))?)).expect("connect");
+    held.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    assert_eq!(ask(&mut held, &["GET", "k"]), Ok("$2\r\nv1\r\n".into()));
+    let policies = examples.join("policies.yaml");
+    let text = std::fs::read_to_string(&policies).unwrap();
+    let edited = text.replace("redis: [GET, SET,", "redis: [SET,");
+    assert_ne!(text, edited, "the example's Redis rule moved");
+    std::fs::write(&policies, &edited).unwrap();
+    let refusal = "-NOPERM bulkhead: this command is not allowed by policy\r\n";
+    let start = Instant::now();
+    while ask(&mut held, &["GET", "k"]) != Ok(refusal.into()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "GET still allowed after the edit"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(ask(&mut held, &["SET", "k", "v1"]), Ok("+OK\r\n".into()));
+    // And back.
+    std::fs::write(&policies, &text).unwrap();
+    let start = Instant::now();
+    while ask(&mut held, &["GET", "k"]) != Ok("$2\r\nv1\r\n".into()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "GET not allowed again"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// RESP for a command.
