@@ -20,14 +20,7 @@ fn redis_commands_are_enforced_by_the_proxy() {
     require(&["redis-server", "redis-cli", "curl", "tshark"]);
     let _lock = common::lab_lock();
     // A copy of the example, so that the test can change its policy (below).
-    let examples = tempfile::tempdir().expect("temp dir");
-    let source = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples");
-    for e in std::fs::read_dir(source).expect("examples/") {
-        let p = e.expect("examples/ entry").path();
-        if p.extension().is_some_and(|x| x == "yaml") {
-            std::fs::copy(&p, examples.path().join(p.file_name().expect("name"))).expect("copy");
-        }
-    }
+    let examples = common::lab::copy_examples();
     let dir = format!("{}/", examples.path().display());
     let lab = Lab::up(LAB, &[&dir, "examples/lab/l7.yaml"], &[]);
     let exec = |workload: &str, cmd: &[&str]| lab.run(workload, cmd);

@@ -24,14 +24,7 @@ fn redis_commands_are_decided_at_the_socket() {
     require(&["redis-server", "redis-cli", "curl", "tshark"]);
     let _lock = common::lab_lock();
     // A copy of the example, so that the test can change its policy (below).
-    let examples = tempfile::tempdir().expect("temp dir");
-    let source = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples");
-    for e in std::fs::read_dir(source).expect("examples/") {
-        let p = e.expect("examples/ entry").path();
-        if p.extension().is_some_and(|x| x == "yaml") {
-            std::fs::copy(&p, examples.path().join(p.file_name().expect("name"))).expect("copy");
-        }
-    }
+    let examples = common::lab::copy_examples();
     let dir = format!("{}/", examples.path().display());
     let lab = Lab::up_with(
         LAB,
@@ -169,18 +162,14 @@ fn redis_commands_are_decided_at_the_socket() {
         "no event for the HTTP attempt: {events:?}"
     );
 
-    policy_edits_reach_live_connections(&lab, &ip, examples.path());
+    policy_edits_reach_live_connections(&ip, examples.path());
     restarts(&lab, &ip);
 }
 
 /// A policy edit reaches a connection the socket path holds at its next command: the
 /// agent plans again and the program looks the table up on every write.
-fn policy_edits_reach_live_connections(lab: &Lab, ip: &str, examples: &std::path::Path) {
-    let ns = format!("bh-{LAB}.pod.platform.node-api-0");
-    let addr: std::net::Ipv4Addr = ip.parse().unwrap();
-    let mut held =
-        bulkhead_lab::netns::enter(&ns, || Ok(TcpStream::connect((addr, 6379))?)).expect("connect");
-    held.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+fn policy_edits_reach_live_connections(ip: &str, examples: &std::path::Path) {
+    let mut held = hold(ip);
     assert_eq!(ask(&mut held, &["GET", "k"]), Ok("$2\r\nv1\r\n".into()));
     let policies = examples.join("policies.yaml");
     let text = std::fs::read_to_string(&policies).unwrap();
@@ -207,6 +196,16 @@ fn policy_edits_reach_live_connections(lab: &Lab, ip: &str, examples: &std::path
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// A connection from platform/node-api-0 to Redis that the test holds.
+fn hold(ip: &str) -> TcpStream {
+    let ns = format!("bh-{LAB}.pod.platform.node-api-0");
+    let addr: std::net::Ipv4Addr = ip.parse().unwrap();
+    let held =
+        bulkhead_lab::netns::enter(&ns, || Ok(TcpStream::connect((addr, 6379))?)).expect("connect");
+    held.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    held
 }
 
 /// RESP for a command.
@@ -250,11 +249,7 @@ fn agent_pid(dir: &str) -> Option<(i32, Vec<String>)> {
 /// without the flag retires them (a connection they hold has its next write refused) and
 /// new connections go through the proxy again.
 fn restarts(lab: &Lab, ip: &str) {
-    let ns = format!("bh-{LAB}.pod.platform.node-api-0");
-    let ip: std::net::Ipv4Addr = ip.parse().unwrap();
-    let mut held =
-        bulkhead_lab::netns::enter(&ns, || Ok(TcpStream::connect((ip, 6379))?)).expect("connect");
-    held.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let mut held = hold(ip);
     assert_eq!(ask(&mut held, &["GET", "k"]), Ok("$2\r\nv1\r\n".into()));
     let dir = format!("/run/bulkhead/labs/{LAB}/agents/node-1");
     let (pid, args) = agent_pid(&dir).expect("the lab's agent");
@@ -316,10 +311,7 @@ fn restarts(lab: &Lab, ip: &str) {
         ),
         "a connection of the retired path went on"
     );
-    let (_, flush) = lab.run(
-        "platform/node-api-0",
-        &["redis-cli", "-h", &ip.to_string(), "FLUSHALL"],
-    );
+    let (_, flush) = lab.run("platform/node-api-0", &["redis-cli", "-h", ip, "FLUSHALL"]);
     assert!(
         flush.contains("command 'FLUSHALL' is not allowed"),
         "through the proxy: {flush}"

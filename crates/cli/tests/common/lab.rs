@@ -157,3 +157,16 @@ impl Drop for Lab {
         }
     }
 }
+
+/// A copy of the bundled example's YAML files, so that a test can edit its policy.
+pub fn copy_examples() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let source = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples");
+    for e in std::fs::read_dir(source).expect("examples/") {
+        let p = e.expect("examples/ entry").path();
+        if p.extension().is_some_and(|x| x == "yaml") {
+            std::fs::copy(&p, dir.path().join(p.file_name().expect("name"))).expect("copy");
+        }
+    }
+    dir
+}
