@@ -398,11 +398,17 @@ fn protect_edits_relabels_cuts_and_restarts() {
     held.write_all(b"one").unwrap();
     let mut buf = [0u8; 8];
     assert_eq!(held.read(&mut buf).unwrap(), 3);
-    // ... and closing it again cuts the established connection.
+    // ... and closing it again cuts the established connection (soon: the cut runs on
+    // its own thread right after the transaction). Judged on the connection itself: the
+    // counter below may already count probes the opening edit cut.
     replace(&dir.join("policy.yaml"), &policy_yaml("TCP/5432"));
     let closed = wait_until(Duration::from_secs(3), || !allowed(&a, b_ip, 5433));
     assert!(closed.is_some(), "policy edit did not close TCP/5433");
-    // The agent cuts right after the transaction; status.json counts it.
+    let cut = wait_until(Duration::from_secs(3), || {
+        held.write_all(b"two").is_err() || !matches!(held.read(&mut buf), Ok(n) if n > 0)
+    })
+    .is_some();
+    // status.json counts it.
     assert!(
         wait_until(Duration::from_secs(3), || status(dir)["connections_cut"]
             .as_u64()
@@ -411,7 +417,6 @@ fn protect_edits_relabels_cuts_and_restarts() {
         .is_some(),
         "no connection was cut"
     );
-    let cut = held.write_all(b"two").is_err() || !matches!(held.read(&mut buf), Ok(n) if n > 0);
     assert!(
         cut,
         "the established connection survived a policy that forbids it"
