@@ -228,18 +228,21 @@ fn bad_input_exits_3_with_file_line_column_and_changes_nothing() {
 /// decided, with the engine's table; one it cannot (HTTP rules) keeps the proxy alone.
 #[test]
 fn explain_names_the_redis_socket_path() {
-    let r = run(&[
-        "explain",
-        "platform/node-api-0",
-        "platform/redis-0",
-        "TCP/6379",
-        "-f",
-        "examples/",
-        "-o",
-        "json",
-    ]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    let x: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let explain = |src: &str, dst: &str, service: &str| -> serde_json::Value {
+        let r = run(&[
+            "explain",
+            src,
+            dst,
+            service,
+            "-f",
+            "examples/",
+            "-o",
+            "json",
+        ]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        serde_json::from_str(&r.stdout).unwrap()
+    };
+    let x = explain("platform/node-api-0", "platform/redis-0", "TCP/6379");
     let at = x["enforced_at"].as_str().unwrap_or_default();
     assert!(at.contains("--redis-socket-path"), "{at}");
     assert!(
@@ -247,17 +250,7 @@ fn explain_names_the_redis_socket_path() {
         "{at}"
     );
     assert!(!at.contains("FLUSHALL"), "{at}");
-    let r = run(&[
-        "explain",
-        "eu/credit-check-0",
-        "us/credit-status-1",
-        "TCP/8080",
-        "-f",
-        "examples/",
-        "-o",
-        "json",
-    ]);
-    let x: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let x = explain("eu/credit-check-0", "us/credit-status-1", "TCP/8080");
     assert_eq!(x["l7_enforced"], true, "{x}");
     assert!(x.get("enforced_at").is_none(), "{x}");
 }

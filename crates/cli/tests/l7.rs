@@ -6,9 +6,7 @@
 
 mod common;
 
-use std::process::Command;
-
-use common::lab::{Lab, bulkhead, require, settled};
+use common::lab::{Lab, bulkhead, capture_text, require, settled};
 
 const LAB: &str = "l7test";
 
@@ -25,16 +23,7 @@ fn redis_commands_are_enforced_by_the_proxy() {
     let lab = Lab::up(LAB, &[&dir, "examples/lab/l7.yaml"], &[]);
     let exec = |workload: &str, cmd: &[&str]| lab.run(workload, cmd);
     let ip = lab.ipv4("platform/redis-0");
-    // redis-server may take a moment after the lab reports it running.
-    let mut ready = false;
-    for _ in 0..50 {
-        if exec("platform/node-api-0", &["redis-cli", "-h", &ip, "PING"]).1 == "PONG" {
-            ready = true;
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    assert!(ready, "redis never answered PING through the proxy");
+    lab.wait_for_redis(&ip);
 
     assert_eq!(
         exec(
@@ -91,18 +80,8 @@ fn redis_commands_are_enforced_by_the_proxy() {
         "FLUSHALL over IPv6 answered {flush6:?}"
     );
 
-    // Another protocol on the Redis port: refused (the rule requires `app: redis`).
-    let (ok, out) = exec(
-        "platform/node-api-0",
-        &["curl", "-sS", "-m", "5", &format!("http://{ip}:6379/")],
-    );
-    assert!(!ok, "HTTP to the Redis port got through: {out}");
-    // A workload no rule allows: refused.
-    let (ok, out) = exec("eu/order-web-0", &["redis-cli", "-h", &ip, "PING"]);
-    assert!(
-        !ok || !out.contains("PONG"),
-        "order-web reached redis: {out}"
-    );
+    // Another protocol on the Redis port, and a workload no rule allows: refused.
+    lab.redis_refuses_others(&ip);
 
     // HTTP: creditStatus serves only its status API to creditCheck (method and path rule).
     let status_ip = lab.ipv4("us/credit-status-1");
@@ -180,16 +159,8 @@ fn redis_commands_are_enforced_by_the_proxy() {
         "platform/node-api-0"
     );
     let pcap = flush_event["pcap"].as_str().expect("a capture");
-    let t = Command::new("tshark")
-        .args(["-r", pcap])
-        .output()
-        .expect("tshark");
-    let text = String::from_utf8_lossy(&t.stdout);
-    assert!(
-        t.status.success() && text.contains("FLUSHALL"),
-        "tshark on {pcap}: {text} {}",
-        String::from_utf8_lossy(&t.stderr)
-    );
+    let text = capture_text(pcap, &[]);
+    assert!(text.contains("FLUSHALL"), "tshark on {pcap}: {text}");
     assert!(
         events.lines().any(|l| l.contains("\"event\":\"protocol\"")
             && l.contains("\"protocol\":\"http\"")
@@ -220,15 +191,8 @@ fn redis_commands_are_enforced_by_the_proxy() {
     );
     for (e, want) in [(&sqli, "GET /v1/status?id=1"), (&card, "200 OK")] {
         let pcap = e["pcap"].as_str().expect("a capture");
-        let t = Command::new("tshark")
-            .args(["-r", pcap])
-            .output()
-            .expect("tshark");
-        let text = String::from_utf8_lossy(&t.stdout);
-        assert!(
-            t.status.success() && text.contains(want),
-            "tshark on {pcap}: {text}"
-        );
+        let text = capture_text(pcap, &[]);
+        assert!(text.contains(want), "tshark on {pcap}: {text}");
     }
     let table = bulkhead(&["events", "--lab", LAB]);
     let table = String::from_utf8_lossy(&table.stdout);

@@ -9,7 +9,6 @@ mod common;
 
 use common::lab::{bulkhead, have, settled};
 
-use std::process::Command;
 use std::time::Duration;
 
 const LAB: &str = "l7ldap";
@@ -214,15 +213,8 @@ fn ldap_operations_are_enforced_by_the_proxy() {
             "{e}"
         );
         let pcap = e["pcap"].as_str().expect("a capture");
-        let t = Command::new("tshark")
-            .args(["-r", pcap, "-V"])
-            .output()
-            .expect("tshark");
-        let text = String::from_utf8_lossy(&t.stdout);
-        assert!(
-            t.status.success() && text.contains(dissected),
-            "tshark on {pcap}: {text}"
-        );
+        let text = common::lab::capture_text(pcap, &["-V"]);
+        assert!(text.contains(dissected), "tshark on {pcap}: {text}");
     }
     // Allowed requests are no refusal events.
     assert!(

@@ -12,7 +12,7 @@ use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::lab::{Lab, bulkhead, require};
+use common::lab::{Lab, bulkhead, capture_text, require};
 
 const LAB: &str = "l7sock";
 
@@ -34,15 +34,7 @@ fn redis_commands_are_decided_at_the_socket() {
     );
     let exec = |workload: &str, cmd: &[&str]| lab.run(workload, cmd);
     let ip = lab.ipv4("platform/redis-0");
-    let mut ready = false;
-    for _ in 0..50 {
-        if exec("platform/node-api-0", &["redis-cli", "-h", &ip, "PING"]).1 == "PONG" {
-            ready = true;
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    assert!(ready, "redis never answered PING");
+    lab.wait_for_redis(&ip);
     let set = exec(
         "platform/node-api-0",
         &["redis-cli", "-h", &ip, "SET", "k", "v1"],
@@ -78,18 +70,9 @@ fn redis_commands_are_decided_at_the_socket() {
         inline.starts_with("+PONG") && inline.contains("-NOPERM") && inline.contains("v1"),
         "inline: {inline:?}"
     );
-    // Another protocol on the Redis port: the client's writes fail.
-    let (ok, out) = exec(
-        "platform/node-api-0",
-        &["curl", "-sS", "-m", "5", &format!("http://{ip}:6379/")],
-    );
-    assert!(!ok, "HTTP to the Redis port got through: {out}");
-    // A workload no rule allows: refused at layer 4, as without the path.
-    let (ok, out) = exec("eu/order-web-0", &["redis-cli", "-h", &ip, "PING"]);
-    assert!(
-        !ok || !out.contains("PONG"),
-        "order-web reached redis: {out}"
-    );
+    // Another protocol on the Redis port (its client's writes fail), and a workload no
+    // rule allows (refused at layer 4, as without the path).
+    lab.redis_refuses_others(&ip);
 
     // The commands went through the programs, not the proxy.
     // (status.json is rewritten every 2 s when idle.)
@@ -140,15 +123,8 @@ fn redis_commands_are_decided_at_the_socket() {
     // No rule names FLUSHALL: the group's Protect mode refuses it (as `explain` says).
     assert_eq!(by, "ingress: Protect mode (group redis)");
     let pcap = flush["pcap"].as_str().expect("a capture");
-    let t = Command::new("tshark")
-        .args(["-r", pcap])
-        .output()
-        .expect("tshark");
-    let text = String::from_utf8_lossy(&t.stdout);
-    assert!(
-        t.status.success() && text.contains("FLUSHALL"),
-        "tshark on {pcap}: {text}"
-    );
+    let text = capture_text(pcap, &[]);
+    assert!(text.contains("FLUSHALL"), "tshark on {pcap}: {text}");
     assert!(
         events
             .iter()

@@ -66,9 +66,19 @@ impl Nft {
         if tx.is_empty() {
             return Ok(());
         }
+        self.run_file(&["-j", "-f", "-"], &tx.to_json())
+    }
+
+    /// Apply a script in nft's own syntax atomically (one transaction): for small tables
+    /// kept outside `bulkhead`, such as the agent's socket-path table.
+    pub fn apply_script(&self, script: &str) -> Result<(), KernelError> {
+        self.run_file(&["-f", "-"], script)
+    }
+
+    fn run_file(&self, args: &[&str], input: &str) -> Result<(), KernelError> {
         let mut child = self
             .command()
-            .args(["-j", "-f", "-"])
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -78,7 +88,7 @@ impl Nft {
                 source,
             })?;
         if let Some(mut stdin) = child.stdin.take() {
-            let _ = stdin.write_all(tx.to_json().as_bytes());
+            let _ = stdin.write_all(input.as_bytes());
         }
         let out = child
             .wait_with_output()

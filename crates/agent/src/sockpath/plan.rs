@@ -556,22 +556,18 @@ fn measure_plan_at_scale() {
     for (apps, replicas, servers) in [(20, 10, 5), (200, 50, 50), (500, 20, 200)] {
         let engine = scale::cluster(apps, replicas, servers);
         let mut numbers = Numbers::default();
-        let t = std::time::Instant::now();
-        let p = plan(
-            &engine,
-            &NodeScope::default(),
-            &BTreeSet::new(),
-            &mut numbers,
-        );
-        let first = t.elapsed();
-        let t = std::time::Instant::now();
-        let again = plan(
-            &engine,
-            &NodeScope::default(),
-            &BTreeSet::new(),
-            &mut numbers,
-        );
-        let second = t.elapsed();
+        let mut timed = || {
+            let t = std::time::Instant::now();
+            let p = plan(
+                &engine,
+                &NodeScope::default(),
+                &BTreeSet::new(),
+                &mut numbers,
+            );
+            (p, t.elapsed())
+        };
+        let (p, first) = timed();
+        let (again, second) = timed();
         assert_eq!(p, again);
         println!(
             "{} client workloads in {apps} classes, {servers} servers: {} tables, {} verdicts, plan {:.1} ms (again {:.1} ms)",

@@ -170,3 +170,52 @@ pub fn copy_examples() -> tempfile::TempDir {
     }
     dir
 }
+
+/// What tshark reads in a capture (`tshark -r PCAP EXTRA...`); fails the test if tshark
+/// cannot open it.
+pub fn capture_text(pcap: &str, extra: &[&str]) -> String {
+    let t = std::process::Command::new("tshark")
+        .args(["-r", pcap])
+        .args(extra)
+        .output()
+        .expect("tshark");
+    assert!(
+        t.status.success(),
+        "tshark on {pcap}: {}",
+        String::from_utf8_lossy(&t.stderr)
+    );
+    String::from_utf8_lossy(&t.stdout).into_owned()
+}
+
+impl Lab {
+    /// Wait until redis-server at `ip` answers platform/node-api-0's PING (it may take a
+    /// moment after the lab reports it running).
+    pub fn wait_for_redis(&self, ip: &str) {
+        for _ in 0..50 {
+            if self
+                .run("platform/node-api-0", &["redis-cli", "-h", ip, "PING"])
+                .1
+                == "PONG"
+            {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("redis never answered PING");
+    }
+
+    /// The example's Redis rule keeps the rest out: HTTP on the Redis port is refused (the
+    /// rule requires `app: redis`), and a workload no rule allows is refused.
+    pub fn redis_refuses_others(&self, ip: &str) {
+        let (ok, out) = self.run(
+            "platform/node-api-0",
+            &["curl", "-sS", "-m", "5", &format!("http://{ip}:6379/")],
+        );
+        assert!(!ok, "HTTP to the Redis port got through: {out}");
+        let (ok, out) = self.run("eu/order-web-0", &["redis-cli", "-h", ip, "PING"]);
+        assert!(
+            !ok || !out.contains("PONG"),
+            "order-web reached redis: {out}"
+        );
+    }
+}
