@@ -135,6 +135,85 @@ Referer: https://shop.example/home?x=1\r\nCookie: sid=abc123; lang=en-US\r\nAcce
     assert_eq!(s.http_request(head, b""), vec![]);
 }
 
+/// A header line the sensor found clean is remembered and skipped next time; what
+/// it means must not depend on anything outside the line. A folded continuation line
+/// belongs to the field above it: under `Accept` (not inspected) it is clean, under
+/// `User-Agent` the same bytes are an attack, whatever came first.
+#[test]
+fn remembered_lines_mean_the_same_everywhere() {
+    // DLP with built-in kinds only, with a user pattern, and off.
+    for (dlp, patterns) in [
+        (DlpKind::ALL.to_vec(), false),
+        (vec![], false),
+        (vec![], true),
+    ] {
+        let patterns = if patterns {
+            vec![PatternSpec {
+                name: "employee_id".into(),
+                regex: r"EMP-[0-9]{6}".into(),
+                contexts: vec![Context::Header],
+            }]
+        } else {
+            vec![]
+        };
+        let s = Sensor::new(&SensorSpec {
+            name: "s2".into(),
+            block: true,
+            attacks: Attack::ALL.to_vec(),
+            dlp,
+            patterns,
+        })
+        .unwrap();
+        remembered_lines_in(&s);
+    }
+}
+
+fn remembered_lines_in(s: &Sensor) {
+    let folded = " <script>alert(document.cookie)</script>\r\n";
+    for _ in 0..3 {
+        let quiet = format!("GET / HTTP/1.1\r\nAccept: text/html\r\n{folded}\r\n");
+        assert_eq!(got(&s.http_request(quiet.as_bytes(), b"")), vec![]);
+    }
+    let loud = format!("GET / HTTP/1.1\r\nUser-Agent: x\r\n{folded}\r\n");
+    assert_eq!(
+        got(&s.http_request(loud.as_bytes(), b"")),
+        vec![("xss".into(), "header:user-agent".into())]
+    );
+    // A line after the head's end is not inspected, so it is not remembered either:
+    // the same line inside the next head is.
+    let line = "X-Note: 1' UNION SELECT password FROM users--\r\n";
+    let after = format!("GET / HTTP/1.1\r\n\r\n{line}");
+    assert_eq!(got(&s.http_request(after.as_bytes(), b"")), vec![]);
+    let inside = format!("GET / HTTP/1.1\r\n{line}\r\n");
+    assert_eq!(
+        got(&s.http_request(inside.as_bytes(), b"")),
+        vec![("sqli".into(), "header:x-note".into())]
+    );
+}
+
+/// Heads a strict parser refuses are still inspected line by line: a payload after
+/// a hundred headers (`httparse`'s limit, past which the sensor once saw only the
+/// target), or in a field whose name has a blank before its colon.
+#[test]
+fn odd_heads_are_inspected_too() {
+    let s = all(true);
+    let mut head = String::from("GET /x HTTP/1.1\r\n");
+    for i in 0..120 {
+        head.push_str(&format!("X-Pad-{i}: {i}\r\n"));
+    }
+    head.push_str("X-Last: ../../../../etc/passwd\r\n\r\n");
+    assert_eq!(
+        got(&s.http_request(head.as_bytes(), b"")),
+        vec![("path_traversal".into(), "header:x-last".into())]
+    );
+    let spaced = "GET /x HTTP/1.1\r\nX-Cmd : ;cat /etc/passwd\r\n\r\n";
+    assert!(
+        got(&s.http_request(spaced.as_bytes(), b""))
+            .iter()
+            .any(|(c, _)| c == "cmdi" || c == "path_traversal")
+    );
+}
+
 #[test]
 fn sql_statements() {
     let s = all(true);

@@ -57,5 +57,20 @@ Cookie: session=8f14e45fceea167a5a36dedd4bea2543; theme=dark; cart=3\r\nConnecti
             )
             .into_bytes()
         })
+        .map(|r| match std::env::var("WORKLOAD_SHAPE").as_deref() {
+            // The request line and `Host` only: what the headers cost is the difference.
+            Ok("bare") => {
+                let end = r.windows(2).position(|w| w == b"\r\n").unwrap_or(0) + 2;
+                [&r[..end], &b"Host: shop.example.com\r\n\r\n"[..]].concat()
+            }
+            // The same `Referer` on every request.
+            Ok("same-referer") => {
+                let s = String::from_utf8(r).unwrap();
+                let at = s.find("?page=").unwrap() + 6;
+                let end = at + s[at..].find('\r').unwrap();
+                format!("{}0{}", &s[..at], &s[end..]).into_bytes()
+            }
+            _ => r,
+        })
         .collect()
 }

@@ -293,18 +293,7 @@ impl DlpScanner {
         let mut out = Vec::new();
         let mut decoded_hits = Vec::new();
         let mut start = 0;
-        // Lines with their `\n`, as `split_inclusive` cuts them, found by memchr.
-        let mut from = 0;
-        let lines = std::iter::from_fn(|| {
-            if from >= data.len() {
-                return None;
-            }
-            let end = memchr::memchr(b'\n', &data[from..]).map_or(data.len(), |p| from + p + 1);
-            let line = &data[from..end];
-            from = end;
-            Some(line)
-        });
-        for (i, line) in lines.enumerate() {
+        for (i, line) in lines(data).enumerate() {
             let base = start as u64;
             start += line.len();
             if known_clean(i, line) {
@@ -329,6 +318,12 @@ impl DlpScanner {
             }
         }
         out
+    }
+
+    /// Does [`Self::scan_decoded_lines`] skip lines (no user patterns)? When not, it
+    /// scans every line of every head and never asks about one.
+    pub fn skips_lines(&self) -> bool {
+        self.builtin_only
     }
 
     /// Built-in kinds only, and neither `data` nor its decoded form (no `%` or `\\`
@@ -398,6 +393,22 @@ impl DlpScanner {
 }
 
 /// The percent/`+`/JSON-decoded form of `data`, when it holds an escape.
+/// A head's lines with their `\n`, as `split_inclusive` cuts them (memchr finds the
+/// ends). The sensor's request cutter numbers lines the same way, so that a line's
+/// number and bytes mean the same to it and to [`DlpScanner::scan_decoded_lines`].
+pub fn lines(head: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut from = 0;
+    std::iter::from_fn(move || {
+        if from >= head.len() {
+            return None;
+        }
+        let end = memchr::memchr(b'\n', &head[from..]).map_or(head.len(), |p| from + p + 1);
+        let line = &head[from..end];
+        from = end;
+        Some(line)
+    })
+}
+
 fn decoded_form(data: &[u8]) -> Option<Vec<u8>> {
     memchr::memchr3(b'%', b'+', b'\\', data)?;
     let mut decoded = crate::decode::form_decode(data);

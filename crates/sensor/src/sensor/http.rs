@@ -1,8 +1,8 @@
 //! Cutting an HTTP/1 request into the locations a WAF inspects (ModSecurity's
 //! REQUEST_FILENAME, ARGS_NAMES, ARGS, REQUEST_COOKIES, selected REQUEST_HEADERS),
-//! each value decoded once as the server decodes it. The head is parsed by `httparse`;
-//! query strings, cookies and form bodies are split here because their grammar is a
-//! single split on `&`/`;` and `=`; JSON bodies go through `serde_json`.
+//! each value decoded once as the server decodes it. The head is cut into lines and
+//! fields here (see [`visit`] for why not by `httparse`), query strings, cookies and
+//! form bodies by a single split on `&`/`;` and `=`; JSON bodies go through `serde_json`.
 //!
 //! Nothing is collected: [`visit`] hands each value to a callback, borrowed from the
 //! request when it holds no escape (most values) and decoded into a fresh buffer only
@@ -47,7 +47,6 @@ impl Loc<'_> {
 /// Most values one request yields; beyond this the rest is not cut out (DLP still
 /// sees the raw bytes), so a hostile request costs bounded work.
 const MAX_ITEMS: usize = 512;
-const MAX_HEADERS: usize = 100;
 
 /// Headers whose values are protocol machinery, not application input: skipped.
 const MACHINERY: &[&str] = &[
@@ -81,58 +80,123 @@ const MACHINERY: &[&str] = &[
 ];
 
 /// The callback side of [`visit`]: counts values so at most [`MAX_ITEMS`] are seen,
-/// and skips empty ones.
+/// skips empty ones, and tells the callback which head line a value came from.
 struct Sink<'f, F: ?Sized> {
     f: &'f mut F,
     n: usize,
+    line: usize,
 }
 
-impl<F: FnMut(&Loc<'_>, &[u8], Context) + ?Sized> Sink<'_, F> {
+/// The line number [`visit`] gives the body's values.
+pub const BODY: usize = usize::MAX;
+
+impl<F: FnMut(usize, &Loc<'_>, &[u8], Context) + ?Sized> Sink<'_, F> {
     fn full(&self) -> bool {
         self.n >= MAX_ITEMS
     }
     fn push(&mut self, loc: &Loc<'_>, value: &[u8], ctx: Context) {
         if !self.full() && !value.is_empty() {
             self.n += 1;
-            (self.f)(loc, value, ctx);
+            (self.f)(self.line, loc, value, ctx);
         }
     }
 }
 
-/// Every location of a request, in order: target, headers, body.
-pub fn visit(head: &[u8], body: &[u8], f: &mut impl FnMut(&Loc<'_>, &[u8], Context)) {
-    let mut sink = Sink { f, n: 0 };
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut headers);
-    let parsed = req.parse(head);
-    let Some(target) = req.path.filter(|_| parsed.is_ok()) else {
-        // Not a head httparse accepts: still inspect the request line's target.
-        let line = head.split(|&c| c == b'\n').next().unwrap_or(head);
-        let target = line.split(|&c| c == b' ').nth(1).unwrap_or(line);
-        target_items(target, &mut sink);
-        return;
+pub use crate::dlp::lines;
+
+/// A header line's name and value: the name up to the first `:`, the value with its
+/// leading and trailing blanks (and the line end) removed, as `httparse` gives them
+/// for a head it accepts. `None` for a line with no `:` or an empty name.
+pub fn field(line: &[u8]) -> Option<(&[u8], &[u8])> {
+    let colon = memchr::memchr(b':', line)?;
+    let name = &line[..colon];
+    let blank = |c: &u8| matches!(c, b' ' | b'\t' | b'\r' | b'\n');
+    let value = &line[colon + 1..];
+    let from = value.iter().position(|c| !blank(c)).unwrap_or(value.len());
+    let to = value
+        .iter()
+        .rposition(|c| !blank(c))
+        .map_or(from, |p| p + 1);
+    (!name.is_empty()).then_some((name, &value[from..to]))
+}
+
+/// Every location of a request, in order: target, headers, body, each value with the
+/// number of the head line it came from (0 for the request line, [`BODY`] for the
+/// body). `skip(n, line)` is asked about each header line first, and a line it
+/// returns true for is not cut up (a line the caller already knows to be clean).
+///
+/// The head is read line by line rather than by a full parser: a head the proxy
+/// relays has been parsed already, and one that `httparse` would refuse (a stray
+/// space before a colon, more than its header limit) is still inspected, line by
+/// line, rather than only at its target.
+pub fn visit(
+    head: &[u8],
+    body: &[u8],
+    skip: &mut impl FnMut(usize, &[u8]) -> bool,
+    f: &mut impl FnMut(usize, &Loc<'_>, &[u8], Context),
+) {
+    let mut sink = Sink { f, n: 0, line: 0 };
+    let mut head_lines = lines(head);
+    let first = head_lines.next().unwrap_or(head);
+    let mut words = first.split(|&c| c == b' ').filter(|w| !w.is_empty());
+    let target = match (words.next(), words.next()) {
+        (Some(_), Some(t)) => t.trim_ascii_end(),
+        (Some(t), None) => t.trim_ascii_end(),
+        _ => &b""[..],
     };
-    target_items(target.as_bytes(), &mut sink);
+    target_items(target, &mut sink);
     let mut content_type = None;
-    for h in req.headers.iter() {
-        let name = h.name;
-        if name.eq_ignore_ascii_case("content-type") {
-            content_type = std::str::from_utf8(h.value).ok();
+    let mut name: &[u8] = b"";
+    for (i, line) in head_lines.enumerate() {
+        let n = i + 1;
+        if line.trim_ascii().is_empty() {
+            break;
         }
-        if name.eq_ignore_ascii_case("cookie") {
-            for pair in h.value.split(|&c| c == b';') {
-                let pair = pair.trim_ascii();
-                let (k, v) = split_pair(pair);
-                let k = decode::percent_decode_cow(k);
-                let loc = Loc::Named("cookie", &k);
-                sink.push(&loc, &k, Context::Header);
-                sink.push(&loc, &decode::percent_decode_cow(v), Context::Header);
+        // A continuation line (obsolete folding) belongs to the field above it.
+        let (this, value) = if matches!(line[0], b' ' | b'\t') {
+            (name, line.trim_ascii())
+        } else {
+            match field(line) {
+                Some(f) => f,
+                None => continue,
             }
-        } else if !machinery(name) {
-            sink.push(&Loc::Header(name), h.value, Context::Header);
+        };
+        name = this;
+        // The body's type is read even from a line the caller skips.
+        if name.eq_ignore_ascii_case(b"content-type") {
+            content_type = std::str::from_utf8(value).ok();
         }
+        if sink.full() || skip(n, line) {
+            continue;
+        }
+        sink.line = n;
+        header_items(name, value, &mut sink);
     }
+    sink.line = BODY;
     body_items(body, content_type, &mut sink);
+}
+
+/// One header's values: each cookie's name and value, or the whole value of a header
+/// that is application input.
+fn header_items<F: FnMut(usize, &Loc<'_>, &[u8], Context) + ?Sized>(
+    name: &[u8],
+    value: &[u8],
+    sink: &mut Sink<'_, F>,
+) {
+    if name.eq_ignore_ascii_case(b"cookie") {
+        for pair in value.split(|&c| c == b';') {
+            let pair = pair.trim_ascii();
+            let (k, v) = split_pair(pair);
+            let k = decode::percent_decode_cow(k);
+            let loc = Loc::Named("cookie", &k);
+            sink.push(&loc, &k, Context::Header);
+            sink.push(&loc, &decode::percent_decode_cow(v), Context::Header);
+        }
+    } else if let Ok(name) = std::str::from_utf8(name)
+        && !machinery(name)
+    {
+        sink.push(&Loc::Header(name), value, Context::Header);
+    }
 }
 
 /// A header that is protocol machinery (or a browser's `Sec-*` metadata).
@@ -166,7 +230,7 @@ fn split_pair(p: &[u8]) -> (&[u8], &[u8]) {
     }
 }
 
-fn target_items<F: FnMut(&Loc<'_>, &[u8], Context) + ?Sized>(
+fn target_items<F: FnMut(usize, &Loc<'_>, &[u8], Context) + ?Sized>(
     target: &[u8],
     sink: &mut Sink<'_, F>,
 ) {
@@ -184,7 +248,7 @@ fn target_items<F: FnMut(&Loc<'_>, &[u8], Context) + ?Sized>(
 }
 
 /// `a=1&b=2`: each name and each value, form-decoded.
-fn form_pairs<F: FnMut(&Loc<'_>, &[u8], Context) + ?Sized>(
+fn form_pairs<F: FnMut(usize, &Loc<'_>, &[u8], Context) + ?Sized>(
     qs: &[u8],
     prefix: &'static str,
     context: Context,
@@ -215,22 +279,25 @@ pub fn body_items_owned(body: &[u8], content_type: Option<&str>) -> Vec<Item> {
     collect(|sink| body_items(body, content_type, sink))
 }
 
-fn collect(run: impl FnOnce(&mut Sink<'_, dyn FnMut(&Loc<'_>, &[u8], Context) + '_>)) -> Vec<Item> {
+/// What [`visit`] calls back with: line number, location, value, context.
+type Visitor<'a> = dyn FnMut(usize, &Loc<'_>, &[u8], Context) + 'a;
+
+fn collect(run: impl FnOnce(&mut Sink<'_, Visitor<'_>>)) -> Vec<Item> {
     let mut out = Vec::new();
-    let mut f = |loc: &Loc<'_>, v: &[u8], context: Context| {
+    let mut f = |_: usize, loc: &Loc<'_>, v: &[u8], context: Context| {
         out.push(Item {
             location: loc.name(),
             value: v.to_vec(),
             context,
         })
     };
-    let f: &mut (dyn FnMut(&Loc<'_>, &[u8], Context) + '_) = &mut f;
-    run(&mut Sink { f, n: 0 });
+    let f: &mut Visitor<'_> = &mut f;
+    run(&mut Sink { f, n: 0, line: 0 });
     out
 }
 
 /// A body: form fields, JSON strings and keys, or the whole text.
-fn body_items<F: FnMut(&Loc<'_>, &[u8], Context) + ?Sized>(
+fn body_items<F: FnMut(usize, &Loc<'_>, &[u8], Context) + ?Sized>(
     body: &[u8],
     content_type: Option<&str>,
     sink: &mut Sink<'_, F>,
@@ -265,7 +332,7 @@ fn body_items<F: FnMut(&Loc<'_>, &[u8], Context) + ?Sized>(
     );
 }
 
-fn json_items<F: FnMut(&Loc<'_>, &[u8], Context) + ?Sized>(
+fn json_items<F: FnMut(usize, &Loc<'_>, &[u8], Context) + ?Sized>(
     v: &serde_json::Value,
     path: &mut String,
     sink: &mut Sink<'_, F>,
@@ -298,5 +365,75 @@ fn json_items<F: FnMut(&Loc<'_>, &[u8], Context) + ?Sized>(
             }
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{field, lines};
+    use proptest::prelude::*;
+
+    /// Names and values as `httparse` cuts them, for a head it accepts.
+    fn parsed(head: &[u8]) -> Option<Vec<(Vec<u8>, Vec<u8>)>> {
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut req = httparse::Request::new(&mut headers);
+        match req.parse(head) {
+            Ok(httparse::Status::Complete(_)) => Some(
+                req.headers
+                    .iter()
+                    .map(|h| (h.name.as_bytes().to_vec(), h.value.to_vec()))
+                    .collect(),
+            ),
+            _ => None,
+        }
+    }
+
+    fn ours(head: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+        lines(head)
+            .skip(1)
+            .take_while(|l| !l.trim_ascii().is_empty())
+            .filter_map(field)
+            .map(|(n, v)| (n.to_vec(), v.to_vec()))
+            .collect()
+    }
+
+    fn piece() -> impl Strategy<Value = String> {
+        prop::sample::select(vec![
+            "a", "Z", "-", " ", "\t", ":", ";", "=", "\"", "(", "é", "x y", "  ", "0",
+        ])
+        .prop_map(str::to_string)
+    }
+
+    /// Mostly token characters (a name `httparse` accepts), now and then not.
+    fn name_piece() -> impl Strategy<Value = String> {
+        prop_oneof![
+            9 => prop::sample::select(vec!["a", "Z", "-", "0", "_", "!"]).prop_map(str::to_string),
+            1 => piece(),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+        /// On every head `httparse` accepts, the line cutter gives its fields.
+        #[test]
+        fn fields_are_httparse_fields(
+            fields in proptest::collection::vec(
+                (proptest::collection::vec(name_piece(), 1..4), proptest::collection::vec(piece(), 0..6)),
+                0..6,
+            ),
+            lf_only in any::<bool>(),
+        ) {
+            let eol = if lf_only { "\n" } else { "\r\n" };
+            let mut head = format!("GET /p?q=1 HTTP/1.1{eol}");
+            for (n, v) in &fields {
+                head.push_str(&format!("{}:{}{eol}", n.concat(), v.concat()));
+            }
+            head.push_str(eol);
+            match parsed(head.as_bytes()) {
+                Some(want) => prop_assert_eq!(ours(head.as_bytes()), want),
+                // Refused heads are still cut, and the cut never panics.
+                None => drop(ours(head.as_bytes())),
+            }
+        }
     }
 }

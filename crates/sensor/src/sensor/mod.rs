@@ -69,9 +69,7 @@ pub struct Sensor {
     dlp: Option<Arc<DlpScanner>>,
     /// The contexts of each user pattern, by name.
     patterns: Vec<(String, Vec<Context>)>,
-    /// Header values found clean by every attack detector (see [`clean`]).
-    clean_headers: clean::CleanCache,
-    /// Header lines in which DLP found nothing, raw or decoded.
+    /// Header lines in which every check of this sensor found nothing (see [`clean`]).
     clean_lines: clean::CleanCache,
 }
 
@@ -104,7 +102,6 @@ impl Sensor {
                 .iter()
                 .map(|p| (p.name.clone(), p.contexts.clone()))
                 .collect(),
-            clean_headers: clean::CleanCache::default(),
             clean_lines: clean::CleanCache::default(),
         })
     }
@@ -120,36 +117,43 @@ impl Sensor {
         if self.attacks.is_empty() && self.dlp.is_none() {
             return out.list;
         }
-        if !self.attacks.is_empty() {
-            http::visit(head, body, &mut |loc, value, _| {
-                self.attacks_on(loc, value, &mut out)
-            });
-        }
-        if let Some(dlp) = &self.dlp {
-            // One pass over the raw bytes first: most requests hold nothing, and then no
-            // location is scanned on its own.
-            // Header lines repeat from request to request; one found clean is skipped
-            // (line 0, the request line, changes every time and is always scanned).
-            let cacheable = |i: usize, line: &[u8]| i > 0 && line.len() <= clean::MAX_LEN;
-            // The tag of the line last looked up, for the insert that may follow.
-            let tag = std::cell::Cell::new(0);
-            let head_hits = dlp.scan_decoded_lines(
+        // Header lines repeat from request to request (a browser's `User-Agent`,
+        // `Accept`, `Cookie`): a line every check found clean before is skipped by all
+        // of them, before it is even cut up. The request line changes every time and
+        // is never looked up.
+        // (Both passes of one request note what they found here; a `RefCell`, as the
+        // passes' two callbacks each need it.)
+        let lines = std::cell::RefCell::new(HeadLines::default());
+        if self.attacks.is_empty() {
+            lines.borrow_mut().no_attacks();
+        } else {
+            http::visit(
                 head,
-                |i, line| {
-                    cacheable(i, line) && {
-                        tag.set(self.clean_lines.tag(line));
-                        self.clean_lines.contains(tag.get())
-                    }
-                },
-                |i, line| {
-                    if cacheable(i, line) {
-                        self.clean_lines.insert(tag.get());
+                body,
+                &mut |n, line| lines.borrow_mut().attack_skip(&self.clean_lines, n, line),
+                &mut |n, loc, value, _| {
+                    if !self.attacks_on(loc, value, &mut out) {
+                        lines.borrow_mut().dirty(n);
                     }
                 },
             );
+        }
+        if let Some(dlp) = &self.dlp {
+            if !dlp.skips_lines() {
+                // User patterns: every head is scanned whole, whatever the cache says,
+                // so the cache only speaks for the attack detectors.
+                lines.borrow_mut().no_dlp();
+            }
+            // One pass over the raw bytes first: most requests hold nothing, and then no
+            // location is scanned on its own.
+            let head_hits = dlp.scan_decoded_lines(
+                head,
+                |n, line| lines.borrow_mut().known_clean(&self.clean_lines, n, line),
+                |n, _| lines.borrow_mut().dlp_clean(n),
+            );
             let body_hits = dlp.scan_decoded(body);
             if !head_hits.is_empty() || !body_hits.is_empty() {
-                http::visit(head, body, &mut |loc, value, ctx| {
+                http::visit(head, body, &mut |_, _| false, &mut |_, loc, value, ctx| {
                     let mut name = None;
                     for f in dlp.scan_decoded(value) {
                         if self.applies(&f.kind, ctx) {
@@ -171,7 +175,10 @@ impl Sensor {
                     }
                 }
             }
+        } else {
+            lines.borrow_mut().no_dlp();
         }
+        lines.borrow().remember(&self.clean_lines);
         out.list
     }
 
@@ -211,7 +218,7 @@ impl Sensor {
     /// location, for callers that already cut the request up).
     pub fn value(&self, location: &str, value: &[u8]) -> Vec<Finding> {
         let mut out = Findings::default();
-        self.attacks_on(&Loc::Str(location), value, &mut out);
+        let _ = self.attacks_on(&Loc::Str(location), value, &mut out);
         if let Some(dlp) = &self.dlp {
             for f in dlp.scan_decoded(value) {
                 if self.applies(&f.kind, Context::Body) {
@@ -246,7 +253,7 @@ impl Sensor {
     fn items(&self, items: Vec<http::Item>) -> Vec<Finding> {
         let mut out = Findings::default();
         for item in &items {
-            self.attacks_on(&Loc::Str(&item.location), &item.value, &mut out);
+            let _ = self.attacks_on(&Loc::Str(&item.location), &item.value, &mut out);
             if let Some(dlp) = &self.dlp {
                 for f in dlp.scan_decoded(&item.value) {
                     if self.applies(&f.kind, item.context) {
@@ -258,26 +265,18 @@ impl Sensor {
         out.list
     }
 
-    fn attacks_on(&self, loc: &Loc<'_>, value: &[u8], out: &mut Findings) {
+    /// Every attack detector on one value; true when all of them ran and found nothing.
+    fn attacks_on(&self, loc: &Loc<'_>, value: &[u8], out: &mut Findings) -> bool {
         if self.attacks.is_empty() {
-            return;
-        }
-        // Header values repeat from request to request (browser `User-Agent`): one
-        // found clean before is clean now. Looked up first, so that such a value
-        // skips the byte pass as well (only values found clean are stored, so a hit
-        // can only say what the rest would say).
-        let tag = (matches!(loc, Loc::Header(_)) && value.len() <= clean::MAX_LEN)
-            .then(|| self.clean_headers.tag(value));
-        if tag.is_some_and(|t| self.clean_headers.contains(t)) {
-            return;
+            return true;
         }
         // One pass over the value's bytes, shared by the filter below and every
         // detector's own opening test.
         let profile = Profile::of(value);
         if !suspicious(value, profile) {
-            return;
+            return true;
         }
-        // Cached only when every detector ran (none skipped as already found at this
+        // Clean only when every detector ran (none skipped as already found at this
         // location) and none fired.
         let mut clean = true;
         // The location's name is needed only for a finding, or to deduplicate against
@@ -309,11 +308,7 @@ impl Sensor {
                 out.push(self.finding(a.as_str(), location, mask_value(value)));
             }
         }
-        if let Some(t) = tag
-            && clean
-        {
-            self.clean_headers.insert(t);
-        }
+        clean
     }
 
     /// Does the finding `kind` apply in `ctx`? Built-in kinds apply everywhere; a user
@@ -336,6 +331,99 @@ impl Sensor {
             location: location.to_string(),
             masked,
             block: self.block,
+        }
+    }
+}
+
+/// What one request's header lines were found to be, for the clean-line cache: a
+/// line is remembered only when the attack detectors saw all of its values and found
+/// nothing, and DLP found nothing in it, raw or decoded.
+struct HeadLines {
+    /// Each line's tag, by line number (0: not looked up).
+    tags: [u64; HeadLines::MAX],
+    /// Bit `n`: line `n` was in the cache.
+    known: u64,
+    /// Bit `n`: the attack detectors saw every value of line `n` (or there are none).
+    checked: u64,
+    /// Bit `n`: a detector found something in line `n`, or did not run on it.
+    dirty: u64,
+    /// Bit `n`: DLP found nothing in line `n`.
+    dlp_clean: u64,
+}
+
+impl Default for HeadLines {
+    fn default() -> Self {
+        HeadLines {
+            tags: [0; HeadLines::MAX],
+            known: 0,
+            checked: 0,
+            dirty: 0,
+            dlp_clean: 0,
+        }
+    }
+}
+
+impl HeadLines {
+    /// Lines past this many are never remembered (a head has a dozen).
+    const MAX: usize = 64;
+
+    /// Was this header line found clean by an earlier request? Looked up once per
+    /// line, by whichever pass asks first.
+    fn known_clean(&mut self, cache: &clean::CleanCache, n: usize, line: &[u8]) -> bool {
+        // Line 0 (the request line) changes every time; a folded continuation line
+        // means something else under another field name, so it is never judged alone.
+        if n == 0 || n >= Self::MAX || line.len() > clean::MAX_LEN {
+            return false;
+        }
+        if line.first().is_some_and(|c| matches!(c, b' ' | b'\t')) {
+            return false;
+        }
+        if self.tags[n] == 0 {
+            self.tags[n] = cache.tag(line);
+            if cache.contains(self.tags[n]) {
+                self.known |= 1 << n;
+            }
+        }
+        self.known & (1 << n) != 0
+    }
+
+    /// [`Self::known_clean`] for the attack pass, which cuts up the line when not.
+    fn attack_skip(&mut self, cache: &clean::CleanCache, n: usize, line: &[u8]) -> bool {
+        let known = self.known_clean(cache, n, line);
+        if !known && n < Self::MAX {
+            self.checked |= 1 << n;
+        }
+        known
+    }
+
+    fn dirty(&mut self, n: usize) {
+        if n < Self::MAX {
+            self.dirty |= 1 << n;
+        }
+    }
+
+    fn dlp_clean(&mut self, n: usize) {
+        if n < Self::MAX {
+            self.dlp_clean |= 1 << n;
+        }
+    }
+
+    /// A sensor without attack classes (or without DLP) has nothing to find there.
+    fn no_attacks(&mut self) {
+        self.checked = !0;
+    }
+
+    fn no_dlp(&mut self) {
+        self.dlp_clean = !0;
+    }
+
+    /// Store the lines found clean now (and not already known).
+    fn remember(&self, cache: &clean::CleanCache) {
+        let new = self.checked & !self.dirty & self.dlp_clean & !self.known;
+        for (n, &tag) in self.tags.iter().enumerate() {
+            if tag != 0 && new & (1 << n) != 0 {
+                cache.insert(tag);
+            }
         }
     }
 }
