@@ -3,7 +3,12 @@
 //! (browser-like GETs, three httparams values each), every attack class and DLP kind
 //! on, timed by this thread's CPU time (`/proc/thread-self/schedstat`, ns).
 //!
-//! `cargo run --release -p bulkhead-sensor --example throughput [SECONDS [benign|sqli|xss]]`
+//! `exchange` is benign HTTP as a proxy relays it: each benign request head, then a
+//! response body streamed through `Sensor::stream` in 16 KiB chunks (the files under
+//! the repository's `docs/` and `examples/`, 0.5-60 KiB, in turn); its rate counts
+//! both directions' bytes.
+//!
+//! `cargo run --release -p bulkhead-sensor --example throughput [SECONDS [benign|sqli|xss|exchange]]`
 //! prints one line per workload: MiB per CPU-second, CPU us per request, and the
 //! wall-clock rate with the share of the wall time this thread was on a CPU.
 
@@ -12,6 +17,21 @@ mod workload;
 
 use bulkhead_sensor::{Attack, DlpKind, Sensor, SensorSpec};
 use std::hint::black_box;
+
+/// Every file under `dir`, recursively.
+fn files(dir: &std::path::Path, out: &mut Vec<Vec<u8>>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            files(&p, out);
+        } else if let Ok(b) = std::fs::read(&p) {
+            out.push(b);
+        }
+    }
+}
 
 fn cpu_ns() -> u64 {
     std::fs::read_to_string("/proc/thread-self/schedstat")
@@ -46,15 +66,47 @@ fn main() {
         _ => workload::sensor(),
     };
     let only = std::env::args().nth(2);
-    for label in ["benign", "sqli", "xss"] {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut bodies = Vec::new();
+    files(&repo.join("docs"), &mut bodies);
+    files(&repo.join("examples"), &mut bodies);
+    for label in ["benign", "sqli", "xss", "exchange"] {
         if only.as_deref().is_some_and(|o| o != label) {
             continue;
         }
-        let reqs = workload::requests(&root, label);
-        let bytes: usize = reqs.iter().map(Vec::len).sum();
+        let exchange = label == "exchange";
+        if exchange && bodies.is_empty() {
+            eprintln!("exchange: no files under {}/docs", repo.display());
+            continue;
+        }
+        let reqs = workload::requests(&root, if exchange { "benign" } else { label });
+        // Request i's response is body i (mod their number), or nothing.
+        let response = |i: usize| -> &[u8] {
+            if exchange {
+                &bodies[i % bodies.len()]
+            } else {
+                b""
+            }
+        };
+        let one = |i: usize, r: &[u8]| {
+            let mut n = sensor.http_request(black_box(r), b"").len();
+            let body = response(i);
+            if !body.is_empty() {
+                let mut s = sensor.stream(true);
+                for chunk in body.chunks(16 * 1024) {
+                    n += s.feed(black_box(chunk)).len();
+                }
+            }
+            n
+        };
+        let bytes: usize = reqs
+            .iter()
+            .enumerate()
+            .map(|(i, r)| r.len() + response(i).len())
+            .sum();
         // Warm-up round (caches, lazily built automata).
-        for r in &reqs {
-            black_box(sensor.http_request(black_box(r), b""));
+        for (i, r) in reqs.iter().enumerate() {
+            black_box(one(i, r));
         }
         let (c0, w0) = (cpu_ns(), std::time::Instant::now());
         let mut rounds = 0u64;
@@ -64,8 +116,8 @@ fn main() {
             .ok()
             .and_then(|r| r.parse().ok());
         while fixed.map_or(cpu_ns() - c0 < (secs * 1e9) as u64, |n| rounds < n) {
-            for r in &reqs {
-                findings += sensor.http_request(black_box(r), b"").len();
+            for (i, r) in reqs.iter().enumerate() {
+                findings += one(i, r);
             }
             rounds += 1;
         }
