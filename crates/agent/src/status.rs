@@ -145,6 +145,12 @@ pub struct SocketPathStatus {
     pub replies: u64,
     pub not_resp: u64,
     pub no_table: u64,
+    /// Commands allowed and reported (a Monitor group's violations), and reports the
+    /// programs could not hand over (the agent was behind).
+    #[serde(default)]
+    pub reported: u64,
+    #[serde(default)]
+    pub lost: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -312,23 +312,30 @@ fn socket_path_note(
         return None;
     }
     let t = bulkhead_agent::sockpath::plan::table_between(engine, *c, *s, port)?;
-    let allowed: Vec<&str> = (t.named.iter())
-        .filter(|(_, a)| **a)
-        .map(|(n, _)| n.as_str())
-        .collect();
+    use bulkhead_agent::sockpath::plan::Verdict;
+    let named = |want: Verdict| -> Vec<&str> {
+        (t.named.iter())
+            .filter(|(_, v)| **v == want)
+            .map(|(n, _)| n.as_str())
+            .collect()
+    };
+    let (allowed, reported) = (named(Verdict::Allow), named(Verdict::Report));
+    let mut verdicts = if allowed.is_empty() {
+        "none allowed".to_string()
+    } else {
+        format!("{} allowed", allowed.join(" "))
+    };
+    if !reported.is_empty() {
+        verdicts += &format!("; {} allowed and reported (Monitor)", reported.join(" "));
+    }
+    verdicts += match t.other {
+        Verdict::Allow => ", and any other",
+        Verdict::Refuse => "; any other refused",
+        Verdict::Report => "; any other allowed and reported (Monitor)",
+    };
     Some(format!(
         "each Redis command is decided by the L7 proxy, or, when both run on one node and \
          the agent has --redis-socket-path, by the kernel at the client's socket with the \
-         same verdicts ({} allowed{})",
-        if allowed.is_empty() {
-            "none".to_string()
-        } else {
-            allowed.join(" ")
-        },
-        if t.other {
-            ", and any other"
-        } else {
-            "; any other refused"
-        }
+         same verdicts ({verdicts})"
     ))
 }

@@ -139,7 +139,75 @@ fn redis_commands_are_decided_at_the_socket() {
     );
 
     policy_edits_reach_live_connections(&ip, examples.path());
+    monitor_mode_passes_and_reports(&lab, &ip, examples.path());
     restarts(&lab, &ip);
+}
+
+/// With the Redis group in Monitor mode, the path still decides the connection: what
+/// Protect refused runs, and each such command is an event (allowed, a violation), as
+/// the proxy would record it.
+fn monitor_mode_passes_and_reports(lab: &Lab, ip: &str, examples: &std::path::Path) {
+    let mut held = hold(ip);
+    let refusal = "-NOPERM bulkhead: this command is not allowed by policy\r\n";
+    assert_eq!(ask(&mut held, &["TYPE", "k"]), Ok(refusal.into()));
+    let groups = examples.join("groups.yaml");
+    let text = std::fs::read_to_string(&groups).unwrap();
+    let protect = "selector: app == \"redis\"\n  mode: Protect";
+    assert!(text.contains(protect), "the example's redis group moved");
+    let monitor = text.replace(protect, "selector: app == \"redis\"\n  mode: Monitor");
+    std::fs::write(&groups, &monitor).unwrap();
+    until_reply(
+        &mut held,
+        &["TYPE", "k"],
+        "+string\r\n".into(),
+        "TYPE still refused in Monitor mode",
+    );
+    // A new connection takes the path too (the programs count what they report).
+    let (_, typed) = lab.run("platform/node-api-0", &["redis-cli", "-h", ip, "TYPE", "k"]);
+    assert_eq!(typed, "string");
+    let reported = |s: &serde_json::Value| s["socket_path"]["reported"].as_u64().unwrap_or(0);
+    let start = Instant::now();
+    while !lab.agent_statuses().iter().any(|s| reported(s) >= 2) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            lab.agent_statuses()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let start = Instant::now();
+    let event = loop {
+        let o = bulkhead(&["events", "--lab", LAB, "--all", "-o", "json"]);
+        let found = String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|e| {
+                e["request"] == "redis TYPE"
+                    && e["decision"]["allowed"] == true
+                    && e["decision"]["detail"]["path"] == "socket"
+            });
+        if let Some(e) = found {
+            break e;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no Monitor event"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(event["decision"]["violation"], true, "{event}");
+    assert_eq!(
+        event["decision"]["decided_by"], "ingress: Monitor mode (group redis)",
+        "{event}"
+    );
+    // And back to Protect.
+    std::fs::write(&groups, &text).unwrap();
+    until_reply(
+        &mut held,
+        &["TYPE", "k"],
+        refusal.into(),
+        "TYPE still allowed back in Protect mode",
+    );
 }
 
 /// A policy edit reaches a connection the socket path holds at its next command: the
@@ -153,23 +221,30 @@ fn policy_edits_reach_live_connections(ip: &str, examples: &std::path::Path) {
     assert_ne!(text, edited, "the example's Redis rule moved");
     std::fs::write(&policies, &edited).unwrap();
     let refusal = "-NOPERM bulkhead: this command is not allowed by policy\r\n";
-    let start = Instant::now();
-    while ask(&mut held, &["GET", "k"]) != Ok(refusal.into()) {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "GET still allowed after the edit"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    until_reply(
+        &mut held,
+        &["GET", "k"],
+        refusal.into(),
+        "GET still allowed after the edit",
+    );
     assert_eq!(ask(&mut held, &["SET", "k", "v1"]), Ok("+OK\r\n".into()));
     // And back.
     std::fs::write(&policies, &text).unwrap();
+    until_reply(
+        &mut held,
+        &["GET", "k"],
+        "$2\r\nv1\r\n".into(),
+        "GET not allowed again",
+    );
+}
+
+/// Ask `args` on `held` until the reply is `want` (an agent's change takes effect), for
+/// at most 10 s.
+fn until_reply(held: &mut TcpStream, args: &[&str], want: String, what: &str) {
+    let want = Ok(want);
     let start = Instant::now();
-    while ask(&mut held, &["GET", "k"]) != Ok("$2\r\nv1\r\n".into()) {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "GET not allowed again"
-        );
+    while ask(held, args) != want {
+        assert!(start.elapsed() < Duration::from_secs(10), "{what}");
         std::thread::sleep(Duration::from_millis(100));
     }
 }

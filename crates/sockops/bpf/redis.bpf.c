@@ -20,14 +20,17 @@ struct { __uint(type, BPF_MAP_TYPE_SOCKHASH); __uint(max_entries, 65536); __type
 struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 65536); __type(key, struct addr); __type(value, __u32); } servers SEC(".maps");
 struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 262144); __type(key, __u32); __type(value, __u32); } identities SEC(".maps");
 struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 262144); __type(key, struct pair); __type(value, __u32); } tables SEC(".maps");
-// 1: allowed, 2: refused.
+// 1: allowed, 2: refused, 3: allowed and reported (a Monitor group's violation).
+// A key whose last name byte is 1 (no command read from a stream has one) holds the
+// verdict for a stream that is not RESP: refused unless it is 3 (passed unframed).
 struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 262144); __type(key, struct command); __type(value, __u32); } verdicts SEC(".maps");
 // Command names a connection's first line may name inline to count as Redis (the
 // proxy's protocol detector's list; filled at load).
 struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 256); __type(key, char[NAME]); __type(value, __u32); } inline_names SEC(".maps");
 // Refused commands, for the agent's events (`Refusal` in src/lib.rs).
 // kind 0: a refused command; 1: a stream that is not RESP; 2: a client with no table;
-// 3: a connection taken (not a refusal: its record).
+// 3: a connection taken (not a refusal: its record); 4: a command allowed and reported
+// (a Monitor violation: its event); 5: a stream that is not RESP, passed and reported.
 struct refusal { __u32 client_ip, server_ip, client_port, server_port, table, kind; char name[NAME]; };
 struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 256 * 1024); } refusals SEC(".maps");
 // Counters, see `Counters` in src/lib.rs.
@@ -41,10 +44,11 @@ struct stream {
   __u32 open;   // a command is under way
   __u32 reported; // the stream's refusal (not RESP, no table) was reported
   __u32 seen;   // a first command was read: the stream is Redis
+  __u32 raw;    // not RESP, and its table lets such a stream through: passed unframed
 };
 struct { __uint(type, BPF_MAP_TYPE_SK_STORAGE); __uint(map_flags, BPF_F_NO_PREALLOC); __type(key, int); __type(value, struct stream); } streams SEC(".maps");
 
-enum { ALLOWED, REFUSED, REPLIES, MALFORMED, NO_TABLE };
+enum { ALLOWED, REFUSED, REPLIES, MALFORMED, NO_TABLE, REPORTED, LOST };
 
 static __always_inline void count(__u32 i, __u64 n) {
   __u64 *v = bpf_map_lookup_elem(&counters, &i);
@@ -209,7 +213,11 @@ __noinline int redis_first_line(struct sk_msg_md *m, __u32 off, __u32 nl, __u32 
 // Report a refusal (a command's name upper-cased, empty when too long to keep).
 static __always_inline void report(struct sk_msg_md *m, __u32 table, __u32 kind, char *name) {
   struct refusal *r = bpf_ringbuf_reserve(&refusals, sizeof(*r), 0);
-  if (!r) return;
+  if (!r) {
+    // The agent is behind: the report is lost, and counted.
+    count(LOST, 1);
+    return;
+  }
   r->client_ip = m->local_ip4;
   r->server_ip = m->remote_ip4;
   r->client_port = m->local_port;
@@ -222,13 +230,17 @@ static __always_inline void report(struct sk_msg_md *m, __u32 table, __u32 kind,
 }
 
 // The verdict of the command named by the `len` bytes at `off`: 1 refused, 0 allowed.
-// A refused command is reported when it starts its run (`run_off` 0): one that ends a
-// run of allowed commands is decided again as the first of the next. Global, like
-// `header`.
-__noinline __u32 decide(struct sk_msg_md *m, __u32 table, __u32 run_off, __u32 off, __u32 len) {
+// `run` says where it stands: RUN_START, it begins the program run; RUN_DENY, the run's
+// verdict so far is "refused". A refused command is reported when it starts its run:
+// one that ends a run of allowed commands is decided again as the first of the next.
+// An allowed one the table marks for reporting is reported unless it ends a refused run,
+// which decides it again too. Global, like `header` (and so at most five arguments).
+#define RUN_START 1
+#define RUN_DENY 2
+__noinline __u32 decide(struct sk_msg_md *m, __u32 table, __u32 run, __u32 off, __u32 len) {
   if (!m) return 1;
   struct command k = { .table = table };
-  __u32 refused = 1;
+  __u32 refused = 1, reported = 0;
   if (len < NAME) {
     if (bpf_msg_pull_data(m, off, off + len, 0)) return 1;
     unsigned char *d = m->data, *e = m->data_end;
@@ -239,16 +251,32 @@ __noinline __u32 decide(struct sk_msg_md *m, __u32 table, __u32 run_off, __u32 o
     }
     __u32 *v = bpf_map_lookup_elem(&verdicts, &k);
     if (v) {
-      refused = *v != 1;
+      refused = *v != 1 && *v != 3;
+      reported = *v == 3;
       goto out;
     }
   }
   struct command other = { .table = table };
   __u32 *v = bpf_map_lookup_elem(&verdicts, &other);
-  refused = !v || *v != 1;
+  refused = !v || (*v != 1 && *v != 3);
+  reported = v && *v == 3;
 out:
-  if (refused && run_off == 0) report(m, table, 0, k.name);
+  if (refused && (run & RUN_START)) report(m, table, 0, k.name);
+  if (reported && (run & RUN_START || !(run & RUN_DENY))) {
+    count(REPORTED, 1);
+    report(m, table, 4, k.name);
+  }
   return refused;
+}
+
+// Does the table pass a stream that is not RESP (reporting it)? Global, so that the
+// framing loop's many ways into `malformed` do not each verify it again.
+__noinline int raw_passes(struct sk_msg_md *m, __u32 table) {
+  if (!m) return 0;
+  struct command k = { .table = table };
+  k.name[NAME - 1] = 1;
+  __u32 *v = bpf_map_lookup_elem(&verdicts, &k);
+  return v && *v == 3;
 }
 
 // What a refused command becomes: a script the server answers with Redis's own refusal,
@@ -307,6 +335,12 @@ int frame(struct sk_msg_md *m) {
     return SK_DROP;
   }
   __u32 table = *tp;
+  if (c->raw) {
+    // A stream let through unframed: still, as long as its table says so.
+    if (raw_passes(m, table)) return send(m, &peer, 0, m->size);
+    count(MALFORMED, 1);
+    return SK_DROP;
+  }
   // One verdict per run of commands that share it; the run ends at a command with the
   // other verdict or where this sendmsg ends, and the kernel runs us again on the rest.
   __u32 size = m->size, off = 0, deny = c->deny, commands = 0;
@@ -350,7 +384,7 @@ int frame(struct sk_msg_md *m) {
     len = r2 >> 8;
     if (off + h1 + h2 + len + 2 > size) goto cut;
     // A refused command always starts a run: it is reported from there.
-    __u32 d = decide(m, table, off, off + h1 + h2, len);
+    __u32 d = decide(m, table, (off == 0 ? RUN_START : 0) | (deny ? RUN_DENY : 0), off + h1 + h2, len);
     if (off > 0 && d != deny) break;
     deny = d;
     commands++;
@@ -375,7 +409,7 @@ inline_command: {
     // A connection's first line must look like Redis to the proxy's detector too.
     if (!c->seen && (at || !redis_first_line(m, 0, line - 1, nlen))) goto malformed;
     // An empty line: Redis ignores it (so does the proxy).
-    __u32 d = nlen ? decide(m, table, 0, at, nlen) : 0;
+    __u32 d = nlen ? decide(m, table, RUN_START, at, nlen) : 0;
     c->seen = 1;
     c->deny = d;
     c->open = 0;
@@ -393,11 +427,16 @@ cut:
   }
   bpf_msg_cork_bytes(m, size + 1);
   return SK_PASS;
-malformed:
-  // Not RESP, nor an inline command this program can read: refused.
-  count(MALFORMED, 1);
-  if (!c->reported) { c->reported = 1; report(m, table, 1, 0); }
-  return SK_DROP;
+malformed: {
+    // Not RESP, nor an inline command this program can read: refused, or (a Monitor
+    // group's) passed unframed from here on, and reported once.
+    __u32 raw = raw_passes(m, table);
+    c->raw = raw;
+    count(raw ? REPORTED : MALFORMED, 1);
+    if (!c->reported) { c->reported = 1; report(m, table, raw ? 5 : 1, 0); }
+    if (raw) return send(m, &peer, 0, size);
+    return SK_DROP;
+  }
 }
 
 char LICENSE[] SEC("license") = "GPL";

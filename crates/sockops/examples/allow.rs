@@ -33,9 +33,9 @@ fn main() -> Result<()> {
     path.set_identity(*server.ip(), s)?;
     path.set_table(c, s, server.port(), 1)?;
     for name in commands.split(',') {
-        path.set_verdict(1, Some(name), true)?;
+        path.set_verdict(1, Some(name), bulkhead_sockops::Verdict::Allow)?;
     }
-    path.set_verdict(1, None, false)?;
+    path.set_verdict(1, None, bulkhead_sockops::Verdict::Refuse)?;
     let mut stop = SigSet::empty();
     stop.add(Signal::SIGINT);
     stop.add(Signal::SIGTERM);

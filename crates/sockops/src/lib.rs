@@ -16,7 +16,9 @@
 //!
 //! The tables are not decided here: the caller computes, with the policy engine, which
 //! commands each (client identity, server identity, port) may send, so the kernel only
-//! looks verdicts up (one evaluation core). Each refused command is reported once
+//! looks verdicts up (one evaluation core). A verdict may also be "allow and report" (a
+//! Monitor group's violation: [`Verdict::Report`]), and a table says whether a stream that
+//! is not RESP is refused or passed on unframed and reported. Each refused command is reported once
 //! ([`RedisPath::refusals`]), for the caller's events. This crate loads the programs and
 //! keeps their maps; the programs are in `bpf/redis.bpf.c`, compiled by `build.rs`.
 //!
@@ -52,6 +54,44 @@ pub struct Counters {
     pub malformed: u64,
     /// Client writes refused because no table covers the pair.
     pub no_table: u64,
+    /// Commands allowed and reported (a Monitor group's violations).
+    pub reported: u64,
+    /// Reports (refusals, violations, connections taken) lost because the agent's
+    /// ring was full.
+    pub lost: u64,
+}
+
+/// What a table says of a command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Verdict {
+    Allow,
+    Refuse,
+    /// Allowed, and reported as a violation (a Monitor group's): one report per command.
+    Report,
+}
+
+impl Verdict {
+    /// The value in the program's `verdicts` map.
+    fn value(self) -> u32 {
+        match self {
+            Verdict::Allow => 1,
+            Verdict::Refuse => 2,
+            Verdict::Report => 3,
+        }
+    }
+
+    fn from_value(v: u32) -> Verdict {
+        match v {
+            1 => Verdict::Allow,
+            3 => Verdict::Report,
+            _ => Verdict::Refuse,
+        }
+    }
+
+    /// Does the command reach the server?
+    pub fn allowed(self) -> bool {
+        self != Verdict::Refuse
+    }
 }
 
 /// What the program refused.
@@ -65,6 +105,11 @@ pub enum Refused {
     NoTable,
     /// Not a refusal: a connection the path took (its client's end), for its record.
     Taken,
+    /// Not a refusal: a command its table allows and reports (a Monitor violation).
+    Reported,
+    /// Not a refusal: a stream that is not RESP, which its table lets through unframed
+    /// and reports once (a Monitor violation).
+    ReportedStream,
 }
 
 /// A refusal, as the program saw it (one per refused command; one per connection for
@@ -93,6 +138,8 @@ impl Refusal {
                 0 => Refused::Command,
                 1 => Refused::NotResp,
                 2 => Refused::NoTable,
+                4 => Refused::Reported,
+                5 => Refused::ReportedStream,
                 _ => Refused::Taken,
             },
             command: String::from_utf8_lossy(&name[..end]).into_owned(),
@@ -119,7 +166,10 @@ pub struct Tables {
     /// (client number, server number, server port) -> table.
     pub tables: BTreeMap<(u32, u32, u16), u32>,
     /// (table, command, upper-case; None: any other) -> allowed.
-    pub verdicts: BTreeMap<(u32, Option<String>), bool>,
+    pub verdicts: BTreeMap<(u32, Option<String>), Verdict>,
+    /// Table -> what a stream that is not RESP gets: refused (no entry, or
+    /// [`Verdict::Refuse`]) or let through unframed and reported ([`Verdict::Report`]).
+    pub not_resp: BTreeMap<u32, Verdict>,
 }
 
 impl RedisPath {
@@ -231,9 +281,14 @@ impl RedisPath {
     pub fn apply(&mut self, want: &Tables) -> Result<()> {
         let have = std::mem::take(&mut self.applied);
         // On an error, what is in the maps is unknown: the next call rewrites it all.
-        for ((t, name), &allowed) in &want.verdicts {
-            if have.verdicts.get(&(*t, name.clone())) != Some(&allowed) {
-                self.set_verdict(*t, name.as_deref(), allowed)?;
+        for ((t, name), &verdict) in &want.verdicts {
+            if have.verdicts.get(&(*t, name.clone())) != Some(&verdict) {
+                self.set_verdict(*t, name.as_deref(), verdict)?;
+            }
+        }
+        for (&t, &verdict) in &want.not_resp {
+            if have.not_resp.get(&t) != Some(&verdict) {
+                self.update("verdicts", &not_resp(t), &verdict.value().to_ne_bytes())?;
             }
         }
         for (ip, &id) in &want.identities {
@@ -267,6 +322,11 @@ impl RedisPath {
                 self.delete("verdicts", &command(*t, name.as_deref())?)?;
             }
         }
+        for t in have.not_resp.keys() {
+            if !want.not_resp.contains_key(t) {
+                self.delete("verdicts", &not_resp(*t))?;
+            }
+        }
         self.applied = want.clone();
         Ok(())
     }
@@ -286,9 +346,19 @@ impl RedisPath {
 
     /// A command's verdict in a table; `None` is every command the table does not name.
     /// Names are compared upper-case.
-    pub fn set_verdict(&self, table: u32, command_name: Option<&str>, allowed: bool) -> Result<()> {
-        let v: u32 = if allowed { 1 } else { 2 };
+    pub fn set_verdict(
+        &self,
+        table: u32,
+        command_name: Option<&str>,
+        verdict: Verdict,
+    ) -> Result<()> {
+        let v = verdict.value();
         self.update("verdicts", &command(table, command_name)?, &v.to_ne_bytes())
+    }
+
+    /// What a table gives a stream that is not RESP ([`Tables::not_resp`]).
+    pub fn set_not_resp(&self, table: u32, verdict: Verdict) -> Result<()> {
+        self.update("verdicts", &not_resp(table), &verdict.value().to_ne_bytes())
     }
 
     /// The refusals reported since the last call (the ring buffer holds 256 KiB of them;
@@ -338,7 +408,7 @@ impl RedisPath {
 
     pub fn counters(&self) -> Result<Counters> {
         let map = map(&self.obj, "counters")?;
-        let mut sums = [0u64; 5];
+        let mut sums = [0u64; 7];
         for (i, sum) in sums.iter_mut().enumerate() {
             let per_cpu = map
                 .lookup_percpu(&(i as u32).to_ne_bytes(), MapFlags::ANY)?
@@ -348,8 +418,18 @@ impl RedisPath {
                 .map(|b| u64::from_ne_bytes(b[..8].try_into().unwrap_or([0; 8])))
                 .sum();
         }
-        let [allowed, refused, replies, malformed, no_table] = sums;
+        let [
+            allowed,
+            refused,
+            replies,
+            malformed,
+            no_table,
+            reported,
+            lost,
+        ] = sums;
         Ok(Counters {
+            reported,
+            lost,
             allowed,
             refused,
             replies,
@@ -401,10 +481,16 @@ fn read_tables(obj: &Object) -> Result<Tables> {
             .insert((word(&k, 0), word(&k, 4), word(&k, 8) as u16), word(&v, 0));
     }
     for (k, v) in entries("verdicts")? {
+        if k.get(4 + NAME) == Some(&1) {
+            t.not_resp
+                .insert(word(&k, 0), Verdict::from_value(word(&v, 0)));
+            continue;
+        }
         let name = &k[4..];
         let end = name.iter().position(|&c| c == 0).unwrap_or(name.len());
         let name = (end > 0).then(|| String::from_utf8_lossy(&name[..end]).into_owned());
-        t.verdicts.insert((word(&k, 0), name), word(&v, 0) == 1);
+        t.verdicts
+            .insert((word(&k, 0), name), Verdict::from_value(word(&v, 0)));
     }
     Ok(t)
 }
@@ -422,6 +508,16 @@ fn pair(client: u32, server: u32, port: u16) -> Vec<u8> {
     for v in [client, server, u32::from(port)] {
         k.extend_from_slice(&v.to_ne_bytes());
     }
+    k
+}
+
+/// The `verdicts` key of a table's verdict for a stream that is not RESP: its last name
+/// byte is 1, which no name the program reads from a stream has (it keeps at most
+/// [`NAME`] bytes and a terminating 0).
+fn not_resp(table: u32) -> Vec<u8> {
+    let mut k = vec![0u8; 4 + NAME + 1];
+    k[..4].copy_from_slice(&table.to_ne_bytes());
+    k[4 + NAME] = 1;
     k
 }
 

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bulkhead_lab::netns;
-use bulkhead_sockops::{RedisPath, Refused};
+use bulkhead_sockops::{RedisPath, Refused, Verdict};
 
 const PORT: u16 = 6379;
 const NOPERM: &str = "-NOPERM bulkhead: this command is not allowed by policy\r\n";
@@ -173,11 +173,15 @@ fn commands_are_decided_at_the_socket() {
     path.set_identity(server_ip, 2).unwrap();
     path.set_identity(client_ip, 1).unwrap();
     path.set_table(1, 2, PORT, 7).unwrap();
-    for c in ["GET", "set", "STRLEN"] {
-        path.set_verdict(7, Some(c), true).unwrap();
+    for c in ["GET", "set"] {
+        path.set_verdict(7, Some(c), Verdict::Allow).unwrap();
     }
-    path.set_verdict(7, Some("FLUSHALL"), false).unwrap();
-    path.set_verdict(7, None, false).unwrap();
+    // STRLEN runs and is reported (a Monitor group's violation).
+    path.set_verdict(7, Some("STRLEN"), Verdict::Report)
+        .unwrap();
+    path.set_verdict(7, Some("FLUSHALL"), Verdict::Refuse)
+        .unwrap();
+    path.set_verdict(7, None, Verdict::Refuse).unwrap();
 
     let mut c = connect(&ns, client_ip, server_ip);
     // Allowed commands, one write each.
@@ -194,6 +198,12 @@ fn commands_are_decided_at_the_socket() {
     // A command the table does not name: "any other", refused here.
     let (got, refused) = exchange(&mut c, &cmd(&[b"KEYS", b"*"]), usize::MAX, NOPERM.len());
     assert_eq!((got.as_str(), refused), (NOPERM, false));
+    // A reported command after a refused one in one write: it runs, reported once.
+    let mut p = cmd(&[b"FLUSHALL"]);
+    p.extend(cmd(&[b"STRLEN", b"b"]));
+    let want = format!("{NOPERM}:1\r\n");
+    let (got, refused) = exchange(&mut c, &p, usize::MAX, want.len());
+    assert_eq!((got.as_str(), refused), (want.as_str(), false));
     // A refused command larger than a write: the writes fail, nothing reaches the server.
     let mut c = connect(&ns, client_ip, server_ip);
     let big = cmd(&[b"APPEND", b"a", &vec![b'y'; 1 << 20]]);
@@ -234,6 +244,14 @@ fn commands_are_decided_at_the_socket() {
     // Not Redis (an HTTP request on the Redis port): refused.
     let mut c = connect(&ns, client_ip, server_ip);
     assert!(exchange(&mut c, b"GET / HTTP/1.1\r\nHost: r\r\n\r\n", usize::MAX, 0).1);
+    // Where the table lets such a stream through (a Monitor group's), it reaches the
+    // server (an SSH client's banner, which Redis reads as an unknown inline command),
+    // reported once.
+    path.set_not_resp(7, Verdict::Report).unwrap();
+    let mut c = connect(&ns, client_ip, server_ip);
+    let (got, refused) = exchange(&mut c, b"SSH-2.0-OpenSSH_9.2p1\r\n", usize::MAX, 1);
+    assert!(!refused && got.starts_with("-ERR"), "{got:?}");
+    path.set_not_resp(7, Verdict::Refuse).unwrap();
     // A connection whose pair has no table is not taken: the nftables rules send it to
     // the proxy. (A workload to itself is never policed.)
     let mut c = connect(&ns, server_ip, server_ip);
@@ -249,7 +267,9 @@ fn commands_are_decided_at_the_socket() {
         .insert(std::net::SocketAddrV4::new(server_ip, PORT));
     tables.identities.extend([(server_ip, 2), (client_ip, 1)]);
     tables.tables.insert((1, 2, PORT), 7);
-    tables.verdicts.insert((7, Some("SET".into())), true);
+    tables
+        .verdicts
+        .insert((7, Some("SET".into())), Verdict::Allow);
     path.apply(&tables).unwrap();
     tables.verdicts.clear();
     path.apply(&tables).unwrap();
@@ -279,14 +299,20 @@ fn commands_are_decided_at_the_socket() {
         .map(|r| (r.kind, r.command))
         .collect();
     let c = |s: &str| (Refused::Command, s.to_string());
+    let strlen = (Refused::Reported, "STRLEN".to_string());
     assert_eq!(
         refused,
         [
             c("FLUSHALL"),
             c("KEYS"),
+            c("FLUSHALL"),
+            strlen.clone(),
             c("APPEND"),
+            strlen.clone(),
+            strlen,
             c("PING"),
             (Refused::NotResp, String::new()),
+            (Refused::ReportedStream, String::new()),
             c("SET"),
             (Refused::NoTable, String::new()),
         ]
@@ -300,6 +326,7 @@ fn commands_are_decided_at_the_socket() {
         counted.malformed >= 1 && counted.no_table >= 1,
         "{counted:?}"
     );
+    assert_eq!((counted.reported, counted.lost), (4, 0), "{counted:?}");
 
     // What the path kept out was the server's to run: a, b, c and d are there (a
     // without the refused APPEND), FLUSHALL never ran. And without the path, FLUSHALL
@@ -339,8 +366,9 @@ fn pinned_programs_outlive_their_process() {
         .insert(std::net::SocketAddrV4::new(server_ip, PORT));
     want.identities.extend([(server_ip, 2), (client_ip, 1)]);
     want.tables.insert((1, 2, PORT), 7);
-    want.verdicts.insert((7, Some("SET".into())), true);
-    want.verdicts.insert((7, None), false);
+    want.verdicts
+        .insert((7, Some("SET".into())), Verdict::Allow);
+    want.verdicts.insert((7, None), Verdict::Refuse);
     let mut path = RedisPath::attach_pinned(&cgroup2(), &dir).unwrap();
     path.apply(&want).unwrap();
     let mut c = connect(&ns, client_ip, server_ip);
@@ -356,7 +384,8 @@ fn pinned_programs_outlive_their_process() {
     // The next process adopts: it reads back what is there and changes only the rest.
     let mut path = RedisPath::attach_pinned(&cgroup2(), &dir).unwrap();
     let mut more = want.clone();
-    more.verdicts.insert((7, Some("GET".into())), true);
+    more.verdicts
+        .insert((7, Some("GET".into())), Verdict::Allow);
     path.apply(&more).unwrap();
     let (got, _) = exchange(&mut c, &cmd(&[b"GET", b"k"]), usize::MAX, 7);
     assert_eq!(got, "$1\r\nv\r\n");

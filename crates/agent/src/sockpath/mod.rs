@@ -103,6 +103,8 @@ impl SocketPath {
             replies: c.replies,
             not_resp: c.malformed,
             no_table: c.no_table,
+            reported: c.reported,
+            lost: c.lost,
         }
     }
 
@@ -140,6 +142,8 @@ fn merged(before: &Tables, next: &Tables) -> Tables {
     m.tables.extend(next.tables.iter().map(|(k, v)| (*k, *v)));
     m.verdicts
         .extend(next.verdicts.iter().map(|(k, v)| (k.clone(), *v)));
+    m.not_resp
+        .extend(next.not_resp.iter().map(|(k, v)| (*k, *v)));
     m
 }
 
@@ -239,12 +243,7 @@ fn event(authority: &dyn Authority, r: &Refusal, n: u64, captures: Option<&Path>
     };
     let kind = match r.kind {
         Refused::Command => {
-            let req = L7Request {
-                app: AppProtocol::Redis,
-                detail: L7Detail::Redis {
-                    command: r.command.clone(),
-                },
-            };
+            let req = redis_command(&r.command);
             let mut decision = authority.decide(client, server, Some(&req));
             if decision.allowed {
                 // The engine moved on since the program decided (a change in flight).
@@ -263,6 +262,27 @@ fn event(authority: &dyn Authority, r: &Refusal, n: u64, captures: Option<&Path>
                 pcap: capture("refused", sent.as_bytes(), Some(NOPERM.as_bytes())),
             }
         }
+        Refused::Reported => {
+            // What the proxy records for a request a Monitor group lets through: the
+            // engine's decision (a violation, with the rule or mode that says so).
+            let req = redis_command(&r.command);
+            let mut decision = authority.decide(client, server, Some(&req));
+            if !(decision.allowed && decision.violation) {
+                decision.allowed = true;
+                decision.violation = true;
+                decision.decided_by = format!(
+                    "socket path table {} (Monitor; policy since changed)",
+                    r.table
+                );
+            }
+            EventKind::Request {
+                protocol: "redis".into(),
+                request: format!("redis {}", r.command),
+                decision,
+                refusal: None,
+                pcap: None,
+            }
+        }
         Refused::Taken => EventKind::Protocol {
             // What the proxy records for a connection it detected Redis on: the flow
             // record with its protocol (learning proposes `app: redis` from it).
@@ -278,6 +298,19 @@ fn event(authority: &dyn Authority, r: &Refusal, n: u64, captures: Option<&Path>
             ),
             pcap: None,
         },
+        Refused::ReportedStream => {
+            // A Monitor group lets a stream that is not Redis through: what the proxy
+            // records for a protocol no rule names (allowed, a violation).
+            let mut decision = authority.decide(client, server, None);
+            decision.allowed = true;
+            decision.violation = true;
+            EventKind::Protocol {
+                protocol: "unknown".into(),
+                detail: serde_json::Value::Null,
+                decision,
+                pcap: None,
+            }
+        }
         Refused::NotResp | Refused::NoTable => {
             let mut decision = authority.decide(client, server, None);
             decision.allowed = false;
@@ -315,6 +348,16 @@ fn event(authority: &dyn Authority, r: &Refusal, n: u64, captures: Option<&Path>
         client,
         server,
         kind,
+    }
+}
+
+/// The request the program decided: a Redis command, by name.
+fn redis_command(name: &str) -> L7Request {
+    L7Request {
+        app: AppProtocol::Redis,
+        detail: L7Detail::Redis {
+            command: name.to_string(),
+        },
     }
 }
 

@@ -4,8 +4,10 @@
 //! A connection takes the path only when the engine's answer for it is a plain table
 //! of commands: both ends are workloads of this node, the connection needs layer 7, every
 //! rule that waits for its requests is a Redis rule, a stream that is not Redis is
-//! refused, and no command's verdict is a Monitor violation or a Log rule's match (those
-//! need the proxy's events), and no sensor looks at either end. (A Discover side is fine:
+//! refused, no command's verdict is a Log rule's match (that needs the proxy's record of
+//! every request), and no sensor looks at either end. A command a Monitor group lets
+//! through as a violation is a table entry of its own ([`Verdict::Report`]): the program
+//! passes it and reports it, and its event is the proxy's. (A Discover side is fine too:
 //! the programs report each connection they take, and its record names Redis, as the
 //! proxy's would.)
 //! Everything else keeps the proxy. The verdicts are the engine's, asked once per
@@ -25,6 +27,7 @@ use bulkhead_policy::compile::Target;
 use bulkhead_policy::engine::WorkloadId;
 use bulkhead_policy::l7::{AppProtocol, L7Detail, L7Match, L7Request};
 use bulkhead_policy::spec::PortSel;
+pub use bulkhead_sockops::Verdict;
 use bulkhead_sockops::{NAME, Tables};
 
 use crate::decide::{NodeScope, NodeVerdict};
@@ -51,8 +54,10 @@ enum Class {
 /// A table's content: the commands whose verdict differs from "any other", and that.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Table {
-    pub named: BTreeMap<String, bool>,
-    pub other: bool,
+    pub named: BTreeMap<String, Verdict>,
+    pub other: Verdict,
+    /// A stream that is not RESP: refused, or (a Monitor group's) passed and reported.
+    pub not_resp: Verdict,
 }
 
 /// What decides a table: the client's class, the server's, its declared ports, the port
@@ -281,10 +286,11 @@ pub fn plan(
                     let n = Numbers::number(&mut numbers.tables, &mut numbers.next, &mut used, &t);
                     table_numbers.insert(key, n);
                     plan.tables.verdicts.insert((n, None), t.other);
-                    for (name, &allowed) in &t.named {
+                    plan.tables.not_resp.insert(n, t.not_resp);
+                    for (name, &verdict) in &t.named {
                         plan.tables
                             .verdicts
-                            .insert((n, Some(name.clone())), allowed);
+                            .insert((n, Some(name.clone())), verdict);
                     }
                     n
                 }
@@ -352,10 +358,16 @@ fn table_with(
         return None;
     }
     let (e, i) = (&first.verdict.egress, &first.verdict.ingress);
-    // Anything but Redis is refused on the path.
-    if e.allowed_without_gated && i.allowed_without_gated {
+    // Anything but Redis gets what no rule that names a protocol matches: refused, or
+    // let through by a Monitor group as a violation. (Let through plainly, or logged,
+    // it keeps the proxy.)
+    let not_resp = if !(e.allowed_without_gated && i.allowed_without_gated) {
+        Verdict::Refuse
+    } else if (e.is_violation() || i.is_violation()) && e.logged.is_empty() && i.logged.is_empty() {
+        Verdict::Report
+    } else {
         return None;
-    }
+    };
     let mut names: BTreeSet<String> = BTreeSet::new();
     for &rid in e.gated.iter().chain(&i.gated) {
         let r = &engine.compiled().rules[rid as usize];
@@ -376,12 +388,19 @@ fn table_with(
     if names.iter().any(|n| n.len() > NAME) {
         return None;
     }
-    let plain = |v: &NodeVerdict| {
+    // What the program does with a command: pass it, refuse it, or pass and report it
+    // (a Monitor violation); `None` when a Log rule wants the request's own record.
+    let kernel = |v: &NodeVerdict| {
         let sides = [&v.verdict.egress, &v.verdict.ingress];
-        !v.verdict.is_violation()
-            && sides
-                .iter()
-                .all(|s| s.logged.is_empty() && !s.is_violation())
+        if sides.iter().any(|s| !s.logged.is_empty()) {
+            return None;
+        }
+        let violation = v.verdict.is_violation() || sides.iter().any(|s| s.is_violation());
+        Some(match (v.allowed, violation) {
+            (false, _) => Verdict::Refuse,
+            (true, false) => Verdict::Allow,
+            (true, true) => Verdict::Report,
+        })
     };
     let verdict = |name: &str| {
         let req = L7Request {
@@ -390,8 +409,7 @@ fn table_with(
                 command: name.to_string(),
             },
         };
-        let v = ask(Some(&req));
-        plain(&v).then_some(v.allowed)
+        kernel(&ask(Some(&req)))
     };
     let other = verdict(OTHER)?;
     let mut named = BTreeMap::new();
@@ -401,7 +419,11 @@ fn table_with(
             named.insert(n, v);
         }
     }
-    Some(Table { named, other })
+    Some(Table {
+        named,
+        other,
+        not_resp,
+    })
 }
 
 #[cfg(test)]
@@ -410,8 +432,30 @@ mod tests {
     use std::path::PathBuf;
 
     fn examples() -> Engine {
+        examples_with(|text| text)
+    }
+
+    /// The example with `groups.yaml` edited.
+    fn examples_with(edit: impl Fn(String) -> String) -> Engine {
         let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples"));
-        let b = bulkhead_manifest::load(&[dir], true).expect("the example loads");
+        let tmp = std::env::temp_dir().join(format!(
+            "bulkhead-plan-groups-{}-{:?}.yaml",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let groups = std::fs::read_to_string(dir.join("groups.yaml")).unwrap();
+        std::fs::write(&tmp, edit(groups)).unwrap();
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                p.is_dir()
+                    || (p.extension().is_some_and(|e| e == "yaml") && !p.ends_with("groups.yaml"))
+            })
+            .collect();
+        paths.push(tmp.clone());
+        let b = bulkhead_manifest::load(&paths, true).expect("the example loads");
+        std::fs::remove_file(&tmp).unwrap();
         let mut engine = Engine::new(&b).expect("the example compiles");
         // Addresses, as a lab gives them.
         let all: Vec<_> = engine
@@ -439,6 +483,37 @@ mod tests {
             .unwrap()
     }
 
+    /// With the Redis group in Monitor mode, what Protect refuses runs and is reported;
+    /// a Log rule's traffic keeps the proxy.
+    #[test]
+    fn monitor_violations_pass_and_report() {
+        let redis_group = "selector: app == \"redis\"\n  mode: Protect";
+        let engine = examples_with(|g| {
+            assert!(g.contains(redis_group));
+            g.replace(redis_group, "selector: app == \"redis\"\n  mode: Monitor")
+        });
+        let mut numbers = Numbers::default();
+        let plan = plan(
+            &engine,
+            &NodeScope::default(),
+            &BTreeSet::new(),
+            &mut numbers,
+        );
+        let redis = ip(&engine, "platform/redis-0");
+        let client = ip(&engine, "platform/node-api-0");
+        let t = plan.tables.tables[&(
+            plan.tables.identities[&client],
+            plan.tables.identities[&redis],
+            6379,
+        )];
+        assert_eq!(
+            plan.tables.verdicts.get(&(t, Some("GET".into()))),
+            Some(&Verdict::Allow)
+        );
+        assert_eq!(plan.tables.verdicts.get(&(t, None)), Some(&Verdict::Report));
+        assert_eq!(plan.tables.not_resp.get(&t), Some(&Verdict::Report));
+    }
+
     #[test]
     fn the_example_puts_node_pods_redis_on_the_path() {
         let engine = examples();
@@ -454,9 +529,10 @@ mod tests {
         // The engine's answers: GET allowed, FLUSHALL (any other) refused.
         assert_eq!(
             plan.tables.verdicts.get(&(t, Some("GET".into()))),
-            Some(&true)
+            Some(&Verdict::Allow)
         );
-        assert_eq!(plan.tables.verdicts.get(&(t, None)), Some(&false));
+        assert_eq!(plan.tables.verdicts.get(&(t, None)), Some(&Verdict::Refuse));
+        assert_eq!(plan.tables.not_resp.get(&t), Some(&Verdict::Refuse));
         assert_eq!(
             plan.tables.verdicts.get(&(t, Some("FLUSHALL".into()))),
             None
