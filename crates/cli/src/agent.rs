@@ -52,8 +52,8 @@ pub struct AgentArgs {
     /// Decide Redis commands between this node's workloads in the kernel, at the
     /// client's socket (sockops and sk_msg programs; Redis at the speed of a direct
     /// connection), instead of in the proxy (Monitor violations run and are reported, as
-    /// there). Connections it cannot decide alone (sensors, Log rules, clients on other
-    /// nodes, IPv6) keep the proxy.
+    /// there), over IPv4 and IPv6. Connections it cannot decide alone (sensors, Log rules,
+    /// clients on other nodes) keep the proxy.
     #[arg(long, requires = "l7_proxy")]
     pub redis_socket_path: bool,
     /// FQDN egress: addresses learnt from DNS answers stay allowed at least this many

@@ -70,6 +70,22 @@ fn redis_commands_are_decided_at_the_socket() {
         inline.starts_with("+PONG") && inline.contains("-NOPERM") && inline.contains("v1"),
         "inline: {inline:?}"
     );
+    // IPv6: decided at the socket too ("this command" is the program's wording; the
+    // proxy's names the command).
+    let ip6 = lab.ipv6("platform/redis-0");
+    let set6 = exec(
+        "platform/node-api-0",
+        &["redis-cli", "-h", &ip6, "SET", "k6", "v6"],
+    );
+    assert_eq!(set6.1, "OK");
+    let (_, flush6) = exec(
+        "platform/node-api-0",
+        &["redis-cli", "-h", &ip6, "FLUSHALL"],
+    );
+    assert!(
+        flush6.contains("NOPERM bulkhead: this command is not allowed"),
+        "FLUSHALL over IPv6 answered {flush6:?}"
+    );
     // Another protocol on the Redis port (its client's writes fail), and a workload no
     // rule allows (refused at layer 4, as without the path).
     lab.redis_refuses_others(&ip);

@@ -10,15 +10,17 @@
 #define NAME 24        // command names are shorter; longer ones are "any other"
 #define MAX_HEADERS 16 // per program run: the verifier's bound (32 is over its 1M); the kernel runs us again
 
-struct tuple { __u32 lip, rip, lport, rport; };        // as the socket sees itself
-struct addr { __u32 ip, port; };
+// Addresses are 16 bytes: IPv6, or IPv4 mapped (::ffff:a.b.c.d), as the agent writes them.
+struct ip { __u32 w[4]; };
+struct tuple { struct ip lip, rip; __u32 lport, rport; };  // as the socket sees itself
+struct addr { struct ip ip; __u32 port; };
 struct pair { __u32 client, server, port; };            // identities and the server port
 struct command { __u32 table; char name[NAME]; };       // an empty name: any other
 
 // Both ends of each connection to a server address the agent named.
 struct { __uint(type, BPF_MAP_TYPE_SOCKHASH); __uint(max_entries, 65536); __type(key, struct tuple); __type(value, __u64); } socks SEC(".maps");
 struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 65536); __type(key, struct addr); __type(value, __u32); } servers SEC(".maps");
-struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 262144); __type(key, __u32); __type(value, __u32); } identities SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 262144); __type(key, struct ip); __type(value, __u32); } identities SEC(".maps");
 struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 262144); __type(key, struct pair); __type(value, __u32); } tables SEC(".maps");
 // 1: allowed, 2: refused, 3: allowed and reported (a Monitor group's violation).
 // A key whose last name byte is 1 (no command read from a stream has one) holds the
@@ -31,7 +33,7 @@ struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 256); __type(key, 
 // kind 0: a refused command; 1: a stream that is not RESP; 2: a client with no table;
 // 3: a connection taken (not a refusal: its record); 4: a command allowed and reported
 // (a Monitor violation: its event); 5: a stream that is not RESP, passed and reported.
-struct refusal { __u32 client_ip, server_ip, client_port, server_port, table, kind; char name[NAME]; };
+struct refusal { struct ip client_ip, server_ip; __u32 client_port, server_port, table, kind; char name[NAME]; };
 struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 256 * 1024); } refusals SEC(".maps");
 // Counters, see `Counters` in src/lib.rs.
 struct { __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY); __uint(max_entries, 8); __type(key, __u32); __type(value, __u64); } counters SEC(".maps");
@@ -55,18 +57,39 @@ static __always_inline void count(__u32 i, __u64 n) {
   if (v) *v += n;
 }
 
+#define AF_INET 2
+#define AF_INET6 10
+// A context field read where it is: without `volatile`, clang may pick one of two
+// fields' addresses and load once, and the verifier refuses a computed context address.
+#define CTX(x) (*(volatile typeof(x) *)&(x))
+
+static __always_inline struct ip v4(__u32 a) {
+  struct ip r = { .w = { 0, 0, bpf_htonl(0xffff), a } };
+  return r;
+}
+
+static __always_inline int same(struct ip *a, struct ip *b) {
+  return a->w[0] == b->w[0] && a->w[1] == b->w[1] && a->w[2] == b->w[2] && a->w[3] == b->w[3];
+}
+
 SEC("sockops")
 int take(struct bpf_sock_ops *s) {
-  if (s->family != 2) return 1;
+  if (s->family != AF_INET && s->family != AF_INET6) return 1;
   int active = s->op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB;
   if (!active && s->op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB) return 1;
+  struct tuple t = { .lport = s->local_port, .rport = bpf_ntohl(s->remote_port) };
+  // Every address field read, straight, before any branch uses one (see CTX).
+  __u32 l4 = CTX(s->local_ip4), r4 = CTX(s->remote_ip4);
+  struct ip l6 = { .w = { CTX(s->local_ip6[0]), CTX(s->local_ip6[1]), CTX(s->local_ip6[2]), CTX(s->local_ip6[3]) } };
+  struct ip r6 = { .w = { CTX(s->remote_ip6[0]), CTX(s->remote_ip6[1]), CTX(s->remote_ip6[2]), CTX(s->remote_ip6[3]) } };
+  t.lip = s->family == AF_INET ? v4(l4) : l6;
+  t.rip = s->family == AF_INET ? v4(r4) : r6;
   // A workload's connection to itself is never policed.
-  if (s->local_ip4 == s->remote_ip4) return 1;
-  struct tuple t = { .lip = s->local_ip4, .rip = s->remote_ip4, .lport = s->local_port, .rport = bpf_ntohl(s->remote_port) };
+  if (same(&t.lip, &t.rip)) return 1;
   // The client's end (active) or the server's (passive) of a connection whose pair has
   // a table: exactly the connections the agent's nftables rules leave to this path.
   struct addr server = active ? (struct addr){ .ip = t.rip, .port = t.rport } : (struct addr){ .ip = t.lip, .port = t.lport };
-  __u32 cip = active ? t.lip : t.rip, sip = server.ip;
+  struct ip cip = active ? t.lip : t.rip, sip = server.ip;
   if (!bpf_map_lookup_elem(&servers, &server)) return 1;
   __u32 *ci = bpf_map_lookup_elem(&identities, &cip), *si = bpf_map_lookup_elem(&identities, &sip);
   if (!ci || !si) return 1;
@@ -211,6 +234,16 @@ __noinline int redis_first_line(struct sk_msg_md *m, __u32 off, __u32 nl, __u32 
 }
 
 // Report a refusal (a command's name upper-cased, empty when too long to keep).
+// A message's local and remote addresses, 16 bytes each.
+static __always_inline void ends(struct sk_msg_md *m, struct ip *local, struct ip *remote) {
+  // Every address field read, straight, before any branch uses one (see CTX).
+  __u32 l4 = CTX(m->local_ip4), r4 = CTX(m->remote_ip4), family = CTX(m->family);
+  struct ip l6 = { .w = { CTX(m->local_ip6[0]), CTX(m->local_ip6[1]), CTX(m->local_ip6[2]), CTX(m->local_ip6[3]) } };
+  struct ip r6 = { .w = { CTX(m->remote_ip6[0]), CTX(m->remote_ip6[1]), CTX(m->remote_ip6[2]), CTX(m->remote_ip6[3]) } };
+  *local = family == AF_INET ? v4(l4) : l6;
+  *remote = family == AF_INET ? v4(r4) : r6;
+}
+
 static __always_inline void report(struct sk_msg_md *m, __u32 table, __u32 kind, char *name) {
   struct refusal *r = bpf_ringbuf_reserve(&refusals, sizeof(*r), 0);
   if (!r) {
@@ -218,8 +251,7 @@ static __always_inline void report(struct sk_msg_md *m, __u32 table, __u32 kind,
     count(LOST, 1);
     return;
   }
-  r->client_ip = m->local_ip4;
-  r->server_ip = m->remote_ip4;
+  ends(m, &r->client_ip, &r->server_ip);
   r->client_port = m->local_port;
   r->server_port = bpf_ntohl(m->remote_port);
   r->table = table;
@@ -311,8 +343,10 @@ static __always_inline int send(struct sk_msg_md *m, struct tuple *peer, __u32 d
 
 SEC("sk_msg")
 int frame(struct sk_msg_md *m) {
-  struct tuple peer = { .lip = m->remote_ip4, .rip = m->local_ip4, .lport = bpf_ntohl(m->remote_port), .rport = m->local_port };
-  struct addr remote = { .ip = m->remote_ip4, .port = bpf_ntohl(m->remote_port) };
+  struct ip local, far;
+  ends(m, &local, &far);
+  struct tuple peer = { .lip = far, .rip = local, .lport = bpf_ntohl(m->remote_port), .rport = m->local_port };
+  struct addr remote = { .ip = far, .port = bpf_ntohl(m->remote_port) };
   if (!bpf_map_lookup_elem(&servers, &remote)) {
     // The server's replies: not decided, and sent straight to a local client.
     count(REPLIES, 1);
@@ -325,8 +359,7 @@ int frame(struct sk_msg_md *m) {
   if (!c) return SK_DROP;
   // The table, looked up on every write (three hash lookups): a policy change, a
   // quarantine or a removed workload applies to live connections from their next write.
-  __u32 cip = m->local_ip4, sip = m->remote_ip4;
-  __u32 *ci = bpf_map_lookup_elem(&identities, &cip), *si = bpf_map_lookup_elem(&identities, &sip);
+  __u32 *ci = bpf_map_lookup_elem(&identities, &local), *si = bpf_map_lookup_elem(&identities, &far);
   struct pair p = { .client = ci ? *ci : 0, .server = si ? *si : 0, .port = remote.port };
   __u32 *tp = (ci && si) ? bpf_map_lookup_elem(&tables, &p) : 0;
   if (!tp) {

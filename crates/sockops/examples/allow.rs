@@ -7,7 +7,7 @@
 //! redis-benchmark -p 6390 -t get,set      # meanwhile
 //! ```
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -22,15 +22,15 @@ fn main() -> Result<()> {
     let server: SocketAddrV4 = server.parse().context("SERVER_IP:PORT")?;
     let client: Ipv4Addr = client.parse().context("CLIENT_IP")?;
     let path = RedisPath::attach(Path::new(cgroup))?;
-    path.add_server(*server.ip(), server.port())?;
+    path.add_server(IpAddr::V4(*server.ip()), server.port())?;
     // A client on the server's own address is the same identity.
     let (c, s) = if client == *server.ip() {
         (1, 1)
     } else {
         (1, 2)
     };
-    path.set_identity(client, c)?;
-    path.set_identity(*server.ip(), s)?;
+    path.set_identity(IpAddr::V4(client), c)?;
+    path.set_identity(IpAddr::V4(*server.ip()), s)?;
     path.set_table(c, s, server.port(), 1)?;
     for name in commands.split(',') {
         path.set_verdict(1, Some(name), bulkhead_sockops::Verdict::Allow)?;

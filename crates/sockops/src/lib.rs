@@ -27,7 +27,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
 
@@ -116,8 +116,8 @@ pub enum Refused {
 /// the other kinds).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Refusal {
-    pub client: std::net::SocketAddrV4,
-    pub server: std::net::SocketAddrV4,
+    pub client: SocketAddr,
+    pub server: SocketAddr,
     pub table: u32,
     pub kind: Refused,
     /// Upper-case; empty when longer than [`NAME`] or not a command refusal.
@@ -127,14 +127,14 @@ pub struct Refusal {
 impl Refusal {
     fn parse(b: &[u8]) -> Option<Refusal> {
         let word = |i: usize| Some(u32::from_ne_bytes(b.get(i..i + 4)?.try_into().ok()?));
-        let ip = |i: usize| Some(Ipv4Addr::from(<[u8; 4]>::try_from(b.get(i..i + 4)?).ok()?));
-        let name = b.get(24..24 + NAME + 1)?;
+        let ip = |i: usize| Some(from_key(b.get(i..i + 16)?.try_into().ok()?));
+        let name = b.get(48..48 + NAME + 1)?;
         let end = name.iter().position(|&c| c == 0).unwrap_or(name.len());
         Some(Refusal {
-            client: std::net::SocketAddrV4::new(ip(0)?, word(8)? as u16),
-            server: std::net::SocketAddrV4::new(ip(4)?, word(12)? as u16),
-            table: word(16)?,
-            kind: match word(20)? {
+            client: SocketAddr::new(ip(0)?, word(32)? as u16),
+            server: SocketAddr::new(ip(16)?, word(36)? as u16),
+            table: word(40)?,
+            kind: match word(44)? {
                 0 => Refused::Command,
                 1 => Refused::NotResp,
                 2 => Refused::NoTable,
@@ -159,10 +159,10 @@ pub struct RedisPath {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Tables {
     /// Server addresses whose connections may take the path.
-    pub servers: BTreeSet<SocketAddrV4>,
+    pub servers: BTreeSet<SocketAddr>,
     /// The number each address is known by (the same number for addresses every rule
     /// treats alike).
-    pub identities: BTreeMap<Ipv4Addr, u32>,
+    pub identities: BTreeMap<IpAddr, u32>,
     /// (client number, server number, server port) -> table.
     pub tables: BTreeMap<(u32, u32, u16), u32>,
     /// (table, command, upper-case; None: any other) -> allowed.
@@ -265,7 +265,7 @@ impl RedisPath {
 
     /// Connections to this server address (from now on) take this path, when their
     /// pair has a table.
-    pub fn add_server(&self, ip: Ipv4Addr, port: u16) -> Result<()> {
+    pub fn add_server(&self, ip: IpAddr, port: u16) -> Result<()> {
         self.update("servers", &addr(ip, port), &1u32.to_ne_bytes())
     }
 
@@ -302,10 +302,10 @@ impl RedisPath {
             }
         }
         for s in want.servers.difference(&have.servers) {
-            self.add_server(*s.ip(), s.port())?;
+            self.add_server(s.ip(), s.port())?;
         }
         for s in have.servers.difference(&want.servers) {
-            self.delete("servers", &addr(*s.ip(), s.port()))?;
+            self.delete("servers", &addr(s.ip(), s.port()))?;
         }
         for &(c, sv, port) in have.tables.keys() {
             if !want.tables.contains_key(&(c, sv, port)) {
@@ -314,7 +314,7 @@ impl RedisPath {
         }
         for ip in have.identities.keys() {
             if !want.identities.contains_key(ip) {
-                self.delete("identities", &ip.octets())?;
+                self.delete("identities", &key(*ip))?;
             }
         }
         for (t, name) in have.verdicts.keys() {
@@ -332,8 +332,8 @@ impl RedisPath {
     }
 
     /// The identity of an address (any number the tables use, not 0).
-    pub fn set_identity(&self, ip: Ipv4Addr, identity: u32) -> Result<()> {
-        self.update("identities", &ip.octets(), &identity.to_ne_bytes())
+    pub fn set_identity(&self, ip: IpAddr, identity: u32) -> Result<()> {
+        self.update("identities", &key(ip), &identity.to_ne_bytes())
     }
 
     /// Which table decides the commands `client` sends to `server` on `port`.
@@ -468,13 +468,13 @@ fn read_tables(obj: &Object) -> Result<Tables> {
         }
         Ok(out)
     };
+    let ip = |k: &[u8]| from_key(k[..16].try_into().unwrap_or([0; 16]));
     for (k, _) in entries("servers")? {
-        let ip = Ipv4Addr::new(k[0], k[1], k[2], k[3]);
-        t.servers.insert(SocketAddrV4::new(ip, word(&k, 4) as u16));
+        t.servers
+            .insert(SocketAddr::new(ip(&k), word(&k, 16) as u16));
     }
     for (k, v) in entries("identities")? {
-        t.identities
-            .insert(Ipv4Addr::new(k[0], k[1], k[2], k[3]), word(&v, 0));
+        t.identities.insert(ip(&k), word(&v, 0));
     }
     for (k, v) in entries("tables")? {
         t.tables
@@ -495,9 +495,26 @@ fn read_tables(obj: &Object) -> Result<Tables> {
     Ok(t)
 }
 
-/// `struct addr` of the program: address in network order, port in host order.
-fn addr(ip: Ipv4Addr, port: u16) -> Vec<u8> {
-    let mut k = ip.octets().to_vec();
+/// `struct ip` of the program: 16 bytes in network order, IPv4 mapped (`::ffff:a.b.c.d`),
+/// as the programs read a socket's addresses of either family.
+fn key(ip: IpAddr) -> [u8; 16] {
+    match ip {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        IpAddr::V6(v6) => v6.octets(),
+    }
+}
+
+fn from_key(k: [u8; 16]) -> IpAddr {
+    let v6 = Ipv6Addr::from(k);
+    match v6.to_ipv4_mapped() {
+        Some(v4) => IpAddr::V4(v4),
+        None => IpAddr::V6(v6),
+    }
+}
+
+/// `struct addr` of the program: address as [`key`], port in host order.
+fn addr(ip: IpAddr, port: u16) -> Vec<u8> {
+    let mut k = key(ip).to_vec();
     k.extend_from_slice(&u32::from(port).to_ne_bytes());
     k
 }

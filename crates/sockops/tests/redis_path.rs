@@ -3,7 +3,7 @@
 //! test skips, unless `BULKHEAD_REQUIRE_PRIVILEGED=1` (CI), where it fails.
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -52,9 +52,15 @@ fn sh(ns: &str, args: &[&str]) {
 }
 
 /// A connection from `from` to the server, made inside the namespace.
-fn connect(ns: &str, from: Ipv4Addr, server: Ipv4Addr) -> TcpStream {
+fn connect(ns: &str, from: impl Into<IpAddr>, server: impl Into<IpAddr>) -> TcpStream {
+    let (from, server) = (from.into(), server.into());
     netns::enter(ns, || {
-        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+        let domain = if server.is_ipv4() {
+            socket2::Domain::IPV4
+        } else {
+            socket2::Domain::IPV6
+        };
+        let s = socket2::Socket::new(domain, socket2::Type::STREAM, None)?;
         s.bind(&SocketAddr::from((from, 0)).into())?;
         s.connect(&SocketAddr::from((server, PORT)).into())?;
         let s: TcpStream = s.into();
@@ -111,7 +117,25 @@ fn cmd(args: &[&[u8]]) -> Vec<u8> {
 }
 
 /// A namespace with a redis-server on one loopback address and a client's address.
-/// `k` tells tests running at once apart.
+/// Tables in which `client` may only SET on `server`.
+fn set_only(server: IpAddr, client: IpAddr) -> bulkhead_sockops::Tables {
+    let mut want = bulkhead_sockops::Tables::default();
+    want.servers.insert(SocketAddr::new(server, PORT));
+    want.identities.extend([(server, 2), (client, 1)]);
+    want.tables.insert((1, 2, PORT), 7);
+    want.verdicts
+        .insert((7, Some("SET".into())), Verdict::Allow);
+    want.verdicts.insert((7, None), Verdict::Refuse);
+    want
+}
+
+/// The IPv6 address the lab gives the holder of IPv4 address `ip` too.
+fn v6(ip: Ipv4Addr) -> Ipv6Addr {
+    let [_, _, n, h] = ip.octets();
+    Ipv6Addr::new(0xfd00, 0x233, u16::from(n), 0, 0, 0, 0, u16::from(h))
+}
+
+/// `k` tells tests running at once apart. Each address has an IPv6 twin ([`v6`]).
 fn lab(k: u32) -> (Lab, String, Ipv4Addr, Ipv4Addr) {
     let n = (std::process::id() + k * 101) % 200 + 20;
     let ns = format!("bhso{}x{k}", std::process::id());
@@ -130,6 +154,19 @@ fn lab(k: u32) -> (Lab, String, Ipv4Addr, Ipv4Addr) {
             &ns,
             &["ip", "addr", "add", &format!("{ip}/32"), "dev", "lo"],
         );
+        sh(
+            &ns,
+            &[
+                "ip",
+                "-6",
+                "addr",
+                "add",
+                &format!("{}/128", v6(ip)),
+                "dev",
+                "lo",
+                "nodad",
+            ],
+        );
     }
     let server = Command::new("ip")
         .args([
@@ -139,6 +176,7 @@ fn lab(k: u32) -> (Lab, String, Ipv4Addr, Ipv4Addr) {
             "redis-server",
             "--bind",
             &server_ip.to_string(),
+            &v6(server_ip).to_string(),
         ])
         .args([
             "--port",
@@ -169,9 +207,9 @@ fn commands_are_decided_at_the_socket() {
     }
     let (_lab, ns, server_ip, client_ip) = lab(0);
     let mut path = RedisPath::attach(&cgroup2()).unwrap();
-    path.add_server(server_ip, PORT).unwrap();
-    path.set_identity(server_ip, 2).unwrap();
-    path.set_identity(client_ip, 1).unwrap();
+    path.add_server(server_ip.into(), PORT).unwrap();
+    path.set_identity(server_ip.into(), 2).unwrap();
+    path.set_identity(client_ip.into(), 1).unwrap();
     path.set_table(1, 2, PORT, 7).unwrap();
     for c in ["GET", "set"] {
         path.set_verdict(7, Some(c), Verdict::Allow).unwrap();
@@ -264,8 +302,10 @@ fn commands_are_decided_at_the_socket() {
     let mut tables = bulkhead_sockops::Tables::default();
     tables
         .servers
-        .insert(std::net::SocketAddrV4::new(server_ip, PORT));
-    tables.identities.extend([(server_ip, 2), (client_ip, 1)]);
+        .insert(SocketAddr::new(server_ip.into(), PORT));
+    tables
+        .identities
+        .extend([(server_ip.into(), 2), (client_ip.into(), 1)]);
     tables.tables.insert((1, 2, PORT), 7);
     tables
         .verdicts
@@ -292,8 +332,8 @@ fn commands_are_decided_at_the_socket() {
         .filter(|r| r.kind != Refused::Taken)
         .inspect(|r| {
             assert_eq!(
-                (*r.server.ip(), r.server.port(), *r.client.ip()),
-                (server_ip, PORT, client_ip)
+                (r.server.ip(), r.server.port(), r.client.ip()),
+                (IpAddr::from(server_ip), PORT, IpAddr::from(client_ip))
             )
         })
         .map(|r| (r.kind, r.command))
@@ -361,14 +401,7 @@ fn pinned_programs_outlive_their_process() {
         }
     }
     let _unpin = Unpin(dir.clone());
-    let mut want = bulkhead_sockops::Tables::default();
-    want.servers
-        .insert(std::net::SocketAddrV4::new(server_ip, PORT));
-    want.identities.extend([(server_ip, 2), (client_ip, 1)]);
-    want.tables.insert((1, 2, PORT), 7);
-    want.verdicts
-        .insert((7, Some("SET".into())), Verdict::Allow);
-    want.verdicts.insert((7, None), Verdict::Refuse);
+    let want = set_only(server_ip.into(), client_ip.into());
     let mut path = RedisPath::attach_pinned(&cgroup2(), &dir).unwrap();
     path.apply(&want).unwrap();
     let mut c = connect(&ns, client_ip, server_ip);
@@ -395,4 +428,45 @@ fn pinned_programs_outlive_their_process() {
     let mut c = connect(&ns, client_ip, server_ip);
     let (got, refused) = exchange(&mut c, &cmd(&[b"FLUSHALL"]), usize::MAX, 5);
     assert_eq!((got.as_str(), refused), ("+OK\r\n", false));
+}
+
+/// IPv6 connections are decided the same way (the programs key every address by 16
+/// bytes, IPv4 mapped), and their reports carry IPv6 addresses.
+#[test]
+fn ipv6_commands_are_decided_too() {
+    if !bulkhead_lab::privileged(&["redis-server", "ip"]) {
+        return;
+    }
+    let (_lab, ns, server4, client4) = lab(2);
+    let (server_ip, client_ip) = (v6(server4), v6(client4));
+    let mut path = RedisPath::attach(&cgroup2()).unwrap();
+    let want = set_only(server_ip.into(), client_ip.into());
+    path.apply(&want).unwrap();
+    assert_eq!(path.applied(), &want);
+    let mut c = connect(&ns, client_ip, server_ip);
+    let (got, _) = exchange(&mut c, &cmd(&[b"SET", b"k", b"6"]), usize::MAX, 5);
+    assert_eq!(got, "+OK\r\n");
+    let (got, _) = exchange(&mut c, &cmd(&[b"FLUSHALL"]), usize::MAX, NOPERM.len());
+    assert_eq!(got, NOPERM);
+    // The IPv4 twins have no table: not taken (the proxy's, in an agent).
+    let mut c4 = connect(&ns, client4, server4);
+    let (got, _) = exchange(&mut c4, &cmd(&[b"DBSIZE"]), usize::MAX, 4);
+    assert_eq!(got, ":1\r\n");
+    let reports: Vec<_> = path
+        .refusals()
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.kind, r.client.ip(), r.server))
+        .collect();
+    let (client, server) = (
+        IpAddr::from(client_ip),
+        SocketAddr::new(server_ip.into(), PORT),
+    );
+    assert_eq!(
+        reports,
+        [
+            (Refused::Taken, client, server),
+            (Refused::Command, client, server)
+        ]
+    );
 }

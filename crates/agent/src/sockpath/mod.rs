@@ -5,7 +5,7 @@
 //! This module writes them, in an order that never lets a connection through undecided:
 //! 1. the BPF maps gain the new tables (nothing takes them yet: nftables still sends
 //!    their SYNs to the proxy, whose sockets find no table of their own... see below);
-//! 2. the `bulkhead_sockpath` table (IPv4, prerouting, before the divert chain) marks
+//! 2. the `inet bulkhead_sockpath` table (prerouting, before the divert chain) marks
 //!    the SYNs of exactly the planned pairs with `SOCKPATH_MARK`, which the divert chain
 //!    lets pass instead of diverting them; the sockops program takes those connections;
 //! 3. the BPF maps lose what is no longer planned: a live connection whose pair went
@@ -21,7 +21,7 @@
 pub mod plan;
 
 use std::collections::BTreeSet;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -148,6 +148,7 @@ fn merged(before: &Tables, next: &Tables) -> Tables {
 }
 
 /// The `bulkhead_sockpath` table's text for `plan` (replaced whole, in one transaction).
+/// One `inet` table: a map, a server set and a pair set per address family.
 pub fn nft_script(plan: &plan::Plan) -> String {
     let list = |items: Vec<String>| {
         if items.is_empty() {
@@ -156,38 +157,60 @@ pub fn nft_script(plan: &plan::Plan) -> String {
             format!(" elements = {{ {} }};", items.join(", "))
         }
     };
-    let numbers = list(
-        (plan.tables.identities.iter())
-            .map(|(ip, n)| format!("{ip} : {n}"))
-            .collect(),
-    );
-    let servers = list(
-        (plan.tables.servers.iter())
-            .map(|s| format!("{} . {}", s.ip(), s.port()))
-            .collect(),
-    );
-    let pairs = list(
-        (plan.pairs.iter())
-            .map(|(s, n, p)| format!("{s} . {n} . {p}"))
-            .collect(),
-    );
+    let family = |v6: bool| {
+        let numbers = list(
+            (plan.tables.identities.iter())
+                .filter(|(ip, _)| ip.is_ipv6() == v6)
+                .map(|(ip, n)| format!("{ip} : {n}"))
+                .collect(),
+        );
+        let servers = list(
+            (plan.tables.servers.iter())
+                .filter(|s| s.is_ipv6() == v6)
+                .map(|s| format!("{} . {}", s.ip(), s.port()))
+                .collect(),
+        );
+        let pairs = list(
+            (plan.pairs.iter())
+                .filter(|(s, _, _)| s.is_ipv6() == v6)
+                .map(|(s, n, p)| format!("{s} . {n} . {p}"))
+                .collect(),
+        );
+        let (f, ip, t) = if v6 {
+            ("6", "ip6", "ipv6_addr")
+        } else {
+            ("4", "ip", "ipv4_addr")
+        };
+        format!(
+            "\tmap numbers{f} {{ type {t} : mark;{numbers} }}\n\
+             \tset servers{f} {{ type {t} . inet_service;{servers} }}\n\
+             \tset pairs{f} {{ type {t} . mark . inet_service;{pairs} }}\n\
+             \tchain v{f} {{\n\
+             \t\t{ip} daddr . tcp dport != @servers{f} return\n\
+             \t\tmeta mark set {ip} saddr map @numbers{f}\n\
+             \t\t{ip} daddr . meta mark . tcp dport @pairs{f} meta mark set {SOCKPATH_MARK:#x} accept\n\
+             \t\tmeta mark set 0\n\
+             \t}}\n"
+        )
+    };
+    // (Also gone: the IPv4-only `ip` table of earlier versions.)
     format!(
         "table ip {TABLE}\n\
          delete table ip {TABLE}\n\
-         table ip {TABLE} {{\n\
-         \tmap numbers {{ type ipv4_addr : mark;{numbers} }}\n\
-         \tset servers {{ type ipv4_addr . inet_service;{servers} }}\n\
-         \tset pairs {{ type ipv4_addr . mark . inet_service;{pairs} }}\n\
+         table inet {TABLE}\n\
+         delete table inet {TABLE}\n\
+         table inet {TABLE} {{\n\
+         {}{}\
          \tchain prerouting {{\n\
          \t\ttype filter hook prerouting priority -160; policy accept;\n\
          \t\tmeta l4proto != tcp accept\n\
          \t\ttcp flags & (syn | ack) != syn accept\n\
-         \t\tip daddr . tcp dport != @servers accept\n\
-         \t\tmeta mark set ip saddr map @numbers\n\
-         \t\tip daddr . meta mark . tcp dport @pairs meta mark set {SOCKPATH_MARK:#x} accept\n\
-         \t\tmeta mark set 0\n\
+         \t\tmeta nfproto ipv4 jump v4\n\
+         \t\tmeta nfproto ipv6 jump v6\n\
          \t}}\n\
-         }}\n"
+         }}\n",
+        family(false),
+        family(true),
     )
 }
 
@@ -197,7 +220,10 @@ fn write_nft(plan: &plan::Plan) -> Result<()> {
 
 /// Remove the table (the agent's `--uninstall`, and tests).
 pub fn remove_nft() -> Result<()> {
-    nft(&format!("table ip {TABLE}\ndelete table ip {TABLE}\n"))
+    // (`ip`: the IPv4-only table of earlier versions.)
+    nft(&format!(
+        "table inet {TABLE}\ndelete table inet {TABLE}\ntable ip {TABLE}\ndelete table ip {TABLE}\n"
+    ))
 }
 
 fn nft(script: &str) -> Result<()> {
@@ -220,7 +246,7 @@ pub fn cgroup2_root() -> Result<PathBuf> {
 /// The event for one refusal: the engine's decision (deciding rule included) for what
 /// the program refused, what the client got, and a capture of it.
 fn event(authority: &dyn Authority, r: &Refusal, n: u64, captures: Option<&Path>) -> Event {
-    let (client, server) = (SocketAddr::V4(r.client), SocketAddr::V4(r.server));
+    let (client, server) = (r.client, r.server);
     let time = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
     // Connection numbers of this path, apart from the proxy's.
     let conn = (1 << 40) + n;

@@ -19,7 +19,7 @@
 //! are in use, because live connections look them up on every write.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
-use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 
 use bulkhead_model::{L4, Protocol};
 use bulkhead_policy::Engine;
@@ -46,7 +46,7 @@ pub struct Numbers {
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum Class {
-    Server(Ipv4Addr),
+    Server(IpAddr),
     /// Identity, and the indices of the CIDR peers that contain the address.
     Client(u32, Vec<u32>),
 }
@@ -70,7 +70,7 @@ pub struct Plan {
     pub tables: Tables,
     /// (server address, client number, server port): the new connections the nftables
     /// rules leave to the path (the same pairs `tables` holds, by address).
-    pub pairs: BTreeSet<(Ipv4Addr, u32, u16)>,
+    pub pairs: BTreeSet<(IpAddr, u32, u16)>,
 }
 
 impl Numbers {
@@ -92,7 +92,7 @@ impl Numbers {
 /// One local address and what the engine knows of it.
 #[derive(Clone, Copy)]
 struct Local {
-    ip: Ipv4Addr,
+    ip: IpAddr,
     wid: WorkloadId,
 }
 
@@ -143,21 +143,20 @@ pub fn plan(
             )
         })
         .flat_map(|(wid, w)| {
-            w.ips.iter().filter_map(move |ip| match ip {
-                IpAddr::V4(v4) if !quarantined.contains(ip) => Some(Local { ip: *v4, wid }),
-                _ => None,
-            })
+            (w.ips.iter())
+                .filter(|ip| !quarantined.contains(ip))
+                .map(move |ip| Local { ip: *ip, wid })
         })
         .collect();
     // Each local address's client class, computed once (an index into `class_list`).
     let mut class_list: Vec<Class> = Vec::new();
-    let mut class_index: HashMap<Ipv4Addr, u32> = HashMap::new();
+    let mut class_index: HashMap<IpAddr, u32> = HashMap::new();
     {
         let mut seen: HashMap<Class, u32> = HashMap::new();
         for l in &locals {
             let identity = engine.identity_of(l.wid).unwrap_or(u32::MAX);
             let inside = (0..cidrs.len() as u32)
-                .filter(|&i| cidrs[i as usize].contains(&IpAddr::V4(l.ip)))
+                .filter(|&i| cidrs[i as usize].contains(&l.ip))
                 .collect();
             let class = Class::Client(identity, inside);
             let n = *seen.entry(class.clone()).or_insert_with(|| {
@@ -231,7 +230,7 @@ pub fn plan(
         }
     }
     // ...then the numbers (servers alone) and each class's table for each of them.
-    let servers: HashSet<Ipv4Addr> = targets.iter().map(|t| t.0.ip).collect();
+    let servers: HashSet<IpAddr> = targets.iter().map(|t| t.0.ip).collect();
     let class_of = |l: &Local| {
         if servers.contains(&l.ip) {
             Class::Server(l.ip)
@@ -296,7 +295,7 @@ pub fn plan(
                 }
             };
             plan.tables.tables.insert((cn, sn, *port), tn);
-            plan.tables.servers.insert(SocketAddrV4::new(s.ip, *port));
+            plan.tables.servers.insert(SocketAddr::new(s.ip, *port));
             plan.pairs.insert((s.ip, cn, *port));
         }
     }
@@ -313,9 +312,7 @@ fn is_redis(app: Option<AppProtocol>, l7: &[L7Match]) -> bool {
 /// The table of `c -> s:port` if the socket path can decide it (see the module docs).
 fn table(engine: &Engine, scope: &NodeScope, c: Local, s: Local, port: u16) -> Option<Table> {
     let l4 = L4::tcp(port);
-    let ask = |l7: Option<&L7Request>| {
-        scope.decide_l7(engine, IpAddr::V4(c.ip), IpAddr::V4(s.ip), l4, l7)
-    };
+    let ask = |l7: Option<&L7Request>| scope.decide_l7(engine, c.ip, s.ip, l4, l7);
     table_with(engine, c.wid, s.wid, &ask)
 }
 
@@ -429,6 +426,7 @@ fn table_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::{Ipv4Addr, Ipv6Addr};
     use std::path::PathBuf;
 
     fn examples() -> Engine {
@@ -464,23 +462,26 @@ mod tests {
             .map(|(_, w)| w.clone())
             .collect();
         for (i, mut w) in all.into_iter().enumerate() {
-            w.ips = vec![IpAddr::V4(Ipv4Addr::new(10, 99, 0, i as u8 + 1))];
+            // Dual stack, as a lab gives them.
+            w.ips = vec![
+                IpAddr::V4(Ipv4Addr::new(10, 99, 0, i as u8 + 1)),
+                IpAddr::V6(Ipv6Addr::new(0xfd00, 0x99, 0, 0, 0, 0, 0, i as u16 + 1)),
+            ];
             engine.upsert_workload(w);
         }
         engine
     }
 
-    fn ip(engine: &Engine, name: &str) -> Ipv4Addr {
+    /// The workload's IPv4 address.
+    fn ip(engine: &Engine, name: &str) -> IpAddr {
+        ip_of(engine, name, false)
+    }
+
+    fn ip_of(engine: &Engine, name: &str, v6: bool) -> IpAddr {
         let (_, w) = (engine.workloads().into_iter())
             .find(|(_, w)| w.key.to_string() == name)
             .unwrap_or_else(|| panic!("{name}"));
-        w.ips
-            .iter()
-            .find_map(|i| match i {
-                IpAddr::V4(v) => Some(*v),
-                _ => None,
-            })
-            .unwrap()
+        *w.ips.iter().find(|i| i.is_ipv6() == v6).unwrap()
     }
 
     /// With the Redis group in Monitor mode, what Protect refuses runs and is reported;
@@ -526,6 +527,21 @@ mod tests {
         let sn = plan.tables.identities[&redis];
         let t = plan.tables.tables[&(cn, sn, 6379)];
         assert!(plan.pairs.contains(&(redis, cn, 6379)));
+        // IPv6 too: the server's IPv6 address has its own number (and the same table).
+        let (redis6, client6) = (
+            ip_of(&engine, "platform/redis-0", true),
+            ip_of(&engine, "platform/node-api-0", true),
+        );
+        let (cn6, sn6) = (
+            plan.tables.identities[&client6],
+            plan.tables.identities[&redis6],
+        );
+        assert!(plan.pairs.contains(&(redis6, cn6, 6379)));
+        assert_ne!(sn6, sn);
+        assert_eq!(
+            plan.tables.tables[&(cn6, sn6, 6379)],
+            plan.tables.tables[&(cn, sn, 6379)]
+        );
         // The engine's answers: GET allowed, FLUSHALL (any other) refused.
         assert_eq!(
             plan.tables.verdicts.get(&(t, Some("GET".into()))),
@@ -555,7 +571,7 @@ mod tests {
             plan
         );
         // A quarantined client takes no part.
-        let q: BTreeSet<IpAddr> = [IpAddr::V4(client)].into();
+        let q: BTreeSet<IpAddr> = [client].into();
         let p2 = super::plan(&engine, &scope, &q, &mut numbers);
         assert!(!p2.tables.identities.contains_key(&client));
     }
@@ -565,6 +581,7 @@ mod tests {
 mod scale {
     use super::*;
     use bulkhead_manifest::{Source, parse_sources};
+    use std::net::Ipv4Addr;
 
     /// `apps` client Deployments of `replicas` each, `servers` Redis servers, one rule.
     pub fn cluster(apps: usize, replicas: usize, servers: usize) -> Engine {
