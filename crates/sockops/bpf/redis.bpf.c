@@ -47,6 +47,7 @@ struct stream {
   __u32 reported; // the stream's refusal (not RESP, no table) was reported
   __u32 seen;   // a first command was read: the stream is Redis
   __u32 raw;    // not RESP, and its table lets such a stream through: passed unframed
+  __u64 last_report; // the name (a tag of it) of the command last reported as allowed
 };
 struct { __uint(type, BPF_MAP_TYPE_SK_STORAGE); __uint(map_flags, BPF_F_NO_PREALLOC); __type(key, int); __type(value, struct stream); } streams SEC(".maps");
 
@@ -295,8 +296,18 @@ __noinline __u32 decide(struct sk_msg_md *m, __u32 table, __u32 run, __u32 off, 
 out:
   if (refused && (run & RUN_START)) report(m, table, 0, k.name);
   if (reported && (run & RUN_START || !(run & RUN_DENY))) {
+    // Reported once per run of the same command on a connection (a client repeating
+    // one unlisted command would otherwise flood the ring); counted every time.
     count(REPORTED, 1);
-    report(m, table, 4, k.name);
+    __u64 w[3];
+    __builtin_memcpy(w, k.name, sizeof(w));
+    __u64 tag = (w[0] * 0x9e3779b97f4a7c15ULL) ^ (w[1] * 0xc2b2ae3d27d4eb4fULL) ^ w[2];
+    struct bpf_sock *sk = m->sk;
+    struct stream *c = sk ? bpf_sk_storage_get(&streams, sk, 0, 0) : 0;
+    if (!c || c->last_report != tag) {
+      if (c) c->last_report = tag;
+      report(m, table, 4, k.name);
+    }
   }
   return refused;
 }
