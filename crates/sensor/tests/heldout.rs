@@ -8,7 +8,9 @@
 //! - `heldout/benign.tsv`: prose, paths, JSON, URLs and form values;
 //! - wfuzz's wordlists, read where Debian's `wfuzz` package installs them
 //!   (`BULKHEAD_WFUZZ` to point elsewhere; missing: a skip, or a failure under
-//!   `BULKHEAD_REQUIRE_CORPORA=1`).
+//!   `BULKHEAD_REQUIRE_CORPORA=1`);
+//! - wapiti's payloads, read where Debian's `wapiti` package installs them
+//!   (`BULKHEAD_WAPITI`; the same rules), with its templates filled in as wapiti does.
 //!
 //! Scored as `tests/corpora.rs` scores the corpora: per decoded parameter value through
 //! `Sensor::value`, one sensor per class. The floors sit at what was measured
@@ -226,23 +228,12 @@ fn benign_text() {
 
 /// Where Debian's `wfuzz` package keeps its wordlists.
 fn wfuzz_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("BULKHEAD_WFUZZ")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/share/wfuzz/wordlist"));
-    if dir.join("Injections/SQL.txt").is_file() {
-        return Some(dir);
-    }
-    assert!(
-        std::env::var("BULKHEAD_REQUIRE_CORPORA").as_deref() != Ok("1"),
-        "wfuzz wordlists not found at {} (apt-get install wfuzz, or set BULKHEAD_WFUZZ) \
-         and BULKHEAD_REQUIRE_CORPORA=1",
-        dir.display()
-    );
-    eprintln!(
-        "skipped: wfuzz wordlists not found at {} (apt-get install wfuzz)",
-        dir.display()
-    );
-    None
+    package_dir(
+        "BULKHEAD_WFUZZ",
+        "/usr/share/wfuzz/wordlist",
+        "Injections/SQL.txt",
+        "wfuzz",
+    )
 }
 
 /// The lists and what their lines are. `vulns/dirTraversal.txt` is left out: it is the
@@ -350,6 +341,127 @@ fn wfuzz_wordlists() {
             ),
             ("wfuzz general/common.txt", "benign", Class::Any, 0.0, 0.0),
             ("wfuzz others/names.txt", "benign", Class::Any, 0.0, 0.0),
+        ],
+    );
+}
+
+/// Where a Debian package keeps its lists: `$var`, else `default`, when `probe` is a
+/// file there; missing, a skip, or a failure under `BULKHEAD_REQUIRE_CORPORA=1`.
+fn package_dir(var: &str, default: &str, probe: &str, package: &str) -> Option<PathBuf> {
+    let dir = std::env::var_os(var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(default));
+    if dir.join(probe).is_file() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var("BULKHEAD_REQUIRE_CORPORA").as_deref() != Ok("1"),
+        "{package}'s lists not found at {} (apt-get install {package}, or set {var}) \
+         and BULKHEAD_REQUIRE_CORPORA=1",
+        dir.display()
+    );
+    eprintln!("skipped: {package}'s lists not found at {}", dir.display());
+    None
+}
+
+/// A wapiti payload as it sends it: its templates filled in (`attack.py`'s
+/// `process_line`, `xss_utils.py`'s separators; `[VALUE]` is the parameter's original
+/// value, here `1`).
+fn wapiti_payload(line: &str) -> Vec<u8> {
+    let mut p = line.trim_matches([' ', '\n', '\r']).to_string();
+    for (from, to) in [
+        ("[TAB]", "\t"),
+        ("[LF]", "\n"),
+        ("[FF]", "\x0c"),
+        ("[TIME]", "6"),
+        ("[TIMEOUT]", ""),
+        ("[EXTERNAL_ENDPOINT]", "http://wapiti.example/"),
+        ("[VALUE]", "1"),
+        ("[ATTR_SEP]", "\""),
+        ("[VALUE_SEP]", "\""),
+        ("__XSS__", "w4p1t1x"),
+        ("\\0", "\0"),
+    ] {
+        p = p.replace(from, to);
+    }
+    p.into_bytes()
+}
+
+/// wapiti 3.0.4's payload files and what their lines are: `.ini` files hold one
+/// `payload = ...` per section, `.txt` files one payload per line (`;` comments).
+const WAPITI: &[(&str, &str)] = &[
+    ("xssPayloads.ini", "xss"),
+    ("blindSQLPayloads.txt", "sqli"),
+    ("execPayloads.txt", "exec"),
+    ("fileHandlingPayloads.ini", "file"),
+];
+
+#[test]
+fn wapiti_payloads() {
+    let Some(dir) = package_dir(
+        "BULKHEAD_WAPITI",
+        "/usr/lib/python3/dist-packages/wapitiCore/data/attacks",
+        "xssPayloads.ini",
+        "wapiti",
+    ) else {
+        return;
+    };
+    let mut items = Vec::new();
+    for &(file, label) in WAPITI {
+        let text = std::fs::read_to_string(dir.join(file))
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.join(file).display()));
+        for line in text.lines() {
+            let payload = if file.ends_with(".ini") {
+                line.strip_prefix("payload = ")
+            } else {
+                (!line.trim().is_empty() && !line.starts_with(';')).then_some(line)
+            };
+            if let Some(p) = payload {
+                items.push(Item {
+                    group: format!("wapiti {file}"),
+                    label: label.into(),
+                    value: wapiti_payload(p),
+                });
+            }
+        }
+    }
+    let m = score(&items);
+    // Measured 2026-12-04 (BENCHMARKS.md, "Held-out payloads"): every XSS payload; the
+    // SQL ones but a backtick-closed identifier and two JavaScript (MongoDB `$where`)
+    // payloads; of exec, the shell ones (the rest inject PHP: `;exit(md5(...));//`, or
+    // are bare `env`/`set`); of file handling, all but remote inclusion URLs, a bare
+    // `index.php` and `/etc/services`.
+    check(
+        &m,
+        &[
+            (
+                "wapiti xssPayloads.ini",
+                "xss",
+                Class::One(Attack::Xss),
+                100.0,
+                100.0,
+            ),
+            (
+                "wapiti blindSQLPayloads.txt",
+                "sqli",
+                Class::One(Attack::Sqli),
+                98.5,
+                100.0,
+            ),
+            (
+                "wapiti execPayloads.txt",
+                "exec",
+                Class::One(Attack::Cmdi),
+                46.1,
+                100.0,
+            ),
+            (
+                "wapiti fileHandlingPayloads.ini",
+                "file",
+                Class::One(Attack::PathTraversal),
+                89.2,
+                100.0,
+            ),
         ],
     );
 }
