@@ -427,8 +427,7 @@ fn wapiti_payloads() {
     }
     let m = score(&items);
     // Measured 2026-12-04 (BENCHMARKS.md, "Held-out payloads"): every XSS payload; the
-    // SQL ones but a backtick-closed identifier and two JavaScript (MongoDB `$where`)
-    // payloads; of exec, the shell ones (the rest inject PHP: `;exit(md5(...));//`, or
+    // SQL ones but two JavaScript (MongoDB `$where`) payloads; of exec, the shell ones (the rest inject PHP: `;exit(md5(...));//`, or
     // are bare `env`/`set`); of file handling, all but remote inclusion URLs, a bare
     // `index.php` and `/etc/services`.
     check(
@@ -445,7 +444,7 @@ fn wapiti_payloads() {
                 "wapiti blindSQLPayloads.txt",
                 "sqli",
                 Class::One(Attack::Sqli),
-                98.5,
+                99.0,
                 100.0,
             ),
             (

@@ -3,8 +3,10 @@
 //! marks of an injection that already happened?
 //!
 //! Design (our own, in the spirit of libinjection's "tokenize in each context"): the
-//! value is lexed three times, as the application may have placed it: as-is (a number
-//! or an expression), inside a single-quoted string, inside a double-quoted string.
+//! value is lexed up to four times, as the application may have placed it: as-is (a
+//! number or an expression), inside a single-quoted string, inside a double-quoted
+//! string, inside a backtick-quoted MySQL identifier (the last three only when the value
+//! holds that quote).
 //! In a quoted context the first token is the rest of that string, so the value only
 //! matters if it leaves the string. Each token stream is walked by [`judge`], which
 //! checks that the value forms valid SQL *in that place* (with the application's own
@@ -31,6 +33,8 @@ pub enum SqlContext {
     SingleQuote,
     /// Inside `"..."`.
     DoubleQuote,
+    /// Inside a MySQL identifier, `` `...` `` (`ORDER BY `col``).
+    Backtick,
 }
 
 /// A detected injection.
@@ -318,10 +322,11 @@ static PLAIN_BUT_SQL: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLo
 });
 
 fn detect_tokens(value: &[u8]) -> Option<SqliMatch> {
-    let contexts: [(SqlContext, Start); 3] = [
+    let contexts: [(SqlContext, Start); 4] = [
         (SqlContext::Bare, Start::Code),
         (SqlContext::SingleQuote, Start::InString(b'\'')),
         (SqlContext::DoubleQuote, Start::InString(b'"')),
+        (SqlContext::Backtick, Start::InString(b'`')),
     ];
     for (ctx, start) in contexts {
         if let Start::InString(q) = start
@@ -426,7 +431,8 @@ pub fn decide(w: &Walk, ctx: SqlContext) -> bool {
     }
     match ctx {
         SqlContext::SingleQuote => w.broke_out && s & code != 0,
-        SqlContext::DoubleQuote => {
+        // Prose quotes names with backticks as it does words with double quotes.
+        SqlContext::DoubleQuote | SqlContext::Backtick => {
             // Double-quoted literals exist only in MySQL outside ANSI_QUOTES, and prose
             // quotes words with them (`"MOD"`, `"&"`, `"a" and "b"`): a lone operator
             // between strings is not enough here.
@@ -553,6 +559,9 @@ mod heldout_rules {
             "1' AND name SIMILAR TO 'a%'--",
             "1 AND 1=DBMS_LOCK.SLEEP(5)",
             "1 AND 5023=ctxsys.drithsx.sn(5023,1)",
+            // out of a backtick-quoted identifier (wapiti: `ORDER BY `[VALUE]``)
+            "1`,sleep(6)#1",
+            "id` UNION SELECT password FROM users#",
         ] {
             assert!(detect(v.as_bytes()).is_some(), "{v}");
         }
@@ -569,6 +578,8 @@ mod heldout_rules {
             "Copy files from the index to the working tree",
             "\"similar\"",
             "debian/patches/hurd-i386/git-hurd-version.diff: Accept including",
+            "use `ls -la` to list, or `git status` and `git diff`",
+            "The `SELECT` statement, see `man psql` for more",
         ] {
             assert_eq!(detect(v.as_bytes()), None, "{v}");
         }
