@@ -6,6 +6,7 @@
 //!   injectable app (`sqli`), and its random probe values (`probe`, which nothing should
 //!   flag);
 //! - `heldout/benign.tsv`: prose, paths, JSON, URLs and form values;
+//! - `heldout/xsstrike.tsv`: XSS vectors from XSStrike's own generator;
 //! - wfuzz's wordlists, read where Debian's `wfuzz` package installs them
 //!   (`BULKHEAD_WFUZZ` to point elsewhere; missing: a skip, or a failure under
 //!   `BULKHEAD_REQUIRE_CORPORA=1`);
@@ -463,4 +464,19 @@ fn wapiti_payloads() {
             ),
         ],
     );
+}
+
+/// XSStrike's vectors for HTML and attribute contexts (every one found, 2026-12-04).
+#[test]
+fn xsstrike_vectors() {
+    let items: Vec<Item> = common::rows(&heldout_dir(), "xsstrike.tsv")
+        .into_iter()
+        .map(|r| Item {
+            group: "xsstrike".into(),
+            label: r.label,
+            value: r.payload,
+        })
+        .collect();
+    let xss = Class::One(Attack::Xss);
+    check(&score(&items), &[("xsstrike", "xss", xss, 100.0, 100.0)]);
 }
