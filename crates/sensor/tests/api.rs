@@ -69,7 +69,8 @@ fn send_sync() {
 fn request_locations() {
     let s = all(true);
     let head = b"GET /items?id=1%27%20OR%201%3D1--%20&q=%3Cscript%3Ealert(1)%3C/script%3E&emp=EMP-123456 HTTP/1.1\r\n\
-Host: example.com\r\nUser-Agent: () { :;}; /bin/bash -c id\r\nCookie: session=..%2F..%2Fetc%2Fpasswd; theme=dark\r\n\r\n";
+Host: example.com\r\nUser-Agent: () { :;}; /bin/bash -c id\r\nCookie: session=..%2F..%2Fetc%2Fpasswd; theme=dark\r\n\
+Referer: https://example.com/<svg/onload=alert(1)>?page=2&sort=1%27%20UNION%20SELECT%20password%20FROM%20users--\r\n\r\n";
     let f = s.http_request(head, b"");
     let g = got(&f);
     for want in [
@@ -78,6 +79,9 @@ Host: example.com\r\nUser-Agent: () { :;}; /bin/bash -c id\r\nCookie: session=..
         ("employee_id", "query:emp"),
         ("cmdi", "header:user-agent"),
         ("path_traversal", "cookie:session"),
+        // A Referer is cut as a URL: its page, then each query pair.
+        ("xss", "header:referer"),
+        ("sqli", "header:referer:sort"),
     ] {
         assert!(
             g.contains(&(want.0.into(), want.1.into())),

@@ -1,18 +1,19 @@
-//! Values the sensor already judged clean, remembered by a keyed hash: header values
-//! every attack detector found clean, and head lines in which DLP found nothing.
+//! Values the sensor already judged clean, remembered by a keyed hash: head lines in
+//! which every attack detector and DLP found nothing, and values (a path, the page a
+//! `Referer` names, a cookie) every attack detector found clean.
 //!
-//! Browsers send the same `User-Agent` (and often the same `Referer`, custom client
-//! headers) on every request, and such a value costs the detectors microseconds: it
-//! holds `(`, `;`, `/`, so it always passes the cheap first filter. The detectors are
-//! pure functions of the value, so a value once found clean is clean again; this table
-//! lets the next request skip them.
+//! Browsers send the same `User-Agent`, `Accept` and `Cookie` lines on every request,
+//! and the same few pages as `Referer`, and such a value costs the detectors
+//! microseconds: it holds `(`, `;`, `/`, so it always passes the cheap first filter. The
+//! checks are pure functions of the line or value, so one found clean once is clean
+//! again; these tables let the next request skip them.
 //!
 //! Why this is safe: only values on which every enabled check ran and found nothing
 //! are stored, per sensor (so per attack set); a slot holds the value's full tag, so an
 //! unrelated value that lands on the same slot misses; and the tag is a hash under a
 //! random per-sensor key that nobody outside the process sees, so nobody can craft a
 //! value whose tag equals a cached one (see [`CleanCache::tag`] for the bound). The
-//! table is direct-mapped and lock-free (relaxed atomics: a racing write only loses an
+//! table is two-way and lock-free (relaxed atomics: a racing write only loses an
 //! entry), bounded at [`SLOTS`] entries, and a value that keeps changing (an attacker
 //! varying headers) only ever costs what it cost before.
 

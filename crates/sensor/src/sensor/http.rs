@@ -192,6 +192,16 @@ fn header_items<F: FnMut(usize, &Loc<'_>, &[u8], Context) + ?Sized>(
             sink.push(&loc, &k, Context::Header);
             sink.push(&loc, &decode::percent_decode_cow(v), Context::Header);
         }
+    } else if name.eq_ignore_ascii_case(b"referer") {
+        // A URL: what precedes its query (the same page after page, so a value the
+        // clean cache keeps) as one value, then the query's pairs, decoded as the
+        // target's are (`header:referer:NAME`).
+        let (url, query) = match memchr::memchr(b'?', value) {
+            Some(i) => (&value[..i], &value[i + 1..]),
+            None => (value, &b""[..]),
+        };
+        sink.push(&Loc::Header("referer"), url, Context::Header);
+        form_pairs(query, "header:referer", Context::Header, sink);
     } else if let Ok(name) = std::str::from_utf8(name)
         && !machinery(name)
     {

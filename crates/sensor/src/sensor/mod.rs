@@ -71,6 +71,9 @@ pub struct Sensor {
     patterns: Vec<(String, Vec<Context>)>,
     /// Header lines in which every check of this sensor found nothing (see [`clean`]).
     clean_lines: clean::CleanCache,
+    /// Values every attack detector found clean (a path, a Referer's page, a cookie
+    /// that come back in other requests whose lines differ).
+    clean_values: clean::CleanCache,
 }
 
 impl Sensor {
@@ -103,6 +106,7 @@ impl Sensor {
                 .map(|p| (p.name.clone(), p.contexts.clone()))
                 .collect(),
             clean_lines: clean::CleanCache::default(),
+            clean_values: clean::CleanCache::default(),
         })
     }
 
@@ -276,6 +280,13 @@ impl Sensor {
         if !suspicious(value, profile) {
             return true;
         }
+        // The detectors are pure functions of the value (the location only names a
+        // finding): one found clean before is clean now. Looked up only for values the
+        // detectors would read, where the hash is cheap next to them.
+        let tag = (value.len() <= clean::MAX_LEN).then(|| self.clean_values.tag(value));
+        if tag.is_some_and(|t| self.clean_values.contains(t)) {
+            return true;
+        }
         // Clean only when every detector ran (none skipped as already found at this
         // location) and none fired.
         let mut clean = true;
@@ -307,6 +318,11 @@ impl Sensor {
                 let location = location.get_or_insert_with(|| loc.name());
                 out.push(self.finding(a.as_str(), location, mask_value(value)));
             }
+        }
+        if let Some(t) = tag
+            && clean
+        {
+            self.clean_values.insert(t);
         }
         clean
     }

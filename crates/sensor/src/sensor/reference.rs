@@ -87,6 +87,19 @@ pub fn parse(head: &[u8], body: &[u8]) -> Request {
                 push(&mut items, loc.clone(), k, Context::Header);
                 push(&mut items, loc, decode::percent_decode(v), Context::Header);
             }
+        } else if name == "referer" {
+            // A URL: what precedes its query as one value, then the query's pairs.
+            let (url, query) = match h.value.iter().position(|&c| c == b'?') {
+                Some(i) => (&h.value[..i], &h.value[i + 1..]),
+                None => (h.value, &b""[..]),
+            };
+            push(
+                &mut items,
+                "header:referer".into(),
+                url.to_vec(),
+                Context::Header,
+            );
+            items.extend(form_pairs(query, "header:referer", Context::Header));
         } else if !MACHINERY.contains(&name.as_str()) && !name.starts_with("sec-") {
             push(
                 &mut items,
