@@ -91,6 +91,20 @@ fn whole_requests_and_dlp() {
     );
 }
 
+/// Whole statements, as the database proxies inspect them.
+#[test]
+fn sql_statements_on_the_wire() {
+    let out = inspect(
+        &["--sensor", "sqli", "--context", "sql"],
+        "SELECT * FROM items WHERE id=1 AND 6232>6231\n\
+         SELECT * FROM items WHERE id=1 AND 1=1\n\
+         SELECT * FROM u WHERE name='admin'-- ' AND pw='x'\n",
+    );
+    let matched: Vec<bool> = out.iter().map(|v| v["match"] == true).collect();
+    assert_eq!(matched, [true, false, true], "{out:?}");
+    assert_eq!(out[0]["detail"]["location"], "sql");
+}
+
 #[test]
 fn unknown_sensor_fails() {
     let out = Command::new(BIN)

@@ -33,6 +33,9 @@ pub enum InspectContext {
     Body,
     /// A whole raw HTTP request (head, blank line, body).
     Request,
+    /// A whole SQL statement, as the PostgreSQL and MySQL proxies see one on the wire
+    /// (the marks of an injection that already happened; DLP over its text).
+    Sql,
 }
 
 fn spec(name: &str) -> Result<SensorSpec> {
@@ -81,6 +84,7 @@ fn verdict(sensor: &Sensor, line: &[u8], ctx: InspectContext) -> serde_json::Val
             let (head, body) = split_request(line);
             sensor.http_request(head, body)
         }
+        InspectContext::Sql => sensor.sql(line),
     };
     let Some(first) = findings.first() else {
         return serde_json::json!({"match": false, "sensor": sensor.name(), "detail": null});
