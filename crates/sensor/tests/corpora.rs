@@ -70,7 +70,10 @@ const FLOORS: &[(&str, Attack, f64, f64)] = &[
     // crs_932: 47.25 % / 10.09 % -> 48.24 % / 10.55 % once a line break separates
     // commands: the one row more flagged is `arg=%0Acat /etc/passwd;&...`, labelled
     // benign there (a test that another rule stays quiet), a command line all the same.
-    ("attacks/crs_932_rce.tsv", Attack::Cmdi, 48.0, 10.6),
+    // -> 51.37 % / 11.01 % with wrappers (`nohup sh -c whoami`), `/dev/tcp/` and bin
+    // paths with path arguments: the one more is `exec 5<>/dev/tcp/8.8.8.8/80`, which
+    // another row of the file labels an attack.
+    ("attacks/crs_932_rce.tsv", Attack::Cmdi, 51.3, 11.1),
     // crs_930: 50.00 % -> 53.85 % with the NUL-stripped reading (docs/BENCHMARKS.md,
     // "Held-out payloads").
     ("attacks/crs_930_lfi.tsv", Attack::PathTraversal, 53.0, 0.0),

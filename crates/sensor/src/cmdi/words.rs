@@ -197,6 +197,41 @@ pub fn weak(w: &[u8]) -> bool {
     in_list(WEAK, w) || (w.contains(&b'/') && in_list(WEAK, base(w)))
 }
 
+/// Programs that run the program named after them (`nohup sh -c id`, `timeout 5 ping
+/// x`, `flock -u / whoami`). Not English words: a command line that starts with one and
+/// names a program within its next few words is a command line.
+pub fn wrapper(w: &[u8]) -> bool {
+    [
+        &b"nohup"[..],
+        b"strace",
+        b"ltrace",
+        b"sudo",
+        b"doas",
+        b"xargs",
+        b"timeout",
+        b"cpulimit",
+        b"flock",
+        b"stdbuf",
+        b"ionice",
+        b"setsid",
+        b"chroot",
+        b"unbuffer",
+        b"proxychains",
+        b"torify",
+        b"busybox",
+        b"env",
+        b"exec",
+    ]
+    .contains(&w)
+}
+
+/// Wrappers that are also English (`time`, `nice`, `watch`): they count only before a
+/// program that takes an option or a path (`time sh -c whoami`), not before prose
+/// (`nice cat pictures`).
+pub fn english_wrapper(w: &[u8]) -> bool {
+    matches!(w, b"time" | b"nice" | b"watch")
+}
+
 /// An absolute path into a directory of programs: `/bin/x`, `/usr/bin/x`, `/sbin/x`.
 pub fn bin_path(w: &[u8]) -> bool {
     [
