@@ -93,7 +93,9 @@ pub fn detect_exhaustive(value: &[u8]) -> Option<SqliMatch> {
 const MAX_PARTS: usize = 64;
 
 /// The values inside `value`: the attribute values and texts of an XML document
-/// (entity-decoded), or the segments of a path. Empty for anything else.
+/// (entity-decoded), the segments of a path, or what follows a URL the value starts
+/// with (`http://h/page AND 1=BENCHMARK(...)`: what sqlmap appends to a `Referer`),
+/// judged with a number in the URL's place. Empty for anything else.
 fn parts(value: &[u8]) -> Vec<std::borrow::Cow<'_, [u8]>> {
     use std::borrow::Cow;
     let v = value.trim_ascii_start();
@@ -137,6 +139,10 @@ fn parts(value: &[u8]) -> Vec<std::borrow::Cow<'_, [u8]>> {
             }
         }
         out.retain(|p| !p.is_empty());
+    } else if let Some(rest) = after_url(v) {
+        let mut p = b"1".to_vec();
+        p.extend_from_slice(rest);
+        out.push(Cow::Owned(p));
     } else if v.starts_with(b"/") && v.len() > 1 {
         out.extend(
             v.split(|&b| b == b'/')
@@ -146,6 +152,23 @@ fn parts(value: &[u8]) -> Vec<std::borrow::Cow<'_, [u8]>> {
         );
     }
     out
+}
+
+/// What follows a leading `http://` or `https://` URL, from the blank, `;`, `,`, `)`
+/// or inline comment (`/*`) that ends it, when something does.
+fn after_url(v: &[u8]) -> Option<&[u8]> {
+    let scheme = [&b"http://"[..], b"https://"]
+        .into_iter()
+        .find(|s| v.len() > s.len() && v[..s.len()].eq_ignore_ascii_case(s))?;
+    let url = &v[scheme.len()..];
+    let end = (0..url.len()).find(|&i| {
+        matches!(
+            url[i],
+            b' ' | b'\t' | b'\r' | b'\n' | 0x0b | 0x0c | b';' | b',' | b')'
+        ) || url[i..].starts_with(b"/*")
+    })?;
+    let rest = &v[scheme.len() + end..];
+    (!rest.trim_ascii().is_empty()).then_some(rest)
 }
 
 /// Bytes that lex into tokens which, without a keyword, give the judge no signal that
@@ -562,6 +585,12 @@ mod heldout_rules {
             // out of a backtick-quoted identifier (wapiti: `ORDER BY `[VALUE]``)
             "1`,sleep(6)#1",
             "id` UNION SELECT password FROM users#",
+            // appended to a URL (sqlmap's Referer payloads)
+            "http://127.0.0.1:18931/safe AND 3194=BENCHMARK(5000000,MD5(0x7a6d7362))# QKgl",
+            "http://127.0.0.1:18931/safe AND (SELECT 8875 FROM (SELECT(SLEEP(5)))knqe)",
+            "https://h.example/search;WAITFOR DELAY '0:0:5'--",
+            "http://127.0.0.1:18931/safe,(SELECT (CASE WHEN (1=1) THEN SLEEP(5) ELSE 1 END))",
+            "http://127.0.0.1:18931/safe)/**/oRdER/**/bY/**/1#",
         ] {
             assert!(detect(v.as_bytes()).is_some(), "{v}");
         }
@@ -580,6 +609,10 @@ mod heldout_rules {
             "debian/patches/hurd-i386/git-hurd-version.diff: Accept including",
             "use `ls -la` to list, or `git status` and `git diff`",
             "The `SELECT` statement, see `man psql` for more",
+            "https://example.com/docs and the select few who read them",
+            "http://www.gnu.org/licenses/ or (at your option) any later version",
+            "https://en.wikipedia.org/wiki/Foo_(bar) is where it began",
+            "http://example.com/a,b,c/ and more",
         ] {
             assert_eq!(detect(v.as_bytes()), None, "{v}");
         }
