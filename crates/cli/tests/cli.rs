@@ -255,6 +255,50 @@ fn explain_names_the_redis_socket_path() {
     assert!(x.get("enforced_at").is_none(), "{x}");
 }
 
+/// With the Redis group in Monitor mode the socket path still decides, and `explain`
+/// says what it does with the commands no rule names: they run and are reported.
+#[test]
+fn explain_names_monitor_verdicts_on_the_socket_path() {
+    let dir = std::env::temp_dir().join(format!("bulkhead-explain-monitor-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let ok = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples"))
+        .arg(&dir)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    let groups = dir.join("groups.yaml");
+    let text = std::fs::read_to_string(&groups).unwrap();
+    let protect = "selector: app == \"redis\"\n  mode: Protect";
+    assert!(text.contains(protect));
+    std::fs::write(
+        &groups,
+        text.replace(protect, "selector: app == \"redis\"\n  mode: Monitor"),
+    )
+    .unwrap();
+    let d = format!("{}/", dir.display());
+    let r = run(&[
+        "explain",
+        "platform/node-api-0",
+        "platform/redis-0",
+        "TCP/6379",
+        "-f",
+        &d,
+        "-o",
+        "json",
+    ]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let x: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let at = x["enforced_at"].as_str().unwrap_or_default();
+    assert!(
+        at.contains(" GET ") && at.contains("any other allowed and reported (Monitor)"),
+        "{at}"
+    );
+}
+
 #[test]
 fn explain_says_why_in_words_and_json() {
     let r = run(&[
