@@ -157,15 +157,24 @@ impl Sensor {
             );
             let body_hits = dlp.scan_decoded(body);
             if !head_hits.is_empty() || !body_hits.is_empty() {
-                http::visit(head, body, &mut |_, _| false, &mut |_, loc, value, ctx| {
-                    let mut name = None;
-                    for f in dlp.scan_decoded(value) {
-                        if self.applies(&f.kind, ctx) {
-                            let name = name.get_or_insert_with(|| loc.name());
-                            self.push_dlp(name, &f, &mut out);
+                // Only the lines where the raw pass found something (or did not look) are
+                // cut up again, to name where: a line it found clean holds no value it
+                // would find anything in.
+                let quiet = |n: usize| dlp.skips_lines() && lines.borrow().dlp_quiet(n);
+                http::visit(
+                    head,
+                    body,
+                    &mut |n, _| quiet(n),
+                    &mut |_, loc, value, ctx| {
+                        let mut name = None;
+                        for f in dlp.scan_decoded(value) {
+                            if self.applies(&f.kind, ctx) {
+                                let name = name.get_or_insert_with(|| loc.name());
+                                self.push_dlp(name, &f, &mut out);
+                            }
                         }
-                    }
-                });
+                    },
+                );
                 // What only the raw bytes showed (a header we do not cut out, a body
                 // of another type) is reported at the level of the whole head or body.
                 for (loc, ctx, hits) in [
@@ -416,6 +425,11 @@ impl HeadLines {
         if n < Self::MAX {
             self.dirty |= 1 << n;
         }
+    }
+
+    /// Did DLP find line `n` clean, now or in an earlier request?
+    fn dlp_quiet(&self, n: usize) -> bool {
+        n < Self::MAX && (self.known | self.dlp_clean) & (1 << n) != 0
     }
 
     fn dlp_clean(&mut self, n: usize) {
