@@ -399,6 +399,13 @@ impl Metrics {
                     ("proxy_refusals", &s["proxy"]["refusals"]),
                     ("sensor_events", &s["proxy"]["sensor_events"]),
                     ("reconciles", &s["generation"]),
+                    // The Redis socket path's programs (since first loaded: pinned).
+                    ("socket_allowed", &s["socket_path"]["allowed"]),
+                    ("socket_refused", &s["socket_path"]["refused"]),
+                    ("socket_reported", &s["socket_path"]["reported"]),
+                    ("socket_not_resp", &s["socket_path"]["not_resp"]),
+                    ("socket_no_table", &s["socket_path"]["no_table"]),
+                    ("socket_reports_lost", &s["socket_path"]["lost"]),
                 ] {
                     if let Some(n) = v.as_u64() {
                         status_counters

@@ -145,6 +145,8 @@ fn fill_store(state: &Path) {
             "objects": {"chains": 10, "rules": 20, "sets": 4, "elements": 8},
             "flows": 30, "inconsistent_flows": 0, "connections_cut": 0, "flow_errors": 0,
             "proxy": {"connections": 5, "requests": 9, "refusals": 1, "sensor_events": 1},
+            "socket_path": {"pairs": 2, "allowed": 40, "refused": 3, "replies": 43,
+                "not_resp": 1, "no_table": 0, "reported": 6, "lost": 2},
             "last_error": null}))
         .unwrap(),
     )
@@ -793,6 +795,14 @@ fn metrics_count_what_was_stored() {
         sum(&m, "bulkhead_agent_total", &[("counter", "proxy_requests")]),
         9.0
     );
+    for (counter, n) in [
+        ("socket_allowed", 40.0),
+        ("socket_refused", 3.0),
+        ("socket_reported", 6.0),
+        ("socket_reports_lost", 2.0),
+    ] {
+        assert_eq!(sum(&m, "bulkhead_agent_total", &[("counter", counter)]), n);
+    }
     assert!(sum(&m, "bulkhead_store_bytes", &[("kind", "used")]) > 0.0);
     assert_eq!(sum(&m, "bulkhead_policy_ok", &[]), 1.0);
     // The server's own requests: the scrape before this one, a refused one.
