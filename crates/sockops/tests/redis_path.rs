@@ -386,6 +386,23 @@ fn commands_are_decided_at_the_socket() {
     assert_eq!((got.as_str(), refused), (want, false));
 }
 
+/// A pin directory of this test process, unpinned however the test ends.
+struct Unpin(PathBuf);
+
+impl Drop for Unpin {
+    fn drop(&mut self) {
+        let _ = bulkhead_sockops::unpin(&self.0);
+    }
+}
+
+fn pin_dir(name: &str) -> (PathBuf, Unpin) {
+    let dir = PathBuf::from(format!(
+        "/sys/fs/bpf/bulkhead/{name}-{}",
+        std::process::id()
+    ));
+    (dir.clone(), Unpin(dir))
+}
+
 /// Pinned, the programs outlive the process that attached them (an agent restarting):
 /// connections stay decided by the last tables, and the next process adopts the maps.
 #[test]
@@ -394,17 +411,7 @@ fn pinned_programs_outlive_their_process() {
         return;
     }
     let (_lab, ns, server_ip, client_ip) = lab(1);
-    let dir = PathBuf::from(format!(
-        "/sys/fs/bpf/bulkhead/test-sockops-{}",
-        std::process::id()
-    ));
-    struct Unpin(PathBuf);
-    impl Drop for Unpin {
-        fn drop(&mut self) {
-            let _ = bulkhead_sockops::unpin(&self.0);
-        }
-    }
-    let _unpin = Unpin(dir.clone());
+    let (dir, _unpin) = pin_dir("test-sockops");
     let want = set_only(server_ip.into(), client_ip.into());
     let mut path = RedisPath::attach_pinned(&cgroup2(), &dir).unwrap();
     path.apply(&want).unwrap();
@@ -473,4 +480,47 @@ fn ipv6_commands_are_decided_too() {
             (Refused::Command, client, server)
         ]
     );
+}
+
+/// An agent of an earlier build left maps pinned whose layout differs (before IPv6 the
+/// address maps had 4-byte keys): the next agent discards them and starts afresh, and
+/// the path works.
+#[test]
+fn pins_of_an_older_layout_are_replaced() {
+    if !bulkhead_lab::privileged(&["redis-server", "ip"]) {
+        return;
+    }
+    let (_lab, ns, server_ip, client_ip) = lab(3);
+    let (dir, _unpin) = pin_dir("test-sockops-old");
+    // (A first attach mounts the BPF file system if need be; then only the old
+    // `identities` map, with IPv4 keys, is left pinned.)
+    let mut path = RedisPath::attach_pinned(&cgroup2(), &dir).unwrap();
+    drop(path);
+    assert!(bulkhead_sockops::unpin(&dir).unwrap());
+    std::fs::create_dir_all(&dir).unwrap();
+    let opts = libbpf_rs::libbpf_sys::bpf_map_create_opts {
+        sz: std::mem::size_of::<libbpf_rs::libbpf_sys::bpf_map_create_opts>() as _,
+        ..Default::default()
+    };
+    let mut old = libbpf_rs::MapHandle::create(
+        libbpf_rs::MapType::Hash,
+        Some("identities"),
+        4,
+        4,
+        262_144,
+        &opts,
+    )
+    .unwrap();
+    old.pin(dir.join("identities")).unwrap();
+    drop(old);
+    path = RedisPath::attach_pinned(&cgroup2(), &dir).unwrap();
+    assert_eq!(path.applied(), &bulkhead_sockops::Tables::default());
+    use libbpf_rs::MapCore;
+    let pinned = libbpf_rs::MapHandle::from_pinned_path(dir.join("identities")).unwrap();
+    assert_eq!(pinned.key_size(), 16, "the old map was replaced");
+    path.apply(&set_only(server_ip.into(), client_ip.into()))
+        .unwrap();
+    let mut c = connect(&ns, client_ip, server_ip);
+    let (got, _) = exchange(&mut c, &cmd(&[b"FLUSHALL"]), usize::MAX, NOPERM.len());
+    assert_eq!(got, NOPERM);
 }
