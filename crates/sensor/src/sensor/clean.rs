@@ -142,6 +142,104 @@ impl CleanCache {
     }
 }
 
+/// What one request's header lines were found to be, for the clean-line cache: a
+/// line is remembered only when the attack detectors saw all of its values and found
+/// nothing, and DLP found nothing in it, raw or decoded.
+pub struct HeadLines {
+    /// Each line's tag, by line number (0: not looked up).
+    tags: [u64; HeadLines::MAX],
+    /// Bit `n`: line `n` was in the cache.
+    known: u64,
+    /// Bit `n`: the attack detectors saw every value of line `n` (or there are none).
+    checked: u64,
+    /// Bit `n`: a detector found something in line `n`, or did not run on it.
+    dirty: u64,
+    /// Bit `n`: DLP found nothing in line `n`.
+    dlp_clean: u64,
+}
+
+impl Default for HeadLines {
+    fn default() -> Self {
+        HeadLines {
+            tags: [0; HeadLines::MAX],
+            known: 0,
+            checked: 0,
+            dirty: 0,
+            dlp_clean: 0,
+        }
+    }
+}
+
+impl HeadLines {
+    /// Lines past this many are never remembered (a head has a dozen).
+    const MAX: usize = 64;
+
+    /// Was this header line found clean by an earlier request? Looked up once per
+    /// line, by whichever pass asks first.
+    pub fn known_clean(&mut self, cache: &CleanCache, n: usize, line: &[u8]) -> bool {
+        // Line 0 (the request line) changes every time; a folded continuation line
+        // means something else under another field name, so it is never judged alone.
+        if n == 0 || n >= Self::MAX || line.len() > MAX_LEN {
+            return false;
+        }
+        if line.first().is_some_and(|c| matches!(c, b' ' | b'\t')) {
+            return false;
+        }
+        if self.tags[n] == 0 {
+            self.tags[n] = cache.tag(line);
+            if cache.contains(self.tags[n]) {
+                self.known |= 1 << n;
+            }
+        }
+        self.known & (1 << n) != 0
+    }
+
+    /// [`Self::known_clean`] for the attack pass, which cuts up the line when not.
+    pub fn attack_skip(&mut self, cache: &CleanCache, n: usize, line: &[u8]) -> bool {
+        let known = self.known_clean(cache, n, line);
+        if !known && n < Self::MAX {
+            self.checked |= 1 << n;
+        }
+        known
+    }
+
+    pub fn dirty(&mut self, n: usize) {
+        if n < Self::MAX {
+            self.dirty |= 1 << n;
+        }
+    }
+
+    /// Did DLP find line `n` clean, now or in an earlier request?
+    pub fn dlp_quiet(&self, n: usize) -> bool {
+        n < Self::MAX && (self.known | self.dlp_clean) & (1 << n) != 0
+    }
+
+    pub fn dlp_clean(&mut self, n: usize) {
+        if n < Self::MAX {
+            self.dlp_clean |= 1 << n;
+        }
+    }
+
+    /// A sensor without attack classes (or without DLP) has nothing to find there.
+    pub fn no_attacks(&mut self) {
+        self.checked = !0;
+    }
+
+    pub fn no_dlp(&mut self) {
+        self.dlp_clean = !0;
+    }
+
+    /// Store the lines found clean now (and not already known).
+    pub fn remember(&self, cache: &CleanCache) {
+        let new = self.checked & !self.dirty & self.dlp_clean & !self.known;
+        for (n, &tag) in self.tags.iter().enumerate() {
+            if tag != 0 && new & (1 << n) != 0 {
+                cache.insert(tag);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
