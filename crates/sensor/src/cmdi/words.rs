@@ -201,28 +201,28 @@ pub fn weak(w: &[u8]) -> bool {
 /// x`, `flock -u / whoami`). Not English words: a command line that starts with one and
 /// names a program within its next few words is a command line.
 pub fn wrapper(w: &[u8]) -> bool {
-    [
-        &b"nohup"[..],
-        b"strace",
-        b"ltrace",
-        b"sudo",
-        b"doas",
-        b"xargs",
-        b"timeout",
-        b"cpulimit",
-        b"flock",
-        b"stdbuf",
-        b"ionice",
-        b"setsid",
-        b"chroot",
-        b"unbuffer",
-        b"proxychains",
-        b"torify",
-        b"busybox",
-        b"env",
-        b"exec",
-    ]
-    .contains(&w)
+    matches!(
+        w,
+        b"nohup"
+            | b"strace"
+            | b"ltrace"
+            | b"sudo"
+            | b"doas"
+            | b"xargs"
+            | b"timeout"
+            | b"cpulimit"
+            | b"flock"
+            | b"stdbuf"
+            | b"ionice"
+            | b"setsid"
+            | b"chroot"
+            | b"unbuffer"
+            | b"proxychains"
+            | b"torify"
+            | b"busybox"
+            | b"env"
+            | b"exec"
+    )
 }
 
 /// Wrappers that are also English (`time`, `nice`, `watch`): they count only before a
