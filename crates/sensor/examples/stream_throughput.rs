@@ -6,40 +6,19 @@
 //!
 //! `cargo run --release -p bulkhead-sensor --example stream_throughput [SECONDS]`
 
+#[path = "../benches/workload/mod.rs"]
+mod workload;
+
 use bulkhead_sensor::{Attack, DlpKind, Sensor, SensorSpec};
 use std::hint::black_box;
-use std::path::Path;
-
-fn cpu_ns() -> u64 {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
-fn files(dir: &Path, out: &mut Vec<Vec<u8>>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            files(&p, out);
-        } else if let Ok(b) = std::fs::read(&p) {
-            out.push(b);
-        }
-    }
-}
+use workload::cpu_ns;
 
 fn main() {
     let secs: f64 = std::env::args()
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(3.0);
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let mut bodies = Vec::new();
-    files(&root.join("docs"), &mut bodies);
-    files(&root.join("examples"), &mut bodies);
+    let bodies = workload::text_bodies();
     let bytes: usize = bodies.iter().map(Vec::len).sum();
     let sensor = Sensor::new(&SensorSpec {
         name: "all".into(),

@@ -17,28 +17,7 @@ mod workload;
 
 use bulkhead_sensor::{Attack, DlpKind, Sensor, SensorSpec};
 use std::hint::black_box;
-
-/// Every file under `dir`, recursively.
-fn files(dir: &std::path::Path, out: &mut Vec<Vec<u8>>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            files(&p, out);
-        } else if let Ok(b) = std::fs::read(&p) {
-            out.push(b);
-        }
-    }
-}
-
-fn cpu_ns() -> u64 {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
+use workload::cpu_ns;
 
 fn part(attacks: Vec<Attack>, dlp: Vec<DlpKind>) -> Sensor {
     Sensor::new(&SensorSpec {
@@ -66,17 +45,14 @@ fn main() {
         _ => workload::sensor(),
     };
     let only = std::env::args().nth(2);
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let mut bodies = Vec::new();
-    files(&repo.join("docs"), &mut bodies);
-    files(&repo.join("examples"), &mut bodies);
+    let bodies = workload::text_bodies();
     for label in ["benign", "sqli", "xss", "exchange"] {
         if only.as_deref().is_some_and(|o| o != label) {
             continue;
         }
         let exchange = label == "exchange";
         if exchange && bodies.is_empty() {
-            eprintln!("exchange: no files under {}/docs", repo.display());
+            eprintln!("exchange: no files under the repository's docs/");
             continue;
         }
         let reqs = workload::requests(&root, if exchange { "benign" } else { label });

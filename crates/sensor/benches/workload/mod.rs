@@ -74,3 +74,34 @@ Cookie: session=8f14e45fceea167a5a36dedd4bea2543; theme=dark; cart=3\r\nConnecti
         })
         .collect()
 }
+
+/// This thread's CPU time so far, ns (`/proc/thread-self/schedstat`): rates per
+/// CPU-second hold up on a shared machine where wall-clock rates swing with the load.
+pub fn cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Benign text bodies: every file under the repository's `docs/` and `examples/`.
+pub fn text_bodies() -> Vec<Vec<u8>> {
+    fn files(dir: &std::path::Path, out: &mut Vec<Vec<u8>>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                files(&p, out);
+            } else if let Ok(b) = std::fs::read(&p) {
+                out.push(b);
+            }
+        }
+    }
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut out = Vec::new();
+    files(&repo.join("docs"), &mut out);
+    files(&repo.join("examples"), &mut out);
+    out
+}
