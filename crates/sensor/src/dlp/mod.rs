@@ -94,13 +94,28 @@ fn builtin_patterns(kind: DlpKind) -> Vec<(String, Check)> {
                 Check::SsnKeyword,
             ),
         ],
+        // Long-term (AKIA) and temporary (ASIA) key ids; the other four-letter
+        // prefixes AWS uses (AIDA users, AROA roles, ABIA bearer tokens...) are no keys.
         DlpKind::AwsAccessKey => vec![(format!(r"{B}(?:AKIA|ASIA)[A-Z2-7]{{16}}{B}"), Check::None)],
-        DlpKind::PrivateKey => vec![(
-            format!(
-                r"-----BEGIN{SEP}(?:(?:RSA|EC|DSA|OPENSSH|ENCRYPTED|PGP){SEP})?PRIVATE{SEP}KEY(?:{SEP}BLOCK)?-----"
+        // PEM headers whatever names the key (RSA, EC, OPENSSH, ENCRYPTED, PGP ... and
+        // none: PKCS#8), ssh.com's `---- BEGIN SSH2 ENCRYPTED PRIVATE KEY ----`, PuTTY's
+        // `.ppk` files (`PuTTY-User-Key-File-3: ssh-ed25519`). Windows: `LITERALS`.
+        DlpKind::PrivateKey => vec![
+            (
+                format!(
+                    r"-----BEGIN{SEP}(?:[A-Z0-9]{{1,12}}{SEP}){{0,3}}PRIVATE{SEP}KEY(?:{SEP}BLOCK)?-----"
+                ),
+                Check::None,
             ),
-            Check::None,
-        )],
+            (
+                format!(r"----{SEP}BEGIN{SEP}SSH2{SEP}(?:ENCRYPTED{SEP})?PRIVATE{SEP}KEY{SEP}----"),
+                Check::None,
+            ),
+            (
+                format!(r"PuTTY-User-Key-File-[0-9]{{1,2}}:{SEP}?[A-Za-z0-9@.-]{{1,40}}"),
+                Check::None,
+            ),
+        ],
         DlpKind::Email => vec![(
             format!(
                 r"{B}[A-Za-z0-9._%+-]{{1,64}}@[A-Za-z0-9](?:[A-Za-z0-9-]{{0,61}}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{{0,61}}[A-Za-z0-9])?){{0,8}}\.[A-Za-z]{{2,24}}{B}"

@@ -4,7 +4,7 @@
 //! words (the counted repetitions of the card and e-mail patterns keep the lazy DFA
 //! busy), so it only runs on windows around a *trigger* every built-in match
 //! contains: an `@` (e-mail), a run of nine digits or more with single `-`/space
-//! separators (card, SSN), `AKIA`/`ASIA`, `-----BEGIN`. Each window covers the longest
+//! separators (card, SSN), or one of the [`LITERALS`] (key ids, key headers). Each window covers the longest
 //! match its trigger can belong to, and overlapping windows are merged, so scanning
 //! the windows finds exactly what scanning everything finds. Hand-written because a
 //! digit-run counter is a loop, not a pattern.
@@ -15,13 +15,25 @@ const KEYWORD_BEFORE: usize = 40;
 const EMAIL_BEFORE: usize = 65;
 const EMAIL_AFTER: usize = 1 + 10 * 64 + 25;
 
+/// Literal triggers, with how far before and after the literal's start its longest
+/// match can reach (see `builtin_patterns`): AWS key ids; `BEGIN` of PEM private key
+/// headers (`-----` before it; up to three words of at most 12 characters before
+/// `PRIVATE KEY`, `%20` separators: 96 bytes) and of ssh.com's `---- BEGIN SSH2 ...
+/// PRIVATE KEY ----` (`----%20` before it); PuTTY's `.ppk` first line, by the part
+/// after `PuTTY`. Occurrences are taken leftmost first, without overlaps, as one
+/// multi-literal search reports them (`AKIAKIA` holds one).
+pub(super) const LITERALS: [(&[u8], usize, usize); 4] = [
+    (b"AKIA", 1, 21),
+    (b"ASIA", 1, 21),
+    (b"BEGIN", 7, 91),
+    (b"-User-Key-File-", 5, 64),
+];
+
 /// Sorted, merged `[start, end)` windows of `data` that can hold a built-in match.
 ///
 /// One pass with the byte classes of [`trigger_pass`]: a digit starts a run (digits,
-/// each pair at most one `-`/space apart), `@` an e-mail window, `AKIA`/`ASIA` a key
-/// window (non-overlapping per literal, as a substring search reports them: `AKIAKIA`
-/// opens one), `-----BEGIN` a key block. Bytes a run takes (digits, separators between
-/// two digits) can start none of the others.
+/// each pair at most one `-`/space apart), `@` an e-mail window, a literal its window. Bytes a run takes (digits, separators between two digits) can
+/// start none of the others.
 pub fn windows(data: &[u8]) -> Vec<(usize, usize)> {
     if data.len() >= LONG {
         return windows_long(data);
@@ -29,8 +41,6 @@ pub fn windows(data: &[u8]) -> Vec<(usize, usize)> {
     let n = data.len();
     let mut w: Vec<(usize, usize)> = Vec::new();
     let mut add = |s: usize, e: usize| w.push((s, e.min(n)));
-    // Where the next `AKIA` / `ASIA` may start.
-    let (mut akia_from, mut asia_from) = (0, 0);
     let mut i = 0;
     while i < n {
         let c = CLASS[data[i] as usize];
@@ -59,24 +69,25 @@ pub fn windows(data: &[u8]) -> Vec<(usize, usize)> {
         }
         if c & AT != 0 {
             add(i.saturating_sub(EMAIL_BEFORE), i + EMAIL_AFTER + 1);
-        } else if c & UPPER_A != 0 {
-            match data.get(i + 1..i + 4) {
-                Some(b"KIA") if i >= akia_from => {
-                    add(i.saturating_sub(1), i + 21);
-                    akia_from = i + 4;
-                }
-                Some(b"SIA") if i >= asia_from => {
-                    add(i.saturating_sub(1), i + 21);
-                    asia_from = i + 4;
-                }
-                _ => {}
-            }
-        } else if c & DASH != 0 && data[i..].starts_with(b"-----BEGIN") {
-            add(i, i + 96);
+        } else if c & LITERAL != 0
+            && let Some((lit, before, after)) =
+                LITERALS.iter().find(|(lit, _, _)| literal_at(data, i, lit))
+        {
+            add(i.saturating_sub(*before), i + after);
+            // No digit or `@` in a literal: nothing else starts inside it.
+            i += lit.len();
+            continue;
         }
         i += 1;
     }
     merge(w)
+}
+
+/// Whether `lit` starts at `i`. The second byte first: at most bytes (an `A` or `-` in a
+/// header) it differs, and the whole comparison is a call.
+#[inline(always)]
+fn literal_at(data: &[u8], i: usize, lit: &[u8]) -> bool {
+    data.get(i + 1) == Some(&lit[1]) && data[i..].starts_with(lit)
 }
 
 /// Sorted `[start, end)` windows, overlapping ones merged.
@@ -97,21 +108,33 @@ fn merge(mut w: Vec<(usize, usize)>) -> Vec<(usize, usize)> {
 /// on text the byte-by-byte pass costs some 3 ns a byte.
 const LONG: usize = 256;
 
-/// [`windows`] for long data: `@`, `AKIA`, `ASIA` and `-----BEGIN` by `memchr`
-/// searches (non-overlapping per literal, as the byte pass takes them), and the digit
+/// [`windows`] for long data: `@` by `memchr`, the [`LITERALS`] by one packed
+/// (Teddy) search, and the digit
 /// runs by looking at every eighth byte: a run of nine digits spans nine bytes or more,
 /// so one of them is looked at, and the run is then read out both ways. Runs are the
 /// maximal stretches of digits where single `-`/space separators stand between two
 /// digits, whichever byte of them is found first.
 fn windows_long(data: &[u8]) -> Vec<(usize, usize)> {
-    use memchr::memmem::Finder;
+    use aho_corasick::{AhoCorasick, MatchKind, packed};
     use std::sync::LazyLock;
-    static LITERALS: LazyLock<[(Finder<'static>, usize, usize); 3]> = LazyLock::new(|| {
-        [
-            (Finder::new(b"AKIA"), 1, 21),
-            (Finder::new(b"ASIA"), 1, 21),
-            (Finder::new(b"-----BEGIN"), 0, 96),
-        ]
+    // Teddy: one SIMD pass for all the literals (a substring search each would cost a
+    // pass per literal); where the CPU has no Teddy, an automaton with the same
+    // leftmost-first semantics.
+    enum Search {
+        Packed(packed::Searcher),
+        Automaton(AhoCorasick),
+    }
+    static SEARCH: LazyLock<Search> = LazyLock::new(|| {
+        let lits = LITERALS.iter().map(|l| l.0);
+        match packed::Searcher::new(lits.clone()) {
+            Some(s) => Search::Packed(s),
+            None => Search::Automaton(
+                AhoCorasick::builder()
+                    .match_kind(MatchKind::LeftmostFirst)
+                    .build(lits)
+                    .expect("four short literals"),
+            ),
+        }
     });
     let n = data.len();
     let mut w: Vec<(usize, usize)> = Vec::new();
@@ -119,10 +142,13 @@ fn windows_long(data: &[u8]) -> Vec<(usize, usize)> {
     for p in memchr::memchr_iter(b'@', data) {
         add(p.saturating_sub(EMAIL_BEFORE), p + EMAIL_AFTER + 1);
     }
-    for (finder, before, after) in LITERALS.iter() {
-        for p in finder.find_iter(data) {
-            add(p.saturating_sub(*before), p + after);
-        }
+    let found: Box<dyn Iterator<Item = aho_corasick::Match>> = match &*SEARCH {
+        Search::Packed(s) => Box::new(s.find_iter(data)),
+        Search::Automaton(a) => Box::new(a.find_iter(data)),
+    };
+    for m in found {
+        let (_, before, after) = LITERALS[m.pattern().as_usize()];
+        add(m.start().saturating_sub(before), m.start() + after);
     }
     let digit = |i: usize| data[i].is_ascii_digit();
     let sep = |i: usize| matches!(data[i], b' ' | b'-');
@@ -191,8 +217,8 @@ const DIGIT: u8 = 1;
 const SEP: u8 = 2;
 const PLUS: u8 = 4;
 const AT: u8 = 8;
-const UPPER_A: u8 = 16;
-const DASH: u8 = 32;
+/// The first byte of one of the [`LITERALS`].
+const LITERAL: u8 = 16;
 const ESCAPE: u8 = 64;
 
 static CLASS: [u8; 256] = {
@@ -203,17 +229,21 @@ static CLASS: [u8; 256] = {
         c += 1;
     }
     t[b' ' as usize] = SEP;
-    t[b'-' as usize] = SEP | DASH;
     t[b'+' as usize] = PLUS;
     t[b'@' as usize] = AT;
-    t[b'A' as usize] = UPPER_A;
+    let mut k = 0;
+    while k < LITERALS.len() {
+        t[LITERALS[k].0[0] as usize] |= LITERAL;
+        k += 1;
+    }
+    t[b'-' as usize] |= SEP;
     t[b'%' as usize] = ESCAPE;
     t[b'\\' as usize] = ESCAPE;
     t
 };
 
-/// One pass over `data` for every trigger of [`windows`] (`@`, `AKIA`/`ASIA`,
-/// `-----BEGIN`, nine digits each at most one separator apart), and with `escapes`
+/// One pass over `data` for every trigger of [`windows`] (`@`, the [`LITERALS`],
+/// nine digits each at most one separator apart), and with `escapes`
 /// for `%` and `\\` too. Byte classes from one table, so a byte that can start
 /// nothing (most of them) costs one lookup; the literal triggers are compared only at
 /// their first byte.
@@ -257,8 +287,7 @@ fn step(data: &[u8], i: usize, digits: &mut u32, sep: u8, stop: u8) -> bool {
         return *digits >= 9;
     }
     if c & stop != 0
-        || (c & UPPER_A != 0 && matches!(data.get(i + 1..i + 4), Some(b"KIA" | b"SIA")))
-        || (c & DASH != 0 && data[i..].starts_with(b"-----BEGIN"))
+        || (c & LITERAL != 0 && LITERALS.iter().any(|(lit, _, _)| literal_at(data, i, lit)))
     {
         return true;
     }
@@ -272,9 +301,9 @@ fn step(data: &[u8], i: usize, digits: &mut u32, sep: u8, stop: u8) -> bool {
 #[cfg(test)]
 mod tests {
     use super::{
-        EMAIL_AFTER, EMAIL_BEFORE, KEYWORD_BEFORE, any_trigger, nothing_to_decode_or_find, windows,
+        EMAIL_AFTER, EMAIL_BEFORE, KEYWORD_BEFORE, LITERALS, any_trigger,
+        nothing_to_decode_or_find, windows,
     };
-    use memchr::memmem::Finder;
     use proptest::prelude::*;
 
     /// The windows as first written: a search per trigger kind, then the digit runs.
@@ -285,13 +314,19 @@ mod tests {
         for p in memchr::memchr_iter(b'@', data) {
             add(p.saturating_sub(EMAIL_BEFORE), p + EMAIL_AFTER + 1);
         }
-        for lit in [&Finder::new(b"AKIA"), &Finder::new(b"ASIA")] {
-            for p in lit.find_iter(data) {
-                add(p.saturating_sub(1), p + 21);
+        // Literals leftmost first, without overlaps (`AKIAKIA` holds one).
+        let mut p = 0;
+        while p < n {
+            match LITERALS
+                .iter()
+                .find(|(lit, _, _)| data[p..].starts_with(lit))
+            {
+                Some((lit, before, after)) => {
+                    add(p.saturating_sub(*before), p + after);
+                    p += lit.len();
+                }
+                None => p += 1,
             }
-        }
-        for p in Finder::new(b"-----BEGIN").find_iter(data) {
-            add(p, p + 96);
         }
         // Digit runs: digits, each pair at most one `-`/space apart.
         let mut i = 0;
@@ -352,6 +387,14 @@ mod tests {
                 "AKI",
                 "-----BEGIN",
                 "----BEGIN",
+                "---- BEGIN SSH2 ",
+                "----+BEGIN",
+                "BEGIN",
+                "BEGINBEGIN",
+                "BEGI",
+                "PuTTY-User-Key-File-",
+                "-User-Key-File-",
+                "PuTTY-User",
                 "a",
                 "abcdefghijk",
                 "Mozilla/",

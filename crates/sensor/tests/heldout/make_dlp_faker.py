@@ -13,14 +13,17 @@ tuned on, made by other people's generators, in the corpora's format
   no generator of real ones exists).
 - Private keys: fresh keys from `openssl genpkey` (RSA, EC, Ed25519, PKCS#8 plain and
   encrypted), `openssl genrsa -traditional`, `openssl ec` (SEC1) and `ssh-keygen` (OpenSSH
-  RSA and Ed25519), throwaway keys made for this file, whole or cut after the header.
+  RSA and Ed25519), `puttygen` (PuTTY .ppk v2 and v3, one with a passphrase; ssh.com's
+  `---- BEGIN SSH2 ENCRYPTED PRIVATE KEY ----`) and `gpg` (armored secret keys), throwaway
+  keys made for this file, whole or cut after the header.
 - Benign: what DLP must not flag: Faker's phone numbers, MSISDNs, EAN-13s, ISBNs, IBANs,
   BBANs, UUIDs, dates, IPv4 and MAC addresses, licence plates, hashes, user agents, URLs,
   card expiry dates and CVVs, prose with numbers; card numbers with the Luhn check broken;
   SSNs in ranges the SSA never issues (000, 666, 9xx, group 00, serial 0000); `AKIA`
   followed by lower case or too few characters; public keys and certificates.
 
-`python3 make_dlp_faker.py > dlp_faker.tsv` (Faker 40.x from PyPI, openssl, ssh-keygen;
+`python3 make_dlp_faker.py > dlp_faker.tsv` (Faker 40.x from PyPI, openssl, ssh-keygen,
+Debian's putty-tools and gpg;
 seeded, but the private keys are fresh on every run).
 """
 
@@ -168,10 +171,34 @@ with tempfile.TemporaryDirectory() as d:
         run("openssl", "req", "-new", "-x509", "-key", f"rsa{n}.pem", "-subj", f"/CN={en.domain_name()}",
             "-days", "1", "-out", f"cert{n}.pem")
         run("openssl", "pkey", "-in", f"ec{n}.pem", "-pubout", "-out", f"pub{n}.pem")
+        # PuTTY (.ppk version 3 and 2, plain and with a passphrase), ssh.com's format
+        # by puttygen, GnuPG secret keys; their public halves as look-alikes.
+        with open(os.path.join(d, "pass"), "w") as f:
+            f.write("heldout\n")
+        run("puttygen", "-q", "-t", "ed25519", "-C", "heldout", "-o", f"putty3_{n}.ppk",
+            "--new-passphrase", "/dev/null")
+        run("puttygen", "-q", "-t", "rsa", "-b", "1024", "--ppk-param", "version=2", "-C", "heldout",
+            "-o", f"putty2_{n}.ppk", "--new-passphrase", "/dev/null")
+        run("puttygen", "-q", "-t", "ecdsa", "-b", "256", "-o", f"putty_enc{n}.ppk",
+            "--new-passphrase", "pass")
+        run("puttygen", "-q", f"putty2_{n}.ppk", "-O", "private-sshcom", "-o", f"sshcom{n}")
+        run("puttygen", "-q", f"putty3_{n}.ppk", "-O", "public", "-o", f"putty_pub{n}")
+        home = os.path.join(d, f"gpg{n}")
+        os.mkdir(home, 0o700)
+        gpg = ["gpg", "--homedir", home, "--batch", "--pinentry-mode", "loopback", "--passphrase", ""]
+        run(*gpg, "--quick-gen-key", f"heldout{n} <heldout{n}@example.test>", "ed25519", "sign", "1d")
+        with open(os.path.join(d, f"gpg_sec{n}.asc"), "wb") as f:
+            f.write(subprocess.run([*gpg, "--armor", "--export-secret-keys"], check=True,
+                                   capture_output=True).stdout)
+        with open(os.path.join(d, f"gpg_pub{n}.asc"), "wb") as f:
+            f.write(subprocess.run([*gpg, "--armor", "--export"], check=True,
+                                   capture_output=True).stdout)
         for name in [f"rsa{n}.pem", f"ec{n}.pem", f"ed{n}.pem", f"trad{n}.pem", f"sec1_{n}.pem",
-                     f"enc{n}.pem", f"ssh_ed{n}", f"ssh_rsa{n}"]:
+                     f"enc{n}.pem", f"ssh_ed{n}", f"ssh_rsa{n}", f"putty3_{n}.ppk", f"putty2_{n}.ppk",
+                     f"putty_enc{n}.ppk", f"sshcom{n}", f"gpg_sec{n}.asc"]:
             keys.append((name, read(name)))
-        for name in [f"cert{n}.pem", f"pub{n}.pem", f"ssh_ed{n}.pub", f"ssh_rsa{n}.pub"]:
+        for name in [f"cert{n}.pem", f"pub{n}.pem", f"ssh_ed{n}.pub", f"ssh_rsa{n}.pub",
+                     f"putty_pub{n}", f"gpg_pub{n}.asc"]:
             v = read(name)
             add("benign", v, f"public:{name}", "decoy/public_key", v.splitlines()[0])
     for i, (name, pem) in enumerate(keys):
