@@ -75,28 +75,73 @@ struct Case {
     close: bool,
     /// Not wrk: `http-client` at this many requests/s on one connection.
     rate: Option<f64>,
+    /// Keep every CPU out of its idle state meanwhile (see [`Awake`]).
+    awake: bool,
 }
 
-const CASES: [Case; 3] = [
+const CASES: [Case; 4] = [
     Case {
         name: "keep-alive, 32 connections",
         connections: 32,
         close: false,
         rate: None,
+        awake: false,
     },
     Case {
         name: "connection per request, 32 connections",
         connections: 32,
         close: true,
         rate: None,
+        awake: false,
     },
     Case {
         name: "low load: 2000 req/s in all, 1 connection each, interleaved",
         connections: 1,
         close: false,
         rate: Some(2000.0),
+        awake: false,
+    },
+    Case {
+        name: "low load, CPUs kept awake (a SCHED_IDLE spinner per CPU)",
+        connections: 1,
+        close: false,
+        rate: Some(2000.0),
+        awake: true,
     },
 ];
+
+/// One `SCHED_IDLE` busy loop per CPU while it lives. At low load a VM's idle vCPU
+/// halts, and waking it (an exit to the host, whose scheduler runs it again) costs tens
+/// to hundreds of microseconds, once per thread a request wakes: every hop pays it, the
+/// direct path (client, server) too. A spinner that runs only when nothing else wants
+/// the CPU keeps it from halting, as `idle=poll` would for the whole guest: what stays is
+/// the hop itself. It never delays other threads (any of them preempts it at once).
+struct Awake(Vec<Child>);
+
+impl Awake {
+    fn start() -> Result<Awake> {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut kids = Vec::new();
+        for cpu in 0..cpus {
+            let child = Command::new("chrt")
+                .args(["--idle", "0", "taskset", "-c", &cpu.to_string()])
+                .args(["sh", "-c", "while :; do :; done"])
+                .spawn()
+                .context("starting a SCHED_IDLE spinner (chrt, taskset: util-linux)")?;
+            kids.push(child);
+        }
+        Ok(Awake(kids))
+    }
+}
+
+impl Drop for Awake {
+    fn drop(&mut self) {
+        for k in &mut self.0 {
+            let _ = k.kill();
+            let _ = k.wait();
+        }
+    }
+}
 
 /// One wrk run: requests/s, p50 and p99 in microseconds.
 #[derive(Clone, Copy, Default)]
@@ -553,6 +598,11 @@ pub fn run_bench(bin: &Path, me: &Path, o: &Options) -> Result<String> {
     for round in 0..o.rounds {
         for (i, case) in CASES.iter().enumerate() {
             if let Some(rate) = case.rate {
+                let _awake = if case.awake {
+                    Some(Awake::start()?)
+                } else {
+                    None
+                };
                 let s = probe(bin, me, &up, rate, o.seconds).context(case.name)?;
                 for (c, s) in s.into_iter().enumerate() {
                     samples[i][c].push(s);
@@ -573,7 +623,7 @@ pub fn run_bench(bin: &Path, me: &Path, o: &Options) -> Result<String> {
 
 fn table(samples: &[[Vec<Sample>; 4]], o: &Options) -> String {
     let mut out = format!(
-        "wrk -t1 -d{}s --latency (32 connections; with `-H \"Connection: close\"` for connection per request) and, at low load, `bulkhead-bench http-client` (one keep-alive connection per configuration, 2000 requests/s in all at fixed times, the four configurations taking turns request by request, each request timed alone), from bench/client to nginx (1 worker, a 63-byte static file at {PATH}) in bench/server, same node, one lab; {} round(s), wrk runs in rotating order, median of the rounds. Added = minus direct.\n\n",
+        "wrk -t1 -d{}s --latency (32 connections; with `-H \"Connection: close\"` for connection per request) and, at low load, `bulkhead-bench http-client` (one keep-alive connection per configuration, 2000 requests/s in all at fixed times, the four configurations taking turns request by request, each request timed alone; once more with every CPU kept out of its idle state by a SCHED_IDLE spinner, for all four alike), from bench/client to nginx (1 worker, a 63-byte static file at {PATH}) in bench/server, same node, one lab; {} round(s), wrk runs in rotating order, median of the rounds. Added = minus direct.\n\n",
         o.seconds, o.rounds
     );
     out.push_str("| case | configuration | req/s | p50 us | p99 us | added p50 us | added p99 us |\n|---|---|---|---|---|---|---|\n");
