@@ -4,6 +4,11 @@
 // bytes go straight into the server socket's receive queue when both ends are on this
 // node (no TCP at all), or on to TCP when the server is elsewhere. See src/lib.rs.
 #include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/tcp.h>
+#include <linux/pkt_cls.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
@@ -36,7 +41,13 @@ struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 256); __type(key, 
 struct refusal { struct ip client_ip, server_ip; __u32 client_port, server_port, table, kind; char name[NAME]; };
 struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 256 * 1024); } refusals SEC(".maps");
 // Counters, see `Counters` in src/lib.rs.
-struct { __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY); __uint(max_entries, 8); __type(key, __u32); __type(value, __u64); } counters SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY); __uint(max_entries, 12); __type(key, __u32); __type(value, __u64); } counters SEC(".maps");
+// Vouching (see "A client node vouches" below): [0] the key (two words) the nodes share,
+// [1] the mark `vouched` gives a verified SYN (word 0; 0: vouching off).
+struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 2); __type(key, __u32); __type(value, __u64[2]); } vouch SEC(".maps");
+// Tags verified lately: a SYN seen again (a replay, or a retransmission) is not vouched
+// for twice and takes the proxy.
+struct { __uint(type, BPF_MAP_TYPE_LRU_HASH); __uint(max_entries, 65536); __type(key, __u64); __type(value, __u64); } vouched_tags SEC(".maps");
 
 // A client socket's place in its stream, between sendmsg calls.
 struct stream {
@@ -51,7 +62,7 @@ struct stream {
 };
 struct { __uint(type, BPF_MAP_TYPE_SK_STORAGE); __uint(map_flags, BPF_F_NO_PREALLOC); __type(key, int); __type(value, struct stream); } streams SEC(".maps");
 
-enum { ALLOWED, REFUSED, REPLIES, MALFORMED, NO_TABLE, REPORTED, LOST };
+enum { ALLOWED, REFUSED, REPLIES, MALFORMED, NO_TABLE, REPORTED, LOST, VOUCHED, VERIFIED, UNVERIFIED, REPLAYED };
 
 static __always_inline void count(__u32 i, __u64 n) {
   __u64 *v = bpf_map_lookup_elem(&counters, &i);
@@ -73,11 +84,86 @@ static __always_inline int same(struct ip *a, struct ip *b) {
   return a->w[0] == b->w[0] && a->w[1] == b->w[1] && a->w[2] == b->w[2] && a->w[3] == b->w[3];
 }
 
+// A client node vouches for a connection its programs decide: the SYN carries a TCP
+// option (kind 253, RFC 6994 experiment id 0xB1C0) with an 8-byte SipHash-2-4 tag, under
+// the nodes' shared key, of the addresses, ports, initial sequence number and a 2.1 s
+// epoch of TAI time; the server's node checks it at tc ingress (`vouched`) and marks
+// the SYN, so that its nftables let it past the L7 proxy (experiments/synmark).
+#define VOUCH_KIND 253
+#define VOUCH_LEN 12
+#define VOUCH_EXID 0xB1C0
+#define EPOCH_SHIFT 31
+
+struct vouch_opt { __u8 kind, len; __u16 exid; __u64 tag; } __attribute__((packed));
+
+#define ROTL(x, b) (((x) << (b)) | ((x) >> (64 - (b))))
+#define SIPROUND                                                                          \
+  v0 += v1; v1 = ROTL(v1, 13); v1 ^= v0; v0 = ROTL(v0, 32);                              \
+  v2 += v3; v3 = ROTL(v3, 16); v3 ^= v2;                                                 \
+  v0 += v3; v3 = ROTL(v3, 21); v3 ^= v0;                                                 \
+  v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32);
+
+// SipHash-2-4 of six 64-bit words: both addresses (16 bytes each), ports and sequence
+// number, epoch. A global function: verified once.
+__noinline __u64 vouch_tag(const struct ip *client, const struct ip *server, __u32 ports, __u32 seq, __u64 epoch) {
+  __u32 zero = 0;
+  __u64 *k = bpf_map_lookup_elem(&vouch, &zero);
+  if (!k || !client || !server) return 0;
+  __u64 v0 = 0x736f6d6570736575ULL ^ k[0], v1 = 0x646f72616e646f6dULL ^ k[1];
+  __u64 v2 = 0x6c7967656e657261ULL ^ k[0], v3 = 0x7465646279746573ULL ^ k[1];
+  __u64 m[7] = {
+    ((__u64)client->w[0] << 32) | client->w[1], ((__u64)client->w[2] << 32) | client->w[3],
+    ((__u64)server->w[0] << 32) | server->w[1], ((__u64)server->w[2] << 32) | server->w[3],
+    ((__u64)ports << 32) | seq, epoch, 48ULL << 56,
+  };
+#pragma unroll
+  for (int i = 0; i < 7; i++) {
+    v3 ^= m[i];
+    SIPROUND SIPROUND
+    v0 ^= m[i];
+  }
+  v2 ^= 0xff;
+  SIPROUND SIPROUND SIPROUND SIPROUND
+  return v0 ^ v1 ^ v2 ^ v3;
+}
+
+static __always_inline __u64 epoch_now(void) { return bpf_ktime_get_tai_ns() >> EPOCH_SHIFT; }
+
+static __always_inline int vouching(void) {
+  __u32 one = 1;
+  __u64 *c = bpf_map_lookup_elem(&vouch, &one);
+  return c && c[0];
+}
+
+// The option in the SYN of a connection `take` asked it for (and in no other segment).
+static __always_inline int write_vouch(struct bpf_sock_ops *s, __u32 op) {
+  if ((s->skb_tcp_flags & 0x12) != 0x02) return 1;
+  if (op == BPF_SOCK_OPS_HDR_OPT_LEN_CB) {
+    bpf_reserve_hdr_opt(s, VOUCH_LEN, 0);
+    return 1;
+  }
+  struct tcphdr *th = (void *)(long)s->skb_data;
+  if ((void *)(th + 1) > (void *)(long)s->skb_data_end) return 1;
+  __u32 l4 = CTX(s->local_ip4), r4 = CTX(s->remote_ip4);
+  struct ip l6 = { .w = { CTX(s->local_ip6[0]), CTX(s->local_ip6[1]), CTX(s->local_ip6[2]), CTX(s->local_ip6[3]) } };
+  struct ip r6 = { .w = { CTX(s->remote_ip6[0]), CTX(s->remote_ip6[1]), CTX(s->remote_ip6[2]), CTX(s->remote_ip6[3]) } };
+  struct ip client = s->family == AF_INET ? v4(l4) : l6, server = s->family == AF_INET ? v4(r4) : r6;
+  struct vouch_opt o = { .kind = VOUCH_KIND, .len = VOUCH_LEN, .exid = bpf_htons(VOUCH_EXID) };
+  o.tag = vouch_tag(&client, &server, ((__u32)th->source << 16) | th->dest, th->seq, epoch_now());
+  if (bpf_store_hdr_opt(s, &o, sizeof(o), 0) == 0) count(VOUCHED, 1);
+  return 1;
+}
+
 SEC("sockops")
 int take(struct bpf_sock_ops *s) {
   if (s->family != AF_INET && s->family != AF_INET6) return 1;
-  int active = s->op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB;
-  if (!active && s->op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB) return 1;
+  __u32 op = s->op;
+  if (op == BPF_SOCK_OPS_HDR_OPT_LEN_CB || op == BPF_SOCK_OPS_WRITE_HDR_OPT_CB)
+    return write_vouch(s, op);
+  int connect = op == BPF_SOCK_OPS_TCP_CONNECT_CB;
+  int active = op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB;
+  if (!active && !connect && op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB) return 1;
+  active |= connect;
   struct tuple t = { .lport = s->local_port, .rport = bpf_ntohl(s->remote_port) };
   // Every address field read, straight, before any branch uses one (see CTX).
   __u32 l4 = CTX(s->local_ip4), r4 = CTX(s->remote_ip4);
@@ -98,6 +184,12 @@ int take(struct bpf_sock_ops *s) {
   __u32 *tp = bpf_map_lookup_elem(&tables, &p);
   if (!tp) return 1;
   __u32 table = *tp;
+  if (connect) {
+    // The SYN is about to be sent: vouch for the connection in it.
+    if (vouching())
+      bpf_sock_ops_cb_flags_set(s, s->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG);
+    return 1;
+  }
   if (bpf_sock_hash_update(s, &socks, &t, BPF_NOEXIST) == 0 && active) {
     // The connection's record (its protocol, for flows and learning): kind 3.
     struct refusal *r = bpf_ringbuf_reserve(&refusals, sizeof(*r), 0);
@@ -481,6 +573,80 @@ malformed: {
     if (raw) return send(m, &peer, 0, size);
     return SK_DROP;
   }
+}
+
+// The server's node: a SYN to a server on the path that carries a valid tag (this
+// epoch or the one before) not seen lately gets the mark in `vouch[1]`; nftables decide
+// what a marked SYN may skip. Everything else passes unmarked, to the proxy.
+SEC("tc")
+int vouched(struct __sk_buff *skb) {
+  __u32 one = 1;
+  __u64 *cfg = bpf_map_lookup_elem(&vouch, &one);
+  if (!cfg || !cfg[0]) return TC_ACT_OK;
+  void *data = (void *)(long)skb->data, *end = (void *)(long)skb->data_end;
+  struct ethhdr *eth = data;
+  if ((void *)(eth + 1) > end) return TC_ACT_OK;
+  struct ip client, server;
+  __u32 l4 = sizeof(*eth);
+  if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+    struct iphdr *ip = (void *)(eth + 1);
+    if ((void *)(ip + 1) > end || ip->protocol != 6 || ip->ihl != 5) return TC_ACT_OK;
+    client = v4(ip->saddr);
+    server = v4(ip->daddr);
+    l4 += sizeof(*ip);
+  } else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+    struct ipv6hdr *ip = (void *)(eth + 1);
+    if ((void *)(ip + 1) > end || ip->nexthdr != 6) return TC_ACT_OK;
+    __builtin_memcpy(&client, &ip->saddr, 16);
+    __builtin_memcpy(&server, &ip->daddr, 16);
+    l4 += sizeof(*ip);
+  } else {
+    return TC_ACT_OK;
+  }
+  struct tcphdr th;
+  if (bpf_skb_load_bytes(skb, l4, &th, sizeof(th)) || !th.syn || th.ack) return TC_ACT_OK;
+  struct addr to = { .ip = server, .port = bpf_ntohs(th.dest) };
+  if (!bpf_map_lookup_elem(&servers, &to)) return TC_ACT_OK;
+  // The options, copied out and walked (a 64-byte buffer: any read the walk makes stays
+  // in it, which the verifier can see).
+  __u32 olen = th.doff * 4 - sizeof(th);
+  __u8 opts[64] = {};
+  if (olen > 40 || olen < VOUCH_LEN || bpf_skb_load_bytes(skb, l4 + sizeof(th), opts, olen)) {
+    count(UNVERIFIED, 1);
+    return TC_ACT_OK;
+  }
+  __u32 i = 0;
+#pragma unroll
+  for (int n = 0; n < 10; n++) {
+    if (i >= olen || i > 38) break;
+    __u8 kind = opts[i];
+    if (kind == 0) break;
+    if (kind == 1) { i++; continue; }
+    __u8 len = opts[i + 1];
+    if (len < 2) break;
+    if (kind == VOUCH_KIND && len == VOUCH_LEN && i + VOUCH_LEN <= olen) {
+      struct vouch_opt o;
+      __builtin_memcpy(&o, &opts[i], sizeof(o));
+      if (o.exid != bpf_htons(VOUCH_EXID)) break;
+      __u32 ports = ((__u32)th.source << 16) | th.dest;
+      __u64 now = epoch_now();
+      if (o.tag != vouch_tag(&client, &server, ports, th.seq, now) &&
+          o.tag != vouch_tag(&client, &server, ports, th.seq, now - 1))
+        break;
+      __u64 *when = bpf_map_lookup_elem(&vouched_tags, &o.tag);
+      if (when && now - *when <= 1) {
+        count(REPLAYED, 1);
+        return TC_ACT_OK;
+      }
+      bpf_map_update_elem(&vouched_tags, &o.tag, &now, BPF_ANY);
+      skb->mark = (__u32)cfg[0];
+      count(VERIFIED, 1);
+      return TC_ACT_OK;
+    }
+    i += len;
+  }
+  count(UNVERIFIED, 1);
+  return TC_ACT_OK;
 }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -22,6 +22,10 @@
 //! ([`RedisPath::refusals`]), for the caller's events. This crate loads the programs and
 //! keeps their maps; the programs are in `bpf/redis.bpf.c`, compiled by `build.rs`.
 //!
+//! For a client on this node and a server on another, the programs also vouch for each
+//! connection they take in its SYN, and check such SYNs where the server is ([`vouch`]),
+//! so that the server's node can let exactly those past its L7 proxy.
+//!
 //! The framing loop is near the verifier's limit of 1M instructions explored (16 headers
 //! per program run); moving its body into a `bpf_loop` callback is the way to grow it.
 
@@ -35,6 +39,7 @@ use anyhow::{Context, Result, bail};
 use libbpf_rs::{Link, MapCore, MapFlags, Object, ObjectBuilder};
 
 mod pin;
+pub mod vouch;
 use pin::mount_bpffs;
 pub use pin::{PIN_ROOT, pin_dir, retire, unpin, unpin_under};
 
@@ -59,6 +64,14 @@ pub struct Counters {
     /// Reports (refusals, violations, connections taken) lost because the agent's
     /// ring was full.
     pub lost: u64,
+    /// SYNs this node vouched for ([`vouch`]).
+    pub vouched: u64,
+    /// SYNs arriving with a valid tag, marked.
+    pub verified: u64,
+    /// SYNs to a server on the path without a valid tag (left to the proxy).
+    pub unverified: u64,
+    /// SYNs with a valid tag seen already (a replay or a retransmission: left to the proxy).
+    pub replayed: u64,
 }
 
 /// What a table says of a command.
@@ -408,7 +421,7 @@ impl RedisPath {
 
     pub fn counters(&self) -> Result<Counters> {
         let map = map(&self.obj, "counters")?;
-        let mut sums = [0u64; 7];
+        let mut sums = [0u64; 11];
         for (i, sum) in sums.iter_mut().enumerate() {
             let per_cpu = map
                 .lookup_percpu(&(i as u32).to_ne_bytes(), MapFlags::ANY)?
@@ -426,10 +439,18 @@ impl RedisPath {
             no_table,
             reported,
             lost,
+            vouched,
+            verified,
+            unverified,
+            replayed,
         ] = sums;
         Ok(Counters {
             reported,
             lost,
+            vouched,
+            verified,
+            unverified,
+            replayed,
             allowed,
             refused,
             replies,
