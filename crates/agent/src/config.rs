@@ -35,6 +35,10 @@ pub struct Config {
     /// client's socket, instead of in the proxy (see `crate::sockpath`). Needs the proxy
     /// (for everything else).
     pub redis_socket_path: bool,
+    /// The key the nodes share to vouch for socket-path connections between them (16
+    /// bytes; see `bulkhead_sockops::vouch`). None: connections between nodes keep the
+    /// proxy.
+    pub vouch_key: Option<[u8; 16]>,
     /// FQDN egress: addresses learnt from DNS answers stay allowed at least this long
     /// (shorter TTLs are raised to it).
     pub dns_min_ttl: Duration,
@@ -71,6 +75,7 @@ impl Config {
             flows: Rotation::default(),
             l7_proxy: None,
             redis_socket_path: false,
+            vouch_key: None,
             dns_min_ttl: crate::fqdn::DEFAULT_MIN_TTL,
         }
     }

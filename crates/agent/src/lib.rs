@@ -160,6 +160,10 @@ pub fn run(mut cfg: Config) -> Result<u8> {
         (Some((_, authority)), true) => {
             let mut sp = sockpath::SocketPath::start(&bulkhead_sockops::pin_dir(&cfg.state_dir))
                 .context("cannot start the Redis socket path")?;
+            if let Some(key) = cfg.vouch_key {
+                sp.vouch_between_nodes(key)
+                    .context("cannot vouch for socket-path connections between nodes")?;
+            }
             sync_socket_path(&mut sp, &rec);
             sp.report_to(authority.clone(), Some(cfg.state_dir.join("captures")))?;
             if let Ok(mut slot) = rec.shared.counters.socket_path.lock() {

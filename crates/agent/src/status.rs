@@ -151,6 +151,16 @@ pub struct SocketPathStatus {
     pub reported: u64,
     #[serde(default)]
     pub lost: u64,
+    /// Between nodes (`--vouch-key`): SYNs this node vouched for; SYNs from other nodes
+    /// verified (let past the proxy where the plan says), not verified, seen already.
+    #[serde(default)]
+    pub vouched: u64,
+    #[serde(default)]
+    pub verified: u64,
+    #[serde(default)]
+    pub unverified: u64,
+    #[serde(default)]
+    pub replayed: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

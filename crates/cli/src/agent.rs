@@ -52,10 +52,17 @@ pub struct AgentArgs {
     /// Decide Redis commands between this node's workloads in the kernel, at the
     /// client's socket (sockops and sk_msg programs; Redis at the speed of a direct
     /// connection), instead of in the proxy (Monitor violations run and are reported, as
-    /// there), over IPv4 and IPv6. Connections it cannot decide alone (sensors, Log rules,
-    /// clients on other nodes) keep the proxy.
+    /// there), over IPv4 and IPv6. Connections it cannot decide alone (sensors, Log rules)
+    /// keep the proxy; so do clients on other nodes, unless the nodes share a
+    /// --vouch-key.
     #[arg(long, requires = "l7_proxy")]
     pub redis_socket_path: bool,
+    /// With --redis-socket-path: a file holding the key (32 hex digits) every node of
+    /// the cluster shares. The client's node then decides Redis connections to servers on
+    /// other nodes at the client's socket and vouches for each in its SYN; the server's
+    /// node lets exactly those past its proxy (`bulkhead lab up` writes one).
+    #[arg(long, requires = "redis_socket_path", value_name = "FILE")]
+    pub vouch_key: Option<std::path::PathBuf>,
     /// FQDN egress: addresses learnt from DNS answers stay allowed at least this many
     /// seconds, whatever the answer's TTL (Cilium's tofqdns-min-ttl).
     #[arg(
@@ -83,6 +90,28 @@ pub fn run(a: AgentArgs) -> Result<u8> {
         .l7_proxy
         .map(|port| bulkhead_agent::config::L7Proxy { port });
     cfg.redis_socket_path = a.redis_socket_path;
+    if let Some(f) = &a.vouch_key {
+        cfg.vouch_key = Some(read_vouch_key(f)?);
+    }
     cfg.dns_min_ttl = std::time::Duration::from_secs(a.dns_min_ttl);
     bulkhead_agent::run(cfg)
+}
+
+/// A vouching key file: 32 hex digits (blanks and a newline around them allowed).
+fn read_vouch_key(f: &std::path::Path) -> anyhow::Result<[u8; 16]> {
+    let text = std::fs::read_to_string(f)
+        .map_err(|e| anyhow::anyhow!("{}: cannot read the vouching key: {e}", f.display()))?;
+    let hex = text.trim();
+    let mut key = [0u8; 16];
+    if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        anyhow::bail!(
+            "{}: expected 32 hexadecimal digits (16 bytes), found {:?}",
+            f.display(),
+            hex.chars().take(40).collect::<String>()
+        );
+    }
+    for (i, k) in key.iter_mut().enumerate() {
+        *k = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)?;
+    }
+    Ok(key)
 }

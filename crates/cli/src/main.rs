@@ -334,8 +334,8 @@ fn socket_path_note(
         Verdict::Report => "; any other allowed and reported (Monitor)",
     };
     Some(format!(
-        "each Redis command is decided by the L7 proxy, or, when both run on one node and \
-         the agent has --redis-socket-path, by the kernel at the client's socket with the \
-         same verdicts ({verdicts})"
+        "each Redis command is decided by the L7 proxy, or, when the agents have \
+         --redis-socket-path (and, for two nodes, a --vouch-key they share), by the kernel \
+         at the client's socket with the same verdicts ({verdicts})"
     ))
 }

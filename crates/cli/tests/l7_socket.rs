@@ -346,11 +346,18 @@ fn restarts(lab: &Lab, ip: &str) {
     // Nobody drives the programs: still decided by the last tables.
     let refusal = "-NOPERM bulkhead: this command is not allowed by policy\r\n";
     assert_eq!(ask(&mut held, &["FLUSHALL"]), Ok(refusal.into()));
-    // Restarted without the socket path.
-    let rest: Vec<&String> = args[1..]
-        .iter()
-        .filter(|a| *a != "--redis-socket-path")
-        .collect();
+    // Restarted without the socket path (and so without the key that goes with it).
+    let mut rest: Vec<&String> = Vec::new();
+    let mut it = args[1..].iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--redis-socket-path" => {}
+            "--vouch-key" => {
+                it.next();
+            }
+            _ => rest.push(a),
+        }
+    }
     let log = std::fs::File::create(format!("{dir}/agent-restarted.log")).unwrap();
     let mut child = Command::new(&args[0])
         .args(rest)

@@ -82,3 +82,7 @@ pub const PROXY_MARK: u32 = 0x00b2_0000;
 /// the proxy, and the forward chain allows it (the filter chains leave out L7 rules).
 /// Pods cannot forge it: a packet's mark is cleared when it leaves their namespace.
 pub const SOCKPATH_MARK: u32 = 0x00b3_0000;
+/// `meta mark` the socket path's `tc` check (`bulkhead_sockops::vouch`) gives a SYN that
+/// another node's programs vouched for; the socket-path table turns it into
+/// [`SOCKPATH_MARK`] for the pairs this node's plan lets the client's node decide.
+pub const VOUCH_MARK: u32 = 0x00b4_0000;

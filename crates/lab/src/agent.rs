@@ -66,6 +66,11 @@ pub fn start_all(state: &mut State, launch: &AgentLaunch) -> Result<Vec<String>>
         cmd.arg("--state-dir").arg(&state_dir);
         cmd.arg("--pod-interfaces")
             .arg(crate::names::pod_link_glob(&state.plan.lab));
+        // The nodes of a lab share one key to vouch for socket-path connections
+        // between them (`bulkhead agent --vouch-key`).
+        if launch.args.iter().any(|a| a == "--redis-socket-path") {
+            cmd.arg("--vouch-key").arg(vouch_key(&dir)?);
+        }
         // The agent enters the node's namespace itself: it is started from ours.
         let p = process::spawn(None, cmd, &log, "agent", &node.name)?;
         started.push((p.clone(), state_dir));
@@ -79,6 +84,18 @@ pub fn start_all(state: &mut State, launch: &AgentLaunch) -> Result<Vec<String>>
         }
     }
     Ok(warnings)
+}
+
+/// The lab's vouching key (32 hex digits from the kernel's random source), made once.
+fn vouch_key(dir: &Path) -> Result<PathBuf> {
+    let path = dir.join("vouch.key");
+    if !path.exists() {
+        let mut key = [0u8; 16];
+        std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut key)?;
+        let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+        std::fs::write(&path, hex + "\n")?;
+    }
+    Ok(path)
 }
 
 fn wait_programmed(p: &Process, state_dir: &Path) -> Result<Option<String>> {

@@ -406,6 +406,10 @@ impl Metrics {
                     ("socket_not_resp", &s["socket_path"]["not_resp"]),
                     ("socket_no_table", &s["socket_path"]["no_table"]),
                     ("socket_reports_lost", &s["socket_path"]["lost"]),
+                    ("socket_vouched", &s["socket_path"]["vouched"]),
+                    ("socket_verified", &s["socket_path"]["verified"]),
+                    ("socket_unverified", &s["socket_path"]["unverified"]),
+                    ("socket_replayed", &s["socket_path"]["replayed"]),
                 ] {
                     if let Some(n) = v.as_u64() {
                         status_counters

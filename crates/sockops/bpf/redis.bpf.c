@@ -136,18 +136,31 @@ static __always_inline int vouching(void) {
 }
 
 // The option in the SYN of a connection `take` asked it for (and in no other segment).
+// Whether this program's tables cover the connection from `client` to `server`:`port`
+// (the flag that asks for these callbacks is the socket's, so every program attached to
+// the socket's cgroups is called: only the one that took it vouches).
+static __always_inline int covered(struct ip *client, struct ip *server, __u32 port) {
+  struct addr to = { .ip = *server, .port = port };
+  if (!bpf_map_lookup_elem(&servers, &to)) return 0;
+  __u32 *ci = bpf_map_lookup_elem(&identities, client), *si = bpf_map_lookup_elem(&identities, server);
+  if (!ci || !si) return 0;
+  struct pair p = { .client = *ci, .server = *si, .port = port };
+  return bpf_map_lookup_elem(&tables, &p) != 0;
+}
+
 static __always_inline int write_vouch(struct bpf_sock_ops *s, __u32 op) {
   if ((s->skb_tcp_flags & 0x12) != 0x02) return 1;
+  __u32 l4 = CTX(s->local_ip4), r4 = CTX(s->remote_ip4);
+  struct ip l6 = { .w = { CTX(s->local_ip6[0]), CTX(s->local_ip6[1]), CTX(s->local_ip6[2]), CTX(s->local_ip6[3]) } };
+  struct ip r6 = { .w = { CTX(s->remote_ip6[0]), CTX(s->remote_ip6[1]), CTX(s->remote_ip6[2]), CTX(s->remote_ip6[3]) } };
+  struct ip client = s->family == AF_INET ? v4(l4) : l6, server = s->family == AF_INET ? v4(r4) : r6;
+  if (!covered(&client, &server, bpf_ntohl(s->remote_port))) return 1;
   if (op == BPF_SOCK_OPS_HDR_OPT_LEN_CB) {
     bpf_reserve_hdr_opt(s, VOUCH_LEN, 0);
     return 1;
   }
   struct tcphdr *th = (void *)(long)s->skb_data;
   if ((void *)(th + 1) > (void *)(long)s->skb_data_end) return 1;
-  __u32 l4 = CTX(s->local_ip4), r4 = CTX(s->remote_ip4);
-  struct ip l6 = { .w = { CTX(s->local_ip6[0]), CTX(s->local_ip6[1]), CTX(s->local_ip6[2]), CTX(s->local_ip6[3]) } };
-  struct ip r6 = { .w = { CTX(s->remote_ip6[0]), CTX(s->remote_ip6[1]), CTX(s->remote_ip6[2]), CTX(s->remote_ip6[3]) } };
-  struct ip client = s->family == AF_INET ? v4(l4) : l6, server = s->family == AF_INET ? v4(r4) : r6;
   struct vouch_opt o = { .kind = VOUCH_KIND, .len = VOUCH_LEN, .exid = bpf_htons(VOUCH_EXID) };
   o.tag = vouch_tag(&client, &server, ((__u32)th->source << 16) | th->dest, th->seq, epoch_now());
   if (bpf_store_hdr_opt(s, &o, sizeof(o), 0) == 0) count(VOUCHED, 1);

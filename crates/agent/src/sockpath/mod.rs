@@ -20,7 +20,7 @@
 
 pub mod plan;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result};
-use bulkhead_dataplane::names::SOCKPATH_MARK;
+use bulkhead_dataplane::names::{SOCKPATH_MARK, VOUCH_MARK};
 use bulkhead_policy::Engine;
 use bulkhead_policy::l7::{AppProtocol, L7Detail, L7Request};
 use bulkhead_proxy::capture::{Recorder, Side};
@@ -49,6 +49,8 @@ pub struct SocketPath {
     numbers: plan::Numbers,
     last: Option<plan::Plan>,
     stop: Arc<AtomicBool>,
+    /// Vouching between nodes is on: the SYN check on each interface (by index).
+    vouch: Option<BTreeMap<i32, bulkhead_sockops::vouch::Ingress>>,
 }
 
 impl SocketPath {
@@ -64,7 +66,52 @@ impl SocketPath {
             numbers: plan::Numbers::default(),
             last: None,
             stop: Arc::new(AtomicBool::new(false)),
+            vouch: None,
         })
+    }
+
+    /// Decide connections to servers on other nodes too, vouched for with `key`, and
+    /// let those other nodes vouch for theirs to ours (`bulkhead_sockops::vouch`).
+    pub fn vouch_between_nodes(&mut self, key: [u8; 16]) -> Result<()> {
+        self.bpf.set_vouching(key, VOUCH_MARK)?;
+        self.vouch = Some(BTreeMap::new());
+        self.check_new_links()
+    }
+
+    /// The SYN check on every interface of the node's namespace but loopback (links to
+    /// other nodes, and pods' links: a SYN vouched for comes in on one of them).
+    fn check_new_links(&mut self) -> Result<()> {
+        let Some(checked) = &mut self.vouch else {
+            return Ok(());
+        };
+        // `ip` (run from this namespace) rather than /sys/class/net: the agent enters
+        // the node's namespace with setns, which leaves /sys showing another one.
+        let out = std::process::Command::new("ip")
+            .args(["-o", "link", "show"])
+            .output()
+            .context("listing the node's links (ip -o link show)")?;
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            // `7: name@peer: <...>`
+            let mut f = line.split(':');
+            let (Some(index), Some(name)) = (f.next(), f.next()) else {
+                continue;
+            };
+            let (Ok(index), name) = (index.trim().parse::<i32>(), name.trim()) else {
+                continue;
+            };
+            let name = name.split('@').next().unwrap_or(name);
+            if name == "lo" || checked.contains_key(&index) {
+                continue;
+            }
+            match self.bpf.vouch_ingress(index) {
+                Ok(g) => {
+                    checked.insert(index, g);
+                }
+                // A link that went meanwhile (a pod removed).
+                Err(e) => tracing::debug!(link = %name, error = %e, "no SYN check"),
+            }
+        }
+        Ok(())
     }
 
     /// Make the kernel decide what the engine now says (see the module docs for the
@@ -75,7 +122,9 @@ impl SocketPath {
         scope: &NodeScope,
         quarantined: &BTreeSet<IpAddr>,
     ) -> Result<usize> {
-        let next = plan::plan(engine, scope, quarantined, &mut self.numbers);
+        self.check_new_links()?;
+        let between = self.vouch.is_some();
+        let next = plan::plan_with(engine, scope, quarantined, &mut self.numbers, between);
         if self.last.as_ref() == Some(&next) {
             return Ok(next.pairs.len());
         }
@@ -105,6 +154,10 @@ impl SocketPath {
             no_table: c.no_table,
             reported: c.reported,
             lost: c.lost,
+            vouched: c.vouched,
+            verified: c.verified,
+            unverified: c.unverified,
+            replayed: c.replayed,
         }
     }
 
@@ -176,19 +229,42 @@ pub fn nft_script(plan: &plan::Plan) -> String {
                 .map(|(s, n, p)| format!("{s} . {n} . {p}"))
                 .collect(),
         );
+        let remote = list(
+            (plan.remote_clients.iter())
+                .filter(|(ip, _)| ip.is_ipv6() == v6)
+                .map(|(ip, n)| format!("{ip} : {n}"))
+                .collect(),
+        );
+        let remote_pairs = list(
+            (plan.remote_pairs.iter())
+                .filter(|(s, _, _)| s.is_ipv6() == v6)
+                .map(|(s, n, p)| format!("{s} . {n} . {p}"))
+                .collect(),
+        );
         let (f, ip, t) = if v6 {
             ("6", "ip6", "ipv6_addr")
         } else {
             ("4", "ip", "ipv4_addr")
         };
+        // A SYN another node vouched for (the tc check's mark) may use a remote pair;
+        // any other SYN, or one whose pair is not (yet) in this node's plan, is judged
+        // as a local client's (and then goes to the proxy).
         format!(
             "\tmap numbers{f} {{ type {t} : mark;{numbers} }}\n\
+             \tmap remote{f} {{ type {t} : mark;{remote} }}\n\
              \tset servers{f} {{ type {t} . inet_service;{servers} }}\n\
              \tset pairs{f} {{ type {t} . mark . inet_service;{pairs} }}\n\
+             \tset remote_pairs{f} {{ type {t} . mark . inet_service;{remote_pairs} }}\n\
              \tchain v{f} {{\n\
              \t\t{ip} daddr . tcp dport != @servers{f} return\n\
+             \t\tmeta mark {VOUCH_MARK:#x} jump vouched{f}\n\
              \t\tmeta mark set {ip} saddr map @numbers{f}\n\
              \t\t{ip} daddr . meta mark . tcp dport @pairs{f} meta mark set {SOCKPATH_MARK:#x} accept\n\
+             \t\tmeta mark set 0\n\
+             \t}}\n\
+             \tchain vouched{f} {{\n\
+             \t\tmeta mark set {ip} saddr map @remote{f}\n\
+             \t\t{ip} daddr . meta mark . tcp dport @remote_pairs{f} meta mark set {SOCKPATH_MARK:#x} accept\n\
              \t\tmeta mark set 0\n\
              \t}}\n"
         )

@@ -32,6 +32,8 @@ use bulkhead_sockops::{NAME, Tables};
 
 use crate::decide::{NodeScope, NodeVerdict};
 
+mod remote;
+
 /// A command name no rule can name (rules list Redis command names or `*`): asking the
 /// engine about it gives the verdict of every command the table does not list.
 const OTHER: &str = "\u{1}other";
@@ -44,7 +46,7 @@ pub struct Numbers {
     next: u32,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum Class {
     Server(IpAddr),
     /// Identity, and the indices of the CIDR peers that contain the address.
@@ -71,6 +73,11 @@ pub struct Plan {
     /// (server address, client number, server port): the new connections the nftables
     /// rules leave to the path (the same pairs `tables` holds, by address).
     pub pairs: BTreeSet<(IpAddr, u32, u16)>,
+    /// Addresses of other nodes' clients and their numbers, for nftables only.
+    pub remote_clients: BTreeMap<IpAddr, u32>,
+    /// (local server address, remote client number, port): the connections a SYN the
+    /// client's node vouched for may take past the proxy ([`remote`]).
+    pub remote_pairs: BTreeSet<(IpAddr, u32, u16)>,
 }
 
 impl Numbers {
@@ -104,6 +111,18 @@ pub fn plan(
     quarantined: &BTreeSet<IpAddr>,
     numbers: &mut Numbers,
 ) -> Plan {
+    plan_with(engine, scope, quarantined, numbers, false)
+}
+
+/// [`plan`], and with `between_nodes` the connections between this node and others
+/// too ([`remote`]: the nodes vouch for them).
+pub fn plan_with(
+    engine: &Engine,
+    scope: &NodeScope,
+    quarantined: &BTreeSet<IpAddr>,
+    numbers: &mut Numbers,
+    between_nodes: bool,
+) -> Plan {
     let compiled = engine.compiled();
     let mut cidrs: Vec<&bulkhead_model::CidrBlock> = Vec::new();
     let mut redis_ports: BTreeSet<u16> = BTreeSet::new();
@@ -130,24 +149,7 @@ pub fn plan(
         numbers.tables.clear();
         return Plan::default();
     }
-    let locals: Vec<Local> = engine
-        .workloads()
-        .into_iter()
-        .filter(|(id, _)| {
-            scope.is_local(
-                engine,
-                &bulkhead_policy::Endpoint::Workload {
-                    id: *id,
-                    addr: None,
-                },
-            )
-        })
-        .flat_map(|(wid, w)| {
-            (w.ips.iter())
-                .filter(|ip| !quarantined.contains(ip))
-                .map(move |ip| Local { ip: *ip, wid })
-        })
-        .collect();
+    let locals = addresses(engine, scope, quarantined, true);
     // Each local address's client class, computed once (an index into `class_list`).
     let mut class_list: Vec<Class> = Vec::new();
     let mut class_index: HashMap<IpAddr, u32> = HashMap::new();
@@ -299,9 +301,48 @@ pub fn plan(
             plan.pairs.insert((s.ip, cn, *port));
         }
     }
+    // Between nodes (only where nodes are told apart).
+    if between_nodes && scope.node.is_some() {
+        let x = remote::Local {
+            engine,
+            quarantined,
+            redis_ports: &redis_ports,
+            cidrs: &cidrs,
+            scope,
+            classes: &classes,
+            locals: &locals,
+        };
+        remote::plan_remote(&x, numbers, &mut used, &mut plan);
+    }
     numbers.classes.retain(|_, n| used.contains(n));
     numbers.tables.retain(|_, n| used.contains(n));
     plan
+}
+
+/// The addresses of this node's workloads (`local`) or of the others', quarantined ones
+/// left out.
+fn addresses(
+    engine: &Engine,
+    scope: &NodeScope,
+    quarantined: &BTreeSet<IpAddr>,
+    local: bool,
+) -> Vec<Local> {
+    engine
+        .workloads()
+        .into_iter()
+        .filter(|(id, _)| {
+            let e = bulkhead_policy::Endpoint::Workload {
+                id: *id,
+                addr: None,
+            };
+            scope.is_local(engine, &e) == local
+        })
+        .flat_map(|(wid, w)| {
+            (w.ips.iter())
+                .filter(|ip| !quarantined.contains(ip))
+                .map(move |ip| Local { ip: *ip, wid })
+        })
+        .collect()
 }
 
 fn is_redis(app: Option<AppProtocol>, l7: &[L7Match]) -> bool {
@@ -322,10 +363,21 @@ pub fn table_between(engine: &Engine, c: WorkloadId, s: WorkloadId, port: u16) -
     if c == s {
         return None;
     }
+    table_whole(engine, (c, None), (s, None), port)
+}
+
+/// The table of a connection between two workloads (at these addresses, when given)
+/// from the engine's whole verdict: both sides, wherever they run.
+fn table_whole(
+    engine: &Engine,
+    (c, caddr): (WorkloadId, Option<IpAddr>),
+    (s, saddr): (WorkloadId, Option<IpAddr>),
+    port: u16,
+) -> Option<Table> {
     let ask = |l7: Option<&L7Request>| {
         let verdict = engine.verdict(&bulkhead_policy::Connection {
-            src: &bulkhead_policy::Endpoint::Workload { id: c, addr: None },
-            dst: &bulkhead_policy::Endpoint::Workload { id: s, addr: None },
+            src: &bulkhead_policy::Endpoint::Workload { id: c, addr: caddr },
+            dst: &bulkhead_policy::Endpoint::Workload { id: s, addr: saddr },
             l4: L4::tcp(port),
             l7,
         });
@@ -429,7 +481,7 @@ mod tests {
     use std::net::{Ipv4Addr, Ipv6Addr};
     use std::path::PathBuf;
 
-    fn examples() -> Engine {
+    pub(super) fn examples() -> Engine {
         examples_with(|text| text)
     }
 
@@ -473,7 +525,7 @@ mod tests {
     }
 
     /// The workload's IPv4 address.
-    fn ip(engine: &Engine, name: &str) -> IpAddr {
+    pub(super) fn ip(engine: &Engine, name: &str) -> IpAddr {
         ip_of(engine, name, false)
     }
 

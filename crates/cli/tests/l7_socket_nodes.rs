@@ -1,0 +1,98 @@
+//! The Redis socket path between nodes: the bundled example in a two-node lab whose
+//! agents share a vouching key (`lab up --redis-socket-path` writes one). A client on one
+//! node and redis-server on the other: the client's node decides every command at the
+//! client's socket (FLUSHALL gets the program's refusal, whose wording is not the
+//! proxy's) and vouches for the connection in its SYN; the server's node verifies it and
+//! lets it past its proxy, which never sees the connection. IPv4 and IPv6.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::lab::{Lab, require};
+
+const LAB: &str = "l7socknodes";
+
+#[test]
+fn clients_on_other_nodes_are_decided_at_their_socket() {
+    if !common::privileged("the socket path lab test between nodes") {
+        return;
+    }
+    require(&["redis-server", "redis-cli"]);
+    let _lock = common::lab_lock();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let spec = std::fs::read_to_string(root.join("examples/lab/l7.yaml")).unwrap();
+    let spec = spec.replacen("\nspec:\n", "\nspec:\n  nodes: [node-1, node-2]\n", 1);
+    let file = std::env::temp_dir().join(format!("{LAB}-{}.yaml", std::process::id()));
+    std::fs::write(&file, spec).unwrap();
+    let lab = Lab::up_with(
+        LAB,
+        &["examples/", &file.to_string_lossy()],
+        &[],
+        &["--redis-socket-path"],
+    );
+    let _ = std::fs::remove_file(&file);
+    let node_of = |name: &str| {
+        lab.status["workloads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["name"] == name)
+            .and_then(|w| w["node"].as_str())
+            .unwrap_or_else(|| panic!("{name}'s node"))
+            .to_string()
+    };
+    let server_node = node_of("platform/redis-0");
+    let client = ["platform/node-api-0", "platform/node-api-1"]
+        .into_iter()
+        .find(|c| node_of(c) != server_node)
+        .expect("a node-api workload on the other node");
+    let (ip, ip6) = (lab.ipv4("platform/redis-0"), lab.ipv6("platform/redis-0"));
+    lab.wait_for_redis(&ip);
+    // Before: what the server node's proxy has seen (the readiness probe above).
+    let proxy_of = |node: &str| -> u64 {
+        lab.agent_statuses()
+            .iter()
+            .find(|s| s["node"] == node)
+            .map_or(0, |s| s["proxy"]["connections"].as_u64().unwrap_or(0))
+    };
+    let proxy_before = proxy_of(&server_node);
+
+    for addr in [&ip, &ip6] {
+        let (_, set) = lab.run(client, &["redis-cli", "-h", addr, "SET", "k", "v"]);
+        assert_eq!(set, "OK", "SET over {addr}");
+        let (_, flush) = lab.run(client, &["redis-cli", "-h", addr, "FLUSHALL"]);
+        assert_eq!(
+            flush, "NOPERM bulkhead: this command is not allowed by policy",
+            "FLUSHALL over {addr}: the program's refusal (the proxy's names the command)"
+        );
+        let (_, get) = lab.run(client, &["redis-cli", "-h", addr, "GET", "k"]);
+        assert_eq!(get, "v", "FLUSHALL never ran");
+    }
+
+    // The client's node vouched for the six connections, the server's verified them,
+    // and the server's proxy saw none of them.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let st = lab.agent_statuses();
+        let counter = |on_server: bool, key: &str| {
+            st.iter()
+                .find(|s| (s["node"] == server_node.as_str()) == on_server)
+                .map_or(0, |s| s["socket_path"][key].as_u64().unwrap_or(0))
+        };
+        let (vouched, verified) = (counter(false, "vouched"), counter(true, "verified"));
+        if vouched >= 6 && verified >= 6 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "vouched {vouched}, verified {verified} (statuses: {st:#?})"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(
+        proxy_of(&server_node),
+        proxy_before,
+        "the server node's proxy took connections the client's node had decided"
+    );
+}
