@@ -161,7 +161,7 @@ pub fn run(mut cfg: Config) -> Result<u8> {
             let mut sp = sockpath::SocketPath::start(&bulkhead_sockops::pin_dir(&cfg.state_dir))
                 .context("cannot start the Redis socket path")?;
             if let Some(key) = cfg.vouch_key {
-                sp.vouch_between_nodes(key)
+                sp.vouch_between_nodes(key, cfg.pod_interfaces.clone())
                     .context("cannot vouch for socket-path connections between nodes")?;
             }
             sync_socket_path(&mut sp, &rec);

@@ -3,7 +3,9 @@
 //! (the agent's kernel rules only: the connection is allowed at layer 4) and through the
 //! agent's transparent proxy enforcing the example's command rule, and at the client's
 //! socket (`--redis-socket-path`: the same rule decided by the kernel), in one run,
-//! rounds alternating so drift cancels out.
+//! rounds alternating so drift cancels out. With `--between-nodes` the lab has two
+//! nodes and the client is the node-api replica on the other node from Redis (the
+//! socket path's client node vouches for its connections; `crates/sockops` vouch).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -15,6 +17,13 @@ const LAB: &str = "bhbench-l7";
 pub struct Options {
     pub rounds: usize,
     pub requests: u32,
+    pub between_nodes: bool,
+}
+
+/// Where the benchmark runs: the server's address and the client workload.
+struct Target {
+    ip: String,
+    client: String,
 }
 
 fn bulkhead(bin: &Path, args: &[&str]) -> Result<String> {
@@ -44,7 +53,7 @@ impl Drop for Down<'_> {
 /// (requests/s, p50 ms, p99 ms) of one redis-benchmark test, from its CSV.
 fn measure(
     bin: &Path,
-    ip: &str,
+    t: &Target,
     test: &str,
     pipeline: u32,
     requests: u32,
@@ -58,11 +67,11 @@ fn measure(
             "exec",
             "--name",
             LAB,
-            "platform/node-api-0",
+            &t.client,
             "--",
             "redis-benchmark",
             "-h",
-            ip,
+            &t.ip,
             "-t",
             test,
             "-n",
@@ -116,23 +125,33 @@ fn relay_only_examples() -> Result<PathBuf> {
     Ok(dir)
 }
 
-fn up(bin: &Path, config: usize, relay: &Path) -> Result<String> {
+/// `examples/lab/l7.yaml` on two nodes.
+fn two_nodes() -> Result<PathBuf> {
+    let src = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/lab/l7.yaml"
+    ));
+    let spec = std::fs::read_to_string(src)?.replacen(
+        "\nspec:\n",
+        "\nspec:\n  nodes: [node-1, node-2]\n",
+        1,
+    );
+    let file = std::env::temp_dir().join("bulkhead-bench-l7-two-nodes.yaml");
+    std::fs::write(&file, spec)?;
+    Ok(file)
+}
+
+fn up(bin: &Path, config: usize, relay: &Path, nodes: Option<&Path>) -> Result<Target> {
     let examples = if config == 1 {
         format!("{}/", relay.display())
     } else {
         "examples/".to_string()
     };
+    let lab_spec = nodes.map_or("examples/lab/l7.yaml".to_string(), |p| {
+        p.display().to_string()
+    });
     let mut args = vec![
-        "lab",
-        "up",
-        "-f",
-        &examples,
-        "-f",
-        "examples/lab/l7.yaml",
-        "--name",
-        LAB,
-        "-o",
-        "json",
+        "lab", "up", "-f", &examples, "-f", &lab_spec, "--name", LAB, "-o", "json",
     ];
     if config > 0 {
         args.push("--l7-proxy");
@@ -141,11 +160,26 @@ fn up(bin: &Path, config: usize, relay: &Path) -> Result<String> {
         args.push("--redis-socket-path");
     }
     let status: serde_json::Value = serde_json::from_str(&bulkhead(bin, &args)?)?;
-    let ip = status["workloads"]
-        .as_array()
-        .and_then(|w| w.iter().find(|w| w["name"] == "platform/redis-0"))
-        .and_then(|w| w["ipv4"].as_str())
+    let workloads = status["workloads"].as_array().context("lab status")?;
+    let redis = workloads
+        .iter()
+        .find(|w| w["name"] == "platform/redis-0")
+        .context("no platform/redis-0")?;
+    let ip = redis["ipv4"]
+        .as_str()
         .context("platform/redis-0 has no address")?
+        .to_string();
+    // One node: node-api-0; two: the replica on the other node.
+    let client = workloads
+        .iter()
+        .filter(|w| {
+            w["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("platform/node-api-"))
+        })
+        .find(|w| nodes.is_none() || w["node"] != redis["node"])
+        .and_then(|w| w["name"].as_str())
+        .context("no node-api replica where the benchmark needs one")?
         .to_string();
     for _ in 0..100 {
         let pong = bulkhead(
@@ -155,7 +189,7 @@ fn up(bin: &Path, config: usize, relay: &Path) -> Result<String> {
                 "exec",
                 "--name",
                 LAB,
-                "platform/node-api-0",
+                &client,
                 "--",
                 "redis-cli",
                 "-h",
@@ -164,7 +198,7 @@ fn up(bin: &Path, config: usize, relay: &Path) -> Result<String> {
             ],
         );
         if pong.is_ok_and(|p| p.trim() == "PONG") {
-            return Ok(ip);
+            return Ok(Target { ip, client });
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
@@ -182,20 +216,30 @@ pub fn redis(bin: &Path, o: &Options) -> Result<String> {
     let _down = Down(bin);
     let cases = [("set", 1), ("get", 1), ("get", 16)];
     let relay = relay_only_examples()?;
+    let nodes = if o.between_nodes {
+        Some(two_nodes()?)
+    } else {
+        None
+    };
     // [case][config] -> samples of (rps, p50, p99)
     let n = CONFIGS.len();
     let mut samples: Vec<Vec<Vec<Sample>>> = cases.iter().map(|_| vec![Vec::new(); n]).collect();
     for round in 0..o.rounds {
         for k in 0..n {
             let config = (round + k) % n;
-            let ip = up(bin, config, &relay)?;
+            let t = up(bin, config, &relay, nodes.as_deref())?;
             for (i, (test, pipeline)) in cases.iter().enumerate() {
-                samples[i][config].push(measure(bin, &ip, test, *pipeline, o.requests)?);
+                samples[i][config].push(measure(bin, &t, test, *pipeline, o.requests)?);
             }
         }
     }
+    let from = if o.between_nodes {
+        "the node-api replica on the other node of a two-node lab"
+    } else {
+        "platform/node-api-0"
+    };
     let mut out = format!(
-        "redis-benchmark -c 50 -n {} from platform/node-api-0 to a real redis-server in platform/redis-0; {} rounds, configurations in rotating order, median. With command rules every command is decided (rule: app redis, 15 allowed commands): by the proxy, or by the kernel at the client's socket.\n\n",
+        "redis-benchmark -c 50 -n {} from {from} to a real redis-server in platform/redis-0; {} rounds, configurations in rotating order, median. With command rules every command is decided (rule: app redis, 15 allowed commands): by the proxy, or by the kernel at the client's socket.\n\n",
         o.requests, o.rounds
     );
     out.push_str(&format!(

@@ -22,7 +22,7 @@ fn arg<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
         .map(String::as_str)
 }
 
-const USAGE: &str = "usage: bulkhead-bench dataplane [objects|throughput|latency] [--quick] | api [--quick] | l7 [--quick] | http [--quick] [--seconds S] | http-client --target IP:P... [--path P] [--rate R] [--seconds S] | crr-server --port P | crr-client --target IP:P [--seconds S] [--threads T]";
+const USAGE: &str = "usage: bulkhead-bench dataplane [objects|throughput|latency] [--quick] | api [--quick] | l7 [--quick] [--between-nodes] | http [--quick] [--seconds S] | http-client --target IP:P... [--path P] [--rate R] [--seconds S] | crr-server --port P | crr-client --target IP:P [--seconds S] [--threads T]";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -71,6 +71,7 @@ fn main() -> Result<()> {
             let o = l7::Options {
                 rounds: if quick { 1 } else { 3 },
                 requests: if quick { 20_000 } else { 200_000 },
+                between_nodes: args.iter().any(|a| a == "--between-nodes"),
             };
             println!("## Redis through the L7 proxy\n");
             println!("{}", l7::redis(&bulkhead_bin()?, &o)?);

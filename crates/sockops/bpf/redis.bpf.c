@@ -24,6 +24,7 @@ struct command { __u32 table; char name[NAME]; };       // an empty name: any ot
 
 // Both ends of each connection to a server address the agent named.
 struct { __uint(type, BPF_MAP_TYPE_SOCKHASH); __uint(max_entries, 65536); __type(key, struct tuple); __type(value, __u64); } socks SEC(".maps");
+// 1: a server of this node, 2: of another node (its end is not taken here).
 struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 65536); __type(key, struct addr); __type(value, __u32); } servers SEC(".maps");
 struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 262144); __type(key, struct ip); __type(value, __u32); } identities SEC(".maps");
 struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 262144); __type(key, struct pair); __type(value, __u32); } tables SEC(".maps");
@@ -190,7 +191,10 @@ int take(struct bpf_sock_ops *s) {
   // a table: exactly the connections the agent's nftables rules leave to this path.
   struct addr server = active ? (struct addr){ .ip = t.rip, .port = t.rport } : (struct addr){ .ip = t.lip, .port = t.lport };
   struct ip cip = active ? t.lip : t.rip, sip = server.ip;
-  if (!bpf_map_lookup_elem(&servers, &server)) return 1;
+  __u32 *where = bpf_map_lookup_elem(&servers, &server);
+  if (!where) return 1;
+  // A server on another node (2): its end is not this node's to take.
+  if (*where == 2 && !active) return 1;
   __u32 *ci = bpf_map_lookup_elem(&identities, &cip), *si = bpf_map_lookup_elem(&identities, &sip);
   if (!ci || !si) return 1;
   struct pair p = { .client = *ci, .server = *si, .port = server.port };
@@ -616,8 +620,11 @@ int vouched(struct __sk_buff *skb) {
   } else {
     return TC_ACT_OK;
   }
+  // The flags byte straight from the packet: most packets are not SYNs and stop here.
+  __u8 *flags = data + l4 + 13;
+  if ((void *)(flags + 1) > end || (*flags & 0x12) != 0x02) return TC_ACT_OK;
   struct tcphdr th;
-  if (bpf_skb_load_bytes(skb, l4, &th, sizeof(th)) || !th.syn || th.ack) return TC_ACT_OK;
+  if (bpf_skb_load_bytes(skb, l4, &th, sizeof(th))) return TC_ACT_OK;
   struct addr to = { .ip = server, .port = bpf_ntohs(th.dest) };
   if (!bpf_map_lookup_elem(&servers, &to)) return TC_ACT_OK;
   // The options, copied out and walked (a 64-byte buffer: any read the walk makes stays

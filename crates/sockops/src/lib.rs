@@ -173,6 +173,10 @@ pub struct RedisPath {
 pub struct Tables {
     /// Server addresses whose connections may take the path.
     pub servers: BTreeSet<SocketAddr>,
+    /// Those of them on other nodes: only the client's end of a connection to one is
+    /// taken (where nodes share a kernel, as a lab's do, the server's end is its own
+    /// node's; across machines it is not here at all).
+    pub remote_servers: BTreeSet<SocketAddr>,
     /// The number each address is known by (the same number for addresses every rule
     /// treats alike).
     pub identities: BTreeMap<IpAddr, u32>,
@@ -314,8 +318,12 @@ impl RedisPath {
                 self.set_table(c, sv, port, t)?;
             }
         }
-        for s in want.servers.difference(&have.servers) {
-            self.add_server(s.ip(), s.port())?;
+        for s in &want.servers {
+            let remote = want.remote_servers.contains(s);
+            if !have.servers.contains(s) || have.remote_servers.contains(s) != remote {
+                let v: u32 = if remote { 2 } else { 1 };
+                self.update("servers", &addr(s.ip(), s.port()), &v.to_ne_bytes())?;
+            }
         }
         for s in have.servers.difference(&want.servers) {
             self.delete("servers", &addr(s.ip(), s.port()))?;
@@ -490,9 +498,12 @@ fn read_tables(obj: &Object) -> Result<Tables> {
         Ok(out)
     };
     let ip = |k: &[u8]| from_key(k[..16].try_into().unwrap_or([0; 16]));
-    for (k, _) in entries("servers")? {
-        t.servers
-            .insert(SocketAddr::new(ip(&k), word(&k, 16) as u16));
+    for (k, v) in entries("servers")? {
+        let s = SocketAddr::new(ip(&k), word(&k, 16) as u16);
+        t.servers.insert(s);
+        if word(&v, 0) == 2 {
+            t.remote_servers.insert(s);
+        }
     }
     for (k, v) in entries("identities")? {
         t.identities.insert(ip(&k), word(&v, 0));

@@ -51,6 +51,9 @@ pub struct SocketPath {
     stop: Arc<AtomicBool>,
     /// Vouching between nodes is on: the SYN check on each interface (by index).
     vouch: Option<BTreeMap<i32, bulkhead_sockops::vouch::Ingress>>,
+    /// Pods' links (`--pod-interfaces`): a vouched SYN comes from another node, so
+    /// these need no check.
+    pod_links: Option<String>,
 }
 
 impl SocketPath {
@@ -67,19 +70,21 @@ impl SocketPath {
             last: None,
             stop: Arc::new(AtomicBool::new(false)),
             vouch: None,
+            pod_links: None,
         })
     }
 
     /// Decide connections to servers on other nodes too, vouched for with `key`, and
     /// let those other nodes vouch for theirs to ours (`bulkhead_sockops::vouch`).
-    pub fn vouch_between_nodes(&mut self, key: [u8; 16]) -> Result<()> {
+    pub fn vouch_between_nodes(&mut self, key: [u8; 16], pod_links: Option<String>) -> Result<()> {
         self.bpf.set_vouching(key, VOUCH_MARK)?;
+        self.pod_links = pod_links;
         self.vouch = Some(BTreeMap::new());
         self.check_new_links()
     }
 
-    /// The SYN check on every interface of the node's namespace but loopback (links to
-    /// other nodes, and pods' links: a SYN vouched for comes in on one of them).
+    /// The SYN check on every interface of the node's namespace but loopback and the
+    /// pods' (where `--pod-interfaces` says which those are): the links to other nodes.
     fn check_new_links(&mut self) -> Result<()> {
         let Some(checked) = &mut self.vouch else {
             return Ok(());
@@ -100,7 +105,9 @@ impl SocketPath {
                 continue;
             };
             let name = name.split('@').next().unwrap_or(name);
-            if name == "lo" || checked.contains_key(&index) {
+            let pod = (self.pod_links.as_deref())
+                .is_some_and(|g| bulkhead_policy::l7::glob_matches(g, name));
+            if name == "lo" || pod || checked.contains_key(&index) {
                 continue;
             }
             match self.bpf.vouch_ingress(index) {
@@ -190,6 +197,9 @@ impl Drop for SocketPath {
 fn merged(before: &Tables, next: &Tables) -> Tables {
     let mut m = before.clone();
     m.servers.extend(next.servers.iter().copied());
+    // Where a server is now is what `next` says.
+    m.remote_servers.retain(|s| !next.servers.contains(s));
+    m.remote_servers.extend(next.remote_servers.iter().copied());
     m.identities
         .extend(next.identities.iter().map(|(k, v)| (*k, *v)));
     m.tables.extend(next.tables.iter().map(|(k, v)| (*k, *v)));

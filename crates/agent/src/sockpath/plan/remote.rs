@@ -96,6 +96,9 @@ pub(super) fn plan_remote(
                 }
                 plan.tables.tables.insert((cn, sn, port), tn);
                 plan.tables.servers.insert(SocketAddr::new(s.ip, port));
+                plan.tables
+                    .remote_servers
+                    .insert(SocketAddr::new(s.ip, port));
                 plan.pairs.insert((s.ip, cn, port));
             }
         }
@@ -179,6 +182,9 @@ mod tests {
             Some(&super::Verdict::Refuse)
         );
         assert!(a.pairs.contains(&(redis, cn, 6379)));
+        // Only the client's end is taken on node-a.
+        let at = std::net::SocketAddr::new(redis, 6379);
+        assert!(a.tables.servers.contains(&at) && a.tables.remote_servers.contains(&at));
         assert!(a.remote_pairs.is_empty(), "no server on node-a");
         // The server's node: no table (the client's node decides), the pair a vouched
         // SYN may use, and the server among those the SYN check looks at.
