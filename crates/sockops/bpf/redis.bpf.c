@@ -207,6 +207,10 @@ int take(struct bpf_sock_ops *s) {
       bpf_sock_ops_cb_flags_set(s, s->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG);
     return 1;
   }
+  // The handshake is over: no more segment needs the vouching callbacks (with the flag
+  // set, the kernel would call us for every segment the connection sends).
+  if (active && (s->bpf_sock_ops_cb_flags & BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG))
+    bpf_sock_ops_cb_flags_set(s, s->bpf_sock_ops_cb_flags & ~BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG);
   if (bpf_sock_hash_update(s, &socks, &t, BPF_NOEXIST) == 0 && active) {
     // The connection's record (its protocol, for flows and learning): kind 3.
     struct refusal *r = bpf_ringbuf_reserve(&refusals, sizeof(*r), 0);
