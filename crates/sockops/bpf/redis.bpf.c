@@ -137,16 +137,21 @@ static __always_inline int vouching(void) {
 }
 
 // The option in the SYN of a connection `take` asked it for (and in no other segment).
+// The table of the connection from `client` to `server`:`port` (the identities of
+// both ends and the port), or none.
+static __always_inline __u32 *table_for(struct ip *client, struct ip *server, __u32 port) {
+  __u32 *ci = bpf_map_lookup_elem(&identities, client), *si = bpf_map_lookup_elem(&identities, server);
+  if (!ci || !si) return 0;
+  struct pair p = { .client = *ci, .server = *si, .port = port };
+  return bpf_map_lookup_elem(&tables, &p);
+}
+
 // Whether this program's tables cover the connection from `client` to `server`:`port`
 // (the flag that asks for these callbacks is the socket's, so every program attached to
 // the socket's cgroups is called: only the one that took it vouches).
 static __always_inline int covered(struct ip *client, struct ip *server, __u32 port) {
   struct addr to = { .ip = *server, .port = port };
-  if (!bpf_map_lookup_elem(&servers, &to)) return 0;
-  __u32 *ci = bpf_map_lookup_elem(&identities, client), *si = bpf_map_lookup_elem(&identities, server);
-  if (!ci || !si) return 0;
-  struct pair p = { .client = *ci, .server = *si, .port = port };
-  return bpf_map_lookup_elem(&tables, &p) != 0;
+  return bpf_map_lookup_elem(&servers, &to) && table_for(client, server, port);
 }
 
 static __always_inline int write_vouch(struct bpf_sock_ops *s, __u32 op) {
@@ -195,10 +200,7 @@ int take(struct bpf_sock_ops *s) {
   if (!where) return 1;
   // A server on another node (2): its end is not this node's to take.
   if (*where == 2 && !active) return 1;
-  __u32 *ci = bpf_map_lookup_elem(&identities, &cip), *si = bpf_map_lookup_elem(&identities, &sip);
-  if (!ci || !si) return 1;
-  struct pair p = { .client = *ci, .server = *si, .port = server.port };
-  __u32 *tp = bpf_map_lookup_elem(&tables, &p);
+  __u32 *tp = table_for(&cip, &sip, server.port);
   if (!tp) return 1;
   __u32 table = *tp;
   if (connect) {
@@ -483,9 +485,7 @@ int frame(struct sk_msg_md *m) {
   if (!c) return SK_DROP;
   // The table, looked up on every write (three hash lookups): a policy change, a
   // quarantine or a removed workload applies to live connections from their next write.
-  __u32 *ci = bpf_map_lookup_elem(&identities, &local), *si = bpf_map_lookup_elem(&identities, &far);
-  struct pair p = { .client = ci ? *ci : 0, .server = si ? *si : 0, .port = remote.port };
-  __u32 *tp = (ci && si) ? bpf_map_lookup_elem(&tables, &p) : 0;
+  __u32 *tp = table_for(&local, &far, remote.port);
   if (!tp) {
     count(NO_TABLE, 1);
     if (!c->reported) { c->reported = 1; report(m, 0, 2, 0); }

@@ -429,41 +429,28 @@ impl RedisPath {
 
     pub fn counters(&self) -> Result<Counters> {
         let map = map(&self.obj, "counters")?;
-        let mut sums = [0u64; 11];
-        for (i, sum) in sums.iter_mut().enumerate() {
+        // Summed over CPUs, by the index the programs count at (their enum).
+        let sum = |i: u32| -> Result<u64> {
             let per_cpu = map
-                .lookup_percpu(&(i as u32).to_ne_bytes(), MapFlags::ANY)?
+                .lookup_percpu(&i.to_ne_bytes(), MapFlags::ANY)?
                 .unwrap_or_default();
-            *sum = per_cpu
+            Ok(per_cpu
                 .iter()
                 .map(|b| u64::from_ne_bytes(b[..8].try_into().unwrap_or([0; 8])))
-                .sum();
-        }
-        let [
-            allowed,
-            refused,
-            replies,
-            malformed,
-            no_table,
-            reported,
-            lost,
-            vouched,
-            verified,
-            unverified,
-            replayed,
-        ] = sums;
+                .sum())
+        };
         Ok(Counters {
-            reported,
-            lost,
-            vouched,
-            verified,
-            unverified,
-            replayed,
-            allowed,
-            refused,
-            replies,
-            malformed,
-            no_table,
+            allowed: sum(0)?,
+            refused: sum(1)?,
+            replies: sum(2)?,
+            malformed: sum(3)?,
+            no_table: sum(4)?,
+            reported: sum(5)?,
+            lost: sum(6)?,
+            vouched: sum(7)?,
+            verified: sum(8)?,
+            unverified: sum(9)?,
+            replayed: sum(10)?,
         })
     }
 

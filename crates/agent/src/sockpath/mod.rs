@@ -89,22 +89,12 @@ impl SocketPath {
         let Some(checked) = &mut self.vouch else {
             return Ok(());
         };
-        // `ip` (run from this namespace) rather than /sys/class/net: the agent enters
-        // the node's namespace with setns, which leaves /sys showing another one.
-        let out = std::process::Command::new("ip")
-            .args(["-o", "link", "show"])
-            .output()
-            .context("listing the node's links (ip -o link show)")?;
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            // `7: name@peer: <...>`
-            let mut f = line.split(':');
-            let (Some(index), Some(name)) = (f.next(), f.next()) else {
-                continue;
-            };
-            let (Ok(index), name) = (index.trim().parse::<i32>(), name.trim()) else {
-                continue;
-            };
-            let name = name.split('@').next().unwrap_or(name);
+        // The kernel's list for this thread's namespace (not /sys/class/net: the agent
+        // enters the node's namespace with setns, which leaves /sys showing another).
+        let links = nix::net::if_::if_nameindex().context("listing the node's links")?;
+        for link in links.iter() {
+            let (index, name) = (link.index() as i32, link.name().to_string_lossy());
+            let name = name.as_ref();
             let pod = (self.pod_links.as_deref())
                 .is_some_and(|g| bulkhead_policy::l7::glob_matches(g, name));
             if name == "lo" || pod || checked.contains_key(&index) {
@@ -213,6 +203,7 @@ fn merged(before: &Tables, next: &Tables) -> Tables {
 /// The `bulkhead_sockpath` table's text for `plan` (replaced whole, in one transaction).
 /// One `inet` table: a map, a server set and a pair set per address family.
 pub fn nft_script(plan: &plan::Plan) -> String {
+    // ` elements = { ... };` of one family's entries (nothing when there are none).
     let list = |items: Vec<String>| {
         if items.is_empty() {
             String::new()
@@ -220,37 +211,34 @@ pub fn nft_script(plan: &plan::Plan) -> String {
             format!(" elements = {{ {} }};", items.join(", "))
         }
     };
-    let family = |v6: bool| {
-        let numbers = list(
-            (plan.tables.identities.iter())
+    // Address -> number maps, and (server, number, port) pair sets.
+    let map = |m: &BTreeMap<IpAddr, u32>, v6: bool| {
+        list(
+            (m.iter())
                 .filter(|(ip, _)| ip.is_ipv6() == v6)
                 .map(|(ip, n)| format!("{ip} : {n}"))
                 .collect(),
-        );
+        )
+    };
+    let pairs = |p: &BTreeSet<(IpAddr, u32, u16)>, v6: bool| {
+        list(
+            (p.iter())
+                .filter(|(s, _, _)| s.is_ipv6() == v6)
+                .map(|(s, n, p)| format!("{s} . {n} . {p}"))
+                .collect(),
+        )
+    };
+    let family = |v6: bool| {
+        let numbers = map(&plan.tables.identities, v6);
+        let remote = map(&plan.remote_clients, v6);
         let servers = list(
             (plan.tables.servers.iter())
                 .filter(|s| s.is_ipv6() == v6)
                 .map(|s| format!("{} . {}", s.ip(), s.port()))
                 .collect(),
         );
-        let pairs = list(
-            (plan.pairs.iter())
-                .filter(|(s, _, _)| s.is_ipv6() == v6)
-                .map(|(s, n, p)| format!("{s} . {n} . {p}"))
-                .collect(),
-        );
-        let remote = list(
-            (plan.remote_clients.iter())
-                .filter(|(ip, _)| ip.is_ipv6() == v6)
-                .map(|(ip, n)| format!("{ip} : {n}"))
-                .collect(),
-        );
-        let remote_pairs = list(
-            (plan.remote_pairs.iter())
-                .filter(|(s, _, _)| s.is_ipv6() == v6)
-                .map(|(s, n, p)| format!("{s} . {n} . {p}"))
-                .collect(),
-        );
+        let remote_pairs = pairs(&plan.remote_pairs, v6);
+        let pairs = pairs(&plan.pairs, v6);
         let (f, ip, t) = if v6 {
             ("6", "ip6", "ipv6_addr")
         } else {

@@ -303,7 +303,7 @@ pub fn plan_with(
     }
     // Between nodes (only where nodes are told apart).
     if between_nodes && scope.node.is_some() {
-        let x = remote::Local {
+        let x = remote::LocalPart {
             engine,
             quarantined,
             redis_ports: &redis_ports,

@@ -12,7 +12,7 @@
 use super::*;
 
 /// What the local part of the plan worked out, for the remote part.
-pub(super) struct Local<'a> {
+pub(super) struct LocalPart<'a> {
     pub engine: &'a Engine,
     pub quarantined: &'a BTreeSet<IpAddr>,
     pub redis_ports: &'a BTreeSet<u16>,
@@ -53,28 +53,44 @@ fn table_whole(engine: &Engine, c: &super::Local, s: &super::Local, port: u16) -
 
 /// Add the connections between this node and others to `plan`.
 pub(super) fn plan_remote(
-    x: &Local<'_>,
+    x: &LocalPart<'_>,
     numbers: &mut Numbers,
     used: &mut HashSet<u32>,
     plan: &mut Plan,
 ) {
     let engine = x.engine;
     let remotes = super::addresses(engine, x.scope, x.quarantined, false);
-    // Tables by (client class, server identity and CIDR peers, server's ports, port):
-    // the replicas of one Deployment ask once.
-    let mut memo: HashMap<(Class, Class, BTreeSet<u16>, u16), Option<Table>> = HashMap::new();
-    let mut table = |cc: &Class, c: &super::Local, s: &super::Local, port: u16| {
-        let sc = class(engine, x.cidrs, s);
-        let key = (cc.clone(), sc, ports(engine, x.redis_ports, s), port);
-        memo.entry(key)
+    // Remote clients by class (a group asks once for all its members).
+    let mut groups: BTreeMap<Class, Vec<super::Local>> = BTreeMap::new();
+    for r in &remotes {
+        groups
+            .entry(class(engine, x.cidrs, r))
+            .or_default()
+            .push(*r);
+    }
+    let groups: Vec<(Class, Vec<super::Local>)> = groups.into_iter().collect();
+    // Tables by (client group: a local class `i` or remote group `classes.len() + j`,
+    // server key, port); servers alike (identity, CIDR peers, declared ports) share a
+    // key, so the replicas of one Deployment ask once.
+    let mut server_keys: HashMap<(Class, BTreeSet<u16>), usize> = HashMap::new();
+    let mut server_key = |s: &super::Local| {
+        let ports = ports(engine, x.redis_ports, s);
+        let n = server_keys.len();
+        let k = *(server_keys.entry((class(engine, x.cidrs, s), ports.clone()))).or_insert(n);
+        (k, ports)
+    };
+    let mut memo: HashMap<(usize, usize, u16), Option<Table>> = HashMap::new();
+    let mut table = |g: usize, c: &super::Local, (s, sk): (&super::Local, usize), port: u16| {
+        memo.entry((g, sk, port))
             .or_insert_with(|| table_whole(engine, c, s, port))
             .clone()
     };
     // Local clients of remote servers: tables, as for local servers.
     for s in &remotes {
-        for port in ports(engine, x.redis_ports, s) {
-            for (cc, members) in x.classes {
-                let Some(t) = table(cc, &members[0], s, port) else {
+        let (sk, ports) = server_key(s);
+        for port in ports {
+            for (g, (cc, members)) in x.classes.iter().enumerate() {
+                let Some(t) = table(g, &members[0], (s, sk), port) else {
                     continue;
                 };
                 let sn = Numbers::number(
@@ -94,28 +110,21 @@ pub(super) fn plan_remote(
                 for (name, &v) in &t.named {
                     plan.tables.verdicts.insert((tn, Some(name.clone())), v);
                 }
+                let at = SocketAddr::new(s.ip, port);
                 plan.tables.tables.insert((cn, sn, port), tn);
-                plan.tables.servers.insert(SocketAddr::new(s.ip, port));
-                plan.tables
-                    .remote_servers
-                    .insert(SocketAddr::new(s.ip, port));
+                plan.tables.servers.insert(at);
+                plan.tables.remote_servers.insert(at);
                 plan.pairs.insert((s.ip, cn, port));
             }
         }
     }
     // Remote clients of local servers: the pairs a vouched SYN may use. Their numbers
     // go to nftables only (the programs here never take those clients' sockets).
-    let mut groups: BTreeMap<Class, Vec<super::Local>> = BTreeMap::new();
-    for r in &remotes {
-        groups
-            .entry(class(engine, x.cidrs, r))
-            .or_default()
-            .push(*r);
-    }
     for s in x.locals {
-        for port in ports(engine, x.redis_ports, s) {
-            for (cc, members) in &groups {
-                if table(cc, &members[0], s, port).is_none() {
+        let (sk, ports) = server_key(s);
+        for port in ports {
+            for (j, (cc, members)) in groups.iter().enumerate() {
+                if table(x.classes.len() + j, &members[0], (s, sk), port).is_none() {
                     continue;
                 }
                 let n = Numbers::number(&mut numbers.classes, &mut numbers.next, used, cc);
@@ -202,6 +211,10 @@ mod tests {
             b.tables
                 .servers
                 .contains(&std::net::SocketAddr::new(redis, 6379))
+        );
+        assert!(
+            !b.tables.remote_servers.contains(&at),
+            "node-b's own server"
         );
         // No rule lets order-web reach Redis: neither node plans it.
         let web = ip(&engine, "eu/order-web-0");
