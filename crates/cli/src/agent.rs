@@ -115,3 +115,34 @@ fn read_vouch_key(f: &std::path::Path) -> anyhow::Result<[u8; 16]> {
     }
     Ok(key)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::read_vouch_key;
+
+    #[test]
+    fn vouch_keys_are_32_hex_digits() {
+        let dir = std::env::temp_dir().join(format!("bulkhead-vouch-key-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("key");
+        std::fs::write(&file, "00112233445566778899aabbccddeeff\n").unwrap();
+        assert_eq!(
+            read_vouch_key(&file).unwrap(),
+            [
+                0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd,
+                0xee, 0xff
+            ]
+        );
+        for bad in ["0011", "zz112233445566778899aabbccddeeff", ""] {
+            std::fs::write(&file, bad).unwrap();
+            let e = read_vouch_key(&file).unwrap_err().to_string();
+            assert!(e.contains("expected 32 hexadecimal digits"), "{e}");
+            assert!(e.contains(&file.display().to_string()), "{e}");
+        }
+        let e = read_vouch_key(&dir.join("missing"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cannot read the vouching key"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
