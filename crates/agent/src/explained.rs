@@ -30,6 +30,7 @@ pub struct Key {
     /// only then).
     pub settled: bool,
     pub app: Option<AppProtocol>,
+    pub spoofed: bool,
 }
 
 impl Key {
@@ -45,6 +46,7 @@ impl Key {
             action: o.action,
             settled,
             app: l7.map(|r| r.app),
+            spoofed: o.spoofed,
         })
     }
 }
@@ -113,6 +115,7 @@ mod tests {
             dport: Some(6379),
             icmp: None,
             len: None,
+            spoofed: false,
         }
     }
 

@@ -15,14 +15,17 @@ use crate::decide::NodeScope;
 pub use bulkhead_record::{Action, Decided, FlowRecord, Peer, Rule};
 
 /// What the kernel did, from the log prefix (see `bulkhead_dataplane::names`).
-pub fn action_from_prefix(prefix: &str) -> Option<Action> {
-    use bulkhead_dataplane::names::{LOG_ALLOW, LOG_DENY, LOG_RULE};
+/// What the kernel did, from the log prefix (see `bulkhead_dataplane::names`), and
+/// whether it was the source check (a forged source address).
+pub fn action_from_prefix(prefix: &str) -> Option<(Action, bool)> {
+    use bulkhead_dataplane::names::{LOG_ALLOW, LOG_DENY, LOG_RULE, LOG_SPOOF};
     // The kernel may trim the trailing space of a prefix; compare without it.
     let p = prefix.trim_end();
     [
-        (LOG_ALLOW, Action::Allow),
-        (LOG_DENY, Action::Deny),
-        (LOG_RULE, Action::Log),
+        (LOG_ALLOW, (Action::Allow, false)),
+        (LOG_DENY, (Action::Deny, false)),
+        (LOG_RULE, (Action::Log, false)),
+        (LOG_SPOOF, (Action::Deny, true)),
     ]
     .into_iter()
     .find(|(x, _)| x.trim_end() == p)
@@ -48,6 +51,8 @@ pub struct Observed {
     pub icmp: Option<(u8, u8)>,
     /// Length of the IP packet.
     pub len: Option<u32>,
+    /// Dropped by the source check: the source address is not the sender's own.
+    pub spoofed: bool,
 }
 
 impl Observed {
@@ -156,6 +161,24 @@ pub fn enrich_l7(cx: &Enrich, o: &Observed, l7: Option<&L7Request>) -> FlowRecor
         generation: cx.generation,
         ..FlowRecord::new(time, o.action, &protocol_name(o.protocol), src, dst)
     };
+    if o.spoofed {
+        // Not a policy decision: the address is another workload's, so its identity
+        // (and its name in `src`) is not the sender's.
+        r.src = Peer {
+            ip: o.src.to_string(),
+            entity: Some("forged".into()),
+            ..Peer::default()
+        };
+        r.decided_by = Some(Decided {
+            side: "egress".into(),
+            tier: "source-check".into(),
+            rule: None,
+            mode: None,
+            group: None,
+            isolated_by: Vec::new(),
+        });
+        return r;
+    }
     let Some(l4) = o.l4() else {
         return r;
     };
@@ -332,6 +355,7 @@ spec:
             dport: Some(port),
             icmp: None,
             len: Some(60),
+            spoofed: false,
         }
     }
 
@@ -449,9 +473,10 @@ spec:
 
     #[test]
     fn prefixes() {
-        assert_eq!(action_from_prefix("bh:deny "), Some(Action::Deny));
-        assert_eq!(action_from_prefix("bh:allow"), Some(Action::Allow));
-        assert_eq!(action_from_prefix("bh:log "), Some(Action::Log));
+        assert_eq!(action_from_prefix("bh:deny "), Some((Action::Deny, false)));
+        assert_eq!(action_from_prefix("bh:allow"), Some((Action::Allow, false)));
+        assert_eq!(action_from_prefix("bh:log "), Some((Action::Log, false)));
+        assert_eq!(action_from_prefix("bh:spoof"), Some((Action::Deny, true)));
         assert_eq!(action_from_prefix("other"), None);
     }
 }

@@ -573,6 +573,7 @@ fn start_ended(shared: &Arc<Shared>, store: Arc<bulkhead_store::Sink>) {
                     dport: e.dport,
                     icmp: e.icmp,
                     len: None,
+                    spoofed: false,
                 };
                 let mut r = enrich(&shared, &o, false, &memo);
                 // The connection was allowed when it opened; today's rules may say

@@ -115,7 +115,10 @@ pub fn observe(nlas: &[PacketNla], now: SystemTime) -> Option<Observed> {
             _ => {}
         }
     }
-    parse_ip(action?, payload?, now)
+    let (action, spoofed) = action?;
+    let mut o = parse_ip(action, payload?, now)?;
+    o.spoofed = spoofed;
+    Some(o)
 }
 
 /// Addresses, protocol and ports of an IP packet (possibly truncated).
@@ -146,6 +149,7 @@ pub fn parse_ip(action: Action, packet: &[u8], time: SystemTime) -> Option<Obser
         dport: None,
         icmp: None,
         len: Some(len),
+        spoofed: false,
     };
     match protocol {
         6 | 17 | 132 => {

@@ -40,7 +40,7 @@ fn chain_obj(name: &str, c: Option<&ChainState>) -> Chain<'static> {
         handle: None,
         _type: hook.map(|_| NfChainType::Filter),
         hook: hook.map(|h| match h {
-            Hook::Prerouting => NfHook::Prerouting,
+            Hook::Prerouting | Hook::Raw => NfHook::Prerouting,
             Hook::Forward => NfHook::Forward,
             Hook::Input => NfHook::Input,
             Hook::Output => NfHook::Output,

@@ -187,10 +187,11 @@ pub fn parse_table(v: &Value) -> Ruleset {
         }
         if let Some(c) = item.get("chain") {
             let name = c.get("name").and_then(Value::as_str).unwrap_or_default();
+            let prio = c.get("prio").and_then(Value::as_i64).unwrap_or(0);
             let hook = c
                 .get("hook")
                 .and_then(Value::as_str)
-                .and_then(Hook::from_name);
+                .and_then(|h| Hook::from_kernel(h, prio));
             rs.chains.insert(
                 name.to_string(),
                 ChainState {

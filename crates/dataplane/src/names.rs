@@ -30,6 +30,9 @@ pub const LOG_GROUP: u32 = 1;
 pub const LOG_ALLOW: &str = "bh:allow ";
 pub const LOG_DENY: &str = "bh:deny ";
 pub const LOG_RULE: &str = "bh:log ";
+/// A packet from a workload interface whose source address that interface does not
+/// route back to (another workload's address, forged): dropped before conntrack.
+pub const LOG_SPOOF: &str = "bh:spoof ";
 
 /// Stable 64-bit FNV-1a, for content-addressed chain and set names that must not change
 /// between runs or builds (so an agent restart finds its own objects).

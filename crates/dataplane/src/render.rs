@@ -85,6 +85,7 @@ pub const CHAIN_INGRESS: &str = "ingress";
 pub const CHAIN_ALLOWED: &str = "allowed";
 pub const CHAIN_DENY: &str = "deny";
 pub const CHAIN_DIVERT: &str = "divert";
+pub const CHAIN_SOURCE_CHECK: &str = "source_check";
 
 /// Render the desired ruleset. Pure, apart from allocating kernel identity numbers in
 /// `ids` (which the caller keeps from one render to the next).
@@ -245,6 +246,38 @@ struct Renderer<'a> {
     np_chains: FxHashMap<(u32, Direction), Option<Arc<str>>>,
 }
 
+/// The rules as JSON bytes that do not change from one render to the next, for chain
+/// hashes and content-addressed names: `fib` flags are a `HashSet`, which serializes
+/// in a random order, so every array under a `flags` key is sorted (only in the rare
+/// chains that have a `fib` match: the others serialize as they are, faster).
+fn canonical_json(rules: &[Stmts]) -> Vec<u8> {
+    use nftables::expr::NamedExpression;
+    use nftables::stmt::Statement;
+    let has_fib = rules.iter().flatten().any(|s| {
+        matches!(s, Statement::Match(m) if matches!(m.left, Expression::Named(NamedExpression::Fib(_))))
+    });
+    if !has_fib {
+        return serde_json::to_vec(rules).unwrap_or_default();
+    }
+    fn sort_flags(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, x) in m.iter_mut() {
+                    if let (true, serde_json::Value::Array(a)) = (k == "flags", &mut *x) {
+                        a.sort_by_key(|f| f.to_string());
+                    }
+                    sort_flags(x);
+                }
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(sort_flags),
+            _ => {}
+        }
+    }
+    let mut v = serde_json::to_value(rules).unwrap_or_default();
+    sort_flags(&mut v);
+    serde_json::to_vec(&v).unwrap_or_default()
+}
+
 /// Quarantined addresses send and receive nothing (established connections were cut
 /// by the agent when it quarantined them, so their next packet comes here).
 fn quarantined() -> Vec<Stmts> {
@@ -329,7 +362,7 @@ impl<'a> Renderer<'a> {
 
     fn chain(&mut self, name: &str, hook: Option<Hook>, rules: Vec<Stmts>) {
         self.touch(name);
-        let hash = stable_hash(&serde_json::to_vec(&rules).unwrap_or_default());
+        let hash = stable_hash(&canonical_json(&rules));
         self.out.chains.insert(
             name.to_string(),
             ChainState {
@@ -342,7 +375,7 @@ impl<'a> Renderer<'a> {
 
     /// A content-addressed chain: named after its rules.
     fn content_chain(&mut self, prefix: &str, rules: Vec<Stmts>) -> String {
-        let name = content_name(prefix, &serde_json::to_vec(&rules).unwrap_or_default());
+        let name = content_name(prefix, &canonical_json(&rules));
         if !self.out.chains.contains_key(&name) {
             self.chain(&name, None, rules);
         }
@@ -1110,6 +1143,23 @@ impl<'a> Renderer<'a> {
             vec![set_mark_from_map(true, false, "daddr", "dst4")],
             vec![set_mark_from_map(true, true, "daddr", "dst6")],
         ]);
+        if let Some(glob) = self.opts.pod_interfaces.clone() {
+            // Identity comes from the source address, so a workload must not send with
+            // another's: that would take the other's identity (an LDAP client of the
+            // red group reaching the blue servers as the blue client). Checked on every
+            // packet, before conntrack, so forged packets neither join another
+            // workload's connections nor fill the connection table.
+            self.chain(
+                CHAIN_SOURCE_CHECK,
+                Some(Hook::Raw),
+                vec![vec![
+                    iifname(&glob),
+                    no_route_back_to_source(),
+                    log(LOG_SPOOF, LOG_GROUP),
+                    drop(),
+                ]],
+            );
+        }
         if let Some(glob) = &self.opts.pod_interfaces {
             // Fail closed: a workload the agent does not know yet sends nothing.
             forward.push(vec![

@@ -4,7 +4,8 @@
 use std::borrow::Cow;
 
 use nftables::expr::{
-    BinaryOperation, CT, Expression, Map, Meta, MetaKey, NamedExpression, Payload, PayloadField,
+    BinaryOperation, CT, Expression, Fib, FibFlag, FibResult, Map, Meta, MetaKey, NamedExpression,
+    Payload, PayloadField,
 };
 use nftables::stmt::{
     JumpTarget, Log, Mangle, Match, Operator, Reject, RejectType, Statement, VerdictMap,
@@ -214,6 +215,20 @@ pub fn icmpv6_link_plumbing() -> Stmts {
         }),
         accept(),
     ]
+}
+
+/// `fib saddr . iif oif missing`: the routing table has no route back to the source
+/// address through the interface the packet came in on (strict reverse-path check).
+/// Each workload's address is routed through its own interface, so this is true of a
+/// packet from a workload that carries another workload's address.
+pub fn no_route_back_to_source() -> Statement<'static> {
+    eq(
+        Expression::Named(NamedExpression::Fib(Fib {
+            result: FibResult::Oif,
+            flags: [FibFlag::Saddr, FibFlag::Iif].into_iter().collect(),
+        })),
+        Expression::Boolean(false),
+    )
 }
 
 pub fn iifname(glob: &str) -> Statement<'static> {

@@ -159,6 +159,10 @@ pub struct SetState {
 pub enum Hook {
     /// Before routing (priority mangle): where connections are diverted to the L7 proxy.
     Prerouting,
+    /// Before routing and before conntrack (priority raw): where packets with a source
+    /// address their workload's interface does not route to are dropped, before they
+    /// can take that address's identity or an entry in the connection table.
+    Raw,
     Forward,
     Input,
     Output,
@@ -167,23 +171,32 @@ pub enum Hook {
 impl Hook {
     pub fn name(self) -> &'static str {
         match self {
-            Hook::Prerouting => "prerouting",
+            Hook::Prerouting | Hook::Raw => "prerouting",
             Hook::Forward => "forward",
             Hook::Input => "input",
             Hook::Output => "output",
         }
     }
 
-    pub fn from_name(name: &str) -> Option<Hook> {
-        [Hook::Prerouting, Hook::Forward, Hook::Input, Hook::Output]
-            .into_iter()
-            .find(|h| h.name() == name)
+    /// The hook of a base chain the kernel lists with this hook name and priority.
+    pub fn from_kernel(name: &str, priority: i64) -> Option<Hook> {
+        [
+            Hook::Prerouting,
+            Hook::Raw,
+            Hook::Forward,
+            Hook::Input,
+            Hook::Output,
+        ]
+        .into_iter()
+        .find(|h| h.name() == name && i64::from(h.priority()) == priority)
     }
 
     /// TPROXY must see packets before routing and after conntrack (-200): mangle (-150).
+    /// The source check comes before conntrack: raw (-300).
     pub fn priority(self) -> i32 {
         match self {
             Hook::Prerouting => -150,
+            Hook::Raw => -300,
             _ => 0,
         }
     }

@@ -62,11 +62,12 @@ pub struct Peer {
 }
 
 impl Peer {
-    /// `ns/name`, `host 10.0.0.1`, `api.example.com (203.0.113.10)` or the address.
+    /// `ns/name`, `host 10.0.0.1`, `api.example.com (203.0.113.10)`, `forged
+    /// 10.0.0.2` (a source address its sender does not own) or the address.
     pub fn display(&self) -> String {
         match (&self.workload, &self.entity, &self.name) {
             (Some(w), _, _) => w.clone(),
-            (None, Some(e), _) if e == "host" => format!("host {}", self.ip),
+            (None, Some(e), _) if e == "host" || e == "forged" => format!("{e} {}", self.ip),
             (None, _, Some(names)) => format!("{names} ({})", self.ip),
             _ => self.ip.clone(),
         }

@@ -64,12 +64,19 @@ impl Lab {
 
     /// [`Lab::up`] with more `lab up` flags.
     pub fn up_with(name: &'static str, files: &[&str], cleanup: &[&str], flags: &[&str]) -> Lab {
+        let mut all = vec!["--l7-proxy"];
+        all.extend_from_slice(flags);
+        Lab::up_flags(name, files, cleanup, &all)
+    }
+
+    /// `bulkhead lab up -f FILE... --name NAME FLAGS...` (no proxy unless asked for).
+    pub fn up_flags(name: &'static str, files: &[&str], cleanup: &[&str], flags: &[&str]) -> Lab {
         let _ = bulkhead(&["lab", "down", "--name", name]);
         let mut args = vec!["lab", "up"];
         for f in files {
             args.extend(["-f", f]);
         }
-        args.extend(["--l7-proxy", "--name", name, "-o", "json"]);
+        args.extend(["--name", name, "-o", "json"]);
         args.extend(flags);
         let mut lab = Lab {
             name,

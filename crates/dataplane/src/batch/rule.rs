@@ -38,6 +38,18 @@ const CT_STATE: u32 = 0;
 const CT_MARK: u32 = 3;
 const SOCKET_TRANSPARENT: u32 = 0;
 const SOCKET_MARK: u32 = 1;
+// The fib expression: its attributes, result and input flags.
+const NFTA_FIB_DREG: u16 = 1;
+const NFTA_FIB_RESULT: u16 = 2;
+const NFTA_FIB_FLAGS: u16 = 3;
+const NFT_FIB_RESULT_OIF: u32 = 1;
+const NFTA_FIB_F_SADDR: u32 = 1;
+const NFTA_FIB_F_DADDR: u32 = 2;
+const NFTA_FIB_F_MARK: u32 = 4;
+const NFTA_FIB_F_IIF: u32 = 8;
+const NFTA_FIB_F_OIF: u32 = 16;
+/// The result is whether there is one (`fib ... oif missing` / `exists`).
+const NFTA_FIB_F_PRESENT: u32 = 32;
 
 const NFPROTO_IPV4: u8 = 2;
 const NFPROTO_IPV6: u8 = 10;
@@ -83,6 +95,9 @@ enum Ty {
     HostU32,
     /// One byte (socket transparent, ICMP type and code).
     U8,
+    /// `fib ... oif` compared with a boolean (`missing`, `exists`): nft compares the
+    /// whole 32-bit register.
+    Present,
     L4proto,
     Nfproto,
     Ifname,
@@ -213,6 +228,7 @@ fn value(ty: &Ty, e: &Expression) -> Result<Vec<u8>, BatchError> {
                 Err(_) => return bad(),
             }
         }
+        (Ty::Present, Expression::Boolean(b)) => u32::from(*b).to_ne_bytes().to_vec(),
         (Ty::L4proto, Expression::String(s)) => match l4_number(s) {
             Some(n) => vec![n],
             None => return bad(),
@@ -413,6 +429,32 @@ impl Compiler<'_, '_> {
                     attrs: vec![A::Be32(1, key), A::Be32(2, dreg)],
                 });
                 Ok(ty)
+            }
+            // Only as nft compiles `fib ... oif missing|exists`: the comparison's right
+            // side must be a boolean (`value` refuses anything else).
+            Expression::Named(NamedExpression::Fib(f)) => {
+                use nftables::expr::{FibFlag, FibResult};
+                if f.result != FibResult::Oif {
+                    return unsupported(format!("fib {:?}", f.result));
+                }
+                let flags = f.flags.iter().fold(NFTA_FIB_F_PRESENT, |acc, fl| {
+                    acc | match fl {
+                        FibFlag::Saddr => NFTA_FIB_F_SADDR,
+                        FibFlag::Daddr => NFTA_FIB_F_DADDR,
+                        FibFlag::Mark => NFTA_FIB_F_MARK,
+                        FibFlag::Iif => NFTA_FIB_F_IIF,
+                        FibFlag::Oif => NFTA_FIB_F_OIF,
+                    }
+                });
+                self.out.push(Ex {
+                    name: "fib",
+                    attrs: vec![
+                        A::Be32(NFTA_FIB_DREG, dreg),
+                        A::Be32(NFTA_FIB_RESULT, NFT_FIB_RESULT_OIF),
+                        A::Be32(NFTA_FIB_FLAGS, flags),
+                    ],
+                });
+                Ok(Ty::Present)
             }
             Expression::BinaryOperation(op) => match op.as_ref() {
                 // `meta mark & MASK`, `ct mark & MASK`.
