@@ -1183,12 +1183,15 @@ impl<'a> Renderer<'a> {
         // Not even the L7 proxy reaches a quarantined workload.
         output.extend(quarantined());
         output.extend([
-            // The L7 proxy's own connections to servers: it has decided already.
+            // The L7 proxy's own connections to servers: it has decided already. Their
+            // conntrack mark tells prerouting to hand the answers to the proxy's
+            // socket (see the divert chain).
             vec![
                 eq(
                     meta(nftables::expr::MetaKey::Mark),
                     Expression::Number(PROXY_MARK),
                 ),
+                set_mark(true, DIVERT_MARK),
                 accept(),
             ],
             icmpv6_link_plumbing(),

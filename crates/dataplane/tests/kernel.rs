@@ -208,8 +208,17 @@ fn divert_chain_applies_and_adopts() {
     )
     .unwrap();
     assert!(text.contains("hook prerouting priority mangle"), "{text}");
-    assert!(text.contains("socket transparent 1"), "{text}");
-    assert!(text.contains("tproxy ip to :15001"), "{text}");
+    // Diverted TCP connections are known by their conntrack mark (no socket lookup per
+    // packet); the proxy's DNS datagrams by their socket.
+    assert!(
+        text.contains("meta l4proto tcp ct state established,related ct mark 0x00b10000 meta mark set 0x00b10000 accept"),
+        "{text}"
+    );
+    assert!(text.contains("udp socket transparent 1"), "{text}");
+    assert!(
+        text.contains("tproxy ip to :15001 ct mark set 0x00b10000"),
+        "{text}"
+    );
     assert!(text.contains("tproxy ip6 to :15001"), "{text}");
 }
 

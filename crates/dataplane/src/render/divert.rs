@@ -30,33 +30,38 @@ const UDP: u8 = 17;
 impl Renderer<'_> {
     pub(super) fn divert_chain(&mut self, port: u16) {
         // Later packets of a diverted connection, and servers' answers to the proxy's
-        // own (transparent) connections and datagrams: to the socket that owns them.
-        let owned = |proto: u8| {
-            let mut r = vec![l4proto(proto)];
-            if proto == TCP {
-                // Not the SYN of a new connection: one that reuses the ports of a
-                // connection the proxy closed first finds its TIME_WAIT socket, which is
-                // transparent too. Taken here it would be answered by the dead connection
-                // (an ACK the client drops, then a 1 s SYN retransmit: a third of
-                // connection-per-request throughput); the tproxy rule below replaces the
-                // TIME_WAIT socket with the listener, as the kernel does for its own ports.
-                r.push(ct_state(&["established", "related"]));
-            }
-            r.extend([
-                eq(
-                    Expression::Named(NamedExpression::Socket(Socket {
-                        key: Cow::Owned(SocketAttr::Transparent),
-                    })),
-                    Expression::Number(1),
-                ),
-                set_mark(false, DIVERT_MARK),
-                accept(),
-            ]);
-            r
-        };
+        // own (transparent) connections: to the socket that owns them. Both carry
+        // DIVERT_MARK in their conntrack mark (set by the divert rules below and by the
+        // output chain for the proxy's connections), so telling them apart costs a
+        // conntrack field, not the socket lookup (`socket transparent 1`) that every
+        // established TCP packet through the node would otherwise pay.
+        // Not the SYN of a new connection: one that reuses the ports of a connection the
+        // proxy closed first would be taken to that connection's TIME_WAIT socket and
+        // answered by the dead connection (an ACK the client drops, then a 1 s SYN
+        // retransmit: a third of connection-per-request throughput); the tproxy rule
+        // below gives it to the listener, as the kernel does for its own ports.
+        let owned_tcp = vec![
+            l4proto(TCP),
+            ct_state(&["established", "related"]),
+            eq(ct("mark"), Expression::Number(DIVERT_MARK)),
+            set_mark(false, DIVERT_MARK),
+            accept(),
+        ];
+        // Datagrams: the proxy's DNS sockets (each query is diverted on its own).
+        let owned_udp = vec![
+            l4proto(UDP),
+            eq(
+                Expression::Named(NamedExpression::Socket(Socket {
+                    key: Cow::Owned(SocketAttr::Transparent),
+                })),
+                Expression::Number(1),
+            ),
+            set_mark(false, DIVERT_MARK),
+            accept(),
+        ];
         let mut rules: Vec<Stmts> = vec![
-            owned(TCP),
-            owned(UDP),
+            owned_tcp,
+            owned_udp,
             // Established traffic stays on the fast path, except DNS queries over UDP:
             // each datagram is decided (and its answer read) by the proxy, and a client
             // that sends from the same port again is an established conntrack flow.
@@ -95,6 +100,7 @@ impl Renderer<'_> {
                     port,
                     addr: None,
                 }),
+                set_mark(true, DIVERT_MARK),
                 set_mark(false, DIVERT_MARK),
                 accept(),
             ]
