@@ -30,7 +30,7 @@ pub struct Key {
     /// only then).
     pub settled: bool,
     pub app: Option<AppProtocol>,
-    pub spoofed: bool,
+    pub forged: bool,
 }
 
 impl Key {
@@ -46,7 +46,7 @@ impl Key {
             action: o.action,
             settled,
             app: l7.map(|r| r.app),
-            spoofed: o.spoofed,
+            forged: o.forged.is_some(),
         })
     }
 }
@@ -115,7 +115,7 @@ mod tests {
             dport: Some(6379),
             icmp: None,
             len: None,
-            spoofed: false,
+            forged: None,
         }
     }
 

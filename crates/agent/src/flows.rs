@@ -52,7 +52,16 @@ pub struct Observed {
     /// Length of the IP packet.
     pub len: Option<u32>,
     /// Dropped by the source check: the source address is not the sender's own.
-    pub spoofed: bool,
+    pub forged: Option<Forged>,
+}
+
+/// Where a packet with a forged source address came from.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Forged {
+    /// The interface it arrived on (NFLOG's input device).
+    pub indev: Option<u32>,
+    /// Addresses the node routes through that interface: the real sender's.
+    pub sender: Vec<IpAddr>,
 }
 
 impl Observed {
@@ -161,9 +170,18 @@ pub fn enrich_l7(cx: &Enrich, o: &Observed, l7: Option<&L7Request>) -> FlowRecor
         generation: cx.generation,
         ..FlowRecord::new(time, o.action, &protocol_name(o.protocol), src, dst)
     };
-    if o.spoofed {
+    if let Some(forged) = &o.forged {
         // Not a policy decision: the address is another workload's, so its identity
-        // (and its name in `src`) is not the sender's.
+        // (and its name in `src`) is not the sender's; the interface tells who sent it.
+        r.sender = (forged.sender.iter())
+            .map(|ip| peer(cx.engine, cx.scope, *ip))
+            .find(|p| p.workload.is_some())
+            .or_else(|| {
+                forged
+                    .sender
+                    .first()
+                    .map(|ip| peer(cx.engine, cx.scope, *ip))
+            });
         r.src = Peer {
             ip: o.src.to_string(),
             entity: Some("forged".into()),
@@ -355,7 +373,7 @@ spec:
             dport: Some(port),
             icmp: None,
             len: Some(60),
-            spoofed: false,
+            forged: None,
         }
     }
 

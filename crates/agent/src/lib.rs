@@ -19,6 +19,7 @@ pub mod decide;
 pub mod explained;
 pub mod flows;
 pub mod fqdn;
+pub mod links;
 pub mod netns;
 pub mod nflog;
 pub mod proxy;
@@ -537,7 +538,13 @@ fn start_flows(shared: &Arc<Shared>, log: nflog::Nflog, store: Arc<bulkhead_stor
             let memo = explained::Explained::default();
             nflog::run(
                 log,
-                |o| {
+                |mut o| {
+                    // A forged source: who really sent it, from the interface's routes.
+                    if let Some(f) = o.forged.as_mut()
+                        && let Some(i) = f.indev
+                    {
+                        f.sender = links::host_routes_via(i);
+                    }
                     let r = enrich(&shared, &o, shared.settled(Instant::now()), &memo);
                     write_record(&shared, &store, r);
                 },
@@ -573,7 +580,7 @@ fn start_ended(shared: &Arc<Shared>, store: Arc<bulkhead_store::Sink>) {
                     dport: e.dport,
                     icmp: e.icmp,
                     len: None,
-                    spoofed: false,
+                    forged: None,
                 };
                 let mut r = enrich(&shared, &o, false, &memo);
                 // The connection was allowed when it opened; today's rules may say

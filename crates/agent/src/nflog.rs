@@ -108,16 +108,23 @@ impl Nflog {
 pub fn observe(nlas: &[PacketNla], now: SystemTime) -> Option<Observed> {
     let mut action = None;
     let mut payload: Option<&[u8]> = None;
+    let mut indev = None;
     for nla in nlas {
         match nla {
             PacketNla::Prefix(p) => action = flows::action_from_prefix(&p.to_string_lossy()),
             PacketNla::Payload(p) => payload = Some(p),
+            PacketNla::IfIndexInDev(i) => indev = Some(*i),
             _ => {}
         }
     }
-    let (action, spoofed) = action?;
+    let (action, forged) = action?;
     let mut o = parse_ip(action, payload?, now)?;
-    o.spoofed = spoofed;
+    if forged {
+        o.forged = Some(flows::Forged {
+            indev,
+            sender: Vec::new(),
+        });
+    }
     Some(o)
 }
 
@@ -149,7 +156,7 @@ pub fn parse_ip(action: Action, packet: &[u8], time: SystemTime) -> Option<Obser
         dport: None,
         icmp: None,
         len: Some(len),
-        spoofed: false,
+        forged: None,
     };
     match protocol {
         6 | 17 | 132 => {

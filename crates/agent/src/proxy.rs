@@ -340,7 +340,7 @@ fn observed(protocol: Protocol, client: SocketAddr, server: SocketAddr, allowed:
         dport: Some(server.port()),
         icmp: None,
         len: None,
-        spoofed: false,
+        forged: None,
     }
 }
 

@@ -88,7 +88,7 @@ fn table_row(r: &FlowRecord) -> String {
         "{:<24}  {:<7}  {:<28}  {:<28}  {:<12}  {}",
         r.time,
         r.verdict.as_str(),
-        r.src.display(),
+        r.source_display(),
         r.dst.display(),
         r.service(),
         decided

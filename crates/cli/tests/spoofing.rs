@@ -4,9 +4,10 @@
 //! server with the blue client's address (IPv4 and IPv6): the SYN must not reach the
 //! server (a capture in the server's pod sees nothing), while the same SYN from the blue
 //! client itself does; and the drop is a flow record decided by the source check, with
-//! the forged address marked as such. Once with the kernel deciding alone, once with the
-//! L7 proxy on (which would otherwise answer the forged SYN as the blue client's: the
-//! example's LDAP rule goes through it). Root only.
+//! the forged address marked as such and the red client named as its sender; a response
+//! rule on `spoof` quarantines the red client. Once with the kernel deciding alone, once
+//! with the L7 proxy on (which would otherwise answer the forged SYN as the blue
+//! client's: the example's LDAP rule goes through it). Root only.
 
 mod common;
 
@@ -92,10 +93,34 @@ fn a_workload_cannot_send_with_another_workloads_address() {
     }
     common::lab::require(&["tcpdump", "python3"]);
     let _lock = common::lab_lock();
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let rule = dir.path().join("respond.yaml");
+    std::fs::write(
+        &rule,
+        "apiVersion: bulkhead.io/v1\nkind: ResponseRule\nmetadata: {name: forgers}\n\
+         spec:\n  match: {types: [spoof]}\n  actions:\n    - quarantine: {}\n",
+    )
+    .expect("writing the response rule");
+    let rule = rule.to_string_lossy();
     for proxy in [false, true] {
         let flags: &[&str] = if proxy { &["--l7-proxy"] } else { &[] };
-        let lab = Lab::up_flags(LAB, &["examples/"], &[], flags);
+        let lab = Lab::up_flags(LAB, &["examples/", &rule], &[], flags);
         forged_syns_are_dropped(&lab);
+        // The response rule isolated the sender, not the workload it pretended to be.
+        let start = std::time::Instant::now();
+        loop {
+            let o = common::lab::bulkhead(&["quarantine", "list", "--lab", LAB, "-o", "json"]);
+            let text = String::from_utf8_lossy(&o.stdout);
+            if text.contains(RED) {
+                assert!(!text.contains(BLUE), "{text}");
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "{RED} is not quarantined: {text}"
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
     }
 }
 
@@ -129,6 +154,7 @@ fn forged_syns_are_dropped(lab: &Lab) {
                     && r["src"]["ip"] == blue.as_str()
                     && r["src"]["entity"] == "forged"
                     && r["src"]["workload"].is_null()
+                    && r["sender"]["workload"] == RED
                     && r["dst"]["workload"] == SERVER
             });
             if found {

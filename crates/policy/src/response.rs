@@ -26,14 +26,17 @@ pub enum EventType {
     L7Denial,
     /// A sensor found an attack or sensitive data in allowed traffic.
     Sensor,
+    /// A workload sent with another's source address (dropped by the source check).
+    Spoof,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 4] = [
+    pub const ALL: [EventType; 5] = [
         EventType::Deny,
         EventType::Violation,
         EventType::L7Denial,
         EventType::Sensor,
+        EventType::Spoof,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -42,6 +45,7 @@ impl EventType {
             EventType::Violation => "violation",
             EventType::L7Denial => "l7-denial",
             EventType::Sensor => "sensor",
+            EventType::Spoof => "spoof",
         }
     }
 }
@@ -58,7 +62,7 @@ impl FromStr for EventType {
         EventType::ALL
             .into_iter()
             .find(|t| t.as_str() == s)
-            .ok_or_else(|| format!("{s}: expected deny, violation, l7-denial or sensor"))
+            .ok_or_else(|| format!("{s}: expected deny, violation, l7-denial, sensor or spoof"))
     }
 }
 

@@ -214,6 +214,10 @@ pub struct FlowRecord {
     /// Decided by the L7 proxy: the protocol, the request, the refusal, the capture.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub l7: Option<serde_json::Value>,
+    /// A forged source address (`decided_by.tier: source-check`): the workload whose
+    /// interface the packet came from, when the node routes a workload's address there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender: Option<Peer>,
 }
 
 impl FlowRecord {
@@ -242,6 +246,16 @@ impl FlowRecord {
             bytes: None,
             generation: 0,
             l7: None,
+            sender: None,
+        }
+    }
+
+    /// The source as people read it: for a forged address, with the workload that
+    /// really sent it (`forged 10.0.0.2 from ns/attacker`).
+    pub fn source_display(&self) -> String {
+        match &self.sender {
+            Some(s) => format!("{} from {}", self.src.display(), s.display()),
+            None => self.src.display(),
         }
     }
 

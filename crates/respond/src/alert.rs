@@ -42,7 +42,12 @@ impl Alert {
     /// violation (allowed and logged flows are not). `group` names a workload's group.
     pub fn from_flow(r: &FlowRecord, group: &dyn Fn(&str) -> Option<String>) -> Option<Alert> {
         let l7 = r.event == "l7";
+        let forged = r
+            .decided_by
+            .as_ref()
+            .is_some_and(|d| d.tier == "source-check");
         let kind = match (r.verdict, r.violation) {
+            (Action::Deny, _) if forged => EventType::Spoof,
             (Action::Deny, _) if l7 => EventType::L7Denial,
             (Action::Deny, _) => EventType::Deny,
             (Action::Allow, true) => EventType::Violation,
@@ -54,10 +59,17 @@ impl Alert {
         }
         let severity = match kind {
             EventType::Violation => Severity::Low,
+            // Forging another workload's address is what an intruder does, not a
+            // misconfiguration.
+            EventType::Spoof => Severity::High,
             _ => Severity::Medium,
         };
         let ends = Ends {
-            src_workload: r.src.workload.clone(),
+            // The workload that did it: for a forged address, the one it came from.
+            src_workload: match &r.sender {
+                Some(s) if forged => s.workload.clone(),
+                _ => r.src.workload.clone(),
+            },
             src_ip: r.src.ip.clone(),
             dst_workload: r.dst.workload.clone(),
             dst_ip: r.dst.ip.clone(),
@@ -76,7 +88,7 @@ impl Alert {
             .unwrap_or_default();
         let summary = format!(
             "{kind} {} -> {} {}{request}{why}",
-            r.src.display(),
+            r.source_display(),
             r.dst.display(),
             r.service()
         );
@@ -246,4 +258,72 @@ fn ends_list(ends: &Ends, f: impl Fn(Option<&str>) -> Option<String>) -> Vec<Str
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bulkhead_record::{Decided, Peer};
+
+    fn peer(ip: &str, workload: Option<&str>) -> Peer {
+        Peer {
+            ip: ip.into(),
+            workload: workload.map(str::to_string),
+            ..Peer::default()
+        }
+    }
+
+    fn decided(tier: &str) -> Decided {
+        Decided {
+            side: "egress".into(),
+            tier: tier.into(),
+            rule: None,
+            mode: None,
+            group: None,
+            isolated_by: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_forged_source_is_a_spoof_by_the_workload_that_sent_it() {
+        let dst = peer("10.0.0.1", Some("platform/ldap-blue-0"));
+        let mut r = FlowRecord::new(
+            "t".into(),
+            Action::Deny,
+            "TCP",
+            Peer {
+                entity: Some("forged".into()),
+                ..peer("10.0.0.2", None)
+            },
+            dst.clone(),
+        );
+        r.decided_by = Some(decided("source-check"));
+        r.sender = Some(peer("10.0.0.3", Some("platform/ldap-client-red-0")));
+        let a = Alert::from_flow(&r, &|_| None).expect("an incident");
+        assert_eq!(a.incident.types, vec![EventType::Spoof]);
+        assert_eq!(a.incident.severity, Some(Severity::High));
+        // Quarantine and capture act on the sender, not on the address it forged.
+        assert_eq!(
+            a.ends.src_workload.as_deref(),
+            Some("platform/ldap-client-red-0")
+        );
+        assert!(
+            a.summary
+                .starts_with("spoof forged 10.0.0.2 from platform/ldap-client-red-0 -> "),
+            "{}",
+            a.summary
+        );
+        // The same denial by policy stays a denial of its source.
+        let mut d = FlowRecord::new(
+            "t".into(),
+            Action::Deny,
+            "TCP",
+            peer("10.0.0.3", Some("platform/ldap-client-red-0")),
+            dst,
+        );
+        d.decided_by = Some(decided("policy"));
+        let a = Alert::from_flow(&d, &|_| None).expect("an incident");
+        assert_eq!(a.incident.types, vec![EventType::Deny]);
+        assert_eq!(a.incident.severity, Some(Severity::Medium));
+    }
 }

@@ -139,6 +139,7 @@ fn flow(rng: &mut Rng, n: u64, total: u64) -> FlowRecord {
         bytes: ended.then_some(3400),
         generation: 7,
         l7: None,
+        sender: None,
     }
 }
 
