@@ -48,9 +48,48 @@ fn set_transparent(s: &Socket, v6: bool) -> io::Result<()> {
     }
 }
 
-/// Connect to `server` as `client` (its address, any port), marked `mark`.
+/// The ports the proxy's connections take on a client's address: below the range Linux
+/// clients pick their own ports from (32768-60999 unless changed), so that a port held
+/// by the proxy's connection to a server is never the one the client picks for its next
+/// connection to that server through this node. That connection would have the same
+/// addresses and ports as the proxy's: its SYN would land in the proxy's connection
+/// (conntrack and the server both know it already) and be reset. Not below 1024: some
+/// servers take lower source ports for privileged ones.
+const PORTS: (u16, u16) = (1024, 32767);
+/// Ports tried before the kernel chooses (a client with this many of the proxy's
+/// connections to one server is rare; the kernel's choice is the old behaviour).
+const ATTEMPTS: u32 = 32;
+
+/// Connect to `server` as `client` (its address, a port of [`PORTS`]), marked `mark`.
 pub async fn connect_as(
     client: SocketAddr,
+    server: SocketAddr,
+    mark: u32,
+) -> io::Result<TcpStream> {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let span = u32::from(PORTS.1 - PORTS.0) + 1;
+    // Spread over the range (a multiplicative hash of a counter), so that concurrent
+    // connections from one client rarely try the same port.
+    let start = NEXT
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        .wrapping_mul(0x9E37_79B1)
+        >> 17;
+    for i in 0..ATTEMPTS {
+        let port = PORTS.0 + ((start + i * 7919) % span) as u16;
+        match connect_from(client, port, server, mark).await {
+            // Taken on this address (bound, or the same four-tuple in TIME_WAIT).
+            Err(e)
+                if e.kind() == io::ErrorKind::AddrInUse
+                    || e.kind() == io::ErrorKind::AddrNotAvailable => {}
+            r => return r,
+        }
+    }
+    connect_from(client, 0, server, mark).await
+}
+
+async fn connect_from(
+    client: SocketAddr,
+    port: u16,
     server: SocketAddr,
     mark: u32,
 ) -> io::Result<TcpStream> {
@@ -65,10 +104,12 @@ pub async fn connect_as(
         set_transparent_ref(&r, v6)?;
         r.set_mark(mark)?;
     }
-    // Port 0: the client's own port is taken by the diverted connection's conntrack entry
-    // (same addresses, same destination).
+    // Not the client's own port: the diverted connection's conntrack entry has it (same
+    // addresses, same destination). SO_REUSEADDR: one port serves connections to
+    // different servers (connect refuses a four-tuple in use).
+    s.set_reuseaddr(true)?;
     let mut from = client;
-    from.set_port(0);
+    from.set_port(port);
     s.bind(from)?;
     s.set_nodelay(true)?;
     s.connect(server).await
