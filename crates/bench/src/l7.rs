@@ -69,6 +69,9 @@ fn measure(
             LAB,
             &t.client,
             "--",
+            // A connection that hangs fails the run instead of stopping it.
+            "timeout",
+            "300",
             "redis-benchmark",
             "-h",
             &t.ip,
@@ -252,7 +255,19 @@ pub fn redis(bin: &Path, o: &Options) -> Result<String> {
             let t = up(bin, config, &edited, nodes.as_deref())?;
             // Warm up, unmeasured: right after `lab up` the kernel's caches are cold
             // (profiles of the first seconds show new slabs being allocated).
-            let cx = || format!("round {round}, configuration {}", CONFIGS[config]);
+            let cx = || {
+                // The lab's logs outlive the failure (the lab goes down on return).
+                let kept = std::env::temp_dir().join("bulkhead-bench-l7-failed");
+                let _ = Command::new("cp")
+                    .args(["-r", &format!("/run/bulkhead/labs/{LAB}")])
+                    .arg(&kept)
+                    .status();
+                format!(
+                    "round {round}, configuration {} (the lab's files: {})",
+                    CONFIGS[config],
+                    kept.display()
+                )
+            };
             measure(bin, &t, "set", 1, o.requests / 4).with_context(cx)?;
             for (i, (test, pipeline)) in cases.iter().enumerate() {
                 samples[i][config]

@@ -262,10 +262,13 @@ fn redis_commands_are_enforced_by_the_proxy() {
 /// The proxy's connection to a server carries the client's address; its port must never
 /// be one the client itself picks next for the same server, or the client's new SYN
 /// lands in the proxy's connection and is reset (seen as rare `Connection reset by
-/// peer` under redis-benchmark). Made likely here: the node and the client both pick
-/// ports from the same 50, while 20 proxied connections stay open and 20 more are
-/// opened one after another. Every PING must be answered, and the proxy's ports (as the
-/// server sees them) lie below the range clients pick from.
+/// peer` under redis-benchmark). Between two nodes the connection is taken twice (the
+/// client's node learns its protocol, the server's node enforces the Redis rule), and the
+/// second proxy must not pick the first one's port either (it did: the same 4-tuple on
+/// both legs, a connection that hangs). Made likely here: both nodes and the client pick
+/// ports from the same 50, while 20 connections stay open and 20 more are opened one
+/// after another. Every PING must be answered, and the ports the server sees lie below
+/// the range clients pick from.
 #[test]
 fn proxied_connections_leave_the_clients_ports_alone() {
     if !common::privileged("the L7 lab test") {
@@ -274,25 +277,56 @@ fn proxied_connections_leave_the_clients_ports_alone() {
     require(&["redis-server", "python3", "ss"]);
     let _lock = common::lab_lock();
     const PORTS_LAB: &str = "l7ports";
-    let lab = Lab::up(PORTS_LAB, &["examples/", "examples/lab/l7.yaml"], &[]);
-    let ip = lab.ipv4("platform/redis-0");
-    lab.wait_for_redis(&ip);
-    let client = lab.ipv4("platform/node-api-0");
-    let node = lab.status["workloads"]
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let spec = dir.path().join("two-nodes.yaml");
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/lab/l7.yaml"
+    ))
+    .expect("the example's lab");
+    std::fs::write(
+        &spec,
+        text.replacen("\nspec:\n", "\nspec:\n  nodes: [node-1, node-2]\n", 1),
+    )
+    .expect("writing the lab");
+    let lab = Lab::up(PORTS_LAB, &["examples/", &spec.to_string_lossy()], &[]);
+    let workloads = lab.status["workloads"]
         .as_array()
-        .and_then(|w| w.iter().find(|w| w["name"] == "platform/node-api-0"))
-        .and_then(|w| w["node"].as_str())
-        .expect("the client's node")
+        .expect("workloads")
+        .clone();
+    let node_of = |name: &str| {
+        workloads
+            .iter()
+            .find(|w| w["name"] == name)
+            .and_then(|w| w["node"].as_str())
+            .unwrap_or_else(|| panic!("{name} and its node"))
+            .to_string()
+    };
+    let redis_node = node_of("platform/redis-0");
+    let client_name = (workloads.iter())
+        .filter_map(|w| w["name"].as_str())
+        .find(|n| n.starts_with("platform/node-api-") && node_of(n) != redis_node)
+        .expect("a node-api replica on the other node")
         .to_string();
+    let ip = lab.ipv4("platform/redis-0");
+    let client = lab.ipv4(&client_name);
+    for _ in 0..50 {
+        if lab.run(&client_name, &["redis-cli", "-h", &ip, "PING"]).1 == "PONG" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     let range = "net.ipv4.ip_local_port_range=40000 40049";
-    let (ok, out) = lab.run("platform/node-api-0", &["sysctl", "-w", range]);
+    let (ok, out) = lab.run(&client_name, &["sysctl", "-w", range]);
     assert!(ok, "{out}");
-    let set = std::process::Command::new("ip")
-        .args(["netns", "exec", &format!("bh-{PORTS_LAB}.node.{node}")])
-        .args(["sysctl", "-w", range])
-        .output()
-        .expect("ip netns exec");
-    assert!(set.status.success(), "{set:?}");
+    for node in ["node-1", "node-2"] {
+        let set = std::process::Command::new("ip")
+            .args(["netns", "exec", &format!("bh-{PORTS_LAB}.node.{node}")])
+            .args(["sysctl", "-w", range])
+            .output()
+            .expect("ip netns exec");
+        assert!(set.status.success(), "{set:?}");
+    }
 
     const CLIENT: &str = "import socket, sys\n\
         def ping():\n    s = socket.create_connection((sys.argv[1], 6379), timeout=3)\n\
@@ -306,14 +340,7 @@ fn proxied_connections_leave_the_clients_ports_alone() {
         sys.stdin.read()\n";
     // The client keeps its first 20 connections until the server's view was read.
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bulkhead"))
-        .args([
-            "lab",
-            "exec",
-            "--name",
-            PORTS_LAB,
-            "platform/node-api-0",
-            "--",
-        ])
+        .args(["lab", "exec", "--name", PORTS_LAB, &client_name, "--"])
         .args(["python3", "-c", CLIENT, &ip])
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
         .stdin(std::process::Stdio::piped())

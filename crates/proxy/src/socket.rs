@@ -55,19 +55,37 @@ fn set_transparent(s: &Socket, v6: bool) -> io::Result<()> {
 /// addresses and ports as the proxy's: its SYN would land in the proxy's connection
 /// (conntrack and the server both know it already) and be reset. Not below 1024: some
 /// servers take lower source ports for privileged ones.
-const PORTS: (u16, u16) = (1024, 32767);
+///
+/// Two halves, for connections that two proxies take in turn (the client's node learns
+/// the protocol, the server's node enforces its L7 rules): the second proxy's clients
+/// are the first proxy's connections, so each proxy takes the half its client's port is
+/// not in. A proxy whose clients are applications takes the lower half; one whose
+/// clients are proxies, the upper; the two never pick each other's ports.
+const HALVES: [(u16, u16); 2] = [(1024, 16383), (16384, 32767)];
 /// Ports tried before the kernel chooses (a client with this many of the proxy's
 /// connections to one server is rare; the kernel's choice is the old behaviour).
 const ATTEMPTS: u32 = 32;
 
-/// Connect to `server` as `client` (its address, a port of [`PORTS`]), marked `mark`.
+/// The ports for a connection from a client at port `client_port`.
+fn ports_for(client_port: u16) -> (u16, u16) {
+    let (lower, upper) = (HALVES[0], HALVES[1]);
+    if (lower.0..=lower.1).contains(&client_port) {
+        upper
+    } else {
+        lower
+    }
+}
+
+/// Connect to `server` as `client` (its address, a port of [`ports_for`] its port),
+/// marked `mark`.
 pub async fn connect_as(
     client: SocketAddr,
     server: SocketAddr,
     mark: u32,
 ) -> io::Result<TcpStream> {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let span = u32::from(PORTS.1 - PORTS.0) + 1;
+    let (low, high) = ports_for(client.port());
+    let span = u32::from(high - low) + 1;
     // Spread over the range (a multiplicative hash of a counter), so that concurrent
     // connections from one client rarely try the same port.
     let start = NEXT
@@ -75,7 +93,7 @@ pub async fn connect_as(
         .wrapping_mul(0x9E37_79B1)
         >> 17;
     for i in 0..ATTEMPTS {
-        let port = PORTS.0 + ((start + i * 7919) % span) as u16;
+        let port = low + ((start + i * 7919) % span) as u16;
         match connect_from(client, port, server, mark).await {
             // Taken on this address (bound, or the same four-tuple in TIME_WAIT).
             Err(e)
@@ -128,4 +146,20 @@ fn set_transparent_ref(r: &SockRef<'_>, v6: bool) -> io::Result<()> {
 pub fn reset(stream: TcpStream) {
     let _ = SockRef::from(&stream).set_linger(Some(std::time::Duration::ZERO));
     drop(stream);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_proxy_after_a_proxy_takes_the_other_half() {
+        // An application's port (the kernel's range, or a low one it chose).
+        assert_eq!(ports_for(45_000), HALVES[0]);
+        assert_eq!(ports_for(80), HALVES[0]);
+        // A first proxy's port: the second proxy takes the other half, and back.
+        assert_eq!(ports_for(HALVES[0].0), HALVES[1]);
+        assert_eq!(ports_for(HALVES[0].1), HALVES[1]);
+        assert_eq!(ports_for(HALVES[1].0), HALVES[0]);
+    }
 }
