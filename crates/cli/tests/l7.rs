@@ -278,36 +278,9 @@ fn proxied_connections_leave_the_clients_ports_alone() {
     let _lock = common::lab_lock();
     const PORTS_LAB: &str = "l7ports";
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let spec = dir.path().join("two-nodes.yaml");
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../examples/lab/l7.yaml"
-    ))
-    .expect("the example's lab");
-    std::fs::write(
-        &spec,
-        text.replacen("\nspec:\n", "\nspec:\n  nodes: [node-1, node-2]\n", 1),
-    )
-    .expect("writing the lab");
-    let lab = Lab::up(PORTS_LAB, &["examples/", &spec.to_string_lossy()], &[]);
-    let workloads = lab.status["workloads"]
-        .as_array()
-        .expect("workloads")
-        .clone();
-    let node_of = |name: &str| {
-        workloads
-            .iter()
-            .find(|w| w["name"] == name)
-            .and_then(|w| w["node"].as_str())
-            .unwrap_or_else(|| panic!("{name} and its node"))
-            .to_string()
-    };
-    let redis_node = node_of("platform/redis-0");
-    let client_name = (workloads.iter())
-        .filter_map(|w| w["name"].as_str())
-        .find(|n| n.starts_with("platform/node-api-") && node_of(n) != redis_node)
-        .expect("a node-api replica on the other node")
-        .to_string();
+    let spec = two_nodes(dir.path());
+    let lab = Lab::up(PORTS_LAB, &["examples/", &spec], &[]);
+    let (client_name, _, _) = across(&lab);
     let ip = lab.ipv4("platform/redis-0");
     let client = lab.ipv4(&client_name);
     for _ in 0..50 {
@@ -371,4 +344,103 @@ fn proxied_connections_leave_the_clients_ports_alone() {
         "the proxy took ports clients pick from: {ports:?}"
     );
     drop(lab);
+}
+
+/// `examples/lab/l7.yaml` on two nodes, written into `dir`.
+fn two_nodes(dir: &std::path::Path) -> String {
+    let spec = dir.join("two-nodes.yaml");
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/lab/l7.yaml"
+    ))
+    .expect("the example's lab");
+    std::fs::write(
+        &spec,
+        text.replacen("\nspec:\n", "\nspec:\n  nodes: [node-1, node-2]\n", 1),
+    )
+    .expect("writing the lab");
+    spec.to_string_lossy().into_owned()
+}
+
+/// The node-api replica on the other node from Redis: (its name, its node, Redis's).
+fn across(lab: &Lab) -> (String, String, String) {
+    let workloads = lab.status["workloads"].as_array().expect("workloads");
+    let node_of = |name: &str| {
+        workloads
+            .iter()
+            .find(|w| w["name"] == name)
+            .and_then(|w| w["node"].as_str())
+            .unwrap_or_else(|| panic!("{name} and its node"))
+            .to_string()
+    };
+    let redis_node = node_of("platform/redis-0");
+    let client = (workloads.iter())
+        .filter_map(|w| w["name"].as_str())
+        .find(|n| n.starts_with("platform/node-api-") && node_of(n) != redis_node)
+        .expect("a node-api replica on the other node")
+        .to_string();
+    let client_node = node_of(&client);
+    (client, client_node, redis_node)
+}
+
+/// Each node's proxy takes the connections of its own workloads' rules: a node-api pod
+/// on one node reaching Redis on the other goes through the Redis node's proxy only
+/// (the rule is Redis's ingress), which enforces the command list. With protocol
+/// learning off (it would take the client's connections on the client's node).
+#[test]
+fn a_connection_between_nodes_is_proxied_by_the_rules_node_only() {
+    if !common::privileged("the L7 lab test") {
+        return;
+    }
+    require(&["redis-server", "redis-cli"]);
+    let _lock = common::lab_lock();
+    const ONCE_LAB: &str = "l7once";
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let spec = two_nodes(dir.path());
+    let settings = dir.path().join("settings.yaml");
+    std::fs::write(
+        &settings,
+        "apiVersion: bulkhead.io/v1\nkind: Settings\nmetadata: {name: once}\n\
+         spec: {discover: {detectProtocols: false}}\n",
+    )
+    .expect("writing the settings");
+    let lab = Lab::up(
+        ONCE_LAB,
+        &["examples/", &spec, &settings.to_string_lossy()],
+        &[],
+    );
+    let (client, client_node, redis_node) = across(&lab);
+    let ip = lab.ipv4("platform/redis-0");
+    let mut pong = String::new();
+    for _ in 0..50 {
+        pong = lab.run(&client, &["redis-cli", "-h", &ip, "PING"]).1;
+        if pong == "PONG" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(pong, "PONG");
+    assert_eq!(
+        lab.run(&client, &["redis-cli", "-h", &ip, "SET", "k", "v"])
+            .1,
+        "OK"
+    );
+    let flush = lab.run(&client, &["redis-cli", "-h", &ip, "FLUSHALL"]).1;
+    assert!(flush.contains("NOPERM"), "FLUSHALL answered {flush:?}");
+    let proxied = |node: &str| {
+        (lab.agent_statuses().iter())
+            .find(|s| s["node"] == node)
+            .and_then(|s| s["proxy"]["connections"].as_u64())
+            .unwrap_or_else(|| panic!("{node}'s status"))
+    };
+    // The status is written every few hundred milliseconds.
+    let start = std::time::Instant::now();
+    while proxied(&redis_node) < 3 && start.elapsed().as_secs() < 5 {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(
+        proxied(&redis_node) >= 3,
+        "{redis_node} proxied the connections"
+    );
+    assert_eq!(proxied(&client_node), 0, "{client_node} proxied none");
 }

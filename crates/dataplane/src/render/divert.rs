@@ -133,7 +133,8 @@ impl Renderer<'_> {
                             };
                             let families = alt.v6.map_or(vec![false, true], |v6| vec![v6]);
                             for v6 in families {
-                                let mut stmts = vec![nfproto(v6), eq(who.clone(), set_ref(&set))];
+                                let mut stmts =
+                                    vec![nfproto(v6), eq(who.clone(), set_ref(&set)), local(dir)];
                                 stmts.extend(alt.stmts.iter().cloned());
                                 stmts.extend(divert(v6));
                                 rules.push(stmts);
@@ -152,7 +153,12 @@ impl Renderer<'_> {
         for members in sensored {
             let set = self.selector_set(members);
             for v6 in [false, true] {
-                let mut stmts = vec![nfproto(v6), eq(dst_id(), set_ref(&set)), l4proto(TCP)];
+                let mut stmts = vec![
+                    nfproto(v6),
+                    eq(dst_id(), set_ref(&set)),
+                    local(Direction::Ingress),
+                    l4proto(TCP),
+                ];
                 stmts.extend(divert(v6));
                 rules.push(stmts);
             }
@@ -268,6 +274,7 @@ impl Renderer<'_> {
                     let mut stmts = vec![
                         nfproto(v6),
                         eq(src_id(), set_ref(&set)),
+                        local(Direction::Egress),
                         l4proto(proto),
                         eq(payload("th", "dport"), Expression::Number(53)),
                     ];
@@ -320,6 +327,19 @@ impl Renderer<'_> {
         }
         out
     }
+}
+
+/// The subject of a divert rule is a workload of this node (its mark carries a
+/// signature): the client for egress rules, the server for ingress rules. Each node's
+/// proxy takes the connections of its own workloads' rules, as its filter chains check
+/// only its own workloads' sides; a connection between two nodes is otherwise taken by
+/// both proxies, each deciding the whole of it again (twice the cost, for nothing).
+fn local(dir: Direction) -> Statement<'static> {
+    let mark = match dir {
+        Direction::Egress => meta(MetaKey::Mark),
+        Direction::Ingress => ct("mark"),
+    };
+    ne(and(mark, SIG_MASK), Expression::Number(0))
 }
 
 /// Does this rule allow connections whose requests decide (the proxy's business)?
