@@ -262,10 +262,10 @@ fn redis_commands_are_enforced_by_the_proxy() {
 /// The proxy's connection to a server carries the client's address; its port must never
 /// be one the client itself picks next for the same server, or the client's new SYN
 /// lands in the proxy's connection and is reset (seen as rare `Connection reset by
-/// peer` under redis-benchmark). Between two nodes the connection is taken twice (the
-/// client's node learns its protocol, the server's node enforces the Redis rule), and the
-/// second proxy must not pick the first one's port either (it did: the same 4-tuple on
-/// both legs, a connection that hangs). Made likely here: both nodes and the client pick
+/// peer` under redis-benchmark). Here the connection is taken twice, between two nodes
+/// (the client's node for an egress L7 rule, the server's node for Redis's ingress
+/// rule), and the second proxy must not pick the first one's port either (it did: the
+/// same 4-tuple on both legs, a connection that hangs). Made likely here: both nodes and the client pick
 /// ports from the same 50, while 20 connections stay open and 20 more are opened one
 /// after another. Every PING must be answered, and the ports the server sees lie below
 /// the range clients pick from.
@@ -279,8 +279,22 @@ fn proxied_connections_leave_the_clients_ports_alone() {
     const PORTS_LAB: &str = "l7ports";
     let dir = tempfile::tempdir().expect("a temporary directory");
     let spec = two_nodes(dir.path());
-    let lab = Lab::up(PORTS_LAB, &["examples/", &spec], &[]);
-    let (client_name, _, _) = across(&lab);
+    // An egress L7 rule for the clients too: the client's node takes the connection for
+    // it, the server's node for Redis's ingress rule.
+    let egress = dir.path().join("node-egress.yaml");
+    std::fs::write(
+        &egress,
+        "apiVersion: bulkhead.io/v1\nkind: Policy\nmetadata: {name: node-egress-redis}\n\
+         spec:\n  appliesTo: [{selector: app == \"node\"}]\n  egress:\n\
+         \x20   - {action: Allow, to: [{group: redis}], ports: [TCP/redis], app: redis}\n",
+    )
+    .expect("writing the policy");
+    let lab = Lab::up(
+        PORTS_LAB,
+        &["examples/", &spec, &egress.to_string_lossy()],
+        &[],
+    );
+    let (client_name, client_node, redis_node) = across(&lab);
     let ip = lab.ipv4("platform/redis-0");
     let client = lab.ipv4(&client_name);
     for _ in 0..50 {
@@ -343,6 +357,11 @@ fn proxied_connections_leave_the_clients_ports_alone() {
         ports.iter().all(|p| (1024..32768).contains(p)),
         "the proxy took ports clients pick from: {ports:?}"
     );
+    // Both proxies took the connections.
+    for node in [&client_node, &redis_node] {
+        let n = proxied(&lab, node, 20);
+        assert!(n >= 20, "{node} proxied {n} connections");
+    }
     drop(lab);
 }
 
@@ -385,8 +404,9 @@ fn across(lab: &Lab) -> (String, String, String) {
 
 /// Each node's proxy takes the connections of its own workloads' rules: a node-api pod
 /// on one node reaching Redis on the other goes through the Redis node's proxy only
-/// (the rule is Redis's ingress), which enforces the command list. With protocol
-/// learning off (it would take the client's connections on the client's node).
+/// (the rule is Redis's ingress), which enforces the command list. The client is in
+/// Discover mode, whose protocol learning would take its connections on its own node:
+/// it leaves those the server's node takes (which detects the protocol just as well).
 #[test]
 fn a_connection_between_nodes_is_proxied_by_the_rules_node_only() {
     if !common::privileged("the L7 lab test") {
@@ -397,18 +417,7 @@ fn a_connection_between_nodes_is_proxied_by_the_rules_node_only() {
     const ONCE_LAB: &str = "l7once";
     let dir = tempfile::tempdir().expect("a temporary directory");
     let spec = two_nodes(dir.path());
-    let settings = dir.path().join("settings.yaml");
-    std::fs::write(
-        &settings,
-        "apiVersion: bulkhead.io/v1\nkind: Settings\nmetadata: {name: once}\n\
-         spec: {discover: {detectProtocols: false}}\n",
-    )
-    .expect("writing the settings");
-    let lab = Lab::up(
-        ONCE_LAB,
-        &["examples/", &spec, &settings.to_string_lossy()],
-        &[],
-    );
+    let lab = Lab::up(ONCE_LAB, &["examples/", &spec], &[]);
     let (client, client_node, redis_node) = across(&lab);
     let ip = lab.ipv4("platform/redis-0");
     let mut pong = String::new();
@@ -427,20 +436,29 @@ fn a_connection_between_nodes_is_proxied_by_the_rules_node_only() {
     );
     let flush = lab.run(&client, &["redis-cli", "-h", &ip, "FLUSHALL"]).1;
     assert!(flush.contains("NOPERM"), "FLUSHALL answered {flush:?}");
-    let proxied = |node: &str| {
-        (lab.agent_statuses().iter())
+    assert!(
+        proxied(&lab, &redis_node, 3) >= 3,
+        "{redis_node} proxied them"
+    );
+    assert_eq!(
+        proxied(&lab, &client_node, 0),
+        0,
+        "{client_node} proxied none"
+    );
+}
+
+/// How many connections `node`'s proxy took, from its agent's status, once it says at
+/// least `want` (the status is rewritten every few hundred milliseconds) or after 5 s.
+fn proxied(lab: &Lab, node: &str, want: u64) -> u64 {
+    let start = std::time::Instant::now();
+    loop {
+        let n = (lab.agent_statuses().iter())
             .find(|s| s["node"] == node)
             .and_then(|s| s["proxy"]["connections"].as_u64())
-            .unwrap_or_else(|| panic!("{node}'s status"))
-    };
-    // The status is written every few hundred milliseconds.
-    let start = std::time::Instant::now();
-    while proxied(&redis_node) < 3 && start.elapsed().as_secs() < 5 {
+            .unwrap_or_else(|| panic!("{node}'s status"));
+        if n >= want || start.elapsed().as_secs() >= 5 {
+            return n;
+        }
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
-    assert!(
-        proxied(&redis_node) >= 3,
-        "{redis_node} proxied the connections"
-    );
-    assert_eq!(proxied(&client_node), 0, "{client_node} proxied none");
 }

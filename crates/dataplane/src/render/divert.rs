@@ -105,6 +105,10 @@ impl Renderer<'_> {
                 accept(),
             ]
         };
+        // Connections the server's node will take to its proxy (its L7 rules, its
+        // sensors): protocol learning below leaves them to it, which detects the
+        // protocol for the record just as well, rather than proxying them twice.
+        let mut theirs: Vec<Stmts> = Vec::new();
         let compiled = self.engine.compiled();
         let policies: Vec<_> = compiled
             .policies
@@ -133,11 +137,19 @@ impl Renderer<'_> {
                             };
                             let families = alt.v6.map_or(vec![false, true], |v6| vec![v6]);
                             for v6 in families {
-                                let mut stmts =
-                                    vec![nfproto(v6), eq(who.clone(), set_ref(&set)), local(dir)];
+                                let head = vec![nfproto(v6), eq(who.clone(), set_ref(&set))];
+                                let mut stmts = head.clone();
+                                stmts.push(local(dir));
                                 stmts.extend(alt.stmts.iter().cloned());
                                 stmts.extend(divert(v6));
                                 rules.push(stmts);
+                                if dir == Direction::Ingress {
+                                    let mut stmts = head;
+                                    stmts.push(remote(dir));
+                                    stmts.extend(alt.stmts.iter().cloned());
+                                    stmts.push(accept());
+                                    theirs.push(stmts);
+                                }
                             }
                         }
                     }
@@ -153,21 +165,25 @@ impl Renderer<'_> {
         for members in sensored {
             let set = self.selector_set(members);
             for v6 in [false, true] {
-                let mut stmts = vec![
-                    nfproto(v6),
-                    eq(dst_id(), set_ref(&set)),
-                    local(Direction::Ingress),
-                    l4proto(TCP),
-                ];
+                let head = vec![nfproto(v6), eq(dst_id(), set_ref(&set))];
+                let mut stmts = head.clone();
+                stmts.extend([local(Direction::Ingress), l4proto(TCP)]);
                 stmts.extend(divert(v6));
                 rules.push(stmts);
+                let mut stmts = head;
+                stmts.extend([remote(Direction::Ingress), l4proto(TCP), accept()]);
+                theirs.push(stmts);
             }
         }
         rules.extend(self.dns_learning_rules(&divert));
         // Learning: with `Settings.spec.discover.detectProtocols`, every new TCP
         // connection from or to a workload of this node in Discover mode, so that the
         // proxy detects its application protocol for the flow record (then splices it).
-        rules.extend(self.discover_rules(divert));
+        let learning = self.discover_rules(divert);
+        if !learning.is_empty() {
+            rules.extend(theirs);
+            rules.extend(learning);
+        }
         // Everything else goes on to the filter chains with the mark it came with.
         rules.push(vec![set_mark(false, 0)]);
         self.chain(CHAIN_DIVERT, Some(Hook::Prerouting), rules);
@@ -340,6 +356,15 @@ fn local(dir: Direction) -> Statement<'static> {
         Direction::Ingress => ct("mark"),
     };
     ne(and(mark, SIG_MASK), Expression::Number(0))
+}
+
+/// The opposite of [`local`]: the subject is a workload of another node (or none).
+fn remote(dir: Direction) -> Statement<'static> {
+    let mark = match dir {
+        Direction::Egress => meta(MetaKey::Mark),
+        Direction::Ingress => ct("mark"),
+    };
+    eq(and(mark, SIG_MASK), Expression::Number(0))
 }
 
 /// Does this rule allow connections whose requests decide (the proxy's business)?
