@@ -147,7 +147,6 @@ impl Renderer<'_> {
                                     let mut stmts = head;
                                     stmts.push(remote(dir));
                                     stmts.extend(alt.stmts.iter().cloned());
-                                    stmts.push(accept());
                                     theirs.push(stmts);
                                 }
                             }
@@ -171,7 +170,7 @@ impl Renderer<'_> {
                 stmts.extend(divert(v6));
                 rules.push(stmts);
                 let mut stmts = head;
-                stmts.extend([remote(Direction::Ingress), l4proto(TCP), accept()]);
+                stmts.extend([remote(Direction::Ingress), l4proto(TCP)]);
                 theirs.push(stmts);
             }
         }
@@ -179,11 +178,7 @@ impl Renderer<'_> {
         // Learning: with `Settings.spec.discover.detectProtocols`, every new TCP
         // connection from or to a workload of this node in Discover mode, so that the
         // proxy detects its application protocol for the flow record (then splices it).
-        let learning = self.discover_rules(divert);
-        if !learning.is_empty() {
-            rules.extend(theirs);
-            rules.extend(learning);
-        }
+        rules.extend(self.discover_rules(divert, &theirs));
         // Everything else goes on to the filter chains with the mark it came with.
         rules.push(vec![set_mark(false, 0)]);
         self.chain(CHAIN_DIVERT, Some(Hook::Prerouting), rules);
@@ -197,7 +192,9 @@ impl Renderer<'_> {
     /// overflow signature (fail closed) never. Traffic with the node is left alone, and
     /// so is traffic with a local workload in Protect mode.
     /// Called once the signature numbers of the render are final.
-    fn discover_rules(&self, divert: impl Fn(bool) -> Stmts) -> Vec<Stmts> {
+    /// `theirs`: what matches the connections another node's proxy takes (its L7
+    /// rules, its sensors), which a Discover client's learning leaves to that node.
+    fn discover_rules(&self, divert: impl Fn(bool) -> Stmts, theirs: &[Stmts]) -> Vec<Stmts> {
         if !self.engine.compiled().discover_detect_protocols {
             return Vec::new();
         }
@@ -222,7 +219,6 @@ impl Renderer<'_> {
         // workload of this node (decided elsewhere) or a local one whose side allows
         // like Discover. So: a Discover client with such a server (egress rules), or a
         // Discover server with a client from elsewhere (ingress rules).
-        let mut rules = Vec::new();
         let sig = |ct_side: bool| {
             if ct_side {
                 and(ct("mark"), SIG_MASK)
@@ -230,6 +226,17 @@ impl Renderer<'_> {
                 and(meta(MetaKey::Mark), SIG_MASK)
             }
         };
+        // First, per Discover client signature (so that they go with it when it goes):
+        // left to the server's node, as if the chain had ended here.
+        let mut rules = Vec::new();
+        for &e in &egress {
+            for t in theirs {
+                let mut stmts = vec![eq(sig(false), Expression::Number(e << SIG_SHIFT))];
+                stmts.extend(t.iter().cloned());
+                stmts.extend([set_mark(false, 0), accept()]);
+                rules.push(stmts);
+            }
+        }
         let mut add =
             |subject: Statement<'static>, peer: Statement<'static>, other: Expression<'static>| {
                 for v6 in [false, true] {
