@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::lab::{Lab, bulkhead, capture_text, require, settled};
+use common::lab::{Lab, bulkhead, capture_text, require, settled, two_nodes};
 
 const LAB: &str = "l7test";
 
@@ -365,40 +365,15 @@ fn proxied_connections_leave_the_clients_ports_alone() {
     drop(lab);
 }
 
-/// `examples/lab/l7.yaml` on two nodes, written into `dir`.
-fn two_nodes(dir: &std::path::Path) -> String {
-    let spec = dir.join("two-nodes.yaml");
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../examples/lab/l7.yaml"
-    ))
-    .expect("the example's lab");
-    std::fs::write(
-        &spec,
-        text.replacen("\nspec:\n", "\nspec:\n  nodes: [node-1, node-2]\n", 1),
-    )
-    .expect("writing the lab");
-    spec.to_string_lossy().into_owned()
-}
-
 /// The node-api replica on the other node from Redis: (its name, its node, Redis's).
 fn across(lab: &Lab) -> (String, String, String) {
-    let workloads = lab.status["workloads"].as_array().expect("workloads");
-    let node_of = |name: &str| {
-        workloads
-            .iter()
-            .find(|w| w["name"] == name)
-            .and_then(|w| w["node"].as_str())
-            .unwrap_or_else(|| panic!("{name} and its node"))
-            .to_string()
-    };
-    let redis_node = node_of("platform/redis-0");
-    let client = (workloads.iter())
-        .filter_map(|w| w["name"].as_str())
-        .find(|n| n.starts_with("platform/node-api-") && node_of(n) != redis_node)
+    let redis_node = lab.node_of("platform/redis-0");
+    let client = ["platform/node-api-0", "platform/node-api-1"]
+        .into_iter()
+        .find(|c| lab.node_of(c) != redis_node)
         .expect("a node-api replica on the other node")
         .to_string();
-    let client_node = node_of(&client);
+    let client_node = lab.node_of(&client);
     (client, client_node, redis_node)
 }
 

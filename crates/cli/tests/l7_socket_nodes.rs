@@ -20,32 +20,13 @@ fn clients_on_other_nodes_are_decided_at_their_socket() {
     }
     require(&["redis-server", "redis-cli"]);
     let _lock = common::lab_lock();
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let spec = std::fs::read_to_string(root.join("examples/lab/l7.yaml")).unwrap();
-    let spec = spec.replacen("\nspec:\n", "\nspec:\n  nodes: [node-1, node-2]\n", 1);
-    let file = std::env::temp_dir().join(format!("{LAB}-{}.yaml", std::process::id()));
-    std::fs::write(&file, spec).unwrap();
-    let lab = Lab::up_with(
-        LAB,
-        &["examples/", &file.to_string_lossy()],
-        &[],
-        &["--redis-socket-path"],
-    );
-    let _ = std::fs::remove_file(&file);
-    let node_of = |name: &str| {
-        lab.status["workloads"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|w| w["name"] == name)
-            .and_then(|w| w["node"].as_str())
-            .unwrap_or_else(|| panic!("{name}'s node"))
-            .to_string()
-    };
-    let server_node = node_of("platform/redis-0");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let spec = common::lab::two_nodes(dir.path());
+    let lab = Lab::up_with(LAB, &["examples/", &spec], &[], &["--redis-socket-path"]);
+    let server_node = lab.node_of("platform/redis-0");
     let client = ["platform/node-api-0", "platform/node-api-1"]
         .into_iter()
-        .find(|c| node_of(c) != server_node)
+        .find(|c| lab.node_of(c) != server_node)
         .expect("a node-api workload on the other node");
     let (ip, ip6) = (lab.ipv4("platform/redis-0"), lab.ipv6("platform/redis-0"));
     lab.wait_for_redis(&ip);

@@ -104,6 +104,18 @@ impl Lab {
             .to_string()
     }
 
+    /// The node `workload` runs on.
+    pub fn node_of(&self, workload: &str) -> String {
+        self.status["workloads"]
+            .as_array()
+            .expect("workloads")
+            .iter()
+            .find(|w| w["name"] == workload)
+            .and_then(|w| w["node"].as_str())
+            .unwrap_or_else(|| panic!("{workload} and its node"))
+            .to_string()
+    }
+
     pub fn ipv4(&self, workload: &str) -> String {
         self.address(workload, "ipv4")
     }
@@ -225,4 +237,20 @@ impl Lab {
             "order-web reached redis: {out}"
         );
     }
+}
+
+/// `examples/lab/l7.yaml` on two nodes, written into `dir`; the file's path.
+pub fn two_nodes(dir: &std::path::Path) -> String {
+    let spec = dir.join("two-nodes.yaml");
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/lab/l7.yaml"
+    ))
+    .expect("the example's lab");
+    std::fs::write(
+        &spec,
+        text.replacen("\nspec:\n", "\nspec:\n  nodes: [node-1, node-2]\n", 1),
+    )
+    .expect("writing the lab");
+    spec.to_string_lossy().into_owned()
 }
