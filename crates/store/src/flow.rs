@@ -57,10 +57,12 @@ impl FlowFilter {
     /// The same question asked of a record in memory (what the SQL means, for tests and
     /// for readers of records not in a store).
     pub fn matches(&self, r: &FlowRecord) -> bool {
-        let ends = [&r.src, &r.dst];
+        // The sender of a forged source is an end too (see `posting`).
+        let ends = [Some(&r.src), Some(&r.dst), r.sender.as_ref()];
         let either = |want: &Option<String>, get: fn(&bulkhead_record::Peer) -> &Option<String>| {
-            want.as_ref()
-                .is_none_or(|w| ends.iter().any(|p| get(p).as_deref() == Some(w.as_str())))
+            want.as_ref().is_none_or(|w| {
+                (ends.iter().flatten()).any(|p| get(p).as_deref() == Some(w.as_str()))
+            })
         };
         let decided = r.decided_by.as_ref();
         let rule = decided.and_then(|d| d.rule.as_ref());

@@ -1,5 +1,5 @@
 //! The flows' index: per batch, one posting list per term (`w:ns/name` for a workload at
-//! either end, `n:ns`, `g:group`, `p:policy`, `r:policy#n`, `d:verdict`, `v` for a
+//! either end or the sender of a forged source, `n:ns`, `g:group`, `p:policy`, `r:policy#n`, `d:verdict`, `v` for a
 //! violation) holding the rowids of the batch's records that carry it, delta-encoded in
 //! one blob. A batch of 4096 flows adds a few hundred posting rows instead of seven index
 //! entries per flow, which is what lets ingest run at the speed of the table itself; a
@@ -26,7 +26,8 @@ fn each_term(r: &FlowRecord, scratch: &mut String, mut each: impl FnMut(&str)) {
         }
         each(scratch);
     };
-    for p in [&r.src, &r.dst] {
+    // A forged source's sender counts as an end: asking for its flows finds its forgeries.
+    for p in [&r.src, &r.dst].into_iter().chain(r.sender.as_ref()) {
         if let Some(w) = &p.workload {
             term("w:", w, None);
         }

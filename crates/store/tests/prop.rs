@@ -36,6 +36,11 @@ fn record() -> impl Strategy<Value = FlowRecord> {
                 1 => Some(by_mode("Monitor", GROUPS[g])),
                 _ => Some(by_rule(POLICIES[p], rule)),
             };
+            if how == 3 && s < WORKLOADS.len() {
+                // A forged source: the address only, and the workload that sent it.
+                r.sender = Some(r.src.clone());
+                r.src = world("10.0.0.9");
+            }
             r
         })
 }
@@ -76,7 +81,7 @@ fn naive(f: &FlowFilter, all: &[FlowRecord]) -> Vec<FlowRecord> {
     let mut out: Vec<FlowRecord> = all
         .iter()
         .filter(|r| {
-            let ends = [&r.src, &r.dst];
+            let ends: Vec<_> = [&r.src, &r.dst].into_iter().chain(&r.sender).collect();
             let d = r.decided_by.as_ref();
             let t = humantime::parse_rfc3339(&r.time).unwrap();
             let t = t.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
