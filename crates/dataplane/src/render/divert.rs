@@ -220,11 +220,11 @@ impl Renderer<'_> {
         // like Discover. So: a Discover client with such a server (egress rules), or a
         // Discover server with a client from elsewhere (ingress rules).
         let sig = |ct_side: bool| {
-            if ct_side {
-                and(ct("mark"), SIG_MASK)
+            sig_of(if ct_side {
+                Direction::Ingress
             } else {
-                and(meta(MetaKey::Mark), SIG_MASK)
-            }
+                Direction::Egress
+            })
         };
         // First, per Discover client signature (so that they go with it when it goes):
         // left to the server's node, as if the chain had ended here.
@@ -358,20 +358,22 @@ impl Renderer<'_> {
 /// only its own workloads' sides; a connection between two nodes is otherwise taken by
 /// both proxies, each deciding the whole of it again (twice the cost, for nothing).
 fn local(dir: Direction) -> Statement<'static> {
-    let mark = match dir {
-        Direction::Egress => meta(MetaKey::Mark),
-        Direction::Ingress => ct("mark"),
-    };
-    ne(and(mark, SIG_MASK), Expression::Number(0))
+    ne(sig_of(dir), Expression::Number(0))
 }
 
 /// The opposite of [`local`]: the subject is a workload of another node (or none).
 fn remote(dir: Direction) -> Statement<'static> {
+    eq(sig_of(dir), Expression::Number(0))
+}
+
+/// The signature part of the subject's mark: the source's (`meta mark`) for egress,
+/// the destination's (`ct mark`) for ingress; 0 when it is no workload of this node.
+fn sig_of(dir: Direction) -> Expression<'static> {
     let mark = match dir {
         Direction::Egress => meta(MetaKey::Mark),
         Direction::Ingress => ct("mark"),
     };
-    eq(and(mark, SIG_MASK), Expression::Number(0))
+    and(mark, SIG_MASK)
 }
 
 /// Does this rule allow connections whose requests decide (the proxy's business)?
