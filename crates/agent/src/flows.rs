@@ -173,15 +173,12 @@ pub fn enrich_l7(cx: &Enrich, o: &Observed, l7: Option<&L7Request>) -> FlowRecor
     if let Some(forged) = &o.forged {
         // Not a policy decision: the address is another workload's, so its identity
         // (and its name in `src`) is not the sender's; the interface tells who sent it.
-        r.sender = (forged.sender.iter())
+        let senders: Vec<Peer> = (forged.sender.iter())
             .map(|ip| peer(cx.engine, cx.scope, *ip))
-            .find(|p| p.workload.is_some())
-            .or_else(|| {
-                forged
-                    .sender
-                    .first()
-                    .map(|ip| peer(cx.engine, cx.scope, *ip))
-            });
+            .collect();
+        // A workload's address if the interface has one (it may also route others).
+        let named = senders.iter().position(|p| p.workload.is_some());
+        r.sender = senders.into_iter().nth(named.unwrap_or(0));
         r.src = Peer {
             ip: o.src.to_string(),
             entity: Some("forged".into()),

@@ -536,6 +536,7 @@ fn start_flows(shared: &Arc<Shared>, log: nflog::Nflog, store: Arc<bulkhead_stor
         .spawn(move || {
             let s2 = shared.clone();
             let memo = explained::Explained::default();
+            let mut senders = links::Senders::default();
             nflog::run(
                 log,
                 |mut o| {
@@ -543,7 +544,7 @@ fn start_flows(shared: &Arc<Shared>, log: nflog::Nflog, store: Arc<bulkhead_stor
                     if let Some(f) = o.forged.as_mut()
                         && let Some(i) = f.indev
                     {
-                        f.sender = links::host_routes_via(i);
+                        f.sender = senders.of(i);
                     }
                     let r = enrich(&shared, &o, shared.settled(Instant::now()), &memo);
                     write_record(&shared, &store, r);

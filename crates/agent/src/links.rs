@@ -7,7 +7,34 @@
 //! ipv6_route}` of the agent's network namespace: forged packets are rare, and the
 //! text tables need no netlink dump.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::{Duration, Instant};
+
+/// [`host_routes_via`], remembered per interface for a second: a workload that forges
+/// addresses may send many packets a second, each logged, and the routes of its
+/// interface do not change between them.
+#[derive(Default)]
+pub struct Senders(HashMap<u32, (Instant, Vec<IpAddr>)>);
+
+impl Senders {
+    pub fn of(&mut self, ifindex: u32) -> Vec<IpAddr> {
+        let now = Instant::now();
+        // Interfaces come and go with workloads: forget what is stale.
+        if self.0.len() > 1024 {
+            self.0
+                .retain(|_, (t, _)| now.duration_since(*t) < Duration::from_secs(1));
+        }
+        match self.0.get(&ifindex) {
+            Some((t, ips)) if now.duration_since(*t) < Duration::from_secs(1) => ips.clone(),
+            _ => {
+                let ips = host_routes_via(ifindex);
+                self.0.insert(ifindex, (now, ips.clone()));
+                ips
+            }
+        }
+    }
+}
 
 /// The addresses with a host route (/32, /128) through interface `ifindex`.
 pub fn host_routes_via(ifindex: u32) -> Vec<IpAddr> {

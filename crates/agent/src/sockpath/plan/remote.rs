@@ -171,15 +171,10 @@ mod tests {
             ..NodeScope::default()
         };
         let none = BTreeSet::new();
+        let between = |n: &str| plan_with(&engine, &scope(n), &none, &mut Numbers::default(), true);
         // The client's node: a table for the remote server, and the pair its nftables
         // leave to the path (the SYN skips its own proxy).
-        let a = plan_with(
-            &engine,
-            &scope("node-a"),
-            &none,
-            &mut Numbers::default(),
-            true,
-        );
+        let a = between("node-a");
         let (cn, sn) = (a.tables.identities[&client], a.tables.identities[&redis]);
         let t = a.tables.tables[&(cn, sn, 6379)];
         assert_eq!(
@@ -197,13 +192,7 @@ mod tests {
         assert!(a.remote_pairs.is_empty(), "no server on node-a");
         // The server's node: no table (the client's node decides), the pair a vouched
         // SYN may use, and the server among those the SYN check looks at.
-        let b = plan_with(
-            &engine,
-            &scope("node-b"),
-            &none,
-            &mut Numbers::default(),
-            true,
-        );
+        let b = between("node-b");
         assert!(!b.tables.identities.contains_key(&client));
         let rn = b.remote_clients[&client];
         assert!(b.remote_pairs.contains(&(redis, rn, 6379)));
