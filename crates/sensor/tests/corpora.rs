@@ -73,7 +73,11 @@ const FLOORS: &[(&str, Attack, f64, f64)] = &[
     // -> 51.37 % / 11.01 % with wrappers (`nohup sh -c whoami`), `/dev/tcp/` and bin
     // paths with path arguments: the one more is `exec 5<>/dev/tcp/8.8.8.8/80`, which
     // another row of the file labels an attack.
-    ("attacks/crs_932_rce.tsv", Attack::Cmdi, 51.3, 11.1),
+    // -> 70.20 % / 11.47 % with globs that spell system paths, shell variables as the
+    // command, empty substitutions, batch FOR tails and IF comparisons, shellshock,
+    // builtins (`alias a=b`) and more programs: the one more is `;ex -c:\!pwd`, vi's
+    // ex running a shell command, labelled benign for one rule.
+    ("attacks/crs_932_rce.tsv", Attack::Cmdi, 70.0, 11.5),
     // crs_930: 50.00 % -> 53.85 % with the NUL-stripped reading (docs/BENCHMARKS.md,
     // "Held-out payloads").
     ("attacks/crs_930_lfi.tsv", Attack::PathTraversal, 53.0, 0.0),

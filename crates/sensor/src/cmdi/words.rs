@@ -146,25 +146,148 @@ const STRONG: &[&str] = &[
     "fgrep",
     "uptime",
     "wc",
+    // Programs GTFOBins-style lists name (they run commands, read files or open shells),
+    // package and configuration tools, debuggers and compilers: no word of prose among
+    // them, nor a tool prose names (those are in `TOOLS`).
+    "c89",
+    "c99",
+    "g++",
+    "tclsh",
+    "irb",
+    "jrunscript",
+    "jjs",
+    "rlwrap",
+    "lastlog",
+    "lastlogin",
+    "ssh-copy-id",
+    "ssh-keygen",
+    "sshpass",
+    "uconv",
+    "base32",
+    "basenc",
+    "zcat",
+    "zstdcat",
+    "gunzip",
+    "bunzip2",
+    "unxz",
+    "rmt",
+    "visudo",
+    "pkexec",
+    "doas",
+    "ansible-playbook",
+    "ansible-config",
+    "ansible-console",
+    "ansible-doc",
+    "ansible-galaxy",
+    "ansible-inventory",
+    "ansible-pull",
+    "ansible-vault",
+    "chef-client",
+    "chef-run",
+    "chef-solo",
+    "chef-vault",
+    "pipx",
+    "npx",
+    "aa-disable",
+    "aa-exec",
+    "aa-status",
+    "journalctl",
+    "sftp",
+    "smbclient",
+    "mongosh",
+    "redis-cli",
+    "ldapsearch",
+    "crictl",
+    "runc",
+    "nsenter",
+    "capsh",
+    "setcap",
+    "getcap",
+    "msfconsole",
+    "msfvenom",
+    "schtasks",
+    "vssadmin",
+    "wevtutil",
+    "msiexec",
+    "regsvr32",
+    "cmstp",
+    "forfiles",
+    "findstr",
+    "icacls",
+    "takeown",
+    "netsh",
+    "nltest",
+    "apt-get",
+    "zypper",
+    "poweroff",
+    "insmod",
+    "modprobe",
+    "strace",
+    "ltrace",
+    "stdbuf",
+    "ionice",
+    "cpulimit",
+    "ssh-agent",
 ];
 
 const WEAK: &[&str] = &[
     "id", "more", "time", "set", "top", "at", "w", "who", "sort", "find", "true", "false", "date",
     "type", "whois", "test", "uniq", "cut", "tr", "od", "file", "last", "finger", "host", "df",
     "du", "free", "nl", "sum", "tee", "yes", "watch", "which", "whereis", "history", "ver", "vol",
-    "tree", "print", "system", "alias", "source", "read",
+    "tree", "print", "system", "alias", "source", "read", "fold", "comm", "ex", "ed", "join",
+    "split", "paste", "expand", "look", "screen", "install", "shred", "strings", "rev", "cd",
+    "man", "nice", "flock", "apt",
 ];
+
+/// Weak too: tools that prose names next to each other ("PHP & MySQL", "Kubernetes &
+/// Docker") and markdown quotes in backticks (`` `systemctl restart` ``), which a shell
+/// would run.
+const TOOLS: &[&str] = &[
+    "gdb",
+    "lldb",
+    "clang",
+    "iconv",
+    "bzip2",
+    "xz",
+    "7z",
+    "ansible",
+    "pip",
+    "pip3",
+    "npm",
+    "cpan",
+    "systemctl",
+    "iptables",
+    "tcpdump",
+    "tshark",
+    "openssl",
+    "rsync",
+    "sqlite3",
+    "psql",
+    "mysql",
+    "kubectl",
+    "docker",
+    "dpkg",
+    "yum",
+    "dnf",
+    "pacman",
+    "shutdown",
+    "reboot",
+];
+
+pub fn tool(w: &[u8]) -> bool {
+    TOOLS.iter().any(|t| t.as_bytes() == base(w))
+}
 
 static STRONG_SET: LazyLock<HashSet<&'static [u8], WordState>> =
     LazyLock::new(|| STRONG.iter().map(|s| s.as_bytes()).collect());
 static WEAK_SET: LazyLock<HashSet<&'static [u8], WordState>> =
-    LazyLock::new(|| WEAK.iter().map(|s| s.as_bytes()).collect());
+    LazyLock::new(|| WEAK.iter().chain(TOOLS).map(|s| s.as_bytes()).collect());
 
 /// `SHAPES[len][first byte]`: does a program of either list have that length and first
 /// byte? Most words are no program, and this rejects them before hashing.
 static SHAPES: LazyLock<Box<[[bool; 256]; 25]>> = LazyLock::new(|| {
     let mut t = Box::new([[false; 256]; 25]);
-    for p in STRONG.iter().chain(WEAK) {
+    for p in STRONG.iter().chain(WEAK).chain(TOOLS) {
         if let Some(&f) = p.as_bytes().first()
             && p.len() <= 24
         {
@@ -190,7 +313,38 @@ fn base(w: &[u8]) -> &[u8] {
 }
 
 pub fn strong(w: &[u8]) -> bool {
-    in_list(STRONG, w) || (w.contains(&b'/') && in_list(STRONG, base(w)))
+    in_list(STRONG, w)
+        || (w.contains(&b'/') && in_list(STRONG, base(w)))
+        || (w.last().is_some_and(u8::is_ascii_digit) && versioned(base(w)))
+}
+
+/// An interpreter or compiler named with its version, as distributions install them:
+/// `python3.10`, `php8.2`, `gcc-12`, `perl5.36`.
+fn versioned(w: &[u8]) -> bool {
+    let name = w.trim_ascii_end();
+    let cut = name
+        .iter()
+        .rposition(|c| !(c.is_ascii_digit() || *c == b'.' || *c == b'-'))
+        .map_or(0, |i| i + 1);
+    cut < name.len()
+        && name[cut..].iter().any(u8::is_ascii_digit)
+        && matches!(
+            &name[..cut],
+            b"python"
+                | b"python2"
+                | b"python3"
+                | b"perl"
+                | b"ruby"
+                | b"php"
+                | b"lua"
+                | b"node"
+                | b"gcc"
+                | b"g++"
+                | b"clang"
+                | b"tclsh"
+                | b"pip"
+                | b"pip3"
+        )
 }
 
 pub fn weak(w: &[u8]) -> bool {
@@ -247,7 +401,7 @@ pub fn bin_path(w: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{STRONG, WEAK, strong, weak};
+    use super::{STRONG, TOOLS, WEAK, strong, weak};
 
     /// The shape filter lets every program of both lists through.
     #[test]
@@ -255,7 +409,7 @@ mod tests {
         for p in STRONG {
             assert!(p.len() > 24 || strong(p.as_bytes()), "{p}");
         }
-        for p in WEAK {
+        for p in WEAK.iter().chain(TOOLS) {
             assert!(p.len() > 24 || weak(p.as_bytes()), "{p}");
         }
         assert!(strong(b"/usr/bin/wget"));
