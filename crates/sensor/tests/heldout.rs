@@ -16,7 +16,9 @@
 //! Scored as `tests/corpora.rs` scores the corpora: per decoded parameter value through
 //! `Sensor::value`, one sensor per class. The floors sit at what was measured
 //! (docs/BENCHMARKS.md, "Held-out payloads"). `BULKHEAD_HELDOUT_SHOW=1` prints every
-//! missed attack and every flagged benign value.
+//! missed attack and every flagged benign value; `BULKHEAD_HELDOUT_DUMP=FILE` appends
+//! every scored value and what flagged it to FILE, for a peer tool to score the same
+//! values (`crates/sensor/bench/libinjection.sh`).
 
 mod common;
 
@@ -75,6 +77,8 @@ impl Count {
 
 fn score(items: &[Item]) -> BTreeMap<(String, String), Count> {
     let show = std::env::var_os("BULKHEAD_HELDOUT_SHOW").is_some();
+    let dump = std::env::var_os("BULKHEAD_HELDOUT_DUMP");
+    let mut dumped = String::new();
     let sensors = sensors();
     let mut m: BTreeMap<(String, String), Count> = BTreeMap::new();
     for it in items {
@@ -82,6 +86,22 @@ fn score(items: &[Item]) -> BTreeMap<(String, String), Count> {
             .iter()
             .map(|(_, s)| !s.value("v", &it.value).is_empty())
             .collect();
+        // The classes that flagged it.
+        let by: Vec<&str> = Attack::ALL
+            .iter()
+            .zip(&hits)
+            .filter(|(_, h)| **h)
+            .map(|(a, _)| a.as_str())
+            .collect();
+        if dump.is_some() {
+            dumped.push_str(&format!(
+                "{}\t{}\t{}\t{}\n",
+                it.group,
+                it.label,
+                escaped(&it.value),
+                by.join(",")
+            ));
+        }
         let c = m.entry((it.group.clone(), it.label.clone())).or_default();
         c.n += 1;
         for (k, &h) in hits.iter().enumerate() {
@@ -97,19 +117,37 @@ fn score(items: &[Item]) -> BTreeMap<(String, String), Count> {
                 None => !any,
             };
             if benign && any {
-                let by: Vec<&str> = Attack::ALL
-                    .iter()
-                    .zip(&hits)
-                    .filter(|(_, h)| **h)
-                    .map(|(a, _)| a.as_str())
-                    .collect();
                 println!("FLAGGED {} {:?}: {}", it.group, by, shown(&it.value));
             } else if !benign && missed {
                 println!("MISSED {} {}: {}", it.group, it.label, shown(&it.value));
             }
         }
     }
+    if let Some(path) = dump {
+        // One write per test: tests run in parallel and append to the same file.
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .expect("BULKHEAD_HELDOUT_DUMP");
+        f.write_all(dumped.as_bytes())
+            .expect("BULKHEAD_HELDOUT_DUMP");
+    }
     m
+}
+
+/// The corpora's minimal percent-escaping (`%`, control bytes, DEL and non-ASCII).
+fn escaped(v: &[u8]) -> String {
+    v.iter()
+        .map(|&b| {
+            if b == b'%' || !(0x20..0x7f).contains(&b) {
+                format!("%{b:02X}")
+            } else {
+                char::from(b).to_string()
+            }
+        })
+        .collect()
 }
 
 /// A value on one line: printable ASCII as itself, any other byte as `\xNN`.

@@ -210,8 +210,13 @@ fn lex_one(s: &[u8], i: usize) -> (Tok, usize) {
             }
         }
         // `--` followed by a letter or digit is two minus signs (MySQL's rule, and how
-        // slugs and base64url tokens use it), anything else starts a comment.
-        b'-' if next == b'-' && !s.get(i + 2).is_some_and(|c| c.is_ascii_alphanumeric()) => {
+        // slugs and base64url tokens use it), anything else starts a comment; so does
+        // `--word` that a line break ends (`1--xYz\nAND--Qw\n1=1`: the comment every
+        // other dialect reads, and what sqlmap's comment tampers write).
+        b'-' if next == b'-'
+            && (!s.get(i + 2).is_some_and(|c| c.is_ascii_alphanumeric())
+                || line_ends_word(s, i + 2)) =>
+        {
             comment_line(s, i, CommentKind::Dash)
         }
         b'#' => comment_line(s, i, CommentKind::Hash),
@@ -225,7 +230,7 @@ fn lex_one(s: &[u8], i: usize) -> (Tok, usize) {
                     i + 3,
                 );
             }
-            match find(s, i + 2, b"*/") {
+            match nested_end(s, i + 2).or_else(|| find(s, i + 2, b"*/")) {
                 Some(p) => (
                     Tok::Comment {
                         kind: CommentKind::Block,
@@ -267,7 +272,11 @@ fn lex_one(s: &[u8], i: usize) -> (Tok, usize) {
             i + if s.get(i + 2) == Some(&b'>') { 3 } else { 2 },
         ),
         b'<' if next == b'@' => (Tok::Cmp, i + 2),
-        b'@' if !(next == b'@' || ident_byte(next) || matches!(next, b'\'' | b'"' | b'`')) => {
+        // (`@#x` and `@$x` are SQL Server variables: `#` and `$` are name bytes there.)
+        b'@' if !(next == b'@'
+            || ident_byte(next)
+            || matches!(next, b'\'' | b'"' | b'`' | b'#' | b'$')) =>
+        {
             (Tok::Other, i + 1)
         }
         b'@' => {
@@ -278,7 +287,7 @@ fn lex_one(s: &[u8], i: usize) -> (Tok, usize) {
                 let (e, _) = string_end(s, j, s[j], false);
                 return (Tok::Var { system }, e);
             }
-            while j < s.len() && (ident_byte(s[j]) || s[j] == b'.') {
+            while j < s.len() && (ident_byte(s[j]) || matches!(s[j], b'.' | b'#' | b'$' | b'@')) {
                 j += 1;
             }
             (Tok::Var { system }, j)
@@ -346,6 +355,40 @@ fn dollar_tag(s: &[u8], i: usize) -> Option<usize> {
         j += 1;
     }
     (j < s.len() && s[j] == b'$').then_some(j + 1)
+}
+
+/// Where a block comment opened before `from` ends when comments nest (PostgreSQL and
+/// SQL Server: `/* a /* b */ c */`): the `*/` that closes it, when it holds another `/*`
+/// and the nesting balances. Otherwise the first `*/` ends it, as MySQL and SQLite read.
+fn nested_end(s: &[u8], from: usize) -> Option<usize> {
+    let first_close = find(s, from, b"*/")?;
+    find(s, from, b"/*").filter(|&open| open < first_close)?;
+    let (mut depth, mut j) = (1usize, from);
+    while j + 1 < s.len() {
+        match (s[j], s[j + 1]) {
+            (b'/', b'*') => {
+                depth += 1;
+                j += 2;
+            }
+            (b'*', b'/') => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(j);
+                }
+                j += 2;
+            }
+            _ => j += 1,
+        }
+    }
+    None
+}
+
+/// Does the run of non-blank bytes at `from` end at a line break?
+fn line_ends_word(s: &[u8], from: usize) -> bool {
+    s[from.min(s.len())..]
+        .iter()
+        .find(|c| c.is_ascii_whitespace())
+        .is_some_and(|c| matches!(c, b'\n' | b'\r'))
 }
 
 fn comment_line(s: &[u8], i: usize, kind: CommentKind) -> (Tok, usize) {

@@ -591,6 +591,12 @@ mod heldout_rules {
             "https://h.example/search;WAITFOR DELAY '0:0:5'--",
             "http://127.0.0.1:18931/safe,(SELECT (CASE WHEN (1=1) THEN SLEEP(5) ELSE 1 END))",
             "http://127.0.0.1:18931/safe)/**/oRdER/**/bY/**/1#",
+            // `--word` ended by a line break: a comment in every dialect but MySQL
+            "1--xYzQ\nAND--PqRs\n4411=4411",
+            // SQL Server variables named with `#` and `$`
+            "1';declare @# int;shutdown;set @# = '1",
+            // nested block comments (PostgreSQL, SQL Server)
+            "1/* /*/ */ */ or 1=1",
         ] {
             assert!(detect(v.as_bytes()).is_some(), "{v}");
         }
