@@ -12,6 +12,7 @@ use clap::{Args, ValueEnum};
 use serde_json::Value;
 
 use crate::flows::{open_store, state_dirs};
+use crate::table::Columns;
 
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum EventFormat {
@@ -78,7 +79,9 @@ fn sensors(e: &Value) -> String {
     format!("Sensor {}", names.join(", "))
 }
 
-fn row(e: &Value) -> String {
+/// One event's table cells: time, verdict, source, destination, what happened, what
+/// decided it (and where its capture is).
+fn row(e: &Value) -> [String; 6] {
     let what = match e["event"].as_str() {
         Some("sensor") => match e["request"].as_str() {
             Some(r) => format!("{} [{}]", short_request(r), findings(e)),
@@ -111,19 +114,20 @@ fn row(e: &Value) -> String {
             .unwrap_or("")
             .to_string()
     };
-    format!(
-        "{:<24}  {:<7}  {:<26}  {:<26}  {:<32}  {}{}",
-        e["time"].as_str().unwrap_or(""),
-        verdict,
+    [
+        e["time"].as_str().unwrap_or("").to_string(),
+        verdict.to_string(),
         workload_of(e, "src"),
         workload_of(e, "dst"),
         what,
-        decided_by,
-        e["pcap"]
-            .as_str()
-            .map(|p| format!("  pcap: {p}"))
-            .unwrap_or_default()
-    )
+        format!(
+            "{decided_by}{}",
+            e["pcap"]
+                .as_str()
+                .map(|p| format!("  pcap: {p}"))
+                .unwrap_or_default()
+        ),
+    ]
 }
 
 pub fn run(a: EventsArgs) -> Result<u8> {
@@ -163,12 +167,21 @@ pub fn print_all(format: EventFormat, events: &[Value]) -> Result<()> {
             }
         }
         EventFormat::Table => {
+            let rows: Vec<[String; 6]> = events.iter().map(row).collect();
+            let columns = Columns::fit(&[24, 7, 26, 26, 32], &rows);
             println!(
-                "{:<24}  {:<7}  {:<26}  {:<26}  {:<32}  DECIDED BY",
-                "TIME", "VERDICT", "SOURCE", "DESTINATION", "EVENT"
+                "{}",
+                columns.line(&[
+                    "TIME",
+                    "VERDICT",
+                    "SOURCE",
+                    "DESTINATION",
+                    "EVENT",
+                    "DECIDED BY"
+                ])
             );
-            for e in events {
-                println!("{}", row(e));
+            for r in &rows {
+                println!("{}", columns.line(r));
             }
         }
     }

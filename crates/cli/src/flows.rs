@@ -10,6 +10,8 @@ use bulkhead_agent::flows::{self, Action, FlowRecord};
 use bulkhead_store::{FlowFilter, Store};
 use clap::{Args, ValueEnum};
 
+use crate::table::Columns;
+
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum FlowFormat {
     #[default]
@@ -48,14 +50,25 @@ pub struct FlowsArgs {
     pub follow: bool,
 }
 
-fn table_header() -> String {
-    format!(
-        "{:<24}  {:<7}  {:<28}  {:<28}  {:<12}  {}",
-        "TIME", "VERDICT", "SOURCE", "DESTINATION", "SERVICE", "DECIDED BY"
-    )
+/// The least widths of the table's columns but the last (DECIDED BY).
+const LEAST: [usize; 5] = [24, 7, 28, 28, 12];
+const HEADER: [&str; 6] = [
+    "TIME",
+    "VERDICT",
+    "SOURCE",
+    "DESTINATION",
+    "SERVICE",
+    "DECIDED BY",
+];
+
+/// The table's columns, fitted to the records printed first (followed ones keep them).
+pub fn columns(records: &[FlowRecord]) -> Columns {
+    let rows: Vec<[String; 6]> = records.iter().map(cells).collect();
+    Columns::fit(&LEAST, &rows)
 }
 
-fn table_row(r: &FlowRecord) -> String {
+/// One record's table cells: time, verdict, source, destination, service, what decided.
+fn cells(r: &FlowRecord) -> [String; 6] {
     let mut decided = r
         .decided_by
         .as_ref()
@@ -84,21 +97,26 @@ fn table_row(r: &FlowRecord) -> String {
             r.bytes.map_or("?".into(), |b| b.to_string())
         );
     }
-    format!(
-        "{:<24}  {:<7}  {:<28}  {:<28}  {:<12}  {}",
-        r.time,
-        r.verdict.as_str(),
+    [
+        r.time.clone(),
+        r.verdict.as_str().to_string(),
         r.source_display(),
         r.dst.display(),
         r.service(),
-        decided
-    )
+        decided,
+    ]
 }
 
-pub fn print(out: &mut impl Write, format: FlowFormat, r: &FlowRecord) -> std::io::Result<()> {
+/// One record: a table row in `columns`, or a JSON line.
+pub fn print(
+    out: &mut impl Write,
+    format: FlowFormat,
+    columns: &Columns,
+    r: &FlowRecord,
+) -> std::io::Result<()> {
     match format {
         FlowFormat::Json => writeln!(out, "{}", serde_json::to_string(r).unwrap_or_default()),
-        FlowFormat::Table => writeln!(out, "{}", table_row(r)),
+        FlowFormat::Table => writeln!(out, "{}", columns.line(&cells(r))),
     }
 }
 
@@ -148,15 +166,15 @@ pub fn run(a: FlowsArgs) -> Result<u8> {
     if let Some(n) = a.limit {
         records.drain(..records.len().saturating_sub(n));
     }
-    if !print_all(a.format, &records)? {
+    let Some(columns) = print_all(a.format, &records)? else {
         return Ok(0);
-    }
+    };
     if a.follow {
         let filter = FlowFilter {
             limit: None,
             ..filter
         };
-        follow(&filter, &mut cursors, a.format)?;
+        follow(&filter, &mut cursors, a.format, &columns)?;
     }
     Ok(0)
 }
@@ -167,6 +185,7 @@ fn follow(
     filter: &FlowFilter,
     cursors: &mut [(PathBuf, Option<Store>, i64)],
     format: FlowFormat,
+    columns: &Columns,
 ) -> Result<()> {
     const PAGE: usize = 1000;
     loop {
@@ -185,7 +204,7 @@ fn follow(
         new.sort_by(|x, y| x.time.cmp(&y.time));
         let mut out = std::io::stdout().lock();
         for r in &new {
-            if print(&mut out, format, r).is_err() {
+            if print(&mut out, format, columns, r).is_err() {
                 return Ok(());
             }
         }
@@ -199,9 +218,10 @@ fn follow(
     }
 }
 
-/// Print records (a table with its header, or JSON lines); false when the reader went
-/// away (`| head`), which is not an error.
-pub fn print_all(format: FlowFormat, records: &[FlowRecord]) -> Result<bool> {
+/// Print records (a table with its header, its columns fitted to them, or JSON lines):
+/// the columns records printed after them should use; none when the reader went away
+/// (`| head`), which is not an error.
+pub fn print_all(format: FlowFormat, records: &[FlowRecord]) -> Result<Option<Columns>> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let quiet = |r: std::io::Result<()>| match r {
@@ -209,15 +229,16 @@ pub fn print_all(format: FlowFormat, records: &[FlowRecord]) -> Result<bool> {
         Err(e) => Err(e),
         Ok(()) => Ok(true),
     };
-    if format == FlowFormat::Table && !quiet(writeln!(out, "{}", table_header()))? {
-        return Ok(false);
+    let columns = columns(records);
+    if format == FlowFormat::Table && !quiet(writeln!(out, "{}", columns.line(&HEADER)))? {
+        return Ok(None);
     }
     for r in records {
-        if !quiet(print(&mut out, format, r))? {
-            return Ok(false);
+        if !quiet(print(&mut out, format, &columns, r))? {
+            return Ok(None);
         }
     }
-    Ok(quiet(out.flush())?)
+    Ok(quiet(out.flush())?.then_some(columns))
 }
 
 /// The agent state directories to read: one given, or every agent of a lab (a lab's
@@ -243,4 +264,84 @@ pub fn state_dirs(state_dir: Option<&PathBuf>, lab: Option<&str>) -> Result<Vec<
         }
     }
     Ok(dirs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{FlowFormat, HEADER, columns, print};
+    use crate::table::Columns;
+    use bulkhead_agent::flows::{Action, FlowRecord};
+    use bulkhead_record::Peer;
+
+    fn record(src: Peer, sender: Option<&str>) -> FlowRecord {
+        let workload = |w: &str| Peer {
+            ip: "10.244.0.9".into(),
+            workload: Some(w.into()),
+            ..Peer::default()
+        };
+        FlowRecord {
+            dport: Some(389),
+            sender: sender.map(workload),
+            ..FlowRecord::new(
+                "2026-12-05T00:00:00.000Z".into(),
+                Action::Deny,
+                "TCP",
+                src,
+                workload("platform/ldap-blue-0"),
+            )
+        }
+    }
+
+    fn table(records: &[FlowRecord]) -> Vec<String> {
+        let columns = columns(records);
+        let mut out = vec![columns.line(&HEADER)];
+        for r in records {
+            let mut line = Vec::new();
+            print(&mut line, FlowFormat::Table, &columns, r).unwrap();
+            out.push(String::from_utf8(line).unwrap().trim_end().to_string());
+        }
+        out
+    }
+
+    /// A long source (a forged address and its sender) widens its column for every row
+    /// instead of pushing its own row's later columns out of line.
+    #[test]
+    fn columns_fit_the_longest_cell() {
+        let forged = Peer {
+            ip: "10.244.0.22".into(),
+            entity: Some("forged".into()),
+            ..Peer::default()
+        };
+        let plain = Peer {
+            ip: "10.244.0.5".into(),
+            workload: Some("platform/node-api-0".into()),
+            ..Peer::default()
+        };
+        let lines = table(&[
+            record(plain, None),
+            record(forged, Some("platform/ldap-client-red-0")),
+        ]);
+        assert!(lines[2].contains("forged 10.244.0.22 from platform/ldap-client-red-0"));
+        let at: Vec<usize> = lines
+            .iter()
+            .map(|l| l.find("TCP/389").unwrap_or(0))
+            .collect();
+        let dest: Vec<usize> = lines
+            .iter()
+            .map(|l| {
+                l.find("platform/ldap-blue-0")
+                    .or(l.find("DESTINATION"))
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(at[1], at[2], "{lines:#?}");
+        assert!(dest.iter().all(|&d| d == dest[0]), "{lines:#?}");
+        // A cell longer than the cap overflows its column; the others keep theirs.
+        let long = Peer {
+            ip: "203.0.113.7".into(),
+            name: Some("x".repeat(100)),
+            ..Peer::default()
+        };
+        assert_eq!(columns(&[record(long, None)]).widths()[2], Columns::MAX);
+    }
 }

@@ -14,6 +14,7 @@ mod quarantine;
 mod remote;
 mod render;
 mod serve;
+mod table;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -177,15 +177,17 @@ pub fn run(r: &RemoteArgs, command: &Command) -> Result<Option<u8>> {
             ];
             if a.follow {
                 // One streamed answer: the backlog, then each record as it is committed.
-                if !crate::flows::print_all(a.format, &[])? {
+                let Some(columns) = crate::flows::print_all(a.format, &[])? else {
                     return Ok(Some(0));
-                }
+                };
                 c.follow_lines("/api/v1/flows/follow", &query, &mut |l| {
                     let r: FlowRecord = serde_json::from_str(l)
                         .with_context(|| format!("/api/v1/flows/follow: unexpected line {l}"))?;
                     let mut out = std::io::stdout().lock();
-                    Ok(crate::flows::print(&mut out, a.format, &r).is_ok()
-                        && std::io::Write::flush(&mut out).is_ok())
+                    Ok(
+                        crate::flows::print(&mut out, a.format, &columns, &r).is_ok()
+                            && std::io::Write::flush(&mut out).is_ok(),
+                    )
                 })?;
                 return Ok(Some(0));
             }
