@@ -158,3 +158,31 @@ fn detection_beats_ndpi_without_port_hints() {
         "{agree}/{total} does not beat nDPI ({ndpi})"
     );
 }
+
+#[path = "common/edit.rs"]
+mod edit;
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(400))]
+
+    /// The corpus's captures (pcap and pcapng, Ethernet, cooked and raw links), damaged a
+    /// few times each: a bad file is an error or fewer flows, never a panic. Random bytes
+    /// never get past the file header; edits of real files reach the block and packet
+    /// parsers and the per-flow detectors.
+    #[test]
+    fn damaged_captures_never_panic(k in 0usize..64,
+                                    edits in proptest::collection::vec(edit::edit(), 1..8)) {
+        let Some(root) = common::corpora() else { return Ok(()) };
+        // The small captures (most of the corpus): the edits land in every part of them.
+        let files: Vec<(String, Vec<u8>)> = common::captures(&root)
+            .into_iter()
+            .filter(|(_, b)| b.len() < 64 * 1024)
+            .collect();
+        let (_, bytes) = &files[k % files.len()];
+        let mut bytes = bytes.clone();
+        for e in &edits {
+            edit::apply(&mut bytes, e);
+        }
+        let _ = detect_capture(&bytes);
+    }
+}

@@ -2,8 +2,12 @@
 //! pieces gives the answer feeding each direction whole gives (in the same order of
 //! directions).
 
+#[path = "common/edit.rs"]
+mod edit;
+
 use bulkhead_detect::capture::detect_capture;
 use bulkhead_detect::{Detection, Detector, Dir};
+use edit::{apply, edit};
 use proptest::prelude::*;
 
 /// A ClientHello with SNI and ALPN, built field by field.
@@ -238,3 +242,31 @@ fn truncated_captures_never_panic() {
 
 #[path = "common/corpora.rs"]
 mod common;
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(3000))]
+
+    /// Real openings of every protocol, edited a few times (a length that lies, a cut
+    /// field, a repeated header): random bytes rarely get past the first check of a
+    /// parser; these reach its inner fields. Never a panic, whatever the split.
+    #[test]
+    fn edited_openings_never_panic(k in 0..samples().len() + midstream_samples().len(),
+                                   edits in proptest::collection::vec((any::<usize>(), edit()), 1..6),
+                                   cuts in proptest::collection::vec(1usize..24, 0..6)) {
+        let all: Vec<Opening> = samples().into_iter().chain(midstream_samples()).collect();
+        let (_, mut parts) = all[k].clone();
+        for (which, e) in &edits {
+            let n = parts.len();
+            apply(&mut parts[which % n].1, e);
+        }
+        for make in [Detector::new as fn(usize) -> Detector, Detector::midstream] {
+            let _ = fed(make(16 * 1024), &parts, &cuts);
+            let _ = fed(make(64), &parts, &cuts);
+        }
+        let mut d = Detector::datagrams();
+        for (dir, bytes) in &parts {
+            d.feed(*dir, bytes);
+        }
+        let _ = d.finish();
+    }
+}
