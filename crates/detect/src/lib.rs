@@ -130,6 +130,13 @@ const SERVER: &[CheckFn] = &[
     memcached::response,
 ];
 
+/// From a connection's start, when the server spoke before the client: only the
+/// server-first protocols are left (every other one waits for the client's request), so
+/// an FTP or POP3 session's `AUTH` or `QUIT` is no Redis inline command, and a POP3 `+OK`
+/// greeting no Redis reply.
+const AFTER_GREETING: &[CheckFn] = &[mysql::handshake_response, ssh::banner, smtp::hello];
+const GREETING: &[CheckFn] = &[mysql::greeting, ssh::banner, smtp::greeting];
+
 /// Only mid-connection, on either side: messages that never open a connection, and
 /// resynchronisation on TLS records. In this order, in three lists: those that only a
 /// client sends (`MIDSTREAM_REQUESTS`: their sender is the client) come between TLS
@@ -162,6 +169,8 @@ pub struct Detector {
     /// After an HTTP/1.1 request asking to upgrade to h2c was detected: the direction of
     /// the server's answer and its bytes so far, until they say whether it switched.
     upgrade: Option<(Dir, Vec<u8>)>,
+    /// From a connection's start: the server's bytes came before any of the client's.
+    server_first: bool,
 }
 
 /// The server's answer to an upgrade request is read up to this many bytes.
@@ -179,6 +188,7 @@ impl Detector {
             answer: None,
             requester: None,
             upgrade: None,
+            server_first: false,
         }
     }
 
@@ -233,6 +243,9 @@ impl Detector {
         }
         if self.mode == Mode::Datagrams {
             return self.datagram(dir, data);
+        }
+        if self.mode == Mode::Opening && self.client.is_empty() && self.server.is_empty() {
+            self.server_first = dir == Dir::ToClient;
         }
         let buf = match dir {
             Dir::ToServer => &mut self.client,
@@ -308,6 +321,10 @@ impl Detector {
     /// run on the bytes sent in `dir`.
     fn lists(&self, dir: Dir) -> Vec<(&'static [CheckFn], Option<Dir>)> {
         match self.mode {
+            Mode::Opening if self.server_first => match dir {
+                Dir::ToServer => vec![(AFTER_GREETING, Some(dir))],
+                Dir::ToClient => vec![(GREETING, Some(dir.reverse()))],
+            },
             Mode::Opening => match dir {
                 Dir::ToServer => vec![(CLIENT, Some(dir))],
                 Dir::ToClient => vec![(SERVER, Some(dir.reverse()))],
@@ -340,10 +357,29 @@ impl Detector {
                 continue;
             }
             spoke[i] = true;
+            let other = match dir {
+                Dir::ToServer => &self.server,
+                Dir::ToClient => &self.client,
+            };
             for (checks, requester) in self.lists(dir) {
                 for check in checks {
-                    match check(buf) {
-                        Check::Yes(app, detail) if !open[i] => {
+                    let verdict = match check(buf) {
+                        // Mid-connection either side may speak first: the other side's
+                        // text must not be another protocol's (`+OK` then `USER bob`
+                        // is POP3, `AUTH TLS` then `234 ...` FTP).
+                        Check::Yes(AppProtocol::Redis, _)
+                        | Check::Likely(AppProtocol::Redis, _)
+                            if self.mode == Mode::Midstream && redis::contradicted(other) =>
+                        {
+                            Check::No
+                        }
+                        c => c,
+                    };
+                    // (So a Redis answer from one side waits for the other, to hear it.)
+                    let hear_other = self.mode == Mode::Midstream && other.is_empty();
+                    let wait = |app: &AppProtocol| hear_other && *app == AppProtocol::Redis;
+                    match verdict {
+                        Check::Yes(app, detail) if !open[i] && !wait(&app) => {
                             self.requester = requester;
                             return self.settle(Detection::Known { app, detail });
                         }

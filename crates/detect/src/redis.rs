@@ -139,6 +139,24 @@ fn inline(b: &[u8]) -> Check {
     )
 }
 
+/// Do these bytes, from the other side of a connection thought to be Redis, say it is
+/// not? A whole first line of text that no Redis peer writes: neither RESP nor a
+/// command Redis clients send inline (`USER bob`, `CAPA`), or a numbered status line
+/// (`220 ...`, `331 ...`: FTP, SMTP, NNTP).
+pub(crate) fn contradicted(b: &[u8]) -> bool {
+    let Some((l, _)) = crlf_line(b, 0) else {
+        return false;
+    };
+    if l.is_empty() || !printable(l) || b"+-:$*%_,#~>|(=!".contains(&l[0]) {
+        return false;
+    }
+    let word = l.split(|&c| c == b' ').next().unwrap_or_default();
+    let numbered = word.len() == 3 && word.iter().all(u8::is_ascii_digit);
+    let command = word.iter().all(u8::is_ascii_alphabetic)
+        && INLINE.contains(&String::from_utf8_lossy(word).to_ascii_uppercase().as_str());
+    numbered || !command
+}
+
 /// A RESP2/RESP3 reply's first line.
 pub(crate) fn reply(b: &[u8]) -> Check {
     let Some(&t) = b.first() else {

@@ -49,3 +49,17 @@ pub fn apply(v: &mut Vec<u8>, e: &Edit) {
         _ => {}
     }
 }
+
+/// 1 to 5 edits, each for one of a conversation's two sides.
+#[allow(dead_code)]
+pub fn edits() -> impl Strategy<Value = Vec<(bool, Edit)>> {
+    proptest::collection::vec((any::<bool>(), edit()), 1..6)
+}
+
+/// Apply `edits` to a conversation: `true` edits `a`, `false` edits `b`.
+#[allow(dead_code)]
+pub fn apply_both(edits: &[(bool, Edit)], a: &mut Vec<u8>, b: &mut Vec<u8>) {
+    for (first, e) in edits {
+        apply(if *first { &mut *a } else { &mut *b }, e);
+    }
+}

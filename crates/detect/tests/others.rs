@@ -1,0 +1,84 @@
+//! Protocols bulkhead does not name come out `unknown`, whatever they share with one it
+//! does (a `220` greeting, a `+OK` line, BER, DNS's header, a request line). Openings
+//! written from each protocol's specification, as their usual clients and servers send
+//! them; fed whole, from the start and from the middle, and as datagrams.
+
+use bulkhead_detect::{Detection, Detector, Dir};
+
+/// A protocol's name and its opening, side by side.
+type Opening = (&'static str, Vec<(Dir, Vec<u8>)>);
+
+fn c(b: &[u8]) -> (Dir, Vec<u8>) {
+    (Dir::ToServer, b.to_vec())
+}
+fn s(b: &[u8]) -> (Dir, Vec<u8>) {
+    (Dir::ToClient, b.to_vec())
+}
+
+fn app(d: Detection) -> String {
+    match d {
+        Detection::Known { app, .. } => app.as_str().to_string(),
+        Detection::Unknown => "unknown".into(),
+        Detection::NeedMore => "need-more".into(),
+    }
+}
+
+fn answer(mut d: Detector, parts: &[(Dir, Vec<u8>)]) -> String {
+    for (dir, b) in parts {
+        d.feed(*dir, b);
+    }
+    app(d.finish())
+}
+
+#[test]
+fn protocols_bulkhead_does_not_name_are_unknown() {
+    let stream: Vec<Opening> = vec![
+        ("ftp", vec![s(b"220 (vsFTPd 3.0.3)\r\n"), c(b"USER anonymous\r\n"), s(b"331 Please specify the password.\r\n"), c(b"PASS x@example.com\r\n")]),
+        ("ftp with a 220 naming the host", vec![s(b"220 ftp.example.com FTP server ready\r\n"), c(b"AUTH TLS\r\n"), s(b"234 AUTH TLS OK.\r\n")]),
+        ("pop3", vec![s(b"+OK Dovecot (Debian) ready.\r\n"), c(b"CAPA\r\n"), s(b"+OK\r\nCAPA\r\nTOP\r\nUIDL\r\nUSER\r\n.\r\n"), c(b"USER bob\r\n"), s(b"+OK\r\n"), c(b"QUIT\r\n")]),
+        ("imap", vec![s(b"* OK [CAPABILITY IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ STARTTLS AUTH=PLAIN] Dovecot (Debian) ready.\r\n"), c(b"a001 CAPABILITY\r\n"), s(b"* CAPABILITY IMAP4rev1 IDLE\r\na001 OK Pre-login capabilities listed, post-login capabilities have more.\r\n")]),
+        ("nntp", vec![s(b"200 news.example.com InterNetNews NNRP server INN 2.7.0 ready (posting ok)\r\n"), c(b"CAPABILITIES\r\n"), s(b"101 Capability list:\r\nVERSION 2\r\nREADER\r\n.\r\n")]),
+        ("irc", vec![c(b"NICK guest\r\nUSER guest 0 * :Guest User\r\n"), s(b":irc.example.net NOTICE * :*** Looking up your hostname...\r\n")]),
+        ("xmpp", vec![c(b"<?xml version='1.0'?><stream:stream to='example.com' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>")]),
+        ("sip over tcp", vec![c(b"OPTIONS sip:alice@example.com SIP/2.0\r\nVia: SIP/2.0/TCP 10.0.0.1:5060;branch=z9hG4bK776asdhds\r\nMax-Forwards: 70\r\nTo: <sip:alice@example.com>\r\nFrom: <sip:bob@example.com>;tag=1928301774\r\nCall-ID: a84b4c76e66710\r\nCSeq: 63104 OPTIONS\r\nContent-Length: 0\r\n\r\n"), s(b"SIP/2.0 200 OK\r\nCSeq: 63104 OPTIONS\r\nContent-Length: 0\r\n\r\n")]),
+        ("rtsp", vec![c(b"OPTIONS rtsp://example.com/media.mp4 RTSP/1.0\r\nCSeq: 1\r\nUser-Agent: ffmpeg\r\n\r\n"), s(b"RTSP/1.0 200 OK\r\nCSeq: 1\r\nPublic: DESCRIBE, SETUP, TEARDOWN, PLAY, PAUSE\r\n\r\n")]),
+        ("vnc", vec![s(b"RFB 003.008\n"), c(b"RFB 003.008\n"), s(b"\x01\x02")]),
+        ("smb2", vec![c(b"\x00\x00\x00\x66\xfeSMB\x40\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x24\x00\x02\x00\x01\x00\x00\x00\x7f\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x02\x10\x02")]),
+        ("rdp", vec![c(b"\x03\x00\x00\x13\x0e\xe0\x00\x00\x00\x00\x00\x01\x00\x08\x00\x03\x00\x00\x00")]),
+        ("telnet", vec![s(b"\xff\xfd\x18\xff\xfd\x20\xff\xfd\x23\xff\xfd\x27"), c(b"\xff\xfb\x18\xff\xfb\x20")]),
+        ("whois", vec![c(b"example.com\r\n"), s(b"   Domain Name: EXAMPLE.COM\r\n   Registry Domain ID: 2336799_DOMAIN_COM-VRSN\r\n")]),
+        ("kerberos over tcp", vec![c(b"\x00\x00\x00\x9c\x6a\x81\x99\x30\x81\x96\xa1\x03\x02\x01\x05\xa2\x03\x02\x01\x0a")]),
+        ("stomp", vec![c(b"CONNECT\naccept-version:1.2\nhost:example.com\n\n\x00"), s(b"CONNECTED\nversion:1.2\n\n\x00")]),
+        ("zookeeper four-letter word", vec![c(b"ruok"), s(b"imok")]),
+        ("beanstalkd", vec![c(b"put 0 0 60 5\r\nhello\r\n"), s(b"INSERTED 1\r\n")]),
+        ("git", vec![c(b"0032git-upload-pack /project.git\x00host=example.com\x00")]),
+    ];
+    let datagrams: Vec<Opening> = vec![
+        ("snmp v2c get", vec![c(b"\x30\x26\x02\x01\x01\x04\x06public\xa0\x19\x02\x04\x12\x34\x56\x78\x02\x01\x00\x02\x01\x00\x30\x0b\x30\x09\x06\x05\x2b\x06\x01\x02\x01\x05\x00")]),
+        ("ntp", vec![c(&[&[0x1bu8][..], &[0u8; 47]].concat())]),
+        ("stun binding", vec![c(b"\x00\x01\x00\x00\x21\x12\xa4\x42\x63\xc7\x11\x7e\x07\x14\x27\x8f\x5d\xed\x32\x21")]),
+        ("dhcp discover", vec![c(&[&b"\x01\x01\x06\x00\x39\x03\xf3\x26\x00\x00\x00\x00"[..], &[0u8; 224], b"\x63\x82\x53\x63\x35\x01\x01\xff"].concat())]),
+        ("sip over udp", vec![c(b"REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKnashds7\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n")]),
+        ("syslog", vec![c(b"<34>Oct 11 22:14:15 mymachine su: 'su root' failed for lonvick on /dev/pts/8")]),
+        ("tftp read request", vec![c(b"\x00\x01boot.img\x00octet\x00")]),
+    ];
+    let mut wrong = Vec::new();
+    for (name, parts) in &stream {
+        for (how, d) in [
+            ("start", Detector::new(16 * 1024)),
+            ("midstream", Detector::midstream(16 * 1024)),
+        ] {
+            let got = answer(d, parts);
+            if got != "unknown" && got != "need-more" {
+                wrong.push(format!("{name} ({how}): {got}"));
+            }
+        }
+    }
+    for (name, parts) in &datagrams {
+        let got = answer(Detector::datagrams(), parts);
+        if got != "unknown" && got != "need-more" {
+            wrong.push(format!("{name} (datagrams): {got}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
