@@ -25,7 +25,11 @@ pub fn dns_request(msg: &[u8]) -> Option<L7Request> {
 
 /// The end of the question section (header and questions), if well formed.
 fn questions_end(m: &[u8]) -> Option<usize> {
-    let count = u16::from_be_bytes([*m.get(4)?, *m.get(5)?]);
+    // The 12-byte header first: with no question, its end is the message's.
+    if m.len() < 12 {
+        return None;
+    }
+    let count = u16::from_be_bytes([m[4], m[5]]);
     let mut at = 12;
     for _ in 0..count {
         loop {

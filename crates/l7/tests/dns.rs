@@ -1,6 +1,9 @@
 //! DNS: queries decided on their name, REFUSED built from the query (same ID, opcode, RD,
 //! question), TCP framing independent of how the bytes are split, no panic on any input.
 
+#[path = "../../detect/tests/common/edit.rs"]
+mod edit;
+
 use bulkhead_l7::{DnsSession, Output, Session, Verdict, dns_refused, dns_request};
 use bulkhead_policy::l7::{L7Detail, L7Request};
 use proptest::prelude::*;
@@ -110,5 +113,18 @@ proptest! {
         let _ = dns_request(&c);
         let _ = dns_refused(&c);
         let _ = run(&c, &s, cut);
+    }
+
+    /// Edits of valid traffic reach the inner fields (lengths, counts, names) random bytes never get to.
+    #[test]
+    fn edited_traffic_never_panics(edits in edit::edits(),
+                                   cut in 1usize..40) {
+        let mut client = tcp(&[query("a.example.com", 1), query("b.evil.org", 2), query("c.example.com", 3)]);
+        let mut server = tcp(&[b"one".to_vec(), b"three".to_vec()]);
+        edit::apply_both(&edits, &mut client, &mut server);
+        // The first query without its TCP length, as a UDP datagram.
+        let _ = dns_request(client.get(2..).unwrap_or_default());
+        let _ = dns_refused(client.get(2..).unwrap_or_default());
+        let _ = run(&client, &server, cut);
     }
 }

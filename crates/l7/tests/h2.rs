@@ -4,6 +4,8 @@
 //! same result however both streams are split.
 
 mod common;
+#[path = "../../detect/tests/common/edit.rs"]
+mod edit;
 
 use bulkhead_l7::h2::{PREFACE, frame, settings_frames};
 use bulkhead_l7::{H2Session, Output, Session, Verdict};
@@ -529,6 +531,18 @@ proptest! {
         let m = server.len();
         server[i % m] ^= v;
         let _ = run(&client, &server, &[cut; 200], &[cut; 200]);
+    }
+
+    /// Edits of valid traffic reach the inner fields (lengths, counts, names) random bytes never get to.
+    #[test]
+    fn edited_traffic_never_panics(
+        edits in edit::edits(),
+        cc in proptest::collection::vec(1usize..64, 0..80),
+        sc in proptest::collection::vec(1usize..64, 0..40),
+    ) {
+        let (mut client, mut server) = conversation();
+        edit::apply_both(&edits, &mut client, &mut server);
+        let _ = run(&client, &server, &cc, &sc);
     }
 
     /// The proxy relays a server's leading SETTINGS while it waits for the client's first

@@ -2,6 +2,9 @@
 //! denied requests discarded, responses framed (length, chunked, HEAD, 204, 1xx, 101),
 //! the same result however the streams are split.
 
+#[path = "../../detect/tests/common/edit.rs"]
+mod edit;
+
 use bulkhead_l7::{HttpSession, Output, Session, Verdict};
 use bulkhead_policy::l7::{L7Detail, L7Request};
 use proptest::prelude::*;
@@ -151,6 +154,16 @@ proptest! {
         let mut pre = b"GET / HTTP/1.1\r\nContent-Length: 5\r\n\r\n".to_vec();
         pre.extend_from_slice(&c);
         let _ = run(&pre, &s, &[]);
+    }
+
+    /// Edits of valid traffic reach the inner fields (lengths, counts, names) random bytes never get to.
+    #[test]
+    fn edited_traffic_never_panics(edits in edit::edits(),
+                                   cuts in proptest::collection::vec(1usize..25, 0..40)) {
+        let mut client = [R1, ADMIN, R2, b"POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"].concat();
+        let mut server = [RESP1, RESP2, b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"].concat();
+        edit::apply_both(&edits, &mut client, &mut server);
+        let _ = run(&client, &server, &cuts);
     }
 }
 

@@ -7,6 +7,9 @@
 //! The inspector here finds a marker substring: the session's handling is under test,
 //! not detection (bulkhead-sensor has its own tests on the corpora).
 
+#[path = "../../detect/tests/common/edit.rs"]
+mod edit;
+
 use std::sync::Arc;
 
 use bulkhead_l7::{Finding, HttpSession, Inspector, Output, Session, StreamInspector, Verdict};
@@ -160,5 +163,15 @@ proptest! {
                                    s in proptest::collection::vec(any::<u8>(), 0..512),
                                    cut in 1usize..64) {
         let _ = run(true, &c, &s, cut);
+    }
+
+    /// Edits of valid traffic reach the inner fields (lengths, counts, names) random bytes never get to.
+    #[test]
+    fn edited_traffic_never_panics(edits in edit::edits(),
+                                   cut in 1usize..64, block: bool) {
+        let mut client = [GOOD, BAD_POST, GOOD].concat();
+        let mut server = [RESP_OK, RESP_CARD].concat();
+        edit::apply_both(&edits, &mut client, &mut server);
+        let _ = run(block, &client, &server, cut);
     }
 }

@@ -8,6 +8,8 @@
 #[path = "kafka/apis.rs"]
 mod apis;
 mod common;
+#[path = "../../detect/tests/common/edit.rs"]
+mod edit;
 #[path = "kafka/refusals.rs"]
 mod refusals;
 #[path = "kafka/sessions.rs"]
@@ -184,6 +186,52 @@ fn conversation() -> Vec<u8> {
         apis::create_topics(6, &["orders.new"]),
     ]
     .concat()
+}
+
+/// [`conversation`] and a full fetch in a new fetch session, with a broker's answer to
+/// each (the session reads the Metadata answers, which name `orders` by ID, and the last
+/// Fetch answer, which opens session 77).
+fn answered_conversation() -> (Vec<u8>, Vec<u8>) {
+    use kafka_protocol::messages::{
+        ApiVersionsResponse, CreateTopicsResponse, FetchResponse, ListOffsetsResponse,
+        MetadataResponse, OffsetCommitResponse, OffsetFetchResponse,
+        metadata_response::MetadataResponseTopic,
+    };
+    let id = "6ba7b810-9dad-11d1-80b4-00c04fd430c8".parse().unwrap();
+    let orders = MetadataResponseTopic::default().with_name(Some(topic("orders")));
+    let meta = |v, t: MetadataResponseTopic| {
+        response(
+            ApiKey::Metadata,
+            v,
+            1,
+            &MetadataResponse::default().with_topics(vec![t]),
+        )
+    };
+    let client = [conversation(), fetch_in(12, (0, 0), &["orders"], &[])].concat();
+    let server = [
+        response(ApiKey::ApiVersions, 3, 0, &ApiVersionsResponse::default()),
+        meta(12, orders.clone().with_topic_id(id)),
+        response(ApiKey::Produce, 9, 2, &ProduceResponse::default()),
+        response(ApiKey::Fetch, 12, 3, &FetchResponse::default()),
+        response(ApiKey::ListOffsets, 7, 4, &ListOffsetsResponse::default()),
+        meta(1, orders),
+        response(ApiKey::OffsetFetch, 9, 9, &OffsetFetchResponse::default()),
+        response(ApiKey::OffsetCommit, 8, 8, &OffsetCommitResponse::default()),
+        response(
+            ApiKey::CreateTopics,
+            6,
+            19,
+            &CreateTopicsResponse::default(),
+        ),
+        response(
+            ApiKey::Fetch,
+            12,
+            3,
+            &FetchResponse::default().with_session_id(77),
+        ),
+    ]
+    .concat();
+    (client, server)
 }
 
 #[test]
@@ -820,5 +868,20 @@ proptest! {
         let n = client.len();
         client[i % n] ^= v;
         let _ = run(&client, &[cut; 300], &mut policy);
+    }
+
+    /// Edits of valid traffic reach the inner fields (lengths, counts, names) random bytes never get to.
+    #[test]
+    fn edited_traffic_never_panics(edits in edit::edits(),
+                                   cut in 1usize..64) {
+        let (mut client, mut server) = answered_conversation();
+        edit::apply_both(&edits, &mut client, &mut server);
+        let mut sess = KafkaSession::new();
+        for p in pieces(&client, &[cut; 300]) {
+            sess.client_bytes(&p, &mut policy);
+        }
+        for p in pieces(&server, &[cut; 300]) {
+            sess.server_bytes(&p);
+        }
     }
 }

@@ -3,6 +3,9 @@
 //! operation's own response with the request's messageID, written between server
 //! messages; StartTLS; limits; the same result however the streams are split.
 
+#[path = "../../detect/tests/common/edit.rs"]
+mod edit;
+
 use bulkhead_l7::{LdapSession, Output, Session, Verdict};
 use bulkhead_policy::l7::{L7Detail, L7Request, LdapOp, dn_within};
 use proptest::prelude::*;
@@ -474,5 +477,15 @@ proptest! {
         let mut prefixed = search(1, PEOPLE);
         prefixed.extend_from_slice(&c);
         let _ = run(&prefixed, &s, &[5]);
+    }
+
+    /// Edits of valid traffic reach the inner fields (lengths, counts, names) random bytes never get to.
+    #[test]
+    fn edited_traffic_never_panics(edits in edit::edits(),
+                                   cuts in proptest::collection::vec(1usize..40, 0..60)) {
+        let mut client = [bind(1, "cn=a", "b"), search(2, PEOPLE), delete(3, PEOPLE), add(4, ADMINS, 200), search(5, ADMINS), unbind(6)].concat();
+        let mut server = [result(0x61, 1, 0, ""), entry(2, PEOPLE), result(0x65, 2, 0, "")].concat();
+        edit::apply_both(&edits, &mut client, &mut server);
+        let _ = run(&client, &server, &cuts);
     }
 }

@@ -4,6 +4,8 @@
 //! both streams are split.
 
 mod common;
+#[path = "../../detect/tests/common/edit.rs"]
+mod edit;
 
 use bulkhead_l7::{MqttSession, Output, Session, Verdict};
 use bulkhead_policy::l7::{L7Detail, L7Request, mqtt_covers};
@@ -304,6 +306,18 @@ proptest! {
         if i < client.len() { client[i] = v; }
         if i < server.len() { server[i] = v; }
         let _ = run(&client, &server, &[cut; 200], &[cut; 200]);
+    }
+
+    /// Edits of valid traffic reach the inner fields (lengths, counts, names) random bytes never get to.
+    #[test]
+    fn edited_traffic_never_panics(
+        edits in edit::edits(),
+        cc in proptest::collection::vec(1usize..64, 0..80),
+        sc in proptest::collection::vec(1usize..64, 0..40),
+    ) {
+        let (mut client, mut server) = conversation();
+        edit::apply_both(&edits, &mut client, &mut server);
+        let _ = run(&client, &server, &cc, &sc);
     }
 }
 

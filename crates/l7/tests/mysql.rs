@@ -2,6 +2,9 @@
 //! COM_QUERY / COM_STMT_PREPARE decided per statement, ERR 1142 in order after result
 //! sets (with and without CLIENT_DEPRECATE_EOF), split invariance, no panics.
 
+#[path = "../../detect/tests/common/edit.rs"]
+mod edit;
+
 use bulkhead_l7::{MysqlSession, Output, Session, Verdict};
 use bulkhead_policy::l7::{L7Detail, L7Request, SqlKind};
 use proptest::prelude::*;
@@ -325,5 +328,18 @@ proptest! {
                                    s in proptest::collection::vec(any::<u8>(), 0..600)) {
         let _ = run(&c, &s, &[5, 1, 9]);
         let _ = run(&[handshake_response(CAPS), c.clone()].concat(), &[greeting(CAPS), s.clone()].concat(), &[3]);
+    }
+
+    /// Edits of valid traffic reach the inner fields (lengths, counts, names) random bytes never get to.
+    #[test]
+    fn edited_traffic_never_panics(edits in edit::edits(),
+                                   cuts in proptest::collection::vec(1usize..16, 0..40), deprecate: bool) {
+        let caps = CAPS | if deprecate { DEPRECATE_EOF } else { 0 };
+        let mut client = [handshake_response(caps), query("SELECT 'a;b'"), query("DROP TABLE t"),
+                          query("SELECT 2"), packet(0, &[0x01])].concat();
+        let mut server = [greeting(caps | SSL), ok(2, 2), result_set(&["a;b"], deprecate, false),
+                          result_set(&["2"], deprecate, false)].concat();
+        edit::apply_both(&edits, &mut client, &mut server);
+        let _ = run(&client, &server, &cuts);
     }
 }

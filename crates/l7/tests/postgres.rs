@@ -2,6 +2,9 @@
 //! order with a consistent ReadyForQuery, SSL answered 'N', allowed bytes unchanged,
 //! the same result however the streams are split.
 
+#[path = "../../detect/tests/common/edit.rs"]
+mod edit;
+
 use std::sync::{Arc, Mutex};
 
 use bulkhead_l7::{Finding, Inspector, Output, PostgresSession, Session, StreamInspector, Verdict};
@@ -335,5 +338,17 @@ proptest! {
                                    s in proptest::collection::vec(any::<u8>(), 0..600)) {
         let _ = run(&c, &s, &[5, 1, 9]);
         let _ = run(&[startup(), c.clone()].concat(), &s, &[2, 7]);
+    }
+
+    /// Edits of valid traffic reach the inner fields (lengths, counts, names) random bytes never get to.
+    #[test]
+    fn edited_traffic_never_panics(edits in edit::edits(),
+                                   cuts in proptest::collection::vec(1usize..24, 0..40)) {
+        let mut client = [ssl_request(), startup(), query("SELECT 1"), query("DROP TABLE x; SELECT 1"),
+                          parse("UPDATE t SET a = 1"), msg(b'S', &[]), query("INSERT INTO t VALUES ('a;b')")].concat();
+        let mut server = [server_hello(), complete("SELECT 1"), ready(b'I'), ready(b'I'),
+                          complete("INSERT 0 1"), ready(b'I')].concat();
+        edit::apply_both(&edits, &mut client, &mut server);
+        let _ = run(&client, &server, &cuts);
     }
 }

@@ -2,6 +2,8 @@
 //! unchanged, the same result however the stream is split.
 
 mod common;
+#[path = "../../detect/tests/common/edit.rs"]
+mod edit;
 
 use bulkhead_l7::{Output, RedisSession, Session, Verdict};
 use bulkhead_policy::l7::{L7Detail, L7Request};
@@ -136,6 +138,16 @@ proptest! {
     fn arbitrary_bytes_never_panic(c in proptest::collection::vec(any::<u8>(), 0..400),
                                    s in proptest::collection::vec(any::<u8>(), 0..400)) {
         let _ = run(&c, &s, &[3, 7, 1]);
+    }
+
+    /// Edits of valid traffic reach the inner fields (lengths, counts, names) random bytes never get to.
+    #[test]
+    fn edited_traffic_never_panics(edits in edit::edits(),
+                                   cuts in proptest::collection::vec(1usize..20, 0..30)) {
+        let mut client = [cmd(&["SET", "k", "hello world"]), cmd(&["FLUSHALL"]), b"GET k\r\n".to_vec(), cmd(&["FLUSHDB", "ASYNC"]), cmd(&["MGET", "a", "b"])].concat();
+        let mut server = b"+OK\r\n$11\r\nhello world\r\n*2\r\n$1\r\n1\r\n$-1\r\n".to_vec();
+        edit::apply_both(&edits, &mut client, &mut server);
+        let _ = run(&client, &server, &cuts);
     }
 }
 

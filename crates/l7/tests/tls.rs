@@ -2,6 +2,9 @@
 //! `openssl s_client -servername api.example.com`), however its bytes are split; a denied
 //! name gets a fatal access_denied alert and nothing reaches the server.
 
+#[path = "../../detect/tests/common/edit.rs"]
+mod edit;
+
 use bulkhead_l7::{Output, Session, TlsSession, Verdict};
 use bulkhead_policy::l7::{L7Detail, L7Request};
 use proptest::prelude::*;
@@ -73,5 +76,15 @@ proptest! {
         let mut h = HELLO.to_vec();
         if i < h.len() { h[i] = v; }
         let _ = run("api.example.com", &h, cut);
+    }
+
+    /// Edits of the real ClientHello (the server's bytes are only relayed) reach the inner fields (lengths, counts, names) random bytes never get to.
+    #[test]
+    fn edited_traffic_never_panics(edits in proptest::collection::vec(edit::edit(), 1..6), cut in 1usize..64) {
+        let mut client = [HELLO, b"\x17\x03\x03appdata"].concat();
+        for e in &edits {
+            edit::apply(&mut client, e);
+        }
+        let _ = run("api.example.com", &client, cut);
     }
 }
