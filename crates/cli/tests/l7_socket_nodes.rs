@@ -43,9 +43,18 @@ fn clients_on_other_nodes_are_decided_at_their_socket() {
         let (_, set) = lab.run(client, &["redis-cli", "-h", addr, "SET", "k", "v"]);
         assert_eq!(set, "OK", "SET over {addr}");
         let (_, flush) = lab.run(client, &["redis-cli", "-h", addr, "FLUSHALL"]);
+        let counters = || -> Vec<String> {
+            lab.agent_statuses()
+                .iter()
+                .map(|s| format!("{}: {}", s["node"], s["socket_path"]))
+                .collect()
+        };
         assert_eq!(
-            flush, "NOPERM bulkhead: this command is not allowed by policy",
-            "FLUSHALL over {addr}: the program's refusal (the proxy's names the command)"
+            flush,
+            "NOPERM bulkhead: this command is not allowed by policy",
+            "FLUSHALL over {addr}: the program's refusal (the proxy's names the command); \
+             the programs' counters: {:#?}",
+            counters()
         );
         let (_, get) = lab.run(client, &["redis-cli", "-h", addr, "GET", "k"]);
         assert_eq!(get, "v", "FLUSHALL never ran");

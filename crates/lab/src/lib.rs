@@ -95,6 +95,7 @@ pub fn up(bundle: &Bundle, opts: &UpOptions) -> Result<UpReport> {
     let plan = plan::plan(bundle, &lab)?;
     // Before anything exists: a missing program fails here, with nothing to undo.
     runner::check(&plan)?;
+    socket_path_alone(&lab, opts)?;
     let replaced = cleanup::down(&lab)?;
     let replaced = (!replaced.is_empty()).then_some(replaced);
     let dir = names::lab_dir(&lab);
@@ -124,6 +125,30 @@ pub fn up(bundle: &Bundle, opts: &UpOptions) -> Result<UpReport> {
             Err(e)
         }
     }
+}
+
+/// The socket path's programs attach to the machine's root cgroup: they see every
+/// socket, and a second lab's (same addresses, another vouching key) would take the
+/// first one's connections. One such lab at a time (its directory holds `vouch.key`).
+fn socket_path_alone(lab: &str, opts: &UpOptions) -> Result<()> {
+    let wants = opts
+        .agent
+        .as_ref()
+        .is_some_and(|a| a.args.iter().any(|x| x == "--redis-socket-path"));
+    let Ok(labs) = std::fs::read_dir(names::LABS_DIR) else {
+        return Ok(());
+    };
+    for other in labs.flatten() {
+        let name = other.file_name().to_string_lossy().into_owned();
+        if wants && name != lab && other.path().join("vouch.key").exists() {
+            anyhow::bail!(
+                "lab {name} is up with the Redis socket path, whose programs see every \
+                 socket of this machine and would take this lab's connections too; take \
+                 it down first (bulkhead lab down --name {name})"
+            );
+        }
+    }
+    Ok(())
 }
 
 fn build(st: &mut State, opts: &UpOptions) -> Result<Vec<String>> {
