@@ -1,0 +1,110 @@
+//! Variants of the protocols bulkhead names that a capture may hold and the corpus does
+//! not: other versions, other first messages, other greetings. Written from each
+//! protocol's specification.
+
+use bulkhead_detect::{Detection, Detector, Dir};
+
+type Opening = (&'static str, Vec<(Dir, Vec<u8>)>);
+
+fn c(b: &[u8]) -> (Dir, Vec<u8>) {
+    (Dir::ToServer, b.to_vec())
+}
+fn s(b: &[u8]) -> (Dir, Vec<u8>) {
+    (Dir::ToClient, b.to_vec())
+}
+
+fn answer(mut d: Detector, parts: &[(Dir, Vec<u8>)]) -> String {
+    for (dir, b) in parts {
+        d.feed(*dir, b);
+    }
+    match d.finish() {
+        Detection::Known { app, .. } => app.as_str().to_string(),
+        Detection::Unknown => "unknown".into(),
+        Detection::NeedMore => "need-more".into(),
+    }
+}
+
+fn be32(n: usize) -> [u8; 4] {
+    (n as u32).to_be_bytes()
+}
+
+#[test]
+fn variants_of_named_protocols_are_named() {
+    // MongoDB legacy OP_QUERY isMaster (drivers before 3.6 and some tools still send it).
+    let q = {
+        let body: Vec<u8> = [
+            &0u32.to_le_bytes()[..],
+            b"admin.$cmd\x00",
+            &0u32.to_le_bytes(),
+            &1i32.to_le_bytes(),
+            &[0x13, 0, 0, 0, 0x10][..],
+            b"isMaster\x00",
+            &1i32.to_le_bytes(),
+            &[0],
+        ]
+        .concat();
+        let len = 16 + body.len();
+        [
+            &(len as u32).to_le_bytes()[..],
+            &1u32.to_le_bytes(),
+            &0u32.to_le_bytes(),
+            &2004u32.to_le_bytes(),
+            &body,
+        ]
+        .concat()
+    };
+    // Kafka ApiVersions v3 (flexible header: client id, then tagged fields).
+    let kafka = {
+        let body: Vec<u8> = [
+            &[0u8, 18, 0, 3][..],
+            &[0, 0, 0, 1],
+            &[0, 7],
+            b"rdkafka",
+            &[0],
+            &[8],
+            b"librdka",
+            &[6],
+            b"2.0.2",
+            &[0],
+        ]
+        .concat();
+        [&be32(body.len())[..], &body].concat()
+    };
+    let cases: Vec<Opening> = vec![
+        ("mongodb", vec![c(&q)]),
+        ("kafka", vec![c(&kafka)]),
+        ("postgresql", vec![c(b"\x00\x00\x00\x10\x04\xd2\x16\x2e\x00\x00\x30\x39\x12\x34\x56\x78")]),
+        ("mqtt", vec![c(b"\x10\x1a\x00\x06MQIsdp\x03\x02\x00\x3c\x00\x0cmosq-abcdefg")]),
+        ("amqp", vec![c(b"AMQP\x03\x01\x00\x00")]),
+        ("amqp", vec![c(b"AMQP\x00\x01\x00\x00")]),
+        ("memcached", vec![c(b"\x80\x00\x00\x05\x00\x00\x00\x00\x00\x00\x00\x05\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00hello")]),
+        ("ldap", vec![c(b"\x30\x25\x02\x01\x01\x63\x20\x04\x00\x0a\x01\x00\x0a\x01\x00\x02\x01\x00\x02\x01\x00\x01\x01\x00\x87\x0bobjectclass\x30\x00")]),
+        ("ssh", vec![s(b"SSH-1.99-OpenSSH_3.9p1\r\n"), c(b"SSH-2.0-PuTTY_Release_0.78\r\n")]),
+        ("smtp", vec![s(b"220 smtp.example.com Microsoft ESMTP MAIL Service ready at Thu, 1 Jan 2026 00:00:00 +0000\r\n"), c(b"EHLO client.example.com\r\n")]),
+        ("smtp", vec![s(b"220 example.com Service ready\r\n"), c(b"EHLO client.example.com\r\n")]),
+        ("smtp", vec![s(b"220-mail.example.com ESMTP Exim 4.96\r\n220-We do not authorize the use of this system\r\n220 to transport unsolicited e-mail.\r\n"), c(b"EHLO a\r\n")]),
+        ("redis", vec![c(b"*2\r\n$5\r\nHELLO\r\n$1\r\n3\r\n"), s(b"%7\r\n$6\r\nserver\r\n$5\r\nredis\r\n")]),
+        ("redis", vec![c(b"*1\r\n$4\r\nPING\r\n")]),
+        ("mysql", vec![s(&[&[0x4a, 0, 0, 0, 0x0a][..], b"8.0.36\x00", &[0x0d, 0, 0, 0], b"abcdefgh\x00", &[0xff, 0xff, 0xff, 0x02, 0, 0xff, 0xdf, 0x15], &[0; 10], b"ijklmnopqrst\x00", b"caching_sha2_password\x00"].concat())]),
+        ("http", vec![c(b"OPTIONS * HTTP/1.1\r\nHost: example.com\r\n\r\n")]),
+        ("http", vec![c(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")]),
+        ("http", vec![c(b"PROPFIND /dav/ HTTP/1.1\r\nHost: a\r\nDepth: 1\r\n\r\n")]),
+        ("http", vec![c(b"GET / HTTP/1.0\r\n\r\n")]),
+        ("http2", vec![c(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x12\x04\x00\x00\x00\x00\x00\x00\x03\x00\x00\x00\x64\x00\x04\x40\x00\x00\x00\x00\x02\x00\x00\x00\x00")]),
+        ("dns", vec![c(b"\x00\x1c\xab\xcd\x01\x20\x00\x01\x00\x00\x00\x00\x00\x01\x00\x00\x02\x00\x01\x00\x00\x29\x10\x00\x00\x00\x00\x00\x00\x00")]),
+    ];
+    let mut wrong = Vec::new();
+    for (want, parts) in &cases {
+        let got = answer(Detector::new(16 * 1024), parts);
+        if got != *want {
+            wrong.push(format!(
+                "{want} -> {got}: {:?}",
+                parts
+                    .iter()
+                    .map(|p| String::from_utf8_lossy(&p.1[..p.1.len().min(40)]).to_string())
+                    .collect::<Vec<_>>()
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
