@@ -130,12 +130,38 @@ const SERVER: &[CheckFn] = &[
     memcached::response,
 ];
 
-/// From a connection's start, when the server spoke before the client: only the
-/// server-first protocols are left (every other one waits for the client's request), so
-/// an FTP or POP3 session's `AUTH` or `QUIT` is no Redis inline command, and a POP3 `+OK`
-/// greeting no Redis reply.
-const AFTER_GREETING: &[CheckFn] = &[mysql::handshake_response, ssh::banner, smtp::hello];
-const GREETING: &[CheckFn] = &[mysql::greeting, ssh::banner, smtp::greeting];
+/// From a connection's start, when the server spoke before the client: what is left
+/// once the text checks that any line-based protocol could pass are gone. Redis and
+/// memcached clients always speak first, so an FTP session's `AUTH TLS` or a POP3
+/// `QUIT` is no inline command, nor a POP3 `+OK` greeting a reply; servers of the rest
+/// may well speak first (an HTTP/2 server's SETTINGS, a MySQL greeting).
+const AFTER_GREETING: &[CheckFn] = &[
+    http1::request,
+    tls::client_check,
+    http2::preface,
+    dns::tcp_query,
+    postgres::startup,
+    mysql::handshake_response,
+    mongodb::request,
+    kafka::request,
+    ldap::request,
+    mqtt::connect,
+    amqp::header,
+    ssh::banner,
+    smtp::hello,
+];
+const GREETING: &[CheckFn] = &[
+    mysql::greeting,
+    ssh::banner,
+    smtp::greeting,
+    tls::server_check,
+    http1::response,
+    mqtt::connack,
+    amqp::header,
+    ldap::response,
+    mongodb::reply,
+    dns::tcp_response,
+];
 
 /// Only mid-connection, on either side: messages that never open a connection, and
 /// resynchronisation on TLS records. In this order, in three lists: those that only a
