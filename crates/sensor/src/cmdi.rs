@@ -87,7 +87,18 @@ pub(crate) fn detect_profiled(value: &[u8], p: Profile) -> Option<CmdiMatch> {
             });
         }
     }
-    let toks = tokens(v);
+    // HTML character references, as a page or an XML parser that carried the value
+    // decodes them (`&#x7B;`, `&amp;`), are read both ways.
+    command_line(&tokens(v)).or_else(|| {
+        (0..v.len())
+            .any(|i| html_entity(v, i).is_some())
+            .then(|| command_line(&tokens(&crate::decode::html_decode(v))))
+            .flatten()
+    })
+}
+
+/// The command a value's words and operators start, if any.
+fn command_line(toks: &[Tok]) -> Option<CmdiMatch> {
     // The value may itself be the start of the command (`cat /etc/passwd`), or follow
     // an operator, or sit inside backticks / `$( )`.
     let mut at_start = true;
@@ -114,12 +125,16 @@ pub(crate) fn detect_profiled(value: &[u8], p: Profile) -> Option<CmdiMatch> {
                     }
                 }
                 if let Some(op) = after_op.take() {
-                    if command_here(w, op, toks.get(i + 1)) {
+                    // (`Cat` is no Unix program: `&quot;Make is ...` is prose.)
+                    if !(w.title && !words::windows(&w.text))
+                        && command_here(w, op, toks.get(i + 1))
+                    {
                         return Some(CmdiMatch {
                             command: String::from_utf8_lossy(&w.text).into_owned(),
                         });
                     }
                 } else if at_start
+                    && !(w.title && !words::windows(&w.text))
                     && (((words::strong(&w.text) || words::bin_path(&w.text))
                         && toks.get(i + 1).is_some_and(|n| match n {
                             Tok::Word(_) => shellish_arg(n),
@@ -243,6 +258,9 @@ enum Op {
 struct Word {
     /// Normalised: quotes, backslashes, `$@`, `${}`, `[x]` globs removed, lower-case.
     text: Vec<u8>,
+    /// Written in sentence case (`Make`, `Mount`): a Unix shell would run no program by
+    /// that name, prose starts its sentences so.
+    title: bool,
 }
 
 #[derive(Debug)]
@@ -312,6 +330,43 @@ fn expansion(v: &[u8], i: usize) -> Option<usize> {
         .count();
     let inside = (i > 0 && word(v.get(i - 1))) || word(v.get(i + 3 + name));
     (name > 0 && v.get(i + 2 + name) == Some(&b'}') && inside).then_some(name + 3)
+}
+
+/// An HTML character reference at `i` (`&quot;`, `&#39;`, `&#x27;`): its length.
+fn html_entity(v: &[u8], i: usize) -> Option<usize> {
+    if v.get(i) != Some(&b'&') {
+        return None;
+    }
+    let rest = &v[i + 1..v.len().min(i + 12)];
+    let body = match rest {
+        [b'#', b'x' | b'X', hex @ ..] => {
+            hex.iter().take_while(|c| c.is_ascii_hexdigit()).count() + 2
+        }
+        [b'#', dec @ ..] => dec.iter().take_while(|c| c.is_ascii_digit()).count() + 1,
+        _ => rest.iter().take_while(|c| c.is_ascii_alphabetic()).count(),
+    };
+    let named = !rest.starts_with(b"#");
+    let ok = if named {
+        (2..=8).contains(&body)
+    } else {
+        body > 2 || (body == 2 && rest[0] == b'#' && rest[1] != b'x')
+    };
+    (ok && rest.get(body) == Some(&b';')).then_some(body + 2)
+}
+
+/// `${name}` at `i` standing alone (not inside a word): the name's length. After a
+/// word it is a variable (`stop exporting ${PYTHON}`); where a command starts, it is
+/// read as a brace group (`${cmd}`, a probe).
+fn braced_variable(v: &[u8], i: usize) -> Option<usize> {
+    if !v[i..].starts_with(b"${") || expansion(v, i).is_some() {
+        return None;
+    }
+    let name = v[i + 2..]
+        .iter()
+        .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
+        .count();
+    (name > 0 && v[i + 2].is_ascii_alphabetic() && v.get(i + 2 + name) == Some(&b'}'))
+        .then_some(name)
 }
 
 /// `` `` `` or `$()` at `i`: an empty command substitution, which a shell replaces by
@@ -385,6 +440,16 @@ fn tokens(v: &[u8]) -> Vec<Tok> {
             i += len;
             continue;
         }
+        if let Some(name) = braced_variable(v, i)
+            && matches!(out.last(), Some(Tok::Word(_)))
+        {
+            // `${NAME}` on its own: a variable, written as `$name`.
+            let mut text = vec![b'$'];
+            text.extend(v[i + 2..i + 2 + name].iter().map(u8::to_ascii_lowercase));
+            out.push(Tok::Word(Word { text, title: false }));
+            i += name + 3;
+            continue;
+        }
         let c = v[i];
         let two = v.get(i + 1).copied();
         let expands = expansion(v, i).is_some();
@@ -419,6 +484,7 @@ fn tokens(v: &[u8]) -> Vec<Tok> {
             continue;
         }
         let mut text = Vec::new();
+        let start = i;
         while i < n {
             if matches!(v[i], b'$' | b'`')
                 && let Some(len) = expansion(v, i).or_else(|| empty_substitution(v, i))
@@ -484,7 +550,11 @@ fn tokens(v: &[u8]) -> Vec<Tok> {
             i += 1;
         }
         if !text.is_empty() {
-            out.push(Tok::Word(Word { text }));
+            let raw = &v[start..i];
+            let title = raw.first().is_some_and(u8::is_ascii_uppercase)
+                && raw.iter().skip(1).any(u8::is_ascii_lowercase)
+                && !raw.iter().skip(1).any(u8::is_ascii_uppercase);
+            out.push(Tok::Word(Word { text, title }));
         }
     }
     out
@@ -661,6 +731,26 @@ mod tests {
             "/docs/[draft]/notes",
             "total: $5 & more",
             "a=b; $x is the price",
+        ]);
+    }
+
+    /// What prose writes that a shell reads differently: a sentence-case word (no Unix
+    /// program is `Make`), HTML references (`&quot;`), a `${NAME}` after a word.
+    #[test]
+    fn sentence_case_references_and_variables_are_prose() {
+        prose(&[
+            "Make -dev package depend on the library package.",
+            "Mount /proc with -o compatible on HURD only",
+            "Bug fix: \"&quot;Make is a HUGE memory hog&quot;\", thanks",
+            "d/rules: stop exporting ${PYTHON}",
+        ]);
+        commands(&[
+            "make -j4 /tmp/x",
+            "Ipconfig /all",
+            "1;Whoami",
+            "x&#x3B;cat /etc/passwd",
+            "view=a.jpg&amp;wget http://e.example/s",
+            "${cmd}",
         ]);
     }
 

@@ -251,17 +251,19 @@ fn benign_text() {
         })
         .collect();
     let m = score(&items);
-    // Measured: 1 of 1,744, 6 of 2,500, 1 of 1,500, none, none, none, 3 of 2,578.
+    // Measured: 1 of 1,744, 6 of 2,500, 1 of 1,500, none, none, none, 3 of 2,578; then
+    // (2026-12-05, the cmdi reader's sentence case, HTML references and `${NAME}` after
+    // a word) 1, 2, 1, none, none, none, 2.
     check(
         &m,
         &[
             ("benign prose:license", "benign", Class::Any, 0.0, 0.06),
-            ("benign prose:changelog", "benign", Class::Any, 0.0, 0.24),
+            ("benign prose:changelog", "benign", Class::Any, 0.0, 0.08),
             ("benign apropos", "benign", Class::Any, 0.0, 0.07),
             ("benign path", "benign", Class::Any, 0.0, 0.0),
             ("benign json", "benign", Class::Any, 0.0, 0.0),
             ("benign url", "benign", Class::Any, 0.0, 0.0),
-            ("benign query", "benign", Class::Any, 0.0, 0.12),
+            ("benign query", "benign", Class::Any, 0.0, 0.08),
         ],
     );
 }

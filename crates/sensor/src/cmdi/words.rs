@@ -386,6 +386,61 @@ pub fn english_wrapper(w: &[u8]) -> bool {
     matches!(w, b"time" | b"nice" | b"watch")
 }
 
+/// Programs of Windows, whose names are not case-sensitive (`Ipconfig` runs, a Unix
+/// `Cat` does not).
+pub fn windows(w: &[u8]) -> bool {
+    matches!(
+        w.strip_suffix(b".exe").unwrap_or(w),
+        b"dir"
+            | b"ipconfig"
+            | b"tracert"
+            | b"cmd"
+            | b"ping"
+            | b"net"
+            | b"reg"
+            | b"regedit"
+            | b"certutil"
+            | b"bitsadmin"
+            | b"mshta"
+            | b"rundll32"
+            | b"wmic"
+            | b"cscript"
+            | b"wscript"
+            | b"powershell"
+            | b"pwsh"
+            | b"iex"
+            | b"iwr"
+            | b"invoke-webrequest"
+            | b"invoke-expression"
+            | b"start-process"
+            | b"systeminfo"
+            | b"tasklist"
+            | b"taskkill"
+            | b"bcdboot"
+            | b"schtasks"
+            | b"vssadmin"
+            | b"wevtutil"
+            | b"msiexec"
+            | b"regsvr32"
+            | b"cmstp"
+            | b"forfiles"
+            | b"findstr"
+            | b"icacls"
+            | b"takeown"
+            | b"netsh"
+            | b"nltest"
+            | b"echo"
+            | b"type"
+            | b"whoami"
+            | b"hostname"
+            | b"netstat"
+            | b"nslookup"
+            | b"ftp"
+            | b"tftp"
+            | b"telnet"
+    )
+}
+
 /// An absolute path into a directory of programs: `/bin/x`, `/usr/bin/x`, `/sbin/x`.
 pub fn bin_path(w: &[u8]) -> bool {
     [
