@@ -126,15 +126,13 @@ fn command_line(toks: &[Tok]) -> Option<CmdiMatch> {
                 }
                 if let Some(op) = after_op.take() {
                     // (`Cat` is no Unix program: `&quot;Make is ...` is prose.)
-                    if !(w.title && !words::windows(&w.text))
-                        && command_here(w, op, toks.get(i + 1))
-                    {
+                    if w.could_run() && command_here(w, op, toks.get(i + 1)) {
                         return Some(CmdiMatch {
                             command: String::from_utf8_lossy(&w.text).into_owned(),
                         });
                     }
                 } else if at_start
-                    && !(w.title && !words::windows(&w.text))
+                    && w.could_run()
                     && (((words::strong(&w.text) || words::bin_path(&w.text))
                         && toks.get(i + 1).is_some_and(|n| match n {
                             Tok::Word(_) => shellish_arg(n),
@@ -261,6 +259,13 @@ struct Word {
     /// Written in sentence case (`Make`, `Mount`): a Unix shell would run no program by
     /// that name, prose starts its sentences so.
     title: bool,
+}
+
+impl Word {
+    /// Can a shell run a program by this name? Not `Cat` on Unix; Windows ignores case.
+    fn could_run(&self) -> bool {
+        !self.title || words::windows(&self.text)
+    }
 }
 
 #[derive(Debug)]
