@@ -169,7 +169,10 @@ pub fn ssn_digits(d: &[u8]) -> bool {
     }
     let num = |s: &[u8]| s.iter().fold(0u32, |a, c| a * 10 + u32::from(c - b'0'));
     let (area, group, serial) = (num(&d[..3]), num(&d[3..5]), num(&d[5..]));
-    (1..=899).contains(&area) && area != 666 && group != 0 && serial != 0
+    // The SSA voided the two numbers printed on sample cards (a wallet insert's
+    // 078-05-1120, a pamphlet's 219-09-9999): test data, never a person's.
+    let voided = d == b"078051120" || d == b"219099999";
+    (1..=899).contains(&area) && area != 666 && group != 0 && serial != 0 && !voided
 }
 
 /// `123-45-6789` or `123 45 6789` (one separator style).
@@ -286,6 +289,7 @@ mod tests {
 
     #[test]
     fn ssns() {
+        assert!(!ssn_written(b"078-05-1120") && !ssn_written(b"219 09 9999"));
         assert!(ssn_written(b"123-45-6789"));
         assert!(ssn_written(b"123 45 6789"));
         assert!(!ssn_written(b"123-45 6789"));
