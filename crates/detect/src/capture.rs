@@ -10,7 +10,9 @@
 //! A flow whose handshake is not in the capture is detected in mid-connection mode
 //! (either side may speak first, bytes may start inside a message); its client is the
 //! side whose bytes were requests if detection says so, else the sender of the first
-//! packet. Ports are never used, neither for the protocol nor for the direction.
+//! packet. Ports are never used, neither for the protocol nor for the direction (only to
+//! find the tunnels overlay networks wrap pods' packets in: VXLAN's and Geneve's UDP
+//! ports; see `tunnel`).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -22,6 +24,8 @@ use pcap_file::pcapng::{Block, PcapNgReader};
 use serde::Serialize;
 
 use crate::{Detail, Detection, Detector, Dir};
+
+mod tunnel;
 
 /// Bytes the detector buffers per direction (detection needs far fewer).
 pub const STREAM_LIMIT: usize = 16 * 1024;
@@ -200,6 +204,10 @@ fn pppoe(ether_type: EtherType, payload: &[u8]) -> Option<LaxSlicedPacket<'_>> {
 }
 
 fn parse(link: DataLink, data: &[u8]) -> Option<Packet<'_>> {
+    parse_in(link, data, 0)
+}
+
+fn parse_in(link: DataLink, data: &[u8], depth: u8) -> Option<Packet<'_>> {
     let mut p = match link {
         DataLink::ETHERNET => LaxSlicedPacket::from_ethernet(data).ok()?,
         DataLink::RAW | DataLink::IPV4 | DataLink::IPV6 => LaxSlicedPacket::from_ip(data).ok()?,
@@ -223,6 +231,12 @@ fn parse(link: DataLink, data: &[u8]) -> Option<Packet<'_>> {
             .and_then(|e| pppoe(e.ether_type, e.payload))
     {
         p = inner;
+    }
+    if depth < tunnel::MAX_TUNNELS
+        && let Some((inner_link, inner)) = tunnel::tunnelled(&p)
+    {
+        // (What a tunnel carries besides IP, ARP say, is no flow.)
+        return parse_in(inner_link, inner, depth + 1);
     }
     let (src, dst) = match p.net.as_ref()? {
         LaxNetSlice::Ipv4(ip) => (

@@ -1,0 +1,174 @@
+//! Tunnels a capture reader looks through. Overlay networks carry the pods' packets
+//! inside the nodes' (Flannel's and Calico's VXLAN, Cilium's VXLAN or Geneve, Calico's
+//! IP-in-IP, GRE tunnels): a capture on a node's uplink holds the pods' flows inside
+//! these, and they are what a reader of it wants named.
+
+use etherparse::{LaxNetSlice, LaxSlicedPacket, TransportSlice};
+use pcap_file::DataLink;
+
+/// Tunnels inside tunnels are unwrapped up to this many levels.
+pub(super) const MAX_TUNNELS: u8 = 3;
+/// VXLAN's IANA port and Linux's default (`ip link add type vxlan` without `dstport`,
+/// Flannel's).
+const VXLAN_PORTS: [u16; 2] = [4789, 8472];
+const GENEVE_PORT: u16 = 6081;
+/// Transparent Ethernet bridging: an Ethernet frame inside GRE or Geneve.
+const ETHERTYPE_TEB: u16 = 0x6558;
+
+/// The packet inside a tunnel packet: its link type and bytes.
+pub(super) fn tunnelled<'a>(p: &LaxSlicedPacket<'a>) -> Option<(DataLink, &'a [u8])> {
+    let ip = match p.net.as_ref()? {
+        LaxNetSlice::Ipv4(ip) => ip.payload(),
+        LaxNetSlice::Ipv6(ip) => ip.payload(),
+        LaxNetSlice::Arp(_) => return None,
+    };
+    match ip.ip_number.0 {
+        // IP-in-IP, IPv6-in-IP.
+        4 | 41 => Some((DataLink::RAW, ip.payload)),
+        // GRE (RFC 2784, 2890): flags and version, protocol, then the optional checksum,
+        // key and sequence words the flags announce.
+        47 => {
+            let g = ip.payload;
+            let flags = u16::from_be_bytes([*g.first()?, *g.get(1)?]);
+            let proto = u16::from_be_bytes([*g.get(2)?, *g.get(3)?]);
+            let words = [0x8000u16, 0x2000, 0x1000]
+                .iter()
+                .filter(|&&f| flags & f != 0)
+                .count();
+            by_ethertype(proto, g.get(4 + 4 * words..)?)
+        }
+        _ => {
+            let Some(TransportSlice::Udp(u)) = &p.transport else {
+                return None;
+            };
+            let (port, b) = (u.destination_port(), u.payload());
+            if VXLAN_PORTS.contains(&port) {
+                // Flags (the I bit: a VNI follows), reserved, VNI, reserved.
+                (b.len() > 8 && b[0] & 0x08 != 0).then(|| (DataLink::ETHERNET, &b[8..]))
+            } else if port == GENEVE_PORT {
+                // Version and options' length (4-byte words), flags, protocol type.
+                let first = *b.first()?;
+                let proto = u16::from_be_bytes([*b.get(2)?, *b.get(3)?]);
+                let inner = b.get(8 + 4 * usize::from(first & 0x3f)..)?;
+                (first >> 6 == 0)
+                    .then_some(())
+                    .and(by_ethertype(proto, inner))
+            } else {
+                None
+            }
+        }
+    }
+}
+
+fn by_ethertype(proto: u16, inner: &[u8]) -> Option<(DataLink, &[u8])> {
+    match proto {
+        0x0800 | 0x86dd => Some((DataLink::RAW, inner)),
+        ETHERTYPE_TEB => Some((DataLink::ETHERNET, inner)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::capture::detect_capture;
+    use etherparse::PacketBuilder;
+
+    /// A pod's HTTP request (10.244.1.5 -> 10.244.2.7:8080) as an IPv4 packet.
+    fn pod_request() -> Vec<u8> {
+        let mut out = Vec::new();
+        PacketBuilder::ipv4([10, 244, 1, 5], [10, 244, 2, 7], 64)
+            .tcp(40000, 8080, 1000, 64240)
+            .ack(1)
+            .psh()
+            .write(&mut out, b"GET /v1/x HTTP/1.1\r\nHost: api\r\n\r\n")
+            .unwrap();
+        out
+    }
+
+    fn ethernet(ethertype: [u8; 2], payload: &[u8]) -> Vec<u8> {
+        [
+            &[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1][..],
+            &ethertype,
+            payload,
+        ]
+        .concat()
+    }
+
+    /// The nodes' packet (192.168.0.1 -> .2) carrying `inner` as IP protocol `proto`.
+    fn outer_ip(proto: u8, inner: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let ip = etherparse::Ipv4Header::new(
+            inner.len() as u16,
+            64,
+            etherparse::IpNumber(proto),
+            [192, 168, 0, 1],
+            [192, 168, 0, 2],
+        )
+        .unwrap();
+        ip.write(&mut out).unwrap();
+        out.extend_from_slice(inner);
+        ethernet([0x08, 0x00], &out)
+    }
+
+    fn outer_udp(port: u16, inner: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+            .ipv4([192, 168, 0, 1], [192, 168, 0, 2], 64)
+            .udp(51234, port)
+            .write(&mut out, inner)
+            .unwrap();
+        out
+    }
+
+    /// A classic pcap file (Ethernet) of these frames.
+    fn pcap(frames: &[Vec<u8>]) -> Vec<u8> {
+        let mut f = vec![];
+        f.extend_from_slice(&0xa1b2c3d4u32.to_le_bytes());
+        f.extend_from_slice(&2u16.to_le_bytes());
+        f.extend_from_slice(&4u16.to_le_bytes());
+        f.extend_from_slice(&[0; 8]);
+        f.extend_from_slice(&65535u32.to_le_bytes());
+        f.extend_from_slice(&1u32.to_le_bytes());
+        for (i, fr) in frames.iter().enumerate() {
+            f.extend_from_slice(&(i as u32).to_le_bytes());
+            f.extend_from_slice(&0u32.to_le_bytes());
+            f.extend_from_slice(&(fr.len() as u32).to_le_bytes());
+            f.extend_from_slice(&(fr.len() as u32).to_le_bytes());
+            f.extend_from_slice(fr);
+        }
+        f
+    }
+
+    #[test]
+    fn flows_inside_tunnels_are_the_pods() {
+        let pod = pod_request();
+        let in_ethernet = ethernet([0x08, 0x00], &pod);
+        let vxlan = [&[0x08, 0, 0, 0, 0, 0, 42, 0][..], &in_ethernet].concat();
+        let geneve = [&[0, 0, 0x65, 0x58, 0, 0, 7, 0][..], &in_ethernet].concat();
+        let gre_key = [&[0x20, 0, 0x08, 0x00, 0, 0, 0, 9][..], &pod].concat();
+        let cases = [
+            ("vxlan", outer_udp(4789, &vxlan)),
+            ("vxlan, Linux's port", outer_udp(8472, &vxlan)),
+            ("geneve", outer_udp(6081, &geneve)),
+            ("gre with a key", outer_ip(47, &gre_key)),
+            ("ip-in-ip", outer_ip(4, &pod)),
+            (
+                "vxlan in ip-in-ip",
+                outer_ip(4, &outer_udp(4789, &vxlan)[14..]),
+            ),
+        ];
+        for (name, frame) in cases {
+            let flows = detect_capture(&pcap(&[frame])).unwrap();
+            assert_eq!(flows.len(), 1, "{name}: {flows:?}");
+            let f = &flows[0];
+            assert_eq!(
+                (f.src.as_str(), f.dst.as_str(), f.protocol.as_str()),
+                ("10.244.1.5:40000", "10.244.2.7:8080", "http"),
+                "{name}"
+            );
+        }
+        // Not a tunnel's port: the nodes' own flow.
+        let flows = detect_capture(&pcap(&[outer_udp(4788, &vxlan)])).unwrap();
+        assert_eq!(flows[0].dst, "192.168.0.2:4788");
+    }
+}
