@@ -130,7 +130,13 @@ fn inline(b: &[u8]) -> Check {
         .rsplit(|&c| c == b' ')
         .next()
         .is_some_and(|w| w.starts_with(b"HTTP/"));
-    if !printable(l) || !INLINE.contains(&up.as_str()) || http {
+    // `HELLO` takes a protocol version (`HELLO 3`), not a word: `HELLO WORLD` is some
+    // other protocol's greeting.
+    let hello_word = up == "HELLO"
+        && l.split(|&c| c == b' ')
+            .nth(1)
+            .is_some_and(|a| !a.is_empty() && !a.iter().all(u8::is_ascii_digit));
+    if !printable(l) || !INLINE.contains(&up.as_str()) || http || hello_word {
         return Check::No;
     }
     yes(
@@ -224,6 +230,8 @@ mod tests {
         assert!(matches!(request(b"set k v\r\n"), Check::Yes(..)));
         assert_eq!(request(b"GET / HTTP/1.1\r\n"), Check::No);
         assert_eq!(request(b"HELO mail\r\n"), Check::No);
+        assert!(matches!(request(b"HELLO 3\r\n"), Check::Yes(..)));
+        assert_eq!(request(b"HELLO WORLD\r\n"), Check::No);
     }
 
     #[test]

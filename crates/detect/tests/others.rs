@@ -30,6 +30,22 @@ fn answer(mut d: Detector, parts: &[(Dir, Vec<u8>)]) -> String {
     app(d.finish())
 }
 
+/// RTMP's C0 (version 3) and C1: a time, four zero bytes, 1,528 random ones (a fixed
+/// generator here, so the test is the same every run).
+fn rtmp_c0_c1() -> Vec<u8> {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let random = (0..1528).map(|_| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x as u8
+    });
+    [3u8, 0, 0, 0x1f, 0x40, 0, 0, 0, 0]
+        .into_iter()
+        .chain(random)
+        .collect()
+}
+
 #[test]
 fn protocols_bulkhead_does_not_name_are_unknown() {
     let stream: Vec<Opening> = vec![
@@ -52,6 +68,15 @@ fn protocols_bulkhead_does_not_name_are_unknown() {
         ("zookeeper four-letter word", vec![c(b"ruok"), s(b"imok")]),
         ("beanstalkd", vec![c(b"put 0 0 60 5\r\nhello\r\n"), s(b"INSERTED 1\r\n")]),
         ("git", vec![c(b"0032git-upload-pack /project.git\x00host=example.com\x00")]),
+        ("nats", vec![s(b"INFO {\"server_id\":\"NAX\",\"version\":\"2.10.7\",\"max_payload\":1048576}\r\n"), c(b"CONNECT {\"verbose\":false,\"pedantic\":false}\r\nPING\r\n"), s(b"PONG\r\n"), c(b"SUB orders 1\r\nPUB orders 5\r\nhello\r\n")]),
+        ("mssql tds prelogin", vec![c(b"\x12\x01\x00\x2f\x00\x00\x01\x00\x00\x00\x1a\x00\x06\x01\x00\x20\x00\x01\x02\x00\x21\x00\x01\x03\x00\x22\x00\x04\x04\x00\x26\x00\x01\xff\x09\x00\x00\x00\x00\x00\x01\x00\xb8\x0d\x00\x00\x01")]),
+        ("oracle tns connect", vec![c(b"\x00\x3a\x00\x00\x01\x00\x00\x00\x01\x3a\x01\x2c\x00\x00\x08\x00\x7f\xff\x7f\x08\x00\x00\x01\x00\x00\x20\x00\x3a(DESCRIPTION=(CONNECT_DATA=(SID=ORCL)))")]),
+        ("cassandra cql startup", vec![c(b"\x04\x00\x00\x01\x01\x00\x00\x00\x16\x00\x01\x00\x0bCQL_VERSION\x00\x053.0.0")]),
+        ("zeromq zmtp", vec![c(b"\xff\x00\x00\x00\x00\x00\x00\x00\x01\x7f\x03\x00NULL\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00")]),
+        ("rtmp handshake", vec![c(&rtmp_c0_c1())]),
+        ("opc ua hello", vec![c(b"HELF\x38\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x01\x00\x00\x00\x00\x01\x00\x00\x00\x00\x18\x00\x00\x00opc.tcp://plc.example:4840")]),
+        ("syslog over tcp", vec![c(b"<34>1 2026-12-05T00:00:00Z host app - - - message\n")]),
+        ("http/0.9-like raw line", vec![c(b"HELLO WORLD\r\n"), s(b"ERR unknown\r\n")]),
     ];
     let datagrams: Vec<Opening> = vec![
         ("snmp v2c get", vec![c(b"\x30\x26\x02\x01\x01\x04\x06public\xa0\x19\x02\x04\x12\x34\x56\x78\x02\x01\x00\x02\x01\x00\x30\x0b\x30\x09\x06\x05\x2b\x06\x01\x02\x01\x05\x00")]),
