@@ -93,14 +93,12 @@ type CheckFn = fn(&[u8]) -> Check;
 /// What a client sends first. The order is a precedence: a check's `Yes` counts once
 /// every check before it has said `No` (so the answer never depends on how the bytes were
 /// split), and among `Likely` answers the first wins: a lowercase `get key` is memcached
-/// unless the server's reply says Redis.
+/// unless the server's reply says Redis. [`CLIENT_TEXT`] comes after these.
 const CLIENT: &[CheckFn] = &[
     http1::request,
     tls::client_check,
     http2::preface,
     dns::tcp_query,
-    memcached::request,
-    redis::request,
     postgres::startup,
     mysql::handshake_response,
     mongodb::request,
@@ -114,54 +112,27 @@ const CLIENT: &[CheckFn] = &[
 
 /// What a server sends first: greetings of server-first protocols, and answers (the
 /// client's bytes may be something no check knows while the server's reply proves the
-/// protocol).
+/// protocol). [`SERVER_TEXT`] comes after these.
 const SERVER: &[CheckFn] = &[
     mysql::greeting,
     ssh::banner,
     smtp::greeting,
     tls::server_check,
     http1::response,
-    redis::reply,
     mqtt::connack,
     amqp::header,
     ldap::response,
     mongodb::reply,
     dns::tcp_response,
-    memcached::response,
 ];
 
-/// From a connection's start, when the server spoke before the client: what is left
-/// once the text checks that any line-based protocol could pass are gone. Redis and
-/// memcached clients always speak first, so an FTP session's `AUTH TLS` or a POP3
-/// `QUIT` is no inline command, nor a POP3 `+OK` greeting a reply; servers of the rest
-/// may well speak first (an HTTP/2 server's SETTINGS, a MySQL greeting).
-const AFTER_GREETING: &[CheckFn] = &[
-    http1::request,
-    tls::client_check,
-    http2::preface,
-    dns::tcp_query,
-    postgres::startup,
-    mysql::handshake_response,
-    mongodb::request,
-    kafka::request,
-    ldap::request,
-    mqtt::connect,
-    amqp::header,
-    ssh::banner,
-    smtp::hello,
-];
-const GREETING: &[CheckFn] = &[
-    mysql::greeting,
-    ssh::banner,
-    smtp::greeting,
-    tls::server_check,
-    http1::response,
-    mqtt::connack,
-    amqp::header,
-    ldap::response,
-    mongodb::reply,
-    dns::tcp_response,
-];
+/// Lines any text protocol could write, and protocols whose clients always speak first:
+/// memcached and Redis. From a connection's start, after a server that spoke first, they
+/// are not run: an FTP session's `AUTH TLS` or a POP3 `QUIT` is no inline command, nor a
+/// POP3 `+OK` greeting a reply (while an HTTP/2 server's early SETTINGS still lets the
+/// client's preface say `http2`).
+const CLIENT_TEXT: &[CheckFn] = &[memcached::request, redis::request];
+const SERVER_TEXT: &[CheckFn] = &[redis::reply, memcached::response];
 
 /// Only mid-connection, on either side: messages that never open a connection, and
 /// resynchronisation on TLS records. In this order, in three lists: those that only a
@@ -347,17 +318,22 @@ impl Detector {
     /// run on the bytes sent in `dir`.
     fn lists(&self, dir: Dir) -> Vec<(&'static [CheckFn], Option<Dir>)> {
         match self.mode {
-            Mode::Opening if self.server_first => match dir {
-                Dir::ToServer => vec![(AFTER_GREETING, Some(dir))],
-                Dir::ToClient => vec![(GREETING, Some(dir.reverse()))],
-            },
-            Mode::Opening => match dir {
-                Dir::ToServer => vec![(CLIENT, Some(dir))],
-                Dir::ToClient => vec![(SERVER, Some(dir.reverse()))],
-            },
+            Mode::Opening => {
+                let (checks, text, requester) = match dir {
+                    Dir::ToServer => (CLIENT, CLIENT_TEXT, dir),
+                    Dir::ToClient => (SERVER, SERVER_TEXT, dir.reverse()),
+                };
+                let mut lists = vec![(checks, Some(requester))];
+                if !self.server_first {
+                    lists.push((text, Some(requester)));
+                }
+                lists
+            }
             _ => vec![
                 (CLIENT, Some(dir)),
+                (CLIENT_TEXT, Some(dir)),
                 (SERVER, Some(dir.reverse())),
+                (SERVER_TEXT, Some(dir.reverse())),
                 (MIDSTREAM, None),
                 (MIDSTREAM_REQUESTS, Some(dir)),
                 (MIDSTREAM_LAST, None),

@@ -82,15 +82,13 @@ pub(crate) fn detect_profiled(value: &[u8], p: Profile) -> Option<CmdiMatch> {
     // a reverse shell whatever the program.
     for dev in [&b"/dev/tcp/"[..], b"/dev/udp/"] {
         if memchr::memmem::find(v, dev).is_some() {
-            return Some(CmdiMatch {
-                command: String::from_utf8_lossy(dev).into_owned(),
-            });
+            return hit(&String::from_utf8_lossy(dev));
         }
     }
     // HTML character references, as a page or an XML parser that carried the value
     // decodes them (`&#x7B;`, `&amp;`), are read both ways.
     command_line(&tokens(v)).or_else(|| {
-        (0..v.len())
+        memchr::memchr_iter(b'&', v)
             .any(|i| html_entity(v, i).is_some())
             .then(|| command_line(&tokens(&crate::decode::html_decode(v))))
             .flatten()
@@ -127,9 +125,7 @@ fn command_line(toks: &[Tok]) -> Option<CmdiMatch> {
                 if let Some(op) = after_op.take() {
                     // (`Cat` is no Unix program: `&quot;Make is ...` is prose.)
                     if w.could_run() && command_here(w, op, toks.get(i + 1)) {
-                        return Some(CmdiMatch {
-                            command: String::from_utf8_lossy(&w.text).into_owned(),
-                        });
+                        return hit(&String::from_utf8_lossy(&w.text));
                     }
                 } else if at_start
                     && w.could_run()
@@ -145,9 +141,7 @@ fn command_line(toks: &[Tok]) -> Option<CmdiMatch> {
                 {
                     // `cat /etc/passwd`, `/bin/ls -al`, `id;`: a whole command line as the
                     // value.
-                    return Some(CmdiMatch {
-                        command: String::from_utf8_lossy(&w.text).into_owned(),
-                    });
+                    return hit(&String::from_utf8_lossy(&w.text));
                 }
                 at_start = false;
             }
@@ -228,9 +222,7 @@ fn wrapped(toks: &[Tok]) -> Option<CmdiMatch> {
             || words::bin_path(&w.text)
             || (weak_too && words::weak(&w.text) && ends());
         if program && (!english || toks.get(j + 1).is_some_and(shellish_arg)) {
-            return Some(CmdiMatch {
-                command: String::from_utf8_lossy(&w.text).into_owned(),
-            });
+            return hit(&String::from_utf8_lossy(&w.text));
         }
         let skippable = w.text.first() == Some(&b'-')
             || w.text.first() == Some(&b'/')
@@ -603,11 +595,6 @@ fn windows_or_ssi(v: &[u8]) -> Option<CmdiMatch> {
         }
     }
     let find = |p: &[u8]| memchr::memmem::find(&lower, p);
-    let hit = |c: &str| {
-        Some(CmdiMatch {
-            command: c.to_string(),
-        })
-    };
     if find(b"<!--#exec").is_some() || find(b"<!--#include").is_some() {
         return hit("ssi");
     }
