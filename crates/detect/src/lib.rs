@@ -363,6 +363,9 @@ impl Detector {
                 Dir::ToServer => &self.server,
                 Dir::ToClient => &self.client,
             };
+            // Mid-connection, a Redis answer from one side waits to hear the other.
+            let hear_other = self.mode == Mode::Midstream && other.is_empty();
+            let wait = |app: &AppProtocol| hear_other && *app == AppProtocol::Redis;
             for (checks, requester) in self.lists(dir) {
                 for check in checks {
                     let verdict = match check(buf) {
@@ -377,9 +380,6 @@ impl Detector {
                         }
                         c => c,
                     };
-                    // (So a Redis answer from one side waits for the other, to hear it.)
-                    let hear_other = self.mode == Mode::Midstream && other.is_empty();
-                    let wait = |app: &AppProtocol| hear_other && *app == AppProtocol::Redis;
                     match verdict {
                         Check::Yes(app, detail) if !open[i] && !wait(&app) => {
                             self.requester = requester;

@@ -138,9 +138,9 @@ fn socket_path_alone(lab: &str, opts: &UpOptions) -> Result<()> {
     let Ok(labs) = std::fs::read_dir(names::LABS_DIR) else {
         return Ok(());
     };
-    for other in labs.flatten() {
+    for other in labs.flatten().filter(|_| wants) {
         let name = other.file_name().to_string_lossy().into_owned();
-        if wants && name != lab && other.path().join("vouch.key").exists() {
+        if name != lab && other.path().join("vouch.key").exists() {
             anyhow::bail!(
                 "lab {name} is up with the Redis socket path, whose programs see every \
                  socket of this machine and would take this lab's connections too; take \

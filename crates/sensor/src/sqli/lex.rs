@@ -230,7 +230,7 @@ fn lex_one(s: &[u8], i: usize) -> (Tok, usize) {
                     i + 3,
                 );
             }
-            match nested_end(s, i + 2).or_else(|| find(s, i + 2, b"*/")) {
+            match find(s, i + 2, b"*/").map(|close| block_end(s, i + 2, close)) {
                 Some(p) => (
                     Tok::Comment {
                         kind: CommentKind::Block,
@@ -357,12 +357,20 @@ fn dollar_tag(s: &[u8], i: usize) -> Option<usize> {
     (j < s.len() && s[j] == b'$').then_some(j + 1)
 }
 
-/// Where a block comment opened before `from` ends when comments nest (PostgreSQL and
-/// SQL Server: `/* a /* b */ c */`): the `*/` that closes it, when it holds another `/*`
-/// and the nesting balances. Otherwise the first `*/` ends it, as MySQL and SQLite read.
+/// Where a block comment opened before `from`, whose first `*/` is at `first_close`,
+/// ends: when comments nest (PostgreSQL and SQL Server: `/* a /* b */ c */`), at the
+/// `*/` that balances the ones it holds; otherwise, and as MySQL and SQLite read it, at
+/// the first.
+fn block_end(s: &[u8], from: usize, first_close: usize) -> usize {
+    // (A `/*` that starts before the first `*/`, even sharing its `*`: `/* /*/ */ */`.)
+    if memchr::memmem::find(&s[from..first_close + 1], b"/*").is_none() {
+        return first_close;
+    }
+    nested_end(s, from).unwrap_or(first_close)
+}
+
+/// The `*/` that balances a comment opened before `from`, if the nesting balances.
 fn nested_end(s: &[u8], from: usize) -> Option<usize> {
-    let first_close = find(s, from, b"*/")?;
-    find(s, from, b"/*").filter(|&open| open < first_close)?;
     let (mut depth, mut j) = (1usize, from);
     while j + 1 < s.len() {
         match (s[j], s[j + 1]) {
