@@ -2,13 +2,15 @@
 //! servers (nginx, Apache, grpcio, openssl, dnsmasq, Redis, PostgreSQL, MariaDB, slapd,
 //! sshd, mosquitto, memcached, aiosmtpd, RabbitMQ) run in one network namespace, their
 //! clients (curl, wget, nghttp, grpcio, openssl, dig, redis-cli, nc, psql, mariadb,
-//! ldapsearch, ssh, mosquitto_pub, memcstat, swaks, amqp-publish) in another, `tcpdump`
+//! ldapsearch, ssh, mosquitto_pub, memcstat, swaks, amqp-publish, and kcat, kafka-python
+//! and pymongo against a sink) in another, `tcpdump`
 //! records the server's interface, and `bulkhead dpi detect` must name every flow's
 //! protocol and what it saw (SNI, ALPN, version, method, query name, command...).
 //!
 //! Each case talks to its own server address (the servers listen on all of them), so the
 //! capture's flows are told apart by their server address, while their ports stay the
-//! protocols' usual ones. Kafka and MongoDB have no server in Debian 12: not covered here.
+//! protocols' usual ones. Kafka and MongoDB have no server in Debian 12: their clients
+//! talk to a sink that never answers (their first requests are all detection needs).
 
 mod common;
 
@@ -280,6 +282,25 @@ with grpc.insecure_channel(sys.argv[1] + ":50051") as ch:
     print(ch.unary_unary("/demo.Greeter/SayHello")(b"bob", timeout=10).decode())
 "#;
 
+const SINK: &str = r#"
+import socket, threading
+
+def hold(c):
+    while c.recv(65536):
+        pass
+
+def serve(port):
+    s = socket.socket(socket.AF_INET6)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("::", port))
+    s.listen(64)
+    while True:
+        threading.Thread(target=hold, args=(s.accept()[0],), daemon=True).start()
+
+for port in (9092, 27017):
+    threading.Thread(target=serve, args=(port,)).start()
+"#;
+
 /// Start every server; each listens on all of the server namespace's addresses.
 fn servers(w: &mut World, amqp: bool) {
     let (cert, key) = (format!("{DIR}/cert.pem"), format!("{DIR}/key.pem"));
@@ -539,6 +560,11 @@ fn servers(w: &mut World, amqp: bool) {
         &["busybox", "telnetd", "-F", "-p", "23", "-l", "/bin/true"],
         &[],
     );
+    // Kafka and MongoDB have no server in Debian 12: a sink that accepts and reads,
+    // never answering, stands in for one (the clients' first requests are what
+    // detection reads; the clients then time out).
+    let sink = write("sink.py", SINK);
+    w.serve("sink", &["/usr/bin/python3", &sink], &[]);
     if amqp {
         rabbitmq(w);
     }
@@ -565,6 +591,8 @@ fn servers(w: &mut World, amqp: bool) {
         ("iperf3", 't', 5201),
         ("git-daemon", 't', 9418),
         ("telnetd", 't', 23),
+        ("sink", 't', 9092),
+        ("sink", 't', 27017),
     ] {
         listening(name, kind, port, wait);
     }
@@ -1005,6 +1033,34 @@ fn cases(amqp: bool) -> Vec<Case> {
         .midstream()
         .either_way(),
     ];
+    // Kafka and MongoDB clients against the sink: they wait for answers that never come.
+    c.extend([
+        case(
+            "kcat (librdkafka) metadata request",
+            "kafka",
+            "kcat -b {url}:9092 -L -m 2",
+        )
+        .may_fail()
+        .is("api", json!("ApiVersions"))
+        .starts("client_id", "rdkafka"),
+        case(
+            "kafka-python consumer",
+            "kafka",
+            "/usr/bin/python3 -c \"import kafka; kafka.KafkaConsumer(bootstrap_servers='{url}:9092', \
+             api_version_auto_timeout_ms=2000)\"",
+        )
+        .may_fail()
+        .is("api", json!("ApiVersions"))
+        .starts("client_id", "kafka-python"),
+        case(
+            "pymongo ping",
+            "mongodb",
+            "/usr/bin/python3 -c \"import pymongo; pymongo.MongoClient('mongodb://{url}:27017/\
+             ?directConnection=true&serverSelectionTimeoutMS=2000').admin.command('ping')\"",
+        )
+        .may_fail()
+        .is("opcode", json!("OP_QUERY")),
+    ]);
     // Protocols bulkhead does not name, from real programs: never mistaken for one it does.
     c.extend([
         case(
