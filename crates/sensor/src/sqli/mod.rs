@@ -377,8 +377,45 @@ fn detect_tokens(value: &[u8]) -> Option<SqliMatch> {
                 fingerprint: fingerprint(&toks),
             });
         }
+        if ctx == SqlContext::Bare
+            && let Some(m) = appended(value, &toks)
+        {
+            return Some(m);
+        }
     }
     catalog_reference(value)
+}
+
+/// A bare value that opens with a connective, a comma or a semicolon (`&&SLEEP(5)`, `OR
+/// pg_sleep(5)--`, `,(SELECT ...)`, `;SELECT PG_SLEEP(5)`) is written to follow the
+/// application's own operand (`id=1` + value, `ORDER BY col` + value): judged with one
+/// put before it, by the same
+/// rules as any bare value, so prose that opens with "and" or a comma still has to be
+/// valid SQL that shows an injection's signals.
+fn appended(value: &[u8], toks: &[lex::Token]) -> Option<SqliMatch> {
+    let first = toks.first()?;
+    let connective = match first.tok {
+        lex::Tok::Word(words::Word::And | words::Word::Or | words::Word::Xor) => true,
+        lex::Tok::Logic => matches!(&value[first.start..first.end], b"&&" | b"||"),
+        lex::Tok::Comma | lex::Tok::Semi => false,
+        _ => return None,
+    };
+    let mut with = Vec::with_capacity(value.len() + 2);
+    with.extend_from_slice(b"1 ");
+    with.extend_from_slice(value);
+    let toks = lex(&with, Start::Code);
+    let mut w = judge::walk(&with, &toks, None);
+    if connective {
+        // A condition appended on its own must do something: delay, read the system,
+        // compare. A subquery alone is not enough (`||` also concatenates, in Oracle
+        // and PostgreSQL).
+        w.signals &= !judge::sig::SUBQUERY;
+    }
+    decide(&w, SqlContext::Bare).then(|| SqliMatch {
+        context: SqlContext::Bare,
+        signals: signal_names(w.signals),
+        fingerprint: fingerprint(&toks[1..]),
+    })
 }
 
 /// Names of system catalogs and dangerous procedures: found even inside words, where
@@ -597,6 +634,13 @@ mod heldout_rules {
             "1';declare @# int;shutdown;set @# = '1",
             // nested block comments (PostgreSQL, SQL Server)
             "1/* /*/ */ */ or 1=1",
+            // written to follow the application's own value (wordlists' appended probes)
+            "&&SLEEP(5)#",
+            "||pg_sleep(5)--",
+            " OR BENCHMARK(5000000,MD5(1))",
+            ",(select * from (select(sleep(10)))a)",
+            ";SELECT PG_SLEEP(5)",
+            ";DECLARE @x NVARCHAR(4000);SET @x=(SELECT 1)",
         ] {
             assert!(detect(v.as_bytes()).is_some(), "{v}");
         }
@@ -619,6 +663,10 @@ mod heldout_rules {
             "http://www.gnu.org/licenses/ or (at your option) any later version",
             "https://en.wikipedia.org/wiki/Foo_(bar) is where it began",
             "http://example.com/a,b,c/ and more",
+            ", and then (see below)",
+            "; charset=utf-8",
+            "and so on (and so forth)",
+            "or (at your option) any later version",
         ] {
             assert_eq!(detect(v.as_bytes()), None, "{v}");
         }
