@@ -61,6 +61,59 @@ const RESTRICTED: &[&str] = &[
     "wp-content/debug.log",
     "@fs/",
     "inetpub/wwwroot",
+    // What LFI wordlists go on to read once `/etc/passwd` works: other account
+    // databases, a container's service account token, shell histories and credential
+    // files, the web server's and the system's logs (to poison them with code), and
+    // Windows' registry hives and unattended-install answers. Configuration files a
+    // container mounts by name (`/etc/nginx/nginx.conf`, `my.cnf`, `php.ini`) are left
+    // out: Kubernetes API traffic names them every day.
+    "etc/gshadow",
+    "etc/security/passwd",
+    "etc/security/opasswd",
+    "etc/pwd.db",
+    "etc/spwd.db",
+    "secrets/kubernetes.io/serviceaccount/token",
+    ".mysql_history",
+    ".psql_history",
+    ".zsh_history",
+    ".sh_history",
+    ".netrc",
+    ".pgpass",
+    ".git-credentials",
+    ".kube/config",
+    "access_log",
+    "error_log",
+    "var/adm/",
+    ".rhosts",
+    "logs/access.log",
+    "logs/error.log",
+    "apache2/access.log",
+    "apache2/error.log",
+    "apache/access.log",
+    "apache/error.log",
+    "httpd/access.log",
+    "httpd/error.log",
+    "nginx/access.log",
+    "nginx/error.log",
+    "var/log/auth.log",
+    "var/log/secure",
+    "var/log/messages",
+    "var/log/syslog",
+    "var/log/wtmp",
+    "var/log/btmp",
+    "var/log/lastlog",
+    "var/log/maillog",
+    "var/log/mail.log",
+    "var/log/kern.log",
+    "ntuser.dat",
+    "system32/config/sam",
+    "windows/repair/",
+    "panther/unattend",
+    "unattend.xml",
+    "unattended.xml",
+    "sysprep.inf",
+    "sysprep/sysprep.xml",
+    "applicationhost.config",
 ];
 
 static FINDER: LazyLock<AhoCorasick> = LazyLock::new(|| {
@@ -76,13 +129,95 @@ static FINDER: LazyLock<AhoCorasick> = LazyLock::new(|| {
 /// into a climb the cut reading never shows.
 fn judge_readings(v: &[u8]) -> Option<TraversalMatch> {
     let decoded = crate::decode::url_decode_deep(v);
-    let Some(first_nul) = memchr::memchr(0, &decoded) else {
-        return judge(&unify(&decoded));
+    judge_decoded(&decoded).or_else(|| {
+        // Only a value with an escape the strict reading left alone, or a lead byte
+        // it could not fold, reads differently to the lenient decoder.
+        let lenient = memchr::memchr(b'%', &decoded).is_some()
+            || decoded
+                .iter()
+                .any(|&b| matches!(b, 0xC0 | 0xC1 | 0xF0 | 0xF8));
+        lenient.then(|| judge_decoded(&iis_decode(v))).flatten()
+    })
+}
+
+fn judge_decoded(decoded: &[u8]) -> Option<TraversalMatch> {
+    let Some(first_nul) = memchr::memchr(0, decoded) else {
+        return judge(&unify(decoded));
     };
     judge(&unify(&decoded[..first_nul])).or_else(|| {
         let stripped: Vec<u8> = decoded.iter().copied().filter(|&b| b != 0).collect();
         judge(&unify(&stripped))
     })
+}
+
+/// The value as IIS 4 and 5 decoded it (the "Unicode" traversals, CVE-2000-0884, that
+/// dotdotpwn still generates): any two letters or digits after `%` are read as hex
+/// digits without checking (`%9v` is 0x9F + 16 = 0xAF, `%qf` is 0xAF), and a C0 or C1
+/// lead byte is folded with whatever byte follows it (`C0 2F`, `C1 1C`) when that
+/// spells `/`, `\` or `.`.
+fn iis_decode(v: &[u8]) -> Vec<u8> {
+    let digit = |c: u8| -> Option<u32> {
+        match c {
+            b'0'..=b'9' => Some(u32::from(c - b'0')),
+            b'a'..=b'z' | b'A'..=b'Z' => Some(u32::from((c | 0x20) - b'a') + 10),
+            _ => None,
+        }
+    };
+    let mut bytes = Vec::with_capacity(v.len());
+    let mut i = 0;
+    while i < v.len() {
+        if v[i] == b'%'
+            && let (Some(h), Some(l)) = (
+                v.get(i + 1).copied().and_then(digit),
+                v.get(i + 2).copied().and_then(digit),
+            )
+        {
+            bytes.push(((h << 4) + l) as u8);
+            i += 3;
+            continue;
+        }
+        bytes.push(v[i]);
+        i += 1;
+    }
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        if matches!(c, 0xC0 | 0xC1)
+            && let Some(&n) = bytes.get(i + 1)
+        {
+            let folded = ((c & 0x1F) << 6) | (n & 0x3F);
+            if matches!(folded, b'/' | b'\\' | b'.') {
+                out.push(folded);
+                i += 2;
+                continue;
+            }
+            // A lead byte without its continuation, dropped as invalid (`C0 5C`).
+            if n & 0xC0 != 0x80 {
+                i += 1;
+                continue;
+            }
+        }
+        // Four- and five-byte overlong forms (`F0 80 80 AF`, `F8 80 80 80 AF`).
+        let run = match c {
+            0xF0 => 3,
+            0xF8 => 4,
+            _ => 0,
+        };
+        if run > 0
+            && let Some(tail) = bytes.get(i + 1..i + 1 + run)
+            && tail[..run - 1].iter().all(|&b| b == 0x80)
+            && matches!(tail[run - 1] & 0x3F, b'/' | b'\\' | b'.')
+            && tail[run - 1] & 0xC0 == 0x80
+        {
+            out.push(tail[run - 1] & 0x3F);
+            i += 1 + run;
+            continue;
+        }
+        out.push(c);
+        i += 1;
+    }
+    out
 }
 
 /// Separators and dots as a file API sees them: `\`, a written-out `0x5c`/`0x2f` and
@@ -121,6 +256,9 @@ fn unify(v: &[u8]) -> Vec<u8> {
     // mapped to `/` and `\` on Windows; NFKC normalisation (Python, Java, .NET) turns
     // the fullwidth `．` `／` `＼` into `.` `/` `\`.
     for (pat, to) in [
+        // IIS's `%u` forms of `/` and `\` in dotdotpwn's lists.
+        ("\u{efc8}", "/"),
+        ("\u{f025}", "/"),
         ("\u{2215}", "/"),
         ("\u{ff0f}", "/"),
         ("\u{2216}", "/"),
@@ -193,8 +331,11 @@ fn judge(p: &[u8]) -> Option<TraversalMatch> {
         let pat = RESTRICTED[m.pattern().as_usize()];
         // Names ending in a separator stop anywhere; others must end the name.
         let ends = pat.ends_with('/') || after.is_none_or(|c| !c.is_ascii_alphanumeric());
+        // At the very start: dot-files, and names of more than one segment
+        // (`etc/shadow`, `proc/self/environ`, `WEB-INF/web.xml`: relative to a root
+        // the application supplies; no sentence starts so).
         let starts = matches!(before, Some(b'/' | b':'))
-            || (before.is_none() && pat.starts_with('.'))
+            || (before.is_none() && (pat.starts_with('.') || pat.contains('/')))
             || pat.starts_with('@');
         if starts && ends {
             return Some(TraversalMatch {
@@ -262,6 +403,25 @@ mod tests {
             "\0../../../etc/passwd",
             "\u{ff0e}\u{ff0e}\u{ff0f}\u{ff0e}\u{ff0e}\u{ff0f}etc\u{ff0f}passwd",
             "%uff0e%uff0e/%uff0e%uff0e/x",
+            // IIS 4/5's lenient decoding (dotdotpwn)
+            "..%c0%2f..%c0%2fetc%c0%2fpasswd",
+            "..%c0%9v..%c0%9vwinnt",
+            "..%c1%8s..%c1%8sboot.ini",
+            "..%bg%qf..%bg%qfetc",
+            "..%c1%1c..%c1%1cwinnt",
+            "..%c0%5c..%c0%5cwinnt",
+            "..%f0%80%80%af..%f0%80%80%afetc",
+            "..%f8%80%80%80%af..%f8%80%80%80%afetc",
+            // more restricted names; multi-segment names at the start
+            "/var/run/secrets/kubernetes.io/serviceaccount/token",
+            "/var/log/apache2/access.log",
+            "/usr/local/apache/logs/error_log",
+            "C:/Users/Administrator/NTUser.dat",
+            "c:\\windows\\repair\\sam",
+            "etc/shadow%00",
+            "proc/self/environ",
+            ".htaccess",
+            "..%uEFC8..%uEFC8etc",
         ] {
             assert!(detect(a.as_bytes()).is_some(), "{a}");
         }
@@ -277,6 +437,12 @@ mod tests {
             "0x2e",
             "a\0b",
             "\u{ff0e}\u{ff0e}\u{ff0e} more",
+            "100%good",
+            "%bg%qf",
+            "/etc/nginx/nginx.conf",
+            "/var/log/nginx",
+            "the error_log directive",
+            "etc. and so on",
         ] {
             assert!(detect(b.as_bytes()).is_none(), "{b}");
         }

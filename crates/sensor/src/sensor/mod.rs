@@ -387,13 +387,18 @@ impl Findings {
 /// `_ . - @ ,` (ids, names, numbers, dates, e-mail addresses: most of real traffic)
 /// is one token to every detector, and one token is never an injection, except for
 /// what the detectors read inside such a token: `--` and `@@` (SQL comment, system
-/// variable), `..` (`....etcpasswd`), SQL catalog names (`information_schema`), and
-/// separators written out as hex (`0x2e0x2e0x2fboot.ini`, which traversal decodes).
+/// variable), `..` (`....etcpasswd`), SQL catalog names (`information_schema`),
+/// separators written out as hex (`0x2e0x2e0x2fboot.ini`, which traversal decodes), and
+/// a leading dot (`.htaccess`, `.env`: restricted dot-files).
 fn suspicious(v: &[u8], p: Profile) -> bool {
     if p.any(class::UNSAFE) {
         return true;
     }
     if p.any(class::ZERO) && p.any(class::X) && crate::traversal::written_separator(v) {
+        return true;
+    }
+    // A dot-file name on its own (`.htaccess`, `.env`).
+    if v.first() == Some(&b'.') {
         return true;
     }
     // Only letters, digits and `_ . - @ ,` from here: one loop finds the pairs (two
@@ -452,6 +457,7 @@ mod suspicious_tests {
                 w.len() >= 6 && crate::sqli::words::classify(w) == crate::sqli::words::Word::Catalog
             })
             || crate::traversal::written_separator(v)
+            || v.first() == Some(&b'.')
     }
 
     /// Up to 11 of `pieces`, glued.
@@ -499,6 +505,16 @@ mod suspicious_tests {
         assert!(!suspicious(b"0x41", Profile::of(b"0x41")));
     }
 
+    /// A dot-file name on its own (`.htaccess`, `.env`) is one token, and restricted.
+    #[test]
+    fn dot_files_are_suspicious() {
+        for v in [".htaccess", ".env", ".bash_history", ".htpasswd"] {
+            let v = v.as_bytes();
+            assert!(crate::traversal::detect(v).is_some());
+            assert!(suspicious(v, Profile::of(v)));
+        }
+    }
+
     /// Letters, digits and `_ . - ,`: words the path, shell and HTML detectors look
     /// for, and separators written out as hex.
     fn one_token_text() -> impl Strategy<Value = Vec<u8>> {
@@ -522,6 +538,8 @@ mod suspicious_tests {
             "passwd",
             "boot.ini",
             "win.ini",
+            "htaccess",
+            "env",
             "....",
             "cat",
             "id",
