@@ -94,9 +94,12 @@ pub(crate) fn detect_profiled(value: &[u8], p: Profile) -> Option<XssMatch> {
     // No markup and no character reference (most URLs and text): the value is its own
     // decoded form; with no blank or control byte either, it is its own squeezed form
     // too, up to case. Same verdicts as below, without the copies.
-    if !p.any(class::XSS_DECODE) {
+    if !p.any(class::XSS_DECODE) && memchr::memchr(b'\\', v).is_none() {
         if let Some(m) = NEEDLES_CI.find(v) {
             return hit(needle_reason(m));
+        }
+        if js_call(v) {
+            return hit("script_sink");
         }
         return handler_outside_tag(v).then_some(XssMatch {
             reason: "event_handler",
@@ -145,10 +148,86 @@ fn detect_marked(v: &[u8]) -> Option<XssMatch> {
     if let Some(m) = NEEDLES.find(&squeezed) {
         return hit(needle_reason(m));
     }
+    // Blanks kept: `level (alert)` is prose where `f(alert)` is a call.
+    if js_call(&decoded) {
+        return hit("script_sink");
+    }
     if handler_outside_tag(&decoded) {
         return hit("event_handler");
     }
+    // Inside a script, escapes spell names too (`al\u0065rt(1)`, `top['al\x65rt']`).
+    if memchr::memchr(b'\\', &decoded).is_some() {
+        let unescaped = crate::decode::backslash_unescape(&decoded);
+        let squeezed: Vec<u8> = unescaped
+            .iter()
+            .filter(|&&c| c > b' ')
+            .map(u8::to_ascii_lowercase)
+            .collect();
+        if let Some(m) = NEEDLES.find(&squeezed) {
+            return hit(needle_reason(m));
+        }
+        if js_call(&unescaped) {
+            return hit("script_sink");
+        }
+    }
     None
+}
+
+/// Names a script context reaches sinks by without spelling a call to one: a global's
+/// member called by a computed name, and a sink handed around as a value.
+const JS_NEEDLES: &[&str] = &[
+    "top[",
+    "window[",
+    "self[",
+    "parent[",
+    "frames[",
+    "globalthis[",
+    "alert)",
+    "prompt)",
+    "confirm)",
+    "eval)",
+    "=alert,",
+    "=prompt,",
+    "=confirm,",
+    "=eval,",
+];
+
+static JS_CI: LazyLock<AhoCorasick> = LazyLock::new(|| {
+    AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        .build(JS_NEEDLES)
+        .expect("static patterns")
+});
+
+/// `top["al"+"ert"](1)`, `self[x](1)`: a global indexed, then called. `(alert)(1)`,
+/// `[1].find(alert)`: a sink in brackets called, or passed to a call. `a=alert,a(1)`: one
+/// assigned, then called. Prose writes none of these (`desktop[1]`, `(alert) levels`).
+fn js_call(v: &[u8]) -> bool {
+    let ident = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'$');
+    JS_CI.find_iter(v).any(|m| {
+        let (start, end) = (m.start(), m.end());
+        let before = start.checked_sub(1).map(|i| v[i]);
+        let rest = &v[end..];
+        match v[start] {
+            // A global's member by a computed name, then a call.
+            b'[' | b'a'..=b'z' | b'A'..=b'Z' if v[end - 1] == b'[' => {
+                !before.is_some_and(ident) && memchr::memmem::find(rest, b"](").is_some()
+            }
+            // `=alert,` and a call after it.
+            b'=' => memchr::memchr(b'(', rest).is_some(),
+            // `(alert)(`, or `f(alert)` (not `f(prompt)`, `f(eval)`: code names
+            // variables so, `input(prompt)`).
+            c => {
+                let passable = matches!(c, b'a' | b'A' | b'c' | b'C');
+                before == Some(b'(')
+                    && (rest.first() == Some(&b'(')
+                        || passable
+                            && start
+                                .checked_sub(2)
+                                .is_some_and(|i| ident(v[i]) || matches!(v[i], b')' | b']')))
+            }
+        }
+    })
 }
 
 fn is_name(c: u8) -> bool {
@@ -314,6 +393,16 @@ mod tests {
             "';alert(String.fromCharCode(88))//",
             "<div style=\"width: expression(alert(1))\">",
             "<x:script xmlns:x=\"http://www.w3.org/1999/xhtml\">",
+            // a script context (BRUTELOGIC's JavaScript payloads)
+            "(alert)(1)",
+            "a=alert,a(1)",
+            "[1].find(alert)",
+            "top[\"al\"+\"ert\"](1)",
+            "top[/al/.source+/ert/.source](1)",
+            "al\\u0065rt(1)",
+            "top['al\\x65rt'](1)",
+            "self[8680439..toString(30)](1)",
+            "';WINDOW['ale'+'rt'](document.domain)//",
         ] {
             assert!(detect(a.as_bytes()).is_some(), "{a}");
         }
@@ -324,6 +413,11 @@ mod tests {
             "based on = experience",
             "http://example.com/?a=b",
             "me@example.com",
+            "desktop[1](2)",
+            "set the level (alert) for prices",
+            "levels: (alert)",
+            "a=alert,b",
+            "answer = input(prompt)",
         ] {
             assert!(detect(b.as_bytes()).is_none(), "{b}");
         }
