@@ -455,7 +455,15 @@ fn tokens(v: &[u8]) -> Vec<Tok> {
             (b'|', Some(b'|')) | (b'&', Some(b'&')) => (Some(Op::Seq { glued: false }), 2),
             (b'$', Some(b'(')) | (b'<', Some(b'(')) | (b'>', Some(b'(')) => (Some(Op::Subst), 2),
             (b';' | b'|' | b'\n' | b'\r', _) => (Some(Op::Seq { glued: false }), 1),
+            // A value that opens with a lone `&` goes on from the application's command
+            // line (`& net user x y /ADD`): prose does not open with one.
+            (b'&', _) if out.is_empty() => (Some(Op::Seq { glued: false }), 1),
             (b'&', _) => (Some(Op::Amp { glued: false }), 1),
+            // So does one that opens with a brace expansion (`{,ip,a}`, `{cat,/etc/x}`);
+            // JSON opens with `{"` or a blank.
+            (b'{', Some(n)) if out.is_empty() && n != b'"' && !is_blank(n) => {
+                (Some(Op::Seq { glued: false }), 1)
+            }
             (b'`', _) => (Some(Op::Subst), 1),
             // `{ls,-la}` brace expansion and `( cmd )` subshells start a command too.
             // Prose opens parentheses too (`(less than 1 minute)`): judged like `&`.
@@ -676,6 +684,26 @@ mod tests {
             "\"History\"; likewise combine any sections Entitled \"Acknowledgements\",",
             "date; see the notes below",
         ]);
+    }
+
+    /// A value that opens with a lone `&` continues the application's command line.
+    #[test]
+    fn leading_ampersand() {
+        commands(&[
+            "& net user hacker Password1 /ADD",
+            "& sleep 5",
+            "& netsh firewall set opmode disable",
+            "&ping -n 5 127.0.0.1",
+            "{,ip,a}",
+            "{cat,/etc/hosts}",
+        ]);
+        prose(&[
+            "Tom & Jerry",
+            "cat & dog",
+            "&quot;Make is a tool&quot;",
+            "Q&A: more to come",
+        ]);
+        prose(&["{\"cmd\": \"more\"}", "(at your option) any later version"]);
     }
 
     /// Command lines run through a wrapper, and bash's network redirections; prose
