@@ -9,8 +9,10 @@
 //! is an injection; English words that are also programs (`id`, `more`, `time`) count
 //! only when the shell could not read them as prose (no blank after the operator, or
 //! followed by an option or a path). Windows `cmd.exe` (`FOR /F ... DO`, `IF EXIST`)
-//! and SSI `<!--#exec` are recognised by their keywords.
+//! and SSI `<!--#exec` are recognised by their keywords, code that runs commands
+//! (`system('id')`, `<?php`, `{${phpinfo()}}`) by its calls (`cmdi/code.rs`).
 
+mod code;
 mod glob;
 mod words;
 
@@ -71,6 +73,9 @@ pub(crate) fn detect_profiled(value: &[u8], p: Profile) -> Option<CmdiMatch> {
     }
     if let Some(m) = windows_or_ssi(v) {
         return Some(m);
+    }
+    if let Some(function) = code::injected(v) {
+        return hit(function);
     }
     if shellshock(v) {
         return hit("shellshock");

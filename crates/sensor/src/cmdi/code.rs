@@ -1,0 +1,132 @@
+//! Code injection that runs commands: PHP (and Python's) functions that execute a
+//! command or code, called with a literal or a variable (`system('id')`,
+//! `passthru($_GET['c'])`, `phpinfo()`, `__import__('os')`), a PHP opening tag, PHP's
+//! complex interpolation (`{${phpinfo()}}`, `${@print(1)}`), and a script ended early
+//! with a call in its exit code (`';exit(md5('x'));//`, wapiti's probe). What an
+//! application that evaluates input runs, where a shell is not involved at all.
+//!
+//! Method calls stay out (`re.exec('x')`, `db.system('x')`: a `.`, `->` or `::` before
+//! the name), as do names that merely start with one (`ecosystem('`), so code that
+//! prose quotes or JavaScript runs reads as itself.
+
+use aho_corasick::AhoCorasick;
+use std::sync::LazyLock;
+
+/// Functions that run a command or code.
+const RUNNERS: &[&str] = &[
+    "system",
+    "exec",
+    "shell_exec",
+    "passthru",
+    "popen",
+    "proc_open",
+    "pcntl_exec",
+    "eval",
+    "assert",
+    "create_function",
+    "phpinfo",
+    "__import__",
+    "os.system",
+    "os.popen",
+];
+
+static FINDER: LazyLock<AhoCorasick> = LazyLock::new(|| {
+    AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        .build(RUNNERS.iter().map(|r| format!("{r}(")))
+        .expect("static patterns")
+});
+
+/// The function (or construct) a value calls, if it injects code.
+pub fn injected(v: &[u8]) -> Option<&'static str> {
+    if memchr::memmem::find(v, b"<?php").is_some() || memchr::memmem::find(v, b"<?=").is_some() {
+        return Some("php");
+    }
+    if memchr::memmem::find(v, b"{${").is_some() || memchr::memmem::find(v, b"${@").is_some() {
+        return Some("php interpolation");
+    }
+    if memchr::memchr(b'(', v).is_none() {
+        return None;
+    }
+    let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
+    for m in FINDER.find_iter(v) {
+        let (start, end) = (m.start(), m.end());
+        let before = &v[..start];
+        let method = before.last().is_some_and(|&c| ident(c) || c == b'.')
+            || before.ends_with(b"->")
+            || before.ends_with(b"::");
+        if method {
+            continue;
+        }
+        let name = RUNNERS[m.pattern().as_usize()];
+        let arg = v[end..].iter().copied().find(|c| !c.is_ascii_whitespace());
+        let literal = matches!(arg, Some(b'\'' | b'"' | b'$' | b'`'));
+        if literal || (name == "phpinfo" && arg == Some(b')')) {
+            return Some(name);
+        }
+    }
+    exit_with_call(v)
+}
+
+/// `exit(md5('x'))`, `die(sha1(1))`: the end of a script, with a call in its code.
+fn exit_with_call(v: &[u8]) -> Option<&'static str> {
+    for (word, name) in [(&b"exit("[..], "exit"), (b"die(", "die")] {
+        let mut from = 0;
+        while let Some(p) = memchr::memmem::find(&v[from..], word) {
+            let at = from + p;
+            from = at + word.len();
+            if at > 0 && (v[at - 1].is_ascii_alphanumeric() || matches!(v[at - 1], b'_' | b'.')) {
+                continue;
+            }
+            let rest = &v[from..];
+            let call = rest
+                .iter()
+                .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_');
+            let len = call.count();
+            if len > 0 && rest.get(len) == Some(&b'(') {
+                return Some(name);
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::injected;
+
+    #[test]
+    fn code_that_runs_commands() {
+        for v in [
+            "system('sleep 5')",
+            "exec('sleep 5')",
+            "; passthru($_GET['cmd']);",
+            "phpinfo();",
+            "|| phpinfo()",
+            "{${phpinfo()}}",
+            "${@print(\"RCEVulnerable\")}",
+            "<?php system(\"sleep 10\");?>",
+            "';exit(md5('w4p1t1_md5'));//",
+            "\";die(sha1(1));//",
+            "__import__('os').system('id')",
+            "os.system(\"id\")",
+            "SHELL_EXEC(\"id\")",
+        ] {
+            assert!(injected(v.as_bytes()).is_some(), "{v}");
+        }
+        for v in [
+            "re.exec('abc')",
+            "db->exec('SELECT 1')",
+            "PDO::exec('x')",
+            "the ecosystem('s) growth",
+            "operating system(s)",
+            "exec(0)",
+            "exit(0)",
+            "press exit (top right)",
+            "phpinfo",
+            "evaluate('x')",
+        ] {
+            assert_eq!(injected(v.as_bytes()), None, "{v}");
+        }
+    }
+}
