@@ -45,9 +45,8 @@ pub fn injected(v: &[u8]) -> Option<&'static str> {
     if memchr::memmem::find(v, b"{${").is_some() || memchr::memmem::find(v, b"${@").is_some() {
         return Some("php interpolation");
     }
-    if memchr::memchr(b'(', v).is_none() {
-        return None;
-    }
+    // Every call needs its `(`.
+    memchr::memchr(b'(', v)?;
     let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
     for m in FINDER.find_iter(v) {
         let (start, end) = (m.start(), m.end());
