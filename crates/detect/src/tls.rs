@@ -201,8 +201,59 @@ fn server_hello_version(b: &[u8]) -> Option<String> {
     Some(version_name(u16::from(chosen)))
 }
 
+/// An SSL 2.0-compatible CLIENT-HELLO (a two-byte record header with its top bit set,
+/// message type 1, the highest version offered, then the lengths of the cipher specs,
+/// session id and challenge, which must add up to the record): what SSL 2/3 and TLS 1.0
+/// clients of old, and scanners still (`sslscan`, `nmap`), open with. It has no
+/// extensions, so no SNI or ALPN. The version if it is one, `Err(Incomplete)` while
+/// fewer than its 11 fixed bytes are in and they fit.
+fn sslv2_hello(b: &[u8]) -> Result<String, ParseError> {
+    let fits = |i: usize, ok: &dyn Fn(u8) -> bool| b.get(i).is_none_or(|&c| ok(c));
+    if b.len() < 11 {
+        let ok = fits(0, &|c| c & 0x80 != 0)
+            && fits(2, &|c| c == 1)
+            && fits(3, &|c| c <= 3)
+            && fits(4, &|c| c <= 4);
+        return Err(if ok && !b.is_empty() {
+            ParseError::Incomplete
+        } else {
+            ParseError::Invalid
+        });
+    }
+    let len = usize::from(be16(b, 0).unwrap_or(0) & 0x7fff);
+    let version = be16(b, 3).unwrap_or(0);
+    let field = |i| usize::from(be16(b, i).unwrap_or(0));
+    let (ciphers, session, challenge) = (field(5), field(7), field(9));
+    let hello = b[0] & 0x80 != 0
+        && b[2] == 1
+        && (version == 0x0002 || real_version(version))
+        && ciphers > 0
+        && ciphers % 3 == 0
+        && (session == 0 || session == 16)
+        && (16..=32).contains(&challenge)
+        && len == 9 + ciphers + session + challenge;
+    if !hello {
+        return Err(ParseError::Invalid);
+    }
+    Ok(if version == 0x0002 {
+        "SSL2.0".into()
+    } else {
+        version_name(version)
+    })
+}
+
 /// A client opening with a ClientHello.
 pub(crate) fn client_check(b: &[u8]) -> Check {
+    if b.first().is_some_and(|&c| c & 0x80 != 0) {
+        return match sslv2_hello(b) {
+            Ok(version) => yes(
+                AppProtocol::Tls,
+                detail([("version", json!(version)), ("sslv2_hello", json!(true))]),
+            ),
+            Err(ParseError::Incomplete) => Check::More,
+            Err(ParseError::Invalid) => Check::No,
+        };
+    }
     match client_hello(b) {
         Ok(h) => yes(
             AppProtocol::Tls,
@@ -354,6 +405,40 @@ pub(crate) mod tests {
         rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
         rec.extend_from_slice(&hs);
         rec
+    }
+
+    /// An SSL 2.0-compatible CLIENT-HELLO offering `version`, as RFC 6101 (appendix
+    /// E.2) lays it out: three cipher specs, no session id, a 16-byte challenge.
+    fn sslv2(version: u16) -> Vec<u8> {
+        let mut body = vec![1];
+        body.extend_from_slice(&version.to_be_bytes());
+        body.extend_from_slice(&[0, 9, 0, 0, 0, 16]);
+        body.extend_from_slice(&[0x00, 0x00, 0x2f, 0x00, 0x00, 0x35, 0x01, 0x00, 0x80]);
+        body.extend_from_slice(&[0x5a; 16]);
+        let mut rec = (0x8000 | body.len() as u16).to_be_bytes().to_vec();
+        rec.extend_from_slice(&body);
+        rec
+    }
+
+    #[test]
+    fn sslv2_compatible_hellos() {
+        for (v, name) in [(0x0002, "SSL2.0"), (0x0300, "SSL3.0"), (0x0301, "TLS1.0")] {
+            let b = sslv2(v);
+            match client_check(&b) {
+                Check::Yes(AppProtocol::Tls, d) => assert_eq!(d["version"], name),
+                other => panic!("{name}: {other:?}"),
+            }
+            for n in 1..11 {
+                assert!(matches!(client_check(&b[..n]), Check::More), "{name} {n}");
+            }
+            // The lengths must add up to the record.
+            let mut bad = b.clone();
+            bad[1] += 1;
+            assert!(matches!(client_check(&bad), Check::No));
+        }
+        // A memcached binary request (magic 0x80) is none.
+        let get = [0x80, 0x00, 0x00, 0x03, 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0];
+        assert!(matches!(client_check(&get), Check::No));
     }
 
     #[test]
