@@ -139,38 +139,32 @@ fn detect_marked(v: &[u8]) -> Option<XssMatch> {
         return hit(r);
     }
     let decoded = html_decode(v);
-    // Browsers skip blanks and control bytes inside a scheme (`java&#9;script:`).
-    let squeezed: Vec<u8> = decoded
-        .iter()
-        .filter(|&&c| c > b' ')
-        .map(u8::to_ascii_lowercase)
-        .collect();
-    if let Some(m) = NEEDLES.find(&squeezed) {
-        return hit(needle_reason(m));
-    }
-    // Blanks kept: `level (alert)` is prose where `f(alert)` is a call.
-    if js_call(&decoded) {
-        return hit("script_sink");
+    if let Some(r) = sinks(&decoded) {
+        return hit(r);
     }
     if handler_outside_tag(&decoded) {
         return hit("event_handler");
     }
     // Inside a script, escapes spell names too (`al\u0065rt(1)`, `top['al\x65rt']`).
     if memchr::memchr(b'\\', &decoded).is_some() {
-        let unescaped = crate::decode::backslash_unescape(&decoded);
-        let squeezed: Vec<u8> = unescaped
-            .iter()
-            .filter(|&&c| c > b' ')
-            .map(u8::to_ascii_lowercase)
-            .collect();
-        if let Some(m) = NEEDLES.find(&squeezed) {
-            return hit(needle_reason(m));
-        }
-        if js_call(&unescaped) {
-            return hit("script_sink");
-        }
+        return sinks(&crate::decode::backslash_unescape(&decoded)).and_then(hit);
     }
     None
+}
+
+/// Schemes and sinks in decoded text: the needles with blanks and control bytes
+/// dropped (browsers skip them inside a scheme, `java&#9;script:`), the script-context
+/// calls with them kept (`level (alert)` is prose where `f(alert)` is a call).
+fn sinks(decoded: &[u8]) -> Option<&'static str> {
+    let squeezed: Vec<u8> = decoded
+        .iter()
+        .filter(|&&c| c > b' ')
+        .map(u8::to_ascii_lowercase)
+        .collect();
+    if let Some(m) = NEEDLES.find(&squeezed) {
+        return Some(needle_reason(m));
+    }
+    js_call(decoded).then_some("script_sink")
 }
 
 /// Names a script context reaches sinks by without spelling a call to one: a global's
