@@ -6,6 +6,11 @@
 //! refusal at the head of the queue is written as soon as the replies before it are.
 //! Pub/sub (RESP2 subscribe mode, MONITOR) breaks the one-reply-per-command rule, so
 //! from then on refusals are written at once. RESP3 push messages are not replies.
+//!
+//! A transaction keeps Redis's own rule: a command refused while queued (as Redis's ACL
+//! refuses one) dirties it, and its `EXEC` fails with `-EXECABORT` instead of running
+//! the commands that were allowed; the server gets `DISCARD` in its place, whose `+OK`
+//! the client never sees. Without this, a refusal would leave half a transaction run.
 
 use std::collections::VecDeque;
 
@@ -21,7 +26,12 @@ const MAX_HEAD: usize = 4096;
 enum Owed {
     Reply,
     Refusal(Vec<u8>),
+    /// The server's reply is read, not forwarded; these bytes go in its place.
+    Replace(Vec<u8>),
 }
+
+const EXECABORT: &[u8] = b"-EXECABORT Transaction discarded because of previous errors.\r\n";
+const DISCARD: &[u8] = b"*1\r\n$7\r\nDISCARD\r\n";
 
 #[derive(Debug)]
 enum Client {
@@ -39,6 +49,8 @@ pub struct RedisSession {
     /// Replies can no longer be matched to commands (pub/sub, MONITOR, a server we could
     /// not parse): refusals go out at once.
     unordered: bool,
+    /// Inside `MULTI`: whether a queued command was refused.
+    multi: Option<bool>,
 }
 
 impl Default for RedisSession {
@@ -55,6 +67,7 @@ impl RedisSession {
             owed: VecDeque::new(),
             replies: Skipper::new(),
             unordered: false,
+            multi: None,
         }
     }
 
@@ -157,7 +170,21 @@ impl RedisSession {
             unreachable!("built above")
         };
         let allowed = decide(&request).allowed;
+        let dirty_exec = allowed && name == "EXEC" && self.multi == Some(true);
         if allowed {
+            match name.as_str() {
+                "MULTI" if self.multi.is_none() => self.multi = Some(false),
+                "EXEC" | "DISCARD" => self.multi = None,
+                _ => {}
+            }
+        } else if let Some(dirty) = &mut self.multi {
+            *dirty = true;
+        }
+        if dirty_exec {
+            // Not `EXEC`: the queued commands must not run without the refused one.
+            out.to_server.extend_from_slice(DISCARD);
+            self.owed.push_back(Owed::Replace(EXECABORT.to_vec()));
+        } else if allowed {
             out.to_server.extend_from_slice(head);
             self.owed.push_back(Owed::Reply);
             if matches!(
@@ -284,15 +311,27 @@ impl Session for RedisSession {
                 out.to_client.extend_from_slice(data);
                 break;
             }
+            let replaced = matches!(self.owed.front(), Some(Owed::Replace(_)));
             match self.replies.feed(data) {
                 Ok((n, done)) => {
-                    out.to_client.extend_from_slice(&data[..n]);
+                    if !replaced {
+                        out.to_client.extend_from_slice(&data[..n]);
+                    }
                     data = &data[n..];
                     if let Some(t) = done
                         && t != b'>'
-                        && matches!(self.owed.front(), Some(Owed::Reply))
                     {
-                        self.owed.pop_front();
+                        match self.owed.front() {
+                            Some(Owed::Reply) => {
+                                self.owed.pop_front();
+                            }
+                            Some(Owed::Replace(_)) => {
+                                if let Some(Owed::Replace(r)) = self.owed.pop_front() {
+                                    out.to_client.extend_from_slice(&r);
+                                }
+                            }
+                            _ => {}
+                        }
                     }
                 }
                 Err(_) => {
@@ -310,7 +349,7 @@ impl Session for RedisSession {
         }
         if self.unordered {
             while let Some(o) = self.owed.pop_front() {
-                if let Owed::Refusal(r) = o {
+                if let Owed::Refusal(r) | Owed::Replace(r) = o {
                     out.to_client.extend_from_slice(&r);
                 }
             }

@@ -89,6 +89,48 @@ fn denied_command_is_refused_in_order_and_never_forwarded() {
     );
 }
 
+/// A command refused inside MULTI dirties the transaction, as Redis's ACL refusal
+/// does: EXEC answers EXECABORT, and the server gets DISCARD, so the allowed commands
+/// queued with it never run; the connection goes on.
+#[test]
+fn a_refusal_inside_a_transaction_aborts_it() {
+    let client = [
+        cmd(&["MULTI"]),
+        cmd(&["SET", "k", "v"]),
+        cmd(&["FLUSHALL"]),
+        cmd(&["EXEC"]),
+        cmd(&["GET", "k"]),
+    ]
+    .concat();
+    // MULTI, SET queued, DISCARD, GET.
+    let server = b"+OK\r\n+QUEUED\r\n+OK\r\n$-1\r\n";
+    for cuts in [&[][..], &[1; 200], &[7, 3, 11, 2, 5, 40]] {
+        let (to_server, to_client, _) = run(&client, server, cuts);
+        assert_eq!(
+            to_server,
+            [
+                cmd(&["MULTI"]),
+                cmd(&["SET", "k", "v"]),
+                cmd(&["DISCARD"]),
+                cmd(&["GET", "k"])
+            ]
+            .concat(),
+            "{cuts:?}"
+        );
+        assert_eq!(
+            String::from_utf8(to_client).unwrap(),
+            "+OK\r\n+QUEUED\r\n-NOPERM bulkhead: command 'FLUSHALL' is not allowed by policy\r\n\
+             -EXECABORT Transaction discarded because of previous errors.\r\n$-1\r\n",
+            "{cuts:?}"
+        );
+    }
+    // A clean transaction runs as sent.
+    let client = [cmd(&["MULTI"]), cmd(&["SET", "k", "v"]), cmd(&["EXEC"])].concat();
+    let (to_server, to_client, _) = run(&client, b"+OK\r\n+QUEUED\r\n*1\r\n+OK\r\n", &[]);
+    assert_eq!(to_server, client);
+    assert_eq!(to_client, b"+OK\r\n+QUEUED\r\n*1\r\n+OK\r\n");
+}
+
 #[test]
 fn inline_commands_and_large_values_stream() {
     let big = "x".repeat(100_000);
