@@ -59,6 +59,8 @@ struct stream {
   __u32 reported; // the stream's refusal (not RESP, no table) was reported
   __u32 seen;   // a first command was read: the stream is Redis
   __u32 raw;    // not RESP, and its table lets such a stream through: passed unframed
+  __u32 multi;  // inside MULTI (an allowed one), until EXEC or DISCARD
+  __u32 tx_refusal; // this program run's refused command is inside a transaction
   __u64 last_report; // the name (a tag of it) of the command last reported as allowed
 };
 struct { __uint(type, BPF_MAP_TYPE_SK_STORAGE); __uint(map_flags, BPF_F_NO_PREALLOC); __type(key, int); __type(value, struct stream); } streams SEC(".maps");
@@ -377,7 +379,8 @@ static __always_inline void report(struct sk_msg_md *m, __u32 table, __u32 kind,
   bpf_ringbuf_submit(r, 0);
 }
 
-// The verdict of the command named by the `len` bytes at `off`: 1 refused, 0 allowed.
+// The verdict of the command named by the `len` bytes at `off`: bit 0 set when refused;
+// bit 1 when the command is MULTI, bit 2 when it is EXEC or DISCARD (a transaction's end).
 // `run` says where it stands: RUN_START, it begins the program run; RUN_DENY, the run's
 // verdict so far is "refused". A refused command is reported when it starts its run:
 // one that ends a run of allowed commands is decided again as the first of the next.
@@ -388,7 +391,7 @@ static __always_inline void report(struct sk_msg_md *m, __u32 table, __u32 kind,
 __noinline __u32 decide(struct sk_msg_md *m, __u32 table, __u32 run, __u32 off, __u32 len) {
   if (!m) return 1;
   struct command k = { .table = table };
-  __u32 refused = 1, reported = 0;
+  __u32 refused = 1, reported = 0, tx = 0;
   if (len < NAME) {
     if (bpf_msg_pull_data(m, off, off + len, 0)) return 1;
     unsigned char *d = m->data, *e = m->data_end;
@@ -397,6 +400,11 @@ __noinline __u32 decide(struct sk_msg_md *m, __u32 table, __u32 run, __u32 off, 
       unsigned char b = d[i];
       k.name[i] = (b >= 'a' && b <= 'z') ? b - 32 : b;
     }
+    __u64 w0;
+    __builtin_memcpy(&w0, k.name, sizeof(w0));
+    // "MULTI", "EXEC", "DISCARD" with the rest of the name zero (little-endian words).
+    if (w0 == 0x49544c554dULL) tx = 2;
+    else if (w0 == 0x43455845ULL || w0 == 0x44524143534944ULL) tx = 4;
     __u32 *v = bpf_map_lookup_elem(&verdicts, &k);
     if (v) {
       refused = *v != 1 && *v != 3;
@@ -424,7 +432,7 @@ out:
       report(m, table, 4, k.name);
     }
   }
-  return refused;
+  return refused | tx;
 }
 
 // Does the table pass a stream that is not RESP (reporting it)? Global, so that the
@@ -446,16 +454,29 @@ const volatile char REFUSAL[] = "*3\r\n$4\r\nEVAL\r\n$82\r\n"
     "\r\n$1\r\n0\r\n";
 #define REFUSAL_LEN (sizeof(REFUSAL) - 1)
 
-// Replace the first `len` bytes (one whole refused command) by REFUSAL. 0 when done.
-__noinline int refuse(struct sk_msg_md *m, __u32 len) {
-  if (!m) return -1;
-  if (bpf_msg_push_data(m, 0, REFUSAL_LEN, 0)) return -1;
-  if (bpf_msg_pop_data(m, REFUSAL_LEN, len, 0)) return -1;
-  if (bpf_msg_pull_data(m, 0, REFUSAL_LEN, 0)) return -1;
+// Inside a transaction the refusal must make Redis discard it, as its own ACL refusal
+// does: a command Redis does not know is refused while queued and flags the
+// transaction, so EXEC answers EXECABORT (the EVAL above would be queued and run).
+const volatile char REFUSAL_TX[] = "*1\r\n$26\r\nbulkhead-refused-by-policy\r\n";
+#define REFUSAL_TX_LEN (sizeof(REFUSAL_TX) - 1)
+
+// Replace the first `len` bytes (one whole refused command) by REFUSAL, or REFUSAL_TX
+// inside a transaction. The refusal's length when done, 0 when not.
+__noinline __u32 refuse(struct sk_msg_md *m, __u32 len, __u32 tx) {
+  if (!m) return 0;
+  __u32 n = tx ? REFUSAL_TX_LEN : REFUSAL_LEN;
+  if (bpf_msg_push_data(m, 0, n, 0)) return 0;
+  if (bpf_msg_pop_data(m, n, len, 0)) return 0;
+  if (bpf_msg_pull_data(m, 0, n, 0)) return 0;
   unsigned char *d = m->data, *e = m->data_end;
-  if (d + REFUSAL_LEN > e) return -1;
+  if (tx) {
+    if (d + REFUSAL_TX_LEN > e) return 0;
+    for (__u32 i = 0; i < REFUSAL_TX_LEN; i++) d[i] = REFUSAL_TX[i];
+    return REFUSAL_TX_LEN;
+  }
+  if (d + REFUSAL_LEN > e) return 0;
   for (__u32 i = 0; i < REFUSAL_LEN; i++) d[i] = REFUSAL[i];
-  return 0;
+  return REFUSAL_LEN;
 }
 
 static __always_inline int send(struct sk_msg_md *m, struct tuple *peer, __u32 deny, __u32 bytes) {
@@ -501,6 +522,7 @@ int frame(struct sk_msg_md *m) {
   // One verdict per run of commands that share it; the run ends at a command with the
   // other verdict or where this sendmsg ends, and the kernel runs us again on the rest.
   __u32 size = m->size, off = 0, deny = c->deny, commands = 0;
+  c->tx_refusal = 0;
   for (int t = 0; t < MAX_HEADERS; t++) {
     if (c->bulk) {
       __u32 take = c->bulk < size - off ? c->bulk : size - off;
@@ -541,8 +563,17 @@ int frame(struct sk_msg_md *m) {
     len = r2 >> 8;
     if (off + h1 + h2 + len + 2 > size) goto cut;
     // A refused command always starts a run: it is reported from there.
-    __u32 d = decide(m, table, (off == 0 ? RUN_START : 0) | (deny ? RUN_DENY : 0), off + h1 + h2, len);
+    __u32 r = decide(m, table, (off == 0 ? RUN_START : 0) | (deny ? RUN_DENY : 0), off + h1 + h2, len);
+    __u32 d = r & 1;
     if (off > 0 && d != deny) break;
+    // A refused command inside a transaction is rewritten for it (see REFUSAL_TX); an
+    // allowed MULTI opens one, EXEC or DISCARD closes it. Without branches: each would
+    // double the paths the verifier walks through this loop.
+    // (Kept in the socket's storage, not in a register: the verifier does not split
+    // paths on what a map value holds.)
+    __u32 ok = d ^ 1, multi = c->multi & 1;
+    c->tx_refusal = (c->tx_refusal | (d & multi)) & 1;
+    c->multi = (multi | ((r >> 1) & ok)) & ~((r >> 2) & ok) & 1;
     deny = d;
     commands++;
     c->deny = d;
@@ -555,8 +586,10 @@ int frame(struct sk_msg_md *m) {
   count(deny ? REFUSED : ALLOWED, commands);
   // A whole refused command gets the server's refusal in order. One that spans writes
   // (or the rest of one) fails the client's writes instead.
-  if (deny && commands && !c->open && !refuse(m, off))
-    return send(m, &peer, 0, REFUSAL_LEN);
+  if (deny && commands && !c->open) {
+    __u32 n = refuse(m, off, c->tx_refusal);
+    if (n) return send(m, &peer, 0, n);
+  }
   return send(m, &peer, deny, off < size ? off : size);
 inline_command: {
     __s64 li = inline_line(m, 0);
@@ -566,13 +599,19 @@ inline_command: {
     // A connection's first line must look like Redis to the proxy's detector too.
     if (!c->seen && (at || !redis_first_line(m, 0, line - 1, nlen))) goto malformed;
     // An empty line: Redis ignores it (so does the proxy).
-    __u32 d = nlen ? decide(m, table, RUN_START, at, nlen) : 0;
+    __u32 r = nlen ? decide(m, table, RUN_START, at, nlen) : 0;
+    __u32 d = r & 1, tx = d && c->multi;
+    if (!d && (r & 2)) c->multi = 1;
+    if (!d && (r & 4)) c->multi = 0;
     c->seen = 1;
     c->deny = d;
     c->open = 0;
     c->args = 0;
     count(d ? REFUSED : ALLOWED, 1);
-    if (d && !refuse(m, line)) return send(m, &peer, 0, REFUSAL_LEN);
+    if (d) {
+      __u32 n = refuse(m, line, tx);
+      if (n) return send(m, &peer, 0, n);
+    }
     return send(m, &peer, d, line);
   }
 cut:

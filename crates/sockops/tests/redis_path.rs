@@ -432,6 +432,49 @@ fn ipv6_commands_are_decided_too() {
     );
 }
 
+/// A command refused inside MULTI makes Redis discard the transaction, as Redis's own
+/// ACL refusal does: the allowed commands queued with it never run (with the EVAL
+/// refusal they would: it is queued, and run by EXEC with the rest).
+#[test]
+fn a_refusal_inside_a_transaction_aborts_it() {
+    if !bulkhead_lab::privileged(&["redis-server", "ip"]) {
+        return;
+    }
+    let (_lab, ns, server_ip, client_ip) = lab(4);
+    let mut path = RedisPath::attach(&cgroup2()).unwrap();
+    let mut want = set_only(server_ip.into(), client_ip.into());
+    for c in ["GET", "MULTI", "EXEC"] {
+        want.verdicts.insert((7, Some(c.into())), Verdict::Allow);
+    }
+    path.apply(&want).unwrap();
+    let mut c = connect(&ns, client_ip, server_ip);
+    let unknown =
+        "-ERR unknown command 'bulkhead-refused-by-policy', with args beginning with: \r\n";
+    let abort = "-EXECABORT Transaction discarded because of previous errors.\r\n";
+    for chunk in [usize::MAX, 1] {
+        let mut p = cmd(&[b"MULTI"]);
+        p.extend(cmd(&[b"SET", b"t", b"1"]));
+        p.extend(cmd(&[b"FLUSHALL"]));
+        p.extend(cmd(&[b"EXEC"]));
+        p.extend(cmd(&[b"GET", b"t"]));
+        let want = format!("+OK\r\n+QUEUED\r\n{unknown}{abort}$-1\r\n");
+        let (got, refused) = exchange(&mut c, &p, chunk, want.len());
+        assert_eq!(
+            (got.as_str(), refused),
+            (want.as_str(), false),
+            "chunk {chunk}"
+        );
+    }
+    // Outside a transaction the refusal is the usual one, and a clean transaction runs.
+    let (got, _) = exchange(&mut c, &cmd(&[b"FLUSHALL"]), usize::MAX, NOPERM.len());
+    assert_eq!(got, NOPERM);
+    let mut p = cmd(&[b"MULTI"]);
+    p.extend(cmd(&[b"SET", b"t", b"2"]));
+    p.extend(cmd(&[b"EXEC"]));
+    let (got, _) = exchange(&mut c, &p, usize::MAX, 23);
+    assert_eq!(got, "+OK\r\n+QUEUED\r\n*1\r\n+OK\r\n");
+}
+
 /// An agent of an earlier build left maps pinned whose layout differs (before IPv6 the
 /// address maps had 4-byte keys): the next agent discards them and starts afresh, and
 /// the path works.
