@@ -19,6 +19,21 @@ fn redis_commands_are_enforced_by_the_proxy() {
     let _lock = common::lab_lock();
     // A copy of the example, so that the test can change its policy (below).
     let examples = common::lab::copy_examples();
+    // Node pods may use transactions too here.
+    let policies = examples.path().join("policies.yaml");
+    let text = std::fs::read_to_string(&policies).expect("policies.yaml");
+    assert!(
+        text.contains("redis: [GET, SET,"),
+        "the example's Redis rule moved"
+    );
+    std::fs::write(
+        &policies,
+        text.replace(
+            "redis: [GET, SET,",
+            "redis: [GET, SET, MULTI, EXEC, DISCARD,",
+        ),
+    )
+    .expect("policies.yaml");
     let dir = format!("{}/", examples.path().display());
     let lab = Lab::up(LAB, &[&dir, "examples/lab/l7.yaml"], &[]);
     let exec = |workload: &str, cmd: &[&str]| lab.run(workload, cmd);
@@ -60,6 +75,24 @@ fn redis_commands_are_enforced_by_the_proxy() {
     assert_eq!(lines[0], "OK");
     assert!(lines[1].contains("NOPERM"), "{piped}");
     assert_eq!(lines[2], "1");
+    // A refusal inside a transaction aborts it, as Redis's ACL does: the SET queued
+    // with the FLUSHDB never runs.
+    let (_, tx) = exec(
+        "platform/node-api-0",
+        &[
+            "sh",
+            "-c",
+            &format!(
+                "printf 'MULTI\\r\\nSET t 1\\r\\nFLUSHDB\\r\\nEXEC\\r\\nEXISTS t\\r\\n' | redis-cli -h {ip}"
+            ),
+        ],
+    );
+    let lines: Vec<&str> = tx.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 5, "{tx}");
+    assert_eq!(lines[..2], ["OK", "QUEUED"], "{tx}");
+    assert!(lines[2].contains("NOPERM"), "{tx}");
+    assert!(lines[3].contains("EXECABORT"), "{tx}");
+    assert_eq!(lines[4], "0", "{tx}");
 
     // The same over IPv6 (the divert chain and the proxy listen for both families).
     let ip6 = lab.ipv6("platform/redis-0");
