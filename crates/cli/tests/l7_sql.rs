@@ -203,6 +203,29 @@ fn sql_statements_are_enforced_by_the_proxy() {
     );
     assert!(lines.contains(&"3"), "the DELETE reached the server: {out}");
 
+    // A refusal inside a transaction block aborts the block, as PostgreSQL aborts one
+    // on an error: the COMMIT after it rolls back, and the INSERT before it is gone.
+    let (_, out) = exec(
+        APP,
+        &[
+            "sh",
+            "-c",
+            &format!(
+                "printf 'BEGIN;\\nINSERT INTO items VALUES (9);\\nDELETE FROM items;\\nCOMMIT;\\n' \\
+                 | psql -h {pg} -U postgres 2>&1"
+            ),
+        ],
+    );
+    assert!(
+        out.contains("bulkhead: DELETE statements are not allowed by policy")
+            && out.contains("ROLLBACK"),
+        "{out}"
+    );
+    assert_eq!(
+        psql(&pg, "SELECT count(*) FROM items WHERE id = 9"),
+        (true, "0".into())
+    );
+
     // The extended protocol (Parse/Bind/Execute/Sync), through pgbench: a prepared
     // SELECT runs, a DELETE is refused at its Parse.
     let pgbench = |mode: &str, sql: &str| {

@@ -9,6 +9,10 @@
 //! transaction status, and the ErrorResponse is slipped in just before it (after the
 //! answers to what the batch sent before the Parse).
 //!
+//! Inside a transaction block (the server's last status 'T') a refused simple query is
+//! raised by the server instead (`DO ... RAISE`, same SQLSTATE and message), so that the
+//! block is aborted as PostgreSQL aborts one on any error.
+//!
 //! TLS and GSS encryption requests are answered 'N' by the proxy itself: it must read the
 //! queries, and libpq's default `sslmode=prefer` continues in clear.
 
@@ -87,6 +91,25 @@ fn error_response(message: &str) -> Vec<u8> {
     let mut m = vec![b'E'];
     m.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
     m.extend_from_slice(&body);
+    m
+}
+
+/// A simple query with which the server raises the refusal itself (SQLSTATE 42501, the
+/// same message): inside a transaction block the error aborts the block, as any error
+/// does in PostgreSQL, so a later COMMIT cannot commit the statements before it.
+fn raise_query(message: &str) -> Vec<u8> {
+    let text: String = message
+        .chars()
+        .filter(|&c| !matches!(c, '\0' | '$' | '\\'))
+        .collect::<String>()
+        .replace('\'', "''");
+    let sql = format!(
+        "DO $bulkhead$BEGIN RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = '{text}'; END$bulkhead$"
+    );
+    let mut m = vec![b'Q'];
+    m.extend_from_slice(&(sql.len() as u32 + 5).to_be_bytes());
+    m.extend_from_slice(sql.as_bytes());
+    m.push(0);
     m
 }
 
@@ -203,6 +226,11 @@ impl PostgresSession {
                 self.refuse(out, error, false);
                 self.discard = Some((Vec::new(), false));
             }
+        } else if self.status == b'T' && !self.unordered {
+            // In a transaction block: the server raises it, and the block is aborted as
+            // PostgreSQL aborts one on an error (refused here, the server would commit
+            // the block's other statements on COMMIT).
+            self.forward(out, &raise_query(message));
         } else {
             self.refuse(out, error, true);
         }

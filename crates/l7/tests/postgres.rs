@@ -184,6 +184,37 @@ fn denied_simple_query_is_refused_in_order_with_the_server_status() {
     );
 }
 
+/// Inside a transaction block (the server said 'T') the refusal is raised by the server
+/// (`DO ... RAISE`, SQLSTATE 42501, the same message), so the block is aborted as
+/// PostgreSQL aborts one: a later COMMIT rolls it back instead of committing the INSERT.
+#[test]
+fn a_refusal_inside_a_transaction_block_is_raised_by_the_server() {
+    let mut s = PostgresSession::new();
+    let mut out = s.client_bytes(
+        &[startup(), query("INSERT INTO t VALUES (1)")].concat(),
+        &mut policy,
+    );
+    // (The block was opened by a statement before: the server is in one now.)
+    out.merge(s.server_bytes(&[server_hello(), complete("INSERT 0 1"), ready(b'T')].concat()));
+    out.merge(s.client_bytes(&query("DELETE FROM t"), &mut policy));
+    let raise = "DO $bulkhead$BEGIN RAISE EXCEPTION USING ERRCODE = '42501', \
+                 MESSAGE = 'bulkhead: DELETE statements are not allowed by policy'; END$bulkhead$";
+    assert_eq!(
+        out.to_server,
+        [startup(), query("INSERT INTO t VALUES (1)"), query(raise)].concat()
+    );
+    // The server's own error and status reach the client.
+    let answer = [msg(b'E', b"SERROR\0C42501\0Mbulkhead\0\0"), ready(b'E')].concat();
+    let back = s.server_bytes(&answer);
+    assert_eq!(back.to_client, answer);
+    assert_eq!(
+        out.decided
+            .last()
+            .map(|d| (d.request.to_string(), d.allowed)),
+        Some(("postgresql delete".to_string(), false))
+    );
+}
+
 #[test]
 fn denied_parse_skips_its_batch_and_the_error_precedes_ready() {
     let bind = msg(b'B', &[cstr(""), cstr(""), vec![0, 0, 0, 0, 0, 0]].concat());
