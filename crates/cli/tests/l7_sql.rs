@@ -226,6 +226,30 @@ fn sql_statements_are_enforced_by_the_proxy() {
         (true, "0".into())
     );
 
+    // The same with the extended protocol, through psycopg 3 (which binds parameters
+    // on the server): the refused DELETE's Parse is raised by the server, so the
+    // transaction psycopg opened is aborted and its commit rolls the INSERT back.
+    let script = format!(
+        "import psycopg\n\
+         c = psycopg.connect(host='{pg}', user='postgres', dbname='postgres')\n\
+         cur = c.cursor()\n\
+         cur.execute('INSERT INTO items VALUES (%s)', (10,))\n\
+         try:\n    cur.execute('DELETE FROM items WHERE id = %s', (10,))\n\
+         except psycopg.Error as e:\n    print('refused', e.sqlstate, e)\n\
+         print('status', c.info.transaction_status.name)\n\
+         c.commit()\n"
+    );
+    let (ok, out) = exec(APP, &["/usr/bin/python3", "-c", &script]);
+    assert!(
+        ok && out.contains("refused 42501 bulkhead: DELETE statements are not allowed by policy")
+            && out.contains("status INERROR"),
+        "{out}"
+    );
+    assert_eq!(
+        psql(&pg, "SELECT count(*) FROM items WHERE id = 10"),
+        (true, "0".into())
+    );
+
     // The extended protocol (Parse/Bind/Execute/Sync), through pgbench: a prepared
     // SELECT runs, a DELETE is refused at its Parse.
     let pgbench = |mode: &str, sql: &str| {

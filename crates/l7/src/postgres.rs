@@ -9,9 +9,11 @@
 //! transaction status, and the ErrorResponse is slipped in just before it (after the
 //! answers to what the batch sent before the Parse).
 //!
-//! Inside a transaction block (the server's last status 'T') a refused simple query is
-//! raised by the server instead (`DO ... RAISE`, same SQLSTATE and message), so that the
-//! block is aborted as PostgreSQL aborts one on any error.
+//! Inside a transaction block (the server's last status 'T') a refusal is raised by the
+//! server instead (`DO ... RAISE`, same SQLSTATE and message), so that the block is
+//! aborted as PostgreSQL aborts one on any error: a refused simple query is replaced by
+//! that query, a refused Parse by Parse/Bind/Execute of it (whose ParseComplete and
+//! BindComplete the client never asked for, so they are not passed on).
 //!
 //! TLS and GSS encryption requests are answered 'N' by the proxy itself: it must read the
 //! queries, and libpq's default `sslmode=prefer` continues in clear.
@@ -33,9 +35,36 @@ const MAX_STARTUP: usize = 10_000;
 enum Owed {
     /// Server messages up to and including a ReadyForQuery; `inject` goes right before
     /// that ReadyForQuery unless the server reported an error of its own in the batch.
-    Reply { inject: Option<Vec<u8>> },
+    /// `raised`: the batch carries our Parse/Bind of a raise; the ordinals of their
+    /// ParseComplete and BindComplete among the reply's, and how many of each were seen.
+    Reply {
+        inject: Option<Vec<u8>>,
+        raised: Option<Raised>,
+    },
     /// Our ErrorResponse, then (simple query) a ReadyForQuery with the current status.
     Refusal { error: Vec<u8>, ready: bool },
+}
+
+/// Which ParseComplete ('1') and BindComplete ('2') of a reply answer our raise.
+#[derive(Debug, Clone, Copy, Default)]
+struct Raised {
+    parse: u32,
+    bind: u32,
+    seen_parse: u32,
+    seen_bind: u32,
+}
+
+impl Raised {
+    /// Count a '1' or '2' from the server: is it the answer to our own message?
+    fn ours(&mut self, t: u8) -> bool {
+        let (seen, want) = match t {
+            b'1' => (&mut self.seen_parse, self.parse),
+            b'2' => (&mut self.seen_bind, self.bind),
+            _ => return false,
+        };
+        *seen += 1;
+        *seen == want
+    }
 }
 
 #[derive(Debug)]
@@ -56,6 +85,11 @@ pub struct PostgresSession {
     discard: Option<(Vec<u8>, bool)>,
     /// Messages forwarded since the last Sync (the server answers them at the Sync).
     batch_open: bool,
+    /// Parse and Bind messages forwarded since the last Sync.
+    batch_parses: u32,
+    batch_binds: u32,
+    /// This batch carries a raise (see `Raised`); it moves to the reply at the Sync.
+    raised: Option<Raised>,
     owed: VecDeque<Owed>,
     /// Server side: the header of the message being read, then the bytes left of it.
     server_head: Vec<u8>,
@@ -97,21 +131,38 @@ fn error_response(message: &str) -> Vec<u8> {
 /// A simple query with which the server raises the refusal itself (SQLSTATE 42501, the
 /// same message): inside a transaction block the error aborts the block, as any error
 /// does in PostgreSQL, so a later COMMIT cannot commit the statements before it.
-fn raise_query(message: &str) -> Vec<u8> {
+fn raise_sql(message: &str) -> String {
     let text: String = message
         .chars()
         .filter(|&c| !matches!(c, '\0' | '$' | '\\'))
         .collect::<String>()
         .replace('\'', "''");
-    let sql = format!(
+    format!(
         "DO $bulkhead$BEGIN RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = '{text}'; END$bulkhead$"
-    );
-    let mut m = vec![b'Q'];
-    m.extend_from_slice(&(sql.len() as u32 + 5).to_be_bytes());
-    m.extend_from_slice(sql.as_bytes());
-    m.push(0);
+    )
+}
+
+/// A client message of type `t` with `body`.
+fn message(t: u8, body: &[u8]) -> Vec<u8> {
+    let mut m = vec![t];
+    m.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
+    m.extend_from_slice(body);
     m
 }
+
+fn query_message(sql: &str) -> Vec<u8> {
+    message(b'Q', &[sql.as_bytes(), b"\0"].concat())
+}
+
+/// Parse of the unnamed statement, no parameter types.
+fn parse_message(sql: &str) -> Vec<u8> {
+    message(b'P', &[b"\0", sql.as_bytes(), b"\0\0\0"].concat())
+}
+
+/// Bind of the unnamed portal to the unnamed statement: no parameters, default formats.
+const BIND_UNNAMED: [u8; 13] = [b'B', 0, 0, 0, 12, 0, 0, 0, 0, 0, 0, 0, 0];
+/// Execute of the unnamed portal, all rows.
+const EXECUTE_UNNAMED: [u8; 10] = [b'E', 0, 0, 0, 9, 0, 0, 0, 0, 0];
 
 fn error_or_ready(mut error: Vec<u8>, ready: bool, z: [u8; 6]) -> Vec<u8> {
     if ready {
@@ -131,6 +182,9 @@ impl PostgresSession {
             hold: Vec::new(),
             discard: None,
             batch_open: false,
+            batch_parses: 0,
+            batch_binds: 0,
+            raised: None,
             owed: VecDeque::new(),
             server_head: Vec::new(),
             server_left: 0,
@@ -219,18 +273,31 @@ impl PostgresSession {
 
     fn refuse_message(&mut self, out: &mut Output, t: u8, message: &str) {
         let error = error_response(message);
-        if t == b'P' {
+        let in_block = self.status == b'T' && !self.unordered;
+        if t == b'P' && in_block {
+            // Extended protocol: the server runs the raise in this batch, and skips the
+            // rest of it up to the Sync as after any error (so do we).
+            self.forward(out, &parse_message(&raise_sql(message)));
+            self.forward(out, &BIND_UNNAMED);
+            self.forward(out, &EXECUTE_UNNAMED);
+            self.raised = Some(Raised {
+                parse: self.batch_parses,
+                bind: self.batch_binds,
+                ..Raised::default()
+            });
+            self.discard = Some((Vec::new(), false));
+        } else if t == b'P' {
             if self.batch_open {
                 self.discard = Some((error, true));
             } else {
                 self.refuse(out, error, false);
                 self.discard = Some((Vec::new(), false));
             }
-        } else if self.status == b'T' && !self.unordered {
+        } else if in_block {
             // In a transaction block: the server raises it, and the block is aborted as
             // PostgreSQL aborts one on an error (refused here, the server would commit
             // the block's other statements on COMMIT).
-            self.forward(out, &raise_query(message));
+            self.forward(out, &query_message(&raise_sql(message)));
         } else {
             self.refuse(out, error, true);
         }
@@ -245,17 +312,34 @@ impl PostgresSession {
     fn note_forwarded(&mut self, t: u8) {
         match t {
             b'Q' | b'F' => {
-                self.owed.push_back(Owed::Reply { inject: None });
-                self.batch_open = false;
+                self.owed.push_back(Owed::Reply {
+                    inject: None,
+                    raised: None,
+                });
+                self.end_batch();
             }
             b'S' => {
                 let inject = self.discard.take().and_then(|(e, open)| open.then_some(e));
-                self.owed.push_back(Owed::Reply { inject });
-                self.batch_open = false;
+                let raised = self.raised.take();
+                self.owed.push_back(Owed::Reply { inject, raised });
+                self.end_batch();
             }
             b'X' => {}
-            _ => self.batch_open = true,
+            _ => {
+                self.batch_open = true;
+                match t {
+                    b'P' => self.batch_parses += 1,
+                    b'B' => self.batch_binds += 1,
+                    _ => {}
+                }
+            }
         }
+    }
+
+    fn end_batch(&mut self) {
+        self.batch_open = false;
+        self.batch_parses = 0;
+        self.batch_binds = 0;
     }
 
     /// A message header (type and length) is in `self.hold`: decide what to do.
@@ -322,7 +406,10 @@ impl PostgresSession {
             SSL_REQUEST | GSSENC_REQUEST => out.to_client.push(b'N'),
             _ => {
                 out.to_server.extend_from_slice(&msg);
-                self.owed.push_back(Owed::Reply { inject: None });
+                self.owed.push_back(Owed::Reply {
+                    inject: None,
+                    raised: None,
+                });
                 self.client = Client::Head;
             }
         }
@@ -425,8 +512,17 @@ impl Session for PostgresSession {
             if t == b'E' {
                 self.server_error = true;
             }
+            if let Some(Owed::Reply {
+                raised: Some(r), ..
+            }) = self.owed.front_mut()
+                && len == 4
+                && r.ours(t)
+            {
+                self.server_head.clear();
+                continue;
+            }
             if t == b'Z'
-                && let Some(Owed::Reply { inject }) = self.owed.front_mut()
+                && let Some(Owed::Reply { inject, .. }) = self.owed.front_mut()
                 && let Some(error) = inject.take()
                 && !self.server_error
             {

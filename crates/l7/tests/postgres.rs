@@ -215,6 +215,92 @@ fn a_refusal_inside_a_transaction_block_is_raised_by_the_server() {
     );
 }
 
+/// The same for the extended protocol: a refused Parse inside a block becomes Parse,
+/// Bind and Execute of the raise; the rest of the batch is dropped up to its Sync, and
+/// the ParseComplete and BindComplete of the raise are not passed on (the client's own
+/// are).
+#[test]
+fn a_refused_parse_inside_a_transaction_block_is_raised_by_the_server() {
+    let bind = msg(b'B', &[cstr(""), cstr(""), vec![0, 0, 0, 0, 0, 0]].concat());
+    let exec = msg(b'E', &[cstr(""), vec![0, 0, 0, 0]].concat());
+    let sync = msg(b'S', &[]);
+    let mut s = PostgresSession::new();
+    let mut out = s.client_bytes(
+        &[startup(), query("INSERT INTO t VALUES (1)")].concat(),
+        &mut policy,
+    );
+    out.merge(s.server_bytes(&[server_hello(), complete("INSERT 0 1"), ready(b'T')].concat()));
+    let batch = [
+        parse("SELECT 1"),
+        bind.clone(),
+        exec.clone(),
+        parse("DELETE FROM t"),
+        bind.clone(),
+        exec.clone(),
+        sync.clone(),
+    ]
+    .concat();
+    out.merge(s.client_bytes(&batch, &mut policy));
+    let raise = "DO $bulkhead$BEGIN RAISE EXCEPTION USING ERRCODE = '42501', \
+                 MESSAGE = 'bulkhead: DELETE statements are not allowed by policy'; END$bulkhead$";
+    assert_eq!(
+        out.to_server,
+        [
+            startup(),
+            query("INSERT INTO t VALUES (1)"),
+            parse("SELECT 1"),
+            bind.clone(),
+            exec.clone(),
+            parse(raise),
+            bind,
+            exec,
+            sync
+        ]
+        .concat()
+    );
+    let error = msg(b'E', b"SERROR\0C42501\0Mbulkhead\0\0");
+    let answer = [
+        msg(b'1', &[]),
+        msg(b'2', &[]),
+        complete("SELECT 1"),
+        msg(b'1', &[]),
+        msg(b'2', &[]),
+        error.clone(),
+        ready(b'E'),
+    ]
+    .concat();
+    // Split anywhere, the answer comes out the same.
+    for cut in 0..answer.len() {
+        let mut t = PostgresSession::new();
+        let mut o = t.client_bytes(
+            &[startup(), query("INSERT INTO t VALUES (1)")].concat(),
+            &mut policy,
+        );
+        o.merge(t.server_bytes(&[server_hello(), complete("INSERT 0 1"), ready(b'T')].concat()));
+        t.client_bytes(&batch, &mut policy);
+        let mut back = t.server_bytes(&answer[..cut]).to_client;
+        back.extend(t.server_bytes(&answer[cut..]).to_client);
+        assert_eq!(
+            back,
+            [
+                msg(b'1', &[]),
+                msg(b'2', &[]),
+                complete("SELECT 1"),
+                error.clone(),
+                ready(b'E')
+            ]
+            .concat(),
+            "cut at {cut}"
+        );
+    }
+    assert_eq!(
+        out.decided
+            .last()
+            .map(|d| (d.request.to_string(), d.allowed)),
+        Some(("postgresql delete".to_string(), false))
+    );
+}
+
 #[test]
 fn denied_parse_skips_its_batch_and_the_error_precedes_ready() {
     let bind = msg(b'B', &[cstr(""), cstr(""), vec![0, 0, 0, 0, 0, 0]].concat());
