@@ -440,6 +440,50 @@ fn sensors_see_allowed_text_and_a_blocking_finding_refuses() {
     );
 }
 
+/// A transaction block the server reported ('T'), then a batch with a refused Parse
+/// and a refused simple query, both raised by the server; its answer.
+fn in_block() -> [Vec<u8>; 4] {
+    let bind = msg(b'B', &[cstr(""), cstr(""), vec![0, 0, 0, 0, 0, 0]].concat());
+    let exec = msg(b'E', &[cstr(""), vec![0, 0, 0, 0]].concat());
+    [
+        [startup(), query("INSERT INTO t VALUES (1)")].concat(),
+        [server_hello(), complete("INSERT 0 1"), ready(b'T')].concat(),
+        [
+            parse("SELECT 1"),
+            bind.clone(),
+            exec.clone(),
+            parse("DELETE FROM t"),
+            bind,
+            exec,
+            msg(b'S', &[]),
+            query("DROP TABLE t"),
+        ]
+        .concat(),
+        [
+            msg(b'1', &[]),
+            msg(b'2', &[]),
+            complete("SELECT 1"),
+            msg(b'1', &[]),
+            msg(b'2', &[]),
+            msg(b'E', b"SERROR\0C42501\0Mbulkhead\0\0"),
+            ready(b'E'),
+            msg(b'E', b"SERROR\0C25P02\0Maborted\0\0"),
+            ready(b'E'),
+        ]
+        .concat(),
+    ]
+}
+
+fn run_in_block(parts: &[Vec<u8>; 4], cuts: &[usize]) -> Run {
+    let mut s = PostgresSession::new();
+    let (mut a, mut b, mut c) = run_with(&mut s, &parts[0], &parts[1], cuts);
+    let (x, y, z) = run_with(&mut s, &parts[2], &parts[3], cuts);
+    a.extend(x);
+    b.extend(y);
+    c.extend(z);
+    (a, b, c)
+}
+
 proptest! {
     #[test]
     fn splitting_changes_nothing(cuts in proptest::collection::vec(1usize..24, 0..40)) {
@@ -467,5 +511,19 @@ proptest! {
                           complete("INSERT 0 1"), ready(b'I')].concat();
         edit::apply_both(&edits, &mut client, &mut server);
         let _ = run(&client, &server, &cuts);
+    }
+    #[test]
+    fn in_block_splitting_changes_nothing(cuts in proptest::collection::vec(1usize..24, 0..40)) {
+        let parts = in_block();
+        prop_assert_eq!(run_in_block(&parts, &cuts), run_in_block(&parts, &[]));
+    }
+
+    #[test]
+    fn edited_in_block_traffic_never_panics(edits in edit::edits(),
+                                            cuts in proptest::collection::vec(1usize..24, 0..40)) {
+        let mut parts = in_block();
+        let [_, _, client, server] = &mut parts;
+        edit::apply_both(&edits, client, server);
+        let _ = run_in_block(&parts, &cuts);
     }
 }
