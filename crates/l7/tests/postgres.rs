@@ -512,6 +512,7 @@ proptest! {
         edit::apply_both(&edits, &mut client, &mut server);
         let _ = run(&client, &server, &cuts);
     }
+
     #[test]
     fn in_block_splitting_changes_nothing(cuts in proptest::collection::vec(1usize..24, 0..40)) {
         let parts = in_block();
