@@ -12,8 +12,8 @@
 //! Inside a transaction block (the server's last status 'T') a refusal is raised by the
 //! server instead (`DO ... RAISE`, same SQLSTATE and message), so that the block is
 //! aborted as PostgreSQL aborts one on any error: a refused simple query is replaced by
-//! that query, a refused Parse by Parse/Bind/Execute of it (whose ParseComplete and
-//! BindComplete the client never asked for, so they are not passed on).
+//! that query, a refused Parse by Close/Parse/Bind/Execute of it (whose CloseComplete,
+//! ParseComplete and BindComplete the client never asked for, so they are not passed on).
 //!
 //! TLS and GSS encryption requests are answered 'N' by the proxy itself: it must read the
 //! queries, and libpq's default `sslmode=prefer` continues in clear.
@@ -45,25 +45,27 @@ enum Owed {
     Refusal { error: Vec<u8>, ready: bool },
 }
 
-/// Which ParseComplete ('1') and BindComplete ('2') of a reply answer our raise.
+/// Client messages whose answer in a batch is a bare "complete" message: Close
+/// (CloseComplete '3'), Parse ('1'), Bind ('2').
+const COMPLETES: [(u8, u8); 3] = [(b'C', b'3'), (b'P', b'1'), (b'B', b'2')];
+
+/// Which CloseComplete, ParseComplete and BindComplete of a reply answer our raise (its
+/// Close, Parse and Bind): per kind, in `COMPLETES` order, the ordinal of ours among the
+/// reply's, and how many were seen.
 #[derive(Debug, Clone, Copy, Default)]
 struct Raised {
-    parse: u32,
-    bind: u32,
-    seen_parse: u32,
-    seen_bind: u32,
+    want: [u32; 3],
+    seen: [u32; 3],
 }
 
 impl Raised {
-    /// Count a '1' or '2' from the server: is it the answer to our own message?
+    /// Count a message from the server: is it the answer to one of ours?
     fn ours(&mut self, t: u8) -> bool {
-        let (seen, want) = match t {
-            b'1' => (&mut self.seen_parse, self.parse),
-            b'2' => (&mut self.seen_bind, self.bind),
-            _ => return false,
+        let Some(k) = COMPLETES.iter().position(|&(_, answer)| answer == t) else {
+            return false;
         };
-        *seen += 1;
-        *seen == want
+        self.seen[k] += 1;
+        self.seen[k] == self.want[k]
     }
 }
 
@@ -85,9 +87,8 @@ pub struct PostgresSession {
     discard: Option<(Vec<u8>, bool)>,
     /// Messages forwarded since the last Sync (the server answers them at the Sync).
     batch_open: bool,
-    /// Parse and Bind messages forwarded since the last Sync.
-    batch_parses: u32,
-    batch_binds: u32,
+    /// Close, Parse and Bind messages forwarded since the last Sync (`COMPLETES` order).
+    batch_counts: [u32; 3],
     /// This batch carries a raise (see `Raised`); it moves to the reply at the Sync.
     raised: Option<Raised>,
     owed: VecDeque<Owed>,
@@ -154,15 +155,21 @@ fn query_message(sql: &str) -> Vec<u8> {
     message(b'Q', &[sql.as_bytes(), b"\0"].concat())
 }
 
-/// Parse of the unnamed statement, no parameter types.
-fn parse_message(sql: &str) -> Vec<u8> {
-    message(b'P', &[b"\0", sql.as_bytes(), b"\0\0\0"].concat())
-}
+/// The statement a raise is prepared as: a name of its own, so that the client's
+/// unnamed statement, which a later batch may bind again, is left alone.
+const RAISE_STATEMENT: &[u8] = b"bulkhead_raise\0";
 
-/// Bind of the unnamed portal to the unnamed statement: no parameters, default formats.
-const BIND_UNNAMED: [u8; 13] = [b'B', 0, 0, 0, 12, 0, 0, 0, 0, 0, 0, 0, 0];
-/// Execute of the unnamed portal, all rows.
-const EXECUTE_UNNAMED: [u8; 10] = [b'E', 0, 0, 0, 9, 0, 0, 0, 0, 0];
+/// The extended-protocol messages that make the server raise `sql`: Close of our
+/// statement (one left from an earlier raise, which ended in an error before it could
+/// be closed), Parse of it, Bind of the unnamed portal to it, Execute.
+fn raise_batch(sql: &str) -> [Vec<u8>; 4] {
+    [
+        message(b'C', &[b"S", RAISE_STATEMENT].concat()),
+        message(b'P', &[RAISE_STATEMENT, sql.as_bytes(), b"\0\0\0"].concat()),
+        message(b'B', &[b"\0", RAISE_STATEMENT, &[0; 6]].concat()),
+        message(b'E', &[0; 5]),
+    ]
+}
 
 fn error_or_ready(mut error: Vec<u8>, ready: bool, z: [u8; 6]) -> Vec<u8> {
     if ready {
@@ -182,8 +189,7 @@ impl PostgresSession {
             hold: Vec::new(),
             discard: None,
             batch_open: false,
-            batch_parses: 0,
-            batch_binds: 0,
+            batch_counts: [0; 3],
             raised: None,
             owed: VecDeque::new(),
             server_head: Vec::new(),
@@ -277,13 +283,12 @@ impl PostgresSession {
         if t == b'P' && in_block {
             // Extended protocol: the server runs the raise in this batch, and skips the
             // rest of it up to the Sync as after any error (so do we).
-            self.forward(out, &parse_message(&raise_sql(message)));
-            self.forward(out, &BIND_UNNAMED);
-            self.forward(out, &EXECUTE_UNNAMED);
+            for m in raise_batch(&raise_sql(message)) {
+                self.forward(out, &m);
+            }
             self.raised = Some(Raised {
-                parse: self.batch_parses,
-                bind: self.batch_binds,
-                ..Raised::default()
+                want: self.batch_counts,
+                seen: [0; 3],
             });
             self.discard = Some((Vec::new(), false));
         } else if t == b'P' {
@@ -327,10 +332,8 @@ impl PostgresSession {
             b'X' => {}
             _ => {
                 self.batch_open = true;
-                match t {
-                    b'P' => self.batch_parses += 1,
-                    b'B' => self.batch_binds += 1,
-                    _ => {}
+                if let Some(k) = COMPLETES.iter().position(|&(m, _)| m == t) {
+                    self.batch_counts[k] += 1;
                 }
             }
         }
@@ -338,8 +341,7 @@ impl PostgresSession {
 
     fn end_batch(&mut self) {
         self.batch_open = false;
-        self.batch_parses = 0;
-        self.batch_binds = 0;
+        self.batch_counts = [0; 3];
     }
 
     /// A message header (type and length) is in `self.hold`: decide what to do.

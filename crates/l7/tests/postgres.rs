@@ -118,6 +118,23 @@ fn run(client: &[u8], server: &[u8], cuts: &[usize]) -> Run {
     run_with(&mut PostgresSession::new(), client, server, cuts)
 }
 
+/// What the proxy sends for a Parse refused inside a transaction block.
+fn raise_batch(sql: &str) -> Vec<u8> {
+    [
+        msg(b'C', b"Sbulkhead_raise\0"),
+        msg(
+            b'P',
+            &[cstr("bulkhead_raise"), cstr(sql), vec![0, 0]].concat(),
+        ),
+        msg(
+            b'B',
+            &[cstr(""), cstr("bulkhead_raise"), vec![0; 6]].concat(),
+        ),
+        msg(b'E', &[cstr(""), vec![0, 0, 0, 0]].concat()),
+    ]
+    .concat()
+}
+
 #[test]
 fn ssl_is_declined_and_startup_passes() {
     // libpq with GSSAPI asks for GSS encryption first, then TLS: 'N' to both.
@@ -251,9 +268,7 @@ fn a_refused_parse_inside_a_transaction_block_is_raised_by_the_server() {
             parse("SELECT 1"),
             bind.clone(),
             exec.clone(),
-            parse(raise),
-            bind,
-            exec,
+            raise_batch(raise),
             sync
         ]
         .concat()
@@ -263,6 +278,7 @@ fn a_refused_parse_inside_a_transaction_block_is_raised_by_the_server() {
         msg(b'1', &[]),
         msg(b'2', &[]),
         complete("SELECT 1"),
+        msg(b'3', &[]),
         msg(b'1', &[]),
         msg(b'2', &[]),
         error.clone(),
@@ -463,6 +479,7 @@ fn in_block() -> [Vec<u8>; 4] {
             msg(b'1', &[]),
             msg(b'2', &[]),
             complete("SELECT 1"),
+            msg(b'3', &[]),
             msg(b'1', &[]),
             msg(b'2', &[]),
             msg(b'E', b"SERROR\0C42501\0Mbulkhead\0\0"),
