@@ -561,3 +561,26 @@ impl PostgresSession {
         self.flush_refusals(out);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::raise_sql;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever a refusal's text holds (a sensor's or a policy's name), the raise is
+        /// one `DO` block whose message is one string literal: nothing of the text can
+        /// end the literal or the dollar quote, or escape under
+        /// `standard_conforming_strings = off`.
+        #[test]
+        fn a_raise_is_one_statement_with_one_literal(text in ".*") {
+            let sql = raise_sql(&text);
+            let head = "DO $bulkhead$BEGIN RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = '";
+            let tail = "'; END$bulkhead$";
+            prop_assert!(sql.starts_with(head) && sql.ends_with(tail));
+            let literal = &sql[head.len()..sql.len() - tail.len()];
+            prop_assert!(!literal.contains(['$', '\\', '\0']));
+            prop_assert!(literal.replace("''", "").find('\'').is_none());
+        }
+    }
+}
