@@ -252,6 +252,39 @@ fn sql_statements_are_enforced_by_the_proxy() {
         (true, "0".into())
     );
 
+    // A client that opens its transaction as pgjdbc does: BEGIN in the same batch as
+    // the statements, one write, so the server still says "idle" when the DELETE is
+    // refused; it is raised all the same, and the COMMIT rolls the INSERT back.
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/sql/begin_in_batch.py"
+    );
+    let (ok, out) = exec(
+        APP,
+        &[
+            "/usr/bin/python3",
+            script,
+            &pg,
+            "INSERT INTO items VALUES (12)",
+            "DELETE FROM items WHERE id = 12",
+        ],
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        ok && lines
+            == [
+                "status I",
+                "error 42501 bulkhead: DELETE statements are not allowed by policy",
+                "status E",
+                "status I"
+            ],
+        "{out}"
+    );
+    assert_eq!(
+        psql(&pg, "SELECT count(*) FROM items WHERE id = 12"),
+        (true, "0".into())
+    );
+
     // The extended protocol (Parse/Bind/Execute/Sync), through pgbench: a prepared
     // SELECT runs, a DELETE is refused at its Parse.
     let pgbench = |mode: &str, sql: &str| {

@@ -97,6 +97,10 @@ pub struct PostgresSession {
     server_left: usize,
     /// The last transaction status the server sent ('I', 'T' or 'E').
     status: u8,
+    /// A transaction statement (BEGIN, COMMIT...) went to the server and not every reply
+    /// since is in: `status` may be stale (a driver that sends BEGIN in the same batch as
+    /// the first statement, as pgjdbc does, or a pipelined BEGIN).
+    status_pending: bool,
     /// The server's errors seen in the reply at the head of the queue.
     server_error: bool,
     /// Replies can no longer be matched (a server we could not frame): refuse at once.
@@ -195,6 +199,7 @@ impl PostgresSession {
             server_head: Vec::new(),
             server_left: 0,
             status: b'I',
+            status_pending: false,
             server_error: false,
             unordered: false,
             inspector: None,
@@ -270,16 +275,29 @@ impl PostgresSession {
                 &self.inspector,
             )
         };
+        let transaction = decided.iter().any(|d| {
+            matches!(
+                d.request.detail,
+                L7Detail::Sql {
+                    kind: SqlKind::Transaction
+                }
+            )
+        });
         out.decided.extend(decided);
         match verdict {
-            Ok(()) => self.forward(out, &msg),
+            Ok(()) => {
+                self.status_pending |= transaction;
+                self.forward(out, &msg)
+            }
             Err(message) => self.refuse_message(out, t, &message),
         }
     }
 
     fn refuse_message(&mut self, out: &mut Output, t: u8, message: &str) {
         let error = error_response(message);
-        let in_block = self.status == b'T' && !self.unordered;
+        // Raising where no block is open only costs a round trip (the server answers
+        // the same error): so when unsure, raise.
+        let in_block = (self.status == b'T' || self.status_pending) && !self.unordered;
         if t == b'P' && in_block {
             // Extended protocol: the server runs the raise in this batch, and skips the
             // rest of it up to the Sync as after any error (so do we).
@@ -559,6 +577,9 @@ impl PostgresSession {
         }
         self.server_error = false;
         self.flush_refusals(out);
+        if self.owed.is_empty() && !self.batch_open {
+            self.status_pending = false;
+        }
     }
 }
 

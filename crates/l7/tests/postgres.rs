@@ -317,6 +317,76 @@ fn a_refused_parse_inside_a_transaction_block_is_raised_by_the_server() {
     );
 }
 
+/// pgjdbc opens a transaction by sending BEGIN in the same batch as its first statement:
+/// the server still says 'I' when that statement is refused, and the refusal is raised
+/// all the same (the BEGIN ahead of it will have opened a block), as is one behind a
+/// pipelined BEGIN. Once every reply is in, the status is known again.
+#[test]
+fn a_refusal_behind_a_begin_not_yet_answered_is_raised_by_the_server() {
+    let mut tx_policy = |r: &L7Request| Verdict {
+        allowed: matches!(
+            r.detail,
+            L7Detail::Sql {
+                kind: SqlKind::Select | SqlKind::Insert | SqlKind::Transaction
+            }
+        ),
+    };
+    let bind = msg(b'B', &[cstr(""), cstr(""), vec![0, 0, 0, 0, 0, 0]].concat());
+    let exec = msg(b'E', &[cstr(""), vec![0, 0, 0, 0]].concat());
+    let sync = msg(b'S', &[]);
+    let mut s = PostgresSession::new();
+    let mut out = s.client_bytes(&startup(), &mut tx_policy);
+    out.merge(s.server_bytes(&server_hello()));
+    let batch = [
+        parse("BEGIN"),
+        bind.clone(),
+        exec.clone(),
+        parse("DELETE FROM t"),
+        bind.clone(),
+        exec.clone(),
+        sync.clone(),
+    ]
+    .concat();
+    let sent = s.client_bytes(&batch, &mut tx_policy).to_server;
+    let raise = "DO $bulkhead$BEGIN RAISE EXCEPTION USING ERRCODE = '42501', \
+                 MESSAGE = 'bulkhead: DELETE statements are not allowed by policy'; END$bulkhead$";
+    assert_eq!(
+        sent,
+        [parse("BEGIN"), bind, exec, raise_batch(raise), sync].concat()
+    );
+    let error = msg(b'E', b"SERROR\0C42501\0Mbulkhead\0\0");
+    let back = s.server_bytes(
+        &[
+            msg(b'1', &[]),
+            msg(b'2', &[]),
+            complete("BEGIN"),
+            msg(b'3', &[]),
+            msg(b'1', &[]),
+            msg(b'2', &[]),
+            error.clone(),
+            ready(b'E'),
+        ]
+        .concat(),
+    );
+    assert_eq!(
+        back.to_client,
+        [
+            msg(b'1', &[]),
+            msg(b'2', &[]),
+            complete("BEGIN"),
+            error,
+            ready(b'E')
+        ]
+        .concat()
+    );
+    // The block was rolled back: status 'I', nothing owed; a refusal is the proxy's own.
+    s.client_bytes(&query("ROLLBACK"), &mut tx_policy);
+    s.server_bytes(&[complete("ROLLBACK"), ready(b'I')].concat());
+    let own = s.client_bytes(&query("DELETE FROM t"), &mut tx_policy);
+    assert!(own.to_server.is_empty());
+    assert_eq!(own.to_client, [refusal("DELETE"), ready(b'I')].concat());
+}
+
 #[test]
 fn denied_parse_skips_its_batch_and_the_error_precedes_ready() {
     let bind = msg(b'B', &[cstr(""), cstr(""), vec![0, 0, 0, 0, 0, 0]].concat());
