@@ -118,6 +118,20 @@ fn run(client: &[u8], server: &[u8], cuts: &[usize]) -> Run {
     run_with(&mut PostgresSession::new(), client, server, cuts)
 }
 
+/// Bind of the unnamed portal to the unnamed statement, and Execute of it.
+fn bind() -> Vec<u8> {
+    msg(b'B', &[cstr(""), cstr(""), vec![0, 0, 0, 0, 0, 0]].concat())
+}
+
+fn execute() -> Vec<u8> {
+    msg(b'E', &[cstr(""), vec![0, 0, 0, 0]].concat())
+}
+
+/// The statement with which the server raises a refused DELETE.
+const RAISE_DELETE: &str = "DO $bulkhead$BEGIN RAISE EXCEPTION USING ERRCODE = '42501', \
+                            MESSAGE = 'bulkhead: DELETE statements are not allowed by policy'; \
+                            END$bulkhead$";
+
 /// What the proxy sends for a Parse refused inside a transaction block.
 fn raise_batch(sql: &str) -> Vec<u8> {
     [
@@ -214,8 +228,7 @@ fn a_refusal_inside_a_transaction_block_is_raised_by_the_server() {
     // (The block was opened by a statement before: the server is in one now.)
     out.merge(s.server_bytes(&[server_hello(), complete("INSERT 0 1"), ready(b'T')].concat()));
     out.merge(s.client_bytes(&query("DELETE FROM t"), &mut policy));
-    let raise = "DO $bulkhead$BEGIN RAISE EXCEPTION USING ERRCODE = '42501', \
-                 MESSAGE = 'bulkhead: DELETE statements are not allowed by policy'; END$bulkhead$";
+    let raise = RAISE_DELETE;
     assert_eq!(
         out.to_server,
         [startup(), query("INSERT INTO t VALUES (1)"), query(raise)].concat()
@@ -238,9 +251,7 @@ fn a_refusal_inside_a_transaction_block_is_raised_by_the_server() {
 /// are).
 #[test]
 fn a_refused_parse_inside_a_transaction_block_is_raised_by_the_server() {
-    let bind = msg(b'B', &[cstr(""), cstr(""), vec![0, 0, 0, 0, 0, 0]].concat());
-    let exec = msg(b'E', &[cstr(""), vec![0, 0, 0, 0]].concat());
-    let sync = msg(b'S', &[]);
+    let (bind, exec, sync) = (bind(), execute(), msg(b'S', &[]));
     let mut s = PostgresSession::new();
     let mut out = s.client_bytes(
         &[startup(), query("INSERT INTO t VALUES (1)")].concat(),
@@ -258,8 +269,7 @@ fn a_refused_parse_inside_a_transaction_block_is_raised_by_the_server() {
     ]
     .concat();
     out.merge(s.client_bytes(&batch, &mut policy));
-    let raise = "DO $bulkhead$BEGIN RAISE EXCEPTION USING ERRCODE = '42501', \
-                 MESSAGE = 'bulkhead: DELETE statements are not allowed by policy'; END$bulkhead$";
+    let raise = RAISE_DELETE;
     assert_eq!(
         out.to_server,
         [
@@ -331,9 +341,7 @@ fn a_refusal_behind_a_begin_not_yet_answered_is_raised_by_the_server() {
             }
         ),
     };
-    let bind = msg(b'B', &[cstr(""), cstr(""), vec![0, 0, 0, 0, 0, 0]].concat());
-    let exec = msg(b'E', &[cstr(""), vec![0, 0, 0, 0]].concat());
-    let sync = msg(b'S', &[]);
+    let (bind, exec, sync) = (bind(), execute(), msg(b'S', &[]));
     let mut s = PostgresSession::new();
     let mut out = s.client_bytes(&startup(), &mut tx_policy);
     out.merge(s.server_bytes(&server_hello()));
@@ -348,8 +356,7 @@ fn a_refusal_behind_a_begin_not_yet_answered_is_raised_by_the_server() {
     ]
     .concat();
     let sent = s.client_bytes(&batch, &mut tx_policy).to_server;
-    let raise = "DO $bulkhead$BEGIN RAISE EXCEPTION USING ERRCODE = '42501', \
-                 MESSAGE = 'bulkhead: DELETE statements are not allowed by policy'; END$bulkhead$";
+    let raise = RAISE_DELETE;
     assert_eq!(
         sent,
         [parse("BEGIN"), bind, exec, raise_batch(raise), sync].concat()
@@ -389,9 +396,7 @@ fn a_refusal_behind_a_begin_not_yet_answered_is_raised_by_the_server() {
 
 #[test]
 fn denied_parse_skips_its_batch_and_the_error_precedes_ready() {
-    let bind = msg(b'B', &[cstr(""), cstr(""), vec![0, 0, 0, 0, 0, 0]].concat());
-    let exec = msg(b'E', &[cstr(""), vec![0, 0, 0, 0]].concat());
-    let sync = msg(b'S', &[]);
+    let (bind, exec, sync) = (bind(), execute(), msg(b'S', &[]));
     let client = [
         startup(),
         parse("SELECT 1"),
@@ -529,8 +534,7 @@ fn sensors_see_allowed_text_and_a_blocking_finding_refuses() {
 /// A transaction block the server reported ('T'), then a batch with a refused Parse
 /// and a refused simple query, both raised by the server; its answer.
 fn in_block() -> [Vec<u8>; 4] {
-    let bind = msg(b'B', &[cstr(""), cstr(""), vec![0, 0, 0, 0, 0, 0]].concat());
-    let exec = msg(b'E', &[cstr(""), vec![0, 0, 0, 0]].concat());
+    let (bind, exec) = (bind(), execute());
     [
         [startup(), query("INSERT INTO t VALUES (1)")].concat(),
         [server_hello(), complete("INSERT 0 1"), ready(b'T')].concat(),
