@@ -118,6 +118,61 @@ fn run(client: &[u8], server: &[u8], cuts: &[usize]) -> Run {
     run_with(&mut PostgresSession::new(), client, server, cuts)
 }
 
+/// One extended-protocol batch: `first`, then a DELETE (refused by `policy`), then Sync.
+fn then_delete(first: &str) -> Vec<u8> {
+    [
+        parse(first),
+        bind(),
+        execute(),
+        parse("DELETE FROM t"),
+        bind(),
+        execute(),
+        msg(b'S', &[]),
+    ]
+    .concat()
+}
+
+/// The server's answer to `then_delete(first)` with the DELETE raised: `first`'s
+/// ParseComplete, BindComplete and CommandComplete (`tag`), the raise's CloseComplete,
+/// ParseComplete and BindComplete, its error, ReadyForQuery 'E'.
+fn raised_answer(tag: &str) -> Vec<u8> {
+    [
+        msg(b'1', &[]),
+        msg(b'2', &[]),
+        complete(tag),
+        msg(b'3', &[]),
+        msg(b'1', &[]),
+        msg(b'2', &[]),
+        raised(),
+        ready(b'E'),
+    ]
+    .concat()
+}
+
+/// What the client sees of it: the raise's own answers left out.
+fn client_sees(tag: &str) -> Vec<u8> {
+    [
+        msg(b'1', &[]),
+        msg(b'2', &[]),
+        complete(tag),
+        raised(),
+        ready(b'E'),
+    ]
+    .concat()
+}
+
+/// The server's ErrorResponse to a raise (abridged).
+fn raised() -> Vec<u8> {
+    msg(b'E', b"SERROR\0C42501\0Mbulkhead\0\0")
+}
+
+/// The last request decided, and whether it was allowed.
+fn last_decided(out: &Output) -> Option<(String, bool)> {
+    out.decided
+        .last()
+        .map(|d| (d.request.to_string(), d.allowed))
+}
+
 /// Bind of the unnamed portal to the unnamed statement, and Execute of it.
 fn bind() -> Vec<u8> {
     msg(b'B', &[cstr(""), cstr(""), vec![0, 0, 0, 0, 0, 0]].concat())
@@ -238,17 +293,15 @@ fn a_refusal_inside_a_transaction_block_is_raised_by_the_server() {
     let back = s.server_bytes(&answer);
     assert_eq!(back.to_client, answer);
     assert_eq!(
-        out.decided
-            .last()
-            .map(|d| (d.request.to_string(), d.allowed)),
-        Some(("postgresql delete".to_string(), false))
+        last_decided(&out),
+        Some(("postgresql delete".into(), false))
     );
 }
 
-/// The same for the extended protocol: a refused Parse inside a block becomes Parse,
-/// Bind and Execute of the raise; the rest of the batch is dropped up to its Sync, and
-/// the ParseComplete and BindComplete of the raise are not passed on (the client's own
-/// are).
+/// The same for the extended protocol: a refused Parse inside a block becomes Close,
+/// Parse, Bind and Execute of the raise (a statement of its own name, so the client's
+/// unnamed one survives); the rest of the batch is dropped up to its Sync, and the
+/// answers to the raise's own messages are not passed on (the client's are).
 #[test]
 fn a_refused_parse_inside_a_transaction_block_is_raised_by_the_server() {
     let (bind, exec, sync) = (bind(), execute(), msg(b'S', &[]));
@@ -258,16 +311,7 @@ fn a_refused_parse_inside_a_transaction_block_is_raised_by_the_server() {
         &mut policy,
     );
     out.merge(s.server_bytes(&[server_hello(), complete("INSERT 0 1"), ready(b'T')].concat()));
-    let batch = [
-        parse("SELECT 1"),
-        bind.clone(),
-        exec.clone(),
-        parse("DELETE FROM t"),
-        bind.clone(),
-        exec.clone(),
-        sync.clone(),
-    ]
-    .concat();
+    let batch = then_delete("SELECT 1");
     out.merge(s.client_bytes(&batch, &mut policy));
     let raise = RAISE_DELETE;
     assert_eq!(
@@ -283,18 +327,7 @@ fn a_refused_parse_inside_a_transaction_block_is_raised_by_the_server() {
         ]
         .concat()
     );
-    let error = msg(b'E', b"SERROR\0C42501\0Mbulkhead\0\0");
-    let answer = [
-        msg(b'1', &[]),
-        msg(b'2', &[]),
-        complete("SELECT 1"),
-        msg(b'3', &[]),
-        msg(b'1', &[]),
-        msg(b'2', &[]),
-        error.clone(),
-        ready(b'E'),
-    ]
-    .concat();
+    let answer = raised_answer("SELECT 1");
     // Split anywhere, the answer comes out the same.
     for cut in 0..answer.len() {
         let mut t = PostgresSession::new();
@@ -306,24 +339,11 @@ fn a_refused_parse_inside_a_transaction_block_is_raised_by_the_server() {
         t.client_bytes(&batch, &mut policy);
         let mut back = t.server_bytes(&answer[..cut]).to_client;
         back.extend(t.server_bytes(&answer[cut..]).to_client);
-        assert_eq!(
-            back,
-            [
-                msg(b'1', &[]),
-                msg(b'2', &[]),
-                complete("SELECT 1"),
-                error.clone(),
-                ready(b'E')
-            ]
-            .concat(),
-            "cut at {cut}"
-        );
+        assert_eq!(back, client_sees("SELECT 1"), "cut at {cut}");
     }
     assert_eq!(
-        out.decided
-            .last()
-            .map(|d| (d.request.to_string(), d.allowed)),
-        Some(("postgresql delete".to_string(), false))
+        last_decided(&out),
+        Some(("postgresql delete".into(), false))
     );
 }
 
@@ -345,47 +365,15 @@ fn a_refusal_behind_a_begin_not_yet_answered_is_raised_by_the_server() {
     let mut s = PostgresSession::new();
     let mut out = s.client_bytes(&startup(), &mut tx_policy);
     out.merge(s.server_bytes(&server_hello()));
-    let batch = [
-        parse("BEGIN"),
-        bind.clone(),
-        exec.clone(),
-        parse("DELETE FROM t"),
-        bind.clone(),
-        exec.clone(),
-        sync.clone(),
-    ]
-    .concat();
+    let batch = then_delete("BEGIN");
     let sent = s.client_bytes(&batch, &mut tx_policy).to_server;
     let raise = RAISE_DELETE;
     assert_eq!(
         sent,
         [parse("BEGIN"), bind, exec, raise_batch(raise), sync].concat()
     );
-    let error = msg(b'E', b"SERROR\0C42501\0Mbulkhead\0\0");
-    let back = s.server_bytes(
-        &[
-            msg(b'1', &[]),
-            msg(b'2', &[]),
-            complete("BEGIN"),
-            msg(b'3', &[]),
-            msg(b'1', &[]),
-            msg(b'2', &[]),
-            error.clone(),
-            ready(b'E'),
-        ]
-        .concat(),
-    );
-    assert_eq!(
-        back.to_client,
-        [
-            msg(b'1', &[]),
-            msg(b'2', &[]),
-            complete("BEGIN"),
-            error,
-            ready(b'E')
-        ]
-        .concat()
-    );
+    let back = s.server_bytes(&raised_answer("BEGIN"));
+    assert_eq!(back.to_client, client_sees("BEGIN"));
     // The block was rolled back: status 'I', nothing owed; a refusal is the proxy's own.
     s.client_bytes(&query("ROLLBACK"), &mut tx_policy);
     s.server_bytes(&[complete("ROLLBACK"), ready(b'I')].concat());
