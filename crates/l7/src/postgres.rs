@@ -91,6 +91,9 @@ pub struct PostgresSession {
     batch_counts: [u32; 3],
     /// This batch carries a raise (see `Raised`); it moves to the reply at the Sync.
     raised: Option<Raised>,
+    /// Completes the server sent for this batch before any raise in it (a Flush, or a
+    /// full output buffer, sends answers before the Sync).
+    open_seen: [u32; 3],
     owed: VecDeque<Owed>,
     /// Server side: the header of the message being read, then the bytes left of it.
     server_head: Vec<u8>,
@@ -195,6 +198,7 @@ impl PostgresSession {
             batch_open: false,
             batch_counts: [0; 3],
             raised: None,
+            open_seen: [0; 3],
             owed: VecDeque::new(),
             server_head: Vec::new(),
             server_left: 0,
@@ -306,7 +310,7 @@ impl PostgresSession {
             }
             self.raised = Some(Raised {
                 want: self.batch_counts,
-                seen: [0; 3],
+                seen: self.open_seen,
             });
             self.discard = Some((Vec::new(), false));
         } else if t == b'P' {
@@ -360,6 +364,7 @@ impl PostgresSession {
     fn end_batch(&mut self) {
         self.batch_open = false;
         self.batch_counts = [0; 3];
+        self.open_seen = [0; 3];
     }
 
     /// A message header (type and length) is in `self.hold`: decide what to do.
@@ -532,12 +537,7 @@ impl Session for PostgresSession {
             if t == b'E' {
                 self.server_error = true;
             }
-            if let Some(Owed::Reply {
-                raised: Some(r), ..
-            }) = self.owed.front_mut()
-                && len == 4
-                && r.ours(t)
-            {
+            if len == 4 && self.answers_our_raise(t) {
                 self.server_head.clear();
                 continue;
             }
@@ -570,6 +570,25 @@ impl Session for PostgresSession {
 }
 
 impl PostgresSession {
+    /// Is this bodiless server message the answer to a message of our raise? Counts the
+    /// completes of the reply it belongs to: the head of the queue's, or, when nothing
+    /// is owed, the batch the client has not ended yet.
+    fn answers_our_raise(&mut self, t: u8) -> bool {
+        match self.owed.front_mut() {
+            Some(Owed::Reply { raised, .. }) => raised.as_mut().is_some_and(|r| r.ours(t)),
+            Some(Owed::Refusal { .. }) => false,
+            None => match self.raised.as_mut() {
+                Some(r) => r.ours(t),
+                None => {
+                    if let Some(k) = COMPLETES.iter().position(|&(_, answer)| answer == t) {
+                        self.open_seen[k] += 1;
+                    }
+                    false
+                }
+            },
+        }
+    }
+
     /// A ReadyForQuery went out: the reply at the head of the queue is complete.
     fn end_reply(&mut self, out: &mut Output) {
         if matches!(self.owed.front(), Some(Owed::Reply { .. })) {

@@ -347,6 +347,39 @@ fn a_refused_parse_inside_a_transaction_block_is_raised_by_the_server() {
     );
 }
 
+/// Answers can come before the Sync (the client's Flush, or a full output buffer): the
+/// ones the client's own messages got before the refusal are counted, so those of the
+/// raise are still the ones left out.
+#[test]
+fn answers_before_the_sync_are_counted() {
+    let mut s = PostgresSession::new();
+    s.client_bytes(
+        &[startup(), query("INSERT INTO t VALUES (1)")].concat(),
+        &mut policy,
+    );
+    s.server_bytes(&[server_hello(), complete("INSERT 0 1"), ready(b'T')].concat());
+    let flush = msg(b'H', &[]);
+    let first = [parse("SELECT 1"), bind(), execute(), flush].concat();
+    s.client_bytes(&first, &mut policy);
+    let early = [msg(b'1', &[]), msg(b'2', &[]), complete("SELECT 1")].concat();
+    assert_eq!(s.server_bytes(&early).to_client, early);
+    let rest = [parse("DELETE FROM t"), bind(), execute(), msg(b'S', &[])].concat();
+    let sent = s.client_bytes(&rest, &mut policy).to_server;
+    assert_eq!(sent, [raise_batch(RAISE_DELETE), msg(b'S', &[])].concat());
+    let late = [
+        msg(b'3', &[]),
+        msg(b'1', &[]),
+        msg(b'2', &[]),
+        raised(),
+        ready(b'E'),
+    ]
+    .concat();
+    assert_eq!(
+        s.server_bytes(&late).to_client,
+        [raised(), ready(b'E')].concat()
+    );
+}
+
 /// pgjdbc opens a transaction by sending BEGIN in the same batch as its first statement:
 /// the server still says 'I' when that statement is refused, and the refusal is raised
 /// all the same (the BEGIN ahead of it will have opened a block), as is one behind a
