@@ -14,6 +14,8 @@
 //! aborted as PostgreSQL aborts one on any error: a refused simple query is replaced by
 //! that query, a refused Parse by Close/Parse/Bind/Execute of it (whose CloseComplete,
 //! ParseComplete and BindComplete the client never asked for, so they are not passed on).
+//! Also when a BEGIN sent before has not been answered yet (the status may be stale).
+//! The server's error is passed on as the proxy's own reads, without the `DO`'s context.
 //!
 //! TLS and GSS encryption requests are answered 'N' by the proxy itself: it must read the
 //! queries, and libpq's default `sslmode=prefer` continues in clear.
@@ -28,6 +30,8 @@ use crate::{Decided, Inspector, Output, Session, Verdict};
 
 const SSL_REQUEST: u32 = 80877103;
 const GSSENC_REQUEST: u32 = 80877104;
+/// A raise's error is held whole to be rewritten; one larger is passed on as it is.
+const MAX_RAISE_ERROR: usize = 16 * 1024;
 /// PostgreSQL's own limit on a startup packet.
 const MAX_STARTUP: usize = 10_000;
 
@@ -51,22 +55,50 @@ const COMPLETES: [(u8, u8); 3] = [(b'C', b'3'), (b'P', b'1'), (b'B', b'2')];
 
 /// Which CloseComplete, ParseComplete and BindComplete of a reply answer our raise (its
 /// Close, Parse and Bind): per kind, in `COMPLETES` order, the ordinal of ours among the
-/// reply's, and how many were seen.
+/// reply's, and how many were seen. `error_next`: the reply's next ErrorResponse is
+/// the raise's (once its Bind is complete, or at once for a raise by simple query).
 #[derive(Debug, Clone, Copy, Default)]
 struct Raised {
     want: [u32; 3],
     seen: [u32; 3],
+    error_next: bool,
 }
 
 impl Raised {
+    /// A raise sent as a simple query: no completes, its error comes first.
+    fn query() -> Raised {
+        Raised {
+            error_next: true,
+            ..Raised::default()
+        }
+    }
+
     /// Count a message from the server: is it the answer to one of ours?
     fn ours(&mut self, t: u8) -> bool {
         let Some(k) = COMPLETES.iter().position(|&(_, answer)| answer == t) else {
             return false;
         };
         self.seen[k] += 1;
-        self.seen[k] == self.want[k]
+        let ours = self.seen[k] == self.want[k];
+        if ours && t == b'2' {
+            self.error_next = true;
+        }
+        ours
     }
+}
+
+/// The server's error for a raise as the proxy's own refusal reads: severity, SQLSTATE
+/// and message, without the PL/pgSQL context and source location of the `DO` block.
+fn plain_error(body: &[u8]) -> Vec<u8> {
+    let mut kept = Vec::new();
+    for field in body.split(|&c| c == 0).filter(|f| !f.is_empty()) {
+        if matches!(field[0], b'S' | b'V' | b'C' | b'M') {
+            kept.extend_from_slice(field);
+            kept.push(0);
+        }
+    }
+    kept.push(0);
+    message(b'E', &kept)
 }
 
 #[derive(Debug)]
@@ -106,6 +138,8 @@ pub struct PostgresSession {
     status_pending: bool,
     /// The server's errors seen in the reply at the head of the queue.
     server_error: bool,
+    /// The body of a raise's ErrorResponse, held to be passed on plain.
+    server_raise: Option<Vec<u8>>,
     /// Replies can no longer be matched (a server we could not frame): refuse at once.
     unordered: bool,
     inspector: Option<Arc<dyn Inspector>>,
@@ -205,6 +239,7 @@ impl PostgresSession {
             status: b'I',
             status_pending: false,
             server_error: false,
+            server_raise: None,
             unordered: false,
             inspector: None,
         }
@@ -311,6 +346,7 @@ impl PostgresSession {
             self.raised = Some(Raised {
                 want: self.batch_counts,
                 seen: self.open_seen,
+                error_next: false,
             });
             self.discard = Some((Vec::new(), false));
         } else if t == b'P' {
@@ -325,6 +361,9 @@ impl PostgresSession {
             // PostgreSQL aborts one on an error (refused here, the server would commit
             // the block's other statements on COMMIT).
             self.forward(out, &query_message(&raise_sql(message)));
+            if let Some(Owed::Reply { raised, .. }) = self.owed.back_mut() {
+                *raised = Some(Raised::query());
+            }
         } else {
             self.refuse(out, error, true);
         }
@@ -511,11 +550,17 @@ impl Session for PostgresSession {
                 if status && n > 0 {
                     self.status = data[n - 1];
                 }
-                out.to_client.extend_from_slice(&data[..n]);
+                match &mut self.server_raise {
+                    Some(body) => body.extend_from_slice(&data[..n]),
+                    None => out.to_client.extend_from_slice(&data[..n]),
+                }
                 self.server_left -= n;
                 data = &data[n..];
                 if self.server_left == 0 {
                     self.server_head.clear();
+                    if let Some(body) = self.server_raise.take() {
+                        out.to_client.extend_from_slice(&plain_error(&body));
+                    }
                     if status {
                         self.end_reply(&mut out);
                     }
@@ -539,6 +584,11 @@ impl Session for PostgresSession {
             }
             if len == 4 && self.answers_our_raise(t) {
                 self.server_head.clear();
+                continue;
+            }
+            if t == b'E' && len > 4 && len <= MAX_RAISE_ERROR && self.raise_error_next() {
+                self.server_raise = Some(Vec::with_capacity(len - 4));
+                self.server_left = len - 4;
                 continue;
             }
             if t == b'Z'
@@ -587,6 +637,16 @@ impl PostgresSession {
                 }
             },
         }
+    }
+
+    /// Is the ErrorResponse starting now the raise's? (Asked once per error.)
+    fn raise_error_next(&mut self) -> bool {
+        let raised = match self.owed.front_mut() {
+            Some(Owed::Reply { raised, .. }) => raised.as_mut(),
+            Some(Owed::Refusal { .. }) => None,
+            None => self.raised.as_mut(),
+        };
+        raised.is_some_and(|r| std::mem::take(&mut r.error_next))
     }
 
     /// A ReadyForQuery went out: the reply at the head of the queue is complete.

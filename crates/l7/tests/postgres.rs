@@ -155,15 +155,30 @@ fn client_sees(tag: &str) -> Vec<u8> {
         msg(b'1', &[]),
         msg(b'2', &[]),
         complete(tag),
-        raised(),
+        raised_plain(),
         ready(b'E'),
     ]
     .concat()
 }
 
-/// The server's ErrorResponse to a raise (abridged).
+/// The server's ErrorResponse to a raise, as PostgreSQL 15 words it.
 fn raised() -> Vec<u8> {
-    msg(b'E', b"SERROR\0C42501\0Mbulkhead\0\0")
+    let fields = [
+        "SERROR",
+        "VERROR",
+        "C42501",
+        "Mbulkhead: DELETE statements are not allowed by policy",
+        "WPL/pgSQL function inline_code_block line 1 at RAISE",
+        "Fpl_exec.c",
+        "L3907",
+        "Rexec_stmt_raise",
+    ];
+    msg(b'E', &[fields.map(cstr).concat(), vec![0]].concat())
+}
+
+/// What the client gets of it: what the proxy's own refusal says, nothing of the `DO`.
+fn raised_plain() -> Vec<u8> {
+    refusal("DELETE")
 }
 
 /// The last request decided, and whether it was allowed.
@@ -288,10 +303,22 @@ fn a_refusal_inside_a_transaction_block_is_raised_by_the_server() {
         out.to_server,
         [startup(), query("INSERT INTO t VALUES (1)"), query(raise)].concat()
     );
-    // The server's own error and status reach the client.
-    let answer = [msg(b'E', b"SERROR\0C42501\0Mbulkhead\0\0"), ready(b'E')].concat();
-    let back = s.server_bytes(&answer);
-    assert_eq!(back.to_client, answer);
+    // The server's own error and status reach the client, the error as the proxy's own
+    // refusal reads (split anywhere).
+    let answer = [raised(), ready(b'E')].concat();
+    let plain = [raised_plain(), ready(b'E')].concat();
+    for cut in 0..answer.len() {
+        let mut t = PostgresSession::new();
+        t.client_bytes(
+            &[startup(), query("INSERT INTO t VALUES (1)")].concat(),
+            &mut policy,
+        );
+        t.server_bytes(&[server_hello(), complete("INSERT 0 1"), ready(b'T')].concat());
+        t.client_bytes(&query("DELETE FROM t"), &mut policy);
+        let mut back = t.server_bytes(&answer[..cut]).to_client;
+        back.extend(t.server_bytes(&answer[cut..]).to_client);
+        assert_eq!(back, plain, "cut at {cut}");
+    }
     assert_eq!(
         last_decided(&out),
         Some(("postgresql delete".into(), false))
@@ -376,7 +403,7 @@ fn answers_before_the_sync_are_counted() {
     .concat();
     assert_eq!(
         s.server_bytes(&late).to_client,
-        [raised(), ready(b'E')].concat()
+        [raised_plain(), ready(b'E')].concat()
     );
 }
 
