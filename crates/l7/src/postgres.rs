@@ -586,7 +586,8 @@ impl Session for PostgresSession {
                 self.server_head.clear();
                 continue;
             }
-            if t == b'E' && len > 4 && len <= MAX_RAISE_ERROR && self.raise_error_next() {
+            // (Asked first: an error too large to hold is the raise's all the same.)
+            if t == b'E' && self.raise_error_next() && (5..=MAX_RAISE_ERROR).contains(&len) {
                 self.server_raise = Some(Vec::with_capacity(len - 4));
                 self.server_left = len - 4;
                 continue;
