@@ -39,8 +39,7 @@ const MAX_STARTUP: usize = 10_000;
 enum Owed {
     /// Server messages up to and including a ReadyForQuery; `inject` goes right before
     /// that ReadyForQuery unless the server reported an error of its own in the batch.
-    /// `raised`: the batch carries our Parse/Bind of a raise; the ordinals of their
-    /// ParseComplete and BindComplete among the reply's, and how many of each were seen.
+    /// `raised`: the reply answers a raise too (see `Raised`).
     Reply {
         inject: Option<Vec<u8>>,
         raised: Option<Raised>,
@@ -54,8 +53,8 @@ enum Owed {
 const COMPLETES: [(u8, u8); 3] = [(b'C', b'3'), (b'P', b'1'), (b'B', b'2')];
 
 /// Which CloseComplete, ParseComplete and BindComplete of a reply answer our raise (its
-/// Close, Parse and Bind): per kind, in `COMPLETES` order, the ordinal of ours among the
-/// reply's, and how many were seen. `error_next`: the reply's next ErrorResponse is
+/// Close, Parse and Bind): per kind, in `COMPLETES` order, how many the reply has had
+/// and the ordinal of ours (0: none). `error_next`: the reply's next ErrorResponse is
 /// the raise's (once its Bind is complete, or at once for a raise by simple query).
 #[derive(Debug, Clone, Copy, Default)]
 struct Raised {
@@ -98,7 +97,7 @@ fn plain_error(body: &[u8]) -> Vec<u8> {
         }
     }
     kept.push(0);
-    message(b'E', &kept)
+    frame(b'E', &kept)
 }
 
 #[derive(Debug)]
@@ -121,11 +120,10 @@ pub struct PostgresSession {
     batch_open: bool,
     /// Close, Parse and Bind messages forwarded since the last Sync (`COMPLETES` order).
     batch_counts: [u32; 3],
-    /// This batch carries a raise (see `Raised`); it moves to the reply at the Sync.
-    raised: Option<Raised>,
-    /// Completes the server sent for this batch before any raise in it (a Flush, or a
-    /// full output buffer, sends answers before the Sync).
-    open_seen: [u32; 3],
+    /// The completes of this batch, which a Flush or a full output buffer makes the
+    /// server send before the Sync, and its raise if it has one; it moves to the reply
+    /// at the Sync.
+    open: Raised,
     owed: VecDeque<Owed>,
     /// Server side: the header of the message being read, then the bytes left of it.
     server_head: Vec<u8>,
@@ -164,13 +162,10 @@ fn error_response(message: &str) -> Vec<u8> {
         body.push(0);
     }
     body.push(0);
-    let mut m = vec![b'E'];
-    m.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
-    m.extend_from_slice(&body);
-    m
+    frame(b'E', &body)
 }
 
-/// A simple query with which the server raises the refusal itself (SQLSTATE 42501, the
+/// The statement with which the server raises the refusal itself (SQLSTATE 42501, the
 /// same message): inside a transaction block the error aborts the block, as any error
 /// does in PostgreSQL, so a later COMMIT cannot commit the statements before it.
 fn raise_sql(message: &str) -> String {
@@ -184,8 +179,8 @@ fn raise_sql(message: &str) -> String {
     )
 }
 
-/// A client message of type `t` with `body`.
-fn message(t: u8, body: &[u8]) -> Vec<u8> {
+/// A protocol message of type `t` with `body`.
+fn frame(t: u8, body: &[u8]) -> Vec<u8> {
     let mut m = vec![t];
     m.extend_from_slice(&(body.len() as u32 + 4).to_be_bytes());
     m.extend_from_slice(body);
@@ -193,7 +188,7 @@ fn message(t: u8, body: &[u8]) -> Vec<u8> {
 }
 
 fn query_message(sql: &str) -> Vec<u8> {
-    message(b'Q', &[sql.as_bytes(), b"\0"].concat())
+    frame(b'Q', &[sql.as_bytes(), b"\0"].concat())
 }
 
 /// The statement a raise is prepared as: a name of its own, so that the client's
@@ -205,10 +200,10 @@ const RAISE_STATEMENT: &[u8] = b"bulkhead_raise\0";
 /// be closed), Parse of it, Bind of the unnamed portal to it, Execute.
 fn raise_batch(sql: &str) -> [Vec<u8>; 4] {
     [
-        message(b'C', &[b"S", RAISE_STATEMENT].concat()),
-        message(b'P', &[RAISE_STATEMENT, sql.as_bytes(), b"\0\0\0"].concat()),
-        message(b'B', &[b"\0", RAISE_STATEMENT, &[0; 6]].concat()),
-        message(b'E', &[0; 5]),
+        frame(b'C', &[b"S", RAISE_STATEMENT].concat()),
+        frame(b'P', &[RAISE_STATEMENT, sql.as_bytes(), b"\0\0\0"].concat()),
+        frame(b'B', &[b"\0", RAISE_STATEMENT, &[0; 6]].concat()),
+        frame(b'E', &[0; 5]),
     ]
 }
 
@@ -231,8 +226,7 @@ impl PostgresSession {
             discard: None,
             batch_open: false,
             batch_counts: [0; 3],
-            raised: None,
-            open_seen: [0; 3],
+            open: Raised::default(),
             owed: VecDeque::new(),
             server_head: Vec::new(),
             server_left: 0,
@@ -343,11 +337,7 @@ impl PostgresSession {
             for m in raise_batch(&raise_sql(message)) {
                 self.forward(out, &m);
             }
-            self.raised = Some(Raised {
-                want: self.batch_counts,
-                seen: self.open_seen,
-                error_next: false,
-            });
+            self.open.want = self.batch_counts;
             self.discard = Some((Vec::new(), false));
         } else if t == b'P' {
             if self.batch_open {
@@ -386,7 +376,8 @@ impl PostgresSession {
             }
             b'S' => {
                 let inject = self.discard.take().and_then(|(e, open)| open.then_some(e));
-                let raised = self.raised.take();
+                let open = std::mem::take(&mut self.open);
+                let raised = (open.want != [0; 3]).then_some(open);
                 self.owed.push_back(Owed::Reply { inject, raised });
                 self.end_batch();
             }
@@ -403,7 +394,7 @@ impl PostgresSession {
     fn end_batch(&mut self) {
         self.batch_open = false;
         self.batch_counts = [0; 3];
-        self.open_seen = [0; 3];
+        self.open = Raised::default();
     }
 
     /// A message header (type and length) is in `self.hold`: decide what to do.
@@ -621,33 +612,25 @@ impl Session for PostgresSession {
 }
 
 impl PostgresSession {
-    /// Is this bodiless server message the answer to a message of our raise? Counts the
-    /// completes of the reply it belongs to: the head of the queue's, or, when nothing
-    /// is owed, the batch the client has not ended yet.
-    fn answers_our_raise(&mut self, t: u8) -> bool {
+    /// The raise bookkeeping of the reply the server is sending: the head of the
+    /// queue's, or, when nothing is owed, the batch the client has not ended yet.
+    fn answering(&mut self) -> Option<&mut Raised> {
         match self.owed.front_mut() {
-            Some(Owed::Reply { raised, .. }) => raised.as_mut().is_some_and(|r| r.ours(t)),
-            Some(Owed::Refusal { .. }) => false,
-            None => match self.raised.as_mut() {
-                Some(r) => r.ours(t),
-                None => {
-                    if let Some(k) = COMPLETES.iter().position(|&(_, answer)| answer == t) {
-                        self.open_seen[k] += 1;
-                    }
-                    false
-                }
-            },
+            Some(Owed::Reply { raised, .. }) => raised.as_mut(),
+            Some(Owed::Refusal { .. }) => None,
+            None => Some(&mut self.open),
         }
+    }
+
+    /// Is this bodiless server message the answer to a message of our raise?
+    fn answers_our_raise(&mut self, t: u8) -> bool {
+        self.answering().is_some_and(|r| r.ours(t))
     }
 
     /// Is the ErrorResponse starting now the raise's? (Asked once per error.)
     fn raise_error_next(&mut self) -> bool {
-        let raised = match self.owed.front_mut() {
-            Some(Owed::Reply { raised, .. }) => raised.as_mut(),
-            Some(Owed::Refusal { .. }) => None,
-            None => self.raised.as_mut(),
-        };
-        raised.is_some_and(|r| std::mem::take(&mut r.error_next))
+        self.answering()
+            .is_some_and(|r| std::mem::take(&mut r.error_next))
     }
 
     /// A ReadyForQuery went out: the reply at the head of the queue is complete.
