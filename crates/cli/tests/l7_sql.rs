@@ -203,6 +203,12 @@ fn sql_statements_are_enforced_by_the_proxy() {
     );
     assert!(lines.contains(&"3"), "the DELETE reached the server: {out}");
 
+    // No row the transactions below tried to add is left: each was rolled back.
+    let none_left = |rows: &str| {
+        let count = format!("SELECT count(*) FROM items WHERE {rows}");
+        assert_eq!(psql(&pg, &count), (true, "0".into()), "{rows}");
+    };
+
     // A refusal inside a transaction block aborts the block, as PostgreSQL aborts one
     // on an error: the COMMIT after it rolls back, and the INSERT before it is gone.
     let (_, out) = exec(
@@ -223,10 +229,7 @@ fn sql_statements_are_enforced_by_the_proxy() {
             && !out.contains("CONTEXT"),
         "{out}"
     );
-    assert_eq!(
-        psql(&pg, "SELECT count(*) FROM items WHERE id = 9"),
-        (true, "0".into())
-    );
+    none_left("id = 9");
 
     // The same with the extended protocol, through psycopg 3 (which binds parameters
     // on the server): the refused DELETE's Parse is raised by the server, so the
@@ -251,10 +254,7 @@ fn sql_statements_are_enforced_by_the_proxy() {
             && !out.contains("PL/pgSQL"),
         "{out}"
     );
-    assert_eq!(
-        psql(&pg, "SELECT count(*) FROM items WHERE id >= 10"),
-        (true, "0".into())
-    );
+    none_left("id >= 10");
 
     // A client that opens its transaction as pgjdbc does: BEGIN in the same batch as
     // the statements, one write, so the server still says "idle" when the DELETE is
@@ -284,10 +284,7 @@ fn sql_statements_are_enforced_by_the_proxy() {
             ],
         "{out}"
     );
-    assert_eq!(
-        psql(&pg, "SELECT count(*) FROM items WHERE id = 12"),
-        (true, "0".into())
-    );
+    none_left("id = 12");
 
     // The extended protocol (Parse/Bind/Execute/Sync), through pgbench: a prepared
     // SELECT runs, a DELETE is refused at its Parse.

@@ -181,6 +181,18 @@ fn raised_plain() -> Vec<u8> {
     refusal("DELETE")
 }
 
+/// A session whose server has reported a transaction block ('T'), opened by a statement
+/// before (an INSERT), and what went each way to get there.
+fn session_in_block() -> (PostgresSession, Output) {
+    let mut s = PostgresSession::new();
+    let mut out = s.client_bytes(
+        &[startup(), query("INSERT INTO t VALUES (1)")].concat(),
+        &mut policy,
+    );
+    out.merge(s.server_bytes(&[server_hello(), complete("INSERT 0 1"), ready(b'T')].concat()));
+    (s, out)
+}
+
 /// The last request decided, and whether it was allowed.
 fn last_decided(out: &Output) -> Option<(String, bool)> {
     out.decided
@@ -290,13 +302,7 @@ fn denied_simple_query_is_refused_in_order_with_the_server_status() {
 /// PostgreSQL aborts one: a later COMMIT rolls it back instead of committing the INSERT.
 #[test]
 fn a_refusal_inside_a_transaction_block_is_raised_by_the_server() {
-    let mut s = PostgresSession::new();
-    let mut out = s.client_bytes(
-        &[startup(), query("INSERT INTO t VALUES (1)")].concat(),
-        &mut policy,
-    );
-    // (The block was opened by a statement before: the server is in one now.)
-    out.merge(s.server_bytes(&[server_hello(), complete("INSERT 0 1"), ready(b'T')].concat()));
+    let (mut s, mut out) = session_in_block();
     out.merge(s.client_bytes(&query("DELETE FROM t"), &mut policy));
     let raise = RAISE_DELETE;
     assert_eq!(
@@ -308,12 +314,7 @@ fn a_refusal_inside_a_transaction_block_is_raised_by_the_server() {
     let answer = [raised(), ready(b'E')].concat();
     let plain = [raised_plain(), ready(b'E')].concat();
     for cut in 0..answer.len() {
-        let mut t = PostgresSession::new();
-        t.client_bytes(
-            &[startup(), query("INSERT INTO t VALUES (1)")].concat(),
-            &mut policy,
-        );
-        t.server_bytes(&[server_hello(), complete("INSERT 0 1"), ready(b'T')].concat());
+        let (mut t, _) = session_in_block();
         t.client_bytes(&query("DELETE FROM t"), &mut policy);
         let mut back = t.server_bytes(&answer[..cut]).to_client;
         back.extend(t.server_bytes(&answer[cut..]).to_client);
@@ -332,12 +333,7 @@ fn a_refusal_inside_a_transaction_block_is_raised_by_the_server() {
 #[test]
 fn a_refused_parse_inside_a_transaction_block_is_raised_by_the_server() {
     let (bind, exec, sync) = (bind(), execute(), msg(b'S', &[]));
-    let mut s = PostgresSession::new();
-    let mut out = s.client_bytes(
-        &[startup(), query("INSERT INTO t VALUES (1)")].concat(),
-        &mut policy,
-    );
-    out.merge(s.server_bytes(&[server_hello(), complete("INSERT 0 1"), ready(b'T')].concat()));
+    let (mut s, mut out) = session_in_block();
     let batch = then_delete("SELECT 1");
     out.merge(s.client_bytes(&batch, &mut policy));
     let raise = RAISE_DELETE;
@@ -357,12 +353,7 @@ fn a_refused_parse_inside_a_transaction_block_is_raised_by_the_server() {
     let answer = raised_answer("SELECT 1");
     // Split anywhere, the answer comes out the same.
     for cut in 0..answer.len() {
-        let mut t = PostgresSession::new();
-        let mut o = t.client_bytes(
-            &[startup(), query("INSERT INTO t VALUES (1)")].concat(),
-            &mut policy,
-        );
-        o.merge(t.server_bytes(&[server_hello(), complete("INSERT 0 1"), ready(b'T')].concat()));
+        let (mut t, _) = session_in_block();
         t.client_bytes(&batch, &mut policy);
         let mut back = t.server_bytes(&answer[..cut]).to_client;
         back.extend(t.server_bytes(&answer[cut..]).to_client);
@@ -379,12 +370,7 @@ fn a_refused_parse_inside_a_transaction_block_is_raised_by_the_server() {
 /// raise are still the ones left out.
 #[test]
 fn answers_before_the_sync_are_counted() {
-    let mut s = PostgresSession::new();
-    s.client_bytes(
-        &[startup(), query("INSERT INTO t VALUES (1)")].concat(),
-        &mut policy,
-    );
-    s.server_bytes(&[server_hello(), complete("INSERT 0 1"), ready(b'T')].concat());
+    let (mut s, _) = session_in_block();
     let flush = msg(b'H', &[]);
     let first = [parse("SELECT 1"), bind(), execute(), flush].concat();
     s.client_bytes(&first, &mut policy);
