@@ -1,6 +1,7 @@
 //! HTTP/2 with prior knowledge (the connection preface), and gRPC: the first request's
 //! HEADERS block, decoded with HPACK (`loona-hpack`), carries `content-type:
 //! application/grpc`. Values are usually Huffman-coded, so no byte search can see it.
+//! Mid-connection: a run of frames that each follow their type's rules.
 
 use std::borrow::Cow;
 
@@ -163,6 +164,100 @@ pub(crate) fn preface(b: &[u8]) -> Check {
             ("user_agent", get("user_agent")),
         ]),
     )
+}
+
+/// The largest frame a peer sends unless told otherwise (SETTINGS_MAX_FRAME_SIZE's
+/// initial value); mid-connection this also keeps other protocols' length fields out.
+const MAX_FRAME: usize = 16_384;
+const PUSH_PROMISE: u8 = 5;
+const ACK: u8 = 0x1;
+
+/// Whether a frame header follows the rules of its type (RFC 9113 section 6; ALTSVC,
+/// ORIGIN and PRIORITY_UPDATE from RFCs 7838, 8336 and 9218): the flags the type
+/// defines, the stream it may be on, its length.
+fn valid_header(kind: u8, flags: u8, stream: u32, len: usize) -> bool {
+    let allowed = match kind {
+        DATA => ACK | PADDED,
+        HEADERS => ACK | END_HEADERS | PADDED | PRIORITY,
+        SETTINGS | 6 => ACK,
+        PUSH_PROMISE => END_HEADERS | PADDED,
+        CONTINUATION => END_HEADERS,
+        2 | 3 | 7 | 8 | 0xa | 0xc | 0x10 => 0,
+        _ => return false,
+    };
+    // Senders leave undefined flags and the stream id's reserved bit unset.
+    if flags & !allowed != 0 || stream & 0x8000_0000 != 0 || len > MAX_FRAME {
+        return false;
+    }
+    match kind {
+        DATA | HEADERS | PUSH_PROMISE | CONTINUATION => stream != 0,
+        2 => stream != 0 && len == 5,
+        3 => stream != 0 && len == 4,
+        SETTINGS => stream == 0 && len.is_multiple_of(6) && (flags & ACK == 0 || len == 0),
+        6 => stream == 0 && len == 8,
+        7 => stream == 0 && len >= 8,
+        8 => len == 4,
+        0xa => len >= 2,
+        _ => stream == 0,
+    }
+}
+
+/// A DATA payload that is exactly one gRPC length-prefixed message (compressed flag,
+/// 4-byte length).
+fn grpc_message(payload: &[u8]) -> bool {
+    matches!(payload.first(), Some(0 | 1))
+        && be32(payload, 1).is_some_and(|n| n as usize + 5 == payload.len())
+}
+
+/// Mid-connection (a capture that began after the preface): a run of frames, each
+/// following its type's rules, from the first byte. gRPC if a DATA frame holds one whole
+/// gRPC message or a header block names `application/grpc` in plain text (HPACK values
+/// are usually Huffman-coded, so mostly the former).
+pub(crate) fn frames(b: &[u8]) -> Check {
+    let (mut at, mut whole, mut grpc) = (0, 0usize, false);
+    while let Some(head) = b.get(at..at + 9) {
+        let len = be24(head, 0).unwrap_or(usize::MAX);
+        let (kind, flags) = (head[3], head[4]);
+        let stream = be32(head, 5).unwrap_or(u32::MAX);
+        if !valid_header(kind, flags, stream, len) {
+            return Check::No;
+        }
+        let Some(payload) = b.get(at + 9..at + 9 + len) else {
+            break;
+        };
+        if kind == 8 && be32(payload, 0).is_some_and(|n| n & 0x7fff_ffff == 0) {
+            return Check::No;
+        }
+        grpc |= kind == DATA && flags & PADDED == 0 && grpc_message(payload)
+            || kind == HEADERS && payload.windows(16).any(|w| w == b"application/grpc");
+        whole += 1;
+        at += 9 + len;
+    }
+    if at < b.len() && whole == 0 {
+        // The first header is not all there: plausible while its length can be.
+        let short = usize::from(b[0]) << 16 | usize::from(b.get(1).copied().unwrap_or(0)) << 8;
+        return if short <= MAX_FRAME {
+            Check::More
+        } else {
+            Check::No
+        };
+    }
+    let app = if grpc {
+        AppProtocol::Grpc
+    } else {
+        AppProtocol::Http2
+    };
+    let d = detail([("midstream", Value::Bool(true)), ("frames", json!(whole))]);
+    // Two whole frames prove it; one is HTTP/2 unless another protocol proves itself
+    // (a lone SETTINGS from the server must not decide before the client's preface and
+    // first request show whether it is gRPC).
+    if whole >= 2 {
+        yes(app, d)
+    } else if whole >= 1 {
+        Check::Likely(app, d)
+    } else {
+        Check::More
+    }
 }
 
 #[cfg(test)]

@@ -139,6 +139,9 @@ const SERVER_TEXT: &[CheckFn] = &[redis::reply, memcached::response];
 /// client sends (`MIDSTREAM_REQUESTS`: their sender is the client) come between TLS
 /// records and the rest.
 const MIDSTREAM: &[CheckFn] = &[tls::records];
+/// Only mid-connection, before all others: HTTP/2 frames. A frame header's first bytes
+/// also read as a Kafka request's size, API key and version, which would answer at once.
+const MIDSTREAM_FIRST: &[CheckFn] = &[http2::frames];
 const MIDSTREAM_REQUESTS: &[CheckFn] = &[postgres::message, mysql::command, smtp::envelope];
 const MIDSTREAM_LAST: &[CheckFn] = &[mqtt::packets, amqp::frames, tls::resync];
 
@@ -330,6 +333,7 @@ impl Detector {
                 lists
             }
             _ => vec![
+                (MIDSTREAM_FIRST, None),
                 (CLIENT, Some(dir)),
                 (CLIENT_TEXT, Some(dir)),
                 (SERVER, Some(dir.reverse())),

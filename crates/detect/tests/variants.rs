@@ -110,3 +110,79 @@ fn variants_of_named_protocols_are_named() {
     }
     assert!(wrong.is_empty(), "{wrong:#?}");
 }
+
+/// One HTTP/2 frame: 24-bit length, type, flags, stream id, payload.
+fn h2(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    [
+        &be32(payload.len())[1..],
+        &[kind, flags],
+        &stream.to_be_bytes(),
+        payload,
+    ]
+    .concat()
+}
+
+/// A capture that began inside an HTTP/2 connection (after the preface): frames from the
+/// first byte. Their headers also read as a Kafka request's size, API key 0 and version
+/// 0, which named such connections `kafka` before frames were checked first.
+#[test]
+fn http2_frames_mid_connection() {
+    // HPACK from the static table (`:method GET`, `:path /`, `:scheme http`) and a
+    // literal `content-type: application/grpc` that is not Huffman-coded.
+    let get = h2(1, 0x5, 3, b"\x82\x84\x86");
+    let grpc_headers = h2(1, 0x4, 5, b"\x83\x86\x5f\x10application/grpc");
+    let hello = h2(0, 0, 5, b"\x00\x00\x00\x00\x07\x0a\x05world");
+    let window = h2(8, 0, 0, &[0, 0, 0x40, 0]);
+    let ping = h2(6, 0, 0, &[1, 2, 3, 4, 5, 6, 7, 8]);
+    let cases: Vec<Opening> = vec![
+        ("http2", vec![c(&[window.clone(), get.clone()].concat())]),
+        (
+            "http2",
+            vec![
+                s(&[ping.clone(), h2(1, 0x4, 3, b"\x88")].concat()),
+                c(&window),
+            ],
+        ),
+        // gRPC: one whole length-prefixed message in a DATA frame, or the literal type.
+        (
+            "grpc",
+            vec![c(&[h2(1, 0x4, 5, b"\x83\x86"), hello.clone()].concat())],
+        ),
+        ("grpc", vec![c(&[grpc_headers, window.clone()].concat())]),
+        ("grpc", vec![s(&[h2(1, 0x4, 5, b"\x88"), hello].concat())]),
+    ];
+    let not_h2: Vec<Opening> = vec![
+        // A frame with a flag its type does not define, a SETTINGS frame on a stream,
+        // a length past the default maximum: these are no HTTP/2 frames.
+        (
+            "undefined flag",
+            vec![c(&[h2(8, 0x1, 0, &[0, 0, 1, 0]), get.clone()].concat())],
+        ),
+        (
+            "settings on a stream",
+            vec![c(
+                &[h2(4, 0, 1, &[0, 3, 0, 0, 0, 100]), get.clone()].concat()
+            )],
+        ),
+        (
+            "oversized",
+            vec![c(
+                &[&[0u8, 0x40, 1, 0, 0, 0, 0, 0, 1][..], &[0; 64]].concat()
+            )],
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (want, parts) in &cases {
+        let got = answer(Detector::midstream(16 * 1024), parts);
+        if got != *want {
+            wrong.push(format!("{want}: {got}"));
+        }
+    }
+    for (name, parts) in &not_h2 {
+        let got = answer(Detector::midstream(16 * 1024), parts);
+        if got == "http2" || got == "grpc" {
+            wrong.push(format!("{name}: {got}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
