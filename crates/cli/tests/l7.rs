@@ -255,6 +255,54 @@ fn redis_commands_are_enforced_by_the_proxy() {
         sqli["dst"]["workload"]
     );
 
+    // A form with a file input (curl -F: multipart/form-data) is read part by part:
+    // an attack in a field or in an upload's file name is refused, a plain upload passes.
+    let upload = |parts: &[&str]| {
+        let mut args = vec![
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-m",
+            "5",
+        ];
+        for p in parts {
+            args.extend(["-F", p]);
+        }
+        let url = format!("http://{status_ip}:8080/v1/status");
+        args.push(&url);
+        exec("eu/credit-check-0", &args).1
+    };
+    assert_eq!(
+        upload(&[
+            "note=monthly report",
+            "doc=@/etc/hostname;filename=report.txt"
+        ]),
+        "200"
+    );
+    assert_eq!(
+        upload(&["note=1' UNION SELECT password FROM users--"]),
+        "403"
+    );
+    assert_eq!(
+        upload(&["doc=@/etc/hostname;filename=../../etc/cron.d/x"]),
+        "403"
+    );
+    let start = std::time::Instant::now();
+    while !String::from_utf8_lossy(
+        &bulkhead(&["events", "--lab", LAB, "--all", "-o", "json"]).stdout,
+    )
+    .contains("\"location\":\"body:multipart:filename:doc\"")
+    {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "no sensor event names the upload's file name"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+
     // The records of allowed connections follow a policy change at once (the agent
     // keeps their explanations per policy generation): rename the Redis policy and the
     // next connection's record names the new one.

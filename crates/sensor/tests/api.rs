@@ -130,6 +130,56 @@ fn bodies_and_masking() {
     );
 }
 
+/// A form with a file input: each field is judged as a value and an upload's file
+/// name as one, as the application reads them; the file's content is no parameter.
+#[test]
+fn multipart_fields_and_file_names() {
+    let s = all(true);
+    let head = b"POST /upload HTTP/1.1\r\nHost: x\r\n\
+Content-Type: multipart/form-data; boundary=----WebKitFormBoundary7MA4YWxkTrZu0gW\r\n\r\n";
+    let part = |headers: &str, content: &str| {
+        format!("------WebKitFormBoundary7MA4YWxkTrZu0gW\r\n{headers}\r\n\r\n{content}\r\n")
+    };
+    let body = [
+        part(
+            "Content-Disposition: form-data; name=\"title\"",
+            "1' UNION SELECT password FROM users--",
+        ),
+        part(
+            "Content-Disposition: form-data; name=\"doc\"; filename=\"..\\..\\etc\\cron.d\\x\"\r\nContent-Type: text/plain",
+            "notes: SELECT * FROM t WHERE a='b' OR 1=1 --",
+        ),
+        "------WebKitFormBoundary7MA4YWxkTrZu0gW--\r\n".into(),
+    ]
+    .concat();
+    let mut g = got(&s.http_request(head, body.as_bytes()));
+    g.sort();
+    assert_eq!(
+        g,
+        vec![
+            (
+                "path_traversal".into(),
+                "body:multipart:filename:doc".into()
+            ),
+            ("sqli".into(), "body:multipart:title".into()),
+        ]
+    );
+    // A plain upload is clean, whatever its file holds.
+    let benign = [
+        part(
+            "Content-Disposition: form-data; name=\"title\"",
+            "Quarterly report, Q3",
+        ),
+        part(
+            "Content-Disposition: form-data; name=\"doc\"; filename=\"report 2026.txt\"",
+            "<script>alert(1)</script> ' OR 1=1 --",
+        ),
+        "------WebKitFormBoundary7MA4YWxkTrZu0gW--\r\n".into(),
+    ]
+    .concat();
+    assert_eq!(got(&s.http_request(head, benign.as_bytes())), vec![]);
+}
+
 #[test]
 fn benign_request_is_clean() {
     let s = all(true);

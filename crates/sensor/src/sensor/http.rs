@@ -11,7 +11,7 @@
 
 use std::borrow::Cow;
 
-use super::Context;
+use super::{Context, multipart};
 use crate::decode;
 
 /// One value at one location (the owned form, for the value-list entry points).
@@ -306,7 +306,11 @@ fn collect(run: impl FnOnce(&mut Sink<'_, Visitor<'_>>)) -> Vec<Item> {
     out
 }
 
-/// A body: form fields, JSON strings and keys, or the whole text.
+/// The longest prefix of a body (or of a multipart field) judged as one value.
+const MAX_BODY_VALUE: usize = 16 * 1024;
+
+/// A body: form fields, multipart fields and file names, JSON strings and keys, or
+/// the whole text.
 fn body_items<F: FnMut(usize, &Loc<'_>, &[u8], Context) + ?Sized>(
     body: &[u8],
     content_type: Option<&str>,
@@ -328,6 +332,29 @@ fn body_items<F: FnMut(usize, &Loc<'_>, &[u8], Context) + ?Sized>(
         json_items(&v, &mut String::new(), sink, 0);
         return;
     }
+    if let Some(boundary) = content_type.and_then(multipart::boundary) {
+        let mut parts = 0;
+        multipart::parts(body, boundary, |p| {
+            parts += 1;
+            let loc = Loc::Named("body:multipart", p.name);
+            sink.push(&loc, p.name, Context::Body);
+            if p.is_file() {
+                let loc = Loc::Named("body:multipart:filename", p.name);
+                for f in p.filenames.iter().flatten() {
+                    sink.push(&loc, f, Context::Body);
+                }
+            } else {
+                sink.push(
+                    &loc,
+                    &p.content[..p.content.len().min(MAX_BODY_VALUE)],
+                    Context::Body,
+                );
+            }
+        });
+        if parts > 0 {
+            return;
+        }
+    }
     if ct.contains("x-www-form-urlencoded")
         || (ct.is_empty() && memchr::memchr(b'=', body).is_some())
     {
@@ -337,7 +364,7 @@ fn body_items<F: FnMut(usize, &Loc<'_>, &[u8], Context) + ?Sized>(
     // Anything else is judged as one value, on a bounded prefix.
     sink.push(
         &Loc::Str("body"),
-        &body[..body.len().min(16 * 1024)],
+        &body[..body.len().min(MAX_BODY_VALUE)],
         Context::Body,
     );
 }

@@ -8,6 +8,7 @@
 
 mod clean;
 mod http;
+mod multipart;
 #[cfg(test)]
 mod reference;
 mod stream;

@@ -192,6 +192,27 @@ pub fn body_items(body: &[u8], content_type: Option<&str>) -> Vec<Item> {
         json_items(&v, &mut String::new(), &mut out, 0);
         return out;
     }
+    if let Some(boundary) = content_type.and_then(super::multipart::boundary) {
+        let mut out = Vec::new();
+        let mut parts = 0;
+        super::multipart::parts(body, boundary, |p| {
+            parts += 1;
+            let loc = format!("body:multipart:{}", lossy(p.name));
+            push(&mut out, loc.clone(), p.name.to_vec(), Context::Body);
+            if p.is_file() {
+                let loc = format!("body:multipart:filename:{}", lossy(p.name));
+                for f in p.filenames.iter().flatten() {
+                    push(&mut out, loc.clone(), f.to_vec(), Context::Body);
+                }
+            } else {
+                let v = &p.content[..p.content.len().min(16 * 1024)];
+                push(&mut out, loc, v.to_vec(), Context::Body);
+            }
+        });
+        if parts > 0 {
+            return out;
+        }
+    }
     if ct.contains("x-www-form-urlencoded")
         || (ct.is_empty() && memchr::memchr(b'=', body).is_some())
     {
