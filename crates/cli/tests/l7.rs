@@ -118,25 +118,18 @@ fn redis_commands_are_enforced_by_the_proxy() {
 
     // HTTP: creditStatus serves only its status API to creditCheck (method and path rule).
     let status_ip = lab.ipv4("us/credit-status-1");
-    let curl = |method: &str, path: &str| {
-        exec(
-            "eu/credit-check-0",
-            &[
-                "curl",
-                "-s",
-                "-o",
-                "/dev/null",
-                "-w",
-                "%{http_code}",
-                "-m",
-                "5",
-                "-X",
-                method,
-                &format!("http://{status_ip}:8080{path}"),
-            ],
-        )
-        .1
+    // The status code of curl's request from creditCheck with `args`.
+    let code = |args: &[&str], path: &str| {
+        let url = format!("http://{status_ip}:8080{path}");
+        let out = ["-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "5"];
+        let cmd: Vec<&str> = std::iter::once("curl")
+            .chain(out)
+            .chain(args.iter().copied())
+            .chain([url.as_str()])
+            .collect();
+        exec("eu/credit-check-0", &cmd).1
     };
+    let curl = |method: &str, path: &str| code(&["-X", method], path);
     assert_eq!(curl("GET", "/v1/status/7"), "200");
     assert_eq!(curl("POST", "/v1/status"), "200");
     assert_eq!(curl("DELETE", "/v1/accounts/42"), "403");
@@ -258,22 +251,8 @@ fn redis_commands_are_enforced_by_the_proxy() {
     // A form with a file input (curl -F: multipart/form-data) is read part by part:
     // an attack in a field or in an upload's file name is refused, a plain upload passes.
     let upload = |parts: &[&str]| {
-        let mut args = vec![
-            "curl",
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "-m",
-            "5",
-        ];
-        for p in parts {
-            args.extend(["-F", p]);
-        }
-        let url = format!("http://{status_ip}:8080/v1/status");
-        args.push(&url);
-        exec("eu/credit-check-0", &args).1
+        let args: Vec<&str> = parts.iter().flat_map(|p| ["-F", p]).collect();
+        code(&args, "/v1/status")
     };
     assert_eq!(
         upload(&[
