@@ -22,12 +22,26 @@ const PRIORITY: u8 = 0x20;
 /// The HPACK dynamic table a peer may ask for; larger updates are an error.
 const MAX_TABLE: usize = 64 * 1024;
 
+/// A frame header at `at`: (payload length, type, flags, stream id with its reserved
+/// bit). None if not all there.
+fn header(b: &[u8], at: usize) -> Option<(usize, u8, u8, u32)> {
+    Some((
+        be24(b, at)?,
+        *b.get(at + 3)?,
+        *b.get(at + 4)?,
+        be32(b, at + 5)?,
+    ))
+}
+
 /// One frame at `at`: (type, flags, stream id, payload). None if not all there.
 fn frame(b: &[u8], at: usize) -> Option<(u8, u8, u32, &[u8])> {
-    let len = be24(b, at)?;
-    let (kind, flags) = (*b.get(at + 3)?, *b.get(at + 4)?);
-    let stream = be32(b, at + 5)? & 0x7fff_ffff;
-    Some((kind, flags, stream, b.get(at + 9..at + 9 + len)?))
+    let (len, kind, flags, stream) = header(b, at)?;
+    Some((
+        kind,
+        flags,
+        stream & 0x7fff_ffff,
+        b.get(at + 9..at + 9 + len)?,
+    ))
 }
 
 enum Block {
@@ -215,10 +229,7 @@ fn grpc_message(payload: &[u8]) -> bool {
 /// are usually Huffman-coded, so mostly the former).
 pub(crate) fn frames(b: &[u8]) -> Check {
     let (mut at, mut whole, mut grpc) = (0, 0usize, false);
-    while let Some(head) = b.get(at..at + 9) {
-        let len = be24(head, 0).unwrap_or(usize::MAX);
-        let (kind, flags) = (head[3], head[4]);
-        let stream = be32(head, 5).unwrap_or(u32::MAX);
+    while let Some((len, kind, flags, stream)) = header(b, at) {
         if !valid_header(kind, flags, stream, len) {
             return Check::No;
         }

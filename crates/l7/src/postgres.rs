@@ -327,35 +327,36 @@ impl PostgresSession {
     }
 
     fn refuse_message(&mut self, out: &mut Output, t: u8, message: &str) {
-        let error = error_response(message);
         // Raising where no block is open only costs a round trip (the server answers
         // the same error): so when unsure, raise.
         let in_block = (self.status == b'T' || self.status_pending) && !self.unordered;
-        if t == b'P' && in_block {
-            // Extended protocol: the server runs the raise in this batch, and skips the
-            // rest of it up to the Sync as after any error (so do we).
-            for m in raise_batch(&raise_sql(message)) {
-                self.forward(out, &m);
-            }
-            self.open.want = self.batch_counts;
-            self.discard = Some((Vec::new(), false));
-        } else if t == b'P' {
-            if self.batch_open {
-                self.discard = Some((error, true));
-            } else {
-                self.refuse(out, error, false);
+        match (t == b'P', in_block) {
+            (true, true) => {
+                // Extended protocol: the server runs the raise in this batch, and skips
+                // the rest of it up to the Sync as after any error (so do we).
+                for m in raise_batch(&raise_sql(message)) {
+                    self.forward(out, &m);
+                }
+                self.open.want = self.batch_counts;
                 self.discard = Some((Vec::new(), false));
             }
-        } else if in_block {
-            // In a transaction block: the server raises it, and the block is aborted as
-            // PostgreSQL aborts one on an error (refused here, the server would commit
-            // the block's other statements on COMMIT).
-            self.forward(out, &query_message(&raise_sql(message)));
-            if let Some(Owed::Reply { raised, .. }) = self.owed.back_mut() {
-                *raised = Some(Raised::query());
+            (false, true) => {
+                // In a transaction block: the server raises it, and the block is aborted
+                // as PostgreSQL aborts one on an error (refused here, the server would
+                // commit the block's other statements on COMMIT).
+                self.forward(out, &query_message(&raise_sql(message)));
+                if let Some(Owed::Reply { raised, .. }) = self.owed.back_mut() {
+                    *raised = Some(Raised::query());
+                }
             }
-        } else {
-            self.refuse(out, error, true);
+            (true, false) if self.batch_open => {
+                self.discard = Some((error_response(message), true));
+            }
+            (true, false) => {
+                self.refuse(out, error_response(message), false);
+                self.discard = Some((Vec::new(), false));
+            }
+            (false, false) => self.refuse(out, error_response(message), true),
         }
     }
 

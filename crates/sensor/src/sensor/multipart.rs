@@ -28,15 +28,20 @@ impl Part<'_> {
 }
 
 /// The boundary a `multipart/...` content type names (case kept: it is compared as
-/// bytes), or None for any other type.
+/// bytes), or None for any other type. Read in place, without a lower-cased copy: every
+/// request with a body asks.
 pub fn boundary(content_type: &str) -> Option<&str> {
-    let lower = content_type.to_ascii_lowercase();
-    if !lower.trim_start().starts_with("multipart/") {
+    let ct = content_type.trim_start();
+    if !ct.get(..10)?.eq_ignore_ascii_case("multipart/") {
         return None;
     }
-    // Lower-casing keeps byte offsets, so they index the original.
-    let at = lower.find("boundary=")? + "boundary=".len();
-    let rest = &content_type[at..];
+    const KEY: &[u8] = b"boundary=";
+    let at = ct
+        .as_bytes()
+        .windows(KEY.len())
+        .position(|w| w.eq_ignore_ascii_case(KEY))?
+        + KEY.len();
+    let rest = &ct[at..];
     let b = match rest.strip_prefix('"') {
         Some(q) => &q[..q.find('"')?],
         None => rest.split([';', ' ', '\t']).next()?,
