@@ -67,24 +67,7 @@ fn first_request(b: &[u8]) -> Block {
         at += 9 + payload.len();
         match (kind, &mut block) {
             (HEADERS, None) if stream % 2 == 1 => {
-                let mut p = payload;
-                let mut pad = 0;
-                if flags & PADDED != 0 {
-                    let Some((&n, rest)) = p.split_first() else {
-                        return Block::Broken;
-                    };
-                    (pad, p) = (usize::from(n), rest);
-                }
-                if flags & PRIORITY != 0 {
-                    let Some(rest) = p.get(5..) else {
-                        return Block::Broken;
-                    };
-                    p = rest;
-                }
-                let Some(fragment) = p
-                    .get(..p.len().saturating_sub(pad))
-                    .filter(|_| pad <= p.len())
-                else {
+                let Some(fragment) = fragment(flags, payload) else {
                     return Block::Broken;
                 };
                 if flags & END_HEADERS != 0 {
@@ -105,6 +88,93 @@ fn first_request(b: &[u8]) -> Block {
         }
     }
     Block::More
+}
+
+/// A HEADERS frame's header block fragment: its payload without padding and priority.
+fn fragment(flags: u8, payload: &[u8]) -> Option<&[u8]> {
+    let mut p = payload;
+    let mut pad = 0;
+    if flags & PADDED != 0 {
+        let (&n, rest) = p.split_first()?;
+        (pad, p) = (usize::from(n), rest);
+    }
+    if flags & PRIORITY != 0 {
+        p = p.get(5..)?;
+    }
+    p.get(..p.len().checked_sub(pad)?)
+}
+
+/// An HPACK integer with an `n`-bit prefix at `at` (RFC 7541 5.1): (value, index after).
+fn hpack_int(b: &[u8], at: usize, n: u32) -> Option<(usize, usize)> {
+    let max = (1usize << n) - 1;
+    let first = usize::from(*b.get(at)?) & max;
+    if first < max {
+        return Some((first, at + 1));
+    }
+    let (mut value, mut shift, mut i) = (max, 0u32, at + 1);
+    loop {
+        let c = *b.get(i)?;
+        value = value.checked_add(usize::from(c & 0x7f).checked_shl(shift)?)?;
+        i += 1;
+        if c & 0x80 == 0 || shift > 21 {
+            return (c & 0x80 == 0).then_some((value, i));
+        }
+        shift += 7;
+    }
+}
+
+/// An HPACK string literal at `at`, Huffman-decoded if so marked: (octets, index after).
+fn hpack_string(b: &[u8], at: usize) -> Option<(Vec<u8>, usize)> {
+    let huffman = b.get(at)? & 0x80 != 0;
+    let (len, start) = hpack_int(b, at, 7)?;
+    let raw = b.get(start..start.checked_add(len)?)?;
+    let octets = if huffman {
+        loona_hpack::huffman::HuffmanDecoder::new()
+            .decode(raw)
+            .ok()?
+    } else {
+        raw.to_vec()
+    };
+    Some((octets, start + len))
+}
+
+/// `content-type` in static table index 31.
+const CONTENT_TYPE: usize = 31;
+
+/// A header block's `content-type`, if it is sent as a literal. Mid-connection the
+/// dynamic table is unknown, but every representation says its own length, and a
+/// connection's first request of a kind carries its fields as literals (later ones
+/// refer to the table: those stay unknown).
+fn literal_content_type(block: &[u8]) -> Option<Vec<u8>> {
+    let mut at = 0;
+    while let Some(&c) = block.get(at) {
+        if c & 0x80 != 0 {
+            // An indexed field.
+            (_, at) = hpack_int(block, at, 7)?;
+            continue;
+        }
+        if c & 0xe0 == 0x20 {
+            // A dynamic table size update.
+            (_, at) = hpack_int(block, at, 5)?;
+            continue;
+        }
+        // A literal: with indexing (6-bit name index), without or never indexed (4).
+        let (index, next) = hpack_int(block, at, if c & 0x40 != 0 { 6 } else { 4 })?;
+        at = next;
+        let named = if index == 0 {
+            let (name, next) = hpack_string(block, at)?;
+            at = next;
+            name == b"content-type"
+        } else {
+            index == CONTENT_TYPE
+        };
+        let (value, next) = hpack_string(block, at)?;
+        if named {
+            return Some(value);
+        }
+        at = next;
+    }
+    None
 }
 
 /// The preface, then frames until the first request shows whether it is gRPC.
@@ -225,10 +295,9 @@ fn grpc_message(payload: &[u8]) -> bool {
 
 /// Mid-connection (a capture that began after the preface): a run of frames, each
 /// following its type's rules, from the first byte. gRPC if a DATA frame holds one whole
-/// gRPC message or a header block names `application/grpc` in plain text (HPACK values
-/// are usually Huffman-coded, so mostly the former).
+/// gRPC message or a header block sends `content-type: application/grpc` as a literal.
 pub(crate) fn frames(b: &[u8]) -> Check {
-    let (mut at, mut whole, mut grpc) = (0, 0usize, false);
+    let (mut at, mut whole, mut grpc, mut streams) = (0, 0usize, false, false);
     while let Some((len, kind, flags, stream)) = header(b, at) {
         if !valid_header(kind, flags, stream, len) {
             return Check::No;
@@ -240,7 +309,11 @@ pub(crate) fn frames(b: &[u8]) -> Check {
             return Check::No;
         }
         grpc |= kind == DATA && flags & PADDED == 0 && grpc_message(payload)
-            || kind == HEADERS && payload.windows(16).any(|w| w == b"application/grpc");
+            || kind == HEADERS
+                && fragment(flags, payload)
+                    .and_then(literal_content_type)
+                    .is_some_and(|t| t.starts_with(b"application/grpc"));
+        streams |= stream & 0x7fff_ffff != 0;
         whole += 1;
         at += 9 + len;
     }
@@ -259,10 +332,11 @@ pub(crate) fn frames(b: &[u8]) -> Check {
         AppProtocol::Http2
     };
     let d = detail([("midstream", Value::Bool(true)), ("frames", json!(whole))]);
-    // Two whole frames prove it; one is HTTP/2 unless another protocol proves itself
-    // (a lone SETTINGS from the server must not decide before the client's preface and
-    // first request show whether it is gRPC).
-    if whole >= 2 {
+    // Two whole frames prove it if one belongs to a stream; one, or only connection
+    // control (SETTINGS, its ACK, WINDOW_UPDATE on stream 0: a server's first frames),
+    // is HTTP/2 unless the other side proves more (the client's preface and first
+    // request show whether it is gRPC).
+    if whole >= 2 && (grpc || streams) {
         yes(app, d)
     } else if whole >= 1 {
         Check::Likely(app, d)
@@ -364,5 +438,30 @@ mod tests {
             &[0xff, 0xff, 0xff, 0xff, 0xff],
         ));
         assert!(matches!(preface(&b), Check::Yes(AppProtocol::Http2, _)));
+    }
+    #[test]
+    fn content_type_literals_without_the_dynamic_table() {
+        // `:method GET`, `:scheme http` indexed, a table size update, then a literal
+        // content-type (Huffman-coded, as grpc-go sends it) after a literal name.
+        let block = b"\x82\x86\x3f\xe1\x1f\x40\x01x\x01y\x5f\x8b\x1d\x75\xd0\x62\x0d\x26\x3d\x4c\x4d\x65\x64";
+        assert_eq!(
+            literal_content_type(block).as_deref(),
+            Some(&b"application/grpc"[..])
+        );
+        assert_eq!(
+            literal_content_type(b"\x0f\x10\x09text/html").as_deref(),
+            Some(&b"text/html"[..])
+        );
+        // A dynamic table reference says nothing; a cut literal neither.
+        assert_eq!(literal_content_type(b"\x82\xbe"), None);
+        assert_eq!(literal_content_type(b"\x5f\x8b\x1d\x75"), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn header_blocks_never_panic(b in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            let _ = literal_content_type(&b);
+            let _ = frames(&frame_bytes(HEADERS, END_HEADERS, 1, &b));
+        }
     }
 }

@@ -138,16 +138,16 @@ const SERVER_TEXT: &[CheckFn] = &[redis::reply, memcached::response];
 /// resynchronisation on TLS records. In this order, in three lists: those that only a
 /// client sends (`MIDSTREAM_REQUESTS`: their sender is the client) come between TLS
 /// records and the rest.
-const MIDSTREAM: &[CheckFn] = &[tls::records];
+const MIDSTREAM: &[CheckFn] = &[tls::records, ssh::kexinit];
 /// Only mid-connection, before all others: HTTP/2 frames. A frame header's first bytes
 /// also read as a Kafka request's size, API key and version, which would answer at once.
 const MIDSTREAM_FIRST: &[CheckFn] = &[http2::frames];
 const MIDSTREAM_REQUESTS: &[CheckFn] = &[postgres::message, mysql::command, smtp::envelope];
-const MIDSTREAM_LAST: &[CheckFn] = &[mqtt::packets, amqp::frames, tls::resync];
+const MIDSTREAM_LAST: &[CheckFn] = &[mqtt::packets, amqp::frames, redis::resync, tls::resync];
 
 /// Only mid-connection: answers a server sends to requests the capture did not see (it
 /// started after them). Their sender is the server.
-const MIDSTREAM_REPLIES: &[CheckFn] = &[postgres::replies, mysql::replies];
+const MIDSTREAM_REPLIES: &[CheckFn] = &[postgres::replies, mysql::replies, memcached::replies];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {

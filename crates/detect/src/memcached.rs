@@ -1,5 +1,6 @@
-//! memcached: text commands (with their argument shapes checked) and the binary
-//! protocol's 24-byte request and response headers.
+//! memcached: text commands (with their argument shapes checked), the binary
+//! protocol's 24-byte request and response headers, and mid-connection the text
+//! protocol's multi-line answers (`VALUE` blocks, `STAT` lines).
 
 use bulkhead_policy::l7::AppProtocol;
 use serde_json::json;
@@ -86,6 +87,95 @@ pub(crate) fn response(b: &[u8]) -> Check {
     }
 }
 
+/// STAT lines that prove a statistics answer.
+const STATS: usize = 2;
+
+/// Mid-connection, from the server: answers to text commands the capture did not see.
+/// A `VALUE <key> <flags> <bytes> [<cas>]` block whose data is exactly `<bytes>` long
+/// and is followed by `END` or the next `VALUE`, or [`STATS`] lines of `STAT <name>
+/// <value>` (the answer to `stats`). One-line answers (`STORED`, `END`) are too
+/// common in other protocols' text to say anything.
+pub(crate) fn replies(b: &[u8]) -> Check {
+    let (mut at, mut stats) = (0, 0);
+    loop {
+        let Some((l, next)) = crlf_line(b, at) else {
+            let rest = &b[at..];
+            let prefix =
+                |w: &[u8]| rest.len() < 512 && (w.starts_with(rest) || rest.starts_with(w));
+            return if printable(rest.strip_suffix(b"\r").unwrap_or(rest))
+                && (prefix(b"VALUE ") || prefix(b"STAT ") || (at > 0 && prefix(b"END")))
+            {
+                Check::More
+            } else {
+                Check::No
+            };
+        };
+        let words: Vec<&[u8]> = l.split(|&c| c == b' ').collect();
+        match words.first().copied() {
+            Some(b"STAT") if words.len() >= 3 && printable(l) && stat_name(words[1]) => {
+                stats += 1;
+                if stats >= STATS {
+                    return yes(AppProtocol::Memcached, detail([("reply", json!("STAT"))]));
+                }
+                at = next;
+            }
+            Some(b"VALUE") if stats == 0 && (4..=5).contains(&words.len()) => {
+                let numbers = words[2..]
+                    .iter()
+                    .all(|w| decimal(w).is_some_and(|n| n >= 0));
+                let Some(n) = decimal(words[3]).and_then(|n| usize::try_from(n).ok()) else {
+                    return Check::No;
+                };
+                if !numbers || words[1].is_empty() || words[1].len() > MAX_KEY || !printable(l) {
+                    return Check::No;
+                }
+                let end = next.saturating_add(n);
+                match b.get(end..end.saturating_add(2)) {
+                    Some(b"\r\n") => {}
+                    Some(_) => return Check::No,
+                    None => {
+                        return if b.len() < end + 2 && n <= 1 << 20 {
+                            Check::More
+                        } else {
+                            Check::No
+                        };
+                    }
+                }
+                let after = &b[end + 2..];
+                return match crlf_line(after, 0) {
+                    Some((l, _)) if l == b"END" || l.starts_with(b"VALUE ") => yes(
+                        AppProtocol::Memcached,
+                        detail([
+                            ("reply", json!("VALUE")),
+                            ("key", json!(String::from_utf8_lossy(words[1]))),
+                        ]),
+                    ),
+                    Some(_) => Check::No,
+                    None if {
+                        let a = after.strip_suffix(b"\r").unwrap_or(after);
+                        b"END".starts_with(a)
+                            || b"VALUE ".starts_with(a)
+                            || a.starts_with(b"VALUE ")
+                    } =>
+                    {
+                        Check::More
+                    }
+                    None => Check::No,
+                };
+            }
+            _ => return Check::No,
+        }
+    }
+}
+
+/// A statistic's name: `pid`, `curr_connections`, `items:1:number`, `slab 1:chunk_size`'s
+/// name part.
+fn stat_name(w: &[u8]) -> bool {
+    !w.is_empty()
+        && w.iter()
+            .all(|&c| c.is_ascii_alphanumeric() || c == b'_' || c == b':')
+}
+
 /// magic, opcode, key length (2), extras length, data type (0), vbucket / status (2),
 /// total body (4), opaque (4), cas (8).
 fn binary(b: &[u8], magic: u8) -> Check {
@@ -161,5 +251,23 @@ mod tests {
         let mut bad = vec![0x80, 0x00, 0x01, 0x00, 0, 0, 0, 0, 0, 0, 0, 3];
         bad.extend_from_slice(&[0; 12]);
         assert_eq!(request(&bad), Check::No);
+    }
+    #[test]
+    fn text_replies_mid_connection() {
+        let stats = b"STAT pid 8837\r\nSTAT uptime 193\r\nSTAT time 1534343744\r\n";
+        assert!(matches!(replies(stats), Check::Yes(..)));
+        let value = b"VALUE user:42 0 5\r\nhello\r\nEND\r\n";
+        match replies(value) {
+            Check::Yes(_, d) => assert_eq!(d["key"], "user:42"),
+            c => panic!("{c:?}"),
+        }
+        for n in 0..value.len() {
+            assert_eq!(replies(&value[..n]), Check::More, "{n}");
+        }
+        // The data must be as long as announced; one STAT line is not enough.
+        assert_eq!(replies(b"VALUE k 0 4\r\nhello\r\nEND\r\n"), Check::No);
+        assert_eq!(replies(b"STAT pid 1\r\nUSER bob\r\n"), Check::No);
+        assert_eq!(replies(b"STORED\r\n"), Check::No);
+        assert_eq!(replies(b"VALUE of the week\r\n"), Check::No);
     }
 }

@@ -143,7 +143,9 @@ fn topic(b: &[u8], at: usize, end: usize, publish: bool) -> Option<&[u8]> {
 /// Mid-connection: consecutive control packets from the start of the bytes, each with a
 /// valid fixed header, until one carrying a topic (PUBLISH, SUBSCRIBE, UNSUBSCRIBE) or a
 /// CONNECT proves MQTT. A topic-carrying packet alone is not enough: another whole packet
-/// must precede or follow it, so both ends of its length are confirmed.
+/// must precede or follow it, so both ends of its length are confirmed; alone, and
+/// ending exactly where the bytes do (a subscriber's capture that begins with one
+/// PUBLISH before the connection closes), it is likely MQTT.
 pub(crate) fn packets(b: &[u8]) -> Check {
     let mut at = 0;
     let mut whole = 0;
@@ -204,6 +206,16 @@ pub(crate) fn packets(b: &[u8]) -> Check {
                 detail([("packet", json!(packet)), ("topic", topic.clone())]),
             );
         }
+        // A topic packet that is all this side sent so far: its end is the end of the
+        // bytes. Likely, if the connection says nothing more precise.
+        if let Some((packet, topic)) = &found
+            && at == b.len()
+        {
+            return Check::Likely(
+                AppProtocol::Mqtt,
+                detail([("packet", json!(packet)), ("topic", topic.clone())]),
+            );
+        }
     }
     Check::No
 }
@@ -251,9 +263,11 @@ mod tests {
             }
             c => panic!("{c:?}"),
         }
-        // A PUBLISH alone waits for a second packet.
+        // A PUBLISH alone is likely MQTT (the answer if no more bytes come), and waits
+        // for a second packet to say yes; cut short, it is a prefix.
         let publish = b.split_off(6);
-        assert_eq!(packets(&publish), Check::More);
+        assert!(matches!(packets(&publish), Check::Likely(..)));
+        assert_eq!(packets(&publish[..publish.len() - 1]), Check::More);
         let mut two = publish.clone();
         two.extend_from_slice(b"\xe0\x00");
         assert!(matches!(packets(&two), Check::Yes(..)));

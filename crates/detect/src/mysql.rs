@@ -14,6 +14,7 @@ fn packet(b: &[u8]) -> Option<(usize, u8)> {
     Some((le24(b, 0)?, *b.get(3)?))
 }
 
+const CLIENT_MYSQL: u32 = 0x1;
 const CLIENT_PROTOCOL_41: u32 = 0x200;
 const COM_QUERY: u8 = 0x03;
 
@@ -89,7 +90,14 @@ pub(crate) fn handshake_response(b: &[u8]) -> Check {
         return Check::More;
     };
     let caps = le32(p, 0).unwrap_or(0);
-    if caps & CLIENT_PROTOCOL_41 == 0 || !p[9..32].iter().all(|&c| c == 0) {
+    // MariaDB clients talking to a MariaDB server (no CLIENT_MYSQL bit) put their
+    // extended capabilities in the filler's last four bytes.
+    let filler = if caps & CLIENT_MYSQL == 0 {
+        &p[9..28]
+    } else {
+        &p[9..32]
+    };
+    if caps & CLIENT_PROTOCOL_41 == 0 || !filler.iter().all(|&c| c == 0) {
         return Check::No;
     }
     // The user name, a NUL-terminated string, follows the filler.
@@ -217,6 +225,13 @@ mod tests {
             Check::Yes(_, d) => assert_eq!(d["user"], "root"),
             c => panic!("{c:?}"),
         }
+        // libmariadb to MariaDB: extended capabilities in the filler's last 4 bytes.
+        let mut m = r.clone();
+        m[4] &= !0x01;
+        m[32..36].copy_from_slice(&[0x1d, 0, 0, 0]);
+        assert!(matches!(handshake_response(&m), Check::Yes(..)));
+        m[4] |= 0x01;
+        assert_eq!(handshake_response(&m), Check::No);
         assert!(matches!(
             command(b"\x09\x00\x00\x00\x03SELECT 1"),
             Check::Yes(..)

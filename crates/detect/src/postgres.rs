@@ -119,9 +119,11 @@ const MAX_MESSAGE: usize = 1 << 30;
 
 /// Mid-connection, from the server: whole backend messages from the start of the bytes,
 /// each of a backend type and a sane length, until a ReadyForQuery (length 5, status
-/// idle / in a transaction / failed) or a CommandComplete (a printable tag such as
-/// `SELECT 1`) proves PostgreSQL, behind at least one other message. A capture that
-/// starts after a query was sent sees its answer first.
+/// idle / in a transaction / failed), a CommandComplete (a printable tag such as
+/// `SELECT 1`), a ParameterStatus (`name\0value\0`) or an Authentication message of a
+/// defined kind proves PostgreSQL, behind at least one other message. A capture that
+/// starts after a query was sent sees its answer first; one that starts during the
+/// log-in sees the authentication exchange and the parameters.
 pub(crate) fn replies(b: &[u8]) -> Check {
     let mut at = 0;
     for n in 0..MAX_REPLIES {
@@ -155,6 +157,35 @@ pub(crate) fn replies(b: &[u8]) -> Check {
                     return Check::No;
                 };
                 Some(("CommandComplete", json!(String::from_utf8_lossy(tag))))
+            }
+            // A run-time parameter (`client_encoding` = `UTF8`), as a server reports
+            // after authentication and on SET.
+            b'S' => {
+                let mut parts = body.split(|&c| c == 0);
+                let (name, value, end) = (parts.next(), parts.next(), parts.next());
+                let ok = name.is_some_and(|n| {
+                    !n.is_empty() && n.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'_')
+                }) && value.is_some_and(printable)
+                    && end == Some(&[][..])
+                    && parts.next().is_none();
+                if !ok {
+                    return Check::No;
+                }
+                Some((
+                    "ParameterStatus",
+                    json!(String::from_utf8_lossy(name.unwrap_or_default())),
+                ))
+            }
+            // An authentication request or result of a defined kind (ok, cleartext,
+            // MD5, GSS, SSPI, SASL and its continuation and end).
+            b'R' => {
+                let kind = be32(body, 0);
+                if len < 8
+                    || !kind.is_some_and(|k| matches!(k, 0 | 2 | 3 | 5 | 7 | 8 | 9 | 10 | 11 | 12))
+                {
+                    return Check::No;
+                }
+                Some(("Authentication", json!(kind)))
             }
             _ => None,
         };
@@ -264,6 +295,30 @@ mod tests {
         assert_eq!(replies(b"1\x00\x00\x00\x04Q\x00\x00\x00\x05I"), Check::No);
         assert!(matches!(
             replies(b"1\x00\x00\x00\x04Z\x00\x00\x00\x05T"),
+            Check::Yes(..)
+        ));
+    }
+
+    #[test]
+    fn a_log_in_mid_connection() {
+        // SCRAM's last step, AuthenticationOk, then the parameters (PostgreSQL 15).
+        let login = b"R\x00\x00\x00\x36\x00\x00\x00\x0cv=oXQKIQUx2LQ1DI3/nKy9sKoXMajy/Q2JXXlZiTT/lzM=R\x00\x00\x00\x08\x00\x00\x00\x00S\x00\x00\x00\x1aapplication_name\x00psql\x00";
+        match replies(login) {
+            Check::Yes(_, d) => assert_eq!(d["message"], "Authentication"),
+            c => panic!("{c:?}"),
+        }
+        match replies(&login[55..64]) {
+            Check::More => {}
+            c => panic!("{c:?}"),
+        }
+        // An undefined authentication kind, a parameter that is not `name\0value\0`.
+        assert_eq!(replies(b"R\x00\x00\x00\x08\x00\x00\x00\x04"), Check::No);
+        assert_eq!(
+            replies(b"1\x00\x00\x00\x04S\x00\x00\x00\x0ba b\x00c\x00\x00"),
+            Check::No
+        );
+        assert!(matches!(
+            replies(b"1\x00\x00\x00\x04S\x00\x00\x00\x11TimeZone\x00UTC\x00"),
             Check::Yes(..)
         ));
     }

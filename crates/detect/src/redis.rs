@@ -153,7 +153,7 @@ pub(crate) fn contradicted(b: &[u8]) -> bool {
     let Some((l, _)) = crlf_line(b, 0) else {
         return false;
     };
-    if l.is_empty() || !printable(l) || b"+-:$*%_,#~>|(=!".contains(&l[0]) {
+    if l.is_empty() || !printable(l) || TYPES.contains(&l[0]) {
         return false;
     }
     let word = l.split(|&c| c == b' ').next().unwrap_or_default();
@@ -163,12 +163,15 @@ pub(crate) fn contradicted(b: &[u8]) -> bool {
     numbered || !command
 }
 
+/// The first byte of every RESP2/RESP3 element.
+const TYPES: &[u8] = b"+-:$*%_,#~>|(=!";
+
 /// A RESP2/RESP3 reply's first line.
 pub(crate) fn reply(b: &[u8]) -> Check {
     let Some(&t) = b.first() else {
         return Check::More;
     };
-    if !b"+-:$*%_,#~>|(=!".contains(&t) {
+    if !TYPES.contains(&t) {
         return Check::No;
     }
     let Some((l, _)) = crlf_line(b, 0) else {
@@ -197,6 +200,93 @@ pub(crate) fn reply(b: &[u8]) -> Check {
     } else {
         Check::No
     }
+}
+
+/// Whole RESP elements in a row, at least two of them bulk strings of the announced
+/// length, that prove a resynchronised stream.
+const RESYNC_ELEMENTS: usize = 6;
+/// Line ends tried as the first element boundary (a bulk string's data may hold some).
+const RESYNC_STARTS: usize = 4;
+
+/// Mid-connection, bytes that begin inside a message (a capture started during a large
+/// reply or pipeline): from the start or just after one of the first line ends, a run
+/// of whole RESP2/RESP3 elements, each a valid type line, bulk strings exactly as long
+/// as they say. Either side: requests are RESP too.
+pub(crate) fn resync(b: &[u8]) -> Check {
+    let mut start = 0;
+    let mut more = false;
+    for _ in 0..=RESYNC_STARTS {
+        match elements(b, start) {
+            Check::No => {}
+            Check::More => more = true,
+            c => return c,
+        }
+        match crlf_line(b, start) {
+            Some((_, next)) if next < 2048 => start = next,
+            _ => break,
+        }
+    }
+    if more { Check::More } else { Check::No }
+}
+
+/// [`resync`] from one candidate boundary.
+fn elements(b: &[u8], mut at: usize) -> Check {
+    let (mut whole, mut bulks) = (0, 0);
+    while whole < RESYNC_ELEMENTS || bulks < 2 {
+        let Some((l, next)) = crlf_line(b, at) else {
+            // Nothing yet from this boundary, or an element line still coming.
+            let started = whole > 0 || b.get(at).is_some_and(|t| TYPES.contains(t));
+            return if started && b.len() - at < 512 {
+                Check::More
+            } else {
+                Check::No
+            };
+        };
+        let Some((&t, body)) = l.split_first() else {
+            return Check::No;
+        };
+        let n = decimal(body);
+        let ok = match t {
+            b'+' => !body.is_empty() && printable(body),
+            b'-' => {
+                body.len() >= 3 && body[..3].iter().all(u8::is_ascii_uppercase) && printable(body)
+            }
+            b':' | b'*' | b'%' | b'~' | b'>' | b'|' => n.is_some_and(|n| n >= -1),
+            b'$' | b'=' | b'!' => n.is_some_and(|n| n >= -1),
+            b'_' => body.is_empty(),
+            b'#' => body == b"t" || body == b"f",
+            b',' | b'(' => !body.is_empty() && printable(body),
+            _ => false,
+        };
+        if !ok {
+            return Check::No;
+        }
+        at = next;
+        if matches!(t, b'$' | b'=' | b'!') && n.is_some_and(|n| n >= 0) {
+            let end = at.saturating_add(n.unwrap_or(0) as usize);
+            match b.get(end..end.saturating_add(2)) {
+                Some(b"\r\n") => {}
+                Some(_) => return Check::No,
+                None => {
+                    return if n.is_some_and(|n| n <= 1 << 20) {
+                        Check::More
+                    } else {
+                        Check::No
+                    };
+                }
+            }
+            at = end + 2;
+            bulks += 1;
+        }
+        whole += 1;
+        if whole > 4 * RESYNC_ELEMENTS {
+            return Check::No;
+        }
+    }
+    yes(
+        AppProtocol::Redis,
+        detail([("resynchronised", json!(true))]),
+    )
 }
 
 #[cfg(test)]
@@ -256,5 +346,26 @@ mod tests {
         assert_eq!(request(b"*2\r\n$3\r\nG\x01T\r\n"), Check::No);
         assert_eq!(request(b"*2\r\n:3\r\n"), Check::No);
         assert_eq!(request(b"*2\r\n$3\r\nGETxx"), Check::No);
+    }
+    #[test]
+    fn resync_inside_a_reply() {
+        // The middle of COMMAND DOCS' reply, cut inside a bulk string.
+        let b = b"key\r\n:-1\r\n$7\r\nkeystep\r\n:2\r\n$5\r\nlimit\r\n:0\r\n*0\r\n*10\r\n$13\r\nzrangebyscore\r\n";
+        assert!(matches!(resync(b), Check::Yes(..)));
+        // Cut short: a valid prefix.
+        assert_eq!(resync(&b[..30]), Check::More);
+        // A bulk string longer than announced, or lines of some other text.
+        assert_eq!(
+            resync(b"x\r\n$3\r\nkeys\r\n:1\r\n:2\r\n:3\r\n$1\r\na\r\nhello world\r\n"),
+            Check::No
+        );
+        assert_eq!(
+            resync(b"+added\r\n+more\r\n+lines\r\n-REMOVED\r\n+x\r\n+y\r\n+z\r\n"),
+            Check::More
+        );
+        assert_eq!(
+            resync(b"GET / HTTP/1.1\r\nHost: a\r\nAccept: */*\r\n\r\n"),
+            Check::No
+        );
     }
 }

@@ -65,7 +65,82 @@ fn midstream_samples() -> Vec<Opening> {
             "ldap",
             vec![s(b"\x30\x0c\x02\x01\x02\x64\x07\x04\x00\x30\x03\x04\x01a")],
         ),
+        // From the corpus's captures, cut after their first packets: Redis 7 inside its
+        // COMMAND DOCS answer, memcached 1.4 answering `stats`, one PUBLISH a broker sent
+        // before the subscriber disconnected, libmariadb's handshake response to MariaDB
+        // (extended capabilities in the filler), and an SSH key exchange's KEXINIT.
+        (
+            "redis",
+            vec![s(b"key\r\n:-1\r\n$7\r\nkeystep\r\n:2\r\n$5\r\nlimit\r\n:0\r\n*0\r\n*10\r\n$13\r\nzrangebyscore\r\n:-4\r\n*1\r\n+readonly\r\n")],
+        ),
+        (
+            "memcached",
+            vec![s(b"STAT pid 8837\r\nSTAT uptime 193\r\nSTAT time 1534343744\r\nEND\r\n")],
+        ),
+        (
+            "mqtt",
+            vec![
+                s(b"0W\x00\x19astr/s720/02D5050223D3/99{\"s\":204,\"x\":\"\",\"success_msg\":\"Update not pushed for area.\"}"),
+                c(b"\xe0\x00"),
+            ],
+        ),
+        (
+            "mysql",
+            vec![
+                c(&mariadb_response()),
+                s(b"\x07\x00\x00\x02\x00\x00\x00\x02\x00\x00\x00"),
+            ],
+        ),
+        ("ssh", vec![c(&kexinit())]),
     ]
+}
+
+/// libmariadb 3.3's HandshakeResponse41 to MariaDB: no CLIENT_MYSQL capability, so the
+/// filler's last four bytes are MariaDB's extended capabilities.
+fn mariadb_response() -> Vec<u8> {
+    let mut p = hex("84a6ff200000000121");
+    p.extend_from_slice(&[0; 19]);
+    p.extend_from_slice(&[0x1d, 0, 0, 0]);
+    p.extend_from_slice(b"admin\x00\x14");
+    p.extend_from_slice(&[0xe3; 20]);
+    p.extend_from_slice(
+        b"mysql_native_password\x00\x16\x03_os\x05Linux\x0c_client_name\x0alibmariadb",
+    );
+    let mut packet = (p.len() as u32).to_le_bytes().to_vec();
+    packet[3] = 1;
+    packet.extend_from_slice(&p);
+    packet
+}
+
+/// An SSH KEXINIT packet as OpenSSH 9 sends it (lists shortened).
+fn kexinit() -> Vec<u8> {
+    let lists = [
+        "curve25519-sha256,curve25519-sha256@libssh.org,ecdh-sha2-nistp256,ext-info-c",
+        "ssh-ed25519-cert-v01@openssh.com,ssh-ed25519,rsa-sha2-512",
+        "chacha20-poly1305@openssh.com,aes128-ctr,aes256-gcm@openssh.com",
+        "chacha20-poly1305@openssh.com,aes128-ctr,aes256-gcm@openssh.com",
+        "umac-64-etm@openssh.com,hmac-sha2-256-etm@openssh.com",
+        "umac-64-etm@openssh.com,hmac-sha2-256-etm@openssh.com",
+        "none,zlib@openssh.com",
+        "none,zlib@openssh.com",
+        "",
+        "",
+    ];
+    let mut payload = vec![20];
+    payload.extend_from_slice(&[0x5a; 16]);
+    for l in lists {
+        payload.extend_from_slice(&(l.len() as u32).to_be_bytes());
+        payload.extend_from_slice(l.as_bytes());
+    }
+    payload.extend_from_slice(&[0, 0, 0, 0, 0]);
+    let padding = 8 - (5 + payload.len()) % 8 + 4;
+    let mut p = ((1 + payload.len() + padding) as u32)
+        .to_be_bytes()
+        .to_vec();
+    p.push(padding as u8);
+    p.extend_from_slice(&payload);
+    p.extend(std::iter::repeat_n(0, padding));
+    p
 }
 
 /// Real-looking openings of each protocol, in the order the sides speak.

@@ -134,6 +134,8 @@ fn http2_frames_mid_connection() {
     let hello = h2(0, 0, 5, b"\x00\x00\x00\x00\x07\x0a\x05world");
     let window = h2(8, 0, 0, &[0, 0, 0x40, 0]);
     let ping = h2(6, 0, 0, &[1, 2, 3, 4, 5, 6, 7, 8]);
+    let settings = h2(4, 0, 0, &[0, 5, 0, 0, 0x40, 0]);
+    let settings_ack = h2(4, 1, 0, b"");
     let cases: Vec<Opening> = vec![
         ("http2", vec![c(&[window.clone(), get.clone()].concat())]),
         (
@@ -148,8 +150,46 @@ fn http2_frames_mid_connection() {
             "grpc",
             vec![c(&[h2(1, 0x4, 5, b"\x83\x86"), hello.clone()].concat())],
         ),
-        ("grpc", vec![c(&[grpc_headers, window.clone()].concat())]),
-        ("grpc", vec![s(&[h2(1, 0x4, 5, b"\x88"), hello].concat())]),
+        (
+            "grpc",
+            vec![c(&[grpc_headers.clone(), window.clone()].concat())],
+        ),
+        (
+            "grpc",
+            vec![s(&[h2(1, 0x4, 5, b"\x88"), hello.clone()].concat())],
+        ),
+        // The server's first frames (SETTINGS, its ACK) come before the client's
+        // request: they must not settle `http2` before the request shows gRPC, whether
+        // the capture has the client's preface or starts after it.
+        (
+            "grpc",
+            vec![
+                s(&[settings.clone(), settings_ack.clone()].concat()),
+                c(&[
+                    b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec(),
+                    settings.clone(),
+                ]
+                .concat()),
+                c(&[settings_ack.clone(), grpc_headers.clone()].concat()),
+            ],
+        ),
+        (
+            "grpc",
+            vec![
+                s(&[settings.clone(), settings_ack.clone()].concat()),
+                c(&[
+                    settings_ack,
+                    h2(
+                        1,
+                        0x4,
+                        5,
+                        b"\x83\x86\x5f\x8b\x1d\x75\xd0\x62\x0d\x26\x3d\x4c\x4d\x65\x64",
+                    ),
+                ]
+                .concat()),
+                c(&hello),
+            ],
+        ),
     ];
     let not_h2: Vec<Opening> = vec![
         // A frame with a flag its type does not define, a SETTINGS frame on a stream,
