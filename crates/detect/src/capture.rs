@@ -142,7 +142,23 @@ struct Flow {
 
 /// Read a capture and detect every flow's protocol, in first-seen order.
 pub fn detect_capture(bytes: &[u8]) -> Result<Vec<FlowResult>, String> {
-    let mut flows = Flows::default();
+    read(bytes, Flows::default())
+}
+
+/// [`detect_capture`] as if the capture had begun after every TCP connection's
+/// handshake and its first `segments` data segments (either direction): how detection
+/// fares on captures that start mid-connection (`tests/corpus.rs` scores it).
+pub fn detect_capture_after(bytes: &[u8], segments: usize) -> Result<Vec<FlowResult>, String> {
+    read(
+        bytes,
+        Flows {
+            cut: Some(segments),
+            ..Flows::default()
+        },
+    )
+}
+
+fn read(bytes: &[u8], mut flows: Flows) -> Result<Vec<FlowResult>, String> {
     if bytes.starts_with(&[0x0a, 0x0d, 0x0d, 0x0a]) {
         let mut r = PcapNgReader::new(bytes).map_err(|e| format!("not a pcapng file: {e}"))?;
         // Link types by interface, in the order their description blocks appear.
@@ -286,6 +302,10 @@ struct Flows {
     index: HashMap<FlowKey, usize>,
     /// Scratch space for in-order bytes.
     scratch: Vec<u8>,
+    /// [`detect_capture_after`]: TCP handshakes and this many data segments of each
+    /// connection are left out, counted in `cut_seen`.
+    cut: Option<usize>,
+    cut_seen: HashMap<FlowKey, usize>,
 }
 
 impl Flows {
@@ -301,6 +321,18 @@ impl Flows {
         } else {
             (p.l4, p.dst, p.src)
         };
+        if let Some(cut) = self.cut
+            && p.l4 == L4::Tcp
+        {
+            if p.syn {
+                return;
+            }
+            let seen = self.cut_seen.entry(key).or_default();
+            if !p.payload.is_empty() && *seen < cut {
+                *seen += 1;
+                return;
+            }
+        }
         let flows = &mut self.flows;
         let i = *self.index.entry(key).or_insert_with(|| {
             flows.push(new_flow(&p));
