@@ -303,13 +303,14 @@ pub(crate) fn server_check(b: &[u8]) -> Check {
 }
 
 /// Mid-connection: a whole record, then a valid header right after it (two headers that
-/// agree on where the first record ends).
+/// agree on where the first record ends). One whole record that ends exactly where the
+/// side's bytes do (a short exchange: one application data record each way, an alert)
+/// is likely TLS.
 pub(crate) fn records(b: &[u8]) -> Check {
+    let d = |version| detail([("record_version", json!(version_name(version)))]);
     match chain_at(b, 0) {
-        Chain::Proven(version) => yes(
-            AppProtocol::Tls,
-            detail([("record_version", json!(version_name(version)))]),
-        ),
+        Chain::Proven(version) => yes(AppProtocol::Tls, d(version)),
+        Chain::Whole(version) => Check::Likely(AppProtocol::Tls, d(version)),
         Chain::Waiting => Check::More,
         Chain::Broken => Check::No,
     }
@@ -317,6 +318,8 @@ pub(crate) fn records(b: &[u8]) -> Check {
 
 enum Chain {
     Proven(u16),
+    /// One whole record and nothing after it (yet).
+    Whole(u16),
     Waiting,
     Broken,
 }
@@ -330,6 +333,7 @@ fn chain_at(b: &[u8], at: usize) -> Chain {
         Err(ParseError::Invalid) => return Chain::Broken,
     };
     match rest.get(5 + len..).map(record_header) {
+        Some(_) if rest.len() == 5 + len => Chain::Whole(version),
         None | Some(Err(ParseError::Incomplete)) => Chain::Waiting,
         Some(Err(ParseError::Invalid)) => Chain::Broken,
         Some(Ok((_, next_version, _))) if next_version == version => Chain::Proven(version),
@@ -359,7 +363,7 @@ pub(crate) fn resync(b: &[u8]) -> Check {
                     ]),
                 );
             }
-            Chain::Waiting => waiting = true,
+            Chain::Waiting | Chain::Whole(_) => waiting = true,
             Chain::Broken => {}
         }
     }
@@ -505,7 +509,9 @@ pub(crate) mod tests {
         ));
         assert_eq!(server_check(b"\x15\x03\x03\x00\x02\x07\x28"), Check::No);
         let mut recs = b"\x17\x03\x03\x00\x03abc".to_vec();
-        assert_eq!(records(&recs), Check::More);
+        // One whole record: likely; cut short: a prefix.
+        assert!(matches!(records(&recs), Check::Likely(..)));
+        assert_eq!(records(&recs[..7]), Check::More);
         recs.extend_from_slice(b"\x17\x03\x03\x00\x10");
         assert!(matches!(records(&recs), Check::Yes(..)));
     }

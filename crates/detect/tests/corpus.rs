@@ -201,7 +201,7 @@ fn detection_mid_connection() {
         (1, 95, 105),
         (2, 41, 52),
         (3, 37, 45),
-        (5, 31, 39),
+        (5, 33, 39),
     ];
     let mut short = Vec::new();
     for (k, floor, of) in floors {
