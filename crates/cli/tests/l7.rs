@@ -249,7 +249,8 @@ fn redis_commands_are_enforced_by_the_proxy() {
     );
 
     // A form with a file input (curl -F: multipart/form-data) is read part by part:
-    // an attack in a field or in an upload's file name is refused, a plain upload passes.
+    // an attack in a field or in an upload's file name, or an upload of a server-side
+    // script, is refused; a plain upload passes.
     let upload = |parts: &[&str]| {
         let args: Vec<&str> = parts.iter().flat_map(|p| ["-F", p]).collect();
         code(&args, "/v1/status")
@@ -269,6 +270,8 @@ fn redis_commands_are_enforced_by_the_proxy() {
         upload(&["doc=@/etc/hostname;filename=../../etc/cron.d/x"]),
         "403"
     );
+    // A web shell by its name: an upload the server would run.
+    assert_eq!(upload(&["doc=@/etc/hostname;filename=shell.php"]), "403");
     let start = std::time::Instant::now();
     while !String::from_utf8_lossy(
         &bulkhead(&["events", "--lab", LAB, "--all", "-o", "json"]).stdout,

@@ -18,7 +18,7 @@ use std::sync::LazyLock;
 /// A detected traversal.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TraversalMatch {
-    /// `climb` (dot segments) or `restricted_file`.
+    /// `climb` (dot segments), `restricted_file` or `restricted_upload`.
     pub reason: &'static str,
 }
 
@@ -380,6 +380,60 @@ fn climbs(p: &[u8]) -> bool {
         .any(|w| w[..4] == *b"...." && w[4].is_ascii_alphabetic())
 }
 
+/// Extensions the web servers in front of applications run as programs: PHP (and the
+/// versions and wrappers Apache's handlers map), JSP, ASP.NET, server-side includes, CGI.
+const SCRIPT_EXTENSIONS: &[&str] = &[
+    "php", "php3", "php4", "php5", "php7", "php8", "phtml", "phar", "pht", "jsp", "jspx", "asp",
+    "aspx", "ashx", "asmx", "shtml", "cgi",
+];
+
+/// Files that change what the server does or holds its secrets, wherever they land:
+/// per-directory server configuration (Apache, IIS, PHP), the application's secrets.
+const RESTRICTED_UPLOADS: &[&str] = &[
+    ".htaccess",
+    ".htpasswd",
+    ".htdigest",
+    ".user.ini",
+    "web.config",
+    "php.ini",
+    "wp-config.php",
+    ".env",
+    "authorized_keys",
+];
+
+/// An uploaded file's name (a multipart part's `filename`) that a server would run or
+/// obey: a script extension, or a restricted name. Read as servers and filters do: the
+/// last path segment, cut at a NUL, without white space (`wp-config. php`) and
+/// trailing dots (`shell.php.`, which Windows drops), in any case.
+pub fn restricted_upload(name: &[u8]) -> Option<TraversalMatch> {
+    let name = name.split(|&c| c == 0).next().unwrap_or_default();
+    let base = name
+        .rsplit(|&c| c == b'/' || c == b'\\')
+        .next()
+        .unwrap_or_default();
+    let mut n: Vec<u8> = base
+        .iter()
+        .filter(|c| !c.is_ascii_whitespace())
+        .map(u8::to_ascii_lowercase)
+        .collect();
+    while n.last() == Some(&b'.') {
+        n.pop();
+    }
+    let restricted = RESTRICTED_UPLOADS.iter().any(|r| n == r.as_bytes());
+    let script = n
+        .iter()
+        .rposition(|&c| c == b'.')
+        .filter(|&i| i > 0)
+        .is_some_and(|i| {
+            SCRIPT_EXTENSIONS
+                .iter()
+                .any(|e| n[i + 1..] == *e.as_bytes())
+        });
+    (restricted || script).then_some(TraversalMatch {
+        reason: "restricted_upload",
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::detect;
@@ -445,6 +499,36 @@ mod tests {
             "etc. and so on",
         ] {
             assert!(detect(b.as_bytes()).is_none(), "{b}");
+        }
+    }
+    #[test]
+    fn restricted_uploads() {
+        use super::restricted_upload;
+        for a in [
+            "shell.php",
+            "wp-config. php",
+            "x.PHtml",
+            "shell.php.",
+            "shell.php \0.jpg",
+            "C:\\inetpub\\cmd.aspx",
+            ".htaccess",
+            "../.user.ini",
+            "report.jsp",
+        ] {
+            assert!(restricted_upload(a.as_bytes()).is_some(), "{a}");
+        }
+        for b in [
+            "photo.jpg",
+            "php",
+            ".php",
+            "notes.php.txt",
+            "phpinfo.pdf",
+            "archive.tar.gz",
+            "env",
+            "my.env.example",
+            "",
+        ] {
+            assert!(restricted_upload(b.as_bytes()).is_none(), "{b}");
         }
     }
 }

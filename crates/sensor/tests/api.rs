@@ -178,6 +178,38 @@ Content-Type: multipart/form-data; boundary=----WebKitFormBoundary7MA4YWxkTrZu0g
     ]
     .concat();
     assert_eq!(got(&s.http_request(head, benign.as_bytes())), vec![]);
+    // Uploads a server would run or obey (a web shell, per-directory configuration, a
+    // white-space-spaced config file name) are judged as uploads, the same name in a
+    // field is not; the reference path agrees (`Sensor::value` at the same location).
+    for name in ["shell.php", "wp-config. php", ".user.ini", "cmd.aspx."] {
+        let upload = [
+            part(
+                &format!("Content-Disposition: form-data; name=\"file\"; filename=\"{name}\""),
+                "<?php system($_GET['c']); ?>",
+            ),
+            part("Content-Disposition: form-data; name=\"name\"", name),
+            "------WebKitFormBoundary7MA4YWxkTrZu0gW--\r\n".into(),
+        ]
+        .concat();
+        assert_eq!(
+            got(&s.http_request(head, upload.as_bytes())),
+            vec![(
+                "path_traversal".into(),
+                "body:multipart:filename:file".into()
+            )],
+            "{name}"
+        );
+        assert_eq!(
+            got(&s.value("body:multipart:filename:file", name.as_bytes())).len(),
+            1,
+            "{name}"
+        );
+        assert_eq!(
+            got(&s.value("body:multipart:name", name.as_bytes())),
+            vec![],
+            "{name}"
+        );
+    }
 }
 
 #[test]

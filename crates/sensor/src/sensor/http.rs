@@ -33,7 +33,22 @@ pub enum Loc<'a> {
     Json(&'a str),
 }
 
+/// Where multipart file names are reported (`body:multipart:filename:NAME`).
+pub(crate) const UPLOAD_NAME: &str = "body:multipart:filename";
+
 impl Loc<'_> {
+    /// Is this an uploaded file's name, which the path traversal class also judges as
+    /// an upload ([`crate::traversal::restricted_upload`])?
+    pub(crate) fn is_upload_name(&self) -> bool {
+        match self {
+            Loc::Named(p, _) => *p == UPLOAD_NAME,
+            Loc::Str(s) => s
+                .strip_prefix(UPLOAD_NAME)
+                .is_some_and(|r| r.starts_with(':')),
+            _ => false,
+        }
+    }
+
     pub fn name(&self) -> String {
         match self {
             Loc::Str(s) => (*s).to_string(),
@@ -339,7 +354,7 @@ fn body_items<F: FnMut(usize, &Loc<'_>, &[u8], Context) + ?Sized>(
             let loc = Loc::Named("body:multipart", p.name);
             sink.push(&loc, p.name, Context::Body);
             if p.is_file() {
-                let loc = Loc::Named("body:multipart:filename", p.name);
+                let loc = Loc::Named(UPLOAD_NAME, p.name);
                 for f in p.filenames.iter().flatten() {
                     sink.push(&loc, f, Context::Body);
                 }

@@ -284,18 +284,33 @@ impl Sensor {
         if self.attacks.is_empty() {
             return true;
         }
+        // An upload's file name is also judged as one: by where it came from, so before
+        // the value cache, which speaks for what the value says wherever it is.
+        let upload = loc.is_upload_name()
+            && self.attacks.contains(&Attack::PathTraversal)
+            && crate::traversal::restricted_upload(value).is_some();
+        if upload {
+            let location = loc.name();
+            if !out.has(Attack::PathTraversal.as_str(), &location) {
+                out.push(self.finding(
+                    Attack::PathTraversal.as_str(),
+                    &location,
+                    mask_value(value),
+                ));
+            }
+        }
         // One pass over the value's bytes, shared by the filter below and every
         // detector's own opening test.
         let profile = Profile::of(value);
         if !suspicious(value, profile) {
-            return true;
+            return !upload;
         }
         // The detectors are pure functions of the value (the location only names a
         // finding): one found clean before is clean now. Looked up only for values the
         // detectors would read, where the hash is cheap next to them.
         let tag = (value.len() <= clean::MAX_LEN).then(|| self.clean_values.tag(value));
         if tag.is_some_and(|t| self.clean_values.contains(t)) {
-            return true;
+            return !upload;
         }
         // Clean only when every detector ran (none skipped as already found at this
         // location) and none fired.
@@ -334,7 +349,7 @@ impl Sensor {
         {
             self.clean_values.insert(t);
         }
-        clean
+        clean && !upload
     }
 
     /// Does the finding `kind` apply in `ctx`? Built-in kinds apply everywhere; a user
