@@ -286,19 +286,7 @@ impl Sensor {
         }
         // An upload's file name is also judged as one: by where it came from, so before
         // the value cache, which speaks for what the value says wherever it is.
-        let upload = loc.is_upload_name()
-            && self.attacks.contains(&Attack::PathTraversal)
-            && crate::traversal::restricted_upload(value).is_some();
-        if upload {
-            let location = loc.name();
-            if !out.has(Attack::PathTraversal.as_str(), &location) {
-                out.push(self.finding(
-                    Attack::PathTraversal.as_str(),
-                    &location,
-                    mask_value(value),
-                ));
-            }
-        }
+        let upload = loc.is_upload_name() && self.upload(loc, value, out);
         // One pass over the value's bytes, shared by the filter below and every
         // detector's own opening test.
         let profile = Profile::of(value);
@@ -350,6 +338,22 @@ impl Sensor {
             self.clean_values.insert(t);
         }
         clean && !upload
+    }
+
+    /// An upload's file name that a server would run or obey: a path traversal finding
+    /// at its location. (Out of line: rare, and [`Sensor::attacks_on`] runs for every
+    /// value.)
+    #[inline(never)]
+    fn upload(&self, loc: &Loc<'_>, name: &[u8], out: &mut Findings) -> bool {
+        let kind = Attack::PathTraversal;
+        if !self.attacks.contains(&kind) || crate::traversal::restricted_upload(name).is_none() {
+            return false;
+        }
+        let location = loc.name();
+        if !out.has(kind.as_str(), &location) {
+            out.push(self.finding(kind.as_str(), &location, mask_value(name)));
+        }
+        true
     }
 
     /// Does the finding `kind` apply in `ctx`? Built-in kinds apply everywhere; a user
