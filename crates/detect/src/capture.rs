@@ -6,6 +6,12 @@
 //! ahead of a gap, and drops everything once the detector has decided. Memory is a small
 //! record per flow plus bounded buffers for the flows still undecided.
 //!
+//! Captures lose packets. A gap that [`GAP_SEGMENTS`] later segments have not filled
+//! (or that is still open at the end), or a direction none of whose bytes were seen
+//! although the other side acknowledged some, is given up for lost: an undecided flow
+//! is then read mid-connection from the bytes after the gap, keeping what the other
+//! direction sent.
+//!
 //! The client of a TCP flow is the sender of the SYN (or the receiver of the SYN-ACK).
 //! A flow whose handshake is not in the capture is detected in mid-connection mode
 //! (either side may speak first, bytes may start inside a message); its client is the
@@ -36,6 +42,9 @@ const DATAGRAMS: usize = 16;
 /// A segment starting further than this past the expected sequence number is not part
 /// of this stream (a reused port, garbage).
 const WINDOW: u32 = 1 << 24;
+/// Segments held after a gap before the bytes it lost are given up for lost (the
+/// capture dropped them): captures reorder by a segment or two, not by this many.
+const GAP_SEGMENTS: usize = 4;
 
 /// One flow and what it speaks, as `bulkhead dpi detect` prints it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -70,6 +79,8 @@ struct Reassembly {
     /// Segments that arrived ahead of a gap.
     pending: Vec<(u32, Vec<u8>)>,
     pending_bytes: usize,
+    /// Bytes delivered in order so far.
+    delivered: usize,
 }
 
 impl Reassembly {
@@ -100,6 +111,7 @@ impl Reassembly {
         let behind = next.wrapping_sub(seq) as usize;
         if behind < data.len() {
             out.extend_from_slice(&data[behind..]);
+            self.delivered += data.len() - behind;
             self.next = Some(next.wrapping_add((data.len() - behind) as u32));
         }
     }
@@ -117,6 +129,22 @@ impl Reassembly {
             self.pending_bytes -= data.len();
             self.deliver(seq, &data, out);
         }
+    }
+
+    /// Give up on the bytes a gap lost: go on from the earliest segment held after it.
+    /// False if nothing is held.
+    fn skip_gap(&mut self, out: &mut Vec<u8>) -> bool {
+        let Some(next) = self.next else {
+            return false;
+        };
+        let Some(first) =
+            (self.pending.iter().map(|(s, _)| *s)).min_by_key(|s| s.wrapping_sub(next))
+        else {
+            return false;
+        };
+        self.next = Some(first);
+        self.drain(out);
+        true
     }
 
     fn clear(&mut self) {
@@ -138,6 +166,10 @@ struct Flow {
     detector: Option<Detector>,
     streams: [Reassembly; 2],
     datagrams: [usize; 2],
+    /// The highest acknowledgment each side sent: what it received of the other's.
+    acked: [Option<u32>; 2],
+    /// A side whose lost bytes ([`Flow::lost`]) were given up already.
+    given_up: [bool; 2],
 }
 
 /// Read a capture and detect every flow's protocol, in first-seen order.
@@ -145,14 +177,23 @@ pub fn detect_capture(bytes: &[u8]) -> Result<Vec<FlowResult>, String> {
     read(bytes, Flows::default())
 }
 
-/// [`detect_capture`] as if the capture had begun after every TCP connection's
-/// handshake and its first `segments` data segments (either direction): how detection
-/// fares on captures that start mid-connection (`tests/corpus.rs` scores it).
-pub fn detect_capture_after(bytes: &[u8], segments: usize) -> Result<Vec<FlowResult>, String> {
+/// What [`detect_capture_cut`] leaves out of every TCP connection of a capture.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Cut {
+    /// The handshake (SYN, SYN-ACK): as if the capture had begun after it.
+    pub handshake: bool,
+    /// The first data segments, either direction: begun later still, or, with the
+    /// handshake kept, lost (a capture that dropped packets).
+    pub segments: usize,
+}
+
+/// [`detect_capture`] with part of every TCP connection left out: how detection fares
+/// on captures that start mid-connection or lost packets (`tests/corpus.rs` scores it).
+pub fn detect_capture_cut(bytes: &[u8], cut: Cut) -> Result<Vec<FlowResult>, String> {
     read(
         bytes,
         Flows {
-            cut: Some(segments),
+            cut: Some(cut),
             ..Flows::default()
         },
     )
@@ -198,6 +239,8 @@ struct Packet<'a> {
     dst: Endpoint,
     syn: bool,
     ack: bool,
+    /// The acknowledgment number (with `ack`).
+    acked: u32,
     seq: u32,
     payload: &'a [u8],
 }
@@ -271,6 +314,7 @@ fn parse_in(link: DataLink, data: &[u8], depth: u8) -> Option<Packet<'_>> {
         dst: (dst, 0),
         syn: false,
         ack: false,
+        acked: 0,
         seq: 0,
         payload: &[],
     };
@@ -281,6 +325,7 @@ fn parse_in(link: DataLink, data: &[u8], depth: u8) -> Option<Packet<'_>> {
             dst: (dst, t.destination_port()),
             syn: t.syn(),
             ack: t.ack(),
+            acked: t.acknowledgment_number(),
             seq: t.sequence_number(),
             payload: t.payload(),
         },
@@ -302,9 +347,9 @@ struct Flows {
     index: HashMap<FlowKey, usize>,
     /// Scratch space for in-order bytes.
     scratch: Vec<u8>,
-    /// [`detect_capture_after`]: TCP handshakes and this many data segments of each
-    /// connection are left out, counted in `cut_seen`.
-    cut: Option<usize>,
+    /// [`detect_capture_cut`]: what is left out of each TCP connection (data segments
+    /// counted in `cut_seen`).
+    cut: Option<Cut>,
     cut_seen: HashMap<FlowKey, usize>,
 }
 
@@ -324,11 +369,11 @@ impl Flows {
         if let Some(cut) = self.cut
             && p.l4 == L4::Tcp
         {
-            if p.syn {
+            if p.syn && cut.handshake {
                 return;
             }
             let seen = self.cut_seen.entry(key).or_default();
-            if !p.payload.is_empty() && *seen < cut {
+            if !p.payload.is_empty() && *seen < cut.segments {
                 *seen += 1;
                 return;
             }
@@ -343,6 +388,18 @@ impl Flows {
             // A late SYN (capture order differs from wire order) still names the client.
             let client = if p.ack { p.dst } else { p.src };
             f.reversed = client != f.first;
+        }
+        if p.l4 == L4::Tcp && p.ack {
+            let side = usize::from(p.src != f.first);
+            let a = &mut f.acked[side];
+            if a.is_none_or(|a| p.acked.wrapping_sub(a) < WINDOW) {
+                *a = Some(p.acked);
+            }
+            // Everything the other side sent so far was lost: read on mid-connection
+            // before this side's bytes fill the buffer of a detector that waits for it.
+            if f.lost(1 - side) {
+                f.past_gap(1 - side, &mut self.scratch);
+            }
         }
         // A decided flow is fed on while its answer may still be refined (an h2c upgrade
         // request waits for the server's 101).
@@ -379,13 +436,59 @@ impl Flows {
                     && detector.feed(dir, &self.scratch) != Detection::NeedMore
                 {
                     f.streams.iter_mut().for_each(Reassembly::clear);
+                } else if f.streams[side].pending.len() >= GAP_SEGMENTS {
+                    f.past_gap(side, &mut self.scratch);
                 }
             }
         }
     }
 
-    fn finish(self) -> Vec<FlowResult> {
+    fn finish(mut self) -> Vec<FlowResult> {
+        // Gaps that never filled, and a side whose every byte the capture lost (the
+        // other acknowledged them): what is left is read mid-connection.
+        for f in &mut self.flows {
+            for side in 0..2 {
+                if f.l4 == L4::Tcp && (!f.streams[side].pending.is_empty() || f.lost(side)) {
+                    f.past_gap(side, &mut self.scratch);
+                }
+            }
+        }
         self.flows.into_iter().map(judge).collect()
+    }
+}
+
+impl Flow {
+    /// Were all the bytes of `side`'s stream lost: none seen, while the other side
+    /// acknowledged some (a capture that dropped a lone request)?
+    fn lost(&self, side: usize) -> bool {
+        if self.streams[side].delivered > 0 || self.given_up[side] {
+            return false;
+        }
+        match (self.streams[side].next, self.acked[1 - side]) {
+            (Some(next), Some(acked)) => (1..WINDOW).contains(&acked.wrapping_sub(next)),
+            _ => false,
+        }
+    }
+
+    /// The bytes a gap in `side`'s stream lost are not coming: while undecided, detect
+    /// again mid-connection from the segments held after the gap (keeping what the
+    /// other side sent), as if the capture had started there.
+    fn past_gap(&mut self, side: usize, scratch: &mut Vec<u8>) {
+        self.given_up[side] = self.streams[side].delivered == 0;
+        let dir = if side == 0 {
+            Dir::ToServer
+        } else {
+            Dir::ToClient
+        };
+        let Some(mut d) = self.detector.as_ref().and_then(|d| d.after_gap(dir)) else {
+            return;
+        };
+        scratch.clear();
+        self.streams[side].skip_gap(scratch);
+        if !scratch.is_empty() && d.feed(dir, scratch) != Detection::NeedMore {
+            self.streams.iter_mut().for_each(Reassembly::clear);
+        }
+        self.detector = Some(d);
     }
 }
 
@@ -412,6 +515,8 @@ fn new_flow(p: &Packet) -> Flow {
         detector,
         streams: Default::default(),
         datagrams: [0, 0],
+        acked: [None, None],
+        given_up: [false, false],
     }
 }
 
@@ -492,6 +597,24 @@ mod tests {
     fn a_gap_stops_the_stream() {
         let segs: &[(u32, &[u8])] = &[(1, b"ab"), (10, b"zz")];
         assert_eq!(stream(segs, Some(0)), b"ab");
+    }
+
+    #[test]
+    fn skipping_a_gap_goes_on_from_the_earliest_held_segment() {
+        let mut r = Reassembly::default();
+        r.syn(0);
+        let mut out = Vec::new();
+        for (seq, d) in [(1, &b"ab"[..]), (12, b"cd"), (10, b"xy"), (20, b"zz")] {
+            r.segment(seq, d, &mut out);
+        }
+        assert_eq!(out, b"ab");
+        assert!(r.skip_gap(&mut out));
+        // 10..14 in order, then the next gap (14..20) stops it again.
+        assert_eq!(out, b"abxycd");
+        assert_eq!(r.delivered, 6);
+        assert!(r.skip_gap(&mut out));
+        assert_eq!(out, b"abxycdzz");
+        assert!(!r.skip_gap(&mut out));
     }
 
     #[test]

@@ -203,6 +203,21 @@ impl Detector {
         }
     }
 
+    /// Bytes of `lost` were lost to a gap (a capture that dropped packets): a
+    /// mid-connection detector that keeps what the other direction sent so far and is
+    /// to be fed `lost`'s bytes from after the gap. None once decided.
+    pub fn after_gap(&self, lost: Dir) -> Option<Detector> {
+        if self.answer.is_some() {
+            return None;
+        }
+        let mut d = Detector::midstream(self.limit);
+        match lost {
+            Dir::ToServer => d.server = self.server.clone(),
+            Dir::ToClient => d.client = self.client.clone(),
+        }
+        Some(d)
+    }
+
     /// A detector for a datagram flow (UDP): each datagram is judged on its own (DNS).
     pub fn datagrams() -> Detector {
         Detector {
