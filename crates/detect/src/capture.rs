@@ -185,10 +185,14 @@ pub struct Cut {
     /// The first data segments, either direction: begun later still, or, with the
     /// handshake kept, lost (a capture that dropped packets).
     pub segments: usize,
+    /// Every packet (all connections) cut to this many bytes, link header included, as
+    /// `tcpdump -s` does.
+    pub snap: Option<usize>,
 }
 
 /// [`detect_capture`] with part of every TCP connection left out: how detection fares
-/// on captures that start mid-connection or lost packets (`tests/corpus.rs` scores it).
+/// on captures that start mid-connection, lost packets or kept only the first bytes of
+/// each (`tests/corpus.rs` scores it).
 pub fn detect_capture_cut(bytes: &[u8], cut: Cut) -> Result<Vec<FlowResult>, String> {
     read(
         bytes,
@@ -355,6 +359,10 @@ struct Flows {
 
 impl Flows {
     fn packet(&mut self, link: DataLink, data: &[u8]) {
+        let data = match self.cut.and_then(|c| c.snap) {
+            Some(n) => &data[..data.len().min(n)],
+            None => data,
+        };
         if let Some(p) = parse(link, data) {
             self.add(p);
         }

@@ -15,6 +15,26 @@ use crate::wire::{detail, lossy, prefix_of, yes};
 const MAX_METHOD: usize = 24;
 /// Headers read to find Host, User-Agent and Upgrade.
 const MAX_HEADERS: usize = 96;
+/// Methods of RFC 9110 and WebDAV that a request for a path starts with.
+const METHODS: &[&[u8]] = &[
+    b"GET",
+    b"HEAD",
+    b"POST",
+    b"PUT",
+    b"DELETE",
+    b"OPTIONS",
+    b"TRACE",
+    b"PATCH",
+    b"PROPFIND",
+    b"PROPPATCH",
+    b"MKCOL",
+    b"COPY",
+    b"MOVE",
+    b"LOCK",
+    b"UNLOCK",
+    b"REPORT",
+    b"SEARCH",
+];
 
 fn is_tchar(c: u8) -> bool {
     c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c)
@@ -41,8 +61,21 @@ pub(crate) fn request(b: &[u8]) -> Check {
         // line's end arriving before its `\n`).
         let rest = &b[sp + 1..];
         let rest = rest.strip_suffix(b"\r").unwrap_or(rest);
-        return if rest.iter().any(|&c| control(c)) {
-            Check::No
+        if rest.iter().any(|&c| control(c)) {
+            return Check::No;
+        }
+        // A registered method and the start of a path or URL: likely HTTP, the answer
+        // if the line never ends (a capture cut short by its snap length, a request
+        // line longer than the detector reads).
+        let origin = rest.first() == Some(&b'/')
+            || [&b"http://"[..], b"https://"]
+                .iter()
+                .any(|p| rest.len() > p.len() && rest[..p.len()].eq_ignore_ascii_case(p));
+        return if origin && METHODS.contains(&&b[..sp]) {
+            Check::Likely(
+                AppProtocol::Http,
+                detail([("method", lossy(&b[..sp])), ("path", lossy(rest))]),
+            )
         } else {
             Check::More
         };
@@ -226,6 +259,27 @@ mod tests {
             Check::Likely(..)
         ));
         assert_eq!(request(b"POS"), Check::More);
+    }
+
+    #[test]
+    fn a_request_line_cut_short_is_likely() {
+        // A capture's snap length cut it, or it is longer than the detector reads.
+        let (app, d) = match request(b"GET /index.php?name=Forums&file=viewtopic&t=2&rush=%64") {
+            Check::Likely(app, d) => (app, d),
+            c => panic!("{c:?}"),
+        };
+        assert_eq!(app, AppProtocol::Http);
+        assert_eq!(d["method"], "GET");
+        assert!(matches!(
+            request(b"POST http://example.com/a"),
+            Check::Likely(..)
+        ));
+        // An unregistered method, another scheme, or no target yet: only a prefix.
+        assert_eq!(request(b"FOO /index"), Check::More);
+        assert_eq!(request(b"DESCRIBE rtsp://cam/stream"), Check::More);
+        assert_eq!(request(b"OPTIONS sip:bob@example.com"), Check::More);
+        assert_eq!(request(b"GET "), Check::More);
+        assert_eq!(request(b"GET http"), Check::More);
     }
 
     #[test]

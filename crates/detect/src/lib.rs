@@ -489,10 +489,17 @@ mod tests {
     fn gives_up_when_a_direction_fills_its_buffer() {
         let mut d = Detector::new(32);
         assert_eq!(
-            d.feed(Dir::ToServer, b"GET /aaaaaaaaaaaaaaa"),
+            d.feed(Dir::ToServer, b"FOO /aaaaaaaaaaaaaaa"),
             Detection::NeedMore
         );
         assert_eq!(d.feed(Dir::ToServer, &[b'a'; 40]), Detection::Unknown);
+        // A request line of a registered method longer than the buffer is HTTP.
+        let mut d = Detector::new(32);
+        assert_eq!(
+            d.feed(Dir::ToServer, b"GET /aaaaaaaaaaaaaaa"),
+            Detection::NeedMore
+        );
+        assert_eq!(app(&d.feed(Dir::ToServer, &[b'a'; 40])), Some("http"));
     }
 
     #[test]

@@ -243,6 +243,17 @@ fn sslv2_hello(b: &[u8]) -> Result<String, ParseError> {
 }
 
 /// A client opening with a ClientHello.
+/// A handshake record that opens a ClientHello: its header, the handshake header
+/// (ClientHello, a length no shorter than its fixed fields), the client version.
+fn hello_start(b: &[u8]) -> bool {
+    let Ok((HANDSHAKE, _, _)) = record_header(b) else {
+        return false;
+    };
+    b.get(5) == Some(&CLIENT_HELLO)
+        && be24(b, 6).is_some_and(|n| (38..=MAX_HELLO).contains(&n))
+        && be16(b, 9).is_some_and(real_version)
+}
+
 pub(crate) fn client_check(b: &[u8]) -> Check {
     if b.first().is_some_and(|&c| c & 0x80 != 0) {
         return match sslv2_hello(b) {
@@ -269,6 +280,15 @@ pub(crate) fn client_check(b: &[u8]) -> Check {
                 ),
                 ("version", json!(h.version)),
             ]),
+        ),
+        // The record and handshake headers and the client version are in: likely TLS,
+        // the answer if no more comes (a capture cut short by its snap length).
+        Err(ParseError::Incomplete) if hello_start(b) => Check::Likely(
+            AppProtocol::Tls,
+            detail([(
+                "version",
+                json!(version_name(be16(b, 9).unwrap_or_default())),
+            )]),
         ),
         Err(ParseError::Incomplete) => Check::More,
         Err(ParseError::Invalid) => Check::No,
@@ -422,6 +442,28 @@ pub(crate) mod tests {
         let mut rec = (0x8000 | body.len() as u16).to_be_bytes().to_vec();
         rec.extend_from_slice(&body);
         rec
+    }
+
+    #[test]
+    fn a_client_hello_cut_short_is_likely() {
+        let h = hello("example.com");
+        for n in 0..11 {
+            assert_eq!(client_check(&h[..n]), Check::More, "{n}");
+        }
+        for n in 11..h.len() {
+            assert!(
+                matches!(client_check(&h[..n]), Check::Likely(AppProtocol::Tls, _)),
+                "{n}"
+            );
+        }
+        assert!(matches!(client_check(&h), Check::Yes(..)));
+        // A handshake of another type, or a length too short for a ClientHello.
+        let mut other = h.clone();
+        other[5] = 2;
+        assert_eq!(client_check(&other[..20]), Check::No);
+        let mut short = h[..20].to_vec();
+        short[6..9].copy_from_slice(&[0, 0, 10]);
+        assert_eq!(client_check(&short), Check::More);
     }
 
     #[test]
