@@ -259,12 +259,14 @@ proptest::proptest! {
     #![proptest_config(proptest::prelude::ProptestConfig::with_cases(400))]
 
     /// The corpus's captures (pcap and pcapng, Ethernet, cooked and raw links), damaged a
-    /// few times each: a bad file is an error or fewer flows, never a panic. Random bytes
-    /// never get past the file header; edits of real files reach the block and packet
-    /// parsers and the per-flow detectors.
+    /// few times each, read whole and cut: a bad file is an error or fewer flows, never
+    /// a panic. Random bytes never get past the file header; edits of real files reach
+    /// the block and packet parsers and the per-flow detectors.
     #[test]
     fn damaged_captures_never_panic(k in 0usize..64,
-                                    edits in proptest::collection::vec(edit::edit(), 1..8)) {
+                                    edits in proptest::collection::vec(edit::edit(), 1..8),
+                                    handshake in proptest::bool::ANY, segments in 0usize..6,
+                                    snap in proptest::option::of(14usize..300)) {
         let Some(root) = common::corpora() else { return Ok(()) };
         // The small captures (most of the corpus): the edits land in every part of them.
         let files: Vec<(String, Vec<u8>)> = common::captures(&root)
@@ -277,5 +279,8 @@ proptest::proptest! {
             edit::apply(&mut bytes, e);
         }
         let _ = detect_capture(&bytes);
+        // And read as if it had started later, lost packets or kept only their heads
+        // (the gap handling's paths).
+        let _ = detect_capture_cut(&bytes, Cut { handshake, segments, snap });
     }
 }

@@ -282,9 +282,11 @@ proptest! {
     }
 
     #[test]
-    fn mutated_openings_never_panic(k in 0..samples().len(), edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..6),
+    fn mutated_openings_never_panic(k in 0..samples().len() + midstream_samples().len(),
+                                    edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..6),
                                     cut in any::<usize>()) {
-        let (_, mut parts) = samples()[k].clone();
+        // Openings, and what a capture that starts mid-connection holds first.
+        let (_, mut parts) = samples().into_iter().chain(midstream_samples()).nth(k).unwrap();
         let n = parts.len();
         for (at, byte) in edits {
             let p = &mut parts[at % n].1;
