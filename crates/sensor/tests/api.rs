@@ -209,6 +209,18 @@ Content-Type: multipart/form-data; boundary=----WebKitFormBoundary7MA4YWxkTrZu0g
             vec![],
             "{name}"
         );
+        // A raw-body upload names its file in a header.
+        let head = format!("PUT /upload HTTP/1.1\r\nHost: x\r\nX-File-Name: {name}\r\n\r\n");
+        assert_eq!(
+            got(&s.http_request(head.as_bytes(), b"plain file content")),
+            vec![("path_traversal".into(), "header:x-file-name".into())],
+            "{name}"
+        );
+        assert_eq!(
+            got(&s.value("header:x-filename", name.as_bytes())).len(),
+            1,
+            "{name}"
+        );
     }
 }
 

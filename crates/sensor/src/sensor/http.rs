@@ -35,6 +35,17 @@ pub enum Loc<'a> {
 
 /// Where multipart file names are reported (`body:multipart:filename:NAME`).
 pub(crate) const UPLOAD_NAME: &str = "body:multipart:filename";
+/// Headers that name the file a request body uploads (raw-body upload APIs and their
+/// JavaScript clients; CRS 932180 reads the same).
+const UPLOAD_HEADERS: &[&str] = &["x-filename", "x_filename", "x-file-name"];
+
+/// Is `n` one of [`UPLOAD_HEADERS`]? (Asked of every header value: the length and
+/// first letter turn almost all away.)
+fn upload_header(n: &str) -> bool {
+    matches!(n.len(), 10 | 11)
+        && n.as_bytes()[0].eq_ignore_ascii_case(&b'x')
+        && UPLOAD_HEADERS.iter().any(|h| n.eq_ignore_ascii_case(h))
+}
 
 impl Loc<'_> {
     /// Is this an uploaded file's name, which the path traversal class also judges as
@@ -42,9 +53,12 @@ impl Loc<'_> {
     pub(crate) fn is_upload_name(&self) -> bool {
         match self {
             Loc::Named(p, _) => *p == UPLOAD_NAME,
-            Loc::Str(s) => s
-                .strip_prefix(UPLOAD_NAME)
-                .is_some_and(|r| r.starts_with(':')),
+            Loc::Header(n) => upload_header(n),
+            Loc::Str(s) => {
+                s.strip_prefix(UPLOAD_NAME)
+                    .is_some_and(|r| r.starts_with(':'))
+                    || s.strip_prefix("header:").is_some_and(upload_header)
+            }
             _ => false,
         }
     }
