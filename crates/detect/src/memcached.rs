@@ -119,57 +119,55 @@ pub(crate) fn replies(b: &[u8]) -> Check {
                 }
                 at = next;
             }
-            Some(b"VALUE") if stats == 0 && (4..=5).contains(&words.len()) => {
-                let numbers = words[2..]
-                    .iter()
-                    .all(|w| decimal(w).is_some_and(|n| n >= 0));
-                let Some(n) = decimal(words[3]).and_then(|n| usize::try_from(n).ok()) else {
-                    return Check::No;
-                };
-                if !numbers || words[1].is_empty() || words[1].len() > MAX_KEY || !printable(l) {
-                    return Check::No;
-                }
-                let end = next.saturating_add(n);
-                match b.get(end..end.saturating_add(2)) {
-                    Some(b"\r\n") => {}
-                    Some(_) => return Check::No,
-                    None => {
-                        return if b.len() < end + 2 && n <= 1 << 20 {
-                            Check::More
-                        } else {
-                            Check::No
-                        };
-                    }
-                }
-                let after = &b[end + 2..];
-                return match crlf_line(after, 0) {
-                    Some((l, _)) if l == b"END" || l.starts_with(b"VALUE ") => yes(
-                        AppProtocol::Memcached,
-                        detail([
-                            ("reply", json!("VALUE")),
-                            ("key", json!(String::from_utf8_lossy(words[1]))),
-                        ]),
-                    ),
-                    Some(_) => Check::No,
-                    None if {
-                        let a = after.strip_suffix(b"\r").unwrap_or(after);
-                        b"END".starts_with(a)
-                            || b"VALUE ".starts_with(a)
-                            || a.starts_with(b"VALUE ")
-                    } =>
-                    {
-                        Check::More
-                    }
-                    None => Check::No,
-                };
+            Some(b"VALUE") if stats == 0 && (4..=5).contains(&words.len()) && printable(l) => {
+                return value_block(b, &words, next);
             }
             _ => return Check::No,
         }
     }
 }
 
-/// A statistic's name: `pid`, `curr_connections`, `items:1:number`, `slab 1:chunk_size`'s
-/// name part.
+/// A `VALUE <key> <flags> <bytes> [<cas>]` line (`words`, ending at `next`): its data
+/// must be `<bytes>` long, then CR LF, then `END` or the next `VALUE`.
+fn value_block(b: &[u8], words: &[&[u8]], next: usize) -> Check {
+    let numbers = words[2..]
+        .iter()
+        .all(|w| decimal(w).is_some_and(|n| n >= 0));
+    let Some(n) = decimal(words[3]).and_then(|n| usize::try_from(n).ok()) else {
+        return Check::No;
+    };
+    if !numbers || words[1].is_empty() || words[1].len() > MAX_KEY {
+        return Check::No;
+    }
+    let end = next.saturating_add(n);
+    match b.get(end..end.saturating_add(2)) {
+        Some(b"\r\n") => {}
+        Some(_) => return Check::No,
+        None if b.len() < end + 2 && n <= 1 << 20 => return Check::More,
+        None => return Check::No,
+    }
+    let after = &b[end + 2..];
+    match crlf_line(after, 0) {
+        Some((l, _)) if l == b"END" || l.starts_with(b"VALUE ") => yes(
+            AppProtocol::Memcached,
+            detail([
+                ("reply", json!("VALUE")),
+                ("key", json!(String::from_utf8_lossy(words[1]))),
+            ]),
+        ),
+        Some(_) => Check::No,
+        None => {
+            let a = after.strip_suffix(b"\r").unwrap_or(after);
+            if b"END".starts_with(a) || b"VALUE ".starts_with(a) || a.starts_with(b"VALUE ") {
+                Check::More
+            } else {
+                Check::No
+            }
+        }
+    }
+}
+
+/// A statistic's name: `pid`, `curr_connections`, `1:chunk_size` (per slab class).
 fn stat_name(w: &[u8]) -> bool {
     !w.is_empty()
         && w.iter()
@@ -252,6 +250,7 @@ mod tests {
         bad.extend_from_slice(&[0; 12]);
         assert_eq!(request(&bad), Check::No);
     }
+
     #[test]
     fn text_replies_mid_connection() {
         let stats = b"STAT pid 8837\r\nSTAT uptime 193\r\nSTAT time 1534343744\r\n";
