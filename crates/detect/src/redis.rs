@@ -166,6 +166,20 @@ pub(crate) fn contradicted(b: &[u8]) -> bool {
 /// The first byte of every RESP2/RESP3 element.
 const TYPES: &[u8] = b"+-:$*%_,#~>|(=!";
 
+/// Is `body` what an element line of type `t` (one of [`TYPES`]) may hold?
+fn element_line(t: u8, body: &[u8]) -> bool {
+    match t {
+        b'+' => !body.is_empty() && printable(body),
+        // Errors start with an upper-case code: ERR, WRONGTYPE, NOAUTH, NOPERM...
+        b'-' => body.len() >= 3 && body[..3].iter().all(u8::is_ascii_uppercase) && printable(body),
+        b'_' => body.is_empty(),
+        b'#' => body == b"t" || body == b"f",
+        b',' | b'(' => !body.is_empty() && printable(body),
+        // Integers, and the lengths of bulk strings and aggregates (-1: null).
+        _ => decimal(body).is_some_and(|n| n >= -1),
+    }
+}
+
 /// A RESP2/RESP3 reply's first line.
 pub(crate) fn reply(b: &[u8]) -> Check {
     let Some(&t) = b.first() else {
@@ -182,17 +196,7 @@ pub(crate) fn reply(b: &[u8]) -> Check {
             Check::No
         };
     };
-    let body = &l[1..];
-    let ok = match t {
-        b'+' => !body.is_empty() && printable(body),
-        // Errors start with an upper-case code: ERR, WRONGTYPE, NOAUTH, NOPERM...
-        b'-' => body.len() >= 3 && body[..3].iter().all(u8::is_ascii_uppercase) && printable(body),
-        b'_' => body.is_empty(),
-        b'#' => body == b"t" || body == b"f",
-        b',' | b'(' => !body.is_empty() && printable(body),
-        _ => decimal(body).is_some_and(|n| n >= -1),
-    };
-    if ok {
+    if element_line(t, &l[1..]) {
         yes(
             AppProtocol::Redis,
             detail([("reply", json!(char::from(t).to_string()))]),
@@ -245,22 +249,10 @@ fn elements(b: &[u8], mut at: usize) -> Check {
         let Some((&t, body)) = l.split_first() else {
             return Check::No;
         };
-        let n = decimal(body);
-        let ok = match t {
-            b'+' => !body.is_empty() && printable(body),
-            b'-' => {
-                body.len() >= 3 && body[..3].iter().all(u8::is_ascii_uppercase) && printable(body)
-            }
-            b':' | b'*' | b'%' | b'~' | b'>' | b'|' => n.is_some_and(|n| n >= -1),
-            b'$' | b'=' | b'!' => n.is_some_and(|n| n >= -1),
-            b'_' => body.is_empty(),
-            b'#' => body == b"t" || body == b"f",
-            b',' | b'(' => !body.is_empty() && printable(body),
-            _ => false,
-        };
-        if !ok {
+        if !TYPES.contains(&t) || !element_line(t, body) {
             return Check::No;
         }
+        let n = decimal(body);
         at = next;
         if matches!(t, b'$' | b'=' | b'!') && n.is_some_and(|n| n >= 0) {
             let end = at.saturating_add(n.unwrap_or(0) as usize);
