@@ -114,6 +114,21 @@ const RESTRICTED: &[&str] = &[
     "sysprep.inf",
     "sysprep/sysprep.xml",
     "applicationhost.config",
+    // AI coding assistants' project configuration, committed or copied into web roots
+    // with the code: MCP server definitions with their tokens, API keys, agent rules
+    // and hooks that run commands. Scanners ask for them as they ask for `.env`.
+    ".claude/",
+    ".cursor/",
+    ".continue/",
+    ".codex/",
+    ".windsurf/",
+    ".roo/",
+    ".cline/",
+    ".kiro/",
+    ".junie/",
+    ".opencode/",
+    ".gemini/",
+    ".aider",
 ];
 
 static FINDER: LazyLock<AhoCorasick> = LazyLock::new(|| {
@@ -476,6 +491,9 @@ mod tests {
             "proc/self/environ",
             ".htaccess",
             "..%uEFC8..%uEFC8etc",
+            "/.cursor/mcp.json",
+            "/app/.claude/settings.local.json",
+            ".aider.conf.yml",
         ] {
             assert!(detect(a.as_bytes()).is_some(), "{a}");
         }
@@ -497,6 +515,9 @@ mod tests {
             "/var/log/nginx",
             "the error_log directive",
             "etc. and so on",
+            "/docs/claude/intro",
+            "see the .cursor file",
+            "/api/gemini/v1",
         ] {
             assert!(detect(b.as_bytes()).is_none(), "{b}");
         }
