@@ -104,77 +104,30 @@ fn fragment(flags: u8, payload: &[u8]) -> Option<&[u8]> {
     p.get(..p.len().checked_sub(pad)?)
 }
 
-/// An HPACK integer with an `n`-bit prefix at `at` (RFC 7541 5.1): (value, index after).
-fn hpack_int(b: &[u8], at: usize, n: u32) -> Option<(usize, usize)> {
-    let max = (1usize << n) - 1;
-    let first = usize::from(*b.get(at)?) & max;
-    if first < max {
-        return Some((first, at + 1));
-    }
-    let (mut value, mut shift, mut i) = (max, 0u32, at + 1);
-    loop {
-        let c = *b.get(i)?;
-        value = value.checked_add(usize::from(c & 0x7f).checked_shl(shift)?)?;
-        i += 1;
-        if c & 0x80 == 0 || shift > 21 {
-            return (c & 0x80 == 0).then_some((value, i));
-        }
-        shift += 7;
-    }
+/// Decode a header block with HPACK (`loona-hpack`), each field to `field` as it comes;
+/// false if the block is broken or refers to a table entry this decoder never saw.
+fn decode_block(block: &[u8], mut field: impl FnMut(&[u8], &[u8])) -> bool {
+    let mut decoder = loona_hpack::Decoder::new();
+    decoder.set_max_allowed_table_size(MAX_TABLE);
+    decoder
+        .decode_with_cb(block, |name: Cow<[u8]>, value: Cow<[u8]>| {
+            field(&name, &value)
+        })
+        .is_ok()
 }
 
-/// An HPACK string literal at `at`, Huffman-decoded if so marked: (octets, index after).
-fn hpack_string(b: &[u8], at: usize) -> Option<(Vec<u8>, usize)> {
-    let huffman = b.get(at)? & 0x80 != 0;
-    let (len, start) = hpack_int(b, at, 7)?;
-    let raw = b.get(start..start.checked_add(len)?)?;
-    let octets = if huffman {
-        loona_hpack::huffman::HuffmanDecoder::new()
-            .decode(raw)
-            .ok()?
-    } else {
-        raw.to_vec()
-    };
-    Some((octets, start + len))
-}
-
-/// `content-type` in static table index 31.
-const CONTENT_TYPE: usize = 31;
-
-/// A header block's `content-type`, if it is sent as a literal. Mid-connection the
-/// dynamic table is unknown, but every representation says its own length, and a
-/// connection's first request of a kind carries its fields as literals (later ones
-/// refer to the table: those stay unknown).
+/// A header block's `content-type`, if it is sent before any reference to the dynamic
+/// table. Mid-connection that table is unknown, but a connection's first request of a
+/// kind carries its fields as literals or static entries (later ones refer to the
+/// table: those stay unknown, and decoding stops at the first such reference).
 fn literal_content_type(block: &[u8]) -> Option<Vec<u8>> {
-    let mut at = 0;
-    while let Some(&c) = block.get(at) {
-        if c & 0x80 != 0 {
-            // An indexed field.
-            (_, at) = hpack_int(block, at, 7)?;
-            continue;
+    let mut found = None;
+    decode_block(block, |name, value| {
+        if found.is_none() && name == b"content-type" {
+            found = Some(value.to_vec());
         }
-        if c & 0xe0 == 0x20 {
-            // A dynamic table size update.
-            (_, at) = hpack_int(block, at, 5)?;
-            continue;
-        }
-        // A literal: with indexing (6-bit name index), without or never indexed (4).
-        let (index, next) = hpack_int(block, at, if c & 0x40 != 0 { 6 } else { 4 })?;
-        at = next;
-        let named = if index == 0 {
-            let (name, next) = hpack_string(block, at)?;
-            at = next;
-            name == b"content-type"
-        } else {
-            index == CONTENT_TYPE
-        };
-        let (value, next) = hpack_string(block, at)?;
-        if named {
-            return Some(value);
-        }
-        at = next;
-    }
-    None
+    });
+    found
 }
 
 /// The preface, then frames until the first request shows whether it is gRPC.
@@ -192,12 +145,10 @@ pub(crate) fn preface(b: &[u8]) -> Check {
         // The 24-byte preface alone is proof enough of HTTP/2.
         Block::Broken => return yes(AppProtocol::Http2, plain()),
     };
-    let mut decoder = loona_hpack::Decoder::new();
-    decoder.set_max_allowed_table_size(MAX_TABLE);
     let mut fields: Vec<(&str, Value)> = Vec::new();
     let mut grpc = false;
-    let decoded = decoder.decode_with_cb(&block, |name: Cow<[u8]>, value: Cow<[u8]>| {
-        let key = match &*name {
+    let decoded = decode_block(&block, |name, value| {
+        let key = match name {
             b":method" => "method",
             b":path" => "path",
             b":authority" => "authority",
@@ -208,9 +159,9 @@ pub(crate) fn preface(b: &[u8]) -> Check {
             }
             _ => return,
         };
-        fields.push((key, lossy(&value)));
+        fields.push((key, lossy(value)));
     });
-    if decoded.is_err() {
+    if !decoded {
         return yes(AppProtocol::Http2, plain());
     }
     let get = |k: &str| {

@@ -198,23 +198,16 @@ pub(crate) fn packets(b: &[u8]) -> Check {
         }
         whole += 1;
         at = end;
-        if let Some((packet, topic)) = &found
-            && (whole >= 2 || *packet == "CONNECT")
-        {
-            return yes(
-                AppProtocol::Mqtt,
-                detail([("packet", json!(packet)), ("topic", topic.clone())]),
-            );
-        }
-        // A topic packet that is all this side sent so far: its end is the end of the
-        // bytes. Likely, if the connection says nothing more precise.
-        if let Some((packet, topic)) = &found
-            && at == b.len()
-        {
-            return Check::Likely(
-                AppProtocol::Mqtt,
-                detail([("packet", json!(packet)), ("topic", topic.clone())]),
-            );
+        if let Some((packet, topic)) = &found {
+            let d = || detail([("packet", json!(packet)), ("topic", topic.clone())]);
+            if whole >= 2 || *packet == "CONNECT" {
+                return yes(AppProtocol::Mqtt, d());
+            }
+            // A topic packet that is all this side sent so far: its end is the end of
+            // the bytes. Likely, if the connection says nothing more precise.
+            if at == b.len() {
+                return Check::Likely(AppProtocol::Mqtt, d());
+            }
         }
     }
     Check::No
