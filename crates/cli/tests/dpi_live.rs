@@ -1198,6 +1198,15 @@ fn cases(amqp: bool) -> Vec<Case> {
             "logger -n {ip} -P 514 -d 'hello syslog'",
         )
         .udp(),
+        // NetBIOS's name service shares DNS's message format (RFC 1002): a node-status
+        // query for `*`, nobody answering.
+        case(
+            "nbtscan, NetBIOS name service (not named)",
+            "unknown",
+            "nbtscan -t 200 {ip}",
+        )
+        .udp()
+        .may_fail(),
     ]);
     if amqp {
         c.push(
@@ -1378,6 +1387,7 @@ fn real_clients_and_servers_are_detected_in_fresh_captures() {
         "git",
         "busybox",
         "logger",
+        "nbtscan",
     ]);
     for module in ["grpc", "aiosmtpd"] {
         let (ok, out) = run(&["/usr/bin/python3", "-c", &format!("import {module}")]);

@@ -139,9 +139,18 @@ pub fn answers(m: &[u8]) -> Option<Answers> {
     Some(Answers { name, addrs })
 }
 
+/// NetBIOS Name Service (RFC 1002) speaks DNS's message format, but it is another
+/// protocol: its questions name a NetBIOS name "first-level encoded", one label of 32
+/// letters from A to P (a nibble each), which no DNS name has (a hex digest uses
+/// digits too).
+fn netbios(name: &str) -> bool {
+    let first = name.split('.').next().unwrap_or_default();
+    first.len() == 32 && (first.bytes()).all(|b| (b'A'..=b'P').contains(&b.to_ascii_uppercase()))
+}
+
 fn check(m: &[u8], response: bool) -> Check {
     match question(m) {
-        Some(q) if q.response == response => yes(
+        Some(q) if q.response == response && !netbios(&q.name) => yes(
             AppProtocol::Dns,
             detail([("query", json!(q.name)), ("qtype", json!(q.qtype))]),
         ),

@@ -46,6 +46,30 @@ fn rtmp_c0_c1() -> Vec<u8> {
         .collect()
 }
 
+/// A NetBIOS name service message (RFC 1002 4.2): `flags`, one question for `name`
+/// (padded to 15 bytes, the 16th the service suffix 0; `*` the node-status wildcard,
+/// padded with zeros) of type `qtype` (0x20 NB, 0x21 NBSTAT), and with `record` the
+/// registration's own NB record (a pointer to the question's name).
+fn nbns(flags: u16, name: &str, qtype: u8, record: bool) -> Vec<u8> {
+    let pad = if name == "*" { 0 } else { b' ' };
+    let mut raw = name.as_bytes().to_vec();
+    raw.resize(15, pad);
+    raw.push(0);
+    let mut m = vec![0x82, 0x28];
+    m.extend_from_slice(&flags.to_be_bytes());
+    m.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, u8::from(record), 32]);
+    for b in raw {
+        m.extend_from_slice(&[b'A' + (b >> 4), b'A' + (b & 15)]);
+    }
+    m.extend_from_slice(&[0, 0, qtype, 0, 1]);
+    if record {
+        m.extend_from_slice(
+            b"\xc0\x0c\x00\x20\x00\x01\x00\x04\x93\xe0\x00\x06\x60\x00\x0a\x00\x00\x05",
+        );
+    }
+    m
+}
+
 #[test]
 fn protocols_bulkhead_does_not_name_are_unknown() {
     let stream: Vec<Opening> = vec![
@@ -79,6 +103,12 @@ fn protocols_bulkhead_does_not_name_are_unknown() {
         ("http/0.9-like raw line", vec![c(b"HELLO WORLD\r\n"), s(b"ERR unknown\r\n")]),
     ];
     let datagrams: Vec<Opening> = vec![
+        // NetBIOS Name Service (RFC 1002) is DNS's message format around NetBIOS names.
+        ("netbios name query", vec![c(&nbns(0x0110, "WORKGROUP", 0x20, false))]),
+        ("netbios node status (nbtscan)", vec![c(&nbns(0x0000, "*", 0x21, false))]),
+        ("netbios name registration", vec![c(&nbns(0x2910, "HOST", 0x20, true))]),
+        ("netbios name query over a scope", vec![c(&[&nbns(0x0100, "FILESRV", 0x20, false)[..50], b"\x07example\x03com\x00\x00\x20\x00\x01"].concat())]),
+        ("netbios datagram (browser announcement)", vec![c(&[&b"\x11\x02\x81\x2c\xc0\xa8\x01\x05\x00\x8a\x00\xbb\x00\x00"[..], &nbns(0, "HOST", 0x20, false)[12..46], &nbns(0, "WORKGROUP", 0x20, false)[12..46], b"\xffSMB\x25"].concat())]),
         ("snmp v2c get", vec![c(b"\x30\x26\x02\x01\x01\x04\x06public\xa0\x19\x02\x04\x12\x34\x56\x78\x02\x01\x00\x02\x01\x00\x30\x0b\x30\x09\x06\x05\x2b\x06\x01\x02\x01\x05\x00")]),
         ("ntp", vec![c(&[&[0x1bu8][..], &[0u8; 47]].concat())]),
         ("stun binding", vec![c(b"\x00\x01\x00\x00\x21\x12\xa4\x42\x63\xc7\x11\x7e\x07\x14\x27\x8f\x5d\xed\x32\x21")]),
