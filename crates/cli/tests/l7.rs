@@ -134,6 +134,17 @@ fn redis_commands_are_enforced_by_the_proxy() {
     assert_eq!(curl("POST", "/v1/status"), "200");
     assert_eq!(curl("DELETE", "/v1/accounts/42"), "403");
     assert_eq!(curl("GET", "/admin"), "403");
+    // A request after an empty line (RFC 9112 2.2: servers ignore it) is still HTTP to
+    // the detector and decided as any other.
+    let raw = |path: &str| {
+        let cmd = format!(
+            "printf '\\r\\nGET {path} HTTP/1.1\\r\\nHost: s\\r\\nConnection: close\\r\\n\\r\\n' | nc -w 5 {status_ip} 8080"
+        );
+        let (_, out) = exec("eu/credit-check-0", &["sh", "-c", &cmd]);
+        out.lines().next().unwrap_or_default().trim().to_string()
+    };
+    assert_eq!(raw("/v1/status/7"), "HTTP/1.1 200 OK");
+    assert_eq!(raw("/admin"), "HTTP/1.1 403 Forbidden");
 
     // Sensors on what policy allows. custRecord's web-attacks sensor blocks an SQL
     // injection inside an allowed request (GET /v1/status...) ...

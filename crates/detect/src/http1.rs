@@ -44,8 +44,28 @@ fn control(c: u8) -> bool {
     c < 0x20 || c == 0x7f
 }
 
-/// `METHOD SP TARGET SP HTTP/1.x` (or a prefix of one), then headers.
-pub(crate) fn request(b: &[u8]) -> Check {
+/// Empty lines a server ignores before a request line (RFC 9112 2.2 says at least one;
+/// a client that ends a body with an extra CRLF sends one): a few, as the proxy's HTTP
+/// session skips them too.
+pub const LEADING_EMPTY_LINES: usize = 4;
+
+/// `METHOD SP TARGET SP HTTP/1.x` (or a prefix of one), then headers, after at most
+/// [`LEADING_EMPTY_LINES`] empty lines.
+pub(crate) fn request(mut b: &[u8]) -> Check {
+    for _ in 0..LEADING_EMPTY_LINES {
+        match b {
+            [b'\r'] => return Check::More,
+            [b'\r', b'\n', rest @ ..] | [b'\n', rest @ ..] => b = rest,
+            _ => break,
+        }
+    }
+    if b.is_empty() {
+        return Check::More;
+    }
+    request_line(b)
+}
+
+fn request_line(b: &[u8]) -> Check {
     let Some(sp) = b.iter().position(|&c| c == b' ') else {
         return if b.len() <= MAX_METHOD && b.iter().all(|&c| is_tchar(c)) {
             Check::More
@@ -190,6 +210,22 @@ mod tests {
             Check::Yes(a, d) => (a, d),
             c => panic!("{c:?}"),
         }
+    }
+
+    #[test]
+    fn empty_lines_before_the_request_line() {
+        let r = b"\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        assert!(matches!(request(r), Check::Yes(AppProtocol::Http, _)));
+        assert!(matches!(request(&r[1..]), Check::Yes(AppProtocol::Http, _)));
+        for n in 0..5 {
+            assert_eq!(request(&r[..n]), Check::More, "{n}");
+        }
+        // More than a few, or a line that is not empty, is not HTTP.
+        assert_eq!(
+            request(b"\r\n\r\n\r\n\r\n\r\nGET / HTTP/1.1\r\n\r\n"),
+            Check::No
+        );
+        assert_eq!(request(b"\r\n \r\nGET / HTTP/1.1\r\n\r\n"), Check::No);
     }
 
     #[test]

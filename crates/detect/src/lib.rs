@@ -21,6 +21,7 @@ mod amqp;
 pub mod capture;
 pub mod dns;
 mod http1;
+pub use http1::LEADING_EMPTY_LINES as HTTP_LEADING_EMPTY_LINES;
 mod http2;
 mod kafka;
 mod ldap;

@@ -1,4 +1,4 @@
-//! SMTP: the server's 220 greeting naming (E)SMTP (server speaks first), the client's
+//! SMTP: the server's 220 (or 554) greeting naming (E)SMTP (server speaks first), the client's
 //! EHLO / HELO, and mid-connection envelope commands.
 
 use bulkhead_policy::l7::AppProtocol;
@@ -10,17 +10,20 @@ use crate::wire::{detail, first_line, lossy, printable, yes};
 /// RFC 5321 limits a reply line to 512 bytes.
 const MAX_LINE: usize = 512;
 
-/// The `220` greeting. FTP and others greet with 220 too, so it must name SMTP (or a
-/// mail server); a bare 220 waits for the client's EHLO.
+/// Greetings: `220`, or `554` from a server that refuses service (RFC 5321 3.1).
+const GREETINGS: [&[u8]; 4] = [b"220 ", b"220-", b"554 ", b"554-"];
+
+/// The greeting. FTP and others greet with 220 too, so it must name SMTP (or a mail
+/// server); a bare 220 waits for the client's EHLO.
 pub(crate) fn greeting(b: &[u8]) -> Check {
     if b.len() < 4 {
-        return if b"220 ".starts_with(b) || b"220-".starts_with(b) {
+        return if GREETINGS.iter().any(|g| g.starts_with(b)) {
             Check::More
         } else {
             Check::No
         };
     }
-    if !(b.starts_with(b"220 ") || b.starts_with(b"220-")) {
+    if !GREETINGS.iter().any(|g| b.starts_with(g)) {
         return Check::No;
     }
     match first_line(b) {
@@ -87,6 +90,12 @@ mod tests {
         }
         // FTP's greeting does not name SMTP: wait for the client.
         assert_eq!(greeting(b"220 (vsFTPd 3.0.3)\r\n"), Check::More);
+        // A server refusing service greets with 554 instead.
+        assert!(matches!(
+            greeting(b"554 5.7.1 mx.example.com ESMTP not accepting messages\r\n"),
+            Check::Yes(..)
+        ));
+        assert_eq!(greeting(b"55"), Check::More);
     }
 
     #[test]

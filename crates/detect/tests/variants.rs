@@ -90,6 +90,10 @@ fn variants_of_named_protocols_are_named() {
         ("http", vec![c(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")]),
         ("http", vec![c(b"PROPFIND /dav/ HTTP/1.1\r\nHost: a\r\nDepth: 1\r\n\r\n")]),
         ("http", vec![c(b"GET / HTTP/1.0\r\n\r\n")]),
+        // Empty lines before the request line (RFC 9112 2.2: a server ignores them).
+        ("http", vec![c(b"\r\nPOST /form HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n")]),
+        // A server refusing service greets with 554 (RFC 5321 3.1); the client quits.
+        ("smtp", vec![s(b"554 5.7.1 mx.example.com ESMTP service unavailable\r\n"), c(b"QUIT\r\n")]),
         // An HTTP/2 server may send its SETTINGS before the client's preface arrives.
         ("http2", vec![s(b"\x00\x00\x06\x04\x00\x00\x00\x00\x00\x00\x03\x00\x00\x00\x64"), c(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")]),
         ("http2", vec![c(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x12\x04\x00\x00\x00\x00\x00\x00\x03\x00\x00\x00\x64\x00\x04\x40\x00\x00\x00\x00\x02\x00\x00\x00\x00")]),

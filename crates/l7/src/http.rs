@@ -89,6 +89,8 @@ pub struct HttpSession {
     inspector: Option<Arc<dyn Inspector>>,
     /// Response payloads through the sensors (created with the first response body).
     responses: Option<Box<dyn StreamInspector>>,
+    /// Empty lines skipped before the request line being read.
+    empty_lines: usize,
 }
 
 impl Default for HttpSession {
@@ -230,6 +232,7 @@ impl HttpSession {
             closing: false,
             inspector: None,
             responses: None,
+            empty_lines: 0,
         }
     }
 
@@ -377,6 +380,22 @@ impl Session for HttpSession {
                     }
                 }
                 Side::Head => {
+                    // Empty lines before a request line are ignored (RFC 9112 2.2), as
+                    // many as the detector passes over: dropped, not forwarded.
+                    // (A CR whose LF has not come yet waits in the head.)
+                    if self.empty_lines < bulkhead_detect::HTTP_LEADING_EMPTY_LINES {
+                        let n = match (self.client_head.as_slice(), data) {
+                            ([], [b'\r', b'\n', ..]) => 2,
+                            ([] | [b'\r'], [b'\n', ..]) => 1,
+                            _ => 0,
+                        };
+                        if n > 0 {
+                            self.client_head.clear();
+                            self.empty_lines += 1;
+                            i += n;
+                            continue;
+                        }
+                    }
                     let room = MAX_HEAD.saturating_sub(self.client_head.len());
                     let take = data.len().min(room);
                     self.client_head.extend_from_slice(&data[..take]);
@@ -388,9 +407,9 @@ impl Session for HttpSession {
                         }
                         continue;
                     };
-                    // Leading empty lines between requests are allowed (RFC 9112 2.2).
                     let mut tail = self.client_head.split_off(end);
                     let head = std::mem::take(&mut self.client_head);
+                    self.empty_lines = 0;
                     tail.extend_from_slice(&input[i..]);
                     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
                     let mut req = httparse::Request::new(&mut headers);

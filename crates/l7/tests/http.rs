@@ -138,6 +138,16 @@ proptest! {
         prop_assert_eq!(run(&client, &server, &cuts), run(&client, &server, &[]));
     }
 
+    /// Empty lines before a request line (RFC 9112 2.2) are dropped however the bytes
+    /// are split, and the requests after them decided as without them.
+    #[test]
+    fn empty_lines_before_requests_are_skipped(cuts in proptest::collection::vec(1usize..25, 0..40)) {
+        let client = [b"\r\n", R1, b"\r\n\n", ADMIN, b"\r\n", R2].concat();
+        let server = [RESP1, RESP2].concat();
+        let plain = run(&[R1, ADMIN, R2].concat(), &server, &[]);
+        prop_assert_eq!(run(&client, &server, &cuts), plain);
+    }
+
     #[test]
     fn allowed_traffic_passes_byte_identical(cuts in proptest::collection::vec(1usize..25, 0..40)) {
         let client = [R1, R2, b"PUT /d HTTP/1.1\r\nContent-Length: 3\r\n\r\nxyz"].concat();
