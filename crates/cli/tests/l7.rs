@@ -136,15 +136,25 @@ fn redis_commands_are_enforced_by_the_proxy() {
     assert_eq!(curl("GET", "/admin"), "403");
     // A request after an empty line (RFC 9112 2.2: servers ignore it) is still HTTP to
     // the detector and decided as any other.
-    let raw = |path: &str| {
-        let cmd = format!(
-            "printf '\\r\\nGET {path} HTTP/1.1\\r\\nHost: s\\r\\nConnection: close\\r\\n\\r\\n' | nc -w 5 {status_ip} 8080"
-        );
+    // The status line answering `request` (printf escapes), sent as it is with nc.
+    let raw = |request: &str| {
+        let cmd = format!("printf '{request}' | nc -w 5 {status_ip} 8080");
         let (_, out) = exec("eu/credit-check-0", &["sh", "-c", &cmd]);
         out.lines().next().unwrap_or_default().trim().to_string()
     };
-    assert_eq!(raw("/v1/status/7"), "HTTP/1.1 200 OK");
-    assert_eq!(raw("/admin"), "HTTP/1.1 403 Forbidden");
+    let get = |path: &str| {
+        format!("\\r\\nGET {path} HTTP/1.1\\r\\nHost: s\\r\\nConnection: close\\r\\n\\r\\n")
+    };
+    assert_eq!(raw(&get("/v1/status/7")), "HTTP/1.1 200 OK");
+    assert_eq!(raw(&get("/admin")), "HTTP/1.1 403 Forbidden");
+    // Request smuggling (CL.TE): a body two servers could end in two places is refused,
+    // and the request hidden in it never decided.
+    assert_eq!(
+        raw(
+            "POST /v1/status HTTP/1.1\\r\\nHost: s\\r\\nContent-Length: 40\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\n0\\r\\n\\r\\nGET /admin HTTP/1.1\\r\\nHost: s\\r\\n\\r\\n"
+        ),
+        "HTTP/1.1 400 Bad Request"
+    );
 
     // Sensors on what policy allows. custRecord's web-attacks sensor blocks an SQL
     // injection inside an allowed request (GET /v1/status...) ...
@@ -198,6 +208,13 @@ fn redis_commands_are_enforced_by_the_proxy() {
     let pcap = flush_event["pcap"].as_str().expect("a capture");
     let text = capture_text(pcap, &[]);
     assert!(text.contains("FLUSHALL"), "tshark on {pcap}: {text}");
+    // The smuggling attempt is an event too, saying why it was refused.
+    assert!(
+        events.lines().any(|l| l.contains("\"event\":\"request\"")
+            && l.contains("POST /v1/status")
+            && l.contains("400 Bad Request: Transfer-Encoding with Content-Length")),
+        "no event for the smuggling attempt:\n{events}"
+    );
     assert!(
         events.lines().any(|l| l.contains("\"event\":\"protocol\"")
             && l.contains("\"protocol\":\"http\"")

@@ -199,26 +199,56 @@ pub(crate) fn host_name(h: &str) -> String {
     }
 }
 
-/// The body of a message from its headers: None (no body) or how it is framed.
-fn request_body(headers: &[httparse::Header]) -> Result<Option<Body>, ()> {
-    if let Some(te) = header(headers, "transfer-encoding") {
-        let te = String::from_utf8_lossy(te).to_ascii_lowercase();
-        return if te.trim_end().ends_with("chunked") {
-            Ok(Some(Body::chunked()))
-        } else {
-            Err(())
+/// The values of every `name` field, split at commas (RFC 9110 5.3: repeated fields
+/// are one list), trimmed, empty elements dropped.
+fn list<'a>(headers: &'a [httparse::Header<'a>], name: &str) -> Vec<&'a [u8]> {
+    (headers.iter())
+        .filter(|h| h.name.eq_ignore_ascii_case(name))
+        .flat_map(|h| h.value.split(|&b| b == b','))
+        .map(|v| v.trim_ascii())
+        .filter(|v| !v.is_empty())
+        .collect()
+}
+
+/// How a request's body is framed (RFC 9112 6.3): None (no body), or Err with why
+/// when the framing is invalid or ambiguous. These are the request-smuggling cases,
+/// where a server behind the proxy could find another end of the body than the proxy
+/// did and read the rest as a request nobody decided: Transfer-Encoding together with
+/// Content-Length (nginx refuses it too), codings that do not end in one `chunked`,
+/// Content-Length values that are not digits or disagree.
+fn request_body(headers: &[httparse::Header]) -> Result<Option<Body>, &'static str> {
+    let has = |name: &str| headers.iter().any(|h| h.name.eq_ignore_ascii_case(name));
+    if has("transfer-encoding") {
+        if has("content-length") {
+            return Err("Transfer-Encoding with Content-Length");
+        }
+        let codings = list(headers, "transfer-encoding");
+        let chunked = codings
+            .iter()
+            .filter(|c| c.eq_ignore_ascii_case(b"chunked"));
+        return match codings.last() {
+            Some(last) if last.eq_ignore_ascii_case(b"chunked") && chunked.count() == 1 => {
+                Ok(Some(Body::chunked()))
+            }
+            _ => Err("Transfer-Encoding not ending in chunked"),
         };
     }
-    match header(headers, "content-length") {
-        None => Ok(None),
-        Some(v) => {
-            let n: u64 = std::str::from_utf8(v)
-                .ok()
-                .and_then(|s| s.trim().parse().ok())
-                .ok_or(())?;
-            Ok((n > 0).then_some(Body::Length(n)))
+    let mut length = None;
+    for v in list(headers, "content-length") {
+        let n = (v.len() <= 19 && v.iter().all(u8::is_ascii_digit))
+            .then(|| std::str::from_utf8(v).ok()?.parse::<u64>().ok())
+            .flatten();
+        match (n, length) {
+            (Some(n), None) => length = Some(n),
+            (Some(n), Some(m)) if n == m => {}
+            _ => return Err("invalid Content-Length"),
         }
     }
+    // A field whose every element was empty is no length either.
+    if length.is_none() && has("content-length") {
+        return Err("invalid Content-Length");
+    }
+    Ok(length.filter(|&n| n > 0).map(Body::Length))
 }
 
 impl HttpSession {
@@ -455,6 +485,7 @@ impl Session for HttpSession {
                     };
                     let allowed = decide(&request).allowed;
                     let inspect = allowed && self.inspector.is_some();
+                    let mut bad = None;
                     match (allowed, body) {
                         (true, Ok(Some(b))) if inspect => {
                             // Held until its body is inspected; decided then.
@@ -495,10 +526,16 @@ impl Session for HttpSession {
                                 self.client = Side::Held(Vec::new());
                             }
                         }
-                        (true, Err(())) | (false, Err(())) => {
-                            // A body we cannot frame: refuse and close.
-                            self.refuse(&mut out, true);
+                        (_, Err(why)) => {
+                            // A body we cannot frame: refused as the server must
+                            // (400, RFC 9112 6.3), and closed.
+                            let r = format!(
+                                "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{why}\n",
+                                why.len() + 1
+                            );
+                            self.refuse_with(&mut out, r.into_bytes(), true);
                             self.closing = true;
+                            bad = Some(why);
                         }
                         (false, Ok(body)) => {
                             self.refuse(&mut out, false);
@@ -509,8 +546,11 @@ impl Session for HttpSession {
                     }
                     out.decided.push(Decided {
                         request,
-                        allowed,
-                        refusal: (!allowed).then(|| "403 Forbidden".to_string()),
+                        allowed: allowed && bad.is_none(),
+                        refusal: match bad {
+                            Some(why) => Some(format!("400 Bad Request: {why}")),
+                            None => (!allowed).then(|| "403 Forbidden".to_string()),
+                        },
                         findings: Vec::new(),
                     });
                     if self.closing {

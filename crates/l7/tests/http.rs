@@ -130,6 +130,76 @@ fn head_204_interim_and_upgrade_responses_are_framed() {
     assert_eq!(c.to_server, b"\x81\x01!".to_vec());
 }
 
+/// Request smuggling: a body framing a server behind the proxy could read otherwise
+/// (RFC 9112 6.3) gets 400 and the connection closes; nothing after it is decided or
+/// reaches the server, so no request rides past the policy inside another's body.
+#[test]
+fn ambiguous_body_framing_is_refused_with_400() {
+    let smuggled = b"0\r\n\r\nGET /admin HTTP/1.1\r\nHost: a\r\n\r\n";
+    for fields in [
+        &b"Content-Length: 40\r\nTransfer-Encoding: chunked\r\n"[..],
+        b"Transfer-Encoding: chunked\r\nContent-Length: 4\r\n",
+        b"Transfer-Encoding: xchunked\r\n",
+        b"Transfer-Encoding: chunked, identity\r\n",
+        b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+        b"Content-Length: 5\r\nContent-Length: 40\r\n",
+        b"Content-Length: 5, 40\r\n",
+        b"Content-Length: +40\r\n",
+        b"Content-Length: 0x28\r\n",
+        b"Content-Length: \r\n",
+    ] {
+        let client = [
+            b"POST /ok HTTP/1.1\r\nHost: a\r\n",
+            fields,
+            b"\r\n",
+            smuggled,
+            R2,
+        ]
+        .concat();
+        let (to_server, to_client, decided, close) = run(&client, RESP1, &[]);
+        let text = String::from_utf8_lossy(&to_client);
+        let fields = String::from_utf8_lossy(fields);
+        assert!(
+            to_server.is_empty(),
+            "{fields}: {}",
+            String::from_utf8_lossy(&to_server)
+        );
+        assert!(
+            text.starts_with("HTTP/1.1 400 Bad Request\r\n"),
+            "{fields}: {text}"
+        );
+        assert!(close, "{fields}");
+        assert_eq!(decided.len(), 1, "{fields}: {decided:?}");
+        assert!(!decided[0].1, "{fields}");
+    }
+    // Framings every server reads alike pass: a repeated equal length, codings ending
+    // in chunked.
+    for fields in [
+        &b"Content-Length: 5\r\nContent-Length: 5\r\n"[..],
+        b"Content-Length: 5, 5\r\n",
+        b"Transfer-Encoding: gzip, chunked\r\n",
+        b"Transfer-Encoding: gzip\r\nTransfer-Encoding: Chunked\r\n",
+    ] {
+        let body: &[u8] = if fields.starts_with(b"Content") {
+            b"hello"
+        } else {
+            b"5\r\nhello\r\n0\r\n\r\n"
+        };
+        let client = [
+            b"POST /ok HTTP/1.1\r\nHost: a\r\n",
+            fields,
+            b"\r\n",
+            body,
+            R2,
+        ]
+        .concat();
+        let (to_server, _, decided, close) = run(&client, [RESP1, RESP1].concat().as_slice(), &[]);
+        assert_eq!(to_server, client, "{}", String::from_utf8_lossy(fields));
+        assert_eq!(decided.len(), 2);
+        assert!(!close);
+    }
+}
+
 proptest! {
     #[test]
     fn splitting_changes_nothing(cuts in proptest::collection::vec(1usize..25, 0..40)) {
