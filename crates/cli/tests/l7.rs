@@ -134,6 +134,15 @@ fn redis_commands_are_enforced_by_the_proxy() {
     assert_eq!(curl("POST", "/v1/status"), "200");
     assert_eq!(curl("DELETE", "/v1/accounts/42"), "403");
     assert_eq!(curl("GET", "/admin"), "403");
+    // A path is decided where it lands (dot segments, escapes, backslashes), not by its
+    // prefix: `/v1/status/../../admin` is `/admin` to the server.
+    for climb in [
+        "/v1/status/../../admin",
+        "/v1/status/%2e%2e/%2e%2e/admin",
+        "/v1/status/..%2f..%2fadmin",
+    ] {
+        assert_eq!(code(&["--path-as-is"], climb), "403", "{climb}");
+    }
     // A request after an empty line (RFC 9112 2.2: servers ignore it) is still HTTP to
     // the detector and decided as any other.
     // The status line answering `request` (printf escapes), sent as it is with nc.
@@ -208,6 +217,19 @@ fn redis_commands_are_enforced_by_the_proxy() {
     let pcap = flush_event["pcap"].as_str().expect("a capture");
     let text = capture_text(pcap, &[]);
     assert!(text.contains("FLUSHALL"), "tshark on {pcap}: {text}");
+    // The climbing paths were refused by the policy, not (only) by the path-traversal
+    // sensor: each is a request event with the policy's denial.
+    for climb in ["/v1/status/../../admin", "/v1/status/%2e%2e/%2e%2e/admin"] {
+        assert!(
+            events
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .any(|e| e["event"] == "request"
+                    && e["request"].as_str().is_some_and(|r| r.contains(climb))
+                    && e["decision"]["allowed"] == false),
+            "no policy denial for {climb}:\n{events}"
+        );
+    }
     // The smuggling attempt is an event too, saying why it was refused.
     assert!(
         events.lines().any(|l| l.contains("\"event\":\"request\"")

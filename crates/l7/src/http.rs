@@ -199,6 +199,20 @@ pub(crate) fn host_name(h: &str) -> String {
     }
 }
 
+/// An absolute-form target's authority (`http://api.example:8080/x` ->
+/// `api.example:8080`): a server takes the host from it rather than from `Host` (RFC
+/// 9112 3.2.2), so a `host` condition must too (a request naming one host in its
+/// target and another in `Host` would otherwise be decided for the wrong one).
+fn authority(target: &str) -> Option<&str> {
+    let (scheme, rest) = target.split_once("://")?;
+    if !(scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https")) {
+        return None;
+    }
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    // Userinfo is not part of the host (`http://user@host/`).
+    Some(rest[..end].rsplit('@').next().unwrap_or_default())
+}
+
 /// The values of every `name` field, split at commas (RFC 9110 5.3: repeated fields
 /// are one list), trimmed, empty elements dropped.
 fn list<'a>(headers: &'a [httparse::Header<'a>], name: &str) -> Vec<&'a [u8]> {
@@ -461,8 +475,9 @@ impl Session for HttpSession {
                             )
                         })
                         .collect();
-                    let host =
-                        header(req.headers, "host").map(|h| host_name(&String::from_utf8_lossy(h)));
+                    let host = authority(path).map(host_name).or_else(|| {
+                        header(req.headers, "host").map(|h| host_name(&String::from_utf8_lossy(h)))
+                    });
                     let body = request_body(req.headers);
                     let h2c = without_h2c(&req);
                     let upgrade = match &h2c {

@@ -130,6 +130,26 @@ fn head_204_interim_and_upgrade_responses_are_framed() {
     assert_eq!(c.to_server, b"\x81\x01!".to_vec());
 }
 
+/// An absolute-form target names the host the server takes (RFC 9112 3.2.2), whatever
+/// `Host` says: that host is the one decided.
+#[test]
+fn an_absolute_form_target_names_the_host() {
+    let client = b"GET http://internal.example:8080/x HTTP/1.1\r\nHost: public.example\r\n\r\n";
+    let (_, _, decided, _) = run(client, RESP1, &[]);
+    assert!(
+        decided[0]
+            .0
+            .starts_with("http GET http://internal.example:8080/x host=internal.example "),
+        "{decided:?}"
+    );
+    let client = b"GET http://user@internal.example?q HTTP/1.1\r\nHost: public.example\r\n\r\n";
+    let (_, _, decided, _) = run(client, RESP1, &[]);
+    assert!(
+        decided[0].0.contains(" host=internal.example "),
+        "{decided:?}"
+    );
+}
+
 /// Request smuggling: a body framing a server behind the proxy could read otherwise
 /// (RFC 9112 6.3) gets 400 and the connection closes; nothing after it is decided or
 /// reaches the server, so no request rides past the policy inside another's body.

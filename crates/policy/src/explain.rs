@@ -548,9 +548,10 @@ impl Engine {
                 format!("{} is not {}", c.l4, ports.join(" or "))
             } else if r.app.is_some() && c.l7.is_some() && !side.gated.contains(&rid) {
                 format!(
-                    "requires {}, the request is {}",
+                    "requires {}, the request is {}{}",
                     describe_l7(r),
-                    c.l7.map(|q| q.to_string()).unwrap_or_default()
+                    c.l7.map(|q| q.to_string()).unwrap_or_default(),
+                    c.l7.map(lands).unwrap_or_default()
                 )
             } else {
                 continue;
@@ -717,4 +718,21 @@ fn describe_l7(r: &CRule) -> String {
         let _ = write!(s, " with {}", conditions.join(" or "));
     }
     s
+}
+
+/// Where an HTTP request's path lands when that is not what it says (`/a/../b` is
+/// `/b` to the server, and matched so): ` (path /b once normalized)`, else nothing.
+fn lands(q: &crate::l7::L7Request) -> String {
+    match &q.detail {
+        crate::l7::L7Detail::Http { path, .. } => {
+            let raw = path.split(['?', '#']).next().unwrap_or_default();
+            let n = crate::l7::http_path::normalize(path);
+            if n != raw {
+                format!(" (path {n} once normalized)")
+            } else {
+                String::new()
+            }
+        }
+        _ => String::new(),
+    }
 }

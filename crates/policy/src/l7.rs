@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::spec::NamePattern;
 
+pub mod http_path;
+
 macro_rules! string_enum {
     ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident = $text:literal $(| $alias:literal)*),+ $(,)? }) => {
         $(#[$m])*
@@ -639,9 +641,10 @@ fn condition_matches(c: &L7Match, d: &L7Detail) -> bool {
                 headers,
             },
         ) => {
-            let path_only = path.split('?').next().unwrap_or(path);
             any_or(&m.methods, |x| x.eq_ignore_ascii_case(method))
-                && m.path.as_ref().is_none_or(|p| p.is_match(path_only))
+                && m.path
+                    .as_ref()
+                    .is_none_or(|p| p.is_match(&http_path::normalize(path)))
                 && m.host.as_ref().is_none_or(|h| {
                     host.as_deref()
                         .is_some_and(|v| name_matches(h, v.split(':').next().unwrap_or(v)))
