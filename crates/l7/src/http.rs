@@ -652,6 +652,24 @@ impl Session for HttpSession {
                             continue;
                         }
                     };
+                    // A switch the client asked for (its upgrade request holds its next
+                    // bytes) to a protocol it offered: h2c offers were removed on the way.
+                    let switches = matches!(self.client, Side::Held(_))
+                        && header(resp.headers, "upgrade").is_some_and(|u| {
+                            !u.trim_ascii().is_empty()
+                                && !u
+                                    .split(|&c| c == b',')
+                                    .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"h2c"))
+                        });
+                    if code == 101 && !switches {
+                        // A 101 nobody asked for (a backend whose status code an attacker
+                        // steers, WebSocket smuggling): going raw would pass the client's
+                        // next requests undecided, and the server's bytes are no HTTP we
+                        // can frame. The connection ends here.
+                        self.server = Side::Raw;
+                        out.close = true;
+                        continue;
+                    }
                     if code == 101 {
                         self.owed.pop_front();
                         self.server = Side::Raw;

@@ -130,6 +130,41 @@ fn head_204_interim_and_upgrade_responses_are_framed() {
     assert_eq!(c.to_server, b"\x81\x01!".to_vec());
 }
 
+/// A `101` answering a request that did not ask to upgrade (a backend whose status
+/// code the client steers) ends the connection: the client's next bytes are never
+/// passed on undecided. A WebSocket upgrade it asked for still switches.
+#[test]
+fn a_switch_nobody_asked_for_closes_the_connection() {
+    let mut s = HttpSession::new();
+    let out = s.client_bytes(
+        b"GET /status?code=101 HTTP/1.1\r\nHost: a\r\n\r\n",
+        &mut policy,
+    );
+    assert!(!out.to_server.is_empty());
+    let out = s.server_bytes(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n");
+    assert!(out.close);
+    let out = s.client_bytes(b"GET /admin HTTP/1.1\r\nHost: a\r\n\r\n", &mut policy);
+    assert!(
+        out.to_server.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.to_server)
+    );
+
+    let ws = b"GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    for (answer, switched) in [
+        (&b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"[..], true),
+        (b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n\r\n", false),
+        (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\n\r\n", false),
+    ] {
+        let mut s = HttpSession::new();
+        s.client_bytes(ws, &mut policy);
+        let out = s.server_bytes(answer);
+        assert_eq!(out.close, !switched, "{}", String::from_utf8_lossy(answer));
+        let out = s.client_bytes(b"\x81\x05hello", &mut policy);
+        assert_eq!(out.to_server.is_empty(), !switched);
+    }
+}
+
 /// An absolute-form target names the host the server takes (RFC 9112 3.2.2), whatever
 /// `Host` says: that host is the one decided.
 #[test]
