@@ -6,17 +6,9 @@
 
 mod common;
 
-use common::lab::{bulkhead, settled};
+use common::lab::Lab;
 
 const LAB: &str = "l7wstest";
-
-struct Lab;
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        let _ = bulkhead(&["lab", "down", "--name", LAB]);
-    }
-}
 
 /// A WebSocket client: connect to `url`, send one message, print the answer.
 const CLIENT: &str = "import asyncio, sys, websockets
@@ -25,29 +17,6 @@ async def main():
         await ws.send('hello')
         print(await asyncio.wait_for(ws.recv(), 10))
 asyncio.run(main())";
-
-fn client(url: &str) -> (bool, String) {
-    let o = bulkhead(&[
-        "lab",
-        "exec",
-        "--name",
-        LAB,
-        "chat/browser-0",
-        "--",
-        "/usr/bin/python3",
-        "-c",
-        CLIENT,
-        url,
-    ]);
-    (
-        o.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        ),
-    )
-}
 
 #[test]
 fn websocket_upgrades_are_decided_and_then_pass() {
@@ -62,56 +31,30 @@ fn websocket_upgrades_are_decided_and_then_pass() {
         "python3-websockets is not installed (scripts/setup installs it)"
     );
     let _lock = common::lab_lock();
-    let _lab = Lab;
-    let up = bulkhead(&[
-        "lab",
-        "up",
-        "-f",
-        "crates/cli/tests/fixtures/websocket/",
-        "--l7-proxy",
-        "--name",
-        LAB,
-        "-o",
-        "json",
-    ]);
-    assert!(
-        up.status.success(),
-        "lab up: {}",
-        String::from_utf8_lossy(&up.stderr)
-    );
-    let status: serde_json::Value = serde_json::from_slice(&up.stdout).expect("lab up -o json");
-    let ip = status["workloads"]
-        .as_array()
-        .expect("workloads")
-        .iter()
-        .find(|w| w["name"] == "chat/server-0")
-        .and_then(|w| w["ipv4"].as_str())
-        .expect("chat/server-0 and its address")
-        .to_string();
+    let lab = Lab::up(LAB, &["crates/cli/tests/fixtures/websocket/"], &[]);
+    let ip = lab.ipv4("chat/server-0");
+    let client = |path: &str| {
+        let url = format!("ws://{ip}:8765{path}");
+        lab.run("chat/browser-0", &["/usr/bin/python3", "-c", CLIENT, &url])
+    };
     // The server takes a moment to listen: retry the allowed path until it answers.
     let start = std::time::Instant::now();
     let chat = loop {
-        let r = client(&format!("ws://{ip}:8765/chat"));
+        let r = client("/chat");
         if r.0 || start.elapsed().as_secs() > 20 {
             break r;
         }
         std::thread::sleep(std::time::Duration::from_millis(300));
     };
     assert!(chat.0 && chat.1.contains("echo: hello"), "{}", chat.1);
-    let (ok, out) = client(&format!("ws://{ip}:8765/admin"));
+    let (ok, out) = client("/admin");
     assert!(!ok && out.contains("403"), "{out}");
-
-    let events = settled(&["events", "--lab", LAB, "-o", "json"]);
-    let events = String::from_utf8_lossy(&events.stdout);
     assert!(
-        events
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .any(|e| e["event"] == "request"
-                && e["request"]
-                    .as_str()
-                    .is_some_and(|r| r.starts_with("http GET /admin"))
-                && e["decision"]["allowed"] == false),
-        "no event for the refused upgrade:\n{events}"
+        lab.events().iter().any(|e| e["event"] == "request"
+            && e["request"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("http GET /admin"))
+            && e["decision"]["allowed"] == false),
+        "no event for the refused upgrade"
     );
 }
