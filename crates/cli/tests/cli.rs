@@ -516,7 +516,7 @@ spec:
         "names the deciding rule: {}",
         r.stdout
     );
-    assert!(r.stdout.contains("23 passed, 1 failed"), "{}", r.stdout);
+    assert!(r.stdout.contains("24 passed, 1 failed"), "{}", r.stdout);
 
     let r = run(&["test", "-f", "examples/"]);
     assert_eq!(r.code, 0, "{}", r.stdout);

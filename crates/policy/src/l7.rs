@@ -630,6 +630,25 @@ fn any_or<T>(list: &[T], f: impl Fn(&T) -> bool) -> bool {
     list.is_empty() || list.iter().any(f)
 }
 
+/// Headers by which web frameworks let a request act as another method (Rails, Express's
+/// method-override, Spring, ASP.NET Web API...): a method condition must hold for what
+/// they name too, or a `DELETE` would pass as an allowed `POST`.
+const METHOD_OVERRIDES: [&str; 3] = [
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
+/// Does a rule's method list allow the request's method and every method an override
+/// header names?
+fn methods_allow(methods: &[String], method: &str, headers: &[(String, String)]) -> bool {
+    let allows = |m: &str| any_or(methods, |x| x.eq_ignore_ascii_case(m.trim()));
+    allows(method)
+        && (headers.iter())
+            .filter(|(n, _)| METHOD_OVERRIDES.iter().any(|o| n.eq_ignore_ascii_case(o)))
+            .all(|(_, v)| allows(v))
+}
+
 fn condition_matches(c: &L7Match, d: &L7Detail) -> bool {
     match (c, d) {
         (
@@ -641,7 +660,7 @@ fn condition_matches(c: &L7Match, d: &L7Detail) -> bool {
                 headers,
             },
         ) => {
-            any_or(&m.methods, |x| x.eq_ignore_ascii_case(method))
+            methods_allow(&m.methods, method, headers)
                 && m.path
                     .as_ref()
                     .is_none_or(|p| p.is_match(&http_path::normalize(path)))
@@ -824,6 +843,20 @@ mod tests {
         assert_eq!(SqlKind::classify("TRUNCATE t"), SqlKind::Ddl);
         assert_eq!(SqlKind::classify("begin"), SqlKind::Transaction);
         assert_eq!(SqlKind::classify("/* unterminated"), SqlKind::Other);
+    }
+
+    #[test]
+    fn method_overrides_must_be_allowed_too() {
+        let h = |v: &str| vec![("X-HTTP-Method-Override".to_string(), v.to_string())];
+        let get_post = ["GET".to_string(), "POST".to_string()];
+        assert!(methods_allow(&get_post, "POST", &[]));
+        assert!(methods_allow(&get_post, "POST", &h("get")));
+        assert!(!methods_allow(&get_post, "POST", &h("DELETE")));
+        assert!(!methods_allow(&get_post, "DELETE", &h("GET")));
+        let x = vec![("x-method-override".to_string(), "PUT".to_string())];
+        assert!(!methods_allow(&get_post, "GET", &x));
+        // A rule that names no method allows any, overridden or not.
+        assert!(methods_allow(&[], "POST", &h("DELETE")));
     }
 
     #[test]
