@@ -134,6 +134,14 @@ fn redis_commands_are_enforced_by_the_proxy() {
     assert_eq!(curl("POST", "/v1/status"), "200");
     assert_eq!(curl("DELETE", "/v1/accounts/42"), "403");
     assert_eq!(curl("GET", "/admin"), "403");
+    // A POST the framework would run as DELETE is decided as DELETE too.
+    assert_eq!(
+        code(
+            &["-X", "POST", "-H", "X-HTTP-Method-Override: DELETE"],
+            "/v1/status"
+        ),
+        "403"
+    );
     // A path is decided where it lands (dot segments, escapes, backslashes), not by its
     // prefix: `/v1/status/../../admin` is `/admin` to the server.
     for climb in [
