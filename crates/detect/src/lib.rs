@@ -30,6 +30,7 @@ mod mongodb;
 mod mqtt;
 mod mysql;
 mod postgres;
+mod proxy_header;
 mod redis;
 pub use redis::INLINE as REDIS_INLINE_COMMANDS;
 mod smtp;
@@ -172,6 +173,10 @@ pub struct Detector {
     upgrade: Option<(Dir, Vec<u8>)>,
     /// From a connection's start: the server's bytes came before any of the client's.
     server_first: bool,
+    /// A PROXY protocol header the client's bytes began with (its length; 0: none; None:
+    /// not known yet), and what it said.
+    prefix: Option<usize>,
+    proxied: Option<Value>,
 }
 
 /// The server's answer to an upgrade request is read up to this many bytes.
@@ -190,7 +195,16 @@ impl Detector {
             requester: None,
             upgrade: None,
             server_first: false,
+            prefix: None,
+            proxied: None,
         }
+    }
+
+    /// The length of the PROXY protocol header (a load balancer's, before the client's
+    /// own bytes) that the client's stream began with; 0 when there was none. The
+    /// protocol named is what follows it.
+    pub fn prefix(&self) -> usize {
+        self.prefix.unwrap_or(0)
     }
 
     /// A detector for a connection whose beginning was not seen (a capture started after
@@ -271,6 +285,20 @@ impl Detector {
         buf.extend_from_slice(&data[..data.len().min(room)]);
         // A full buffer is as far as this direction goes: decide now.
         let full = buf.len() >= self.limit;
+        if dir == Dir::ToServer && self.mode == Mode::Opening && self.prefix.is_none() {
+            match proxy_header::header(&self.client) {
+                proxy_header::Header::More if !full => return Detection::NeedMore,
+                proxy_header::Header::Whole(n, detail) => {
+                    self.client.drain(..n);
+                    self.prefix = Some(n);
+                    self.proxied = Some(detail);
+                    if self.client.is_empty() {
+                        return Detection::NeedMore;
+                    }
+                }
+                _ => self.prefix = Some(0),
+            }
+        }
         self.judge(full)
     }
 
@@ -289,7 +317,10 @@ impl Detector {
         }
     }
 
-    fn settle(&mut self, d: Detection) -> Detection {
+    fn settle(&mut self, mut d: Detection) -> Detection {
+        if let (Detection::Known { detail, .. }, Some(p)) = (&mut d, self.proxied.take()) {
+            detail.insert("proxy_protocol".into(), p);
+        }
         let h2c = matches!(&d, Detection::Known { app: AppProtocol::Http, detail }
             if detail.contains_key("method")
                 && detail
@@ -603,6 +634,27 @@ mod tests {
         d.feed(Dir::ToServer, entry);
         assert_eq!(app(&d.finish()), Some("ldap"));
         assert_eq!(d.requester(), Some(Dir::ToClient));
+    }
+
+    #[test]
+    fn a_proxy_protocol_header_is_read_past() {
+        let header = b"PROXY TCP4 192.0.2.1 10.0.0.5 56324 80\r\n";
+        let mut d = Detector::new(16 * 1024);
+        // Split inside the header and inside the request.
+        assert_eq!(d.feed(Dir::ToServer, &header[..9]), Detection::NeedMore);
+        assert_eq!(d.feed(Dir::ToServer, &header[9..]), Detection::NeedMore);
+        assert_eq!(d.prefix(), header.len());
+        d.feed(Dir::ToServer, b"GET /x HTTP/1.1\r\nHo");
+        let Detection::Known { app, detail } = d.feed(Dir::ToServer, b"st: a\r\n\r\n") else {
+            panic!("not detected");
+        };
+        assert_eq!(app, AppProtocol::Http);
+        assert_eq!(detail["path"], "/x");
+        assert_eq!(detail["proxy_protocol"]["source"], "192.0.2.1:56324");
+        // Without one, nothing is cut.
+        let mut d = Detector::new(16 * 1024);
+        d.feed(Dir::ToServer, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!(d.prefix(), 0);
     }
 
     #[test]

@@ -76,6 +76,7 @@ fn protocols_bulkhead_does_not_name_are_unknown() {
         ("ftp", vec![s(b"220 (vsFTPd 3.0.3)\r\n"), c(b"USER anonymous\r\n"), s(b"331 Please specify the password.\r\n"), c(b"PASS x@example.com\r\n")]),
         ("ftp with a 220 naming the host", vec![s(b"220 ftp.example.com FTP server ready\r\n"), c(b"AUTH TLS\r\n"), s(b"234 AUTH TLS OK.\r\n")]),
         ("pop3", vec![s(b"+OK Dovecot (Debian) ready.\r\n"), c(b"CAPA\r\n"), s(b"+OK\r\nCAPA\r\nTOP\r\nUIDL\r\nUSER\r\n.\r\n"), c(b"USER bob\r\n"), s(b"+OK\r\n"), c(b"QUIT\r\n")]),
+        ("pop3 behind a PROXY header", vec![c(b"PROXY TCP4 192.0.2.1 10.0.0.5 56324 110\r\n"), s(b"+OK Dovecot (Debian) ready.\r\n"), c(b"CAPA\r\n")]),
         ("imap", vec![s(b"* OK [CAPABILITY IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ STARTTLS AUTH=PLAIN] Dovecot (Debian) ready.\r\n"), c(b"a001 CAPABILITY\r\n"), s(b"* CAPABILITY IMAP4rev1 IDLE\r\na001 OK Pre-login capabilities listed, post-login capabilities have more.\r\n")]),
         ("nntp", vec![s(b"200 news.example.com InterNetNews NNRP server INN 2.7.0 ready (posting ok)\r\n"), c(b"CAPABILITIES\r\n"), s(b"101 Capability list:\r\nVERSION 2\r\nREADER\r\n.\r\n")]),
         ("irc", vec![c(b"NICK guest\r\nUSER guest 0 * :Guest User\r\n"), s(b":irc.example.net NOTICE * :*** Looking up your hostname...\r\n")]),

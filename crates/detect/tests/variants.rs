@@ -90,6 +90,11 @@ fn variants_of_named_protocols_are_named() {
         ("http", vec![c(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")]),
         ("http", vec![c(b"PROPFIND /dav/ HTTP/1.1\r\nHost: a\r\nDepth: 1\r\n\r\n")]),
         ("http", vec![c(b"GET / HTTP/1.0\r\n\r\n")]),
+        // Behind a load balancer's PROXY protocol header (version 1, then 2).
+        ("http", vec![c(b"PROXY TCP4 192.0.2.1 10.0.0.5 56324 80\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n")]),
+        ("http", vec![c(b"PROXY TCP6 2001:db8::1 2001:db8::2 56324 80\r\n"), c(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")]),
+        ("redis", vec![c(&[&b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c\xc0\x00\x02\x01\x0a\x00\x00\x05\xdc\x04\x18\xeb"[..], b"*1\r\n$4\r\nPING\r\n"].concat())]),
+        ("mysql", vec![c(b"PROXY TCP4 192.0.2.1 10.0.0.5 56324 3306\r\n"), s(&[&[0x4a, 0, 0, 0, 0x0a][..], b"8.0.36\x00", &[0x0d, 0, 0, 0], b"abcdefgh\x00", &[0xff, 0xff, 0xff, 0x02, 0, 0xff, 0xdf, 0x15], &[0; 10], b"ijklmnopqrst\x00", b"caching_sha2_password\x00"].concat())]),
         // Empty lines before the request line (RFC 9112 2.2: a server ignores them).
         ("http", vec![c(b"\r\nPOST /form HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n")]),
         // A server refusing service greets with 554 (RFC 5321 3.1); the client quits.

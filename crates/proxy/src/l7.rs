@@ -45,6 +45,7 @@ pub(crate) async fn serve(
     // session sees the first call would instead hold the connection's one record (the
     // Protocol event) until then, and tie detection to the request loop.
     let mut relayed = 0;
+    let mut prefix_sent = 0;
     let mut h2_open: Option<bool> = None;
     let detection = loop {
         if held_c.len() + held_s.len() >= cx.cfg.detect_limit {
@@ -76,7 +77,10 @@ pub(crate) async fn serve(
                 }
             },
         }
-        if held_c.starts_with(bulkhead_l7::h2::PREFACE) {
+        // A load balancer's PROXY header is not the client's request: it goes on at
+        // once (a server-first protocol behind it greets only once it has it).
+        prefix_sent = send_prefix(cx, &mut server, &held_c, prefix_sent, det.prefix()).await?;
+        if held_c[prefix_sent..].starts_with(bulkhead_l7::h2::PREFACE) {
             if !*h2_open.get_or_insert_with(|| h2_allowed(cx)) {
                 // Refused whether gRPC or not: no need to wait for the request.
                 break det.finish();
@@ -90,8 +94,11 @@ pub(crate) async fn serve(
             }
         }
     };
-    // What was relayed is no longer held.
+    // What was relayed is no longer held (a header read with the bytes that decided
+    // goes on now).
     held_s.drain(..relayed);
+    prefix_sent = send_prefix(cx, &mut server, &held_c, prefix_sent, det.prefix()).await?;
+    held_c.drain(..prefix_sent);
 
     // 2. The verdict with the protocol known.
     let (app, detail) = match detection {
@@ -210,6 +217,24 @@ pub(crate) async fn serve(
             }
         }
     }
+}
+
+/// Send the PROXY header's bytes in `held[sent..prefix]` to the server; what is sent.
+async fn send_prefix(
+    cx: &mut Ctx<'_>,
+    server: &mut TcpStream,
+    held: &[u8],
+    sent: usize,
+    prefix: usize,
+) -> Result<usize> {
+    if prefix > sent {
+        server
+            .write_all(&held[sent..prefix])
+            .await
+            .context("to the server")?;
+        cx.up += (prefix - sent) as u64;
+    }
+    Ok(prefix.max(sent))
 }
 
 /// Whether an HTTP/2 connection may open, be it gRPC or not (before its first request).

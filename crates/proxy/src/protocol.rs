@@ -26,6 +26,12 @@ pub trait Detector: Send {
     fn feed(&mut self, from_client: bool, data: &[u8]) -> Detection;
     /// No more bytes will come before a decision is needed (timeout, budget, close).
     fn finish(&mut self) -> Detection;
+    /// How many of the client's first bytes are a PROXY protocol header (a load
+    /// balancer's) before the protocol detected: passed to the server as they are, and
+    /// not fed to the session.
+    fn prefix(&self) -> usize {
+        0
+    }
 }
 
 pub use bulkhead_l7::{Decided, Output, Session, Verdict};
@@ -63,6 +69,10 @@ impl Detector for Detect {
 
     fn finish(&mut self) -> Detection {
         convert(self.0.finish())
+    }
+
+    fn prefix(&self) -> usize {
+        self.0.prefix()
     }
 }
 
