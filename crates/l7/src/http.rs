@@ -479,6 +479,8 @@ impl Session for HttpSession {
                         header(req.headers, "host").map(|h| host_name(&String::from_utf8_lossy(h)))
                     });
                     let body = request_body(req.headers);
+                    let expects_continue = header(req.headers, "expect")
+                        .is_some_and(|v| v.trim_ascii().eq_ignore_ascii_case(b"100-continue"));
                     let h2c = without_h2c(&req);
                     let upgrade = match &h2c {
                         Some((_, still)) => *still,
@@ -551,6 +553,14 @@ impl Session for HttpSession {
                             self.refuse_with(&mut out, r.into_bytes(), true);
                             self.closing = true;
                             bad = Some(why);
+                        }
+                        (false, Ok(Some(_))) if expects_continue => {
+                            // A client waiting for `100 Continue` sends no body after a
+                            // final refusal (RFC 9110 10.1.1) and may send its next
+                            // request instead, which reading on for the body would
+                            // swallow: this refusal closes the connection (as nginx's).
+                            self.refuse(&mut out, true);
+                            self.closing = true;
                         }
                         (false, Ok(body)) => {
                             self.refuse(&mut out, false);

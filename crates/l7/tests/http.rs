@@ -165,6 +165,30 @@ fn a_switch_nobody_asked_for_closes_the_connection() {
     }
 }
 
+/// A refused request whose client waits for `100 Continue` gets its 403 and the
+/// connection closes: the body it then never sends is not awaited, so its next request
+/// is not taken for that body.
+#[test]
+fn a_refused_request_expecting_continue_closes() {
+    let mut s = HttpSession::new();
+    let out = s.client_bytes(
+        b"POST /admin/upload HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\nExpect: 100-continue\r\n\r\n",
+        &mut policy,
+    );
+    let text = String::from_utf8_lossy(&out.to_client);
+    assert!(
+        text.starts_with("HTTP/1.1 403") && text.contains("Connection: close"),
+        "{text}"
+    );
+    assert!(out.close);
+    assert!(out.to_server.is_empty());
+    // Without Expect the body is read and dropped, and the connection stays.
+    let (to_server, _, decided, close) = run(&[ADMIN, R2].concat(), RESP1, &[]);
+    assert_eq!(to_server, R2);
+    assert_eq!(decided.len(), 2);
+    assert!(!close);
+}
+
 /// An absolute-form target names the host the server takes (RFC 9112 3.2.2), whatever
 /// `Host` says: that host is the one decided.
 #[test]
