@@ -134,6 +134,19 @@ fn redis_commands_are_enforced_by_the_proxy() {
     assert_eq!(curl("POST", "/v1/status"), "200");
     assert_eq!(curl("DELETE", "/v1/accounts/42"), "403");
     assert_eq!(curl("GET", "/admin"), "403");
+    // An upload whose client waits for `100 Continue` (curl asks past 1 MiB, SDKs for
+    // every PUT) is told to go on by the proxy, which holds it for the sensors: without
+    // that, curl waits out its --expect100-timeout (5 s here) first.
+    let upload = format!(
+        "head -c 100000 /dev/zero | tr '\\0' a > /tmp/bh-l7-upload && \
+         curl -s -o /dev/null -w '%{{http_code}} %{{time_total}}' -m 20 --expect100-timeout 5 \
+         -H 'Expect: 100-continue' --data-binary @/tmp/bh-l7-upload http://{status_ip}:8080/v1/status; \
+         rm -f /tmp/bh-l7-upload"
+    );
+    let (_, timed) = exec("eu/credit-check-0", &["sh", "-c", &upload]);
+    let (status, secs) = timed.split_once(' ').unwrap_or((&timed, "99"));
+    assert_eq!(status, "200", "{timed}");
+    assert!(secs.parse::<f64>().unwrap_or(99.0) < 4.0, "{timed}");
     // A POST the framework would run as DELETE is decided as DELETE too.
     assert_eq!(
         code(

@@ -505,7 +505,15 @@ impl Session for HttpSession {
                     let mut bad = None;
                     match (allowed, body) {
                         (true, Ok(Some(b))) if inspect => {
-                            // Held until its body is inspected; decided then.
+                            // Held until its body is inspected; decided then. A client
+                            // waiting for `100 Continue` (curl past 1 MiB, SDKs' PUTs)
+                            // would wait for the server, which has not seen the request:
+                            // the proxy says it, when no response is owed before it
+                            // (the server may say it again: clients read any number).
+                            if expects_continue && self.owed.is_empty() {
+                                out.to_client
+                                    .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+                            }
                             self.client = Side::Inspect(Box::new(Pending {
                                 head,
                                 request,

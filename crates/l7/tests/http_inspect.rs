@@ -111,6 +111,27 @@ fn a_blocked_body_never_reaches_the_server_and_the_connection_goes_on() {
     }
 }
 
+/// A request held for its body's inspection whose client waits for `100 Continue` gets
+/// it from the proxy (the server has not seen the request yet), then is decided on its
+/// body as any other.
+#[test]
+fn a_held_request_expecting_continue_is_told_to_continue() {
+    let head =
+        b"PUT /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 9\r\nExpect: 100-continue\r\n\r\n";
+    let mut s = HttpSession::new().with_inspector(Some(Arc::new(Marker { block: true })));
+    let out = s.client_bytes(head, &mut allow);
+    assert_eq!(out.to_client, b"HTTP/1.1 100 Continue\r\n\r\n");
+    assert!(out.to_server.is_empty());
+    let out = s.client_bytes(b"some EVIL", &mut allow);
+    assert!(String::from_utf8_lossy(&out.to_client).starts_with("HTTP/1.1 403"));
+    assert!(out.to_server.is_empty());
+    // Clean, it goes on whole.
+    let mut s = HttpSession::new().with_inspector(Some(Arc::new(Marker { block: true })));
+    s.client_bytes(head, &mut allow);
+    let out = s.client_bytes(b"some data", &mut allow);
+    assert_eq!(out.to_server, [&head[..], b"some data"].concat());
+}
+
 #[test]
 fn an_alert_finding_passes_and_is_reported() {
     let out = run(false, BAD_POST, RESP_OK, 5);
