@@ -228,13 +228,18 @@ fn list<'a>(headers: &'a [httparse::Header<'a>], name: &str) -> Vec<&'a [u8]> {
 /// when the framing is invalid or ambiguous. These are the request-smuggling cases,
 /// where a server behind the proxy could find another end of the body than the proxy
 /// did and read the rest as a request nobody decided: Transfer-Encoding together with
-/// Content-Length (nginx refuses it too), codings that do not end in one `chunked`,
+/// Content-Length (nginx refuses it too), codings that do not end in one `chunked` (or
+/// any in HTTP/1.0),
 /// Content-Length values that are not digits or disagree.
-fn request_body(headers: &[httparse::Header]) -> Result<Option<Body>, &'static str> {
+fn request_body(headers: &[httparse::Header], http10: bool) -> Result<Option<Body>, &'static str> {
     let has = |name: &str| headers.iter().any(|h| h.name.eq_ignore_ascii_case(name));
     if has("transfer-encoding") {
         if has("content-length") {
             return Err("Transfer-Encoding with Content-Length");
+        }
+        // HTTP/1.0 has no transfer codings: its framing is faulty (RFC 9112 6.1).
+        if http10 {
+            return Err("Transfer-Encoding in HTTP/1.0");
         }
         let codings = list(headers, "transfer-encoding");
         let chunked = codings
@@ -478,7 +483,7 @@ impl Session for HttpSession {
                     let host = authority(path).map(host_name).or_else(|| {
                         header(req.headers, "host").map(|h| host_name(&String::from_utf8_lossy(h)))
                     });
-                    let body = request_body(req.headers);
+                    let body = request_body(req.headers, req.version == Some(0));
                     let expects_continue = header(req.headers, "expect")
                         .is_some_and(|v| v.trim_ascii().eq_ignore_ascii_case(b"100-continue"));
                     let h2c = without_h2c(&req);

@@ -235,9 +235,14 @@ fn ambiguous_body_framing_is_refused_with_400() {
             R2,
         ]
         .concat();
-        let (to_server, to_client, decided, close) = run(&client, RESP1, &[]);
+        refused(&client, &String::from_utf8_lossy(fields));
+    }
+    // HTTP/1.0 has no transfer codings (RFC 9112 6.1).
+    let http10 = b"POST /ok HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n";
+    refused(&[&http10[..], smuggled, R2].concat(), "HTTP/1.0");
+    fn refused(client: &[u8], fields: &str) {
+        let (to_server, to_client, decided, close) = run(client, RESP1, &[]);
         let text = String::from_utf8_lossy(&to_client);
-        let fields = String::from_utf8_lossy(fields);
         assert!(
             to_server.is_empty(),
             "{fields}: {}",
