@@ -161,16 +161,18 @@ impl Authority for ProxyAuthority {
                 decision,
                 refusal,
                 pcap,
-            } if !decision.allowed || decision.violation => (
-                decision,
-                Some(json!({
+            } if !decision.allowed || decision.violation => {
+                let mut l7 = json!({
                     "protocol": protocol,
                     "request": request,
                     "refusal": refusal,
                     "pcap": pcap,
-                })),
-                None,
-            ),
+                });
+                if let Some(f) = &event.forwarded_for {
+                    l7["forwarded_for"] = json!(f);
+                }
+                (decision, Some(l7), None)
+            }
             _ => return,
         };
         let Some(store) = &self.store else { return };

@@ -3,7 +3,7 @@
 //! 8002), and web-0's rule allows the load balancer `GET /ok` over HTTP. The agent's
 //! proxy reads past the header to the request, passes the header on unchanged (nginx
 //! answers with the client's address it read from it), allows /ok and refuses /admin with
-//! 403 and an event.
+//! 403 and an event that names the client behind the balancer (`forwarded_for`).
 
 mod common;
 
@@ -74,4 +74,18 @@ fn http_behind_a_proxy_protocol_header_is_decided() {
         })
         .collect();
     assert_eq!(refused.len(), 2, "{events:#?}");
+    // Each names the client behind the balancer, from the header.
+    for e in &refused {
+        let behind = e["forwarded_for"].as_str().and_then(|s| s.rsplit_once(':'));
+        assert_eq!(behind.map(|(ip, _)| ip), Some(client.as_str()), "{e:#}");
+    }
+    let flows = common::lab::settled(&["flows", "--lab", LAB, "-o", "json"]);
+    let flows = String::from_utf8_lossy(&flows.stdout);
+    assert!(
+        flows
+            .lines()
+            .any(|l| l.contains("GET /admin")
+                && l.contains(&format!("\"forwarded_for\":\"{client}:"))),
+        "no flow record naming the client behind the balancer:\n{flows}"
+    );
 }

@@ -31,6 +31,8 @@ pub(crate) struct Ctx<'a> {
     pub detect: bool,
     /// An event worth keeping was reported: the connection's end is kept too.
     pub noteworthy: std::cell::Cell<bool>,
+    /// The client a PROXY protocol header named, once detection read one.
+    pub forwarded_for: Option<String>,
 }
 
 impl Ctx<'_> {
@@ -43,6 +45,7 @@ impl Ctx<'_> {
             conn: self.id,
             client: self.client,
             server: self.server,
+            forwarded_for: self.forwarded_for.clone(),
             kind,
         });
     }
@@ -95,6 +98,7 @@ pub(crate) async fn handle(
         requests: 0,
         detect: false,
         noteworthy: Default::default(),
+        forwarded_for: None,
     };
     let mut d = authority.decide(client, server, None);
     if !d.allowed {

@@ -17,6 +17,10 @@ pub struct Event {
     pub conn: u64,
     pub client: SocketAddr,
     pub server: SocketAddr,
+    /// The client a load balancer's PROXY protocol header named (`client` is then the
+    /// balancer).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub forwarded_for: Option<String>,
     #[serde(flatten)]
     pub kind: EventKind,
 }

@@ -101,6 +101,11 @@ pub(crate) async fn serve(
     held_c.drain(..prefix_sent);
 
     // 2. The verdict with the protocol known.
+    if let Detection::Known { detail, .. } = &detection {
+        cx.forwarded_for = detail["proxy_protocol"]["source"]
+            .as_str()
+            .map(str::to_string);
+    }
     let (app, detail) = match detection {
         Detection::Known { app, detail } => (Some(app), detail),
         _ => (None, serde_json::Value::Null),

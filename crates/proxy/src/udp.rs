@@ -157,6 +157,7 @@ fn emit(
         conn: id,
         client,
         server,
+        forwarded_for: None,
         kind,
     });
 }

@@ -447,6 +447,7 @@ fn event(authority: &dyn Authority, r: &Refusal, n: u64, captures: Option<&Path>
         conn,
         client,
         server,
+        forwarded_for: None,
         kind,
     }
 }
