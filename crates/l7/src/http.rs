@@ -483,7 +483,15 @@ impl Session for HttpSession {
                     let host = authority(path).map(host_name).or_else(|| {
                         header(req.headers, "host").map(|h| host_name(&String::from_utf8_lossy(h)))
                     });
-                    let body = request_body(req.headers, req.version == Some(0));
+                    // Two Host fields name two hosts, and servers differ on which
+                    // counts: RFC 9112 3.2 has them refused (400), as nginx does.
+                    let hosts = (req.headers.iter())
+                        .filter(|h| h.name.eq_ignore_ascii_case("host"))
+                        .count();
+                    let body = match hosts {
+                        0 | 1 => request_body(req.headers, req.version == Some(0)),
+                        _ => Err("more than one Host"),
+                    };
                     let expects_continue = header(req.headers, "expect")
                         .is_some_and(|v| v.trim_ascii().eq_ignore_ascii_case(b"100-continue"));
                     let h2c = without_h2c(&req);

@@ -237,6 +237,15 @@ fn ambiguous_body_framing_is_refused_with_400() {
         .concat();
         refused(&client, &String::from_utf8_lossy(fields));
     }
+    // Two Host fields (RFC 9112 3.2): which one a `host` rule saw would be a guess.
+    refused(
+        &[
+            &b"GET /ok HTTP/1.1\r\nHost: public.example\r\nHost: internal.example\r\n\r\n"[..],
+            R2,
+        ]
+        .concat(),
+        "two Host fields",
+    );
     // HTTP/1.0 has no transfer codings (RFC 9112 6.1).
     let http10 = b"POST /ok HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n";
     refused(&[&http10[..], smuggled, R2].concat(), "HTTP/1.0");
