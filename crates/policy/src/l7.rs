@@ -649,6 +649,26 @@ fn methods_allow(methods: &[String], method: &str, headers: &[(String, String)])
             .all(|(_, v)| allows(v))
 }
 
+/// Does a `host` condition hold for every host a request names: the one it was decided
+/// on (HTTP/2's `:authority`, an absolute-form target's, else `Host`) and a `Host` field
+/// besides, when that says another? Servers differ on which of two they serve (RFC 9113
+/// 8.3.1 only says they SHOULD refuse such a request), so both must be allowed.
+fn hosts_allow(pattern: &NamePattern, host: Option<&str>, headers: &[(String, String)]) -> bool {
+    let name = |v: &str| {
+        let v = v.trim();
+        // `[v6]:port`, `name:port`; a bare IPv6 literal has more than one colon.
+        match v.strip_prefix('[') {
+            Some(rest) => rest.split(']').next().unwrap_or(rest).to_string(),
+            None if v.matches(':').count() == 1 => v.split(':').next().unwrap_or(v).to_string(),
+            None => v.to_string(),
+        }
+    };
+    host.is_some_and(|v| name_matches(pattern, &name(v)))
+        && (headers.iter())
+            .filter(|(n, _)| n.eq_ignore_ascii_case("host"))
+            .all(|(_, v)| name_matches(pattern, &name(v)))
+}
+
 fn condition_matches(c: &L7Match, d: &L7Detail) -> bool {
     match (c, d) {
         (
@@ -664,10 +684,9 @@ fn condition_matches(c: &L7Match, d: &L7Detail) -> bool {
                 && m.path
                     .as_ref()
                     .is_none_or(|p| p.is_match(&http_path::normalize(path)))
-                && m.host.as_ref().is_none_or(|h| {
-                    host.as_deref()
-                        .is_some_and(|v| name_matches(h, v.split(':').next().unwrap_or(v)))
-                })
+                && m.host
+                    .as_ref()
+                    .is_none_or(|h| hosts_allow(h, host.as_deref(), headers))
                 && m.headers.iter().all(|hm| {
                     headers.iter().any(|(n, v)| {
                         n.eq_ignore_ascii_case(&hm.name) && hm.value.as_ref().is_none_or(|x| x == v)
@@ -843,6 +862,30 @@ mod tests {
         assert_eq!(SqlKind::classify("TRUNCATE t"), SqlKind::Ddl);
         assert_eq!(SqlKind::classify("begin"), SqlKind::Transaction);
         assert_eq!(SqlKind::classify("/* unterminated"), SqlKind::Other);
+    }
+
+    #[test]
+    fn every_host_a_request_names_must_be_allowed() {
+        let p = np("api.example.com");
+        let h = |v: &str| vec![("host".to_string(), v.to_string())];
+        assert!(hosts_allow(&p, Some("api.example.com"), &[]));
+        assert!(hosts_allow(
+            &p,
+            Some("api.example.com"),
+            &h("API.example.com:8443")
+        ));
+        assert!(!hosts_allow(
+            &p,
+            Some("api.example.com"),
+            &h("internal.example.com")
+        ));
+        assert!(!hosts_allow(
+            &p,
+            Some("internal.example.com"),
+            &h("api.example.com")
+        ));
+        assert!(!hosts_allow(&p, None, &[]));
+        assert!(hosts_allow(&np("::1"), Some("::1"), &h("[::1]:80")));
     }
 
     #[test]
