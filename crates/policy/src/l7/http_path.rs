@@ -1,22 +1,28 @@
 //! The path an HTTP server acts on, which is what a `path` condition must be matched
 //! against, not the bytes of the request target.
 //!
-//! Servers decode percent-escapes and resolve dot segments before they route a
-//! request (nginx also merges repeated slashes, Windows servers read `\` as `/`, Tomcat
-//! reads `..;x` as `..`). Matched raw, `/public/../admin` or `/public/%2e%2e/admin`
-//! satisfies an allow rule for `/public/.*` and reaches `/admin`: the bypass that Envoy's
-//! `normalize_path` closed for Istio and Cilium (CVE-2019-9901). Every reading here
-//! goes towards the path the request could reach, so a rule allows a request only for
-//! where it lands (a literal `\` or `..;` on a server that does not read them so is
-//! then refused, never let through).
+//! Servers resolve dot segments before they route a request, and decode escapes of
+//! characters that mean the same either way (nginx also merges repeated slashes and
+//! decodes `%2F`, Windows servers read `\` as `/`, Tomcat reads `..;x` as `..`). Matched
+//! raw, `/public/../admin` or `/public/%2e%2e/admin` satisfies an allow rule for
+//! `/public/.*` and reaches `/admin`: the bypass that Envoy's `normalize_path` closed
+//! for Istio and Cilium (CVE-2019-9901).
+//!
+//! As Envoy does, only escapes of unreserved characters (letters, digits, `-._~`: RFC
+//! 3986 6.2.2.2) are decoded: `%20` or `%3F` stay as written, so rules keep meaning what
+//! they meant. An escaped slash (`%2F`, `%5C`) stays too, since APIs put it inside one
+//! segment (`/projects/group%2Fname`), unless reading it as a slash makes a dot
+//! segment (`..%2F`): then the path is resolved that way, the way that climbs. So a rule
+//! allows a request only for where it can land (a literal `\` or `..;` on a server that
+//! does not read them so is then refused, never let through).
 
 use std::borrow::Cow;
 
 /// The path of a request target, normalized for matching: the query dropped, an
-/// absolute-form target's scheme and authority dropped (RFC 9112 3.2.2), every `%XX`
-/// decoded once, `\` read as `/`, repeated slashes merged and dot segments removed
-/// (RFC 3986 5.2.4; a segment `.;x` or `..;x` counts as `.` or `..`). Borrowed when
-/// nothing changes.
+/// absolute-form target's scheme and authority dropped (RFC 9112 3.2.2), escapes of
+/// unreserved characters decoded once, `\` read as `/` (and `%2F`, `%5C` when that makes
+/// a dot segment), repeated slashes merged and dot segments removed (RFC 3986 5.2.4; a
+/// segment `.;x` or `..;x` counts as `.` or `..`). Borrowed when nothing changes.
 pub fn normalize(target: &str) -> Cow<'_, str> {
     let path = target.split(['?', '#']).next().unwrap_or_default();
     let path = match strip_authority(path) {
@@ -28,15 +34,32 @@ pub fn normalize(target: &str) -> Cow<'_, str> {
     if !path.starts_with('/') || !needs_work(path) {
         return Cow::Borrowed(path);
     }
-    let decoded = decode(path);
+    let kept = decode(path, false);
+    let split = decode(path, true);
+    let path = if dot_segments(&split) > dot_segments(&kept) {
+        split
+    } else {
+        kept
+    };
+    Cow::Owned(resolve(&path))
+}
+
+/// Segments that are `.` or `..` (with or without `;` parameters).
+fn dot_segments(path: &str) -> usize {
+    path.split('/')
+        .filter(|s| matches!(s.split(';').next(), Some("." | "..")))
+        .count()
+}
+
+/// Dot segments removed and empty segments merged; a path that ends in `/`, `/.` or
+/// `/..` names a directory and keeps its slash.
+fn resolve(path: &str) -> String {
     let mut out: Vec<&str> = Vec::new();
-    let segments: Vec<&str> = decoded.split('/').collect();
-    // A path that ends in `/`, `/.` or `/..` names a directory: it keeps its slash.
+    let segments: Vec<&str> = path.split('/').collect();
     let mut trailing = false;
     for (i, seg) in segments.iter().enumerate() {
         let last = i + 1 == segments.len();
-        let name = seg.split(';').next().unwrap_or_default();
-        match (*seg, name) {
+        match (*seg, seg.split(';').next().unwrap_or_default()) {
             ("", _) => trailing = last && i > 0,
             (_, "..") => {
                 out.pop();
@@ -49,7 +72,7 @@ pub fn normalize(target: &str) -> Cow<'_, str> {
             }
         }
     }
-    let mut s = String::with_capacity(decoded.len());
+    let mut s = String::with_capacity(path.len());
     for seg in &out {
         s.push('/');
         s.push_str(seg);
@@ -57,7 +80,7 @@ pub fn normalize(target: &str) -> Cow<'_, str> {
     if trailing || out.is_empty() {
         s.push('/');
     }
-    Cow::Owned(s)
+    s
 }
 
 /// An absolute-form target's path: `http://host:port/p` -> `/p`, `http://host` -> ``.
@@ -77,34 +100,44 @@ fn needs_work(path: &str) -> bool {
     b.iter().any(|&c| c == b'%' || c == b'\\') || b.windows(2).any(|w| w == b"//" || w == b"/.")
 }
 
-/// Every `%XX` decoded (a `%` without two hex digits stays), `\` as `/`; bytes that
-/// are not UTF-8 become U+FFFD (they match no rule that names them anyway).
-fn decode(path: &str) -> String {
+/// Escapes of unreserved characters decoded (`%2e` -> `.`), `\` read as `/`, and with
+/// `slashes` also `%2F` and `%5C`; every other escape, and a `%` without two hex digits,
+/// stays as written.
+fn decode(path: &str, slashes: bool) -> String {
     let b = path.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
+    let mut out = String::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
         let hex = |c: u8| (c as char).to_digit(16);
-        match (
+        let escaped = match (
             b[i],
             b.get(i + 1).and_then(|&c| hex(c)),
             b.get(i + 2).and_then(|&c| hex(c)),
         ) {
-            (b'%', Some(h), Some(l)) => {
-                // A decoded `\` is a separator too.
-                out.push(match (h * 16 + l) as u8 {
-                    b'\\' => b'/',
-                    c => c,
-                });
+            (b'%', Some(h), Some(l)) => Some((h * 16 + l) as u8),
+            _ => None,
+        };
+        match escaped {
+            Some(c) if c.is_ascii_alphanumeric() || b"-._~".contains(&c) => {
+                out.push(c as char);
                 i += 3;
-                continue;
             }
-            (b'\\', ..) => out.push(b'/'),
-            (c, ..) => out.push(c),
+            Some(b'/' | b'\\') if slashes => {
+                out.push('/');
+                i += 3;
+            }
+            _ => {
+                // Whole UTF-8 characters are copied as they are (`path` is a str).
+                let len = path[i..].chars().next().map_or(1, char::len_utf8);
+                match b[i] {
+                    b'\\' => out.push('/'),
+                    _ => out.push_str(&path[i..i + len]),
+                }
+                i += len;
+            }
         }
-        i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
 
 #[cfg(test)]
@@ -162,13 +195,23 @@ mod tests {
     }
 
     #[test]
-    fn percent_signs_without_hex_and_other_bytes_stay() {
+    fn escapes_that_change_meaning_stay() {
         assert_eq!(normalize("/a%zz/b"), "/a%zz/b");
         assert_eq!(normalize("/a%2"), "/a%2");
-        assert_eq!(normalize("/caf%C3%A9"), "/café");
-        assert_eq!(normalize("/x%FF"), "/x\u{fffd}");
+        assert_eq!(normalize("/caf%C3%A9"), "/caf%C3%A9");
+        assert_eq!(normalize("/my%20file"), "/my%20file");
+        assert_eq!(normalize("/%7Euser/%41"), "/~user/A");
+        // An escaped slash inside a segment (GitLab's project paths) stays one segment...
+        assert_eq!(
+            normalize("/projects/group%2Fname"),
+            "/projects/group%2Fname"
+        );
+        assert_eq!(normalize("/a/b.c%2Fd.e"), "/a/b.c%2Fd.e");
+        // ... unless read as a slash it climbs.
+        assert_eq!(normalize("/projects/x%2F..%2F..%2Fadmin"), "/admin");
         // Decoded once, as servers do.
-        assert_eq!(normalize("/a/%252e%252e/b"), "/a/%2e%2e/b");
+        assert_eq!(normalize("/a/%252e%252e/b"), "/a/%252e%252e/b");
+        assert_eq!(normalize("/caf\u{e9}/./x"), "/caf\u{e9}/x");
     }
 }
 
