@@ -173,10 +173,12 @@ pub struct Detector {
     upgrade: Option<(Dir, Vec<u8>)>,
     /// From a connection's start: the server's bytes came before any of the client's.
     server_first: bool,
-    /// A PROXY protocol header the client's bytes began with (its length; 0: none; None:
-    /// not known yet), and what it said.
-    prefix: Option<usize>,
-    proxied: Option<Value>,
+    /// Per direction (to the server, to the client): the length of a PROXY protocol
+    /// header its bytes began with (0: none; None: not known yet). From a connection's
+    /// start only the client's are read for one; mid-connection either side's may hold it
+    /// (a capture that missed only the handshake), and that side is the client.
+    headers: [Option<usize>; 2],
+    proxied: Option<(Dir, Value)>,
 }
 
 /// The server's answer to an upgrade request is read up to this many bytes.
@@ -195,7 +197,7 @@ impl Detector {
             requester: None,
             upgrade: None,
             server_first: false,
-            prefix: None,
+            headers: [None, Some(0)],
             proxied: None,
         }
     }
@@ -204,7 +206,7 @@ impl Detector {
     /// own bytes) that the client's stream began with; 0 when there was none. The
     /// protocol named is what follows it.
     pub fn prefix(&self) -> usize {
-        self.prefix.unwrap_or(0)
+        self.headers[0].unwrap_or(0)
     }
 
     /// A detector for a connection whose beginning was not seen (a capture started after
@@ -214,6 +216,7 @@ impl Detector {
     pub fn midstream(limit: usize) -> Detector {
         Detector {
             mode: Mode::Midstream,
+            headers: [None, None],
             ..Detector::new(limit)
         }
     }
@@ -285,18 +288,23 @@ impl Detector {
         buf.extend_from_slice(&data[..data.len().min(room)]);
         // A full buffer is as far as this direction goes: decide now.
         let full = buf.len() >= self.limit;
-        if dir == Dir::ToServer && self.mode == Mode::Opening && self.prefix.is_none() {
-            match proxy_header::header(&self.client) {
+        let side = usize::from(dir == Dir::ToClient);
+        if self.headers[side].is_none() {
+            let buf = match dir {
+                Dir::ToServer => &mut self.client,
+                Dir::ToClient => &mut self.server,
+            };
+            match proxy_header::header(buf) {
                 proxy_header::Header::More if !full => return Detection::NeedMore,
                 proxy_header::Header::Whole(n, detail) => {
-                    self.client.drain(..n);
-                    self.prefix = Some(n);
-                    self.proxied = Some(detail);
-                    if self.client.is_empty() {
+                    buf.drain(..n);
+                    self.headers[side] = Some(n);
+                    self.proxied = Some((dir, detail));
+                    if buf.is_empty() {
                         return Detection::NeedMore;
                     }
                 }
-                _ => self.prefix = Some(0),
+                _ => self.headers[side] = Some(0),
             }
         }
         self.judge(full)
@@ -318,8 +326,12 @@ impl Detector {
     }
 
     fn settle(&mut self, mut d: Detection) -> Detection {
-        if let (Detection::Known { detail, .. }, Some(p)) = (&mut d, self.proxied.take()) {
+        if let Some((client, p)) = self.proxied.take()
+            && let Detection::Known { detail, .. } = &mut d
+        {
             detail.insert("proxy_protocol".into(), p);
+            // Only a client sends the header.
+            self.requester = Some(client);
         }
         let h2c = matches!(&d, Detection::Known { app: AppProtocol::Http, detail }
             if detail.contains_key("method")

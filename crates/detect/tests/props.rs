@@ -166,6 +166,15 @@ fn samples() -> Vec<Opening> {
             ],
         ),
         ("tls", vec![c(&client_hello())]),
+        // Behind a load balancer's PROXY header, versions 1 and 2.
+        (
+            "http",
+            vec![c(b"PROXY TCP4 192.0.2.1 10.0.0.5 56324 80\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n")],
+        ),
+        (
+            "tls",
+            vec![c(&[&b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c\xc0\x00\x02\x01\x0a\x00\x00\x05\xdc\x04\x01\xbb"[..], &client_hello()].concat())],
+        ),
         ("postgresql", vec![c(b"\x00\x00\x00\x08\x04\xd2\x16\x2f"), s(b"S")]),
         (
             "ssh",
