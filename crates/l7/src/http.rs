@@ -184,34 +184,7 @@ fn without_h2c(req: &httparse::Request) -> Option<(Vec<u8>, bool)> {
     Some((h, !others.is_empty()))
 }
 
-/// The host a Host header names, without a port (rules name hosts, not host:port).
-pub(crate) fn host_name(h: &str) -> String {
-    let h = h.trim().to_ascii_lowercase();
-    if let Some(rest) = h.strip_prefix('[') {
-        // An IPv6 literal: [addr] or [addr]:port.
-        return rest.split(']').next().unwrap_or(rest).to_string();
-    }
-    match h.rsplit_once(':') {
-        Some((name, port)) if !name.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => {
-            name.to_string()
-        }
-        _ => h,
-    }
-}
-
-/// An absolute-form target's authority (`http://api.example:8080/x` ->
-/// `api.example:8080`): a server takes the host from it rather than from `Host` (RFC
-/// 9112 3.2.2), so a `host` condition must too (a request naming one host in its
-/// target and another in `Host` would otherwise be decided for the wrong one).
-fn authority(target: &str) -> Option<&str> {
-    let (scheme, rest) = target.split_once("://")?;
-    if !(scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https")) {
-        return None;
-    }
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    // Userinfo is not part of the host (`http://user@host/`).
-    Some(rest[..end].rsplit('@').next().unwrap_or_default())
-}
+pub(crate) use bulkhead_policy::l7::host_name;
 
 /// The values of every `name` field, split at commas (RFC 9110 5.3: repeated fields
 /// are one list), trimmed, empty elements dropped.
@@ -480,7 +453,10 @@ impl Session for HttpSession {
                             )
                         })
                         .collect();
-                    let host = authority(path).map(host_name).or_else(|| {
+                    // An absolute-form target names the host a server takes over
+                    // `Host` (RFC 9112 3.2.2).
+                    let authority = bulkhead_policy::l7::http_path::absolute_form(path);
+                    let host = authority.map(|(a, _)| host_name(a)).or_else(|| {
                         header(req.headers, "host").map(|h| host_name(&String::from_utf8_lossy(h)))
                     });
                     // Two Host fields name two hosts, and servers differ on which

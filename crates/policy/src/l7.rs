@@ -654,19 +654,26 @@ fn methods_allow(methods: &[String], method: &str, headers: &[(String, String)])
 /// besides, when that says another? Servers differ on which of two they serve (RFC 9113
 /// 8.3.1 only says they SHOULD refuse such a request), so both must be allowed.
 fn hosts_allow(pattern: &NamePattern, host: Option<&str>, headers: &[(String, String)]) -> bool {
-    let name = |v: &str| {
-        let v = v.trim();
-        // `[v6]:port`, `name:port`; a bare IPv6 literal has more than one colon.
-        match v.strip_prefix('[') {
-            Some(rest) => rest.split(']').next().unwrap_or(rest).to_string(),
-            None if v.matches(':').count() == 1 => v.split(':').next().unwrap_or(v).to_string(),
-            None => v.to_string(),
-        }
-    };
-    host.is_some_and(|v| name_matches(pattern, &name(v)))
+    host.is_some_and(|v| name_matches(pattern, &host_name(v)))
         && (headers.iter())
             .filter(|(n, _)| n.eq_ignore_ascii_case("host"))
-            .all(|(_, v)| name_matches(pattern, &name(v)))
+            .all(|(_, v)| name_matches(pattern, &host_name(v)))
+}
+
+/// The host a `Host` value (or an authority) names, lower-cased, without a port: rules
+/// name hosts, not host:port. `[v6]:port` gives the address; a bare IPv6 literal (more
+/// than one colon) stays whole.
+pub fn host_name(h: &str) -> String {
+    let h = h.trim().to_ascii_lowercase();
+    if let Some(rest) = h.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest).to_string();
+    }
+    match h.rsplit_once(':') {
+        Some((name, port)) if !name.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => {
+            name.to_string()
+        }
+        _ => h,
+    }
 }
 
 fn condition_matches(c: &L7Match, d: &L7Detail) -> bool {

@@ -25,9 +25,9 @@ use std::borrow::Cow;
 /// segment `.;x` or `..;x` counts as `.` or `..`). Borrowed when nothing changes.
 pub fn normalize(target: &str) -> Cow<'_, str> {
     let path = target.split(['?', '#']).next().unwrap_or_default();
-    let path = match strip_authority(path) {
-        Some("") => "/",
-        Some(p) => p,
+    let path = match absolute_form(path) {
+        Some((_, "")) => "/",
+        Some((_, p)) => p,
         None => path,
     };
     // Origin-form starts with `/`; anything else (`*`) is not a path to resolve.
@@ -83,13 +83,17 @@ fn resolve(path: &str) -> String {
     s
 }
 
-/// An absolute-form target's path: `http://host:port/p` -> `/p`, `http://host` -> ``.
-fn strip_authority(target: &str) -> Option<&str> {
+/// An absolute-form target's authority and path (RFC 9112 3.2.2):
+/// `http://user@host:8080/p?q` -> (`host:8080`, `/p?q`), `http://host` -> (`host`, ``).
+pub fn absolute_form(target: &str) -> Option<(&str, &str)> {
     ["http://", "https://"].iter().find_map(|scheme| {
         let head = target.get(..scheme.len())?;
         head.eq_ignore_ascii_case(scheme).then(|| {
             let rest = &target[scheme.len()..];
-            rest.find('/').map_or("", |i| &rest[i..])
+            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            // Userinfo is not part of the host.
+            let authority = rest[..end].rsplit('@').next().unwrap_or_default();
+            (authority, &rest[end..])
         })
     })
 }
