@@ -142,7 +142,11 @@ fn command_line(toks: &[Tok]) -> Option<CmdiMatch> {
                             // command (one after it is judged there).
                             Tok::Op(op) => matches!(op, Op::Seq { .. } | Op::Subst),
                         }))
-                        || (words::weak(&w.text) && ends_command(&toks[i + 1..])))
+                        // (`true` and `false` run nothing: `has_focus=false%0A` is a
+                        // form's flag, where `id%0A` is a probe.)
+                        || (words::weak(&w.text)
+                            && !matches!(w.text.as_slice(), b"true" | b"false")
+                            && ends_command(&toks[i + 1..])))
                 {
                     // `cat /etc/passwd`, `/bin/ls -al`, `id;`: a whole command line as the
                     // value.
@@ -478,8 +482,15 @@ fn tokens(v: &[u8]) -> Vec<Tok> {
         if let Some(op) = op {
             // Prose never starts with an operator: at the start it is as good as glued.
             // A line break is never glued: prose starts its lines with a word too.
+            // A `(` or `{` after a word starts no command: `hello world (test)` is a
+            // syntax error to sh, `/users/{id}` and `echo {ls,-la}` are arguments. Prose
+            // and templates write both so: only a program that reads as no prose counts
+            // there, as after a lone `&`.
+            let after_word = matches!(c, b'(' | b'{') && matches!(out.last(), Some(Tok::Word(_)));
             let glued = out.is_empty()
-                || (!matches!(c, b'\n' | b'\r') && v.get(i + len).is_some_and(|c| !is_blank(*c)));
+                || (!after_word
+                    && !matches!(c, b'\n' | b'\r')
+                    && v.get(i + len).is_some_and(|c| !is_blank(*c)));
             let op = match op {
                 Op::Seq { .. } => Op::Seq { glued },
                 Op::Amp { .. } => Op::Amp { glued },
@@ -821,5 +832,35 @@ mod tests {
             "Dear team,\nmore details follow next week",
             "Line one\ntime flies when you are having fun",
         ]);
+    }
+
+    /// A `(` or `{` after a word opens no subshell or group (sh refuses the line, or
+    /// takes the braces as an argument): templates and asides are not commands, while
+    /// the same words after an operator or alone still are.
+    #[test]
+    fn parentheses_and_braces_after_a_word() {
+        commands(&[
+            "(id)",
+            "{id}",
+            "a;(id)",
+            "x&&{cat,/etc/passwd}",
+            "hello (whoami)",
+            "ping (cat /etc/passwd)",
+        ]);
+        prose(&[
+            "hello world (test)",
+            "see the manual (more info)",
+            "/api/users/{id}",
+            "report_{date}.csv",
+            "1.e(ascii)",
+        ]);
+    }
+
+    /// `true` and `false` run nothing: a form's flag with a line break after it is no
+    /// command line, where another word that is also a program is (`id%0A`).
+    #[test]
+    fn no_op_words_before_a_line_break() {
+        commands(&["id\n", "date;"]);
+        prose(&["false\n", "true\r\n", "false"]);
     }
 }
