@@ -562,7 +562,7 @@ fn servers(w: &mut World, amqp: bool) {
     w.serve("mosquitto", &["mosquitto", "-c", &mqtt], &[]);
     w.serve(
         "memcached",
-        &["memcached", "-u", "root", "-p", "11211", "-U", "0"],
+        &["memcached", "-u", "root", "-p", "11211", "-U", "11211"],
         &[],
     );
     w.serve(
@@ -631,6 +631,7 @@ fn servers(w: &mut World, amqp: bool) {
         ("sshd", 't', 22),
         ("mosquitto", 't', 1883),
         ("memcached", 't', 11211),
+        ("memcached", 'u', 11211),
         ("aiosmtpd", 't', 25),
         ("iperf3", 't', 5201),
         ("git-daemon", 't', 9418),
@@ -946,6 +947,14 @@ fn cases(amqp: bool) -> Vec<Case> {
             "memcached",
             "printf 'set k 0 60 5\\r\\nhello\\r\\nget k\\r\\nquit\\r\\n' | nc -N -w 5 {ip} 11211",
         )
+        .is("command", json!("set")),
+        // Over UDP (an 8-byte frame header before each message): libmemcached's tools.
+        case(
+            "memccp over UDP",
+            "memcached",
+            "memccp --udp --servers={ip}:11211 /etc/debian_version",
+        )
+        .udp()
         .is("command", json!("set")),
         case(
             "memcached meta commands over nc",

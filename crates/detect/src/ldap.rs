@@ -78,6 +78,35 @@ pub(crate) fn response(b: &[u8]) -> Check {
     message(b, true)
 }
 
+/// Connectionless LDAP (CLDAP, RFC 1798): one whole LDAPMessage per datagram.
+pub(crate) fn datagram_request(b: &[u8]) -> Check {
+    whole(b, false)
+}
+
+/// A CLDAP answer (a search's entry or result).
+pub(crate) fn datagram_response(b: &[u8]) -> Check {
+    whole(b, true)
+}
+
+/// The datagram holds whole LDAPMessages and nothing else (a server sends a search's
+/// entry and its result in one), the first a request or a response as asked.
+fn whole(b: &[u8], from_server: bool) -> Check {
+    let mut at = 0;
+    let exact = loop {
+        if at == b.len() {
+            break at > 0;
+        }
+        match (b[at], ber_len(b, at + 1)) {
+            (0x30, Ok(Some((len, body)))) if body + len <= b.len() => at = body + len,
+            _ => break false,
+        }
+    };
+    match message(b, from_server) {
+        c @ Check::Yes(..) if exact => c,
+        _ => Check::No,
+    }
+}
+
 fn message(b: &[u8], from_server: bool) -> Check {
     macro_rules! len_at {
         ($at:expr) => {

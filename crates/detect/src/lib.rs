@@ -484,11 +484,22 @@ impl Detector {
     }
 
     fn datagram(&mut self, dir: Dir, data: &[u8]) -> Detection {
-        // The first datagram seen may be an answer (a capture that starts late).
-        let (check, requester) = match dns::udp_query(data) {
-            Check::No => (dns::udp_response(data), dir.reverse()),
-            c => (c, dir),
-        };
+        // The first datagram seen may be an answer (a capture that starts late). DNS,
+        // then memcached's UDP frames and connectionless LDAP (RFC 1798: Active
+        // Directory's domain controller locator), each a whole message per datagram.
+        let checks: [(fn(&[u8]) -> Check, bool); 6] = [
+            (dns::udp_query, false),
+            (dns::udp_response, true),
+            (memcached::udp_request, false),
+            (memcached::udp_response, true),
+            (ldap::datagram_request, false),
+            (ldap::datagram_response, true),
+        ];
+        let (check, requester) = checks
+            .iter()
+            .map(|(f, answer)| (f(data), if *answer { dir.reverse() } else { dir }))
+            .find(|(c, _)| !matches!(c, Check::No))
+            .unwrap_or((Check::No, dir));
         match check {
             Check::Yes(app, detail) => {
                 self.requester = Some(requester);

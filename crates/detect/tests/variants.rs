@@ -235,3 +235,43 @@ fn http2_frames_mid_connection() {
     }
     assert!(wrong.is_empty(), "{wrong:#?}");
 }
+
+/// Datagram flows other than DNS: memcached's UDP frames (an 8-byte header before each
+/// message) and connectionless LDAP (RFC 1798; Active Directory's domain controller
+/// locator asks for `Netlogon` so), whichever side the capture sees first; and UDP
+/// protocols with DNS- or BER-like bytes that are neither.
+#[test]
+fn datagrams_other_than_dns() {
+    let cldap_search = b"\x30\x4d\x02\x01\x01\x63\x48\x04\x00\x0a\x01\x00\x0a\x01\x00\x02\x01\x00\x02\x01\x00\x01\x01\x00\xa0\x29\xa3\x18\x04\x09DnsDomain\x04\x0bexample.com\xa3\x0d\x04\x05NtVer\x04\x04\x06\x00\x00\x00\x30\x0a\x04\x08Netlogon";
+    // The search's entry and its result in one datagram.
+    let cldap_answer = b"\x30\x21\x02\x01\x01\x64\x1c\x04\x00\x30\x18\x30\x16\x04\x08Netlogon\x31\x0a\x04\x08\x17\x00\x00\x00\xfd\xf3\x03\x00\x30\x0c\x02\x01\x01\x65\x07\x0a\x01\x00\x04\x00\x04\x00";
+    let cases: Vec<Opening> = vec![
+        ("memcached", vec![c(b"\x00\x01\x00\x00\x00\x01\x00\x00get k\r\n")]),
+        ("memcached", vec![c(b"\x12\x34\x00\x00\x00\x01\x00\x00stats\r\n")]),
+        ("memcached", vec![s(b"\x00\x01\x00\x00\x00\x01\x00\x00VALUE k 0 5\r\nhello\r\nEND\r\n")]),
+        ("memcached", vec![s(b"\x00\x02\x00\x00\x00\x02\x00\x00STAT pid 23831\r\nSTAT uptime 5\r\nSTAT ti")]),
+        ("memcached", vec![s(b"\x00\x03\x00\x00\x00\x01\x00\x00VERSION 1.6.18\r\n")]),
+        ("ldap", vec![c(cldap_search)]),
+        ("ldap", vec![s(cldap_answer)]),
+        // A frame header whose reserved bytes are set, or a request in two datagrams.
+        ("unknown", vec![c(b"\x00\x01\x00\x00\x00\x01\x00\x01get k\r\n")]),
+        ("unknown", vec![c(b"\x00\x01\x00\x00\x00\x02\x00\x00get k\r\n")]),
+        // An LDAP message with bytes after it, or cut short.
+        ("unknown", vec![c(&[&cldap_search[..], b"junk"].concat())]),
+        ("unknown", vec![c(&cldap_search[..40])]),
+        // SNMP (a BER SEQUENCE, version, community) and Kerberos (an application tag).
+        ("unknown", vec![c(b"\x30\x26\x02\x01\x01\x04\x06public\xa0\x19\x02\x04\x12\x34\x56\x78\x02\x01\x00\x02\x01\x00\x30\x0b\x30\x09\x06\x05\x2b\x06\x01\x02\x01\x05\x00")]),
+        ("unknown", vec![c(b"\x6a\x81\x9c\x30\x81\x99\xa1\x03\x02\x01\x05\xa2\x03\x02\x01\x0a")]),
+    ];
+    let mut wrong = Vec::new();
+    for (want, parts) in &cases {
+        let got = answer(Detector::datagrams(), parts);
+        if got != *want {
+            wrong.push(format!(
+                "{want} -> {got}: {:?}",
+                String::from_utf8_lossy(&parts[0].1)
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
