@@ -31,11 +31,12 @@
 //! a refusal): they wait until the server's first frame has passed, or the client
 //! acknowledged the server's SETTINGS (the proxy relayed them before the session began).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use bulkhead_policy::l7::{AppProtocol, L7Detail, L7Request};
 
-use crate::{Decided, Output, Session, Verdict};
+use crate::{Decided, Finding, Inspector, Output, Session, Verdict};
 
 pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const DATA: u8 = 0;
@@ -66,6 +67,26 @@ const MAX_SENDING: usize = 4096;
 const MAX_PENDING: usize = 256 * 1024;
 /// Frames the proxy writes are at most the size every peer accepts (RFC 9113 4.2).
 const FRAME: usize = 16_384;
+/// With sensors on: the most of one request body kept for them (as for HTTP/1), the
+/// most of all open streams' bodies together, and the largest final DATA frame held
+/// back until the body is inspected.
+const MAX_BODY: usize = 64 * 1024;
+const MAX_BODIES: usize = 1024 * 1024;
+const MAX_HELD_FRAME: usize = 64 * 1024;
+/// RST_STREAM's CANCEL error code (RFC 9113 7).
+const CANCEL: u32 = 0x8;
+/// What a client whose request a sensor blocked is told it got.
+const BLOCKED: &str = "403 Forbidden (blocked by a sensor)";
+
+/// What ends an inspected request's body, when the sensors judge it.
+enum Held {
+    /// Its final DATA frame, held back (forwarded if nothing blocks).
+    Frame(Vec<u8>),
+    /// Its trailers (forwarded by the caller if nothing blocks).
+    Trailers,
+    /// A final frame too large to hold: already on its way to the server.
+    Passed,
+}
 
 type Field = (Vec<u8>, Vec<u8>);
 
@@ -76,12 +97,31 @@ enum Client {
     Hold {
         len: usize,
     },
-    /// Passing (or dropping) `left` bytes of a frame's payload.
+    /// Passing (or dropping) `left` bytes of a frame's payload; `body`: a DATA frame of
+    /// a stream whose body the sensors read (the stream, and whether the frame ends it).
     Pass {
         left: usize,
         forward: bool,
+        body: Option<(u32, bool)>,
+    },
+    /// Holding the DATA frame of `len` bytes that ends a stream the sensors read: it
+    /// reaches the server only once the body is inspected.
+    HoldData {
+        len: usize,
     },
     Closed,
+}
+
+/// A request whose body the sensors read: its head as an HTTP/1 head (the form the
+/// sensors cut up), and its body so far (DATA payloads, at most [`MAX_BODY`]).
+struct Inspecting {
+    request: L7Request,
+    head: Vec<u8>,
+    body: Vec<u8>,
+    /// What the head alone showed (reported when the request was decided).
+    reported: Vec<Finding>,
+    /// The server has begun its answer: a refusal can only reset the stream now.
+    answered: bool,
 }
 
 /// A header block being gathered from HEADERS + CONTINUATION frames.
@@ -112,6 +152,10 @@ pub struct H2Session {
     /// The client has the server's connection preface: the proxy's frames may follow.
     server_preface: bool,
     pending: Vec<u8>,
+    inspector: Option<Arc<dyn Inspector>>,
+    inspecting: BTreeMap<u32, Inspecting>,
+    /// Bytes held in `inspecting`'s bodies.
+    bodies: usize,
 }
 
 impl Default for H2Session {
@@ -273,6 +317,49 @@ pub fn request_of(fields: &[Field]) -> L7Request {
     }
 }
 
+/// A request's header list as an HTTP/1 head (request line, `host` from `:authority`,
+/// every other field on its own line), the form the sensors cut requests from. HTTP/2
+/// forbids blanks in `:path` and line breaks in values (RFC 9113 8.2.1, 8.3.1): a
+/// request that has them anyway is shown with them escaped or blanked, so no value
+/// can hide past a line or word boundary of this head.
+pub fn http1_head(fields: &[Field]) -> Vec<u8> {
+    let get = |n: &[u8]| {
+        fields
+            .iter()
+            .find(|(k, _)| k == n)
+            .map_or(&b""[..], |(_, v)| &v[..])
+    };
+    let mut h = Vec::with_capacity(256);
+    h.extend_from_slice(get(b":method"));
+    h.push(b' ');
+    for &c in get(b":path") {
+        match c {
+            b' ' => h.extend_from_slice(b"%20"),
+            b'\r' | b'\n' => h.extend_from_slice(b"%0A"),
+            c => h.push(c),
+        }
+    }
+    h.extend_from_slice(b" HTTP/2\r\n");
+    let line = |h: &mut Vec<u8>, k: &[u8], v: &[u8]| {
+        h.extend_from_slice(k);
+        h.extend_from_slice(b": ");
+        h.extend(
+            v.iter()
+                .map(|&c| if c == b'\r' || c == b'\n' { b' ' } else { c }),
+        );
+        h.extend_from_slice(b"\r\n");
+    };
+    let authority = get(b":authority");
+    if !authority.is_empty() {
+        line(&mut h, b"host", authority);
+    }
+    for (k, v) in fields.iter().filter(|(k, _)| !k.starts_with(b":")) {
+        line(&mut h, k, v);
+    }
+    h.extend_from_slice(b"\r\n");
+    h
+}
+
 /// A gRPC status message: printable ASCII, `%` escaped (the grpc-message encoding).
 fn grpc_message(text: &str) -> Vec<u8> {
     let mut out = Vec::new();
@@ -333,7 +420,17 @@ impl H2Session {
             server_in_block: false,
             server_preface: false,
             pending: Vec::new(),
+            inspector: None,
+            inspecting: BTreeMap::new(),
+            bodies: 0,
         }
+    }
+
+    /// Sensors inspect every allowed request: its head (path, query, headers, cookies)
+    /// before it is forwarded, its body before the frame that ends it is.
+    pub fn with_inspector(mut self, inspector: Option<Arc<dyn Inspector>>) -> H2Session {
+        self.inspector = inspector;
+        self
     }
 
     fn server_at_boundary(&self) -> bool {
@@ -397,9 +494,25 @@ impl H2Session {
                 }
             }
             _ => {
-                let ends = (kind == DATA && h[4] & END_STREAM != 0) || kind == RST_STREAM;
+                let inspected = kind == DATA && self.inspecting.contains_key(&stream);
+                let last = kind == DATA && h[4] & END_STREAM != 0;
+                if inspected && last && len <= MAX_HELD_FRAME {
+                    self.head = h;
+                    self.payload.clear();
+                    self.client = Client::HoldData { len };
+                    if len == 0 {
+                        self.held_data(out)?;
+                    }
+                    return Ok(());
+                }
+                let ends = last || kind == RST_STREAM;
                 if ends {
                     self.sending.remove(&stream);
+                }
+                if kind == RST_STREAM
+                    && let Some(st) = self.inspecting.remove(&stream)
+                {
+                    self.bodies -= st.body.len();
                 }
                 let forward = stream == 0 || !self.denied.contains(&stream);
                 if forward {
@@ -413,13 +526,117 @@ impl H2Session {
                     );
                 }
                 self.client = if len > 0 {
-                    Client::Pass { left: len, forward }
+                    Client::Pass {
+                        left: len,
+                        forward,
+                        body: inspected.then_some((stream, last)),
+                    }
                 } else {
                     Client::Head
                 };
+                if inspected && last && len == 0 {
+                    self.end_of_body(out, stream, Held::Passed);
+                }
             }
         }
         Ok(())
+    }
+
+    /// The DATA frame that ends an inspected stream is whole: inspect the body, then
+    /// forward the frame or refuse the request.
+    fn held_data(&mut self, out: &mut Output) -> Result<(), Bad> {
+        let mut f = std::mem::take(&mut self.head);
+        let p = std::mem::take(&mut self.payload);
+        self.client = Client::Head;
+        let stream = u32::from_be_bytes([f[5], f[6], f[7], f[8]]) & 0x7fff_ffff;
+        let data = if f[4] & PADDED != 0 {
+            let (&n, rest) = p.split_first().ok_or("bad padding")?;
+            let n = usize::from(n);
+            rest.get(..rest.len().checked_sub(n).ok_or("bad padding")?)
+                .ok_or("bad padding")?
+        } else {
+            &p[..]
+        };
+        self.body_bytes(stream, data);
+        self.sending.remove(&stream);
+        f.extend_from_slice(&p);
+        self.end_of_body(out, stream, Held::Frame(f));
+        Ok(())
+    }
+
+    /// Keep what a DATA frame of an inspected stream carries, within the bounds.
+    fn body_bytes(&mut self, stream: u32, data: &[u8]) {
+        if let Some(st) = self.inspecting.get_mut(&stream) {
+            let room = MAX_BODY
+                .saturating_sub(st.body.len())
+                .min(MAX_BODIES.saturating_sub(self.bodies));
+            let n = data.len().min(room);
+            st.body.extend_from_slice(&data[..n]);
+            self.bodies += n;
+        }
+    }
+
+    /// An inspected request's body ended: the sensors judge head and body. On a
+    /// blocking finding the server never gets what ends the stream (`held`) and its
+    /// stream is cancelled; the client gets the refusal, or a reset once the server
+    /// has begun to answer (or, for a final frame too large to hold, has it all).
+    /// True when refused.
+    fn end_of_body(&mut self, out: &mut Output, stream: u32, held: Held) -> bool {
+        let (Some(ins), Some(st)) = (self.inspector.clone(), self.inspecting.remove(&stream))
+        else {
+            if let Held::Frame(f) = held {
+                out.to_server.extend(f);
+            }
+            return false;
+        };
+        self.bodies -= st.body.len();
+        let new: Vec<Finding> = ins
+            .http_request(&st.head, &st.body)
+            .into_iter()
+            .filter(|f| {
+                !st.reported
+                    .iter()
+                    .any(|r| r.class == f.class && r.location == f.location)
+            })
+            .collect();
+        let blocked = new.iter().any(|f| f.block);
+        if !blocked {
+            if let Held::Frame(f) = held {
+                out.to_server.extend(f);
+            }
+        } else {
+            if let Held::Frame(f) = &held
+                && f.len() > 9
+            {
+                let n = (f.len() - 9) as u32;
+                self.answer(out, &frame(WINDOW_UPDATE, 0, 0, &n.to_be_bytes()));
+            }
+            out.to_server
+                .extend(frame(RST_STREAM, 0, stream, &CANCEL.to_be_bytes()));
+            self.deny(stream);
+            let bytes = if matches!(held, Held::Passed) || st.answered {
+                frame(RST_STREAM, 0, stream, &CANCEL.to_be_bytes())
+            } else {
+                refusal(stream, &st.request).0
+            };
+            self.answer(out, &bytes);
+        }
+        if !new.is_empty() {
+            out.decided.push(Decided {
+                request: st.request,
+                allowed: !blocked,
+                refusal: blocked.then(|| BLOCKED.to_string()),
+                findings: new,
+            });
+        }
+        blocked
+    }
+
+    fn deny(&mut self, stream: u32) {
+        self.denied.insert(stream);
+        if self.denied.len() > MAX_DENIED {
+            self.denied.pop_first();
+        }
     }
 
     /// A HEADERS or CONTINUATION frame is whole (header in `head`, payload in `payload`).
@@ -529,6 +746,12 @@ impl H2Session {
             }
             if b.end_stream {
                 self.sending.remove(&b.stream);
+                // Trailers end an inspected body: a blocked one's never reach the
+                // server (whose table then misses them: re-encode from now on).
+                if self.end_of_body(out, b.stream, Held::Trailers) {
+                    self.reencode = true;
+                    return Ok(());
+                }
             }
             self.forward(out, &b, &fields);
             return Ok(());
@@ -536,6 +759,27 @@ impl H2Session {
         self.last_stream = b.stream;
         let request = request_of(&fields);
         let allowed = decide(&request).allowed;
+        // The sensors read an allowed request's head now, its body (if any) as it ends.
+        let mut findings = Vec::new();
+        let mut blocked = false;
+        if allowed && let Some(ins) = &self.inspector {
+            let head = http1_head(&fields);
+            findings = ins.http_request(&head, b"");
+            blocked = findings.iter().any(|f| f.block);
+            if !blocked && !b.end_stream && self.inspecting.len() < MAX_SENDING {
+                self.inspecting.insert(
+                    b.stream,
+                    Inspecting {
+                        request: request.clone(),
+                        head,
+                        body: Vec::new(),
+                        reported: findings.clone(),
+                        answered: false,
+                    },
+                );
+            }
+        }
+        let allowed = allowed && !blocked;
         let refusal = if allowed {
             if !b.end_stream {
                 self.sending.insert(b.stream);
@@ -547,22 +791,19 @@ impl H2Session {
             None
         } else {
             self.reencode = true;
-            self.denied.insert(b.stream);
-            if self.denied.len() > MAX_DENIED {
-                self.denied.pop_first();
-            }
+            self.deny(b.stream);
             let (mut bytes, what) = refusal(b.stream, &request);
             if !b.end_stream {
                 bytes.extend(frame(RST_STREAM, 0, b.stream, &[0, 0, 0, 0]));
             }
             self.answer(out, &bytes);
-            Some(what.to_string())
+            Some(if blocked { BLOCKED } else { what }.to_string())
         };
         out.decided.push(Decided {
             request,
             allowed,
             refusal,
-            findings: Vec::new(),
+            findings,
         });
         Ok(())
     }
@@ -589,17 +830,42 @@ impl Session for H2Session {
             }
             let step = match &mut self.client {
                 Client::Closed => break,
-                Client::Pass { left, forward } => {
+                Client::Pass {
+                    left,
+                    forward,
+                    body,
+                } => {
                     let n = data.len().min(*left);
+                    let chunk = &data[..n];
                     if *forward {
-                        out.to_server.extend_from_slice(&data[..n]);
+                        out.to_server.extend_from_slice(chunk);
                     }
                     *left -= n;
+                    let (done, body) = (*left == 0, *body);
                     data = &data[n..];
-                    if *left == 0 {
+                    // (A padded frame's pad length and padding go along: a byte and
+                    // zeros, nothing a sensor finds anything in.)
+                    if let Some((stream, _)) = body {
+                        self.body_bytes(stream, chunk);
+                    }
+                    if done {
                         self.client = Client::Head;
+                        if let Some((stream, true)) = body {
+                            self.end_of_body(&mut out, stream, Held::Passed);
+                        }
                     }
                     Ok(())
+                }
+                Client::HoldData { len } => {
+                    let len = *len;
+                    let n = data.len().min(len - self.payload.len());
+                    self.payload.extend_from_slice(&data[..n]);
+                    data = &data[n..];
+                    if self.payload.len() == len {
+                        self.held_data(&mut out)
+                    } else {
+                        Ok(())
+                    }
                 }
                 Client::Head => {
                     let n = data.len().min(9 - self.head.len());
@@ -656,6 +922,12 @@ impl Session for H2Session {
                     self.server_left =
                         usize::from(h[0]) << 16 | usize::from(h[1]) << 8 | usize::from(h[2]);
                     let (kind, flags) = (h[3], h[4]);
+                    if kind == HEADERS {
+                        let stream = u32::from_be_bytes([h[5], h[6], h[7], h[8]]) & 0x7fff_ffff;
+                        if let Some(st) = self.inspecting.get_mut(&stream) {
+                            st.answered = true;
+                        }
+                    }
                     match kind {
                         HEADERS | PUSH_PROMISE => {
                             self.server_in_block = flags & END_HEADERS == 0;

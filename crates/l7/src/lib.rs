@@ -114,9 +114,12 @@ pub fn session_for(
         AppProtocol::Ldap => Some(scanned(Box::new(LdapSession::new()), inspector)),
         AppProtocol::Mqtt => Some(scanned(Box::new(MqttSession::new()), inspector)),
         AppProtocol::Kafka => Some(scanned(Box::new(KafkaSession::new()), inspector)),
-        AppProtocol::Http2 | AppProtocol::Grpc => {
-            Some(scanned(Box::new(H2Session::new()), inspector))
-        }
+        // HTTP/2 requests are cut up and inspected like HTTP/1's by the session; the
+        // raw scanner keeps the responses.
+        AppProtocol::Http2 | AppProtocol::Grpc => Some(responses_scanned(
+            Box::new(H2Session::new().with_inspector(inspector.clone())),
+            inspector,
+        )),
         _ => None,
     }
 }
@@ -127,7 +130,22 @@ fn scanned(session: Box<dyn Session>, inspector: Option<Arc<dyn Inspector>>) -> 
         None => session,
         Some(i) => Box::new(Scanned {
             inner: session,
-            up: i.stream(false),
+            up: Some(i.stream(false)),
+            down: i.stream(true),
+        }),
+    }
+}
+
+/// `session`, which inspects its requests itself, with the raw scanner on responses.
+fn responses_scanned(
+    session: Box<dyn Session>,
+    inspector: Option<Arc<dyn Inspector>>,
+) -> Box<dyn Session> {
+    match inspector {
+        None => session,
+        Some(i) => Box::new(Scanned {
+            inner: session,
+            up: None,
             down: i.stream(true),
         }),
     }
@@ -140,15 +158,18 @@ fn scanned(session: Box<dyn Session>, inspector: Option<Arc<dyn Inspector>>) -> 
 /// connection before the bytes that carried it are written.
 struct Scanned {
     inner: Box<dyn Session>,
-    up: Box<dyn StreamInspector>,
+    /// None when the session inspects the client's requests itself.
+    up: Option<Box<dyn StreamInspector>>,
     down: Box<dyn StreamInspector>,
 }
 
 impl Scanned {
     fn scan(&mut self, mut out: Output) -> Output {
         let mut found = Vec::new();
-        if !out.to_server.is_empty() {
-            found.extend(self.up.feed(&out.to_server));
+        if let Some(up) = &mut self.up
+            && !out.to_server.is_empty()
+        {
+            found.extend(up.feed(&out.to_server));
         }
         if !out.to_client.is_empty() {
             found.extend(self.down.feed(&out.to_client));

@@ -1,0 +1,289 @@
+//! HTTP/2 sessions with sensors: an allowed request's head is inspected before it is
+//! forwarded, its body before the DATA frame (or trailers) that ends it is; a blocking
+//! finding refuses the stream (403, or gRPC's PERMISSION_DENIED) and the server never
+//! gets the end of it. Alert findings pass and are reported. The same result however
+//! the streams are split.
+//!
+//! The inspector here finds a marker in the head or the body it is given: the session's
+//! handling is under test, not detection (bulkhead-sensor has its own tests, and
+//! `crates/cli/tests/l7_h2_sensors.rs` runs the real sensors between curl and nginx).
+
+mod common;
+
+use std::sync::Arc;
+
+use bulkhead_l7::h2::{PREFACE, frame};
+use bulkhead_l7::{Finding, H2Session, Inspector, Output, Session, StreamInspector, Verdict};
+use bulkhead_policy::l7::L7Request;
+use common::pieces;
+use proptest::prelude::*;
+
+const DATA: u8 = 0;
+const HEADERS: u8 = 1;
+const RST_STREAM: u8 = 3;
+const SETTINGS: u8 = 4;
+const WINDOW_UPDATE: u8 = 8;
+const END_STREAM: u8 = 1;
+const END_HEADERS: u8 = 4;
+
+/// Finds `EVIL` in the head or the body (as the sensors name locations).
+struct Marker {
+    block: bool,
+}
+
+impl Inspector for Marker {
+    fn http_request(&self, head: &[u8], body: &[u8]) -> Vec<Finding> {
+        let mut out = Vec::new();
+        for (loc, hay) in [("head", head), ("body", body)] {
+            if hay.windows(4).any(|w| w == b"EVIL") {
+                out.push(Finding {
+                    sensor: "waf".into(),
+                    class: "marker".into(),
+                    location: loc.into(),
+                    masked: "EVIL".into(),
+                    block: self.block,
+                });
+            }
+        }
+        out
+    }
+    fn sql(&self, _: &[u8]) -> Vec<Finding> {
+        Vec::new()
+    }
+    fn stream(&self, _: bool) -> Box<dyn StreamInspector> {
+        unreachable!("the session inspects requests itself")
+    }
+}
+
+fn allow(_: &L7Request) -> Verdict {
+    Verdict { allowed: true }
+}
+
+type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+
+fn fields(method: &str, path: &str, extra: &[(&str, &str)]) -> Fields {
+    [
+        (":method", method),
+        (":scheme", "http"),
+        (":path", path),
+        (":authority", "api:8080"),
+    ]
+    .iter()
+    .chain(extra)
+    .map(|(n, v)| (n.as_bytes().to_vec(), v.as_bytes().to_vec()))
+    .collect()
+}
+
+fn block(e: &mut loona_hpack::Encoder<'static>, f: &Fields) -> Vec<u8> {
+    e.encode(f.iter().map(|(n, v)| (&n[..], &v[..])))
+}
+
+fn run(block: bool, client: &[u8], cuts: &[usize]) -> Output {
+    let mut s = H2Session::new().with_inspector(Some(Arc::new(Marker { block })));
+    let mut all = Output::default();
+    all.merge(s.server_bytes(&frame(SETTINGS, 0, 0, &[])));
+    for p in pieces(client, cuts) {
+        all.merge(s.client_bytes(&p, &mut allow));
+    }
+    all
+}
+
+type Frames = Vec<(u8, u8, u32, Vec<u8>)>;
+
+fn frames(mut b: &[u8]) -> Frames {
+    if b.starts_with(PREFACE) {
+        b = &b[PREFACE.len()..];
+    }
+    let mut out = Vec::new();
+    while b.len() >= 9 {
+        let len = usize::from(b[0]) << 16 | usize::from(b[1]) << 8 | usize::from(b[2]);
+        let stream = u32::from_be_bytes([b[5], b[6], b[7], b[8]]);
+        out.push((b[3], b[4], stream, b[9..9 + len].to_vec()));
+        b = &b[9 + len..];
+    }
+    assert!(b.is_empty(), "a partial frame");
+    out
+}
+
+/// (kind, stream) of every frame, in order.
+fn kinds(b: &[u8]) -> Vec<(u8, u32)> {
+    frames(b).iter().map(|f| (f.0, f.2)).collect()
+}
+
+fn status(b: &[u8], stream: u32) -> Option<Vec<u8>> {
+    let mut d = loona_hpack::Decoder::new();
+    frames(b).iter().filter(|f| f.0 == HEADERS).find_map(|f| {
+        let fields = d.decode(&f.3).expect("decodes");
+        (f.2 == stream).then(|| {
+            fields
+                .into_iter()
+                .find(|(n, _)| n == b":status" || n == b"grpc-status")
+                .map(|(_, v)| v)
+        })?
+    })
+}
+
+/// Stream 1: a GET with the marker in its query; stream 3: a clean GET.
+fn marked_get() -> Vec<u8> {
+    let mut e = loona_hpack::Encoder::new();
+    let b1 = block(&mut e, &fields("GET", "/search?q=EVIL", &[]));
+    let b3 = block(&mut e, &fields("GET", "/search?q=ok", &[]));
+    [
+        PREFACE.to_vec(),
+        frame(SETTINGS, 0, 0, &[]),
+        frame(HEADERS, END_STREAM | END_HEADERS, 1, &b1),
+        frame(HEADERS, END_STREAM | END_HEADERS, 3, &b3),
+    ]
+    .concat()
+}
+
+/// Stream 1: a POST whose body (in `parts`, the last one ending the stream) is judged.
+fn post(parts: &[&[u8]], ct: &str) -> Vec<u8> {
+    let mut e = loona_hpack::Encoder::new();
+    let b1 = block(&mut e, &fields("POST", "/login", &[("content-type", ct)]));
+    let mut c = vec![
+        PREFACE.to_vec(),
+        frame(SETTINGS, 0, 0, &[]),
+        frame(HEADERS, END_HEADERS, 1, &b1),
+    ];
+    for (i, p) in parts.iter().enumerate() {
+        let last = i + 1 == parts.len();
+        c.push(frame(DATA, if last { END_STREAM } else { 0 }, 1, p));
+    }
+    c.concat()
+}
+
+#[test]
+fn a_marked_head_is_refused_before_it_reaches_the_server() {
+    let out = run(true, &marked_get(), &[]);
+    assert!(!out.close);
+    // Only stream 3's request reached the server; stream 1 got 403.
+    assert_eq!(kinds(&out.to_server), [(SETTINGS, 0), (HEADERS, 3)]);
+    assert_eq!(status(&out.to_client, 1).as_deref(), Some(&b"403"[..]));
+    assert_eq!(out.decided.len(), 2);
+    assert!(!out.decided[0].allowed);
+    assert_eq!(
+        out.decided[0].refusal.as_deref(),
+        Some("403 Forbidden (blocked by a sensor)")
+    );
+    assert_eq!(out.decided[0].findings[0].location, "head");
+    assert!(out.decided[1].allowed && out.decided[1].findings.is_empty());
+    // Alert: both pass, the finding is reported.
+    let out = run(false, &marked_get(), &[]);
+    assert_eq!(
+        kinds(&out.to_server),
+        [(SETTINGS, 0), (HEADERS, 1), (HEADERS, 3)]
+    );
+    assert!(out.decided[0].allowed && out.decided[0].findings.len() == 1);
+}
+
+#[test]
+fn a_marked_body_never_reaches_the_server_and_its_stream_is_cancelled() {
+    let out = run(
+        true,
+        &post(&[b"user=EVIL"], "application/x-www-form-urlencoded"),
+        &[],
+    );
+    assert!(!out.close);
+    // The server has the request's head, then a reset: not one byte of the body.
+    assert_eq!(
+        kinds(&out.to_server),
+        [(SETTINGS, 0), (HEADERS, 1), (RST_STREAM, 1)]
+    );
+    assert_eq!(frames(&out.to_server)[2].3, 8u32.to_be_bytes());
+    // The client: its connection window back, and the refusal.
+    assert_eq!(
+        kinds(&out.to_client),
+        [(SETTINGS, 0), (WINDOW_UPDATE, 0), (HEADERS, 1)]
+    );
+    assert_eq!(status(&out.to_client, 1).as_deref(), Some(&b"403"[..]));
+    // Decided twice: the head (clean, allowed), then the body (blocked).
+    assert_eq!(out.decided.len(), 2);
+    assert!(out.decided[0].allowed && out.decided[0].findings.is_empty());
+    assert!(!out.decided[1].allowed);
+    assert_eq!(out.decided[1].findings[0].location, "body");
+}
+
+#[test]
+fn a_clean_body_passes_and_a_marker_across_frames_is_found() {
+    let out = run(true, &post(&[b"user=bo", b"b"], "text/plain"), &[]);
+    assert_eq!(
+        kinds(&out.to_server),
+        [(SETTINGS, 0), (HEADERS, 1), (DATA, 1), (DATA, 1)]
+    );
+    assert_eq!(out.decided.len(), 1);
+    // Split across frames: the first passed, the one that ends the stream did not.
+    let out = run(true, &post(&[b"x=EV", b"IL"], "text/plain"), &[]);
+    assert_eq!(
+        kinds(&out.to_server),
+        [(SETTINGS, 0), (HEADERS, 1), (DATA, 1), (RST_STREAM, 1)]
+    );
+    assert_eq!(status(&out.to_client, 1).as_deref(), Some(&b"403"[..]));
+}
+
+#[test]
+fn trailers_that_end_a_marked_body_are_not_forwarded() {
+    let mut e = loona_hpack::Encoder::new();
+    let head = fields(
+        "POST",
+        "/pkg.Greeter/SayHello",
+        &[("content-type", "application/grpc"), ("te", "trailers")],
+    );
+    let b1 = block(&mut e, &head);
+    let tr = block(&mut e, &vec![(b"x-checksum".to_vec(), b"1".to_vec())]);
+    let client = [
+        PREFACE.to_vec(),
+        frame(SETTINGS, 0, 0, &[]),
+        frame(HEADERS, END_HEADERS, 1, &b1),
+        frame(DATA, 0, 1, b"\0\0\0\0\x06\x0a\x04EVIL"),
+        frame(HEADERS, END_STREAM | END_HEADERS, 1, &tr),
+    ]
+    .concat();
+    let out = run(true, &client, &[]);
+    assert!(!out.close);
+    assert_eq!(
+        kinds(&out.to_server),
+        [(SETTINGS, 0), (HEADERS, 1), (DATA, 1), (RST_STREAM, 1)]
+    );
+    // gRPC's own refusal: PERMISSION_DENIED.
+    assert_eq!(status(&out.to_client, 1).as_deref(), Some(&b"200"[..]));
+    let client_frames = frames(&out.to_client);
+    let h = client_frames.iter().find(|f| f.0 == HEADERS).unwrap();
+    let fields = loona_hpack::Decoder::new().decode(&h.3).unwrap();
+    assert!(fields.contains(&(b"grpc-status".to_vec(), b"7".to_vec())));
+}
+
+#[test]
+fn a_refusal_after_the_server_began_to_answer_is_a_reset() {
+    let mut s = H2Session::new().with_inspector(Some(Arc::new(Marker { block: true })));
+    let c = post(&[b"x=1", b"EVIL"], "text/plain");
+    let first_data_end = c.len() - (9 + 4);
+    let mut out = s.server_bytes(&frame(SETTINGS, 0, 0, &[]));
+    out.merge(s.client_bytes(&c[..first_data_end], &mut allow));
+    // The server answers early (before the request ended).
+    let mut se = loona_hpack::Encoder::new();
+    let rh = block(&mut se, &vec![(b":status".to_vec(), b"200".to_vec())]);
+    out.merge(s.server_bytes(&frame(HEADERS, END_HEADERS, 1, &rh)));
+    out.merge(s.client_bytes(&c[first_data_end..], &mut allow));
+    let to_client = kinds(&out.to_client);
+    assert_eq!(to_client.last(), Some(&(RST_STREAM, 1)));
+    assert_eq!(to_client.iter().filter(|k| k.0 == HEADERS).count(), 1);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn any_split_gives_the_same_result(cuts in proptest::collection::vec(1usize..40, 0..30),
+                                      block in any::<bool>(), which in 0usize..4) {
+        let client = match which {
+            0 => marked_get(),
+            1 => post(&[b"user=EVIL"], "application/x-www-form-urlencoded"),
+            2 => post(&[b"x=EV", b"IL"], "text/plain"),
+            _ => post(&[b"user=bo", b"b"], "text/plain"),
+        };
+        let whole = run(block, &client, &[]);
+        let split = run(block, &client, &cuts);
+        prop_assert_eq!(whole, split);
+    }
+}
