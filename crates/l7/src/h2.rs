@@ -512,7 +512,14 @@ impl H2Session {
                 if kind == RST_STREAM
                     && let Some(st) = self.inspecting.remove(&stream)
                 {
+                    // The client gave up on it: decided on what was seen.
                     self.bodies -= st.body.len();
+                    out.decided.push(Decided {
+                        request: st.request,
+                        allowed: true,
+                        refusal: None,
+                        findings: st.reported,
+                    });
                 }
                 let forward = stream == 0 || !self.denied.contains(&stream);
                 if forward {
@@ -621,14 +628,15 @@ impl H2Session {
             };
             self.answer(out, &bytes);
         }
-        if !new.is_empty() {
-            out.decided.push(Decided {
-                request: st.request,
-                allowed: !blocked,
-                refusal: blocked.then(|| BLOCKED.to_string()),
-                findings: new,
-            });
-        }
+        // Decided once, now that all of it was seen: what the head showed and the body.
+        let mut findings = st.reported;
+        findings.extend(new);
+        out.decided.push(Decided {
+            request: st.request,
+            allowed: !blocked,
+            refusal: blocked.then(|| BLOCKED.to_string()),
+            findings,
+        });
         blocked
     }
 
@@ -762,6 +770,7 @@ impl H2Session {
         // The sensors read an allowed request's head now, its body (if any) as it ends.
         let mut findings = Vec::new();
         let mut blocked = false;
+        let mut body_next = false;
         if allowed && let Some(ins) = &self.inspector {
             let head = http1_head(&fields);
             findings = ins.http_request(&head, b"");
@@ -777,6 +786,7 @@ impl H2Session {
                         answered: false,
                     },
                 );
+                body_next = true;
             }
         }
         let allowed = allowed && !blocked;
@@ -799,12 +809,16 @@ impl H2Session {
             self.answer(out, &bytes);
             Some(if blocked { BLOCKED } else { what }.to_string())
         };
-        out.decided.push(Decided {
-            request,
-            allowed,
-            refusal,
-            findings,
-        });
+        // A request whose body the sensors are to read is decided (reported) once they
+        // have: `end_of_body`.
+        if !body_next {
+            out.decided.push(Decided {
+                request,
+                allowed,
+                refusal,
+                findings,
+            });
+        }
         Ok(())
     }
 }

@@ -197,11 +197,10 @@ fn a_marked_body_never_reaches_the_server_and_its_stream_is_cancelled() {
         [(SETTINGS, 0), (WINDOW_UPDATE, 0), (HEADERS, 1)]
     );
     assert_eq!(status(&out.to_client, 1).as_deref(), Some(&b"403"[..]));
-    // Decided twice: the head (clean, allowed), then the body (blocked).
-    assert_eq!(out.decided.len(), 2);
-    assert!(out.decided[0].allowed && out.decided[0].findings.is_empty());
-    assert!(!out.decided[1].allowed);
-    assert_eq!(out.decided[1].findings[0].location, "body");
+    // Decided once, on head and body.
+    assert_eq!(out.decided.len(), 1);
+    assert!(!out.decided[0].allowed);
+    assert_eq!(out.decided[0].findings[0].location, "body");
 }
 
 #[test]
