@@ -285,4 +285,21 @@ proptest! {
         let split = run(block, &client, &cuts);
         prop_assert_eq!(whole, split);
     }
+
+    /// Corrupted frames (lengths, flags such as PADDED on a held frame, stream ids)
+    /// never panic, whichever byte is hit and however the bytes arrive.
+    #[test]
+    fn corrupted_conversations_never_panic(i in 0usize..400, v: u8,
+                                          cuts in proptest::collection::vec(1usize..40, 0..10),
+                                          which in 0usize..3) {
+        let mut client = match which {
+            0 => post(&[b"user=EVIL"], "application/x-www-form-urlencoded"),
+            1 => post(&[b"x=EV", b"IL"], "text/plain"),
+            _ => marked_get(),
+        };
+        let n = client.len();
+        client[i % n] = v;
+        let _ = run(true, &client, &cuts);
+        let _ = run(false, &client, &cuts);
+    }
 }
