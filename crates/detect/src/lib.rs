@@ -487,7 +487,8 @@ impl Detector {
         // The first datagram seen may be an answer (a capture that starts late). DNS,
         // then memcached's UDP frames and connectionless LDAP (RFC 1798: Active
         // Directory's domain controller locator), each a whole message per datagram.
-        let checks: [(fn(&[u8]) -> Check, bool); 6] = [
+        // (Each check, and whether what it finds is an answer: the requester is the other side.)
+        let checks: [DatagramCheck; 6] = [
             (dns::udp_query, false),
             (dns::udp_response, true),
             (memcached::udp_request, false),
@@ -510,6 +511,9 @@ impl Detector {
         }
     }
 }
+
+/// A whole-datagram check, and whether it recognises answers (not requests).
+type DatagramCheck = (fn(&[u8]) -> Check, bool);
 
 /// Detect from complete per-direction prefixes of a connection seen from its start.
 pub fn detect(client: &[u8], server: &[u8]) -> Detection {

@@ -206,6 +206,49 @@ fn binary(b: &[u8], magic: u8) -> Check {
     )
 }
 
+/// memcached over UDP: each datagram opens with an 8-byte frame header (request id,
+/// sequence number, datagrams in the message, two reserved zero bytes; protocol.txt
+/// "UDP protocol"). A request fits in one datagram.
+fn udp_frame(b: &[u8], request: bool) -> Option<&[u8]> {
+    let (seq, total, reserved) = (be16(b, 2)?, be16(b, 4)?, be16(b, 6)?);
+    let ok = reserved == 0 && seq < total && (!request || (seq == 0 && total == 1));
+    ok.then(|| &b[8..])
+}
+
+/// A client's datagram: the frame header, then one whole text command or binary
+/// request.
+pub(crate) fn udp_request(b: &[u8]) -> Check {
+    match udp_frame(b, true).map(request) {
+        Some(c @ Check::Yes(..)) => c,
+        _ => Check::No,
+    }
+}
+
+/// A server's datagram: the frame header, then (the first part of) an answer: a binary
+/// response, `VALUE` blocks or `STAT` lines, or `VERSION`.
+pub(crate) fn udp_response(b: &[u8]) -> Check {
+    let Some(body) = udp_frame(b, false) else {
+        return Check::No;
+    };
+    if body.starts_with(b"VERSION ") && crlf_line(body, 0).is_some_and(|(l, _)| printable(l)) {
+        return yes(
+            AppProtocol::Memcached,
+            detail([("reply", json!("VERSION"))]),
+        );
+    }
+    match response(body) {
+        c @ Check::Yes(..) => c,
+        // A long answer is cut across datagrams: its first part is enough.
+        _ => match replies(body) {
+            c @ Check::Yes(..) => c,
+            Check::More if body.starts_with(b"VALUE ") || body.starts_with(b"STAT ") => {
+                yes(AppProtocol::Memcached, detail([("reply", json!("VALUE"))]))
+            }
+            _ => Check::No,
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,48 +311,5 @@ mod tests {
         assert_eq!(replies(b"STAT pid 1\r\nUSER bob\r\n"), Check::No);
         assert_eq!(replies(b"STORED\r\n"), Check::No);
         assert_eq!(replies(b"VALUE of the week\r\n"), Check::No);
-    }
-}
-
-/// memcached over UDP: each datagram opens with an 8-byte frame header (request id,
-/// sequence number, datagrams in the message, two reserved zero bytes; protocol.txt
-/// "UDP protocol"). A request fits in one datagram.
-fn udp_frame(b: &[u8], request: bool) -> Option<&[u8]> {
-    let (seq, total, reserved) = (be16(b, 2)?, be16(b, 4)?, be16(b, 6)?);
-    let ok = reserved == 0 && seq < total && (!request || (seq == 0 && total == 1));
-    ok.then(|| &b[8..])
-}
-
-/// A client's datagram: the frame header, then one whole text command or binary
-/// request.
-pub(crate) fn udp_request(b: &[u8]) -> Check {
-    match udp_frame(b, true).map(request) {
-        Some(c @ Check::Yes(..)) => c,
-        _ => Check::No,
-    }
-}
-
-/// A server's datagram: the frame header, then (the first part of) an answer: a binary
-/// response, `VALUE` blocks or `STAT` lines, or `VERSION`.
-pub(crate) fn udp_response(b: &[u8]) -> Check {
-    let Some(body) = udp_frame(b, false) else {
-        return Check::No;
-    };
-    if body.starts_with(b"VERSION ") && crlf_line(body, 0).is_some_and(|(l, _)| printable(l)) {
-        return yes(
-            AppProtocol::Memcached,
-            detail([("reply", json!("VERSION"))]),
-        );
-    }
-    match response(body) {
-        c @ Check::Yes(..) => c,
-        // A long answer is cut across datagrams: its first part is enough.
-        _ => match replies(body) {
-            c @ Check::Yes(..) => c,
-            Check::More if body.starts_with(b"VALUE ") || body.starts_with(b"STAT ") => {
-                yes(AppProtocol::Memcached, detail([("reply", json!("VALUE"))]))
-            }
-            _ => Check::No,
-        },
     }
 }
