@@ -10,7 +10,7 @@ mod edit;
 use bulkhead_l7::h2::{PREFACE, frame, settings_frames};
 use bulkhead_l7::{H2Session, Output, Session, Verdict};
 use bulkhead_policy::l7::{L7Detail, L7Request};
-use common::pieces;
+use common::{Frames, frames, pieces};
 use proptest::prelude::*;
 
 /// gRPC: only pkg.Greeter; plain HTTP/2: only GET.
@@ -109,20 +109,6 @@ fn run(client: &[u8], server: &[u8], cc: &[usize], sc: &[usize]) -> Output {
         all.merge(sess.server_bytes(&p));
     }
     all
-}
-
-type Frames = Vec<(u8, u8, u32, Vec<u8>)>;
-
-fn frames(mut b: &[u8]) -> Frames {
-    let mut out = Vec::new();
-    while b.len() >= 9 {
-        let len = usize::from(b[0]) << 16 | usize::from(b[1]) << 8 | usize::from(b[2]);
-        let stream = u32::from_be_bytes([b[5], b[6], b[7], b[8]]);
-        out.push((b[3], b[4], stream, b[9..9 + len].to_vec()));
-        b = &b[9 + len..];
-    }
-    assert!(b.is_empty(), "a partial frame");
-    out
 }
 
 /// Decode header blocks as a peer would (one decoder, in order): (stream, fields) per

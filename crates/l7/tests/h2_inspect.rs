@@ -88,21 +88,9 @@ fn run(block: bool, client: &[u8], cuts: &[usize]) -> Output {
     all
 }
 
-type Frames = Vec<(u8, u8, u32, Vec<u8>)>;
-
-fn frames(mut b: &[u8]) -> Frames {
-    if b.starts_with(PREFACE) {
-        b = &b[PREFACE.len()..];
-    }
-    let mut out = Vec::new();
-    while b.len() >= 9 {
-        let len = usize::from(b[0]) << 16 | usize::from(b[1]) << 8 | usize::from(b[2]);
-        let stream = u32::from_be_bytes([b[5], b[6], b[7], b[8]]);
-        out.push((b[3], b[4], stream, b[9..9 + len].to_vec()));
-        b = &b[9 + len..];
-    }
-    assert!(b.is_empty(), "a partial frame");
-    out
+/// The frames of one side's bytes (the client's preface left out).
+fn frames(b: &[u8]) -> common::Frames {
+    common::frames(b.strip_prefix(PREFACE).unwrap_or(b))
 }
 
 /// (kind, stream) of every frame, in order.

@@ -52,3 +52,21 @@ impl bulkhead_l7::Inspector for Sensors {
         Box::new(Secret(self.0))
     }
 }
+
+/// HTTP/2 frames: (type, flags, stream, payload).
+#[allow(dead_code)]
+pub type Frames = Vec<(u8, u8, u32, Vec<u8>)>;
+
+/// `b` cut into whole HTTP/2 frames (it must end on a frame boundary).
+#[allow(dead_code)]
+pub fn frames(mut b: &[u8]) -> Frames {
+    let mut out = Vec::new();
+    while b.len() >= 9 {
+        let len = usize::from(b[0]) << 16 | usize::from(b[1]) << 8 | usize::from(b[2]);
+        let stream = u32::from_be_bytes([b[5], b[6], b[7], b[8]]);
+        out.push((b[3], b[4], stream, b[9..9 + len].to_vec()));
+        b = &b[9 + len..];
+    }
+    assert!(b.is_empty(), "a partial frame");
+    out
+}
