@@ -3,8 +3,10 @@
 //! a blocking web-attacks sensor. A SQL injection in the query or in a form body gets
 //! 403 from the proxy and is an event naming the sensor, the location and the masked
 //! value; the body never reaches the server (nghttpd would echo it). Clean requests on
-//! the same kind of connection pass. (Before, HTTP/2 requests went to the sensors only
-//! as raw bytes: switching to HTTP/2 walked an injection past them.)
+//! the same kind of connection pass. A gRPC call (grpcio, a protobuf message built by
+//! hand: no generated code) with an injection in a string field gets PERMISSION_DENIED
+//! and never reaches the server; a clean one is answered. (Before, HTTP/2 requests went
+//! to the sensors only as raw bytes: switching to HTTP/2 walked an injection past them.)
 
 mod common;
 
@@ -13,6 +15,16 @@ use common::lab::{Lab, require};
 const LAB: &str = "l7h2test";
 const CLIENT: &str = "shop/client-0";
 const SQLI: &str = "1' UNION SELECT password FROM users--";
+/// One demo.Users/Find call whose message has the name in field 1 (a protobuf string).
+const GRPC: &str = "import grpc, sys
+name = sys.argv[2].encode()
+msg = bytes([0x0a, len(name)]) + name
+with grpc.insecure_channel(sys.argv[1] + ':50051') as ch:
+    try:
+        reply = ch.unary_unary('/demo.Users/Find')(msg, timeout=10)
+        print('OK', reply.decode(errors='replace'))
+    except grpc.RpcError as e:
+        print(e.code().name, e.details())";
 
 #[test]
 fn http2_requests_are_inspected_by_the_sensors() {
@@ -67,10 +79,34 @@ fn http2_requests_are_inspected_by_the_sensors() {
     // The connection kind still works afterwards.
     assert_eq!(curl("/login", Some("user=alice")), "user=alice\n200");
 
+    // gRPC: the server answers "found " and the message it got.
+    let users = lab.ipv4("shop/users-0");
+    let call = |name: &str| {
+        lab.run(CLIENT, &["/usr/bin/python3", "-c", GRPC, &users, name])
+            .1
+    };
+    let start = std::time::Instant::now();
+    let found = loop {
+        let r = call("alice");
+        if r.starts_with("OK") || start.elapsed().as_secs() > 20 {
+            break r;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    };
+    assert!(
+        found.starts_with("OK found") && found.contains("alice"),
+        "{found}"
+    );
+    let out = call(SQLI);
+    assert_eq!(
+        out.trim(),
+        "PERMISSION_DENIED bulkhead: demo.Users/Find was blocked by a sensor"
+    );
+
     let events = lab.events();
     let blocked: Vec<(String, String)> = events
         .iter()
-        .filter(|e| e["event"] == "sensor" && e["blocked"] == true && e["protocol"] == "http2")
+        .filter(|e| e["event"] == "sensor" && e["blocked"] == true)
         .flat_map(|e| {
             e["findings"]
                 .as_array()
@@ -91,6 +127,10 @@ fn http2_requests_are_inspected_by_the_sensors() {
         blocked.contains(&("sqli".into(), "body:form:user".into())),
         "{events:#?}"
     );
+    assert!(
+        blocked.contains(&("sqli".into(), "body:grpc:1".into())),
+        "{events:#?}"
+    );
     // Each curl made one request on its connection, and each is counted once (the
     // blocked form was decided once, on head and body together).
     let counts: Vec<u64> = events
@@ -98,5 +138,5 @@ fn http2_requests_are_inspected_by_the_sensors() {
         .filter(|e| e["event"] == "closed")
         .filter_map(|e| e["requests"].as_u64())
         .collect();
-    assert_eq!(counts, [1, 1], "{events:#?}");
+    assert_eq!(counts, [1, 1, 1], "{events:#?}");
 }

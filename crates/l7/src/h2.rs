@@ -75,8 +75,8 @@ const MAX_BODIES: usize = 1024 * 1024;
 const MAX_HELD_FRAME: usize = 64 * 1024;
 /// RST_STREAM's CANCEL error code (RFC 9113 7).
 const CANCEL: u32 = 0x8;
-/// What a client whose request a sensor blocked is told it got.
-const BLOCKED: &str = "403 Forbidden (blocked by a sensor)";
+/// What a refusal is called when a sensor, not the policy, made it.
+const BY_SENSOR: &str = "(blocked by a sensor)";
 
 /// What ends an inspected request's body, when the sensors judge it.
 enum Held {
@@ -373,13 +373,17 @@ fn grpc_message(text: &str) -> Vec<u8> {
     out
 }
 
-/// The proxy's answer to a refused request on `stream`: a trailers-only response.
-pub fn refusal(stream: u32, request: &L7Request) -> (Vec<u8>, &'static str) {
+/// The proxy's answer to a refused request on `stream`: a trailers-only response
+/// (`by_sensor`: a sensor blocked it, not the policy).
+pub fn refusal(stream: u32, request: &L7Request, by_sensor: bool) -> (Vec<u8>, &'static str) {
     match &request.detail {
         L7Detail::Grpc { service, method } => {
-            let msg = grpc_message(&format!(
-                "bulkhead: {service}/{method} is not allowed by policy"
-            ));
+            let why = if by_sensor {
+                "was blocked by a sensor"
+            } else {
+                "is not allowed by policy"
+            };
+            let msg = grpc_message(&format!("bulkhead: {service}/{method} {why}"));
             let block = literal_block([
                 (&b":status"[..], &b"200"[..]),
                 (b"content-type", b"application/grpc"),
@@ -607,6 +611,7 @@ impl H2Session {
             })
             .collect();
         let blocked = new.iter().any(|f| f.block);
+        let mut what = "";
         if !blocked {
             if let Held::Frame(f) = held {
                 out.to_server.extend(f);
@@ -622,9 +627,12 @@ impl H2Session {
                 .extend(frame(RST_STREAM, 0, stream, &CANCEL.to_be_bytes()));
             self.deny(stream);
             let bytes = if matches!(held, Held::Passed) || st.answered {
+                what = "stream reset";
                 frame(RST_STREAM, 0, stream, &CANCEL.to_be_bytes())
             } else {
-                refusal(stream, &st.request).0
+                let (bytes, w) = refusal(stream, &st.request, true);
+                what = w;
+                bytes
             };
             self.answer(out, &bytes);
         }
@@ -634,7 +642,7 @@ impl H2Session {
         out.decided.push(Decided {
             request: st.request,
             allowed: !blocked,
-            refusal: blocked.then(|| BLOCKED.to_string()),
+            refusal: blocked.then(|| format!("{what} {BY_SENSOR}")),
             findings,
         });
         blocked
@@ -802,12 +810,16 @@ impl H2Session {
         } else {
             self.reencode = true;
             self.deny(b.stream);
-            let (mut bytes, what) = refusal(b.stream, &request);
+            let (mut bytes, what) = refusal(b.stream, &request, blocked);
             if !b.end_stream {
                 bytes.extend(frame(RST_STREAM, 0, b.stream, &[0, 0, 0, 0]));
             }
             self.answer(out, &bytes);
-            Some(if blocked { BLOCKED } else { what }.to_string())
+            Some(if blocked {
+                format!("{what} {BY_SENSOR}")
+            } else {
+                what.to_string()
+            })
         };
         // A request whose body the sensors are to read is decided (reported) once they
         // have: `end_of_body`.

@@ -238,6 +238,14 @@ fn trailers_that_end_a_marked_body_are_not_forwarded() {
     let h = client_frames.iter().find(|f| f.0 == HEADERS).unwrap();
     let fields = loona_hpack::Decoder::new().decode(&h.3).unwrap();
     assert!(fields.contains(&(b"grpc-status".to_vec(), b"7".to_vec())));
+    assert!(fields.contains(&(
+        b"grpc-message".to_vec(),
+        b"bulkhead: pkg.Greeter/SayHello was blocked by a sensor".to_vec()
+    )));
+    assert_eq!(
+        out.decided[0].refusal.as_deref(),
+        Some("grpc-status 7 PERMISSION_DENIED (blocked by a sensor)")
+    );
 }
 
 #[test]

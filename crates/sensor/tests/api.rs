@@ -130,6 +130,37 @@ fn bodies_and_masking() {
     );
 }
 
+/// A gRPC call's messages: each text field of the protobuf message is a value named by
+/// its field numbers (no schema needed), so an injection in `GetUser{name}` is found
+/// where it is; numbers and nested messages are read as protobuf lays them out.
+#[test]
+fn grpc_messages_are_read_field_by_field() {
+    let s = all(true);
+    let head = b"POST /shop.Users/Get HTTP/2\r\nhost: users:50051\r\ncontent-type: application/grpc\r\nte: trailers\r\n\r\n";
+    let ld = |n: u8, v: &[u8]| [vec![n << 3 | 2, v.len() as u8], v.to_vec()].concat();
+    let framed = |m: &[u8]| [vec![0, 0, 0, 0, m.len() as u8], m.to_vec()].concat();
+    let filter = ld(1, b"bob");
+    let msg = [
+        vec![1 << 3, 42],
+        ld(2, b"x' UNION SELECT password FROM users--"),
+        ld(3, &filter),
+        ld(4, b"4111 1111 1111 1111"),
+    ]
+    .concat();
+    let g = got(&s.http_request(head, &framed(&msg)));
+    assert!(g.contains(&("sqli".into(), "body:grpc:2".into())), "{g:?}");
+    assert!(
+        g.contains(&("credit_card".into(), "body:grpc:4".into())),
+        "{g:?}"
+    );
+    // A clean call, and gRPC+JSON.
+    let clean = [ld(2, b"O'Brien"), ld(3, &filter)].concat();
+    assert_eq!(got(&s.http_request(head, &framed(&clean))), []);
+    let json_head = b"POST /shop.Users/Get HTTP/2\r\ncontent-type: application/grpc+json\r\n\r\n";
+    let g = got(&s.http_request(json_head, &framed(br#"{"name":"1' OR '1'='1"}"#)));
+    assert_eq!(g, [("sqli".to_string(), "body:json:name".to_string())]);
+}
+
 /// A form with a file input: each field is judged as a value and an upload's file
 /// name as one, as the application reads them; the file's content is no parameter.
 #[test]

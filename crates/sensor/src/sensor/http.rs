@@ -11,7 +11,7 @@
 
 use std::borrow::Cow;
 
-use super::{Context, multipart};
+use super::{Context, multipart, protobuf};
 use crate::decode;
 
 /// One value at one location (the owned form, for the value-list entry points).
@@ -353,6 +353,28 @@ fn body_items<F: FnMut(usize, &Loc<'_>, &[u8], Context) + ?Sized>(
         Some(c) => c.into(),
         None => "".into(),
     };
+    // gRPC (and gRPC-Web): each message's text fields, or each JSON message.
+    if ct.starts_with("application/grpc") && !ct.starts_with("application/grpc-web-text") {
+        let json = ct.contains("+json");
+        let framed = protobuf::grpc_messages(body, |m| {
+            if json {
+                if let Ok(v) = serde_json::from_slice::<serde_json::Value>(m) {
+                    json_items(&v, &mut String::new(), sink, 0);
+                }
+            } else {
+                protobuf::strings(m, &mut |path, text| {
+                    sink.push(
+                        &Loc::Named("body:grpc", path.as_bytes()),
+                        text,
+                        Context::Body,
+                    )
+                });
+            }
+        });
+        if framed {
+            return;
+        }
+    }
     let first = body.iter().find(|c| !c.is_ascii_whitespace()).copied();
     let looks_json = matches!(first, Some(b'{' | b'['));
     if (ct.contains("json") || (ct.is_empty() && looks_json))

@@ -9,6 +9,7 @@
 mod clean;
 mod http;
 mod multipart;
+mod protobuf;
 #[cfg(test)]
 mod reference;
 mod stream;
