@@ -86,6 +86,14 @@ impl Inspector for SensorSet {
             .collect()
     }
 
+    fn message(&self, payload: &[u8]) -> Vec<Finding> {
+        self.sensors
+            .iter()
+            .flat_map(|s| s.message(payload))
+            .map(convert)
+            .collect()
+    }
+
     fn stream(&self, from_server: bool) -> Box<dyn StreamInspector> {
         Box::new(Streams(
             self.sensors.iter().map(|s| s.stream(from_server)).collect(),

@@ -2,7 +2,10 @@
 //! transparent proxy, whose HTTP rule allows only `GET /chat`. The upgrade to /chat is
 //! decided like any request, the server's `101 Switching Protocols` switches the
 //! connection, and messages then pass both ways; an upgrade request for another path is
-//! refused with 403 before the server sees it, and is an event.
+//! refused with 403 before the server sees it, and is an event. The chat group has a
+//! blocking sensor: every message is inspected (the proxy removes the client's offer of
+//! permessage-deflate, which would hide them), and one carrying a SQL injection gets a
+//! Close frame (1008) from the proxy, never reaches the server, and is an event.
 
 mod common;
 
@@ -16,6 +19,20 @@ async def main():
     async with websockets.connect(sys.argv[1], open_timeout=10) as ws:
         await ws.send('hello')
         print(await asyncio.wait_for(ws.recv(), 10))
+asyncio.run(main())";
+
+/// Send each message in turn, printing each answer, or `closed CODE` if the connection
+/// is closed instead.
+const CONVERSATION: &str = "import asyncio, sys, websockets
+async def main():
+    async with websockets.connect(sys.argv[1], open_timeout=10) as ws:
+        for m in sys.argv[2:]:
+            await ws.send(m)
+            try:
+                print(await asyncio.wait_for(ws.recv(), 10))
+            except websockets.exceptions.ConnectionClosed as e:
+                print('closed', e.rcvd.code if e.rcvd else None)
+                return
 asyncio.run(main())";
 
 #[test]
@@ -47,6 +64,24 @@ fn websocket_upgrades_are_decided_and_then_pass() {
         std::thread::sleep(std::time::Duration::from_millis(300));
     };
     assert!(chat.0 && chat.1.contains("echo: hello"), "{}", chat.1);
+    // Messages are inspected: a clean one is echoed, an injection closes the connection
+    // and never reaches the server (which counts the ones that do).
+    let url = format!("ws://{ip}:8765/chat");
+    let talk = |msgs: &[&str]| {
+        let mut args = vec!["/usr/bin/python3", "-c", CONVERSATION, &url];
+        args.extend(msgs);
+        lab.run("chat/browser-0", &args).1
+    };
+    let out = talk(&["hi", "1' UNION SELECT password FROM users--", "after"]);
+    assert_eq!(out.trim(), "echo: hi\nclosed 1008", "{out}");
+    assert_eq!(talk(&["seen?"]).trim(), "seen: 0");
+    assert!(
+        lab.events().iter().any(|e| e["event"] == "sensor"
+            && e["findings"][0]["class"] == "sqli"
+            && e["findings"][0]["location"] == "websocket"),
+        "no event for the blocked message: {:#?}",
+        lab.events()
+    );
     let (ok, out) = client("/admin");
     assert!(!ok && out.contains("403"), "{out}");
     assert!(

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use bulkhead_policy::l7::{AppProtocol, L7Detail, L7Request};
 
 use crate::body::Body;
-use crate::{Decided, Finding, Inspector, Output, Session, StreamInspector, Verdict};
+use crate::{Decided, Finding, Inspector, Output, Session, StreamInspector, Verdict, websocket};
 
 /// Largest request or response head (request line and headers) held for parsing.
 pub const MAX_HEAD: usize = 64 * 1024;
@@ -60,6 +60,8 @@ enum Side {
     /// After a request asking to upgrade: what the client sends next is held until the
     /// server says whether it switches protocols (101: it passes raw) or not (parsed).
     Held(Vec<u8>),
+    /// After a switch to WebSocket with sensors on: messages inspected one by one.
+    WebSocket(Box<websocket::Reader>),
 }
 
 #[derive(Debug)]
@@ -91,6 +93,8 @@ pub struct HttpSession {
     responses: Option<Box<dyn StreamInspector>>,
     /// Empty lines skipped before the request line being read.
     empty_lines: usize,
+    /// The upgrade request awaiting its answer offered WebSocket (and sensors apply).
+    websocket: bool,
 }
 
 impl Default for HttpSession {
@@ -184,6 +188,42 @@ fn without_h2c(req: &httparse::Request) -> Option<(Vec<u8>, bool)> {
     Some((h, !others.is_empty()))
 }
 
+/// Does this request head offer to upgrade to WebSocket?
+fn offers_websocket(head: &[u8]) -> bool {
+    head.split_inclusive(|&c| c == b'\n').any(|l| {
+        field_named(l, b"upgrade").is_some_and(|v| {
+            v.split(|&c| c == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"websocket"))
+        })
+    })
+}
+
+/// The head without `Sec-WebSocket-Extensions`: the server then accepts no extension,
+/// so messages travel uncompressed and the sensors can read them (RFC 6455 9.1: an
+/// extension is used only if the client offered it).
+fn without_extensions(head: Vec<u8>) -> Vec<u8> {
+    if !head
+        .split_inclusive(|&c| c == b'\n')
+        .any(|l| field_named(l, b"sec-websocket-extensions").is_some())
+    {
+        return head;
+    }
+    head.split_inclusive(|&c| c == b'\n')
+        .filter(|l| field_named(l, b"sec-websocket-extensions").is_none())
+        .flatten()
+        .copied()
+        .collect()
+}
+
+/// A header line's value if the line is field `name` (case-insensitive).
+fn field_named<'a>(line: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    let colon = line.iter().position(|&c| c == b':')?;
+    line[..colon]
+        .trim_ascii()
+        .eq_ignore_ascii_case(name)
+        .then(|| line[colon + 1..].trim_ascii())
+}
+
 pub(crate) use bulkhead_policy::l7::host_name;
 
 /// The values of every `name` field, split at commas (RFC 9110 5.3: repeated fields
@@ -255,6 +295,7 @@ impl HttpSession {
             inspector: None,
             responses: None,
             empty_lines: 0,
+            websocket: false,
         }
     }
 
@@ -350,6 +391,12 @@ impl Session for HttpSession {
             match &mut self.client {
                 Side::Raw => {
                     out.to_server.extend_from_slice(data);
+                    i = input.len();
+                }
+                Side::WebSocket(r) => {
+                    if let Some(ins) = &self.inspector {
+                        r.client_bytes(data, ins.as_ref(), &mut out);
+                    }
                     i = input.len();
                 }
                 Side::Held(held) => {
@@ -516,6 +563,14 @@ impl Session for HttpSession {
                             continue;
                         }
                         (true, Ok(None)) if inspect => {
+                            // A WebSocket upgrade: its messages are inspected after the
+                            // switch, which compression would hide (see `websocket`).
+                            self.websocket = upgrade && offers_websocket(&head);
+                            let head = if self.websocket {
+                                without_extensions(head)
+                            } else {
+                                head
+                            };
                             let p = Pending {
                                 head,
                                 request,
@@ -595,7 +650,7 @@ impl Session for HttpSession {
         while i < input.len() {
             let data = &input[i..];
             match &mut self.server {
-                Side::Raw | Side::Held(_) | Side::Inspect(_) => {
+                Side::Raw | Side::Held(_) | Side::Inspect(_) | Side::WebSocket(_) => {
                     if inspecting && !self.scan_response(&mut out, &input[i..]) {
                         out.close = true;
                         break;
@@ -680,8 +735,19 @@ impl Session for HttpSession {
                     if code == 101 {
                         self.owed.pop_front();
                         self.server = Side::Raw;
+                        let websocket = std::mem::take(&mut self.websocket)
+                            && list(resp.headers, "upgrade")
+                                .iter()
+                                .any(|t| t.eq_ignore_ascii_case(b"websocket"));
                         if let Side::Held(held) = std::mem::replace(&mut self.client, Side::Raw) {
-                            out.to_server.extend_from_slice(&held);
+                            match &self.inspector {
+                                Some(ins) if websocket => {
+                                    let mut r = Box::<websocket::Reader>::default();
+                                    r.client_bytes(&held, ins.as_ref(), &mut out);
+                                    self.client = Side::WebSocket(r);
+                                }
+                                _ => out.to_server.extend_from_slice(&held),
+                            }
                         }
                     } else if (100..200).contains(&code) {
                         // Interim: the final response is still owed.

@@ -33,6 +33,12 @@ pub trait Inspector: Send + Sync {
     /// A scanner for one direction's payload bytes (`from_server`: responses), fed in
     /// order; it finds what spans chunk boundaries.
     fn stream(&self, from_server: bool) -> Box<dyn StreamInspector>;
+    /// One whole message a client sent on an upgraded connection (a WebSocket text or
+    /// binary message, unmasked): judged as a request body is.
+    fn message(&self, payload: &[u8]) -> Vec<Finding> {
+        let _ = payload;
+        Vec::new()
+    }
 }
 
 /// Payload bytes of one direction, chunk by chunk.

@@ -27,6 +27,7 @@ pub mod resp;
 mod sql;
 mod sql_split;
 mod tls;
+pub mod websocket;
 
 use std::sync::Arc;
 

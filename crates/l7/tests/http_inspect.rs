@@ -62,6 +62,9 @@ impl Inspector for Marker {
     fn sql(&self, _: &[u8]) -> Vec<Finding> {
         Vec::new()
     }
+    fn message(&self, payload: &[u8]) -> Vec<Finding> {
+        find("waf", payload, b"EVIL", "websocket", self.block)
+    }
     fn stream(&self, _from_server: bool) -> Box<dyn StreamInspector> {
         Box::new(Tail {
             carry: Vec::new(),
@@ -194,5 +197,49 @@ proptest! {
         let mut server = [RESP_OK, RESP_CARD].concat();
         edit::apply_both(&edits, &mut client, &mut server);
         let _ = run(block, &client, &server, cut);
+    }
+}
+
+/// A masked WebSocket text frame, as a client sends it.
+fn ws_text(payload: &[u8]) -> Vec<u8> {
+    let mask = [1u8, 2, 3, 4];
+    let mut f = vec![0x81, 0x80 | payload.len() as u8];
+    f.extend_from_slice(&mask);
+    f.extend(payload.iter().enumerate().map(|(i, c)| c ^ mask[i % 4]));
+    f
+}
+
+/// With sensors on, a WebSocket upgrade loses its offer of extensions on the way (the
+/// server then compresses nothing), and after the switch each client message is
+/// inspected: a clean one passes, a blocked one gets a Close frame (1008) and the
+/// connection ends without it reaching the server.
+#[test]
+fn websocket_messages_are_inspected_after_the_switch() {
+    let upgrade = b"GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n";
+    let switched = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+    for block in [true, false] {
+        let mut s = HttpSession::new().with_inspector(Some(Arc::new(Marker { block })));
+        let mut out = s.client_bytes(upgrade, &mut allow);
+        let forwarded = String::from_utf8_lossy(&out.to_server).into_owned();
+        assert!(
+            forwarded.starts_with("GET /chat HTTP/1.1\r\n"),
+            "{forwarded}"
+        );
+        assert!(forwarded.contains("Sec-WebSocket-Key"), "{forwarded}");
+        assert!(!forwarded.contains("Extensions"), "{forwarded}");
+        // A message sent right behind the upgrade request waits for the switch.
+        out = s.client_bytes(&ws_text(b"hello"), &mut allow);
+        assert!(out.to_server.is_empty());
+        out = s.server_bytes(switched);
+        assert_eq!(out.to_server, ws_text(b"hello"));
+        out = s.client_bytes(&ws_text(b"an EVIL one"), &mut allow);
+        assert_eq!(out.findings.len(), 1);
+        if block {
+            assert!(out.close && out.to_server.is_empty());
+            assert_eq!(&out.to_client[..4], &[0x88, 21, 0x03, 0xf0]);
+        } else {
+            assert!(!out.close);
+            assert_eq!(out.to_server, ws_text(b"an EVIL one"));
+        }
     }
 }

@@ -244,6 +244,19 @@ impl Sensor {
         out.list
     }
 
+    /// A message a client sent on an upgraded connection (a WebSocket message): judged
+    /// as a request body without a type is (JSON or form as the bytes suggest, else one
+    /// value), at `websocket`, `websocket:json:PATH`, `websocket:form:NAME`.
+    pub fn message(&self, payload: &[u8]) -> Vec<Finding> {
+        let mut found = self.body(payload, None);
+        for f in &mut found {
+            if let Some(rest) = f.location.strip_prefix("body") {
+                f.location = format!("websocket{rest}");
+            }
+        }
+        found
+    }
+
     /// A query string (`a=1&b=2`): each name and value as `query:NAME`.
     pub fn query(&self, qs: &[u8]) -> Vec<Finding> {
         self.items(http::query_items(qs))

@@ -1,0 +1,331 @@
+//! WebSocket messages for the sensors (RFC 6455). After an HTTP/1.1 upgrade the client's
+//! frames are read: unmasked, a fragmented message joined, and each text or binary
+//! message inspected before any frame of it reaches the server (up to
+//! [`MAX_MESSAGE`]; a longer one is judged on that prefix and the rest streams, as
+//! request bodies are). A blocking finding answers the client with a Close frame (1008,
+//! policy violation) and ends the connection: the message never reaches the server.
+//! Control frames (ping, pong, close) pass as they come.
+//!
+//! Compressed messages (permessage-deflate) cannot be read here: the session removes
+//! the client's offer of extensions from the upgrade request when sensors apply, so the
+//! server accepts none, and a frame that still sets a reserved bit ends the connection
+//! (RFC 6455 5.2: no extension was negotiated that defines it).
+
+use crate::{Finding, Inspector, Output};
+
+/// The most of one message held for the sensors.
+pub const MAX_MESSAGE: usize = 64 * 1024;
+
+/// The proxy's Close frame to the client: 1008 (policy violation), unmasked.
+pub fn close_frame() -> Vec<u8> {
+    let reason = b"blocked by a sensor";
+    let mut f = vec![0x88, (2 + reason.len()) as u8, 0x03, 0xf0];
+    f.extend_from_slice(reason);
+    f
+}
+
+/// The client side of an upgraded connection.
+#[derive(Debug, Default)]
+pub struct Reader {
+    /// The frame header being read.
+    head: Vec<u8>,
+    /// Payload bytes left in the current frame (None: reading a header).
+    left: Option<u64>,
+    mask: [u8; 4],
+    /// Payload bytes of the current frame seen (the mask's phase).
+    at: usize,
+    /// The current frame is a control frame (passes at once).
+    control: bool,
+    /// The current frame ends its message.
+    fin: bool,
+    /// The current message's frames as sent, not yet forwarded.
+    held: Vec<u8>,
+    /// The current message's payload, unmasked (at most [`MAX_MESSAGE`]).
+    message: Vec<u8>,
+    /// The current message outgrew [`MAX_MESSAGE`]: judged on its prefix, the rest
+    /// passes.
+    passing: bool,
+}
+
+/// A frame's header.
+struct FrameHead {
+    /// Bytes the header takes.
+    len: usize,
+    fin: bool,
+    opcode: u8,
+    payload: u64,
+    mask: [u8; 4],
+}
+
+/// The frame header at the start of `h`, once whole; Err if no client sends it.
+fn parse_head(h: &[u8]) -> Result<Option<FrameHead>, &'static str> {
+    let [b0, b1, ..] = *h else { return Ok(None) };
+    if b0 & 0x70 != 0 {
+        return Err("a reserved bit set (no extension was negotiated)");
+    }
+    if b1 & 0x80 == 0 {
+        return Err("a client frame without a mask");
+    }
+    let (len, at) = match b1 & 0x7f {
+        126 => match h.get(2..4) {
+            Some(b) => (u64::from(u16::from_be_bytes([b[0], b[1]])), 4),
+            None => return Ok(None),
+        },
+        127 => match h.get(2..10) {
+            Some(b) => (u64::from_be_bytes(b.try_into().unwrap_or([0xff; 8])), 10),
+            None => return Ok(None),
+        },
+        n => (u64::from(n), 2),
+    };
+    let Some(m) = h.get(at..at + 4) else {
+        return Ok(None);
+    };
+    let opcode = b0 & 0x0f;
+    if opcode & 0x08 != 0 && (len > 125 || b0 & 0x80 == 0) {
+        return Err("a control frame too long or fragmented");
+    }
+    Ok(Some(FrameHead {
+        len: at + 4,
+        fin: b0 & 0x80 != 0,
+        opcode,
+        payload: len,
+        mask: [m[0], m[1], m[2], m[3]],
+    }))
+}
+
+impl Reader {
+    /// The client's bytes: forwarded (in `out.to_server`) once the messages they carry
+    /// are inspected; `out.close` when a message is blocked or the frames are not
+    /// WebSocket's.
+    pub fn client_bytes(&mut self, mut data: &[u8], ins: &dyn Inspector, out: &mut Output) {
+        while !data.is_empty() && !out.close {
+            let Some(left) = self.left else {
+                // A header: at most 14 bytes.
+                let n = data.len().min(14 - self.head.len());
+                self.head.extend_from_slice(&data[..n]);
+                match parse_head(&self.head) {
+                    Err(_) => {
+                        out.close = true;
+                        return;
+                    }
+                    Ok(None) if self.head.len() < 14 => data = &data[n..],
+                    Ok(None) => {
+                        out.close = true;
+                        return;
+                    }
+                    Ok(Some(f)) => {
+                        // What of `data` went past the header goes back to the input.
+                        let used = n - (self.head.len() - f.len);
+                        data = &data[used..];
+                        self.head.truncate(f.len);
+                        let head = std::mem::take(&mut self.head);
+                        self.control = f.opcode & 0x08 != 0;
+                        self.fin = f.fin;
+                        self.mask = f.mask;
+                        self.at = 0;
+                        self.left = Some(f.payload);
+                        self.pass_or_hold(&head, out);
+                        if f.payload == 0 {
+                            self.frame_done(ins, out);
+                        }
+                    }
+                }
+                continue;
+            };
+            let n = data.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            let chunk = &data[..n];
+            self.pass_or_hold(chunk, out);
+            if !self.control && !self.passing {
+                let room = MAX_MESSAGE.saturating_sub(self.message.len());
+                for (k, &c) in chunk.iter().take(room).enumerate() {
+                    self.message.push(c ^ self.mask[(self.at + k) % 4]);
+                }
+            }
+            self.at += n;
+            data = &data[n..];
+            let left = left - n as u64;
+            self.left = Some(left);
+            if left == 0 {
+                self.frame_done(ins, out);
+            } else if !self.control && !self.passing && self.held.len() > MAX_MESSAGE {
+                // Too long to hold: judged on what is here, the rest streams.
+                if self.judge(ins, out) {
+                    self.passing = true;
+                }
+            }
+        }
+    }
+
+    /// Bytes of the current frame: a control frame's and a streaming message's pass,
+    /// a data message's are held.
+    fn pass_or_hold(&mut self, b: &[u8], out: &mut Output) {
+        if self.control || self.passing {
+            out.to_server.extend_from_slice(b);
+        } else {
+            self.held.extend_from_slice(b);
+        }
+    }
+
+    fn frame_done(&mut self, ins: &dyn Inspector, out: &mut Output) {
+        self.left = None;
+        if self.control || !self.fin {
+            return;
+        }
+        if !self.passing {
+            self.judge(ins, out);
+        }
+        self.passing = false;
+        self.message.clear();
+    }
+
+    /// Inspect the message so far: forward what is held, or block. True if it passed.
+    fn judge(&mut self, ins: &dyn Inspector, out: &mut Output) -> bool {
+        let found = ins.message(&self.message);
+        let blocked = found.iter().any(|f: &Finding| f.block);
+        out.findings.extend(found);
+        if blocked {
+            self.held.clear();
+            out.to_client.extend(close_frame());
+            out.close = true;
+            return false;
+        }
+        out.to_server.append(&mut self.held);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::StreamInspector;
+
+    struct Marker;
+    impl Inspector for Marker {
+        fn http_request(&self, _: &[u8], _: &[u8]) -> Vec<Finding> {
+            Vec::new()
+        }
+        fn sql(&self, _: &[u8]) -> Vec<Finding> {
+            Vec::new()
+        }
+        fn stream(&self, _: bool) -> Box<dyn StreamInspector> {
+            unreachable!()
+        }
+        fn message(&self, m: &[u8]) -> Vec<Finding> {
+            if m.windows(4).any(|w| w == b"EVIL") {
+                vec![Finding {
+                    sensor: "waf".into(),
+                    class: "marker".into(),
+                    location: "websocket".into(),
+                    masked: "EVIL".into(),
+                    block: true,
+                }]
+            } else {
+                Vec::new()
+            }
+        }
+    }
+
+    /// A masked client frame.
+    fn frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+        let mask = [0x11, 0x22, 0x33, 0x44];
+        let mut f = vec![u8::from(fin) << 7 | opcode];
+        match payload.len() {
+            n if n < 126 => f.push(0x80 | n as u8),
+            n if n < 65536 => {
+                f.push(0x80 | 126);
+                f.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                f.push(0x80 | 127);
+                f.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        f.extend_from_slice(&mask);
+        f.extend(payload.iter().enumerate().map(|(i, c)| c ^ mask[i % 4]));
+        f
+    }
+
+    fn run(input: &[u8], cut: usize) -> Output {
+        let mut r = Reader::default();
+        let mut out = Output::default();
+        for c in input.chunks(cut.max(1)) {
+            r.client_bytes(c, &Marker, &mut out);
+            if out.close {
+                break;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn clean_messages_pass_whole_and_a_marked_one_closes() {
+        let ok = [
+            frame(true, 1, b"hello"),
+            frame(false, 1, b"frag"),
+            frame(true, 9, b"ping"),
+            frame(true, 0, b"mented"),
+        ]
+        .concat();
+        for cut in [1, 3, 7, 1000] {
+            let out = run(&ok, cut);
+            assert!(!out.close);
+            // The ping passed ahead of the fragments held with it.
+            let ping = frame(true, 9, b"ping");
+            let want = [
+                frame(true, 1, b"hello"),
+                ping,
+                frame(false, 1, b"frag"),
+                frame(true, 0, b"mented"),
+            ]
+            .concat();
+            assert_eq!(out.to_server, want, "cut {cut}");
+        }
+        // The marker split across fragments: nothing of that message reaches the server.
+        let bad = [
+            frame(true, 1, b"hello"),
+            frame(false, 1, b"xx EV"),
+            frame(true, 0, b"IL yy"),
+        ]
+        .concat();
+        for cut in [1, 5, 1000] {
+            let out = run(&bad, cut);
+            assert!(out.close);
+            assert_eq!(out.to_server, frame(true, 1, b"hello"));
+            assert_eq!(out.to_client, close_frame());
+            assert_eq!(out.findings.len(), 1);
+        }
+    }
+
+    #[test]
+    fn long_messages_are_judged_on_their_prefix_then_stream() {
+        let mut big = vec![b'a'; MAX_MESSAGE + 5000];
+        let out = run(&frame(true, 2, &big), 4096);
+        assert!(!out.close);
+        assert_eq!(out.to_server, frame(true, 2, &big));
+        // A marker past the prefix is not seen; inside it, it is.
+        big[100] = b'E';
+        big[101..104].copy_from_slice(b"VIL");
+        let out = run(&frame(true, 2, &big), 4096);
+        assert!(out.close && out.to_server.is_empty());
+    }
+
+    #[test]
+    fn frames_that_are_not_a_clients_close_the_connection() {
+        // Unmasked, a reserved bit (compression), a fragmented ping.
+        for f in [
+            vec![0x81, 0x02, b'h', b'i'],
+            [vec![0xc1], frame(true, 1, b"x")[1..].to_vec()].concat(),
+            [vec![0x09], frame(true, 9, b"x")[1..].to_vec()].concat(),
+        ] {
+            assert!(run(&f, 1000).close, "{f:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(b in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
+                                       cut in 1usize..50) {
+            let _ = run(&b, cut);
+        }
+    }
+}
