@@ -13,7 +13,9 @@ use std::sync::Arc;
 use bulkhead_policy::l7::{AppProtocol, L7Detail, L7Request};
 
 use crate::body::Body;
-use crate::{Decided, Finding, Inspector, Output, Session, StreamInspector, Verdict, websocket};
+use crate::{
+    Decided, Finding, Inspector, Output, Session, StreamInspector, Verdict, coding, websocket,
+};
 
 /// Largest request or response head (request line and headers) held for parsing.
 pub const MAX_HEAD: usize = 64 * 1024;
@@ -95,6 +97,8 @@ pub struct HttpSession {
     empty_lines: usize,
     /// The upgrade request awaiting its answer offered WebSocket (and sensors apply).
     websocket: bool,
+    /// The response body being read is compressed: inflated for the sensors.
+    inflate: Option<coding::Inflater>,
 }
 
 impl Default for HttpSession {
@@ -186,6 +190,38 @@ fn without_h2c(req: &httparse::Request) -> Option<(Vec<u8>, bool)> {
     }
     h.extend_from_slice(b"\r\n");
     Some((h, !others.is_empty()))
+}
+
+/// The most of a compressed request body inflated for the sensors.
+const INFLATED_BODY: usize = 1 << 20;
+
+/// The value of a head's first `name` field.
+fn head_field<'a>(head: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    head.split_inclusive(|&c| c == b'\n')
+        .skip(1)
+        .find_map(|l| field_named(l, name))
+}
+
+/// The head with `Accept-Encoding` cut to the codings the sensors read through
+/// (`coding::readable_accept_encoding`; dropped if none is left).
+fn readable_codings(head: Vec<u8>) -> Vec<u8> {
+    if head_field(&head, b"accept-encoding").is_none() {
+        return head;
+    }
+    let mut out = Vec::with_capacity(head.len());
+    for (k, l) in head.split_inclusive(|&c| c == b'\n').enumerate() {
+        match field_named(l, b"accept-encoding").filter(|_| k > 0) {
+            None => out.extend_from_slice(l),
+            Some(v) => {
+                if let Some(keep) = coding::readable_accept_encoding(v) {
+                    out.extend_from_slice(b"Accept-Encoding: ");
+                    out.extend_from_slice(&keep);
+                    out.extend_from_slice(b"\r\n");
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Does this request head offer to upgrade to WebSocket?
@@ -296,6 +332,7 @@ impl HttpSession {
             responses: None,
             empty_lines: 0,
             websocket: false,
+            inflate: None,
         }
     }
 
@@ -314,8 +351,13 @@ impl HttpSession {
     /// A held request's body is complete (or as long as is held): inspect, then forward
     /// it all or refuse it.
     fn conclude(&mut self, out: &mut Output, p: Pending, done: bool) {
+        // A compressed body is judged on what it inflates to (as far as it is held).
+        let inflated = head_field(&p.head, b"content-encoding")
+            .and_then(coding::Inflater::for_coding)
+            .and_then(|d| d.all(&p.payload, INFLATED_BODY));
+        let body = inflated.as_deref().unwrap_or(&p.payload);
         let findings = match &self.inspector {
-            Some(ins) => ins.http_request(&p.head, &p.payload),
+            Some(ins) => ins.http_request(&p.head, body),
             None => Vec::new(),
         };
         let allowed = !blocks(&findings);
@@ -347,7 +389,21 @@ impl HttpSession {
             return true;
         }
         let stream = self.responses.get_or_insert_with(|| ins.stream(true));
-        let findings = stream.feed(payload);
+        let mut findings = Vec::new();
+        let readable = match &mut self.inflate {
+            Some(inf) => inf
+                .feed(payload, &mut |text| findings.extend(stream.feed(text)))
+                .is_ok(),
+            None => {
+                findings = stream.feed(payload);
+                true
+            }
+        };
+        if !readable {
+            // Not what its Content-Encoding says: read as it is from here on.
+            self.inflate = None;
+            findings.extend(stream.feed(payload));
+        }
         let ok = !blocks(&findings);
         out.findings.extend(findings);
         ok
@@ -535,6 +591,12 @@ impl Session for HttpSession {
                     let head = match h2c {
                         Some((stripped, _)) => stripped,
                         None => head,
+                    };
+                    // With sensors on, servers are asked only for codings they can read.
+                    let head = if self.inspector.is_some() {
+                        readable_codings(head)
+                    } else {
+                        head
                     };
                     let allowed = decide(&request).allowed;
                     let inspect = allowed && self.inspector.is_some();
@@ -782,6 +844,11 @@ impl Session for HttpSession {
                             }
                         } else {
                             Some(Body::UntilClose)
+                        };
+                        self.inflate = match &body {
+                            Some(_) if inspecting => header(resp.headers, "content-encoding")
+                                .and_then(coding::Inflater::for_coding),
+                            _ => None,
                         };
                         match body {
                             Some(b) => self.server = Side::Body(b, true),

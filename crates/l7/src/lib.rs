@@ -10,6 +10,7 @@
 
 mod ber;
 mod body;
+pub mod coding;
 mod dns;
 pub mod h2;
 mod http;

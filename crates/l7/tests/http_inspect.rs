@@ -243,3 +243,70 @@ fn websocket_messages_are_inspected_after_the_switch() {
         }
     }
 }
+
+fn gzip(b: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(b).unwrap();
+    e.finish().unwrap()
+}
+
+/// With sensors on, servers are offered only the codings the proxy reads, a gzip'd
+/// response is inflated for the scanners (the card number is found where the raw bytes
+/// hide it), and a gzip'd request body is judged on what it inflates to.
+#[test]
+fn compressed_bodies_are_read_through() {
+    // Accept-Encoding keeps gzip and deflate only.
+    let get = b"GET /card HTTP/1.1\r\nHost: a\r\nAccept-Encoding: deflate, gzip, br, zstd\r\n\r\n";
+    let mut s = HttpSession::new().with_inspector(Some(Arc::new(Marker { block: false })));
+    let out = s.client_bytes(get, &mut allow);
+    assert_eq!(
+        out.to_server,
+        b"GET /card HTTP/1.1\r\nHost: a\r\nAccept-Encoding: deflate, gzip\r\n\r\n"
+    );
+    let body = gzip(b"{\"pan\": \"4111 1111 1111 1111\"}");
+    assert!(!body.windows(4).any(|w| w == b"4111"));
+    let resp = [
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes(),
+        body,
+    ]
+    .concat();
+    for cut in [1, 5, resp.len()] {
+        let mut s = HttpSession::new().with_inspector(Some(Arc::new(Marker { block: true })));
+        s.client_bytes(get, &mut allow);
+        let mut out = Output::default();
+        for c in resp.chunks(cut) {
+            out.merge(s.server_bytes(c));
+        }
+        assert_eq!(out.findings.len(), 1, "cut {cut}");
+        assert!(out.close && out.to_client.len() < resp.len());
+    }
+    // Only br on offer: the header goes, the server answers uncompressed.
+    let mut s = HttpSession::new().with_inspector(Some(Arc::new(Marker { block: false })));
+    let out = s.client_bytes(
+        b"GET / HTTP/1.1\r\nHost: a\r\nAccept-Encoding: br\r\n\r\n",
+        &mut allow,
+    );
+    assert_eq!(out.to_server, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    // A gzip'd request body.
+    let evil = gzip(b"q=EVIL");
+    let post = [
+        format!(
+            "POST /s HTTP/1.1\r\nHost: a\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
+            evil.len()
+        )
+        .into_bytes(),
+        evil,
+    ]
+    .concat();
+    let out = run(true, &post, b"", post.len());
+    assert!(out.to_server.is_empty());
+    assert!(out.to_client.starts_with(b"HTTP/1.1 403"));
+    // Without sensors nothing is rewritten.
+    let mut s = HttpSession::new();
+    assert_eq!(s.client_bytes(get, &mut allow).to_server, get);
+}

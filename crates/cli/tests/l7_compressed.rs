@@ -1,0 +1,88 @@
+//! Compressed bodies end to end: nginx with `gzip on` behind the agents' proxy, whose
+//! group has a DLP sensor (Alert) and a SQL injection sensor (Block). curl asks for
+//! `deflate, gzip, br, zstd`; the proxy offers the server only what it can read (gzip,
+//! deflate), nginx answers gzip'd, and the card number in the JSON, invisible in the
+//! compressed bytes, is an event; curl still gets the whole document. A form body
+//! gzip'd by the client (`Content-Encoding: gzip`) carrying an injection gets 403.
+//! (Before, a compressed answer hid every card number from DLP, and a compressed
+//! request body every injection.)
+
+mod common;
+
+use common::lab::{Lab, require};
+
+const LAB: &str = "l7gztest";
+const CLIENT: &str = "shop/client-0";
+
+#[test]
+fn compressed_bodies_are_inspected() {
+    if !common::privileged("the compressed bodies lab test") {
+        return;
+    }
+    require(&["curl", "nginx", "gzip"]);
+    let _lock = common::lab_lock();
+    let lab = Lab::up(LAB, &["crates/cli/tests/fixtures/compressed/"], &[]);
+    let ip = lab.ipv4("shop/web-0");
+    let url = format!("http://{ip}:8080/card.json");
+    // Headers and the (decompressed) document.
+    let get = || {
+        lab.run(
+            CLIENT,
+            &["curl", "-sS", "-m5", "-D", "-", "--compressed", &url],
+        )
+        .1
+    };
+    let start = std::time::Instant::now();
+    let out = loop {
+        let r = get();
+        if r.contains("200 OK") || start.elapsed().as_secs() > 20 {
+            break r;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    };
+    assert!(
+        out.to_ascii_lowercase().contains("content-encoding: gzip"),
+        "nginx did not compress: {out}"
+    );
+    assert!(out.contains("\"card\": \"4111 1111 1111 1111\""), "{out}");
+
+    // A gzip'd form body with an injection, and a clean one (nginx: 405 for a POST to a
+    // file, which shows it reached the server).
+    let post = |form: &str| {
+        let script = format!(
+            "printf '%s' \"$1\" | gzip -c | curl -sS -m5 -o /dev/null -w '%{{http_code}}' \
+             -H 'Content-Encoding: gzip' -H 'Content-Type: application/x-www-form-urlencoded' \
+             --data-binary @- {url}"
+        );
+        lab.run(CLIENT, &["/bin/sh", "-c", &script, "sh", form]).1
+    };
+    assert_eq!(post("user=alice"), "405");
+    assert_eq!(post("user=1' UNION SELECT password FROM users--"), "403");
+
+    // The events: the card in the gzip'd answer (Alert), the injection (Block).
+    let start = std::time::Instant::now();
+    let found = loop {
+        let found: Vec<(String, String)> = lab
+            .events()
+            .iter()
+            .filter(|e| e["event"] == "sensor")
+            .map(|e| {
+                let f = &e["findings"][0];
+                let s = |k: &str| f[k].as_str().unwrap_or_default().to_string();
+                (s("class"), s("location"))
+            })
+            .collect();
+        if found.len() >= 2 || start.elapsed().as_secs() > 10 {
+            break found;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert!(
+        found.contains(&("credit_card".into(), "response body".into())),
+        "{found:?}"
+    );
+    assert!(
+        found.contains(&("sqli".into(), "body:form:user".into())),
+        "{found:?}"
+    );
+}
