@@ -948,11 +948,24 @@ impl Session for H2Session {
                     self.server_left =
                         usize::from(h[0]) << 16 | usize::from(h[1]) << 8 | usize::from(h[2]);
                     let (kind, flags) = (h[3], h[4]);
-                    if kind == HEADERS {
-                        let stream = u32::from_be_bytes([h[5], h[6], h[7], h[8]]) & 0x7fff_ffff;
-                        if let Some(st) = self.inspecting.get_mut(&stream) {
-                            st.answered = true;
-                        }
+                    let stream = u32::from_be_bytes([h[5], h[6], h[7], h[8]]) & 0x7fff_ffff;
+                    if kind == HEADERS
+                        && let Some(st) = self.inspecting.get_mut(&stream)
+                    {
+                        st.answered = true;
+                    }
+                    // The server reset a stream whose body was being read: the client
+                    // sends no more of it (and the table must not fill with such).
+                    if kind == RST_STREAM
+                        && let Some(st) = self.inspecting.remove(&stream)
+                    {
+                        self.bodies -= st.body.len();
+                        out.decided.push(Decided {
+                            request: st.request,
+                            allowed: true,
+                            refusal: None,
+                            findings: st.reported,
+                        });
                     }
                     match kind {
                         HEADERS | PUSH_PROMISE => {

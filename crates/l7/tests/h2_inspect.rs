@@ -265,6 +265,24 @@ fn a_refusal_after_the_server_began_to_answer_is_a_reset() {
     assert_eq!(to_client.iter().filter(|k| k.0 == HEADERS).count(), 1);
 }
 
+/// A stream the server resets is no longer read (the table of streams whose bodies are
+/// read does not fill up with them): its request is decided then, on its head.
+#[test]
+fn a_stream_the_server_resets_is_decided_then() {
+    let mut s = H2Session::new().with_inspector(Some(Arc::new(Marker { block: true })));
+    let c = post(&[b"x=1", b"EVIL"], "text/plain");
+    let first_data_end = c.len() - (9 + 4);
+    let mut out = s.server_bytes(&frame(SETTINGS, 0, 0, &[]));
+    out.merge(s.client_bytes(&c[..first_data_end], &mut allow));
+    assert!(out.decided.is_empty());
+    out.merge(s.server_bytes(&frame(RST_STREAM, 0, 1, &[0, 0, 0, 8])));
+    assert_eq!(out.decided.len(), 1);
+    assert!(out.decided[0].allowed);
+    // What the client still sends on it passes as on any stream the proxy does not read.
+    out.merge(s.client_bytes(&c[first_data_end..], &mut allow));
+    assert_eq!(kinds(&out.to_server).last(), Some(&(DATA, 1)));
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
