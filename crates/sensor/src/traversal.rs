@@ -129,6 +129,22 @@ const RESTRICTED: &[&str] = &[
     ".opencode/",
     ".gemini/",
     ".aider",
+    ".aiignore",
+    ".amazonq/",
+    ".tabnine/",
+    ".codeium/",
+    ".augment/",
+    ".goose/",
+    ".clinerules",
+    ".trae/",
+    ".qwen/",
+    ".zed/",
+    ".rovodev/",
+    ".a0proj/",
+    ".plandex/",
+    // Vite's dev server reads any file through its virtual-module prefix
+    // (CVE-2025-31125, as `@fs/` above for CVE-2025-30208).
+    "@id/__x00__",
 ];
 
 static FINDER: LazyLock<AhoCorasick> = LazyLock::new(|| {
@@ -494,6 +510,9 @@ mod tests {
             "/.cursor/mcp.json",
             "/app/.claude/settings.local.json",
             ".aider.conf.yml",
+            "/.amazonq/rules/deploy.md",
+            "/project/.zed/settings.json",
+            "/@id/__x00__/etc/passwd?import&raw",
         ] {
             assert!(detect(a.as_bytes()).is_some(), "{a}");
         }

@@ -80,10 +80,14 @@ const FLOORS: &[(&str, Attack, f64, f64)] = &[
     // command, empty substitutions, batch FOR tails and IF comparisons, shellshock,
     // builtins (`alias a=b`) and more programs: the one more is `;ex -c:\!pwd`, vi's
     // ex running a shell command, labelled benign for one rule.
-    ("attacks/crs_932_rce.tsv", Attack::Cmdi, 70.0, 11.5),
+    // -> 70.98 % / 10.55 % once `(` or `{` after a word opens no subshell (`q=hello world
+    // (test)`) and `true`/`false` alone before a line break are no command line
+    // (`has_focus=false%0A`), both benign rows.
+    ("attacks/crs_932_rce.tsv", Attack::Cmdi, 70.5, 10.6),
     // crs_930: 50.00 % -> 53.85 % with the NUL-stripped reading (docs/BENCHMARKS.md,
-    // "Held-out payloads").
-    ("attacks/crs_930_lfi.tsv", Attack::PathTraversal, 53.0, 0.0),
+    // "Held-out payloads"); -> 76.92 % with AI assistants' configuration directories;
+    // -> 88.46 % with more of them and Vite's `@id/__x00__` prefix.
+    ("attacks/crs_930_lfi.tsv", Attack::PathTraversal, 88.0, 0.0),
 ];
 
 #[test]
