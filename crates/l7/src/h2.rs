@@ -513,17 +513,9 @@ impl H2Session {
                 if ends {
                     self.sending.remove(&stream);
                 }
-                if kind == RST_STREAM
-                    && let Some(st) = self.inspecting.remove(&stream)
-                {
-                    // The client gave up on it: decided on what was seen.
-                    self.bodies -= st.body.len();
-                    out.decided.push(Decided {
-                        request: st.request,
-                        allowed: true,
-                        refusal: None,
-                        findings: st.reported,
-                    });
+                if kind == RST_STREAM {
+                    // The client gave up on it.
+                    self.reset(out, stream);
                 }
                 let forward = stream == 0 || !self.denied.contains(&stream);
                 if forward {
@@ -646,6 +638,20 @@ impl H2Session {
             findings,
         });
         blocked
+    }
+
+    /// A stream whose body was being read was reset (by either side): its request is
+    /// decided on what was seen, and the stream no longer read.
+    fn reset(&mut self, out: &mut Output, stream: u32) {
+        if let Some(st) = self.inspecting.remove(&stream) {
+            self.bodies -= st.body.len();
+            out.decided.push(Decided {
+                request: st.request,
+                allowed: true,
+                refusal: None,
+                findings: st.reported,
+            });
+        }
     }
 
     fn deny(&mut self, stream: u32) {
@@ -956,16 +962,8 @@ impl Session for H2Session {
                     }
                     // The server reset a stream whose body was being read: the client
                     // sends no more of it (and the table must not fill with such).
-                    if kind == RST_STREAM
-                        && let Some(st) = self.inspecting.remove(&stream)
-                    {
-                        self.bodies -= st.body.len();
-                        out.decided.push(Decided {
-                            request: st.request,
-                            allowed: true,
-                            refusal: None,
-                            findings: st.reported,
-                        });
+                    if kind == RST_STREAM {
+                        self.reset(&mut out, stream);
                     }
                     match kind {
                         HEADERS | PUSH_PROMISE => {
