@@ -811,6 +811,14 @@ impl H2Session {
                     self.sending.pop_first();
                 }
             }
+            // With sensors on, the server is asked for an uncompressed answer: DATA the
+            // response scanner reads (HTTP/2 bodies are not inflated here). The block
+            // then differs from the client's: re-encoded from now on, as after a refusal.
+            let mut fields = fields;
+            if self.inspector.is_some() && fields.iter().any(|(n, _)| n == b"accept-encoding") {
+                fields.retain(|(n, _)| n != b"accept-encoding");
+                self.reencode = true;
+            }
             self.forward(out, &b, &fields);
             None
         } else {

@@ -283,6 +283,39 @@ fn a_stream_the_server_resets_is_decided_then() {
     assert_eq!(kinds(&out.to_server).last(), Some(&(DATA, 1)));
 }
 
+/// With sensors on, a request's `accept-encoding` is not passed on (the server answers
+/// uncompressed, which the response scanner reads), and the server's HPACK view stays
+/// in sync: the later blocks are re-encoded.
+#[test]
+fn accept_encoding_is_dropped_and_the_table_stays_in_sync() {
+    let mut e = loona_hpack::Encoder::new();
+    let f = fields("GET", "/a", &[("accept-encoding", "gzip, br")]);
+    let b1 = block(&mut e, &f);
+    let b3 = block(
+        &mut e,
+        &fields("GET", "/b", &[("accept-encoding", "gzip, br")]),
+    );
+    let client = [
+        PREFACE.to_vec(),
+        frame(SETTINGS, 0, 0, &[]),
+        frame(HEADERS, END_STREAM | END_HEADERS, 1, &b1),
+        frame(HEADERS, END_STREAM | END_HEADERS, 3, &b3),
+    ]
+    .concat();
+    let out = run(true, &client, &[]);
+    let mut d = loona_hpack::Decoder::new();
+    let seen: Vec<Fields> = frames(&out.to_server)
+        .iter()
+        .filter(|f| f.0 == HEADERS)
+        .map(|f| d.decode(&f.3).expect("the server decodes every block"))
+        .collect();
+    assert_eq!(seen.len(), 2);
+    for (s, path) in seen.iter().zip(["/a", "/b"]) {
+        assert!(s.contains(&(b":path".to_vec(), path.as_bytes().to_vec())));
+        assert!(!s.iter().any(|(n, _)| n == b"accept-encoding"), "{s:?}");
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
