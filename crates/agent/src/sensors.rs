@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 
 use bulkhead_l7::{Finding, Inspector, StreamInspector};
 use bulkhead_policy::engine::Engine;
-use bulkhead_policy::sensor::{PatternContext, Sensor as SensorDoc, SensorAction, SensorClass};
+use bulkhead_policy::sensor::{
+    Oversize, PatternContext, Sensor as SensorDoc, SensorAction, SensorClass,
+};
 use bulkhead_sensor::{Attack, Context, DlpKind, PatternSpec, Sensor, SensorSpec, SensorStream};
 use smallvec::SmallVec;
 
@@ -57,6 +59,8 @@ pub fn spec_of(doc: &SensorDoc) -> SensorSpec {
 /// Several sensors as one inspector.
 pub struct SensorSet {
     sensors: Vec<Sensor>,
+    /// The sensors that refuse what they cannot read whole (`oversize: Block`).
+    oversize: Vec<String>,
 }
 
 fn convert(f: bulkhead_sensor::Finding) -> Finding {
@@ -91,6 +95,19 @@ impl Inspector for SensorSet {
             .iter()
             .flat_map(|s| s.message(payload))
             .map(convert)
+            .collect()
+    }
+
+    fn oversize(&self, held: usize) -> Vec<Finding> {
+        self.oversize
+            .iter()
+            .map(|name| Finding {
+                sensor: name.clone(),
+                class: "oversize".into(),
+                location: "body".into(),
+                masked: format!("larger than the {held} bytes inspected"),
+                block: true,
+            })
             .collect()
     }
 
@@ -141,6 +158,12 @@ impl SensorCache {
             return Some(s.clone());
         }
         let docs = &engine.policy().sensors;
+        let oversize = sensors
+            .iter()
+            .filter_map(|&i| docs.get(i as usize))
+            .filter(|d| d.oversize == Oversize::Block)
+            .map(|d| d.name.clone())
+            .collect();
         let compiled: Vec<Sensor> = sensors
             .iter()
             .filter_map(|&i| docs.get(i as usize))
@@ -154,7 +177,10 @@ impl SensorCache {
                 }
             })
             .collect();
-        let set = Arc::new(SensorSet { sensors: compiled });
+        let set = Arc::new(SensorSet {
+            sensors: compiled,
+            oversize,
+        });
         g.1.insert(sensors, set.clone());
         Some(set)
     }

@@ -3,7 +3,8 @@
 //! `deflate, gzip, br, zstd`; the proxy offers the server only what it can read (gzip,
 //! deflate), nginx answers gzip'd, and the card number in the JSON, invisible in the
 //! compressed bytes, is an event; curl still gets the whole document. A form body
-//! gzip'd by the client (`Content-Encoding: gzip`) carrying an injection gets 403.
+//! gzip'd by the client (`Content-Encoding: gzip`) carrying an injection gets 403, and
+//! so does one padded past what the proxy holds (the sensor says `oversize: Block`).
 //! (Before, a compressed answer hid every card number from DLP, and a compressed
 //! request body every injection.)
 
@@ -58,6 +59,13 @@ fn compressed_bodies_are_inspected() {
     };
     assert_eq!(post("user=alice"), "405");
     assert_eq!(post("user=1' UNION SELECT password FROM users--"), "403");
+    // The sensor refuses what it cannot read whole (`oversize: Block`): an injection
+    // behind 100 kB of padding is not let through on the strength of its first 64 KiB.
+    let padded = format!(
+        "(printf 'pad='; head -c 100000 /dev/zero | tr '\\0' a; printf '&user=1%%27%%20OR%%201=1--') \
+         | curl -sS -m5 -o /dev/null -w '%{{http_code}}' --data-binary @- {url}"
+    );
+    assert_eq!(lab.run(CLIENT, &["/bin/sh", "-c", &padded]).1, "403");
 
     // The events: the card in the gzip'd answer (Alert), the injection (Block).
     let start = std::time::Instant::now();
@@ -72,7 +80,7 @@ fn compressed_bodies_are_inspected() {
                 (s("class"), s("location"))
             })
             .collect();
-        if found.len() >= 2 || start.elapsed().as_secs() > 10 {
+        if found.len() >= 3 || start.elapsed().as_secs() > 10 {
             break found;
         }
         std::thread::sleep(std::time::Duration::from_millis(200));
@@ -83,6 +91,10 @@ fn compressed_bodies_are_inspected() {
     );
     assert!(
         found.contains(&("sqli".into(), "body:form:user".into())),
+        "{found:?}"
+    );
+    assert!(
+        found.contains(&("oversize".into(), "body".into())),
         "{found:?}"
     );
 }

@@ -122,6 +122,8 @@ struct Inspecting {
     reported: Vec<Finding>,
     /// The server has begun its answer: a refusal can only reset the stream now.
     answered: bool,
+    /// More body came than is kept: judged on its prefix.
+    truncated: bool,
 }
 
 /// A header block being gathered from HEADERS + CONTINUATION frames.
@@ -575,6 +577,7 @@ impl H2Session {
                 .min(MAX_BODIES.saturating_sub(self.bodies));
             let n = data.len().min(room);
             st.body.extend_from_slice(&data[..n]);
+            st.truncated |= n < data.len();
             self.bodies += n;
         }
     }
@@ -593,9 +596,15 @@ impl H2Session {
             return false;
         };
         self.bodies -= st.body.len();
+        let oversize = if st.truncated {
+            ins.oversize(st.body.len())
+        } else {
+            Vec::new()
+        };
         let new: Vec<Finding> = ins
             .http_request(&st.head, &st.body)
             .into_iter()
+            .chain(oversize)
             .filter(|f| {
                 !st.reported
                     .iter()
@@ -798,6 +807,7 @@ impl H2Session {
                         body: Vec::new(),
                         reported: findings.clone(),
                         answered: false,
+                        truncated: false,
                     },
                 );
                 body_next = true;

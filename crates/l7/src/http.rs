@@ -357,7 +357,14 @@ impl HttpSession {
             .and_then(|d| d.all(&p.payload, INFLATED_BODY));
         let body = inflated.as_deref().unwrap_or(&p.payload);
         let findings = match &self.inspector {
-            Some(ins) => ins.http_request(&p.head, body),
+            Some(ins) => {
+                let mut f = ins.http_request(&p.head, body);
+                if !done {
+                    // Longer than is held: inspected on its prefix only.
+                    f.extend(ins.oversize(p.raw.len()));
+                }
+                f
+            }
             None => Vec::new(),
         };
         let allowed = !blocks(&findings);

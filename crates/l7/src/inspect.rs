@@ -39,6 +39,13 @@ pub trait Inspector: Send + Sync {
         let _ = payload;
         Vec::new()
     }
+    /// A body or message was larger than the session holds: only its first `held`
+    /// bytes were inspected. The findings of sensors that refuse what they cannot read
+    /// whole (`oversize: Block`).
+    fn oversize(&self, held: usize) -> Vec<Finding> {
+        let _ = held;
+        Vec::new()
+    }
 }
 
 /// Payload bytes of one direction, chunk by chunk.

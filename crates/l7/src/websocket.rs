@@ -45,6 +45,8 @@ pub struct Reader {
     /// The current message outgrew [`MAX_MESSAGE`]: judged on its prefix, the rest
     /// passes.
     passing: bool,
+    /// Bytes of the current message did not fit in `message`.
+    truncated: bool,
 }
 
 /// A frame's header.
@@ -137,6 +139,7 @@ impl Reader {
             self.pass_or_hold(chunk, out);
             if !self.control && !self.passing {
                 let room = MAX_MESSAGE.saturating_sub(self.message.len());
+                self.truncated |= chunk.len() > room;
                 for (k, &c) in chunk.iter().take(room).enumerate() {
                     self.message.push(c ^ self.mask[(self.at + k) % 4]);
                 }
@@ -149,7 +152,7 @@ impl Reader {
                 self.frame_done(ins, out);
             } else if !self.control && !self.passing && self.held.len() > MAX_MESSAGE {
                 // Too long to hold: judged on what is here, the rest streams.
-                if self.judge(ins, out) {
+                if self.judge(ins, out, true) {
                     self.passing = true;
                 }
             }
@@ -172,15 +175,20 @@ impl Reader {
             return;
         }
         if !self.passing {
-            self.judge(ins, out);
+            self.judge(ins, out, self.truncated);
         }
         self.passing = false;
+        self.truncated = false;
         self.message.clear();
     }
 
-    /// Inspect the message so far: forward what is held, or block. True if it passed.
-    fn judge(&mut self, ins: &dyn Inspector, out: &mut Output) -> bool {
-        let found = ins.message(&self.message);
+    /// Inspect the message so far (`partial`: only its prefix will be): forward what is
+    /// held, or block. True if it passed.
+    fn judge(&mut self, ins: &dyn Inspector, out: &mut Output, partial: bool) -> bool {
+        let mut found = ins.message(&self.message);
+        if partial {
+            found.extend(ins.oversize(self.message.len()));
+        }
         let blocked = found.iter().any(|f: &Finding| f.block);
         out.findings.extend(found);
         if blocked {
@@ -307,6 +315,44 @@ mod tests {
         big[101..104].copy_from_slice(b"VIL");
         let out = run(&frame(true, 2, &big), 4096);
         assert!(out.close && out.to_server.is_empty());
+    }
+
+    /// A sensor that refuses what it cannot read whole closes on a message too long to
+    /// hold, before any of it reaches the server.
+    #[test]
+    fn an_oversized_message_closes_when_the_sensor_says_so() {
+        struct Whole;
+        impl Inspector for Whole {
+            fn http_request(&self, _: &[u8], _: &[u8]) -> Vec<Finding> {
+                Vec::new()
+            }
+            fn sql(&self, _: &[u8]) -> Vec<Finding> {
+                Vec::new()
+            }
+            fn stream(&self, _: bool) -> Box<dyn StreamInspector> {
+                unreachable!()
+            }
+            fn oversize(&self, _: usize) -> Vec<Finding> {
+                vec![Finding {
+                    sensor: "waf".into(),
+                    class: "oversize".into(),
+                    location: "websocket".into(),
+                    masked: String::new(),
+                    block: true,
+                }]
+            }
+        }
+        let mut r = Reader::default();
+        let mut out = Output::default();
+        let big = frame(true, 2, &vec![b'a'; MAX_MESSAGE + 100]);
+        for c in big.chunks(4096) {
+            r.client_bytes(c, &Whole, &mut out);
+        }
+        assert!(out.close && out.to_server.is_empty());
+        // A message that fits is not affected.
+        let mut out = Output::default();
+        Reader::default().client_bytes(&frame(true, 1, b"short"), &Whole, &mut out);
+        assert!(!out.close);
     }
 
     #[test]

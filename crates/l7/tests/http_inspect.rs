@@ -310,3 +310,59 @@ fn compressed_bodies_are_read_through() {
     let mut s = HttpSession::new();
     assert_eq!(s.client_bytes(get, &mut allow).to_server, get);
 }
+
+/// Sensors that refuse what they cannot read whole (`oversize: Block`).
+struct Whole;
+
+impl Inspector for Whole {
+    fn http_request(&self, _: &[u8], _: &[u8]) -> Vec<Finding> {
+        Vec::new()
+    }
+    fn sql(&self, _: &[u8]) -> Vec<Finding> {
+        Vec::new()
+    }
+    fn stream(&self, _: bool) -> Box<dyn StreamInspector> {
+        Box::new(Tail {
+            carry: Vec::new(),
+            block: false,
+        })
+    }
+    fn oversize(&self, held: usize) -> Vec<Finding> {
+        vec![Finding {
+            sensor: "waf".into(),
+            class: "oversize".into(),
+            location: "body".into(),
+            masked: format!("larger than {held}"),
+            block: true,
+        }]
+    }
+}
+
+/// A body longer than is held is judged on its prefix: with a sensor that refuses what
+/// it cannot read whole it gets 403 and nothing of it reaches the server (the rest is
+/// discarded, the connection goes on); otherwise it passes, as before.
+#[test]
+fn a_body_longer_than_is_held_passes_or_is_refused_as_the_sensor_says() {
+    // (http.rs holds 64 KiB of a body for the sensors.)
+    let big = vec![b'a'; 64 * 1024 + 10];
+    let post = [
+        format!(
+            "POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: {}\r\n\r\n",
+            big.len()
+        )
+        .into_bytes(),
+        big,
+        GOOD.to_vec(),
+    ]
+    .concat();
+    let mut s = HttpSession::new().with_inspector(Some(Arc::new(Whole)));
+    let out = s.client_bytes(&post, &mut allow);
+    assert_eq!(out.to_server, GOOD);
+    assert!(out.to_client.starts_with(b"HTTP/1.1 403"));
+    assert_eq!(out.decided[0].findings[0].class, "oversize");
+    assert!(!out.decided[0].allowed);
+    // Partial (the default): the prefix is judged clean and all of it passes.
+    let mut s = HttpSession::new().with_inspector(Some(Arc::new(Marker { block: true })));
+    let out = s.client_bytes(&post, &mut allow);
+    assert_eq!(out.to_server, post);
+}

@@ -2,7 +2,9 @@
 //! finding alerts or blocks. Patterns are compiled here once so that a bad regex is
 //! reported at its line and column, not when the proxy first needs it.
 
-use bulkhead_policy::sensor::{PatternContext, Sensor, SensorAction, SensorClass, SensorPattern};
+use bulkhead_policy::sensor::{
+    Oversize, PatternContext, Sensor, SensorAction, SensorClass, SensorPattern,
+};
 
 use crate::bulkhead::{meta_rule, spec};
 use crate::decode::{Cx, Fields, Obj, P};
@@ -14,6 +16,7 @@ const ACTIONS: &[(&str, SensorAction)] = &[
     ("Alert", SensorAction::Alert),
     ("Block", SensorAction::Block),
 ];
+const OVERSIZE: &[(&str, Oversize)] = &[("Partial", Oversize::Partial), ("Block", Oversize::Block)];
 
 /// Large enough for any realistic pattern, small enough that one document cannot make
 /// every proxy compile a huge automaton.
@@ -22,7 +25,7 @@ const REGEX_SIZE_LIMIT: usize = 1 << 20;
 pub fn sensor(cx: &mut Cx, doc: &Obj, root: P) -> Option<Sensor> {
     let m = k8s::meta(cx, doc, root, meta_rule("Sensor", Scope::ClusterStrict));
     let at = root.f("spec");
-    let Some(s) = spec(cx, doc, root, &["action", "detect", "patterns"])? else {
+    let Some(s) = spec(cx, doc, root, &["action", "detect", "patterns", "oversize"])? else {
         cx.err(
             doc.pos(),
             root,
@@ -33,6 +36,10 @@ pub fn sensor(cx: &mut Cx, doc: &Obj, root: P) -> Option<Sensor> {
     let action = match s.get("action") {
         Some(n) => cx.one_of(n, at.f("action"), "action", ACTIONS, false),
         None => Some(SensorAction::default()),
+    };
+    let oversize = match s.get("oversize") {
+        Some(n) => cx.one_of(n, at.f("oversize"), "oversize", OVERSIZE, false),
+        None => Some(Oversize::default()),
     };
     let names: Vec<&str> = SensorClass::ALL.iter().map(|c| c.as_str()).collect();
     let detect = match s.get("detect") {
@@ -57,6 +64,7 @@ pub fn sensor(cx: &mut Cx, doc: &Obj, root: P) -> Option<Sensor> {
     Some(Sensor {
         name: m?.name,
         action: action?,
+        oversize: oversize?,
         detect,
         patterns,
         origin: cx.origin(doc.pos()),

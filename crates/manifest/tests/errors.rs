@@ -21,6 +21,7 @@ fn cases() -> Vec<(&'static str, Files, &'static str)> {
     vec![
         ("unknown detector with did-you-mean", sensor("  detect: [sqli, credit-crad]\n"), "bad.yaml:5:18: spec.detect[1]: unknown detector \"credit-crad\"; did you mean \"credit-card\"?"),
         ("sensor action", sensor("  action: Deny\n  detect: [sqli]\n"), "bad.yaml:5:11: spec.action: unknown action \"Deny\"; expected one of: Alert, Block"),
+        ("sensor oversize", sensor("  oversize: Reject\n  detect: [sqli]\n"), "bad.yaml:5:13: spec.oversize: unknown oversize \"Reject\"; expected one of: Partial, Block"),
         ("bad sensor regex", sensor("  patterns:\n    - {name: tok, regex: 'tok_[a-z'}\n"), "bad.yaml:6:26: spec.patterns[0].regex: invalid regex: unclosed character class"),
         ("pattern context", sensor("  patterns:\n    - {name: tok, regex: 'tok_', context: [bdy]}\n"), "bad.yaml:6:44: spec.patterns[0].context[0]: unknown context \"bdy\"; did you mean \"body\"?"),
         ("sensor with nothing to detect", sensor("  action: Block\n"), "bad.yaml:5:3: spec: a Sensor needs at least one of `detect` or `patterns`"),
@@ -129,5 +130,25 @@ fn every_mistake_is_reported_exactly() {
         failures.len(),
         cases.len(),
         failures.join("\n")
+    );
+}
+
+/// `oversize` on a Sensor: Partial unless said otherwise.
+#[test]
+fn sensor_oversize_is_read() {
+    use bulkhead_policy::sensor::Oversize;
+    let parse = |spec: &str| {
+        let text = format!("{SENSOR}spec:\n{spec}");
+        let b = parse_sources(&[Source {
+            name: "s.yaml".into(),
+            text,
+        }])
+        .expect("a valid sensor");
+        b.policy.sensors[0].oversize
+    };
+    assert_eq!(parse("  detect: [sqli]\n"), Oversize::Partial);
+    assert_eq!(
+        parse("  oversize: Block\n  detect: [sqli]\n"),
+        Oversize::Block
     );
 }

@@ -24,6 +24,19 @@ pub enum SensorAction {
     Block,
 }
 
+/// What a sensor does with a message larger than the proxy holds for it (64 KiB of a
+/// request body, of an HTTP/2 request's body, of a WebSocket message).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Oversize {
+    /// Judge the first 64 KiB; the rest passes unread (ModSecurity's ProcessPartial,
+    /// AWS WAF's CONTINUE). An attack placed past the padding goes unseen.
+    #[default]
+    Partial,
+    /// Refuse it, as a blocking finding would be (ModSecurity's Reject): what cannot be
+    /// read whole does not pass.
+    Block,
+}
+
 /// A built-in detector.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -130,6 +143,8 @@ pub struct SensorPattern {
 pub struct Sensor {
     pub name: String,
     pub action: SensorAction,
+    #[serde(default)]
+    pub oversize: Oversize,
     pub detect: Vec<SensorClass>,
     pub patterns: Vec<SensorPattern>,
     pub origin: Origin,
