@@ -190,8 +190,13 @@ impl Engine {
             .map(|d| {
                 let mut what: Vec<String> = d.detect.iter().map(|c| c.to_string()).collect();
                 what.extend(d.patterns.iter().map(|p| format!("pattern {}", p.name)));
+                // (Only a refusing oversize is worth saying: Partial is the default.)
+                let oversize = match d.oversize {
+                    crate::sensor::Oversize::Block => ", oversize Block",
+                    crate::sensor::Oversize::Partial => "",
+                };
                 format!(
-                    "{} ({:?}): {} at {}",
+                    "{} ({:?}{oversize}): {} at {}",
                     d.name,
                     d.action,
                     what.join(", "),
