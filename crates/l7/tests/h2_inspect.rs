@@ -320,31 +320,10 @@ fn accept_encoding_is_dropped_and_the_table_stays_in_sync() {
 /// than is kept (64 KiB) is refused before the frame that ends it reaches the server.
 #[test]
 fn an_oversized_body_is_refused_when_the_sensor_says_so() {
-    struct Whole;
-    impl Inspector for Whole {
-        fn http_request(&self, _: &[u8], _: &[u8]) -> Vec<Finding> {
-            Vec::new()
-        }
-        fn sql(&self, _: &[u8]) -> Vec<Finding> {
-            Vec::new()
-        }
-        fn stream(&self, _: bool) -> Box<dyn StreamInspector> {
-            unreachable!()
-        }
-        fn oversize(&self, _: usize) -> Vec<Finding> {
-            vec![Finding {
-                sensor: "waf".into(),
-                class: "oversize".into(),
-                location: "body".into(),
-                masked: String::new(),
-                block: true,
-            }]
-        }
-    }
     let chunk = vec![b'a'; 16 * 1024];
     for (parts, refused) in [(5, true), (3, false)] {
         let body: Vec<&[u8]> = (0..parts).map(|_| &chunk[..]).collect();
-        let mut s = H2Session::new().with_inspector(Some(Arc::new(Whole)));
+        let mut s = H2Session::new().with_inspector(Some(Arc::new(common::Whole)));
         let mut out = s.server_bytes(&frame(SETTINGS, 0, 0, &[]));
         out.merge(s.client_bytes(&post(&body, "text/plain"), &mut allow));
         let last = kinds(&out.to_server).last().copied();

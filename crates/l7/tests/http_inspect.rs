@@ -7,6 +7,7 @@
 //! The inspector here finds a marker substring: the session's handling is under test,
 //! not detection (bulkhead-sensor has its own tests on the corpora).
 
+mod common;
 #[path = "../../detect/tests/common/edit.rs"]
 mod edit;
 
@@ -311,33 +312,6 @@ fn compressed_bodies_are_read_through() {
     assert_eq!(s.client_bytes(get, &mut allow).to_server, get);
 }
 
-/// Sensors that refuse what they cannot read whole (`oversize: Block`).
-struct Whole;
-
-impl Inspector for Whole {
-    fn http_request(&self, _: &[u8], _: &[u8]) -> Vec<Finding> {
-        Vec::new()
-    }
-    fn sql(&self, _: &[u8]) -> Vec<Finding> {
-        Vec::new()
-    }
-    fn stream(&self, _: bool) -> Box<dyn StreamInspector> {
-        Box::new(Tail {
-            carry: Vec::new(),
-            block: false,
-        })
-    }
-    fn oversize(&self, held: usize) -> Vec<Finding> {
-        vec![Finding {
-            sensor: "waf".into(),
-            class: "oversize".into(),
-            location: "body".into(),
-            masked: format!("larger than {held}"),
-            block: true,
-        }]
-    }
-}
-
 /// A body longer than is held is judged on its prefix: with a sensor that refuses what
 /// it cannot read whole it gets 403 and nothing of it reaches the server (the rest is
 /// discarded, the connection goes on); otherwise it passes, as before.
@@ -355,7 +329,7 @@ fn a_body_longer_than_is_held_passes_or_is_refused_as_the_sensor_says() {
         GOOD.to_vec(),
     ]
     .concat();
-    let mut s = HttpSession::new().with_inspector(Some(Arc::new(Whole)));
+    let mut s = HttpSession::new().with_inspector(Some(Arc::new(common::Whole)));
     let out = s.client_bytes(&post, &mut allow);
     assert_eq!(out.to_server, GOOD);
     assert!(out.to_client.starts_with(b"HTTP/1.1 403"));

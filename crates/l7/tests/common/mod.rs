@@ -70,3 +70,28 @@ pub fn frames(mut b: &[u8]) -> Frames {
     assert!(b.is_empty(), "a partial frame");
     out
 }
+
+/// Sensors that find nothing but refuse what they cannot read whole (`oversize: Block`).
+#[allow(dead_code)]
+pub struct Whole;
+
+impl bulkhead_l7::Inspector for Whole {
+    fn http_request(&self, _: &[u8], _: &[u8]) -> Vec<bulkhead_l7::Finding> {
+        Vec::new()
+    }
+    fn sql(&self, _: &[u8]) -> Vec<bulkhead_l7::Finding> {
+        Vec::new()
+    }
+    fn stream(&self, _: bool) -> Box<dyn bulkhead_l7::StreamInspector> {
+        Box::new(Secret(false))
+    }
+    fn oversize(&self, held: usize) -> Vec<bulkhead_l7::Finding> {
+        vec![bulkhead_l7::Finding {
+            sensor: "waf".into(),
+            class: "oversize".into(),
+            location: "body".into(),
+            masked: format!("larger than {held}"),
+            block: true,
+        }]
+    }
+}
