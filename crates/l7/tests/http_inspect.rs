@@ -340,3 +340,32 @@ fn a_body_longer_than_is_held_passes_or_is_refused_as_the_sensor_says() {
     let out = s.client_bytes(&post, &mut allow);
     assert_eq!(out.to_server, post);
 }
+
+proptest! {
+    /// Edits of an upgrade to WebSocket with messages after it, and of gzip'd bodies
+    /// both ways, reach the frame reader and the inflater: never a panic.
+    #[test]
+    fn edited_websocket_and_gzip_traffic_never_panics(edits in edit::edits(),
+                                                      cut in 1usize..64, block: bool) {
+        let upgrade = b"GET /chat HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+        let switched = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n";
+        let mut client = [&upgrade[..], &ws_text(b"hello"), &ws_text(b"an EVIL one")].concat();
+        let mut server = switched.to_vec();
+        edit::apply_both(&edits, &mut client, &mut server);
+        let _ = run(block, &client, &server, cut);
+
+        let evil = gzip(b"q=EVIL");
+        let card = gzip(b"{\"pan\": \"4111 1111\"}");
+        let mut client = [
+            format!("POST /s HTTP/1.1\r\nHost: a\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n", evil.len()).into_bytes(),
+            evil,
+            GOOD.to_vec(),
+        ].concat();
+        let mut server = [
+            format!("HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n", card.len()).into_bytes(),
+            card,
+        ].concat();
+        edit::apply_both(&edits, &mut client, &mut server);
+        let _ = run(block, &client, &server, cut);
+    }
+}
