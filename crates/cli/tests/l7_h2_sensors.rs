@@ -5,7 +5,8 @@
 //! value; the body never reaches the server (nghttpd would echo it). Clean requests on
 //! the same kind of connection pass. A gRPC call (grpcio, a protobuf message built by
 //! hand: no generated code) with an injection in a string field gets PERMISSION_DENIED
-//! and never reaches the server; a clean one is answered. (Before, HTTP/2 requests went
+//! and never reaches the server; a clean one is answered. A response leaking a card
+//! number is a DLP event (response bodies are scanned stream by stream). (Before, HTTP/2 requests went
 //! to the sensors only as raw bytes: switching to HTTP/2 walked an injection past them.)
 
 mod common;
@@ -78,6 +79,12 @@ fn http2_requests_are_inspected_by_the_sensors() {
     assert!(!out.contains("UNION"), "the body reached the server: {out}");
     // The connection kind still works afterwards.
     assert_eq!(curl("/login", Some("user=alice")), "user=alice\n200");
+    // A response leaking a card number (DLP, Alert): the client gets it, it is an event.
+    let card = curl("/card", None);
+    assert!(
+        card.contains("4111 1111 1111 1111") && card.ends_with("200"),
+        "{card}"
+    );
 
     // gRPC: the server answers "found " and the message it got.
     let users = lab.ipv4("shop/users-0");
@@ -131,6 +138,13 @@ fn http2_requests_are_inspected_by_the_sensors() {
         blocked.contains(&("sqli".into(), "body:grpc:1".into())),
         "{events:#?}"
     );
+    assert!(
+        events.iter().any(|e| e["event"] == "sensor"
+            && e["blocked"] == false
+            && e["findings"][0]["class"] == "credit_card"
+            && e["findings"][0]["location"] == "response body"),
+        "no DLP event for the HTTP/2 response: {events:#?}"
+    );
     // Each curl made one request on its connection, and each is counted once (the
     // blocked form was decided once, on head and body together).
     let counts: Vec<u64> = events
@@ -138,5 +152,5 @@ fn http2_requests_are_inspected_by_the_sensors() {
         .filter(|e| e["event"] == "closed")
         .filter_map(|e| e["requests"].as_u64())
         .collect();
-    assert_eq!(counts, [1, 1, 1], "{events:#?}");
+    assert_eq!(counts, [1, 1, 1, 1], "{events:#?}");
 }

@@ -36,7 +36,7 @@ use std::sync::Arc;
 
 use bulkhead_policy::l7::{AppProtocol, L7Detail, L7Request};
 
-use crate::{Decided, Finding, Inspector, Output, Session, Verdict};
+use crate::{Decided, Finding, Inspector, Output, Session, StreamInspector, Verdict};
 
 pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const DATA: u8 = 0;
@@ -158,6 +158,13 @@ pub struct H2Session {
     inspecting: BTreeMap<u32, Inspecting>,
     /// Bytes held in `inspecting`'s bodies.
     bodies: usize,
+    /// The server frame being passed: its type, stream, and whether it ends the stream.
+    server_frame: (u8, u32, bool),
+    /// With sensors on, what the server sends goes through their scanners: each
+    /// response body (DATA payloads, so a match is found across frames) in its stream's
+    /// scanner, everything else (header blocks, as bytes) in one.
+    responses: BTreeMap<u32, Box<dyn StreamInspector>>,
+    server_rest: Option<Box<dyn StreamInspector>>,
 }
 
 impl Default for H2Session {
@@ -429,7 +436,33 @@ impl H2Session {
             inspector: None,
             inspecting: BTreeMap::new(),
             bodies: 0,
+            server_frame: (0, 0, false),
+            responses: BTreeMap::new(),
+            server_rest: None,
         }
+    }
+
+    /// A server frame's payload bytes through the sensors' scanners; false if a finding
+    /// blocks them (they are then not written).
+    fn scan_server(&mut self, out: &mut Output, chunk: &[u8]) -> bool {
+        let Some(ins) = &self.inspector else {
+            return true;
+        };
+        let (kind, stream, _) = self.server_frame;
+        let scanner = if kind == DATA {
+            if !self.responses.contains_key(&stream) && self.responses.len() >= MAX_SENDING {
+                self.responses.pop_first();
+            }
+            self.responses
+                .entry(stream)
+                .or_insert_with(|| ins.stream(true))
+        } else {
+            self.server_rest.get_or_insert_with(|| ins.stream(true))
+        };
+        let found = scanner.feed(chunk);
+        let ok = !found.iter().any(|f| f.block);
+        out.findings.extend(found);
+        ok
     }
 
     /// Sensors inspect every allowed request: its head (path, query, headers, cookies)
@@ -957,9 +990,18 @@ impl Session for H2Session {
         while !data.is_empty() {
             if self.server_left > 0 {
                 let n = data.len().min(self.server_left);
+                if !self.scan_server(&mut out, &data[..n]) {
+                    // Never write what carried a blocking finding.
+                    out.close = true;
+                    self.client = Client::Closed;
+                    return out;
+                }
                 out.to_client.extend_from_slice(&data[..n]);
                 self.server_left -= n;
                 data = &data[n..];
+                if self.server_left == 0 && self.server_frame.2 {
+                    self.responses.remove(&self.server_frame.1);
+                }
             } else {
                 let n = data.len().min(9 - self.server_head.len());
                 out.to_client.extend_from_slice(&data[..n]);
@@ -973,6 +1015,11 @@ impl Session for H2Session {
                         usize::from(h[0]) << 16 | usize::from(h[1]) << 8 | usize::from(h[2]);
                     let (kind, flags) = (h[3], h[4]);
                     let stream = u32::from_be_bytes([h[5], h[6], h[7], h[8]]) & 0x7fff_ffff;
+                    let ends = (kind == DATA && flags & END_STREAM != 0) || kind == RST_STREAM;
+                    self.server_frame = (kind, stream, ends);
+                    if ends && self.server_left == 0 {
+                        self.responses.remove(&stream);
+                    }
                     if kind == HEADERS
                         && let Some(st) = self.inspecting.get_mut(&stream)
                     {

@@ -116,12 +116,11 @@ pub fn session_for(
         AppProtocol::Ldap => Some(scanned(Box::new(LdapSession::new()), inspector)),
         AppProtocol::Mqtt => Some(scanned(Box::new(MqttSession::new()), inspector)),
         AppProtocol::Kafka => Some(scanned(Box::new(KafkaSession::new()), inspector)),
-        // HTTP/2 requests are cut up and inspected like HTTP/1's by the session; the
-        // raw scanner keeps the responses.
-        AppProtocol::Http2 | AppProtocol::Grpc => Some(responses_scanned(
-            Box::new(H2Session::new().with_inspector(inspector.clone())),
-            inspector,
-        )),
+        // HTTP/2 requests are cut up and inspected like HTTP/1's by the session, and
+        // response bodies scanned stream by stream.
+        AppProtocol::Http2 | AppProtocol::Grpc => {
+            Some(Box::new(H2Session::new().with_inspector(inspector)))
+        }
         _ => None,
     }
 }
@@ -132,46 +131,28 @@ fn scanned(session: Box<dyn Session>, inspector: Option<Arc<dyn Inspector>>) -> 
         None => session,
         Some(i) => Box::new(Scanned {
             inner: session,
-            up: Some(i.stream(false)),
+            up: i.stream(false),
             down: i.stream(true),
         }),
     }
 }
 
-/// `session`, which inspects its requests itself, with the raw scanner on responses.
-fn responses_scanned(
-    session: Box<dyn Session>,
-    inspector: Option<Arc<dyn Inspector>>,
-) -> Box<dyn Session> {
-    match inspector {
-        None => session,
-        Some(i) => Box::new(Scanned {
-            inner: session,
-            up: None,
-            down: i.stream(true),
-        }),
-    }
-}
-
-/// A session whose payloads the sensors do not parse (HTTP/2 frames, Kafka records,
+/// A session whose payloads the sensors do not parse (Kafka records,
 /// Redis values, LDAP and MQTT messages, DNS over TCP):
 /// the bytes it passes each way go through the sensors' raw scanners (`packet`
 /// context), as on a connection without a session, and a blocking finding closes the
 /// connection before the bytes that carried it are written.
 struct Scanned {
     inner: Box<dyn Session>,
-    /// None when the session inspects the client's requests itself.
-    up: Option<Box<dyn StreamInspector>>,
+    up: Box<dyn StreamInspector>,
     down: Box<dyn StreamInspector>,
 }
 
 impl Scanned {
     fn scan(&mut self, mut out: Output) -> Output {
         let mut found = Vec::new();
-        if let Some(up) = &mut self.up
-            && !out.to_server.is_empty()
-        {
-            found.extend(up.feed(&out.to_server));
+        if !out.to_server.is_empty() {
+            found.extend(self.up.feed(&out.to_server));
         }
         if !out.to_client.is_empty() {
             found.extend(self.down.feed(&out.to_client));

@@ -51,7 +51,28 @@ impl Inspector for Marker {
         Vec::new()
     }
     fn stream(&self, _: bool) -> Box<dyn StreamInspector> {
-        unreachable!("the session inspects requests itself")
+        Box::new(Acc(Vec::new(), self.block))
+    }
+}
+
+/// A response scanner that finds `SECRET` in all it was fed so far (so across frames).
+struct Acc(Vec<u8>, bool);
+
+impl StreamInspector for Acc {
+    fn feed(&mut self, data: &[u8]) -> Vec<Finding> {
+        let before = self.0.windows(6).any(|w| w == b"SECRET");
+        self.0.extend_from_slice(data);
+        if !before && self.0.windows(6).any(|w| w == b"SECRET") {
+            vec![Finding {
+                sensor: "dlp".into(),
+                class: "secret".into(),
+                location: "response body".into(),
+                masked: "SE****".into(),
+                block: self.1,
+            }]
+        } else {
+            Vec::new()
+        }
     }
 }
 
@@ -334,6 +355,55 @@ fn an_oversized_body_is_refused_when_the_sensor_says_so() {
             assert_eq!(last, Some((DATA, 1)));
             assert!(out.decided[0].allowed);
         }
+    }
+}
+
+/// Response bodies are scanned stream by stream on their DATA payloads: a secret split
+/// across two frames of one stream, with another stream's frame between them, is found,
+/// and with a blocking sensor the frame that completes it is never written.
+#[test]
+fn response_bodies_are_scanned_per_stream_across_frames() {
+    let mut e = loona_hpack::Encoder::new();
+    let b1 = block(&mut e, &fields("GET", "/a", &[]));
+    let b3 = block(&mut e, &fields("GET", "/b", &[]));
+    let client = [
+        PREFACE.to_vec(),
+        frame(SETTINGS, 0, 0, &[]),
+        frame(HEADERS, END_STREAM | END_HEADERS, 1, &b1),
+        frame(HEADERS, END_STREAM | END_HEADERS, 3, &b3),
+    ]
+    .concat();
+    let mut se = loona_hpack::Encoder::new();
+    let rh = block(&mut se, &vec![(b":status".to_vec(), b"200".to_vec())]);
+    let rh3 = block(&mut se, &vec![(b":status".to_vec(), b"200".to_vec())]);
+    let server = [
+        frame(SETTINGS, 0, 0, &[]),
+        frame(HEADERS, END_HEADERS, 1, &rh),
+        frame(HEADERS, END_HEADERS, 3, &rh3),
+        frame(DATA, 0, 1, b"token: SEC"),
+        frame(DATA, END_STREAM, 3, b"RET is not here"),
+        frame(DATA, END_STREAM, 1, b"RET!"),
+    ]
+    .concat();
+    for block in [false, true] {
+        let mut s = H2Session::new().with_inspector(Some(Arc::new(Marker { block })));
+        let mut out = Output::default();
+        for p in client.chunks(7) {
+            out.merge(s.client_bytes(p, &mut allow));
+        }
+        for p in server.chunks(5) {
+            out.merge(s.server_bytes(p));
+            if out.close {
+                break;
+            }
+        }
+        assert_eq!(out.findings.len(), 1, "block {block}: {:?}", out.findings);
+        assert_eq!(out.findings[0].location, "response body");
+        let to_client = String::from_utf8_lossy(&out.to_client).into_owned();
+        assert_eq!(out.close, block);
+        assert_eq!(to_client.contains("RET!"), !block);
+        // Stream 3's frame between them is no part of stream 1's body: it passes.
+        assert!(to_client.contains("RET is not here"), "block {block}");
     }
 }
 
