@@ -130,6 +130,22 @@ fn bodies_and_masking() {
     );
 }
 
+/// JSON sent as `text/plain` (cross-site without a preflight, to a framework that parses
+/// every body as JSON) is read as JSON: each string at its path.
+#[test]
+fn json_under_another_type_is_read_as_json() {
+    let s = all(true);
+    let head = b"POST /api/users HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n\r\n";
+    let body = br#"{"user": {"name": "x' UNION SELECT password FROM users--"}}"#;
+    let g = got(&s.http_request(head, body));
+    assert_eq!(g, [("sqli".to_string(), "body:json:user.name".to_string())]);
+    // A form stays a form, even when it opens with a brace.
+    let form =
+        b"POST /f HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\r\n";
+    let g = got(&s.http_request(form, b"{a}=1&q=1' UNION SELECT password FROM users--"));
+    assert!(g.contains(&("sqli".into(), "body:form:q".into())), "{g:?}");
+}
+
 /// A gRPC call's messages: each text field of the protobuf message is a value named by
 /// its field numbers (no schema needed), so an injection in `GetUser{name}` is found
 /// where it is; numbers and nested messages are read as protobuf lays them out.

@@ -377,7 +377,11 @@ fn body_items<F: FnMut(usize, &Loc<'_>, &[u8], Context) + ?Sized>(
     }
     let first = body.iter().find(|c| !c.is_ascii_whitespace()).copied();
     let looks_json = matches!(first, Some(b'{' | b'['));
-    if (ct.contains("json") || (ct.is_empty() && looks_json))
+    // JSON whatever the type says, unless it says form: frameworks that parse every
+    // body as JSON (Express's `type: '*/*'`) take `text/plain` JSON too, the type an
+    // attacker picks to send JSON cross-site without a preflight.
+    let form = ct.contains("multipart/") || ct.contains("x-www-form-urlencoded");
+    if (ct.contains("json") || (!form && looks_json))
         && let Ok(v) = serde_json::from_slice::<serde_json::Value>(body)
     {
         json_items(&v, &mut String::new(), sink, 0);
