@@ -269,18 +269,25 @@ fn trailers_that_end_a_marked_body_are_not_forwarded() {
     );
 }
 
-#[test]
-fn a_refusal_after_the_server_began_to_answer_is_a_reset() {
+/// A session that has seen a POST up to the DATA frame that would end it (`EVIL`), and
+/// that frame.
+fn all_but_the_last_frame() -> (H2Session, Output, Vec<u8>) {
     let mut s = H2Session::new().with_inspector(Some(Arc::new(Marker { block: true })));
     let c = post(&[b"x=1", b"EVIL"], "text/plain");
-    let first_data_end = c.len() - (9 + 4);
+    let last = c.len() - (9 + 4);
     let mut out = s.server_bytes(&frame(SETTINGS, 0, 0, &[]));
-    out.merge(s.client_bytes(&c[..first_data_end], &mut allow));
+    out.merge(s.client_bytes(&c[..last], &mut allow));
+    (s, out, c[last..].to_vec())
+}
+
+#[test]
+fn a_refusal_after_the_server_began_to_answer_is_a_reset() {
+    let (mut s, mut out, last) = all_but_the_last_frame();
     // The server answers early (before the request ended).
     let mut se = loona_hpack::Encoder::new();
     let rh = block(&mut se, &vec![(b":status".to_vec(), b"200".to_vec())]);
     out.merge(s.server_bytes(&frame(HEADERS, END_HEADERS, 1, &rh)));
-    out.merge(s.client_bytes(&c[first_data_end..], &mut allow));
+    out.merge(s.client_bytes(&last, &mut allow));
     let to_client = kinds(&out.to_client);
     assert_eq!(to_client.last(), Some(&(RST_STREAM, 1)));
     assert_eq!(to_client.iter().filter(|k| k.0 == HEADERS).count(), 1);
@@ -290,17 +297,13 @@ fn a_refusal_after_the_server_began_to_answer_is_a_reset() {
 /// read does not fill up with them): its request is decided then, on its head.
 #[test]
 fn a_stream_the_server_resets_is_decided_then() {
-    let mut s = H2Session::new().with_inspector(Some(Arc::new(Marker { block: true })));
-    let c = post(&[b"x=1", b"EVIL"], "text/plain");
-    let first_data_end = c.len() - (9 + 4);
-    let mut out = s.server_bytes(&frame(SETTINGS, 0, 0, &[]));
-    out.merge(s.client_bytes(&c[..first_data_end], &mut allow));
+    let (mut s, mut out, last) = all_but_the_last_frame();
     assert!(out.decided.is_empty());
     out.merge(s.server_bytes(&frame(RST_STREAM, 0, 1, &[0, 0, 0, 8])));
     assert_eq!(out.decided.len(), 1);
     assert!(out.decided[0].allowed);
     // What the client still sends on it passes as on any stream the proxy does not read.
-    out.merge(s.client_bytes(&c[first_data_end..], &mut allow));
+    out.merge(s.client_bytes(&last, &mut allow));
     assert_eq!(kinds(&out.to_server).last(), Some(&(DATA, 1)));
 }
 
