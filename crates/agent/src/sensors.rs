@@ -98,6 +98,14 @@ impl Inspector for SensorSet {
             .collect()
     }
 
+    fn response_head(&self, head: &[u8]) -> Vec<Finding> {
+        self.sensors
+            .iter()
+            .flat_map(|s| s.response_head(head))
+            .map(convert)
+            .collect()
+    }
+
     fn oversize(&self, held: usize) -> Vec<Finding> {
         self.oversize
             .iter()

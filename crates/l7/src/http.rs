@@ -771,6 +771,16 @@ impl Session for HttpSession {
                     let mut tail = self.server_head.split_off(end);
                     let head = std::mem::take(&mut self.server_head);
                     tail.extend_from_slice(&input[i..]);
+                    if let Some(ins) = &self.inspector {
+                        let found = ins.response_head(&head);
+                        let blocked = blocks(&found);
+                        out.findings.extend(found);
+                        if blocked {
+                            // Never write what carried a blocking finding.
+                            out.close = true;
+                            break;
+                        }
+                    }
                     out.to_client.extend_from_slice(&head);
                     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
                     let mut resp = httparse::Response::new(&mut headers);

@@ -39,6 +39,12 @@ pub trait Inspector: Send + Sync {
         let _ = payload;
         Vec::new()
     }
+    /// A response's head (status line and fields, as on the wire), before any byte of
+    /// it reaches the client.
+    fn response_head(&self, head: &[u8]) -> Vec<Finding> {
+        let _ = head;
+        Vec::new()
+    }
     /// A body or message was larger than the session holds: only its first `held`
     /// bytes were inspected. The findings of sensors that refuse what they cannot read
     /// whole (`oversize: Block`).

@@ -66,6 +66,9 @@ impl Inspector for Marker {
     fn message(&self, payload: &[u8]) -> Vec<Finding> {
         find("waf", payload, b"EVIL", "websocket", self.block)
     }
+    fn response_head(&self, head: &[u8]) -> Vec<Finding> {
+        find("dlp", head, b"4111", "response header", self.block)
+    }
     fn stream(&self, _from_server: bool) -> Box<dyn StreamInspector> {
         Box::new(Tail {
             carry: Vec::new(),
@@ -367,5 +370,22 @@ proptest! {
         ].concat();
         edit::apply_both(&edits, &mut client, &mut server);
         let _ = run(block, &client, &server, cut);
+    }
+}
+
+/// A response's head goes to the sensors before any byte of it is written: a blocking
+/// finding closes the connection with nothing of that response sent.
+#[test]
+fn response_heads_are_inspected_before_they_are_written() {
+    let resp = b"HTTP/1.1 200 OK\r\nX-Card: 4111 1111 1111 1111\r\nContent-Length: 2\r\n\r\nok";
+    for cut in [1, 9, resp.len()] {
+        let out = run(true, GOOD, resp, cut);
+        assert!(out.close, "cut {cut}");
+        assert!(out.to_client.is_empty());
+        assert_eq!(out.findings[0].location, "response header");
+        let out = run(false, GOOD, resp, cut);
+        assert!(!out.close);
+        assert_eq!(out.to_client, resp);
+        assert_eq!(out.findings.len(), 1);
     }
 }

@@ -130,6 +130,33 @@ fn bodies_and_masking() {
     );
 }
 
+/// A response's head: DLP on each field's value, named by the field; the status line
+/// and the attack detectors stay out of it.
+#[test]
+fn response_heads_are_scanned_for_secrets() {
+    let s = all(false);
+    let head = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nX-Debug-Key: AKIAIOSFODNN7EXAMPLE\r\nSet-Cookie: last4=x; card=4111 1111 1111 1111\r\nX-Note: 1' OR '1'='1\r\n\r\n";
+    let mut g = got(&s.response_head(head));
+    g.sort();
+    assert_eq!(
+        g,
+        [
+            (
+                "aws_access_key".to_string(),
+                "response header:x-debug-key".to_string()
+            ),
+            (
+                "credit_card".to_string(),
+                "response header:set-cookie".to_string()
+            ),
+        ]
+    );
+    assert_eq!(
+        got(&s.response_head(b"HTTP/1.1 200 OK\r\nServer: nginx\r\n\r\n")),
+        []
+    );
+}
+
 /// JSON sent as `text/plain` (cross-site without a preflight, to a framework that parses
 /// every body as JSON) is read as JSON: each string at its path.
 #[test]

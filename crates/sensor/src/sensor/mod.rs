@@ -244,6 +244,35 @@ impl Sensor {
         out.list
     }
 
+    /// A response's head (status line and header fields, as on the wire): DLP and the
+    /// patterns with the header context on each field's value, at `response
+    /// header:NAME` (a key in `X-Debug-Token`, a card number in a cookie a server sets).
+    /// The attack detectors judge what clients send, not this.
+    pub fn response_head(&self, head: &[u8]) -> Vec<Finding> {
+        let mut out = Findings::default();
+        let Some(dlp) = &self.dlp else {
+            return out.list;
+        };
+        for line in http::lines(head).skip(1) {
+            let Some((name, value)) = http::field(line) else {
+                continue;
+            };
+            let mut location = None;
+            for f in dlp.scan_decoded(value) {
+                if self.applies(&f.kind, Context::Header) {
+                    let location = location.get_or_insert_with(|| {
+                        format!(
+                            "response header:{}",
+                            String::from_utf8_lossy(name).to_ascii_lowercase()
+                        )
+                    });
+                    self.push_dlp(location, &f, &mut out);
+                }
+            }
+        }
+        out.list
+    }
+
     /// A message a client sent on an upgraded connection (a WebSocket message): judged
     /// as a request body without a type is (JSON or form as the bytes suggest, else one
     /// value), at `websocket`, `websocket:json:PATH`, `websocket:form:NAME`.
