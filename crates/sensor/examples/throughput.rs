@@ -4,9 +4,11 @@
 //! on, timed by this thread's CPU time (`/proc/thread-self/schedstat`, ns).
 //!
 //! `exchange` is benign HTTP as a proxy relays it: each benign request head, then a
-//! response body streamed through `Sensor::stream` in 16 KiB chunks (the files under
-//! the repository's `docs/` and `examples/`, 0.5-60 KiB, in turn); its rate counts
-//! both directions' bytes.
+//! response: its head (nginx's fields for a static file) through
+//! `Sensor::response_head`, its body streamed through `Sensor::stream` in 16 KiB chunks
+//! (the files under the repository's `docs/` and `examples/`, 0.5-60 KiB, in turn); its
+//! rate counts both directions' bytes. `THROUGHPUT_NO_RESPONSE_HEAD=1` leaves the
+//! response head out (neither scanned nor counted), as before the proxy scanned it.
 //!
 //! `cargo run --release -p bulkhead-sensor --example throughput [SECONDS [benign|sqli|xss|exchange]]`
 //! prints one line per workload: MiB per CPU-second, CPU us per request, and the
@@ -64,9 +66,30 @@ fn main() {
                 b""
             }
         };
+        let with_head = std::env::var_os("THROUGHPUT_NO_RESPONSE_HEAD").is_none();
+        let heads: Vec<Vec<u8>> = (0..reqs.len())
+            .map(|i| {
+                let body = response(i);
+                if body.is_empty() || !with_head {
+                    return Vec::new();
+                }
+                format!(
+                    "HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Sun, 06 Dec 2026 08:00:{:02} GMT\r\n\
+Content-Type: text/html\r\nContent-Length: {}\r\nLast-Modified: Sat, 05 Dec 2026 21:14:07 GMT\r\n\
+Connection: keep-alive\r\nETag: \"6751f6ef-{:x}\"\r\nAccept-Ranges: bytes\r\n\r\n",
+                    i % 60,
+                    body.len(),
+                    body.len()
+                )
+                .into_bytes()
+            })
+            .collect();
         let one = |i: usize, r: &[u8]| {
             let mut n = sensor.http_request(black_box(r), b"").len();
             let body = response(i);
+            if !heads[i].is_empty() {
+                n += sensor.response_head(black_box(&heads[i])).len();
+            }
             if !body.is_empty() {
                 let mut s = sensor.stream(true);
                 for chunk in body.chunks(16 * 1024) {
@@ -78,7 +101,7 @@ fn main() {
         let bytes: usize = reqs
             .iter()
             .enumerate()
-            .map(|(i, r)| r.len() + response(i).len())
+            .map(|(i, r)| r.len() + heads[i].len() + response(i).len())
             .sum();
         // Warm-up round (caches, lazily built automata).
         for (i, r) in reqs.iter().enumerate() {
