@@ -73,37 +73,28 @@ fn convert(f: bulkhead_sensor::Finding) -> Finding {
     }
 }
 
+impl SensorSet {
+    /// What every sensor of the set finds, as the proxy's findings.
+    fn each(&self, f: impl Fn(&Sensor) -> Vec<bulkhead_sensor::Finding>) -> Vec<Finding> {
+        self.sensors.iter().flat_map(f).map(convert).collect()
+    }
+}
+
 impl Inspector for SensorSet {
     fn http_request(&self, head: &[u8], body: &[u8]) -> Vec<Finding> {
-        self.sensors
-            .iter()
-            .flat_map(|s| s.http_request(head, body))
-            .map(convert)
-            .collect()
+        self.each(|s| s.http_request(head, body))
     }
 
     fn sql(&self, text: &[u8]) -> Vec<Finding> {
-        self.sensors
-            .iter()
-            .flat_map(|s| s.sql(text))
-            .map(convert)
-            .collect()
+        self.each(|s| s.sql(text))
     }
 
     fn message(&self, payload: &[u8]) -> Vec<Finding> {
-        self.sensors
-            .iter()
-            .flat_map(|s| s.message(payload))
-            .map(convert)
-            .collect()
+        self.each(|s| s.message(payload))
     }
 
     fn response_head(&self, head: &[u8]) -> Vec<Finding> {
-        self.sensors
-            .iter()
-            .flat_map(|s| s.response_head(head))
-            .map(convert)
-            .collect()
+        self.each(|s| s.response_head(head))
     }
 
     fn oversize(&self, held: usize) -> Vec<Finding> {

@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::lab::{Lab, require};
+use common::lab::{Lab, require, sensor_findings};
 
 const LAB: &str = "l7gztest";
 const CLIENT: &str = "shop/client-0";
@@ -71,16 +71,7 @@ fn compressed_bodies_are_inspected() {
     // The events: the card in the gzip'd answer (Alert), the injection (Block).
     let start = std::time::Instant::now();
     let found = loop {
-        let found: Vec<(String, String)> = lab
-            .events()
-            .iter()
-            .filter(|e| e["event"] == "sensor")
-            .flat_map(|e| e["findings"].as_array().cloned().unwrap_or_default())
-            .map(|f| {
-                let s = |k: &str| f[k].as_str().unwrap_or_default().to_string();
-                (s("class"), s("location"))
-            })
-            .collect();
+        let found = sensor_findings(&lab.events(), None);
         if found.len() >= 4 || start.elapsed().as_secs() > 10 {
             break found;
         }

@@ -11,7 +11,7 @@
 
 mod common;
 
-use common::lab::{Lab, require};
+use common::lab::{Lab, require, sensor_findings};
 
 const LAB: &str = "l7h2test";
 const CLIENT: &str = "shop/client-0";
@@ -111,21 +111,7 @@ fn http2_requests_are_inspected_by_the_sensors() {
     );
 
     let events = lab.events();
-    let blocked: Vec<(String, String)> = events
-        .iter()
-        .filter(|e| e["event"] == "sensor" && e["blocked"] == true)
-        .flat_map(|e| {
-            e["findings"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-                .into_iter()
-                .map(|f| {
-                    let s = |k: &str| f[k].as_str().unwrap_or_default().to_string();
-                    (s("class"), s("location"))
-                })
-        })
-        .collect();
+    let blocked = sensor_findings(&events, Some(true));
     assert!(
         blocked.contains(&("sqli".into(), "query:id".into())),
         "{events:#?}"
@@ -139,10 +125,8 @@ fn http2_requests_are_inspected_by_the_sensors() {
         "{events:#?}"
     );
     assert!(
-        events.iter().any(|e| e["event"] == "sensor"
-            && e["blocked"] == false
-            && e["findings"][0]["class"] == "credit_card"
-            && e["findings"][0]["location"] == "response body"),
+        sensor_findings(&events, Some(false))
+            .contains(&("credit_card".into(), "response body".into())),
         "no DLP event for the HTTP/2 response: {events:#?}"
     );
     // Each curl made one request on its connection, and each is counted once (the

@@ -5,6 +5,8 @@
 //!
 //! `cargo run --release -p bulkhead-l7 --example inflate_speed [ROUNDS]`
 
+mod common;
+
 use std::io::Write;
 
 use bulkhead_l7::coding::Inflater;
@@ -23,14 +25,6 @@ fn texts(dir: &std::path::Path, out: &mut Vec<u8>) {
     }
 }
 
-/// This thread's CPU time so far, ns.
-fn cpu_ns() -> u64 {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
 fn main() {
     let rounds: usize = std::env::args()
         .nth(1)
@@ -43,7 +37,7 @@ fn main() {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     e.write_all(&text).unwrap();
     let gz = e.finish().unwrap();
-    let t0 = cpu_ns();
+    let t0 = common::cpu_ns();
     let mut decoded = 0usize;
     for _ in 0..rounds {
         let mut d = Inflater::for_coding(b"gzip").unwrap();
@@ -51,7 +45,7 @@ fn main() {
             d.feed(chunk, &mut |b| decoded += b.len()).unwrap();
         }
     }
-    let secs = (cpu_ns() - t0) as f64 / 1e9;
+    let secs = (common::cpu_ns() - t0) as f64 / 1e9;
     let mib = decoded as f64 / f64::from(1 << 20);
     println!(
         "{:.1} MiB of text ({:.1} MiB gzip'd, ratio {:.1}) x {rounds}: {:.0} MiB decoded per CPU-second ({:.0} MiB gzip'd in)",

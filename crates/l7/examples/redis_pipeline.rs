@@ -4,15 +4,10 @@
 //!
 //! `cargo run --release -p bulkhead-l7 --example redis_pipeline [ROUNDS]`
 
+mod common;
+
 use bulkhead_l7::{RedisSession, Session, Verdict};
 use std::hint::black_box;
-
-fn cpu_ns() -> u64 {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
 
 fn main() {
     let rounds: u64 = std::env::args()
@@ -30,12 +25,12 @@ fn main() {
     }
     let mut s = RedisSession::new();
     let mut allow = |_: &bulkhead_policy::l7::L7Request| Verdict { allowed: true };
-    let t0 = cpu_ns();
+    let t0 = common::cpu_ns();
     for _ in 0..rounds {
         let out = s.client_bytes(black_box(&batch), &mut allow);
         black_box(&out);
         black_box(s.server_bytes(black_box(&replies)));
     }
-    let ns = (cpu_ns() - t0) as f64 / (rounds * 16) as f64;
+    let ns = (common::cpu_ns() - t0) as f64 / (rounds * 16) as f64;
     println!("{ns:.1} ns of CPU per pipelined GET (request and reply)");
 }

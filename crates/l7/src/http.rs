@@ -76,6 +76,8 @@ struct Pending {
     raw: Vec<u8>,
     /// The body without chunk framing (inspected).
     payload: Vec<u8>,
+    /// The body's `Content-Encoding`, when the sensors read through it.
+    inflate: Option<coding::Inflater>,
 }
 
 fn blocks(findings: &[Finding]) -> bool {
@@ -195,60 +197,30 @@ fn without_h2c(req: &httparse::Request) -> Option<(Vec<u8>, bool)> {
 /// The most of a compressed request body inflated for the sensors.
 const INFLATED_BODY: usize = 1 << 20;
 
-/// The value of a head's first `name` field.
-fn head_field<'a>(head: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
-    head.split_inclusive(|&c| c == b'\n')
-        .skip(1)
-        .find_map(|l| field_named(l, name))
-}
-
-/// The head with `Accept-Encoding` cut to the codings the sensors read through
-/// (`coding::readable_accept_encoding`; dropped if none is left).
-fn readable_codings(head: Vec<u8>) -> Vec<u8> {
-    if head_field(&head, b"accept-encoding").is_none() {
+/// The head with every `name` field's value replaced by what `edit` makes of it (the
+/// line dropped when it makes nothing); the head itself when it has no such field.
+fn edit_field(head: Vec<u8>, name: &[u8], edit: impl Fn(&[u8]) -> Option<Vec<u8>>) -> Vec<u8> {
+    // (Not the request line: it is no field, whatever it holds.)
+    let fields = || head.split_inclusive(|&c| c == b'\n').skip(1);
+    if !fields().any(|l| field_named(l, name).is_some()) {
         return head;
     }
-    let mut out = Vec::with_capacity(head.len());
-    for (k, l) in head.split_inclusive(|&c| c == b'\n').enumerate() {
-        match field_named(l, b"accept-encoding").filter(|_| k > 0) {
+    let mut lines = head.split_inclusive(|&c| c == b'\n');
+    let mut out: Vec<u8> = lines.next().unwrap_or_default().to_vec();
+    for l in lines {
+        match field_named(l, name) {
             None => out.extend_from_slice(l),
             Some(v) => {
-                if let Some(keep) = coding::readable_accept_encoding(v) {
-                    out.extend_from_slice(b"Accept-Encoding: ");
-                    out.extend_from_slice(&keep);
+                if let Some(v) = edit(v) {
+                    out.extend_from_slice(&l[..l.iter().position(|&c| c == b':').unwrap_or(0)]);
+                    out.extend_from_slice(b": ");
+                    out.extend_from_slice(&v);
                     out.extend_from_slice(b"\r\n");
                 }
             }
         }
     }
     out
-}
-
-/// Does this request head offer to upgrade to WebSocket?
-fn offers_websocket(head: &[u8]) -> bool {
-    head.split_inclusive(|&c| c == b'\n').any(|l| {
-        field_named(l, b"upgrade").is_some_and(|v| {
-            v.split(|&c| c == b',')
-                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"websocket"))
-        })
-    })
-}
-
-/// The head without `Sec-WebSocket-Extensions`: the server then accepts no extension,
-/// so messages travel uncompressed and the sensors can read them (RFC 6455 9.1: an
-/// extension is used only if the client offered it).
-fn without_extensions(head: Vec<u8>) -> Vec<u8> {
-    if !head
-        .split_inclusive(|&c| c == b'\n')
-        .any(|l| field_named(l, b"sec-websocket-extensions").is_some())
-    {
-        return head;
-    }
-    head.split_inclusive(|&c| c == b'\n')
-        .filter(|l| field_named(l, b"sec-websocket-extensions").is_none())
-        .flatten()
-        .copied()
-        .collect()
 }
 
 /// A header line's value if the line is field `name` (case-insensitive).
@@ -352,9 +324,7 @@ impl HttpSession {
     /// it all or refuse it.
     fn conclude(&mut self, out: &mut Output, p: Pending, done: bool) {
         // A compressed body is judged on what it inflates to (as far as it is held).
-        let inflated = head_field(&p.head, b"content-encoding")
-            .and_then(coding::Inflater::for_coding)
-            .and_then(|d| d.all(&p.payload, INFLATED_BODY));
+        let inflated = p.inflate.and_then(|d| d.all(&p.payload, INFLATED_BODY));
         let body = inflated.as_deref().unwrap_or(&p.payload);
         let findings = match &self.inspector {
             Some(ins) => {
@@ -585,6 +555,13 @@ impl Session for HttpSession {
                         Some((_, still)) => *still,
                         None => header(req.headers, "upgrade").is_some(),
                     };
+                    let offers_websocket = list(req.headers, "upgrade")
+                        .iter()
+                        .any(|t| t.eq_ignore_ascii_case(b"websocket"));
+                    // (Built only for the sensors: most requests have no coding.)
+                    let inflate = header(req.headers, "content-encoding")
+                        .filter(|_| self.inspector.is_some())
+                        .and_then(coding::Inflater::for_coding);
                     let is_head = method.eq_ignore_ascii_case("HEAD");
                     let request = L7Request {
                         app: AppProtocol::Http,
@@ -599,9 +576,10 @@ impl Session for HttpSession {
                         Some((stripped, _)) => stripped,
                         None => head,
                     };
-                    // With sensors on, servers are asked only for codings they can read.
+                    // With sensors on, servers are asked only for codings they can read
+                    // (the header is dropped when none is left).
                     let head = if self.inspector.is_some() {
-                        readable_codings(head)
+                        edit_field(head, b"accept-encoding", coding::readable_accept_encoding)
                     } else {
                         head
                     };
@@ -626,6 +604,7 @@ impl Session for HttpSession {
                                 body: b,
                                 raw: Vec::new(),
                                 payload: Vec::new(),
+                                inflate,
                             }));
                             input = std::borrow::Cow::Owned(tail);
                             i = 0;
@@ -634,9 +613,11 @@ impl Session for HttpSession {
                         (true, Ok(None)) if inspect => {
                             // A WebSocket upgrade: its messages are inspected after the
                             // switch, which compression would hide (see `websocket`).
-                            self.websocket = upgrade && offers_websocket(&head);
+                            self.websocket = upgrade && offers_websocket;
                             let head = if self.websocket {
-                                without_extensions(head)
+                                // (RFC 6455 9.1: an extension is used only if the client
+                                // offered it.)
+                                edit_field(head, b"sec-websocket-extensions", |_| None)
                             } else {
                                 head
                             };
@@ -647,6 +628,7 @@ impl Session for HttpSession {
                                 body: Body::Length(0),
                                 raw: Vec::new(),
                                 payload: Vec::new(),
+                                inflate: None,
                             };
                             self.conclude(&mut out, p, true);
                             if upgrade && matches!(out.decided.last(), Some(d) if d.allowed) {

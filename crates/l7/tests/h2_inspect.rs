@@ -146,6 +146,21 @@ fn marked_get() -> Vec<u8> {
     .concat()
 }
 
+/// Streams 1 and 3: `GET /a` and `GET /b`, each with the `extra` fields, the second
+/// block referring to the dynamic table entries the first made.
+fn two_gets(extra: &[(&str, &str)]) -> Vec<u8> {
+    let mut e = loona_hpack::Encoder::new();
+    let b1 = block(&mut e, &fields("GET", "/a", extra));
+    let b3 = block(&mut e, &fields("GET", "/b", extra));
+    [
+        PREFACE.to_vec(),
+        frame(SETTINGS, 0, 0, &[]),
+        frame(HEADERS, END_STREAM | END_HEADERS, 1, &b1),
+        frame(HEADERS, END_STREAM | END_HEADERS, 3, &b3),
+    ]
+    .concat()
+}
+
 /// Stream 1: a POST whose body (in `parts`, the last one ending the stream) is judged.
 fn post(parts: &[&[u8]], ct: &str) -> Vec<u8> {
     let mut e = loona_hpack::Encoder::new();
@@ -312,20 +327,7 @@ fn a_stream_the_server_resets_is_decided_then() {
 /// in sync: the later blocks are re-encoded.
 #[test]
 fn accept_encoding_is_dropped_and_the_table_stays_in_sync() {
-    let mut e = loona_hpack::Encoder::new();
-    let f = fields("GET", "/a", &[("accept-encoding", "gzip, br")]);
-    let b1 = block(&mut e, &f);
-    let b3 = block(
-        &mut e,
-        &fields("GET", "/b", &[("accept-encoding", "gzip, br")]),
-    );
-    let client = [
-        PREFACE.to_vec(),
-        frame(SETTINGS, 0, 0, &[]),
-        frame(HEADERS, END_STREAM | END_HEADERS, 1, &b1),
-        frame(HEADERS, END_STREAM | END_HEADERS, 3, &b3),
-    ]
-    .concat();
+    let client = two_gets(&[("accept-encoding", "gzip, br")]);
     let out = run(true, &client, &[]);
     let mut d = loona_hpack::Decoder::new();
     let seen: Vec<Fields> = frames(&out.to_server)
@@ -366,16 +368,7 @@ fn an_oversized_body_is_refused_when_the_sensor_says_so() {
 /// and with a blocking sensor the frame that completes it is never written.
 #[test]
 fn response_bodies_are_scanned_per_stream_across_frames() {
-    let mut e = loona_hpack::Encoder::new();
-    let b1 = block(&mut e, &fields("GET", "/a", &[]));
-    let b3 = block(&mut e, &fields("GET", "/b", &[]));
-    let client = [
-        PREFACE.to_vec(),
-        frame(SETTINGS, 0, 0, &[]),
-        frame(HEADERS, END_STREAM | END_HEADERS, 1, &b1),
-        frame(HEADERS, END_STREAM | END_HEADERS, 3, &b3),
-    ]
-    .concat();
+    let client = two_gets(&[]);
     let mut se = loona_hpack::Encoder::new();
     let rh = block(&mut se, &vec![(b":status".to_vec(), b"200".to_vec())]);
     let rh3 = block(&mut se, &vec![(b":status".to_vec(), b"200".to_vec())]);

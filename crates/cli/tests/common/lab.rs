@@ -177,6 +177,25 @@ impl Drop for Lab {
     }
 }
 
+/// Every finding of the sensor events among `events`, as (class, location): of the
+/// blocking events, the alerting ones, or (None) all.
+#[allow(dead_code)]
+pub fn sensor_findings(
+    events: &[serde_json::Value],
+    blocked: Option<bool>,
+) -> Vec<(String, String)> {
+    events
+        .iter()
+        .filter(|e| e["event"] == "sensor")
+        .filter(|e| blocked.is_none_or(|b| e["blocked"] == b))
+        .flat_map(|e| e["findings"].as_array().cloned().unwrap_or_default())
+        .map(|f| {
+            let s = |k: &str| f[k].as_str().unwrap_or_default().to_string();
+            (s("class"), s("location"))
+        })
+        .collect()
+}
+
 /// A copy of the bundled example's YAML files, so that a test can edit its policy.
 pub fn copy_examples() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
