@@ -112,8 +112,9 @@ enum Client {
     Closed,
 }
 
-/// A request whose body the sensors read: its head as an HTTP/1 head (the form the
-/// sensors cut up), and its body so far (DATA payloads, at most [`MAX_BODY`]).
+/// A request whose body the sensors read: what they need of its head to cut the body
+/// (its type; the rest was judged when the request was decided), and its body so far
+/// (DATA payloads, at most [`MAX_BODY`]).
 struct Inspecting {
     request: L7Request,
     head: Vec<u8>,
@@ -367,6 +368,17 @@ pub fn http1_head(fields: &[Field]) -> Vec<u8> {
     }
     h.extend_from_slice(b"\r\n");
     h
+}
+
+/// The head the sensors cut a request's body with: only its type (the head itself was
+/// judged when the request was decided, and is not judged twice).
+fn body_head(fields: &[Field]) -> Vec<u8> {
+    let mut head: Vec<Field> = vec![
+        (b":method".to_vec(), b"POST".to_vec()),
+        (b":path".to_vec(), b"/".to_vec()),
+    ];
+    head.extend(fields.iter().filter(|(k, _)| k == b"content-type").cloned());
+    http1_head(&head)
 }
 
 /// A gRPC status message: printable ASCII, `%` escaped (the grpc-message encoding).
@@ -836,7 +848,7 @@ impl H2Session {
                     b.stream,
                     Inspecting {
                         request: request.clone(),
-                        head,
+                        head: body_head(&fields),
                         body: Vec::new(),
                         reported: findings.clone(),
                         answered: false,
