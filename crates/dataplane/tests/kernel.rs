@@ -208,13 +208,20 @@ fn divert_chain_applies_and_adopts() {
     )
     .unwrap();
     assert!(text.contains("hook prerouting priority mangle"), "{text}");
-    // Diverted TCP connections are known by their conntrack mark (no socket lookup per
-    // packet); the proxy's DNS datagrams by their socket.
+    // Diverted connections and the proxy's own flows are known by their conntrack mark
+    // (no socket lookup per packet), TCP and UDP.
     assert!(
         text.contains("meta l4proto tcp ct state established,related ct mark 0x00b10000 meta mark set 0x00b10000 accept"),
         "{text}"
     );
-    assert!(text.contains("udp socket transparent 1"), "{text}");
+    assert!(
+        text.contains("meta l4proto udp ct state established,related ct direction reply ct mark 0x00b10000 meta mark set 0x00b10000 accept"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ct state established,related ct mark != 0x00b10000 accept"),
+        "{text}"
+    );
     assert!(
         text.contains("tproxy ip to :15001 ct mark set 0x00b10000"),
         "{text}"

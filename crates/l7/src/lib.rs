@@ -11,6 +11,7 @@
 mod ber;
 mod body;
 pub mod coding;
+pub mod datagram;
 mod dns;
 pub mod h2;
 mod http;

@@ -24,6 +24,7 @@ pub mod capture;
 mod conn;
 mod discover;
 pub mod event;
+mod flows;
 mod fqdn;
 mod idle;
 mod inspect;
@@ -154,7 +155,7 @@ pub fn start(
         };
         sets.push((v4, v6));
     }
-    // Datagrams (DNS) arrive on the same port number, UDP; the first thread serves them.
+    // Datagrams arrive on the same port number, UDP; the first thread serves them.
     let mut datagrams = vec![udp::listen(cfg.port, false).context("IPv4 transparent UDP socket")?];
     datagrams.extend(udp::listen(cfg.port, true).ok());
     let cfg = Arc::new(cfg);
@@ -195,15 +196,15 @@ pub fn start(
                             Err(e) => warn!(error = %e, "proxy listener"),
                         }
                     }
+                    let shared = Arc::new(udp::Shared {
+                        cfg: cfg.clone(),
+                        authority: authority.clone(),
+                        flows: Default::default(),
+                    });
                     for d in datagrams {
                         match tokio::net::UdpSocket::from_std(d) {
                             Ok(d) => {
-                                tokio::spawn(udp::serve(
-                                    d,
-                                    cfg.clone(),
-                                    authority.clone(),
-                                    ids.clone(),
-                                ));
+                                tokio::spawn(udp::serve(d, shared.clone(), ids.clone()));
                             }
                             Err(e) => warn!(error = %e, "proxy UDP socket"),
                         }

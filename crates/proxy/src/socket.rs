@@ -76,24 +76,27 @@ fn ports_for(client_port: u16) -> (u16, u16) {
     }
 }
 
-/// Connect to `server` as `client` (its address, a port of [`ports_for`] its port),
-/// marked `mark`.
+/// The ports to try for a connection or flow from a client at `client_port`, in turn:
+/// [`ATTEMPTS`] of [`ports_for`]'s half, spread over it (a multiplicative hash of a
+/// counter), so that concurrent connections from one client rarely try the same port.
+pub(crate) fn ports(client_port: u16) -> impl Iterator<Item = u16> {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let (low, high) = ports_for(client_port);
+    let span = u32::from(high - low) + 1;
+    let start = NEXT
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        .wrapping_mul(0x9E37_79B1)
+        >> 17;
+    (0..ATTEMPTS).map(move |i| low + ((start + i * 7919) % span) as u16)
+}
+
+/// Connect to `server` as `client` (its address, a port of [`ports`]), marked `mark`.
 pub async fn connect_as(
     client: SocketAddr,
     server: SocketAddr,
     mark: u32,
 ) -> io::Result<TcpStream> {
-    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let (low, high) = ports_for(client.port());
-    let span = u32::from(high - low) + 1;
-    // Spread over the range (a multiplicative hash of a counter), so that concurrent
-    // connections from one client rarely try the same port.
-    let start = NEXT
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        .wrapping_mul(0x9E37_79B1)
-        >> 17;
-    for i in 0..ATTEMPTS {
-        let port = low + ((start + i * 7919) % span) as u16;
+    for port in ports(client.port()) {
         match connect_from(client, port, server, mark).await {
             // Taken on this address (bound, or the same four-tuple in TIME_WAIT).
             Err(e)

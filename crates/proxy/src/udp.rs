@@ -1,12 +1,16 @@
-//! UDP through the proxy: DNS queries, decided one datagram at a time.
+//! UDP through the proxy, decided one datagram at a time.
 //!
 //! TPROXY delivers a diverted datagram to a transparent UDP socket; `IP_RECVORIGDSTADDR`
-//! says where it was going. For each datagram the proxy asks the authority (the L4
-//! verdict, then the query name for DNS), forwards an allowed query from a socket bound
-//! transparently to the client's address (the server sees the client, and its answer
-//! comes back to that socket by the divert chain's socket match), and sends the answer
-//! (or `REFUSED`) to the client from the original destination address, again through a
-//! transparent socket. Every exchange is bounded: one answer, a timeout.
+//! says where it was going. Every datagram of a diverted flow comes here, not only its
+//! first (the divert chain knows the flow by its conntrack mark), and each is read
+//! (`bulkhead_l7::datagram`: its protocol from the bytes, DNS to the query name, CLDAP
+//! to the operation and DN) and decided on its own. An allowed DNS query is forwarded
+//! from a socket bound transparently to the client's address (the server sees the
+//! client; its answer comes back to that socket because the proxy's own flows carry the
+//! divert mark too), and the answer (or `REFUSED`) is sent to the client from the
+//! original destination address, again through a transparent socket: one answer, a
+//! timeout. Datagrams of other protocols go on the client's flow (`flows`), which
+//! relays every answer of the server until the flow goes idle.
 
 use std::io;
 use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
@@ -15,7 +19,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
-use bulkhead_l7::{dns_refused, dns_request};
+use bulkhead_l7::datagram::{self, Asked};
+use bulkhead_policy::l7::{AppProtocol, L7Detail, L7Request};
 use nix::sys::socket::{self as ns, ControlMessageOwned, MsgFlags, SockaddrStorage, sockopt};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::Interest;
@@ -23,16 +28,17 @@ use tokio::net::UdpSocket;
 use tracing::debug;
 
 use crate::Config;
-use crate::authority::Authority;
+use crate::authority::{Authority, Decision};
 use crate::capture::Side;
 use crate::event::{Event, EventKind};
+use crate::flows::Flows;
 
 /// Largest datagram read (EDNS0 allows 4096 and more; 64 KiB is the UDP maximum).
 const MAX_DATAGRAM: usize = 65_536;
 /// How long the proxy waits for the server's answer.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 
-fn transparent(domain: Domain, v6: bool) -> io::Result<Socket> {
+pub(crate) fn transparent(domain: Domain, v6: bool) -> io::Result<Socket> {
     let s = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
     if v6 {
         s.set_ip_transparent_v6(true)?;
@@ -44,7 +50,7 @@ fn transparent(domain: Domain, v6: bool) -> io::Result<Socket> {
     Ok(s)
 }
 
-fn domain(v6: bool) -> Domain {
+pub(crate) fn domain(v6: bool) -> Domain {
     if v6 { Domain::IPV6 } else { Domain::IPV4 }
 }
 
@@ -116,12 +122,14 @@ fn storage_addr(s: &SockaddrStorage) -> Option<SocketAddr> {
         .map(|a| SocketAddr::V6(SocketAddrV6::new(a.ip(), a.port(), 0, 0)))
 }
 
-pub(crate) async fn serve(
-    sock: UdpSocket,
-    cfg: Arc<Config>,
-    authority: Arc<dyn Authority>,
-    ids: Arc<AtomicU64>,
-) {
+/// What every datagram's task shares.
+pub(crate) struct Shared {
+    pub cfg: Arc<Config>,
+    pub authority: Arc<dyn Authority>,
+    pub flows: Flows,
+}
+
+pub(crate) async fn serve(sock: UdpSocket, cx: Arc<Shared>, ids: Arc<AtomicU64>) {
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
         let got = sock
@@ -136,9 +144,9 @@ pub(crate) async fn serve(
         };
         let datagram = buf[..n].to_vec();
         let id = ids.fetch_add(1, Ordering::Relaxed);
-        let (cfg, authority) = (cfg.clone(), authority.clone());
+        let cx = cx.clone();
         tokio::spawn(async move {
-            if let Err(e) = exchange(id, datagram, client, server, &cfg, authority.as_ref()).await {
+            if let Err(e) = exchange(id, datagram, client, server, &cx).await {
                 debug!(conn = id, error = %e, "udp exchange");
             }
         });
@@ -163,15 +171,20 @@ fn emit(
 }
 
 /// Send `data` to `to` from `from` (an address that is not the node's own).
-fn send_from(from: SocketAddr, to: SocketAddr, data: &[u8], mark: u32) -> io::Result<()> {
+pub(crate) fn send_from(
+    from: SocketAddr,
+    to: SocketAddr,
+    data: &[u8],
+    mark: u32,
+) -> io::Result<()> {
     let s = transparent(domain(from.is_ipv6()), from.is_ipv6())?;
     s.set_mark(mark)?;
     s.bind(&from.into())?;
-    // Connected: while it exists, the socket match of the divert chain gives it only
-    // datagrams from this client port. Unconnected, it would take the client's next
-    // query (to the same server address and port) if that came before the close.
-    s.connect(&to.into())?;
-    s.send(data)?;
+    // Not connected: TPROXY hands a datagram to a *connected* socket of its addresses
+    // before its listener, so while this one existed it would take the client's next
+    // datagram on the flow (which a client sends the moment it has the answer), and
+    // that datagram would be lost with it.
+    s.send_to(data, &to.into())?;
     Ok(())
 }
 
@@ -180,30 +193,20 @@ async fn exchange(
     datagram: Vec<u8>,
     client: SocketAddr,
     server: SocketAddr,
-    cfg: &Config,
-    authority: &dyn Authority,
+    cx: &Shared,
 ) -> anyhow::Result<()> {
-    let request = dns_request(&datagram);
-    let d = authority.decide_datagram(client, server, request.as_ref());
-    let allowed = match &request {
-        Some(_) => d.allowed,
-        // Not a DNS query: no rule that looks at requests can match it.
-        None => {
-            authority
-                .decide_datagram(client, server, None)
-                .allowed_without_l7
-        }
-    };
+    let (cfg, authority) = (&cx.cfg, cx.authority.as_ref());
+    let asked = datagram::read(&datagram);
+    let (allowed, decision, refusal) = judge(&datagram, &asked, client, server, authority);
     if !allowed {
-        let asked = SystemTime::now();
-        let refusal = request.as_ref().and_then(|_| dns_refused(&datagram));
+        let asked_at = SystemTime::now();
         if let Some(r) = &refusal {
             send_from(server, client, r, cfg.upstream_mark)?;
         }
-        // The evidence: the query and the refusal, as the packets they were.
+        // The evidence: the datagram and the refusal, as the packets they were.
         let pcap = cfg.capture_dir.as_ref().and_then(|dir| {
             let path = dir.join(format!("udp-{id}-request.pcap"));
-            let mut d = vec![(Side::Client, asked, datagram.as_slice())];
+            let mut d = vec![(Side::Client, asked_at, datagram.as_slice())];
             if let Some(r) = &refusal {
                 d.push((Side::Server, SystemTime::now(), r.as_slice()));
             }
@@ -213,9 +216,10 @@ async fn exchange(
                 .ok()?;
             Some(path)
         });
-        let decision = match &request {
-            Some(_) => d,
-            None => authority.decide_datagram(client, server, None),
+        let refusal = match &refusal {
+            Some(_) if asked.app == Some(AppProtocol::Dns) => "REFUSED",
+            Some(_) => "insufficientAccessRights",
+            None => "dropped",
         };
         emit(
             authority,
@@ -223,21 +227,21 @@ async fn exchange(
             client,
             server,
             EventKind::Request {
-                protocol: if request.is_some() { "dns" } else { "unknown" }.into(),
-                request: request.map(|r| r.to_string()).unwrap_or_default(),
+                protocol: asked.app.map_or("unknown".into(), |a| a.to_string()),
+                request: asked.request.map(|r| r.to_string()).unwrap_or_default(),
                 decision,
-                refusal: Some(
-                    if refusal.is_some() {
-                        "REFUSED"
-                    } else {
-                        "dropped"
-                    }
-                    .into(),
-                ),
+                refusal: Some(refusal.into()),
                 pcap,
             },
         );
         return Ok(());
+    }
+    if asked.app != Some(AppProtocol::Dns) {
+        // Any other protocol: relayed on the client's flow, answers and all.
+        return cx
+            .flows
+            .send(client, server, &datagram, cfg.upstream_mark)
+            .await;
     }
     let v6 = server.is_ipv6();
     let up = transparent(domain(v6), v6)?;
@@ -265,4 +269,48 @@ async fn exchange(
     }
     send_from(server, client, &buf[..n], cfg.upstream_mark)?;
     Ok(())
+}
+
+/// The verdict on one datagram: may it pass, the decision for its event, and the
+/// protocol's refusal to answer with. Two questions, as a connection is asked them: may
+/// this protocol be sent here at all (another protocol on a port whose rule requires
+/// one is dropped unanswered, as a TCP connection is reset), then may this request.
+fn judge(
+    datagram: &[u8],
+    asked: &Asked,
+    client: SocketAddr,
+    server: SocketAddr,
+    authority: &dyn Authority,
+) -> (bool, Decision, Option<Vec<u8>>) {
+    let Some(app) = asked.app else {
+        // Nothing bulkhead can name: no rule that looks at layer 7 can match.
+        let mut d = authority.decide_datagram(client, server, None);
+        d.allowed = d.allowed_without_l7;
+        return (d.allowed, d, None);
+    };
+    let protocol = L7Request {
+        app,
+        detail: L7Detail::None,
+    };
+    let mut d = authority.decide_datagram(client, server, Some(&protocol));
+    if !d.allowed {
+        return (false, d, None);
+    }
+    if asked.is_read() {
+        let d = authority.decide_datagram(client, server, asked.request.as_ref());
+        let refusal = (!d.allowed)
+            .then(|| datagram::refusal(datagram, asked))
+            .flatten();
+        return (d.allowed, d, refusal);
+    }
+    if d.needs_l7 {
+        // Rules look at requests of a protocol whose datagrams bulkhead does not read:
+        // refused rather than let through unchecked, as over TCP.
+        d.allowed = false;
+        d.decided_by = format!(
+            "{} (requests of {app} cannot be inspected in datagrams)",
+            d.decided_by
+        );
+    }
+    (d.allowed, d, None)
 }

@@ -36,6 +36,7 @@ const META_NFPROTO: u32 = 15;
 const META_L4PROTO: u32 = 16;
 const CT_STATE: u32 = 0;
 const CT_MARK: u32 = 3;
+const CT_DIRECTION: u32 = 1;
 const SOCKET_TRANSPARENT: u32 = 0;
 const SOCKET_MARK: u32 = 1;
 // The fib expression: its attributes, result and input flags.
@@ -102,6 +103,8 @@ enum Ty {
     Nfproto,
     Ifname,
     CtState,
+    /// `ct direction`: one byte, 0 original, 1 reply.
+    CtDirection,
     Ip4,
     Ip6,
     /// Ports: network order, 2 bytes.
@@ -254,6 +257,11 @@ fn value(ty: &Ty, e: &Expression) -> Result<Vec<u8>, BatchError> {
             Some(b) => b.to_ne_bytes().to_vec(),
             None => return bad(),
         },
+        (Ty::CtDirection, Expression::String(s)) => match s.as_ref() {
+            "original" => vec![0],
+            "reply" => vec![1],
+            _ => return bad(),
+        },
         _ => return bad(),
     })
 }
@@ -405,6 +413,7 @@ impl Compiler<'_, '_> {
                 let (key, ty) = match c.key.as_ref() {
                     "mark" => (CT_MARK, Ty::HostU32),
                     "state" => (CT_STATE, Ty::CtState),
+                    "direction" => (CT_DIRECTION, Ty::CtDirection),
                     other => return unsupported(format!("ct {other}")),
                 };
                 self.out.push(Ex {

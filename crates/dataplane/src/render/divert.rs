@@ -12,9 +12,8 @@
 //! alternative, and the chain grows with policies, never with workloads.
 
 use bulkhead_policy::compile::{CRule, Direction};
-use bulkhead_policy::l7::{AppProtocol, L7Match};
 use bulkhead_policy::spec::{Action, Mode};
-use nftables::expr::{Expression, MetaKey, NamedExpression, Socket, SocketAttr};
+use nftables::expr::{Expression, MetaKey, NamedExpression};
 use nftables::stmt::{Statement, TProxy};
 use std::borrow::Cow;
 use std::collections::BTreeSet;
@@ -47,33 +46,26 @@ impl Renderer<'_> {
             set_mark(false, DIVERT_MARK),
             accept(),
         ];
-        // Datagrams: the proxy's DNS sockets (each query is diverted on its own).
+        // Datagrams: servers' answers to the proxy's own UDP sockets (their flows' reply
+        // direction). A diverted client's later datagrams (the original direction) go
+        // on to the divert rules below, which hand each to the proxy's listener again.
         let owned_udp = vec![
             l4proto(UDP),
-            eq(
-                Expression::Named(NamedExpression::Socket(Socket {
-                    key: Cow::Owned(SocketAttr::Transparent),
-                })),
-                Expression::Number(1),
-            ),
+            ct_state(&["established", "related"]),
+            eq(ct("direction"), Expression::String(Cow::Borrowed("reply"))),
+            eq(ct("mark"), Expression::Number(DIVERT_MARK)),
             set_mark(false, DIVERT_MARK),
             accept(),
         ];
         let mut rules: Vec<Stmts> = vec![
             owned_tcp,
             owned_udp,
-            // Established traffic stays on the fast path, except DNS queries over UDP:
-            // each datagram is decided (and its answer read) by the proxy, and a client
-            // that sends from the same port again is an established conntrack flow.
+            // Established traffic stays on the fast path, except a diverted flow's
+            // datagrams: each is decided by the proxy, and a client that sends from the
+            // same port again is an established conntrack flow.
             vec![
                 ct_state(&["established", "related"]),
-                ne(meta(MetaKey::L4proto), Expression::Number(u32::from(UDP))),
-                accept(),
-            ],
-            vec![
-                ct_state(&["established", "related"]),
-                l4proto(UDP),
-                ne(payload("th", "dport"), Expression::Number(53)),
+                ne(ct("mark"), Expression::Number(DIVERT_MARK)),
                 accept(),
             ],
             vec![
@@ -122,9 +114,7 @@ impl Renderer<'_> {
                     if !is_gated_allow(&r) {
                         continue;
                     }
-                    // Over UDP the proxy reads DNS only: other datagrams are not diverted.
-                    let protos: &[u8] = if is_dns(&r) { &[TCP, UDP] } else { &[TCP] };
-                    let alts: Vec<Alt> = protos
+                    let alts: Vec<Alt> = [TCP, UDP]
                         .iter()
                         .flat_map(|&p| self.l4_alternatives(&r, dir, p))
                         .collect();
@@ -379,11 +369,6 @@ fn sig_of(dir: Direction) -> Expression<'static> {
 /// Does this rule allow connections whose requests decide (the proxy's business)?
 pub fn is_gated_allow(r: &CRule) -> bool {
     r.action == Action::Allow && (r.app.is_some() || !r.l7.is_empty())
-}
-
-/// Does the rule look at DNS (the one protocol the proxy reads over UDP)?
-fn is_dns(r: &CRule) -> bool {
-    r.app == Some(AppProtocol::Dns) || r.l7.iter().any(|m| matches!(m, L7Match::Dns { .. }))
 }
 
 fn is_other_l4proto(s: &Statement<'static>, proto: u8) -> bool {

@@ -1,0 +1,157 @@
+//! Datagram protocols other than DNS on port 53, end to end: a real memcached answering
+//! over UDP behind a rule that requires `app: memcached`, and a real dnsmasq on port 5353
+//! behind a rule on query names, both reached by a client that keeps one socket for
+//! several datagrams (as memcached clients and stub resolvers do). Every datagram is
+//! judged, not only a flow's first: once the server has answered, the kernel counts the
+//! flow as established, and a later datagram of another protocol, or a refused name,
+//! must not pass by the proxy on that account.
+
+mod common;
+
+use common::lab::{Lab, require};
+
+const LAB: &str = "l7udptest";
+
+/// Sends each datagram (hex) from one socket of the client pod to `ip`:`port`, in turn,
+/// and says what came back for each: its bytes (hex), or `timeout`.
+fn exchange(lab: &Lab, ip: &str, port: u16, datagrams: &[Vec<u8>]) -> Vec<String> {
+    const CLIENT: &str = "import socket,sys\n\
+        ip,port=sys.argv[1],int(sys.argv[2])\n\
+        s=socket.socket(socket.AF_INET6 if ':' in ip else socket.AF_INET,socket.SOCK_DGRAM)\n\
+        s.settimeout(2)\n\
+        for h in sys.argv[3:]:\n\
+        \x20   s.sendto(bytes.fromhex(h),(ip,port))\n\
+        \x20   try:\n\
+        \x20       print(s.recvfrom(65536)[0].hex())\n\
+        \x20   except socket.timeout:\n\
+        \x20       print('timeout')\n";
+    let port = port.to_string();
+    let hex: Vec<String> = datagrams.iter().map(|d| hex(d)).collect();
+    let mut args = vec!["python3", "-c", CLIENT, ip, &port];
+    args.extend(hex.iter().map(String::as_str));
+    let o = lab.exec("apps/client-0", &args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A memcached UDP request: the 8-byte frame header (request id, sequence 0 of 1), then
+/// the text command.
+fn memcached(id: u16, command: &str) -> Vec<u8> {
+    let mut d = id.to_be_bytes().to_vec();
+    d.extend([0, 0, 0, 1, 0, 0]);
+    d.extend(command.as_bytes());
+    d
+}
+
+/// A DNS query for `name`, type A.
+fn dns_query(id: u16, name: &str) -> Vec<u8> {
+    let mut d = id.to_be_bytes().to_vec();
+    d.extend([1, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+    for label in name.split('.') {
+        d.push(label.len() as u8);
+        d.extend(label.as_bytes());
+    }
+    d.extend([0, 0, 1, 0, 1]);
+    d
+}
+
+/// The response code of a DNS answer given in hex.
+fn rcode(answer: &str) -> Option<u8> {
+    let b = u8::from_str_radix(answer.get(6..8)?, 16).ok()?;
+    Some(b & 0x0f)
+}
+
+fn says(answer: &str, text: &str) -> bool {
+    answer.contains(&hex(text.as_bytes()))
+}
+
+#[test]
+fn every_datagram_of_a_flow_is_judged_by_the_proxy() {
+    if !common::privileged("the UDP lab test") {
+        return;
+    }
+    require(&["memcached", "dnsmasq", "python3", "tshark"]);
+    let _lock = common::lab_lock();
+    let lab = Lab::up(LAB, &["crates/cli/tests/fixtures/udp/"], &[]);
+    let version = memcached(1, "version\r\n");
+    let stray = dns_query(0x4242, "api.example.com");
+    for ip in [lab.ipv4("infra/cache-0"), lab.ipv6("infra/cache-0")] {
+        // memcached, then another protocol on the same socket once the flow is
+        // established (memcached would answer it `ERROR`), then memcached again.
+        let got = exchange(
+            &lab,
+            &ip,
+            11211,
+            &[version.clone(), stray.clone(), version.clone()],
+        );
+        assert!(says(&got[0], "VERSION "), "memcached via {ip}: {got:?}");
+        assert_eq!(
+            got[1], "timeout",
+            "a DNS query to memcached via {ip}: {got:?}"
+        );
+        assert!(
+            says(&got[2], "VERSION "),
+            "memcached again via {ip}: {got:?}"
+        );
+        // Another protocol first: dropped; memcached after it on that socket passes.
+        let got = exchange(&lab, &ip, 11211, &[stray.clone(), version.clone()]);
+        assert_eq!(got[0], "timeout", "a DNS query first via {ip}: {got:?}");
+        assert!(
+            says(&got[1], "VERSION "),
+            "memcached after it via {ip}: {got:?}"
+        );
+    }
+    for ip in [lab.ipv4("infra/dns-0"), lab.ipv6("infra/dns-0")] {
+        let got = exchange(
+            &lab,
+            &ip,
+            5353,
+            &[
+                dns_query(1, "api.example.com"),
+                dns_query(2, "evil.example.net"),
+                dns_query(3, "api.example.com"),
+            ],
+        );
+        assert_eq!(rcode(&got[0]), Some(0), "api.example.com via {ip}: {got:?}");
+        assert_eq!(
+            rcode(&got[1]),
+            Some(5),
+            "evil.example.net via {ip}: {got:?}"
+        );
+        assert_eq!(
+            rcode(&got[2]),
+            Some(0),
+            "api.example.com again via {ip}: {got:?}"
+        );
+    }
+
+    let events = lab.events();
+    let request = |e: &&serde_json::Value| e["event"] == "request";
+    let dropped: Vec<_> = (events.iter().filter(request))
+        .filter(|e| e["refusal"] == "dropped")
+        .collect();
+    assert_eq!(
+        dropped.len(),
+        4,
+        "one event per dropped datagram:\n{events:#?}"
+    );
+    assert!(dropped.iter().all(|e| e["protocol"] == "dns"
+        && e["decision"]["allowed"] == false
+        && e["decision"]["detail"]["dst"]["workload"] == "infra/cache-0"));
+    let refused: Vec<_> = (events.iter().filter(request))
+        .filter(|e| e["request"] == "dns evil.example.net")
+        .collect();
+    assert_eq!(refused.len(), 2, "one event per refused name:\n{events:#?}");
+    // The evidence of a dropped datagram is the datagram (tshark would read port
+    // 11211 as memcached: it goes by ports).
+    let pcap = dropped[0]["pcap"].as_str().expect("a capture");
+    let text = common::lab::capture_text(pcap, &["-d", "udp.port==11211,dns"]);
+    assert!(text.contains("api.example.com"), "tshark on {pcap}: {text}");
+}
