@@ -149,6 +149,31 @@ fn every_datagram_of_a_flow_is_judged_by_the_proxy() {
         .filter(|e| e["request"] == "dns evil.example.net")
         .collect();
     assert_eq!(refused.len(), 2, "one event per refused name:\n{events:#?}");
+    // explain says what the proxy did.
+    for (dst, port, request, verdict) in [
+        ("infra/cache-0", "UDP/11211", "memcached", "ALLOWED"),
+        (
+            "infra/cache-0",
+            "UDP/11211",
+            "dns api.example.com",
+            "DENIED",
+        ),
+        ("infra/dns-0", "UDP/5353", "dns api.example.com", "ALLOWED"),
+        ("infra/dns-0", "UDP/5353", "dns evil.example.net", "DENIED"),
+    ] {
+        let o = common::lab::bulkhead(&[
+            "explain",
+            "apps/client-0",
+            dst,
+            port,
+            "--request",
+            request,
+            "-f",
+            "crates/cli/tests/fixtures/udp/",
+        ]);
+        let text = String::from_utf8_lossy(&o.stdout);
+        assert!(text.starts_with(verdict), "explain {request}: {text}");
+    }
     // The evidence of a dropped datagram is the datagram (tshark would read port
     // 11211 as memcached: it goes by ports).
     let pcap = dropped[0]["pcap"].as_str().expect("a capture");
