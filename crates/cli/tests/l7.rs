@@ -155,6 +155,23 @@ fn redis_commands_are_enforced_by_the_proxy() {
         ),
         "403"
     );
+    // So is a form whose `_method` field says DELETE (Rails, Laravel), in its body
+    // (urlencoded, multipart) or query string; a plain form passes.
+    for (args, path) in [
+        (vec!["--data", "a=1&_method=DELETE"], "/v1/status"),
+        (vec!["-F", "_method=delete", "-F", "a=1"], "/v1/status"),
+        (vec!["-X", "POST"], "/v1/status?_method=DELETE"),
+    ] {
+        assert_eq!(code(&args, path), "403", "{args:?} {path}");
+    }
+    assert_eq!(code(&["--data", "a=1&_method=post"], "/v1/status"), "200");
+    // Past the 64 KiB the proxy holds, the form is read as it passes: refused before
+    // its end reaches nginx.
+    let long = format!(
+        "(printf 'pad='; head -c 100000 /dev/zero | tr '\\0' a; printf '&_method=DELETE') | \
+         curl -s -o /dev/null -w '%{{http_code}}' -m 20 --data-binary @- http://{status_ip}:8080/v1/status"
+    );
+    assert_eq!(exec("eu/credit-check-0", &["sh", "-c", &long]).1, "403");
     // A path is decided where it lands (dot segments, escapes, backslashes), not by its
     // prefix: `/v1/status/../../admin` is `/admin` to the server.
     for climb in [

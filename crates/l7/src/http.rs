@@ -10,18 +10,20 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use bulkhead_policy::l7::method_override::FIELD;
 use bulkhead_policy::l7::{AppProtocol, L7Detail, L7Request};
 
 use crate::body::Body;
 use crate::{
-    Decided, Finding, Inspector, Output, Session, StreamInspector, Verdict, coding, websocket,
+    Decided, Finding, Inspector, Output, Session, StreamInspector, Verdict, coding, form, websocket,
 };
 
 /// Largest request or response head (request line and headers) held for parsing.
 pub const MAX_HEAD: usize = 64 * 1024;
-/// With sensors on, the bytes of a request body held back until they are inspected. A
-/// longer body is inspected on this prefix and the rest streams (as ModSecurity's
-/// `ProcessPartial`): holding more would let one client pin the proxy's memory.
+/// With sensors on (and for a POST form, whose `_method` fields are decided on), the
+/// bytes of a request body held back until they are read. A longer body is inspected on
+/// this prefix and the rest streams (as ModSecurity's `ProcessPartial`): holding more
+/// would let one client pin the proxy's memory.
 pub const MAX_INSPECT_BODY: usize = 64 * 1024;
 const MAX_HEADERS: usize = 100;
 
@@ -64,6 +66,18 @@ enum Side {
     Held(Vec<u8>),
     /// After a switch to WebSocket with sensors on: messages inspected one by one.
     WebSocket(Box<websocket::Reader>),
+    /// The rest of a POST form longer than is held, passing while it is read for
+    /// `_method` fields: decided on those it names, and its end withheld if refused.
+    Form(Box<FormTail>),
+}
+
+#[derive(Debug)]
+struct FormTail {
+    body: Body,
+    scan: form::TailScan,
+    request: L7Request,
+    /// Fields decided on already.
+    decided: usize,
 }
 
 #[derive(Debug)]
@@ -78,6 +92,16 @@ struct Pending {
     payload: Vec<u8>,
     /// The body's `Content-Encoding`, when the sensors read through it.
     inflate: Option<coding::Inflater>,
+    /// A POST's form encoding: its `_method` fields are decided on (see `conclude`).
+    form: Option<form::Form>,
+}
+
+/// The request with the `_method` fields its form body names (policy reads them as
+/// overrides: `bulkhead_policy::l7::method_override`).
+fn with_fields(request: &mut L7Request, fields: &[String]) {
+    if let L7Detail::Http { headers, .. } = &mut request.detail {
+        headers.extend(fields.iter().map(|v| (FIELD.to_string(), v.clone())));
+    }
 }
 
 fn blocks(findings: &[Finding]) -> bool {
@@ -320,12 +344,47 @@ impl HttpSession {
         self.owed.push_back(Owed::Response { head: is_head });
     }
 
-    /// A held request's body is complete (or as long as is held): inspect, then forward
-    /// it all or refuse it.
-    fn conclude(&mut self, out: &mut Output, p: Pending, done: bool) {
+    /// A held request's body is complete (or as long as is held): decide on the methods
+    /// its form fields name, inspect, then forward it all or refuse it.
+    fn conclude(
+        &mut self,
+        out: &mut Output,
+        p: Pending,
+        done: bool,
+        decide: &mut dyn FnMut(&L7Request) -> Verdict,
+    ) {
         // A compressed body is judged on what it inflates to (as far as it is held).
         let inflated = p.inflate.and_then(|d| d.all(&p.payload, INFLATED_BODY));
         let body = inflated.as_deref().unwrap_or(&p.payload);
+        let mut request = p.request;
+        // Past what is held, a form is read on as it passes (see `Side::Form`).
+        let mut tail = None;
+        if let Some(f) = p.form {
+            let fields = if done {
+                form::method_fields(&f, body)
+            } else {
+                let mut scan = form::TailScan::new(f, body);
+                let found = scan.found(false).to_vec();
+                tail = Some(scan);
+                found
+            };
+            with_fields(&mut request, &fields);
+            if !fields.is_empty() && !decide(&request).allowed {
+                self.refuse(out, false);
+                self.client = if done {
+                    Side::Head
+                } else {
+                    Side::Body(p.body, false)
+                };
+                out.decided.push(Decided {
+                    request,
+                    allowed: false,
+                    refusal: Some("403 Forbidden".to_string()),
+                    findings: Vec::new(),
+                });
+                return;
+            }
+        }
         let findings = match &self.inspector {
             Some(ins) => {
                 let mut f = ins.http_request(&p.head, body);
@@ -344,17 +403,73 @@ impl HttpSession {
         } else {
             self.refuse_with(out, refusal_with(false, BLOCKED_BODY), false);
         }
-        self.client = if done {
-            Side::Head
-        } else {
-            Side::Body(p.body, allowed)
+        self.client = match tail {
+            _ if done => Side::Head,
+            Some(scan) if allowed => Side::Form(Box::new(FormTail {
+                body: p.body,
+                decided: scan.found_count(),
+                scan,
+                request: request.clone(),
+            })),
+            _ => Side::Body(p.body, allowed),
         };
         out.decided.push(Decided {
-            request: p.request,
+            request,
             allowed,
             refusal: (!allowed).then(|| "403 Forbidden".to_string()),
             findings,
         });
+    }
+
+    /// The rest of a long form passes while it is read for `_method` fields; one that
+    /// names a method policy refuses stops it: what is left of the body, its end
+    /// included, never reaches the server, which so never has a whole request to run,
+    /// and the client gets 403 and the connection closes.
+    fn form_tail(
+        &mut self,
+        out: &mut Output,
+        data: &[u8],
+        decide: &mut dyn FnMut(&L7Request) -> Verdict,
+    ) -> usize {
+        let Side::Form(t) = &mut self.client else {
+            return 0;
+        };
+        let scan = &mut t.scan;
+        let (n, done) = match t.body.feed_payload(data, &mut |b| scan.feed(b)) {
+            Ok(x) => x,
+            Err(_) => {
+                out.to_client.extend_from_slice(&refusal(true));
+                out.close = true;
+                return data.len();
+            }
+        };
+        let fields = t.scan.found(done);
+        if fields.len() > t.decided {
+            t.decided = fields.len();
+            let mut request = t.request.clone();
+            with_fields(&mut request, fields);
+            if !decide(&request).allowed {
+                // Its response is owed no more: the server will not answer.
+                if matches!(self.owed.back(), Some(Owed::Response { .. })) {
+                    self.owed.pop_back();
+                }
+                self.refuse(out, true);
+                self.closing = true;
+                self.client = Side::Body(Body::UntilClose, false);
+                out.decided.push(Decided {
+                    request,
+                    allowed: false,
+                    refusal: Some("403 Forbidden".to_string()),
+                    findings: Vec::new(),
+                });
+                return data.len();
+            }
+        }
+        out.to_server.extend_from_slice(&data[..n]);
+        if done {
+            self.client = Side::Head;
+        }
+        n
     }
 
     /// Response payload through the sensors; false if a finding blocks it.
@@ -454,7 +569,7 @@ impl Session for HttpSession {
                                 && let Side::Inspect(p) =
                                     std::mem::replace(&mut self.client, Side::Head)
                             {
-                                self.conclude(&mut out, *p, done);
+                                self.conclude(&mut out, *p, done, decide);
                             }
                         }
                         Err(_) => {
@@ -462,6 +577,9 @@ impl Session for HttpSession {
                             out.close = true;
                         }
                     }
+                }
+                Side::Form(_) => {
+                    i += self.form_tail(&mut out, data, decide);
                 }
                 Side::Body(body, forward) => {
                     let forward = *forward;
@@ -563,6 +681,10 @@ impl Session for HttpSession {
                         .filter(|_| self.inspector.is_some())
                         .and_then(coding::Inflater::for_coding);
                     let is_head = method.eq_ignore_ascii_case("HEAD");
+                    // A POST form's `_method` fields are read before it goes on.
+                    let form = header(req.headers, "content-type")
+                        .filter(|_| method.eq_ignore_ascii_case("POST"))
+                        .and_then(form::form_of);
                     let request = L7Request {
                         app: AppProtocol::Http,
                         detail: L7Detail::Http {
@@ -587,8 +709,8 @@ impl Session for HttpSession {
                     let inspect = allowed && self.inspector.is_some();
                     let mut bad = None;
                     match (allowed, body) {
-                        (true, Ok(Some(b))) if inspect => {
-                            // Held until its body is inspected; decided then. A client
+                        (true, Ok(Some(b))) if inspect || form.is_some() => {
+                            // Held until its body is read; decided then. A client
                             // waiting for `100 Continue` (curl past 1 MiB, SDKs' PUTs)
                             // would wait for the server, which has not seen the request:
                             // the proxy says it, when no response is owed before it
@@ -605,6 +727,7 @@ impl Session for HttpSession {
                                 raw: Vec::new(),
                                 payload: Vec::new(),
                                 inflate,
+                                form,
                             }));
                             input = std::borrow::Cow::Owned(tail);
                             i = 0;
@@ -629,8 +752,9 @@ impl Session for HttpSession {
                                 raw: Vec::new(),
                                 payload: Vec::new(),
                                 inflate: None,
+                                form: None,
                             };
-                            self.conclude(&mut out, p, true);
+                            self.conclude(&mut out, p, true, decide);
                             if upgrade && matches!(out.decided.last(), Some(d) if d.allowed) {
                                 self.client = Side::Held(Vec::new());
                             }
@@ -701,7 +825,11 @@ impl Session for HttpSession {
         while i < input.len() {
             let data = &input[i..];
             match &mut self.server {
-                Side::Raw | Side::Held(_) | Side::Inspect(_) | Side::WebSocket(_) => {
+                Side::Raw
+                | Side::Held(_)
+                | Side::Inspect(_)
+                | Side::WebSocket(_)
+                | Side::Form(_) => {
                     if inspecting && !self.scan_response(&mut out, &input[i..]) {
                         out.close = true;
                         break;

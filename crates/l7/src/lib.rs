@@ -13,6 +13,7 @@ mod body;
 pub mod coding;
 pub mod datagram;
 mod dns;
+mod form;
 pub mod h2;
 mod http;
 mod inspect;

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::spec::NamePattern;
 
 pub mod http_path;
+pub mod method_override;
 
 macro_rules! string_enum {
     ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident = $text:literal $(| $alias:literal)*),+ $(,)? }) => {
@@ -630,23 +631,16 @@ fn any_or<T>(list: &[T], f: impl Fn(&T) -> bool) -> bool {
     list.is_empty() || list.iter().any(f)
 }
 
-/// Headers by which web frameworks let a request act as another method (Rails, Express's
-/// method-override, Spring, ASP.NET Web API...): a method condition must hold for what
-/// they name too, or a `DELETE` would pass as an allowed `POST`.
-const METHOD_OVERRIDES: [&str; 3] = [
-    "x-http-method-override",
-    "x-http-method",
-    "x-method-override",
-];
-
-/// Does a rule's method list allow the request's method and every method an override
-/// header names?
-fn methods_allow(methods: &[String], method: &str, headers: &[(String, String)]) -> bool {
+/// Does a rule's method list allow the request's method and every method it names by
+/// an override (headers, a POST's `_method` fields: [`method_override`])?
+fn methods_allow(
+    methods: &[String],
+    method: &str,
+    target: &str,
+    headers: &[(String, String)],
+) -> bool {
     let allows = |m: &str| any_or(methods, |x| x.eq_ignore_ascii_case(m.trim()));
-    allows(method)
-        && (headers.iter())
-            .filter(|(n, _)| METHOD_OVERRIDES.iter().any(|o| n.eq_ignore_ascii_case(o)))
-            .all(|(_, v)| allows(v))
+    allows(method) && method_override::overrides(method, target, headers).all(|m| allows(&m))
 }
 
 /// Does a `host` condition hold for every host a request names: the one it was decided
@@ -687,7 +681,7 @@ fn condition_matches(c: &L7Match, d: &L7Detail) -> bool {
                 headers,
             },
         ) => {
-            methods_allow(&m.methods, method, headers)
+            methods_allow(&m.methods, method, path, headers)
                 && m.path
                     .as_ref()
                     .is_none_or(|p| p.is_match(&http_path::normalize(path)))
@@ -899,14 +893,24 @@ mod tests {
     fn method_overrides_must_be_allowed_too() {
         let h = |v: &str| vec![("X-HTTP-Method-Override".to_string(), v.to_string())];
         let get_post = ["GET".to_string(), "POST".to_string()];
-        assert!(methods_allow(&get_post, "POST", &[]));
-        assert!(methods_allow(&get_post, "POST", &h("get")));
-        assert!(!methods_allow(&get_post, "POST", &h("DELETE")));
-        assert!(!methods_allow(&get_post, "DELETE", &h("GET")));
+        assert!(methods_allow(&get_post, "POST", "/", &[]));
+        assert!(methods_allow(&get_post, "POST", "/", &h("get")));
+        assert!(!methods_allow(&get_post, "POST", "/", &h("DELETE")));
+        assert!(!methods_allow(&get_post, "DELETE", "/", &h("GET")));
         let x = vec![("x-method-override".to_string(), "PUT".to_string())];
-        assert!(!methods_allow(&get_post, "GET", &x));
+        assert!(!methods_allow(&get_post, "GET", "/", &x));
+        // A POST's `_method`, in its query string or (as the proxy read it) its body.
+        assert!(!methods_allow(
+            &get_post,
+            "POST",
+            "/posts/1?_method=delete",
+            &[]
+        ));
+        assert!(methods_allow(&get_post, "POST", "/posts?_method=post", &[]));
+        let body = vec![("_method".to_string(), "DELETE".to_string())];
+        assert!(!methods_allow(&get_post, "POST", "/posts/1", &body));
         // A rule that names no method allows any, overridden or not.
-        assert!(methods_allow(&[], "POST", &h("DELETE")));
+        assert!(methods_allow(&[], "POST", "/?_method=DELETE", &h("DELETE")));
     }
 
     #[test]
