@@ -78,7 +78,17 @@ impl TailScan {
             carry: Vec::new(),
             found: Vec::new(),
         };
-        t.feed(prefix);
+        match &t.form {
+            Form::Urlencoded => t.feed(prefix),
+            Form::Multipart(boundary) => {
+                // The prefix's whole parts are read as parts (a Rails form with a file
+                // sends `_method` first); the part it cuts is scanned on with the rest.
+                t.found = multipart_fields(prefix, boundary, FIELD);
+                let delimiter = [b"--", &boundary[..]].concat();
+                let last = memmem::rfind(prefix, &delimiter).unwrap_or(0);
+                t.feed(&prefix[last..]);
+            }
+        }
         t
     }
 
@@ -113,7 +123,7 @@ impl TailScan {
                 if MULTIPART_NAMES
                     .iter()
                     .any(|n| memmem::find(&seen, n).is_some())
-                    && self.found.is_empty()
+                    && self.found.last().is_none_or(|f| f != "?")
                 {
                     self.found.push("?".into());
                 }
@@ -152,10 +162,13 @@ fn multipart_fields(body: &[u8], boundary: &[u8], name: &str) -> Vec<String> {
     let finder = memmem::Finder::new(&delimiter);
     let mut found = Vec::new();
     let starts: Vec<usize> = finder.find_iter(body).collect();
+    // Whole parts only: each ends where the next delimiter line begins (its CRLF
+    // belongs to the delimiter); a part cut short has no value yet.
     for (k, &at) in starts.iter().enumerate() {
         let part_start = at + delimiter.len();
-        // The part ends where the next delimiter line begins (its CRLF belongs to it).
-        let part_end = starts.get(k + 1).map_or(body.len(), |&n| n);
+        let Some(&part_end) = starts.get(k + 1) else {
+            break;
+        };
         let Some(part) = body.get(part_start..part_end) else {
             continue;
         };
@@ -234,8 +247,31 @@ mod tests {
         for cut in 0..part.len() {
             let mut t = TailScan::new(Form::Multipart(b"B".to_vec()), &part[..cut]);
             t.feed(&part[cut..]);
-            assert_eq!(t.found(true), ["?"], "cut {cut}");
+            // Read as a part when the prefix holds it whole, else unknown.
+            let found = t.found(true);
+            assert!(
+                found == ["DELETE"] || found == ["?"],
+                "cut {cut}: {found:?}"
+            );
         }
+    }
+
+    #[test]
+    fn a_long_multipart_form_keeps_the_fields_of_its_whole_parts() {
+        // A Rails edit form with a file: `_method` first, then 100 kB of file.
+        let mut body = b"--B\r\nContent-Disposition: form-data; name=\"_method\"\r\n\r\npatch\r\n--B\r\nContent-Disposition: form-data; name=\"avatar\"; filename=\"a.png\"\r\n\r\n".to_vec();
+        body.resize(100_000, b'x');
+        body.extend(b"\r\n--B--\r\n");
+        let form = Form::Multipart(b"B".to_vec());
+        let mut t = TailScan::new(form.clone(), &body[..65_536]);
+        t.feed(&body[65_536..]);
+        assert_eq!(t.found(true), ["patch"]);
+        // Another `_method` part past the prefix is unknown.
+        let mut more = body[..body.len() - 7].to_vec();
+        more.extend(b"\r\n--B\r\nContent-Disposition: form-data; name=\"_method\"\r\n\r\ndelete\r\n--B--\r\n");
+        let mut t = TailScan::new(form, &more[..65_536]);
+        t.feed(&more[65_536..]);
+        assert_eq!(t.found(true), ["patch", "?"]);
     }
 
     proptest! {
