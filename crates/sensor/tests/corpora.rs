@@ -65,8 +65,9 @@ const FLOORS: &[(&str, Attack, f64, f64)] = &[
     ("attacks/libinjection.tsv", Attack::Sqli, 99.88, 5.46),
     ("attacks/httpparams.tsv", Attack::Sqli, 99.7, 0.0),
     ("attacks/crs_942_sqli.tsv", Attack::Sqli, 57.5, 4.42),
-    // libinjection xss: 99.65 %; httpparams xss: 77.81 %.
-    ("attacks/libinjection.tsv", Attack::Xss, 98.0, 0.5),
+    // libinjection xss: 99.65 %; httpparams xss: 77.81 %. Ours 98.50 % -> 98.77 % with
+    // XML external entities and `<?xml-stylesheet?>`.
+    ("attacks/libinjection.tsv", Attack::Xss, 98.7, 0.5),
     ("attacks/httpparams.tsv", Attack::Xss, 96.5, 0.0),
     ("attacks/httpparams.tsv", Attack::Cmdi, 89.0, 0.0),
     ("attacks/httpparams.tsv", Attack::PathTraversal, 81.0, 0.0),
