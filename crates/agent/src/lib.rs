@@ -150,8 +150,13 @@ pub fn run(mut cfg: Config) -> Result<u8> {
         }
         start_ended(&rec.shared, s.clone());
     }
+    // Evidence of refusals, from the proxy and the socket path, within one budget.
+    let captures = Arc::new(bulkhead_proxy::captures::Captures::with_defaults(
+        cfg.state_dir.join("captures"),
+    ));
+    let _ = rec.shared.counters.captures.set(captures.clone());
     let _proxy = match cfg.l7_proxy {
-        Some(p) => Some(start_proxy(&cfg, p, &rec.shared, store.clone())?),
+        Some(p) => Some(start_proxy(&cfg, p, &rec.shared, store.clone(), &captures)?),
         None => None,
     };
     if !cfg.redis_socket_path {
@@ -166,7 +171,7 @@ pub fn run(mut cfg: Config) -> Result<u8> {
                     .context("cannot vouch for socket-path connections between nodes")?;
             }
             sync_socket_path(&mut sp, &rec);
-            sp.report_to(authority.clone(), Some(cfg.state_dir.join("captures")))?;
+            sp.report_to(authority.clone(), Some(captures.clone()))?;
             if let Ok(mut slot) = rec.shared.counters.socket_path.lock() {
                 *slot = Some(sp.status());
             }
@@ -255,7 +260,7 @@ pub fn run(mut cfg: Config) -> Result<u8> {
                 }
                 bulkhead_respond::LocalAction::Capture { .. } => {
                     let engine = rec.shared.engine.read().unwrap_or_else(|e| e.into_inner());
-                    respond::capture(&cfg.state_dir, &engine, a);
+                    respond::capture(&cfg.state_dir, &engine, a, captures.clone());
                 }
             }
         }
@@ -377,6 +382,7 @@ fn start_proxy(
     p: config::L7Proxy,
     shared: &Arc<Shared>,
     store: Option<Arc<bulkhead_store::Sink>>,
+    captures: &Arc<bulkhead_proxy::captures::Captures>,
 ) -> Result<(bulkhead_proxy::Handle, Arc<proxy::ProxyAuthority>)> {
     bulkhead_proxy::routing::install(DIVERT_MARK, DIVERT_TABLE)
         .context("cannot install the L7 proxy's policy routes")?;
@@ -390,7 +396,7 @@ fn start_proxy(
     let pcfg = bulkhead_proxy::Config {
         port: p.port,
         upstream_mark: PROXY_MARK,
-        capture_dir: Some(cfg.state_dir.join("captures")),
+        captures: Some(captures.clone()),
         ..bulkhead_proxy::Config::default()
     };
     let h = bulkhead_proxy::start(pcfg, authority.clone(), bulkhead_proxy::builtin_protocols())

@@ -229,7 +229,12 @@ pub fn quarantine(state_dir: &Path, a: &LocalAction) -> bool {
 
 /// Record a workload's packets with tcpdump in the node's namespace, on a thread:
 /// for `seconds`, or until the file holds `max_bytes`.
-pub fn capture(state_dir: &Path, engine: &Engine, a: &LocalAction) {
+pub fn capture(
+    state_dir: &Path,
+    engine: &Engine,
+    a: &LocalAction,
+    budget: Arc<bulkhead_proxy::captures::Captures>,
+) {
     let LocalAction::Capture {
         workload,
         rule,
@@ -258,7 +263,11 @@ pub fn capture(state_dir: &Path, engine: &Engine, a: &LocalAction) {
     let (seconds, max_bytes, rule) = (*seconds, *max_bytes, rule.clone());
     let _ = std::thread::Builder::new()
         .name("capture".into())
-        .spawn(move || run_capture(&file, &bpf, seconds, max_bytes, &rule));
+        .spawn(move || {
+            run_capture(&file, &bpf, seconds, max_bytes, &rule);
+            // Kept within the captures' budget with the proxy's.
+            budget.adopt(&file);
+        });
 }
 
 fn run_capture(file: &PathBuf, bpf: &str, seconds: u32, max_bytes: u64, rule: &str) {

@@ -33,6 +33,8 @@ pub struct Counters {
     pub store: std::sync::OnceLock<Result<Arc<bulkhead_store::SinkStats>, String>>,
     /// The socket path's, as last read (the main loop reads the programs' counters).
     pub socket_path: std::sync::Mutex<Option<SocketPathStatus>>,
+    /// The evidence captures' budget, once the agent made it.
+    pub captures: std::sync::OnceLock<Arc<bulkhead_proxy::captures::Captures>>,
 }
 
 /// The flow store (`store.db`): whether it is open, what its writer committed, lost and
@@ -76,6 +78,12 @@ pub struct ProxyCounters {
     /// Sensor events: findings in traffic that policy allowed.
     #[serde(default)]
     pub sensor_events: u64,
+    /// Captures not written because refusals came faster than their budget's rate,
+    /// and the bytes the captures directory holds.
+    #[serde(default)]
+    pub captures_skipped: u64,
+    #[serde(default)]
+    pub captures_bytes: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -184,6 +192,8 @@ impl Status {
             requests: c.proxy_requests.load(Ordering::Relaxed),
             refusals: c.proxy_refusals.load(Ordering::Relaxed),
             sensor_events: c.sensor_findings.load(Ordering::Relaxed),
+            captures_skipped: c.captures.get().map_or(0, |x| x.skipped()),
+            captures_bytes: c.captures.get().map_or(0, |x| x.bytes()),
         };
         self.proxy_latency = c.proxy_latency.snapshot();
     }

@@ -149,6 +149,38 @@ fn every_datagram_of_a_flow_is_judged_by_the_proxy() {
         .filter(|e| e["request"] == "dns evil.example.net")
         .collect();
     assert_eq!(refused.len(), 2, "one event per refused name:\n{events:#?}");
+    // A flood of refused datagrams: every one is dropped and counted, but captures are
+    // written within their budget (a burst of 200, then 20 a second), not one each.
+    let flood = format!(
+        "import socket\n\
+         s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
+         for i in range(600):\n    s.sendto(bytes.fromhex('{}'),('{}',11211))\n",
+        hex(&stray),
+        lab.ipv4("infra/cache-0")
+    );
+    assert!(
+        lab.exec("apps/client-0", &["python3", "-c", &flood])
+            .status
+            .success()
+    );
+    let skipped = (0..50)
+        .find_map(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            let s = lab.agent_statuses();
+            let n = s[0]["proxy"]["captures_skipped"].as_u64().unwrap_or(0);
+            (n > 0).then_some(n)
+        })
+        .expect("no capture skipped under the flood");
+    let captures = std::fs::read_dir(format!("/run/bulkhead/labs/{LAB}/agents/node-1/captures"))
+        .unwrap()
+        .count();
+    eprintln!("flood: {captures} captures in the directory, {skipped} skipped");
+    // (The kernel may drop some of the 600 before the proxy reads them.)
+    assert!(
+        captures < 320 && skipped > 0,
+        "{captures} captures written, {skipped} skipped"
+    );
+
     // explain says what the proxy did.
     for (dst, port, request, verdict) in [
         ("infra/cache-0", "UDP/11211", "memcached", "ALLOWED"),

@@ -64,13 +64,13 @@ impl Ctx<'_> {
     /// Write the capture of this connection for an event; None if captures are off or
     /// the file cannot be written (the event is still reported).
     pub fn capture(&self, what: &str, closer: Option<Side>) -> Option<std::path::PathBuf> {
-        let dir = self.cfg.capture_dir.as_ref()?;
-        std::fs::create_dir_all(dir).ok()?;
-        let path = dir.join(format!("conn-{}-{what}.pcap", self.id));
-        self.recorder
-            .write_pcap(&path, self.client, self.server, closer)
-            .ok()
-            .map(|_| path)
+        self.cfg
+            .captures
+            .as_ref()?
+            .write("conn", self.id, what, |path| {
+                self.recorder
+                    .write_pcap(path, self.client, self.server, closer)
+            })
     }
 }
 

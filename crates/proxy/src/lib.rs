@@ -21,6 +21,7 @@
 pub mod authority;
 mod buf;
 pub mod capture;
+pub mod captures;
 mod conn;
 mod discover;
 pub mod event;
@@ -34,7 +35,6 @@ pub mod routing;
 pub mod socket;
 mod udp;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -65,8 +65,8 @@ pub struct Config {
     pub connect_timeout: Duration,
     /// A connection with no traffic either way for this long is closed.
     pub idle_timeout: Duration,
-    /// Where packet captures of denials go (None: no captures).
-    pub capture_dir: Option<PathBuf>,
+    /// Where packet captures of denials go, within its budget (None: no captures).
+    pub captures: Option<Arc<captures::Captures>>,
     /// Bytes of each connection kept for captures.
     pub capture_limit: usize,
     /// How long a DNS answer is held for the agent to program the addresses it gives
@@ -93,7 +93,7 @@ impl Default for Config {
             detect_limit: 16 * 1024,
             connect_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(600),
-            capture_dir: None,
+            captures: None,
             capture_limit: 64 * 1024,
             dns_hold: Duration::from_millis(100),
         }

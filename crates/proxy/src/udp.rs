@@ -204,17 +204,14 @@ async fn exchange(
             send_from(server, client, r, cfg.upstream_mark)?;
         }
         // The evidence: the datagram and the refusal, as the packets they were.
-        let pcap = cfg.capture_dir.as_ref().and_then(|dir| {
-            let path = dir.join(format!("udp-{id}-request.pcap"));
+        let pcap = cfg.captures.as_ref().and_then(|c| {
             let mut d = vec![(Side::Client, asked_at, datagram.as_slice())];
             if let Some(r) = &refusal {
                 d.push((Side::Server, SystemTime::now(), r.as_slice()));
             }
-            std::fs::create_dir_all(dir).ok()?;
-            crate::capture::write_datagrams(&path, client, server, &d)
-                .inspect_err(|e| tracing::warn!(error = %e, path = %path.display(), "cannot write the capture"))
-                .ok()?;
-            Some(path)
+            c.write("udp", id, "request", |path| {
+                crate::capture::write_datagrams(path, client, server, &d)
+            })
         });
         let refusal = match &refusal {
             Some(_) if asked.app == Some(AppProtocol::Dns) => "REFUSED",

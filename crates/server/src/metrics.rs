@@ -398,6 +398,7 @@ impl Metrics {
                     ("proxy_requests", &s["proxy"]["requests"]),
                     ("proxy_refusals", &s["proxy"]["refusals"]),
                     ("sensor_events", &s["proxy"]["sensor_events"]),
+                    ("captures_skipped", &s["proxy"]["captures_skipped"]),
                     ("reconciles", &s["generation"]),
                     // The Redis socket path's programs (since first loaded: pinned).
                     ("socket_allowed", &s["socket_path"]["allowed"]),

@@ -32,6 +32,7 @@ use bulkhead_dataplane::names::{SOCKPATH_MARK, VOUCH_MARK};
 use bulkhead_policy::Engine;
 use bulkhead_policy::l7::{AppProtocol, L7Detail, L7Request};
 use bulkhead_proxy::capture::{Recorder, Side};
+use bulkhead_proxy::captures::Captures;
 use bulkhead_proxy::{Authority, Event, EventKind};
 use bulkhead_sockops::{RedisPath, Refusal, Refused, Tables};
 use tracing::info;
@@ -163,7 +164,7 @@ impl SocketPath {
     pub fn report_to(
         &self,
         authority: Arc<dyn Authority>,
-        captures: Option<PathBuf>,
+        captures: Option<Arc<Captures>>,
     ) -> Result<()> {
         let stop = self.stop.clone();
         let seq = AtomicU64::new(0);
@@ -319,14 +320,12 @@ pub fn cgroup2_root() -> Result<PathBuf> {
 
 /// The event for one refusal: the engine's decision (deciding rule included) for what
 /// the program refused, what the client got, and a capture of it.
-fn event(authority: &dyn Authority, r: &Refusal, n: u64, captures: Option<&Path>) -> Event {
+fn event(authority: &dyn Authority, r: &Refusal, n: u64, captures: Option<&Captures>) -> Event {
     let (client, server) = (r.client, r.server);
     let time = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
     // Connection numbers of this path, apart from the proxy's.
     let conn = (1 << 40) + n;
     let capture = |what: &str, sent: &[u8], answer: Option<&[u8]>| {
-        let dir = captures?;
-        std::fs::create_dir_all(dir).ok()?;
         let mut rec = Recorder::new(64 * 1024);
         rec.record(Side::Client, sent);
         let closer = match answer {
@@ -336,10 +335,9 @@ fn event(authority: &dyn Authority, r: &Refusal, n: u64, captures: Option<&Path>
             }
             None => Some(Side::Client),
         };
-        let path = dir.join(format!("socket-{n}-{what}.pcap"));
-        rec.write_pcap(&path, client, server, closer)
-            .ok()
-            .map(|_| path)
+        captures?.write("socket", n, what, |path| {
+            rec.write_pcap(path, client, server, closer)
+        })
     };
     let kind = match r.kind {
         Refused::Command => {
