@@ -94,4 +94,33 @@ fn compressed_bodies_are_inspected() {
         found.contains(&("credit_card".into(), "response header:x-last-card".into())),
         "{found:?}"
     );
+
+    // The same over HTTP/2 (h2c): nginx's header block is HPACK-coded (the header's
+    // value Huffman-coded, not in the bytes) and its body gzip'd; the proxy decodes the
+    // one and inflates the other, and curl gets both intact.
+    let h2 = format!(
+        "curl -sS -m5 --http2-prior-knowledge -D - -o /tmp/bh-h2-card.gz {};          gzip -dc /tmp/bh-h2-card.gz; rm -f /tmp/bh-h2-card.gz",
+        url.replace(":8080", ":8081")
+    );
+    let out = lab.run(CLIENT, &["/bin/sh", "-c", &h2]).1;
+    assert!(out.starts_with("HTTP/2 200"), "{out}");
+    assert!(out.contains("content-encoding: gzip"), "{out}");
+    assert!(out.contains("\"card\": \"4111 1111 1111 1111\""), "{out}");
+    let start = std::time::Instant::now();
+    let found = loop {
+        let h2: Vec<serde_json::Value> = (lab.events().into_iter())
+            .filter(|e| e["server"].as_str().is_some_and(|s| s.ends_with(":8081")))
+            .collect();
+        let found = sensor_findings(&h2, None);
+        if found.len() >= 2 || start.elapsed().as_secs() > 10 {
+            break found;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    for location in ["response body", "response header:x-last-card"] {
+        assert!(
+            found.contains(&("credit_card".into(), location.into())),
+            "HTTP/2 {location}: {found:?}"
+        );
+    }
 }

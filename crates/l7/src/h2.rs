@@ -36,7 +36,8 @@ use std::sync::Arc;
 
 use bulkhead_policy::l7::{AppProtocol, L7Detail, L7Request};
 
-use crate::{Decided, Finding, Inspector, Output, Session, StreamInspector, Verdict};
+use crate::h2_response::{Release, Responses};
+use crate::{Decided, Finding, Inspector, Output, Session, Verdict};
 
 pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const DATA: u8 = 0;
@@ -161,11 +162,12 @@ pub struct H2Session {
     bodies: usize,
     /// The server frame being passed: its type, stream, and whether it ends the stream.
     server_frame: (u8, u32, bool),
-    /// With sensors on, what the server sends goes through their scanners: each
-    /// response body (DATA payloads, so a match is found across frames) in its stream's
-    /// scanner, everything else (header blocks, as bytes) in one.
-    responses: BTreeMap<u32, Box<dyn StreamInspector>>,
-    server_rest: Option<Box<dyn StreamInspector>>,
+    /// With sensors on, what the server sends goes through them (`h2_response`): header
+    /// blocks decoded and judged before they pass, each response body in its stream's
+    /// scanner (inflated if compressed), other payloads as bytes.
+    responses: Option<Responses>,
+    /// The server frame being passed is held in `responses` (part of a header block).
+    server_holding: bool,
 }
 
 impl Default for H2Session {
@@ -425,6 +427,22 @@ pub fn refusal(stream: u32, request: &L7Request, by_sensor: bool) -> (Vec<u8>, &
 
 type Bad = &'static str;
 
+/// Writes what a held header block releases; false if a sensor blocks it (the
+/// connection closes instead).
+fn release(out: &mut Output, r: Release) -> bool {
+    match r {
+        Release::Wait => true,
+        Release::Write(bytes) => {
+            out.to_client.extend_from_slice(&bytes);
+            true
+        }
+        Release::Block => {
+            out.close = true;
+            false
+        }
+    }
+}
+
 impl H2Session {
     pub fn new() -> H2Session {
         let mut decoder = loona_hpack::Decoder::new();
@@ -449,39 +467,48 @@ impl H2Session {
             inspecting: BTreeMap::new(),
             bodies: 0,
             server_frame: (0, 0, false),
-            responses: BTreeMap::new(),
-            server_rest: None,
+            responses: None,
+            server_holding: false,
         }
     }
 
     /// A server frame's payload bytes through the sensors' scanners; false if a finding
     /// blocks them (they are then not written).
     fn scan_server(&mut self, out: &mut Output, chunk: &[u8]) -> bool {
-        let Some(ins) = &self.inspector else {
-            return true;
-        };
         let (kind, stream, _) = self.server_frame;
-        let scanner = if kind == DATA {
-            if !self.responses.contains_key(&stream) && self.responses.len() >= MAX_SENDING {
-                self.responses.pop_first();
-            }
-            self.responses
-                .entry(stream)
-                .or_insert_with(|| ins.stream(true))
-        } else {
-            self.server_rest.get_or_insert_with(|| ins.stream(true))
-        };
-        let found = scanner.feed(chunk);
-        let ok = !found.iter().any(|f| f.block);
-        out.findings.extend(found);
-        ok
+        match &mut self.responses {
+            None => true,
+            Some(r) if kind == DATA => r.data(out, stream, chunk),
+            Some(r) => r.scan_rest(out, chunk),
+        }
     }
 
     /// Sensors inspect every allowed request: its head (path, query, headers, cookies)
     /// before it is forwarded, its body before the frame that ends it is.
     pub fn with_inspector(mut self, inspector: Option<Arc<dyn Inspector>>) -> H2Session {
+        self.responses = inspector.clone().map(Responses::new);
         self.inspector = inspector;
         self
+    }
+
+    /// The server frame passed (or was held) whole; false if the connection closes.
+    fn server_frame_end(&mut self, out: &mut Output) -> bool {
+        let (_, stream, ends) = self.server_frame;
+        if ends && let Some(r) = &mut self.responses {
+            r.end(stream);
+        }
+        if !std::mem::take(&mut self.server_holding) {
+            return true;
+        }
+        let Some(r) = &mut self.responses else {
+            return true;
+        };
+        let released = r.frame_end(out);
+        if !release(out, released) {
+            self.client = Client::Closed;
+            return false;
+        }
+        true
     }
 
     fn server_at_boundary(&self) -> bool {
@@ -1002,21 +1029,30 @@ impl Session for H2Session {
         while !data.is_empty() {
             if self.server_left > 0 {
                 let n = data.len().min(self.server_left);
-                if !self.scan_server(&mut out, &data[..n]) {
+                if self.server_holding {
+                    if let Some(r) = &mut self.responses {
+                        r.hold(&data[..n]);
+                    }
+                } else if !self.scan_server(&mut out, &data[..n]) {
                     // Never write what carried a blocking finding.
                     out.close = true;
                     self.client = Client::Closed;
                     return out;
+                } else {
+                    out.to_client.extend_from_slice(&data[..n]);
                 }
-                out.to_client.extend_from_slice(&data[..n]);
                 self.server_left -= n;
                 data = &data[n..];
-                if self.server_left == 0 && self.server_frame.2 {
-                    self.responses.remove(&self.server_frame.1);
+                if self.server_left == 0 && !self.server_frame_end(&mut out) {
+                    return out;
                 }
             } else {
+                // With sensors on, the frame header is written once whole (a held frame
+                // is not written yet); without, as it comes.
                 let n = data.len().min(9 - self.server_head.len());
-                out.to_client.extend_from_slice(&data[..n]);
+                if self.responses.is_none() {
+                    out.to_client.extend_from_slice(&data[..n]);
+                }
                 self.server_head.extend_from_slice(&data[..n]);
                 data = &data[n..];
                 if self.server_head.len() == 9 {
@@ -1029,8 +1065,21 @@ impl Session for H2Session {
                     let stream = u32::from_be_bytes([h[5], h[6], h[7], h[8]]) & 0x7fff_ffff;
                     let ends = (kind == DATA && flags & END_STREAM != 0) || kind == RST_STREAM;
                     self.server_frame = (kind, stream, ends);
-                    if ends && self.server_left == 0 {
-                        self.responses.remove(&stream);
+                    if let Some(r) = &mut self.responses
+                        && r.interrupted_by(kind)
+                    {
+                        let held = r.interrupted(&mut out);
+                        if !release(&mut out, held) {
+                            self.client = Client::Closed;
+                            return out;
+                        }
+                    }
+                    self.server_holding = match &mut self.responses {
+                        Some(r) => r.holds(&h, kind, flags, stream),
+                        None => false,
+                    };
+                    if !self.server_holding && self.responses.is_some() {
+                        out.to_client.extend_from_slice(&h);
                     }
                     if kind == HEADERS
                         && let Some(st) = self.inspecting.get_mut(&stream)
@@ -1042,12 +1091,16 @@ impl Session for H2Session {
                     if kind == RST_STREAM {
                         self.reset(&mut out, stream);
                     }
+                    // A header block passing unheld must not have the proxy's frames
+                    // written inside it.
                     match kind {
-                        HEADERS | PUSH_PROMISE => {
+                        HEADERS | PUSH_PROMISE | CONTINUATION if !self.server_holding => {
                             self.server_in_block = flags & END_HEADERS == 0;
                         }
-                        CONTINUATION => self.server_in_block = flags & END_HEADERS == 0,
                         _ => {}
+                    }
+                    if self.server_left == 0 && !self.server_frame_end(&mut out) {
+                        return out;
                     }
                 }
             }

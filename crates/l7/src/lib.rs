@@ -15,6 +15,7 @@ pub mod datagram;
 mod dns;
 mod form;
 pub mod h2;
+mod h2_response;
 mod http;
 mod inspect;
 pub mod kafka;

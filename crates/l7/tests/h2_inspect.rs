@@ -50,6 +50,19 @@ impl Inspector for Marker {
     fn sql(&self, _: &[u8]) -> Vec<Finding> {
         Vec::new()
     }
+    /// `secret` in a response head (lower case: as a header value is spelt below).
+    fn response_head(&self, head: &[u8]) -> Vec<Finding> {
+        if !head.windows(6).any(|w| w == b"secret") {
+            return Vec::new();
+        }
+        vec![Finding {
+            sensor: "dlp".into(),
+            class: "secret".into(),
+            location: "response head".into(),
+            masked: "se****".into(),
+            block: self.block,
+        }]
+    }
     fn stream(&self, _: bool) -> Box<dyn StreamInspector> {
         Box::new(Acc(Vec::new(), self.block))
     }
@@ -435,5 +448,188 @@ proptest! {
         client[i % n] = v;
         let _ = run(true, &client, &cuts);
         let _ = run(false, &client, &cuts);
+    }
+}
+
+/// `text` Huffman-coded as HPACK codes it (RFC 7541 Appendix B), for the few
+/// characters used here: servers send header values so when it is shorter, and then
+/// the value is not in the bytes.
+fn huffman(text: &str) -> Vec<u8> {
+    let code = |c: char| -> (u32, u32) {
+        match c {
+            'c' => (0b00100, 5),
+            'e' => (0b00101, 5),
+            's' => (0b01000, 5),
+            't' => (0b01001, 5),
+            'r' => (0b101100, 6),
+            other => panic!("no code for {other:?} here"),
+        }
+    };
+    let (mut out, mut acc, mut bits) = (Vec::new(), 0u64, 0u32);
+    for c in text.chars() {
+        let (v, n) = code(c);
+        acc = (acc << n) | u64::from(v);
+        bits += n;
+        while bits >= 8 {
+            out.push((acc >> (bits - 8)) as u8);
+            bits -= 8;
+        }
+    }
+    if bits > 0 {
+        // Padded with the most significant bits of EOS (all ones).
+        out.push(((acc << (8 - bits)) as u8) | ((1u8 << (8 - bits)) - 1));
+    }
+    out
+}
+
+/// A response header block: `:status 200`, then `x-token` with a Huffman-coded value.
+fn token_response(value: &str) -> Vec<u8> {
+    let coded = huffman(value);
+    let mut b = vec![0x88, 0x00, 7];
+    b.extend_from_slice(b"x-token");
+    b.push(0x80 | coded.len() as u8);
+    b.extend_from_slice(&coded);
+    b
+}
+
+fn answered(block: bool, server: &[u8], cut: usize) -> Output {
+    let mut s = H2Session::new().with_inspector(Some(Arc::new(Marker { block })));
+    let mut out = Output::default();
+    for p in marked_free_get().chunks(7) {
+        out.merge(s.client_bytes(p, &mut allow));
+    }
+    for p in server.chunks(cut) {
+        out.merge(s.server_bytes(p));
+        if out.close {
+            break;
+        }
+    }
+    out
+}
+
+/// Stream 1: a clean GET.
+fn marked_free_get() -> Vec<u8> {
+    let mut e = loona_hpack::Encoder::new();
+    let b = block(&mut e, &fields("GET", "/status", &[]));
+    [
+        PREFACE.to_vec(),
+        frame(SETTINGS, 0, 0, &[]),
+        frame(HEADERS, END_HEADERS | END_STREAM, 1, &b),
+    ]
+    .concat()
+}
+
+/// A response header is read decoded (its value Huffman-coded, so not in the bytes):
+/// a finding in it is reported, and with a blocking sensor no frame of the block
+/// reaches the client. Header blocks in several frames (CONTINUATION) too, however the
+/// bytes arrive.
+#[test]
+fn response_headers_are_read_decoded_before_they_pass() {
+    let rh = token_response("secret");
+    let mut d = loona_hpack::Decoder::new();
+    assert_eq!(d.decode(&rh).unwrap()[1].1, b"secret", "the coding above");
+    assert!(!rh.windows(6).any(|w| w == b"secret"));
+    let whole = [
+        frame(SETTINGS, 0, 0, &[]),
+        frame(HEADERS, END_HEADERS, 1, &rh),
+        frame(DATA, END_STREAM, 1, b"ok"),
+    ]
+    .concat();
+    let continued = [
+        frame(SETTINGS, 0, 0, &[]),
+        frame(HEADERS, 0, 1, &rh[..5]),
+        frame(9, END_HEADERS, 1, &rh[5..]),
+        frame(DATA, END_STREAM, 1, b"ok"),
+    ]
+    .concat();
+    for server in [&whole, &continued] {
+        for cut in [1, 4, 9, 100] {
+            for block in [false, true] {
+                let out = answered(block, server, cut);
+                assert_eq!(
+                    out.findings.len(),
+                    1,
+                    "cut {cut} block {block}: {:?}",
+                    out.findings
+                );
+                assert_eq!(out.findings[0].location, "response head");
+                assert_eq!(out.close, block);
+                let headers = kinds(&out.to_client).contains(&(HEADERS, 1));
+                assert_eq!(
+                    headers, !block,
+                    "cut {cut}: the block passes unless blocked"
+                );
+                if !block {
+                    // Passed byte for byte.
+                    assert!(out.to_client.ends_with(&server[9..]), "cut {cut}");
+                }
+            }
+        }
+    }
+    // A clean response passes, nothing reported.
+    let clean = [
+        frame(SETTINGS, 0, 0, &[]),
+        frame(
+            HEADERS,
+            END_HEADERS | END_STREAM,
+            1,
+            &token_response("stet"),
+        ),
+    ]
+    .concat();
+    let out = answered(true, &clean, 3);
+    assert!(out.findings.is_empty() && !out.close);
+    assert!(out.to_client.ends_with(&clean[9..]));
+}
+
+/// A compressed response body (`content-encoding: gzip`) is read inflated, across frames.
+#[test]
+fn compressed_response_bodies_are_read_inflated() {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(b"{\"token\": \"SECRET\"}").unwrap();
+    let body = gz.finish().unwrap();
+    assert!(!body.windows(6).any(|w| w == b"SECRET"));
+    let mut e = loona_hpack::Encoder::new();
+    let rh = e.encode([
+        (&b":status"[..], &b"200"[..]),
+        (b"content-encoding", b"gzip"),
+    ]);
+    let server = [
+        frame(SETTINGS, 0, 0, &[]),
+        frame(HEADERS, END_HEADERS, 1, &rh),
+        frame(DATA, 0, 1, &body[..10]),
+        frame(DATA, END_STREAM, 1, &body[10..]),
+    ]
+    .concat();
+    for cut in [1, 7, 1000] {
+        let out = answered(false, &server, cut);
+        assert_eq!(out.findings.len(), 1, "cut {cut}: {:?}", out.findings);
+        assert_eq!(out.findings[0].location, "response body");
+        assert!(out.to_client.ends_with(&server[9..]), "passed as sent");
+    }
+}
+
+proptest! {
+    /// Server bytes the sensors read (header blocks held and decoded, bodies inflated)
+    /// never panic: corrupted frames (padding, lengths, flags) or arbitrary bytes.
+    #[test]
+    fn corrupted_responses_never_panic(i in 0usize..200, v: u8, cut in 1usize..40,
+                                       noise in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let mut e = loona_hpack::Encoder::new();
+        let rh = e.encode([(&b":status"[..], &b"200"[..]), (b"content-encoding", b"gzip")]);
+        let mut server = [
+            frame(SETTINGS, 0, 0, &[]),
+            frame(HEADERS, 0x8 | 0x20, 1, &[&[3u8][..], &[0, 0, 0, 3, 16], &rh, &[0, 0, 0]].concat()),
+            frame(DATA, 0, 1, b"\x1f\x8b\x08\x00not gzip"),
+            frame(5, END_HEADERS, 1, &[&[0u8, 0, 0, 2][..], &token_response("secret")].concat()),
+        ]
+        .concat();
+        let n = server.len();
+        server[i % n] ^= v;
+        server.extend_from_slice(&noise);
+        for block in [false, true] {
+            let _ = answered(block, &server, cut);
+        }
     }
 }
