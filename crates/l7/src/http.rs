@@ -125,6 +125,9 @@ pub struct HttpSession {
     websocket: bool,
     /// The response body being read is compressed: inflated for the sensors.
     inflate: Option<coding::Inflater>,
+    /// After a switch to WebSocket with sensors on: the server's frames, read for their
+    /// payloads.
+    server_frames: Option<websocket::Payloads>,
 }
 
 impl Default for HttpSession {
@@ -329,6 +332,7 @@ impl HttpSession {
             empty_lines: 0,
             websocket: false,
             inflate: None,
+            server_frames: None,
         }
     }
 
@@ -830,7 +834,17 @@ impl Session for HttpSession {
                 | Side::Inspect(_)
                 | Side::WebSocket(_)
                 | Side::Form(_) => {
-                    if inspecting && !self.scan_response(&mut out, &input[i..]) {
+                    // WebSocket frames are read for their payloads; other bytes (or
+                    // frames that turn out not to be) as they are.
+                    let mut payloads = Vec::new();
+                    let framed = (self.server_frames.as_mut()).is_some_and(|p| {
+                        p.feed(&input[i..], &mut |b| payloads.extend_from_slice(b))
+                    });
+                    if !framed {
+                        self.server_frames = None;
+                    }
+                    let scanned = if framed { &payloads[..] } else { &input[i..] };
+                    if inspecting && !self.scan_response(&mut out, scanned) {
                         out.close = true;
                         break;
                     }
@@ -931,6 +945,7 @@ impl Session for HttpSession {
                         if let Side::Held(held) = std::mem::replace(&mut self.client, Side::Raw) {
                             match &self.inspector {
                                 Some(ins) if websocket => {
+                                    self.server_frames = Some(Default::default());
                                     let mut r = Box::<websocket::Reader>::default();
                                     r.client_bytes(&held, ins.as_ref(), &mut out);
                                     self.client = Side::WebSocket(r);

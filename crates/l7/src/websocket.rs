@@ -6,6 +6,9 @@
 //! policy violation) and ends the connection: the message never reaches the server.
 //! Control frames (ping, pong, close) pass as they come.
 //!
+//! The server's messages go to the response scanner as one stream of their payloads
+//! ([`Payloads`]), frame headers left out.
+//!
 //! Compressed messages (permessage-deflate) cannot be read here: the session removes
 //! the client's offer of extensions from the upgrade request when sensors apply, so the
 //! server accepts none, and a frame that still sets a reserved bit ends the connection
@@ -59,13 +62,14 @@ struct FrameHead {
     mask: [u8; 4],
 }
 
-/// The frame header at the start of `h`, once whole; Err if no client sends it.
-fn parse_head(h: &[u8]) -> Result<Option<FrameHead>, &'static str> {
+/// The frame header at the start of `h`, once whole; Err if no client sends it (a
+/// client's frames are masked; a server's are not, and are read either way).
+fn parse_head(h: &[u8], client: bool) -> Result<Option<FrameHead>, &'static str> {
     let [b0, b1, ..] = *h else { return Ok(None) };
     if b0 & 0x70 != 0 {
         return Err("a reserved bit set (no extension was negotiated)");
     }
-    if b1 & 0x80 == 0 {
+    if client && b1 & 0x80 == 0 {
         return Err("a client frame without a mask");
     }
     let (len, at) = match b1 & 0x7f {
@@ -79,20 +83,77 @@ fn parse_head(h: &[u8]) -> Result<Option<FrameHead>, &'static str> {
         },
         n => (u64::from(n), 2),
     };
-    let Some(m) = h.get(at..at + 4) else {
-        return Ok(None);
+    let (mask, len_with_mask) = if b1 & 0x80 != 0 {
+        let Some(m) = h.get(at..at + 4) else {
+            return Ok(None);
+        };
+        ([m[0], m[1], m[2], m[3]], at + 4)
+    } else {
+        ([0; 4], at)
     };
     let opcode = b0 & 0x0f;
     if opcode & 0x08 != 0 && (len > 125 || b0 & 0x80 == 0) {
         return Err("a control frame too long or fragmented");
     }
     Ok(Some(FrameHead {
-        len: at + 4,
+        len: len_with_mask,
         fin: b0 & 0x80 != 0,
         opcode,
         payload: len,
-        mask: [m[0], m[1], m[2], m[3]],
+        mask,
     }))
+}
+
+/// The server side of an upgraded connection, for the sensors: its frames are parsed
+/// only to hand their data payloads to the response scanner as one stream, without the
+/// frame headers (nor control frames) between them, so that what a message carries is
+/// read whole even when it is split over frames. Nothing is held: the caller writes
+/// the bytes once their payload is scanned.
+#[derive(Debug, Default)]
+pub struct Payloads {
+    head: Vec<u8>,
+    left: Option<u64>,
+    mask: [u8; 4],
+    at: usize,
+    control: bool,
+}
+
+impl Payloads {
+    /// Hands the data payload bytes in `data` to `f`; false once the bytes are not
+    /// WebSocket frames (the caller then reads them as they are).
+    pub fn feed(&mut self, mut data: &[u8], f: &mut dyn FnMut(&[u8])) -> bool {
+        while !data.is_empty() {
+            let Some(left) = self.left else {
+                let n = data.len().min(14 - self.head.len());
+                self.head.extend_from_slice(&data[..n]);
+                match parse_head(&self.head, false) {
+                    Err(_) => return false,
+                    Ok(None) if self.head.len() < 14 => data = &data[n..],
+                    Ok(None) => return false,
+                    Ok(Some(h)) => {
+                        data = &data[n - (self.head.len() - h.len)..];
+                        self.head.clear();
+                        self.control = h.opcode & 0x08 != 0;
+                        self.mask = h.mask;
+                        self.at = 0;
+                        self.left = (h.payload > 0).then_some(h.payload);
+                    }
+                }
+                continue;
+            };
+            let n = data.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            if !self.control {
+                let payload: Vec<u8> = (data[..n].iter().enumerate())
+                    .map(|(k, &c)| c ^ self.mask[(self.at + k) % 4])
+                    .collect();
+                f(&payload);
+            }
+            self.at += n;
+            data = &data[n..];
+            self.left = (left > n as u64).then(|| left - n as u64);
+        }
+        true
+    }
 }
 
 impl Reader {
@@ -105,7 +166,7 @@ impl Reader {
                 // A header: at most 14 bytes.
                 let n = data.len().min(14 - self.head.len());
                 self.head.extend_from_slice(&data[..n]);
-                match parse_head(&self.head) {
+                match parse_head(&self.head, true) {
                     Err(_) => {
                         out.close = true;
                         return;

@@ -6,7 +6,7 @@
 
 mod common;
 
-use bulkhead_l7::websocket::{MAX_MESSAGE, Reader, close_frame};
+use bulkhead_l7::websocket::{MAX_MESSAGE, Payloads, Reader, close_frame};
 use bulkhead_l7::{Finding, Inspector, Output, StreamInspector};
 
 /// Finds `EVIL` in a message, and blocks.
@@ -149,10 +149,56 @@ fn frames_that_are_not_a_clients_close_the_connection() {
     }
 }
 
+/// An unmasked server frame.
+fn server_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mut f = frame(fin, opcode, payload);
+    let at = f.len() - payload.len() - 4;
+    f[1] &= 0x7f;
+    f.drain(at..at + 4);
+    f[at..].copy_from_slice(payload);
+    f
+}
+
+/// The payloads `Payloads` hands on for `input` cut in pieces of `cut` bytes, and
+/// whether the bytes were frames throughout.
+fn payloads(input: &[u8], cut: usize) -> (Vec<u8>, bool) {
+    let mut p = Payloads::default();
+    let mut all = Vec::new();
+    let ok = input
+        .chunks(cut)
+        .all(|c| p.feed(c, &mut |b| all.extend_from_slice(b)));
+    (all, ok)
+}
+
+/// A server's messages reach the response scanner as their payloads, one stream: a
+/// card number split over two fragments, with a ping between them, is whole there.
+#[test]
+fn server_frames_give_their_data_payloads_as_one_stream() {
+    let long = vec![b'x'; 300];
+    let input = [
+        server_frame(false, 1, b"card 4111 1111 "),
+        server_frame(true, 9, b"ping"),
+        server_frame(true, 0, b"1111 1111"),
+        server_frame(true, 2, &long),
+        // A masked one (no server sends it, but it reads the same).
+        frame(true, 1, b" end"),
+    ]
+    .concat();
+    let mut want = b"card 4111 1111 1111 1111".to_vec();
+    want.extend_from_slice(&long);
+    want.extend_from_slice(b" end");
+    for cut in [1, 2, 3, 7, 64, 10_000] {
+        assert_eq!(payloads(&input, cut), (want.clone(), true), "cut {cut}");
+    }
+    // A reserved bit (an extension nobody negotiated): not frames any more.
+    assert!(!payloads(&[0xc1, 0x01, b'x'], 10).1);
+}
+
 proptest::proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(b in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400),
                                    cut in 1usize..50) {
         let _ = run(&b, cut);
+        let _ = payloads(&b, cut);
     }
 }
