@@ -188,24 +188,11 @@ fn explain_says_what_the_proxy_does_for_every_request() {
         \x20   print(data.split(b'\\r\\n')[0].decode('latin-1') or 'closed')\n\
         \x20   s.close()\n";
     let input: String = all.iter().map(|r| r.wire() + "\0").collect();
-    let out = {
-        use std::io::Write;
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bulkhead"))
-            .args(["lab", "exec", "--name", LAB, "apps/client-0", "--"])
-            .args(["python3", "-c", script, &ip])
-            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap()
-    };
+    let out = lab.exec_with_input(
+        "apps/client-0",
+        &["python3", "-c", script, &ip],
+        input.as_bytes(),
+    );
     let statuses: Vec<String> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(str::to_string)

@@ -41,17 +41,17 @@ use crate::{Decided, Finding, Inspector, Output, Session, Verdict};
 
 pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const DATA: u8 = 0;
-const HEADERS: u8 = 1;
+pub(crate) const HEADERS: u8 = 1;
 const RST_STREAM: u8 = 3;
 const SETTINGS: u8 = 4;
-const PUSH_PROMISE: u8 = 5;
+pub(crate) const PUSH_PROMISE: u8 = 5;
 const WINDOW_UPDATE: u8 = 8;
-const CONTINUATION: u8 = 9;
+pub(crate) const CONTINUATION: u8 = 9;
 const END_STREAM: u8 = 0x1;
 const ACK: u8 = 0x1;
-const END_HEADERS: u8 = 0x4;
-const PADDED: u8 = 0x8;
-const PRIORITY: u8 = 0x20;
+pub(crate) const END_HEADERS: u8 = 0x4;
+pub(crate) const PADDED: u8 = 0x8;
+pub(crate) const PRIORITY: u8 = 0x20;
 
 /// The most of one header block held (compressed, all its frames): gRPC's default
 /// metadata limit is 8 KiB; servers rarely allow more than 64 KiB.
@@ -59,7 +59,7 @@ pub const MAX_BLOCK: usize = 256 * 1024;
 /// The most one decoded header list may come to (indexed fields can expand).
 const MAX_LIST: usize = 256 * 1024;
 /// The largest HPACK dynamic table a client may ask for (size updates above are errors).
-const MAX_TABLE: usize = 64 * 1024;
+pub(crate) const MAX_TABLE: usize = 64 * 1024;
 /// Refused streams remembered (their later frames are dropped).
 const MAX_DENIED: usize = 4096;
 /// Allowed streams remembered as still sending (trailers may follow).

@@ -17,19 +17,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::coding::Inflater;
+use crate::h2::{
+    CONTINUATION, END_HEADERS, HEADERS, MAX_BLOCK, MAX_TABLE, PADDED, PRIORITY, PUSH_PROMISE,
+};
 use crate::{Inspector, Output, StreamInspector};
 
-const HEADERS: u8 = 1;
-const PUSH_PROMISE: u8 = 5;
-const CONTINUATION: u8 = 9;
-const END_HEADERS: u8 = 0x4;
-const PADDED: u8 = 0x8;
-const PRIORITY: u8 = 0x20;
-/// Largest server header block held (its frames as sent).
-const MAX_BLOCK: usize = 256 * 1024;
-/// The decoder's table, as the client's SETTINGS allow (4096 by default; more is
-/// refused by the decoder, which then stops).
-const MAX_TABLE: usize = 64 * 1024;
 /// Streams with a body scanner at once; the oldest goes first past this.
 const MAX_STREAMS: usize = 4096;
 

@@ -131,6 +131,25 @@ impl Lab {
         bulkhead(&args)
     }
 
+    /// [`Lab::exec`] with `input` on the command's standard input.
+    #[allow(dead_code)]
+    pub fn exec_with_input(&self, workload: &str, cmd: &[&str], input: &[u8]) -> Output {
+        use std::io::Write;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_bulkhead"))
+            .args(["lab", "exec", "--name", self.name, workload, "--"])
+            .args(cmd)
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("running bulkhead lab exec");
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(input).expect("writing the command's input");
+        }
+        child.wait_with_output().expect("bulkhead lab exec")
+    }
+
     /// [`Lab::exec`]: (success, stdout and stderr, trimmed).
     pub fn run(&self, workload: &str, cmd: &[&str]) -> (bool, String) {
         let o = self.exec(workload, cmd);
