@@ -94,7 +94,7 @@ impl Flows {
 
 /// The flow's socket: the client's address, a port of the proxy's range, connected to
 /// the server (so it takes datagrams from the server only).
-fn upstream(client: SocketAddr, server: SocketAddr, mark: u32) -> io::Result<UdpSocket> {
+pub(crate) fn upstream(client: SocketAddr, server: SocketAddr, mark: u32) -> io::Result<UdpSocket> {
     let v6 = server.is_ipv6();
     let mut last = None;
     // Then the kernel's choice, as for TCP.

@@ -240,24 +240,12 @@ async fn exchange(
             .send(client, server, &datagram, cfg.upstream_mark)
             .await;
     }
-    let v6 = server.is_ipv6();
-    let up = transparent(domain(v6), v6)?;
-    up.set_mark(cfg.upstream_mark)?;
-    let mut from = client;
-    from.set_port(0);
-    up.bind(&from.into())?;
-    let up = UdpSocket::from_std(up.into())?;
-    up.send_to(&datagram, server).await?;
+    // The client's address with a port of the proxy's range (as a flow's), connected:
+    // only the server's answer comes back to it.
+    let up = crate::flows::upstream(client, server, cfg.upstream_mark)?;
+    up.send(&datagram).await?;
     let mut buf = vec![0u8; MAX_DATAGRAM];
-    let answer = tokio::time::timeout(ANSWER_TIMEOUT, async {
-        loop {
-            let (n, peer) = up.recv_from(&mut buf).await?;
-            if peer == server {
-                return io::Result::Ok(n);
-            }
-        }
-    })
-    .await;
+    let answer = tokio::time::timeout(ANSWER_TIMEOUT, up.recv(&mut buf)).await;
     let Ok(Ok(n)) = answer else {
         return Ok(());
     };
