@@ -219,7 +219,7 @@ fn divert_chain_applies_and_adopts() {
         "{text}"
     );
     assert!(
-        text.contains("ct state established,related ct mark != 0x00b10000 accept"),
+        text.contains("ct state established,related ct mark != 0x00b10000 udp dport != 53 accept"),
         "{text}"
     );
     assert!(

@@ -61,11 +61,20 @@ impl Renderer<'_> {
             owned_tcp,
             owned_udp,
             // Established traffic stays on the fast path, except a diverted flow's
-            // datagrams: each is decided by the proxy, and a client that sends from the
-            // same port again is an established conntrack flow.
+            // datagrams (each is decided by the proxy, and a client that sends from the
+            // same port again is an established conntrack flow) and DNS's: a resolver
+            // socket that was sending before a rule on names applied (its flow not
+            // marked) must not keep asking past the proxy.
             vec![
                 ct_state(&["established", "related"]),
+                ne(meta(MetaKey::L4proto), Expression::Number(u32::from(UDP))),
+                accept(),
+            ],
+            vec![
+                ct_state(&["established", "related"]),
+                l4proto(UDP),
                 ne(ct("mark"), Expression::Number(DIVERT_MARK)),
+                ne(payload("th", "dport"), Expression::Number(53)),
                 accept(),
             ],
             vec![
