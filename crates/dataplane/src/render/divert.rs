@@ -12,6 +12,7 @@
 //! alternative, and the chain grows with policies, never with workloads.
 
 use bulkhead_policy::compile::{CRule, Direction};
+use bulkhead_policy::l7::{AppProtocol, L7Match};
 use bulkhead_policy::spec::{Action, Mode};
 use nftables::expr::{Expression, MetaKey, NamedExpression};
 use nftables::stmt::{Statement, TProxy};
@@ -123,7 +124,15 @@ impl Renderer<'_> {
                     if !is_gated_allow(&r) {
                         continue;
                     }
-                    let alts: Vec<Alt> = [TCP, UDP]
+                    // Over UDP only where the rule's protocol can be a datagram: a rule
+                    // on HTTP or Redis never matches one, and the filter chains decide
+                    // UDP past it as the proxy would, without the detour.
+                    let protos: &[u8] = if in_datagrams(&r) {
+                        &[TCP, UDP]
+                    } else {
+                        &[TCP]
+                    };
+                    let alts: Vec<Alt> = protos
                         .iter()
                         .flat_map(|&p| self.l4_alternatives(&r, dir, p))
                         .collect();
@@ -378,6 +387,21 @@ fn sig_of(dir: Direction) -> Expression<'static> {
 /// Does this rule allow connections whose requests decide (the proxy's business)?
 pub fn is_gated_allow(r: &CRule) -> bool {
     r.action == Action::Allow && (r.app.is_some() || !r.l7.is_empty())
+}
+
+/// Can what the rule looks at travel in UDP datagrams (the protocols the proxy reads
+/// there: DNS, memcached's UDP frames, connectionless LDAP)?
+fn in_datagrams(r: &CRule) -> bool {
+    let datagram = |a: AppProtocol| {
+        matches!(
+            a,
+            AppProtocol::Dns | AppProtocol::Memcached | AppProtocol::Ldap
+        )
+    };
+    r.app.is_some_and(datagram)
+        || r.l7
+            .iter()
+            .any(|m| matches!(m, L7Match::Dns { .. } | L7Match::Ldap { .. }))
 }
 
 fn is_other_l4proto(s: &Statement<'static>, proto: u8) -> bool {

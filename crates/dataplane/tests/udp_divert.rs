@@ -1,0 +1,83 @@
+//! UDP goes to the L7 proxy only for rules whose protocol can be a datagram (DNS,
+//! memcached, connectionless LDAP): a rule on HTTP can never match one, and the filter
+//! chains decide UDP past it as the proxy would, without the detour.
+
+use bulkhead_dataplane::{KernelIds, RenderOptions, render};
+use bulkhead_manifest::{Source, parse_sources};
+use bulkhead_policy::Engine;
+
+const CLUSTER: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: client, namespace: shop, labels: {app: client}}
+spec: {nodeName: n1}
+status: {podIPs: [{ip: 10.0.0.1}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: server, namespace: shop, labels: {app: server}}
+spec: {nodeName: n1}
+status: {podIPs: [{ip: 10.0.0.2}]}
+---
+apiVersion: bulkhead.io/v1
+kind: Group
+metadata: {name: server}
+spec: {selector: app == "server", mode: Protect}
+"#;
+
+/// The divert chain's TPROXY rules for an ingress rule of the server, as JSON text.
+fn tproxy_rules(rule: &str) -> Vec<String> {
+    let text = format!(
+        "{CLUSTER}---
+apiVersion: bulkhead.io/v1
+kind: Policy
+metadata: {{name: p}}
+spec:
+  appliesTo: [{{group: server}}]
+  ingress:
+    - action: Allow
+      from: [{{selector: app == \"client\"}}]
+{rule}
+"
+    );
+    let bundle = parse_sources(&[Source {
+        name: "t.yaml".into(),
+        text,
+    }])
+    .unwrap_or_else(|e| panic!("{e}"));
+    let engine = Engine::new(&bundle).unwrap();
+    let opts = RenderOptions {
+        node: Some("n1".into()),
+        l7_proxy: Some(15001),
+        ..Default::default()
+    };
+    let r = render(&engine, &opts, &mut KernelIds::new());
+    r.chains["divert"]
+        .rules
+        .iter()
+        .map(|r| serde_json::to_string(r).unwrap())
+        .filter(|s| s.contains("tproxy"))
+        .collect()
+}
+
+/// The rules that match UDP (`meta l4proto 17`).
+fn udp(rules: &[String]) -> usize {
+    let udp = r#"{"meta":{"key":"l4proto"}},"right":17"#;
+    rules.iter().filter(|r| r.contains(udp)).count()
+}
+
+#[test]
+fn udp_is_diverted_only_for_protocols_that_travel_in_datagrams() {
+    // HTTP on any port: TCP only.
+    let http = tproxy_rules("      app: http");
+    assert!(!http.is_empty() && udp(&http) == 0, "{http:#?}");
+    // memcached and DNS on UDP ports, LDAP on any port: UDP too.
+    for rule in [
+        "      ports: [UDP/11211]\n      app: memcached",
+        "      ports: [UDP/53, TCP/53]\n      app: dns\n      dns: [\"*.example.com\"]",
+        "      app: ldap",
+    ] {
+        let rules = tproxy_rules(rule);
+        assert!(udp(&rules) > 0, "{rule}: {rules:#?}");
+    }
+}
