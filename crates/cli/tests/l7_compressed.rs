@@ -69,14 +69,10 @@ fn compressed_bodies_are_inspected() {
     assert_eq!(lab.run(CLIENT, &["/bin/sh", "-c", &padded]).1, "403");
 
     // The events: the card in the gzip'd answer (Alert), the injection (Block).
-    let start = std::time::Instant::now();
-    let found = loop {
-        let found = sensor_findings(&lab.events(), None);
-        if found.len() >= 4 || start.elapsed().as_secs() > 10 {
-            break found;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    };
+    let found = sensor_findings(
+        &lab.events_until(|e| sensor_findings(e, None).len() >= 4),
+        None,
+    );
     assert!(
         found.contains(&("credit_card".into(), "response body".into())),
         "{found:?}"
@@ -106,17 +102,14 @@ fn compressed_bodies_are_inspected() {
     assert!(out.starts_with("HTTP/2 200"), "{out}");
     assert!(out.contains("content-encoding: gzip"), "{out}");
     assert!(out.contains("\"card\": \"4111 1111 1111 1111\""), "{out}");
-    let start = std::time::Instant::now();
-    let found = loop {
-        let h2: Vec<serde_json::Value> = (lab.events().into_iter())
+    let h2 = |events: &[serde_json::Value]| {
+        let h2: Vec<serde_json::Value> = (events.iter())
             .filter(|e| e["server"].as_str().is_some_and(|s| s.ends_with(":8081")))
+            .cloned()
             .collect();
-        let found = sensor_findings(&h2, None);
-        if found.len() >= 2 || start.elapsed().as_secs() > 10 {
-            break found;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(200));
+        sensor_findings(&h2, None)
     };
+    let found = h2(&lab.events_until(|e| h2(e).len() >= 2));
     for location in ["response body", "response header:x-last-card"] {
         assert!(
             found.contains(&("credit_card".into(), location.into())),

@@ -85,17 +85,11 @@ fn websocket_upgrades_are_decided_and_then_pass() {
     // The server's messages are read for their payloads: a card number it sends in two
     // fragments (a frame header between the halves) is found whole.
     assert_eq!(talk(&["card?"]).trim(), "card 4111 1111 1111 1111");
-    let start = std::time::Instant::now();
-    while !sensor_findings(&lab.events(), Some(false))
-        .contains(&("credit_card".into(), "response body".into()))
-    {
-        assert!(
-            start.elapsed().as_secs() < 10,
-            "no event for the card: {:#?}",
-            lab.events()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
+    let card = |e: &[serde_json::Value]| {
+        sensor_findings(e, Some(false)).contains(&("credit_card".into(), "response body".into()))
+    };
+    let events = lab.events_until(card);
+    assert!(card(&events), "no event for the card: {events:#?}");
     let (ok, out) = client("/admin");
     assert!(!ok && out.contains("403"), "{out}");
     assert!(

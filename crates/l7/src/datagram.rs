@@ -10,7 +10,7 @@ use bulkhead_detect::{Detection, Detector, Dir};
 use bulkhead_policy::l7::{AppProtocol, L7Detail, L7Request};
 
 use crate::dns::{dns_refused, dns_request};
-use crate::ldap_msg::{INSUFFICIENT_ACCESS_RIGHTS, message, parse_head, refusal_text, result};
+use crate::ldap_msg::parse_head;
 
 /// What one datagram from a client asks.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,14 +41,7 @@ pub fn read(datagram: &[u8]) -> Asked {
     };
     let request = match app {
         Some(AppProtocol::Dns) => dns_request(datagram),
-        Some(AppProtocol::Ldap) => parse_head(datagram).ok().map(|h| L7Request {
-            app: AppProtocol::Ldap,
-            detail: L7Detail::Ldap {
-                operation: h.op,
-                base_dn: (!h.name.is_empty() && h.op != bulkhead_policy::l7::LdapOp::Extended)
-                    .then_some(h.name),
-            },
-        }),
+        Some(AppProtocol::Ldap) => parse_head(datagram).ok().map(|h| h.request()),
         Some(app) => Some(L7Request {
             app,
             detail: L7Detail::None,
@@ -64,16 +57,7 @@ pub fn read(datagram: &[u8]) -> Asked {
 pub fn refusal(datagram: &[u8], asked: &Asked) -> Option<Vec<u8>> {
     match asked.request.as_ref()?.app {
         AppProtocol::Dns => dns_refused(datagram),
-        AppProtocol::Ldap => {
-            let h = parse_head(datagram).ok()?;
-            let text = refusal_text(h.op, &h.name);
-            let tag = h.response?;
-            Some(message(
-                &h.id,
-                tag,
-                &result(INSUFFICIENT_ACCESS_RIGHTS, &text, &[]),
-            ))
-        }
+        AppProtocol::Ldap => parse_head(datagram).ok()?.refusal(),
         _ => None,
     }
 }

@@ -1,8 +1,11 @@
 //! The `_method` fields of a POST's form body, which web frameworks run the request as
 //! (`bulkhead_policy::l7::method_override`): urlencoded and multipart bodies, as Rack,
-//! Laravel and Symfony parse them.
+//! Laravel and Symfony parse them. Multipart bodies are cut by the sensors' parser
+//! (`bulkhead_sensor::sensor::multipart`), the one that finds their fields for the
+//! attack detectors.
 
 use bulkhead_policy::l7::method_override::{FIELD, form_values};
+use bulkhead_sensor::sensor::multipart;
 use memchr::memmem;
 
 /// A form body's encoding, from its `Content-Type`.
@@ -10,38 +13,36 @@ use memchr::memmem;
 pub(crate) enum Form {
     Urlencoded,
     /// With its boundary.
-    Multipart(Vec<u8>),
+    Multipart(String),
 }
 
 /// The form encoding a `Content-Type` value names, if any.
 pub(crate) fn form_of(content_type: &[u8]) -> Option<Form> {
     let text = String::from_utf8_lossy(content_type);
-    let mut params = text.split(';');
-    let kind = params.next()?.trim();
+    let kind = text.split(';').next()?.trim();
     if kind.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
         return Some(Form::Urlencoded);
     }
     if !kind.eq_ignore_ascii_case("multipart/form-data") {
         return None;
     }
-    let boundary = params.find_map(|p| {
-        let (n, v) = p.split_once('=')?;
-        n.trim()
-            .eq_ignore_ascii_case("boundary")
-            .then(|| v.trim().trim_matches('"').as_bytes().to_vec())
-    })?;
-    // RFC 2046 5.1.1: 1 to 70 characters.
-    (1..=70)
-        .contains(&boundary.len())
-        .then_some(Form::Multipart(boundary))
+    multipart::boundary(&text).map(|b| Form::Multipart(b.to_string()))
 }
 
-/// The `_method` values in (the held prefix of) a form body.
+/// The `_method` values in (the held prefix of) a form body: of a multipart body, the
+/// parts a delimiter follows (one cut short has no value yet).
 pub(crate) fn method_fields(form: &Form, body: &[u8]) -> Vec<String> {
-    match form {
-        Form::Urlencoded => form_values(body, FIELD),
-        Form::Multipart(boundary) => multipart_fields(body, boundary, FIELD),
-    }
+    let Form::Multipart(boundary) = form else {
+        return form_values(body, FIELD);
+    };
+    let mut found = Vec::new();
+    multipart::parts(body, boundary, |p| {
+        let cut = p.content.as_ptr_range().end == body.as_ptr_range().end;
+        if p.name == FIELD.as_bytes() && !cut {
+            found.push(String::from_utf8_lossy(p.content).trim().to_string());
+        }
+    });
+    found
 }
 
 /// Reads the rest of a form body for `_method` fields as it streams past (a body longer
@@ -78,13 +79,17 @@ impl TailScan {
             carry: Vec::new(),
             found: Vec::new(),
         };
-        match &t.form {
-            Form::Urlencoded => t.feed(prefix),
-            Form::Multipart(boundary) => {
+        let boundary = match &t.form {
+            Form::Urlencoded => None,
+            Form::Multipart(b) => Some(b.clone()),
+        };
+        match boundary {
+            None => t.feed(prefix),
+            Some(boundary) => {
                 // The prefix's whole parts are read as parts (a Rails form with a file
                 // sends `_method` first); the part it cuts is scanned on with the rest.
-                t.found = multipart_fields(prefix, boundary, FIELD);
-                let delimiter = [b"--", &boundary[..]].concat();
+                t.found = method_fields(&t.form, prefix);
+                let delimiter = [b"--", boundary.as_bytes()].concat();
                 let last = memmem::rfind(prefix, &delimiter).unwrap_or(0);
                 t.feed(&prefix[last..]);
             }
@@ -156,51 +161,6 @@ impl TailScan {
     }
 }
 
-/// The values of the parts named `name` (`Content-Disposition: form-data; name="..."`).
-fn multipart_fields(body: &[u8], boundary: &[u8], name: &str) -> Vec<String> {
-    let delimiter = [b"--", boundary].concat();
-    let finder = memmem::Finder::new(&delimiter);
-    let mut found = Vec::new();
-    let starts: Vec<usize> = finder.find_iter(body).collect();
-    // Whole parts only: each ends where the next delimiter line begins (its CRLF
-    // belongs to the delimiter); a part cut short has no value yet.
-    for (k, &at) in starts.iter().enumerate() {
-        let part_start = at + delimiter.len();
-        let Some(&part_end) = starts.get(k + 1) else {
-            break;
-        };
-        let Some(part) = body.get(part_start..part_end) else {
-            continue;
-        };
-        let Some(head_end) = memmem::find(part, b"\r\n\r\n") else {
-            continue;
-        };
-        if !names(&part[..head_end], name) {
-            continue;
-        }
-        let value = &part[head_end + 4..];
-        let value = value.strip_suffix(b"\r\n").unwrap_or(value);
-        found.push(String::from_utf8_lossy(value).trim().to_string());
-    }
-    found
-}
-
-/// Does a part's head name the field `name`?
-fn names(head: &[u8], name: &str) -> bool {
-    let text = String::from_utf8_lossy(head);
-    text.split("\r\n").any(|line| {
-        let Some((field, value)) = line.split_once(':') else {
-            return false;
-        };
-        field.trim().eq_ignore_ascii_case("content-disposition")
-            && value.split(';').skip(1).any(|p| {
-                p.split_once('=').is_some_and(|(n, v)| {
-                    n.trim().eq_ignore_ascii_case("name") && v.trim().trim_matches('"') == name
-                })
-            })
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,7 +174,7 @@ mod tests {
         );
         assert_eq!(
             form_of(b"multipart/form-data; boundary=\"----WebKitFormBoundaryX\""),
-            Some(Form::Multipart(b"----WebKitFormBoundaryX".to_vec()))
+            Some(Form::Multipart("----WebKitFormBoundaryX".into()))
         );
         assert_eq!(form_of(b"multipart/form-data"), None, "no boundary");
         assert_eq!(form_of(b"application/json"), None);
@@ -245,7 +205,7 @@ mod tests {
         let part =
             b"--B\r\nContent-Disposition: form-data; name=\"_method\"\r\n\r\nDELETE\r\n--B--";
         for cut in 0..part.len() {
-            let mut t = TailScan::new(Form::Multipart(b"B".to_vec()), &part[..cut]);
+            let mut t = TailScan::new(Form::Multipart("B".into()), &part[..cut]);
             t.feed(&part[cut..]);
             // Read as a part when the prefix holds it whole, else unknown.
             let found = t.found(true);
@@ -262,7 +222,7 @@ mod tests {
         let mut body = b"--B\r\nContent-Disposition: form-data; name=\"_method\"\r\n\r\npatch\r\n--B\r\nContent-Disposition: form-data; name=\"avatar\"; filename=\"a.png\"\r\n\r\n".to_vec();
         body.resize(100_000, b'x');
         body.extend(b"\r\n--B--\r\n");
-        let form = Form::Multipart(b"B".to_vec());
+        let form = Form::Multipart("B".into());
         let mut t = TailScan::new(form.clone(), &body[..65_536]);
         t.feed(&body[65_536..]);
         assert_eq!(t.found(true), ["patch"]);
@@ -277,10 +237,10 @@ mod tests {
     proptest! {
         #[test]
         fn no_body_panics(body in proptest::collection::vec(any::<u8>(), 0..512), cut in 0usize..512) {
-            let _ = method_fields(&Form::Multipart(b"x".to_vec()), &body);
+            let _ = method_fields(&Form::Multipart("x".into()), &body);
             let _ = method_fields(&Form::Urlencoded, &body);
             let cut = cut.min(body.len());
-            for form in [Form::Urlencoded, Form::Multipart(b"x".to_vec())] {
+            for form in [Form::Urlencoded, Form::Multipart("x".into())] {
                 // Streamed in two pieces, a urlencoded body gives what it gives whole.
                 let mut t = TailScan::new(form.clone(), &body[..cut]);
                 t.feed(&body[cut..]);

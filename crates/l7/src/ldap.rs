@@ -12,12 +12,11 @@
 
 use std::collections::VecDeque;
 
-use bulkhead_policy::l7::{AppProtocol, L7Detail, L7Request, LdapOp};
+use bulkhead_policy::l7::{L7Request, LdapOp};
 
 use crate::ber::{self, Ber};
 use crate::ldap_msg::{
-    Head, INSUFFICIENT_ACCESS_RIGHTS, START_TLS, message, notice_of_disconnection, parse_head,
-    refusal_text, result, start_tls_answer,
+    Head, START_TLS, notice_of_disconnection, parse_head, refusal_text, start_tls_answer,
 };
 use crate::{Decided, Output, Session, Verdict};
 
@@ -129,18 +128,11 @@ impl LdapSession {
             // Unbind only ends the client's own connection, which refusing it would too.
             return true;
         }
-        let request = L7Request {
-            app: AppProtocol::Ldap,
-            detail: L7Detail::Ldap {
-                operation: h.op,
-                base_dn: (!h.name.is_empty() && h.op != LdapOp::Extended).then(|| h.name.clone()),
-            },
-        };
+        let request = h.request();
         let allowed = decide(&request).allowed;
         let text = refusal_text(h.op, &h.name);
-        if !allowed && let Some(tag) = h.response {
+        if !allowed && let Some(reply) = h.refusal() {
             // An abandon has no response: a refused one is dropped, unanswered.
-            let reply = message(&h.id, tag, &result(INSUFFICIENT_ACCESS_RIGHTS, &text, &[]));
             self.refuse(out, reply);
         }
         if allowed && h.op == LdapOp::Extended && h.name == START_TLS {

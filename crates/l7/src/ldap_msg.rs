@@ -1,7 +1,7 @@
 //! LDAP messages (RFC 4511 section 4): the head of a client request, read up to the DN
 //! it names, and the responses bulkhead writes itself.
 
-use bulkhead_policy::l7::LdapOp;
+use bulkhead_policy::l7::{AppProtocol, L7Detail, L7Request, LdapOp};
 
 use crate::ber::{self, Ber};
 
@@ -46,6 +46,33 @@ fn request_op(tag: u8) -> Option<(LdapOp, Option<u8>, Option<usize>)> {
         0x77 => (LdapOp::Extended, Some(EXTENDED_RESPONSE), Some(0)),
         _ => return None,
     })
+}
+
+impl Head {
+    /// The request as rules see it: the operation and the DN it names (an extended
+    /// operation's OID is no DN).
+    pub(crate) fn request(&self) -> L7Request {
+        L7Request {
+            app: AppProtocol::Ldap,
+            detail: L7Detail::Ldap {
+                operation: self.op,
+                base_dn: (!self.name.is_empty() && self.op != LdapOp::Extended)
+                    .then(|| self.name.clone()),
+            },
+        }
+    }
+
+    /// Its refusal, as a directory server denies it: the operation's response with
+    /// `insufficientAccessRights` (None: an abandon has no response).
+    pub(crate) fn refusal(&self) -> Option<Vec<u8>> {
+        let text = refusal_text(self.op, &self.name);
+        let tag = self.response?;
+        Some(message(
+            &self.id,
+            tag,
+            &result(INSUFFICIENT_ACCESS_RIGHTS, &text, &[]),
+        ))
+    }
 }
 
 /// Parse the head of the request at the start of `b`.

@@ -104,6 +104,28 @@ fn parse_head(h: &[u8], client: bool) -> Result<Option<FrameHead>, &'static str>
     }))
 }
 
+/// Reads a frame header (at most 14 bytes) into `held` from `data`, which is advanced
+/// past what belongs to it: Some once whole (then `held` is exactly the header), Err if
+/// the bytes are no frame header (of a client's when `client`).
+fn take_head(held: &mut Vec<u8>, data: &mut &[u8], client: bool) -> Result<Option<FrameHead>, ()> {
+    let n = data.len().min(14 - held.len());
+    held.extend_from_slice(&data[..n]);
+    match parse_head(held, client) {
+        Err(_) => Err(()),
+        Ok(None) if held.len() < 14 => {
+            *data = &data[n..];
+            Ok(None)
+        }
+        Ok(None) => Err(()),
+        Ok(Some(f)) => {
+            // What went past the header goes back to the input.
+            *data = &data[n - (held.len() - f.len)..];
+            held.truncate(f.len);
+            Ok(Some(f))
+        }
+    }
+}
+
 /// The server side of an upgraded connection, for the sensors: its frames are parsed
 /// only to hand their data payloads to the response scanner as one stream, without the
 /// frame headers (nor control frames) between them, so that what a message carries is
@@ -124,14 +146,10 @@ impl Payloads {
     pub fn feed(&mut self, mut data: &[u8], f: &mut dyn FnMut(&[u8])) -> bool {
         while !data.is_empty() {
             let Some(left) = self.left else {
-                let n = data.len().min(14 - self.head.len());
-                self.head.extend_from_slice(&data[..n]);
-                match parse_head(&self.head, false) {
-                    Err(_) => return false,
-                    Ok(None) if self.head.len() < 14 => data = &data[n..],
-                    Ok(None) => return false,
+                match take_head(&mut self.head, &mut data, false) {
+                    Err(()) => return false,
+                    Ok(None) => {}
                     Ok(Some(h)) => {
-                        data = &data[n - (self.head.len() - h.len)..];
                         self.head.clear();
                         self.control = h.opcode & 0x08 != 0;
                         self.mask = h.mask;
@@ -142,7 +160,10 @@ impl Payloads {
                 continue;
             };
             let n = data.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-            if !self.control {
+            if !self.control && self.mask == [0; 4] {
+                // A server's frames are not masked: their bytes are the payload.
+                f(&data[..n]);
+            } else if !self.control {
                 let payload: Vec<u8> = (data[..n].iter().enumerate())
                     .map(|(k, &c)| c ^ self.mask[(self.at + k) % 4])
                     .collect();
@@ -163,24 +184,13 @@ impl Reader {
     pub fn client_bytes(&mut self, mut data: &[u8], ins: &dyn Inspector, out: &mut Output) {
         while !data.is_empty() && !out.close {
             let Some(left) = self.left else {
-                // A header: at most 14 bytes.
-                let n = data.len().min(14 - self.head.len());
-                self.head.extend_from_slice(&data[..n]);
-                match parse_head(&self.head, true) {
-                    Err(_) => {
+                match take_head(&mut self.head, &mut data, true) {
+                    Err(()) => {
                         out.close = true;
                         return;
                     }
-                    Ok(None) if self.head.len() < 14 => data = &data[n..],
-                    Ok(None) => {
-                        out.close = true;
-                        return;
-                    }
+                    Ok(None) => {}
                     Ok(Some(f)) => {
-                        // What of `data` went past the header goes back to the input.
-                        let used = n - (self.head.len() - f.len);
-                        data = &data[used..];
-                        self.head.truncate(f.len);
                         let head = std::mem::take(&mut self.head);
                         self.control = f.opcode & 0x08 != 0;
                         self.fin = f.fin;

@@ -185,6 +185,23 @@ impl Lab {
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect()
     }
+
+    /// The events, read again every 200 ms until `done` says they hold what is awaited
+    /// or 10 s have passed (the agent records them a moment after the traffic).
+    #[allow(dead_code)]
+    pub fn events_until(
+        &self,
+        done: impl Fn(&[serde_json::Value]) -> bool,
+    ) -> Vec<serde_json::Value> {
+        let start = std::time::Instant::now();
+        loop {
+            let events = self.events();
+            if done(&events) || start.elapsed().as_secs() > 10 {
+                return events;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
 }
 
 impl Drop for Lab {

@@ -8,7 +8,7 @@
 
 mod clean;
 mod http;
-mod multipart;
+pub mod multipart;
 mod protobuf;
 #[cfg(test)]
 mod reference;
