@@ -639,7 +639,11 @@ fn methods_allow(
     target: &str,
     headers: &[(String, String)],
 ) -> bool {
-    let allows = |m: &str| any_or(methods, |x| x.eq_ignore_ascii_case(m.trim()));
+    if methods.is_empty() {
+        // No method list: any method, overridden or not (nothing to read).
+        return true;
+    }
+    let allows = |m: &str| methods.iter().any(|x| x.eq_ignore_ascii_case(m.trim()));
     allows(method) && method_override::overrides(method, target, headers).all(|m| allows(&m))
 }
 

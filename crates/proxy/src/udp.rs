@@ -277,16 +277,23 @@ fn judge(
         app,
         detail: L7Detail::None,
     };
+    if asked.is_read() {
+        // One decision for an allowed request (every DNS query of FQDN egress); only a
+        // refused one is asked whether its protocol was (dropped) or the request (the
+        // protocol's refusal).
+        let d = authority.decide_datagram(client, server, asked.request.as_ref());
+        if d.allowed {
+            return (true, d, None);
+        }
+        let p = authority.decide_datagram(client, server, Some(&protocol));
+        if !p.allowed {
+            return (false, p, None);
+        }
+        return (false, d, datagram::refusal(datagram, asked));
+    }
     let mut d = authority.decide_datagram(client, server, Some(&protocol));
     if !d.allowed {
         return (false, d, None);
-    }
-    if asked.is_read() {
-        let d = authority.decide_datagram(client, server, asked.request.as_ref());
-        let refusal = (!d.allowed)
-            .then(|| datagram::refusal(datagram, asked))
-            .flatten();
-        return (d.allowed, d, refusal);
     }
     if d.needs_l7 {
         // Rules look at requests of a protocol whose datagrams bulkhead does not read:
