@@ -26,7 +26,7 @@ struct Target {
     client: String,
 }
 
-fn bulkhead(bin: &Path, args: &[&str]) -> Result<String> {
+pub(crate) fn bulkhead(bin: &Path, args: &[&str]) -> Result<String> {
     let o = Command::new(bin)
         .args(args)
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
@@ -230,7 +230,7 @@ fn up(bin: &Path, config: usize, edited: &[PathBuf; 2], nodes: Option<&Path>) ->
     bail!("redis-server in {LAB} never answered")
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
 }

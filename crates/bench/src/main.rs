@@ -4,6 +4,7 @@
 
 mod api;
 mod crr;
+mod dns;
 mod http;
 mod l7;
 mod lab;
@@ -22,7 +23,7 @@ fn arg<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
         .map(String::as_str)
 }
 
-const USAGE: &str = "usage: bulkhead-bench dataplane [objects|throughput|latency] [--quick] | api [--quick] | l7 [--quick] [--between-nodes] | http [--quick] [--seconds S] | http-client --target IP:P... [--path P] [--rate R] [--seconds S] | crr-server --port P | crr-client --target IP:P [--seconds S] [--threads T]";
+const USAGE: &str = "usage: bulkhead-bench dataplane [objects|throughput|latency] [--quick] | api [--quick] | l7 [--quick] [--between-nodes] | dns [--quick] [--seconds S] | http [--quick] [--seconds S] | http-client --target IP:P... [--path P] [--rate R] [--seconds S] | crr-server --port P | crr-client --target IP:P [--seconds S] [--threads T]";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -75,6 +76,19 @@ fn main() -> Result<()> {
             };
             println!("## Redis through the L7 proxy\n");
             println!("{}", l7::redis(&bulkhead_bin()?, &o)?);
+            Ok(())
+        }
+        Some("dns") => {
+            let quick = args.iter().any(|a| a == "--quick");
+            let o = dns::Options {
+                rounds: if quick { 1 } else { 3 },
+                seconds: arg(&args, "--seconds")
+                    .map(str::parse)
+                    .transpose()?
+                    .unwrap_or(if quick { 3 } else { 10 }),
+            };
+            println!("## DNS through the L7 proxy\n");
+            println!("{}", dns::run(&bulkhead_bin()?, &o)?);
             Ok(())
         }
         Some("api") => {

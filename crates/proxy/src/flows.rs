@@ -1,11 +1,17 @@
-//! UDP flows through the proxy, for protocols other than DNS (memcached, CLDAP, ...).
+//! UDP flows through the proxy: DNS, memcached, CLDAP, ...
 //!
 //! A client's allowed datagrams to one server go out on one socket, bound transparently
 //! to the client's address (a port of the proxy's range: `socket::ports`), so the
 //! server sees the client and one source port for the whole flow, as it would without
 //! the proxy. Every datagram the server sends back on it (a memcached value split over
-//! several, a CLDAP entry and its result) is relayed to the client from the server's
-//! address, until neither side has sent anything for [`IDLE`]. The table is bounded.
+//! several, a CLDAP entry and its result, each DNS answer) is relayed to the client from
+//! the server's address (`answers`), until neither side has sent anything for a while
+//! ([`Answering::idle`]). DNS answers are first held for FQDN egress when the client
+//! learns from them. The table is bounded.
+//!
+//! DNS took a socket of its own per query before (opened, bound, connected, closed: a
+//! dozen system calls per query on top of the answer's); a stub resolver sends its next
+//! queries from the same port (A and AAAA, retries), which now go on its flow.
 
 use std::collections::HashMap;
 use std::io;
@@ -17,11 +23,10 @@ use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 use tracing::debug;
 
-use crate::udp::{domain, send_from, transparent};
+use crate::answers::Answers;
+use crate::authority::Authority;
+use crate::udp::{domain, transparent};
 
-/// A flow that moved no datagram either way for this long is closed (the kernel's
-/// conntrack forgets an unanswered UDP flow after 30 s too).
-const IDLE: Duration = Duration::from_secs(30);
 /// Flows at once; a datagram that would open one more is dropped.
 const MAX_FLOWS: usize = 16_384;
 /// Largest datagram relayed back.
@@ -29,13 +34,45 @@ const MAX_DATAGRAM: usize = 65_536;
 
 type Key = (SocketAddr, SocketAddr);
 
-#[derive(Default)]
 pub(crate) struct Flows {
     table: Arc<Mutex<HashMap<Key, Arc<Flow>>>>,
+    answers: Arc<Answers>,
+}
+
+/// What a flow does with the server's datagrams.
+#[derive(Clone)]
+pub(crate) enum Answering {
+    /// Relays them as they come.
+    Relay,
+    /// DNS: holds an answer until its addresses are programmed, for a client whose
+    /// FQDN rules learn from it (at most `bound`), then relays it.
+    Dns {
+        authority: Arc<dyn Authority>,
+        bound: Duration,
+    },
+}
+
+impl Answering {
+    /// A flow that moved no datagram either way for this long is closed: 30 s, as the
+    /// kernel's conntrack forgets an unanswered UDP flow. DNS exchanges are a query and
+    /// its answer: 5 s while a query is unanswered (a resolver's own timeout), 1 s once
+    /// every one is, so that resolvers that take a new port per lookup do not fill the
+    /// table (16,384 lookups a second, where 30 s would allow 546).
+    fn idle(&self, flow: &Flow) -> Duration {
+        match self {
+            Answering::Relay => Duration::from_secs(30),
+            Answering::Dns { .. } if flow.unanswered.load(Ordering::Relaxed) > 0 => {
+                Duration::from_secs(5)
+            }
+            Answering::Dns { .. } => Duration::from_secs(1),
+        }
+    }
 }
 
 struct Flow {
     up: UdpSocket,
+    /// Datagrams sent less those answered (DNS: one answer a query).
+    unanswered: AtomicU64,
     /// When either side last sent, in milliseconds since `born`.
     last: AtomicU64,
     born: Instant,
@@ -54,23 +91,40 @@ impl Flow {
 }
 
 impl Flows {
-    /// Sends `data` from `client` to `server` on their flow, opening it if needed.
+    pub(crate) fn new(answers: Arc<Answers>) -> Flows {
+        Flows {
+            table: Arc::default(),
+            answers,
+        }
+    }
+
+    /// Sends `data` from `client` to `server` on their flow, opening it if needed (one
+    /// that `answering` says how to answer).
     pub(crate) async fn send(
         &self,
         client: SocketAddr,
         server: SocketAddr,
         data: &[u8],
         mark: u32,
+        answering: impl FnOnce() -> Answering,
     ) -> anyhow::Result<()> {
-        let flow = self.open(client, server, mark)?;
-        flow.touch();
+        let flow = self.open(client, server, mark, answering)?;
+        flow.unanswered.fetch_add(1, Ordering::Relaxed);
         flow.up.send(data).await?;
         Ok(())
     }
 
-    fn open(&self, client: SocketAddr, server: SocketAddr, mark: u32) -> io::Result<Arc<Flow>> {
+    fn open(
+        &self,
+        client: SocketAddr,
+        server: SocketAddr,
+        mark: u32,
+        answering: impl FnOnce() -> Answering,
+    ) -> io::Result<Arc<Flow>> {
         let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(f) = table.get(&(client, server)) {
+            // Under the table's lock, which the relay closing an idle flow takes too.
+            f.touch();
             return Ok(f.clone());
         }
         if table.len() >= MAX_FLOWS {
@@ -78,6 +132,7 @@ impl Flows {
         }
         let flow = Arc::new(Flow {
             up: upstream(client, server, mark)?,
+            unanswered: AtomicU64::new(0),
             last: AtomicU64::new(0),
             born: Instant::now(),
         });
@@ -86,7 +141,8 @@ impl Flows {
             self.table.clone(),
             (client, server),
             flow.clone(),
-            mark,
+            self.answers.clone(),
+            answering(),
         ));
         Ok(flow)
     }
@@ -94,7 +150,7 @@ impl Flows {
 
 /// The flow's socket: the client's address, a port of the proxy's range, connected to
 /// the server (so it takes datagrams from the server only).
-pub(crate) fn upstream(client: SocketAddr, server: SocketAddr, mark: u32) -> io::Result<UdpSocket> {
+fn upstream(client: SocketAddr, server: SocketAddr, mark: u32) -> io::Result<UdpSocket> {
     let v6 = server.is_ipv6();
     let mut last = None;
     // Then the kernel's choice, as for TCP.
@@ -118,29 +174,111 @@ pub(crate) fn upstream(client: SocketAddr, server: SocketAddr, mark: u32) -> io:
 }
 
 /// Relays the server's datagrams to the client until the flow is idle, then closes it.
-async fn relay(table: Arc<Mutex<HashMap<Key, Arc<Flow>>>>, key: Key, flow: Arc<Flow>, mark: u32) {
+async fn relay(
+    table: Arc<Mutex<HashMap<Key, Arc<Flow>>>>,
+    key: Key,
+    flow: Arc<Flow>,
+    answers: Arc<Answers>,
+    answering: Answering,
+) {
     let (client, server) = key;
     let mut buf = vec![0u8; MAX_DATAGRAM];
     loop {
-        let wait = IDLE
+        let wait = answering
+            .idle(&flow)
             .saturating_sub(flow.idle())
             .max(Duration::from_millis(10));
         match tokio::time::timeout(wait, flow.up.recv(&mut buf)).await {
             Ok(Ok(n)) => {
                 flow.touch();
-                if let Err(e) = send_from(server, client, &buf[..n], mark) {
-                    debug!(%client, %server, error = %e, "udp answer");
+                let _ = flow
+                    .unanswered
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| u.checked_sub(1));
+                match &answering {
+                    Answering::Dns { authority, bound } if authority.learns_dns(client) => {
+                        // Held on its own: the flow's next answers need not wait.
+                        let (authority, bound, answers) =
+                            (authority.clone(), *bound, answers.clone());
+                        let msg = buf[..n].to_vec();
+                        tokio::spawn(async move {
+                            crate::fqdn::hold(authority.as_ref(), client, &msg, bound).await;
+                            answer(&answers, server, client, &msg);
+                        });
+                    }
+                    _ => answer(&answers, server, client, &buf[..n]),
                 }
             }
             // An ICMP error for an earlier datagram (port unreachable): the flow goes
             // on, as the client's own socket would.
             Ok(Err(e)) => debug!(%client, %server, error = %e, "udp flow"),
-            Err(_) if flow.idle() >= IDLE => break,
+            Err(_) if flow.idle() >= answering.idle(&flow) => {
+                let mut table = table.lock().unwrap_or_else(|e| e.into_inner());
+                // Asked again under the lock: a sender that found the flow meanwhile
+                // touched it, and its datagram's answer must still be relayed.
+                if flow.idle() < answering.idle(&flow) {
+                    continue;
+                }
+                if table.get(&key).is_some_and(|f| Arc::ptr_eq(f, &flow)) {
+                    table.remove(&key);
+                }
+                return;
+            }
             Err(_) => {}
         }
     }
-    let mut table = table.lock().unwrap_or_else(|e| e.into_inner());
-    if table.get(&key).is_some_and(|f| Arc::ptr_eq(f, &flow)) {
-        table.remove(&key);
+}
+
+fn answer(answers: &Answers, server: SocketAddr, client: SocketAddr, data: &[u8]) {
+    if let Err(e) = answers.send(server, client, data) {
+        debug!(%client, %server, error = %e, "udp answer");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct NoRules;
+
+    impl Authority for NoRules {
+        fn decide(
+            &self,
+            _: SocketAddr,
+            _: SocketAddr,
+            _: Option<&bulkhead_policy::l7::L7Request>,
+        ) -> crate::authority::Decision {
+            unreachable!("flows decide nothing")
+        }
+        fn decide_datagram(
+            &self,
+            _: SocketAddr,
+            _: SocketAddr,
+            _: Option<&bulkhead_policy::l7::L7Request>,
+        ) -> crate::authority::Decision {
+            unreachable!("flows decide nothing")
+        }
+        fn record(&self, _: crate::event::Event) {}
+        fn generation(&self) -> u64 {
+            0
+        }
+    }
+
+    #[tokio::test]
+    async fn a_dns_flow_lingers_only_while_a_query_is_unanswered() {
+        let flow = Flow {
+            up: UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+            unanswered: AtomicU64::new(0),
+            last: AtomicU64::new(0),
+            born: Instant::now(),
+        };
+        let dns = Answering::Dns {
+            authority: Arc::new(NoRules),
+            bound: Duration::from_millis(100),
+        };
+        assert_eq!(dns.idle(&flow), Duration::from_secs(1));
+        flow.unanswered.store(2, Ordering::Relaxed);
+        assert_eq!(dns.idle(&flow), Duration::from_secs(5));
+        // Other protocols answer as they like: a flow lives as conntrack's does.
+        assert_eq!(Answering::Relay.idle(&flow), Duration::from_secs(30));
     }
 }

@@ -18,6 +18,7 @@
 //! the process that starts it (the agent enters the node's namespace before any thread
 //! exists), so every socket it opens lives in the node's namespace.
 
+mod answers;
 pub mod authority;
 mod buf;
 pub mod capture;
@@ -196,11 +197,7 @@ pub fn start(
                             Err(e) => warn!(error = %e, "proxy listener"),
                         }
                     }
-                    let shared = Arc::new(udp::Shared {
-                        cfg: cfg.clone(),
-                        authority: authority.clone(),
-                        flows: Default::default(),
-                    });
+                    let shared = Arc::new(udp::Shared::new(cfg.clone(), authority.clone()));
                     for d in datagrams {
                         match tokio::net::UdpSocket::from_std(d) {
                             Ok(d) => {

@@ -4,20 +4,19 @@
 //! says where it was going. Every datagram of a diverted flow comes here, not only its
 //! first (the divert chain knows the flow by its conntrack mark), and each is read
 //! (`bulkhead_l7::datagram`: its protocol from the bytes, DNS to the query name, CLDAP
-//! to the operation and DN) and decided on its own. An allowed DNS query is forwarded
-//! from a socket bound transparently to the client's address (the server sees the
-//! client; its answer comes back to that socket because the proxy's own flows carry the
-//! divert mark too), and the answer (or `REFUSED`) is sent to the client from the
-//! original destination address, again through a transparent socket: one answer, a
-//! timeout. Datagrams of other protocols go on the client's flow (`flows`), which
-//! relays every answer of the server until the flow goes idle.
+//! to the operation and DN) and decided on its own. An allowed one goes on the client's
+//! flow (`flows`): a socket bound transparently to the client's address (the server
+//! sees the client; its answers come back to that socket because the proxy's own flows
+//! carry the divert mark too), which relays every answer of the server (DNS answers
+//! held for FQDN egress first) until the flow goes idle. Answers and refusals (DNS
+//! `REFUSED`) reach the client from the address it wrote to (`answers`).
 
 use std::io;
 use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use bulkhead_l7::datagram::{self, Asked};
 use bulkhead_policy::l7::{AppProtocol, L7Detail, L7Request};
@@ -28,15 +27,14 @@ use tokio::net::UdpSocket;
 use tracing::debug;
 
 use crate::Config;
+use crate::answers::Answers;
 use crate::authority::{Authority, Decision};
 use crate::capture::Side;
 use crate::event::{Event, EventKind};
-use crate::flows::Flows;
+use crate::flows::{Answering, Flows};
 
 /// Largest datagram read (EDNS0 allows 4096 and more; 64 KiB is the UDP maximum).
 const MAX_DATAGRAM: usize = 65_536;
-/// How long the proxy waits for the server's answer.
-const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub(crate) fn transparent(domain: Domain, v6: bool) -> io::Result<Socket> {
     let s = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
@@ -126,7 +124,20 @@ fn storage_addr(s: &SockaddrStorage) -> Option<SocketAddr> {
 pub(crate) struct Shared {
     pub cfg: Arc<Config>,
     pub authority: Arc<dyn Authority>,
+    pub answers: Arc<Answers>,
     pub flows: Flows,
+}
+
+impl Shared {
+    pub(crate) fn new(cfg: Arc<Config>, authority: Arc<dyn Authority>) -> Shared {
+        let answers = Arc::new(Answers::new(cfg.upstream_mark));
+        Shared {
+            flows: Flows::new(answers.clone()),
+            answers,
+            cfg,
+            authority,
+        }
+    }
 }
 
 pub(crate) async fn serve(sock: UdpSocket, cx: Arc<Shared>, ids: Arc<AtomicU64>) {
@@ -170,24 +181,6 @@ fn emit(
     });
 }
 
-/// Send `data` to `to` from `from` (an address that is not the node's own).
-pub(crate) fn send_from(
-    from: SocketAddr,
-    to: SocketAddr,
-    data: &[u8],
-    mark: u32,
-) -> io::Result<()> {
-    let s = transparent(domain(from.is_ipv6()), from.is_ipv6())?;
-    s.set_mark(mark)?;
-    s.bind(&from.into())?;
-    // Not connected: TPROXY hands a datagram to a *connected* socket of its addresses
-    // before its listener, so while this one existed it would take the client's next
-    // datagram on the flow (which a client sends the moment it has the answer), and
-    // that datagram would be lost with it.
-    s.send_to(data, &to.into())?;
-    Ok(())
-}
-
 async fn exchange(
     id: u64,
     datagram: Vec<u8>,
@@ -201,7 +194,7 @@ async fn exchange(
     if !allowed {
         let asked_at = SystemTime::now();
         if let Some(r) = &refusal {
-            send_from(server, client, r, cfg.upstream_mark)?;
+            cx.answers.send(server, client, r)?;
         }
         // The evidence: the datagram and the refusal, as the packets they were.
         let pcap = cfg.captures.as_ref().and_then(|c| {
@@ -233,27 +226,16 @@ async fn exchange(
         );
         return Ok(());
     }
-    if asked.app != Some(AppProtocol::Dns) {
-        // Any other protocol: relayed on the client's flow, answers and all.
-        return cx
-            .flows
-            .send(client, server, &datagram, cfg.upstream_mark)
-            .await;
-    }
-    // The client's address with a port of the proxy's range (as a flow's), connected:
-    // only the server's answer comes back to it.
-    let up = crate::flows::upstream(client, server, cfg.upstream_mark)?;
-    up.send(&datagram).await?;
-    let mut buf = vec![0u8; MAX_DATAGRAM];
-    let answer = tokio::time::timeout(ANSWER_TIMEOUT, up.recv(&mut buf)).await;
-    let Ok(Ok(n)) = answer else {
-        return Ok(());
+    let answering = || match asked.app {
+        Some(AppProtocol::Dns) => Answering::Dns {
+            authority: cx.authority.clone(),
+            bound: cfg.dns_hold,
+        },
+        _ => Answering::Relay,
     };
-    if authority.learns_dns(client) {
-        crate::fqdn::hold(authority, client, &buf[..n], cfg.dns_hold).await;
-    }
-    send_from(server, client, &buf[..n], cfg.upstream_mark)?;
-    Ok(())
+    cx.flows
+        .send(client, server, &datagram, cfg.upstream_mark, answering)
+        .await
 }
 
 /// The verdict on one datagram: may it pass, the decision for its event, and the
