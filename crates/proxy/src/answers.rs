@@ -10,6 +10,9 @@
 //! datagram to a *connected* socket of its addresses if there is one, and otherwise to
 //! the proxy's listener (its established lookup passes over unconnected sockets), so a
 //! socket bound to the server's address does not take the client's next datagram.
+//! Except at an address of the node itself (a node-local DNS cache): there a socket
+//! bound to the server's port would share it with the server and could take datagrams
+//! sent to the server, so such answers go out on a socket of their own, as before.
 
 use std::collections::HashMap;
 use std::io;
@@ -30,7 +33,8 @@ pub(crate) struct Answers {
 }
 
 struct Kept {
-    socket: Arc<UdpSocket>,
+    /// None: the address is the node's own (see the module's docs).
+    socket: Option<Arc<UdpSocket>>,
     used: Instant,
 }
 
@@ -53,31 +57,54 @@ impl Answers {
     fn socket(&self, from: SocketAddr) -> io::Result<Arc<UdpSocket>> {
         let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
-        if let Some(k) = kept.get_mut(&from) {
-            k.used = now;
-            return Ok(k.socket.clone());
+        let socket = match kept.get_mut(&from) {
+            Some(k) => {
+                k.used = now;
+                k.socket.clone()
+            }
+            None => {
+                if kept.len() >= MAX_KEPT {
+                    kept.retain(|_, k| now.duration_since(k.used) < IDLE);
+                }
+                let socket = if node_address(from) {
+                    None
+                } else {
+                    Some(Arc::new(open(from, self.mark)?))
+                };
+                // Still full of busy servers: this one's answer goes out on a socket
+                // of its own.
+                if kept.len() < MAX_KEPT {
+                    let k = Kept {
+                        socket: socket.clone(),
+                        used: now,
+                    };
+                    kept.insert(from, k);
+                }
+                socket
+            }
+        };
+        drop(kept);
+        match socket {
+            Some(s) => Ok(s),
+            None => Ok(Arc::new(open(from, self.mark)?)),
         }
-        if kept.len() >= MAX_KEPT {
-            kept.retain(|_, k| now.duration_since(k.used) < IDLE);
-        }
-        let socket = Arc::new(open(from, self.mark)?);
-        // Still full of busy servers: this one's answer goes out on a socket of its own.
-        if kept.len() < MAX_KEPT {
-            kept.insert(
-                from,
-                Kept {
-                    socket: socket.clone(),
-                    used: now,
-                },
-            );
-        }
-        Ok(socket)
     }
 
     #[cfg(test)]
     fn kept(&self) -> usize {
         self.kept.lock().unwrap().len()
     }
+
+    #[cfg(test)]
+    fn open(&self) -> usize {
+        let kept = self.kept.lock().unwrap();
+        kept.values().filter(|k| k.socket.is_some()).count()
+    }
+}
+
+/// Is `from`'s address one of the node's own? (A plain socket binds only to those.)
+fn node_address(from: SocketAddr) -> bool {
+    UdpSocket::bind(SocketAddr::new(from.ip(), 0)).is_ok()
 }
 
 /// A transparent socket bound to `from` (shared with other sockets of that address:
@@ -128,6 +155,44 @@ mod tests {
                 assert_eq!((&buf[..n], from), (&[round, i as u8][..], *s));
             }
         }
+        // Loopback is the node's own: each answer had a socket of its own, none kept
+        // open where a server of the node may listen.
+        assert_eq!(answers.open(), 0);
         assert_eq!(answers.kept(), 2);
+    }
+
+    /// A server of the node itself that shares its port (SO_REUSEADDR, as DNS servers
+    /// set it): the proxy answering for it must not take the datagrams sent to it.
+    #[test]
+    fn a_server_on_the_node_keeps_its_datagrams() {
+        if !privileged() {
+            assert!(
+                std::env::var("BULKHEAD_REQUIRE_PRIVILEGED").as_deref() != Ok("1"),
+                "needs root (IP_TRANSPARENT)"
+            );
+            return;
+        }
+        let server =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();
+        server.set_reuse_address(true).unwrap();
+        server
+            .bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+            .unwrap();
+        let server: UdpSocket = server.into();
+        server
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        let at = server.local_addr().unwrap();
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let answers = Answers::new(0);
+        answers
+            .send(at, client.local_addr().unwrap(), b"answer")
+            .unwrap();
+        for i in 0..3u8 {
+            client.send_to(&[i], at).unwrap();
+            let mut buf = [0u8; 4];
+            let (n, _) = server.recv_from(&mut buf).expect("the server's datagram");
+            assert_eq!(&buf[..n], &[i]);
+        }
     }
 }
