@@ -46,6 +46,8 @@ pub struct Entry {
     /// Packets and bytes, both directions (with `nf_conntrack_acct` on).
     pub packets: Option<u64>,
     pub bytes: Option<u64>,
+    /// The conntrack mark (0 when none).
+    pub mark: u32,
     /// The original tuple as the kernel sent it: what a delete names.
     orig: Vec<Tuple>,
 }
@@ -91,6 +93,7 @@ impl Entry {
             icmp: None,
             packets: None,
             bytes: None,
+            mark: 0,
             orig: Vec::new(),
         };
         let mut have = (false, false);
@@ -139,6 +142,7 @@ impl Entry {
                         }
                     }
                 }
+                ConntrackAttribute::CtaMark(m) => e.mark = *m,
                 ConntrackAttribute::Other(n)
                     if matches!(n.kind() & 0x3fff, CTA_COUNTERS_ORIG | CTA_COUNTERS_REPLY) =>
                 {

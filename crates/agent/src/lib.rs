@@ -43,7 +43,7 @@ const TIDY_AFTER: Duration = Duration::from_millis(200);
 
 use anyhow::{Context, Result};
 use bulkhead_dataplane::kernel::Nft;
-use bulkhead_dataplane::names::{DIVERT_MARK, DIVERT_TABLE, PROXY_MARK};
+use bulkhead_dataplane::names::{DIVERT_MARK, DIVERT_TABLE, PROXY_CT_MARK, PROXY_MARK};
 use tracing::{info, warn};
 
 pub use config::Config;
@@ -577,6 +577,11 @@ fn start_ended(shared: &Arc<Shared>, store: Arc<bulkhead_store::Sink>) {
         .spawn(move || {
             let memo = explained::Explained::default();
             let res = conntrack::listen_ended(|e| {
+                // The proxy's own connection to the server: the client's (diverted)
+                // entry of the same connection has its end record.
+                if e.mark == PROXY_CT_MARK {
+                    return true;
+                }
                 let o = flows::Observed {
                     time: std::time::SystemTime::now(),
                     action: flows::Action::Allow,

@@ -588,3 +588,97 @@ fn proxied(lab: &Lab, node: &str, want: u64) -> u64 {
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
 }
+
+/// A connection through the proxy is two conntrack entries on the node (the client's,
+/// diverted, and the proxy's own to the server); the flow records end it once, with the
+/// client's port, as the kernel's path would (before, the proxy's entry was a second
+/// `end` record, from a port the client never used).
+#[test]
+fn a_proxied_connection_ends_once_in_the_flow_records() {
+    if !common::privileged("the L7 lab test") {
+        return;
+    }
+    require(&["redis-server", "python3", "conntrack"]);
+    let _lock = common::lab_lock();
+    const ENDS_LAB: &str = "l7ends";
+    let lab = Lab::up(ENDS_LAB, &["examples/", "examples/lab/l7.yaml"], &[]);
+    let ip = lab.ipv4("platform/redis-0");
+    lab.wait_for_redis(&ip);
+    const CLIENT: &str = "import socket, sys\n\
+        s = socket.create_connection((sys.argv[1], 6379), timeout=3)\n\
+        s.sendall(b'PING\\r\\n')\n\
+        assert s.recv(64).startswith(b'+PONG')\n\
+        print(s.getsockname()[1])\n\
+        s.close()\n";
+    let (ok, port) = lab.run("platform/node-api-0", &["python3", "-c", CLIENT, &ip]);
+    assert!(ok, "{port}");
+    let client = lab.ipv4("platform/node-api-0");
+    // The connection's entries leave conntrack now rather than after TIME_WAIT's two
+    // minutes and the kernel's next sweep.
+    let node = format!("bh-{ENDS_LAB}.node.node-1");
+    let start = std::time::Instant::now();
+    loop {
+        let (_, listed) = netns_run(&node, &["conntrack", "-L", "-p", "tcp", "--dport", "6379"]);
+        if listed.matches("TIME_WAIT").count() >= 2 || start.elapsed().as_secs() >= 10 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let (ok, out) = netns_run(&node, &["conntrack", "-D", "-p", "tcp", "--dport", "6379"]);
+    assert!(ok, "{out}");
+    // The records of connections from the client to Redis: (event, client port).
+    let records = || -> Vec<(String, String)> {
+        let o = bulkhead(&["flows", "--lab", ENDS_LAB, "-o", "json"]);
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|r| r["dport"] == 6379 && r["src"]["ip"] == client)
+            .map(|r| {
+                (
+                    r["event"].as_str().unwrap_or("").to_string(),
+                    r["sport"].to_string(),
+                )
+            })
+            .collect()
+    };
+    let ended = |r: &[(String, String)]| r.iter().any(|(e, p)| e == "end" && p == port.trim());
+    let start = std::time::Instant::now();
+    while !ended(&records()) && start.elapsed().as_secs() < 20 {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    // Both entries' events have come by now.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let records = records();
+    let mine = records
+        .iter()
+        .filter(|(e, p)| e == "end" && p == port.trim())
+        .count();
+    assert_eq!(mine, 1, "{records:?}");
+    // Every end is a connection a client opened (the earlier ones: the wait for Redis).
+    let opened: Vec<&String> = (records.iter())
+        .filter(|(e, _)| e == "new")
+        .map(|(_, p)| p)
+        .collect();
+    assert!(
+        records
+            .iter()
+            .all(|(e, p)| e != "end" || opened.contains(&p)),
+        "an end record of a connection no client opened: {records:?}"
+    );
+    drop(lab);
+}
+
+/// `cmd` in network namespace `ns`: (success, stdout and stderr).
+fn netns_run(ns: &str, cmd: &[&str]) -> (bool, String) {
+    let o = std::process::Command::new("ip")
+        .args(["netns", "exec", ns])
+        .args(cmd)
+        .output()
+        .expect("ip netns exec");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (o.status.success(), text)
+}

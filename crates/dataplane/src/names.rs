@@ -79,6 +79,15 @@ pub const DIVERT_TABLE: u32 = 100;
 /// `SO_MARK` of the proxy's own connections to servers: the output chain accepts them
 /// (the proxy has already decided) and prerouting never diverts them again.
 pub const PROXY_MARK: u32 = 0x00b2_0000;
+/// `ct mark` of the proxy's own connections to servers and its UDP flows: DIVERT_MARK
+/// with the low bit set. The divert chain matches both under [`DIVERTED_MASK`] (the
+/// packets go to the proxy's sockets either way); the agent tells them apart, since a
+/// proxied connection has two conntrack entries, the client's (diverted) and the
+/// proxy's own to the server, and only the client's is a connection someone made: only
+/// its end is recorded.
+pub const PROXY_CT_MARK: u32 = DIVERT_MARK | 1;
+/// `ct mark & DIVERTED_MASK == DIVERT_MARK`: an entry of the proxy's (either kind).
+pub const DIVERTED_MASK: u32 = !1;
 /// `meta mark` the agent's socket-path table (`bulkhead_sockpath`, an earlier prerouting
 /// chain) sets on the SYN of a Redis connection whose commands the kernel decides at
 /// the socket (`bulkhead-sockops`): the divert chain leaves it to that path instead of

@@ -1185,13 +1185,24 @@ impl<'a> Renderer<'a> {
         output.extend([
             // The L7 proxy's own connections to servers: it has decided already. Their
             // conntrack mark tells prerouting to hand the answers to the proxy's
-            // socket (see the divert chain).
+            // socket (see the divert chain), and the agent which entry of a proxied
+            // connection is the proxy's (PROXY_CT_MARK). Set when the connection
+            // begins: the answers the proxy sends a UDP client travel in the reply
+            // direction of the client's own (diverted) flow, whose mark stays.
             vec![
                 eq(
                     meta(nftables::expr::MetaKey::Mark),
                     Expression::Number(PROXY_MARK),
                 ),
-                set_mark(true, DIVERT_MARK),
+                ct_state(&["new"]),
+                set_mark(true, PROXY_CT_MARK),
+                accept(),
+            ],
+            vec![
+                eq(
+                    meta(nftables::expr::MetaKey::Mark),
+                    Expression::Number(PROXY_MARK),
+                ),
                 accept(),
             ],
             icmpv6_link_plumbing(),

@@ -75,6 +75,12 @@ pub fn dst_id() -> Expression<'static> {
     and(ct("mark"), ID_MASK)
 }
 
+/// `ct mark & DIVERTED_MASK`: equal to `DIVERT_MARK` for a connection the proxy owns
+/// (a client's diverted one, or the proxy's own to a server).
+pub fn diverted() -> Expression<'static> {
+    and(ct("mark"), crate::names::DIVERTED_MASK)
+}
+
 /// `meta l4proto N`
 pub fn l4proto(n: u8) -> Statement<'static> {
     eq(meta(MetaKey::L4proto), Expression::Number(u32::from(n)))

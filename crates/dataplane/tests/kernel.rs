@@ -197,29 +197,23 @@ fn divert_chain_applies_and_adopts() {
         diff(&observed, &desired).is_empty(),
         "adopting changes things"
     );
-    let text = String::from_utf8(
-        Command::new("ip")
-            .args([
-                "netns", "exec", &ns.0, "nft", "list", "chain", "inet", "bulkhead", "divert",
-            ])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
+    let text = list_chain(&ns.0, "divert");
     assert!(text.contains("hook prerouting priority mangle"), "{text}");
     // Diverted connections and the proxy's own flows are known by their conntrack mark
-    // (no socket lookup per packet), TCP and UDP.
+    // (no socket lookup per packet), TCP and UDP: DIVERT_MARK, or PROXY_CT_MARK (the
+    // proxy's own), alike under the mask (`/31`).
     assert!(
-        text.contains("meta l4proto tcp ct state established,related ct mark 0x00b10000 meta mark set 0x00b10000 accept"),
+        text.contains("meta l4proto tcp ct state established,related ct mark 0x00b10000/31 meta mark set 0x00b10000 accept"),
         "{text}"
     );
     assert!(
-        text.contains("meta l4proto udp ct state established,related ct direction reply ct mark 0x00b10000 meta mark set 0x00b10000 accept"),
+        text.contains("meta l4proto udp ct state established,related ct direction reply ct mark 0x00b10000/31 meta mark set 0x00b10000 accept"),
         "{text}"
     );
     assert!(
-        text.contains("ct state established,related ct mark != 0x00b10000 udp dport != 53 accept"),
+        text.contains(
+            "ct state established,related ct mark != 0x00b10000/31 udp dport != 53 accept"
+        ),
         "{text}"
     );
     assert!(
@@ -227,6 +221,24 @@ fn divert_chain_applies_and_adopts() {
         "{text}"
     );
     assert!(text.contains("tproxy ip6 to :15001"), "{text}");
+    // The proxy's own connections take PROXY_CT_MARK when they begin (the agent records
+    // the end of the client's entry only).
+    let output = list_chain(&ns.0, "output");
+    assert!(
+        output.contains("meta mark 0x00b20000 ct state new ct mark set 0x00b10001 accept"),
+        "{output}"
+    );
+}
+
+/// `nft list chain inet bulkhead CHAIN` in network namespace `ns`.
+fn list_chain(ns: &str, chain: &str) -> String {
+    let out = Command::new("ip")
+        .args([
+            "netns", "exec", ns, "nft", "list", "chain", "inet", "bulkhead", chain,
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap()
 }
 
 /// Policy edits patched in (the agent's fast path) bring the kernel exactly to the

@@ -31,8 +31,9 @@ impl Renderer<'_> {
     pub(super) fn divert_chain(&mut self, port: u16) {
         // Later packets of a diverted connection, and servers' answers to the proxy's
         // own (transparent) connections: to the socket that owns them. Both carry
-        // DIVERT_MARK in their conntrack mark (set by the divert rules below and by the
-        // output chain for the proxy's connections), so telling them apart costs a
+        // DIVERT_MARK in their conntrack mark (set by the divert rules below; the output
+        // chain sets PROXY_CT_MARK, the same under DIVERTED_MASK, on the proxy's own
+        // connections), so telling them apart costs a
         // conntrack field, not the socket lookup (`socket transparent 1`) that every
         // established TCP packet through the node would otherwise pay.
         // Not the SYN of a new connection: one that reuses the ports of a connection the
@@ -43,7 +44,7 @@ impl Renderer<'_> {
         let owned_tcp = vec![
             l4proto(TCP),
             ct_state(&["established", "related"]),
-            eq(ct("mark"), Expression::Number(DIVERT_MARK)),
+            eq(diverted(), Expression::Number(DIVERT_MARK)),
             set_mark(false, DIVERT_MARK),
             accept(),
         ];
@@ -54,7 +55,7 @@ impl Renderer<'_> {
             l4proto(UDP),
             ct_state(&["established", "related"]),
             eq(ct("direction"), Expression::String(Cow::Borrowed("reply"))),
-            eq(ct("mark"), Expression::Number(DIVERT_MARK)),
+            eq(diverted(), Expression::Number(DIVERT_MARK)),
             set_mark(false, DIVERT_MARK),
             accept(),
         ];
@@ -74,7 +75,7 @@ impl Renderer<'_> {
             vec![
                 ct_state(&["established", "related"]),
                 l4proto(UDP),
-                ne(ct("mark"), Expression::Number(DIVERT_MARK)),
+                ne(diverted(), Expression::Number(DIVERT_MARK)),
                 ne(payload("th", "dport"), Expression::Number(53)),
                 accept(),
             ],
