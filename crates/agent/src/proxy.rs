@@ -96,7 +96,9 @@ impl Authority for ProxyAuthority {
                     c.proxy_refusals.fetch_add(1, Relaxed);
                 }
             }
-            EventKind::Protocol { decision, .. } | EventKind::Request { decision, .. } => {
+            EventKind::Flow { decision, .. }
+            | EventKind::Protocol { decision, .. }
+            | EventKind::Request { decision, .. } => {
                 if !decision.allowed {
                     c.proxy_refusals.fetch_add(1, Relaxed);
                 }
@@ -132,12 +134,23 @@ impl Authority for ProxyAuthority {
         // A connection whose protocol is detected for its record (Discover: learning) is
         // recorded at detection, as a new connection with the protocol.
         let mut event_name = None;
+        let mut l4 = Protocol::Tcp;
         let (decision, l7, app) = match &event.kind {
             EventKind::Connection { decision } => {
                 if decision.allowed && (!self.log_allowed || decision.detect) {
                     return;
                 }
                 (decision, None, None)
+            }
+            // A UDP flow the proxy opened: the record the kernel would have written for
+            // it (it never saw the flow: diverted), with the protocol read.
+            EventKind::Flow { protocol, decision } => {
+                if decision.allowed && !self.log_allowed && !decision.violation {
+                    return;
+                }
+                (event_name, l4) = (Some("new"), Protocol::Udp);
+                let l7 = json!({ "protocol": protocol });
+                (decision, Some(l7), protocol.parse::<AppProtocol>().ok())
             }
             EventKind::Protocol {
                 protocol, decision, ..
@@ -183,9 +196,8 @@ impl Authority for ProxyAuthority {
                 app,
                 detail: L7Detail::None,
             });
-            // (Only TCP gets here: a datagram is recorded only when refused.)
             self.explain(
-                Protocol::Tcp,
+                l4,
                 event.client,
                 event.server,
                 l7.as_ref(),

@@ -52,6 +52,26 @@ fn dns_query_names_are_enforced_by_the_proxy() {
             assert!(answer.is_empty(), "a refused query has no answer: {answer}");
         }
     }
+    // Each allowed UDP query's flow (dig takes a socket per run) is a flow record, as
+    // the kernel would have written had it not been diverted: the protocol read and
+    // the rule that allowed it. (Before, only refused datagrams left a record.)
+    let flows = common::lab::settled(&["flows", "--lab", LAB, "-o", "json"]);
+    let opened: Vec<serde_json::Value> = String::from_utf8_lossy(&flows.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|r| r["event"] == "new" && r["protocol"] == "UDP" && r["dport"] == 53)
+        .collect();
+    assert_eq!(opened.len(), 2, "one per allowed UDP query:\n{opened:#?}");
+    for r in &opened {
+        assert!(
+            r["verdict"] == "allow"
+                && r["l7"]["protocol"] == "dns"
+                && r["src"]["workload"] == "apps/client-0"
+                && r["dst"]["workload"] == "infra/dns-0"
+                && r["decided_by"]["rule"]["policy"] == "dns-from-client",
+            "{r:#}"
+        );
+    }
     let events = lab.events();
     let refused: Vec<&serde_json::Value> = events
         .iter()

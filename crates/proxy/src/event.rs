@@ -30,6 +30,13 @@ pub struct Event {
 pub enum EventKind {
     /// The connection's verdict before any byte was read.
     Connection { decision: Decision },
+    /// A client's datagrams to a server, allowed: the first one of the UDP flow the
+    /// proxy opened for them (each datagram is decided; the flow is to UDP what the
+    /// connection is to TCP, and becomes its flow record).
+    Flow {
+        protocol: String,
+        decision: Decision,
+    },
     /// The application protocol detected from the first bytes, and what policy says of
     /// a connection speaking it.
     Protocol {
@@ -94,9 +101,9 @@ impl EventKind {
     /// storing them again as events tripled the bookkeeping of every connection.
     pub fn noteworthy(&self) -> bool {
         match self {
-            EventKind::Connection { decision } | EventKind::Protocol { decision, .. } => {
-                !decision.allowed || decision.violation
-            }
+            EventKind::Connection { decision }
+            | EventKind::Flow { decision, .. }
+            | EventKind::Protocol { decision, .. } => !decision.allowed || decision.violation,
             EventKind::Request { .. } | EventKind::Sensor { .. } => true,
             EventKind::Closed { keep, .. } => *keep,
         }

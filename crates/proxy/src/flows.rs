@@ -99,7 +99,7 @@ impl Flows {
     }
 
     /// Sends `data` from `client` to `server` on their flow, opening it if needed (one
-    /// that `answering` says how to answer).
+    /// that `answering` says how to answer). True when the flow was opened for it.
     pub(crate) async fn send(
         &self,
         client: SocketAddr,
@@ -107,11 +107,11 @@ impl Flows {
         data: &[u8],
         mark: u32,
         answering: impl FnOnce() -> Answering,
-    ) -> anyhow::Result<()> {
-        let flow = self.open(client, server, mark, answering)?;
+    ) -> anyhow::Result<bool> {
+        let (flow, opened) = self.open(client, server, mark, answering)?;
         flow.unanswered.fetch_add(1, Ordering::Relaxed);
         flow.up.send(data).await?;
-        Ok(())
+        Ok(opened)
     }
 
     fn open(
@@ -120,12 +120,12 @@ impl Flows {
         server: SocketAddr,
         mark: u32,
         answering: impl FnOnce() -> Answering,
-    ) -> io::Result<Arc<Flow>> {
+    ) -> io::Result<(Arc<Flow>, bool)> {
         let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(f) = table.get(&(client, server)) {
             // Under the table's lock, which the relay closing an idle flow takes too.
             f.touch();
-            return Ok(f.clone());
+            return Ok((f.clone(), false));
         }
         if table.len() >= MAX_FLOWS {
             return Err(io::Error::other("too many UDP flows through the proxy"));
@@ -144,7 +144,7 @@ impl Flows {
             self.answers.clone(),
             answering(),
         ));
-        Ok(flow)
+        Ok((flow, true))
     }
 }
 

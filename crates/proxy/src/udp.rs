@@ -233,9 +233,21 @@ async fn exchange(
         },
         _ => Answering::Relay,
     };
-    cx.flows
+    let opened = cx
+        .flows
         .send(client, server, &datagram, cfg.upstream_mark, answering)
-        .await
+        .await?;
+    if opened {
+        let protocol = asked.app.map_or("unknown".into(), |a| a.to_string());
+        emit(
+            authority,
+            id,
+            client,
+            server,
+            EventKind::Flow { protocol, decision },
+        );
+    }
+    Ok(())
 }
 
 /// The verdict on one datagram: may it pass, the decision for its event, and the
