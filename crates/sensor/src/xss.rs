@@ -32,8 +32,8 @@ static NEEDLES_CI: LazyLock<AhoCorasick> = LazyLock::new(|| {
 /// A detected XSS.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct XssMatch {
-    /// `tag`, `event_handler`, `script_uri`, `css_expression`, `script_sink` or
-    /// `xml_entity`.
+    /// `tag`, `event_handler`, `script_uri`, `css_expression`, `script_sink`,
+    /// `data_binding` or `xml_entity`.
     pub reason: &'static str,
 }
 
@@ -67,6 +67,8 @@ const CODE_TAGS: &[&str] = &[
     "set",
     "xss",
     "vmlframe",
+    // XML Events: wires an event of another element to a handler.
+    "listener",
     // A processing instruction that has the browser load and run a stylesheet (XSLT).
     "xml-stylesheet",
 ];
@@ -171,9 +173,17 @@ fn detect_marked(v: &[u8]) -> Option<XssMatch> {
     if handler_outside_tag(&decoded) {
         return hit("event_handler");
     }
-    // Inside a script, escapes spell names too (`al\u0065rt(1)`, `top['al\x65rt']`).
+    // Inside a script, escapes spell names too (`al\u0065rt(1)`, `top['al\x65rt']`),
+    // and inside a style CSS's (`x:expression\28write(1)\29`, a style attribute of a
+    // tag IE read where others see none).
     if memchr::memchr(b'\\', &decoded).is_some() {
-        return sinks(&crate::decode::backslash_unescape(&decoded)).and_then(hit);
+        if let Some(r) = sinks(&crate::decode::backslash_unescape(&decoded)) {
+            return hit(r);
+        }
+        let css = css_unescape(&decoded).to_ascii_lowercase();
+        if memchr::memmem::find(&css, b"expression(").is_some() {
+            return hit("css_expression");
+        }
     }
     None
 }
@@ -277,10 +287,15 @@ fn tags(v: &[u8]) -> Option<&'static str> {
         let name = v[ns..j].to_ascii_lowercase();
         // `x:script` is `script` in XHTML namespaces.
         let local = name.rsplit(|&c| c == b':').next().unwrap_or(&name);
-        if CODE_TAGS.iter().any(|t| t.as_bytes() == local) {
+        // `<?xml:namespace ... ns="urn:schemas-microsoft-com:time">`: binds a prefix to
+        // an IE behaviour (HTML+TIME's elements set `innerHTML`).
+        if CODE_TAGS.iter().any(|t| t.as_bytes() == local) || name == b"xml:namespace" {
             return Some("tag");
         }
-        if let Some(r) = attributes(v, j) {
+        // An image's data URL renders as an image: no script runs in one (SVG's
+        // included), whatever the document holds.
+        let image = matches!(local, b"img" | b"image" | b"input" | b"source" | b"picture");
+        if let Some(r) = attributes(v, j, image) {
             return Some(r);
         }
     }
@@ -305,8 +320,8 @@ fn external_entity(decl: &[u8]) -> bool {
 }
 
 /// Reads the attributes of a tag from `i` to its `>` (or the end: a tag the
-/// application closes is still a tag).
-fn attributes(v: &[u8], mut i: usize) -> Option<&'static str> {
+/// application closes is still a tag); `image`: the tag renders its URLs as images.
+fn attributes(v: &[u8], mut i: usize, image: bool) -> Option<&'static str> {
     let n = v.len();
     loop {
         // Browsers separate attributes by blanks, `/`, and also by control bytes.
@@ -347,10 +362,11 @@ fn attributes(v: &[u8], mut i: usize) -> Option<&'static str> {
             }
         }
         if !value.is_empty() {
-            let dec: Vec<u8> = html_decode(value)
-                .into_iter()
-                .filter(|&c| c > b' ')
-                .map(|c| c.to_ascii_lowercase())
+            let decoded = html_decode(value);
+            // The blanks and control bytes browsers skip inside a URL's scheme dropped.
+            let dec: Vec<u8> = (decoded.iter())
+                .filter(|&&c| c > b' ')
+                .map(u8::to_ascii_lowercase)
                 .collect();
             if NEEDLES
                 .find_iter(&dec)
@@ -358,21 +374,127 @@ fn attributes(v: &[u8], mut i: usize) -> Option<&'static str> {
             {
                 return Some("script_uri");
             }
-            if name == b"style"
-                && [
-                    "expression(",
-                    "behavior",
-                    "behaviour",
-                    "-moz-binding",
-                    "url(",
-                ]
-                .iter()
-                .any(|s| memchr::memmem::find(&dec, s.as_bytes()).is_some())
-            {
+            if !image && data_url_runs_script(&decoded) {
+                return Some("script_uri");
+            }
+            if name == b"style" && css_runs_code(&dec) {
                 return Some("css_expression");
+            }
+            // IE's data binding: the element renders the bound field as HTML.
+            if name == b"dataformatas" && dec == b"html" {
+                return Some("data_binding");
             }
         }
     }
+}
+
+/// A style that runs or loads code: IE's `expression()` and behaviours, Mozilla's XBL
+/// bindings, `url(` (a script URL, an HTC). Read after CSS's own escapes and comments,
+/// which split and spell names (`x:expression\28write(1)\29`, `exp/**/ression(`).
+fn css_runs_code(lower: &[u8]) -> bool {
+    const CODE: [&str; 5] = [
+        "expression(",
+        "behavior",
+        "behaviour",
+        "-moz-binding",
+        "url(",
+    ];
+    let found = |v: &[u8]| {
+        CODE.iter()
+            .any(|s| memchr::memmem::find(v, s.as_bytes()).is_some())
+    };
+    found(lower)
+        || (memchr::memchr2(b'\\', b'/', lower).is_some()
+            && found(&css_unescape(lower).to_ascii_lowercase()))
+}
+
+/// CSS escapes (`\28`: a code point in up to six hex digits and one blank after it;
+/// `\x`: `x`) decoded and comments dropped (CSS Syntax 4.3.7).
+fn css_unescape(v: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(v.len());
+    let mut i = 0;
+    while i < v.len() {
+        match v[i] {
+            b'/' if v.get(i + 1) == Some(&b'*') => {
+                i = memchr::memmem::find(&v[i + 2..], b"*/").map_or(v.len(), |p| i + 2 + p + 2);
+            }
+            b'\\' if i + 1 < v.len() => {
+                let hex = v[i + 1..]
+                    .iter()
+                    .take(6)
+                    .take_while(|c| c.is_ascii_hexdigit())
+                    .count();
+                if hex == 0 {
+                    out.push(v[i + 1]);
+                    i += 2;
+                    continue;
+                }
+                let digits = std::str::from_utf8(&v[i + 1..i + 1 + hex]).unwrap_or("0");
+                let cp = u32::from_str_radix(digits, 16).unwrap_or(0);
+                let c = char::from_u32(cp)
+                    .filter(|&c| c != '\0')
+                    .unwrap_or('\u{fffd}');
+                out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+                i += 1 + hex;
+                if v.get(i).is_some_and(|&c| c <= b' ') {
+                    i += 1;
+                }
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+/// A `data:` URL whose content, as the browser would render it, holds script: judged
+/// as the document it carries (base64 or percent-encoded), whatever type it claims
+/// (`data:application/x-x509-user-cert;base64,PHNjcmlwdD4...`). The URL as the
+/// browser's URL parser reads it: tabs and line breaks dropped, leading blanks too.
+fn data_url_runs_script(decoded: &[u8]) -> bool {
+    let url: Vec<u8> = (decoded.iter().copied())
+        .skip_while(|&c| c <= b' ')
+        .filter(|&c| !matches!(c, b'\t' | b'\n' | b'\r'))
+        .collect();
+    if !url
+        .get(..5)
+        .is_some_and(|s| s.eq_ignore_ascii_case(b"data:"))
+    {
+        return false;
+    }
+    let url = &url[5..];
+    let Some(comma) = memchr::memchr(b',', url) else {
+        return false;
+    };
+    let (kind, payload) = (&url[..comma], &url[comma + 1..]);
+    let content = if kind.to_ascii_lowercase().ends_with(b";base64") {
+        use base64::Engine;
+        let payload: Vec<u8> = payload.iter().copied().filter(|&c| c > b' ').collect();
+        match base64::engine::general_purpose::STANDARD_NO_PAD.decode(
+            payload
+                .strip_suffix(b"==")
+                .or_else(|| payload.strip_suffix(b"="))
+                .unwrap_or(&payload),
+        ) {
+            Ok(c) => c,
+            Err(_) => return false,
+        }
+    } else {
+        crate::decode::percent_decode(payload)
+    };
+    // A data URL inside a data URL is judged too, to a bounded depth: a value of nested
+    // URLs costs a few passes, not one per level.
+    thread_local!(static DEPTH: std::cell::Cell<u8> = const { std::cell::Cell::new(0) });
+    let depth = DEPTH.with(|d| d.get());
+    if depth >= 2 {
+        return false;
+    }
+    DEPTH.with(|d| d.set(depth + 1));
+    let found = detect(&content).is_some();
+    DEPTH.with(|d| d.set(depth));
+    found
 }
 
 /// `" onerror=...`, `x onload =`: an event handler written after a quote, blank or
@@ -448,6 +570,18 @@ mod tests {
             "<?xml version=\"1.0\"?><!DOCTYPE r SYSTEM \"http://evil.example/x.dtd\"><r/>",
             "<!ENTITY % p SYSTEM \"http://evil.example/p\">%p;",
             "<?xml-stylesheet type=\"text/xsl\" href=\"http://evil.example/x.xsl\"?><r/>",
+            // CSS escapes and comments spell `expression(`.
+            "<p style=x:expression\\28write(1)\\29>",
+            "<// style=x:expression\\28write(1)\\29>",
+            "<p style=\"w:exp/**/ression(alert(1))\">",
+            // A data URL judged by the document it carries, whatever type it claims.
+            "<a href=\"data:application/x-x509-user-cert;&NewLine;base64&NewLine;,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==\">x</a>",
+            "<object data=\"data:application/xhtml+xml,%3Cscript%3Ealert(1)%3C/script%3E\">",
+            // IE: data binding rendered as HTML, a behaviour bound to a namespace;
+            // XML Events.
+            "<span datasrc=#i datafld=c dataformatas=html></span>",
+            "<?xml:namespace prefix=\"t\" ns=\"urn:schemas-microsoft-com:time\">",
+            "<listener event=\"load\" handler=\"#y\" observer=\"x\"/>",
         ] {
             assert!(detect(a.as_bytes()).is_some(), "{a}");
         }
@@ -466,6 +600,11 @@ mod tests {
             "<!DOCTYPE html PUBLIC \"-//W3C//DTD XHTML 1.0 Strict//EN\" \"http://www.w3.org/TR/xhtml1/DTD/xhtml1-strict.dtd\"><p>hi</p>",
             "<!DOCTYPE html><p>SYSTEM requirements</p>",
             "<!-- ENTITY -->",
+            // Images as data URLs, styles without code, escapes in prose.
+            "<img src=\"data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8/5+hHgAHggJ/PchI7wAAAABJRU5ErkJggg==\">",
+            "<img src=\"data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg'%3E%3Ccircle r='4'/%3E%3C/svg%3E\">",
+            "<span style=\"color:red; font-family:'a\\62 c'\">x</span>",
+            "<a href=\"data:\">data:</a>",
         ] {
             assert!(detect(b.as_bytes()).is_none(), "{b}");
         }

@@ -66,9 +66,11 @@ const FLOORS: &[(&str, Attack, f64, f64)] = &[
     ("attacks/httpparams.tsv", Attack::Sqli, 99.7, 0.0),
     ("attacks/crs_942_sqli.tsv", Attack::Sqli, 57.5, 4.42),
     // libinjection xss: 99.65 %; httpparams xss: 77.81 %. Ours 98.50 % -> 98.77 % with
-    // XML external entities and `<?xml-stylesheet?>`.
-    ("attacks/libinjection.tsv", Attack::Xss, 98.7, 0.5),
-    ("attacks/httpparams.tsv", Attack::Xss, 96.5, 0.0),
+    // XML external entities and `<?xml-stylesheet?>`; -> 99.38 % (httpparams 97.06 % ->
+    // 97.59 %) with CSS escapes, data URLs judged by their content, IE data binding and
+    // behaviour namespaces, XML Events listeners (nineteenth session).
+    ("attacks/libinjection.tsv", Attack::Xss, 99.3, 0.5),
+    ("attacks/httpparams.tsv", Attack::Xss, 97.5, 0.0),
     ("attacks/httpparams.tsv", Attack::Cmdi, 89.0, 0.0),
     ("attacks/httpparams.tsv", Attack::PathTraversal, 81.0, 0.0),
     // crs_932: 47.25 % / 10.09 % -> 48.24 % / 10.55 % once a line break separates
