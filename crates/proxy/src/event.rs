@@ -109,3 +109,34 @@ impl EventKind {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flow(allowed: bool, violation: bool) -> EventKind {
+        EventKind::Flow {
+            protocol: "dns".into(),
+            decision: Decision {
+                allowed,
+                needs_l7: false,
+                allowed_without_l7: allowed,
+                violation,
+                detect: false,
+                quiet: false,
+                decided_by: String::new(),
+                detail: serde_json::Value::Null,
+            },
+        }
+    }
+
+    /// A UDP flow is kept as an event only when it violates a Monitor group's policy:
+    /// an allowed one is its flow record.
+    #[test]
+    fn a_flow_is_an_event_only_when_it_violates() {
+        assert!(!flow(true, false).noteworthy());
+        assert!(flow(true, true).noteworthy());
+        let json = serde_json::to_value(flow(true, true)).unwrap();
+        assert_eq!(json["event"], "flow");
+    }
+}
