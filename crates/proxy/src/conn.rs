@@ -83,8 +83,8 @@ pub(crate) async fn handle(
     protocols: &dyn crate::protocol::Protocols,
 ) -> Result<()> {
     // TPROXY keeps the original destination as the accepted socket's local address.
+    // (Nagle is off already: accepted sockets inherit the listener's TCP_NODELAY.)
     let server = client_stream.local_addr()?;
-    let _ = client_stream.set_nodelay(true);
     let mut cx = Ctx {
         id,
         client,

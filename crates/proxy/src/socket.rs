@@ -35,6 +35,8 @@ pub fn listen_std(port: u16, v6: bool, shared: bool) -> io::Result<std::net::Tcp
         s.set_reuse_port(true)?;
     }
     s.set_nonblocking(true)?;
+    // Accepted sockets inherit it: no system call per connection to turn Nagle off.
+    s.set_tcp_nodelay(true)?;
     s.bind(&addr.into())?;
     s.listen(1024)?;
     Ok(s.into())
@@ -154,6 +156,28 @@ pub fn reset(stream: TcpStream) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What the proxy relays is not held back for Nagle's algorithm, on the client's
+    /// side either: the listener's TCP_NODELAY is inherited by every accepted socket.
+    #[test]
+    fn accepted_connections_have_nagle_off() {
+        let listener = match listen_std(0, false, false) {
+            Ok(l) => l,
+            // IP_TRANSPARENT needs CAP_NET_ADMIN.
+            Err(e) => {
+                assert!(
+                    std::env::var("BULKHEAD_REQUIRE_PRIVILEGED").as_deref() != Ok("1"),
+                    "a transparent listener: {e}"
+                );
+                return;
+            }
+        };
+        listener.set_nonblocking(false).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let _client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        assert!(accepted.nodelay().unwrap());
+    }
 
     #[test]
     fn a_proxy_after_a_proxy_takes_the_other_half() {
