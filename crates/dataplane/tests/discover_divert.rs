@@ -4,8 +4,6 @@
 //! `Settings.spec.discover.detectProtocols` is false. The rules are accepted by the
 //! kernel (netlink batch), read back as written, and survive a patched policy edit.
 
-use std::process::Command;
-
 use bulkhead_dataplane::kernel::Nft;
 use bulkhead_dataplane::node::{NodeState, Update};
 use bulkhead_dataplane::{RenderOptions, Ruleset};
@@ -164,16 +162,7 @@ fn discover_divert_applies_adopts_and_survives_a_patch() {
         bulkhead_dataplane::diff(&nft.read().unwrap(), &st.applied).is_empty(),
         "adopting changes things"
     );
-    let text = String::from_utf8(
-        Command::new("ip")
-            .args([
-                "netns", "exec", &ns.0, "nft", "list", "chain", "inet", "bulkhead", "divert",
-            ])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
+    let text = ns.list_chain("divert");
     assert!(
         text.contains("meta mark & 0x3ffc0000 == "),
         "no egress signature rule:\n{text}"

@@ -2,8 +2,6 @@
 //! back, and check that the agent would find nothing to change (adoption), that small
 //! changes make small transactions, and that removal leaves nothing.
 
-use std::process::Command;
-
 use bulkhead_dataplane::kernel::Nft;
 use bulkhead_dataplane::{KernelIds, RenderOptions, diff, render};
 use bulkhead_policy::Engine;
@@ -197,7 +195,7 @@ fn divert_chain_applies_and_adopts() {
         diff(&observed, &desired).is_empty(),
         "adopting changes things"
     );
-    let text = list_chain(&ns.0, "divert");
+    let text = ns.list_chain("divert");
     assert!(text.contains("hook prerouting priority mangle"), "{text}");
     // Diverted connections and the proxy's own flows are known by their conntrack mark
     // (no socket lookup per packet), TCP and UDP: DIVERT_MARK, or PROXY_CT_MARK (the
@@ -223,22 +221,11 @@ fn divert_chain_applies_and_adopts() {
     assert!(text.contains("tproxy ip6 to :15001"), "{text}");
     // The proxy's own connections take PROXY_CT_MARK when they begin (the agent records
     // the end of the client's entry only).
-    let output = list_chain(&ns.0, "output");
+    let output = ns.list_chain("output");
     assert!(
         output.contains("meta mark 0x00b20000 ct state new ct mark set 0x00b10001 accept"),
         "{output}"
     );
-}
-
-/// `nft list chain inet bulkhead CHAIN` in network namespace `ns`.
-fn list_chain(ns: &str, chain: &str) -> String {
-    let out = Command::new("ip")
-        .args([
-            "netns", "exec", ns, "nft", "list", "chain", "inet", "bulkhead", chain,
-        ])
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout).unwrap()
 }
 
 /// Policy edits patched in (the agent's fast path) bring the kernel exactly to the

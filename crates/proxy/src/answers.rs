@@ -130,11 +130,7 @@ mod tests {
     #[test]
     fn one_socket_per_server_address_sends_every_answer() {
         if !privileged() {
-            assert!(
-                std::env::var("BULKHEAD_REQUIRE_PRIVILEGED").as_deref() != Ok("1"),
-                "needs root (IP_TRANSPARENT)"
-            );
-            return;
+            return crate::unprivileged("IP_TRANSPARENT");
         }
         let client = UdpSocket::bind("127.0.0.1:0").unwrap();
         client
@@ -166,11 +162,7 @@ mod tests {
     #[test]
     fn a_server_on_the_node_keeps_its_datagrams() {
         if !privileged() {
-            assert!(
-                std::env::var("BULKHEAD_REQUIRE_PRIVILEGED").as_deref() != Ok("1"),
-                "needs root (IP_TRANSPARENT)"
-            );
-            return;
+            return crate::unprivileged("IP_TRANSPARENT");
         }
         let server =
             socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).unwrap();

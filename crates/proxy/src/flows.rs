@@ -251,11 +251,11 @@ mod tests {
         }
         fn decide_datagram(
             &self,
-            _: SocketAddr,
-            _: SocketAddr,
-            _: Option<&bulkhead_policy::l7::L7Request>,
+            c: SocketAddr,
+            s: SocketAddr,
+            l7: Option<&bulkhead_policy::l7::L7Request>,
         ) -> crate::authority::Decision {
-            unreachable!("flows decide nothing")
+            self.decide(c, s, l7)
         }
         fn record(&self, _: crate::event::Event) {}
         fn generation(&self) -> u64 {

@@ -255,3 +255,14 @@ async fn serve(
         }
     }
 }
+
+/// For the unit tests that need CAP_NET_ADMIN (transparent sockets, marks): call when
+/// one cannot run here, then return. It skips, except under
+/// `BULKHEAD_REQUIRE_PRIVILEGED=1` (CI), where it fails.
+#[cfg(test)]
+pub(crate) fn unprivileged(why: impl std::fmt::Display) {
+    assert!(
+        std::env::var("BULKHEAD_REQUIRE_PRIVILEGED").as_deref() != Ok("1"),
+        "needs root: {why}"
+    );
+}

@@ -30,6 +30,17 @@ impl Netns {
         }
         Some(Netns(name.to_string()))
     }
+
+    /// `nft list chain inet bulkhead CHAIN` in this namespace.
+    pub fn list_chain(&self, chain: &str) -> String {
+        let out = Command::new("ip")
+            .args([
+                "netns", "exec", &self.0, "nft", "list", "chain", "inet", "bulkhead", chain,
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    }
 }
 
 impl Drop for Netns {
