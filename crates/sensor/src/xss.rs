@@ -9,7 +9,7 @@
 //! into an existing attribute (`" onerror=alert(1) x="`), and a call to a script sink
 //! (`alert(`, `document.cookie`) finds one into a script block.
 
-use crate::decode::html_decode;
+use crate::decode::{css_unescape, html_decode};
 use crate::profile::{Profile, class};
 use aho_corasick::AhoCorasick;
 use std::sync::LazyLock;
@@ -374,7 +374,8 @@ fn attributes(v: &[u8], mut i: usize, image: bool) -> Option<&'static str> {
             {
                 return Some("script_uri");
             }
-            if !image && data_url_runs_script(&decoded) {
+            // (`dec` starts so for every data URL: the browser drops the blanks too.)
+            if !image && dec.starts_with(b"data:") && data_url_runs_script(&decoded) {
                 return Some("script_uri");
             }
             if name == b"style" && css_runs_code(&dec) {
@@ -408,47 +409,6 @@ fn css_runs_code(lower: &[u8]) -> bool {
             && found(&css_unescape(lower).to_ascii_lowercase()))
 }
 
-/// CSS escapes (`\28`: a code point in up to six hex digits and one blank after it;
-/// `\x`: `x`) decoded and comments dropped (CSS Syntax 4.3.7).
-fn css_unescape(v: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(v.len());
-    let mut i = 0;
-    while i < v.len() {
-        match v[i] {
-            b'/' if v.get(i + 1) == Some(&b'*') => {
-                i = memchr::memmem::find(&v[i + 2..], b"*/").map_or(v.len(), |p| i + 2 + p + 2);
-            }
-            b'\\' if i + 1 < v.len() => {
-                let hex = v[i + 1..]
-                    .iter()
-                    .take(6)
-                    .take_while(|c| c.is_ascii_hexdigit())
-                    .count();
-                if hex == 0 {
-                    out.push(v[i + 1]);
-                    i += 2;
-                    continue;
-                }
-                let digits = std::str::from_utf8(&v[i + 1..i + 1 + hex]).unwrap_or("0");
-                let cp = u32::from_str_radix(digits, 16).unwrap_or(0);
-                let c = char::from_u32(cp)
-                    .filter(|&c| c != '\0')
-                    .unwrap_or('\u{fffd}');
-                out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
-                i += 1 + hex;
-                if v.get(i).is_some_and(|&c| c <= b' ') {
-                    i += 1;
-                }
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    out
-}
-
 /// A `data:` URL whose content, as the browser would render it, holds script: judged
 /// as the document it carries (base64 or percent-encoded), whatever type it claims
 /// (`data:application/x-x509-user-cert;base64,PHNjcmlwdD4...`). The URL as the
@@ -471,13 +431,14 @@ fn data_url_runs_script(decoded: &[u8]) -> bool {
     let (kind, payload) = (&url[..comma], &url[comma + 1..]);
     let content = if kind.to_ascii_lowercase().ends_with(b";base64") {
         use base64::Engine;
+        use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+        // Browsers take base64 with or without its padding, and skip blanks in it.
+        const LENIENT: GeneralPurpose = GeneralPurpose::new(
+            &base64::alphabet::STANDARD,
+            GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+        );
         let payload: Vec<u8> = payload.iter().copied().filter(|&c| c > b' ').collect();
-        match base64::engine::general_purpose::STANDARD_NO_PAD.decode(
-            payload
-                .strip_suffix(b"==")
-                .or_else(|| payload.strip_suffix(b"="))
-                .unwrap_or(&payload),
-        ) {
+        match LENIENT.decode(payload) {
             Ok(c) => c,
             Err(_) => return false,
         }
