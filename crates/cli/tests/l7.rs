@@ -458,12 +458,9 @@ fn proxied_connections_leave_the_clients_ports_alone() {
     let (ok, out) = lab.run(&client_name, &["sysctl", "-w", range]);
     assert!(ok, "{out}");
     for node in ["node-1", "node-2"] {
-        let set = std::process::Command::new("ip")
-            .args(["netns", "exec", &format!("bh-{PORTS_LAB}.node.{node}")])
-            .args(["sysctl", "-w", range])
-            .output()
-            .expect("ip netns exec");
-        assert!(set.status.success(), "{set:?}");
+        let ns = format!("bh-{PORTS_LAB}.node.{node}");
+        let (ok, out) = netns_run(&ns, &["sysctl", "-w", range]);
+        assert!(ok, "{out}");
     }
 
     const CLIENT: &str = "import socket, sys\n\
