@@ -49,11 +49,16 @@ pub struct Config {
 pub struct L7Proxy {
     /// Where diverted connections arrive (TPROXY target port, IPv4 and IPv6).
     pub port: u16,
+    /// How long a proxy thread keeps polling after it wakes (zero: it sleeps at once).
+    pub busy_poll: Duration,
 }
 
 impl Default for L7Proxy {
     fn default() -> Self {
-        L7Proxy { port: 15001 }
+        L7Proxy {
+            port: 15001,
+            busy_poll: Duration::ZERO,
+        }
     }
 }
 

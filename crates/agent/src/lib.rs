@@ -397,6 +397,7 @@ fn start_proxy(
         port: p.port,
         upstream_mark: PROXY_MARK,
         captures: Some(captures.clone()),
+        busy_poll: p.busy_poll,
         ..bulkhead_proxy::Config::default()
     };
     let h = bulkhead_proxy::start(pcfg, authority.clone(), bulkhead_proxy::builtin_protocols())

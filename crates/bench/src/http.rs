@@ -39,6 +39,8 @@ const PATH: &str = "/v1/status/ok";
 pub struct Options {
     pub rounds: usize,
     pub seconds: u32,
+    /// The agent's `--proxy-busy-poll` (none: off, the default).
+    pub busy_poll: Option<String>,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -321,10 +323,11 @@ fn exec(bin: &Path, args: &[&str]) -> Result<String> {
     run(bin, &a)
 }
 
-fn up(bin: &Path, dir: &Path) -> Result<Up> {
+fn up(bin: &Path, dir: &Path, busy_poll: Option<&str>) -> Result<Up> {
     let lab = dir.join("lab.yaml").display().to_string();
     let policy = dir.join("policy.yaml").display().to_string();
-    let args = [
+    let busy_poll = busy_poll.map(|d| format!("--proxy-busy-poll={d}"));
+    let mut args = vec![
         "lab",
         "up",
         "-f",
@@ -337,6 +340,7 @@ fn up(bin: &Path, dir: &Path) -> Result<Up> {
         "json",
         "--l7-proxy",
     ];
+    args.extend(busy_poll.as_deref());
     let status: serde_json::Value = serde_json::from_str(&run(bin, &args)?)?;
     let server = status["workloads"]
         .as_array()
@@ -592,7 +596,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 pub fn run_bench(bin: &Path, me: &Path, o: &Options) -> Result<String> {
     let dir = prepare()?;
     let _down = Down(bin);
-    let up = up(bin, &dir)?;
+    let up = up(bin, &dir, o.busy_poll.as_deref())?;
     // [case][config] -> samples
     let mut samples: Vec<[Vec<Sample>; 4]> = CASES.iter().map(|_| Default::default()).collect();
     for round in 0..o.rounds {
@@ -623,8 +627,12 @@ pub fn run_bench(bin: &Path, me: &Path, o: &Options) -> Result<String> {
 
 fn table(samples: &[[Vec<Sample>; 4]], o: &Options) -> String {
     let mut out = format!(
-        "wrk -t1 -d{}s --latency (32 connections; with `-H \"Connection: close\"` for connection per request) and, at low load, `bulkhead-bench http-client` (one keep-alive connection per configuration, 2000 requests/s in all at fixed times, the four configurations taking turns request by request, each request timed alone; once more with every CPU kept out of its idle state by a SCHED_IDLE spinner, for all four alike), from bench/client to nginx (1 worker, a 63-byte static file at {PATH}) in bench/server, same node, one lab; {} round(s), wrk runs in rotating order, median of the rounds. Added = minus direct.\n\n",
-        o.seconds, o.rounds
+        "wrk -t1 -d{}s --latency (32 connections; with `-H \"Connection: close\"` for connection per request) and, at low load, `bulkhead-bench http-client` (one keep-alive connection per configuration, 2000 requests/s in all at fixed times, the four configurations taking turns request by request, each request timed alone; once more with every CPU kept out of its idle state by a SCHED_IDLE spinner, for all four alike), from bench/client to nginx (1 worker, a 63-byte static file at {PATH}) in bench/server, same node, one lab; {} round(s), wrk runs in rotating order, median of the rounds. Added = minus direct. The proxy's busy polling: {}.\n\n",
+        o.seconds,
+        o.rounds,
+        o.busy_poll
+            .as_deref()
+            .map_or("off".to_string(), |d| format!("`--proxy-busy-poll {d}`"))
     );
     out.push_str("| case | configuration | req/s | p50 us | p99 us | added p50 us | added p99 us |\n|---|---|---|---|---|---|---|\n");
     let mut verdicts = Vec::new();

@@ -23,7 +23,7 @@ fn arg<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
         .map(String::as_str)
 }
 
-const USAGE: &str = "usage: bulkhead-bench dataplane [objects|throughput|latency] [--quick] | api [--quick] | l7 [--quick] [--between-nodes] | dns [--quick] [--seconds S] | http [--quick] [--seconds S] | http-client --target IP:P... [--path P] [--rate R] [--seconds S] | crr-server --port P | crr-client --target IP:P [--seconds S] [--threads T]";
+const USAGE: &str = "usage: bulkhead-bench dataplane [objects|throughput|latency] [--quick] | api [--quick] | l7 [--quick] [--between-nodes] | dns [--quick] [--seconds S] | http [--quick] [--seconds S] [--busy-poll DURATION] | http-client --target IP:P... [--path P] [--rate R] [--seconds S] | crr-server --port P | crr-client --target IP:P [--seconds S] [--threads T]";
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -110,6 +110,7 @@ fn main() -> Result<()> {
                     .map(str::parse)
                     .transpose()?
                     .unwrap_or(if quick { 3 } else { 10 }),
+                busy_poll: arg(&args, "--busy-poll").map(str::to_string),
             };
             println!("## HTTP through the L7 proxy\n");
             println!(

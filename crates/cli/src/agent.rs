@@ -49,6 +49,13 @@ pub struct AgentArgs {
     /// rules with `app:` or L7 conditions decide (default port 15001).
     #[arg(long, value_name = "PORT", num_args = 0..=1, default_missing_value = "15001")]
     pub l7_proxy: Option<u16>,
+    /// After each wake-up, the proxy's threads keep polling their sockets this long
+    /// (e.g. `100us`) before they sleep again: on a virtual machine, a server's answer
+    /// that arrives meanwhile does not have to wake a halted vCPU (tens of microseconds
+    /// at the tail). Costs up to that much CPU per wake-up when traffic is sparse, none
+    /// when the proxy is idle or busy. Off by default (HAProxy's `busy-polling`, bounded).
+    #[arg(long, value_name = "DURATION", requires = "l7_proxy", value_parser = busy_poll)]
+    pub proxy_busy_poll: Option<std::time::Duration>,
     /// Decide Redis commands between this node's workloads in the kernel, at the
     /// client's socket (sockops and sk_msg programs; Redis at the speed of a direct
     /// connection), instead of in the proxy (Monitor violations run and are reported, as
@@ -86,15 +93,26 @@ pub fn run(a: AgentArgs) -> Result<u8> {
     cfg.silent_drop = a.drop;
     cfg.once = a.once;
     cfg.uninstall = a.uninstall;
-    cfg.l7_proxy = a
-        .l7_proxy
-        .map(|port| bulkhead_agent::config::L7Proxy { port });
+    cfg.l7_proxy = a.l7_proxy.map(|port| bulkhead_agent::config::L7Proxy {
+        port,
+        busy_poll: a.proxy_busy_poll.unwrap_or_default(),
+    });
     cfg.redis_socket_path = a.redis_socket_path;
     if let Some(f) = &a.vouch_key {
         cfg.vouch_key = Some(read_vouch_key(f)?);
     }
     cfg.dns_min_ttl = std::time::Duration::from_secs(a.dns_min_ttl);
     bulkhead_agent::run(cfg)
+}
+
+/// `--proxy-busy-poll`: a duration up to 10 ms (longer is a spinning proxy, not a
+/// latency setting).
+pub fn busy_poll(s: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (expected e.g. 100us)"))?;
+    if d > std::time::Duration::from_millis(10) {
+        return Err("at most 10ms".into());
+    }
+    Ok(d)
 }
 
 /// A vouching key file: 32 hex digits (blanks and a newline around them allowed).

@@ -67,6 +67,10 @@ pub struct UpArgs {
     /// client's socket (`bulkhead agent --redis-socket-path`).
     #[arg(long, requires = "l7_proxy")]
     pub redis_socket_path: bool,
+    /// With the proxy: its threads keep polling this long after each wake-up
+    /// (`bulkhead agent --proxy-busy-poll`).
+    #[arg(long, value_name = "DURATION", requires = "l7_proxy", value_parser = crate::agent::busy_poll)]
+    pub proxy_busy_poll: Option<std::time::Duration>,
     #[command(flatten)]
     pub output: Output,
 }
@@ -295,6 +299,21 @@ fn run_lab(cmd: LabCmd) -> Result<u8> {
     }
 }
 
+/// The node agents' command line: the proxy and its options as `lab up` was given them.
+fn agent_args(a: &UpArgs) -> Vec<String> {
+    let mut args = vec!["agent".to_string()];
+    if a.l7_proxy {
+        args.push("--l7-proxy".into());
+    }
+    if a.redis_socket_path {
+        args.push("--redis-socket-path".into());
+    }
+    if let Some(d) = a.proxy_busy_poll {
+        args.push(format!("--proxy-busy-poll={}us", d.as_micros()));
+    }
+    args
+}
+
 fn up(a: UpArgs) -> Result<u8> {
     let sources = bulkhead_manifest::read_paths(&a.input.files, a.input.recursive)
         .and_then(|s| bulkhead_manifest::parse_sources(&s).map(|b| (s, b)));
@@ -307,6 +326,7 @@ fn up(a: UpArgs) -> Result<u8> {
         }
     };
     let exe = std::env::current_exe()?;
+    let agent_args = agent_args(&a);
     let opts = UpOptions {
         name: a.lab.name,
         helper: Helper {
@@ -315,15 +335,7 @@ fn up(a: UpArgs) -> Result<u8> {
         },
         agent: (!a.no_agent).then(|| AgentLaunch {
             program: exe,
-            args: match (a.l7_proxy, a.redis_socket_path) {
-                (true, true) => vec![
-                    "agent".into(),
-                    "--l7-proxy".into(),
-                    "--redis-socket-path".into(),
-                ],
-                (true, false) => vec!["agent".into(), "--l7-proxy".into()],
-                _ => vec!["agent".into()],
-            },
+            args: agent_args,
         }),
         sources,
     };

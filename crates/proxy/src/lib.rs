@@ -34,6 +34,7 @@ mod l7;
 pub mod protocol;
 pub mod routing;
 pub mod socket;
+mod spin;
 mod udp;
 
 use std::sync::Arc;
@@ -73,6 +74,9 @@ pub struct Config {
     /// How long a DNS answer is held for the agent to program the addresses it gives
     /// (FQDN egress) before it is relayed anyway.
     pub dns_hold: Duration,
+    /// How long a proxy thread keeps polling after it wakes before it sleeps again
+    /// (zero: never; see `spin.rs`).
+    pub busy_poll: Duration,
 }
 
 /// The engines behind detection and request parsing.
@@ -97,6 +101,7 @@ impl Default for Config {
             captures: None,
             capture_limit: 64 * 1024,
             dns_hold: Duration::from_millis(100),
+            busy_poll: Duration::ZERO,
         }
     }
 }
@@ -168,10 +173,13 @@ pub fn start(
         } else {
             Vec::new()
         };
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("starting the proxy's runtime")?;
+        let spin = (!cfg.busy_poll.is_zero()).then(|| spin::Spin::new(cfg.busy_poll));
+        let mut builder = tokio::runtime::Builder::new_current_thread();
+        builder.enable_all();
+        if let Some(s) = &spin {
+            builder.on_thread_unpark(s.hook());
+        }
+        let runtime = builder.build().context("starting the proxy's runtime")?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (cfg, authority, protocols, ids) = (
             cfg.clone(),
@@ -183,6 +191,9 @@ pub fn start(
             .name("bulkhead-proxy".into())
             .spawn(move || {
                 runtime.block_on(async move {
+                    if let Some(s) = spin {
+                        tokio::spawn(s.run());
+                    }
                     for l in [Some(v4), v6].into_iter().flatten() {
                         match TcpListener::from_std(l) {
                             Ok(l) => {
