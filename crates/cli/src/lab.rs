@@ -333,7 +333,7 @@ fn up(a: UpArgs) -> Result<u8> {
             program: exe.clone(),
             args: vec!["lab".into(), "serve".into()],
         },
-        agent: (!a.no_agent).then(|| AgentLaunch {
+        agent: (!a.no_agent).then_some(AgentLaunch {
             program: exe,
             args: agent_args,
         }),

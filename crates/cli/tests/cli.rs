@@ -571,3 +571,25 @@ fn matrix_outputs_table_json_and_yaml() {
         t.stdout
     );
 }
+
+/// `--proxy-busy-poll` is a short duration for the proxy: a bad one is refused before
+/// the agent touches anything, as is one without the proxy.
+#[test]
+fn proxy_busy_poll_is_checked() {
+    let common = ["--inventory", "examples", "-f", "examples", "--state-dir", "/nonexistent"];
+    for (flags, says) in [
+        (vec!["--l7-proxy", "--proxy-busy-poll", "20ms"], "at most 10ms"),
+        (vec!["--l7-proxy", "--proxy-busy-poll", "soon"], "expected e.g. 100us"),
+        (vec!["--proxy-busy-poll", "100us"], "--l7-proxy"),
+    ] {
+        let mut args = vec!["agent"];
+        args.extend(&flags);
+        args.extend(common);
+        let r = run(&args);
+        assert_eq!(r.code, 2, "{flags:?}: {}", r.stderr);
+        assert!(r.stderr.contains(says), "{flags:?}: {}", r.stderr);
+    }
+    let r = run(&["lab", "up", "-f", "examples", "--proxy-busy-poll", "100us"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("--l7-proxy"), "{}", r.stderr);
+}

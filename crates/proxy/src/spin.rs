@@ -13,7 +13,12 @@
 //! deferred task polls its driver without blocking (`park_yield`) instead of parking.
 //! The task spins for the window after each real unpark (`on_thread_unpark`), giving
 //! the CPU to other threads between polls (`sched_yield`), so a server on the same CPU
-//! is not kept waiting by the proxy's spinning.
+//! is not kept waiting by the proxy's spinning. Measured alternatives (BENCHMARKS.md,
+//! "Busy polling"): no yields kept servers waiting (+100 us at the median on 2 vCPUs); a
+//! yield every 25 us, or an idle-priority thread keeping the CPU awake instead, took
+//! most of the gain away. The cost of yielding: a CPU that another cgroup's busy thread
+//! shares is handed to it for a time slice (1-2 ms stalls in one run of six with an
+//! idle-priority spinner on every CPU), which is why this is off by default.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
