@@ -576,10 +576,23 @@ fn matrix_outputs_table_json_and_yaml() {
 /// the agent touches anything, as is one without the proxy.
 #[test]
 fn proxy_busy_poll_is_checked() {
-    let common = ["--inventory", "examples", "-f", "examples", "--state-dir", "/nonexistent"];
+    let common = [
+        "--inventory",
+        "examples",
+        "-f",
+        "examples",
+        "--state-dir",
+        "/nonexistent",
+    ];
     for (flags, says) in [
-        (vec!["--l7-proxy", "--proxy-busy-poll", "20ms"], "at most 10ms"),
-        (vec!["--l7-proxy", "--proxy-busy-poll", "soon"], "expected e.g. 100us"),
+        (
+            vec!["--l7-proxy", "--proxy-busy-poll", "20ms"],
+            "at most 10ms",
+        ),
+        (
+            vec!["--l7-proxy", "--proxy-busy-poll", "soon"],
+            "expected e.g. 100us",
+        ),
         (vec!["--proxy-busy-poll", "100us"], "--l7-proxy"),
     ] {
         let mut args = vec!["agent"];
