@@ -212,3 +212,98 @@ fn every_datagram_of_a_flow_is_judged_by_the_proxy() {
     let text = common::lab::capture_text(pcap, &["-d", "udp.port==11211,dns"]);
     assert!(text.contains("api.example.com"), "tshark on {pcap}: {text}");
 }
+
+/// Sensors read datagrams as they read connections: every datagram to a member of a
+/// group with sensors, and every answer, each on its own; a Block sensor's finding
+/// drops it (UDP has no refusal) and every finding is an event with the datagram as
+/// its capture. Before, UDP to such a group passed unread while `explain` said it was
+/// inspected.
+#[test]
+fn sensors_read_every_datagram_both_ways() {
+    if !common::privileged("the UDP sensors lab test") {
+        return;
+    }
+    require(&["memcached", "dnsmasq", "python3", "tshark"]);
+    let _lock = common::lab_lock();
+    let lab = Lab::up(
+        "l7udpsensor",
+        &[
+            "crates/cli/tests/fixtures/udp/",
+            "crates/cli/tests/fixtures/udp_sensors.yaml",
+        ],
+        &[],
+    );
+    for ip in [lab.ipv4("infra/cache-0"), lab.ipv6("infra/cache-0")] {
+        let got = exchange(
+            &lab,
+            &ip,
+            11211,
+            &[
+                // A card number in a request: dropped, never stored.
+                memcached(1, "set card 0 0 16\r\n4111111111111111\r\n"),
+                memcached(2, "get card\r\n"),
+                // One digit short of a card's checksum: stored; `incr` then answers
+                // with a valid card number, and that answer is dropped.
+                memcached(3, "set n 0 0 16\r\n4111111111111110\r\n"),
+                memcached(4, "incr n 1\r\n"),
+                // An e-mail address: reported, not stopped (an Alert sensor).
+                memcached(5, "set mail 0 0 17\r\nalice@example.com\r\n"),
+                memcached(6, "get mail\r\n"),
+            ],
+        );
+        assert_eq!(got[0], "timeout", "a card in a request via {ip}: {got:?}");
+        assert!(says(&got[1], "END"), "nothing stored via {ip}: {got:?}");
+        assert!(says(&got[2], "STORED"), "{ip}: {got:?}");
+        assert_eq!(got[3], "timeout", "a card in an answer via {ip}: {got:?}");
+        assert!(says(&got[4], "STORED"), "{ip}: {got:?}");
+        assert!(says(&got[5], "alice@example.com"), "{ip}: {got:?}");
+    }
+
+    let events = lab.events_until(|e| common::lab::sensor_findings(e, None).len() >= 8);
+    let sensor: Vec<_> = events.iter().filter(|e| e["event"] == "sensor").collect();
+    let blocked = common::lab::sensor_findings(&events, Some(true));
+    let pair = |class: &str| {
+        let f = |at: &str| (class.to_string(), at.to_string());
+        let one = vec![f("request body"), f("response body")];
+        [one.clone(), one].concat()
+    };
+    assert_eq!(blocked, pair("credit_card"), "{sensor:#?}");
+    let alerts = common::lab::sensor_findings(&events, Some(false));
+    assert_eq!(alerts, pair("email"), "{sensor:#?}");
+    for e in &sensor {
+        assert_eq!(e["protocol"], "memcached", "{e:#}");
+        assert_eq!(
+            e["refusal"].as_str(),
+            e["blocked"].as_bool().unwrap().then_some("dropped"),
+            "{e:#}"
+        );
+        // Masked in the event; whole in the capture, which tshark reads.
+        let masked = e["findings"][0]["masked"].as_str().unwrap();
+        assert!(!masked.contains("4111111111111111"), "{e:#}");
+        let pcap = e["pcap"].as_str().expect("a capture");
+        let text = common::lab::capture_text(pcap, &["-V"]);
+        assert!(
+            text.contains("User Datagram Protocol"),
+            "tshark on {pcap}: {text}"
+        );
+    }
+
+    // explain says so.
+    let o = common::lab::bulkhead(&[
+        "explain",
+        "apps/client-0",
+        "infra/cache-0",
+        "UDP/11211",
+        "--request",
+        "memcached",
+        "-f",
+        "crates/cli/tests/fixtures/udp/",
+        "-f",
+        "crates/cli/tests/fixtures/udp_sensors.yaml",
+    ]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("inspected by sensor card-data (Block)"),
+        "{text}"
+    );
+}

@@ -81,3 +81,28 @@ fn udp_is_diverted_only_for_protocols_that_travel_in_datagrams() {
         assert!(udp(&rules) > 0, "{rule}: {rules:#?}");
     }
 }
+
+#[test]
+fn udp_to_a_group_with_sensors_is_diverted_whatever_the_rule() {
+    // An L4 rule: the kernel would decide it, but the server's sensors read every
+    // datagram sent to it (as every TCP connection), so explain's "inspected by
+    // sensor" holds for UDP too.
+    let sensor = "---
+apiVersion: bulkhead.io/v1
+kind: Sensor
+metadata: {name: card-data}
+spec: {action: Block, detect: [credit-card]}
+---
+apiVersion: bulkhead.io/v1
+kind: Group
+metadata: {name: watched}
+spec: {selector: app == \"server\", mode: Protect, sensors: [card-data]}
+";
+    let rules = tproxy_rules(&format!("      ports: [UDP/514]\n{sensor}"));
+    // Without the sensor no UDP is diverted (only the Discover client's TCP, to learn).
+    let without = tproxy_rules("      ports: [UDP/514]");
+    assert_eq!(udp(&without), 0, "{without:#?}");
+    // With it, one rule per family and protocol.
+    assert_eq!(udp(&rules), 2, "{rules:#?}");
+    assert_eq!(rules.len(), without.len() + 4, "{rules:#?}");
+}

@@ -20,12 +20,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bulkhead_l7::Inspector;
 use tokio::net::UdpSocket;
 use tracing::debug;
 
 use crate::answers::Answers;
 use crate::authority::Authority;
-use crate::udp::{domain, transparent};
+use crate::capture::Side;
+use crate::captures::Captures;
+use crate::event::EventKind;
+use crate::udp::{domain, emit, transparent};
 
 /// Flows at once; a datagram that would open one more is dropped.
 const MAX_FLOWS: usize = 16_384;
@@ -69,8 +73,64 @@ impl Answering {
     }
 }
 
+/// The sensors that read a flow's datagrams (those of the server's groups, as for a
+/// TCP connection to it), and where their findings go.
+pub(crate) struct Watch {
+    pub inspector: Arc<dyn Inspector>,
+    pub authority: Arc<dyn Authority>,
+    pub captures: Option<Arc<Captures>>,
+    /// The datagram's number, for its events.
+    pub id: u64,
+    /// What the datagram was read as (`dns`, `memcached`, `unknown`).
+    pub protocol: String,
+}
+
+impl Watch {
+    /// Reads one datagram (`from_server`: an answer) on its own, as the message it is
+    /// (a finding never spans two datagrams). A finding is a sensor event with the
+    /// datagram as its capture; true when a Block sensor's finding stops it.
+    pub(crate) fn read(
+        &self,
+        client: SocketAddr,
+        server: SocketAddr,
+        data: &[u8],
+        from_server: bool,
+        request: Option<String>,
+    ) -> bool {
+        let findings = self.inspector.stream(from_server).feed(data);
+        if findings.is_empty() {
+            return false;
+        }
+        let blocked = findings.iter().any(|f| f.block);
+        let side = if from_server {
+            Side::Server
+        } else {
+            Side::Client
+        };
+        let pcap = self.captures.as_ref().and_then(|c| {
+            c.write("udp", self.id, "sensor", |path| {
+                let d = [(side, std::time::SystemTime::now(), data)];
+                crate::capture::write_datagrams(path, client, server, &d)
+            })
+        });
+        let kind = EventKind::Sensor {
+            protocol: self.protocol.clone(),
+            request,
+            findings,
+            blocked,
+            refusal: blocked.then(|| "dropped".to_string()),
+            pcap,
+        };
+        emit(self.authority.as_ref(), self.id, client, server, kind);
+        blocked
+    }
+}
+
 struct Flow {
     up: UdpSocket,
+    /// The sensors that read the server's answers: those that read the client's last
+    /// datagram (None: no sensor applies).
+    watch: Mutex<Option<Arc<Watch>>>,
     /// Datagrams sent less those answered (DNS: one answer a query).
     unanswered: AtomicU64,
     /// When either side last sent, in milliseconds since `born`.
@@ -99,7 +159,8 @@ impl Flows {
     }
 
     /// Sends `data` from `client` to `server` on their flow, opening it if needed (one
-    /// that `answering` says how to answer). True when the flow was opened for it.
+    /// that `answering` says how to answer), its answers read by `watch`'s sensors.
+    /// True when the flow was opened for it.
     pub(crate) async fn send(
         &self,
         client: SocketAddr,
@@ -107,8 +168,10 @@ impl Flows {
         data: &[u8],
         mark: u32,
         answering: impl FnOnce() -> Answering,
+        watch: Option<Arc<Watch>>,
     ) -> anyhow::Result<bool> {
         let (flow, opened) = self.open(client, server, mark, answering)?;
+        *flow.watch.lock().unwrap_or_else(|e| e.into_inner()) = watch;
         flow.unanswered.fetch_add(1, Ordering::Relaxed);
         flow.up.send(data).await?;
         Ok(opened)
@@ -132,6 +195,7 @@ impl Flows {
         }
         let flow = Arc::new(Flow {
             up: upstream(client, server, mark)?,
+            watch: Mutex::default(),
             unanswered: AtomicU64::new(0),
             last: AtomicU64::new(0),
             born: Instant::now(),
@@ -194,6 +258,10 @@ async fn relay(
                 let _ = flow
                     .unanswered
                     .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| u.checked_sub(1));
+                let watch = (flow.watch.lock().unwrap_or_else(|e| e.into_inner())).clone();
+                if watch.is_some_and(|w| w.read(client, server, &buf[..n], true, None)) {
+                    continue;
+                }
                 match &answering {
                     Answering::Dns { authority, bound } if authority.learns_dns(client) => {
                         // Held on its own: the flow's next answers need not wait.
@@ -267,6 +335,7 @@ mod tests {
     async fn a_dns_flow_lingers_only_while_a_query_is_unanswered() {
         let flow = Flow {
             up: UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+            watch: Mutex::default(),
             unanswered: AtomicU64::new(0),
             last: AtomicU64::new(0),
             born: Instant::now(),

@@ -9,7 +9,9 @@
 //! sees the client; its answers come back to that socket because the proxy's own flows
 //! carry the divert mark too), which relays every answer of the server (DNS answers
 //! held for FQDN egress first) until the flow goes idle. Answers and refusals (DNS
-//! `REFUSED`) reach the client from the address it wrote to (`answers`).
+//! `REFUSED`) reach the client from the address it wrote to (`answers`). When the
+//! server's groups have sensors, they read every allowed datagram both ways, each on
+//! its own (`flows::Watch`); a Block sensor's finding drops it.
 
 use std::io;
 use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
@@ -31,7 +33,7 @@ use crate::answers::Answers;
 use crate::authority::{Authority, Decision};
 use crate::capture::Side;
 use crate::event::{Event, EventKind};
-use crate::flows::{Answering, Flows};
+use crate::flows::{Answering, Flows, Watch};
 
 /// Largest datagram read (EDNS0 allows 4096 and more; 64 KiB is the UDP maximum).
 const MAX_DATAGRAM: usize = 65_536;
@@ -164,7 +166,7 @@ pub(crate) async fn serve(sock: UdpSocket, cx: Arc<Shared>, ids: Arc<AtomicU64>)
     }
 }
 
-fn emit(
+pub(crate) fn emit(
     authority: &dyn Authority,
     id: u64,
     client: SocketAddr,
@@ -233,12 +235,35 @@ async fn exchange(
         },
         _ => Answering::Relay,
     };
+    let protocol = asked.app.map_or("unknown".into(), |a| a.to_string());
+    // The sensors of the server's groups, as for a TCP connection to it.
+    let watch = cx.authority.inspector(client, server).map(|inspector| {
+        Arc::new(Watch {
+            inspector,
+            authority: cx.authority.clone(),
+            captures: cfg.captures.clone(),
+            id,
+            protocol: protocol.clone(),
+        })
+    });
+    if let Some(w) = &watch {
+        let request = asked.request.as_ref().map(|r| r.to_string());
+        if w.read(client, server, &datagram, false, request) {
+            return Ok(());
+        }
+    }
     let opened = cx
         .flows
-        .send(client, server, &datagram, cfg.upstream_mark, answering)
+        .send(
+            client,
+            server,
+            &datagram,
+            cfg.upstream_mark,
+            answering,
+            watch,
+        )
         .await?;
     if opened {
-        let protocol = asked.app.map_or("unknown".into(), |a| a.to_string());
         emit(
             authority,
             id,

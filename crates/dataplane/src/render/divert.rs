@@ -164,8 +164,8 @@ impl Renderer<'_> {
                 }
             }
         }
-        // Sensors inspect every TCP connection to their groups' members, whatever the
-        // rule that allows it: one rule per group with sensors.
+        // Sensors inspect every TCP connection and every UDP datagram to their groups'
+        // members, whatever the rule that allows it: rules per group with sensors.
         let sensored: Vec<_> = (self.engine.compiled().groups.iter())
             .filter(|g| !g.sensors.is_empty())
             .map(|g| g.members)
@@ -174,10 +174,13 @@ impl Renderer<'_> {
             let set = self.selector_set(members);
             for v6 in [false, true] {
                 let head = vec![nfproto(v6), eq(dst_id(), set_ref(&set))];
-                let mut stmts = head.clone();
-                stmts.extend([local(Direction::Ingress), l4proto(TCP)]);
-                stmts.extend(divert(v6));
-                rules.push(stmts);
+                for proto in [TCP, UDP] {
+                    let mut stmts = head.clone();
+                    stmts.extend([local(Direction::Ingress), l4proto(proto)]);
+                    stmts.extend(divert(v6));
+                    rules.push(stmts);
+                }
+                // (Protocol learning, which `theirs` serves, takes TCP only.)
                 let mut stmts = head;
                 stmts.extend([remote(Direction::Ingress), l4proto(TCP)]);
                 theirs.push(stmts);
