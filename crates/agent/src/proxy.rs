@@ -8,6 +8,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::SystemTime;
 
 use bulkhead_model::{L4, Protocol};
+use bulkhead_policy::Endpoint;
+use bulkhead_policy::compile::Direction;
 use bulkhead_policy::engine::AddrOwner;
 use bulkhead_policy::l7::{AppProtocol, L7Detail, L7Request};
 use bulkhead_proxy::{Authority, Decision, Event, EventKind};
@@ -67,16 +69,32 @@ impl Authority for ProxyAuthority {
         self.shared.fqdn.late();
     }
 
+    /// The sensors of this node's ends of the connection: the server's groups that
+    /// inspect what reaches it and the client's that inspect what leaves it. A
+    /// connection between two nodes may go through both nodes' proxies (each diverts for
+    /// its own workloads' sensors, as for their rules): each reads with its own side's
+    /// sensors, so no finding is reported twice.
     fn inspector(
         &self,
-        _client: SocketAddr,
+        client: SocketAddr,
         server: SocketAddr,
     ) -> Option<Arc<dyn bulkhead_l7::Inspector>> {
         let engine = self.shared.engine.read().unwrap_or_else(|e| e.into_inner());
-        let Some(AddrOwner::Workload(w)) = engine.owner_of(&server.ip()) else {
+        let scope = self.shared.scope.read().unwrap_or_else(|e| e.into_inner());
+        let mut sensors = smallvec::SmallVec::new();
+        for (addr, dir) in [(server, Direction::Ingress), (client, Direction::Egress)] {
+            let end = scope.endpoint(&engine, addr.ip());
+            if let Endpoint::Workload { id, .. } = end
+                && scope.is_local(&engine, &end)
+            {
+                sensors.extend(engine.sensors_of(id, dir));
+            }
+        }
+        if sensors.is_empty() {
             return None;
-        };
-        let sensors = engine.sensors_of(w);
+        }
+        sensors.sort_unstable();
+        sensors.dedup();
         self.sensors.get(&engine, self.generation(), sensors)
     }
 

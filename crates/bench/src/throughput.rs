@@ -96,6 +96,7 @@ fn bundle(lab: &Lab, o: &Options) -> Result<Bundle> {
         },
         mode: Mode::Protect,
         sensors: Vec::new(),
+        inspect: Default::default(),
         origin: origin(),
     });
     b.policy.policies.push(Policy {

@@ -307,3 +307,88 @@ fn sensors_read_every_datagram_both_ways() {
         "{text}"
     );
 }
+
+/// `inspect: [Egress]`: the sensors of the client's group read what it sends out, over
+/// TCP and UDP, to servers no sensor watches: a card number in a memcached `set` over
+/// TCP closes the connection before the server reads it, and one in a DNS name (data
+/// leaving through DNS) is dropped, while the name without it is answered.
+#[test]
+fn egress_sensors_read_what_members_send() {
+    if !common::privileged("the egress sensors lab test") {
+        return;
+    }
+    require(&["memcached", "dnsmasq", "python3", "tshark"]);
+    let _lock = common::lab_lock();
+    let files = [
+        "crates/cli/tests/fixtures/udp/",
+        "crates/cli/tests/fixtures/egress_sensors.yaml",
+    ];
+    let lab = Lab::up("l7egress", &files, &[]);
+    // TCP: one connection per command; what the server answered (empty: closed).
+    const TCP: &str = "import socket,sys\n\
+        s=socket.create_connection((sys.argv[1],11211),timeout=3)\n\
+        s.sendall(sys.argv[2].encode().decode('unicode_escape').encode())\n\
+        out=b''\n\
+        try:\n\
+        \x20   while not out.endswith(b'\\r\\n'):\n\
+        \x20       d=s.recv(4096)\n\
+        \x20       if not d: break\n\
+        \x20       out+=d\n\
+        except (socket.timeout, ConnectionResetError):\n\
+        \x20   pass\n\
+        print(out.decode() or 'closed')\n";
+    let cache = lab.ipv4("infra/cache-0");
+    let tcp = |command: &str| {
+        let o = lab.exec("apps/client-0", &["python3", "-c", TCP, &cache, command]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    assert_eq!(tcp("set card 0 0 16\\r\\n4111111111111111\\r\\n"), "closed");
+    assert_eq!(
+        tcp("get card\\r\\n"),
+        "END",
+        "the card never reached the cache"
+    );
+    assert_eq!(tcp("set n 0 0 4\\r\\n1234\\r\\n"), "STORED");
+    for ip in [lab.ipv4("infra/dns-0"), lab.ipv6("infra/dns-0")] {
+        let got = exchange(
+            &lab,
+            &ip,
+            5353,
+            &[
+                dns_query(1, "4111111111111111.api.example.com"),
+                dns_query(2, "www.api.example.com"),
+            ],
+        );
+        assert_eq!(got[0], "timeout", "a card in a DNS name via {ip}: {got:?}");
+        assert_eq!(rcode(&got[1]), Some(0), "a plain name via {ip}: {got:?}");
+    }
+    let events = lab.events_until(|e| common::lab::sensor_findings(e, Some(true)).len() >= 3);
+    let sensor: Vec<_> = events.iter().filter(|e| e["event"] == "sensor").collect();
+    let protocols: Vec<_> = sensor.iter().map(|e| e["protocol"].clone()).collect();
+    assert_eq!(protocols, ["memcached", "dns", "dns"], "{sensor:#?}");
+    for e in &sensor {
+        assert_eq!(e["blocked"], true, "{e:#}");
+        assert_eq!(e["findings"][0]["sensor"], "card-out", "{e:#}");
+        assert!(!e.to_string().contains("4111111111111111"), "masked: {e:#}");
+        let pcap = e["pcap"].as_str().expect("a capture");
+        common::lab::capture_text(pcap, &[]);
+    }
+    // explain names the client's sensor for what it sends, and no sensor for what it
+    // receives.
+    let explain = |src: &str, dst: &str, port: &str| {
+        let mut args = vec!["explain", src, dst, port];
+        for f in files {
+            args.extend(["-f", f]);
+        }
+        let o = common::lab::bulkhead(&args);
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let out = explain("apps/client-0", "infra/dns-0", "UDP/5353");
+    assert!(
+        out.contains("inspected by sensor card-out (Block)"),
+        "{out}"
+    );
+    let back = explain("infra/cache-0", "apps/client-0", "TCP/8080");
+    assert!(!back.contains("inspected by sensor"), "{back}");
+}

@@ -106,3 +106,40 @@ spec: {selector: app == \"server\", mode: Protect, sensors: [card-data]}
     assert_eq!(udp(&rules), 2, "{rules:#?}");
     assert_eq!(rules.len(), without.len() + 4, "{rules:#?}");
 }
+
+#[test]
+fn a_group_that_inspects_egress_diverts_what_its_members_send() {
+    let sensor = |inspect: &str| {
+        format!(
+            "---
+apiVersion: bulkhead.io/v1
+kind: Sensor
+metadata: {{name: card-data}}
+spec: {{action: Block, detect: [credit-card]}}
+---
+apiVersion: bulkhead.io/v1
+kind: Group
+metadata: {{name: senders}}
+spec: {{selector: app == \"client\", mode: Protect, sensors: [card-data]{inspect}}}
+"
+        )
+    };
+    let rules =
+        |inspect: &str| tproxy_rules(&format!("      ports: [UDP/514]\n{}", sensor(inspect)));
+    // By default a group's sensors read connections to its members: nothing the
+    // client sends is diverted for them. With Egress, what it sends (TCP and UDP, both
+    // families); with both, the two sets of rules.
+    let ingress = rules("");
+    let egress = rules(", inspect: [Egress]");
+    let both = rules(", inspect: [Ingress, Egress]");
+    // Egress: rules matching the members as sources (`meta mark`, the egress id).
+    let by_source = |r: &[String]| {
+        r.iter()
+            .filter(|x| x.contains(r#"{"meta":{"key":"mark"}},262143]},"right":"@s_"#))
+            .count()
+    };
+    assert_eq!(by_source(&ingress), 0, "{ingress:#?}");
+    assert_eq!(by_source(&egress), 4, "{egress:#?}");
+    assert_eq!(both.len(), ingress.len() + 4, "{both:#?}");
+    assert_eq!(udp(&egress), 2, "{egress:#?}");
+}

@@ -177,6 +177,7 @@ mod tests {
             },
             mode,
             sensors: Vec::new(),
+            inspect: Default::default(),
             origin: Origin::default(),
         }
     }

@@ -3,8 +3,8 @@
 
 use bulkhead_policy::l7::AppProtocol;
 use bulkhead_policy::spec::{
-    Action, DEFAULT_PRIORITY, DiscoverSettings, Entity, Group, Mode, NamePattern, Peer, PeerSpec,
-    Policy, Rule, Settings, WorkloadSelector,
+    Action, DEFAULT_PRIORITY, DiscoverSettings, Entity, Group, Inspect, Mode, NamePattern, Peer,
+    PeerSpec, Policy, Rule, Settings, WorkloadSelector,
 };
 
 use crate::decode::{Cx, Fields, Obj, P};
@@ -81,8 +81,13 @@ pub fn group(cx: &mut Cx, doc: &Obj, root: P) -> Option<Group> {
             "namespaces",
             "mode",
             "sensors",
+            "inspect",
         ],
     )?;
+    let inspect = match spec.as_ref().and_then(|s| s.get("inspect")) {
+        Some(n) => inspect(cx, n, at.f("inspect")),
+        None => Some(Inspect::default()),
+    };
     let (members, mode, sensors) = match spec {
         None => (Some(unwritten()), Some(Mode::default()), Some(Vec::new())),
         Some(s) => (
@@ -105,7 +110,28 @@ pub fn group(cx: &mut Cx, doc: &Obj, root: P) -> Option<Group> {
         members: members?,
         mode: mode?,
         sensors: sensors?,
+        inspect: inspect?,
         origin: cx.origin(doc.pos()),
+    })
+}
+
+/// `inspect: [Ingress, Egress]`: one or both directions, each at most once.
+fn inspect(cx: &mut Cx, n: &Node, at: P) -> Option<Inspect> {
+    const DIRECTIONS: &[(&str, bool)] = &[("Ingress", false), ("Egress", true)];
+    let dirs = cx.seq_of(n, at, |cx, n, at| {
+        cx.one_of(n, at, "direction", DIRECTIONS, true)
+    })?;
+    if dirs.is_empty() {
+        cx.err(
+            n.pos,
+            at,
+            "expected Ingress, Egress or both (leave `sensors` out for no inspection)",
+        );
+        return None;
+    }
+    Some(Inspect {
+        ingress: dirs.contains(&false),
+        egress: dirs.contains(&true),
     })
 }
 

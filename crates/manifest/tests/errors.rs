@@ -25,6 +25,8 @@ fn cases() -> Vec<(&'static str, Files, &'static str)> {
         ("bad sensor regex", sensor("  patterns:\n    - {name: tok, regex: 'tok_[a-z'}\n"), "bad.yaml:6:26: spec.patterns[0].regex: invalid regex: unclosed character class"),
         ("pattern context", sensor("  patterns:\n    - {name: tok, regex: 'tok_', context: [bdy]}\n"), "bad.yaml:6:44: spec.patterns[0].context[0]: unknown context \"bdy\"; did you mean \"body\"?"),
         ("sensor with nothing to detect", sensor("  action: Block\n"), "bad.yaml:5:3: spec: a Sensor needs at least one of `detect` or `patterns`"),
+        ("group inspect direction", one(format!("{GROUP}metadata: {{name: g}}\nspec:\n  inspect: [Ingres]\n")), "bad.yaml:5:13: spec.inspect[0]: unknown direction \"Ingres\"; did you mean \"Ingress\"?"),
+        ("group inspect empty", one(format!("{GROUP}metadata: {{name: g}}\nspec:\n  inspect: []\n")), "bad.yaml:5:12: spec.inspect: expected Ingress, Egress or both (leave `sensors` out for no inspection)"),
         ("unknown field with did-you-mean", np("  podselector: {}\n"), "bad.yaml:5:3: spec.podselector: unknown field \"podselector\"; did you mean \"podSelector\"?"),
         ("unknown ObjectMeta field", one(format!("{POD}metadata:\n  name: web\n  lables: {{app: web}}\n")), "bad.yaml:5:3: metadata.lables: unknown field \"lables\"; did you mean \"labels\"?"),
         ("unknown kind with did-you-mean", one("apiVersion: bulkhead.io/v1\nkind: Polciy\nmetadata: {name: p}\n".into()), "bad.yaml:2:7: kind: unknown kind \"Polciy\"; did you mean \"Policy\"?"),
@@ -150,5 +152,39 @@ fn sensor_oversize_is_read() {
     assert_eq!(
         parse("  oversize: Block\n  detect: [sqli]\n"),
         Oversize::Block
+    );
+}
+
+/// `inspect` on a Group: connections to the members unless said otherwise.
+#[test]
+fn group_inspect_is_read() {
+    use bulkhead_policy::spec::Inspect;
+    let parse = |spec: &str| {
+        let text = format!("{GROUP}metadata: {{name: g}}\nspec:\n{spec}");
+        let b = parse_sources(&[Source {
+            name: "g.yaml".into(),
+            text,
+        }])
+        .expect("a valid group");
+        b.policy.groups[0].inspect
+    };
+    let (ingress, egress) = (true, true);
+    assert_eq!(
+        parse("  mode: Protect\n"),
+        Inspect {
+            ingress,
+            egress: false
+        }
+    );
+    assert_eq!(
+        parse("  inspect: [Egress]\n"),
+        Inspect {
+            ingress: false,
+            egress
+        }
+    );
+    assert_eq!(
+        parse("  inspect: [Egress, Ingress]\n"),
+        Inspect { ingress, egress }
     );
 }

@@ -93,6 +93,8 @@ pub struct CGroup {
     pub mode: Mode,
     /// Indices into `PolicySet::sensors`.
     pub sensors: Vec<u32>,
+    /// Which of the members' connections they read.
+    pub inspect: crate::spec::Inspect,
 }
 
 #[derive(Clone, Debug)]
@@ -212,6 +214,7 @@ impl<'a> Compiler<'a> {
                 members,
                 mode: g.mode,
                 sensors,
+                inspect: g.inspect,
             });
         }
     }

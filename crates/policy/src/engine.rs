@@ -20,7 +20,7 @@ use roaring::RoaringBitmap;
 use rustc_hash::FxHashMap;
 use smallvec::SmallVec;
 
-use crate::compile::{CompileError, Compiled, SelectorId, compile};
+use crate::compile::{CompileError, Compiled, Direction, SelectorId, compile};
 use crate::identity::{Acquired, IdentityId, IdentityTable};
 use crate::selectors::EndpointSelector;
 use crate::spec::{Bundle, Mode, PolicySet};
@@ -548,15 +548,23 @@ impl Engine {
         v
     }
 
-    /// The sensors that inspect connections to a workload: those of every group it is
-    /// in (indices into `PolicySet::sensors`, sorted, without repeats).
-    pub fn sensors_of(&self, id: WorkloadId) -> SmallVec<[u32; 2]> {
+    /// The sensors that read a workload's connections in `dir` (Ingress: those to it,
+    /// Egress: those from it): those of every group it is in that inspects that way
+    /// (indices into `PolicySet::sensors`, sorted, without repeats).
+    pub fn sensors_of(&self, id: WorkloadId, dir: Direction) -> SmallVec<[u32; 2]> {
         let mut out = SmallVec::new();
         let Some(identity) = self.identity_of(id) else {
             return out;
         };
         for g in &self.compiled.groups {
-            if !g.sensors.is_empty() && self.sel_bits[g.members as usize].contains(identity) {
+            let reads = match dir {
+                Direction::Ingress => g.inspect.ingress,
+                Direction::Egress => g.inspect.egress,
+            };
+            if reads
+                && !g.sensors.is_empty()
+                && self.sel_bits[g.members as usize].contains(identity)
+            {
                 out.extend(g.sensors.iter().copied());
             }
         }

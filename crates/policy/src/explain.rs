@@ -173,19 +173,25 @@ impl Engine {
             violation: v.is_violation(),
             l7_enforced: v.needs_l7(),
             enforced_at: None,
-            sensors: self.sensors_text(c.dst),
+            sensors: self.sensors_text(c.src, c.dst),
             egress: self.explain_side(&v.egress, Direction::Egress, c, &src, &dst),
             ingress: self.explain_side(&v.ingress, Direction::Ingress, c, &dst, &src),
         }
     }
 
-    fn sensors_text(&self, dst: &Endpoint) -> Vec<String> {
-        let Endpoint::Workload { id, .. } = dst else {
-            return Vec::new();
-        };
+    /// The sensors of the server's groups that read connections to it, and of the
+    /// client's that read connections from it.
+    fn sensors_text(&self, src: &Endpoint, dst: &Endpoint) -> Vec<String> {
+        let mut ids: Vec<u32> = Vec::new();
+        for (end, dir) in [(dst, Direction::Ingress), (src, Direction::Egress)] {
+            if let Endpoint::Workload { id, .. } = end {
+                ids.extend(self.sensors_of(*id, dir));
+            }
+        }
+        ids.sort_unstable();
+        ids.dedup();
         let docs = &self.policy().sensors;
-        self.sensors_of(*id)
-            .iter()
+        ids.iter()
             .filter_map(|&i| docs.get(i as usize))
             .map(|d| {
                 let mut what: Vec<String> = d.detect.iter().map(|c| c.to_string()).collect();

@@ -85,10 +85,32 @@ pub struct Group {
     pub name: String,
     pub members: WorkloadSelector,
     pub mode: Mode,
-    /// Names of `Sensor`s that inspect connections to the members.
+    /// Names of `Sensor`s that inspect the members' connections.
     #[serde(default)]
     pub sensors: Vec<String>,
+    /// Which of the members' connections the sensors read (`spec.inspect`).
+    #[serde(default)]
+    pub inspect: Inspect,
     pub origin: Origin,
+}
+
+/// `spec.inspect` of a Group: the members' connections its sensors read, those *to* them
+/// (`Ingress`, the default: a server's requests and responses) and/or those *from* them
+/// (`Egress`: what a member sends out, such as data leaving for a host no sensor
+/// watches).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Inspect {
+    pub ingress: bool,
+    pub egress: bool,
+}
+
+impl Default for Inspect {
+    fn default() -> Self {
+        Inspect {
+            ingress: true,
+            egress: false,
+        }
+    }
 }
 
 /// What a tier-1 rule does when it matches.

@@ -237,6 +237,7 @@ fn arb_policy_set() -> impl Strategy<Value = PolicySet> {
                     },
                     mode,
                     sensors: Vec::new(),
+                    inspect: Default::default(),
                     origin: origin(),
                 }],
                 sensors: Vec::new(),

@@ -95,7 +95,6 @@ impl Watch {
         server: SocketAddr,
         data: &[u8],
         from_server: bool,
-        request: Option<String>,
     ) -> bool {
         let findings = self.inspector.stream(from_server).feed(data);
         if findings.is_empty() {
@@ -115,7 +114,7 @@ impl Watch {
         });
         let kind = EventKind::Sensor {
             protocol: self.protocol.clone(),
-            request,
+            request: None,
             findings,
             blocked,
             refusal: blocked.then(|| "dropped".to_string()),
@@ -259,7 +258,7 @@ async fn relay(
                     .unanswered
                     .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| u.checked_sub(1));
                 let watch = (flow.watch.lock().unwrap_or_else(|e| e.into_inner())).clone();
-                if watch.is_some_and(|w| w.read(client, server, &buf[..n], true, None)) {
+                if watch.is_some_and(|w| w.read(client, server, &buf[..n], true)) {
                     continue;
                 }
                 match &answering {

@@ -267,6 +267,7 @@ impl Gen {
                 members,
                 mode,
                 sensors: Vec::new(),
+                inspect: Default::default(),
                 origin: self.o.clone(),
             });
         }

@@ -23,7 +23,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use bulkhead_model::{L4, Protocol};
 use bulkhead_policy::Engine;
-use bulkhead_policy::compile::Target;
+use bulkhead_policy::compile::{Direction, Target};
 use bulkhead_policy::engine::WorkloadId;
 use bulkhead_policy::l7::{AppProtocol, L7Detail, L7Match, L7Request};
 use bulkhead_policy::spec::PortSel;
@@ -399,7 +399,10 @@ fn table_with(
     sw: WorkloadId,
     ask: &dyn Fn(Option<&L7Request>) -> NodeVerdict,
 ) -> Option<Table> {
-    if !engine.sensors_of(cw).is_empty() || !engine.sensors_of(sw).is_empty() {
+    // Sensors read what the client sends out, or what reaches the server: the proxy.
+    if !engine.sensors_of(cw, Direction::Egress).is_empty()
+        || !engine.sensors_of(sw, Direction::Ingress).is_empty()
+    {
         return None;
     }
     let first = ask(None);

@@ -165,25 +165,38 @@ impl Renderer<'_> {
             }
         }
         // Sensors inspect every TCP connection and every UDP datagram to their groups'
-        // members, whatever the rule that allows it: rules per group with sensors.
+        // members (and from them, with `inspect: [Egress]`), whatever the rule that
+        // allows it: rules per group with sensors, on the node of the member.
         let sensored: Vec<_> = (self.engine.compiled().groups.iter())
             .filter(|g| !g.sensors.is_empty())
-            .map(|g| g.members)
+            .map(|g| (g.members, g.inspect))
             .collect();
-        for members in sensored {
+        for (members, inspect) in sensored {
             let set = self.selector_set(members);
-            for v6 in [false, true] {
-                let head = vec![nfproto(v6), eq(dst_id(), set_ref(&set))];
-                for proto in [TCP, UDP] {
-                    let mut stmts = head.clone();
-                    stmts.extend([local(Direction::Ingress), l4proto(proto)]);
-                    stmts.extend(divert(v6));
-                    rules.push(stmts);
+            let dirs = [
+                (Direction::Ingress, dst_id(), inspect.ingress),
+                (Direction::Egress, src_id(), inspect.egress),
+            ];
+            for (dir, who, on) in dirs {
+                if !on {
+                    continue;
                 }
-                // (Protocol learning, which `theirs` serves, takes TCP only.)
-                let mut stmts = head;
-                stmts.extend([remote(Direction::Ingress), l4proto(TCP)]);
-                theirs.push(stmts);
+                for v6 in [false, true] {
+                    let head = vec![nfproto(v6), eq(who.clone(), set_ref(&set))];
+                    for proto in [TCP, UDP] {
+                        let mut stmts = head.clone();
+                        stmts.extend([local(dir), l4proto(proto)]);
+                        stmts.extend(divert(v6));
+                        rules.push(stmts);
+                    }
+                    // The server's node takes these: a Discover client's learning leaves
+                    // them to it (`theirs` serves learning, which takes TCP only).
+                    if dir == Direction::Ingress {
+                        let mut stmts = head;
+                        stmts.extend([remote(dir), l4proto(TCP)]);
+                        theirs.push(stmts);
+                    }
+                }
             }
         }
         rules.extend(self.dns_learning_rules(&divert));

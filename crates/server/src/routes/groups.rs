@@ -39,6 +39,8 @@ pub struct GroupOut {
     pub name: String,
     pub mode: Mode,
     pub sensors: Vec<String>,
+    /// Which of the members' connections the sensors read.
+    pub inspect: bulkhead_policy::spec::Inspect,
     pub file: String,
     pub line: u32,
     /// `namespace/name` of its members.
@@ -59,6 +61,7 @@ pub async fn list(State(s): State<Arc<AppState>>) -> ApiResult<Json<Vec<GroupOut
                     name: g.name.clone(),
                     mode: g.mode,
                     sensors: g.sensors.clone(),
+                    inspect: g.inspect,
                     file: g.origin.file.to_string(),
                     line: g.origin.line,
                     workloads: all
