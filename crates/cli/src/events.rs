@@ -18,7 +18,10 @@ use crate::table::Columns;
 pub enum EventFormat {
     #[default]
     Table,
+    /// One JSON object a line.
     Json,
+    /// One YAML document an event (`---` before each).
+    Yaml,
 }
 
 #[derive(Args, Debug)]
@@ -158,12 +161,17 @@ pub fn run(a: EventsArgs) -> Result<u8> {
     Ok(0)
 }
 
-/// Print events: a table with its header, or JSON lines.
+/// Print events: a table with its header, JSON lines, or YAML documents.
 pub fn print_all(format: EventFormat, events: &[Value]) -> Result<()> {
     match format {
         EventFormat::Json => {
             for e in events {
                 println!("{}", serde_json::to_string(e)?);
+            }
+        }
+        EventFormat::Yaml => {
+            for e in events {
+                print!("{}", crate::flows::yaml_document(e));
             }
         }
         EventFormat::Table => {

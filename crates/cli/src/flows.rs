@@ -16,7 +16,10 @@ use crate::table::Columns;
 pub enum FlowFormat {
     #[default]
     Table,
+    /// One JSON object a line.
     Json,
+    /// One YAML document a record (`---` before each), streamed as they come.
+    Yaml,
 }
 
 #[derive(Args, Debug)]
@@ -116,8 +119,19 @@ pub fn print(
 ) -> std::io::Result<()> {
     match format {
         FlowFormat::Json => writeln!(out, "{}", serde_json::to_string(r).unwrap_or_default()),
+        FlowFormat::Yaml => write!(out, "{}", yaml_document(r)),
         FlowFormat::Table => writeln!(out, "{}", columns.line(&cells(r))),
     }
+}
+
+/// One YAML document: `---`, the value, a line end (for a stream of them).
+pub fn yaml_document(value: &impl serde::Serialize) -> String {
+    let mut s = String::from("---\n");
+    s.push_str(&serde_saphyr::to_string(value).unwrap_or_default());
+    if !s.ends_with('\n') {
+        s.push('\n');
+    }
+    s
 }
 
 /// The store of a state directory, if the agent has created it.

@@ -28,7 +28,7 @@ pub enum QuarantineCmd {
     List {
         #[command(flatten)]
         at: Where,
-        #[arg(short = 'o', long = "output", default_value = "table", value_parser = ["table", "json"])]
+        #[arg(short = 'o', long = "output", default_value = "table", value_parser = ["table", "json", "yaml"])]
         output: String,
     },
     /// Quarantine a workload now (NAMESPACE/NAME).
@@ -61,6 +61,8 @@ pub fn run(c: QuarantineCmd) -> Result<u8> {
             }
             if output == "json" {
                 println!("{}", serde_json::to_string_pretty(&all)?);
+            } else if output == "yaml" {
+                print!("{}", serde_saphyr::to_string(&all)?);
             } else {
                 let mut t = Table::new();
                 t.load_preset(comfy_table::presets::NOTHING);

@@ -114,3 +114,46 @@ fn unknown_sensor_fails() {
         .unwrap();
     assert_ne!(out.status.code(), Some(0));
 }
+
+/// `dpi detect`: the same flows as JSON lines, YAML documents and table rows.
+#[test]
+fn detect_prints_json_yaml_and_table_alike() {
+    let Some(root) = corpora::corpora() else {
+        return;
+    };
+    let pcap = root.join("pcap/ndpi/mqtt.pcap");
+    let out = |fmt: &str| {
+        let o = Command::new(BIN)
+            .args(["dpi", "detect"])
+            .arg(&pcap)
+            .args(["-o", fmt])
+            .output()
+            .unwrap();
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let json: Vec<serde_json::Value> = out("json")
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(!json.is_empty());
+    let yaml = out("yaml");
+    let docs: Vec<&str> = yaml.split("---\n").skip(1).collect();
+    let table = out("table");
+    assert_eq!(docs.len(), json.len(), "{yaml}");
+    assert_eq!(
+        table.lines().filter(|l| l.contains(" mqtt ")).count(),
+        json.len()
+    );
+    for (doc, flow) in docs.iter().zip(&json) {
+        for key in ["l4", "src", "dst", "protocol"] {
+            let line = format!("{key}: {}\n", flow[key].as_str().unwrap());
+            assert!(doc.contains(&line), "{doc} lacks {line}");
+        }
+    }
+}

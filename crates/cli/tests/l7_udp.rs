@@ -270,6 +270,15 @@ fn sensors_read_every_datagram_both_ways() {
     assert_eq!(blocked, pair("credit_card"), "{sensor:#?}");
     let alerts = common::lab::sensor_findings(&events, Some(false));
     assert_eq!(alerts, pair("email"), "{sensor:#?}");
+    // The same events as YAML documents.
+    let o = common::lab::bulkhead(&["events", "--lab", "l7udpsensor", "-o", "yaml"]);
+    let yaml = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(yaml.matches("---\n").count(), sensor.len(), "{yaml}");
+    assert_eq!(
+        yaml.matches("event: sensor\n").count(),
+        sensor.len(),
+        "{yaml}"
+    );
     for e in &sensor {
         assert_eq!(e["protocol"], "memcached", "{e:#}");
         assert_eq!(

@@ -140,6 +140,31 @@ fn remote_commands_print_what_local_ones_print() {
         "json",
     ]));
     assert_eq!(stdout(&with(&["events", "--all", "-o", "json"])), local);
+    // YAML: one document per record, the same records as the JSON lines, locally and
+    // through the server alike.
+    for (cmd, all) in [("flows", None), ("events", Some("--all"))] {
+        let args = |fmt: &'static str| {
+            let mut v = vec![cmd];
+            v.extend(all);
+            v.extend(["-o", fmt]);
+            v
+        };
+        let local = |fmt| stdout(&run(&[&args(fmt)[..], &["--state-dir", &state]].concat()));
+        let (json, yaml) = (local("json"), local("yaml"));
+        let docs: Vec<&str> = yaml.split("---\n").skip(1).collect();
+        assert_eq!(docs.len(), json.lines().count(), "{cmd} -o yaml:\n{yaml}");
+        assert!(yaml.is_empty() || yaml.starts_with("---\n") && yaml.ends_with('\n'));
+        assert!(
+            cmd == "events" || !yaml.is_empty(),
+            "no flow records to print"
+        );
+        for (doc, line) in docs.iter().zip(json.lines()) {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let time = format!("time: \"{}\"\n", v["time"].as_str().unwrap());
+            assert!(doc.contains(&time), "{cmd}: {doc} for {line}");
+        }
+        assert_eq!(stdout(&with(&args("yaml"))), yaml, "{cmd}");
+    }
     let ex = examples();
     for (svc, code) in [("TCP/8080", 0), ("TCP/9999", 1)] {
         for fmt in ["json", "table"] {

@@ -171,6 +171,9 @@ fn a_lateral_move_is_reported_quarantined_and_captured() {
     })
     .expect("shop/debug-0 is quarantined");
     assert!(listed.contains("lateral-move"), "{listed}");
+    let o = bulkhead(&["quarantine", "list", "--lab", LAB, "-o", "yaml"]);
+    let yaml = String::from_utf8_lossy(&o.stdout);
+    assert!(yaml.contains("workload: shop/debug-0\n"), "{yaml}");
     assert!(
         wait_for(5, || (!connects(&lab, "shop/debug-0", &site, 80))
             .then_some(()))

@@ -12,7 +12,10 @@ pub enum DetectFormat {
     /// One JSON object per flow, per line.
     #[default]
     Json,
+    /// One line per flow, aligned.
     Table,
+    /// One YAML document per flow.
+    Yaml,
 }
 
 #[derive(Args, Debug)]
@@ -35,6 +38,11 @@ pub fn run(a: DetectArgs) -> Result<u8> {
             }
         }
         DetectFormat::Table => print!("{}", table(&flows)),
+        DetectFormat::Yaml => {
+            for f in &flows {
+                print!("{}", crate::flows::yaml_document(f));
+            }
+        }
     }
     Ok(0)
 }
