@@ -171,7 +171,7 @@ pub fn print_all(format: EventFormat, events: &[Value]) -> Result<()> {
         }
         EventFormat::Yaml => {
             for e in events {
-                print!("{}", crate::flows::yaml_document(e));
+                print!("{}", crate::render::yaml_document(e));
             }
         }
         EventFormat::Table => {

@@ -119,19 +119,9 @@ pub fn print(
 ) -> std::io::Result<()> {
     match format {
         FlowFormat::Json => writeln!(out, "{}", serde_json::to_string(r).unwrap_or_default()),
-        FlowFormat::Yaml => write!(out, "{}", yaml_document(r)),
+        FlowFormat::Yaml => write!(out, "{}", crate::render::yaml_document(r)),
         FlowFormat::Table => writeln!(out, "{}", columns.line(&cells(r))),
     }
-}
-
-/// One YAML document: `---`, the value, a line end (for a stream of them).
-pub fn yaml_document(value: &impl serde::Serialize) -> String {
-    let mut s = String::from("---\n");
-    s.push_str(&serde_saphyr::to_string(value).unwrap_or_default());
-    if !s.ends_with('\n') {
-        s.push('\n');
-    }
-    s
 }
 
 /// The store of a state directory, if the agent has created it.

@@ -25,6 +25,16 @@ pub fn emit<T: Serialize>(format: Format, value: &T, table: impl FnOnce() -> Str
     Ok(())
 }
 
+/// One YAML document: `---`, the value, a line end (for a stream of them).
+pub fn yaml_document(value: &impl serde::Serialize) -> String {
+    let mut s = String::from("---\n");
+    s.push_str(&serde_saphyr::to_string(value).unwrap_or_default());
+    if !s.ends_with('\n') {
+        s.push('\n');
+    }
+    s
+}
+
 /// A progress bar on stderr for long work, only when stderr is a terminal and the work
 /// is big enough to notice.
 pub fn progress(total: u64, what: &str) -> ProgressBar {

@@ -40,7 +40,7 @@ pub fn run(a: DetectArgs) -> Result<u8> {
         DetectFormat::Table => print!("{}", table(&flows)),
         DetectFormat::Yaml => {
             for f in &flows {
-                print!("{}", crate::flows::yaml_document(f));
+                print!("{}", crate::render::yaml_document(f));
             }
         }
     }
