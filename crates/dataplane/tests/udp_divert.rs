@@ -143,3 +143,72 @@ spec: {{selector: app == \"client\", mode: Protect, sensors: [card-data]{inspect
     assert_eq!(both.len(), ingress.len() + 4, "{both:#?}");
     assert_eq!(udp(&egress), 2, "{egress:#?}");
 }
+
+/// A Discover server's protocol learning leaves to the client's node the connections
+/// that node takes for the client's egress sensors (one proxy, not two), as a Discover
+/// client's learning leaves to the server's node those it takes for its own.
+#[test]
+fn learning_leaves_to_the_clients_node_what_its_egress_sensors_take() {
+    let text = |inspect: &str| {
+        format!(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: client, namespace: shop, labels: {{app: client}}}}
+spec: {{nodeName: n2}}
+status: {{podIPs: [{{ip: 10.0.0.1}}]}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: server, namespace: shop, labels: {{app: server}}}}
+spec: {{nodeName: n1}}
+status: {{podIPs: [{{ip: 10.0.0.2}}]}}
+---
+apiVersion: bulkhead.io/v1
+kind: Sensor
+metadata: {{name: card-data}}
+spec: {{detect: [credit-card]}}
+---
+apiVersion: bulkhead.io/v1
+kind: Group
+metadata: {{name: senders}}
+spec: {{selector: app == "client", sensors: [card-data]{inspect}}}
+"#
+        )
+    };
+    // The server's node (n1): its Discover server learns from remote clients.
+    let divert = |inspect: &str| -> Vec<String> {
+        let bundle = parse_sources(&[Source {
+            name: "t.yaml".into(),
+            text: text(inspect),
+        }])
+        .unwrap_or_else(|e| panic!("{e}"));
+        let engine = Engine::new(&bundle).unwrap();
+        let opts = RenderOptions {
+            node: Some("n1".into()),
+            l7_proxy: Some(15001),
+            ..Default::default()
+        };
+        let r = render(&engine, &opts, &mut KernelIds::new());
+        r.chains["divert"]
+            .rules
+            .iter()
+            .map(|r| serde_json::to_string(r).unwrap())
+            .collect()
+    };
+    // Rules that leave a connection from the client's set (its source mark) to
+    // another node: mark 0, accept, no tproxy.
+    let by_source = r#"{"meta":{"key":"mark"}},262143]},"right":"@s_"#;
+    let leave = |r: &&String| {
+        r.contains(r#"{"accept":null}"#) && r.contains(by_source) && !r.contains("tproxy")
+    };
+    assert_eq!(divert("").iter().filter(leave).count(), 0);
+    let with = divert(", inspect: [Egress]");
+    assert_eq!(with.iter().filter(leave).count(), 2, "{with:#?}");
+    // Before the learning rules that would take them (by signature, not by set).
+    let first_learning = (with.iter())
+        .position(|r| r.contains("tproxy") && !r.contains(r#""right":"@s_"#))
+        .unwrap();
+    let last_leave = with.iter().rposition(|r| leave(&r)).unwrap();
+    assert!(last_leave < first_learning, "{with:#?}");
+}

@@ -112,6 +112,9 @@ impl Renderer<'_> {
         // sensors): protocol learning below leaves them to it, which detects the
         // protocol for the record just as well, rather than proxying them twice.
         let mut theirs: Vec<Stmts> = Vec::new();
+        // The same the other way: connections a client's node takes for the client's
+        // egress sensors, which a Discover server's learning leaves to that node.
+        let mut theirs_in: Vec<Stmts> = Vec::new();
         let compiled = self.engine.compiled();
         let policies: Vec<_> = compiled
             .policies
@@ -189,12 +192,13 @@ impl Renderer<'_> {
                         stmts.extend(divert(v6));
                         rules.push(stmts);
                     }
-                    // The server's node takes these: a Discover client's learning leaves
-                    // them to it (`theirs` serves learning, which takes TCP only).
-                    if dir == Direction::Ingress {
-                        let mut stmts = head;
-                        stmts.extend([remote(dir), l4proto(TCP)]);
-                        theirs.push(stmts);
+                    // The member's node takes these: learning at the other end leaves
+                    // them to it (learning takes TCP only).
+                    let mut stmts = head;
+                    stmts.extend([remote(dir), l4proto(TCP)]);
+                    match dir {
+                        Direction::Ingress => theirs.push(stmts),
+                        Direction::Egress => theirs_in.push(stmts),
                     }
                 }
             }
@@ -203,7 +207,7 @@ impl Renderer<'_> {
         // Learning: with `Settings.spec.discover.detectProtocols`, every new TCP
         // connection from or to a workload of this node in Discover mode, so that the
         // proxy detects its application protocol for the flow record (then splices it).
-        rules.extend(self.discover_rules(divert, &theirs));
+        rules.extend(self.discover_rules(divert, &theirs, &theirs_in));
         // Everything else goes on to the filter chains with the mark it came with.
         rules.push(vec![set_mark(false, 0)]);
         self.chain(CHAIN_DIVERT, Some(Hook::Prerouting), rules);
@@ -218,8 +222,15 @@ impl Renderer<'_> {
     /// so is traffic with a local workload in Protect mode.
     /// Called once the signature numbers of the render are final.
     /// `theirs`: what matches the connections another node's proxy takes (its L7
-    /// rules, its sensors), which a Discover client's learning leaves to that node.
-    fn discover_rules(&self, divert: impl Fn(bool) -> Stmts, theirs: &[Stmts]) -> Vec<Stmts> {
+    /// rules, its sensors), which a Discover client's learning leaves to that node;
+    /// `theirs_in`: those a client's node takes (its egress sensors), which a Discover
+    /// server's learning leaves to it.
+    fn discover_rules(
+        &self,
+        divert: impl Fn(bool) -> Stmts,
+        theirs: &[Stmts],
+        theirs_in: &[Stmts],
+    ) -> Vec<Stmts> {
         if !self.engine.compiled().discover_detect_protocols {
             return Vec::new();
         }
@@ -257,6 +268,15 @@ impl Renderer<'_> {
         for &e in &egress {
             for t in theirs {
                 let mut stmts = vec![eq(sig(false), Expression::Number(e << SIG_SHIFT))];
+                stmts.extend(t.iter().cloned());
+                stmts.extend([set_mark(false, 0), accept()]);
+                rules.push(stmts);
+            }
+        }
+        // And per Discover server signature: left to the client's node.
+        for &i in &ingress {
+            for t in theirs_in {
+                let mut stmts = vec![eq(sig(true), Expression::Number(i << SIG_SHIFT))];
                 stmts.extend(t.iter().cloned());
                 stmts.extend([set_mark(false, 0), accept()]);
                 rules.push(stmts);
