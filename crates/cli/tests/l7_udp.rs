@@ -401,3 +401,84 @@ fn egress_sensors_read_what_members_send() {
     let back = explain("infra/cache-0", "apps/client-0", "TCP/8080");
     assert!(!back.contains("inspected by sensor"), "{back}");
 }
+
+/// Between two nodes each node reads with its own workloads' sensors: the client's node
+/// with the client's egress sensors, the server's with the server's ingress ones, and
+/// neither with the other's (the client's node diverting for its own reasons once also
+/// read with the server's sensors, which the server's node read with again).
+#[test]
+fn each_node_reads_with_its_own_ends_sensors() {
+    if !common::privileged("the two-node sensors lab test") {
+        return;
+    }
+    require(&["memcached", "dnsmasq", "python3"]);
+    let _lock = common::lab_lock();
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let spec = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/udp/lab.yaml"
+    ))
+    .unwrap();
+    let spec = spec.replacen("\nspec:\n", "\nspec:\n  nodes: [node-1, node-2]\n", 1);
+    let senders = "apiVersion: bulkhead.io/v1
+kind: Sensor
+metadata: {name: mail-out}
+spec: {detect: [email]}
+---
+apiVersion: bulkhead.io/v1
+kind: Group
+metadata: {name: senders}
+spec: {selector: app == \"client\", sensors: [mail-out], inspect: [Egress]}
+";
+    let files = [("lab.yaml", spec.as_str()), ("senders.yaml", senders)];
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    let p = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+    let lab = Lab::up(
+        "l7sensornodes",
+        &[
+            &p("lab.yaml"),
+            "crates/cli/tests/fixtures/udp/policy.yaml",
+            "crates/cli/tests/fixtures/udp_sensors.yaml",
+            &p("senders.yaml"),
+        ],
+        &[],
+    );
+    assert_ne!(lab.node_of("apps/client-0"), lab.node_of("infra/cache-0"));
+    let got = exchange(
+        &lab,
+        &lab.ipv4("infra/cache-0"),
+        11211,
+        &[
+            memcached(1, "set mail 0 0 17\r\nalice@example.com\r\n"),
+            memcached(2, "get mail\r\n"),
+            memcached(3, "set card 0 0 16\r\n4111111111111111\r\n"),
+        ],
+    );
+    assert!(
+        says(&got[0], "STORED") && says(&got[1], "alice@"),
+        "{got:?}"
+    );
+    assert_eq!(
+        got[2], "timeout",
+        "the server's node blocks the card: {got:?}"
+    );
+    let events = lab.events_until(|e| common::lab::sensor_findings(e, None).len() >= 5);
+    let by = |sensor: &str| -> Vec<String> {
+        (events.iter())
+            .filter(|e| e["event"] == "sensor")
+            .flat_map(|e| e["findings"].as_array().cloned().unwrap_or_default())
+            .filter(|f| f["sensor"] == sensor)
+            .map(|f| f["location"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    let both = ["request body", "response body"];
+    assert_eq!(by("mail-out"), both, "the client's node, once: {events:#?}");
+    assert_eq!(
+        by("mail-watch"),
+        both,
+        "the server's node, once: {events:#?}"
+    );
+    assert_eq!(by("card-data"), ["request body"], "{events:#?}");
+}
