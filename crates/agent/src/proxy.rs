@@ -81,7 +81,12 @@ impl Authority for ProxyAuthority {
     ) -> Option<Arc<dyn bulkhead_l7::Inspector>> {
         let engine = self.shared.engine.read().unwrap_or_else(|e| e.into_inner());
         // Asked for every datagram too: most policies have no sensor at all.
-        if engine.compiled().groups.iter().all(|g| g.sensors.is_empty()) {
+        if engine
+            .compiled()
+            .groups
+            .iter()
+            .all(|g| g.sensors.is_empty())
+        {
             return None;
         }
         let scope = self.shared.scope.read().unwrap_or_else(|e| e.into_inner());

@@ -36,7 +36,9 @@ use std::sync::Arc;
 
 use bulkhead_policy::l7::{AppProtocol, L7Detail, L7Request};
 
+use crate::form::{Form, TailScan, form_of, method_fields};
 use crate::h2_response::{Release, Responses};
+use crate::http::with_fields;
 use crate::{Decided, Finding, Inspector, Output, Session, Verdict};
 
 pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -126,6 +128,10 @@ struct Inspecting {
     answered: bool,
     /// More body came than is kept: judged on its prefix.
     truncated: bool,
+    /// A POST form: its `_method` fields are decided on once it ends (as over HTTP/1),
+    /// read past the kept prefix by `scan`.
+    form: Option<Form>,
+    scan: Option<TailScan>,
 }
 
 /// A header block being gathered from HEADERS + CONTINUATION frames.
@@ -384,6 +390,15 @@ fn body_head(fields: &[Field]) -> Vec<u8> {
 }
 
 /// A gRPC status message: printable ASCII, `%` escaped (the grpc-message encoding).
+/// A POST's form encoding (its `_method` fields name the method frameworks run it as).
+fn post_form(fields: &[Field]) -> Option<Form> {
+    let get = |name: &[u8]| fields.iter().find(|(n, _)| n == name).map(|(_, v)| v);
+    if get(b":method").is_none_or(|m| m != b"POST") {
+        return None;
+    }
+    get(b"content-type").and_then(|ct| form_of(ct))
+}
+
 fn grpc_message(text: &str) -> Vec<u8> {
     let mut out = Vec::new();
     for b in text.bytes() {
@@ -579,7 +594,7 @@ impl H2Session {
                     self.payload.clear();
                     self.client = Client::HoldData { len };
                     if len == 0 {
-                        self.held_data(out)?;
+                        self.held_data(out, decide)?;
                     }
                     return Ok(());
                 }
@@ -612,7 +627,7 @@ impl H2Session {
                     Client::Head
                 };
                 if inspected && last && len == 0 {
-                    self.end_of_body(out, stream, Held::Passed);
+                    self.end_of_body(out, stream, Held::Passed, decide);
                 }
             }
         }
@@ -621,7 +636,11 @@ impl H2Session {
 
     /// The DATA frame that ends an inspected stream is whole: inspect the body, then
     /// forward the frame or refuse the request.
-    fn held_data(&mut self, out: &mut Output) -> Result<(), Bad> {
+    fn held_data(
+        &mut self,
+        out: &mut Output,
+        decide: &mut dyn FnMut(&L7Request) -> Verdict,
+    ) -> Result<(), Bad> {
         let mut f = std::mem::take(&mut self.head);
         let p = std::mem::take(&mut self.payload);
         self.client = Client::Head;
@@ -637,7 +656,7 @@ impl H2Session {
         self.body_bytes(stream, data);
         self.sending.remove(&stream);
         f.extend_from_slice(&p);
-        self.end_of_body(out, stream, Held::Frame(f));
+        self.end_of_body(out, stream, Held::Frame(f), decide);
         Ok(())
     }
 
@@ -651,39 +670,70 @@ impl H2Session {
             st.body.extend_from_slice(&data[..n]);
             st.truncated |= n < data.len();
             self.bodies += n;
+            if n < data.len()
+                && let Some(form) = &st.form
+            {
+                let scan = st
+                    .scan
+                    .get_or_insert_with(|| TailScan::new(form.clone(), &st.body));
+                scan.feed(&data[n..]);
+            }
         }
     }
 
-    /// An inspected request's body ended: the sensors judge head and body. On a
-    /// blocking finding the server never gets what ends the stream (`held`) and its
-    /// stream is cancelled; the client gets the refusal, or a reset once the server
-    /// has begun to answer (or, for a final frame too large to hold, has it all).
-    /// True when refused.
-    fn end_of_body(&mut self, out: &mut Output, stream: u32, held: Held) -> bool {
-        let (Some(ins), Some(st)) = (self.inspector.clone(), self.inspecting.remove(&stream))
-        else {
+    /// A held request's body ended: the sensors judge head and body, and a form's
+    /// `_method` fields are decided on. On a blocking finding or a refused method the
+    /// server never gets what ends the stream (`held`) and its stream is cancelled; the
+    /// client gets the refusal, or a reset once the server has begun to answer (or, for
+    /// a final frame too large to hold, has it all). True when refused.
+    fn end_of_body(
+        &mut self,
+        out: &mut Output,
+        stream: u32,
+        held: Held,
+        decide: &mut dyn FnMut(&L7Request) -> Verdict,
+    ) -> bool {
+        let Some(mut st) = self.inspecting.remove(&stream) else {
             if let Held::Frame(f) = held {
                 out.to_server.extend(f);
             }
             return false;
         };
         self.bodies -= st.body.len();
-        let oversize = if st.truncated {
-            ins.oversize(st.body.len())
-        } else {
-            Vec::new()
+        let new: Vec<Finding> = match &self.inspector {
+            Some(ins) => {
+                let oversize = if st.truncated {
+                    ins.oversize(st.body.len())
+                } else {
+                    Vec::new()
+                };
+                ins.http_request(&st.head, &st.body)
+                    .into_iter()
+                    .chain(oversize)
+                    .filter(|f| {
+                        !st.reported
+                            .iter()
+                            .any(|r| r.class == f.class && r.location == f.location)
+                    })
+                    .collect()
+            }
+            None => Vec::new(),
         };
-        let new: Vec<Finding> = ins
-            .http_request(&st.head, &st.body)
-            .into_iter()
-            .chain(oversize)
-            .filter(|f| {
-                !st.reported
-                    .iter()
-                    .any(|r| r.class == f.class && r.location == f.location)
-            })
-            .collect();
-        let blocked = new.iter().any(|f| f.block);
+        let by_sensor = new.iter().any(|f| f.block);
+        // The methods the form names, as the application will run it.
+        let mut by_policy = false;
+        if !by_sensor {
+            let fields = match (&mut st.scan, &st.form) {
+                (Some(scan), _) => scan.found(true).to_vec(),
+                (None, Some(form)) => method_fields(form, &st.body),
+                (None, None) => Vec::new(),
+            };
+            if !fields.is_empty() {
+                with_fields(&mut st.request, &fields);
+                by_policy = !decide(&st.request).allowed;
+            }
+        }
+        let blocked = by_sensor || by_policy;
         let mut what = "";
         if !blocked {
             if let Held::Frame(f) = held {
@@ -703,7 +753,7 @@ impl H2Session {
                 what = "stream reset";
                 frame(RST_STREAM, 0, stream, &CANCEL.to_be_bytes())
             } else {
-                let (bytes, w) = refusal(stream, &st.request, true);
+                let (bytes, w) = refusal(stream, &st.request, by_sensor);
                 what = w;
                 bytes
             };
@@ -715,7 +765,11 @@ impl H2Session {
         out.decided.push(Decided {
             request: st.request,
             allowed: !blocked,
-            refusal: blocked.then(|| format!("{what} {BY_SENSOR}")),
+            refusal: match (by_sensor, by_policy) {
+                (true, _) => Some(format!("{what} {BY_SENSOR}")),
+                (false, true) => Some(what.to_string()),
+                _ => None,
+            },
             findings,
         });
         blocked
@@ -851,7 +905,7 @@ impl H2Session {
                 self.sending.remove(&b.stream);
                 // Trailers end an inspected body: a blocked one's never reach the
                 // server (whose table then misses them: re-encode from now on).
-                if self.end_of_body(out, b.stream, Held::Trailers) {
+                if self.end_of_body(out, b.stream, Held::Trailers, decide) {
                     self.reencode = true;
                     return Ok(());
                 }
@@ -862,15 +916,20 @@ impl H2Session {
         self.last_stream = b.stream;
         let request = request_of(&fields);
         let allowed = decide(&request).allowed;
-        // The sensors read an allowed request's head now, its body (if any) as it ends.
+        // The sensors read an allowed request's head now, its body (if any) as it ends;
+        // a POST form's body is held for its `_method` fields too.
         let mut findings = Vec::new();
         let mut blocked = false;
         let mut body_next = false;
-        if allowed && let Some(ins) = &self.inspector {
-            let head = http1_head(&fields);
-            findings = ins.http_request(&head, b"");
-            blocked = findings.iter().any(|f| f.block);
-            if !blocked && !b.end_stream && self.inspecting.len() < MAX_SENDING {
+        if allowed {
+            if let Some(ins) = &self.inspector {
+                let head = http1_head(&fields);
+                findings = ins.http_request(&head, b"");
+                blocked = findings.iter().any(|f| f.block);
+            }
+            let form = post_form(&fields);
+            let read = self.inspector.is_some() || form.is_some();
+            if read && !blocked && !b.end_stream && self.inspecting.len() < MAX_SENDING {
                 self.inspecting.insert(
                     b.stream,
                     Inspecting {
@@ -880,6 +939,8 @@ impl H2Session {
                         reported: findings.clone(),
                         answered: false,
                         truncated: false,
+                        form,
+                        scan: None,
                     },
                 );
                 body_next = true;
@@ -973,7 +1034,7 @@ impl Session for H2Session {
                     if done {
                         self.client = Client::Head;
                         if let Some((stream, true)) = body {
-                            self.end_of_body(&mut out, stream, Held::Passed);
+                            self.end_of_body(&mut out, stream, Held::Passed, decide);
                         }
                     }
                     Ok(())
@@ -984,7 +1045,7 @@ impl Session for H2Session {
                     self.payload.extend_from_slice(&data[..n]);
                     data = &data[n..];
                     if self.payload.len() == len {
-                        self.held_data(&mut out)
+                        self.held_data(&mut out, decide)
                     } else {
                         Ok(())
                     }

@@ -98,7 +98,7 @@ struct Pending {
 
 /// The request with the `_method` fields its form body names (policy reads them as
 /// overrides: `bulkhead_policy::l7::method_override`).
-fn with_fields(request: &mut L7Request, fields: &[String]) {
+pub(crate) fn with_fields(request: &mut L7Request, fields: &[String]) {
     if let L7Detail::Http { headers, .. } = &mut request.detail {
         headers.extend(fields.iter().map(|v| (FIELD.to_string(), v.clone())));
     }

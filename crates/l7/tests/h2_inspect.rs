@@ -633,3 +633,76 @@ proptest! {
         }
     }
 }
+
+/// Refuses a request a form's `_method` field names DELETE (as policy reads it: the
+/// field is among the request's headers), allows anything else.
+fn no_delete(r: &L7Request) -> Verdict {
+    let bulkhead_policy::l7::L7Detail::Http { headers, .. } = &r.detail else {
+        return Verdict { allowed: true };
+    };
+    let delete = headers
+        .iter()
+        .any(|(n, v)| n == "_method" && v.eq_ignore_ascii_case("delete"));
+    Verdict { allowed: !delete }
+}
+
+/// Without any sensor: the session, a POST form in `parts`, cut at `cuts`.
+fn run_form(parts: &[&[u8]], ct: &str, cuts: &[usize]) -> Output {
+    let mut s = H2Session::new();
+    let mut all = Output::default();
+    all.merge(s.server_bytes(&frame(SETTINGS, 0, 0, &[])));
+    for p in pieces(&post(parts, ct), cuts) {
+        all.merge(s.client_bytes(&p, &mut no_delete));
+    }
+    all
+}
+
+/// A POST form's `_method` field is decided on before the frame that ends its body
+/// reaches the server, as over HTTP/1: Rails, Laravel and Symfony run such a form as
+/// that method, so `methods: [GET, POST]` must not let a DELETE through in a form.
+#[test]
+fn a_forms_method_field_is_decided_before_its_body_ends() {
+    const FORM: &str = "application/x-www-form-urlencoded";
+    for cuts in [&[][..], &[20, 50, 61, 75]] {
+        let out = run_form(&[b"id=7&_method=DELETE"], FORM, cuts);
+        assert_eq!(
+            kinds(&out.to_server),
+            [(SETTINGS, 0), (HEADERS, 1), (RST_STREAM, 1)]
+        );
+        assert_eq!(status(&out.to_client, 1).as_deref(), Some(&b"403"[..]));
+        assert_eq!(out.decided.len(), 1);
+        assert!(!out.decided[0].allowed);
+        assert_eq!(out.decided[0].refusal.as_deref(), Some("403 Forbidden"));
+        assert!(
+            out.decided[0]
+                .request
+                .to_string()
+                .contains("_method=DELETE")
+        );
+    }
+    // Another method passes, with the field in its request; so does a body that is no
+    // form, whatever it says.
+    let out = run_form(&[b"id=7&_method=patch"], FORM, &[]);
+    assert_eq!(
+        kinds(&out.to_server),
+        [(SETTINGS, 0), (HEADERS, 1), (DATA, 1)]
+    );
+    assert!(out.decided[0].allowed);
+    assert!(out.decided[0].request.to_string().contains("_method=patch"));
+    let out = run_form(&[b"_method=DELETE"], "text/plain", &[]);
+    assert_eq!(
+        kinds(&out.to_server),
+        [(SETTINGS, 0), (HEADERS, 1), (DATA, 1)]
+    );
+    // Multipart, and a field past the 64 KiB the session keeps (read as it passes).
+    let multipart =
+        b"--B\r\nContent-Disposition: form-data; name=\"_method\"\r\n\r\ndelete\r\n--B--\r\n";
+    let out = run_form(&[multipart], "multipart/form-data; boundary=B", &[]);
+    assert!(!out.decided[0].allowed);
+    let pad = vec![b'a'; 70 * 1024];
+    let long = [&b"pad="[..], &pad, &b"&_method=DELETE"[..]].concat();
+    let chunks: Vec<&[u8]> = long.chunks(16_000).collect();
+    let out = run_form(&chunks, FORM, &[]);
+    assert!(!out.decided[0].allowed, "{:?}", out.decided);
+    assert_eq!(kinds(&out.to_server).last(), Some(&(RST_STREAM, 1)));
+}
