@@ -138,3 +138,64 @@ fn http2_requests_are_inspected_by_the_sensors() {
         .collect();
     assert_eq!(counts, [1, 1, 1, 1], "{events:#?}");
 }
+
+/// No sensor, a rule on methods: over h2c a POST form whose `_method` field names
+/// DELETE gets 403 and never reaches the server whole (nghttpd would echo it), while
+/// a plain form is echoed. (Before, HTTP/2 bodies were not read for `_method`.)
+#[test]
+fn an_http2_forms_method_field_is_decided() {
+    if !common::privileged("the HTTP/2 method lab test") {
+        return;
+    }
+    require(&["curl", "nghttpd"]);
+    let _lock = common::lab_lock();
+    let lab = Lab::up(
+        "l7h2method",
+        &[
+            "crates/cli/tests/fixtures/h2sensors/lab.yaml",
+            "crates/cli/tests/fixtures/h2method.yaml",
+        ],
+        &[],
+    );
+    let url = format!("http://{}:8080/items", lab.ipv4("shop/web-0"));
+    let post = |form: &str| {
+        let args = [
+            "curl",
+            "-sS",
+            "-m5",
+            "--http2-prior-knowledge",
+            "-w",
+            "\n%{http_code}",
+            "-d",
+            form,
+            &url,
+        ];
+        lab.run(CLIENT, &args).1
+    };
+    let start = std::time::Instant::now();
+    let plain = loop {
+        let r = post("name=bob");
+        if r.ends_with("200") || start.elapsed().as_secs() > 20 {
+            break r;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert!(
+        plain.contains("name=bob") && plain.ends_with("200"),
+        "{plain}"
+    );
+    let refused = post("id=7&_method=DELETE");
+    assert!(refused.ends_with("403"), "{refused}");
+    assert!(!refused.contains("id=7"), "echoed: {refused}");
+    let events = lab.events_until(|e| e.iter().any(|x| x["event"] == "request"));
+    let request: Vec<_> = events.iter().filter(|e| e["event"] == "request").collect();
+    assert_eq!(request.len(), 1, "{events:#?}");
+    assert!(
+        request[0]["request"]
+            .as_str()
+            .unwrap()
+            .contains("_method=DELETE"),
+        "{:#}",
+        request[0]
+    );
+}
