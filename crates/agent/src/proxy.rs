@@ -73,7 +73,7 @@ impl Authority for ProxyAuthority {
     /// inspect what reaches it and the client's that inspect what leaves it. A
     /// connection between two nodes may go through both nodes' proxies (each diverts for
     /// its own workloads' sensors, as for their rules): each reads with its own side's
-    /// sensors, so no finding is reported twice.
+    /// sensors only, never with the other node's.
     fn inspector(
         &self,
         client: SocketAddr,

@@ -73,8 +73,8 @@ impl Answering {
     }
 }
 
-/// The sensors that read a flow's datagrams (those of the server's groups, as for a
-/// TCP connection to it), and where their findings go.
+/// The sensors that read a flow's datagrams (as for a TCP connection: the server's
+/// groups' and, with `inspect: [Egress]`, the client's), and where their findings go.
 pub(crate) struct Watch {
     pub inspector: Arc<dyn Inspector>,
     pub authority: Arc<dyn Authority>,

@@ -9,8 +9,8 @@
 //! sees the client; its answers come back to that socket because the proxy's own flows
 //! carry the divert mark too), which relays every answer of the server (DNS answers
 //! held for FQDN egress first) until the flow goes idle. Answers and refusals (DNS
-//! `REFUSED`) reach the client from the address it wrote to (`answers`). When the
-//! server's groups have sensors, they read every allowed datagram both ways, each on
+//! `REFUSED`) reach the client from the address it wrote to (`answers`). When sensors
+//! apply (`Authority::inspector`), they read every allowed datagram both ways, each on
 //! its own (`flows::Watch`); a Block sensor's finding drops it.
 
 use std::io;
@@ -236,7 +236,7 @@ async fn exchange(
         _ => Answering::Relay,
     };
     let protocol = asked.app.map_or("unknown".into(), |a| a.to_string());
-    // The sensors of the server's groups, as for a TCP connection to it.
+    // The sensors that apply, as for a TCP connection.
     let watch = cx.authority.inspector(client, server).map(|inspector| {
         Arc::new(Watch {
             inspector,
