@@ -2,16 +2,17 @@
 //! refused protocols and requests with the deciding rule and the capture, sensor hits,
 //! and, on request, every connection and how it ended.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
 use anyhow::{Result, anyhow};
 use bulkhead_agent::flows::parse_since;
-use bulkhead_store::{EventFilter, workload_of};
+use bulkhead_store::{EventFilter, Table, workload_of};
 use clap::{Args, ValueEnum};
 use serde_json::Value;
 
-use crate::flows::{open_store, state_dirs};
+use crate::flows::{FOLLOW_PAGE, backlog, follow, state_dirs};
 use crate::table::Columns;
 
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -46,6 +47,10 @@ pub struct EventsArgs {
     pub limit: Option<usize>,
     #[arg(short = 'o', long = "output", value_enum, default_value_t = EventFormat::Table)]
     pub format: EventFormat,
+    /// After the events there are, print each new one as an agent commits it, until
+    /// interrupted (a live tail of refusals and sensor hits).
+    #[arg(long)]
+    pub follow: bool,
 }
 
 /// A request for a table cell: HTTP headers left out (`-o json` has them all).
@@ -147,51 +152,71 @@ pub fn run(a: EventsArgs) -> Result<u8> {
         limit: a.limit,
         ..EventFilter::default()
     };
-    let mut events: Vec<Value> = Vec::new();
-    for d in &dirs {
-        if let Some(store) = open_store(d)? {
-            events.extend(store.events(&filter)?.into_iter().map(|(_, e)| e));
-        }
-    }
-    events.sort_by(|x, y| x["time"].as_str().cmp(&y["time"].as_str()));
+    let (mut events, mut cursors) = backlog(&dirs, Table::Events, |st| st.events(&filter))?;
+    events.sort_by(|x, y| time(x).cmp(time(y)));
     if let Some(n) = a.limit {
         events.drain(..events.len().saturating_sub(n));
     }
-    print_all(a.format, &events)?;
+    let Some(columns) = print_all(a.format, &events)? else {
+        return Ok(0);
+    };
+    if a.follow {
+        let filter = EventFilter {
+            limit: None,
+            ..filter
+        };
+        follow(
+            &mut cursors,
+            |st, last| Ok(st.events_since(&filter, last, FOLLOW_PAGE)?),
+            time,
+            |new| print_each(a.format, &columns, new),
+        )?;
+    }
     Ok(0)
 }
 
-/// Print events: a table with its header, JSON lines, or YAML documents.
-pub fn print_all(format: EventFormat, events: &[Value]) -> Result<()> {
-    match format {
-        EventFormat::Json => {
-            for e in events {
-                println!("{}", serde_json::to_string(e)?);
-            }
-        }
-        EventFormat::Yaml => {
-            for e in events {
-                print!("{}", crate::render::yaml_document(e));
-            }
-        }
-        EventFormat::Table => {
-            let rows: Vec<[String; 6]> = events.iter().map(row).collect();
-            let columns = Columns::fit(&[24, 7, 26, 26, 32], &rows);
-            println!(
-                "{}",
-                columns.line(&[
-                    "TIME",
-                    "VERDICT",
-                    "SOURCE",
-                    "DESTINATION",
-                    "EVENT",
-                    "DECIDED BY"
-                ])
-            );
-            for r in &rows {
-                println!("{}", columns.line(r));
-            }
+fn time(e: &Value) -> &str {
+    e["time"].as_str().unwrap_or_default()
+}
+
+/// The table's columns, fitted to the events printed first (followed ones keep them).
+fn columns(events: &[Value]) -> Columns {
+    let rows: Vec<[String; 6]> = events.iter().map(row).collect();
+    Columns::fit(&[24, 7, 26, 26, 32], &rows)
+}
+
+/// Print events without a header, flushed; false once the reader went away.
+pub fn print_each(format: EventFormat, columns: &Columns, events: &[Value]) -> bool {
+    let mut out = std::io::stdout().lock();
+    for e in events {
+        let r = match format {
+            EventFormat::Json => writeln!(out, "{}", serde_json::to_string(e).unwrap_or_default()),
+            EventFormat::Yaml => write!(out, "{}", crate::render::yaml_document(e)),
+            EventFormat::Table => writeln!(out, "{}", columns.line(&row(e))),
+        };
+        if r.is_err() {
+            return false;
         }
     }
-    Ok(())
+    out.flush().is_ok()
+}
+
+/// Print events (a table with its header, JSON lines, or YAML documents): the columns
+/// events printed after them should use; none when the reader went away (`| head`).
+pub fn print_all(format: EventFormat, events: &[Value]) -> Result<Option<Columns>> {
+    let columns = columns(events);
+    if format == EventFormat::Table {
+        let header = columns.line(&[
+            "TIME",
+            "VERDICT",
+            "SOURCE",
+            "DESTINATION",
+            "EVENT",
+            "DECIDED BY",
+        ]);
+        if writeln!(std::io::stdout().lock(), "{header}").is_err() {
+            return Ok(None);
+        }
+    }
+    Ok(print_each(format, &columns, events).then_some(columns))
 }

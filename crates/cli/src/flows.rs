@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result, anyhow};
 use bulkhead_agent::flows::{self, Action, FlowRecord};
-use bulkhead_store::{FlowFilter, Store};
+use bulkhead_store::{FlowFilter, Store, Table};
 use clap::{Args, ValueEnum};
 
 use crate::table::Columns;
@@ -145,28 +145,8 @@ pub fn run(a: FlowsArgs) -> Result<u8> {
         ..FlowFilter::default()
     };
     let dirs = state_dirs(a.state_dir.as_ref(), a.lab.as_deref())?;
-    let mut records = Vec::new();
-    // Following goes on from the newest record each store had when it was read: a
-    // record committed meanwhile is printed once, by the follower.
-    let mut cursors: Vec<(PathBuf, Option<Store>, i64)> = Vec::new();
-    for d in &dirs {
-        let Some(store) = open_store(d)? else {
-            cursors.push((d.clone(), None, 0));
-            continue;
-        };
-        let top = store.last_id(bulkhead_store::Table::Flows)?;
-        records.extend(
-            store
-                .flows(&filter)?
-                .into_iter()
-                .filter(|(id, _)| *id <= top)
-                .map(|(_, r)| r),
-        );
-        cursors.push((d.clone(), Some(store), top));
-    }
-    if dirs.len() > 1 {
-        records.sort_by(|x, y| x.time.cmp(&y.time));
-    }
+    let (mut records, mut cursors) = backlog(&dirs, Table::Flows, |st| st.flows(&filter))?;
+    records.sort_by(|x, y| x.time.cmp(&y.time));
     if let Some(n) = a.limit {
         records.drain(..records.len().saturating_sub(n));
     }
@@ -178,20 +158,66 @@ pub fn run(a: FlowsArgs) -> Result<u8> {
             limit: None,
             ..filter
         };
-        follow(&filter, &mut cursors, a.format, &columns)?;
+        let mut out = std::io::stdout();
+        follow(
+            &mut cursors,
+            |st, last| Ok(st.flows_since(&filter, last, FOLLOW_PAGE)?),
+            |r| r.time.as_str(),
+            |rs| {
+                let mut out = out.lock();
+                rs.iter()
+                    .all(|r| print(&mut out, a.format, &columns, r).is_ok())
+                    && out.flush().is_ok()
+            },
+        )?;
+        let _ = out.flush();
     }
     Ok(0)
 }
 
-/// Print what every store commits after its cursor, every 200 ms, until the reader goes
+/// Per agent state directory: its store (once the agent has made it) and the rowid
+/// following goes on from.
+pub type Cursors = Vec<(PathBuf, Option<Store>, i64)>;
+
+/// Records read from followed stores at once, per store.
+pub const FOLLOW_PAGE: usize = 1000;
+
+/// What every store holds now (`read`), and the cursors to follow them from: the
+/// newest row each had when it was read, so that a row committed meanwhile is printed
+/// once, by the follower.
+pub fn backlog<T>(
+    dirs: &[PathBuf],
+    table: Table,
+    read: impl Fn(&Store) -> bulkhead_store::Result<Vec<(i64, T)>>,
+) -> Result<(Vec<T>, Cursors)> {
+    let mut rows = Vec::new();
+    let mut cursors = Vec::new();
+    for d in dirs {
+        let Some(store) = open_store(d)? else {
+            cursors.push((d.clone(), None, 0));
+            continue;
+        };
+        let top = store.last_id(table)?;
+        rows.extend(
+            read(&store)?
+                .into_iter()
+                .filter(|(id, _)| *id <= top)
+                .map(|(_, r)| r),
+        );
+        cursors.push((d.clone(), Some(store), top));
+    }
+    Ok((rows, cursors))
+}
+
+/// Hand `print` what every store commits after its cursor (`read`: one page and
+/// whether more is waiting), in time order, every 200 ms, until it says the reader went
 /// away. Each agent of a lab has its own store; all are followed.
-fn follow(
-    filter: &FlowFilter,
-    cursors: &mut [(PathBuf, Option<Store>, i64)],
-    format: FlowFormat,
-    columns: &Columns,
+pub fn follow<T>(
+    cursors: &mut Cursors,
+    mut read: impl FnMut(&Store, &mut i64) -> Result<(Vec<T>, bool)>,
+    time: fn(&T) -> &str,
+    mut print: impl FnMut(&[T]) -> bool,
 ) -> Result<()> {
-    const PAGE: usize = 1000;
     loop {
         let mut new = Vec::new();
         let mut full = false;
@@ -201,21 +227,14 @@ fn follow(
                 *store = open_store(dir)?;
             }
             let Some(st) = store else { continue };
-            let (rows, more) = st.flows_since(filter, last, PAGE)?;
+            let (rows, more) = read(st, last)?;
             full |= more;
             new.extend(rows);
         }
-        new.sort_by(|x, y| x.time.cmp(&y.time));
-        let mut out = std::io::stdout().lock();
-        for r in &new {
-            if print(&mut out, format, columns, r).is_err() {
-                return Ok(());
-            }
-        }
-        if out.flush().is_err() {
+        new.sort_by(|x, y| time(x).cmp(time(y)));
+        if !print(&new) {
             return Ok(());
         }
-        drop(out);
         if !full {
             std::thread::sleep(Duration::from_millis(200));
         }

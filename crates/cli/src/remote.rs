@@ -201,15 +201,25 @@ pub fn run(r: &RemoteArgs, command: &Command) -> Result<Option<u8>> {
                     "--server asks the server about the agents it serves: drop --state-dir/--lab"
                 );
             }
-            let events: Vec<Value> = c.get(
-                "/api/v1/events",
-                &[
-                    ("all", a.all.then(|| "true".to_string())),
-                    ("workload", some(&a.workload)),
-                    ("since", some(&a.since)),
-                    ("limit", a.limit.map(|n| n.to_string())),
-                ],
-            )?;
+            let query = [
+                ("all", a.all.then(|| "true".to_string())),
+                ("workload", some(&a.workload)),
+                ("since", some(&a.since)),
+                ("limit", a.limit.map(|n| n.to_string())),
+            ];
+            if a.follow {
+                // One streamed answer: the backlog, then each event as it is committed.
+                let Some(columns) = crate::events::print_all(a.format, &[])? else {
+                    return Ok(Some(0));
+                };
+                c.follow_lines("/api/v1/events/follow", &query, &mut |l| {
+                    let e: Value = serde_json::from_str(l)
+                        .with_context(|| format!("/api/v1/events/follow: unexpected line {l}"))?;
+                    Ok(crate::events::print_each(a.format, &columns, &[e]))
+                })?;
+                return Ok(Some(0));
+            }
+            let events: Vec<Value> = c.get("/api/v1/events", &query)?;
             crate::events::print_all(a.format, &events)?;
             0
         }

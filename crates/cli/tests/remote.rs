@@ -294,3 +294,44 @@ fn remote_follow_prints_new_records_as_they_come() {
         "the allowed record is filtered out"
     );
 }
+
+/// `events --follow --server`: the refusals there are, then each one the agent commits.
+#[test]
+fn remote_events_follow_prints_new_refusals() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let (_served, remote) = setup(dir.path());
+    let mut args: Vec<&str> = remote.iter().map(String::as_str).collect();
+    args.extend(["events", "--follow", "-o", "json"]);
+    let mut child = Served(
+        Command::new(BIN)
+            .args(&args)
+            .env_remove("BULKHEAD_SERVER")
+            .env_remove("BULKHEAD_TOKEN")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = child.0.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let state = dir.path().join("node-1");
+    let mut store = bulkhead_store::Store::open(&state.join(bulkhead_store::FILE)).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    store
+        .write(&[bulkhead_store::Record::Event(serde_json::json!({
+            "time": "2026-12-03T02:00:00.000Z", "event": "request", "protocol": "redis",
+            "client": "10.0.0.1:40000", "server": "10.0.0.3:6379", "conn": 9,
+            "request": "redis FLUSHALL", "decision": {"allowed": false}}))])
+        .unwrap();
+    let line = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("a line in time");
+    assert!(line.contains("redis FLUSHALL"), "{line}");
+}

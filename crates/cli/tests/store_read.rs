@@ -173,3 +173,43 @@ fn flows_and_events_come_from_the_store() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// `events --follow`: the refusals there are, then each one committed after, as it
+/// comes (closes and other non-refusals stay out without `--all`).
+#[test]
+fn events_follow_prints_new_refusals_as_they_come() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(&dir.path().join(bulkhead_store::FILE)).unwrap();
+    let event = |second: u32, kind: &str, request: &str| {
+        Record::Event(json!({"time": format!("2026-12-03T01:00:{second:02}.000Z"),
+            "event": kind, "client": "10.0.0.1:40000", "server": "10.0.0.3:6379",
+            "conn": second, "request": request, "protocol": "redis",
+            "decision": {"allowed": false, "decided_by": "ingress: Policy cache rule 1"}}))
+    };
+    s.write(&[event(1, "request", "redis FLUSHALL")]).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bulkhead"))
+        .args(["events", "-o", "json", "--follow", "--state-dir"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next = || rx.recv_timeout(Duration::from_secs(10)).expect("an event");
+    let request =
+        |l: String| serde_json::from_str::<serde_json::Value>(&l).unwrap()["request"].clone();
+    assert_eq!(request(next()), "redis FLUSHALL");
+    s.write(&[event(2, "closed", "-"), event(3, "request", "redis CONFIG")])
+        .unwrap();
+    assert_eq!(request(next()), "redis CONFIG");
+    assert!(rx.recv_timeout(Duration::from_millis(500)).is_err());
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

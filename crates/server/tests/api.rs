@@ -388,7 +388,9 @@ fn every_route_answers() {
             ("PUT", _) => (format!("{path}?dry_run=true"), Some(WEB_TO_DB.to_string())),
             ("DELETE", _) => (format!("{path}?dry_run=true"), None),
             ("POST", "/api/v1/replay") => (path, Some(format!("{GROUPS}---\n{WEB_TO_DB}"))),
-            ("GET", "/api/v1/flows/follow") => (format!("{path}?seconds=1"), None),
+            ("GET", "/api/v1/flows/follow" | "/api/v1/events/follow") => {
+                (format!("{path}?seconds=1"), None)
+            }
             _ => (path, None),
         };
         let r = s.req(m.as_str(), &path, Some(TOKEN), body.as_deref());
@@ -1068,4 +1070,48 @@ fn follow_streams_the_backlog_then_new_records() {
     assert!(lines[..3].iter().all(|l| l["verdict"] == "deny"), "{body}");
     assert_eq!(lines[2]["time"], "2026-12-01T10:00:59.000Z", "{body}");
     assert_eq!(&ports[3..], &[2222, 3333], "{body}");
+}
+
+/// `events/follow`: the backlog of refusals and sensor hits, then those committed while
+/// it streams, as JSON lines; an event `all` would add (a close) is not sent.
+#[test]
+fn follow_streams_new_events() {
+    let s = start(false);
+    let url = format!("{}/api/v1/events/follow?seconds=2", s.base);
+    let agent = s.agent.clone();
+    let reader = std::thread::spawn(move || {
+        let mut r = agent
+            .get(&url)
+            .header("Authorization", format!("Bearer {TOKEN}"))
+            .call()
+            .unwrap();
+        assert_eq!(
+            r.headers().get("content-type").unwrap(),
+            "application/x-ndjson"
+        );
+        r.body_mut().read_to_string().unwrap()
+    });
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let mut store = bulkhead_store::Store::open(&s.state.join(bulkhead_store::FILE)).unwrap();
+    let event = |t: &str, kind: &str| {
+        bulkhead_store::Record::Event(json!({
+            "time": t, "event": kind, "protocol": "redis",
+            "src": {"ip": "10.0.0.1", "workload": "shop/web-0"},
+            "dst": {"ip": "10.0.0.2", "workload": "shop/db-0"},
+            "request": "redis FLUSHALL", "decision": {"allowed": false}
+        }))
+    };
+    store
+        .write(&[
+            event("2026-12-01T11:00:00.000Z", "request"),
+            event("2026-12-01T11:00:01.000Z", "closed"),
+        ])
+        .unwrap();
+    let body = reader.join().unwrap();
+    let kinds: Vec<String> = body
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["event"].to_string())
+        .collect();
+    // The sensor hit of the setup, then the new refusal; not the close.
+    assert_eq!(kinds, [r#""sensor""#, r#""request""#], "{body}");
 }

@@ -277,9 +277,6 @@ impl Store {
         Ok(out)
     }
 
-    /// Call `each` with every flow record after rowid `after` (see [`Store::last_id`])
-    /// that passes the filter (its limit aside), as the writer commits them, until it
-    /// returns false. Polls every `every`.
     /// One step of following: the records committed after `*last` that pass the filter
     /// (at most `max`), moving `*last` past every row read, also the ones the filter
     /// skips. Rowids only grow and a reader sees whole commits, so the rows in
@@ -300,6 +297,26 @@ impl Store {
         Ok((rows.into_iter().map(|(_, r)| r).collect(), full))
     }
 
+    /// [`Store::flows_since`] for events: what `bulkhead events --follow` prints next.
+    pub fn events_since(
+        &self,
+        f: &EventFilter,
+        last: &mut i64,
+        max: usize,
+    ) -> Result<(Vec<Json>, bool)> {
+        let top = self.last_id(Table::Events)?;
+        let rows = self.events_after(f, *last, top, max)?;
+        let full = rows.len() == max;
+        *last = match rows.last() {
+            Some((id, _)) if full => *id,
+            _ => top.max(*last),
+        };
+        Ok((rows.into_iter().map(|(_, r)| r).collect(), full))
+    }
+
+    /// Call `each` with every flow record after rowid `after` (see [`Store::last_id`])
+    /// that passes the filter (its limit aside), as the writer commits them, until it
+    /// returns false. Polls every `every`.
     pub fn follow_flows(
         &self,
         f: &FlowFilter,

@@ -75,6 +75,7 @@ pub fn router(state: Arc<AppState>) -> (Router, RouteTable) {
     .add(M::GET, "/api/v1/flows", records::flows)
     .add(M::GET, "/api/v1/flows/follow", follow::follow)
     .add(M::GET, "/api/v1/events", records::events)
+    .add(M::GET, "/api/v1/events/follow", follow::follow_events)
     .add(M::GET, "/api/v1/graph", records::graph)
     .add(M::GET, "/api/v1/captures", records::captures)
     .add(M::GET, "/api/v1/captures/{name}", records::capture)

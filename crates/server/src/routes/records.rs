@@ -141,20 +141,26 @@ pub struct EventQuery {
     pub limit: Option<usize>,
 }
 
+impl EventQuery {
+    pub fn filter(&self) -> ApiResult<EventFilter> {
+        Ok(EventFilter {
+            refusals: !self.all,
+            kind: self.kind.clone(),
+            workload: self.workload.clone(),
+            namespace: self.namespace.clone(),
+            since_ms: opt_time(&self.since)?,
+            until_ms: opt_time(&self.until)?,
+            limit: Some(limit(self.limit)),
+        })
+    }
+}
+
 pub async fn events(
     State(s): State<Arc<AppState>>,
     Query(q): Query<EventQuery>,
 ) -> ApiResult<Json<Vec<Value>>> {
     blocking(move || {
-        let filter = EventFilter {
-            refusals: !q.all,
-            kind: q.kind.clone(),
-            workload: q.workload.clone(),
-            namespace: q.namespace.clone(),
-            since_ms: opt_time(&q.since)?,
-            until_ms: opt_time(&q.until)?,
-            limit: Some(limit(q.limit)),
-        };
+        let filter = q.filter()?;
         let stores = s.stores.lease_all(&s.config.state_dirs)?;
         let mut events = Vec::new();
         for st in &stores {
