@@ -39,6 +39,13 @@ pub struct EventsArgs {
     /// Only events of connections from or to this workload (NAMESPACE/NAME).
     #[arg(long, value_name = "NS/NAME")]
     pub workload: Option<String>,
+    /// Only events of connections with an end in this namespace.
+    #[arg(long, value_name = "NS")]
+    pub namespace: Option<String>,
+    /// Only events of this kind: `sensor` (findings), `request` (refused requests and
+    /// protocols), or with --all `connection`, `protocol`, `flow`, `closed`.
+    #[arg(long, value_parser = ["sensor", "request", "connection", "protocol", "flow", "closed"])]
+    pub kind: Option<String>,
     /// Only events newer than this: a duration back (10m, 2h) or an RFC 3339 time.
     #[arg(long, value_name = "10m|TIME")]
     pub since: Option<String>,
@@ -148,6 +155,8 @@ pub fn run(a: EventsArgs) -> Result<u8> {
     let filter = EventFilter {
         refusals: !a.all,
         workload: a.workload,
+        namespace: a.namespace,
+        kind: a.kind,
         since_ms: since.map(bulkhead_store::system_millis),
         limit: a.limit,
         ..EventFilter::default()

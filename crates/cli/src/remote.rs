@@ -204,6 +204,8 @@ pub fn run(r: &RemoteArgs, command: &Command) -> Result<Option<u8>> {
             let query = [
                 ("all", a.all.then(|| "true".to_string())),
                 ("workload", some(&a.workload)),
+                ("namespace", some(&a.namespace)),
+                ("kind", some(&a.kind)),
                 ("since", some(&a.since)),
                 ("limit", a.limit.map(|n| n.to_string())),
             ];

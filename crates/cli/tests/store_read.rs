@@ -132,6 +132,18 @@ fn flows_and_events_come_from_the_store() {
     );
     let (_, out) = bulkhead(dir.path(), &["events", "--workload", "shop/db-0"]);
     assert_eq!(out.lines().count(), 1, "{out}");
+    // By kind and by namespace (the refusal's ends are in shop).
+    let (_, out) = bulkhead(dir.path(), &["events", "--all", "--kind", "closed"]);
+    assert_eq!(out.lines().count(), 2, "{out}");
+    assert!(out.contains("closed: 10 bytes up"), "{out}");
+    let (_, out) = bulkhead(dir.path(), &["events", "--kind", "sensor"]);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    let (_, out) = bulkhead(dir.path(), &["events", "--namespace", "shop"]);
+    assert!(out.contains("redis FLUSHALL"), "{out}");
+    let (_, out) = bulkhead(dir.path(), &["events", "--namespace", "prod"]);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    let (ok, out) = bulkhead(dir.path(), &["events", "--kind", "sensr"]);
+    assert!(!ok && out.contains("possible values"), "{out}");
 
     // --follow: what was there, then what is committed after.
     let mut child = Command::new(env!("CARGO_BIN_EXE_bulkhead"))

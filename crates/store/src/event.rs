@@ -39,9 +39,9 @@ fn namespace_of(e: &Value, side: &str) -> Option<String> {
     if let Some(ns) = e["decision"]["detail"][side]["namespace"].as_str() {
         return Some(ns.to_string());
     }
-    // Sensor events name the workload only (`ns/name`).
-    e[side]["workload"]
-        .as_str()
+    // Sensor events (and terse decisions) name the workload only (`ns/name`).
+    (e["decision"]["detail"][side]["workload"].as_str())
+        .or_else(|| e[side]["workload"].as_str())
         .and_then(|w| w.split_once('/'))
         .map(|(ns, _)| ns.to_string())
 }
