@@ -110,6 +110,10 @@ impl Inspector for SensorSet {
             .collect()
     }
 
+    fn redact(&self, text: &str) -> String {
+        (self.sensors.iter()).fold(text.to_string(), |t, s| s.redact(&t))
+    }
+
     fn stream(&self, from_server: bool) -> Box<dyn StreamInspector> {
         Box::new(Streams(
             self.sensors.iter().map(|s| s.stream(from_server)).collect(),

@@ -86,6 +86,11 @@ fn http2_requests_are_inspected_by_the_sensors() {
         "{card}"
     );
 
+    // A card number in a request (Alert): it passes; its event names the request with
+    // the number masked, as the finding is.
+    let out = curl("/items?card=4111111111111111", None);
+    assert!(out.ends_with("200"), "{out}");
+
     // gRPC: the server answers "found " and the message it got.
     let users = lab.ipv4("shop/users-0");
     let call = |name: &str| {
@@ -124,6 +129,20 @@ fn http2_requests_are_inspected_by_the_sensors() {
         blocked.contains(&("sqli".into(), "body:grpc:1".into())),
         "{events:#?}"
     );
+    let in_query: Vec<_> = (events.iter())
+        .filter(|e| e["event"] == "sensor" && e.to_string().contains("\"query:card\""))
+        .collect();
+    assert_eq!(in_query.len(), 1, "{events:#?}");
+    let request = in_query[0]["request"].as_str().unwrap();
+    assert!(
+        request.starts_with("http2 GET /items?card=4111") && request.contains("****"),
+        "{request}"
+    );
+    assert!(
+        !in_query[0].to_string().contains("4111111111111111"),
+        "{:#}",
+        in_query[0]
+    );
     assert!(
         sensor_findings(&events, Some(false))
             .contains(&("credit_card".into(), "response body".into())),
@@ -136,7 +155,7 @@ fn http2_requests_are_inspected_by_the_sensors() {
         .filter(|e| e["event"] == "closed")
         .filter_map(|e| e["requests"].as_u64())
         .collect();
-    assert_eq!(counts, [1, 1, 1, 1], "{events:#?}");
+    assert_eq!(counts, [1, 1, 1, 1, 1], "{events:#?}");
 }
 
 /// No sensor, a rule on methods: over h2c a POST form whose `_method` field names

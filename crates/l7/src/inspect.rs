@@ -45,6 +45,11 @@ pub trait Inspector: Send + Sync {
         let _ = head;
         Vec::new()
     }
+    /// `text` as it may be kept beside a finding (an event's request line): what the
+    /// sensors' DLP would find in it, masked.
+    fn redact(&self, text: &str) -> String {
+        text.to_string()
+    }
     /// A body or message was larger than the session holds: only its first `held`
     /// bytes were inspected. The findings of sensors that refuse what they cannot read
     /// whole (`oversize: Block`).

@@ -33,9 +33,21 @@ pub(crate) struct Ctx<'a> {
     pub noteworthy: std::cell::Cell<bool>,
     /// The client a PROXY protocol header named, once detection read one.
     pub forwarded_for: Option<String>,
+    /// The sensors that read the connection, if any (they also mask what their events
+    /// keep: [`Ctx::redacted`]).
+    pub inspector: Option<std::sync::Arc<dyn bulkhead_l7::Inspector>>,
 }
 
 impl Ctx<'_> {
+    /// A request line to keep in a sensor event, with what the sensors' DLP finds in it
+    /// masked (the finding itself is).
+    pub fn redacted(&self, request: &str) -> String {
+        match &self.inspector {
+            Some(i) => i.redact(request),
+            None => request.to_string(),
+        }
+    }
+
     pub fn emit(&self, kind: EventKind) {
         if kind.noteworthy() {
             self.noteworthy.set(true);
@@ -99,6 +111,7 @@ pub(crate) async fn handle(
         detect: false,
         noteworthy: Default::default(),
         forwarded_for: None,
+        inspector: None,
     };
     let mut d = authority.decide(client, server, None);
     if !d.allowed {
@@ -123,6 +136,7 @@ pub(crate) async fn handle(
         d.detect = false;
     }
     let inspector = authority.inspector(client, server);
+    cx.inspector = inspector.clone();
     // FQDN egress: DNS over TCP of a client whose answers teach the agent is read.
     let learn_dns = server.port() == 53 && authority.learns_dns(client);
     // Only the protocol is wanted (learning): detected as the bytes pass, and no event

@@ -330,7 +330,7 @@ fn feed_client(
             let pcap = cx.capture(&format!("sensor-{}", first + k as u64), None);
             cx.emit(EventKind::Sensor {
                 protocol: dec.request.app.to_string(),
-                request: Some(dec.request.to_string()),
+                request: Some(cx.redacted(&dec.request.to_string())),
                 findings: dec.findings.clone(),
                 blocked: !dec.allowed,
                 refusal: dec.refusal.clone(),

@@ -13,6 +13,7 @@
 
 mod mask;
 mod prefilter;
+mod redact;
 pub mod validate;
 
 use regex_automata::{Input, meta::Regex, util::syntax};

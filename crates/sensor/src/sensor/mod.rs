@@ -213,6 +213,16 @@ impl Sensor {
         out.list
     }
 
+    /// `text` (an event's request line, say) with what this sensor's DLP kinds and
+    /// patterns match in it masked, in any context: what a finding reports masked must
+    /// not travel whole beside it.
+    pub fn redact(&self, text: &str) -> String {
+        match &self.dlp {
+            Some(dlp) => dlp.redact(text),
+            None => text.to_string(),
+        }
+    }
+
     /// A stream scanner for one direction's payload (DLP kinds + Body/Packet patterns),
     /// chunk-boundary safe.
     pub fn stream(&self, from_server: bool) -> SensorStream {
