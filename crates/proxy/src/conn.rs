@@ -48,6 +48,26 @@ impl Ctx<'_> {
         }
     }
 
+    /// [`Ctx::redacted`] for every string of a detection's detail (an HTTP request's
+    /// path and query, say), which the connection's record keeps.
+    pub fn redacted_detail(&self, detail: serde_json::Value) -> serde_json::Value {
+        use serde_json::Value;
+        let Some(i) = &self.inspector else {
+            return detail;
+        };
+        fn walk(v: Value, i: &dyn bulkhead_l7::Inspector) -> Value {
+            match v {
+                Value::String(s) => Value::String(i.redact(&s)),
+                Value::Array(a) => Value::Array(a.into_iter().map(|x| walk(x, i)).collect()),
+                Value::Object(o) => {
+                    Value::Object(o.into_iter().map(|(k, x)| (k, walk(x, i))).collect())
+                }
+                other => other,
+            }
+        }
+        walk(detail, i.as_ref())
+    }
+
     pub fn emit(&self, kind: EventKind) {
         if kind.noteworthy() {
             self.noteworthy.set(true);

@@ -153,7 +153,7 @@ pub(crate) async fn serve(
     }
     cx.emit(EventKind::Protocol {
         protocol: protocol.clone(),
-        detail,
+        detail: cx.redacted_detail(detail),
         decision: d.clone(),
         pcap,
     });
