@@ -39,8 +39,8 @@ pub(crate) struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    /// A request line to keep in a sensor event, with what the sensors' DLP finds in it
-    /// masked (the finding itself is).
+    /// A request line to keep in an event of a connection sensors read, with what their
+    /// DLP finds in it masked (their findings are).
     pub fn redacted(&self, request: &str) -> String {
         match &self.inspector {
             Some(i) => i.redact(request),

@@ -354,7 +354,7 @@ fn feed_client(
             .flatten();
         cx.emit(EventKind::Request {
             protocol: dec.request.app.to_string(),
-            request: dec.request.to_string(),
+            request: cx.redacted(&dec.request.to_string()),
             decision,
             refusal: dec.refusal.clone(),
             pcap,
