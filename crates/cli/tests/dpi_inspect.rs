@@ -157,3 +157,37 @@ fn detect_prints_json_yaml_and_table_alike() {
         }
     }
 }
+
+/// SMTP sessions that switch to TLS (STARTTLS) stay `smtp`, the ClientHello after the
+/// command in their detail; plain ones have none.
+#[test]
+fn detect_names_starttls_in_smtp_sessions() {
+    let Some(root) = corpora::corpora() else {
+        return;
+    };
+    let flows = |file: &str| -> Vec<serde_json::Value> {
+        let o = Command::new(BIN)
+            .args(["dpi", "detect"])
+            .arg(root.join("pcap/ndpi").join(file))
+            .output()
+            .unwrap();
+        String::from_utf8(o.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let upgraded = flows("smtp-starttls.pcap");
+    assert_eq!(upgraded.len(), 2);
+    for f in &upgraded {
+        assert_eq!(f["protocol"], "smtp", "{f}");
+        assert!(f["detail"]["starttls"]["version"].is_string(), "{f}");
+    }
+    assert_eq!(
+        upgraded[1]["detail"]["starttls"]["sni"], "dovecot.weberlab.de",
+        "{}",
+        upgraded[1]
+    );
+    let plain = flows("smtp.pcap");
+    assert!(plain[0]["detail"].get("starttls").is_none(), "{}", plain[0]);
+}

@@ -171,6 +171,9 @@ pub struct Detector {
     /// After an HTTP/1.1 request asking to upgrade to h2c was detected: the direction of
     /// the server's answer and its bytes so far, until they say whether it switched.
     upgrade: Option<(Dir, Vec<u8>)>,
+    /// After an SMTP session was named: the client's bytes since, until they show
+    /// whether it switched to TLS with STARTTLS (and what the TLS ClientHello said).
+    starttls: Option<Vec<u8>>,
     /// From a connection's start: the server's bytes came before any of the client's.
     server_first: bool,
     /// Per direction (to the server, to the client): the length of a PROXY protocol
@@ -183,6 +186,8 @@ pub struct Detector {
 
 /// The server's answer to an upgrade request is read up to this many bytes.
 const MAX_UPGRADE_ANSWER: usize = 16 * 1024;
+/// An SMTP client's commands are read this far for STARTTLS and the ClientHello after.
+const MAX_STARTTLS: usize = 16 * 1024;
 
 impl Detector {
     /// A detector for a connection seen from its first byte, buffering at most `limit`
@@ -196,6 +201,7 @@ impl Detector {
             answer: None,
             requester: None,
             upgrade: None,
+            starttls: None,
             server_first: false,
             headers: [None, Some(0)],
             proxied: None,
@@ -260,7 +266,7 @@ impl Detector {
     /// the server sees it), and becomes `http2` if the server's answer, fed next, is
     /// `101 Switching Protocols` to h2c. A capture reader keeps feeding while this holds.
     pub fn refining(&self) -> bool {
-        self.upgrade.is_some()
+        self.upgrade.is_some() || self.starttls.is_some()
     }
 
     /// More bytes from one side. Answers `NeedMore` until the bytes decide.
@@ -268,6 +274,9 @@ impl Detector {
         if self.answer.is_some() {
             if self.upgrade.as_ref().is_some_and(|(d, _)| *d == dir) {
                 self.follow_upgrade(data);
+            }
+            if dir == Dir::ToServer && self.starttls.is_some() {
+                self.follow_starttls(data);
             }
             return self.answer.clone().unwrap_or(Detection::Unknown);
         }
@@ -339,7 +348,20 @@ impl Detector {
                     .get("upgrade")
                     .and_then(Value::as_str)
                     .is_some_and(http1::names_h2c));
+        let smtp = matches!(
+            &d,
+            Detection::Known {
+                app: AppProtocol::Smtp,
+                ..
+            }
+        );
         self.answer = Some(d);
+        if smtp && self.mode == Mode::Opening {
+            // Read on for STARTTLS: the session's record says it went to TLS.
+            self.starttls = Some(Vec::new());
+            let seen = std::mem::take(&mut self.client);
+            self.follow_starttls(&seen);
+        }
         if h2c {
             // The answer comes from the side that did not send the request.
             let answers = self.requester.unwrap_or(Dir::ToServer).reverse();
@@ -374,6 +396,27 @@ impl Detector {
             _ => {}
         }
         self.upgrade = None;
+    }
+
+    /// The client's bytes after an SMTP session was named, as they arrive.
+    fn follow_starttls(&mut self, data: &[u8]) {
+        let Some(buf) = self.starttls.as_mut() else {
+            return;
+        };
+        let room = MAX_STARTTLS.saturating_sub(buf.len());
+        buf.extend_from_slice(&data[..data.len().min(room)]);
+        match smtp::starttls(buf) {
+            smtp::StartTls::More if buf.len() < MAX_STARTTLS => return,
+            smtp::StartTls::Upgraded(h) => {
+                if let Some(Detection::Known { detail, .. }) = &mut self.answer {
+                    let tls =
+                        serde_json::json!({"sni": h.sni, "alpn": h.alpn, "version": h.version});
+                    detail.insert("starttls".into(), tls);
+                }
+            }
+            _ => {}
+        }
+        self.starttls = None;
     }
 
     /// The (check list, side whose bytes are requests if a check of it matches) pairs to

@@ -118,3 +118,60 @@ mod tests {
         assert_eq!(hello(b"EHLO \x01\x02\r\n"), Check::No);
     }
 }
+
+/// What a named SMTP session's client bytes since show of STARTTLS (RFC 3207).
+#[derive(Debug, PartialEq)]
+pub(crate) enum StartTls {
+    /// Not yet known: read on (within a bound).
+    More,
+    /// The client sent STARTTLS and then this TLS ClientHello.
+    Upgraded(crate::tls::ClientHello),
+    /// Nothing to learn (STARTTLS followed by no TLS).
+    Not,
+}
+
+/// The client's bytes since the session was named, read for a `STARTTLS` command line
+/// and the TLS ClientHello that follows it once the server said go ahead.
+pub(crate) fn starttls(client: &[u8]) -> StartTls {
+    let mut at = 0;
+    for line in client.split_inclusive(|&b| b == b'\n') {
+        if !line.ends_with(b"\n") {
+            return StartTls::More;
+        }
+        at += line.len();
+        if line.trim_ascii().eq_ignore_ascii_case(b"STARTTLS") {
+            let rest = &client[at..];
+            if rest.is_empty() {
+                return StartTls::More;
+            }
+            return match crate::tls::client_hello(rest) {
+                Ok(h) => StartTls::Upgraded(h),
+                Err(crate::ParseError::Incomplete) => StartTls::More,
+                Err(_) => StartTls::Not,
+            };
+        }
+    }
+    StartTls::More
+}
+
+#[cfg(test)]
+mod starttls_tests {
+    use super::*;
+
+    #[test]
+    fn the_hello_after_starttls_is_read() {
+        let hello = crate::tls::tests::hello("mail.example.com");
+        let mut b = b"EHLO client.example\r\nSTARTTLS\r\n".to_vec();
+        assert_eq!(starttls(&b), StartTls::More);
+        b.extend_from_slice(&hello[..10]);
+        assert_eq!(starttls(&b), StartTls::More);
+        b.extend_from_slice(&hello[10..]);
+        let StartTls::Upgraded(h) = starttls(&b) else {
+            panic!("{:?}", starttls(&b));
+        };
+        assert_eq!(h.sni.as_deref(), Some("mail.example.com"));
+        // STARTTLS then more commands: the server refused it, no TLS.
+        assert_eq!(starttls(b"EHLO x\r\nSTARTTLS\r\nQUIT\r\n"), StartTls::Not);
+        assert_eq!(starttls(b"EHLO x\r\nMAIL FROM:<a@b>\r\n"), StartTls::More);
+    }
+}
