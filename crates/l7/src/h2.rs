@@ -389,7 +389,6 @@ fn body_head(fields: &[Field]) -> Vec<u8> {
     http1_head(&head)
 }
 
-/// A gRPC status message: printable ASCII, `%` escaped (the grpc-message encoding).
 /// A POST's form encoding (its `_method` fields name the method frameworks run it as).
 fn post_form(fields: &[Field]) -> Option<Form> {
     let get = |name: &[u8]| fields.iter().find(|(n, _)| n == name).map(|(_, v)| v);
@@ -399,6 +398,7 @@ fn post_form(fields: &[Field]) -> Option<Form> {
     get(b"content-type").and_then(|ct| form_of(ct))
 }
 
+/// A gRPC status message: printable ASCII, `%` escaped (the grpc-message encoding).
 fn grpc_message(text: &str) -> Vec<u8> {
     let mut out = Vec::new();
     for b in text.bytes() {
