@@ -115,7 +115,7 @@ pub fn group(cx: &mut Cx, doc: &Obj, root: P) -> Option<Group> {
     })
 }
 
-/// `inspect: [Ingress, Egress]`: one or both directions, each at most once.
+/// `inspect: [Ingress, Egress]`: one or both directions (naming one twice changes nothing).
 fn inspect(cx: &mut Cx, n: &Node, at: P) -> Option<Inspect> {
     const DIRECTIONS: &[(&str, bool)] = &[("Ingress", false), ("Egress", true)];
     let dirs = cx.seq_of(n, at, |cx, n, at| {
