@@ -47,6 +47,7 @@ pub fn lint(engine: &Engine) -> Vec<Finding> {
     duplicate_names(engine.policy(), &mut out);
     unused_groups(engine.policy(), &mut out);
     unused_sensors(engine.policy(), &mut out);
+    inspect_without_sensors(engine.policy(), &mut out);
     selects_nothing(engine, &mut out);
     overlaps(engine, &mut out);
     out.sort_by(|a, b| (a.severity, &a.origin, a.code).cmp(&(b.severity, &b.origin, b.code)));
@@ -125,6 +126,23 @@ fn unused_sensors(set: &PolicySet, out: &mut Vec<Finding>) {
                     s.name
                 ),
                 origin: s.origin.clone(),
+            });
+        }
+    }
+}
+
+/// `inspect` says which connections a group's sensors read: without sensors, none.
+fn inspect_without_sensors(set: &PolicySet, out: &mut Vec<Finding>) {
+    for g in &set.groups {
+        if g.sensors.is_empty() && g.inspect != Default::default() {
+            out.push(Finding {
+                severity: Severity::Warning,
+                code: "inspect-without-sensors",
+                message: format!(
+                    "group {} sets `inspect` but lists no sensor (`spec.sensors`): nothing is inspected",
+                    g.name
+                ),
+                origin: g.origin.clone(),
             });
         }
     }

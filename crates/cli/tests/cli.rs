@@ -73,6 +73,11 @@ metadata: {name: unused}
 spec: {selector: app == "web"}
 ---
 apiVersion: bulkhead.io/v1
+kind: Group
+metadata: {name: watchers}
+spec: {selector: app == "api", inspect: [Egress]}
+---
+apiVersion: bulkhead.io/v1
 kind: Policy
 metadata: {name: db-access}
 spec:
@@ -133,6 +138,7 @@ spec: {detect: [sqli]}
         "conflict",
         "unused-group",
         "unused-sensor",
+        "inspect-without-sensors",
     ] {
         assert!(codes.contains(&code), "missing {code} in {codes:?}");
     }
