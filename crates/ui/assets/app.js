@@ -697,6 +697,16 @@
     let explainOut;
     let form;
 
+    // The sensors, and which of the members' connections they read when it is not
+    // only those to them (the default).
+    function sensorsCell(g) {
+      const names = (g.sensors || []).join(', ');
+      const i = g.inspect || { ingress: true, egress: false };
+      if (!names || (i.ingress && !i.egress)) return names;
+      const dirs = [i.ingress ? 'ingress' : null, i.egress ? 'egress' : null].filter(Boolean);
+      return `${names} (${dirs.join(' + ')})`;
+    }
+
     async function loadGroups() {
       const groups = await api('/groups');
       clear(groupsBox);
@@ -709,7 +719,7 @@
             onclick: () => setMode(g.name, m),
           }, m))) },
         { title: 'workloads', cell: (g) => String((g.workloads || []).length) },
-        { title: 'sensors', cell: (g) => (g.sensors || []).join(', ') },
+        { title: 'sensors', cell: (g) => sensorsCell(g) },
         { title: 'defined at', cell: (g) => `${g.file}:${g.line}` },
       ], groups, (g) => ({ class: 'group', 'data-group': g.name })));
     }

@@ -764,6 +764,12 @@ fn interact(chrome: &Path, tmp: &Path, base: &str, api: &Api, denied_edge: &str)
         .find(|g| g["name"] == "geo-location")
         .unwrap();
     assert_eq!(g["mode"], "Monitor", "{g}");
+    // A group's sensors, without a direction when they read connections to it only.
+    let row = b.text("#groups tr.group[data-group='cust-record']");
+    assert!(
+        row.contains("web-attacks") && !row.contains("egress"),
+        "{row}"
+    );
     assert!(
         b.text("#status")
             .contains("geo-location: Protect → Monitor"),
