@@ -40,6 +40,13 @@ spec:
 {rule}
 "
     );
+    (divert_chain(text).into_iter())
+        .filter(|s| s.contains("tproxy"))
+        .collect()
+}
+
+/// Node n1's divert chain for these documents, a rule per line of JSON text.
+fn divert_chain(text: String) -> Vec<String> {
     let bundle = parse_sources(&[Source {
         name: "t.yaml".into(),
         text,
@@ -56,7 +63,6 @@ spec:
         .rules
         .iter()
         .map(|r| serde_json::to_string(r).unwrap())
-        .filter(|s| s.contains("tproxy"))
         .collect()
 }
 
@@ -177,25 +183,7 @@ spec: {{selector: app == "client", sensors: [card-data]{inspect}}}
         )
     };
     // The server's node (n1): its Discover server learns from remote clients.
-    let divert = |inspect: &str| -> Vec<String> {
-        let bundle = parse_sources(&[Source {
-            name: "t.yaml".into(),
-            text: text(inspect),
-        }])
-        .unwrap_or_else(|e| panic!("{e}"));
-        let engine = Engine::new(&bundle).unwrap();
-        let opts = RenderOptions {
-            node: Some("n1".into()),
-            l7_proxy: Some(15001),
-            ..Default::default()
-        };
-        let r = render(&engine, &opts, &mut KernelIds::new());
-        r.chains["divert"]
-            .rules
-            .iter()
-            .map(|r| serde_json::to_string(r).unwrap())
-            .collect()
-    };
+    let divert = |inspect: &str| divert_chain(text(inspect));
     // Rules that leave a connection from the client's set (its source mark) to
     // another node: mark 0, accept, no tproxy.
     let by_source = r#"{"meta":{"key":"mark"}},262143]},"right":"@s_"#;
