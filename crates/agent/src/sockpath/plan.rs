@@ -630,6 +630,33 @@ mod tests {
         let p2 = super::plan(&engine, &scope, &q, &mut numbers);
         assert!(!p2.tables.identities.contains_key(&client));
     }
+
+    /// Sensors that read what the client sends take its Redis connections off the
+    /// socket path (to the proxy, which runs them); sensors on the client that read only
+    /// what reaches it do not.
+    #[test]
+    fn a_clients_egress_sensors_keep_its_connections_off_the_path() {
+        let with = |inspect: &str| {
+            let engine = examples_with(|g| {
+                format!(
+                    "{g}---\napiVersion: bulkhead.io/v1\nkind: Group\nmetadata: {{name: node-out}}\n\
+                     spec: {{selector: app == \"node\", sensors: [card-data], inspect: [{inspect}]}}\n"
+                )
+            });
+            let plan = plan(
+                &engine,
+                &NodeScope::default(),
+                &BTreeSet::new(),
+                &mut Numbers::default(),
+            );
+            let redis = ip(&engine, "platform/redis-0");
+            let client = ip(&engine, "platform/node-api-0");
+            let cn = plan.tables.identities.get(&client).copied();
+            cn.is_some_and(|cn| plan.pairs.contains(&(redis, cn, 6379)))
+        };
+        assert!(with("Ingress"));
+        assert!(!with("Egress"));
+    }
 }
 
 #[cfg(test)]
