@@ -287,14 +287,9 @@ impl Store {
         last: &mut i64,
         max: usize,
     ) -> Result<(Vec<FlowRecord>, bool)> {
-        let top = self.last_id(Table::Flows)?;
-        let rows = self.flows_after(f, *last, top, max)?;
-        let full = rows.len() == max;
-        *last = match rows.last() {
-            Some((id, _)) if full => *id,
-            _ => top.max(*last),
-        };
-        Ok((rows.into_iter().map(|(_, r)| r).collect(), full))
+        self.since(Table::Flows, last, max, |after, top| {
+            self.flows_after(f, after, top, max)
+        })
     }
 
     /// [`Store::flows_since`] for events: what `bulkhead events --follow` prints next.
@@ -304,8 +299,22 @@ impl Store {
         last: &mut i64,
         max: usize,
     ) -> Result<(Vec<Json>, bool)> {
-        let top = self.last_id(Table::Events)?;
-        let rows = self.events_after(f, *last, top, max)?;
+        self.since(Table::Events, last, max, |after, top| {
+            self.events_after(f, after, top, max)
+        })
+    }
+
+    /// The cursor step both follow: the rows of `(last, top]` that `read` returns, and
+    /// `*last` moved past them (past `top` unless the page was full).
+    fn since<T>(
+        &self,
+        table: Table,
+        last: &mut i64,
+        max: usize,
+        read: impl FnOnce(i64, i64) -> Result<Vec<(i64, T)>>,
+    ) -> Result<(Vec<T>, bool)> {
+        let top = self.last_id(table)?;
+        let rows = read(*last, top)?;
         let full = rows.len() == max;
         *last = match rows.last() {
             Some((id, _)) if full => *id,
