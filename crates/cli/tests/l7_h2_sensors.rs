@@ -27,6 +27,35 @@ with grpc.insecure_channel(sys.argv[1] + ':50051') as ch:
     except grpc.RpcError as e:
         print(e.code().name, e.details())";
 
+/// curl from the client over h2c with prior knowledge, `extra` before the URL: the
+/// body, then the status code on a line of its own.
+fn h2c(lab: &Lab, url: &str, extra: &[&str]) -> String {
+    let mut args = vec![
+        "curl",
+        "-sS",
+        "-m5",
+        "--http2-prior-knowledge",
+        "-w",
+        "\n%{http_code}",
+    ];
+    args.extend(extra);
+    args.push(url);
+    lab.run(CLIENT, &args).1
+}
+
+/// `get()` again until it answers 200 (the server takes a moment to listen), 20 s at
+/// most; the last answer.
+fn once_up(get: impl Fn() -> String) -> String {
+    let start = std::time::Instant::now();
+    loop {
+        let r = get();
+        if r.ends_with("200") || start.elapsed().as_secs() > 20 {
+            return r;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+}
+
 #[test]
 fn http2_requests_are_inspected_by_the_sensors() {
     if !common::privileged("the HTTP/2 sensors lab test") {
@@ -36,32 +65,14 @@ fn http2_requests_are_inspected_by_the_sensors() {
     let _lock = common::lab_lock();
     let lab = Lab::up(LAB, &["crates/cli/tests/fixtures/h2sensors/"], &[]);
     let ip = lab.ipv4("shop/web-0");
-    // Status code, then the body.
     let curl = |path: &str, form: Option<&str>| {
         let url = format!("http://{ip}:8080{path}");
-        let mut args = vec![
-            "curl",
-            "-sS",
-            "-m5",
-            "--http2-prior-knowledge",
-            "-w",
-            "\n%{http_code}",
-            &url,
-        ];
-        if let Some(f) = form {
-            args.extend(["--data-urlencode", f]);
+        match form {
+            Some(f) => h2c(&lab, &url, &["--data-urlencode", f]),
+            None => h2c(&lab, &url, &[]),
         }
-        lab.run(CLIENT, &args).1
     };
-    // The server takes a moment to listen.
-    let start = std::time::Instant::now();
-    let items = loop {
-        let r = curl("/items?page=2", None);
-        if r.ends_with("200") || start.elapsed().as_secs() > 20 {
-            break r;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(300));
-    };
+    let items = once_up(|| curl("/items?page=2", None));
     assert_eq!(items, "item list\n\n200");
     // A clean form is echoed by the server.
     assert_eq!(curl("/login", Some("user=bob")), "user=bob\n200");
@@ -183,28 +194,8 @@ fn an_http2_forms_method_field_is_decided() {
         &[],
     );
     let url = format!("http://{}:8080/items", lab.ipv4("shop/web-0"));
-    let post = |form: &str| {
-        let args = [
-            "curl",
-            "-sS",
-            "-m5",
-            "--http2-prior-knowledge",
-            "-w",
-            "\n%{http_code}",
-            "-d",
-            form,
-            &url,
-        ];
-        lab.run(CLIENT, &args).1
-    };
-    let start = std::time::Instant::now();
-    let plain = loop {
-        let r = post("name=bob");
-        if r.ends_with("200") || start.elapsed().as_secs() > 20 {
-            break r;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    };
+    let post = |form: &str| h2c(&lab, &url, &["-d", form]);
+    let plain = once_up(|| post("name=bob"));
     assert!(
         plain.contains("name=bob") && plain.ends_with("200"),
         "{plain}"

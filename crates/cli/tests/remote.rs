@@ -242,18 +242,14 @@ fn remote_commands_print_what_local_ones_print() {
     assert!(!o.status.success());
 }
 
-/// `flows --follow --server`: the backlog, then the records the agent commits while it
-/// runs, printed as they arrive (as the local `--follow` prints them).
-#[test]
-fn remote_follow_prints_new_records_as_they_come() {
+/// `bulkhead REMOTE... ARGS` left running (killed when dropped), and its output lines as
+/// they come.
+fn follow(remote: &[String], args: &[&str]) -> (Served, std::sync::mpsc::Receiver<String>) {
     use std::io::BufRead;
-    let dir = tempfile::tempdir().unwrap();
-    let (_served, remote) = setup(dir.path());
-    let mut args: Vec<&str> = remote.iter().map(String::as_str).collect();
-    args.extend(["flows", "--follow", "--verdict", "deny", "-o", "json"]);
     let mut child = Served(
         Command::new(BIN)
-            .args(&args)
+            .args(remote)
+            .args(args)
             .env_remove("BULKHEAD_SERVER")
             .env_remove("BULKHEAD_TOKEN")
             .stdout(Stdio::piped())
@@ -269,6 +265,19 @@ fn remote_follow_prints_new_records_as_they_come() {
             }
         }
     });
+    (child, rx)
+}
+
+/// `flows --follow --server`: the backlog, then the records the agent commits while it
+/// runs, printed as they arrive (as the local `--follow` prints them).
+#[test]
+fn remote_follow_prints_new_records_as_they_come() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_served, remote) = setup(dir.path());
+    let (_child, rx) = follow(
+        &remote,
+        &["flows", "--follow", "--verdict", "deny", "-o", "json"],
+    );
     let next = || {
         rx.recv_timeout(Duration::from_secs(10))
             .expect("a line in time")
@@ -298,29 +307,9 @@ fn remote_follow_prints_new_records_as_they_come() {
 /// `events --follow --server`: the refusals there are, then each one the agent commits.
 #[test]
 fn remote_events_follow_prints_new_refusals() {
-    use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     let (_served, remote) = setup(dir.path());
-    let mut args: Vec<&str> = remote.iter().map(String::as_str).collect();
-    args.extend(["events", "--follow", "-o", "json"]);
-    let mut child = Served(
-        Command::new(BIN)
-            .args(&args)
-            .env_remove("BULKHEAD_SERVER")
-            .env_remove("BULKHEAD_TOKEN")
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let (tx, rx) = std::sync::mpsc::channel();
-    let out = child.0.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(out).lines() {
-            if tx.send(line.unwrap()).is_err() {
-                break;
-            }
-        }
-    });
+    let (_child, rx) = follow(&remote, &["events", "--follow", "-o", "json"]);
     let state = dir.path().join("node-1");
     let mut store = bulkhead_store::Store::open(&state.join(bulkhead_store::FILE)).unwrap();
     std::thread::sleep(Duration::from_millis(500));

@@ -49,6 +49,27 @@ fn bulkhead(dir: &Path, args: &[&str]) -> (bool, String) {
     )
 }
 
+/// `bulkhead ARGS --state-dir DIR` left running, and its output lines as they come.
+fn follow(dir: &Path, args: &[&str]) -> (std::process::Child, mpsc::Receiver<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bulkhead"))
+        .args(args)
+        .arg("--state-dir")
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
+}
+
 fn generations(out: &str) -> Vec<u64> {
     out.lines()
         .map(|l| {
@@ -146,29 +167,10 @@ fn flows_and_events_come_from_the_store() {
     assert!(!ok && out.contains("possible values"), "{out}");
 
     // --follow: what was there, then what is committed after.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bulkhead"))
-        .args([
-            "flows",
-            "-o",
-            "json",
-            "--follow",
-            "--verdict",
-            "deny",
-            "--state-dir",
-        ])
-        .arg(dir.path())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let (mut child, rx) = follow(
+        dir.path(),
+        &["flows", "-o", "json", "--follow", "--verdict", "deny"],
+    );
     let next = || rx.recv_timeout(Duration::from_secs(10)).expect("a record");
     let before: Vec<String> = (0..2).map(|_| next()).collect();
     assert_eq!(generations(&before.join("\n")), [0, 3]);
@@ -199,21 +201,7 @@ fn events_follow_prints_new_refusals_as_they_come() {
             "decision": {"allowed": false, "decided_by": "ingress: Policy cache rule 1"}}))
     };
     s.write(&[event(1, "request", "redis FLUSHALL")]).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bulkhead"))
-        .args(["events", "-o", "json", "--follow", "--state-dir"])
-        .arg(dir.path())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let (mut child, rx) = follow(dir.path(), &["events", "-o", "json", "--follow"]);
     let next = || rx.recv_timeout(Duration::from_secs(10)).expect("an event");
     let request =
         |l: String| serde_json::from_str::<serde_json::Value>(&l).unwrap()["request"].clone();

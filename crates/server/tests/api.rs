@@ -1010,17 +1010,10 @@ fn quiet_groups_move_one_step_per_quiet_period() {
     );
 }
 
-/// `flows/follow`: the backlog (with the filters), then the records committed while it
-/// streams, each once, as JSON lines; a filtered-out record is not sent.
-#[test]
-fn follow_streams_the_backlog_then_new_records() {
-    let s = start(false);
-    let url = format!(
-        "{}/api/v1/flows/follow?verdict=deny&limit=3&seconds=3",
-        s.base
-    );
+/// Reads a streamed (`application/x-ndjson`) answer whole on a thread of its own.
+fn stream(s: &Server, url: String) -> std::thread::JoinHandle<String> {
     let agent = s.agent.clone();
-    let reader = std::thread::spawn(move || {
+    std::thread::spawn(move || {
         let mut r = agent
             .get(&url)
             .header("Authorization", format!("Bearer {TOKEN}"))
@@ -1031,7 +1024,19 @@ fn follow_streams_the_backlog_then_new_records() {
             "application/x-ndjson"
         );
         r.body_mut().read_to_string().unwrap()
-    });
+    })
+}
+
+/// `flows/follow`: the backlog (with the filters), then the records committed while it
+/// streams, each once, as JSON lines; a filtered-out record is not sent.
+#[test]
+fn follow_streams_the_backlog_then_new_records() {
+    let s = start(false);
+    let url = format!(
+        "{}/api/v1/flows/follow?verdict=deny&limit=3&seconds=3",
+        s.base
+    );
+    let reader = stream(&s, url);
     std::thread::sleep(std::time::Duration::from_millis(800));
     let mut store = bulkhead_store::Store::open(&s.state.join(bulkhead_store::FILE)).unwrap();
     let new = |t: &str, verdict: &str, port: u16| {
@@ -1078,19 +1083,7 @@ fn follow_streams_the_backlog_then_new_records() {
 fn follow_streams_new_events() {
     let s = start(false);
     let url = format!("{}/api/v1/events/follow?seconds=2", s.base);
-    let agent = s.agent.clone();
-    let reader = std::thread::spawn(move || {
-        let mut r = agent
-            .get(&url)
-            .header("Authorization", format!("Bearer {TOKEN}"))
-            .call()
-            .unwrap();
-        assert_eq!(
-            r.headers().get("content-type").unwrap(),
-            "application/x-ndjson"
-        );
-        r.body_mut().read_to_string().unwrap()
-    });
+    let reader = stream(&s, url);
     std::thread::sleep(std::time::Duration::from_millis(800));
     let mut store = bulkhead_store::Store::open(&s.state.join(bulkhead_store::FILE)).unwrap();
     let event = |t: &str, kind: &str| {
