@@ -8,6 +8,8 @@
 //! and never reaches the server; a clean one is answered. A response leaking a card
 //! number is a DLP event (response bodies are scanned stream by stream). (Before, HTTP/2 requests went
 //! to the sensors only as raw bytes: switching to HTTP/2 walked an injection past them.)
+//! A form in one DATA frame larger than the proxy holds, to a server that allows such
+//! frames (Node.js's http2), is judged before the server has it whole.
 
 mod common;
 
@@ -213,5 +215,109 @@ fn an_http2_forms_method_field_is_decided() {
             .contains("_method=DELETE"),
         "{:#}",
         request[0]
+    );
+}
+
+/// One POST whose form body (`user=...` and 70 KiB of padding) goes in a single DATA
+/// frame, as a client may once the server allows frames that large (python3-h2, which
+/// sends what it is given as one frame): the status, the answer, how the stream ended.
+const ONE_FRAME_POST: &str = "import socket, sys, h2.connection, h2.events, h2.config
+host, body = sys.argv[1], sys.argv[2].encode() + b'&pad=' + b'a' * (70 * 1024)
+s = socket.create_connection((host, 8080), timeout=10)
+c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+c.initiate_connection()
+s.sendall(c.data_to_send())
+def pump():
+    data = s.recv(65536)
+    if not data:
+        sys.exit('closed')
+    events = c.receive_data(data)
+    s.sendall(c.data_to_send())
+    return events
+while c.max_outbound_frame_size < len(body) or c.outbound_flow_control_window < len(body):
+    pump()
+c.send_headers(1, [(':method', 'POST'), (':path', '/login'), (':scheme', 'http'),
+    (':authority', host), ('content-type', 'application/x-www-form-urlencoded')])
+c.send_data(1, body, end_stream=True)
+s.sendall(c.data_to_send())
+status, text = None, b''
+while True:
+    for e in pump():
+        if isinstance(e, h2.events.ResponseReceived):
+            status = dict(e.headers)[b':status'].decode()
+        elif isinstance(e, h2.events.DataReceived):
+            text += e.data
+            c.acknowledge_received_data(e.flow_controlled_length, 1)
+        elif isinstance(e, (h2.events.StreamEnded, h2.events.StreamReset)):
+            print(status, text.decode(errors='replace').strip(), type(e).__name__)
+            sys.exit(0)";
+
+/// A body sent in one DATA frame larger than the proxy holds (64 KiB) to a server that
+/// allows such frames (Node.js's http2, 1 MiB): an injection in it gets 403 and the
+/// server never has the request whole (its stream never ends there), while a clean one
+/// is received whole. (Before, such a frame went on with its end-of-stream flag while
+/// the sensors read it: the server ran the request, the client got a reset.)
+#[test]
+fn a_body_in_one_frame_larger_than_is_held_is_judged_before_it_ends() {
+    if !common::privileged("the HTTP/2 large-frame lab test") {
+        return;
+    }
+    require(&["node", "/usr/bin/python3"]);
+    let _lock = common::lab_lock();
+    let log_dir = "/tmp/bulkhead-h2frames";
+    let _ = std::fs::remove_dir_all(log_dir);
+    let lab = Lab::up(
+        "l7h2frames",
+        &[
+            "crates/cli/tests/fixtures/h2frames/",
+            "crates/cli/tests/fixtures/h2sensors/policy.yaml",
+        ],
+        &[log_dir],
+    );
+    let ip = lab.ipv4("shop/web-0");
+    let post = |user: &str| {
+        let form = format!("user={user}");
+        lab.run(
+            CLIENT,
+            &["/usr/bin/python3", "-c", ONE_FRAME_POST, &ip, &form],
+        )
+        .1
+    };
+    // The requests the server received whole (not those cancelled on the way).
+    let ended = || {
+        let log = std::fs::read_to_string(format!("{log_dir}/ended.log")).unwrap_or_default();
+        log.lines()
+            .filter(|l| !l.starts_with("cancelled "))
+            .map(|l| format!("{l}\n"))
+            .collect::<String>()
+    };
+    let size = 5 + 70 * 1024;
+    let clean = once_up(|| {
+        let r = post("bob");
+        if r.starts_with("200 ") {
+            "200".into()
+        } else {
+            r
+        }
+    });
+    assert_eq!(clean, "200");
+    assert_eq!(ended(), format!("POST /login {}\n", size + 8));
+
+    let out = post(&SQLI.replace(' ', "+"));
+    assert!(out.starts_with("403 "), "{out}");
+    assert!(out.ends_with("StreamEnded"), "{out}");
+    // The next request is received whole; the refused one never ended at the server.
+    assert_eq!(
+        post("alice"),
+        format!("200 received {} StreamEnded", size + 10)
+    );
+    assert_eq!(
+        ended(),
+        format!("POST /login {}\nPOST /login {}\n", size + 8, size + 10)
+    );
+    let events = lab.events_until(|e| !sensor_findings(e, Some(true)).is_empty());
+    assert!(
+        sensor_findings(&events, Some(true)).contains(&("sqli".into(), "body:form:user".into())),
+        "{events:#?}"
     );
 }

@@ -87,8 +87,6 @@ enum Held {
     Frame(Vec<u8>),
     /// Its trailers (forwarded by the caller if nothing blocks).
     Trailers,
-    /// A final frame too large to hold: already on its way to the server.
-    Passed,
 }
 
 type Field = (Vec<u8>, Vec<u8>);
@@ -598,6 +596,15 @@ impl H2Session {
                     }
                     return Ok(());
                 }
+                let mut h = h;
+                if inspected && last {
+                    // Too large to hold (a server may allow frames up to 16 MiB): its
+                    // bytes go on in a frame that does not end the stream, and the end
+                    // follows in an empty DATA frame once the body is judged. The
+                    // server never has a whole request the sensors or a `_method`
+                    // field refuse, and the client gets the refusal, not a reset.
+                    h[4] &= !END_STREAM;
+                }
                 let ends = last || kind == RST_STREAM;
                 if ends {
                     self.sending.remove(&stream);
@@ -626,9 +633,6 @@ impl H2Session {
                 } else {
                     Client::Head
                 };
-                if inspected && last && len == 0 {
-                    self.end_of_body(out, stream, Held::Passed, decide);
-                }
             }
         }
         Ok(())
@@ -684,8 +688,8 @@ impl H2Session {
     /// A held request's body ended: the sensors judge head and body, and a form's
     /// `_method` fields are decided on. On a blocking finding or a refused method the
     /// server never gets what ends the stream (`held`) and its stream is cancelled; the
-    /// client gets the refusal, or a reset once the server has begun to answer (or, for
-    /// a final frame too large to hold, has it all). True when refused.
+    /// client gets the refusal, or a reset once the server has begun to answer. True
+    /// when refused.
     fn end_of_body(
         &mut self,
         out: &mut Output,
@@ -749,7 +753,7 @@ impl H2Session {
             out.to_server
                 .extend(frame(RST_STREAM, 0, stream, &CANCEL.to_be_bytes()));
             self.deny(stream);
-            let bytes = if matches!(held, Held::Passed) || st.answered {
+            let bytes = if st.answered {
                 what = "stream reset";
                 frame(RST_STREAM, 0, stream, &CANCEL.to_be_bytes())
             } else {
@@ -1034,7 +1038,8 @@ impl Session for H2Session {
                     if done {
                         self.client = Client::Head;
                         if let Some((stream, true)) = body {
-                            self.end_of_body(&mut out, stream, Held::Passed, decide);
+                            let end = frame(DATA, END_STREAM, stream, &[]);
+                            self.end_of_body(&mut out, stream, Held::Frame(end), decide);
                         }
                     }
                     Ok(())

@@ -706,3 +706,48 @@ fn a_forms_method_field_is_decided_before_its_body_ends() {
     assert!(!out.decided[0].allowed, "{:?}", out.decided);
     assert_eq!(kinds(&out.to_server).last(), Some(&(RST_STREAM, 1)));
 }
+
+/// A server may allow DATA frames up to 16 MiB (Go's net/http offers 1 MiB): a body
+/// sent in one frame larger than the session holds (64 KiB) still never reaches the
+/// server as a whole request before it is judged. Its bytes go on in a frame that no
+/// longer ends the stream, the end follows in an empty frame once nothing refuses it;
+/// a refused one gets the refusal, not a reset, and the server a cancelled stream.
+#[test]
+fn a_final_frame_too_large_to_hold_ends_the_stream_only_once_judged() {
+    let big = |tail: &[u8]| [&vec![b'a'; 70 * 1024][..], tail].concat();
+    const FORM: &str = "application/x-www-form-urlencoded";
+    // (body, judged by the marker sensor (true) or by the `_method` rule, refused?)
+    let cases: [(Vec<u8>, bool, bool); 4] = [
+        ([&b"x=EVIL&y="[..], &big(b"")].concat(), true, true),
+        ([&b"x=ok&y="[..], &big(b"")].concat(), true, false),
+        ([&b"y="[..], &big(b"&_method=DELETE")].concat(), false, true),
+        ([&b"y="[..], &big(b"&_method=PATCH")].concat(), false, false),
+    ];
+    for (body, by_sensor, refused) in cases {
+        for cuts in [&[][..], &[70, 300, 9_000, 40_000, 71_000]] {
+            let out = if by_sensor {
+                run(true, &post(&[&body], FORM), cuts)
+            } else {
+                run_form(&[&body], FORM, cuts)
+            };
+            let f = frames(&out.to_server);
+            // The body's bytes, unchanged, in a DATA frame that does not end the stream.
+            assert_eq!((f[2].0, f[2].1, f[2].3.len()), (DATA, 0, body.len()));
+            assert!(f[2].3 == body, "the body's bytes changed");
+            assert_eq!(out.decided.len(), 1);
+            if refused {
+                assert_eq!(kinds(&out.to_server)[3..], [(RST_STREAM, 1)]);
+                assert_eq!(status(&out.to_client, 1).as_deref(), Some(&b"403"[..]));
+                assert!(!out.decided[0].allowed);
+            } else {
+                assert_eq!(f.len(), 4);
+                assert_eq!(
+                    (f[3].0, f[3].1, f[3].2, f[3].3.len()),
+                    (DATA, END_STREAM, 1, 0)
+                );
+                assert!(out.decided[0].allowed);
+                assert!(status(&out.to_client, 1).is_none());
+            }
+        }
+    }
+}
