@@ -9,7 +9,8 @@
 //! number is a DLP event (response bodies are scanned stream by stream). (Before, HTTP/2 requests went
 //! to the sensors only as raw bytes: switching to HTTP/2 walked an injection past them.)
 //! A form in one DATA frame larger than the proxy holds, to a server that allows such
-//! frames (Node.js's http2), is judged before the server has it whole.
+//! frames (Node.js's http2), is judged before the server has it whole; in padded frames,
+//! the padding is no part of what the sensors read.
 
 mod common;
 
@@ -221,8 +222,13 @@ fn an_http2_forms_method_field_is_decided() {
 /// One POST whose form body (`user=...` and 70 KiB of padding) goes in a single DATA
 /// frame, as a client may once the server allows frames that large (python3-h2, which
 /// sends what it is given as one frame): the status, the answer, how the stream ended.
+/// With a third argument, the form as given in two DATA frames cut there, each padded
+/// with 200 bytes (RFC 9113 6.1).
 const ONE_FRAME_POST: &str = "import socket, sys, h2.connection, h2.events, h2.config
-host, body = sys.argv[1], sys.argv[2].encode() + b'&pad=' + b'a' * (70 * 1024)
+host, body = sys.argv[1], sys.argv[2].encode()
+cut = int(sys.argv[3]) if len(sys.argv) > 3 else None
+if cut is None:
+    body += b'&pad=' + b'a' * (70 * 1024)
 s = socket.create_connection((host, 8080), timeout=10)
 c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
 c.initiate_connection()
@@ -238,7 +244,11 @@ while c.max_outbound_frame_size < len(body) or c.outbound_flow_control_window < 
     pump()
 c.send_headers(1, [(':method', 'POST'), (':path', '/login'), (':scheme', 'http'),
     (':authority', host), ('content-type', 'application/x-www-form-urlencoded')])
-c.send_data(1, body, end_stream=True)
+if cut is None:
+    c.send_data(1, body, end_stream=True)
+else:
+    c.send_data(1, body[:cut], pad_length=200)
+    c.send_data(1, body[cut:], end_stream=True, pad_length=200)
 s.sendall(c.data_to_send())
 status, text = None, b''
 while True:
@@ -319,5 +329,35 @@ fn a_body_in_one_frame_larger_than_is_held_is_judged_before_it_ends() {
     assert!(
         sensor_findings(&events, Some(true)).contains(&("sqli".into(), "body:form:user".into())),
         "{events:#?}"
+    );
+
+    // Padded frames: the padding is no part of what the sensors read (before, 200 zeros
+    // cut the card number below in two and the injection's UNION, and both passed).
+    let padded = |form: &str, cut: usize| {
+        let cut = cut.to_string();
+        lab.run(
+            CLIENT,
+            &["/usr/bin/python3", "-c", ONE_FRAME_POST, &ip, form, &cut],
+        )
+        .1
+    };
+    let card = "user=carol&card=4111+1111+1111+1111";
+    let out = padded(card, card.find("+1111+1111").unwrap());
+    assert_eq!(out, format!("200 received {} StreamEnded", card.len()));
+    let events = lab.events_until(|e| {
+        sensor_findings(e, Some(false)).contains(&("credit_card".into(), "body:form:card".into()))
+    });
+    assert!(
+        sensor_findings(&events, Some(false))
+            .contains(&("credit_card".into(), "body:form:card".into())),
+        "{events:#?}"
+    );
+    let form = format!("user={}", SQLI.replace(' ', "+"));
+    let out = padded(&form, form.find("ION").unwrap());
+    assert!(out.starts_with("403 "), "{out}");
+    assert!(
+        !ended().contains(&format!(" {}\n", form.len())),
+        "{}",
+        ended()
     );
 }

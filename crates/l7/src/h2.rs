@@ -104,6 +104,7 @@ enum Client {
         left: usize,
         forward: bool,
         body: Option<(u32, bool)>,
+        unpad: Unpad,
     },
     /// Holding the DATA frame of `len` bytes that ends a stream the sensors read: it
     /// reaches the server only once the body is inspected.
@@ -166,6 +167,8 @@ pub struct H2Session {
     bodies: usize,
     /// The server frame being passed: its type, stream, and whether it ends the stream.
     server_frame: (u8, u32, bool),
+    /// The data of the server frame being passed, if it is a DATA frame.
+    server_unpad: Unpad,
     /// With sensors on, what the server sends goes through them (`h2_response`): header
     /// blocks decoded and judged before they pass, each response body in its stream's
     /// scanner (inflated if compressed), other payloads as bytes.
@@ -187,6 +190,47 @@ pub fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
     f.extend_from_slice(&(stream & 0x7fff_ffff).to_be_bytes());
     f.extend_from_slice(payload);
     f
+}
+
+/// Which bytes of a DATA frame's payload, as it passes in pieces, are data: a padded
+/// frame's first byte is the pad length, and that many bytes at its end are padding
+/// (RFC 9113 6.1). Neither is part of the body the peer reads, so neither is part of
+/// what the sensors read: zeros between two frames' data would split a match.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Unpad {
+    /// Payload bytes still to come.
+    left: usize,
+    padded: bool,
+    /// The pad length, once read.
+    pad: Option<usize>,
+}
+
+impl Unpad {
+    pub(crate) fn new(flags: u8, len: usize) -> Unpad {
+        Unpad {
+            left: len,
+            padded: flags & PADDED != 0,
+            pad: None,
+        }
+    }
+
+    /// The data in the payload's next `chunk` (no longer than what is left of it).
+    pub(crate) fn data<'a>(&mut self, mut chunk: &'a [u8]) -> Result<&'a [u8], Bad> {
+        if self.padded && self.pad.is_none() {
+            let Some((&n, rest)) = chunk.split_first() else {
+                return Ok(chunk);
+            };
+            self.left = self.left.saturating_sub(1);
+            if usize::from(n) > self.left {
+                return Err("bad padding");
+            }
+            self.pad = Some(usize::from(n));
+            chunk = rest;
+        }
+        let data_left = self.left.saturating_sub(self.pad.unwrap_or(0));
+        self.left = self.left.saturating_sub(chunk.len());
+        Ok(&chunk[..chunk.len().min(data_left)])
+    }
 }
 
 /// An HPACK integer with an `n`-bit prefix whose high bits are `first`.
@@ -480,6 +524,7 @@ impl H2Session {
             inspecting: BTreeMap::new(),
             bodies: 0,
             server_frame: (0, 0, false),
+            server_unpad: Unpad::default(),
             responses: None,
             server_holding: false,
         }
@@ -491,7 +536,11 @@ impl H2Session {
         let (kind, stream, _) = self.server_frame;
         match &mut self.responses {
             None => true,
-            Some(r) if kind == DATA => r.data(out, stream, chunk),
+            // (Padding longer than its frame: the client would fail the connection.)
+            Some(r) if kind == DATA => match self.server_unpad.data(chunk) {
+                Ok(data) => r.data(out, stream, data),
+                Err(_) => false,
+            },
             Some(r) => r.scan_rest(out, chunk),
         }
     }
@@ -629,6 +678,7 @@ impl H2Session {
                         left: len,
                         forward,
                         body: inspected.then_some((stream, last)),
+                        unpad: Unpad::new(h[4], len),
                     }
                 } else {
                     Client::Head
@@ -1021,6 +1071,7 @@ impl Session for H2Session {
                     left,
                     forward,
                     body,
+                    unpad,
                 } => {
                     let n = data.len().min(*left);
                     let chunk = &data[..n];
@@ -1030,19 +1081,22 @@ impl Session for H2Session {
                     *left -= n;
                     let (done, body) = (*left == 0, *body);
                     data = &data[n..];
-                    // (A padded frame's pad length and padding go along: a byte and
-                    // zeros, nothing a sensor finds anything in.)
-                    if let Some((stream, _)) = body {
-                        self.body_bytes(stream, chunk);
-                    }
-                    if done {
-                        self.client = Client::Head;
-                        if let Some((stream, true)) = body {
-                            let end = frame(DATA, END_STREAM, stream, &[]);
-                            self.end_of_body(&mut out, stream, Held::Frame(end), decide);
+                    match body.map(|(stream, _)| (stream, unpad.data(chunk))) {
+                        Some((_, Err(e))) => Err(e),
+                        read => {
+                            if let Some((stream, Ok(text))) = read {
+                                self.body_bytes(stream, text);
+                            }
+                            if done {
+                                self.client = Client::Head;
+                                if let Some((stream, true)) = body {
+                                    let end = frame(DATA, END_STREAM, stream, &[]);
+                                    self.end_of_body(&mut out, stream, Held::Frame(end), decide);
+                                }
+                            }
+                            Ok(())
                         }
                     }
-                    Ok(())
                 }
                 Client::HoldData { len } => {
                     let len = *len;
@@ -1131,6 +1185,7 @@ impl Session for H2Session {
                     let stream = u32::from_be_bytes([h[5], h[6], h[7], h[8]]) & 0x7fff_ffff;
                     let ends = (kind == DATA && flags & END_STREAM != 0) || kind == RST_STREAM;
                     self.server_frame = (kind, stream, ends);
+                    self.server_unpad = Unpad::new(flags, self.server_left);
                     if let Some(r) = &mut self.responses
                         && r.interrupted_by(kind)
                     {
@@ -1175,5 +1230,48 @@ impl Session for H2Session {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// However a DATA payload arrives in pieces, `Unpad` gives exactly its data.
+        #[test]
+        fn unpad_gives_the_data_however_the_payload_is_cut(
+            data in vec(any::<u8>(), 0..300),
+            pad in proptest::option::of(any::<u8>()),
+            cuts in vec(1usize..50, 0..10),
+        ) {
+            let payload = match pad {
+                Some(p) => [&[p][..], &data, &vec![0; usize::from(p)]].concat(),
+                None => data.clone(),
+            };
+            let flags = if pad.is_some() { PADDED } else { 0 };
+            let mut u = Unpad::new(flags, payload.len());
+            let (mut got, mut rest) = (Vec::new(), &payload[..]);
+            for &c in cuts.iter().chain(std::iter::repeat(&usize::MAX)) {
+                if rest.is_empty() {
+                    break;
+                }
+                let n = c.min(rest.len());
+                got.extend_from_slice(u.data(&rest[..n]).unwrap());
+                rest = &rest[n..];
+            }
+            prop_assert_eq!(got, data);
+        }
+
+        /// A pad length longer than the rest of its frame is an error, never a panic.
+        #[test]
+        fn unpad_refuses_padding_longer_than_its_frame(len in 1usize..300, n: u8, cut in 1usize..300) {
+            let payload = [&[n][..], &vec![0; len - 1]].concat();
+            let mut u = Unpad::new(PADDED, len);
+            let r = u.data(&payload[..cut.min(len)]);
+            prop_assert_eq!(r.is_err(), usize::from(n) > len - 1);
+        }
     }
 }

@@ -595,18 +595,31 @@ fn compressed_response_bodies_are_read_inflated() {
         (&b":status"[..], &b"200"[..]),
         (b"content-encoding", b"gzip"),
     ]);
-    let server = [
-        frame(SETTINGS, 0, 0, &[]),
-        frame(HEADERS, END_HEADERS, 1, &rh),
-        frame(DATA, 0, 1, &body[..10]),
-        frame(DATA, END_STREAM, 1, &body[10..]),
-    ]
-    .concat();
-    for cut in [1, 7, 1000] {
-        let out = answered(false, &server, cut);
-        assert_eq!(out.findings.len(), 1, "cut {cut}: {:?}", out.findings);
-        assert_eq!(out.findings[0].location, "response body");
-        assert!(out.to_client.ends_with(&server[9..]), "passed as sent");
+    // Plain, and padded as nghttpd's `--padding` sends it: the padding is no part of
+    // what is inflated (before, it broke the inflation and the body was read as sent).
+    for pad in [None, Some(5)] {
+        let data = |flags: u8, d: &[u8]| match pad {
+            Some(p) => padded(flags, 1, d, p),
+            None => frame(DATA, flags, 1, d),
+        };
+        let server = [
+            frame(SETTINGS, 0, 0, &[]),
+            frame(HEADERS, END_HEADERS, 1, &rh),
+            data(0, &body[..10]),
+            data(END_STREAM, &body[10..]),
+        ]
+        .concat();
+        for cut in [1, 7, 1000] {
+            let out = answered(false, &server, cut);
+            assert_eq!(
+                out.findings.len(),
+                1,
+                "cut {cut} pad {pad:?}: {:?}",
+                out.findings
+            );
+            assert_eq!(out.findings[0].location, "response body");
+            assert!(out.to_client.ends_with(&server[9..]), "passed as sent");
+        }
     }
 }
 
@@ -748,6 +761,52 @@ fn a_final_frame_too_large_to_hold_ends_the_stream_only_once_judged() {
                 assert!(out.decided[0].allowed);
                 assert!(status(&out.to_client, 1).is_none());
             }
+        }
+    }
+}
+
+/// A DATA frame padded with `pad` zeros (its pad length first; RFC 9113 6.1).
+fn padded(flags: u8, stream: u32, data: &[u8], pad: u8) -> Vec<u8> {
+    let payload = [&[pad][..], data, &vec![0u8; usize::from(pad)]].concat();
+    frame(DATA, flags | 0x8, stream, &payload)
+}
+
+/// DATA frames may be padded (RFC 9113 6.1): the pad length and the padding are no part
+/// of the body the server reads, so they are no part of what the sensors read either.
+/// (Before, a padded frame's padding went into the body the sensors read: a marker split
+/// across two padded frames had zeros in its middle and passed.)
+#[test]
+fn padding_is_not_part_of_the_body_the_sensors_read() {
+    let mut e = loona_hpack::Encoder::new();
+    let b1 = block(
+        &mut e,
+        &fields("POST", "/login", &[("content-type", "text/plain")]),
+    );
+    let data = |flags: u8, d: &[u8], pad: bool| {
+        if pad {
+            padded(flags, 1, d, 3)
+        } else {
+            frame(DATA, flags, 1, d)
+        }
+    };
+    for (first, last) in [(true, false), (true, true), (false, true)] {
+        let client = [
+            PREFACE.to_vec(),
+            frame(SETTINGS, 0, 0, &[]),
+            frame(HEADERS, END_HEADERS, 1, &b1),
+            data(0, b"x=EV", first),
+            data(END_STREAM, b"IL", last),
+        ]
+        .concat();
+        for cuts in [&[][..], &[60, 75, 80]] {
+            let out = run(true, &client, cuts);
+            assert_eq!(
+                kinds(&out.to_server),
+                [(SETTINGS, 0), (HEADERS, 1), (DATA, 1), (RST_STREAM, 1)],
+                "padded {first} {last}"
+            );
+            assert_eq!(status(&out.to_client, 1).as_deref(), Some(&b"403"[..]));
+            assert_eq!(out.decided[0].findings[0].location, "body");
         }
     }
 }
