@@ -93,6 +93,35 @@ fn http2_requests_are_inspected_by_the_sensors() {
     assert!(!out.contains("UNION"), "the body reached the server: {out}");
     // The connection kind still works afterwards.
     assert_eq!(curl("/login", Some("user=alice")), "user=alice\n200");
+    // A form the client compressed (`content-encoding: gzip`): judged inflated, refused.
+    // (Before, HTTP/2 bodies were read as sent and the server echoed it.)
+    let gz = std::env::temp_dir().join("bulkhead-h2-form.gz");
+    let gzip = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "printf '%s' \"user=$1\" | gzip -c > {}",
+            gz.display()
+        ))
+        .args(["sh", SQLI])
+        .status()
+        .expect("gzip");
+    assert!(gzip.success());
+    let form = format!("@{}", gz.display());
+    let gzipped = |encoding: &str| {
+        let url = format!("http://{ip}:8080/login");
+        let headers = [
+            "-H",
+            encoding,
+            "-H",
+            "content-type: application/x-www-form-urlencoded",
+            "--data-binary",
+            &form,
+        ];
+        h2c(&lab, &url, &headers)
+    };
+    let out = gzipped("content-encoding: gzip");
+    assert!(out.ends_with("403"), "{out}");
+    let _ = std::fs::remove_file(&gz);
     // A response leaking a card number (DLP, Alert): the client gets it, it is an event.
     let card = curl("/card", None);
     assert!(
@@ -175,7 +204,7 @@ fn http2_requests_are_inspected_by_the_sensors() {
         .filter(|e| e["event"] == "closed")
         .filter_map(|e| e["requests"].as_u64())
         .collect();
-    assert_eq!(counts, [1, 1, 1, 1, 1], "{events:#?}");
+    assert_eq!(counts, [1, 1, 1, 1, 1, 1], "{events:#?}");
 }
 
 /// No sensor, a rule on methods: over h2c a POST form whose `_method` field names

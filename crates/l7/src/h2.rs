@@ -36,9 +36,10 @@ use std::sync::Arc;
 
 use bulkhead_policy::l7::{AppProtocol, L7Detail, L7Request};
 
+use crate::coding::Inflater;
 use crate::form::{Form, TailScan, form_of, method_fields};
 use crate::h2_response::{Release, Responses};
-use crate::http::with_fields;
+use crate::http::{INFLATED_BODY, with_fields};
 use crate::{Decided, Finding, Inspector, Output, Session, Verdict};
 
 pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -131,6 +132,9 @@ struct Inspecting {
     /// read past the kept prefix by `scan`.
     form: Option<Form>,
     scan: Option<TailScan>,
+    /// Its `content-encoding`, when the proxy reads it: the body is judged inflated,
+    /// as over HTTP/1.
+    inflate: Option<Inflater>,
 }
 
 /// A header block being gathered from HEADERS + CONTINUATION frames.
@@ -699,14 +703,7 @@ impl H2Session {
         let p = std::mem::take(&mut self.payload);
         self.client = Client::Head;
         let stream = u32::from_be_bytes([f[5], f[6], f[7], f[8]]) & 0x7fff_ffff;
-        let data = if f[4] & PADDED != 0 {
-            let (&n, rest) = p.split_first().ok_or("bad padding")?;
-            let n = usize::from(n);
-            rest.get(..rest.len().checked_sub(n).ok_or("bad padding")?)
-                .ok_or("bad padding")?
-        } else {
-            &p[..]
-        };
+        let data = Unpad::new(f[4], p.len()).data(&p)?;
         self.body_bytes(stream, data);
         self.sending.remove(&stream);
         f.extend_from_slice(&p);
@@ -754,6 +751,12 @@ impl H2Session {
             return false;
         };
         self.bodies -= st.body.len();
+        // A compressed body is judged on what it inflates to (as far as it is kept).
+        let inflated = st
+            .inflate
+            .take()
+            .and_then(|d| d.all(&st.body, INFLATED_BODY));
+        let body = inflated.as_deref().unwrap_or(&st.body);
         let new: Vec<Finding> = match &self.inspector {
             Some(ins) => {
                 let oversize = if st.truncated {
@@ -761,7 +764,7 @@ impl H2Session {
                 } else {
                     Vec::new()
                 };
-                ins.http_request(&st.head, &st.body)
+                ins.http_request(&st.head, body)
                     .into_iter()
                     .chain(oversize)
                     .filter(|f| {
@@ -779,7 +782,7 @@ impl H2Session {
         if !by_sensor {
             let fields = match (&mut st.scan, &st.form) {
                 (Some(scan), _) => scan.found(true).to_vec(),
-                (None, Some(form)) => method_fields(form, &st.body),
+                (None, Some(form)) => method_fields(form, body),
                 (None, None) => Vec::new(),
             };
             if !fields.is_empty() {
@@ -995,6 +998,11 @@ impl H2Session {
                         truncated: false,
                         form,
                         scan: None,
+                        inflate: fields
+                            .iter()
+                            .find(|(n, _)| n == b"content-encoding")
+                            .filter(|_| self.inspector.is_some())
+                            .and_then(|(_, v)| Inflater::for_coding(v)),
                     },
                 );
                 body_next = true;

@@ -222,7 +222,7 @@ fn without_h2c(req: &httparse::Request) -> Option<(Vec<u8>, bool)> {
 }
 
 /// The most of a compressed request body inflated for the sensors.
-const INFLATED_BODY: usize = 1 << 20;
+pub(crate) const INFLATED_BODY: usize = 1 << 20;
 
 /// The head with every `name` field's value replaced by what `edit` makes of it (the
 /// line dropped when it makes nothing); the head itself when it has no such field.

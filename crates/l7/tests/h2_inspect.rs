@@ -810,3 +810,35 @@ fn padding_is_not_part_of_the_body_the_sensors_read() {
         }
     }
 }
+
+/// A request body the client compressed (`content-encoding: gzip` or `deflate`) is
+/// judged on what it inflates to, as over HTTP/1. (Before, HTTP/2 bodies were read as
+/// sent: a compressed injection passed.)
+#[test]
+fn a_compressed_request_body_is_judged_inflated() {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(b"{\"name\": \"EVIL\"}").unwrap();
+    let body = gz.finish().unwrap();
+    assert!(!body.windows(4).any(|w| w == b"EVIL"));
+    for (coding, refused) in [("gzip", true), ("br", false)] {
+        let mut e = loona_hpack::Encoder::new();
+        let extra = [
+            ("content-type", "application/json"),
+            ("content-encoding", coding),
+        ];
+        let b1 = block(&mut e, &fields("POST", "/users", &extra));
+        let client = [
+            PREFACE.to_vec(),
+            frame(SETTINGS, 0, 0, &[]),
+            frame(HEADERS, END_HEADERS, 1, &b1),
+            frame(DATA, 0, 1, &body[..7]),
+            frame(DATA, END_STREAM, 1, &body[7..]),
+        ]
+        .concat();
+        let out = run(true, &client, &[]);
+        let last = kinds(&out.to_server).last().copied();
+        assert_eq!(last == Some((RST_STREAM, 1)), refused, "{coding}");
+        assert_eq!(out.decided[0].allowed, !refused, "{coding}");
+    }
+}
