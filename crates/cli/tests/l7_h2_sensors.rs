@@ -30,6 +30,21 @@ with grpc.insecure_channel(sys.argv[1] + ':50051') as ch:
     except grpc.RpcError as e:
         print(e.code().name, e.details())";
 
+/// One demo.Users/Upload call (client streaming): a message per argument after the
+/// address, half a second apart.
+const GRPC_STREAM: &str = "import grpc, sys, time
+def messages():
+    for name in sys.argv[2:]:
+        n = name.encode()
+        yield bytes([0x0a, len(n)]) + n
+        time.sleep(0.5)
+with grpc.insecure_channel(sys.argv[1] + ':50051') as ch:
+    try:
+        reply = ch.stream_unary('/demo.Users/Upload')(messages(), timeout=10)
+        print('OK', reply.decode(errors='replace'))
+    except grpc.RpcError as e:
+        print(e.code().name, e.details())";
+
 /// curl from the client over h2c with prior knowledge, `extra` before the URL: the
 /// body, then the status code on a line of its own.
 fn h2c(lab: &Lab, url: &str, extra: &[&str]) -> String {
@@ -66,7 +81,12 @@ fn http2_requests_are_inspected_by_the_sensors() {
     }
     require(&["curl", "nghttpd"]);
     let _lock = common::lab_lock();
-    let lab = Lab::up(LAB, &["crates/cli/tests/fixtures/h2sensors/"], &[]);
+    let _ = std::fs::remove_dir_all("/tmp/bulkhead-h2grpc");
+    let lab = Lab::up(
+        LAB,
+        &["crates/cli/tests/fixtures/h2sensors/"],
+        &["/tmp/bulkhead-h2grpc"],
+    );
     let ip = lab.ipv4("shop/web-0");
     let curl = |path: &str, form: Option<&str>| {
         let url = format!("http://{ip}:8080{path}");
@@ -157,6 +177,23 @@ fn http2_requests_are_inspected_by_the_sensors() {
         out.trim(),
         "PERMISSION_DENIED bulkhead: demo.Users/Find was blocked by a sensor"
     );
+    // A streaming call: the server takes each message as it comes, so each is judged
+    // once whole. The clean first one reaches it, the injection never does, nor does
+    // anything after it. (Before, messages were judged when the stream ended: the
+    // server had written the injection by then.)
+    let upload = |names: &[&str]| {
+        let mut args = vec!["/usr/bin/python3", "-c", GRPC_STREAM, &users];
+        args.extend_from_slice(names);
+        lab.run(CLIENT, &args).1
+    };
+    assert_eq!(upload(&["first", "second"]), "OK got 2");
+    let out = upload(&["third", SQLI, "fourth"]);
+    assert_eq!(
+        out.trim(),
+        "PERMISSION_DENIED bulkhead: demo.Users/Upload was blocked by a sensor"
+    );
+    let log = std::fs::read_to_string("/tmp/bulkhead-h2grpc/messages.log").unwrap_or_default();
+    assert_eq!(log, "first\nsecond\nthird\n");
 
     let events = lab.events();
     let blocked = sensor_findings(&events, Some(true));
@@ -197,14 +234,16 @@ fn http2_requests_are_inspected_by_the_sensors() {
             .contains(&("credit_card".into(), "response body".into())),
         "no DLP event for the HTTP/2 response: {events:#?}"
     );
-    // Each curl made one request on its connection, and each is counted once (the
-    // blocked form was decided once, on head and body together).
+    // Each curl and each gRPC call made one request on its connection, and each is
+    // counted once (a blocked body was decided once, on head and body together; a
+    // streaming call once, however many messages it sent).
     let counts: Vec<u64> = events
         .iter()
         .filter(|e| e["event"] == "closed")
         .filter_map(|e| e["requests"].as_u64())
         .collect();
-    assert_eq!(counts, [1, 1, 1, 1, 1, 1], "{events:#?}");
+    assert!(counts.len() >= 6, "{counts:?} {events:#?}");
+    assert!(counts.iter().all(|&c| c == 1), "{counts:?} {events:#?}");
 }
 
 /// No sensor, a rule on methods: over h2c a POST form whose `_method` field names

@@ -135,6 +135,12 @@ struct Inspecting {
     /// Its `content-encoding`, when the proxy reads it: the body is judged inflated,
     /// as over HTTP/1.
     inflate: Option<Inflater>,
+    /// A gRPC call: each message is judged once whole, the frame that completes it
+    /// held until then (a streaming call's server acts on each message as it comes,
+    /// long before the stream ends).
+    grpc: bool,
+    /// One of its messages was blocked: the call is refused.
+    blocked: bool,
 }
 
 /// A header block being gathered from HEADERS + CONTINUATION frames.
@@ -640,7 +646,8 @@ impl H2Session {
             _ => {
                 let inspected = kind == DATA && self.inspecting.contains_key(&stream);
                 let last = kind == DATA && h[4] & END_STREAM != 0;
-                if inspected && last && len <= MAX_HELD_FRAME {
+                let grpc = inspected && self.inspecting.get(&stream).is_some_and(|st| st.grpc);
+                if inspected && (last || grpc) && len <= MAX_HELD_FRAME {
                     self.head = h;
                     self.payload.clear();
                     self.client = Client::HoldData { len };
@@ -705,10 +712,63 @@ impl H2Session {
         let stream = u32::from_be_bytes([f[5], f[6], f[7], f[8]]) & 0x7fff_ffff;
         let data = Unpad::new(f[4], p.len()).data(&p)?;
         self.body_bytes(stream, data);
-        self.sending.remove(&stream);
         f.extend_from_slice(&p);
+        if f[4] & END_STREAM == 0 {
+            // A gRPC call's frame: the messages it completes are judged before it goes on.
+            self.judge_messages(out, stream, f, decide);
+            return Ok(());
+        }
+        self.sending.remove(&stream);
         self.end_of_body(out, stream, Held::Frame(f), decide);
         Ok(())
+    }
+
+    /// The whole gRPC messages at the front of a call's kept body (the `held` frame
+    /// completed them) are judged and dropped from it: clean, the frame goes on; a blocking
+    /// finding refuses the call as a body's would, the frame withheld. A message
+    /// larger than is kept is judged on its prefix when the call ends (as a body is).
+    fn judge_messages(
+        &mut self,
+        out: &mut Output,
+        stream: u32,
+        held: Vec<u8>,
+        decide: &mut dyn FnMut(&L7Request) -> Verdict,
+    ) {
+        let (Some(st), Some(ins)) = (self.inspecting.get_mut(&stream), &self.inspector) else {
+            out.to_server.extend(held);
+            return;
+        };
+        let mut end = 0;
+        while let Some(h) = st.body.get(end..end + 5) {
+            let len = u32::from_be_bytes([h[1], h[2], h[3], h[4]]) as usize;
+            if st.body.len() - end - 5 < len {
+                break;
+            }
+            end += 5 + len;
+        }
+        if end == 0 || st.truncated {
+            out.to_server.extend(held);
+            return;
+        }
+        let found = ins.http_request(&st.head, &st.body[..end]);
+        st.body.drain(..end);
+        self.bodies -= end;
+        st.blocked = found.iter().any(|f| f.block);
+        for f in found {
+            let seen = (st.reported.iter()).any(|r| r.class == f.class && r.location == f.location);
+            if !seen || f.block {
+                st.reported.push(f);
+            }
+        }
+        if st.blocked {
+            let answered = st.answered;
+            // The client is still sending: once refused, it is told to stop.
+            if self.end_of_body(out, stream, Held::Frame(held), decide) && !answered {
+                self.answer(out, &frame(RST_STREAM, 0, stream, &0u32.to_be_bytes()));
+            }
+        } else {
+            out.to_server.extend(held);
+        }
     }
 
     /// Keep what a DATA frame of an inspected stream carries, within the bounds.
@@ -776,7 +836,7 @@ impl H2Session {
             }
             None => Vec::new(),
         };
-        let by_sensor = new.iter().any(|f| f.block);
+        let by_sensor = st.blocked || new.iter().any(|f| f.block);
         // The methods the form names, as the application will run it.
         let mut by_policy = false;
         if !by_sensor {
@@ -1003,6 +1063,8 @@ impl H2Session {
                             .find(|(n, _)| n == b"content-encoding")
                             .filter(|_| self.inspector.is_some())
                             .and_then(|(_, v)| Inflater::for_coding(v)),
+                        grpc: self.inspector.is_some() && matches!(request.app, AppProtocol::Grpc),
+                        blocked: false,
                     },
                 );
                 body_next = true;

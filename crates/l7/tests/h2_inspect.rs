@@ -277,9 +277,10 @@ fn trailers_that_end_a_marked_body_are_not_forwarded() {
     .concat();
     let out = run(true, &client, &[]);
     assert!(!out.close);
+    // The message is judged once whole: the frame that completes it never passes.
     assert_eq!(
         kinds(&out.to_server),
-        [(SETTINGS, 0), (HEADERS, 1), (DATA, 1), (RST_STREAM, 1)]
+        [(SETTINGS, 0), (HEADERS, 1), (RST_STREAM, 1)]
     );
     // gRPC's own refusal: PERMISSION_DENIED.
     assert_eq!(status(&out.to_client, 1).as_deref(), Some(&b"200"[..]));
@@ -841,4 +842,109 @@ fn a_compressed_request_body_is_judged_inflated() {
         assert_eq!(last == Some((RST_STREAM, 1)), refused, "{coding}");
         assert_eq!(out.decided[0].allowed, !refused, "{coding}");
     }
+}
+
+/// A gRPC message (5-byte prefix, then a protobuf with `text` in field 1).
+fn grpc_msg(text: &[u8]) -> Vec<u8> {
+    let mut m = vec![0, 0, 0, 0, (text.len() + 2) as u8, 0x0a, text.len() as u8];
+    m.extend_from_slice(text);
+    m
+}
+
+/// A streaming gRPC call's server acts on each message as it arrives, long before the
+/// stream ends: each message is judged once whole, and only the frame that completes
+/// it waits for that. Clean messages pass at once; a blocked one never reaches the
+/// server, which gets a cancelled stream, and the client gets PERMISSION_DENIED (a
+/// reset if the server had answered). (Before, a call's messages were judged when its
+/// stream ended: a streaming call's messages all reached the server first.)
+#[test]
+fn each_message_of_a_streaming_grpc_call_is_judged_once_whole() {
+    let mut e = loona_hpack::Encoder::new();
+    let head = fields(
+        "POST",
+        "/chat.Room/Talk",
+        &[("content-type", "application/grpc"), ("te", "trailers")],
+    );
+    let b1 = block(&mut e, &head);
+    let (m1, m2) = (grpc_msg(b"hello"), grpc_msg(b"then EVIL"));
+    let opening = [
+        PREFACE.to_vec(),
+        frame(SETTINGS, 0, 0, &[]),
+        frame(HEADERS, END_HEADERS, 1, &b1),
+    ]
+    .concat();
+    // Message 1 in two frames, message 2 in three; then a third message, never read.
+    let rest = [
+        frame(DATA, 0, 1, &m1[..3]),
+        frame(DATA, 0, 1, &m1[3..]),
+        frame(DATA, 0, 1, &m2[..4]),
+        frame(DATA, 0, 1, &m2[4..10]),
+        frame(DATA, 0, 1, &m2[10..]),
+        frame(DATA, END_STREAM, 1, &grpc_msg(b"bye")),
+    ];
+    for answered in [false, true] {
+        let mut s = H2Session::new().with_inspector(Some(Arc::new(Marker { block: true })));
+        let mut out = s.server_bytes(&frame(SETTINGS, 0, 0, &[]));
+        out.merge(s.client_bytes(&opening, &mut allow));
+        if answered {
+            let mut se = loona_hpack::Encoder::new();
+            let rh = block(&mut se, &vec![(b":status".to_vec(), b"200".to_vec())]);
+            out.merge(s.server_bytes(&frame(HEADERS, END_HEADERS, 1, &rh)));
+        }
+        // Message 1 reaches the server as soon as it is whole.
+        out.merge(s.client_bytes(&rest[0], &mut allow));
+        out.merge(s.client_bytes(&rest[1], &mut allow));
+        let to_server = frames(&out.to_server);
+        let data: Vec<u8> = to_server
+            .iter()
+            .filter(|f| f.0 == DATA)
+            .flat_map(|f| f.3.clone())
+            .collect();
+        assert_eq!(data, m1, "answered {answered}");
+        assert!(out.decided.is_empty());
+        // Message 2: its first two frames pass (no whole message in them), the third not.
+        for f in &rest[2..] {
+            out.merge(s.client_bytes(f, &mut allow));
+        }
+        assert_eq!(
+            kinds(&out.to_server)[2..],
+            [(DATA, 1), (DATA, 1), (DATA, 1), (DATA, 1), (RST_STREAM, 1)],
+            "answered {answered}"
+        );
+        assert_eq!(out.decided.len(), 1);
+        assert!(!out.decided[0].allowed);
+        let to_client = frames(&out.to_client);
+        if answered {
+            let rst: Vec<_> = to_client.iter().filter(|f| f.0 == RST_STREAM).collect();
+            assert_eq!(rst.len(), 1);
+            assert_eq!(rst[0].3, 8u32.to_be_bytes());
+            assert!(
+                !to_client
+                    .iter()
+                    .any(|f| f.0 == HEADERS && f.1 & END_STREAM != 0)
+            );
+        } else {
+            let h = to_client.iter().find(|f| f.0 == HEADERS).unwrap();
+            let fields = loona_hpack::Decoder::new().decode(&h.3).unwrap();
+            assert!(fields.contains(&(b"grpc-status".to_vec(), b"7".to_vec())));
+            // Then told to stop sending (NO_ERROR: its answer is complete); what it sent
+            // after is dropped, its connection window given back.
+            let rst = to_client.iter().position(|f| f.0 == RST_STREAM).unwrap();
+            assert_eq!(to_client[rst].3, [0; 4]);
+            assert!(to_client[..rst].iter().any(|f| f.0 == HEADERS));
+            assert_eq!(kinds(&out.to_client).last(), Some(&(WINDOW_UPDATE, 0)));
+        }
+    }
+    // Alert only: every frame passes as it comes, the finding is reported once.
+    let all = [opening.clone(), rest.concat()].concat();
+    let out = run(false, &all, &[]);
+    assert_eq!(kinds(&out.to_server).len(), 2 + rest.len());
+    assert_eq!(out.decided.len(), 1);
+    assert!(out.decided[0].allowed);
+    assert_eq!(
+        out.decided[0].findings.len(),
+        1,
+        "{:?}",
+        out.decided[0].findings
+    );
 }
