@@ -17,14 +17,30 @@ pub enum Body {
 pub enum Chunk {
     /// Reading a chunk-size line (held so far).
     Size(Vec<u8>),
-    /// Chunk data plus its CRLF still to pass.
+    /// Chunk data still to pass.
     Data(u64),
+    /// The CRLF that ends a chunk's data: how much of it has passed (0 or 1).
+    DataEnd(u8),
     /// Reading trailer lines; the held bytes of the current one.
     Trailer(Vec<u8>),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Malformed;
+
+/// A chunk-size line's size: hex digits only (no sign, no blanks but those before an
+/// extension), as every server reads them alike.
+fn chunk_size(line: &[u8]) -> Result<u64, Malformed> {
+    let hex = match line.iter().position(|&b| b == b';') {
+        Some(p) => line[..p].trim_ascii_end(),
+        None => line,
+    };
+    if hex.is_empty() || hex.len() > 15 || !hex.iter().all(u8::is_ascii_hexdigit) {
+        return Err(Malformed);
+    }
+    let text = std::str::from_utf8(hex).map_err(|_| Malformed)?;
+    u64::from_str_radix(text, 16).map_err(|_| Malformed)
+}
 
 impl Body {
     pub fn chunked() -> Body {
@@ -60,14 +76,27 @@ impl Body {
                     match c {
                         Chunk::Data(rem) => {
                             let n = (*rem).min((data.len() - i) as u64);
-                            // The last two bytes of a chunk are its CRLF, not payload.
-                            let content = n.min(rem.saturating_sub(2)) as usize;
-                            payload(&data[i..i + content]);
+                            payload(&data[i..i + n as usize]);
                             *rem -= n;
                             i += n as usize;
                             if *rem == 0 {
-                                *c = Chunk::Size(Vec::new());
+                                *c = Chunk::DataEnd(0);
                             }
+                        }
+                        // Exactly CRLF: a server that reads the data's end another way
+                        // (nginx takes a bare LF) would read the next bytes as another
+                        // chunk size than the proxy does, and run what it hid as a
+                        // request (smuggling).
+                        Chunk::DataEnd(seen) => {
+                            if data[i] != b"\r\n"[usize::from(*seen)] {
+                                return Err(Malformed);
+                            }
+                            i += 1;
+                            *c = if *seen == 0 {
+                                Chunk::DataEnd(1)
+                            } else {
+                                Chunk::Size(Vec::new())
+                            };
                         }
                         Chunk::Size(line) | Chunk::Trailer(line) => {
                             let rest = &data[i..];
@@ -84,20 +113,19 @@ impl Body {
                             line.extend_from_slice(&rest[..p]);
                             i += p + 1;
                             let text = std::mem::take(line);
-                            let text = text.strip_suffix(b"\r").unwrap_or(&text);
+                            // Lines end in CRLF (RFC 9112 7.1), never a bare LF.
+                            let text = text.strip_suffix(b"\r").ok_or(Malformed)?;
                             if matches!(c, Chunk::Trailer(_)) {
                                 if text.is_empty() {
                                     return Ok((i, true));
                                 }
                                 continue;
                             }
-                            let hex = text.split(|&b| b == b';').next().unwrap_or_default();
-                            let hex = std::str::from_utf8(hex).map_err(|_| Malformed)?.trim();
-                            let size = u64::from_str_radix(hex, 16).map_err(|_| Malformed)?;
+                            let size = chunk_size(text)?;
                             *c = if size == 0 {
                                 Chunk::Trailer(Vec::new())
                             } else {
-                                Chunk::Data(size.checked_add(2).ok_or(Malformed)?)
+                                Chunk::Data(size)
                             };
                         }
                     }

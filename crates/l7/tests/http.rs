@@ -293,6 +293,75 @@ fn ambiguous_body_framing_is_refused_with_400() {
     }
 }
 
+/// Chunked bodies are read exactly as RFC 9112 7.1 writes them: each chunk's data ends
+/// in CRLF, size lines end in CRLF and hold hex digits only. A server that reads any of
+/// these otherwise (nginx takes a bare LF after the data) would see other chunk sizes
+/// than the proxy, and a request hidden in one chunk's bytes would run past the policy.
+/// Such a body closes the connection where it goes wrong: nothing after it reaches the
+/// server.
+#[test]
+fn chunked_bodies_are_framed_exactly() {
+    let hidden = b"DELETE /admin HTTP/1.1\r\nHost: app\r\nContent-Length: 0\r\n\r\n";
+    // The proxy used to count "\na" as the data's CRLF, read "0" as the last chunk and
+    // an allowed GET after it, with the DELETE in that GET's body; nginx reads a chunk
+    // of 0xa0 bytes and then the DELETE as a request of its own.
+    let smuggling = [
+        &b"POST /ok HTTP/1.1\r\nHost: app\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\na0\r\n\r\n"[..],
+        b"GET /ok HTTP/1.1\r\nHost: app\r\nContent-Length: 170\r\n\r\n",
+        &[b'x'; 99],
+        b"\r\n0\r\n\r\n",
+        hidden,
+    ]
+    .concat();
+    let bad_bodies: [&[u8]; 7] = [
+        b"5\r\nhelloXY0\r\n\r\n",
+        b"5\r\nhello\r0\r\n\r\n",
+        b"5\nhello\r\n0\r\n\r\n",
+        b"+5\r\nhello\r\n0\r\n\r\n",
+        b" 5\r\nhello\r\n0\r\n\r\n",
+        b"5 \r\nhello\r\n0\r\n\r\n",
+        b"5\r\nhello\r\n0\r\nX-T: 1\n\r\n",
+    ];
+    let mut cases = vec![smuggling];
+    for body in bad_bodies {
+        cases.push(
+            [
+                &b"POST /ok HTTP/1.1\r\nHost: app\r\nTransfer-Encoding: chunked\r\n\r\n"[..],
+                body,
+                hidden,
+            ]
+            .concat(),
+        );
+    }
+    for client in &cases {
+        for cuts in [&[][..], &[60, 1, 1, 1, 3]] {
+            let (to_server, _, decided, close) = run(client, RESP1, cuts);
+            let text = String::from_utf8_lossy(client);
+            assert!(close, "{text}");
+            assert!(!to_server.windows(6).any(|w| w == b"DELETE"), "{text}");
+            assert!(decided.iter().all(|d| !d.0.contains("DELETE")), "{text}");
+        }
+    }
+    // What every server reads alike passes: extensions (with blanks before them), hex
+    // in either case, trailers.
+    for body in [
+        &b"5;name=value\r\nhello\r\n0\r\n\r\n"[..],
+        b"5 ;x\r\nhello\r\nA\r\n0123456789\r\n0\r\nX-T: 1\r\n\r\n",
+        b"00005\r\nhello\r\na\r\n0123456789\r\n0\r\n\r\n",
+    ] {
+        let client = [
+            &b"POST /ok HTTP/1.1\r\nHost: app\r\nTransfer-Encoding: chunked\r\n\r\n"[..],
+            body,
+            R2,
+        ]
+        .concat();
+        let (to_server, _, decided, close) = run(&client, [RESP1, RESP1].concat().as_slice(), &[]);
+        assert_eq!(to_server, client, "{}", String::from_utf8_lossy(body));
+        assert_eq!(decided.len(), 2);
+        assert!(!close);
+    }
+}
+
 proptest! {
     #[test]
     fn splitting_changes_nothing(cuts in proptest::collection::vec(1usize..25, 0..40)) {
