@@ -79,6 +79,10 @@ const MAX_BODIES: usize = 1024 * 1024;
 const MAX_HELD_FRAME: usize = 64 * 1024;
 /// RST_STREAM's CANCEL error code (RFC 9113 7).
 const CANCEL: u32 = 0x8;
+/// RST_STREAM's REFUSED_STREAM: not processed, the client may retry it (RFC 9113 8.7).
+const REFUSED_STREAM: u32 = 0x7;
+/// Why a stream whose body the proxy could not keep for the sensors was refused.
+const UNREAD: &str = "stream refused (REFUSED_STREAM): too many bodies held for the sensors";
 /// What a refusal is called when a sensor, not the policy, made it.
 const BY_SENSOR: &str = "(blocked by a sensor)";
 
@@ -644,6 +648,10 @@ impl H2Session {
                 }
             }
             _ => {
+                if kind == DATA && len > 0 && self.starves(stream, len) {
+                    // Not passed unread: the stream is refused, this frame dropped.
+                    self.refuse_unread(out, stream);
+                }
                 let inspected = kind == DATA && self.inspecting.contains_key(&stream);
                 let last = kind == DATA && h[4] & END_STREAM != 0;
                 let grpc = inspected && self.inspecting.get(&stream).is_some_and(|st| st.grpc);
@@ -906,6 +914,40 @@ impl H2Session {
         }
     }
 
+    /// Whether the next `len` bytes of an inspected stream's body are more than the
+    /// connection's budget for held bodies has room for (other streams took it).
+    fn starves(&self, stream: u32, len: usize) -> bool {
+        self.inspecting.get(&stream).is_some_and(|st| {
+            let keep = len.min(MAX_BODY.saturating_sub(st.body.len()));
+            keep > MAX_BODIES.saturating_sub(self.bodies)
+        })
+    }
+
+    /// A stream whose body the sensors could not read (the connection's held bodies
+    /// are at their limit) is refused, never passed unread: the server's stream is
+    /// cancelled, the client's refused with REFUSED_STREAM, which it may retry.
+    fn refuse_unread(&mut self, out: &mut Output, stream: u32) {
+        let Some(st) = self.inspecting.remove(&stream) else {
+            return;
+        };
+        self.bodies -= st.body.len();
+        self.sending.remove(&stream);
+        out.to_server
+            .extend(frame(RST_STREAM, 0, stream, &CANCEL.to_be_bytes()));
+        self.deny(stream);
+        self.reencode = true;
+        self.answer(
+            out,
+            &frame(RST_STREAM, 0, stream, &REFUSED_STREAM.to_be_bytes()),
+        );
+        out.decided.push(Decided {
+            request: st.request,
+            allowed: false,
+            refusal: Some(UNREAD.to_string()),
+            findings: st.reported,
+        });
+    }
+
     fn deny(&mut self, stream: u32) {
         self.denied.insert(stream);
         if self.denied.len() > MAX_DENIED {
@@ -1038,6 +1080,7 @@ impl H2Session {
         let mut findings = Vec::new();
         let mut blocked = false;
         let mut body_next = false;
+        let mut unread = false;
         if allowed {
             if let Some(ins) = &self.inspector {
                 let head = http1_head(&fields);
@@ -1046,7 +1089,9 @@ impl H2Session {
             }
             let form = post_form(&fields);
             let read = self.inspector.is_some() || form.is_some();
-            if read && !blocked && !b.end_stream && self.inspecting.len() < MAX_SENDING {
+            // As many bodies as are being read: another is refused, not passed unread.
+            unread = read && !blocked && !b.end_stream && self.inspecting.len() >= MAX_SENDING;
+            if read && !blocked && !b.end_stream && !unread {
                 self.inspecting.insert(
                     b.stream,
                     Inspecting {
@@ -1070,7 +1115,7 @@ impl H2Session {
                 body_next = true;
             }
         }
-        let allowed = allowed && !blocked;
+        let allowed = allowed && !blocked && !unread;
         let refusal = if allowed {
             if !b.end_stream {
                 self.sending.insert(b.stream);
@@ -1088,6 +1133,12 @@ impl H2Session {
             }
             self.forward(out, &b, &fields);
             None
+        } else if unread {
+            self.reencode = true;
+            self.deny(b.stream);
+            let rst = frame(RST_STREAM, 0, b.stream, &REFUSED_STREAM.to_be_bytes());
+            self.answer(out, &rst);
+            Some(UNREAD.to_string())
         } else {
             self.reencode = true;
             self.deny(b.stream);

@@ -666,7 +666,16 @@ impl Session for HttpSession {
                     let hosts = (req.headers.iter())
                         .filter(|h| h.name.eq_ignore_ascii_case("host"))
                         .count();
+                    // Two Content-Type fields that differ: Node, Go and Tomcat read the
+                    // first, others the last, so a body one reads as a form another reads
+                    // as multipart, and the sensors would judge the wrong one.
+                    let mut types = (req.headers.iter())
+                        .filter(|h| h.name.eq_ignore_ascii_case("content-type"))
+                        .map(|h| h.value.trim_ascii());
+                    let first_type = types.next();
+                    let types_differ = types.any(|t| Some(t) != first_type);
                     let body = match hosts {
+                        _ if types_differ => Err("Content-Type fields that differ"),
                         0 | 1 => request_body(req.headers, req.version == Some(0)),
                         _ => Err("more than one Host"),
                     };

@@ -948,3 +948,101 @@ fn each_message_of_a_streaming_grpc_call_is_judged_once_whole() {
         out.decided[0].findings
     );
 }
+
+/// The bodies a connection's streams keep for the sensors have a budget (1 MiB, 64 KiB
+/// per stream), and so does the number of streams being read. A stream that would
+/// need more is refused (REFUSED_STREAM, which a client may retry) and none of its
+/// body reaches the server: before, its body passed unread (16 streams holding 64 KiB
+/// each, or 4,096 streams left open, then the attack on one more).
+#[test]
+fn a_body_the_proxy_cannot_keep_is_refused_not_passed_unread() {
+    const REFUSED: [u8; 4] = 7u32.to_be_bytes();
+    let chunk = vec![b'a'; 16 * 1024];
+    let mut e = loona_hpack::Encoder::new();
+    let post = block(
+        &mut e,
+        &fields("POST", "/up", &[("content-type", "text/plain")]),
+    );
+    let mut s = H2Session::new().with_inspector(Some(Arc::new(Marker { block: true })));
+    let mut out = s.server_bytes(&frame(SETTINGS, 0, 0, &[]));
+    out.merge(s.client_bytes(
+        &[PREFACE, &frame(SETTINGS, 0, 0, &[])[..]].concat(),
+        &mut allow,
+    ));
+    // Sixteen uploads keep 64 KiB each, and stay open.
+    for k in 0..16u32 {
+        let id = 1 + 2 * k;
+        out.merge(s.client_bytes(&frame(HEADERS, END_HEADERS, id, &post), &mut allow));
+        for _ in 0..4 {
+            out.merge(s.client_bytes(&frame(DATA, 0, id, &chunk), &mut allow));
+        }
+    }
+    assert!(out.decided.is_empty());
+    let before = out.to_server.len();
+    // One more: its body cannot be kept, so it is refused before any of it passes.
+    let mut late = Output::default();
+    for f in [
+        frame(HEADERS, END_HEADERS, 33, &post),
+        frame(DATA, 0, 33, b"x=EVIL"),
+        frame(DATA, END_STREAM, 33, b"!"),
+    ] {
+        late.merge(s.client_bytes(&f, &mut allow));
+    }
+    assert_eq!(kinds(&late.to_server), [(HEADERS, 33), (RST_STREAM, 33)]);
+    let to_client = frames(&late.to_client);
+    assert!(
+        to_client
+            .iter()
+            .any(|f| f.0 == RST_STREAM && f.2 == 33 && f.3 == REFUSED)
+    );
+    assert_eq!(late.decided.len(), 1);
+    assert!(!late.decided[0].allowed);
+    assert!(before > 16 * 64 * 1024);
+    // Once an upload ends, its room is free again.
+    let mut freed = s.client_bytes(&frame(DATA, END_STREAM, 1, b"."), &mut allow);
+    for f in [
+        frame(HEADERS, END_HEADERS, 35, &post),
+        frame(DATA, 0, 35, b"x=EVIL"),
+        frame(DATA, END_STREAM, 35, b"!"),
+    ] {
+        freed.merge(s.client_bytes(&f, &mut allow));
+    }
+    let refused_35 = freed
+        .decided
+        .iter()
+        .find(|d| d.request.to_string().contains("/up") && !d.allowed)
+        .expect("stream 35 decided");
+    assert_eq!(refused_35.findings[0].location, "body");
+
+    // As many streams being read as the session reads at once: one more is refused
+    // at its head, not forwarded.
+    let mut s = H2Session::new().with_inspector(Some(Arc::new(Marker { block: true })));
+    let mut out = s.server_bytes(&frame(SETTINGS, 0, 0, &[]));
+    let mut e = loona_hpack::Encoder::new();
+    let post = block(
+        &mut e,
+        &fields("POST", "/up", &[("content-type", "text/plain")]),
+    );
+    let mut opening = vec![PREFACE.to_vec(), frame(SETTINGS, 0, 0, &[])];
+    for k in 0..4096u32 {
+        opening.push(frame(HEADERS, END_HEADERS, 1 + 2 * k, &post));
+    }
+    out.merge(s.client_bytes(&opening.concat(), &mut allow));
+    assert!(out.decided.is_empty());
+    let last = 1 + 2 * 4096;
+    let out = s.client_bytes(
+        &[
+            frame(HEADERS, END_HEADERS, last, &post),
+            frame(DATA, END_STREAM, last, b"x=EVIL"),
+        ]
+        .concat(),
+        &mut allow,
+    );
+    assert!(out.to_server.is_empty(), "{:?}", kinds(&out.to_server));
+    assert!(
+        frames(&out.to_client)
+            .iter()
+            .any(|f| f.0 == RST_STREAM && f.3 == REFUSED)
+    );
+    assert!(!out.decided[0].allowed);
+}

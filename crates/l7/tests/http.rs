@@ -246,6 +246,16 @@ fn ambiguous_body_framing_is_refused_with_400() {
         .concat(),
         "two Host fields",
     );
+    // Two Content-Types that differ: servers differ on which counts (Node, Go, Tomcat
+    // the first), so the sensors could judge the body as what the server does not.
+    refused(
+        &[
+            &b"POST /ok HTTP/1.1\r\nHost: a\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Type: multipart/form-data; boundary=z\r\nContent-Length: 3\r\n\r\nq=1"[..],
+            R2,
+        ]
+        .concat(),
+        "two Content-Type fields",
+    );
     // HTTP/1.0 has no transfer codings (RFC 9112 6.1).
     let http10 = b"POST /ok HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n";
     refused(&[&http10[..], smuggled, R2].concat(), "HTTP/1.0");
@@ -270,6 +280,7 @@ fn ambiguous_body_framing_is_refused_with_400() {
     for fields in [
         &b"Content-Length: 5\r\nContent-Length: 5\r\n"[..],
         b"Content-Length: 5, 5\r\n",
+        b"Content-Length: 5\r\nContent-Type: text/plain\r\nContent-Type: text/plain \r\n",
         b"Transfer-Encoding: gzip, chunked\r\n",
         b"Transfer-Encoding: gzip\r\nTransfer-Encoding: Chunked\r\n",
     ] {
