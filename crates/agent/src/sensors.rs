@@ -74,9 +74,22 @@ fn convert(f: bulkhead_sensor::Finding) -> Finding {
 }
 
 impl SensorSet {
-    /// What every sensor of the set finds, as the proxy's findings.
+    /// What every sensor of the set finds, as the proxy's findings. A sensor's note
+    /// that it did not read a request whole (more values than it reads) blocks when
+    /// that sensor says `oversize: Block`, and is dropped under `Partial` (documented:
+    /// the rest passes unread).
     fn each(&self, f: impl Fn(&Sensor) -> Vec<bulkhead_sensor::Finding>) -> Vec<Finding> {
-        self.sensors.iter().flat_map(f).map(convert).collect()
+        (self.sensors.iter().flat_map(f))
+            .filter_map(|mut x| {
+                if x.class == bulkhead_sensor::OVERSIZE && !x.block {
+                    x.block = self.oversize.contains(&x.sensor);
+                    if !x.block {
+                        return None;
+                    }
+                }
+                Some(convert(x))
+            })
+            .collect()
     }
 }
 
@@ -186,5 +199,54 @@ impl SensorCache {
         });
         g.1.insert(sensors, set.clone());
         Some(set)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(oversize_block: bool) -> SensorSet {
+        let spec = SensorSpec {
+            name: "waf".into(),
+            block: true,
+            attacks: vec![bulkhead_sensor::Attack::Sqli],
+            dlp: vec![],
+            patterns: vec![],
+        };
+        SensorSet {
+            sensors: vec![Sensor::new(&spec).unwrap()],
+            oversize: if oversize_block {
+                vec!["waf".into()]
+            } else {
+                vec![]
+            },
+        }
+    }
+
+    /// A request padded with more values than the sensors read, the attack after them:
+    /// refused under `oversize: Block`, passed unread (as documented) under `Partial`.
+    /// (Before, `Block` let it through too: no finding said anything went unread.)
+    #[test]
+    fn a_request_with_more_values_than_are_read_follows_oversize() {
+        let pad: String = (0..600).map(|i| format!("a{i}=1&")).collect();
+        let head = format!(
+            "GET /s?{pad}q=1'+UNION+SELECT+password+FROM+users-- HTTP/1.1\r\nHost: a\r\n\r\n"
+        );
+        let blocked = set(true).http_request(head.as_bytes(), b"");
+        assert_eq!(blocked.len(), 1, "{blocked:?}");
+        assert_eq!(
+            (blocked[0].class.as_str(), blocked[0].block),
+            ("oversize", true)
+        );
+        assert!(set(false).http_request(head.as_bytes(), b"").is_empty());
+        // Within the limit, the attack itself is found either way.
+        let head =
+            "GET /s?a=1&b=2&q=1'+UNION+SELECT+password+FROM+users-- HTTP/1.1\r\nHost: a\r\n\r\n";
+        for s in [set(true), set(false)] {
+            let f = s.http_request(head.as_bytes(), b"");
+            assert_eq!(f.len(), 1, "{f:?}");
+            assert_eq!(f[0].class, "sqli");
+        }
     }
 }

@@ -14,7 +14,7 @@ pub mod xss;
 
 pub use attack::Attack;
 pub use dlp::DlpKind;
-pub use sensor::{Context, Finding, PatternSpec, Sensor, SensorSpec, SensorStream};
+pub use sensor::{Context, Finding, OVERSIZE, PatternSpec, Sensor, SensorSpec, SensorStream};
 
 /// Why a sensor could not be built. Inspection itself never fails.
 #[derive(Debug, thiserror::Error)]

@@ -86,8 +86,17 @@ fn verdict(sensor: &Sensor, line: &[u8], ctx: InspectContext) -> serde_json::Val
         }
         InspectContext::Sql => sensor.sql(line),
     };
+    // A request with more values than are read is no match of its own: it is said
+    // (`unread`), and the agent decides it with the sensor's `oversize` setting.
+    let (notes, findings): (Vec<Finding>, Vec<Finding>) = findings
+        .into_iter()
+        .partition(|f| f.class == bulkhead_sensor::OVERSIZE && !f.block);
     let Some(first) = findings.first() else {
-        return serde_json::json!({"match": false, "sensor": sensor.name(), "detail": null});
+        let mut v = serde_json::json!({"match": false, "sensor": sensor.name(), "detail": null});
+        if let Some(n) = notes.first() {
+            v["unread"] = n.masked.clone().into();
+        }
+        return v;
     };
     let mut detail = serde_json::json!({
         "class": first.class,
@@ -108,7 +117,11 @@ fn verdict(sensor: &Sensor, line: &[u8], ctx: InspectContext) -> serde_json::Val
             .map(|f| serde_json::json!({"class": f.class, "location": f.location}))
             .collect();
     }
-    serde_json::json!({"match": true, "sensor": sensor.name(), "detail": detail})
+    let mut v = serde_json::json!({"match": true, "sensor": sensor.name(), "detail": detail});
+    if let Some(n) = notes.first() {
+        v["unread"] = n.masked.clone().into();
+    }
+    v
 }
 
 pub fn run(a: InspectArgs) -> Result<u8> {

@@ -75,7 +75,7 @@ impl Loc<'_> {
 
 /// Most values one request yields; beyond this the rest is not cut out (DLP still
 /// sees the raw bytes), so a hostile request costs bounded work.
-const MAX_ITEMS: usize = 512;
+pub const MAX_ITEMS: usize = 512;
 
 /// Headers whose values are protocol machinery, not application input: skipped.
 const MACHINERY: &[&str] = &[
@@ -114,6 +114,8 @@ struct Sink<'f, F: ?Sized> {
     f: &'f mut F,
     n: usize,
     line: usize,
+    /// A value came past the limit and was not seen.
+    dropped: bool,
 }
 
 /// The line number [`visit`] gives the body's values.
@@ -124,7 +126,10 @@ impl<F: FnMut(usize, &Loc<'_>, &[u8], Context) + ?Sized> Sink<'_, F> {
         self.n >= MAX_ITEMS
     }
     fn push(&mut self, loc: &Loc<'_>, value: &[u8], ctx: Context) {
-        if !self.full() && !value.is_empty() {
+        if value.is_empty() {
+        } else if self.full() {
+            self.dropped = true;
+        } else {
             self.n += 1;
             (self.f)(self.line, loc, value, ctx);
         }
@@ -158,13 +163,21 @@ pub fn field(line: &[u8]) -> Option<(&[u8], &[u8])> {
 /// relays has been parsed already, and one that `httparse` would refuse (a stray
 /// space before a colon, more than its header limit) is still inspected, line by
 /// line, rather than only at its target.
+///
+/// True when values past [`MAX_ITEMS`] were left unread (the caller says so: a request
+/// padded with values to push an attack past the limit must not pass as if read).
 pub fn visit(
     head: &[u8],
     body: &[u8],
     skip: &mut impl FnMut(usize, &[u8]) -> bool,
     f: &mut impl FnMut(usize, &Loc<'_>, &[u8], Context),
-) {
-    let mut sink = Sink { f, n: 0, line: 0 };
+) -> bool {
+    let mut sink = Sink {
+        f,
+        n: 0,
+        line: 0,
+        dropped: false,
+    };
     let mut head_lines = lines(head);
     let first = head_lines.next().unwrap_or(head);
     let mut words = first.split(|&c| c == b' ').filter(|w| !w.is_empty());
@@ -195,7 +208,11 @@ pub fn visit(
         if name.eq_ignore_ascii_case(b"content-type") {
             content_type = std::str::from_utf8(value).ok();
         }
-        if sink.full() || skip(n, line) {
+        if sink.full() {
+            sink.dropped = true;
+            continue;
+        }
+        if skip(n, line) {
             continue;
         }
         sink.line = n;
@@ -203,6 +220,7 @@ pub fn visit(
     }
     sink.line = BODY;
     body_items(body, content_type, &mut sink);
+    sink.dropped
 }
 
 /// One header's values: each cookie's name and value, or the whole value of a header
@@ -331,7 +349,12 @@ fn collect(run: impl FnOnce(&mut Sink<'_, Visitor<'_>>)) -> Vec<Item> {
         })
     };
     let f: &mut Visitor<'_> = &mut f;
-    run(&mut Sink { f, n: 0, line: 0 });
+    run(&mut Sink {
+        f,
+        n: 0,
+        line: 0,
+        dropped: false,
+    });
     out
 }
 

@@ -58,6 +58,10 @@ pub struct Finding {
     pub block: bool,
 }
 
+/// The class of the finding that says a request had more values than are read: whether
+/// it blocks is the caller's `oversize` setting, not the sensor's action.
+pub const OVERSIZE: &str = "oversize";
+
 /// Longest `masked` text, in characters.
 pub const MAX_MASKED: usize = 96;
 
@@ -133,7 +137,7 @@ impl Sensor {
         if self.attacks.is_empty() {
             lines.borrow_mut().no_attacks();
         } else {
-            http::visit(
+            let dropped = http::visit(
                 head,
                 body,
                 &mut |n, line| lines.borrow_mut().attack_skip(&self.clean_lines, n, line),
@@ -143,6 +147,17 @@ impl Sensor {
                     }
                 },
             );
+            if dropped {
+                // Not a finding of its own: the caller's `oversize` setting says
+                // whether what was not read whole passes (`Partial`) or not (`Block`).
+                out.push(Finding {
+                    sensor: self.name.clone(),
+                    class: OVERSIZE.to_string(),
+                    location: "request".to_string(),
+                    masked: format!("more than {} values: the rest not read", http::MAX_ITEMS),
+                    block: false,
+                });
+            }
         }
         if let Some(dlp) = &self.dlp {
             if !dlp.skips_lines() {
