@@ -488,3 +488,83 @@ proptest! {
         let _ = all(true).value("v", &v);
     }
 }
+
+/// Bodies as the frameworks behind the proxy read them, where a stricter or a different
+/// reading let an injection pass unread (each case passed before):
+/// JSON that `serde_json` refuses but Node and Python take, with a byte order mark, or
+/// in UTF-16; a multipart field behind a second Content-Disposition that names a file,
+/// or named a file only by `filename*` (PHP reads both as fields); a boundary parameter
+/// found inside another parameter's name; a value past 16 KiB of padding.
+#[test]
+fn bodies_are_read_as_the_frameworks_read_them() {
+    let s = all(true);
+    const SQLI: &str = "1' UNION SELECT password FROM users--";
+    let post = |ct: &str, body: &[u8]| {
+        let head = format!("POST /x HTTP/1.1\r\nHost: x\r\nContent-Type: {ct}\r\n\r\n");
+        got(&s.http_request(head.as_bytes(), body))
+            .into_iter()
+            .filter(|(class, _)| class == "sqli")
+            .map(|(_, loc)| loc)
+            .collect::<Vec<_>>()
+    };
+    let json = "application/json";
+    let found = post(json, format!(r#"{{"n":1e400,"q":"{SQLI}"}}"#).as_bytes());
+    assert!(!found.is_empty(), "1e400");
+    let found = post(
+        json,
+        br#"{"s":"\udc00","q":"1\u0027 UNION SELECT password FROM users--"}"#,
+    );
+    assert!(!found.is_empty(), "lone surrogate");
+    let bom = [
+        &b"\xef\xbb\xbf"[..],
+        format!(r#"{{"q":"{SQLI}"}}"#).as_bytes(),
+    ]
+    .concat();
+    assert_eq!(post(json, &bom), ["body:json:q"], "BOM");
+    let utf16: Vec<u8> = format!(r#"{{"q":"{SQLI}"}}"#)
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect();
+    assert_eq!(post(json, &utf16), ["body:json:q"], "UTF-16");
+
+    let multipart = "multipart/form-data; boundary=B";
+    let part = |headers: &str| format!("--B\r\n{headers}\r\n\r\n{SQLI}\r\n--B--\r\n").into_bytes();
+    let two = part(
+        "Content-Disposition: form-data; name=\"comment\"\r\nContent-Disposition: form-data; name=\"comment\"; filename=\"a.txt\"",
+    );
+    assert_eq!(
+        post(multipart, &two),
+        ["body:multipart:comment"],
+        "two dispositions"
+    );
+    let star = part("Content-Disposition: form-data; name=\"comment\"; filename*=UTF-8''a.txt");
+    assert_eq!(
+        post(multipart, &star),
+        ["body:multipart:comment"],
+        "filename*"
+    );
+    // A plain file name: an upload, its content left to DLP (as before).
+    let file = part("Content-Disposition: form-data; name=\"f\"; filename=\"a.txt\"");
+    assert!(post(multipart, &file).is_empty());
+    let decoy = format!(
+        "--AAA\r\nContent-Disposition: form-data; name=\"f\"; filename=\"x\"\r\n\r\n--BBB\r\nContent-Disposition: form-data; name=\"q\"\r\n\r\n{SQLI}\r\n--BBB--\r\n--AAA--\r\n"
+    );
+    let found = post(
+        "multipart/form-data; xboundary=AAA; boundary=BBB",
+        decoy.as_bytes(),
+    );
+    assert_eq!(found, ["body:multipart:q"], "xboundary");
+
+    let pad = "a".repeat(20 * 1024);
+    let long = part("Content-Disposition: form-data; name=\"comment\"");
+    let long = String::from_utf8(long)
+        .unwrap()
+        .replace(SQLI, &format!("{pad} {SQLI}"));
+    assert_eq!(
+        post(multipart, long.as_bytes()),
+        ["body:multipart:comment"],
+        "padded field"
+    );
+    let text = format!("{pad}\n{SQLI}");
+    assert_eq!(post("text/plain", text.as_bytes()), ["body"], "padded text");
+}

@@ -11,7 +11,7 @@
 
 use std::borrow::Cow;
 
-use super::{Context, multipart, protobuf};
+use super::{Context, json, multipart, protobuf};
 use crate::decode;
 
 /// One value at one location (the owned form, for the value-list entry points).
@@ -358,8 +358,24 @@ fn collect(run: impl FnOnce(&mut Sink<'_, Visitor<'_>>)) -> Vec<Item> {
     out
 }
 
-/// The longest prefix of a body (or of a multipart field) judged as one value.
+/// The longest piece of a body (or of a multipart field) judged as one value.
 const MAX_BODY_VALUE: usize = 16 * 1024;
+/// How much two pieces of a longer value overlap: an attack shorter than this that
+/// straddles a cut is whole in one of them.
+const OVERLAP: usize = 1024;
+
+/// A body or field value in pieces of at most [`MAX_BODY_VALUE`], overlapping by
+/// [`OVERLAP`]: judged whole, not on a prefix (16 KiB of padding, then the attack,
+/// would pass otherwise). The proxy holds 64 KiB of a body, so five pieces at most.
+pub(crate) fn pieces(v: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let step = MAX_BODY_VALUE - OVERLAP;
+    let n = if v.len() <= MAX_BODY_VALUE {
+        1
+    } else {
+        (v.len() - OVERLAP).div_ceil(step)
+    };
+    (0..n).map(move |i| &v[i * step..(i * step + MAX_BODY_VALUE).min(v.len())])
+}
 
 /// A body: form fields, multipart fields and file names, JSON strings and keys, or
 /// the whole text.
@@ -404,11 +420,18 @@ fn body_items<F: FnMut(usize, &Loc<'_>, &[u8], Context) + ?Sized>(
     // body as JSON (Express's `type: '*/*'`) take `text/plain` JSON too, the type an
     // attacker picks to send JSON cross-site without a preflight.
     let form = ct.contains("multipart/") || ct.contains("x-www-form-urlencoded");
-    if (ct.contains("json") || (!form && looks_json))
-        && let Ok(v) = serde_json::from_slice::<serde_json::Value>(body)
-    {
-        json_items(&v, &mut String::new(), sink, 0);
-        return;
+    if ct.contains("json") || (!form && looks_json) {
+        // As the frameworks read it: a byte order mark dropped, UTF-16 transcoded.
+        let text = json::text(body);
+        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&text) {
+            json_items(&v, &mut String::new(), sink, 0);
+            return;
+        }
+        // JSON serde refuses but Node's or Python's parser takes (`1e400`, a lone
+        // surrogate escape): its strings, unescaped, then the text as it is below.
+        if ct.contains("json") || json::text_start(&text) {
+            json::strings(&text, &mut |s| sink.push(&Loc::Json("?"), s, Context::Body));
+        }
     }
     if let Some(boundary) = content_type.and_then(multipart::boundary) {
         let mut parts = 0;
@@ -421,12 +444,11 @@ fn body_items<F: FnMut(usize, &Loc<'_>, &[u8], Context) + ?Sized>(
                 for f in p.filenames.iter().flatten() {
                     sink.push(&loc, f, Context::Body);
                 }
-            } else {
-                sink.push(
-                    &loc,
-                    &p.content[..p.content.len().min(MAX_BODY_VALUE)],
-                    Context::Body,
-                );
+            }
+            if p.may_be_field() {
+                for piece in pieces(p.content) {
+                    sink.push(&loc, piece, Context::Body);
+                }
             }
         });
         if parts > 0 {
@@ -439,12 +461,10 @@ fn body_items<F: FnMut(usize, &Loc<'_>, &[u8], Context) + ?Sized>(
         form_pairs(body, "body:form", Context::Body, sink);
         return;
     }
-    // Anything else is judged as one value, on a bounded prefix.
-    sink.push(
-        &Loc::Str("body"),
-        &body[..body.len().min(MAX_BODY_VALUE)],
-        Context::Body,
-    );
+    // Anything else is judged as one value, in bounded pieces.
+    for piece in pieces(body) {
+        sink.push(&Loc::Str("body"), piece, Context::Body);
+    }
 }
 
 fn json_items<F: FnMut(usize, &Loc<'_>, &[u8], Context) + ?Sized>(

@@ -8,6 +8,7 @@
 
 mod clean;
 mod http;
+mod json;
 pub mod multipart;
 mod protobuf;
 #[cfg(test)]

@@ -25,27 +25,33 @@ impl Part<'_> {
     pub fn is_file(&self) -> bool {
         self.filenames.iter().any(Option::is_some)
     }
+
+    /// Whether its content is a field's value to some framework: it has no plain
+    /// `filename` (PHP ignores `filename*` and hands such a part over as a field).
+    pub fn may_be_field(&self) -> bool {
+        self.filenames[0].is_none()
+    }
 }
 
 /// The boundary a `multipart/...` content type names (case kept: it is compared as
 /// bytes), or None for any other type. Read in place, without a lower-cased copy: every
-/// request with a body asks.
+/// request with a body asks. Only a parameter named `boundary` counts (not the tail of
+/// `xboundary=`), and two that differ name none: frameworks differ on which they take.
 pub fn boundary(content_type: &str) -> Option<&str> {
     let ct = content_type.trim_start();
     if !ct.get(..10)?.eq_ignore_ascii_case("multipart/") {
         return None;
     }
-    const KEY: &[u8] = b"boundary=";
-    let at = ct
-        .as_bytes()
-        .windows(KEY.len())
-        .position(|w| w.eq_ignore_ascii_case(KEY))?
-        + KEY.len();
-    let rest = &ct[at..];
-    let b = match rest.strip_prefix('"') {
-        Some(q) => &q[..q.find('"')?],
-        None => rest.split([';', ' ', '\t']).next()?,
-    };
+    let mut found: Option<&[u8]> = None;
+    for (key, value) in params(ct.as_bytes()) {
+        if key.eq_ignore_ascii_case(b"boundary") {
+            if found.is_some_and(|f| f != value) {
+                return None;
+            }
+            found = Some(value);
+        }
+    }
+    let b = std::str::from_utf8(found?).ok()?;
     (!b.is_empty() && b.len() <= MAX_BOUNDARY).then_some(b)
 }
 
@@ -78,6 +84,9 @@ pub fn parts<'a>(body: &'a [u8], boundary: &str, mut each: impl FnMut(Part<'a>))
         };
         let mut p = after + eol + 1;
         let (mut name, mut filenames) = (&b""[..], [None, None]);
+        // Only its first Content-Disposition counts, as PHP, busboy, Werkzeug and Go
+        // read it: a second that adds a file name must not hide a field's value.
+        let mut disposition = false;
         // The part's header lines, up to a blank one.
         loop {
             let Some(le) = memchr::memchr(b'\n', &body[p..]) else {
@@ -91,6 +100,7 @@ pub fn parts<'a>(body: &'a [u8], boundary: &str, mut each: impl FnMut(Part<'a>))
             }
             if let Some((n, v)) = super::http::field(line)
                 && n.eq_ignore_ascii_case(b"content-disposition")
+                && !std::mem::replace(&mut disposition, true)
             {
                 for (key, value) in params(v) {
                     match key.to_ascii_lowercase().as_slice() {

@@ -204,9 +204,11 @@ pub fn body_items(body: &[u8], content_type: Option<&str>) -> Vec<Item> {
                 for f in p.filenames.iter().flatten() {
                     push(&mut out, loc.clone(), f.to_vec(), Context::Body);
                 }
-            } else {
-                let v = &p.content[..p.content.len().min(16 * 1024)];
-                push(&mut out, loc, v.to_vec(), Context::Body);
+            }
+            if p.may_be_field() {
+                for piece in super::http::pieces(p.content) {
+                    push(&mut out, loc.clone(), piece.to_vec(), Context::Body);
+                }
             }
         });
         if parts > 0 {
@@ -218,12 +220,14 @@ pub fn body_items(body: &[u8], content_type: Option<&str>) -> Vec<Item> {
     {
         return form_pairs(body, "body:form", Context::Body);
     }
-    // Anything else is judged as one value, on a bounded prefix.
-    vec![Item {
-        location: "body".into(),
-        value: body[..body.len().min(16 * 1024)].to_vec(),
-        context: Context::Body,
-    }]
+    // Anything else is judged as one value, in bounded pieces.
+    super::http::pieces(body)
+        .map(|piece| Item {
+            location: "body".into(),
+            value: piece.to_vec(),
+            context: Context::Body,
+        })
+        .collect()
 }
 
 fn json_items(v: &serde_json::Value, path: &mut String, out: &mut Vec<Item>, depth: usize) {
