@@ -11,7 +11,7 @@
 
 use std::io::Write;
 
-use flate2::write::{GzDecoder, ZlibDecoder};
+use flate2::write::{MultiGzDecoder, ZlibDecoder};
 
 /// The most of one body inflated for the sensors.
 pub const MAX_DECODED: usize = 16 << 20;
@@ -19,7 +19,8 @@ pub const MAX_DECODED: usize = 16 << 20;
 const STEP: usize = 4096;
 
 enum Kind {
-    Gzip(GzDecoder<Vec<u8>>),
+    // Every member of a gzip file (RFC 1952 2.2), as Node's and zlib's gunzip read it.
+    Gzip(MultiGzDecoder<Vec<u8>>),
     Zlib(ZlibDecoder<Vec<u8>>),
 }
 
@@ -41,7 +42,7 @@ impl Inflater {
     pub fn for_coding(value: &[u8]) -> Option<Inflater> {
         let v = value.trim_ascii();
         let kind = if v.eq_ignore_ascii_case(b"gzip") || v.eq_ignore_ascii_case(b"x-gzip") {
-            Kind::Gzip(GzDecoder::new(Vec::new()))
+            Kind::Gzip(MultiGzDecoder::new(Vec::new()))
         } else if v.eq_ignore_ascii_case(b"deflate") {
             Kind::Zlib(ZlibDecoder::new(Vec::new()))
         } else {
@@ -58,34 +59,39 @@ impl Inflater {
             if self.decoded >= MAX_DECODED {
                 return Ok(());
             }
-            // (`flush` hands over what the step decoded; the decoder keeps it otherwise.)
-            let out = match &mut self.kind {
-                Kind::Gzip(d) => d
-                    .write_all(step)
-                    .and_then(|_| d.flush())
-                    .map(|_| d.get_mut()),
-                Kind::Zlib(d) => d
-                    .write_all(step)
-                    .and_then(|_| d.flush())
-                    .map(|_| d.get_mut()),
-            }?;
+            // (`flush` hands over what the step decoded; the decoder keeps it otherwise.
+            // What decoded before an error is handed over too.)
+            let (fed, out) = match &mut self.kind {
+                Kind::Gzip(d) => (d.write_all(step).and_then(|_| d.flush()), d.get_mut()),
+                Kind::Zlib(d) => (d.write_all(step).and_then(|_| d.flush()), d.get_mut()),
+            };
             let take = out.len().min(MAX_DECODED - self.decoded);
             self.decoded += take;
             f(&out[..take]);
             out.clear();
+            fed?;
         }
         Ok(())
     }
 
     /// The whole of a (held) body, inflated up to `limit` bytes; None if it does not
-    /// decode.
+    /// decode at all. A body that stops decoding part way (bytes after the compressed
+    /// data, which Node's gunzip ignores) is what it inflated to, then the body as sent:
+    /// a server that decodes reads the one, a server that ignores the coding the other.
     pub fn all(mut self, data: &[u8], limit: usize) -> Option<Vec<u8>> {
         let mut text = Vec::new();
-        self.feed(data, &mut |b| {
+        let fed = self.feed(data, &mut |b| {
             let room = limit.saturating_sub(text.len());
             text.extend_from_slice(&b[..b.len().min(room)]);
-        })
-        .ok()?;
+        });
+        if fed.is_err() {
+            if text.is_empty() {
+                return None;
+            }
+            text.push(b'\n');
+            let room = limit.saturating_sub(text.len());
+            text.extend_from_slice(&data[..data.len().min(room)]);
+        }
         Some(text)
     }
 }
@@ -165,6 +171,22 @@ mod tests {
             Inflater::for_coding(b"gzip").unwrap().all(&gz(b"abc"), 2),
             Some(b"ab".to_vec())
         );
+    }
+
+    /// Two gzip members are one body (Node, zlib); bytes after the compressed data
+    /// (which Node's gunzip ignores) leave what inflated, then the body as sent. Before,
+    /// either made the body read compressed only: an injection in it passed.
+    #[test]
+    fn every_member_and_what_follows_are_read() {
+        let two = [gz(b"q=1&"), gz(b"r=1' OR 1=1--")].concat();
+        let all = |b: &[u8]| Inflater::for_coding(b"gzip").unwrap().all(b, 1 << 20);
+        assert_eq!(all(&two).as_deref(), Some(&b"q=1&r=1' OR 1=1--"[..]));
+        let trailing = [gz(b"q=1' OR 1=1--"), b"\0\0".to_vec()].concat();
+        assert_eq!(all(&trailing).as_deref(), Some(&b"q=1' OR 1=1--"[..]));
+        let after = [gz(b"q=1"), b"&r=2' OR 1=1--".to_vec()].concat();
+        let text = all(&after).unwrap();
+        assert!(text.ends_with(b"&r=2' OR 1=1--"), "{text:?}");
+        assert_eq!(all(b"not gzip at all"), None);
     }
 
     #[test]

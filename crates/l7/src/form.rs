@@ -16,10 +16,21 @@ pub(crate) enum Form {
     Multipart(String),
 }
 
+/// The form encoding a POST's `Content-Type` value names, if any; None for the value
+/// when the request has none, which Rack reads as a form too. The media type ends at
+/// `;`, `,` or a blank, as Rack and PHP cut it (`application/x-www-form-urlencoded,x`
+/// is a form to both).
+pub(crate) fn form_of_post(content_type: Option<&[u8]>) -> Option<Form> {
+    match content_type {
+        None => Some(Form::Urlencoded),
+        Some(ct) => form_of(ct),
+    }
+}
+
 /// The form encoding a `Content-Type` value names, if any.
 pub(crate) fn form_of(content_type: &[u8]) -> Option<Form> {
     let text = String::from_utf8_lossy(content_type);
-    let kind = text.split(';').next()?.trim();
+    let kind = text.trim_start().split([';', ',', ' ', '\t']).next()?;
     if kind.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
         return Some(Form::Urlencoded);
     }

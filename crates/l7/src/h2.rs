@@ -37,7 +37,7 @@ use std::sync::Arc;
 use bulkhead_policy::l7::{AppProtocol, L7Detail, L7Request};
 
 use crate::coding::Inflater;
-use crate::form::{Form, TailScan, form_of, method_fields};
+use crate::form::{Form, TailScan, form_of_post, method_fields};
 use crate::h2_response::{Release, Responses};
 use crate::http::{INFLATED_BODY, with_fields};
 use crate::{Decided, Finding, Inspector, Output, Session, Verdict};
@@ -451,7 +451,7 @@ fn post_form(fields: &[Field]) -> Option<Form> {
     if get(b":method").is_none_or(|m| m != b"POST") {
         return None;
     }
-    get(b"content-type").and_then(|ct| form_of(ct))
+    form_of_post(get(b"content-type").map(|v| &v[..]))
 }
 
 /// A gRPC status message: printable ASCII, `%` escaped (the grpc-message encoding).

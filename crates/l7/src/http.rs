@@ -695,9 +695,10 @@ impl Session for HttpSession {
                         .and_then(coding::Inflater::for_coding);
                     let is_head = method.eq_ignore_ascii_case("HEAD");
                     // A POST form's `_method` fields are read before it goes on.
-                    let form = header(req.headers, "content-type")
-                        .filter(|_| method.eq_ignore_ascii_case("POST"))
-                        .and_then(form::form_of);
+                    let form = method
+                        .eq_ignore_ascii_case("POST")
+                        .then(|| form::form_of_post(header(req.headers, "content-type")))
+                        .flatten();
                     let request = L7Request {
                         app: AppProtocol::Http,
                         detail: L7Detail::Http {

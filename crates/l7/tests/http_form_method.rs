@@ -155,3 +155,34 @@ fn a_long_form_is_read_as_it_passes_and_its_end_withheld_if_refused() {
     assert!(decided[0].1);
     assert_eq!(to_server, patch.as_bytes());
 }
+
+/// A form's type as Rack and PHP read it: the media type ends at `;`, `,` or a blank,
+/// and Rack parses a POST with no Content-Type as a form. (Before, both forms below
+/// went to a Rails application undecided on `_method`, which ran them as DELETE.)
+#[test]
+fn forms_are_forms_as_rack_and_php_read_the_type() {
+    let body = b"_method=delete&title=x";
+    let no_type = [
+        format!(
+            "POST /posts/7 HTTP/1.1\r\nHost: blog.example\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+        body,
+    ]
+    .concat();
+    for req in [
+        no_type,
+        post("application/x-www-form-urlencoded,x", body),
+        post("application/x-www-form-urlencoded x", body),
+    ] {
+        let (to_server, to_client, decided) = run(&req, 0);
+        let text = String::from_utf8_lossy(&req).into_owned();
+        assert!(to_server.is_empty(), "{text}");
+        assert!(to_client.starts_with("HTTP/1.1 403"), "{text}");
+        assert!(!decided[0].1, "{text}");
+    }
+    // Another type is no form: its body is not read for `_method`.
+    let (to_server, _, decided) = run(&post("text/plain", body), 0);
+    assert!(decided[0].1 && !to_server.is_empty());
+}
