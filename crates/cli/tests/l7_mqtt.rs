@@ -175,6 +175,30 @@ fn mqtt_topics_are_enforced_by_the_proxy() {
         "a refused publish reached the broker: {all:?}"
     );
 
+    // A will (published by the broker when the client goes away) on a topic the
+    // client may not publish to: the connection is refused before the broker has it.
+    let will = exec(
+        sensor,
+        &[
+            "mosquitto_pub",
+            "-h",
+            ip,
+            "-t",
+            "sensors/a/temp",
+            "-m",
+            "22",
+            "--will-topic",
+            "admin/reset",
+            "--will-payload",
+            "will",
+            "--will-retain",
+        ],
+    );
+    assert!(
+        !will.0 && will.2.contains("not authori"),
+        "a will to admin/reset must be refused: {will:?}"
+    );
+
     let denied = exec(
         sensor,
         &["mosquitto_sub", "-h", ip, "-t", "admin/#", "-W", "15"],
@@ -202,6 +226,10 @@ fn mqtt_topics_are_enforced_by_the_proxy() {
         ),
         ("mqtt publish admin/reset", "PUBACK 0x87 not authorized"),
         ("mqtt subscribe admin/#", "SUBACK failure"),
+        (
+            "mqtt publish admin/reset",
+            "CONNACK not authorized (the will's topic), connection closed",
+        ),
     ];
     for (request, refusal) in want {
         assert!(
@@ -209,5 +237,5 @@ fn mqtt_topics_are_enforced_by_the_proxy() {
             "no event for {request} refused with {refusal}: {refused:?}\n{events}"
         );
     }
-    assert_eq!(refused.len(), 3, "only the three refusals: {refused:?}");
+    assert_eq!(refused.len(), 4, "only the four refusals: {refused:?}");
 }

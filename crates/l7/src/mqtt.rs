@@ -27,6 +27,54 @@ use crate::{Decided, Output, Session, Verdict};
 /// The most held of one client packet (a PUBLISH head, a SUBSCRIBE): real ones are far
 /// smaller; a topic alone may be 64 KiB.
 pub const MAX_HELD: usize = 70 * 1024;
+/// The connect flag that says a will follows (MQTT 3.1.1 3.1.2.5, 5 3.1.2.5).
+const WILL: u8 = 0x04;
+
+/// A CONNECT's will topic, from its head (its client id and, in version 5, the will's
+/// properties come before it): `Err(n)` while the head is shorter than the `n` bytes
+/// needed.
+fn will_topic(h: &[u8], hl: usize) -> Result<Result<String, usize>, Bad> {
+    let need = |n: usize| -> Result<Result<String, usize>, Bad> { Ok(Err(n)) };
+    let Some(n) = wire::u16_at(h, hl) else {
+        return need(hl + 2);
+    };
+    let level_at = hl + 2 + usize::from(n);
+    let Some(&level) = h.get(level_at) else {
+        return need(level_at + 1);
+    };
+    // Level, flags, keep alive.
+    let mut at = level_at + 4;
+    let props = |at: &mut usize| -> Result<Option<usize>, Bad> {
+        match wire::varint(h, *at)? {
+            None => Ok(Some(h.len().max(*at) + 1)),
+            Some((len, k)) => {
+                *at += k + len;
+                Ok(None)
+            }
+        }
+    };
+    if level == 5
+        && let Some(n) = props(&mut at)?
+    {
+        return need(n);
+    }
+    let Some(id) = wire::u16_at(h, at) else {
+        return need(at + 2);
+    };
+    at += 2 + usize::from(id);
+    if level == 5
+        && let Some(n) = props(&mut at)?
+    {
+        return need(n);
+    }
+    let Some(len) = wire::u16_at(h, at) else {
+        return need(at + 2);
+    };
+    if h.len() < at + 2 + usize::from(len) {
+        return need(at + 2 + usize::from(len));
+    }
+    wire::string(h, at).map(|(topic, _)| Ok(topic))
+}
 /// Answers waiting for the end of a server packet; a client flooding denied publishes
 /// while the broker streams one large message gets closed rather than buffered.
 const MAX_PENDING: usize = 64 * 1024;
@@ -111,11 +159,22 @@ impl MqttSession {
             }
         };
         match b0 >> 4 {
-            wire::CONNECT => match wire::u16_at(h, hl) {
-                None => within(hl + 2),
-                // Up to the protocol level, after the protocol name.
-                Some(n) => within(hl + 2 + usize::from(n) + 1),
-            },
+            // Up to the connect flags, after the protocol name and level; with a will,
+            // up to the end of its topic.
+            wire::CONNECT => {
+                let Some(n) = wire::u16_at(h, hl) else {
+                    return within(hl + 2);
+                };
+                let flags_at = hl + 2 + usize::from(n) + 1;
+                match h.get(flags_at) {
+                    None => within(flags_at + 1),
+                    Some(f) if f & WILL == 0 => within(flags_at + 1),
+                    Some(_) => match will_topic(h, hl)? {
+                        Err(n) => within(n),
+                        Ok(_) => Ok(Step::Ready),
+                    },
+                }
+            }
             wire::PUBLISH => {
                 let Some(tl) = wire::u16_at(h, hl) else {
                     return within(hl + 2);
@@ -145,11 +204,7 @@ impl MqttSession {
         let (b0, rem, hl) = wire::fixed(&head)?.ok_or("malformed packet")?;
         let left = hl + rem - head.len();
         let forward = match b0 >> 4 {
-            wire::CONNECT => {
-                let level = head.last().copied().unwrap_or(4);
-                self.v5 = level == 5;
-                true
-            }
+            wire::CONNECT => self.connect(out, decide, &head, hl)?,
             wire::PUBLISH => self.publish(out, decide, &head, b0, hl)?,
             wire::SUBSCRIBE => self.subscribe(out, decide, &head, hl)?,
             _ => true,
@@ -163,6 +218,53 @@ impl MqttSession {
             Client::Head
         };
         Ok(())
+    }
+
+    /// A CONNECT: its version, and its will (a message the broker publishes for the
+    /// client when it goes away, to a topic it names now), decided as a publish to that
+    /// topic: a denied one is refused with CONNACK "not authorized" and the connection
+    /// closes, before the broker has it.
+    fn connect(
+        &mut self,
+        out: &mut Output,
+        decide: &mut dyn FnMut(&L7Request) -> Verdict,
+        head: &[u8],
+        hl: usize,
+    ) -> Result<bool, Bad> {
+        let n = usize::from(wire::u16_at(head, hl).ok_or("truncated CONNECT")?);
+        let level_at = hl + 2 + n;
+        self.v5 = head.get(level_at) == Some(&5);
+        let has_will = head.get(level_at + 1).is_some_and(|f| f & WILL != 0);
+        if !has_will {
+            return Ok(true);
+        }
+        let topic = will_topic(head, hl)?.map_err(|_| "truncated CONNECT")?;
+        let request = L7Request {
+            app: AppProtocol::Mqtt,
+            detail: L7Detail::Mqtt {
+                action: MqttAction::Publish,
+                topic,
+            },
+        };
+        let allowed = decide(&request).allowed;
+        let refusal = (!allowed).then(|| {
+            // 3.1.1: return code 5, not authorized; 5: reason code 0x87.
+            let connack = if self.v5 {
+                wire::packet(0x20, &[0, wire::NOT_AUTHORIZED, 0])
+            } else {
+                wire::packet(0x20, &[0, 5])
+            };
+            self.answer(out, &connack);
+            out.close = true;
+            "CONNACK not authorized (the will's topic), connection closed".to_string()
+        });
+        out.decided.push(Decided {
+            request,
+            allowed,
+            refusal,
+            findings: Vec::new(),
+        });
+        Ok(allowed)
     }
 
     fn publish(

@@ -429,3 +429,58 @@ fn captured_conversations_the_policy_denies_get_the_proxys_answers() {
         assert!(!out.close, "{name}");
     }
 }
+
+/// CONNECT with a will: `topic` and a payload, QoS 1, retained (client id "c").
+fn connect_with_will(v5: bool, topic: &str) -> Vec<u8> {
+    let flags = 0x02 | 0x04 | 0x08 | 0x20;
+    let mut b = [s("MQTT"), vec![if v5 { 5 } else { 4 }, flags, 0, 60]].concat();
+    if v5 {
+        b.push(0); // no properties
+    }
+    b.extend(s("c"));
+    if v5 {
+        // Will properties (5 bytes): a will delay interval of 5 s.
+        b.extend([5, 0x18, 0, 0, 0, 5]);
+    }
+    b.extend(s(topic));
+    b.extend(s("goodbye"));
+    pkt(0x10, &b)
+}
+
+/// A will is a message the broker publishes for the client once it goes away, to the
+/// topic its CONNECT names: it is decided as a publish there. Refused: CONNACK "not
+/// authorized" and the connection closes before the broker has it. (Before, a CONNECT
+/// was forwarded unread past its protocol level: mosquitto published a will to any
+/// topic.)
+#[test]
+fn a_wills_topic_is_decided_as_a_publish() {
+    for v5 in [false, true] {
+        for cuts in [&[][..], &[3, 9, 14, 20, 21]] {
+            let denied = connect_with_will(v5, "secret/cmd");
+            let out = run(&denied, b"", cuts, &[]);
+            assert!(out.to_server.is_empty(), "v5 {v5}");
+            let connack = if v5 {
+                vec![0x20, 3, 0, 0x87, 0]
+            } else {
+                vec![0x20, 2, 0, 5]
+            };
+            assert_eq!(out.to_client, connack, "v5 {v5}");
+            assert!(out.close);
+            assert_eq!(
+                decided(&out)[0].0,
+                "mqtt publish secret/cmd",
+                "v5 {v5}: {:?}",
+                decided(&out)
+            );
+            assert!(!decided(&out)[0].1);
+            let allowed = connect_with_will(v5, "sensors/c/status");
+            let out = run(&allowed, b"", cuts, &[]);
+            assert_eq!(out.to_server, allowed, "v5 {v5}");
+            assert!(!out.close && out.decided[0].allowed);
+        }
+        // Without a will, nothing to decide.
+        let out = run(&connect(v5), b"", &[], &[]);
+        assert_eq!(out.to_server, connect(v5));
+        assert!(out.decided.is_empty());
+    }
+}
