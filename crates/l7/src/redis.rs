@@ -134,10 +134,17 @@ impl RedisSession {
                 return Ok(None);
             };
             let line = &h[..p];
+            // Words as Redis splits them (`sdssplitargs`: C's isspace, with \v).
             let word = line
-                .split(|c| c.is_ascii_whitespace())
+                .split(|&c| c.is_ascii_whitespace() || c == 0x0b)
                 .find(|w| !w.is_empty())
                 .unwrap_or_default();
+            // Redis unquotes a word (`"FLUSH"ALL` runs FLUSHALL, `"\x46LUSHALL"` too):
+            // a quoted name is not decided here, and the connection closes (the socket
+            // path refuses it as well).
+            if word.iter().any(|&c| c == b'"' || c == b'\'') {
+                return Err("a quoted inline command name".into());
+            }
             Ok(Some((
                 String::from_utf8_lossy(word).to_ascii_uppercase(),
                 0,

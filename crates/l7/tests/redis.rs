@@ -219,3 +219,33 @@ fn sensors_scan_redis_values_both_ways() {
         assert_eq!((out.close, out.to_client.is_empty()), (block, block));
     }
 }
+
+/// Inline commands are split as Redis splits them (`sdssplitargs`): a vertical tab is a
+/// blank, and a quoted word is unquoted (`"FLUSHALL"`, `FLUSH"ALL"` and `"\x46LUSHALL"`
+/// all run FLUSHALL). A quoted name is not decided: the connection closes with an
+/// error. (Before, each of these passed a rule that denies FLUSHALL.)
+#[test]
+fn inline_names_are_read_as_redis_reads_them() {
+    for line in [
+        &b"\x0bFLUSHALL\r\n"[..],
+        b"\"FLUSHALL\"\r\n",
+        b"FLUSH\"ALL\"\r\n",
+        b"\"\\x46LUSHALL\"\r\n",
+        b"'FLUSHALL'\r\n",
+    ] {
+        for cuts in [&[][..], &[1, 2, 3]] {
+            let (to_server, to_client, decided) = run(line, b"", cuts);
+            let text = String::from_utf8_lossy(line);
+            assert!(to_server.is_empty(), "{text:?}");
+            assert!(
+                decided.iter().all(|(_, allowed)| !allowed),
+                "{text:?}: {decided:?}"
+            );
+            assert!(to_client.starts_with(b"-"), "{text:?}");
+        }
+    }
+    // Quotes in the arguments are the arguments' business.
+    let (to_server, _, decided) = run(b"SET k \"a b\"\r\n", b"+OK\r\n", &[]);
+    assert_eq!(to_server, b"SET k \"a b\"\r\n");
+    assert_eq!(decided, [("redis SET".to_string(), true)]);
+}

@@ -296,8 +296,22 @@ __noinline __s32 scan_word(struct sk_msg_md *m, __u32 off, __u32 from, __u32 to,
   return to;
 }
 
+// The first i in [from, to) whose byte is a quote; `to` if none, `from` if the bytes
+// cannot be read (so a name that cannot be checked counts as quoted).
+__noinline __s32 scan_quote(struct sk_msg_md *m, __u32 off, __u32 from, __u32 to) {
+  if (!m || to > INLINE_MAX || from >= to) return to;
+  if (bpf_msg_pull_data(m, off + from, off + to, 0)) return from;
+  unsigned char *d = m->data, *e = m->data_end;
+  for (__u32 i = 0; i < INLINE_MAX; i++) {
+    if (d + i + 1 > e) break;
+    if (d[i] == '"' || d[i] == '\'') return from + i;
+  }
+  return to;
+}
+
 // The inline command at `off`: (name start << 24) | (name length << 16) | line length; 0
-// when this sendmsg ends inside it; -1 when it is not one (RESP, or too long).
+// when this sendmsg ends inside it; -1 when it is not one (RESP, too long, or a name
+// with a quote: Redis unquotes words, so `"FLUSH"ALL` runs FLUSHALL).
 static __always_inline __s64 inline_line(struct sk_msg_md *m, __u32 off) {
   if (off >= m->size) return 0;
   if (bpf_msg_pull_data(m, off, off + 1, 0)) return -1;
@@ -309,6 +323,7 @@ static __always_inline __s64 inline_line(struct sk_msg_md *m, __u32 off) {
   __s32 start = scan_word(m, off, 0, nl, 0);
   __s32 stop = scan_word(m, off, start, nl, 1);
   if (start < 0 || stop < start || start > 255 || stop - start > 255) return -1;
+  if (scan_quote(m, off, start, stop) < stop) return -1;
   return ((__s64)start << 24) | ((__s64)(stop - start) << 16) | (nl + 1);
 }
 

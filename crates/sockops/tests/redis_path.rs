@@ -233,6 +233,24 @@ fn commands_are_decided_at_the_socket() {
         4 + NOPERM.len(),
     );
     assert_eq!(got, format!(":1\r\n{NOPERM}"));
+    // A quoted inline name (Redis unquotes it: `"FLUSH"ALL` runs FLUSHALL) is refused
+    // as unreadable, even where other commands are allowed and only FLUSHALL is not.
+    // (Before, it passed such a table as a command named `"FLUSH"ALL`.)
+    path.set_verdict(7, None, Verdict::Allow).unwrap();
+    for line in [
+        &b"\"FLUSHALL\"\r\n"[..],
+        b"FLUSH\"ALL\"\r\n",
+        b"'FLUSHALL'\r\n",
+    ] {
+        let mut c = connect(&ns, client_ip, server_ip);
+        let (got, _) = exchange(&mut c, b"set q 1\r\n", usize::MAX, 5);
+        assert_eq!(got, "+OK\r\n");
+        assert!(exchange(&mut c, line, usize::MAX, 0).1, "{line:?}");
+        let mut c = connect(&ns, client_ip, server_ip);
+        let (got, _) = exchange(&mut c, &cmd(&[b"GET", b"q"]), usize::MAX, 7);
+        assert_eq!(got, "$1\r\n1\r\n", "FLUSHALL ran after {line:?}");
+    }
+    path.set_verdict(7, None, Verdict::Refuse).unwrap();
     // Not Redis (an HTTP request on the Redis port): refused.
     let mut c = connect(&ns, client_ip, server_ip);
     assert!(exchange(&mut c, b"GET / HTTP/1.1\r\nHost: r\r\n\r\n", usize::MAX, 0).1);
@@ -305,6 +323,10 @@ fn commands_are_decided_at_the_socket() {
             strlen.clone(),
             strlen,
             c("PING"),
+            // The three quoted names, then the HTTP request.
+            (Refused::NotResp, String::new()),
+            (Refused::NotResp, String::new()),
+            (Refused::NotResp, String::new()),
             (Refused::NotResp, String::new()),
             (Refused::ReportedStream, String::new()),
             c("SET"),
