@@ -128,9 +128,18 @@ impl LdapSession {
             // Unbind only ends the client's own connection, which refusing it would too.
             return true;
         }
-        let request = h.request();
-        let allowed = decide(&request).allowed;
-        let text = refusal_text(h.op, &h.name);
+        let mut request = h.request();
+        let mut allowed = decide(&request).allowed;
+        let mut text = refusal_text(h.op, &h.name);
+        // A ModifyDN moves the entry: where it goes must be allowed too.
+        if allowed
+            && let Some(to) = h.destination()
+            && !decide(&to).allowed
+        {
+            allowed = false;
+            text = refusal_text(h.op, h.moved_to.as_deref().unwrap_or_default());
+            request = to;
+        }
         if !allowed && let Some(reply) = h.refusal() {
             // An abandon has no response: a refused one is dropped, unanswered.
             self.refuse(out, reply);

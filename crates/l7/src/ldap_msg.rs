@@ -27,6 +27,9 @@ pub(crate) struct Head {
     pub response: Option<u8>,
     /// The DN it names (empty: none, or the root DSE), or an extended operation's OID.
     pub name: String,
+    /// A ModifyDN's new DN: its new RDN under its new superior (or under the entry's
+    /// own parent), where the entry moves to and is decided too.
+    pub moved_to: Option<String>,
 }
 
 /// The operation of a request tag, its response tag (None: it has none), and how to
@@ -60,6 +63,17 @@ impl Head {
                     .then(|| self.name.clone()),
             },
         }
+    }
+
+    /// A ModifyDN as rules see where it moves the entry: the operation on the new DN.
+    pub(crate) fn destination(&self) -> Option<L7Request> {
+        Some(L7Request {
+            app: AppProtocol::Ldap,
+            detail: L7Detail::Ldap {
+                operation: self.op,
+                base_dn: Some(self.moved_to.clone()?),
+            },
+        })
     }
 
     /// Its refusal, as a directory server denies it: the operation's response with
@@ -106,13 +120,52 @@ pub(crate) fn parse_head(b: &[u8]) -> Result<Head, Ber> {
             ber::content(b, at, op.end, tag)?.0
         }
     };
+    let name = String::from_utf8_lossy(name).into_owned();
+    let moved_to = match operation {
+        LdapOp::ModifyDn => Some(new_dn(b, op.start, op.end, &name)?),
+        _ => None,
+    };
     Ok(Head {
         total: msg.end,
         id: id.to_vec(),
         op: operation,
         response,
-        name: String::from_utf8_lossy(name).into_owned(),
+        name,
+        moved_to,
     })
+}
+
+/// A ModifyDN's new DN (RFC 4511 4.9: entry, newrdn, deleteoldrdn, [0] newSuperior).
+fn new_dn(b: &[u8], start: usize, end: usize, entry: &str) -> Result<String, Ber> {
+    let at = ber::header(b, start, end)?.end;
+    let (rdn, at) = ber::content(b, at, end, 0x04)?;
+    let at = ber::header(b, at, end)?.end;
+    let rdn = String::from_utf8_lossy(rdn);
+    let superior = match ber::content(b, at, end, 0x80) {
+        Ok((s, _)) => String::from_utf8_lossy(s).into_owned(),
+        Err(Ber::More) => return Err(Ber::More),
+        Err(_) => parent(entry).to_string(),
+    };
+    Ok(if superior.is_empty() {
+        rdn.into_owned()
+    } else {
+        format!("{rdn},{superior}")
+    })
+}
+
+/// A DN's parent: what follows its first RDN (a comma escaped with `\` is part of the
+/// RDN, RFC 4514 2.4).
+fn parent(dn: &str) -> &str {
+    let mut escaped = false;
+    for (i, c) in dn.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            ',' | ';' => return dn[i + 1..].trim_start(),
+            _ => {}
+        }
+    }
+    ""
 }
 
 /// An LDAPMessage with `id` and an operation `tag` holding `content`.

@@ -489,3 +489,70 @@ proptest! {
         let _ = run(&client, &server, &cuts);
     }
 }
+
+/// A ModifyDN moves an entry: the rule must allow it where the entry is and where it
+/// goes (its new RDN under its new superior, or under its own parent). Before, only the
+/// entry was decided: a user under ou=people could be moved under ou=admins.
+#[test]
+fn a_modify_dn_is_decided_where_the_entry_goes_too() {
+    let within_people = |r: &L7Request| {
+        let L7Detail::Ldap { operation, base_dn } = &r.detail else {
+            panic!("{r:?}")
+        };
+        Verdict {
+            allowed: *operation == LdapOp::ModifyDn
+                && base_dn.as_deref().is_some_and(|d| dn_within(d, PEOPLE)),
+        }
+    };
+    let moddn = |superior: Option<&str>| {
+        let mut c = vec![
+            tlv(0x04, format!("uid=me,{PEOPLE}").as_bytes()),
+            tlv(0x04, b"uid=me2"),
+            tlv(0x01, &[0xff]),
+        ];
+        if let Some(s) = superior {
+            c.push(tlv(0x80, s.as_bytes()));
+        }
+        msg(4, tlv(0x6c, &c.concat()))
+    };
+    for (request, allowed, decided) in [
+        (
+            moddn(Some(ADMINS)),
+            false,
+            format!("ldap modifydn uid=me2,{ADMINS} false"),
+        ),
+        (
+            moddn(None),
+            true,
+            format!("ldap modifydn uid=me,{PEOPLE} true"),
+        ),
+        (
+            moddn(Some(PEOPLE)),
+            true,
+            format!("ldap modifydn uid=me,{PEOPLE} true"),
+        ),
+    ] {
+        for cuts in [&[][..], &[5, 1, 30]] {
+            let mut s = LdapSession::new();
+            let mut out = Output::default();
+            let (mut at, mut k) = (0, 0);
+            while at < request.len() {
+                let n = cuts
+                    .get(k)
+                    .copied()
+                    .unwrap_or(request.len())
+                    .min(request.len() - at);
+                k += 1;
+                out.merge(
+                    s.client_bytes(&request[at..at + n], &mut |r: &L7Request| within_people(r)),
+                );
+                at += n;
+            }
+            assert_eq!(out.to_server.is_empty(), !allowed, "{decided}");
+            let got: Vec<String> = (out.decided.iter())
+                .map(|d| format!("{} {}", d.request, d.allowed))
+                .collect();
+            assert_eq!(got, [decided.clone()]);
+        }
+    }
+}
