@@ -11,8 +11,14 @@ use bulkhead_policy::l7::{AppProtocol, L7Detail, L7Request};
 
 use crate::{Decided, Output, Session, Verdict};
 
-/// The request a DNS query makes of policy, if `msg` is a query.
+/// The request a DNS query makes of policy, if `msg` is a query with one question (RFC
+/// 9619: QDCOUNT is 1; a server that answers several, as dnsmasq may from its cache,
+/// would answer names nobody decided). None otherwise: not decided on a name, so a
+/// rule on names refuses it.
 pub fn dns_request(msg: &[u8]) -> Option<L7Request> {
+    if msg.get(4..6)? != [0, 1] {
+        return None;
+    }
     let q = bulkhead_detect::dns::question(msg)?;
     if q.response {
         return None;

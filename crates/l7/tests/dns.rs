@@ -33,6 +33,21 @@ fn a_query_names_its_question() {
     );
 }
 
+/// A query with two questions (dnsmasq may answer the second from its cache) is not
+/// decided on its first name alone: it names no request, so a rule on names refuses it.
+/// (Before, an allowed first name carried a denied second one.)
+#[test]
+fn a_query_with_more_than_one_question_is_not_read_as_its_first() {
+    let mut q = query("api.example.com", 7);
+    q.truncate(12 + 17 + 4);
+    q[5] = 2;
+    q[11] = 0;
+    q.extend_from_slice(b"\x04evil\x07example\x03net\x00\x00\x01\x00\x01");
+    assert!(dns_request(&q).is_none());
+    q[5] = 0;
+    assert!(dns_request(&q).is_none());
+}
+
 #[test]
 fn refused_echoes_the_question_with_rcode_5() {
     let q = query("evil.example.net", 0x1234);
