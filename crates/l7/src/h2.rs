@@ -39,7 +39,7 @@ use bulkhead_policy::l7::{AppProtocol, L7Detail, L7Request};
 use crate::coding::Inflater;
 use crate::form::{Form, TailScan, form_of_post, method_fields};
 use crate::h2_response::{Release, Responses};
-use crate::http::{INFLATED_BODY, with_fields};
+use crate::http::{INFLATED_BODY, decide_paths, with_fields};
 use crate::{Decided, Finding, Inspector, Output, Session, Verdict};
 
 pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -855,7 +855,7 @@ impl H2Session {
             };
             if !fields.is_empty() {
                 with_fields(&mut st.request, &fields);
-                by_policy = !decide(&st.request).allowed;
+                by_policy = !decide_paths(decide, &st.request);
             }
         }
         let blocked = by_sensor || by_policy;
@@ -1074,7 +1074,7 @@ impl H2Session {
         }
         self.last_stream = b.stream;
         let request = request_of(&fields);
-        let allowed = decide(&request).allowed;
+        let allowed = decide_paths(decide, &request);
         // The sensors read an allowed request's head now, its body (if any) as it ends;
         // a POST form's body is held for its `_method` fields too.
         let mut findings = Vec::new();

@@ -98,6 +98,36 @@ struct Pending {
 
 /// The request with the `_method` fields its form body names (policy reads them as
 /// overrides: `bulkhead_policy::l7::method_override`).
+/// Decide a request as every server may read its path: as sent, and with each
+/// segment's `;` parameters removed, as Tomcat and Jetty route it (`/admin;x/users` is
+/// `/admin/users` to them, a segment `admin;x` to nginx). Allowed only if both are, so
+/// a rule that denies `/admin` holds on either server.
+pub(crate) fn decide_paths(
+    decide: &mut dyn FnMut(&L7Request) -> Verdict,
+    request: &L7Request,
+) -> bool {
+    if !decide(request).allowed {
+        return false;
+    }
+    let L7Detail::Http { path, .. } = &request.detail else {
+        return true;
+    };
+    let end = path.find(['?', '#']).unwrap_or(path.len());
+    if !path[..end].contains(';') {
+        return true;
+    }
+    let mut stripped: String = (path[..end].split('/'))
+        .map(|seg| seg.split(';').next().unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("/");
+    stripped.push_str(&path[end..]);
+    let mut other = request.clone();
+    if let L7Detail::Http { path, .. } = &mut other.detail {
+        *path = stripped;
+    }
+    decide(&other).allowed
+}
+
 pub(crate) fn with_fields(request: &mut L7Request, fields: &[String]) {
     if let L7Detail::Http { headers, .. } = &mut request.detail {
         headers.extend(fields.iter().map(|v| (FIELD.to_string(), v.clone())));
@@ -373,7 +403,7 @@ impl HttpSession {
                 found
             };
             with_fields(&mut request, &fields);
-            if !fields.is_empty() && !decide(&request).allowed {
+            if !fields.is_empty() && !decide_paths(decide, &request) {
                 self.refuse(out, false);
                 self.client = if done {
                     Side::Head
@@ -452,7 +482,7 @@ impl HttpSession {
             t.decided = fields.len();
             let mut request = t.request.clone();
             with_fields(&mut request, fields);
-            if !decide(&request).allowed {
+            if !decide_paths(decide, &request) {
                 // Its response is owed no more: the server will not answer.
                 if matches!(self.owed.back(), Some(Owed::Response { .. })) {
                     self.owed.pop_back();
@@ -674,7 +704,15 @@ impl Session for HttpSession {
                         .map(|h| h.value.trim_ascii());
                     let first_type = types.next();
                     let types_differ = types.any(|t| Some(t) != first_type);
+                    // A target is a path, `*`, an http(s) URL, or (CONNECT) an
+                    // authority. Another scheme's URL (`foo://h/admin`) nginx and
+                    // Express route by its path, which rules would not have seen.
+                    let target_ok = path.starts_with('/')
+                        || path == "*"
+                        || authority.is_some()
+                        || method.eq_ignore_ascii_case("CONNECT");
                     let body = match hosts {
+                        _ if !target_ok => Err("a request target that is no path"),
                         _ if types_differ => Err("Content-Type fields that differ"),
                         0 | 1 => request_body(req.headers, req.version == Some(0)),
                         _ => Err("more than one Host"),
@@ -719,7 +757,7 @@ impl Session for HttpSession {
                     } else {
                         head
                     };
-                    let allowed = decide(&request).allowed;
+                    let allowed = decide_paths(decide, &request);
                     let inspect = allowed && self.inspector.is_some();
                     let mut bad = None;
                     match (allowed, body) {

@@ -373,6 +373,46 @@ fn chunked_bodies_are_framed_exactly() {
     }
 }
 
+/// A path is decided as every server may read it: Tomcat and Jetty drop each segment's
+/// `;` parameters (`/admin;x/users` is `/admin/users` to them), so a rule that denies
+/// `/admin` must hold for it too; nginx and Express route another scheme's URL
+/// (`foo://h/admin`) by its path, so such a target gets 400. (Before, both reached
+/// `/admin` past a rule that denies it.)
+#[test]
+fn paths_are_decided_as_every_server_reads_them() {
+    // A rule on the segment `admin` (`/admin` and below), as the policy writes it.
+    let admin = |r: &L7Request| {
+        let L7Detail::Http { path, .. } = &r.detail else {
+            panic!("{r:?}")
+        };
+        let p = path.split('?').next().unwrap_or_default();
+        Verdict {
+            allowed: p != "/admin" && !p.starts_with("/admin/"),
+        }
+    };
+    for target in ["/admin;x/users", "/admin;jsessionid=1"] {
+        let client = format!("GET {target} HTTP/1.1\r\nHost: a\r\n\r\n");
+        let mut s = HttpSession::new();
+        let out = s.client_bytes(client.as_bytes(), &mut |r: &L7Request| admin(r));
+        assert!(out.to_server.is_empty(), "{target}");
+        let text = String::from_utf8_lossy(&out.to_client);
+        assert!(text.starts_with("HTTP/1.1 403"), "{target}: {text}");
+        assert!(!out.decided[0].allowed, "{target}");
+    }
+    let client = b"GET foo://h/admin HTTP/1.1\r\nHost: a\r\n\r\n";
+    let (to_server, to_client, _, close) = run(client, b"", &[]);
+    assert!(to_server.is_empty());
+    assert!(String::from_utf8_lossy(&to_client).starts_with("HTTP/1.1 400"));
+    assert!(close);
+    // Parameters elsewhere, `*` and http URLs pass.
+    for target in ["/ok;jsessionid=1?a=b", "*", "http://a/ok"] {
+        let client = format!("OPTIONS {target} HTTP/1.1\r\nHost: a\r\n\r\n");
+        let (to_server, _, decided, _) = run(client.as_bytes(), RESP1, &[]);
+        assert_eq!(to_server, client.as_bytes(), "{target}");
+        assert!(decided[0].1, "{target}");
+    }
+}
+
 proptest! {
     #[test]
     fn splitting_changes_nothing(cuts in proptest::collection::vec(1usize..25, 0..40)) {
