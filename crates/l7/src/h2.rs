@@ -77,6 +77,8 @@ const FRAME: usize = 16_384;
 const MAX_BODY: usize = 64 * 1024;
 const MAX_BODIES: usize = 1024 * 1024;
 const MAX_HELD_FRAME: usize = 64 * 1024;
+/// SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441 3).
+const ENABLE_CONNECT_PROTOCOL: u16 = 0x8;
 /// RST_STREAM's CANCEL error code (RFC 9113 7).
 const CANCEL: u32 = 0x8;
 /// RST_STREAM's REFUSED_STREAM: not processed, the client may retry it (RFC 9113 8.7).
@@ -183,6 +185,11 @@ pub struct H2Session {
     server_frame: (u8, u32, bool),
     /// The data of the server frame being passed, if it is a DATA frame.
     server_unpad: Unpad,
+    /// With sensors on, a server SETTINGS frame being passed (offset in its payload, the
+    /// identifier of the setting there): it reaches the client with
+    /// ENABLE_CONNECT_PROTOCOL off, so no client opens a WebSocket on a stream (RFC
+    /// 8441), whose messages end no stream and would pass unread.
+    settings: Option<(usize, u16)>,
     /// With sensors on, what the server sends goes through them (`h2_response`): header
     /// blocks decoded and judged before they pass, each response body in its stream's
     /// scanner (inflated if compressed), other payloads as bytes.
@@ -539,6 +546,7 @@ impl H2Session {
             bodies: 0,
             server_frame: (0, 0, false),
             server_unpad: Unpad::default(),
+            settings: None,
             responses: None,
             server_holding: false,
         }
@@ -1074,7 +1082,14 @@ impl H2Session {
         }
         self.last_stream = b.stream;
         let request = request_of(&fields);
-        let allowed = decide_paths(decide, &request);
+        let mut allowed = decide_paths(decide, &request);
+        // A WebSocket on a stream (extended CONNECT, RFC 8441): its messages end no
+        // stream, so with sensors on it is refused, as the setting the client got says.
+        let mut tunnel = false;
+        if allowed && self.inspector.is_some() && fields.iter().any(|(n, _)| n == b":protocol") {
+            allowed = false;
+            tunnel = true;
+        }
         // The sensors read an allowed request's head now, its body (if any) as it ends;
         // a POST form's body is held for its `_method` fields too.
         let mut findings = Vec::new();
@@ -1149,6 +1164,8 @@ impl H2Session {
             self.answer(out, &bytes);
             Some(if blocked {
                 format!("{what} {BY_SENSOR}")
+            } else if tunnel {
+                format!("{what} (a WebSocket over HTTP/2 cannot be inspected)")
             } else {
                 what.to_string()
             })
@@ -1279,6 +1296,24 @@ impl Session for H2Session {
                     out.close = true;
                     self.client = Client::Closed;
                     return out;
+                } else if let Some((at, id)) = &mut self.settings {
+                    // ENABLE_CONNECT_PROTOCOL's value zeroed on the way.
+                    for &b in &data[..n] {
+                        let b = match *at % 6 {
+                            0 => {
+                                *id = u16::from(b) << 8;
+                                b
+                            }
+                            1 => {
+                                *id |= u16::from(b);
+                                b
+                            }
+                            _ if *id == ENABLE_CONNECT_PROTOCOL => 0,
+                            _ => b,
+                        };
+                        out.to_client.push(b);
+                        *at += 1;
+                    }
                 } else {
                     out.to_client.extend_from_slice(&data[..n]);
                 }
@@ -1307,6 +1342,9 @@ impl Session for H2Session {
                     let ends = (kind == DATA && flags & END_STREAM != 0) || kind == RST_STREAM;
                     self.server_frame = (kind, stream, ends);
                     self.server_unpad = Unpad::new(flags, self.server_left);
+                    self.settings = (kind == SETTINGS && flags & ACK == 0 && stream == 0)
+                        .then_some((0, 0))
+                        .filter(|_| self.inspector.is_some());
                     if let Some(r) = &mut self.responses
                         && r.interrupted_by(kind)
                     {

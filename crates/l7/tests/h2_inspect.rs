@@ -1046,3 +1046,62 @@ fn a_body_the_proxy_cannot_keep_is_refused_not_passed_unread() {
     );
     assert!(!out.decided[0].allowed);
 }
+
+/// A WebSocket on an HTTP/2 stream (extended CONNECT, RFC 8441) sends messages that end
+/// no stream, so the sensors would never read them: with sensors on, the server's
+/// SETTINGS reach the client with ENABLE_CONNECT_PROTOCOL off (a browser then opens its
+/// WebSocket over HTTP/1.1, whose messages are read one by one), and a client that
+/// tries anyway is refused. Without sensors, nothing changes.
+#[test]
+fn websockets_over_http2_are_not_offered_when_sensors_read() {
+    let settings = |connect: u8| {
+        frame(
+            SETTINGS,
+            0,
+            0,
+            &[
+                0, 3, 0, 0, 0, 100, 0, 8, 0, 0, 0, connect, 0, 4, 0, 0, 0xff, 0xff,
+            ],
+        )
+    };
+    for inspect in [true, false] {
+        for cut in [1, 5, 100] {
+            let mut s = H2Session::new();
+            if inspect {
+                s = s.with_inspector(Some(Arc::new(Marker { block: true })));
+            }
+            let mut out = Output::default();
+            for p in settings(1).chunks(cut) {
+                out.merge(s.server_bytes(p));
+            }
+            let want = if inspect { settings(0) } else { settings(1) };
+            assert_eq!(out.to_client, want, "inspect {inspect} cut {cut}");
+        }
+    }
+    let mut e = loona_hpack::Encoder::new();
+    let b1 = block(
+        &mut e,
+        &fields(
+            "CONNECT",
+            "/chat",
+            &[(":protocol", "websocket"), ("sec-websocket-version", "13")],
+        ),
+    );
+    let client = [
+        PREFACE.to_vec(),
+        frame(SETTINGS, 0, 0, &[]),
+        frame(HEADERS, END_HEADERS, 1, &b1),
+        frame(DATA, 0, 1, b"\x81\x04EVIL"),
+    ]
+    .concat();
+    let out = run(true, &client, &[]);
+    assert_eq!(kinds(&out.to_server), [(SETTINGS, 0)]);
+    assert_eq!(status(&out.to_client, 1).as_deref(), Some(&b"403"[..]));
+    assert!(
+        out.decided[0]
+            .refusal
+            .as_deref()
+            .unwrap()
+            .contains("WebSocket over HTTP/2")
+    );
+}
