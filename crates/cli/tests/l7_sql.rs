@@ -306,6 +306,18 @@ fn sql_statements_are_enforced_by_the_proxy() {
         !ok && out.contains("bulkhead: DELETE statements are not allowed by policy"),
         "{out}"
     );
+    // Statements hidden from a lexer that reads the text otherwise than PostgreSQL
+    // (audit): `--` ends at \r too, `x$q$` is one name. Refused; no row is gone.
+    for hidden in [
+        "SELECT 1; --\rDELETE FROM items",
+        "SELECT 1 AS x$q$; DELETE FROM items; --$q$",
+    ] {
+        let (ok, out) = psql(&pg, hidden);
+        assert!(
+            !ok && out.contains("bulkhead: DELETE statements are not allowed by policy"),
+            "{hidden:?} answered {out:?}"
+        );
+    }
     assert_eq!(psql(&pg, "SELECT count(*) FROM items"), (true, "3".into()));
 
     // MariaDB: SELECT only.
@@ -330,6 +342,17 @@ fn sql_statements_are_enforced_by_the_proxy() {
     assert!(
         !ok && out.contains("1142") && out.contains("bulkhead: DELETE statements are not allowed"),
         "DELETE answered {out:?}"
+    );
+    // A comment for MySQL 9.99.99, which MariaDB skips: what follows it runs (audit).
+    let hidden = "/*!99999 SELECT '*/ DELETE FROM shop.items; -- '";
+    let (ok, out) = mariadb(&my, &["-e", hidden]);
+    assert!(
+        !ok && out.contains("bulkhead: DELETE statements are not allowed"),
+        "{hidden:?} answered {out:?}"
+    );
+    assert_eq!(
+        mariadb(&my, &["-e", "SELECT count(*) FROM shop.items"]),
+        (true, "2".into())
     );
     // Several statements on one connection (`-e` would stop at the first error).
     let (_, out) = exec(

@@ -1,5 +1,6 @@
-//! MySQL / MariaDB: COM_QUERY and COM_STMT_PREPARE are decided on their statements; a
-//! refused one gets an ERR packet (1142, SQLSTATE 42000) in order.
+//! MySQL / MariaDB: COM_QUERY and COM_STMT_PREPARE are decided on their statements,
+//! other commands as the statement they stand for (COM_PROCESS_KILL as KILL...: see
+//! `command_kind`); a refused one gets an ERR packet (1142, SQLSTATE 42000) in order.
 //!
 //! The server speaks first. Its greeting reaches the client without CLIENT_SSL (the
 //! proxy must read the queries; clients that do not insist on TLS carry on in clear,
@@ -15,7 +16,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use bulkhead_policy::l7::{AppProtocol, L7Request};
+use bulkhead_policy::l7::{AppProtocol, L7Request, SqlKind};
 
 use crate::mysql_reply::{CLIENT_DEPRECATE_EOF, Kind, Reply};
 use crate::sql::{self, Dialect, MAX_OWED, MAX_QUERY};
@@ -31,6 +32,9 @@ const HIDDEN: u32 =
     CLIENT_SSL | CLIENT_COMPRESS | CLIENT_ZSTD_COMPRESSION | CLIENT_QUERY_ATTRIBUTES;
 const COM_QUERY: u8 = 0x03;
 const COM_STMT_PREPARE: u8 = 0x16;
+/// MariaDB's COM_MULTI: several commands in one packet.
+const COM_MULTI: u8 = 0xfe;
+const COM_MULTI_REFUSED: &str = "bulkhead: COM_MULTI is not inspected";
 /// The largest payload of one packet; a payload this long continues in the next.
 const MAX_PACKET: usize = 0xFF_FFFF;
 /// Server payload bytes held to frame a packet (OK status flags come early).
@@ -82,6 +86,28 @@ fn err_packet(seq: u8, message: &str) -> Vec<u8> {
     out.push(seq);
     out.extend_from_slice(&p);
     out
+}
+
+/// The statement kind a command other than COM_QUERY and COM_STMT_PREPARE stands for,
+/// decided like that statement; None: it runs none (or one decided at its prepare) and
+/// passes. What clients send on an ordinary session passes: COM_QUIT, COM_INIT_DB (as
+/// `USE`: the server still checks rights), COM_FIELD_LIST, COM_STATISTICS, COM_PING,
+/// COM_CHANGE_USER (authenticated by the server), COM_STMT_EXECUTE, _SEND_LONG_DATA,
+/// _CLOSE, _RESET, _FETCH and MariaDB's _BULK_EXECUTE, COM_SET_OPTION,
+/// COM_RESET_CONNECTION.
+fn command_kind(cmd: u8) -> Option<SqlKind> {
+    match cmd {
+        0x01 | 0x02 | 0x04 | 0x09 | 0x0e | 0x11 | 0x17..=0x1c | 0x1f | 0xfa => None,
+        // COM_CREATE_DB, COM_DROP_DB
+        0x05 | 0x06 => Some(SqlKind::Ddl),
+        // COM_PROCESS_INFO: SHOW PROCESSLIST
+        0x0a => Some(SqlKind::Utility),
+        // COM_REFRESH (FLUSH), COM_SHUTDOWN, COM_PROCESS_KILL (KILL), COM_DEBUG,
+        // replication (COM_BINLOG_DUMP, _GTID, COM_REGISTER_SLAVE, COM_TABLE_DUMP),
+        // COM_CLONE, the server's internal commands, unknown ones: as their statements
+        // (FLUSH, KILL, SHUTDOWN) are, `other`.
+        _ => Some(SqlKind::Other),
+    }
 }
 
 impl MysqlSession {
@@ -165,6 +191,25 @@ impl MysqlSession {
         };
         self.dropping = false;
         if cmd != COM_QUERY && cmd != COM_STMT_PREPARE {
+            let refused = match command_kind(cmd) {
+                None => None,
+                // It wraps other commands, which would pass unread.
+                Some(_) if cmd == COM_MULTI => {
+                    let d = sql::unread(AppProtocol::Mysql, decide, COM_MULTI_REFUSED);
+                    out.decided.push(d);
+                    Some(COM_MULTI_REFUSED.to_string())
+                }
+                Some(kind) => {
+                    let (d, verdict) = sql::decide_kind(AppProtocol::Mysql, kind, decide);
+                    out.decided.push(d);
+                    verdict.err()
+                }
+            };
+            if let Some(message) = refused {
+                self.refuse(out, &message);
+                self.dropping = true;
+                return self.pass(out, false);
+            }
             let kind = Kind::of_command(cmd);
             match kind {
                 None => {}

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use bulkhead_policy::l7::{AppProtocol, L7Detail, L7Request, SqlKind};
 
 use crate::sql::{self, Dialect, MAX_OWED, MAX_QUERY};
-use crate::{Decided, Inspector, Output, Session, Verdict};
+use crate::{Inspector, Output, Session, Verdict};
 
 const SSL_REQUEST: u32 = 80877103;
 const GSSENC_REQUEST: u32 = 80877104;
@@ -284,21 +284,8 @@ impl PostgresSession {
         };
         let (decided, verdict) = if t == b'F' {
             // A function called by OID bypasses statements: it is an `other` statement.
-            let request = L7Request {
-                app: AppProtocol::Postgresql,
-                detail: L7Detail::Sql {
-                    kind: SqlKind::Other,
-                },
-            };
-            let allowed = decide(&request).allowed;
-            let r = sql::refusal(SqlKind::Other);
-            let d = Decided {
-                request,
-                allowed,
-                refusal: (!allowed).then(|| r.clone()),
-                findings: Vec::new(),
-            };
-            (vec![d], if allowed { Ok(()) } else { Err(r) })
+            let (d, verdict) = sql::decide_kind(AppProtocol::Postgresql, SqlKind::Other, decide);
+            (vec![d], verdict)
         } else {
             sql::judge(
                 AppProtocol::Postgresql,

@@ -19,23 +19,47 @@ pub const MAX_QUERY: usize = 1 << 20;
 pub const MAX_OWED: usize = 1 << 16;
 
 pub const TOO_LARGE: &str = "bulkhead: statement too large to inspect";
+/// Text the proxy cannot read every way the server might (`sql_split::Unreadable`).
+pub const UNREADABLE: &str = "bulkhead: statement too ambiguous to inspect";
 
 /// A query too large to read, refused unread. It is still put to `decide` (as `other`):
 /// the caller pairs each decision with a [`Decided`], in order.
 pub fn too_large(app: AppProtocol, decide: &mut dyn FnMut(&L7Request) -> Verdict) -> Decided {
+    unread(app, decide, TOO_LARGE)
+}
+
+/// A query refused unread, with `refusal`, whatever policy says (decided as `other`).
+pub fn unread(
+    app: AppProtocol,
+    decide: &mut dyn FnMut(&L7Request) -> Verdict,
+    refusal: &str,
+) -> Decided {
+    let (mut d, _) = decide_kind(app, SqlKind::Other, decide);
+    d.allowed = false;
+    d.refusal = Some(refusal.into());
+    d
+}
+
+/// The decision on a request that stands for one statement of kind `kind`.
+pub fn decide_kind(
+    app: AppProtocol,
+    kind: SqlKind,
+    decide: &mut dyn FnMut(&L7Request) -> Verdict,
+) -> (Decided, Result<(), String>) {
     let request = L7Request {
         app,
-        detail: L7Detail::Sql {
-            kind: SqlKind::Other,
-        },
+        detail: L7Detail::Sql { kind },
     };
-    let _ = decide(&request);
-    Decided {
+    let allowed = decide(&request).allowed;
+    let message = (!allowed).then(|| refusal(kind));
+    let verdict = message.clone().map_or(Ok(()), Err);
+    let d = Decided {
         request,
-        allowed: false,
-        refusal: Some(TOO_LARGE.into()),
+        allowed,
+        refusal: message,
         findings: Vec::new(),
-    }
+    };
+    (d, verdict)
 }
 
 /// The refusal's text for a denied kind.
@@ -47,7 +71,9 @@ pub fn refusal(kind: SqlKind) -> String {
 }
 
 /// The decision on one query string: every statement's kinds, then the sensors on the
-/// text when policy allows it all. `Err(message)` refuses it.
+/// text when policy allows it all. `Err(message)` refuses it. Text that yields no
+/// statement but is not plainly empty is `other` (`sql_split`); empty text is forwarded
+/// undecided (the server answers it as empty).
 pub fn judge(
     app: AppProtocol,
     text: &[u8],
@@ -57,7 +83,13 @@ pub fn judge(
 ) -> (Vec<Decided>, Result<(), String>) {
     let mut decided: Vec<Decided> = Vec::new();
     let mut refused: Option<String> = None;
-    for s in statements(text, d) {
+    let Ok(statements) = statements(text, d) else {
+        return (
+            vec![unread(app, decide, UNREADABLE)],
+            Err(UNREADABLE.into()),
+        );
+    };
+    for s in statements {
         for kind in s.kinds {
             if decided
                 .iter()

@@ -552,7 +552,7 @@ fn a_modify_dn_is_decided_where_the_entry_goes_too() {
             let got: Vec<String> = (out.decided.iter())
                 .map(|d| format!("{} {}", d.request, d.allowed))
                 .collect();
-            assert_eq!(got, [decided.clone()]);
+            assert_eq!(got, std::slice::from_ref(&decided));
         }
     }
 }

@@ -304,6 +304,49 @@ fn local_infile_and_binary_rows_and_cursors_are_framed() {
     assert!(to_client.ends_with(&expected));
 }
 
+/// Commands other than queries are decided as the statement they stand for (audit):
+/// KILL, SHUTDOWN, FLUSH and a binlog dump are `other`, refused under this policy with
+/// the usual ERR; what an ordinary session sends (COM_INIT_DB, COM_PING) passes.
+#[test]
+fn commands_are_decided_as_their_statements() {
+    let kill = packet(0, &[0x0c, 7, 0, 0, 0]);
+    let shutdown = packet(0, &[0x08, 0]);
+    let refresh = packet(0, &[0x07, 1]);
+    let binlog = packet(0, &[0x12, 4, 0, 0, 0, 0, 0, 1, 0, 0, 0]);
+    let init_db = packet(0, b"\x02shop");
+    let ping = packet(0, &[0x0e]);
+    let client = [
+        handshake_response(CAPS),
+        kill,
+        shutdown,
+        refresh,
+        binlog,
+        init_db.clone(),
+        ping.clone(),
+    ]
+    .concat();
+    let server = [greeting(CAPS), ok(2, 2), ok(1, 2), ok(1, 2)].concat();
+    let (to_server, to_client, decided) = run(&client, &server, &[]);
+    assert_eq!(
+        to_server,
+        [handshake_response(CAPS), init_db, ping].concat()
+    );
+    let other = err("bulkhead: OTHER statements are not allowed by policy");
+    let expected = [
+        greeting(CAPS),
+        ok(2, 2),
+        other.clone(),
+        other.clone(),
+        other.clone(),
+        other,
+        ok(1, 2),
+        ok(1, 2),
+    ]
+    .concat();
+    assert_eq!(to_client, expected);
+    assert_eq!(decided, vec![("mysql other".to_string(), false); 4]);
+}
+
 #[test]
 fn a_client_that_insists_on_tls_is_cut_off() {
     let mut s = MysqlSession::new();

@@ -297,6 +297,48 @@ fn denied_simple_query_is_refused_in_order_with_the_server_status() {
     );
 }
 
+/// Statements the old splitter did not see (audit): a `--` comment ends at \r as well,
+/// `x$q$` is one name (no dollar quote); only text with no statement at all passes
+/// undecided (the server answers an empty query).
+#[test]
+fn statements_hidden_from_a_lexer_that_reads_otherwise_are_refused() {
+    let client = [
+        startup(),
+        query("--\rDROP TABLE t"),
+        query("SELECT 1 AS x$q$; DELETE FROM t; --$q$"),
+        query("-- nothing\n;"),
+        query("SELECT 2"),
+    ]
+    .concat();
+    let empty = [msg(b'I', &[]), ready(b'I')].concat();
+    let server = [
+        server_hello(),
+        empty.clone(),
+        complete("SELECT 1"),
+        ready(b'I'),
+    ]
+    .concat();
+    let (to_server, to_client, decided) = run(&client, &server, &[]);
+    assert_eq!(
+        to_server,
+        [startup(), query("-- nothing\n;"), query("SELECT 2")].concat()
+    );
+    let expected = [
+        server_hello(),
+        refusal("DDL"),
+        ready(b'I'),
+        refusal("DELETE"),
+        ready(b'I'),
+        empty,
+        complete("SELECT 1"),
+        ready(b'I'),
+    ]
+    .concat();
+    assert_eq!(to_client, expected);
+    assert!(decided.contains(&("postgresql ddl".to_string(), false)));
+    assert!(decided.contains(&("postgresql delete".to_string(), false)));
+}
+
 /// Inside a transaction block (the server said 'T') the refusal is raised by the server
 /// (`DO ... RAISE`, SQLSTATE 42501, the same message), so the block is aborted as
 /// PostgreSQL aborts one: a later COMMIT rolls it back instead of committing the INSERT.
