@@ -374,7 +374,16 @@ impl MqttSession {
         }
         let verdicts: Vec<(L7Request, bool)> = filters
             .into_iter()
-            .map(|topic| {
+            .map(|filter| {
+                // A shared subscription (`$share/GROUP/FILTER`, MQTT 5 4.8.2; mosquitto
+                // takes it in 3.1.1 too) receives what FILTER matches.
+                let topic = match filter
+                    .strip_prefix("$share/")
+                    .and_then(|r| r.split_once('/'))
+                {
+                    Some((_, f)) => f.to_string(),
+                    None => filter,
+                };
                 let request = L7Request {
                     app: AppProtocol::Mqtt,
                     detail: L7Detail::Mqtt {

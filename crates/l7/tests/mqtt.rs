@@ -484,3 +484,23 @@ fn a_wills_topic_is_decided_as_a_publish() {
         assert!(out.decided.is_empty());
     }
 }
+
+/// A shared subscription (`$share/GROUP/FILTER`) receives what FILTER matches, so it is
+/// decided on FILTER: `$share/g/admin/#` is refused where `admin/#` is, and
+/// `$share/g/sensors/+/temp` allowed where `sensors/+/temp` is. (Before, the prefix made
+/// it another filter: past a rule that denies `admin/#`, and refused by one that allows
+/// `sensors/+/temp`.)
+#[test]
+fn shared_subscriptions_are_decided_on_their_filter() {
+    for v5 in [false, true] {
+        let denied = [connect(v5), subscribe(v5, 3, &["$share/g/admin/#"])].concat();
+        let out = run(&denied, b"", &[], &[]);
+        assert_eq!(out.to_server, connect(v5), "v5 {v5}");
+        assert_eq!(decided(&out)[0].0, "mqtt subscribe admin/#");
+        assert!(!decided(&out)[0].1);
+        let ok = [connect(v5), subscribe(v5, 4, &["$share/g/sensors/+/temp"])].concat();
+        let out = run(&ok, b"", &[], &[]);
+        assert_eq!(out.to_server, ok, "v5 {v5}");
+        assert!(decided(&out)[0].1);
+    }
+}

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::spec::NamePattern;
 
+pub mod dn;
 pub mod http_path;
 pub mod method_override;
 
@@ -790,24 +791,7 @@ pub fn glob_matches(pattern: &str, text: &str) -> bool {
 }
 
 /// Normalise a DN for comparison: lower case, no spaces around `=` and `,`.
-fn normalise_dn(dn: &str) -> String {
-    dn.split(',')
-        .map(|rdn| {
-            rdn.split('=')
-                .map(|x| x.trim().to_ascii_lowercase())
-                .collect::<Vec<_>>()
-                .join("=")
-        })
-        .filter(|r| !r.is_empty())
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-/// Is `dn` equal to or below `base`?
-pub fn dn_within(dn: &str, base: &str) -> bool {
-    let (dn, base) = (normalise_dn(dn), normalise_dn(base));
-    base.is_empty() || dn == base || dn.ends_with(&format!(",{base}"))
-}
+pub use dn::dn_within;
 
 /// Does the MQTT topic filter `allowed` cover `topic` (a topic name for publish, or a
 /// filter for subscribe)? `+` covers one level (but not a `#` request), `#` the rest.
