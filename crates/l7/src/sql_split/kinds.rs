@@ -91,6 +91,25 @@ impl Lexer<'_> {
             }
         }
         self.carried(cur, words, ctx, &mut add);
+        // What else a statement does: an upsert updates the rows it meets (`ON CONFLICT
+        // ... DO UPDATE`, `ON DUPLICATE KEY UPDATE`), REPLACE deletes them first, and
+        // `SELECT ... INTO` creates a table (PostgreSQL) or writes a file on the server
+        // (MySQL's OUTFILE and DUMPFILE; `INTO @var` only sets a variable).
+        let has = |seq: &[&str]| {
+            (1..words.len()).any(|k| seq.iter().enumerate().all(|(i, s)| w(k + i) == *s))
+        };
+        match first {
+            "INSERT" if has(&["DO", "UPDATE"]) || has(&["DUPLICATE", "KEY", "UPDATE"]) => {
+                add(SqlKind::Update)
+            }
+            "REPLACE" if self.d == Dialect::Mysql => add(SqlKind::Delete),
+            "SELECT" if has(&["INTO"]) => match self.d {
+                Dialect::Postgres => add(SqlKind::Ddl),
+                _ if has(&["INTO", "OUTFILE"]) || has(&["INTO", "DUMPFILE"]) => add(SqlKind::Other),
+                _ => {}
+            },
+            _ => {}
+        }
         kinds
     }
 

@@ -243,3 +243,25 @@ proptest::proptest! {
         let _ = statements(t.as_bytes(), MY);
     }
 }
+
+/// What a statement does besides its leading keyword: an upsert updates, REPLACE
+/// deletes, `SELECT INTO` creates a table (PostgreSQL) or writes a server file (MySQL).
+/// (Before, each was its leading keyword's kind only: `[select, insert]` let an upsert
+/// overwrite rows and `SELECT ... INTO OUTFILE` write files.)
+#[test]
+fn what_statements_do_besides_their_keyword() {
+    let pg = "INSERT INTO t VALUES (1) ON CONFLICT (id) DO UPDATE SET v = 2";
+    assert_eq!(kinds(pg, PG), [Insert, Update]);
+    assert_eq!(
+        kinds("INSERT INTO t VALUES (1) ON CONFLICT DO NOTHING", PG),
+        [Insert]
+    );
+    let my = "INSERT INTO t VALUES (1) ON DUPLICATE KEY UPDATE v = 2";
+    assert_eq!(kinds(my, MY), [Insert, Update]);
+    assert_eq!(kinds("REPLACE INTO t VALUES (1)", MY), [Insert, Delete]);
+    assert_eq!(kinds("SELECT * INTO backup FROM t", PG), [Select, Ddl]);
+    let out = "SELECT * FROM t INTO OUTFILE '/var/lib/mysql-files/t.csv'";
+    assert_eq!(kinds(out, MY), [Select, Other]);
+    assert_eq!(kinds("SELECT 1 INTO @x", MY), [Select]);
+    assert_eq!(kinds("SELECT REPLACE(name, 'a', 'b') FROM t", MY), [Select]);
+}
