@@ -1,6 +1,7 @@
-//! UDP goes to the L7 proxy only for rules whose protocol can be a datagram (DNS,
-//! memcached, connectionless LDAP): a rule on HTTP can never match one, and the filter
-//! chains decide UDP past it as the proxy would, without the detour.
+//! What the divert chain takes to the L7 proxy. UDP only for rules whose protocol can
+//! be a datagram (DNS, memcached, connectionless LDAP): a rule on HTTP can never match
+//! one, and the filter chains decide UDP past it as the proxy would, without the
+//! detour. And every rule whose requests decide, whatever its action.
 
 use bulkhead_dataplane::{KernelIds, RenderOptions, render};
 use bulkhead_manifest::{Source, parse_sources};
@@ -199,4 +200,40 @@ spec: {{selector: app == "client", sensors: [card-data]{inspect}}}
         .unwrap();
     let last_leave = with.iter().rposition(|r| leave(&r)).unwrap();
     assert!(last_leave < first_learning, "{with:#?}");
+}
+
+/// A rule on requests decides whatever its action: a Deny of DELETE requests before an
+/// Allow of the port (or a Pass, or a Log) must see the requests, so its connections go
+/// to the proxy. (Before, only gated Allows were diverted: the kernel took the Allow,
+/// and `DELETE` reached the server while `explain` said denied.)
+#[test]
+fn rules_on_requests_are_diverted_whatever_their_action() {
+    for action in ["Deny", "Pass", "Log", "Allow"] {
+        let text = format!(
+            "{CLUSTER}---
+apiVersion: bulkhead.io/v1
+kind: Policy
+metadata: {{name: p}}
+spec:
+  appliesTo: [{{group: server}}]
+  ingress:
+    - action: {action}
+      from: [{{selector: app == \"client\"}}]
+      ports: [TCP/8080]
+      app: http
+      http: [{{methods: [DELETE]}}]
+    - action: Allow
+      from: [{{selector: app == \"client\"}}]
+      ports: [TCP/8080]
+"
+        );
+        let rules: Vec<String> = (divert_chain(text).into_iter())
+            .filter(|s| s.contains("tproxy"))
+            .collect();
+        let port = r#""field":"dport"}},"right":8080"#;
+        assert!(
+            rules.iter().any(|r| r.contains(port)),
+            "{action}: {rules:#?}"
+        );
+    }
 }

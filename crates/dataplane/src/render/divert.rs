@@ -4,16 +4,18 @@
 //! known yet. Such connections are diverted in prerouting (TPROXY) to the node's proxy,
 //! which decides the whole connection and then each request with the same engine (see
 //! `bulkhead-proxy`). The selection here may only err on the side of diverting: it
-//! matches the L4 part of every L7 rule that may allow (subject, peer, port), without the
-//! first-match ordering of the filter chains. A connection diverted that an earlier rule
-//! denies is denied by the proxy instead, with the same verdict, while a connection that
-//! an L7 rule allows but that was not diverted would skip its L7 conditions. So: every
-//! gated Allow rule of every policy becomes one divert rule per (subject, peer, port)
-//! alternative, and the chain grows with policies, never with workloads.
+//! matches the L4 part of every L7 rule (subject, peer, port), without the first-match
+//! ordering of the filter chains. A connection diverted that an earlier rule denies is
+//! denied by the proxy instead, with the same verdict, while a connection that an L7
+//! rule decides but that was not diverted would skip its L7 conditions: an L7 Allow's,
+//! and as much an L7 Deny's (`DELETE` requests denied before an Allow of the port) or
+//! Pass's. So: every gated rule of every policy, whatever its action, becomes one divert
+//! rule per (subject, peer, port) alternative, and the chain grows with policies, never
+//! with workloads.
 
 use bulkhead_policy::compile::{CRule, Direction};
 use bulkhead_policy::l7::{AppProtocol, L7Match};
-use bulkhead_policy::spec::{Action, Mode};
+use bulkhead_policy::spec::Mode;
 use nftables::expr::{Expression, MetaKey, NamedExpression};
 use nftables::stmt::{Statement, TProxy};
 use std::borrow::Cow;
@@ -125,7 +127,7 @@ impl Renderer<'_> {
             for (range, dir) in [(egress, Direction::Egress), (ingress, Direction::Ingress)] {
                 for rid in range {
                     let r = self.engine.compiled().rules[rid as usize].clone();
-                    if !is_gated_allow(&r) {
+                    if !is_gated(&r) {
                         continue;
                     }
                     // Over UDP only where the rule's protocol can be a datagram: a rule
@@ -421,9 +423,11 @@ fn sig_of(dir: Direction) -> Expression<'static> {
     and(mark, SIG_MASK)
 }
 
-/// Does this rule allow connections whose requests decide (the proxy's business)?
-pub fn is_gated_allow(r: &CRule) -> bool {
-    r.action == Action::Allow && (r.app.is_some() || !r.l7.is_empty())
+/// Is this a rule whose requests decide (the proxy's business)? Whatever its action: a
+/// Deny of DELETE requests before an Allow of the port must see the requests too, and
+/// so must a Pass or a Log, or the kernel would go on past them to the Allow.
+pub fn is_gated(r: &CRule) -> bool {
+    r.app.is_some() || !r.l7.is_empty()
 }
 
 /// Can what the rule looks at travel in UDP datagrams (the protocols the proxy reads
