@@ -1090,6 +1090,15 @@ impl H2Session {
             allowed = false;
             tunnel = true;
         }
+        // Two content-types that differ: Go and Node read the first (and grpc-go any
+        // that names gRPC), the sensors and policy would read one of them: refused, as
+        // over HTTP/1.
+        let mut types = fields.iter().filter(|(n, _)| n == b"content-type");
+        let first_type = types.next().map(|(_, v)| v.trim_ascii());
+        let ambiguous = types.any(|(_, v)| Some(v.trim_ascii()) != first_type);
+        if allowed && ambiguous {
+            allowed = false;
+        }
         // The sensors read an allowed request's head now, its body (if any) as it ends;
         // a POST form's body is held for its `_method` fields too.
         let mut findings = Vec::new();
@@ -1166,6 +1175,8 @@ impl H2Session {
                 format!("{what} {BY_SENSOR}")
             } else if tunnel {
                 format!("{what} (a WebSocket over HTTP/2 cannot be inspected)")
+            } else if ambiguous {
+                format!("{what} (content-type fields that differ)")
             } else {
                 what.to_string()
             })

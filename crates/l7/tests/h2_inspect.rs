@@ -1105,3 +1105,49 @@ fn websockets_over_http2_are_not_offered_when_sensors_read() {
             .contains("WebSocket over HTTP/2")
     );
 }
+
+/// Two content-type fields that differ: Go and Node read the first (grpc-go takes any
+/// that names gRPC), while the sensors read the body by one of them and policy names
+/// the request by one: refused, as over HTTP/1. Equal ones pass.
+#[test]
+fn two_content_types_that_differ_are_refused() {
+    let mut e = loona_hpack::Encoder::new();
+    let form = "application/x-www-form-urlencoded";
+    let two = block(
+        &mut e,
+        &fields(
+            "POST",
+            "/admin.Admin/DropAll",
+            &[
+                ("content-type", "text/plain"),
+                ("content-type", "application/grpc"),
+            ],
+        ),
+    );
+    let same = block(
+        &mut e,
+        &fields(
+            "POST",
+            "/f",
+            &[("content-type", form), ("content-type", form)],
+        ),
+    );
+    let client = [
+        PREFACE.to_vec(),
+        frame(SETTINGS, 0, 0, &[]),
+        frame(HEADERS, END_HEADERS | END_STREAM, 1, &two),
+        frame(HEADERS, END_HEADERS | END_STREAM, 3, &same),
+    ]
+    .concat();
+    let out = run(false, &client, &[]);
+    assert_eq!(kinds(&out.to_server), [(SETTINGS, 0), (HEADERS, 3)]);
+    assert_eq!(status(&out.to_client, 1).as_deref(), Some(&b"403"[..]));
+    assert!(
+        out.decided[0]
+            .refusal
+            .as_deref()
+            .unwrap()
+            .contains("content-type fields that differ")
+    );
+    assert!(out.decided[1].allowed);
+}
