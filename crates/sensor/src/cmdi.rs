@@ -32,8 +32,18 @@ pub fn detect(value: &[u8]) -> Option<CmdiMatch> {
     detect_profiled(value, Profile::of(value))
 }
 
-/// [`detect`] with the value's byte classes already known.
+/// [`detect`] with the value's byte classes already known. A value longer than
+/// [`MAX_VALUE`] is judged in windows of that size overlapping by 1 KiB
+/// ([`crate::window`]), not on its prefix only.
 pub(crate) fn detect_profiled(value: &[u8], p: Profile) -> Option<CmdiMatch> {
+    detect_prefix(value, p).or_else(|| {
+        crate::window::rest(value, MAX_VALUE, MAX_VALUE - 1024)
+            .find_map(|w| detect_prefix(w, Profile::of(w)))
+    })
+}
+
+/// The judgement of a value's first [`MAX_VALUE`] bytes.
+fn detect_prefix(value: &[u8], p: Profile) -> Option<CmdiMatch> {
     let p = p.cut(value, MAX_VALUE);
     let v = &value[..value.len().min(MAX_VALUE)];
     // Without an operator (`; | & ` $ \n \r { ( < > %`) the only injection is a whole

@@ -9,6 +9,7 @@ mod profile;
 pub mod sensor;
 pub mod sqli;
 pub mod traversal;
+mod window;
 mod wordhash;
 pub mod xss;
 

@@ -110,8 +110,18 @@ pub fn detect(value: &[u8]) -> Option<XssMatch> {
     detect_profiled(value, Profile::of(value))
 }
 
-/// [`detect`] with the value's byte classes already known.
+/// [`detect`] with the value's byte classes already known. A value longer than
+/// [`MAX_VALUE`] is judged in windows of that size overlapping by 1 KiB
+/// ([`crate::window`]), not on its prefix only.
 pub(crate) fn detect_profiled(value: &[u8], p: Profile) -> Option<XssMatch> {
+    detect_prefix(value, p).or_else(|| {
+        crate::window::rest(value, MAX_VALUE, MAX_VALUE - 1024)
+            .find_map(|w| detect_prefix(w, Profile::of(w)))
+    })
+}
+
+/// The judgement of a value's first [`MAX_VALUE`] bytes.
+fn detect_prefix(value: &[u8], p: Profile) -> Option<XssMatch> {
     let p = p.cut(value, MAX_VALUE);
     let v = &value[..value.len().min(MAX_VALUE)];
     // What [`marked`] tests.
@@ -140,11 +150,14 @@ pub(crate) fn detect_profiled(value: &[u8], p: Profile) -> Option<XssMatch> {
 /// it must agree with.
 #[doc(hidden)]
 pub fn detect_exhaustive(value: &[u8]) -> Option<XssMatch> {
-    let v = &value[..value.len().min(MAX_VALUE)];
-    if !marked(v) {
-        return None;
-    }
-    detect_marked(v)
+    let whole = |value: &[u8]| {
+        let v = &value[..value.len().min(MAX_VALUE)];
+        if !marked(v) {
+            return None;
+        }
+        detect_marked(v)
+    };
+    whole(value).or_else(|| crate::window::rest(value, MAX_VALUE, MAX_VALUE - 1024).find_map(whole))
 }
 
 /// Every XSS needs markup, a scheme's `:`, a handler's `=` or a call's `(`/`` ` ``.

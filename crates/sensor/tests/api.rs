@@ -568,3 +568,50 @@ fn bodies_are_read_as_the_frameworks_read_them() {
     let text = format!("{pad}\n{SQLI}");
     assert_eq!(post("text/plain", text.as_bytes()), ["body"], "padded text");
 }
+
+/// Values judged whole and where applications read them (each passed before):
+/// an attack after 8 KiB of padding inside its value, or after 256 harmless tokens
+/// (`1-0-0-...-0 UNION SELECT`), or after 4 KiB ahead of a command; a value holding
+/// `;`, which PHP, Express, Werkzeug and Go leave in the value (`ip=127.0.0.1;id`);
+/// Basic credentials, which login code decodes and may put in a query.
+#[test]
+fn values_are_judged_whole_and_where_applications_read_them() {
+    let s = all(true);
+    let get = |target: &str, extra: &str| {
+        let head = format!("GET {target} HTTP/1.1\r\nHost: x\r\n{extra}\r\n");
+        got(&s.http_request(head.as_bytes(), b""))
+    };
+    let post = |body: &str| {
+        let head = b"POST /s HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\r\n";
+        got(&s.http_request(head, body.as_bytes()))
+    };
+    let has = |g: &[(String, String)], class: &str, loc: &str| {
+        g.iter().any(|(c, l)| c == class && l == loc)
+    };
+    let pad = "x".repeat(8200);
+    let g = post(&format!("q={pad}'+UNION+SELECT+password+FROM+users--+-"));
+    assert!(has(&g, "sqli", "body:form:q"), "padded sqli: {g:?}");
+    let g = post(&format!("c={pad}+%3Cimg+src%3Dx+onerror%3Dalert(1)%3E"));
+    assert!(has(&g, "xss", "body:form:c"), "padded xss: {g:?}");
+    let g = post(&format!("ip={};cat+/etc/passwd", "1".repeat(4200)));
+    assert!(has(&g, "cmdi", "body:form:ip"), "padded cmdi: {g:?}");
+    let g = get(
+        &format!(
+            "/i?id=1{}%20UNION%20SELECT%20password%20FROM%20users",
+            "-0".repeat(256)
+        ),
+        "",
+    );
+    assert!(has(&g, "sqli", "query:id"), "256 tokens first: {g:?}");
+    let g = get("/ping?ip=127.0.0.1;id", "");
+    assert!(has(&g, "cmdi", "query:ip"), "a value with ;: {g:?}");
+    // `admin' OR '1'='1'-- :x`
+    let g = get(
+        "/",
+        "Authorization: Basic YWRtaW4nIE9SICcxJz0nMSctLSA6eA==\r\n",
+    );
+    assert!(has(&g, "sqli", "header:authorization:user"), "Basic: {g:?}");
+    // Long benign text stays clean.
+    let text = "The quick brown fox jumps over the lazy dog, again and again. ".repeat(300);
+    assert!(post(&format!("c={}", text.replace(' ', "+"))).is_empty());
+}

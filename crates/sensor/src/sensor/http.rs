@@ -249,11 +249,40 @@ fn header_items<F: FnMut(usize, &Loc<'_>, &[u8], Context) + ?Sized>(
         };
         sink.push(&Loc::Header("referer"), url, Context::Header);
         form_pairs(query, "header:referer", Context::Header, sink);
+    } else if name.eq_ignore_ascii_case(b"authorization") {
+        // Basic credentials: the application decodes them and may put the user name
+        // into a query (`PHP_AUTH_USER`, Flask's `request.authorization`).
+        if let Some((user, password)) = basic_credentials(value) {
+            sink.push(
+                &Loc::Str("header:authorization:user"),
+                &user,
+                Context::Header,
+            );
+            sink.push(
+                &Loc::Str("header:authorization:password"),
+                &password,
+                Context::Header,
+            );
+        }
     } else if let Ok(name) = std::str::from_utf8(name)
         && !machinery(name)
     {
         sink.push(&Loc::Header(name), value, Context::Header);
     }
+}
+
+/// The user name and password of a `Basic` Authorization value (RFC 7617).
+pub(crate) fn basic_credentials(value: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    use base64::Engine;
+    let (scheme, rest) = value.split_at(value.iter().position(|&c| c == b' ')?);
+    if !scheme.eq_ignore_ascii_case(b"basic") {
+        return None;
+    }
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(rest.trim_ascii())
+        .ok()?;
+    let colon = memchr::memchr(b':', &raw)?;
+    Some((raw[..colon].to_vec(), raw[colon + 1..].to_vec()))
 }
 
 /// A header that is protocol machinery (or a browser's `Sec-*` metadata).
@@ -311,18 +340,31 @@ fn form_pairs<F: FnMut(usize, &Loc<'_>, &[u8], Context) + ?Sized>(
     context: Context,
     sink: &mut Sink<'_, F>,
 ) {
-    for pair in qs.split(|&c| c == b'&' || c == b';') {
-        if sink.full() {
-            break;
+    // Pairs as PHP, Express, Werkzeug and Go cut them (at `&`), and a pair holding a
+    // `;` also as Rack 2 and older Python cut it (at `;` too): `ip=127.0.0.1;id` is a
+    // value with a command separator to the one, two harmless pairs to the other.
+    for whole in qs.split(|&c| c == b'&') {
+        let semi = memchr::memchr(b';', whole).is_some();
+        let cut = semi
+            .then(|| whole.split(|&c| c == b';'))
+            .into_iter()
+            .flatten();
+        for pair in std::iter::once(whole).chain(cut) {
+            if sink.full() {
+                if !pair.is_empty() {
+                    sink.dropped = true;
+                }
+                return;
+            }
+            if pair.is_empty() {
+                continue;
+            }
+            let (k, v) = split_pair(pair);
+            let k = decode::form_decode_cow(k);
+            let loc = Loc::Named(prefix, &k);
+            sink.push(&loc, &k, context);
+            sink.push(&loc, &decode::form_decode_cow(v), context);
         }
-        if pair.is_empty() {
-            continue;
-        }
-        let (k, v) = split_pair(pair);
-        let k = decode::form_decode_cow(k);
-        let loc = Loc::Named(prefix, &k);
-        sink.push(&loc, &k, context);
-        sink.push(&loc, &decode::form_decode_cow(v), context);
     }
 }
 

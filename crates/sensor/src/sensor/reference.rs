@@ -100,6 +100,17 @@ pub fn parse(head: &[u8], body: &[u8]) -> Request {
                 Context::Header,
             );
             items.extend(form_pairs(query, "header:referer", Context::Header));
+        } else if name == "authorization" {
+            if let Some((user, password)) = super::http::basic_credentials(h.value) {
+                push(
+                    &mut items,
+                    "header:authorization:user".into(),
+                    user,
+                    Context::Header,
+                );
+                let loc = "header:authorization:password".into();
+                push(&mut items, loc, password, Context::Header);
+            }
         } else if !MACHINERY.contains(&name.as_str()) && !name.starts_with("sec-") {
             push(
                 &mut items,
@@ -156,17 +167,25 @@ fn target_items(target: &[u8], items: &mut Vec<Item>) {
 /// `a=1&b=2` as items: each name and each value, form-decoded.
 fn form_pairs(qs: &[u8], prefix: &str, context: Context) -> Vec<Item> {
     let mut out = Vec::new();
-    for pair in qs.split(|&c| c == b'&' || c == b';') {
-        if pair.is_empty() {
-            continue;
-        }
-        let (k, v) = split_pair(pair);
-        let k = decode::form_decode(k);
-        let loc = format!("{prefix}:{}", lossy(&k));
-        push(&mut out, loc.clone(), k, context);
-        push(&mut out, loc, decode::form_decode(v), context);
-        if out.len() >= MAX_ITEMS {
-            break;
+    // At `&`, and a pair holding a `;` also at `;` (see the fast path's `form_pairs`).
+    for whole in qs.split(|&c| c == b'&') {
+        let semi = whole.contains(&b';');
+        let cut = semi
+            .then(|| whole.split(|&c| c == b';'))
+            .into_iter()
+            .flatten();
+        for pair in std::iter::once(whole).chain(cut) {
+            if pair.is_empty() {
+                continue;
+            }
+            let (k, v) = split_pair(pair);
+            let k = decode::form_decode(k);
+            let loc = format!("{prefix}:{}", lossy(&k));
+            push(&mut out, loc.clone(), k, context);
+            push(&mut out, loc, decode::form_decode(v), context);
+            if out.len() >= MAX_ITEMS {
+                return out;
+            }
         }
     }
     out

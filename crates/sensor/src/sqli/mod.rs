@@ -61,8 +61,32 @@ pub fn detect(value: &[u8]) -> Option<SqliMatch> {
     detect_profiled(value, Profile::of(value))
 }
 
+/// A window of a long value (see [`crate::window`]): no more tokens than the lexer
+/// reads, and half of it shared with the next.
+const WINDOW: usize = lex::MAX_TOKENS;
+
 /// [`detect`] with the value's byte classes already known.
 pub(crate) fn detect_profiled(value: &[u8], p: Profile) -> Option<SqliMatch> {
+    if let Some(m) = detect_prefix(value, p) {
+        return Some(m);
+    }
+    // Past what one reading covers (its first MAX_VALUE bytes, MAX_TOKENS tokens): the
+    // rest window by window (`1-0-0-...-0 UNION SELECT`, 256 harmless tokens first).
+    if long(value) {
+        return crate::window::rest(value, WINDOW, WINDOW / 2)
+            .find_map(|w| detect_prefix(w, Profile::of(w)));
+    }
+    None
+}
+
+/// Longer than one reading covers.
+fn long(value: &[u8]) -> bool {
+    value.len() > WINDOW
+        && (value.len() > MAX_VALUE || lex(value, Start::Code).len() >= lex::MAX_TOKENS)
+}
+
+/// The judgement of a value's first [`MAX_VALUE`] bytes.
+fn detect_prefix(value: &[u8], p: Profile) -> Option<SqliMatch> {
     let p = p.cut(value, MAX_VALUE);
     let value = &value[..value.len().min(MAX_VALUE)];
     if !may_inject_profiled(value, p) {
@@ -85,8 +109,15 @@ fn detect_one(value: &[u8]) -> Option<SqliMatch> {
 /// [`detect`] without the [`may_inject`] shortcut: the reference it must agree with.
 #[doc(hidden)]
 pub fn detect_exhaustive(value: &[u8]) -> Option<SqliMatch> {
-    let value = &value[..value.len().min(MAX_VALUE)];
-    detect_tokens(value).or_else(|| parts(value).iter().find_map(|p| detect_tokens(p)))
+    let whole = |value: &[u8]| {
+        let value = &value[..value.len().min(MAX_VALUE)];
+        detect_tokens(value).or_else(|| parts(value).iter().find_map(|p| detect_tokens(p)))
+    };
+    whole(value).or_else(|| {
+        long(value)
+            .then(|| crate::window::rest(value, WINDOW, WINDOW / 2).find_map(whole))
+            .flatten()
+    })
 }
 
 /// Most parts judged on their own: XML attributes and texts, or path segments.
