@@ -615,3 +615,32 @@ fn values_are_judged_whole_and_where_applications_read_them() {
     let text = "The quick brown fox jumps over the lazy dog, again and again. ".repeat(300);
     assert!(post(&format!("c={}", text.replace(' ', "+"))).is_empty());
 }
+
+/// A JSON response writes a line end inside a string as `\n`: a card number or key at
+/// the start of such a line is one the client's parser hands over on a line of its
+/// own, so DLP reads the escape as the blank it stands for. (Before, `n4111...` had no
+/// word boundary and the number passed unseen.)
+#[test]
+fn response_streams_read_escaped_line_ends_as_blanks() {
+    let s = all(false);
+    for body in [
+        &br#"{"notes":"Card:\n4111111111111111"}"#[..],
+        br#"{"k":"id:\tAKIAIOSFODNN7EXAMPLE"}"#,
+    ] {
+        let found: Vec<String> = s
+            .stream(true)
+            .feed(body)
+            .into_iter()
+            .map(|f| f.class)
+            .collect();
+        assert_eq!(
+            found.len(),
+            1,
+            "{}: {found:?}",
+            String::from_utf8_lossy(body)
+        );
+    }
+    // An escaped backslash stays one: `\\n4111...` is no line end.
+    let found = s.stream(true).feed(br#"{"p":"C:\\n4111111111111111"}"#);
+    assert!(found.is_empty(), "{found:?}");
+}

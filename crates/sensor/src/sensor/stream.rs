@@ -8,6 +8,7 @@
 //! location). A match still growing at the end of a chunk is reported as soon as its
 //! prefix is valid: over-reporting that rare case beats writing a secret out.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -55,7 +56,7 @@ impl SensorStream {
         let old = self.carry.len();
         self.carry.extend_from_slice(data);
         let mut out = Vec::new();
-        for f in dlp.scan(&self.carry) {
+        for f in dlp.scan(&blanked_escapes(&self.carry)) {
             let ends_in_new = f.offset as usize + f.len > old;
             let applies = match self.patterns.iter().find(|(n, _)| *n == f.kind) {
                 None => true,
@@ -75,4 +76,31 @@ impl SensorStream {
         self.carry.drain(..keep);
         out
     }
+}
+
+/// Text as DLP scans a stream: a backslash escape of a control character (`\n`, `\r`,
+/// `\t`, `\b`, `\f`: how JSON and C strings write line ends) read as the blanks it
+/// stands for, so a card number at the start of an escaped line keeps the word
+/// boundary its patterns need (`"Card:\n4111..."` in a JSON response: the client's
+/// parser gets the number on a line of its own). Same length, so offsets stay; an
+/// escaped backslash stays what it is.
+fn blanked_escapes(b: &[u8]) -> Cow<'_, [u8]> {
+    if memchr::memchr(b'\\', b).is_none() {
+        return Cow::Borrowed(b);
+    }
+    let mut v = b.to_vec();
+    let mut i = 0;
+    while let Some(p) = memchr::memchr(b'\\', &v[i..]) {
+        let at = i + p;
+        match v.get(at + 1) {
+            Some(b'n' | b'r' | b't' | b'b' | b'f') => {
+                v[at] = b' ';
+                v[at + 1] = b' ';
+                i = at + 2;
+            }
+            Some(_) => i = at + 2,
+            None => break,
+        }
+    }
+    Cow::Owned(v)
 }
