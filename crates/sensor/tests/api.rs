@@ -644,3 +644,31 @@ fn response_streams_read_escaped_line_ends_as_blanks() {
     let found = s.stream(true).feed(br#"{"p":"C:\\n4111111111111111"}"#);
     assert!(found.is_empty(), "{found:?}");
 }
+
+/// A body in a charset the detectors cannot read as sent (EBCDIC's cp037, UTF-16...):
+/// Django, ASP.NET and servlet containers decode it before the application sees a
+/// value, so an attack in it is invisible in the bytes. It is a finding of its own
+/// (CRS 920480 restricts charsets alike); ASCII-compatible ones are read as they are.
+#[test]
+fn a_body_in_an_unreadable_charset_is_a_finding() {
+    let s = all(true);
+    let post = |ct: &str| {
+        let head = format!("POST /s HTTP/1.1\r\nHost: x\r\nContent-Type: {ct}\r\n\r\n");
+        got(&s.http_request(head.as_bytes(), b"q=%7D%40%E4%D5%C9%D6%D5"))
+    };
+    let unread = ("unreadable_charset".to_string(), "body".to_string());
+    for ct in [
+        "application/x-www-form-urlencoded; charset=cp037",
+        "application/x-www-form-urlencoded; charset=IBM037",
+        "application/json; charset=\"utf-16\"",
+    ] {
+        assert!(post(ct).contains(&unread), "{ct}");
+    }
+    for ct in [
+        "application/x-www-form-urlencoded; charset=UTF-8",
+        "application/x-www-form-urlencoded; charset=iso-8859-1",
+        "application/x-www-form-urlencoded",
+    ] {
+        assert!(!post(ct).contains(&unread), "{ct}");
+    }
+}

@@ -271,6 +271,49 @@ fn header_items<F: FnMut(usize, &Loc<'_>, &[u8], Context) + ?Sized>(
     }
 }
 
+/// A request body's declared charset when the detectors cannot read it as sent: not
+/// one of the ASCII-compatible ones (EBCDIC `cp037`, UTF-16, UTF-7...), which Django,
+/// ASP.NET and servlet containers decode before the application sees a value, so an
+/// attack written in it is invisible in the bytes. None when there is none, or it is
+/// readable.
+pub fn unreadable_charset(head: &[u8]) -> Option<String> {
+    memchr::memmem::find(head, b"harset=")?;
+    let ct = lines(head)
+        .skip(1)
+        .filter_map(field)
+        .find(|(n, _)| n.eq_ignore_ascii_case(b"content-type"))?
+        .1;
+    let ct = String::from_utf8_lossy(ct).to_ascii_lowercase();
+    let cs = ct
+        .split(';')
+        .skip(1)
+        .filter_map(|p| p.trim().strip_prefix("charset="))
+        .next()?
+        .trim_matches('"')
+        .to_string();
+    const READABLE: &[&str] = &[
+        "utf-8",
+        "utf8",
+        "us-ascii",
+        "ascii",
+        "iso-8859-",
+        "iso8859-",
+        "latin",
+        "windows-125",
+        "cp125",
+        "koi8",
+        "gbk",
+        "gb2312",
+        "gb18030",
+        "big5",
+        "shift_jis",
+        "sjis",
+        "euc-",
+        "tis-620",
+    ];
+    (!READABLE.iter().any(|r| cs.starts_with(r))).then_some(cs)
+}
+
 /// The user name and password of a `Basic` Authorization value (RFC 7617).
 pub(crate) fn basic_credentials(value: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
     use base64::Engine;

@@ -148,6 +148,17 @@ impl Sensor {
                     }
                 },
             );
+            if !body.is_empty()
+                && let Some(charset) = http::unreadable_charset(head)
+            {
+                out.push(Finding {
+                    sensor: self.name.clone(),
+                    class: "unreadable_charset".to_string(),
+                    location: "body".to_string(),
+                    masked: format!("charset={}", truncate(&charset)),
+                    block: self.block,
+                });
+            }
             if dropped {
                 // Not a finding of its own: the caller's `oversize` setting says
                 // whether what was not read whole passes (`Partial`) or not (`Block`).
