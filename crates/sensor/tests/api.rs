@@ -672,3 +672,20 @@ fn a_body_in_an_unreadable_charset_is_a_finding() {
         assert!(!post(ct).contains(&unread), "{ct}");
     }
 }
+
+/// A Socket.IO message (`42["event", ...]`) is JSON behind a packet type: read as JSON,
+/// its strings unescaped as the server's `JSON.parse` hands them over. (Before, the
+/// message was one raw value, and `\u0027` hid the quote of an injection.)
+#[test]
+fn socket_io_messages_are_read_as_their_json() {
+    let s = all(true);
+    for m in [
+        &br#"42["login","admin\u0027 OR \u00271\u0027=\u00271"]"#[..],
+        br#"451-/chat,["login","admin\u0027--"]"#,
+        br#"42["note","\u003cscript\u003ealert(1)\u003c/script\u003e"]"#,
+    ] {
+        let g = got(&s.message(m));
+        assert!(!g.is_empty(), "{}: {g:?}", String::from_utf8_lossy(m));
+    }
+    assert!(got(&s.message(br#"42["chat","hello there"]"#)).is_empty());
+}

@@ -59,6 +59,24 @@ pub struct Finding {
     pub block: bool,
 }
 
+/// The JSON of a Socket.IO message (`42["search","..."]`, `451-/chat,[...]`: Engine.IO
+/// and Socket.IO packet types, an attachment count, a namespace, then the JSON the
+/// server hands to `JSON.parse`), so its strings are read unescaped; None for others.
+fn socket_io_json(m: &[u8]) -> Option<&[u8]> {
+    let digits = m.iter().take_while(|c| c.is_ascii_digit()).count();
+    if digits == 0 {
+        return None;
+    }
+    let mut rest = &m[digits..];
+    if let Some(r) = rest.strip_prefix(b"-") {
+        rest = r;
+    }
+    if rest.first() == Some(&b'/') {
+        rest = &rest[memchr::memchr(b',', rest)? + 1..];
+    }
+    matches!(rest.first(), Some(b'[' | b'{')).then_some(rest)
+}
+
 /// The class of the finding that says a request had more values than are read: whether
 /// it blocks is the caller's `oversize` setting, not the sensor's action.
 pub const OVERSIZE: &str = "oversize";
@@ -314,7 +332,7 @@ impl Sensor {
     /// as a request body without a type is (JSON or form as the bytes suggest, else one
     /// value), at `websocket`, `websocket:json:PATH`, `websocket:form:NAME`.
     pub fn message(&self, payload: &[u8]) -> Vec<Finding> {
-        let mut found = self.body(payload, None);
+        let mut found = self.body(socket_io_json(payload).unwrap_or(payload), None);
         for f in &mut found {
             if let Some(rest) = f.location.strip_prefix("body") {
                 f.location = format!("websocket{rest}");
