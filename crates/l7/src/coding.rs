@@ -11,7 +11,7 @@
 
 use std::io::Write;
 
-use flate2::write::{MultiGzDecoder, ZlibDecoder};
+use flate2::write::{DeflateDecoder, MultiGzDecoder, ZlibDecoder};
 
 /// The most of one body inflated for the sensors.
 pub const MAX_DECODED: usize = 16 << 20;
@@ -22,6 +22,11 @@ enum Kind {
     // Every member of a gzip file (RFC 1952 2.2), as Node's and zlib's gunzip read it.
     Gzip(MultiGzDecoder<Vec<u8>>),
     Zlib(ZlibDecoder<Vec<u8>>),
+    // `deflate` as PHP's gzdeflate() writes it: raw DEFLATE without the zlib wrapper,
+    // which browsers and curl inflate too.
+    Raw(DeflateDecoder<Vec<u8>>),
+    // `deflate` before its first byte: a zlib header or not decides which.
+    Deflate,
 }
 
 /// One body's decoder.
@@ -44,7 +49,7 @@ impl Inflater {
         let kind = if v.eq_ignore_ascii_case(b"gzip") || v.eq_ignore_ascii_case(b"x-gzip") {
             Kind::Gzip(MultiGzDecoder::new(Vec::new()))
         } else if v.eq_ignore_ascii_case(b"deflate") {
-            Kind::Zlib(ZlibDecoder::new(Vec::new()))
+            Kind::Deflate
         } else {
             return None;
         };
@@ -55,6 +60,19 @@ impl Inflater {
     /// the bytes do not decode (the caller reads the rest raw). Past [`MAX_DECODED`]
     /// nothing more is decoded.
     pub fn feed(&mut self, data: &[u8], f: &mut impl FnMut(&[u8])) -> std::io::Result<()> {
+        if matches!(self.kind, Kind::Deflate) && !data.is_empty() {
+            // A zlib stream opens with method 8 (deflate), a window of at most 32 KiB
+            // and a check that makes its first two bytes a multiple of 31 (RFC 1950);
+            // raw DEFLATE opens with a block header, which passes all that by chance
+            // at most one time in 31.
+            let header = u16::from_be_bytes([data[0], data.get(1).copied().unwrap_or(0)]);
+            let zlib = data[0] & 0x0f == 8 && data[0] >> 4 <= 7 && header % 31 == 0;
+            self.kind = if zlib || data.len() < 2 && data[0] & 0x0f == 8 {
+                Kind::Zlib(ZlibDecoder::new(Vec::new()))
+            } else {
+                Kind::Raw(DeflateDecoder::new(Vec::new()))
+            };
+        }
         for step in data.chunks(STEP) {
             if self.decoded >= MAX_DECODED {
                 return Ok(());
@@ -64,6 +82,8 @@ impl Inflater {
             let (fed, out) = match &mut self.kind {
                 Kind::Gzip(d) => (d.write_all(step).and_then(|_| d.flush()), d.get_mut()),
                 Kind::Zlib(d) => (d.write_all(step).and_then(|_| d.flush()), d.get_mut()),
+                Kind::Raw(d) => (d.write_all(step).and_then(|_| d.flush()), d.get_mut()),
+                Kind::Deflate => return Ok(()),
             };
             let take = out.len().min(MAX_DECODED - self.decoded);
             self.decoded += take;
@@ -187,6 +207,30 @@ mod tests {
         let text = all(&after).unwrap();
         assert!(text.ends_with(b"&r=2' OR 1=1--"), "{text:?}");
         assert_eq!(all(b"not gzip at all"), None);
+    }
+
+    /// `deflate` as PHP's gzdeflate() writes it (raw DEFLATE, no zlib wrapper), which
+    /// browsers inflate as well: inflated too. (Before, it was read compressed.)
+    #[test]
+    fn raw_deflate_is_read_as_well_as_zlib() {
+        let text = b"card 4111 1111 1111 1111, again and again and again".repeat(20);
+        let mut raw =
+            flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+        raw.write_all(&text).unwrap();
+        let raw = raw.finish().unwrap();
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        z.write_all(&text).unwrap();
+        let z = z.finish().unwrap();
+        for body in [raw, z] {
+            for cut in [1, 2, 7, 4096] {
+                let mut d = Inflater::for_coding(b"deflate").unwrap();
+                let mut out = Vec::new();
+                for piece in body.chunks(cut.max(2)) {
+                    d.feed(piece, &mut |b| out.extend_from_slice(b)).unwrap();
+                }
+                assert!(out == text, "cut {cut}");
+            }
+        }
     }
 
     #[test]
