@@ -38,6 +38,11 @@ use tracing::warn;
 
 /// Cilium's default `tofqdns-min-ttl`.
 pub const DEFAULT_MIN_TTL: Duration = Duration::from_secs(60);
+/// The longest an answer is believed: a resolver's TTL is capped here (as resolvers cap
+/// what they cache: BIND's `max-cache-ttl` is a week, dnsmasq's `max-cache-ttl` what it
+/// is told), so an answer with a TTL of 68 years from a resolver a workload runs itself
+/// opens an address for a day, not for good.
+pub const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
 
 /// How long a name is remembered after it expired: live connections opened while it was
 /// known are not cut for its expiry (as Cilium keeps the addresses of live connections).
@@ -342,7 +347,9 @@ impl Fqdn {
             if engine.owner_of(&ip).is_some() {
                 continue;
             }
-            let ttl = Duration::from_secs(u64::from(ttl)).max(self.min_ttl);
+            let ttl = Duration::from_secs(u64::from(ttl))
+                .min(MAX_TTL)
+                .max(self.min_ttl);
             let until = self.names.learn(ip, &answers.name, now + ttl);
             elems.extend(self.elements(&all, ip, &answers.name, until, now));
         }
@@ -640,6 +647,21 @@ spec:
                 .decide(&e, ip("10.0.0.1"), ip("203.0.113.99"), l4)
                 .allowed
         );
+    }
+
+    /// A TTL is believed for a day at most: an answer of 2^31 - 1 seconds (68 years)
+    /// opens the address for 24 h. (Before, for as long as the answer said.)
+    #[test]
+    fn a_ttl_is_capped_at_a_day() {
+        let e = engine();
+        let (f, rx) = Fqdn::detached(Duration::from_secs(60));
+        let a = answers("api.example.com", &[("203.0.113.10", i32::MAX as u32)]);
+        let _wait = f.learn(&e, ip("10.0.0.1"), &a).expect("elements to write");
+        let job = rx.try_recv().unwrap();
+        assert!(!job.elems.is_empty());
+        for t in &job.elems {
+            assert!(t.timeout <= MAX_TTL, "{:?}", t.timeout);
+        }
     }
 
     #[test]
