@@ -208,13 +208,125 @@ pub(crate) async fn relay(
         server.write_all(&pending).await.context("to the server")?;
     }
     let idle = cx.cfg.idle_timeout;
-    match crate::idle::splice(&mut client, &mut server, idle).await {
-        Ok(Some((up, down))) => {
+    let spliced = tokio::select! {
+        r = crate::idle::splice(&mut client, &mut server, idle) => Ok(r),
+        why = policy_changed(cx.authority, cx.client, cx.server) => Err(why),
+    };
+    match spliced {
+        Ok(Ok(Some((up, down)))) => {
             cx.up += up;
             cx.down += down;
             Ok(())
         }
-        Ok(None) => anyhow::bail!("idle for {idle:?}"),
-        Err(e) => Err(e.into()),
+        Ok(Ok(None)) => anyhow::bail!("idle for {idle:?}"),
+        Ok(Err(e)) => Err(e.into()),
+        Err(why) => {
+            crate::socket::reset(client);
+            crate::socket::reset(server);
+            anyhow::bail!("{why}")
+        }
+    }
+}
+
+/// How often a relayed connection looks whether the policy changed.
+const POLICY_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Completes when a policy change refuses the relayed connection `client -> server`,
+/// or makes its requests matter (a learning connection whose group went to Protect
+/// with rules on requests, a rule on requests added for its port): a relay decides
+/// nothing, so the connection is closed and its client's next one is decided. Before,
+/// it went on for as long as it lived.
+async fn policy_changed(
+    authority: &dyn Authority,
+    client: SocketAddr,
+    server: SocketAddr,
+) -> String {
+    let mut seen = authority.generation();
+    loop {
+        tokio::time::sleep(POLICY_CHECK).await;
+        let now = authority.generation();
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        let d = authority.decide(client, server, None);
+        if !d.allowed {
+            return format!("refused after a policy change: {}", d.decided_by);
+        }
+        if d.needs_l7 {
+            return "closed after a policy change: its requests are now decided".into();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    /// A policy that changes when the test says: its generation, and whether the
+    /// connection is then allowed and needs its requests decided.
+    #[derive(Default)]
+    struct Changing {
+        generation: AtomicU64,
+        refused: AtomicBool,
+        needs_l7: AtomicBool,
+    }
+
+    impl Authority for Changing {
+        fn decide(
+            &self,
+            _: SocketAddr,
+            _: SocketAddr,
+            _: Option<&bulkhead_policy::l7::L7Request>,
+        ) -> crate::authority::Decision {
+            crate::authority::Decision {
+                allowed: !self.refused.load(Ordering::Relaxed),
+                needs_l7: self.needs_l7.load(Ordering::Relaxed),
+                allowed_without_l7: true,
+                violation: false,
+                detect: false,
+                quiet: false,
+                decided_by: "test".into(),
+                detail: serde_json::Value::Null,
+            }
+        }
+        fn decide_datagram(
+            &self,
+            c: SocketAddr,
+            s: SocketAddr,
+            l7: Option<&bulkhead_policy::l7::L7Request>,
+        ) -> crate::authority::Decision {
+            self.decide(c, s, l7)
+        }
+        fn record(&self, _: Event) {}
+        fn generation(&self) -> u64 {
+            self.generation.load(Ordering::Relaxed)
+        }
+    }
+
+    /// A relayed connection goes on while changes leave it alone, and ends once one
+    /// refuses it or makes its requests matter (before, it went on for as long as it
+    /// lived, deciding nothing).
+    #[tokio::test(start_paused = true)]
+    async fn a_relay_ends_when_a_policy_change_concerns_it() {
+        let (c, s): (SocketAddr, SocketAddr) = (
+            "10.0.0.1:40000".parse().unwrap(),
+            "10.0.0.2:6379".parse().unwrap(),
+        );
+        for (refused, needs_l7) in [(true, false), (false, true)] {
+            let a = Changing::default();
+            let watch = policy_changed(&a, c, s);
+            tokio::pin!(watch);
+            // An unrelated change: still relayed.
+            a.generation.store(1, Ordering::Relaxed);
+            let quiet = tokio::time::timeout(POLICY_CHECK * 3, &mut watch).await;
+            assert!(quiet.is_err());
+            a.refused.store(refused, Ordering::Relaxed);
+            a.needs_l7.store(needs_l7, Ordering::Relaxed);
+            a.generation.store(2, Ordering::Relaxed);
+            let why = tokio::time::timeout(POLICY_CHECK * 3, &mut watch).await;
+            assert!(why.is_ok(), "refused {refused} needs_l7 {needs_l7}");
+        }
     }
 }
