@@ -66,7 +66,7 @@ impl Inflater {
             // raw DEFLATE opens with a block header, which passes all that by chance
             // at most one time in 31.
             let header = u16::from_be_bytes([data[0], data.get(1).copied().unwrap_or(0)]);
-            let zlib = data[0] & 0x0f == 8 && data[0] >> 4 <= 7 && header % 31 == 0;
+            let zlib = data[0] & 0x0f == 8 && data[0] >> 4 <= 7 && header.is_multiple_of(31);
             self.kind = if zlib || data.len() < 2 && data[0] & 0x0f == 8 {
                 Kind::Zlib(ZlibDecoder::new(Vec::new()))
             } else {
