@@ -28,6 +28,11 @@ spec: {selector: app == "server", mode: Protect}
 
 /// The divert chain's TPROXY rules for an ingress rule of the server, as JSON text.
 fn tproxy_rules(rule: &str) -> Vec<String> {
+    rules_of("Allow", rule)
+}
+
+/// The same for a rule with `action` (and what follows it: `rest`, more rules too).
+fn rules_of(action: &str, rest: &str) -> Vec<String> {
     let text = format!(
         "{CLUSTER}---
 apiVersion: bulkhead.io/v1
@@ -36,9 +41,9 @@ metadata: {{name: p}}
 spec:
   appliesTo: [{{group: server}}]
   ingress:
-    - action: Allow
+    - action: {action}
       from: [{{selector: app == \"client\"}}]
-{rule}
+{rest}
 "
     );
     (divert_chain(text).into_iter())
@@ -209,27 +214,15 @@ spec: {{selector: app == "client", sensors: [card-data]{inspect}}}
 #[test]
 fn rules_on_requests_are_diverted_whatever_their_action() {
     for action in ["Deny", "Pass", "Log", "Allow"] {
-        let text = format!(
-            "{CLUSTER}---
-apiVersion: bulkhead.io/v1
-kind: Policy
-metadata: {{name: p}}
-spec:
-  appliesTo: [{{group: server}}]
-  ingress:
-    - action: {action}
-      from: [{{selector: app == \"client\"}}]
-      ports: [TCP/8080]
+        let rules = rules_of(
+            action,
+            "      ports: [TCP/8080]
       app: http
-      http: [{{methods: [DELETE]}}]
+      http: [{methods: [DELETE]}]
     - action: Allow
-      from: [{{selector: app == \"client\"}}]
-      ports: [TCP/8080]
-"
+      from: [{selector: app == \"client\"}]
+      ports: [TCP/8080]",
         );
-        let rules: Vec<String> = (divert_chain(text).into_iter())
-            .filter(|s| s.contains("tproxy"))
-            .collect();
         let port = r#""field":"dport"}},"right":8080"#;
         assert!(
             rules.iter().any(|r| r.contains(port)),

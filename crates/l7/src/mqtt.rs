@@ -27,6 +27,14 @@ use crate::{Decided, Output, Session, Verdict};
 /// The most held of one client packet (a PUBLISH head, a SUBSCRIBE): real ones are far
 /// smaller; a topic alone may be 64 KiB.
 pub const MAX_HELD: usize = 70 * 1024;
+/// What an MQTT packet asks of policy.
+fn mqtt(action: MqttAction, topic: String) -> L7Request {
+    L7Request {
+        app: AppProtocol::Mqtt,
+        detail: L7Detail::Mqtt { action, topic },
+    }
+}
+
 /// The connect flag that says a will follows (MQTT 3.1.1 3.1.2.5, 5 3.1.2.5).
 const WILL: u8 = 0x04;
 
@@ -239,13 +247,7 @@ impl MqttSession {
             return Ok(true);
         }
         let topic = will_topic(head, hl)?.map_err(|_| "truncated CONNECT")?;
-        let request = L7Request {
-            app: AppProtocol::Mqtt,
-            detail: L7Detail::Mqtt {
-                action: MqttAction::Publish,
-                topic,
-            },
-        };
+        let request = mqtt(MqttAction::Publish, topic);
         let allowed = decide(&request).allowed;
         let refusal = (!allowed).then(|| {
             // 3.1.1: return code 5, not authorized; 5: reason code 0x87.
@@ -300,13 +302,7 @@ impl MqttSession {
             (false, Some(a)) => learn = Some(a),
             (false, None) => {}
         }
-        let request = L7Request {
-            app: AppProtocol::Mqtt,
-            detail: L7Detail::Mqtt {
-                action: MqttAction::Publish,
-                topic: topic.clone(),
-            },
-        };
+        let request = mqtt(MqttAction::Publish, topic.clone());
         let allowed = decide(&request).allowed;
         let refusal = if allowed {
             if let Some(a) = learn {
@@ -384,13 +380,7 @@ impl MqttSession {
                     Some((_, f)) => f.to_string(),
                     None => filter,
                 };
-                let request = L7Request {
-                    app: AppProtocol::Mqtt,
-                    detail: L7Detail::Mqtt {
-                        action: MqttAction::Subscribe,
-                        topic,
-                    },
-                };
+                let request = mqtt(MqttAction::Subscribe, topic);
                 let allowed = decide(&request).allowed;
                 (request, allowed)
             })

@@ -103,3 +103,52 @@ impl Stage {
         }
     }
 }
+
+/// Authorities for the proxy's own tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+    use std::net::SocketAddr;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    /// A policy that changes when the test says: its generation, and whether the
+    /// connection is then allowed and needs its requests decided.
+    #[derive(Default)]
+    pub(crate) struct Changing {
+        pub generation: AtomicU64,
+        pub refused: AtomicBool,
+        pub needs_l7: AtomicBool,
+    }
+
+    impl Authority for Changing {
+        fn decide(
+            &self,
+            _: SocketAddr,
+            _: SocketAddr,
+            _: Option<&bulkhead_policy::l7::L7Request>,
+        ) -> Decision {
+            Decision {
+                allowed: !self.refused.load(Ordering::Relaxed),
+                needs_l7: self.needs_l7.load(Ordering::Relaxed),
+                allowed_without_l7: true,
+                violation: false,
+                detect: false,
+                quiet: false,
+                decided_by: "test".into(),
+                detail: serde_json::Value::Null,
+            }
+        }
+        fn decide_datagram(
+            &self,
+            c: SocketAddr,
+            s: SocketAddr,
+            l7: Option<&bulkhead_policy::l7::L7Request>,
+        ) -> Decision {
+            self.decide(c, s, l7)
+        }
+        fn record(&self, _: crate::event::Event) {}
+        fn generation(&self) -> u64 {
+            self.generation.load(Ordering::Relaxed)
+        }
+    }
+}

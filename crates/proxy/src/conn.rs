@@ -262,48 +262,8 @@ async fn policy_changed(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-
-    /// A policy that changes when the test says: its generation, and whether the
-    /// connection is then allowed and needs its requests decided.
-    #[derive(Default)]
-    struct Changing {
-        generation: AtomicU64,
-        refused: AtomicBool,
-        needs_l7: AtomicBool,
-    }
-
-    impl Authority for Changing {
-        fn decide(
-            &self,
-            _: SocketAddr,
-            _: SocketAddr,
-            _: Option<&bulkhead_policy::l7::L7Request>,
-        ) -> crate::authority::Decision {
-            crate::authority::Decision {
-                allowed: !self.refused.load(Ordering::Relaxed),
-                needs_l7: self.needs_l7.load(Ordering::Relaxed),
-                allowed_without_l7: true,
-                violation: false,
-                detect: false,
-                quiet: false,
-                decided_by: "test".into(),
-                detail: serde_json::Value::Null,
-            }
-        }
-        fn decide_datagram(
-            &self,
-            c: SocketAddr,
-            s: SocketAddr,
-            l7: Option<&bulkhead_policy::l7::L7Request>,
-        ) -> crate::authority::Decision {
-            self.decide(c, s, l7)
-        }
-        fn record(&self, _: Event) {}
-        fn generation(&self) -> u64 {
-            self.generation.load(Ordering::Relaxed)
-        }
-    }
+    use crate::authority::testing::Changing;
+    use std::sync::atomic::Ordering;
 
     /// A relayed connection goes on while changes leave it alone, and ends once one
     /// refuses it or makes its requests matter (before, it went on for as long as it

@@ -305,31 +305,6 @@ fn answer(answers: &Answers, server: SocketAddr, client: SocketAddr, data: &[u8]
 mod tests {
     use super::*;
 
-    struct NoRules;
-
-    impl Authority for NoRules {
-        fn decide(
-            &self,
-            _: SocketAddr,
-            _: SocketAddr,
-            _: Option<&bulkhead_policy::l7::L7Request>,
-        ) -> crate::authority::Decision {
-            unreachable!("flows decide nothing")
-        }
-        fn decide_datagram(
-            &self,
-            c: SocketAddr,
-            s: SocketAddr,
-            l7: Option<&bulkhead_policy::l7::L7Request>,
-        ) -> crate::authority::Decision {
-            self.decide(c, s, l7)
-        }
-        fn record(&self, _: crate::event::Event) {}
-        fn generation(&self) -> u64 {
-            0
-        }
-    }
-
     #[tokio::test]
     async fn a_dns_flow_lingers_only_while_a_query_is_unanswered() {
         let flow = Flow {
@@ -340,7 +315,7 @@ mod tests {
             born: Instant::now(),
         };
         let dns = Answering::Dns {
-            authority: Arc::new(NoRules),
+            authority: Arc::new(crate::authority::testing::Changing::default()),
             bound: Duration::from_millis(100),
         };
         assert_eq!(dns.idle(&flow), Duration::from_secs(1));
