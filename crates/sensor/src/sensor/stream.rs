@@ -85,7 +85,10 @@ impl SensorStream {
 /// parser gets the number on a line of its own). Same length, so offsets stay; an
 /// escaped backslash stays what it is.
 fn blanked_escapes(b: &[u8]) -> Cow<'_, [u8]> {
-    if memchr::memchr(b'\\', b).is_none() {
+    let escape = |at: usize| matches!(b.get(at + 1), Some(b'n' | b'r' | b't' | b'b' | b'f'));
+    // Most bodies have none (a backslash alone, as in `\\` or `\/`, changes nothing):
+    // no copy then.
+    if !memchr::memchr_iter(b'\\', b).any(escape) {
         return Cow::Borrowed(b);
     }
     let mut v = b.to_vec();
