@@ -123,6 +123,19 @@ impl Inspector for SensorSet {
             .collect()
     }
 
+    fn unreadable(&self, what: &str) -> Vec<Finding> {
+        self.oversize
+            .iter()
+            .map(|name| Finding {
+                sensor: name.clone(),
+                class: "oversize".into(),
+                location: "response body".into(),
+                masked: what.to_string(),
+                block: true,
+            })
+            .collect()
+    }
+
     fn redact(&self, text: &str) -> String {
         (self.sensors.iter()).fold(text.to_string(), |t, s| s.redact(&t))
     }

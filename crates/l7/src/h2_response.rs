@@ -152,19 +152,31 @@ impl Responses {
         let status = fields.iter().find(|(n, _)| n == b":status");
         head.extend_from_slice(status.map_or(&b"200"[..], |(_, v)| &v[..]));
         head.extend_from_slice(b"\r\n");
+        let mut unread = None;
         for (n, v) in fields.iter().filter(|(n, _)| !n.starts_with(b":")) {
             head.extend_from_slice(n);
             head.extend_from_slice(b": ");
             head.extend_from_slice(v);
             head.extend_from_slice(b"\r\n");
-            if n == b"content-encoding"
-                && let Some(inf) = Inflater::for_coding(v)
-            {
-                self.body(h.stream).inflate = Some(inf);
+            if n == b"content-encoding" {
+                match Inflater::for_coding(v) {
+                    Some(inf) => self.body(h.stream).inflate = Some(inf),
+                    None if !v.trim_ascii().eq_ignore_ascii_case(b"identity") => {
+                        unread = Some(String::from_utf8_lossy(v).into_owned());
+                    }
+                    None => {}
+                }
             }
         }
         head.extend_from_slice(b"\r\n");
-        let found = self.ins.response_head(&head);
+        let mut found = self.ins.response_head(&head);
+        // A body in a coding the proxy does not read: `oversize` decides (as HTTP/1).
+        if let Some(coding) = unread {
+            found.extend(
+                self.ins
+                    .unreadable(&format!("response in content-encoding {coding} not read")),
+            );
+        }
         let blocks = found.iter().any(|f| f.block);
         out.findings.extend(found);
         if blocks {

@@ -98,6 +98,19 @@ struct Pending {
 
 /// The request with the `_method` fields its form body names (policy reads them as
 /// overrides: `bulkhead_policy::l7::method_override`).
+/// A response head's `Content-Encoding` when it names a coding the proxy cannot inflate
+/// (not `identity`, `gzip`, `x-gzip` or `deflate` alone).
+fn unreadable_coding(head: &[u8]) -> Option<String> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut headers);
+    resp.parse(head).ok()?;
+    let v = header(resp.headers, "content-encoding")?.trim_ascii();
+    let readable = v.is_empty()
+        || v.eq_ignore_ascii_case(b"identity")
+        || coding::Inflater::for_coding(v).is_some();
+    (!readable).then(|| String::from_utf8_lossy(v).into_owned())
+}
+
 /// Decide a request as every server may read its path: as sent, and with each
 /// segment's `;` parameters removed, as Tomcat and Jetty route it (`/admin;x/users` is
 /// `/admin/users` to them, a segment `admin;x` to nginx). Allowed only if both are, so
@@ -944,7 +957,15 @@ impl Session for HttpSession {
                     let head = std::mem::take(&mut self.server_head);
                     tail.extend_from_slice(&input[i..]);
                     if let Some(ins) = &self.inspector {
-                        let found = ins.response_head(&head);
+                        let mut found = ins.response_head(&head);
+                        // A body in a coding the proxy does not read (the client was not
+                        // offered it: `br`, `zstd`, codings stacked) cannot be read whole:
+                        // the sensors' `oversize` setting decides whether it passes.
+                        if let Some(coding) = unreadable_coding(&head) {
+                            found.extend(ins.unreadable(&format!(
+                                "response in content-encoding {coding} not read"
+                            )));
+                        }
                         let blocked = blocks(&found);
                         out.findings.extend(found);
                         if blocked {

@@ -57,6 +57,13 @@ pub trait Inspector: Send + Sync {
         let _ = held;
         Vec::new()
     }
+    /// A body the session cannot read at all (`what` says why: a response in a coding
+    /// it does not inflate): the findings of sensors that refuse what they cannot read
+    /// whole (`oversize: Block`), as for [`Inspector::oversize`].
+    fn unreadable(&self, what: &str) -> Vec<Finding> {
+        let _ = what;
+        Vec::new()
+    }
 }
 
 /// Payload bytes of one direction, chunk by chunk.

@@ -344,6 +344,37 @@ fn a_body_longer_than_is_held_passes_or_is_refused_as_the_sensor_says() {
     assert_eq!(out.to_server, post);
 }
 
+/// A response in a coding the proxy does not inflate (`br`, which the client was not
+/// offered, or codings stacked) cannot be read whole: under `oversize: Block` nothing of
+/// it is written and the connection closes; under `Partial` it passes as sent. A coding
+/// the proxy reads passes either way.
+#[test]
+fn a_response_in_a_coding_not_read_follows_oversize() {
+    let get = b"GET /export HTTP/1.1\r\nHost: a\r\n\r\n";
+    for (coding, unread) in [
+        ("br", true),
+        ("gzip, gzip", true),
+        ("gzip", false),
+        ("identity", false),
+    ] {
+        let resp = format!(
+            "HTTP/1.1 200 OK\r\nContent-Encoding: {coding}\r\nContent-Length: 3\r\n\r\nabc"
+        );
+        let mut s = HttpSession::new().with_inspector(Some(Arc::new(common::Whole)));
+        let _ = s.client_bytes(get, &mut allow);
+        let out = s.server_bytes(resp.as_bytes());
+        assert_eq!(out.close, unread, "{coding}");
+        assert_eq!(out.to_client.is_empty(), unread, "{coding}");
+        let mut s = HttpSession::new().with_inspector(Some(Arc::new(Marker { block: true })));
+        let _ = s.client_bytes(get, &mut allow);
+        let out = s.server_bytes(resp.as_bytes());
+        assert!(
+            !out.close && out.to_client.starts_with(b"HTTP/1.1 200"),
+            "{coding}"
+        );
+    }
+}
+
 proptest! {
     /// Edits of an upgrade to WebSocket with messages after it, and of gzip'd bodies
     /// both ways, reach the frame reader and the inflater: never a panic.

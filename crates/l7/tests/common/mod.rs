@@ -94,4 +94,13 @@ impl bulkhead_l7::Inspector for Whole {
             block: true,
         }]
     }
+    fn unreadable(&self, what: &str) -> Vec<bulkhead_l7::Finding> {
+        vec![bulkhead_l7::Finding {
+            sensor: "waf".into(),
+            class: "oversize".into(),
+            location: "response body".into(),
+            masked: what.into(),
+            block: true,
+        }]
+    }
 }
