@@ -611,6 +611,14 @@ fn values_are_judged_whole_and_where_applications_read_them() {
         "Authorization: Basic YWRtaW4nIE9SICcxJz0nMSctLSA6eA==\r\n",
     );
     assert!(has(&g, "sqli", "header:authorization:user"), "Basic: {g:?}");
+    // PHP applications include language files Accept-Language names.
+    let g = get("/", "Accept-Language: ../../../../etc/passwd%00\r\n");
+    assert!(has(&g, "path_traversal", "header:accept-language"), "{g:?}");
+    let g = get(
+        "/",
+        "Accept-Language: de-DE,de;q=0.9,en-US;q=0.8,en;q=0.7\r\n",
+    );
+    assert!(g.is_empty(), "{g:?}");
     // Long benign text stays clean.
     let text = "The quick brown fox jumps over the lazy dog, again and again. ".repeat(300);
     assert!(post(&format!("c={}", text.replace(' ', "+"))).is_empty());

@@ -33,7 +33,6 @@ const MACHINERY: &[&str] = &[
     "host",
     "accept",
     "accept-encoding",
-    "accept-language",
     "accept-charset",
     "connection",
     "content-length",
