@@ -74,6 +74,20 @@ fn convert(f: bulkhead_sensor::Finding) -> Finding {
 }
 
 impl SensorSet {
+    /// What cannot be read whole, at `location`: a blocking finding of each sensor that
+    /// says `oversize: Block`, none under `Partial`.
+    fn unread(&self, location: &str, what: &str) -> Vec<Finding> {
+        (self.oversize.iter())
+            .map(|name| Finding {
+                sensor: name.clone(),
+                class: "oversize".into(),
+                location: location.into(),
+                masked: what.to_string(),
+                block: true,
+            })
+            .collect()
+    }
+
     /// What every sensor of the set finds, as the proxy's findings. A sensor's note
     /// that it did not read a request whole (more values than it reads) blocks when
     /// that sensor says `oversize: Block`, and is dropped under `Partial` (documented:
@@ -111,29 +125,11 @@ impl Inspector for SensorSet {
     }
 
     fn oversize(&self, held: usize) -> Vec<Finding> {
-        self.oversize
-            .iter()
-            .map(|name| Finding {
-                sensor: name.clone(),
-                class: "oversize".into(),
-                location: "body".into(),
-                masked: format!("larger than the {held} bytes inspected"),
-                block: true,
-            })
-            .collect()
+        self.unread("body", &format!("larger than the {held} bytes inspected"))
     }
 
     fn unreadable(&self, what: &str) -> Vec<Finding> {
-        self.oversize
-            .iter()
-            .map(|name| Finding {
-                sensor: name.clone(),
-                class: "oversize".into(),
-                location: "response body".into(),
-                masked: what.to_string(),
-                block: true,
-            })
-            .collect()
+        self.unread("response body", what)
     }
 
     fn redact(&self, text: &str) -> String {

@@ -65,6 +65,8 @@ const PATHS: &[&str] = &[
     "/api/v1/../../admin",
     "/api\\v1\\orders",
     "/api/v1/orders?_method=PUT",
+    "/admin;x/users",
+    "/api/v2/items/42;jsessionid=1",
     "/",
 ];
 const HOSTS: &[Option<&str>] = &[

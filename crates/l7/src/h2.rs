@@ -39,7 +39,7 @@ use bulkhead_policy::l7::{AppProtocol, L7Detail, L7Request};
 use crate::coding::Inflater;
 use crate::form::{Form, TailScan, form_of_post, method_fields};
 use crate::h2_response::{Release, Responses};
-use crate::http::{INFLATED_BODY, decide_paths, with_fields};
+use crate::http::{INFLATED_BODY, with_fields};
 use crate::{Decided, Finding, Inspector, Output, Session, Verdict};
 
 pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -863,7 +863,7 @@ impl H2Session {
             };
             if !fields.is_empty() {
                 with_fields(&mut st.request, &fields);
-                by_policy = !decide_paths(decide, &st.request);
+                by_policy = !decide(&st.request).allowed;
             }
         }
         let blocked = by_sensor || by_policy;
@@ -1082,7 +1082,7 @@ impl H2Session {
         }
         self.last_stream = b.stream;
         let request = request_of(&fields);
-        let mut allowed = decide_paths(decide, &request);
+        let mut allowed = decide(&request).allowed;
         // A WebSocket on a stream (extended CONNECT, RFC 8441): its messages end no
         // stream, so with sensors on it is refused, as the setting the client got says.
         let mut tunnel = false;

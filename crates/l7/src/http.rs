@@ -98,47 +98,14 @@ struct Pending {
 
 /// The request with the `_method` fields its form body names (policy reads them as
 /// overrides: `bulkhead_policy::l7::method_override`).
-/// A response head's `Content-Encoding` when it names a coding the proxy cannot inflate
+/// A response's `Content-Encoding` when it names a coding the proxy cannot inflate
 /// (not `identity`, `gzip`, `x-gzip` or `deflate` alone).
-fn unreadable_coding(head: &[u8]) -> Option<String> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut resp = httparse::Response::new(&mut headers);
-    resp.parse(head).ok()?;
-    let v = header(resp.headers, "content-encoding")?.trim_ascii();
+fn unreadable_coding(headers: &[httparse::Header]) -> Option<String> {
+    let v = header(headers, "content-encoding")?.trim_ascii();
     let readable = v.is_empty()
         || v.eq_ignore_ascii_case(b"identity")
         || coding::Inflater::for_coding(v).is_some();
     (!readable).then(|| String::from_utf8_lossy(v).into_owned())
-}
-
-/// Decide a request as every server may read its path: as sent, and with each
-/// segment's `;` parameters removed, as Tomcat and Jetty route it (`/admin;x/users` is
-/// `/admin/users` to them, a segment `admin;x` to nginx). Allowed only if both are, so
-/// a rule that denies `/admin` holds on either server.
-pub(crate) fn decide_paths(
-    decide: &mut dyn FnMut(&L7Request) -> Verdict,
-    request: &L7Request,
-) -> bool {
-    if !decide(request).allowed {
-        return false;
-    }
-    let L7Detail::Http { path, .. } = &request.detail else {
-        return true;
-    };
-    let end = path.find(['?', '#']).unwrap_or(path.len());
-    if !path[..end].contains(';') {
-        return true;
-    }
-    let mut stripped: String = (path[..end].split('/'))
-        .map(|seg| seg.split(';').next().unwrap_or_default())
-        .collect::<Vec<_>>()
-        .join("/");
-    stripped.push_str(&path[end..]);
-    let mut other = request.clone();
-    if let L7Detail::Http { path, .. } = &mut other.detail {
-        *path = stripped;
-    }
-    decide(&other).allowed
 }
 
 pub(crate) fn with_fields(request: &mut L7Request, fields: &[String]) {
@@ -416,7 +383,7 @@ impl HttpSession {
                 found
             };
             with_fields(&mut request, &fields);
-            if !fields.is_empty() && !decide_paths(decide, &request) {
+            if !fields.is_empty() && !decide(&request).allowed {
                 self.refuse(out, false);
                 self.client = if done {
                     Side::Head
@@ -495,7 +462,7 @@ impl HttpSession {
             t.decided = fields.len();
             let mut request = t.request.clone();
             with_fields(&mut request, fields);
-            if !decide_paths(decide, &request) {
+            if !decide(&request).allowed {
                 // Its response is owed no more: the server will not answer.
                 if matches!(self.owed.back(), Some(Owed::Response { .. })) {
                     self.owed.pop_back();
@@ -770,7 +737,7 @@ impl Session for HttpSession {
                     } else {
                         head
                     };
-                    let allowed = decide_paths(decide, &request);
+                    let allowed = decide(&request).allowed;
                     let inspect = allowed && self.inspector.is_some();
                     let mut bad = None;
                     match (allowed, body) {
@@ -956,12 +923,17 @@ impl Session for HttpSession {
                     let mut tail = self.server_head.split_off(end);
                     let head = std::mem::take(&mut self.server_head);
                     tail.extend_from_slice(&input[i..]);
+                    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+                    let mut resp = httparse::Response::new(&mut headers);
+                    let parsed = matches!(resp.parse(&head), Ok(httparse::Status::Complete(_)));
                     if let Some(ins) = &self.inspector {
                         let mut found = ins.response_head(&head);
                         // A body in a coding the proxy does not read (the client was not
                         // offered it: `br`, `zstd`, codings stacked) cannot be read whole:
                         // the sensors' `oversize` setting decides whether it passes.
-                        if let Some(coding) = unreadable_coding(&head) {
+                        if let Some(coding) =
+                            parsed.then(|| unreadable_coding(resp.headers)).flatten()
+                        {
                             found.extend(ins.unreadable(&format!(
                                 "response in content-encoding {coding} not read"
                             )));
@@ -975,17 +947,13 @@ impl Session for HttpSession {
                         }
                     }
                     out.to_client.extend_from_slice(&head);
-                    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-                    let mut resp = httparse::Response::new(&mut headers);
-                    let code = match resp.parse(&head) {
-                        Ok(httparse::Status::Complete(_)) => resp.code.unwrap_or(0),
-                        _ => {
-                            self.server = Side::Raw;
-                            input = std::borrow::Cow::Owned(tail);
-                            i = 0;
-                            continue;
-                        }
-                    };
+                    if !parsed {
+                        self.server = Side::Raw;
+                        input = std::borrow::Cow::Owned(tail);
+                        i = 0;
+                        continue;
+                    }
+                    let code = resp.code.unwrap_or(0);
                     // A switch the client asked for (its upgrade request holds its next
                     // bytes) to a protocol it offered: h2c offers were removed on the way.
                     let switches = matches!(self.client, Side::Held(_))

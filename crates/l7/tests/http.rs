@@ -6,7 +6,7 @@
 mod edit;
 
 use bulkhead_l7::{HttpSession, Output, Session, Verdict};
-use bulkhead_policy::l7::{L7Detail, L7Request};
+use bulkhead_policy::l7::{L7Detail, L7Request, http_path};
 use proptest::prelude::*;
 
 /// Deny anything under /admin.
@@ -380,15 +380,18 @@ fn chunked_bodies_are_framed_exactly() {
 /// `/admin` past a rule that denies it.)
 #[test]
 fn paths_are_decided_as_every_server_reads_them() {
-    // A rule on the segment `admin` (`/admin` and below), as the policy writes it.
-    let admin = |r: &L7Request| {
+    // A rule on the segment `admin` (`/admin` and below), decided as the engine decides
+    // (`Engine::verdict`): the path as sent, and without its parameters. The session
+    // hands the engine the path as sent and refuses what it refuses.
+    let on_path = |r: &L7Request| {
         let L7Detail::Http { path, .. } = &r.detail else {
             panic!("{r:?}")
         };
         let p = path.split('?').next().unwrap_or_default();
-        Verdict {
-            allowed: p != "/admin" && !p.starts_with("/admin/"),
-        }
+        p != "/admin" && !p.starts_with("/admin/")
+    };
+    let admin = |r: &L7Request| Verdict {
+        allowed: on_path(r) && http_path::without_params(r).is_none_or(|o| on_path(&o)),
     };
     for target in ["/admin;x/users", "/admin;jsessionid=1"] {
         let client = format!("GET {target} HTTP/1.1\r\nHost: a\r\n\r\n");

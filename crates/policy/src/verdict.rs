@@ -208,7 +208,28 @@ const WORLD_KEY: u64 = u64::MAX - 1;
 
 impl Engine {
     /// Decide a connection. Cheap after the first question about an identity pair.
+    ///
+    /// An HTTP request whose path has `;` parameters is decided as sent and as Tomcat
+    /// and Jetty route it, each segment's parameters removed (`/admin;x/users` is
+    /// `/admin/users` to them, a segment `admin;x` to nginx): allowed only if both are,
+    /// so a rule on `/admin` holds on either server (the refusing reading's verdict).
     pub fn verdict(&self, c: &Connection) -> Verdict {
+        let v = self.verdict_as_sent(c);
+        if v.allowed
+            && let Some(other) = c.l7.and_then(crate::l7::http_path::without_params)
+        {
+            let w = self.verdict_as_sent(&Connection {
+                l7: Some(&other),
+                ..*c
+            });
+            if !w.allowed {
+                return w;
+            }
+        }
+        v
+    }
+
+    fn verdict_as_sent(&self, c: &Connection) -> Verdict {
         let src = self.view(c.src);
         let dst = self.view(c.dst);
         if let (Endpoint::Workload { id: a, .. }, Endpoint::Workload { id: b, .. }) = (c.src, c.dst)

@@ -44,6 +44,29 @@ pub fn normalize(target: &str) -> Cow<'_, str> {
     Cow::Owned(resolve(&path))
 }
 
+/// An HTTP request as servers that drop path parameters route it (Tomcat, Jetty: each
+/// segment's `;...` removed, the query kept); None for other requests or a path without
+/// parameters.
+pub fn without_params(r: &super::L7Request) -> Option<super::L7Request> {
+    let super::L7Detail::Http { path, .. } = &r.detail else {
+        return None;
+    };
+    let end = path.find(['?', '#']).unwrap_or(path.len());
+    if !path[..end].contains(';') {
+        return None;
+    }
+    let mut stripped: String = (path[..end].split('/'))
+        .map(|seg| seg.split(';').next().unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("/");
+    stripped.push_str(&path[end..]);
+    let mut other = r.clone();
+    if let super::L7Detail::Http { path, .. } = &mut other.detail {
+        *path = stripped;
+    }
+    Some(other)
+}
+
 /// Segments that are `.` or `..` (with or without `;` parameters).
 fn dot_segments(path: &str) -> usize {
     path.split('/')
