@@ -452,13 +452,11 @@ const OVERLAP: usize = 1024;
 /// [`OVERLAP`]: judged whole, not on a prefix (16 KiB of padding, then the attack,
 /// would pass otherwise). The proxy holds 64 KiB of a body, so five pieces at most.
 pub(crate) fn pieces(v: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let step = MAX_BODY_VALUE - OVERLAP;
-    let n = if v.len() <= MAX_BODY_VALUE {
-        1
-    } else {
-        (v.len() - OVERLAP).div_ceil(step)
-    };
-    (0..n).map(move |i| &v[i * step..(i * step + MAX_BODY_VALUE).min(v.len())])
+    std::iter::once(&v[..v.len().min(MAX_BODY_VALUE)]).chain(crate::window::rest(
+        v,
+        MAX_BODY_VALUE,
+        MAX_BODY_VALUE - OVERLAP,
+    ))
 }
 
 /// A body: form fields, multipart fields and file names, JSON strings and keys, or
