@@ -169,6 +169,10 @@ pub struct SocketPathStatus {
     pub unverified: u64,
     #[serde(default)]
     pub replayed: u64,
+    /// Segments dropped and writes refused because a connection's socket queued bytes
+    /// the programs never read (written while it was being set up).
+    #[serde(default)]
+    pub unread: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

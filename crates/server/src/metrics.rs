@@ -411,6 +411,7 @@ impl Metrics {
                     ("socket_verified", &s["socket_path"]["verified"]),
                     ("socket_unverified", &s["socket_path"]["unverified"]),
                     ("socket_replayed", &s["socket_path"]["replayed"]),
+                    ("socket_unread", &s["socket_path"]["unread"]),
                 ] {
                     if let Some(n) = v.as_u64() {
                         status_counters

@@ -62,10 +62,15 @@ struct stream {
   __u32 multi;  // inside MULTI (an allowed one), until EXEC or DISCARD
   __u32 tx_refusal; // this program run's refused command is inside a transaction
   __u64 last_report; // the name (a tag of it) of the command last reported as allowed
+  // The guard (see "Only what the program read leaves" below), on a client's end:
+  __u32 watched;      // taken when it connected: its bytes leave only as approved
+  __u32 established;  // approved_end is set
+  __u32 approved_end; // the TCP sequence number up to which bytes were passed on to TCP
+  __u32 tainted;      // bytes reached TCP past what was passed: none leave any more
 };
 struct { __uint(type, BPF_MAP_TYPE_SK_STORAGE); __uint(map_flags, BPF_F_NO_PREALLOC); __type(key, int); __type(value, struct stream); } streams SEC(".maps");
 
-enum { ALLOWED, REFUSED, REPLIES, MALFORMED, NO_TABLE, REPORTED, LOST, VOUCHED, VERIFIED, UNVERIFIED, REPLAYED };
+enum { ALLOWED, REFUSED, REPLIES, MALFORMED, NO_TABLE, REPORTED, LOST, VOUCHED, VERIFIED, UNVERIFIED, REPLAYED, UNREAD };
 
 static __always_inline void count(__u32 i, __u64 n) {
   __u64 *v = bpf_map_lookup_elem(&counters, &i);
@@ -205,6 +210,10 @@ int take(struct bpf_sock_ops *s) {
   __u32 *tp = table_for(&cip, &sip, server.port);
   if (!tp) return 1;
   __u32 table = *tp;
+  // The client's end is guarded from its SYN on (see `guard`).
+  struct bpf_sock *sk = active ? s->sk : 0;
+  struct stream *c = sk ? bpf_sk_storage_get(&streams, sk, 0, BPF_SK_STORAGE_GET_F_CREATE) : 0;
+  if (c) c->watched = 1;
   if (connect) {
     // The SYN is about to be sent: vouch for the connection in it.
     if (vouching())
@@ -215,6 +224,12 @@ int take(struct bpf_sock_ops *s) {
   // set, the kernel would call us for every segment the connection sends).
   if (active && (s->bpf_sock_ops_cb_flags & BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG))
     bpf_sock_ops_cb_flags_set(s, s->bpf_sock_ops_cb_flags & ~BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG);
+  if (c && !c->established) {
+    // What the server acknowledged (the SYN; data in it, only from a connection not
+    // guarded at its SYN) is behind; from here on only what `frame` passes may leave.
+    c->approved_end = s->snd_una;
+    c->established = 1;
+  }
   if (bpf_sock_hash_update(s, &socks, &t, BPF_NOEXIST) == 0 && active) {
     // The connection's record (its protocol, for flows and learning): kind 3.
     struct refusal *r = bpf_ringbuf_reserve(&refusals, sizeof(*r), 0);
@@ -494,13 +509,32 @@ __noinline __u32 refuse(struct sk_msg_md *m, __u32 len, __u32 tx) {
   return REFUSAL_LEN;
 }
 
-static __always_inline int send(struct sk_msg_md *m, struct tuple *peer, __u32 deny, __u32 bytes) {
+static __always_inline int send(struct sk_msg_md *m, struct stream *c, struct tuple *peer, __u32 deny, __u32 bytes) {
   bpf_msg_apply_bytes(m, bytes);
   if (deny) return SK_DROP;
   // The server on this node: straight into its socket. Elsewhere (no such socket, the
-  // redirect is not set up): on to TCP.
-  bpf_msg_redirect_hash(m, &socks, peer, BPF_F_INGRESS);
+  // redirect is not set up): on to TCP, which may send them (see `guard`).
+  if (bpf_msg_redirect_hash(m, &socks, peer, BPF_F_INGRESS) != SK_PASS) c->approved_end += bytes;
   return SK_PASS;
+}
+
+// Only what the program read leaves. Bytes written while the connection was still being
+// set up (a blocking send after a non-blocking connect, TCP Fast Open data) went to TCP
+// before the socket joined the sockhash, unread. `frame` passes bytes on to TCP at the
+// end of its send queue (write_seq) and counts them in `approved_end`; `guard` lets no
+// segment leave with a byte past it. Send-queue bytes the program did not pass taint the
+// connection: nothing more leaves, and its writes fail.
+struct tcp_sock { __u32 write_seq; } __attribute__((preserve_access_index));
+
+static __always_inline int unread_bytes(struct bpf_sock *sk, struct stream *c) {
+  if (!c->established || c->tainted) return 1;
+  struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+  if (!tp) return 1;
+  __u32 queued = tp->write_seq;
+  if ((__s32)(queued - c->approved_end) > 0) return 1;
+  // Behind: a push that failed. Approve no more than TCP holds.
+  c->approved_end = queued;
+  return 0;
 }
 
 SEC("sk_msg")
@@ -519,6 +553,11 @@ int frame(struct sk_msg_md *m) {
   if (!sk) return SK_DROP;
   struct stream *c = bpf_sk_storage_get(&streams, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
   if (!c) return SK_DROP;
+  if (unread_bytes(sk, c)) {
+    count(UNREAD, 1);
+    if (!c->tainted) { c->tainted = 1; report(m, 0, 6, 0); }
+    return SK_DROP;
+  }
   // The table, looked up on every write (three hash lookups): a policy change, a
   // quarantine or a removed workload applies to live connections from their next write.
   __u32 *tp = table_for(&local, &far, remote.port);
@@ -530,7 +569,7 @@ int frame(struct sk_msg_md *m) {
   __u32 table = *tp;
   if (c->raw) {
     // A stream let through unframed: still, as long as its table says so.
-    if (raw_passes(m, table)) return send(m, &peer, 0, m->size);
+    if (raw_passes(m, table)) return send(m, c, &peer, 0, m->size);
     count(MALFORMED, 1);
     return SK_DROP;
   }
@@ -603,9 +642,9 @@ int frame(struct sk_msg_md *m) {
   // (or the rest of one) fails the client's writes instead.
   if (deny && commands && !c->open) {
     __u32 n = refuse(m, off, c->tx_refusal);
-    if (n) return send(m, &peer, 0, n);
+    if (n) return send(m, c, &peer, 0, n);
   }
-  return send(m, &peer, deny, off < size ? off : size);
+  return send(m, c, &peer, deny, off < size ? off : size);
 inline_command: {
     __s64 li = inline_line(m, 0);
     if (li < 0) goto malformed;
@@ -625,16 +664,16 @@ inline_command: {
     count(d ? REFUSED : ALLOWED, 1);
     if (d) {
       __u32 n = refuse(m, line, tx);
-      if (n) return send(m, &peer, 0, n);
+      if (n) return send(m, c, &peer, 0, n);
     }
-    return send(m, &peer, d, line);
+    return send(m, c, &peer, d, line);
   }
 cut:
   // This sendmsg ends inside a header: what comes before it goes now; with nothing
   // before it, wait for more bytes (a client always completes its command).
   if (off > 0) {
     count(deny ? REFUSED : ALLOWED, commands);
-    return send(m, &peer, deny, off);
+    return send(m, c, &peer, deny, off);
   }
   bpf_msg_cork_bytes(m, size + 1);
   return SK_PASS;
@@ -645,7 +684,7 @@ malformed: {
     c->raw = raw;
     count(raw ? REPORTED : MALFORMED, 1);
     if (!c->reported) { c->reported = 1; report(m, table, raw ? 5 : 1, 0); }
-    if (raw) return send(m, &peer, 0, size);
+    if (raw) return send(m, c, &peer, 0, size);
     return SK_DROP;
   }
 }
@@ -725,6 +764,62 @@ int vouched(struct __sk_buff *skb) {
   }
   count(UNVERIFIED, 1);
   return TC_ACT_OK;
+}
+
+// Every segment a guarded client socket sends (see `unread_bytes`): one whose bytes
+// reach past what `frame` passed is dropped, and so is data in a SYN (TCP Fast Open:
+// sent before the socket could join the sockhash). TCP keeps them queued, retrying; the
+// connection carries nothing more. Other sockets pass at the cost of one lookup.
+SEC("cgroup_skb/egress")
+int guard(struct __sk_buff *skb) {
+  struct bpf_sock *sk = skb->sk;
+  if (!sk) return 1;
+  sk = bpf_sk_fullsock(sk);
+  if (!sk) return 1;
+  struct stream *c = bpf_sk_storage_get(&streams, sk, 0, 0);
+  if (!c || !c->watched) return 1;
+  __u8 first;
+  if (bpf_skb_load_bytes(skb, 0, &first, 1)) return 0;
+  struct refusal r = {};
+  __u32 l4;
+  if (first >> 4 == 4) {
+    struct iphdr ip;
+    if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)) || ip.protocol != 6) return 0;
+    r.client_ip = v4(ip.saddr);
+    r.server_ip = v4(ip.daddr);
+    l4 = ip.ihl * 4;
+  } else if (first >> 4 == 6) {
+    // A TCP socket's segments carry no extension headers unless it asked for them: a
+    // segment whose TCP header cannot be found here does not leave.
+    struct ipv6hdr ip;
+    if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)) || ip.nexthdr != 6) return 0;
+    __builtin_memcpy(&r.client_ip, &ip.saddr, 16);
+    __builtin_memcpy(&r.server_ip, &ip.daddr, 16);
+    l4 = sizeof(ip);
+  } else {
+    return 0;
+  }
+  struct tcphdr th;
+  if (l4 > 60 || bpf_skb_load_bytes(skb, l4, &th, sizeof(th))) return 0;
+  __u32 headers = l4 + th.doff * 4;
+  if (skb->len <= headers) return 1;
+  __u32 end = bpf_ntohl(th.seq) + (skb->len - headers);
+  if (!th.syn && c->established && !c->tainted && (__s32)(end - c->approved_end) <= 0) return 1;
+  count(UNREAD, 1);
+  if (!c->tainted) {
+    c->tainted = 1;
+    struct refusal *e = bpf_ringbuf_reserve(&refusals, sizeof(*e), 0);
+    if (e) {
+      __builtin_memcpy(e, &r, sizeof(r));
+      e->client_port = bpf_ntohs(th.source);
+      e->server_port = bpf_ntohs(th.dest);
+      e->kind = 6;
+      bpf_ringbuf_submit(e, 0);
+    } else {
+      count(LOST, 1);
+    }
+  }
+  return 0;
 }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -72,6 +72,9 @@ pub struct Counters {
     pub unverified: u64,
     /// SYNs with a valid tag seen already (a replay or a retransmission: left to the proxy).
     pub replayed: u64,
+    /// Segments and writes of connections with unread bytes ([`Refused::Unread`]),
+    /// dropped and refused.
+    pub unread: u64,
 }
 
 /// What a table says of a command.
@@ -123,6 +126,10 @@ pub enum Refused {
     /// Not a refusal: a stream that is not RESP, which its table lets through unframed
     /// and reports once (a Monitor violation).
     ReportedStream,
+    /// Bytes the client's socket queued that the program never read (written while the
+    /// connection was being set up, or TCP Fast Open data): they never leave the node,
+    /// nor does anything after them, and the client's writes fail.
+    Unread,
 }
 
 /// A refusal, as the program saw it (one per refused command; one per connection for
@@ -153,6 +160,7 @@ impl Refusal {
                 2 => Refused::NoTable,
                 4 => Refused::Reported,
                 5 => Refused::ReportedStream,
+                6 => Refused::Unread,
                 _ => Refused::Taken,
             },
             command: String::from_utf8_lossy(&name[..end]).into_owned(),
@@ -160,10 +168,40 @@ impl Refusal {
     }
 }
 
+/// Program `name` attached to `cgroup`; when pinning, the link pinned under `dir` by an
+/// earlier process (its program replaced by this one) if there is one.
+fn cgroup_link(obj: &mut Object, name: &str, cgroup: &Path, pin: Option<&Path>) -> Result<Link> {
+    match pin.map(|d| d.join(name)) {
+        Some(at) if at.exists() => {
+            let mut link =
+                Link::open(&at).with_context(|| format!("opening the pinned {name} link"))?;
+            let p = obj
+                .progs()
+                .find(|p| p.name() == name)
+                .with_context(|| format!("BPF program {name} missing"))?;
+            link.update_prog(&p)
+                .with_context(|| format!("replacing the pinned {name} program"))?;
+            Ok(link)
+        }
+        at => {
+            let dir = File::open(cgroup).with_context(|| format!("cgroup {}", cgroup.display()))?;
+            let mut link = prog(obj, name)?
+                .attach_cgroup(dir.as_raw_fd())
+                .with_context(|| format!("attaching {name} to {}", cgroup.display()))?;
+            if let Some(at) = at {
+                link.pin(&at)
+                    .with_context(|| format!("pinning the {name} link"))?;
+            }
+            Ok(link)
+        }
+    }
+}
+
 /// The programs, attached; detached when dropped.
 pub struct RedisPath {
     obj: Object,
-    _cgroup: Link,
+    /// sockops (`take`) and cgroup_skb egress (`guard`).
+    _cgroup: [Link; 2],
     /// What [`RedisPath::apply`] last wrote.
     applied: Tables,
 }
@@ -237,29 +275,10 @@ impl RedisPath {
         prog(&mut obj, "frame")?
             .attach_sockmap(socks)
             .context("attaching sk_msg to the sockhash")?;
-        let link = match pin.map(|d| d.join("take")) {
-            Some(at) if at.exists() => {
-                let mut link = Link::open(&at).context("opening the pinned sockops link")?;
-                let take = obj
-                    .progs()
-                    .find(|p| p.name() == "take")
-                    .context("BPF program take missing")?;
-                link.update_prog(&take)
-                    .context("replacing the pinned sockops program")?;
-                link
-            }
-            at => {
-                let dir =
-                    File::open(cgroup).with_context(|| format!("cgroup {}", cgroup.display()))?;
-                let mut link = prog(&mut obj, "take")?
-                    .attach_cgroup(dir.as_raw_fd())
-                    .with_context(|| format!("attaching sockops to {}", cgroup.display()))?;
-                if let Some(at) = at {
-                    link.pin(&at).context("pinning the sockops link")?;
-                }
-                link
-            }
-        };
+        let links = [
+            cgroup_link(&mut obj, "take", cgroup, pin)?,
+            cgroup_link(&mut obj, "guard", cgroup, pin)?,
+        ];
         // The proxy's list of commands a first inline line may name.
         for name in bulkhead_detect::REDIS_INLINE_COMMANDS {
             let mut k = [0u8; NAME + 1];
@@ -275,7 +294,7 @@ impl RedisPath {
         };
         Ok(RedisPath {
             obj,
-            _cgroup: link,
+            _cgroup: links,
             applied,
         })
     }
@@ -451,6 +470,7 @@ impl RedisPath {
             verified: sum(8)?,
             unverified: sum(9)?,
             replayed: sum(10)?,
+            unread: sum(11)?,
         })
     }
 

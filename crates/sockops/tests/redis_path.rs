@@ -539,3 +539,150 @@ fn pins_of_an_older_layout_are_replaced() {
     let (got, _) = exchange(&mut c, &cmd(&[b"FLUSHALL"]), usize::MAX, NOPERM.len());
     assert_eq!(got, NOPERM);
 }
+
+/// Bytes a client writes while its connection is still being set up go to TCP before the
+/// socket joins the sockhash, so the program never reads them: a blocking send issued
+/// after a non-blocking connect, and TCP Fast Open data in the SYN. Before the guard,
+/// both ran FLUSHALL on a server whose table allows SET only. Now they never leave, the
+/// connection's later writes fail, and each is reported.
+#[test]
+fn bytes_written_before_the_connection_is_up_never_leave() {
+    if !bulkhead_lab::privileged(&["redis-server", "ip", "nft", "sysctl"]) {
+        return;
+    }
+    let (_lab, ns, server_ip, client_ip) = lab(5);
+    let mut path = RedisPath::attach(&cgroup2()).unwrap();
+    path.apply(&set_only(server_ip.into(), client_ip.into()))
+        .unwrap();
+    let mut c = connect(&ns, client_ip, server_ip);
+    let (got, _) = exchange(&mut c, &cmd(&[b"SET", b"k", b"1"]), usize::MAX, 5);
+    assert_eq!(got, "+OK\r\n");
+    // The IPv6 twins have no table: not taken, so they can count the keys.
+    let keys = || {
+        let mut c = connect(&ns, v6(client_ip), v6(server_ip));
+        exchange(&mut c, &cmd(&[b"DBSIZE"]), usize::MAX, 4).0
+    };
+    let flushall = cmd(&[b"FLUSHALL"]);
+
+    // The server's SYN-ACKs are held back while the client's send waits for the
+    // connection (inside TCP's own sendmsg: the socket is not in the sockhash yet).
+    sh(
+        &ns,
+        &[
+            "nft",
+            "add table inet hold; add chain inet hold out { type filter hook output priority 0; }; \
+             add rule inet hold out tcp sport 6379 tcp flags & (syn | ack) == syn | ack drop",
+        ],
+    );
+    let s = netns::enter(&ns, || {
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+        s.bind(&SocketAddr::from((client_ip, 0)).into())?;
+        s.set_nonblocking(true)?;
+        let _ = s.connect(&SocketAddr::from((server_ip, PORT)).into());
+        s.set_nonblocking(false)?;
+        Ok(s)
+    })
+    .unwrap();
+    let mut early: TcpStream = s.into();
+    early.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut writer = early.try_clone().unwrap();
+    let sent = std::thread::spawn(move || writer.write_all(&flushall).is_ok());
+    std::thread::sleep(Duration::from_millis(300));
+    sh(&ns, &["nft", "delete table inet hold"]);
+    assert!(sent.join().unwrap(), "the early write failed outright");
+    let mut buf = [0u8; 256];
+    match early.read(&mut buf) {
+        Ok(n) => panic!(
+            "the early FLUSHALL reached the server: {:?}",
+            String::from_utf8_lossy(&buf[..n])
+        ),
+        Err(e) => assert!(
+            matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+            "{e}"
+        ),
+    }
+    // The connection is spent: even an allowed command is refused on it.
+    let e = early.write_all(&cmd(&[b"SET", b"k", b"2"])).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::PermissionDenied);
+    assert_eq!(keys(), ":1\r\n");
+
+    // TCP Fast Open, without a cookie: the command rides in the SYN.
+    sh(&ns, &["sysctl", "-qw", "net.ipv4.tcp_fastopen=5"]);
+    let s = netns::enter(&ns, || {
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
+        s.bind(&SocketAddr::from((client_ip, 0)).into())?;
+        s.set_nonblocking(true)?;
+        const MSG_FASTOPEN: i32 = 0x2000_0000;
+        let to = SocketAddr::from((server_ip, PORT)).into();
+        let n = s.send_to_with_flags(&cmd(&[b"FLUSHALL"]), &to, MSG_FASTOPEN)?;
+        assert!(n > 0, "no data in the SYN");
+        Ok(s)
+    })
+    .unwrap();
+    let mut fast: TcpStream = s.into();
+    fast.set_nonblocking(false).unwrap();
+    fast.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    match fast.read(&mut buf) {
+        Ok(n) => panic!(
+            "the Fast Open FLUSHALL reached the server: {:?}",
+            String::from_utf8_lossy(&buf[..n])
+        ),
+        Err(e) => assert!(
+            matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut),
+            "{e}"
+        ),
+    }
+    assert_eq!(keys(), ":1\r\n");
+    // The connections that were set up in time still work.
+    let (got, _) = exchange(&mut c, &cmd(&[b"SET", b"k", b"3"]), usize::MAX, 5);
+    assert_eq!(got, "+OK\r\n");
+
+    let unread: Vec<_> = path
+        .refusals()
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.kind == Refused::Unread)
+        .map(|r| (r.client.ip(), r.server))
+        .collect();
+    let pair = (
+        IpAddr::from(client_ip),
+        SocketAddr::new(server_ip.into(), PORT),
+    );
+    assert_eq!(unread, [pair, pair]);
+    assert!(path.counters().unwrap().unread >= 3);
+}
+
+/// A server on another node: the client's bytes go on to TCP, each one the program
+/// passed counted by the guard, so a large value, a pipeline and a rewritten refusal all
+/// leave (none is held back as unread).
+#[test]
+fn through_tcp_every_passed_byte_leaves() {
+    if !bulkhead_lab::privileged(&["redis-server", "ip"]) {
+        return;
+    }
+    let (_lab, ns, server_ip, client_ip) = lab(6);
+    let mut path = RedisPath::attach(&cgroup2()).unwrap();
+    let mut want = set_only(server_ip.into(), client_ip.into());
+    want.remote_servers
+        .insert(SocketAddr::new(server_ip.into(), PORT));
+    want.verdicts
+        .insert((7, Some("STRLEN".into())), Verdict::Allow);
+    path.apply(&want).unwrap();
+    let mut c = connect(&ns, client_ip, server_ip);
+    let mut p = cmd(&[b"SET", b"big", &vec![b'x'; 1 << 20]]);
+    p.extend(cmd(&[b"FLUSHALL"]));
+    p.extend(cmd(&[b"STRLEN", b"big"]));
+    let want = format!("+OK\r\n{NOPERM}:1048576\r\n");
+    let (got, refused) = exchange(&mut c, &p, 64 * 1024, want.len());
+    assert_eq!((got.as_str(), refused), (want.as_str(), false));
+    let (got, _) = exchange(
+        &mut c,
+        &cmd(&[b"STRLEN", b"big"]).repeat(300),
+        usize::MAX,
+        300 * 10,
+    );
+    assert_eq!(got, ":1048576\r\n".repeat(300));
+    let c = path.counters().unwrap();
+    assert_eq!(c.unread, 0, "{c:?}");
+    assert_eq!(c.replies, 0, "the server's end was taken: {c:?}");
+}

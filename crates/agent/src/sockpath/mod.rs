@@ -156,6 +156,7 @@ impl SocketPath {
             verified: c.verified,
             unverified: c.unverified,
             replayed: c.replayed,
+            unread: c.unread,
         }
     }
 
@@ -409,7 +410,7 @@ fn event(authority: &dyn Authority, r: &Refusal, n: u64, captures: Option<&Captu
                 pcap: None,
             }
         }
-        Refused::NotResp | Refused::NoTable => {
+        Refused::NotResp | Refused::NoTable | Refused::Unread => {
             let mut decision = authority.decide(client, server, None);
             decision.allowed = false;
             if r.kind == Refused::NoTable {
@@ -417,11 +418,15 @@ fn event(authority: &dyn Authority, r: &Refusal, n: u64, captures: Option<&Captu
                     "socket path: no table for this pair any more (policy, quarantine or workload changed)"
                         .into();
             }
+            if r.kind == Refused::Unread {
+                decision.decided_by = "socket path: bytes written before the connection was established (or TCP Fast Open data) were never read: held back, with all that follows".into();
+            }
             EventKind::Protocol {
-                protocol: if r.kind == Refused::NotResp {
-                    "unknown"
-                } else {
+                // Unread bytes are no protocol the program knows either.
+                protocol: if r.kind == Refused::NoTable {
                     "redis"
+                } else {
+                    "unknown"
                 }
                 .into(),
                 detail: serde_json::Value::Null,
