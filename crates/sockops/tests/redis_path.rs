@@ -584,7 +584,9 @@ fn bytes_written_before_the_connection_is_up_never_leave() {
     })
     .unwrap();
     let mut early: TcpStream = s.into();
-    early.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    early
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
     let mut writer = early.try_clone().unwrap();
     let sent = std::thread::spawn(move || writer.write_all(&flushall).is_ok());
     std::thread::sleep(Duration::from_millis(300));
