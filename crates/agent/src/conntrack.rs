@@ -323,20 +323,37 @@ pub fn listen_ended(mut each: impl FnMut(Entry) -> bool) -> io::Result<()> {
     Ok(())
 }
 
-/// The entries this node's rules now forbid (as the engine decides for a new
-/// connection with the same original tuple). Protocols without a verdict are kept.
+/// Do this node's rules now forbid the entry's connection (as the engine decides a new
+/// connection with the same original tuple)? Protocols without a verdict are kept.
 pub fn forbidden(
-    entries: Vec<Entry>,
+    e: &Entry,
     engine: &bulkhead_policy::Engine,
     scope: &crate::decide::NodeScope,
-) -> Vec<Entry> {
-    entries
-        .into_iter()
-        .filter(|e| {
-            crate::flows::l4_of(e.protocol, e.dport, e.icmp)
-                .is_some_and(|l4| !scope.decide(engine, e.src, e.dst, l4).allowed)
+) -> bool {
+    crate::flows::l4_of(e.protocol, e.dport, e.icmp)
+        .is_some_and(|l4| !scope.decide(engine, e.src, e.dst, l4).allowed)
+}
+
+/// Is the entry a connection the proxy must now read but never saw: opened on the
+/// kernel's path before a rule on requests for its port (or a sensor of one of its
+/// ends' groups) applied? Cut, its next packet is a new one to the divert chain: the
+/// proxy answers a TCP one with a reset (it holds no such connection), so the client
+/// connects again and that connection is read; a UDP flow's next datagram is decided.
+/// Never: the proxy's own entries and the socket path's (its programs decide those at
+/// every write).
+pub fn unread(
+    e: &Entry,
+    engine: &bulkhead_policy::Engine,
+    scope: &crate::decide::NodeScope,
+) -> bool {
+    use bulkhead_dataplane::names::{DIVERT_MARK, DIVERTED_MASK, SOCKPATH_MARK};
+    let kernel_path = e.mark & DIVERTED_MASK != DIVERT_MARK && e.mark != SOCKPATH_MARK;
+    kernel_path
+        && matches!(e.protocol, 6 | 17)
+        && crate::flows::l4_of(e.protocol, e.dport, e.icmp).is_some_and(|l4| {
+            let v = scope.decide(engine, e.src, e.dst, l4);
+            v.allowed && (v.needs_l7() || !scope.sensors(engine, e.src, e.dst).is_empty())
         })
-        .collect()
 }
 
 #[cfg(test)]

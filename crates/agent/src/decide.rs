@@ -10,9 +10,11 @@ use std::collections::HashSet;
 use std::net::IpAddr;
 
 use bulkhead_model::L4;
+use bulkhead_policy::compile::Direction;
 use bulkhead_policy::engine::AddrOwner;
 use bulkhead_policy::l7::L7Request;
 use bulkhead_policy::{Connection, Endpoint, Engine, Verdict};
+use smallvec::SmallVec;
 
 /// Who is local, and which addresses are this node's own.
 #[derive(Clone, Debug, Default)]
@@ -44,7 +46,44 @@ pub struct NodeVerdict {
     pub unknown_dst: bool,
 }
 
+impl NodeVerdict {
+    /// Must this node's proxy see the connection's requests (an allowed connection that
+    /// a rule on requests of a local end's side matches)?
+    pub fn needs_l7(&self) -> bool {
+        let v = &self.verdict;
+        self.allowed
+            && ((self.egress_here && !v.egress.gated.is_empty())
+                || (self.ingress_here && !v.ingress.gated.is_empty()))
+    }
+}
+
 impl NodeScope {
+    /// The sensors of this node's ends of a connection `client -> server`: the server's
+    /// groups that inspect what reaches it and the client's that inspect what leaves it
+    /// (sorted, without repeats; empty for most policies, which have none).
+    pub fn sensors(&self, engine: &Engine, client: IpAddr, server: IpAddr) -> SmallVec<[u32; 2]> {
+        let mut sensors = SmallVec::new();
+        if engine
+            .compiled()
+            .groups
+            .iter()
+            .all(|g| g.sensors.is_empty())
+        {
+            return sensors;
+        }
+        for (addr, dir) in [(server, Direction::Ingress), (client, Direction::Egress)] {
+            let end = self.endpoint(engine, addr);
+            if let Endpoint::Workload { id, .. } = end
+                && self.is_local(engine, &end)
+            {
+                sensors.extend(engine.sensors_of(id, dir));
+            }
+        }
+        sensors.sort_unstable();
+        sensors.dedup();
+        sensors
+    }
+
     pub fn endpoint(&self, engine: &Engine, ip: IpAddr) -> Endpoint {
         match engine.owner_of(&ip) {
             Some(AddrOwner::Workload(id)) => Endpoint::Workload { id, addr: Some(ip) },

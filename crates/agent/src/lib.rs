@@ -128,7 +128,7 @@ pub fn run(mut cfg: Config) -> Result<u8> {
     };
     rec.shared.responses.connect(tx.clone());
     if !cfg.keep_connections {
-        cut_connections(&rec.shared);
+        cut_connections(&rec.shared, cfg.l7_proxy.is_some());
         if cfg.l7_proxy.is_none() {
             rec.refresh_status();
         }
@@ -200,7 +200,7 @@ pub fn run(mut cfg: Config) -> Result<u8> {
             })?;
     }
 
-    let cutter = Cutter::spawn(rec.shared.clone())?;
+    let cutter = Cutter::spawn(rec.shared.clone(), cfg.l7_proxy.is_some())?;
     let mut batch: Option<Batch> = None;
     // Paths of a rejected change: retried with the next batch (a fix to the bad file
     // must not lose the good files' changes that came with it).
@@ -414,13 +414,13 @@ struct Cutter {
 }
 
 impl Cutter {
-    fn spawn(shared: Arc<Shared>) -> Result<Cutter> {
+    fn spawn(shared: Arc<Shared>, proxied: bool) -> Result<Cutter> {
         let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
         std::thread::Builder::new()
             .name("conntrack-cut".into())
             .spawn(move || {
                 while rx.recv().is_ok() {
-                    cut_connections(&shared);
+                    cut_connections(&shared, proxied);
                 }
             })?;
         Ok(Cutter { tx })
@@ -432,8 +432,9 @@ impl Cutter {
     }
 }
 
-/// Delete the conntrack entries of live connections the current rules forbid.
-fn cut_connections(shared: &Arc<Shared>) {
+/// Delete the conntrack entries of live connections the current rules forbid, and,
+/// with the proxy on, of those it must now read but never saw ([`conntrack::unread`]).
+fn cut_connections(shared: &Arc<Shared>, proxied: bool) {
     cut(
         shared,
         |entries| {
@@ -445,9 +446,14 @@ fn cut_connections(shared: &Arc<Shared>) {
                 .clone();
             // FQDN egress: a connection is not cut because its name's TTL ran out.
             scope.dns_remembered = true;
-            conntrack::forbidden(entries, &engine, &scope)
+            (entries.into_iter())
+                .filter(|e| {
+                    conntrack::forbidden(e, &engine, &scope)
+                        || (proxied && conntrack::unread(e, &engine, &scope))
+                })
+                .collect()
         },
-        "cut connections the change forbids",
+        "cut connections the change forbids, or whose requests it makes the proxy's",
     );
 }
 

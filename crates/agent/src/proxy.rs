@@ -8,8 +8,6 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::SystemTime;
 
 use bulkhead_model::{L4, Protocol};
-use bulkhead_policy::Endpoint;
-use bulkhead_policy::compile::Direction;
 use bulkhead_policy::engine::AddrOwner;
 use bulkhead_policy::l7::{AppProtocol, L7Detail, L7Request};
 use bulkhead_proxy::{Authority, Decision, Event, EventKind};
@@ -80,30 +78,8 @@ impl Authority for ProxyAuthority {
         server: SocketAddr,
     ) -> Option<Arc<dyn bulkhead_l7::Inspector>> {
         let engine = self.shared.engine.read().unwrap_or_else(|e| e.into_inner());
-        // Asked for every datagram too: most policies have no sensor at all.
-        if engine
-            .compiled()
-            .groups
-            .iter()
-            .all(|g| g.sensors.is_empty())
-        {
-            return None;
-        }
         let scope = self.shared.scope.read().unwrap_or_else(|e| e.into_inner());
-        let mut sensors = smallvec::SmallVec::new();
-        for (addr, dir) in [(server, Direction::Ingress), (client, Direction::Egress)] {
-            let end = scope.endpoint(&engine, addr.ip());
-            if let Endpoint::Workload { id, .. } = end
-                && scope.is_local(&engine, &end)
-            {
-                sensors.extend(engine.sensors_of(id, dir));
-            }
-        }
-        if sensors.is_empty() {
-            return None;
-        }
-        sensors.sort_unstable();
-        sensors.dedup();
+        let sensors = scope.sensors(&engine, client.ip(), server.ip());
         self.sensors.get(&engine, self.generation(), sensors)
     }
 
@@ -272,8 +248,7 @@ impl ProxyAuthority {
         let nv = scope.decide_l7(&engine, client.ip(), server.ip(), l4, l7);
         let v = &nv.verdict;
         let (e, i) = (nv.egress_here, nv.ingress_here);
-        let needs_l7 =
-            nv.allowed && ((e && !v.egress.gated.is_empty()) || (i && !v.ingress.gated.is_empty()));
+        let needs_l7 = nv.needs_l7();
         let allowed_without_l7 =
             (!e || v.egress.allowed_without_gated) && (!i || v.ingress.allowed_without_gated);
         let violation =

@@ -7,12 +7,10 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::lab::{Lab, bulkhead, capture_text, require};
+use common::lab::{Lab, ask, bulkhead, capture_text, hold, require, until_reply};
 
 const LAB: &str = "l7sock";
 
@@ -163,7 +161,7 @@ fn redis_commands_are_decided_at_the_socket() {
 /// Protect refused runs, and each such command is an event (allowed, a violation), as
 /// the proxy would record it.
 fn monitor_mode_passes_and_reports(lab: &Lab, ip: &str, examples: &std::path::Path) {
-    let mut held = hold(ip);
+    let mut held = hold(LAB, ip, "platform/node-api-0");
     let refusal = "-NOPERM bulkhead: this command is not allowed by policy\r\n";
     assert_eq!(ask(&mut held, &["TYPE", "k"]), Ok(refusal.into()));
     let groups = examples.join("groups.yaml");
@@ -229,7 +227,7 @@ fn monitor_mode_passes_and_reports(lab: &Lab, ip: &str, examples: &std::path::Pa
 /// A policy edit reaches a connection the socket path holds at its next command: the
 /// agent plans again and the program looks the table up on every write.
 fn policy_edits_reach_live_connections(ip: &str, examples: &std::path::Path) {
-    let mut held = hold(ip);
+    let mut held = hold(LAB, ip, "platform/node-api-0");
     assert_eq!(ask(&mut held, &["GET", "k"]), Ok("$2\r\nv1\r\n".into()));
     let policies = examples.join("policies.yaml");
     let text = std::fs::read_to_string(&policies).unwrap();
@@ -252,44 +250,6 @@ fn policy_edits_reach_live_connections(ip: &str, examples: &std::path::Path) {
         "$2\r\nv1\r\n".into(),
         "GET not allowed again",
     );
-}
-
-/// Ask `args` on `held` until the reply is `want` (an agent's change takes effect), for
-/// at most 10 s.
-fn until_reply(held: &mut TcpStream, args: &[&str], want: String, what: &str) {
-    let want = Ok(want);
-    let start = Instant::now();
-    while ask(held, args) != want {
-        assert!(start.elapsed() < Duration::from_secs(10), "{what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// A connection from platform/node-api-0 to Redis that the test holds.
-fn hold(ip: &str) -> TcpStream {
-    let ns = format!("bh-{LAB}.pod.platform.node-api-0");
-    let addr: std::net::Ipv4Addr = ip.parse().unwrap();
-    let held =
-        bulkhead_lab::netns::enter(&ns, || Ok(TcpStream::connect((addr, 6379))?)).expect("connect");
-    held.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-    held
-}
-
-/// RESP for a command.
-fn resp(args: &[&str]) -> Vec<u8> {
-    let mut b = format!("*{}\r\n", args.len()).into_bytes();
-    for a in args {
-        b.extend(format!("${}\r\n{a}\r\n", a.len()).bytes());
-    }
-    b
-}
-
-/// One command on a held connection: the reply, or the write's error kind.
-fn ask(c: &mut TcpStream, args: &[&str]) -> Result<String, std::io::ErrorKind> {
-    c.write_all(&resp(args)).map_err(|e| e.kind())?;
-    let mut buf = [0u8; 512];
-    let n = c.read(&mut buf).map_err(|e| e.kind())?;
-    Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
 }
 
 /// The agent's process (found by its state directory, as `lab down` finds it).
@@ -316,7 +276,7 @@ fn agent_pid(dir: &str) -> Option<(i32, Vec<String>)> {
 /// without the flag retires them (a connection they hold has its next write refused) and
 /// new connections go through the proxy again.
 fn restarts(lab: &Lab, ip: &str) {
-    let mut held = hold(ip);
+    let mut held = hold(LAB, ip, "platform/node-api-0");
     assert_eq!(ask(&mut held, &["GET", "k"]), Ok("$2\r\nv1\r\n".into()));
     let dir = format!("/run/bulkhead/labs/{LAB}/agents/node-1");
     let (pid, args) = agent_pid(&dir).expect("the lab's agent");

@@ -9,7 +9,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::lab::{Lab, require};
+use common::lab::{Lab, ask, hold, require, until_reply};
 
 const LAB: &str = "l7socknodes";
 
@@ -22,7 +22,14 @@ fn clients_on_other_nodes_are_decided_at_their_socket() {
     let _lock = common::lab_lock();
     let dir = tempfile::tempdir().expect("a temporary directory");
     let spec = common::lab::two_nodes(dir.path());
-    let lab = Lab::up_with(LAB, &["examples/", &spec], &[], &["--redis-socket-path"]);
+    // A copy of the example, so that the test can change its policy (below).
+    let examples = common::lab::copy_examples();
+    let lab = Lab::up_with(
+        LAB,
+        &[&format!("{}/", examples.path().display()), &spec],
+        &[],
+        &["--redis-socket-path"],
+    );
     let server_node = lab.node_of("platform/redis-0");
     let client = ["platform/node-api-0", "platform/node-api-1"]
         .into_iter()
@@ -84,5 +91,51 @@ fn clients_on_other_nodes_are_decided_at_their_socket() {
         proxy_of(&server_node),
         proxy_before,
         "the server node's proxy took connections the client's node had decided"
+    );
+
+    // A policy change cuts the live connections it makes the proxy's to read, but not
+    // one the socket path decides: its conntrack entries carry the path's mark. (Without
+    // it the server's node found the connection on its kernel path under a rule on
+    // requests, cut it, and its proxy reset it.)
+    let mut held = hold(LAB, &ip, client);
+    assert_eq!(ask(&mut held, &["SET", "k", "v"]), Ok("+OK\r\n".into()));
+    let policies = examples.path().join("policies.yaml");
+    let text = std::fs::read_to_string(&policies).unwrap();
+    // GET no longer allowed, and a port more (a change the kernel's rules see, so the
+    // agents cut what it concerns).
+    let mut edited = text.replace("redis: [GET, SET,", "redis: [SET,");
+    assert_ne!(text, edited, "the example's Redis rule moved");
+    edited.push_str(
+        "---\napiVersion: bulkhead.io/v1\nkind: Policy\nmetadata: {name: one-port-more}\n\
+         spec:\n  appliesTo: [{group: redis}]\n  ingress:\n    - action: Allow\n      \
+         from: [{selector: app == \"node\"}]\n      ports: [TCP/16379]\n",
+    );
+    let cut_before: u64 = (lab.agent_statuses().iter())
+        .map(|s| s["connections_cut"].as_u64().unwrap_or(0))
+        .sum();
+    std::fs::write(&policies, &edited).unwrap();
+    let refusal = "-NOPERM bulkhead: this command is not allowed by policy\r\n";
+    until_reply(
+        &mut held,
+        &["GET", "k"],
+        refusal.into(),
+        "GET still allowed",
+    );
+    // Both nodes reconciled (and cut) by now, or soon: the connection stays.
+    let generations = || -> Vec<u64> {
+        (lab.agent_statuses().iter())
+            .map(|s| s["generation"].as_u64().unwrap_or(0))
+            .collect()
+    };
+    let settled = generations();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(generations(), settled, "the agents went on changing");
+    let cut_after: u64 = (lab.agent_statuses().iter())
+        .map(|s| s["connections_cut"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(
+        ask(&mut held, &["SET", "k", "w"]),
+        Ok("+OK\r\n".into()),
+        "the held socket-path connection was cut by the policy change (cuts: {cut_before} -> {cut_after})"
     );
 }

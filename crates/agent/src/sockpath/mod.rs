@@ -248,7 +248,8 @@ pub fn nft_script(plan: &plan::Plan) -> String {
         };
         // A SYN another node vouched for (the tc check's mark) may use a remote pair;
         // any other SYN, or one whose pair is not (yet) in this node's plan, is judged
-        // as a local client's (and then goes to the proxy).
+        // as a local client's (and then goes to the proxy). The connection's conntrack
+        // mark says it took the path: the agent's cutting leaves it to the programs.
         format!(
             "\tmap numbers{f} {{ type {t} : mark;{numbers} }}\n\
              \tmap remote{f} {{ type {t} : mark;{remote} }}\n\
@@ -259,12 +260,12 @@ pub fn nft_script(plan: &plan::Plan) -> String {
              \t\t{ip} daddr . tcp dport != @servers{f} return\n\
              \t\tmeta mark {VOUCH_MARK:#x} jump vouched{f}\n\
              \t\tmeta mark set {ip} saddr map @numbers{f}\n\
-             \t\t{ip} daddr . meta mark . tcp dport @pairs{f} meta mark set {SOCKPATH_MARK:#x} accept\n\
+             \t\t{ip} daddr . meta mark . tcp dport @pairs{f} meta mark set {SOCKPATH_MARK:#x} ct mark set {SOCKPATH_MARK:#x} accept\n\
              \t\tmeta mark set 0\n\
              \t}}\n\
              \tchain vouched{f} {{\n\
              \t\tmeta mark set {ip} saddr map @remote{f}\n\
-             \t\t{ip} daddr . meta mark . tcp dport @remote_pairs{f} meta mark set {SOCKPATH_MARK:#x} accept\n\
+             \t\t{ip} daddr . meta mark . tcp dport @remote_pairs{f} meta mark set {SOCKPATH_MARK:#x} ct mark set {SOCKPATH_MARK:#x} accept\n\
              \t\tmeta mark set 0\n\
              \t}}\n"
         )

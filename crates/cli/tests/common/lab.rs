@@ -309,3 +309,43 @@ pub fn two_nodes(dir: &std::path::Path) -> String {
     .expect("writing the lab");
     spec.to_string_lossy().into_owned()
 }
+
+/// A Redis connection from `workload` of lab `lab` to `ip`:6379 that a test holds (3 s
+/// read timeout).
+pub fn hold(lab: &str, ip: &str, workload: &str) -> std::net::TcpStream {
+    // A lab's pods are the namespaces `bh-LAB.pod.NAMESPACE.NAME`.
+    let ns = format!("bh-{lab}.pod.{}", workload.replace('/', "."));
+    let addr: std::net::IpAddr = ip.parse().expect("an address");
+    let held = bulkhead_lab::netns::enter(&ns, || Ok(std::net::TcpStream::connect((addr, 6379))?))
+        .expect("connect");
+    held.set_read_timeout(Some(std::time::Duration::from_secs(3)))
+        .expect("a read timeout");
+    held
+}
+
+/// One Redis command on a held connection: the reply, or the write's or read's error.
+pub fn ask(c: &mut std::net::TcpStream, args: &[&str]) -> Result<String, std::io::ErrorKind> {
+    use std::io::{Read, Write};
+    let mut b = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        b.extend(format!("${}\r\n{a}\r\n", a.len()).bytes());
+    }
+    c.write_all(&b).map_err(|e| e.kind())?;
+    let mut buf = [0u8; 512];
+    let n = c.read(&mut buf).map_err(|e| e.kind())?;
+    Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+}
+
+/// Ask `args` on `held` until the reply is `want` (an agent's change takes effect), for
+/// at most 10 s.
+pub fn until_reply(held: &mut std::net::TcpStream, args: &[&str], want: String, what: &str) {
+    let want = Ok(want);
+    let start = std::time::Instant::now();
+    while ask(held, args) != want {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "{what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
