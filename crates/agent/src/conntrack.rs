@@ -323,37 +323,34 @@ pub fn listen_ended(mut each: impl FnMut(Entry) -> bool) -> io::Result<()> {
     Ok(())
 }
 
-/// Do this node's rules now forbid the entry's connection (as the engine decides a new
-/// connection with the same original tuple)? Protocols without a verdict are kept.
-pub fn forbidden(
+/// Should a change cut the entry's connection? When this node's rules now forbid it (as
+/// the engine decides a new connection with the same original tuple; protocols without a
+/// verdict are kept), and, with the proxy on (`proxied`), when the proxy must now read it
+/// but never saw it: opened on the kernel's path before a rule on requests for its port
+/// (or a sensor of one of its ends' groups) applied. Cut, such a connection's next packet
+/// is a new one to the divert chain: the proxy answers a TCP one with a reset (it holds
+/// no such connection), so the client connects again and that connection is read; a UDP
+/// flow's next datagram is decided. Never the proxy's own entries nor the socket path's
+/// (its programs decide those at every write).
+pub fn doomed(
     e: &Entry,
     engine: &bulkhead_policy::Engine,
     scope: &crate::decide::NodeScope,
-) -> bool {
-    crate::flows::l4_of(e.protocol, e.dport, e.icmp)
-        .is_some_and(|l4| !scope.decide(engine, e.src, e.dst, l4).allowed)
-}
-
-/// Is the entry a connection the proxy must now read but never saw: opened on the
-/// kernel's path before a rule on requests for its port (or a sensor of one of its
-/// ends' groups) applied? Cut, its next packet is a new one to the divert chain: the
-/// proxy answers a TCP one with a reset (it holds no such connection), so the client
-/// connects again and that connection is read; a UDP flow's next datagram is decided.
-/// Never: the proxy's own entries and the socket path's (its programs decide those at
-/// every write).
-pub fn unread(
-    e: &Entry,
-    engine: &bulkhead_policy::Engine,
-    scope: &crate::decide::NodeScope,
+    proxied: bool,
 ) -> bool {
     use bulkhead_dataplane::names::{DIVERT_MARK, DIVERTED_MASK, SOCKPATH_MARK};
+    let Some(l4) = crate::flows::l4_of(e.protocol, e.dport, e.icmp) else {
+        return false;
+    };
+    let v = scope.decide(engine, e.src, e.dst, l4);
+    if !v.allowed {
+        return true;
+    }
     let kernel_path = e.mark & DIVERTED_MASK != DIVERT_MARK && e.mark != SOCKPATH_MARK;
-    kernel_path
+    proxied
+        && kernel_path
         && matches!(e.protocol, 6 | 17)
-        && crate::flows::l4_of(e.protocol, e.dport, e.icmp).is_some_and(|l4| {
-            let v = scope.decide(engine, e.src, e.dst, l4);
-            v.allowed && (v.needs_l7() || !scope.sensors(engine, e.src, e.dst).is_empty())
-        })
+        && (v.needs_l7() || !scope.sensors(engine, e.src, e.dst).is_empty())
 }
 
 #[cfg(test)]

@@ -433,7 +433,7 @@ impl Cutter {
 }
 
 /// Delete the conntrack entries of live connections the current rules forbid, and,
-/// with the proxy on, of those it must now read but never saw ([`conntrack::unread`]).
+/// with the proxy on, of those it must now read but never saw ([`conntrack::doomed`]).
 fn cut_connections(shared: &Arc<Shared>, proxied: bool) {
     cut(
         shared,
@@ -447,10 +447,7 @@ fn cut_connections(shared: &Arc<Shared>, proxied: bool) {
             // FQDN egress: a connection is not cut because its name's TTL ran out.
             scope.dns_remembered = true;
             (entries.into_iter())
-                .filter(|e| {
-                    conntrack::forbidden(e, &engine, &scope)
-                        || (proxied && conntrack::unread(e, &engine, &scope))
-                })
+                .filter(|e| conntrack::doomed(e, &engine, &scope, proxied))
                 .collect()
         },
         "cut connections the change forbids, or whose requests it makes the proxy's",
