@@ -684,17 +684,27 @@ fn through_tcp_every_passed_byte_leaves() {
         300 * 10,
     );
     assert_eq!(got, ":1048576\r\n".repeat(300));
-    // Three bytes per write: the program holds cut headers back (corks them), and what
-    // it then passes is counted once. (One byte per write on this path fills the
-    // kernel's scatterlist of the held message after some 20 writes: the write returns
-    // 0 and the stream is then refused as unreadable. Fail closed, and no client writes
-    // so; on one node the held message goes with each redirect.)
-    let mut p = cmd(&[b"SET", b"d", b"0123456789"]);
-    p.extend(cmd(&[b"FLUSHALL"]));
-    p.extend(cmd(&[b"STRLEN", b"d"]));
-    let want = format!("+OK\r\n{NOPERM}:10\r\n");
-    let (got, refused) = exchange(&mut c, &p, 3, want.len());
-    assert_eq!((got.as_str(), refused), (want.as_str(), false));
+    // Each command's first two bytes in a write of their own: the program holds them
+    // back (corks them) until the rest comes, and what it then passes is counted once.
+    // (Cuts after a pass within one write meet a kernel limit: l7.md, and
+    // `a_refused_command_never_runs_however_the_writes_are_cut`.)
+    let mut got = String::new();
+    for args in [
+        &[&b"SET"[..], b"d", b"0123456789"][..],
+        &[b"FLUSHALL"],
+        &[b"STRLEN", b"d"],
+    ] {
+        let p = cmd(args);
+        c.write_all(&p[..2]).unwrap();
+        std::thread::sleep(Duration::from_millis(1));
+        let want = if args[0] == b"FLUSHALL" {
+            NOPERM.len()
+        } else {
+            5
+        };
+        got.push_str(&exchange(&mut c, &p[2..], usize::MAX, want).0);
+    }
+    assert_eq!(got, format!("+OK\r\n{NOPERM}:10\r\n"));
     let c = path.counters().unwrap();
     assert_eq!(c.unread, 0, "{c:?}");
     assert_eq!(c.replies, 0, "the server's end was taken: {c:?}");
