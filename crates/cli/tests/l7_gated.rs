@@ -23,21 +23,7 @@ fn a_deny_on_requests_before_an_allow_is_enforced() {
     let _lock = common::lab_lock();
     let lab = Lab::up("l7gated", &["crates/cli/tests/fixtures/gated/"], &[]);
     let url = format!("http://{}:8080/", lab.ipv4("shop/web-0"));
-    let curl = |method: &str| {
-        let args = [
-            "curl",
-            "-s",
-            "-m5",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "-X",
-            method,
-            &url,
-        ];
-        lab.run(CLIENT, &args).1
-    };
+    let curl = |method: &str| status(&lab, &url, method);
     let start = std::time::Instant::now();
     let get = loop {
         let r = curl("GET");
@@ -109,21 +95,7 @@ fn a_connection_older_than_a_rule_on_requests_is_cut() {
     let lab = Lab::up("l7older", &[&format!("{}/", dir.path().display())], &[]);
     let ip = lab.ipv4("shop/web-0");
     let url = format!("http://{ip}:8080/");
-    let curl = |method: &str| {
-        let args = [
-            "curl",
-            "-s",
-            "-m5",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "-X",
-            method,
-            &url,
-        ];
-        lab.run(CLIENT, &args).1
-    };
+    let curl = |method: &str| status(&lab, &url, method);
     let waited = Instant::now();
     while curl("GET") != "200" {
         assert!(
@@ -139,11 +111,7 @@ fn a_connection_older_than_a_rule_on_requests_is_cut() {
         bulkhead_lab::netns::enter(ns, || Ok(std::net::TcpStream::connect((addr, 8080))?))
             .expect("connect");
     held.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let cut = || -> u64 {
-        (lab.agent_statuses().iter())
-            .map(|s| s["connections_cut"].as_u64().unwrap_or(0))
-            .sum()
-    };
+    let cut = || lab.connections_cut();
     let cut_before = cut();
 
     std::fs::write(&policy, &gated).unwrap();
@@ -172,4 +140,21 @@ fn a_connection_older_than_a_rule_on_requests_is_cut() {
         "{sent:?} {read:?} {answer:?}"
     );
     assert!(cut() > cut_before, "no connection was cut");
+}
+
+/// The HTTP status CLIENT gets for `method` on `url` (curl's `%{http_code}`).
+fn status(lab: &Lab, url: &str, method: &str) -> String {
+    let args = [
+        "curl",
+        "-s",
+        "-m5",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-X",
+        method,
+        url,
+    ];
+    lab.run(CLIENT, &args).1
 }

@@ -110,9 +110,7 @@ fn clients_on_other_nodes_are_decided_at_their_socket() {
          spec:\n  appliesTo: [{group: redis}]\n  ingress:\n    - action: Allow\n      \
          from: [{selector: app == \"node\"}]\n      ports: [TCP/16379]\n",
     );
-    let cut_before: u64 = (lab.agent_statuses().iter())
-        .map(|s| s["connections_cut"].as_u64().unwrap_or(0))
-        .sum();
+    let cut_before = lab.connections_cut();
     std::fs::write(&policies, &edited).unwrap();
     let refusal = "-NOPERM bulkhead: this command is not allowed by policy\r\n";
     until_reply(
@@ -130,9 +128,7 @@ fn clients_on_other_nodes_are_decided_at_their_socket() {
     let settled = generations();
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(generations(), settled, "the agents went on changing");
-    let cut_after: u64 = (lab.agent_statuses().iter())
-        .map(|s| s["connections_cut"].as_u64().unwrap_or(0))
-        .sum();
+    let cut_after = lab.connections_cut();
     assert_eq!(
         ask(&mut held, &["SET", "k", "w"]),
         Ok("+OK\r\n".into()),

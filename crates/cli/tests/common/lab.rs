@@ -162,6 +162,13 @@ impl Lab {
     }
 
     /// The `status.json` of each of the lab's agents.
+    /// Connections the lab's agents cut so far (`connections_cut`, summed).
+    pub fn connections_cut(&self) -> u64 {
+        (self.agent_statuses().iter())
+            .map(|s| s["connections_cut"].as_u64().unwrap_or(0))
+            .sum()
+    }
+
     pub fn agent_statuses(&self) -> Vec<serde_json::Value> {
         let dir = std::path::Path::new("/run/bulkhead/labs")
             .join(self.name)
