@@ -67,6 +67,7 @@ struct stream {
   __u32 established;  // approved_end is set
   __u32 approved_end; // the TCP sequence number up to which bytes were passed on to TCP
   __u32 tainted;      // bytes reached TCP past what was passed: none leave any more
+  __u32 via_tcp;      // bytes went on to TCP: the rest follow them there (see `send`)
 };
 struct { __uint(type, BPF_MAP_TYPE_SK_STORAGE); __uint(map_flags, BPF_F_NO_PREALLOC); __type(key, int); __type(value, struct stream); } streams SEC(".maps");
 
@@ -513,8 +514,13 @@ static __always_inline int send(struct sk_msg_md *m, struct stream *c, struct tu
   bpf_msg_apply_bytes(m, bytes);
   if (deny) return SK_DROP;
   // The server on this node: straight into its socket. Elsewhere (no such socket, the
-  // redirect is not set up): on to TCP, which may send them (see `guard`).
-  if (bpf_msg_redirect_hash(m, &socks, peer, BPF_F_INGRESS) != SK_PASS) c->approved_end += bytes;
+  // redirect is not set up): on to TCP, which may send them (see `guard`). Once bytes
+  // went on to TCP (a first write before the server's end of the handshake was done),
+  // the rest follow them: the server's socket reads what comes straight in before what
+  // TCP queued, so the two ways would reorder the stream.
+  if (!c->via_tcp && bpf_msg_redirect_hash(m, &socks, peer, BPF_F_INGRESS) == SK_PASS) return SK_PASS;
+  c->via_tcp = 1;
+  c->approved_end += bytes;
   return SK_PASS;
 }
 
@@ -768,7 +774,7 @@ int vouched(struct __sk_buff *skb) {
 
 // Every segment a guarded client socket sends (see `unread_bytes`): one whose bytes
 // reach past what `frame` passed is dropped, and so is data in a SYN (TCP Fast Open:
-// sent before the socket could join the sockhash). TCP keeps them queued, retrying; the
+// sent before the socket could join the sockhash) and urgent data. TCP keeps them queued, retrying; the
 // connection carries nothing more. Other sockets pass at the cost of one lookup.
 SEC("cgroup_skb/egress")
 int guard(struct __sk_buff *skb) {
@@ -804,7 +810,10 @@ int guard(struct __sk_buff *skb) {
   __u32 headers = l4 + th.doff * 4;
   if (skb->len <= headers) return 1;
   __u32 end = bpf_ntohl(th.seq) + (skb->len - headers);
-  if (!th.syn && c->established && !c->tainted && (__s32)(end - c->approved_end) <= 0) return 1;
+  // Urgent data (`send(MSG_OOB)`) is taken out of the stream the server reads, though the
+  // program read it in the stream: the two would part. It never leaves either.
+  if (!th.syn && !th.urg && c->established && !c->tainted && (__s32)(end - c->approved_end) <= 0)
+    return 1;
   count(UNREAD, 1);
   if (!c->tainted) {
     c->tainted = 1;

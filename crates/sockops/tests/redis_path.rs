@@ -762,3 +762,111 @@ fn a_refused_command_never_runs_however_the_writes_are_cut() {
         }
     }
 }
+
+/// Urgent data: the byte a `send(MSG_OOB)` ends with is taken out of the server's stream
+/// (Redis does not read it inline) although the program read it in the stream. Sent as
+/// the last byte of an argument, it made Redis read one byte further into what came
+/// next (it skips the two bytes after an argument without looking at them), so the
+/// program read GET with an argument where Redis read a few unknown inline commands and
+/// then the FLUSHALL hidden in that argument. Now a guarded connection's urgent segment
+/// never leaves (between nodes; on one node the bytes go straight into the server's
+/// socket, where nothing is urgent).
+#[test]
+fn urgent_data_never_leaves() {
+    if !bulkhead_lab::privileged(&["redis-server", "ip"]) {
+        return;
+    }
+    let (_lab, ns, server_ip, client_ip) = lab(8);
+    let mut path = RedisPath::attach(&cgroup2()).unwrap();
+    let mut want = set_only(server_ip.into(), client_ip.into());
+    want.remote_servers
+        .insert(SocketAddr::new(server_ip.into(), PORT));
+    want.verdicts
+        .insert((7, Some("GET".into())), Verdict::Allow);
+    path.apply(&want).unwrap();
+    let sentinel = |args: &[&[u8]]| {
+        let mut c = connect(&ns, v6(client_ip), v6(server_ip));
+        exchange(&mut c, &cmd(args), usize::MAX, 4).0
+    };
+    assert_eq!(sentinel(&[b"SET", b"sentinel", b"1"]), "+OK\r\n");
+    let c = connect(&ns, client_ip, server_ip);
+    let s = socket2::Socket::from(c.try_clone().unwrap());
+    const MSG_OOB: i32 = 1;
+    let mut sent = vec![s.send(b"*2\r\n$3\r\nGET\r\n$3\r\nab")];
+    std::thread::sleep(Duration::from_millis(5));
+    sent.push(s.send_with_flags(b"X", MSG_OOB));
+    std::thread::sleep(Duration::from_millis(5));
+    // The program: GET with an 18-byte argument. Redis, one byte on: "2", "$3", "GET",
+    // "$18" (errors), then FLUSHALL.
+    let hidden = b"*1\r\n$8\r\nFLUSHALL\r\n";
+    let mut rest = format!("\r\n*2\r\n$3\r\nGET\r\n${}\r\n", hidden.len()).into_bytes();
+    rest.extend_from_slice(hidden);
+    rest.extend_from_slice(b"\r\n");
+    sent.push(s.send(&rest));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        sentinel(&[b"EXISTS", b"sentinel"]),
+        ":1\r\n",
+        "FLUSHALL ran: the urgent byte took the server's stream apart from the program's \
+         (sends: {sent:?})"
+    );
+    let unread = path.refusals().unwrap();
+    assert!(
+        unread.iter().any(|r| r.kind == Refused::Unread),
+        "sends {sent:?}, reports {unread:?}"
+    );
+}
+
+/// On one node, a connection's first bytes go on to TCP when the server's socket is not
+/// in the sockhash yet (its end of the handshake not done), and later ones straight into
+/// that socket. Redis reads what came straight in first, so it read the two out of
+/// order: the program read GET and an argument holding a FLUSHALL, Redis the argument
+/// first, FLUSHALL and all. Now a connection that once went on to TCP stays on it.
+#[test]
+fn a_connection_keeps_its_bytes_in_order() {
+    if !bulkhead_lab::privileged(&["redis-server", "ip", "nft"]) {
+        return;
+    }
+    let (mut lab, ns, server_ip, client_ip) = lab(9);
+    let mut path = RedisPath::attach(&cgroup2()).unwrap();
+    let mut want = set_only(server_ip.into(), client_ip.into());
+    want.verdicts
+        .insert((7, Some("GET".into())), Verdict::Allow);
+    path.apply(&want).unwrap();
+    let sentinel = |args: &[&[u8]]| {
+        let mut c = connect(&ns, v6(client_ip), v6(server_ip));
+        exchange(&mut c, &cmd(args), usize::MAX, 4).0
+    };
+    assert_eq!(sentinel(&[b"SET", b"sentinel", b"1"]), "+OK\r\n");
+    // Redis reads nothing for a while, and the client's last handshake segment is held
+    // back: the server's end is done only with the first data segment.
+    let redis = nix::unistd::Pid::from_raw(lab.server.as_ref().unwrap().id() as i32);
+    nix::sys::signal::kill(redis, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    sh(
+        &ns,
+        &[
+            "nft",
+            "add table inet hold; add chain inet hold out { type filter hook output priority 0; }; \
+             add rule inet hold out tcp dport 6379 tcp flags == ack drop",
+        ],
+    );
+    let mut c = connect(&ns, client_ip, server_ip);
+    let hidden = b"*1\r\n$8\r\nFLUSHALL\r\n";
+    let first = format!("*2\r\n$3\r\nGET\r\n${}\r\n", hidden.len());
+    let a = c.write(first.as_bytes());
+    std::thread::sleep(Duration::from_millis(20));
+    let mut rest = hidden.to_vec();
+    rest.extend_from_slice(b"\r\n");
+    let b = c.write(&rest);
+    sh(&ns, &["nft", "delete table inet hold"]);
+    nix::sys::signal::kill(redis, nix::sys::signal::Signal::SIGCONT).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        sentinel(&[b"EXISTS", b"sentinel"]),
+        ":1\r\n",
+        "FLUSHALL ran: Redis read the connection's bytes out of order (writes {a:?} {b:?})"
+    );
+    let (got, _) = exchange(&mut c, b"", usize::MAX, 5);
+    assert!(got.starts_with("$-1\r\n"), "GET's answer: {got:?}");
+    lab.server.take().map(|mut s| s.kill());
+}
