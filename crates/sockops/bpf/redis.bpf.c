@@ -68,6 +68,8 @@ struct stream {
   __u32 approved_end; // the TCP sequence number up to which bytes were passed on to TCP
   __u32 tainted;      // bytes reached TCP past what was passed: none leave any more
   __u32 via_tcp;      // bytes went on to TCP: the rest follow them there (see `send`)
+  __u32 held;         // the last run held the write back (corked): the next has it all
+  __u32 held_run;     // this run is on bytes held back
 };
 struct { __uint(type, BPF_MAP_TYPE_SK_STORAGE); __uint(map_flags, BPF_F_NO_PREALLOC); __type(key, int); __type(value, struct stream); } streams SEC(".maps");
 
@@ -513,6 +515,10 @@ __noinline __u32 refuse(struct sk_msg_md *m, __u32 len, __u32 tx) {
 static __always_inline int send(struct sk_msg_md *m, struct stream *c, struct tuple *peer, __u32 deny, __u32 bytes) {
   bpf_msg_apply_bytes(m, bytes);
   if (deny) return SK_DROP;
+  // Bytes held back go whole into the server's socket, or this kernel drops what the
+  // verdict does not cover (it frees a held message after its first redirect): part of
+  // them goes on to TCP, which takes the rest too.
+  if (c->held_run && bytes < m->size) c->via_tcp = 1;
   // The server on this node: straight into its socket. Elsewhere (no such socket, the
   // redirect is not set up): on to TCP, which may send them (see `guard`). Once bytes
   // went on to TCP (a first write before the server's end of the handshake was done),
@@ -559,6 +565,8 @@ int frame(struct sk_msg_md *m) {
   if (!sk) return SK_DROP;
   struct stream *c = bpf_sk_storage_get(&streams, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
   if (!c) return SK_DROP;
+  c->held_run = c->held;
+  c->held = 0;
   if (unread_bytes(sk, c)) {
     count(UNREAD, 1);
     if (!c->tainted) { c->tainted = 1; report(m, 0, 6, 0); }
@@ -682,6 +690,7 @@ cut:
     return send(m, c, &peer, deny, off);
   }
   bpf_msg_cork_bytes(m, size + 1);
+  c->held = 1;
   return SK_PASS;
 malformed: {
     // Not RESP, nor an inline command this program can read: refused, or (a Monitor
