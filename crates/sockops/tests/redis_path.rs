@@ -79,6 +79,23 @@ fn set_only(server: IpAddr, client: IpAddr) -> bulkhead_sockops::Tables {
     want
 }
 
+/// One command on a new connection between the IPv6 twins of `client` and `server`,
+/// which no table names (not taken): what Redis holds, seen past the program.
+fn untaken(ns: &str, client: Ipv4Addr, server: Ipv4Addr, args: &[&[u8]]) -> String {
+    let mut c = connect(ns, v6(client), v6(server));
+    exchange(&mut c, &cmd(args), usize::MAX, 4).0
+}
+
+/// [`set_only`] for a server on "another node" (the client's bytes go on to TCP), with
+/// `also` allowed too.
+fn remote_set_and(server: Ipv4Addr, client: Ipv4Addr, also: &str) -> bulkhead_sockops::Tables {
+    let mut want = set_only(server.into(), client.into());
+    want.remote_servers
+        .insert(SocketAddr::new(server.into(), PORT));
+    want.verdicts.insert((7, Some(also.into())), Verdict::Allow);
+    want
+}
+
 /// The IPv6 address the lab gives the holder of IPv4 address `ip` too.
 fn v6(ip: Ipv4Addr) -> Ipv6Addr {
     let [_, _, n, h] = ip.octets();
@@ -664,12 +681,8 @@ fn through_tcp_every_passed_byte_leaves() {
     }
     let (_lab, ns, server_ip, client_ip) = lab(6);
     let mut path = RedisPath::attach(&cgroup2()).unwrap();
-    let mut want = set_only(server_ip.into(), client_ip.into());
-    want.remote_servers
-        .insert(SocketAddr::new(server_ip.into(), PORT));
-    want.verdicts
-        .insert((7, Some("STRLEN".into())), Verdict::Allow);
-    path.apply(&want).unwrap();
+    path.apply(&remote_set_and(server_ip, client_ip, "STRLEN"))
+        .unwrap();
     let mut c = connect(&ns, client_ip, server_ip);
     let mut p = cmd(&[b"SET", b"big", &vec![b'x'; 1 << 20]]);
     p.extend(cmd(&[b"FLUSHALL"]));
@@ -728,10 +741,7 @@ fn a_refused_command_never_runs_however_the_writes_are_cut() {
     let mut path = RedisPath::attach(&cgroup2()).unwrap();
     // A key the pipeline never writes, set and read through the IPv6 twins (no table:
     // not taken): gone only if FLUSHALL ran.
-    let sentinel = |args: &[&[u8]]| {
-        let mut c = connect(&ns, v6(client_ip), v6(server_ip));
-        exchange(&mut c, &cmd(args), usize::MAX, 4).0
-    };
+    let sentinel = |args: &[&[u8]]| untaken(&ns, client_ip, server_ip, args);
     assert_eq!(sentinel(&[b"SET", b"sentinel", b"1"]), "+OK\r\n");
     let mut p = cmd(&[b"SET", b"k", b"1"]);
     p.extend(cmd(&[b"FLUSHALL"]));
@@ -798,16 +808,9 @@ fn urgent_data_never_leaves() {
     }
     let (_lab, ns, server_ip, client_ip) = lab(8);
     let mut path = RedisPath::attach(&cgroup2()).unwrap();
-    let mut want = set_only(server_ip.into(), client_ip.into());
-    want.remote_servers
-        .insert(SocketAddr::new(server_ip.into(), PORT));
-    want.verdicts
-        .insert((7, Some("GET".into())), Verdict::Allow);
-    path.apply(&want).unwrap();
-    let sentinel = |args: &[&[u8]]| {
-        let mut c = connect(&ns, v6(client_ip), v6(server_ip));
-        exchange(&mut c, &cmd(args), usize::MAX, 4).0
-    };
+    path.apply(&remote_set_and(server_ip, client_ip, "GET"))
+        .unwrap();
+    let sentinel = |args: &[&[u8]]| untaken(&ns, client_ip, server_ip, args);
     assert_eq!(sentinel(&[b"SET", b"sentinel", b"1"]), "+OK\r\n");
     let c = connect(&ns, client_ip, server_ip);
     let s = socket2::Socket::from(c.try_clone().unwrap());
@@ -853,10 +856,7 @@ fn a_connection_keeps_its_bytes_in_order() {
     want.verdicts
         .insert((7, Some("GET".into())), Verdict::Allow);
     path.apply(&want).unwrap();
-    let sentinel = |args: &[&[u8]]| {
-        let mut c = connect(&ns, v6(client_ip), v6(server_ip));
-        exchange(&mut c, &cmd(args), usize::MAX, 4).0
-    };
+    let sentinel = |args: &[&[u8]]| untaken(&ns, client_ip, server_ip, args);
     assert_eq!(sentinel(&[b"SET", b"sentinel", b"1"]), "+OK\r\n");
     // Redis reads nothing for a while, and the client's last handshake segment is held
     // back: the server's end is done only with the first data segment.
