@@ -1097,13 +1097,7 @@ fn websockets_over_http2_are_not_offered_when_sensors_read() {
     let out = run(true, &client, &[]);
     assert_eq!(kinds(&out.to_server), [(SETTINGS, 0)]);
     assert_eq!(status(&out.to_client, 1).as_deref(), Some(&b"403"[..]));
-    assert!(
-        out.decided[0]
-            .refusal
-            .as_deref()
-            .unwrap()
-            .contains("WebSocket over HTTP/2")
-    );
+    assert!(first_refusal(&out).contains("WebSocket over HTTP/2"));
 }
 
 /// Two content-type fields that differ: Go and Node read the first (grpc-go takes any
@@ -1142,12 +1136,11 @@ fn two_content_types_that_differ_are_refused() {
     let out = run(false, &client, &[]);
     assert_eq!(kinds(&out.to_server), [(SETTINGS, 0), (HEADERS, 3)]);
     assert_eq!(status(&out.to_client, 1).as_deref(), Some(&b"403"[..]));
-    assert!(
-        out.decided[0]
-            .refusal
-            .as_deref()
-            .unwrap()
-            .contains("content-type fields that differ")
-    );
+    assert!(first_refusal(&out).contains("content-type fields that differ"));
     assert!(out.decided[1].allowed);
+}
+
+/// Why the first request decided was refused.
+fn first_refusal(out: &Output) -> &str {
+    out.decided[0].refusal.as_deref().expect("a refusal")
 }

@@ -356,3 +356,14 @@ pub fn until_reply(held: &mut std::net::TcpStream, args: &[&str], want: String, 
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+/// What the socket path's program answers a refused Redis command.
+pub const NOPERM: &str = "-NOPERM bulkhead: this command is not allowed by policy\r\n";
+
+/// The example's policies (`text` of examples/policies.yaml) with GET taken out of the
+/// Redis rule.
+pub fn without_get(text: &str) -> String {
+    let edited = text.replace("redis: [GET, SET,", "redis: [SET,");
+    assert_ne!(text, edited, "the example's Redis rule moved");
+    edited
+}
