@@ -14,6 +14,8 @@
 
 #define NAME 24        // command names are shorter; longer ones are "any other"
 #define MAX_HEADERS 16 // per program run: the verifier's bound (32 is over its 1M); the kernel runs us again
+#define PBUF 48        // a command's headers and a short name fit (see `save_partial`)
+#define TAIL 80        // what `resume` reads of the next write
 
 // Addresses are 16 bytes: IPv6, or IPv4 mapped (::ffff:a.b.c.d), as the agent writes them.
 struct ip { __u32 w[4]; };
@@ -70,6 +72,12 @@ struct stream {
   __u32 via_tcp;      // bytes went on to TCP: the rest follow them there (see `send`)
   __u32 held;         // the last run held the write back (corked): the next has it all
   __u32 held_run;     // this run is on bytes held back
+  // A write that ended inside a header (see "Cut inside a header" below):
+  __u32 pkind;        // 1: an argument's header, 2: a command's headers and name; 0: none
+  __u32 plen;         // bytes of it kept in pbuf
+  __u32 ptotal;       // bytes of it passed (more than plen past a long name's start)
+  __u32 name_at;      // where this run's last command's name starts
+  unsigned char pbuf[PBUF];
 };
 struct { __uint(type, BPF_MAP_TYPE_SK_STORAGE); __uint(map_flags, BPF_F_NO_PREALLOC); __type(key, int); __type(value, struct stream); } streams SEC(".maps");
 
@@ -421,10 +429,11 @@ static __always_inline void report(struct sk_msg_md *m, __u32 table, __u32 kind,
 // which decides it again too. Global, like `header` (and so at most five arguments).
 #define RUN_START 1
 #define RUN_DENY 2
+__noinline __u32 judge(struct sk_msg_md *m, struct command *k, __u32 run);
+
 __noinline __u32 decide(struct sk_msg_md *m, __u32 table, __u32 run, __u32 off, __u32 len) {
   if (!m) return 1;
   struct command k = { .table = table };
-  __u32 refused = 1, reported = 0, tx = 0;
   if (len < NAME) {
     if (bpf_msg_pull_data(m, off, off + len, 0)) return 1;
     unsigned char *d = m->data, *e = m->data_end;
@@ -433,12 +442,22 @@ __noinline __u32 decide(struct sk_msg_md *m, __u32 table, __u32 run, __u32 off, 
       unsigned char b = d[i];
       k.name[i] = (b >= 'a' && b <= 'z') ? b - 32 : b;
     }
+  }
+  return judge(m, &k, run);
+}
+
+// The verdict of the command `k` names (upper case; empty: longer than NAME), as for
+// `decide`.
+__noinline __u32 judge(struct sk_msg_md *m, struct command *k, __u32 run) {
+  if (!m || !k) return 1;
+  __u32 refused = 1, reported = 0, tx = 0, table = k->table;
+  if (k->name[0]) {
     __u64 w0;
-    __builtin_memcpy(&w0, k.name, sizeof(w0));
+    __builtin_memcpy(&w0, k->name, sizeof(w0));
     // "MULTI", "EXEC", "DISCARD" with the rest of the name zero (little-endian words).
     if (w0 == 0x49544c554dULL) tx = 2;
     else if (w0 == 0x43455845ULL || w0 == 0x44524143534944ULL) tx = 4;
-    __u32 *v = bpf_map_lookup_elem(&verdicts, &k);
+    __u32 *v = bpf_map_lookup_elem(&verdicts, k);
     if (v) {
       refused = *v != 1 && *v != 3;
       reported = *v == 3;
@@ -450,19 +469,19 @@ __noinline __u32 decide(struct sk_msg_md *m, __u32 table, __u32 run, __u32 off, 
   refused = !v || (*v != 1 && *v != 3);
   reported = v && *v == 3;
 out:
-  if (refused && (run & RUN_START)) report(m, table, 0, k.name);
+  if (refused && (run & RUN_START)) report(m, table, 0, k->name);
   if (reported && (run & RUN_START || !(run & RUN_DENY))) {
     // Reported once per run of the same command on a connection (a client repeating
     // one unlisted command would otherwise flood the ring); counted every time.
     count(REPORTED, 1);
     __u64 w[3];
-    __builtin_memcpy(w, k.name, sizeof(w));
+    __builtin_memcpy(w, k->name, sizeof(w));
     __u64 tag = (w[0] * 0x9e3779b97f4a7c15ULL) ^ (w[1] * 0xc2b2ae3d27d4eb4fULL) ^ w[2];
     struct bpf_sock *sk = m->sk;
     struct stream *c = sk ? bpf_sk_storage_get(&streams, sk, 0, 0) : 0;
     if (!c || c->last_report != tag) {
       if (c) c->last_report = tag;
-      report(m, table, 4, k.name);
+      report(m, table, 4, k->name);
     }
   }
   return refused | tx;
@@ -549,6 +568,235 @@ static __always_inline int unread_bytes(struct bpf_sock *sk, struct stream *c) {
   return 0;
 }
 
+// Cut inside a header. A write that ends inside a header passes it on (holding it back,
+// corked, until the rest comes would be the way to wait, but this kernel appends the
+// next write at a stale place in a message corked after part of its write was passed:
+// the stream came out garbled, and a client writing a long pipeline in pieces lost its
+// connection) and its bytes are kept here, so that the next write's run reads the header
+// to its end (`resume`). A command's headers, and the start of its name, so pass before
+// its verdict is known: when it is refused, `resume` spoils a byte of its name in the
+// next write (which has one: the framing loop decides a command as soon as its name is
+// whole), and Redis, which runs nothing before a command's last byte, answers an
+// unknown command. `kind`: 1, an argument's header; 2, a command's. -1: not kept (an
+// inline command's start, which is held back as before).
+__noinline int save_partial(struct sk_msg_md *m, __u32 off, __u32 kind) {
+  if (!m) return -1;
+  struct bpf_sock *sk = m->sk;
+  if (!sk) return -1;
+  struct stream *c = bpf_sk_storage_get(&streams, sk, 0, 0);
+  if (!c) return -1;
+  __u32 size = m->size;
+  if (off >= size) return -1;
+  __u32 n = size - off, keep = n < PBUF ? n : PBUF;
+  if (bpf_msg_pull_data(m, off, off + keep, 0)) return -1;
+  unsigned char *d = m->data, *e = m->data_end;
+  if (d + 1 > e || d[0] != (kind == 1 ? '$' : '*')) return -1;
+  for (__u32 i = 0; i < PBUF; i++) {
+    if (i >= keep || d + i + 1 > e) break;
+    c->pbuf[i] = d[i];
+  }
+  c->plen = keep;
+  c->ptotal = n;
+  c->pkind = kind;
+  return 0;
+}
+
+// An index into a `struct hbuf`, masked where the verifier sees it (clang would drop a
+// mask it can prove redundant and index from a pointer computed before the bound check).
+static __always_inline __u32 hidx(__u32 j) {
+  barrier_var(j);
+  return j & (PBUF + TAIL - 1);
+}
+
+// What `resume` reads: the bytes kept, then the start of the write. In a map: the
+// stack (512 bytes for `frame` and the functions it calls) has no room for it.
+struct hbuf { unsigned char b[PBUF + TAIL]; };
+struct { __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY); __uint(max_entries, 1); __type(key, __u32); __type(value, struct hbuf); } scratch SEC(".maps");
+
+// A header "<ch><digits>\r\n" at `at` of `h` (`len` bytes read): as `header`. Global,
+// like it: `resume` goes on from one state, not from one per way the header can end.
+__noinline __s64 buf_header(struct hbuf *h, __u32 len, __u32 at, __u32 ch) {
+  if (!h) return -1;
+  if (at >= len) return 0;
+  if (at >= PBUF + TAIL || h->b[hidx(at)] != ch) return -1;
+  __s64 n = 0;
+  for (__u32 i = 1; i < 14; i++) {
+    __u32 j = at + i;
+    if (j + 1 >= len) return 0;
+    if (j + 1 >= PBUF + TAIL) return -1;
+    unsigned char x = h->b[hidx(j)];
+    if (x == '\r') {
+      if (h->b[hidx(j + 1)] != '\n' || i == 1) return -1;
+      return (n << 8) | (i + 2);
+    }
+    if (x < '0' || x > '9') return -1;
+    n = n * 10 + (x - '0');
+  }
+  return -1;
+}
+
+// Spoil the byte at `at` (a refused command's name), so that Redis does not know it.
+__noinline int spoil(struct sk_msg_md *m, __u32 at) {
+  if (!m) return -1;
+  if (bpf_msg_pull_data(m, at, at + 1, 0)) return -1;
+  unsigned char *d = m->data, *e = m->data_end;
+  if (d + 1 > e) return -1;
+  d[0] = '#';
+  return 0;
+}
+
+// The header cut by the end of the last write, read to its end from the start of this
+// one (see `save_partial`): how many bytes of this write it takes (the framing goes on
+// from there); -2 when this write ends inside it too (it is kept as well, and passes);
+// -1 when it is not a header.
+__noinline __s32 resume(struct sk_msg_md *m, __u32 table) {
+  if (!m) return -1;
+  struct bpf_sock *sk = m->sk;
+  if (!sk) return -1;
+  struct stream *c = bpf_sk_storage_get(&streams, sk, 0, 0);
+  if (!c) return -1;
+  __u32 kind = c->pkind, plen = c->plen, ptotal = c->ptotal, size = m->size;
+  c->pkind = 0;
+  if (plen > PBUF || ptotal < plen) return -1;
+  __u32 zero = 0;
+  struct hbuf *hb = bpf_map_lookup_elem(&scratch, &zero);
+  if (!hb) return -1;
+  unsigned char *b = hb->b;
+  __builtin_memcpy(b, c->pbuf, PBUF);
+  __u32 blen = plen;
+  // Past a long name's start (ptotal > plen) this write does not follow the bytes kept:
+  // the headers are among them, and the name is not read.
+  if (ptotal == plen) {
+    __u32 tail = size < TAIL ? size : TAIL;
+    if (bpf_msg_pull_data(m, 0, tail, 0)) return -1;
+    unsigned char *d = m->data, *e = m->data_end;
+    for (__u32 i = 0; i < TAIL; i++) {
+      __u32 j = plen + i;
+      if (d + i + 1 > e || j >= PBUF + TAIL) break;
+      b[hidx(j)] = d[i];
+      blen = j + 1;
+    }
+  }
+  __u32 at = 0, n = 1;
+  if (kind == 2) {
+    __s64 h = buf_header(hb, blen, 0, '*');
+    if (h < 0) return -1;
+    if (h == 0) goto more;
+    n = h >> 8;
+    at = h & 0xff;
+    if (!n) return -1;
+  }
+  __s64 h = buf_header(hb, blen, at, '$');
+  if (h < 0) return -1;
+  if (h == 0) goto more;
+  __u32 len = h >> 8;
+  at += h & 0xff;
+  if (kind == 1) {
+    if (at <= ptotal) return -1;
+    c->args--;
+    c->bulk = len + 2;
+    return at - ptotal;
+  }
+  if (len > 4096) return -1;
+  struct command k = { .table = table };
+  if (len < NAME) {
+    if (at + len > blen) goto more;
+    for (__u32 i = 0; i < NAME - 1; i++) {
+      __u32 j = at + i;
+      if (i >= len || j >= PBUF + TAIL) break;
+      unsigned char x = b[hidx(j)];
+      k.name[i] = (x >= 'a' && x <= 'z') ? x - 32 : x;
+    }
+  }
+  // Decided as soon as its name is whole: a byte of it is in this write.
+  if (at + len <= ptotal) return -1;
+  __u32 r = judge(m, &k, RUN_START), d = r & 1, ok = d ^ 1, multi = c->multi & 1;
+  c->multi = (multi | ((r >> 1) & ok)) & ~((r >> 2) & ok) & 1;
+  count(d ? REFUSED : ALLOWED, 1);
+  if (d && spoil(m, at > ptotal ? at - ptotal : 0)) return -1;
+  // Allowed, or spoiled: the rest of the command goes.
+  c->deny = 0;
+  c->seen = 1;
+  c->open = 1;
+  c->args = n - 1;
+  if (at >= ptotal) {
+    c->bulk = len + 2;
+    return at - ptotal;
+  }
+  c->bulk = len + 2 - (ptotal - at);
+  return 0;
+more:
+  if (ptotal != plen || plen + size > PBUF) return -1;
+  __builtin_memcpy(c->pbuf, b, PBUF);
+  c->plen = plen + size;
+  c->ptotal = plen + size;
+  c->pkind = kind;
+  return -2;
+}
+
+// The framing loop's ways out, as global functions: the verifier checks each once, not
+// once for every state the loop can end in. `off`: where the run's commands end;
+// `deny`: their verdict; `commands`: how many began in it.
+static __always_inline void peer_of(struct sk_msg_md *m, struct tuple *peer) {
+  struct ip local, far;
+  ends(m, &local, &far);
+  *peer = (struct tuple){ .lip = far, .rip = local, .lport = bpf_ntohl(m->remote_port), .rport = m->local_port };
+}
+
+// The run's commands end at `off`, or the write ended inside a bulk string.
+__noinline int finish(struct sk_msg_md *m, __u32 off, __u32 deny, __u32 commands) {
+  if (!m || !m->sk) return SK_DROP;
+  struct stream *c = bpf_sk_storage_get(&streams, m->sk, 0, 0);
+  if (!c) return SK_DROP;
+  struct tuple peer;
+  peer_of(m, &peer);
+  __u32 size = m->size;
+  // The write ended in the CRLF after a name: the next one starts with the rest of it.
+  if (off > size) {
+    c->bulk = off - size;
+    off = size;
+  }
+  count(deny ? REFUSED : ALLOWED, commands);
+  // A whole refused command gets the server's refusal in order. One that goes on in the
+  // next write gets its name spoiled (see "Cut inside a header"), and the rest of it goes.
+  if (deny && commands) {
+    if (!c->open && !c->bulk) {
+      __u32 n = refuse(m, off, c->tx_refusal);
+      if (n) return send(m, c, &peer, 0, n);
+    }
+    if (!spoil(m, c->name_at)) {
+      c->deny = 0;
+      return send(m, c, &peer, 0, off);
+    }
+  }
+  return send(m, c, &peer, deny, off);
+}
+
+// The write ended inside a header.
+__noinline int cut_here(struct sk_msg_md *m, __u32 off, __u32 deny, __u32 commands) {
+  if (!m || !m->sk) return SK_DROP;
+  struct stream *c = bpf_sk_storage_get(&streams, m->sk, 0, 0);
+  if (!c) return SK_DROP;
+  struct tuple peer;
+  peer_of(m, &peer);
+  __u32 size = m->size;
+  // This sendmsg ends inside a header: kept, and passed with what comes before it
+  // (see "Cut inside a header"); not a refused command's, whose bytes fail.
+  if (!(c->open && deny) && !save_partial(m, off, c->open ? 1 : 2)) {
+    count(deny ? REFUSED : ALLOWED, commands);
+    return send(m, c, &peer, 0, size);
+  }
+  // An inline command's start: what comes before it goes now; with nothing before it,
+  // wait for more bytes (a client always completes its command).
+  if (off > 0) {
+    count(deny ? REFUSED : ALLOWED, commands);
+    return send(m, c, &peer, deny, off);
+  }
+  bpf_msg_cork_bytes(m, size + 1);
+  c->held = 1;
+  return SK_PASS;
+}
+
 SEC("sk_msg")
 int frame(struct sk_msg_md *m) {
   struct ip local, far;
@@ -589,6 +837,14 @@ int frame(struct sk_msg_md *m) {
   }
   // One verdict per run of commands that share it; the run ends at a command with the
   // other verdict or where this sendmsg ends, and the kernel runs us again on the rest.
+  if (c->pkind) {
+    // The end of a header the last write cut: passed on its own (the kernel runs us
+    // again on what follows it).
+    __s32 r = resume(m, table);
+    if (r == -2) return send(m, c, &peer, 0, m->size);
+    if (r < 0) goto malformed;
+    if (r > 0) return send(m, c, &peer, 0, r);
+  }
   __u32 size = m->size, off = 0, deny = c->deny, commands = 0;
   c->tx_refusal = 0;
   for (int t = 0; t < MAX_HEADERS; t++) {
@@ -629,7 +885,8 @@ int frame(struct sk_msg_md *m) {
     if (r2 == 0) goto cut;
     __u32 h2 = r2 & 0xff;
     len = r2 >> 8;
-    if (off + h1 + h2 + len + 2 > size) goto cut;
+    // Decided once the name is whole (see "Cut inside a header").
+    if (off + h1 + h2 + len > size) goto cut;
     // A refused command always starts a run: it is reported from there.
     __u32 r = decide(m, table, (off == 0 ? RUN_START : 0) | (deny ? RUN_DENY : 0), off + h1 + h2, len);
     __u32 d = r & 1;
@@ -648,17 +905,11 @@ int frame(struct sk_msg_md *m) {
     c->seen = 1;
     c->open = 1;
     c->args = n - 1;
+    c->name_at = off + h1 + h2;
     off += h1 + h2 + len + 2;
   }
   if (off == 0) goto malformed;
-  count(deny ? REFUSED : ALLOWED, commands);
-  // A whole refused command gets the server's refusal in order. One that spans writes
-  // (or the rest of one) fails the client's writes instead.
-  if (deny && commands && !c->open) {
-    __u32 n = refuse(m, off, c->tx_refusal);
-    if (n) return send(m, c, &peer, 0, n);
-  }
-  return send(m, c, &peer, deny, off < size ? off : size);
+  return finish(m, off, deny, commands) & 1;
 inline_command: {
     __s64 li = inline_line(m, 0);
     if (li < 0) goto malformed;
@@ -683,15 +934,7 @@ inline_command: {
     return send(m, c, &peer, d, line);
   }
 cut:
-  // This sendmsg ends inside a header: what comes before it goes now; with nothing
-  // before it, wait for more bytes (a client always completes its command).
-  if (off > 0) {
-    count(deny ? REFUSED : ALLOWED, commands);
-    return send(m, c, &peer, deny, off);
-  }
-  bpf_msg_cork_bytes(m, size + 1);
-  c->held = 1;
-  return SK_PASS;
+  return cut_here(m, off, deny, commands) & 1;
 malformed: {
     // Not RESP, nor an inline command this program can read: refused, or (a Monitor
     // group's) passed unframed from here on, and reported once.
