@@ -781,8 +781,16 @@ __noinline int cut_here(struct sk_msg_md *m, __u32 off, __u32 deny, __u32 comman
   peer_of(m, &peer);
   __u32 size = m->size;
   // This sendmsg ends inside a header: kept, and passed with what comes before it
-  // (see "Cut inside a header"); not a refused command's, whose bytes fail.
-  if (!(c->open && deny) && !save_partial(m, off, c->open ? 1 : 2)) {
+  // (see "Cut inside a header"). Inside a refused command begun in this run: its name
+  // is spoiled first.
+  if (c->open && deny) {
+    if (!commands || spoil(m, c->name_at)) return send(m, c, &peer, 1, size);
+    count(REFUSED, commands);
+    c->deny = 0;
+    if (!save_partial(m, off, 1)) return send(m, c, &peer, 0, size);
+    return send(m, c, &peer, 0, off);
+  }
+  if (!save_partial(m, off, c->open ? 1 : 2)) {
     count(deny ? REFUSED : ALLOWED, commands);
     return send(m, c, &peer, 0, size);
   }
