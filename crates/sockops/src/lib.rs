@@ -10,9 +10,11 @@
 //! when the server is on this node (skipping TCP), or on to TCP when it is not. A refused
 //! command is rewritten into a script the server answers with Redis's own refusal
 //! (`-NOPERM bulkhead: this command is not allowed by policy`), so the client reads it in
-//! order, after the replies of the commands before it; a refused command larger than one
-//! write (or a stream that is not RESP, or a client no table covers) fails the client's
-//! writes (`EACCES`) instead.
+//! order, after the replies of the commands before it; a refused command cut by the end
+//! of a write gets a byte of its name spoiled, so that the server answers it as an
+//! unknown command (a write that ends inside a header passes it and the next write's run
+//! reads it to its end: docs/l7.md, "Writes cut anywhere"); a stream that is not RESP,
+//! or a client no table covers, fails the client's writes (`EACCES`).
 //!
 //! The tables are not decided here: the caller computes, with the policy engine, which
 //! commands each (client identity, server identity, port) may send, so the kernel only
