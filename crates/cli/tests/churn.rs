@@ -423,7 +423,11 @@ fn fail_closed(staged: bulkhead_lab::Staged, failures: &mut Vec<String>) -> usiz
 fn why_not_closed(st: &State, p: &PairProbe) -> String {
     let again: Vec<String> = (0..3)
         .map(|_| {
-            let r = bulkhead_lab::probe::probe_pairs(st, &[p.clone()], &opts(Family::V4, 1000));
+            let r = bulkhead_lab::probe::probe_pairs(
+                st,
+                std::slice::from_ref(p),
+                &opts(Family::V4, 1000),
+            );
             format!("{:?}", r[0].outcome)
         })
         .collect();
