@@ -42,6 +42,9 @@ pub struct Config {
     /// FQDN egress: addresses learnt from DNS answers stay allowed at least this long
     /// (shorter TTLs are raised to it).
     pub dns_min_ttl: Duration,
+    /// FQDN egress: only answers from resolvers in these networks teach addresses
+    /// (empty: answers from any resolver a workload may query).
+    pub dns_resolvers: Vec<ipnet::IpNet>,
 }
 
 /// The node's transparent L7 proxy.
@@ -82,6 +85,7 @@ impl Config {
             redis_socket_path: false,
             vouch_key: None,
             dns_min_ttl: crate::fqdn::DEFAULT_MIN_TTL,
+            dns_resolvers: Vec::new(),
         }
     }
 }

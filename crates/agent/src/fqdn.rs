@@ -33,6 +33,7 @@ use bulkhead_policy::compile::Target;
 use bulkhead_policy::engine::AddrOwner;
 use bulkhead_policy::l7::name_matches;
 use bulkhead_policy::spec::NamePattern;
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 
@@ -212,6 +213,9 @@ pub struct FqdnCounters {
     pub late: u64,
     /// Element transactions the kernel refused.
     pub errors: u64,
+    /// Answers not learnt from: their resolver is not one `--dns-resolver` trusts.
+    #[serde(default)]
+    pub untrusted: u64,
     /// From the answer reaching the agent to the kernel holding its elements.
     pub programmed_p50_ms: f64,
     pub programmed_p99_ms: f64,
@@ -236,6 +240,11 @@ struct Stats {
 pub struct Fqdn {
     pub names: Arc<DnsNames>,
     min_ttl: Duration,
+    /// The resolvers whose answers teach (`--dns-resolver`); empty: every resolver a
+    /// workload may query.
+    resolvers: Vec<IpNet>,
+    /// Untrusted resolvers already warned about (once each, a bounded number).
+    warned: Mutex<BTreeSet<IpAddr>>,
     /// What was sent per (set, address): its expiry. An answer that would not extend
     /// it writes nothing.
     programmed: Arc<Programmed>,
@@ -290,7 +299,7 @@ fn all_patterns(engine: &Engine) -> BTreeSet<String> {
 
 impl Fqdn {
     /// Start the thread that programs the DNS sets (in the current network namespace).
-    pub fn start(min_ttl: Duration) -> std::io::Result<Arc<Fqdn>> {
+    pub fn start(min_ttl: Duration, resolvers: Vec<IpNet>) -> std::io::Result<Arc<Fqdn>> {
         let (tx, rx) = mpsc::channel::<Job>();
         let stats = Arc::new(Mutex::new(Stats::default()));
         let programmed: Arc<Programmed> = Arc::default();
@@ -301,6 +310,8 @@ impl Fqdn {
         Ok(Arc::new(Fqdn {
             names: Arc::new(DnsNames::default()),
             min_ttl,
+            resolvers,
+            warned: Mutex::default(),
             programmed,
             tx: Mutex::new(tx),
             stats,
@@ -309,11 +320,13 @@ impl Fqdn {
 
     /// Without the writer thread: the jobs go to the returned receiver (tests).
     #[cfg(test)]
-    fn detached(min_ttl: Duration) -> (Fqdn, mpsc::Receiver<Job>) {
+    fn detached(min_ttl: Duration, resolvers: Vec<IpNet>) -> (Fqdn, mpsc::Receiver<Job>) {
         let (tx, rx) = mpsc::channel();
         let f = Fqdn {
             names: Arc::new(DnsNames::default()),
             min_ttl,
+            resolvers,
+            warned: Mutex::default(),
             programmed: Arc::default(),
             tx: Mutex::new(tx),
             stats: Arc::default(),
@@ -326,17 +339,24 @@ impl Fqdn {
         !patterns_of(engine, client).is_empty()
     }
 
-    /// An answer relayed to `client`: learn the names its rules' patterns match and
-    /// queue their addresses for the kernel. The receiver completes once the kernel
-    /// holds them; None when nothing needs writing.
+    /// An answer from `resolver` relayed to `client`: learn the names its rules'
+    /// patterns match and queue their addresses for the kernel. The receiver completes
+    /// once the kernel holds them; None when nothing needs writing.
     pub fn learn(
         &self,
         engine: &Engine,
         client: IpAddr,
+        resolver: IpAddr,
         answers: &bulkhead_proxy::DnsAnswers,
     ) -> Option<bulkhead_proxy::oneshot::Receiver<()>> {
         let mine = patterns_of(engine, client);
         if !mine.iter().any(|p| name_matches(p, &answers.name)) {
+            return None;
+        }
+        if !self.trusts(resolver) {
+            // Relayed (the query was allowed), but an answer from a resolver the
+            // workload picked teaches nothing: it could name any address.
+            self.untrusted(client, resolver, &answers.name);
             return None;
         }
         let all = all_patterns(engine);
@@ -368,6 +388,25 @@ impl Fqdn {
             done: Some(done),
         });
         Some(rx)
+    }
+
+    /// Is `resolver` one whose answers teach?
+    fn trusts(&self, resolver: IpAddr) -> bool {
+        self.resolvers.is_empty() || self.resolvers.iter().any(|n| n.contains(&resolver))
+    }
+
+    fn untrusted(&self, client: IpAddr, resolver: IpAddr, name: &str) {
+        (self.stats.lock().unwrap_or_else(|e| e.into_inner()))
+            .counters
+            .untrusted += 1;
+        let mut warned = self.warned.lock().unwrap_or_else(|e| e.into_inner());
+        if warned.len() < 64 && warned.insert(resolver) {
+            warn!(
+                %client, %resolver, name,
+                "a DNS answer from a resolver --dns-resolver does not name: not learnt \
+                 (its addresses stay refused to dns: peers); warned once per resolver"
+            );
+        }
     }
 
     /// The elements that make every pattern matching `name` hold `ip` until `until`,
@@ -591,16 +630,70 @@ spec:
         s.parse().unwrap()
     }
 
+    /// The cluster's resolver (a workload address in no set: the tests' answers come
+    /// from it unless they say otherwise).
+    const RESOLVER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 96, 0, 10));
+
+    /// With `--dns-resolver`, an answer from another resolver (one the workload runs or
+    /// picked) teaches nothing and is counted; the trusted resolver's answer teaches.
+    #[test]
+    fn only_trusted_resolvers_teach() {
+        let e = engine();
+        let trusted = vec![
+            "10.96.0.10/32".parse().unwrap(),
+            "fd00:96::/64".parse().unwrap(),
+        ];
+        let (f, rx) = Fqdn::detached(Duration::from_secs(60), trusted);
+        let a = answers("api.example.com", &[("203.0.113.66", 300)]);
+        for rogue in ["203.0.113.53", "10.96.0.11", "fd00:97::53"] {
+            assert!(
+                f.learn(&e, ip("10.0.0.1"), ip(rogue), &a).is_none(),
+                "{rogue}"
+            );
+        }
+        assert!(
+            rx.try_recv().is_err(),
+            "nothing written for an untrusted answer"
+        );
+        assert!(f.names.names(ip("203.0.113.66")).is_empty());
+        assert_eq!(f.counters().untrusted, 3);
+        assert_eq!(f.counters().answers, 0);
+        // A name no pattern of the client matches is not an untrusted answer: not counted.
+        let other = answers("www.example.org", &[("203.0.113.67", 300)]);
+        assert!(
+            f.learn(&e, ip("10.0.0.1"), ip("203.0.113.53"), &other)
+                .is_none()
+        );
+        assert_eq!(f.counters().untrusted, 3);
+        for good in [RESOLVER, ip("fd00:96::53")] {
+            let (f, rx) = Fqdn::detached(
+                Duration::from_secs(60),
+                vec![
+                    "10.96.0.10/32".parse().unwrap(),
+                    "fd00:96::/64".parse().unwrap(),
+                ],
+            );
+            let _wait = f
+                .learn(&e, ip("10.0.0.1"), good, &a)
+                .expect("elements to write");
+            assert!(!rx.try_recv().unwrap().elems.is_empty());
+            assert_eq!(f.names.names(ip("203.0.113.66")), vec!["api.example.com"]);
+            assert_eq!(f.counters().untrusted, 0);
+        }
+    }
+
     #[test]
     fn an_answer_fills_every_matching_pattern_and_the_engine_agrees() {
         let e = engine();
-        let (f, rx) = Fqdn::detached(Duration::from_secs(60));
+        let (f, rx) = Fqdn::detached(Duration::from_secs(60), Vec::new());
         assert!(f.learns(&e, ip("10.0.0.1")));
         let a = answers(
             "api.example.com",
             &[("203.0.113.10", 5), ("2001:db8::10", 3600), ("10.0.0.2", 5)],
         );
-        let _wait = f.learn(&e, ip("10.0.0.1"), &a).expect("elements to write");
+        let _wait = f
+            .learn(&e, ip("10.0.0.1"), RESOLVER, &a)
+            .expect("elements to write");
         let job = rx.try_recv().unwrap();
         // Both patterns match the name: both sets of each family; never a workload's
         // address; the TTL raised to the floor (or kept when longer).
@@ -625,7 +718,7 @@ spec:
         }
         assert_eq!(got.len(), want.len(), "{got:?}");
         // Again: the kernel already holds them that long, nothing to write or wait for.
-        assert!(f.learn(&e, ip("10.0.0.1"), &a).is_none());
+        assert!(f.learn(&e, ip("10.0.0.1"), RESOLVER, &a).is_none());
         assert!(rx.try_recv().is_err());
 
         // The engine decides on the names: both workloads may reach the address now (each
@@ -654,9 +747,11 @@ spec:
     #[test]
     fn a_ttl_is_capped_at_a_day() {
         let e = engine();
-        let (f, rx) = Fqdn::detached(Duration::from_secs(60));
+        let (f, rx) = Fqdn::detached(Duration::from_secs(60), Vec::new());
         let a = answers("api.example.com", &[("203.0.113.10", i32::MAX as u32)]);
-        let _wait = f.learn(&e, ip("10.0.0.1"), &a).expect("elements to write");
+        let _wait = f
+            .learn(&e, ip("10.0.0.1"), RESOLVER, &a)
+            .expect("elements to write");
         let job = rx.try_recv().unwrap();
         assert!(!job.elems.is_empty());
         for t in &job.elems {
@@ -667,19 +762,19 @@ spec:
     #[test]
     fn only_the_askers_patterns_teach_names() {
         let e = engine();
-        let (f, rx) = Fqdn::detached(Duration::from_secs(1));
+        let (f, rx) = Fqdn::detached(Duration::from_secs(1), Vec::new());
         // `other` may only reach api.example.com: its answer for www.example.com
         // teaches nothing, though `client`'s pattern would match the name.
         assert!(f.learns(&e, ip("10.0.0.2")));
         let a = answers("www.example.com", &[("203.0.113.20", 30)]);
-        assert!(f.learn(&e, ip("10.0.0.2"), &a).is_none());
+        assert!(f.learn(&e, ip("10.0.0.2"), RESOLVER, &a).is_none());
         assert!(rx.try_recv().is_err());
         assert!(f.names.names(ip("203.0.113.20")).is_empty());
         // Not a workload: nothing learnt either.
         assert!(!f.learns(&e, ip("192.0.2.1")));
-        assert!(f.learn(&e, ip("192.0.2.1"), &a).is_none());
+        assert!(f.learn(&e, ip("192.0.2.1"), RESOLVER, &a).is_none());
         // `client` asks: learnt, into `*.example.com`'s set only.
-        assert!(f.learn(&e, ip("10.0.0.1"), &a).is_some());
+        assert!(f.learn(&e, ip("10.0.0.1"), RESOLVER, &a).is_some());
         let job = rx.try_recv().unwrap();
         assert_eq!(job.elems.len(), 1);
         assert_eq!(job.elems[0].set, dns_set_names("*.example.com").0);
@@ -689,9 +784,9 @@ spec:
     #[test]
     fn expired_names_decide_nothing_new_but_keep_live_connections() {
         let e = engine();
-        let (f, _rx) = Fqdn::detached(Duration::from_millis(1));
+        let (f, _rx) = Fqdn::detached(Duration::from_millis(1), Vec::new());
         let a = answers("api.example.com", &[("203.0.113.10", 0)]);
-        assert!(f.learn(&e, ip("10.0.0.1"), &a).is_some());
+        assert!(f.learn(&e, ip("10.0.0.1"), RESOLVER, &a).is_some());
         std::thread::sleep(Duration::from_millis(5));
         assert!(f.names.names(ip("203.0.113.10")).is_empty());
         let l4 = L4::Port {

@@ -57,10 +57,11 @@ impl Authority for ProxyAuthority {
     fn dns_answers(
         &self,
         client: SocketAddr,
+        server: SocketAddr,
         answers: &bulkhead_proxy::DnsAnswers,
     ) -> Option<bulkhead_proxy::oneshot::Receiver<()>> {
         let engine = self.shared.engine.read().unwrap_or_else(|e| e.into_inner());
-        self.shared.fqdn.learn(&engine, client.ip(), answers)
+        (self.shared.fqdn).learn(&engine, client.ip(), server.ip(), answers)
     }
 
     fn dns_late(&self) {

@@ -180,7 +180,7 @@ impl Reconciler {
             "programmed the kernel"
         );
         let responses = crate::respond::Responses::new(&engine, cfg.node.as_deref());
-        let fqdn = crate::fqdn::Fqdn::start(cfg.dns_min_ttl)
+        let fqdn = crate::fqdn::Fqdn::start(cfg.dns_min_ttl, cfg.dns_resolvers.clone())
             .map_err(|e| StartError::Kernel(format!("cannot start the DNS set writer: {e}")))?;
         // The kernel kept the DNS sets' elements: know why before judging connections.
         fqdn.names.load(&cfg.state_dir);

@@ -79,6 +79,19 @@ pub struct AgentArgs {
         env = "BULKHEAD_DNS_MIN_TTL"
     )]
     pub dns_min_ttl: u64,
+    /// FQDN egress: learn only from answers of resolvers at these addresses or networks
+    /// (repeat, or separate with commas: the cluster's DNS service, a node-local cache).
+    /// An answer from any other resolver is relayed if the workload may query it, but
+    /// teaches nothing, so a workload cannot open an address for a `dns:` peer by asking
+    /// a resolver it runs itself. Default: every resolver a workload may query.
+    #[arg(
+        long = "dns-resolver",
+        value_name = "ADDR|CIDR",
+        value_delimiter = ',',
+        value_parser = resolver,
+        env = "BULKHEAD_DNS_RESOLVERS"
+    )]
+    pub dns_resolvers: Vec<ipnet::IpNet>,
 }
 
 pub fn run(a: AgentArgs) -> Result<u8> {
@@ -102,7 +115,18 @@ pub fn run(a: AgentArgs) -> Result<u8> {
         cfg.vouch_key = Some(read_vouch_key(f)?);
     }
     cfg.dns_min_ttl = std::time::Duration::from_secs(a.dns_min_ttl);
+    cfg.dns_resolvers = a.dns_resolvers;
     bulkhead_agent::run(cfg)
+}
+
+/// `--dns-resolver`: an address (a network of one) or a CIDR.
+pub fn resolver(s: &str) -> Result<ipnet::IpNet, String> {
+    let s = s.trim();
+    s.parse::<ipnet::IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| {
+            format!("expected an IP address or a CIDR (10.96.0.10, 10.96.0.0/12), got {s:?}")
+        })
 }
 
 /// `--proxy-busy-poll`: a duration up to 10 ms (longer is a spinning proxy, not a

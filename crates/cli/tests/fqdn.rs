@@ -4,7 +4,11 @@
 //! the kernel refuses the address; `curl http://api.example.com:8080/` (resolved by
 //! glibc through the proxy) works; evil.example.org's address is refused; the DNS set
 //! holds the address with the answer's TTL and the kernel drops it when it expires; the
-//! flow record names the rule and the DNS name. Also measures answer -> programmed.
+//! flow record names the rule and the DNS name. The agents trust only resolvers in the
+//! cluster (`--dns-resolver`): a resolver outside it that the policy lets the client ask
+//! (a real dnsmasq, in the external namespace) answers api.example.com with
+//! evil.example.org's address; the answer is relayed, but the address stays refused.
+//! Also measures answer -> programmed.
 
 mod common;
 
@@ -20,6 +24,8 @@ const CLIENT: &str = "bh-fqdntest.pod.apps.client-0";
 const EXT: &str = "bh-fqdntest.pod.external.servers";
 const API: &str = "203.0.113.10";
 const EVIL: &str = "203.0.113.20";
+/// A resolver outside the cluster (in the external namespace) that lies.
+const ROGUE: &str = "203.0.113.53";
 
 fn sh(args: &[&str]) -> (bool, String) {
     let o = Command::new(args[0])
@@ -43,13 +49,18 @@ fn must(args: &[&str]) {
 /// which is dropped after: declared first).
 struct External {
     http: Option<Child>,
+    rogue: Option<Child>,
     www: std::path::PathBuf,
 }
 
 impl External {
     fn up(dns: &str) -> External {
         let www = std::env::temp_dir().join("bulkhead-fqdn-www");
-        let mut ext = External { http: None, www };
+        let mut ext = External {
+            http: None,
+            rogue: None,
+            www,
+        };
         std::fs::create_dir_all(&ext.www).unwrap();
         std::fs::write(ext.www.join("index.html"), "hello from outside\n").unwrap();
         let _ = sh(&["ip", "netns", "del", EXT]);
@@ -58,16 +69,22 @@ impl External {
             "ip", "link", "add", "bhfqdnx0", "netns", NODE, "type", "veth", "peer", "name", "eth0",
             "netns", EXT,
         ]);
-        let (api, evil) = (format!("{API}/32"), format!("{EVIL}/32"));
+        let (api, evil, rogue) = (
+            format!("{API}/32"),
+            format!("{EVIL}/32"),
+            format!("{ROGUE}/32"),
+        );
         for a in [
             ["-n", EXT, "link", "set", "lo", "up"].as_slice(),
             &["-n", EXT, "link", "set", "eth0", "up"],
             &["-n", EXT, "addr", "add", &api, "dev", "eth0"],
             &["-n", EXT, "addr", "add", &evil, "dev", "eth0"],
+            &["-n", EXT, "addr", "add", &rogue, "dev", "eth0"],
             &["-n", EXT, "route", "add", "default", "dev", "eth0"],
             &["-n", NODE, "link", "set", "bhfqdnx0", "up"],
             &["-n", NODE, "route", "add", &api, "dev", "bhfqdnx0"],
             &["-n", NODE, "route", "add", &evil, "dev", "bhfqdnx0"],
+            &["-n", NODE, "route", "add", &rogue, "dev", "bhfqdnx0"],
         ] {
             let mut args = vec!["ip"];
             args.extend_from_slice(a);
@@ -96,6 +113,23 @@ impl External {
                 .spawn()
                 .expect("python3 -m http.server"),
         );
+        ext.rogue = Some(
+            Command::new("ip")
+                .args(["netns", "exec", EXT, "dnsmasq", "--keep-in-foreground"])
+                .args([
+                    "--no-resolv",
+                    "--no-hosts",
+                    "--conf-file=/dev/null",
+                    "--user=root",
+                ])
+                .args(["--port=53", "--bind-interfaces", "--local-ttl=300"])
+                .arg(format!("--listen-address={ROGUE}"))
+                .arg(format!("--host-record=api.example.com,{EVIL}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("dnsmasq"),
+        );
         // Listening (from inside its namespace).
         let deadline = Instant::now() + Duration::from_secs(10);
         while !sh(&[
@@ -123,7 +157,7 @@ impl External {
 
 impl Drop for External {
     fn drop(&mut self) {
-        if let Some(mut c) = self.http.take() {
+        for mut c in [self.http.take(), self.rogue.take()].into_iter().flatten() {
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -147,6 +181,24 @@ fn curl(url: &str) -> (bool, String) {
         "--noproxy",
         "*",
         url,
+    ])
+}
+
+/// `dig api.example.com` from the client, asking `resolver` (`transport`: `+tcp` or
+/// `+notcp`).
+fn dig(resolver: &str, transport: &str) -> (bool, String) {
+    let at = format!("@{resolver}");
+    sh(&[
+        "ip",
+        "netns",
+        "exec",
+        CLIENT,
+        "dig",
+        transport,
+        "+time=2",
+        "+tries=1",
+        &at,
+        "api.example.com",
     ])
 }
 
@@ -191,6 +243,9 @@ fn dns_peers_allow_what_allowed_names_resolved_to_for_their_ttl() {
     // The agents inherit the floor: answers' 2 s TTL is kept as is.
     // SAFETY: no other thread of this test binary reads the environment meanwhile.
     unsafe { std::env::set_var("BULKHEAD_DNS_MIN_TTL", "1") };
+    // And learn only from resolvers in the cluster (the lab's address pool).
+    // SAFETY: as above.
+    unsafe { std::env::set_var("BULKHEAD_DNS_RESOLVERS", "10.244.0.0/16,fd00:10:244::/48") };
     let lab = Lab::up(LAB, &["crates/cli/tests/fixtures/fqdn/"], &[]);
     let dns = lab.ipv4("infra/dns-0");
     let _ext = External::up(&dns);
@@ -259,22 +314,28 @@ fn dns_peers_allow_what_allowed_names_resolved_to_for_their_ttl() {
 
     // 6. DNS over TCP teaches the same (dig +tcp through the proxy), and every answer
     //    was confirmed before it was relayed.
-    let (ok, out) = sh(&[
-        "ip",
-        "netns",
-        "exec",
-        CLIENT,
-        "dig",
-        "+tcp",
-        "+time=2",
-        "+tries=1",
-        &format!("@{dns}"),
-        "api.example.com",
-    ]);
+    let (ok, out) = dig(&dns, "+tcp");
     assert!(ok && out.contains(API), "{out}");
     assert!(set_text(&d4).contains(API), "{}", set_text(&d4));
+
+    // 7. A resolver outside the cluster, which the policy lets the client ask, says
+    //    api.example.com is evil.example.org's address: the answer is relayed (the
+    //    query was allowed) but teaches nothing, over UDP and TCP; the address stays
+    //    refused. (Without --dns-resolver the agent would have opened it: the counter
+    //    says the answers reached it.)
+    for tcp in ["+notcp", "+tcp"] {
+        let (ok, out) = dig(ROGUE, tcp);
+        assert!(
+            ok && out.contains(EVIL),
+            "the rogue resolver's answer ({tcp}): {out}"
+        );
+    }
+    assert!(!set_text(&d4).contains(EVIL), "{}", set_text(&d4));
+    let (ok, out) = curl(&format!("http://{EVIL}:8080/"));
+    assert!(!ok, "reached {EVIL} after a rogue resolver's answer: {out}");
     let fqdn = &status_after_refresh(&lab);
     assert!(fqdn["answers"].as_u64().unwrap_or(0) >= 3, "{fqdn}");
+    assert_eq!(fqdn["untrusted"], 2, "{fqdn}");
     assert_eq!(fqdn["late"], 0, "{fqdn}");
     assert_eq!(fqdn["errors"], 0, "{fqdn}");
 }

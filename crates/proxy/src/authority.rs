@@ -61,12 +61,14 @@ pub trait Authority: Send + Sync + 'static {
     fn learns_dns(&self, _client: SocketAddr) -> bool {
         false
     }
-    /// A DNS response about to be relayed to `client`: the agent learns the addresses
-    /// of names that `dns:` peers match. The receiver completes once the kernel holds
-    /// them; None: nothing to wait for (no name matched, or already programmed).
+    /// A DNS response from the resolver `server`, about to be relayed to `client`: the
+    /// agent learns the addresses of names that `dns:` peers match (when it trusts the
+    /// resolver). The receiver completes once the kernel holds them; None: nothing to
+    /// wait for (no name matched, already programmed, or a resolver not trusted).
     fn dns_answers(
         &self,
         _client: SocketAddr,
+        _server: SocketAddr,
         _answers: &crate::DnsAnswers,
     ) -> Option<tokio::sync::oneshot::Receiver<()>> {
         None

@@ -268,7 +268,8 @@ async fn relay(
                             (authority.clone(), *bound, answers.clone());
                         let msg = buf[..n].to_vec();
                         tokio::spawn(async move {
-                            crate::fqdn::hold(authority.as_ref(), client, &msg, bound).await;
+                            crate::fqdn::hold(authority.as_ref(), client, server, &msg, bound)
+                                .await;
                             answer(&answers, server, client, &msg);
                         });
                     }

@@ -7,11 +7,12 @@ use std::net::SocketAddr;
 
 use crate::authority::Authority;
 
-/// Hold one DNS message (a UDP payload, or a TCP message without its length) going to
-/// `client` until the addresses it carries are programmed.
+/// Hold one DNS message (a UDP payload, or a TCP message without its length) from the
+/// resolver `server` going to `client` until the addresses it carries are programmed.
 pub(crate) async fn hold(
     authority: &dyn Authority,
     client: SocketAddr,
+    server: SocketAddr,
     msg: &[u8],
     bound: std::time::Duration,
 ) {
@@ -21,7 +22,7 @@ pub(crate) async fn hold(
     if answers.addrs.is_empty() {
         return;
     }
-    let Some(programmed) = authority.dns_answers(client, &answers) else {
+    let Some(programmed) = authority.dns_answers(client, server, &answers) else {
         return;
     };
     if tokio::time::timeout(bound, programmed).await.is_err() {
@@ -29,21 +30,36 @@ pub(crate) async fn hold(
     }
 }
 
-/// [`hold`] for every whole length-prefixed message in `bytes` (DNS over TCP: the
-/// session passes the server's messages on whole).
-pub(crate) async fn hold_tcp(
-    authority: &dyn Authority,
+/// What [`hold_tcp`] needs of a connection (copied out of it: its context is not `Sync`).
+#[derive(Clone, Copy)]
+pub(crate) struct Tcp<'a> {
+    authority: &'a dyn Authority,
     client: SocketAddr,
-    bytes: &[u8],
+    server: SocketAddr,
     bound: std::time::Duration,
-) {
+}
+
+impl<'a> Tcp<'a> {
+    pub(crate) fn of(cx: &crate::conn::Ctx<'a>) -> Tcp<'a> {
+        Tcp {
+            authority: cx.authority,
+            client: cx.client,
+            server: cx.server,
+            bound: cx.cfg.dns_hold,
+        }
+    }
+}
+
+/// [`hold`] for every whole length-prefixed message in `bytes` that the connection's
+/// server sends its client (DNS over TCP: the session passes them on whole).
+pub(crate) async fn hold_tcp(c: Tcp<'_>, bytes: &[u8]) {
     let mut at = 0;
     while at + 2 <= bytes.len() {
         let len = u16::from_be_bytes([bytes[at], bytes[at + 1]]) as usize;
         let Some(msg) = bytes.get(at + 2..at + 2 + len) else {
             return;
         };
-        hold(authority, client, msg, bound).await;
+        hold(c.authority, c.client, c.server, msg, c.bound).await;
         at += 2 + len;
     }
 }

@@ -192,7 +192,7 @@ pub(crate) async fn serve(
     loop {
         report_stream(cx, &protocol, &out);
         if learn_dns {
-            crate::fqdn::hold_tcp(cx.authority, cx.client, &out.to_client, cx.cfg.dns_hold).await;
+            crate::fqdn::hold_tcp(crate::fqdn::Tcp::of(cx), &out.to_client).await;
         }
         if flush(cx, &mut client, &mut server, out).await? {
             return Ok(());
@@ -441,7 +441,7 @@ async fn drain(
         let out = session.server_bytes(&buf[..n]);
         report_stream(cx, protocol, &out);
         if learn_dns {
-            crate::fqdn::hold_tcp(cx.authority, cx.client, &out.to_client, cx.cfg.dns_hold).await;
+            crate::fqdn::hold_tcp(crate::fqdn::Tcp::of(cx), &out.to_client).await;
         }
         if flush(cx, &mut client, &mut server, out).await? {
             return Ok(());
