@@ -18,6 +18,7 @@ use common::{NOPERM, PORT, cgroup2, cmd, connect, sh};
 struct Lab {
     ns: String,
     server: Option<Child>,
+    _subnet: common::Subnet,
 }
 
 impl Drop for Lab {
@@ -102,18 +103,18 @@ fn v6(ip: Ipv4Addr) -> Ipv6Addr {
     Ipv6Addr::new(0xfd00, 0x233, u16::from(n), 0, 0, 0, 0, u16::from(h))
 }
 
-/// `k` tells tests running at once apart. Each address has an IPv6 twin ([`v6`]).
+/// `k` tells a process's namespaces apart; the addresses are unique among the tests
+/// running at once ([`common::subnet`]). Each address has an IPv6 twin ([`v6`]).
 fn lab(k: u32) -> (Lab, String, Ipv4Addr, Ipv4Addr) {
-    let n = (std::process::id() + k * 101) % 200 + 20;
+    let subnet = common::subnet();
+    let n = subnet.n;
     let ns = format!("bhso{}x{k}", std::process::id());
-    let (server_ip, client_ip) = (
-        Ipv4Addr::new(10, 233, n as u8, 1),
-        Ipv4Addr::new(10, 233, n as u8, 2),
-    );
+    let (server_ip, client_ip) = (Ipv4Addr::new(10, 233, n, 1), Ipv4Addr::new(10, 233, n, 2));
     netns::create(&ns).unwrap();
     let mut lab = Lab {
         ns: ns.clone(),
         server: None,
+        _subnet: subnet,
     };
     sh(&ns, &["ip", "link", "set", "lo", "up"]);
     for ip in [server_ip, client_ip] {

@@ -77,7 +77,9 @@ fn the_client_node_vouches_and_the_server_node_marks_exactly_that() {
     if !bulkhead_lab::privileged(&["redis-server", "ip", "nft"]) {
         return;
     }
-    let n = std::process::id() % 200 + 20;
+    // Addresses no other test process uses meanwhile (see `common::subnet`).
+    let subnet = common::subnet();
+    let n = subnet.n;
     let (a, b) = (format!("bhva{n}"), format!("bhvb{n}"));
     netns::create(&a).unwrap();
     netns::create(&b).unwrap();
@@ -85,8 +87,8 @@ fn the_client_node_vouches_and_the_server_node_marks_exactly_that() {
         names: [a.clone(), b.clone()],
         server: None,
     };
-    let ip = |h: u8| Ipv4Addr::new(10, 232, n as u8, h);
-    let ip6 = |h: u16| Ipv6Addr::new(0xfd00, 0x232, n as u16, 0, 0, 0, 0, h);
+    let ip = |h: u8| Ipv4Addr::new(10, 232, n, h);
+    let ip6 = |h: u16| Ipv6Addr::new(0xfd00, 0x232, u16::from(n), 0, 0, 0, 0, h);
     let (server, client, stranger) = (ip(2), ip(1), ip(3));
     sh(
         &a,

@@ -59,3 +59,29 @@ pub fn cmd(args: &[&[u8]]) -> Vec<u8> {
     }
     v
 }
+
+/// A number in 20..220 that no other test process holds while this lives: the third
+/// byte of a test's addresses. The socket path's programs sit on the root cgroup and
+/// take every socket whose addresses their tables cover, in whatever network namespace,
+/// so two tests running at once with the same addresses would take each other's
+/// connections (a connection of one test redirected into the other's server: the
+/// client got no answer). An exclusive `flock` per number, released when the process
+/// ends however it ends.
+pub struct Subnet {
+    pub n: u8,
+    _held: nix::fcntl::Flock<std::fs::File>,
+}
+
+pub fn subnet() -> Subnet {
+    let dir = std::env::temp_dir().join("bulkhead-sockops-test-nets");
+    std::fs::create_dir_all(&dir).unwrap();
+    let start = std::process::id();
+    for i in 0..200u32 {
+        let n = ((start + i) % 200 + 20) as u8;
+        let f = std::fs::File::create(dir.join(n.to_string())).unwrap();
+        if let Ok(held) = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+            return Subnet { n, _held: held };
+        }
+    }
+    panic!("every test subnet is held by another test process");
+}
