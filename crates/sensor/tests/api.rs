@@ -307,6 +307,37 @@ Referer: https://shop.example/home?x=1\r\nCookie: sid=abc123; lang=en-US\r\nAcce
     assert_eq!(s.http_request(head, b""), vec![]);
 }
 
+/// `Host` is application input too (applications put it in queries, links and logs:
+/// PHP's `$_SERVER['HTTP_HOST']`): an attack there is found; the forms hosts take
+/// (ports, IPv6 literals, cluster service names, punycode) stay clean.
+#[test]
+fn the_host_header_is_read() {
+    let s = all(true);
+    let head = |host: &str| format!("GET / HTTP/1.1\r\nHost: {host}\r\nAccept: */*\r\n\r\n");
+    for (host, class) in [
+        ("x' OR 1=1-- ", "sqli"),
+        ("evil.example;cat /etc/passwd", "cmdi"),
+        ("../../../../etc/passwd", "path_traversal"),
+    ] {
+        let g = got(&s.http_request(head(host).as_bytes(), b""));
+        assert!(
+            g.contains(&(class.into(), "header:host".into())),
+            "{host}: {g:?}"
+        );
+    }
+    for host in [
+        "example.com",
+        "api.example.com:8443",
+        "[2001:db8::1]:8080",
+        "10.244.0.32:8080",
+        "localhost",
+        "my-svc.my-namespace.svc.cluster.local",
+        "xn--bcher-kva.example",
+    ] {
+        assert_eq!(s.http_request(head(host).as_bytes(), b""), vec![], "{host}");
+    }
+}
+
 /// A header line the sensor found clean is remembered and skipped next time; what
 /// it means must not depend on anything outside the line. A folded continuation line
 /// belongs to the field above it: under `Accept` (not inspected) it is clean, under

@@ -77,9 +77,9 @@ impl Loc<'_> {
 /// sees the raw bytes), so a hostile request costs bounded work.
 pub const MAX_ITEMS: usize = 512;
 
-/// Headers whose values are protocol machinery, not application input: skipped.
+/// Headers whose values are protocol machinery, not application input: skipped. (Not
+/// `Host`: applications put it in queries, links and logs.)
 const MACHINERY: &[&str] = &[
-    "host",
     "accept",
     "accept-encoding",
     "accept-charset",

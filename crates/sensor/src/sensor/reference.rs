@@ -30,7 +30,6 @@ const MAX_HEADERS: usize = 100;
 
 /// Headers whose values are protocol machinery, not application input: skipped.
 const MACHINERY: &[&str] = &[
-    "host",
     "accept",
     "accept-encoding",
     "accept-charset",
