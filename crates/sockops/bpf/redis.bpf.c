@@ -743,13 +743,19 @@ static __always_inline void peer_of(struct sk_msg_md *m, struct tuple *peer) {
   *peer = (struct tuple){ .lip = far, .rip = local, .lport = bpf_ntohl(m->remote_port), .rport = m->local_port };
 }
 
+// What the run's tail needs again (a global function is verified on its own, with
+// nothing known of its caller's values): the stream's state and the peer's key.
+static __always_inline struct stream *stream_of(struct sk_msg_md *m, struct tuple *peer) {
+  if (!m || !m->sk) return 0;
+  peer_of(m, peer);
+  return bpf_sk_storage_get(&streams, m->sk, 0, 0);
+}
+
 // The run's commands end at `off`, or the write ended inside a bulk string.
 __noinline int finish(struct sk_msg_md *m, __u32 off, __u32 deny, __u32 commands) {
-  if (!m || !m->sk) return SK_DROP;
-  struct stream *c = bpf_sk_storage_get(&streams, m->sk, 0, 0);
-  if (!c) return SK_DROP;
   struct tuple peer;
-  peer_of(m, &peer);
+  struct stream *c = stream_of(m, &peer);
+  if (!c) return SK_DROP;
   __u32 size = m->size;
   // The write ended in the CRLF after a name: the next one starts with the rest of it.
   if (off > size) {
@@ -774,11 +780,9 @@ __noinline int finish(struct sk_msg_md *m, __u32 off, __u32 deny, __u32 commands
 
 // The write ended inside a header.
 __noinline int cut_here(struct sk_msg_md *m, __u32 off, __u32 deny, __u32 commands) {
-  if (!m || !m->sk) return SK_DROP;
-  struct stream *c = bpf_sk_storage_get(&streams, m->sk, 0, 0);
-  if (!c) return SK_DROP;
   struct tuple peer;
-  peer_of(m, &peer);
+  struct stream *c = stream_of(m, &peer);
+  if (!c) return SK_DROP;
   __u32 size = m->size;
   // This sendmsg ends inside a header: kept, and passed with what comes before it
   // (see "Cut inside a header"). Inside a refused command begun in this run: its name
