@@ -639,11 +639,14 @@ spec:
     #[test]
     fn only_trusted_resolvers_teach() {
         let e = engine();
-        let trusted = vec![
-            "10.96.0.10/32".parse().unwrap(),
-            "fd00:96::/64".parse().unwrap(),
-        ];
-        let (f, rx) = Fqdn::detached(Duration::from_secs(60), trusted);
+        let trusted = || {
+            let nets = ["10.96.0.10/32", "fd00:96::/64"];
+            Fqdn::detached(
+                Duration::from_secs(60),
+                nets.map(|n| n.parse().unwrap()).to_vec(),
+            )
+        };
+        let (f, rx) = trusted();
         let a = answers("api.example.com", &[("203.0.113.66", 300)]);
         for rogue in ["203.0.113.53", "10.96.0.11", "fd00:97::53"] {
             assert!(
@@ -666,13 +669,7 @@ spec:
         );
         assert_eq!(f.counters().untrusted, 3);
         for good in [RESOLVER, ip("fd00:96::53")] {
-            let (f, rx) = Fqdn::detached(
-                Duration::from_secs(60),
-                vec![
-                    "10.96.0.10/32".parse().unwrap(),
-                    "fd00:96::/64".parse().unwrap(),
-                ],
-            );
+            let (f, rx) = trusted();
             let _wait = f
                 .learn(&e, ip("10.0.0.1"), good, &a)
                 .expect("elements to write");

@@ -199,8 +199,7 @@ fn redis_commands_are_decided_at_the_socket() {
 /// the proxy would record it.
 fn monitor_mode_passes_and_reports(lab: &Lab, ip: &str, examples: &std::path::Path) {
     let mut held = hold(LAB, ip, "platform/node-api-0");
-    let refusal = NOPERM;
-    assert_eq!(ask(&mut held, &["TYPE", "k"]), Ok(refusal.into()));
+    assert_eq!(ask(&mut held, &["TYPE", "k"]), Ok(NOPERM.into()));
     let groups = examples.join("groups.yaml");
     let text = std::fs::read_to_string(&groups).unwrap();
     let protect = "selector: app == \"redis\"\n  mode: Protect";
@@ -256,7 +255,7 @@ fn monitor_mode_passes_and_reports(lab: &Lab, ip: &str, examples: &std::path::Pa
     until_reply(
         &mut held,
         &["TYPE", "k"],
-        refusal.into(),
+        NOPERM.into(),
         "TYPE still allowed back in Protect mode",
     );
 }
@@ -338,8 +337,7 @@ fn restarts(lab: &Lab, ip: &str) {
     };
     stop(pid);
     // Nobody drives the programs: still decided by the last tables.
-    let refusal = NOPERM;
-    assert_eq!(ask(&mut held, &["FLUSHALL"]), Ok(refusal.into()));
+    assert_eq!(ask(&mut held, &["FLUSHALL"]), Ok(NOPERM.into()));
     // Restarted without the socket path (and so without the key that goes with it).
     let mut rest: Vec<&String> = Vec::new();
     let mut it = args[1..].iter();

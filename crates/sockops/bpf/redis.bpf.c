@@ -83,6 +83,19 @@ struct { __uint(type, BPF_MAP_TYPE_SK_STORAGE); __uint(map_flags, BPF_F_NO_PREAL
 
 enum { ALLOWED, REFUSED, REPLIES, MALFORMED, NO_TABLE, REPORTED, LOST, VOUCHED, VERIFIED, UNVERIFIED, REPLAYED, UNREAD };
 
+// A command's effect on the connection's transaction (`r` as `decide` returns it): an
+// allowed MULTI opens one, an allowed EXEC or DISCARD closes it. Without branches: each
+// would double the paths the verifier walks through the framing loop. (Kept in the
+// socket's storage, not in a register: the verifier does not split paths on what a map
+// value holds.)
+static __always_inline void track_tx(struct stream *c, __u32 r) {
+  __u32 ok = (r & 1) ^ 1, multi = c->multi & 1;
+  c->multi = (multi | ((r >> 1) & ok)) & ~((r >> 2) & ok) & 1;
+}
+
+// Command names are matched upper case (Redis's are case-insensitive).
+static __always_inline unsigned char upper(unsigned char b) { return (b >= 'a' && b <= 'z') ? b - 32 : b; }
+
 static __always_inline void count(__u32 i, __u64 n) {
   __u64 *v = bpf_map_lookup_elem(&counters, &i);
   if (v) *v += n;
@@ -361,8 +374,7 @@ __noinline int inline_name_listed(struct sk_msg_md *m, __u32 off, __u32 len) {
   char k[NAME] = {};
   for (__u32 i = 0; i < NAME - 1; i++) {
     if (d + i + 1 > e) break;
-    unsigned char b = d[i];
-    k[i] = (b >= 'a' && b <= 'z') ? b - 32 : b;
+    k[i] = upper(d[i]);
   }
   return bpf_map_lookup_elem(&inline_names, k) != 0;
 }
@@ -439,8 +451,7 @@ __noinline __u32 decide(struct sk_msg_md *m, __u32 table, __u32 run, __u32 off, 
     unsigned char *d = m->data, *e = m->data_end;
     for (int i = 0; i < NAME - 1; i++) {
       if (i >= len || d + i + 1 > e) break;
-      unsigned char b = d[i];
-      k.name[i] = (b >= 'a' && b <= 'z') ? b - 32 : b;
+      k.name[i] = upper(d[i]);
     }
   }
   return judge(m, &k, run);
@@ -704,14 +715,13 @@ __noinline __s32 resume(struct sk_msg_md *m, __u32 table) {
     for (__u32 i = 0; i < NAME - 1; i++) {
       __u32 j = at + i;
       if (i >= len || j >= PBUF + TAIL) break;
-      unsigned char x = b[hidx(j)];
-      k.name[i] = (x >= 'a' && x <= 'z') ? x - 32 : x;
+      k.name[i] = upper(b[hidx(j)]);
     }
   }
   // Decided as soon as its name is whole: a byte of it is in this write.
   if (at + len <= ptotal) return -1;
-  __u32 r = judge(m, &k, RUN_START), d = r & 1, ok = d ^ 1, multi = c->multi & 1;
-  c->multi = (multi | ((r >> 1) & ok)) & ~((r >> 2) & ok) & 1;
+  __u32 r = judge(m, &k, RUN_START), d = r & 1;
+  track_tx(c, r);
   count(d ? REFUSED : ALLOWED, 1);
   if (d && spoil(m, at > ptotal ? at - ptotal : 0)) return -1;
   // Allowed, or spoiled: the rest of the command goes.
@@ -903,14 +913,9 @@ int frame(struct sk_msg_md *m) {
     __u32 r = decide(m, table, (off == 0 ? RUN_START : 0) | (deny ? RUN_DENY : 0), off + h1 + h2, len);
     __u32 d = r & 1;
     if (off > 0 && d != deny) break;
-    // A refused command inside a transaction is rewritten for it (see REFUSAL_TX); an
-    // allowed MULTI opens one, EXEC or DISCARD closes it. Without branches: each would
-    // double the paths the verifier walks through this loop.
-    // (Kept in the socket's storage, not in a register: the verifier does not split
-    // paths on what a map value holds.)
-    __u32 ok = d ^ 1, multi = c->multi & 1;
-    c->tx_refusal = (c->tx_refusal | (d & multi)) & 1;
-    c->multi = (multi | ((r >> 1) & ok)) & ~((r >> 2) & ok) & 1;
+    // A refused command inside a transaction is rewritten for it (see REFUSAL_TX).
+    c->tx_refusal = (c->tx_refusal | (d & c->multi)) & 1;
+    track_tx(c, r);
     deny = d;
     commands++;
     c->deny = d;
@@ -932,8 +937,7 @@ inline_command: {
     // An empty line: Redis ignores it (so does the proxy).
     __u32 r = nlen ? decide(m, table, RUN_START, at, nlen) : 0;
     __u32 d = r & 1, tx = d && c->multi;
-    if (!d && (r & 2)) c->multi = 1;
-    if (!d && (r & 4)) c->multi = 0;
+    track_tx(c, r);
     c->seen = 1;
     c->deny = d;
     c->open = 0;

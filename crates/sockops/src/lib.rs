@@ -50,6 +50,10 @@ static OBJECT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/redis.bpf.o"));
 /// Longest command name a table can hold (longer names are "any other command").
 pub const NAME: usize = 23;
 
+/// What the client of a refused command reads: the reply to the script the program
+/// rewrites the command into (redis.bpf.c, `refuse`).
+pub const NOPERM: &str = "-NOPERM bulkhead: this command is not allowed by policy\r\n";
+
 /// What the programs counted, summed over CPUs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counters {

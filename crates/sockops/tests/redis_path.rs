@@ -168,13 +168,22 @@ fn lab(k: u32) -> (Lab, String, Ipv4Addr, Ipv4Addr) {
     (lab, ns, server_ip, client_ip)
 }
 
+/// [`lab`] with the programs attached to the root cgroup; None (the test skips) without
+/// root, unless CI requires it.
+fn attached(k: u32) -> Option<(Lab, String, Ipv4Addr, Ipv4Addr, RedisPath)> {
+    if !bulkhead_lab::privileged(&["redis-server", "ip"]) {
+        return None;
+    }
+    let (lab, ns, server_ip, client_ip) = lab(k);
+    let path = RedisPath::attach(&cgroup2()).unwrap();
+    Some((lab, ns, server_ip, client_ip, path))
+}
+
 #[test]
 fn commands_are_decided_at_the_socket() {
-    if !bulkhead_lab::privileged(&["redis-server", "ip"]) {
+    let Some((_lab, ns, server_ip, client_ip, mut path)) = attached(0) else {
         return;
-    }
-    let (_lab, ns, server_ip, client_ip) = lab(0);
-    let mut path = RedisPath::attach(&cgroup2()).unwrap();
+    };
     path.add_server(server_ip.into(), PORT).unwrap();
     path.set_identity(server_ip.into(), 2).unwrap();
     path.set_identity(client_ip.into(), 1).unwrap();
@@ -486,11 +495,9 @@ fn ipv6_commands_are_decided_too() {
 /// refusal they would: it is queued, and run by EXEC with the rest).
 #[test]
 fn a_refusal_inside_a_transaction_aborts_it() {
-    if !bulkhead_lab::privileged(&["redis-server", "ip"]) {
+    let Some((_lab, ns, server_ip, client_ip, mut path)) = attached(4) else {
         return;
-    }
-    let (_lab, ns, server_ip, client_ip) = lab(4);
-    let mut path = RedisPath::attach(&cgroup2()).unwrap();
+    };
     let mut want = set_only(server_ip.into(), client_ip.into());
     for c in ["GET", "MULTI", "EXEC"] {
         want.verdicts.insert((7, Some(c.into())), Verdict::Allow);
@@ -692,11 +699,9 @@ fn bytes_written_before_the_connection_is_up_never_leave() {
 /// leave (none is held back as unread).
 #[test]
 fn through_tcp_every_passed_byte_leaves() {
-    if !bulkhead_lab::privileged(&["redis-server", "ip"]) {
+    let Some((_lab, ns, server_ip, client_ip, mut path)) = attached(6) else {
         return;
-    }
-    let (_lab, ns, server_ip, client_ip) = lab(6);
-    let mut path = RedisPath::attach(&cgroup2()).unwrap();
+    };
     path.apply(&remote_set_and(server_ip, client_ip, "STRLEN"))
         .unwrap();
     let mut c = connect(&ns, client_ip, server_ip);
@@ -748,11 +753,9 @@ fn through_tcp_every_passed_byte_leaves() {
 /// held: Redis read other bytes than the client wrote and answered a protocol error.)
 #[test]
 fn a_refused_command_never_runs_however_the_writes_are_cut() {
-    if !bulkhead_lab::privileged(&["redis-server", "ip"]) {
+    let Some((_lab, ns, server_ip, client_ip, mut path)) = attached(7) else {
         return;
-    }
-    let (_lab, ns, server_ip, client_ip) = lab(7);
-    let mut path = RedisPath::attach(&cgroup2()).unwrap();
+    };
     // A key the pipeline never writes, set and read through the IPv6 twins (no table:
     // not taken): gone only if FLUSHALL ran.
     let sentinel = |args: &[&[u8]]| untaken(&ns, client_ip, server_ip, args);
@@ -811,11 +814,9 @@ fn a_refused_command_never_runs_however_the_writes_are_cut() {
 /// socket, where nothing is urgent).
 #[test]
 fn urgent_data_never_leaves() {
-    if !bulkhead_lab::privileged(&["redis-server", "ip"]) {
+    let Some((_lab, ns, server_ip, client_ip, mut path)) = attached(8) else {
         return;
-    }
-    let (_lab, ns, server_ip, client_ip) = lab(8);
-    let mut path = RedisPath::attach(&cgroup2()).unwrap();
+    };
     path.apply(&remote_set_and(server_ip, client_ip, "GET"))
         .unwrap();
     let sentinel = |args: &[&[u8]]| untaken(&ns, client_ip, server_ip, args);
@@ -927,11 +928,9 @@ fn spoiled_as_refused(answers: &str) -> String {
 /// load stopped after a few thousand keys.)
 #[test]
 fn a_pipeline_written_in_pieces_is_answered_whole() {
-    if !bulkhead_lab::privileged(&["redis-server", "ip"]) {
+    let Some((_lab, ns, server_ip, client_ip, mut path)) = attached(9) else {
         return;
-    }
-    let (_lab, ns, server_ip, client_ip) = lab(9);
-    let mut path = RedisPath::attach(&cgroup2()).unwrap();
+    };
     const N: usize = 3000;
     let mut p = Vec::new();
     let mut want = String::new();

@@ -42,8 +42,7 @@ use crate::decide::NodeScope;
 /// The nftables table this module owns (in the node's network namespace).
 pub const TABLE: &str = "bulkhead_sockpath";
 
-/// What a refused command's client reads (the program's rewrite; see redis.bpf.c).
-pub const NOPERM: &str = "-NOPERM bulkhead: this command is not allowed by policy\r\n";
+pub use bulkhead_sockops::NOPERM;
 
 pub struct SocketPath {
     bpf: RedisPath,

@@ -358,7 +358,7 @@ pub fn until_reply(held: &mut std::net::TcpStream, args: &[&str], want: String, 
 }
 
 /// What the socket path's program answers a refused Redis command.
-pub const NOPERM: &str = "-NOPERM bulkhead: this command is not allowed by policy\r\n";
+pub const NOPERM: &str = bulkhead_agent::sockpath::NOPERM;
 
 /// The example's policies (`text` of examples/policies.yaml) with GET taken out of the
 /// Redis rule.

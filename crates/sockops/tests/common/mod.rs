@@ -8,7 +8,7 @@ use std::time::Duration;
 use bulkhead_lab::netns;
 
 pub const PORT: u16 = 6379;
-pub const NOPERM: &str = "-NOPERM bulkhead: this command is not allowed by policy\r\n";
+pub use bulkhead_sockops::NOPERM;
 
 /// The cgroup v2 hierarchy (the unified one on a hybrid host).
 pub fn cgroup2() -> PathBuf {
