@@ -34,11 +34,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use bulkhead_policy::l7::{AppProtocol, L7Detail, L7Request};
+use bulkhead_policy::l7::{AppProtocol, L7Request};
 
 use crate::coding::Inflater;
-use crate::form::{Form, TailScan, form_of_post, method_fields};
+use crate::form::{Form, TailScan, method_fields};
+use crate::h2_request::{body_head, post_form};
+pub use crate::h2_request::{grpc_path, http1_head, refusal, request_of};
 use crate::h2_response::{Release, Responses};
+pub(crate) use crate::h2_wire::Unpad;
+pub use crate::h2_wire::{frame, literal_block, settings_frames};
+use crate::h2_wire::{header_frames, size_updates};
 use crate::http::{INFLATED_BODY, with_fields};
 use crate::{Decided, Finding, Inspector, Output, Session, Verdict};
 
@@ -46,11 +51,11 @@ pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const DATA: u8 = 0;
 pub(crate) const HEADERS: u8 = 1;
 const RST_STREAM: u8 = 3;
-const SETTINGS: u8 = 4;
+pub(crate) const SETTINGS: u8 = 4;
 pub(crate) const PUSH_PROMISE: u8 = 5;
-const WINDOW_UPDATE: u8 = 8;
+pub(crate) const WINDOW_UPDATE: u8 = 8;
 pub(crate) const CONTINUATION: u8 = 9;
-const END_STREAM: u8 = 0x1;
+pub(crate) const END_STREAM: u8 = 0x1;
 const ACK: u8 = 0x1;
 pub(crate) const END_HEADERS: u8 = 0x4;
 pub(crate) const PADDED: u8 = 0x8;
@@ -70,7 +75,7 @@ const MAX_SENDING: usize = 4096;
 /// Proxy frames waiting for the end of a server frame.
 const MAX_PENDING: usize = 256 * 1024;
 /// Frames the proxy writes are at most the size every peer accepts (RFC 9113 4.2).
-const FRAME: usize = 16_384;
+pub(crate) const FRAME: usize = 16_384;
 /// With sensors on: the most of one request body kept for them (as for HTTP/1), the
 /// most of all open streams' bodies together, and the largest final DATA frame held
 /// back until the body is inspected.
@@ -96,7 +101,7 @@ enum Held {
     Trailers,
 }
 
-type Field = (Vec<u8>, Vec<u8>);
+pub(crate) type Field = (Vec<u8>, Vec<u8>);
 
 enum Client {
     /// Reading a frame header into `head`.
@@ -204,306 +209,7 @@ impl Default for H2Session {
     }
 }
 
-/// One frame's bytes.
-pub fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-    let mut f = (payload.len() as u32).to_be_bytes()[1..].to_vec();
-    f.extend_from_slice(&[kind, flags]);
-    f.extend_from_slice(&(stream & 0x7fff_ffff).to_be_bytes());
-    f.extend_from_slice(payload);
-    f
-}
-
-/// Which bytes of a DATA frame's payload, as it passes in pieces, are data: a padded
-/// frame's first byte is the pad length, and that many bytes at its end are padding
-/// (RFC 9113 6.1). Neither is part of the body the peer reads, so neither is part of
-/// what the sensors read: zeros between two frames' data would split a match.
-#[derive(Clone, Copy, Default)]
-pub(crate) struct Unpad {
-    /// Payload bytes still to come.
-    left: usize,
-    padded: bool,
-    /// The pad length, once read.
-    pad: Option<usize>,
-}
-
-impl Unpad {
-    pub(crate) fn new(flags: u8, len: usize) -> Unpad {
-        Unpad {
-            left: len,
-            padded: flags & PADDED != 0,
-            pad: None,
-        }
-    }
-
-    /// The data in the payload's next `chunk` (no longer than what is left of it).
-    pub(crate) fn data<'a>(&mut self, mut chunk: &'a [u8]) -> Result<&'a [u8], Bad> {
-        if self.padded && self.pad.is_none() {
-            let Some((&n, rest)) = chunk.split_first() else {
-                return Ok(chunk);
-            };
-            self.left = self.left.saturating_sub(1);
-            if usize::from(n) > self.left {
-                return Err("bad padding");
-            }
-            self.pad = Some(usize::from(n));
-            chunk = rest;
-        }
-        let data_left = self.left.saturating_sub(self.pad.unwrap_or(0));
-        self.left = self.left.saturating_sub(chunk.len());
-        Ok(&chunk[..chunk.len().min(data_left)])
-    }
-}
-
-/// An HPACK integer with an `n`-bit prefix whose high bits are `first`.
-fn integer(out: &mut Vec<u8>, first: u8, n: u8, mut v: usize) {
-    let max = (1usize << n) - 1;
-    if v < max {
-        out.push(first | v as u8);
-        return;
-    }
-    out.push(first | max as u8);
-    v -= max;
-    while v >= 128 {
-        out.push((v % 128) as u8 | 0x80);
-        v /= 128;
-    }
-    out.push(v as u8);
-}
-
-/// A header block of literals without indexing (no dynamic table entry on either side).
-pub fn literal_block<'a>(fields: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (name, value) in fields {
-        out.push(0);
-        integer(&mut out, 0, 7, name.len());
-        out.extend_from_slice(name);
-        integer(&mut out, 0, 7, value.len());
-        out.extend_from_slice(value);
-    }
-    out
-}
-
-/// HEADERS (+ CONTINUATION) frames carrying `block`.
-fn header_frames(
-    stream: u32,
-    end_stream: bool,
-    priority: Option<[u8; 5]>,
-    block: &[u8],
-) -> Vec<u8> {
-    let mut flags = if end_stream { END_STREAM } else { 0 };
-    let mut first = Vec::new();
-    if let Some(p) = priority {
-        flags |= PRIORITY;
-        first.extend_from_slice(&p);
-    }
-    let take = block.len().min(FRAME - first.len());
-    first.extend_from_slice(&block[..take]);
-    let mut rest = block[take..].chunks(FRAME).peekable();
-    if rest.peek().is_none() {
-        flags |= END_HEADERS;
-    }
-    let mut out = frame(HEADERS, flags, stream, &first);
-    while let Some(chunk) = rest.next() {
-        let f = if rest.peek().is_none() {
-            END_HEADERS
-        } else {
-            0
-        };
-        out.extend(frame(CONTINUATION, f, stream, chunk));
-    }
-    out
-}
-
-/// How many bytes of a header block are its leading dynamic table size updates.
-fn size_updates(block: &[u8]) -> usize {
-    let mut at = 0;
-    while block.get(at).is_some_and(|b| b & 0xe0 == 0x20) {
-        let start = at;
-        at += 1;
-        if block[start] & 0x1f == 0x1f {
-            // Continuation bytes of the integer.
-            while block.get(at).is_some_and(|b| b & 0x80 != 0) {
-                at += 1;
-            }
-            at += 1;
-        }
-    }
-    at.min(block.len())
-}
-
-/// How many leading bytes of `b` (a server's first bytes) are whole SETTINGS and
-/// connection-level WINDOW_UPDATE frames: the server connection preface a client may
-/// wait for before its first request (RFC 9113 3.4). They are numbers only (no header
-/// block, nothing a sensor looks for), and a session that never saw them reads what
-/// follows as one that did: it is between two server frames either way.
-pub fn settings_frames(b: &[u8]) -> usize {
-    let mut at = 0;
-    while let Some(h) = b.get(at..at + 9) {
-        let len = usize::from(h[0]) << 16 | usize::from(h[1]) << 8 | usize::from(h[2]);
-        let stream = u32::from_be_bytes([h[5], h[6], h[7], h[8]]) & 0x7fff_ffff;
-        if stream != 0 || !matches!(h[3], SETTINGS | WINDOW_UPDATE) || b.len() - at - 9 < len {
-            break;
-        }
-        at += 9 + len;
-    }
-    at
-}
-
-/// `/pkg.Service/Method` -> (`pkg.Service`, `Method`).
-pub fn grpc_path(path: &str) -> (String, String) {
-    let p = path.strip_prefix('/').unwrap_or(path);
-    match p.split_once('/') {
-        Some((s, m)) => (s.to_string(), m.to_string()),
-        None => (p.to_string(), String::new()),
-    }
-}
-
-/// What a decoded request header list asks for.
-pub fn request_of(fields: &[Field]) -> L7Request {
-    let get = |n: &[u8]| {
-        fields
-            .iter()
-            .find(|(k, _)| k == n)
-            .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
-    };
-    let path = get(b":path").unwrap_or_default();
-    let grpc = get(b"content-type").is_some_and(|c| c.starts_with("application/grpc"));
-    if grpc {
-        let (service, method) = grpc_path(&path);
-        return L7Request {
-            app: AppProtocol::Grpc,
-            detail: L7Detail::Grpc { service, method },
-        };
-    }
-    let host = get(b":authority")
-        .or_else(|| get(b"host"))
-        .map(|h| crate::http::host_name(&h));
-    L7Request {
-        app: AppProtocol::Http2,
-        detail: L7Detail::Http {
-            method: get(b":method").unwrap_or_default(),
-            path,
-            host,
-            headers: fields
-                .iter()
-                .filter(|(k, _)| !k.starts_with(b":"))
-                .map(|(k, v)| {
-                    (
-                        String::from_utf8_lossy(k).to_ascii_lowercase(),
-                        String::from_utf8_lossy(v).into_owned(),
-                    )
-                })
-                .collect(),
-        },
-    }
-}
-
-/// A request's header list as an HTTP/1 head (request line, `host` from `:authority`,
-/// every other field on its own line), the form the sensors cut requests from. HTTP/2
-/// forbids blanks in `:path` and line breaks in values (RFC 9113 8.2.1, 8.3.1): a
-/// request that has them anyway is shown with them escaped or blanked, so no value
-/// can hide past a line or word boundary of this head.
-pub fn http1_head(fields: &[Field]) -> Vec<u8> {
-    let get = |n: &[u8]| {
-        fields
-            .iter()
-            .find(|(k, _)| k == n)
-            .map_or(&b""[..], |(_, v)| &v[..])
-    };
-    let mut h = Vec::with_capacity(256);
-    h.extend_from_slice(get(b":method"));
-    h.push(b' ');
-    for &c in get(b":path") {
-        match c {
-            b' ' => h.extend_from_slice(b"%20"),
-            b'\r' | b'\n' => h.extend_from_slice(b"%0A"),
-            c => h.push(c),
-        }
-    }
-    h.extend_from_slice(b" HTTP/2\r\n");
-    let line = |h: &mut Vec<u8>, k: &[u8], v: &[u8]| {
-        h.extend_from_slice(k);
-        h.extend_from_slice(b": ");
-        h.extend(
-            v.iter()
-                .map(|&c| if c == b'\r' || c == b'\n' { b' ' } else { c }),
-        );
-        h.extend_from_slice(b"\r\n");
-    };
-    let authority = get(b":authority");
-    if !authority.is_empty() {
-        line(&mut h, b"host", authority);
-    }
-    for (k, v) in fields.iter().filter(|(k, _)| !k.starts_with(b":")) {
-        line(&mut h, k, v);
-    }
-    h.extend_from_slice(b"\r\n");
-    h
-}
-
-/// The head the sensors cut a request's body with: only its type (the head itself was
-/// judged when the request was decided, and is not judged twice).
-fn body_head(fields: &[Field]) -> Vec<u8> {
-    let mut head: Vec<Field> = vec![
-        (b":method".to_vec(), b"POST".to_vec()),
-        (b":path".to_vec(), b"/".to_vec()),
-    ];
-    head.extend(fields.iter().filter(|(k, _)| k == b"content-type").cloned());
-    http1_head(&head)
-}
-
-/// A POST's form encoding (its `_method` fields name the method frameworks run it as).
-fn post_form(fields: &[Field]) -> Option<Form> {
-    let get = |name: &[u8]| fields.iter().find(|(n, _)| n == name).map(|(_, v)| v);
-    if get(b":method").is_none_or(|m| m != b"POST") {
-        return None;
-    }
-    form_of_post(get(b"content-type").map(|v| &v[..]))
-}
-
-/// A gRPC status message: printable ASCII, `%` escaped (the grpc-message encoding).
-fn grpc_message(text: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    for b in text.bytes() {
-        if (0x20..0x7f).contains(&b) && b != b'%' {
-            out.push(b);
-        } else {
-            out.extend_from_slice(format!("%{b:02X}").as_bytes());
-        }
-    }
-    out
-}
-
-/// The proxy's answer to a refused request on `stream`: a trailers-only response
-/// (`by_sensor`: a sensor blocked it, not the policy).
-pub fn refusal(stream: u32, request: &L7Request, by_sensor: bool) -> (Vec<u8>, &'static str) {
-    match &request.detail {
-        L7Detail::Grpc { service, method } => {
-            let why = if by_sensor {
-                "was blocked by a sensor"
-            } else {
-                "is not allowed by policy"
-            };
-            let msg = grpc_message(&format!("bulkhead: {service}/{method} {why}"));
-            let block = literal_block([
-                (&b":status"[..], &b"200"[..]),
-                (b"content-type", b"application/grpc"),
-                (b"grpc-status", b"7"),
-                (b"grpc-message", &msg),
-            ]);
-            (
-                header_frames(stream, true, None, &block),
-                "grpc-status 7 PERMISSION_DENIED",
-            )
-        }
-        _ => {
-            let block = literal_block([(&b":status"[..], &b"403"[..]), (b"content-length", b"0")]);
-            (header_frames(stream, true, None, &block), "403 Forbidden")
-        }
-    }
-}
-
-type Bad = &'static str;
+pub(crate) type Bad = &'static str;
 
 /// Writes what a held header block releases; false if a sensor blocks it (the
 /// connection closes instead).
