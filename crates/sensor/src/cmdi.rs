@@ -615,6 +615,47 @@ fn batch_if(lower: &[u8]) -> bool {
 }
 
 /// `cmd.exe` control words and server-side includes, which have their own syntax.
+/// Windows administration as the whole value (lower-cased, blanks squeezed): `net user
+/// x y /add`, `net localgroup administrators x /add`, `reg add "HKLM\..." /v ...`,
+/// `netsh firewall set opmode disable`. `net` and `reg` are words of prose too (*net user
+/// growth*), so their subcommand and a switch or a registry hive must follow; `netsh`
+/// is no word.
+fn windows_admin(lower: &[u8]) -> Option<&'static str> {
+    let mut words = lower.split(|&c| c == b' ').filter(|w| !w.is_empty());
+    let program = words.next()?;
+    let sub = words.next()?;
+    match program.strip_suffix(b".exe").unwrap_or(program) {
+        b"net" => {
+            let subcommand = matches!(
+                sub,
+                b"user" | b"users" | b"localgroup" | b"group" | b"share" | b"use" | b"accounts"
+            );
+            let switch = |w: &[u8]| {
+                matches!(w, b"/add" | b"/delete" | b"/del" | b"/domain")
+                    || [&b"/user:"[..], b"/active:", b"/grant:"]
+                        .iter()
+                        .any(|s| w.starts_with(s))
+            };
+            (subcommand && words.take(16).any(switch)).then_some("net")
+        }
+        b"reg" => {
+            let verb = matches!(
+                sub,
+                b"add" | b"delete" | b"query" | b"import" | b"export" | b"save" | b"load" | b"copy"
+            );
+            let hive = words.next().is_some_and(|k| {
+                k.trim_ascii_start()
+                    .strip_prefix(b"\"")
+                    .unwrap_or(k)
+                    .starts_with(b"hk")
+            });
+            (verb && hive).then_some("reg")
+        }
+        b"netsh" => Some("netsh"),
+        _ => None,
+    }
+}
+
 fn windows_or_ssi(v: &[u8]) -> Option<CmdiMatch> {
     // Lower-cased with runs of blanks squeezed: `IF    EXIST` is `if exist`.
     let mut lower: Vec<u8> = Vec::with_capacity(v.len());
@@ -657,6 +698,9 @@ fn windows_or_ssi(v: &[u8]) -> Option<CmdiMatch> {
     }
     if batch_if(&lower) {
         return hit("if");
+    }
+    if let Some(program) = windows_admin(&lower) {
+        return hit(program);
     }
     // `IF [NOT] EXIST|DEFINED|ERRORLEVEL x`: batch conditionals.
     for kw in [
@@ -730,6 +774,27 @@ mod tests {
             "Q&A: more to come",
         ]);
         prose(&["{\"cmd\": \"more\"}", "(at your option) any later version"]);
+    }
+
+    /// Windows administration as the whole value (IntruderPayloads' `command_exec`):
+    /// `net` and `reg` need their subcommand and a switch or a hive; prose about nets
+    /// and registers stays prose.
+    #[test]
+    fn windows_administration_as_the_whole_value() {
+        commands(&[
+            "net user hacker Password1 /ADD",
+            "net localgroup Administrators hacker /ADD",
+            "NET USE \\\\10.0.0.1\\c$ /user:admin x",
+            "netsh firewall set opmode disable",
+            "reg add \"HKLM\\System\\CurrentControlSet\\Control\\Terminal Server\" /v fDenyTSConnections /t REG_DWORD /d 0 /f",
+            "reg query HKCU\\Software",
+        ]);
+        prose(&[
+            "net user growth was 5% /year",
+            "net use of funds",
+            "reg add to the list",
+            "net price 40 /add-on",
+        ]);
     }
 
     /// Command lines run through a wrapper, and bash's network redirections; prose
