@@ -8,6 +8,11 @@ installs it), the sqli files get libinjection's score on the same bytes next to 
 
 usage: wordlists.py DIR [--bulkhead PATH] [--libinjection PYTHON] [--misses CLASS|FILE]
 
+Lines under DIR/benign/ are benign values (libinjection's `false_positives.txt`, say):
+there "found" is the share flagged as SQL injection (false positives, next to
+libinjection's on the same lines), "any class" the share any detector flagged, and
+--misses lists the flagged lines.
+
 Lists of bare event-handler names (`onClick`) are names, not payloads: skip them with
 --skip SUBSTRING (repeatable).
 """
@@ -17,7 +22,9 @@ import json
 import os
 import subprocess
 
-CLASSES = {"sqli": "sqli", "cmdi": "cmdi", "traversal": "path_traversal", "xss": "xss"}
+CLASSES = {"sqli": "sqli", "cmdi": "cmdi", "traversal": "path_traversal", "xss": "xss",
+           "benign": "sqli"}
+SQL_SCORED = ("sqli", "benign")
 
 LIBINJECTION = r"""
 import sys, libinjection
@@ -69,11 +76,13 @@ def main():
                     got = {v["detail"]["class"]} | {x["class"] for x in v["detail"].get("also", [])}
                 found += CLASSES[cls] in got
                 hits += bool(got)
-                if CLASSES[cls] not in got:
+                # what --misses lists: an attack not found, a benign line flagged
+                wrong = bool(got) if cls == "benign" else CLASSES[cls] not in got
+                if wrong:
                     misses.append((line, sorted(got)))
             theirs = ""
             t = totals.setdefault(cls, [0, 0, 0, 0])
-            if a.libinjection and cls == "sqli":
+            if a.libinjection and cls in SQL_SCORED:
                 li = subprocess.run([a.libinjection, "-c", LIBINJECTION], input=data,
                                     capture_output=True, check=True).stdout.split()
                 n_li = sum(x == b"1" for x in li)
@@ -90,7 +99,7 @@ def main():
                 for line, got in misses:
                     print("    miss", line.decode("utf-8", "replace")[:160], got)
     for cls, (n, found, hits, li) in totals.items():
-        extra = f" {100 * li / n:.1f} % |" if a.libinjection and cls == "sqli" else (" |" if a.libinjection else "")
+        extra = f" {100 * li / n:.1f} % |" if a.libinjection and cls in SQL_SCORED else (" |" if a.libinjection else "")
         print(f"| **{cls}** | all | {n} | **{100 * found / n:.1f} %** | {100 * hits / n:.1f} % |{extra}")
 
 

@@ -50,6 +50,10 @@ pub mod sig {
     pub const OPEN_END: u32 = 1 << 23;
     /// A prefix operator (`-`, `!`, `NOT`) before an operand.
     pub const UNARY: u32 = 1 << 24;
+    /// A [`TAUTOLOGY`] by a symbol (`""=""`) or `OR 1`, not by a word such as LIKE or IS:
+    /// in a double-quoted string, where prose quotes words (`"LIKE" STAMP`), only this
+    /// kind counts. (Not reported: it always comes with `constant_comparison`.)
+    pub const SYMBOL_TAUTOLOGY: u32 = 1 << 26;
 }
 
 /// The names of the signal bits, for reports.
@@ -145,6 +149,7 @@ pub fn walk(s: &[u8], toks: &[Token], in_string: Option<u8>) -> Walk {
         stack: Vec::new(),
         side_const: vec![true],
         cmp_left_const: None,
+        cmp_by_word: false,
         select_top: false,
         select_const: false,
         last_was_operand_const: false,
@@ -175,6 +180,8 @@ struct Walker<'a> {
     side_const: Vec<bool>,
     /// Left side of a pending comparison was constant.
     cmp_left_const: Option<bool>,
+    /// The pending comparison's operator is a word (LIKE, IN, BETWEEN, ...).
+    cmp_by_word: bool,
     /// The top level is a SELECT statement (the value started with one).
     select_top: bool,
     /// A constant, variable or call appeared in the top-level select list.
@@ -246,7 +253,7 @@ impl Walker<'_> {
             && left
             && right
         {
-            self.signals |= sig::TAUTOLOGY;
+            self.constant_comparison();
         }
         if let Some(c) = self.side_const.last_mut() {
             *c = true;
@@ -271,7 +278,15 @@ impl Walker<'_> {
             _ => false,
         };
         if truthy && ends {
-            self.signals |= sig::TAUTOLOGY;
+            self.signals |= sig::TAUTOLOGY | sig::SYMBOL_TAUTOLOGY;
+        }
+    }
+
+    /// The comparison just closed had constants on both sides.
+    fn constant_comparison(&mut self) {
+        self.signals |= sig::TAUTOLOGY;
+        if !self.cmp_by_word {
+            self.signals |= sig::SYMBOL_TAUTOLOGY;
         }
     }
 
@@ -682,14 +697,20 @@ impl Walker<'_> {
             && left
             && inner_const
         {
-            self.signals |= sig::TAUTOLOGY;
+            self.constant_comparison();
         }
         self.operand(inner_const);
     }
 
     fn compare(&mut self) {
+        self.compare_by(false);
+    }
+
+    /// A comparison begins; `by_word`: its operator is a word.
+    fn compare_by(&mut self, by_word: bool) {
         let left = self.side_const.last().copied().unwrap_or(false);
         self.cmp_left_const = Some(left);
+        self.cmp_by_word = by_word;
         if let Some(c) = self.side_const.last_mut() {
             *c = true;
         }
@@ -921,11 +942,20 @@ impl Walker<'_> {
                         return None;
                     }
                     self.signals |= sig::CMP;
-                    self.compare();
+                    self.compare_by(true);
                     return Some((State::Operand, n + 1));
                 }
                 self.signals |= sig::CMP;
-                self.compare();
+                // `LIKE '%'` holds for every value, like `""=""`: as strong as a symbol.
+                let matches_all = self.word_is(i, "like")
+                    && matches!(self.toks.get(n).map(|t| t.tok), Some(Tok::Str { .. }))
+                    && {
+                        let t = self.text(n);
+                        let inner = t.get(1..).unwrap_or(b"");
+                        let inner = inner.strip_suffix(&t[..1]).unwrap_or(inner);
+                        !inner.is_empty() && inner.iter().all(|&c| c == b'%')
+                    };
+                self.compare_by(!matches_all);
                 Some((State::Operand, i + 1))
             }
             Word::Is => {
@@ -940,13 +970,13 @@ impl Walker<'_> {
                     return Some((State::After, n + 1));
                 }
                 if self.word_is(n, "distinct") && self.word_is(self.next(n + 1), "from") {
-                    self.compare();
+                    self.compare_by(true);
                     return Some((State::Operand, self.next(n + 1) + 1));
                 }
                 if self.word_at(n) == Some(Word::Literal)
                     || matches!(self.toks.get(n).map(|t| t.tok), Some(Tok::Num))
                 {
-                    self.compare();
+                    self.compare_by(true);
                     return Some((State::Operand, n));
                 }
                 None

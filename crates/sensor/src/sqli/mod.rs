@@ -525,11 +525,12 @@ pub fn decide(w: &Walk, ctx: SqlContext) -> bool {
         // Prose quotes names with backticks as it does words with double quotes.
         SqlContext::DoubleQuote | SqlContext::Backtick => {
             // Double-quoted literals exist only in MySQL outside ANSI_QUOTES, and prose
-            // quotes words with them (`"MOD"`, `"&"`, `"a" and "b"`): a lone operator
-            // between strings is not enough here.
+            // quotes words with them (`"MOD"`, `"&"`, `"a" and "b"`, `"LIKE" STAMP`): a
+            // lone operator between strings is not enough here, nor a comparison of two
+            // strings by a word (`"" LIKE " STAMP"`; `""=""` still is).
             let strong_code = sig::TRUNCATE
                 | sig::CALL
-                | sig::TAUTOLOGY
+                | sig::SYMBOL_TAUTOLOGY
                 | sig::USER_VAR
                 | sig::CAST
                 | sig::CASE
@@ -681,6 +682,9 @@ mod heldout_rules {
             "1; SHOW COLUMNS FROM users",
             "'; describe mysql.user#",
             "1;explain select 1--",
+            // in a double-quoted string: comparisons that hold for every row
+            "\"=\"",
+            "\" LIKE \"%",
         ] {
             assert!(detect(v.as_bytes()).is_some(), "{v}");
         }
@@ -707,6 +711,12 @@ mod heldout_rules {
             "; charset=utf-8",
             "and so on (and so forth)",
             "or (at your option) any later version",
+            // words quoted in prose: a comparison by a word between two strings
+            // (`"" LIKE " STAMP"`) that holds for no row (libinjection's false positives)
+            "\"LIKE\" STAMP",
+            "BILLEEVERSBOUTIQUE , BROWNING \"LIKE\"",
+            "1/4\"-1\" WIDE RIBBON",
+            "the \"IS NULL\" check",
             "sort by name; desc",
             "price desc; show all",
             "if you wait for the delay, it works (see faq.txt)",
