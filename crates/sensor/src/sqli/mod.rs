@@ -462,6 +462,15 @@ const CATALOG_NAMES: &[&str] = &[
     "msysaccessobjects",
     "xp_cmdshell",
     "@@version",
+    // Oracle's packages that delay or reach out (time-based and out-of-band blind
+    // injection), whatever stands before them: ghauri's Oracle probe
+    // `1 DBMS_PIPE.RECEIVE_MESSAGE('a',5)--` does not parse where it lands, but no form
+    // input names these.
+    "dbms_pipe.receive_message",
+    "dbms_lock.sleep",
+    "utl_inaddr.get_host",
+    "utl_http.request",
+    "ctxsys.drithsx.sn",
 ];
 
 static CATALOG_FINDER: std::sync::LazyLock<aho_corasick::AhoCorasick> =
@@ -685,6 +694,8 @@ mod heldout_rules {
             // in a double-quoted string: comparisons that hold for every row
             "\"=\"",
             "\" LIKE \"%",
+            // ghauri's Oracle probe: no valid SQL where it lands, a delay package all the same
+            "1 DBMS_PIPE.RECEIVE_MESSAGE('eSwd',5)-- wXyW",
         ] {
             assert!(detect(v.as_bytes()).is_some(), "{v}");
         }
