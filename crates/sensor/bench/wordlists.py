@@ -66,7 +66,7 @@ def main():
             out = subprocess.run(
                 [a.bulkhead, "dpi", "inspect", "--sensor", "all", "--context", "param"],
                 input=data, capture_output=True, check=True,
-            ).stdout.decode().splitlines()
+            ).stdout.decode().split("\n")[:-1]  # not splitlines(): U+2028 is no line end here
             found = hits = 0
             misses = []
             for line, verdict in zip(lines, out):

@@ -175,19 +175,48 @@ pub fn fold_overlong(s: &[u8]) -> Vec<u8> {
     out
 }
 
-/// `\uXXXX` and `\xXX` escapes (JavaScript, JSON, many template languages).
+/// `\uXXXX`, `\u{X...}` (a code point, any number of hex digits) and `\xXX` escapes
+/// (JavaScript, JSON, many template languages), and JavaScript's legacy three-digit octal
+/// (`\141` is `a`).
 pub fn backslash_unescape(s: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(s.len());
     let mut i = 0;
     while i < s.len() {
         if s[i] == b'\\' {
             match s.get(i + 1) {
+                Some(b'u') if s.get(i + 2) == Some(&b'{') => {
+                    // Leading zeros are allowed without limit (`\u{00000061}`).
+                    let digits = s[i + 3..].iter().take_while(|&&c| hex(c).is_some()).count();
+                    let value = s[i + 3..i + 3 + digits]
+                        .iter()
+                        .skip_while(|&&c| c == b'0')
+                        .try_fold(0u32, |v, &c| {
+                            let v = v.checked_mul(16)? + u32::from(hex(c)?);
+                            (v <= 0x10FFFF).then_some(v)
+                        });
+                    if digits > 0
+                        && s.get(i + 3 + digits) == Some(&b'}')
+                        && let Some(cp) = value.and_then(char::from_u32)
+                    {
+                        push_char(&mut out, cp as u32);
+                        i += 4 + digits;
+                        continue;
+                    }
+                }
                 Some(b'u') => {
                     if let Some(cp) = hex4(&s[(i + 2).min(s.len())..]) {
                         push_char(&mut out, cp);
                         i += 6;
                         continue;
                     }
+                }
+                Some(b'0'..=b'3')
+                    if s.get(i + 2).is_some_and(|c| (b'0'..=b'7').contains(c))
+                        && s.get(i + 3).is_some_and(|c| (b'0'..=b'7').contains(c)) =>
+                {
+                    out.push((s[i + 1] - b'0') << 6 | (s[i + 2] - b'0') << 3 | (s[i + 3] - b'0'));
+                    i += 4;
+                    continue;
                 }
                 Some(b'x') => {
                     if let (Some(h), Some(l)) = (
@@ -493,6 +522,14 @@ mod tests {
             "..\u{2215}".as_bytes()
         );
         assert_eq!(backslash_unescape(br"\u003cscript\x3e"), b"<script>");
+        // code points (any count of leading zeros), legacy octal; not past U+10FFFF
+        assert_eq!(backslash_unescape(br"\u{61}l\u{0000065}rt"), b"alert");
+        assert_eq!(backslash_unescape(br"\141\154\145\162\164"), b"alert");
+        assert_eq!(
+            backslash_unescape(br"\u{110000}\u{}\8"),
+            br"\u{110000}\u{}\8"
+        );
+        assert_eq!(backslash_unescape(br"\u{"), br"\u{");
         assert_eq!(
             json_unescape(br#"a\nb\"\ud83d\ude00"#),
             "a\nb\"\u{1F600}".as_bytes()

@@ -231,6 +231,7 @@ const JS_NEEDLES: &[&str] = &[
     "parent[",
     "frames[",
     "globalthis[",
+    "this[",
     "alert)",
     "prompt)",
     "confirm)",
@@ -281,19 +282,60 @@ fn js_call(v: &[u8]) -> bool {
             }
             // `=alert,` and a call after it.
             b'=' => memchr::memchr(b'(', rest).is_some(),
-            // `(alert)(`, or `f(alert)` (not `f(prompt)`, `f(eval)`: code names
-            // variables so, `input(prompt)`).
+            // `(alert)(`, `(z=alert)(` (AngularJS expressions), or `f(alert)` (not
+            // `f(prompt)`, `f(eval)`: code names variables so, `input(prompt)`).
             c => {
                 let passable = matches!(c, b'a' | b'A' | b'c' | b'C');
-                before == Some(b'(')
-                    && (rest.first() == Some(&b'(')
-                        || passable
-                            && start
-                                .checked_sub(2)
-                                .is_some_and(|i| ident(v[i]) || matches!(v[i], b')' | b']')))
+                let called = rest.first() == Some(&b'(');
+                (before == Some(b'=') && called)
+                    || before == Some(b'(')
+                        && (called
+                            || passable
+                                && start
+                                    .checked_sub(2)
+                                    .is_some_and(|i| ident(v[i]) || matches!(v[i], b')' | b']')))
             }
         }
     })
+}
+
+/// AngularJS's event directives (`ng-focus="..."`, `data-ng-click`, `x-ng-copy`): an
+/// expression run on the event, the framework's own `on*` (client-side template
+/// injection where a page runs AngularJS).
+fn angular_handler(name: &[u8]) -> bool {
+    let name = name
+        .strip_prefix(b"data-")
+        .or_else(|| name.strip_prefix(b"x-"))
+        .unwrap_or(name);
+    let Some(event) = name
+        .strip_prefix(b"ng-")
+        .or_else(|| name.strip_prefix(b"ng:"))
+        .or_else(|| name.strip_prefix(b"ng_"))
+    else {
+        return false;
+    };
+    matches!(
+        event,
+        b"click"
+            | b"dblclick"
+            | b"focus"
+            | b"blur"
+            | b"change"
+            | b"submit"
+            | b"copy"
+            | b"cut"
+            | b"paste"
+            | b"keydown"
+            | b"keyup"
+            | b"keypress"
+            | b"mousedown"
+            | b"mouseup"
+            | b"mouseenter"
+            | b"mouseleave"
+            | b"mousemove"
+            | b"mouseover"
+            | b"init"
+    )
 }
 
 fn is_name(c: u8) -> bool {
@@ -393,7 +435,7 @@ fn attributes(v: &[u8], mut i: usize, image: bool) -> Option<&'static str> {
                 }
                 value = &v[s..i];
             }
-            if name.starts_with(b"on") && name.len() > 4 {
+            if name.starts_with(b"on") && name.len() > 4 || angular_handler(&name) {
                 return Some("event_handler");
             }
         }
@@ -564,6 +606,15 @@ mod tests {
             "top[\"al\"+\"ert\"](1)",
             "top[/al/.source+/ert/.source](1)",
             "al\\u0065rt(1)",
+            // PortSwigger's cheat sheet: code point and octal escapes, `this[...]`,
+            // an AngularJS assignment called
+            "'-\\u{0061}lert(1)-'",
+            "'-\\u{00000000000061}lert(1)-'",
+            "';this['\\141\\154\\145\\162\\164']('\\130\\123\\123');//",
+            "';this[/al/.source+/ert/.source](/XSS/.source);//",
+            "<input id=x ng-focus=$event.composedPath()|orderBy:'(z=alert)(1)'>",
+            "<input autofocus ng-focus=\"$event.composedPath()|orderBy:'[].constructor.from([1],alert)'\">",
+            "<div data-ng-click=\"x\">",
             "top['al\\x65rt'](1)",
             "self[8680439..toString(30)](1)",
             "';WINDOW['ale'+'rt'](document.domain)//",
@@ -598,6 +649,9 @@ mod tests {
             "set the level (alert) for prices",
             "levels: (alert)",
             "a=alert,b",
+            "this[0] is the first",
+            "<div ng-app ng-controller=\"Main\" ng-model=\"name\">",
+            "status=alert) (see log)",
             "level=alert;b(2)",
             "type=alert; see (notes)",
             "answer = input(prompt)",
