@@ -379,8 +379,36 @@ fn judge(p: &[u8]) -> Option<TraversalMatch> {
             reason: "file_scheme",
         });
     }
+    if WRAPPERS.iter().any(|w| starts_with_ci(p, w.as_bytes())) {
+        return Some(TraversalMatch {
+            reason: "stream_wrapper",
+        });
+    }
     None
 }
+
+/// PHP's stream wrappers, which `include`, `file_get_contents` and their kind open like
+/// files: a script's own source (`php://filter/convert.base64-encode/resource=index.php`),
+/// the request body (`php://input`), an archive's member (`zip://shell.jpg#x.php`,
+/// `phar://`), a command's output (`expect://id`). `data://` with slashes is PHP's
+/// (browsers write `data:`). No form value starts so.
+const WRAPPERS: &[&str] = &[
+    "php://",
+    "phar://",
+    "zip://",
+    "rar://",
+    "expect://",
+    "glob://",
+    "data://",
+    "ogg://",
+    "compress.zlib://",
+    "compress.bzip2://",
+    "ssh2.shell://",
+    "ssh2.exec://",
+    "ssh2.sftp://",
+    "ssh2.scp://",
+    "ssh2.tunnel://",
+];
 
 fn starts_with_ci(s: &[u8], p: &[u8]) -> bool {
     s.len() >= p.len() && s[..p.len()].eq_ignore_ascii_case(p)
@@ -513,6 +541,14 @@ mod tests {
             "/.amazonq/rules/deploy.md",
             "/project/.zed/settings.json",
             "/@id/__x00__/etc/passwd?import&raw",
+            // PHP's stream wrappers (payloadbox's rfi-lfi list)
+            "php://filter/convert.base64-encode/resource=index.php",
+            "pHp://FilTer/read=string.rot13/resource=index.php",
+            "php://input",
+            "zip://shell.jpg#payload.php",
+            "phar://uploads/avatar.jpg/shell.php",
+            "expect://id",
+            "data://text/plain;base64,PD9waHAgc3lzdGVtKCRfR0VUWydjbWQnXSk7ID8+",
         ] {
             assert!(detect(a.as_bytes()).is_some(), "{a}");
         }
@@ -537,6 +573,9 @@ mod tests {
             "/docs/claude/intro",
             "see the .cursor file",
             "/api/gemini/v1",
+            "see http://php.net/manual and php://",
+            "data:image/png;base64,iVBORw0KGgo=",
+            "ssh2.example.com",
         ] {
             assert!(detect(b.as_bytes()).is_none(), "{b}");
         }

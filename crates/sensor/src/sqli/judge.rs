@@ -835,6 +835,11 @@ impl Walker<'_> {
                 self.signals |= sig::CLAUSE;
                 Some((State::Operand, i + 1))
             }
+            Word::Where if self.next(0) == i => {
+                // The value adds the query's condition itself (` WHERE 1=1 AND 1=0#`).
+                self.signals |= sig::CLAUSE;
+                Some((State::Operand, i + 1))
+            }
             Word::Clause if self.next(0) == i => {
                 // The value starts with a clause the application appends it to.
                 let mut from_seen = false;

@@ -694,6 +694,9 @@ mod heldout_rules {
             // in a double-quoted string: comparisons that hold for every row
             "\"=\"",
             "\" LIKE \"%",
+            // payloadbox's lists: the value's own WHERE, COPY of a query to a file
+            " WHERE 1=1 AND 1=0#",
+            "COPY (SELECT 'x') TO '/tmp/test';",
             // ghauri's Oracle probe: no valid SQL where it lands, a delay package all the same
             "1 DBMS_PIPE.RECEIVE_MESSAGE('eSwd',5)-- wXyW",
         ] {
@@ -729,6 +732,9 @@ mod heldout_rules {
             "1/4\"-1\" WIDE RIBBON",
             "the \"IS NULL\" check",
             "sort by name; desc",
+            "where x = y",
+            "Where to go next? 1=1 is true",
+            "copy (the first one) to me",
             "price desc; show all",
             "if you wait for the delay, it works (see faq.txt)",
             "the results show tables of data; describe them",

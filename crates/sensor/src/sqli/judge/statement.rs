@@ -178,12 +178,18 @@ impl Walker<'_> {
                 next_word(n1, &["delay", "time"]) && matches!(tok(n2), Some(Tok::Str { .. }))
             }
             b"copy" => {
-                // COPY t FROM|TO 'file' | STDIN | STDOUT | PROGRAM 'command' (PostgreSQL)
+                // COPY t FROM|TO 'file' | STDIN | STDOUT | PROGRAM 'command', and COPY
+                // (SELECT ...) TO ... (PostgreSQL)
+                let target = |n: usize| {
+                    matches!(tok(n), Some(Tok::Str { .. }))
+                        || next_word(n, &["stdin", "stdout", "program"])
+                };
                 let n3 = self.next(n2 + 1);
-                name(n1)
-                    && next_word(n2, &["from", "to"])
-                    && (matches!(tok(n3), Some(Tok::Str { .. }))
-                        || next_word(n3, &["stdin", "stdout", "program"]))
+                (name(n1) && next_word(n2, &["from", "to"]) && target(n3))
+                    || (tok(n1) == Some(Tok::LParen)
+                        && self.word_at(n2) == Some(Word::Select)
+                        && (n2..self.toks.len().min(n2 + 64))
+                            .any(|n| self.word_is(n, "to") && target(self.next(n + 1))))
             }
             b"attach" => next_word(n1, &["database"]),
             b"pragma" => name(n1),
