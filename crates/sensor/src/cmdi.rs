@@ -614,7 +614,6 @@ fn batch_if(lower: &[u8]) -> bool {
     word_op || (operand && has(b"=="))
 }
 
-/// `cmd.exe` control words and server-side includes, which have their own syntax.
 /// Windows administration as the whole value (lower-cased, blanks squeezed): `net user
 /// x y /add`, `net localgroup administrators x /add`, `reg add "HKLM\..." /v ...`,
 /// `netsh firewall set opmode disable`. `net` and `reg` are words of prose too (*net user
@@ -656,6 +655,8 @@ fn windows_admin(lower: &[u8]) -> Option<&'static str> {
     }
 }
 
+/// `cmd.exe` control words, Windows administration and server-side includes, which have
+/// their own syntax.
 fn windows_or_ssi(v: &[u8]) -> Option<CmdiMatch> {
     // Lower-cased with runs of blanks squeezed: `IF    EXIST` is `if exist`.
     let mut lower: Vec<u8> = Vec::with_capacity(v.len());
