@@ -37,6 +37,12 @@ static FINDER: LazyLock<AhoCorasick> = LazyLock::new(|| {
         .expect("static patterns")
 });
 
+/// Python's special attributes that lead from an object to every class or module.
+static GADGETS: LazyLock<AhoCorasick> = LazyLock::new(|| {
+    AhoCorasick::new(["__subclasses__", "__globals__", "__builtins__", "__mro__"])
+        .expect("static patterns")
+});
+
 /// The function (or construct) a value calls, if it injects code.
 pub fn injected(v: &[u8]) -> Option<&'static str> {
     if memchr::memmem::find(v, b"<?php").is_some() || memchr::memmem::find(v, b"<?=").is_some() {
@@ -44,6 +50,13 @@ pub fn injected(v: &[u8]) -> Option<&'static str> {
     }
     if memchr::memmem::find(v, b"{${").is_some() || memchr::memmem::find(v, b"${@").is_some() {
         return Some("php interpolation");
+    }
+    // Python's way from any object to modules that run commands, as template injection
+    // writes it (`{{''.__class__.__mro__[1].__subclasses__()}}`,
+    // `{{cycler.__init__.__globals__.os.popen('id').read()}}`): attribute names no form
+    // value holds.
+    if memchr::memmem::find(v, b"__").is_some() && GADGETS.find(v).is_some() {
+        return Some("python object graph");
     }
     // Every call needs its `(`.
     memchr::memchr(b'(', v)?;
@@ -110,6 +123,10 @@ mod tests {
             "__import__('os').system('id')",
             "os.system(\"id\")",
             "SHELL_EXEC(\"id\")",
+            // template injection into Python (Jinja2, Mako): the object graph
+            "{{''.__class__.__mro__[1].__subclasses__()}}",
+            "{{cycler.__init__.__globals__.os.popen('id').read()}}",
+            "${self.module.cache.util.os.system('id')}.__builtins__",
         ] {
             assert!(injected(v.as_bytes()).is_some(), "{v}");
         }
@@ -124,6 +141,8 @@ mod tests {
             "press exit (top right)",
             "phpinfo",
             "evaluate('x')",
+            "__init__.py and __all__",
+            "{{ user.name }}",
         ] {
             assert_eq!(injected(v.as_bytes()), None, "{v}");
         }
