@@ -45,6 +45,26 @@ proptest! {
         }
     }
 
+    /// The same over bytes made of escapes' own characters, so every branch of every
+    /// decoder is taken (`\u{...}` of any length, octal, `%u`, entities, cut anywhere).
+    #[test]
+    fn decoders_never_panic_on_escapes(
+        b in proptest::collection::vec(
+            prop::sample::select(b"\\u{}x0123789afAF%&#;.-/ ".to_vec()),
+            0..256,
+        )
+    ) {
+        for out in [
+            decode::percent_decode(&b),
+            decode::url_decode_deep(&b),
+            decode::backslash_unescape(&b),
+            decode::json_unescape(&b),
+            decode::html_decode(&b),
+        ] {
+            prop_assert!(out.len() <= b.len() * 2 + 4);
+        }
+    }
+
     #[test]
     fn scanner_never_panics(b in proptest::collection::vec(any::<u8>(), 0..1024)) {
         let _ = SCANNER.scan(&b);
