@@ -326,7 +326,9 @@ impl Walker<'_> {
                     self.select_top = true;
                     i = j + 1;
                     state = State::Operand;
-                } else if matches!(w, Word::Statement | Word::Waitfor) && self.statement_shape(j) {
+                } else if matches!(w, Word::Statement | Word::Waitfor)
+                    && self.standalone_statement(j)
+                {
                     self.signals |= sig::STATEMENT;
                     return done(self.signals, true, j);
                 }
@@ -1053,7 +1055,7 @@ impl Walker<'_> {
                 self.operand(true);
                 Some((State::After, i + 1))
             }
-            Word::Statement | Word::Waitfor if self.statement_shape(i) => {
+            Word::Statement | Word::Waitfor if self.standalone_statement(i) => {
                 // SQL Server runs a new statement without a separating `;`.
                 self.signals |= sig::STACKED;
                 Some((State::Operand, i + 1))

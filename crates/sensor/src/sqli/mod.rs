@@ -697,6 +697,13 @@ mod heldout_rules {
             // payloadbox's lists: the value's own WHERE, COPY of a query to a file
             " WHERE 1=1 AND 1=0#",
             "COPY (SELECT 'x') TO '/tmp/test';",
+            // statements English also has, ended or controlled the way only SQL is
+            "use mydb;",
+            "describe users;",
+            "IF (1=1) WAITFOR DELAY '0:0:5'",
+            "if exists (select 1) drop table x",
+            "if(2=",
+            "shutdown--",
             // ghauri's Oracle probe: no valid SQL where it lands, a delay package all the same
             "1 DBMS_PIPE.RECEIVE_MESSAGE('eSwd',5)-- wXyW",
         ] {
@@ -733,6 +740,19 @@ mod heldout_rules {
             "the \"IS NULL\" check",
             "sort by name; desc",
             "where x = y",
+            // short free text that starts like a statement (before: flagged as one)
+            "if not, call me",
+            "If (possible) call me",
+            "Please use it",
+            "open it",
+            "fetch it",
+            "load data file",
+            "call me(maybe)",
+            "if exists",
+            "show tables",
+            "explain it",
+            "describe yourself",
+            "Added if not already present.",
             "Where to go next? 1=1 is true",
             "copy (the first one) to me",
             "price desc; show all",

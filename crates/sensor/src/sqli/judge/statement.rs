@@ -6,6 +6,61 @@ use super::Walker;
 use crate::sqli::{lex::Tok, words::Word};
 
 impl Walker<'_> {
+    /// A statement at `i` that no `;` separates from what comes before: the whole value
+    /// (`use mydb;`), or after the application's operand (SQL Server's `1 WAITFOR ...`).
+    /// Statements whose shape English also has (*use it*, *open it*, *explain this*,
+    /// *if not, call me*, *call me (maybe)*, *load data file*) must also end in SQL's own
+    /// way, a `;` or a comment, or (IF) control a statement of their own
+    /// (`IF (1=1) WAITFOR DELAY '0:0:5'`, `IF EXISTS (SELECT ...) DROP TABLE t`).
+    pub(super) fn standalone_statement(&self, i: usize) -> bool {
+        if !self.statement_shape(i) {
+            return false;
+        }
+        let kw = self.text(i).to_ascii_lowercase();
+        let english = matches!(
+            kw.as_slice(),
+            b"use"
+                | b"open"
+                | b"fetch"
+                | b"call"
+                | b"load"
+                | b"show"
+                | b"describe"
+                | b"desc"
+                | b"explain"
+                | b"goto"
+                | b"pragma"
+                | b"prepare"
+                | b"handler"
+                | b"shutdown"
+                | b"if"
+        );
+        if !english {
+            return true;
+        }
+        let after = i + 1..self.toks.len();
+        let terminated = after
+            .clone()
+            .any(|n| matches!(self.toks[n].tok, Tok::Semi | Tok::Comment { .. }));
+        let controls = kw == b"if"
+            && after.take(32).any(|n| {
+                matches!(
+                    self.word_at(n),
+                    Some(Word::Select | Word::Waitfor | Word::Statement)
+                ) && !self.word_is(n, "if")
+                    && (self.word_at(n) == Some(Word::Select) || self.statement_shape(n))
+            });
+        // SHUTDOWN WITH NOWAIT is no sentence either, nor MySQL's IF( glued
+        // (`if(2=`, CRS 942230's probes).
+        let nowait = kw == b"shutdown" && self.word_is(self.next(i + 1), "with");
+        let glued = kw == b"if"
+            && self
+                .toks
+                .get(i + 1)
+                .is_some_and(|t| t.tok == Tok::LParen && t.start == self.toks[i].end);
+        terminated || controls || nowait || glued
+    }
+
     /// Does the statement keyword at `i` start a real statement (not a prose word)?
     pub(super) fn statement_shape(&self, i: usize) -> bool {
         let n1 = self.next(i + 1);
