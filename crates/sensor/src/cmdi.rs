@@ -598,6 +598,7 @@ fn batch_if(lower: &[u8]) -> bool {
         return false;
     };
     let rest = rest.strip_prefix(b"/i ").unwrap_or(rest);
+    let negated = rest.starts_with(b"not ");
     let rest = rest.strip_prefix(b"not ").unwrap_or(rest);
     let has = |p: &[u8]| memchr::memmem::find(rest, p).is_some();
     let word_op = [
@@ -610,8 +611,9 @@ fn batch_if(lower: &[u8]) -> bool {
     ]
     .iter()
     .any(|p| has(p));
-    let operand = matches!(rest.first(), Some(b'"' | b'[' | b'(' | b'%' | b'!'));
-    word_op || (operand && has(b"=="))
+    let operand = matches!(rest.first(), Some(b'"' | b'[' | b'(' | b'{' | b'%' | b'!'));
+    // `IF NOT a==b`: prose negates with words, not with `==`.
+    word_op || ((operand || negated) && has(b"=="))
 }
 
 /// Windows administration as the whole value (lower-cased, blanks squeezed): `net user
@@ -704,9 +706,14 @@ fn windows_or_ssi(v: &[u8]) -> Option<CmdiMatch> {
         return hit(program);
     }
     // `IF [NOT] EXIST|DEFINED|ERRORLEVEL x`: batch conditionals.
+    // (`if not` alone is English: *if not now, when?*)
     for kw in [
         &b"if exist "[..],
-        b"if not ",
+        b"if not exist ",
+        b"if not defined ",
+        b"if not errorlevel ",
+        b"if not \"%",
+        b"if not %",
         b"if defined ",
         b"if errorlevel ",
         b"if /i ",
@@ -881,8 +888,14 @@ mod tests {
             "if (1) neq (2) echo x",
             "%%i in (*.txt) do type %%i",
             "%f in (a,b)do @echo %f",
+            "IF NOT EXIST C:\\nonexistent echo hey",
+            "if not defined _x echo missing",
+            "IF NOT red===red echo test",
+            "if not {%1} == {}",
         ]);
         prose(&[
+            "If not now, when?",
+            "survival is unlikely (~2% if not in a hospital)",
             "Kubernetes & Docker",
             "PHP & MySQL",
             "run `systemctl restart nginx` after the upgrade",
