@@ -43,12 +43,12 @@ impl Walker<'_> {
             .clone()
             .any(|n| matches!(self.toks[n].tok, Tok::Semi | Tok::Comment { .. }));
         let controls = kw == b"if"
-            && after.take(32).any(|n| {
-                matches!(
-                    self.word_at(n),
-                    Some(Word::Select | Word::Waitfor | Word::Statement)
-                ) && !self.word_is(n, "if")
-                    && (self.word_at(n) == Some(Word::Select) || self.statement_shape(n))
+            && after.take(32).any(|n| match self.word_at(n) {
+                Some(Word::Select) => true,
+                Some(Word::Waitfor | Word::Statement) => {
+                    !self.word_is(n, "if") && self.statement_shape(n)
+                }
+                _ => false,
             });
         // SHUTDOWN WITH NOWAIT is no sentence either, nor MySQL's IF( glued
         // (`if(2=`, CRS 942230's probes).
