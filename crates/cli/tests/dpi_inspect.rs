@@ -158,6 +158,47 @@ fn detect_prints_json_yaml_and_table_alike() {
     }
 }
 
+/// `dpi detect` on a capture cut short in its last packet (a `tcpdump` stopped hard):
+/// the flows before the cut, a warning saying where reading stopped, exit code 0; a
+/// file that is no capture at all: exit code 3.
+#[test]
+fn detect_reads_a_capture_cut_short() {
+    let Some(root) = corpora::corpora() else {
+        return;
+    };
+    let bytes = std::fs::read(root.join("pcap/ndpi/mqtt.pcap")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let run = |name: &str, b: &[u8]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, b).unwrap();
+        Command::new(BIN)
+            .args(["dpi", "detect"])
+            .arg(&path)
+            .output()
+            .unwrap()
+    };
+    let whole = run("whole.pcap", &bytes);
+    let cut = run("cut.pcap", &bytes[..bytes.len() - 3]);
+    assert_eq!(cut.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&cut.stderr);
+    assert!(
+        stderr.starts_with("warning: ") && stderr.contains("cut short in the middle of a "),
+        "{stderr}"
+    );
+    assert!(
+        whole.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&whole.stderr)
+    );
+    let lines = |o: &std::process::Output| String::from_utf8_lossy(&o.stdout).lines().count();
+    assert!(lines(&cut) > 0 && lines(&cut) <= lines(&whole));
+    let not = run(
+        "not.pcap",
+        b"GET / HTTP/1.1\r\n\r\n and more than a header's worth",
+    );
+    assert_eq!(not.status.code(), Some(3));
+}
+
 /// SMTP sessions that switch to TLS (STARTTLS) stay `smtp`, the ClientHello after the
 /// command in their detail; plain ones have none.
 #[test]

@@ -25,8 +25,8 @@ use std::net::{IpAddr, SocketAddr};
 
 use etherparse::{EtherType, LaxNetSlice, LaxSlicedPacket, TransportSlice};
 use pcap_file::DataLink;
-use pcap_file::pcap::PcapReader;
-use pcap_file::pcapng::{Block, PcapNgReader};
+use pcap_file::pcap::PcapParser;
+use pcap_file::pcapng::{Block, PcapNgParser};
 use serde::Serialize;
 
 use crate::{Detail, Detection, Detector, Dir};
@@ -173,8 +173,10 @@ struct Flow {
 }
 
 /// Read a capture and detect every flow's protocol, in first-seen order.
+/// A file whose packets stop part way (see [`Capture::damage`]) gives the flows of the
+/// packets before that.
 pub fn detect_capture(bytes: &[u8]) -> Result<Vec<FlowResult>, String> {
-    read(bytes, Flows::default())
+    read_capture(bytes).map(|c| c.flows)
 }
 
 /// What [`detect_capture_cut`] leaves out of every TCP connection of a capture.
@@ -201,23 +203,63 @@ pub fn detect_capture_cut(bytes: &[u8], cut: Cut) -> Result<Vec<FlowResult>, Str
             ..Flows::default()
         },
     )
+    .map(|c| c.flows)
 }
 
-fn read(bytes: &[u8], mut flows: Flows) -> Result<Vec<FlowResult>, String> {
+/// A capture read through, as far as it could be.
+#[derive(Debug)]
+pub struct Capture {
+    pub flows: Vec<FlowResult>,
+    /// Why reading stopped before the end of the file, if it did: a capture cut short in
+    /// the middle of a packet (a `tcpdump` stopped hard, a copy still being written), or
+    /// a damaged record. The flows are those of the packets before it, as Wireshark
+    /// shows them.
+    pub damage: Option<String>,
+}
+
+/// [`detect_capture`], also saying whether the file was read to its end.
+pub fn read_capture(bytes: &[u8]) -> Result<Capture, String> {
+    read(bytes, Flows::default())
+}
+
+fn read(bytes: &[u8], mut flows: Flows) -> Result<Capture, String> {
+    let mut packets = 0usize;
+    let mut damage = None;
+    let stop = |what: &str, packets: usize, e: pcap_file::PcapError| {
+        Some(match e {
+            pcap_file::PcapError::IncompleteBuffer => {
+                format!("cut short in the middle of a {what} after {packets} packets")
+            }
+            e => format!("damaged {what} after {packets} packets: {e}"),
+        })
+    };
     if bytes.starts_with(&[0x0a, 0x0d, 0x0d, 0x0a]) {
-        let mut r = PcapNgReader::new(bytes).map_err(|e| format!("not a pcapng file: {e}"))?;
+        let (mut rest, mut parser) =
+            PcapNgParser::new(bytes).map_err(|e| format!("not a pcapng file: {e}"))?;
         // Link types by interface, in the order their description blocks appear.
         let mut links: Vec<DataLink> = Vec::new();
-        while let Some(block) = r.next_block() {
-            match block.map_err(|e| format!("corrupt pcapng block: {e}"))? {
+        while !rest.is_empty() {
+            let block = match parser.next_block(rest) {
+                Ok((r, block)) => {
+                    rest = r;
+                    block
+                }
+                Err(e) => {
+                    damage = stop("block", packets, e);
+                    break;
+                }
+            };
+            match block {
                 Block::SectionHeader(_) => links.clear(),
                 Block::InterfaceDescription(i) => links.push(i.linktype),
                 Block::EnhancedPacket(p) => {
+                    packets += 1;
                     if let Some(&link) = links.get(p.interface_id as usize) {
                         flows.packet(link, &p.data);
                     }
                 }
                 Block::SimplePacket(p) => {
+                    packets += 1;
                     if let Some(&link) = links.first() {
                         flows.packet(link, &p.data);
                     }
@@ -226,15 +268,29 @@ fn read(bytes: &[u8], mut flows: Flows) -> Result<Vec<FlowResult>, String> {
             }
         }
     } else {
-        let mut r =
-            PcapReader::new(bytes).map_err(|e| format!("not a pcap or pcapng file: {e}"))?;
-        let link = r.header().datalink;
-        while let Some(p) = r.next_packet() {
-            let p = p.map_err(|e| format!("corrupt pcap packet: {e}"))?;
-            flows.packet(link, &p.data);
+        let (mut rest, parser) =
+            PcapParser::new(bytes).map_err(|e| format!("not a pcap or pcapng file: {e}"))?;
+        let link = parser.header().datalink;
+        // Raw records: a packet longer than the length it claims on the wire (some
+        // capture tools write that; Wireshark reads it) is read as captured.
+        while !rest.is_empty() {
+            match parser.next_raw_packet(rest) {
+                Ok((r, p)) => {
+                    rest = r;
+                    packets += 1;
+                    flows.packet(link, &p.data);
+                }
+                Err(e) => {
+                    damage = stop("packet", packets, e);
+                    break;
+                }
+            }
         }
     }
-    Ok(flows.finish())
+    Ok(Capture {
+        flows: flows.finish(),
+        damage,
+    })
 }
 
 struct Packet<'a> {

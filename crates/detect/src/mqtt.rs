@@ -21,6 +21,9 @@ const PINGRESP: u8 = 13;
 const MAX_REMAINING: usize = 268_435_455;
 /// Packets read mid-connection before concluding.
 const MAX_PACKETS: usize = 16;
+/// Acknowledgements in a row, each of the packet after the one before, that prove MQTT
+/// without a topic.
+const ACK_RUN: usize = 4;
 
 /// The remaining length (1-4 bytes, 7 bits each) at `at`: Ok(Some((length, index after
 /// it))), Ok(None) when the bytes end inside it, Err when it is malformed.
@@ -145,10 +148,15 @@ fn topic(b: &[u8], at: usize, end: usize, publish: bool) -> Option<&[u8]> {
 /// CONNECT proves MQTT. A topic-carrying packet alone is not enough: another whole packet
 /// must precede or follow it, so both ends of its length are confirmed; alone, and
 /// ending exactly where the bytes do (a subscriber's capture that begins with one
-/// PUBLISH before the connection closes), it is likely MQTT.
+/// PUBLISH before the connection closes), it is likely MQTT. Without a topic,
+/// [`ACK_RUN`] acknowledgements (PUBACK, PUBREC, PUBREL, PUBCOMP) in a row whose packet
+/// ids go up by one prove it too: a QoS 1 or 2 subscriber's side of a connection whose
+/// other side the capture missed (an asymmetric route) is nothing but those.
 pub(crate) fn packets(b: &[u8]) -> Check {
     let mut at = 0;
     let mut whole = 0;
+    // The acknowledgements in a row so far, and the packet id of the last one.
+    let (mut acks, mut last_id) = (0, 0u16);
     let mut found: Option<(&'static str, Value)> = None;
     for _ in 0..MAX_PACKETS {
         let Some(&first) = b.get(at) else {
@@ -198,6 +206,21 @@ pub(crate) fn packets(b: &[u8]) -> Check {
         }
         whole += 1;
         at = end;
+        if (4..=7).contains(&kind) && len == 2 {
+            let id = be16(b, body).unwrap_or(0);
+            acks = if acks > 0 && id == last_id.wrapping_add(1) {
+                acks + 1
+            } else {
+                1
+            };
+            last_id = id;
+            if acks >= ACK_RUN && found.is_none() {
+                let name = ["PUBACK", "PUBREC", "PUBREL", "PUBCOMP"][usize::from(kind - 4)];
+                return yes(AppProtocol::Mqtt, detail([("packet", json!(name))]));
+            }
+        } else {
+            acks = 0;
+        }
         if let Some((packet, topic)) = &found {
             let d = || detail([("packet", json!(packet)), ("topic", topic.clone())]);
             if whole >= 2 || *packet == "CONNECT" {
@@ -264,6 +287,28 @@ mod tests {
         let mut two = publish.clone();
         two.extend_from_slice(b"\xe0\x00");
         assert!(matches!(packets(&two), Check::Yes(..)));
+    }
+
+    #[test]
+    fn acknowledgements_in_a_row() {
+        // A QoS 1 subscriber's PUBACKs for packets 1 to 4 (pypacker's
+        // mqtt_over_linuxcc.pcap has 21 such, and not the broker's side).
+        let acks = b"\x40\x02\x00\x01\x40\x02\x00\x02\x40\x02\x00\x03\x40\x02\x00\x04";
+        match packets(acks) {
+            Check::Yes(_, d) => assert_eq!(d["packet"], "PUBACK"),
+            c => panic!("{c:?}"),
+        }
+        // Three are not enough yet; ids that skip, or come back, never are.
+        assert_eq!(packets(&acks[..12]), Check::More);
+        let skipping = b"\x40\x02\x00\x01\x40\x02\x00\x03\x40\x02\x00\x04\x40\x02\x00\x05";
+        assert_eq!(packets(skipping), Check::More);
+        let mut same = b"\x40\x02\x00\x07".repeat(MAX_PACKETS);
+        assert_eq!(packets(&same), Check::No);
+        same.truncate(16);
+        assert_eq!(packets(&same), Check::More);
+        // QoS 2's PUBREC, PUBREL, PUBCOMP run too, across the wrap of the id.
+        let qos2 = b"\x50\x02\xff\xfe\x62\x02\xff\xff\x70\x02\x00\x00\x50\x02\x00\x01";
+        assert!(matches!(packets(qos2), Check::Yes(..)));
     }
 
     #[test]

@@ -8,7 +8,7 @@ mod common;
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 
-use bulkhead_detect::capture::{Cut, FlowResult, detect_capture, detect_capture_cut};
+use bulkhead_detect::capture::{Cut, FlowResult, detect_capture, detect_capture_cut, read_capture};
 
 /// nDPI's master protocol -> the name bulkhead prints. Protocols bulkhead does not name
 /// must come out as `unknown`; SMTPS is TLS on the wire.
@@ -250,6 +250,115 @@ fn detection_mid_connection() {
         }
     }
     assert!(short.is_empty(), "{short:#?}");
+}
+
+/// Where each record of a capture starts and ends: the packet records of a pcap file
+/// (after its 24-byte header), the blocks of a pcapng one. Its own walk, so that the
+/// reader is checked against the format, not against itself.
+fn records(b: &[u8]) -> Vec<(usize, usize)> {
+    let u32_at = |at: usize, big: bool| {
+        let w: [u8; 4] = b[at..at + 4].try_into().unwrap();
+        (if big {
+            u32::from_be_bytes(w)
+        } else {
+            u32::from_le_bytes(w)
+        }) as usize
+    };
+    let mut out = Vec::new();
+    if b.starts_with(&[0x0a, 0x0d, 0x0d, 0x0a]) {
+        // The section header's byte-order magic says how lengths are written.
+        let big = b[8..12] == [0x1a, 0x2b, 0x3c, 0x4d];
+        let mut at = 0;
+        while at + 8 <= b.len() {
+            let len = u32_at(at + 4, big);
+            out.push((at, at + len));
+            at += len;
+        }
+    } else {
+        let big = matches!(b[..4], [0xa1, 0xb2, 0xc3, 0xd4] | [0xa1, 0xb2, 0x3c, 0x4d]);
+        let mut at = 24;
+        while at + 16 <= b.len() {
+            let end = at + 16 + u32_at(at + 8, big);
+            out.push((at, end));
+            at = end;
+        }
+    }
+    out
+}
+
+/// A capture cut short in the middle of its last record (a `tcpdump` stopped hard, a
+/// file still being written) still gives the flows of the packets before it, and says
+/// that it was cut: as Wireshark reads it, where it used to be an error. Every capture
+/// of the corpus, cut one byte short and in the middle of its last record.
+#[test]
+fn a_capture_cut_short_keeps_the_flows_before_the_cut() {
+    let Some(root) = common::corpora() else {
+        return;
+    };
+    let mut checked = 0;
+    for (file, bytes) in common::captures(&root) {
+        let recs = records(&bytes);
+        let &(last, end) = recs.last().unwrap();
+        assert_eq!(end, bytes.len(), "{file}: the walk of its records");
+        let whole = read_capture(&bytes[..last]).unwrap();
+        assert!(whole.damage.is_none(), "{file}: {:?}", whole.damage);
+        for cut in [bytes.len() - 1, last + (end - last) / 2] {
+            let c = read_capture(&bytes[..cut]).unwrap_or_else(|e| panic!("{file}: {e}"));
+            let damage = c.damage.unwrap_or_default();
+            assert!(
+                damage.contains("cut short"),
+                "{file} cut at {cut}: {damage:?}"
+            );
+            assert_eq!(flows(&c.flows), flows(&whole.flows), "{file} cut at {cut}");
+        }
+        checked += 1;
+    }
+    assert!(checked >= 40, "{checked} captures");
+}
+
+/// Records longer than the length they claim the packet had on the wire (some tools
+/// write that; Wireshark reads them) are read as captured, not refused.
+#[test]
+fn records_longer_than_their_wire_length_are_read() {
+    let Some(root) = common::corpora() else {
+        return;
+    };
+    let mut checked = 0;
+    for (file, bytes) in common::captures(&root) {
+        if bytes.starts_with(&[0x0a, 0x0d, 0x0d, 0x0a]) {
+            continue;
+        }
+        let big = matches!(
+            bytes[..4],
+            [0xa1, 0xb2, 0xc3, 0xd4] | [0xa1, 0xb2, 0x3c, 0x4d]
+        );
+        let mut edited = bytes.clone();
+        for (at, end) in records(&bytes) {
+            let shorter = (end - at - 16).saturating_sub(1) as u32;
+            let w = if big {
+                shorter.to_be_bytes()
+            } else {
+                shorter.to_le_bytes()
+            };
+            edited[at + 12..at + 16].copy_from_slice(&w);
+        }
+        let c = read_capture(&edited).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert!(c.damage.is_none(), "{file}: {:?}", c.damage);
+        assert_eq!(
+            flows(&c.flows),
+            flows(&detect_capture(&bytes).unwrap()),
+            "{file}"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 20, "{checked} pcap files");
+}
+
+/// Flows as comparable text.
+fn flows(f: &[FlowResult]) -> Vec<String> {
+    f.iter()
+        .map(|f| serde_json::to_string(f).unwrap())
+        .collect()
 }
 
 #[path = "common/edit.rs"]

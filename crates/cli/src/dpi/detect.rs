@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use bulkhead_detect::capture::{FlowResult, detect_capture};
+use bulkhead_detect::capture::{FlowResult, read_capture};
 use clap::{Args, ValueEnum};
 
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -30,7 +30,8 @@ pub struct DetectArgs {
 pub fn run(a: DetectArgs) -> Result<u8> {
     let bytes =
         std::fs::read(&a.file).with_context(|| format!("cannot read {}", a.file.display()))?;
-    let flows = detect_capture(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", a.file.display()))?;
+    let capture = read_capture(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", a.file.display()))?;
+    let flows = capture.flows;
     match a.format {
         DetectFormat::Json => {
             for f in &flows {
@@ -43,6 +44,13 @@ pub fn run(a: DetectArgs) -> Result<u8> {
                 print!("{}", crate::render::yaml_document(f));
             }
         }
+    }
+    // As Wireshark does: what was read is shown, and the file's state is said.
+    if let Some(damage) = capture.damage {
+        eprintln!(
+            "warning: {}: {damage}; the flows above are those of the packets before it",
+            a.file.display()
+        );
     }
     Ok(0)
 }
