@@ -359,19 +359,9 @@ impl Renderer<'_> {
     /// The (peer, port) alternatives of a rule that protocol `proto` can take, each
     /// matching that protocol.
     fn l4_alternatives(&mut self, r: &CRule, dir: Direction, proto: u8) -> Vec<Alt> {
-        let peers: Vec<Alt> = if r.peers.is_empty() {
-            vec![Alt {
-                v6: None,
-                stmts: vec![],
-            }]
-        } else {
-            r.peers.iter().flat_map(|t| self.peer(t, dir)).collect()
-        };
+        let peers = self.peer_alternatives(r, dir);
         let ports: Vec<Alt> = if r.ports.is_empty() {
-            vec![Alt {
-                v6: None,
-                stmts: vec![],
-            }]
+            vec![Alt::any()]
         } else {
             r.ports
                 .iter()
@@ -383,9 +373,8 @@ impl Renderer<'_> {
         let mut out = Vec::new();
         for p in &peers {
             for q in &ports {
-                let v6 = match (p.v6, q.v6) {
-                    (Some(a), Some(b)) if a != b => continue,
-                    (a, b) => a.or(b),
+                let Some(v6) = Alt::family(p, q) else {
+                    continue;
                 };
                 let mut stmts = p.stmts.clone();
                 stmts.extend(q.stmts.iter().cloned());
