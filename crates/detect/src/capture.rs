@@ -26,11 +26,11 @@ use std::net::{IpAddr, SocketAddr};
 use etherparse::{EtherType, LaxNetSlice, LaxSlicedPacket, TransportSlice};
 use pcap_file::DataLink;
 use pcap_file::pcap::PcapParser;
-use pcap_file::pcapng::{Block, PcapNgParser};
 use serde::Serialize;
 
 use crate::{Detail, Detection, Detector, Dir};
 
+mod pcapng;
 mod tunnel;
 
 /// Bytes the detector buffers per direction (detection needs far fewer).
@@ -225,46 +225,37 @@ pub fn read_capture(bytes: &[u8]) -> Result<Capture, String> {
 fn read(bytes: &[u8], mut flows: Flows) -> Result<Capture, String> {
     let mut packets = 0usize;
     let mut damage = None;
-    let stop = |what: &str, packets: usize, e: pcap_file::PcapError| {
-        Some(match e {
-            pcap_file::PcapError::IncompleteBuffer => {
-                format!("cut short in the middle of a {what} after {packets} packets")
-            }
-            e => format!("damaged {what} after {packets} packets: {e}"),
-        })
-    };
     if bytes.starts_with(&[0x0a, 0x0d, 0x0d, 0x0a]) {
-        let (mut rest, mut parser) =
-            PcapNgParser::new(bytes).map_err(|e| format!("not a pcapng file: {e}"))?;
+        let mut blocks = pcapng::Blocks::new(bytes).ok_or("not a pcapng file")?;
         // Link types by interface, in the order their description blocks appear.
         let mut links: Vec<DataLink> = Vec::new();
-        while !rest.is_empty() {
-            let block = match parser.next_block(rest) {
-                Ok((r, block)) => {
-                    rest = r;
-                    block
-                }
-                Err(e) => {
-                    damage = stop("block", packets, e);
-                    break;
-                }
-            };
+        while let Some(block) = blocks.next() {
             match block {
-                Block::SectionHeader(_) => links.clear(),
-                Block::InterfaceDescription(i) => links.push(i.linktype),
-                Block::EnhancedPacket(p) => {
+                Ok(pcapng::Item::Section) => links.clear(),
+                Ok(pcapng::Item::Interface(link)) => links.push(link),
+                Ok(pcapng::Item::Packet(interface, data)) => {
                     packets += 1;
-                    if let Some(&link) = links.get(p.interface_id as usize) {
-                        flows.packet(link, &p.data);
+                    if let Some(&link) = links.get(interface as usize) {
+                        flows.packet(link, data);
                     }
                 }
-                Block::SimplePacket(p) => {
+                Ok(pcapng::Item::SimplePacket(data)) => {
                     packets += 1;
                     if let Some(&link) = links.first() {
-                        flows.packet(link, &p.data);
+                        flows.packet(link, data);
                     }
                 }
-                _ => {}
+                Ok(pcapng::Item::Other) => {}
+                Err(pcapng::Stop::Cut) => {
+                    damage = Some(format!(
+                        "cut short in the middle of a block after {packets} packets"
+                    ));
+                    break;
+                }
+                Err(pcapng::Stop::Damaged(what)) => {
+                    damage = Some(format!("damaged after {packets} packets: {what}"));
+                    break;
+                }
             }
         }
     } else {
@@ -280,8 +271,14 @@ fn read(bytes: &[u8], mut flows: Flows) -> Result<Capture, String> {
                     packets += 1;
                     flows.packet(link, &p.data);
                 }
+                Err(pcap_file::PcapError::IncompleteBuffer) => {
+                    damage = Some(format!(
+                        "cut short in the middle of a packet after {packets} packets"
+                    ));
+                    break;
+                }
                 Err(e) => {
-                    damage = stop("packet", packets, e);
+                    damage = Some(format!("damaged packet after {packets} packets: {e}"));
                     break;
                 }
             }

@@ -83,17 +83,19 @@ const APIS: &[&str] = &[
 ];
 /// No API has reached this many versions.
 const MAX_API_VERSION: u16 = 20;
-/// The broker's default socket.request.max.bytes (100 MiB).
-const MAX_REQUEST: usize = 100 << 20;
+/// Requests are taken to be under 16 MiB (a size whose first byte is 0): a broker takes
+/// up to 100 MiB (socket.request.max.bytes), but its records up to 1 MiB
+/// (message.max.bytes), and a larger size is more likely another protocol's first bytes
+/// (OpenFlow's version and type read as a 67 MB Produce request).
+const MAX_REQUEST: usize = (16 << 20) - 1;
 /// Header through the client id's length.
 const HEADER: usize = 14;
 
 /// A request header: size, api key, api version, correlation id, client id (nullable).
 pub(crate) fn request(b: &[u8]) -> Check {
-    // Sizes are below 100 MiB: the first byte is 0 and the second small.
+    // Sizes are below 16 MiB: the first byte is 0.
     if b.len() < HEADER {
         let ok = b.first().is_none_or(|&c| c == 0)
-            && b.get(1).is_none_or(|&c| c <= 0x06)
             && b.get(4).is_none_or(|&c| c == 0)
             && b.get(5).is_none_or(|&k| usize::from(k) < APIS.len())
             && b.get(6).is_none_or(|&c| c == 0);
@@ -179,6 +181,11 @@ mod tests {
             request(b"\x00\x00\x00\x28\x00\x03\x00\x02\x00\x00\x00\x8e\x00\x02\x01\x02"),
             Check::No
         );
+        // OpenFlow 1.3's PORT_STATUS (version 4, type 12, length 80): a 67 MB Produce.
+        let openflow = b"\x04\x0c\x00\x50\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00";
+        for n in 1..=openflow.len() {
+            assert_eq!(request(&openflow[..n]), Check::No, "{n}");
+        }
         // A Kafka *response* (size, correlation id, body) is not a request.
         assert_eq!(
             request(b"\x00\x00\x01\x5a\x00\x00\x00\x8c\x00\x00\x00\x00\x00\x38"),
