@@ -139,7 +139,7 @@ fn command_line(toks: &[Tok]) -> Option<CmdiMatch> {
                 }
                 if let Some(op) = after_op.take() {
                     // (`Cat` is no Unix program: `&quot;Make is ...` is prose.)
-                    if w.could_run() && command_here(w, op, toks.get(i + 1)) {
+                    if w.could_run() && command_here(w, op, &toks[i + 1..]) {
                         return hit(&String::from_utf8_lossy(&w.text));
                     }
                 } else if at_start
@@ -156,7 +156,9 @@ fn command_line(toks: &[Tok]) -> Option<CmdiMatch> {
                         // form's flag, where `id%0A` is a probe.)
                         || (words::weak(&w.text)
                             && !matches!(w.text.as_slice(), b"true" | b"false")
-                            && ends_command(&toks[i + 1..])))
+                            && ends_command(&toks[i + 1..]))
+                        || ((words::strong(&w.text) || words::weak(&w.text))
+                            && redirects_to_path(&toks[i + 1..])))
                 {
                     // `cat /etc/passwd`, `/bin/ls -al`, `id;`: a whole command line as the
                     // value.
@@ -270,6 +272,8 @@ struct Word {
     /// Written in sentence case (`Make`, `Mount`): a Unix shell would run no program by
     /// that name, prose starts its sentences so.
     title: bool,
+    /// Right after a `>`: where a redirection sends a command's output.
+    redirected: bool,
 }
 
 impl Word {
@@ -285,23 +289,53 @@ enum Tok {
     Word(Word),
 }
 
-fn command_here(w: &Word, op: Op, next: Option<&Tok>) -> bool {
+fn command_here(w: &Word, op: Op, rest: &[Tok]) -> bool {
     let text = &w.text;
     if words::bin_path(text) {
         return true;
     }
+    let next = rest.first();
+    let program = words::strong(text) || words::weak(text);
     match op {
         Op::Subst => words::strong(text) || (words::weak(text) && !words::tool(text)),
         Op::Seq { glued } => {
             words::strong(text)
                 || (words::weak(text)
-                    && (glued || next.is_none_or(|n| matches!(n, Tok::Op(_)) || shellish_arg(n))))
+                    && (glued
+                        || next.is_none_or(|n| matches!(n, Tok::Op(_)) || shellish_arg(n))
+                        || redirects_to_path(rest)))
         }
         Op::Amp { glued } => {
             (words::strong(text) && next.is_none_or(|n| matches!(n, Tok::Op(_)) || shellish_arg(n)))
-                || (glued && words::weak(text) && next.is_none_or(|n| matches!(n, Tok::Op(_))))
+                || (glued
+                    && program
+                    && (next.is_none_or(|n| matches!(n, Tok::Op(_))) || redirects_to_path(rest)))
         }
     }
+}
+
+/// Does the command whose arguments `rest` starts with send its output to a path
+/// (`id > /var/www/html/x.txt`, `echo x >/tmp/y`, `whoami > C:\temp\o.txt`)? Writing
+/// a file into the web root is how injection tools see their output when the page
+/// shows none (commix's file-based technique); prose puts no `>` before a path.
+fn redirects_to_path(rest: &[Tok]) -> bool {
+    rest.iter()
+        .take(8)
+        .map_while(|t| match t {
+            Tok::Word(w) => Some(w),
+            Tok::Op(_) => None,
+        })
+        .any(|w| {
+            // A file: `/` and a name (not `/` alone, nor a `//` comment), a drive
+            // path, or one under a variable (`%temp%\\x`).
+            let t = &w.text;
+            w.redirected
+                && match t.as_slice() {
+                    [b'/', c, ..] => c.is_ascii_alphanumeric() || *c == b'.',
+                    [b'c', b':', _, ..] | [b'%', _, ..] => true,
+                    _ => false,
+                }
+        })
 }
 
 /// After a word that is also English (`id`, `system`, `history`): a `;` `|` `&&` `||`
@@ -451,6 +485,9 @@ fn tokens(v: &[u8]) -> Vec<Tok> {
     let mut out = Vec::new();
     let mut i = 0;
     let n = v.len();
+    // The last character skipped before the next word was a `>` that redirects; an
+    // HTML tag is open.
+    let (mut redirected, mut in_tag) = (false, false);
     while i < n && out.len() < 256 {
         if let Some(len) = empty_substitution(v, i) {
             i += len;
@@ -462,7 +499,11 @@ fn tokens(v: &[u8]) -> Vec<Tok> {
             // `${NAME}` on its own: a variable, written as `$name`.
             let mut text = vec![b'$'];
             text.extend(v[i + 2..i + 2 + name].iter().map(u8::to_ascii_lowercase));
-            out.push(Tok::Word(Word { text, title: false }));
+            out.push(Tok::Word(Word {
+                text,
+                title: false,
+                redirected: false,
+            }));
             i += name + 3;
             continue;
         }
@@ -507,10 +548,23 @@ fn tokens(v: &[u8]) -> Vec<Tok> {
                 Op::Subst => Op::Subst,
             };
             out.push(Tok::Op(op));
+            redirected = false;
             i += len;
             continue;
         }
         if is_blank(c) || matches!(c, b')' | b'}' | b',' | b'<' | b'>') {
+            // A `>` that closes an HTML tag (`<b>/usr</b>`) redirects nothing.
+            match c {
+                b'<' => {
+                    in_tag = v
+                        .get(i + 1)
+                        .is_some_and(|n| n.is_ascii_alphabetic() || matches!(n, b'/' | b'!'));
+                    redirected = false;
+                }
+                b'>' => redirected = !std::mem::replace(&mut in_tag, false),
+                c if !is_blank(c) => redirected = false,
+                _ => {}
+            }
             i += 1;
             continue;
         }
@@ -580,12 +634,19 @@ fn tokens(v: &[u8]) -> Vec<Tok> {
             }
             i += 1;
         }
-        if !text.is_empty() {
+        if text.is_empty() {
+            redirected = false;
+        } else {
             let raw = &v[start..i];
             let title = raw.first().is_some_and(u8::is_ascii_uppercase)
                 && raw.iter().skip(1).any(u8::is_ascii_lowercase)
                 && !raw.iter().skip(1).any(u8::is_ascii_uppercase);
-            out.push(Tok::Word(Word { text, title }));
+            out.push(Tok::Word(Word {
+                text,
+                title,
+                redirected,
+            }));
+            redirected = false;
         }
     }
     out
@@ -761,6 +822,33 @@ mod tests {
             "system; it is up to the author/donor to decide if he or she is willing",
             "\"History\"; likewise combine any sections Entitled \"Acknowledgements\",",
             "date; see the notes below",
+        ]);
+    }
+
+    /// A command whose output goes to a file: how commix's file-based technique reads
+    /// what a page does not show. Held-out: 168 of its 10,623 payloads were missed
+    /// before, all of this shape.
+    #[test]
+    fn output_redirected_to_a_file() {
+        commands(&[
+            "id > /var/www/example.com/public_html/HVQKRZ.txt",
+            "\"id > /var/www/html/HVQKRZ.txt",
+            "'echo HVQKRZ > /var/www/html/HVQKRZ.txt",
+            "127.0.0.1&id > /var/www/html/HVQKRZ.txt",
+            "echo HVQKRZ >/tmp/x",
+            "whoami > C:\\temp\\o.txt",
+        ]);
+        prose(&[
+            // A `>` that closes an HTML tag redirects nothing.
+            "test <script src=\"/x.js\"></script> // Safari 5.0",
+            "<b>id</b> > /x",
+            "<td>date</td><td>/usr/share</td>",
+            // Not a file: `/` alone, a `//` comment.
+            "test x='<%' </script> %>/ alert(2)",
+            "time > // later",
+            // No program before it.
+            "Settings > /admin",
+            "score > 5",
         ]);
     }
 
