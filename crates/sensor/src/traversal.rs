@@ -166,7 +166,8 @@ fn judge_readings(v: &[u8]) -> Option<TraversalMatch> {
         let lenient = memchr::memchr(b'%', &decoded).is_some()
             || decoded
                 .iter()
-                .any(|&b| matches!(b, 0xC0 | 0xC1 | 0xF0 | 0xF8));
+                .any(|&b| matches!(b, 0xC0 | 0xC1 | 0xF0 | 0xF8))
+            || v.windows(6).any(|w| w.eq_ignore_ascii_case(b"%c1%af"));
         lenient.then(|| judge_decoded(&iis_decode(v))).flatten()
     })
 }
@@ -217,7 +218,12 @@ fn iis_decode(v: &[u8]) -> Vec<u8> {
         if matches!(c, 0xC0 | 0xC1)
             && let Some(&n) = bytes.get(i + 1)
         {
-            let folded = ((c & 0x1F) << 6) | (n & 0x3F);
+            // `C1 AF` folds to `o`, but dotdotpwn sends it for `/` and ModSecurity's
+            // CRS 930100 lists it as one: read so here, never in the strict reading.
+            let folded = match (c, n) {
+                (0xC1, 0xAF) => b'/',
+                _ => ((c & 0x1F) << 6) | (n & 0x3F),
+            };
             if matches!(folded, b'/' | b'\\' | b'.') {
                 out.push(folded);
                 i += 2;
@@ -273,6 +279,20 @@ fn unify(v: &[u8]) -> Vec<u8> {
                 }
                 _ => {}
             }
+        }
+        // Separators as ModSecurity's CRS 930100 lists them from dotdotpwn's
+        // encodings, which URL decoding leaves as `%2%f` and `%5%c`: the
+        // double-percent `%%32%%66` and `%%35%%63` (`%c1%af`: [`iis_decode`]).
+        if v[i] == b'%'
+            && let Some(w) = v.get(i..i + 4)
+            && matches!(
+                [w[1], w[2], w[3].to_ascii_lowercase()],
+                [b'2', b'%', b'f'] | [b'5', b'%', b'c']
+            )
+        {
+            out.push(b'/');
+            i += 4;
+            continue;
         }
         out.push(match v[i] {
             b'\\' => b'/',
@@ -525,6 +545,12 @@ mod tests {
             "..%c0%5c..%c0%5cwinnt",
             "..%f0%80%80%af..%f0%80%80%afetc",
             "..%f8%80%80%80%af..%f8%80%80%80%afetc",
+            // dotdotpwn's separators that ModSecurity's CRS 930100 lists too
+            "..%c1%af..%c1%afetc%c1%afpasswd",
+            "..%C1%AFetc%C1%AFissue",
+            "..%%32%%66..%%32%%66etc%%32%%66passwd",
+            "%25c0%25ae%25c0%25ae%%35%%63boot.ini",
+            "%uff0e%uff0e%%35%%63etc%%35%%63passwd",
             // more restricted names; multi-segment names at the start
             "/var/run/secrets/kubernetes.io/serviceaccount/token",
             "/var/log/apache2/access.log",
@@ -566,6 +592,10 @@ mod tests {
             "\u{ff0e}\u{ff0e}\u{ff0e} more",
             "100%good",
             "%bg%qf",
+            // `C1 AF` is an overlong `o` to a strict decoder; `%2%f` only after `..`.
+            "co%c1%afl",
+            "50%2%f off",
+            "%c1%af",
             "/etc/nginx/nginx.conf",
             "/var/log/nginx",
             "the error_log directive",
