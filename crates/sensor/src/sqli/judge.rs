@@ -759,6 +759,8 @@ impl Walker<'_> {
         match self.toks.get(n).map(|t| t.tok) {
             Some(Tok::Num | Tok::Str { .. } | Tok::Var { .. } | Tok::Ident | Tok::LParen) => true,
             Some(Tok::Op) => matches!(self.text(n), b"*" | b"-" | b"+" | b"~"),
+            // MySQL's unary `!` (`select!(...)-~0`).
+            Some(Tok::Logic) => self.text(n) == b"!",
             Some(Tok::Word(w)) => !matches!(
                 w,
                 Word::And | Word::Or | Word::Xor | Word::From | Word::Where | Word::Union
@@ -1018,8 +1020,10 @@ impl Walker<'_> {
                 }
                 None
             }
-            Word::Select if self.select_follows(i) => {
-                // `1 SELECT ...`: SQL Server starts a statement without `;`.
+            Word::Select if self.select_follows(i) && self.last_was_operand_const => {
+                // `1 SELECT ...`: SQL Server starts a statement without `;`. After a
+                // constant (the value a query was given): after a name it is prose
+                // (`Please select 2 options`).
                 self.signals |= sig::STACKED;
                 Some((State::Operand, i + 1))
             }
@@ -1279,7 +1283,9 @@ impl Walker<'_> {
         let n = self.next(i + 1);
         match self.toks.get(n).map(|t| t.tok) {
             Some(Tok::Num | Tok::Str { .. } | Tok::Var { .. } | Tok::LParen) => true,
-            Some(Tok::Op) => self.text(n) == b"*",
+            Some(Tok::Op) => matches!(self.text(n), b"*" | b"~"),
+            // MySQL's unary `!` (`select!(...)-~0`, an error-based probe).
+            Some(Tok::Logic) => self.text(n) == b"!",
             Some(Tok::Word(w)) => {
                 self.call_class(n, w).is_some()
                     || w == Word::Prefix

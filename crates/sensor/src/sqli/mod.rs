@@ -706,6 +706,10 @@ mod heldout_rules {
             "shutdown--",
             // ghauri's Oracle probe: no valid SQL where it lands, a delay package all the same
             "1 DBMS_PIPE.RECEIVE_MESSAGE('eSwd',5)-- wXyW",
+            // jSQL's MySQL error probe: a SELECT of MySQL's unary `!`
+            "1 ;select!(select*from((select concat(0x53714c69,ifnull(mid((133707330+1),1,453),''),0x01030307)))x)-~0-- -wXKW",
+            "1 'or(select!(select*from((select concat(0x53714c69,version(),0x01030307)))x)-~0)or'-- -I7k8",
+            "1;select~0-- -",
         ] {
             assert!(detect(v.as_bytes()).is_some(), "{v}");
         }
@@ -725,6 +729,10 @@ mod heldout_rules {
             "use `ls -la` to list, or `git status` and `git diff`",
             "The `SELECT` statement, see `man psql` for more",
             "https://example.com/docs and the select few who read them",
+            // SELECT after a word, not after a value: a form's own words
+            "Please select 2 options",
+            "please select !important styles",
+            "I select *all* of them",
             "http://www.gnu.org/licenses/ or (at your option) any later version",
             "https://en.wikipedia.org/wiki/Foo_(bar) is where it began",
             "http://example.com/a,b,c/ and more",
