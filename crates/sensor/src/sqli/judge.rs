@@ -1065,7 +1065,23 @@ impl Walker<'_> {
                 Some((State::Operand, i + 1))
             }
             Word::Plain | Word::Func(_) | Word::Literal | Word::Catalog if self.in_select() => {
-                // alias in a select list or a table alias
+                // alias in a select list or a table alias; a third name in a row is no
+                // alias but prose (`Select 2 items from the list below`).
+                let bare = |n: Option<usize>| {
+                    n.is_some_and(|n| {
+                        matches!(
+                            self.toks[n].tok,
+                            Tok::Ident
+                                | Tok::Word(
+                                    Word::Plain | Word::Func(_) | Word::Literal | Word::Catalog
+                                )
+                        )
+                    })
+                };
+                let before = self.prev(i);
+                if bare(before) && bare(before.and_then(|b| self.prev(b))) {
+                    return None;
+                }
                 if w == Word::Catalog {
                     self.signals |= sig::CATALOG;
                 }

@@ -710,6 +710,8 @@ mod heldout_rules {
             "1 ;select!(select*from((select concat(0x53714c69,ifnull(mid((133707330+1),1,453),''),0x01030307)))x)-~0-- -wXKW",
             "1 'or(select!(select*from((select concat(0x53714c69,version(),0x01030307)))x)-~0)or'-- -I7k8",
             "1;select~0-- -",
+            "1;delete top (5) from users--",
+            "delete from users where 1=1",
         ] {
             assert!(detect(v.as_bytes()).is_some(), "{v}");
         }
@@ -733,6 +735,9 @@ mod heldout_rules {
             "Please select 2 options",
             "please select !important styles",
             "I select *all* of them",
+            // a third bare name in a row is no alias; DELETE counts with TOP only
+            "Select 2 items from the list below",
+            "Delete 2 items from the list below",
             "http://www.gnu.org/licenses/ or (at your option) any later version",
             "https://en.wikipedia.org/wiki/Foo_(bar) is where it began",
             "http://example.com/a,b,c/ and more",
