@@ -66,7 +66,16 @@ impl<'a> Blocks<'a> {
         })
     }
 
+    /// The next block; after a [`Stop`], nothing more.
     pub(super) fn next(&mut self) -> Option<Result<Item<'a>, Stop>> {
+        let item = self.block();
+        if matches!(item, Some(Err(_))) {
+            self.rest = &[];
+        }
+        item
+    }
+
+    fn block(&mut self) -> Option<Result<Item<'a>, Stop>> {
         if self.rest.is_empty() {
             return None;
         }
@@ -191,6 +200,29 @@ mod tests {
         ));
         assert!(matches!(b.next(), Some(Ok(Item::Packet(0, b"abcdef")))));
         assert!(b.next().is_none());
+    }
+
+    proptest::proptest! {
+        /// Any bytes after a valid section header: blocks or a stop, never a panic, and
+        /// the walk ends (each block moves on by its length).
+        #[test]
+        fn any_bytes_after_a_section_header(tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512),
+                                            lens in proptest::collection::vec(0u32..64, 0..8)) {
+            let mut f = file();
+            // Plausible block headers among the noise, so that blocks are cut too.
+            for l in lens {
+                f.extend_from_slice(&ENHANCED_PACKET.to_le_bytes());
+                f.extend_from_slice(&(l * 4).to_le_bytes());
+                f.extend_from_slice(&tail[..tail.len().min(l as usize)]);
+            }
+            f.extend_from_slice(&tail);
+            let mut b = Blocks::new(&f).unwrap();
+            let mut steps = 0;
+            while b.next().is_some() {
+                steps += 1;
+                proptest::prop_assert!(steps <= f.len());
+            }
+        }
     }
 
     #[test]
