@@ -43,12 +43,7 @@ pub(super) struct Blocks<'a> {
 impl<'a> Blocks<'a> {
     /// `None` unless `bytes` open with a section header block.
     pub(super) fn new(bytes: &'a [u8]) -> Option<Blocks<'a>> {
-        let magic = bytes.get(8..12)?;
-        let big_endian = match magic {
-            [0x1a, 0x2b, 0x3c, 0x4d] => true,
-            [0x4d, 0x3c, 0x2b, 0x1a] => false,
-            _ => return None,
-        };
+        let big_endian = byte_order(bytes)?;
         bytes
             .starts_with(&SECTION_HEADER.to_be_bytes())
             .then_some(Blocks {
@@ -63,6 +58,15 @@ impl<'a> Blocks<'a> {
             u32::from_be_bytes(w)
         } else {
             u32::from_le_bytes(w)
+        })
+    }
+
+    fn u16_at(&self, b: &[u8], at: usize) -> Option<u16> {
+        let w: [u8; 2] = b.get(at..at + 2)?.try_into().ok()?;
+        Some(if self.big_endian {
+            u16::from_be_bytes(w)
+        } else {
+            u16::from_le_bytes(w)
         })
     }
 
@@ -86,10 +90,9 @@ impl<'a> Blocks<'a> {
         let kind = self.u32_at(b, 0)?;
         if kind == SECTION_HEADER {
             // Each section says its own byte order.
-            match b.get(8..12) {
-                Some([0x1a, 0x2b, 0x3c, 0x4d]) => self.big_endian = true,
-                Some([0x4d, 0x3c, 0x2b, 0x1a]) => self.big_endian = false,
-                _ => {
+            match byte_order(b) {
+                Some(big) => self.big_endian = big,
+                None => {
                     return Some(Err(Stop::Damaged(
                         "a section header without its byte-order magic".into(),
                     )));
@@ -116,32 +119,27 @@ impl<'a> Blocks<'a> {
         };
         Some(Ok(match kind {
             SECTION_HEADER => Item::Section,
-            INTERFACE => match body.get(..2) {
-                Some(&[a, b]) => {
-                    let link = if self.big_endian {
-                        u16::from_be_bytes([a, b])
-                    } else {
-                        u16::from_le_bytes([a, b])
-                    };
-                    Item::Interface(DataLink::from(u32::from(link)))
-                }
-                _ => Item::Other,
+            INTERFACE => match self.u16_at(body, 0) {
+                Some(link) => Item::Interface(DataLink::from(u32::from(link))),
+                None => Item::Other,
             },
             ENHANCED_PACKET => Item::Packet(at(0).unwrap_or(u32::MAX), data(20, at(12))),
-            PACKET => {
-                let interface = body.get(..2).map_or(u32::MAX, |w| {
-                    let w = [w[0], w[1]];
-                    u32::from(if self.big_endian {
-                        u16::from_be_bytes(w)
-                    } else {
-                        u16::from_le_bytes(w)
-                    })
-                });
-                Item::Packet(interface, data(20, at(12)))
-            }
+            PACKET => Item::Packet(
+                self.u16_at(body, 0).map_or(u32::MAX, u32::from),
+                data(20, at(12)),
+            ),
             SIMPLE_PACKET => Item::SimplePacket(data(4, at(0))),
             _ => Item::Other,
         }))
+    }
+}
+
+/// A section header's byte order, from its magic: `Some(true)` for big-endian.
+fn byte_order(section: &[u8]) -> Option<bool> {
+    match section.get(8..12)? {
+        [0x1a, 0x2b, 0x3c, 0x4d] => Some(true),
+        [0x4d, 0x3c, 0x2b, 0x1a] => Some(false),
+        _ => None,
     }
 }
 

@@ -45,26 +45,8 @@ pub fn windows(data: &[u8]) -> Vec<(usize, usize)> {
     while i < n {
         let c = CLASS[data[i] as usize];
         if c & DIGIT != 0 {
-            let start = i;
-            let mut digits = 0;
-            let mut end = i;
-            while i < n {
-                if data[i].is_ascii_digit() {
-                    digits += 1;
-                    i += 1;
-                    end = i;
-                } else if matches!(data[i], b' ' | b'-')
-                    && data.get(i + 1).is_some_and(u8::is_ascii_digit)
-                {
-                    i += 1;
-                } else {
-                    break;
-                }
-            }
-            if digits >= 9 {
-                add(start.saturating_sub(KEYWORD_BEFORE + 1), end + 1);
-            }
             // `data[i]`, which ended the run, is read again below.
+            (_, i) = read_run(data, i, &mut add);
             continue;
         }
         if c & AT != 0 {
@@ -225,25 +207,34 @@ fn digit_runs(data: &[u8], add: &mut impl FnMut(usize, usize)) {
                     break;
                 }
             }
-            let (mut end, mut digits) = (start, 0);
-            let mut j = start;
-            while j < n {
-                if digit(j) {
-                    digits += 1;
-                    j += 1;
-                    end = j;
-                } else if sep(j) && j + 1 < n && digit(j + 1) {
-                    j += 1;
-                } else {
-                    break;
-                }
-            }
-            if digits >= 9 {
-                add(start.saturating_sub(KEYWORD_BEFORE + 1), end + 1);
-            }
-            read = end;
+            (read, _) = read_run(data, start, add);
         }
     }
+}
+
+/// Reads the digit run that starts at `start` (a digit) and calls `add` with its window
+/// if it holds nine digits or more. Returns where its last digit ends and where reading
+/// stopped (the byte that ended the run).
+#[inline]
+fn read_run(data: &[u8], start: usize, add: &mut impl FnMut(usize, usize)) -> (usize, usize) {
+    let n = data.len();
+    let (mut end, mut digits, mut j) = (start, 0, start);
+    while j < n {
+        if data[j].is_ascii_digit() {
+            digits += 1;
+            j += 1;
+            end = j;
+        } else if matches!(data[j], b' ' | b'-') && data.get(j + 1).is_some_and(u8::is_ascii_digit)
+        {
+            j += 1;
+        } else {
+            break;
+        }
+    }
+    if digits >= 9 {
+        add(start.saturating_sub(KEYWORD_BEFORE + 1), end + 1);
+    }
+    (end, j)
 }
 
 /// Nine set bits in a row in `bits` (bit `j` for a block's byte `j`), or at its start
