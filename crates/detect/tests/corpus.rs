@@ -275,7 +275,7 @@ fn records(b: &[u8]) -> Vec<(usize, usize)> {
             at += len;
         }
     } else {
-        let big = matches!(b[..4], [0xa1, 0xb2, 0xc3, 0xd4] | [0xa1, 0xb2, 0x3c, 0x4d]);
+        let big = pcap_big_endian(b);
         let mut at = 24;
         while at + 16 <= b.len() {
             let end = at + 16 + u32_at(at + 8, big);
@@ -284,6 +284,11 @@ fn records(b: &[u8]) -> Vec<(usize, usize)> {
         }
     }
     out
+}
+
+/// A pcap file's magic in big-endian order (microsecond or nanosecond timestamps).
+fn pcap_big_endian(b: &[u8]) -> bool {
+    matches!(b[..4], [0xa1, 0xb2, 0xc3, 0xd4] | [0xa1, 0xb2, 0x3c, 0x4d])
 }
 
 /// A capture cut short in the middle of its last record (a `tcpdump` stopped hard, a
@@ -328,10 +333,7 @@ fn records_longer_than_their_wire_length_are_read() {
         if bytes.starts_with(&[0x0a, 0x0d, 0x0d, 0x0a]) {
             continue;
         }
-        let big = matches!(
-            bytes[..4],
-            [0xa1, 0xb2, 0xc3, 0xd4] | [0xa1, 0xb2, 0x3c, 0x4d]
-        );
+        let big = pcap_big_endian(&bytes);
         let mut edited = bytes.clone();
         for (at, end) in records(&bytes) {
             let shorter = (end - at - 16).saturating_sub(1) as u32;

@@ -644,9 +644,8 @@ fn tokens(v: &[u8]) -> Vec<Tok> {
             out.push(Tok::Word(Word {
                 text,
                 title,
-                redirected,
+                redirected: std::mem::take(&mut redirected),
             }));
-            redirected = false;
         }
     }
     out

@@ -161,13 +161,16 @@ static FINDER: LazyLock<AhoCorasick> = LazyLock::new(|| {
 fn judge_readings(v: &[u8]) -> Option<TraversalMatch> {
     let decoded = crate::decode::url_decode_deep(v);
     judge_decoded(&decoded).or_else(|| {
-        // Only a value with an escape the strict reading left alone, or a lead byte
-        // it could not fold, reads differently to the lenient decoder.
+        // Only a value with an escape the strict reading left alone, a lead byte it
+        // could not fold, or an escaped C0/C1 lead byte it folded its own way (`%c1%af`
+        // is `o` to it) reads differently to the lenient decoder.
         let lenient = memchr::memchr(b'%', &decoded).is_some()
             || decoded
                 .iter()
                 .any(|&b| matches!(b, 0xC0 | 0xC1 | 0xF0 | 0xF8))
-            || v.windows(6).any(|w| w.eq_ignore_ascii_case(b"%c1%af"));
+            || v.windows(3).any(|w| {
+                w[0] == b'%' && matches!(w[1], b'c' | b'C') && matches!(w[2], b'0' | b'1')
+            });
         lenient.then(|| judge_decoded(&iis_decode(v))).flatten()
     })
 }

@@ -89,19 +89,16 @@ impl Walker<'_> {
             }
             // DELETE [modifiers] [TOP (n)] [t1, t2.*] FROM: a count before FROM is a
             // sentence's (`Delete 2 items from the list`), not SQL's.
-            b"delete" => {
-                (n1..n1 + 6).any(|n| self.word_is(n, "from")) && {
-                    let until = (n1..self.toks.len())
-                        .find(|&n| self.word_is(n, "from"))
-                        .unwrap_or(n1);
-                    !(n1..until).any(|n| {
+            b"delete" => (n1..n1 + 6)
+                .find(|&n| self.word_is(n, "from"))
+                .is_some_and(|from| {
+                    !(n1..from).any(|n| {
                         self.toks[n].tok == Tok::Num
                             && !self.prev(n).is_some_and(|p| {
                                 self.word_is(p, "top") || self.toks[p].tok == Tok::LParen
                             })
                     })
-                }
-            }
+                }),
             b"drop" | b"truncate" if name(n1) && ends(n2) && n2 < self.toks.len() => true,
             b"drop" | b"create" | b"alter" | b"truncate" | b"rename" => {
                 next_word(
