@@ -1,4 +1,4 @@
-//! Offline detection over a capture (pcap or pcapng): packets -> flows -> per-direction
+//! Offline detection over a capture (pcap or pcapng, either gzip'd): packets -> flows -> per-direction
 //! byte streams (TCP reassembled in sequence order) or datagrams (UDP) -> [`Detector`].
 //!
 //! Packets are processed as they are read: each TCP direction delivers its in-order bytes
@@ -30,6 +30,7 @@ use serde::Serialize;
 
 use crate::{Detail, Detection, Detector, Dir};
 
+mod gzip;
 mod pcapng;
 mod tunnel;
 
@@ -222,7 +223,23 @@ pub fn read_capture(bytes: &[u8]) -> Result<Capture, String> {
     read(bytes, Flows::default())
 }
 
-fn read(bytes: &[u8], mut flows: Flows) -> Result<Capture, String> {
+fn read(bytes: &[u8], flows: Flows) -> Result<Capture, String> {
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        let (inner, gz_damage) = gzip::gunzip(bytes);
+        let mut c = read_uncompressed(&inner, flows)?;
+        // The decompressor's reason comes first: it is why the capture was cut.
+        if let Some(g) = gz_damage {
+            c.damage = Some(match c.damage {
+                Some(d) => format!("{g}; {d}"),
+                None => g,
+            });
+        }
+        return Ok(c);
+    }
+    read_uncompressed(bytes, flows)
+}
+
+fn read_uncompressed(bytes: &[u8], mut flows: Flows) -> Result<Capture, String> {
     let mut packets = 0usize;
     let mut damage = None;
     if bytes.starts_with(&[0x0a, 0x0d, 0x0d, 0x0a]) {
@@ -531,9 +548,10 @@ impl Flow {
         }
     }
 
-    /// The bytes a gap in `side`'s stream lost are not coming: while undecided, detect
-    /// again mid-connection from the segments held after the gap (keeping what the
-    /// other side sent), as if the capture had started there.
+    /// The bytes a gap in `side`'s stream lost are not coming: while undecided, the
+    /// bytes before the gap may decide ([`Detector::decide_before_gap`]); failing that,
+    /// detect again mid-connection from the segments held after the gap (keeping what
+    /// the other side sent), as if the capture had started there.
     fn past_gap(&mut self, side: usize, scratch: &mut Vec<u8>) {
         self.given_up[side] = self.streams[side].delivered == 0;
         let dir = if side == 0 {
@@ -541,6 +559,14 @@ impl Flow {
         } else {
             Dir::ToClient
         };
+        if self
+            .detector
+            .as_mut()
+            .is_some_and(Detector::decide_before_gap)
+        {
+            self.streams.iter_mut().for_each(Reassembly::clear);
+            return;
+        }
         let Some(mut d) = self.detector.as_ref().and_then(|d| d.after_gap(dir)) else {
             return;
         };
@@ -621,8 +647,56 @@ fn judge(mut f: Flow) -> FlowResult {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use etherparse::PacketBuilder;
+
+    /// A classic pcap file (Ethernet) of these frames.
+    pub(crate) fn pcap(frames: &[Vec<u8>]) -> Vec<u8> {
+        let mut f = vec![];
+        f.extend_from_slice(&0xa1b2c3d4u32.to_le_bytes());
+        f.extend_from_slice(&2u16.to_le_bytes());
+        f.extend_from_slice(&4u16.to_le_bytes());
+        f.extend_from_slice(&[0; 8]);
+        f.extend_from_slice(&65535u32.to_le_bytes());
+        f.extend_from_slice(&1u32.to_le_bytes());
+        for (i, fr) in frames.iter().enumerate() {
+            f.extend_from_slice(&(i as u32).to_le_bytes());
+            f.extend_from_slice(&0u32.to_le_bytes());
+            f.extend_from_slice(&(fr.len() as u32).to_le_bytes());
+            f.extend_from_slice(&(fr.len() as u32).to_le_bytes());
+            f.extend_from_slice(fr);
+        }
+        f
+    }
+
+    /// A client's TCP segment (10.0.0.1:32323 -> 10.0.0.2:80), or its SYN without data.
+    fn client_segment(seq: u32, data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .tcp(32323, 80, seq, 8192);
+        let b = if data.is_empty() { b.syn() } else { b.ack(1) };
+        b.write(&mut out, data).unwrap();
+        out
+    }
+
+    /// A gap that cuts a request's headers (Wireshark's `tcp-badsegments.pcap` does
+    /// this): the request line before it says HTTP; what follows the gap is the middle
+    /// of a header block, which says nothing.
+    #[test]
+    fn a_gap_after_the_request_line_keeps_http() {
+        let frames = [
+            client_segment(0, b""),
+            client_segment(1, b"GET /a HTTP/1.1\r\n"),
+            client_segment(18, b"Host: localhost\r\n"),
+            client_segment(60, b"X-After-The-Gap: 1\r\n\r\n"),
+        ];
+        let flows = detect_capture(&pcap(&frames)).unwrap();
+        assert_eq!(flows.len(), 1);
+        assert_eq!(flows[0].protocol, "http", "{:?}", flows[0]);
+        assert_eq!(flows[0].detail["path"], "/a");
+    }
 
     fn stream(segments: &[(u32, &[u8])], isn: Option<u32>) -> Vec<u8> {
         let mut r = Reassembly::default();

@@ -227,6 +227,23 @@ impl Detector {
         }
     }
 
+    /// A gap lost bytes of a connection seen from its start: what came before it is
+    /// judged as a stream that ended there (as [`Detector::finish`] would), so a request
+    /// line whose headers the gap cut still says HTTP. True when that decided; else
+    /// detection goes on after the gap ([`Detector::after_gap`]). Mid-connection, bytes
+    /// before a gap are no better evidence than those after it.
+    pub fn decide_before_gap(&mut self) -> bool {
+        if self.answer.is_some() || self.mode != Mode::Opening {
+            return self.answer.is_some();
+        }
+        let mut before = self.clone();
+        let known = matches!(before.finish(), Detection::Known { .. });
+        if known {
+            *self = before;
+        }
+        known
+    }
+
     /// Bytes of `lost` were lost to a gap (a capture that dropped packets): a
     /// mid-connection detector that keeps what the other direction sent so far and is
     /// to be fed `lost`'s bytes from after the gap. None once decided.

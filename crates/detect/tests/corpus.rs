@@ -321,6 +321,35 @@ fn a_capture_cut_short_keeps_the_flows_before_the_cut() {
     assert!(checked >= 40, "{checked} captures");
 }
 
+/// Gzip'd captures (`.pcap.gz`, `.pcapng.gz`, as Wireshark opens them) give the flows
+/// of the capture inside; one cut short gives those before the cut and says why.
+#[test]
+fn gzipped_captures_are_read() {
+    use flate2::{Compression, write::GzEncoder};
+    use std::io::Write;
+    let Some(root) = common::corpora() else {
+        return;
+    };
+    let mut checked = 0;
+    for (file, bytes) in common::captures(&root) {
+        let mut e = GzEncoder::new(Vec::new(), Compression::fast());
+        e.write_all(&bytes).unwrap();
+        let z = e.finish().unwrap();
+        let c = read_capture(&z).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert!(c.damage.is_none(), "{file}: {:?}", c.damage);
+        assert_eq!(
+            flows(&c.flows),
+            flows(&detect_capture(&bytes).unwrap()),
+            "{file}"
+        );
+        let cut = read_capture(&z[..z.len() - 9]).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let why = cut.damage.unwrap_or_default();
+        assert!(why.starts_with("gzip stream stopped"), "{file}: {why}");
+        checked += 1;
+    }
+    assert!(checked >= 40, "{checked} captures");
+}
+
 /// Records longer than the length they claim the packet had on the wire (some tools
 /// write that; Wireshark reads them) are read as captured, not refused.
 #[test]

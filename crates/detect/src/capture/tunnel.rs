@@ -71,6 +71,7 @@ fn by_ethertype(proto: u16, inner: &[u8]) -> Option<(DataLink, &[u8])> {
 #[cfg(test)]
 mod tests {
     use crate::capture::detect_capture;
+    use crate::capture::tests::pcap;
     use etherparse::PacketBuilder;
 
     /// A pod's HTTP request (10.244.1.5 -> 10.244.2.7:8080) as an IPv4 packet.
@@ -118,25 +119,6 @@ mod tests {
             .write(&mut out, inner)
             .unwrap();
         out
-    }
-
-    /// A classic pcap file (Ethernet) of these frames.
-    fn pcap(frames: &[Vec<u8>]) -> Vec<u8> {
-        let mut f = vec![];
-        f.extend_from_slice(&0xa1b2c3d4u32.to_le_bytes());
-        f.extend_from_slice(&2u16.to_le_bytes());
-        f.extend_from_slice(&4u16.to_le_bytes());
-        f.extend_from_slice(&[0; 8]);
-        f.extend_from_slice(&65535u32.to_le_bytes());
-        f.extend_from_slice(&1u32.to_le_bytes());
-        for (i, fr) in frames.iter().enumerate() {
-            f.extend_from_slice(&(i as u32).to_le_bytes());
-            f.extend_from_slice(&0u32.to_le_bytes());
-            f.extend_from_slice(&(fr.len() as u32).to_le_bytes());
-            f.extend_from_slice(&(fr.len() as u32).to_le_bytes());
-            f.extend_from_slice(fr);
-        }
-        f
     }
 
     #[test]
