@@ -320,6 +320,10 @@ struct Packet<'a> {
 }
 
 const ETHERTYPE_PPPOE_SESSION: u16 = 0x8864;
+const ETHERTYPE_MPLS: u16 = 0x8847;
+const ETHERTYPE_MPLS_MULTICAST: u16 = 0x8848;
+/// Label stack entries read before giving up on finding the bottom one.
+const MAX_MPLS_LABELS: usize = 8;
 const PPP_IPV4: u16 = 0x0021;
 const PPP_IPV6: u16 = 0x0057;
 
@@ -329,9 +333,57 @@ fn pppoe(ether_type: EtherType, payload: &[u8]) -> Option<LaxSlicedPacket<'_>> {
     if ether_type.0 != ETHERTYPE_PPPOE_SESSION {
         return None;
     }
-    let proto = u16::from_be_bytes([*payload.get(6)?, *payload.get(7)?]);
+    ppp(payload.get(6..)?)
+}
+
+/// The packet under an MPLS label stack (RFC 3032), as carriers' links carry it: IP by
+/// its version nibble after the entry marked bottom of stack (a pseudowire's Ethernet
+/// frame or control word is no flow here).
+fn mpls(ether_type: EtherType, payload: &[u8]) -> Option<LaxSlicedPacket<'_>> {
+    if ether_type.0 != ETHERTYPE_MPLS && ether_type.0 != ETHERTYPE_MPLS_MULTICAST {
+        return None;
+    }
+    let mut at = 0;
+    for _ in 0..MAX_MPLS_LABELS {
+        let bottom = payload.get(at + 2)? & 1 == 1;
+        at += 4;
+        if bottom {
+            return match payload.get(at)? >> 4 {
+                4 | 6 => LaxSlicedPacket::from_ip(&payload[at..]).ok(),
+                _ => None,
+            };
+        }
+    }
+    None
+}
+
+/// Cisco HDLC: address (`0f` unicast, `8f` broadcast), control (`00`), then an
+/// Ethernet type.
+fn chdlc(data: &[u8]) -> Option<LaxSlicedPacket<'_>> {
+    let et = u16::from_be_bytes([*data.get(2)?, *data.get(3)?]);
+    Some(LaxSlicedPacket::from_ether_type(
+        EtherType(et),
+        data.get(4..)?,
+    ))
+}
+
+/// A PPP frame (RFC 1661) with or without RFC 1662's HDLC-like address and control
+/// bytes (`ff 03`), its protocol field compressed to one byte or not: the IP packet
+/// inside, else nothing (link control, authentication).
+fn ppp(data: &[u8]) -> Option<LaxSlicedPacket<'_>> {
+    // Links captured as PPP may carry Cisco HDLC (Wireshark reads them so too).
+    if let [0x0f | 0x8f, 0x00, ..] = data {
+        return chdlc(data);
+    }
+    let data = data.strip_prefix(&[0xff, 0x03]).unwrap_or(data);
+    // A protocol number's first byte is even, its last odd: an odd first byte is a
+    // compressed one-byte field.
+    let (proto, rest) = match *data.first()? {
+        b if b & 1 == 1 => (u16::from(b), &data[1..]),
+        b => (u16::from_be_bytes([b, *data.get(1)?]), &data[2..]),
+    };
     match proto {
-        PPP_IPV4 | PPP_IPV6 => LaxSlicedPacket::from_ip(payload.get(8..)?).ok(),
+        PPP_IPV4 | PPP_IPV6 => LaxSlicedPacket::from_ip(rest).ok(),
         _ => None,
     }
 }
@@ -356,12 +408,17 @@ fn parse_in(link: DataLink, data: &[u8], depth: u8) -> Option<Packet<'_>> {
         }
         // BSD loopback: a 4-byte address family (host byte order), then IP.
         DataLink::NULL | DataLink::LOOP => LaxSlicedPacket::from_ip(data.get(4..)?).ok()?,
+        // Serial links and dial-up: PPP (RFC 1661/1662), PPPoE without its Ethernet
+        // header, and Cisco HDLC (address, control, then an Ethernet type).
+        DataLink::PPP | DataLink::PPP_HDLC => ppp(data)?,
+        DataLink::PPP_ETHER => ppp(data.get(6..)?)?,
+        DataLink::C_HDLC => chdlc(data)?,
         _ => return None,
     };
     if p.net.is_none()
         && let Some(inner) = p
             .ether_payload()
-            .and_then(|e| pppoe(e.ether_type, e.payload))
+            .and_then(|e| pppoe(e.ether_type, e.payload).or_else(|| mpls(e.ether_type, e.payload)))
     {
         p = inner;
     }
@@ -653,13 +710,18 @@ pub(crate) mod tests {
 
     /// A classic pcap file (Ethernet) of these frames.
     pub(crate) fn pcap(frames: &[Vec<u8>]) -> Vec<u8> {
+        pcap_of(1, frames)
+    }
+
+    /// A classic pcap file of these frames, of this link type.
+    fn pcap_of(link: u32, frames: &[Vec<u8>]) -> Vec<u8> {
         let mut f = vec![];
         f.extend_from_slice(&0xa1b2c3d4u32.to_le_bytes());
         f.extend_from_slice(&2u16.to_le_bytes());
         f.extend_from_slice(&4u16.to_le_bytes());
         f.extend_from_slice(&[0; 8]);
         f.extend_from_slice(&65535u32.to_le_bytes());
-        f.extend_from_slice(&1u32.to_le_bytes());
+        f.extend_from_slice(&link.to_le_bytes());
         for (i, fr) in frames.iter().enumerate() {
             f.extend_from_slice(&(i as u32).to_le_bytes());
             f.extend_from_slice(&0u32.to_le_bytes());
@@ -679,6 +741,39 @@ pub(crate) mod tests {
         let b = if data.is_empty() { b.syn() } else { b.ack(1) };
         b.write(&mut out, data).unwrap();
         out
+    }
+
+    /// Serial and carrier links: PPP with and without HDLC-like framing and with a
+    /// compressed protocol field, PPPoE without Ethernet, Cisco HDLC (also where the file
+    /// says PPP, as nDPI's `BGP_Cisco_hdlc_slarp.pcap` does), MPLS labels under Ethernet.
+    #[test]
+    fn ppp_hdlc_and_mpls_links() {
+        let mut ip = Vec::new();
+        PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .tcp(32323, 80, 1, 8192)
+            .ack(1)
+            .write(&mut ip, b"GET /x HTTP/1.1\r\nHost: a\r\n\r\n")
+            .unwrap();
+        let on = |head: &[u8]| [head, &ip].concat();
+        let mpls = [
+            &[2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x88, 0x47][..],
+            &[0, 1, 0x20, 64], // label 18, not the bottom
+            &[0, 1, 0x31, 64], // label 19, bottom of stack
+        ]
+        .concat();
+        for (link, frame) in [
+            (9, on(&[0xff, 0x03, 0x00, 0x21])),
+            (9, on(&[0x21])),
+            (9, on(&[0x0f, 0x00, 0x08, 0x00])),
+            (50, on(&[0xff, 0x03, 0x00, 0x21])),
+            (51, on(&[0x11, 0x00, 0x12, 0x34, 0x00, 0x40, 0x00, 0x21])),
+            (104, on(&[0x8f, 0x00, 0x08, 0x00])),
+            (1, on(&mpls)),
+        ] {
+            let flows = detect_capture(&pcap_of(link, &[frame])).unwrap();
+            assert_eq!(flows.len(), 1, "link type {link}");
+            assert_eq!(flows[0].protocol, "http", "link type {link}");
+        }
     }
 
     /// A gap that cuts a request's headers (Wireshark's `tcp-badsegments.pcap` does

@@ -126,14 +126,28 @@ pub(crate) fn request(b: &[u8]) -> Check {
     } else {
         None
     };
-    yes(
-        AppProtocol::Kafka,
-        detail([
-            ("api", json!(APIS[usize::from(key)])),
-            ("api_version", json!(version)),
-            ("client_id", json!(client)),
-        ]),
-    )
+    let d = detail([
+        ("api", json!(APIS[usize::from(key)])),
+        ("api_version", json!(version)),
+        ("client_id", json!(client)),
+    ]);
+    // Every client library names itself (`rdkafka`, `sarama`, `producer-1`); without a
+    // client id the header is a few small numbers that other binary protocols' first
+    // messages also fit (SMPP's bind_transmitter reads as a Produce request), so the
+    // server's answer must confirm it ([`answered`]).
+    if client.is_some() {
+        yes(AppProtocol::Kafka, d)
+    } else {
+        Check::Likely(AppProtocol::Kafka, d)
+    }
+}
+
+/// Does the server's answer confirm a request without a client id: does it begin with
+/// a response header (size, then the request's correlation id)? None while shorter
+/// than that header.
+pub(crate) fn answered(request: &[u8], answer: &[u8]) -> Option<bool> {
+    let (size, correlation) = (be32(answer, 0)?, be32(answer, 4)?);
+    Some(size >= 4 && Some(correlation) == be32(request, 8))
 }
 
 #[cfg(test)]
@@ -157,11 +171,21 @@ mod tests {
     }
 
     #[test]
-    fn api_versions_with_null_client() {
-        assert!(matches!(
-            request(b"\x00\x00\x00\x0a\x00\x12\x00\x03\x00\x00\x00\x01\xff\xff"),
-            Check::Yes(..)
-        ));
+    fn without_a_client_id_the_answer_decides() {
+        let req = b"\x00\x00\x00\x0a\x00\x12\x00\x03\x00\x00\x00\x01\xff\xff";
+        assert!(matches!(request(req), Check::Likely(AppProtocol::Kafka, _)));
+        // ApiVersions' answer: size, correlation id 1, error code 0...
+        assert_eq!(answered(req, b"\x00\x00\x01\x5a"), None);
+        assert_eq!(
+            answered(req, b"\x00\x00\x01\x5a\x00\x00\x00\x01\x00\x00"),
+            Some(true)
+        );
+        // SMPP (nDPI's smpp_in_general.pcap): bind_transmitter, an empty client id by
+        // Kafka's reading, then bind_transmitter_resp (command id 0x80000002).
+        let bind = b"\x00\x00\x00\x28\x00\x00\x00\x02\x00\x00\x00\x00\x00\x00\x00\x01abhik\x00password\x00SMPP\x00\x01\x00\x00\x00";
+        assert!(matches!(request(bind), Check::Likely(..)));
+        let resp = b"\x00\x00\x00\x15\x80\x00\x00\x02\x00\x00\x00\x00\x00\x00\x00\x01SMSC\x00";
+        assert_eq!(answered(bind, resp), Some(false));
     }
 
     #[test]

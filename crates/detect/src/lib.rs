@@ -501,6 +501,18 @@ impl Detector {
                         {
                             Check::No
                         }
+                        // From the start, a Kafka request without a client id waits for
+                        // its answer (mid-connection the server's bytes may answer an
+                        // earlier request).
+                        Check::Likely(AppProtocol::Kafka, d)
+                            if self.mode == Mode::Opening && dir == Dir::ToServer =>
+                        {
+                            match kafka::answered(buf, other) {
+                                Some(true) => Check::Yes(AppProtocol::Kafka, d),
+                                Some(false) => Check::No,
+                                None => Check::Likely(AppProtocol::Kafka, d),
+                            }
+                        }
                         c => c,
                     };
                     match verdict {
