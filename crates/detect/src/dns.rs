@@ -44,8 +44,12 @@ pub fn question(m: &[u8]) -> Option<Question> {
     {
         return None;
     }
-    // A query carries no answers (except an UPDATE's prerequisites, opcode 5).
-    if counts[1..].iter().any(|&c| c > 512) || (!response && opcode == 0 && counts[1] > 0) {
+    // A query carries no answers, except an UPDATE's prerequisites (opcode 5) and the
+    // answers a multicast DNS query already knows (RFC 6762 7.1), whose id is 0 (18.1).
+    let id = be16(m, 0)?;
+    if counts[1..].iter().any(|&c| c > 512)
+        || (!response && opcode == 0 && counts[1] > 0 && id != 0)
+    {
         return None;
     }
     let mut d = BinDecoder::new(m);
@@ -148,14 +152,55 @@ fn netbios(name: &str) -> bool {
     first.len() == 32 && (first.bytes()).all(|b| (b'A'..=b'P').contains(&b.to_ascii_uppercase()))
 }
 
-fn check(m: &[u8], response: bool) -> Check {
-    match question(m) {
-        Some(q) if q.response == response && !netbios(&q.name) => yes(
-            AppProtocol::Dns,
-            detail([("query", json!(q.name)), ("qtype", json!(q.qtype))]),
-        ),
-        _ => Check::No,
+/// Messages with records but no question: a multicast DNS response (RFC 6762 6: it
+/// "MUST NOT contain any questions"; its id is 0, 18.1) and the obsolete inverse query
+/// (opcode 1, RFC 1035 6.4.1: one answer record). The first record's name and type
+/// stand for the question.
+fn questionless(m: &[u8], response: bool) -> Option<(String, u16)> {
+    use hickory_proto::rr::Record;
+    let (id, flags) = (be16(m, 0)?, be16(m, 2)?);
+    let counts = [be16(m, 4)?, be16(m, 6)?, be16(m, 8)?, be16(m, 10)?];
+    let opcode = (flags >> 11) & 0xf;
+    let kind = if response {
+        opcode == 0 && id == 0
+    } else {
+        opcode == 1 && counts[1] == 1
+    };
+    if !kind
+        || (flags & 0x8000 != 0) != response
+        || flags & 0x0040 != 0
+        || counts[0] != 0
+        || counts[1] == 0
+        || counts[1..].iter().any(|&c| c > 512)
+    {
+        return None;
     }
+    let mut d = BinDecoder::new(m);
+    Header::read(&mut d).ok()?;
+    let r = Record::read(&mut d).ok()?;
+    // IN, with or without mDNS's cache-flush bit.
+    if u16::from(r.dns_class) & 0x7fff != 1 {
+        return None;
+    }
+    Some((plain_name(&r.name), u16::from(r.record_type())))
+}
+
+fn check(m: &[u8], response: bool) -> Check {
+    let (name, qtype) = match question(m) {
+        Some(q) if q.response == response => (q.name, q.qtype),
+        Some(_) => return Check::No,
+        None => match questionless(m, response) {
+            Some(nt) => nt,
+            None => return Check::No,
+        },
+    };
+    if netbios(&name) {
+        return Check::No;
+    }
+    yes(
+        AppProtocol::Dns,
+        detail([("query", json!(name)), ("qtype", json!(qtype))]),
+    )
 }
 
 pub(crate) fn udp_query(m: &[u8]) -> Check {
@@ -322,6 +367,61 @@ mod tests {
         }
         assert!(matches!(tcp_query(&t), Check::Yes(..)));
         assert_eq!(tcp_response(&t), Check::No);
+    }
+
+    fn hex(h: &str) -> Vec<u8> {
+        (0..h.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// Multicast DNS as Apple devices send it (nDPI's `skype.pcap`, `telegram.pcap`): a
+    /// query with four questions and the answers it already knows, and an unsolicited
+    /// response with no question. Then the obsolete inverse query (opcode 1) with one
+    /// answer record and no question (`dns_invert_query.pcapng`).
+    #[test]
+    fn multicast_dns_and_inverse_queries() {
+        let query = hex(concat!(
+            "0000000000040003000000000b5f6166706f766572746370045f746370056c6f63616c00000c",
+            "8001045f736d62c018000c8001045f726662c018000c8001065f616469736bc018000c8001c00c",
+            "000c000100000fbc0016134c756361e2809973204d6163426f6f6b50726fc00cc00c000c000100",
+            "000c0e00100d4c756361e280997320694d6163c00cc028000c000100000c0e00100d4c756361e2",
+            "80997320694d6163c028"
+        ));
+        assert_eq!(
+            udp_query(&query),
+            yes(
+                AppProtocol::Dns,
+                detail([
+                    ("query", json!("_afpovertcp._tcp.local")),
+                    ("qtype", json!(12))
+                ])
+            )
+        );
+        // The same with a unicast DNS id: a query that carries answers is no DNS query.
+        let mut unicast = query.clone();
+        unicast[0] = 0x12;
+        assert_eq!(udp_query(&unicast), Check::No);
+        let announce = hex(concat!(
+            "0000840000000001000000040f5f636f6d70616e696f6e2d6c696e6b045f746370056c6f6361",
+            "6c00000c00010000119400100d4c756361e280997320694d6163c00c"
+        ));
+        assert!(matches!(
+            udp_response(&announce),
+            Check::Yes(AppProtocol::Dns, d) if d["query"] == "_companion-link._tcp.local"
+        ));
+        // ... but only with id 0, and as a response.
+        let mut with_id = announce.clone();
+        with_id[1] = 7;
+        assert_eq!(udp_response(&with_id), Check::No);
+        assert_eq!(udp_query(&announce), Check::No);
+        let inverse =
+            hex("77fc09000000000100000000033231360235380332303201340000010001000000000000");
+        assert!(matches!(
+            udp_query(&inverse),
+            Check::Yes(AppProtocol::Dns, _)
+        ));
     }
 
     #[test]
