@@ -1,7 +1,8 @@
 //! Tunnels a capture reader looks through. Overlay networks carry the pods' packets
 //! inside the nodes' (Flannel's and Calico's VXLAN, Cilium's VXLAN or Geneve, Calico's
 //! IP-in-IP, GRE tunnels): a capture on a node's uplink holds the pods' flows inside
-//! these, and they are what a reader of it wants named.
+//! these, and they are what a reader of it wants named. Mobile cores carry the
+//! subscribers' packets in GTP-U, and containerised 5G user planes run in clusters.
 
 use etherparse::{LaxNetSlice, LaxSlicedPacket, TransportSlice};
 use pcap_file::DataLink;
@@ -12,6 +13,10 @@ pub(super) const MAX_TUNNELS: u8 = 3;
 /// Flannel's).
 const VXLAN_PORTS: [u16; 2] = [4789, 8472];
 const GENEVE_PORT: u16 = 6081;
+/// GTP-U's port (3GPP TS 29.281), both ways.
+const GTP_U_PORT: u16 = 2152;
+/// GTP-U extension headers read at most.
+const MAX_GTP_EXTENSIONS: usize = 8;
 /// Transparent Ethernet bridging: an Ethernet frame inside GRE or Geneve.
 const ETHERTYPE_TEB: u16 = 0x6558;
 
@@ -53,11 +58,45 @@ pub(super) fn tunnelled<'a>(p: &LaxSlicedPacket<'a>) -> Option<(DataLink, &'a [u
                 (first >> 6 == 0)
                     .then_some(())
                     .and(by_ethertype(proto, inner))
+            } else if port == GTP_U_PORT {
+                gtp_u(b)
             } else {
                 None
             }
         }
     }
+}
+
+/// A GTP-U G-PDU (version 1, protocol type GTP, message type 255): an 8-byte header,
+/// 4 more bytes when any of the E, S and PN flags is set, then the extension headers
+/// the E flag announces (each a length in 4-byte words, content, and the next one's
+/// type), then the subscriber's IP packet.
+fn gtp_u(b: &[u8]) -> Option<(DataLink, &[u8])> {
+    let flags = *b.first()?;
+    if flags >> 5 != 1 || flags & 0x10 == 0 || *b.get(1)? != 0xff {
+        return None;
+    }
+    let mut at = 8;
+    if flags & 0x07 != 0 {
+        at = 12;
+        let mut next = *b.get(11)?;
+        for _ in 0..MAX_GTP_EXTENSIONS {
+            if flags & 0x04 == 0 || next == 0 {
+                break;
+            }
+            let words = usize::from(*b.get(at)?);
+            if words == 0 {
+                return None;
+            }
+            at += 4 * words;
+            next = *b.get(at - 1)?;
+        }
+        if flags & 0x04 != 0 && next != 0 {
+            return None;
+        }
+    }
+    let inner = b.get(at..)?;
+    matches!(inner.first()? >> 4, 4 | 6).then_some((DataLink::RAW, inner))
 }
 
 fn by_ethertype(proto: u16, inner: &[u8]) -> Option<(DataLink, &[u8])> {
@@ -128,12 +167,25 @@ mod tests {
         let vxlan = [&[0x08, 0, 0, 0, 0, 0, 42, 0][..], &in_ethernet].concat();
         let geneve = [&[0, 0, 0x65, 0x58, 0, 0, 7, 0][..], &in_ethernet].concat();
         let gre_key = [&[0x20, 0, 0x08, 0x00, 0, 0, 0, 9][..], &pod].concat();
+        let len = |n: usize| (n as u16).to_be_bytes();
+        let gtp = [&[0x30, 0xff][..], &len(pod.len()), &[0, 0, 0, 1], &pod].concat();
+        // With a sequence number and a PDU session container (5G: type 0x85, one word).
+        let gtp_ext = [
+            &[0x36, 0xff][..],
+            &len(pod.len() + 8),
+            &[0, 0, 0, 1, 0, 7, 0, 0x85],
+            &[1, 0x10, 9, 0],
+            &pod,
+        ]
+        .concat();
         let cases = [
             ("vxlan", outer_udp(4789, &vxlan)),
             ("vxlan, Linux's port", outer_udp(8472, &vxlan)),
             ("geneve", outer_udp(6081, &geneve)),
             ("gre with a key", outer_ip(47, &gre_key)),
             ("ip-in-ip", outer_ip(4, &pod)),
+            ("gtp-u", outer_udp(2152, &gtp)),
+            ("gtp-u with extension headers", outer_udp(2152, &gtp_ext)),
             (
                 "vxlan in ip-in-ip",
                 outer_ip(4, &outer_udp(4789, &vxlan)[14..]),
