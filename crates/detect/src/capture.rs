@@ -23,7 +23,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
-use etherparse::{EtherType, LaxNetSlice, LaxSlicedPacket, TransportSlice};
+use etherparse::{EtherType, IpNumber, LaxNetSlice, LaxSlicedPacket, TransportSlice, UdpSlice};
 use pcap_file::DataLink;
 use pcap_file::pcap::PcapParser;
 use serde::Serialize;
@@ -449,7 +449,11 @@ fn parse_in(link: DataLink, data: &[u8], depth: u8) -> Option<Packet<'_>> {
         seq: 0,
         payload: &[],
     };
-    Some(match p.transport? {
+    let transport = match p.transport {
+        Some(t) => t,
+        None => first_fragment(&p)?,
+    };
+    Some(match transport {
         TransportSlice::Tcp(t) => Packet {
             l4: L4::Tcp,
             src: (src, t.source_port()),
@@ -470,6 +474,42 @@ fn parse_in(link: DataLink, data: &[u8], depth: u8) -> Option<Packet<'_>> {
         TransportSlice::Icmpv6(_) => bare(L4::Icmpv6),
         _ => return None,
     })
+}
+
+/// The UDP header of a datagram's first IP fragment: it names the flow, and the start
+/// of the datagram is what detection reads (a DNS header and question), as if a snap
+/// length had cut it. Later fragments carry no ports and are passed over; so is a TCP
+/// segment's first fragment (its stream would seem to lose the rest).
+fn first_fragment<'a>(p: &LaxSlicedPacket<'a>) -> Option<TransportSlice<'a>> {
+    let (payload, first) = match p.net.as_ref()? {
+        LaxNetSlice::Ipv4(ip) => (ip.payload(), ip.header().fragments_offset().value() == 0),
+        LaxNetSlice::Ipv6(ip) => (
+            ip.payload(),
+            ipv6_fragment_offset(ip.header().next_header().0, ip.extensions().slice()) == Some(0),
+        ),
+        LaxNetSlice::Arp(_) => return None,
+    };
+    (payload.fragmented && first && payload.ip_number == IpNumber::UDP)
+        .then(|| UdpSlice::from_slice_lax(payload.payload).ok())
+        .flatten()
+        .map(TransportSlice::Udp)
+}
+
+/// The offset of an IPv6 packet's Fragment header, walking its extension headers
+/// (RFC 8200 4). By hand: etherparse's iterator over extension headers trusts their
+/// lengths, which a lax parse of a damaged packet has not checked, and reads past them.
+fn ipv6_fragment_offset(mut next: u8, mut ext: &[u8]) -> Option<u16> {
+    for _ in 0..8 {
+        let len = match next {
+            0 | 43 | 60 => (usize::from(*ext.get(1)?) + 1) * 8,
+            44 => return Some(u16::from_be_bytes([*ext.get(2)?, *ext.get(3)?]) >> 3),
+            51 => (usize::from(*ext.get(1)?) + 2) * 4,
+            _ => return None,
+        };
+        next = *ext.first()?;
+        ext = ext.get(len..)?;
+    }
+    None
 }
 
 #[derive(Default)]
@@ -774,6 +814,69 @@ pub(crate) mod tests {
             assert_eq!(flows.len(), 1, "link type {link}");
             assert_eq!(flows[0].protocol, "http", "link type {link}");
         }
+    }
+
+    /// A DNS response too large for one packet, fragmented by IP: its first fragment
+    /// names the flow and holds the question; the second carries no ports.
+    #[test]
+    fn a_fragmented_datagram_is_read_from_its_first_fragment() {
+        let mut answer = b"\x12\x34\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00".to_vec();
+        answer.extend_from_slice(b"\x07example\x03org\x00\x00\x10\x00\x01");
+        answer.extend_from_slice(b"\xc0\x0c\x00\x10\x00\x01\x00\x00\x00\x3c\x07\xd1\xff");
+        answer.resize(answer.len() + 2000, b'x');
+        let mut whole = Vec::new();
+        PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+            .ipv4([10, 0, 0, 53], [10, 0, 0, 1], 64)
+            .udp(53, 40000)
+            .write(&mut whole, &answer)
+            .unwrap();
+        // Cut after 1,480 bytes of IP payload: more fragments, offset 0; then the rest at
+        // offset 185 (x 8 bytes), headers fixed by hand.
+        let (eth, ip, body) = (&whole[..14], &whole[14..34], &whole[34..]);
+        let frag = |part: &[u8], flags_offset: u16| {
+            let mut h = ip.to_vec();
+            h[2..4].copy_from_slice(&((20 + part.len()) as u16).to_be_bytes());
+            h[6..8].copy_from_slice(&flags_offset.to_be_bytes());
+            [eth, &h, part].concat()
+        };
+        let frames = [frag(&body[..1480], 0x2000), frag(&body[1480..], 185)];
+        let flows = detect_capture(&pcap(&frames)).unwrap();
+        assert_eq!(flows.len(), 1, "{flows:?}");
+        assert_eq!(flows[0].protocol, "dns");
+        assert_eq!(flows[0].detail["query"], "example.org");
+        // IPv6: a Fragment header (next header UDP, offset 0, more fragments) after a
+        // Destination Options header.
+        let first = &body[..1232];
+        let exts = [&[44, 0, 1, 4, 0, 0, 0, 0][..], &[17, 0, 0, 1, 0, 0, 0, 9]].concat();
+        let mut v6 = vec![0x60, 0, 0, 0];
+        v6.extend_from_slice(&((exts.len() + first.len()) as u16).to_be_bytes());
+        v6.extend_from_slice(&[60, 64]);
+        v6.extend_from_slice(
+            &"2001:db8::53"
+                .parse::<std::net::Ipv6Addr>()
+                .unwrap()
+                .octets(),
+        );
+        v6.extend_from_slice(
+            &"2001:db8::1"
+                .parse::<std::net::Ipv6Addr>()
+                .unwrap()
+                .octets(),
+        );
+        let frame = [
+            &[2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x86, 0xdd][..],
+            &v6,
+            &exts,
+            first,
+        ]
+        .concat();
+        let flows = detect_capture(&pcap(&[frame])).unwrap();
+        assert_eq!(flows.len(), 1, "{flows:?}");
+        // A response: its receiver is the client.
+        assert_eq!(
+            (flows[0].protocol.as_str(), flows[0].src.as_str()),
+            ("dns", "[2001:db8::1]:40000")
+        );
     }
 
     /// A gap that cuts a request's headers (Wireshark's `tcp-badsegments.pcap` does
