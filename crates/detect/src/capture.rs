@@ -879,6 +879,51 @@ pub(crate) mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// The link layers and tunnels read by hand never panic on damaged frames: each
+        /// valid frame of the tests above (PPP, HDLC, PPPoE, MPLS, GTP-U, IPv6 with a
+        /// Fragment header), with bytes overwritten and cut.
+        #[test]
+        fn damaged_link_layers_never_panic(
+            k in 0usize..16,
+            writes in proptest::collection::vec((0usize..128, proptest::num::u8::ANY), 0..6),
+            cut in proptest::option::of(0usize..160),
+        ) {
+            let mut ip = Vec::new();
+            PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+                .udp(40000, 2152)
+                .write(&mut ip, &[0x36, 0xff, 0, 40, 0, 0, 0, 1, 0, 7, 0, 0x85, 1, 0x10, 9, 0,
+                    0x60, 0, 0, 0, 0, 16, 44, 64])
+                .unwrap();
+            let heads: [(u32, &[u8]); 8] = [
+                (9, &[0xff, 0x03, 0x00, 0x21]),
+                (9, &[0x21]),
+                (9, &[0x0f, 0x00, 0x08, 0x00]),
+                (9, &[0x57]),
+                (51, &[0x11, 0x00, 0x12, 0x34, 0x00, 0x40, 0x00, 0x21]),
+                (104, &[0x8f, 0x00, 0x86, 0xdd]),
+                (1, &[2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x88, 0x47, 0, 1, 0x20, 64, 0, 1, 0x31, 64]),
+                (101, &[]),
+            ];
+            let v6_frag = [
+                &[0x60, 0, 0, 0, 0, 24, 60, 64][..], &[0; 32],
+                &[44, 0, 1, 4, 0, 0, 0, 0], &[17, 0, 0, 1, 0, 0, 0, 9], &[0, 53, 0x9c, 0x40, 0, 8, 0, 0],
+            ].concat();
+            let (link, head) = heads[k % heads.len()];
+            let body: &[u8] = if k >= heads.len() { &v6_frag } else { &ip };
+            let mut frame = [head, body].concat();
+            for (at, b) in writes {
+                if let Some(x) = frame.get_mut(at) {
+                    *x = b;
+                }
+            }
+            if let Some(c) = cut {
+                frame.truncate(c);
+            }
+            let _ = detect_capture(&pcap_of(link, &[frame.clone(), frame]));
+        }
+    }
+
     /// A gap that cuts a request's headers (Wireshark's `tcp-badsegments.pcap` does
     /// this): the request line before it says HTTP; what follows the gap is the middle
     /// of a header block, which says nothing.
