@@ -2,7 +2,8 @@
 //! inside the nodes' (Flannel's and Calico's VXLAN, Cilium's VXLAN or Geneve, Calico's
 //! IP-in-IP, GRE tunnels): a capture on a node's uplink holds the pods' flows inside
 //! these, and they are what a reader of it wants named. Mobile cores carry the
-//! subscribers' packets in GTP-U, and containerised 5G user planes run in clusters.
+//! subscribers' packets in GTP-U, and containerised 5G user planes run in clusters;
+//! broadband and VPN gateways carry theirs in L2TP.
 
 use etherparse::{LaxNetSlice, LaxSlicedPacket, TransportSlice};
 use pcap_file::DataLink;
@@ -13,6 +14,8 @@ pub(super) const MAX_TUNNELS: u8 = 3;
 /// Flannel's).
 const VXLAN_PORTS: [u16; 2] = [4789, 8472];
 const GENEVE_PORT: u16 = 6081;
+/// L2TP's port (RFC 2661), both ways.
+const L2TP_PORT: u16 = 1701;
 /// GTP-U's port (3GPP TS 29.281), both ways.
 const GTP_U_PORT: u16 = 2152;
 /// GTP-U extension headers read at most.
@@ -60,6 +63,8 @@ pub(super) fn tunnelled<'a>(p: &LaxSlicedPacket<'a>) -> Option<(DataLink, &'a [u
                     .and(by_ethertype(proto, inner))
             } else if port == GTP_U_PORT {
                 gtp_u(b)
+            } else if port == L2TP_PORT {
+                l2tp(b)
             } else {
                 None
             }
@@ -97,6 +102,29 @@ fn gtp_u(b: &[u8]) -> Option<(DataLink, &[u8])> {
     }
     let inner = b.get(at..)?;
     matches!(inner.first()? >> 4, 4 | 6).then_some((DataLink::RAW, inner))
+}
+
+/// An L2TPv2 data message (RFC 2661 3.1): flags and version 2, then the optional
+/// length, the tunnel and session ids, the optional sequence numbers and offset, then a
+/// PPP frame (a broadband subscriber's or a VPN client's packets).
+fn l2tp(b: &[u8]) -> Option<(DataLink, &[u8])> {
+    let flags = u16::from_be_bytes([*b.first()?, *b.get(1)?]);
+    // T: a control message; version in the low 4 bits.
+    if flags & 0x8000 != 0 || flags & 0x000f != 2 {
+        return None;
+    }
+    let mut at = 2 + 4;
+    if flags & 0x4000 != 0 {
+        at += 2; // length
+    }
+    if flags & 0x0800 != 0 {
+        at += 4; // Ns, Nr
+    }
+    if flags & 0x0200 != 0 {
+        let pad = u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]);
+        at += 2 + usize::from(pad);
+    }
+    Some((DataLink::PPP, b.get(at..)?))
 }
 
 fn by_ethertype(proto: u16, inner: &[u8]) -> Option<(DataLink, &[u8])> {
@@ -168,6 +196,13 @@ mod tests {
         let geneve = [&[0, 0, 0x65, 0x58, 0, 0, 7, 0][..], &in_ethernet].concat();
         let gre_key = [&[0x20, 0, 0x08, 0x00, 0, 0, 0, 9][..], &pod].concat();
         let len = |n: usize| (n as u16).to_be_bytes();
+        let l2tp = [
+            &[0x48, 0x02][..],
+            &len(pod.len() + 16),
+            &[0, 7, 0, 9, 0, 1, 0, 1, 0xff, 0x03, 0x00, 0x21],
+            &pod,
+        ]
+        .concat();
         let gtp = [&[0x30, 0xff][..], &len(pod.len()), &[0, 0, 0, 1], &pod].concat();
         // With a sequence number and a PDU session container (5G: type 0x85, one word).
         let gtp_ext = [
@@ -185,6 +220,10 @@ mod tests {
             ("gre with a key", outer_ip(47, &gre_key)),
             ("ip-in-ip", outer_ip(4, &pod)),
             ("gtp-u", outer_udp(2152, &gtp)),
+            (
+                "l2tp with length, sequence numbers and PPP",
+                outer_udp(1701, &l2tp),
+            ),
             ("gtp-u with extension headers", outer_udp(2152, &gtp_ext)),
             (
                 "vxlan in ip-in-ip",
