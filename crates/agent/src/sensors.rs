@@ -74,6 +74,12 @@ fn convert(f: bulkhead_sensor::Finding) -> Finding {
 }
 
 impl SensorSet {
+    /// These sensors as one inspector; `oversize` names those that refuse what they
+    /// cannot read whole.
+    pub fn new(sensors: Vec<Sensor>, oversize: Vec<String>) -> SensorSet {
+        SensorSet { sensors, oversize }
+    }
+
     /// What cannot be read whole, at `location`: a blocking finding of each sensor that
     /// says `oversize: Block`, none under `Partial`.
     fn unread(&self, location: &str, what: &str) -> Vec<Finding> {

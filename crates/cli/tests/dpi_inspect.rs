@@ -31,6 +31,18 @@ fn inspect(args: &[&str], input: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// A command's stdout, once it exited 0.
+fn ok_stdout(cmd: &mut Command) -> String {
+    let o = cmd.output().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
+
 /// The escaped payload column of the first `n` rows with `label` in `file`.
 fn payloads(root: &std::path::Path, file: &str, label: &str, n: usize) -> Vec<String> {
     std::fs::read_to_string(root.join(file))
@@ -123,19 +135,12 @@ fn detect_prints_json_yaml_and_table_alike() {
     };
     let pcap = root.join("pcap/ndpi/mqtt.pcap");
     let out = |fmt: &str| {
-        let o = Command::new(BIN)
-            .args(["dpi", "detect"])
-            .arg(&pcap)
-            .args(["-o", fmt])
-            .output()
-            .unwrap();
-        assert_eq!(
-            o.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8(o.stdout).unwrap()
+        ok_stdout(
+            Command::new(BIN)
+                .args(["dpi", "detect"])
+                .arg(&pcap)
+                .args(["-o", fmt]),
+        )
     };
     let json: Vec<serde_json::Value> = out("json")
         .lines()
@@ -231,4 +236,77 @@ fn detect_names_starttls_in_smtp_sessions() {
     );
     let plain = flows("smtp.pcap");
     assert!(plain[0]["detail"].get("starttls").is_none(), "{}", plain[0]);
+}
+
+/// `dpi inspect --capture`: the connections of a capture replayed through the proxy's
+/// sessions with the sensor attached. nDPI's captures of DVWA attacks give their
+/// injections with the request each came in; benign HTTP, HTTP/2, gRPC, MySQL and
+/// PostgreSQL captures give nothing; a table says the same as the JSON.
+#[test]
+fn inspect_finds_attacks_in_the_connections_of_a_capture() {
+    let Some(root) = corpora::corpora() else {
+        return;
+    };
+    let run = |sensor: &str, file: &str, fmt: &str| {
+        ok_stdout(
+            Command::new(BIN)
+                .args(["dpi", "inspect", "--sensor", sensor, "--capture"])
+                .arg(root.join("pcap").join(file))
+                .args(["-o", fmt]),
+        )
+    };
+    let hits = |sensor: &str, file: &str| -> Vec<serde_json::Value> {
+        run(sensor, file, "json")
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let xss = hits("xss", "ndpi/xss.pcap");
+    assert_eq!(xss.len(), 1, "{xss:?}");
+    assert_eq!(xss[0]["class"], "xss");
+    assert_eq!(xss[0]["location"], "query:default");
+    assert_eq!(xss[0]["masked"], "English<script>alert(1)</script>");
+    assert_eq!(xss[0]["protocol"], "http");
+    assert!(
+        (xss[0]["request"].as_str().unwrap())
+            .starts_with("http GET /DVWA-master/vulnerabilities/xss_d/?default="),
+        "{xss:?}"
+    );
+    let sqli = hits("sqli", "ndpi/WebattackSQLinj.pcap");
+    assert!(sqli.len() >= 7, "{sqli:?}");
+    assert!(sqli.iter().all(|h| h["class"] == "sqli"));
+    assert!(
+        sqli.iter().any(|h| h["masked"] == "1' and 1=1#"),
+        "{sqli:?}"
+    );
+    for benign in [
+        "ndpi/http.pcapng",
+        "ndpi/http2.pcapng",
+        "ndpi/mysql.pcapng",
+        "ndpi/pgsql.pcap",
+        "grpc/grpc_unary.pcapng",
+    ] {
+        assert_eq!(
+            hits("all", benign),
+            Vec::<serde_json::Value>::new(),
+            "{benign}"
+        );
+    }
+    let table = run("sqli", "ndpi/WebattackSQLinj.pcap", "table");
+    assert_eq!(table.lines().count(), sqli.len() + 1, "{table}");
+    assert!(table.contains("1' and 1=1#"));
+    // Lines on stdin are not read with --capture, and the two modes' flags do not mix.
+    let o = Command::new(BIN)
+        .args([
+            "dpi",
+            "inspect",
+            "--sensor",
+            "sqli",
+            "--escaped",
+            "--capture",
+            "x.pcap",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
 }

@@ -30,8 +30,11 @@ use serde::Serialize;
 
 use crate::{Detail, Detection, Detector, Dir};
 
+mod conversation;
 mod gzip;
 mod pcapng;
+
+pub use conversation::{Conversation, read_conversations};
 mod tunnel;
 
 /// Bytes the detector buffers per direction (detection needs far fewer).
@@ -171,6 +174,8 @@ struct Flow {
     acked: [Option<u32>; 2],
     /// A side whose lost bytes ([`Flow::lost`]) were given up already.
     given_up: [bool; 2],
+    /// Its bytes in order, when conversations are kept ([`read_conversations`]).
+    kept: conversation::Kept,
 }
 
 /// Read a capture and detect every flow's protocol, in first-seen order.
@@ -223,23 +228,30 @@ pub fn read_capture(bytes: &[u8]) -> Result<Capture, String> {
     read(bytes, Flows::default())
 }
 
-fn read(bytes: &[u8], flows: Flows) -> Result<Capture, String> {
+fn read(bytes: &[u8], mut flows: Flows) -> Result<Capture, String> {
+    let damage = read_into(bytes, &mut flows)?;
+    Ok(Capture {
+        flows: flows.finish(),
+        damage,
+    })
+}
+
+/// Feed every packet of a capture (gzip'd or not) to `flows`; why reading stopped early,
+/// if it did.
+fn read_into(bytes: &[u8], flows: &mut Flows) -> Result<Option<String>, String> {
     if bytes.starts_with(&[0x1f, 0x8b]) {
         let (inner, gz_damage) = gzip::gunzip(bytes);
-        let mut c = read_uncompressed(&inner, flows)?;
+        let damage = read_uncompressed(&inner, flows)?;
         // The decompressor's reason comes first: it is why the capture was cut.
-        if let Some(g) = gz_damage {
-            c.damage = Some(match c.damage {
-                Some(d) => format!("{g}; {d}"),
-                None => g,
-            });
-        }
-        return Ok(c);
+        return Ok(match (gz_damage, damage) {
+            (Some(g), Some(d)) => Some(format!("{g}; {d}")),
+            (g, d) => g.or(d),
+        });
     }
     read_uncompressed(bytes, flows)
 }
 
-fn read_uncompressed(bytes: &[u8], mut flows: Flows) -> Result<Capture, String> {
+fn read_uncompressed(bytes: &[u8], flows: &mut Flows) -> Result<Option<String>, String> {
     let mut packets = 0usize;
     let mut damage = None;
     if bytes.starts_with(&[0x0a, 0x0d, 0x0d, 0x0a]) {
@@ -301,10 +313,7 @@ fn read_uncompressed(bytes: &[u8], mut flows: Flows) -> Result<Capture, String> 
             }
         }
     }
-    Ok(Capture {
-        flows: flows.finish(),
-        damage,
-    })
+    Ok(damage)
 }
 
 struct Packet<'a> {
@@ -522,6 +531,8 @@ struct Flows {
     /// counted in `cut_seen`).
     cut: Option<Cut>,
     cut_seen: HashMap<FlowKey, usize>,
+    /// Bytes of each TCP flow kept for its conversation (0: detection only).
+    keep: usize,
 }
 
 impl Flows {
@@ -573,32 +584,31 @@ impl Flows {
             // Everything the other side sent so far was lost: read on mid-connection
             // before this side's bytes fill the buffer of a detector that waits for it.
             if f.lost(1 - side) {
+                f.kept.lose();
                 f.past_gap(1 - side, &mut self.scratch);
             }
         }
         // A decided flow is fed on while its answer may still be refined (an h2c upgrade
-        // request waits for the server's 101).
-        let Some(detector) = f
-            .detector
-            .as_mut()
-            .filter(|d| d.answer().is_none() || d.refining())
-        else {
+        // request waits for the server's 101), or while its conversation is kept.
+        let detecting = (f.detector.as_ref()).is_some_and(|d| d.answer().is_none() || d.refining());
+        let keeping = self.keep > 0 && p.l4 == L4::Tcp && f.kept.open();
+        if !detecting && !keeping {
             return;
-        };
+        }
         let dir = if p.src == f.first {
             Dir::ToServer
         } else {
             Dir::ToClient
         };
         let side = usize::from(dir == Dir::ToClient);
-        match p.l4 {
-            L4::Udp => {
+        match (p.l4, f.detector.as_mut()) {
+            (L4::Udp, Some(detector)) => {
                 if f.datagrams[side] < DATAGRAMS && !p.payload.is_empty() {
                     f.datagrams[side] += 1;
                     detector.feed(dir, p.payload);
                 }
             }
-            _ => {
+            (_, detector) => {
                 let stream = &mut f.streams[side];
                 let mut seq = p.seq;
                 if p.syn {
@@ -607,28 +617,49 @@ impl Flows {
                 }
                 self.scratch.clear();
                 stream.segment(seq, p.payload, &mut self.scratch);
-                if !self.scratch.is_empty()
-                    && detector.feed(dir, &self.scratch) != Detection::NeedMore
-                {
+                if keeping {
+                    f.kept.push(dir == Dir::ToServer, &self.scratch, self.keep);
+                }
+                let decided = match detector.filter(|_| detecting) {
+                    Some(d) if !self.scratch.is_empty() => {
+                        d.feed(dir, &self.scratch) != Detection::NeedMore
+                    }
+                    _ => false,
+                };
+                if decided && !keeping {
                     f.streams.iter_mut().for_each(Reassembly::clear);
                 } else if f.streams[side].pending.len() >= GAP_SEGMENTS {
-                    f.past_gap(side, &mut self.scratch);
+                    // Bytes lost: a conversation kept is cut here.
+                    f.kept.lose();
+                    if detecting {
+                        f.past_gap(side, &mut self.scratch);
+                    } else {
+                        f.streams.iter_mut().for_each(Reassembly::clear);
+                    }
                 }
             }
         }
     }
 
-    fn finish(mut self) -> Vec<FlowResult> {
-        // Gaps that never filled, and a side whose every byte the capture lost (the
-        // other acknowledged them): what is left is read mid-connection.
+    fn finish(self) -> Vec<FlowResult> {
+        self.finished().map(judge).collect()
+    }
+
+    /// The flows once the capture ended: gaps that never filled, and a side whose
+    /// every byte the capture lost (the other acknowledged them): what is left is read
+    /// mid-connection.
+    fn finished(mut self) -> impl Iterator<Item = Flow> {
         for f in &mut self.flows {
             for side in 0..2 {
                 if f.l4 == L4::Tcp && (!f.streams[side].pending.is_empty() || f.lost(side)) {
+                    if !f.streams[side].pending.is_empty() {
+                        f.kept.lose();
+                    }
                     f.past_gap(side, &mut self.scratch);
                 }
             }
         }
-        self.flows.into_iter().map(judge).collect()
+        self.flows.into_iter()
     }
 }
 
@@ -701,10 +732,17 @@ fn new_flow(p: &Packet) -> Flow {
         datagrams: [0, 0],
         acked: [None, None],
         given_up: [false, false],
+        kept: conversation::Kept::default(),
     }
 }
 
-fn judge(mut f: Flow) -> FlowResult {
+fn judge(f: Flow) -> FlowResult {
+    judged(f).0
+}
+
+/// A flow's result, whether its client is the side not fed to the detector as the
+/// client (`first`), and its kept conversation.
+fn judged(mut f: Flow) -> (FlowResult, bool, conversation::Kept) {
     let (l4, detection) = match (f.l4, f.detector.as_mut()) {
         (L4::Icmp, _) => ("ICMP", None),
         (L4::Icmpv6, _) => ("ICMPv6", None),
@@ -734,13 +772,14 @@ fn judge(mut f: Flow) -> FlowResult {
         Some(Detection::Known { app, detail }) => (app.to_string(), detail),
         Some(_) => ("unknown".to_string(), Detail::new()),
     };
-    FlowResult {
+    let result = FlowResult {
         l4: l4.to_string(),
         src: addr(client),
         dst: addr(server),
         protocol,
         detail,
-    }
+    };
+    (result, swap, std::mem::take(&mut f.kept))
 }
 
 #[cfg(test)]

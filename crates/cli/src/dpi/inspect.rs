@@ -21,6 +21,14 @@ pub struct InspectArgs {
     /// first, with no `+`-to-space step.
     #[arg(long)]
     pub escaped: bool,
+    /// Inspect the connections of this capture (pcap or pcapng) instead of lines on
+    /// stdin: each TCP flow replayed through the proxy's session for its protocol, one
+    /// finding per line.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["context", "escaped"])]
+    pub capture: Option<std::path::PathBuf>,
+    /// With --capture: `json` (one finding per line), `table` or `yaml`.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = super::detect::DetectFormat::Json, requires = "capture")]
+    pub format: super::detect::DetectFormat,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -126,6 +134,9 @@ fn verdict(sensor: &Sensor, line: &[u8], ctx: InspectContext) -> serde_json::Val
 
 pub fn run(a: InspectArgs) -> Result<u8> {
     let sensor = Sensor::new(&spec(&a.sensor)?)?;
+    if let Some(file) = &a.capture {
+        return super::replay::run(file, sensor, a.format);
+    }
     let stdin = std::io::stdin();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());

@@ -1,8 +1,10 @@
 //! `bulkhead dpi`: the L7 engine's offline tools. `detect` names the application
-//! protocol of every flow in a capture; `inspect` runs a sensor over payloads.
+//! protocol of every flow in a capture; `inspect` runs a sensor over payloads, or over
+//! the connections of a capture through the proxy's protocol sessions (`replay`).
 
 mod detect;
 mod inspect;
+mod replay;
 
 use anyhow::Result;
 use clap::Subcommand;
@@ -11,7 +13,8 @@ use clap::Subcommand;
 pub enum DpiCmd {
     /// Name the application protocol of every flow in a pcap/pcapng file, from the bytes.
     Detect(detect::DetectArgs),
-    /// Run a sensor (SQL injection, DLP, ...) over payloads read one per line on stdin.
+    /// Run a sensor (SQL injection, DLP, ...) over payloads read one per line on stdin,
+    /// or over the connections of a capture (--capture).
     Inspect(inspect::InspectArgs),
 }
 
