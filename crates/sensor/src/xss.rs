@@ -377,6 +377,7 @@ fn tags(v: &[u8]) -> Option<&'static str> {
         while j < v.len() && matches!(v[j], b'/' | b'?' | b'%') {
             j += 1;
         }
+        let instruction = v[i..j].contains(&b'?');
         if !v.get(j).is_some_and(u8::is_ascii_alphabetic) {
             continue;
         }
@@ -387,6 +388,11 @@ fn tags(v: &[u8]) -> Option<&'static str> {
         let name = v[ns..j].to_ascii_lowercase();
         // `x:script` is `script` in XHTML namespaces.
         let local = name.rsplit(|&c| c == b':').next().unwrap_or(&name);
+        // `<?xml version="1.0"?>`, the declaration every XML body (SOAP, an XML API)
+        // opens with, is no `<xml>` data island.
+        if instruction && name == b"xml" {
+            continue;
+        }
         // `<?xml:namespace ... ns="urn:schemas-microsoft-com:time">`: binds a prefix to
         // an IE behaviour (HTML+TIME's elements set `innerHTML`).
         if CODE_TAGS.iter().any(|t| t.as_bytes() == local) || name == b"xml:namespace" {
@@ -696,6 +702,9 @@ mod tests {
             "<!DOCTYPE html PUBLIC \"-//W3C//DTD XHTML 1.0 Strict//EN\" \"http://www.w3.org/TR/xhtml1/DTD/xhtml1-strict.dtd\"><p>hi</p>",
             "<!DOCTYPE html><p>SYSTEM requirements</p>",
             "<!-- ENTITY -->",
+            // An XML body's declaration (nDPI's `ocs.pcap`: a form-less XML POST).
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<lgyrequest module=\"CM/VOD\"><param name=\"a\" value=\"\"/></lgyrequest>",
+            "<?xml version",
             // Images as data URLs, styles without code, escapes in prose.
             "<img src=\"data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8/5+hHgAHggJ/PchI7wAAAABJRU5ErkJggg==\">",
             "<img src=\"data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg'%3E%3Ccircle r='4'/%3E%3C/svg%3E\">",

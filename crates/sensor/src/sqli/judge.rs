@@ -476,7 +476,10 @@ impl Walker<'_> {
                     _ => return done(self.signals, false, i),
                 },
                 State::After => match t.tok {
+                    // `~` and `!` are unary only (MySQL's NOT): after an operand no
+                    // SQL goes on this way (`...CtP'!O`, bytes of a binary body).
                     Tok::Op if self.text(i) == b"~" => return done(self.signals, false, i),
+                    Tok::Logic if self.text(i) == b"!" => return done(self.signals, false, i),
                     Tok::Op => {
                         self.signals |= sig::ARITH;
                         state = State::Operand;

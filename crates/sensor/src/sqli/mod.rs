@@ -738,6 +738,9 @@ mod heldout_rules {
             // a third bare name in a row is no alias; DELETE counts with TOP only
             "Select 2 items from the list below",
             "Delete 2 items from the list below",
+            // `!` after a value: no SQL (a COSE body's bytes, nDPI's cose captures)
+            "This is the content.Hr`CtP'!O",
+            "Don't!Stop",
             "http://www.gnu.org/licenses/ or (at your option) any later version",
             "https://en.wikipedia.org/wiki/Foo_(bar) is where it began",
             "http://example.com/a,b,c/ and more",
