@@ -515,6 +515,16 @@ fn body_items<F: FnMut(usize, &Loc<'_>, &[u8], Context) + ?Sized>(
             json::strings(&text, &mut |s| sink.push(&Loc::Json("?"), s, Context::Body));
         }
     }
+    if super::xml::is_xml(&ct, first) {
+        let parsed = super::xml::values(body, |path, v| {
+            for piece in pieces(v) {
+                sink.push(&Loc::Named("body:xml", path), piece, Context::Body);
+            }
+        });
+        if parsed {
+            return;
+        }
+    }
     if let Some(boundary) = content_type.and_then(multipart::boundary) {
         let mut parts = 0;
         multipart::parts(body, boundary, |p| {

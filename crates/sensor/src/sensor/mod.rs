@@ -14,6 +14,7 @@ mod protobuf;
 #[cfg(test)]
 mod reference;
 mod stream;
+mod xml;
 
 use std::collections::HashSet;
 use std::sync::Arc;

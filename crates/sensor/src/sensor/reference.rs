@@ -209,6 +209,18 @@ pub fn body_items(body: &[u8], content_type: Option<&str>) -> Vec<Item> {
         json_items(&v, &mut String::new(), &mut out, 0);
         return out;
     }
+    if super::xml::is_xml(&ct, first) {
+        let mut out = Vec::new();
+        let parsed = super::xml::values(body, |path, v| {
+            let loc = format!("body:xml:{}", lossy(path));
+            for piece in super::http::pieces(v) {
+                push(&mut out, loc.clone(), piece.to_vec(), Context::Body);
+            }
+        });
+        if parsed {
+            return out;
+        }
+    }
     if let Some(boundary) = content_type.and_then(super::multipart::boundary) {
         let mut out = Vec::new();
         let mut parts = 0;
