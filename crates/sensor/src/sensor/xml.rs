@@ -198,6 +198,24 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Untrusted bytes: any body, and a document with bytes overwritten, never panic.
+        #[test]
+        fn any_bytes_never_panic(
+            b in proptest::collection::vec(proptest::num::u8::ANY, 0..300),
+            writes in proptest::collection::vec((0usize..120, proptest::num::u8::ANY), 0..8),
+        ) {
+            values(&b, |_, _| {});
+            let mut doc = br#"<?xml version="1.0"?><!DOCTYPE r [<!ENTITY e "x">]><r a="1&amp;2"><b>t&#x41;&e;<![CDATA[c]]></b><c/></r>"#.to_vec();
+            for (at, x) in writes {
+                if let Some(c) = doc.get_mut(at) {
+                    *c = x;
+                }
+            }
+            values(&doc, |_, _| {});
+        }
+    }
+
     #[test]
     fn not_xml_is_refused() {
         assert_eq!(all("a=1&b=<2>"), None);
