@@ -9,12 +9,12 @@ use clap::{Args, ValueEnum};
 
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum DetectFormat {
-    /// One JSON object per flow, per line.
+    /// One JSON object per line (a flow, or a finding).
     #[default]
     Json,
-    /// One line per flow, aligned.
+    /// Aligned columns, one line each.
     Table,
-    /// One YAML document per flow.
+    /// One YAML document each.
     Yaml,
 }
 

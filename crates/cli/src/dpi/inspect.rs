@@ -37,7 +37,7 @@ pub enum InspectContext {
     Param,
     /// A query string (`a=1&b=2`).
     Query,
-    /// A request body; form or JSON guessed from the bytes.
+    /// A request body; form, JSON or XML guessed from the bytes.
     Body,
     /// A whole raw HTTP request (head, blank line, body).
     Request,
