@@ -28,28 +28,46 @@ pub struct Question {
     pub questions: u16,
 }
 
+/// A message's fixed header (RFC 1035 4.1.1), when plausible for any DNS message:
+/// the Z bit clear and no section of more than 512 records.
+struct Fixed {
+    id: u16,
+    response: bool,
+    opcode: u16,
+    /// Questions, answers, authority and additional records.
+    counts: [u16; 4],
+}
+
+impl Fixed {
+    fn read(m: &[u8]) -> Option<Fixed> {
+        let flags = be16(m, 2)?;
+        let counts = [be16(m, 4)?, be16(m, 6)?, be16(m, 8)?, be16(m, 10)?];
+        (flags & 0x0040 == 0 && counts[1..].iter().all(|&c| c <= 512)).then_some(Fixed {
+            id: be16(m, 0)?,
+            response: flags & 0x8000 != 0,
+            opcode: (flags >> 11) & 0xf,
+            counts,
+        })
+    }
+}
+
 /// Parse the header and first question of one whole DNS message (a UDP payload, or a
 /// TCP message without its 2-byte length). None unless it is well-formed up to the end
 /// of that question and plausible as DNS. Used for detection and for DNS-name rules.
 pub fn question(m: &[u8]) -> Option<Question> {
-    let flags = be16(m, 2)?;
-    let counts = [be16(m, 4)?, be16(m, 6)?, be16(m, 8)?, be16(m, 10)?];
-    let response = flags & 0x8000 != 0;
-    let opcode = (flags >> 11) & 0xf;
-    // Real messages ask 1 question (a few at most); opcodes 0-2, 4, 5 exist; Z is 0.
-    if counts[0] == 0
-        || counts[0] > 4
-        || !matches!(opcode, 0 | 1 | 2 | 4 | 5)
-        || flags & 0x0040 != 0
-    {
+    let Fixed {
+        id,
+        response,
+        opcode,
+        counts,
+    } = Fixed::read(m)?;
+    // Real messages ask 1 question (a few at most); opcodes 0-2, 4, 5 exist.
+    if counts[0] == 0 || counts[0] > 4 || !matches!(opcode, 0 | 1 | 2 | 4 | 5) {
         return None;
     }
     // A query carries no answers, except an UPDATE's prerequisites (opcode 5) and the
     // answers a multicast DNS query already knows (RFC 6762 7.1), whose id is 0 (18.1).
-    let id = be16(m, 0)?;
-    if counts[1..].iter().any(|&c| c > 512)
-        || (!response && opcode == 0 && counts[1] > 0 && id != 0)
-    {
+    if !response && opcode == 0 && counts[1] > 0 && id != 0 {
         return None;
     }
     let mut d = BinDecoder::new(m);
@@ -158,21 +176,13 @@ fn netbios(name: &str) -> bool {
 /// stand for the question.
 fn questionless(m: &[u8], response: bool) -> Option<(String, u16)> {
     use hickory_proto::rr::Record;
-    let (id, flags) = (be16(m, 0)?, be16(m, 2)?);
-    let counts = [be16(m, 4)?, be16(m, 6)?, be16(m, 8)?, be16(m, 10)?];
-    let opcode = (flags >> 11) & 0xf;
+    let h = Fixed::read(m)?;
     let kind = if response {
-        opcode == 0 && id == 0
+        h.opcode == 0 && h.id == 0
     } else {
-        opcode == 1 && counts[1] == 1
+        h.opcode == 1 && h.counts[1] == 1
     };
-    if !kind
-        || (flags & 0x8000 != 0) != response
-        || flags & 0x0040 != 0
-        || counts[0] != 0
-        || counts[1] == 0
-        || counts[1..].iter().any(|&c| c > 512)
-    {
+    if !kind || h.response != response || h.counts[0] != 0 || h.counts[1] == 0 {
         return None;
     }
     let mut d = BinDecoder::new(m);
