@@ -1,11 +1,12 @@
 //! `bulkhead dpi detect FILE.pcap`: the application protocol of every flow of a capture,
 //! from the bytes only (bulkhead-detect), one JSON object per flow.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use bulkhead_detect::capture::{FlowResult, read_capture};
 use clap::{Args, ValueEnum};
+use serde::Serialize;
 
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum DetectFormat {
@@ -28,31 +29,49 @@ pub struct DetectArgs {
 }
 
 pub fn run(a: DetectArgs) -> Result<u8> {
-    let bytes =
-        std::fs::read(&a.file).with_context(|| format!("cannot read {}", a.file.display()))?;
+    let bytes = read_file(&a.file)?;
     let capture = read_capture(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", a.file.display()))?;
-    let flows = capture.flows;
-    match a.format {
+    print(a.format, &capture.flows, table)?;
+    warn_damage(&a.file, capture.damage, "flows");
+    Ok(0)
+}
+
+/// A capture file's bytes (the error names the file).
+pub(super) fn read_file(file: &Path) -> Result<Vec<u8>> {
+    std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))
+}
+
+/// Items (flows, findings) in `format`: one JSON object per line, a table, or one YAML
+/// document each.
+pub(super) fn print<T: Serialize>(
+    format: DetectFormat,
+    items: &[T],
+    table: impl Fn(&[T]) -> String,
+) -> Result<()> {
+    match format {
         DetectFormat::Json => {
-            for f in &flows {
-                println!("{}", serde_json::to_string(f)?);
+            for i in items {
+                println!("{}", serde_json::to_string(i)?);
             }
         }
-        DetectFormat::Table => print!("{}", table(&flows)),
+        DetectFormat::Table => print!("{}", table(items)),
         DetectFormat::Yaml => {
-            for f in &flows {
-                print!("{}", crate::render::yaml_document(f));
+            for i in items {
+                print!("{}", crate::render::yaml_document(i));
             }
         }
     }
-    // As Wireshark does: what was read is shown, and the file's state is said.
-    if let Some(damage) = capture.damage {
+    Ok(())
+}
+
+/// As Wireshark does: what was read is shown, and where reading stopped is said.
+pub(super) fn warn_damage(file: &Path, damage: Option<String>, what: &str) {
+    if let Some(damage) = damage {
         eprintln!(
-            "warning: {}: {damage}; the flows above are those of the packets before it",
-            a.file.display()
+            "warning: {}: {damage}; the {what} above are those of the packets before it",
+            file.display()
         );
     }
-    Ok(0)
 }
 
 fn table(flows: &[FlowResult]) -> String {

@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use bulkhead_agent::sensors::SensorSet;
 use bulkhead_detect::capture::{Conversation, read_conversations};
 use bulkhead_l7::{Finding, Inspector, Output, Verdict, session_for};
@@ -17,7 +17,7 @@ use bulkhead_policy::l7::AppProtocol;
 use bulkhead_sensor::Sensor;
 use serde::Serialize;
 
-use super::detect::DetectFormat;
+use super::detect::{DetectFormat, print, read_file, warn_damage};
 
 /// Bytes of each flow replayed at most (both sides together).
 const PER_FLOW: usize = 64 << 20;
@@ -38,7 +38,7 @@ struct Hit {
 }
 
 pub fn run(file: &Path, sensor: Sensor, format: DetectFormat) -> Result<u8> {
-    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let bytes = read_file(file)?;
     let (conversations, damage) = read_conversations(&bytes, PER_FLOW)
         .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     let inspector: Arc<dyn Inspector> = Arc::new(SensorSet::new(vec![sensor], vec![]));
@@ -48,25 +48,8 @@ pub fn run(file: &Path, sensor: Sensor, format: DetectFormat) -> Result<u8> {
         hits.extend(replay(c, &inspector));
         cut += usize::from(c.cut.is_some());
     }
-    match format {
-        DetectFormat::Json => {
-            for h in &hits {
-                println!("{}", serde_json::to_string(h)?);
-            }
-        }
-        DetectFormat::Table => print!("{}", table(&hits)),
-        DetectFormat::Yaml => {
-            for h in &hits {
-                print!("{}", crate::render::yaml_document(h));
-            }
-        }
-    }
-    if let Some(damage) = damage {
-        eprintln!(
-            "warning: {}: {damage}; the findings above are those of the packets before it",
-            file.display()
-        );
-    }
+    print(format, &hits, table)?;
+    warn_damage(file, damage, "findings");
     if cut > 0 {
         eprintln!(
             "note: {cut} of {} TCP flows were inspected only up to bytes the capture lost \
