@@ -406,6 +406,12 @@ pub fn html_decode(s: &[u8]) -> Vec<u8> {
     out
 }
 
+/// `s` after `prefix`, compared without ASCII case.
+pub(crate) fn strip_prefix_ci<'a>(s: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
+    (s.len() >= prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix))
+        .then(|| &s[prefix.len()..])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

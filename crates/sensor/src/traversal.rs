@@ -434,7 +434,7 @@ const WRAPPERS: &[&str] = &[
 ];
 
 fn starts_with_ci(s: &[u8], p: &[u8]) -> bool {
-    s.len() >= p.len() && s[..p.len()].eq_ignore_ascii_case(p)
+    crate::decode::strip_prefix_ci(s, p).is_some()
 }
 
 /// A dot-only segment (two dots or more) followed by a separator, or `;`-padded

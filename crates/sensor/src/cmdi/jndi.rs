@@ -5,6 +5,8 @@
 //! `${date:'i'}`. They are resolved here the same way, innermost first, and the value is
 //! an injection when a `jndi:` lookup comes out.
 
+use crate::decode::strip_prefix_ci;
+
 /// Lookups resolved at most (each round resolves one).
 const MAX_ROUNDS: usize = 64;
 
@@ -60,11 +62,6 @@ fn resolve(inner: &[u8]) -> Vec<u8> {
         return inner[i + 2..].to_vec();
     }
     b"x".to_vec()
-}
-
-fn strip_prefix_ci<'a>(s: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
-    (s.len() >= prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix))
-        .then(|| &s[prefix.len()..])
 }
 
 #[cfg(test)]

@@ -45,27 +45,14 @@ pub(crate) fn values(body: &[u8], mut f: impl FnMut(&[u8], &[u8])) -> bool {
             Ok(Event::Start(e)) => {
                 flush(&mut text, &path, &mut f);
                 elements += 1;
-                let at = (open.len() < MAX_DEPTH).then_some(path.len());
-                if at.is_some() {
-                    if !path.is_empty() {
-                        path.push(b'/');
-                    }
-                    path.extend_from_slice(e.name().as_ref());
-                }
-                attributes(&e, &path, &mut f);
-                open.push(at);
+                open.push(enter(&e, &mut path, open.len(), &mut f));
             }
             Ok(Event::Empty(e)) => {
                 flush(&mut text, &path, &mut f);
                 elements += 1;
-                let mut here = path.clone();
-                if open.len() < MAX_DEPTH {
-                    if !here.is_empty() {
-                        here.push(b'/');
-                    }
-                    here.extend_from_slice(e.name().as_ref());
+                if let Some(at) = enter(&e, &mut path, open.len(), &mut f) {
+                    path.truncate(at);
                 }
-                attributes(&e, &here, &mut f);
             }
             Ok(Event::End(_)) => {
                 flush(&mut text, &path, &mut f);
@@ -92,6 +79,25 @@ pub(crate) fn values(body: &[u8], mut f: impl FnMut(&[u8], &[u8])) -> bool {
             Err(_) => return false,
         }
     }
+}
+
+/// An element opens at `depth`: its name joins the path (unless past [`MAX_DEPTH`])
+/// and its attributes are read. Where its name starts in the path, if it joined.
+fn enter(
+    e: &quick_xml::events::BytesStart<'_>,
+    path: &mut Vec<u8>,
+    depth: usize,
+    f: &mut impl FnMut(&[u8], &[u8]),
+) -> Option<usize> {
+    let at = (depth < MAX_DEPTH).then_some(path.len());
+    if at.is_some() {
+        if !path.is_empty() {
+            path.push(b'/');
+        }
+        path.extend_from_slice(e.name().as_ref());
+    }
+    attributes(e, path, f);
+    at
 }
 
 /// Every attribute value of an element, its references resolved.
