@@ -94,7 +94,10 @@ fn run_case(engine: &Engine, t: &PolicyTest, i: usize, case: &TestCase) -> CaseR
                 let why: Vec<String> = [&x.egress, &x.ingress]
                     .iter()
                     .filter(|s| s.allowed != (case.expect == Expect::Allow) || !v.allowed)
-                    .filter_map(|s| s.text.first().map(|t| format!("{}: {t}", s.subject)))
+                    .filter_map(|s| {
+                        let t = s.text.get(s.decision_line)?;
+                        Some(format!("{}: {t}", s.subject))
+                    })
                     .collect();
                 r.failures.push(format!(
                     "{sname} -> {dname} {}: {} ({})",

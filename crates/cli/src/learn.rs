@@ -229,11 +229,25 @@ fn observations(input: &FlowInput) -> Result<Observations> {
     if let Some(lab) = &input.lab {
         paths.extend(crate::flows::state_dirs(None, Some(lab))?);
     }
-    let bad = read_flows(&paths, &mut |r| obs.add(r))?;
+    let mut good = 0u64;
+    let bad = read_flows(&paths, &mut |r| {
+        good += 1;
+        obs.add(r)
+    })?;
+    no_records_at_all(good, bad)?;
+    Ok(obs)
+}
+
+/// Warn of lines that were no flow records; when no line was one, the input is not
+/// flow records at all (a wrong file): an error, not a proposal built from nothing.
+pub(crate) fn no_records_at_all(good: u64, bad: u64) -> Result<()> {
+    if good == 0 && bad > 0 {
+        bail!("no line of the flow input is a flow record ({bad} lines read)");
+    }
     if bad > 0 {
         eprintln!("warning: {bad} lines were not flow records and were skipped");
     }
-    Ok(obs)
+    Ok(())
 }
 
 fn engine(b: &Bundle) -> Result<bulkhead_policy::Engine> {

@@ -41,9 +41,7 @@ pub fn run(a: PciArgs) -> Result<u8> {
     let engine = crate::engine(&a.input.load()?)?;
     let mut records: Vec<FlowRecord> = Vec::new();
     let bad = crate::learn::read_flows(&a.flows, &mut |r| records.push(r.clone()))?;
-    if bad > 0 {
-        eprintln!("warning: {bad} lines were not flow records and were skipped");
-    }
+    crate::learn::no_records_at_all(records.len() as u64, bad)?;
     let report = pci::report(&engine, &cde, &records);
     let text = match a.format {
         PciFormat::Table | PciFormat::Markdown => pci::markdown(&report),

@@ -507,10 +507,23 @@ metadata: {name: wrong-expectations}
 spec:
   cases:
     - {name: web reaches the card vault, from: {selector: app == "orderInput"}, to: payments/card-vault-0, port: TCP/5432, expect: allow}
+    - {name: credit check reaches redis, from: eu/credit-check-0, to: platform/redis-0, port: TCP/6379, expect: allow}
 "#,
     );
     let r = run(&["test", "-f", "examples/", &t]);
     assert_eq!(r.code, 1);
+    // The line that decided, not the first rule skipped on the way to it.
+    let redis = (r.stdout.lines())
+        .skip_while(|l| !l.contains("credit check reaches redis"))
+        .nth(1)
+        .unwrap_or_default();
+    assert!(
+        redis.contains("group order-input is in Protect mode")
+            && redis.contains("group redis is in Protect mode")
+            && !redis.contains("skipped"),
+        "{}",
+        r.stdout
+    );
     assert!(
         r.stdout
             .contains("FAIL  wrong-expectations / web reaches the card vault"),
@@ -522,7 +535,7 @@ spec:
         "names the deciding rule: {}",
         r.stdout
     );
-    assert!(r.stdout.contains("24 passed, 1 failed"), "{}", r.stdout);
+    assert!(r.stdout.contains("24 passed, 2 failed"), "{}", r.stdout);
 
     let r = run(&["test", "-f", "examples/"]);
     assert_eq!(r.code, 0, "{}", r.stdout);

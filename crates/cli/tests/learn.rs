@@ -204,6 +204,31 @@ fn learn_proposes_apply_able_yaml_and_replay_and_group_mode_use_it() {
     let o = run(&["group", "mode", "no-such-group", "protect", "-f", learned]);
     assert!(!o.status.success());
     assert_eq!(std::fs::read_to_string(learned).unwrap(), after);
+
+    // Without the Redis command rule, the node pods' Redis connections are newly
+    // denied: what allowed them was that rule (request by request), not the mode.
+    let without = dir.path().join("without-redis-rule");
+    std::fs::create_dir(&without).unwrap();
+    for e in std::fs::read_dir(&ex).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "yaml") {
+            let docs: Vec<String> = (std::fs::read_to_string(&p).unwrap().split("\n---\n"))
+                .filter(|d| !d.contains("name: redis-from-node"))
+                .map(str::to_string)
+                .collect();
+            std::fs::write(without.join(p.file_name().unwrap()), docs.join("\n---\n")).unwrap();
+        }
+    }
+    let (w, f) = (without.to_str().unwrap(), flows);
+    let o = run(&["analyze", "replay", "--flows", f, "-f", &ex, "--policy", w]);
+    let out = text(&o);
+    let line = (out.lines())
+        .find(|l| l.contains("-> platform/redis-0 TCP/6379"))
+        .unwrap_or_default();
+    assert!(
+        line.contains("was Policy redis-from-node ingress rule 1 (per request); now Protect mode (group redis)"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -311,4 +336,30 @@ fn quiet_groups_are_promoted_one_step() {
     );
     // The next run moves it on to Protect.
     assert_eq!(learn("1h")[0]["to"], "Protect");
+}
+
+/// A flow input where no line is a flow record (a wrong file) is an error, not a
+/// proposal built from nothing; some bad lines among records are a warning.
+#[test]
+fn input_without_any_flow_record_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let wrong = dir.path().join("notes.jsonl");
+    std::fs::write(&wrong, "hello\n{\"not\": \"a record\"}\n").unwrap();
+    let ex = examples();
+    let w = wrong.to_str().unwrap();
+    let o = run(&["learn", "--flows", w, "-f", &ex]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert!(
+        text(&o).contains("no line of the flow input is a flow record (2 lines read)"),
+        "{}",
+        text(&o)
+    );
+    let mixed = dir.path().join("mixed.jsonl");
+    write_jsonl(&mixed, &records());
+    let mut body = std::fs::read_to_string(&mixed).unwrap();
+    body.push_str("hello\n");
+    std::fs::write(&mixed, body).unwrap();
+    let o = run(&["learn", "--flows", mixed.to_str().unwrap(), "-f", &ex]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("warning: 1 lines were not flow records"));
 }

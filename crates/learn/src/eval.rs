@@ -223,16 +223,30 @@ fn deciding(x: &Explanation) -> &SideExplanation {
 
 /// `Policy web egress rule 2 (name)`, `Protect mode (group db)`, ...
 pub fn decided_by(s: &SideExplanation) -> String {
-    if let Some(r) = &s.rule {
+    let words = |r: &bulkhead_policy::explain::RuleRef| {
         let name = r
             .rule_name
             .as_ref()
             .map(|n| format!(" ({n})"))
             .unwrap_or_default();
-        return format!(
+        format!(
             "{} {} {} rule {}{name}",
             r.kind, r.policy, r.direction, r.rule
-        );
+        )
+    };
+    if let Some(r) = &s.rule {
+        return words(r);
+    }
+    // Open only because an L7 rule may allow its requests (what no L7 rule matches, the
+    // mode or isolation refuses): those rules decide, request by request.
+    let l7_allows: Vec<String> = (s.l7.iter())
+        .filter(|g| g.rule.action == "Allow")
+        .map(|g| words(&g.rule))
+        .collect();
+    let refused_otherwise =
+        s.mode == Some(bulkhead_policy::spec::Mode::Protect) || s.decided_at == "network-policy";
+    if s.allowed && refused_otherwise && !l7_allows.is_empty() {
+        return format!("{} (per request)", l7_allows.join(", "));
     }
     match s.decided_at {
         "mode" => match (&s.mode, &s.group) {

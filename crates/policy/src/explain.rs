@@ -65,6 +65,10 @@ pub struct SideExplanation {
     pub l7: Vec<GatedRule>,
     /// The explanation in words, one line each.
     pub text: Vec<String>,
+    /// Where in `text` the decision starts (after the rules skipped, logged or passed
+    /// on the way): the line that says what decided.
+    #[serde(skip)]
+    pub decision_line: usize,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -313,6 +317,7 @@ impl Engine {
                 })
                 .collect(),
             text: Vec::new(),
+            decision_line: 0,
         };
         let mut text = self.skipped_rules(side, dir, c, me, other);
         for l in &x.logged {
@@ -390,6 +395,7 @@ impl Engine {
                 x.group = g;
             }
         }
+        x.decision_line = text.len();
         if x.l7.is_empty() {
             text.extend(decision);
         } else {
