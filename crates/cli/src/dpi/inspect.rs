@@ -46,7 +46,7 @@ pub enum InspectContext {
     Sql,
 }
 
-fn spec(name: &str) -> Result<SensorSpec> {
+pub(super) fn spec(name: &str) -> Result<SensorSpec> {
     let (attacks, dlp) = match name {
         "all" => (Attack::ALL.to_vec(), DlpKind::ALL.to_vec()),
         "dlp" => (vec![], DlpKind::ALL.to_vec()),

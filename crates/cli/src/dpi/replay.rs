@@ -70,7 +70,7 @@ fn replay(c: &Conversation, inspector: &Arc<dyn Inspector>) -> Vec<Hit> {
         return Vec::new();
     };
     let mut hits = Vec::new();
-    let mut found = |request: Option<String>, fs: Vec<Finding>| {
+    let found = |hits: &mut Vec<Hit>, request: Option<String>, fs: Vec<Finding>| {
         hits.extend(fs.into_iter().map(|f| Hit {
             src: c.flow.src.clone(),
             dst: c.flow.dst.clone(),
@@ -88,16 +88,56 @@ fn replay(c: &Conversation, inspector: &Arc<dyn Inspector>) -> Vec<Hit> {
         } else {
             session.server_bytes(data)
         };
+        let quiet = out.findings.is_empty() && out.decided.iter().all(|d| d.findings.is_empty());
         for d in out.decided {
             let request = inspector.redact(&d.request.to_string());
-            found(Some(request), d.findings);
+            found(&mut hits, Some(request), d.findings);
         }
-        found(None, out.findings);
+        found(&mut hits, None, out.findings);
         if out.close {
+            // The proxy ends the connection here for a reason of its own (a request it
+            // cannot read as the protocol, one too large): nothing past this point
+            // reaches the server, which a report of findings alone would not show.
+            // (Only on a connection replayed from its start: one the capture joined
+            // midway, the proxy would not have read from there.)
+            if quiet && c.opened && !out.to_client.is_empty() {
+                hits.push(refused(c, *from_client, data, &out.to_client, inspector));
+            }
             break;
         }
     }
     hits
+}
+
+/// The row for a connection the proxy would close without a finding: what it answers (a
+/// `400 Bad Request` line, or nothing) and the first line of the bytes that made it.
+fn refused(
+    c: &Conversation,
+    from_client: bool,
+    data: &[u8],
+    answer: &[u8],
+    inspector: &Arc<dyn Inspector>,
+) -> Hit {
+    let line = |b: &[u8]| {
+        let first = b.split(|&x| x == b'\n').next().unwrap_or(b);
+        // Escaped, as binary protocols' answers (a TLS alert) are no text.
+        let text = first.trim_ascii_end().escape_ascii().to_string();
+        match text.char_indices().nth(200) {
+            Some((i, _)) => format!("{}...", &text[..i]),
+            None => text.to_string(),
+        }
+    };
+    let answer = line(answer);
+    Hit {
+        src: c.flow.src.clone(),
+        dst: c.flow.dst.clone(),
+        protocol: c.flow.protocol.clone(),
+        request: from_client.then(|| inspector.redact(&line(data))),
+        sensor: "proxy".into(),
+        class: "refused".into(),
+        location: if from_client { "request" } else { "response" }.into(),
+        masked: answer,
+    }
 }
 
 /// A request as one table cell: its line without the headers, at most 80 characters.
@@ -133,4 +173,51 @@ fn table(hits: &[Hit]) -> String {
         ]);
     }
     format!("{t}\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bulkhead_detect::capture::FlowResult;
+
+    fn http(turns: &[&[u8]], opened: bool) -> Vec<Hit> {
+        let c = Conversation {
+            flow: FlowResult {
+                l4: "TCP".into(),
+                src: "10.0.0.1:40000".into(),
+                dst: "10.0.0.2:80".into(),
+                protocol: "http".into(),
+                detail: Default::default(),
+            },
+            turns: turns.iter().map(|t| (true, t.to_vec())).collect(),
+            cut: None,
+            opened,
+        };
+        let sensor = Sensor::new(&super::super::inspect::spec("all").unwrap()).unwrap();
+        let inspector: Arc<dyn Inspector> = Arc::new(SensorSet::new(vec![sensor], vec![]));
+        replay(&c, &inspector)
+    }
+
+    /// A request the proxy answers with 400 (nmap's `http-passwd` sends targets that are
+    /// no path) never reaches the server: a `refused` row says so, and nothing after it
+    /// is replayed; a connection the capture joined midway gets no such row.
+    #[test]
+    fn a_request_the_proxy_refuses_is_a_row() {
+        let bad = b"GET %2E%2E%2Fetc%2Fpasswd HTTP/1.1\r\nHost: a\r\n\r\n";
+        let after = b"GET /?q=1'%20or%201=1--%20 HTTP/1.1\r\nHost: a\r\n\r\n";
+        let hits = http(&[bad, after], true);
+        assert_eq!(hits.len(), 1, "{hits:?}");
+        let h = &hits[0];
+        assert_eq!((h.sensor.as_str(), h.class.as_str()), ("proxy", "refused"));
+        assert_eq!(h.masked, "HTTP/1.1 400 Bad Request");
+        assert_eq!(
+            h.request.as_deref(),
+            Some("GET %2E%2E%2Fetc%2Fpasswd HTTP/1.1")
+        );
+        assert!(http(&[bad], false).is_empty());
+        // The same request in a path is judged, not refused.
+        let hits = http(&[after], true);
+        assert!(hits.iter().all(|h| h.class == "sqli"), "{hits:?}");
+        assert!(!hits.is_empty());
+    }
 }

@@ -55,6 +55,9 @@ pub struct Conversation {
     pub turns: Vec<(bool, Vec<u8>)>,
     /// Why the turns stop before the flow's end, if they do.
     pub cut: Option<&'static str>,
+    /// The capture holds the connection's handshake, so the turns are its first bytes
+    /// (not a connection the capture joined midway).
+    pub opened: bool,
 }
 
 /// Every TCP flow of a capture with up to `limit` of its bytes, and why reading the
@@ -70,9 +73,9 @@ pub fn read_conversations(
     let damage = read_into(bytes, &mut flows)?;
     let conversations = flows
         .finished()
-        .map(judged)
-        .filter(|(f, _, _)| f.l4 == "TCP")
-        .map(|(flow, swapped, kept)| Conversation {
+        .map(|f| (f.handshake, judged(f)))
+        .filter(|(_, (f, _, _))| f.l4 == "TCP")
+        .map(|(opened, (flow, swapped, kept))| Conversation {
             flow,
             // Turns were kept by the side fed as the client; the result may say the
             // other side is.
@@ -80,6 +83,7 @@ pub fn read_conversations(
                 .map(|(first, b)| (first != swapped, b))
                 .collect(),
             cut: kept.cut,
+            opened,
         })
         .collect();
     Ok((conversations, damage))
