@@ -112,8 +112,15 @@ fn first_handshake(b: &[u8], max: usize) -> Result<Vec<u8>, ParseError> {
 ///
 /// `Err(Incomplete)` while the bytes so far are a valid beginning of one (wait for
 /// more), `Err(Invalid)` if they are not a ClientHello. Used for detection and for SNI
-/// rules.
+/// rules. An SSL 2.0-compatible CLIENT-HELLO is one too, with no SNI or ALPN (it has no
+/// extensions): detection names it `tls`, so the rules decide it as one.
 pub fn client_hello(b: &[u8]) -> Result<ClientHello, ParseError> {
+    if b.first().is_some_and(|&c| c & 0x80 != 0) {
+        return sslv2_hello(b).map(|version| ClientHello {
+            version,
+            ..ClientHello::default()
+        });
+    }
     if b.len() > 5 && b.get(5) != Some(&CLIENT_HELLO) {
         return Err(ParseError::Invalid);
     }

@@ -65,6 +65,37 @@ fn bytes_that_are_not_a_client_hello_are_refused() {
     assert!(out.close && out.to_server.is_empty());
 }
 
+/// An SSL 2.0-compatible CLIENT-HELLO (what old clients and scanners open with, and what
+/// detection names `tls`) is decided as a ClientHello without a server name, not refused
+/// as something else: a rule that requires TLS takes it, one on names does not.
+#[test]
+fn an_sslv2_compatible_hello_is_decided_without_a_name() {
+    // RFC 6101 appendix E.2: TLS 1.0 offered, three cipher specs, a 16-byte challenge.
+    let mut hello = vec![0x80, 0x22, 1, 3, 1, 0, 9, 0, 0, 0, 16];
+    hello.extend_from_slice(&[0, 0, 0x2f, 0, 0, 0x35, 1, 0, 0x80]);
+    hello.extend_from_slice(&[0x5a; 16]);
+    assert_eq!(hello.len(), 2 + 0x22);
+    for allowed in [true, false] {
+        for cut in [1, 4, hello.len()] {
+            let mut s = TlsSession::new();
+            let mut seen = Vec::new();
+            let mut out = Output::default();
+            for c in hello.chunks(cut) {
+                out.merge(s.client_bytes(c, &mut |r: &L7Request| {
+                    seen.push(r.detail.clone());
+                    Verdict { allowed }
+                }));
+            }
+            assert_eq!(seen, vec![L7Detail::Tls { sni: None }], "cut {cut}");
+            assert_eq!(out.close, !allowed);
+            assert_eq!(out.to_server.is_empty(), !allowed);
+            if allowed {
+                assert_eq!(out.to_server, hello);
+            }
+        }
+    }
+}
+
 proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(b in proptest::collection::vec(any::<u8>(), 0..2048), cut in 1usize..300) {
