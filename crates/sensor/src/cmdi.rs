@@ -11,11 +11,14 @@
 //! followed by an option or a path). Windows `cmd.exe` (`FOR /F ... DO`, `IF EXIST`)
 //! and SSI `<!--#exec` are recognised by their keywords, code that runs commands
 //! (`system('id')`, `<?php`, `{${phpinfo()}}`) by its calls (`cmdi/code.rs`), and Log4j's
-//! `${jndi:...}` lookups through their obfuscations (`cmdi/jndi.rs`).
+//! `${jndi:...}` lookups through their obfuscations (`cmdi/jndi.rs`), and the OGNL and
+//! SpEL expressions that Struts and Spring evaluate into a call of Java's `Runtime`
+//! (`cmdi/ognl.rs`).
 
 mod code;
 mod glob;
 mod jndi;
+mod ognl;
 mod words;
 
 use crate::profile::{Profile, class};
@@ -94,6 +97,9 @@ fn detect_prefix(value: &[u8], p: Profile) -> Option<CmdiMatch> {
     }
     if let Some(scheme) = jndi::lookup(v) {
         return hit(&format!("jndi:{scheme}"));
+    }
+    if let Some(kind) = ognl::expression(v) {
+        return hit(kind);
     }
     if let Some(path) = glob_word(v) {
         return hit(&format!("glob {path}"));

@@ -264,10 +264,18 @@ fn header_items<F: FnMut(usize, &Loc<'_>, &[u8], Context) + ?Sized>(
             );
         }
     } else if let Ok(name) = std::str::from_utf8(name)
-        && !machinery(name)
+        && (!machinery(name) || expression_opener(value))
     {
         sink.push(&Loc::Header(name), value, Context::Header);
     }
+}
+
+/// Does a value open an OGNL, EL or SpEL expression (`%{`, `${`, `#{`, `*{`)? No
+/// protocol machinery holds one, and Struts evaluates one in `Content-Type` (S2-045):
+/// such a header is judged like application input.
+pub(crate) fn expression_opener(value: &[u8]) -> bool {
+    memchr::memchr_iter(b'{', value)
+        .any(|i| i > 0 && matches!(value[i - 1], b'%' | b'$' | b'#' | b'*'))
 }
 
 /// A request body's declared charset when the detectors cannot read it as sent: not

@@ -109,7 +109,9 @@ pub fn parse(head: &[u8], body: &[u8]) -> Request {
                 let loc = "header:authorization:password".into();
                 push(&mut items, loc, password, Context::Header);
             }
-        } else if !MACHINERY.contains(&name.as_str()) && !name.starts_with("sec-") {
+        } else if !MACHINERY.contains(&name.as_str()) && !name.starts_with("sec-")
+            || super::http::expression_opener(h.value)
+        {
             push(
                 &mut items,
                 format!("header:{name}"),

@@ -1,0 +1,154 @@
+//! Expression-language injection: Struts 2's OGNL and Spring's SpEL, which a framework
+//! evaluates in a value it was given and which reach the JVM's `Runtime` from there.
+//! Struts evaluates `%{...}` and `${...}` in a multipart request's `Content-Type` (S2-045,
+//! the Equifax breach), in namespaces and redirect targets (S2-057, S2-016), and bare OGNL
+//! in parameter names (S2-009: `(#context[...])('x')`); Spring evaluates SpEL's `${...}` and
+//! `#{...}` in views and error pages (`${T(java.lang.Runtime).getRuntime().exec('id')}`).
+//!
+//! What no benign value holds, and what every such payload needs: OGNL's context
+//! variables written as code (`#context[`, `#_memberAccess`, `#dm=`...) and static member
+//! access (`@java.lang.Runtime@getRuntime()`), or SpEL's type references (`T(java.lang.X)`)
+//! inside an expression. A `#` or `@` in prose (`#1`, `a@b.c`) is neither: a variable
+//! needs an expression opener or OGNL's own syntax around it.
+
+use crate::decode::strip_prefix_ci;
+
+/// Bytes of an expression read after its opener.
+const WINDOW: usize = 1024;
+
+/// Names only Struts/OGNL payloads write: each alone is the attack.
+const MARKERS: &[&[u8]] = &[
+    b"#_memberaccess",
+    b"@ognl.ognlcontext@",
+    b"com.opensymphony.xwork2.",
+    b"ognlutil",
+    b"#context[",
+    b"#context.get",
+];
+
+/// What kind of expression injection `v` holds, if any.
+pub(super) fn expression(v: &[u8]) -> Option<&'static str> {
+    // Every form needs one of these bytes: most values stop here.
+    memchr::memchr3(b'#', b'@', b'(', v)?;
+    if MARKERS.iter().any(|m| find_ci(v, m).is_some()) {
+        return Some("ognl");
+    }
+    // Each expression opener: `%{`, `${`, `#{`, `*{` (Thymeleaf's selection).
+    for i in memchr::memchr_iter(b'{', v) {
+        if i == 0 || !matches!(v[i - 1], b'%' | b'$' | b'#' | b'*') {
+            continue;
+        }
+        // To the first `}`: what follows a closed `${price}` is no part of it.
+        let body = &v[i + 1..v.len().min(i + 1 + WINDOW)];
+        let body = &body[..memchr::memchr(b'}', body).unwrap_or(body.len())];
+        if let Some(kind) = inside(body) {
+            return Some(kind);
+        }
+    }
+    None
+}
+
+/// An expression's body: OGNL's variables and static members, SpEL's type references.
+fn inside(body: &[u8]) -> Option<&'static str> {
+    for (j, &c) in body.iter().enumerate() {
+        let before = if j == 0 { b'(' } else { body[j - 1] };
+        let rest = &body[j + 1..];
+        match c {
+            // `#name` where an operand begins: `(#dm=`, `{#a`, `.(#x`, `+#y`.
+            b'#' if matches!(
+                before,
+                b'(' | b'{' | b',' | b'.' | b'+' | b'=' | b'[' | b' ' | b'!'
+            ) && rest
+                .first()
+                .is_some_and(|&n| n.is_ascii_alphabetic() || n == b'_') =>
+            {
+                return Some("ognl");
+            }
+            // `@java.lang.Runtime@getRuntime()`: `@` a dotted class name `@`.
+            b'@' if static_member(rest) => return Some("ognl"),
+            // SpEL: `T(java.lang.Runtime)`, `T(org.springframework...)`.
+            b'T' | b't'
+                if !before.is_ascii_alphanumeric()
+                    && rest.first() == Some(&b'(')
+                    && class_name(&rest[1..]).is_some_and(|n| rest.get(1 + n) == Some(&b')')) =>
+            {
+                return Some("spel");
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
+/// `a.b.C@` at the start of `s`: a class name with at least one dot, then `@`.
+fn static_member(s: &[u8]) -> bool {
+    class_name(s).is_some_and(|n| s.get(n) == Some(&b'@'))
+}
+
+/// The length of a dotted Java class name (`java.lang.Runtime`) at the start of `s`.
+fn class_name(s: &[u8]) -> Option<usize> {
+    let n = s
+        .iter()
+        .take_while(|&&c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'$'))
+        .count();
+    let name = &s[..n];
+    let dotted = name.contains(&b'.') && name.first().is_some_and(u8::is_ascii_alphabetic);
+    dotted.then_some(n)
+}
+
+fn find_ci(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    (0..hay.len().saturating_sub(needle.len() - 1))
+        .find(|&i| strip_prefix_ci(&hay[i..], needle).is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn struts_and_spring_payloads() {
+        for (v, kind) in [
+            // nmap's http-vuln-cve2017-5638 probe, in Content-Type.
+            (
+                "%{#context['com.opensymphony.xwork2.dispatcher.HttpServletResponse'].addHeader('X-Check-Struts', 'x')}.multipart/form-data",
+                "ognl",
+            ),
+            // The S2-045 exploit as published.
+            (
+                "%{(#_='multipart/form-data').(#dm=@ognl.OgnlContext@DEFAULT_MEMBER_ACCESS).(#_memberAccess?(#_memberAccess=#dm):((#container=#context['com.opensymphony.xwork2.ActionContext.container'])))}",
+                "ognl",
+            ),
+            // S2-057 in a namespace, without the xwork2 names.
+            ("${(#a=@java.lang.Runtime@getRuntime().exec('id'))}", "ognl"),
+            ("%{(#x=1).(#y=2)}", "ognl"),
+            // S2-009: bare OGNL in a parameter name.
+            (
+                "(#context[\"xwork.MethodAccessor.denyMethodExecution\"]=false)",
+                "ognl",
+            ),
+            // SpEL.
+            ("${T(java.lang.Runtime).getRuntime().exec('id')}", "spel"),
+            ("#{T(java.lang.System).getenv()}", "spel"),
+            ("*{t(java.lang.Runtime).getRuntime()}", "spel"),
+        ] {
+            assert_eq!(expression(v.as_bytes()), Some(kind), "{v}");
+        }
+    }
+
+    #[test]
+    fn benign_values_with_the_same_bytes() {
+        for v in [
+            "multipart/form-data; boundary=----WebKitFormBoundary7MA4YWxkTrZu0gW",
+            "issue #42 (see #43)",
+            "mail alice@example.com or bob@mail.example.org",
+            "color: #fff; background: #{theme}",
+            "Hello #{name}, your order ${order.id} ships ${date}",
+            "`${user.name}`",
+            "T(x) = 2t(y)",
+            "@media (max-width: 600px) { a { color: #333 } }",
+            "${price} (incl. #tax)",
+        ] {
+            assert_eq!(expression(v.as_bytes()), None, "{v}");
+        }
+    }
+}
