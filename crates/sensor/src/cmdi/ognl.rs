@@ -28,9 +28,13 @@ const MARKERS: &[&[u8]] = &[
 
 /// What kind of expression injection `v` holds, if any.
 pub(super) fn expression(v: &[u8]) -> Option<&'static str> {
-    // Every form needs one of these bytes: most values stop here.
-    memchr::memchr3(b'#', b'@', b'(', v)?;
-    if MARKERS.iter().any(|m| find_ci(v, m).is_some()) {
+    // OGNL needs a `#` or `@` (payloads naming xwork2 or OgnlUtil use variables too), SpEL an
+    // opener's `{`: most values stop here, before any search.
+    let ognl = memchr::memchr2(b'#', b'@', v).is_some();
+    if !ognl && memchr::memchr(b'{', v).is_none() {
+        return None;
+    }
+    if ognl && MARKERS.iter().any(|m| find_ci(v, m).is_some()) {
         return Some("ognl");
     }
     // Each expression opener: `%{`, `${`, `#{`, `*{` (Thymeleaf's selection).
