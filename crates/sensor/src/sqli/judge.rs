@@ -800,7 +800,14 @@ impl Walker<'_> {
                 Some((State::After, i + 1))
             }
             Word::Catalog => {
-                self.signals |= sig::CATALOG;
+                // Oracle's and PostgreSQL's views read as ordinary identifiers
+                // (`all_users`: a parameter name, a form value), so alone they are words;
+                // any other catalog name counts alone, as CRS 942140 and 942470 read them.
+                let t = &self.toks[i];
+                let alone = self.prev(i).is_none() && self.next(i + 1) >= self.toks.len();
+                if !(alone && super::words::plain_view(&self.s[t.start..t.end])) {
+                    self.signals |= sig::CATALOG;
+                }
                 self.operand(false);
                 Some((State::After, i + 1))
             }

@@ -623,6 +623,25 @@ mod catalog_tests {
         assert!(!super::sql_word(b"caridad", true));
     }
 
+    /// Views named like an application's identifiers are words alone (arjun's parameter
+    /// names), and catalog references in SQL; the names CRS lists count alone too.
+    #[test]
+    fn plain_views_alone_are_words() {
+        for w in ["all_users", "USER_TABLES", "pg_user", "dba_tables"] {
+            assert!(super::detect(w.as_bytes()).is_none(), "{w}");
+        }
+        for a in [
+            "all_users--",
+            "1 union select username from all_users",
+            "' and 1=(select count(*) from user_tables)--",
+            "Northwind",
+            "MSysAccessObjects",
+            "information_schema",
+        ] {
+            assert!(super::detect(a.as_bytes()).is_some(), "{a}");
+        }
+    }
+
     /// The byte prefilter of `catalog_reference` lets every name through.
     #[test]
     fn every_catalog_name_passes_the_prefilter() {

@@ -463,6 +463,31 @@ pub fn also_function(w: Word, lower: &[u8]) -> bool {
     ) || matches!(w, Word::Func(_) | Word::Literal)
 }
 
+/// Catalog views whose names read as an application's own identifiers: alone (a
+/// parameter named `all_users`, a form value `user_tables`, both in arjun's list of
+/// common parameter names) they are words, not an injection.
+const PLAIN_VIEWS: &[&str] = &[
+    "all_tables",
+    "all_tab_columns",
+    "all_users",
+    "user_tables",
+    "user_tab_columns",
+    "dba_users",
+    "dba_tables",
+    "pg_user",
+    "pg_tables",
+    "pg_database",
+    "pg_class",
+    "pg_namespace",
+    "pg_proc",
+];
+
+pub(super) fn plain_view(w: &[u8]) -> bool {
+    PLAIN_VIEWS
+        .iter()
+        .any(|v| w.eq_ignore_ascii_case(v.as_bytes()))
+}
+
 const CATALOG: &[&str] = &[
     "information_schema",
     "sysobjects",
