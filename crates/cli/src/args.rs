@@ -141,7 +141,7 @@ pub enum FamilyArg {
 pub struct Probes {
     /// A probe: TCP/80, UDP/53, SCTP/80, ICMP, ICMP/8/0, ICMPv6. Repeatable.
     /// Default: TCP/80, TCP/81, UDP/53, SCTP/80.
-    #[arg(long = "probe", value_name = "PROTO/PORT")]
+    #[arg(long = "probe", value_name = "PROTO/PORT", value_parser = service_arg)]
     pub probes: Vec<String>,
     /// Address family of pod-to-pod connections (matters for CIDR peers only).
     #[arg(long, value_enum, default_value_t = FamilyArg::Ipv4)]
@@ -207,12 +207,13 @@ pub struct ExplainArgs {
     /// Destination: NAMESPACE/NAME, a unique NAME, an IP address or a DNS name.
     pub dst: String,
     /// What is opened: TCP/80, UDP/53, SCTP/80, ICMP, ICMP/8/0.
+    #[arg(value_parser = service_arg)]
     pub service: String,
     #[command(flatten)]
     pub input: Input,
     /// An L7 request, e.g. "http GET /api", "redis FLUSHALL", "postgresql DROP TABLE t",
     /// "dns example.com", or just the protocol ("redis").
-    #[arg(long)]
+    #[arg(long, value_parser = request_arg)]
     pub request: Option<String>,
     /// Exit with 1 when the connection is denied.
     #[arg(long)]
@@ -241,4 +242,20 @@ pub struct TestArgs {
     pub input: Input,
     #[command(flatten)]
     pub output: Output,
+}
+
+/// Value parsers that check an argument as the command line is read, so a malformed one
+/// is a usage error (exit 2) before any file is read; each keeps the value as written.
+pub fn service_arg(s: &str) -> Result<String, String> {
+    s.parse::<bulkhead_model::L4>().map(|_| s.to_string())
+}
+
+pub fn request_arg(s: &str) -> Result<String, String> {
+    bulkhead_policy::l7::parse_request(s).map(|_| s.to_string())
+}
+
+pub fn duration_arg(s: &str) -> Result<String, String> {
+    humantime::parse_duration(s)
+        .map(|_| s.to_string())
+        .map_err(|e| format!("{e}: expected a duration such as 30m, 24h or 7d"))
 }

@@ -73,7 +73,7 @@ pub struct LearnArgs {
     pub across_namespaces: bool,
     /// With the current policy's groups: which of them have gone this long without a
     /// new conversation and so move one step (Discover -> Monitor -> Protect), e.g. 24h.
-    #[arg(long, value_name = "DURATION")]
+    #[arg(long, value_name = "DURATION", value_parser = crate::args::duration_arg)]
     pub quiet_period: Option<String>,
     /// With --quiet-period: apply those moves to the files that define the groups.
     #[arg(long, requires = "quiet_period")]

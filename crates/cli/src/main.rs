@@ -255,11 +255,18 @@ fn probes(p: &Probes) -> Result<(Vec<L4>, Family)> {
     let probes = if p.probes.is_empty() {
         bulkhead_analyze::default_probes()
     } else {
-        p.probes
-            .iter()
-            .map(|s| s.parse::<L4>().map_err(anyhow::Error::msg))
-            .collect::<Result<Vec<_>>>()
-            .context("--probe")?
+        let mut probes: Vec<L4> = Vec::new();
+        for s in &p.probes {
+            let l4 = s
+                .parse::<L4>()
+                .map_err(anyhow::Error::msg)
+                .context("--probe")?;
+            // `ICMP` and `ICMP/8/0` are one probe: listed once.
+            if !probes.contains(&l4) {
+                probes.push(l4);
+            }
+        }
+        probes
     };
     let family = match p.family {
         FamilyArg::Ipv4 => Family::V4,

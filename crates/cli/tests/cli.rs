@@ -224,7 +224,9 @@ fn bad_input_exits_3_with_file_line_column_and_changes_nothing() {
         "-f",
         &dir.path().join("inv.yaml").display().to_string(),
     ]);
-    assert_eq!(r.code, 3, "{}", r.stderr);
+    // A malformed argument is a usage error, found before any file is read.
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("from 0 to 65535"), "{}", r.stderr);
 
     let r = run(&["analyze", "matrix"]);
     assert_eq!(r.code, 2, "usage error: {}", r.stderr);
@@ -539,6 +541,9 @@ spec:
 
     let r = run(&["test", "-f", "examples/"]);
     assert_eq!(r.code, 0, "{}", r.stdout);
+    // A file named twice is read once.
+    let r = run(&["test", "-f", "examples/", "examples/tests.yaml"]);
+    assert!(r.stdout.contains("24 passed, 0 failed"), "{}", r.stdout);
 }
 
 #[test]

@@ -124,7 +124,9 @@ fn unknown_sensor_fails() {
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    assert_ne!(out.status.code(), Some(0));
+    // A usage error, as an unknown flag is.
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown sensor \"nope\""));
 }
 
 /// `dpi detect`: the same flows as JSON lines, YAML documents and table rows.

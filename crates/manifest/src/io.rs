@@ -58,6 +58,13 @@ pub fn read_paths(paths: &[PathBuf], recursive: bool) -> Result<Vec<Source>, Dia
             Err(e) => problems.push(problem(path, format!("cannot read: {e}"))),
         }
     }
+    // A file named twice (`-f dir/ dir/tests.yaml`) is read once: its documents are one
+    // set, not two (every test run twice, every policy a duplicate of itself).
+    let mut seen = std::collections::HashSet::new();
+    sources.retain(|s| {
+        s.name == "-"
+            || seen.insert(fs::canonicalize(&s.name).unwrap_or_else(|_| s.name.clone().into()))
+    });
     if problems.is_empty() {
         Ok(sources)
     } else {

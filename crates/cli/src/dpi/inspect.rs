@@ -12,7 +12,7 @@ use clap::{Args, ValueEnum};
 pub struct InspectArgs {
     /// The sensor to run: sqli, xss, cmdi, path_traversal, credit_card, ssn,
     /// aws_access_key, private_key, email, dlp (every DLP kind) or all.
-    #[arg(long)]
+    #[arg(long, value_parser = sensor_arg)]
     pub sensor: String,
     /// What one line is.
     #[arg(long, value_enum, default_value_t = InspectContext::Param)]
@@ -44,6 +44,13 @@ pub enum InspectContext {
     /// A whole SQL statement, as the PostgreSQL and MySQL proxies see one on the wire
     /// (the marks of an injection that already happened; DLP over its text).
     Sql,
+}
+
+/// An unknown sensor name is a usage error (exit 2), found as the command line is read.
+fn sensor_arg(name: &str) -> std::result::Result<String, String> {
+    spec(name)
+        .map(|_| name.to_string())
+        .map_err(|e| e.to_string())
 }
 
 pub(super) fn spec(name: &str) -> Result<SensorSpec> {
