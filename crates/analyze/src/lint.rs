@@ -28,9 +28,11 @@ pub struct Finding {
     pub origin: Origin,
 }
 
-/// Findings for a policy set that failed to compile: the compile errors.
-pub fn from_compile_errors(errors: &[CompileError]) -> Vec<Finding> {
-    errors
+/// Findings for a policy set that failed to compile: the compile errors, and with them
+/// every finding that needs no compiled policy (duplicate names, unused groups and
+/// sensors), so one run reports all it can. Sorted as [`lint`]'s.
+pub fn from_compile_errors(set: &PolicySet, errors: &[CompileError]) -> Vec<Finding> {
+    let mut out: Vec<Finding> = errors
         .iter()
         .map(|e| Finding {
             severity: Severity::Error,
@@ -38,21 +40,32 @@ pub fn from_compile_errors(errors: &[CompileError]) -> Vec<Finding> {
             message: e.message.clone(),
             origin: e.origin.clone(),
         })
-        .collect()
+        .collect();
+    uncompiled(set, &mut out);
+    sorted(out)
+}
+
+/// The checks of the policy set as written.
+fn uncompiled(set: &PolicySet, out: &mut Vec<Finding>) {
+    duplicate_names(set, out);
+    unused_groups(set, out);
+    unused_sensors(set, out);
+    inspect_without_sensors(set, out);
+}
+
+fn sorted(mut out: Vec<Finding>) -> Vec<Finding> {
+    out.sort_by(|a, b| (a.severity, &a.origin, a.code).cmp(&(b.severity, &b.origin, b.code)));
+    out.dedup();
+    out
 }
 
 /// Lint a compiled policy set against its inventory. Sorted: errors first, then by place.
 pub fn lint(engine: &Engine) -> Vec<Finding> {
     let mut out = Vec::new();
-    duplicate_names(engine.policy(), &mut out);
-    unused_groups(engine.policy(), &mut out);
-    unused_sensors(engine.policy(), &mut out);
-    inspect_without_sensors(engine.policy(), &mut out);
+    uncompiled(engine.policy(), &mut out);
     selects_nothing(engine, &mut out);
     overlaps(engine, &mut out);
-    out.sort_by(|a, b| (a.severity, &a.origin, a.code).cmp(&(b.severity, &b.origin, b.code)));
-    out.dedup();
-    out
+    sorted(out)
 }
 
 fn duplicate_names(set: &PolicySet, out: &mut Vec<Finding>) {

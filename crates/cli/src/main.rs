@@ -171,7 +171,7 @@ fn run(cli: Cli) -> Result<u8> {
             let bundle = a.input.load()?;
             let findings = match Engine::new(&bundle) {
                 Ok(e) => lint::lint(&e),
-                Err(errors) => lint::from_compile_errors(&errors),
+                Err(errors) => lint::from_compile_errors(&bundle.policy, &errors),
             };
             emit(a.output.format, &findings, || render::lint(&findings))?;
             let errors = findings.iter().any(|f| f.severity == lint::Severity::Error);

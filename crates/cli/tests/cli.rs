@@ -178,6 +178,8 @@ spec:
         "{}",
         r.stdout
     );
+    // And with it what needs no compiled policy: the group nothing references.
+    assert!(r.stdout.contains("unused-group"), "{}", r.stdout);
 }
 
 #[test]

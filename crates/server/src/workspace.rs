@@ -115,7 +115,7 @@ impl Workspace {
                 "the policy does not compile",
                 errors.iter().map(Diag::from).collect(),
             );
-            e.findings = lint::from_compile_errors(&errors)
+            e.findings = lint::from_compile_errors(&bundle.policy, &errors)
                 .iter()
                 .map(finding_json)
                 .collect();
