@@ -21,9 +21,10 @@ use crate::render::emit;
 
 #[derive(Args, Debug, Clone)]
 pub struct FlowInput {
-    /// Flow records: a JSON-lines file (`flows.jsonl`), `-` for standard input, or a
-    /// directory (an agent's state directory: `flows.jsonl` and its rotations; otherwise
-    /// every `*.jsonl` in it). Repeatable.
+    /// Flow records: an agent's store (`store.db`), a JSON-lines file (`flows.jsonl`),
+    /// `-` for standard input, or a directory (an agent's state directory: its
+    /// `store.db`, else `flows.jsonl` and its rotations; otherwise every `*.jsonl` in
+    /// it). Repeatable.
     #[arg(
         long = "flows",
         value_name = "FILE|DIR",

@@ -11,7 +11,7 @@ use crate::args::Input;
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 pub enum PciFormat {
-    /// Markdown (also what `table` prints).
+    /// The report as Markdown text, for a terminal (the same as `markdown`).
     Table,
     Markdown,
     Html,
