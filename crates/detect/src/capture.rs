@@ -32,6 +32,7 @@ use packet::{Packet, parse};
 
 mod conversation;
 mod gzip;
+mod modified;
 mod packet;
 mod pcapng;
 
@@ -284,6 +285,26 @@ fn read_uncompressed(bytes: &[u8], flows: &mut Flows) -> Result<Option<String>, 
                 }
                 Err(pcapng::Stop::Damaged(what)) => {
                     damage = Some(format!("damaged after {packets} packets: {what}"));
+                    break;
+                }
+            }
+        }
+    } else if let Some((link, records)) = modified::open(bytes) {
+        for record in records {
+            match record {
+                Ok(data) => {
+                    packets += 1;
+                    flows.packet(link, data);
+                }
+                Err(stop) => {
+                    damage = Some(match stop {
+                        modified::Stop::Cut => {
+                            format!("cut short in the middle of a packet after {packets} packets")
+                        }
+                        modified::Stop::Damaged => {
+                            format!("damaged packet after {packets} packets: a record over 256 KiB")
+                        }
+                    });
                     break;
                 }
             }
