@@ -109,8 +109,9 @@ fn replay(c: &Conversation, inspector: &Arc<dyn Inspector>) -> Vec<Hit> {
     hits
 }
 
-/// The row for a connection the proxy would close without a finding: what it answers (a
-/// `400 Bad Request` line, or nothing) and the first line of the bytes that made it.
+/// The row for a connection the proxy would close without a finding: the first line of
+/// its answer (`HTTP/1.1 400 Bad Request`) and of the client's bytes it came on (with
+/// requests pipelined ahead of the refused one, theirs).
 fn refused(
     c: &Conversation,
     from_client: bool,
