@@ -31,6 +31,9 @@ const RESTRICTED: &[&str] = &[
     "etc/group",
     "etc/hosts",
     "etc/issue",
+    // What every system has and nothing else names: wapiti's probe where `/etc/passwd`
+    // is filtered.
+    "etc/services",
     "etc/master.passwd",
     "etc/subuid",
     "etc/sudoers",
@@ -180,6 +183,13 @@ fn judge_decoded(decoded: &[u8]) -> Option<TraversalMatch> {
     let Some(first_nul) = memchr::memchr(0, decoded) else {
         return judge(&unify(decoded));
     };
+    // A URL ended by a NUL: the poisoned byte that, like a trailing `?`, drops the
+    // extension an `include` appends (`http://evil.example/e.php%00`).
+    if remote_inclusion(&[&decoded[..first_nul], b"?"].concat()) {
+        return Some(TraversalMatch {
+            reason: "remote_inclusion",
+        });
+    }
     judge(&unify(&decoded[..first_nul])).or_else(|| {
         let stripped: Vec<u8> = decoded.iter().copied().filter(|&b| b != 0).collect();
         judge(&unify(&stripped))
@@ -341,7 +351,7 @@ pub(crate) fn detect_profiled(value: &[u8], p: Profile) -> Option<TraversalMatch
     // `/`, `\`, a `%` that may decode to one, a Unicode slash or dot, or one written
     // out).
     if !p.any(class::PATH) && !written {
-        return None;
+        return ntfs_stream(value);
     }
     // Nothing to decode, unify or cut (the common case: ASCII, no `%`, `\`, NUL, no
     // written-out separator): the value is its own normalised form, judged in place.
@@ -370,7 +380,7 @@ pub(crate) fn written_separator(v: &[u8]) -> bool {
 pub fn detect_exhaustive(value: &[u8]) -> Option<TraversalMatch> {
     let separator = |b: &u8| matches!(b, b'.' | b'/' | b'\\' | b'%' | 0xE2 | 0xEF);
     if !value.iter().any(separator) && !written_separator(value) {
-        return None;
+        return ntfs_stream(value);
     }
     judge_readings(value)
 }
@@ -413,7 +423,16 @@ fn judge(p: &[u8]) -> Option<TraversalMatch> {
             reason: "remote_inclusion",
         });
     }
-    None
+    ntfs_stream(p)
+}
+
+/// NTFS's default data stream (`index.asp::$DATA`): IIS serves a script's source for it
+/// instead of running the script. Asked before the cheap exit too: the name may have no
+/// separator at all.
+fn ntfs_stream(p: &[u8]) -> Option<TraversalMatch> {
+    (p.len() >= 7 && p[p.len() - 7..].eq_ignore_ascii_case(b"::$data")).then_some(TraversalMatch {
+        reason: "ntfs_stream",
+    })
 }
 
 /// Remote file inclusion as ModSecurity's CRS 931120 reads it: a value that is a URL
@@ -544,6 +563,30 @@ mod tests {
     use super::detect;
 
     #[test]
+    fn ntfs_streams_and_common_files() {
+        for (a, why) in [
+            ("index.asp::$DATA", "ntfs_stream"),
+            ("search::$DATA", "ntfs_stream"),
+            (
+                "C:\\inetpub\\wwwroot\\default.aspx::$data",
+                "restricted_file",
+            ),
+            ("/etc/services", "restricted_file"),
+            ("/etc/services%00", "restricted_file"),
+        ] {
+            assert_eq!(detect(a.as_bytes()).map(|m| m.reason), Some(why), "{a}");
+        }
+        for b in [
+            "price::$5",
+            "the $DATA field",
+            "services",
+            "our services/pricing page",
+        ] {
+            assert_eq!(detect(b.as_bytes()), None, "{b}");
+        }
+    }
+
+    #[test]
     fn remote_inclusion() {
         for a in [
             "http://tools.ietf.org/html/rfc13?",
@@ -551,6 +594,9 @@ mod tests {
             "ftp://10.0.0.1/x.txt?",
             // An empty query is one too, as CRS 931120 reads it.
             "https://example.com/page?",
+            // The NUL byte does what the `?` does (wapiti's payloads).
+            "http://wapiti.example/e.php%00",
+            "https://wapiti3.ovh/e.php\0",
         ] {
             let r = detect(a.as_bytes()).map(|m| m.reason);
             assert_eq!(r, Some("remote_inclusion"), "{a}");

@@ -64,7 +64,7 @@ pub fn injected(v: &[u8]) -> Option<&'static str> {
     for m in FINDER.find_iter(v) {
         let (start, end) = (m.start(), m.end());
         let before = &v[..start];
-        let method = before.last().is_some_and(|&c| ident(c) || c == b'.')
+        let method = before.last().is_some_and(|&c| ident(c) || c == b'.') && !concatenated(before)
             || before.ends_with(b"->")
             || before.ends_with(b"::");
         if method {
@@ -77,7 +77,36 @@ pub fn injected(v: &[u8]) -> Option<&'static str> {
             return Some(name);
         }
     }
-    exit_with_call(v)
+    exit_with_call(v).or_else(|| breakout_call(v))
+}
+
+/// A `.` right after a closing quote joins strings (PHP's concatenation: `'.system('id').'`),
+/// where after a name it calls a method.
+fn concatenated(before: &[u8]) -> bool {
+    let Some(rest) = before.strip_suffix(b".") else {
+        return false;
+    };
+    matches!(rest.trim_ascii_end().last(), Some(b'\'' | b'"'))
+}
+
+/// A value that closes the string it was put in and joins a call to it: `".base64_decode(
+/// "...")."`, `'.md5('x').'`: code an application that evaluates a string runs (nmap's
+/// CVE-2014-8877 probe). The quote must open the value: prose does not start so.
+fn breakout_call(v: &[u8]) -> Option<&'static str> {
+    let v = v.trim_ascii_start();
+    let rest = v.strip_prefix(b"'").or_else(|| v.strip_prefix(b"\""))?;
+    let rest = rest
+        .trim_ascii_start()
+        .strip_prefix(b".")?
+        .trim_ascii_start();
+    let name = rest
+        .iter()
+        .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
+        .count();
+    let called = name > 0
+        && !rest[0].is_ascii_digit()
+        && rest[name..].trim_ascii_start().first() == Some(&b'(');
+    called.then_some("php string breakout")
 }
 
 /// `exit(md5('x'))`, `die(sha1(1))`: the end of a script, with a call in its code.
@@ -87,7 +116,12 @@ fn exit_with_call(v: &[u8]) -> Option<&'static str> {
         while let Some(p) = memchr::memmem::find(&v[from..], word) {
             let at = from + p;
             from = at + word.len();
-            if at > 0 && (v[at - 1].is_ascii_alphanumeric() || matches!(v[at - 1], b'_' | b'.')) {
+            let before = &v[..at];
+            let joined = before.last() == Some(&b'.') && concatenated(before);
+            if at > 0
+                && (v[at - 1].is_ascii_alphanumeric() || matches!(v[at - 1], b'_' | b'.'))
+                && !joined
+            {
                 continue;
             }
             let rest = &v[from..];
@@ -119,6 +153,11 @@ mod tests {
             "${@print(\"RCEVulnerable\")}",
             "<?php system(\"sleep 10\");?>",
             "';exit(md5('w4p1t1_md5'));//",
+            // PHP's concatenation after the string is closed (wapiti, nmap).
+            "'.exit(md5('w4p1t1_md5'));//",
+            "\".exit(md5('w4p1t1_md5'));#",
+            "'.system('id').'",
+            "\".base64_decode(\"ZXl5bmR0aGthb2VjY3lh\").\"",
             "\";die(sha1(1));//",
             "__import__('os').system('id')",
             "os.system(\"id\")",
@@ -143,6 +182,9 @@ mod tests {
             "evaluate('x')",
             "__init__.py and __all__",
             "{{ user.name }}",
+            "\"hello\". exit(1) said the log",
+            "'.'.join(parts)",
+            "\". 5 (five)",
         ] {
             assert_eq!(injected(v.as_bytes()), None, "{v}");
         }
