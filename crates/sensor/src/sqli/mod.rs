@@ -562,7 +562,10 @@ pub fn decide(w: &Walk, ctx: SqlContext) -> bool {
                 return true;
             }
             let dash = w.trunc_dash;
-            (logic && (taut || call || case))
+            // Inline comments for blanks (`1/**/AND/**/1`): no prose writes a connective
+            // so, where `1 AND 1` alone may be prose.
+            let commented = s & sig::INLINE_COMMENT != 0;
+            (logic && (taut || call || case || commented))
                 || (s & sig::CALL != 0 && (taut || s & (sig::ARITH | sig::CMP) != 0))
                 || case
                 || (trunc && (taut || call || clause || logic || dash))
@@ -667,6 +670,9 @@ mod heldout_rules {
             // inline comments for blanks (sqlmap's space2comment) around CASE ... WHEN
             "(CASE/**/WHEN/**/(2231=2231)/**/THEN/**/SLEEP(5)/**/ELSE/**/2231/**/END)",
             "SELECT/**/CHAR(113,98)||(CASE/**/WHEN/**/(6592=6592)/**/THEN/**/1/**/ELSE/**/0/**/END)||CHAR(113)",
+            // a connective between constants, blanks written as comments (identYwaf)
+            "1/**/AND/**/1",
+            "1/**/or/**/2",
             // Microsoft Access stops at 0x16 (sqlmap's Access comment)
             "1') AND 8124=8124\u{16}",
             "1 AND 6819=5914\u{16}",
@@ -739,6 +745,9 @@ mod heldout_rules {
     #[test]
     fn prose() {
         for v in [
+            // a connective between constants, with real blanks
+            "1 AND 1",
+            "rooms 2 and 3",
             "grant access to the slave pseudoterminal",
             "2. Grant of Copyright License. Subject to the terms and conditions of",
             "you grant is automatically extended to all recipients of the covered",
