@@ -95,17 +95,13 @@ fn concatenated(before: &[u8]) -> bool {
 fn breakout_call(v: &[u8]) -> Option<&'static str> {
     let v = v.trim_ascii_start();
     let rest = v.strip_prefix(b"'").or_else(|| v.strip_prefix(b"\""))?;
-    let rest = rest
-        .trim_ascii_start()
-        .strip_prefix(b".")?
-        .trim_ascii_start();
+    // Written tight, as payloads write it: prose may start `'. See (1)`.
+    let rest = rest.strip_prefix(b".")?;
     let name = rest
         .iter()
         .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
         .count();
-    let called = name > 0
-        && !rest[0].is_ascii_digit()
-        && rest[name..].trim_ascii_start().first() == Some(&b'(');
+    let called = name > 0 && !rest[0].is_ascii_digit() && rest.get(name) == Some(&b'(');
     called.then_some("php string breakout")
 }
 
@@ -185,6 +181,7 @@ mod tests {
             "\"hello\". exit(1) said the log",
             "'.'.join(parts)",
             "\". 5 (five)",
+            "'. See (1) below",
         ] {
             assert_eq!(injected(v.as_bytes()), None, "{v}");
         }
