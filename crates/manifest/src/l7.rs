@@ -288,7 +288,15 @@ fn redis_command(cx: &mut Cx, n: &Node, at: P) -> Option<String> {
 
 fn kafka(cx: &mut Cx, n: &Node, at: P) -> Option<L7Match> {
     let o = cx.obj(n, at, Fields::Strict(&["apis", "topics"]))?;
-    let apis = strings(cx, &o, "apis", at);
+    // A misspelt API would never match a request: refused with the names it may be.
+    let apis = match o.get("apis") {
+        None => Some(Vec::new()),
+        Some(v) => cx.one_or_seq_of(v, at.f("apis"), |cx, n, at| {
+            cx.parsed(n, at, "Kafka API", bulkhead_policy::l7::KAFKA_APIS, |s| {
+                bulkhead_policy::l7::kafka_api(s)
+            })
+        }),
+    };
     let topics = strings(cx, &o, "topics", at);
     Some(L7Match::Kafka {
         apis: apis?,

@@ -487,6 +487,95 @@ impl fmt::Display for L7Request {
     }
 }
 
+/// API keys 0-68 by name, as rules write them (`produce`, `apiversions`, ...).
+pub const KAFKA_APIS: &[&str] = &[
+    "produce",
+    "fetch",
+    "listoffsets",
+    "metadata",
+    "leaderandisr",
+    "stopreplica",
+    "updatemetadata",
+    "controlledshutdown",
+    "offsetcommit",
+    "offsetfetch",
+    "findcoordinator",
+    "joingroup",
+    "heartbeat",
+    "leavegroup",
+    "syncgroup",
+    "describegroups",
+    "listgroups",
+    "saslhandshake",
+    "apiversions",
+    "createtopics",
+    "deletetopics",
+    "deleterecords",
+    "initproducerid",
+    "offsetforleaderepoch",
+    "addpartitionstotxn",
+    "addoffsetstotxn",
+    "endtxn",
+    "writetxnmarkers",
+    "txnoffsetcommit",
+    "describeacls",
+    "createacls",
+    "deleteacls",
+    "describeconfigs",
+    "alterconfigs",
+    "alterreplicalogdirs",
+    "describelogdirs",
+    "saslauthenticate",
+    "createpartitions",
+    "createdelegationtoken",
+    "renewdelegationtoken",
+    "expiredelegationtoken",
+    "describedelegationtoken",
+    "deletegroups",
+    "electleaders",
+    "incrementalalterconfigs",
+    "alterpartitionreassignments",
+    "listpartitionreassignments",
+    "offsetdelete",
+    "describeclientquotas",
+    "alterclientquotas",
+    "describeuserscramcredentials",
+    "alteruserscramcredentials",
+    "vote",
+    "beginquorumepoch",
+    "endquorumepoch",
+    "describequorum",
+    "alterpartition",
+    "updatefeatures",
+    "envelope",
+    "fetchsnapshot",
+    "describecluster",
+    "describeproducers",
+    "brokerregistration",
+    "brokerheartbeat",
+    "unregisterbroker",
+    "describetransactions",
+    "listtransactions",
+    "allocateproducerids",
+    "consumergroupheartbeat",
+];
+
+/// A Kafka API as rules and requests name it: one of [`KAFKA_APIS`] in any case, or
+/// `api-N` for a key past them (what the proxy reports for one), lower-cased.
+pub fn kafka_api(name: &str) -> Result<String, String> {
+    let n = name.to_ascii_lowercase();
+    let numbered = n
+        .strip_prefix("api-")
+        .is_some_and(|k| !k.is_empty() && k.bytes().all(|c| c.is_ascii_digit()));
+    if KAFKA_APIS.contains(&n.as_str()) || numbered {
+        Ok(n)
+    } else {
+        Err(format!(
+            "unknown Kafka API {name:?}: expected an API name (produce, fetch, metadata, ...) or api-N"
+        ))
+    }
+}
+
 /// Parse the one-line request syntax of `explain --request` and `PolicyTest` cases:
 ///
 /// ```text
@@ -566,7 +655,7 @@ pub fn parse_request(text: &str) -> Result<L7Request, String> {
                 },
             },
             A::Kafka => L7Detail::Kafka {
-                api: rest[0].to_ascii_lowercase(),
+                api: kafka_api(rest[0])?,
                 topic: rest.get(1).map(|t| t.to_string()),
             },
             A::Ldap => L7Detail::Ldap {
@@ -957,6 +1046,11 @@ mod tests {
         assert_eq!(match_rule(app, &[], Some(&http)), L7Outcome::NoMatch);
         assert_eq!(match_rule(None, &redis_get, Some(&http)), L7Outcome::Match);
         assert!(AppProtocol::Http.accepts(AppProtocol::Grpc));
+        // Kafka APIs by name in any case, or by number past the named ones.
+        assert_eq!(kafka_api("Produce").as_deref(), Ok("produce"));
+        assert_eq!(kafka_api("api-99").as_deref(), Ok("api-99"));
+        assert!(kafka_api("prodcue").is_err() && kafka_api("api-").is_err());
+        assert!(parse_request("kafka bogusapi orders").is_err());
         assert!(!AppProtocol::Grpc.accepts(AppProtocol::Http));
     }
 }

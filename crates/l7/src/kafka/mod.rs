@@ -38,7 +38,7 @@ pub mod request;
 mod sessions;
 mod wire;
 
-use bulkhead_policy::l7::{AppProtocol, L7Detail, L7Request};
+use bulkhead_policy::l7::{AppProtocol, KAFKA_APIS, L7Detail, L7Request};
 
 use crate::{Decided, Output, Session, Verdict};
 pub use metadata::{Broker, Cluster};
@@ -136,82 +136,9 @@ impl Default for KafkaSession {
     }
 }
 
-/// API keys 0-68 by name, as rules write them (`produce`, `apiversions`, ...).
-const APIS: &[&str] = &[
-    "produce",
-    "fetch",
-    "listoffsets",
-    "metadata",
-    "leaderandisr",
-    "stopreplica",
-    "updatemetadata",
-    "controlledshutdown",
-    "offsetcommit",
-    "offsetfetch",
-    "findcoordinator",
-    "joingroup",
-    "heartbeat",
-    "leavegroup",
-    "syncgroup",
-    "describegroups",
-    "listgroups",
-    "saslhandshake",
-    "apiversions",
-    "createtopics",
-    "deletetopics",
-    "deleterecords",
-    "initproducerid",
-    "offsetforleaderepoch",
-    "addpartitionstotxn",
-    "addoffsetstotxn",
-    "endtxn",
-    "writetxnmarkers",
-    "txnoffsetcommit",
-    "describeacls",
-    "createacls",
-    "deleteacls",
-    "describeconfigs",
-    "alterconfigs",
-    "alterreplicalogdirs",
-    "describelogdirs",
-    "saslauthenticate",
-    "createpartitions",
-    "createdelegationtoken",
-    "renewdelegationtoken",
-    "expiredelegationtoken",
-    "describedelegationtoken",
-    "deletegroups",
-    "electleaders",
-    "incrementalalterconfigs",
-    "alterpartitionreassignments",
-    "listpartitionreassignments",
-    "offsetdelete",
-    "describeclientquotas",
-    "alterclientquotas",
-    "describeuserscramcredentials",
-    "alteruserscramcredentials",
-    "vote",
-    "beginquorumepoch",
-    "endquorumepoch",
-    "describequorum",
-    "alterpartition",
-    "updatefeatures",
-    "envelope",
-    "fetchsnapshot",
-    "describecluster",
-    "describeproducers",
-    "brokerregistration",
-    "brokerheartbeat",
-    "unregisterbroker",
-    "describetransactions",
-    "listtransactions",
-    "allocateproducerids",
-    "consumergroupheartbeat",
-];
-
 /// The name rules use for an API key (`produce`, `apiversions`, ...).
 pub fn api_name(key: i16) -> String {
-    match usize::try_from(key).ok().and_then(|k| APIS.get(k)) {
+    match usize::try_from(key).ok().and_then(|k| KAFKA_APIS.get(k)) {
         Some(n) => n.to_string(),
         None => format!("api-{key}"),
     }
