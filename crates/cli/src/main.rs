@@ -145,6 +145,15 @@ fn run(cli: Cli) -> Result<u8> {
         Command::Explain(a) => {
             let engine = engine(&a.input.load()?)?;
             let src = endpoint::resolve(&engine, &a.src)?;
+            if let bulkhead_policy::Endpoint::External { names, .. } = &src
+                && !names.is_empty()
+            {
+                // `dns` peers name destinations: a connection comes from an address.
+                bail!(
+                    "no workload named {:?}; a DNS name can only be the destination (the source is a workload, a node or an IP address)",
+                    a.src
+                );
+            }
             let dst = endpoint::resolve(&engine, &a.dst)?;
             let l4: L4 = a.service.parse().map_err(anyhow::Error::msg)?;
             let request = a

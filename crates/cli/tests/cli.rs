@@ -230,6 +230,23 @@ fn bad_input_exits_3_with_file_line_column_and_changes_nothing() {
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(r.stderr.contains("from 0 to 65535"), "{}", r.stderr);
 
+    // A DNS name names a destination only.
+    let inv = dir.path().join("inv.yaml").display().to_string();
+    let r = run(&[
+        "explain",
+        "api.example.com",
+        "shop/db",
+        "TCP/443",
+        "-f",
+        &inv,
+    ]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("can only be the destination"),
+        "{}",
+        r.stderr
+    );
+
     let r = run(&["analyze", "matrix"]);
     assert_eq!(r.code, 2, "usage error: {}", r.stderr);
 }
