@@ -16,6 +16,7 @@
 pub mod chain;
 pub mod judge;
 pub mod lex;
+mod nosql;
 pub mod query;
 pub mod words;
 
@@ -67,6 +68,9 @@ const WINDOW: usize = lex::MAX_TOKENS;
 
 /// [`detect`] with the value's byte classes already known.
 pub(crate) fn detect_profiled(value: &[u8], p: Profile) -> Option<SqliMatch> {
+    if let Some(m) = nosql_operator(value) {
+        return Some(m);
+    }
     if let Some(m) = detect_prefix(value, p) {
         return Some(m);
     }
@@ -77,6 +81,16 @@ pub(crate) fn detect_profiled(value: &[u8], p: Profile) -> Option<SqliMatch> {
             .find_map(|w| detect_prefix(w, Profile::of(w)));
     }
     None
+}
+
+/// A MongoDB operator where a value belongs (`password[$ne]`, `{"$where": ...}`).
+fn nosql_operator(value: &[u8]) -> Option<SqliMatch> {
+    nosql::operator(value)?;
+    Some(SqliMatch {
+        context: SqlContext::Bare,
+        signals: vec!["nosql_operator"],
+        fingerprint: String::new(),
+    })
 }
 
 /// Longer than one reading covers.
@@ -109,6 +123,9 @@ fn detect_one(value: &[u8]) -> Option<SqliMatch> {
 /// [`detect`] without the [`may_inject`] shortcut: the reference it must agree with.
 #[doc(hidden)]
 pub fn detect_exhaustive(value: &[u8]) -> Option<SqliMatch> {
+    if let Some(m) = nosql_operator(value) {
+        return Some(m);
+    }
     let whole = |value: &[u8]| {
         let value = &value[..value.len().min(MAX_VALUE)];
         detect_tokens(value).or_else(|| parts(value).iter().find_map(|p| detect_tokens(p)))
