@@ -5,8 +5,9 @@
 //! meant to refuse (`$ne`, `$gt`, `$regex`) or runs JavaScript (`$where`, `$function`).
 //!
 //! An operator counts only as a name of its own, written as code writes it: after the
-//! start, `[`, `{`, a quote or `,`, and before the end, `]`, a quote, `:`, `=` or `}`
-//! (prose writes `depends on $all`, an init script's facility). MongoDB's operators are
+//! start, `[`, `{`, a quote or `,`, and before the end, `]`, a quote, `:`, `=` or `}`,
+//! blanks between allowed (`{ $ne: 1 }`); prose writes a word there (`depends on $all`,
+//! an init script's facility). MongoDB's operators are
 //! lower-case (`$NE` is no operator), so `$orderId`, `$existingUser`, JSON Schema's `$ref`
 //! and OData's `$filter` are not.
 
@@ -42,7 +43,8 @@ const OPERATORS: &[&[u8]] = &[
 /// The operator a value names, if it names one as a name of its own.
 pub(super) fn operator(v: &[u8]) -> Option<&'static [u8]> {
     for at in memchr::memchr_iter(b'$', v) {
-        let before = at.checked_sub(1).map(|i| v[i]);
+        // Blanks between are allowed (`{ $ne: 1 }`); a word before is prose.
+        let before = v[..at].iter().rev().find(|c| !c.is_ascii_whitespace());
         let opens = before.is_none_or(|c| matches!(c, b'[' | b'{' | b'"' | b'\'' | b','));
         if !opens {
             continue;
@@ -52,9 +54,8 @@ pub(super) fn operator(v: &[u8]) -> Option<&'static [u8]> {
             .iter()
             .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
             .count();
-        let closes = rest
-            .get(name)
-            .is_none_or(|&c| matches!(c, b']' | b'"' | b'\'' | b':' | b'=' | b'}'));
+        let after = rest[name..].iter().find(|c| !c.is_ascii_whitespace());
+        let closes = after.is_none_or(|c| matches!(c, b']' | b'"' | b'\'' | b':' | b'=' | b'}'));
         if let Some(op) = OPERATORS.iter().find(|op| **op == &rest[..name])
             && closes
         {
@@ -81,6 +82,9 @@ mod tests {
             ("password[$gt]", "gt"),
             ("{\"username\": {\"$ne\": null}}", "ne"),
             ("{'$where': 'sleep(5000)'}", "where"),
+            // identYwaf's probes: JavaScript's object syntax, with blanks
+            ("true, $where: '1 == 1'", "where"),
+            ("{ $ne: 1 }", "ne"),
         ] {
             assert_eq!(operator(v.as_bytes()), Some(op.as_bytes()), "{v}");
         }
