@@ -71,16 +71,10 @@ fn replay(c: &Conversation, inspector: &Arc<dyn Inspector>) -> Vec<Hit> {
     };
     let mut hits = Vec::new();
     let found = |hits: &mut Vec<Hit>, request: Option<String>, fs: Vec<Finding>| {
-        hits.extend(fs.into_iter().map(|f| Hit {
-            src: c.flow.src.clone(),
-            dst: c.flow.dst.clone(),
-            protocol: c.flow.protocol.clone(),
-            request: request.clone(),
-            sensor: f.sensor,
-            class: f.class,
-            location: f.location,
-            masked: f.masked,
-        }));
+        hits.extend(
+            fs.into_iter()
+                .map(|f| Hit::new(c, request.clone(), f.sensor, f.class, f.location, f.masked)),
+        );
     };
     for (from_client, data) in &c.turns {
         let out: Output = if *from_client {
@@ -128,16 +122,37 @@ fn refused(
             None => text.to_string(),
         }
     };
-    let answer = line(answer);
-    Hit {
-        src: c.flow.src.clone(),
-        dst: c.flow.dst.clone(),
-        protocol: c.flow.protocol.clone(),
-        request: from_client.then(|| inspector.redact(&line(data))),
-        sensor: "proxy".into(),
-        class: "refused".into(),
-        location: if from_client { "request" } else { "response" }.into(),
-        masked: answer,
+    let request = from_client.then(|| inspector.redact(&line(data)));
+    let location = if from_client { "request" } else { "response" };
+    Hit::new(
+        c,
+        request,
+        "proxy".into(),
+        "refused".into(),
+        location.into(),
+        line(answer),
+    )
+}
+
+impl Hit {
+    fn new(
+        c: &Conversation,
+        request: Option<String>,
+        sensor: String,
+        class: String,
+        location: String,
+        masked: String,
+    ) -> Hit {
+        Hit {
+            src: c.flow.src.clone(),
+            dst: c.flow.dst.clone(),
+            protocol: c.flow.protocol.clone(),
+            request,
+            sensor,
+            class,
+            location,
+            masked,
+        }
     }
 }
 

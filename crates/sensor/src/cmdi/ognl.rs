@@ -11,20 +11,26 @@
 //! inside an expression. A `#` or `@` in prose (`#1`, `a@b.c`) is neither: a variable
 //! needs an expression opener or OGNL's own syntax around it.
 
-use crate::decode::strip_prefix_ci;
+use aho_corasick::AhoCorasick;
+use std::sync::LazyLock;
 
 /// Bytes of an expression read after its opener.
 const WINDOW: usize = 1024;
 
-/// Names only Struts/OGNL payloads write: each alone is the attack.
-const MARKERS: &[&[u8]] = &[
-    b"#_memberaccess",
-    b"@ognl.ognlcontext@",
-    b"com.opensymphony.xwork2.",
-    b"ognlutil",
-    b"#context[",
-    b"#context.get",
-];
+/// Names only Struts/OGNL payloads write: each alone is the attack. One pass, any case.
+static MARKERS: LazyLock<AhoCorasick> = LazyLock::new(|| {
+    AhoCorasick::builder()
+        .ascii_case_insensitive(true)
+        .build([
+            "#_memberaccess",
+            "@ognl.ognlcontext@",
+            "com.opensymphony.xwork2.",
+            "ognlutil",
+            "#context[",
+            "#context.get",
+        ])
+        .expect("static patterns")
+});
 
 /// What kind of expression injection `v` holds, if any.
 pub(super) fn expression(v: &[u8]) -> Option<&'static str> {
@@ -34,7 +40,7 @@ pub(super) fn expression(v: &[u8]) -> Option<&'static str> {
     if !ognl && memchr::memchr(b'{', v).is_none() {
         return None;
     }
-    if ognl && MARKERS.iter().any(|m| find_ci(v, m).is_some()) {
+    if ognl && MARKERS.is_match(v) {
         return Some("ognl");
     }
     // Each expression opener: `%{`, `${`, `#{`, `*{` (Thymeleaf's selection).
@@ -98,11 +104,6 @@ fn class_name(s: &[u8]) -> Option<usize> {
     let name = &s[..n];
     let dotted = name.contains(&b'.') && name.first().is_some_and(u8::is_ascii_alphabetic);
     dotted.then_some(n)
-}
-
-fn find_ci(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    (0..hay.len().saturating_sub(needle.len() - 1))
-        .find(|&i| strip_prefix_ci(&hay[i..], needle).is_some())
 }
 
 #[cfg(test)]

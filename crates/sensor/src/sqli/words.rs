@@ -488,6 +488,7 @@ pub(super) fn plain_view(w: &[u8]) -> bool {
         .any(|v| w.eq_ignore_ascii_case(v.as_bytes()))
 }
 
+/// System catalogs and dangerous procedures (and, with them, [`PLAIN_VIEWS`]).
 const CATALOG: &[&str] = &[
     "information_schema",
     "sysobjects",
@@ -500,12 +501,6 @@ const CATALOG: &[&str] = &[
     "systypes",
     "pg_catalog",
     "pg_shadow",
-    "pg_user",
-    "pg_database",
-    "pg_tables",
-    "pg_class",
-    "pg_namespace",
-    "pg_proc",
     "pg_authid",
     "sqlite_master",
     "sqlite_schema",
@@ -516,13 +511,6 @@ const CATALOG: &[&str] = &[
     "msysqueries",
     "msysrelationships",
     "msysaces",
-    "all_tables",
-    "all_tab_columns",
-    "all_users",
-    "user_tables",
-    "user_tab_columns",
-    "dba_users",
-    "dba_tables",
     "xp_cmdshell",
     "xp_regread",
     "xp_regwrite",
@@ -559,7 +547,7 @@ static WORDS: LazyLock<HashMap<&'static [u8], Word, WordState>> = LazyLock::new(
     for f in TIME_FUNCS {
         m.insert(f.as_bytes(), Word::Func(FuncClass::Time));
     }
-    for c in CATALOG {
+    for c in CATALOG.iter().chain(PLAIN_VIEWS) {
         m.insert(c.as_bytes(), Word::Catalog);
     }
     // Keywords last: `current_user` is an operand without parentheses first.
