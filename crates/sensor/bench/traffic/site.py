@@ -1,18 +1,58 @@
 #!/usr/bin/env python3
 """The test site for held-out attack traffic (run.sh): 127.0.0.1 only.
 Pages link to query parameters and hold GET and POST forms, and reflect input
-(unescaped), so the XSS, SQL injection and fuzzing scripts find places to inject."""
-import http.server, sys, urllib.parse, html
+(unescaped), so the XSS, SQL injection and fuzzing scripts find places to inject.
+Two pages are vulnerable for real, so exploitation tools go past their probes:
+/item.php?id= and POST /login put their input into SQLite queries (in memory),
+and /ping?host= into a shell command line (`echo`, 3 s at most)."""
+import http.server, sqlite3, subprocess, sys, threading, urllib.parse
 
 PORT = int(sys.argv[1])
 INDEX = b"""<html><head><title>Shop</title></head><body>
 <a href="/item.php?id=1">item</a> <a href="/search?q=shoes&cat=2">search</a>
 <a href="/news/view.php?page=about.html">news</a> <a href="/profile?user=alice">profile</a>
-<a href="/index.php?file=home.php">home</a>
+<a href="/index.php?file=home.php">home</a> <a href="/ping?host=example.org">ping</a>
 <form action="/login" method="POST"><input name="username"><input type="password" name="password"><input type="submit"></form>
 <form action="/comment" method="POST"><input name="name"><textarea name="text"></textarea><input type="submit"></form>
 <form action="/find" method="GET"><input name="q"><input name="sort" value="asc"><input type="submit"></form>
 </body></html>"""
+
+DB = sqlite3.connect(":memory:", check_same_thread=False)
+DB.executescript("""CREATE TABLE items(id INTEGER, name TEXT, price REAL);
+INSERT INTO items VALUES (1,'shoes',40.0),(2,'hat',15.5),(3,'coat',120.0);
+CREATE TABLE users(username TEXT, password TEXT, card TEXT);
+INSERT INTO users VALUES ('alice','s3cret','4111111111111111'),('bob','hunter2','5500000000000004');""")
+LOCK = threading.Lock()
+
+def query(sql):
+    """Runs the query as written (the page is vulnerable on purpose) and shows rows or the error."""
+    try:
+        with LOCK:
+            rows = DB.execute(sql).fetchall()
+        return ("<br>".join(" ".join(str(c) for c in r) for r in rows) or "no rows").encode("latin-1", "replace")
+    except Exception as e:
+        return b"SQLite error: " + str(e).encode("latin-1", "replace")
+
+def shell(host):
+    try:
+        out = subprocess.run(["sh", "-c", "echo checking " + host], capture_output=True, timeout=3).stdout
+    except subprocess.TimeoutExpired:
+        out = b"timeout"
+    return out
+
+def dynamic(path, form):
+    """The vulnerable pages' answers, or None."""
+    url = urllib.parse.urlsplit(path)
+    args = dict(urllib.parse.parse_qsl(url.query, keep_blank_values=True))
+    args.update(form)
+    if url.path == "/item.php" and "id" in args:
+        return query("SELECT name, price FROM items WHERE id=" + args["id"])
+    if url.path == "/login" and "username" in args:
+        return query("SELECT username FROM users WHERE username='%s' AND password='%s'"
+                     % (args["username"], args.get("password", "")))
+    if url.path == "/ping" and "host" in args:
+        return shell(args["host"])
+    return None
 
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -27,12 +67,14 @@ class H(http.server.BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(page)
     def do_GET(self):
-        self.answer(urllib.parse.unquote(self.path).encode("latin-1", "replace"))
+        self.answer(dynamic(self.path, {}) or urllib.parse.unquote(self.path).encode("latin-1", "replace"))
     do_HEAD = do_GET
     def do_POST(self):
         n = int(self.headers.get("Content-Length") or 0)
         data = self.rfile.read(n) if n else b""
-        self.answer(urllib.parse.unquote_plus(data.decode("latin-1")).encode("latin-1", "replace"))
+        form = dict(urllib.parse.parse_qsl(data.decode("latin-1"), keep_blank_values=True))
+        self.answer(dynamic(self.path, form)
+                    or urllib.parse.unquote_plus(data.decode("latin-1")).encode("latin-1", "replace"))
     do_PUT = do_OPTIONS = do_DELETE = do_PATCH = do_POST
     def do_TRACE(self): self.answer(b"")
 

@@ -81,6 +81,8 @@ pub struct Token {
 pub enum Start {
     Code,
     InString(u8),
+    /// Inside a block comment: the first token runs to the first `*/`.
+    InComment,
 }
 
 /// Lex `s`. With `Start::InString(q)` the first token is the rest of that string (an
@@ -93,6 +95,20 @@ pub fn lex(s: &[u8], start: Start) -> Vec<Token> {
         let (end, closed) = string_end(s, 0, q, true);
         out.push(Token {
             tok: Tok::Str { quote: q, closed },
+            start: 0,
+            end,
+        });
+        i = end;
+    } else if start == Start::InComment {
+        // The value closes a comment the application's query opened, with `*/`
+        // (`1*/ AND 1=2/*`, sqlmap's comment boundary): what stands before is that
+        // comment's text.
+        let end = find(s, 0, b"*/").map_or(s.len(), |p| p + 2);
+        out.push(Token {
+            tok: Tok::Comment {
+                kind: CommentKind::Block,
+                to_end: end == s.len(),
+            },
             start: 0,
             end,
         });
@@ -201,14 +217,18 @@ fn lex_one(s: &[u8], i: usize) -> (Tok, usize) {
         }
         b'`' => (Tok::Ident, string_end(s, i, b'`', false).0),
         b'[' => {
-            // SQL Server `[ident]`; a lone `[` (PostgreSQL arrays) is an operator.
+            // SQL Server `[ident]`; any other `[` opens a subscript (PostgreSQL's and
+            // SQLite's `a[i]`, JSON paths), and a value placed in one can close it and
+            // open another (`1]-(SELECT ...)|[1`, sqlmap's bracket boundary): brackets
+            // group as parentheses do.
             match memchr::memchr(b']', &s[i..]) {
                 Some(p) if p > 1 && s[i + 1..i + p].iter().all(|&b| ident_byte(b) || b == b' ') => {
                     (Tok::Ident, i + p + 1)
                 }
-                _ => (Tok::Other, i + 1),
+                _ => (Tok::LParen, i + 1),
             }
         }
+        b']' => (Tok::RParen, i + 1),
         // `--` followed by a letter or digit is two minus signs (MySQL's rule, and how
         // slugs and base64url tokens use it), anything else starts a comment; so does
         // `--word` that a line break ends (`1--xYz\nAND--Qw\n1=1`: the comment every

@@ -3,10 +3,11 @@
 //! marks of an injection that already happened?
 //!
 //! Design (our own, in the spirit of libinjection's "tokenize in each context"): the
-//! value is lexed up to four times, as the application may have placed it: as-is (a
+//! value is lexed up to five times, as the application may have placed it: as-is (a
 //! number or an expression), inside a single-quoted string, inside a double-quoted
 //! string, inside a backtick-quoted MySQL identifier (the last three only when the value
-//! holds that quote).
+//! holds that quote), inside a block comment (only when the value closes one it did not
+//! open).
 //! In a quoted context the first token is the rest of that string, so the value only
 //! matters if it leaves the string. Each token stream is walked by [`judge`], which
 //! checks that the value forms valid SQL *in that place* (with the application's own
@@ -36,6 +37,8 @@ pub enum SqlContext {
     DoubleQuote,
     /// Inside a MySQL identifier, `` `...` `` (`ORDER BY `col``).
     Backtick,
+    /// Inside a block comment, `/* ... */`, that the value closes.
+    Comment,
 }
 
 /// A detected injection.
@@ -393,45 +396,64 @@ static PLAIN_BUT_SQL: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLo
 });
 
 fn detect_tokens(value: &[u8]) -> Option<SqliMatch> {
-    let contexts: [(SqlContext, Start); 4] = [
+    let contexts: [(SqlContext, Start); 5] = [
         (SqlContext::Bare, Start::Code),
         (SqlContext::SingleQuote, Start::InString(b'\'')),
         (SqlContext::DoubleQuote, Start::InString(b'"')),
         (SqlContext::Backtick, Start::InString(b'`')),
+        (SqlContext::Comment, Start::InComment),
     ];
     for (ctx, start) in contexts {
-        if let Start::InString(q) = start
-            && memchr::memchr(q, value).is_none()
-        {
-            continue;
+        match start {
+            Start::InString(q) if memchr::memchr(q, value).is_none() => continue,
+            Start::InComment if !closes_comment(value) => continue,
+            _ => {}
         }
-        let toks = lex(value, start);
-        let q = match start {
-            Start::InString(q) => Some(q),
-            Start::Code => None,
+        let lexed = lex(value, start);
+        let (toks, q) = match start {
+            Start::InString(q) => (&lexed[..], Some(q)),
+            Start::Code => (&lexed[..], None),
+            // The application's comment is not the value's: what follows its close is
+            // judged as a bare value (an inline comment there is a signal, this one not).
+            Start::InComment => (&lexed[1.min(lexed.len())..], None),
         };
-        let w = judge::walk(value, &toks, q);
+        let w = judge::walk(value, toks, q);
         if decide(&w, ctx) {
             return Some(SqliMatch {
                 context: ctx,
                 signals: signal_names(w.signals),
-                fingerprint: fingerprint(&toks),
+                fingerprint: fingerprint(toks),
             });
         }
-        if let Some(reason) = chain::continuation(value, &toks, q.is_some()) {
+        if let Some(reason) = chain::continuation(value, toks, q.is_some()) {
             return Some(SqliMatch {
                 context: ctx,
                 signals: vec![reason],
-                fingerprint: fingerprint(&toks),
+                fingerprint: fingerprint(toks),
             });
         }
         if ctx == SqlContext::Bare
-            && let Some(m) = appended(value, &toks)
+            && let Some(m) = appended(value, toks)
         {
             return Some(m);
         }
     }
     catalog_reference(value)
+}
+
+/// Does `value` close a block comment it did not open, with code after the close
+/// (`1*/ AND 1=2/*`)? A leading `*/` the bare reading takes already; `*/*` is a
+/// multiplication before a comment (`1*/*!50000 ...*/`).
+fn closes_comment(value: &[u8]) -> bool {
+    match memchr::memmem::find(value, b"*/") {
+        Some(p) => {
+            p > 0
+                && !value[p + 1..].starts_with(b"/*")
+                && memchr::memmem::find(&value[..p], b"/*").is_none()
+                && !value[p + 2..].trim_ascii().is_empty()
+        }
+        None => false,
+    }
 }
 
 /// A bare value that opens with a connective, a comma or a semicolon (`&&SLEEP(5)`, `OR
@@ -565,7 +587,7 @@ pub fn decide(w: &Walk, ctx: SqlContext) -> bool {
                 && (s & strong_code != 0
                     || (s & sig::LOGIC != 0 && s & (sig::CMP | sig::UNARY | sig::ARITH) != 0))
         }
-        SqlContext::Bare => {
+        SqlContext::Bare | SqlContext::Comment => {
             let logic = s & sig::LOGIC != 0;
             let taut = s & sig::TAUTOLOGY != 0;
             let call = s & (sig::CALL | sig::USER_VAR) != 0;
@@ -707,6 +729,12 @@ mod heldout_rules {
             "id` UNION SELECT password FROM users#",
             // appended to a URL (sqlmap's Referer payloads)
             "http://127.0.0.1:18931/safe AND 3194=BENCHMARK(5000000,MD5(0x7a6d7362))# QKgl",
+            // out of a comment the query opened (sqlmap's `*/` boundary, run for real)
+            "1*/ AND 3009=1134/*",
+            "-4042*/ OR 8218=2145/*",
+            "1*/ UNION ALL SELECT NULL,NULL/*",
+            // out of a subscript (sqlmap's `]` boundary)
+            "1]-(SELECT 0 WHERE 3781=3781 AND 8193=3827)|[1",
             "http://127.0.0.1:18931/safe AND (SELECT 8875 FROM (SELECT(SLEEP(5)))knqe)",
             "https://h.example/search;WAITFOR DELAY '0:0:5'--",
             "http://127.0.0.1:18931/safe,(SELECT (CASE WHEN (1=1) THEN SLEEP(5) ELSE 1 END))",
@@ -776,6 +804,13 @@ mod heldout_rules {
             "use `ls -la` to list, or `git status` and `git diff`",
             "The `SELECT` statement, see `man psql` for more",
             "https://example.com/docs and the select few who read them",
+            // a comment's close in text and globs, brackets in lists
+            "see the note */ and the rest",
+            "src/**/*.rs or lib/**/*.rs",
+            "ends a comment */ or 2",
+            "[1,2,3] and [4,5]",
+            "tags[] = a or b",
+            "[draft] select the best (2 of 3)",
             // SELECT after a word, not after a value: a form's own words
             "Please select 2 options",
             "please select !important styles",
