@@ -4,7 +4,13 @@ Pages link to query parameters and hold GET and POST forms, and reflect input
 (unescaped), so the XSS, SQL injection and fuzzing scripts find places to inject.
 Two pages are vulnerable for real, so exploitation tools go past their probes:
 /item.php?id= and POST /login put their input into SQLite queries (in memory),
-and /ping?host= into a shell command line (`echo`, 3 s at most)."""
+and /ping?host= into a shell command line (`echo`, 3 s at most).
+
+    site.py PORT [mysql:PORT | postgresql:PORT]
+
+With a second argument the queries go to that server on 127.0.0.1 instead (MariaDB as
+root, PostgreSQL as postgres, database `shop`, created; PyMySQL or psycopg2 needed), so
+the SQL the tools make the site send can be captured on the wire too."""
 import http.server, sqlite3, subprocess, sys, threading, urllib.parse
 
 PORT = int(sys.argv[1])
@@ -17,21 +23,53 @@ INDEX = b"""<html><head><title>Shop</title></head><body>
 <form action="/find" method="GET"><input name="q"><input name="sort" value="asc"><input type="submit"></form>
 </body></html>"""
 
-DB = sqlite3.connect(":memory:", check_same_thread=False)
-DB.executescript("""CREATE TABLE items(id INTEGER, name TEXT, price REAL);
-INSERT INTO items VALUES (1,'shoes',40.0),(2,'hat',15.5),(3,'coat',120.0);
-CREATE TABLE users(username TEXT, password TEXT, card TEXT);
-INSERT INTO users VALUES ('alice','s3cret','4111111111111111'),('bob','hunter2','5500000000000004');""")
+SCHEMA = ["CREATE TABLE items(id INTEGER, name VARCHAR(40), price REAL)",
+          "INSERT INTO items VALUES (1,'shoes',40.0),(2,'hat',15.5),(3,'coat',120.0)",
+          "CREATE TABLE users(username VARCHAR(40), password VARCHAR(40), card VARCHAR(20))",
+          "INSERT INTO users VALUES ('alice','s3cret','4111111111111111'),('bob','hunter2','5500000000000004')"]
 LOCK = threading.Lock()
+
+def connect():
+    """A connection with the shop's tables, and the name the error pages give its server."""
+    if len(sys.argv) < 3:
+        db = sqlite3.connect(":memory:", check_same_thread=False)
+        for q in SCHEMA:
+            db.execute(q)
+        return db, "SQLite"
+    kind, port = sys.argv[2].split(":")
+    if kind == "mysql":
+        import pymysql
+        admin = pymysql.connect(host="127.0.0.1", port=int(port), user="root", autocommit=True)
+        admin.cursor().execute("DROP DATABASE IF EXISTS shop")
+        admin.cursor().execute("CREATE DATABASE shop")
+        db = pymysql.connect(host="127.0.0.1", port=int(port), user="root", database="shop",
+                             autocommit=True)
+        name = "MySQL"
+    else:
+        import psycopg2
+        admin = psycopg2.connect(host="127.0.0.1", port=int(port), user="postgres", dbname="postgres")
+        admin.autocommit = True
+        admin.cursor().execute("DROP DATABASE IF EXISTS shop")
+        admin.cursor().execute("CREATE DATABASE shop")
+        db = psycopg2.connect(host="127.0.0.1", port=int(port), user="postgres", dbname="shop")
+        db.autocommit = True
+        name = "PostgreSQL"
+    for q in SCHEMA:
+        db.cursor().execute(q)
+    return db, name
+
+DB, DBMS = connect()
 
 def query(sql):
     """Runs the query as written (the page is vulnerable on purpose) and shows rows or the error."""
     try:
         with LOCK:
-            rows = DB.execute(sql).fetchall()
+            cur = DB.cursor()
+            cur.execute(sql)
+            rows = cur.fetchall() if cur.description else []
         return ("<br>".join(" ".join(str(c) for c in r) for r in rows) or "no rows").encode("latin-1", "replace")
     except Exception as e:
-        return b"SQLite error: " + str(e).encode("latin-1", "replace")
+        return (DBMS + " error: " + str(e)).encode("latin-1", "replace")
 
 def shell(host):
     try:

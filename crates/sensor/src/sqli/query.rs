@@ -9,7 +9,12 @@
 //! boolean-blind probes, also against a subquery, `AND 7618=(SELECT COUNT(*) ...)`;
 //! query builders write `1=1` and `1=0`, which stay clean), and a substring of a
 //! subquery (`SUBSTR((SELECT password FROM users LIMIT 0,1),1,1)>CHAR(104)`: blind
-//! extraction, a character at a time).
+//! extraction, a character at a time). Also what extraction and probing leave: a string
+//! spelt in character codes or hex where it is built (`CHR(113)||CHR(106)||CHR(122)`,
+//! `CONCAT(0x71626b7071,...)`: the marker strings injection tools wrap what they read in),
+//! a comment that cuts off the application's own rest after a quote (`-- -' AND
+//! password='x'`), and a string literal glued to a number (`id=1' AND 3672=9666 OR
+//! 'a'='b`: a value that broke the statement) whose rest reads as an injection.
 
 use super::lex::{CommentKind, Start, Tok, Token, lex};
 use super::words::{FuncClass, Word};
@@ -44,10 +49,20 @@ pub fn injected(text: &[u8]) -> Option<&'static str> {
             to_end: true,
         } = t.tok
             && i > 0
-            && matches!(toks[i - 1].tok, Tok::Str { .. })
-            && memchr::memchr2(b'\'', b'"', &text[t.start..t.end]).is_some()
+            && (matches!(toks[i - 1].tok, Tok::Str { .. })
+                && memchr::memchr2(b'\'', b'"', &text[t.start..t.end]).is_some()
+                || cuts_off_the_rest(&text[t.start..t.end]))
         {
             return Some("comment_truncation");
+        }
+        if encoded_string(text, &toks[i..]) {
+            return Some("encoded_string");
+        }
+        if let Tok::Str { .. } = t.tok
+            && glued_to_number(text, &toks[..i], t.start)
+            && super::detect(&text[t.start..]).is_some()
+        {
+            return Some("broken_string");
         }
         // A delay of a constant length: injections say how long (`SLEEP(5)`,
         // `BENCHMARK(5000000,MD5(1))`); a stored procedure that waits takes it from a
@@ -95,6 +110,137 @@ pub fn injected(text: &[u8]) -> Option<&'static str> {
         }
     }
     None
+}
+
+/// Does a line comment hold the rest of the application's statement, cut off after the
+/// quote the injection closed (`-- -' AND password='x'`, `# x') ORDER BY 2`)? Its first
+/// quote is followed by a connective or a `)`, as an application's SQL goes on after a
+/// string; prose in a comment does not (`-- the user's rows`).
+fn cuts_off_the_rest(comment: &[u8]) -> bool {
+    let Some(q) = memchr::memchr2(b'\'', b'"', comment) else {
+        return false;
+    };
+    let rest = comment[q + 1..].trim_ascii_start();
+    let word = |w: &[u8]| {
+        rest.len() > w.len()
+            && rest[..w.len()].eq_ignore_ascii_case(w)
+            && rest[w.len()].is_ascii_whitespace()
+    };
+    rest.starts_with(b")") || word(b"and") || word(b"or")
+}
+
+/// A string spelt in character codes or hex where the statement builds it: three or
+/// more printable `CHR(n)`/`CHAR(n)` joined (`CHR(113)||CHR(106)||CHR(122)`,
+/// `CHAR(113)+CHAR(106)+...`), `CHAR(113,106,122)`, or a hex literal of printable text
+/// among `CONCAT`'s arguments (`CONCAT(0x71626b7071,...)`). Injection tools write their
+/// marker strings so, to need no quote; applications pass strings as literals or
+/// parameters (`CHAR(13)+CHAR(10)`, a line break, is not printable; a binary key in hex
+/// is compared, not concatenated).
+fn encoded_string(text: &[u8], toks: &[Token]) -> bool {
+    let name = |t: &Token, n: &[u8]| {
+        matches!(t.tok, Tok::Word(_)) && text[t.start..t.end].eq_ignore_ascii_case(n)
+    };
+    let printable_code = |t: &Token| {
+        t.tok == Tok::Num
+            && std::str::from_utf8(&text[t.start..t.end])
+                .ok()
+                .and_then(|n| n.parse::<u32>().ok())
+                .is_some_and(|n| (32..127).contains(&n))
+    };
+    let Some(first) = toks.first() else {
+        return false;
+    };
+    if name(first, b"chr") || name(first, b"char") {
+        // `CHAR(113,106,122)`
+        let args: Vec<&Token> = toks[1..].iter().take(64).collect();
+        if args.first().is_some_and(|t| t.tok == Tok::LParen) {
+            let mut codes = 0;
+            for pair in args[1..].chunks(2) {
+                if !printable_code(pair[0]) {
+                    break;
+                }
+                codes += 1;
+                match pair.get(1).map(|t| t.tok) {
+                    Some(Tok::Comma) => {}
+                    Some(Tok::RParen) if codes >= 3 => return true,
+                    _ => break,
+                }
+            }
+        }
+        // `CHR(113)||CHR(106)||CHR(122)`: a call of one code, then a joiner, three times.
+        let mut calls = 0;
+        let mut rest = toks;
+        while let [f, open, code, close, more @ ..] = rest
+            && (name(f, b"chr") || name(f, b"char"))
+            && open.tok == Tok::LParen
+            && printable_code(code)
+            && close.tok == Tok::RParen
+        {
+            calls += 1;
+            if calls >= 3 {
+                return true;
+            }
+            // Joined by `||`, `+` or a comma (inside CONCAT), parenthesised or not.
+            let mut j = 0;
+            while j < more.len()
+                && (matches!(more[j].tok, Tok::Logic | Tok::Op | Tok::Comma | Tok::LParen)
+                    || (more[j].tok == Tok::RParen && j == 0))
+            {
+                j += 1;
+            }
+            rest = &more[j..];
+        }
+        return false;
+    }
+    if (name(first, b"concat") || name(first, b"concat_ws"))
+        && toks.get(1).is_some_and(|t| t.tok == Tok::LParen)
+    {
+        let mut depth = 0usize;
+        for t in toks[1..].iter().take(256) {
+            match t.tok {
+                Tok::LParen => depth += 1,
+                Tok::RParen => {
+                    depth -= 1;
+                    if depth == 0 {
+                        break;
+                    }
+                }
+                Tok::Num if printable_hex(&text[t.start..t.end]) => return true,
+                _ => {}
+            }
+        }
+    }
+    false
+}
+
+/// `0x...` of three or more bytes, every one printable ASCII.
+fn printable_hex(lit: &[u8]) -> bool {
+    let Some(hex) = lit.strip_prefix(b"0x").or_else(|| lit.strip_prefix(b"0X")) else {
+        return false;
+    };
+    hex.len() >= 6
+        && hex.len() % 2 == 0
+        && hex.chunks(2).all(|h| {
+            std::str::from_utf8(h)
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .is_some_and(|b| (0x20..0x7f).contains(&b))
+        })
+}
+
+/// Is the string literal at `at` glued to a number before it (`1'`, `-9888'`, `1%'`)?
+/// No statement an application writes has one: a value put where a number goes broke
+/// out of it with a quote.
+fn glued_to_number(text: &[u8], before: &[Token], at: usize) -> bool {
+    match before {
+        [.., n] if n.tok == Tok::Num && n.end == at => true,
+        [.., n, op]
+            if n.tok == Tok::Num && op.tok == Tok::Op && n.end == op.start && op.end == at =>
+        {
+            &text[op.start..op.end] == b"%"
+        }
+        _ => false,
+    }
 }
 
 /// Does the call whose `(` opens `toks` have a number literal among its arguments
@@ -165,6 +311,39 @@ mod tests {
                 "SELECT * FROM items WHERE id=1 AND SUBSTR((SELECT password FROM users LIMIT 0,1),1,1)>CHAR(104)",
                 "subquery_substring",
             ),
+            // What sqlmap's UNION extraction made a site send (site.py, run for real).
+            (
+                "SELECT name, price FROM items WHERE id=1 UNION ALL SELECT NULL,CONCAT(0x71626b7071,IFNULL(CAST(DATABASE() AS CHAR CHARACTER SET utf8mb4),0x20),0x7170766271)-- -",
+                "encoded_string",
+            ),
+            (
+                "SELECT name, price FROM items WHERE id=1 UNION ALL SELECT STRING_AGG((CHR(113)||CHR(106)||CHR(122)||CHR(120)||CHR(113))||COALESCE(tablename::text,(CHR(32))),''),NULL FROM pg_tables",
+                "encoded_string",
+            ),
+            (
+                "SELECT * FROM t WHERE id=1 UNION SELECT CHAR(113)+CHAR(106)+CHAR(122),NULL--",
+                "encoded_string",
+            ),
+            (
+                "SELECT * FROM t WHERE id=1 UNION SELECT CHAR(113,106,122,120),2",
+                "encoded_string",
+            ),
+            (
+                "SELECT username FROM users WHERE username='alice' ORDER BY 3-- -' AND password='x'",
+                "comment_truncation",
+            ),
+            (
+                "SELECT name FROM items WHERE id=1' AND 3672=9666 OR 'sZjV'='PRZA",
+                "broken_string",
+            ),
+            (
+                "SELECT name FROM items WHERE id=-3299') OR 5056=5056 AND ('ZkGL'='ZkGL",
+                "broken_string",
+            ),
+            (
+                "SELECT name FROM items WHERE id=1%' AND 9995=3312 AND 'CvgH%'='CvgH",
+                "broken_string",
+            ),
         ] {
             assert_eq!(injected(q.as_bytes()), Some(why), "{q}");
         }
@@ -179,6 +358,18 @@ mod tests {
             "SELECT SUBSTR(name, 1, 3) FROM t",
             // The probe stayed inside the string it was put in: nothing happened.
             "SELECT * FROM t WHERE n LIKE '%(CASE WHEN (4120=4120) THEN 1 ELSE 0 END)%'",
+            "SELECT u FROM users WHERE u='alice AND 9362=6642' AND p='x'",
+            // Character codes and hex that applications write.
+            "SELECT a + CHAR(13) + CHAR(10) + CHAR(9) + b FROM t",
+            "SELECT CONCAT(a, CHAR(10)) FROM t",
+            "SELECT * FROM t WHERE k = 0x4142434445464748",
+            "SELECT CONCAT(name, 0x0a0d, other) FROM t",
+            "INSERT INTO t VALUES (0x48656c6c6f)",
+            "SELECT CHAR(65) || CHAR(66) FROM t",
+            // Comments with quotes, and typed literals.
+            "SELECT * FROM t -- the user's rows",
+            "SELECT * FROM t WHERE d > DATE'2020-01-01' AND x = 1 OR y = 2",
+            "SELECT * FROM t WHERE id = 1 -- 'and' is fine here",
         ] {
             assert_eq!(injected(q.as_bytes()), None, "{q}");
         }
