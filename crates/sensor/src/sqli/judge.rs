@@ -1117,6 +1117,9 @@ impl Walker<'_> {
                 None
             }
             b"having" | b"limit" | b"offset" => {
+                // A new expression: `shoes HAVING 8018=6365` compares two constants
+                // whatever the operand before the clause was.
+                self.close_side();
                 self.signals |= sig::CLAUSE;
                 Some((State::Operand, i + 1))
             }

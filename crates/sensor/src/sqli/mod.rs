@@ -507,6 +507,8 @@ const CATALOG_NAMES: &[&str] = &[
     // input names these.
     "dbms_pipe.receive_message",
     "dbms_lock.sleep",
+    // sqlmap's Oracle stacked-query probe: `,(BEGIN IF (1=1) THEN DBMS_SESSION.SLEEP(5); ...`
+    "dbms_session.sleep",
     "utl_inaddr.get_host",
     "utl_http.request",
     "ctxsys.drithsx.sn",
@@ -735,6 +737,9 @@ mod heldout_rules {
             "1*/ UNION ALL SELECT NULL,NULL/*",
             // out of a subscript (sqlmap's `]` boundary)
             "1]-(SELECT 0 WHERE 3781=3781 AND 8193=3827)|[1",
+            // a clause after a word: a new expression (sqlmap's HAVING boundary)
+            "shoes HAVING 8018=6365",
+            "shoes,(BEGIN IF (9661=9661) THEN DBMS_SESSION.SLEEP(5); ELSE DBMS_SESSION.SLEEP(0); END IF; END;)",
             "http://127.0.0.1:18931/safe AND (SELECT 8875 FROM (SELECT(SLEEP(5)))knqe)",
             "https://h.example/search;WAITFOR DELAY '0:0:5'--",
             "http://127.0.0.1:18931/safe,(SELECT (CASE WHEN (1=1) THEN SLEEP(5) ELSE 1 END))",
@@ -811,6 +816,8 @@ mod heldout_rules {
             "[1,2,3] and [4,5]",
             "tags[] = a or b",
             "[draft] select the best (2 of 3)",
+            "customers having 2 orders or more",
+            "shoes having a size=42 label",
             // SELECT after a word, not after a value: a form's own words
             "Please select 2 options",
             "please select !important styles",
