@@ -97,7 +97,7 @@ static TABLE: [u32; 256] = {
         if b == b':' {
             m |= COLON;
         }
-        if matches!(b, b'_' | b'.' | b'@' | b'j' | b'J') {
+        if matches!(b, b'_' | b'.' | b'@' | b'j' | b'J' | b'$' | b':') {
             m |= CATALOG;
         }
         t[c] = m;
@@ -176,7 +176,7 @@ mod tests {
         set(PAREN, has(&|b| b == b'('));
         set(DASH, has(&|b| b == b'-'));
         set(COLON, has(&|b| b == b':'));
-        set(CATALOG, has(&|b| b"_.@jJ".contains(&b)));
+        set(CATALOG, has(&|b| b"_.@jJ$:".contains(&b)));
         m
     }
 

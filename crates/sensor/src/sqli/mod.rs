@@ -501,6 +501,15 @@ const CATALOG_NAMES: &[&str] = &[
     "msysaccessobjects",
     "xp_cmdshell",
     "@@version",
+    // The catalogs of the other engines sqlmap reads or times itself with: DB2,
+    // Firebird, SAP MaxDB, Informix, SQL Server's catalog views.
+    "sysibm.sys",
+    "rdb$",
+    "domain.domains",
+    "domain.tables",
+    "domain.columns",
+    "sysmaster:",
+    "sys.objects",
     // Oracle's packages that delay or reach out (time-based and out-of-band blind
     // injection), whatever stands before them: ghauri's Oracle probe
     // `1 DBMS_PIPE.RECEIVE_MESSAGE('a',5)--` does not parse where it lands, but no form
@@ -527,7 +536,7 @@ fn catalog_reference(value: &[u8]) -> Option<SqliMatch> {
 }
 
 fn catalog_reference_profiled(value: &[u8], p: Profile) -> Option<SqliMatch> {
-    // Every name holds `_`, `.` or `@`, or (`sysobjects`, `msysaccessobjects`) a `j`.
+    // Every name holds `_`, `.`, `@`, `$` or `:`, or (`sysobjects`, `msysaccessobjects`) a `j`.
     if !p.any(class::CATALOG) {
         return None;
     }
@@ -739,6 +748,11 @@ mod heldout_rules {
             "1]-(SELECT 0 WHERE 3781=3781 AND 8193=3827)|[1",
             // a clause after a word: a new expression (sqlmap's HAVING boundary)
             "shoes HAVING 8018=6365",
+            // other engines' catalogs, in payloads the between tamper mangled
+            "1)/**/ANd/**/1412/**/beTwEen/**/(SElECt/**/ANd/**/(sEleCTCOUNt(*)/**/From/**/SYSIBM.SYSTABLES/**/As/**/T1)--/**/xdTR",
+            "1 AND 5021=(SELECT COUNT(*) FROM RDB$FIELDS AS T1,RDB$TYPES AS T2)",
+            "1 AND 8207=(SELECT COUNT(*) FROM DOMAIN.DOMAINS AS T1,DOMAIN.COLUMNS AS T2)",
+            "1 AND 7410=(SELECT COUNT(*) FROM SYSMASTER:SYSPAGHDR)",
             "shoes,(BEGIN IF (9661=9661) THEN DBMS_SESSION.SLEEP(5); ELSE DBMS_SESSION.SLEEP(0); END IF; END;)",
             "http://127.0.0.1:18931/safe AND (SELECT 8875 FROM (SELECT(SLEEP(5)))knqe)",
             "https://h.example/search;WAITFOR DELAY '0:0:5'--",
