@@ -146,6 +146,24 @@ pub fn url_decode_deep(s: &[u8]) -> Vec<u8> {
     fold_overlong(&cur)
 }
 
+/// `s` without the `%` signs that start no `%XX` escape, as ASP's and IIS's query
+/// parsers drop them (`%S%E%L%E%C%T` is `SELECT`), or `None` when there is none.
+pub fn drop_stray_percent(s: &[u8]) -> Option<Vec<u8>> {
+    let stray = |i: usize| {
+        !(s.get(i + 1).copied().and_then(hex).is_some()
+            && s.get(i + 2).copied().and_then(hex).is_some())
+    };
+    let first = memchr::memchr_iter(b'%', s).find(|&i| stray(i))?;
+    let mut out = Vec::with_capacity(s.len());
+    out.extend_from_slice(&s[..first]);
+    for (i, &c) in s.iter().enumerate().skip(first) {
+        if c != b'%' || !stray(i) {
+            out.push(c);
+        }
+    }
+    Some(out)
+}
+
 /// Overlong UTF-8 encodings of ASCII (`C0 AF` = `/`, `E0 80 AE` = `.`) are invalid
 /// UTF-8, but old decoders accepted them: fold them to the ASCII they spell.
 pub fn fold_overlong(s: &[u8]) -> Vec<u8> {
@@ -497,6 +515,21 @@ mod tests {
             }
             out
         }
+    }
+
+    #[test]
+    fn stray_percent_signs_are_dropped_as_asp_drops_them() {
+        assert_eq!(
+            drop_stray_percent(b"%S%E%L%E%C%T").as_deref(),
+            Some(&b"SELECT"[..])
+        );
+        assert_eq!(
+            drop_stray_percent(b"%1%)%0A%A").as_deref(),
+            Some(&b"1)%0AA"[..])
+        );
+        assert_eq!(drop_stray_percent(b"50%"), Some(b"50".to_vec()));
+        assert_eq!(drop_stray_percent(b"a%20b"), None);
+        assert_eq!(drop_stray_percent(b"plain"), None);
     }
 
     #[test]

@@ -636,6 +636,14 @@ fn values_are_judged_whole_and_where_applications_read_them() {
     assert!(has(&g, "sqli", "query:id"), "256 tokens first: {g:?}");
     let g = get("/ping?ip=127.0.0.1;id", "");
     assert!(has(&g, "cmdi", "query:ip"), "a value with ;: {g:?}");
+    // ASP drops a `%` that starts no escape (sqlmap's percentage tamper, as sent).
+    let g = get(
+        "/item.asp?id=%1%%29%-%-%0A%A%N%D%-%-%0A%3%1%2%2%-%-%0A%L%I%K%E%-%-%0A%3%2%8%3%-%-%20%E%s%m%G",
+        "",
+    );
+    assert!(has(&g, "sqli", "query:id"), "percentage tamper: {g:?}");
+    let g = get("/shop?sale=50%off&q=100%%20cotton", "");
+    assert!(g.is_empty(), "a bare percent: {g:?}");
     // `admin' OR '1'='1'-- :x`
     let g = get(
         "/",

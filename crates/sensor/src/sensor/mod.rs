@@ -413,6 +413,15 @@ impl Sensor {
                 let p = Profile::of(&d);
                 (d, p)
             });
+        // ASP and IIS drop a `%` that starts no escape: `%S%E%L%E%C%T` is SELECT there
+        // (sqlmap's percentage tamper). Read so too when one is left.
+        let asp = deeper
+            .as_ref()
+            .and_then(|(d, _)| decode::drop_stray_percent(d))
+            .map(|d| {
+                let p = Profile::of(&d);
+                (d, p)
+            });
         for &a in &self.attacks {
             if !out.list.is_empty() {
                 let location = location.get_or_insert_with(|| loc.name());
@@ -422,9 +431,10 @@ impl Sensor {
                 }
             }
             let hit = attack::detect_profiled(a, value, profile).is_some()
-                || deeper
-                    .as_ref()
-                    .is_some_and(|(d, p)| attack::detect_profiled(a, d, *p).is_some());
+                || [&deeper, &asp]
+                    .into_iter()
+                    .flatten()
+                    .any(|(d, p)| attack::detect_profiled(a, d, *p).is_some());
             if hit {
                 clean = false;
                 let location = location.get_or_insert_with(|| loc.name());
