@@ -169,7 +169,12 @@ pub fn workloads_table(workloads: &[WorkloadStatus]) -> String {
 
 fn workload_rows(workloads: &[WorkloadStatus]) -> String {
     let mut s = String::from("WORKLOAD  NODE  IPV4  IPV6  PORTS  RUNS  PROCESS  LABELS\n");
-    let or_dash = |v: String| if v.is_empty() { "-".to_string() } else { v };
+    // `align` finds the cells by their two blanks: a cell holds none (a command line
+    // may), and is never empty.
+    let or_dash = |v: String| {
+        let v = v.split_whitespace().collect::<Vec<_>>().join(" ");
+        if v.is_empty() { "-".to_string() } else { v }
+    };
     for w in workloads {
         let process = match (w.pid, w.alive) {
             (Some(pid), Some(true)) => format!("{pid} running"),
@@ -180,12 +185,12 @@ fn workload_rows(workloads: &[WorkloadStatus]) -> String {
         let _ = writeln!(
             s,
             "{}  {}  {}  {}  {}  {}  {}  {}",
-            w.name,
-            w.node,
-            w.ipv4,
-            w.ipv6,
+            or_dash(w.name.clone()),
+            or_dash(w.node.clone()),
+            or_dash(w.ipv4.clone()),
+            or_dash(w.ipv6.clone()),
             or_dash(w.ports.join(",")),
-            w.run,
+            or_dash(w.run.clone()),
             process,
             or_dash(labels.join(","))
         );
@@ -222,4 +227,33 @@ fn align(text: &str) -> String {
         out.push_str("\n\n");
     }
     out.trim_end().to_string() + "\n"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workload_columns_line_up_whatever_the_cells_hold() {
+        let w = |name: &str, ipv6: &str, run: &str| WorkloadStatus {
+            name: name.into(),
+            node: "node-1".into(),
+            ipv4: "10.244.0.2".into(),
+            ipv6: ipv6.into(),
+            ports: vec!["TCP/6379".into()],
+            labels: Default::default(),
+            run: run.into(),
+            pid: Some(7),
+            alive: Some(true),
+        };
+        let t = workloads_table(&[
+            w("platform/redis-0", "", "redis-server  --port 6379"),
+            w("eu/a-0", "fd00:10:244::2", ""),
+        ]);
+        let lines: Vec<&str> = t.lines().collect();
+        let col = |l: &str| l.find("PROCESS").or_else(|| l.find("7 running"));
+        assert_eq!(lines.len(), 3, "{t}");
+        assert!(lines.iter().all(|l| col(l) == col(lines[0])), "{t}");
+        assert!(t.contains("redis-server --port 6379"), "{t}");
+    }
 }
