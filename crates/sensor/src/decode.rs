@@ -146,6 +146,57 @@ pub fn url_decode_deep(s: &[u8]) -> Vec<u8> {
     fold_overlong(&cur)
 }
 
+/// The other readings of a value the server decoded once, as an application may decode
+/// it again, each only when the value holds what it undoes:
+/// - deeper URL decoding (`%25`-layers, `%uXXXX`) and overlong UTF-8 folded (`%C0%A0`
+///   for a blank, as old IIS and Java decoders read it), when a `%` or an overlong lead
+///   byte is left; and that without the `%` signs that start no escape (ASP, IIS);
+/// - HTML character references (`&#39;`, `&#x27;`, `&apos;`), when a `&` and a `;` are;
+/// - backslash escapes (`\u0027`, `\x27`) and escaped quotes (`\'`, as `stripslashes`
+///   undoes them), when a `\` is.
+pub fn other_readings(value: &[u8], profile: crate::profile::Profile) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    if profile.any(crate::profile::class::PERCENT)
+        || memchr::memchr3(0xC0, 0xC1, 0xE0, value).is_some()
+    {
+        let deep = url_decode_deep(value);
+        if let Some(asp) = drop_stray_percent(&deep) {
+            out.push(asp);
+        }
+        if deep != value {
+            out.push(deep);
+        }
+    }
+    if memchr::memchr(b'&', value).is_some() && memchr::memchr(b';', value).is_some() {
+        let h = html_decode(value);
+        if h != value {
+            out.push(h);
+        }
+    }
+    if memchr::memchr(b'\\', value).is_some() {
+        let unquoted = strip_quote_escapes(&backslash_unescape(value));
+        if unquoted != value {
+            out.push(unquoted);
+        }
+    }
+    out
+}
+
+/// `\'` and `\"` as the quotes they escape.
+fn strip_quote_escapes(s: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        if s[i] == b'\\' && matches!(s.get(i + 1), Some(b'\'' | b'"')) {
+            i += 1;
+            continue;
+        }
+        out.push(s[i]);
+        i += 1;
+    }
+    out
+}
+
 /// `s` without the `%` signs that start no `%XX` escape, as ASP's and IIS's query
 /// parsers drop them (`%S%E%L%E%C%T` is `SELECT`), or `None` when there is none.
 pub fn drop_stray_percent(s: &[u8]) -> Option<Vec<u8>> {

@@ -406,22 +406,13 @@ impl Sensor {
         // one: formatted at most once, and never for a clean value.
         let mut location: Option<String> = None;
         // A value decoded once by the server may be decoded again by the application.
-        let deeper = profile
-            .any(class::PERCENT)
-            .then(|| decode::url_decode_deep(value))
+        let others: Vec<(Vec<u8>, Profile)> = decode::other_readings(value, profile)
+            .into_iter()
             .map(|d| {
                 let p = Profile::of(&d);
                 (d, p)
-            });
-        // ASP and IIS drop a `%` that starts no escape: `%S%E%L%E%C%T` is SELECT there
-        // (sqlmap's percentage tamper). Read so too when one is left.
-        let asp = deeper
-            .as_ref()
-            .and_then(|(d, _)| decode::drop_stray_percent(d))
-            .map(|d| {
-                let p = Profile::of(&d);
-                (d, p)
-            });
+            })
+            .collect();
         for &a in &self.attacks {
             if !out.list.is_empty() {
                 let location = location.get_or_insert_with(|| loc.name());
@@ -431,9 +422,8 @@ impl Sensor {
                 }
             }
             let hit = attack::detect_profiled(a, value, profile).is_some()
-                || [&deeper, &asp]
-                    .into_iter()
-                    .flatten()
+                || others
+                    .iter()
                     .any(|(d, p)| attack::detect_profiled(a, d, *p).is_some());
             if hit {
                 clean = false;

@@ -883,10 +883,7 @@ impl Walker<'_> {
             Word::Plain => {
                 // An unknown name glued to `(` is a call of a user function.
                 let n = i + 1;
-                if n < self.toks.len()
-                    && self.toks[n].tok == Tok::LParen
-                    && self.toks[n].start == self.toks[i].end
-                {
+                if n < self.toks.len() && self.toks[n].tok == Tok::LParen && self.glued(i, n) {
                     self.signals |= sig::USER_CALL;
                     self.stack.push(Frame::Call);
                     self.side_const.push(true);
@@ -1257,10 +1254,34 @@ impl Walker<'_> {
     }
 
     /// `UNION [ALL|DISTINCT]... [-(...] SELECT` at `i`: the index of SELECT.
+    /// Is token `n` glued to token `i`: nothing between them, or only one inline
+    /// comment (`ROTATELEFT/**/(`, sqlmap's commentbeforeparentheses: the lexer drops a
+    /// comment there, and SQL reads it as no blank at all)?
+    fn glued(&self, i: usize, n: usize) -> bool {
+        let gap = &self.s[self.toks[i].end..self.toks[n].start];
+        gap.is_empty()
+            || (gap.starts_with(b"/*")
+                && gap.ends_with(b"*/")
+                && gap.len() >= 4
+                && memchr::memmem::find(&gap[2..gap.len() - 2], b"*/").is_none())
+    }
+
     fn union_select(&self, i: usize) -> Option<usize> {
         let mut n = self.next(i + 1);
-        while matches!(self.word_at(n), Some(Word::Connector | Word::Prefix)) {
+        while matches!(self.word_at(n), Some(Word::Connector | Word::Prefix))
+            && !self.word_is(n, "values")
+        {
             n = self.next(n + 1);
+        }
+        // `UNION ALL VALUES (...)`, `VALUES ROW(...)` (MySQL 8, PostgreSQL): a SELECT of
+        // constants (sqlmap's unionvalues and unionvaluesrow tampers).
+        if self.word_is(n, "values") {
+            let m = self.next(n + 1);
+            let open = |k: usize| self.toks.get(k).map(|t| t.tok) == Some(Tok::LParen);
+            if self.word_is(m, "row") && open(self.next(m + 1)) {
+                return Some(m);
+            }
+            return open(m).then_some(n);
         }
         while n < self.toks.len()
             && (self.toks[n].tok == Tok::LParen

@@ -114,13 +114,50 @@ pub fn lex(s: &[u8], start: Start) -> Vec<Token> {
         });
         i = end;
     }
+    // ODBC escapes MySQL evaluates, `{x expr}` (sqlmap's odbcbrace): open ones.
+    let mut odbc = 0usize;
     while i < s.len() && out.len() < MAX_TOKENS {
         let c = s[i];
         if is_space(c) {
             i += 1;
             continue;
         }
+        if c == b'{' || (c == b'}' && odbc > 0) {
+            let ident = s[i + 1..].iter().take_while(|&&b| ident_byte(b)).count();
+            if c == b'}' {
+                odbc -= 1;
+                out.push(Token {
+                    tok: Tok::RParen,
+                    start: i,
+                    end: i + 1,
+                });
+                i += 1;
+                continue;
+            }
+            if ident > 0 && s.get(i + 1 + ident).is_some_and(|&b| is_space(b)) {
+                odbc += 1;
+                out.push(Token {
+                    tok: Tok::LParen,
+                    start: i,
+                    end: i + 1 + ident,
+                });
+                i += 1 + ident;
+                continue;
+            }
+        }
         let (tok, end) = lex_one(s, i);
+        // A comment between a function's name and its `(` (sqlmap's
+        // commentbeforeparentheses, `CHAR/**/(113)`) is a blank: the call stays a call.
+        if let Tok::Comment {
+            kind: CommentKind::Block,
+            to_end: false,
+        } = tok
+            && out.last().is_some_and(|t| matches!(t.tok, Tok::Word(_)))
+            && s[end..].iter().find(|&&b| !is_space(b)) == Some(&b'(')
+        {
+            i = end;
+            continue;
+        }
         // MySQL's `/*! ... */` executes its content: lex the inside as code (a version
         // number right after `!` is part of the comment marker).
         if let Tok::Comment {
@@ -165,9 +202,10 @@ pub fn lex(s: &[u8], start: Start) -> Vec<Token> {
 }
 
 fn is_space(c: u8) -> bool {
-    // MySQL also treats 0x0B, 0x0C and 0xA0 (NBSP, latin1) as whitespace; attackers use
-    // them to separate keywords without a plain space.
-    matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c | 0xa0 | 0x00)
+    // MySQL also treats 0x0B, 0x0C and 0xA0 (NBSP, latin1) as whitespace, SQL Server
+    // every control byte from 0x01 to 0x0F; attackers use them to separate keywords
+    // without a plain space (sqlmap's space2mysqlblank, space2mssqlblank).
+    matches!(c, b' ' | 0x00..=0x0f | 0xa0)
 }
 
 fn find(s: &[u8], from: usize, needle: &[u8]) -> Option<usize> {
@@ -194,6 +232,13 @@ fn string_end(s: &[u8], i: usize, q: u8, inside: bool) -> (usize, bool) {
         j += 1;
     }
     (s.len(), false)
+}
+
+/// Does the byte at `j` continue a word? A lone 0xA0 (after an ASCII byte) is latin1's
+/// NBSP, a blank to MySQL; after a UTF-8 lead byte it continues a character (`à` is
+/// C3 A0).
+fn word_byte_at(s: &[u8], j: usize) -> bool {
+    ident_byte(s[j]) && !(s[j] == 0xa0 && (j == 0 || s[j - 1] < 0x80))
 }
 
 fn ident_byte(c: u8) -> bool {
@@ -471,9 +516,18 @@ fn number_end(s: &[u8], i: usize) -> usize {
             j = k;
         }
     }
+    // Oracle's BINARY_DOUBLE and BINARY_FLOAT suffixes, which let a keyword follow with
+    // no blank (`1DUNION ALL SELECT`, sqlmap's dunion tamper).
+    if j < s.len()
+        && matches!(s[j], b'd' | b'D' | b'f' | b'F')
+        && s.len() >= j + 6
+        && s[j + 1..j + 6].eq_ignore_ascii_case(b"union")
+    {
+        return j + 1;
+    }
     // MySQL reads `1union` as `1 union`, but `1abc` as an identifier: an identifier that
     // starts with digits. Letters glued to a number other than a keyword make a word.
-    if j < s.len() && ident_byte(s[j]) {
+    if j < s.len() && word_byte_at(s, j) {
         let (t, e) = word(s, j);
         if matches!(t, Tok::Word(w) if w.is_keyword()) {
             return j;
@@ -485,7 +539,7 @@ fn number_end(s: &[u8], i: usize) -> usize {
 
 fn word(s: &[u8], i: usize) -> (Tok, usize) {
     let mut j = i;
-    while j < s.len() && ident_byte(s[j]) {
+    while j < s.len() && word_byte_at(s, j) {
         j += 1;
     }
     // N'..', X'..', B'..', E'..' (and _charset'..') string literals.

@@ -535,7 +535,24 @@ fn catalog_reference(value: &[u8]) -> Option<SqliMatch> {
     catalog_reference_profiled(value, Profile::of(value))
 }
 
+/// What counts even where the value does not parse: a system catalog's name, or a
+/// string spelt in character codes (`CHR(60)||CHR(58)||CHR(113)`, inside a payload
+/// sqlmap's between tamper left unparseable; [`query`]'s `encoded_string`).
 fn catalog_reference_profiled(value: &[u8], p: Profile) -> Option<SqliMatch> {
+    catalog_name(value, p).or_else(|| {
+        let named =
+            |i: usize, n: &[u8]| i >= n.len() && value[i - n.len()..i].eq_ignore_ascii_case(n);
+        let chr = p.any(class::PAREN)
+            && memchr::memchr_iter(b'(', value).any(|i| named(i, b"chr") || named(i, b"char"));
+        (chr && query::spelt_string(value)).then(|| SqliMatch {
+            context: SqlContext::Bare,
+            signals: vec!["encoded_string"],
+            fingerprint: fingerprint(&lex(value, Start::Code)),
+        })
+    })
+}
+
+fn catalog_name(value: &[u8], p: Profile) -> Option<SqliMatch> {
     // Every name holds `_`, `.`, `@`, `$` or `:`, or (`sysobjects`, `msysaccessobjects`) a `j`.
     if !p.any(class::CATALOG) {
         return None;
@@ -712,7 +729,7 @@ mod catalog_tests {
 /// must leave alone.
 #[cfg(test)]
 mod heldout_rules {
-    use super::detect;
+    use super::{Start, detect, lex};
 
     #[test]
     fn injections() {
@@ -753,6 +770,16 @@ mod heldout_rules {
             "1 AND 5021=(SELECT COUNT(*) FROM RDB$FIELDS AS T1,RDB$TYPES AS T2)",
             "1 AND 8207=(SELECT COUNT(*) FROM DOMAIN.DOMAINS AS T1,DOMAIN.COLUMNS AS T2)",
             "1 AND 7410=(SELECT COUNT(*) FROM SYSMASTER:SYSPAGHDR)",
+            // sqlmap's tampers, run for real: MySQL's and SQL Server's other blanks,
+            // UNION of VALUES, Oracle's 1D before UNION, ODBC braces, a comment before (
+            "1\u{1}AND\u{e}8669=2850",
+            "1 UNION ALL VALUES (NULL,CONCAT(CONCAT('qpzkq','uJgH'),'qbbpq'))-- Ugxs",
+            "1 UNION ALL VALUES ROW(NULL,CONCAT('a','b'))-- x",
+            "1DUNION ALL SELECT NULL,CONCAT(CONCAT('qxvjq','VYOM'),'qppvq')-- sjUY",
+            "{x !0}*1) AND 8708=9912 AND (3621=3621",
+            "1 AND 7797 BETWEEN (SELECT AND (SELECTUPPER(XMLType(CHR(60)||CHR(58)||CHR(113)||CHR(120)",
+            "x CHAR(113)+CHAR(106)+CHAR(122) y",
+            "1 AND 1871=ROTATELEFT/**/(CAST/**/(CHAR/**/(113)||CHAR/**/(107) AS NUMERIC),1)",
             "shoes,(BEGIN IF (9661=9661) THEN DBMS_SESSION.SLEEP(5); ELSE DBMS_SESSION.SLEEP(0); END IF; END;)",
             "http://127.0.0.1:18931/safe AND (SELECT 8875 FROM (SELECT(SLEEP(5)))knqe)",
             "https://h.example/search;WAITFOR DELAY '0:0:5'--",
@@ -807,6 +834,19 @@ mod heldout_rules {
     }
 
     #[test]
+    fn latin1_nbsp_is_a_blank() {
+        // space2mysqlblank's 0xA0 as sent (a lone byte, not UTF-8's C2 A0).
+        let v = b"1\tAND\xa0(SELECT\xa0TDESENCRYPT(NULL,NULL))\rIS\x0bNULL";
+        assert!(detect(v).is_some());
+        assert!(detect(b"1\xa0UNION\tALL\xa0SELECT\rNULL,NULL--\x0bswsr").is_some());
+        // UTF-8's à is C3 A0: its A0 continues the word.
+        assert_eq!(
+            lex::lex("voil\u{e0} caf\u{e9}".as_bytes(), Start::Code).len(),
+            2
+        );
+    }
+
+    #[test]
     fn prose() {
         for v in [
             // a connective between constants, with real blanks
@@ -832,6 +872,11 @@ mod heldout_rules {
             "[draft] select the best (2 of 3)",
             "customers having 2 orders or more",
             "shoes having a size=42 label",
+            "voilà (the café), and 2 more",
+            "Ready in 1d union station",
+            "{name} or {other}",
+            "char(13) and chr(10) are CR and LF",
+            "0x41 0x42 0x43 are hex",
             // SELECT after a word, not after a value: a form's own words
             "Please select 2 options",
             "please select !important styles",

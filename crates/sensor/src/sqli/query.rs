@@ -136,6 +136,13 @@ fn cuts_off_the_rest(comment: &[u8]) -> bool {
 /// marker strings so, to need no quote; applications pass strings as literals or
 /// parameters (`CHAR(13)+CHAR(10)`, a line break, is not printable; a binary key in hex
 /// is compared, not concatenated).
+/// Does a parameter value spell a string in character codes or hex where it builds one
+/// ([`encoded_string`] at any token)? No form input does.
+pub(crate) fn spelt_string(value: &[u8]) -> bool {
+    let toks = lex(value, Start::Code);
+    (0..toks.len()).any(|i| encoded_string(value, &toks[i..]))
+}
+
 fn encoded_string(text: &[u8], toks: &[Token]) -> bool {
     let name = |t: &Token, n: &[u8]| {
         matches!(t.tok, Tok::Word(_)) && text[t.start..t.end].eq_ignore_ascii_case(n)
