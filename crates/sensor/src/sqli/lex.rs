@@ -81,8 +81,6 @@ pub struct Token {
 pub enum Start {
     Code,
     InString(u8),
-    /// Inside a block comment: the first token runs to the first `*/`.
-    InComment,
 }
 
 /// Lex `s`. With `Start::InString(q)` the first token is the rest of that string (an
@@ -95,20 +93,6 @@ pub fn lex(s: &[u8], start: Start) -> Vec<Token> {
         let (end, closed) = string_end(s, 0, q, true);
         out.push(Token {
             tok: Tok::Str { quote: q, closed },
-            start: 0,
-            end,
-        });
-        i = end;
-    } else if start == Start::InComment {
-        // The value closes a comment the application's query opened, with `*/`
-        // (`1*/ AND 1=2/*`, sqlmap's comment boundary): what stands before is that
-        // comment's text.
-        let end = find(s, 0, b"*/").map_or(s.len(), |p| p + 2);
-        out.push(Token {
-            tok: Tok::Comment {
-                kind: CommentKind::Block,
-                to_end: end == s.len(),
-            },
             start: 0,
             end,
         });

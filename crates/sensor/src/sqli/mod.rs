@@ -396,64 +396,106 @@ static PLAIN_BUT_SQL: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLo
 });
 
 fn detect_tokens(value: &[u8]) -> Option<SqliMatch> {
-    let contexts: [(SqlContext, Start); 5] = [
+    let contexts: [(SqlContext, Start); 4] = [
         (SqlContext::Bare, Start::Code),
         (SqlContext::SingleQuote, Start::InString(b'\'')),
         (SqlContext::DoubleQuote, Start::InString(b'"')),
         (SqlContext::Backtick, Start::InString(b'`')),
-        (SqlContext::Comment, Start::InComment),
     ];
     for (ctx, start) in contexts {
-        match start {
-            Start::InString(q) if memchr::memchr(q, value).is_none() => continue,
-            Start::InComment if !closes_comment(value) => continue,
-            _ => {}
-        }
-        let lexed = lex(value, start);
-        let (toks, q) = match start {
-            Start::InString(q) => (&lexed[..], Some(q)),
-            Start::Code => (&lexed[..], None),
-            // The application's comment is not the value's: what follows its close is
-            // judged as a bare value (an inline comment there is a signal, this one not).
-            Start::InComment => (&lexed[1.min(lexed.len())..], None),
-        };
-        let w = judge::walk(value, toks, q);
-        if decide(&w, ctx) {
-            return Some(SqliMatch {
-                context: ctx,
-                signals: signal_names(w.signals),
-                fingerprint: fingerprint(toks),
-            });
-        }
-        if let Some(reason) = chain::continuation(value, toks, q.is_some()) {
-            return Some(SqliMatch {
-                context: ctx,
-                signals: vec![reason],
-                fingerprint: fingerprint(toks),
-            });
-        }
-        if ctx == SqlContext::Bare
-            && let Some(m) = appended(value, toks)
+        if let Start::InString(q) = start
+            && memchr::memchr(q, value).is_none()
         {
+            continue;
+        }
+        if let Some(m) = judged(value, ctx, start) {
             return Some(m);
+        }
+    }
+    // Inside a comment the query opened: what follows the value's `*/` is judged as a
+    // bare value is (`alice*/,(SELECT ...)/*`, `1*/ AND 1=2/*`).
+    if let Some(rest) = after_comment_close(value)
+        && let Some(m) = judged(rest, SqlContext::Bare, Start::Code)
+    {
+        return Some(SqliMatch {
+            context: SqlContext::Comment,
+            ..m
+        });
+    }
+    // A statement stacked after a `;` that what precedes it hides from the grammar
+    // (`alice yIYW,;SELECT (CASE WHEN ...)--`, sqlmap's word-and-comma boundary): the
+    // statement is judged as a bare value is, when it opens with a statement's word.
+    // SQL Server runs a WAITFOR after a comma too (`alice Eers, WAITFOR DELAY '0:0:5'`).
+    for p in memchr::memchr2_iter(b';', b',', value).take(8) {
+        let rest = &value[p + 1..];
+        // The first word is enough to tell (and cheap: commas are common).
+        let head = &rest[..rest.len().min(24)];
+        if value[p] == b','
+            && !head
+                .trim_ascii_start()
+                .get(..7)
+                .is_some_and(|w| w.eq_ignore_ascii_case(b"waitfor"))
+        {
+            continue;
+        }
+        let toks = lex(head, Start::Code);
+        let opens = toks.first().is_some_and(|t| match t.tok {
+            lex::Tok::Word(words::Word::Waitfor) => true,
+            _ if value[p] == b',' => false,
+            lex::Tok::Word(words::Word::Select | words::Word::Statement) => true,
+            _ => [&b"if"[..], b"iif"]
+                .iter()
+                .any(|w| rest[t.start..t.end].eq_ignore_ascii_case(w)),
+        });
+        if opens && let Some(m) = judged(rest, SqlContext::Bare, Start::Code) {
+            return Some(SqliMatch {
+                signals: [&["stacked_query"][..], &m.signals].concat(),
+                ..m
+            });
         }
     }
     catalog_reference(value)
 }
 
-/// Does `value` close a block comment it did not open, with code after the close
-/// (`1*/ AND 1=2/*`)? A leading `*/` the bare reading takes already; `*/*` is a
-/// multiplication before a comment (`1*/*!50000 ...*/`).
-fn closes_comment(value: &[u8]) -> bool {
-    match memchr::memmem::find(value, b"*/") {
-        Some(p) => {
-            p > 0
-                && !value[p + 1..].starts_with(b"/*")
-                && memchr::memmem::find(&value[..p], b"/*").is_none()
-                && !value[p + 2..].trim_ascii().is_empty()
-        }
-        None => false,
+/// The verdict on `value` in one context.
+fn judged(value: &[u8], ctx: SqlContext, start: Start) -> Option<SqliMatch> {
+    let toks = lex(value, start);
+    let q = match start {
+        Start::InString(q) => Some(q),
+        Start::Code => None,
+    };
+    let w = judge::walk(value, &toks, q);
+    if decide(&w, ctx) {
+        return Some(SqliMatch {
+            context: ctx,
+            signals: signal_names(w.signals),
+            fingerprint: fingerprint(&toks),
+        });
     }
+    if let Some(reason) = chain::continuation(value, &toks, q.is_some()) {
+        return Some(SqliMatch {
+            context: ctx,
+            signals: vec![reason],
+            fingerprint: fingerprint(&toks),
+        });
+    }
+    if ctx == SqlContext::Bare {
+        return appended(value, &toks);
+    }
+    None
+}
+
+/// What follows the `*/` of a value that closes a block comment it did not open, with
+/// code after it (`1*/ AND 1=2/*`). A leading `*/` the bare reading takes already; `*/*`
+/// is a multiplication before a comment (`1*/*!50000 ...*/`).
+fn after_comment_close(value: &[u8]) -> Option<&[u8]> {
+    let p = memchr::memmem::find(value, b"*/")?;
+    let rest = &value[p + 2..];
+    (p > 0
+        && !value[p + 1..].starts_with(b"/*")
+        && memchr::memmem::find(&value[..p], b"/*").is_none()
+        && !rest.trim_ascii().is_empty())
+    .then_some(rest)
 }
 
 /// A bare value that opens with a connective, a comma or a semicolon (`&&SLEEP(5)`, `OR
@@ -761,6 +803,13 @@ mod heldout_rules {
             "1*/ AND 3009=1134/*",
             "-4042*/ OR 8218=2145/*",
             "1*/ UNION ALL SELECT NULL,NULL/*",
+            "alice*/,(SELECT (CASE WHEN (1706=9236) THEN 1 ELSE 1/(SELECT 0) END))/*",
+            "alice*/;SELECT (CASE WHEN (3386=7159) THEN 3386 ELSE 1/(SELECT 0) END)--",
+            "alice*/,(CASE WHEN 1514=9153 THEN 1 ELSE NULL END)/*",
+            "alice yIYW,;SELECT (CASE WHEN (2288=1456) THEN 2288 ELSE 1/(SELECT 0) END)--",
+            "alice UKZD,;IF(3494=3494) SELECT 3494 ELSE DROP FUNCTION lTQo--",
+            "alice cVtI,;IIF(5565=2998,1,1/0)",
+            "alice Eers, WAITFOR DELAY '0:0:5' EJZF",
             // out of a subscript (sqlmap's `]` boundary)
             "1]-(SELECT 0 WHERE 3781=3781 AND 8193=3827)|[1",
             // a clause after a word: a new expression (sqlmap's HAVING boundary)
@@ -875,6 +924,8 @@ mod heldout_rules {
             "voilà (the café), and 2 more",
             "Ready in 1d union station",
             "{name} or {other}",
+            "tea; if you like, select one (or two)",
+            "We waitfor delayed trains",
             "char(13) and chr(10) are CR and LF",
             "0x41 0x42 0x43 are hex",
             // SELECT after a word, not after a value: a form's own words
