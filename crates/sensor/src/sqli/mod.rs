@@ -3,11 +3,11 @@
 //! marks of an injection that already happened?
 //!
 //! Design (our own, in the spirit of libinjection's "tokenize in each context"): the
-//! value is lexed up to five times, as the application may have placed it: as-is (a
+//! value is lexed up to four times, as the application may have placed it: as-is (a
 //! number or an expression), inside a single-quoted string, inside a double-quoted
 //! string, inside a backtick-quoted MySQL identifier (the last three only when the value
-//! holds that quote), inside a block comment (only when the value closes one it did not
-//! open).
+//! holds that quote). Inside a block comment (a value that closes one it did not open)
+//! and after a `;` the grammar cannot reach, the rest is judged as a bare value.
 //! In a quoted context the first token is the rest of that string, so the value only
 //! matters if it leaves the string. Each token stream is walked by [`judge`], which
 //! checks that the value forms valid SQL *in that place* (with the application's own
@@ -422,10 +422,17 @@ fn detect_tokens(value: &[u8]) -> Option<SqliMatch> {
             ..m
         });
     }
-    // A statement stacked after a `;` that what precedes it hides from the grammar
-    // (`alice yIYW,;SELECT (CASE WHEN ...)--`, sqlmap's word-and-comma boundary): the
-    // statement is judged as a bare value is, when it opens with a statement's word.
-    // SQL Server runs a WAITFOR after a comma too (`alice Eers, WAITFOR DELAY '0:0:5'`).
+    if let Some(m) = stacked(value) {
+        return Some(m);
+    }
+    catalog_reference(value)
+}
+
+/// A statement stacked after a `;` that what precedes it hides from the grammar
+/// (`alice yIYW,;SELECT (CASE WHEN ...)--`, sqlmap's word-and-comma boundary): the
+/// statement is judged as a bare value is, when it opens with a statement's word. SQL
+/// Server runs a WAITFOR after a comma too (`alice Eers, WAITFOR DELAY '0:0:5'`).
+fn stacked(value: &[u8]) -> Option<SqliMatch> {
     for p in memchr::memchr2_iter(b';', b',', value).take(8) {
         let rest = &value[p + 1..];
         // The first word is enough to tell (and cheap: commas are common).
@@ -454,7 +461,7 @@ fn detect_tokens(value: &[u8]) -> Option<SqliMatch> {
             });
         }
     }
-    catalog_reference(value)
+    None
 }
 
 /// The verdict on `value` in one context.
