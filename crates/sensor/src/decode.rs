@@ -156,6 +156,10 @@ pub fn url_decode_deep(s: &[u8]) -> Vec<u8> {
 ///   undoes them), when a `\` is.
 pub fn other_readings(value: &[u8], profile: crate::profile::Profile) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
+    // Most values hold none of these bytes: one bit of the profile says so.
+    if !profile.any(crate::profile::class::REREAD) {
+        return out;
+    }
     if profile.any(crate::profile::class::PERCENT)
         || memchr::memchr3(0xC0, 0xC1, 0xE0, value).is_some()
     {

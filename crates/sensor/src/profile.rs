@@ -41,8 +41,11 @@ pub mod class {
     pub const DASH: u32 = 1 << 12;
     /// `:`.
     pub const COLON: u32 = 1 << 13;
-    /// `_ . @ j J`: every SQL catalog name holds one.
+    /// `_ . @ j J $ :`: every SQL catalog name holds one.
     pub const CATALOG: u32 = 1 << 14;
+    /// `% & \` and the overlong lead bytes 0xC0, 0xC1, 0xE0: an application may decode
+    /// the value again (`decode::other_readings`).
+    pub const REREAD: u32 = 1 << 15;
 }
 
 static TABLE: [u32; 256] = {
@@ -99,6 +102,9 @@ static TABLE: [u32; 256] = {
         }
         if matches!(b, b'_' | b'.' | b'@' | b'j' | b'J' | b'$' | b':') {
             m |= CATALOG;
+        }
+        if matches!(b, b'%' | b'&' | b'\\' | 0xC0 | 0xC1 | 0xE0) {
+            m |= REREAD;
         }
         t[c] = m;
         c += 1;
@@ -177,6 +183,7 @@ mod tests {
         set(DASH, has(&|b| b == b'-'));
         set(COLON, has(&|b| b == b':'));
         set(CATALOG, has(&|b| b"_.@jJ$:".contains(&b)));
+        set(REREAD, has(&|b| b"%&\\\xc0\xc1\xe0".contains(&b)));
         m
     }
 
