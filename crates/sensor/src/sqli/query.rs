@@ -28,6 +28,12 @@ pub fn injected(text: &[u8]) -> Option<&'static str> {
         let (x, y) = (&text[a.start..a.end], &text[b.start..b.end]);
         x.eq_ignore_ascii_case(y)
     };
+    if let Some(why) = reaches_the_system(text, &toks) {
+        return Some(why);
+    }
+    if stacked_and_cut(&toks) {
+        return Some("stacked_query");
+    }
     for (i, t) in toks.iter().enumerate() {
         let or = matches!(t.tok, Tok::Word(Word::Or))
             || (t.tok == Tok::Logic && text.get(t.start) == Some(&b'|'));
@@ -136,6 +142,68 @@ fn cuts_off_the_rest(comment: &[u8]) -> bool {
 /// marker strings so, to need no quote; applications pass strings as literals or
 /// parameters (`CHAR(13)+CHAR(10)`, a line break, is not printable; a binary key in hex
 /// is compared, not concatenated).
+/// Functions and statements that reach the server's operating system, which an
+/// injection uses to run commands and read or write files (sqlmap's `--os-cmd`: `COPY t
+/// FROM PROGRAM 'id'`): called, not defined (the packaged scripts that define them are
+/// not flagged).
+fn reaches_the_system(text: &[u8], toks: &[Token]) -> Option<&'static str> {
+    const CALLS: &[&[u8]] = &[
+        b"xp_cmdshell",
+        b"load_file",
+        b"lo_import",
+        b"lo_export",
+        b"pg_read_file",
+        b"pg_read_binary_file",
+        b"sys_exec",
+        b"sys_eval",
+    ];
+    let word = |t: &Token, w: &[u8]| {
+        matches!(t.tok, Tok::Word(_)) && text[t.start..t.end].eq_ignore_ascii_case(w)
+    };
+    if toks.first().is_some_and(|t| word(t, b"create")) {
+        return None;
+    }
+    for (i, t) in toks.iter().enumerate() {
+        let next = toks.get(i + 1);
+        if CALLS.iter().any(|c| word(t, c))
+            && (word(t, b"xp_cmdshell") || next.is_some_and(|n| n.tok == Tok::LParen))
+        {
+            return Some("system_access");
+        }
+        // COPY ... FROM PROGRAM / TO PROGRAM; SELECT ... INTO OUTFILE / DUMPFILE
+        if let Some(n) = next
+            && ((word(t, b"from") || word(t, b"to")) && word(n, b"program")
+                || word(t, b"into") && (word(n, b"outfile") || word(n, b"dumpfile")))
+        {
+            return Some("system_access");
+        }
+    }
+    None
+}
+
+/// A second statement after a `;`, and the text cut off by an empty line comment at its
+/// end (`...WHERE id=1;DROP TABLE t--`, `;CREATE TABLE t(...)--`): how stacked injections
+/// end the application's rest; a script an application sends ends on its statement.
+fn stacked_and_cut(toks: &[Token]) -> bool {
+    let Some(last) = toks.last() else {
+        return false;
+    };
+    let empty_comment = matches!(
+        last.tok,
+        Tok::Comment {
+            kind: CommentKind::Dash | CommentKind::Hash,
+            to_end: true,
+        }
+    ) && last.end - last.start <= 3;
+    empty_comment
+        && toks.iter().enumerate().any(|(i, t)| {
+            t.tok == Tok::Semi
+                && toks
+                    .get(i + 1)
+                    .is_some_and(|n| matches!(n.tok, Tok::Word(_)))
+        })
+}
+
 /// Does a parameter value spell a string in character codes or hex where it builds one
 /// ([`encoded_string`] at any token)? No form input does.
 pub(crate) fn spelt_string(value: &[u8]) -> bool {
@@ -351,6 +419,24 @@ mod tests {
                 "SELECT name FROM items WHERE id=1%' AND 9995=3312 AND 'CvgH%'='CvgH",
                 "broken_string",
             ),
+            // sqlmap's --os-cmd and --file-read through PostgreSQL, run for real
+            (
+                "SELECT name FROM items WHERE id=1;DROP TABLE IF EXISTS sqlmapoutput;CREATE TABLE sqlmapoutput(data text);COPY sqlmapoutput FROM PROGRAM 'echo 1';--",
+                "system_access",
+            ),
+            (
+                "SELECT name FROM items WHERE id=1;CREATE TABLE sqlmapfile(data character(10000))--",
+                "stacked_query",
+            ),
+            (
+                "SELECT name FROM items WHERE id=1;DROP TABLE sqlmapfile--",
+                "stacked_query",
+            ),
+            (
+                "SELECT a FROM t WHERE id=1 UNION SELECT LOAD_FILE('/etc/passwd')",
+                "system_access",
+            ),
+            ("SELECT * FROM t INTO OUTFILE '/tmp/x'", "system_access"),
         ] {
             assert_eq!(injected(q.as_bytes()), Some(why), "{q}");
         }
@@ -373,6 +459,10 @@ mod tests {
             "SELECT CONCAT(name, 0x0a0d, other) FROM t",
             "INSERT INTO t VALUES (0x48656c6c6f)",
             "SELECT CHAR(65) || CHAR(66) FROM t",
+            // Scripts of several statements, as applications send them.
+            "BEGIN; UPDATE t SET a = 1 WHERE id = 2; COMMIT;",
+            "SET search_path TO app; SELECT * FROM t -- list",
+            "COPY t FROM STDIN",
             // Comments with quotes, and typed literals.
             "SELECT * FROM t -- the user's rows",
             "SELECT * FROM t WHERE d > DATE'2020-01-01' AND x = 1 OR y = 2",
