@@ -77,7 +77,22 @@ pub fn injected(v: &[u8]) -> Option<&'static str> {
             return Some(name);
         }
     }
-    exit_with_call(v).or_else(|| breakout_call(v))
+    exit_with_call(v)
+        .or_else(|| breakout_call(v))
+        .or_else(|| javascript_delay(v))
+}
+
+/// A value that closes the string it was put in and runs a JavaScript busy loop timed by
+/// the clock (`';d=new Date();do{cd=new Date();}while(cd-d<10000);//`: wapiti's probe for
+/// server-side `eval` and MongoDB's `$where`). The quote and `;` must open the value, as
+/// no prose starts.
+fn javascript_delay(v: &[u8]) -> Option<&'static str> {
+    let v = v.trim_ascii_start();
+    let rest = v.strip_prefix(b"'").or_else(|| v.strip_prefix(b"\""))?;
+    let rest = rest.trim_ascii_start().strip_prefix(b";")?;
+    let has = |n: &[u8]| memchr::memmem::find(rest, n).is_some();
+    ((has(b"while(") || has(b"for(")) && (has(b"new Date()") || has(b"Date.now()")))
+        .then_some("javascript delay")
 }
 
 /// A `.` right after a closing quote joins strings (PHP's concatenation: `'.system('id').'`),
@@ -162,11 +177,16 @@ mod tests {
             "{{''.__class__.__mro__[1].__subclasses__()}}",
             "{{cycler.__init__.__globals__.os.popen('id').read()}}",
             "${self.module.cache.util.os.system('id')}.__builtins__",
+            // a clock-timed JavaScript loop after the string (wapiti 3.2.3, run for real)
+            "';d=new Date();do{cd=new Date();}while(cd-d<10000);//",
+            "\";d=new Date();do{cd=new Date();}while(cd-d<10000);//",
         ] {
             assert!(injected(v.as_bytes()).is_some(), "{v}");
         }
         for v in [
             "re.exec('abc')",
+            "'; while(loading) wait for the new Date picker",
+            "d=new Date(); while(cd-d<10) {}",
             "db->exec('SELECT 1')",
             "PDO::exec('x')",
             "the ecosystem('s) growth",
