@@ -106,18 +106,18 @@ pub fn lex(s: &[u8], start: Start) -> Vec<Token> {
             i += 1;
             continue;
         }
-        if c == b'{' || (c == b'}' && odbc > 0) {
+        if c == b'}' && odbc > 0 {
+            odbc -= 1;
+            out.push(Token {
+                tok: Tok::RParen,
+                start: i,
+                end: i + 1,
+            });
+            i += 1;
+            continue;
+        }
+        if c == b'{' {
             let ident = s[i + 1..].iter().take_while(|&&b| ident_byte(b)).count();
-            if c == b'}' {
-                odbc -= 1;
-                out.push(Token {
-                    tok: Tok::RParen,
-                    start: i,
-                    end: i + 1,
-                });
-                i += 1;
-                continue;
-            }
             if ident > 0 && s.get(i + 1 + ident).is_some_and(|&b| is_space(b)) {
                 odbc += 1;
                 out.push(Token {

@@ -227,11 +227,10 @@ fn encoded_string(text: &[u8], toks: &[Token]) -> bool {
     };
     if name(first, b"chr") || name(first, b"char") {
         // `CHAR(113,106,122)`
-        let args: Vec<&Token> = toks[1..].iter().take(64).collect();
-        if args.first().is_some_and(|t| t.tok == Tok::LParen) {
+        if toks.get(1).is_some_and(|t| t.tok == Tok::LParen) {
             let mut codes = 0;
-            for pair in args[1..].chunks(2) {
-                if !printable_code(pair[0]) {
+            for pair in toks[2..toks.len().min(66)].chunks(2) {
+                if !printable_code(&pair[0]) {
                     break;
                 }
                 codes += 1;
