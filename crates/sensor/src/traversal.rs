@@ -54,7 +54,6 @@ const RESTRICTED: &[&str] = &[
     "global.asa",
     ".ssh/",
     "id_rsa",
-    ".aws/credentials",
     ".docker/",
     ".git/",
     ".htpasswd",
@@ -84,7 +83,6 @@ const RESTRICTED: &[&str] = &[
     ".netrc",
     ".pgpass",
     ".git-credentials",
-    ".kube/config",
     "access_log",
     "error_log",
     "var/adm/",
@@ -146,6 +144,117 @@ const RESTRICTED: &[&str] = &[
     ".rovodev/",
     ".a0proj/",
     ".plandex/",
+    ".fabric/",
+    ".n8n/",
+    // More of what LFI lists (ModSecurity CRS's `lfi-os-files.data` and
+    // `restricted-files.data`) read once a file read works, kept to names no form,
+    // document link or pod spec carries: shell and REPL histories and start-up files
+    // (`.bash_` stops anywhere: `.bash_profile`, `.bash_logout`...), credential stores
+    // and the tools' configuration that holds tokens, version-control metadata, CMS
+    // and framework secrets, host keys and system files scanners fingerprint with.
+    // Mount points of pod specs and log shippers (`/var/log`, `/proc`, `/sys`,
+    // `/etc/ssl`, `/etc/nginx/`) stay out.
+    ".bash_",
+    ".bashrc",
+    ".zshrc",
+    ".zshenv",
+    ".cshrc",
+    ".tcshrc",
+    ".kshrc",
+    ".ashrc",
+    ".ksh_history",
+    ".ash_history",
+    ".csh_history",
+    ".tcsh_history",
+    ".zhistory",
+    ".python_history",
+    ".node_repl_history",
+    ".php_history",
+    ".rediscli_history",
+    ".sqlite_history",
+    ".nano_history",
+    ".lldb-history",
+    ".lesshst",
+    ".viminfo",
+    ".google_authenticator",
+    ".password-store",
+    ".gnupg/",
+    ".s3cfg",
+    ".boto",
+    ".my.cnf",
+    ".npmrc",
+    ".pypirc",
+    ".envrc",
+    ".htdigest",
+    ".lighttpdpassword",
+    ".deployment-secrets.txt",
+    ".remote-sync.json",
+    "ftp-sync.json",
+    ".vscode/sftp.json",
+    ".ftpconfig",
+    ".msmtprc",
+    ".xauthority",
+    ".azure/",
+    ".gsutil/",
+    ".minikube/",
+    ".vagrant.d/",
+    ".aws/",
+    ".kube/",
+    ".svn/",
+    ".hg/",
+    ".bzr/",
+    ".ds_store",
+    "ws_ftp.ini",
+    ".user.ini",
+    "wp-config.",
+    "wp-config-",
+    "wp-config_",
+    "sites/default/settings.php",
+    "app/etc/env.php",
+    "app/etc/local.xml",
+    "typo3conf/localconf.php",
+    "localsettings.php",
+    "config.inc.php",
+    "tomcat-users.xml",
+    "debian.cnf",
+    "sendgrid.env",
+    "user_secrets.yml",
+    "initial_root_password",
+    "anaconda-ks.cfg",
+    "sslvpn_websession",
+    "ldap-authentication-report.csv",
+    "etc/crontab",
+    "etc/ssh/ssh_host_",
+    "etc/ssh/sshd_config",
+    "etc/fstab",
+    "etc/mtab",
+    "etc/motd",
+    "etc/lsb-release",
+    "etc/debian_version",
+    "etc/redhat-release",
+    "etc/centos-release",
+    "etc/login.defs",
+    "etc/pam.d/",
+    "etc/smbpasswd",
+    "etc/ftpusers",
+    "etc/exports",
+    "etc/inetd.conf",
+    "etc/at.allow",
+    "etc/cron.allow",
+    "var/run/utmp",
+    "var/spool/cron",
+    "proc/kcore",
+    "proc/kallsyms",
+    "proc/cmdline",
+    "proc/sched_debug",
+    "proc/thread-self/",
+    "boot/grub/grub.cfg",
+    "boot/grub/menu.lst",
+    "system32/inetsrv/config",
+    "winnt/repair/",
+    "windows/debug/netsetup.log",
+    "windows/setupact.log",
+    "windows/windowsupdate.log",
     // Vite's dev server reads any file through its virtual-module prefix
     // (CVE-2025-31125, as `@fs/` above for CVE-2025-30208).
     "@id/__x00__",
@@ -394,8 +503,11 @@ fn judge(p: &[u8]) -> Option<TraversalMatch> {
         let before = start.checked_sub(1).map(|i| p[i]);
         let after = p.get(m.end()).copied();
         let pat = RESTRICTED[m.pattern().as_usize()];
-        // Names ending in a separator stop anywhere; others must end the name.
-        let ends = pat.ends_with('/') || after.is_none_or(|c| !c.is_ascii_alphanumeric());
+        // Names ending in a separator, or in the `.`, `-`, `_` that start a suffix
+        // (`wp-config.php.bak`, `.bash_profile`), stop anywhere; others must end the
+        // name.
+        let ends =
+            pat.ends_with(['/', '.', '-', '_']) || after.is_none_or(|c| !c.is_ascii_alphanumeric());
         // At the very start: dot-files, and names of more than one segment
         // (`etc/shadow`, `proc/self/environ`, `WEB-INF/web.xml`: relative to a root
         // the application supplies; no sentence starts so).
@@ -407,6 +519,11 @@ fn judge(p: &[u8]) -> Option<TraversalMatch> {
                 reason: "restricted_file",
             });
         }
+    }
+    if proc_pid(p) {
+        return Some(TraversalMatch {
+            reason: "restricted_file",
+        });
     }
     if starts_with_ci(p, b"file:") {
         return Some(TraversalMatch {
@@ -424,6 +541,19 @@ fn judge(p: &[u8]) -> Option<TraversalMatch> {
         });
     }
     ntfs_stream(p)
+}
+
+/// A file of a process by its number (`/proc/1/environ`, `/proc/42/cmdline`,
+/// `/proc/1/root/etc/shadow`): what LFI wordlists walk when `/proc/self/` is filtered.
+fn proc_pid(p: &[u8]) -> bool {
+    memchr::memmem::find_iter(p, b"proc/").any(|at| {
+        let rest = &p[at + 5..];
+        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        (at == 0 || p[at - 1] == b'/')
+            && digits > 0
+            && rest.get(digits) == Some(&b'/')
+            && rest.len() > digits + 1
+    })
 }
 
 /// NTFS's default data stream (`index.asp::$DATA`): IIS serves a script's source for it
@@ -661,6 +791,21 @@ mod tests {
             ".aider.conf.yml",
             "/.amazonq/rules/deploy.md",
             "/project/.zed/settings.json",
+            // CRS's file lists: histories, credential stores, CMS secrets, processes
+            "/root/.bash_profile",
+            "../../home/u/.python_history",
+            "/.gnupg/secring.gpg",
+            "/var/www/wp-config.php.bak",
+            "/wp-config-sample.php",
+            "/.svn/entries",
+            "/.DS_Store",
+            "/sites/default/settings.php",
+            "/conf/tomcat-users.xml",
+            "/proc/1/environ",
+            "/proc/2345/cmdline",
+            "/etc/ssh/ssh_host_rsa_key",
+            "/.fabric/fabric.env",
+            "/.n8n/config",
             "/@id/__x00__/etc/passwd?import&raw",
             // PHP's stream wrappers (payloadbox's rfi-lfi list)
             "php://filter/convert.base64-encode/resource=index.php",
@@ -701,6 +846,11 @@ mod tests {
             "see http://php.net/manual and php://",
             "data:image/png;base64,iVBORw0KGgo=",
             "ssh2.example.com",
+            "/proc/cpu",
+            "/proc/12",
+            "improc/1/x",
+            "see the wp-config docs",
+            "/docs/bash_scripting",
         ] {
             assert!(detect(b.as_bytes()).is_none(), "{b}");
         }
