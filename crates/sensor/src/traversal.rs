@@ -620,11 +620,6 @@ fn climbs(p: &[u8]) -> bool {
             if seg.len() >= 2 && seg.iter().all(|&b| b == b'.') {
                 return true;
             }
-            // `/..{file}`: a dot run before a template placeholder, as scanners send.
-            let dots = p[i + 1..].iter().take_while(|&&b| b == b'.').count();
-            if dots >= 2 && p.get(i + 1 + dots) == Some(&b'{') {
-                return true;
-            }
             seg_start = i + 1;
         }
     }
@@ -632,6 +627,36 @@ fn climbs(p: &[u8]) -> bool {
     // after a filter removed the slashes.
     p.windows(5)
         .any(|w| w[..4] == *b"...." && w[4].is_ascii_alphabetic())
+        || memchr::memchr(b'{', p).is_some() && placeholder_climb(p)
+}
+
+/// A traversal template a scanner sent unfilled: a placeholder (`{file}`) where the
+/// file name goes, after what only climbs or pads a path: a segment holding a dot run
+/// (`/..{file}`, `/aaaa…aaaa....{file}`, the padding of path truncation), a lone `.`
+/// segment, or an empty one (`///{file}`, `/.//./{file}`). A route template names its
+/// placeholders after plain segments (`/repos/{owner}/{repo}`).
+fn placeholder_climb(p: &[u8]) -> bool {
+    memchr::memchr_iter(b'{', p).any(|i| {
+        let name = &p[i + 1..];
+        let len = name
+            .iter()
+            .take_while(|b| b.is_ascii_alphanumeric() || **b == b'_')
+            .count();
+        if len == 0 || name.get(len) != Some(&b'}') {
+            return false;
+        }
+        let before = &p[..i];
+        let seg_start = memchr::memrchr(b'/', before).map_or(0, |s| s + 1);
+        let seg = &before[seg_start..];
+        if seg.is_empty() {
+            // The placeholder starts a segment: what padded the one before it?
+            let prev = &before[..seg_start.saturating_sub(1)];
+            let prev = &prev[memchr::memrchr(b'/', prev).map_or(0, |s| s + 1)..];
+            seg_start > 1 && (prev.is_empty() || prev == b".")
+        } else {
+            seg == b"." || memchr::memmem::find(seg, b"..").is_some()
+        }
+    })
 }
 
 /// Extensions the web servers in front of applications run as programs: PHP (and the
@@ -807,6 +832,13 @@ mod tests {
             "/.fabric/fabric.env",
             "/.n8n/config",
             "/@id/__x00__/etc/passwd?import&raw",
+            // traversal templates sent unfilled (HttpParamsDataset's scanner rows)
+            "/..{file}",
+            "/aaaaaaaaaaaaaaaa....{file}",
+            "/0x2e0x2ex2e0x2e{file}",
+            "///{file}",
+            "/.//././/./{file}",
+            "/./.{file}",
             // PHP's stream wrappers (payloadbox's rfi-lfi list)
             "php://filter/convert.base64-encode/resource=index.php",
             "pHp://FilTer/read=string.rot13/resource=index.php",
@@ -849,6 +881,12 @@ mod tests {
             "/proc/cpu",
             "/proc/12",
             "improc/1/x",
+            "/repos/{owner}/{repo}/contents/{path}",
+            "/static/logo.{ext}",
+            "/{file}",
+            "{file}",
+            "a/{",
+            "/x//y{z",
             "see the wp-config docs",
             "/docs/bash_scripting",
         ] {

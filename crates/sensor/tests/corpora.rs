@@ -72,7 +72,9 @@ const FLOORS: &[(&str, Attack, f64, f64)] = &[
     ("attacks/libinjection.tsv", Attack::Xss, 99.3, 0.5),
     ("attacks/httpparams.tsv", Attack::Xss, 97.5, 0.0),
     ("attacks/httpparams.tsv", Attack::Cmdi, 89.0, 0.0),
-    ("attacks/httpparams.tsv", Attack::PathTraversal, 81.0, 0.0),
+    // path traversal 82.52 % -> 96.12 % once a placeholder after a dot run or an empty
+    // or `.` segment (`/aaaa....{file}`, `///{file}`) is a traversal template.
+    ("attacks/httpparams.tsv", Attack::PathTraversal, 95.5, 0.0),
     // crs_932: 47.25 % / 10.09 % -> 48.24 % / 10.55 % once a line break separates
     // commands: the one row more flagged is `arg=%0Acat /etc/passwd;&...`, labelled
     // benign there (a test that another rule stays quiet), a command line all the same.
