@@ -13,11 +13,13 @@
 //! (`system('id')`, `<?php`, `{${phpinfo()}}`) by its calls (`cmdi/code.rs`), and Log4j's
 //! `${jndi:...}` lookups through their obfuscations (`cmdi/jndi.rs`), and the OGNL and
 //! SpEL expressions that Struts and Spring evaluate into a call of Java's `Runtime`
-//! (`cmdi/ognl.rs`).
+//! (`cmdi/ognl.rs`). A line of SMTP, IMAP or POP3 after a CR LF is a command the
+//! application's mail session runs (`cmdi/mail.rs`).
 
 mod code;
 mod glob;
 mod jndi;
+mod mail;
 mod ognl;
 mod words;
 
@@ -104,6 +106,9 @@ fn detect_prefix(value: &[u8], p: Profile) -> Option<CmdiMatch> {
     if let Some(path) = glob_word(v) {
         return hit(&format!("glob {path}"));
     }
+    if let Some(m) = whole_shapes(v) {
+        return Some(m);
+    }
     // Bash's network redirections (`exec 5<>/dev/tcp/10.0.0.1/80`, `>& /dev/tcp/...`):
     // a reverse shell whatever the program.
     for dev in [&b"/dev/tcp/"[..], b"/dev/udp/"] {
@@ -116,9 +121,26 @@ fn detect_prefix(value: &[u8], p: Profile) -> Option<CmdiMatch> {
     command_line(&tokens(v)).or_else(|| {
         memchr::memchr_iter(b'&', v)
             .any(|i| html_entity(v, i).is_some())
-            .then(|| command_line(&tokens(&crate::decode::html_decode(v))))
+            .then(|| {
+                let decoded = crate::decode::html_decode(v);
+                command_line(&tokens(&decoded)).or_else(|| whole_shapes(&decoded))
+            })
             .flatten()
     })
+}
+
+/// What is judged whole rather than word by word: a command line of the application's
+/// mail session after a CR LF (`cmdi/mail.rs`), a fork bomb.
+fn whole_shapes(v: &[u8]) -> Option<CmdiMatch> {
+    if memchr::memchr(b'\r', v).is_some()
+        && let Some(command) = mail::injected(v)
+    {
+        return hit(&command);
+    }
+    if memchr::memchr(b'{', v).is_some() && fork_bomb(v) {
+        return hit("fork bomb");
+    }
+    None
 }
 
 /// The command a value's words and operators start, if any.
@@ -448,6 +470,40 @@ fn empty_substitution(v: &[u8], i: usize) -> Option<usize> {
 fn shellshock(v: &[u8]) -> bool {
     let mut rest = v.iter().filter(|c| !c.is_ascii_whitespace());
     rest.next() == Some(&b'(') && rest.next() == Some(&b')') && rest.next() == Some(&b'{')
+}
+
+/// A fork bomb: a shell function whose body runs the function twice, piped or in the
+/// background (`:(){ :|:& };:`, `f(){ f() & f(); }; f`), which exhausts the process
+/// table of the host it runs on. A function that calls itself otherwise (`fib(){ ...
+/// fib $((n-1)) ... }`) is no bomb.
+fn fork_bomb(v: &[u8]) -> bool {
+    let name_byte = |c: &u8| c.is_ascii_alphanumeric() || matches!(c, b'_' | b':' | b'.' | b'-');
+    memchr::memmem::find_iter(v, b"()").any(|i| {
+        let after = v[i + 2..].trim_ascii_start();
+        let Some(body) = after.strip_prefix(b"{") else {
+            return false;
+        };
+        let start = v[..i]
+            .iter()
+            .rposition(|c| !name_byte(c))
+            .map_or(0, |p| p + 1);
+        let name = &v[start..i];
+        let end = memchr::memchr(b'}', body).unwrap_or(body.len());
+        // The body without blanks and without the calls' `()`.
+        let mut flat: Vec<u8> = body[..end]
+            .iter()
+            .copied()
+            .filter(|c| !c.is_ascii_whitespace())
+            .collect();
+        while let Some(at) = memchr::memmem::find(&flat, b"()") {
+            flat.drain(at..at + 2);
+        }
+        !name.is_empty()
+            && [b'|', b'&'].iter().any(|&op| {
+                let twice = [name, &[op][..], name].concat();
+                memchr::memmem::find(&flat, &twice).is_some()
+            })
+    })
 }
 
 /// The first word of the value that is a glob spelling a system path (`/???/??t`).
@@ -832,6 +888,25 @@ mod tests {
             "system; it is up to the author/donor to decide if he or she is willing",
             "\"History\"; likewise combine any sections Entitled \"Acknowledgements\",",
             "date; see the notes below",
+        ]);
+    }
+
+    /// Fork bombs, in their usual spellings and with the calls' `()` kept.
+    #[test]
+    fn fork_bombs() {
+        commands(&[
+            ":(){ :|:& };:",
+            "cmd=:(){:|:&};:",
+            "f(){ f|f& };f",
+            ".(){ .|.& };.",
+            "f(){ f() | f(); }; f",
+            "bomb() { bomb & bomb; }; bomb",
+        ]);
+        prose(&[
+            "render(){ return a|b }",
+            "fib(n){ return fib(n - 1) + fib(n - 2) }",
+            "x() {}",
+            "f(){ g|g& }",
         ]);
     }
 

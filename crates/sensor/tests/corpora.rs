@@ -88,7 +88,9 @@ const FLOORS: &[(&str, Attack, f64, f64)] = &[
     // -> 70.98 % / 10.55 % once `(` or `{` after a word opens no subshell (`q=hello world
     // (test)`) and `true`/`false` alone before a line break are no command line
     // (`has_focus=false%0A`), both benign rows.
-    ("attacks/crs_932_rce.tsv", Attack::Cmdi, 70.5, 10.6),
+    // -> 76.67 % / 10.09 % with SMTP, IMAP and POP3 command lines after a CR LF (mail
+    // command injection, CRS 932300-932321) and fork bombs; no benign row changed.
+    ("attacks/crs_932_rce.tsv", Attack::Cmdi, 76.0, 10.6),
     // crs_930: 50.00 % -> 53.85 % with the NUL-stripped reading (docs/BENCHMARKS.md,
     // "Held-out payloads"); -> 76.92 % with AI assistants' configuration directories;
     // -> 88.46 % with more of them and Vite's `@id/__x00__` prefix.
