@@ -155,6 +155,7 @@ pub fn walk(s: &[u8], toks: &[Token], in_string: Option<u8>) -> Walk {
         last_was_operand_const: false,
         case_open: false,
         name_seen: false,
+        quoted: in_string.is_some(),
     };
     let mut out = w.run(in_string);
     if out.signals & sig::UNION_SELECT == 0
@@ -190,6 +191,8 @@ struct Walker<'a> {
     case_open: bool,
     /// A column or other plain name was an operand.
     name_seen: bool,
+    /// The value was placed inside a string it must break out of.
+    quoted: bool,
 }
 
 impl Walker<'_> {
@@ -825,6 +828,14 @@ impl Walker<'_> {
                 self.case_open = true;
                 Some((State::Operand, i + 1))
             }
+            // A quantified comparison, `= ALL (SELECT ...)` (ANY and SOME are prefixes).
+            Word::Connector
+                if self.word_is(i, "all")
+                    && self.prev(i).is_some_and(|p| self.toks[p].tok == Tok::Cmp)
+                    && self.toks.get(self.next(i + 1)).map(|t| t.tok) == Some(Tok::LParen) =>
+            {
+                Some((State::Operand, i + 1))
+            }
             Word::When if self.prev(i).and_then(|p| self.word_at(p)) == Some(Word::Case) => {
                 Some((State::Operand, i + 1))
             }
@@ -881,9 +892,21 @@ impl Walker<'_> {
                 })
             }
             Word::Plain => {
-                // An unknown name glued to `(` is a call of a user function.
+                // An unknown name glued to `(` is a call of a user function; so is one
+                // with blanks before its `(` once the value broke out of its string
+                // (SQLite and PostgreSQL allow them: `' or json_valid (id);`), where
+                // prose would not have got this far.
                 let n = i + 1;
-                if n < self.toks.len() && self.toks[n].tok == Tok::LParen && self.glued(i, n) {
+                let spaced = || {
+                    self.quoted
+                        && self.s[self.toks[i].end..self.toks[n].start]
+                            .iter()
+                            .all(u8::is_ascii_whitespace)
+                };
+                if n < self.toks.len()
+                    && self.toks[n].tok == Tok::LParen
+                    && (self.glued(i, n) || spaced())
+                {
                     self.signals |= sig::USER_CALL;
                     self.stack.push(Frame::Call);
                     self.side_const.push(true);
@@ -919,7 +942,10 @@ impl Walker<'_> {
                     let n = self.next(i + 1);
                     let named = match self.toks.get(n).map(|t| t.tok) {
                         Some(Tok::Word(_)) => {
-                            self.text(n).contains(&b'_') || self.word_is(n, "binary")
+                            self.text(n).contains(&b'_')
+                                || ["binary", "nocase", "rtrim"]
+                                    .iter()
+                                    .any(|c| self.word_is(n, c))
                         }
                         Some(Tok::Str { .. } | Tok::Ident) => true,
                         _ => false,

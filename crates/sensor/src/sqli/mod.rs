@@ -479,6 +479,21 @@ fn judged(value: &[u8], ctx: SqlContext, start: Start) -> Option<SqliMatch> {
             fingerprint: fingerprint(&toks),
         });
     }
+    // Out of the string, a condition that holds for every row, then `;`: the
+    // application's statement ends there with the condition in it, whatever the next
+    // one is (`' or true; foo`).
+    if q.is_some()
+        && w.broke_out
+        && toks.get(w.stop).map(|t| t.tok) == Some(lex::Tok::Semi)
+        && w.signals & sig::LOGIC != 0
+        && w.signals & (sig::TAUTOLOGY | sig::TRUE_CMP) != 0
+    {
+        return Some(SqliMatch {
+            context: ctx,
+            signals: signal_names(w.signals),
+            fingerprint: fingerprint(&toks),
+        });
+    }
     if let Some(reason) = chain::continuation(value, &toks, q.is_some()) {
         return Some(SqliMatch {
             context: ctx,
@@ -770,6 +785,43 @@ mod catalog_tests {
                 catalog_reference(n.to_uppercase().as_bytes()).is_some(),
                 "{n}"
             );
+        }
+    }
+}
+
+/// Forms CRS 942's tests showed the judge did not read (thirty-first session), and the
+/// prose around them.
+#[cfg(test)]
+mod crs_forms {
+    use super::detect;
+
+    #[test]
+    fn quantified_collated_spaced_and_cut() {
+        for a in [
+            // `= ALL (subquery)`
+            "admin@juice-sh.op' and email = all (select email)--",
+            // SQLite's collations
+            "user'collate nocase--",
+            // a call with a blank before its `(` once out of the string
+            "' or json_valid (id);",
+            // a condition that holds, then `;` and anything
+            "' or true; foo",
+            "x' or 1=1; garbage here",
+            // REPLACE without INTO, columns listed
+            ";RePLAcE/*test*/test/*test*/(id, name) VALUES (1, 'test');",
+        ] {
+            assert!(detect(a.as_bytes()).is_some(), "{a}");
+        }
+        for b in [
+            "all (of them)",
+            "x = all",
+            "collate nocase",
+            "json_valid (id)",
+            "Replace the filter (part 2) now",
+            "true; foo",
+            "It's true; fine",
+        ] {
+            assert!(detect(b.as_bytes()).is_none(), "{b}");
         }
     }
 }

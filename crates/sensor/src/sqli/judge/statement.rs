@@ -61,6 +61,24 @@ impl Walker<'_> {
         terminated || controls || nowait || glued
     }
 
+    /// The `)` that closes the `(` at `open`, within 64 tokens.
+    fn group_end(&self, open: usize) -> Option<usize> {
+        let mut depth = 0usize;
+        for n in open..self.toks.len().min(open + 64) {
+            match self.toks[n].tok {
+                Tok::LParen => depth += 1,
+                Tok::RParen => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return Some(n);
+                    }
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+
     /// Does the statement keyword at `i` start a real statement (not a prose word)?
     pub(super) fn statement_shape(&self, i: usize) -> bool {
         let n1 = self.next(i + 1);
@@ -81,7 +99,14 @@ impl Walker<'_> {
         };
         match kw.as_slice() {
             b"insert" | b"replace" | b"merge" => {
-                next_word(n1, &["into"]) || (name(n1) && next_word(n2, &["values", "select"]))
+                next_word(n1, &["into"])
+                    || (name(n1) && next_word(n2, &["values", "select"]))
+                    // INTO is optional in MySQL, columns listed: `REPLACE t (a, b) VALUES`.
+                    || (name(n1)
+                        && tok(n2) == Some(Tok::LParen)
+                        && self
+                            .group_end(n2)
+                            .is_some_and(|e| next_word(self.next(e + 1), &["values", "select"])))
             }
             b"update" => {
                 (name(n1) && next_word(n2, &["set"]))
