@@ -472,6 +472,42 @@ fn shellshock(v: &[u8]) -> bool {
     rest.next() == Some(&b'(') && rest.next() == Some(&b')') && rest.next() == Some(&b'{')
 }
 
+/// Prose around: six words or more of two letters or more (Markdown that quotes names
+/// as code: `` `type` is the type of the condition ``).
+fn prose_words(v: &[u8]) -> bool {
+    v.split(|c| !c.is_ascii_alphabetic())
+        .filter(|w| w.len() >= 2)
+        .take(6)
+        .count()
+        >= 6
+}
+
+/// The length of a Markdown code span at `i` that quotes one word a shell would read as
+/// an English word as much as a program (`` `type` ``, `` `host` ``, `` `set` ``), standing
+/// apart from the words around it: not a substitution anyone sends. `` `id` ``, the
+/// probe of every scanner, and the programs that are no English word stay
+/// substitutions.
+fn markdown_span(v: &[u8], i: usize) -> Option<usize> {
+    let body = &v[i + 1..];
+    let len = body
+        .iter()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+        .count();
+    let word = &body[..len];
+    let apart_before = i == 0 || matches!(v[i - 1], b' ' | b'\t' | b'\n' | b'(' | b'"');
+    let after = body.get(len + 1).copied();
+    let apart_after = after.is_none_or(|c| !c.is_ascii_alphanumeric() && c != b'`');
+    let lower = word.to_ascii_lowercase();
+    (len > 0
+        && body.get(len) == Some(&b'`')
+        && apart_before
+        && apart_after
+        && lower != b"id"
+        && words::weak(&lower)
+        && !words::strong(&lower))
+    .then_some(len + 2)
+}
+
 /// A fork bomb: a shell function whose body runs the function twice, piped or in the
 /// background (`:(){ :|:& };:`, `f(){ f() & f(); }; f`), which exhausts the process
 /// table of the host it runs on. A function that calls itself otherwise (`fib(){ ...
@@ -555,6 +591,11 @@ fn tokens(v: &[u8]) -> Vec<Tok> {
     // The last character skipped before the next word was a `>` that redirects; an
     // HTML tag is open.
     let (mut redirected, mut in_tag) = (false, false);
+    // Inside a backtick substitution: the next backtick closes it, and what follows
+    // goes on with the command around it (`` `Parallel` which will ``, `` `-o x` mount
+    // option ``), at no command position.
+    let mut tick_open = false;
+    let prose = memchr::memchr(b'`', v).is_some() && prose_words(v);
     while i < n && out.len() < 256 {
         if let Some(len) = empty_substitution(v, i) {
             i += len;
@@ -577,6 +618,23 @@ fn tokens(v: &[u8]) -> Vec<Tok> {
         let c = v[i];
         let two = v.get(i + 1).copied();
         let expands = expansion(v, i).is_some();
+        if c == b'`'
+            && !tick_open
+            && prose
+            && let Some(len) = markdown_span(v, i)
+        {
+            // A word quoted as code in prose: a name, not a substitution.
+            i += len;
+            continue;
+        }
+        if c == b'`' && !expands {
+            tick_open = !tick_open;
+            if !tick_open {
+                redirected = false;
+                i += 1;
+                continue;
+            }
+        }
         let (op, len) = match (c, two) {
             _ if expands => (None, 0),
             (b'|', Some(b'|')) | (b'&', Some(b'&')) => (Some(Op::Seq { glued: false }), 2),
@@ -888,6 +946,26 @@ mod tests {
             "system; it is up to the author/donor to decide if he or she is willing",
             "\"History\"; likewise combine any sections Entitled \"Acknowledgements\",",
             "date; see the notes below",
+        ]);
+    }
+
+    /// Markdown quotes names as code: a word at a command position only after an opening
+    /// backtick, and a lone English-word program in prose is a name.
+    #[test]
+    fn markdown_code_spans() {
+        commands(&[
+            "`id`",
+            "hello `id` there",
+            "please run `id` for us on the box today now",
+            "a`whoami`b",
+            "`type` x",
+            "x `sleep 5` y",
+        ]);
+        prose(&[
+            "`type` is the type of the condition. Required.",
+            "The default policy is `OrderedReady`, where pods are created. The alternative is `Parallel` which will create them",
+            "with `-o context` mount option. This applies to all volumes",
+            "The `host` should not refer to a service running in the cluster",
         ]);
     }
 

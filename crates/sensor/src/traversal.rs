@@ -205,7 +205,6 @@ const RESTRICTED: &[&str] = &[
     ".bzr/",
     ".ds_store",
     "ws_ftp.ini",
-    ".user.ini",
     "wp-config.",
     "wp-config-",
     "wp-config_",

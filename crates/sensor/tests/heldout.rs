@@ -6,6 +6,7 @@
 //!   injectable app (`sqli`), and its random probe values (`probe`, which nothing should
 //!   flag);
 //! - `heldout/benign.tsv`: prose, paths, JSON, URLs and form values;
+//! - `heldout/k8s_api.tsv`: the Kubernetes API's field descriptions (Markdown prose);
 //! - `heldout/xsstrike.tsv`: XSS vectors from XSStrike's own generator;
 //! - wfuzz's wordlists, read where Debian's `wfuzz` package installs them
 //!   (`BULKHEAD_WFUZZ` to point elsewhere; missing: a skip, or a failure under
@@ -266,6 +267,25 @@ fn benign_text() {
             ("benign query", "benign", Class::Any, 0.0, 0.08),
         ],
     );
+}
+
+/// The Kubernetes API's field descriptions (`heldout/k8s_api.tsv`): Markdown prose that
+/// quotes names as code and characters in quotes, as CRDs carry it.
+#[test]
+fn kubernetes_api_descriptions() {
+    let items: Vec<Item> = common::rows(&heldout_dir(), "k8s_api.tsv")
+        .into_iter()
+        .map(|r| Item {
+            group: "benign k8s_api".to_string(),
+            label: r.label,
+            value: r.payload,
+        })
+        .collect();
+    let m = score(&items);
+    // Measured: 33 of 2,799 (1.18 %) flagged before the thirty-first session's fixes,
+    // 5 after (0.18 %): `hostname` and `base64` quoted as code, `metadata.labels['<KEY>']`,
+    // an `<` in a selector's text, a URL template.
+    check(&m, &[("benign k8s_api", "benign", Class::Any, 0.0, 0.2)]);
 }
 
 /// Where Debian's `wfuzz` package keeps its wordlists.

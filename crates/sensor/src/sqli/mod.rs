@@ -472,7 +472,7 @@ fn judged(value: &[u8], ctx: SqlContext, start: Start) -> Option<SqliMatch> {
         Start::Code => None,
     };
     let w = judge::walk(value, &toks, q);
-    if decide(&w, ctx) {
+    if decide(&w, ctx) && !q.is_some_and(|q| quoted_characters(value, &toks, q)) {
         return Some(SqliMatch {
             context: ctx,
             signals: signal_names(w.signals),
@@ -505,6 +505,45 @@ fn judged(value: &[u8], ctx: SqlContext, start: Start) -> Option<SqliMatch> {
         return appended(value, &toks);
     }
     None
+}
+
+/// Prose that names a character in quotes: `'*' is all groups. If '*' is present`,
+/// `any printable characters except '='.`, `split by '/'`. Read from inside a string,
+/// each quoted operator sits between two strings and looks like arithmetic or a
+/// comparison of constants; but a quoted character stands apart from the words around
+/// it (a blank or `(` before its opening quote, no letter or digit after its closing
+/// one), where an injection glues its quotes to what it compares (`x'='x`, `''='`);
+/// and prose has words around it (libinjection's samples `'|'` and `A '/' B` count as
+/// injections). True when every token is a string or such a character, among four
+/// words or more.
+fn quoted_characters(value: &[u8], toks: &[lex::Token], q: u8) -> bool {
+    let words = value
+        .split(|c| !c.is_ascii_alphabetic())
+        .filter(|w| w.len() >= 2)
+        .take(4)
+        .count();
+    if words < 4 {
+        return false;
+    }
+    let mut any = false;
+    let all = toks.iter().all(|t| match t.tok {
+        lex::Tok::Str { .. } => true,
+        lex::Tok::Op | lex::Tok::Cmp => {
+            let (a, b) = (t.start, t.end);
+            let apart = b - a == 1
+                && a >= 1
+                && value[a - 1] == q
+                && value.get(b) == Some(&q)
+                && (a < 2 || matches!(value[a - 2], b' ' | b'\t' | b'\n' | b'('))
+                && value
+                    .get(b + 1)
+                    .is_none_or(|c| !c.is_ascii_alphanumeric() && *c != q);
+            any |= apart;
+            apart
+        }
+        _ => false,
+    });
+    all && any
 }
 
 /// What follows the `*/` of a value that closes a block comment it did not open, with
