@@ -15,18 +15,17 @@ Source: the JSON schemas of Kubernetes 1.37.0 that the kubernetes-validate packa
 import json
 import sys
 import tarfile
+import urllib.parse
 
 PREFIX = "kubernetes-json-schema/v1.37.0-local/"
 
 
+# Printable ASCII but `%` stays as it is; everything else is %XX (UTF-8 bytes).
+SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if c != 0x25)
+
+
 def escape(value: str) -> str:
-    out = []
-    for b in value.encode("utf-8"):
-        if b == 0x25 or b < 0x20 or b >= 0x7F:
-            out.append("%%%02X" % b)
-        else:
-            out.append(chr(b))
-    return "".join(out)
+    return urllib.parse.quote(value, safe=SAFE)
 
 
 def descriptions(node, found):
