@@ -106,6 +106,9 @@ fn detect_prefix(value: &[u8], p: Profile) -> Option<CmdiMatch> {
     if let Some(path) = glob_word(v) {
         return hit(&format!("glob {path}"));
     }
+    if let Some(program) = brace_program(v) {
+        return hit(&format!("brace {program}"));
+    }
     if let Some(m) = whole_shapes(v) {
         return Some(m);
     }
@@ -191,7 +194,9 @@ fn command_line(toks: &[Tok]) -> Option<CmdiMatch> {
                             && !matches!(w.text.as_slice(), b"true" | b"false")
                             && ends_command(&toks[i + 1..]))
                         || ((words::strong(&w.text) || words::weak(&w.text))
-                            && redirects_to_path(&toks[i + 1..])))
+                            && redirects_to_path(&toks[i + 1..]))
+                        // `w'h'oami`, `'c'url localhost`: spliced to pass a filter.
+                        || (w.spliced && w.text.len() >= 3 && words::strong(&w.text)))
                 {
                     // `cat /etc/passwd`, `/bin/ls -al`, `id;`: a whole command line as the
                     // value.
@@ -307,6 +312,10 @@ struct Word {
     title: bool,
     /// Right after a `>`: where a redirection sends a command's output.
     redirected: bool,
+    /// Quotes, backslashes or empty expansions were taken out of the word's inside
+    /// (`w'h'oami`, `'c'url`): a name spliced so that filters miss it, which no one
+    /// writes otherwise (quotes around a whole word do not count).
+    spliced: bool,
 }
 
 impl Word {
@@ -508,6 +517,50 @@ fn markdown_span(v: &[u8], i: usize) -> Option<usize> {
     .then_some(len + 2)
 }
 
+/// A program's name a brace expansion spells (`c{a,oun}t` is `cat count`, `{,$"whoami",}`
+/// is `whoami`): bash expands the braces inside a word before it looks the command up, so
+/// each alternative with the word's letters around it is a name the shell may run. Two
+/// letters are not enough (`l{s,x}`); prose and templates spell no program so.
+fn brace_program(v: &[u8]) -> Option<String> {
+    memchr::memchr(b',', v)?;
+    let letter = |c: &u8| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-');
+    memchr::memchr_iter(b'{', v).find_map(|open| {
+        let close = open + 1 + memchr::memchr(b'}', &v[open + 1..])?;
+        let inside = &v[open + 1..close];
+        if memchr::memchr(b',', inside).is_none() || inside.iter().any(|c| is_blank(*c)) {
+            return None;
+        }
+        let start = v[..open]
+            .iter()
+            .rposition(|c| !letter(c))
+            .map_or(0, |p| p + 1);
+        let end = close + 1 + v[close + 1..].iter().take_while(|c| letter(c)).count();
+        // Inside a word, or spelt with quotes: a list in braces (`{cat,dog}`, a
+        // PostgreSQL array) names things; the shell's own `{cat,/etc/passwd}` is read
+        // as a command start elsewhere.
+        let in_word = start < open || end > close + 1;
+        inside.split(|&c| c == b',').find_map(|alt| {
+            // Quotes and bash's `$"..."` locale strings around an alternative are nothing;
+            // only the latter shows a shell (`{"cat","dog"}` is a PostgreSQL array too).
+            let locale = memchr::memmem::find(alt, b"$\"").is_some()
+                || memchr::memmem::find(alt, b"$'").is_some();
+            if !(in_word || locale) {
+                return None;
+            }
+            let alt: Vec<u8> = alt
+                .iter()
+                .copied()
+                .filter(|c| !matches!(c, b'$' | b'"' | b'\''))
+                .collect();
+            let name = [&v[start..open], &alt[..], &v[close + 1..end]]
+                .concat()
+                .to_ascii_lowercase();
+            (name.len() >= 3 && words::strong(&name))
+                .then(|| String::from_utf8_lossy(&name).into_owned())
+        })
+    })
+}
+
 /// A fork bomb: a shell function whose body runs the function twice, piped or in the
 /// background (`:(){ :|:& };:`, `f(){ f() & f(); }; f`), which exhausts the process
 /// table of the host it runs on. A function that calls itself otherwise (`fib(){ ...
@@ -611,6 +664,7 @@ fn tokens(v: &[u8]) -> Vec<Tok> {
                 text,
                 title: false,
                 redirected: false,
+                spliced: false,
             }));
             i += name + 3;
             continue;
@@ -695,10 +749,13 @@ fn tokens(v: &[u8]) -> Vec<Tok> {
         }
         let mut text = Vec::new();
         let start = i;
+        // The length of `text` when something was last taken out of the word.
+        let mut cut_at = 0;
         while i < n {
             if matches!(v[i], b'$' | b'`')
                 && let Some(len) = expansion(v, i).or_else(|| empty_substitution(v, i))
             {
+                cut_at = text.len();
                 i += len;
                 continue;
             }
@@ -724,7 +781,11 @@ fn tokens(v: &[u8]) -> Vec<Tok> {
                 break;
             }
             match c {
-                b'\'' | b'"' | b'\\' => {}
+                b'\'' | b'"' | b'\\' => {
+                    if !text.is_empty() {
+                        cut_at = text.len();
+                    }
+                }
                 // `$@`, `$*`, `$!`, `$_` expand to nothing in a fresh shell: `c$@at` is `cat`;
                 // `$?`, `$-`, `$$`, `$#` are short strings written into a name for the
                 // same purpose (they break it for the filter, if not for the shell).
@@ -766,10 +827,12 @@ fn tokens(v: &[u8]) -> Vec<Tok> {
             let title = raw.first().is_some_and(u8::is_ascii_uppercase)
                 && raw.iter().skip(1).any(u8::is_ascii_lowercase)
                 && !raw.iter().skip(1).any(u8::is_ascii_uppercase);
+            let spliced = cut_at > 0 && cut_at < text.len();
             out.push(Tok::Word(Word {
                 text,
                 title,
                 redirected: std::mem::take(&mut redirected),
+                spliced,
             }));
         }
     }
@@ -946,6 +1009,40 @@ mod tests {
             "system; it is up to the author/donor to decide if he or she is willing",
             "\"History\"; likewise combine any sections Entitled \"Acknowledgements\",",
             "date; see the notes below",
+        ]);
+    }
+
+    /// Brace expansions that spell a program.
+    #[test]
+    fn brace_expansions() {
+        commands(&[
+            "c{a,oun}t",
+            "c{a,oun}t /etc/passwd",
+            "{,$\"whoami\",}",
+            "w{h,x}oami",
+        ]);
+        prose(&[
+            "file{1,2}.txt",
+            "l{s,x}",
+            "{a,b}",
+            "/api/{id}",
+            "{\"a\":1,\"b\":2}",
+            "tags={cat,dog}",
+            "{\"cat\",\"dog\"}",
+        ]);
+    }
+
+    /// A program's name spliced by quotes to pass a filter is a command line alone; a
+    /// word quoted whole, and words with apostrophes, are not.
+    #[test]
+    fn spliced_names() {
+        commands(&["w'h'oami", "'wh'oami", "'c'url localhost", "\"ca\"t"]);
+        prose(&[
+            "'whoami'",
+            "\"curl\"",
+            "don't",
+            "O'Brien's cat",
+            "the l's and i's",
         ]);
     }
 

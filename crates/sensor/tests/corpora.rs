@@ -90,7 +90,9 @@ const FLOORS: &[(&str, Attack, f64, f64)] = &[
     // (`has_focus=false%0A`), both benign rows.
     // -> 76.67 % / 10.09 % with SMTP, IMAP and POP3 command lines after a CR LF (mail
     // command injection, CRS 932300-932321) and fork bombs; no benign row changed.
-    ("attacks/crs_932_rce.tsv", Attack::Cmdi, 76.0, 10.6),
+    // -> 77.45 % with program names spliced by quotes (`w'h'oami`) and spelt by brace
+    // expansions inside a word (`c{a,oun}t`).
+    ("attacks/crs_932_rce.tsv", Attack::Cmdi, 77.0, 10.6),
     // crs_930: 50.00 % -> 53.85 % with the NUL-stripped reading (docs/BENCHMARKS.md,
     // "Held-out payloads"); -> 76.92 % with AI assistants' configuration directories;
     // -> 88.46 % with more of them and Vite's `@id/__x00__` prefix.
