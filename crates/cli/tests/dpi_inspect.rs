@@ -75,6 +75,16 @@ fn sqli_rows_match_and_benign_rows_do_not() {
     let first = out.iter().find(|v| v["match"] == true).unwrap();
     assert_eq!(first["detail"]["class"], "sqli");
     assert!(first["detail"]["fingerprint"].is_string(), "{first}");
+
+    // Command injection names the program, path traversal how the name escapes.
+    let out = inspect(
+        &["--sensor", "all"],
+        "127.0.0.1;w'h'oami\n../../etc/passwd\n/proc/1/environ\n",
+    );
+    assert_eq!(out[0]["detail"]["class"], "cmdi", "{}", out[0]);
+    assert_eq!(out[0]["detail"]["command"], "whoami", "{}", out[0]);
+    assert_eq!(out[1]["detail"]["reason"], "climb", "{}", out[1]);
+    assert_eq!(out[2]["detail"]["reason"], "restricted_file", "{}", out[2]);
 }
 
 #[test]

@@ -92,7 +92,7 @@ const FLOORS: &[(&str, Attack, f64, f64)] = &[
     // command injection, CRS 932300-932321) and fork bombs; no benign row changed.
     // -> 77.45 % with program names spliced by quotes (`w'h'oami`) and spelt by brace
     // expansions inside a word (`c{a,oun}t`).
-    ("attacks/crs_932_rce.tsv", Attack::Cmdi, 77.0, 10.6),
+    ("attacks/crs_932_rce.tsv", Attack::Cmdi, 77.2, 10.6),
     // crs_930: 50.00 % -> 53.85 % with the NUL-stripped reading (docs/BENCHMARKS.md,
     // "Held-out payloads"); -> 76.92 % with AI assistants' configuration directories;
     // -> 88.46 % with more of them and Vite's `@id/__x00__` prefix.

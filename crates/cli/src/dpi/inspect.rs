@@ -118,12 +118,34 @@ fn verdict(sensor: &Sensor, line: &[u8], ctx: InspectContext) -> serde_json::Val
         "location": first.location,
         "masked": first.masked,
     });
-    if first.class == "sqli" && ctx == InspectContext::Param {
-        let m = bulkhead_sensor::sqli::detect(line)
-            .or_else(|| bulkhead_sensor::sqli::detect(&decode::url_decode_deep(line)));
-        if let Some(m) = m {
-            detail["fingerprint"] = m.fingerprint.into();
-            detail["signals"] = m.signals.into();
+    // Why, for one value: SQL's token fingerprint and signals, the program a command
+    // line runs, how a file name escapes (as the value was sent, or deep-decoded).
+    if ctx == InspectContext::Param {
+        let decoded = || decode::url_decode_deep(line);
+        match first.class.as_str() {
+            "sqli" => {
+                let m = bulkhead_sensor::sqli::detect(line)
+                    .or_else(|| bulkhead_sensor::sqli::detect(&decoded()));
+                if let Some(m) = m {
+                    detail["fingerprint"] = m.fingerprint.into();
+                    detail["signals"] = m.signals.into();
+                }
+            }
+            "cmdi" => {
+                let m = bulkhead_sensor::cmdi::detect(line)
+                    .or_else(|| bulkhead_sensor::cmdi::detect(&decoded()));
+                if let Some(m) = m {
+                    detail["command"] = m.command.into();
+                }
+            }
+            "path_traversal" => {
+                let m = bulkhead_sensor::traversal::detect(line)
+                    .or_else(|| bulkhead_sensor::traversal::detect(&decoded()));
+                if let Some(m) = m {
+                    detail["reason"] = m.reason.into();
+                }
+            }
+            _ => {}
         }
     }
     if findings.len() > 1 {
