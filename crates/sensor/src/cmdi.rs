@@ -196,7 +196,10 @@ fn command_line(toks: &[Tok]) -> Option<CmdiMatch> {
                         || ((words::strong(&w.text) || words::weak(&w.text))
                             && redirects_to_path(&toks[i + 1..]))
                         // `w'h'oami`, `'c'url localhost`: spliced to pass a filter.
-                        || (w.spliced && w.text.len() >= 3 && words::strong(&w.text)))
+                        || (w.spliced
+                            && w.text.len() >= 3
+                            && !w.text.contains(&b'/')
+                            && words::strong(&w.text)))
                 {
                     // `cat /etc/passwd`, `/bin/ls -al`, `id;`: a whole command line as the
                     // value.

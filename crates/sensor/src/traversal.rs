@@ -612,12 +612,18 @@ fn starts_with_ci(s: &[u8], p: &[u8]) -> bool {
 /// segments (`..;/`, Tomcat's path parameters).
 fn climbs(p: &[u8]) -> bool {
     let mut seg_start = 0;
+    // `...` segments: one is how a shortened path starts (`.../tests/a.ttf | Bin`, what
+    // `git diff --stat` writes); dotdotpwn repeats them (`.../.../win.ini`).
+    let mut three = 0;
     for (i, &c) in p.iter().enumerate() {
         if c == b'/' {
             let seg = &p[seg_start..i];
             let seg = seg.split(|&b| b == b';').next().unwrap_or(seg);
             if seg.len() >= 2 && seg.iter().all(|&b| b == b'.') {
-                return true;
+                three += usize::from(seg.len() == 3);
+                if seg.len() != 3 || three >= 2 {
+                    return true;
+                }
             }
             seg_start = i + 1;
         }
@@ -632,7 +638,8 @@ fn climbs(p: &[u8]) -> bool {
 /// A traversal template a scanner sent unfilled: a placeholder (`{file}`) where the
 /// file name goes, after what only climbs or pads a path: a segment holding a dot run
 /// (`/..{file}`, `/aaaa…aaaa....{file}`, the padding of path truncation), a lone `.`
-/// segment, or an empty one (`///{file}`, `/.//./{file}`). A route template names its
+/// segment, or after an empty or dot-only one (`///{file}`, `/.//./{file}`,
+/// `/.../{file}`). A route template names its
 /// placeholders after plain segments (`/repos/{owner}/{repo}`).
 fn placeholder_climb(p: &[u8]) -> bool {
     memchr::memchr_iter(b'{', p).any(|i| {
@@ -651,7 +658,7 @@ fn placeholder_climb(p: &[u8]) -> bool {
             // The placeholder starts a segment: what padded the one before it?
             let prev = &before[..seg_start.saturating_sub(1)];
             let prev = &prev[memchr::memrchr(b'/', prev).map_or(0, |s| s + 1)..];
-            seg_start > 1 && (prev.is_empty() || prev == b".")
+            seg_start > 1 && prev.iter().all(|&b| b == b'.')
         } else {
             seg == b"." || memchr::memmem::find(seg, b"..").is_some()
         }
@@ -774,6 +781,8 @@ mod tests {
             "%2e%2e%2f",
             "..%c0%af..%c0%afetc",
             "....//....//etc/passwd",
+            ".../.../x",
+            "....//x",
             "/etc/passwd%00",
             "c:/windows/win.ini",
             "/WEB-INF/web.xml",
@@ -881,6 +890,8 @@ mod tests {
             "/proc/12",
             "improc/1/x",
             "/repos/{owner}/{repo}/contents/{path}",
+            ".../tests/files/cacert3-trusted-keyid.pem          |   0",
+            "see .../src/x.c",
             "/static/logo.{ext}",
             "/{file}",
             "{file}",

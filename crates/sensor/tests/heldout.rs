@@ -283,9 +283,9 @@ fn kubernetes_api_descriptions() {
         .collect();
     let m = score(&items);
     // Measured: 33 of 2,799 (1.18 %) flagged before the thirty-first session's fixes,
-    // 5 after (0.18 %): `hostname` and `base64` quoted as code, `metadata.labels['<KEY>']`,
-    // an `<` in a selector's text, a URL template.
-    check(&m, &[("benign k8s_api", "benign", Class::Any, 0.0, 0.2)]);
+    // 4 after (0.14 %): `hostname` and `base64` quoted as code, `metadata.labels['<KEY>']`,
+    // an `<` in a selector's text.
+    check(&m, &[("benign k8s_api", "benign", Class::Any, 0.0, 0.15)]);
 }
 
 /// Where Debian's `wfuzz` package keeps its wordlists.

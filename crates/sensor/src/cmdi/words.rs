@@ -67,7 +67,6 @@ const STRONG: &[&str] = &[
     "gpasswd",
     "chpasswd",
     "chattr",
-    "unshare",
     "bsdtar",
     "crontab",
     "sudo",
