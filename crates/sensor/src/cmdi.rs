@@ -106,11 +106,14 @@ fn detect_prefix(value: &[u8], p: Profile) -> Option<CmdiMatch> {
     if let Some(path) = glob_word(v) {
         return hit(&format!("glob {path}"));
     }
-    if let Some(program) = brace_program(v) {
-        return hit(&format!("brace {program}"));
-    }
-    if let Some(m) = whole_shapes(v) {
-        return Some(m);
+    // Braces and CR are rare in values: one scan decides whether to look further.
+    if memchr::memchr2(b'{', b'\r', v).is_some() {
+        if let Some(program) = brace_program(v) {
+            return hit(&format!("brace {program}"));
+        }
+        if let Some(m) = whole_shapes(v) {
+            return Some(m);
+        }
     }
     // Bash's network redirections (`exec 5<>/dev/tcp/10.0.0.1/80`, `>& /dev/tcp/...`):
     // a reverse shell whatever the program.

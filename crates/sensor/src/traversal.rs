@@ -37,12 +37,8 @@ const RESTRICTED: &[&str] = &[
     "etc/master.passwd",
     "etc/subuid",
     "etc/sudoers",
-    "proc/self/",
-    "proc/version",
-    "proc/net/",
-    "proc/sys/",
-    "proc/interrupts",
-    "proc/cpuinfo",
+    // `/proc/` and what follows it: [`PROC_FILES`], or a process's number.
+    "proc/",
     "sys/class",
     "boot.ini",
     "win.ini",
@@ -242,11 +238,6 @@ const RESTRICTED: &[&str] = &[
     "etc/cron.allow",
     "var/run/utmp",
     "var/spool/cron",
-    "proc/kcore",
-    "proc/kallsyms",
-    "proc/cmdline",
-    "proc/sched_debug",
-    "proc/thread-self/",
     "boot/grub/grub.cfg",
     "boot/grub/menu.lst",
     "system32/inetsrv/config",
@@ -258,6 +249,35 @@ const RESTRICTED: &[&str] = &[
     // (CVE-2025-31125, as `@fs/` above for CVE-2025-30208).
     "@id/__x00__",
 ];
+
+/// What after `proc/` only an attack reads: the process's environment and memory, the
+/// kernel's version, symbols and memory, the network tables.
+const PROC_FILES: &[&str] = &[
+    "self/",
+    "thread-self/",
+    "version",
+    "net/",
+    "sys/",
+    "interrupts",
+    "cpuinfo",
+    "kcore",
+    "kallsyms",
+    "cmdline",
+    "sched_debug",
+];
+
+/// Is what follows `proc/` a file only an attack reads: one of [`PROC_FILES`], or a
+/// file of a process by its number (`/proc/1/environ`, `/proc/42/cmdline`,
+/// `/proc/1/root/etc/shadow`), what LFI wordlists walk when `/proc/self/` is filtered.
+fn proc_file(rest: &[u8]) -> bool {
+    let named = PROC_FILES.iter().any(|f| {
+        rest.len() >= f.len()
+            && rest[..f.len()].eq_ignore_ascii_case(f.as_bytes())
+            && (f.ends_with('/') || rest.get(f.len()).is_none_or(|c| !c.is_ascii_alphanumeric()))
+    });
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    named || (digits > 0 && rest.get(digits) == Some(&b'/') && rest.len() > digits + 1)
+}
 
 static FINDER: LazyLock<AhoCorasick> = LazyLock::new(|| {
     AhoCorasick::builder()
@@ -505,8 +525,11 @@ fn judge(p: &[u8]) -> Option<TraversalMatch> {
         // Names ending in a separator, or in the `.`, `-`, `_` that start a suffix
         // (`wp-config.php.bak`, `.bash_profile`), stop anywhere; others must end the
         // name.
-        let ends =
-            pat.ends_with(['/', '.', '-', '_']) || after.is_none_or(|c| !c.is_ascii_alphanumeric());
+        let ends = if pat == "proc/" {
+            proc_file(&p[m.end()..])
+        } else {
+            pat.ends_with(['/', '.', '-', '_']) || after.is_none_or(|c| !c.is_ascii_alphanumeric())
+        };
         // At the very start: dot-files, and names of more than one segment
         // (`etc/shadow`, `proc/self/environ`, `WEB-INF/web.xml`: relative to a root
         // the application supplies; no sentence starts so).
@@ -518,11 +541,6 @@ fn judge(p: &[u8]) -> Option<TraversalMatch> {
                 reason: "restricted_file",
             });
         }
-    }
-    if proc_pid(p) {
-        return Some(TraversalMatch {
-            reason: "restricted_file",
-        });
     }
     if starts_with_ci(p, b"file:") {
         return Some(TraversalMatch {
@@ -540,19 +558,6 @@ fn judge(p: &[u8]) -> Option<TraversalMatch> {
         });
     }
     ntfs_stream(p)
-}
-
-/// A file of a process by its number (`/proc/1/environ`, `/proc/42/cmdline`,
-/// `/proc/1/root/etc/shadow`): what LFI wordlists walk when `/proc/self/` is filtered.
-fn proc_pid(p: &[u8]) -> bool {
-    memchr::memmem::find_iter(p, b"proc/").any(|at| {
-        let rest = &p[at + 5..];
-        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-        (at == 0 || p[at - 1] == b'/')
-            && digits > 0
-            && rest.get(digits) == Some(&b'/')
-            && rest.len() > digits + 1
-    })
 }
 
 /// NTFS's default data stream (`index.asp::$DATA`): IIS serves a script's source for it
