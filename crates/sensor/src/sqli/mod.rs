@@ -848,6 +848,12 @@ mod crs_forms {
             "x' or 1=1; garbage here",
             // REPLACE without INTO, columns listed
             ";RePLAcE/*test*/test/*test*/(id, name) VALUES (1, 'test');",
+            // DELETE's targets before FROM
+            "1;delete from users--",
+            "1; DELETE t1, t2 FROM t1 JOIN t2 WHERE 1=1--",
+            "'; DELETE TOP (10) FROM users--",
+            "1;DELETE LOW_PRIORITY QUICK IGNORE FROM t--",
+            "1;delete t1.* from t1--",
         ] {
             assert!(detect(a.as_bytes()).is_some(), "{a}");
         }
@@ -859,6 +865,9 @@ mod crs_forms {
             "Replace the filter (part 2) now",
             "true; foo",
             "It's true; fine",
+            "Delete all drawings and all turtles from the TurtleScreen.",
+            "Delete graphics item from canvas. If item is\"all\" delete all graphics items.",
+            "Delete the breakpoint from the list associated to a file:line.",
         ] {
             assert!(detect(b.as_bytes()).is_none(), "{b}");
         }

@@ -61,6 +61,41 @@ impl Walker<'_> {
         terminated || controls || nowait || glued
     }
 
+    /// What a DELETE names before its FROM: modifiers, `TOP (n)`, and tables separated
+    /// by commas (`t1, t2.*`). A count (`Delete 2 items from the list`) or two names in
+    /// a row (`Delete all drawings and all turtles from the screen`, `Delete the
+    /// breakpoint from the list`) is a sentence's, not SQL's.
+    fn delete_targets(&self, from_start: usize, from: usize) -> bool {
+        let mut name_before = false;
+        for n in from_start..from {
+            let t = self.toks[n].tok;
+            let after_top = self
+                .prev(n)
+                .is_some_and(|p| self.word_is(p, "top") || self.toks[p].tok == Tok::LParen);
+            match t {
+                Tok::Num if after_top => {}
+                Tok::LParen | Tok::RParen | Tok::Comma | Tok::Dot => name_before = false,
+                Tok::Op if self.text(n) == b"*" => {}
+                Tok::Comment { .. } => {}
+                Tok::Word(_)
+                    if ["low_priority", "quick", "ignore", "top", "percent"]
+                        .iter()
+                        .any(|m| self.word_is(n, m)) =>
+                {
+                    name_before = false
+                }
+                Tok::Word(_) | Tok::Ident => {
+                    if name_before {
+                        return false;
+                    }
+                    name_before = true;
+                }
+                _ => return false,
+            }
+        }
+        true
+    }
+
     /// The `)` that closes the `(` at `open`, within 64 tokens.
     fn group_end(&self, open: usize) -> Option<usize> {
         let mut depth = 0usize;
@@ -116,14 +151,7 @@ impl Walker<'_> {
             // sentence's (`Delete 2 items from the list`), not SQL's.
             b"delete" => (n1..n1 + 6)
                 .find(|&n| self.word_is(n, "from"))
-                .is_some_and(|from| {
-                    !(n1..from).any(|n| {
-                        self.toks[n].tok == Tok::Num
-                            && !self.prev(n).is_some_and(|p| {
-                                self.word_is(p, "top") || self.toks[p].tok == Tok::LParen
-                            })
-                    })
-                }),
+                .is_some_and(|from| self.delete_targets(n1, from)),
             b"drop" | b"truncate" if name(n1) && ends(n2) && n2 < self.toks.len() => true,
             b"drop" | b"create" | b"alter" | b"truncate" | b"rename" => {
                 next_word(
