@@ -184,10 +184,21 @@ fn marked(v: &[u8]) -> bool {
 /// `(`... (`href="javascript:...`), not inside a word (`Learn javascript: the basics`,
 /// `metadata:text/html`, blanks squeezed out). Sinks count anywhere.
 fn at_boundary(hay: &[u8], m: &aho_corasick::Match) -> bool {
-    m.pattern().as_usize() >= SCHEMES.len()
-        || m.start()
-            .checked_sub(1)
-            .is_none_or(|i| !hay[i].is_ascii_alphanumeric())
+    let i = m.pattern().as_usize();
+    let before = m.start().checked_sub(1).map(|b| hay[b]);
+    if i < SCHEMES.len() {
+        // A scheme starts a URL, not a word (`Learn javascript: the basics` is prose).
+        return before.is_none_or(|b| !b.is_ascii_alphanumeric());
+    }
+    match SINKS[i - SCHEMES.len()] {
+        // Reached as a member (`[].constructor.constructor('alert(1)')()`): a class's
+        // own `constructor(){...}` and prose's "the float constructor (for example"
+        // call nothing.
+        "constructor(" => matches!(before, Some(b'.' | b']')),
+        // Called with nothing to run: prose names the function so ("passed to eval()").
+        "eval(" => hay.get(m.end()) != Some(&b')'),
+        _ => true,
+    }
 }
 
 fn needle_reason(m: aho_corasick::Match) -> &'static str {
@@ -616,6 +627,8 @@ mod tests {
     fn markup_and_contexts() {
         for a in [
             "<script>alert(1)</script>",
+            "[].constructor.constructor('alert(1)')()",
+            "';eval(atob('YWxlcnQoMSk='))//",
             "<img src=x onerror=alert(1)>",
             "<a href=\"java&#09;script:alert(1)\">x</a>",
             "\" onmouseover=\"alert(1)",
@@ -710,6 +723,10 @@ mod tests {
             "<img src=\"data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg'%3E%3Ccircle r='4'/%3E%3C/svg%3E\">",
             "<span style=\"color:red; font-family:'a\\62 c'\">x</span>",
             "<a href=\"data:\">data:</a>",
+            // Prose about eval() and constructors calls neither.
+            "Debug an expression executed via the eval() function.",
+            "strings accepted by the float constructor (for example, '-2.3' or '1e10')",
+            "class A { constructor(){ this.x = 1 } }",
         ] {
             assert!(detect(b.as_bytes()).is_none(), "{b}");
         }
