@@ -514,23 +514,32 @@ fn judged(value: &[u8], ctx: SqlContext, start: Start) -> Option<SqliMatch> {
 /// it (a blank or `(` before its opening quote, no letter or digit after its closing
 /// one), where an injection glues its quotes to what it compares (`x'='x`, `''='`);
 /// and prose has words around it (libinjection's samples `'|'` and `A '/' B` count as
-/// injections). True when every token is a string or such a character, among four
-/// words or more.
+/// injections). A quoted `--` is prose's too (`why "--" may be required`). True when
+/// every token is a string or such a character, among two words or more.
 fn quoted_characters(value: &[u8], toks: &[lex::Token], q: u8) -> bool {
     let words = value
         .split(|c| !c.is_ascii_alphabetic())
         .filter(|w| w.len() >= 2)
-        .take(4)
+        .take(2)
         .count();
-    if words < 4 {
+    if words < 2 {
         return false;
     }
     let mut any = false;
     let all = toks.iter().all(|t| match t.tok {
         lex::Tok::Str { .. } => true,
-        lex::Tok::Op | lex::Tok::Cmp => {
-            let (a, b) = (t.start, t.end);
-            let apart = b - a == 1
+        lex::Tok::Op | lex::Tok::Cmp | lex::Tok::Comment { .. } => {
+            let a = t.start;
+            // A comment runs on: only its `--` is the quoted text.
+            let b = if matches!(t.tok, lex::Tok::Comment { .. }) {
+                if !value[a..].starts_with(b"--") {
+                    return false;
+                }
+                a + 2
+            } else {
+                t.end
+            };
+            let apart = (b - a == 1 || value[a..b] == *b"--")
                 && a >= 1
                 && value[a - 1] == q
                 && value.get(b) == Some(&q)
@@ -865,6 +874,10 @@ mod crs_forms {
             "Replace the filter (part 2) now",
             "true; foo",
             "It's true; fine",
+            "x509.h: removed stray '%'",
+            "'+' lines and '-' lines.",
+            "git-log.txt: rewrite note on why \"--\" may be required",
+            "submodule--helper: use \"--\" to signal end of clone options",
             "Delete all drawings and all turtles from the TurtleScreen.",
             "Delete graphics item from canvas. If item is\"all\" delete all graphics items.",
             "Delete the breakpoint from the list associated to a file:line.",
