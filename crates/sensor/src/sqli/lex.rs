@@ -86,6 +86,25 @@ pub enum Start {
 /// Lex `s`. With `Start::InString(q)` the first token is the rest of that string (an
 /// unclosed `Str` when the value never leaves it). The result holds at most
 /// [`MAX_TOKENS`] tokens.
+/// The index of the `)` that closes the `(` at `toks[open]`, looking at `limit` tokens
+/// at most.
+pub fn group_end(toks: &[Token], open: usize, limit: usize) -> Option<usize> {
+    let mut depth = 0usize;
+    for (n, t) in toks.iter().enumerate().skip(open).take(limit) {
+        match t.tok {
+            Tok::LParen => depth += 1,
+            Tok::RParen => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return Some(n);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
 pub fn lex(s: &[u8], start: Start) -> Vec<Token> {
     let mut out = Vec::with_capacity(16);
     let mut i = 0;

@@ -472,21 +472,18 @@ fn judged(value: &[u8], ctx: SqlContext, start: Start) -> Option<SqliMatch> {
         Start::Code => None,
     };
     let w = judge::walk(value, &toks, q);
-    if decide(&w, ctx) && !q.is_some_and(|q| quoted_characters(value, &toks, q)) {
-        return Some(SqliMatch {
-            context: ctx,
-            signals: signal_names(w.signals),
-            fingerprint: fingerprint(&toks),
-        });
-    }
     // Out of the string, a condition that holds for every row, then `;`: the
     // application's statement ends there with the condition in it, whatever the next
     // one is (`' or true; foo`).
-    if q.is_some()
-        && w.broke_out
-        && toks.get(w.stop).map(|t| t.tok) == Some(lex::Tok::Semi)
-        && w.signals & sig::LOGIC != 0
-        && w.signals & (sig::TAUTOLOGY | sig::TRUE_CMP) != 0
+    let cut_by_semicolon = || {
+        q.is_some()
+            && w.broke_out
+            && toks.get(w.stop).map(|t| t.tok) == Some(lex::Tok::Semi)
+            && w.signals & sig::LOGIC != 0
+            && w.signals & (sig::TAUTOLOGY | sig::TRUE_CMP) != 0
+    };
+    if (decide(&w, ctx) && !q.is_some_and(|q| quoted_characters(value, &toks, q)))
+        || cut_by_semicolon()
     {
         return Some(SqliMatch {
             context: ctx,
@@ -517,12 +514,7 @@ fn judged(value: &[u8], ctx: SqlContext, start: Start) -> Option<SqliMatch> {
 /// injections). A quoted `--` is prose's too (`why "--" may be required`). True when
 /// every token is a string or such a character, among two words or more.
 fn quoted_characters(value: &[u8], toks: &[lex::Token], q: u8) -> bool {
-    let words = value
-        .split(|c| !c.is_ascii_alphabetic())
-        .filter(|w| w.len() >= 2)
-        .take(2)
-        .count();
-    if words < 2 {
+    if !crate::profile::has_words(value, 2) {
         return false;
     }
     let mut any = false;
@@ -837,56 +829,6 @@ mod catalog_tests {
     }
 }
 
-/// Forms CRS 942's tests showed the judge did not read (thirty-first session), and the
-/// prose around them.
-#[cfg(test)]
-mod crs_forms {
-    use super::detect;
-
-    #[test]
-    fn quantified_collated_spaced_and_cut() {
-        for a in [
-            // `= ALL (subquery)`
-            "admin@juice-sh.op' and email = all (select email)--",
-            // SQLite's collations
-            "user'collate nocase--",
-            // a call with a blank before its `(` once out of the string
-            "' or json_valid (id);",
-            // a condition that holds, then `;` and anything
-            "' or true; foo",
-            "x' or 1=1; garbage here",
-            // REPLACE without INTO, columns listed
-            ";RePLAcE/*test*/test/*test*/(id, name) VALUES (1, 'test');",
-            // DELETE's targets before FROM
-            "1;delete from users--",
-            "1; DELETE t1, t2 FROM t1 JOIN t2 WHERE 1=1--",
-            "'; DELETE TOP (10) FROM users--",
-            "1;DELETE LOW_PRIORITY QUICK IGNORE FROM t--",
-            "1;delete t1.* from t1--",
-        ] {
-            assert!(detect(a.as_bytes()).is_some(), "{a}");
-        }
-        for b in [
-            "all (of them)",
-            "x = all",
-            "collate nocase",
-            "json_valid (id)",
-            "Replace the filter (part 2) now",
-            "true; foo",
-            "It's true; fine",
-            "x509.h: removed stray '%'",
-            "'+' lines and '-' lines.",
-            "git-log.txt: rewrite note on why \"--\" may be required",
-            "submodule--helper: use \"--\" to signal end of clone options",
-            "Delete all drawings and all turtles from the TurtleScreen.",
-            "Delete graphics item from canvas. If item is\"all\" delete all graphics items.",
-            "Delete the breakpoint from the list associated to a file:line.",
-        ] {
-            assert!(detect(b.as_bytes()).is_none(), "{b}");
-        }
-    }
-}
-
 /// The rules the held-out payloads (`tests/heldout/`) asked for, each with the prose it
 /// must leave alone.
 #[cfg(test)]
@@ -997,6 +939,21 @@ mod heldout_rules {
             "1;select~0-- -",
             "1;delete top (5) from users--",
             "delete from users where 1=1",
+            // CRS 942's forms (thirty-first session): `= ALL (subquery)`, SQLite's
+            // collations, a call with a blank before its `(` once out of the string, a
+            // condition that holds then `;` and anything, REPLACE without INTO with
+            // columns listed, DELETE's targets before FROM
+            "admin@juice-sh.op' and email = all (select email)--",
+            "user'collate nocase--",
+            "' or json_valid (id);",
+            "' or true; foo",
+            "x' or 1=1; garbage here",
+            ";RePLAcE/*test*/test/*test*/(id, name) VALUES (1, 'test');",
+            "1;delete from users--",
+            "1; DELETE t1, t2 FROM t1 JOIN t2 WHERE 1=1--",
+            "'; DELETE TOP (10) FROM users--",
+            "1;DELETE LOW_PRIORITY QUICK IGNORE FROM t--",
+            "1;delete t1.* from t1--",
         ] {
             assert!(detect(v.as_bytes()).is_some(), "{v}");
         }
@@ -1055,6 +1012,22 @@ mod heldout_rules {
             // a third bare name in a row is no alias; DELETE counts with TOP only
             "Select 2 items from the list below",
             "Delete 2 items from the list below",
+            // the CRS 942 forms' neighbours in prose; characters named in quotes; a
+            // DELETE's two words in a row before FROM
+            "all (of them)",
+            "x = all",
+            "collate nocase",
+            "json_valid (id)",
+            "Replace the filter (part 2) now",
+            "true; foo",
+            "It's true; fine",
+            "x509.h: removed stray '%'",
+            "'+' lines and '-' lines.",
+            "git-log.txt: rewrite note on why \"--\" may be required",
+            "submodule--helper: use \"--\" to signal end of clone options",
+            "Delete all drawings and all turtles from the TurtleScreen.",
+            "Delete graphics item from canvas. If item is\"all\" delete all graphics items.",
+            "Delete the breakpoint from the list associated to a file:line.",
             // `!` after a value: no SQL (a COSE body's bytes, nDPI's cose captures)
             "This is the content.Hr`CtP'!O",
             "Don't!Stop",

@@ -16,7 +16,7 @@
 //! password='x'`), and a string literal glued to a number (`id=1' AND 3672=9666 OR
 //! 'a'='b`: a value that broke the statement) whose rest reads as an injection.
 
-use super::lex::{CommentKind, Start, Tok, Token, lex};
+use super::lex::{CommentKind, Start, Tok, Token, group_end, lex};
 use super::words::{FuncClass, Word};
 
 /// Why a statement looks injected, or `None`.
@@ -269,20 +269,10 @@ fn encoded_string(text: &[u8], toks: &[Token]) -> bool {
     if (name(first, b"concat") || name(first, b"concat_ws"))
         && toks.get(1).is_some_and(|t| t.tok == Tok::LParen)
     {
-        let mut depth = 0usize;
-        for t in toks[1..].iter().take(256) {
-            match t.tok {
-                Tok::LParen => depth += 1,
-                Tok::RParen => {
-                    depth -= 1;
-                    if depth == 0 {
-                        break;
-                    }
-                }
-                Tok::Num if printable_hex(&text[t.start..t.end]) => return true,
-                _ => {}
-            }
-        }
+        let end = group_end(toks, 1, 256).unwrap_or(toks.len().min(257));
+        return toks[1..end]
+            .iter()
+            .any(|t| t.tok == Tok::Num && printable_hex(&text[t.start..t.end]));
     }
     false
 }
@@ -323,21 +313,8 @@ fn constant_argument(toks: &[Token]) -> bool {
     if toks.first().is_none_or(|t| t.tok != Tok::LParen) {
         return false;
     }
-    let mut depth = 0usize;
-    for t in toks.iter().take(64) {
-        match t.tok {
-            Tok::LParen => depth += 1,
-            Tok::RParen => {
-                depth -= 1;
-                if depth == 0 {
-                    return false;
-                }
-            }
-            Tok::Num => return true,
-            _ => {}
-        }
-    }
-    false
+    let end = group_end(toks, 0, 64).unwrap_or(toks.len().min(64));
+    toks[..end].iter().any(|t| t.tok == Tok::Num)
 }
 
 #[cfg(test)]

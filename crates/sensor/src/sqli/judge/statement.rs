@@ -3,7 +3,10 @@
 //! kind needs after its keyword.
 
 use super::Walker;
-use crate::sqli::{lex::Tok, words::Word};
+use crate::sqli::{
+    lex::{self, Tok},
+    words::Word,
+};
 
 impl Walker<'_> {
     /// A statement at `i` that no `;` separates from what comes before: the whole value
@@ -68,12 +71,11 @@ impl Walker<'_> {
     fn delete_targets(&self, from_start: usize, from: usize) -> bool {
         let mut name_before = false;
         for n in from_start..from {
-            let t = self.toks[n].tok;
-            let after_top = self
-                .prev(n)
-                .is_some_and(|p| self.word_is(p, "top") || self.toks[p].tok == Tok::LParen);
-            match t {
-                Tok::Num if after_top => {}
+            match self.toks[n].tok {
+                Tok::Num
+                    if self.prev(n).is_some_and(|p| {
+                        self.word_is(p, "top") || self.toks[p].tok == Tok::LParen
+                    }) => {}
                 Tok::LParen | Tok::RParen | Tok::Comma | Tok::Dot => name_before = false,
                 Tok::Op if self.text(n) == b"*" => {}
                 Tok::Comment { .. } => {}
@@ -94,24 +96,6 @@ impl Walker<'_> {
             }
         }
         true
-    }
-
-    /// The `)` that closes the `(` at `open`, within 64 tokens.
-    fn group_end(&self, open: usize) -> Option<usize> {
-        let mut depth = 0usize;
-        for n in open..self.toks.len().min(open + 64) {
-            match self.toks[n].tok {
-                Tok::LParen => depth += 1,
-                Tok::RParen => {
-                    depth -= 1;
-                    if depth == 0 {
-                        return Some(n);
-                    }
-                }
-                _ => {}
-            }
-        }
-        None
     }
 
     /// Does the statement keyword at `i` start a real statement (not a prose word)?
@@ -139,8 +123,7 @@ impl Walker<'_> {
                     // INTO is optional in MySQL, columns listed: `REPLACE t (a, b) VALUES`.
                     || (name(n1)
                         && tok(n2) == Some(Tok::LParen)
-                        && self
-                            .group_end(n2)
+                        && lex::group_end(self.toks, n2, 64)
                             .is_some_and(|e| next_word(self.next(e + 1), &["values", "select"])))
             }
             b"update" => {
