@@ -14,7 +14,9 @@
 //! `${jndi:...}` lookups through their obfuscations (`cmdi/jndi.rs`), and the OGNL and
 //! SpEL expressions that Struts and Spring evaluate into a call of Java's `Runtime`
 //! (`cmdi/ognl.rs`). A line of SMTP, IMAP or POP3 after a CR LF is a command the
-//! application's mail session runs (`cmdi/mail.rs`).
+//! application's mail session runs (`cmdi/mail.rs`). A deserialization gadget's class
+//! name (`com.sun.rowset.JdbcRowSetImpl` in Fastjson's `@type`) is a command run by
+//! the serializer that builds it (`cmdi/gadget.rs`).
 //!
 //! Where things are: the shell's reading of a value into words and operators in
 //! `cmdi/lex.rs`, program names in `cmdi/words.rs`, globs in `cmdi/glob.rs`, shapes
@@ -23,6 +25,7 @@
 //! command starts.
 
 mod code;
+mod gadget;
 mod glob;
 mod jndi;
 mod lex;
@@ -32,6 +35,7 @@ mod shapes;
 mod windows;
 mod words;
 
+pub(crate) use gadget::qualified_shape;
 use lex::{Op, Tok, Word, html_entity, is_blank, tokens};
 use shapes::{shellshock, whole_shapes};
 use windows::windows_or_ssi;
@@ -66,6 +70,9 @@ pub(crate) fn detect_profiled(value: &[u8], p: Profile) -> Option<CmdiMatch> {
 fn detect_prefix(value: &[u8], p: Profile) -> Option<CmdiMatch> {
     let p = p.cut(value, MAX_VALUE);
     let v = &value[..value.len().min(MAX_VALUE)];
+    if let Some(class) = gadget::named(v) {
+        return hit(&format!("deserialization {class}"));
+    }
     // Without an operator (`; | & ` $ \n \r { ( < > %`) the only injection is a whole
     // command line: its first word must be a program. Most values stop here, before
     // any allocation.
@@ -191,6 +198,9 @@ fn command_line(toks: &[Tok]) -> Option<CmdiMatch> {
                             && ends_command(&toks[i + 1..]))
                         || ((words::strong(&w.text) || words::weak(&w.text))
                             && redirects_to_path(&toks[i + 1..]))
+                        // `nslookup x.oast.example.com`: a probe out of band.
+                        || (words::network(&w.text)
+                            && matches!(toks.get(i + 1), Some(Tok::Word(h)) if words::host_name(&h.text)))
                         // `w'h'oami`, `'c'url localhost`: spliced to pass a filter.
                         || (w.spliced
                             && w.text.len() >= 3
@@ -717,5 +727,21 @@ mod tests {
     fn no_op_words_before_a_line_break() {
         commands(&["id\n", "date;"]);
         prose(&["false\n", "true\r\n", "false"]);
+    }
+
+    /// A network tool and a host name as the whole value: the out-of-band probe of an
+    /// application that runs its input (nuclei's Dkron and Dahua templates).
+    #[test]
+    fn network_probes_as_the_whole_value() {
+        commands(&[
+            "nslookup  kqzxw.oast.example.com",
+            "ping oast.example.com index.pcap",
+            "curl example.com",
+        ]);
+        prose(&[
+            "ping me at example.com",
+            "dig example",
+            "ping the host.example team",
+        ]);
     }
 }

@@ -186,6 +186,56 @@ pub fn other_readings(value: &[u8], profile: crate::profile::Profile) -> Vec<Vec
     out
 }
 
+/// The shortest value read as base64: 12 bytes of text, room for `' or 1=1--`.
+const BASE64_MIN: usize = 16;
+/// The longest: a value longer than a request head is a file or a blob, not a
+/// parameter an application decodes and uses.
+const BASE64_MAX: usize = 8192;
+
+/// The text a base64 value stands for, when it stands for text: applications that
+/// pass file names, filters or whole queries base64-encoded (`file=Li4vLi4vY29uZmln`,
+/// `par=W2dyb3VwXTpbMSB1bmlvbiBzZWxlY3Q...`) decode them before use, so a filter that
+/// reads only the encoded form never sees the attack. Standard or URL-safe alphabet,
+/// padded or not, canonical (the last symbol's unused bits zero, as every encoder
+/// writes them); the text must be UTF-8 without control characters other than
+/// blanks and line ends. Random tokens, hashes and identifiers decode to bytes that are
+/// not, so they are not read twice.
+pub fn base64_text(v: &[u8]) -> Option<Vec<u8>> {
+    use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+    if !(BASE64_MIN..=BASE64_MAX).contains(&v.len()) {
+        return None;
+    }
+    let body = v
+        .strip_suffix(b"==")
+        .or_else(|| v.strip_suffix(b"="))
+        .unwrap_or(v);
+    let (mut standard, mut url_safe) = (false, false);
+    for &c in body {
+        match c {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' => {}
+            b'+' | b'/' => standard = true,
+            b'-' | b'_' => url_safe = true,
+            _ => return None,
+        }
+    }
+    // Padding makes whole quanta; and no encoder mixes the two alphabets.
+    if (standard && url_safe) || (body.len() < v.len() && !v.len().is_multiple_of(4)) {
+        return None;
+    }
+    let engine = if url_safe {
+        URL_SAFE_NO_PAD
+    } else {
+        STANDARD_NO_PAD
+    };
+    let bytes = engine.decode(body).ok()?;
+    let text = std::str::from_utf8(&bytes).ok()?;
+    let readable = text
+        .chars()
+        .all(|c| !c.is_control() || matches!(c, '\t' | '\n' | '\r'));
+    readable.then_some(bytes)
+}
+
 /// `\'` and `\"` as the quotes they escape.
 fn strip_quote_escapes(s: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(s.len());

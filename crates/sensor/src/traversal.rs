@@ -282,9 +282,18 @@ fn proc_file(rest: &[u8]) -> bool {
 static FINDER: LazyLock<AhoCorasick> = LazyLock::new(|| {
     AhoCorasick::builder()
         .ascii_case_insensitive(true)
+        .start_kind(aho_corasick::StartKind::Both)
         .build(RESTRICTED)
         .expect("static patterns")
 });
+
+/// Does the value open with a restricted file's name (`wp-config.php`, `win.ini`)? What
+/// the sensors' first filter asks of a value with nothing else to read (letters,
+/// digits, dots): one anchored search, which fails on most values' first bytes.
+pub(crate) fn opens_with_restricted_name(v: &[u8]) -> bool {
+    let input = aho_corasick::Input::new(v).anchored(aho_corasick::Anchored::Yes);
+    FINDER.find(input).is_some()
+}
 
 /// The readings of a value a file API may get: cut at its first NUL, and, when it holds
 /// one, with every NUL removed. Filters that strip NUL bytes (`str_replace("\0", "")`,
@@ -530,11 +539,13 @@ fn judge(p: &[u8]) -> Option<TraversalMatch> {
         } else {
             pat.ends_with(['/', '.', '-', '_']) || after.is_none_or(|c| !c.is_ascii_alphanumeric())
         };
-        // At the very start: dot-files, and names of more than one segment
-        // (`etc/shadow`, `proc/self/environ`, `WEB-INF/web.xml`: relative to a root
-        // the application supplies; no sentence starts so).
+        // At the very start: dot-files, names of more than one segment (`etc/shadow`,
+        // `proc/self/environ`, `WEB-INF/web.xml`: relative to a root the application
+        // supplies; no sentence starts so), and a file name that is the whole value
+        // (`?file=wp-config.php`: the application's own secrets, next to its scripts).
+        let whole_name = || pat.contains('.') && !p.iter().any(|c| c.is_ascii_whitespace());
         let starts = matches!(before, Some(b'/' | b':'))
-            || (before.is_none() && (pat.starts_with('.') || pat.contains('/')))
+            || (before.is_none() && (pat.starts_with('.') || pat.contains('/') || whole_name()))
             || pat.starts_with('@');
         if starts && ends {
             return Some(TraversalMatch {
@@ -739,6 +750,10 @@ mod tests {
             ),
             ("/etc/services", "restricted_file"),
             ("/etc/services%00", "restricted_file"),
+            // a secret file's name as the whole value (`?aam-media=wp-config.php`)
+            ("wp-config.php", "restricted_file"),
+            ("WP-CONFIG.PHP.bak", "restricted_file"),
+            ("win.ini", "restricted_file"),
         ] {
             assert_eq!(detect(a.as_bytes()).map(|m| m.reason), Some(why), "{a}");
         }
@@ -747,6 +762,8 @@ mod tests {
             "the $DATA field",
             "services",
             "our services/pricing page",
+            "wp-config.php is where the keys go",
+            "mywp-config.php",
         ] {
             assert_eq!(detect(b.as_bytes()), None, "{b}");
         }

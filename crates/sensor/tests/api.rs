@@ -171,6 +171,38 @@ fn json_under_another_type_is_read_as_json() {
         b"POST /f HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\r\n";
     let g = got(&s.http_request(form, b"{a}=1&q=1' UNION SELECT password FROM users--"));
     assert!(g.contains(&("sqli".into(), "body:form:q".into())), "{g:?}");
+    // A form whose body is JSON is read both ways: handlers that read the raw body
+    // (ASP.NET's AjaxPro) take the JSON (nuclei's Chanjet T+ template).
+    let body = br#"{"AccountNum":"123 or 8767 IN (SELECT (sys.fn_sqlvarbasetostr(HASHBYTES('MD5','1'))))","UserName":"admin"}"#;
+    let g = got(&s.http_request(form, body));
+    assert!(
+        g.contains(&("sqli".into(), "body:json:AccountNum".into())),
+        "{g:?}"
+    );
+}
+
+/// A value in base64 that stands for text is also read as that text, as applications
+/// that pass file names or filters base64-encoded decode them (nuclei's Joomla EasyShop
+/// and Weaver templates); the finding shows the text.
+#[test]
+fn base64_values_are_read_as_their_text() {
+    let s = all(true);
+    let head = b"GET /index.php?file=Li4vLi4vY29uZmlndXJhdGlvbi5waHA=&b=YSB2YWx1ZSB0aGF0IGlzIGZpbmU HTTP/1.1\r\nHost: x\r\n\r\n";
+    let f = s.http_request(head, b"");
+    assert_eq!(
+        got(&f),
+        [("path_traversal".to_string(), "query:file".to_string())]
+    );
+    assert_eq!(f[0].masked, "base64: ../../configuration.php");
+    // URL-safe, unpadded: `1 union select password from users--`
+    let head = b"GET /x?par=MSB1bmlvbiBzZWxlY3QgcGFzc3dvcmQgZnJvbSB1c2Vycy0t HTTP/1.1\r\n\r\n";
+    assert_eq!(
+        got(&s.http_request(head, b"")),
+        [("sqli".to_string(), "query:par".to_string())]
+    );
+    // A token is no text, and text without an attack is clean.
+    let head = b"GET /x?t=3q2+7w8fFzY0ZWFkYmVlZg==&h=ZmFjZWJvb2s6Ly9sb2dpbg HTTP/1.1\r\n\r\n";
+    assert!(s.http_request(head, b"").is_empty());
 }
 
 /// A gRPC call's messages: each text field of the protobuf message is a value named by
@@ -408,6 +440,13 @@ fn odd_heads_are_inspected_too() {
     assert_eq!(
         got(&s.http_request(head.as_bytes(), b"")),
         vec![("path_traversal".into(), "header:x-last".into())]
+    );
+    // A target with blanks in it, as scanners write it raw: read whole, as lenient
+    // servers read it (a proxy refuses the line).
+    let raw = "GET /?id=1' UNION SELECT NULL-- HTTP/1.1\r\nHost: x\r\n\r\n";
+    assert_eq!(
+        got(&s.http_request(raw.as_bytes(), b"")),
+        vec![("sqli".into(), "query:id".into())]
     );
     let spaced = "GET /x HTTP/1.1\r\nX-Cmd : ;cat /etc/passwd\r\n\r\n";
     assert!(

@@ -30,10 +30,43 @@ const RUNNERS: &[&str] = &[
     "os.popen",
 ];
 
+/// Calls that start a process from Java or Node.js code, where an application
+/// evaluates scripts it is sent (a report's formula, a mock server's script, a
+/// BeanShell console): methods, so found as written, not as calls of a name.
+const SPAWNERS: &[(&str, &str)] = &[
+    ("processbuilder(", "java ProcessBuilder"),
+    ("getruntime().exec(", "java Runtime.exec"),
+    ("require('child_process')", "node child_process"),
+    ("require(\"child_process\")", "node child_process"),
+    ("require(`child_process`)", "node child_process"),
+    ("mainmodule.require(", "node process.mainModule"),
+    ("process.binding(", "node process.binding"),
+];
+
+/// What a runner's argument may be besides a literal: a call that decodes the code it
+/// runs (`eval(base64_decode("..."))`, `assert(str_rot13(...))`), as web shells and
+/// their droppers write it.
+const DECODERS: &[&str] = &[
+    "base64_decode",
+    "gzinflate",
+    "gzuncompress",
+    "gzdecode",
+    "str_rot13",
+    "hex2bin",
+    "urldecode",
+    "rawurldecode",
+    "strrev",
+    "atob",
+    "file_get_contents",
+];
+
+/// Every runner as `name(`, then every spawner: one pass over the value.
 static FINDER: LazyLock<AhoCorasick> = LazyLock::new(|| {
+    let runners = RUNNERS.iter().map(|r| format!("{r}("));
+    let spawners = SPAWNERS.iter().map(|(s, _)| s.to_string());
     AhoCorasick::builder()
         .ascii_case_insensitive(true)
-        .build(RUNNERS.iter().map(|r| format!("{r}(")))
+        .build(runners.chain(spawners))
         .expect("static patterns")
 });
 
@@ -62,6 +95,9 @@ pub fn injected(v: &[u8]) -> Option<&'static str> {
     memchr::memchr(b'(', v)?;
     let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
     for m in FINDER.find_iter(v) {
+        if let Some((_, name)) = SPAWNERS.get(m.pattern().as_usize().wrapping_sub(RUNNERS.len())) {
+            return Some(name);
+        }
         let (start, end) = (m.start(), m.end());
         let before = &v[..start];
         let method = before.last().is_some_and(|&c| ident(c) || c == b'.') && !concatenated(before)
@@ -73,13 +109,26 @@ pub fn injected(v: &[u8]) -> Option<&'static str> {
         let name = RUNNERS[m.pattern().as_usize()];
         let arg = v[end..].iter().copied().find(|c| !c.is_ascii_whitespace());
         let literal = matches!(arg, Some(b'\'' | b'"' | b'$' | b'`'));
-        if literal || (name == "phpinfo" && arg == Some(b')')) {
+        if literal || (name == "phpinfo" && arg == Some(b')')) || decoded_argument(&v[end..]) {
             return Some(name);
         }
     }
     exit_with_call(v)
         .or_else(|| breakout_call(v))
         .or_else(|| javascript_delay(v))
+}
+
+/// Does a runner's argument list open with a call of one of [`DECODERS`]?
+fn decoded_argument(args: &[u8]) -> bool {
+    let args = args.trim_ascii_start();
+    let len = args
+        .iter()
+        .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
+        .count();
+    args[len..].trim_ascii_start().starts_with(b"(")
+        && DECODERS
+            .iter()
+            .any(|d| args[..len].eq_ignore_ascii_case(d.as_bytes()))
 }
 
 /// A value that closes the string it was put in and runs a JavaScript busy loop timed by
@@ -180,6 +229,14 @@ mod tests {
             // a clock-timed JavaScript loop after the string (wapiti 3.2.3, run for real)
             "';d=new Date();do{cd=new Date();}while(cd-d<10000);//",
             "\";d=new Date();do{cd=new Date();}while(cd-d<10000);//",
+            // code that decodes the code it runs (nuclei's Tongda OA template)
+            "1,1=>eval(base64_decode(\"ZWNobyBtZDUoOTk5OTk5OTk5KTs=\")));/*",
+            "assert( str_rot13('flfgrz(\"vq\")') )",
+            // Java and Node.js evaluators (AJ-Report, YApi, DbGate)
+            "a = new java.lang.ProcessBuilder(\"id\").start().getInputStream();",
+            "java.lang.Runtime.getRuntime().exec(cmd)",
+            "process.mainModule.require('child_process').exec('nslookup x')",
+            "require(\"child_process\").execSync(\"id\")",
         ] {
             assert!(injected(v.as_bytes()).is_some(), "{v}");
         }
@@ -202,6 +259,9 @@ mod tests {
             "'.'.join(parts)",
             "\". 5 (five)",
             "'. See (1) below",
+            "eval(parse(text))",
+            "the child_process module spawns processes",
+            "ProcessBuilder is the class to use",
         ] {
             assert_eq!(injected(v.as_bytes()), None, "{v}");
         }

@@ -287,6 +287,47 @@ pub fn tool(w: &[u8]) -> bool {
     TOOLS.iter().any(|t| t.as_bytes() == base(w))
 }
 
+/// Programs whose argument is a host to reach (`nslookup x.oast.example`, `ping
+/// host.example.com`): the out-of-band probe of blind command injection, where the
+/// application runs the value as a command line.
+pub fn network(w: &[u8]) -> bool {
+    matches!(
+        base(w).strip_suffix(b".exe").unwrap_or(base(w)),
+        b"ping"
+            | b"ping6"
+            | b"nslookup"
+            | b"dig"
+            | b"traceroute"
+            | b"tracert"
+            | b"curl"
+            | b"wget"
+            | b"nc"
+            | b"ncat"
+            | b"netcat"
+            | b"telnet"
+            | b"nmap"
+    )
+}
+
+/// A host name (`oast.example.com`, `example.org`): labels of letters, digits and `-`,
+/// the last alphabetic.
+pub fn host_name(w: &[u8]) -> bool {
+    let mut labels = 0;
+    let mut last: &[u8] = b"";
+    for label in w.split(|&c| c == b'.') {
+        if label.is_empty()
+            || !label
+                .iter()
+                .all(|c| c.is_ascii_alphanumeric() || *c == b'-')
+        {
+            return false;
+        }
+        labels += 1;
+        last = label;
+    }
+    labels >= 2 && (2..=24).contains(&last.len()) && last.iter().all(u8::is_ascii_alphabetic)
+}
+
 static STRONG_SET: LazyLock<HashSet<&'static [u8], WordState>> =
     LazyLock::new(|| STRONG.iter().map(|s| s.as_bytes()).collect());
 static WEAK_SET: LazyLock<HashSet<&'static [u8], WordState>> =

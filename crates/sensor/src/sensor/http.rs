@@ -179,13 +179,7 @@ pub fn visit(
     };
     let mut head_lines = lines(head);
     let first = head_lines.next().unwrap_or(head);
-    let mut words = first.split(|&c| c == b' ').filter(|w| !w.is_empty());
-    let target = match (words.next(), words.next()) {
-        (Some(_), Some(t)) => t.trim_ascii_end(),
-        (Some(t), None) => t.trim_ascii_end(),
-        _ => &b""[..],
-    };
-    target_items(target, &mut sink);
+    target_items(request_target(first), &mut sink);
     let mut content_type = None;
     let mut name: &[u8] = b"";
     for (i, line) in head_lines.enumerate() {
@@ -220,6 +214,22 @@ pub fn visit(
     sink.line = BODY;
     body_items(body, content_type, &mut sink);
     sink.dropped
+}
+
+/// The target of a request line. A line with blanks inside its target (`GET /?id=1'
+/// OR '1'='1 HTTP/1.1`, as scanners write them raw) is read as the servers that take it
+/// read it, everything between the method and the version, not only its first word: a
+/// proxy refuses such a line, but offline tools and lenient servers see it whole.
+pub(crate) fn request_target(line: &[u8]) -> &[u8] {
+    let line = line.trim_ascii();
+    let Some(sp) = memchr::memchr(b' ', line) else {
+        return line;
+    };
+    let rest = line[sp + 1..].trim_ascii_start();
+    match memchr::memrchr(b' ', rest) {
+        Some(end) if rest[end + 1..].starts_with(b"HTTP/") => rest[..end].trim_ascii_end(),
+        _ => rest.split(|&c| c == b' ').next().unwrap_or(rest),
+    }
 }
 
 /// One header's values: each cookie's name and value, or the whole value of a header
@@ -506,20 +516,23 @@ fn body_items<F: FnMut(usize, &Loc<'_>, &[u8], Context) + ?Sized>(
     }
     let first = body.iter().find(|c| !c.is_ascii_whitespace()).copied();
     let looks_json = matches!(first, Some(b'{' | b'['));
-    // JSON whatever the type says, unless it says form: frameworks that parse every
-    // body as JSON (Express's `type: '*/*'`) take `text/plain` JSON too, the type an
-    // attacker picks to send JSON cross-site without a preflight.
+    // JSON whatever the type says: frameworks that parse every body as JSON (Express's
+    // `type: '*/*'`) take `text/plain` JSON too, the type an attacker picks to send JSON
+    // cross-site without a preflight. A form whose body is JSON is read both ways:
+    // handlers that read the raw body (ASP.NET's AjaxPro, PHP's `php://input`) take
+    // the JSON, the framework's form parser the pairs.
     let form = ct.contains("multipart/") || ct.contains("x-www-form-urlencoded");
-    if ct.contains("json") || (!form && looks_json) {
+    if ct.contains("json") || looks_json {
         // As the frameworks read it: a byte order mark dropped, UTF-16 transcoded.
         let text = json::text(body);
         if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&text) {
             json_items(&v, &mut String::new(), sink, 0);
-            return;
-        }
-        // JSON serde refuses but Node's or Python's parser takes (`1e400`, a lone
-        // surrogate escape): its strings, unescaped, then the text as it is below.
-        if ct.contains("json") || json::text_start(&text) {
+            if !form {
+                return;
+            }
+        } else if !form && (ct.contains("json") || json::text_start(&text)) {
+            // JSON serde refuses but Node's or Python's parser takes (`1e400`, a lone
+            // surrogate escape): its strings, unescaped, then the text as it is below.
             json::strings(&text, &mut |s| sink.push(&Loc::Json("?"), s, Context::Body));
         }
     }

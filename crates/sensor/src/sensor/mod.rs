@@ -389,7 +389,9 @@ impl Sensor {
         // One pass over the value's bytes, shared by the filter below and every
         // detector's own opening test.
         let profile = Profile::of(value);
-        if !suspicious(value, profile) {
+        // A value in base64 that stands for text is also read as that text.
+        let base64 = decode::base64_text(value);
+        if base64.is_none() && !suspicious(value, profile) {
             return !upload;
         }
         // The detectors are pure functions of the value (the location only names a
@@ -406,13 +408,18 @@ impl Sensor {
         // one: formatted at most once, and never for a clean value.
         let mut location: Option<String> = None;
         // A value decoded once by the server may be decoded again by the application.
-        let others: Vec<(Vec<u8>, Profile)> = decode::other_readings(value, profile)
+        let mut others: Vec<(Vec<u8>, Profile)> = decode::other_readings(value, profile)
             .into_iter()
             .map(|d| {
                 let p = Profile::of(&d);
                 (d, p)
             })
             .collect();
+        let base64_at = others.len();
+        if let Some(text) = base64 {
+            let p = Profile::of(&text);
+            others.push((text, p));
+        }
         for &a in &self.attacks {
             if !out.list.is_empty() {
                 let location = location.get_or_insert_with(|| loc.name());
@@ -421,14 +428,23 @@ impl Sensor {
                     continue;
                 }
             }
-            let hit = attack::detect_profiled(a, value, profile).is_some()
-                || others
+            let reading = if attack::detect_profiled(a, value, profile).is_some() {
+                Some(None)
+            } else {
+                others
                     .iter()
-                    .any(|(d, p)| attack::detect_profiled(a, d, *p).is_some());
-            if hit {
+                    .position(|(d, p)| attack::detect_profiled(a, d, *p).is_some())
+                    .map(Some)
+            };
+            if let Some(i) = reading {
                 clean = false;
                 let location = location.get_or_insert_with(|| loc.name());
-                out.push(self.finding(a.as_str(), location, mask_value(value)));
+                // Found in the base64 text only: the text is what the user needs to see.
+                let masked = match i {
+                    Some(i) if i == base64_at => format!("base64: {}", mask_value(&others[i].0)),
+                    _ => mask_value(value),
+                };
+                out.push(self.finding(a.as_str(), location, masked));
             }
         }
         if let Some(t) = tag
@@ -516,8 +532,12 @@ fn suspicious(v: &[u8], p: Profile) -> bool {
     if p.any(class::ZERO) && p.any(class::X) && crate::traversal::written_separator(v) {
         return true;
     }
-    // A dot-file name on its own (`.htaccess`, `.env`).
-    if v.first() == Some(&b'.') {
+    // A dot-file name on its own (`.htaccess`, `.env`), a restricted file's
+    // (`wp-config.php`), or a class's qualified name (`com.sun.rowset.JdbcRowSetImpl`).
+    if v.first() == Some(&b'.')
+        || (p.any(class::PATH)
+            && (crate::traversal::opens_with_restricted_name(v) || crate::cmdi::qualified_shape(v)))
+    {
         return true;
     }
     // Only letters, digits and `_ . - @ ,` from here: one loop finds the pairs (two
@@ -577,6 +597,9 @@ mod suspicious_tests {
             })
             || crate::traversal::written_separator(v)
             || v.first() == Some(&b'.')
+            || (v.contains(&b'.')
+                && (crate::traversal::opens_with_restricted_name(v)
+                    || crate::cmdi::qualified_shape(v)))
     }
 
     /// Up to 11 of `pieces`, glued.
@@ -609,6 +632,10 @@ mod suspicious_tests {
             "0X2F",
             "0x5c",
             "0x41",
+            "wp-config.php",
+            "win.ini",
+            ".Jdbc",
+            "com.sun.rowset.JdbcRowSetImpl",
         ])
     }
 

@@ -65,8 +65,7 @@ pub fn parse(head: &[u8], body: &[u8]) -> Request {
     let Some(target) = req.path.filter(|_| parsed.is_ok()) else {
         // Not a head httparse accepts: still inspect the request line's target.
         let line = head.split(|&c| c == b'\n').next().unwrap_or(head);
-        let target = line.split(|&c| c == b' ').nth(1).unwrap_or(line);
-        target_items(target, &mut items);
+        target_items(super::http::request_target(line), &mut items);
         return Request { items };
     };
     target_items(target.as_bytes(), &mut items);

@@ -560,18 +560,23 @@ fn after_comment_close(value: &[u8]) -> Option<&[u8]> {
     .then_some(rest)
 }
 
-/// A bare value that opens with a connective, a comma or a semicolon (`&&SLEEP(5)`, `OR
-/// pg_sleep(5)--`, `,(SELECT ...)`, `;SELECT PG_SLEEP(5)`) is written to follow the
-/// application's own operand (`id=1` + value, `ORDER BY col` + value): judged with one
-/// put before it, by the same
-/// rules as any bare value, so prose that opens with "and" or a comma still has to be
-/// valid SQL that shows an injection's signals.
+/// A bare value that opens with a connective, a comparison, a comma or a semicolon
+/// (`&&SLEEP(5)`, `OR pg_sleep(5)--`, `=(SELECT 1 WHERE SLEEP(6))`, `,(SELECT ...)`,
+/// `;SELECT PG_SLEEP(5)`) is written to follow the application's own operand (`id=1` +
+/// value, `WHERE id` + value, `ORDER BY col` + value): judged with one put before it,
+/// by the same rules as any bare value, so prose that opens with "and" or a comma, or
+/// a formula that opens with `=`, still has to be valid SQL that shows an injection's
+/// signals.
 fn appended(value: &[u8], toks: &[lex::Token]) -> Option<SqliMatch> {
     let first = toks.first()?;
+    // After a comparison only a strong signal counts (a subquery, a delay, the
+    // system's catalog, a condition that always holds): a spreadsheet's formula
+    // compares and calls too (`=IF(A1>5,"yes","no")`).
+    let compared = first.tok == lex::Tok::Cmp;
     let connective = match first.tok {
         lex::Tok::Word(words::Word::And | words::Word::Or | words::Word::Xor) => true,
         lex::Tok::Logic => matches!(&value[first.start..first.end], b"&&" | b"||"),
-        lex::Tok::Comma | lex::Tok::Semi => false,
+        lex::Tok::Cmp | lex::Tok::Comma | lex::Tok::Semi => false,
         _ => return None,
     };
     let mut with = Vec::with_capacity(value.len() + 2);
@@ -585,7 +590,9 @@ fn appended(value: &[u8], toks: &[lex::Token]) -> Option<SqliMatch> {
         // and PostgreSQL).
         w.signals &= !judge::sig::SUBQUERY;
     }
-    decide(&w, SqlContext::Bare).then(|| SqliMatch {
+    let s = w.signals;
+    let strong = s & sig::STRONG != 0 || (s & sig::LOGIC != 0 && s & sig::TRUE_CMP != 0);
+    (decide(&w, SqlContext::Bare) && (!compared || strong)).then(|| SqliMatch {
         context: SqlContext::Bare,
         signals: signal_names(w.signals),
         fingerprint: fingerprint(&toks[1..]),
@@ -838,6 +845,9 @@ mod heldout_rules {
     #[test]
     fn injections() {
         for v in [
+            // after the application's operand: a comparison's subquery or delay
+            "=(SELECT/**/1/**/WHERE/**/SLEEP(6))",
+            ">=benchmark(1000000,md5(1))",
             // inline comments for blanks (sqlmap's space2comment) around CASE ... WHEN
             "(CASE/**/WHEN/**/(2231=2231)/**/THEN/**/SLEEP(5)/**/ELSE/**/2231/**/END)",
             "SELECT/**/CHAR(113,98)||(CASE/**/WHEN/**/(6592=6592)/**/THEN/**/1/**/ELSE/**/0/**/END)||CHAR(113)",
@@ -975,6 +985,10 @@ mod heldout_rules {
     #[test]
     fn prose() {
         for v in [
+            // spreadsheet formulas open with `=` and compare and call too
+            "=IF(A1>5,\"yes\",\"no\")",
+            "=VLOOKUP(B2,C2:E7,3,TRUE)",
+            "=SUM(A1:A3)",
             // a connective between constants, with real blanks
             "1 AND 1",
             "rooms 2 and 3",
