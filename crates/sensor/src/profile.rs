@@ -46,6 +46,9 @@ pub mod class {
     /// `% & \` and the overlong lead bytes 0xC0, 0xC1, 0xE0: an application may decode
     /// the value again (`decode::other_readings`).
     pub const REREAD: u32 = 1 << 15;
+    /// Not in either base64 alphabet (letters, digits, `+ / - _ =`): a value with one is
+    /// no base64 (`decode::base64_text`).
+    pub const NOT_BASE64: u32 = 1 << 16;
 }
 
 static TABLE: [u32; 256] = {
@@ -105,6 +108,9 @@ static TABLE: [u32; 256] = {
         }
         if matches!(b, b'%' | b'&' | b'\\' | 0xC0 | 0xC1 | 0xE0) {
             m |= REREAD;
+        }
+        if !(b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_' | b'=')) {
+            m |= NOT_BASE64;
         }
         t[c] = m;
         c += 1;
@@ -195,6 +201,10 @@ mod tests {
         set(COLON, has(&|b| b == b':'));
         set(CATALOG, has(&|b| b"_.@jJ$:".contains(&b)));
         set(REREAD, has(&|b| b"%&\\\xc0\xc1\xe0".contains(&b)));
+        set(
+            NOT_BASE64,
+            has(&|b| !(b.is_ascii_alphanumeric() || b"+/-_=".contains(&b))),
+        );
         m
     }
 

@@ -8,6 +8,8 @@
 //! - `heldout/benign.tsv`: prose, paths, JSON, URLs and form values;
 //! - `heldout/k8s_api.tsv`: the Kubernetes API's field descriptions (Markdown prose);
 //! - `heldout/xsstrike.tsv`: XSS vectors from XSStrike's own generator;
+//! - `heldout/nuclei.tsv`: whole exploit requests of nuclei's templates, judged as the
+//!   proxy judges a request (`Sensor::http_request`), not value by value;
 //! - wfuzz's wordlists, read where Debian's `wfuzz` package installs them
 //!   (`BULKHEAD_WFUZZ` to point elsewhere; missing: a skip, or a failure under
 //!   `BULKHEAD_REQUIRE_CORPORA=1`);
@@ -538,5 +540,63 @@ fn xsstrike_vectors() {
     check(
         &score(&file_items("xsstrike.tsv", "xsstrike")),
         &[("xsstrike", "xss", xss, 100.0, 100.0)],
+    );
+}
+
+/// Whole exploit requests from nuclei's templates (`heldout/nuclei.tsv`: the request
+/// each template sends, with its payload wherever the product takes it: query, form,
+/// JSON, XML, multipart, headers), judged as the proxy judges a request
+/// (`Sensor::http_request`, one sensor per class). Requests with a command-running
+/// payload of no class of ours (uploads, other products' features) are not in the file.
+#[test]
+fn nuclei_exploit_requests() {
+    let show = std::env::var_os("BULKHEAD_HELDOUT_SHOW").is_some();
+    let sensors = sensors();
+    let mut m: BTreeMap<(String, String), Count> = BTreeMap::new();
+    for r in common::rows(&heldout_dir(), "nuclei.tsv") {
+        let raw = &r.payload;
+        let cut = raw
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map_or(raw.len(), |p| p + 4);
+        let (head, body) = raw.split_at(cut);
+        let hits: Vec<bool> = sensors
+            .iter()
+            .map(|(a, s)| {
+                s.http_request(head, body)
+                    .iter()
+                    .any(|f| f.class == a.as_str())
+            })
+            .collect();
+        let c = m.entry(("nuclei".into(), r.label.clone())).or_default();
+        c.n += 1;
+        for (k, &h) in hits.iter().enumerate() {
+            c.by[k] += usize::from(h);
+        }
+        c.any += usize::from(hits.iter().any(|&h| h));
+        let expected = Attack::ALL.iter().position(|a| a.as_str() == r.label);
+        if show && expected.is_some_and(|k| !hits[k]) {
+            println!("MISSED {} {}", r.label, r.source);
+        }
+    }
+    // Measured (2026-12-07): sqli 53 of 65, xss 60 of 60, path_traversal 104 of 115,
+    // cmdi 64 of 81 (41, 60, 102 and 46 before the thirty-second session's fixes: base64
+    // values, JSON in a form, comparison openers, gadget classes, ...). What is missed
+    // and why: docs/BENCHMARKS.md, "Held-out exploit requests: nuclei's templates".
+    let one = |a| Class::One(a);
+    check(
+        &m,
+        &[
+            ("nuclei", "sqli", one(Attack::Sqli), 81.5, 100.0),
+            ("nuclei", "xss", one(Attack::Xss), 100.0, 100.0),
+            (
+                "nuclei",
+                "path_traversal",
+                one(Attack::PathTraversal),
+                90.4,
+                100.0,
+            ),
+            ("nuclei", "cmdi", one(Attack::Cmdi), 79.0, 100.0),
+        ],
     );
 }

@@ -390,7 +390,9 @@ impl Sensor {
         // detector's own opening test.
         let profile = Profile::of(value);
         // A value in base64 that stands for text is also read as that text.
-        let base64 = decode::base64_text(value);
+        let base64 = (value.len() >= decode::BASE64_MIN && !profile.any(class::NOT_BASE64))
+            .then(|| decode::base64_text(value))
+            .flatten();
         if base64.is_none() && !suspicious(value, profile) {
             return !upload;
         }
