@@ -251,6 +251,33 @@ pub fn base64_text(v: &[u8]) -> Option<Vec<u8>> {
     readable.then_some(bytes)
 }
 
+/// A Java serialized object in base64 (`rO0AB...`, the encoding of the stream's magic
+/// `AC ED 00 05`), decoded: what Java applications that take one from a parameter, a
+/// cookie or an XML-RPC `<serializable>` element hand to `ObjectInputStream`, where a
+/// gadget chain names its classes in plain bytes. Line breaks inside the base64 (as
+/// MIME wraps it) are dropped first.
+pub fn java_serialized(v: &[u8]) -> Option<Vec<u8>> {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    let v = v.trim_ascii();
+    if !v.starts_with(b"rO0AB") || v.len() > BASE64_MAX * 8 {
+        return None;
+    }
+    let compact: Vec<u8> = v
+        .iter()
+        .copied()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
+    let body = compact
+        .strip_suffix(b"==")
+        .or_else(|| compact.strip_suffix(b"="))
+        .unwrap_or(&compact);
+    base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(body)
+        .or_else(|_| STANDARD.decode(&compact))
+        .ok()
+}
+
 /// `\'` and `\"` as the quotes they escape.
 fn strip_quote_escapes(s: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(s.len());

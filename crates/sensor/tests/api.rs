@@ -200,6 +200,12 @@ fn base64_values_are_read_as_their_text() {
         got(&s.http_request(head, b"")),
         [("sqli".to_string(), "query:par".to_string())]
     );
+    // A Java serialized object in base64 is read for its gadget classes (a ysoserial
+    // chain as OFBiz's XML-RPC and JSF view state take one).
+    let head = b"GET /x?state=rO0ABXNyADpvcmcuYXBhY2hlLmNvbW1vbnMuY29sbGVjdGlvbnMuZnVuY3RvcnMuSW52b2tlclRyYW5zZm9ybWVyh%2Bj/a3t8zjgC HTTP/1.1\r\n\r\n";
+    let f = s.http_request(head, b"");
+    assert_eq!(got(&f), [("cmdi".to_string(), "query:state".to_string())]);
+    assert_eq!(f[0].masked, "base64: a Java serialized object");
     // A token is no text, and text without an attack is clean.
     let head = b"GET /x?t=3q2+7w8fFzY0ZWFkYmVlZg==&h=ZmFjZWJvb2s6Ly9sb2dpbg HTTP/1.1\r\n\r\n";
     assert!(s.http_request(head, b"").is_empty());

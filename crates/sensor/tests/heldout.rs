@@ -580,7 +580,7 @@ fn nuclei_exploit_requests() {
         }
     }
     // Measured (2026-12-07): sqli 53 of 65, xss 60 of 60, path_traversal 104 of 115,
-    // cmdi 64 of 81 (41, 60, 102 and 46 before the thirty-second session's fixes: base64
+    // cmdi 65 of 81 (41, 60, 102 and 46 before the thirty-second session's fixes: base64
     // values, JSON in a form, comparison openers, gadget classes, ...). What is missed
     // and why: docs/BENCHMARKS.md, "Held-out exploit requests: nuclei's templates".
     let one = |a| Class::One(a);
@@ -596,7 +596,7 @@ fn nuclei_exploit_requests() {
                 90.4,
                 100.0,
             ),
-            ("nuclei", "cmdi", one(Attack::Cmdi), 79.0, 100.0),
+            ("nuclei", "cmdi", one(Attack::Cmdi), 80.2, 100.0),
         ],
     );
 }

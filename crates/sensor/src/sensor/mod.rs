@@ -390,9 +390,11 @@ impl Sensor {
         // detector's own opening test.
         let profile = Profile::of(value);
         // A value in base64 that stands for text is also read as that text.
+        // So is a Java serialized object in base64, whose gadget classes are plain bytes.
         let base64 = (value.len() >= decode::BASE64_MIN && !profile.any(class::NOT_BASE64))
             .then(|| decode::base64_text(value))
-            .flatten();
+            .flatten()
+            .or_else(|| decode::java_serialized(value));
         if base64.is_none() && !suspicious(value, profile) {
             return !upload;
         }
@@ -443,6 +445,9 @@ impl Sensor {
                 let location = location.get_or_insert_with(|| loc.name());
                 // Found in the base64 text only: the text is what the user needs to see.
                 let masked = match i {
+                    Some(i) if i == base64_at && value.trim_ascii().starts_with(b"rO0AB") => {
+                        "base64: a Java serialized object".to_string()
+                    }
                     Some(i) if i == base64_at => format!("base64: {}", mask_value(&others[i].0)),
                     _ => mask_value(value),
                 };
