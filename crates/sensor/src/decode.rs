@@ -259,10 +259,11 @@ pub fn base64_text(v: &[u8]) -> Option<Vec<u8>> {
 pub fn java_serialized(v: &[u8]) -> Option<Vec<u8>> {
     use base64::Engine;
     use base64::engine::general_purpose::STANDARD;
-    let v = v.trim_ascii();
-    if !v.starts_with(b"rO0AB") || v.len() > BASE64_MAX * 8 {
+    let start = v.iter().position(|c| !c.is_ascii_whitespace())?;
+    if !v[start..].starts_with(b"rO0AB") || v.len() > BASE64_MAX * 8 {
         return None;
     }
+    let v = v.trim_ascii();
     let compact: Vec<u8> = v
         .iter()
         .copied()

@@ -389,12 +389,7 @@ impl Sensor {
         // One pass over the value's bytes, shared by the filter below and every
         // detector's own opening test.
         let profile = Profile::of(value);
-        // A value in base64 that stands for text is also read as that text.
-        // So is a Java serialized object in base64, whose gadget classes are plain bytes.
-        let base64 = (value.len() >= decode::BASE64_MIN && !profile.any(class::NOT_BASE64))
-            .then(|| decode::base64_text(value))
-            .flatten()
-            .or_else(|| decode::java_serialized(value));
+        let base64 = Base64Reading::of(value, profile);
         if base64.is_none() && !suspicious(value, profile) {
             return !upload;
         }
@@ -420,9 +415,10 @@ impl Sensor {
             })
             .collect();
         let base64_at = others.len();
-        if let Some(text) = base64 {
-            let p = Profile::of(&text);
-            others.push((text, p));
+        let serialized = matches!(base64, Some(Base64Reading::JavaSerialized(_)));
+        if let Some(Base64Reading::Text(bytes) | Base64Reading::JavaSerialized(bytes)) = base64 {
+            let p = Profile::of(&bytes);
+            others.push((bytes, p));
         }
         for &a in &self.attacks {
             if !out.list.is_empty() {
@@ -443,9 +439,10 @@ impl Sensor {
             if let Some(i) = reading {
                 clean = false;
                 let location = location.get_or_insert_with(|| loc.name());
-                // Found in the base64 text only: the text is what the user needs to see.
+                // Found in the base64 reading only: what it stands for is what the user
+                // needs to see.
                 let masked = match i {
-                    Some(i) if i == base64_at && value.trim_ascii().starts_with(b"rO0AB") => {
+                    Some(i) if i == base64_at && serialized => {
                         "base64: a Java serialized object".to_string()
                     }
                     Some(i) if i == base64_at => format!("base64: {}", mask_value(&others[i].0)),
@@ -566,6 +563,30 @@ fn suspicious(v: &[u8], p: Profile) -> bool {
         prev = b;
     }
     catalog(&v[start..])
+}
+
+/// What a value in base64 stands for, read as an application that decodes it reads it.
+enum Base64Reading {
+    /// Printable text (`Li4vLi4vY29uZmln` is `../../config`).
+    Text(Vec<u8>),
+    /// A Java serialized object (`rO0AB...`), whose gadget classes are plain bytes.
+    JavaSerialized(Vec<u8>),
+}
+
+impl Base64Reading {
+    fn of(value: &[u8], profile: Profile) -> Option<Base64Reading> {
+        // Most values are short, or hold a byte neither reading takes (a Java object's
+        // base64 may be wrapped in lines, so only the text's test is the profile's).
+        if value.len() < decode::BASE64_MIN {
+            return None;
+        }
+        if !profile.any(class::NOT_BASE64)
+            && let Some(text) = decode::base64_text(value)
+        {
+            return Some(Base64Reading::Text(text));
+        }
+        decode::java_serialized(value).map(Base64Reading::JavaSerialized)
+    }
 }
 
 /// An attack value as shown: printable, at most [`MAX_MASKED`] characters.
