@@ -585,6 +585,10 @@ impl Base64Reading {
         {
             return Some(Base64Reading::Text(text));
         }
+        // (`rO0AB`, or blanks first: a wrapped text element's.)
+        if !matches!(value[0], b'r' | b' ' | b'\t' | b'\r' | b'\n') {
+            return None;
+        }
         decode::java_serialized(value).map(Base64Reading::JavaSerialized)
     }
 }
