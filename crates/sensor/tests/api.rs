@@ -206,6 +206,33 @@ fn base64_values_are_read_as_their_text() {
     let f = s.http_request(head, b"");
     assert_eq!(got(&f), [("cmdi".to_string(), "query:state".to_string())]);
     assert_eq!(f[0].masked, "base64: a Java serialized object");
+    // What applications really pass in base64 is clean: a SAML response (XML with
+    // signatures), return URLs, OAuth state, filters and carts as JSON, a message.
+    let saml = r##"<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_8e8dc5f6" Version="2.0" Destination="http://sp.example.com/demo1/index.php?acs"><saml:Issuer>http://idp.example.com/metadata.php</saml:Issuer><ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo><ds:Reference URI="#_d71a3a8e"><ds:Transforms><ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/></ds:Transforms><ds:DigestValue>ZeUqLdVBh9Cw2ElNAbPQ0Ep5qjI=</ds:DigestValue></ds:Reference></ds:SignedInfo></ds:Signature><saml:AttributeStatement><saml:Attribute Name="mail"><saml:AttributeValue xsi:type="xs:string">test@example.com</saml:AttributeValue></saml:Attribute></saml:AttributeStatement></samlp:Response>"##;
+    for text in [
+        saml,
+        "https://example.com/account/orders?page=2&sort=desc",
+        r#"{"returnTo":"/dashboard","nonce":"a8f3k2","provider":"github"}"#,
+        r#"{"filters":[{"field":"status","op":"eq","value":"open"}],"order":"created_at desc"}"#,
+        r#"{"cart":[{"sku":"A-100","qty":2},{"sku":"B-7","qty":1}],"coupon":"WINTER10"}"#,
+        "Hello, I would like to cancel my order #4412 and get a refund. Thanks!",
+        "/home/alice/documents/report-2024.pdf",
+    ] {
+        let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, text);
+        let body = format!(
+            "state={}",
+            b64.replace('+', "%2B")
+                .replace('/', "%2F")
+                .replace('=', "%3D")
+        );
+        let form = b"POST /sso HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\n\r\n";
+        let f = s.http_request(form, body.as_bytes());
+        assert!(
+            f.iter().all(|f| f.class == "email"),
+            "{text}: {:?}",
+            got(&f)
+        );
+    }
     // A token is no text, and text without an attack is clean.
     let head = b"GET /x?t=3q2+7w8fFzY0ZWFkYmVlZg==&h=ZmFjZWJvb2s6Ly9sb2dpbg HTTP/1.1\r\n\r\n";
     assert!(s.http_request(head, b"").is_empty());
