@@ -579,24 +579,28 @@ fn nuclei_exploit_requests() {
             println!("MISSED {} {}", r.label, r.source);
         }
     }
-    // Measured (2026-12-07): sqli 53 of 65, xss 60 of 60, path_traversal 104 of 115,
-    // cmdi 65 of 81 (41, 60, 102 and 46 before the thirty-second session's fixes: base64
-    // values, JSON in a form, comparison openers, gadget classes, ...). What is missed
-    // and why: docs/BENCHMARKS.md, "Held-out exploit requests: nuclei's templates".
+    // Measured (2026-12-07), on the 321 requests of `http/vulnerabilities/`: sqli 53 of
+    // 65, xss 60 of 60, path_traversal 104 of 115, cmdi 65 of 81 (41, 60, 102 and 46
+    // before the thirty-second session's fixes: base64 values, JSON in a form,
+    // comparison openers, gadget classes, ...); with the 273 requests of `http/cves/`
+    // added after those fixes (scored first as they were, then three more rules:
+    // expression probes, a bare SpEL value, Groovy's `.execute()`): sqli 89 of 106, xss
+    // 109 of 109, path_traversal 175 of 189, cmdi 160 of 190. What is missed and why:
+    // docs/BENCHMARKS.md, "Held-out exploit requests: nuclei's templates".
     let one = |a| Class::One(a);
     check(
         &m,
         &[
-            ("nuclei", "sqli", one(Attack::Sqli), 81.5, 100.0),
+            ("nuclei", "sqli", one(Attack::Sqli), 83.9, 100.0),
             ("nuclei", "xss", one(Attack::Xss), 100.0, 100.0),
             (
                 "nuclei",
                 "path_traversal",
                 one(Attack::PathTraversal),
-                90.4,
+                92.5,
                 100.0,
             ),
-            ("nuclei", "cmdi", one(Attack::Cmdi), 80.2, 100.0),
+            ("nuclei", "cmdi", one(Attack::Cmdi), 84.2, 100.0),
         ],
     );
 }

@@ -41,6 +41,10 @@ const SPAWNERS: &[(&str, &str)] = &[
     ("require(`child_process`)", "node child_process"),
     ("mainmodule.require(", "node process.mainModule"),
     ("process.binding(", "node process.binding"),
+    // Groovy runs a string as a command line: `'id'.execute()` (OFBiz's ProgramExport,
+    // Jenkins' script console).
+    ("'.execute()", "groovy execute"),
+    ("\".execute()", "groovy execute"),
 ];
 
 /// What a runner's argument may be besides a literal: a call that decodes the code it
@@ -237,6 +241,7 @@ mod tests {
             "java.lang.Runtime.getRuntime().exec(cmd)",
             "process.mainModule.require('child_process').exec('nslookup x')",
             "require(\"child_process\").execSync(\"id\")",
+            "String expression = \"'nslookup x.oast.example.com'.execute()\";",
         ] {
             assert!(injected(v.as_bytes()).is_some(), "{v}");
         }

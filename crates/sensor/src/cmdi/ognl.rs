@@ -34,11 +34,29 @@ static MARKERS: LazyLock<AhoCorasick> = LazyLock::new(|| {
 
 /// What kind of expression injection `v` holds, if any.
 pub(super) fn expression(v: &[u8]) -> Option<&'static str> {
+    // Spring Cloud Function evaluates a header's whole value as SpEL
+    // (`spring.cloud.function.routing-expression: T(java.lang.Runtime)...`).
+    let bare = v.trim_ascii_start();
+    if matches!(bare, [b'T' | b't', b'(', ..])
+        && inside(&bare[..bare.len().min(WINDOW)]) == Some("spel")
+    {
+        return Some("spel");
+    }
     // OGNL needs a `#` or `@` (payloads naming xwork2 or OgnlUtil use variables too), SpEL an
     // opener's `{`: most values stop here, before any search.
     let ognl = memchr::memchr2(b'#', b'@', v).is_some();
     if !ognl && memchr::memchr(b'{', v).is_none() {
         return None;
+    }
+    // The evaluation probe of template and expression injection, `{{7*7}}`: a product of
+    // numbers in Jinja2's, Twig's or Handlebars' braces, which no page writes.
+    for i in memchr::memmem::find_iter(v, b"{{") {
+        let body = &v[i + 2..v.len().min(i + 2 + 64)];
+        if let Some(end) = memchr::memmem::find(body, b"}}")
+            && product_of_numbers(&body[..end])
+        {
+            return Some("expression probe");
+        }
     }
     if ognl && MARKERS.is_match(v) {
         return Some("ognl");
@@ -58,8 +76,13 @@ pub(super) fn expression(v: &[u8]) -> Option<&'static str> {
     None
 }
 
-/// An expression's body: OGNL's variables and static members, SpEL's type references.
+/// An expression's body: OGNL's variables and static members, SpEL's type references,
+/// and the evaluation probe scanners send first (`#{16*8787}`, `%{128*128}`): a product
+/// of two numbers, which a template that means it writes as its result.
 fn inside(body: &[u8]) -> Option<&'static str> {
+    if product_of_numbers(body) {
+        return Some("expression probe");
+    }
     for (j, &c) in body.iter().enumerate() {
         let before = if j == 0 { b'(' } else { body[j - 1] };
         let rest = &body[j + 1..];
@@ -88,6 +111,18 @@ fn inside(body: &[u8]) -> Option<&'static str> {
         }
     }
     None
+}
+
+/// `16*8787`, `7 * 7`: two numbers multiplied, and nothing else.
+fn product_of_numbers(body: &[u8]) -> bool {
+    let Some(star) = memchr::memchr(b'*', body) else {
+        return false;
+    };
+    let number = |s: &[u8]| {
+        let s = s.trim_ascii();
+        !s.is_empty() && s.len() <= 12 && s.iter().all(u8::is_ascii_digit)
+    };
+    number(&body[..star]) && number(&body[star + 1..])
 }
 
 /// `a.b.C@` at the start of `s`: a class name with at least one dot, then `@`.
@@ -135,6 +170,16 @@ mod tests {
             ("${T(java.lang.Runtime).getRuntime().exec('id')}", "spel"),
             ("#{T(java.lang.System).getenv()}", "spel"),
             ("*{t(java.lang.Runtime).getRuntime()}", "spel"),
+            // a whole value evaluated as SpEL (Spring Cloud Function, CVE-2022-22963)
+            (
+                "T(java.net.InetAddress).getByName(\"x.oast.example.com\")",
+                "spel",
+            ),
+            // evaluation probes (Confluence CVE-2021-26084, Struts CVE-2019-0230, SSTI)
+            ("aaaa\\u0027+#{16*8787}+\\u0027bbb", "expression probe"),
+            ("k3x9q7%{128*128}", "expression probe"),
+            ("{{7*7}}", "expression probe"),
+            ("${ 7 * 7 }", "expression probe"),
         ] {
             assert_eq!(expression(v.as_bytes()), Some(kind), "{v}");
         }
@@ -152,6 +197,10 @@ mod tests {
             "T(x) = 2t(y)",
             "@media (max-width: 600px) { a { color: #333 } }",
             "${price} (incl. #tax)",
+            "${price*qty} and {{ rows * 2 }}",
+            "{{7}} x {{7}}",
+            "#{a}*#{b}",
+            "The T(n) = 2T(n/2) recurrence",
         ] {
             assert_eq!(expression(v.as_bytes()), None, "{v}");
         }

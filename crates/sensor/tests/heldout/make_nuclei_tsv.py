@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """nuclei.tsv from the requests extracted from nuclei's templates (see README.md).
 
-    make_nuclei_tsv.py sqli.jsonl xss.jsonl traversal.jsonl rce.jsonl > nuclei.tsv
+    make_nuclei_tsv.py sqli.jsonl xss.jsonl traversal.jsonl rce.jsonl cves.jsonl > nuclei.tsv
 
 Each input line is {"template": PATH, "class": CLASS, ["kind": KIND,] "request": RAW},
 RAW the whole HTTP/1.1 request as the template sends it, placeholders filled. Requests
@@ -38,7 +38,12 @@ def main():
                 continue
             seen.add(key)
             source = "nuclei:" + r["template"] + (":" + r["kind"] if r.get("kind") else "")
-            print(f"{r['class']}\t{escaped(raw.encode('utf-8'))}\t{source}")
+            # A binary body is written one byte per character (latin-1); text as UTF-8.
+            try:
+                data = raw.encode("latin-1")
+            except UnicodeEncodeError:
+                data = raw.encode("utf-8")
+            print(f"{r['class']}\t{escaped(data)}\t{source}")
 
 
 main()
