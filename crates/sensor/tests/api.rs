@@ -722,6 +722,18 @@ fn values_are_judged_whole_and_where_applications_read_them() {
         "Authorization: Basic YWRtaW4nIE9SICcxJz0nMSctLSA6eA==\r\n",
     );
     assert!(has(&g, "sqli", "header:authorization:user"), "Basic: {g:?}");
+    // A bearer token that a product looks up in a table (FortiWeb, CVE-2025-25257); a
+    // JWT is clean.
+    let g = get(
+        "/api/fabric/device/status",
+        "Authorization: Bearer AAAAAA'or'1'='1\r\n",
+    );
+    assert!(
+        has(&g, "sqli", "header:authorization:token"),
+        "Bearer: {g:?}"
+    );
+    let jwt = "Authorization: Bearer eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c\r\n";
+    assert!(get("/", jwt).is_empty(), "a JWT");
     // PHP applications include language files Accept-Language names.
     let g = get("/", "Accept-Language: ../../../../etc/passwd%00\r\n");
     assert!(has(&g, "path_traversal", "header:accept-language"), "{g:?}");

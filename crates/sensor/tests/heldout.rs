@@ -584,14 +584,15 @@ fn nuclei_exploit_requests() {
     // before the thirty-second session's fixes: base64 values, JSON in a form,
     // comparison openers, gadget classes, ...); with the 273 requests of `http/cves/`
     // added after those fixes (scored first as they were, then three more rules:
-    // expression probes, a bare SpEL value, Groovy's `.execute()`): sqli 89 of 106, xss
+    // expression probes, a bare SpEL value, Groovy's `.execute()`, a bearer token read
+    // as a value): sqli 90 of 106, xss
     // 109 of 109, path_traversal 175 of 189, cmdi 160 of 190. What is missed and why:
     // docs/BENCHMARKS.md, "Held-out exploit requests: nuclei's templates".
     let one = |a| Class::One(a);
     check(
         &m,
         &[
-            ("nuclei", "sqli", one(Attack::Sqli), 83.9, 100.0),
+            ("nuclei", "sqli", one(Attack::Sqli), 84.9, 100.0),
             ("nuclei", "xss", one(Attack::Xss), 100.0, 100.0),
             (
                 "nuclei",

@@ -272,6 +272,12 @@ fn header_items<F: FnMut(usize, &Loc<'_>, &[u8], Context) + ?Sized>(
                 &password,
                 Context::Header,
             );
+        } else if let Some(token) = bearer_token(value) {
+            sink.push(
+                &Loc::Str("header:authorization:token"),
+                token,
+                Context::Header,
+            );
         }
     } else if let Ok(name) = std::str::from_utf8(name)
         && (!machinery(name) || expression_opener(value))
@@ -329,6 +335,15 @@ pub fn unreadable_charset(head: &[u8]) -> Option<String> {
         "tis-620",
     ];
     (!READABLE.iter().any(|r| cs.starts_with(r))).then_some(cs)
+}
+
+/// The token of a `Bearer` Authorization value (RFC 6750): applications that look tokens
+/// up in a table put it into a query (FortiWeb's CVE-2025-25257, `Bearer x'or'1'='1`).
+pub(crate) fn bearer_token(value: &[u8]) -> Option<&[u8]> {
+    let (scheme, rest) = value.split_at(value.iter().position(|&c| c == b' ')?);
+    scheme
+        .eq_ignore_ascii_case(b"bearer")
+        .then(|| rest.trim_ascii())
 }
 
 /// The user name and password of a `Basic` Authorization value (RFC 7617).

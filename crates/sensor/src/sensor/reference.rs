@@ -107,6 +107,9 @@ pub fn parse(head: &[u8], body: &[u8]) -> Request {
                 );
                 let loc = "header:authorization:password".into();
                 push(&mut items, loc, password, Context::Header);
+            } else if let Some(token) = super::http::bearer_token(h.value) {
+                let loc = "header:authorization:token".into();
+                push(&mut items, loc, token.to_vec(), Context::Header);
             }
         } else if !MACHINERY.contains(&name.as_str()) && !name.starts_with("sec-")
             || super::http::expression_opener(h.value)
