@@ -258,12 +258,10 @@ pub fn base64_text(v: &[u8]) -> Option<Vec<u8>> {
 /// MIME wraps it) are dropped first.
 pub fn java_serialized(v: &[u8]) -> Option<Vec<u8>> {
     use base64::Engine;
-    use base64::engine::general_purpose::STANDARD;
-    let start = v.iter().position(|c| !c.is_ascii_whitespace())?;
-    if !v[start..].starts_with(b"rO0AB") || v.len() > BASE64_MAX * 8 {
+    let v = v.trim_ascii();
+    if !v.starts_with(b"rO0AB") || v.len() > BASE64_MAX * 8 {
         return None;
     }
-    let v = v.trim_ascii();
     let compact: Vec<u8> = v
         .iter()
         .copied()
@@ -275,7 +273,6 @@ pub fn java_serialized(v: &[u8]) -> Option<Vec<u8>> {
         .unwrap_or(&compact);
     base64::engine::general_purpose::STANDARD_NO_PAD
         .decode(body)
-        .or_else(|_| STANDARD.decode(&compact))
         .ok()
 }
 

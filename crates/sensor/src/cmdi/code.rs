@@ -99,8 +99,9 @@ pub fn injected(v: &[u8]) -> Option<&'static str> {
     memchr::memchr(b'(', v)?;
     let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
     for m in FINDER.find_iter(v) {
-        if let Some((_, name)) = SPAWNERS.get(m.pattern().as_usize().wrapping_sub(RUNNERS.len())) {
-            return Some(name);
+        // Spawners come after the runners in the searcher's patterns.
+        if let Some(k) = m.pattern().as_usize().checked_sub(RUNNERS.len()) {
+            return Some(SPAWNERS[k].1);
         }
         let (start, end) = (m.start(), m.end());
         let before = &v[..start];

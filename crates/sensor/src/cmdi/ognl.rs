@@ -37,8 +37,8 @@ pub(super) fn expression(v: &[u8]) -> Option<&'static str> {
     // Spring Cloud Function evaluates a header's whole value as SpEL
     // (`spring.cloud.function.routing-expression: T(java.lang.Runtime)...`).
     let bare = v.trim_ascii_start();
-    if matches!(bare, [b'T' | b't', b'(', ..])
-        && inside(&bare[..bare.len().min(WINDOW)]) == Some("spel")
+    if let [b'T' | b't', b'(', name @ ..] = bare
+        && class_name(name).is_some_and(|n| name.get(n) == Some(&b')'))
     {
         return Some("spel");
     }

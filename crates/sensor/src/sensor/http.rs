@@ -340,21 +340,20 @@ pub fn unreadable_charset(head: &[u8]) -> Option<String> {
 /// The token of a `Bearer` Authorization value (RFC 6750): applications that look tokens
 /// up in a table put it into a query (FortiWeb's CVE-2025-25257, `Bearer x'or'1'='1`).
 pub(crate) fn bearer_token(value: &[u8]) -> Option<&[u8]> {
-    let (scheme, rest) = value.split_at(value.iter().position(|&c| c == b' ')?);
-    scheme
-        .eq_ignore_ascii_case(b"bearer")
-        .then(|| rest.trim_ascii())
+    credentials(value, b"bearer")
+}
+
+/// What follows an Authorization value's scheme, when it is `scheme` (any case).
+fn credentials<'a>(value: &'a [u8], scheme: &[u8]) -> Option<&'a [u8]> {
+    let (name, rest) = value.split_at(value.iter().position(|&c| c == b' ')?);
+    name.eq_ignore_ascii_case(scheme).then(|| rest.trim_ascii())
 }
 
 /// The user name and password of a `Basic` Authorization value (RFC 7617).
 pub(crate) fn basic_credentials(value: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
     use base64::Engine;
-    let (scheme, rest) = value.split_at(value.iter().position(|&c| c == b' ')?);
-    if !scheme.eq_ignore_ascii_case(b"basic") {
-        return None;
-    }
     let raw = base64::engine::general_purpose::STANDARD
-        .decode(rest.trim_ascii())
+        .decode(credentials(value, b"basic")?)
         .ok()?;
     let colon = memchr::memchr(b':', &raw)?;
     Some((raw[..colon].to_vec(), raw[colon + 1..].to_vec()))

@@ -407,19 +407,13 @@ impl Sensor {
         // one: formatted at most once, and never for a clean value.
         let mut location: Option<String> = None;
         // A value decoded once by the server may be decoded again by the application.
-        let mut others: Vec<(Vec<u8>, Profile)> = decode::other_readings(value, profile)
+        let others: Vec<(Vec<u8>, Profile)> = decode::other_readings(value, profile)
             .into_iter()
             .map(|d| {
                 let p = Profile::of(&d);
                 (d, p)
             })
             .collect();
-        let base64_at = others.len();
-        let serialized = matches!(base64, Some(Base64Reading::JavaSerialized(_)));
-        if let Some(Base64Reading::Text(bytes) | Base64Reading::JavaSerialized(bytes)) = base64 {
-            let p = Profile::of(&bytes);
-            others.push((bytes, p));
-        }
         for &a in &self.attacks {
             if !out.list.is_empty() {
                 let location = location.get_or_insert_with(|| loc.name());
@@ -428,26 +422,20 @@ impl Sensor {
                     continue;
                 }
             }
-            let reading = if attack::detect_profiled(a, value, profile).is_some() {
-                Some(None)
+            let found = |d: &[u8], p: Profile| attack::detect_profiled(a, d, p).is_some();
+            // Found in the base64 reading only: what it stands for is what the user
+            // needs to see.
+            let masked = if found(value, profile) || others.iter().any(|(d, p)| found(d, *p)) {
+                Some(mask_value(value))
             } else {
-                others
-                    .iter()
-                    .position(|(d, p)| attack::detect_profiled(a, d, *p).is_some())
-                    .map(Some)
+                base64
+                    .as_ref()
+                    .filter(|b| found(&b.bytes, b.profile))
+                    .map(Base64Reading::shown)
             };
-            if let Some(i) = reading {
+            if let Some(masked) = masked {
                 clean = false;
                 let location = location.get_or_insert_with(|| loc.name());
-                // Found in the base64 reading only: what it stands for is what the user
-                // needs to see.
-                let masked = match i {
-                    Some(i) if i == base64_at && serialized => {
-                        "base64: a Java serialized object".to_string()
-                    }
-                    Some(i) if i == base64_at => format!("base64: {}", mask_value(&others[i].0)),
-                    _ => mask_value(value),
-                };
                 out.push(self.finding(a.as_str(), location, masked));
             }
         }
@@ -565,12 +553,13 @@ fn suspicious(v: &[u8], p: Profile) -> bool {
     catalog(&v[start..])
 }
 
-/// What a value in base64 stands for, read as an application that decodes it reads it.
-enum Base64Reading {
-    /// Printable text (`Li4vLi4vY29uZmln` is `../../config`).
-    Text(Vec<u8>),
-    /// A Java serialized object (`rO0AB...`), whose gadget classes are plain bytes.
-    JavaSerialized(Vec<u8>),
+/// What a value in base64 stands for, read as an application that decodes it reads it:
+/// printable text (`Li4vLi4vY29uZmln` is `../../config`), or a Java serialized object
+/// (`rO0AB...`), whose gadget classes are plain bytes.
+struct Base64Reading {
+    bytes: Vec<u8>,
+    profile: Profile,
+    serialized: bool,
 }
 
 impl Base64Reading {
@@ -580,16 +569,34 @@ impl Base64Reading {
         if value.len() < decode::BASE64_MIN {
             return None;
         }
-        if !profile.any(class::NOT_BASE64)
-            && let Some(text) = decode::base64_text(value)
-        {
-            return Some(Base64Reading::Text(text));
+        let text = if profile.any(class::NOT_BASE64) {
+            None
+        } else {
+            decode::base64_text(value)
+        };
+        let (bytes, serialized) = match text {
+            Some(text) => (text, false),
+            // (`rO0AB`, or blanks first: a wrapped text element's.)
+            None if matches!(value[0], b'r' | b' ' | b'\t' | b'\r' | b'\n') => {
+                (decode::java_serialized(value)?, true)
+            }
+            None => return None,
+        };
+        let profile = Profile::of(&bytes);
+        Some(Base64Reading {
+            bytes,
+            profile,
+            serialized,
+        })
+    }
+
+    /// A finding's value when only this reading holds the attack.
+    fn shown(&self) -> String {
+        if self.serialized {
+            "base64: a Java serialized object".to_string()
+        } else {
+            format!("base64: {}", mask_value(&self.bytes))
         }
-        // (`rO0AB`, or blanks first: a wrapped text element's.)
-        if !matches!(value[0], b'r' | b' ' | b'\t' | b'\r' | b'\n') {
-            return None;
-        }
-        decode::java_serialized(value).map(Base64Reading::JavaSerialized)
     }
 }
 
