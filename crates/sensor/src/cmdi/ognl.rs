@@ -42,6 +42,10 @@ pub(super) fn expression(v: &[u8]) -> Option<&'static str> {
     {
         return Some("spel");
     }
+    // The same probe in the tags of ERB, JSP and ASP (`<%= 7*7 %>`) and Razor (`@(7*7)`).
+    if tag_probe(v) {
+        return Some("expression probe");
+    }
     // OGNL needs a `#` or `@` (payloads naming xwork2 or OgnlUtil use variables too), SpEL an
     // opener's `{`: most values stop here, before any search.
     let ognl = memchr::memchr2(b'#', b'@', v).is_some();
@@ -49,13 +53,20 @@ pub(super) fn expression(v: &[u8]) -> Option<&'static str> {
         return None;
     }
     // The evaluation probe of template and expression injection, `{{7*7}}`: a product of
-    // numbers in Jinja2's, Twig's or Handlebars' braces, which no page writes.
+    // numbers in Jinja2's, Twig's or Handlebars' braces (doT's `{{=7*7}}`, Jinja2's
+    // `{{7*'7'}}`), which no page writes.
     for i in memchr::memmem::find_iter(v, b"{{") {
         let body = &v[i + 2..v.len().min(i + 2 + 64)];
-        if let Some(end) = memchr::memmem::find(body, b"}}")
-            && product_of_numbers(&body[..end])
-        {
-            return Some("expression probe");
+        if let Some(end) = memchr::memmem::find(body, b"}}") {
+            let body = &body[..end];
+            if product_of_numbers(body.strip_prefix(b"=").unwrap_or(body)) {
+                return Some("expression probe");
+            }
+            // Twig 1's environment, from which `registerUndefinedFilterCallback("exec")`
+            // and `getFilter("id")` run a command.
+            if memchr::memmem::find(body, b"_self.env").is_some() {
+                return Some("twig environment");
+            }
         }
     }
     if ognl && MARKERS.is_match(v) {
@@ -113,16 +124,39 @@ fn inside(body: &[u8]) -> Option<&'static str> {
     None
 }
 
-/// `16*8787`, `7 * 7`: two numbers multiplied, and nothing else.
+/// `16*8787`, `7 * 7`, `7*'7'`: two numbers multiplied (one may be quoted, as Jinja2's
+/// probe tells it from Twig by the string it repeats), and nothing else.
 fn product_of_numbers(body: &[u8]) -> bool {
     let Some(star) = memchr::memchr(b'*', body) else {
         return false;
     };
     let number = |s: &[u8]| {
         let s = s.trim_ascii();
+        let s = match s {
+            [q @ (b'\'' | b'"'), inner @ .., last] if last == q => inner,
+            _ => s,
+        };
         !s.is_empty() && s.len() <= 12 && s.iter().all(u8::is_ascii_digit)
     };
     number(&body[..star]) && number(&body[star + 1..])
+}
+
+/// `<%= 7*7 %>`, `<%=7*7%>`, `@(7*7)`: the evaluation probe in an ERB, JSP or ASP
+/// expression tag, or in Razor's explicit expression.
+fn tag_probe(v: &[u8]) -> bool {
+    // (By byte, not by substring search: most values have neither opener.)
+    memchr::memchr2_iter(b'<', b'@', v).any(|i| {
+        let (body, end) = if v[i..].starts_with(b"<%=") {
+            let body = &v[i + 3..v.len().min(i + 3 + 64)];
+            (body, memchr::memmem::find(body, b"%>"))
+        } else if v[i..].starts_with(b"@(") {
+            let body = &v[i + 2..v.len().min(i + 2 + 64)];
+            (body, memchr::memchr(b')', body))
+        } else {
+            return false;
+        };
+        end.is_some_and(|end| product_of_numbers(&body[..end]))
+    })
 }
 
 /// `a.b.C@` at the start of `s`: a class name with at least one dot, then `@`.
@@ -180,6 +214,12 @@ mod tests {
             ("k3x9q7%{128*128}", "expression probe"),
             ("{{7*7}}", "expression probe"),
             ("${ 7 * 7 }", "expression probe"),
+            ("{{=7*7}}", "expression probe"),
+            ("{{7*'7'}}", "expression probe"),
+            ("<%= 7*7 %>", "expression probe"),
+            ("<%=7*7%>", "expression probe"),
+            ("@(7*7)", "expression probe"),
+            ("{{_self.env.getFilter('id')}}", "twig environment"),
         ] {
             assert_eq!(expression(v.as_bytes()), Some(kind), "{v}");
         }
@@ -201,6 +241,10 @@ mod tests {
             "{{7}} x {{7}}",
             "#{a}*#{b}",
             "The T(n) = 2T(n/2) recurrence",
+            "<%= user.name %> has <%= 7 %> items",
+            "mail@(example) 7*7",
+            "{{ 'x' * n }}",
+            "price @(2 * qty) each",
         ] {
             assert_eq!(expression(v.as_bytes()), None, "{v}");
         }

@@ -246,6 +246,10 @@ const WEAK: &[&str] = &[
     "tree", "print", "system", "alias", "source", "read", "fold", "comm", "ex", "ed", "join",
     "split", "paste", "expand", "look", "screen", "install", "shred", "strings", "rev", "cd",
     "man", "nice", "flock", "apt",
+    // (`; java -jar x.jar`, `;ss -tulpn`; Windows' blind-injection delays where `ping -n`
+    // and `timeout` are filtered, `& choice /t 5 /d y`, `& waitfor /t 5 pause`: weak, as
+    // T-SQL's `;waitfor delay '0:0:5'` is SQL)
+    "java", "ss", "choice", "waitfor",
 ];
 
 /// Weak too: tools that prose names next to each other ("PHP & MySQL", "Kubernetes &
@@ -488,6 +492,8 @@ pub fn windows(w: &[u8]) -> bool {
             | b"ftp"
             | b"tftp"
             | b"telnet"
+            | b"waitfor"
+            | b"choice"
     )
 }
 

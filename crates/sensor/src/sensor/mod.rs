@@ -554,17 +554,19 @@ fn suspicious(v: &[u8], p: Profile) -> bool {
 }
 
 /// What a value in base64 stands for, read as an application that decodes it reads it:
-/// printable text (`Li4vLi4vY29uZmln` is `../../config`), or a Java serialized object
-/// (`rO0AB...`), whose gadget classes are plain bytes.
+/// printable text (`Li4vLi4vY29uZmln` is `../../config`), or a serialized object (Java's
+/// `rO0AB...` or `aced0005...`, a Python pickle, Ruby Marshal data), whose gadget
+/// classes and functions are plain bytes.
 struct Base64Reading {
     bytes: Vec<u8>,
     profile: Profile,
-    serialized: bool,
+    /// How a serialized object's finding shows it (`base64: a Python pickle`).
+    serialized: Option<&'static str>,
 }
 
 impl Base64Reading {
     fn of(value: &[u8], profile: Profile) -> Option<Base64Reading> {
-        // Most values are short, or hold a byte neither reading takes (a Java object's
+        // Most values are short, or hold a byte neither reading takes (an object's
         // base64 may be wrapped in lines, so only the text's test is the profile's).
         if value.len() < decode::BASE64_MIN {
             return None;
@@ -575,10 +577,15 @@ impl Base64Reading {
             decode::base64_text(value)
         };
         let (bytes, serialized) = match text {
-            Some(text) => (text, false),
-            // (`rO0AB`, or blanks first: a wrapped text element's.)
-            None if matches!(value[0], b'r' | b' ' | b'\t' | b'\r' | b'\n') => {
-                (decode::java_serialized(value)?, true)
+            Some(text) => (text, None),
+            // (`rO0AB`, `gA`, `BAh`, `aced`, or blanks first: a wrapped text element's.)
+            None if matches!(
+                value[0],
+                b'r' | b'g' | b'B' | b'a' | b'A' | b' ' | b'\t' | b'\r' | b'\n'
+            ) =>
+            {
+                let (bytes, shown) = decode::serialized(value)?;
+                (bytes, Some(shown))
             }
             None => return None,
         };
@@ -592,10 +599,9 @@ impl Base64Reading {
 
     /// A finding's value when only this reading holds the attack.
     fn shown(&self) -> String {
-        if self.serialized {
-            "base64: a Java serialized object".to_string()
-        } else {
-            format!("base64: {}", mask_value(&self.bytes))
+        match self.serialized {
+            Some(shown) => shown.to_string(),
+            None => format!("base64: {}", mask_value(&self.bytes)),
         }
     }
 }
