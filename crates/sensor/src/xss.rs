@@ -143,6 +143,9 @@ fn detect_prefix(value: &[u8], p: Profile) -> Option<XssMatch> {
         return None;
     }
     let hit = |reason| Some(XssMatch { reason });
+    if jsfuck(v) {
+        return hit("script_sink");
+    }
     // No markup and no character reference (most URLs and text): the value is its own
     // decoded form; with no blank or control byte either, it is its own squeezed form
     // too, up to case. Same verdicts as below, without the copies.
@@ -168,6 +171,11 @@ pub fn detect_exhaustive(value: &[u8]) -> Option<XssMatch> {
         let v = &value[..value.len().min(MAX_VALUE)];
         if !marked(v) {
             return None;
+        }
+        if jsfuck(v) {
+            return Some(XssMatch {
+                reason: "script_sink",
+            });
         }
         detect_marked(v)
     };
@@ -233,7 +241,82 @@ fn detect_marked(v: &[u8]) -> Option<XssMatch> {
             return hit("css_expression");
         }
     }
+    // A filter that strips tags (PHP's `strip_tags`) joins what they split:
+    // `"o<x>nmouseover=alert<x>(1)//` reaches the page as `"onmouseover=alert(1)//`.
+    if let Some(joined) = without_tags(&decoded) {
+        if let Some(r) = sinks(&joined) {
+            return hit(r);
+        }
+        if handler_calls_sink(&joined) {
+            return hit("event_handler");
+        }
+    }
     None
+}
+
+/// `onxxx=alert(1)`, `onfocus="prompt``"`: a handler attribute, written anywhere,
+/// whose code opens with a call of a sink. Stricter than [`handler_outside_tag`], for
+/// text that tags were taken out of (`online=great (really)` there is prose).
+fn handler_calls_sink(v: &[u8]) -> bool {
+    let lower = v.to_ascii_lowercase();
+    memchr::memmem::find_iter(&lower, b"on").any(|at| {
+        let name = lower[at + 2..]
+            .iter()
+            .take_while(|c| c.is_ascii_lowercase())
+            .count();
+        let rest = lower[at + 2 + name..].trim_ascii_start();
+        let Some(code) = rest.strip_prefix(b"=") else {
+            return false;
+        };
+        let code = code.trim_ascii_start();
+        let code = code
+            .strip_prefix(b"\"")
+            .or_else(|| code.strip_prefix(b"'"))
+            .unwrap_or(code);
+        name >= 3
+            && ["alert", "prompt", "confirm", "eval", "print"]
+                .iter()
+                .any(|s| {
+                    code.starts_with(s.as_bytes()) && matches!(code.get(s.len()), Some(b'(' | b'`'))
+                })
+    })
+}
+
+/// `v` with every tag (`<x>`, `</b>`, `<br/>`: `<`, a letter or `/`, up to 64 bytes
+/// to its `>`) taken out, or `None` when none sits inside a word, where taking it out
+/// changes what the word spells.
+fn without_tags(v: &[u8]) -> Option<Vec<u8>> {
+    let tag_len = |i: usize| -> Option<usize> {
+        let rest = &v[i..v.len().min(i + 64)];
+        if !rest
+            .get(1)
+            .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'/')
+        {
+            return None;
+        }
+        let end = memchr::memchr(b'>', rest)?;
+        (!rest[1..end].contains(&b'<')).then_some(end + 1)
+    };
+    let word = |c: Option<&u8>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    // (Between two letters or digits: highlighted code puts tags between tokens, as in
+    // `setTimeout</span>(`, a filter bypass inside a name, as in `o<x>nfocus`.)
+    let splits = memchr::memchr_iter(b'<', v)
+        .any(|i| tag_len(i).is_some_and(|n| i > 0 && word(v.get(i - 1)) && word(v.get(i + n))));
+    if !splits {
+        return None;
+    }
+    let mut out = Vec::with_capacity(v.len());
+    let mut i = 0;
+    while i < v.len() {
+        match (v[i] == b'<').then(|| tag_len(i)).flatten() {
+            Some(n) => i += n,
+            None => {
+                out.push(v[i]);
+                i += 1;
+            }
+        }
+    }
+    Some(out)
 }
 
 /// Schemes and sinks in decoded text: the needles with blanks and control bytes
@@ -330,6 +413,16 @@ fn js_call(v: &[u8]) -> bool {
             }
         }
     })
+}
+
+/// JSFuck: a script written with the six characters `[]()!+` only
+/// (`(![]+[])[+!+[]]...` spells `alert` and calls it), which no text is made of.
+fn jsfuck(v: &[u8]) -> bool {
+    matches!(v.first(), Some(b'[' | b'(' | b'!' | b'+'))
+        && v.len() >= 24
+        && v.iter()
+            .all(|c| matches!(c, b'[' | b']' | b'(' | b')' | b'!' | b'+'))
+        && memchr::memmem::find(v, b"![]").is_some()
 }
 
 /// AngularJS's event directives (`ng-focus="..."`, `data-ng-click`, `x-ng-copy`): an
@@ -583,6 +676,21 @@ fn handler_outside_tag(v: &[u8]) -> bool {
         return false;
     }
     let lower = v.to_ascii_lowercase();
+    // The script context's way to call without parentheses: the window's error handler
+    // set to a sink, then an exception thrown (`onerror=alert;throw 1`), anywhere.
+    if memchr::memmem::find(&lower, b"throw").is_some()
+        && memchr::memmem::find_iter(&lower, b"onerror=").any(|i| {
+            let sink = &lower[i + 8..];
+            ["alert", "prompt", "confirm", "eval", "print"]
+                .iter()
+                .any(|s| {
+                    sink.starts_with(s.as_bytes())
+                        && matches!(sink.get(s.len()), Some(b';' | b',' | b'}' | b'\n'))
+                })
+        })
+    {
+        return true;
+    }
     let mut from = 0;
     while let Some(p) = memchr::memmem::find(&lower[from..], b"on") {
         let at = from + p;
@@ -686,6 +794,14 @@ mod tests {
             "<span datasrc=#i datafld=c dataformatas=html></span>",
             "<?xml:namespace prefix=\"t\" ns=\"urn:schemas-microsoft-com:time\">",
             "<listener event=\"load\" handler=\"#y\" observer=\"x\"/>",
+            // without parentheses: the error handler set to a sink, then a throw; JSFuck
+            "onerror=alert;throw 1",
+            "';onerror=alert;throw 1//",
+            "{onerror=prompt}throw 1337",
+            "(![]+[])[+!+[]]+(![]+[])[!+[]+!+[]]+(!![]+[])[+[]]",
+            // split by tags a filter strips (brutelogic's `<x>` trick)
+            "\"o<x>nmouseover=alert<x>(1)//",
+            "\"autof<x>ocus o<x>nfocus=alert<x>(1)//",
         ] {
             assert!(detect(a.as_bytes()).is_some(), "{a}");
         }
@@ -709,6 +825,14 @@ mod tests {
             "see (prompt) `code`",
             "the levels (alert) ` and (prompt) `",
             "call(prompt.text)",
+            "onerror=alert the admin; throw away the logs",
+            "<p>Price <b>on</b>line=great (really)</p>",
+            "<b>al</b>ert the admin (now)",
+            "H<sub>2</sub>O and CO<sub>2</sub> (gases)",
+            "<span class=\"hljs-built_in\">setTimeout</span>(<span class=\"hljs-number\">100</span>)",
+            "on error = alert; throw",
+            "[]+[]+(1)+!x",
+            "!!!!!!!!!!!!!!!!!!!!!!!!!!!!",
             // a scheme's name inside a sentence or a word runs nothing
             "Learn javascript: the basics",
             "metadata:text/html is the header",

@@ -641,3 +641,21 @@ fn fray_payloads() {
         ],
     );
 }
+
+/// BRS-KB's XSS knowledge base (`heldout/brs_kb.tsv`, MIT): 4,462 payloads for every
+/// context a page reflects into (markup, attributes, URLs, scripts, templates,
+/// frameworks), each judged as a parameter value.
+#[test]
+fn brs_kb_payloads() {
+    let m = score(&file_items("brs_kb.tsv", "brs-kb"));
+    // Measured (2026-12-08): 4,063 found by the thirty-third session's first build,
+    // 4,069 after its rules (`onerror=alert;throw 1`, JSFuck, names split by tags a
+    // filter strips). What is missed is mostly no markup and no sink of its own: script
+    // statements a page would have to run (`location.hash`, `[alert].forEach(f=>f(1))`),
+    // framework sinks named in code (`v-html='userInput'`), links to other sites,
+    // template syntax (`{{config}}`); docs/BENCHMARKS.md, "Held-out payloads: BRS-KB".
+    check(
+        &m,
+        &[("brs-kb", "xss", Class::One(Attack::Xss), 91.1, 100.0)],
+    );
+}
