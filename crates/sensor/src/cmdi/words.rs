@@ -237,6 +237,8 @@ const STRONG: &[&str] = &[
     "ionice",
     "cpulimit",
     "ssh-agent",
+    "shuf",
+    "tac",
 ];
 
 const WEAK: &[&str] = &[
