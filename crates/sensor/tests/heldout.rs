@@ -586,8 +586,8 @@ fn nuclei_exploit_requests() {
     // added after those fixes (scored first as they were, then three more rules:
     // expression probes, a bare SpEL value, Groovy's `.execute()`, a bearer token read
     // as a value): sqli 90 of 106, xss
-    // 109 of 109, path_traversal 175 of 189, cmdi 160 of 190 (161 with the thirty-third
-    // session's serialized PHP objects). What is missed and why:
+    // 109 of 109, path_traversal 175 of 189, cmdi 160 of 190 (163 with the thirty-third
+    // session's serialized PHP objects and `echo md5(...)` probes). What is missed and why:
     // docs/BENCHMARKS.md, "Held-out exploit requests: nuclei's templates".
     let one = |a| Class::One(a);
     check(
@@ -602,7 +602,7 @@ fn nuclei_exploit_requests() {
                 92.5,
                 100.0,
             ),
-            ("nuclei", "cmdi", one(Attack::Cmdi), 84.7, 100.0),
+            ("nuclei", "cmdi", one(Attack::Cmdi), 85.7, 100.0),
         ],
     );
 }

@@ -139,6 +139,7 @@ pub fn injected(v: &[u8]) -> Option<&'static str> {
         }
     }
     exit_with_call(v)
+        .or_else(|| printed_hash(v))
         .or_else(|| callback(v))
         .or_else(|| request_callback(v))
         .or_else(|| php_only(v))
@@ -358,6 +359,29 @@ fn breakout_call(v: &[u8]) -> Option<&'static str> {
     called.then_some("php string breakout")
 }
 
+/// `echo md5("CVE-2019-16759");`, `print(md5(1))`, `var_dump(sha1('x'))`: the probe by
+/// which scanners see code run, a hash the page would print only if it ran.
+fn printed_hash(v: &[u8]) -> Option<&'static str> {
+    const PRINTERS: &[&[u8]] = &[b"echo", b"print", b"var_dump", b"print_r", b"printf"];
+    memchr::memchr_iter(b'(', v).find_map(|open| {
+        let hash = [&b"md5"[..], b"sha1"]
+            .into_iter()
+            .find(|h| open >= h.len() && v[open - h.len()..open].eq_ignore_ascii_case(h))?;
+        let before = v[..open - hash.len()].trim_ascii_end();
+        let before = before.strip_suffix(b"(").unwrap_or(before).trim_ascii_end();
+        let word = before
+            .iter()
+            .rev()
+            .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
+            .count();
+        let printer = &before[before.len() - word..];
+        let start = before.len() - word;
+        let apart = start == 0 || !matches!(before[start - 1], b'.' | b'>' | b'$');
+        (apart && PRINTERS.iter().any(|p| printer.eq_ignore_ascii_case(p)))
+            .then_some("php hash probe")
+    })
+}
+
 /// `exit(md5('x'))`, `die(sha1(1))`: the end of a script, with a call in its code.
 fn exit_with_call(v: &[u8]) -> Option<&'static str> {
     for (word, name) in [(&b"exit("[..], "exit"), (b"die(", "die")] {
@@ -443,6 +467,10 @@ mod tests {
             "print_r(getallheaders());",
             "$_=chr(112).chr(104).chr(112);$_();",
             "$_=([].[])[0];$$_[0]($$_[1]);",
+            // scanners' probes that code ran (vBulletin's CVE-2019-16759)
+            "echo md5(\"CVE-2019-16759\");",
+            "print(md5(1))",
+            "var_dump(sha1('x'));",
         ] {
             assert!(injected(v.as_bytes()).is_some(), "{v}");
         }
@@ -477,6 +505,8 @@ mod tests {
             "the scandir() function lists a directory",
             "$_GET['x'] and $_ are variables",
             "my.getcwd() wrapper",
+            "the md5() of the file",
+            "$hasher->print(md5($x))",
         ] {
             assert_eq!(injected(v.as_bytes()), None, "{v}");
         }
