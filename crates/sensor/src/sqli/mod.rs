@@ -683,9 +683,12 @@ fn catalog_name(value: &[u8], p: Profile) -> Option<SqliMatch> {
 pub fn decide(w: &Walk, ctx: SqlContext) -> bool {
     let s = w.signals;
     if w.tail_open && w.broke_out {
-        // Valid but for the application's dangling closing quote.
-        return s & sig::LOGIC != 0
-            && (ctx == SqlContext::SingleQuote || s & (sig::CMP | sig::UNARY | sig::ARITH) != 0);
+        // Valid but for the application's dangling closing quote; a clause whose
+        // condition always holds too (sqlmap's derived-table boundary, `1') AS x WHERE
+        // 7208=7208`).
+        return (s & sig::LOGIC != 0
+            && (ctx == SqlContext::SingleQuote || s & (sig::CMP | sig::UNARY | sig::ARITH) != 0))
+            || (s & sig::CLAUSE != 0 && s & sig::TRUE_CMP != 0);
     }
     if !w.valid {
         return false;
@@ -845,6 +848,10 @@ mod heldout_rules {
     #[test]
     fn injections() {
         for v in [
+            // sqlmap's derived-table boundary: the alias, a condition that always holds,
+            // the application's quote left dangling (protego's held-out set)
+            "1') AS dago WHERE 9788=9788",
+            "1\" )  as uorp where 7208 = 7208",
             // after the application's operand: a comparison's subquery or delay
             "=(SELECT/**/1/**/WHERE/**/SLEEP(6))",
             ">=benchmark(1000000,md5(1))",
@@ -985,6 +992,8 @@ mod heldout_rules {
     #[test]
     fn prose() {
         for v in [
+            "it's (as seen) where 5 = 5",
+            "O'Brien (as agreed) where we met",
             // spreadsheet formulas open with `=` and compare and call too
             "=IF(A1>5,\"yes\",\"no\")",
             "=VLOOKUP(B2,C2:E7,3,TRUE)",
