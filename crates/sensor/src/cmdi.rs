@@ -104,7 +104,8 @@ fn detect_prefix(value: &[u8], p: Profile) -> Option<CmdiMatch> {
         } else {
             first
         };
-        let batch = first == b"if" || first == b"for" || first == b".";
+        // (Batch keywords, `.` and `dd`, judged with their operands below.)
+        let batch = matches!(first, b"if" | b"for" | b"." | b"dd");
         if !(batch
             || words::strong(first)
             || words::weak(first)
@@ -285,7 +286,8 @@ fn assigned_program(before: &[Tok], name: &[u8]) -> Option<String> {
 }
 
 /// Shell builtins that only a shell reads with these arguments: `alias name=...`,
-/// `alias -p`, `set -o history`; and the sqlite3 shell's `.shell` / `.system`.
+/// `alias -p`, `set -o history`; the sqlite3 shell's `.shell` / `.system`; and `dd`
+/// with its operands.
 fn builtin(toks: &[Tok]) -> Option<CmdiMatch> {
     let word = |k: usize| match toks.get(k) {
         Some(Tok::Word(w)) => Some(w.text.as_slice()),
@@ -299,6 +301,10 @@ fn builtin(toks: &[Tok]) -> Option<CmdiMatch> {
         // (`+o` reads as `o`: a `+` is taken for a form-encoded blank.)
         b"set" => next.is_some_and(|n| n == b"-o"),
         b".shell" | b".system" => true,
+        // `dd if=/etc/passwd`: its operands, not HTML's `</dd>`.
+        b"dd" => next.is_some_and(|n| {
+            n.starts_with(b"if=") || n.starts_with(b"of=") || n.starts_with(b"bs=")
+        }),
         _ => false,
     };
     shell.then(|| CmdiMatch {
@@ -518,6 +524,8 @@ mod tests {
             // PureWaf's: reserved words before a command, the `.` builtin, more readers
             "while read line;do echo $line;done</etc/passwd",
             "more /etc/passw''d",
+            "dd if=/etc/passwd",
+            "`dd bs=1 if=/etc/passwd`",
             "awk '1' /etc/passw\\d",
             "sort${IFS}/etc/passw''d",
             ". /???/????????[@-[]",

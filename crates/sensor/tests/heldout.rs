@@ -586,8 +586,9 @@ fn nuclei_exploit_requests() {
     // added after those fixes (scored first as they were, then three more rules:
     // expression probes, a bare SpEL value, Groovy's `.execute()`, a bearer token read
     // as a value): sqli 90 of 106, xss
-    // 109 of 109, path_traversal 175 of 189, cmdi 160 of 190 (163 with the thirty-third
-    // session's serialized PHP objects and `echo md5(...)` probes). What is missed and why:
+    // 109 of 109, path_traversal 175 of 189, cmdi 160 of 190 (164 with the thirty-third
+    // session's serialized PHP objects, `echo md5(...)` probes and `dd if=`). What is
+    // missed and why:
     // docs/BENCHMARKS.md, "Held-out exploit requests: nuclei's templates".
     let one = |a| Class::One(a);
     check(
@@ -602,7 +603,7 @@ fn nuclei_exploit_requests() {
                 92.5,
                 100.0,
             ),
-            ("nuclei", "cmdi", one(Attack::Cmdi), 85.7, 100.0),
+            ("nuclei", "cmdi", one(Attack::Cmdi), 86.3, 100.0),
         ],
     );
 }
@@ -679,14 +680,15 @@ fn purewaf_bypasses() {
     // thirty-third session's first build, after `;` 367 (54.9 %); after its rules
     // (a name joined from variables, reserved words and `.` before a command, spliced
     // paths as arguments, PHP's request callbacks, file listing and variable functions,
-    // `tac`, `shuf`, ANSI-C quotes) 610 and 637 (91.2 %, 95.2 %); any class 635 whole.
+    // `tac`, `shuf`, ANSI-C quotes) 610 and 637 (91.2 %, 95.2 %); then `dd` with its
+    // operands and PHP's inverted strings called: 635 and 657 (94.9 %, 98.2 %).
     // What is left: docs/BENCHMARKS.md, "Held-out payloads: PureWaf".
     let cmdi = Class::One(Attack::Cmdi);
     check(
         &score(&items),
         &[
-            ("purewaf whole value", "cmdi", cmdi, 91.1, 100.0),
-            ("purewaf after ;", "cmdi", cmdi, 95.1, 100.0),
+            ("purewaf whole value", "cmdi", cmdi, 94.9, 100.0),
+            ("purewaf after ;", "cmdi", cmdi, 98.2, 100.0),
         ],
     );
 }

@@ -144,6 +144,7 @@ pub fn injected(v: &[u8]) -> Option<&'static str> {
         .or_else(|| request_callback(v))
         .or_else(|| php_only(v))
         .or_else(|| variable_function(v))
+        .or_else(|| inverted_call(v))
         .or_else(|| breakout_call(v))
         .or_else(|| javascript_delay(v))
 }
@@ -285,6 +286,19 @@ fn php_only(v: &[u8]) -> Option<&'static str> {
                     .is_some_and(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'>')))
             .then_some("php file listing")
         })
+    })
+}
+
+/// A string inverted bit by bit and called (`(~'%8f%97%8f%96%91%99%90')()` is
+/// `phpinfo()`): PHP 7 calls a string expression as the function it names, and the
+/// name is in bytes no filter reads.
+fn inverted_call(v: &[u8]) -> Option<&'static str> {
+    memchr::memmem::find_iter(v, b"(~").find_map(|i| {
+        let rest = &v[i + 2..v.len().min(i + 2 + 64)];
+        // A string: quoted, or its bytes past ASCII as the inverted name's are.
+        let string = matches!(rest.first(), Some(b'\'' | b'"')) || rest.first() >= Some(&0x80);
+        let close = memchr::memchr(b')', rest)?;
+        (string && rest.get(close + 1) == Some(&b'(')).then_some("php inverted string call")
     })
 }
 
@@ -467,6 +481,7 @@ mod tests {
             "print_r(getallheaders());",
             "$_=chr(112).chr(104).chr(112);$_();",
             "$_=([].[])[0];$$_[0]($$_[1]);",
+            "(~'\u{8f}\u{97}\u{8f}\u{96}\u{91}\u{99}\u{90}')();",
             // scanners' probes that code ran (vBulletin's CVE-2019-16759)
             "echo md5(\"CVE-2019-16759\");",
             "print(md5(1))",
@@ -507,6 +522,8 @@ mod tests {
             "my.getcwd() wrapper",
             "the md5() of the file",
             "$hasher->print(md5($x))",
+            "x = (~mask) (bits)",
+            "(~5)(3)",
         ] {
             assert_eq!(injected(v.as_bytes()), None, "{v}");
         }
