@@ -390,23 +390,17 @@ fn command_here(w: &Word, op: Op, rest: &[Tok]) -> bool {
 /// a file into the web root is how injection tools see their output when the page
 /// shows none (commix's file-based technique); prose puts no `>` before a path.
 fn redirects_to_path(rest: &[Tok]) -> bool {
-    rest.iter()
-        .take(8)
-        .map_while(|t| match t {
-            Tok::Word(w) => Some(w),
-            Tok::Op(_) => None,
-        })
-        .any(|w| {
-            // A file: `/` and a name (not `/` alone, nor a `//` comment), a drive
-            // path, or one under a variable (`%temp%\\x`).
-            let t = &w.text;
-            w.redirected
-                && match t.as_slice() {
-                    [b'/', c, ..] => c.is_ascii_alphanumeric() || *c == b'.',
-                    [b'c', b':', _, ..] | [b'%', _, ..] => true,
-                    _ => false,
-                }
-        })
+    arguments(rest).take(8).any(|w| {
+        // A file: `/` and a name (not `/` alone, nor a `//` comment), a drive
+        // path, or one under a variable (`%temp%\\x`).
+        let t = &w.text;
+        w.redirected
+            && match t.as_slice() {
+                [b'/', c, ..] => c.is_ascii_alphanumeric() || *c == b'.',
+                [b'c', b':', _, ..] | [b'%', _, ..] => true,
+                _ => false,
+            }
+    })
 }
 
 /// After a word that is also English (`id`, `system`, `history`): a `;` `|` `&&` `||`
@@ -446,19 +440,23 @@ fn glob_word(v: &[u8]) -> Option<&'static str> {
         .find_map(glob::target)
 }
 
-/// An argument only a command line has: an option, a path, a URL, an address.
+/// The words of a command's arguments: those before the next operator.
+fn arguments(rest: &[Tok]) -> impl Iterator<Item = &Word> {
+    rest.iter().map_while(|t| match t {
+        Tok::Word(w) => Some(w),
+        Tok::Op(_) => None,
+    })
+}
+
 /// Is one of a command's first arguments an absolute path with quotes or a backslash
 /// inside its name (`/etc/passw''d`, `/etc/passw\d`)?
-fn spliced_path(args: &[Tok]) -> bool {
-    args.iter()
+fn spliced_path(rest: &[Tok]) -> bool {
+    arguments(rest)
         .take(4)
-        .map_while(|t| match t {
-            Tok::Word(w) => Some(w),
-            Tok::Op(_) => None,
-        })
         .any(|a| a.spliced && a.text.starts_with(b"/"))
 }
 
+/// An argument only a command line has: an option, a path, a URL, an address.
 fn shellish_arg(t: &Tok) -> bool {
     let Tok::Word(w) = t else { return true };
     shellish_word(&w.text)

@@ -273,13 +273,18 @@ fn handler_calls_sink(v: &[u8]) -> bool {
             .strip_prefix(b"\"")
             .or_else(|| code.strip_prefix(b"'"))
             .unwrap_or(code);
-        name >= 3
-            && ["alert", "prompt", "confirm", "eval", "print"]
-                .iter()
-                .any(|s| {
-                    code.starts_with(s.as_bytes()) && matches!(code.get(s.len()), Some(b'(' | b'`'))
-                })
+        name >= 3 && opens_with_sink(code, b"(`")
     })
+}
+
+/// Does `code` open with a dialog or evaluator's name (`alert`, `prompt`, `confirm`,
+/// `eval`, `print`) followed by one of `then`?
+fn opens_with_sink(code: &[u8], then: &[u8]) -> bool {
+    ["alert", "prompt", "confirm", "eval", "print"]
+        .iter()
+        .any(|s| {
+            code.starts_with(s.as_bytes()) && code.get(s.len()).is_some_and(|c| then.contains(c))
+        })
 }
 
 /// `v` with every tag (`<x>`, `</b>`, `<br/>`: `<`, a letter or `/`, up to 64 bytes
@@ -679,15 +684,8 @@ fn handler_outside_tag(v: &[u8]) -> bool {
     // The script context's way to call without parentheses: the window's error handler
     // set to a sink, then an exception thrown (`onerror=alert;throw 1`), anywhere.
     if memchr::memmem::find(&lower, b"throw").is_some()
-        && memchr::memmem::find_iter(&lower, b"onerror=").any(|i| {
-            let sink = &lower[i + 8..];
-            ["alert", "prompt", "confirm", "eval", "print"]
-                .iter()
-                .any(|s| {
-                    sink.starts_with(s.as_bytes())
-                        && matches!(sink.get(s.len()), Some(b';' | b',' | b'}' | b'\n'))
-                })
-        })
+        && memchr::memmem::find_iter(&lower, b"onerror=")
+            .any(|i| opens_with_sink(&lower[i + 8..], b";,}\n"))
     {
         return true;
     }

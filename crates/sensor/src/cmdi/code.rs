@@ -152,28 +152,49 @@ pub fn injected(v: &[u8]) -> Option<&'static str> {
 /// How many of [`RUNNERS`], from the first, start a process (`system` to `pcntl_exec`).
 const PROCESS: usize = 7;
 
-/// What takes a function's name and calls it: Twig's filters, PHP's callback functions,
-/// Twig 1's `registerUndefinedFilterCallback`.
-const HIGHER_ORDER: &[&str] = &[
-    "filter",
-    "map",
-    "reduce",
-    "sort",
-    "usort",
-    "uasort",
-    "uksort",
-    "array_map",
-    "array_filter",
-    "array_walk",
-    "array_reduce",
-    "call_user_func",
-    "call_user_func_array",
-    "forward_static_call",
-    "register_shutdown_function",
-    "iterator_apply",
-    "ob_start",
-    "registerundefinedfiltercallback",
+/// PHP's functions that call a function given by name, and which argument it is.
+const PHP_CALLBACKS: &[(&str, usize)] = &[
+    ("call_user_func", 0),
+    ("call_user_func_array", 0),
+    ("array_map", 0),
+    ("forward_static_call", 0),
+    ("register_shutdown_function", 0),
+    ("ob_start", 0),
+    ("array_filter", 1),
+    ("array_walk", 1),
+    ("array_reduce", 1),
+    ("usort", 1),
+    ("uasort", 1),
+    ("uksort", 1),
+    ("iterator_apply", 1),
 ];
+
+/// Does `callee` call what it is given: one of [`PHP_CALLBACKS`], Twig's filters, Twig
+/// 1's `registerUndefinedFilterCallback`?
+fn higher_order(callee: &[u8]) -> bool {
+    let twig = [
+        "filter",
+        "map",
+        "reduce",
+        "sort",
+        "registerundefinedfiltercallback",
+    ];
+    PHP_CALLBACKS
+        .iter()
+        .map(|(name, _)| name)
+        .chain(&twig)
+        .any(|h| callee.eq_ignore_ascii_case(h.as_bytes()))
+}
+
+/// The identifier `s` ends with (letters, digits, `_`), and what is before it.
+fn trailing_ident(s: &[u8]) -> (&[u8], &[u8]) {
+    let len = s
+        .iter()
+        .rev()
+        .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
+        .count();
+    s.split_at(s.len() - len)
+}
 
 /// A runner's name passed as a callback, the first argument of a call: Twig's filters
 /// (`{{['id']|filter('system')}}`, `{{[0]|reduce('system','id')}}`), PHP's
@@ -186,17 +207,7 @@ fn callback(v: &[u8]) -> Option<&'static str> {
         let Some(open) = before.strip_suffix(b"(") else {
             continue;
         };
-        let callee = open.trim_ascii_end();
-        let len = callee
-            .iter()
-            .rev()
-            .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
-            .count();
-        let callee = &callee[callee.len() - len..];
-        if !HIGHER_ORDER
-            .iter()
-            .any(|h| callee.eq_ignore_ascii_case(h.as_bytes()))
-        {
+        if !higher_order(trailing_ident(open.trim_ascii_end()).1) {
             continue;
         }
         let rest = &v[q + 1..];
@@ -222,24 +233,11 @@ fn callback(v: &[u8]) -> Option<&'static str> {
 fn request_callback(v: &[u8]) -> Option<&'static str> {
     memchr::memmem::find(v, b"$_")?;
     memchr::memchr_iter(b'(', v).find_map(|open| {
-        let callee_len = v[..open]
-            .iter()
-            .rev()
-            .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
-            .count();
-        let callee = v[open - callee_len..open].to_ascii_lowercase();
+        let callee = trailing_ident(&v[..open]).1;
         // Which argument is the callback.
-        let position = match callee.as_slice() {
-            b"call_user_func"
-            | b"call_user_func_array"
-            | b"array_map"
-            | b"forward_static_call"
-            | b"register_shutdown_function"
-            | b"ob_start" => 0,
-            b"array_filter" | b"array_walk" | b"array_reduce" | b"usort" | b"uasort"
-            | b"uksort" | b"iterator_apply" => 1,
-            _ => return None,
-        };
+        let &(_, position) = PHP_CALLBACKS
+            .iter()
+            .find(|(name, _)| callee.eq_ignore_ascii_case(name.as_bytes()))?;
         let args = &v[open + 1..v.len().min(open + 129)];
         let args = &args[..memchr::memchr(b')', args).unwrap_or(args.len())];
         let arg = args.split(|&c| c == b',').nth(position)?.trim_ascii_start();
@@ -383,14 +381,8 @@ fn printed_hash(v: &[u8]) -> Option<&'static str> {
             .find(|h| open >= h.len() && v[open - h.len()..open].eq_ignore_ascii_case(h))?;
         let before = v[..open - hash.len()].trim_ascii_end();
         let before = before.strip_suffix(b"(").unwrap_or(before).trim_ascii_end();
-        let word = before
-            .iter()
-            .rev()
-            .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
-            .count();
-        let printer = &before[before.len() - word..];
-        let start = before.len() - word;
-        let apart = start == 0 || !matches!(before[start - 1], b'.' | b'>' | b'$');
+        let (ahead, printer) = trailing_ident(before);
+        let apart = !matches!(ahead.last(), Some(b'.' | b'>' | b'$'));
         (apart && PRINTERS.iter().any(|p| printer.eq_ignore_ascii_case(p)))
             .then_some("php hash probe")
     })
